@@ -1,0 +1,555 @@
+#define G_LOG_DOMAIN "api"
+#include "api/http.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+typedef struct http_listener {
+	http_server *server;
+	struct MHD_Daemon *mhd;
+	bool is_unix;
+	char *unix_path;
+	guint epoll_watch;
+	guint timer;
+	guint idle;
+} http_listener;
+
+struct http_server {
+	const http_route *routes;
+	size_t n_routes;
+	gpointer user_data;
+	GPtrArray *listeners;      /* of http_listener* */
+	GHashTable *suspended;     /* http_request* set */
+};
+
+struct http_request {
+	http_listener *listener;
+	struct MHD_Connection *conn;
+	char *method;
+	char *path;
+	GByteArray *body;
+	bool body_too_large;
+	bool dispatched;
+	bool suspended;
+	bool answered;
+	struct MHD_Response *response; /* prepared while suspended */
+	unsigned status;
+	GHashTable *params;            /* name -> segment */
+	int peer_uid;                  /* -1 unless unix socket */
+};
+
+static void listener_run(http_listener *l);
+
+/* ------------------------------------------------------------------ */
+/* Main loop integration                                               */
+
+static gboolean on_timer(gpointer data)
+{
+	http_listener *l = data;
+	l->timer = 0;
+	listener_run(l);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean on_epoll(gint fd, GIOCondition cond, gpointer data)
+{
+	listener_run(data);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_idle(gpointer data)
+{
+	http_listener *l = data;
+	l->idle = 0;
+	listener_run(l);
+	return G_SOURCE_REMOVE;
+}
+
+/* Let MHD do its work, then arm a timer for what it wants next. */
+static void listener_run(http_listener *l)
+{
+	MHD_run(l->mhd);
+	if (l->timer) {
+		g_source_remove(l->timer);
+		l->timer = 0;
+	}
+	MHD_UNSIGNED_LONG_LONG timeout_ms;
+	if (MHD_get_timeout(l->mhd, &timeout_ms) == MHD_YES) {
+		if (timeout_ms > 60000)
+			timeout_ms = 60000;
+		l->timer = g_timeout_add((guint)timeout_ms, on_timer, l);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Routing                                                             */
+
+static bool route_match(const char *pattern, const char *path, GHashTable *params)
+{
+	g_auto(GStrv) pp = g_strsplit(pattern, "/", -1);
+	g_auto(GStrv) sp = g_strsplit(path, "/", -1);
+	guint n = g_strv_length(pp);
+	/* A trailing slash is tolerated: "/api/v1/vms/" is "/api/v1/vms". */
+	guint m = g_strv_length(sp);
+	if (m > 1 && sp[m - 1][0] == '\0')
+		m--;
+	if (n != m)
+		return false;
+	for (guint i = 0; i < n; i++) {
+		size_t len = strlen(pp[i]);
+		if (len > 2 && pp[i][0] == '{' && pp[i][len - 1] == '}') {
+			if (sp[i][0] == '\0')
+				return false;
+			if (params)
+				g_hash_table_insert(params, g_strndup(pp[i] + 1, len - 2),
+						    g_strdup(sp[i]));
+		} else if (strcmp(pp[i], sp[i]) != 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static void dispatch(http_request *req)
+{
+	http_server *srv = req->listener->server;
+	GString *allowed = NULL;
+
+	if (req->body_too_large) {
+		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
+				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
+		return;
+	}
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		const http_route *r = &srv->routes[i];
+		if (!route_match(r->pattern, req->path, NULL))
+			continue;
+		if (strcmp(r->method, req->method) != 0) {
+			if (!allowed)
+				allowed = g_string_new(NULL);
+			if (!strstr(allowed->str, r->method))
+				g_string_append_printf(allowed, "%s%s", allowed->len ? ", " : "",
+						       r->method);
+			continue;
+		}
+		route_match(r->pattern, req->path, req->params);
+		r->handler(req, srv->user_data);
+		if (!req->answered && !req->suspended) {
+			log_err("handler for %s %s returned without answering", req->method,
+				req->path);
+			http_respond_errorf(req, HERD_ERR_INTERNAL, "The request was not answered.");
+		}
+		if (allowed)
+			g_string_free(allowed, TRUE);
+		return;
+	}
+	if (allowed) {
+		http_respond_errorf(req, HERD_ERR_METHOD, "%s is not allowed on %s (allowed: %s).",
+				    req->method, req->path, allowed->str);
+		if (req->response)
+			MHD_add_response_header(req->response, "Allow", allowed->str);
+		g_string_free(allowed, TRUE);
+		return;
+	}
+	http_respond_errorf(req, HERD_ERR_NOT_FOUND, "There is no API resource at %s.", req->path);
+}
+
+/* ------------------------------------------------------------------ */
+/* MHD callbacks                                                       */
+
+static int peer_uid_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return -1;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -1;
+	return (int)cred.uid;
+}
+
+static enum MHD_Result queue_prepared(http_request *req)
+{
+	enum MHD_Result rc = MHD_queue_response(req->conn, req->status, req->response);
+	MHD_destroy_response(req->response);
+	req->response = NULL;
+	return rc;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+				 const char *method, const char *version,
+				 const char *upload_data, size_t *upload_data_size,
+				 void **con_cls)
+{
+	http_listener *l = cls;
+	http_request *req = *con_cls;
+
+	if (!req) {
+		req = g_new0(http_request, 1);
+		req->listener = l;
+		req->conn = conn;
+		req->method = g_strdup(method);
+		req->path = g_strdup(url);
+		req->body = g_byte_array_new();
+		req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+		req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (req->body->len + *upload_data_size > HTTP_MAX_BODY_BYTES)
+			req->body_too_large = true;
+		else
+			g_byte_array_append(req->body, (const guint8 *)upload_data,
+					    (guint)*upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (!req->dispatched) {
+		req->dispatched = true;
+		dispatch(req);
+	}
+	if (req->response)
+		return queue_prepared(req);
+	/* Resumed without an answer cannot happen; suspended: wait. */
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	http_request *req = *con_cls;
+	if (!req)
+		return;
+	g_hash_table_remove(req->listener->server->suspended, req);
+	if (req->response)
+		MHD_destroy_response(req->response);
+	g_byte_array_unref(req->body);
+	g_hash_table_unref(req->params);
+	g_free(req->method);
+	g_free(req->path);
+	g_free(req);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+	g_strchomp(msg);
+	log_debug("libmicrohttpd: %s", msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                           */
+
+static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
+{
+	g_return_if_fail(!req->answered);
+	req->answered = true;
+	req->status = status;
+	req->response = resp;
+	if (req->suspended) {
+		req->suspended = false;
+		g_hash_table_remove(req->listener->server->suspended, req);
+		MHD_resume_connection(req->conn);
+		if (!req->listener->idle)
+			req->listener->idle = g_idle_add(on_idle, req->listener);
+	}
+}
+
+void http_respond_bytes(http_request *req, unsigned status, const char *content_type,
+			const void *data, size_t len)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	respond(req, status, resp);
+}
+
+void http_respond_json(http_request *req, unsigned status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	size_t len = strlen(text);
+	text[len] = '\0';
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	respond(req, status, resp);
+}
+
+void http_respond_error(http_request *req, const GError *err)
+{
+	herd_error_code code = err->domain == HERD_ERROR ? (herd_error_code)err->code
+							 : HERD_ERR_INTERNAL;
+	json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", herd_error_name(code),
+				 "message", err->message);
+	http_respond_json(req, herd_error_http_status(code), body);
+}
+
+void http_respond_errorf(http_request *req, herd_error_code code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_autoptr(GError) err = g_error_new_valist(HERD_ERROR, (gint)code, fmt, ap);
+	va_end(ap);
+	http_respond_error(req, err);
+}
+
+void http_request_suspend(http_request *req)
+{
+	g_return_if_fail(!req->answered && !req->suspended);
+	req->suspended = true;
+	g_hash_table_add(req->listener->server->suspended, req);
+	MHD_suspend_connection(req->conn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Accessors                                                           */
+
+const char *http_request_method(http_request *req) { return req->method; }
+const char *http_request_path(http_request *req) { return req->path; }
+
+const char *http_request_param(http_request *req, const char *name)
+{
+	return g_hash_table_lookup(req->params, name);
+}
+
+const char *http_request_query(http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_request_header(http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_body(http_request *req, size_t *len)
+{
+	if (len)
+		*len = req->body->len;
+	return (const char *)req->body->data;
+}
+
+json_t *http_request_json(http_request *req, GError **error)
+{
+	json_error_t jerr;
+	if (req->body->len == 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The request needs a JSON object as its body.");
+		return NULL;
+	}
+	json_t *root = json_loadb((const char *)req->body->data, req->body->len,
+				  JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The request body is not valid JSON: %s (line %d, column %d).",
+			    jerr.text, jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The request body must be a JSON object.");
+		return NULL;
+	}
+	return root;
+}
+
+bool http_request_is_local_root(http_request *req)
+{
+	return req->listener->is_unix && req->peer_uid == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listeners                                                           */
+
+/* Start MHD for @l with @flags and the MHD_OPTION_END-terminated @options. */
+static bool listener_start(http_server *srv, http_listener *l, unsigned flags,
+			   const struct MHD_OptionItem *options, GError **error)
+{
+	l->server = srv;
+	l->mhd = MHD_start_daemon(flags | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+					  MHD_USE_ERROR_LOG,
+				  0, NULL, NULL, on_access, l,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+				  MHD_OPTION_ARRAY, options,
+				  MHD_OPTION_END);
+	if (!l->mhd) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot start the HTTP server.");
+		return false;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	l->epoll_watch = g_unix_fd_add(info->epoll_fd, G_IO_IN, on_epoll, l);
+	g_ptr_array_add(srv->listeners, l);
+	listener_run(l);
+	return true;
+}
+
+bool http_server_listen_unix(http_server *srv, const char *path, GError **error)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Socket path %s is too long.", path);
+		return false;
+	}
+	strcpy(sa.sun_path, path);
+	g_autofree char *dir = g_path_get_dirname(path);
+	if (g_mkdir_with_parents(dir, 0755) < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot create %s: %s.", dir,
+			    g_strerror(errno));
+		return false;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "socket: %s", g_strerror(errno));
+		return false;
+	}
+	/* A socket file left by a daemon that died is replaced; a live one is not. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "Another daemon is already listening on %s.", path);
+		return false;
+	}
+	unlink(path);
+	mode_t old = umask(0177);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || listen(fd, 128) < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot listen on %s: %s.", path,
+			    g_strerror(errno));
+		close(fd);
+		return false;
+	}
+	http_listener *l = g_new0(http_listener, 1);
+	l->is_unix = true;
+	l->unix_path = g_strdup(path);
+	const struct MHD_OptionItem options[] = {
+		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	if (!listener_start(srv, l, 0, options, error)) {
+		close(fd);
+		unlink(path);
+		g_free(l->unix_path);
+		g_free(l);
+		return false;
+	}
+	log_info("API listening on unix socket %s", path);
+	return true;
+}
+
+bool http_server_listen_tcp(http_server *srv, const char *address, int port,
+			    const char *cert_pem, const char *key_pem, GError **error)
+{
+	int fd = -1;
+	bool any = !address || !*address || strcmp(address, "*") == 0;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST,
+				  .ai_family = any ? AF_INET6 : AF_UNSPEC };
+	struct addrinfo *res = NULL;
+	g_autofree char *service = g_strdup_printf("%d", port);
+	int gai = getaddrinfo(any ? NULL : address, service, &hints, &res);
+	if (gai != 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Cannot listen on '%s': %s.", address, gai_strerror(gai));
+		return false;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1, zero = 0;
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (res->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(int));
+	}
+	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot listen on %s port %d: %s.",
+			    any ? "all addresses" : address, port, g_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return false;
+	}
+	freeaddrinfo(res);
+
+	http_listener *l = g_new0(http_listener, 1);
+	bool tls = cert_pem && key_pem;
+	const struct MHD_OptionItem options[] = {
+		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
+		{ tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert_pem },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key_pem },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	unsigned flags = (tls ? MHD_USE_TLS : 0);
+	if (!listener_start(srv, l, flags, options, error)) {
+		close(fd);
+		g_free(l);
+		return false;
+	}
+	log_info("API listening on %s port %d (%s)", any ? "all addresses" : address, port,
+		 cert_pem ? "https" : "http");
+	return true;
+}
+
+static void listener_free(http_listener *l)
+{
+	if (l->epoll_watch)
+		g_source_remove(l->epoll_watch);
+	if (l->timer)
+		g_source_remove(l->timer);
+	if (l->idle)
+		g_source_remove(l->idle);
+	MHD_stop_daemon(l->mhd);
+	if (l->unix_path)
+		unlink(l->unix_path);
+	g_free(l->unix_path);
+	g_free(l);
+}
+
+http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer user_data)
+{
+	http_server *srv = g_new0(http_server, 1);
+	srv->routes = routes;
+	srv->n_routes = n_routes;
+	srv->user_data = user_data;
+	srv->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
+	srv->suspended = g_hash_table_new(g_direct_hash, g_direct_equal);
+	return srv;
+}
+
+void http_server_free(http_server *srv)
+{
+	if (!srv)
+		return;
+	/* MHD cannot stop with suspended connections: answer them first. */
+	GList *pending = g_hash_table_get_keys(srv->suspended);
+	for (GList *p = pending; p; p = p->next)
+		http_respond_errorf(p->data, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
+	g_list_free(pending);
+	for (guint i = 0; i < srv->listeners->len; i++) {
+		http_listener *l = srv->listeners->pdata[i];
+		MHD_run(l->mhd);
+	}
+	g_ptr_array_free(srv->listeners, TRUE);
+	g_hash_table_unref(srv->suspended);
+	g_free(srv);
+}

@@ -1,0 +1,80 @@
+/*
+ * The API's HTTP layer: libmicrohttpd driven from the GLib main loop.
+ *
+ * MHD runs in "external epoll" mode: its epoll fd is watched by the main loop
+ * and MHD_run() is called when it is ready, so every handler runs on the main
+ * thread and may touch daemon state without locks.  A handler answers at
+ * once, or suspends the request and answers later (e.g. once a change has
+ * been committed through corosync); either way it answers exactly once.
+ */
+#pragma once
+
+#include "common/error.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct http_server http_server;
+typedef struct http_request http_request;
+
+typedef void (*http_handler_fn)(http_request *req, gpointer user_data);
+
+enum {
+	HTTP_ROUTE_PUBLIC = 1 << 0, /* served to anyone, no authentication */
+};
+
+typedef struct {
+	const char *method;   /* "GET", "POST", "PUT", "DELETE" */
+	const char *pattern;  /* "/api/v1/vms/{vm}": {x} matches one segment */
+	http_handler_fn handler;
+	unsigned flags;
+} http_route;
+
+/* Largest request body accepted; larger ones get 413. */
+#define HTTP_MAX_BODY_BYTES (8u * 1024 * 1024)
+
+/* A server over @routes (kept by reference; normally a static table). */
+http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer user_data);
+
+/* Serve on a unix socket at @path (replacing a stale socket file). */
+bool http_server_listen_unix(http_server *srv, const char *path, GError **error);
+
+/*
+ * Serve on TCP @port of @address ("" for all, IPv4 and IPv6).  With
+ * @cert_pem and @key_pem set, the listener speaks HTTPS only.
+ */
+bool http_server_listen_tcp(http_server *srv, const char *address, int port,
+			    const char *cert_pem, const char *key_pem, GError **error);
+
+/* Stop every listener; suspended requests are answered 503 first. */
+void http_server_free(http_server *srv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(http_server, http_server_free)
+
+/* Request accessors (valid until the request is answered). */
+const char *http_request_method(http_request *req);
+const char *http_request_path(http_request *req);
+/* The segment matched by {name} in the route pattern. */
+const char *http_request_param(http_request *req, const char *name);
+/* A query-string argument, or NULL. */
+const char *http_request_query(http_request *req, const char *name);
+/* A request header, or NULL. */
+const char *http_request_header(http_request *req, const char *name);
+const char *http_request_body(http_request *req, size_t *len);
+/* The body parsed as a JSON object; NULL with an INVALID error otherwise. */
+json_t *http_request_json(http_request *req, GError **error);
+/* True for a client on the unix socket running as root. */
+bool http_request_is_local_root(http_request *req);
+
+/* Keep the request open after the handler returns; answer it later. */
+void http_request_suspend(http_request *req);
+
+/* Answer with @body (reference stolen), status @status. */
+void http_respond_json(http_request *req, unsigned status, json_t *body);
+/* Answer with the error's code and message as {"error":{…}}. */
+void http_respond_error(http_request *req, const GError *err);
+void http_respond_errorf(http_request *req, herd_error_code code, const char *fmt, ...)
+	G_GNUC_PRINTF(3, 4);
+/* Answer with raw bytes of @content_type. */
+void http_respond_bytes(http_request *req, unsigned status, const char *content_type,
+			const void *data, size_t len);

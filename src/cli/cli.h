@@ -1,0 +1,51 @@
+/*
+ * The herd CLI: a table of commands ("status", "vm list", …), each with its
+ * own options, usage line and help.  main.c parses the global options,
+ * finds the command by its words and runs it; the same table answers
+ * --help and the bash completion.
+ */
+#pragma once
+
+#include "cli/client.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Exit codes. */
+enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
+
+typedef struct cli_ctx {
+	herd_client_options client_opts;
+	bool json;               /* --json: print the API's JSON */
+	herd_client *client;     /* made on first use */
+} cli_ctx;
+
+typedef struct cli_command {
+	const char *words;        /* "vm list" */
+	const char *args;         /* positional arguments for the usage line */
+	const char *summary;      /* one line for the command list */
+	const char *description;  /* more text for --help, or NULL */
+	GOptionEntry *options;    /* command options (NULL-terminated), or NULL */
+	unsigned min_args, max_args;
+	int (*run)(cli_ctx *ctx, int argc, char **argv);
+} cli_command;
+
+/* The client for this invocation (connects lazily). */
+herd_client *cli_client(cli_ctx *ctx);
+
+/* Call the API; on error print it and return NULL (exit code via cli_fail). */
+json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
+		 GError **error);
+
+/* Print @error as "herd: message" and return the exit code for it. */
+int cli_report(const GError *error);
+
+/* Print @root as pretty JSON on stdout. */
+void cli_print_json(json_t *root);
+
+/* Format seconds as "3d 4h", "5m 2s"… */
+char *cli_format_duration(gint64 seconds);
+
+/* Command tables of each file, NULL-terminated by a zeroed entry. */
+extern const cli_command cli_status_commands[];

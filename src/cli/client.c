@@ -1,0 +1,129 @@
+#include "cli/client.h"
+
+#include "herd-config.h"
+
+#include <curl/curl.h>
+#include <string.h>
+
+struct herd_client {
+	CURL *curl;
+	char *base_url;
+	char *target;
+	herd_client_options opts;
+};
+
+/* "n1" -> "n1:8001", "10.0.0.1:9000" stays, "fe80::1" -> "[fe80::1]:8001". */
+static char *host_with_port(const char *host)
+{
+	const char *first = strchr(host, ':');
+	if (host[0] == '[')
+		return strstr(host, "]:") ? g_strdup(host) : g_strdup_printf("%s:8001", host);
+	if (!first)
+		return g_strdup_printf("%s:8001", host);
+	if (first == strrchr(host, ':'))
+		return g_strdup(host);
+	return g_strdup_printf("[%s]:8001", host);
+}
+
+herd_client *herd_client_new(const herd_client_options *opts)
+{
+	herd_client *c = g_new0(herd_client, 1);
+	c->opts = *opts;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	c->curl = curl_easy_init();
+	if (opts->host) {
+		c->target = host_with_port(opts->host);
+		c->base_url = g_strdup_printf("https://%s", c->target);
+	} else {
+		const char *sock = opts->socket_path ? opts->socket_path : HERD_RUNDIR "/herd.sock";
+		c->target = g_strdup(sock);
+		c->base_url = g_strdup("http://localhost");
+	}
+	return c;
+}
+
+void herd_client_free(herd_client *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->curl);
+	g_free(c->base_url);
+	g_free(c->target);
+	g_free(c);
+}
+
+const char *herd_client_target(herd_client *c)
+{
+	return c->target;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
+{
+	g_string_append_len(user, data, (gssize)(size * nmemb));
+	return size * nmemb;
+}
+
+json_t *herd_client_call(herd_client *c, const char *method, const char *path,
+			 json_t *body, GError **error)
+{
+	g_autofree char *url = g_strconcat(c->base_url, path, NULL);
+	g_autofree char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	g_autoptr(GString) answer = g_string_new(NULL);
+	struct curl_slist *headers = NULL;
+	char curl_err[CURL_ERROR_SIZE] = "";
+
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, answer);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, curl_err);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	if (c->opts.timeout_s > 0)
+		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, c->opts.timeout_s);
+	if (!c->opts.host)
+		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->target);
+	if (c->opts.ca_file)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->opts.ca_file);
+	if (c->opts.insecure || c->opts.ca_file) {
+		/* Nodes' certificates name the node, not whatever address the
+		 * operator typed; the CA pins who they are. */
+		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (c->opts.insecure)
+		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+	headers = curl_slist_append(headers, "Accept: application/json");
+	if (payload) {
+		headers = curl_slist_append(headers, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, payload);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+	}
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	CURLcode rc = curl_easy_perform(c->curl);
+	curl_slist_free_all(headers);
+	if (rc != CURLE_OK) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE, "Cannot reach herdd at %s: %s.",
+			    c->target, curl_err[0] ? curl_err : curl_easy_strerror(rc));
+		return NULL;
+	}
+	long status = 0;
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	json_error_t jerr;
+	json_t *root = json_loadb(answer->str, answer->len, 0, &jerr);
+	if (!root) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL,
+			    "herdd at %s answered HTTP %ld with something that is not JSON.",
+			    c->target, status);
+		return NULL;
+	}
+	json_t *err = json_object_get(root, "error");
+	if (status >= 400 || err) {
+		const char *code = json_string_value(json_object_get(err, "code"));
+		const char *msg = json_string_value(json_object_get(err, "message"));
+		g_set_error(error, HERD_ERROR, (gint)herd_error_from_name(code), "%s",
+			    msg ? msg : "The daemon reported an error without a message.");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}

@@ -1,0 +1,37 @@
+/*
+ * The CLI's connection to a herdd API: the local unix socket by default, or
+ * a remote node over HTTPS with --host.  Requests and answers are JSON; an
+ * error answer becomes a GError carrying the daemon's code and sentence.
+ */
+#pragma once
+
+#include "common/error.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct herd_client herd_client;
+
+typedef struct {
+	const char *socket_path;  /* local API socket (default /run/herd/herd.sock) */
+	const char *host;         /* HOST or HOST:PORT of a remote node, or NULL */
+	const char *ca_file;      /* CA to verify a remote node with, or NULL */
+	bool insecure;            /* skip certificate verification (testing only) */
+	long timeout_s;           /* whole-request timeout; 0: none */
+} herd_client_options;
+
+herd_client *herd_client_new(const herd_client_options *opts);
+void herd_client_free(herd_client *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_client, herd_client_free)
+
+/*
+ * Send @method @path with @body (may be NULL; not stolen) and return the
+ * parsed answer (a new reference), or NULL with @error set: the daemon's
+ * own error, or HERD_ERR_UNAVAILABLE when it cannot be reached.
+ */
+json_t *herd_client_call(herd_client *c, const char *method, const char *path,
+			 json_t *body, GError **error);
+
+/* Where the client connects, for messages ("/run/herd/herd.sock", "n2:8001"). */
+const char *herd_client_target(herd_client *c);

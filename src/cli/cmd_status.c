@@ -1,0 +1,62 @@
+/* herd status, herd version. */
+#include "cli/cli.h"
+#include "cli/table.h"
+
+#include "herd-config.h"
+
+#include <stdio.h>
+
+static int run_status(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	json_t *st = cli_call(ctx, "GET", "/api/v1/status", NULL, &error);
+	if (!st)
+		return cli_report(error);
+	if (ctx->json) {
+		cli_print_json(st);
+		json_decref(st);
+		return CLI_OK;
+	}
+	json_t *node = json_object_get(st, "node");
+	g_autofree char *up = cli_format_duration(json_integer_value(json_object_get(node, "uptime_s")));
+	printf("Node:     %s (herd %s, up %s)\n", json_string_value(json_object_get(node, "name")),
+	       json_string_value(json_object_get(json_object_get(node, "versions"), "herd")), up);
+	json_decref(st);
+	return CLI_OK;
+}
+
+static int run_version(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	json_t *node = cli_call(ctx, "GET", "/api/v1/node", NULL, &error);
+	if (!node) {
+		if (!ctx->json)
+			printf("herd CLI  %s\n", HERD_VERSION);
+		return cli_report(error);
+	}
+	if (ctx->json) {
+		json_t *out = json_pack("{s:s,s:O}", "cli", HERD_VERSION, "daemon", node);
+		cli_print_json(out);
+		json_decref(out);
+		json_decref(node);
+		return CLI_OK;
+	}
+	json_t *v = json_object_get(node, "versions");
+	printf("herd CLI  %s\n", HERD_VERSION);
+	printf("herdd     %s (protocol %lld) on node %s\n",
+	       json_string_value(json_object_get(v, "herd")),
+	       (long long)json_integer_value(json_object_get(v, "protocol")),
+	       json_string_value(json_object_get(node, "name")));
+	printf("corosync  %s\n", json_string_value(json_object_get(v, "corosync")));
+	printf("libvirt   %s\n", json_string_value(json_object_get(v, "libvirt")));
+	json_decref(node);
+	return CLI_OK;
+}
+
+const cli_command cli_status_commands[] = {
+	{ "status", NULL, "Show the state of this node and the cluster", NULL, NULL, 0, 0,
+	  run_status },
+	{ "version", NULL, "Show the versions of the CLI, herdd and the components", NULL, NULL,
+	  0, 0, run_version },
+	{ NULL },
+};

@@ -1,0 +1,272 @@
+#include "cli/cli.h"
+
+#include "herd-config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cli_command *const command_tables[] = {
+	cli_status_commands,
+};
+
+herd_client *cli_client(cli_ctx *ctx)
+{
+	if (!ctx->client)
+		ctx->client = herd_client_new(&ctx->client_opts);
+	return ctx->client;
+}
+
+json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
+		 GError **error)
+{
+	return herd_client_call(cli_client(ctx), method, path, body, error);
+}
+
+int cli_report(const GError *error)
+{
+	fprintf(stderr, "herd: %s\n", error->message);
+	return CLI_ERROR;
+}
+
+void cli_print_json(json_t *root)
+{
+	char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	puts(s);
+	free(s);
+}
+
+char *cli_format_duration(gint64 s)
+{
+	if (s < 60)
+		return g_strdup_printf("%llds", (long long)s);
+	if (s < 3600)
+		return g_strdup_printf("%lldm %llds", (long long)(s / 60), (long long)(s % 60));
+	if (s < 86400)
+		return g_strdup_printf("%lldh %lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+	return g_strdup_printf("%lldd %lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
+}
+
+/* ------------------------------------------------------------------ */
+
+#define FOR_EACH_COMMAND(c)                                                     \
+	for (unsigned t_ = 0; t_ < G_N_ELEMENTS(command_tables); t_++)          \
+		for (const cli_command *c = command_tables[t_]; c->words; c++)
+
+/* The command whose words are the longest prefix of @argv, or NULL. */
+static const cli_command *find_command(int argc, char **argv, guint *n_words)
+{
+	const cli_command *best = NULL;
+	guint best_n = 0;
+	FOR_EACH_COMMAND(c)
+	{
+		g_auto(GStrv) w = g_strsplit(c->words, " ", -1);
+		guint n = g_strv_length(w);
+		if (n > (guint)argc || n <= best_n)
+			continue;
+		bool match = true;
+		for (guint i = 0; i < n && match; i++)
+			match = strcmp(w[i], argv[i]) == 0;
+		if (match) {
+			best = c;
+			best_n = n;
+		}
+	}
+	*n_words = best_n;
+	return best;
+}
+
+static void print_commands(FILE *out, const char *prefix)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+	int width = 0;
+	FOR_EACH_COMMAND(c)
+	{
+		if (!plen || strncmp(c->words, prefix, plen) == 0)
+			width = MAX(width, (int)(strlen(c->words) + 1 + (c->args ? strlen(c->args) : 0)));
+	}
+	FOR_EACH_COMMAND(c)
+	{
+		if (plen && strncmp(c->words, prefix, plen) != 0)
+			continue;
+		g_autofree char *synopsis = g_strdup_printf("%s%s%s", c->words, c->args ? " " : "",
+							    c->args ? c->args : "");
+		fprintf(out, "  %-*s  %s\n", width, synopsis, c->summary);
+	}
+}
+
+static void print_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: herd [--socket PATH | --host HOST[:PORT]] [--json] COMMAND [ARGS…]\n"
+		"\n"
+		"Administer a herd cluster through the local herdd (or --host).\n"
+		"\n"
+		"Commands:\n");
+	print_commands(out, NULL);
+	fprintf(out,
+		"\n"
+		"Global options:\n"
+		"  --socket PATH   local API socket (default " HERD_RUNDIR "/herd.sock, or $HERD_SOCKET)\n"
+		"  --host HOST     a node's API over HTTPS (port 8001 unless HOST:PORT)\n"
+		"  --ca FILE       CA certificate to verify --host with\n"
+		"  --insecure      do not verify --host's certificate\n"
+		"  --json          print read commands' results as JSON\n"
+		"  --timeout SEC   give up after SEC seconds\n"
+		"\n"
+		"'herd COMMAND --help' explains a command. Exit status: 0 ok, 1 error, 2 usage.\n");
+}
+
+/* Hidden: "herd __complete WORD… PARTIAL" prints what may come next. */
+static int complete(int argc, char **argv)
+{
+	/* argv: words already typed (after "herd"), last one is the partial word. */
+	const char *partial = argc > 0 ? argv[argc - 1] : "";
+	int typed = argc > 0 ? argc - 1 : 0;
+	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+	guint n_words;
+	const cli_command *cmd = find_command(typed, argv, &n_words);
+
+	if (cmd && partial[0] == '-') {
+		for (GOptionEntry *e = cmd->options; e && e->long_name; e++)
+			printf("--%s\n", e->long_name);
+		printf("--help\n--json\n");
+	}
+	FOR_EACH_COMMAND(c)
+	{
+		g_auto(GStrv) w = g_strsplit(c->words, " ", -1);
+		guint n = g_strv_length(w);
+		if ((guint)typed >= n)
+			continue;
+		bool match = true;
+		for (int i = 0; i < typed && match; i++)
+			match = strcmp(w[i], argv[i]) == 0;
+		if (match && g_str_has_prefix(w[typed], partial) &&
+		    !g_hash_table_contains(seen, w[typed])) {
+			g_hash_table_add(seen, w[typed]);
+			printf("%s\n", w[typed]);
+		}
+	}
+	g_hash_table_destroy(seen);
+	return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+	setlocale(LC_ALL, "");
+	cli_ctx ctx = { 0 };
+	g_autofree char *socket_path = NULL, *host = NULL, *ca = NULL;
+	gboolean insecure = FALSE, json = FALSE, version = FALSE;
+	int timeout_s = 0;
+	GOptionEntry global[] = {
+		{ "socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path, "Local API socket", "PATH" },
+		{ "host", 'H', 0, G_OPTION_ARG_STRING, &host, "A node's API over HTTPS", "HOST[:PORT]" },
+		{ "ca", 0, 0, G_OPTION_ARG_FILENAME, &ca, "CA certificate for --host", "FILE" },
+		{ "insecure", 'k', 0, G_OPTION_ARG_NONE, &insecure, "Do not verify --host", NULL },
+		{ "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print results as JSON", NULL },
+		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout_s, "Give up after SEC seconds", "SEC" },
+		{ "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the CLI's version", NULL },
+		{ NULL },
+	};
+
+	if (argc >= 2 && strcmp(argv[1], "__complete") == 0)
+		return complete(argc - 2, argv + 2);
+
+	/* Pass 1: global options anywhere; the command's own stay in argv. */
+	g_autoptr(GError) error = NULL;
+	GOptionContext *gctx = g_option_context_new(NULL);
+	g_option_context_add_main_entries(gctx, global, NULL);
+	g_option_context_set_help_enabled(gctx, FALSE);
+	g_option_context_set_ignore_unknown_options(gctx, TRUE);
+	gboolean ok = g_option_context_parse(gctx, &argc, &argv, &error);
+	g_option_context_free(gctx);
+	if (!ok) {
+		fprintf(stderr, "herd: %s\n", error->message);
+		return CLI_USAGE;
+	}
+	if (version) {
+		printf("herd %s\n", HERD_VERSION);
+		return CLI_OK;
+	}
+	if (timeout_s < 0) {
+		fprintf(stderr, "herd: --timeout must not be negative.\n");
+		return CLI_USAGE;
+	}
+	ctx.json = json;
+	ctx.client_opts.socket_path = socket_path ? socket_path : g_getenv("HERD_SOCKET");
+	ctx.client_opts.host = host ? host : g_getenv("HERD_HOST");
+	ctx.client_opts.ca_file = ca;
+	ctx.client_opts.insecure = insecure;
+	ctx.client_opts.timeout_s = timeout_s;
+
+	int n_plain = 0;
+	while (n_plain + 1 < argc && argv[n_plain + 1][0] != '-')
+		n_plain++;
+	guint n_words = 0;
+	const cli_command *cmd = find_command(n_plain, argv + 1, &n_words);
+	if (!cmd) {
+		bool want_help = false;
+		for (int i = 1; i < argc; i++)
+			want_help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+		if (argc < 2 || (want_help && n_plain == 0)) {
+			print_usage(want_help ? stdout : stderr);
+			return want_help ? CLI_OK : CLI_USAGE;
+		}
+		/* "herd vm" or "herd vm frobnicate": list what "vm" offers. */
+		bool group = false;
+		FOR_EACH_COMMAND(c)
+		group |= g_str_has_prefix(c->words, argv[1]) && c->words[strlen(argv[1])] == ' ';
+		if (group) {
+			if (n_plain >= 2 && !want_help)
+				fprintf(stderr, "herd: '%s %s' is not a command.\n", argv[1], argv[2]);
+			fprintf(want_help ? stdout : stderr, "Commands of '%s':\n", argv[1]);
+			g_autofree char *prefix = g_strconcat(argv[1], " ", NULL);
+			print_commands(want_help ? stdout : stderr, prefix);
+			return want_help && n_plain < 2 ? CLI_OK : CLI_USAGE;
+		}
+		fprintf(stderr, "herd: '%s' is not a command; 'herd --help' lists them.\n", argv[1]);
+		return CLI_USAGE;
+	}
+
+	/* Pass 2: the command's own options; --help comes from GOption. */
+	g_autofree char *param = g_strdup_printf("%s%s%s", cmd->words, cmd->args ? " " : "",
+						 cmd->args ? cmd->args : "");
+	GOptionContext *cctx = g_option_context_new(param);
+	g_option_context_set_summary(cctx, cmd->summary);
+	if (cmd->description)
+		g_option_context_set_description(cctx, cmd->description);
+	if (cmd->options)
+		g_option_context_add_main_entries(cctx, cmd->options, NULL);
+	GOptionGroup *gg = g_option_group_new("global", "Global options:", "Show global options",
+					      NULL, NULL);
+	g_option_group_add_entries(gg, global);
+	g_option_context_add_group(cctx, gg);
+	/* argv[0] stays "herd"; the command words are dropped. */
+	int cargc = argc - (int)n_words;
+	char **cargv = g_new0(char *, (gsize)cargc + 1);
+	cargv[0] = argv[0];
+	for (int i = 1; i < cargc; i++)
+		cargv[i] = argv[i + (int)n_words];
+	char **cargv_orig = cargv;
+	ok = g_option_context_parse(cctx, &cargc, &cargv, &error);
+	if (ok && json)
+		ctx.json = true;
+	g_autofree char *help = g_option_context_get_help(cctx, TRUE, NULL);
+	g_option_context_free(cctx);
+	int rc;
+	if (!ok) {
+		fprintf(stderr, "herd %s: %s\n", cmd->words, error->message);
+		rc = CLI_USAGE;
+	} else if ((unsigned)(cargc - 1) < cmd->min_args || (unsigned)(cargc - 1) > cmd->max_args) {
+		fprintf(stderr, "herd %s: %s.\nUsage: herd %s\n", cmd->words,
+			(unsigned)(cargc - 1) < cmd->min_args ? "missing argument" : "too many arguments",
+			param);
+		rc = CLI_USAGE;
+	} else {
+		rc = cmd->run(&ctx, cargc - 1, cargv + 1);
+	}
+	g_free(cargv_orig);
+	herd_client_free(ctx.client);
+	return rc;
+}

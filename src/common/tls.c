@@ -1,0 +1,206 @@
+#include "tls.h"
+
+#include "error.h"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <time.h>
+
+static bool tls_fail(GError **error, const char *what, int rc)
+{
+	g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL, "%s: %s.", what, gnutls_strerror(rc));
+	return false;
+}
+
+static char *export_pem(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key)
+{
+	gnutls_datum_t out = { 0 };
+	int rc = crt ? gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out)
+		     : gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &out);
+	if (rc < 0)
+		return NULL;
+	char *s = g_strndup((const char *)out.data, out.size);
+	gnutls_free(out.data);
+	return s;
+}
+
+static int import_crt(gnutls_x509_crt_t crt, const char *pem)
+{
+	gnutls_datum_t d = { (unsigned char *)pem, (unsigned)strlen(pem) };
+	return gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
+}
+
+bool herd_tls_generate(const char *common_name, const char *const *sans,
+		       const char *issuer_cert_pem, const char *issuer_key_pem, bool is_ca,
+		       unsigned days, char **cert_pem, char **key_pem, GError **error)
+{
+	gnutls_x509_privkey_t key = NULL, ikey = NULL;
+	gnutls_x509_crt_t crt = NULL, icrt = NULL;
+	bool ok = false;
+	int rc;
+
+	if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
+	    (rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+					       GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0) {
+		tls_fail(error, "Cannot generate a key", rc);
+		goto out;
+	}
+	if ((rc = gnutls_x509_crt_init(&crt)) < 0)
+		goto crt_fail;
+	unsigned char serial[16];
+	gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial));
+	serial[0] &= 0x7f; /* keep it positive */
+	time_t now = time(NULL);
+	if ((rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
+	    (rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
+	    (rc = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
+	    (rc = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)days * 86400)) < 0 ||
+	    (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, common_name,
+						(unsigned)strlen(common_name))) < 0 ||
+	    (rc = gnutls_x509_crt_set_key(crt, key)) < 0 ||
+	    (rc = gnutls_x509_crt_set_basic_constraints(crt, is_ca, -1)) < 0)
+		goto crt_fail;
+	if (is_ca)
+		rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN |
+						   GNUTLS_KEY_DIGITAL_SIGNATURE);
+	else
+		rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
+						   GNUTLS_KEY_KEY_AGREEMENT);
+	if (rc < 0)
+		goto crt_fail;
+	if (!is_ca && ((rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
+		       (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0)) < 0))
+		goto crt_fail;
+	for (const char *const *s = sans; s && *s; s++) {
+		unsigned char ip[16];
+		if (inet_pton(AF_INET, *s, ip) == 1)
+			rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4,
+								  GNUTLS_FSAN_APPEND);
+		else if (inet_pton(AF_INET6, *s, ip) == 1)
+			rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
+								  GNUTLS_FSAN_APPEND);
+		else
+			rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, *s,
+								  (unsigned)strlen(*s),
+								  GNUTLS_FSAN_APPEND);
+		if (rc < 0)
+			goto crt_fail;
+	}
+	unsigned char keyid[64];
+	size_t keyid_size = sizeof(keyid);
+	if ((rc = gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, keyid, &keyid_size)) < 0 ||
+	    (rc = gnutls_x509_crt_set_subject_key_id(crt, keyid, keyid_size)) < 0)
+		goto crt_fail;
+
+	if (issuer_cert_pem && issuer_key_pem) {
+		gnutls_datum_t kd = { (unsigned char *)issuer_key_pem, (unsigned)strlen(issuer_key_pem) };
+		if ((rc = gnutls_x509_crt_init(&icrt)) < 0 || (rc = import_crt(icrt, issuer_cert_pem)) < 0 ||
+		    (rc = gnutls_x509_privkey_init(&ikey)) < 0 ||
+		    (rc = gnutls_x509_privkey_import(ikey, &kd, GNUTLS_X509_FMT_PEM)) < 0) {
+			tls_fail(error, "Cannot read the issuing CA", rc);
+			goto out;
+		}
+		keyid_size = sizeof(keyid);
+		if (gnutls_x509_crt_get_subject_key_id(icrt, keyid, &keyid_size, NULL) >= 0)
+			gnutls_x509_crt_set_authority_key_id(crt, keyid, keyid_size);
+		rc = gnutls_x509_crt_sign2(crt, icrt, ikey, GNUTLS_DIG_SHA256, 0);
+	} else {
+		rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
+	}
+	if (rc < 0)
+		goto crt_fail;
+	*cert_pem = export_pem(crt, NULL);
+	*key_pem = export_pem(NULL, key);
+	ok = *cert_pem && *key_pem;
+	if (!ok)
+		g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL, "Cannot export the certificate.");
+	goto out;
+crt_fail:
+	tls_fail(error, "Cannot make the certificate", rc);
+out:
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	if (icrt)
+		gnutls_x509_crt_deinit(icrt);
+	if (key)
+		gnutls_x509_privkey_deinit(key);
+	if (ikey)
+		gnutls_x509_privkey_deinit(ikey);
+	return ok;
+}
+
+static char *format_fingerprint(const unsigned char *d, size_t n)
+{
+	GString *s = g_string_sized_new(n * 3);
+	for (size_t i = 0; i < n; i++)
+		g_string_append_printf(s, "%s%02X", i ? ":" : "", d[i]);
+	return g_string_free(s, FALSE);
+}
+
+char *herd_tls_fingerprint(const char *cert_pem, GError **error)
+{
+	gnutls_x509_crt_t crt;
+	unsigned char digest[32];
+	size_t size = sizeof(digest);
+	int rc;
+	if ((rc = gnutls_x509_crt_init(&crt)) < 0) {
+		tls_fail(error, "Cannot read the certificate", rc);
+		return NULL;
+	}
+	rc = import_crt(crt, cert_pem);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, digest, &size);
+	gnutls_x509_crt_deinit(crt);
+	if (rc < 0) {
+		tls_fail(error, "Cannot read the certificate", rc);
+		return NULL;
+	}
+	return format_fingerprint(digest, size);
+}
+
+char *herd_tls_fingerprint_normalize(const char *text)
+{
+	unsigned char d[32];
+	size_t n = 0;
+	if (g_ascii_strncasecmp(text, "sha256:", 7) == 0)
+		text += 7;
+	for (const char *p = text; *p; p++) {
+		if (*p == ':' || *p == ' ')
+			continue;
+		if (!g_ascii_isxdigit(p[0]) || !g_ascii_isxdigit(p[1]) || n == sizeof(d))
+			return NULL;
+		d[n++] = (unsigned char)(g_ascii_xdigit_value(p[0]) * 16 + g_ascii_xdigit_value(p[1]));
+		p++;
+	}
+	return n == sizeof(d) ? format_fingerprint(d, n) : NULL;
+}
+
+bool herd_tls_verify(const char *cert_pem, const char *ca_pem, GError **error)
+{
+	gnutls_x509_crt_t crt = NULL, ca = NULL;
+	unsigned status = 0;
+	int rc;
+	bool ok = false;
+	if ((rc = gnutls_x509_crt_init(&crt)) < 0 || (rc = import_crt(crt, cert_pem)) < 0 ||
+	    (rc = gnutls_x509_crt_init(&ca)) < 0 || (rc = import_crt(ca, ca_pem)) < 0) {
+		tls_fail(error, "Cannot read the certificate", rc);
+		goto out;
+	}
+	rc = gnutls_x509_crt_list_verify(&crt, 1, &ca, 1, NULL, 0, 0, &status);
+	if (rc < 0 || status != 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
+			    "The certificate is not signed by the cluster's CA or not valid now.");
+		goto out;
+	}
+	ok = true;
+out:
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	if (ca)
+		gnutls_x509_crt_deinit(ca);
+	return ok;
+}

@@ -1,0 +1,31 @@
+/*
+ * Certificates for the API's TLS: key pairs, self-signed and CA-signed
+ * certificates, and the SHA-256 fingerprints an operator compares when a node
+ * joins.  Everything is PEM text in memory; callers decide where it is kept.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+/*
+ * Make a new ECDSA P-256 key and a certificate for @common_name valid @days
+ * days.  @sans lists subject alternative names (IP addresses or DNS names),
+ * may be NULL.  With @issuer_cert_pem/@issuer_key_pem NULL the certificate is
+ * self-signed; @is_ca makes it a CA that may sign others.
+ */
+bool herd_tls_generate(const char *common_name, const char *const *sans,
+		       const char *issuer_cert_pem, const char *issuer_key_pem, bool is_ca,
+		       unsigned days, char **cert_pem, char **key_pem, GError **error);
+
+/* The SHA-256 fingerprint of the first certificate in @cert_pem, as
+ * "AB:CD:…" (32 colon-separated upper-case hex bytes). */
+char *herd_tls_fingerprint(const char *cert_pem, GError **error);
+
+/* Normalise an operator-typed fingerprint ("sha256:abcd…", "AB:CD…", with or
+ * without colons) to the form herd_tls_fingerprint() returns; NULL if it is
+ * not 32 hex bytes. */
+char *herd_tls_fingerprint_normalize(const char *text);
+
+/* True if @cert_pem was signed by the CA in @ca_pem and is currently valid. */
+bool herd_tls_verify(const char *cert_pem, const char *ca_pem, GError **error);

@@ -1,0 +1,94 @@
+#define G_LOG_DOMAIN "daemon"
+#include "api/routes.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "daemon/config.h"
+#include "daemon/herdd.h"
+#include "daemon/tls_setup.h"
+
+#include <glib-unix.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static gboolean on_quit_signal(gpointer data)
+{
+	herdd *d = data;
+	log_info("shutting down on signal");
+	g_main_loop_quit(d->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+/* corosync's version, for GET /api/v1/node; NULL if it is not installed. */
+static char *probe_corosync_version(void)
+{
+	g_autofree char *out = NULL;
+	const char *argv[] = { "corosync", "-v", NULL };
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
+			  NULL, NULL, &out, NULL, NULL, NULL) || !out)
+		return NULL;
+	char *q = strstr(out, "version '");
+	if (!q)
+		return NULL;
+	q += strlen("version '");
+	char *end = strchr(q, '\'');
+	return end ? g_strndup(q, (gsize)(end - q)) : NULL;
+}
+
+int main(int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	herdd d = { 0 };
+	int status = 1;
+
+	herd_log_init(HERD_LOG_INFO, isatty(STDERR_FILENO));
+	d.cfg = herdd_config_load(&argc, &argv, &error);
+	if (!d.cfg) {
+		fprintf(stderr, "herdd: %s\n", error->message);
+		return 2;
+	}
+	herd_log_level level = HERD_LOG_INFO;
+	herd_log_level_parse(d.cfg->log_level, &level);
+	herd_log_set_level(level);
+	signal(SIGPIPE, SIG_IGN);
+
+	d.started_us = g_get_monotonic_time();
+	d.started_wall_s = g_get_real_time() / G_USEC_PER_SEC;
+	d.loop = g_main_loop_new(NULL, FALSE);
+	d.tls_dir = g_build_filename(d.cfg->state_dir, "tls", NULL);
+	d.corosync_version = probe_corosync_version();
+	log_info("herd %s starting as node '%s' (config %s, state %s)", HERD_VERSION,
+		 d.cfg->node_name, d.cfg->config_file ? d.cfg->config_file : "built-in defaults",
+		 d.cfg->state_dir);
+
+	if (!herd_mkdir_p(d.cfg->state_dir, 0700, &error) || !herdd_tls_load(&d, &error))
+		goto out;
+
+	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d);
+	if (!http_server_listen_unix(d.api, d.cfg->socket_path, &error))
+		goto out;
+	if (d.cfg->api_port > 0 &&
+	    !http_server_listen_tcp(d.api, d.cfg->listen_address, d.cfg->api_port,
+				    d.tls_cert_pem, d.tls_key_pem, &error))
+		goto out;
+
+	g_unix_signal_add(SIGTERM, on_quit_signal, &d);
+	g_unix_signal_add(SIGINT, on_quit_signal, &d);
+	log_info("ready");
+	g_main_loop_run(d.loop);
+	status = 0;
+out:
+	if (error)
+		log_err("%s", error->message);
+	http_server_free(d.api);
+	g_main_loop_unref(d.loop);
+	g_free(d.tls_dir);
+	g_free(d.tls_cert_pem);
+	g_free(d.tls_key_pem);
+	g_free(d.tls_fingerprint);
+	g_free(d.corosync_version);
+	herdd_config_free(d.cfg);
+	log_info("stopped");
+	return status;
+}
