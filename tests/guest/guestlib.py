@@ -1,0 +1,202 @@
+"""Helpers for the tests of the herd test guest (tests/guest/test-*).
+
+Python 3 stdlib only. Everything a test starts is stopped in a finally block;
+QEMU children also get PR_SET_PDEATHSIG so they die with the test even if the
+test is SIGKILLed; SIGTERM (meson's timeout) runs the finally blocks.
+"""
+import ctypes
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+SKIP = 77  # meson: the test was skipped
+LINE = re.compile(r"^herd-guest (\d+|boot)\r$")
+QEMU = "/usr/bin/qemu-system-x86_64"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """preexec_fn: SIGKILL this child when the test process dies."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def exit_on_sigterm():
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def image_path():
+    build = os.environ.get("HERD_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
+    return os.path.abspath(os.path.join(build, "tests", "guest", "herd-guest.img"))
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def serial_lines(path):
+    """The complete lines (newline written) of a serial log, without \\n."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    return [l.decode("ascii", "replace") for l in data.split(b"\n")[:-1]]
+
+
+def parse(lines):
+    """Lines -> list of "boot" or int; Failure on any other line."""
+    out = []
+    for l in lines:
+        m = LINE.match(l)
+        check(m, f"unexpected serial line {l!r}")
+        out.append("boot" if m.group(1) == "boot" else int(m.group(1)))
+    return out
+
+
+def wait_until(pred, timeout, what, interval=0.02):
+    """Poll pred() until it returns a true value; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Qmp:
+    """A minimal QMP client on a unix socket."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rwb")
+        json.loads(self.file.readline())  # the greeting
+        self.execute("qmp_capabilities")
+
+    def execute(self, cmd, **args):
+        msg = {"execute": cmd}
+        if args:
+            msg["arguments"] = args
+        self.file.write(json.dumps(msg).encode() + b"\n")
+        self.file.flush()
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise Failure(f"QMP connection closed during {cmd}")
+            reply = json.loads(line)
+            if "error" in reply:
+                raise Failure(f"QMP {cmd}: {reply['error'].get('desc')}")
+            if "return" in reply:
+                return reply["return"]
+            # else an event: ignore
+
+    def close(self):
+        try:
+            self.file.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Qemu:
+    """One guest run directly by QEMU (TCG), the image attached read-only
+    on virtio-blk as guest-xml does it, COM1 to a file, QMP on a socket."""
+
+    def __init__(self, workdir, name, image, memory_mib=32, incoming=None):
+        self.name = name
+        self.serial = os.path.join(workdir, f"{name}.serial.log")
+        self.qmp_path = os.path.join(workdir, f"{name}.qmp")
+        self.stderr_path = os.path.join(workdir, f"{name}.stderr")
+        argv = [QEMU, "-accel", "tcg", "-machine", "pc", "-m", str(memory_mib),
+                "-nodefaults", "-no-user-config", "-display", "none",
+                "-drive", f"file={image},format=raw,if=virtio,readonly=on",
+                "-serial", f"file:{self.serial}",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if incoming:
+            argv += ["-incoming", incoming]
+        self.stderr = open(self.stderr_path, "wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr, stderr=self.stderr,
+                                     preexec_fn=die_with_parent)
+        self.qmp = None
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            with open(self.stderr_path, "rb") as f:
+                err = f.read().decode(errors="replace").strip()
+            raise Failure(f"{self.name}: QEMU exited with {self.proc.returncode}: {err}")
+
+    def connect(self):
+        def try_connect():
+            self.check_alive()
+            try:
+                return Qmp(self.qmp_path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                return None
+        self.qmp = wait_until(try_connect, 10, f"{self.name}: QMP socket")
+        return self.qmp
+
+    def values(self):
+        self.check_alive()
+        return parse(serial_lines(self.serial))
+
+    def stop(self):
+        if self.qmp:
+            self.qmp.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+
+
+def run(main):
+    """Run a test's main(): exit 0 on success, 1 with a message on Failure."""
+    exit_on_sigterm()
+    try:
+        rc = main()
+    except Failure as e:
+        print(f"FAIL: {e}", file=sys.stderr, flush=True)
+        rc = 1
+    sys.exit(rc or 0)
