@@ -1,0 +1,541 @@
+#include "store/db.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+enum {
+	STMT_PUT_OBJECT,
+	STMT_DELETE_OBJECT,
+	STMT_SET_META,
+	STMT_ADD_HISTORY,
+	STMT_PRUNE_HISTORY,
+	STMT_MAX_VERSION,
+	STMT_GET_HISTORY,
+	STMT__COUNT
+};
+
+static const char *const stmt_sql[STMT__COUNT] = {
+	[STMT_PUT_OBJECT] = "INSERT OR REPLACE INTO objects(kind,uuid,name,version,created_ms,"
+			    "modified_ms,data) VALUES (?,?,?,?,?,?,?)",
+	[STMT_DELETE_OBJECT] = "DELETE FROM objects WHERE kind=? AND uuid=?",
+	[STMT_SET_META] = "INSERT OR REPLACE INTO meta(key,value) VALUES (?,?)",
+	[STMT_ADD_HISTORY] = "INSERT OR REPLACE INTO history(kind,uuid,version,name,time_ms,origin,"
+			     "user,change,data) VALUES (?,?,?,?,?,?,?,?,?)",
+	[STMT_PRUNE_HISTORY] = "DELETE FROM history WHERE kind=?1 AND uuid=?2 AND version <= "
+			       "(SELECT version FROM history WHERE kind=?1 AND uuid=?2 "
+			       "ORDER BY version DESC LIMIT 1 OFFSET ?3)",
+	[STMT_MAX_VERSION] = "SELECT MAX(version) FROM history WHERE kind=? AND uuid=?",
+	[STMT_GET_HISTORY] = "SELECT kind,uuid,version,name,time_ms,origin,user,change,data "
+			     "FROM history WHERE kind=? AND uuid=? AND version=?",
+};
+
+struct store_db {
+	sqlite3 *sql;
+	sqlite3_stmt *stmt[STMT__COUNT];
+	bool in_txn;
+	unsigned savepoints;
+	unsigned fail_after;   /* fault injection: fail the Nth write from now */
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS objects ("
+	"  kind TEXT NOT NULL, uuid TEXT NOT NULL, name TEXT NOT NULL,"
+	"  version INTEGER NOT NULL, created_ms INTEGER NOT NULL, modified_ms INTEGER NOT NULL,"
+	"  data TEXT NOT NULL, PRIMARY KEY (kind, uuid));"
+	"CREATE TABLE IF NOT EXISTS history ("
+	"  kind TEXT NOT NULL, uuid TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
+	"  time_ms INTEGER NOT NULL, origin TEXT NOT NULL, user TEXT NOT NULL, change TEXT NOT NULL,"
+	"  data TEXT, PRIMARY KEY (kind, uuid, version));"
+	"CREATE INDEX IF NOT EXISTS history_name ON history(kind, name);";
+
+static bool sql_fail(store_db *db, GError **error, const char *what)
+{
+	g_set_error(error, HERD_ERROR, HERD_ERR_IO, "The configuration database failed to %s: %s.",
+		    what, sqlite3_errmsg(db->sql));
+	return false;
+}
+
+static bool exec(store_db *db, const char *sql, GError **error)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db->sql, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "The configuration database failed (%s): %s.",
+			    sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return false;
+	}
+	return true;
+}
+
+/* Fault injection point for every write. */
+static bool injected_fault(store_db *db, GError **error)
+{
+	if (db->fail_after == 0)
+		return false;
+	if (--db->fail_after > 0)
+		return false;
+	g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+		    "The configuration database failed to write: injected I/O error.");
+	return true;
+}
+
+static bool step_done(store_db *db, sqlite3_stmt *st, GError **error, const char *what)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return sql_fail(db, error, what);
+	return true;
+}
+
+store_db *store_db_open(const char *path, GError **error)
+{
+	store_db *db = g_new0(store_db, 1);
+	if (sqlite3_open_v2(path, &db->sql,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot open the configuration database %s: %s.",
+			    path, db->sql ? sqlite3_errmsg(db->sql) : "out of memory");
+		store_db_close(db);
+		return NULL;
+	}
+	bool memory = strcmp(path, ":memory:") == 0;
+	if ((!memory && !exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", error)) ||
+	    !exec(db, schema, error)) {
+		store_db_close(db);
+		return NULL;
+	}
+	for (int i = 0; i < STMT__COUNT; i++) {
+		if (sqlite3_prepare_v3(db->sql, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &db->stmt[i], NULL) != SQLITE_OK) {
+			sql_fail(db, error, "prepare a statement");
+			store_db_close(db);
+			return NULL;
+		}
+	}
+	return db;
+}
+
+void store_db_close(store_db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < STMT__COUNT; i++)
+		sqlite3_finalize(db->stmt[i]);
+	if (db->in_txn)
+		store_db_rollback(db);
+	sqlite3_close(db->sql);
+	g_free(db);
+}
+
+bool store_db_begin(store_db *db, GError **error)
+{
+	if (db->in_txn)
+		return true;
+	if (!exec(db, "BEGIN IMMEDIATE", error))
+		return false;
+	db->in_txn = true;
+	return true;
+}
+
+bool store_db_commit(store_db *db, GError **error)
+{
+	if (!db->in_txn)
+		return true;
+	if (injected_fault(db, error)) {
+		store_db_rollback(db);
+		return false;
+	}
+	if (!exec(db, "COMMIT", error)) {
+		store_db_rollback(db);
+		return false;
+	}
+	db->in_txn = false;
+	return true;
+}
+
+void store_db_rollback(store_db *db)
+{
+	if (!db->in_txn)
+		return;
+	sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+	db->in_txn = false;
+	db->savepoints = 0;
+}
+
+bool store_db_in_transaction(store_db *db)
+{
+	return db->in_txn;
+}
+
+bool store_db_savepoint(store_db *db, GError **error)
+{
+	if (!exec(db, "SAVEPOINT cmd", error))
+		return false;
+	db->savepoints++;
+	return true;
+}
+
+bool store_db_release(store_db *db, GError **error)
+{
+	if (!exec(db, "RELEASE cmd", error))
+		return false;
+	db->savepoints--;
+	return true;
+}
+
+void store_db_rollback_savepoint(store_db *db)
+{
+	sqlite3_exec(db->sql, "ROLLBACK TO cmd; RELEASE cmd", NULL, NULL, NULL);
+	db->savepoints--;
+}
+
+bool store_db_put_object(store_db *db, const store_object *o, GError **error)
+{
+	if (injected_fault(db, error))
+		return false;
+	sqlite3_stmt *st = db->stmt[STMT_PUT_OBJECT];
+	char *data = json_dumps(o->data, JSON_COMPACT | JSON_SORT_KEYS);
+	sqlite3_bind_text(st, 1, store_kind_name(o->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, o->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, o->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)o->version);
+	sqlite3_bind_int64(st, 5, o->created_ms);
+	sqlite3_bind_int64(st, 6, o->modified_ms);
+	sqlite3_bind_text(st, 7, data, -1, free);
+	return step_done(db, st, error, "store an object");
+}
+
+bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GError **error)
+{
+	if (injected_fault(db, error))
+		return false;
+	sqlite3_stmt *st = db->stmt[STMT_DELETE_OBJECT];
+	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, uuid, -1, SQLITE_STATIC);
+	return step_done(db, st, error, "delete an object");
+}
+
+static bool set_meta(store_db *db, const char *key, const char *value, GError **error)
+{
+	sqlite3_stmt *st = db->stmt[STMT_SET_META];
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+	return step_done(db, st, error, "store the position");
+}
+
+bool store_db_set_position(store_db *db, const store_position *pos, GError **error)
+{
+	if (injected_fault(db, error))
+		return false;
+	char num[32];
+	g_autofree char *hash = g_malloc(65);
+	for (int i = 0; i < 32; i++)
+		g_snprintf(hash + 2 * i, 3, "%02x", pos->hash[i]);
+	g_snprintf(num, sizeof(num), "%" G_GUINT64_FORMAT, pos->gen);
+	if (!set_meta(db, "gen", num, error))
+		return false;
+	g_snprintf(num, sizeof(num), "%" G_GUINT64_FORMAT, pos->index);
+	if (!set_meta(db, "index", num, error) || !set_meta(db, "hash", hash, error))
+		return false;
+	g_snprintf(num, sizeof(num), "%" G_GUINT64_FORMAT, pos->current_gen);
+	return set_meta(db, "current_gen", num, error);
+}
+
+bool store_db_add_history(store_db *db, const store_history_entry *e, GError **error)
+{
+	if (injected_fault(db, error))
+		return false;
+	sqlite3_stmt *st = db->stmt[STMT_ADD_HISTORY];
+	sqlite3_bind_text(st, 1, store_kind_name(e->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->version);
+	sqlite3_bind_text(st, 4, e->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, e->time_ms);
+	sqlite3_bind_text(st, 6, e->origin ? e->origin : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, e->user ? e->user : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, e->change, -1, SQLITE_STATIC);
+	if (e->data)
+		sqlite3_bind_text(st, 9, json_dumps(e->data, JSON_COMPACT | JSON_SORT_KEYS), -1, free);
+	else
+		sqlite3_bind_null(st, 9);
+	return step_done(db, st, error, "record history");
+}
+
+bool store_db_prune_history(store_db *db, store_kind kind, const char *uuid, unsigned keep,
+			    GError **error)
+{
+	sqlite3_stmt *st = db->stmt[STMT_PRUNE_HISTORY];
+	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, keep);
+	return step_done(db, st, error, "prune history");
+}
+
+uint64_t store_db_history_max_version(store_db *db, store_kind kind, const char *uuid)
+{
+	sqlite3_stmt *st = db->stmt[STMT_MAX_VERSION];
+	uint64_t v = 0;
+	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, uuid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return v;
+}
+
+static json_t *parse_column(sqlite3_stmt *st, int col)
+{
+	const char *text = (const char *)sqlite3_column_text(st, col);
+	return text ? json_loads(text, 0, NULL) : json_null();
+}
+
+/* A history row (kind,uuid,version,name,time_ms,origin,user,change,data) as JSON. */
+static json_t *history_row(sqlite3_stmt *st, bool with_data)
+{
+	json_t *e = json_pack("{s:s,s:s,s:I,s:s,s:I,s:s,s:s,s:s}",
+			      "kind", (const char *)sqlite3_column_text(st, 0),
+			      "uuid", (const char *)sqlite3_column_text(st, 1),
+			      "version", (json_int_t)sqlite3_column_int64(st, 2),
+			      "name", (const char *)sqlite3_column_text(st, 3),
+			      "time_ms", (json_int_t)sqlite3_column_int64(st, 4),
+			      "origin", (const char *)sqlite3_column_text(st, 5),
+			      "user", (const char *)sqlite3_column_text(st, 6),
+			      "change", (const char *)sqlite3_column_text(st, 7));
+	if (with_data)
+		json_object_set_new(e, "data", parse_column(st, 8));
+	return e;
+}
+
+json_t *store_db_history_get(store_db *db, store_kind kind, const char *uuid, uint64_t version)
+{
+	sqlite3_stmt *st = db->stmt[STMT_GET_HISTORY];
+	json_t *e = NULL;
+	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		e = history_row(st, true);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return e;
+}
+
+json_t *store_db_history_list(store_db *db, store_kind kind, const char *uuid,
+			      const char *pattern, bool with_data, GError **error)
+{
+	sqlite3_stmt *st = NULL;
+	const char *sql = uuid ? "SELECT kind,uuid,version,name,time_ms,origin,user,change,data "
+				 "FROM history WHERE kind=?1 AND uuid=?2 ORDER BY version DESC"
+			       : "SELECT kind,uuid,version,name,time_ms,origin,user,change,data "
+				 "FROM history WHERE kind=?1 AND (?3 IS NULL OR name GLOB ?3) "
+				 "ORDER BY name, uuid, version DESC";
+	if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK) {
+		sql_fail(db, error, "read history");
+		return NULL;
+	}
+	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
+	if (uuid)
+		sqlite3_bind_text(st, 2, uuid, -1, SQLITE_STATIC);
+	else if (pattern)
+		sqlite3_bind_text(st, 3, pattern, -1, SQLITE_STATIC);
+	json_t *list = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(list, history_row(st, with_data));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		sql_fail(db, error, "read history");
+		return NULL;
+	}
+	return list;
+}
+
+static bool parse_hash(const char *hex, uint8_t out[32])
+{
+	if (!hex || strlen(hex) != 64)
+		return false;
+	for (int i = 0; i < 32; i++) {
+		if (!g_ascii_isxdigit(hex[2 * i]) || !g_ascii_isxdigit(hex[2 * i + 1]))
+			return false;
+		out[i] = (uint8_t)(g_ascii_xdigit_value(hex[2 * i]) * 16 +
+				   g_ascii_xdigit_value(hex[2 * i + 1]));
+	}
+	return true;
+}
+
+static bool load_position(store_db *db, store_position *pos, GError **error)
+{
+	sqlite3_stmt *st;
+	memset(pos, 0, sizeof(*pos));
+	if (sqlite3_prepare_v2(db->sql, "SELECT key, value FROM meta", -1, &st, NULL) != SQLITE_OK)
+		return sql_fail(db, error, "read the position");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		const char *value = (const char *)sqlite3_column_text(st, 1);
+		if (strcmp(key, "gen") == 0)
+			pos->gen = g_ascii_strtoull(value, NULL, 10);
+		else if (strcmp(key, "index") == 0)
+			pos->index = g_ascii_strtoull(value, NULL, 10);
+		else if (strcmp(key, "current_gen") == 0)
+			pos->current_gen = g_ascii_strtoull(value, NULL, 10);
+		else if (strcmp(key, "hash") == 0 && !parse_hash(value, pos->hash)) {
+			sqlite3_finalize(st);
+			g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+				    "The configuration database has a corrupt hash.");
+			return false;
+		}
+	}
+	sqlite3_finalize(st);
+	return true;
+}
+
+static store_object *object_row(sqlite3_stmt *st, GError **error)
+{
+	store_kind kind;
+	const char *kind_name = (const char *)sqlite3_column_text(st, 0);
+	g_autoptr(json_t) data = parse_column(st, 6);
+	if (!store_kind_parse(kind_name, &kind) || !json_is_object(data)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+			    "The configuration database has a corrupt object %s.",
+			    (const char *)sqlite3_column_text(st, 1));
+		return NULL;
+	}
+	return store_object_new(kind, (const char *)sqlite3_column_text(st, 1),
+				(const char *)sqlite3_column_text(st, 2),
+				(uint64_t)sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+				sqlite3_column_int64(st, 5), data);
+}
+
+bool store_db_load(store_db *db, store_position *pos, store_db_object_fn fn,
+		   gpointer user_data, GError **error)
+{
+	sqlite3_stmt *st;
+	if (!load_position(db, pos, error))
+		return false;
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT kind,uuid,name,version,created_ms,modified_ms,data FROM objects",
+			       -1, &st, NULL) != SQLITE_OK)
+		return sql_fail(db, error, "read objects");
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		store_object *o = object_row(st, error);
+		if (!o) {
+			sqlite3_finalize(st);
+			return false;
+		}
+		fn(o, user_data);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sql_fail(db, error, "read objects");
+	return true;
+}
+
+static json_t *position_json(const store_position *pos)
+{
+	char hash[65];
+	for (int i = 0; i < 32; i++)
+		g_snprintf(hash + 2 * i, 3, "%02x", pos->hash[i]);
+	return json_pack("{s:I,s:I,s:s,s:I}", "gen", (json_int_t)pos->gen, "index",
+			 (json_int_t)pos->index, "hash", hash, "current_gen",
+			 (json_int_t)pos->current_gen);
+}
+
+json_t *store_db_dump(store_db *db, GError **error)
+{
+	store_position pos;
+	sqlite3_stmt *st;
+	if (!load_position(db, &pos, error))
+		return NULL;
+	json_t *objects = json_array();
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT kind,uuid,name,version,created_ms,modified_ms,data FROM objects "
+			       "ORDER BY kind, uuid",
+			       -1, &st, NULL) != SQLITE_OK) {
+		json_decref(objects);
+		sql_fail(db, error, "read objects");
+		return NULL;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		store_object *o = object_row(st, NULL);
+		if (o) {
+			json_array_append_new(objects, store_object_to_json(o));
+			store_object_unref(o);
+		}
+	}
+	sqlite3_finalize(st);
+	json_t *history = json_array();
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT kind,uuid,version,name,time_ms,origin,user,change,data "
+			       "FROM history ORDER BY kind, uuid, version",
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(history, history_row(st, true));
+		sqlite3_finalize(st);
+	}
+	return json_pack("{s:o,s:o,s:o}", "position", position_json(&pos), "objects", objects,
+			 "history", history);
+}
+
+bool store_db_restore_dump(store_db *db, json_t *dump, GError **error)
+{
+	json_t *pos_j = json_object_get(dump, "position");
+	json_t *objects = json_object_get(dump, "objects");
+	json_t *history = json_object_get(dump, "history");
+	store_position pos = { 0 };
+	const char *hash = json_string_value(json_object_get(pos_j, "hash"));
+	if (!json_is_array(objects) || !json_is_array(history) || !parse_hash(hash, pos.hash)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The state transfer is malformed.");
+		return false;
+	}
+	pos.gen = (uint64_t)json_integer_value(json_object_get(pos_j, "gen"));
+	pos.index = (uint64_t)json_integer_value(json_object_get(pos_j, "index"));
+	pos.current_gen = (uint64_t)json_integer_value(json_object_get(pos_j, "current_gen"));
+	if (!exec(db, "DELETE FROM objects; DELETE FROM history; DELETE FROM meta;", error))
+		return false;
+	size_t i;
+	json_t *v;
+	json_array_foreach(objects, i, v) {
+		g_autoptr(store_object) o = store_object_from_json(v, error);
+		if (!o || !store_db_put_object(db, o, error))
+			return false;
+	}
+	json_array_foreach(history, i, v) {
+		store_kind kind;
+		json_t *data = json_object_get(v, "data");
+		store_history_entry e = {
+			.uuid = json_string_value(json_object_get(v, "uuid")),
+			.version = (uint64_t)json_integer_value(json_object_get(v, "version")),
+			.name = json_string_value(json_object_get(v, "name")),
+			.time_ms = json_integer_value(json_object_get(v, "time_ms")),
+			.origin = json_string_value(json_object_get(v, "origin")),
+			.user = json_string_value(json_object_get(v, "user")),
+			.change = json_string_value(json_object_get(v, "change")),
+			.data = json_is_object(data) ? data : NULL,
+		};
+		if (!store_kind_parse(json_string_value(json_object_get(v, "kind")), &kind) ||
+		    !e.uuid || !e.name || !e.change) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The state transfer has a malformed history entry.");
+			return false;
+		}
+		e.kind = kind;
+		if (!store_db_add_history(db, &e, error))
+			return false;
+	}
+	return store_db_set_position(db, &pos, error);
+}
+
+void store_db_fail_after(store_db *db, unsigned nth)
+{
+	db->fail_after = nth;
+}

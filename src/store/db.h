@@ -1,0 +1,99 @@
+/*
+ * Durable storage of the replicated configuration in SQLite.
+ *
+ * The in-memory state (state.h) answers every read; this file keeps what
+ * must survive a power cut: the current objects, the VM history, and the
+ * store's position (generation, index, hash).  Changes collect in one open
+ * transaction per delivery burst and become durable at store_db_commit()
+ * (WAL, synchronous=FULL: the commit fsyncs).  Each command runs inside a
+ * savepoint so a failing command leaves no trace.
+ *
+ * The simulator uses the same code on ":memory:" databases: a simulated crash
+ * rolls the open transaction back, which is exactly what a power cut does.
+ */
+#pragma once
+
+#include "store/object.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct store_db store_db;
+
+/* The store's position in the cluster's history of changes. */
+typedef struct store_position {
+	uint64_t gen;          /* generation in which the last change was applied */
+	uint64_t index;        /* number of changes applied */
+	uint8_t hash[32];      /* chained SHA-256 of every change applied */
+	uint64_t current_gen;  /* highest generation this node has entered */
+} store_position;
+
+/* One entry of an object's history (VMs only). */
+typedef struct store_history_entry {
+	store_kind kind;
+	const char *uuid;
+	uint64_t version;
+	const char *name;
+	int64_t time_ms;
+	const char *origin;    /* node that made the change */
+	const char *user;      /* who asked for it */
+	const char *change;    /* "defined", "updated", "undefined", "restored from version N" */
+	json_t *data;          /* the object's data at that version; NULL for "undefined" */
+} store_history_entry;
+
+/* Open (creating if needed) the database at @path, or ":memory:". */
+store_db *store_db_open(const char *path, GError **error);
+void store_db_close(store_db *db);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_db, store_db_close)
+
+/* Start the burst's transaction unless one is open. */
+bool store_db_begin(store_db *db, GError **error);
+/* Make the open transaction durable (no-op without one). */
+bool store_db_commit(store_db *db, GError **error);
+/* Drop the open transaction (a simulated crash, or a failed burst). */
+void store_db_rollback(store_db *db);
+bool store_db_in_transaction(store_db *db);
+
+/* Savepoints around one command inside the burst's transaction. */
+bool store_db_savepoint(store_db *db, GError **error);
+bool store_db_release(store_db *db, GError **error);
+void store_db_rollback_savepoint(store_db *db);
+
+bool store_db_put_object(store_db *db, const store_object *o, GError **error);
+bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GError **error);
+bool store_db_set_position(store_db *db, const store_position *pos, GError **error);
+
+bool store_db_add_history(store_db *db, const store_history_entry *e, GError **error);
+/* Keep only the newest @keep versions of one object's history. */
+bool store_db_prune_history(store_db *db, store_kind kind, const char *uuid, unsigned keep,
+			    GError **error);
+/* Highest version ever recorded for @uuid (0 if none). */
+uint64_t store_db_history_max_version(store_db *db, store_kind kind, const char *uuid);
+/* One version's entry as JSON (with "data"), or NULL. */
+json_t *store_db_history_get(store_db *db, store_kind kind, const char *uuid, uint64_t version);
+/*
+ * History entries, newest first, as a JSON array: of @uuid if given, else
+ * of every object whose name at that version matches the glob @pattern (or
+ * all if NULL).  @with_data includes each version's data.
+ */
+json_t *store_db_history_list(store_db *db, store_kind kind, const char *uuid,
+			      const char *pattern, bool with_data, GError **error);
+
+/* Callback for every stored object while loading. */
+typedef void (*store_db_object_fn)(store_object *o, gpointer user_data);
+/* Read the position and call @fn for every object. */
+bool store_db_load(store_db *db, store_position *pos, store_db_object_fn fn,
+		   gpointer user_data, GError **error);
+
+/* Everything (objects, history, position) as one JSON value for a transfer. */
+json_t *store_db_dump(store_db *db, GError **error);
+/* Replace everything with a dump, inside the open transaction. */
+bool store_db_restore_dump(store_db *db, json_t *dump, GError **error);
+
+/*
+ * Fault injection for tests: make the @nth next write fail (0 disables).
+ * Proves that a failing disk is handled, as SQLite's own FAULTSIM does.
+ */
+void store_db_fail_after(store_db *db, unsigned nth);

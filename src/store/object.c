@@ -1,0 +1,160 @@
+#include "store/object.h"
+
+#include "common/error.h"
+
+#include <string.h>
+
+static const struct {
+	const char *name;
+	const char *label;
+} kinds[STORE_KIND__COUNT] = {
+	[STORE_KIND_CLUSTER] = { "cluster", "cluster" },
+	[STORE_KIND_NODE] = { "node", "node" },
+	[STORE_KIND_VM] = { "vm", "VM" },
+	[STORE_KIND_DISK] = { "disk", "disk" },
+	[STORE_KIND_STORAGE] = { "storage", "storage" },
+	[STORE_KIND_FENCE_DEVICE] = { "fence_device", "fence device" },
+	[STORE_KIND_HOST] = { "host", "host" },
+	[STORE_KIND_USER] = { "user", "user" },
+	[STORE_KIND_GROUP] = { "group", "group" },
+};
+
+const char *store_kind_name(store_kind kind)
+{
+	return (unsigned)kind < STORE_KIND__COUNT ? kinds[kind].name : "?";
+}
+
+const char *store_kind_label(store_kind kind)
+{
+	return (unsigned)kind < STORE_KIND__COUNT ? kinds[kind].label : "object";
+}
+
+bool store_kind_parse(const char *name, store_kind *out)
+{
+	for (unsigned i = 0; name && i < STORE_KIND__COUNT; i++) {
+		if (strcmp(kinds[i].name, name) == 0) {
+			*out = (store_kind)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+store_object *store_object_new(store_kind kind, const char *uuid, const char *name,
+			       uint64_t version, int64_t created_ms, int64_t modified_ms,
+			       json_t *data)
+{
+	store_object *o = g_new0(store_object, 1);
+	o->refcount = 1;
+	o->kind = kind;
+	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
+	o->name = g_strdup(name);
+	o->version = version;
+	o->created_ms = created_ms;
+	o->modified_ms = modified_ms;
+	o->data = data ? json_incref(data) : json_object();
+	return o;
+}
+
+store_object *store_object_ref(store_object *o)
+{
+	g_atomic_int_inc(&o->refcount);
+	return o;
+}
+
+void store_object_unref(store_object *o)
+{
+	if (!o || !g_atomic_int_dec_and_test(&o->refcount))
+		return;
+	json_decref(o->data);
+	g_free(o->name);
+	g_free(o);
+}
+
+json_t *store_object_to_json(const store_object *o)
+{
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:O}", "kind", store_kind_name(o->kind),
+			 "uuid", o->uuid, "name", o->name, "version", (json_int_t)o->version,
+			 "created_ms", (json_int_t)o->created_ms, "modified_ms",
+			 (json_int_t)o->modified_ms, "data", o->data);
+}
+
+store_object *store_object_from_json(json_t *j, GError **error)
+{
+	const char *kind_name = NULL, *uuid = NULL, *name = NULL;
+	json_int_t version = 0, created = 0, modified = 0;
+	json_t *data = NULL;
+	json_error_t jerr;
+	store_kind kind;
+	if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:s,s:s,s:s,s:I,s:I,s:I,s:o}", "kind",
+			   &kind_name, "uuid", &uuid, "name", &name, "version", &version,
+			   "created_ms", &created, "modified_ms", &modified, "data", &data) < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Malformed object: %s.", jerr.text);
+		return NULL;
+	}
+	if (!store_kind_parse(kind_name, &kind) || !store_uuid_is_valid(uuid) ||
+	    !json_is_object(data) || version < 1) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Malformed object: bad kind, UUID, version or data.");
+		return NULL;
+	}
+	return store_object_new(kind, uuid, name, (uint64_t)version, created, modified, data);
+}
+
+bool store_uuid_is_valid(const char *uuid)
+{
+	if (!uuid || strlen(uuid) != STORE_UUID_LEN)
+		return false;
+	for (int i = 0; i < STORE_UUID_LEN; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? uuid[i] != '-' : !(g_ascii_isdigit(uuid[i]) || (uuid[i] >= 'a' && uuid[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+void store_uuid_generate(char out[STORE_UUID_LEN + 1])
+{
+	char *u = g_uuid_string_random();
+	g_strlcpy(out, u, STORE_UUID_LEN + 1);
+	g_free(u);
+}
+
+bool store_name_validate(store_kind kind, const char *name, GError **error)
+{
+	const char *label = store_kind_label(kind);
+	size_t len = name ? strlen(name) : 0;
+	if (len == 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "A %s name must not be empty.", label);
+		return false;
+	}
+	if (len > STORE_NAME_MAX) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The %s name '%.20s…' is longer than %d characters.", label, name,
+			    STORE_NAME_MAX);
+		return false;
+	}
+	if (!g_ascii_isalnum(name[0])) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The %s name '%s' must start with a letter or digit.", label, name);
+		return false;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!g_ascii_isalnum(c) && c != '-' && c != '_' && c != '.') {
+			g_autofree char *shown = g_strescape(name, NULL);
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The %s name '%s' contains a character other than letters, digits, '-', '_' and '.'.",
+				    label, shown);
+			return false;
+		}
+	}
+	g_autofree char *lower = g_ascii_strdown(name, -1);
+	if (store_uuid_is_valid(lower)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The %s name '%s' looks like a UUID; choose a name that does not.", label,
+			    name);
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,75 @@
+/*
+ * The objects of herd's replicated configuration.
+ *
+ * Every object has a kind (vm, node, …), a UUID that never changes, a name
+ * unique within its kind, a version that grows by one with every change, and
+ * kind-specific data as a JSON object.  The cluster's settings are the one
+ * object of kind "cluster".  Objects are immutable once published: a change
+ * makes a new object, so readers may hold a reference while the store moves on.
+ */
+#pragma once
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+	STORE_KIND_CLUSTER = 0,
+	STORE_KIND_NODE,
+	STORE_KIND_VM,
+	STORE_KIND_DISK,
+	STORE_KIND_STORAGE,
+	STORE_KIND_FENCE_DEVICE,
+	STORE_KIND_HOST,
+	STORE_KIND_USER,
+	STORE_KIND_GROUP,
+	STORE_KIND__COUNT
+} store_kind;
+
+/* "vm", "fence_device"…; the name used on the wire and in SQLite. */
+const char *store_kind_name(store_kind kind);
+/* Parse a kind name; false if unknown. */
+bool store_kind_parse(const char *name, store_kind *out);
+/* How the kind is called in messages: "VM", "fence device"… */
+const char *store_kind_label(store_kind kind);
+
+#define STORE_UUID_LEN 36
+#define STORE_NAME_MAX 63
+
+typedef struct store_object {
+	gint refcount;
+	store_kind kind;
+	char uuid[STORE_UUID_LEN + 1];
+	char *name;
+	uint64_t version;
+	int64_t created_ms;   /* when it was first made (sender's clock) */
+	int64_t modified_ms;  /* when this version was made */
+	json_t *data;         /* kind-specific fields; never NULL */
+} store_object;
+
+/* A new object (refcount 1); @data is referenced, not stolen. */
+store_object *store_object_new(store_kind kind, const char *uuid, const char *name,
+			       uint64_t version, int64_t created_ms, int64_t modified_ms,
+			       json_t *data);
+store_object *store_object_ref(store_object *o);
+void store_object_unref(store_object *o);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_object, store_object_unref)
+
+/* {"kind","uuid","name","version","created_ms","modified_ms","data"} */
+json_t *store_object_to_json(const store_object *o);
+/* The inverse; NULL with an INVALID error if a field is missing or wrong. */
+store_object *store_object_from_json(json_t *j, GError **error);
+
+/*
+ * Names: 1–63 characters of letters, digits, '-', '_' and '.', starting with
+ * a letter or digit, and not shaped like a UUID (so that NAME|UUID arguments
+ * are never ambiguous).  On failure @error says what is wrong with @name.
+ */
+bool store_name_validate(store_kind kind, const char *name, GError **error);
+
+/* True for the canonical lower-case 8-4-4-4-12 form. */
+bool store_uuid_is_valid(const char *uuid);
+
+/* A new random (version 4) UUID. */
+void store_uuid_generate(char out[STORE_UUID_LEN + 1]);

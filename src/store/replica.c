@@ -1,0 +1,842 @@
+#include "store/replica.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "store/wire.h"
+
+#include <string.h>
+
+/* Bounds: requests of this node in flight, commands waiting for a sync. */
+#define MAX_PENDING 20000
+#define MAX_QUEUED 100000
+/* Snapshot chunk payload size (CPG carries larger messages, but flow
+ * control and the IPC buffer like them small). */
+#define SNAPSHOT_CHUNK (256u * 1024u)
+
+typedef struct {
+	uint32_t nodeid;
+	bool have_state;
+	store_position pos;
+	unsigned proto_max;
+	uint64_t persisted_gen;   /* from PERSISTED in this configuration */
+	uint64_t persisted_index;
+} member;
+
+typedef struct {
+	uint64_t req_id;
+	uint64_t gen, index;      /* position right after the change was applied */
+	json_t *result;
+} awaiting_ack;
+
+typedef struct {
+	uint32_t sender;
+	uint64_t msg_id;
+	GBytes *payload;
+} queued_command;
+
+struct replica {
+	uint32_t nodeid;
+	char *node_name;
+	store_db *db;
+	store_state *state;
+	replica_callbacks cb;
+	gpointer user;
+
+	replica_phase phase;
+	GArray *members;            /* of member, sorted by nodeid */
+	bool primary;
+	unsigned cluster_proto;
+
+	/* sync round */
+	uint64_t round;             /* epoch of the round in progress or done; 0: none */
+	uint32_t round_counter;     /* for rounds this node opens */
+	bool transfer;              /* a snapshot is being transferred */
+	bool confirming;            /* waiting for all to persist the new generation */
+	uint32_t leader;
+	store_position leader_pos;
+	uint64_t next_gen;          /* the generation this sync starts */
+	GByteArray *snapshot;       /* chunks received so far */
+	uint32_t snap_next, snap_count;
+
+	uint64_t next_req_id;
+	GHashTable *sent;           /* req_id -> itself: sent, not yet delivered */
+	GQueue *awaiting;           /* awaiting_ack*, applied, in index order */
+	GQueue *queued;             /* queued_command*, delivered during a sync */
+	bool dirty;                 /* changes not yet committed */
+	uint64_t rejected;
+};
+
+static void awaiting_free(awaiting_ack *a)
+{
+	json_decref(a->result);
+	g_free(a);
+}
+
+static void queued_free(queued_command *q)
+{
+	g_bytes_unref(q->payload);
+	g_free(q);
+}
+
+static gint member_cmp(gconstpointer a, gconstpointer b)
+{
+	uint32_t x = ((const member *)a)->nodeid, y = ((const member *)b)->nodeid;
+	return x < y ? -1 : x > y;
+}
+
+static member *find_member(replica *r, uint32_t nodeid)
+{
+	for (guint i = 0; i < r->members->len; i++) {
+		member *m = &g_array_index(r->members, member, i);
+		if (m->nodeid == nodeid)
+			return m;
+	}
+	return NULL;
+}
+
+static void fail_request(replica *r, uint64_t req_id, herd_error_code code, const char *msg)
+{
+	g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, (gint)code, msg);
+	r->cb.done(r->user, req_id, NULL, err);
+}
+
+/* Answer every applied-but-unconfirmed request with @msg. */
+static void fail_awaiting(replica *r, herd_error_code code, const char *msg)
+{
+	awaiting_ack *a;
+	while ((a = g_queue_pop_head(r->awaiting))) {
+		fail_request(r, a->req_id, code, msg);
+		awaiting_free(a);
+	}
+}
+
+/* The database failed: stop before this replica diverges from the others. */
+static void replica_fail(replica *r, const GError *error)
+{
+	if (r->phase == REPLICA_FAILED)
+		return;
+	log_err("configuration store stopped: %s", error->message);
+	store_db_rollback(r->db);
+	r->phase = REPLICA_FAILED;
+	r->primary = false;
+	fail_awaiting(r, HERD_ERR_IO, "This node's configuration database failed before the change was confirmed.");
+	GList *ids = g_hash_table_get_keys(r->sent);
+	for (GList *l = ids; l; l = l->next)
+		fail_request(r, *(uint64_t *)l->data, HERD_ERR_IO,
+			     "This node's configuration database failed.");
+	g_list_free(ids);
+	g_hash_table_remove_all(r->sent);
+	r->cb.failed(r->user, error);
+}
+
+static bool send_msg(replica *r, herd_msg_type type, uint64_t epoch, uint64_t msg_id,
+		     const void *payload, size_t len)
+{
+	size_t n;
+	g_autofree void *m = herd_wire_encode(type, r->nodeid, epoch, msg_id, payload, len, &n);
+	return r->cb.send(r->user, m, n);
+}
+
+static bool send_json(replica *r, herd_msg_type type, uint64_t epoch, json_t *j)
+{
+	g_autofree char *s = json_dumps(j, JSON_COMPACT);
+	return send_msg(r, type, epoch, 0, s, strlen(s));
+}
+
+/* ------------------------------------------------------------------ */
+/* Primary configuration                                               */
+
+/*
+ * A configuration is primary when its members are a majority of the
+ * cluster's nodes as the replicated node list has them.  Every member
+ * computes this from the same delivered membership and the same state, so
+ * they all agree, unlike a look at votequorum's view, which may lag.
+ */
+static bool compute_primary(replica *r)
+{
+	GHashTableIter it;
+	gpointer v;
+	guint total = 0, present = 0;
+	uint32_t missing = 0;
+	g_hash_table_iter_init(&it, r->state->by_uuid[STORE_KIND_NODE]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		store_object *node = v;
+		json_int_t id = json_integer_value(json_object_get(node->data, "nodeid"));
+		total++;
+		if (id > 0 && find_member(r, (uint32_t)id))
+			present++;
+		else
+			missing = (uint32_t)id;
+	}
+	if (total == 0)
+		return false;
+	if (2 * present > total)
+		return true;
+	return total == 2 && present == 1 && r->cb.two_node_survivor_ok &&
+	       r->cb.two_node_survivor_ok(r->user, missing);
+}
+
+/* ------------------------------------------------------------------ */
+/* Applying commands                                                   */
+
+static bool ensure_txn(replica *r)
+{
+	g_autoptr(GError) err = NULL;
+	if (store_db_begin(r->db, &err))
+		return true;
+	replica_fail(r, err);
+	return false;
+}
+
+static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const void *payload,
+			  size_t len)
+{
+	bool mine = sender == r->nodeid && g_hash_table_remove(r->sent, &msg_id);
+	if (!r->primary) {
+		if (mine)
+			fail_request(r, msg_id, HERD_ERR_NO_QUORUM,
+				     "The cluster lost quorum before the change could be applied; it was not applied.");
+		return;
+	}
+	if (!ensure_txn(r))
+		return;
+	g_autoptr(GError) err = NULL;
+	json_error_t jerr;
+	g_autoptr(json_t) cmd = json_loadb(payload, len, 0, &jerr);
+	g_autoptr(GPtrArray) changes =
+		g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	json_t *result = NULL;
+	if (!cmd)
+		g_set_error(&err, HERD_ERROR, HERD_ERR_INVALID, "The command is not valid JSON: %s.",
+			    jerr.text);
+	else
+		result = store_state_apply(r->state, cmd, payload, len, changes, &err);
+	if (!result && err->code == HERD_ERR_IO && err->domain == HERD_ERROR) {
+		replica_fail(r, err);
+		return;
+	}
+	if (result) {
+		r->dirty = true;
+		if (changes->len) {
+			for (guint i = 0; i < changes->len; i++) {
+				store_change *c = changes->pdata[i];
+				if (c->kind == STORE_KIND_NODE) {
+					r->primary = compute_primary(r);
+					break;
+				}
+			}
+			r->cb.changed(r->user, changes);
+		}
+	}
+	if (!mine) {
+		json_decref(result);
+		return;
+	}
+	if (!result) {
+		r->cb.done(r->user, msg_id, NULL, err);
+		return;
+	}
+	awaiting_ack *a = g_new0(awaiting_ack, 1);
+	a->req_id = msg_id;
+	a->gen = r->state->pos.current_gen;
+	a->index = r->state->pos.index;
+	a->result = result;
+	g_queue_push_tail(r->awaiting, a);
+}
+
+/* Confirm requests every member has made durable. */
+static void check_acks(replica *r)
+{
+	if (r->phase != REPLICA_SYNCED || !r->primary)
+		return;
+	uint64_t min_index = UINT64_MAX;
+	for (guint i = 0; i < r->members->len; i++) {
+		member *m = &g_array_index(r->members, member, i);
+		uint64_t idx = m->persisted_gen == r->state->pos.current_gen ? m->persisted_index : 0;
+		min_index = MIN(min_index, idx);
+	}
+	awaiting_ack *a;
+	while ((a = g_queue_peek_head(r->awaiting)) && a->gen == r->state->pos.current_gen &&
+	       a->index <= min_index) {
+		g_queue_pop_head(r->awaiting);
+		r->cb.done(r->user, a->req_id, a->result, NULL);
+		awaiting_free(a);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Sync                                                                */
+
+/* Apply (or, outside a primary configuration, refuse) what waited for the sync. */
+static void run_queued(replica *r)
+{
+	queued_command *q;
+	while ((q = g_queue_pop_head(r->queued))) {
+		gsize len;
+		const void *p = g_bytes_get_data(q->payload, &len);
+		apply_command(r, q->sender, q->msg_id, p, len);
+		queued_free(q);
+		if (r->phase == REPLICA_FAILED)
+			return;
+	}
+}
+
+static void log_sync_done(replica *r, bool replaced)
+{
+	char hash[65];
+	store_position_hash_hex(&r->state->pos, hash);
+	log_info("sync done: %u members, %s, at generation %" G_GUINT64_FORMAT ", index %" G_GUINT64_FORMAT
+		 ", hash %.12s%s",
+		 r->members->len, r->primary ? "quorate" : "NOT quorate", r->state->pos.gen,
+		 r->state->pos.index, hash, replaced ? " (state received)" : "");
+}
+
+/*
+ * Every member holds the leader's state.  In a primary configuration, start
+ * a new generation; it is used only once every member has made it durable
+ * (confirm_generation), so that no later partition can start the same
+ * generation with a different history.
+ */
+static void complete_sync(replica *r, bool replaced)
+{
+	r->transfer = false;
+	if (r->snapshot) {
+		g_byte_array_unref(r->snapshot);
+		r->snapshot = NULL;
+	}
+	r->primary = compute_primary(r);
+	if (r->primary && !replaced) {
+		/* Our state is the leader's, which every member now holds: our
+		 * unconfirmed changes are confirmed once all have persisted the
+		 * new generation. */
+		for (GList *l = r->awaiting->head; l; l = l->next)
+			((awaiting_ack *)l->data)->gen = r->next_gen;
+	}
+	if (replaced || !r->primary)
+		fail_awaiting(r, r->primary ? HERD_ERR_UNAVAILABLE : HERD_ERR_NO_QUORUM,
+			      r->primary ? "The cluster membership changed before the change was confirmed on every node; it may not have been applied. Check and retry."
+					 : "The cluster lost quorum before the change was confirmed on every node; it may not have been applied. Check and retry.");
+	log_sync_done(r, replaced);
+	if (!r->primary) {
+		r->phase = REPLICA_SYNCED;
+		run_queued(r);
+		return;
+	}
+	if (!ensure_txn(r))
+		return;
+	g_autoptr(GError) err = NULL;
+	store_position pos = r->state->pos;
+	pos.current_gen = r->next_gen;
+	if (!store_db_set_position(r->db, &pos, &err)) {
+		replica_fail(r, err);
+		return;
+	}
+	r->state->pos = pos;
+	r->dirty = true;
+	r->confirming = true;
+}
+
+/* Every member persisted the new generation: the sync is over. */
+static void confirm_generation(replica *r)
+{
+	for (guint i = 0; i < r->members->len; i++) {
+		member *m = &g_array_index(r->members, member, i);
+		if (m->persisted_gen != r->state->pos.current_gen)
+			return;
+	}
+	r->confirming = false;
+	r->phase = REPLICA_SYNCED;
+	run_queued(r);
+	check_acks(r);
+}
+
+static void send_snapshot(replica *r)
+{
+	g_autoptr(GError) err = NULL;
+	g_autoptr(json_t) dump = store_db_dump(r->db, &err);
+	if (!dump) {
+		replica_fail(r, err);
+		return;
+	}
+	g_autofree char *text = json_dumps(dump, JSON_COMPACT);
+	size_t len = strlen(text);
+	uint32_t count = (uint32_t)((len + SNAPSHOT_CHUNK - 1) / SNAPSHOT_CHUNK);
+	if (count == 0)
+		count = 1;
+	log_info("sending the configuration (%zu bytes, %u chunks) to sync the others", len, count);
+	g_autofree uint8_t *chunk = g_malloc(8 + SNAPSHOT_CHUNK);
+	for (uint32_t i = 0; i < count; i++) {
+		size_t off = (size_t)i * SNAPSHOT_CHUNK;
+		size_t n = MIN(SNAPSHOT_CHUNK, len - off);
+		herd_put_le32(chunk, i);
+		herd_put_le32(chunk + 4, count);
+		memcpy(chunk + 8, text + off, n);
+		if (!send_msg(r, HERD_MSG_SNAPSHOT, r->round, 0, chunk, 8 + n))
+			log_warn("could not send snapshot chunk %u of %u", i + 1, count);
+	}
+}
+
+/* Every member's state is in: pick the leader, transfer if needed. */
+static void decide(replica *r)
+{
+	/* on_state only calls this with every member's state in, so >= 1 member */
+	member *lead = &g_array_index(r->members, member, 0);
+	unsigned proto = HERD_WIRE_VERSION;
+	uint64_t max_gen = 0;
+	for (guint i = 0; i < r->members->len; i++) {
+		member *m = &g_array_index(r->members, member, i);
+		proto = MIN(proto, m->proto_max);
+		max_gen = MAX(max_gen, MAX(m->pos.current_gen, m->pos.gen));
+		if (store_position_compare(&m->pos, &lead->pos) > 0)
+			lead = m; /* ties: the lower node id, met first */
+	}
+	r->cluster_proto = proto;
+	/* Above every generation any member entered: no two configurations
+	 * that apply changes ever share a generation. */
+	r->next_gen = max_gen + 1;
+	r->leader = lead->nodeid;
+	r->leader_pos = lead->pos;
+	bool differ = false;
+	for (guint i = 0; i < r->members->len; i++) {
+		member *m = &g_array_index(r->members, member, i);
+		if (store_position_compare(&m->pos, &lead->pos) != 0 ||
+		    memcmp(m->pos.hash, lead->pos.hash, sizeof(lead->pos.hash)) != 0) {
+			differ = true;
+			if (store_position_compare(&m->pos, &lead->pos) == 0)
+				log_err("node %u diverged from node %u at the same position; node %u's state wins",
+					m->nodeid, lead->nodeid, lead->nodeid);
+		}
+	}
+	if (!differ) {
+		complete_sync(r, false);
+		return;
+	}
+	r->transfer = true;
+	r->snap_next = 0;
+	r->snap_count = 0;
+	if (r->snapshot)
+		g_byte_array_unref(r->snapshot);
+	r->snapshot = g_byte_array_new();
+	if (r->leader == r->nodeid)
+		send_snapshot(r);
+}
+
+static void on_sync_start(replica *r, uint32_t sender, uint64_t epoch)
+{
+	if (r->members->len == 0 || sender != g_array_index(r->members, member, 0).nodeid)
+		return; /* only the lowest member of this configuration opens rounds */
+	r->round = epoch;
+	r->phase = REPLICA_SYNCING;
+	r->transfer = false;
+	r->confirming = false;
+	for (guint i = 0; i < r->members->len; i++)
+		g_array_index(r->members, member, i).have_state = false;
+	char hash[65];
+	store_position_hash_hex(&r->state->pos, hash);
+	g_autoptr(json_t) st = json_pack("{s:I,s:I,s:s,s:I,s:i,s:i,s:s}", "gen",
+					 (json_int_t)r->state->pos.gen, "index",
+					 (json_int_t)r->state->pos.index, "hash", hash, "current_gen",
+					 (json_int_t)r->state->pos.current_gen, "proto_min",
+					 HERD_WIRE_VERSION_MIN, "proto_max", HERD_WIRE_VERSION, "name",
+					 r->node_name);
+	send_json(r, HERD_MSG_STATE, epoch, st);
+}
+
+static bool parse_state(const void *payload, size_t len, store_position *pos, unsigned *proto)
+{
+	g_autoptr(json_t) j = json_loadb(payload, len, 0, NULL);
+	const char *hash = json_string_value(json_object_get(j, "hash"));
+	json_int_t gen = json_integer_value(json_object_get(j, "gen"));
+	json_int_t index = json_integer_value(json_object_get(j, "index"));
+	json_int_t pmax = json_integer_value(json_object_get(j, "proto_max"));
+	json_int_t cur = json_integer_value(json_object_get(j, "current_gen"));
+	if (!hash || strlen(hash) != 64 || gen < 0 || index < 0 || pmax < 1 || cur < 0)
+		return false;
+	for (int i = 0; i < 32; i++) {
+		if (!g_ascii_isxdigit(hash[2 * i]) || !g_ascii_isxdigit(hash[2 * i + 1]))
+			return false;
+		pos->hash[i] = (uint8_t)(g_ascii_xdigit_value(hash[2 * i]) * 16 +
+					 g_ascii_xdigit_value(hash[2 * i + 1]));
+	}
+	pos->gen = (uint64_t)gen;
+	pos->index = (uint64_t)index;
+	pos->current_gen = (uint64_t)cur;
+	*proto = (unsigned)pmax;
+	return true;
+}
+
+static void on_state(replica *r, uint32_t sender, uint64_t epoch, const void *payload, size_t len)
+{
+	member *m = find_member(r, sender);
+	if (!m || epoch != r->round || r->phase != REPLICA_SYNCING || r->transfer || m->have_state)
+		return;
+	if (!parse_state(payload, len, &m->pos, &m->proto_max)) {
+		/* Every receiver sees the same bytes, so all treat the sender as
+		 * empty: it will be sent the leader's state. */
+		log_err("malformed STATE from node %u; treating its store as empty", sender);
+		memset(&m->pos, 0, sizeof(m->pos));
+		m->proto_max = HERD_WIRE_VERSION_MIN;
+		r->rejected++;
+	}
+	m->have_state = true;
+	for (guint i = 0; i < r->members->len; i++)
+		if (!g_array_index(r->members, member, i).have_state)
+			return;
+	decide(r);
+}
+
+static void on_snapshot(replica *r, uint32_t sender, uint64_t epoch, const void *payload,
+			size_t len)
+{
+	if (r->phase != REPLICA_SYNCING || !r->transfer || epoch != r->round || sender != r->leader)
+		return;
+	const uint8_t *p = payload;
+	if (len < 8) {
+		r->rejected++;
+		return;
+	}
+	uint32_t chunk = herd_get_le32(p), count = herd_get_le32(p + 4);
+	if (chunk != r->snap_next || count == 0 || (r->snap_count && count != r->snap_count)) {
+		log_err("snapshot chunk %u/%u from node %u out of order; waiting for the next round",
+			chunk, count, sender);
+		r->rejected++;
+		return;
+	}
+	r->snap_count = count;
+	r->snap_next++;
+	bool needed = store_position_compare(&r->state->pos, &r->leader_pos) != 0 ||
+		      memcmp(r->state->pos.hash, r->leader_pos.hash, 32) != 0;
+	if (needed)
+		g_byte_array_append(r->snapshot, p + 8, (guint)(len - 8));
+	if (r->snap_next < count)
+		return;
+	if (!needed) {
+		complete_sync(r, false);
+		return;
+	}
+	g_autoptr(GError) err = NULL;
+	json_error_t jerr;
+	g_autoptr(json_t) dump = json_loadb((const char *)r->snapshot->data, r->snapshot->len, 0, &jerr);
+	if (!dump) {
+		g_set_error(&err, HERD_ERROR, HERD_ERR_IO, "The state received from node %u is not valid JSON: %s.",
+			    sender, jerr.text);
+		replica_fail(r, err);
+		return;
+	}
+	if (!ensure_txn(r))
+		return;
+	if (!store_db_restore_dump(r->db, dump, &err) || !store_state_load(r->state, &err)) {
+		replica_fail(r, err);
+		return;
+	}
+	r->dirty = true;
+	r->cb.changed(r->user, NULL);
+	complete_sync(r, true);
+}
+
+static void on_persisted(replica *r, uint32_t sender, const void *payload, size_t len)
+{
+	member *m = find_member(r, sender);
+	if (!m || len != 16) {
+		if (len != 16)
+			r->rejected++;
+		return;
+	}
+	m->persisted_gen = herd_get_le64(payload);
+	m->persisted_index = herd_get_le64((const uint8_t *)payload + 8);
+	if (r->confirming)
+		confirm_generation(r);
+	else
+		check_acks(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public entry points                                                 */
+
+replica *replica_new(uint32_t nodeid, const char *node_name, store_db *db,
+		     const replica_callbacks *cb, gpointer user, GError **error)
+{
+	replica *r = g_new0(replica, 1);
+	r->nodeid = nodeid;
+	r->node_name = g_strdup(node_name);
+	r->db = db;
+	r->cb = *cb;
+	r->user = user;
+	r->members = g_array_new(FALSE, TRUE, sizeof(member));
+	r->sent = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	r->awaiting = g_queue_new();
+	r->queued = g_queue_new();
+	r->cluster_proto = HERD_WIRE_VERSION;
+	r->state = store_state_new(db);
+	r->next_req_id = 1;
+	if (!store_state_load(r->state, error)) {
+		replica_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void replica_free(replica *r)
+{
+	if (!r)
+		return;
+	if (r->phase != REPLICA_FAILED) {
+		fail_awaiting(r, HERD_ERR_UNAVAILABLE, "The daemon stopped before the change was confirmed.");
+		GList *ids = g_hash_table_get_keys(r->sent);
+		for (GList *l = ids; l; l = l->next)
+			fail_request(r, *(uint64_t *)l->data, HERD_ERR_UNAVAILABLE,
+				     "The daemon stopped before the change was applied.");
+		g_list_free(ids);
+	}
+	g_queue_free_full(r->awaiting, (GDestroyNotify)awaiting_free);
+	g_queue_free_full(r->queued, (GDestroyNotify)queued_free);
+	g_hash_table_destroy(r->sent);
+	g_array_free(r->members, TRUE);
+	if (r->snapshot)
+		g_byte_array_unref(r->snapshot);
+	store_state_free(r->state);
+	g_free(r->node_name);
+	g_free(r);
+}
+
+void replica_set_nodeid(replica *r, uint32_t nodeid)
+{
+	r->nodeid = nodeid;
+}
+
+static void drop_queued(replica *r, const char *why)
+{
+	queued_command *q;
+	while ((q = g_queue_pop_head(r->queued))) {
+		if (q->sender == r->nodeid && g_hash_table_remove(r->sent, &q->msg_id))
+			fail_request(r, q->msg_id, HERD_ERR_UNAVAILABLE, why);
+		queued_free(q);
+	}
+}
+
+void replica_confchg(replica *r, const uint32_t *members, size_t n_members)
+{
+	if (r->phase == REPLICA_FAILED)
+		return;
+	/* What was applied before the change must be durable before we report
+	 * our position. */
+	g_autoptr(GError) err = NULL;
+	if (r->dirty && !store_db_commit(r->db, &err)) {
+		replica_fail(r, err);
+		return;
+	}
+	r->dirty = false;
+	g_array_set_size(r->members, 0);
+	bool me = false;
+	for (size_t i = 0; i < n_members; i++) {
+		member m = { .nodeid = members[i], .proto_max = HERD_WIRE_VERSION };
+		g_array_append_val(r->members, m);
+		me |= members[i] == r->nodeid;
+	}
+	g_array_sort(r->members, member_cmp);
+	drop_queued(r, "The cluster membership changed while the change waited for a sync; it was not applied. Retry.");
+	r->transfer = false;
+	r->confirming = false;
+	r->round = 0;
+	r->primary = false;
+	if (!me) {
+		replica_detach(r);
+		return;
+	}
+	r->phase = REPLICA_SYNCING;
+	if (g_array_index(r->members, member, 0).nodeid == r->nodeid) {
+		uint64_t epoch = ((uint64_t)r->nodeid << 32) | ++r->round_counter;
+		send_msg(r, HERD_MSG_SYNC_START, epoch, 0, NULL, 0);
+	}
+}
+
+void replica_detach(replica *r)
+{
+	if (r->phase == REPLICA_FAILED)
+		return;
+	r->phase = REPLICA_DETACHED;
+	r->primary = false;
+	r->transfer = false;
+	r->confirming = false;
+	r->round = 0;
+	g_array_set_size(r->members, 0);
+	drop_queued(r, "The connection to the cluster was lost; the change was not applied.");
+	fail_awaiting(r, HERD_ERR_UNAVAILABLE,
+		      "The connection to the cluster was lost before the change was confirmed; it may not have been applied.");
+	GList *ids = g_hash_table_get_keys(r->sent);
+	for (GList *l = ids; l; l = l->next)
+		fail_request(r, *(uint64_t *)l->data, HERD_ERR_UNAVAILABLE,
+			     "The connection to the cluster was lost; the change may not have been applied.");
+	g_list_free(ids);
+	g_hash_table_remove_all(r->sent);
+}
+
+void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
+{
+	if (r->phase == REPLICA_FAILED || r->phase == REPLICA_DETACHED)
+		return;
+	herd_wire_header hdr;
+	const void *payload;
+	g_autoptr(GError) err = NULL;
+	if (!herd_wire_decode(msg, len, sender, &hdr, &payload, &err)) {
+		/* Every member sees the same bytes and drops them alike. */
+		log_warn("dropped a message: %s", err->message);
+		r->rejected++;
+		return;
+	}
+	switch ((herd_msg_type)hdr.type) {
+	case HERD_MSG_SYNC_START:
+		on_sync_start(r, sender, hdr.epoch);
+		break;
+	case HERD_MSG_STATE:
+		on_state(r, sender, hdr.epoch, payload, hdr.payload_len);
+		break;
+	case HERD_MSG_SNAPSHOT:
+		on_snapshot(r, sender, hdr.epoch, payload, hdr.payload_len);
+		break;
+	case HERD_MSG_COMMAND:
+		if (r->phase == REPLICA_SYNCED) {
+			apply_command(r, sender, hdr.msg_id, payload, hdr.payload_len);
+		} else if (g_queue_get_length(r->queued) < MAX_QUEUED) {
+			queued_command *q = g_new0(queued_command, 1);
+			q->sender = sender;
+			q->msg_id = hdr.msg_id;
+			q->payload = g_bytes_new(payload, hdr.payload_len);
+			g_queue_push_tail(r->queued, q);
+		} else if (sender == r->nodeid && g_hash_table_remove(r->sent, &hdr.msg_id)) {
+			fail_request(r, hdr.msg_id, HERD_ERR_UNAVAILABLE,
+				     "Too many changes waited for a sync; this one was dropped. Retry.");
+		}
+		break;
+	case HERD_MSG_PERSISTED:
+		on_persisted(r, sender, payload, hdr.payload_len);
+		break;
+	case HERD_MSG_STATUS:
+	case HERD_MSG__MAX:
+		break;
+	}
+}
+
+void replica_flush(replica *r)
+{
+	if (r->phase == REPLICA_FAILED)
+		return;
+	if (r->dirty) {
+		g_autoptr(GError) err = NULL;
+		if (!store_db_commit(r->db, &err)) {
+			replica_fail(r, err);
+			return;
+		}
+		r->dirty = false;
+		if ((r->phase == REPLICA_SYNCED || r->confirming) && r->primary) {
+			uint8_t p[16];
+			herd_put_le64(p, r->state->pos.current_gen);
+			herd_put_le64(p + 8, r->state->pos.index);
+			send_msg(r, HERD_MSG_PERSISTED, r->round, 0, p, sizeof(p));
+		}
+	}
+	check_acks(r);
+}
+
+const char *replica_refusal(replica *r, herd_error_code *code)
+{
+	switch (r->phase) {
+	case REPLICA_FAILED:
+		*code = HERD_ERR_IO;
+		return "This node's configuration database failed; the node has stopped taking part in the cluster. See the log.";
+	case REPLICA_DETACHED:
+		*code = HERD_ERR_UNAVAILABLE;
+		return "This node is not connected to the cluster (is corosync running?).";
+	case REPLICA_SYNCING:
+		*code = HERD_ERR_UNAVAILABLE;
+		return "The cluster is synchronising its configuration after a membership change; retry in a moment.";
+	case REPLICA_SYNCED:
+		break;
+	}
+	if (!r->primary) {
+		*code = HERD_ERR_NO_QUORUM;
+		return "This node's partition of the cluster has no quorum; configuration changes are refused until it has.";
+	}
+	return NULL;
+}
+
+uint64_t replica_submit(replica *r, json_t *cmd, int64_t now_ms, const char *user, GError **error)
+{
+	herd_error_code code;
+	const char *why = replica_refusal(r, &code);
+	if (why) {
+		g_set_error_literal(error, HERD_ERROR, (gint)code, why);
+		return 0;
+	}
+	if (g_hash_table_size(r->sent) + g_queue_get_length(r->awaiting) >= MAX_PENDING) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "Too many changes are in flight on this node (%d); retry.", MAX_PENDING);
+		return 0;
+	}
+	json_object_set_new(cmd, "time_ms", json_integer(now_ms));
+	json_object_set_new(cmd, "origin", json_string(r->node_name));
+	json_object_set_new(cmd, "user", json_string(user ? user : "root"));
+	g_autofree char *text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+	size_t len = strlen(text);
+	if (len > HERD_WIRE_MAX_PAYLOAD) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_TOO_LARGE,
+			    "The change is %zu bytes; the limit is %u.", len, HERD_WIRE_MAX_PAYLOAD);
+		return 0;
+	}
+	uint64_t id = r->next_req_id++;
+	if (!send_msg(r, HERD_MSG_COMMAND, r->round, id, text, len)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "The change could not be sent to the cluster (corosync refused it).");
+		return 0;
+	}
+	g_hash_table_add(r->sent, g_memdup2(&id, sizeof(id)));
+	return id;
+}
+
+json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *user,
+			  GError **error)
+{
+	if (r->state->pos.index != 0 || r->phase != REPLICA_DETACHED) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "This node already holds a cluster configuration.");
+		return NULL;
+	}
+	json_object_set_new(cmd, "time_ms", json_integer(now_ms));
+	json_object_set_new(cmd, "origin", json_string(r->node_name));
+	json_object_set_new(cmd, "user", json_string(user ? user : "root"));
+	g_autofree char *text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!store_db_begin(r->db, error))
+		return NULL;
+	json_t *result = store_state_apply(r->state, cmd, text, strlen(text), NULL, error);
+	if (result) {
+		store_position pos = r->state->pos;
+		pos.gen = 1;
+		pos.current_gen = 1;
+		if (!store_db_set_position(r->db, &pos, error) || !store_db_commit(r->db, error)) {
+			json_decref(result);
+			store_db_rollback(r->db);
+			store_state_load(r->state, NULL);
+			return NULL;
+		}
+		r->state->pos = pos;
+		r->cb.changed(r->user, NULL);
+		return result;
+	}
+	store_db_rollback(r->db);
+	return NULL;
+}
+
+store_state *replica_state(replica *r) { return r->state; }
+replica_phase replica_get_phase(replica *r) { return r->phase; }
+bool replica_is_primary(replica *r) { return r->primary; }
+uint32_t replica_nodeid(replica *r) { return r->nodeid; }
+unsigned replica_cluster_protocol(replica *r) { return r->cluster_proto; }
+uint64_t replica_rejected_messages(replica *r) { return r->rejected; }
+
+size_t replica_members(replica *r, uint32_t *out, size_t max)
+{
+	for (guint i = 0; i < r->members->len && i < max; i++)
+		out[i] = g_array_index(r->members, member, i).nodeid;
+	return r->members->len;
+}

@@ -1,0 +1,108 @@
+/*
+ * One node's replica of the configuration store, and the protocol that keeps
+ * the replicas equal: state machine replication over corosync CPG.
+ *
+ * A change is a COMMAND multicast to the group; CPG delivers it to every
+ * member in the same (agreed) order; every member applies it with
+ * store_state_apply().  Commands are applied only in a primary configuration
+ * (members hold a majority of the cluster's nodes), decided from the delivered
+ * membership and the replicated node list, so all members decide alike.  The
+ * sender answers its client once every member of the configuration has made
+ * the change durable (PERSISTED messages), so an acknowledged change survives
+ * any later crash of a minority, or of everyone.
+ *
+ * A membership change starts a sync: the lowest member opens a round with
+ * SYNC_START (its epoch tags the round, so a message sent for an earlier
+ * round is recognised even when CPG delivers it in a later configuration);
+ * every member answers with STATE (its position: generation, index, hash);
+ * the highest position wins (generation
+ * first — it is bumped by every sync of a primary configuration, as Raft's
+ * term); if anyone differs, the winner multicasts its whole state as SNAPSHOT
+ * chunks.  Commands delivered meanwhile wait and are applied after the sync.
+ *
+ * The replica does no I/O but through its callbacks and its database: the
+ * daemon wires it to CPG, the simulator to a simulated bus.  It has no clock.
+ */
+#pragma once
+
+#include "common/error.h"
+#include "store/db.h"
+#include "store/state.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct replica replica;
+
+typedef enum {
+	REPLICA_DETACHED = 0,  /* not in a CPG group */
+	REPLICA_SYNCING,       /* exchanging states after a membership change */
+	REPLICA_SYNCED,        /* in sync with every member of the configuration */
+	REPLICA_FAILED,        /* the database failed: this replica must not go on */
+} replica_phase;
+
+typedef struct replica_callbacks {
+	/* Multicast @msg (@len bytes) to the group, in order.  False: cannot. */
+	bool (*send)(gpointer user, const void *msg, size_t len);
+	/* A request of this node finished: @result or @error is set. */
+	void (*done)(gpointer user, uint64_t req_id, json_t *result, const GError *error);
+	/* Objects changed (@changes of store_change*), or everything was
+	 * replaced by a sync (@changes NULL). */
+	void (*changed)(gpointer user, GPtrArray *changes);
+	/* The database failed; the replica stopped.  The daemon must leave the
+	 * cluster (and alert) rather than diverge. */
+	void (*failed)(gpointer user, const GError *error);
+	/*
+	 * Optional: may a partition of one of a two-node cluster go on without
+	 * the other (@missing)?  Only once the other was fenced; absent: no.
+	 */
+	bool (*two_node_survivor_ok)(gpointer user, uint32_t missing);
+} replica_callbacks;
+
+/* A replica over @db (loaded from it), for node @nodeid named @node_name. */
+replica *replica_new(uint32_t nodeid, const char *node_name, store_db *db,
+		     const replica_callbacks *cb, gpointer user, GError **error);
+/* Free; pending requests are answered with an UNAVAILABLE error. */
+void replica_free(replica *r);
+
+/* This node's id changed (e.g. learned from corosync after start). */
+void replica_set_nodeid(replica *r, uint32_t nodeid);
+
+/*
+ * Submit a change; @cmd gets "time_ms", "origin", "user" added.  Returns the
+ * request id whose done() callback will come, or 0 with @error (no quorum,
+ * syncing, too large, too many in flight).
+ */
+uint64_t replica_submit(replica *r, json_t *cmd, int64_t now_ms, const char *user,
+			GError **error);
+
+/* Inputs from the bus. */
+void replica_confchg(replica *r, const uint32_t *members, size_t n_members);
+void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len);
+/* The bus connection was lost: leave the configuration. */
+void replica_detach(replica *r);
+/* End of a burst of deliveries: make changes durable, announce, acknowledge. */
+void replica_flush(replica *r);
+
+/*
+ * Seed an empty store: apply @cmd locally as the first change of a new
+ * cluster (cluster create), durably, before any bus exists.
+ */
+json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *user,
+			  GError **error);
+
+/* Read access. */
+store_state *replica_state(replica *r);
+replica_phase replica_get_phase(replica *r);
+bool replica_is_primary(replica *r);
+uint32_t replica_nodeid(replica *r);
+/* Copy up to @max member node ids (sorted) to @out; returns how many members. */
+size_t replica_members(replica *r, uint32_t *out, size_t max);
+/* Why a change would be refused now, or NULL if it would be accepted. */
+const char *replica_refusal(replica *r, herd_error_code *code);
+/* The protocol version all members speak. */
+unsigned replica_cluster_protocol(replica *r);
+/* Messages rejected as malformed so far (wire errors). */
+uint64_t replica_rejected_messages(replica *r);

@@ -1,0 +1,472 @@
+#include "store/state.h"
+
+#include "common/error.h"
+#include "common/json.h"
+
+#include <string.h>
+
+/* What every operation needs besides its own fields. */
+typedef struct {
+	int64_t time_ms;
+	const char *origin;
+	const char *user;
+} envelope;
+
+store_state *store_state_new(store_db *db)
+{
+	store_state *s = g_new0(store_state, 1);
+	s->db = db;
+	for (int k = 0; k < STORE_KIND__COUNT; k++) {
+		/* Keys are borrowed from the objects they map to. */
+		s->by_uuid[k] = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+						      (GDestroyNotify)store_object_unref);
+		s->by_name[k] = g_hash_table_new(g_str_hash, g_str_equal);
+	}
+	return s;
+}
+
+void store_state_free(store_state *s)
+{
+	if (!s)
+		return;
+	for (int k = 0; k < STORE_KIND__COUNT; k++) {
+		g_hash_table_destroy(s->by_name[k]);
+		g_hash_table_destroy(s->by_uuid[k]);
+	}
+	g_free(s);
+}
+
+void store_change_free(store_change *c)
+{
+	if (!c)
+		return;
+	store_object_unref(c->before);
+	store_object_unref(c->after);
+	g_free(c);
+}
+
+/* Make @after (or nothing) the object at @uuid, replacing @before. */
+static void state_set(store_state *s, store_kind kind, const char *uuid, store_object *before,
+		      store_object *after)
+{
+	if (before)
+		g_hash_table_remove(s->by_name[kind], before->name);
+	if (after) {
+		g_hash_table_replace(s->by_uuid[kind], after->uuid, store_object_ref(after));
+		g_hash_table_replace(s->by_name[kind], after->name, after);
+	} else {
+		g_hash_table_remove(s->by_uuid[kind], uuid);
+	}
+}
+
+static void load_one(store_object *o, gpointer user_data)
+{
+	store_state *s = user_data;
+	state_set(s, o->kind, o->uuid, NULL, o);
+	store_object_unref(o);
+}
+
+bool store_state_load(store_state *s, GError **error)
+{
+	for (int k = 0; k < STORE_KIND__COUNT; k++) {
+		g_hash_table_remove_all(s->by_name[k]);
+		g_hash_table_remove_all(s->by_uuid[k]);
+	}
+	return store_db_load(s->db, &s->pos, load_one, s, error);
+}
+
+store_object *store_state_get(store_state *s, store_kind kind, const char *uuid)
+{
+	return g_hash_table_lookup(s->by_uuid[kind], uuid);
+}
+
+store_object *store_state_get_by_name(store_state *s, store_kind kind, const char *name)
+{
+	return g_hash_table_lookup(s->by_name[kind], name);
+}
+
+store_object *store_state_lookup(store_state *s, store_kind kind, const char *ref)
+{
+	if (!ref)
+		return NULL;
+	if (store_uuid_is_valid(ref))
+		return store_state_get(s, kind, ref);
+	return store_state_get_by_name(s, kind, ref);
+}
+
+store_object *store_state_cluster(store_state *s)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_CLUSTER]);
+	return g_hash_table_iter_next(&it, NULL, &v) ? v : NULL;
+}
+
+guint store_state_count(store_state *s, store_kind kind)
+{
+	return g_hash_table_size(s->by_uuid[kind]);
+}
+
+void store_position_hash_hex(const store_position *pos, char out[65])
+{
+	for (int i = 0; i < 32; i++)
+		g_snprintf(out + 2 * i, 3, "%02x", pos->hash[i]);
+}
+
+int store_position_compare(const store_position *a, const store_position *b)
+{
+	if (a->gen != b->gen)
+		return a->gen < b->gen ? -1 : 1;
+	if (a->index != b->index)
+		return a->index < b->index ? -1 : 1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static unsigned history_limit(store_state *s)
+{
+	store_object *c = store_state_cluster(s);
+	json_int_t limit = c ? json_integer_value(json_object_get(c->data, "vm_history_limit")) : 0;
+	return limit > 0 ? (unsigned)limit : STORE_HISTORY_LIMIT_DEFAULT;
+}
+
+static bool record_history(store_state *s, const envelope *env, store_kind kind,
+			   const char *uuid, const char *name, uint64_t version,
+			   const char *change, json_t *data, GError **error)
+{
+	if (kind != STORE_KIND_VM)
+		return true;
+	store_history_entry e = { kind, uuid, version, name, env->time_ms, env->origin, env->user,
+				  change, data };
+	return store_db_add_history(s->db, &e, error) &&
+	       store_db_prune_history(s->db, kind, uuid, history_limit(s), error);
+}
+
+/* The next version for a new incarnation of @uuid: VMs continue their history. */
+static uint64_t next_version(store_state *s, store_kind kind, const char *uuid)
+{
+	return kind == STORE_KIND_VM ? store_db_history_max_version(s->db, kind, uuid) + 1 : 1;
+}
+
+/* Publish @after in place of @before, in memory and database; note the change. */
+static bool commit_object(store_state *s, store_kind kind, const char *uuid,
+			  store_object *before, store_object *after, GPtrArray *changes,
+			  GError **error)
+{
+	if (after ? !store_db_put_object(s->db, after, error)
+		  : !store_db_delete_object(s->db, kind, uuid, error))
+		return false;
+	store_change *c = g_new0(store_change, 1);
+	c->kind = kind;
+	g_strlcpy(c->uuid, uuid, sizeof(c->uuid));
+	c->before = before ? store_object_ref(before) : NULL;
+	c->after = after ? store_object_ref(after) : NULL;
+	g_ptr_array_add(changes, c);
+	state_set(s, kind, uuid, before, after);
+	return true;
+}
+
+static json_t *object_result(const store_object *o)
+{
+	return json_pack("{s:s,s:s,s:s,s:I}", "kind", store_kind_name(o->kind), "uuid", o->uuid,
+			 "name", o->name, "version", (json_int_t)o->version);
+}
+
+static bool parse_kind(json_t *op, store_kind *kind, GError **error)
+{
+	const char *name = json_string_value(json_object_get(op, "kind"));
+	if (!store_kind_parse(name, kind)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Unknown object kind '%s'.",
+			    name ? name : "(none)");
+		return false;
+	}
+	return true;
+}
+
+static store_object *existing(store_state *s, store_kind kind, json_t *op, GError **error)
+{
+	const char *uuid = json_string_value(json_object_get(op, "uuid"));
+	store_object *o = uuid ? store_state_get(s, kind, uuid) : NULL;
+	if (!o)
+		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND, "There is no %s with UUID %s.",
+			    store_kind_label(kind), uuid ? uuid : "(none)");
+	return o;
+}
+
+static bool check_version(store_object *o, json_t *op, GError **error)
+{
+	json_t *want = json_object_get(op, "if_version");
+	if (want && (!json_is_integer(want) || (uint64_t)json_integer_value(want) != o->version)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "%s '%s' was changed meanwhile (it is at version %" G_GUINT64_FORMAT
+			    ", the change was made for version %lld); read it again and retry.",
+			    store_kind_label(o->kind), o->name, o->version,
+			    (long long)json_integer_value(want));
+		return false;
+	}
+	return true;
+}
+
+static bool name_free(store_state *s, store_kind kind, const char *name, const char *uuid,
+		      GError **error)
+{
+	store_object *other = store_state_get_by_name(s, kind, name);
+	if (other && strcmp(other->uuid, uuid) != 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "A %s named '%s' already exists.",
+			    store_kind_label(kind), name);
+		return false;
+	}
+	return true;
+}
+
+static json_t *op_create(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			 GError **error)
+{
+	store_kind kind;
+	const char *uuid = json_string_value(json_object_get(op, "uuid"));
+	const char *name = json_string_value(json_object_get(op, "name"));
+	json_t *data = json_object_get(op, "data");
+	if (!parse_kind(op, &kind, error) || !store_name_validate(kind, name, error))
+		return NULL;
+	if (!store_uuid_is_valid(uuid) || !json_is_object(data)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "A new %s needs a valid UUID and a data object.", store_kind_label(kind));
+		return NULL;
+	}
+	if (store_state_get(s, kind, uuid)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "A %s with UUID %s already exists.",
+			    store_kind_label(kind), uuid);
+		return NULL;
+	}
+	if (!name_free(s, kind, name, uuid, error))
+		return NULL;
+	if (kind == STORE_KIND_CLUSTER && store_state_cluster(s)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "The cluster exists already.");
+		return NULL;
+	}
+	uint64_t version = next_version(s, kind, uuid);
+	g_autoptr(store_object) o = store_object_new(kind, uuid, name, version, env->time_ms,
+						     env->time_ms, data);
+	if (!record_history(s, env, kind, uuid, name, version, "defined", data, error) ||
+	    !commit_object(s, kind, uuid, NULL, o, changes, error))
+		return NULL;
+	return object_result(o);
+}
+
+static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			 GError **error)
+{
+	store_kind kind;
+	if (!parse_kind(op, &kind, error))
+		return NULL;
+	store_object *old = existing(s, kind, op, error);
+	if (!old || !check_version(old, op, error))
+		return NULL;
+	json_t *name_j = json_object_get(op, "name");
+	json_t *data = json_object_get(op, "data");
+	const char *name = name_j ? json_string_value(name_j) : old->name;
+	if ((name_j && !store_name_validate(kind, name, error)) ||
+	    !name_free(s, kind, name, old->uuid, error))
+		return NULL;
+	if (data && !json_is_object(data)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The %s's data must be an object.",
+			    store_kind_label(kind));
+		return NULL;
+	}
+	g_autoptr(store_object) o = store_object_new(kind, old->uuid, name, old->version + 1,
+						     old->created_ms, env->time_ms,
+						     data ? data : old->data);
+	if (!record_history(s, env, kind, o->uuid, name, o->version, "updated", o->data, error) ||
+	    !commit_object(s, kind, o->uuid, old, o, changes, error))
+		return NULL;
+	return object_result(o);
+}
+
+/* Remove @old, leaving a tombstone in its history. */
+static bool remove_object(store_state *s, const envelope *env, store_object *old,
+			  GPtrArray *changes, GError **error)
+{
+	return record_history(s, env, old->kind, old->uuid, old->name, old->version + 1,
+			      "undefined", NULL, error) &&
+	       commit_object(s, old->kind, old->uuid, old, NULL, changes, error);
+}
+
+static json_t *op_delete(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			 GError **error)
+{
+	store_kind kind;
+	if (!parse_kind(op, &kind, error))
+		return NULL;
+	store_object *old = existing(s, kind, op, error);
+	if (!old || !check_version(old, op, error))
+		return NULL;
+	if (kind == STORE_KIND_CLUSTER) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The cluster object cannot be deleted.");
+		return NULL;
+	}
+	json_t *result = json_pack("{s:s,s:s,s:s,s:I,s:b}", "kind", store_kind_name(kind), "uuid",
+				   old->uuid, "name", old->name, "version",
+				   (json_int_t)(old->version + 1), "deleted", 1);
+	if (!remove_object(s, env, old, changes, error)) {
+		json_decref(result);
+		return NULL;
+	}
+	return result;
+}
+
+static json_t *op_restore(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			  GError **error)
+{
+	store_kind kind;
+	const char *uuid = json_string_value(json_object_get(op, "uuid"));
+	json_int_t version = json_integer_value(json_object_get(op, "version"));
+	bool force = json_is_true(json_object_get(op, "force"));
+	if (!parse_kind(op, &kind, error))
+		return NULL;
+	if (kind != STORE_KIND_VM || !store_uuid_is_valid(uuid) || version < 1) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Restore needs a VM's UUID and a version number.");
+		return NULL;
+	}
+	g_autoptr(json_t) entry = store_db_history_get(s->db, kind, uuid, (uint64_t)version);
+	json_t *data = json_object_get(entry, "data");
+	if (!entry || !json_is_object(data)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND,
+			    "VM %s has no stored configuration version %lld.", uuid, (long long)version);
+		return NULL;
+	}
+	const char *name = json_string_value(json_object_get(entry, "name"));
+	store_object *same = store_state_get(s, kind, uuid);
+	store_object *named = store_state_get_by_name(s, kind, name);
+	if (same && !force) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "VM '%s' exists; restoring version %lld would overwrite it (use force).",
+			    same->name, (long long)version);
+		return NULL;
+	}
+	if (named && named != same) {
+		if (!force) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+				    "Another VM named '%s' exists (%s); restoring would overwrite it (use force).",
+				    name, named->uuid);
+			return NULL;
+		}
+		if (!remove_object(s, env, named, changes, error))
+			return NULL;
+	}
+	uint64_t new_version = next_version(s, kind, uuid);
+	g_autoptr(store_object) o = store_object_new(kind, uuid, name, new_version,
+						     same ? same->created_ms : env->time_ms,
+						     env->time_ms, data);
+	g_autofree char *change = g_strdup_printf("restored from version %lld", (long long)version);
+	if (!record_history(s, env, kind, uuid, name, new_version, change, data, error) ||
+	    !commit_object(s, kind, uuid, same, o, changes, error))
+		return NULL;
+	return object_result(o);
+}
+
+static json_t *apply_op(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			unsigned depth, GError **error);
+
+static json_t *op_batch(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			unsigned depth, GError **error)
+{
+	json_t *ops = json_object_get(op, "ops");
+	if (!json_is_array(ops) || json_array_size(ops) == 0 || depth > 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "A batch needs a non-empty list of operations and cannot be nested.");
+		return NULL;
+	}
+	json_t *results = json_array();
+	size_t i;
+	json_t *sub;
+	json_array_foreach(ops, i, sub) {
+		json_t *r = apply_op(s, env, sub, changes, depth + 1, error);
+		if (!r) {
+			json_decref(results);
+			return NULL;
+		}
+		json_array_append_new(results, r);
+	}
+	return json_pack("{s:o}", "results", results);
+}
+
+static json_t *apply_op(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			unsigned depth, GError **error)
+{
+	const char *name = json_string_value(json_object_get(op, "op"));
+	if (!json_is_object(op) || !name) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "A command needs an 'op'.");
+		return NULL;
+	}
+	if (strcmp(name, "create") == 0)
+		return op_create(s, env, op, changes, error);
+	if (strcmp(name, "update") == 0)
+		return op_update(s, env, op, changes, error);
+	if (strcmp(name, "delete") == 0)
+		return op_delete(s, env, op, changes, error);
+	if (strcmp(name, "restore") == 0)
+		return op_restore(s, env, op, changes, error);
+	if (strcmp(name, "batch") == 0)
+		return op_batch(s, env, op, changes, depth, error);
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Unknown operation '%s'.", name);
+	return NULL;
+}
+
+/* Put the in-memory maps back as they were before the failed command. */
+static void undo(store_state *s, GPtrArray *done)
+{
+	for (guint i = done->len; i-- > 0;) {
+		store_change *c = done->pdata[i];
+		state_set(s, c->kind, c->uuid, c->after, c->before);
+	}
+}
+
+static void chain_hash(store_position *pos, const void *bytes, size_t len)
+{
+	GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+	gsize n = sizeof(pos->hash);
+	g_checksum_update(ck, pos->hash, sizeof(pos->hash));
+	g_checksum_update(ck, bytes, (gssize)len);
+	g_checksum_get_digest(ck, pos->hash, &n);
+	g_checksum_free(ck);
+}
+
+json_t *store_state_apply(store_state *s, json_t *cmd, const void *cmd_bytes, size_t cmd_len,
+			  GPtrArray *changes, GError **error)
+{
+	envelope env = {
+		.time_ms = json_integer_value(json_object_get(cmd, "time_ms")),
+		.origin = json_string_value(json_object_get(cmd, "origin")),
+		.user = json_string_value(json_object_get(cmd, "user")),
+	};
+	if (!json_is_object(cmd) || env.time_ms <= 0 || !env.origin || !env.user) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "A command needs time_ms, origin and user.");
+		return NULL;
+	}
+	if (!store_db_savepoint(s->db, error))
+		return NULL;
+	g_autoptr(GPtrArray) done = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	json_t *result = apply_op(s, &env, cmd, done, 0, error);
+	store_position next = s->pos;
+	next.gen = s->pos.current_gen;
+	next.index++;
+	chain_hash(&next, cmd_bytes, cmd_len);
+	if (!result || !store_db_set_position(s->db, &next, error) ||
+	    !store_db_release(s->db, error)) {
+		undo(s, done);
+		store_db_rollback_savepoint(s->db);
+		json_decref(result);
+		return NULL;
+	}
+	s->pos = next;
+	if (changes) {
+		for (guint i = 0; i < done->len; i++)
+			g_ptr_array_add(changes, done->pdata[i]);
+		/* ownership moved */
+		g_ptr_array_set_free_func(done, NULL);
+	}
+	return result;
+}

@@ -1,0 +1,72 @@
+/*
+ * The replicated configuration in memory, and the one function that changes
+ * it: store_state_apply().
+ *
+ * apply is deterministic: given the same state and the same command it gives
+ * the same result and the same error message on every node, because it reads
+ * nothing but its arguments (times, node and user names travel inside the
+ * command).  It changes the in-memory maps and, inside the caller's open
+ * transaction, the database; a command that fails changes neither.
+ */
+#pragma once
+
+#include "store/db.h"
+#include "store/object.h"
+
+#include <glib.h>
+#include <jansson.h>
+
+typedef struct store_state {
+	GHashTable *by_uuid[STORE_KIND__COUNT]; /* uuid -> store_object* (a reference) */
+	GHashTable *by_name[STORE_KIND__COUNT]; /* name -> store_object* (borrowed) */
+	store_position pos;
+	store_db *db;                           /* not owned */
+} store_state;
+
+/* One object changed by a command: before/after are NULL for create/delete. */
+typedef struct store_change {
+	store_kind kind;
+	char uuid[STORE_UUID_LEN + 1];
+	store_object *before;
+	store_object *after;
+} store_change;
+
+/* Default number of versions kept per VM (cluster setting vm_history_limit). */
+#define STORE_HISTORY_LIMIT_DEFAULT 100
+
+/* An empty state over @db. */
+store_state *store_state_new(store_db *db);
+void store_state_free(store_state *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_state, store_state_free)
+
+/* Replace the in-memory state with what @s->db holds. */
+bool store_state_load(store_state *s, GError **error);
+
+/*
+ * Apply @cmd.  On success returns the result (a new reference), appends a
+ * store_change* to @changes (if not NULL) for every object changed, and
+ * advances the position (index + 1, hash chained over @cmd_bytes).  On
+ * failure returns NULL with a deterministic error and changes nothing.
+ * Needs an open database transaction.  A database failure returns NULL with
+ * HERD_ERR_IO: the caller must treat the replica as broken.
+ */
+json_t *store_state_apply(store_state *s, json_t *cmd, const void *cmd_bytes, size_t cmd_len,
+			  GPtrArray *changes, GError **error);
+
+/* Free a store_change (for GPtrArray free funcs). */
+void store_change_free(store_change *c);
+
+/* Look up by UUID or name; NULL if absent.  Borrowed references. */
+store_object *store_state_get(store_state *s, store_kind kind, const char *uuid);
+store_object *store_state_get_by_name(store_state *s, store_kind kind, const char *name);
+/* By UUID if @ref looks like one, else by name. */
+store_object *store_state_lookup(store_state *s, store_kind kind, const char *ref);
+/* The cluster settings object, or NULL before the cluster exists. */
+store_object *store_state_cluster(store_state *s);
+guint store_state_count(store_state *s, store_kind kind);
+
+/* Hex form of the position's hash (65 bytes incl. NUL). */
+void store_position_hash_hex(const store_position *pos, char out[65]);
+/* Compare positions: generation of the last change first, then index
+ * (as Raft compares logs by their last entry's term). */
+int store_position_compare(const store_position *a, const store_position *b);
