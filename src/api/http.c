@@ -29,6 +29,7 @@ struct http_server {
 	const http_route *routes;
 	size_t n_routes;
 	gpointer user_data;
+	http_auth_fn auth;
 	GPtrArray *listeners;      /* of http_listener* */
 	GHashTable *suspended;     /* http_request* set */
 };
@@ -47,6 +48,8 @@ struct http_request {
 	unsigned status;
 	GHashTable *params;            /* name -> segment */
 	int peer_uid;                  /* -1 unless unix socket */
+	char *user;                    /* authenticated user */
+	char *peer;                    /* client address */
 };
 
 static void listener_run(http_listener *l);
@@ -144,6 +147,25 @@ static void dispatch(http_request *req)
 			continue;
 		}
 		route_match(r->pattern, req->path, req->params);
+		if (!(r->flags & HTTP_ROUTE_PUBLIC)) {
+			g_autoptr(GError) err = NULL;
+			if (http_request_is_local_root(req))
+				req->user = g_strdup("root");
+			else if (srv->auth)
+				req->user = srv->auth(req, srv->user_data, &err);
+			else
+				g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
+					    "This API needs authentication.");
+			if (!req->user) {
+				if (allowed)
+					g_string_free(allowed, TRUE);
+				http_respond_error(req, err);
+				if (req->response && err->code == HERD_ERR_UNAUTHORIZED)
+					MHD_add_response_header(req->response, "WWW-Authenticate",
+								"Basic realm=\"herd\"");
+				return;
+			}
+		}
 		r->handler(req, srv->user_data);
 		if (!req->answered && !req->suspended) {
 			log_err("handler for %s %s returned without answering", req->method,
@@ -181,6 +203,19 @@ static int peer_uid_of(struct MHD_Connection *conn)
 	return (int)cred.uid;
 }
 
+static char *peer_address_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[INET6_ADDRSTRLEN + 1] = "?";
+	if (ci && ci->client_addr)
+		getnameinfo(ci->client_addr,
+			    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								   : sizeof(struct sockaddr_in),
+			    host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	return g_strdup(host);
+}
+
 static enum MHD_Result queue_prepared(http_request *req)
 {
 	enum MHD_Result rc = MHD_queue_response(req->conn, req->status, req->response);
@@ -206,6 +241,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		req->body = g_byte_array_new();
 		req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 		req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
+		req->peer = l->is_unix ? g_strdup("unix") : peer_address_of(conn);
 		*con_cls = req;
 		return MHD_YES;
 	}
@@ -241,6 +277,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	g_hash_table_unref(req->params);
 	g_free(req->method);
 	g_free(req->path);
+	g_free(req->user);
+	g_free(req->peer);
 	g_free(req);
 	*con_cls = NULL;
 }
@@ -375,6 +413,21 @@ json_t *http_request_json(http_request *req, GError **error)
 bool http_request_is_local_root(http_request *req)
 {
 	return req->listener->is_unix && req->peer_uid == 0;
+}
+
+const char *http_request_user(http_request *req)
+{
+	return req->user;
+}
+
+const char *http_request_peer(http_request *req)
+{
+	return req->peer;
+}
+
+void http_server_set_auth(http_server *srv, http_auth_fn fn)
+{
+	srv->auth = fn;
 }
 
 /* ------------------------------------------------------------------ */
@@ -523,6 +576,15 @@ static void listener_free(http_listener *l)
 		unlink(l->unix_path);
 	g_free(l->unix_path);
 	g_free(l);
+}
+
+void http_server_stop_tcp(http_server *srv)
+{
+	for (guint i = srv->listeners->len; i-- > 0;) {
+		http_listener *l = srv->listeners->pdata[i];
+		if (!l->is_unix)
+			g_ptr_array_remove_index(srv->listeners, i);
+	}
 }
 
 http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer user_data)

@@ -34,8 +34,17 @@ typedef struct {
 /* Largest request body accepted; larger ones get 413. */
 #define HTTP_MAX_BODY_BYTES (8u * 1024 * 1024)
 
+/*
+ * Decide who sends @req: return the user name (g_free()d by the server),
+ * or NULL with an UNAUTHORIZED/FORBIDDEN error.  Called for every route that
+ * is not HTTP_ROUTE_PUBLIC.
+ */
+typedef char *(*http_auth_fn)(http_request *req, gpointer user_data, GError **error);
+
 /* A server over @routes (kept by reference; normally a static table). */
 http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer user_data);
+/* Authenticate requests with @fn; without one only local root is let in. */
+void http_server_set_auth(http_server *srv, http_auth_fn fn);
 
 /* Serve on a unix socket at @path (replacing a stale socket file). */
 bool http_server_listen_unix(http_server *srv, const char *path, GError **error);
@@ -46,6 +55,9 @@ bool http_server_listen_unix(http_server *srv, const char *path, GError **error)
  */
 bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 			    const char *cert_pem, const char *key_pem, GError **error);
+
+/* Stop the TCP listeners (to restart them with a new certificate). */
+void http_server_stop_tcp(http_server *srv);
 
 /* Stop every listener; suspended requests are answered 503 first. */
 void http_server_free(http_server *srv);
@@ -65,6 +77,10 @@ const char *http_request_body(http_request *req, size_t *len);
 json_t *http_request_json(http_request *req, GError **error);
 /* True for a client on the unix socket running as root. */
 bool http_request_is_local_root(http_request *req);
+/* The authenticated user ("root" for local root), or NULL on public routes. */
+const char *http_request_user(http_request *req);
+/* The client's address ("unix" on the socket). */
+const char *http_request_peer(http_request *req);
 
 /* Keep the request open after the handler returns; answer it later. */
 void http_request_suspend(http_request *req);

@@ -1,5 +1,6 @@
 #define G_LOG_DOMAIN "api"
 #include "api/routes.h"
+#include "cluster/service.h"
 
 #include <libvirt/libvirt.h>
 #include <sqlite3.h>
@@ -48,5 +49,17 @@ void api_status_get(http_request *req, gpointer user_data)
 	herdd *d = user_data;
 	json_t *body = json_object();
 	json_object_set_new(body, "node", node_json(d));
+	store_state *st = herd_cluster_state(d->cluster);
+	store_object *c = store_state_cluster(st);
+	if (c) {
+		json_t *cluster = herd_cluster_status_json(d->cluster);
+		json_object_set_new(cluster, "name", json_string(c->name));
+		json_object_set_new(cluster, "nodes", api_nodes_json(d));
+		json_object_set_new(body, "cluster", cluster);
+		json_object_set_new(body, "vms", json_pack("{s:i}", "defined",
+							   (int)store_state_count(st, STORE_KIND_VM)));
+	} else {
+		json_object_set_new(body, "cluster", json_null());
+	}
 	http_respond_json(req, 200, body);
 }

@@ -3,5 +3,28 @@
 const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/node", api_node_get, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/status", api_status_get, 0 },
+
+	{ "GET", "/api/v1/cluster", api_cluster_get, 0 },
+	{ "POST", "/api/v1/cluster", api_cluster_create, 0 },
+	{ "GET", "/api/v1/cluster/ca", api_cluster_ca, HTTP_ROUTE_PUBLIC },
+	{ "POST", "/api/v1/cluster/join", api_cluster_join, 0 },
+	{ "POST", "/api/v1/cluster/leave", api_cluster_leave, 0 },
+	{ "POST", "/api/v1/cluster/nodes", api_cluster_add_node, 0 },
+	{ "GET", "/api/v1/cluster/settings", api_cluster_settings_get, 0 },
+	{ "PUT", "/api/v1/cluster/settings", api_cluster_settings_put, 0 },
+
+	{ "GET", "/api/v1/nodes", api_nodes_list, 0 },
+	{ "GET", "/api/v1/nodes/{node}", api_node_show, 0 },
+	{ "DELETE", "/api/v1/nodes/{node}", api_node_remove, 0 },
+
+	{ "GET", "/api/v1/vms", api_vms_list, 0 },
+	{ "POST", "/api/v1/vms", api_vm_define, 0 },
+	{ "GET", "/api/v1/vms/{vm}", api_vm_get, 0 },
+	{ "PUT", "/api/v1/vms/{vm}", api_vm_set, 0 },
+	{ "DELETE", "/api/v1/vms/{vm}", api_vm_undefine, 0 },
+	{ "GET", "/api/v1/vms/{vm}/xml", api_vm_xml, 0 },
+	{ "GET", "/api/v1/vms/{vm}/history", api_vm_history, 0 },
+	{ "POST", "/api/v1/vms/{vm}/restore", api_vm_restore, 0 },
+	{ "GET", "/api/v1/history/vms", api_history_vms, 0 },
 };
 const size_t herd_api_n_routes = G_N_ELEMENTS(herd_api_routes);

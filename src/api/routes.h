@@ -1,16 +1,49 @@
 /*
  * The REST API's route table and its handlers, one file per resource
- * (api/node.c, …).  Handlers get the daemon context as user data.
+ * (node.c, cluster.c, vms.c, auth.c).  Handlers get the daemon context as
+ * user data.
  */
 #pragma once
 
 #include "api/http.h"
 #include "daemon/herdd.h"
+#include "store/object.h"
 
 extern const http_route herd_api_routes[];
 extern const size_t herd_api_n_routes;
 
-/* GET /api/v1/node: this node's identity and versions. */
-void api_node_get(http_request *req, gpointer user_data);
-/* GET /api/v1/status: the summary `herd status` prints. */
-void api_status_get(http_request *req, gpointer user_data);
+/* auth.c: the server's authentication callback (Basic auth over HTTPS). */
+char *api_authenticate(http_request *req, gpointer user_data, GError **error);
+
+/* node.c */
+void api_node_get(http_request *req, gpointer user_data);      /* GET /node */
+void api_status_get(http_request *req, gpointer user_data);    /* GET /status */
+
+/* cluster.c */
+void api_cluster_create(http_request *req, gpointer user_data);   /* POST /cluster */
+void api_cluster_join(http_request *req, gpointer user_data);     /* POST /cluster/join */
+void api_cluster_add_node(http_request *req, gpointer user_data); /* POST /cluster/nodes */
+void api_cluster_leave(http_request *req, gpointer user_data);    /* POST /cluster/leave */
+void api_cluster_get(http_request *req, gpointer user_data);      /* GET /cluster */
+void api_cluster_ca(http_request *req, gpointer user_data);       /* GET /cluster/ca */
+void api_cluster_settings_get(http_request *req, gpointer user_data);
+void api_cluster_settings_put(http_request *req, gpointer user_data);
+void api_nodes_list(http_request *req, gpointer user_data);       /* GET /nodes */
+void api_node_show(http_request *req, gpointer user_data);        /* GET /nodes/{node} */
+void api_node_remove(http_request *req, gpointer user_data);      /* DELETE /nodes/{node} */
+/* A node as the API shows it, and all of them sorted by node id. */
+json_t *api_node_json(herdd *d, store_object *n);
+json_t *api_nodes_json(herdd *d);
+
+/* vms.c */
+void api_vms_list(http_request *req, gpointer user_data);
+void api_vm_define(http_request *req, gpointer user_data);
+void api_vm_get(http_request *req, gpointer user_data);
+void api_vm_xml(http_request *req, gpointer user_data);
+void api_vm_set(http_request *req, gpointer user_data);
+void api_vm_undefine(http_request *req, gpointer user_data);
+void api_vm_history(http_request *req, gpointer user_data);
+void api_history_vms(http_request *req, gpointer user_data);
+void api_vm_restore(http_request *req, gpointer user_data);
+/* A VM as the API shows it. */
+json_t *api_vm_json(herdd *d, store_object *vm, bool with_xml);

@@ -6,7 +6,7 @@
  */
 #pragma once
 
-#include "cli/client.h"
+#include "common/client.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -49,3 +49,5 @@ char *cli_format_duration(gint64 seconds);
 
 /* Command tables of each file, NULL-terminated by a zeroed entry. */
 extern const cli_command cli_status_commands[];
+extern const cli_command cli_cluster_commands[];
+extern const cli_command cli_vm_commands[];

@@ -21,6 +21,25 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	g_autofree char *up = cli_format_duration(json_integer_value(json_object_get(node, "uptime_s")));
 	printf("Node:     %s (herd %s, up %s)\n", json_string_value(json_object_get(node, "name")),
 	       json_string_value(json_object_get(json_object_get(node, "versions"), "herd")), up);
+	json_t *c = json_object_get(st, "cluster");
+	if (!json_is_object(c)) {
+		printf("Cluster:  none (create one with 'herd cluster create', or join one)\n");
+		json_decref(st);
+		return CLI_OK;
+	}
+	json_t *q = json_object_get(c, "quorum");
+	json_t *nodes = json_object_get(c, "nodes");
+	size_t online = 0, i;
+	json_t *n;
+	json_array_foreach(nodes, i, n) online += json_is_true(json_object_get(n, "online"));
+	printf("Cluster:  %s, %zu of %zu nodes online, %s\n", json_string_value(json_object_get(c, "name")),
+	       online, json_array_size(nodes),
+	       json_is_true(json_object_get(q, "quorate")) ? "quorate" : "NOT QUORATE");
+	const char *refusal = json_string_value(json_object_get(c, "refusal"));
+	if (refusal)
+		printf("          %s\n", refusal);
+	printf("VMs:      %lld defined\n",
+	       (long long)json_integer_value(json_object_get(json_object_get(st, "vms"), "defined")));
 	json_decref(st);
 	return CLI_OK;
 }

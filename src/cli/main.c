@@ -9,6 +9,8 @@
 
 static const cli_command *const command_tables[] = {
 	cli_status_commands,
+	cli_cluster_commands,
+	cli_vm_commands,
 };
 
 herd_client *cli_client(cli_ctx *ctx)

@@ -133,6 +133,123 @@ out:
 	return ok;
 }
 
+bool herd_tls_make_csr(const char *common_name, char **csr_pem, char **key_pem, GError **error)
+{
+	gnutls_x509_privkey_t key = NULL;
+	gnutls_x509_crq_t crq = NULL;
+	gnutls_datum_t out = { 0 };
+	bool ok = false;
+	int rc;
+	if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
+	    (rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+					       GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0 ||
+	    (rc = gnutls_x509_crq_init(&crq)) < 0 ||
+	    (rc = gnutls_x509_crq_set_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, common_name,
+						(unsigned)strlen(common_name))) < 0 ||
+	    (rc = gnutls_x509_crq_set_key(crq, key)) < 0 ||
+	    (rc = gnutls_x509_crq_sign2(crq, key, GNUTLS_DIG_SHA256, 0)) < 0 ||
+	    (rc = gnutls_x509_crq_export2(crq, GNUTLS_X509_FMT_PEM, &out)) < 0) {
+		tls_fail(error, "Cannot make a certificate request", rc);
+		goto out;
+	}
+	*csr_pem = g_strndup((const char *)out.data, out.size);
+	*key_pem = export_pem(NULL, key);
+	ok = *key_pem != NULL;
+out:
+	gnutls_free(out.data);
+	if (crq)
+		gnutls_x509_crq_deinit(crq);
+	if (key)
+		gnutls_x509_privkey_deinit(key);
+	return ok;
+}
+
+char *herd_tls_sign_csr(const char *csr_pem, const char *expect_cn, const char *const *sans,
+			const char *ca_cert_pem, const char *ca_key_pem, unsigned days,
+			GError **error)
+{
+	gnutls_x509_crq_t crq = NULL;
+	gnutls_x509_crt_t crt = NULL, ca = NULL;
+	gnutls_x509_privkey_t ca_key = NULL;
+	char *result = NULL;
+	char cn[256];
+	size_t cn_size = sizeof(cn);
+	int rc;
+	gnutls_datum_t d = { (unsigned char *)csr_pem, (unsigned)strlen(csr_pem) };
+	gnutls_datum_t kd = { (unsigned char *)ca_key_pem, (unsigned)strlen(ca_key_pem) };
+	if ((rc = gnutls_x509_crq_init(&crq)) < 0 ||
+	    (rc = gnutls_x509_crq_import(crq, &d, GNUTLS_X509_FMT_PEM)) < 0 ||
+	    (rc = gnutls_x509_crq_verify(crq, 0)) < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The certificate request is malformed or not self-signed: %s.",
+			    gnutls_strerror(rc));
+		goto out;
+	}
+	if (gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_size) < 0 ||
+	    strcmp(cn, expect_cn) != 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The certificate request is not for node '%s'.", expect_cn);
+		goto out;
+	}
+	if ((rc = gnutls_x509_crt_init(&ca)) < 0 || (rc = import_crt(ca, ca_cert_pem)) < 0 ||
+	    (rc = gnutls_x509_privkey_init(&ca_key)) < 0 ||
+	    (rc = gnutls_x509_privkey_import(ca_key, &kd, GNUTLS_X509_FMT_PEM)) < 0) {
+		tls_fail(error, "Cannot read the cluster's CA", rc);
+		goto out;
+	}
+	unsigned char serial[16];
+	gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial));
+	serial[0] &= 0x7f;
+	time_t now = time(NULL);
+	if ((rc = gnutls_x509_crt_init(&crt)) < 0 ||
+	    (rc = gnutls_x509_crt_set_crq(crt, crq)) < 0 ||
+	    (rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
+	    (rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
+	    (rc = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
+	    (rc = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)days * 86400)) < 0 ||
+	    (rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
+	    (rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
+							     GNUTLS_KEY_KEY_AGREEMENT)) < 0 ||
+	    (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
+	    (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0)) < 0)
+		goto crt_fail;
+	for (const char *const *s = sans; s && *s; s++) {
+		unsigned char ip[16];
+		if (inet_pton(AF_INET, *s, ip) == 1)
+			rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4,
+								  GNUTLS_FSAN_APPEND);
+		else if (inet_pton(AF_INET6, *s, ip) == 1)
+			rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
+								  GNUTLS_FSAN_APPEND);
+		else
+			rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, *s,
+								  (unsigned)strlen(*s), GNUTLS_FSAN_APPEND);
+		if (rc < 0)
+			goto crt_fail;
+	}
+	if ((rc = gnutls_x509_crt_sign2(crt, ca, ca_key, GNUTLS_DIG_SHA256, 0)) < 0)
+		goto crt_fail;
+	result = export_pem(crt, NULL);
+	goto out;
+crt_fail:
+	tls_fail(error, "Cannot sign the certificate", rc);
+out:
+	if (crq)
+		gnutls_x509_crq_deinit(crq);
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	if (ca)
+		gnutls_x509_crt_deinit(ca);
+	if (ca_key)
+		gnutls_x509_privkey_deinit(ca_key);
+	return result;
+}
+
+bool herd_tls_random(void *buf, size_t n)
+{
+	return gnutls_rnd(GNUTLS_RND_KEY, buf, n) == 0;
+}
+
 static char *format_fingerprint(const unsigned char *d, size_t n)
 {
 	GString *s = g_string_sized_new(n * 3);

@@ -27,5 +27,20 @@ char *herd_tls_fingerprint(const char *cert_pem, GError **error);
  * not 32 hex bytes. */
 char *herd_tls_fingerprint_normalize(const char *text);
 
+/* A new ECDSA key and a certificate request for @common_name. */
+bool herd_tls_make_csr(const char *common_name, char **csr_pem, char **key_pem, GError **error);
+
+/*
+ * Sign @csr_pem with the CA (@ca_cert_pem/@ca_key_pem) for @days days as a
+ * node certificate.  The request must be self-consistent and name
+ * @expect_cn; @sans are put in as subject alternative names.
+ */
+char *herd_tls_sign_csr(const char *csr_pem, const char *expect_cn, const char *const *sans,
+			const char *ca_cert_pem, const char *ca_key_pem, unsigned days,
+			GError **error);
+
+/* @n random bytes from GnuTLS's key-grade generator. */
+bool herd_tls_random(void *buf, size_t n);
+
 /* True if @cert_pem was signed by the CA in @ca_pem and is currently valid. */
 bool herd_tls_verify(const char *cert_pem, const char *ca_pem, GError **error);

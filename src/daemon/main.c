@@ -1,5 +1,7 @@
 #define G_LOG_DOMAIN "daemon"
 #include "api/routes.h"
+#include "cluster/corosync_conf.h"
+#include "cluster/service.h"
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "daemon/config.h"
@@ -36,6 +38,25 @@ static char *probe_corosync_version(void)
 	return end ? g_strndup(q, (gsize)(end - q)) : NULL;
 }
 
+bool herdd_restart_tcp(herdd *d, GError **error)
+{
+	http_server_stop_tcp(d->api);
+	if (d->cfg->api_port <= 0)
+		return true;
+	return http_server_listen_tcp(d->api, d->cfg->listen_address, d->cfg->api_port,
+				      d->tls_cert_pem, d->tls_key_pem, error);
+}
+
+/* A node that has corosync's files but an empty store is half-way through a
+ * join (herdd restarted meanwhile): finish it by syncing. */
+static bool joining(herdd *d)
+{
+	g_autofree char *conf = g_build_filename(d->cfg->corosync_dir, "corosync.conf", NULL);
+	g_autofree char *ca = g_build_filename(d->tls_dir, "ca.crt", NULL);
+	return !herd_cluster_exists(d->cluster) && g_file_test(conf, G_FILE_TEST_EXISTS) &&
+	       g_file_test(ca, G_FILE_TEST_EXISTS);
+}
+
 int main(int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
@@ -65,13 +86,17 @@ int main(int argc, char **argv)
 	if (!herd_mkdir_p(d.cfg->state_dir, 0700, &error) || !herdd_tls_load(&d, &error))
 		goto out;
 
+	d.cluster = herd_cluster_new(d.cfg->state_dir, d.cfg->node_name, &error);
+	if (!d.cluster)
+		goto out;
+	herd_corosync_conf_follow(d.cluster, d.cfg->corosync_dir);
+
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d);
-	if (!http_server_listen_unix(d.api, d.cfg->socket_path, &error))
+	http_server_set_auth(d.api, api_authenticate);
+	if (!http_server_listen_unix(d.api, d.cfg->socket_path, &error) ||
+	    !herdd_restart_tcp(&d, &error))
 		goto out;
-	if (d.cfg->api_port > 0 &&
-	    !http_server_listen_tcp(d.api, d.cfg->listen_address, d.cfg->api_port,
-				    d.tls_cert_pem, d.tls_key_pem, &error))
-		goto out;
+	herd_cluster_start(d.cluster, joining(&d));
 
 	g_unix_signal_add(SIGTERM, on_quit_signal, &d);
 	g_unix_signal_add(SIGINT, on_quit_signal, &d);
@@ -82,6 +107,7 @@ out:
 	if (error)
 		log_err("%s", error->message);
 	http_server_free(d.api);
+	herd_cluster_free(d.cluster);
 	g_main_loop_unref(d.loop);
 	g_free(d.tls_dir);
 	g_free(d.tls_cert_pem);

@@ -245,10 +245,15 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const vo
 	g_queue_push_tail(r->awaiting, a);
 }
 
-/* Confirm requests every member has made durable. */
+/*
+ * Confirm requests every member has made durable.  Not only in a primary
+ * configuration: a change applied while primary may itself end that (adding
+ * the second node of a two-node cluster does), and is durable all the same.
+ * A membership change into a minority fails what waits (complete_sync).
+ */
 static void check_acks(replica *r)
 {
-	if (r->phase != REPLICA_SYNCED || !r->primary)
+	if (r->phase != REPLICA_SYNCED)
 		return;
 	uint64_t min_index = UINT64_MAX;
 	for (guint i = 0; i < r->members->len; i++) {
@@ -729,7 +734,7 @@ void replica_flush(replica *r)
 			return;
 		}
 		r->dirty = false;
-		if ((r->phase == REPLICA_SYNCED || r->confirming) && r->primary) {
+		if (r->phase == REPLICA_SYNCED || r->confirming) {
 			uint8_t p[16];
 			herd_put_le64(p, r->state->pos.current_gen);
 			herd_put_le64(p + 8, r->state->pos.index);

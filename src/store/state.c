@@ -107,6 +107,23 @@ guint store_state_count(store_state *s, store_kind kind)
 	return g_hash_table_size(s->by_uuid[kind]);
 }
 
+static gint by_name(gconstpointer a, gconstpointer b)
+{
+	return strcmp((*(store_object *const *)a)->name, (*(store_object *const *)b)->name);
+}
+
+GPtrArray *store_state_list(store_state *s, store_kind kind)
+{
+	GPtrArray *list = g_ptr_array_sized_new(g_hash_table_size(s->by_uuid[kind]));
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[kind]);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_ptr_array_add(list, v);
+	g_ptr_array_sort(list, by_name);
+	return list;
+}
+
 void store_position_hash_hex(const store_position *pos, char out[65])
 {
 	for (int i = 0; i < 32; i++)
@@ -283,6 +300,52 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 	return object_result(o);
 }
 
+/*
+ * Merge @data's fields into the object's data (a null value removes the
+ * field), one level deep; a field that is itself an object ("settings") is
+ * merged the same way.  Done here rather than by the client so concurrent
+ * changes of different fields do not overwrite each other.
+ */
+static json_t *merge_patch(json_t *base, json_t *patch, unsigned depth)
+{
+	json_t *out = json_deep_copy(base);
+	const char *key;
+	json_t *v;
+	json_object_foreach(patch, key, v) {
+		json_t *cur = json_object_get(out, key);
+		if (json_is_null(v))
+			json_object_del(out, key);
+		else if (depth == 0 && json_is_object(v) && json_is_object(cur))
+			json_object_set_new(out, key, merge_patch(cur, v, depth + 1));
+		else
+			json_object_set(out, key, v);
+	}
+	return out;
+}
+
+static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
+			GError **error)
+{
+	store_kind kind;
+	if (!parse_kind(op, &kind, error))
+		return NULL;
+	store_object *old = existing(s, kind, op, error);
+	json_t *patch = json_object_get(op, "data");
+	if (!old || !check_version(old, op, error))
+		return NULL;
+	if (!json_is_object(patch)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "A patch needs a data object.");
+		return NULL;
+	}
+	g_autoptr(json_t) data = merge_patch(old->data, patch, 0);
+	g_autoptr(store_object) o = store_object_new(kind, old->uuid, old->name, old->version + 1,
+						     old->created_ms, env->time_ms, data);
+	if (!record_history(s, env, kind, o->uuid, o->name, o->version, "updated", data, error) ||
+	    !commit_object(s, kind, o->uuid, old, o, changes, error))
+		return NULL;
+	return object_result(o);
+}
+
 /* Remove @old, leaving a tombstone in its history. */
 static bool remove_object(store_state *s, const envelope *env, store_object *old,
 			  GPtrArray *changes, GError **error)
@@ -404,6 +467,8 @@ static json_t *apply_op(store_state *s, const envelope *env, json_t *op, GPtrArr
 		return op_create(s, env, op, changes, error);
 	if (strcmp(name, "update") == 0)
 		return op_update(s, env, op, changes, error);
+	if (strcmp(name, "patch") == 0)
+		return op_patch(s, env, op, changes, error);
 	if (strcmp(name, "delete") == 0)
 		return op_delete(s, env, op, changes, error);
 	if (strcmp(name, "restore") == 0)

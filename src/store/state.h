@@ -64,6 +64,8 @@ store_object *store_state_lookup(store_state *s, store_kind kind, const char *re
 /* The cluster settings object, or NULL before the cluster exists. */
 store_object *store_state_cluster(store_state *s);
 guint store_state_count(store_state *s, store_kind kind);
+/* The objects of @kind sorted by name (borrowed references; free the array). */
+GPtrArray *store_state_list(store_state *s, store_kind kind);
 
 /* Hex form of the position's hash (65 bytes incl. NUL). */
 void store_position_hash_hex(const store_position *pos, char out[65]);

@@ -17,7 +17,10 @@ typedef struct {
 	const char *socket_path;  /* local API socket (default /run/herd/herd.sock) */
 	const char *host;         /* HOST or HOST:PORT of a remote node, or NULL */
 	const char *ca_file;      /* CA to verify a remote node with, or NULL */
+	const char *ca_pem;       /* …or the CA itself, in memory */
 	bool insecure;            /* skip certificate verification (testing only) */
+	const char *user;         /* HTTP Basic credentials for a remote node */
+	const char *password;
 	long timeout_s;           /* whole-request timeout; 0: none */
 } herd_client_options;
 

@@ -1,4 +1,4 @@
-#include "cli/client.h"
+#include "common/client.h"
 
 #include "herd-config.h"
 
@@ -85,7 +85,17 @@ json_t *herd_client_call(herd_client *c, const char *method, const char *path,
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->target);
 	if (c->opts.ca_file)
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->opts.ca_file);
-	if (c->opts.insecure || c->opts.ca_file) {
+	if (c->opts.ca_pem) {
+		struct curl_blob blob = { (void *)c->opts.ca_pem, strlen(c->opts.ca_pem),
+					  CURL_BLOB_COPY };
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (c->opts.user && c->opts.password) {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->opts.user);
+		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->opts.password);
+	}
+	if (c->opts.insecure || c->opts.ca_file || c->opts.ca_pem) {
 		/* Nodes' certificates name the node, not whatever address the
 		 * operator typed; the CA pins who they are. */
 		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -1,0 +1,118 @@
+#define G_LOG_DOMAIN "api"
+#include "api/common.h"
+
+#include "common/error.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+json_t *api_body(http_request *req, const char *const *allowed, GError **error)
+{
+	json_t *body = http_request_json(req, error);
+	if (!body)
+		return NULL;
+	const char *key;
+	json_t *v;
+	json_object_foreach(body, key, v) {
+		if (!g_strv_contains(allowed, key)) {
+			g_autofree char *list = g_strjoinv(", ", (char **)allowed);
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Unknown field '%s' (known: %s).", key, list);
+			json_decref(body);
+			return NULL;
+		}
+	}
+	return body;
+}
+
+store_object *api_lookup(herdd *d, store_kind kind, const char *ref, GError **error)
+{
+	store_object *o = store_state_lookup(herd_cluster_state(d->cluster), kind, ref);
+	if (!o) {
+		g_autofree char *label = g_strdup(store_kind_label(kind));
+		label[0] = g_ascii_toupper(label[0]);
+		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND, "%s '%s' is not defined.", label, ref);
+	}
+	return o;
+}
+
+typedef struct {
+	http_request *req;
+	herdd *d;
+	unsigned status;
+	api_render_fn render;
+} commit_ctx;
+
+static void on_committed(json_t *result, const GError *error, gpointer user)
+{
+	commit_ctx *c = user;
+	if (error)
+		http_respond_error(c->req, error);
+	else
+		http_respond_json(c->req, c->status,
+				  c->render ? c->render(c->d, result) : json_incref(result));
+	g_free(c);
+}
+
+void api_commit(http_request *req, herdd *d, json_t *cmd, unsigned status, api_render_fn render)
+{
+	g_autoptr(GError) err = NULL;
+	commit_ctx *c = g_new0(commit_ctx, 1);
+	c->req = req;
+	c->d = d;
+	c->status = status;
+	c->render = render;
+	if (!herd_cluster_submit(d->cluster, cmd, http_request_user(req), on_committed, c, &err)) {
+		g_free(c);
+		http_respond_error(req, err);
+		return;
+	}
+	http_request_suspend(req);
+}
+
+bool api_get_bool(json_t *body, const char *key, bool *out, GError **error)
+{
+	json_t *v = json_object_get(body, key);
+	if (!v)
+		return true;
+	if (!json_is_boolean(v)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Field '%s' must be true or false.", key);
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}
+
+bool api_get_int(json_t *body, const char *key, long long min, long long max, long long *out,
+		 GError **error)
+{
+	json_t *v = json_object_get(body, key);
+	if (!v)
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field '%s' must be a whole number from %lld to %lld.", key, min, max);
+		return false;
+	}
+	*out = json_integer_value(v);
+	return true;
+}
+
+bool api_get_string(json_t *body, const char *key, const char **out, GError **error)
+{
+	json_t *v = json_object_get(body, key);
+	if (!v)
+		return true;
+	if (!json_is_string(v)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Field '%s' must be a string.", key);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+bool api_valid_address(const char *addr)
+{
+	unsigned char buf[16];
+	return addr && (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1);
+}

@@ -1,0 +1,350 @@
+/* herd cluster create|join|leave|status|settings|set, herd node list|remove. */
+#include "cli/cli.h"
+#include "cli/prompt.h"
+#include "cli/table.h"
+
+#include "common/json.h"
+#include "common/tls.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static char **opt_links;
+static char *opt_password_file;
+static char *opt_fingerprint;
+static char **opt_settings;
+static gboolean opt_force;
+
+static GOptionEntry create_options[] = {
+	{ "link", 'l', 0, G_OPTION_ARG_STRING_ARRAY, &opt_links,
+	  "This node's address on a heartbeat link (repeat for up to 8 links)", "ADDR" },
+	{ "password-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_password_file,
+	  "Read the new admin password from FILE instead of asking", "FILE" },
+	{ "set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_settings,
+	  "A cluster setting (see 'herd cluster settings'), e.g. token_ms=300", "KEY=VALUE" },
+	{ NULL },
+};
+
+static GOptionEntry join_options[] = {
+	{ "link", 'l', 0, G_OPTION_ARG_STRING_ARRAY, &opt_links,
+	  "This node's address on a heartbeat link, one per link of the cluster (default: the address that reaches ADDR)",
+	  "ADDR" },
+	{ "fingerprint", 0, 0, G_OPTION_ARG_STRING, &opt_fingerprint,
+	  "The cluster certificate's SHA-256 fingerprint, as 'herd cluster status' shows it on a member",
+	  "SHA256" },
+	{ "password-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_password_file,
+	  "Read the admin password from FILE instead of asking", "FILE" },
+	{ NULL },
+};
+
+static GOptionEntry leave_options[] = {
+	{ "force", 'f', 0, G_OPTION_ARG_NONE, &opt_force,
+	  "Leave even as the last node (this deletes the cluster)", NULL },
+	{ NULL },
+};
+
+static json_t *links_json(void)
+{
+	json_t *a = json_array();
+	for (char **l = opt_links; l && *l; l++)
+		json_array_append_new(a, json_string(*l));
+	return a;
+}
+
+/* The local address that reaches @host (the kernel's route choice). */
+static char *local_address_towards(const char *host)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	g_autofree char *bare = g_strdup(host);
+	char *colon = strrchr(bare, ':');
+	if (colon && strchr(bare, ':') == colon)
+		*colon = '\0'; /* "host:port" */
+	if (getaddrinfo(bare, "5405", &hints, &res) != 0)
+		return NULL;
+	char *out = NULL;
+	int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char buf[INET6_ADDRSTRLEN];
+	if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, len, buf, sizeof(buf), NULL, 0, NI_NUMERICHOST) == 0)
+		out = g_strdup(buf);
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return out;
+}
+
+static int run_create(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	if (!opt_links) {
+		fprintf(stderr, "herd cluster create: give this node's address with --link ADDR.\n");
+		return CLI_USAGE;
+	}
+	g_autoptr(json_t) settings = json_object();
+	for (char **s = opt_settings; s && *s; s++) {
+		char *eq = strchr(*s, '=');
+		if (!eq || eq == *s) {
+			fprintf(stderr, "herd cluster create: --set needs KEY=VALUE, not '%s'.\n", *s);
+			return CLI_USAGE;
+		}
+		g_autofree char *key = g_strndup(*s, (gsize)(eq - *s));
+		json_object_set_new(settings, key, json_string(eq + 1));
+	}
+	g_autofree char *password = cli_password(opt_password_file, "New admin password", true, &error);
+	if (!password)
+		return cli_report(error);
+	g_autoptr(json_t) body = json_pack("{s:s,s:o,s:s,s:O}", "name", argv[0], "links", links_json(),
+					   "password", password, "settings", settings);
+	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/cluster", body, &error);
+	memset(password, 0, strlen(password));
+	if (!r)
+		return cli_report(error);
+	if (ctx->json) {
+		cli_print_json(r);
+		return CLI_OK;
+	}
+	printf("Created cluster '%s' with node %s.\n", json_string_value(json_object_get(r, "cluster")),
+	       json_string_value(json_object_get(r, "node")));
+	printf("Certificate fingerprint: %s\n", json_string_value(json_object_get(r, "fingerprint")));
+	printf("Join more nodes with: herd cluster join ADDRESS-OF-THIS-NODE --fingerprint <the fingerprint>\n");
+	return CLI_OK;
+}
+
+static int run_join(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	const char *address = argv[0];
+	g_autofree char *fingerprint = NULL;
+	if (opt_fingerprint) {
+		fingerprint = herd_tls_fingerprint_normalize(opt_fingerprint);
+		if (!fingerprint) {
+			fprintf(stderr, "herd cluster join: --fingerprint needs 32 hex bytes (AB:CD:…), not '%s'.\n",
+				opt_fingerprint);
+			return CLI_USAGE;
+		}
+	} else {
+		/* Show what the member presents and let the operator compare it
+		 * with 'herd cluster status' there. */
+		herd_client_options probe_opts = { .host = address, .insecure = true, .timeout_s = 20 };
+		g_autoptr(herd_client) probe = herd_client_new(&probe_opts);
+		g_autoptr(json_t) ca = herd_client_call(probe, "GET", "/api/v1/cluster/ca", NULL, &error);
+		const char *pem = json_string_value(json_object_get(ca, "ca_cert"));
+		if (!pem)
+			return cli_report(error);
+		fingerprint = herd_tls_fingerprint(pem, &error);
+		if (!fingerprint)
+			return cli_report(error);
+		fprintf(stderr, "Cluster '%s' at %s has certificate fingerprint\n  %s\n",
+			json_string_value(json_object_get(ca, "cluster")), address, fingerprint);
+		if (!cli_confirm("Is this the fingerprint 'herd cluster status' shows on a member?",
+				 "--fingerprint SHA256", &error)) {
+			if (error)
+				return cli_report(error);
+			fprintf(stderr, "herd: not joining.\n");
+			return CLI_ERROR;
+		}
+	}
+	g_autoptr(json_t) links = links_json();
+	if (json_array_size(links) == 0) {
+		g_autofree char *mine = local_address_towards(address);
+		if (!mine) {
+			fprintf(stderr, "herd cluster join: cannot tell this node's address towards %s; give --link ADDR.\n",
+				address);
+			return CLI_USAGE;
+		}
+		json_array_append_new(links, json_string(mine));
+	}
+	g_autofree char *password = cli_password(opt_password_file, "Admin password of the cluster",
+						 false, &error);
+	if (!password)
+		return cli_report(error);
+	g_autoptr(json_t) body = json_pack("{s:s,s:s,s:s,s:O}", "address", address, "fingerprint",
+					   fingerprint, "password", password, "links", links);
+	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/cluster/join", body, &error);
+	memset(password, 0, strlen(password));
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("Joined cluster '%s' as node %s.\n", json_string_value(json_object_get(r, "cluster")),
+		       json_string_value(json_object_get(r, "node")));
+	return CLI_OK;
+}
+
+static int run_leave(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) body = json_pack("{s:b}", "force", opt_force);
+	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/cluster/leave", body, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("This node left cluster '%s'.\n", json_string_value(json_object_get(r, "cluster")));
+	return CLI_OK;
+}
+
+static char *links_text(json_t *links)
+{
+	GString *s = g_string_new(NULL);
+	size_t i;
+	json_t *l;
+	json_array_foreach(links, i, l)
+		g_string_append_printf(s, "%s%lld:%s %s", i ? ", " : "",
+				       (long long)json_integer_value(json_object_get(l, "link")),
+				       json_string_value(json_object_get(l, "address")),
+				       json_string_value(json_object_get(l, "state")));
+	return g_string_free(s, FALSE);
+}
+
+static void print_nodes(json_t *nodes)
+{
+	cli_table *t = cli_table_new("NAME", "ID", "STATE", "LINKS", NULL);
+	size_t i;
+	json_t *n;
+	json_array_foreach(nodes, i, n) {
+		g_autofree char *id = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(n, "nodeid")));
+		g_autofree char *links = links_text(json_object_get(n, "links"));
+		const char *state = json_is_true(json_object_get(n, "online")) ? "online" : "offline";
+		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state, links);
+	}
+	cli_table_print(t);
+}
+
+static int run_status(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) c = cli_call(ctx, "GET", "/api/v1/cluster", NULL, &error);
+	if (!c)
+		return cli_report(error);
+	if (ctx->json) {
+		cli_print_json(c);
+		return CLI_OK;
+	}
+	json_t *q = json_object_get(c, "quorum");
+	json_t *pos = json_object_get(c, "position");
+	printf("Cluster:      %s (%s)\n", json_string_value(json_object_get(c, "name")),
+	       json_string_value(json_object_get(c, "uuid")));
+	printf("Fingerprint:  %s\n", json_string_value(json_object_get(c, "fingerprint")));
+	printf("Quorum:       %s, %lld of %lld votes (%lld needed)%s\n",
+	       json_is_true(json_object_get(q, "quorate")) ? "quorate" : "NOT QUORATE",
+	       (long long)json_integer_value(json_object_get(q, "total_votes")),
+	       (long long)json_integer_value(json_object_get(q, "expected_votes")),
+	       (long long)json_integer_value(json_object_get(q, "quorum")),
+	       json_is_true(json_object_get(q, "two_node")) ? ", two-node mode" : "");
+	printf("Store:        %s%s, generation %lld, change %lld\n",
+	       json_string_value(json_object_get(c, "phase")),
+	       json_is_true(json_object_get(c, "primary")) ? "" : " (changes refused)",
+	       (long long)json_integer_value(json_object_get(pos, "generation")),
+	       (long long)json_integer_value(json_object_get(pos, "index")));
+	const char *refusal = json_string_value(json_object_get(c, "refusal"));
+	if (refusal)
+		printf("              %s\n", refusal);
+	printf("This node:    %s\n\n", json_string_value(json_object_get(c, "local_node")));
+	print_nodes(json_object_get(c, "nodes"));
+	return CLI_OK;
+}
+
+static int run_settings(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) list = cli_call(ctx, "GET", "/api/v1/cluster/settings", NULL, &error);
+	if (!list)
+		return cli_report(error);
+	if (ctx->json) {
+		cli_print_json(list);
+		return CLI_OK;
+	}
+	cli_table *t = cli_table_new("SETTING", "VALUE", "DEFAULT", "MEANING", NULL);
+	size_t i;
+	json_t *s;
+	json_array_foreach(list, i, s) {
+		g_autofree char *v = json_dumps(json_object_get(s, "value"), JSON_ENCODE_ANY);
+		cli_table_add(t, json_string_value(json_object_get(s, "key")), v,
+			      json_string_value(json_object_get(s, "default")),
+			      json_string_value(json_object_get(s, "help")));
+	}
+	cli_table_print(t);
+	return CLI_OK;
+}
+
+static int run_set(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) body = json_object();
+	for (int i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq || eq == argv[i]) {
+			fprintf(stderr, "herd cluster set: give KEY=VALUE (or KEY= to reset), not '%s'.\n", argv[i]);
+			return CLI_USAGE;
+		}
+		g_autofree char *key = g_strndup(argv[i], (gsize)(eq - argv[i]));
+		json_object_set_new(body, key, eq[1] ? json_string(eq + 1) : json_null());
+	}
+	g_autoptr(json_t) r = cli_call(ctx, "PUT", "/api/v1/cluster/settings", body, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	return CLI_OK;
+}
+
+static int run_node_list(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) nodes = cli_call(ctx, "GET", "/api/v1/nodes", NULL, &error);
+	if (!nodes)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(nodes);
+	else
+		print_nodes(nodes);
+	return CLI_OK;
+}
+
+static int run_node_remove(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s", argv[0]);
+	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("Removed node %s from the cluster.\n", argv[0]);
+	return CLI_OK;
+}
+
+const cli_command cli_cluster_commands[] = {
+	{ "cluster create", "NAME", "Create a new cluster with this node as its first member",
+	  "Writes corosync.conf (knet, encrypted), makes the cluster's certificate authority and\n"
+	  "this node's certificate, sets the admin password and starts corosync.",
+	  create_options, 1, 1, run_create },
+	{ "cluster join", "ADDR", "Join this node to the cluster a member at ADDR belongs to",
+	  "Shows the cluster certificate's fingerprint to compare (or checks --fingerprint), asks\n"
+	  "for the admin password, and becomes a member: corosync.conf of every node gains this node.",
+	  join_options, 1, 1, run_join },
+	{ "cluster leave", NULL, "Take this node out of its cluster", NULL, leave_options, 0, 0,
+	  run_leave },
+	{ "cluster status", NULL, "Show the cluster: quorum, nodes, links, fingerprint", NULL, NULL,
+	  0, 0, run_status },
+	{ "cluster settings", NULL, "List the cluster settings with their values", NULL, NULL, 0, 0,
+	  run_settings },
+	{ "cluster set", "KEY=VALUE…", "Change cluster settings (KEY= resets to the default)", NULL,
+	  NULL, 1, 64, run_set },
+	{ "node list", NULL, "List the cluster's nodes", NULL, NULL, 0, 0, run_node_list },
+	{ "node remove", "NAME", "Remove a node that is powered off from the cluster", NULL, NULL,
+	  1, 1, run_node_remove },
+	{ NULL },
+};

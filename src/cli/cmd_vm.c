@@ -1,0 +1,320 @@
+/* herd vm list|define|set|undefine|dumpxml|info|history|restore. */
+#include "cli/cli.h"
+#include "cli/table.h"
+
+#include "common/json.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static gboolean opt_all, opt_ha, opt_no_ha, opt_no_preferred, opt_failback, opt_no_failback,
+	opt_force;
+static char *opt_preferred, *opt_pattern;
+static int opt_shutdown_timeout = -1, opt_version;
+
+static GOptionEntry list_options[] = {
+	{ "all", 'a', 0, G_OPTION_ARG_NONE, &opt_all, "Also VMs that are not running", NULL },
+	{ NULL },
+};
+
+#define ATTRIBUTE_OPTIONS                                                                          \
+	{ "ha", 0, 0, G_OPTION_ARG_NONE, &opt_ha, "Keep the VM running (restart it elsewhere when its node dies)", NULL }, \
+	{ "preferred", 'p', 0, G_OPTION_ARG_STRING, &opt_preferred, "The node the VM runs on when it can", "NODE" }, \
+	{ "no-failback", 0, 0, G_OPTION_ARG_NONE, &opt_no_failback, "Do not move back to the preferred node when it returns", NULL }, \
+	{ "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &opt_shutdown_timeout, "Seconds a shutdown may take before the VM is forced off (default 360)", "SEC" }
+
+static GOptionEntry define_options[] = {
+	ATTRIBUTE_OPTIONS,
+	{ NULL },
+};
+
+static GOptionEntry set_options[] = {
+	ATTRIBUTE_OPTIONS,
+	{ "no-ha", 0, 0, G_OPTION_ARG_NONE, &opt_no_ha, "Stop keeping the VM running", NULL },
+	{ "no-preferred", 0, 0, G_OPTION_ARG_NONE, &opt_no_preferred, "Forget the preferred node", NULL },
+	{ "failback", 0, 0, G_OPTION_ARG_NONE, &opt_failback, "Move back to the preferred node when it returns", NULL },
+	{ NULL },
+};
+
+static GOptionEntry history_options[] = {
+	{ "pattern", 'p', 0, G_OPTION_ARG_STRING, &opt_pattern, "Only VMs whose name matches GLOB (e.g. '*web*')", "GLOB" },
+	{ NULL },
+};
+
+static GOptionEntry restore_options[] = {
+	{ "version", 0, 0, G_OPTION_ARG_INT, &opt_version, "The version to restore (default: the newest before the current one)", "N" },
+	{ "force", 'f', 0, G_OPTION_ARG_NONE, &opt_force, "Overwrite a VM that exists with that name or UUID", NULL },
+	{ NULL },
+};
+
+/* Percent-encode a NAME|UUID for a URL path (names are already tame). */
+static char *vm_path(const char *ref, const char *suffix)
+{
+	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);
+	return g_strdup_printf("/api/v1/vms/%s%s", esc, suffix ? suffix : "");
+}
+
+static bool attributes(json_t *body, bool for_set)
+{
+	if (opt_ha && opt_no_ha) {
+		fprintf(stderr, "herd vm: --ha and --no-ha contradict each other.\n");
+		return false;
+	}
+	if ((opt_preferred && opt_no_preferred) || (opt_failback && opt_no_failback)) {
+		fprintf(stderr, "herd vm: contradicting options.\n");
+		return false;
+	}
+	if (opt_ha || opt_no_ha)
+		json_object_set_new(body, "ha", json_boolean(opt_ha));
+	if (opt_preferred)
+		json_object_set_new(body, "preferred", json_string(opt_preferred));
+	if (opt_no_preferred)
+		json_object_set_new(body, "preferred", json_null());
+	if (opt_failback || opt_no_failback)
+		json_object_set_new(body, "failback", json_boolean(opt_failback));
+	if (opt_shutdown_timeout != -1)
+		json_object_set_new(body, "shutdown_timeout_s", json_integer(opt_shutdown_timeout));
+	return true;
+}
+
+static char *format_time(json_int_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[32];
+	localtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+	return g_strdup(buf);
+}
+
+static int run_list(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) vms = cli_call(ctx, "GET", "/api/v1/vms", NULL, &error);
+	if (!vms)
+		return cli_report(error);
+	if (!opt_all) {
+		json_t *running = json_array();
+		size_t i;
+		json_t *v;
+		json_array_foreach(vms, i, v)
+			if (strcmp(json_string_value(json_object_get(v, "state")), "shut off") != 0)
+				json_array_append(running, v);
+		json_decref(vms);
+		vms = running;
+	}
+	if (ctx->json) {
+		cli_print_json(vms);
+		return CLI_OK;
+	}
+	cli_table *t = cli_table_new("NAME", "STATE", "NODE", "HA", "PREFERRED", "MEMORY", "VCPUS",
+				     "CONFIG", NULL);
+	size_t i;
+	json_t *v;
+	json_array_foreach(vms, i, v) {
+		g_autofree char *mem = g_strdup_printf("%lld MiB", (long long)json_integer_value(json_object_get(v, "memory_mib")));
+		g_autofree char *cpus = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(v, "vcpus")));
+		g_autofree char *ver = g_strdup_printf("v%lld", (long long)json_integer_value(json_object_get(v, "version")));
+		cli_table_add(t, json_string_value(json_object_get(v, "name")),
+			      json_string_value(json_object_get(v, "state")),
+			      json_string_value(json_object_get(v, "node")),
+			      json_is_true(json_object_get(v, "ha")) ? "yes" : "no",
+			      json_string_value(json_object_get(v, "preferred")), mem, cpus, ver);
+	}
+	cli_table_print(t);
+	return CLI_OK;
+}
+
+static int run_define(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *xml = NULL;
+	if (!g_file_get_contents(argv[0], &xml, NULL, &error)) {
+		fprintf(stderr, "herd: cannot read %s: %s\n", argv[0], error->message);
+		return CLI_ERROR;
+	}
+	g_autoptr(json_t) body = json_pack("{s:s}", "xml", xml);
+	if (!json_object_get(body, "xml")) {
+		fprintf(stderr, "herd: %s is not UTF-8 text.\n", argv[0]);
+		return CLI_ERROR;
+	}
+	if (!attributes(body, false))
+		return CLI_USAGE;
+	g_autoptr(json_t) vm = cli_call(ctx, "POST", "/api/v1/vms", body, &error);
+	if (!vm)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(vm);
+	else
+		printf("VM %s defined (configuration version %lld).\n",
+		       json_string_value(json_object_get(vm, "name")),
+		       (long long)json_integer_value(json_object_get(vm, "version")));
+	return CLI_OK;
+}
+
+static int run_set(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) body = json_object();
+	if (!attributes(body, true))
+		return CLI_USAGE;
+	if (json_object_size(body) == 0) {
+		fprintf(stderr, "herd vm set: nothing to change; see 'herd vm set --help'.\n");
+		return CLI_USAGE;
+	}
+	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autoptr(json_t) vm = cli_call(ctx, "PUT", path, body, &error);
+	if (!vm)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(vm);
+	else
+		printf("VM %s changed (configuration version %lld).\n",
+		       json_string_value(json_object_get(vm, "name")),
+		       (long long)json_integer_value(json_object_get(vm, "version")));
+	return CLI_OK;
+}
+
+static int run_undefine(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("VM %s undefined; 'herd vm restore %s' brings it back.\n",
+		       json_string_value(json_object_get(r, "name")), json_string_value(json_object_get(r, "uuid")));
+	return CLI_OK;
+}
+
+static int run_dumpxml(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = vm_path(argv[0], "/xml");
+	g_autoptr(json_t) r = cli_call(ctx, "GET", path, NULL, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json) {
+		cli_print_json(r);
+		return CLI_OK;
+	}
+	const char *xml = json_string_value(json_object_get(r, "xml"));
+	fputs(xml, stdout);
+	if (*xml && xml[strlen(xml) - 1] != '\n')
+		fputc('\n', stdout);
+	return CLI_OK;
+}
+
+static int run_info(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autoptr(json_t) vm = cli_call(ctx, "GET", path, NULL, &error);
+	if (!vm)
+		return cli_report(error);
+	json_object_del(vm, "xml");
+	if (ctx->json) {
+		cli_print_json(vm);
+		return CLI_OK;
+	}
+	g_autofree char *when = format_time(json_integer_value(json_object_get(vm, "modified_ms")));
+	printf("Name:              %s\n", json_string_value(json_object_get(vm, "name")));
+	printf("UUID:              %s\n", json_string_value(json_object_get(vm, "uuid")));
+	printf("State:             %s\n", json_string_value(json_object_get(vm, "state")));
+	printf("Node:              %s\n", json_string_value(json_object_get(vm, "node")) ?: "-");
+	printf("Type:              %s\n", json_string_value(json_object_get(vm, "type")));
+	printf("Memory:            %lld MiB\n", (long long)json_integer_value(json_object_get(vm, "memory_mib")));
+	printf("vCPUs:             %lld\n", (long long)json_integer_value(json_object_get(vm, "vcpus")));
+	printf("HA:                %s\n", json_is_true(json_object_get(vm, "ha")) ? "yes" : "no");
+	printf("Preferred node:    %s%s\n", json_string_value(json_object_get(vm, "preferred")) ?: "-",
+	       json_is_true(json_object_get(vm, "failback")) ? "" : " (no failback)");
+	printf("Shutdown timeout:  %lld s\n", (long long)json_integer_value(json_object_get(vm, "shutdown_timeout_s")));
+	printf("Configuration:     version %lld of %s\n", (long long)json_integer_value(json_object_get(vm, "version")), when);
+	return CLI_OK;
+}
+
+static int run_history(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+	if (argc == 1) {
+		if (opt_pattern) {
+			fprintf(stderr, "herd vm history: give a VM or --pattern, not both.\n");
+			return CLI_USAGE;
+		}
+		path = vm_path(argv[0], "/history");
+	} else {
+		g_autofree char *esc = opt_pattern ? g_uri_escape_string(opt_pattern, NULL, FALSE) : NULL;
+		path = g_strdup_printf("/api/v1/history/vms%s%s", esc ? "?pattern=" : "", esc ? esc : "");
+	}
+	g_autoptr(json_t) list = cli_call(ctx, "GET", path, NULL, &error);
+	if (!list)
+		return cli_report(error);
+	if (ctx->json) {
+		cli_print_json(list);
+		return CLI_OK;
+	}
+	cli_table *t = cli_table_new("NAME", "UUID", "VERSION", "DATE", "CHANGE", "BY", NULL);
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) {
+		g_autofree char *ver = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(e, "version")));
+		g_autofree char *when = format_time(json_integer_value(json_object_get(e, "time_ms")));
+		g_autofree char *by = g_strdup_printf("%s@%s", json_string_value(json_object_get(e, "user")),
+						      json_string_value(json_object_get(e, "origin")));
+		cli_table_add(t, json_string_value(json_object_get(e, "name")),
+			      json_string_value(json_object_get(e, "uuid")), ver, when,
+			      json_string_value(json_object_get(e, "change")), by);
+	}
+	cli_table_print(t);
+	return CLI_OK;
+}
+
+static int run_restore(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) body = json_pack("{s:b}", "force", opt_force);
+	if (opt_version < 0) {
+		fprintf(stderr, "herd vm restore: --version must be positive.\n");
+		return CLI_USAGE;
+	}
+	if (opt_version > 0)
+		json_object_set_new(body, "version", json_integer(opt_version));
+	g_autofree char *path = vm_path(argv[0], "/restore");
+	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
+	if (!vm)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(vm);
+	else
+		printf("VM %s restored (now configuration version %lld).\n",
+		       json_string_value(json_object_get(vm, "name")),
+		       (long long)json_integer_value(json_object_get(vm, "version")));
+	return CLI_OK;
+}
+
+const cli_command cli_vm_commands[] = {
+	{ "vm list", NULL, "List running VMs (--all: every defined VM)", NULL, list_options, 0, 0,
+	  run_list },
+	{ "vm define", "FILE.xml", "Define a VM from libvirt domain XML, or change its XML",
+	  "The XML is checked by libvirt's parser; a VM with the same UUID gets the new XML as\n"
+	  "a new configuration version.",
+	  define_options, 1, 1, run_define },
+	{ "vm set", "NAME|UUID", "Change herd's attributes of a VM", NULL, set_options, 1, 1, run_set },
+	{ "vm undefine", "NAME|UUID", "Remove a VM's definition (kept in its history)", NULL, NULL,
+	  1, 1, run_undefine },
+	{ "vm dumpxml", "NAME|UUID", "Print a VM's domain XML", NULL, NULL, 1, 1, run_dumpxml },
+	{ "vm info", "NAME|UUID", "Show a VM's attributes", NULL, NULL, 1, 1, run_info },
+	{ "vm history", "[NAME|UUID]", "List stored configuration versions",
+	  "Without a VM, lists every VM's versions, optionally only names matching --pattern.",
+	  history_options, 0, 1, run_history },
+	{ "vm restore", "NAME|UUID", "Restore a stored configuration version",
+	  "Refuses to overwrite an existing VM of that name or UUID unless --force is given.",
+	  restore_options, 1, 1, run_restore },
+	{ NULL },
+};

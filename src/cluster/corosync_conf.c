@@ -1,0 +1,171 @@
+#define G_LOG_DOMAIN "corosync"
+#include "cluster/corosync_conf.h"
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "store/settings.h"
+
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+	const char *name;
+	json_int_t nodeid;
+	json_t *links;
+} conf_node;
+
+static gint by_nodeid(gconstpointer a, gconstpointer b)
+{
+	const conf_node *x = a, *y = b;
+	return x->nodeid < y->nodeid ? -1 : x->nodeid > y->nodeid;
+}
+
+char *herd_corosync_conf_render(store_state *st, GError **error)
+{
+	store_object *cluster = store_state_cluster(st);
+	if (!cluster) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "There is no cluster configuration.");
+		return NULL;
+	}
+	json_t *settings = json_object_get(cluster->data, "settings");
+	g_autoptr(GArray) nodes = g_array_new(FALSE, FALSE, sizeof(conf_node));
+	GHashTableIter it;
+	gpointer v;
+	size_t n_links = 0;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_NODE]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		store_object *o = v;
+		conf_node n = { o->name, json_integer_value(json_object_get(o->data, "nodeid")),
+				json_object_get(o->data, "links") };
+		n_links = MAX(n_links, json_array_size(n.links));
+		g_array_append_val(nodes, n);
+	}
+	g_array_sort(nodes, by_nodeid);
+
+	GString *s = g_string_new(NULL);
+	g_string_append(s, "# Written by herd from the cluster configuration: edits are overwritten.\n"
+			   "# Change it with 'herd cluster set' and 'herd cluster join/leave'.\n"
+			   "totem {\n\tversion: 2\n");
+	g_string_append_printf(s, "\tcluster_name: %s\n", cluster->name);
+	g_string_append(s, "\ttransport: knet\n\tcrypto_cipher: aes256\n\tcrypto_hash: sha256\n");
+	g_string_append_printf(s, "\ttoken: %lld\n", cluster_setting_int(settings, "token_ms"));
+	g_string_append_printf(s, "\ttoken_coefficient: %lld\n",
+			       cluster_setting_int(settings, "token_coefficient_ms"));
+	long long ping_interval = cluster_setting_int(settings, "knet_ping_interval_ms");
+	long long ping_timeout = cluster_setting_int(settings, "knet_ping_timeout_ms");
+	for (size_t l = 0; l < n_links; l++) {
+		g_string_append_printf(s, "\tinterface {\n\t\tlinknumber: %zu\n", l);
+		if (ping_interval > 0)
+			g_string_append_printf(s, "\t\tknet_ping_interval: %lld\n", ping_interval);
+		if (ping_timeout > 0)
+			g_string_append_printf(s, "\t\tknet_ping_timeout: %lld\n", ping_timeout);
+		g_string_append(s, "\t}\n");
+	}
+	g_string_append(s, "}\n\nnodelist {\n");
+	for (guint i = 0; i < nodes->len; i++) {
+		conf_node *n = &g_array_index(nodes, conf_node, i);
+		g_string_append_printf(s, "\tnode {\n\t\tname: %s\n\t\tnodeid: %lld\n", n->name,
+				       (long long)n->nodeid);
+		size_t l;
+		json_t *addr;
+		json_array_foreach(n->links, l, addr)
+			g_string_append_printf(s, "\t\tring%zu_addr: %s\n", l, json_string_value(addr));
+		g_string_append(s, "\t}\n");
+	}
+	g_string_append(s, "}\n\nquorum {\n\tprovider: corosync_votequorum\n");
+	if (nodes->len == 2)
+		g_string_append(s, "\ttwo_node: 1\n");
+	g_string_append(s, "}\n\nlogging {\n\tto_stderr: yes\n\tto_syslog: no\n\ttimestamp: on\n}\n");
+	return g_string_free(s, FALSE);
+}
+
+static bool write_if_changed(const char *path, const void *data, size_t len, mode_t mode,
+			     bool *changed, GError **error)
+{
+	g_autofree char *old = NULL;
+	gsize old_len = 0;
+	*changed = false;
+	if (g_file_get_contents(path, &old, &old_len, NULL) && old_len == len &&
+	    memcmp(old, data, len) == 0)
+		return true;
+	*changed = true;
+	return herd_file_write_atomic(path, data, len, mode, error);
+}
+
+bool herd_corosync_conf_write(store_state *st, const char *dir, bool *changed, GError **error)
+{
+	store_object *cluster = store_state_cluster(st);
+	const char *key_b64 = json_string_value(json_object_get(cluster ? cluster->data : NULL, "authkey"));
+	g_autofree char *conf = herd_corosync_conf_render(st, error);
+	if (!conf)
+		return false;
+	if (!key_b64) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL, "The cluster has no corosync key.");
+		return false;
+	}
+	gsize key_len;
+	g_autofree guchar *key = g_base64_decode(key_b64, &key_len);
+	g_autofree char *conf_path = g_build_filename(dir, "corosync.conf", NULL);
+	g_autofree char *key_path = g_build_filename(dir, "authkey", NULL);
+	bool key_changed;
+	return herd_mkdir_p(dir, 0755, error) &&
+	       write_if_changed(key_path, key, key_len, 0400, &key_changed, error) &&
+	       write_if_changed(conf_path, conf, strlen(conf), 0644, changed, error);
+}
+
+void herd_corosync_conf_remove(const char *dir)
+{
+	g_autofree char *conf_path = g_build_filename(dir, "corosync.conf", NULL);
+	g_autofree char *key_path = g_build_filename(dir, "authkey", NULL);
+	unlink(conf_path);
+	unlink(key_path);
+}
+
+typedef struct {
+	herd_cluster *cluster;
+	char *dir;
+	guint idle;
+} follower;
+
+static gboolean on_idle_write(gpointer data)
+{
+	follower *f = data;
+	f->idle = 0;
+	store_state *st = herd_cluster_state(f->cluster);
+	if (!store_state_cluster(st))
+		return G_SOURCE_REMOVE;
+	g_autoptr(GError) err = NULL;
+	bool changed = false;
+	if (!herd_corosync_conf_write(st, f->dir, &changed, &err)) {
+		log_err("cannot write corosync's configuration: %s", err->message);
+		return G_SOURCE_REMOVE;
+	}
+	if (changed) {
+		log_info("corosync.conf changed; asking corosync to reload it");
+		herd_corosync *c = herd_cluster_corosync(f->cluster);
+		if (herd_corosync_is_connected(c) && !herd_corosync_reload(c, &err))
+			log_warn("%s", err->message);
+	}
+	return G_SOURCE_REMOVE;
+}
+
+static void on_change(gpointer user, GPtrArray *changes)
+{
+	follower *f = user;
+	bool relevant = changes == NULL;
+	for (guint i = 0; changes && i < changes->len && !relevant; i++) {
+		store_change *c = changes->pdata[i];
+		relevant = c->kind == STORE_KIND_NODE || c->kind == STORE_KIND_CLUSTER;
+	}
+	if (relevant && !f->idle)
+		f->idle = g_idle_add(on_idle_write, f);
+}
+
+void herd_corosync_conf_follow(herd_cluster *cluster, const char *dir)
+{
+	follower *f = g_new0(follower, 1); /* lives as long as the daemon */
+	f->cluster = cluster;
+	f->dir = g_strdup(dir);
+	herd_cluster_listen(cluster, on_change, f);
+}

@@ -1,0 +1,408 @@
+#define G_LOG_DOMAIN "cluster"
+#include "cluster/service.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+	uint64_t req_id;
+	herd_cluster_done_fn done;
+	gpointer data;
+} inflight;
+
+typedef struct {
+	json_t *cmd;
+	char *user;
+	herd_cluster_done_fn done;
+	gpointer data;
+	gint64 deadline_us;
+} deferred;
+
+typedef struct {
+	herd_cluster_change_fn fn;
+	gpointer user;
+} listener;
+
+struct herd_cluster {
+	char *db_path;
+	char *node_name;
+	store_db *db;
+	replica *replica;
+	herd_corosync *corosync;
+	uint32_t nodeid;
+	bool started;
+	GHashTable *inflight;  /* req_id -> inflight* */
+	GQueue *deferred;      /* deferred*: waiting for a sync */
+	guint deferred_timer;
+	GArray *listeners;
+};
+
+static void deferred_free(deferred *d)
+{
+	json_decref(d->cmd);
+	g_free(d->user);
+	g_free(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replica callbacks                                                   */
+
+static bool on_replica_send(gpointer user, const void *msg, size_t len)
+{
+	herd_cluster *c = user;
+	return herd_corosync_send(c->corosync, msg, len);
+}
+
+static void on_replica_done(gpointer user, uint64_t req_id, json_t *result, const GError *error)
+{
+	herd_cluster *c = user;
+	inflight *f = g_hash_table_lookup(c->inflight, &req_id);
+	if (!f) {
+		json_decref(result);
+		return;
+	}
+	g_hash_table_steal(c->inflight, &req_id);
+	f->done(result, error, f->data);
+	json_decref(result);
+	g_free(f);
+}
+
+static void notify(herd_cluster *c, GPtrArray *changes)
+{
+	for (guint i = 0; i < c->listeners->len; i++) {
+		listener *l = &g_array_index(c->listeners, listener, i);
+		l->fn(l->user, changes);
+	}
+}
+
+static void on_replica_changed(gpointer user, GPtrArray *changes)
+{
+	notify(user, changes);
+}
+
+static void on_replica_failed(gpointer user, const GError *error)
+{
+	herd_cluster *c = user;
+	log_err("leaving the cluster: the configuration database failed (%s). Fix the disk and restart herdd.",
+		error->message);
+	herd_corosync_stop(c->corosync);
+}
+
+static const replica_callbacks replica_cb = {
+	.send = on_replica_send,
+	.done = on_replica_done,
+	.changed = on_replica_changed,
+	.failed = on_replica_failed,
+};
+
+/* ------------------------------------------------------------------ */
+/* Deferred submissions                                                */
+
+static bool submit_now(herd_cluster *c, json_t *cmd, const char *user, herd_cluster_done_fn done,
+		       gpointer data, GError **error);
+
+static bool waits_for_sync(herd_cluster *c)
+{
+	replica_phase p = replica_get_phase(c->replica);
+	return c->started && (p == REPLICA_SYNCING || p == REPLICA_DETACHED);
+}
+
+static void run_deferred(herd_cluster *c)
+{
+	if (waits_for_sync(c) || g_queue_is_empty(c->deferred))
+		return;
+	GQueue *q = c->deferred;
+	c->deferred = g_queue_new();
+	deferred *d;
+	while ((d = g_queue_pop_head(q))) {
+		g_autoptr(GError) err = NULL;
+		if (!submit_now(c, d->cmd, d->user, d->done, d->data, &err))
+			d->done(NULL, err, d->data);
+		deferred_free(d);
+	}
+	g_queue_free(q);
+}
+
+static gboolean on_deferred_timer(gpointer data)
+{
+	herd_cluster *c = data;
+	gint64 now = g_get_monotonic_time();
+	run_deferred(c);
+	for (GList *l = c->deferred->head; l;) {
+		GList *next = l->next;
+		deferred *d = l->data;
+		if (d->deadline_us <= now) {
+			herd_error_code code;
+			const char *why = replica_refusal(c->replica, &code);
+			g_autoptr(GError) err = g_error_new(HERD_ERROR, (gint)(why ? code : HERD_ERR_TIMEOUT), "%s",
+							    why ? why : "The cluster did not become ready in time.");
+			g_queue_delete_link(c->deferred, l);
+			d->done(NULL, err, d->data);
+			deferred_free(d);
+		}
+		l = next;
+	}
+	if (g_queue_is_empty(c->deferred)) {
+		c->deferred_timer = 0;
+		return G_SOURCE_REMOVE;
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* corosync callbacks                                                  */
+
+static void on_connected(gpointer user, uint32_t nodeid)
+{
+	herd_cluster *c = user;
+	c->nodeid = nodeid;
+	replica_set_nodeid(c->replica, nodeid);
+	store_object *me = herd_cluster_node_by_id(c, nodeid);
+	if (me && strcmp(me->name, c->node_name) != 0)
+		log_warn("corosync calls this node %u, which the cluster knows as '%s', but herdd is configured as '%s'",
+			 nodeid, me->name, c->node_name);
+}
+
+static void on_disconnected(gpointer user)
+{
+	herd_cluster *c = user;
+	replica_detach(c->replica);
+}
+
+static void on_deliver(gpointer user, uint32_t sender, const void *msg, size_t len)
+{
+	herd_cluster *c = user;
+	replica_deliver(c->replica, sender, msg, len);
+}
+
+static void on_confchg(gpointer user, const uint32_t *members, size_t n)
+{
+	herd_cluster *c = user;
+	replica_confchg(c->replica, members, n);
+}
+
+static void on_burst_end(gpointer user)
+{
+	herd_cluster *c = user;
+	replica_flush(c->replica);
+	run_deferred(c);
+}
+
+static const herd_corosync_callbacks corosync_cb = {
+	.connected = on_connected,
+	.disconnected = on_disconnected,
+	.deliver = on_deliver,
+	.confchg = on_confchg,
+	.burst_end = on_burst_end,
+};
+
+/* ------------------------------------------------------------------ */
+
+herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GError **error)
+{
+	herd_cluster *c = g_new0(herd_cluster, 1);
+	c->db_path = g_build_filename(state_dir, "config.db", NULL);
+	c->node_name = g_strdup(node_name);
+	c->inflight = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+	c->deferred = g_queue_new();
+	c->listeners = g_array_new(FALSE, FALSE, sizeof(listener));
+	c->db = store_db_open(c->db_path, error);
+	if (!c->db)
+		goto fail;
+	c->replica = replica_new(0, node_name, c->db, &replica_cb, c, error);
+	if (!c->replica)
+		goto fail;
+	c->corosync = herd_corosync_new("herd", &corosync_cb, c);
+	return c;
+fail:
+	herd_cluster_free(c);
+	return NULL;
+}
+
+void herd_cluster_free(herd_cluster *c)
+{
+	if (!c)
+		return;
+	if (c->corosync)
+		herd_corosync_free(c->corosync);
+	if (c->deferred_timer)
+		g_source_remove(c->deferred_timer);
+	deferred *d;
+	while ((d = g_queue_pop_head(c->deferred))) {
+		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+							    "The daemon is shutting down.");
+		d->done(NULL, err, d->data);
+		deferred_free(d);
+	}
+	g_queue_free(c->deferred);
+	replica_free(c->replica); /* answers what is in flight */
+	g_hash_table_destroy(c->inflight);
+	store_db_close(c->db);
+	g_array_free(c->listeners, TRUE);
+	g_free(c->node_name);
+	g_free(c->db_path);
+	g_free(c);
+}
+
+bool herd_cluster_exists(herd_cluster *c)
+{
+	return store_state_cluster(replica_state(c->replica)) != NULL;
+}
+
+bool herd_cluster_started(herd_cluster *c)
+{
+	return c->started;
+}
+
+void herd_cluster_start(herd_cluster *c, bool joining)
+{
+	if (c->started || (!joining && !herd_cluster_exists(c)))
+		return;
+	c->started = true;
+	herd_corosync_start(c->corosync);
+}
+
+void herd_cluster_stop(herd_cluster *c)
+{
+	if (!c->started)
+		return;
+	c->started = false;
+	herd_corosync_stop(c->corosync);
+	replica_detach(c->replica);
+}
+
+static bool submit_now(herd_cluster *c, json_t *cmd, const char *user, herd_cluster_done_fn done,
+		       gpointer data, GError **error)
+{
+	if (!herd_cluster_exists(c)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "This node is not part of a cluster; create one with 'herd cluster create' or join one with 'herd cluster join'.");
+		return false;
+	}
+	if (replica_get_phase(c->replica) == REPLICA_SYNCED && !herd_corosync_quorate(c->corosync)) {
+		g_autoptr(json_t) q = herd_corosync_quorum_info(c->corosync);
+		g_set_error(error, HERD_ERROR, HERD_ERR_NO_QUORUM,
+			    "This node has lost quorum (%lld of %lld expected votes present, %lld needed); configuration changes are refused until it is back in the quorate part of the cluster.",
+			    (long long)json_integer_value(json_object_get(q, "total_votes")),
+			    (long long)json_integer_value(json_object_get(q, "expected_votes")),
+			    (long long)json_integer_value(json_object_get(q, "quorum")));
+		return false;
+	}
+	uint64_t id = replica_submit(c->replica, cmd, g_get_real_time() / 1000, user, error);
+	if (!id)
+		return false;
+	inflight *f = g_new0(inflight, 1);
+	f->req_id = id;
+	f->done = done;
+	f->data = data;
+	g_hash_table_insert(c->inflight, &f->req_id, f);
+	return true;
+}
+
+bool herd_cluster_submit(herd_cluster *c, json_t *cmd, const char *user,
+			 herd_cluster_done_fn done, gpointer done_data, GError **error)
+{
+	if (herd_cluster_exists(c) && waits_for_sync(c)) {
+		deferred *d = g_new0(deferred, 1);
+		d->cmd = json_incref(cmd);
+		d->user = g_strdup(user);
+		d->done = done;
+		d->data = done_data;
+		d->deadline_us = g_get_monotonic_time() + HERD_SUBMIT_WAIT_MS * 1000;
+		g_queue_push_tail(c->deferred, d);
+		if (!c->deferred_timer)
+			c->deferred_timer = g_timeout_add(100, on_deferred_timer, c);
+		return true;
+	}
+	return submit_now(c, cmd, user, done, done_data, error);
+}
+
+json_t *herd_cluster_bootstrap(herd_cluster *c, json_t *cmd, const char *user, GError **error)
+{
+	return replica_bootstrap(c->replica, cmd, g_get_real_time() / 1000, user, error);
+}
+
+bool herd_cluster_reset(herd_cluster *c, GError **error)
+{
+	herd_cluster_stop(c);
+	replica_free(c->replica);
+	c->replica = NULL;
+	store_db_close(c->db);
+	c->db = NULL;
+	const char *suffixes[] = { "", "-wal", "-shm" };
+	for (unsigned i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+		g_autofree char *p = g_strconcat(c->db_path, suffixes[i], NULL);
+		unlink(p);
+	}
+	c->db = store_db_open(c->db_path, error);
+	if (!c->db)
+		return false;
+	c->replica = replica_new(0, c->node_name, c->db, &replica_cb, c, error);
+	if (!c->replica)
+		return false;
+	notify(c, NULL);
+	return true;
+}
+
+void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user)
+{
+	listener l = { fn, user };
+	g_array_append_val(c->listeners, l);
+}
+
+store_state *herd_cluster_state(herd_cluster *c) { return replica_state(c->replica); }
+herd_corosync *herd_cluster_corosync(herd_cluster *c) { return c->corosync; }
+replica *herd_cluster_replica(herd_cluster *c) { return c->replica; }
+uint32_t herd_cluster_nodeid(herd_cluster *c) { return c->nodeid; }
+
+bool herd_cluster_is_member(herd_cluster *c, uint32_t nodeid)
+{
+	uint32_t ids[256];
+	size_t n = replica_members(c->replica, ids, G_N_ELEMENTS(ids));
+	for (size_t i = 0; i < n && i < G_N_ELEMENTS(ids); i++)
+		if (ids[i] == nodeid)
+			return true;
+	return false;
+}
+
+store_object *herd_cluster_node_by_id(herd_cluster *c, uint32_t nodeid)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, herd_cluster_state(c)->by_uuid[STORE_KIND_NODE]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		store_object *n = v;
+		if (json_integer_value(json_object_get(n->data, "nodeid")) == nodeid)
+			return n;
+	}
+	return NULL;
+}
+
+json_t *herd_cluster_status_json(herd_cluster *c)
+{
+	static const char *const phases[] = { "detached", "syncing", "synced", "failed" };
+	store_state *st = herd_cluster_state(c);
+	char hash[65];
+	store_position_hash_hex(&st->pos, hash);
+	json_t *members = json_array();
+	uint32_t ids[256];
+	size_t n = replica_members(c->replica, ids, G_N_ELEMENTS(ids));
+	for (size_t i = 0; i < n && i < G_N_ELEMENTS(ids); i++)
+		json_array_append_new(members, json_integer(ids[i]));
+	herd_error_code code;
+	const char *refusal = replica_refusal(c->replica, &code);
+	return json_pack("{s:s,s:b,s:o,s:o,s:{s:I,s:I,s:s},s:i,s:s?,s:I}",
+			 "phase", phases[replica_get_phase(c->replica)],
+			 "primary", replica_is_primary(c->replica),
+			 "quorum", herd_corosync_quorum_info(c->corosync),
+			 "members", members,
+			 "position", "generation", (json_int_t)st->pos.gen, "index",
+			 (json_int_t)st->pos.index, "hash", hash,
+			 "protocol", replica_cluster_protocol(c->replica),
+			 "refusal", refusal,
+			 "rejected_messages", (json_int_t)replica_rejected_messages(c->replica));
+}

@@ -1,0 +1,74 @@
+/*
+ * The cluster service of herdd: the replicated store (database + replica)
+ * wired to corosync, with what the rest of the daemon needs from it:
+ * submit a change and hear when it is committed, read the state, and be told
+ * when objects change.
+ *
+ * A change submitted while the cluster is still syncing (right after a
+ * membership change, or while corosync is being reached) waits up to
+ * HERD_SUBMIT_WAIT_MS for the sync instead of failing at once; one
+ * submitted without quorum fails at once with an error that says so.
+ */
+#pragma once
+
+#include "cluster/corosync.h"
+#include "store/replica.h"
+
+#include <glib.h>
+#include <jansson.h>
+
+#define HERD_SUBMIT_WAIT_MS 5000
+
+typedef struct herd_cluster herd_cluster;
+
+/* Called once with the committed change's result, or an error. */
+typedef void (*herd_cluster_done_fn)(json_t *result, const GError *error, gpointer user);
+/* Objects changed (@changes of store_change*), or everything (@changes NULL). */
+typedef void (*herd_cluster_change_fn)(gpointer user, GPtrArray *changes);
+
+/* Open the store in @state_dir (config.db) for node @node_name. */
+herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GError **error);
+void herd_cluster_free(herd_cluster *c);
+
+/*
+ * Connect to corosync (and keep reconnecting) if this node holds a cluster
+ * configuration, or if @joining (it has corosync's files and an empty
+ * store that the first sync will fill).
+ */
+void herd_cluster_start(herd_cluster *c, bool joining);
+/* True once started. */
+bool herd_cluster_started(herd_cluster *c);
+/* Leave the CPG group and disconnect. */
+void herd_cluster_stop(herd_cluster *c);
+
+/* True once this node holds a cluster configuration. */
+bool herd_cluster_exists(herd_cluster *c);
+
+/*
+ * Submit @cmd (a store command; "time_ms"/"origin"/"user" are added) as
+ * @user.  @done runs exactly once, later, unless this returns false with
+ * @error (refused at once: no quorum, not in a cluster…).
+ */
+bool herd_cluster_submit(herd_cluster *c, json_t *cmd, const char *user,
+			 herd_cluster_done_fn done, gpointer done_data, GError **error);
+
+/* Seed the store of a new cluster with @cmd, durably (cluster create). */
+json_t *herd_cluster_bootstrap(herd_cluster *c, json_t *cmd, const char *user, GError **error);
+
+/* Forget the cluster: disconnect and empty the store (cluster leave). */
+bool herd_cluster_reset(herd_cluster *c, GError **error);
+
+/* Register @fn for every change; called on the main thread after apply. */
+void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user);
+
+store_state *herd_cluster_state(herd_cluster *c);
+herd_corosync *herd_cluster_corosync(herd_cluster *c);
+replica *herd_cluster_replica(herd_cluster *c);
+/* This node's corosync node id (0 before the first connection). */
+uint32_t herd_cluster_nodeid(herd_cluster *c);
+/* Is node @nodeid a member of the current configuration? */
+bool herd_cluster_is_member(herd_cluster *c, uint32_t nodeid);
+/* Phase, quorum, members and store position, for `herd cluster status`. */
+json_t *herd_cluster_status_json(herd_cluster *c);
+/* The node object with corosync id @nodeid, or NULL. */
+store_object *herd_cluster_node_by_id(herd_cluster *c, uint32_t nodeid);

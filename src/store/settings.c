@@ -1,0 +1,159 @@
+#include "store/settings.h"
+
+#include "common/error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const cluster_setting cluster_settings[] = {
+	{ "token_ms", SETTING_INT, 100, 60000, NULL, "1000",
+	  "corosync totem token timeout: how long until a silent node is declared lost", true },
+	{ "token_coefficient_ms", SETTING_INT, 0, 60000, NULL, "650",
+	  "added to the token timeout for every node beyond two", true },
+	{ "knet_ping_interval_ms", SETTING_INT, 0, 60000, NULL, "0",
+	  "knet heartbeat interval per link (0: corosync derives it from the token)", true },
+	{ "knet_ping_timeout_ms", SETTING_INT, 0, 60000, NULL, "0",
+	  "knet link timeout (0: derived; below 500 with a 300 ms token makes links flap)", true },
+	{ "vm_history_limit", SETTING_INT, 1, 100000, NULL, "100",
+	  "configuration versions kept per VM", false },
+	{ NULL },
+};
+
+const cluster_setting *cluster_setting_find(const char *key)
+{
+	for (const cluster_setting *s = cluster_settings; key && s->key; s++)
+		if (strcmp(s->key, key) == 0)
+			return s;
+	return NULL;
+}
+
+static json_t *typed_value(const cluster_setting *s, json_t *v, GError **error)
+{
+	const char *text = json_string_value(v);
+	switch (s->type) {
+	case SETTING_INT: {
+		long long n;
+		if (json_is_integer(v)) {
+			n = json_integer_value(v);
+		} else if (text) {
+			char *end = NULL;
+			errno = 0;
+			n = strtoll(text, &end, 10);
+			if (errno || end == text || *end)
+				goto bad;
+		} else {
+			goto bad;
+		}
+		if (n < s->min || n > s->max) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Setting %s must be from %lld to %lld, not %lld.", s->key, s->min,
+				    s->max, n);
+			return NULL;
+		}
+		return json_integer(n);
+	}
+	case SETTING_BOOL:
+		if (json_is_boolean(v))
+			return json_incref(v);
+		if (text && (!strcmp(text, "yes") || !strcmp(text, "true") || !strcmp(text, "on") ||
+			     !strcmp(text, "1")))
+			return json_true();
+		if (text && (!strcmp(text, "no") || !strcmp(text, "false") || !strcmp(text, "off") ||
+			     !strcmp(text, "0")))
+			return json_false();
+		goto bad;
+	case SETTING_ENUM: {
+		if (!text)
+			goto bad;
+		g_auto(GStrv) choices = g_strsplit(s->choices, "|", -1);
+		if (g_strv_contains((const char *const *)choices, text))
+			return json_string(text);
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Setting %s must be one of %s, not '%s'.",
+			    s->key, s->choices, text);
+		return NULL;
+	}
+	}
+bad:;
+	g_autofree char *shown = json_dumps(v, JSON_ENCODE_ANY);
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Setting %s must be %s, not %s.", s->key,
+		    s->type == SETTING_INT ? "a whole number" : s->type == SETTING_BOOL ? "yes or no" : "text",
+		    shown);
+	return NULL;
+}
+
+json_t *cluster_settings_validate(json_t *changes, GError **error)
+{
+	if (!json_is_object(changes) || json_object_size(changes) == 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "No settings to change were given.");
+		return NULL;
+	}
+	json_t *out = json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach(changes, key, v) {
+		const cluster_setting *s = cluster_setting_find(key);
+		if (!s) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Unknown cluster setting '%s'; 'herd cluster settings' lists them.", key);
+			json_decref(out);
+			return NULL;
+		}
+		if (json_is_null(v)) {
+			json_object_set_new(out, key, json_null());
+			continue;
+		}
+		json_t *typed = typed_value(s, v, error);
+		if (!typed) {
+			json_decref(out);
+			return NULL;
+		}
+		json_object_set_new(out, key, typed);
+	}
+	return out;
+}
+
+static json_t *default_of(const cluster_setting *s)
+{
+	json_t *text = json_string(s->default_value);
+	json_t *v = typed_value(s, text, NULL);
+	json_decref(text);
+	return v;
+}
+
+json_t *cluster_settings_effective(json_t *stored)
+{
+	json_t *out = json_object();
+	for (const cluster_setting *s = cluster_settings; s->key; s++) {
+		json_t *v = json_object_get(stored, s->key);
+		json_object_set_new(out, s->key, v && !json_is_null(v) ? json_incref(v) : default_of(s));
+	}
+	return out;
+}
+
+long long cluster_setting_int(json_t *stored, const char *key)
+{
+	json_t *v = json_object_get(stored, key);
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	const cluster_setting *s = cluster_setting_find(key);
+	return s ? strtoll(s->default_value, NULL, 10) : 0;
+}
+
+bool cluster_setting_bool(json_t *stored, const char *key)
+{
+	json_t *v = json_object_get(stored, key);
+	if (json_is_boolean(v))
+		return json_is_true(v);
+	const cluster_setting *s = cluster_setting_find(key);
+	return s && strcmp(s->default_value, "yes") == 0;
+}
+
+const char *cluster_setting_string(json_t *stored, const char *key)
+{
+	json_t *v = json_object_get(stored, key);
+	if (json_is_string(v))
+		return json_string_value(v);
+	const cluster_setting *s = cluster_setting_find(key);
+	return s ? s->default_value : "";
+}

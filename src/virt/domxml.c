@@ -1,0 +1,155 @@
+#define G_LOG_DOMAIN "virt"
+#include "virt/domxml.h"
+
+#include "common/error.h"
+#include "common/log.h"
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <string.h>
+
+/* Largest domain XML accepted (libvirt's own limit is far higher; VMs
+ * with hundreds of devices stay well below this). */
+#define DOMXML_MAX_BYTES (1024 * 1024)
+
+static virConnectPtr test_conn;
+
+static void silent_error(void *data, virErrorPtr err)
+{
+}
+
+/* The test driver's connection, opened once, without its sample domain. */
+static virConnectPtr test_driver(GError **error)
+{
+	if (test_conn)
+		return test_conn;
+	virSetErrorFunc(NULL, silent_error);
+	test_conn = virConnectOpen("test:///default");
+	if (!test_conn) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL,
+			    "Cannot open libvirt's test driver to validate domain XML.");
+		return NULL;
+	}
+	virDomainPtr sample = virDomainLookupByName(test_conn, "test");
+	if (sample) {
+		virDomainDestroy(sample);
+		virDomainUndefine(sample);
+		virDomainFree(sample);
+	}
+	return test_conn;
+}
+
+static char *last_libvirt_error(void)
+{
+	virErrorPtr e = virGetLastError();
+	char *msg = g_strdup(e && e->message ? e->message : "unknown error");
+	virResetLastError();
+	g_strchomp(msg);
+	return msg;
+}
+
+/* Put <uuid>@uuid</uuid> after the domain's <name> element. */
+static char *insert_uuid(const char *xml, const char *uuid)
+{
+	const char *end = strstr(xml, "</name>");
+	if (!end)
+		return NULL;
+	end += strlen("</name>");
+	return g_strdup_printf("%.*s\n  <uuid>%s</uuid>%s", (int)(end - xml), xml, uuid, end);
+}
+
+static bool define_and_read(virConnectPtr conn, const char *xml, herd_domxml *d, GError **error)
+{
+	virDomainPtr dom = virDomainDefineXMLFlags(conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+	if (!dom) {
+		g_autofree char *msg = last_libvirt_error();
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The domain XML is invalid: %s", msg);
+		return false;
+	}
+	bool ok = false;
+	virDomainInfo info;
+	const char *name = virDomainGetName(dom);
+	g_autofree char *desc = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+	if (!name || virDomainGetUUIDString(dom, d->uuid) < 0 || virDomainGetInfo(dom, &info) < 0 ||
+	    !desc) {
+		g_autofree char *msg = last_libvirt_error();
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The domain XML is invalid: %s", msg);
+		goto out;
+	}
+	d->name = g_strdup(name);
+	d->memory_mib = info.maxMem / 1024;
+	d->vcpus = info.nrVirtCpu;
+	const char *t = strstr(desc, "<domain type='");
+	if (t) {
+		t += strlen("<domain type='");
+		d->type = g_strndup(t, strcspn(t, "'"));
+	}
+	ok = true;
+out:
+	virDomainUndefine(dom);
+	virDomainFree(dom);
+	return ok;
+}
+
+herd_domxml *herd_domxml_parse(const char *xml, GError **error)
+{
+	if (!xml || !*xml) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The domain XML is empty.");
+		return NULL;
+	}
+	if (strlen(xml) > DOMXML_MAX_BYTES) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_TOO_LARGE,
+			    "The domain XML is larger than %d bytes.", DOMXML_MAX_BYTES);
+		return NULL;
+	}
+	if (!g_utf8_validate(xml, -1, NULL)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The domain XML is not valid UTF-8.");
+		return NULL;
+	}
+	virConnectPtr conn = test_driver(error);
+	if (!conn)
+		return NULL;
+	g_autoptr(herd_domxml) d = g_new0(herd_domxml, 1);
+	if (!define_and_read(conn, xml, d, error))
+		return NULL;
+	/* Without a <uuid> libvirt made one up; keep it in the stored XML so
+	 * every node defines the VM under the same UUID. */
+	g_autofree char *lower = g_ascii_strdown(xml, -1);
+	if (!strstr(lower, "<uuid>")) {
+		char uuid[37];
+		memcpy(uuid, d->uuid, sizeof(uuid));
+		g_autofree char *with_uuid = insert_uuid(xml, uuid);
+		herd_domxml check = { 0 };
+		if (!with_uuid || !define_and_read(conn, with_uuid, &check, NULL) ||
+		    strcmp(check.uuid, uuid) != 0) {
+			g_free(check.name);
+			g_free(check.type);
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The domain XML has no <uuid> and herd could not add one; add <uuid>…</uuid> after <name>.");
+			return NULL;
+		}
+		g_free(check.name);
+		g_free(check.type);
+		d->xml = g_steal_pointer(&with_uuid);
+	} else {
+		d->xml = g_strdup(xml);
+	}
+	if (!d->type || (strcmp(d->type, "kvm") && strcmp(d->type, "qemu") && strcmp(d->type, "lxc") &&
+			 strcmp(d->type, "xen"))) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Domain type '%s' is not supported; use kvm, qemu, lxc or xen.",
+			    d->type ? d->type : "?");
+		return NULL;
+	}
+	return g_steal_pointer(&d);
+}
+
+void herd_domxml_free(herd_domxml *d)
+{
+	if (!d)
+		return;
+	g_free(d->xml);
+	g_free(d->name);
+	g_free(d->type);
+	g_free(d);
+}

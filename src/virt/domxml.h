@@ -1,0 +1,25 @@
+/*
+ * Validation of libvirt domain XML before it enters the cluster's
+ * configuration.  libvirt's own parser does the work: the XML is defined in
+ * the in-process "test" driver with schema validation, so what herd accepts
+ * is what libvirtd will accept on every node, and errors read as libvirt's.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct herd_domxml {
+	char *xml;          /* the XML as stored: the input, with a <uuid> if it had none */
+	char *name;
+	char uuid[37];
+	char *type;         /* "kvm", "qemu", "lxc", "xen"… */
+	uint64_t memory_mib;
+	unsigned vcpus;
+} herd_domxml;
+
+/* Parse and validate @xml; NULL with an INVALID error naming the problem. */
+herd_domxml *herd_domxml_parse(const char *xml, GError **error);
+void herd_domxml_free(herd_domxml *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_domxml, herd_domxml_free)
