@@ -59,8 +59,9 @@ struct replica {
 	GByteArray *snapshot;       /* chunks received so far */
 	uint32_t snap_next, snap_count;
 
-	uint64_t next_req_id;
+	uint64_t next_seq;          /* every message sent carries the next one */
 	GHashTable *sent;           /* req_id -> itself: sent, not yet delivered */
+	GQueue *sent_order;         /* req ids in the order sent */
 	GQueue *awaiting;           /* awaiting_ack*, applied, in index order */
 	GQueue *queued;             /* queued_command*, delivered during a sync */
 	bool dirty;                 /* changes not yet committed */
@@ -130,18 +131,41 @@ static void replica_fail(replica *r, const GError *error)
 	r->cb.failed(r->user, error);
 }
 
-static bool send_msg(replica *r, herd_msg_type type, uint64_t epoch, uint64_t msg_id,
-		     const void *payload, size_t len)
+/*
+ * Send with the next sequence number, which is also a command's request id.
+ * CPG delivers one sender's messages in the order sent, so when one of ours
+ * comes back, every earlier one either came back before it or was lost in a
+ * membership change (see forget_lost).
+ */
+static uint64_t send_msg(replica *r, herd_msg_type type, uint64_t epoch, const void *payload,
+			 size_t len)
 {
 	size_t n;
-	g_autofree void *m = herd_wire_encode(type, r->nodeid, epoch, msg_id, payload, len, &n);
-	return r->cb.send(r->user, m, n);
+	uint64_t seq = r->next_seq++;
+	g_autofree void *m = herd_wire_encode(type, r->nodeid, epoch, seq, payload, len, &n);
+	return r->cb.send(r->user, m, n) ? seq : 0;
 }
 
 static bool send_json(replica *r, herd_msg_type type, uint64_t epoch, json_t *j)
 {
 	g_autofree char *s = json_dumps(j, JSON_COMPACT);
-	return send_msg(r, type, epoch, 0, s, strlen(s));
+	return send_msg(r, type, epoch, s, strlen(s)) != 0;
+}
+
+/* Our message @seq came back: commands we sent before it that have not come
+ * back never will (they were lost when the membership changed). */
+static void forget_lost(replica *r, uint64_t seq)
+{
+	gpointer head;
+	while ((head = g_queue_peek_head(r->sent_order)) && *(uint64_t *)head < seq) {
+		uint64_t id = *(uint64_t *)head;
+		g_free(g_queue_pop_head(r->sent_order));
+		if (g_hash_table_remove(r->sent, &id))
+			fail_request(r, id, HERD_ERR_UNAVAILABLE,
+				     "The change was lost in a cluster membership change and not applied; retry.");
+	}
+	if (head && *(uint64_t *)head == seq)
+		g_free(g_queue_pop_head(r->sent_order));
 }
 
 /* ------------------------------------------------------------------ */
@@ -377,7 +401,7 @@ static void send_snapshot(replica *r)
 		herd_put_le32(chunk, i);
 		herd_put_le32(chunk + 4, count);
 		memcpy(chunk + 8, text + off, n);
-		if (!send_msg(r, HERD_MSG_SNAPSHOT, r->round, 0, chunk, 8 + n))
+		if (!send_msg(r, HERD_MSG_SNAPSHOT, r->round, chunk, 8 + n))
 			log_warn("could not send snapshot chunk %u of %u", i + 1, count);
 	}
 }
@@ -574,7 +598,8 @@ replica *replica_new(uint32_t nodeid, const char *node_name, store_db *db,
 	r->queued = g_queue_new();
 	r->cluster_proto = HERD_WIRE_VERSION;
 	r->state = store_state_new(db);
-	r->next_req_id = 1;
+	r->next_seq = 1;
+	r->sent_order = g_queue_new();
 	if (!store_state_load(r->state, error)) {
 		replica_free(r);
 		return NULL;
@@ -597,6 +622,7 @@ void replica_free(replica *r)
 	g_queue_free_full(r->awaiting, (GDestroyNotify)awaiting_free);
 	g_queue_free_full(r->queued, (GDestroyNotify)queued_free);
 	g_hash_table_destroy(r->sent);
+	g_queue_free_full(r->sent_order, g_free);
 	g_array_free(r->members, TRUE);
 	if (r->snapshot)
 		g_byte_array_unref(r->snapshot);
@@ -652,7 +678,7 @@ void replica_confchg(replica *r, const uint32_t *members, size_t n_members)
 	r->phase = REPLICA_SYNCING;
 	if (g_array_index(r->members, member, 0).nodeid == r->nodeid) {
 		uint64_t epoch = ((uint64_t)r->nodeid << 32) | ++r->round_counter;
-		send_msg(r, HERD_MSG_SYNC_START, epoch, 0, NULL, 0);
+		send_msg(r, HERD_MSG_SYNC_START, epoch, NULL, 0);
 	}
 }
 
@@ -690,6 +716,8 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 		r->rejected++;
 		return;
 	}
+	if (sender == r->nodeid)
+		forget_lost(r, hdr.msg_id);
 	switch ((herd_msg_type)hdr.type) {
 	case HERD_MSG_SYNC_START:
 		on_sync_start(r, sender, hdr.epoch);
@@ -738,7 +766,7 @@ void replica_flush(replica *r)
 			uint8_t p[16];
 			herd_put_le64(p, r->state->pos.current_gen);
 			herd_put_le64(p + 8, r->state->pos.index);
-			send_msg(r, HERD_MSG_PERSISTED, r->round, 0, p, sizeof(p));
+			send_msg(r, HERD_MSG_PERSISTED, r->round, p, sizeof(p));
 		}
 	}
 	check_acks(r);
@@ -789,13 +817,14 @@ uint64_t replica_submit(replica *r, json_t *cmd, int64_t now_ms, const char *use
 			    "The change is %zu bytes; the limit is %u.", len, HERD_WIRE_MAX_PAYLOAD);
 		return 0;
 	}
-	uint64_t id = r->next_req_id++;
-	if (!send_msg(r, HERD_MSG_COMMAND, r->round, id, text, len)) {
+	uint64_t id = send_msg(r, HERD_MSG_COMMAND, r->round, text, len);
+	if (!id) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
 			    "The change could not be sent to the cluster (corosync refused it).");
 		return 0;
 	}
 	g_hash_table_add(r->sent, g_memdup2(&id, sizeof(id)));
+	g_queue_push_tail(r->sent_order, g_memdup2(&id, sizeof(id)));
 	return id;
 }
 

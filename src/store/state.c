@@ -368,6 +368,11 @@ static json_t *op_delete(store_state *s, const envelope *env, json_t *op, GPtrAr
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The cluster object cannot be deleted.");
 		return NULL;
 	}
+	if (kind == STORE_KIND_NODE && store_state_count(s, kind) == 1) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "Node '%s' is the cluster's last node and cannot be removed.", old->name);
+		return NULL;
+	}
 	json_t *result = json_pack("{s:s,s:s,s:s,s:I,s:b}", "kind", store_kind_name(kind), "uuid",
 				   old->uuid, "name", old->name, "version",
 				   (json_int_t)(old->version + 1), "deleted", 1);

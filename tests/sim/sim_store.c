@@ -75,6 +75,7 @@ typedef struct sim {
 	int64_t clock_ms;
 	unsigned step;
 	bool verbose;
+	bool node_changes;  /* the run adds and removes cluster nodes */
 	unsigned cfg_counter;
 	unsigned stats_submitted, stats_acked, stats_refused, stats_failed_req, stats_crashes,
 		stats_partitions, stats_syncs;
@@ -147,6 +148,8 @@ static void record_ack(json_t *r, int64_t time_ms)
 		json_array_foreach(results, i, v) record_ack(v, time_ms);
 		return;
 	}
+	if (g_strcmp0(json_string_value(json_object_get(r, "kind")), "vm") != 0)
+		return; /* only VM changes leave history to check against */
 	acked_change a = { .version = (uint64_t)json_integer_value(json_object_get(r, "version")),
 			   .time_ms = time_ms };
 	g_strlcpy(a.uuid, json_string_value(json_object_get(r, "uuid")), sizeof(a.uuid));
@@ -174,14 +177,46 @@ static void cb_done(gpointer user, uint64_t req_id, json_t *result, const GError
 	g_hash_table_remove(req_time[node->id], &req_id);
 }
 
+/* Is @nodeid a node of the cluster by @st, as it was before @changes? */
+static bool was_cluster_node(store_state *st, GPtrArray *changes, uint32_t nodeid)
+{
+	for (guint i = 0; i < changes->len; i++) {
+		store_change *c = changes->pdata[i];
+		store_object *o = c->before ? c->before : c->after;
+		if (c->kind == STORE_KIND_NODE &&
+		    json_integer_value(json_object_get(o->data, "nodeid")) == nodeid)
+			return c->before != NULL;
+	}
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_NODE]);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		if (json_integer_value(json_object_get(((store_object *)v)->data, "nodeid")) == nodeid)
+			return true;
+	return false;
+}
+
 static void cb_changed(gpointer user, GPtrArray *changes)
 {
 	simnode *node = user;
-	uint32_t ids[MAX_NODES];
-	size_t n = replica_members(node->r, ids, MAX_NODES);
-	if (changes && 2 * n <= S->n)
-		fail("node %u applied a command in a configuration of %zu of %u nodes", node->id, n,
-		     S->n);
+	if (changes) {
+		/* Recount, independently of the replica, whether the configuration
+		 * held a majority of the node list as it was before this change. */
+		store_state *st = replica_state(node->r);
+		uint32_t ids[MAX_NODES];
+		size_t n = replica_members(node->r, ids, MAX_NODES);
+		unsigned total = 0, present = 0;
+		for (unsigned id = 1; id <= S->n; id++) {
+			if (!was_cluster_node(st, changes, id))
+				continue;
+			total++;
+			for (size_t k = 0; k < n; k++)
+				present += ids[k] == id;
+		}
+		if (2 * present <= total)
+			fail("node %u applied a command in a configuration holding %u of the %u cluster nodes",
+			     node->id, present, total);
+	}
 	if (changes)
 		node->applied_cmd = true;
 }
@@ -416,10 +451,35 @@ static json_t *random_create(void)
 			 (json_int_t)S->clock_ms);
 }
 
+/* Add a node the cluster does not have, or remove one it has. */
+static json_t *random_node_change(simnode *node)
+{
+	store_state *st = replica_state(node->r);
+	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
+	bool have[MAX_NODES + 1] = { false };
+	for (guint i = 0; i < nodes->len; i++)
+		have[json_integer_value(json_object_get(((store_object *)nodes->pdata[i])->data, "nodeid"))] = true;
+	unsigned missing = 0;
+	for (unsigned id = 1; id <= S->n; id++)
+		if (!have[id])
+			missing = id;
+	if (missing && (chance(0.6) || nodes->len < 2)) {
+		char uuid[STORE_UUID_LEN + 1];
+		fake_uuid(uuid);
+		g_autofree char *name = g_strdup_printf("n%u", missing);
+		return json_pack("{s:s,s:s,s:s,s:s,s:{s:i}}", "op", "create", "kind", "node", "uuid",
+				 uuid, "name", name, "data", "nodeid", missing);
+	}
+	store_object *victim = nodes->pdata[rnd(nodes->len)];
+	return json_pack("{s:s,s:s,s:s}", "op", "delete", "kind", "node", "uuid", victim->uuid);
+}
+
 static json_t *random_command(simnode *node)
 {
 	store_object *vm = random_vm(node);
 	unsigned kind = rnd(10);
+	if (S->node_changes && chance(0.08))
+		return random_node_change(node);
 	if (!vm || kind < 4)
 		return random_create();
 	if (kind < 7) {
@@ -601,7 +661,10 @@ static void bootstrap(void)
 	json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:i}}", "op", "create", "kind",
 					     "cluster", "uuid", uuid, "name", "sim", "data",
 					     "vm_history_limit", 1000000));
-	for (unsigned i = 1; i <= S->n; i++) {
+	/* Half the runs start like a new cluster, with fewer nodes than will
+	 * join, and add and remove nodes as they go. */
+	unsigned k = S->node_changes ? 1 + rnd(S->n - 1) : S->n;
+	for (unsigned i = 1; i <= k; i++) {
 		fake_uuid(uuid);
 		json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s%,s:{s:i}}", "op", "create",
 						     "kind", "node", "uuid", uuid, "name",
@@ -615,12 +678,29 @@ static void bootstrap(void)
 		fail("bootstrap failed: %s", err->message);
 }
 
+/* Every request has been answered, one way or the other. */
+static void check_answered(const char *when)
+{
+	for (unsigned i = 1; i <= S->n; i++) {
+		if (!S->nodes[i].r || g_hash_table_size(req_time[i]) == 0)
+			continue;
+		GHashTableIter it;
+		gpointer k, v;
+		g_hash_table_iter_init(&it, req_time[i]);
+		g_hash_table_iter_next(&it, &k, &v);
+		fail("%s, n%u still waits for an answer to request %" G_GUINT64_FORMAT
+		     " (time %" G_GINT64_FORMAT ")",
+		     when, i, *(uint64_t *)k, *(int64_t *)v);
+	}
+}
+
 static int run(guint64 seed, unsigned steps, bool verbose)
 {
 	sim s = { .seed = seed, .verbose = verbose };
 	S = &s;
 	s.rng = g_rand_new_with_seed_array((const guint32[]){ (guint32)seed, (guint32)(seed >> 32) }, 2);
 	s.n = 3 + rnd(3);
+	s.node_changes = chance(0.5);
 	s.groups = g_ptr_array_new();
 	s.acked = g_array_new(FALSE, FALSE, sizeof(acked_change));
 	for (unsigned i = 1; i <= s.n; i++) {
@@ -691,7 +771,15 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		check_invariants(s.step % 64 == 0);
 	}
 
-	/* The faults stop: everyone up, one partition, and it must converge. */
+	/* The faults stop.  First, as things are: once every configuration has
+	 * settled, no request may be left waiting (a change that ended a primary
+	 * configuration, say, must still be answered). */
+	for (unsigned i = 1; i <= s.n; i++)
+		store_db_fail_after(s.nodes[i].db, 0);
+	settle();
+	check_answered("in a settled configuration");
+
+	/* Then everyone up, one partition, and it must converge. */
 	for (unsigned i = 1; i <= s.n; i++) {
 		s.nodes[i].partition = 0;
 		store_db_fail_after(s.nodes[i].db, 0);
@@ -706,6 +794,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		if (replica_get_phase(node->r) != REPLICA_SYNCED || !replica_is_primary(node->r))
 			fail("after healing, n%u is not in sync and quorate", i);
 	}
+	check_answered("after healing");
 	/* ...and accept changes again. */
 	unsigned before = s.stats_acked;
 	for (unsigned i = 1; i <= s.n; i++) {
@@ -725,10 +814,10 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		fail("after healing, %u of %u new changes were acknowledged", s.stats_acked - before, s.n);
 	check_invariants(true);
 
-	printf("seed %" G_GUINT64_FORMAT ": %u nodes, %u steps, %u submitted, %u acknowledged, "
+	printf("seed %" G_GUINT64_FORMAT ": %u nodes%s, %u steps, %u submitted, %u acknowledged, "
 	       "%u refused, %u failed, %u crashes, %u partitions, %u configurations, final index %"
 	       G_GUINT64_FORMAT "\n",
-	       seed, s.n, steps, s.stats_submitted, s.stats_acked, s.stats_refused,
+	       seed, s.n, s.node_changes ? " (joining and leaving)" : "", steps, s.stats_submitted, s.stats_acked, s.stats_refused,
 	       s.stats_failed_req, s.stats_crashes, s.stats_partitions, s.stats_syncs,
 	       replica_state(s.nodes[1].r)->pos.index);
 	for (unsigned i = 1; i <= s.n; i++) {
