@@ -1,0 +1,239 @@
+/* Store objects: kinds, names, UUIDs and their JSON form. */
+#include "common/error.h"
+#include "common/json.h"
+#include "store/object.h"
+
+#include <string.h>
+
+#define UUID1 "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab"
+
+/* @name is refused with INVALID, in a valid UTF-8 sentence (it ends up in
+ * JSON answers) that contains @needle. */
+static void expect_bad_name(store_kind kind, const char *name, const char *needle)
+{
+	g_autoptr(GError) error = NULL;
+	g_assert_false(store_name_validate(kind, name, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s'", error->message, needle);
+	if (!g_utf8_validate(error->message, -1, NULL))
+		g_error("the message for a bad name is not valid UTF-8: '%s'", error->message);
+}
+
+static void test_kinds(void)
+{
+	for (int k = 0; k < STORE_KIND__COUNT; k++) {
+		store_kind back;
+		g_assert_true(store_kind_parse(store_kind_name((store_kind)k), &back));
+		g_assert_cmpint(back, ==, k);
+	}
+	store_kind out = STORE_KIND_HOST;
+	g_assert_false(store_kind_parse("VM", &out));   /* names are lower case */
+	g_assert_false(store_kind_parse("", &out));
+	g_assert_false(store_kind_parse(NULL, &out));
+	g_assert_cmpint(out, ==, STORE_KIND_HOST);      /* untouched on failure */
+	g_assert_cmpstr(store_kind_name(STORE_KIND_FENCE_DEVICE), ==, "fence_device");
+	g_assert_cmpstr(store_kind_label(STORE_KIND_FENCE_DEVICE), ==, "fence device");
+	g_assert_cmpstr(store_kind_label(STORE_KIND_VM), ==, "VM");
+	g_assert_cmpstr(store_kind_name(STORE_KIND__COUNT), ==, "?");
+}
+
+static void test_name_valid(void)
+{
+	static const char *const good[] = {
+		"a", "A", "7", "web1", "Web-1_x.y", "0-leading-digit", "a.b.c", "x-",
+		/* 63 characters, the maximum */
+		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123",
+		/* UUID-like but not canonical: wrong group lengths or a non-hex letter */
+		"6f1c2d3e-4a5b-4c6d-8e7f-0123456789a", "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ag",
+		"6f1c2d3e4a5b4c6d8e7f0123456789ab",
+		NULL,
+	};
+	for (const char *const *n = good; *n; n++) {
+		g_autoptr(GError) error = NULL;
+		if (!store_name_validate(STORE_KIND_VM, *n, &error))
+			g_error("'%s' refused: %s", *n, error->message);
+	}
+}
+
+static void test_name_invalid(void)
+{
+	expect_bad_name(STORE_KIND_VM, "", "VM name must not be empty");
+	expect_bad_name(STORE_KIND_NODE, NULL, "node name must not be empty");
+	/* 64 characters: one too many */
+	expect_bad_name(STORE_KIND_VM,
+			"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234",
+			"longer than 63 characters");
+	expect_bad_name(STORE_KIND_VM, "-web", "'-web' must start with a letter or digit");
+	expect_bad_name(STORE_KIND_VM, "_web", "must start with a letter or digit");
+	expect_bad_name(STORE_KIND_VM, ".hidden", "must start with a letter or digit");
+	expect_bad_name(STORE_KIND_VM, "web 1", "contains a character other than");
+	expect_bad_name(STORE_KIND_VM, "web/1", "contains a character other than");
+	expect_bad_name(STORE_KIND_VM, "web:1", "contains a character other than");
+	expect_bad_name(STORE_KIND_VM, "web'1", "contains a character other than");
+	/* control bytes are shown escaped, never raw */
+	expect_bad_name(STORE_KIND_VM, "web\n1", "'web\\n1'");
+	expect_bad_name(STORE_KIND_VM, "web\t1", "'web\\t1'");
+	expect_bad_name(STORE_KIND_VM, "web\x7f", "contains a character other than");
+	expect_bad_name(STORE_KIND_VM, "web\x1b[31m", "contains a character other than");
+	/* non-ASCII letters are not letters here */
+	expect_bad_name(STORE_KIND_VM, "caf\xc3\xa9", "contains a character other than");
+	expect_bad_name(STORE_KIND_VM, "\xc3\xa9t\xc3\xa9", "must start with a letter or digit");
+	expect_bad_name(STORE_KIND_VM, "web\xff", "contains a character other than");
+	/* UUID-shaped names, in either case, would make NAME|UUID ambiguous */
+	expect_bad_name(STORE_KIND_VM, UUID1, "looks like a UUID");
+	expect_bad_name(STORE_KIND_VM, "6F1C2D3E-4A5B-4C6D-8E7F-0123456789AB", "looks like a UUID");
+	expect_bad_name(STORE_KIND_HOST, "6F1C2D3E-4a5b-4c6d-8e7f-0123456789ab",
+			"The host name '6F1C2D3E-4a5b-4c6d-8e7f-0123456789ab' looks like a UUID");
+	/* the kind's label is in the message */
+	expect_bad_name(STORE_KIND_FENCE_DEVICE, "", "fence device name");
+}
+
+/* A name too long is shown shortened: the shortening must not cut a UTF-8
+ * character in two, since the message goes into a JSON answer (jansson
+ * refuses invalid UTF-8). */
+static void test_name_too_long_utf8(void)
+{
+	GString *name = g_string_new("a");
+	for (int i = 0; i < 40; i++)
+		g_string_append(name, "\xc3\xa9"); /* é */
+	expect_bad_name(STORE_KIND_VM, name->str, "longer than 63 characters");
+	g_string_free(name, TRUE);
+}
+
+static void test_uuid(void)
+{
+	g_assert_true(store_uuid_is_valid(UUID1));
+	g_assert_true(store_uuid_is_valid("00000000-0000-0000-0000-000000000000"));
+	static const char *const bad[] = {
+		"", "6F1C2D3E-4A5B-4C6D-8E7F-0123456789AB",          /* upper case */
+		"6f1c2d3e-4a5b-4c6d-8e7f-0123456789a",               /* short */
+		"6f1c2d3e-4a5b-4c6d-8e7f-0123456789abc",             /* long */
+		"6f1c2d3e4a5b-4c6d-8e7f-0123456789ab-",              /* dashes misplaced */
+		"6f1c2d3e-4a5b-4c6d-8e7f-0123456789ag",              /* not hex */
+		"{6f1c2d3e-4a5b-4c6d-8e7f-0123456789}",
+		"6f1c2d3e-4a5b-4c6d-8e7f\n0123456789ab",
+		NULL,
+	};
+	for (const char *const *u = bad; *u; u++)
+		if (store_uuid_is_valid(*u))
+			g_error("'%s' accepted as a UUID", *u);
+	g_assert_false(store_uuid_is_valid(NULL));
+	/* embedded NUL: the bytes after it do not count */
+	g_assert_false(store_uuid_is_valid("6f1c2d3e-4a5b-4c6d-8e7f-0123456789a\0b"));
+
+	char a[STORE_UUID_LEN + 1], b[STORE_UUID_LEN + 1];
+	store_uuid_generate(a);
+	store_uuid_generate(b);
+	g_assert_true(store_uuid_is_valid(a));
+	g_assert_true(store_uuid_is_valid(b));
+	g_assert_cmpstr(a, !=, b);
+	g_assert_cmpint(a[14], ==, '4'); /* version 4 */
+}
+
+static void test_object_refcount(void)
+{
+	g_autoptr(json_t) data = json_pack("{s:s}", "xml", "<domain/>");
+	store_object *o = store_object_new(STORE_KIND_VM, UUID1, "web1", 3, 10, 20, data);
+	g_assert_true(o->data == data);               /* referenced, not copied */
+	g_assert_cmpint(data->refcount, ==, 2);
+	g_assert_true(store_object_ref(o) == o);
+	store_object_unref(o);
+	g_assert_cmpstr(o->name, ==, "web1");
+	store_object_unref(o);
+	g_assert_cmpint(data->refcount, ==, 1);
+	store_object_unref(NULL);
+
+	g_autoptr(store_object) empty = store_object_new(STORE_KIND_NODE, UUID1, "n1", 1, 0, 0, NULL);
+	g_assert_true(json_is_object(empty->data));   /* never NULL */
+	g_assert_cmpuint(json_object_size(empty->data), ==, 0);
+}
+
+static void test_json_round_trip(void)
+{
+	g_autoptr(json_t) data = json_pack("{s:s,s:{s:i},s:[i,i]}", "xml", "<domain>é</domain>",
+					   "settings", "a", 1, "list", 1, 2);
+	g_autoptr(store_object) o =
+		store_object_new(STORE_KIND_FENCE_DEVICE, UUID1, "pdu.1", 42, 1700000000000,
+				 1700000000123, data);
+	g_autoptr(json_t) j = store_object_to_json(o);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "kind")), ==, "fence_device");
+	g_assert_cmpint(json_integer_value(json_object_get(j, "version")), ==, 42);
+
+	g_autoptr(GError) error = NULL;
+	g_autoptr(store_object) back = store_object_from_json(j, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(back->kind, ==, STORE_KIND_FENCE_DEVICE);
+	g_assert_cmpstr(back->uuid, ==, UUID1);
+	g_assert_cmpstr(back->name, ==, "pdu.1");
+	g_assert_cmpuint(back->version, ==, 42);
+	g_assert_cmpint(back->created_ms, ==, 1700000000000);
+	g_assert_cmpint(back->modified_ms, ==, 1700000000123);
+	g_assert_true(json_equal(back->data, data));
+	g_autoptr(json_t) again = store_object_to_json(back);
+	g_assert_true(json_equal(again, j));
+}
+
+static void expect_malformed(const char *text, const char *needle)
+{
+	json_error_t jerr;
+	g_autoptr(json_t) j = json_loads(text, JSON_DECODE_ANY, &jerr);
+	if (!j)
+		g_error("fixture is not JSON: %s: %s", text, jerr.text);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(store_object) o = store_object_from_json(j, &error);
+	g_assert_null(o);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s' (input %s)", error->message, needle, text);
+}
+
+#define OBJ(kind, uuid, name, version, data)                                             \
+	"{\"kind\":" kind ",\"uuid\":" uuid ",\"name\":" name ",\"version\":" version       \
+	",\"created_ms\":1,\"modified_ms\":2,\"data\":" data "}"
+#define U "\"" UUID1 "\""
+
+static void test_json_malformed(void)
+{
+	/* the fixture macro itself is fine */
+	g_autoptr(json_t) ok = json_loads(OBJ("\"vm\"", U, "\"a\"", "1", "{}"), 0, NULL);
+	g_autoptr(store_object) o = store_object_from_json(ok, NULL);
+	g_assert_nonnull(o);
+
+	expect_malformed("[]", "Malformed object");
+	expect_malformed("\"vm\"", "Malformed object");
+	expect_malformed("{}", "Malformed object");
+	/* each field missing or of the wrong type */
+	expect_malformed("{\"uuid\":" U ",\"name\":\"a\",\"version\":1,\"created_ms\":1,"
+			 "\"modified_ms\":2,\"data\":{}}", "kind");
+	expect_malformed(OBJ("\"vm\"", U, "\"a\"", "\"1\"", "{}"), "Malformed object");
+	expect_malformed(OBJ("\"vm\"", U, "null", "1", "{}"), "Malformed object");
+	expect_malformed(OBJ("\"vm\"", U, "7", "1", "{}"), "Malformed object");
+	expect_malformed(OBJ("\"vm\"", U, "\"a\"", "1.5", "{}"), "Malformed object");
+	/* unknown extra fields are refused (strict) */
+	expect_malformed("{\"kind\":\"vm\",\"uuid\":" U ",\"name\":\"a\",\"version\":1,"
+			 "\"created_ms\":1,\"modified_ms\":2,\"data\":{},\"x\":1}",
+			 "Malformed object");
+	/* well-typed but wrong values */
+	expect_malformed(OBJ("\"vms\"", U, "\"a\"", "1", "{}"), "bad kind, UUID, version or data");
+	expect_malformed(OBJ("\"vm\"", "\"not-a-uuid\"", "\"a\"", "1", "{}"),
+			 "bad kind, UUID, version or data");
+	expect_malformed(OBJ("\"vm\"", U, "\"a\"", "0", "{}"), "bad kind, UUID, version or data");
+	expect_malformed(OBJ("\"vm\"", U, "\"a\"", "-3", "{}"), "bad kind, UUID, version or data");
+	expect_malformed(OBJ("\"vm\"", U, "\"a\"", "1", "[]"), "bad kind, UUID, version or data");
+	expect_malformed(OBJ("\"vm\"", U, "\"a\"", "1", "\"x\""), "bad kind, UUID, version or data");
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/object/kinds", test_kinds);
+	g_test_add_func("/object/name/valid", test_name_valid);
+	g_test_add_func("/object/name/invalid", test_name_invalid);
+	g_test_add_func("/object/name/too-long-utf8", test_name_too_long_utf8);
+	g_test_add_func("/object/uuid", test_uuid);
+	g_test_add_func("/object/refcount", test_object_refcount);
+	g_test_add_func("/object/json/round-trip", test_json_round_trip);
+	g_test_add_func("/object/json/malformed", test_json_malformed);
+	return g_test_run();
+}

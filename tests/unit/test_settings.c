@@ -1,0 +1,175 @@
+/* The cluster settings table: validation of changes, effective values. */
+#include "common/error.h"
+#include "common/json.h"
+#include "store/settings.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *parse(const char *text)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+	if (!j)
+		g_error("fixture is not JSON: %s: %s", text, jerr.text);
+	return j;
+}
+
+/* @changes are valid and come back as @expect. */
+static void expect_valid(const char *changes, const char *expect)
+{
+	g_autoptr(json_t) in = parse(changes);
+	g_autoptr(json_t) want = parse(expect);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) out = cluster_settings_validate(in, &error);
+	if (!out)
+		g_error("%s refused: %s", changes, error->message);
+	if (!json_equal(out, want)) {
+		g_autofree char *got = json_dumps(out, JSON_SORT_KEYS);
+		g_error("%s validated to %s, expected %s", changes, got, expect);
+	}
+}
+
+static void expect_invalid(const char *changes, const char *needle)
+{
+	g_autoptr(json_t) in = parse(changes);
+	g_autoptr(json_t) copy = json_deep_copy(in);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) out = cluster_settings_validate(in, &error);
+	if (out)
+		g_error("%s accepted", changes);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s' (input %s)", error->message, needle, changes);
+	g_assert_true(json_equal(in, copy)); /* the input is left alone */
+}
+
+static void test_table(void)
+{
+	size_t n = 0;
+	for (const cluster_setting *s = cluster_settings; s->key; s++, n++) {
+		g_assert_true(cluster_setting_find(s->key) == s);
+		g_assert_nonnull(s->default_value);
+		g_assert_nonnull(s->help);
+		g_assert_cmpuint(strlen(s->help), >, 0);
+		/* every default is itself a valid value */
+		g_autoptr(json_t) change = json_pack("{s:s}", s->key, s->default_value);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(json_t) typed = cluster_settings_validate(change, &error);
+		if (!typed)
+			g_error("default of %s is invalid: %s", s->key, error->message);
+		if (s->type == SETTING_INT)
+			g_assert_cmpint(s->min, <=, s->max);
+	}
+	g_assert_cmpuint(n, >, 0);
+	g_assert_null(cluster_setting_find("no_such_setting"));
+	g_assert_null(cluster_setting_find(""));
+	g_assert_null(cluster_setting_find(NULL));
+	g_assert_null(cluster_setting_find("TOKEN_MS"));
+	const cluster_setting *t = cluster_setting_find("token_ms");
+	g_assert_nonnull(t);
+	g_assert_cmpint(t->type, ==, SETTING_INT);
+	g_assert_true(t->corosync);
+	g_assert_false(cluster_setting_find("vm_history_limit")->corosync);
+}
+
+static void test_validate_ok(void)
+{
+	expect_valid("{\"token_ms\":300}", "{\"token_ms\":300}");
+	/* as typed on a command line */
+	expect_valid("{\"token_ms\":\"300\"}", "{\"token_ms\":300}");
+	expect_valid("{\"knet_ping_interval_ms\":\"0\"}", "{\"knet_ping_interval_ms\":0}");
+	/* the bounds themselves */
+	expect_valid("{\"token_ms\":100}", "{\"token_ms\":100}");
+	expect_valid("{\"token_ms\":60000}", "{\"token_ms\":60000}");
+	expect_valid("{\"vm_history_limit\":1}", "{\"vm_history_limit\":1}");
+	/* null resets to the default */
+	expect_valid("{\"token_ms\":null}", "{\"token_ms\":null}");
+	expect_valid("{\"token_ms\":500,\"vm_history_limit\":\"7\",\"knet_ping_timeout_ms\":null}",
+		     "{\"token_ms\":500,\"vm_history_limit\":7,\"knet_ping_timeout_ms\":null}");
+}
+
+static void test_validate_bad(void)
+{
+	expect_invalid("{}", "No settings to change were given");
+	expect_invalid("[]", "No settings to change were given");
+	expect_invalid("\"token_ms=300\"", "No settings to change were given");
+	expect_invalid("{\"token\":300}", "Unknown cluster setting 'token'");
+	expect_invalid("{\"TOKEN_MS\":300}", "Unknown cluster setting 'TOKEN_MS'");
+	/* one bad key spoils the whole change */
+	expect_invalid("{\"token_ms\":300,\"bogus\":1}", "Unknown cluster setting 'bogus'");
+	expect_invalid("{\"token_ms\":300,\"vm_history_limit\":0}", "vm_history_limit");
+	/* out of range, as a number or as text */
+	expect_invalid("{\"token_ms\":99}", "Setting token_ms must be from 100 to 60000, not 99.");
+	expect_invalid("{\"token_ms\":60001}", "not 60001");
+	expect_invalid("{\"token_ms\":\"-5\"}", "must be from 100 to 60000, not -5");
+	expect_invalid("{\"vm_history_limit\":100001}", "from 1 to 100000");
+	expect_invalid("{\"token_ms\":9223372036854775807}", "must be from 100 to 60000");
+	/* not a whole number */
+	expect_invalid("{\"token_ms\":\"yes\"}", "Setting token_ms must be a whole number, not \"yes\"");
+	expect_invalid("{\"token_ms\":\"300ms\"}", "not \"300ms\"");
+	expect_invalid("{\"token_ms\":\"300 \"}", "a whole number");
+	expect_invalid("{\"token_ms\":\"\"}", "a whole number");
+	expect_invalid("{\"token_ms\":\"0x12c\"}", "a whole number");
+	expect_invalid("{\"token_ms\":\"3e2\"}", "a whole number");
+	expect_invalid("{\"token_ms\":\"99999999999999999999\"}", "a whole number");
+	expect_invalid("{\"token_ms\":300.0}", "a whole number, not 300.0");
+	expect_invalid("{\"token_ms\":true}", "a whole number, not true");
+	expect_invalid("{\"token_ms\":[300]}", "a whole number");
+	expect_invalid("{\"token_ms\":{\"v\":300}}", "a whole number");
+}
+
+static void test_effective(void)
+{
+	g_autoptr(json_t) defaults = cluster_settings_effective(NULL);
+	for (const cluster_setting *s = cluster_settings; s->key; s++) {
+		json_t *v = json_object_get(defaults, s->key);
+		g_assert_nonnull(v);
+		if (s->type == SETTING_INT) {
+			g_assert_true(json_is_integer(v));
+			g_assert_cmpint(json_integer_value(v), ==, strtoll(s->default_value, NULL, 10));
+			g_assert_cmpint(cluster_setting_int(NULL, s->key), ==, json_integer_value(v));
+		}
+	}
+	size_t n = 0;
+	for (const cluster_setting *s = cluster_settings; s->key; s++)
+		n++;
+	g_assert_cmpuint(json_object_size(defaults), ==, n);
+	g_assert_cmpint(json_integer_value(json_object_get(defaults, "token_ms")), ==, 1000);
+	g_assert_cmpint(json_integer_value(json_object_get(defaults, "vm_history_limit")), ==, 100);
+
+	g_autoptr(json_t) stored = parse("{\"token_ms\":300,\"token_coefficient_ms\":null,\"other\":1}");
+	g_autoptr(json_t) eff = cluster_settings_effective(stored);
+	g_assert_cmpint(json_integer_value(json_object_get(eff, "token_ms")), ==, 300);
+	/* null (reset) means the default */
+	g_assert_true(json_is_integer(json_object_get(eff, "token_coefficient_ms")));
+	g_assert_cmpint(json_integer_value(json_object_get(eff, "token_coefficient_ms")), ==, 650);
+	g_assert_cmpint(json_integer_value(json_object_get(eff, "knet_ping_timeout_ms")), ==, 0);
+	g_assert_null(json_object_get(eff, "other")); /* only known settings */
+
+	g_assert_cmpint(cluster_setting_int(stored, "token_ms"), ==, 300);
+	g_assert_cmpint(cluster_setting_int(stored, "token_coefficient_ms"), ==, 650);
+	g_assert_cmpint(cluster_setting_int(stored, "vm_history_limit"), ==, 100);
+	g_assert_cmpint(cluster_setting_int(stored, "no_such"), ==, 0);
+	/* a stored value of the wrong type falls back to the default */
+	g_autoptr(json_t) odd = parse("{\"token_ms\":\"300\"}");
+	g_assert_cmpint(cluster_setting_int(odd, "token_ms"), ==, 1000);
+
+	g_assert_false(cluster_setting_bool(NULL, "no_such"));
+	g_autoptr(json_t) b = parse("{\"flag\":true}");
+	g_assert_true(cluster_setting_bool(b, "flag"));
+	g_assert_cmpstr(cluster_setting_string(NULL, "token_ms"), ==, "1000");
+	g_assert_cmpstr(cluster_setting_string(NULL, "no_such"), ==, "");
+	g_autoptr(json_t) s = parse("{\"mode\":\"x\"}");
+	g_assert_cmpstr(cluster_setting_string(s, "mode"), ==, "x");
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/settings/table", test_table);
+	g_test_add_func("/settings/validate/ok", test_validate_ok);
+	g_test_add_func("/settings/validate/bad", test_validate_bad);
+	g_test_add_func("/settings/effective", test_effective);
+	return g_test_run();
+}
