@@ -29,11 +29,20 @@ typedef struct {
 	json_t *result;
 } awaiting_ack;
 
+/* A COMMAND message delivered while a sync runs: applied after it. */
 typedef struct {
 	uint32_t sender;
-	uint64_t msg_id;
 	GBytes *payload;
 } queued_command;
+
+/* A COMMAND message of ours on its way: which requests it carries. */
+typedef struct {
+	uint64_t seq;
+	GArray *req_ids;
+} sent_message;
+
+/* Largest batch of commands in one COMMAND message. */
+#define BATCH_MAX_BYTES (256u * 1024u)
 
 struct replica {
 	uint32_t nodeid;
@@ -60,8 +69,11 @@ struct replica {
 	uint32_t snap_next, snap_count;
 
 	uint64_t next_seq;          /* every message sent carries the next one */
-	GHashTable *sent;           /* req_id -> itself: sent, not yet delivered */
-	GQueue *sent_order;         /* req ids in the order sent */
+	uint64_t next_req_id;
+	GHashTable *sent;           /* req ids submitted, not yet delivered */
+	GQueue *in_flight;          /* sent_message*, oldest first */
+	GByteArray *outbox;         /* commands waiting for the batch in flight */
+	GArray *outbox_ids;         /* their req ids */
 	GQueue *awaiting;           /* awaiting_ack*, applied, in index order */
 	GQueue *queued;             /* queued_command*, delivered during a sync */
 	bool dirty;                 /* changes not yet committed */
@@ -78,6 +90,41 @@ static void queued_free(queued_command *q)
 {
 	g_bytes_unref(q->payload);
 	g_free(q);
+}
+
+static void sent_message_free(sent_message *m)
+{
+	g_array_unref(m->req_ids);
+	g_free(m);
+}
+
+/*
+ * A COMMAND payload is a batch: [u64 req_id][u32 length][command JSON]…,
+ * little-endian.  Calls @fn for each command; false if the framing is broken
+ * (every member sees the same bytes and drops the whole batch alike).
+ */
+typedef void (*command_fn)(replica *r, uint32_t sender, uint64_t req_id, const uint8_t *cmd,
+			   size_t len);
+static bool for_each_command(replica *r, uint32_t sender, const uint8_t *p, size_t len,
+			     command_fn fn)
+{
+	size_t off = 0;
+	/* Check the whole batch first: all of it is applied, or none. */
+	while (off < len) {
+		if (len - off < 12)
+			return false;
+		uint32_t n = herd_get_le32(p + off + 8);
+		if (n > len - off - 12)
+			return false;
+		off += 12 + n;
+	}
+	for (off = 0; off < len;) {
+		uint32_t n = herd_get_le32(p + off + 8);
+		if (fn)
+			fn(r, sender, herd_get_le64(p + off), p + off + 12, n);
+		off += 12 + n;
+	}
+	return len > 0;
 }
 
 static gint member_cmp(gconstpointer a, gconstpointer b)
@@ -112,6 +159,26 @@ static void fail_awaiting(replica *r, herd_error_code code, const char *msg)
 	}
 }
 
+/* Answer every submitted request not yet delivered with @msg. */
+static void fail_sent(replica *r, herd_error_code code, const char *msg)
+{
+	GList *ids = g_hash_table_get_keys(r->sent);
+	for (GList *l = ids; l; l = l->next)
+		fail_request(r, *(uint64_t *)l->data, code, msg);
+	g_list_free(ids);
+	g_hash_table_remove_all(r->sent);
+	g_queue_free_full(r->in_flight, (GDestroyNotify)sent_message_free);
+	r->in_flight = g_queue_new();
+	g_byte_array_set_size(r->outbox, 0);
+	g_array_set_size(r->outbox_ids, 0);
+}
+
+/* Make what was applied durable, with the position it reached. */
+static bool commit(replica *r, GError **error)
+{
+	return store_state_write_position(r->state, error) && store_db_commit(r->db, error);
+}
+
 /* The database failed: stop before this replica diverges from the others. */
 static void replica_fail(replica *r, const GError *error)
 {
@@ -122,12 +189,7 @@ static void replica_fail(replica *r, const GError *error)
 	r->phase = REPLICA_FAILED;
 	r->primary = false;
 	fail_awaiting(r, HERD_ERR_IO, "This node's configuration database failed before the change was confirmed.");
-	GList *ids = g_hash_table_get_keys(r->sent);
-	for (GList *l = ids; l; l = l->next)
-		fail_request(r, *(uint64_t *)l->data, HERD_ERR_IO,
-			     "This node's configuration database failed.");
-	g_list_free(ids);
-	g_hash_table_remove_all(r->sent);
+	fail_sent(r, HERD_ERR_IO, "This node's configuration database failed.");
 	r->cb.failed(r->user, error);
 }
 
@@ -152,20 +214,50 @@ static bool send_json(replica *r, herd_msg_type type, uint64_t epoch, json_t *j)
 	return send_msg(r, type, epoch, s, strlen(s)) != 0;
 }
 
-/* Our message @seq came back: commands we sent before it that have not come
- * back never will (they were lost when the membership changed). */
+/* Answer the requests of @m that were not delivered with it. */
+static void fail_undelivered(replica *r, sent_message *m, const char *why)
+{
+	for (guint i = 0; i < m->req_ids->len; i++) {
+		uint64_t id = g_array_index(m->req_ids, uint64_t, i);
+		if (g_hash_table_remove(r->sent, &id))
+			fail_request(r, id, HERD_ERR_UNAVAILABLE, why);
+	}
+}
+
+/* Send the commands waiting in the outbox as one COMMAND message. */
+static void send_outbox(replica *r)
+{
+	if (r->outbox_ids->len == 0)
+		return;
+	sent_message *m = g_new0(sent_message, 1);
+	m->req_ids = g_array_copy(r->outbox_ids);
+	m->seq = send_msg(r, HERD_MSG_COMMAND, r->round, r->outbox->data, r->outbox->len);
+	g_byte_array_set_size(r->outbox, 0);
+	g_array_set_size(r->outbox_ids, 0);
+	if (!m->seq) {
+		fail_undelivered(r, m, "The change could not be sent to the cluster (corosync refused it).");
+		sent_message_free(m);
+		return;
+	}
+	g_queue_push_tail(r->in_flight, m);
+}
+
+/*
+ * Our message @seq came back.  COMMAND messages we sent before it that have
+ * not come back never will (lost in a membership change): answer their
+ * requests.  Then, with nothing of ours in flight, send what waits: so
+ * commands go out at once when the cluster is idle and in batches under load.
+ */
 static void forget_lost(replica *r, uint64_t seq)
 {
-	gpointer head;
-	while ((head = g_queue_peek_head(r->sent_order)) && *(uint64_t *)head < seq) {
-		uint64_t id = *(uint64_t *)head;
-		g_free(g_queue_pop_head(r->sent_order));
-		if (g_hash_table_remove(r->sent, &id))
-			fail_request(r, id, HERD_ERR_UNAVAILABLE,
-				     "The change was lost in a cluster membership change and not applied; retry.");
+	sent_message *m;
+	while ((m = g_queue_peek_head(r->in_flight)) && m->seq < seq) {
+		g_queue_pop_head(r->in_flight);
+		fail_undelivered(r, m, "The change was lost in a cluster membership change and not applied; retry.");
+		sent_message_free(m);
 	}
-	if (head && *(uint64_t *)head == seq)
-		g_free(g_queue_pop_head(r->sent_order));
+	if (g_queue_is_empty(r->in_flight))
+		send_outbox(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -213,7 +305,7 @@ static bool ensure_txn(replica *r)
 	return false;
 }
 
-static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const void *payload,
+static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const uint8_t *payload,
 			  size_t len)
 {
 	bool mine = sender == r->nodeid && g_hash_table_remove(r->sent, &msg_id);
@@ -227,7 +319,7 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const vo
 		return;
 	g_autoptr(GError) err = NULL;
 	json_error_t jerr;
-	g_autoptr(json_t) cmd = json_loadb(payload, len, 0, &jerr);
+	g_autoptr(json_t) cmd = json_loadb((const char *)payload, len, 0, &jerr);
 	g_autoptr(GPtrArray) changes =
 		g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
 	json_t *result = NULL;
@@ -303,8 +395,8 @@ static void run_queued(replica *r)
 	queued_command *q;
 	while ((q = g_queue_pop_head(r->queued))) {
 		gsize len;
-		const void *p = g_bytes_get_data(q->payload, &len);
-		apply_command(r, q->sender, q->msg_id, p, len);
+		const uint8_t *p = g_bytes_get_data(q->payload, &len);
+		for_each_command(r, q->sender, p, len, apply_command);
 		queued_free(q);
 		if (r->phase == REPLICA_FAILED)
 			return;
@@ -352,16 +444,10 @@ static void complete_sync(replica *r, bool replaced)
 		run_queued(r);
 		return;
 	}
+	/* The new generation is written with the next commit (flush). */
 	if (!ensure_txn(r))
 		return;
-	g_autoptr(GError) err = NULL;
-	store_position pos = r->state->pos;
-	pos.current_gen = r->next_gen;
-	if (!store_db_set_position(r->db, &pos, &err)) {
-		replica_fail(r, err);
-		return;
-	}
-	r->state->pos = pos;
+	r->state->pos.current_gen = r->next_gen;
 	r->dirty = true;
 	r->confirming = true;
 }
@@ -594,12 +680,15 @@ replica *replica_new(uint32_t nodeid, const char *node_name, store_db *db,
 	r->user = user;
 	r->members = g_array_new(FALSE, TRUE, sizeof(member));
 	r->sent = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	r->in_flight = g_queue_new();
+	r->outbox = g_byte_array_new();
+	r->outbox_ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	r->awaiting = g_queue_new();
 	r->queued = g_queue_new();
 	r->cluster_proto = HERD_WIRE_VERSION;
 	r->state = store_state_new(db);
 	r->next_seq = 1;
-	r->sent_order = g_queue_new();
+	r->next_req_id = 1;
 	if (!store_state_load(r->state, error)) {
 		replica_free(r);
 		return NULL;
@@ -613,16 +702,14 @@ void replica_free(replica *r)
 		return;
 	if (r->phase != REPLICA_FAILED) {
 		fail_awaiting(r, HERD_ERR_UNAVAILABLE, "The daemon stopped before the change was confirmed.");
-		GList *ids = g_hash_table_get_keys(r->sent);
-		for (GList *l = ids; l; l = l->next)
-			fail_request(r, *(uint64_t *)l->data, HERD_ERR_UNAVAILABLE,
-				     "The daemon stopped before the change was applied.");
-		g_list_free(ids);
+		fail_sent(r, HERD_ERR_UNAVAILABLE, "The daemon stopped before the change was applied.");
 	}
 	g_queue_free_full(r->awaiting, (GDestroyNotify)awaiting_free);
 	g_queue_free_full(r->queued, (GDestroyNotify)queued_free);
 	g_hash_table_destroy(r->sent);
-	g_queue_free_full(r->sent_order, g_free);
+	g_queue_free_full(r->in_flight, (GDestroyNotify)sent_message_free);
+	g_byte_array_unref(r->outbox);
+	g_array_unref(r->outbox_ids);
 	g_array_free(r->members, TRUE);
 	if (r->snapshot)
 		g_byte_array_unref(r->snapshot);
@@ -636,12 +723,21 @@ void replica_set_nodeid(replica *r, uint32_t nodeid)
 	r->nodeid = nodeid;
 }
 
-static void drop_queued(replica *r, const char *why)
+static void drop_own_command(replica *r, uint32_t sender, uint64_t req_id, const uint8_t *cmd,
+			     size_t len)
+{
+	if (sender == r->nodeid && g_hash_table_remove(r->sent, &req_id))
+		fail_request(r, req_id, HERD_ERR_UNAVAILABLE,
+			     "The cluster membership changed while the change waited for a sync; it was not applied. Retry.");
+}
+
+static void drop_queued(replica *r)
 {
 	queued_command *q;
 	while ((q = g_queue_pop_head(r->queued))) {
-		if (q->sender == r->nodeid && g_hash_table_remove(r->sent, &q->msg_id))
-			fail_request(r, q->msg_id, HERD_ERR_UNAVAILABLE, why);
+		gsize len;
+		const uint8_t *p = g_bytes_get_data(q->payload, &len);
+		for_each_command(r, q->sender, p, len, drop_own_command);
 		queued_free(q);
 	}
 }
@@ -653,7 +749,7 @@ void replica_confchg(replica *r, const uint32_t *members, size_t n_members)
 	/* What was applied before the change must be durable before we report
 	 * our position. */
 	g_autoptr(GError) err = NULL;
-	if (r->dirty && !store_db_commit(r->db, &err)) {
+	if (r->dirty && !commit(r, &err)) {
 		replica_fail(r, err);
 		return;
 	}
@@ -666,7 +762,7 @@ void replica_confchg(replica *r, const uint32_t *members, size_t n_members)
 		me |= members[i] == r->nodeid;
 	}
 	g_array_sort(r->members, member_cmp);
-	drop_queued(r, "The cluster membership changed while the change waited for a sync; it was not applied. Retry.");
+	drop_queued(r);
 	r->transfer = false;
 	r->confirming = false;
 	r->round = 0;
@@ -692,15 +788,39 @@ void replica_detach(replica *r)
 	r->confirming = false;
 	r->round = 0;
 	g_array_set_size(r->members, 0);
-	drop_queued(r, "The connection to the cluster was lost; the change was not applied.");
+	drop_queued(r);
 	fail_awaiting(r, HERD_ERR_UNAVAILABLE,
 		      "The connection to the cluster was lost before the change was confirmed; it may not have been applied.");
-	GList *ids = g_hash_table_get_keys(r->sent);
-	for (GList *l = ids; l; l = l->next)
-		fail_request(r, *(uint64_t *)l->data, HERD_ERR_UNAVAILABLE,
-			     "The connection to the cluster was lost; the change may not have been applied.");
-	g_list_free(ids);
-	g_hash_table_remove_all(r->sent);
+	fail_sent(r, HERD_ERR_UNAVAILABLE,
+		  "The connection to the cluster was lost; the change may not have been applied.");
+}
+
+static void on_command(replica *r, uint32_t sender, uint64_t seq, const uint8_t *payload,
+		       size_t len)
+{
+	/* forget_lost() left our own message, if it is one, at the head. */
+	sent_message *mine = sender == r->nodeid ? g_queue_peek_head(r->in_flight) : NULL;
+	if (mine && mine->seq == seq)
+		g_queue_pop_head(r->in_flight);
+	else
+		mine = NULL;
+	if (!for_each_command(r, sender, payload, len, NULL)) {
+		log_warn("dropped a malformed batch of commands from node %u", sender);
+		r->rejected++;
+	} else if (r->phase == REPLICA_SYNCED) {
+		for_each_command(r, sender, payload, len, apply_command);
+	} else if (g_queue_get_length(r->queued) < MAX_QUEUED) {
+		queued_command *q = g_new0(queued_command, 1);
+		q->sender = sender;
+		q->payload = g_bytes_new(payload, len);
+		g_queue_push_tail(r->queued, q);
+	}
+	if (mine) {
+		fail_undelivered(r, mine, "Too many changes waited for a sync, or the batch was malformed; the change was not applied. Retry.");
+		sent_message_free(mine);
+		if (g_queue_is_empty(r->in_flight))
+			send_outbox(r);
+	}
 }
 
 void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
@@ -729,18 +849,7 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 		on_snapshot(r, sender, hdr.epoch, payload, hdr.payload_len);
 		break;
 	case HERD_MSG_COMMAND:
-		if (r->phase == REPLICA_SYNCED) {
-			apply_command(r, sender, hdr.msg_id, payload, hdr.payload_len);
-		} else if (g_queue_get_length(r->queued) < MAX_QUEUED) {
-			queued_command *q = g_new0(queued_command, 1);
-			q->sender = sender;
-			q->msg_id = hdr.msg_id;
-			q->payload = g_bytes_new(payload, hdr.payload_len);
-			g_queue_push_tail(r->queued, q);
-		} else if (sender == r->nodeid && g_hash_table_remove(r->sent, &hdr.msg_id)) {
-			fail_request(r, hdr.msg_id, HERD_ERR_UNAVAILABLE,
-				     "Too many changes waited for a sync; this one was dropped. Retry.");
-		}
+		on_command(r, sender, hdr.msg_id, payload, hdr.payload_len);
 		break;
 	case HERD_MSG_PERSISTED:
 		on_persisted(r, sender, payload, hdr.payload_len);
@@ -757,7 +866,7 @@ void replica_flush(replica *r)
 		return;
 	if (r->dirty) {
 		g_autoptr(GError) err = NULL;
-		if (!store_db_commit(r->db, &err)) {
+		if (!commit(r, &err)) {
 			replica_fail(r, err);
 			return;
 		}
@@ -812,19 +921,32 @@ uint64_t replica_submit(replica *r, json_t *cmd, int64_t now_ms, const char *use
 	json_object_set_new(cmd, "user", json_string(user ? user : "root"));
 	g_autofree char *text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
 	size_t len = strlen(text);
-	if (len > HERD_WIRE_MAX_PAYLOAD) {
+	if (len + 12 > HERD_WIRE_MAX_PAYLOAD) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_TOO_LARGE,
-			    "The change is %zu bytes; the limit is %u.", len, HERD_WIRE_MAX_PAYLOAD);
+			    "The change is %zu bytes; the limit is %u.", len, HERD_WIRE_MAX_PAYLOAD - 12);
 		return 0;
 	}
-	uint64_t id = send_msg(r, HERD_MSG_COMMAND, r->round, text, len);
-	if (!id) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
-			    "The change could not be sent to the cluster (corosync refused it).");
-		return 0;
-	}
+	if (r->outbox->len + 12 + len > HERD_WIRE_MAX_PAYLOAD)
+		send_outbox(r);
+	uint64_t id = r->next_req_id++;
+	uint8_t frame[12];
+	herd_put_le64(frame, id);
+	herd_put_le32(frame + 8, (uint32_t)len);
+	g_byte_array_append(r->outbox, frame, sizeof(frame));
+	g_byte_array_append(r->outbox, (const guint8 *)text, (guint)len);
+	g_array_append_val(r->outbox_ids, id);
 	g_hash_table_add(r->sent, g_memdup2(&id, sizeof(id)));
-	g_queue_push_tail(r->sent_order, g_memdup2(&id, sizeof(id)));
+	/* Alone: go now.  Behind a batch in flight: go with the next one, when
+	 * it comes back (forget_lost), or once the batch is big. */
+	if (g_queue_is_empty(r->in_flight) || r->outbox->len >= BATCH_MAX_BYTES) {
+		guint before = g_hash_table_size(r->sent);
+		send_outbox(r);
+		if (g_hash_table_size(r->sent) < before) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+				    "The change could not be sent to the cluster (corosync refused it).");
+			return 0;
+		}
+	}
 	return id;
 }
 
@@ -847,7 +969,8 @@ json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *u
 		store_position pos = r->state->pos;
 		pos.gen = 1;
 		pos.current_gen = 1;
-		if (!store_db_set_position(r->db, &pos, error) || !store_db_commit(r->db, error)) {
+		r->state->pos = pos;
+		if (!commit(r, error)) {
 			json_decref(result);
 			store_db_rollback(r->db);
 			store_state_load(r->state, NULL);

@@ -75,6 +75,11 @@ bool store_state_load(store_state *s, GError **error)
 	return store_db_load(s->db, &s->pos, load_one, s, error);
 }
 
+bool store_state_write_position(store_state *s, GError **error)
+{
+	return store_db_set_position(s->db, &s->pos, error);
+}
+
 store_object *store_state_get(store_state *s, store_kind kind, const char *uuid)
 {
 	return g_hash_table_lookup(s->by_uuid[kind], uuid);
@@ -156,8 +161,10 @@ static bool record_history(store_state *s, const envelope *env, store_kind kind,
 		return true;
 	store_history_entry e = { kind, uuid, version, name, env->time_ms, env->origin, env->user,
 				  change, data };
+	unsigned limit = history_limit(s);
+	/* Versions only grow: below the limit there is nothing to prune. */
 	return store_db_add_history(s->db, &e, error) &&
-	       store_db_prune_history(s->db, kind, uuid, history_limit(s), error);
+	       (version <= limit || store_db_prune_history(s->db, kind, uuid, limit, error));
 }
 
 /* The next version for a new incarnation of @uuid: VMs continue their history. */
@@ -524,8 +531,7 @@ json_t *store_state_apply(store_state *s, json_t *cmd, const void *cmd_bytes, si
 	next.gen = s->pos.current_gen;
 	next.index++;
 	chain_hash(&next, cmd_bytes, cmd_len);
-	if (!result || !store_db_set_position(s->db, &next, error) ||
-	    !store_db_release(s->db, error)) {
+	if (!result || !store_db_release(s->db, error)) {
 		undo(s, done);
 		store_db_rollback_savepoint(s->db);
 		json_decref(result);

@@ -45,13 +45,18 @@ bool store_state_load(store_state *s, GError **error);
 /*
  * Apply @cmd.  On success returns the result (a new reference), appends a
  * store_change* to @changes (if not NULL) for every object changed, and
- * advances the position (index + 1, hash chained over @cmd_bytes).  On
+ * advances the position in memory (index + 1, hash chained over
+ * @cmd_bytes; store_state_write_position() puts it in the transaction).  On
  * failure returns NULL with a deterministic error and changes nothing.
  * Needs an open database transaction.  A database failure returns NULL with
  * HERD_ERR_IO: the caller must treat the replica as broken.
  */
 json_t *store_state_apply(store_state *s, json_t *cmd, const void *cmd_bytes, size_t cmd_len,
 			  GPtrArray *changes, GError **error);
+
+/* Write the in-memory position into the open transaction (once before each
+ * commit rather than with every change: it is the hot path). */
+bool store_state_write_position(store_state *s, GError **error);
 
 /* Free a store_change (for GPtrArray free funcs). */
 void store_change_free(store_change *c);
