@@ -178,8 +178,9 @@ class TestNodes:
         """Print the tail of every node log (before down removes them)."""
         for i in range(1, self.n + 1):
             logdir = self.tn.log_dir(i)
-            for name in ("boot.log", "herdd.log", "libvirtd.out", "corosync/corosync.log",
-                         "libvirt/libvirtd.log"):
+            # corosync logs to stderr (corosync.out) in a cluster herd formed.
+            for name in ("boot.log", "herdd.log", "libvirtd.out", "corosync/corosync.out",
+                         "corosync/corosync.log", "libvirt/libvirtd.log"):
                 path = os.path.join(logdir, name)
                 text = testnodes.tail(path, lines)
                 if text:
