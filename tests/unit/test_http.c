@@ -1,0 +1,908 @@
+/*
+ * The API's HTTP layer and the CLI's client, end to end: a real
+ * http_server in this process's GLib main loop, on a unix socket and on
+ * TCP (plain and TLS), with a small route table; requests come from
+ * libcurl (and herd_client) in a second thread while the main thread runs
+ * the loop.
+ */
+#include "api/http.h"
+#include "common/client.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "common/tls.h"
+
+#include <curl/curl.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* The server under test                                               */
+
+typedef struct {
+	http_server *srv;
+	char *dir;
+	char *sock;
+	int port;         /* plain HTTP on 127.0.0.1 */
+	int tls_port;     /* HTTPS on 127.0.0.1 */
+	char *ca_cert, *ca_key, *cert, *key;
+	http_request *hanging;
+	unsigned handled;
+} server_fixture;
+
+static server_fixture S;
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static void h_ping(http_request *req, gpointer user_data)
+{
+	g_assert_true(user_data == &S);
+	S.handled++;
+	http_respond_json(req, 200, json_pack("{s:b,s:o,s:s,s:s,s:s}", "pong", 1, "user",
+					      str_or_null(http_request_user(req)), "peer",
+					      http_request_peer(req), "method", http_request_method(req),
+					      "path", http_request_path(req)));
+}
+
+static void h_vm_get(http_request *req, gpointer user_data)
+{
+	S.handled++;
+	http_respond_json(req, 200, json_pack("{s:s,s:o}", "vm", http_request_param(req, "vm"),
+					      "user", str_or_null(http_request_user(req))));
+}
+
+static void h_vm_put(http_request *req, gpointer user_data)
+{
+	g_autoptr(GError) err = NULL;
+	json_t *body = http_request_json(req, &err);
+	if (!body) {
+		http_respond_error(req, err);
+		return;
+	}
+	http_respond_json(req, 200, json_pack("{s:s,s:o}", "vm", http_request_param(req, "vm"),
+					      "body", body));
+}
+
+static void h_vm_delete(http_request *req, gpointer user_data)
+{
+	http_respond_json(req, 200, json_pack("{s:s}", "deleted", http_request_param(req, "vm")));
+}
+
+static void h_disk_get(http_request *req, gpointer user_data)
+{
+	http_respond_json(req, 200, json_pack("{s:s,s:s,s:o}", "vm", http_request_param(req, "vm"),
+					      "disk", http_request_param(req, "disk"), "none",
+					      str_or_null(http_request_param(req, "nope"))));
+}
+
+static gboolean answer_later(gpointer data)
+{
+	http_respond_json(data, 202, json_pack("{s:b}", "late", 1));
+	return G_SOURCE_REMOVE;
+}
+
+static void h_slow(http_request *req, gpointer user_data)
+{
+	http_request_suspend(req);
+	g_timeout_add(30, answer_later, req);
+}
+
+static void h_hang(http_request *req, gpointer user_data)
+{
+	http_request_suspend(req);
+	S.hanging = req;
+}
+
+static void h_query(http_request *req, gpointer user_data)
+{
+	http_respond_json(req, 200, json_pack("{s:o,s:o,s:o}", "a", str_or_null(http_request_query(req, "a")),
+					      "b", str_or_null(http_request_query(req, "b")), "c",
+					      str_or_null(http_request_query(req, "c"))));
+}
+
+static void h_error(http_request *req, gpointer user_data)
+{
+	http_respond_errorf(req, HERD_ERR_CONFLICT, "VM '%s' exists.", "x");
+}
+
+static void h_odd_error(http_request *req, gpointer user_data)
+{
+	const char *kind = http_request_query(req, "kind");
+	if (g_strcmp0(kind, "unknown-code") == 0)
+		http_respond_json(req, 418, json_pack("{s:{s:s,s:s}}", "error", "code", "teapot",
+						      "message", "I am a teapot."));
+	else if (g_strcmp0(kind, "no-message") == 0)
+		http_respond_json(req, 500, json_pack("{s:i}", "x", 1));
+	else if (g_strcmp0(kind, "foreign") == 0) {
+		g_autoptr(GError) e = g_error_new_literal(G_FILE_ERROR, G_FILE_ERROR_FAILED, "Foreign.");
+		http_respond_error(req, e);
+	} else
+		http_respond_bytes(req, 200, "text/plain", "hello", 5);
+}
+
+static void h_noanswer(http_request *req, gpointer user_data)
+{
+}
+
+static void h_header(http_request *req, gpointer user_data)
+{
+	http_respond_json(req, 200, json_pack("{s:o}", "x", str_or_null(http_request_header(req, "X-Test"))));
+}
+
+static void h_echo(http_request *req, gpointer user_data)
+{
+	size_t len = 0;
+	const char *body = http_request_body(req, &len);
+	http_respond_json(req, 200, json_pack("{s:I,s:b}", "len", (json_int_t)len, "starts_x",
+					      len > 0 && body[0] == 'x'));
+}
+
+static void h_bad_message(http_request *req, gpointer user_data)
+{
+	/* a message that is not valid UTF-8 (e.g. made from raw input) */
+	http_respond_errorf(req, HERD_ERR_INVALID, "Bad byte \xff in the request.");
+}
+
+static const http_route routes[] = {
+	{ "GET", "/api/v1/ping", h_ping, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/me", h_ping, 0 },
+	{ "GET", "/api/v1/vms/{vm}", h_vm_get, 0 },
+	{ "PUT", "/api/v1/vms/{vm}", h_vm_put, 0 },
+	{ "DELETE", "/api/v1/vms/{vm}", h_vm_delete, 0 },
+	{ "GET", "/api/v1/vms/{vm}/disks/{disk}", h_disk_get, 0 },
+	{ "GET", "/api/v1/vms/special", h_vm_get, 0 },       /* shadowed by {vm} */
+	{ "POST", "/api/v1/slow", h_slow, HTTP_ROUTE_PUBLIC },
+	{ "POST", "/api/v1/hang", h_hang, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/query", h_query, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/error", h_error, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/odd", h_odd_error, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/noanswer", h_noanswer, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/header", h_header, HTTP_ROUTE_PUBLIC },
+	{ "POST", "/api/v1/echo", h_echo, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/bad-message", h_bad_message, HTTP_ROUTE_PUBLIC },
+};
+
+/* "Bearer good" is alice; "Bearer banned" is known but forbidden; HTTP
+ * Basic alice:secret (as herd_client sends it) is alice too. */
+static char *auth(http_request *req, gpointer user_data, GError **error)
+{
+	g_assert_true(user_data == &S);
+	const char *h = http_request_header(req, "Authorization");
+	g_autofree char *basic = g_base64_encode((const guchar *)"alice:secret", 12);
+	g_autofree char *want_basic = g_strdup_printf("Basic %s", basic);
+	if (g_strcmp0(h, "Bearer good") == 0 || g_strcmp0(h, want_basic) == 0)
+		return g_strdup("alice");
+	if (g_strcmp0(h, "Bearer banned") == 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_FORBIDDEN, "User 'banned' may not use the API.");
+		return NULL;
+	}
+	g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "Who are you?");
+	return NULL;
+}
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sa, &len), ==, 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void server_start(void)
+{
+	g_autoptr(GError) error = NULL;
+	S.dir = g_dir_make_tmp("herd-http-XXXXXX", &error);
+	g_assert_no_error(error);
+	S.sock = g_build_filename(S.dir, "run", "herd.sock", NULL); /* "run" made by listen */
+	S.srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
+	http_server_set_auth(S.srv, auth);
+	g_assert_true(http_server_listen_unix(S.srv, S.sock, &error));
+	g_assert_no_error(error);
+	S.port = free_port();
+	g_assert_true(http_server_listen_tcp(S.srv, "127.0.0.1", S.port, NULL, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_true(herd_tls_generate("test CA", NULL, NULL, NULL, true, 30, &S.ca_cert, &S.ca_key, &error));
+	const char *const sans[] = { "127.0.0.1", NULL };
+	g_assert_true(herd_tls_generate("n1", sans, S.ca_cert, S.ca_key, false, 30, &S.cert, &S.key, &error));
+	S.tls_port = free_port();
+	g_assert_true(http_server_listen_tcp(S.srv, "127.0.0.1", S.tls_port, S.cert, S.key, &error));
+	g_assert_no_error(error);
+}
+
+static void rm_rf(const char *path)
+{
+	GDir *d = g_dir_open(path, 0, NULL);
+	if (!d) {
+		g_unlink(path);
+		return;
+	}
+	const char *n;
+	while ((n = g_dir_read_name(d))) {
+		g_autofree char *p = g_build_filename(path, n, NULL);
+		rm_rf(p);
+	}
+	g_dir_close(d);
+	g_rmdir(path);
+}
+
+static void server_stop(void)
+{
+	g_clear_pointer(&S.srv, http_server_free);
+	rm_rf(S.dir);
+	g_free(S.dir);
+	g_free(S.sock);
+	g_free(S.ca_cert);
+	g_free(S.ca_key);
+	g_free(S.cert);
+	g_free(S.key);
+	memset(&S, 0, sizeof(S));
+}
+
+/* ------------------------------------------------------------------ */
+/* A client in another thread                                          */
+
+/* Run @fn(@data) in a thread while this thread runs the main loop. */
+typedef struct {
+	GThreadFunc fn;
+	gpointer data;
+	gint done;
+} blocking;
+
+static gpointer blocking_thread(gpointer p)
+{
+	blocking *b = p;
+	b->fn(b->data);
+	g_atomic_int_set(&b->done, 1);
+	g_main_context_wakeup(NULL);
+	return NULL;
+}
+
+static void run_blocking(GThreadFunc fn, gpointer data)
+{
+	blocking b = { fn, data, 0 };
+	GThread *t = g_thread_new("client", blocking_thread, &b);
+	while (!g_atomic_int_get(&b.done))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(t);
+}
+
+typedef enum { VIA_UNIX, VIA_TCP } via;
+
+typedef struct {
+	via via;
+	const char *method;
+	char *url;
+	const char *body;
+	size_t body_len;
+	const char *header;   /* one extra request header, or NULL */
+	/* answer */
+	CURLcode rc;
+	long status;
+	GString *text;
+	GString *headers;
+	json_t *json;
+} call;
+
+static size_t append(char *d, size_t size, size_t n, void *user)
+{
+	g_string_append_len(user, d, (gssize)(size * n));
+	return size * n;
+}
+
+static gpointer do_call(gpointer p)
+{
+	call *c = p;
+	CURL *curl = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	curl_easy_setopt(curl, CURLOPT_URL, c->url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, c->method);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, c->text);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, append);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, c->headers);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+	if (c->via == VIA_UNIX)
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, S.sock);
+	if (c->body) {
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, c->body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+	}
+	if (c->header)
+		hdrs = curl_slist_append(hdrs, c->header);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+	c->rc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &c->status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+static void call_free(call *c)
+{
+	g_free(c->url);
+	g_string_free(c->text, TRUE);
+	g_string_free(c->headers, TRUE);
+	json_decref(c->json);
+	g_free(c);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(call, call_free)
+
+static call *request_full(via v, const char *method, const char *path, const char *body,
+			  size_t body_len, const char *header)
+{
+	call *c = g_new0(call, 1);
+	c->via = v;
+	c->method = method;
+	c->url = v == VIA_UNIX ? g_strdup_printf("http://localhost%s", path)
+			       : g_strdup_printf("http://127.0.0.1:%d%s", S.port, path);
+	c->body = body;
+	c->body_len = body ? (body_len ? body_len : strlen(body)) : 0;
+	c->header = header;
+	c->text = g_string_new(NULL);
+	c->headers = g_string_new(NULL);
+	run_blocking(do_call, c);
+	g_assert_cmpint(c->rc, ==, CURLE_OK);
+	c->json = json_loadb(c->text->str, c->text->len, 0, NULL);
+	return c;
+}
+
+/* As the unix socket's client: root when the tests run as root, else
+ * alice through the auth callback. */
+static const char *local_auth(void)
+{
+	return getuid() == 0 ? NULL : "Authorization: Bearer good";
+}
+
+static call *request(const char *method, const char *path, const char *body)
+{
+	return request_full(VIA_UNIX, method, path, body, 0, local_auth());
+}
+
+/* The response header @name, or NULL. */
+static char *header_of(call *c, const char *name)
+{
+	g_auto(GStrv) lines = g_strsplit(c->headers->str, "\r\n", -1);
+	for (char **l = lines; *l; l++) {
+		size_t n = strlen(name);
+		if (g_ascii_strncasecmp(*l, name, n) == 0 && (*l)[n] == ':')
+			return g_strstrip(g_strdup(*l + n + 1));
+	}
+	return NULL;
+}
+
+/* The answer is {"error":{"code":@code,"message":…@needle…}} with @status. */
+static void expect_error(call *c, unsigned status, const char *code, const char *needle)
+{
+	g_assert_cmpint(c->status, ==, status);
+	if (!c->json)
+		g_error("error answer is not JSON: '%s'", c->text->str);
+	g_autofree char *ct = header_of(c, "Content-Type");
+	g_assert_cmpstr(ct, ==, "application/json");
+	json_t *e = json_object_get(c->json, "error");
+	g_assert_true(json_is_object(e));
+	g_assert_cmpuint(json_object_size(e), ==, 2);
+	g_assert_cmpuint(json_object_size(c->json), ==, 1);
+	g_assert_cmpstr(json_string_value(json_object_get(e, "code")), ==, code);
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	g_assert_nonnull(msg);
+	if (!strstr(msg, needle))
+		g_error("'%s' does not mention '%s'", msg, needle);
+}
+
+static const char *str(call *c, const char *key)
+{
+	return json_string_value(json_object_get(c->json, key));
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                               */
+
+static void test_routing(void)
+{
+	g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
+	g_assert_cmpint(ping->status, ==, 200);
+	g_assert_true(json_is_true(json_object_get(ping->json, "pong")));
+	g_assert_cmpstr(str(ping, "peer"), ==, "unix");
+	g_assert_cmpstr(str(ping, "method"), ==, "GET");
+	g_assert_cmpstr(str(ping, "path"), ==, "/api/v1/ping");
+	g_assert_true(json_is_null(json_object_get(ping->json, "user"))); /* public: nobody asked */
+	g_autofree char *ct = header_of(ping, "Content-Type");
+	g_assert_cmpstr(ct, ==, "application/json");
+	g_autofree char *cache = header_of(ping, "Cache-Control");
+	g_assert_cmpstr(cache, ==, "no-store");
+
+	/* {param} matches one segment, whatever it holds */
+	g_autoptr(call) vm = request("GET", "/api/v1/vms/web1", NULL);
+	g_assert_cmpint(vm->status, ==, 200);
+	g_assert_cmpstr(str(vm, "vm"), ==, "web1");
+	g_assert_cmpstr(str(vm, "user"), ==, getuid() == 0 ? "root" : "alice");
+	g_autoptr(call) uuid = request("GET", "/api/v1/vms/6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab", NULL);
+	g_assert_cmpstr(str(uuid, "vm"), ==, "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab");
+	g_autoptr(call) escaped = request("GET", "/api/v1/vms/a%20b", NULL);
+	g_assert_cmpstr(str(escaped, "vm"), ==, "a b");
+	g_autoptr(call) disk = request("GET", "/api/v1/vms/web1/disks/vda", NULL);
+	g_assert_cmpstr(str(disk, "vm"), ==, "web1");
+	g_assert_cmpstr(str(disk, "disk"), ==, "vda");
+	g_assert_true(json_is_null(json_object_get(disk->json, "none")));
+	/* a trailing slash is tolerated */
+	g_autoptr(call) slash = request("GET", "/api/v1/vms/web1/", NULL);
+	g_assert_cmpint(slash->status, ==, 200);
+	g_assert_cmpstr(str(slash, "vm"), ==, "web1");
+	/* the method picks the route */
+	g_autoptr(call) del = request("DELETE", "/api/v1/vms/web1", NULL);
+	g_assert_cmpstr(str(del, "deleted"), ==, "web1");
+	g_autoptr(call) put = request("PUT", "/api/v1/vms/web1", "{\"ha\":true}");
+	g_assert_cmpint(put->status, ==, 200);
+	g_assert_true(json_is_true(json_object_get(json_object_get(put->json, "body"), "ha")));
+	/* headers reach the handler */
+	g_autoptr(call) hdr = request_full(VIA_UNIX, "GET", "/api/v1/header", NULL, 0, "X-Test: yes");
+	g_assert_cmpstr(str(hdr, "x"), ==, "yes");
+	/* TCP peers are named by address */
+	g_autoptr(call) tcp = request_full(VIA_TCP, "GET", "/api/v1/ping", NULL, 0, NULL);
+	g_assert_cmpint(tcp->status, ==, 200);
+	g_assert_cmpstr(str(tcp, "peer"), ==, "127.0.0.1");
+}
+
+static void test_not_found(void)
+{
+	static const char *const paths[] = {
+		"/", "/api", "/api/v1", "/api/v1/", "/api/v1/nope", "/api/v1/vms",
+		"/api/v1/vms/", "/api/v1/vms//disks/vda", "/api/v1/vms/web1/disks",
+		"/api/v1/vms/web1/disks/vda/extra", "/API/v1/ping", "/api/v1/ping/x",
+		"//api/v1/ping",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(paths); i++) {
+		g_autoptr(call) c = request("GET", paths[i], NULL);
+		g_autofree char *want = g_strdup_printf("There is no API resource at %s.", paths[i]);
+		expect_error(c, 404, "not_found", want);
+	}
+}
+
+static void test_method_not_allowed(void)
+{
+	g_autoptr(call) c = request("POST", "/api/v1/vms/web1", "{}");
+	expect_error(c, 405, "method_not_allowed",
+		     "POST is not allowed on /api/v1/vms/web1 (allowed: GET, PUT, DELETE).");
+	g_autofree char *allow = header_of(c, "Allow");
+	g_assert_cmpstr(allow, ==, "GET, PUT, DELETE");
+
+	/* each method once, even when several routes allow it */
+	g_autoptr(call) twice = request("POST", "/api/v1/vms/special", "{}");
+	g_autofree char *allow3 = header_of(twice, "Allow");
+	g_assert_cmpstr(allow3, ==, "GET, PUT, DELETE");
+
+	g_autoptr(call) p = request("DELETE", "/api/v1/ping", NULL);
+	expect_error(p, 405, "method_not_allowed", "(allowed: GET)");
+	g_autofree char *allow2 = header_of(p, "Allow");
+	g_assert_cmpstr(allow2, ==, "GET");
+
+	g_autoptr(call) odd = request("PATCH", "/api/v1/slow", NULL);
+	expect_error(odd, 405, "method_not_allowed", "PATCH is not allowed");
+	/* a 405 is decided before authentication: it tells nothing private */
+	g_autoptr(call) anon = request_full(VIA_TCP, "POST", "/api/v1/vms/web1", "{}", 0, NULL);
+	expect_error(anon, 405, "method_not_allowed", "allowed: GET, PUT, DELETE");
+}
+
+static void test_errors(void)
+{
+	g_autoptr(call) c = request("GET", "/api/v1/error", NULL);
+	expect_error(c, 409, "conflict", "VM 'x' exists.");
+	/* an error of another domain is an internal error */
+	g_autoptr(call) f = request("GET", "/api/v1/odd?kind=foreign", NULL);
+	expect_error(f, 500, "internal", "Foreign.");
+
+	/* the body: not JSON, not an object, empty, duplicate keys */
+	g_autoptr(call) bad = request("PUT", "/api/v1/vms/web1", "{\"ha\":");
+	expect_error(bad, 400, "invalid", "The request body is not valid JSON");
+	expect_error(bad, 400, "invalid", "line 1");
+	g_autoptr(call) arr = request("PUT", "/api/v1/vms/web1", "[1,2]");
+	expect_error(arr, 400, "invalid", "The request body must be a JSON object.");
+	g_autoptr(call) empty = request("PUT", "/api/v1/vms/web1", "");
+	expect_error(empty, 400, "invalid", "The request needs a JSON object as its body.");
+	g_autoptr(call) none = request("PUT", "/api/v1/vms/web1", NULL);
+	expect_error(none, 400, "invalid", "The request needs a JSON object as its body.");
+	g_autoptr(call) dup = request("PUT", "/api/v1/vms/web1", "{\"a\":1,\"a\":2}");
+	expect_error(dup, 400, "invalid", "not valid JSON");
+	g_autoptr(call) nul = request_full(VIA_UNIX, "PUT", "/api/v1/vms/web1", "{\"a\":\"\0\"}", 9, local_auth());
+	expect_error(nul, 400, "invalid", "not valid JSON");
+	g_autoptr(call) utf = request("PUT", "/api/v1/vms/web1", "{\"a\":\"\xff\"}");
+	expect_error(utf, 400, "invalid", "not valid JSON");
+
+	/* a handler that forgets to answer: the server answers for it */
+	g_test_expect_message("api", G_LOG_LEVEL_CRITICAL, "*returned without answering*");
+	g_autoptr(call) silent = request("GET", "/api/v1/noanswer", NULL);
+	g_test_assert_expected_messages();
+	expect_error(silent, 500, "internal", "The request was not answered.");
+	/* and the server goes on */
+	g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
+	g_assert_cmpint(ping->status, ==, 200);
+}
+
+static void test_body_limit(void)
+{
+	gsize n = HTTP_MAX_BODY_BYTES;
+	g_autofree char *body = g_malloc(n + 1);
+	memset(body, 'x', n + 1);
+	g_autoptr(call) at = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n, NULL);
+	g_assert_cmpint(at->status, ==, 200);
+	g_assert_cmpint(json_integer_value(json_object_get(at->json, "len")), ==, (json_int_t)n);
+	g_autoptr(call) over = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n + 1, NULL);
+	expect_error(over, 413, "too_large", "The request body is larger than 8388608 bytes.");
+	/* also before authentication and routing */
+	g_autoptr(call) anon = request_full(VIA_TCP, "PUT", "/api/v1/vms/x", body, n + 1, NULL);
+	expect_error(anon, 413, "too_large", "larger than");
+	/* the server goes on */
+	g_autoptr(call) small = request_full(VIA_UNIX, "POST", "/api/v1/echo", "xy", 2, NULL);
+	g_assert_cmpint(json_integer_value(json_object_get(small->json, "len")), ==, 2);
+}
+
+static void test_query(void)
+{
+	g_autoptr(call) c = request("GET", "/api/v1/query?a=1&b=x%20y%26z", NULL);
+	g_assert_cmpint(c->status, ==, 200);
+	g_assert_cmpstr(str(c, "a"), ==, "1");
+	g_assert_cmpstr(str(c, "b"), ==, "x y&z");
+	g_assert_true(json_is_null(json_object_get(c->json, "c")));
+	g_autoptr(call) none = request("GET", "/api/v1/query", NULL);
+	g_assert_true(json_is_null(json_object_get(none->json, "a")));
+	g_autoptr(call) empty = request("GET", "/api/v1/query?a=&c", NULL);
+	g_assert_cmpstr(str(empty, "a"), ==, "");
+	/* the query is not part of the path that routes */
+	g_autoptr(call) vm = request("GET", "/api/v1/vms/web1?x=1", NULL);
+	g_assert_cmpstr(str(vm, "vm"), ==, "web1");
+}
+
+static void test_suspended(void)
+{
+	g_autoptr(call) c = request_full(VIA_UNIX, "POST", "/api/v1/slow", "", 0, NULL);
+	g_assert_cmpint(c->status, ==, 202);
+	g_assert_true(json_is_true(json_object_get(c->json, "late")));
+	/* again, to see that the listener resumes properly each time */
+	g_autoptr(call) d = request_full(VIA_TCP, "POST", "/api/v1/slow", "", 0, NULL);
+	g_assert_cmpint(d->status, ==, 202);
+}
+
+static void test_auth(void)
+{
+	/* public routes need nobody */
+	g_autoptr(call) pub = request_full(VIA_TCP, "GET", "/api/v1/ping", NULL, 0, NULL);
+	g_assert_cmpint(pub->status, ==, 200);
+	/* protected ones ask the callback: 401 with a challenge */
+	unsigned before = S.handled;
+	g_autoptr(call) anon = request_full(VIA_TCP, "GET", "/api/v1/vms/web1", NULL, 0, NULL);
+	expect_error(anon, 401, "unauthorized", "Who are you?");
+	g_autofree char *challenge = header_of(anon, "WWW-Authenticate");
+	g_assert_cmpstr(challenge, ==, "Basic realm=\"herd\"");
+	g_assert_cmpuint(S.handled, ==, before); /* the handler never ran */
+	g_autoptr(call) wrong = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer bad");
+	expect_error(wrong, 401, "unauthorized", "Who are you?");
+	/* a known user without the right gets 403 and no challenge */
+	g_autoptr(call) banned = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer banned");
+	expect_error(banned, 403, "forbidden", "User 'banned' may not use the API.");
+	g_autofree char *no_challenge = header_of(banned, "WWW-Authenticate");
+	g_assert_null(no_challenge);
+	/* the right credentials: the handler sees the user */
+	g_autoptr(call) good = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer good");
+	g_assert_cmpint(good->status, ==, 200);
+	g_assert_cmpstr(str(good, "user"), ==, "alice");
+	/* local root on the unix socket needs no credentials */
+	if (getuid() == 0) {
+		g_autoptr(call) root = request_full(VIA_UNIX, "GET", "/api/v1/me", NULL, 0, NULL);
+		g_assert_cmpint(root->status, ==, 200);
+		g_assert_cmpstr(str(root, "user"), ==, "root");
+	}
+}
+
+/* Without an auth callback only local root gets in. */
+static void test_no_auth_callback(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(http_server) srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
+	int port = free_port();
+	g_assert_true(http_server_listen_tcp(srv, "127.0.0.1", port, NULL, NULL, &error));
+	int saved = S.port;
+	S.port = port;
+	g_autoptr(call) c = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer good");
+	expect_error(c, 401, "unauthorized", "This API needs authentication.");
+	g_autofree char *challenge = header_of(c, "WWW-Authenticate");
+	g_assert_nonnull(challenge);
+	g_autoptr(call) pub = request_full(VIA_TCP, "GET", "/api/v1/ping", NULL, 0, NULL);
+	g_assert_cmpint(pub->status, ==, 200);
+	S.port = saved;
+}
+
+static void test_bytes(void)
+{
+	g_autoptr(call) c = request("GET", "/api/v1/odd", NULL);
+	g_assert_cmpint(c->status, ==, 200);
+	g_assert_cmpstr(c->text->str, ==, "hello");
+	g_autofree char *ct = header_of(c, "Content-Type");
+	g_assert_cmpstr(ct, ==, "text/plain");
+}
+
+/* An error message must reach the client as JSON even when it holds bytes
+ * that are not UTF-8 (the path of a 404 comes percent-decoded from the
+ * client): jansson refuses such strings, and the answer must not be lost.
+ * Run in a child: the failure mode is a crash of the whole server. */
+static void test_bad_utf8_path(void)
+{
+	if (!g_test_subprocess()) {
+		g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+		g_test_trap_assert_passed();
+		return;
+	}
+	server_start();
+	g_autoptr(call) c = request_full(VIA_TCP, "GET", "/api/v1/%ff", NULL, 0, NULL);
+	g_assert_cmpint(c->status, ==, 404);
+	g_assert_nonnull(c->json);
+	g_assert_nonnull(json_object_get(c->json, "error"));
+	g_autoptr(call) m = request_full(VIA_TCP, "POST", "/api/v1/vms/%ff", "{}", 0, NULL);
+	g_assert_cmpint(m->status, ==, 405);
+	g_assert_nonnull(c->json);
+	server_stop();
+}
+
+static void test_bad_utf8_message(void)
+{
+	if (!g_test_subprocess()) {
+		g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+		g_test_trap_assert_passed();
+		return;
+	}
+	server_start();
+	g_autoptr(call) c = request("GET", "/api/v1/bad-message", NULL);
+	g_assert_cmpint(c->status, >=, 400);
+	g_assert_nonnull(c->json);
+	g_assert_nonnull(json_object_get(c->json, "error"));
+	server_stop();
+}
+
+static void test_listen_errors(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(http_server) srv = http_server_new(routes, G_N_ELEMENTS(routes), NULL);
+	/* the socket file is for root only */
+	struct stat st;
+	g_assert_cmpint(stat(S.sock, &st), ==, 0);
+	g_assert_true(S_ISSOCK(st.st_mode));
+	g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+	/* a live daemon's socket is not taken over */
+	g_assert_false(http_server_listen_unix(srv, S.sock, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_assert_nonnull(strstr(error->message, S.sock));
+	g_clear_error(&error);
+	g_autoptr(call) still = request("GET", "/api/v1/ping", NULL);
+	g_assert_cmpint(still->status, ==, 200);
+	/* a stale one (no one listening) is */
+	g_autofree char *stale = g_build_filename(S.dir, "stale.sock", NULL);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	g_strlcpy(sa.sun_path, stale, sizeof(sa.sun_path));
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	close(fd);
+	g_assert_true(http_server_listen_unix(srv, stale, &error));
+	g_assert_no_error(error);
+	/* a path too long for a socket */
+	g_autofree char *longer = g_strnfill(200, 'x');
+	g_autofree char *too_long = g_build_filename(S.dir, longer, NULL);
+	g_assert_false(http_server_listen_unix(srv, too_long, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	g_assert_nonnull(strstr(error->message, "too long"));
+	g_clear_error(&error);
+	/* a TCP port in use, and an address that is none */
+	g_assert_false(http_server_listen_tcp(srv, "127.0.0.1", S.port, NULL, NULL, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_assert_nonnull(strstr(error->message, "127.0.0.1"));
+	g_clear_error(&error);
+	g_assert_false(http_server_listen_tcp(srv, "not-an-address", 1, NULL, NULL, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	g_assert_nonnull(strstr(error->message, "not-an-address"));
+}
+
+/* Stopping the server answers what waits with 503. */
+static void test_free_with_suspended(void)
+{
+	g_autoptr(GError) error = NULL;
+	http_server *srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
+	int port = free_port();
+	g_assert_true(http_server_listen_tcp(srv, "127.0.0.1", port, NULL, NULL, &error));
+	call c = { .via = VIA_TCP, .method = "POST",
+		   .url = g_strdup_printf("http://127.0.0.1:%d/api/v1/hang", port),
+		   .body = "", .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+	S.hanging = NULL;
+	blocking b = { do_call, &c, 0 };
+	GThread *t = g_thread_new("client", blocking_thread, &b);
+	while (!S.hanging)
+		g_main_context_iteration(NULL, TRUE);
+	http_server_free(srv);
+	while (!g_atomic_int_get(&b.done))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(t);
+	g_assert_cmpint(c.rc, ==, CURLE_OK);
+	c.json = json_loadb(c.text->str, c.text->len, 0, NULL);
+	expect_error(&c, 503, "unavailable", "The daemon is shutting down.");
+	g_free(c.url);
+	g_string_free(c.text, TRUE);
+	g_string_free(c.headers, TRUE);
+	json_decref(c.json);
+	S.hanging = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* herd_client against the same server                                */
+
+typedef struct {
+	herd_client_options opts;
+	const char *method, *path;
+	json_t *body;
+	json_t *result;
+	GError *error;
+} client_call;
+
+static gpointer do_client_call(gpointer p)
+{
+	client_call *c = p;
+	g_autoptr(herd_client) cl = herd_client_new(&c->opts);
+	c->result = herd_client_call(cl, c->method, c->path, c->body, &c->error);
+	return NULL;
+}
+
+static json_t *client(const herd_client_options *opts, const char *method, const char *path,
+		      json_t *body, GError **error)
+{
+	client_call c = { *opts, method, path, body, NULL, NULL };
+	run_blocking(do_client_call, &c);
+	if (c.error)
+		g_propagate_error(error, c.error);
+	return c.result;
+}
+
+static void expect_client_error(const herd_client_options *opts, const char *method,
+				const char *path, int code, const char *needle)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = client(opts, method, path, NULL, &error);
+	g_assert_null(r);
+	g_assert_error(error, HERD_ERROR, code);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s'", error->message, needle);
+}
+
+static void test_client(void)
+{
+	if (getuid() != 0) {
+		g_test_skip("the local client is root on the socket");
+		return;
+	}
+	herd_client_options opts = { .socket_path = S.sock, .timeout_s = 30 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = client(&opts, "GET", "/api/v1/vms/web1", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(json_string_value(json_object_get(r, "user")), ==, "root");
+	g_autoptr(json_t) body = json_pack("{s:b}", "ha", 1);
+	g_autoptr(json_t) put = client(&opts, "PUT", "/api/v1/vms/web1", body, &error);
+	g_assert_no_error(error);
+	g_assert_true(json_equal(json_object_get(put, "body"), body));
+
+	/* the daemon's error, code and sentence */
+	expect_client_error(&opts, "GET", "/api/v1/error", HERD_ERR_CONFLICT, "VM 'x' exists.");
+	expect_client_error(&opts, "GET", "/api/v1/nope", HERD_ERR_NOT_FOUND, "There is no API resource at /api/v1/nope.");
+	expect_client_error(&opts, "POST", "/api/v1/vms/web1", HERD_ERR_METHOD, "POST is not allowed");
+	expect_client_error(&opts, "PUT", "/api/v1/vms/web1", HERD_ERR_INVALID, "needs a JSON object");
+	/* odd answers */
+	expect_client_error(&opts, "GET", "/api/v1/odd?kind=unknown-code", HERD_ERR_INTERNAL, "I am a teapot.");
+	expect_client_error(&opts, "GET", "/api/v1/odd?kind=no-message", HERD_ERR_INTERNAL,
+			    "The daemon reported an error without a message.");
+	expect_client_error(&opts, "GET", "/api/v1/odd", HERD_ERR_INTERNAL,
+			    "answered HTTP 200 with something that is not JSON");
+	/* nobody there */
+	g_autofree char *gone = g_build_filename(S.dir, "gone.sock", NULL);
+	herd_client_options nobody = { .socket_path = gone };
+	expect_client_error(&nobody, "GET", "/api/v1/ping", HERD_ERR_UNAVAILABLE, "Cannot reach herdd at");
+	expect_client_error(&nobody, "GET", "/api/v1/ping", HERD_ERR_UNAVAILABLE, gone);
+}
+
+static void test_client_https(void)
+{
+	g_autofree char *host = g_strdup_printf("127.0.0.1:%d", S.tls_port);
+	herd_client_options opts = { .host = host, .ca_pem = S.ca_cert, .user = "alice",
+				     .password = "secret", .timeout_s = 30 };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = client(&opts, "GET", "/api/v1/me", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(json_string_value(json_object_get(r, "user")), ==, "alice");
+	g_assert_cmpstr(json_string_value(json_object_get(r, "peer")), ==, "127.0.0.1");
+	/* wrong password, no password */
+	herd_client_options wrong = opts;
+	wrong.password = "guess";
+	expect_client_error(&wrong, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Who are you?");
+	herd_client_options anon = opts;
+	anon.user = anon.password = NULL;
+	expect_client_error(&anon, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Who are you?");
+	/* another cluster's CA: the server is not trusted */
+	char *other_cert = NULL, *other_key = NULL;
+	g_assert_true(herd_tls_generate("other CA", NULL, NULL, NULL, true, 30, &other_cert, &other_key, NULL));
+	herd_client_options other = opts;
+	other.ca_pem = other_cert;
+	expect_client_error(&other, "GET", "/api/v1/ping", HERD_ERR_UNAVAILABLE, "Cannot reach herdd at");
+	/* ...unless told to skip verification */
+	other.insecure = true;
+	g_autoptr(json_t) ins = client(&other, "GET", "/api/v1/ping", NULL, &error);
+	g_assert_no_error(error);
+	g_free(other_cert);
+	g_free(other_key);
+	/* HTTPS to the plain HTTP port fails cleanly */
+	g_autofree char *plain = g_strdup_printf("127.0.0.1:%d", S.port);
+	herd_client_options p = opts;
+	p.host = plain;
+	expect_client_error(&p, "GET", "/api/v1/ping", HERD_ERR_UNAVAILABLE, "Cannot reach herdd at 127.0.0.1");
+}
+
+static void test_client_target(void)
+{
+	static const struct { const char *host, *target; } cases[] = {
+		{ "n1", "n1:8001" },
+		{ "n1:9000", "n1:9000" },
+		{ "10.0.0.1", "10.0.0.1:8001" },
+		{ "10.0.0.1:9000", "10.0.0.1:9000" },
+		{ "fe80::1", "[fe80::1]:8001" },
+		{ "[fe80::1]", "[fe80::1]:8001" },
+		{ "[fe80::1]:9000", "[fe80::1]:9000" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		herd_client_options o = { .host = cases[i].host };
+		g_autoptr(herd_client) c = herd_client_new(&o);
+		g_assert_cmpstr(herd_client_target(c), ==, cases[i].target);
+	}
+	herd_client_options local = { .socket_path = "/tmp/x.sock" };
+	g_autoptr(herd_client) c = herd_client_new(&local);
+	g_assert_cmpstr(herd_client_target(c), ==, "/tmp/x.sock");
+	herd_client_options dflt = { 0 };
+	g_autoptr(herd_client) d = herd_client_new(&dflt);
+	g_assert_cmpstr(herd_client_target(d), ==, "/run/herd/herd.sock");
+}
+
+static void with_server(gconstpointer test)
+{
+	server_start();
+	((GTestFunc)test)();
+	server_stop();
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	g_test_add_data_func("/http/routing", test_routing, with_server);
+	g_test_add_data_func("/http/not-found", test_not_found, with_server);
+	g_test_add_data_func("/http/method-not-allowed", test_method_not_allowed, with_server);
+	g_test_add_data_func("/http/errors", test_errors, with_server);
+	g_test_add_data_func("/http/body-limit", test_body_limit, with_server);
+	g_test_add_data_func("/http/query", test_query, with_server);
+	g_test_add_data_func("/http/suspended", test_suspended, with_server);
+	g_test_add_data_func("/http/auth", test_auth, with_server);
+	g_test_add_data_func("/http/no-auth-callback", test_no_auth_callback, with_server);
+	g_test_add_data_func("/http/bytes", test_bytes, with_server);
+	g_test_add_data_func("/http/listen-errors", test_listen_errors, with_server);
+	g_test_add_data_func("/http/free-with-suspended", test_free_with_suspended, with_server);
+	g_test_add_func("/http/bad-utf8-path", test_bad_utf8_path);
+	g_test_add_func("/http/bad-utf8-message", test_bad_utf8_message);
+	g_test_add_data_func("/client/local", test_client, with_server);
+	g_test_add_data_func("/client/https", test_client_https, with_server);
+	g_test_add_func("/client/target", test_client_target);
+	int rc = g_test_run();
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,1139 @@
+/*
+ * The replicated state machine and its database: every operation, its
+ * conflicts and errors, atomicity of failed commands and batches, the
+ * position, VM history, persistence, state transfer and disk failures.
+ *
+ * "Changes nothing" is checked thoroughly: the database dump, the in-memory
+ * maps (by UUID and by name) and the position before and after must match.
+ */
+#include "common/error.h"
+#include "common/json.h"
+#include "store/db.h"
+#include "store/state.h"
+
+#include <glib/gstdio.h>
+#include <stdarg.h>
+#include <string.h>
+
+#define VM1 "11111111-1111-4111-8111-111111111111"
+#define VM2 "22222222-2222-4222-8222-222222222222"
+#define VM3 "33333333-3333-4333-8333-333333333333"
+#define CL1 "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
+#define CL2 "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+#define ND1 "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+
+typedef struct {
+	store_db *db;
+	store_state *s;
+	int64_t clock_ms;
+} fixture;
+
+static void fx_open(fixture *f, const char *path)
+{
+	g_autoptr(GError) error = NULL;
+	f->db = store_db_open(path, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(f->db);
+	f->s = store_state_new(f->db);
+	g_assert_true(store_state_load(f->s, &error));
+	f->clock_ms = 1000;
+}
+
+static void fx_close(fixture *f)
+{
+	g_clear_pointer(&f->s, store_state_free);
+	g_clear_pointer(&f->db, store_db_close);
+}
+
+static json_t *parse_v(const char *fmt, va_list ap)
+{
+	g_autofree char *text = g_strdup_vprintf(fmt, ap);
+	json_error_t jerr;
+	json_t *j = json_loads(text, 0, &jerr);
+	if (!j)
+		g_error("fixture is not JSON: %s: %s", text, jerr.text);
+	return j;
+}
+
+/* End a delivery burst as a replica does: the position into the
+ * transaction, then commit. */
+static void end_burst(fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	g_assert_true(store_state_write_position(f->s, &error));
+	g_assert_true(store_db_commit(f->db, &error));
+	g_assert_no_error(error);
+}
+
+/* Apply @cmd (envelope added unless present) in its own transaction, as a
+ * replica does for one delivery burst.  Returns the result or NULL. */
+static json_t *apply_json(fixture *f, json_t *cmd, GPtrArray *changes, GError **error)
+{
+	if (!json_object_get(cmd, "time_ms"))
+		json_object_set_new(cmd, "time_ms", json_integer(++f->clock_ms));
+	if (!json_object_get(cmd, "origin"))
+		json_object_set_new(cmd, "origin", json_string("n1"));
+	if (!json_object_get(cmd, "user"))
+		json_object_set_new(cmd, "user", json_string("alice"));
+	g_autofree char *bytes = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+	g_assert_true(store_db_begin(f->db, NULL));
+	json_t *r = store_state_apply(f->s, cmd, bytes, strlen(bytes), changes, error);
+	end_burst(f);
+	return r;
+}
+
+/* Apply, and it must succeed. */
+static json_t *ok(fixture *f, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static json_t *ok(fixture *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_autoptr(json_t) cmd = parse_v(fmt, ap);
+	va_end(ap);
+	g_autoptr(GError) error = NULL;
+	json_t *r = apply_json(f, cmd, NULL, &error);
+	if (!r)
+		g_error("command failed: %s", error->message);
+	return r;
+}
+
+/* Everything observable about the store, as text. */
+static char *memory_text(store_state *s)
+{
+	GString *out = g_string_new(NULL);
+	char hash[65];
+	store_position_hash_hex(&s->pos, hash);
+	g_string_append_printf(out, "pos %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " %s\n",
+			       s->pos.gen, s->pos.index, s->pos.current_gen, hash);
+	for (int k = 0; k < STORE_KIND__COUNT; k++) {
+		g_autoptr(GPtrArray) list = store_state_list(s, (store_kind)k);
+		/* the name map holds exactly the objects of the UUID map */
+		g_assert_cmpuint(g_hash_table_size(s->by_name[k]), ==, list->len);
+		for (guint i = 0; i < list->len; i++) {
+			store_object *o = list->pdata[i];
+			g_assert_true(store_state_get(s, (store_kind)k, o->uuid) == o);
+			g_assert_true(store_state_get_by_name(s, (store_kind)k, o->name) == o);
+			g_autoptr(json_t) j = store_object_to_json(o);
+			g_autofree char *t = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+			g_string_append_printf(out, "%s\n", t);
+		}
+	}
+	return g_string_free(out, FALSE);
+}
+
+static char *db_text(store_db *db)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) dump = store_db_dump(db, &error);
+	g_assert_no_error(error);
+	return json_dumps(dump, JSON_INDENT(1) | JSON_SORT_KEYS);
+}
+
+typedef struct {
+	char *memory, *db;
+} snapshot;
+
+static snapshot take(fixture *f)
+{
+	return (snapshot){ memory_text(f->s), db_text(f->db) };
+}
+
+static void same_as(fixture *f, snapshot *before)
+{
+	g_autofree char *m = memory_text(f->s), *d = db_text(f->db);
+	g_assert_cmpstr(m, ==, before->memory);
+	g_assert_cmpstr(d, ==, before->db);
+	g_clear_pointer(&before->memory, g_free);
+	g_clear_pointer(&before->db, g_free);
+}
+
+/* The database holds what memory holds: a fresh load gives the same. */
+static void check_consistent(fixture *f)
+{
+	g_autoptr(store_state) fresh = store_state_new(f->db);
+	g_autoptr(GError) error = NULL;
+	g_assert_true(store_state_load(fresh, &error));
+	g_autofree char *a = memory_text(f->s), *b = memory_text(fresh);
+	g_assert_cmpstr(a, ==, b);
+}
+
+/* The command fails with @code and a message containing @needle, and
+ * changes nothing. */
+static void fails(fixture *f, int code, const char *needle, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+static void fails(fixture *f, int code, const char *needle, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_autoptr(json_t) cmd = parse_v(fmt, ap);
+	va_end(ap);
+	snapshot before = take(f);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) changes = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	g_autoptr(json_t) r = apply_json(f, cmd, changes, &error);
+	if (r) {
+		g_autofree char *t = json_dumps(cmd, 0);
+		g_error("command succeeded, expected an error: %s", t);
+	}
+	g_assert_error(error, HERD_ERROR, code);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s'", error->message, needle);
+	g_assert_cmpuint(changes->len, ==, 0);
+	same_as(f, &before);
+}
+
+static uint64_t version_of(fixture *f, store_kind kind, const char *uuid)
+{
+	store_object *o = store_state_get(f->s, kind, uuid);
+	g_assert_nonnull(o);
+	return o->version;
+}
+
+static void setup_cluster(fixture *f)
+{
+	json_decref(ok(f, "{\"op\":\"batch\",\"ops\":["
+			  "{\"op\":\"create\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"name\":\"c1\",\"data\":{\"settings\":{}}},"
+			  "{\"op\":\"create\",\"kind\":\"node\",\"uuid\":\"" ND1 "\",\"name\":\"n1\",\"data\":{\"nodeid\":1}}]}"));
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_empty(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	g_assert_cmpuint(f.s->pos.index, ==, 0);
+	g_assert_cmpuint(f.s->pos.gen, ==, 0);
+	g_assert_null(store_state_cluster(f.s));
+	for (int k = 0; k < STORE_KIND__COUNT; k++)
+		g_assert_cmpuint(store_state_count(f.s, (store_kind)k), ==, 0);
+	g_assert_null(store_state_lookup(f.s, STORE_KIND_VM, NULL));
+	g_assert_null(store_state_lookup(f.s, STORE_KIND_VM, "web1"));
+	g_assert_null(store_state_lookup(f.s, STORE_KIND_VM, VM1));
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+static void test_create(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	store_position before = f.s->pos;
+	g_autoptr(GPtrArray) changes = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:s,s:{s:s}}", "op", "create", "kind", "vm",
+					  "uuid", VM1, "name", "web1", "data", "xml", "<domain/>");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = apply_json(&f, cmd, changes, &error);
+	g_assert_no_error(error);
+	g_autoptr(json_t) want = json_pack("{s:s,s:s,s:s,s:i}", "kind", "vm", "uuid", VM1, "name",
+					   "web1", "version", 1);
+	g_assert_true(json_equal(r, want));
+
+	/* one change: nothing before, the new object after */
+	g_assert_cmpuint(changes->len, ==, 1);
+	store_change *c = changes->pdata[0];
+	g_assert_cmpint(c->kind, ==, STORE_KIND_VM);
+	g_assert_cmpstr(c->uuid, ==, VM1);
+	g_assert_null(c->before);
+	g_assert_nonnull(c->after);
+
+	store_object *o = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_true(o == c->after);
+	g_assert_true(store_state_get_by_name(f.s, STORE_KIND_VM, "web1") == o);
+	g_assert_true(store_state_lookup(f.s, STORE_KIND_VM, "web1") == o);
+	g_assert_true(store_state_lookup(f.s, STORE_KIND_VM, VM1) == o);
+	g_assert_null(store_state_get_by_name(f.s, STORE_KIND_NODE, "web1")); /* per kind */
+	g_assert_cmpuint(o->version, ==, 1);
+	g_assert_cmpint(o->created_ms, ==, f.clock_ms);
+	g_assert_cmpint(o->modified_ms, ==, f.clock_ms);
+	g_assert_cmpstr(json_string_value(json_object_get(o->data, "xml")), ==, "<domain/>");
+	g_assert_cmpuint(store_state_count(f.s, STORE_KIND_VM), ==, 1);
+
+	/* the position moved by one, the hash changed */
+	g_assert_cmpuint(f.s->pos.index, ==, before.index + 1);
+	g_assert_true(memcmp(f.s->pos.hash, before.hash, 32) != 0);
+	g_assert_cmpint(store_position_compare(&before, &f.s->pos), <, 0);
+	check_consistent(&f);
+
+	/* the same name in another kind is fine */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"host\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+	g_assert_cmpuint(store_state_count(f.s, STORE_KIND_HOST), ==, 1);
+
+	/* sorted by name */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"app\",\"data\":{}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"zed\",\"data\":{}}"));
+	g_autoptr(GPtrArray) list = store_state_list(f.s, STORE_KIND_VM);
+	g_assert_cmpuint(list->len, ==, 3);
+	g_assert_cmpstr(((store_object *)list->pdata[0])->name, ==, "app");
+	g_assert_cmpstr(((store_object *)list->pdata[1])->name, ==, "web1");
+	g_assert_cmpstr(((store_object *)list->pdata[2])->name, ==, "zed");
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+static void test_create_errors(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+
+	fails(&f, HERD_ERR_CONFLICT, "A VM with UUID " VM1 " already exists.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web2\",\"data\":{}}");
+	fails(&f, HERD_ERR_CONFLICT, "A VM named 'web1' already exists.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web1\",\"data\":{}}");
+	fails(&f, HERD_ERR_CONFLICT, "The cluster exists already.",
+	      "{\"op\":\"create\",\"kind\":\"cluster\",\"uuid\":\"" CL2 "\",\"name\":\"c2\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "The VM name '-x' must start with a letter or digit",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"-x\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "VM name must not be empty",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "looks like a UUID",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"" VM3 "\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "A new VM needs a valid UUID and a data object.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"22222222-2222-4222-8222-22222222222G\",\"name\":\"x\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "A new VM needs a valid UUID and a data object.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"name\":\"x\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "A new VM needs a valid UUID and a data object.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"x\",\"data\":[]}");
+	fails(&f, HERD_ERR_INVALID, "A new VM needs a valid UUID and a data object.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"x\"}");
+	fails(&f, HERD_ERR_INVALID, "Unknown object kind 'vms'.",
+	      "{\"op\":\"create\",\"kind\":\"vms\",\"uuid\":\"" VM2 "\",\"name\":\"x\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "Unknown object kind '(none)'.",
+	      "{\"op\":\"create\",\"uuid\":\"" VM2 "\",\"name\":\"x\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "Unknown operation 'upsert'.", "{\"op\":\"upsert\"}");
+	fails(&f, HERD_ERR_INVALID, "A command needs an 'op'.", "{\"kind\":\"vm\"}");
+	fails(&f, HERD_ERR_INVALID, "A command needs an 'op'.", "{\"op\":7}");
+	/* the envelope */
+	fails(&f, HERD_ERR_INVALID, "A command needs time_ms, origin and user.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"x\",\"data\":{},\"time_ms\":0}");
+	fails(&f, HERD_ERR_INVALID, "A command needs time_ms, origin and user.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"x\",\"data\":{},\"time_ms\":\"5\"}");
+	fails(&f, HERD_ERR_INVALID, "A command needs time_ms, origin and user.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"x\",\"data\":{},\"origin\":1}");
+	fails(&f, HERD_ERR_INVALID, "A command needs time_ms, origin and user.",
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"x\",\"data\":{},\"user\":null}");
+
+	/* a command that is not an object at all */
+	g_autoptr(json_t) arr = json_array();
+	g_autoptr(GError) error = NULL;
+	snapshot before = take(&f);
+	g_assert_true(store_db_begin(f.db, NULL));
+	g_assert_null(store_state_apply(f.s, arr, "[]", 2, NULL, &error));
+	end_burst(&f);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	same_as(&f, &before);
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+static void test_update(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{\"a\":1,\"b\":2}}"));
+	int64_t created = f.clock_ms;
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"db1\",\"data\":{}}"));
+
+	g_autoptr(GPtrArray) changes = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:{s:i}}", "op", "update", "kind", "vm",
+					  "uuid", VM1, "data", "c", 3);
+	g_autoptr(json_t) r = apply_json(&f, cmd, changes, NULL);
+	g_assert_cmpint(json_integer_value(json_object_get(r, "version")), ==, 2);
+	g_assert_cmpuint(changes->len, ==, 1);
+	store_change *c = changes->pdata[0];
+	g_assert_cmpuint(c->before->version, ==, 1);
+	g_assert_cmpuint(c->after->version, ==, 2);
+	store_object *o = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_true(o == c->after);
+	/* update replaces the data; created stays, modified moves */
+	g_assert_cmpuint(json_object_size(o->data), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(o->data, "c")), ==, 3);
+	g_assert_cmpint(o->created_ms, ==, created);
+	g_assert_cmpint(o->modified_ms, ==, f.clock_ms);
+	/* the old object is untouched: readers may hold it */
+	g_assert_cmpint(json_integer_value(json_object_get(c->before->data, "a")), ==, 1);
+
+	/* without data the data stays; a rename frees the old name */
+	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web2\"}"));
+	o = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_cmpuint(o->version, ==, 3);
+	g_assert_cmpstr(o->name, ==, "web2");
+	g_assert_cmpint(json_integer_value(json_object_get(o->data, "c")), ==, 3);
+	g_assert_null(store_state_get_by_name(f.s, STORE_KIND_VM, "web1"));
+	g_assert_true(store_state_get_by_name(f.s, STORE_KIND_VM, "web2") == o);
+	/* ...so another VM may take it */
+	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web1\"}"));
+	/* renaming to its own name is no conflict */
+	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web2\",\"if_version\":3}"));
+	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, 4);
+	check_consistent(&f);
+
+	fails(&f, HERD_ERR_CONFLICT, "A VM named 'web1' already exists.",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\"}");
+	fails(&f, HERD_ERR_CONFLICT,
+	      "VM 'web2' was changed meanwhile (it is at version 4, the change was made for version 3)",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{},\"if_version\":3}");
+	fails(&f, HERD_ERR_CONFLICT, "was changed meanwhile",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{},\"if_version\":5}");
+	fails(&f, HERD_ERR_CONFLICT, "was changed meanwhile",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{},\"if_version\":\"4\"}");
+	fails(&f, HERD_ERR_CONFLICT, "was changed meanwhile",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{},\"if_version\":null}");
+	fails(&f, HERD_ERR_NOT_FOUND, "There is no VM with UUID " VM3 ".",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"data\":{}}");
+	fails(&f, HERD_ERR_NOT_FOUND, "There is no VM with UUID (none).",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"data\":{}}");
+	/* the UUID is looked up within the kind */
+	fails(&f, HERD_ERR_NOT_FOUND, "There is no host with UUID " VM1 ".",
+	      "{\"op\":\"update\",\"kind\":\"host\",\"uuid\":\"" VM1 "\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "The VM's data must be an object.",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":[1]}");
+	fails(&f, HERD_ERR_INVALID, "must start with a letter or digit",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\".x\"}");
+	fails(&f, HERD_ERR_INVALID, "must not be empty",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":5}");
+	/* the version check comes first: a stale client learns it is stale */
+	fails(&f, HERD_ERR_CONFLICT, "was changed meanwhile",
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"if_version\":1}");
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+static void test_patch(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\","
+			   "\"data\":{\"a\":1,\"b\":2,\"settings\":{\"x\":1,\"y\":{\"deep\":1}}}}"));
+	g_autoptr(json_t) r = ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\","
+				   "\"data\":{\"a\":10,\"b\":null,\"c\":3,\"settings\":{\"x\":null,\"z\":2,\"y\":{\"other\":1}}}}");
+	g_assert_cmpint(json_integer_value(json_object_get(r, "version")), ==, 2);
+	store_object *o = store_state_get(f.s, STORE_KIND_VM, VM1);
+	json_error_t jerr;
+	/* one level deep: "settings" is merged, "y" inside it replaced */
+	g_autoptr(json_t) want = json_loads("{\"a\":10,\"c\":3,\"settings\":{\"z\":2,\"y\":{\"other\":1}}}", 0, &jerr);
+	if (!json_equal(o->data, want)) {
+		g_autofree char *got = json_dumps(o->data, JSON_SORT_KEYS);
+		g_error("patched data is %s", got);
+	}
+	/* a patch keeps the name */
+	g_assert_cmpstr(o->name, ==, "web1");
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{},\"if_version\":2}"));
+	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, 3);
+	/* a scalar replaced by an object and back */
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"a\":{\"k\":1}}}"));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"a\":5}}"));
+	g_assert_cmpint(json_integer_value(json_object_get(store_state_get(f.s, STORE_KIND_VM, VM1)->data, "a")), ==, 5);
+	check_consistent(&f);
+
+	fails(&f, HERD_ERR_INVALID, "A patch needs a data object.",
+	      "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}");
+	fails(&f, HERD_ERR_INVALID, "A patch needs a data object.",
+	      "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":\"a=1\"}");
+	fails(&f, HERD_ERR_CONFLICT, "was changed meanwhile",
+	      "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{},\"if_version\":1}");
+	fails(&f, HERD_ERR_NOT_FOUND, "There is no VM with UUID " VM2,
+	      "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"data\":{}}");
+	fails(&f, HERD_ERR_INVALID, "Unknown object kind", "{\"op\":\"patch\",\"uuid\":\"" VM1 "\",\"data\":{}}");
+
+	/* the cluster's settings, as the API changes them */
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"settings\":{\"token_ms\":300}}}"));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"settings\":{\"vm_history_limit\":5}}}"));
+	json_t *settings = json_object_get(store_state_cluster(f.s)->data, "settings");
+	g_assert_cmpint(json_integer_value(json_object_get(settings, "token_ms")), ==, 300);
+	g_assert_cmpint(json_integer_value(json_object_get(settings, "vm_history_limit")), ==, 5);
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"settings\":{\"token_ms\":null}}}"));
+	settings = json_object_get(store_state_cluster(f.s)->data, "settings");
+	g_assert_null(json_object_get(settings, "token_ms"));
+	g_assert_nonnull(json_object_get(settings, "vm_history_limit"));
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+static void test_delete(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"v\":2}}"));
+
+	fails(&f, HERD_ERR_CONFLICT, "was changed meanwhile",
+	      "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"if_version\":1}");
+	g_autoptr(GPtrArray) changes = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:i}", "op", "delete", "kind", "vm", "uuid",
+					  VM1, "if_version", 2);
+	g_autoptr(json_t) r = apply_json(&f, cmd, changes, NULL);
+	g_autoptr(json_t) want = json_pack("{s:s,s:s,s:s,s:i,s:b}", "kind", "vm", "uuid", VM1, "name",
+					   "web1", "version", 3, "deleted", 1);
+	g_assert_true(json_equal(r, want));
+	g_assert_cmpuint(changes->len, ==, 1);
+	store_change *c = changes->pdata[0];
+	g_assert_nonnull(c->before);
+	g_assert_null(c->after);
+	g_assert_null(store_state_get(f.s, STORE_KIND_VM, VM1));
+	g_assert_null(store_state_get_by_name(f.s, STORE_KIND_VM, "web1"));
+	g_assert_cmpuint(store_state_count(f.s, STORE_KIND_VM), ==, 0);
+	check_consistent(&f);
+
+	fails(&f, HERD_ERR_NOT_FOUND, "There is no VM with UUID " VM1 ".",
+	      "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}");
+	fails(&f, HERD_ERR_INVALID, "The cluster object cannot be deleted.",
+	      "{\"op\":\"delete\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\"}");
+	/* the name is free again */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web1\",\"data\":{}}"));
+	/* other kinds delete the same way (and keep no history) */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"name\":\"h\",\"data\":{}}"));
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"host\",\"uuid\":\"" VM3 "\"}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"name\":\"h\",\"data\":{}}"));
+	g_assert_cmpuint(version_of(&f, STORE_KIND_HOST, VM3), ==, 1);
+	g_autoptr(json_t) hist = store_db_history_list(f.db, STORE_KIND_HOST, NULL, NULL, false, NULL);
+	g_assert_cmpuint(json_array_size(hist), ==, 0);
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+/* History entries of @uuid as "version:change" from newest, joined by spaces. */
+static char *history_text(fixture *f, const char *uuid)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) list = store_db_history_list(f->db, STORE_KIND_VM, uuid, NULL, true, &error);
+	g_assert_no_error(error);
+	GString *out = g_string_new(NULL);
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) {
+		g_string_append_printf(out, "%s%lld:%s", i ? " " : "",
+				       (long long)json_integer_value(json_object_get(e, "version")),
+				       json_string_value(json_object_get(e, "change")));
+		g_assert_cmpstr(json_string_value(json_object_get(e, "uuid")), ==, uuid);
+		g_assert_cmpstr(json_string_value(json_object_get(e, "kind")), ==, "vm");
+		g_assert_cmpstr(json_string_value(json_object_get(e, "origin")), ==, "n1");
+		g_assert_cmpstr(json_string_value(json_object_get(e, "user")), ==, "alice");
+		g_assert_cmpint(json_integer_value(json_object_get(e, "time_ms")), >, 0);
+		json_t *data = json_object_get(e, "data");
+		if (strcmp(json_string_value(json_object_get(e, "change")), "undefined") == 0)
+			g_assert_true(json_is_null(data));
+		else
+			g_assert_true(json_is_object(data));
+	}
+	return g_string_free(out, FALSE);
+}
+
+static void test_history_and_restore(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{\"v\":1}}"));
+	int64_t created = f.clock_ms;
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"v\":2}}"));
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}"));
+	g_autofree char *h1 = history_text(&f, VM1);
+	g_assert_cmpstr(h1, ==, "3:undefined 2:updated 1:defined");
+
+	/* each version's entry, with its data */
+	g_autoptr(json_t) v1 = store_db_history_get(f.db, STORE_KIND_VM, VM1, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(json_object_get(v1, "data"), "v")), ==, 1);
+	g_assert_cmpstr(json_string_value(json_object_get(v1, "name")), ==, "web1");
+	g_assert_null(store_db_history_get(f.db, STORE_KIND_VM, VM1, 4));
+	g_assert_null(store_db_history_get(f.db, STORE_KIND_VM, VM2, 1));
+	g_assert_null(store_db_history_get(f.db, STORE_KIND_HOST, VM1, 1));
+	g_assert_cmpuint(store_db_history_max_version(f.db, STORE_KIND_VM, VM1), ==, 3);
+	g_assert_cmpuint(store_db_history_max_version(f.db, STORE_KIND_VM, VM2), ==, 0);
+
+	/* restore continues the numbering */
+	g_autoptr(json_t) r = ok(&f, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":1}");
+	g_assert_cmpint(json_integer_value(json_object_get(r, "version")), ==, 4);
+	store_object *o = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_cmpuint(o->version, ==, 4);
+	g_assert_cmpstr(o->name, ==, "web1");
+	g_assert_cmpint(json_integer_value(json_object_get(o->data, "v")), ==, 1);
+	g_assert_cmpint(o->created_ms, ==, f.clock_ms); /* a new incarnation */
+	g_assert_cmpint(o->created_ms, >, created);
+	g_autofree char *h2 = history_text(&f, VM1);
+	g_assert_cmpstr(h2, ==, "4:restored from version 1 3:undefined 2:updated 1:defined");
+
+	/* restoring over the existing VM needs force, and keeps its creation time */
+	fails(&f, HERD_ERR_CONFLICT, "VM 'web1' exists; restoring version 2 would overwrite it (use force).",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":2}");
+	int64_t incarnation = o->created_ms;
+	json_decref(ok(&f, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":2,\"force\":true}"));
+	o = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_cmpuint(o->version, ==, 5);
+	g_assert_cmpint(json_integer_value(json_object_get(o->data, "v")), ==, 2);
+	g_assert_cmpint(o->created_ms, ==, incarnation);
+
+	/* recreating a deleted VM's UUID continues its history too */
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, 7);
+
+	/* a version whose name another VM has taken meanwhile */
+	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web9\"}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web1\",\"data\":{}}"));
+	fails(&f, HERD_ERR_CONFLICT, "VM 'web9' exists",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":1}");
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}"));
+	fails(&f, HERD_ERR_CONFLICT, "Another VM named 'web1' exists (" VM2 "); restoring would overwrite it (use force).",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":1}");
+	/* with force the other VM goes (with a tombstone), this one comes back */
+	g_autoptr(GPtrArray) changes = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:i,s:b}", "op", "restore", "kind", "vm",
+					  "uuid", VM1, "version", 1, "force", 1);
+	json_decref(apply_json(&f, cmd, changes, NULL));
+	g_assert_cmpuint(changes->len, ==, 2);
+	g_assert_null(store_state_get(f.s, STORE_KIND_VM, VM2));
+	g_assert_cmpstr(store_state_get_by_name(f.s, STORE_KIND_VM, "web1")->uuid, ==, VM1);
+	g_autofree char *h3 = history_text(&f, VM2);
+	g_assert_cmpstr(h3, ==, "2:undefined 1:defined");
+	check_consistent(&f);
+
+	fails(&f, HERD_ERR_NOT_FOUND, "VM " VM1 " has no stored configuration version 99.",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":99}");
+	/* a tombstone is no configuration */
+	fails(&f, HERD_ERR_NOT_FOUND, "has no stored configuration version 3.",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":3,\"force\":true}");
+	fails(&f, HERD_ERR_NOT_FOUND, "VM " VM3 " has no stored configuration version 1.",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"version\":1}");
+	fails(&f, HERD_ERR_INVALID, "Restore needs a VM's UUID and a version number.",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":0}");
+	fails(&f, HERD_ERR_INVALID, "Restore needs a VM's UUID and a version number.",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":\"1\"}");
+	fails(&f, HERD_ERR_INVALID, "Restore needs a VM's UUID and a version number.",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"web1\",\"version\":1}");
+	fails(&f, HERD_ERR_INVALID, "Restore needs a VM's UUID and a version number.",
+	      "{\"op\":\"restore\",\"kind\":\"host\",\"uuid\":\"" VM1 "\",\"version\":1}");
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+static void test_history_list(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{\"x\":1}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web2\",\"data\":{}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"db\",\"data\":{}}"));
+	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"app\"}"));
+	g_autoptr(GError) error = NULL;
+
+	g_autoptr(json_t) all = store_db_history_list(f.db, STORE_KIND_VM, NULL, NULL, false, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(json_array_size(all), ==, 4);
+	/* by name, then UUID, newest first; without data */
+	static const char *const order[] = { "app", "db", "web1", "web2" };
+	for (size_t i = 0; i < 4; i++) {
+		json_t *e = json_array_get(all, i);
+		g_assert_cmpstr(json_string_value(json_object_get(e, "name")), ==, order[i]);
+		g_assert_null(json_object_get(e, "data"));
+	}
+	/* a pattern matches the name at that version */
+	g_autoptr(json_t) web = store_db_history_list(f.db, STORE_KIND_VM, NULL, "web*", true, &error);
+	g_assert_cmpuint(json_array_size(web), ==, 2);
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(web, 0), "uuid")), ==, VM1);
+	g_assert_cmpint(json_integer_value(json_object_get(json_object_get(json_array_get(web, 0), "data"), "x")), ==, 1);
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(web, 1), "uuid")), ==, VM2);
+	g_autoptr(json_t) exact = store_db_history_list(f.db, STORE_KIND_VM, NULL, "db", false, &error);
+	g_assert_cmpuint(json_array_size(exact), ==, 1);
+	g_autoptr(json_t) none = store_db_history_list(f.db, STORE_KIND_VM, NULL, "WEB*", false, &error);
+	g_assert_cmpuint(json_array_size(none), ==, 0);
+	g_autoptr(json_t) q = store_db_history_list(f.db, STORE_KIND_VM, NULL, "web?", false, &error);
+	g_assert_cmpuint(json_array_size(q), ==, 2);
+	/* by UUID: every version, whatever its name */
+	g_autoptr(json_t) one = store_db_history_list(f.db, STORE_KIND_VM, VM1, "nomatch", false, &error);
+	g_assert_cmpuint(json_array_size(one), ==, 2);
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(one, 0), "name")), ==, "app");
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(one, 1), "name")), ==, "web1");
+	/* other kinds keep none */
+	g_autoptr(json_t) nodes = store_db_history_list(f.db, STORE_KIND_NODE, NULL, NULL, false, &error);
+	g_assert_cmpuint(json_array_size(nodes), ==, 0);
+	g_assert_no_error(error);
+	fx_close(&f);
+}
+
+/* Make @n versions of VM1 beyond the first, one command each. */
+static void make_versions(fixture *f, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		json_decref(ok(f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"i\":%u}}", i));
+}
+
+static void test_history_limit_default(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+	make_versions(&f, STORE_HISTORY_LIMIT_DEFAULT + 4);
+	g_autoptr(json_t) list = store_db_history_list(f.db, STORE_KIND_VM, VM1, NULL, false, NULL);
+	g_assert_cmpuint(json_array_size(list), ==, STORE_HISTORY_LIMIT_DEFAULT);
+	g_assert_cmpint(json_integer_value(json_object_get(json_array_get(list, 0), "version")), ==,
+			STORE_HISTORY_LIMIT_DEFAULT + 5);
+	g_assert_cmpint(json_integer_value(json_object_get(json_array_get(list, STORE_HISTORY_LIMIT_DEFAULT - 1), "version")),
+			==, 6);
+	/* the pruned versions cannot be restored, the kept ones can */
+	fails(&f, HERD_ERR_NOT_FOUND, "has no stored configuration version 5.",
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":5,\"force\":true}");
+	json_decref(ok(&f, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":6,\"force\":true}"));
+	/* and numbering goes on past the pruned ones */
+	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, STORE_HISTORY_LIMIT_DEFAULT + 6);
+	/* one position per successful command: setup, create, patches, restore */
+	g_assert_cmpuint(f.s->pos.index, ==, 1 + 1 + STORE_HISTORY_LIMIT_DEFAULT + 4 + 1);
+	fx_close(&f);
+}
+
+/* vm_history_limit, set as the API sets cluster settings: a patch of the
+ * cluster's "settings" object (api_cluster_settings_put). */
+static void test_history_limit_setting(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"settings\":{\"vm_history_limit\":3}}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+	make_versions(&f, 5);
+	g_autofree char *h = history_text(&f, VM1);
+	g_assert_cmpstr(h, ==, "6:updated 5:updated 4:updated");
+	/* a delete keeps the tombstone within the limit */
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}"));
+	g_autofree char *h2 = history_text(&f, VM1);
+	g_assert_cmpstr(h2, ==, "7:undefined 6:updated 5:updated");
+	fx_close(&f);
+}
+
+static void test_batch(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+
+	g_autoptr(GPtrArray) changes = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+	g_autoptr(json_t) cmd = json_loads(
+		"{\"op\":\"batch\",\"ops\":["
+		"{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web2\",\"data\":{}},"
+		"{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web3\"},"
+		"{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}]}", 0, NULL);
+	uint64_t index = f.s->pos.index;
+	g_autoptr(json_t) r = apply_json(&f, cmd, changes, NULL);
+	g_assert_nonnull(r);
+	json_t *results = json_object_get(r, "results");
+	g_assert_cmpuint(json_array_size(results), ==, 3);
+	g_assert_cmpint(json_integer_value(json_object_get(json_array_get(results, 1), "version")), ==, 2);
+	g_assert_true(json_is_true(json_object_get(json_array_get(results, 2), "deleted")));
+	g_assert_cmpuint(changes->len, ==, 3);
+	/* one command: the position moves by one */
+	g_assert_cmpuint(f.s->pos.index, ==, index + 1);
+	g_assert_cmpstr(store_state_get(f.s, STORE_KIND_VM, VM2)->name, ==, "web3");
+	g_assert_null(store_state_get(f.s, STORE_KIND_VM, VM1));
+	check_consistent(&f);
+
+	/* a failing op anywhere undoes the ops before it, in memory and on disk:
+	 * creates, renames, deletes, patches and restores */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+	fails(&f, HERD_ERR_CONFLICT, "A VM named 'web5' already exists.",
+	      "{\"op\":\"batch\",\"ops\":["
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"web4\",\"data\":{}},"
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"web5\"},"
+	      "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"},"
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{\"again\":1}},"
+	      "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"x\":1}},"
+	      "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"version\":1,\"force\":true},"
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" ND1 "\",\"name\":\"web5\",\"data\":{}}]}");
+	/* names swapped within a batch, then a failure */
+	fails(&f, HERD_ERR_NOT_FOUND, "There is no node",
+	      "{\"op\":\"batch\",\"ops\":["
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"tmp\"},"
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web1\"},"
+	      "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web3\"},"
+	      "{\"op\":\"delete\",\"kind\":\"node\",\"uuid\":\"" VM3 "\"}]}");
+	fails(&f, HERD_ERR_INVALID, "A batch needs a non-empty list of operations and cannot be nested.",
+	      "{\"op\":\"batch\",\"ops\":[]}");
+	fails(&f, HERD_ERR_INVALID, "A batch needs a non-empty list",
+	      "{\"op\":\"batch\"}");
+	fails(&f, HERD_ERR_INVALID, "A batch needs a non-empty list",
+	      "{\"op\":\"batch\",\"ops\":{\"op\":\"create\"}}");
+	fails(&f, HERD_ERR_INVALID, "cannot be nested",
+	      "{\"op\":\"batch\",\"ops\":["
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"web4\",\"data\":{}},"
+	      "{\"op\":\"batch\",\"ops\":[{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}]}]}");
+	fails(&f, HERD_ERR_INVALID, "A command needs an 'op'.",
+	      "{\"op\":\"batch\",\"ops\":["
+	      "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"web4\",\"data\":{}}, 5]}");
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+/* The same commands, failures included, give the same position and the
+ * same database on every replica; a failure does not move the position. */
+static void run_script(fixture *f)
+{
+	static const char *const script[] = {
+		"{\"op\":\"create\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"name\":\"c\",\"data\":{}}",
+		"{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"a\",\"data\":{\"k\":[1,2]}}",
+		"{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"a\",\"data\":{}}", /* fails */
+		"{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"z\":1,\"a\":2}}",
+		"{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}",
+		"{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":2}",
+		"{\"op\":\"bogus\"}", /* fails */
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(script); i++) {
+		json_error_t jerr;
+		g_autoptr(json_t) cmd = json_loads(script[i], 0, &jerr);
+		json_object_set_new(cmd, "time_ms", json_integer(1000 + (json_int_t)i));
+		json_object_set_new(cmd, "origin", json_string("n2"));
+		json_object_set_new(cmd, "user", json_string("bob"));
+		g_autofree char *bytes = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+		store_position before = f->s->pos;
+		g_assert_true(store_db_begin(f->db, NULL));
+		g_autoptr(GError) error = NULL;
+		g_autoptr(json_t) r = store_state_apply(f->s, cmd, bytes, strlen(bytes), NULL, &error);
+		end_burst(f);
+		if (r) {
+			g_assert_cmpuint(f->s->pos.index, ==, before.index + 1);
+			g_assert_true(memcmp(f->s->pos.hash, before.hash, 32) != 0);
+		} else {
+			g_assert_cmpuint(f->s->pos.index, ==, before.index);
+			g_assert_cmpmem(f->s->pos.hash, 32, before.hash, 32);
+		}
+	}
+}
+
+static void test_determinism(void)
+{
+	fixture a, b;
+	fx_open(&a, ":memory:");
+	fx_open(&b, ":memory:");
+	run_script(&a);
+	run_script(&b);
+	g_assert_cmpuint(a.s->pos.index, ==, 5);
+	char ha[65], hb[65];
+	store_position_hash_hex(&a.s->pos, ha);
+	store_position_hash_hex(&b.s->pos, hb);
+	g_assert_cmpuint(strlen(ha), ==, 64);
+	g_assert_cmpstr(ha, ==, hb);
+	g_autofree char *da = db_text(a.db), *db = db_text(b.db);
+	g_assert_cmpstr(da, ==, db);
+	g_autofree char *ma = memory_text(a.s), *mb = memory_text(b.s);
+	g_assert_cmpstr(ma, ==, mb);
+
+	/* the hash covers the command's bytes: different bytes, different hash */
+	json_decref(ok(&a, "{\"op\":\"create\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"name\":\"h\",\"data\":{}}"));
+	json_decref(ok(&b, "{\"op\":\"create\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"name\":\"h\",\"data\":{} }"));
+	g_assert_cmpuint(a.s->pos.index, ==, b.s->pos.index);
+	/* (ok() re-serialises, so make the bytes differ through the envelope) */
+	json_decref(ok(&a, "{\"op\":\"patch\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"data\":{},\"user\":\"x\"}"));
+	json_decref(ok(&b, "{\"op\":\"patch\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"data\":{},\"user\":\"y\"}"));
+	store_position_hash_hex(&a.s->pos, ha);
+	store_position_hash_hex(&b.s->pos, hb);
+	g_assert_cmpstr(ha, !=, hb);
+	/* ...and it is chained: the same command after different histories
+	 * gives different hashes */
+	json_decref(ok(&a, "{\"op\":\"patch\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"data\":{},\"time_ms\":7,\"user\":\"z\"}"));
+	json_decref(ok(&b, "{\"op\":\"patch\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"data\":{},\"time_ms\":7,\"user\":\"z\"}"));
+	store_position_hash_hex(&a.s->pos, ha);
+	store_position_hash_hex(&b.s->pos, hb);
+	g_assert_cmpstr(ha, !=, hb);
+	fx_close(&a);
+	fx_close(&b);
+}
+
+static void test_position_compare(void)
+{
+	store_position a = { .gen = 2, .index = 10 }, b = { .gen = 3, .index = 1 };
+	g_assert_cmpint(store_position_compare(&a, &b), <, 0);  /* generation first */
+	g_assert_cmpint(store_position_compare(&b, &a), >, 0);
+	b.gen = 2;
+	g_assert_cmpint(store_position_compare(&a, &b), >, 0);
+	b.index = 10;
+	b.hash[0] = 1;                                           /* hash does not order */
+	g_assert_cmpint(store_position_compare(&a, &b), ==, 0);
+	a.current_gen = 9;                                       /* nor current_gen */
+	g_assert_cmpint(store_position_compare(&a, &b), ==, 0);
+	char hex[65];
+	store_position_hash_hex(&b, hex);
+	g_assert_cmpstr(hex, ==, "0100000000000000000000000000000000000000000000000000000000000000");
+}
+
+static char *tmp_dir(void)
+{
+	g_autoptr(GError) error = NULL;
+	char *dir = g_dir_make_tmp("herd-state-XXXXXX", &error);
+	g_assert_no_error(error);
+	return dir;
+}
+
+static void rm_dir(const char *dir)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *n;
+	while (d && (n = g_dir_read_name(d))) {
+		g_autofree char *p = g_build_filename(dir, n, NULL);
+		g_unlink(p);
+	}
+	if (d)
+		g_dir_close(d);
+	g_rmdir(dir);
+}
+
+static void test_persistence(void)
+{
+	g_autofree char *dir = tmp_dir();
+	g_autofree char *path = g_build_filename(dir, "store.db", NULL);
+	fixture f;
+	fx_open(&f, path);
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{\"x\":\"\xc3\xa9\"}}"));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"y\":1}}"));
+	f.s->pos.gen = 4;
+	f.s->pos.current_gen = 5;
+	g_assert_true(store_db_begin(f.db, NULL));
+	g_assert_true(store_db_set_position(f.db, &f.s->pos, NULL));
+	g_assert_true(store_db_commit(f.db, NULL));
+	g_autofree char *mem = memory_text(f.s), *disk = db_text(f.db);
+	/* a change in an open transaction is lost with the process */
+	g_assert_true(store_db_begin(f.db, NULL));
+	g_assert_true(store_db_in_transaction(f.db));
+	g_autoptr(json_t) cmd = json_loads("{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\","
+					   "\"time_ms\":5,\"origin\":\"n1\",\"user\":\"u\"}", 0, NULL);
+	g_autoptr(json_t) r = store_state_apply(f.s, cmd, "x", 1, NULL, NULL);
+	g_assert_nonnull(r);
+	fx_close(&f);
+
+	fx_open(&f, path);
+	g_autofree char *mem2 = memory_text(f.s), *disk2 = db_text(f.db);
+	g_assert_cmpstr(mem2, ==, mem);
+	g_assert_cmpstr(disk2, ==, disk);
+	g_assert_cmpuint(f.s->pos.gen, ==, 4);
+	g_assert_cmpuint(f.s->pos.current_gen, ==, 5);
+	g_assert_cmpuint(f.s->pos.index, ==, 3);
+	g_assert_false(store_db_in_transaction(f.db));
+	/* and it goes on from there */
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"z\":1}}"));
+	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, 3);
+	g_autofree char *h = history_text(&f, VM1);
+	g_assert_cmpstr(h, ==, "3:updated 2:updated 1:defined");
+	fx_close(&f);
+	rm_dir(dir);
+}
+
+static void test_open_errors(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_assert_null(store_db_open("/nonexistent-dir/x/store.db", &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_assert_nonnull(strstr(error->message, "/nonexistent-dir/x/store.db"));
+	g_clear_error(&error);
+
+	g_autofree char *dir = tmp_dir();
+	g_autofree char *path = g_build_filename(dir, "garbage.db", NULL);
+	GString *junk = g_string_new(NULL);
+	for (int i = 0; i < 512; i++)
+		g_string_append(junk, "not a database ");
+	g_assert_true(g_file_set_contents(path, junk->str, (gssize)junk->len, NULL));
+	g_string_free(junk, TRUE);
+	g_assert_null(store_db_open(path, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_assert_nonnull(strstr(error->message, "not a database"));
+	rm_dir(dir);
+}
+
+/* A state transfer: the dump of one store, restored into another. */
+static void test_dump_restore(void)
+{
+	fixture a, b;
+	fx_open(&a, ":memory:");
+	run_script(&a);
+	json_decref(ok(&a, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"b\",\"data\":{}}"));
+	json_decref(ok(&a, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\"}"));
+	g_autoptr(json_t) dump = store_db_dump(a.db, NULL);
+	g_assert_nonnull(dump);
+
+	fx_open(&b, ":memory:");
+	/* b has something else that the transfer replaces */
+	json_decref(ok(&b, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"old\",\"data\":{}}"));
+	g_autoptr(GError) error = NULL;
+	g_assert_true(store_db_begin(b.db, NULL));
+	g_assert_true(store_db_restore_dump(b.db, dump, &error));
+	g_assert_no_error(error);
+	g_assert_true(store_db_commit(b.db, NULL));
+	g_assert_true(store_state_load(b.s, &error));
+	g_autofree char *ma = memory_text(a.s), *mb = memory_text(b.s);
+	g_assert_cmpstr(ma, ==, mb);
+	g_autofree char *da = db_text(a.db), *db = db_text(b.db);
+	g_assert_cmpstr(da, ==, db);
+	g_assert_null(store_state_get(b.s, STORE_KIND_VM, VM3));
+	/* history came along: b can restore what a could */
+	json_decref(ok(&a, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"version\":1,\"time_ms\":5000}"));
+	json_decref(ok(&b, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"version\":1,\"time_ms\":5000}"));
+	g_free(ma);
+	g_free(mb);
+	ma = memory_text(a.s);
+	mb = memory_text(b.s);
+	g_assert_cmpstr(ma, ==, mb);
+	fx_close(&a);
+	fx_close(&b);
+}
+
+static void expect_dump_refused(fixture *f, const char *text, const char *needle)
+{
+	json_error_t jerr;
+	g_autoptr(json_t) dump = json_loads(text, JSON_DECODE_ANY, &jerr);
+	if (!dump)
+		g_error("fixture is not JSON: %s: %s", text, jerr.text);
+	snapshot before = take(f);
+	g_autoptr(GError) error = NULL;
+	g_assert_true(store_db_begin(f->db, NULL));
+	g_assert_false(store_db_restore_dump(f->db, dump, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s'", error->message, needle);
+	/* the caller drops the transaction, as the replica does */
+	store_db_rollback(f->db);
+	same_as(f, &before);
+}
+
+#define HASH0 "0000000000000000000000000000000000000000000000000000000000000000"
+#define POS "\"position\":{\"gen\":1,\"index\":1,\"hash\":\"" HASH0 "\",\"current_gen\":1}"
+
+static void test_dump_malformed(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	expect_dump_refused(&f, "[]", "The state transfer is malformed.");
+	expect_dump_refused(&f, "{\"objects\":[],\"history\":[]}", "The state transfer is malformed.");
+	expect_dump_refused(&f, "{" POS ",\"history\":[]}", "The state transfer is malformed.");
+	expect_dump_refused(&f, "{" POS ",\"objects\":{},\"history\":[]}", "malformed");
+	expect_dump_refused(&f, "{\"position\":{\"hash\":\"abc\"},\"objects\":[],\"history\":[]}", "malformed");
+	expect_dump_refused(&f, "{\"position\":{\"hash\":\"" "zz00000000000000000000000000000000000000000000000000000000000000" "\"},\"objects\":[],\"history\":[]}", "malformed");
+	expect_dump_refused(&f, "{" POS ",\"objects\":[{\"kind\":\"vm\"}],\"history\":[]}", "Malformed object");
+	expect_dump_refused(&f, "{" POS ",\"objects\":[],\"history\":[{\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}]}",
+			    "The state transfer has a malformed history entry.");
+	expect_dump_refused(&f, "{" POS ",\"objects\":[],\"history\":[{\"kind\":\"vm\",\"uuid\":\"" VM1 "\","
+			    "\"change\":\"defined\",\"version\":1}]}", "malformed history entry");
+	expect_dump_refused(&f, "{" POS ",\"objects\":[],\"history\":[{\"kind\":\"bogus\",\"uuid\":\"" VM1 "\","
+			    "\"name\":\"a\",\"change\":\"defined\",\"version\":1}]}", "malformed history entry");
+	/* an empty but well-formed transfer empties the store */
+	g_autoptr(json_t) empty = json_loads("{" POS ",\"objects\":[],\"history\":[]}", 0, NULL);
+	g_assert_true(store_db_begin(f.db, NULL));
+	g_assert_true(store_db_restore_dump(f.db, empty, NULL));
+	g_assert_true(store_db_commit(f.db, NULL));
+	g_assert_true(store_state_load(f.s, NULL));
+	g_assert_null(store_state_cluster(f.s));
+	g_assert_cmpuint(f.s->pos.index, ==, 1);
+	fx_close(&f);
+}
+
+/* The disk fails at each write of a command in turn: the command fails
+ * with IO, and neither memory nor database keeps any of it. */
+static void test_fault_injection(void)
+{
+	const char *cmd_text =
+		"{\"op\":\"batch\",\"ops\":["
+		"{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web2\",\"data\":{}},"
+		"{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"x\":1}},"
+		"{\"op\":\"delete\",\"kind\":\"host\",\"uuid\":\"" VM3 "\"},"
+		"{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":1,\"force\":true}]}";
+	unsigned failures = 0;
+	for (unsigned nth = 1;; nth++) {
+		fixture f;
+		fx_open(&f, ":memory:");
+		setup_cluster(&f);
+		json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+		json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"host\",\"uuid\":\"" VM3 "\",\"name\":\"h\",\"data\":{}}"));
+		snapshot before = take(&f);
+
+		g_autoptr(json_t) cmd = json_loads(cmd_text, 0, NULL);
+		json_object_set_new(cmd, "time_ms", json_integer(99999));
+		json_object_set_new(cmd, "origin", json_string("n1"));
+		json_object_set_new(cmd, "user", json_string("u"));
+		g_assert_true(store_db_begin(f.db, NULL));
+		store_db_fail_after(f.db, nth);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) changes = g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+		g_autoptr(json_t) r = store_state_apply(f.s, cmd, "c", 1, changes, &error);
+		if (r) {
+			/* nth is past the command's last write */
+			g_assert_no_error(error);
+			store_db_fail_after(f.db, 0);
+			end_burst(&f);
+			g_free(before.memory);
+			g_free(before.db);
+			check_consistent(&f);
+			fx_close(&f);
+			break;
+		}
+		failures++;
+		g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+		g_assert_nonnull(strstr(error->message, "injected I/O error"));
+		g_assert_cmpuint(changes->len, ==, 0);
+		/* the savepoint is gone; the burst's transaction is still usable */
+		same_as(&f, &before);
+		store_db_rollback(f.db);
+		/* the disk works again: commands succeed */
+		json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"y\":1}}"));
+		g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, 2);
+		check_consistent(&f);
+		fx_close(&f);
+	}
+	/* at least one write per op, plus the position */
+	g_assert_cmpuint(failures, >=, 5);
+}
+
+/* The disk fails at commit: everything since begin is gone on disk. */
+static void test_commit_failure(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	g_autofree char *disk = db_text(f.db);
+	g_assert_true(store_db_begin(f.db, NULL));
+	g_autoptr(json_t) cmd = json_loads("{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\","
+					   "\"data\":{},\"time_ms\":5,\"origin\":\"n1\",\"user\":\"u\"}", 0, NULL);
+	g_autoptr(json_t) r = store_state_apply(f.s, cmd, "c", 1, NULL, NULL);
+	g_assert_nonnull(r);
+	store_db_fail_after(f.db, 1);
+	g_autoptr(GError) error = NULL;
+	g_assert_false(store_db_commit(f.db, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_assert_false(store_db_in_transaction(f.db));
+	g_autofree char *after = db_text(f.db);
+	g_assert_cmpstr(after, ==, disk);
+	/* reloading gives the durable state back */
+	g_assert_true(store_state_load(f.s, NULL));
+	g_assert_null(store_state_get(f.s, STORE_KIND_VM, VM1));
+	check_consistent(&f);
+	fx_close(&f);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/state/empty", test_empty);
+	g_test_add_func("/state/create", test_create);
+	g_test_add_func("/state/create-errors", test_create_errors);
+	g_test_add_func("/state/update", test_update);
+	g_test_add_func("/state/patch", test_patch);
+	g_test_add_func("/state/delete", test_delete);
+	g_test_add_func("/state/history-and-restore", test_history_and_restore);
+	g_test_add_func("/state/history-list", test_history_list);
+	g_test_add_func("/state/history-limit-default", test_history_limit_default);
+	g_test_add_func("/state/history-limit-setting", test_history_limit_setting);
+	g_test_add_func("/state/batch", test_batch);
+	g_test_add_func("/state/determinism", test_determinism);
+	g_test_add_func("/state/position-compare", test_position_compare);
+	g_test_add_func("/state/persistence", test_persistence);
+	g_test_add_func("/state/open-errors", test_open_errors);
+	g_test_add_func("/state/dump-restore", test_dump_restore);
+	g_test_add_func("/state/dump-malformed", test_dump_malformed);
+	g_test_add_func("/state/fault-injection", test_fault_injection);
+	g_test_add_func("/state/commit-failure", test_commit_failure);
+	return g_test_run();
+}
