@@ -1,0 +1,125 @@
+/*
+ * The HA scheduler: one pure function from the cluster's state to decisions.
+ *
+ * Input: the nodes (mode, alive, herd running, fenced, capacity, covered by a
+ * fence device) and the VMs (desired state, assignment, attributes, and where
+ * the nodes' facts show them).  Output: actions — assign a VM to a node,
+ * unassign it (its node then stops it), fence a node, clear a node's "down"
+ * mark — and alerts that say why something waits.  It reads no clock, does
+ * no I/O and keeps no state between calls: a new coordinator that calls it
+ * with the same facts decides the same.  tests/sched/ holds golden files.
+ *
+ * The rules that keep a VM from ever running twice live here:
+ *   - a VM is given a new node only when no node's facts show it running and
+ *     its old node is alive and has stopped it, or is fenced/confirmed down;
+ *   - a planned move is two steps: unassign (the old node stops it), then,
+ *     once it is seen stopped, assign the new node.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+	SCHED_NODE_ONLINE = 0,
+	SCHED_NODE_STANDBY,      /* takes no VMs, its VMs move away */
+	SCHED_NODE_MAINTENANCE,  /* like standby, and herd leaves it alone (no fencing) */
+} sched_node_mode;
+
+typedef struct sched_node {
+	const char *name;
+	sched_node_mode mode;
+	bool in_ring;            /* corosync sees the node (it is alive) */
+	bool herd_up;            /* its herdd is in the group and reported its facts */
+	bool down;               /* fenced or confirmed down since it was last lost */
+	bool fence_covered;      /* a fence device has a plug for it */
+	uint64_t memory_mib;     /* capacity from its facts; 0: unknown */
+	unsigned cpus;
+} sched_node;
+
+typedef struct sched_vm {
+	const char *uuid;
+	const char *name;
+	bool target_running;     /* desired state */
+	const char *node;        /* assigned node, or NULL */
+	const char *move_to;     /* a requested destination (switchover), or NULL */
+	bool ha;
+	const char *preferred;
+	bool failback;
+	const char *sticky;      /* bound to this node, or NULL */
+	const char *group;       /* anti-affinity group, or NULL */
+	uint64_t memory_mib;
+	unsigned vcpus;
+	/* Facts: the nodes whose herdd reports the VM anywhere but stopped
+	 * (starting, running, paused, stopping, crashed). */
+	const char *const *seen_on;
+	unsigned n_seen;
+	bool steady;             /* running on its node long enough to be moved */
+} sched_vm;
+
+typedef enum {
+	SCHED_ADMISSION_OFF = 0,
+	SCHED_ADMISSION_WARN,
+	SCHED_ADMISSION_REFUSE,
+} sched_admission;
+
+typedef struct sched_input {
+	const sched_node *nodes;
+	size_t n_nodes;
+	const sched_vm *vms;
+	size_t n_vms;
+	bool lab_mode;           /* no fencing: a lost node counts as down (unsafe) */
+	sched_admission admission;
+	double vcpu_overcommit;  /* vCPUs per CPU a node may carry */
+	uint64_t memory_reserve_mib; /* RAM kept free on every node for itself */
+} sched_input;
+
+typedef enum {
+	SCHED_ASSIGN = 0,        /* vm -> node */
+	SCHED_UNASSIGN,          /* vm: node stops it; move_to: where it goes next, or NULL */
+	SCHED_FENCE,             /* node */
+	SCHED_CLEAR_DOWN,        /* node is back: forget its down mark */
+} sched_action_type;
+
+typedef struct sched_action {
+	sched_action_type type;
+	const char *vm;          /* uuid (borrowed from the input) */
+	const char *node;        /* borrowed from the input */
+	const char *move_to;
+	const char *reason;      /* static text */
+} sched_action;
+
+typedef enum { SCHED_INFO = 0, SCHED_WARNING, SCHED_CRITICAL } sched_severity;
+
+typedef struct sched_alert {
+	sched_severity severity;
+	const char *vm;          /* uuid, or NULL */
+	const char *node;        /* or NULL */
+	char *message;           /* a sentence for the operator */
+} sched_alert;
+
+typedef struct sched_plan {
+	GArray *actions;         /* sched_action */
+	GArray *alerts;          /* sched_alert */
+	bool n_plus_1;           /* every HA VM would find room after any one node fails */
+} sched_plan;
+
+/* Decide.  Borrowed strings in the result point into @in. */
+sched_plan *sched_plan_compute(const sched_input *in);
+void sched_plan_free(sched_plan *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_plan, sched_plan_free)
+
+/*
+ * Where would @vm go now?  The node name (borrowed from @in), or NULL with
+ * *@why set to a static sentence.  Used by the API to refuse a start early.
+ */
+const char *sched_place(const sched_input *in, const sched_vm *vm, const char **why);
+
+/* Would the HA VMs still fit after any one node fails, if @extra (may be
+ * NULL) were also running?  *@detail gets a sentence when not (g_free). */
+bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail);
+
+const char *sched_action_name(sched_action_type t);
+const char *sched_node_mode_name(sched_node_mode m);
+bool sched_node_mode_parse(const char *s, sched_node_mode *out);

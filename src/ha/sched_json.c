@@ -1,0 +1,155 @@
+#include "ha/sched_json.h"
+
+#include "common/error.h"
+
+#include <string.h>
+
+struct sched_json_input {
+	json_t *root;              /* owns every string the input borrows */
+	sched_input in;
+	GArray *nodes;
+	GArray *vms;
+	GPtrArray *seen;           /* const char** arrays */
+};
+
+static bool get_bool(json_t *o, const char *key, bool dflt)
+{
+	json_t *v = json_object_get(o, key);
+	return v ? json_is_true(v) : dflt;
+}
+
+static const char *get_str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+sched_json_input *sched_json_parse(json_t *j, GError **error)
+{
+	g_autoptr(sched_json_input) ji = g_new0(sched_json_input, 1);
+	ji->root = json_incref(j);
+	ji->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
+	ji->vms = g_array_new(FALSE, TRUE, sizeof(sched_vm));
+	ji->seen = g_ptr_array_new_with_free_func(g_free);
+	json_t *settings = json_object_get(j, "settings");
+	ji->in.lab_mode = get_bool(settings, "lab_mode", false);
+	const char *adm = get_str(settings, "admission");
+	ji->in.admission = !adm || !strcmp(adm, "warn") ? SCHED_ADMISSION_WARN
+			   : !strcmp(adm, "refuse")   ? SCHED_ADMISSION_REFUSE
+						      : SCHED_ADMISSION_OFF;
+	json_t *oc = json_object_get(settings, "vcpu_overcommit");
+	ji->in.vcpu_overcommit = oc ? json_number_value(oc) : 4.0;
+	ji->in.memory_reserve_mib = (uint64_t)json_integer_value(json_object_get(settings, "memory_reserve_mib"));
+
+	size_t i;
+	json_t *o;
+	json_array_foreach(json_object_get(j, "nodes"), i, o) {
+		sched_node n = { 0 };
+		n.name = get_str(o, "name");
+		const char *mode = get_str(o, "mode");
+		if (!n.name || (mode && !sched_node_mode_parse(mode, &n.mode))) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Node %zu needs a name and a mode of online, standby or maintenance.", i);
+			return NULL;
+		}
+		n.in_ring = get_bool(o, "in_ring", true);
+		n.herd_up = get_bool(o, "herd_up", n.in_ring);
+		n.down = get_bool(o, "down", false);
+		n.fence_covered = get_bool(o, "fence_covered", true);
+		n.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
+		n.cpus = (unsigned)json_integer_value(json_object_get(o, "cpus"));
+		g_array_append_val(ji->nodes, n);
+	}
+	json_array_foreach(json_object_get(j, "vms"), i, o) {
+		sched_vm v = { 0 };
+		v.name = get_str(o, "name");
+		v.uuid = get_str(o, "uuid") ? get_str(o, "uuid") : v.name;
+		const char *target = get_str(o, "target");
+		if (!v.name || (target && strcmp(target, "running") && strcmp(target, "stopped"))) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "VM %zu needs a name and a target of running or stopped.", i);
+			return NULL;
+		}
+		v.target_running = !target || !strcmp(target, "running");
+		v.node = get_str(o, "node");
+		v.move_to = get_str(o, "move_to");
+		v.ha = get_bool(o, "ha", false);
+		v.preferred = get_str(o, "preferred");
+		v.failback = get_bool(o, "failback", true);
+		v.sticky = get_str(o, "sticky");
+		v.group = get_str(o, "group");
+		v.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
+		v.vcpus = (unsigned)json_integer_value(json_object_get(o, "vcpus"));
+		v.steady = get_bool(o, "steady", true);
+		json_t *seen = json_object_get(o, "seen_on");
+		if (json_array_size(seen)) {
+			const char **arr = g_new0(const char *, json_array_size(seen) + 1);
+			size_t k;
+			json_t *s;
+			json_array_foreach(seen, k, s) arr[k] = json_string_value(s);
+			v.seen_on = arr;
+			v.n_seen = (unsigned)json_array_size(seen);
+			g_ptr_array_add(ji->seen, arr);
+		}
+		g_array_append_val(ji->vms, v);
+	}
+	ji->in.nodes = (const sched_node *)ji->nodes->data;
+	ji->in.n_nodes = ji->nodes->len;
+	ji->in.vms = (const sched_vm *)ji->vms->data;
+	ji->in.n_vms = ji->vms->len;
+	return g_steal_pointer(&ji);
+}
+
+const sched_input *sched_json_input_get(sched_json_input *ji)
+{
+	return &ji->in;
+}
+
+void sched_json_input_free(sched_json_input *ji)
+{
+	if (!ji)
+		return;
+	json_decref(ji->root);
+	if (ji->nodes)
+		g_array_free(ji->nodes, TRUE);
+	if (ji->vms)
+		g_array_free(ji->vms, TRUE);
+	if (ji->seen)
+		g_ptr_array_free(ji->seen, TRUE);
+	g_free(ji);
+}
+
+static const char *vm_name(const sched_input *in, const char *uuid)
+{
+	for (size_t i = 0; uuid && i < in->n_vms; i++)
+		if (strcmp(in->vms[i].uuid, uuid) == 0)
+			return in->vms[i].name;
+	return uuid;
+}
+
+json_t *sched_json_plan(const sched_input *in, const sched_plan *plan)
+{
+	static const char *const sev[] = { "info", "warning", "critical" };
+	json_t *actions = json_array();
+	for (guint i = 0; i < plan->actions->len; i++) {
+		const sched_action *a = &g_array_index(plan->actions, sched_action, i);
+		json_t *o = json_pack("{s:s,s:s}", "action", sched_action_name(a->type), "reason", a->reason);
+		if (a->vm)
+			json_object_set_new(o, "vm", json_string(vm_name(in, a->vm)));
+		if (a->node)
+			json_object_set_new(o, "node", json_string(a->node));
+		if (a->move_to)
+			json_object_set_new(o, "move_to", json_string(a->move_to));
+		json_array_append_new(actions, o);
+	}
+	json_t *alerts = json_array();
+	for (guint i = 0; i < plan->alerts->len; i++) {
+		const sched_alert *a = &g_array_index(plan->alerts, sched_alert, i);
+		json_t *o = json_pack("{s:s,s:s}", "severity", sev[a->severity], "message", a->message);
+		if (a->vm)
+			json_object_set_new(o, "vm", json_string(vm_name(in, a->vm)));
+		if (a->node)
+			json_object_set_new(o, "node", json_string(a->node));
+		json_array_append_new(alerts, o);
+	}
+	return json_pack("{s:o,s:o,s:b}", "actions", actions, "alerts", alerts, "n_plus_1", plan->n_plus_1);
+}

@@ -1,0 +1,33 @@
+/*
+ * The scheduler's input and output as JSON: for golden tests
+ * (tests/sched/) and for `herd-sched FILE`, which shows what the scheduler
+ * decides for a state an operator or a test wrote down.
+ *
+ * Input:  {"settings":{"lab_mode":…,"admission":"off|warn|refuse",
+ *          "vcpu_overcommit":…,"memory_reserve_mib":…},
+ *          "nodes":[{"name","mode","in_ring","herd_up","down","fence_covered",
+ *                    "memory_mib","cpus"}…],
+ *          "vms":[{"uuid","name","target":"running|stopped","node","move_to",
+ *                  "ha","preferred","failback","sticky","group","memory_mib",
+ *                  "vcpus","seen_on":[…],"steady"}…]}
+ * Output: {"actions":[{"action","vm","node","move_to","reason"}…],
+ *          "alerts":[{"severity","vm","node","message"}…],"n_plus_1":…}
+ * VMs are named by "name" in the output, for readable golden files.
+ */
+#pragma once
+
+#include "ha/sched.h"
+
+#include <glib.h>
+#include <jansson.h>
+
+typedef struct sched_json_input sched_json_input;
+
+/* Parse @j; NULL with an error naming the bad field. */
+sched_json_input *sched_json_parse(json_t *j, GError **error);
+const sched_input *sched_json_input_get(sched_json_input *ji);
+void sched_json_input_free(sched_json_input *ji);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_json_input, sched_json_input_free)
+
+/* The plan as JSON. */
+json_t *sched_json_plan(const sched_input *in, const sched_plan *plan);

@@ -1,0 +1,94 @@
+/*
+ * The VM driver: what a node agent needs from the hypervisor on its own node.
+ *
+ * Two implementations: libvirt (virt/libvirt.c, talking to the node's
+ * libvirtd, qemu:///system by default) and the simulator's fake.  Every
+ * operation is asynchronous and its completion, like every fact the driver
+ * learns (a VM started, stopped, crashed, was paused; libvirt's lifecycle
+ * events), is reported on the main loop, so the agent never blocks on a
+ * hypervisor that is slow or gone.
+ *
+ * VMs run as transient libvirt domains, created from the XML in the cluster's
+ * configuration: a node that reboots comes back with nothing defined, and the
+ * cluster, not the node, decides what runs where.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+	HERD_VM_STOPPED = 0,  /* not running on this node (or unknown to it) */
+	HERD_VM_STARTING,     /* a start is under way */
+	HERD_VM_RUNNING,
+	HERD_VM_PAUSED,       /* suspended by an operator, or by libvirt (I/O error…) */
+	HERD_VM_STOPPING,     /* a shutdown or destroy is under way */
+	HERD_VM_CRASHED,      /* the guest crashed (libvirt reported it) */
+	HERD_VM__STATES
+} herd_vm_state;
+
+/* "stopped", "starting", "running"… (stable names, used in the API). */
+const char *herd_vm_state_name(herd_vm_state s);
+
+/* What the driver knows about one VM on this node. */
+typedef struct herd_vm_fact {
+	char uuid[37];
+	herd_vm_state state;
+	int64_t since_ms;      /* wall clock when it entered this state */
+	char reason[64];       /* why it last changed: "shutdown by guest", "crashed", "destroyed"… */
+} herd_vm_fact;
+
+/* This node's capacity for VMs. */
+typedef struct herd_node_resources {
+	uint64_t memory_mib;   /* total RAM */
+	uint64_t free_mib;     /* RAM free now */
+	unsigned cpus;         /* logical CPUs */
+} herd_node_resources;
+
+typedef struct herd_virt herd_virt;
+
+/* Completion of an operation: @error NULL on success. */
+typedef void (*herd_virt_done)(const GError *error, gpointer user);
+
+typedef struct herd_virt_callbacks {
+	/* A VM's fact changed (also for VMs herd did not start itself). */
+	void (*fact)(gpointer user, const herd_vm_fact *fact);
+	/* The connection to the hypervisor was lost (true) or is back (false):
+	 * facts are unknown meanwhile; on return, fact() is called for every VM. */
+	void (*connection)(gpointer user, bool lost);
+} herd_virt_callbacks;
+
+typedef struct herd_virt_ops {
+	/* Connect (and keep reconnecting); facts for every domain follow. */
+	bool (*open)(herd_virt *v, GError **error);
+	void (*close)(herd_virt *v);
+	/* Create and start a transient domain from @xml. */
+	void (*start)(herd_virt *v, const char *uuid, const char *xml, herd_virt_done done,
+		      gpointer user);
+	/* Ask the guest to shut down (ACPI); destroy it if it has not stopped
+	 * after @timeout_s seconds.  Done once it is stopped. */
+	void (*shutdown)(herd_virt *v, const char *uuid, unsigned timeout_s, herd_virt_done done,
+			 gpointer user);
+	/* Power it off at once. */
+	void (*destroy)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
+	/* ACPI reboot, hard reset, pause, resume. */
+	void (*reboot)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
+	void (*reset)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
+	void (*suspend)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
+	void (*resume)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
+	/* Every VM the driver knows on this node (array of herd_vm_fact). */
+	GArray *(*facts)(herd_virt *v);
+	/* This node's capacity; false if unknown (not connected). */
+	bool (*resources)(herd_virt *v, herd_node_resources *out);
+} herd_virt_ops;
+
+struct herd_virt {
+	const herd_virt_ops *ops;
+	herd_virt_callbacks cb;
+	gpointer user;
+};
+
+/* The libvirt driver for @uri ("qemu:///system"). */
+herd_virt *herd_virt_libvirt_new(const char *uri, const herd_virt_callbacks *cb, gpointer user);
+void herd_virt_free(herd_virt *v);
