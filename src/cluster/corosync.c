@@ -79,6 +79,14 @@ static void on_cpg_confchg(cpg_handle_t handle, const struct cpg_name *group_nam
 		c->cb.confchg(c->user, ids, n);
 }
 
+static void on_totem_confchg(cpg_handle_t handle, struct cpg_ring_id ring_id,
+			     uint32_t member_list_entries, const uint32_t *member_list)
+{
+	herd_corosync *c = the_corosync;
+	if (c && c->cb.ring_changed)
+		c->cb.ring_changed(c->user, member_list, member_list_entries);
+}
+
 static void on_quorum(votequorum_handle_t handle, uint64_t context, uint32_t quorate,
 		      uint32_t node_list_entries, votequorum_node_t node_list[])
 {
@@ -125,8 +133,8 @@ static bool try_connect(herd_corosync *c)
 		.model = CPG_MODEL_V1,
 		.cpg_deliver_fn = on_cpg_deliver,
 		.cpg_confchg_fn = on_cpg_confchg,
-		.cpg_totem_confchg_fn = NULL,
-		.flags = 0,
+		.cpg_totem_confchg_fn = on_totem_confchg,
+		.flags = CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF,
 	};
 	cs_error_t rc = cpg_model_initialize(&c->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&model, NULL);
 	if (rc != CS_OK)

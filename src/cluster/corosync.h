@@ -28,6 +28,8 @@ typedef struct herd_corosync_callbacks {
 	void (*burst_end)(gpointer user);
 	/* votequorum's view changed. */
 	void (*quorum_changed)(gpointer user, bool quorate);
+	/* corosync's own membership (the nodes alive, herdd or not) changed. */
+	void (*ring_changed)(gpointer user, const uint32_t *members, size_t n_members);
 } herd_corosync_callbacks;
 
 herd_corosync *herd_corosync_new(const char *group, const herd_corosync_callbacks *cb,

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "store/wire.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,12 @@ typedef struct {
 } listener;
 
 struct herd_cluster {
+	herd_cluster_message_fn message_fn;
+	gpointer message_user;
+	GArray *membership_fns;   /* listener (fn as herd_cluster_membership_fn) */
+	GArray *ring;             /* uint32_t, sorted */
+	herd_cluster_survivor_fn survivor_fn;
+	gpointer survivor_user;
 	char *db_path;
 	char *node_name;
 	store_db *db;
@@ -92,12 +99,27 @@ static void on_replica_failed(gpointer user, const GError *error)
 	herd_corosync_stop(c->corosync);
 }
 
+static bool on_survivor_check(gpointer user, uint32_t missing)
+{
+	herd_cluster *c = user;
+	return c->survivor_fn && c->survivor_fn(c->survivor_user, missing);
+}
+
 static const replica_callbacks replica_cb = {
 	.send = on_replica_send,
 	.done = on_replica_done,
 	.changed = on_replica_changed,
 	.failed = on_replica_failed,
+	.two_node_survivor_ok = on_survivor_check,
 };
+
+static void membership_changed(herd_cluster *c)
+{
+	for (guint i = 0; i < c->membership_fns->len; i++) {
+		listener *l = &g_array_index(c->membership_fns, listener, i);
+		((herd_cluster_membership_fn)(void (*)(void))l->fn)(l->user);
+	}
+}
 
 /* ------------------------------------------------------------------ */
 /* Deferred submissions                                                */
@@ -171,11 +193,21 @@ static void on_disconnected(gpointer user)
 {
 	herd_cluster *c = user;
 	replica_detach(c->replica);
+	g_array_set_size(c->ring, 0);
+	membership_changed(c);
 }
 
 static void on_deliver(gpointer user, uint32_t sender, const void *msg, size_t len)
 {
 	herd_cluster *c = user;
+	herd_wire_header hdr;
+	const void *payload;
+	/* The HA engine's messages bypass the store (they are soft state). */
+	if (herd_wire_decode(msg, len, sender, &hdr, &payload, NULL) && hdr.type >= HERD_MSG_STATUS) {
+		if (c->message_fn)
+			c->message_fn(c->message_user, sender, hdr.type, payload, hdr.payload_len);
+		return;
+	}
 	replica_deliver(c->replica, sender, msg, len);
 }
 
@@ -183,6 +215,27 @@ static void on_confchg(gpointer user, const uint32_t *members, size_t n)
 {
 	herd_cluster *c = user;
 	replica_confchg(c->replica, members, n);
+	membership_changed(c);
+}
+
+static gint cmp_u32(gconstpointer a, gconstpointer b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void on_ring_changed(gpointer user, const uint32_t *members, size_t n)
+{
+	herd_cluster *c = user;
+	g_array_set_size(c->ring, 0);
+	g_array_append_vals(c->ring, members, (guint)n);
+	g_array_sort(c->ring, cmp_u32);
+	membership_changed(c);
+}
+
+static void on_quorum_changed(gpointer user, bool quorate)
+{
+	membership_changed(user);
 }
 
 static void on_burst_end(gpointer user)
@@ -198,6 +251,8 @@ static const herd_corosync_callbacks corosync_cb = {
 	.deliver = on_deliver,
 	.confchg = on_confchg,
 	.burst_end = on_burst_end,
+	.quorum_changed = on_quorum_changed,
+	.ring_changed = on_ring_changed,
 };
 
 /* ------------------------------------------------------------------ */
@@ -210,6 +265,8 @@ herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GEr
 	c->inflight = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	c->deferred = g_queue_new();
 	c->listeners = g_array_new(FALSE, FALSE, sizeof(listener));
+	c->membership_fns = g_array_new(FALSE, FALSE, sizeof(listener));
+	c->ring = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	c->db = store_db_open(c->db_path, error);
 	if (!c->db)
 		goto fail;
@@ -243,6 +300,8 @@ void herd_cluster_free(herd_cluster *c)
 	g_hash_table_destroy(c->inflight);
 	store_db_close(c->db);
 	g_array_free(c->listeners, TRUE);
+	g_array_free(c->membership_fns, TRUE);
+	g_array_free(c->ring, TRUE);
 	g_free(c->node_name);
 	g_free(c->db_path);
 	g_free(c);
@@ -352,6 +411,45 @@ void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer us
 {
 	listener l = { fn, user };
 	g_array_append_val(c->listeners, l);
+}
+
+void herd_cluster_set_message_handler(herd_cluster *c, herd_cluster_message_fn fn, gpointer user)
+{
+	c->message_fn = fn;
+	c->message_user = user;
+}
+
+bool herd_cluster_send(herd_cluster *c, unsigned type, const void *payload, size_t len)
+{
+	if (!c->nodeid || !herd_corosync_is_connected(c->corosync))
+		return false;
+	size_t n;
+	g_autofree void *m = herd_wire_encode((herd_msg_type)type, c->nodeid, 0, 0, payload, len, &n);
+	return herd_corosync_send(c->corosync, m, n);
+}
+
+void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user)
+{
+	listener l = { (herd_cluster_change_fn)(void (*)(void))fn, user };
+	g_array_append_val(c->membership_fns, l);
+}
+
+size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max)
+{
+	for (guint i = 0; i < c->ring->len && i < max; i++)
+		out[i] = g_array_index(c->ring, uint32_t, i);
+	return c->ring->len;
+}
+
+size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max)
+{
+	return replica_members(c->replica, out, max);
+}
+
+void herd_cluster_set_survivor_check(herd_cluster *c, herd_cluster_survivor_fn fn, gpointer user)
+{
+	c->survivor_fn = fn;
+	c->survivor_user = user;
 }
 
 store_state *herd_cluster_state(herd_cluster *c) { return replica_state(c->replica); }

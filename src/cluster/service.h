@@ -58,6 +58,25 @@ json_t *herd_cluster_bootstrap(herd_cluster *c, json_t *cmd, const char *user, G
 /* Forget the cluster: disconnect and empty the store (cluster leave). */
 bool herd_cluster_reset(herd_cluster *c, GError **error);
 
+/* Messages that are not the store's (STATUS, VM requests…) go to @fn. */
+typedef void (*herd_cluster_message_fn)(gpointer user, uint32_t sender, unsigned type,
+					const void *payload, size_t len);
+void herd_cluster_set_message_handler(herd_cluster *c, herd_cluster_message_fn fn, gpointer user);
+/* Multicast such a message to the group; false if not connected. */
+bool herd_cluster_send(herd_cluster *c, unsigned type, const void *payload, size_t len);
+
+/* Membership changed: the group (herdd processes) or corosync's ring. */
+typedef void (*herd_cluster_membership_fn)(gpointer user);
+void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user);
+/* Nodes corosync sees alive (its ring), sorted. */
+size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max);
+/* Members of the group (herdd processes), sorted. */
+size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max);
+
+/* Who decides whether a lone node of two may go on (it fenced the other). */
+typedef bool (*herd_cluster_survivor_fn)(gpointer user, uint32_t missing);
+void herd_cluster_set_survivor_check(herd_cluster *c, herd_cluster_survivor_fn fn, gpointer user);
+
 /* Register @fn for every change; called on the main thread after apply. */
 void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user);
 

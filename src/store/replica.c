@@ -855,6 +855,8 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 		on_persisted(r, sender, payload, hdr.payload_len);
 		break;
 	case HERD_MSG_STATUS:
+	case HERD_MSG_VM_REQUEST:
+	case HERD_MSG_VM_REPLY:
 	case HERD_MSG__MAX:
 		break;
 	}
@@ -982,6 +984,14 @@ json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *u
 	}
 	store_db_rollback(r->db);
 	return NULL;
+}
+
+void replica_recheck_primary(replica *r)
+{
+	if (r->phase == REPLICA_SYNCED && !r->primary && compute_primary(r)) {
+		log_info("this partition may change the configuration again");
+		r->primary = true;
+	}
 }
 
 store_state *replica_state(replica *r) { return r->state; }

@@ -93,6 +93,10 @@ void replica_flush(replica *r);
 json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *user,
 			  GError **error);
 
+/* Evaluate again whether this configuration is primary (a two-node survivor
+ * that has just fenced its peer may now change the configuration). */
+void replica_recheck_primary(replica *r);
+
 /* Read access. */
 store_state *replica_state(replica *r);
 replica_phase replica_get_phase(replica *r);

@@ -30,6 +30,8 @@ typedef enum {
 	HERD_MSG_COMMAND = 4,    /* a change to apply (JSON) */
 	HERD_MSG_PERSISTED = 5,  /* I made everything up to this position durable */
 	HERD_MSG_STATUS = 6,     /* soft state of a node (JSON, not persisted) */
+	HERD_MSG_VM_REQUEST = 7, /* an operator's request for the node running a VM */
+	HERD_MSG_VM_REPLY = 8,   /* its outcome, for the node that asked */
 	HERD_MSG__MAX
 } herd_msg_type;
 
