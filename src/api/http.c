@@ -320,6 +320,12 @@ void http_respond_bytes(http_request *req, unsigned status, const char *content_
 
 void http_respond_json(http_request *req, unsigned status, json_t *body)
 {
+	if (!body) {
+		/* json_pack() gives NULL for text that is not UTF-8. */
+		status = 500;
+		body = json_pack("{s:{s:s,s:s}}", "error", "code", "internal", "message",
+				 "The answer could not be encoded as JSON.");
+	}
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	size_t len = strlen(text);
@@ -335,8 +341,10 @@ void http_respond_error(http_request *req, const GError *err)
 {
 	herd_error_code code = err->domain == HERD_ERROR ? (herd_error_code)err->code
 							 : HERD_ERR_INTERNAL;
+	/* Messages quote user input (a path, a name): keep them valid UTF-8. */
+	g_autofree char *message = g_utf8_make_valid(err->message, -1);
 	json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", herd_error_name(code),
-				 "message", err->message);
+				 "message", message);
 	http_respond_json(req, herd_error_http_status(code), body);
 }
 

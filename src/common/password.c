@@ -8,6 +8,10 @@
 
 char *herd_password_hash(const char *password, GError **error)
 {
+	if (password && !g_utf8_validate(password, -1, NULL)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The password is not valid UTF-8 text.");
+		return NULL;
+	}
 	if (!password || g_utf8_strlen(password, -1) < HERD_PASSWORD_MIN) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 			    "The password must have at least %d characters.", HERD_PASSWORD_MIN);

@@ -129,9 +129,13 @@ bool store_name_validate(store_kind kind, const char *name, GError **error)
 		return false;
 	}
 	if (len > STORE_NAME_MAX) {
+		/* Show its start, whole characters only; escaped if not UTF-8. */
+		g_autofree char *start = g_utf8_validate(name, -1, NULL) ? g_utf8_substring(name, 0, 20)
+									  : g_strescape(name, NULL);
+		if (strlen(start) > 80)
+			start[80] = '\0';
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "The %s name '%.20s…' is longer than %d characters.", label, name,
-			    STORE_NAME_MAX);
+			    "The %s name '%s…' is longer than %d characters.", label, start, STORE_NAME_MAX);
 		return false;
 	}
 	if (!g_ascii_isalnum(name[0])) {

@@ -315,8 +315,12 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 				     "The cluster lost quorum before the change could be applied; it was not applied.");
 		return;
 	}
-	if (!ensure_txn(r))
+	if (!ensure_txn(r)) {
+		if (mine)
+			fail_request(r, msg_id, HERD_ERR_IO,
+				     "This node's configuration database failed; the change was not applied here.");
 		return;
+	}
 	g_autoptr(GError) err = NULL;
 	json_error_t jerr;
 	g_autoptr(json_t) cmd = json_loadb((const char *)payload, len, 0, &jerr);
@@ -329,6 +333,8 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 	else
 		result = store_state_apply(r->state, cmd, payload, len, changes, &err);
 	if (!result && err->code == HERD_ERR_IO && err->domain == HERD_ERROR) {
+		if (mine)
+			r->cb.done(r->user, msg_id, NULL, err);
 		replica_fail(r, err);
 		return;
 	}

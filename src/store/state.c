@@ -149,7 +149,8 @@ int store_position_compare(const store_position *a, const store_position *b)
 static unsigned history_limit(store_state *s)
 {
 	store_object *c = store_state_cluster(s);
-	json_int_t limit = c ? json_integer_value(json_object_get(c->data, "vm_history_limit")) : 0;
+	json_t *settings = c ? json_object_get(c->data, "settings") : NULL;
+	json_int_t limit = json_integer_value(json_object_get(settings, "vm_history_limit"));
 	return limit > 0 ? (unsigned)limit : STORE_HISTORY_LIMIT_DEFAULT;
 }
 

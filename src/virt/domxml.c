@@ -112,10 +112,15 @@ herd_domxml *herd_domxml_parse(const char *xml, GError **error)
 	g_autoptr(herd_domxml) d = g_new0(herd_domxml, 1);
 	if (!define_and_read(conn, xml, d, error))
 		return NULL;
-	/* Without a <uuid> libvirt made one up; keep it in the stored XML so
-	 * every node defines the VM under the same UUID. */
-	g_autofree char *lower = g_ascii_strdown(xml, -1);
-	if (!strstr(lower, "<uuid>")) {
+	/* Without a <uuid> libvirt makes one up, a new one each time: define it
+	 * once more and compare (a text search would be fooled by a comment).
+	 * Then keep the UUID in the stored XML so every node defines the VM
+	 * under the same one. */
+	herd_domxml twice = { 0 };
+	bool has_uuid = define_and_read(conn, xml, &twice, NULL) && strcmp(twice.uuid, d->uuid) == 0;
+	g_free(twice.name);
+	g_free(twice.type);
+	if (!has_uuid) {
 		char uuid[37];
 		memcpy(uuid, d->uuid, sizeof(uuid));
 		g_autofree char *with_uuid = insert_uuid(xml, uuid);

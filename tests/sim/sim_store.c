@@ -658,9 +658,9 @@ static void bootstrap(void)
 	json_t *ops = json_array();
 	char uuid[STORE_UUID_LEN + 1];
 	fake_uuid(uuid);
-	json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:i}}", "op", "create", "kind",
-					     "cluster", "uuid", uuid, "name", "sim", "data",
-					     "vm_history_limit", 1000000));
+	json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:i}}}", "op", "create", "kind",
+					     "cluster", "uuid", uuid, "name", "sim", "data", "settings",
+					     "vm_history_limit", 100000));
 	/* Half the runs start like a new cluster, with fewer nodes than will
 	 * join, and add and remove nodes as they go. */
 	unsigned k = S->node_changes ? 1 + rnd(S->n - 1) : S->n;
