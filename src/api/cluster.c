@@ -15,6 +15,7 @@
 #include "common/password.h"
 #include "common/tls.h"
 #include "daemon/membership.h"
+#include "ha/ha.h"
 #include "store/settings.h"
 #include "store/wire.h"
 
@@ -660,9 +661,24 @@ json_t *api_node_json(herdd *d, store_object *n)
 		json_array_append_new(links, l);
 	}
 	json_decref(state);
-	return json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:o}", "name", n->name, "uuid", n->uuid, "nodeid",
-			 nodeid, "version", (json_int_t)n->version, "online", online, "local", local,
-			 "links", links);
+	json_t *out = json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:o}", "name", n->name, "uuid", n->uuid,
+				"nodeid", nodeid, "version", (json_int_t)n->version, "online", online,
+				"local", local, "links", links);
+	const char *mode = json_string_value(json_object_get(n->data, "mode"));
+	json_object_set_new(out, "mode", json_string(mode ? mode : "online"));
+	json_t *down = json_object_get(n->data, "down");
+	json_object_set_new(out, "down", down ? json_incref(down) : json_null());
+	json_t *history = json_object_get(n->data, "fence_history");
+	json_object_set_new(out, "fence_history", history ? json_incref(history) : json_array());
+	uint32_t ring[256];
+	size_t n_ring = MIN(herd_cluster_ring(d->cluster, ring, 256), 256);
+	bool alive = false;
+	for (size_t k = 0; k < n_ring; k++)
+		alive |= ring[k] == (uint32_t)nodeid;
+	json_object_set_new(out, "alive", json_boolean(alive));
+	json_t *facts = d->ha ? herd_ha_node_status(d->ha, (uint32_t)nodeid) : NULL;
+	json_object_set_new(out, "herd", facts ? facts : json_null());
+	return out;
 }
 
 static gint node_cmp(gconstpointer a, gconstpointer b)

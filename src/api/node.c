@@ -1,6 +1,8 @@
 #define G_LOG_DOMAIN "api"
 #include "api/routes.h"
 #include "cluster/service.h"
+#include "ha/ha.h"
+#include "store/settings.h"
 
 #include <libvirt/libvirt.h>
 #include <sqlite3.h>
@@ -56,8 +58,22 @@ void api_status_get(http_request *req, gpointer user_data)
 		json_object_set_new(cluster, "name", json_string(c->name));
 		json_object_set_new(cluster, "nodes", api_nodes_json(d));
 		json_object_set_new(body, "cluster", cluster);
-		json_object_set_new(body, "vms", json_pack("{s:i}", "defined",
-							   (int)store_state_count(st, STORE_KIND_VM)));
+		unsigned running = 0;
+		g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+		for (guint i = 0; d->ha && i < vms->len; i++)
+			running += herd_ha_vm_active(d->ha, ((store_object *)vms->pdata[i])->uuid, NULL);
+		json_object_set_new(body, "vms", json_pack("{s:i,s:i}", "defined", (int)vms->len,
+							   "running", (int)running));
+		json_object_set_new(body, "ha", d->ha ? herd_ha_cluster_status(d->ha) : json_null());
+		json_t *settings = json_object_get(c->data, "settings");
+		json_object_set_new(body, "lab_mode", json_boolean(cluster_setting_bool(settings, "lab_mode")));
+		json_t *lost = json_array();
+		if (d->ha) {
+			g_autoptr(GPtrArray) names = herd_ha_unfenced_lost(d->ha);
+			for (guint i = 0; i < names->len; i++)
+				json_array_append_new(lost, json_string(names->pdata[i]));
+		}
+		json_object_set_new(body, "unfenced_lost_nodes", lost);
 	} else {
 		json_object_set_new(body, "cluster", json_null());
 	}

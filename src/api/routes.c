@@ -16,6 +16,15 @@ const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/nodes", api_nodes_list, 0 },
 	{ "GET", "/api/v1/nodes/{node}", api_node_show, 0 },
 	{ "DELETE", "/api/v1/nodes/{node}", api_node_remove, 0 },
+	{ "POST", "/api/v1/nodes/{node}/mode", api_node_mode, 0 },
+	{ "POST", "/api/v1/nodes/{node}/switchover", api_node_switchover, 0 },
+	{ "POST", "/api/v1/nodes/{node}/fence", api_node_fence, 0 },
+	{ "POST", "/api/v1/nodes/{node}/confirm-down", api_node_confirm_down, 0 },
+
+	{ "GET", "/api/v1/fence-devices", api_fence_devices_list, 0 },
+	{ "POST", "/api/v1/fence-devices", api_fence_device_add, 0 },
+	{ "DELETE", "/api/v1/fence-devices/{dev}", api_fence_device_remove, 0 },
+	{ "POST", "/api/v1/fence-devices/{dev}/test", api_fence_device_test, 0 },
 
 	{ "GET", "/api/v1/vms", api_vms_list, 0 },
 	{ "POST", "/api/v1/vms", api_vm_define, 0 },
@@ -25,6 +34,11 @@ const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/vms/{vm}/xml", api_vm_xml, 0 },
 	{ "GET", "/api/v1/vms/{vm}/history", api_vm_history, 0 },
 	{ "POST", "/api/v1/vms/{vm}/restore", api_vm_restore, 0 },
+	{ "POST", "/api/v1/vms/{vm}/start", api_vm_start, 0 },
+	{ "POST", "/api/v1/vms/{vm}/shutdown", api_vm_shutdown, 0 },
+	{ "POST", "/api/v1/vms/{vm}/destroy", api_vm_destroy, 0 },
+	{ "POST", "/api/v1/vms/{vm}/release", api_vm_release, 0 },
+	{ "POST", "/api/v1/vms/{vm}/{op}", api_vm_op, 0 },
 	{ "GET", "/api/v1/history/vms", api_history_vms, 0 },
 };
 const size_t herd_api_n_routes = G_N_ELEMENTS(herd_api_routes);

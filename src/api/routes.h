@@ -47,3 +47,18 @@ void api_history_vms(http_request *req, gpointer user_data);
 void api_vm_restore(http_request *req, gpointer user_data);
 /* A VM as the API shows it. */
 json_t *api_vm_json(herdd *d, store_object *vm, bool with_xml);
+
+/* ha.c */
+void api_vm_start(http_request *req, gpointer user_data);       /* POST /vms/{vm}/start */
+void api_vm_shutdown(http_request *req, gpointer user_data);    /* POST /vms/{vm}/shutdown */
+void api_vm_destroy(http_request *req, gpointer user_data);     /* POST /vms/{vm}/destroy */
+void api_vm_op(http_request *req, gpointer user_data);          /* POST /vms/{vm}/{op} */
+void api_vm_release(http_request *req, gpointer user_data);     /* POST /vms/{vm}/release */
+void api_node_mode(http_request *req, gpointer user_data);      /* POST /nodes/{node}/mode */
+void api_node_switchover(http_request *req, gpointer user_data);
+void api_node_fence(http_request *req, gpointer user_data);
+void api_node_confirm_down(http_request *req, gpointer user_data);
+void api_fence_devices_list(http_request *req, gpointer user_data);
+void api_fence_device_add(http_request *req, gpointer user_data);
+void api_fence_device_remove(http_request *req, gpointer user_data);
+void api_fence_device_test(http_request *req, gpointer user_data);

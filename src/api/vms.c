@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "ha/ha.h"
 #include "virt/domxml.h"
 
 #include <string.h>
@@ -17,7 +18,7 @@
 #define SHUTDOWN_TIMEOUT_MAX_S 86400
 
 static const char *const vm_attributes[] = { "ha", "preferred", "failback",
-					     "shutdown_timeout_s", NULL };
+					     "shutdown_timeout_s", "sticky", "group", NULL };
 
 /* @data's @key (a new reference), or @fallback (stolen) if absent. */
 static json_t *field_or(json_t *data, const char *key, json_t *fallback)
@@ -45,6 +46,18 @@ json_t *api_vm_json(herdd *d, store_object *vm, bool with_xml)
 			      "state", "shut off",
 			      "node",
 			      "modified_ms", (json_int_t)vm->modified_ms);
+	json_object_set_new(j, "target", field_or(data, "target", json_string("stopped")));
+	json_object_set_new(j, "sticky", field_or(data, "sticky", json_null()));
+	json_object_set_new(j, "group", field_or(data, "group", json_null()));
+	json_object_set_new(j, "assigned", field_or(data, "node", json_null()));
+	if (d->ha) {
+		g_autoptr(json_t) rt = herd_ha_vm_runtime(d->ha, vm);
+		json_object_update(j, rt);
+		json_int_t since = json_integer_value(json_object_get(rt, "since_ms"));
+		if (json_string_value(json_object_get(rt, "node")) && since > 0)
+			json_object_set_new(j, "uptime_s",
+					    json_integer((g_get_real_time() / 1000 - since) / 1000));
+	}
 	if (with_xml)
 		json_object_set(j, "xml", json_object_get(data, "xml"));
 	return j;
@@ -70,6 +83,27 @@ static bool vm_attributes_check(herdd *d, json_t *body, json_t *data, GError **e
 		if (!api_get_int(body, "shutdown_timeout_s", 1, SHUTDOWN_TIMEOUT_MAX_S, &n, error))
 			return false;
 		json_object_set_new(data, "shutdown_timeout_s", json_integer(n));
+	}
+	json_t *sticky = json_object_get(body, "sticky");
+	if (sticky && json_is_null(sticky)) {
+		json_object_set_new(data, "sticky", json_null());
+	} else if (sticky) {
+		const char *name = json_string_value(sticky);
+		if (!name || !store_state_get_by_name(herd_cluster_state(d->cluster), STORE_KIND_NODE, name)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Field 'sticky' must be a node of this cluster or null.");
+			return false;
+		}
+		json_object_set_new(data, "sticky", json_string(name));
+	}
+	json_t *group = json_object_get(body, "group");
+	if (group && json_is_null(group)) {
+		json_object_set_new(data, "group", json_null());
+	} else if (group) {
+		const char *name = json_string_value(group);
+		if (!store_name_validate(STORE_KIND_GROUP, name, error))
+			return false;
+		json_object_set_new(data, "group", json_string(name));
 	}
 	if (pref && json_is_null(pref)) {
 		json_object_set_new(data, "preferred", json_null());
@@ -203,7 +237,7 @@ void api_vm_set(http_request *req, gpointer user_data)
 	}
 	if (json_object_size(data) == 0) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "Nothing to change: give ha, preferred, failback or shutdown_timeout_s.");
+				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky or group.");
 		return;
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:O}", "op", "patch", "kind", "vm", "uuid",
@@ -218,6 +252,14 @@ void api_vm_undefine(http_request *req, gpointer user_data)
 	store_object *vm = api_lookup(d, STORE_KIND_VM, http_request_param(req, "vm"), &err);
 	if (!vm) {
 		http_respond_error(req, err);
+		return;
+	}
+	const char *where = NULL;
+	if (g_strcmp0(json_string_value(json_object_get(vm->data, "target")), "running") == 0 ||
+	    (d->ha && herd_ha_vm_active(d->ha, vm->uuid, &where))) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s is running%s%s; shut it down (or destroy it) before undefining it.",
+				    vm->name, where ? " on node " : "", where ? where : "");
 		return;
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I}", "op", "delete", "kind", "vm", "uuid",

@@ -10,12 +10,14 @@
 
 typedef struct http_server http_server;
 typedef struct herd_cluster herd_cluster;
+typedef struct herd_ha herd_ha;
 
 typedef struct herdd {
 	herdd_config *cfg;
 	GMainLoop *loop;
 	http_server *api;
 	herd_cluster *cluster;      /* the replicated store and corosync */
+	herd_ha *ha;                /* the HA engine: agent, coordinator, fencing */
 	gint64 started_us;          /* monotonic time at start */
 	gint64 started_wall_s;      /* wall-clock time at start, seconds */
 	char *tls_dir;              /* <state_dir>/tls */

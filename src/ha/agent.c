@@ -1,0 +1,293 @@
+#include "ha/agent.h"
+
+#include "common/error.h"
+#include "common/log.h"
+
+#include <string.h>
+
+/* Pause after the Nth failed start: 1 s, 2 s, 4 s… up to a minute. */
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 60000
+#define SHUTDOWN_TIMEOUT_DEFAULT_S 360
+
+typedef struct {
+	char uuid[37];
+	bool busy;              /* an operation on it is under way */
+	unsigned failures;      /* consecutive failed starts */
+	int64_t retry_at_ms;    /* no new start before this */
+} vm_track;
+
+struct herd_agent {
+	char *node;
+	herd_virt *virt;
+	herd_agent_io io;
+	gpointer user;
+	GHashTable *facts;      /* uuid -> herd_vm_fact* (the hypervisor's view) */
+	GHashTable *track;      /* uuid -> vm_track* */
+	json_t *errors;
+	bool virt_ok;
+	/* what the last reconcile saw, for completions that need it again */
+	store_state *st;
+	bool may_act;
+	int64_t now_ms;
+};
+
+typedef struct {
+	herd_agent *a;
+	char uuid[37];
+	char what[16];
+} op_ctx;
+
+static const char *const op_names[] = { "reboot", "reset", "suspend", "resume" };
+
+const char *herd_vm_op_name(herd_vm_op op)
+{
+	return (unsigned)op < G_N_ELEMENTS(op_names) ? op_names[op] : "?";
+}
+
+bool herd_vm_op_parse(const char *name, herd_vm_op *out)
+{
+	for (unsigned i = 0; name && i < G_N_ELEMENTS(op_names); i++) {
+		if (strcmp(op_names[i], name) == 0) {
+			*out = (herd_vm_op)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_agent_io *io,
+			   gpointer user)
+{
+	herd_agent *a = g_new0(herd_agent, 1);
+	a->node = g_strdup(node_name);
+	a->virt = virt;
+	a->io = *io;
+	a->user = user;
+	a->facts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+	a->track = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+	a->errors = json_object();
+	a->virt_ok = true;
+	return a;
+}
+
+void herd_agent_free(herd_agent *a)
+{
+	if (!a)
+		return;
+	g_hash_table_destroy(a->facts);
+	g_hash_table_destroy(a->track);
+	json_decref(a->errors);
+	g_free(a->node);
+	g_free(a);
+}
+
+static vm_track *track(herd_agent *a, const char *uuid)
+{
+	vm_track *t = g_hash_table_lookup(a->track, uuid);
+	if (!t) {
+		t = g_new0(vm_track, 1);
+		g_strlcpy(t->uuid, uuid, sizeof(t->uuid));
+		g_hash_table_insert(a->track, t->uuid, t);
+	}
+	return t;
+}
+
+static void set_error(herd_agent *a, const char *uuid, const char *msg)
+{
+	json_t *old = json_object_get(a->errors, uuid);
+	if (msg && (!old || strcmp(json_string_value(old), msg) != 0))
+		json_object_set_new(a->errors, uuid, json_string(msg));
+	else if (!msg && old)
+		json_object_del(a->errors, uuid);
+	else
+		return;
+	a->io.changed(a->user);
+}
+
+static void on_op_done(const GError *error, gpointer user)
+{
+	op_ctx *o = user;
+	herd_agent *a = o->a;
+	vm_track *t = track(a, o->uuid);
+	t->busy = false;
+	if (strcmp(o->what, "start") == 0) {
+		if (error) {
+			t->failures++;
+			int64_t pause = RETRY_FIRST_MS << MIN(t->failures - 1, 6u);
+			t->retry_at_ms = a->now_ms + MIN(pause, RETRY_MAX_MS);
+			log_warn("starting VM %s failed (%u time(s) in a row): %s", o->uuid, t->failures,
+				 error->message);
+			g_autofree char *msg = g_strdup_printf("start failed: %s", error->message);
+			set_error(a, o->uuid, msg);
+			a->io.wakeup(a->user, MIN(pause, RETRY_MAX_MS));
+		} else {
+			t->failures = 0;
+			set_error(a, o->uuid, NULL);
+		}
+	} else if (error) {
+		log_warn("%s of VM %s failed: %s", o->what, o->uuid, error->message);
+		g_autofree char *msg = g_strdup_printf("%s failed: %s", o->what, error->message);
+		set_error(a, o->uuid, msg);
+		a->io.wakeup(a->user, RETRY_FIRST_MS);
+	} else {
+		set_error(a, o->uuid, NULL);
+	}
+	g_free(o);
+	/* The state may be ready for the next step (e.g. stopped: gone). */
+	a->io.wakeup(a->user, 0);
+}
+
+static void run(herd_agent *a, const char *uuid, const char *what, const char *xml,
+		unsigned timeout_s)
+{
+	vm_track *t = track(a, uuid);
+	op_ctx *o = g_new0(op_ctx, 1);
+	o->a = a;
+	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
+	g_strlcpy(o->what, what, sizeof(o->what));
+	t->busy = true;
+	log_info("%s VM %s", strcmp(what, "start") == 0 ? "starting" :
+			     strcmp(what, "destroy") == 0 ? "powering off" : "shutting down", uuid);
+	if (strcmp(what, "start") == 0)
+		a->virt->ops->start(a->virt, uuid, xml, on_op_done, o);
+	else if (strcmp(what, "destroy") == 0)
+		a->virt->ops->destroy(a->virt, uuid, on_op_done, o);
+	else
+		a->virt->ops->shutdown(a->virt, uuid, timeout_s, on_op_done, o);
+}
+
+static bool wanted_here(herd_agent *a, store_object *vm)
+{
+	const char *node = json_string_value(json_object_get(vm->data, "node"));
+	const char *target = json_string_value(json_object_get(vm->data, "target"));
+	return node && strcmp(node, a->node) == 0 && g_strcmp0(target, "running") == 0;
+}
+
+void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, int64_t now_ms)
+{
+	a->st = st;
+	a->may_act = may_act;
+	a->now_ms = now_ms;
+	if (!may_act || !a->virt_ok)
+		return;
+	/* Start what should run here. */
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		store_object *vm = v;
+		if (!wanted_here(a, vm))
+			continue;
+		herd_vm_fact *f = g_hash_table_lookup(a->facts, vm->uuid);
+		vm_track *t = track(a, vm->uuid);
+		bool down = !f || f->state == HERD_VM_STOPPED || f->state == HERD_VM_CRASHED;
+		if (!down || t->busy)
+			continue;
+		if (t->retry_at_ms > now_ms) {
+			a->io.wakeup(a->user, t->retry_at_ms - now_ms);
+			continue;
+		}
+		run(a, vm->uuid, "start", json_string_value(json_object_get(vm->data, "xml")), 0);
+	}
+	/* Stop what runs here but should not. */
+	g_hash_table_iter_init(&it, a->facts);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		herd_vm_fact *f = v;
+		if (f->state == HERD_VM_STOPPED)
+			continue;
+		store_object *vm = store_state_get(st, STORE_KIND_VM, f->uuid);
+		if (!vm) {
+			/* Not herd's (or undefined meanwhile): left alone. */
+			continue;
+		}
+		vm_track *t = track(a, f->uuid);
+		if (wanted_here(a, vm) || t->busy)
+			continue;
+		bool force = g_strcmp0(json_string_value(json_object_get(vm->data, "stop")), "force") == 0;
+		if (force || f->state == HERD_VM_CRASHED || f->state == HERD_VM_PAUSED) {
+			run(a, f->uuid, "destroy", NULL, 0);
+		} else {
+			json_t *to = json_object_get(vm->data, "shutdown_timeout_s");
+			run(a, f->uuid, "shutdown", NULL,
+			    to ? (unsigned)json_integer_value(to) : SHUTDOWN_TIMEOUT_DEFAULT_S);
+		}
+	}
+}
+
+void herd_agent_fact(herd_agent *a, const herd_vm_fact *fact, int64_t now_ms)
+{
+	herd_vm_fact *old = g_hash_table_lookup(a->facts, fact->uuid);
+	if (old && old->state == fact->state && strcmp(old->reason, fact->reason) == 0)
+		return;
+	herd_vm_fact *copy = g_memdup2(fact, sizeof(*fact));
+	g_hash_table_replace(a->facts, copy->uuid, copy);
+	if (fact->state == HERD_VM_RUNNING) {
+		vm_track *t = g_hash_table_lookup(a->track, fact->uuid);
+		if (t)
+			t->failures = 0;
+	}
+	a->io.changed(a->user);
+	/* A guest that stopped by itself while it should run is started again
+	 * by the next reconcile (C12). */
+	a->io.wakeup(a->user, 0);
+}
+
+void herd_agent_connection(herd_agent *a, bool lost)
+{
+	if (a->virt_ok == !lost)
+		return;
+	a->virt_ok = !lost;
+	log_warn(lost ? "lost the connection to the hypervisor; VMs are left as they are"
+		      : "the hypervisor connection is back");
+	a->io.changed(a->user);
+	if (!lost)
+		a->io.wakeup(a->user, 0);
+}
+
+GArray *herd_agent_facts(herd_agent *a)
+{
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(herd_vm_fact));
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, a->facts);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_array_append_vals(out, v, 1);
+	return out;
+}
+
+json_t *herd_agent_errors(herd_agent *a)
+{
+	return a->errors;
+}
+
+bool herd_agent_virt_ok(herd_agent *a)
+{
+	return a->virt_ok;
+}
+
+void herd_agent_request(herd_agent *a, const char *uuid, herd_vm_op op, herd_virt_done done,
+			gpointer user)
+{
+	herd_vm_fact *f = g_hash_table_lookup(a->facts, uuid);
+	if (!f || f->state == HERD_VM_STOPPED) {
+		g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
+						    "VM %s is not running on node %s.", uuid, a->node);
+		done(err, user);
+		return;
+	}
+	switch (op) {
+	case HERD_VM_OP_REBOOT:
+		a->virt->ops->reboot(a->virt, uuid, done, user);
+		break;
+	case HERD_VM_OP_RESET:
+		a->virt->ops->reset(a->virt, uuid, done, user);
+		break;
+	case HERD_VM_OP_SUSPEND:
+		a->virt->ops->suspend(a->virt, uuid, done, user);
+		break;
+	case HERD_VM_OP_RESUME:
+		a->virt->ops->resume(a->virt, uuid, done, user);
+		break;
+	}
+}

@@ -1,0 +1,59 @@
+/*
+ * The node agent: keeps this node's VMs as the cluster's configuration says.
+ *
+ * Level-triggered, like a kubelet: every time something may have changed (a
+ * store change, a fact from the hypervisor, an operation done, a timer), it
+ * compares the VMs assigned to this node with the facts and acts:
+ *   - assigned here, to be running, not running (also after the guest shut
+ *     itself down): start it — again with a growing pause after failures;
+ *   - running here but not assigned here, or to be stopped: shut it down
+ *     (its shutdown timeout, then forced), or power it off when forced;
+ *   - VMs the cluster does not know: left alone.
+ * It acts only while the caller says it may: the store is in sync with a
+ * quorate partition (so stale local state never starts a VM that runs
+ * elsewhere now) and the node is not in maintenance.  Otherwise it freezes.
+ * No I/O of its own: the hypervisor is a herd_virt, the clock an argument.
+ */
+#pragma once
+
+#include "ha/facts.h"
+#include "store/state.h"
+#include "virt/driver.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct herd_agent herd_agent;
+
+typedef struct herd_agent_io {
+	/* The facts or errors this node reports changed: send STATUS soon. */
+	void (*changed)(gpointer user);
+	/* Call herd_agent_reconcile() again in @delay_ms (a retry pause). */
+	void (*wakeup)(gpointer user, int64_t delay_ms);
+} herd_agent_io;
+
+/* The agent of node @node_name, acting through @virt (not owned). */
+herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_agent_io *io,
+			   gpointer user);
+void herd_agent_free(herd_agent *a);
+
+/* Compare and act (see above); @may_act false freezes the agent. */
+void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, int64_t now_ms);
+
+/* Feed a fact from the hypervisor (the driver's fact callback). */
+void herd_agent_fact(herd_agent *a, const herd_vm_fact *fact, int64_t now_ms);
+/* The hypervisor connection was lost or is back. */
+void herd_agent_connection(herd_agent *a, bool lost);
+
+/* This node's facts (array of herd_vm_fact; free it) and errors ({uuid: msg}). */
+GArray *herd_agent_facts(herd_agent *a);
+json_t *herd_agent_errors(herd_agent *a);
+bool herd_agent_virt_ok(herd_agent *a);
+
+/* An operator's request on a VM running here. */
+typedef enum { HERD_VM_OP_REBOOT, HERD_VM_OP_RESET, HERD_VM_OP_SUSPEND, HERD_VM_OP_RESUME } herd_vm_op;
+const char *herd_vm_op_name(herd_vm_op op);
+bool herd_vm_op_parse(const char *name, herd_vm_op *out);
+void herd_agent_request(herd_agent *a, const char *uuid, herd_vm_op op, herd_virt_done done,
+			gpointer user);

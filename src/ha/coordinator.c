@@ -1,0 +1,509 @@
+#include "ha/coordinator.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "store/settings.h"
+
+#include <string.h>
+
+/* Fencing retries: 2 s, 4 s… up to 30 s between attempts. */
+#define FENCE_RETRY_FIRST_MS 2000
+#define FENCE_RETRY_MAX_MS 30000
+/* Fence attempts kept per node in its history. */
+#define FENCE_HISTORY_MAX 10
+
+typedef struct {
+	char *node;
+	bool running;
+	unsigned failures;
+	int64_t retry_at_ms;
+	char *last_error;
+} fence_job;
+
+struct herd_coord {
+	herd_coord_io io;
+	gpointer user;
+	bool active;
+	unsigned commits;          /* store commands in flight */
+	bool rerun;                /* something changed while they were */
+	GHashTable *fences;        /* node -> fence_job* */
+	GHashTable *local_down;    /* node -> fence time (ms, boxed): fenced, not yet in the store */
+	GPtrArray *records;        /* fence_result*: to write into the store */
+	json_t *alerts;
+	bool n_plus_1;
+	char *self_name;
+};
+
+/* A fence attempt to record in the node's history. */
+typedef struct {
+	char *node;
+	bool ok;
+	char *device;
+	char *detail;
+	int64_t time_ms;
+} fence_result;
+
+static void fence_result_free(fence_result *r)
+{
+	g_free(r->node);
+	g_free(r->device);
+	g_free(r->detail);
+	g_free(r);
+}
+
+static void fence_job_free(fence_job *j)
+{
+	g_free(j->node);
+	g_free(j->last_error);
+	g_free(j);
+}
+
+herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
+{
+	herd_coord *c = g_new0(herd_coord, 1);
+	c->io = *io;
+	c->user = user;
+	c->fences = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)fence_job_free);
+	c->local_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	c->records = g_ptr_array_new_with_free_func((GDestroyNotify)fence_result_free);
+	c->alerts = json_array();
+	c->n_plus_1 = true;
+	return c;
+}
+
+void herd_coord_free(herd_coord *c)
+{
+	if (!c)
+		return;
+	g_hash_table_destroy(c->fences);
+	g_hash_table_destroy(c->local_down);
+	g_ptr_array_free(c->records, TRUE);
+	json_decref(c->alerts);
+	g_free(c->self_name);
+	g_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* The scheduler's input                                               */
+
+struct herd_sched_input {
+	sched_input in;
+	GArray *nodes;        /* sched_node */
+	GArray *vms;          /* sched_vm */
+	GPtrArray *strings;   /* owned arrays */
+	GHashTable *by_uuid;  /* uuid -> index + 1 */
+};
+
+static bool contains(const uint32_t *ids, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+static const char *str(json_t *data, const char *key)
+{
+	return json_string_value(json_object_get(data, key));
+}
+
+herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down)
+{
+	herd_sched_input *hi = g_new0(herd_sched_input, 1);
+	hi->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
+	hi->vms = g_array_new(FALSE, TRUE, sizeof(sched_vm));
+	hi->strings = g_ptr_array_new_with_free_func(g_free);
+	hi->by_uuid = g_hash_table_new(g_str_hash, g_str_equal);
+	store_state *st = v->st;
+	store_object *cluster = store_state_cluster(st);
+	json_t *settings = cluster ? json_object_get(cluster->data, "settings") : NULL;
+	hi->in.lab_mode = cluster_setting_bool(settings, "lab_mode");
+	const char *adm = cluster_setting_string(settings, "admission_control");
+	hi->in.admission = !strcmp(adm, "refuse") ? SCHED_ADMISSION_REFUSE
+			   : !strcmp(adm, "off") ? SCHED_ADMISSION_OFF : SCHED_ADMISSION_WARN;
+	hi->in.vcpu_overcommit = (double)cluster_setting_int(settings, "vcpu_overcommit");
+	hi->in.memory_reserve_mib = (uint64_t)cluster_setting_int(settings, "memory_reserve_mib");
+
+	/* Which nodes some fence device has a plug for. */
+	g_autoptr(GHashTable) covered = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTableIter it;
+	gpointer val;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_FENCE_DEVICE]);
+	while (g_hash_table_iter_next(&it, NULL, &val)) {
+		const char *node;
+		json_t *plug;
+		json_object_foreach(json_object_get(((store_object *)val)->data, "plugs"), node, plug)
+			g_hash_table_add(covered, (gpointer)node);
+	}
+
+	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
+	g_autoptr(GHashTable) name_of = g_hash_table_new(g_direct_hash, g_direct_equal);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *o = nodes->pdata[i];
+		uint32_t id = (uint32_t)json_integer_value(json_object_get(o->data, "nodeid"));
+		sched_node n = { .name = o->name };
+		if (!sched_node_mode_parse(str(o->data, "mode"), &n.mode))
+			n.mode = SCHED_NODE_ONLINE;
+		n.in_ring = contains(v->ring, v->n_ring, id);
+		herd_node_facts *f = herd_facts_fresh(v->facts, id);
+		n.herd_up = contains(v->group, v->n_group, id) && f;
+		n.down = json_is_object(json_object_get(o->data, "down")) ||
+			 (local_down && g_hash_table_contains(local_down, o->name));
+		n.fence_covered = g_hash_table_contains(covered, o->name);
+		if (f) {
+			n.memory_mib = f->resources.memory_mib;
+			n.cpus = f->resources.cpus;
+		}
+		g_array_append_val(hi->nodes, n);
+		g_hash_table_insert(name_of, GUINT_TO_POINTER(id), (gpointer)o->name);
+	}
+
+	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+	for (guint i = 0; i < vms->len; i++) {
+		store_object *o = vms->pdata[i];
+		json_t *d = o->data;
+		sched_vm vm = {
+			.uuid = o->uuid,
+			.name = o->name,
+			.target_running = g_strcmp0(str(d, "target"), "running") == 0,
+			.node = str(d, "node"),
+			.move_to = str(d, "move_to"),
+			.ha = json_is_true(json_object_get(d, "ha")),
+			.preferred = str(d, "preferred"),
+			.failback = !json_is_false(json_object_get(d, "failback")),
+			.sticky = str(d, "sticky"),
+			.group = str(d, "group"),
+			.memory_mib = (uint64_t)json_integer_value(json_object_get(d, "memory_mib")),
+			.vcpus = (unsigned)json_integer_value(json_object_get(d, "vcpus")),
+		};
+		g_autoptr(GArray) where = herd_facts_where(v->facts, o->uuid);
+		if (where->len) {
+			const char **seen = g_new0(const char *, where->len + 1);
+			for (guint k = 0; k < where->len; k++) {
+				const char *n = g_hash_table_lookup(name_of, GUINT_TO_POINTER(g_array_index(where, uint32_t, k)));
+				seen[vm.n_seen] = n ? n : "?";
+				vm.n_seen++;
+			}
+			vm.seen_on = seen;
+			g_ptr_array_add(hi->strings, seen);
+		}
+		uint32_t on = 0;
+		const herd_vm_fact *fact = herd_facts_vm(v->facts, o->uuid, &on);
+		const char *on_name = g_hash_table_lookup(name_of, GUINT_TO_POINTER(on));
+		long long settle_ms = cluster_setting_int(settings, "failback_after_s") * 1000;
+		vm.steady = fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
+			    strcmp(on_name, vm.node) == 0 && v->now_ms - fact->since_ms >= settle_ms;
+		g_array_append_val(hi->vms, vm);
+		g_hash_table_insert(hi->by_uuid, (gpointer)o->uuid, GUINT_TO_POINTER(i + 1));
+	}
+	hi->in.nodes = (const sched_node *)hi->nodes->data;
+	hi->in.n_nodes = hi->nodes->len;
+	hi->in.vms = (const sched_vm *)hi->vms->data;
+	hi->in.n_vms = hi->vms->len;
+	return hi;
+}
+
+const sched_input *herd_sched_input_get(herd_sched_input *hi)
+{
+	return &hi->in;
+}
+
+const sched_vm *herd_sched_input_vm(herd_sched_input *hi, const char *uuid)
+{
+	guint i = GPOINTER_TO_UINT(g_hash_table_lookup(hi->by_uuid, uuid));
+	return i ? &g_array_index(hi->vms, sched_vm, i - 1) : NULL;
+}
+
+void herd_sched_input_free(herd_sched_input *hi)
+{
+	if (!hi)
+		return;
+	g_array_free(hi->nodes, TRUE);
+	g_array_free(hi->vms, TRUE);
+	g_ptr_array_free(hi->strings, TRUE);
+	g_hash_table_destroy(hi->by_uuid);
+	g_free(hi);
+}
+
+/* ------------------------------------------------------------------ */
+/* Acting                                                              */
+
+static bool submit(herd_coord *c, json_t *cmd)
+{
+	if (!c->io.submit(c->user, cmd))
+		return false;
+	c->commits++;
+	return true;
+}
+
+static json_t *patch(store_kind kind, const char *uuid, json_t *data)
+{
+	return json_pack("{s:s,s:s,s:s,s:o}", "op", "patch", "kind", store_kind_name(kind), "uuid",
+			 uuid, "data", data);
+}
+
+json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, const char *device,
+			      const char *detail, int64_t now_ms)
+{
+	json_t *history = json_deep_copy(json_object_get(node->data, "fence_history"));
+	if (!json_is_array(history)) {
+		json_decref(history);
+		history = json_array();
+	}
+	json_array_append_new(history, json_pack("{s:I,s:b,s:s,s:s,s:s}", "time_ms", (json_int_t)now_ms,
+						 "ok", ok, "by", by, "device", device ? device : "",
+						 "detail", detail ? detail : ""));
+	while (json_array_size(history) > FENCE_HISTORY_MAX)
+		json_array_remove(history, 0);
+	json_t *data = json_pack("{s:o}", "fence_history", history);
+	if (ok)
+		json_object_set_new(data, "down", json_pack("{s:s,s:I,s:s}", "how", "fenced", "time_ms",
+							    (json_int_t)now_ms, "by", by));
+	return patch(STORE_KIND_NODE, node->uuid, data);
+}
+
+static void act(herd_coord *c, const herd_coord_view *v, const sched_plan *plan)
+{
+	for (guint i = 0; i < plan->actions->len; i++) {
+		const sched_action *a = &g_array_index(plan->actions, sched_action, i);
+		g_autoptr(json_t) cmd = NULL;
+		switch (a->type) {
+		case SCHED_FENCE: {
+			fence_job *j = g_hash_table_lookup(c->fences, a->node);
+			if (!j) {
+				j = g_new0(fence_job, 1);
+				j->node = g_strdup(a->node);
+				g_hash_table_insert(c->fences, j->node, j);
+			}
+			if (j->running)
+				continue;
+			if (j->retry_at_ms > v->now_ms) {
+				c->io.wakeup(c->user, j->retry_at_ms - v->now_ms);
+				continue;
+			}
+			j->running = true;
+			log_warn("node %s is lost: fencing it", a->node);
+			c->io.fence(c->user, a->node);
+			continue;
+		}
+		case SCHED_ASSIGN: {
+			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
+			log_info("VM %s -> node %s (%s)", vm ? vm->name : a->vm, a->node, a->reason);
+			cmd = patch(STORE_KIND_VM, a->vm,
+				    json_pack("{s:s,s:n,s:n}", "node", a->node, "move_to", "stop"));
+			break;
+		}
+		case SCHED_UNASSIGN: {
+			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
+			log_info("VM %s leaves node %s (%s)%s%s", vm ? vm->name : a->vm, a->node, a->reason,
+				 a->move_to ? ", next to " : "", a->move_to ? a->move_to : "");
+			cmd = patch(STORE_KIND_VM, a->vm, json_pack("{s:n,s:s?}", "node", "move_to", a->move_to));
+			if (!a->move_to)
+				json_object_set_new(json_object_get(cmd, "data"), "move_to", json_null());
+			break;
+		}
+		case SCHED_CLEAR_DOWN: {
+			store_object *node = store_state_get_by_name(v->st, STORE_KIND_NODE, a->node);
+			if (!node)
+				continue;
+			log_info("node %s is back", a->node);
+			cmd = patch(STORE_KIND_NODE, node->uuid, json_pack("{s:n}", "down"));
+			break;
+		}
+		}
+		if (cmd && v->store_writable)
+			submit(c, cmd);
+	}
+}
+
+static void set_alerts(herd_coord *c, const sched_plan *plan)
+{
+	static const char *const sev[] = { "info", "warning", "critical" };
+	json_t *alerts = json_array();
+	for (guint i = 0; i < plan->alerts->len; i++) {
+		const sched_alert *a = &g_array_index(plan->alerts, sched_alert, i);
+		json_t *o = json_pack("{s:s,s:s}", "severity", sev[a->severity], "message", a->message);
+		if (a->vm)
+			json_object_set_new(o, "vm", json_string(a->vm));
+		if (a->node)
+			json_object_set_new(o, "node", json_string(a->node));
+		json_array_append_new(alerts, o);
+	}
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, c->fences);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		fence_job *j = v;
+		if (j->failures)
+			json_array_append_new(alerts, json_pack("{s:s,s:s,s:s++}", "severity", "critical",
+								"node", j->node, "message",
+								"Fencing node ", j->node, " failed: ",
+								j->last_error ? j->last_error : "?"));
+	}
+	bool changed = !json_equal(alerts, c->alerts) || plan->n_plus_1 != c->n_plus_1;
+	json_decref(c->alerts);
+	c->alerts = alerts;
+	c->n_plus_1 = plan->n_plus_1;
+	if (changed)
+		c->io.changed(c->user);
+}
+
+static bool coordinates(const herd_coord_view *v)
+{
+	if (!v->quorate || v->n_group == 0)
+		return false;
+	uint32_t lowest = v->group[0];
+	for (size_t i = 1; i < v->n_group; i++)
+		lowest = MIN(lowest, v->group[i]);
+	return lowest == v->self;
+}
+
+/* Forget what the store (or the node's return) has made obsolete. */
+static void prune(herd_coord *c, const herd_coord_view *v)
+{
+	GHashTableIter it;
+	gpointer k, val;
+	g_hash_table_iter_init(&it, c->local_down);
+	while (g_hash_table_iter_next(&it, &k, &val)) {
+		store_object *n = store_state_get_by_name(v->st, STORE_KIND_NODE, k);
+		uint32_t id = n ? (uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) : 0;
+		if (!n || json_is_object(json_object_get(n->data, "down")) || contains(v->ring, v->n_ring, id))
+			g_hash_table_iter_remove(&it);
+	}
+	g_hash_table_iter_init(&it, c->fences);
+	while (g_hash_table_iter_next(&it, &k, &val)) {
+		fence_job *j = val;
+		store_object *n = store_state_get_by_name(v->st, STORE_KIND_NODE, k);
+		uint32_t id = n ? (uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) : 0;
+		if (!j->running && (!n || contains(v->ring, v->n_ring, id)))
+			g_hash_table_iter_remove(&it);
+	}
+}
+
+void herd_coord_run(herd_coord *c, const herd_coord_view *v)
+{
+	bool was = c->active;
+	c->active = coordinates(v);
+	if (c->active != was) {
+		log_info(c->active ? "this node coordinates the cluster now" : "this node no longer coordinates");
+		c->io.changed(c->user);
+	}
+	if (!c->active)
+		return;
+	if (!c->self_name) {
+		GHashTableIter it;
+		gpointer val;
+		g_hash_table_iter_init(&it, v->st->by_uuid[STORE_KIND_NODE]);
+		while (g_hash_table_iter_next(&it, NULL, &val)) {
+			store_object *n = val;
+			if ((uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) == v->self)
+				c->self_name = g_strdup(n->name);
+		}
+	}
+	prune(c, v);
+	if (c->commits > 0) {
+		c->rerun = true;
+		return;
+	}
+	/* Fence attempts go into the store first, in the same round as the
+	 * decisions they allow (one batch on the wire). */
+	if (v->store_writable) {
+		for (guint i = 0; i < c->records->len; i++) {
+			fence_result *r = c->records->pdata[i];
+			store_object *node = store_state_get_by_name(v->st, STORE_KIND_NODE, r->node);
+			if (!node)
+				continue;
+			g_autoptr(json_t) cmd = herd_fence_record_cmd(node, c->self_name ? c->self_name : "?", r->ok,
+							     r->device, r->detail, r->time_ms);
+			submit(c, cmd);
+		}
+		g_ptr_array_set_size(c->records, 0);
+	}
+	/* Decide only on facts every member has sent since the last
+	 * membership change: a stale fact could start a VM twice. */
+	for (size_t i = 0; i < v->n_group; i++)
+		if (!herd_facts_fresh(v->facts, v->group[i]))
+			return;
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down);
+	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
+	set_alerts(c, plan);
+	act(c, v, plan);
+}
+
+void herd_coord_committed(herd_coord *c, const GError *error)
+{
+	if (c->commits > 0)
+		c->commits--;
+	if (error)
+		log_warn("a decision of the coordinator was not committed: %s", error->message);
+	if (c->commits == 0) {
+		c->rerun = false;
+		c->io.wakeup(c->user, error ? 500 : 0);
+	}
+}
+
+void herd_coord_fenced(herd_coord *c, const char *node, bool ok, const char *device,
+		       const char *detail, int64_t now_ms)
+{
+	fence_job *j = g_hash_table_lookup(c->fences, node);
+	if (j) {
+		j->running = false;
+		if (ok) {
+			j->failures = 0;
+		} else {
+			j->failures++;
+			int64_t pause = FENCE_RETRY_FIRST_MS << MIN(j->failures - 1, 4u);
+			j->retry_at_ms = now_ms + MIN(pause, FENCE_RETRY_MAX_MS);
+			g_free(j->last_error);
+			j->last_error = g_strdup(detail ? detail : "unknown error");
+		}
+	}
+	if (ok) {
+		log_warn("node %s is fenced (%s)", node, device ? device : "");
+		int64_t *t = g_new(int64_t, 1);
+		*t = now_ms;
+		g_hash_table_replace(c->local_down, g_strdup(node), t);
+	} else {
+		log_err("fencing node %s failed: %s", node, detail ? detail : "?");
+	}
+	fence_result *r = g_new0(fence_result, 1);
+	r->node = g_strdup(node);
+	r->ok = ok;
+	r->device = g_strdup(device);
+	r->detail = g_strdup(detail);
+	r->time_ms = now_ms;
+	g_ptr_array_add(c->records, r);
+	/* Run again at once: the record and the decisions it allows go out
+	 * together. */
+	c->io.changed(c->user);
+	c->io.wakeup(c->user, 0);
+}
+
+bool herd_coord_active(herd_coord *c)
+{
+	return c->active;
+}
+
+json_t *herd_coord_status(herd_coord *c)
+{
+	if (!c->active)
+		return NULL;
+	json_t *fencing = json_array();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, c->fences);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		fence_job *j = v;
+		json_array_append_new(fencing, json_pack("{s:s,s:b,s:i,s:s?}", "node", j->node, "running",
+							 j->running, "failures", (int)j->failures,
+							 "error", j->last_error));
+	}
+	return json_pack("{s:O,s:b,s:o}", "alerts", c->alerts, "n_plus_1", c->n_plus_1, "fencing",
+			 fencing);
+}
+
+bool herd_coord_has_fenced(herd_coord *c, const char *node)
+{
+	return g_hash_table_contains(c->local_down, node);
+}

@@ -1,0 +1,171 @@
+#include "ha/facts.h"
+
+#include <string.h>
+
+static const char *const state_names[HERD_VM__STATES] = {
+	[HERD_VM_STOPPED] = "stopped",   [HERD_VM_STARTING] = "starting",
+	[HERD_VM_RUNNING] = "running",   [HERD_VM_PAUSED] = "paused",
+	[HERD_VM_STOPPING] = "stopping", [HERD_VM_CRASHED] = "crashed",
+};
+
+const char *herd_vm_state_name(herd_vm_state s)
+{
+	return (unsigned)s < HERD_VM__STATES ? state_names[s] : "unknown";
+}
+
+static bool state_parse(const char *s, herd_vm_state *out)
+{
+	for (unsigned i = 0; s && i < HERD_VM__STATES; i++) {
+		if (strcmp(state_names[i], s) == 0) {
+			*out = (herd_vm_state)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void node_facts_free(herd_node_facts *n)
+{
+	g_free(n->name);
+	g_hash_table_destroy(n->vms);
+	json_decref(n->errors);
+	json_decref(n->coordinator);
+	g_free(n);
+}
+
+herd_facts *herd_facts_new(void)
+{
+	herd_facts *f = g_new0(herd_facts, 1);
+	f->nodes = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					 (GDestroyNotify)node_facts_free);
+	f->round = 1;
+	return f;
+}
+
+void herd_facts_free(herd_facts *f)
+{
+	if (!f)
+		return;
+	g_hash_table_destroy(f->nodes);
+	g_free(f);
+}
+
+void herd_facts_new_round(herd_facts *f)
+{
+	f->round++;
+}
+
+void herd_facts_forget(herd_facts *f, uint32_t nodeid)
+{
+	g_hash_table_remove(f->nodes, GUINT_TO_POINTER(nodeid));
+}
+
+char *herd_facts_encode(const char *name, GArray *vm_facts, const herd_node_resources *res,
+			bool virt_ok, json_t *errors, json_t *coordinator, size_t *len)
+{
+	json_t *vms = json_array();
+	for (guint i = 0; vm_facts && i < vm_facts->len; i++) {
+		const herd_vm_fact *v = &g_array_index(vm_facts, herd_vm_fact, i);
+		json_array_append_new(vms, json_pack("{s:s,s:s,s:I,s:s}", "uuid", v->uuid, "state",
+						     herd_vm_state_name(v->state), "since_ms",
+						     (json_int_t)v->since_ms, "reason", v->reason));
+	}
+	json_t *j = json_pack("{s:s,s:o,s:{s:I,s:I,s:i},s:b}", "name", name, "vms", vms,
+			      "resources", "memory_mib", (json_int_t)res->memory_mib, "free_mib",
+			      (json_int_t)res->free_mib, "cpus", (int)res->cpus, "virt_ok", virt_ok);
+	if (errors && json_object_size(errors))
+		json_object_set(j, "errors", errors);
+	if (coordinator)
+		json_object_set(j, "coordinator", coordinator);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	*len = strlen(s);
+	return s;
+}
+
+bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
+		       int64_t now_ms)
+{
+	json_t *j = json_loadb(payload, len, 0, NULL);
+	const char *name = json_string_value(json_object_get(j, "name"));
+	json_t *vms = json_object_get(j, "vms");
+	json_t *res = json_object_get(j, "resources");
+	if (!name || !json_is_array(vms) || !json_is_object(res)) {
+		json_decref(j);
+		return false;
+	}
+	herd_node_facts *n = g_new0(herd_node_facts, 1);
+	n->name = g_strdup(name);
+	n->nodeid = nodeid;
+	n->round = f->round;
+	n->received_ms = now_ms;
+	n->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+	n->resources.memory_mib = (uint64_t)json_integer_value(json_object_get(res, "memory_mib"));
+	n->resources.free_mib = (uint64_t)json_integer_value(json_object_get(res, "free_mib"));
+	n->resources.cpus = (unsigned)json_integer_value(json_object_get(res, "cpus"));
+	n->virt_ok = json_is_true(json_object_get(j, "virt_ok"));
+	size_t i;
+	json_t *v;
+	json_array_foreach(vms, i, v) {
+		const char *uuid = json_string_value(json_object_get(v, "uuid"));
+		herd_vm_state st;
+		if (!uuid || strlen(uuid) != 36 ||
+		    !state_parse(json_string_value(json_object_get(v, "state")), &st))
+			continue;
+		herd_vm_fact *fact = g_new0(herd_vm_fact, 1);
+		g_strlcpy(fact->uuid, uuid, sizeof(fact->uuid));
+		fact->state = st;
+		fact->since_ms = json_integer_value(json_object_get(v, "since_ms"));
+		g_strlcpy(fact->reason, json_string_value(json_object_get(v, "reason")) ?: "",
+			  sizeof(fact->reason));
+		g_hash_table_replace(n->vms, fact->uuid, fact);
+	}
+	json_t *errors = json_object_get(j, "errors");
+	n->errors = json_is_object(errors) ? json_incref(errors) : json_object();
+	json_t *coord = json_object_get(j, "coordinator");
+	n->coordinator = json_is_object(coord) ? json_incref(coord) : NULL;
+	json_decref(j);
+	g_hash_table_replace(f->nodes, GUINT_TO_POINTER(nodeid), n);
+	return true;
+}
+
+herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid)
+{
+	herd_node_facts *n = g_hash_table_lookup(f->nodes, GUINT_TO_POINTER(nodeid));
+	return n && n->round == f->round ? n : NULL;
+}
+
+GArray *herd_facts_where(herd_facts *f, const char *uuid)
+{
+	GArray *ids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, f->nodes);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		herd_node_facts *n = v;
+		if (n->round != f->round)
+			continue;
+		herd_vm_fact *fact = g_hash_table_lookup(n->vms, uuid);
+		if (fact && fact->state != HERD_VM_STOPPED)
+			g_array_append_val(ids, n->nodeid);
+	}
+	return ids;
+}
+
+const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid)
+{
+	const herd_vm_fact *best = NULL;
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, f->nodes);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		herd_node_facts *n = v;
+		herd_vm_fact *fact = g_hash_table_lookup(n->vms, uuid);
+		if (fact && (!best || (best->state == HERD_VM_STOPPED && fact->state != HERD_VM_STOPPED))) {
+			best = fact;
+			if (nodeid)
+				*nodeid = n->nodeid;
+		}
+	}
+	return best;
+}

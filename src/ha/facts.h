@@ -1,0 +1,55 @@
+/*
+ * What every node knows about what actually runs: the facts each herdd
+ * multicasts about its own node (STATUS messages: its VMs as its hypervisor
+ * reports them, its capacity, errors, and — from the coordinator — alerts),
+ * kept per node.  Soft state: never persisted, re-sent by every member after
+ * every membership change, so a fact older than the last change is not
+ * trusted.
+ */
+#pragma once
+
+#include "virt/driver.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct herd_node_facts {
+	char *name;
+	uint32_t nodeid;
+	uint64_t round;            /* membership round the facts belong to */
+	int64_t received_ms;
+	GHashTable *vms;           /* uuid -> herd_vm_fact* */
+	herd_node_resources resources;
+	bool virt_ok;              /* its hypervisor connection works */
+	json_t *errors;            /* {uuid: "start failed: …"} */
+	json_t *coordinator;       /* alerts etc. if it coordinates, else NULL */
+} herd_node_facts;
+
+typedef struct herd_facts {
+	GHashTable *nodes;         /* nodeid -> herd_node_facts* */
+	uint64_t round;            /* bumped at every membership change */
+} herd_facts;
+
+herd_facts *herd_facts_new(void);
+void herd_facts_free(herd_facts *f);
+
+/* A membership change: every node's facts become stale until it resends. */
+void herd_facts_new_round(herd_facts *f);
+/* Forget a node (it left the group). */
+void herd_facts_forget(herd_facts *f, uint32_t nodeid);
+
+/* Encode this node's facts as a STATUS payload. */
+char *herd_facts_encode(const char *name, GArray *vm_facts, const herd_node_resources *res,
+			bool virt_ok, json_t *errors, json_t *coordinator, size_t *len);
+/* Take a STATUS payload from @nodeid; false if malformed (ignored then). */
+bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
+		       int64_t now_ms);
+
+/* The node's facts if they are from the current round, else NULL. */
+herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);
+/* Where @uuid is reported anything but stopped, by fresh facts: node ids. */
+GArray *herd_facts_where(herd_facts *f, const char *uuid);
+/* The fact about @uuid from the node that runs it (or any), or NULL. */
+const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid);

@@ -1,0 +1,279 @@
+#define G_LOG_DOMAIN "fence"
+#include "ha/fence.h"
+
+#include "common/error.h"
+#include "common/log.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+/* A fence agent that has not finished after this long is killed. */
+#define AGENT_TIMEOUT_S 120
+#define AGENT_DIR_DEFAULT "/usr/sbin"
+
+void herd_fence_target_free(herd_fence_target *t)
+{
+	if (!t)
+		return;
+	g_free(t->device);
+	g_free(t->agent);
+	json_decref(t->params);
+	g_free(t->plug);
+	g_free(t);
+}
+
+static const char *agent_dir(void)
+{
+	const char *d = g_getenv("HERD_FENCE_AGENT_DIR");
+	return d && *d ? d : AGENT_DIR_DEFAULT;
+}
+
+bool herd_fence_agent_valid(const char *agent, GError **error)
+{
+	bool shape = agent && g_str_has_prefix(agent, "fence_") && strlen(agent) > 6 && strlen(agent) < 64;
+	for (const char *p = agent; shape && *p; p++)
+		shape = g_ascii_islower(*p) || g_ascii_isdigit(*p) || *p == '_';
+	if (!shape) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "'%s' is not a fence agent name (fence_ followed by lower-case letters, digits, '_').",
+			    agent ? agent : "");
+		return false;
+	}
+	g_autofree char *path = g_build_filename(agent_dir(), agent, NULL);
+	if (!g_file_test(path, G_FILE_TEST_IS_EXECUTABLE)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Fence agent %s is not installed (%s not found; Debian's fence-agents package has the standard ones).",
+			    agent, path);
+		return false;
+	}
+	return true;
+}
+
+typedef struct {
+	const herd_fence_target *t;
+	char *action;
+	herd_fence_done done;
+	gpointer user;
+	GSubprocess *proc;
+	guint timer;
+	bool timed_out;
+	gint64 started_us;
+} agent_run;
+
+static gboolean on_agent_timeout(gpointer data)
+{
+	agent_run *r = data;
+	r->timer = 0;
+	r->timed_out = true;
+	g_subprocess_force_exit(r->proc);
+	return G_SOURCE_REMOVE;
+}
+
+static char *last_line(const char *s)
+{
+	if (!s)
+		return g_strdup("");
+	g_autofree char *copy = g_strstrip(g_strdup(s));
+	char *nl = strrchr(copy, '\n');
+	return g_strdup(nl ? nl + 1 : copy);
+}
+
+static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
+{
+	agent_run *r = data;
+	g_autofree char *out = NULL, *err_text = NULL;
+	g_autoptr(GError) err = NULL;
+	double secs = (double)(g_get_monotonic_time() - r->started_us) / 1e6;
+	if (r->timer)
+		g_source_remove(r->timer);
+	bool ran = g_subprocess_communicate_utf8_finish(r->proc, res, &out, &err_text, &err);
+	int status = ran && g_subprocess_get_if_exited(r->proc) ? g_subprocess_get_exit_status(r->proc) : -1;
+	g_autofree char *detail = NULL;
+	bool ok;
+	if (r->timed_out) {
+		ok = false;
+		detail = g_strdup_printf("%s action=%s on %s did not finish within %d s", r->t->agent,
+					 r->action, r->t->device, AGENT_TIMEOUT_S);
+	} else if (!ran) {
+		ok = false;
+		detail = g_strdup_printf("%s could not be run: %s", r->t->agent, err->message);
+	} else if (strcmp(r->action, "status") == 0) {
+		ok = status == 0 || status == 2;
+		g_autofree char *why = last_line(err_text && *err_text ? err_text : out);
+		detail = ok ? g_strdup(status == 0 ? "on" : "off")
+			    : g_strdup_printf("%s action=status on %s failed (exit %d): %s", r->t->agent,
+					      r->t->device, status, why);
+	} else {
+		ok = status == 0;
+		g_autofree char *why = last_line(err_text && *err_text ? err_text : out);
+		detail = ok ? g_strdup(last_line(out))
+			    : g_strdup_printf("%s action=%s on %s failed (exit %d): %s", r->t->agent,
+					      r->action, r->t->device, status, why);
+	}
+	r->done(ok, r->t->device, detail, secs, r->user);
+	g_object_unref(r->proc);
+	g_free(r->action);
+	g_free(r);
+}
+
+void herd_fence_agent_action(const herd_fence_target *t, const char *action,
+			     herd_fence_done done, gpointer user)
+{
+	g_autoptr(GError) err = NULL;
+	g_autofree char *path = g_build_filename(agent_dir(), t->agent, NULL);
+	GString *in = g_string_new(NULL);
+	g_string_append_printf(in, "action=%s\n", action);
+	if (t->plug && *t->plug)
+		g_string_append_printf(in, "plug=%s\n", t->plug);
+	const char *k;
+	json_t *v;
+	json_object_foreach(t->params, k, v) {
+		if (json_is_string(v))
+			g_string_append_printf(in, "%s=%s\n", k, json_string_value(v));
+		else if (json_is_integer(v))
+			g_string_append_printf(in, "%s=%lld\n", k, (long long)json_integer_value(v));
+		else if (json_is_true(v))
+			g_string_append_printf(in, "%s=1\n", k);
+	}
+	agent_run *r = g_new0(agent_run, 1);
+	r->t = t;
+	r->action = g_strdup(action);
+	r->done = done;
+	r->user = user;
+	r->started_us = g_get_monotonic_time();
+	const char *argv[] = { path, NULL };
+	r->proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+						  G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				    &err);
+	if (!r->proc) {
+		g_autofree char *detail = g_strdup_printf("%s could not be run: %s", t->agent, err->message);
+		done(false, t->device, detail, 0, user);
+		g_string_free(in, TRUE);
+		g_free(r->action);
+		g_free(r);
+		return;
+	}
+	r->timer = g_timeout_add_seconds(AGENT_TIMEOUT_S, on_agent_timeout, r);
+	g_subprocess_communicate_utf8_async(r->proc, in->str, NULL, on_agent_finished, r);
+	g_string_free(in, TRUE);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fencing a node: levels in order, every device of a level off + verified */
+
+typedef struct {
+	char *node;
+	GPtrArray *targets;   /* sorted by level */
+	guint next;           /* index of the next target to run */
+	int level;            /* level in progress */
+	bool level_ok;
+	GString *devices;     /* devices that switched it off in this level */
+	GString *errors;
+	double agent_seconds;
+	herd_fence_done done;
+	gpointer user;
+	herd_fence_target *current;
+} fence_job;
+
+static void step(fence_job *j);
+
+static void job_finish(fence_job *j, bool ok, const char *detail)
+{
+	j->done(ok, j->devices->str, detail, j->agent_seconds, j->user);
+	g_ptr_array_free(j->targets, TRUE);
+	g_string_free(j->devices, TRUE);
+	g_string_free(j->errors, TRUE);
+	g_free(j->node);
+	g_free(j);
+}
+
+static void on_status(bool ok, const char *device, const char *detail, double secs, gpointer user)
+{
+	fence_job *j = user;
+	j->agent_seconds += secs;
+	if (ok && strcmp(detail, "off") == 0) {
+		g_string_append_printf(j->devices, "%s%s", j->devices->len ? ", " : "", device);
+	} else {
+		j->level_ok = false;
+		g_string_append_printf(j->errors, "%s%s: %s", j->errors->len ? "; " : "", device,
+				       ok ? "switched off, but reports the outlet still on" : detail);
+	}
+	step(j);
+}
+
+static void on_off(bool ok, const char *device, const char *detail, double secs, gpointer user)
+{
+	fence_job *j = user;
+	j->agent_seconds += secs;
+	if (!ok) {
+		j->level_ok = false;
+		g_string_append_printf(j->errors, "%s%s", j->errors->len ? "; " : "", detail);
+		step(j);
+		return;
+	}
+	/* Verify the power state, as the seeds' operators expect. */
+	herd_fence_agent_action(j->current, "status", on_status, j);
+}
+
+static void step(fence_job *j)
+{
+	/* The level just run (all its devices tried) decides first. */
+	bool level_done = j->next >= j->targets->len ||
+			  ((herd_fence_target *)j->targets->pdata[j->next])->level != j->level;
+	if (j->level && level_done) {
+		if (j->level_ok) {
+			g_autofree char *detail = g_strdup_printf("switched off and verified off by %s",
+								  j->devices->str);
+			job_finish(j, true, detail);
+			return;
+		}
+		g_string_set_size(j->devices, 0);
+		j->level = 0;
+	}
+	if (j->next >= j->targets->len) {
+		g_autofree char *detail = g_strdup(j->errors->len ? j->errors->str : "no fence device covers the node");
+		job_finish(j, false, detail);
+		return;
+	}
+	j->current = j->targets->pdata[j->next++];
+	if (!j->level) {
+		j->level = j->current->level;
+		j->level_ok = true;
+	}
+	log_info("fencing %s: %s (%s, plug %s, level %d)", j->node, j->current->device,
+		 j->current->agent, j->current->plug, j->current->level);
+	herd_fence_agent_action(j->current, "off", on_off, j);
+}
+
+static gint by_level(gconstpointer a, gconstpointer b)
+{
+	const herd_fence_target *x = *(herd_fence_target *const *)a, *y = *(herd_fence_target *const *)b;
+	if (x->level != y->level)
+		return x->level < y->level ? -1 : 1;
+	return strcmp(x->device, y->device);
+}
+
+static gboolean on_delay_over(gpointer data)
+{
+	step(data);
+	return G_SOURCE_REMOVE;
+}
+
+void herd_fence_node(const char *node, GPtrArray *targets, unsigned delay_ms,
+		     herd_fence_done done, gpointer user)
+{
+	fence_job *j = g_new0(fence_job, 1);
+	j->node = g_strdup(node);
+	j->targets = targets;
+	g_ptr_array_sort(j->targets, by_level);
+	j->devices = g_string_new(NULL);
+	j->errors = g_string_new(NULL);
+	j->done = done;
+	j->user = user;
+	if (delay_ms) {
+		log_info("fencing %s after a delay of %u ms (two-node tie-break)", node, delay_ms);
+		g_timeout_add(delay_ms, on_delay_over, j);
+	} else {
+		step(j);
+	}
+}
