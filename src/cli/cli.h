@@ -51,3 +51,4 @@ char *cli_format_duration(gint64 seconds);
 extern const cli_command cli_status_commands[];
 extern const cli_command cli_cluster_commands[];
 extern const cli_command cli_vm_commands[];
+extern const cli_command cli_ha_commands[];

@@ -209,14 +209,21 @@ static char *links_text(json_t *links)
 
 static void print_nodes(json_t *nodes)
 {
-	cli_table *t = cli_table_new("NAME", "ID", "STATE", "LINKS", NULL);
+	cli_table *t = cli_table_new("NAME", "ID", "STATE", "MODE", "VMS", "LINKS", NULL);
 	size_t i;
 	json_t *n;
 	json_array_foreach(nodes, i, n) {
 		g_autofree char *id = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(n, "nodeid")));
 		g_autofree char *links = links_text(json_object_get(n, "links"));
-		const char *state = json_is_true(json_object_get(n, "online")) ? "online" : "offline";
-		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state, links);
+		json_t *down = json_object_get(n, "down");
+		const char *state = json_is_true(json_object_get(n, "online"))  ? "online"
+				    : json_is_object(down)                      ? (g_strcmp0(json_string_value(json_object_get(down, "how")), "fenced") == 0 ? "fenced" : "confirmed down")
+				    : json_is_true(json_object_get(n, "alive")) ? "herd down"
+										: "LOST";
+		json_t *herd = json_object_get(n, "herd");
+		g_autofree char *vms = json_is_object(herd) ? g_strdup_printf("%zu", json_array_size(json_object_get(herd, "vms"))) : NULL;
+		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state,
+			      json_string_value(json_object_get(n, "mode")), vms, links);
 	}
 	cli_table_print(t);
 }

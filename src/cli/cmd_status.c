@@ -38,8 +38,31 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	const char *refusal = json_string_value(json_object_get(c, "refusal"));
 	if (refusal)
 		printf("          %s\n", refusal);
-	printf("VMs:      %lld defined\n",
-	       (long long)json_integer_value(json_object_get(json_object_get(st, "vms"), "defined")));
+	json_t *vms = json_object_get(st, "vms");
+	printf("VMs:      %lld running of %lld defined\n",
+	       (long long)json_integer_value(json_object_get(vms, "running")),
+	       (long long)json_integer_value(json_object_get(vms, "defined")));
+	if (json_is_true(json_object_get(st, "lab_mode")))
+		printf("\n!!! LAB MODE: no fencing. A lost node counts as dead at once, so a VM may run\n"
+		       "!!! twice after a split. Never in production: herd cluster set lab_mode=no\n");
+	json_t *lost = json_object_get(st, "unfenced_lost_nodes");
+	json_array_foreach(lost, i, n)
+		printf("\n!!! Node %s is lost and not fenced yet: its VMs wait; configuration changes wait too.\n",
+		       json_string_value(n));
+	json_t *ha = json_object_get(st, "ha");
+	if (json_is_object(ha)) {
+		printf("Coordinator: %s%s\n", json_string_value(json_object_get(ha, "coordinator")),
+		       json_is_true(json_object_get(ha, "n_plus_1")) ? ""
+								   : " (N+1: losing a node would leave HA VMs without room)");
+		json_t *alerts = json_object_get(ha, "alerts");
+		if (json_array_size(alerts))
+			printf("\nAlerts:\n");
+		json_array_foreach(alerts, i, n)
+			printf("  %-8s %s\n", json_string_value(json_object_get(n, "severity")),
+			       json_string_value(json_object_get(n, "message")));
+	} else {
+		printf("Coordinator: none (no quorate partition, or herd is starting)\n");
+	}
 	json_decref(st);
 	return CLI_OK;
 }

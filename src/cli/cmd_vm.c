@@ -11,7 +11,8 @@
 
 static gboolean opt_all, opt_ha, opt_no_ha, opt_no_preferred, opt_failback, opt_no_failback,
 	opt_force;
-static char *opt_preferred, *opt_pattern;
+static char *opt_preferred, *opt_pattern, *opt_sticky, *opt_group;
+static gboolean opt_no_group;
 static int opt_shutdown_timeout = -1, opt_version;
 
 static GOptionEntry list_options[] = {
@@ -23,7 +24,9 @@ static GOptionEntry list_options[] = {
 	{ "ha", 0, 0, G_OPTION_ARG_NONE, &opt_ha, "Keep the VM running (restart it elsewhere when its node dies)", NULL }, \
 	{ "preferred", 'p', 0, G_OPTION_ARG_STRING, &opt_preferred, "The node the VM runs on when it can", "NODE" }, \
 	{ "no-failback", 0, 0, G_OPTION_ARG_NONE, &opt_no_failback, "Do not move back to the preferred node when it returns", NULL }, \
-	{ "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &opt_shutdown_timeout, "Seconds a shutdown may take before the VM is forced off (default 360)", "SEC" }
+	{ "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &opt_shutdown_timeout, "Seconds a shutdown may take before the VM is forced off (default 360)", "SEC" }, \
+	{ "sticky", 0, 0, G_OPTION_ARG_STRING, &opt_sticky, "Bind the VM to this node: it is not restarted elsewhere", "NODE" }, \
+	{ "group", 'g', 0, G_OPTION_ARG_STRING, &opt_group, "Anti-affinity group: VMs of one group run on different nodes", "NAME" }
 
 static GOptionEntry define_options[] = {
 	ATTRIBUTE_OPTIONS,
@@ -35,6 +38,7 @@ static GOptionEntry set_options[] = {
 	{ "no-ha", 0, 0, G_OPTION_ARG_NONE, &opt_no_ha, "Stop keeping the VM running", NULL },
 	{ "no-preferred", 0, 0, G_OPTION_ARG_NONE, &opt_no_preferred, "Forget the preferred node", NULL },
 	{ "failback", 0, 0, G_OPTION_ARG_NONE, &opt_failback, "Move back to the preferred node when it returns", NULL },
+	{ "no-group", 0, 0, G_OPTION_ARG_NONE, &opt_no_group, "Leave its anti-affinity group", NULL },
 	{ NULL },
 };
 
@@ -76,6 +80,16 @@ static bool attributes(json_t *body, bool for_set)
 		json_object_set_new(body, "failback", json_boolean(opt_failback));
 	if (opt_shutdown_timeout != -1)
 		json_object_set_new(body, "shutdown_timeout_s", json_integer(opt_shutdown_timeout));
+	if (opt_sticky)
+		json_object_set_new(body, "sticky", json_string(opt_sticky));
+	if (opt_group && opt_no_group) {
+		fprintf(stderr, "herd vm: contradicting options.\n");
+		return false;
+	}
+	if (opt_group)
+		json_object_set_new(body, "group", json_string(opt_group));
+	if (opt_no_group)
+		json_object_set_new(body, "group", json_null());
 	return true;
 }
 
@@ -109,18 +123,21 @@ static int run_list(cli_ctx *ctx, int argc, char **argv)
 		cli_print_json(vms);
 		return CLI_OK;
 	}
-	cli_table *t = cli_table_new("NAME", "STATE", "NODE", "HA", "PREFERRED", "MEMORY", "VCPUS",
-				     "CONFIG", NULL);
+	cli_table *t = cli_table_new("NAME", "STATE", "NODE", "UPTIME", "HA", "PREFERRED", "MEMORY",
+				     "VCPUS", "CONFIG", NULL);
 	size_t i;
 	json_t *v;
 	json_array_foreach(vms, i, v) {
 		g_autofree char *mem = g_strdup_printf("%lld MiB", (long long)json_integer_value(json_object_get(v, "memory_mib")));
 		g_autofree char *cpus = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(v, "vcpus")));
 		g_autofree char *ver = g_strdup_printf("v%lld", (long long)json_integer_value(json_object_get(v, "version")));
+		json_t *up = json_object_get(v, "uptime_s");
+		g_autofree char *uptime = up ? cli_format_duration(json_integer_value(up)) : NULL;
+		const char *sticky = json_string_value(json_object_get(v, "sticky"));
+		const char *ha = !json_is_true(json_object_get(v, "ha")) ? "no" : sticky ? "yes/sticky" : "yes";
 		cli_table_add(t, json_string_value(json_object_get(v, "name")),
 			      json_string_value(json_object_get(v, "state")),
-			      json_string_value(json_object_get(v, "node")),
-			      json_is_true(json_object_get(v, "ha")) ? "yes" : "no",
+			      json_string_value(json_object_get(v, "node")), uptime, ha,
 			      json_string_value(json_object_get(v, "preferred")), mem, cpus, ver);
 	}
 	cli_table_print(t);
@@ -227,6 +244,20 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 	printf("UUID:              %s\n", json_string_value(json_object_get(vm, "uuid")));
 	printf("State:             %s\n", json_string_value(json_object_get(vm, "state")));
 	printf("Node:              %s\n", json_string_value(json_object_get(vm, "node")) ?: "-");
+	printf("Desired state:     %s\n", json_string_value(json_object_get(vm, "target")));
+	if (json_integer_value(json_object_get(vm, "uptime_s")) > 0) {
+		g_autofree char *up = cli_format_duration(json_integer_value(json_object_get(vm, "uptime_s")));
+		printf("Uptime:            %s\n", up);
+	}
+	if (json_string_value(json_object_get(vm, "sticky")))
+		printf("Sticky to:         %s ('herd vm release' unbinds it)\n",
+		       json_string_value(json_object_get(vm, "sticky")));
+	if (json_string_value(json_object_get(vm, "group")))
+		printf("Anti-affinity:     %s\n", json_string_value(json_object_get(vm, "group")));
+	if (json_string_value(json_object_get(vm, "alert")))
+		printf("Waiting:           %s\n", json_string_value(json_object_get(vm, "alert")));
+	if (json_string_value(json_object_get(vm, "error")))
+		printf("Error:             %s\n", json_string_value(json_object_get(vm, "error")));
 	printf("Type:              %s\n", json_string_value(json_object_get(vm, "type")));
 	printf("Memory:            %lld MiB\n", (long long)json_integer_value(json_object_get(vm, "memory_mib")));
 	printf("vCPUs:             %lld\n", (long long)json_integer_value(json_object_get(vm, "vcpus")));

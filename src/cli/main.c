@@ -11,6 +11,7 @@ static const cli_command *const command_tables[] = {
 	cli_status_commands,
 	cli_cluster_commands,
 	cli_vm_commands,
+	cli_ha_commands,
 };
 
 herd_client *cli_client(cli_ctx *ctx)
