@@ -185,6 +185,10 @@ class TestNodes:
                 text = testnodes.tail(path, lines)
                 if text:
                     print(f"----- n{i} {name} (last {lines} lines)\n{text}", flush=True)
+        # The simulated PDU: every outlet switched, every request dropped.
+        text = testnodes.tail(os.path.join(self.tn.dir, "pdu", "pdu.log"), lines)
+        if text:
+            print(f"----- pdu pdu.log (last {lines} lines)\n{text}", flush=True)
 
     # -- operations
 

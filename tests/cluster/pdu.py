@@ -37,6 +37,7 @@ import json
 import os
 import secrets
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,8 +130,13 @@ def _serial(inst):
 
 
 def start(tn, inst):
-    """Make the PDU of instance inst (its network namespace and processes)
-    and wait until it answers SNMP.  tn is the testnodes module."""
+    """Make the PDU of instance inst (its network namespace and processes).
+    Returns a function that waits until it answers SNMP (call it once the
+    nodes boot: the PDU starts meanwhile).  tn is the testnodes module."""
+    for tool in ("snmpd", "snmpget"):
+        if not shutil.which(tool, path=tn.SYSTEM_PATH):
+            raise tn.Error(f"{tool} is not installed (the test nodes' PDU needs it): "
+                           "run scripts/install-deps")
     d = pdu_dir(inst)
     os.makedirs(os.path.join(d, "var"), exist_ok=True)
     cfg = {
@@ -184,8 +190,11 @@ def start(tn, inst):
                                     ".1.3.6.1.2.1.1.2.0"],
                            capture_output=True, text=True, env=env, timeout=10)
         return r.returncode == 0 and ".1.3.6.1.4.1.318." in r.stdout
-    tn.wait_until(ready, 15, f"the PDU did not answer SNMP on {ADDRESS} (see {log_path(inst)})",
-                  interval=0.1)
+
+    def wait_ready():
+        tn.wait_until(ready, 15, f"the PDU did not answer SNMP on {ADDRESS} "
+                      f"(see {log_path(inst)})", interval=0.05)
+    return wait_ready
 
 
 def running(tn, inst):
