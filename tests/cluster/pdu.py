@@ -213,8 +213,18 @@ def status(tn, inst):
     except (OSError, ValueError):
         return None
     pids = running(tn, inst)
+    cmds = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmds.append(f.read().split(b"\0"))
+        except OSError:
+            pass
+    # Up while both snmpd and the front run (snmpd starts the handler itself).
+    up = (any(os.path.basename(c[0]) == b"snmpd" for c in cmds) and
+          any(b"_front" in c for c in cmds))
     return {"address": cfg["address"], "agent": cfg["agent"], "model": cfg["model"],
-            "outlets": cfg["outlets"], "running": bool(pids), "pids": pids}
+            "outlets": cfg["outlets"], "running": up, "pids": pids}
 
 
 def fence_params(tn, inst, v3=False):
@@ -583,13 +593,25 @@ def front_main(tn, inst):
             node_of[f"10.99.{link}.{i}"] = i
     log(f"listening on {cfg['address']}:{cfg['port']}/udp")
 
+    refused = []
+
     def drain(sock):
         got = []
         while True:
             try:
                 got.append(sock.recv(65535))
-            except (BlockingIOError, ConnectionRefusedError):
+            except BlockingIOError:
                 return got
+            except ConnectionRefusedError:   # snmpd is not listening
+                refused.append(True)
+                return got
+
+    def reply(packets, dst):
+        for packet in packets:
+            try:
+                listen.sendto(packet, dst)
+            except OSError as e:
+                log(f"cannot answer {dst[0]}:{dst[1]}: {e}")
 
     while True:
         data, src = listen.recvfrom(65535)
@@ -599,6 +621,7 @@ def front_main(tn, inst):
             continue
         drain(fwd)
         drain(probe)
+        refused.clear()
         request_id = request_id + 1 if request_id < 0x7fffffff else 0x10000000
         msg, rid = probe_request(cfg["probe_community"], request_id)
         try:
@@ -613,18 +636,19 @@ def front_main(tn, inst):
         deadline = time.monotonic() + 60
         done = False
         while not done:
+            if refused:
+                log("snmpd is not there (connection refused)")
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 log(f"snmpd did not finish a request from {src[0]} within 60 s")
                 break
             r, _, _ = select.select([fwd, probe], [], [], left)
             if fwd in r:
-                for resp in drain(fwd):
-                    listen.sendto(resp, src)
+                reply(drain(fwd), src)
             if probe in r:
                 done = any(rid in p for p in drain(probe))
-        for resp in drain(fwd):
-            listen.sendto(resp, src)
+        reply(drain(fwd), src)
 
 
 # ---------------------------------------------------------------- main
