@@ -56,6 +56,14 @@
 #define START_TIMEOUT_MS 120000
 #define OP_TIMEOUT_MS 60000
 #define CLOSE_WAIT_MS 1000
+/* libvirtd sends events from another thread than replies, so the event of
+ * an operation may arrive after its reply.  The operation waits this long
+ * for the event that brings the state it saw, before applying that state
+ * itself. */
+#define SETTLE_MS 500
+/* A full list does not override a VM an event touched this recently: that
+ * event's successors may still be on their way. */
+#define LIST_QUIET_US (1000 * 1000)
 /* A stopped VM that libvirt no longer lists is forgotten after this. */
 #define FORGET_STOPPED_MS (15 * 60 * 1000)
 
@@ -89,18 +97,36 @@ typedef struct lv_op {
 	herd_virt_libvirt *v;
 	GSource *deadline;
 	GSource *wait;          /* shutdown: the timeout before forcing */
+	uint64_t begin_serial;  /* the driver's event count when it began */
+	bool settling;          /* done in libvirt, waiting for the event */
+	herd_vm_state expect;   /* … that brings this state */
+	char expect_reason[64];
+	GSource *settle;        /* … for at most SETTLE_MS */
 } lv_op;
 
 /* What the main thread knows of one VM. */
 typedef struct lv_vm {
 	herd_vm_fact fact;
 	uint64_t event_serial;  /* the driver's event count when an event last touched it */
+	gint64 event_us;        /* monotonic time of that event */
 	bool listed;            /* in libvirt's last domain list */
 	lv_op *active;          /* the operation running on it */
 	lv_op *destroying;      /* a destroy that overtook @active */
 	GQueue pending;         /* operations waiting for their turn */
 	GPtrArray *waiters;     /* shutdowns (lv_op) waiting for it to stop */
 } lv_vm;
+
+/* Passed to libvirt's callbacks: which connection they belong to. */
+typedef struct lv_cb_ctx lv_cb_ctx;
+
+/* One connection to libvirtd with what herd registered on it. */
+typedef struct lv_conn {
+	virConnectPtr conn;
+	int cb_id;              /* the lifecycle event callback */
+	lv_cb_ctx *close_ctx;   /* the close callback's; herd frees it (drivers
+				 * without close callbacks accept one and
+				 * never call its free function) */
+} lv_conn;
 
 /* State shared by the main thread and the workers; refcounted because a
  * worker stuck in libvirt may outlive the driver. */
@@ -110,8 +136,7 @@ typedef struct lv_shared {
 	GCond idle;             /* signalled when @jobs drops to 0 */
 	unsigned jobs;          /* jobs queued or running */
 	bool closing;           /* close() ran: a new connection is closed at once */
-	virConnectPtr conn;     /* the live connection, or NULL */
-	int cb_id;              /* its lifecycle event callback */
+	lv_conn *conn;          /* the live connection, or NULL */
 	GQueue inbox;           /* lv_msg for the main thread, in order */
 	GSource *wake;          /* drains the inbox on the main context */
 } lv_shared;
@@ -131,8 +156,7 @@ typedef struct lv_job {
 	char *uri;
 	unsigned gen;           /* connection generation it ran under */
 	uint64_t serial;        /* the main thread's event count when it was queued */
-	virConnectPtr old_conn; /* CONNECT, DISCONNECT: to be closed first */
-	int old_cb_id;
+	lv_conn *old_conn;      /* CONNECT, DISCONNECT: to be closed first */
 	lv_op *op;              /* OP */
 	bool want_start_time;   /* CONNECT: look up QEMU start times */
 	/* results */
@@ -161,11 +185,10 @@ typedef struct lv_msg {
 	GError *error;          /* FINISH */
 } lv_msg;
 
-/* Passed to libvirt's callbacks: which connection they belong to. */
-typedef struct lv_cb_ctx {
+struct lv_cb_ctx {
 	lv_shared *sh;
 	unsigned gen;
-} lv_cb_ctx;
+};
 
 enum { REPORTED_NOTHING, REPORTED_UP, REPORTED_DOWN };
 
@@ -187,8 +210,7 @@ struct herd_virt_libvirt {
 	GSource *retry, *resync, *slow;
 	bool resync_running;
 	uint64_t event_serial;  /* events applied so far */
-	virConnectPtr old_conn; /* a lost connection, closed by the next job */
-	int old_cb_id;
+	lv_conn *old_conn;      /* a lost connection, closed by the next job */
 	bool have_res;
 	herd_node_resources res;
 	int depth;              /* nesting of main-loop entry points */
@@ -347,6 +369,7 @@ static void op_unref(lv_op *op)
 /* ---- the shared part and the inbox ---------------------------------------------------------- */
 
 static void msg_free(lv_msg *m);
+static void conn_close(lv_conn *c);
 
 static lv_shared *shared_ref(lv_shared *sh)
 {
@@ -363,10 +386,8 @@ static void shared_unref(lv_shared *sh)
 		msg_free(m);
 	/* close() handed a live connection to a job; this is only a fallback
 	 * for a connect that finished after the last job was waited for. */
-	if (sh->conn) {
-		virConnectDomainEventDeregisterAny(sh->conn, sh->cb_id);
-		virConnectClose(sh->conn);
-	}
+	if (sh->conn)
+		conn_close(sh->conn);
 	if (sh->wake) {
 		g_source_destroy(sh->wake);
 		g_source_unref(sh->wake);
@@ -485,25 +506,32 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 
 /* ---- worker side ---------------------------------------------------------------------------- */
 
+/* The live connection, with a reference of its own, or NULL. */
 static virConnectPtr conn_get(lv_shared *sh)
 {
 	g_mutex_lock(&sh->lock);
-	virConnectPtr c = sh->conn;
+	virConnectPtr c = sh->conn ? sh->conn->conn : NULL;
 	if (c)
 		virConnectRef(c);
 	g_mutex_unlock(&sh->lock);
 	return c;
 }
 
-static void conn_close(virConnectPtr conn, int cb_id)
+/* Unregister and close; may block on a libvirtd that hangs, so workers
+ * only (the shared part's last unref is the exception, see there). */
+static void conn_close(lv_conn *c)
 {
-	if (!conn)
+	if (!c)
 		return;
-	if (cb_id >= 0)
-		virConnectDomainEventDeregisterAny(conn, cb_id);
-	virConnectUnregisterCloseCallback(conn, on_close);
-	virConnectClose(conn);
+	if (c->cb_id >= 0)
+		virConnectDomainEventDeregisterAny(c->conn, c->cb_id);
+	/* Once it returns, the close callback is not running either. */
+	virConnectUnregisterCloseCallback(c->conn, on_close);
+	virConnectClose(c->conn);
 	virResetLastError();
+	if (c->close_ctx)
+		cb_ctx_free(c->close_ctx);
+	g_free(c);
 }
 
 /* When the QEMU process of running domain @name started (wall clock ms),
@@ -627,44 +655,46 @@ static void read_resources(lv_job *j, virConnectPtr conn)
 static void run_connect(lv_job *j)
 {
 	lv_shared *sh = j->sh;
-	conn_close(j->old_conn, j->old_cb_id);
+	conn_close(j->old_conn);
 	j->old_conn = NULL;
-	virConnectPtr conn = virConnectOpen(j->uri);
-	if (!conn) {
+	lv_conn *c = g_new0(lv_conn, 1);
+	c->cb_id = -1;
+	c->conn = virConnectOpen(j->uri);
+	if (!c->conn) {
 		g_autofree char *msg = take_vir_error(NULL);
 		job_fail(j, HERD_ERR_UNAVAILABLE, "libvirt: %s", msg);
+		g_free(c);
 		return;
 	}
-	if (virConnectRegisterCloseCallback(conn, on_close, cb_ctx_new(sh, j->gen), cb_ctx_free) < 0)
-		virResetLastError(); /* not every driver has one (test:///) */
-	if (virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT) < 0)
+	c->close_ctx = cb_ctx_new(sh, j->gen);
+	if (virConnectRegisterCloseCallback(c->conn, on_close, c->close_ctx, NULL) < 0)
+		virResetLastError();
+	if (virConnectSetKeepAlive(c->conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT) < 0)
 		virResetLastError(); /* local drivers need none */
 	lv_cb_ctx *ctx = cb_ctx_new(sh, j->gen);
-	int cb_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-						     VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), ctx,
-						     cb_ctx_free);
-	if (cb_id < 0) {
+	c->cb_id = virConnectDomainEventRegisterAny(c->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+						    VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), ctx,
+						    cb_ctx_free);
+	if (c->cb_id < 0) {
 		g_autofree char *msg = take_vir_error(NULL);
 		job_fail(j, HERD_ERR_UNAVAILABLE, "cannot register for libvirt's events: %s", msg);
 		cb_ctx_free(ctx);
-		conn_close(conn, -1);
+		conn_close(c);
 		return;
 	}
 	/* Listed after registering for events, so nothing falls in between. */
-	if (!list_domains(j, conn)) {
-		conn_close(conn, cb_id);
+	if (!list_domains(j, c->conn)) {
+		conn_close(c);
 		return;
 	}
-	read_resources(j, conn);
+	read_resources(j, c->conn);
 	g_mutex_lock(&sh->lock);
 	bool closing = sh->closing;
-	if (!closing) {
-		sh->conn = conn;
-		sh->cb_id = cb_id;
-	}
+	if (!closing)
+		sh->conn = c;
 	g_mutex_unlock(&sh->lock);
 	if (closing) {
-		conn_close(conn, cb_id);
+		conn_close(c);
 		job_fail(j, HERD_ERR_UNAVAILABLE, "the driver was closed");
 	}
 }
@@ -839,7 +869,7 @@ static void run_op(lv_job *j)
 static void worker(gpointer data, gpointer unused)
 {
 	lv_job *j = data;
-	lv_shared *sh = shared_ref(j->sh);
+	lv_shared *sh = j->sh; /* the job's reference, released below */
 	switch (j->kind) {
 	case JOB_CONNECT:
 		run_connect(j);
@@ -851,7 +881,7 @@ static void worker(gpointer data, gpointer unused)
 		run_op(j);
 		break;
 	case JOB_DISCONNECT:
-		conn_close(j->old_conn, j->old_cb_id);
+		conn_close(j->old_conn);
 		j->old_conn = NULL;
 		break;
 	}
@@ -938,6 +968,7 @@ static void op_finish(lv_op *op, GError *error)
 	op->finished = true;
 	timer_cancel(&op->deadline);
 	timer_cancel(&op->wait);
+	timer_cancel(&op->settle);
 	if (op->done)
 		op->done(error, op->user);
 	if (error)
@@ -954,6 +985,7 @@ static void finish_waiters(herd_virt_libvirt *v, lv_vm *vm, const GError *error)
 }
 
 static void destroy_submit(herd_virt_libvirt *v, lv_vm *vm, lv_op *op);
+static void op_complete(herd_virt_libvirt *v, lv_vm *vm, lv_op *op, GError *error);
 
 static void set_state(herd_virt_libvirt *v, lv_vm *vm, herd_vm_state state, const char *reason,
 		      int64_t since_ms)
@@ -976,6 +1008,16 @@ static void set_state(herd_virt_libvirt *v, lv_vm *vm, herd_vm_state state, cons
 		d->timeout_s = w->timeout_s;
 		destroy_submit(v, vm, d);
 	}
+	/* An operation waiting for this state is done now. */
+	lv_op *ops[2] = { vm->active, vm->destroying };
+	for (int i = 0; i < 2; i++)
+		if (ops[i])
+			op_ref(ops[i]); /* a callback below may close the driver */
+	for (int i = 0; i < 2; i++)
+		if (ops[i] && ops[i]->settling && ops[i]->expect == state)
+			op_complete(v, vm, ops[i], NULL);
+	for (int i = 0; i < 2; i++)
+		op_unref(ops[i]);
 }
 
 /* Is a shutdown that herd asked for under way on @vm? */
@@ -1169,7 +1211,6 @@ static lv_job *job_new(herd_virt_libvirt *v, job_kind kind)
 	j->sh = shared_ref(v->sh);
 	j->gen = v->gen;
 	j->serial = v->event_serial;
-	j->old_cb_id = -1;
 	return j;
 }
 
@@ -1223,7 +1264,6 @@ static void connect_now(herd_virt_libvirt *v)
 	lv_job *j = job_new(v, JOB_CONNECT);
 	j->uri = g_strdup(v->uri);
 	j->old_conn = v->old_conn;
-	j->old_cb_id = v->old_cb_id;
 	v->old_conn = NULL;
 	/* Only libvirt's system QEMU driver keeps pid files where we look. */
 	j->want_start_time = strcmp(v->uri, "qemu:///system") == 0;
@@ -1246,7 +1286,6 @@ static void connection_lost(herd_virt_libvirt *v, const char *why)
 	v->connected = false;
 	g_mutex_lock(&v->sh->lock);
 	v->old_conn = v->sh->conn;
-	v->old_cb_id = v->sh->cb_id;
 	v->sh->conn = NULL;
 	g_mutex_unlock(&v->sh->lock);
 	log_warn("lost the connection to libvirt at %s: %s", v->uri, why);
@@ -1269,6 +1308,7 @@ static gboolean on_resync_timer(gpointer data)
  * the list was asked for (the event is at least as new). */
 static void apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial, bool reconnected)
 {
+	gint64 now_us = g_get_monotonic_time();
 	GHashTableIter it;
 	gpointer val;
 	g_hash_table_iter_init(&it, v->vms);
@@ -1279,7 +1319,8 @@ static void apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial, b
 		bool is_new = !g_hash_table_contains(v->vms, o->uuid);
 		lv_vm *vm = vm_get(v, o->uuid);
 		vm->listed = true;
-		if (vm->active || vm->destroying || vm->event_serial > serial)
+		if (vm->active || vm->destroying || vm->event_serial > serial ||
+		    (!reconnected && now_us - vm->event_us < LIST_QUIET_US))
 			continue;
 		char reason[64];
 		herd_vm_state st = map_vir_state(vm, o->state, o->reason, reason, sizeof(reason));
@@ -1297,7 +1338,8 @@ static void apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial, b
 	g_hash_table_iter_init(&it, v->vms);
 	while (g_hash_table_iter_next(&it, NULL, &val)) {
 		lv_vm *vm = val;
-		if (vm->listed || vm->active || vm->destroying || vm->event_serial > serial)
+		if (vm->listed || vm->active || vm->destroying || vm->event_serial > serial ||
+		    (!reconnected && now_us - vm->event_us < LIST_QUIET_US))
 			continue;
 		if (vm->fact.state != HERD_VM_STOPPED) {
 			set_state(v, vm, HERD_VM_STOPPED,
@@ -1366,20 +1408,86 @@ static void handle_resync_done(herd_virt_libvirt *v, lv_job *j)
 
 static void pump(herd_virt_libvirt *v, lv_vm *vm);
 
-/* Apply what a job saw of its VM after the operation. */
-static void apply_observation(herd_virt_libvirt *v, lv_vm *vm, const lv_job *j, const char *gone)
+/* What a job saw of its VM after the operation, as herd's state; false if
+ * it saw nothing (the connection failed). */
+static bool observed_state(const lv_vm *vm, const lv_job *j, const char *gone, herd_vm_state *st,
+			   char *reason, size_t len)
 {
 	if (!j->observed)
-		return;
+		return false;
 	if (j->found) {
-		char reason[64];
-		herd_vm_state st = map_vir_state(vm, j->state, j->reason, reason, sizeof(reason));
-		if (st == HERD_VM_STOPPED && gone)
-			g_strlcpy(reason, gone, sizeof(reason));
-		set_state(v, vm, st, reason, 0);
-	} else if (gone) {
-		set_state(v, vm, HERD_VM_STOPPED, gone, 0);
+		*st = map_vir_state(vm, j->state, j->reason, reason, len);
+		if (*st == HERD_VM_STOPPED && gone)
+			g_strlcpy(reason, gone, len);
+	} else {
+		*st = HERD_VM_STOPPED;
+		g_strlcpy(reason, gone ? gone : "not running", len);
 	}
+	return true;
+}
+
+static void apply_observation(herd_virt_libvirt *v, lv_vm *vm, const lv_job *j, const char *gone)
+{
+	herd_vm_state st;
+	char reason[64];
+	if (observed_state(vm, j, gone, &st, reason, sizeof(reason)))
+		set_state(v, vm, st, reason, 0);
+}
+
+/* The operation is over: it leaves its VM, its caller hears of it, the
+ * next one on the VM may run. */
+static void op_complete(herd_virt_libvirt *v, lv_vm *vm, lv_op *op, GError *error)
+{
+	op->settling = false;
+	timer_cancel(&op->settle);
+	if (vm->active == op)
+		vm->active = NULL;
+	else if (vm->destroying == op)
+		vm->destroying = NULL;
+	else
+		op = op_ref(op); /* not the VM's (any more): balance the unref */
+	op_finish(op, error);
+	op_unref(op);
+	pump(v, vm);
+}
+
+static gboolean on_settle(gpointer data)
+{
+	lv_op *op = data;
+	herd_virt_libvirt *v = op->v;
+	g_source_unref(op->settle);
+	op->settle = NULL;
+	enter(v);
+	op_ref(op);
+	lv_vm *vm = vm_get(v, op->uuid);
+	/* No event at all since it began: libvirt sent none (or it is lost),
+	 * so what the operation saw is the best knowledge.  Otherwise the
+	 * events had their say. */
+	if (vm->event_serial <= op->begin_serial)
+		set_state(v, vm, op->expect, op->expect_reason, 0);
+	if (op->settling)
+		op_complete(v, vm, op, NULL);
+	op_unref(op);
+	leave(v);
+	return G_SOURCE_REMOVE;
+}
+
+/* Done in libvirt: complete once the cache shows what the operation saw —
+ * normally when libvirt's event arrives — so that facts keep libvirt's
+ * order and the caller sees the new fact before its callback. */
+static void op_settle(herd_virt_libvirt *v, lv_vm *vm, lv_op *op, const lv_job *j, const char *gone)
+{
+	herd_vm_state st;
+	char reason[64];
+	if (op->finished || !observed_state(vm, j, gone, &st, reason, sizeof(reason)) ||
+	    vm->fact.state == st) {
+		op_complete(v, vm, op, NULL);
+		return;
+	}
+	op->settling = true;
+	op->expect = st;
+	g_strlcpy(op->expect_reason, reason, sizeof(op->expect_reason));
+	op->settle = timer_new(v, SETTLE_MS, on_settle, op);
 }
 
 static gboolean on_shutdown_wait(gpointer data);
@@ -1388,29 +1496,32 @@ static void handle_op_done(herd_virt_libvirt *v, lv_job *j)
 {
 	lv_op *op = j->op;
 	lv_vm *vm = vm_get(v, op->uuid);
-	if (vm->active == op) {
-		vm->active = NULL;
-		op_unref(op);
-	} else if (vm->destroying == op) {
-		vm->destroying = NULL;
-		op_unref(op);
+	if (vm->active != op && vm->destroying != op) {
+		/* Released meanwhile (the driver closed). */
+		return;
 	}
+	if (j->lost && j->gen == v->gen)
+		connection_lost(v, j->err_detail ? j->err_detail : "a call failed");
 	GError *err = j->failed ? op_error(op, j->err_code, j->err_detail) : NULL;
 	char forced_reason[64];
 	g_snprintf(forced_reason, sizeof(forced_reason), "forced off after %u s shutdown timeout",
 		   op->timeout_s);
 	switch (op->kind) {
 	case OP_START:
-		if (j->observed && !j->found)
-			set_state(v, vm, HERD_VM_STOPPED, err ? "start failed" : "stopped", 0);
-		else
-			apply_observation(v, vm, j, err ? "start failed" : NULL);
-		if (err && vm->fact.state == HERD_VM_STARTING)
+		if (!err) {
+			op_settle(v, vm, op, j, NULL);
+			return;
+		}
+		apply_observation(v, vm, j, "start failed");
+		if (vm->fact.state == HERD_VM_STARTING)
 			set_state(v, vm, HERD_VM_STOPPED, "start failed", 0);
 		break;
 	case OP_DESTROY:
-		apply_observation(v, vm, j, op->forced ? forced_reason : "destroyed");
-		if (op->forced && err) {
+		if (!err) {
+			op_settle(v, vm, op, j, op->forced ? forced_reason : "destroyed");
+			return;
+		}
+		if (op->forced) {
 			GError *e = g_error_new(HERD_ERROR, j->err_code,
 						"Cannot shut down VM %s: it did not stop within %u s, "
 						"and destroying it failed: %s.",
@@ -1418,18 +1529,19 @@ static void handle_op_done(herd_virt_libvirt *v, lv_job *j)
 			finish_waiters(v, vm, e);
 			g_error_free(e);
 		}
+		apply_observation(v, vm, j, NULL);
 		break;
 	case OP_SHUTDOWN:
 		if (j->observed && (!j->found || !vir_active(j->state))) {
-			/* Gone already (or never here): done. */
-			apply_observation(v, vm, j, "shut down on request");
+			/* Stopped already (or never here): done when the cache
+			 * says so. */
 			g_clear_error(&err);
+			op_settle(v, vm, op, j, "shut down on request");
+			return;
+		}
+		if (err && j->lost)
 			break;
-		}
-		if (j->failed && j->lost) {
-			break; /* finished below with the error */
-		}
-		if (j->failed) {
+		if (err) {
 			/* The guest cannot be asked (paused, or libvirt refused):
 			 * it gets its time all the same, then it is forced off. */
 			log_warn("%s; it will be destroyed if it has not stopped after %u s",
@@ -1438,25 +1550,29 @@ static void handle_op_done(herd_virt_libvirt *v, lv_job *j)
 		}
 		if (op->finished)
 			break; /* its deadline passed meanwhile */
-		/* Wait for the stop, then force it. */
+		/* Off the VM's queue (other operations may run meanwhile, a
+		 * destroy ends the wait), waiting for the stop, then forcing it. */
 		g_ptr_array_add(vm->waiters, op_ref(op));
 		op->wait = timer_new(v, op->timeout_s * 1000u, on_shutdown_wait, op);
-		goto out;
+		if (vm->active == op)
+			vm->active = NULL;
+		else
+			vm->destroying = NULL;
+		op_unref(op);
+		pump(v, vm);
+		return;
 	case OP_REBOOT:
 	case OP_RESET:
 	case OP_SUSPEND:
 	case OP_RESUME:
+		if (!err) {
+			op_settle(v, vm, op, j, NULL);
+			return;
+		}
 		apply_observation(v, vm, j, NULL);
 		break;
 	}
-	op_finish(op, err);
-	err = NULL;
-out:
-	if (err)
-		g_error_free(err);
-	if (j->lost && j->gen == v->gen)
-		connection_lost(v, j->err_detail ? j->err_detail : "a call failed");
-	pump(v, vm);
+	op_complete(v, vm, op, err);
 }
 
 /* The transitional state an operation puts its VM in when it begins. */
@@ -1464,6 +1580,7 @@ static void handle_begin(herd_virt_libvirt *v, lv_op *op)
 {
 	lv_vm *vm = vm_get(v, op->uuid);
 	herd_vm_state s = vm->fact.state;
+	op->begin_serial = v->event_serial;
 	switch (op->kind) {
 	case OP_START:
 		if (s == HERD_VM_STOPPED || s == HERD_VM_CRASHED)
@@ -1490,6 +1607,7 @@ static void handle_event(herd_virt_libvirt *v, const lv_msg *m)
 		return; /* from a connection given up on */
 	lv_vm *vm = vm_get(v, m->uuid);
 	vm->event_serial = ++v->event_serial;
+	vm->event_us = g_get_monotonic_time();
 	herd_vm_state st;
 	char reason[64];
 	if (map_event(vm, m->event, m->detail, &st, reason, sizeof(reason)))
@@ -1845,20 +1963,17 @@ static void lv_close(herd_virt *base)
 	v->closed = true;
 	g_mutex_lock(&v->sh->lock);
 	v->sh->closing = true;
-	virConnectPtr conn = v->sh->conn;
-	int cb_id = v->sh->cb_id;
+	lv_conn *conn = v->sh->conn;
 	v->sh->conn = NULL;
 	g_mutex_unlock(&v->sh->lock);
 	if (conn) {
 		lv_job *j = job_new(v, JOB_DISCONNECT);
 		j->old_conn = conn;
-		j->old_cb_id = cb_id;
 		job_push(v, j);
 	}
 	if (v->old_conn) {
 		lv_job *j = job_new(v, JOB_DISCONNECT);
 		j->old_conn = v->old_conn;
-		j->old_cb_id = v->old_cb_id;
 		v->old_conn = NULL;
 		job_push(v, j);
 	}
@@ -1947,7 +2062,6 @@ herd_virt *herd_virt_libvirt_new(const char *uri, const herd_virt_callbacks *cb,
 	if (v->ctx != g_main_context_default())
 		log_warn("the libvirt driver runs on a main context that is not the default one; "
 			 "libvirt's events arrive only while the default one runs");
-	v->old_cb_id = -1;
 	v->reported = REPORTED_NOTHING;
 	v->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
 
@@ -1956,7 +2070,6 @@ herd_virt *herd_virt_libvirt_new(const char *uri, const herd_virt_callbacks *cb,
 	g_mutex_init(&sh->lock);
 	g_cond_init(&sh->idle);
 	g_queue_init(&sh->inbox);
-	sh->cb_id = -1;
 	sh->wake = g_source_new(&wake_funcs, sizeof(GSource));
 	g_source_set_callback(sh->wake, drain, v, NULL);
 	g_source_set_name(sh->wake, "herd libvirt inbox");
