@@ -26,17 +26,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(strlen(d->uuid) == 36);
 	FUZZ_CHECK(g_utf8_validate(d->xml, -1, NULL));
 	/* What is stored parses again, to the same VM: every node defines it
-	 * under this name and UUID.  (Off by default: the known '<uuid>' in a
-	 * comment bug fails it; HERD_FUZZ_DOMXML_STRICT=1 turns it on.) */
-	static int strict = -1;
-	if (strict < 0)
-		strict = g_getenv("HERD_FUZZ_DOMXML_STRICT") != NULL;
+	 * under this name and UUID. */
 	g_autoptr(herd_domxml) again = herd_domxml_parse(d->xml, NULL);
 	FUZZ_CHECK(again);
 	FUZZ_CHECK(strcmp(again->name, d->name) == 0);
 	FUZZ_CHECK(strcmp(again->type, d->type) == 0);
+	FUZZ_CHECK(strcmp(again->uuid, d->uuid) == 0);
 	FUZZ_CHECK(again->memory_mib == d->memory_mib && again->vcpus == d->vcpus);
-	if (strict)
-		FUZZ_CHECK(strcmp(again->uuid, d->uuid) == 0);
 	return 0;
 }
