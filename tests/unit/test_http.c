@@ -740,6 +740,41 @@ static void test_free_with_suspended(void)
 	S.hanging = NULL;
 }
 
+/* Restarting the TCP listeners (a new certificate, after cluster create,
+ * join or leave) while a request on one of them waits for its answer: the
+ * waiting client is answered, the server goes on.  In a child: the failure
+ * mode is an abort inside libmicrohttpd. */
+static void test_stop_tcp_with_suspended(void)
+{
+	if (!g_test_subprocess()) {
+		g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+		g_test_trap_assert_passed();
+		return;
+	}
+	server_start();
+	call c = { .via = VIA_TCP, .method = "POST",
+		   .url = g_strdup_printf("http://127.0.0.1:%d/api/v1/hang", S.port),
+		   .body = "", .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+	S.hanging = NULL;
+	blocking b = { do_call, &c, 0 };
+	GThread *t = g_thread_new("client", blocking_thread, &b);
+	while (!S.hanging)
+		g_main_context_iteration(NULL, TRUE);
+	http_server_stop_tcp(S.srv);
+	while (!g_atomic_int_get(&b.done))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(t);
+	g_assert_cmpint(c.rc, ==, CURLE_OK);
+	g_assert_cmpint(c.status, >=, 500);
+	/* the unix socket still serves, and the server stops cleanly */
+	g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
+	g_assert_cmpint(ping->status, ==, 200);
+	g_free(c.url);
+	g_string_free(c.text, TRUE);
+	g_string_free(c.headers, TRUE);
+	server_stop();
+}
+
 /* ------------------------------------------------------------------ */
 /* herd_client against the same server                                */
 
@@ -899,6 +934,7 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/http/free-with-suspended", test_free_with_suspended, with_server);
 	g_test_add_func("/http/bad-utf8-path", test_bad_utf8_path);
 	g_test_add_func("/http/bad-utf8-message", test_bad_utf8_message);
+	g_test_add_func("/http/stop-tcp-with-suspended", test_stop_tcp_with_suspended);
 	g_test_add_data_func("/client/local", test_client, with_server);
 	g_test_add_data_func("/client/https", test_client_https, with_server);
 	g_test_add_func("/client/target", test_client_target);
