@@ -934,10 +934,10 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/http/free-with-suspended", test_free_with_suspended, with_server);
 	g_test_add_func("/http/bad-utf8-path", test_bad_utf8_path);
 	g_test_add_func("/http/bad-utf8-message", test_bad_utf8_message);
-	g_test_add_func("/http/stop-tcp-with-suspended", test_stop_tcp_with_suspended);
 	g_test_add_data_func("/client/local", test_client, with_server);
 	g_test_add_data_func("/client/https", test_client_https, with_server);
 	g_test_add_func("/client/target", test_client_target);
+	g_test_add_func("/http-restart/stop-tcp-with-suspended", test_stop_tcp_with_suspended);
 	int rc = g_test_run();
 	curl_global_cleanup();
 	return rc;
