@@ -876,6 +876,7 @@ static void test_client_https(void)
 	other.insecure = true;
 	g_autoptr(json_t) ins = client(&other, "GET", "/api/v1/ping", NULL, &error);
 	g_assert_no_error(error);
+	g_assert_true(json_is_true(json_object_get(ins, "pong")));
 	g_free(other_cert);
 	g_free(other_key);
 	/* HTTPS to the plain HTTP port fails cleanly */

@@ -45,6 +45,7 @@ static void fx_close(fixture *f)
 	g_clear_pointer(&f->db, store_db_close);
 }
 
+static json_t *parse_v(const char *fmt, va_list ap) G_GNUC_PRINTF(1, 0);
 static json_t *parse_v(const char *fmt, va_list ap)
 {
 	g_autofree char *text = g_strdup_vprintf(fmt, ap);
