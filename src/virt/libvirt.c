@@ -17,13 +17,17 @@
  * Events keep the cache current; a cheap full list every few seconds, and
  * after every (re)connect, catches whatever an event did not say.
  *
- * Connection.  A close callback (libvirtd gone, keepalive unanswered) or a
- * failed call on a dead connection marks it lost; the driver reports that,
- * reconnects with a growing pause, and on return reports every VM again.
+ * Connection.  A close callback (libvirtd gone), a failed call on a dead
+ * connection, or a ping left unanswered for HUNG_MS (libvirtd stuck) marks
+ * it lost; the driver reports that, reconnects with a growing pause, and on
+ * return reports every VM again.  Not libvirt's client keepalive: libvirt
+ * 9.0's client crashes when keepalive closes a connection on which several
+ * threads wait in calls (tests/cluster/test_virt.py provokes exactly that).
+ * A stuck connection is abandoned instead, with no further call on it; the
+ * threads in it return when libvirtd answers or dies.
  *
  * Bounds.  Every operation has a deadline after which its caller gets a
- * timeout error; keepalive probes end calls on a libvirtd that stopped
- * answering; close() waits at most a second for jobs still running.
+ * timeout error; close() waits at most a second for jobs still running.
  */
 #define G_LOG_DOMAIN "virt"
 #include "virt/driver.h"
@@ -42,10 +46,11 @@
 /* Enough for 20 VMs starting after a failover: libvirtd serves at most 5
  * calls of one client at once (max_client_requests), the rest queue there. */
 #define WORKER_THREADS 8
+#define TICK_MS 1000
 #define RESYNC_INTERVAL_MS 5000
-/* A libvirtd that answers no probe for (3 + 1) × 2 s is declared lost. */
-#define KEEPALIVE_INTERVAL_S 2
-#define KEEPALIVE_COUNT 3
+/* A libvirtd that leaves a ping (or a list) unanswered this long is lost. */
+#define PING_INTERVAL_MS 2000
+#define HUNG_MS 6000
 #define RECONNECT_FIRST_MS 100
 #define RECONNECT_MAX_MS 2000
 /* A connection attempt that has not finished by then is reported as lost. */
@@ -109,7 +114,9 @@ typedef struct lv_vm {
 	herd_vm_fact fact;
 	uint64_t event_serial;  /* the driver's event count when an event last touched it */
 	gint64 event_us;        /* monotonic time of that event */
+	uint64_t emitted;       /* the driver's fact count when it was last reported */
 	bool listed;            /* in libvirt's last domain list */
+	bool seen;              /* ever listed, or named by an event */
 	lv_op *active;          /* the operation running on it */
 	lv_op *destroying;      /* a destroy that overtook @active */
 	GQueue pending;         /* operations waiting for their turn */
@@ -123,9 +130,9 @@ typedef struct lv_cb_ctx lv_cb_ctx;
 typedef struct lv_conn {
 	virConnectPtr conn;
 	int cb_id;              /* the lifecycle event callback */
-	lv_cb_ctx *close_ctx;   /* the close callback's; herd frees it (drivers
-				 * without close callbacks accept one and
-				 * never call its free function) */
+	lv_cb_ctx *close_ctx;   /* the close callback's; herd frees it, see
+				 * conn_close() */
+	bool dead;              /* lost: no more calls on it, not even to close */
 } lv_conn;
 
 /* State shared by the main thread and the workers; refcounted because a
@@ -141,7 +148,7 @@ typedef struct lv_shared {
 	GSource *wake;          /* drains the inbox on the main context */
 } lv_shared;
 
-typedef enum { JOB_CONNECT, JOB_RESYNC, JOB_OP, JOB_DISCONNECT } job_kind;
+typedef enum { JOB_CONNECT, JOB_RESYNC, JOB_PING, JOB_OP, JOB_DISCONNECT } job_kind;
 
 /* One domain as libvirt listed it. */
 typedef struct lv_obs {
@@ -188,6 +195,7 @@ typedef struct lv_msg {
 struct lv_cb_ctx {
 	lv_shared *sh;
 	unsigned gen;
+	gint fired;             /* the close callback ran (and will not again) */
 };
 
 enum { REPORTED_NOTHING, REPORTED_UP, REPORTED_DOWN };
@@ -207,9 +215,11 @@ struct herd_virt_libvirt {
 	int reported;           /* what connection() said last */
 	unsigned failures;      /* connection attempts failed in a row */
 	unsigned backoff_ms;
-	GSource *retry, *resync, *slow;
-	bool resync_running;
+	GSource *retry, *tick, *slow;
+	bool resync_running, ping_running;
+	gint64 resync_at_us, ping_at_us; /* when they were last sent */
 	uint64_t event_serial;  /* events applied so far */
+	uint64_t fact_serial;   /* facts reported so far */
 	lv_conn *old_conn;      /* a lost connection, closed by the next job */
 	bool have_res;
 	herd_node_resources res;
@@ -218,6 +228,9 @@ struct herd_virt_libvirt {
 };
 
 static const herd_virt_ops lv_ops;
+
+static void pump(herd_virt_libvirt *v, lv_vm *vm);
+static void pump_all(herd_virt_libvirt *v);
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -502,6 +515,9 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 		break;
 	}
 	post(c->sh, m);
+	/* libvirt forgets the callback after running it: from here on the
+	 * context may go (conn_close), so nothing below may touch it. */
+	g_atomic_int_set(&c->fired, 1);
 }
 
 /* ---- worker side ---------------------------------------------------------------------------- */
@@ -523,13 +539,24 @@ static void conn_close(lv_conn *c)
 {
 	if (!c)
 		return;
-	if (c->cb_id >= 0)
+	if (c->cb_id >= 0 && !c->dead)
 		virConnectDomainEventDeregisterAny(c->conn, c->cb_id);
-	/* Once it returns, the close callback is not running either. */
-	virConnectUnregisterCloseCallback(c->conn, on_close);
+	/* The close callback's context is freed only once libvirt let go of
+	 * it.  Drivers without close callbacks (test:///) accept one and never
+	 * call a free function, so herd cannot leave that to libvirt; and
+	 * libvirt 9's remote driver asks libvirtd before it unregisters, so on
+	 * a dead connection unregistering fails and the callback stays armed:
+	 * a thread still in a call on it may run it later.  Then the context
+	 * (and the shared part it holds) is left alive for good, a few bytes
+	 * per lost connection; what the callback posts is a stale
+	 * generation's, ignored. */
+	bool unregistered = !c->dead &&
+			    virConnectUnregisterCloseCallback(c->conn, on_close) == 0;
+	/* Our reference; when it is the last, libvirt says goodbye to
+	 * libvirtd, which on a stuck one waits for it (here, in a worker). */
 	virConnectClose(c->conn);
 	virResetLastError();
-	if (c->close_ctx)
+	if (c->close_ctx && (unregistered || g_atomic_int_get(&c->close_ctx->fired)))
 		cb_ctx_free(c->close_ctx);
 	g_free(c);
 }
@@ -563,15 +590,17 @@ static int64_t qemu_start_ms(const char *name)
 	if (!p)
 		return 0;
 	unsigned long long ticks = strtoull(p, NULL, 10);
-	g_autofree char *pstat = NULL;
-	if (!g_file_get_contents("/proc/stat", &pstat, NULL, NULL))
-		return 0;
-	char *bt = strstr(pstat, "\nbtime ");
+	/* Against the uptime (10 ms resolution), not /proc/stat's btime
+	 * (whole seconds). */
+	g_autofree char *up = NULL;
 	long hz = sysconf(_SC_CLK_TCK);
-	if (!bt || hz <= 0)
+	if (hz <= 0 || !g_file_get_contents("/proc/uptime", &up, NULL, NULL))
 		return 0;
-	long long btime = strtoll(bt + 7, NULL, 10);
-	return btime * 1000 + (int64_t)(ticks * 1000 / (unsigned long long)hz);
+	double uptime_s = g_ascii_strtod(up, NULL);
+	double age_s = uptime_s - (double)ticks / (double)hz;
+	if (age_s < 0)
+		return 0;
+	return now_ms() - (int64_t)(age_s * 1000);
 }
 
 static void add_obs(GArray *out, virDomainPtr dom, int state, int reason, bool want_start)
@@ -669,8 +698,6 @@ static void run_connect(lv_job *j)
 	c->close_ctx = cb_ctx_new(sh, j->gen);
 	if (virConnectRegisterCloseCallback(c->conn, on_close, c->close_ctx, NULL) < 0)
 		virResetLastError();
-	if (virConnectSetKeepAlive(c->conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT) < 0)
-		virResetLastError(); /* local drivers need none */
 	lv_cb_ctx *ctx = cb_ctx_new(sh, j->gen);
 	c->cb_id = virConnectDomainEventRegisterAny(c->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 						    VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), ctx,
@@ -697,6 +724,20 @@ static void run_connect(lv_job *j)
 		conn_close(c);
 		job_fail(j, HERD_ERR_UNAVAILABLE, "the driver was closed");
 	}
+}
+
+static void run_ping(lv_job *j)
+{
+	virConnectPtr conn = conn_get(j->sh);
+	if (!conn) {
+		job_fail(j, HERD_ERR_UNAVAILABLE, "not connected");
+		return;
+	}
+	unsigned long version;
+	if (virConnectGetLibVersion(conn, &version) < 0)
+		job_fail_vir(j, conn);
+	virConnectClose(conn);
+	virResetLastError();
 }
 
 static void run_resync(lv_job *j)
@@ -877,6 +918,9 @@ static void worker(gpointer data, gpointer unused)
 	case JOB_RESYNC:
 		run_resync(j);
 		break;
+	case JOB_PING:
+		run_ping(j);
+		break;
 	case JOB_OP:
 		run_op(j);
 		break;
@@ -943,6 +987,7 @@ static void vm_free(gpointer p)
 
 static void emit_fact(herd_virt_libvirt *v, lv_vm *vm)
 {
+	vm->emitted = ++v->fact_serial;
 	if (v->base.cb.fact && !v->closed)
 		v->base.cb.fact(v->base.user, &vm->fact);
 }
@@ -951,9 +996,13 @@ static void report_connection(herd_virt_libvirt *v, bool lost)
 {
 	if (lost && v->reported == REPORTED_DOWN)
 		return;
+	bool first = v->reported == REPORTED_NOTHING;
 	v->reported = lost ? REPORTED_DOWN : REPORTED_UP;
 	if (v->base.cb.connection && !v->closed)
 		v->base.cb.connection(v->base.user, lost);
+	/* Operations that waited for a first connection fail now. */
+	if (lost && first)
+		pump_all(v);
 }
 
 /* Call the operation's done callback once; the caller still holds its
@@ -1157,6 +1206,13 @@ static bool map_event(const lv_vm *vm, int event, int detail, herd_vm_state *st,
 		return true;
 	case VIR_DOMAIN_EVENT_RESUMED:
 		*st = HERD_VM_RUNNING;
+		/* libvirt's QEMU driver starts QEMU with its CPUs stopped and
+		 * sends RESUMED before STARTED when it lets them run. */
+		if (vm->fact.state == HERD_VM_STARTING || vm->fact.state == HERD_VM_STOPPED ||
+		    vm->fact.state == HERD_VM_CRASHED) {
+			g_strlcpy(out, "started", len);
+			return true;
+		}
 		switch (detail) {
 		case VIR_DOMAIN_EVENT_RESUMED_MIGRATED: g_strlcpy(out, "migrated in", len); break;
 		case VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT: g_strlcpy(out, "resumed from a snapshot", len); break;
@@ -1288,16 +1344,40 @@ static void connection_lost(herd_virt_libvirt *v, const char *why)
 	v->old_conn = v->sh->conn;
 	v->sh->conn = NULL;
 	g_mutex_unlock(&v->sh->lock);
+	if (v->old_conn)
+		v->old_conn->dead = true;
+	/* Pings and lists still out belong to the abandoned connection. */
+	v->ping_running = v->resync_running = false;
 	log_warn("lost the connection to libvirt at %s: %s", v->uri, why);
 	report_connection(v, true);
 	schedule_connect(v, v->backoff_ms);
 }
 
-static gboolean on_resync_timer(gpointer data)
+/* Once a second: a libvirtd that sits on a ping or a list is lost; else
+ * ping it every PING_INTERVAL_MS and list every RESYNC_INTERVAL_MS. */
+static gboolean on_tick(gpointer data)
 {
 	herd_virt_libvirt *v = data;
-	if (v->connected && !v->resync_running && !v->closed) {
+	if (!v->connected || v->closed)
+		return G_SOURCE_CONTINUE;
+	gint64 now = g_get_monotonic_time();
+	if ((v->ping_running && now - v->ping_at_us > HUNG_MS * 1000) ||
+	    (v->resync_running && now - v->resync_at_us > HUNG_MS * 1000)) {
+		enter(v);
+		g_autofree char *why = g_strdup_printf("libvirtd has not answered for %u s",
+						       HUNG_MS / 1000);
+		connection_lost(v, why);
+		leave(v);
+		return G_SOURCE_CONTINUE;
+	}
+	if (!v->ping_running && now - v->ping_at_us >= PING_INTERVAL_MS * 1000) {
+		v->ping_running = true;
+		v->ping_at_us = now;
+		job_push(v, job_new(v, JOB_PING));
+	}
+	if (!v->resync_running && now - v->resync_at_us >= RESYNC_INTERVAL_MS * 1000) {
 		v->resync_running = true;
+		v->resync_at_us = now;
 		job_push(v, job_new(v, JOB_RESYNC));
 	}
 	return G_SOURCE_CONTINUE;
@@ -1316,9 +1396,9 @@ static void apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial, b
 		((lv_vm *)val)->listed = false;
 	for (guint i = 0; i < domains->len; i++) {
 		const lv_obs *o = &g_array_index(domains, lv_obs, i);
-		bool is_new = !g_hash_table_contains(v->vms, o->uuid);
 		lv_vm *vm = vm_get(v, o->uuid);
-		vm->listed = true;
+		bool is_new = !vm->seen;
+		vm->listed = vm->seen = true;
 		if (vm->active || vm->destroying || vm->event_serial > serial ||
 		    (!reconnected && now_us - vm->event_us < LIST_QUIET_US))
 			continue;
@@ -1374,24 +1454,38 @@ static void handle_connect_done(herd_virt_libvirt *v, lv_job *j)
 	log_info("connected to libvirt at %s (%u domain(s))", v->uri, j->domains->len);
 	v->failures = 0;
 	v->backoff_ms = RECONNECT_FIRST_MS;
+	v->ping_at_us = v->resync_at_us = g_get_monotonic_time();
 	v->have_res = j->have_res;
 	v->res = j->res;
 	bool again = v->reported != REPORTED_NOTHING;
 	report_connection(v, false);
+	uint64_t before = v->fact_serial;
 	apply_list(v, j->domains, j->serial, again);
-	/* On return, every VM's fact again (the API promises it). */
+	/* On return, every VM's fact again (the API promises it), once. */
 	GHashTableIter it;
 	gpointer val;
 	g_hash_table_iter_init(&it, v->vms);
 	while (g_hash_table_iter_next(&it, NULL, &val))
-		emit_fact(v, val);
+		if (((lv_vm *)val)->emitted <= before)
+			emit_fact(v, val);
+	/* Operations asked for before the first connection run now. */
+	pump_all(v);
+}
+
+static void handle_ping_done(herd_virt_libvirt *v, lv_job *j)
+{
+	if (j->gen != v->gen || !v->connected)
+		return;
+	v->ping_running = false;
+	if (j->failed && j->lost)
+		connection_lost(v, j->err_detail);
 }
 
 static void handle_resync_done(herd_virt_libvirt *v, lv_job *j)
 {
-	v->resync_running = false;
 	if (j->gen != v->gen || !v->connected)
 		return;
+	v->resync_running = false;
 	if (j->failed) {
 		if (j->lost)
 			connection_lost(v, j->err_detail);
@@ -1406,7 +1500,6 @@ static void handle_resync_done(herd_virt_libvirt *v, lv_job *j)
 	apply_list(v, j->domains, j->serial, false);
 }
 
-static void pump(herd_virt_libvirt *v, lv_vm *vm);
 
 /* What a job saw of its VM after the operation, as herd's state; false if
  * it saw nothing (the connection failed). */
@@ -1606,6 +1699,7 @@ static void handle_event(herd_virt_libvirt *v, const lv_msg *m)
 	if (m->gen != v->gen)
 		return; /* from a connection given up on */
 	lv_vm *vm = vm_get(v, m->uuid);
+	vm->seen = true;
 	vm->event_serial = ++v->event_serial;
 	vm->event_us = g_get_monotonic_time();
 	herd_vm_state st;
@@ -1642,6 +1736,9 @@ static void handle(herd_virt_libvirt *v, lv_msg *m)
 			break;
 		case JOB_RESYNC:
 			handle_resync_done(v, m->job);
+			break;
+		case JOB_PING:
+			handle_ping_done(v, m->job);
 			break;
 		case JOB_OP:
 			handle_op_done(v, m->job);
@@ -1715,12 +1812,26 @@ static void pump(herd_virt_libvirt *v, lv_vm *vm)
 			continue;
 		}
 		if (!v->connected) {
+			if (v->reported == REPORTED_NOTHING) {
+				/* The first connection is under way: wait for it. */
+				g_queue_push_head(&vm->pending, op);
+				return;
+			}
 			finish_later(v, op, op_error(op, HERD_ERR_UNAVAILABLE,
 						    "herd is not connected to libvirt"));
 			continue;
 		}
 		dispatch_op(v, vm, op, false);
 	}
+}
+
+static void pump_all(herd_virt_libvirt *v)
+{
+	GHashTableIter it;
+	gpointer val;
+	g_hash_table_iter_init(&it, v->vms);
+	while (g_hash_table_iter_next(&it, NULL, &val))
+		pump(v, val);
 }
 
 /* A destroy must work when everything else hangs (a QEMU monitor that no
@@ -1742,12 +1853,12 @@ static void destroy_submit(herd_virt_libvirt *v, lv_vm *vm, lv_op *op)
 						   "a destroy was asked for before it could run"));
 		}
 	}
-	if (!v->connected) {
+	if (!v->connected && v->reported != REPORTED_NOTHING) {
 		finish_later(v, op, op_error(op, HERD_ERR_UNAVAILABLE,
 					    "herd is not connected to libvirt"));
 		return;
 	}
-	if (vm->destroying || (vm->active && vm->active->kind == OP_START))
+	if (!v->connected || vm->destroying || (vm->active && vm->active->kind == OP_START))
 		g_queue_push_tail(&vm->pending, op);
 	else
 		dispatch_op(v, vm, op, vm->active != NULL);
@@ -1904,7 +2015,7 @@ static bool lv_open(herd_virt *base, GError **error)
 		return true;
 	v->opened = true;
 	v->backoff_ms = RECONNECT_FIRST_MS;
-	v->resync = timer_new(v, RESYNC_INTERVAL_MS, on_resync_timer, v);
+	v->tick = timer_new(v, TICK_MS, on_tick, v);
 	connect_now(v);
 	return true;
 }
@@ -1918,7 +2029,7 @@ static void lv_close(herd_virt *base)
 	if (v->closed)
 		return;
 	timer_cancel(&v->retry);
-	timer_cancel(&v->resync);
+	timer_cancel(&v->tick);
 	timer_cancel(&v->slow);
 	/* Errors already decided but not yet delivered go out now; the rest
 	 * of the inbox is about operations finished below. */

@@ -585,6 +585,27 @@ static void test_destroy_ends_queue(fixture *fx, gconstpointer data)
 	guest_clear(&g);
 }
 
+/* Operations asked for right after open() wait for the first connection. */
+static void test_before_connected(void)
+{
+	fixture fx = { 0 };
+	fixture_open(&fx, TEST_URI);
+	guest g;
+	guest_init(&g, "early");
+	op_result r = { 0 };
+	fx.v->ops->start(fx.v, g.uuid, g.xml, on_done, &r);
+	g_assert_cmpint(fx.rec.back, ==, 0);
+	expect_ok(&r);
+	g_assert_cmpint(fx.rec.back, ==, 1);
+	g_assert_cmpint(cached_fact(fx.v, g.uuid).state, ==, HERD_VM_RUNNING);
+	op_result_clear(&r);
+	fx.v->ops->destroy(fx.v, g.uuid, on_done, &r);
+	expect_ok(&r);
+	op_result_clear(&r);
+	teardown(&fx, NULL);
+	guest_clear(&g);
+}
+
 /* close() finishes what is pending; free() of a never-opened driver works. */
 static void test_close(void)
 {
@@ -677,9 +698,19 @@ static void test_hung_libvirtd(void)
 	gint64 t0 = g_get_monotonic_time();
 	fixture_open(&fx, uri);
 	g_assert_cmpint(g_get_monotonic_time() - t0, <, 100 * 1000);
-	/* The driver says it has no connection after a few seconds… */
+	/* An operation asked for at once waits for the first connection… */
+	guest early;
+	guest_init(&early, "hung-early");
+	op_result e = { 0 };
+	fx.v->ops->start(fx.v, early.uuid, early.xml, on_done, &e);
+	/* …the driver says it has no connection after a few seconds, and
+	 * the waiting operation fails then. */
 	g_assert_true(run_until(is_lost, &fx.rec, 10000));
 	g_assert_cmpint(fx.rec.back, ==, 0);
+	expect_error(&e, HERD_ERR_UNAVAILABLE, "Cannot start VM ", "not connected to libvirt");
+	g_assert_cmpint(e.at_us - t0, >, 2500 * 1000);
+	op_result_clear(&e);
+	guest_clear(&early);
 	/* …and operations fail at once rather than wait behind it. */
 	guest g;
 	guest_init(&g, "hung");
@@ -731,6 +762,7 @@ int main(int argc, char **argv)
 		   test_order_and_parallel, teardown);
 	g_test_add("/virt/libvirt/destroy-ends-queue", fixture, NULL, setup,
 		   test_destroy_ends_queue, teardown);
+	g_test_add_func("/virt/libvirt/before-connected", test_before_connected);
 	g_test_add_func("/virt/libvirt/close", test_close);
 	g_test_add_func("/virt/libvirt/hung-libvirtd", test_hung_libvirtd);
 	return g_test_run();
