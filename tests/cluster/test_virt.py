@@ -1,0 +1,513 @@
+#!/usr/bin/python3
+"""The libvirt VM driver against a real libvirtd and real QEMU guests.
+
+One blank test node (libvirtd, no cluster).  tests/cluster/virt-probe runs
+the driver (src/virt/libvirt.c) inside it on a GLib main loop and is driven
+line by line from here.  It checks: start → RUNNING and the guest's serial
+counter advancing; destroy; shutdown of a guest that ignores ACPI falling back
+to destroy after its timeout; facts for what others do (virsh destroy, virsh
+create); a QEMU killed with SIGKILL reported stopped with a reason; a libvirtd
+restart (connection lost, back, every fact again); a guest killed while
+libvirtd was down (found stopped on return); a libvirtd that hangs (SIGSTOP:
+keepalive declares it lost, operations end with an error instead of waiting
+for ever); a VM found running at the probe's start dated by its QEMU process.
+It prints the time from a start call to the RUNNING fact for 1 guest and
+for 20 at once, the longest main-loop stall, and the idle driver's CPU.
+"""
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from harness import (REPO, TestFailure, TestInterrupted, TestNodes,  # noqa: E402
+                     build_dir, check, require_root, say, wait_until)
+
+INSTANCE = "test-virt"
+GUEST_XML = os.path.join(REPO, "tests/guest/guest-xml")
+GUEST_COUNTER = os.path.join(REPO, "tests/guest/guest-counter")
+NODE_SERVICE = os.path.join(REPO, "tests/cluster/node-service")
+MANY = 20
+
+
+def guest_counter(log):
+    """The guest's counter since its last boot (its log is appended to)."""
+    p = subprocess.run([GUEST_COUNTER, "--since-boot", log], capture_output=True, text=True)
+    return int(p.stdout) if p.returncode == 0 else None
+
+
+def parse(line):
+    """'kind a b k=v … reason=rest of line' -> (kind, [words], {k: v})."""
+    kind, _, rest = line.partition(" ")
+    words, fields = [], {}
+    for key in ("reason=", "msg="):
+        if f" {key}" in f" {rest}":
+            head, _, tail = f" {rest}".partition(f" {key}")
+            rest = head.strip()
+            fields[key[:-1]] = tail
+    for w in rest.split():
+        if "=" in w:
+            k, v = w.split("=", 1)
+            fields[k] = v
+        else:
+            words.append(w)
+    return kind, words, fields
+
+
+class Probe:
+    """virt-probe inside node i, its output collected by a thread."""
+
+    def __init__(self, tn, i, log_path):
+        self.tn = tn
+        argv = tn.tn.node_argv(i, [os.path.join(build_dir(), "tests/cluster/virt-probe"),
+                                   "qemu:///system"])
+        self.errlog = open(log_path, "a")
+        self.p = subprocess.Popen(argv, env=tn.tn.node_env(i), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=self.errlog, text=True,
+                                  bufsize=1)
+        self.q = queue.Queue()
+        self.history = []      # (kind, words, fields) of every line, in order
+        self.facts = {}        # uuid -> fields of its last fact (state in "state")
+        self.conn = []         # "lost"/"back", in order
+        self.next_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for(lambda: self.find("ready"), 10, "the probe to start")
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def _take(self, timeout):
+        try:
+            line = self.q.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        if line is None:
+            raise TestFailure(f"virt-probe exited (status {self.p.wait()})")
+        kind, words, fields = parse(line)
+        self.history.append((kind, words, fields))
+        if kind == "fact":
+            fields = dict(fields, state=words[1], uuid=words[0])
+            self.facts[words[0]] = fields
+            self.history[-1] = (kind, words, fields)
+        elif kind == "connection":
+            self.conn.append(words[0])
+        elif kind == "error":
+            raise TestFailure(f"virt-probe: {line}")
+        return True
+
+    def wait_for(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            v = pred()
+            if v:
+                return v
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TestFailure(f"timed out after {timeout:g} s waiting for {what}")
+            self._take(min(left, 0.1))
+
+    def drain(self, s=0.2):
+        """Take whatever arrives within s seconds."""
+        end = time.monotonic() + s
+        while time.monotonic() < end:
+            self._take(max(0.01, end - time.monotonic()))
+
+    def find(self, kind, *words, since=0):
+        for k, w, f in self.history[since:]:
+            if k == kind and tuple(w[:len(words)]) == words:
+                return f or True
+        return None
+
+    def send(self, *words):
+        self.p.stdin.write(" ".join(str(w) for w in words) + "\n")
+        self.p.stdin.flush()
+
+    def op(self, *words):
+        """Send an operation; returns its id."""
+        self.next_id += 1
+        oid = f"op{self.next_id}"
+        self.send(words[0], oid, *words[1:])
+        return oid
+
+    def done(self, oid, timeout=30):
+        """Wait for op oid; returns (ok, fields)."""
+        def seen():
+            for k, w, f in self.history:
+                if k == "done" and w and w[0] == oid:
+                    return (w[1] == "ok", dict(f, code=w[2] if len(w) > 2 else None))
+            return None
+        return self.wait_for(seen, timeout, f"operation {oid} to finish")
+
+    def run(self, *words, timeout=30):
+        oid = self.op(*words)
+        ok, f = self.done(oid, timeout)
+        check(ok, f"{' '.join(map(str, words[:2]))} failed: {f.get('code')}: {f.get('msg')}")
+        return f
+
+    def begin_t(self, oid):
+        return float(self.find("begin", oid)["t"])
+
+    def state(self, uuid):
+        f = self.facts.get(uuid)
+        return f["state"] if f else None
+
+    def wait_state(self, uuid, state, timeout=20, since=0):
+        """Wait for a fact of uuid with state after history index since."""
+        def seen():
+            for k, w, f in self.history[since:]:
+                if k == "fact" and f["uuid"] == uuid and f["state"] == state:
+                    return f
+            return None
+        return self.wait_for(seen, timeout, f"VM {uuid} to be {state}")
+
+    def query(self, cmd, end_kind, timeout=10):
+        mark = len(self.history)
+        self.send(cmd)
+        self.wait_for(lambda: self.find(end_kind, since=mark), timeout, f"the answer to {cmd}")
+        return self.history[mark:]
+
+    def close(self):
+        try:
+            if self.p.poll() is None:
+                self.send("quit")
+                self.p.stdin.close()
+                self.p.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            self.p.kill()
+            self.p.wait()
+        self.errlog.close()
+
+
+class Guest:
+    def __init__(self, tn, name):
+        shared = tn.tn.shared_dir()
+        self.name = name
+        self.log = os.path.join(shared, f"{name}.serial.log")
+        self.xml = os.path.join(shared, f"{name}.xml")
+        image = os.path.join(build_dir(), "tests/guest/herd-guest.img")
+        with open(self.xml, "w") as f:
+            subprocess.run([GUEST_XML, "--name", name, "--serial-log", self.log, "--image", image],
+                           stdout=f, check=True)
+        with open(self.xml) as f:
+            self.uuid = f.read().split("<uuid>")[1].split("</uuid>")[0]
+
+    def counter(self):
+        return guest_counter(self.log)
+
+    def fresh_log(self):
+        """Empty its serial log before a new boot (QEMU appends to it), so
+        that the counter read is this boot's."""
+        open(self.log, "w").close()
+
+
+def qemu_pid(tn, guest):
+    p = tn.exec(1, "cat", f"/run/libvirt/qemu/{guest.name}.pid", check=True)
+    return p.stdout.strip()
+
+
+def process_start_ms(tn, pid):
+    """Wall-clock start of process pid in node 1, from /proc (ms)."""
+    stat = tn.exec(1, "cat", f"/proc/{pid}/stat", check=True).stdout
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    btime = next(int(line.split()[1]) for line in
+                 tn.exec(1, "cat", "/proc/stat", check=True).stdout.splitlines()
+                 if line.startswith("btime "))
+    return btime * 1000 + ticks * 1000 // os.sysconf("SC_CLK_TCK")
+
+
+def libvirtd_pid(tn):
+    return tn.exec(1, "cat", "/run/node-service/libvirtd.pid", check=True).stdout.strip()
+
+
+def wait_counting(g, timeout=20):
+    first = wait_until(lambda: g.counter(), timeout, f"{g.name}'s first serial line")
+    wait_until(lambda: (c := g.counter()) is not None and c > first, 10,
+               f"{g.name}'s counter to advance beyond {first}")
+
+
+def ms(x):
+    return f"{x:.0f} ms"
+
+
+def run_checks(tn, figures):
+    logdir = os.path.join(build_dir(), "meson-logs")
+    probe_log = os.path.join(logdir if os.path.isdir(logdir) else "/tmp", "virt-probe.log")
+    guests = [Guest(tn, f"virt-g{i}") for i in range(1, MANY + 1)]
+    g1 = guests[0]
+    probe = Probe(tn, 1, probe_log)
+    try:
+        probe.wait_for(lambda: "back" in probe.conn, 15, "the probe to connect to libvirtd")
+        res = probe.query("resources", "resources")[-1][2]
+        check(int(res["cpus"]) == os.cpu_count() and int(res["mem"]) > 1000,
+              f"resources {res} (this host has {os.cpu_count()} CPUs)")
+        say(f"connected; node resources: {res['mem']} MiB, {res['free']} MiB free, "
+            f"{res['cpus']} CPUs")
+
+        # -- start, RUNNING, counting; start→RUNNING for one guest, 5 times
+        single = []
+        for round_ in range(5):
+            mark = len(probe.history)
+            g1.fresh_log()
+            oid = probe.op("start", g1.uuid, g1.xml)
+            f = probe.wait_state(g1.uuid, "running", since=mark)
+            probe.done(oid)
+            single.append(float(f["t"]) - probe.begin_t(oid))
+            check(f["reason"] == "started", f"RUNNING with reason {f['reason']!r}")
+            since = int(f["since"])
+            check(abs(since - time.time() * 1000) < 5000, f"since={since} is not about now")
+            if round_ == 0:
+                wait_counting(g1)
+                st = tn.virsh(1, "domstate", g1.name).stdout.strip()
+                check(st == "running", f"virsh says {st}")
+                # idempotent: a second start is done and changes nothing
+                mark = len(probe.history)
+                probe.run("start", g1.uuid, g1.xml)
+                probe.drain(0.3)
+                check(not any(k == "fact" for k, _, _ in probe.history[mark:]),
+                      "a second start reported a new fact")
+            if round_ < 4:
+                mark = len(probe.history)
+                probe.run("destroy", g1.uuid)
+                f = probe.wait_state(g1.uuid, "stopped", since=mark)
+                check(f["reason"] == "destroyed", f"destroyed VM has reason {f['reason']!r}")
+        figures["start 1"] = single
+        say(f"start → RUNNING fact, 1 guest: {', '.join(ms(x) for x in single)}; counter advances")
+
+        # -- suspend / resume with a real guest
+        wait_counting(g1)
+        c0 = g1.counter()
+        probe.run("suspend", g1.uuid)
+        check(probe.state(g1.uuid) == "paused", f"after suspend: {probe.state(g1.uuid)}")
+        time.sleep(2.2)
+        c1 = g1.counter()
+        check(c1 is not None and c0 is not None and c1 - c0 <= 1,
+              f"a paused guest counted from {c0} to {c1}")
+        probe.run("resume", g1.uuid)
+        check(probe.state(g1.uuid) == "running", f"after resume: {probe.state(g1.uuid)}")
+        wait_until(lambda: (g1.counter() or 0) > c1, 5, "the counter to move after resume")
+        say("suspend/resume: paused guest stops counting, counts again after resume")
+
+        # -- the idle driver: CPU and main loop
+        probe.query("stall", "stall")
+        r0 = probe.query("rusage", "rusage")[-1][2]
+        t0 = time.monotonic()
+        time.sleep(10)
+        r1 = probe.query("rusage", "rusage")[-1][2]
+        wall = time.monotonic() - t0
+        cpu_ms = (float(r1["user_ms"]) + float(r1["sys_ms"]) -
+                  float(r0["user_ms"]) - float(r0["sys_ms"]))
+        stall = probe.query("stall", "stall")[-1][2]
+        figures["idle cpu %"] = 100 * cpu_ms / 1000 / wall
+        say(f"idle driver (1 guest, {wall:.0f} s): {cpu_ms:.0f} ms CPU = "
+            f"{figures['idle cpu %']:.2f} % of a core (incl. the probe's 10 ms timer); "
+            f"longest main-loop gap {stall['max_ms']} ms")
+
+        # -- shutdown: the guest ignores ACPI, so it is forced off after 2 s
+        mark = len(probe.history)
+        f = probe.run("shutdown", g1.uuid, 2, timeout=60)
+        took = float(f["elapsed_ms"])
+        stopping = probe.wait_state(g1.uuid, "stopping", since=mark)
+        stopped = probe.wait_state(g1.uuid, "stopped", since=mark)
+        check(stopping["reason"] == "shutting down", f"STOPPING reason {stopping['reason']!r}")
+        check(stopped["reason"] == "forced off after 2 s shutdown timeout",
+              f"STOPPED reason {stopped['reason']!r}")
+        check(2000 <= took < 4500, f"shutdown with a 2 s timeout took {took:.0f} ms")
+        figures["shutdown fallback ms"] = took
+        say(f"shutdown (guest ignores ACPI, timeout 2 s): forced off, done after {ms(took)}")
+
+        # -- what others do: virsh create / destroy, and QEMU killed
+        mark = len(probe.history)
+        g1.fresh_log()
+        tn.virsh(1, "create", g1.xml)
+        f = probe.wait_state(g1.uuid, "running", since=mark)
+        check(f["reason"] == "started", f"reason {f['reason']!r}")
+        tn.virsh(1, "destroy", g1.name)
+        f = probe.wait_state(g1.uuid, "stopped", since=mark)
+        check(f["reason"] == "destroyed", f"reason {f['reason']!r}")
+        say("virsh create/destroy behind herd's back: RUNNING 'started', STOPPED 'destroyed'")
+
+        g1.fresh_log()
+        probe.run("start", g1.uuid, g1.xml)
+        wait_counting(g1)
+        pid = qemu_pid(tn, g1)
+        mark = len(probe.history)
+        t_kill = time.monotonic()
+        tn.exec(1, "kill", "-9", pid, check=True)
+        f = probe.wait_state(g1.uuid, "stopped", since=mark)
+        kill_ms = (time.monotonic() - t_kill) * 1000
+        check("failed" in f["reason"], f"a killed QEMU gave reason {f['reason']!r}")
+        figures["kill -9 → fact ms"] = kill_ms
+        say(f"kill -9 of QEMU: STOPPED {f['reason']!r} after {ms(kill_ms)}")
+
+        # -- libvirtd restarts under a running guest
+        g1.fresh_log()
+        probe.run("start", g1.uuid, g1.xml)
+        since_before = probe.facts[g1.uuid]["since"]
+        mark = len(probe.history)
+        t_r = time.monotonic()
+        tn.exec(1, NODE_SERVICE, "restart", "libvirtd", check=True, timeout=60)
+        probe.wait_for(lambda: probe.find("connection", "lost", since=mark), 10,
+                       "connection lost after the libvirtd restart")
+        back = probe.wait_for(lambda: probe.find("connection", "back", since=mark), 20,
+                              "the connection to come back")
+        restart_s = time.monotonic() - t_r
+        i_back = next(i for i in range(mark, len(probe.history))
+                      if probe.history[i][0] == "connection" and
+                      probe.history[i][1][0] == "back")
+        f = probe.wait_state(g1.uuid, "running", since=i_back)
+        check(f["since"] == since_before,
+              f"since changed across the restart: {since_before} -> {f['since']}")
+        wait_counting(g1)
+        figures["libvirtd restart s"] = restart_s
+        say(f"libvirtd restart: connection lost and back (t={back['t']} ms), the running guest "
+            f"reported again with the same since; {restart_s:.1f} s for the restart in all")
+
+        # -- the guest dies while libvirtd is down
+        mark = len(probe.history)
+        tn.exec(1, NODE_SERVICE, "stop", "libvirtd", check=True, timeout=60)
+        probe.wait_for(lambda: probe.find("connection", "lost", since=mark), 10,
+                       "connection lost after libvirtd stopped")
+        # operations meanwhile fail at once
+        oid = probe.op("suspend", g1.uuid)
+        ok, f = probe.done(oid, 5)
+        check(not ok and f["code"] == "unavailable", f"suspend while disconnected: {f}")
+        tn.exec(1, "kill", "-9", qemu_pid(tn, g1), check=True)
+        tn.exec(1, NODE_SERVICE, "start", "libvirtd", check=True, timeout=60)
+        probe.wait_for(lambda: probe.find("connection", "back", since=mark), 20,
+                       "the connection to come back")
+        f = probe.wait_state(g1.uuid, "stopped", since=mark)
+        check(f["reason"] == "gone while libvirt was unreachable", f"reason {f['reason']!r}")
+        say(f"guest killed while libvirtd was down: STOPPED {f['reason']!r} on return; "
+            "operations meanwhile fail at once (unavailable)")
+
+        # -- libvirtd hangs (SIGSTOP) with calls under way in several threads
+        # (libvirt 9.0's own client keepalive crashes the client then; the
+        # driver's ping must notice, and nothing may crash or block)
+        probe.run("start", g1.uuid, g1.xml)
+        lpid = libvirtd_pid(tn)
+        mark = len(probe.history)
+        tn.exec(1, "kill", "-STOP", lpid, check=True)
+        t_stop = time.monotonic()
+        try:
+            stuck = [probe.op("suspend", g1.uuid)] + [
+                probe.op("reboot", g.uuid) for g in guests[1:4]]
+            probe.wait_for(lambda: probe.find("connection", "lost", since=mark), 30,
+                           "the driver to declare the stopped libvirtd lost")
+            lost_s = time.monotonic() - t_stop
+            # new operations fail at once, without a call into libvirt
+            oid = probe.op("destroy", g1.uuid)
+            ok, f = probe.done(oid, 5)
+            fail_ms = float(f["elapsed_ms"])
+            check(not ok and f["code"] == "unavailable" and fail_ms < 100,
+                  f"destroy while libvirtd hangs: {f}")
+            time.sleep(1)
+            stall = probe.query("stall", "stall")[-1][2]
+            check(float(stall["max_ms"]) < 200, f"main loop stalled {stall['max_ms']} ms")
+        finally:
+            tn.exec(1, "kill", "-CONT", lpid)
+        probe.wait_for(lambda: probe.find("connection", "back", since=mark), 30,
+                       "the connection to come back after SIGCONT")
+        # the calls that were in libvirtd finish now, one way or the other
+        ends = [probe.done(oid, 30) for oid in stuck]
+        f = probe.wait_for(lambda: probe.facts.get(g1.uuid), 5, "a fact for g1")
+        if f["state"] == "paused":
+            probe.run("resume", g1.uuid)
+        probe.wait_state(g1.uuid, "running", since=mark)
+        figures["hung libvirtd lost s"] = lost_s
+        say(f"libvirtd stopped (SIGSTOP) under 4 calls: declared lost after {lost_s:.1f} s "
+            f"(ping unanswered 6 s); a new operation failed in {fail_ms:.1f} ms; "
+            f"longest main-loop gap {stall['max_ms']} ms; after SIGCONT: back, and the stuck "
+            f"calls ended ({', '.join('ok' if ok else e['code'] for ok, e in ends)})")
+
+        # -- a VM running when the driver starts: dated by its QEMU process
+        started_wall = time.time() * 1000
+        probe.close()
+        probe = None
+        time.sleep(2)
+        probe = Probe(tn, 1, probe_log)
+        probe.wait_for(lambda: "back" in probe.conn, 15, "the new probe to connect")
+        f = probe.wait_for(lambda: probe.facts.get(g1.uuid), 5, "a fact for the running guest")
+        check(f["state"] == "running", f"found {f['state']}")
+        since = int(f["since"])
+        qemu_start = process_start_ms(tn, qemu_pid(tn, g1))
+        check(since < started_wall - 1500,
+              f"since={since} is the probe's first sight, not the QEMU start")
+        check(abs(since - qemu_start) < 1000, f"since={since}, QEMU started at {qemu_start}")
+        say(f"found running at start: since = QEMU process start "
+            f"({(started_wall - since) / 1000:.1f} s before the new probe's first look)")
+        probe.run("destroy", g1.uuid)
+
+        # -- 20 guests at once
+        probe.query("stall", "stall")
+        mark = len(probe.history)
+        for g in guests:
+            g.fresh_log()
+        t_all = time.monotonic()
+        ids = {g.uuid: probe.op("start", g.uuid, g.xml) for g in guests}
+        lat = {}
+        for g in guests:
+            f = probe.wait_state(g.uuid, "running", timeout=120, since=mark)
+            lat[g.uuid] = float(f["t"]) - probe.begin_t(ids[g.uuid])
+        all_s = time.monotonic() - t_all
+        for g in guests:
+            ok, f = probe.done(ids[g.uuid], 30)
+            check(ok, f"start of {g.name} failed: {f.get('msg')}")
+        stall = probe.query("stall", "stall")[-1][2]
+        for g in guests:
+            wait_counting(g, timeout=60)
+        vals = sorted(lat.values())
+        figures["start 20"] = vals
+        figures["stall 20 ms"] = float(stall["max_ms"])
+        say(f"{MANY} guests at once: start → RUNNING p50 {ms(statistics.median(vals))}, "
+            f"max {ms(vals[-1])}, all {MANY} running {all_s:.2f} s after the first call; "
+            f"longest main-loop gap meanwhile {stall['max_ms']} ms; all counters advance")
+        rows = probe.query("facts", "facts-end")
+        running = {w[0] for k, w, _ in rows if k == "fact-now" and w[1] == "running"}
+        check(running >= {g.uuid for g in guests}, "facts() misses running guests")
+        out = tn.virsh(1, "list", "--name").stdout.split()
+        check(sorted(out) == sorted(g.name for g in guests), f"virsh list: {out}")
+
+        mark = len(probe.history)
+        t_all = time.monotonic()
+        ids = {g.uuid: probe.op("destroy", g.uuid) for g in guests}
+        for g in guests:
+            ok, f = probe.done(ids[g.uuid], 60)
+            check(ok, f"destroy of {g.name} failed: {f.get('msg')}")
+            check(probe.state(g.uuid) == "stopped", f"{g.name} is {probe.state(g.uuid)}")
+        say(f"{MANY} guests destroyed at once in {time.monotonic() - t_all:.2f} s")
+        check(tn.virsh(1, "list", "--name").stdout.split() == [], "guests left running")
+    finally:
+        if probe:
+            probe.close()
+
+
+def main():
+    require_root()
+    t0 = time.monotonic()
+    figures = {}
+    try:
+        with TestNodes(INSTANCE, 1, blank=True) as tn:
+            run_checks(tn, figures)
+    except TestFailure as e:
+        say(f"FAIL: {e}")
+        return 1
+    except TestInterrupted as e:
+        say(f"INTERRUPTED: {e}")
+        return 1
+    say(f"PASS ({time.monotonic() - t0:.1f} s)")
+    one, many = figures["start 1"], figures["start 20"]
+    print(f"start→RUNNING, 1 guest:    p50 {statistics.median(one):.0f} ms, "
+          f"max {max(one):.0f} ms (n={len(one)})")
+    print(f"start→RUNNING, {MANY} at once: p50 {statistics.median(many):.0f} ms, "
+          f"max {max(many):.0f} ms; main-loop gap max {figures['stall 20 ms']:.0f} ms")
+    print(f"idle driver CPU: {figures['idle cpu %']:.2f} % of a core")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
