@@ -1024,6 +1024,13 @@ static void op_finish(lv_op *op, GError *error)
 		g_error_free(error);
 }
 
+/* Forget @op's completion (the driver closes): no callback, no timers. */
+static void op_drop(lv_op *op)
+{
+	op->done = NULL;
+	op_finish(op, NULL);
+}
+
 static void finish_waiters(herd_virt_libvirt *v, lv_vm *vm, const GError *error)
 {
 	while (vm->waiters->len > 0) {
@@ -2020,9 +2027,11 @@ static bool lv_open(herd_virt *base, GError **error)
 	return true;
 }
 
-/* Finishes every operation with an error (callbacks run from here), hands
- * the connection to a job for closing, and waits at most CLOSE_WAIT_MS for
- * jobs still running.  No callback is called after it returns. */
+/* Drops every pending operation without calling its callback (the caller is
+ * going away: herd_ha_free() closes the driver after stopping its own
+ * timers, and a completion would schedule new ones), hands the connection to
+ * a job for closing, and waits at most CLOSE_WAIT_MS for jobs still running.
+ * No callback runs during or after it. */
 static void lv_close(herd_virt *base)
 {
 	herd_virt_libvirt *v = (herd_virt_libvirt *)base;
@@ -2031,8 +2040,7 @@ static void lv_close(herd_virt *base)
 	timer_cancel(&v->retry);
 	timer_cancel(&v->tick);
 	timer_cancel(&v->slow);
-	/* Errors already decided but not yet delivered go out now; the rest
-	 * of the inbox is about operations finished below. */
+	v->closed = true;
 	GQueue inbox = G_QUEUE_INIT;
 	g_mutex_lock(&v->sh->lock);
 	inbox = v->sh->inbox;
@@ -2040,10 +2048,8 @@ static void lv_close(herd_virt *base)
 	g_mutex_unlock(&v->sh->lock);
 	lv_msg *m;
 	while ((m = g_queue_pop_head(&inbox))) {
-		if (m->kind == MSG_FINISH) {
-			op_finish(m->op, m->error);
-			m->error = NULL;
-		}
+		if (m->op)
+			op_drop(m->op);
 		msg_free(m);
 	}
 	GHashTableIter it;
@@ -2053,25 +2059,23 @@ static void lv_close(herd_virt *base)
 		lv_vm *vm = val;
 		lv_op *op;
 		while ((op = g_queue_pop_head(&vm->pending))) {
-			op_finish(op, op_error(op, HERD_ERR_UNAVAILABLE, "the VM driver was closed"));
+			op_drop(op);
 			op_unref(op);
 		}
 		while (vm->waiters->len > 0) {
 			op = g_ptr_array_steal_index(vm->waiters, 0);
-			op_finish(op, op_error(op, HERD_ERR_UNAVAILABLE, "the VM driver was closed"));
+			op_drop(op);
 			op_unref(op);
 		}
 		lv_op *running[2] = { vm->active, vm->destroying };
 		vm->active = vm->destroying = NULL;
 		for (int i = 0; i < 2; i++) {
 			if (running[i]) {
-				op_finish(running[i], op_error(running[i], HERD_ERR_UNAVAILABLE,
-							       "the VM driver was closed"));
+				op_drop(running[i]);
 				op_unref(running[i]);
 			}
 		}
 	}
-	v->closed = true;
 	g_mutex_lock(&v->sh->lock);
 	v->sh->closing = true;
 	lv_conn *conn = v->sh->conn;
