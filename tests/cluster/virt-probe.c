@@ -6,7 +6,7 @@
  * Commands:
  *   start ID UUID XMLFILE | shutdown ID UUID TIMEOUT_S
  *   destroy|reboot|reset|suspend|resume ID UUID
- *   facts | resources | stall | rusage | quit
+ *   facts | resources | stall | rusage | tick on|off | quit
  * Reports (T: milliseconds since the probe started, monotonic):
  *   ready | connection lost|back t=T
  *   fact UUID STATE since=WALL_MS t=T reason=…
@@ -14,7 +14,9 @@
  *   done ID err CODE t=T elapsed_ms=MS msg=…
  *   facts-begin / fact-now UUID STATE since=WALL_MS reason=… / facts-end
  *   resources mem=MIB free=MIB cpus=N | resources unknown
- *   stall max_ms=MS ticks=N       (longest gap of a 10 ms timer since the last stall)
+ *   stall max_ms=MS ticks=N       (longest gap of a 10 ms timer since the last stall;
+ *                                  "tick off" stops that timer, to measure the driver alone)
+ *   tick on|off
  *   rusage user_ms=MS sys_ms=MS   (this process's CPU time)
  *   bye
  * stdin closing is quit.  Errors of the probe itself: "error …".
@@ -32,6 +34,7 @@ static gint64 t0_us;
 static herd_virt *virt;
 static GMainLoop *loop;
 static gint64 last_tick_us, max_gap_us, ticks;
+static guint tick_source;
 
 static double t_ms(void)
 {
@@ -155,6 +158,15 @@ static void command(char **w, int n)
 		say("rusage user_ms=%.1f sys_ms=%.1f",
 		    ru.ru_utime.tv_sec * 1000.0 + ru.ru_utime.tv_usec / 1000.0,
 		    ru.ru_stime.tv_sec * 1000.0 + ru.ru_stime.tv_usec / 1000.0);
+	} else if (strcmp(c, "tick") == 0 && n == 2) {
+		if (strcmp(w[1], "off") == 0 && tick_source) {
+			g_source_remove(tick_source);
+			tick_source = 0;
+		} else if (strcmp(w[1], "on") == 0 && !tick_source) {
+			last_tick_us = 0;
+			tick_source = g_timeout_add(10, on_tick, NULL);
+		}
+		say("tick %s", tick_source ? "on" : "off");
 	} else if (strcmp(c, "quit") == 0) {
 		quit();
 	} else {
@@ -202,7 +214,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "virt-probe: %s\n", error->message);
 		return 1;
 	}
-	g_timeout_add(10, on_tick, NULL);
+	tick_source = g_timeout_add(10, on_tick, NULL);
 	GIOChannel *in = g_io_channel_unix_new(0);
 	g_io_channel_set_flags(in, G_IO_FLAG_NONBLOCK, NULL);
 	g_io_add_watch(in, G_IO_IN | G_IO_HUP | G_IO_ERR, on_stdin, NULL);
