@@ -126,9 +126,16 @@ typedef struct lv_vm {
 /* Passed to libvirt's callbacks: which connection they belong to. */
 typedef struct lv_cb_ctx lv_cb_ctx;
 
-/* One connection to libvirtd with what herd registered on it. */
+/* herd's connection to libvirtd: two, in fact.  The control one carries
+ * the events, the close callback, the pings and the lists, from one thread
+ * of its own; operations use the other from the worker pool.  So a ping
+ * never waits behind operations: not in the pool, and not in libvirtd,
+ * which serves at most 5 calls of one client at once (max_client_requests)
+ * and reads nothing more from it meanwhile.  A busy libvirtd (creating
+ * dozens of VMs after a failover) is then not mistaken for a stuck one. */
 typedef struct lv_conn {
-	virConnectPtr conn;
+	virConnectPtr conn;     /* control */
+	virConnectPtr ops;      /* operations */
 	int cb_id;              /* the lifecycle event callback */
 	lv_cb_ctx *close_ctx;   /* the close callback's; herd frees it, see
 				 * conn_close() */
@@ -205,7 +212,8 @@ struct herd_virt_libvirt {
 	char *uri;
 	GMainContext *ctx;
 	lv_shared *sh;
-	GThreadPool *pool;
+	GThreadPool *pool;      /* operations, closing connections */
+	GThreadPool *control;   /* one thread: connect, ping, list */
 	GHashTable *vms;        /* uuid -> lv_vm */
 	bool opened, closed;
 	bool connected;         /* a connection is installed and not known lost */
@@ -522,11 +530,12 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 
 /* ---- worker side ---------------------------------------------------------------------------- */
 
-/* The live connection, with a reference of its own, or NULL. */
-static virConnectPtr conn_get(lv_shared *sh)
+/* The live connection (@ops: the one for operations, else the control
+ * one), with a reference of its own, or NULL. */
+static virConnectPtr conn_get(lv_shared *sh, bool ops)
 {
 	g_mutex_lock(&sh->lock);
-	virConnectPtr c = sh->conn ? sh->conn->conn : NULL;
+	virConnectPtr c = sh->conn ? (ops ? sh->conn->ops : sh->conn->conn) : NULL;
 	if (c)
 		virConnectRef(c);
 	g_mutex_unlock(&sh->lock);
@@ -552,8 +561,10 @@ static void conn_close(lv_conn *c)
 	 * generation's, ignored. */
 	bool unregistered = !c->dead &&
 			    virConnectUnregisterCloseCallback(c->conn, on_close) == 0;
-	/* Our reference; when it is the last, libvirt says goodbye to
+	/* Our references; when one is the last, libvirt says goodbye to
 	 * libvirtd, which on a stuck one waits for it (here, in a worker). */
+	if (c->ops)
+		virConnectClose(c->ops);
 	virConnectClose(c->conn);
 	virResetLastError();
 	if (c->close_ctx && (unregistered || g_atomic_int_get(&c->close_ctx->fired)))
@@ -709,6 +720,13 @@ static void run_connect(lv_job *j)
 		conn_close(c);
 		return;
 	}
+	c->ops = virConnectOpen(j->uri);
+	if (!c->ops) {
+		g_autofree char *msg = take_vir_error(NULL);
+		job_fail(j, HERD_ERR_UNAVAILABLE, "libvirt: %s", msg);
+		conn_close(c);
+		return;
+	}
 	/* Listed after registering for events, so nothing falls in between. */
 	if (!list_domains(j, c->conn)) {
 		conn_close(c);
@@ -728,7 +746,7 @@ static void run_connect(lv_job *j)
 
 static void run_ping(lv_job *j)
 {
-	virConnectPtr conn = conn_get(j->sh);
+	virConnectPtr conn = conn_get(j->sh, false);
 	if (!conn) {
 		job_fail(j, HERD_ERR_UNAVAILABLE, "not connected");
 		return;
@@ -742,7 +760,7 @@ static void run_ping(lv_job *j)
 
 static void run_resync(lv_job *j)
 {
-	virConnectPtr conn = conn_get(j->sh);
+	virConnectPtr conn = conn_get(j->sh, false);
 	if (!conn) {
 		job_fail(j, HERD_ERR_UNAVAILABLE, "not connected");
 		return;
@@ -892,7 +910,7 @@ static void run_simple(lv_job *j, virConnectPtr conn)
 
 static void run_op(lv_job *j)
 {
-	virConnectPtr conn = conn_get(j->sh);
+	virConnectPtr conn = conn_get(j->sh, true);
 	if (!conn) {
 		job_fail(j, HERD_ERR_UNAVAILABLE, "herd is not connected to libvirt");
 		return;
@@ -1282,7 +1300,8 @@ static void job_push(herd_virt_libvirt *v, lv_job *j)
 	g_mutex_lock(&v->sh->lock);
 	v->sh->jobs++;
 	g_mutex_unlock(&v->sh->lock);
-	g_thread_pool_push(v->pool, j, NULL);
+	bool control = j->kind == JOB_CONNECT || j->kind == JOB_PING || j->kind == JOB_RESYNC;
+	g_thread_pool_push(control ? v->control : v->pool, j, NULL);
 }
 
 static GSource *timer_new(herd_virt_libvirt *v, unsigned ms, GSourceFunc fn, gpointer data)
@@ -2114,6 +2133,7 @@ static void destroy_driver(herd_virt_libvirt *v)
 	 * immediate=TRUE: GLib 2.74 then hands its internal wake-up marker to
 	 * an item free function as if it were a job. */
 	g_thread_pool_free(v->pool, FALSE, FALSE);
+	g_thread_pool_free(v->control, FALSE, FALSE);
 	g_hash_table_destroy(v->vms);
 	shared_unref(v->sh);
 	g_main_context_unref(v->ctx);
@@ -2192,5 +2212,6 @@ herd_virt *herd_virt_libvirt_new(const char *uri, const herd_virt_callbacks *cb,
 	v->sh = sh;
 
 	v->pool = g_thread_pool_new(worker, NULL, WORKER_THREADS, FALSE, NULL);
+	v->control = g_thread_pool_new(worker, NULL, 1, FALSE, NULL);
 	return &v->base;
 }

@@ -484,6 +484,8 @@ def run_checks(tn, figures):
             check(ok, f"start of {g.name} failed: {f.get('msg')}")
         stall = probe.query("stall", "stall")[-1][2]
         ref_ms = reference.end()
+        check(not probe.find("connection", "lost", since=mark),
+              "a busy libvirtd (20 starts) was taken for a lost one")
         for g in guests:
             wait_counting(g, timeout=60)
         vals = sorted(lat.values())
