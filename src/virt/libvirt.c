@@ -1073,8 +1073,8 @@ static void set_state(herd_virt_libvirt *v, lv_vm *vm, herd_vm_state state, cons
 	emit_fact(v, vm);
 	if (state_is_down(state)) {
 		finish_waiters(v, vm, NULL);
-	} else if (state == HERD_VM_CRASHED && vm->waiters->len > 0 && !vm->destroying &&
-		   !(vm->active && vm->active->kind == OP_DESTROY)) {
+	} else if (state == HERD_VM_CRASHED && !v->closed && vm->waiters->len > 0 &&
+		   !vm->destroying && !(vm->active && vm->active->kind == OP_DESTROY)) {
 		/* Being shut down and crashed: no point waiting for it. */
 		lv_op *w = g_ptr_array_index(vm->waiters, 0);
 		lv_op *d = op_new(v, OP_DESTROY, vm->fact.uuid, NULL, NULL);
@@ -1904,6 +1904,9 @@ static gboolean on_deadline(gpointer data)
 	if (vm && g_ptr_array_remove(vm->waiters, op)) {
 		op_finish(op, op_error(op, HERD_ERR_TIMEOUT, detail));
 		op_unref(op);
+	} else if (vm && op->settling && (vm->active == op || vm->destroying == op)) {
+		/* Done in libvirt, its event still awaited: let the VM go. */
+		op_complete(v, vm, op, op_error(op, HERD_ERR_TIMEOUT, detail));
 	} else {
 		/* Queued or running: the queue or the job drops it later. */
 		op_finish(op, op_error(op, HERD_ERR_TIMEOUT, detail));
