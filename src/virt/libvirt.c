@@ -3,8 +3,10 @@
  *
  * Threads.  Every libvirt call is an RPC to libvirtd that may take 150 ms
  * (creating a domain) or forever (libvirtd stuck), so none runs on herdd's
- * main loop: calls run as jobs in a small thread pool, and everything a job
- * learns comes back through one ordered inbox that the main loop drains.
+ * main loop: operations run as jobs in a small thread pool, connecting,
+ * pings and lists on one control thread (each with its own connection, see
+ * lv_conn), and everything a job learns comes back through one ordered inbox
+ * that the main loop drains.
  * Only the main thread touches the cache of facts, the per-VM operation
  * queues and the user's callbacks.  Operations on one VM run one at a time
  * in the order asked (a destroy may overtake a hung operation, see
