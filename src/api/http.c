@@ -23,6 +23,9 @@ typedef struct http_listener {
 	guint epoll_watch;
 	guint timer;
 	guint idle;
+	unsigned live;             /* requests not yet completed */
+	bool draining;             /* accepts no more; stops when live is 0 */
+	bool stopping;
 } http_listener;
 
 struct http_server {
@@ -43,6 +46,7 @@ struct http_request {
 	bool body_too_large;
 	bool dispatched;
 	bool suspended;
+	bool owner_holds;          /* suspended: the handler's code will answer */
 	bool answered;
 	struct MHD_Response *response; /* prepared while suspended */
 	unsigned status;
@@ -75,8 +79,17 @@ static gboolean on_idle(gpointer data)
 {
 	http_listener *l = data;
 	l->idle = 0;
-	listener_run(l);
+	if (l->draining && l->live == 0)
+		g_ptr_array_remove(l->server->listeners, l); /* frees l */
+	else
+		listener_run(l);
 	return G_SOURCE_REMOVE;
+}
+
+static void listener_wake(http_listener *l)
+{
+	if (!l->idle && !l->stopping)
+		l->idle = g_idle_add(on_idle, l);
 }
 
 /* Let MHD do its work, then arm a timer for what it wants next. */
@@ -242,6 +255,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 		req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
 		req->peer = l->is_unix ? g_strdup("unix") : peer_address_of(conn);
+		l->live++;
 		*con_cls = req;
 		return MHD_YES;
 	}
@@ -264,13 +278,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	return MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+static void request_free(http_request *req)
 {
-	http_request *req = *con_cls;
-	if (!req)
-		return;
-	g_hash_table_remove(req->listener->server->suspended, req);
 	if (req->response)
 		MHD_destroy_response(req->response);
 	g_byte_array_unref(req->body);
@@ -280,7 +289,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	g_free(req->user);
 	g_free(req->peer);
 	g_free(req);
+}
+
+/* The connection is done with @req.  A request whose handler still holds it
+ * (suspended, then answered by the server as it stopped, or its client
+ * gone) lives on until that code answers: the answer then goes nowhere. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	http_request *req = *con_cls;
+	if (!req)
+		return;
 	*con_cls = NULL;
+	http_listener *l = req->listener;
+	g_hash_table_remove(l->server->suspended, req);
+	req->suspended = false;
+	req->conn = NULL;
+	req->listener = NULL;
+	if (--l->live == 0 && l->draining)
+		listener_wake(l);
+	if (!req->owner_holds)
+		request_free(req);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -295,17 +324,36 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
 {
-	g_return_if_fail(!req->answered);
+	bool from_owner = req->owner_holds;
+	req->owner_holds = false;
+	if (!req->conn || req->answered) {
+		/* The server answered already (it stopped), or the client is gone. */
+		g_warn_if_fail(from_owner);
+		MHD_destroy_response(resp);
+		if (!req->conn)
+			request_free(req);
+		return;
+	}
 	req->answered = true;
 	req->status = status;
 	req->response = resp;
+	if (req->listener->draining)
+		MHD_add_response_header(resp, "Connection", "close");
 	if (req->suspended) {
 		req->suspended = false;
 		g_hash_table_remove(req->listener->server->suspended, req);
 		MHD_resume_connection(req->conn);
-		if (!req->listener->idle)
-			req->listener->idle = g_idle_add(on_idle, req->listener);
+		listener_wake(req->listener);
 	}
+}
+
+/* The server stops: answer a suspended request itself.  The code that
+ * suspended it still holds it; its own answer later is dropped. */
+static void respond_shutting_down(http_request *req)
+{
+	req->owner_holds = false;
+	http_respond_errorf(req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
+	req->owner_holds = true;
 }
 
 void http_respond_bytes(http_request *req, unsigned status, const char *content_type,
@@ -361,6 +409,7 @@ void http_request_suspend(http_request *req)
 {
 	g_return_if_fail(!req->answered && !req->suspended);
 	req->suspended = true;
+	req->owner_holds = true;
 	g_hash_table_add(req->listener->server->suspended, req);
 	MHD_suspend_connection(req->conn);
 }
@@ -573,6 +622,7 @@ bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 
 static void listener_free(http_listener *l)
 {
+	l->stopping = true;
 	if (l->epoll_watch)
 		g_source_remove(l->epoll_watch);
 	if (l->timer)
@@ -586,11 +636,19 @@ static void listener_free(http_listener *l)
 	g_free(l);
 }
 
+/* The TCP listeners close their ports at once, so that new ones can take
+ * them; requests under way on them are still answered, then they stop. */
 void http_server_stop_tcp(http_server *srv)
 {
 	for (guint i = srv->listeners->len; i-- > 0;) {
 		http_listener *l = srv->listeners->pdata[i];
-		if (!l->is_unix)
+		if (l->is_unix || l->draining)
+			continue;
+		MHD_socket fd = MHD_quiesce_daemon(l->mhd);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		l->draining = true;
+		if (l->live == 0)
 			g_ptr_array_remove_index(srv->listeners, i);
 	}
 }
@@ -613,7 +671,7 @@ void http_server_free(http_server *srv)
 	/* MHD cannot stop with suspended connections: answer them first. */
 	GList *pending = g_hash_table_get_keys(srv->suspended);
 	for (GList *p = pending; p; p = p->next)
-		http_respond_errorf(p->data, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
+		respond_shutting_down(p->data);
 	g_list_free(pending);
 	for (guint i = 0; i < srv->listeners->len; i++) {
 		http_listener *l = srv->listeners->pdata[i];
