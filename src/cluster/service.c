@@ -68,13 +68,10 @@ static void on_replica_done(gpointer user, uint64_t req_id, json_t *result, cons
 {
 	herd_cluster *c = user;
 	inflight *f = g_hash_table_lookup(c->inflight, &req_id);
-	if (!f) {
-		json_decref(result);
+	if (!f)
 		return;
-	}
 	g_hash_table_steal(c->inflight, &req_id);
 	f->done(result, error, f->data);
-	json_decref(result);
 	g_free(f);
 }
 

@@ -21,7 +21,7 @@
 
 typedef struct herd_cluster herd_cluster;
 
-/* Called once with the committed change's result, or an error. */
+/* Called once with the committed change's result (borrowed), or an error. */
 typedef void (*herd_cluster_done_fn)(json_t *result, const GError *error, gpointer user);
 /* Objects changed (@changes of store_change*), or everything (@changes NULL). */
 typedef void (*herd_cluster_change_fn)(gpointer user, GPtrArray *changes);

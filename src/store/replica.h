@@ -46,7 +46,8 @@ typedef enum {
 typedef struct replica_callbacks {
 	/* Multicast @msg (@len bytes) to the group, in order.  False: cannot. */
 	bool (*send)(gpointer user, const void *msg, size_t len);
-	/* A request of this node finished: @result or @error is set. */
+	/* A request of this node finished: @result or @error is set (both
+	 * borrowed: take a reference to keep the result). */
 	void (*done)(gpointer user, uint64_t req_id, json_t *result, const GError *error);
 	/* Objects changed (@changes of store_change*), or everything was
 	 * replaced by a sync (@changes NULL). */

@@ -169,7 +169,6 @@ static void cb_done(gpointer user, uint64_t req_id, json_t *result, const GError
 		S->stats_acked++;
 		TRACE("n%u: request %" G_GUINT64_FORMAT " acknowledged", node->id, req_id);
 		record_ack(result, *t);
-		json_decref(result);
 	} else {
 		S->stats_failed_req++;
 		TRACE("n%u: request %" G_GUINT64_FORMAT " failed: %s", node->id, req_id, error->message);
@@ -493,11 +492,16 @@ static json_t *random_command(simnode *node)
 	}
 	if (kind < 8)
 		return json_pack("{s:s,s:s,s:s}", "op", "delete", "kind", "vm", "uuid", vm->uuid);
-	if (kind < 9)
+	if (kind < 9) {
+		/* One draw per statement: argument evaluation order is unspecified. */
+		json_int_t version = 1 + rnd((unsigned)vm->version);
+		bool force = chance(0.5);
 		return json_pack("{s:s,s:s,s:s,s:I,s:b}", "op", "restore", "kind", "vm", "uuid",
-				 vm->uuid, "version", (json_int_t)(1 + rnd((unsigned)vm->version)),
-				 "force", chance(0.5));
-	return json_pack("{s:s,s:[o,o]}", "op", "batch", "ops", random_create(), random_create());
+				 vm->uuid, "version", version, "force", force);
+	}
+	json_t *first = random_create();
+	json_t *second = random_create();
+	return json_pack("{s:s,s:[o,o]}", "op", "batch", "ops", first, second);
 }
 
 static void client_submit(simnode *node)
@@ -665,10 +669,11 @@ static void bootstrap(void)
 	 * join, and add and remove nodes as they go. */
 	unsigned k = S->node_changes ? 1 + rnd(S->n - 1) : S->n;
 	for (unsigned i = 1; i <= k; i++) {
+		char name[16];
 		fake_uuid(uuid);
-		json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s%,s:{s:i}}", "op", "create",
-						     "kind", "node", "uuid", uuid, "name",
-						     g_strdup_printf("n%u", i), (size_t)(i < 10 ? 2 : 3),
+		g_snprintf(name, sizeof(name), "n%u", i);
+		json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:i}}", "op", "create",
+						     "kind", "node", "uuid", uuid, "name", name,
 						     "data", "nodeid", i));
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:o}", "op", "batch", "ops", ops);
