@@ -1,4 +1,5 @@
 #include "cli/cli.h"
+#include "cli/prompt.h"
 
 #include "herd-config.h"
 
@@ -117,6 +118,7 @@ static void print_usage(FILE *out)
 		"  --insecure      do not verify --host's certificate\n"
 		"  --json          print read commands' results as JSON\n"
 		"  --timeout SEC   give up after SEC seconds\n"
+		"  --user NAME, --password-file FILE   credentials for --host ($HERD_PASSWORD)\n"
 		"\n"
 		"'herd COMMAND --help' explains a command. Exit status: 0 ok, 1 error, 2 usage.\n");
 }
@@ -160,7 +162,8 @@ int main(int argc, char **argv)
 	setlocale(LC_ALL, "");
 	cli_ctx ctx = { 0 };
 	g_autofree char *socket_path = NULL, *host = NULL, *ca = NULL;
-	gboolean insecure = FALSE, json = FALSE, version = FALSE;
+	gboolean insecure = FALSE, json = FALSE;
+	g_autofree char *user = NULL, *password_file = NULL, *password = NULL;
 	int timeout_s = 0;
 	GOptionEntry global[] = {
 		{ "socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path, "Local API socket", "PATH" },
@@ -169,9 +172,18 @@ int main(int argc, char **argv)
 		{ "insecure", 'k', 0, G_OPTION_ARG_NONE, &insecure, "Do not verify --host", NULL },
 		{ "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print results as JSON", NULL },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout_s, "Give up after SEC seconds", "SEC" },
-		{ "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the CLI's version", NULL },
+		{ "user", 'u', 0, G_OPTION_ARG_STRING, &user, "User for --host (default admin)", "NAME" },
+		{ "password-file", 0, 0, G_OPTION_ARG_FILENAME, &password_file,
+		  "Read the --host user's password from FILE (else $HERD_PASSWORD, else asked)", "FILE" },
 		{ NULL },
 	};
+
+	/* "herd --version" only as the first word: commands have their own
+	 * --version (vm restore). */
+	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+		printf("herd %s\n", HERD_VERSION);
+		return CLI_OK;
+	}
 
 	if (argc >= 2 && strcmp(argv[1], "__complete") == 0)
 		return complete(argc - 2, argv + 2);
@@ -188,10 +200,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "herd: %s\n", error->message);
 		return CLI_USAGE;
 	}
-	if (version) {
-		printf("herd %s\n", HERD_VERSION);
-		return CLI_OK;
-	}
 	if (timeout_s < 0) {
 		fprintf(stderr, "herd: --timeout must not be negative.\n");
 		return CLI_USAGE;
@@ -202,6 +210,20 @@ int main(int argc, char **argv)
 	ctx.client_opts.ca_file = ca;
 	ctx.client_opts.insecure = insecure;
 	ctx.client_opts.timeout_s = timeout_s;
+	if (ctx.client_opts.host) {
+		/* Over HTTPS the API needs a user; root on the socket does not. */
+		ctx.client_opts.user = user ? user : "admin";
+		const char *env = g_getenv("HERD_PASSWORD");
+		if (password_file || !env) {
+			g_autoptr(GError) perr = NULL;
+			password = cli_password(password_file, "Password", false, &perr);
+			if (!password) {
+				fprintf(stderr, "herd: %s\n", perr->message);
+				return CLI_USAGE;
+			}
+		}
+		ctx.client_opts.password = password ? password : env;
+	}
 
 	int n_plain = 0;
 	while (n_plain + 1 < argc && argv[n_plain + 1][0] != '-')
