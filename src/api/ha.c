@@ -407,7 +407,7 @@ static void on_manual_fence(bool ok, const char *device, const char *detail, dou
 		store_object *node = store_state_get_by_name(herd_cluster_state(f->d->cluster),
 							     STORE_KIND_NODE, f->node);
 		g_autoptr(json_t) cmd = node ? herd_fence_record_cmd(node, http_request_user(f->req), true,
-								     device, detail, g_get_real_time() / 1000)
+								     true, device, detail, g_get_real_time() / 1000)
 					     : NULL;
 		if (cmd)
 			api_commit(f->req, f->d, cmd, 200, NULL);

@@ -32,6 +32,7 @@ struct herd_cluster {
 	herd_cluster_message_fn message_fn;
 	gpointer message_user;
 	GArray *membership_fns;   /* listener (fn as herd_cluster_membership_fn) */
+	GArray *durable_fns;      /* listener (fn as herd_cluster_membership_fn) */
 	GArray *ring;             /* uint32_t, sorted */
 	herd_cluster_survivor_fn survivor_fn;
 	gpointer survivor_user;
@@ -102,12 +103,24 @@ static bool on_survivor_check(gpointer user, uint32_t missing)
 	return c->survivor_fn && c->survivor_fn(c->survivor_user, missing);
 }
 
+/* Everything applied is durable everywhere: the HA engine may start VMs
+ * it was waiting to start. */
+static void on_replica_durable(gpointer user)
+{
+	herd_cluster *c = user;
+	for (guint i = 0; i < c->durable_fns->len; i++) {
+		listener *l = &g_array_index(c->durable_fns, listener, i);
+		((herd_cluster_membership_fn)(void (*)(void))l->fn)(l->user);
+	}
+}
+
 static const replica_callbacks replica_cb = {
 	.send = on_replica_send,
 	.done = on_replica_done,
 	.changed = on_replica_changed,
 	.failed = on_replica_failed,
 	.two_node_survivor_ok = on_survivor_check,
+	.durable = on_replica_durable,
 };
 
 static void membership_changed(herd_cluster *c)
@@ -263,6 +276,7 @@ herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GEr
 	c->deferred = g_queue_new();
 	c->listeners = g_array_new(FALSE, FALSE, sizeof(listener));
 	c->membership_fns = g_array_new(FALSE, FALSE, sizeof(listener));
+	c->durable_fns = g_array_new(FALSE, FALSE, sizeof(listener));
 	c->ring = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	c->db = store_db_open(c->db_path, error);
 	if (!c->db)
@@ -298,6 +312,7 @@ void herd_cluster_free(herd_cluster *c)
 	store_db_close(c->db);
 	g_array_free(c->listeners, TRUE);
 	g_array_free(c->membership_fns, TRUE);
+	g_array_free(c->durable_fns, TRUE);
 	g_array_free(c->ring, TRUE);
 	g_free(c->node_name);
 	g_free(c->db_path);
@@ -429,6 +444,12 @@ void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, 
 {
 	listener l = { (herd_cluster_change_fn)(void (*)(void))fn, user };
 	g_array_append_val(c->membership_fns, l);
+}
+
+void herd_cluster_on_durable(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user)
+{
+	listener l = { (herd_cluster_change_fn)(void (*)(void))fn, user };
+	g_array_append_val(c->durable_fns, l);
 }
 
 size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max)

@@ -68,6 +68,8 @@ bool herd_cluster_send(herd_cluster *c, unsigned type, const void *payload, size
 /* Membership changed: the group (herdd processes) or corosync's ring. */
 typedef void (*herd_cluster_membership_fn)(gpointer user);
 void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user);
+/* Everything applied became durable on every member (replica_is_durable()). */
+void herd_cluster_on_durable(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user);
 /* Nodes corosync sees alive (its ring), sorted. */
 size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max);
 /* Members of the group (herdd processes), sorted. */

@@ -24,6 +24,7 @@ struct herd_agent {
 	gpointer user;
 	GHashTable *facts;      /* uuid -> herd_vm_fact* (the hypervisor's view) */
 	GHashTable *track;      /* uuid -> vm_track* */
+	GHashTable *ops;        /* op_ctx* under way (the driver's close() drops them) */
 	json_t *errors;
 	bool virt_ok;
 	/* what the last reconcile saw, for completions that need it again */
@@ -36,6 +37,8 @@ typedef struct {
 	herd_agent *a;
 	char uuid[37];
 	char what[16];
+	herd_virt_done done;    /* an operator's request: its caller's callback */
+	gpointer user;
 } op_ctx;
 
 static const char *const op_names[] = { "reboot", "reset", "suspend", "resume" };
@@ -66,6 +69,7 @@ herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_ag
 	a->user = user;
 	a->facts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	a->track = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+	a->ops = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
 	a->errors = json_object();
 	a->virt_ok = true;
 	return a;
@@ -77,6 +81,18 @@ void herd_agent_free(herd_agent *a)
 		return;
 	g_hash_table_destroy(a->facts);
 	g_hash_table_destroy(a->track);
+	/* The driver was closed: what it had under way will not be answered. */
+	GList *pending = g_hash_table_get_keys(a->ops);
+	for (GList *l = pending; l; l = l->next) {
+		op_ctx *o = l->data;
+		if (o->done) {
+			g_autoptr(GError) e = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+								  "The daemon is shutting down.");
+			o->done(e, o->user);
+		}
+	}
+	g_list_free(pending);
+	g_hash_table_destroy(a->ops);
 	json_decref(a->errors);
 	g_free(a->node);
 	g_free(a);
@@ -103,6 +119,15 @@ static void set_error(herd_agent *a, const char *uuid, const char *msg)
 	else
 		return;
 	a->io.changed(a->user);
+}
+
+static void on_request_done(const GError *error, gpointer user)
+{
+	op_ctx *o = user;
+	herd_virt_done done = o->done;
+	gpointer done_user = o->user;
+	g_hash_table_remove(o->a->ops, o); /* frees o */
+	done(error, done_user);
 }
 
 static void on_op_done(const GError *error, gpointer user)
@@ -133,7 +158,7 @@ static void on_op_done(const GError *error, gpointer user)
 	} else {
 		set_error(a, o->uuid, NULL);
 	}
-	g_free(o);
+	g_hash_table_remove(a->ops, o); /* frees o */
 	/* The state may be ready for the next step (e.g. stopped: gone). */
 	a->io.wakeup(a->user, 0);
 }
@@ -146,30 +171,43 @@ static void run(herd_agent *a, const char *uuid, const char *what, const char *x
 	o->a = a;
 	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
 	g_strlcpy(o->what, what, sizeof(o->what));
+	g_hash_table_add(a->ops, o);
 	t->busy = true;
 	log_info("%s VM %s", strcmp(what, "start") == 0 ? "starting" :
 			     strcmp(what, "destroy") == 0 ? "powering off" : "shutting down", uuid);
+	/* The driver gets the operation's own copy of the UUID: @uuid may point
+	 * into a fact that a synchronous fact callback replaces. */
 	if (strcmp(what, "start") == 0)
-		a->virt->ops->start(a->virt, uuid, xml, on_op_done, o);
+		a->virt->ops->start(a->virt, o->uuid, xml, on_op_done, o);
 	else if (strcmp(what, "destroy") == 0)
-		a->virt->ops->destroy(a->virt, uuid, on_op_done, o);
+		a->virt->ops->destroy(a->virt, o->uuid, on_op_done, o);
 	else
-		a->virt->ops->shutdown(a->virt, uuid, timeout_s, on_op_done, o);
+		a->virt->ops->shutdown(a->virt, o->uuid, timeout_s, on_op_done, o);
 }
 
+/* Should @vm run here now?  Assigned here, to be running, not moving away. */
 static bool wanted_here(herd_agent *a, store_object *vm)
 {
 	const char *node = json_string_value(json_object_get(vm->data, "node"));
 	const char *target = json_string_value(json_object_get(vm->data, "target"));
-	return node && strcmp(node, a->node) == 0 && g_strcmp0(target, "running") == 0;
+	const char *move_to = json_string_value(json_object_get(vm->data, "move_to"));
+	return node && strcmp(node, a->node) == 0 && g_strcmp0(target, "running") == 0 &&
+	       (!move_to || strcmp(move_to, a->node) == 0);
 }
 
-void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, int64_t now_ms)
+void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may_start,
+			  int64_t now_ms)
 {
 	a->st = st;
 	a->may_act = may_act;
 	a->now_ms = now_ms;
 	if (!may_act || !a->virt_ok)
+		return;
+	/* A node that was fenced runs nothing until the cluster has cleared its
+	 * down mark: then no partition can still take it for dead while it
+	 * runs VMs. */
+	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, a->node);
+	if (me && json_is_object(json_object_get(me->data, "down")))
 		return;
 	/* Start what should run here. */
 	GHashTableIter it;
@@ -182,7 +220,7 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, int64_t 
 		herd_vm_fact *f = g_hash_table_lookup(a->facts, vm->uuid);
 		vm_track *t = track(a, vm->uuid);
 		bool down = !f || f->state == HERD_VM_STOPPED || f->state == HERD_VM_CRASHED;
-		if (!down || t->busy)
+		if (!down || t->busy || !may_start)
 			continue;
 		if (t->retry_at_ms > now_ms) {
 			a->io.wakeup(a->user, t->retry_at_ms - now_ms);
@@ -276,18 +314,25 @@ void herd_agent_request(herd_agent *a, const char *uuid, herd_vm_op op, herd_vir
 		done(err, user);
 		return;
 	}
+	op_ctx *o = g_new0(op_ctx, 1);
+	o->a = a;
+	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
+	g_strlcpy(o->what, herd_vm_op_name(op), sizeof(o->what));
+	o->done = done;
+	o->user = user;
+	g_hash_table_add(a->ops, o);
 	switch (op) {
 	case HERD_VM_OP_REBOOT:
-		a->virt->ops->reboot(a->virt, uuid, done, user);
+		a->virt->ops->reboot(a->virt, o->uuid, on_request_done, o);
 		break;
 	case HERD_VM_OP_RESET:
-		a->virt->ops->reset(a->virt, uuid, done, user);
+		a->virt->ops->reset(a->virt, o->uuid, on_request_done, o);
 		break;
 	case HERD_VM_OP_SUSPEND:
-		a->virt->ops->suspend(a->virt, uuid, done, user);
+		a->virt->ops->suspend(a->virt, o->uuid, on_request_done, o);
 		break;
 	case HERD_VM_OP_RESUME:
-		a->virt->ops->resume(a->virt, uuid, done, user);
+		a->virt->ops->resume(a->virt, o->uuid, on_request_done, o);
 		break;
 	}
 }

@@ -6,12 +6,15 @@
  * compares the VMs assigned to this node with the facts and acts:
  *   - assigned here, to be running, not running (also after the guest shut
  *     itself down): start it — again with a growing pause after failures;
- *   - running here but not assigned here, or to be stopped: shut it down
- *     (its shutdown timeout, then forced), or power it off when forced;
+ *   - running here but not assigned here, to be stopped, or moving to
+ *     another node: shut it down (its shutdown timeout, then forced), or
+ *     power it off when forced;
  *   - VMs the cluster does not know: left alone.
  * It acts only while the caller says it may: the store is in sync with a
  * quorate partition (so stale local state never starts a VM that runs
- * elsewhere now) and the node is not in maintenance.  Otherwise it freezes.
+ * elsewhere now) and the node is not in maintenance; and only once its node
+ * carries no down mark (a fenced node that returns waits until the cluster
+ * has seen it back).  Otherwise it freezes.
  * No I/O of its own: the hypervisor is a herd_virt, the clock an argument.
  */
 #pragma once
@@ -36,10 +39,18 @@ typedef struct herd_agent_io {
 /* The agent of node @node_name, acting through @virt (not owned). */
 herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_agent_io *io,
 			   gpointer user);
+/* Free after closing the driver: requests under way are answered "shutting
+ * down", the agent's own operations dropped. */
 void herd_agent_free(herd_agent *a);
 
-/* Compare and act (see above); @may_act false freezes the agent. */
-void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, int64_t now_ms);
+/*
+ * Compare and act (see above); @may_act false freezes the agent.  Starting
+ * a VM also needs @may_start: the assignment must be durable on every member
+ * (replica_is_durable()), or a VM started on a change that is then lost
+ * would run twice.  Stopping never needs it.
+ */
+void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may_start,
+			  int64_t now_ms);
 
 /* Feed a fact from the hypervisor (the driver's fact callback). */
 void herd_agent_fact(herd_agent *a, const herd_vm_fact *fact, int64_t now_ms);

@@ -28,8 +28,9 @@ struct herd_coord {
 	unsigned commits;          /* store commands in flight */
 	bool rerun;                /* something changed while they were */
 	GHashTable *fences;        /* node -> fence_job* */
-	GHashTable *local_down;    /* node -> fence time (ms, boxed): fenced, not yet in the store */
+	GHashTable *local_down;    /* node -> membership round of the fence: fenced, not yet in the store */
 	GPtrArray *records;        /* fence_result*: to write into the store */
+	uint64_t round;            /* the membership round of the last run */
 	json_t *alerts;
 	bool n_plus_1;
 	char *self_name;
@@ -42,6 +43,7 @@ typedef struct {
 	char *device;
 	char *detail;
 	int64_t time_ms;
+	uint64_t round;        /* membership round it happened in */
 } fence_result;
 
 static void fence_result_free(fence_result *r)
@@ -243,8 +245,8 @@ static json_t *patch(store_kind kind, const char *uuid, json_t *data)
 			 uuid, "data", data);
 }
 
-json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, const char *device,
-			      const char *detail, int64_t now_ms)
+json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, bool mark_down,
+			      const char *device, const char *detail, int64_t now_ms)
 {
 	json_t *history = json_deep_copy(json_object_get(node->data, "fence_history"));
 	if (!json_is_array(history)) {
@@ -257,7 +259,7 @@ json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, const
 	while (json_array_size(history) > FENCE_HISTORY_MAX)
 		json_array_remove(history, 0);
 	json_t *data = json_pack("{s:o}", "fence_history", history);
-	if (ok)
+	if (ok && mark_down)
 		json_object_set_new(data, "down", json_pack("{s:s,s:I,s:s}", "how", "fenced", "time_ms",
 							    (json_int_t)now_ms, "by", by));
 	return patch(STORE_KIND_NODE, node->uuid, data);
@@ -294,13 +296,17 @@ static void act(herd_coord *c, const herd_coord_view *v, const sched_plan *plan)
 				    json_pack("{s:s,s:n,s:n}", "node", a->node, "move_to", "stop"));
 			break;
 		}
-		case SCHED_UNASSIGN: {
+		case SCHED_MOVE: {
 			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
-			log_info("VM %s leaves node %s (%s)%s%s", vm ? vm->name : a->vm, a->node, a->reason,
-				 a->move_to ? ", next to " : "", a->move_to ? a->move_to : "");
-			cmd = patch(STORE_KIND_VM, a->vm, json_pack("{s:n,s:s?}", "node", "move_to", a->move_to));
-			if (!a->move_to)
-				json_object_set_new(json_object_get(cmd, "data"), "move_to", json_null());
+			log_info("VM %s moves from node %s to %s (%s)", vm ? vm->name : a->vm, a->node,
+				 a->move_to, a->reason);
+			cmd = patch(STORE_KIND_VM, a->vm, json_pack("{s:s}", "move_to", a->move_to));
+			break;
+		}
+		case SCHED_RELEASE: {
+			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
+			log_info("VM %s is released from node %s (%s)", vm ? vm->name : a->vm, a->node, a->reason);
+			cmd = patch(STORE_KIND_VM, a->vm, json_pack("{s:n,s:n}", "node", "move_to"));
 			break;
 		}
 		case SCHED_CLEAR_DOWN: {
@@ -359,7 +365,13 @@ static bool coordinates(const herd_coord_view *v)
 	return lowest == v->self;
 }
 
-/* Forget what the store (or the node's return) has made obsolete. */
+/*
+ * Forget what the store (or the node's return) has made obsolete.  A fence
+ * this node saw succeed counts only within the membership round it happened
+ * in: after a membership change this node cannot know whether the fenced
+ * node came back meanwhile where it could not see it; then only the store's
+ * record of the fence (or a new fence) says it is down.
+ */
 static void prune(herd_coord *c, const herd_coord_view *v)
 {
 	GHashTableIter it;
@@ -368,7 +380,8 @@ static void prune(herd_coord *c, const herd_coord_view *v)
 	while (g_hash_table_iter_next(&it, &k, &val)) {
 		store_object *n = store_state_get_by_name(v->st, STORE_KIND_NODE, k);
 		uint32_t id = n ? (uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) : 0;
-		if (!n || json_is_object(json_object_get(n->data, "down")) || contains(v->ring, v->n_ring, id))
+		if (!n || json_is_object(json_object_get(n->data, "down")) || contains(v->ring, v->n_ring, id) ||
+		    *(uint64_t *)val != v->facts->round)
 			g_hash_table_iter_remove(&it);
 	}
 	g_hash_table_iter_init(&it, c->fences);
@@ -383,6 +396,11 @@ static void prune(herd_coord *c, const herd_coord_view *v)
 
 void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 {
+	/* Forget a fence once its node is seen alive again, or the membership
+	 * changed, coordinating or not: a stale "fenced" would later let its
+	 * VMs start twice. */
+	c->round = v->facts->round;
+	prune(c, v);
 	bool was = c->active;
 	c->active = coordinates(v);
 	if (c->active != was) {
@@ -401,7 +419,6 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 				c->self_name = g_strdup(n->name);
 		}
 	}
-	prune(c, v);
 	if (c->commits > 0) {
 		c->rerun = true;
 		return;
@@ -414,8 +431,11 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 			store_object *node = store_state_get_by_name(v->st, STORE_KIND_NODE, r->node);
 			if (!node)
 				continue;
+			/* A fence from an earlier membership round goes into the
+			 * history only: the node may have come back since. */
+			bool current = r->round == c->round;
 			g_autoptr(json_t) cmd = herd_fence_record_cmd(node, c->self_name ? c->self_name : "?", r->ok,
-							     r->device, r->detail, r->time_ms);
+							     current, r->device, r->detail, r->time_ms);
 			submit(c, cmd);
 		}
 		g_ptr_array_set_size(c->records, 0);
@@ -461,9 +481,9 @@ void herd_coord_fenced(herd_coord *c, const char *node, bool ok, const char *dev
 	}
 	if (ok) {
 		log_warn("node %s is fenced (%s)", node, device ? device : "");
-		int64_t *t = g_new(int64_t, 1);
-		*t = now_ms;
-		g_hash_table_replace(c->local_down, g_strdup(node), t);
+		uint64_t *r = g_new(uint64_t, 1);
+		*r = c->round;
+		g_hash_table_replace(c->local_down, g_strdup(node), r);
 	} else {
 		log_err("fencing node %s failed: %s", node, detail ? detail : "?");
 	}
@@ -473,6 +493,7 @@ void herd_coord_fenced(herd_coord *c, const char *node, bool ok, const char *dev
 	r->device = g_strdup(device);
 	r->detail = g_strdup(detail);
 	r->time_ms = now_ms;
+	r->round = c->round;
 	g_ptr_array_add(c->records, r);
 	/* Run again at once: the record and the decisions it allows go out
 	 * together. */

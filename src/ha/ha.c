@@ -126,7 +126,8 @@ static gboolean on_run(gpointer data)
 	herd_coord_view v = view(h, ring, group);
 	/* The agent acts only on a store in sync with a quorate partition:
 	 * stale local state must never start a VM that runs elsewhere. */
-	herd_agent_reconcile(h->agent, v.st, v.store_writable && !node_in_maintenance(h), v.now_ms);
+	herd_agent_reconcile(h->agent, v.st, v.store_writable && !node_in_maintenance(h),
+			     replica_is_durable(herd_cluster_replica(h->cluster)), v.now_ms);
 	herd_coord_run(h->coord, &v);
 	return G_SOURCE_REMOVE;
 }
@@ -418,6 +419,11 @@ static void on_membership(gpointer user)
 	run_soon(h);
 }
 
+static void on_durable(gpointer user)
+{
+	run_soon(user);
+}
+
 static void on_store_change(gpointer user, GPtrArray *changes)
 {
 	run_soon(user);
@@ -452,6 +458,7 @@ herd_ha *herd_ha_new(herd_cluster *cluster, const char *node_name, herd_virt *vi
 	virt->user = h;
 	herd_cluster_set_message_handler(cluster, on_message, h);
 	herd_cluster_on_membership(cluster, on_membership, h);
+	herd_cluster_on_durable(cluster, on_durable, h);
 	herd_cluster_listen(cluster, on_store_change, h);
 	herd_cluster_set_survivor_check(cluster, on_survivor_check, h);
 	g_autoptr(GError) err = NULL;

@@ -13,7 +13,7 @@ typedef struct {
 	sched_plan *plan;
 } ctx;
 
-static const char *const action_names[] = { "assign", "unassign", "fence", "clear-down" };
+static const char *const action_names[] = { "assign", "move", "release", "fence", "clear-down" };
 static const char *const mode_names[] = { "online", "standby", "maintenance" };
 
 const char *sched_action_name(sched_action_type t)
@@ -48,10 +48,15 @@ static const sched_node *node_of(ctx *c, const char *name)
 	return i >= 0 ? &c->in->nodes[i] : NULL;
 }
 
-/* The node can no longer be running anything. */
+/*
+ * The node cannot be running anything: it was fenced or confirmed down and
+ * has not come back.  A node that is back in corosync's ring may run its
+ * VMs again, whatever its down mark says (it is cleared once its herd
+ * reports in).
+ */
 static bool effectively_down(ctx *c, const sched_node *n)
 {
-	return n->down || (c->in->lab_mode && !n->in_ring);
+	return !n->in_ring && (n->down || c->in->lab_mode);
 }
 
 /* Alive as far as corosync knows, or possibly alive: it must be fenced before
@@ -209,7 +214,7 @@ static void need_fence(ctx *c, const sched_node *n, const sched_vm *vm)
 	}
 	if (vm)
 		add_alert(c, SCHED_WARNING, vm->uuid, n->name,
-			  "VM %s waits for node %s to be fenced before it is started elsewhere.",
+			  "VM %s waits for node %s to be fenced.",
 			  vm->name, n->name);
 	if (g_hash_table_contains(c->fencing, n->name))
 		return;
@@ -264,20 +269,8 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n)
 			return;
 		}
 		account(c, vm, i);
-		add_action(c, SCHED_UNASSIGN, vm->uuid, n->name, c->in->nodes[i].name,
+		add_action(c, SCHED_MOVE, vm->uuid, n->name, c->in->nodes[i].name,
 			   "its node is leaving service");
-		return;
-	}
-	if (vm->move_to && strcmp(vm->move_to, n->name) != 0 && !vm->sticky) {
-		int i = node_idx(c, vm->move_to);
-		if (i >= 0 && fits(c, vm, i, &why)) {
-			account(c, vm, i);
-			add_action(c, SCHED_UNASSIGN, vm->uuid, n->name, c->in->nodes[i].name,
-				   "a switchover moves it");
-		} else {
-			add_alert(c, SCHED_WARNING, vm->uuid, n->name, "VM %s cannot move to node %s: %s.",
-				  vm->name, vm->move_to, i < 0 ? "no such node" : why);
-		}
 		return;
 	}
 	if (vm->preferred && vm->failback && !vm->sticky && vm->steady &&
@@ -285,12 +278,20 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n)
 		int p = node_idx(c, vm->preferred);
 		if (p >= 0 && fits(c, vm, p, &why)) {
 			account(c, vm, p);
-			add_action(c, SCHED_UNASSIGN, vm->uuid, n->name, c->in->nodes[p].name,
+			add_action(c, SCHED_MOVE, vm->uuid, n->name, c->in->nodes[p].name,
 				   "its preferred node is back");
 			return;
 		}
 	}
 	/* stays: it already counts against its node */
+}
+
+static bool seen_on(const sched_vm *vm, const char *node)
+{
+	for (unsigned k = 0; k < vm->n_seen; k++)
+		if (strcmp(vm->seen_on[k], node) == 0)
+			return true;
+	return false;
 }
 
 static void decide_vm(ctx *c, const sched_vm *vm)
@@ -305,25 +306,25 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 		g_string_free(where, TRUE);
 	}
 	const sched_node *n = node_of(c, vm->node);
-	if (!vm->target_running) {
-		if (vm->node)
-			add_action(c, SCHED_UNASSIGN, vm->uuid, vm->node, NULL, "it is to be stopped");
-		return;
-	}
 	if (vm->node && !n) {
-		/* Assigned to a node that was removed from the cluster. */
-		add_action(c, SCHED_UNASSIGN, vm->uuid, vm->node, NULL, "its node is no longer in the cluster");
+		/* Its node was removed from the cluster (it was off for good). */
+		if (vm->target_running)
+			place_new(c, vm, "its node is no longer in the cluster");
+		else
+			add_action(c, SCHED_RELEASE, vm->uuid, vm->node, NULL, "its node is no longer in the cluster");
 		return;
 	}
 	if (n) {
 		if (effectively_down(c, n)) {
-			if (vm->sticky) {
+			if (!vm->target_running) {
+				add_action(c, SCHED_RELEASE, vm->uuid, n->name, NULL, "its node is down");
+			} else if (vm->sticky && strcmp(vm->sticky, n->name) == 0) {
 				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 					  "VM %s is sticky to node %s, which is down; 'herd vm release %s' lets it start elsewhere.",
 					  vm->name, n->name, vm->name);
-				return;
+			} else {
+				place_new(c, vm, "its node is down");
 			}
-			place_new(c, vm, "its node is down");
 			return;
 		}
 		if (lost(c, n)) {
@@ -342,13 +343,26 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 				  "herd is not running on node %s; VM %s is left as it is.", n->name, vm->name);
 			return;
 		}
+		bool here = seen_on(vm, n->name);
+		if (!vm->target_running) {
+			/* Its node stops it; once stopped it is no longer bound there. */
+			if (!here)
+				add_action(c, SCHED_RELEASE, vm->uuid, n->name, NULL, "it has stopped");
+			return;
+		}
+		if (vm->move_to && strcmp(vm->move_to, n->name) != 0) {
+			/* Its node stops it for the move; then it goes. */
+			if (!here)
+				place_new(c, vm, "it moves");
+			return;
+		}
 		consider_move(c, vm, n);
 		return;
 	}
 	/* Unassigned: wait until no node reports it, then place it. */
-	if (vm->n_seen > 0)
+	if (!vm->target_running || vm->n_seen > 0)
 		return;
-	place_new(c, vm, vm->move_to ? "it moves" : "it is to be running");
+	place_new(c, vm, "it is to be running");
 }
 
 static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)

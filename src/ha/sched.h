@@ -9,11 +9,15 @@
  * no I/O and keeps no state between calls: a new coordinator that calls it
  * with the same facts decides the same.  tests/sched/ holds golden files.
  *
- * The rules that keep a VM from ever running twice live here:
- *   - a VM is given a new node only when no node's facts show it running and
- *     its old node is alive and has stopped it, or is fenced/confirmed down;
- *   - a planned move is two steps: unassign (the old node stops it), then,
- *     once it is seen stopped, assign the new node.
+ * The rules that keep a VM from ever running twice live here.  A VM's
+ * assigned node is the one node that may run it, and stays assigned until
+ * it is known not to run it: its facts show the VM stopped, or it is fenced
+ * or confirmed down.  So:
+ *   - a planned move is two steps: MOVE names the destination (the assigned
+ *     node stops the VM), then, once it is seen stopped, ASSIGN the new node;
+ *   - a stopped VM is RELEASEd from its node only once the node reports it
+ *     stopped;
+ *   - a VM whose node is lost waits until that node is fenced.
  */
 #pragma once
 
@@ -76,8 +80,9 @@ typedef struct sched_input {
 } sched_input;
 
 typedef enum {
-	SCHED_ASSIGN = 0,        /* vm -> node */
-	SCHED_UNASSIGN,          /* vm: node stops it; move_to: where it goes next, or NULL */
+	SCHED_ASSIGN = 0,        /* vm -> node (and the move, if any, is over) */
+	SCHED_MOVE,              /* vm: its node stops it, then it goes to move_to */
+	SCHED_RELEASE,           /* vm: its node has stopped it; no node is assigned */
 	SCHED_FENCE,             /* node */
 	SCHED_CLEAR_DOWN,        /* node is back: forget its down mark */
 } sched_action_type;

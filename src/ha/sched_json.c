@@ -118,6 +118,36 @@ void sched_json_input_free(sched_json_input *ji)
 	g_free(ji);
 }
 
+json_t *sched_json_input_dump(const sched_input *in)
+{
+	static const char *const adm[] = { "off", "warn", "refuse" };
+	json_t *nodes = json_array(), *vms = json_array();
+	for (size_t i = 0; i < in->n_nodes; i++) {
+		const sched_node *n = &in->nodes[i];
+		json_array_append_new(nodes, json_pack("{s:s,s:s,s:b,s:b,s:b,s:b,s:I,s:i}", "name", n->name,
+						       "mode", sched_node_mode_name(n->mode), "in_ring", n->in_ring,
+						       "herd_up", n->herd_up, "down", n->down, "fence_covered",
+						       n->fence_covered, "memory_mib", (json_int_t)n->memory_mib,
+						       "cpus", (int)n->cpus));
+	}
+	for (size_t i = 0; i < in->n_vms; i++) {
+		const sched_vm *v = &in->vms[i];
+		json_t *seen = json_array();
+		for (unsigned k = 0; k < v->n_seen; k++)
+			json_array_append_new(seen, json_string(v->seen_on[k]));
+		json_array_append_new(vms, json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:b,s:s?,s:b,s:s?,s:s?,s:I,s:i,s:o,s:b}",
+						     "uuid", v->uuid, "name", v->name, "target",
+						     v->target_running ? "running" : "stopped", "node", v->node,
+						     "move_to", v->move_to, "ha", v->ha, "preferred", v->preferred,
+						     "failback", v->failback, "sticky", v->sticky, "group", v->group,
+						     "memory_mib", (json_int_t)v->memory_mib, "vcpus", (int)v->vcpus,
+						     "seen_on", seen, "steady", v->steady));
+	}
+	return json_pack("{s:{s:b,s:s,s:f,s:I},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
+			 "admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
+			 "memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "nodes", nodes, "vms", vms);
+}
+
 static const char *vm_name(const sched_input *in, const char *uuid)
 {
 	for (size_t i = 0; uuid && i < in->n_vms; i++)

@@ -29,5 +29,8 @@ const sched_input *sched_json_input_get(sched_json_input *ji);
 void sched_json_input_free(sched_json_input *ji);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_json_input, sched_json_input_free)
 
+/* The input as JSON (the format above), e.g. to replay a live state. */
+json_t *sched_json_input_dump(const sched_input *in);
+
 /* The plan as JSON. */
 json_t *sched_json_plan(const sched_input *in, const sched_plan *plan);

@@ -77,6 +77,7 @@ struct replica {
 	GQueue *awaiting;           /* awaiting_ack*, applied, in index order */
 	GQueue *queued;             /* queued_command*, delivered during a sync */
 	bool dirty;                 /* changes not yet committed */
+	uint64_t durable_told_index, durable_told_gen; /* last durable() callback */
 	uint64_t rejected;
 };
 
@@ -373,15 +374,36 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
  * the second node of a two-node cluster does), and is durable all the same.
  * A membership change into a minority fails what waits (complete_sync).
  */
-static void check_acks(replica *r)
+/* The index every member of the configuration has persisted (current generation). */
+static uint64_t durable_index(replica *r)
 {
-	if (r->phase != REPLICA_SYNCED)
-		return;
 	uint64_t min_index = UINT64_MAX;
 	for (guint i = 0; i < r->members->len; i++) {
 		member *m = &g_array_index(r->members, member, i);
 		uint64_t idx = m->persisted_gen == r->state->pos.current_gen ? m->persisted_index : 0;
 		min_index = MIN(min_index, idx);
+	}
+	return r->members->len ? min_index : 0;
+}
+
+bool replica_is_durable(replica *r)
+{
+	return r->phase == REPLICA_SYNCED && !r->confirming && !r->dirty &&
+	       durable_index(r) >= r->state->pos.index;
+}
+
+static void check_acks(replica *r)
+{
+	if (r->phase != REPLICA_SYNCED)
+		return;
+	uint64_t min_index = durable_index(r);
+	/* Tell once per advance, not at every check. */
+	bool durable = min_index >= r->state->pos.index && !r->dirty;
+	if (durable && r->cb.durable &&
+	    (r->state->pos.index != r->durable_told_index || r->state->pos.current_gen != r->durable_told_gen)) {
+		r->durable_told_index = r->state->pos.index;
+		r->durable_told_gen = r->state->pos.current_gen;
+		r->cb.durable(r->user);
 	}
 	awaiting_ack *a;
 	while ((a = g_queue_peek_head(r->awaiting)) && a->gen == r->state->pos.current_gen &&

@@ -60,6 +60,9 @@ typedef struct replica_callbacks {
 	 * the other (@missing)?  Only once the other was fenced; absent: no.
 	 */
 	bool (*two_node_survivor_ok)(gpointer user, uint32_t missing);
+	/* Optional: everything applied here became durable on every member
+	 * (see replica_is_durable()). */
+	void (*durable)(gpointer user);
 } replica_callbacks;
 
 /* A replica over @db (loaded from it), for node @nodeid named @node_name. */
@@ -97,6 +100,15 @@ json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *u
 /* Evaluate again whether this configuration is primary (a two-node survivor
  * that has just fenced its peer may now change the configuration). */
 void replica_recheck_primary(replica *r);
+
+/*
+ * Is everything this replica has applied durable on every member of its
+ * configuration?  Only then may a node act on it in ways that outlive a
+ * lost change: a VM started on an assignment that was applied here but
+ * then lost (the members that had it lost power before persisting it)
+ * would run twice.
+ */
+bool replica_is_durable(replica *r);
 
 /* Read access. */
 store_state *replica_state(replica *r);
