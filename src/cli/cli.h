@@ -18,6 +18,8 @@ enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
 typedef struct cli_ctx {
 	herd_client_options client_opts;
 	bool json;               /* --json: print the API's JSON */
+	const char *password_file; /* --password-file, taken as a global option
+				    * (cluster create/join read theirs here) */
 	herd_client *client;     /* made on first use */
 } cli_ctx;
 

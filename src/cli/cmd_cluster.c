@@ -15,6 +15,13 @@
 
 static char **opt_links;
 static char *opt_password_file;
+
+/* --password-file is also a global option (for --host), which takes it wherever
+ * it stands; the command's own entry is there for its --help. */
+static const char *password_file(cli_ctx *ctx)
+{
+	return opt_password_file ? opt_password_file : ctx->password_file;
+}
 static char *opt_fingerprint;
 static char **opt_settings;
 static gboolean opt_force;
@@ -98,7 +105,8 @@ static int run_create(cli_ctx *ctx, int argc, char **argv)
 		g_autofree char *key = g_strndup(*s, (gsize)(eq - *s));
 		json_object_set_new(settings, key, json_string(eq + 1));
 	}
-	g_autofree char *password = cli_password(opt_password_file, "New admin password", true, &error);
+	g_autofree char *password = cli_password(password_file(ctx), "New admin password", true,
+						 &error);
 	if (!password)
 		return cli_report(error);
 	g_autoptr(json_t) body = json_pack("{s:s,s:o,s:s,s:O}", "name", argv[0], "links", links_json(),
@@ -162,7 +170,7 @@ static int run_join(cli_ctx *ctx, int argc, char **argv)
 		}
 		json_array_append_new(links, json_string(mine));
 	}
-	g_autofree char *password = cli_password(opt_password_file, "Admin password of the cluster",
+	g_autofree char *password = cli_password(password_file(ctx), "Admin password of the cluster",
 						 false, &error);
 	if (!password)
 		return cli_report(error);

@@ -210,6 +210,7 @@ int main(int argc, char **argv)
 	ctx.client_opts.ca_file = ca;
 	ctx.client_opts.insecure = insecure;
 	ctx.client_opts.timeout_s = timeout_s;
+	ctx.password_file = password_file;
 	if (ctx.client_opts.host) {
 		/* Over HTTPS the API needs a user; root on the socket does not. */
 		ctx.client_opts.user = user ? user : "admin";

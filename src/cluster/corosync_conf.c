@@ -54,6 +54,11 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 	g_string_append_printf(s, "\ttoken: %lld\n", cluster_setting_int(settings, "token_ms"));
 	g_string_append_printf(s, "\ttoken_coefficient: %lld\n",
 			       cluster_setting_int(settings, "token_coefficient_ms"));
+	/* Every packet on every link: losing one link loses nothing, so it is an
+	 * alert, not a membership change (C2).  In passive mode knet moves to
+	 * another link only after its ping timeout, longer than herd's token. */
+	if (n_links > 1)
+		g_string_append(s, "\tlink_mode: active\n");
 	long long ping_interval = cluster_setting_int(settings, "knet_ping_interval_ms");
 	long long ping_timeout = cluster_setting_int(settings, "knet_ping_timeout_ms");
 	for (size_t l = 0; l < n_links; l++) {

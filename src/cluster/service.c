@@ -24,7 +24,7 @@ typedef struct {
 } deferred;
 
 typedef struct {
-	herd_cluster_change_fn fn;
+	void (*fn)(void); /* of the type its array is for */
 	gpointer user;
 } listener;
 
@@ -80,7 +80,7 @@ static void notify(herd_cluster *c, GPtrArray *changes)
 {
 	for (guint i = 0; i < c->listeners->len; i++) {
 		listener *l = &g_array_index(c->listeners, listener, i);
-		l->fn(l->user, changes);
+		((herd_cluster_change_fn)l->fn)(l->user, changes);
 	}
 }
 
@@ -110,7 +110,7 @@ static void on_replica_durable(gpointer user)
 	herd_cluster *c = user;
 	for (guint i = 0; i < c->durable_fns->len; i++) {
 		listener *l = &g_array_index(c->durable_fns, listener, i);
-		((herd_cluster_membership_fn)(void (*)(void))l->fn)(l->user);
+		((herd_cluster_notify_fn)l->fn)(l->user);
 	}
 }
 
@@ -123,11 +123,11 @@ static const replica_callbacks replica_cb = {
 	.durable = on_replica_durable,
 };
 
-static void membership_changed(herd_cluster *c)
+static void membership_changed(herd_cluster *c, bool group)
 {
 	for (guint i = 0; i < c->membership_fns->len; i++) {
 		listener *l = &g_array_index(c->membership_fns, listener, i);
-		((herd_cluster_membership_fn)(void (*)(void))l->fn)(l->user);
+		((herd_cluster_membership_fn)l->fn)(l->user, group);
 	}
 }
 
@@ -204,7 +204,7 @@ static void on_disconnected(gpointer user)
 	herd_cluster *c = user;
 	replica_detach(c->replica);
 	g_array_set_size(c->ring, 0);
-	membership_changed(c);
+	membership_changed(c, true);
 }
 
 static void on_deliver(gpointer user, uint32_t sender, const void *msg, size_t len)
@@ -225,7 +225,7 @@ static void on_confchg(gpointer user, const uint32_t *members, size_t n)
 {
 	herd_cluster *c = user;
 	replica_confchg(c->replica, members, n);
-	membership_changed(c);
+	membership_changed(c, true);
 }
 
 static gint cmp_u32(gconstpointer a, gconstpointer b)
@@ -240,12 +240,12 @@ static void on_ring_changed(gpointer user, const uint32_t *members, size_t n)
 	g_array_set_size(c->ring, 0);
 	g_array_append_vals(c->ring, members, (guint)n);
 	g_array_sort(c->ring, cmp_u32);
-	membership_changed(c);
+	membership_changed(c, false);
 }
 
 static void on_quorum_changed(gpointer user, bool quorate)
 {
-	membership_changed(user);
+	membership_changed(user, false);
 }
 
 static void on_burst_end(gpointer user)
@@ -421,7 +421,7 @@ bool herd_cluster_reset(herd_cluster *c, GError **error)
 
 void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user)
 {
-	listener l = { fn, user };
+	listener l = { (void (*)(void))fn, user };
 	g_array_append_val(c->listeners, l);
 }
 
@@ -442,14 +442,28 @@ bool herd_cluster_send(herd_cluster *c, unsigned type, const void *payload, size
 
 void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user)
 {
-	listener l = { (herd_cluster_change_fn)(void (*)(void))fn, user };
+	listener l = { (void (*)(void))fn, user };
 	g_array_append_val(c->membership_fns, l);
 }
 
-void herd_cluster_on_durable(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user)
+void herd_cluster_on_durable(herd_cluster *c, herd_cluster_notify_fn fn, gpointer user)
 {
-	listener l = { (herd_cluster_change_fn)(void (*)(void))fn, user };
+	listener l = { (void (*)(void))fn, user };
 	g_array_append_val(c->durable_fns, l);
+}
+
+static void remove_user(GArray *arr, gpointer user)
+{
+	for (guint i = arr->len; i-- > 0;)
+		if (g_array_index(arr, listener, i).user == user)
+			g_array_remove_index(arr, i);
+}
+
+void herd_cluster_unlisten(herd_cluster *c, gpointer user)
+{
+	remove_user(c->listeners, user);
+	remove_user(c->membership_fns, user);
+	remove_user(c->durable_fns, user);
 }
 
 size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max)

@@ -65,11 +65,16 @@ void herd_cluster_set_message_handler(herd_cluster *c, herd_cluster_message_fn f
 /* Multicast such a message to the group; false if not connected. */
 bool herd_cluster_send(herd_cluster *c, unsigned type, const void *payload, size_t len);
 
-/* Membership changed: the group (herdd processes) or corosync's ring. */
-typedef void (*herd_cluster_membership_fn)(gpointer user);
+/* Membership changed: the group (herdd processes; @group true, in the
+ * agreed order of the group's messages) or corosync's ring or quorum
+ * (@group false, at no particular point among the messages). */
+typedef void (*herd_cluster_membership_fn)(gpointer user, bool group);
 void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user);
 /* Everything applied became durable on every member (replica_is_durable()). */
-void herd_cluster_on_durable(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user);
+typedef void (*herd_cluster_notify_fn)(gpointer user);
+void herd_cluster_on_durable(herd_cluster *c, herd_cluster_notify_fn fn, gpointer user);
+/* Remove every listener (changes, membership, durable) registered with @user. */
+void herd_cluster_unlisten(herd_cluster *c, gpointer user);
 /* Nodes corosync sees alive (its ring), sorted. */
 size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max);
 /* Members of the group (herdd processes), sorted. */

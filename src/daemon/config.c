@@ -45,6 +45,8 @@ static const setting settings[] = {
 	  "TCP port of the API (0: no TCP)", "PORT" },
 	{ "corosync", "config_dir", "corosync-dir", SETTING_STRING, "/etc/corosync", 0, 0,
 	  FIELD(corosync_dir), "Where corosync.conf and authkey live", "DIR" },
+	{ "libvirt", "uri", "libvirt-uri", SETTING_STRING, "qemu:///system", 0, 0,
+	  FIELD(libvirt_uri), "The hypervisor connection VMs run on", "URI" },
 };
 
 static char **string_field(herdd_config *cfg, const setting *s)

@@ -22,6 +22,7 @@ typedef struct herdd_config {
 	char *log_level;         /* [daemon] log_level */
 	char *service_command;   /* [daemon] service_command: "CMD ACTION SERVICE" */
 	char *corosync_dir;      /* [corosync] config_dir */
+	char *libvirt_uri;       /* [libvirt] uri */
 } herdd_config;
 
 /*

@@ -7,6 +7,8 @@
 #include "daemon/config.h"
 #include "daemon/herdd.h"
 #include "daemon/tls_setup.h"
+#include "ha/ha.h"
+#include "virt/driver.h"
 
 #include <glib-unix.h>
 #include <signal.h>
@@ -63,7 +65,8 @@ int main(int argc, char **argv)
 	herdd d = { 0 };
 	int status = 1;
 
-	herd_log_init(HERD_LOG_INFO, isatty(STDERR_FILENO));
+	/* The journal stamps lines itself; anywhere else herdd does. */
+	herd_log_init(HERD_LOG_INFO, !g_getenv("JOURNAL_STREAM"));
 	d.cfg = herdd_config_load(&argc, &argv, &error);
 	if (!d.cfg) {
 		fprintf(stderr, "herdd: %s\n", error->message);
@@ -90,6 +93,8 @@ int main(int argc, char **argv)
 	if (!d.cluster)
 		goto out;
 	herd_corosync_conf_follow(d.cluster, d.cfg->corosync_dir);
+	d.virt = herd_virt_libvirt_new(d.cfg->libvirt_uri, NULL, NULL);
+	d.ha = herd_ha_new(d.cluster, d.cfg->node_name, d.virt);
 
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d);
 	http_server_set_auth(d.api, api_authenticate);
@@ -106,6 +111,9 @@ int main(int argc, char **argv)
 out:
 	if (error)
 		log_err("%s", error->message);
+	/* The engine first: what it answers goes out through the API server. */
+	herd_ha_free(d.ha);
+	herd_virt_free(d.virt);
 	http_server_free(d.api);
 	herd_cluster_free(d.cluster);
 	g_main_loop_unref(d.loop);

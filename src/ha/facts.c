@@ -160,6 +160,8 @@ const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nod
 	g_hash_table_iter_init(&it, f->nodes);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		herd_node_facts *n = v;
+		if (n->round != f->round)
+			continue;
 		herd_vm_fact *fact = g_hash_table_lookup(n->vms, uuid);
 		if (fact && (!best || (best->state == HERD_VM_STOPPED && fact->state != HERD_VM_STOPPED))) {
 			best = fact;

@@ -51,5 +51,5 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);
 /* Where @uuid is reported anything but stopped, by fresh facts: node ids. */
 GArray *herd_facts_where(herd_facts *f, const char *uuid);
-/* The fact about @uuid from the node that runs it (or any), or NULL. */
+/* The fact about @uuid from the node that runs it (or any), by fresh facts, or NULL. */
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid);

@@ -410,12 +410,19 @@ static void on_message(gpointer user, uint32_t sender, unsigned type, const void
 	}
 }
 
-static void on_membership(gpointer user)
+static void on_membership(gpointer user, bool group)
 {
 	herd_ha *h = user;
-	/* Facts from before the change are not trusted: everyone resends. */
-	herd_facts_new_round(h->facts);
-	status_soon(h);
+	/* Facts from before a change of the group are not trusted: everyone
+	 * resends.  Only the group's changes count: they come in the same
+	 * order as the STATUS messages on every node, so a STATUS sent after
+	 * a change is fresh everywhere.  A ring or quorum change comes at no
+	 * agreed point; a round bumped by it here could make a fresh STATUS
+	 * look stale until the next refresh. */
+	if (group) {
+		herd_facts_new_round(h->facts);
+		status_soon(h);
+	}
 	run_soon(h);
 }
 
@@ -475,6 +482,7 @@ void herd_ha_free(herd_ha *h)
 		return;
 	herd_cluster_set_message_handler(h->cluster, NULL, NULL);
 	herd_cluster_set_survivor_check(h->cluster, NULL, NULL);
+	herd_cluster_unlisten(h->cluster, h);
 	GList *pending = g_hash_table_get_values(h->requests);
 	for (GList *l = pending; l; l = l->next) {
 		g_autoptr(GError) e = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
@@ -522,9 +530,20 @@ json_t *herd_ha_vm_runtime(herd_ha *h, store_object *vm)
 	uint32_t on = 0;
 	const herd_vm_fact *f = herd_facts_vm(h->facts, vm->uuid, &on);
 	bool active = f && f->state != HERD_VM_STOPPED;
-	json_t *out = json_pack("{s:s,s:s?,s:I}", "state", active ? herd_vm_state_name(f->state) : "shut off",
-				"node", active ? name_of(h, on) : NULL, "since_ms",
-				(json_int_t)(f ? f->since_ms : 0));
+	const char *state = active ? herd_vm_state_name(f->state) : "shut off";
+	const char *node = active ? name_of(h, on) : NULL;
+	if (!active) {
+		/* Assigned to a node that does not report (lost, not yet fenced):
+		 * nobody knows whether it still runs there. */
+		const char *assigned = json_string_value(json_object_get(vm->data, "node"));
+		uint32_t id = assigned ? nodeid_of(h, assigned) : 0;
+		if (id && !herd_facts_fresh(h->facts, id)) {
+			state = "unknown";
+			node = assigned;
+		}
+	}
+	json_t *out = json_pack("{s:s,s:s?,s:I}", "state", state, "node", node, "since_ms",
+				(json_int_t)(active ? f->since_ms : 0));
 	/* Why it is not where it should be: an agent's error or an alert. */
 	GHashTableIter it;
 	gpointer v;
