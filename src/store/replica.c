@@ -254,7 +254,7 @@ static void forget_lost(replica *r, uint64_t seq)
 	sent_message *m;
 	while ((m = g_queue_peek_head(r->in_flight)) && m->seq < seq) {
 		g_queue_pop_head(r->in_flight);
-		fail_undelivered(r, m, "The change was lost in a cluster membership change and not applied; retry.");
+		fail_undelivered(r, m, "The change was caught in a cluster membership change; it may not have been applied. Check and retry.");
 		sent_message_free(m);
 	}
 	if (g_queue_is_empty(r->in_flight))
@@ -730,7 +730,7 @@ void replica_free(replica *r)
 		return;
 	if (r->phase != REPLICA_FAILED) {
 		fail_awaiting(r, HERD_ERR_UNAVAILABLE, "The daemon stopped before the change was confirmed.");
-		fail_sent(r, HERD_ERR_UNAVAILABLE, "The daemon stopped before the change was applied.");
+		fail_sent(r, HERD_ERR_UNAVAILABLE, "The daemon stopped before the change was applied here; the cluster may still apply it.");
 	}
 	g_queue_free_full(r->awaiting, (GDestroyNotify)awaiting_free);
 	g_queue_free_full(r->queued, (GDestroyNotify)queued_free);
@@ -832,19 +832,25 @@ static void on_command(replica *r, uint32_t sender, uint64_t seq, const uint8_t 
 		g_queue_pop_head(r->in_flight);
 	else
 		mine = NULL;
+	/* Our own commands stay in r->sent until applied (now, or after the
+	 * sync: run_queued(), or dropped with an answer: drop_queued()). */
+	bool kept = false;
 	if (!for_each_command(r, sender, payload, len, NULL)) {
 		log_warn("dropped a malformed batch of commands from node %u", sender);
 		r->rejected++;
 	} else if (r->phase == REPLICA_SYNCED) {
 		for_each_command(r, sender, payload, len, apply_command);
+		kept = true;
 	} else if (g_queue_get_length(r->queued) < MAX_QUEUED) {
 		queued_command *q = g_new0(queued_command, 1);
 		q->sender = sender;
 		q->payload = g_bytes_new(payload, len);
 		g_queue_push_tail(r->queued, q);
+		kept = true;
 	}
 	if (mine) {
-		fail_undelivered(r, mine, "Too many changes waited for a sync, or the batch was malformed; the change was not applied. Retry.");
+		if (!kept)
+			fail_undelivered(r, mine, "Too many changes waited for a sync, or the batch was malformed; the change was not applied. Retry.");
 		sent_message_free(mine);
 		if (g_queue_is_empty(r->in_flight))
 			send_outbox(r);

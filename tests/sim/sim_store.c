@@ -72,6 +72,7 @@ typedef struct sim {
 	simnode nodes[MAX_NODES + 1];
 	GPtrArray *groups;
 	GArray *acked;      /* acked_change */
+	GHashTable *not_applied; /* UUIDs of VMs whose create was answered "not applied" */
 	int64_t clock_ms;
 	unsigned step;
 	bool verbose;
@@ -158,6 +159,8 @@ static void record_ack(json_t *r, int64_t time_ms)
 
 /* req ids are per node; keep the command's time with it to check acks. */
 static GHashTable *req_time[MAX_NODES + 1];
+/* ...and for a VM create, the VM's UUID (to check "not applied" answers). */
+static GHashTable *req_create[MAX_NODES + 1];
 
 static void cb_done(gpointer user, uint64_t req_id, json_t *result, const GError *error)
 {
@@ -172,7 +175,14 @@ static void cb_done(gpointer user, uint64_t req_id, json_t *result, const GError
 	} else {
 		S->stats_failed_req++;
 		TRACE("n%u: request %" G_GUINT64_FORMAT " failed: %s", node->id, req_id, error->message);
+		/* An answer that says so must be true: the change never applies. */
+		const char *uuid = g_hash_table_lookup(req_create[node->id], &req_id);
+		if (uuid && strstr(error->message, "not applied") && !strstr(error->message, "may not"))
+			g_hash_table_insert(S->not_applied, g_strdup(uuid),
+					    g_strdup_printf("n%u request %" G_GUINT64_FORMAT ": %s", node->id,
+							    req_id, error->message));
 	}
+	g_hash_table_remove(req_create[node->id], &req_id);
 	g_hash_table_remove(req_time[node->id], &req_id);
 }
 
@@ -398,6 +408,8 @@ static void node_start(simnode *node)
 	g_autofree char *name = g_strdup_printf("n%u", node->id);
 	if (!req_time[node->id])
 		req_time[node->id] = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	if (!req_create[node->id])
+		req_create[node->id] = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	node->r = replica_new(node->id, name, node->db, &callbacks, node, &err);
 	if (!node->r)
 		fail("node %u cannot start: %s", node->id, err->message);
@@ -419,6 +431,7 @@ static void node_crash(simnode *node)
 	replica_free(r);
 	store_db_fail_after(node->db, 0);
 	g_hash_table_remove_all(req_time[node->id]);
+	g_hash_table_remove_all(req_create[node->id]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -521,6 +534,22 @@ static void client_submit(simnode *node)
 	int64_t *t = g_new(int64_t, 1);
 	*t = S->clock_ms;
 	g_hash_table_insert(req_time[node->id], g_memdup2(&id, sizeof(id)), t);
+	if (g_strcmp0(json_string_value(json_object_get(cmd, "op")), "create") == 0)
+		g_hash_table_insert(req_create[node->id], g_memdup2(&id, sizeof(id)),
+				    g_strdup(json_string_value(json_object_get(cmd, "uuid"))));
+}
+
+/* No VM whose create was answered "not applied" exists anywhere. */
+static void check_not_applied(void)
+{
+	GHashTableIter it;
+	gpointer uuid, answer;
+	g_hash_table_iter_init(&it, S->not_applied);
+	while (g_hash_table_iter_next(&it, &uuid, &answer))
+		for (unsigned i = 1; i <= S->n; i++)
+			if (S->nodes[i].r && store_state_get(replica_state(S->nodes[i].r), STORE_KIND_VM, uuid))
+				fail("VM %s exists on n%u, but its create was answered (%s)",
+				     (const char *)uuid, i, (const char *)answer);
 }
 
 /* ------------------------------------------------------------------ */
@@ -647,12 +676,17 @@ static void settle(void)
 				recompute_groups();
 			}
 	}
-	for (unsigned i = 1; i <= S->n; i++)
-		if (S->nodes[i].r)
-			replica_flush(S->nodes[i].r);
-	/* flushing may have sent PERSISTED messages */
-	while (!quiet())
-		deliver_some();
+	/* Flushing may send PERSISTED messages, and delivering those may apply
+	 * what waited for a sync, which needs flushing again. */
+	for (;;) {
+		for (unsigned i = 1; i <= S->n; i++)
+			if (S->nodes[i].r)
+				replica_flush(S->nodes[i].r);
+		if (quiet())
+			break;
+		while (!quiet())
+			deliver_some();
+	}
 }
 
 static void bootstrap(void)
@@ -708,6 +742,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	s.node_changes = chance(0.5);
 	s.groups = g_ptr_array_new();
 	s.acked = g_array_new(FALSE, FALSE, sizeof(acked_change));
+	s.not_applied = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	for (unsigned i = 1; i <= s.n; i++) {
 		g_autoptr(GError) err = NULL;
 		s.nodes[i].id = i;
@@ -800,6 +835,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 			fail("after healing, n%u is not in sync and quorate", i);
 	}
 	check_answered("after healing");
+	check_not_applied();
 	/* ...and accept changes again. */
 	unsigned before = s.stats_acked;
 	for (unsigned i = 1; i <= s.n; i++) {
@@ -830,11 +866,14 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		store_db_close(s.nodes[i].db);
 		g_hash_table_destroy(req_time[i]);
 		req_time[i] = NULL;
+		g_hash_table_destroy(req_create[i]);
+		req_create[i] = NULL;
 	}
 	for (guint k = 0; k < s.groups->len; k++)
 		group_free(s.groups->pdata[k]);
 	g_ptr_array_unref(s.groups);
 	g_array_unref(s.acked);
+	g_hash_table_destroy(s.not_applied);
 	g_rand_free(s.rng);
 	return 0;
 }
