@@ -93,6 +93,7 @@ typedef struct {
 	http_request *req;
 	herdd *d;
 	char *name;
+	bool force;              /* leave: leave locally whatever the cluster says */
 } form_ctx;
 
 static void form_ctx_free(form_ctx *f)
@@ -516,6 +517,8 @@ void api_cluster_add_node(http_request *req, gpointer user_data)
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:s,s:{s:I,s:O}}", "op", "create", "kind",
 					  "node", "uuid", uuid, "name", name, "data", "nodeid",
 					  (json_int_t)nodeid, "links", links);
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	add_ctx *a = g_new0(add_ctx, 1);
 	a->req = req;
 	a->d = d;
@@ -545,16 +548,29 @@ static void on_left_stopped(herdd *d, const GError *error, gpointer user)
 	form_ctx_free(f);
 }
 
+/* Leave locally: stop corosync, then drop the cluster's files and store. */
+static void leave_locally(form_ctx *f)
+{
+	herd_cluster_stop(f->d->cluster);
+	herdd_service(f->d, "stop", "corosync", on_left_stopped, f);
+}
+
 static void on_self_removed(json_t *result, const GError *error, gpointer user)
 {
 	form_ctx *f = user;
-	if (error) {
+	store_state *st = herd_cluster_state(f->d->cluster);
+	/* The removal can take effect here and still be reported failed: it
+	 * changes the ring, and a member may drop out before it acknowledged. */
+	bool gone = !store_state_get_by_name(st, STORE_KIND_NODE, f->d->cfg->node_name);
+	if (error && !gone && !f->force) {
 		http_respond_error(f->req, error);
 		form_ctx_free(f);
 		return;
 	}
-	herd_cluster_stop(f->d->cluster);
-	herdd_service(f->d, "stop", "corosync", on_left_stopped, f);
+	if (error && !gone)
+		log_warn("the cluster did not take this node's removal (%s); leaving anyway (--force)",
+			 error->message);
+	leave_locally(f);
 }
 
 void api_cluster_leave(http_request *req, gpointer user_data)
@@ -579,31 +595,30 @@ void api_cluster_leave(http_request *req, gpointer user_data)
 		return;
 	}
 	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, d->cfg->node_name);
+	if (me && store_state_count(st, STORE_KIND_NODE) <= 1 && !force) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "This is the only node of cluster '%s': leaving would delete the cluster. Use --force to do so.",
+				    c->name);
+		return;
+	}
+	if (me && !force && api_refuse_while_unfenced(req, d))
+		return;
 	form_ctx *f = g_new0(form_ctx, 1);
 	f->req = req;
 	f->d = d;
 	f->name = g_strdup(c->name);
-	if (store_state_count(st, STORE_KIND_NODE) <= 1 || !me) {
-		if (!force) {
-			http_respond_errorf(req, HERD_ERR_CONFLICT,
-					    "This is the only node of cluster '%s': leaving would delete the cluster. Use --force to do so.",
-					    c->name);
-			form_ctx_free(f);
-			return;
-		}
-		http_request_suspend(req);
-		herd_cluster_stop(d->cluster);
-		herdd_service(d, "stop", "corosync", on_left_stopped, f);
+	f->force = force;
+	http_request_suspend(req);
+	if (!me || store_state_count(st, STORE_KIND_NODE) <= 1) {
+		/* Already removed by the others (while it was off), or the last
+		 * node: nobody else to tell. */
+		leave_locally(f);
 		return;
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s}", "op", "delete", "kind", "node", "uuid",
 					  me->uuid);
-	if (!herd_cluster_submit(d->cluster, cmd, http_request_user(req), on_self_removed, f, &err)) {
-		form_ctx_free(f);
-		http_respond_error(req, err);
-		return;
-	}
-	http_request_suspend(req);
+	if (!herd_cluster_submit(d->cluster, cmd, http_request_user(req), on_self_removed, f, &err))
+		on_self_removed(NULL, err, f);
 }
 
 void api_node_remove(http_request *req, gpointer user_data)
@@ -628,6 +643,8 @@ void api_node_remove(http_request *req, gpointer user_data)
 				    node->name);
 		return;
 	}
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I}", "op", "delete", "kind", "node", "uuid",
 					  node->uuid, "if_version", (json_int_t)node->version);
 	api_commit(req, d, cmd, 200, NULL);

@@ -1,5 +1,6 @@
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
+#include "ha/ha.h"
 
 #include "common/error.h"
 
@@ -68,6 +69,27 @@ void api_commit(http_request *req, herdd *d, json_t *cmd, unsigned status, api_r
 		return;
 	}
 	http_request_suspend(req);
+}
+
+bool api_refuse_while_unfenced(http_request *req, herdd *d)
+{
+	if (!d->ha)
+		return false;
+	g_autoptr(GPtrArray) lost = herd_ha_unfenced_lost(d->ha);
+	if (lost->len == 0)
+		return false;
+	const char *name = lost->pdata[0];
+	if (lost->len == 1)
+		http_respond_errorf(req, HERD_ERR_UNAVAILABLE,
+				    "Node %s is lost and not fenced yet: the configuration does not change until it is "
+				    "fenced or confirmed down ('herd node confirm-down %s' once you know it is off).",
+				    name, name);
+	else
+		http_respond_errorf(req, HERD_ERR_UNAVAILABLE,
+				    "%u nodes (%s, …) are lost and not fenced yet: the configuration does not change "
+				    "until they are fenced or confirmed down ('herd node confirm-down NAME').",
+				    lost->len, name);
+	return true;
 }
 
 bool api_get_bool(json_t *body, const char *key, bool *out, GError **error)

@@ -26,6 +26,14 @@ store_object *api_lookup(herdd *d, store_kind kind, const char *ref, GError **er
 typedef json_t *(*api_render_fn)(herdd *d, json_t *result);
 void api_commit(http_request *req, herdd *d, json_t *cmd, unsigned status, api_render_fn render);
 
+/*
+ * Invariant 2: while a lost node is neither fenced nor confirmed down, the
+ * configuration changes only in ways that resolve that (fence devices,
+ * fencing, confirm-down, cluster settings) or stop VMs.  True if the
+ * request was refused (and answered) for that reason.
+ */
+bool api_refuse_while_unfenced(http_request *req, herdd *d);
+
 /* Optional typed fields of a body: false with an INVALID error naming the field. */
 bool api_get_bool(json_t *body, const char *key, bool *out, GError **error);
 bool api_get_int(json_t *body, const char *key, long long min, long long max, long long *out,

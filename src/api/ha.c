@@ -203,6 +203,8 @@ void api_vm_start(http_request *req, gpointer user_data)
 				    vm->name, where ? where : "?");
 		return;
 	}
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	if (!start_allowed(req, d, vm))
 		return;
 	g_autoptr(json_t) data = json_pack("{s:s,s:n}", "target", "running", "stop");
@@ -299,6 +301,8 @@ void api_vm_release(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not bound to a node.", vm->name);
 		return;
 	}
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	g_autoptr(json_t) data = json_pack("{s:n}", "sticky");
 	commit_and_wait(req, d, vm, data, NULL, NULL, 0);
 }
@@ -324,6 +328,8 @@ void api_node_mode(http_request *req, gpointer user_data)
 				    mode ? mode : "");
 		return;
 	}
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind", "node", "uuid",
 					  node->uuid, "data", "mode", mode);
 	api_commit(req, d, cmd, 200, NULL);
@@ -345,6 +351,8 @@ void api_node_switchover(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_INVALID, "A switchover needs two different nodes.");
 		return;
 	}
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	json_t *ops = json_array();
 	g_autoptr(GPtrArray) vms = store_state_list(herd_cluster_state(d->cluster), STORE_KIND_VM);
 	for (guint i = 0; i < vms->len; i++) {
@@ -480,6 +488,40 @@ void api_fence_devices_list(http_request *req, gpointer user_data)
 	http_respond_json(req, 200, list);
 }
 
+typedef struct {
+	http_request *req;
+	herdd *d;
+	json_t *cmd;
+	herd_fence_target *lister;
+} add_ctx;
+
+/* Plugs the device does not list are refused: over SNMP such a plug
+ * switches "off" with success, and fencing through it would cut nothing.
+ * A device that cannot be reached (or cannot list) is taken as given. */
+static void on_add_listed(bool ok, const char *device, const char *detail, double secs, gpointer user)
+{
+	add_ctx *a = user;
+	g_autoptr(GHashTable) listed = ok ? herd_fence_parse_list(detail) : NULL;
+	json_t *plugs = json_object_get(json_object_get(a->cmd, "data"), "plugs");
+	const char *node;
+	json_t *plug;
+	if (!ok)
+		log_warn("fence device %s: its plugs could not be checked: %s", device, detail);
+	json_object_foreach(plugs, node, plug) {
+		if (listed && !g_hash_table_contains(listed, json_string_value(plug))) {
+			http_respond_errorf(a->req, HERD_ERR_INVALID,
+					    "Plug %s (node %s) is not an outlet of %s: the device lists %u, and a plug it does not have would report 'off' without cutting any power.",
+					    json_string_value(plug), node, device, g_hash_table_size(listed));
+			goto out;
+		}
+	}
+	api_commit(a->req, a->d, a->cmd, 201, NULL);
+out:
+	json_decref(a->cmd);
+	herd_fence_target_free(a->lister);
+	g_free(a);
+}
+
 void api_fence_device_add(http_request *req, gpointer user_data)
 {
 	herdd *d = user_data;
@@ -535,11 +577,19 @@ void api_fence_device_add(http_request *req, gpointer user_data)
 	}
 	char uuid[STORE_UUID_LEN + 1];
 	store_uuid_generate(uuid);
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:O,s:O,s:I}}", "op", "create", "kind",
-					  "fence_device", "uuid", uuid, "name", name, "data", "agent",
-					  agent, "params", params ? params : json_object(), "plugs", plugs,
-					  "level", (json_int_t)level);
-	api_commit(req, d, cmd, 201, NULL);
+	add_ctx *a = g_new0(add_ctx, 1);
+	a->req = req;
+	a->d = d;
+	a->cmd = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:o,s:O,s:I}}", "op", "create", "kind",
+			   "fence_device", "uuid", uuid, "name", name, "data", "agent", agent, "params",
+			   params ? json_incref(params) : json_object(), "plugs", plugs, "level",
+			   (json_int_t)level);
+	a->lister = g_new0(herd_fence_target, 1);
+	a->lister->device = g_strdup(name);
+	a->lister->agent = g_strdup(agent);
+	a->lister->params = params ? json_deep_copy(params) : json_object();
+	http_request_suspend(req);
+	herd_fence_agent_action(a->lister, "list", on_add_listed, a);
 }
 
 void api_fence_device_remove(http_request *req, gpointer user_data)
@@ -559,6 +609,9 @@ void api_fence_device_remove(http_request *req, gpointer user_data)
 typedef struct {
 	http_request *req;
 	GPtrArray *targets;   /* herd_fence_target* */
+	GPtrArray *nodes;     /* node name of each target */
+	herd_fence_target *lister;
+	GHashTable *listed;   /* plugs the device lists, or NULL if it cannot list */
 	json_t *results;
 	guint pending;
 } test_ctx;
@@ -569,20 +622,67 @@ typedef struct {
 	char *node;
 } test_one;
 
+static void test_ctx_free(test_ctx *c)
+{
+	g_ptr_array_free(c->targets, TRUE);
+	g_ptr_array_free(c->nodes, TRUE);
+	herd_fence_target_free(c->lister);
+	if (c->listed)
+		g_hash_table_destroy(c->listed);
+	json_decref(c->results);
+	g_free(c);
+}
+
 static void on_test_one(bool ok, const char *device, const char *detail, double secs, gpointer user)
 {
 	test_one *o = user;
 	test_ctx *c = o->c;
-	json_array_append_new(c->results, json_pack("{s:s,s:s,s:b,s:s,s:f}", "node", o->node, "plug",
-						    o->t->plug, "ok", ok, ok ? "power" : "error", detail,
-						    "seconds", secs));
+	/* Over SNMP a plug the device does not have can read "off": a power
+	 * state counts only for a plug the device lists. */
+	if (ok && c->listed && !g_hash_table_contains(c->listed, o->t->plug)) {
+		g_autofree char *why = g_strdup_printf("plug %s is not an outlet of %s (its list has %u)",
+						       o->t->plug, device, g_hash_table_size(c->listed));
+		json_array_append_new(c->results, json_pack("{s:s,s:s,s:b,s:s,s:f}", "node", o->node, "plug",
+							    o->t->plug, "ok", 0, "error", why, "seconds", secs));
+	} else {
+		json_array_append_new(c->results, json_pack("{s:s,s:s,s:b,s:s,s:f}", "node", o->node, "plug",
+							    o->t->plug, "ok", ok, ok ? "power" : "error", detail,
+							    "seconds", secs));
+	}
 	g_free(o->node);
 	g_free(o);
 	if (--c->pending == 0) {
-		http_respond_json(c->req, 200, c->results);
-		g_ptr_array_free(c->targets, TRUE);
-		g_free(c);
+		http_respond_json(c->req, 200, json_incref(c->results));
+		test_ctx_free(c);
 	}
+}
+
+/* The device's outlets first (if its agent can list them), then the power
+ * state of every plug. */
+static void on_test_list(bool ok, const char *device, const char *detail, double secs, gpointer user)
+{
+	test_ctx *c = user;
+	c->listed = ok ? herd_fence_parse_list(detail) : NULL;
+	c->pending = c->targets->len;
+	for (guint i = 0; i < c->targets->len; i++) {
+		test_one *o = g_new0(test_one, 1);
+		o->c = c;
+		o->t = c->targets->pdata[i];
+		o->node = g_strdup(c->nodes->pdata[i]);
+		herd_fence_agent_action(o->t, "status", on_test_one, o);
+	}
+}
+
+static herd_fence_target *test_target(store_object *dev, const char *plug)
+{
+	herd_fence_target *t = g_new0(herd_fence_target, 1);
+	t->device = g_strdup(dev->name);
+	t->agent = g_strdup(json_string_value(json_object_get(dev->data, "agent")));
+	t->params = json_deep_copy(json_object_get(dev->data, "params"));
+	if (!t->params)
+		t->params = json_object();
+	t->plug = g_strdup(plug);
+	return t;
 }
 
 void api_fence_device_test(http_request *req, gpointer user_data)
@@ -594,33 +694,24 @@ void api_fence_device_test(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
+	json_t *plugs = json_object_get(dev->data, "plugs");
+	if (json_object_size(plugs) == 0) {
+		http_respond_json(req, 200, json_array());
+		return;
+	}
 	test_ctx *c = g_new0(test_ctx, 1);
 	c->req = req;
 	c->results = json_array();
 	c->targets = g_ptr_array_new_with_free_func((GDestroyNotify)herd_fence_target_free);
+	c->nodes = g_ptr_array_new_with_free_func(g_free);
 	const char *node;
 	json_t *plug;
-	json_object_foreach(json_object_get(dev->data, "plugs"), node, plug) {
-		herd_fence_target *t = g_new0(herd_fence_target, 1);
-		t->device = g_strdup(dev->name);
-		t->agent = g_strdup(json_string_value(json_object_get(dev->data, "agent")));
-		t->params = json_deep_copy(json_object_get(dev->data, "params"));
-		if (!t->params)
-			t->params = json_object();
-		t->plug = g_strdup(json_string_value(plug));
-		g_ptr_array_add(c->targets, t);
-		test_one *o = g_new0(test_one, 1);
-		o->c = c;
-		o->t = t;
-		o->node = g_strdup(node);
-		c->pending++;
-		herd_fence_agent_action(t, "status", on_test_one, o);
+	json_object_foreach(plugs, node, plug) {
+		g_ptr_array_add(c->targets, test_target(dev, json_string_value(plug)));
+		g_ptr_array_add(c->nodes, g_strdup(node));
 	}
-	if (c->pending == 0) {
-		http_respond_json(req, 200, c->results);
-		g_ptr_array_free(c->targets, TRUE);
-		g_free(c);
-		return;
-	}
+	c->lister = test_target(dev, NULL);
 	http_request_suspend(req);
+	herd_fence_agent_action(c->lister, "list", on_test_list, c);
 }
+

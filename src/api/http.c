@@ -407,7 +407,9 @@ void http_respond_errorf(http_request *req, herd_error_code code, const char *fm
 
 void http_request_suspend(http_request *req)
 {
-	g_return_if_fail(!req->answered && !req->suspended);
+	g_return_if_fail(!req->answered);
+	if (req->suspended)
+		return; /* already waiting (a handler that waits in steps) */
 	req->suspended = true;
 	req->owner_holds = true;
 	g_hash_table_add(req->listener->server->suspended, req);

@@ -82,7 +82,8 @@ const char *http_request_user(http_request *req);
 /* The client's address ("unix" on the socket). */
 const char *http_request_peer(http_request *req);
 
-/* Keep the request open after the handler returns; answer it later. */
+/* Keep the request open after the handler returns; answer it later.
+ * Suspending a suspended request changes nothing. */
 void http_request_suspend(http_request *req);
 
 /* Answer with @body (reference stolen), status @status. */

@@ -198,6 +198,8 @@ void api_vm_define(http_request *req, gpointer user_data)
 		cmd = json_pack("{s:s,s:s,s:s,s:s,s:O}", "op", "create", "kind", "vm", "uuid",
 				dom->uuid, "name", dom->name, "data", data);
 	}
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	api_commit(req, d, cmd, same ? 200 : 201, render_vm);
 }
 
@@ -242,6 +244,8 @@ void api_vm_set(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:O}", "op", "patch", "kind", "vm", "uuid",
 					  vm->uuid, "data", data);
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	api_commit(req, d, cmd, 200, render_vm);
 }
 
@@ -264,6 +268,8 @@ void api_vm_undefine(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I}", "op", "delete", "kind", "vm", "uuid",
 					  vm->uuid, "if_version", (json_int_t)vm->version);
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	api_commit(req, d, cmd, 200, NULL);
 }
 
@@ -379,5 +385,7 @@ void api_vm_restore(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I,s:b}", "op", "restore", "kind", "vm",
 					  "uuid", uuid, "version", (json_int_t)version, "force", force);
+	if (api_refuse_while_unfenced(req, d))
+		return;
 	api_commit(req, d, cmd, 200, render_vm);
 }

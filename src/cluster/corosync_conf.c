@@ -142,6 +142,11 @@ static gboolean on_idle_write(gpointer data)
 	store_state *st = herd_cluster_state(f->cluster);
 	if (!store_state_cluster(st))
 		return G_SOURCE_REMOVE;
+	/* Removed from the cluster (leaving): the file goes with the node's
+	 * membership; rewriting it without this node and reloading would only
+	 * drop corosync from the ring before the leave is acknowledged. */
+	if (!store_state_get_by_name(st, STORE_KIND_NODE, herd_cluster_node_name(f->cluster)))
+		return G_SOURCE_REMOVE;
 	g_autoptr(GError) err = NULL;
 	bool changed = false;
 	if (!herd_corosync_conf_write(st, f->dir, &changed, &err)) {

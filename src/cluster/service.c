@@ -319,6 +319,11 @@ void herd_cluster_free(herd_cluster *c)
 	g_free(c);
 }
 
+const char *herd_cluster_node_name(herd_cluster *c)
+{
+	return c->node_name;
+}
+
 bool herd_cluster_exists(herd_cluster *c)
 {
 	return store_state_cluster(replica_state(c->replica)) != NULL;

@@ -28,6 +28,8 @@ typedef void (*herd_cluster_change_fn)(gpointer user, GPtrArray *changes);
 
 /* Open the store in @state_dir (config.db) for node @node_name. */
 herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GError **error);
+/* This node's name. */
+const char *herd_cluster_node_name(herd_cluster *c);
 void herd_cluster_free(herd_cluster *c);
 
 /*

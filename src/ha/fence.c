@@ -103,10 +103,17 @@ static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 		detail = ok ? g_strdup(status == 0 ? "on" : "off")
 			    : g_strdup_printf("%s action=status on %s failed (exit %d): %s", r->t->agent,
 					      r->t->device, status, why);
+	} else if (strcmp(r->action, "list") == 0) {
+		/* The whole output: a "plug,alias" line per outlet. */
+		ok = status == 0;
+		g_autofree char *why = last_line(err_text && *err_text ? err_text : out);
+		detail = ok ? g_strdup(out ? out : "")
+			    : g_strdup_printf("%s action=list on %s failed (exit %d): %s", r->t->agent,
+					      r->t->device, status, why);
 	} else {
 		ok = status == 0;
 		g_autofree char *why = last_line(err_text && *err_text ? err_text : out);
-		detail = ok ? g_strdup(last_line(out))
+		detail = ok ? last_line(out)
 			    : g_strdup_printf("%s action=%s on %s failed (exit %d): %s", r->t->agent,
 					      r->action, r->t->device, status, why);
 	}
@@ -187,32 +194,87 @@ static void job_finish(fence_job *j, bool ok, const char *detail)
 	g_free(j);
 }
 
-static void on_status(bool ok, const char *device, const char *detail, double secs, gpointer user)
+GHashTable *herd_fence_parse_list(const char *out)
 {
-	fence_job *j = user;
-	j->agent_seconds += secs;
-	if (ok && strcmp(detail, "off") == 0) {
-		g_string_append_printf(j->devices, "%s%s", j->devices->len ? ", " : "", device);
+	GHashTable *plugs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_auto(GStrv) lines = g_strsplit(out ? out : "", "\n", -1);
+	for (char **l = lines; *l; l++) {
+		char *comma = strchr(*l, ',');
+		g_autofree char *plug = g_strstrip(comma ? g_strndup(*l, (gsize)(comma - *l)) : g_strdup(*l));
+		if (*plug)
+			g_hash_table_add(plugs, g_steal_pointer(&plug));
+	}
+	if (g_hash_table_size(plugs) == 0) {
+		g_hash_table_destroy(plugs);
+		return NULL;
+	}
+	return plugs;
+}
+
+/*
+ * One device of a level: "off" then "status", and meanwhile "list".  Over
+ * SNMP a plug the device does not have switches "off" with success and
+ * reads "off": the power state counts only for a plug the device lists
+ * (when its agent can list).
+ */
+typedef struct {
+	fence_job *j;
+	herd_fence_target *t;
+	unsigned pending;
+	bool off;               /* switched off and verified off */
+	bool unlisted;          /* the device lists its plugs, not this one */
+	char *error;
+} target_run;
+
+static void run_done(target_run *r)
+{
+	if (--r->pending > 0)
+		return;
+	fence_job *j = r->j;
+	if (r->off && !r->unlisted) {
+		g_string_append_printf(j->devices, "%s%s", j->devices->len ? ", " : "", r->t->device);
 	} else {
 		j->level_ok = false;
-		g_string_append_printf(j->errors, "%s%s: %s", j->errors->len ? "; " : "", device,
-				       ok ? "switched off, but reports the outlet still on" : detail);
+		g_autofree char *why = r->error ? g_strdup(r->error)
+			: g_strdup_printf("%s: plug %s is not an outlet of the device; its power state means nothing",
+					  r->t->device, r->t->plug);
+		g_string_append_printf(j->errors, "%s%s", j->errors->len ? "; " : "", why);
 	}
+	g_free(r->error);
+	g_free(r);
 	step(j);
+}
+
+static void on_status(bool ok, const char *device, const char *detail, double secs, gpointer user)
+{
+	target_run *r = user;
+	r->j->agent_seconds += secs;
+	r->off = ok && strcmp(detail, "off") == 0;
+	if (!r->off)
+		r->error = ok ? g_strdup_printf("%s: switched off, but reports the outlet still on", device)
+			      : g_strdup(detail);
+	run_done(r);
 }
 
 static void on_off(bool ok, const char *device, const char *detail, double secs, gpointer user)
 {
-	fence_job *j = user;
-	j->agent_seconds += secs;
+	target_run *r = user;
+	r->j->agent_seconds += secs;
 	if (!ok) {
-		j->level_ok = false;
-		g_string_append_printf(j->errors, "%s%s", j->errors->len ? "; " : "", detail);
-		step(j);
+		r->error = g_strdup(detail);
+		run_done(r);
 		return;
 	}
 	/* Verify the power state, as the seeds' operators expect. */
-	herd_fence_agent_action(j->current, "status", on_status, j);
+	herd_fence_agent_action(r->t, "status", on_status, r);
+}
+
+static void on_list(bool ok, const char *device, const char *detail, double secs, gpointer user)
+{
+	target_run *r = user;
+	g_autoptr(GHashTable) plugs = ok ? herd_fence_parse_list(detail) : NULL;
+	r->unlisted = plugs && !g_hash_table_contains(plugs, r->t->plug);
+	run_done(r);
 }
 
 static void step(fence_job *j)
@@ -242,7 +304,12 @@ static void step(fence_job *j)
 	}
 	log_info("fencing %s: %s (%s, plug %s, level %d)", j->node, j->current->device,
 		 j->current->agent, j->current->plug, j->current->level);
-	herd_fence_agent_action(j->current, "off", on_off, j);
+	target_run *r = g_new0(target_run, 1);
+	r->j = j;
+	r->t = j->current;
+	r->pending = 2;
+	herd_fence_agent_action(r->t, "off", on_off, r);
+	herd_fence_agent_action(r->t, "list", on_list, r);
 }
 
 static gint by_level(gconstpointer a, gconstpointer b)

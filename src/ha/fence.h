@@ -6,7 +6,8 @@
  *
  * Fencing a node walks its fencing levels in order: a level succeeds when
  * every device in it switched the node off and reports it off (power state
- * verified); else the next level is tried.  Asynchronous on the main loop;
+ * verified) for a plug it lists (if its agent can list); else the next
+ * level is tried.  Asynchronous on the main loop;
  * every agent run has a time limit.
  */
 #pragma once
@@ -26,6 +27,10 @@ typedef struct herd_fence_target {
 
 void herd_fence_target_free(herd_fence_target *t);
 
+/* The plugs in an agent's "list" output (a set of strings), or NULL if it
+ * lists none (the agent cannot list). */
+GHashTable *herd_fence_parse_list(const char *out);
+
 /* Done: @ok, the device(s) that did it, and a sentence saying what happened. */
 typedef void (*herd_fence_done)(bool ok, const char *device, const char *detail,
 				double agent_seconds, gpointer user);
@@ -36,7 +41,8 @@ void herd_fence_node(const char *node, GPtrArray *targets, unsigned delay_ms,
 
 /* Run one agent action ("status", "monitor", "list", "on", "off") for @t.
  * @done gets ok and a detail; for "status" ok means "answered", and
- * *detail says "on" or "off". */
+ * *detail says "on" or "off"; for "list" *detail is the agent's whole
+ * output (a "plug,alias" line per outlet). */
 void herd_fence_agent_action(const herd_fence_target *t, const char *action,
 			     herd_fence_done done, gpointer user);
 
