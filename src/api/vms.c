@@ -146,7 +146,7 @@ void api_vm_define(http_request *req, gpointer user_data)
 {
 	herdd *d = user_data;
 	static const char *const fields[] = { "xml", "ha", "preferred", "failback",
-					      "shutdown_timeout_s", NULL };
+					      "shutdown_timeout_s", "sticky", "group", NULL };
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *xml = NULL;
