@@ -36,6 +36,7 @@ struct herd_agent {
 typedef struct {
 	herd_agent *a;
 	char uuid[37];
+	char name[STORE_NAME_MAX * 4 + 1]; /* for the log (UTF-8) */
 	char what[16];
 	herd_virt_done done;    /* an operator's request: its caller's callback */
 	gpointer user;
@@ -141,7 +142,7 @@ static void on_op_done(const GError *error, gpointer user)
 			t->failures++;
 			int64_t pause = RETRY_FIRST_MS << MIN(t->failures - 1, 6u);
 			t->retry_at_ms = a->now_ms + MIN(pause, RETRY_MAX_MS);
-			log_warn("starting VM %s failed (%u time(s) in a row): %s", o->uuid, t->failures,
+			log_warn("starting VM %s failed (%u time(s) in a row): %s", o->name, t->failures,
 				 error->message);
 			g_autofree char *msg = g_strdup_printf("start failed: %s", error->message);
 			set_error(a, o->uuid, msg);
@@ -151,7 +152,7 @@ static void on_op_done(const GError *error, gpointer user)
 			set_error(a, o->uuid, NULL);
 		}
 	} else if (error) {
-		log_warn("%s of VM %s failed: %s", o->what, o->uuid, error->message);
+		log_warn("%s of VM %s failed: %s", o->what, o->name, error->message);
 		g_autofree char *msg = g_strdup_printf("%s failed: %s", o->what, error->message);
 		set_error(a, o->uuid, msg);
 		a->io.wakeup(a->user, RETRY_FIRST_MS);
@@ -163,18 +164,19 @@ static void on_op_done(const GError *error, gpointer user)
 	a->io.wakeup(a->user, 0);
 }
 
-static void run(herd_agent *a, const char *uuid, const char *what, const char *xml,
-		unsigned timeout_s)
+static void run(herd_agent *a, store_object *vm, const char *uuid, const char *what,
+		const char *xml, unsigned timeout_s)
 {
 	vm_track *t = track(a, uuid);
 	op_ctx *o = g_new0(op_ctx, 1);
 	o->a = a;
 	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
+	g_strlcpy(o->name, vm->name, sizeof(o->name));
 	g_strlcpy(o->what, what, sizeof(o->what));
 	g_hash_table_add(a->ops, o);
 	t->busy = true;
 	log_info("%s VM %s", strcmp(what, "start") == 0 ? "starting" :
-			     strcmp(what, "destroy") == 0 ? "powering off" : "shutting down", uuid);
+			     strcmp(what, "destroy") == 0 ? "powering off" : "shutting down", vm->name);
 	/* The driver gets the operation's own copy of the UUID: @uuid may point
 	 * into a fact that a synchronous fact callback replaces. */
 	if (strcmp(what, "start") == 0)
@@ -226,7 +228,7 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may
 			a->io.wakeup(a->user, t->retry_at_ms - now_ms);
 			continue;
 		}
-		run(a, vm->uuid, "start", json_string_value(json_object_get(vm->data, "xml")), 0);
+		run(a, vm, vm->uuid, "start", json_string_value(json_object_get(vm->data, "xml")), 0);
 	}
 	/* Stop what runs here but should not. */
 	g_hash_table_iter_init(&it, a->facts);
@@ -244,10 +246,10 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may
 			continue;
 		bool force = g_strcmp0(json_string_value(json_object_get(vm->data, "stop")), "force") == 0;
 		if (force || f->state == HERD_VM_CRASHED || f->state == HERD_VM_PAUSED) {
-			run(a, f->uuid, "destroy", NULL, 0);
+			run(a, vm, f->uuid, "destroy", NULL, 0);
 		} else {
 			json_t *to = json_object_get(vm->data, "shutdown_timeout_s");
-			run(a, f->uuid, "shutdown", NULL,
+			run(a, vm, f->uuid, "shutdown", NULL,
 			    to ? (unsigned)json_integer_value(to) : SHUTDOWN_TIMEOUT_DEFAULT_S);
 		}
 	}
