@@ -88,7 +88,8 @@ static void print_commands(FILE *out, const char *prefix)
 	FOR_EACH_COMMAND(c)
 	{
 		if (!plen || strncmp(c->words, prefix, plen) == 0)
-			width = MAX(width, (int)(strlen(c->words) + 1 + (c->args ? strlen(c->args) : 0)));
+			width = MAX(width, (int)(g_utf8_strlen(c->words, -1) + 1 +
+						 (c->args ? g_utf8_strlen(c->args, -1) : 0)));
 	}
 	FOR_EACH_COMMAND(c)
 	{
@@ -96,7 +97,9 @@ static void print_commands(FILE *out, const char *prefix)
 			continue;
 		g_autofree char *synopsis = g_strdup_printf("%s%s%s", c->words, c->args ? " " : "",
 							    c->args ? c->args : "");
-		fprintf(out, "  %-*s  %s\n", width, synopsis, c->summary);
+		/* Pad by characters: "…" is one column but three bytes. */
+		int pad = width - (int)g_utf8_strlen(synopsis, -1);
+		fprintf(out, "  %s%*s  %s\n", synopsis, pad, "", c->summary);
 	}
 }
 
