@@ -284,7 +284,11 @@ static int run_settings(cli_ctx *ctx, int argc, char **argv)
 	size_t i;
 	json_t *s;
 	json_array_foreach(list, i, s) {
-		g_autofree char *v = json_dumps(json_object_get(s, "value"), JSON_ENCODE_ANY);
+		/* As the defaults read and as 'cluster set' takes them. */
+		json_t *value = json_object_get(s, "value");
+		g_autofree char *v = json_is_string(value) ? g_strdup(json_string_value(value))
+				     : json_is_boolean(value) ? g_strdup(json_is_true(value) ? "yes" : "no")
+				     : json_dumps(value, JSON_ENCODE_ANY);
 		cli_table_add(t, json_string_value(json_object_get(s, "key")), v,
 			      json_string_value(json_object_get(s, "default")),
 			      json_string_value(json_object_get(s, "help")));
