@@ -3,7 +3,9 @@
 #include "herd-config.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 struct herd_client {
 	CURL *curl;
@@ -111,6 +113,16 @@ json_t *herd_client_call(herd_client *c, const char *method, const char *path,
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
 	CURLcode rc = curl_easy_perform(c->curl);
 	curl_slist_free_all(headers);
+	if (rc != CURLE_OK && !c->opts.host && rc == CURLE_COULDNT_CONNECT) {
+		/* curl's words ("localhost port 80") would mislead: say what the
+		 * socket itself says. */
+		int e = access(c->target, F_OK) < 0 ? errno : access(c->target, W_OK) < 0 ? errno : ECONNREFUSED;
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE, "Cannot reach herdd at %s: %s%s.",
+			    c->target, g_strerror(e),
+			    e == ENOENT || e == ECONNREFUSED ? " (is herdd running?)"
+			    : e == EACCES ? " (the local API is for root; use sudo, or --host)" : "");
+		return NULL;
+	}
 	if (rc != CURLE_OK) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE, "Cannot reach herdd at %s: %s.",
 			    c->target, curl_err[0] ? curl_err : curl_easy_strerror(rc));
