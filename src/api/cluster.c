@@ -461,10 +461,10 @@ void api_cluster_add_node(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "This node is not part of a cluster.");
 		return;
 	}
-	if (protocol < HERD_WIRE_VERSION_MIN || protocol > HERD_WIRE_VERSION + 1) {
+	if (protocol < HERD_WIRE_VERSION_MIN || protocol > HERD_WIRE_ACCEPT_MAX) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "The new node speaks protocol %lld; this cluster speaks %d to %d. Install a matching herd.",
-				    (long long)protocol, HERD_WIRE_VERSION_MIN, HERD_WIRE_VERSION);
+				    (long long)protocol, HERD_WIRE_VERSION_MIN, HERD_WIRE_ACCEPT_MAX);
 		return;
 	}
 	if (store_state_get_by_name(st, STORE_KIND_NODE, name)) {

@@ -226,6 +226,9 @@ static char *peer_address_of(struct MHD_Connection *conn)
 			    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								   : sizeof(struct sockaddr_in),
 			    host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	/* An IPv4 client of the dual-stack socket is shown as IPv4. */
+	if (g_str_has_prefix(host, "::ffff:") && strchr(host, '.'))
+		return g_strdup(host + strlen("::ffff:"));
 	return g_strdup(host);
 }
 

@@ -87,10 +87,10 @@ bool herd_wire_decode(const void *msg, size_t len, uint32_t cpg_sender, herd_wir
 			    hdr->magic);
 		return false;
 	}
-	if (hdr->version < HERD_WIRE_VERSION_MIN || hdr->version > HERD_WIRE_VERSION + 1) {
+	if (hdr->version < HERD_WIRE_VERSION_MIN || hdr->version > HERD_WIRE_ACCEPT_MAX) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 			    "Message from node %u speaks protocol %u; this node understands %d to %d.",
-			    cpg_sender, hdr->version, HERD_WIRE_VERSION_MIN, HERD_WIRE_VERSION + 1);
+			    cpg_sender, hdr->version, HERD_WIRE_VERSION_MIN, HERD_WIRE_ACCEPT_MAX);
 		return false;
 	}
 	if (hdr->type == 0 || hdr->type >= HERD_MSG__MAX) {
@@ -104,12 +104,16 @@ bool herd_wire_decode(const void *msg, size_t len, uint32_t cpg_sender, herd_wir
 			    hdr->sender);
 		return false;
 	}
-	if (hdr->payload_len > HERD_WIRE_MAX_PAYLOAD ||
-	    hdr->payload_len != len - HERD_WIRE_HEADER_SIZE) {
+	if (hdr->payload_len > HERD_WIRE_MAX_PAYLOAD) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "Message from node %u announces %u payload bytes but carries %zu (limit %u).",
-			    cpg_sender, hdr->payload_len, len - HERD_WIRE_HEADER_SIZE,
-			    HERD_WIRE_MAX_PAYLOAD);
+			    "Message from node %u announces %u payload bytes, over the limit of %u.",
+			    cpg_sender, hdr->payload_len, HERD_WIRE_MAX_PAYLOAD);
+		return false;
+	}
+	if (hdr->payload_len != len - HERD_WIRE_HEADER_SIZE) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Message from node %u announces %u payload bytes but carries %zu.",
+			    cpg_sender, hdr->payload_len, len - HERD_WIRE_HEADER_SIZE);
 		return false;
 	}
 	*payload = m + HERD_WIRE_HEADER_SIZE;

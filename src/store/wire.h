@@ -5,8 +5,10 @@
  * the host: magic, the sender's protocol version, type, sender node id,
  * flags, epoch (the sync round the message belongs to), a sender-local message id
  * and the payload length.  A receiver accepts protocol versions from
- * HERD_WIRE_VERSION_MIN to HERD_WIRE_VERSION, so nodes one release apart
- * understand each other during a rolling update; anything else, a wrong
+ * HERD_WIRE_VERSION_MIN to HERD_WIRE_VERSION + 1: a node one release newer
+ * keeps to what this release understands and ignores what it does not add,
+ * so nodes one release apart work together during a rolling update
+ * (HERD_WIRE_ACCEPT_MAX).  Anything else, a wrong
  * magic, a length that does not match or a payload over the limit is
  * rejected with an error that names the problem.
  */
@@ -20,6 +22,7 @@
 #define HERD_WIRE_MAGIC 0x44524548u /* "HERD" in little-endian byte order */
 #define HERD_WIRE_VERSION 1
 #define HERD_WIRE_VERSION_MIN 1
+#define HERD_WIRE_ACCEPT_MAX (HERD_WIRE_VERSION + 1)
 #define HERD_WIRE_HEADER_SIZE 40
 #define HERD_WIRE_MAX_PAYLOAD (1024u * 1024u)
 

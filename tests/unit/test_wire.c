@@ -176,7 +176,7 @@ static void test_rejections(void)
 	herd_put_le32(bad + 32, 0);
 	expect_reject(bad, len, 3, "announces 0 payload bytes but carries 10", NULL);
 	herd_put_le32(bad + 32, UINT32_MAX);
-	expect_reject(bad, len, 3, "announces 4294967295", NULL);
+	expect_reject(bad, len, 3, "announces 4294967295 payload bytes, over the limit", NULL);
 }
 
 static void test_payload_limit(void)
@@ -192,7 +192,7 @@ static void test_payload_limit(void)
 	g_assert_cmpuint(h.payload_len, ==, HERD_WIRE_MAX_PAYLOAD);
 	/* one byte more does not, even though the length field is honest */
 	g_autofree uint8_t *over = valid(HERD_WIRE_MAX_PAYLOAD + 1, &len);
-	expect_reject(over, len, 3, "announces 1048577 payload bytes", "limit 1048576", NULL);
+	expect_reject(over, len, 3, "announces 1048577 payload bytes, over the limit of 1048576", NULL);
 }
 
 /* Nodes one release apart understand each other: a node accepts messages
