@@ -322,6 +322,12 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 					  "VM %s is sticky to node %s, which is down; 'herd vm release %s' lets it start elsewhere.",
 					  vm->name, n->name, vm->name);
+			} else if (!vm->ha) {
+				/* Only HA VMs are restarted elsewhere; this one
+				 * starts again when its node is back. */
+				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+					  "VM %s is not an HA VM: it waits for node %s to come back.",
+					  vm->name, n->name);
 			} else {
 				place_new(c, vm, "its node is down");
 			}

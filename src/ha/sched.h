@@ -17,7 +17,9 @@
  *     node stops the VM), then, once it is seen stopped, ASSIGN the new node;
  *   - a stopped VM is RELEASEd from its node only once the node reports it
  *     stopped;
- *   - a VM whose node is lost waits until that node is fenced.
+ *   - a VM whose node is lost waits until that node is fenced;
+ *   - only HA VMs are then restarted elsewhere: a VM without "ha" waits for
+ *     its node to come back (and starts there again).
  */
 #pragma once
 
