@@ -539,7 +539,6 @@ void api_cluster_add_node(http_request *req, gpointer user_data)
 static void on_left_stopped(herdd *d, const GError *error, gpointer user)
 {
 	form_ctx *f = user;
-	g_autoptr(GError) err = NULL;
 	if (error)
 		log_warn("stopping corosync after leaving: %s", error->message);
 	undo_membership(d);

@@ -315,12 +315,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		request_free(req);
 }
 
+/* libmicrohttpd hands us its own format strings. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
 	g_strchomp(msg);
 	log_debug("libmicrohttpd: %s", msg);
 }
+#pragma GCC diagnostic pop
 
 /* ------------------------------------------------------------------ */
 /* Responses                                                           */

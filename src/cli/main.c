@@ -281,7 +281,6 @@ int main(int argc, char **argv)
 	ok = g_option_context_parse(cctx, &cargc, &cargv, &error);
 	if (ok && json)
 		ctx.json = true;
-	g_autofree char *help = g_option_context_get_help(cctx, TRUE, NULL);
 	g_option_context_free(cctx);
 	int rc;
 	if (!ok) {

@@ -910,9 +910,10 @@ static void check_converged(void)
 			fail("after the faults stopped, VM %s runs %u times", vm->name, running);
 		if (want && running == 0) {
 			/* Not running is right only when it cannot fit anywhere. */
-			g_autoptr(json_t) alerts = herd_coord_status(any->coord);
-			fail("after the faults stopped, VM %s should run but does not (assigned to %s)",
-			     vm->name, assigned ? assigned : "nothing");
+			g_autoptr(json_t) status = herd_coord_status(any->coord);
+			g_autofree char *why = json_dumps(json_object_get(status, "alerts"), JSON_COMPACT);
+			fail("after the faults stopped, VM %s should run but does not (assigned to %s; alerts %s)",
+			     vm->name, assigned ? assigned : "nothing", why ? why : "none");
 		}
 		if (!want && running)
 			fail("after the faults stopped, VM %s should be stopped but runs on %s", vm->name, where);
