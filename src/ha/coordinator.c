@@ -342,7 +342,7 @@ static void set_alerts(herd_coord *c, const sched_plan *plan)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		fence_job *j = v;
 		if (j->failures)
-			json_array_append_new(alerts, json_pack("{s:s,s:s,s:s++}", "severity", "critical",
+			json_array_append_new(alerts, json_pack("{s:s,s:s,s:s+++}", "severity", "critical",
 								"node", j->node, "message",
 								"Fencing node ", j->node, " failed: ",
 								j->last_error ? j->last_error : "?"));
