@@ -389,7 +389,10 @@ static void prune(herd_coord *c, const herd_coord_view *v)
 		fence_job *j = val;
 		store_object *n = store_state_get_by_name(v->st, STORE_KIND_NODE, k);
 		uint32_t id = n ? (uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) : 0;
-		if (!j->running && (!n || contains(v->ring, v->n_ring, id)))
+		/* Back, or down in the store (fenced, or confirmed down by an
+		 * operator after failed attempts): nothing left to fence. */
+		if (!j->running && (!n || contains(v->ring, v->n_ring, id) ||
+				    json_is_object(json_object_get(n->data, "down"))))
 			g_hash_table_iter_remove(&it);
 	}
 }
