@@ -642,7 +642,7 @@ void api_node_remove(http_request *req, gpointer user_data)
 				    node->name);
 		return;
 	}
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, node->name, NULL))
 		return;
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I}", "op", "delete", "kind", "node", "uuid",
 					  node->uuid, "if_version", (json_int_t)node->version);

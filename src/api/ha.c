@@ -203,7 +203,7 @@ void api_vm_start(http_request *req, gpointer user_data)
 				    vm->name, where ? where : "?");
 		return;
 	}
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, NULL, vm))
 		return;
 	if (!start_allowed(req, d, vm))
 		return;
@@ -301,7 +301,7 @@ void api_vm_release(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not bound to a node.", vm->name);
 		return;
 	}
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, NULL, vm))
 		return;
 	g_autoptr(json_t) data = json_pack("{s:n}", "sticky");
 	commit_and_wait(req, d, vm, data, NULL, NULL, 0);
@@ -328,7 +328,7 @@ void api_node_mode(http_request *req, gpointer user_data)
 				    mode ? mode : "");
 		return;
 	}
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, node->name, NULL))
 		return;
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind", "node", "uuid",
 					  node->uuid, "data", "mode", mode);
@@ -351,7 +351,8 @@ void api_node_switchover(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_INVALID, "A switchover needs two different nodes.");
 		return;
 	}
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, from->name, NULL) ||
+	    api_refuse_if_unfenced(req, d, to->name, NULL))
 		return;
 	json_t *ops = json_array();
 	g_autoptr(GPtrArray) vms = store_state_list(herd_cluster_state(d->cluster), STORE_KIND_VM);

@@ -198,7 +198,7 @@ void api_vm_define(http_request *req, gpointer user_data)
 		cmd = json_pack("{s:s,s:s,s:s,s:s,s:O}", "op", "create", "kind", "vm", "uuid",
 				dom->uuid, "name", dom->name, "data", data);
 	}
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, NULL, same))
 		return;
 	api_commit(req, d, cmd, same ? 200 : 201, render_vm);
 }
@@ -244,7 +244,7 @@ void api_vm_set(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:O}", "op", "patch", "kind", "vm", "uuid",
 					  vm->uuid, "data", data);
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, NULL, vm))
 		return;
 	api_commit(req, d, cmd, 200, render_vm);
 }
@@ -268,7 +268,7 @@ void api_vm_undefine(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I}", "op", "delete", "kind", "vm", "uuid",
 					  vm->uuid, "if_version", (json_int_t)vm->version);
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, NULL, vm))
 		return;
 	api_commit(req, d, cmd, 200, NULL);
 }
@@ -385,7 +385,7 @@ void api_vm_restore(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I,s:b}", "op", "restore", "kind", "vm",
 					  "uuid", uuid, "version", (json_int_t)version, "force", force);
-	if (api_refuse_while_unfenced(req, d))
+	if (api_refuse_if_unfenced(req, d, NULL, store_state_get(st, STORE_KIND_VM, uuid)))
 		return;
 	api_commit(req, d, cmd, 200, render_vm);
 }

@@ -47,8 +47,9 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 		       "!!! twice after a split. Never in production: herd cluster set lab_mode=no\n");
 	json_t *lost = json_object_get(st, "unfenced_lost_nodes");
 	json_array_foreach(lost, i, n)
-		printf("\n!!! Node %s is lost and not fenced yet: its VMs wait; configuration changes wait too.\n",
-		       json_string_value(n));
+		printf("\n!!! Node %s is lost and not fenced yet: its VMs, changes to them and to it, and\n"
+		       "!!! joins and leaves wait until it is fenced or 'herd node confirm-down %s'.\n",
+		       json_string_value(n), json_string_value(n));
 	json_t *ha = json_object_get(st, "ha");
 	if (json_is_object(ha)) {
 		printf("Coordinator: %s%s\n", json_string_value(json_object_get(ha, "coordinator")),

@@ -756,7 +756,7 @@ static void drop_own_command(replica *r, uint32_t sender, uint64_t req_id, const
 {
 	if (sender == r->nodeid && g_hash_table_remove(r->sent, &req_id))
 		fail_request(r, req_id, HERD_ERR_UNAVAILABLE,
-			     "The cluster membership changed while the change waited for a sync; it was not applied. Retry.");
+			     "The cluster membership changed while the change waited for a sync; it may not have been applied. Check and retry.");
 }
 
 static void drop_queued(replica *r)

@@ -820,8 +820,14 @@ def check_leave_remove(tn, fp, pw):
     expect(re.search(r"^n3\s+3\s.*\b0:10\.99\.0\.3 down\s*$", text, re.M) and
            not re.search(r"^n3\s+3\s+online\s", text, re.M),
            f"herd node list does not show n3 away with its link down:\n{text}")
+    # A lost node that was neither fenced nor confirmed down may still run
+    # (invariant 2): it is not removed until the operator confirms it is off.
+    expect_refused(tn, 1, ["node", "remove", "n3"],
+                   r"Node n3 is lost and not fenced yet: .*herd node confirm-down n3",
+                   what="remove of unfenced n3")
+    herd_ok(tn, 1, "node", "confirm-down", "n3", "--yes")
     p = herd_ok(tn, 1, "node", "remove", "n3")
-    say(f"n1: {p.stdout.strip()}")
+    say(f"n1: {p.stdout.strip()} (after confirm-down)")
     for i in (1, 2):
         names = [n["name"] for n in herd_json(tn, i, "node", "list")]
         expect(names == ["n1", "n2"], f"n{i}: nodes after remove: {names}")
