@@ -8,6 +8,10 @@
 #include <string.h>
 
 enum {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_SAVEPOINT,
+	STMT_RELEASE,
 	STMT_PUT_OBJECT,
 	STMT_DELETE_OBJECT,
 	STMT_SET_META,
@@ -18,16 +22,23 @@ enum {
 	STMT__COUNT
 };
 
+/* Prepared once: they run for every change (the hot path). */
 static const char *const stmt_sql[STMT__COUNT] = {
-	[STMT_PUT_OBJECT] = "INSERT OR REPLACE INTO objects(kind,uuid,name,version,created_ms,"
-			    "modified_ms,data) VALUES (?,?,?,?,?,?,?)",
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_SAVEPOINT] = "SAVEPOINT cmd",
+	[STMT_RELEASE] = "RELEASE cmd",
+	/* An upsert changes the row in place; INSERT OR REPLACE deleted it and
+	 * appended a new one, which dirtied twice the pages. */
+	[STMT_PUT_OBJECT] = "INSERT INTO objects(kind,uuid,name,version,created_ms,modified_ms,data) "
+			    "VALUES (?,?,?,?,?,?,?) ON CONFLICT(kind,uuid) DO UPDATE SET "
+			    "name=excluded.name,version=excluded.version,created_ms=excluded.created_ms,"
+			    "modified_ms=excluded.modified_ms,data=excluded.data",
 	[STMT_DELETE_OBJECT] = "DELETE FROM objects WHERE kind=? AND uuid=?",
 	[STMT_SET_META] = "INSERT OR REPLACE INTO meta(key,value) VALUES (?,?)",
 	[STMT_ADD_HISTORY] = "INSERT OR REPLACE INTO history(kind,uuid,version,name,time_ms,origin,"
 			     "user,change,data) VALUES (?,?,?,?,?,?,?,?,?)",
-	[STMT_PRUNE_HISTORY] = "DELETE FROM history WHERE kind=?1 AND uuid=?2 AND version <= "
-			       "(SELECT version FROM history WHERE kind=?1 AND uuid=?2 "
-			       "ORDER BY version DESC LIMIT 1 OFFSET ?3)",
+	[STMT_PRUNE_HISTORY] = "DELETE FROM history WHERE kind=?1 AND uuid=?2 AND version <= ?3",
 	[STMT_MAX_VERSION] = "SELECT MAX(version) FROM history WHERE kind=? AND uuid=?",
 	[STMT_GET_HISTORY] = "SELECT kind,uuid,version,name,time_ms,origin,user,change,data "
 			     "FROM history WHERE kind=? AND uuid=? AND version=?",
@@ -106,8 +117,10 @@ store_db *store_db_open(const char *path, GError **error)
 		return NULL;
 	}
 	bool memory = strcmp(path, ":memory:") == 0;
+	/* temp_store: the journals of the per-command savepoints stay in memory
+	 * instead of spilling to a file in /var/tmp. */
 	if ((!memory && !exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", error)) ||
-	    !exec(db, schema, error)) {
+	    !exec(db, "PRAGMA temp_store=MEMORY;", error) || !exec(db, schema, error)) {
 		store_db_close(db);
 		return NULL;
 	}
@@ -138,7 +151,7 @@ bool store_db_begin(store_db *db, GError **error)
 {
 	if (db->in_txn)
 		return true;
-	if (!exec(db, "BEGIN IMMEDIATE", error))
+	if (!step_done(db, db->stmt[STMT_BEGIN], error, "begin a transaction"))
 		return false;
 	db->in_txn = true;
 	return true;
@@ -152,7 +165,7 @@ bool store_db_commit(store_db *db, GError **error)
 		store_db_rollback(db);
 		return false;
 	}
-	if (!exec(db, "COMMIT", error)) {
+	if (!step_done(db, db->stmt[STMT_COMMIT], error, "commit")) {
 		store_db_rollback(db);
 		return false;
 	}
@@ -176,7 +189,7 @@ bool store_db_in_transaction(store_db *db)
 
 bool store_db_savepoint(store_db *db, GError **error)
 {
-	if (!exec(db, "SAVEPOINT cmd", error))
+	if (!step_done(db, db->stmt[STMT_SAVEPOINT], error, "open a savepoint"))
 		return false;
 	db->savepoints++;
 	return true;
@@ -184,7 +197,7 @@ bool store_db_savepoint(store_db *db, GError **error)
 
 bool store_db_release(store_db *db, GError **error)
 {
-	if (!exec(db, "RELEASE cmd", error))
+	if (!step_done(db, db->stmt[STMT_RELEASE], error, "release a savepoint"))
 		return false;
 	db->savepoints--;
 	return true;
@@ -196,19 +209,27 @@ void store_db_rollback_savepoint(store_db *db)
 	db->savepoints--;
 }
 
-bool store_db_put_object(store_db *db, const store_object *o, GError **error)
+char *store_db_encode(json_t *data)
+{
+	return json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+bool store_db_put_object(store_db *db, const store_object *o, const char *data_text,
+			 GError **error)
 {
 	if (injected_fault(db, error))
 		return false;
 	sqlite3_stmt *st = db->stmt[STMT_PUT_OBJECT];
-	char *data = json_dumps(o->data, JSON_COMPACT | JSON_SORT_KEYS);
 	sqlite3_bind_text(st, 1, store_kind_name(o->kind), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, o->uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, o->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)o->version);
 	sqlite3_bind_int64(st, 5, o->created_ms);
 	sqlite3_bind_int64(st, 6, o->modified_ms);
-	sqlite3_bind_text(st, 7, data, -1, free);
+	if (data_text)
+		sqlite3_bind_text(st, 7, data_text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_text(st, 7, store_db_encode(o->data), -1, free);
 	return step_done(db, st, error, "store an object");
 }
 
@@ -261,20 +282,24 @@ bool store_db_add_history(store_db *db, const store_history_entry *e, GError **e
 	sqlite3_bind_text(st, 6, e->origin ? e->origin : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, e->user ? e->user : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, e->change, -1, SQLITE_STATIC);
-	if (e->data)
-		sqlite3_bind_text(st, 9, json_dumps(e->data, JSON_COMPACT | JSON_SORT_KEYS), -1, free);
+	if (e->data_text)
+		sqlite3_bind_text(st, 9, e->data_text, -1, SQLITE_STATIC);
+	else if (e->data)
+		sqlite3_bind_text(st, 9, store_db_encode(e->data), -1, free);
 	else
 		sqlite3_bind_null(st, 9);
 	return step_done(db, st, error, "record history");
 }
 
-bool store_db_prune_history(store_db *db, store_kind kind, const char *uuid, unsigned keep,
-			    GError **error)
+bool store_db_prune_history(store_db *db, store_kind kind, const char *uuid, uint64_t newest,
+			    unsigned keep, GError **error)
 {
+	if (newest <= keep)
+		return true;
 	sqlite3_stmt *st = db->stmt[STMT_PRUNE_HISTORY];
 	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, uuid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, keep);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(newest - keep));
 	return step_done(db, st, error, "prune history");
 }
 
@@ -506,7 +531,7 @@ bool store_db_restore_dump(store_db *db, json_t *dump, GError **error)
 	json_t *v;
 	json_array_foreach(objects, i, v) {
 		g_autoptr(store_object) o = store_object_from_json(v, error);
-		if (!o || !store_db_put_object(db, o, error))
+		if (!o || !store_db_put_object(db, o, NULL, error))
 			return false;
 	}
 	json_array_foreach(history, i, v) {

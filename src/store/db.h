@@ -41,6 +41,7 @@ typedef struct store_history_entry {
 	const char *user;      /* who asked for it */
 	const char *change;    /* "defined", "updated", "undefined", "restored from version N" */
 	json_t *data;          /* the object's data at that version; NULL for "undefined" */
+	const char *data_text; /* @data as store_db_encode() gives it, or NULL: encoded here */
 } store_history_entry;
 
 /* Open (creating if needed) the database at @path, or ":memory:". */
@@ -61,14 +62,23 @@ bool store_db_savepoint(store_db *db, GError **error);
 bool store_db_release(store_db *db, GError **error);
 void store_db_rollback_savepoint(store_db *db);
 
-bool store_db_put_object(store_db *db, const store_object *o, GError **error);
+/* @data as stored (compact JSON, sorted keys); free() it. */
+char *store_db_encode(json_t *data);
+/* Store @o; @data_text is store_db_encode(o->data), or NULL: encoded here. */
+bool store_db_put_object(store_db *db, const store_object *o, const char *data_text,
+			 GError **error);
 bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GError **error);
 bool store_db_set_position(store_db *db, const store_position *pos, GError **error);
 
 bool store_db_add_history(store_db *db, const store_history_entry *e, GError **error);
-/* Keep only the newest @keep versions of one object's history. */
-bool store_db_prune_history(store_db *db, store_kind kind, const char *uuid, unsigned keep,
-			    GError **error);
+/*
+ * Keep only the newest @keep versions of one object's history, @newest being
+ * the version just recorded.  An object's versions are consecutive (every
+ * change of a VM records one, and a VM defined again continues after its
+ * highest), so these are the versions above @newest - @keep.
+ */
+bool store_db_prune_history(store_db *db, store_kind kind, const char *uuid, uint64_t newest,
+			    unsigned keep, GError **error);
 /* Highest version ever recorded for @uuid (0 if none). */
 uint64_t store_db_history_max_version(store_db *db, store_kind kind, const char *uuid);
 /* One version's entry as JSON (with "data"), or NULL. */

@@ -156,16 +156,17 @@ static unsigned history_limit(store_state *s)
 
 static bool record_history(store_state *s, const envelope *env, store_kind kind,
 			   const char *uuid, const char *name, uint64_t version,
-			   const char *change, json_t *data, GError **error)
+			   const char *change, json_t *data, const char *data_text,
+			   GError **error)
 {
 	if (kind != STORE_KIND_VM)
 		return true;
 	store_history_entry e = { kind, uuid, version, name, env->time_ms, env->origin, env->user,
-				  change, data };
+				  change, data, data_text };
 	unsigned limit = history_limit(s);
 	/* Versions only grow: below the limit there is nothing to prune. */
 	return store_db_add_history(s->db, &e, error) &&
-	       (version <= limit || store_db_prune_history(s->db, kind, uuid, limit, error));
+	       store_db_prune_history(s->db, kind, uuid, version, limit, error);
 }
 
 /* The next version for a new incarnation of @uuid: VMs continue their history. */
@@ -176,10 +177,10 @@ static uint64_t next_version(store_state *s, store_kind kind, const char *uuid)
 
 /* Publish @after in place of @before, in memory and database; note the change. */
 static bool commit_object(store_state *s, store_kind kind, const char *uuid,
-			  store_object *before, store_object *after, GPtrArray *changes,
-			  GError **error)
+			  store_object *before, store_object *after, const char *after_text,
+			  GPtrArray *changes, GError **error)
 {
-	if (after ? !store_db_put_object(s->db, after, error)
+	if (after ? !store_db_put_object(s->db, after, after_text, error)
 		  : !store_db_delete_object(s->db, kind, uuid, error))
 		return false;
 	store_change *c = g_new0(store_change, 1);
@@ -190,6 +191,19 @@ static bool commit_object(store_state *s, store_kind kind, const char *uuid,
 	g_ptr_array_add(changes, c);
 	state_set(s, kind, uuid, before, after);
 	return true;
+}
+
+/*
+ * Record @after (a new object, or the new version of @before) in the history
+ * as @change and publish it, encoding its data once for both.
+ */
+static bool publish(store_state *s, const envelope *env, const char *change,
+		    store_object *before, store_object *after, GPtrArray *changes, GError **error)
+{
+	g_autofree char *text = store_db_encode(after->data);
+	return record_history(s, env, after->kind, after->uuid, after->name, after->version, change,
+			      after->data, text, error) &&
+	       commit_object(s, after->kind, after->uuid, before, after, text, changes, error);
 }
 
 static json_t *object_result(const store_object *o)
@@ -273,8 +287,7 @@ static json_t *op_create(store_state *s, const envelope *env, json_t *op, GPtrAr
 	uint64_t version = next_version(s, kind, uuid);
 	g_autoptr(store_object) o = store_object_new(kind, uuid, name, version, env->time_ms,
 						     env->time_ms, data);
-	if (!record_history(s, env, kind, uuid, name, version, "defined", data, error) ||
-	    !commit_object(s, kind, uuid, NULL, o, changes, error))
+	if (!publish(s, env, "defined", NULL, o, changes, error))
 		return NULL;
 	return object_result(o);
 }
@@ -302,8 +315,7 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, name, old->version + 1,
 						     old->created_ms, env->time_ms,
 						     data ? data : old->data);
-	if (!record_history(s, env, kind, o->uuid, name, o->version, "updated", o->data, error) ||
-	    !commit_object(s, kind, o->uuid, old, o, changes, error))
+	if (!publish(s, env, "updated", old, o, changes, error))
 		return NULL;
 	return object_result(o);
 }
@@ -348,8 +360,7 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 	g_autoptr(json_t) data = merge_patch(old->data, patch, 0);
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, old->name, old->version + 1,
 						     old->created_ms, env->time_ms, data);
-	if (!record_history(s, env, kind, o->uuid, o->name, o->version, "updated", data, error) ||
-	    !commit_object(s, kind, o->uuid, old, o, changes, error))
+	if (!publish(s, env, "updated", old, o, changes, error))
 		return NULL;
 	return object_result(o);
 }
@@ -359,8 +370,8 @@ static bool remove_object(store_state *s, const envelope *env, store_object *old
 			  GPtrArray *changes, GError **error)
 {
 	return record_history(s, env, old->kind, old->uuid, old->name, old->version + 1,
-			      "undefined", NULL, error) &&
-	       commit_object(s, old->kind, old->uuid, old, NULL, changes, error);
+			      "undefined", NULL, NULL, error) &&
+	       commit_object(s, old->kind, old->uuid, old, NULL, NULL, changes, error);
 }
 
 static json_t *op_delete(store_state *s, const envelope *env, json_t *op, GPtrArray *changes,
@@ -436,8 +447,7 @@ static json_t *op_restore(store_state *s, const envelope *env, json_t *op, GPtrA
 						     same ? same->created_ms : env->time_ms,
 						     env->time_ms, data);
 	g_autofree char *change = g_strdup_printf("restored from version %lld", (long long)version);
-	if (!record_history(s, env, kind, uuid, name, new_version, change, data, error) ||
-	    !commit_object(s, kind, uuid, same, o, changes, error))
+	if (!publish(s, env, change, same, o, changes, error))
 		return NULL;
 	return object_result(o);
 }
