@@ -111,30 +111,38 @@ static void listener_run(http_listener *l)
 /* ------------------------------------------------------------------ */
 /* Routing                                                             */
 
+/*
+ * Does @path match @pattern ("/api/v1/vms/{vm}")?  Segment by segment; a
+ * {name} segment matches any non-empty one and goes into @params if given.
+ * A trailing slash is tolerated: "/api/v1/vms/" is "/api/v1/vms".  Every
+ * request tries the routes in turn, so this allocates nothing unless it
+ * fills @params.
+ */
 static bool route_match(const char *pattern, const char *path, GHashTable *params)
 {
-	g_auto(GStrv) pp = g_strsplit(pattern, "/", -1);
-	g_auto(GStrv) sp = g_strsplit(path, "/", -1);
-	guint n = g_strv_length(pp);
-	/* A trailing slash is tolerated: "/api/v1/vms/" is "/api/v1/vms". */
-	guint m = g_strv_length(sp);
-	if (m > 1 && sp[m - 1][0] == '\0')
-		m--;
-	if (n != m)
-		return false;
-	for (guint i = 0; i < n; i++) {
-		size_t len = strlen(pp[i]);
-		if (len > 2 && pp[i][0] == '{' && pp[i][len - 1] == '}') {
-			if (sp[i][0] == '\0')
+	size_t plen = strlen(path);
+	if (plen > 0 && path[plen - 1] == '/')
+		plen--;
+	const char *p = pattern, *s = path, *s_end = path + plen;
+	for (;;) {
+		const char *pe = strchrnul(p, '/');
+		const char *se = memchr(s, '/', (size_t)(s_end - s));
+		if (!se)
+			se = s_end;
+		size_t pn = (size_t)(pe - p), sn = (size_t)(se - s);
+		if (pn > 2 && p[0] == '{' && p[pn - 1] == '}') {
+			if (sn == 0)
 				return false;
 			if (params)
-				g_hash_table_insert(params, g_strndup(pp[i] + 1, len - 2),
-						    g_strdup(sp[i]));
-		} else if (strcmp(pp[i], sp[i]) != 0) {
+				g_hash_table_insert(params, g_strndup(p + 1, pn - 2), g_strndup(s, sn));
+		} else if (pn != sn || memcmp(p, s, pn) != 0) {
 			return false;
 		}
+		if (*pe == '\0' || se == s_end)
+			return *pe == '\0' && se == s_end;
+		p = pe + 1;
+		s = se + 1;
 	}
-	return true;
 }
 
 static void dispatch(http_request *req)
