@@ -24,6 +24,9 @@
 #include "ha/sched_json.h"
 #include "store/replica.h"
 #include "store/wire.h"
+#include "simbus.h"
+
+#include <stddef.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +38,6 @@
 #define VM_MEMORY_MIB 512
 
 typedef struct simnode simnode;
-typedef struct group group;
 
 /* ------------------------------------------------------------------ */
 /* Events on the simulated clock                                       */
@@ -67,36 +69,20 @@ typedef struct {
 	GHashTable *vms;        /* uuid -> herd_vm_fact* */
 } fakevirt;
 
-typedef struct {
-	unsigned sender;
-	unsigned type;          /* 0: configuration change */
-	GBytes *bytes;
-	uint32_t members[MAX_NODES];
-	unsigned n_members;
-	unsigned cfg_id;
-} simmsg;
-
-struct group {
-	unsigned id;
-	GPtrArray *members;
-	GQueue *inflight;
-};
-
 struct simnode {
 	unsigned id;
 	char name[8];
 	bool powered;
 	unsigned power_cycle;
-	int partition;
+	simbus_member bus;      /* its partition and configuration */
 	store_db *db;
 	replica *r;
 	herd_facts *facts;
 	herd_agent *agent;
 	herd_coord *coord;
 	fakevirt *virt;
-	group *grp;
 	unsigned cfg_id;
-	uint32_t members[MAX_NODES];
+	uint32_t members[SIMBUS_MAX_MEMBERS];
 	size_t n_members;
 	bool dirty;
 	GHashTable *coord_reqs;  /* req ids of coordinator commands */
@@ -107,12 +93,11 @@ typedef struct {
 	GRand *rng;
 	unsigned n;
 	simnode nodes[MAX_NODES + 1];
-	GPtrArray *groups;
+	simbus bus;
 	GQueue *events;         /* event*, sorted by (at_ms, seq) */
 	uint64_t event_seq;
 	int64_t now_ms;
 	unsigned step;
-	unsigned cfg_counter;
 	bool verbose;
 	bool fence_broken;
 	bool fence_slow;
@@ -274,32 +259,13 @@ static const herd_virt_ops fake_ops = {
 };
 
 /* ------------------------------------------------------------------ */
-/* Bus (as in sim_store.c: virtual synchrony, lagging views)           */
+/* Bus (simbus.c)                                                     */
 
-static void msg_free(simmsg *m)
-{
-	if (m->bytes)
-		g_bytes_unref(m->bytes);
-	g_free(m);
-}
-
-static void group_free(group *g)
-{
-	g_ptr_array_unref(g->members);
-	g_queue_free_full(g->inflight, (GDestroyNotify)msg_free);
-	g_free(g);
-}
+#define NODE_OF(m) ((simnode *)((char *)(m) - offsetof(simnode, bus)))
 
 static bool bus_send(simnode *node, const void *msg, size_t len)
 {
-	if (!node->grp || !node->powered)
-		return false;
-	simmsg *m = g_new0(simmsg, 1);
-	m->sender = node->id;
-	m->type = 1;
-	m->bytes = g_bytes_new(msg, len);
-	g_queue_push_tail(node->grp->inflight, m);
-	return true;
+	return node->powered && simbus_send(&node->bus, msg, len);
 }
 
 static void send_status(simnode *node)
@@ -315,12 +281,12 @@ static void send_status(simnode *node)
 	bus_send(node, m, n);
 }
 
-static void deliver_to(simnode *node, simmsg *m)
+static void deliver_to(simnode *node, const simbus_msg *m)
 {
 	if (!node->powered)
 		return;
 	node->dirty = true;
-	if (m->type == 0) {
+	if (!m->bytes) {
 		node->cfg_id = m->cfg_id;
 		memcpy(node->members, m->members, sizeof(m->members));
 		node->n_members = m->n_members;
@@ -341,87 +307,28 @@ static void deliver_to(simnode *node, simmsg *m)
 	replica_deliver(node->r, m->sender, p, len);
 }
 
+static void bus_deliver(simbus_member *m, const simbus_msg *msg, gpointer user)
+{
+	deliver_to(NODE_OF(m), msg);
+}
+
+static void bus_formed(simbus_group *g, gpointer user)
+{
+	GString *desc = g_string_new(NULL);
+	for (guint i = 0; i < g->members->len; i++)
+		g_string_append_printf(desc, " %s", NODE_OF(g->members->pdata[i])->name);
+	TRACE("configuration:%s", desc->str);
+	g_string_free(desc, TRUE);
+}
+
 static void recompute_groups(void)
 {
-	GPtrArray *next = g_ptr_array_new();
-	for (unsigned i = 1; i <= S->n; i++) {
-		simnode *node = &S->nodes[i];
-		if (!node->powered)
-			continue;
-		group *g = NULL;
-		for (guint k = 0; k < next->len && !g; k++)
-			if (((simnode *)((group *)next->pdata[k])->members->pdata[0])->partition == node->partition)
-				g = next->pdata[k];
-		if (!g) {
-			g = g_new0(group, 1);
-			g->members = g_ptr_array_new();
-			g->inflight = g_queue_new();
-			g_ptr_array_add(next, g);
-		}
-		g_ptr_array_add(g->members, node);
-	}
-	for (guint k = 0; k < next->len; k++) {
-		group *g = next->pdata[k];
-		for (guint o = 0; o < S->groups->len; o++) {
-			group *old = S->groups->pdata[o];
-			if (!old || old->members->len != g->members->len)
-				continue;
-			bool same = true;
-			for (guint i = 0; i < g->members->len && same; i++)
-				same = old->members->pdata[i] == g->members->pdata[i];
-			if (same) {
-				group_free(g);
-				next->pdata[k] = old;
-				S->groups->pdata[o] = NULL;
-				break;
-			}
-		}
-	}
-	for (guint o = 0; o < S->groups->len; o++) {
-		group *old = S->groups->pdata[o];
-		if (!old)
-			continue;
-		for (guint k = 0; k < next->len; k++) {
-			group *g = next->pdata[k];
-			GPtrArray *together = g_ptr_array_new();
-			for (guint i = 0; i < g->members->len; i++)
-				if (((simnode *)g->members->pdata[i])->grp == old)
-					g_ptr_array_add(together, g->members->pdata[i]);
-			if (together->len) {
-				unsigned prefix = rnd(g_queue_get_length(old->inflight) + 1);
-				for (unsigned m = 0; m < prefix; m++)
-					for (guint i = 0; i < together->len; i++)
-						deliver_to(together->pdata[i], g_queue_peek_nth(old->inflight, m));
-			}
-			g_ptr_array_unref(together);
-		}
-		group_free(old);
-	}
-	g_ptr_array_set_size(S->groups, 0);
-	for (guint k = 0; k < next->len; k++) {
-		group *g = next->pdata[k];
-		g_ptr_array_add(S->groups, g);
-		bool changed = false;
-		for (guint i = 0; i < g->members->len; i++)
-			changed |= ((simnode *)g->members->pdata[i])->grp != g;
-		if (!changed)
-			continue;
-		simmsg *c = g_new0(simmsg, 1);
-		for (guint i = 0; i < g->members->len; i++)
-			c->members[i] = ((simnode *)g->members->pdata[i])->id;
-		c->n_members = g->members->len;
-		c->cfg_id = g->id = ++S->cfg_counter;
-		g_queue_push_head(g->inflight, c);
-		GString *desc = g_string_new(NULL);
-		for (guint i = 0; i < g->members->len; i++) {
-			simnode *node = g->members->pdata[i];
-			node->grp = g;
-			g_string_append_printf(desc, " %s", node->name);
-		}
-		TRACE("configuration:%s", desc->str);
-		g_string_free(desc, TRUE);
-	}
-	g_ptr_array_unref(next);
+	simbus_member *up[MAX_NODES];
+	unsigned n = 0;
+	for (unsigned i = 1; i <= S->n; i++)
+		if (S->nodes[i].powered)
+			up[n++] = &S->nodes[i].bus;
+	simbus_recompute(&S->bus, up, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -533,7 +440,7 @@ static void node_power_on(simnode *node)
 	g_autoptr(GError) err = NULL;
 	node->powered = true;
 	node->power_cycle++;
-	node->grp = NULL;
+	node->bus.grp = NULL;
 	node->cfg_id = 0;
 	node->n_members = 0;
 	node->r = replica_new(node->id, node->name, node->db, &rep_cb, node, &err);
@@ -571,7 +478,7 @@ static void node_power_off(simnode *node)
 	node->agent = NULL;
 	node->facts = NULL;
 	node->virt = NULL;
-	node->grp = NULL;
+	node->bus.grp = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -689,21 +596,10 @@ static void run_events_until(int64_t t)
 
 static void deliver_some(void)
 {
-	GPtrArray *busy = g_ptr_array_new();
-	for (guint k = 0; k < S->groups->len; k++)
-		if (!g_queue_is_empty(((group *)S->groups->pdata[k])->inflight))
-			g_ptr_array_add(busy, S->groups->pdata[k]);
-	if (busy->len) {
-		group *g = busy->pdata[rnd(busy->len)];
-		unsigned burst = 1 + rnd(6);
-		for (unsigned b = 0; b < burst && !g_queue_is_empty(g->inflight); b++) {
-			simmsg *m = g_queue_pop_head(g->inflight);
-			for (guint i = 0; i < g->members->len; i++)
-				deliver_to(g->members->pdata[i], m);
-			msg_free(m);
-		}
-	}
-	g_ptr_array_unref(busy);
+	simbus_group *g = simbus_busy_group(&S->bus);
+	unsigned burst = 1 + rnd(6);
+	for (unsigned b = 0; g && b < burst && !g_queue_is_empty(g->inflight); b++)
+		simbus_deliver_next(&S->bus, g);
 }
 
 /* ------------------------------------------------------------------ */
@@ -941,11 +837,14 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	S = &s;
 	s.rng = g_rand_new_with_seed_array((const guint32[]){ (guint32)seed, (guint32)(seed >> 32) }, 2);
 	s.n = 3 + rnd(3);
-	s.groups = g_ptr_array_new();
+	simbus_init(&s.bus, s.rng, NULL);
+	s.bus.deliver = bus_deliver;
+	s.bus.formed = bus_formed;
 	s.events = g_queue_new();
 	for (unsigned i = 1; i <= s.n; i++) {
 		g_autoptr(GError) err = NULL;
 		s.nodes[i].id = i;
+		s.nodes[i].bus.id = i;
 		g_snprintf(s.nodes[i].name, sizeof(s.nodes[i].name), "n%u", i);
 		s.nodes[i].db = store_db_open(":memory:", &err);
 		node_power_on(&s.nodes[i]);
@@ -979,12 +878,12 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		} else if (a < 880) {
 			s.stats_partitions++;
 			for (unsigned i = 1; i <= s.n; i++)
-				s.nodes[i].partition = (int)rnd(2);
+				s.nodes[i].bus.partition = (int)rnd(2);
 			TRACE("partition");
 			recompute_groups();
 		} else if (a < 900) {
 			for (unsigned i = 1; i <= s.n; i++)
-				s.nodes[i].partition = 0;
+				s.nodes[i].bus.partition = 0;
 			TRACE("heal");
 			recompute_groups();
 		} else if (a < 915) {
@@ -1003,7 +902,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	s.fence_broken = false;
 	s.fence_slow = false;
 	for (unsigned i = 1; i <= s.n; i++)
-		s.nodes[i].partition = 0;
+		s.nodes[i].bus.partition = 0;
 	for (int round = 0; round < 10; round++) {
 		for (unsigned i = 1; i <= s.n; i++)
 			if (!s.nodes[i].powered)
@@ -1050,9 +949,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 			node_power_off(&s.nodes[i]);
 		store_db_close(s.nodes[i].db);
 	}
-	for (guint k = 0; k < s.groups->len; k++)
-		group_free(s.groups->pdata[k]);
-	g_ptr_array_unref(s.groups);
+	simbus_clear(&s.bus);
 	g_queue_free_full(s.events, g_free);
 	g_rand_free(s.rng);
 	return 0;
@@ -1060,29 +957,5 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 
 int main(int argc, char **argv)
 {
-	gint64 seed = -1;
-	gint seeds = 20, steps = 3000;
-	gboolean verbose = FALSE;
-	GOptionEntry entries[] = {
-		{ "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Run only this seed", "N" },
-		{ "seeds", 'n', 0, G_OPTION_ARG_INT, &seeds, "Run seeds 1..N (default 20)", "N" },
-		{ "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Steps per seed (default 3000)", "N" },
-		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Trace every event", NULL },
-		{ NULL },
-	};
-	g_autoptr(GOptionContext) ctx = g_option_context_new("- simulate the HA engine");
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	g_autoptr(GError) err = NULL;
-	if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
-		fprintf(stderr, "sim-ha: %s\n", err->message);
-		return 2;
-	}
-	herd_log_init(verbose ? HERD_LOG_INFO : HERD_LOG_ERROR + 1, false);
-	if (verbose)
-		setvbuf(stdout, NULL, _IONBF, 0);
-	if (seed >= 0)
-		return run((guint64)seed, (unsigned)steps, verbose);
-	for (gint i = 1; i <= seeds; i++)
-		run((guint64)i, (unsigned)steps, verbose);
-	return 0;
+	return sim_main(argc, argv, "sim-ha", "simulate the HA engine", run, HERD_LOG_INFO);
 }

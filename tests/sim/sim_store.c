@@ -22,6 +22,9 @@
 #include "common/log.h"
 #include "store/replica.h"
 #include "store/wire.h"
+#include "simbus.h"
+
+#include <stddef.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,35 +32,16 @@
 
 #define MAX_NODES 7
 
-typedef struct group group;
-
 typedef struct simnode {
 	unsigned id;
 	store_db *db;       /* survives crashes, as a disk does */
 	replica *r;         /* NULL while down */
-	int partition;
-	group *grp;
+	simbus_member bus;  /* its partition and configuration */
 	bool failed;        /* the replica reported a disk failure: crash it */
 	bool applied_cmd;   /* a command was applied in this step */
 	char seen[96];      /* last traced phase/position, for --verbose */
 	unsigned cfg_id;    /* the configuration change it processed last */
 } simnode;
-
-/* An item in a configuration's delivery order: a message, or the
- * configuration change that opens it (bytes NULL, members set). */
-typedef struct {
-	unsigned sender;
-	GBytes *bytes;
-	uint32_t members[MAX_NODES];
-	unsigned n_members;
-	unsigned cfg_id;
-} simmsg;
-
-struct group {
-	unsigned id;
-	GPtrArray *members; /* simnode*, sorted by id */
-	GQueue *inflight;   /* simmsg* */
-};
 
 typedef struct {
 	char uuid[STORE_UUID_LEN + 1];
@@ -70,14 +54,13 @@ typedef struct sim {
 	GRand *rng;
 	unsigned n;
 	simnode nodes[MAX_NODES + 1];
-	GPtrArray *groups;
+	simbus bus;
 	GArray *acked;      /* acked_change */
 	GHashTable *not_applied; /* UUIDs of VMs whose create was answered "not applied" */
 	int64_t clock_ms;
 	unsigned step;
 	bool verbose;
 	bool node_changes;  /* the run adds and removes cluster nodes */
-	unsigned cfg_counter;
 	unsigned stats_submitted, stats_acked, stats_refused, stats_failed_req, stats_crashes,
 		stats_partitions, stats_syncs;
 } sim;
@@ -131,13 +114,7 @@ static void fake_uuid(char out[STORE_UUID_LEN + 1])
 static bool cb_send(gpointer user, const void *msg, size_t len)
 {
 	simnode *node = user;
-	if (!node->grp)
-		return false;
-	simmsg *m = g_new0(simmsg, 1);
-	m->sender = node->id;
-	m->bytes = g_bytes_new(msg, len);
-	g_queue_push_tail(node->grp->inflight, m);
-	return true;
+	return simbus_send(&node->bus, msg, len);
 }
 
 static void record_ack(json_t *r, int64_t time_ms)
@@ -247,20 +224,6 @@ static const replica_callbacks callbacks = {
 /* ------------------------------------------------------------------ */
 /* Membership                                                          */
 
-static void msg_free(simmsg *m)
-{
-	if (m->bytes)
-		g_bytes_unref(m->bytes);
-	g_free(m);
-}
-
-static void group_free(group *g)
-{
-	g_ptr_array_unref(g->members);
-	g_queue_free_full(g->inflight, (GDestroyNotify)msg_free);
-	g_free(g);
-}
-
 static const char *const phase_names[] = { "detached", "syncing", "synced", "FAILED" };
 
 /* --verbose: print a node's phase and position whenever they change. */
@@ -280,7 +243,7 @@ static void observe(simnode *node)
 	}
 }
 
-static void deliver_to(simnode *node, simmsg *m)
+static void deliver_to(simnode *node, const simbus_msg *m)
 {
 	if (!node->r)
 		return;
@@ -302,101 +265,32 @@ static void deliver_to(simnode *node, simmsg *m)
 	observe(node);
 }
 
+#define NODE_OF(m) ((simnode *)((char *)(m) - offsetof(simnode, bus)))
+
+static void bus_deliver(simbus_member *m, const simbus_msg *msg, gpointer user)
+{
+	deliver_to(NODE_OF(m), msg);
+}
+
+static void bus_formed(simbus_group *g, gpointer user)
+{
+	GString *desc = g_string_new(NULL);
+	for (guint i = 0; i < g->members->len; i++)
+		g_string_append_printf(desc, " n%u", ((simbus_member *)g->members->pdata[i])->id);
+	TRACE("configuration:%s", desc->str);
+	g_string_free(desc, TRUE);
+	S->stats_syncs++;
+}
+
 /* Recompute configurations from who is up and which partition they are in. */
 static void recompute_groups(void)
 {
-	GPtrArray *next = g_ptr_array_new();
-	for (unsigned i = 1; i <= S->n; i++) {
-		simnode *node = &S->nodes[i];
-		if (!node->r)
-			continue;
-		group *g = NULL;
-		for (guint k = 0; k < next->len && !g; k++) {
-			group *c = next->pdata[k];
-			if (((simnode *)c->members->pdata[0])->partition == node->partition)
-				g = c;
-		}
-		if (!g) {
-			g = g_new0(group, 1);
-			g->members = g_ptr_array_new();
-			g->inflight = g_queue_new();
-			g_ptr_array_add(next, g);
-		}
-		g_ptr_array_add(g->members, node);
-	}
-	/* A new configuration equal to an old one is that one, unchanged. */
-	for (guint k = 0; k < next->len; k++) {
-		group *g = next->pdata[k];
-		for (guint o = 0; o < S->groups->len; o++) {
-			group *old = S->groups->pdata[o];
-			if (!old || old->members->len != g->members->len)
-				continue;
-			bool same = true;
-			for (guint i = 0; i < g->members->len && same; i++)
-				same = old->members->pdata[i] == g->members->pdata[i];
-			if (same) {
-				group_free(g);
-				next->pdata[k] = old;
-				S->groups->pdata[o] = NULL;
-				break;
-			}
-		}
-	}
-	/* Old configurations that ended: those moving on together into a new
-	 * configuration deliver the same prefix of the in-flight messages. */
-	for (guint o = 0; o < S->groups->len; o++) {
-		group *old = S->groups->pdata[o];
-		if (!old)
-			continue;
-		for (guint k = 0; k < next->len; k++) {
-			group *g = next->pdata[k];
-			GPtrArray *together = g_ptr_array_new();
-			for (guint i = 0; i < g->members->len; i++) {
-				simnode *node = g->members->pdata[i];
-				if (node->grp == old)
-					g_ptr_array_add(together, node);
-			}
-			if (together->len) {
-				unsigned prefix = rnd(g_queue_get_length(old->inflight) + 1);
-				for (unsigned m = 0; m < prefix; m++) {
-					simmsg *msg = g_queue_peek_nth(old->inflight, m);
-					for (guint i = 0; i < together->len; i++)
-						deliver_to(together->pdata[i], msg);
-				}
-			}
-			g_ptr_array_unref(together);
-		}
-		group_free(old);
-	}
-	g_ptr_array_set_size(S->groups, 0);
-	for (guint k = 0; k < next->len; k++) {
-		group *g = next->pdata[k];
-		g_ptr_array_add(S->groups, g);
-		bool changed = false;
-		for (guint i = 0; i < g->members->len; i++)
-			changed |= ((simnode *)g->members->pdata[i])->grp != g;
-		if (!changed)
-			continue;
-		uint32_t ids[MAX_NODES];
-		for (guint i = 0; i < g->members->len; i++)
-			ids[i] = ((simnode *)g->members->pdata[i])->id;
-		GString *desc = g_string_new(NULL);
-		for (guint i = 0; i < g->members->len; i++)
-			g_string_append_printf(desc, " n%u", ids[i]);
-		TRACE("configuration:%s", desc->str);
-		g_string_free(desc, TRUE);
-		S->stats_syncs++;
-		/* Members learn of the change when they get to it in the delivery
-		 * order; until then they send with their old view, as with CPG. */
-		simmsg *c = g_new0(simmsg, 1);
-		memcpy(c->members, ids, sizeof(ids));
-		c->n_members = g->members->len;
-		c->cfg_id = g->id = ++S->cfg_counter;
-		g_queue_push_head(g->inflight, c);
-		for (guint i = 0; i < g->members->len; i++)
-			((simnode *)g->members->pdata[i])->grp = g;
-	}
-	g_ptr_array_unref(next);
+	simbus_member *up[MAX_NODES];
+	unsigned n = 0;
+	for (unsigned i = 1; i <= S->n; i++)
+		if (S->nodes[i].r)
+			up[n++] = &S->nodes[i].bus;
+	simbus_recompute(&S->bus, up, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -414,7 +308,7 @@ static void node_start(simnode *node)
 	if (!node->r)
 		fail("node %u cannot start: %s", node->id, err->message);
 	node->failed = false;
-	node->grp = NULL;
+	node->bus.grp = NULL;
 }
 
 static void node_crash(simnode *node)
@@ -427,7 +321,7 @@ static void node_crash(simnode *node)
 	store_db_rollback(node->db);
 	replica *r = node->r;
 	node->r = NULL;
-	node->grp = NULL;
+	node->bus.grp = NULL;
 	replica_free(r);
 	store_db_fail_after(node->db, 0);
 	g_hash_table_remove_all(req_time[node->id]);
@@ -576,12 +470,12 @@ static char *state_digest(replica *r)
 
 static void check_invariants(bool deep)
 {
-	for (guint k = 0; k < S->groups->len; k++) {
-		group *g = S->groups->pdata[k];
+	for (guint k = 0; k < S->bus.groups->len; k++) {
+		simbus_group *g = S->bus.groups->pdata[k];
 		simnode *first = NULL;
 		g_autofree char *digest = NULL;
 		for (guint i = 0; i < g->members->len; i++) {
-			simnode *node = g->members->pdata[i];
+			simnode *node = NODE_OF(g->members->pdata[i]);
 			if (!node->r || replica_get_phase(node->r) != REPLICA_SYNCED ||
 			    node->cfg_id != g->id)
 				continue;
@@ -628,39 +522,25 @@ static void check_invariants(bool deep)
 
 static void deliver_some(void)
 {
-	GPtrArray *busy = g_ptr_array_new();
-	for (guint k = 0; k < S->groups->len; k++) {
-		group *g = S->groups->pdata[k];
-		if (!g_queue_is_empty(g->inflight))
-			g_ptr_array_add(busy, g);
-	}
-	if (busy->len) {
-		group *g = busy->pdata[rnd(busy->len)];
-		unsigned burst = 1 + rnd(4);
-		for (unsigned b = 0; b < burst && !g_queue_is_empty(g->inflight); b++) {
-			simmsg *m = g_queue_pop_head(g->inflight);
-			for (guint i = 0; i < g->members->len; i++)
-				deliver_to(g->members->pdata[i], m);
-			msg_free(m);
-		}
-		/* End of the burst: each member commits now, or later (a slow disk). */
-		for (guint i = 0; i < g->members->len; i++) {
-			simnode *node = g->members->pdata[i];
-			if (node->r && chance(0.7)) {
-				TRACE("n%u: flush", node->id);
-				replica_flush(node->r);
-			}
+	simbus_group *g = simbus_busy_group(&S->bus);
+	if (!g)
+		return;
+	unsigned burst = 1 + rnd(4);
+	for (unsigned b = 0; b < burst && !g_queue_is_empty(g->inflight); b++)
+		simbus_deliver_next(&S->bus, g);
+	/* End of the burst: each member commits now, or later (a slow disk). */
+	for (guint i = 0; i < g->members->len; i++) {
+		simnode *node = NODE_OF(g->members->pdata[i]);
+		if (node->r && chance(0.7)) {
+			TRACE("n%u: flush", node->id);
+			replica_flush(node->r);
 		}
 	}
-	g_ptr_array_unref(busy);
 }
 
 static bool quiet(void)
 {
-	for (guint k = 0; k < S->groups->len; k++)
-		if (!g_queue_is_empty(((group *)S->groups->pdata[k])->inflight))
-			return false;
-	return true;
+	return simbus_quiet(&S->bus);
 }
 
 static void settle(void)
@@ -740,12 +620,15 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	s.rng = g_rand_new_with_seed_array((const guint32[]){ (guint32)seed, (guint32)(seed >> 32) }, 2);
 	s.n = 3 + rnd(3);
 	s.node_changes = chance(0.5);
-	s.groups = g_ptr_array_new();
+	simbus_init(&s.bus, s.rng, NULL);
+	s.bus.deliver = bus_deliver;
+	s.bus.formed = bus_formed;
 	s.acked = g_array_new(FALSE, FALSE, sizeof(acked_change));
 	s.not_applied = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	for (unsigned i = 1; i <= s.n; i++) {
 		g_autoptr(GError) err = NULL;
 		s.nodes[i].id = i;
+		s.nodes[i].bus.id = i;
 		s.nodes[i].db = store_db_open(":memory:", &err);
 		node_start(&s.nodes[i]);
 	}
@@ -779,12 +662,12 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		} else if (a < 95) {
 			s.stats_partitions++;
 			for (unsigned i = 1; i <= s.n; i++)
-				s.nodes[i].partition = (int)rnd(2);
+				s.nodes[i].bus.partition = (int)rnd(2);
 			TRACE("partition");
 			recompute_groups();
 		} else if (a < 98) {
 			for (unsigned i = 1; i <= s.n; i++)
-				s.nodes[i].partition = 0;
+				s.nodes[i].bus.partition = 0;
 			TRACE("heal");
 			recompute_groups();
 		} else if (a < 99) {
@@ -793,7 +676,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 				TRACE("n%u: disk will fail at write %u", node->id, nth);
 				store_db_fail_after(node->db, nth);
 			}
-		} else if (node->grp) {
+		} else if (node->bus.grp) {
 			/* garbage on the wire: every member must drop it alike */
 			uint8_t junk[64];
 			for (unsigned i = 0; i < sizeof(junk); i++)
@@ -821,7 +704,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 
 	/* Then everyone up, one partition, and it must converge. */
 	for (unsigned i = 1; i <= s.n; i++) {
-		s.nodes[i].partition = 0;
+		s.nodes[i].bus.partition = 0;
 		store_db_fail_after(s.nodes[i].db, 0);
 		if (!s.nodes[i].r)
 			node_start(&s.nodes[i]);
@@ -869,9 +752,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		g_hash_table_destroy(req_create[i]);
 		req_create[i] = NULL;
 	}
-	for (guint k = 0; k < s.groups->len; k++)
-		group_free(s.groups->pdata[k]);
-	g_ptr_array_unref(s.groups);
+	simbus_clear(&s.bus);
 	g_array_unref(s.acked);
 	g_hash_table_destroy(s.not_applied);
 	g_rand_free(s.rng);
@@ -880,29 +761,5 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 
 int main(int argc, char **argv)
 {
-	gint64 seed = -1;
-	gint seeds = 20, steps = 3000;
-	gboolean verbose = FALSE;
-	GOptionEntry entries[] = {
-		{ "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Run only this seed", "N" },
-		{ "seeds", 'n', 0, G_OPTION_ARG_INT, &seeds, "Run seeds 1..N (default 20)", "N" },
-		{ "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Steps per seed (default 3000)", "N" },
-		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Trace every event", NULL },
-		{ NULL },
-	};
-	g_autoptr(GOptionContext) ctx = g_option_context_new("- simulate the replicated store");
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	g_autoptr(GError) err = NULL;
-	if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
-		fprintf(stderr, "sim-store: %s\n", err->message);
-		return 2;
-	}
-	herd_log_init(verbose ? HERD_LOG_DEBUG : HERD_LOG_ERROR + 1, false);
-	if (verbose)
-		setvbuf(stdout, NULL, _IONBF, 0);
-	if (seed >= 0)
-		return run((guint64)seed, (unsigned)steps, verbose);
-	for (gint i = 1; i <= seeds; i++)
-		run((guint64)i, (unsigned)steps, verbose);
-	return 0;
+	return sim_main(argc, argv, "sim-store", "simulate the replicated store", run, HERD_LOG_DEBUG);
 }
