@@ -597,8 +597,10 @@ static void run_events_until(int64_t t)
 static void deliver_some(void)
 {
 	simbus_group *g = simbus_busy_group(&S->bus);
+	if (!g)
+		return;
 	unsigned burst = 1 + rnd(6);
-	for (unsigned b = 0; g && b < burst && !g_queue_is_empty(g->inflight); b++)
+	for (unsigned b = 0; b < burst && !g_queue_is_empty(g->inflight); b++)
 		simbus_deliver_next(&S->bus, g);
 }
 
