@@ -95,6 +95,7 @@ struct herd_sched_input {
 	GArray *vms;          /* sched_vm */
 	GPtrArray *strings;   /* owned arrays */
 	GHashTable *by_uuid;  /* uuid -> index + 1 */
+	int64_t steady_in_ms; /* until the next VM may fail back (not steady yet); 0: none */
 };
 
 static bool contains(const uint32_t *ids, size_t n, uint32_t id)
@@ -196,6 +197,15 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		long long settle_ms = cluster_setting_int(settings, "failback_after_s") * 1000;
 		vm.steady = fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
 			    strcmp(on_name, vm.node) == 0 && v->now_ms - fact->since_ms >= settle_ms;
+		/* A VM away from its preferred node may move back once it is
+		 * steady: the coordinator must run again then. */
+		if (!vm.steady && fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
+		    strcmp(on_name, vm.node) == 0 && vm.preferred && vm.failback && !vm.sticky &&
+		    strcmp(vm.preferred, vm.node) != 0) {
+			int64_t left = settle_ms - (v->now_ms - fact->since_ms);
+			if (hi->steady_in_ms == 0 || left < hi->steady_in_ms)
+				hi->steady_in_ms = MAX(left, 1);
+		}
 		g_array_append_val(hi->vms, vm);
 		g_hash_table_insert(hi->by_uuid, (gpointer)o->uuid, GUINT_TO_POINTER(i + 1));
 	}
@@ -452,6 +462,8 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, plan);
 	act(c, v, plan);
+	if (hi->steady_in_ms > 0)
+		c->io.wakeup(c->user, hi->steady_in_ms);
 }
 
 void herd_coord_committed(herd_coord *c, const GError *error)
