@@ -636,8 +636,9 @@ void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_d
 {
 	const char *node = NULL;
 	if (!herd_ha_vm_active(h, uuid, &node) || !node) {
+		store_object *vm = store_state_get(herd_cluster_state(h->cluster), STORE_KIND_VM, uuid);
 		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
-						  "VM %s is not running.", uuid);
+						  "VM %s is not running.", vm ? vm->name : uuid);
 		done(e, user);
 		return;
 	}
