@@ -97,7 +97,20 @@ static int run_reboot(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, 
 static int run_reset(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "reset", argv[0], "was reset"); }
 static int run_suspend(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "suspend", argv[0], "is suspended"); }
 static int run_resume(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "resume", argv[0], "is running again"); }
-static int run_release(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "release", argv[0], "is no longer bound to a node"); }
+static int run_release(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = path_of("vms", argv[0], "release");
+	g_autoptr(json_t) body = json_object();
+	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
+	if (!vm)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(vm);
+	else /* not "… on node N": it is no longer bound there */
+		printf("VM %s is no longer bound to a node.\n", json_string_value(json_object_get(vm, "name")));
+	return CLI_OK;
+}
 
 /* ------------------------------------------------------------------ */
 
