@@ -285,6 +285,21 @@ void herd_agent_connection(herd_agent *a, bool lost)
 		a->io.wakeup(a->user, 0);
 }
 
+static bool assigned_here(herd_agent *a, store_object *vm)
+{
+	return vm && g_strcmp0(json_string_value(json_object_get(vm->data, "node")), a->node) == 0;
+}
+
+bool herd_agent_concerned(herd_agent *a, GPtrArray *changes)
+{
+	for (guint i = 0; changes && i < changes->len; i++) {
+		store_change *c = changes->pdata[i];
+		if (c->kind == STORE_KIND_VM && (assigned_here(a, c->before) || assigned_here(a, c->after)))
+			return true;
+	}
+	return changes == NULL;
+}
+
 GArray *herd_agent_facts(herd_agent *a)
 {
 	GArray *out = g_array_new(FALSE, FALSE, sizeof(herd_vm_fact));
@@ -293,6 +308,29 @@ GArray *herd_agent_facts(herd_agent *a)
 	g_hash_table_iter_init(&it, a->facts);
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		g_array_append_vals(out, v, 1);
+	/* A start under way counts as starting before the hypervisor says so:
+	 * nobody may conclude from this report that the VM is not here. */
+	g_hash_table_iter_init(&it, a->ops);
+	while (g_hash_table_iter_next(&it, &v, NULL)) {
+		op_ctx *o = v;
+		herd_vm_fact *f = g_hash_table_lookup(a->facts, o->uuid);
+		if (o->done || strcmp(o->what, "start") != 0 ||
+		    (f && f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED))
+			continue;
+		herd_vm_fact starting = { .state = HERD_VM_STARTING, .since_ms = a->now_ms };
+		g_strlcpy(starting.uuid, o->uuid, sizeof(starting.uuid));
+		g_strlcpy(starting.reason, "start requested", sizeof(starting.reason));
+		bool replaced = false;
+		for (guint i = 0; i < out->len && !replaced; i++) {
+			herd_vm_fact *e = &g_array_index(out, herd_vm_fact, i);
+			if (strcmp(e->uuid, o->uuid) == 0) {
+				*e = starting;
+				replaced = true;
+			}
+		}
+		if (!replaced)
+			g_array_append_val(out, starting);
+	}
 	return out;
 }
 

@@ -39,6 +39,11 @@ typedef struct herd_agent_io {
 /* The agent of node @node_name, acting through @virt (not owned). */
 herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_agent_io *io,
 			   gpointer user);
+/* Do @changes (store_change*, NULL: everything) concern VMs assigned to
+ * this node, before or after?  Then its STATUS should say soon that it has
+ * seen them (the coordinator waits for that; see herd_sched_input_build()). */
+bool herd_agent_concerned(herd_agent *a, GPtrArray *changes);
+
 /* Free after closing the driver: requests under way are answered "shutting
  * down", the agent's own operations dropped. */
 void herd_agent_free(herd_agent *a);

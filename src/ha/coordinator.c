@@ -29,6 +29,7 @@ struct herd_coord {
 	bool rerun;                /* something changed while they were */
 	GHashTable *fences;        /* node -> fence_job* */
 	GHashTable *local_down;    /* node -> membership round of the fence: fenced, not yet in the store */
+	GHashTable *unwanted;      /* "uuid@node#version" -> store index (see herd_sched_input_build()) */
 	GPtrArray *records;        /* fence_result*: to write into the store */
 	uint64_t round;            /* the membership round of the last run */
 	json_t *alerts;
@@ -68,6 +69,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->user = user;
 	c->fences = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)fence_job_free);
 	c->local_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	c->unwanted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	c->records = g_ptr_array_new_with_free_func((GDestroyNotify)fence_result_free);
 	c->alerts = json_array();
 	c->n_plus_1 = true;
@@ -80,6 +82,7 @@ void herd_coord_free(herd_coord *c)
 		return;
 	g_hash_table_destroy(c->fences);
 	g_hash_table_destroy(c->local_down);
+	g_hash_table_destroy(c->unwanted);
 	g_ptr_array_free(c->records, TRUE);
 	json_decref(c->alerts);
 	g_free(c->self_name);
@@ -111,7 +114,27 @@ static const char *str(json_t *data, const char *key)
 	return json_string_value(json_object_get(data, key));
 }
 
-herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down)
+/* A VM not wanted on @node (its assignment): may @node still run it
+ * although its report does not show it? */
+static bool maybe_still_there(const herd_coord_view *v, GHashTable *unwanted, GHashTable *kept,
+			      store_object *vm, const char *node, uint32_t nodeid)
+{
+	/* Per version: a VM wanted again and then not, between two runs, is
+	 * known unwanted only from its newest change on. */
+	g_autofree char *key = g_strdup_printf("%s@%s#%" G_GUINT64_FORMAT, vm->uuid, node, vm->version);
+	uint64_t *since = g_hash_table_lookup(unwanted, key);
+	if (!since) {
+		since = g_new(uint64_t, 1);
+		*since = v->st->pos.index;
+		g_hash_table_insert(unwanted, g_strdup(key), since);
+	}
+	g_hash_table_add(kept, g_steal_pointer(&key));
+	herd_node_facts *f = herd_facts_fresh(v->facts, nodeid);
+	return f && f->index < *since;
+}
+
+herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
+					 GHashTable *unwanted)
 {
 	herd_sched_input *hi = g_new0(herd_sched_input, 1);
 	hi->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
@@ -142,6 +165,8 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 
 	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
 	g_autoptr(GHashTable) name_of = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_autoptr(GHashTable) id_of = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GHashTable) kept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	for (guint i = 0; i < nodes->len; i++) {
 		store_object *o = nodes->pdata[i];
 		uint32_t id = (uint32_t)json_integer_value(json_object_get(o->data, "nodeid"));
@@ -160,6 +185,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		}
 		g_array_append_val(hi->nodes, n);
 		g_hash_table_insert(name_of, GUINT_TO_POINTER(id), (gpointer)o->name);
+		g_hash_table_insert(id_of, (gpointer)o->name, GUINT_TO_POINTER(id));
 	}
 
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
@@ -181,6 +207,12 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 			.vcpus = (unsigned)json_integer_value(json_object_get(d, "vcpus")),
 		};
 		g_autoptr(GArray) where = herd_facts_where(v->facts, o->uuid);
+		uint32_t node_id = vm.node ? GPOINTER_TO_UINT(g_hash_table_lookup(id_of, vm.node)) : 0;
+		bool unwanted_there = node_id && (!vm.target_running || (vm.move_to && strcmp(vm.move_to, vm.node) != 0));
+		if (unwanted_there && unwanted &&
+		    maybe_still_there(v, unwanted, kept, o, vm.node, node_id) &&
+		    !contains((const uint32_t *)where->data, where->len, node_id))
+			g_array_append_val(where, node_id);
 		if (where->len) {
 			const char **seen = g_new0(const char *, where->len + 1);
 			for (guint k = 0; k < where->len; k++) {
@@ -208,6 +240,14 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		}
 		g_array_append_val(hi->vms, vm);
 		g_hash_table_insert(hi->by_uuid, (gpointer)o->uuid, GUINT_TO_POINTER(i + 1));
+	}
+	/* Forget what no longer applies (the VM is wanted there again, gone,
+	 * or no longer assigned there). */
+	if (unwanted) {
+		g_hash_table_iter_init(&it, unwanted);
+		while (g_hash_table_iter_next(&it, &val, NULL))
+			if (!g_hash_table_contains(kept, val))
+				g_hash_table_iter_remove(&it);
 	}
 	hi->in.nodes = (const sched_node *)hi->nodes->data;
 	hi->in.n_nodes = hi->nodes->len;
@@ -420,8 +460,10 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 		log_info(c->active ? "this node coordinates the cluster now" : "this node no longer coordinates");
 		c->io.changed(c->user);
 	}
-	if (!c->active)
+	if (!c->active) {
+		g_hash_table_remove_all(c->unwanted);
 		return;
+	}
 	if (!c->self_name) {
 		GHashTableIter it;
 		gpointer val;
@@ -458,7 +500,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	for (size_t i = 0; i < v->n_group; i++)
 		if (!herd_facts_fresh(v->facts, v->group[i]))
 			return;
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, plan);
 	act(c, v, plan);

@@ -71,10 +71,20 @@ bool herd_coord_has_fenced(herd_coord *c, const char *node);
 json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, bool mark_down,
 			      const char *device, const char *detail, int64_t now_ms);
 
-/* The scheduler input for a view (shared with the API's admission check).
- * Free with herd_sched_input_free(). */
+/*
+ * The scheduler input for a view (shared with the API's admission check).
+ * Free with herd_sched_input_free().
+ *
+ * @unwanted (the coordinator's, or NULL) remembers for each VM that is not
+ * wanted on its node (stopped, or moving away) the store position from
+ * which on that is known here.  Until the node reports from at least that
+ * position, a VM it does not report is taken as still there: its agent may
+ * have started it on the assignment before it learnt otherwise, and a
+ * report from before that cannot show it yet.
+ */
 typedef struct herd_sched_input herd_sched_input;
-herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down);
+herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
+					 GHashTable *unwanted);
 const sched_input *herd_sched_input_get(herd_sched_input *hi);
 /* The sched_vm built for @uuid, or NULL. */
 const sched_vm *herd_sched_input_vm(herd_sched_input *hi, const char *uuid);

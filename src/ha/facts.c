@@ -60,8 +60,9 @@ void herd_facts_forget(herd_facts *f, uint32_t nodeid)
 	g_hash_table_remove(f->nodes, GUINT_TO_POINTER(nodeid));
 }
 
-char *herd_facts_encode(const char *name, GArray *vm_facts, const herd_node_resources *res,
-			bool virt_ok, json_t *errors, json_t *coordinator, size_t *len)
+char *herd_facts_encode(const char *name, uint64_t index, GArray *vm_facts,
+			const herd_node_resources *res, bool virt_ok, json_t *errors,
+			json_t *coordinator, size_t *len)
 {
 	json_t *vms = json_array();
 	for (guint i = 0; vm_facts && i < vm_facts->len; i++) {
@@ -70,9 +71,10 @@ char *herd_facts_encode(const char *name, GArray *vm_facts, const herd_node_reso
 						     herd_vm_state_name(v->state), "since_ms",
 						     (json_int_t)v->since_ms, "reason", v->reason));
 	}
-	json_t *j = json_pack("{s:s,s:o,s:{s:I,s:I,s:i},s:b}", "name", name, "vms", vms,
-			      "resources", "memory_mib", (json_int_t)res->memory_mib, "free_mib",
-			      (json_int_t)res->free_mib, "cpus", (int)res->cpus, "virt_ok", virt_ok);
+	json_t *j = json_pack("{s:s,s:I,s:o,s:{s:I,s:I,s:i},s:b}", "name", name, "index",
+			      (json_int_t)index, "vms", vms, "resources", "memory_mib",
+			      (json_int_t)res->memory_mib, "free_mib", (json_int_t)res->free_mib, "cpus",
+			      (int)res->cpus, "virt_ok", virt_ok);
 	if (errors && json_object_size(errors))
 		json_object_set(j, "errors", errors);
 	if (coordinator)
@@ -99,6 +101,8 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->nodeid = nodeid;
 	n->round = f->round;
 	n->received_ms = now_ms;
+	/* Absent (a node one release older): as old as can be. */
+	n->index = (uint64_t)json_integer_value(json_object_get(j, "index"));
 	n->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	n->resources.memory_mib = (uint64_t)json_integer_value(json_object_get(res, "memory_mib"));
 	n->resources.free_mib = (uint64_t)json_integer_value(json_object_get(res, "free_mib"));

@@ -19,6 +19,7 @@ typedef struct herd_node_facts {
 	char *name;
 	uint32_t nodeid;
 	uint64_t round;            /* membership round the facts belong to */
+	uint64_t index;            /* the store position the node had applied when it sent them */
 	int64_t received_ms;
 	GHashTable *vms;           /* uuid -> herd_vm_fact* */
 	herd_node_resources resources;
@@ -41,8 +42,9 @@ void herd_facts_new_round(herd_facts *f);
 void herd_facts_forget(herd_facts *f, uint32_t nodeid);
 
 /* Encode this node's facts as a STATUS payload. */
-char *herd_facts_encode(const char *name, GArray *vm_facts, const herd_node_resources *res,
-			bool virt_ok, json_t *errors, json_t *coordinator, size_t *len);
+char *herd_facts_encode(const char *name, uint64_t index, GArray *vm_facts,
+			const herd_node_resources *res, bool virt_ok, json_t *errors,
+			json_t *coordinator, size_t *len);
 /* Take a STATUS payload from @nodeid; false if malformed (ignored then). */
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
 		       int64_t now_ms);

@@ -72,7 +72,8 @@ static gboolean on_send_status(gpointer data)
 	g_autoptr(GArray) facts = herd_agent_facts(h->agent);
 	g_autoptr(json_t) coord = herd_coord_status(h->coord);
 	size_t len;
-	g_autofree char *payload = herd_facts_encode(h->node, facts, &res, herd_agent_virt_ok(h->agent),
+	g_autofree char *payload = herd_facts_encode(h->node, herd_cluster_state(h->cluster)->pos.index,
+						     facts, &res, herd_agent_virt_ok(h->agent),
 						     herd_agent_errors(h->agent), coord, &len);
 	herd_cluster_send(h->cluster, HERD_MSG_STATUS, payload, len);
 	return G_SOURCE_REMOVE;
@@ -136,7 +137,7 @@ bool herd_ha_admission(herd_ha *h, const char *uuid, char **detail)
 {
 	uint32_t ring[MAX_NODES], group[MAX_NODES];
 	herd_coord_view v = view(h, ring, group);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL);
 	const sched_vm *vm = herd_sched_input_vm(hi, uuid);
 	if (!vm)
 		return true;
@@ -433,7 +434,10 @@ static void on_durable(gpointer user)
 
 static void on_store_change(gpointer user, GPtrArray *changes)
 {
-	run_soon(user);
+	herd_ha *h = user;
+	if (herd_agent_concerned(h->agent, changes))
+		status_soon(h);
+	run_soon(h);
 }
 
 static bool on_survivor_check(gpointer user, uint32_t missing)

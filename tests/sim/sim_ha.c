@@ -85,6 +85,7 @@ struct simnode {
 	uint32_t members[SIMBUS_MAX_MEMBERS];
 	size_t n_members;
 	bool dirty;
+	bool status_due;        /* store changes concerning its VMs: tell (as ha.c) */
 	GHashTable *coord_reqs;  /* req ids of coordinator commands */
 };
 
@@ -275,7 +276,8 @@ static void send_status(simnode *node)
 	g_autoptr(GArray) facts = herd_agent_facts(node->agent);
 	g_autoptr(json_t) coord = herd_coord_status(node->coord);
 	size_t len, n;
-	g_autofree char *payload = herd_facts_encode(node->name, facts, &res, true,
+	g_autofree char *payload = herd_facts_encode(node->name, replica_state(node->r)->pos.index,
+						     facts, &res, true,
 						     herd_agent_errors(node->agent), coord, &len);
 	g_autofree void *m = herd_wire_encode(HERD_MSG_STATUS, node->id, 0, 0, payload, len, &n);
 	bus_send(node, m, n);
@@ -346,7 +348,10 @@ static void rep_done(gpointer user, uint64_t req_id, json_t *result, const GErro
 
 static void rep_changed(gpointer user, GPtrArray *changes)
 {
-	((simnode *)user)->dirty = true;
+	simnode *node = user;
+	node->dirty = true;
+	if (node->agent && herd_agent_concerned(node->agent, changes))
+		node->status_due = true;
 }
 
 static void rep_failed(gpointer user, const GError *error)
@@ -509,9 +514,13 @@ static void node_run(simnode *node)
 		.now_ms = S->now_ms,
 	};
 	herd_coord_run(node->coord, &v);
+	if (node->status_due) {
+		node->status_due = false;
+		send_status(node);
+	}
 	if (S->verbose && herd_coord_active(node->coord)) {
 		/* The scheduler's input, replayable with sched-golden --show. */
-		g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL);
+		g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL);
 		g_autoptr(json_t) dump = sched_json_input_dump(herd_sched_input_get(hi));
 		g_autofree char *text = json_dumps(dump, JSON_COMPACT);
 		TRACE("%s: scheduler input %s", node->name, text);
