@@ -126,9 +126,12 @@ static gboolean on_run(gpointer data)
 	uint32_t ring[MAX_NODES], group[MAX_NODES];
 	herd_coord_view v = view(h, ring, group);
 	/* The agent acts only on a store in sync with a quorate partition:
-	 * stale local state must never start a VM that runs elsewhere. */
-	herd_agent_reconcile(h->agent, v.st, v.store_writable && !node_in_maintenance(h),
-			     replica_is_durable(herd_cluster_replica(h->cluster)), v.now_ms);
+	 * stale local state must never start a VM that runs elsewhere.  In
+	 * maintenance it starts nothing, but still stops what moves away:
+	 * that is how the node's VMs leave it. */
+	herd_agent_reconcile(h->agent, v.st, v.store_writable,
+			     replica_is_durable(herd_cluster_replica(h->cluster)) && !node_in_maintenance(h),
+			     v.now_ms);
 	herd_coord_run(h->coord, &v);
 	return G_SOURCE_REMOVE;
 }

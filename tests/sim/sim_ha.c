@@ -500,7 +500,7 @@ static void node_run(simnode *node)
 	store_state *st = replica_state(node->r);
 	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, node->name);
 	bool maintenance = me && g_strcmp0(json_string_value(json_object_get(me->data, "mode")), "maintenance") == 0;
-	herd_agent_reconcile(node->agent, st, writable && !maintenance, replica_is_durable(node->r),
+	herd_agent_reconcile(node->agent, st, writable, replica_is_durable(node->r) && !maintenance,
 			     S->now_ms);
 	/* In the simulator herd runs wherever the power is on: ring = group. */
 	uint32_t members[MAX_NODES];
