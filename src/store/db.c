@@ -209,9 +209,119 @@ void store_db_rollback_savepoint(store_db *db)
 	db->savepoints--;
 }
 
+/*
+ * What json_dumps(JSON_COMPACT | JSON_SORT_KEYS) gives, byte for byte, but
+ * several times faster on long strings (jansson decodes every character of
+ * a string to see whether it needs escaping; a VM's domain XML made its dump
+ * a fifth of a follower's CPU per change).  jansson's strings are valid
+ * UTF-8, so a byte-wise scan finds what needs escaping: '"', '\\' and the
+ * control characters.  Reals, rare in the store, are left to jansson.
+ */
+static void encode_string(GString *out, const char *s, size_t len)
+{
+	const char *run = s, *end = s + len;
+	g_string_append_c(out, '"');
+	for (const char *p = s; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		g_string_append_len(out, run, p - run);
+		run = p + 1;
+		switch (c) {
+		case '"': g_string_append(out, "\\\""); break;
+		case '\\': g_string_append(out, "\\\\"); break;
+		case '\b': g_string_append(out, "\\b"); break;
+		case '\f': g_string_append(out, "\\f"); break;
+		case '\n': g_string_append(out, "\\n"); break;
+		case '\r': g_string_append(out, "\\r"); break;
+		case '\t': g_string_append(out, "\\t"); break;
+		default: g_string_append_printf(out, "\\u%04X", c); break;
+		}
+	}
+	g_string_append_len(out, run, end - run);
+	g_string_append_c(out, '"');
+}
+
+typedef struct {
+	const char *key;
+	size_t len;
+	json_t *value;
+} encode_member;
+
+static int encode_member_cmp(const void *a, const void *b)
+{
+	const encode_member *x = a, *y = b;
+	int c = memcmp(x->key, y->key, MIN(x->len, y->len));
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static bool encode_value(GString *out, json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		size_t n = json_object_size(v), i = 0;
+		g_autofree encode_member *m = g_new(encode_member, n ? n : 1);
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it), i++)
+			m[i] = (encode_member){ json_object_iter_key(it), json_object_iter_key_len(it),
+						json_object_iter_value(it) };
+		qsort(m, n, sizeof(*m), encode_member_cmp);
+		g_string_append_c(out, '{');
+		for (i = 0; i < n; i++) {
+			if (i)
+				g_string_append_c(out, ',');
+			encode_string(out, m[i].key, m[i].len);
+			g_string_append_c(out, ':');
+			if (!encode_value(out, m[i].value))
+				return false;
+		}
+		g_string_append_c(out, '}');
+		return true;
+	}
+	case JSON_ARRAY:
+		g_string_append_c(out, '[');
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			if (i)
+				g_string_append_c(out, ',');
+			if (!encode_value(out, json_array_get(v, i)))
+				return false;
+		}
+		g_string_append_c(out, ']');
+		return true;
+	case JSON_STRING:
+		encode_string(out, json_string_value(v), json_string_length(v));
+		return true;
+	case JSON_INTEGER:
+		g_string_append_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return true;
+	case JSON_TRUE:
+		g_string_append(out, "true");
+		return true;
+	case JSON_FALSE:
+		g_string_append(out, "false");
+		return true;
+	case JSON_NULL:
+		g_string_append(out, "null");
+		return true;
+	case JSON_REAL: {
+		char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text)
+			return false;
+		g_string_append(out, text);
+		free(text);
+		return true;
+	}
+	}
+	return false;
+}
+
 char *store_db_encode(json_t *data)
 {
-	return json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS);
+	GString *out = g_string_sized_new(512);
+	if (!data || !encode_value(out, data)) {
+		g_string_free(out, TRUE);
+		return NULL;
+	}
+	return g_string_free(out, FALSE);
 }
 
 bool store_db_put_object(store_db *db, const store_object *o, const char *data_text,
@@ -229,7 +339,7 @@ bool store_db_put_object(store_db *db, const store_object *o, const char *data_t
 	if (data_text)
 		sqlite3_bind_text(st, 7, data_text, -1, SQLITE_STATIC);
 	else
-		sqlite3_bind_text(st, 7, store_db_encode(o->data), -1, free);
+		sqlite3_bind_text(st, 7, store_db_encode(o->data), -1, g_free);
 	return step_done(db, st, error, "store an object");
 }
 
@@ -285,7 +395,7 @@ bool store_db_add_history(store_db *db, const store_history_entry *e, GError **e
 	if (e->data_text)
 		sqlite3_bind_text(st, 9, e->data_text, -1, SQLITE_STATIC);
 	else if (e->data)
-		sqlite3_bind_text(st, 9, store_db_encode(e->data), -1, free);
+		sqlite3_bind_text(st, 9, store_db_encode(e->data), -1, g_free);
 	else
 		sqlite3_bind_null(st, 9);
 	return step_done(db, st, error, "record history");

@@ -62,7 +62,8 @@ bool store_db_savepoint(store_db *db, GError **error);
 bool store_db_release(store_db *db, GError **error);
 void store_db_rollback_savepoint(store_db *db);
 
-/* @data as stored (compact JSON, sorted keys); free() it. */
+/* @data as stored: compact JSON with sorted keys, as json_dumps(JSON_COMPACT |
+ * JSON_SORT_KEYS) writes it; g_free() it.  NULL if it cannot be encoded. */
 char *store_db_encode(json_t *data);
 /* Store @o; @data_text is store_db_encode(o->data), or NULL: encoded here. */
 bool store_db_put_object(store_db *db, const store_object *o, const char *data_text,

@@ -1114,6 +1114,73 @@ static void test_commit_failure(void)
 	fx_close(&f);
 }
 
+/* A random JSON value for test_encode, @depth levels deep at most. */
+static json_t *random_value(GRand *rnd, unsigned depth)
+{
+	static const char *const pieces[] = { "a", "\"", "\\", "/", "\n", "\t", "\r", "\b", "\f", "\x01",
+					      "\x1f", "\x7f", "é", "€", "😀", " ", "<x a='1'/>", "\u2028" };
+	switch (g_rand_int_range(rnd, 0, depth ? 8 : 6)) {
+	case 0:
+		return json_integer(g_rand_int_range(rnd, -1000000, 1000000) * (json_int_t)g_rand_int(rnd));
+	case 1:
+		return g_rand_boolean(rnd) ? json_true() : json_false();
+	case 2:
+		return json_null();
+	case 3:
+		return json_real(g_rand_double_range(rnd, -1e6, 1e6));
+	case 4:
+	case 5: {
+		GString *str = g_string_new(NULL);
+		for (int n = g_rand_int_range(rnd, 0, 12); n > 0; n--)
+			g_string_append(str, pieces[g_rand_int_range(rnd, 0, G_N_ELEMENTS(pieces))]);
+		if (g_rand_int_range(rnd, 0, 10) == 0)
+			g_string_append_len(str, "nul\0inside", 11);
+		json_t *v = json_stringn(str->str, str->len);
+		g_string_free(str, TRUE);
+		return v;
+	}
+	case 6: {
+		json_t *a = json_array();
+		for (int n = g_rand_int_range(rnd, 0, 5); n > 0; n--)
+			json_array_append_new(a, random_value(rnd, depth - 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		for (int n = g_rand_int_range(rnd, 0, 6); n > 0; n--) {
+			g_autofree char *key = g_strdup_printf("%s%d", pieces[g_rand_int_range(rnd, 0, G_N_ELEMENTS(pieces))],
+							       g_rand_int_range(rnd, 0, 30));
+			json_object_set_new(o, key, random_value(rnd, depth - 1));
+		}
+		return o;
+	}
+	}
+}
+
+/* The store's own encoder writes what jansson writes. */
+static void test_encode(void)
+{
+	g_autoptr(json_t) fixed = json_loads("{\"xml\":\"<domain type='kvm'>\\n  <name>a\\\"b\\\\c</name>\\t\\u0001\\u001f</domain>\","
+					"\"b\":[1,-2,true,false,null,{},[],\"\",1.5],\"a\":{\"z\":1,\"y\":{\"x\":\"é€😀\"}},"
+					"\"ab\":9223372036854775807,\"aa\":-9223372036854775808}", 0, NULL);
+	g_assert_nonnull(fixed);
+	g_autofree char *mine = store_db_encode(fixed);
+	char *theirs = json_dumps(fixed, JSON_COMPACT | JSON_SORT_KEYS);
+	g_assert_cmpstr(mine, ==, theirs);
+	free(theirs);
+	g_autoptr(GRand) rnd = g_rand_new_with_seed(42);
+	for (int i = 0; i < 2000; i++) {
+		g_autoptr(json_t) v = json_object();
+		json_object_set_new(v, "v", random_value(rnd, 4));
+		g_autofree char *a = store_db_encode(v);
+		char *b = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		g_assert_nonnull(b);
+		g_assert_cmpstr(a, ==, b);
+		free(b);
+	}
+	g_assert_null(store_db_encode(NULL));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1136,5 +1203,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/dump-malformed", test_dump_malformed);
 	g_test_add_func("/state/fault-injection", test_fault_injection);
 	g_test_add_func("/state/commit-failure", test_commit_failure);
+	g_test_add_func("/state/encode", test_encode);
 	return g_test_run();
 }
