@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from harness import (TestFailure, TestInterrupted, TestNodes, check,  # noqa: E402
-                     require_root, say, testnodes)
+                     require_root, say, testnodes, wait_until)
 
 INSTANCE = "test-pdu"
 RACE_ROUNDS = 4
@@ -127,7 +127,10 @@ def check_off_on(tn, pdu, rounds=3):
         tn.wait_members([1, 2], 2, timeout=30)
         back = time.monotonic() - t0
         if r == 0:
-            p = tn.exec(2, "herd", "status", check=True)
+            # The PDU's "on" returns once the node boots; herdd starts after
+            # its corosync, so corosync's membership can come first.
+            p = wait_until(lambda: (q := tn.exec(2, "herd", "status")).returncode == 0 and q, 30,
+                           "herd status to answer on n2 after power on")
             check("n2" in p.stdout, f"herd status on n2 after power on:\n{p.stdout}")
         say(f"off #{r + 1}: n2's {len(n2_before)} processes gone when the agent returned, "
             f"n1 saw it leave {left_s * 1000:.0f} ms later; status reads off (exit 2); "
