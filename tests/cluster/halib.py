@@ -1,0 +1,477 @@
+"""Helpers for the HA engine's cluster tests (test_ha*.py).
+
+    from halib import Ha, DoubleRunWatch
+
+    with TestNodes("test-ha", 3) as tn, Workdir("test-ha") as tmp:
+        ha = Ha(tn, tmp)
+        ha.add_pdu()                        # fence device "pdu" from `testnodes pdu`
+        ha.define("g1", ha=True, preferred="n2")
+        ha.ok(1, "vm", "start", "g1")
+        with DoubleRunWatch(tn) as watch:   # polls every node's QEMUs and libvirt
+            ...
+        watch.check()
+
+Every check here can fail; expect() records a failure and lets the test go
+on (so that one bug does not hide the next), check() stops it.
+"""
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+from harness import (REPO, TestFailure, TestNodes, build_dir, check, say,  # noqa: F401
+                     testnodes, wait_until)
+
+GUEST_XML = os.path.join(REPO, "tests/guest/guest-xml")
+GUEST_COUNTER = os.path.join(REPO, "tests/guest/guest-counter")
+QEMU_UUID = re.compile(r"(?:^|\0)-uuid\0([0-9a-f-]{36})(?:\0|$)")
+
+failures = []
+
+
+def expect(cond, msg):
+    """A check that does not stop the test: recorded, printed, failed at the end."""
+    if not cond:
+        failures.append(msg)
+        say(f"CHECK FAILED: {msg}")
+    return bool(cond)
+
+
+class Workdir:
+    """A temporary directory under /tmp (seen by every test node: serial logs,
+    domain XML), removed at the end whatever happened."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.path = None
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix=f"{self.prefix}-", dir="/tmp")
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
+class HaNodes(TestNodes):
+    """TestNodes whose failure dump shows more of herdd's HA decisions."""
+
+    def dump_logs(self, lines=15):
+        super().dump_logs(lines)
+        for i in range(1, self.n + 1):
+            path = os.path.join(self.tn.log_dir(i), "herdd.log")
+            try:
+                with open(path, errors="replace") as f:
+                    text = [l.rstrip("\n") for l in f if re.search(r" (ha|fence|api|warning|error)", l)]
+            except OSError:
+                continue
+            if text:
+                print(f"----- n{i} herdd.log, HA lines (last 60)\n" + "\n".join(text[-60:]), flush=True)
+
+
+def herdd_log(tn, i, since=None, pattern=None):
+    """[(wall time, line)] of node i's herdd.log (lines start HH:MM:SS.mmm,
+    local time), from wall time since on, matching pattern."""
+    path = os.path.join(tn.tn.log_dir(i), "herdd.log")
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    ref = datetime.datetime.fromtimestamp(since if since is not None else time.time())
+    out = []
+    for line in lines:
+        m = re.match(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ", line)
+        if not m:
+            continue
+        t = ref.replace(hour=int(m[1]), minute=int(m[2]), second=int(m[3]),
+                        microsecond=int(m[4]) * 1000)
+        if t - ref > datetime.timedelta(hours=12):
+            t -= datetime.timedelta(days=1)
+        elif ref - t > datetime.timedelta(hours=12):
+            t += datetime.timedelta(days=1)
+        w = t.timestamp()
+        if (since is None or w >= since - 0.001) and (pattern is None or re.search(pattern, line)):
+            out.append((w, line))
+    return out
+
+
+class Ha:
+    """herd commands inside the test nodes, the test guests, the PDU."""
+
+    def __init__(self, tn, tmp):
+        self.tn = tn
+        self.tmp = tmp
+        self.uuids = {}       # VM name -> UUID
+        self.image = os.path.join(build_dir(), "tests/guest/herd-guest.img")
+        check(os.path.exists(self.image), f"the test guest {self.image} is not built")
+
+    # -- herd
+
+    def run(self, i, *args, timeout=120):
+        return self.tn.exec(i, "herd", *args, timeout=timeout)
+
+    def ok(self, i, *args, timeout=120):
+        p = self.run(i, *args, timeout=timeout)
+        check(p.returncode == 0, f"n{i}: herd {' '.join(args)} failed (exit {p.returncode}): "
+                                 f"{(p.stderr or p.stdout).strip()}")
+        return p
+
+    def json(self, i, *args):
+        return json.loads(self.ok(i, "--json", *args).stdout)
+
+    def refused(self, i, args, pattern, rc=None, what=None):
+        """herd ARGS on node i fails (exit rc, or any non-zero) with an error
+        matching pattern; returns the error text."""
+        p = self.run(i, *args)
+        err = (p.stderr or p.stdout).strip()
+        ok = expect((p.returncode == rc if rc is not None else p.returncode != 0) and
+                    re.search(pattern, err, re.I | re.S),
+                    f"n{i}: herd {' '.join(args)}: expected {'exit ' + str(rc) if rc else 'a failure'} "
+                    f"and an error matching /{pattern}/, got exit {p.returncode}: {err!r}")
+        if ok:
+            say(f"  refused ({what or ' '.join(args)}): {err.splitlines()[0] if err else ''}")
+        return err
+
+    def vms(self, i=1):
+        """{name: vm JSON} from `herd vm list --all --json` on node i."""
+        return {v["name"]: v for v in self.json(i, "vm", "list", "--all")}
+
+    def vms_any(self, nodes):
+        """vms() from the first of nodes that answers."""
+        last = None
+        for i in nodes:
+            if not self.tn.tn.init_pid(i):
+                continue
+            p = self.run(i, "--json", "vm", "list", "--all", timeout=30)
+            if p.returncode == 0:
+                return {v["name"]: v for v in json.loads(p.stdout)}
+            last = p.stderr.strip()
+        raise TestFailure(f"no node of {nodes} lists the VMs: {last}")
+
+    def nodes(self, i=1):
+        return {n["name"]: n for n in self.json(i, "node", "list")}
+
+    def status(self, i=1):
+        return self.json(i, "status")
+
+    def settings(self, i=1):
+        return {s["key"]: s["value"] for s in self.json(i, "cluster", "settings")}
+
+    def set(self, i, *kv):
+        self.ok(i, "cluster", "set", *kv)
+
+    def config(self, i=1):
+        """What a refused command must not change: VMs (attributes, version),
+        nodes (mode, down), fence devices, settings."""
+        vms = sorted((v["name"], v["uuid"], v["version"], v["ha"], v["preferred"],
+                      v["sticky"], v["target"], v["shutdown_timeout_s"])
+                     for v in self.json(i, "vm", "list", "--all"))
+        nodes = sorted((n["name"], n["mode"], json.dumps(n["down"]))
+                       for n in self.json(i, "node", "list"))
+        devs = sorted(json.dumps(d, sort_keys=True) for d in self.json(i, "fence-device", "list"))
+        return {"vms": vms, "nodes": nodes, "fence_devices": devs, "settings": self.settings(i)}
+
+    def wait_vms(self, cond, timeout, what, nodes=(1, 2, 3), interval=0.2):
+        """Poll the VM list (from the first node of nodes that answers) until
+        cond(vms) is true; returns the list."""
+        last = {}
+
+        def ok():
+            nonlocal last
+            try:
+                last = self.vms_any(nodes)
+            except TestFailure:
+                return None
+            return last if cond(last) else None
+        try:
+            return wait_until(ok, timeout, what, interval=interval)
+        except TestFailure as e:
+            raise TestFailure(f"{e}; VMs: {table(last)}") from None
+
+    # -- fence devices
+
+    def pdu(self):
+        return json.loads(self.tn.cli("pdu", "--json").stdout)
+
+    def add_pdu(self, name="pdu", i=1, nodes=None, **override):
+        """herd fence-device add NAME for the instance's PDU, with the plugs of
+        nodes (default all) and parameters overridden by keyword."""
+        d = self.pdu()
+        params = dict(d["params"], **override)
+        argv = ["fence-device", "add", name, "--agent", d["agent"]]
+        for k, v in params.items():
+            argv += ["--param", f"{k}={v}"]
+        for node, plug in d["plugs"].items():
+            if nodes is None or node in nodes:
+                argv += ["--plug", f"{node}={plug}"]
+        self.ok(i, *argv)
+
+    # -- guests
+
+    def define(self, name, i=1, ha=True, preferred=None, vcpus=1, extra=()):
+        log = self.serial_log(name)
+        xml = os.path.join(self.tmp, f"{name}.xml")
+        argv = [GUEST_XML, "--name", name, "--serial-log", log, "--image", self.image,
+                "--vcpus", str(vcpus)]
+        with open(xml, "w") as f:
+            subprocess.run(argv, stdout=f, check=True)
+        args = ["vm", "define", xml]
+        if ha:
+            args.append("--ha")
+        if preferred:
+            args += ["--preferred", preferred]
+        vm = self.json(i, *args, *extra)
+        self.uuids[name] = vm["uuid"]
+        return vm
+
+    def serial_log(self, name):
+        return os.path.join(self.tmp, f"{name}.serial.log")
+
+    def counter(self, name):
+        """The guest's counter since its last boot, or None."""
+        p = subprocess.run([GUEST_COUNTER, "--since-boot", self.serial_log(name)],
+                           capture_output=True, text=True)
+        return int(p.stdout) if p.returncode == 0 else None
+
+    def boots(self, name):
+        """How many times the guest has booted (its log is appended to)."""
+        try:
+            with open(self.serial_log(name), "rb") as f:
+                return f.read().count(b"herd-guest boot")
+        except FileNotFoundError:
+            return 0
+
+    def wait_counting(self, names, timeout=30, boots_after=None):
+        """Every guest of names counts: two readings of its counter since boot,
+        with no boot in between, the second higher (a guest being restarted
+        shows its old count until it boots: that does not pass).  With
+        boots_after {name: boots}, only after a boot beyond those."""
+        for name in names:
+            if boots_after is not None and name in boots_after:
+                wait_until(lambda: self.boots(name) > boots_after[name], timeout,
+                           f"{name} to boot again (boots before: {boots_after[name]})")
+            first = [self.boots(name), self.counter(name)]
+
+            def advanced():
+                b, c = self.boots(name), self.counter(name)
+                if b == first[0] and first[1] is not None and c is not None and c > first[1]:
+                    return True
+                if b != first[0] or first[1] is None:
+                    first[:] = [b, c]
+                return False
+            wait_until(advanced, timeout, f"{name}'s counter to advance (last: boots {first[0]}, "
+                                          f"counter {first[1]})")
+
+
+def table(vms):
+    """'g1 running n1, g2 shut off -' for messages."""
+    return ", ".join(f"{n} {v.get('state')} {v.get('node') or '-'}" for n, v in sorted(vms.items()))
+
+
+def running_on(vms, names, nodes):
+    """Every VM of names runs on one of nodes."""
+    return all(vms.get(n, {}).get("state") == "running" and vms[n].get("node") in nodes
+               for n in names)
+
+
+def ms_after(t0_wall, ms):
+    """Seconds from t0_wall (time.time()) to a herd timestamp in ms."""
+    return ms / 1000.0 - t0_wall
+
+
+def qemu_pids(tn, uuid):
+    """[(node, host pid)] of the live QEMUs of VM uuid in the instance's nodes."""
+    inodes = {os.stat(f"/run/netns/{tn.tn.netns(i)}").st_ino: i for i in range(1, tn.n + 1)}
+    out = []
+    for pid in testnodes.all_pids():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if not f.read().startswith("qemu-system"):
+                    continue
+            node = inodes.get(os.stat(f"/proc/{pid}/ns/net").st_ino)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                m = QEMU_UUID.search(f.read().decode(errors="replace"))
+        except OSError:
+            continue
+        if node and m and m.group(1) == uuid and testnodes.proc_alive(pid):
+            out.append((node, pid))
+    return out
+
+
+# ---------------------------------------------------------------- no VM runs twice
+
+class DoubleRunWatch:
+    """Watches, in two threads, that no VM runs on two nodes at once:
+
+    - QEMU processes: the host's /proc shows every node's processes; a QEMU
+      whose -uuid is also the -uuid of a live QEMU in another node's network
+      namespace, both alive when checked again right after, is a VM running
+      twice (QEMUs of other instances on the machine are ignored);
+    - each node's libvirt (`virsh list --uuid` inside the node, round robin):
+      a VM seen by two consecutive polls of one node is taken to run there in
+      between; a poll of another node that sees it within that time is a VM
+      running twice.
+
+    check() raises TestFailure with what was seen."""
+
+    def __init__(self, tn, nodes=None, virsh_pause=0.03, proc_pause=0.05):
+        self.tn = tn
+        self.nodes = list(nodes or range(1, tn.n + 1))
+        self.virsh_pause = virsh_pause
+        self.proc_pause = proc_pause
+        self.inodes = {}
+        self.stop_ev = threading.Event()
+        self.threads = []
+        self.violations = []
+        self.polls = {i: [] for i in self.nodes}   # i -> [(t0, t1, set of uuids or None)]
+        self.proc_scans = 0
+        self.virsh_polls = 0
+        self.qemu_seen = {}                        # (node, uuid) -> monotonic time last seen
+        self.errors = []
+
+    def __enter__(self):
+        self.inodes = {os.stat(f"/run/netns/{self.tn.tn.netns(i)}").st_ino: i for i in self.nodes}
+        for fn in (self._proc_loop, self._virsh_loop):
+            t = threading.Thread(target=self._guard(fn), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(timeout=30)
+        self.threads = []
+
+    def _guard(self, fn):
+        def run():
+            try:
+                fn()
+            except Exception as e:  # a bug here must not pass silently
+                self.errors.append(f"{fn.__name__}: {e!r}")
+        return run
+
+    # -- QEMU processes
+
+    def _qemus(self):
+        """[(node, uuid, pid, starttime)] of the instance's live QEMUs."""
+        out = []
+        for pid in testnodes.all_pids():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if not f.read().startswith("qemu-system"):
+                        continue
+                node = self.inodes.get(os.stat(f"/proc/{pid}/ns/net").st_ino)
+                if node is None:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            m = QEMU_UUID.search(cmdline)
+            st = testnodes.proc_stat(pid)
+            if m and st and st[0] not in "ZX":
+                out.append((node, m.group(1), pid, st[1]))
+        return out
+
+    def _proc_loop(self):
+        while not self.stop_ev.is_set():
+            seen = {}
+            for node, uuid, pid, start in self._qemus():
+                seen.setdefault(uuid, []).append((node, pid, start))
+                self.qemu_seen[(node, uuid)] = time.monotonic()
+            for uuid, where in seen.items():
+                if len({n for n, _, _ in where}) < 2:
+                    continue
+                # Both still alive now, checked back to back: two at once.
+                alive = [(n, pid) for n, pid, start in where if testnodes.proc_alive(pid, start)]
+                if len({n for n, _ in alive}) >= 2:
+                    self.violations.append(
+                        f"{time.strftime('%H:%M:%S')} QEMU of VM {uuid} alive on "
+                        f"{', '.join(f'n{n} (pid {pid})' for n, pid in alive)} at once")
+            self.proc_scans += 1
+            self.stop_ev.wait(self.proc_pause)
+
+    # -- libvirt in every node
+
+    def _virsh(self, i):
+        try:
+            argv = self.tn.tn.node_argv(i, ["virsh", "-q", "-c", "qemu:///system", "list", "--uuid"])
+        except testnodes.Error:
+            return set()     # powered off: runs nothing
+        try:
+            p = subprocess.run(argv, env=self.tn.tn.node_env(i), capture_output=True, text=True,
+                               timeout=20)
+        except subprocess.TimeoutExpired:
+            return None
+        if p.returncode != 0:
+            return None      # no answer (powering off, libvirtd starting): unknown
+        return {line.strip() for line in p.stdout.splitlines() if line.strip()}
+
+    def _virsh_loop(self):
+        while not self.stop_ev.is_set():
+            for i in self.nodes:
+                t0 = time.monotonic()
+                s = self._virsh(i)
+                self.polls[i].append((t0, time.monotonic(), s))
+                self.virsh_polls += 1
+                if self.stop_ev.wait(self.virsh_pause):
+                    return
+
+    def _virsh_violations(self):
+        out = []
+        # Per node and VM: the spans between two consecutive polls that both saw it.
+        spans = {}
+        for i, polls in self.polls.items():
+            for (a0, a1, sa), (b0, b1, sb) in zip(polls, polls[1:]):
+                if sa is None or sb is None:
+                    continue
+                for uuid in sa & sb:
+                    spans.setdefault(uuid, []).append((i, a1, b0))
+        for i, polls in self.polls.items():
+            for t0, t1, s in polls:
+                for uuid in s or ():
+                    for j, a, b in spans.get(uuid, ()):
+                        if j != i and a <= t0 and t1 <= b:
+                            out.append(f"libvirt: VM {uuid} listed by n{i} while n{j} listed it "
+                                       f"before and after (at +{t0 - self.start_t:.2f} s)")
+        return out
+
+    @property
+    def start_t(self):
+        firsts = [p[0][0] for p in self.polls.values() if p]
+        return min(firsts) if firsts else 0.0
+
+    def ran_since(self, uuid, nodes, t_mono):
+        """Nodes of nodes where a QEMU of uuid was seen from t_mono on."""
+        return [n for n in nodes if self.qemu_seen.get((n, uuid), 0) >= t_mono]
+
+    def check(self, what=""):
+        """Fail if anything ran twice so far (or a watcher broke)."""
+        v = list(self.violations) + self._virsh_violations()
+        check(not self.errors, f"the double-run watch broke: {self.errors}")
+        check(self.proc_scans > 0 and self.virsh_polls > 0,
+              f"the double-run watch did not run ({self.proc_scans} scans, {self.virsh_polls} polls)")
+        check(not v, f"{what}: a VM ran on two nodes at once:\n  " + "\n  ".join(v[:20]))
+
+    def summary(self):
+        span = max((p[-1][1] for p in self.polls.values() if p), default=0) - self.start_t
+        per_node = {i: len(p) for i, p in self.polls.items()}
+        gaps = []
+        for polls in self.polls.values():
+            gaps += [b[0] - a[0] for a, b in zip(polls, polls[1:])]
+        gap = max(gaps) if gaps else 0
+        return (f"{self.proc_scans} /proc scans of the QEMUs and {self.virsh_polls} virsh polls "
+                f"({', '.join(f'n{i}: {c}' for i, c in per_node.items())}; longest gap between "
+                f"two polls of a node {gap:.2f} s) over {span:.0f} s")

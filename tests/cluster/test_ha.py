@@ -1,0 +1,354 @@
+#!/usr/bin/python3
+"""Failover on real test nodes (issue 4's "done when"): herd fences a lost node
+through the simulated PDU with Debian's fence_apc_snmp and restarts its HA VMs
+elsewhere; no VM ever runs on two nodes at once.
+
+Three nodes, fence device "pdu" from `testnodes pdu`.  On n2 (preferred, with
+failback after 2 s and a 2 s shutdown timeout, as the test guest ignores
+ACPI): HA guests g1-g3, an HA guest s1 sticky to n2, a guest p1 without HA;
+off1 is defined and never started.  All along, every node's QEMUs (/proc)
+and libvirt (`virsh list` inside each node) are polled: a VM on two nodes at
+once fails the test.
+
+ 1. kill 2: n2 is fenced through the PDU (the fence history in `herd node
+    list` and `herd status` names the pdu), g1-g3 run on n1 and n3 and their
+    serial counters advance after a new boot; s1 (sticky) and p1 (not HA) stay
+    down with an alert each; `herd vm release s1` lets s1 start elsewhere.
+    start 2: the down mark is cleared, g1-g3 fail back to n2, p1 starts there.
+ 2. cut 2 (n2 alive, cut off): it is fenced (its power is really off) and
+    g1-g3 run elsewhere.  heal, start: back to n2.
+ 3. The fence device fails (wrong community): after kill 2, g1-g3 stay down,
+    `herd status` says n2 is lost and not fenced, an alert says the fencing
+    failed, configuration changes are refused; `herd node confirm-down n2`
+    releases them and they start on n1/n3.
+ 4. All three nodes killed and started again: the VMs whose desired state is
+    running (g1-g3, s1, p1) run again, off1 stays off.
+
+Prints kill -> fenced -> running times (no timing assertions).
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from harness import (TestFailure, TestInterrupted, check, require_root, say,  # noqa: E402
+                     wait_until)
+from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, expect, failures,  # noqa: E402
+                   herdd_log, running_on, table)
+
+INSTANCE = "test-ha"
+G = ["g1", "g2", "g3"]
+ALL_RUNNING = G + ["s1", "p1"]
+SURVIVORS = ("n1", "n3")
+
+
+def setup(tn, ha):
+    ha.set(1, "failback_after_s=2")
+    ha.add_pdu()
+    p = ha.run(2, "--json", "fence-device", "test", "pdu")
+    rows = json.loads(p.stdout) if p.returncode == 0 else []
+    check(p.returncode == 0 and sorted(r["node"] for r in rows if r["ok"] and r["power"] == "on")
+          == ["n1", "n2", "n3"], f"fence-device test pdu: exit {p.returncode}: {p.stdout}{p.stderr}")
+    say("fence device pdu added; `fence-device test` reads every node's outlet on")
+    quick = ["--shutdown-timeout", "2"]
+    for g in G:
+        ha.define(g, preferred="n2", extra=quick)
+    ha.define("s1", extra=quick + ["--sticky", "n2"])
+    ha.define("p1", ha=False, preferred="n2", extra=quick)
+    ha.define("off1", preferred="n2")
+    # Started from every node: each lands on n2.
+    for name, i in (("g1", 1), ("g2", 3), ("g3", 2), ("s1", 3), ("p1", 1)):
+        p = ha.ok(i, "vm", "start", name)
+        check(p.stdout.strip() == f"VM {name} is running on node n2.",
+              f"n{i}: herd vm start {name}: {p.stdout.strip()!r}")
+    ha.wait_counting(ALL_RUNNING)
+    vms = ha.vms(3)
+    check(running_on(vms, ALL_RUNNING, ("n2",)) and vms["off1"]["state"] == "shut off",
+          f"after the starts: {table(vms)}")
+    say("g1-g3, s1 (sticky), p1 (not HA) run on n2 and count; off1 is shut off")
+
+
+def fence_entry(ha, i, t0, device="pdu", ok=True):
+    """The newest fence record of n2 (node list on node i) made after wall time t0."""
+    hist = ha.nodes(i)["n2"]["fence_history"]
+    new = [h for h in hist if h["time_ms"] / 1000 >= t0 - 1]
+    return new[-1] if new and new[-1]["ok"] == ok and new[-1]["device"] == device else None
+
+
+def report_failover(tn, ha, t0, vms, what):
+    fenced = herdd_log(tn, 1, t0, r"fencing node n2 (succeeded|FAILED)") + \
+        herdd_log(tn, 3, t0, r"fencing node n2 (succeeded|FAILED)")
+    lost = herdd_log(tn, 1, t0, r"node n2 is lost") + herdd_log(tn, 3, t0, r"node n2 is lost")
+    starts = sorted(vms[g]["since_ms"] / 1000 - t0 for g in G)
+    parts = []
+    if lost:
+        parts.append(f"coordinator saw n2 lost +{lost[0][0] - t0:.2f} s")
+    if fenced:
+        parts.append(f"fenced +{fenced[0][0] - t0:.2f} s ({fenced[0][1].split(': ', 1)[1][:90]})")
+    parts.append(f"g1-g3 running +{starts[0]:.2f} .. +{starts[-1]:.2f} s")
+    say(f"{what}: " + "; ".join(parts))
+
+
+def alerts(ha, i=1):
+    st = ha.status(i)
+    return [a["message"] for a in (st.get("ha") or {}).get("alerts", [])]
+
+
+def back_to_n2(tn, ha, what, heal=False):
+    """Power n2 on again; wait until its down mark is cleared and g1-g3 and p1
+    run on it again (failback, and p1 started on its node)."""
+    if heal:
+        tn.cli("heal", "2")
+    t0 = time.time()
+    tn.cli("start", "2")
+    tn.wait_members([1, 2, 3], 3, timeout=30)
+    t_members = time.time()
+    wait_until(lambda: ha.nodes(1)["n2"]["down"] is None, 30, "n2's down mark to be cleared")
+    vms = ha.wait_vms(lambda v: running_on(v, G + ["p1"], ("n2",)), 90,
+                      "g1-g3 to fail back and p1 to start on n2")
+    ha.wait_counting(G + ["p1"])
+    moves = sorted(vms[g]["since_ms"] / 1000 - t0 for g in G)
+    say(f"{what}: n2 back in the cluster +{t_members - t0:.1f} s; g1-g3 failed back to n2 "
+        f"+{moves[0]:.1f} .. +{moves[-1]:.1f} s (failback_after_s=2, 2 s shutdown timeout: the "
+        f"guest ignores ACPI); p1 started on n2 +{vms['p1']['since_ms'] / 1000 - t0:.1f} s")
+    return vms
+
+
+# ---------------------------------------------------------------- 1. kill
+
+def scenario_kill(tn, ha, watch):
+    say("== 1. kill 2: fenced through the PDU, g1-g3 run on n1/n3")
+    boots = {n: ha.boots(n) for n in ALL_RUNNING}
+    t0 = time.time()
+    t0_mono = time.monotonic()
+    tn.cli("kill", "2")
+    vms = ha.wait_vms(lambda v: running_on(v, G, SURVIVORS), 60, "g1-g3 to run on n1 or n3",
+                      nodes=(1, 3))
+    report_failover(tn, ha, t0, vms, "kill 2")
+    e = fence_entry(ha, 3, t0)
+    expect(e and e["by"] == "n1" and "pdu" in e["detail"],
+           f"n2's fence history (node list on n3) has no successful record by n1 through pdu: "
+           f"{ha.nodes(3)['n2']['fence_history']}")
+    n2 = ha.nodes(1)["n2"]
+    expect(n2["down"] and n2["down"]["how"] == "fenced", f"n2's down mark: {n2['down']}")
+    st_n2 = [n for n in ha.status(3)["cluster"]["nodes"] if n["name"] == "n2"][0]
+    expect(st_n2["fence_history"] and st_n2["fence_history"][-1]["device"] == "pdu",
+           f"herd status --json on n3: n2's fence history {st_n2['fence_history']}")
+    used = {vms[g]["node"] for g in G}
+    expect(used == set(SURVIVORS), f"g1-g3 are not spread over n1 and n3: {table(vms)}")
+    ha.wait_counting(G, boots_after=boots)
+    where = ", ".join(f"{g} {vms[g]['node']}" for g in G)
+    say(f"n2's fence record names pdu; g1-g3 run on {where} and count after a new boot")
+
+    # s1 (sticky to n2) and p1 (not HA) stay down, each with its alert.
+    want = ["VM s1 is sticky to node n2, which is down; 'herd vm release s1'",
+            "VM p1 is not an HA VM: it waits for node n2"]
+    got = wait_until(lambda: (a := alerts(ha)) and all(any(w in m for m in a) for w in want) and a,
+                     20, f"alerts about s1 and p1 (alerts: {alerts(ha)})")
+    vms = ha.vms(1)
+    for name in ("s1", "p1"):
+        expect(vms[name]["state"] != "running" and
+               not watch.ran_since(ha.uuids[name], [1, 3], t0_mono),
+               f"{name} ran after n2's fence: {table(vms)}")
+    say(f"s1 (sticky) and p1 (not HA) stay down; alerts: {got}")
+    p = ha.ok(3, "status")
+    expect("sticky to node n2" in p.stdout, f"herd status does not show the alert:\n{p.stdout}")
+
+    t1 = time.time()
+    p = ha.ok(3, "vm", "release", "s1")
+    expect(p.stdout.strip() == "VM s1 is no longer bound to a node.", f"vm release s1: {p.stdout!r}")
+    vms = ha.wait_vms(lambda v: running_on(v, ["s1"], SURVIVORS), 30, "s1 to start on n1 or n3")
+    ha.wait_counting(["s1"], boots_after=boots)
+    expect(vms["s1"]["sticky"] is None, f"s1 is still sticky: {vms['s1']['sticky']}")
+    say(f"vm release s1 (on n3): {p.stdout.strip()!r}; s1 runs on {vms['s1']['node']} "
+        f"+{vms['s1']['since_ms'] / 1000 - t1:.1f} s later")
+    s1_node = vms["s1"]["node"]
+    watch.check("kill 2")
+
+    vms = back_to_n2(tn, ha, "start 2")
+    expect(vms["s1"]["node"] == s1_node and vms["s1"]["state"] == "running",
+           f"s1 (released, no preferred node) moved: {table(vms)}")
+    watch.check("n2's return")
+
+
+# ---------------------------------------------------------------- 2. cut
+
+def scenario_cut(tn, ha, watch):
+    say("== 2. cut 2: alive but cut off; fenced (power really off), g1-g3 run elsewhere")
+    boots = {n: ha.boots(n) for n in G}
+    t0 = time.time()
+    t0_mono = time.monotonic()
+    tn.cli("cut", "2")
+    vms = ha.wait_vms(lambda v: running_on(v, G, SURVIVORS), 60, "g1-g3 to run on n1 or n3",
+                      nodes=(1, 3))
+    report_failover(tn, ha, t0, vms, "cut 2")
+    power = {n["name"]: n["power"] for n in json.loads(tn.cli("status", "--json").stdout)["nodes"]}
+    expect(power == {"n1": "on", "n2": "off", "n3": "on"},
+           f"testnodes status after the fence: power {power}")
+    e = fence_entry(ha, 1, t0)
+    expect(e and e["ok"], f"no successful fence record of n2 after the cut: "
+                          f"{ha.nodes(1)['n2']['fence_history']}")
+    ha.wait_counting(G, boots_after=boots)
+    vms = ha.vms(1)
+    expect(vms["p1"]["state"] != "running" and not watch.ran_since(ha.uuids["p1"], [1, 3], t0_mono),
+           f"p1 (not HA) ran elsewhere: {table(vms)}")
+    say(f"n2's power is off (testnodes status), its fence record names pdu; g1-g3 count on "
+        f"{', '.join(sorted({vms[g]['node'] for g in G}))}")
+    watch.check("cut 2")
+    back_to_n2(tn, ha, "heal 2, start 2", heal=True)
+    watch.check("n2's return after the cut")
+
+
+# ---------------------------------------------------------------- 3. fencing fails
+
+def scenario_fence_fails(tn, ha, watch):
+    say("== 3. the fence device fails: g1-g3 stay down until `herd node confirm-down n2`")
+    ha.ok(1, "fence-device", "remove", "pdu")
+    ha.add_pdu("pdu-bad", community="not-the-community")
+    p = ha.run(1, "fence-device", "test", "pdu-bad")
+    expect(p.returncode != 0 and p.stdout.count("power ") == 0,
+           f"fence-device test of a device with a wrong community: exit {p.returncode}:\n{p.stdout}")
+    say(f"fence device pdu replaced by pdu-bad (wrong community); its test fails "
+        f"(exit {p.returncode})")
+    boots = {n: ha.boots(n) for n in G}
+    t0 = time.time()
+    t0_mono = time.monotonic()
+    tn.cli("kill", "2")
+
+    def failing():
+        ha_st = ha.status(1).get("ha") or {}
+        f = [j for j in ha_st.get("fencing", []) if j["node"] == "n2"]
+        return f and f[0]["failures"] >= 2 and f[0]
+    job = wait_until(failing, 60, "two failed fence attempts of n2")
+    t_fail = time.time()
+    vms = ha.vms(1)
+    for g in G:
+        expect(vms[g]["state"] != "running" and not watch.ran_since(ha.uuids[g], [1, 3], t0_mono),
+               f"{g} started although n2 was not fenced: {table(vms)}")
+    expect(all(vms[g]["state"] == "unknown" and vms[g]["node"] == "n2" for g in G),
+           f"vm list while n2 is lost: {table(vms)} (want unknown on n2)")
+    text = ha.ok(3, "status").stdout
+    expect("Node n2 is lost and not fenced yet" in text and "Fencing node n2 failed" in text,
+           f"herd status (n3) while fencing fails:\n{text}")
+    a = alerts(ha, 3)
+    expect(any(m.startswith("Fencing node n2 failed: ") and "pdu-bad" in m for m in a) and
+           any("VM g1 waits for node n2 to be fenced" in m for m in a),
+           f"alerts while fencing fails: {a}")
+    hist = ha.nodes(1)["n2"]["fence_history"]
+    bad = [h for h in hist if not h["ok"] and "pdu-bad" in h["detail"] and h["time_ms"] / 1000 >= t0]
+    expect(bad, f"n2's fence history has no failed attempt through pdu-bad: {hist}")
+    info = ha.ok(1, "vm", "info", "g1").stdout
+    expect("waits for node n2 to be fenced" in info, f"herd vm info g1 while n2 is lost:\n{info}")
+    ha.refused(1, ["vm", "set", "g1", "--shutdown-timeout", "3"],
+               r"n2 is lost and not fenced.*confirm-down", what="a VM change while n2 is unfenced")
+    say(f"after {t_fail - t0:.1f} s: {job['failures']} failed attempts ({job.get('error')}); "
+        f"g1-g3 wait (unknown on n2); herd status and the alerts say why")
+
+    t1 = time.time()
+    p = ha.ok(3, "node", "confirm-down", "n2", "--yes")
+    vms = ha.wait_vms(lambda v: running_on(v, G, SURVIVORS), 60, "g1-g3 to run on n1 or n3 "
+                      "after confirm-down", nodes=(1, 3))
+    ha.wait_counting(G, boots_after=boots)
+    down = ha.nodes(1)["n2"]["down"]
+    expect(down and down["how"] == "confirmed", f"n2's down mark after confirm-down: {down}")
+    starts = sorted(vms[g]["since_ms"] / 1000 - t1 for g in G)
+    say(f"confirm-down n2 (on n3): {p.stdout.strip()!r}; g1-g3 running +{starts[0]:.2f} .. "
+        f"+{starts[-1]:.2f} s later, counting")
+    try:
+        wait_until(lambda: not any(m.startswith("Fencing node n2 failed") for m in alerts(ha)), 10,
+                   "the fencing alert to go")
+    except TestFailure as e:
+        expect(False, f"after confirm-down: {e}; alerts: {alerts(ha)}")
+    watch.check("failed fencing")
+
+    ha.ok(1, "fence-device", "remove", "pdu-bad")
+    ha.add_pdu()
+    back_to_n2(tn, ha, "start 2")
+    watch.check("n2's return after confirm-down")
+
+
+# ---------------------------------------------------------------- 4. whole cluster
+
+def scenario_all_killed(tn, ha, watch):
+    say("== 4. all nodes killed and started again: what should run runs again")
+    boots = {n: ha.boots(n) for n in ALL_RUNNING}
+    for i in (1, 2, 3):
+        tn.cli("kill", str(i))
+    t0 = time.time()
+    errors = []
+
+    def start(i):
+        try:
+            tn.cli("start", str(i), timeout=120)
+        except Exception as e:  # reported below
+            errors.append(f"start {i}: {e}")
+    threads = [threading.Thread(target=start, args=(i,)) for i in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # A node that boots a little later than the others must not be fenced
+    # while it boots (it runs nothing yet).  If it was, power it on again to
+    # check the rest.
+    shot = [i for i in (1, 2, 3) if not tn.tn.init_pid(i)]
+    for i in shot:
+        up = [k for k in (1, 2, 3) if k not in shot]
+        p = ha.run(up[0], "--json", "node", "list") if up else None
+        hist = [n["fence_history"][-1:] for n in json.loads(p.stdout) if n["name"] == f"n{i}"] \
+            if p and p.returncode == 0 else "?"
+        expect(False, f"n{i} was fenced while the nodes were starting together ({errors}; "
+                      f"its last fence record: {hist})")
+        tn.cli("start", str(i), timeout=120)
+    check(not errors or shot, f"powering the nodes on: {errors}")
+    tn.wait_members([1, 2, 3], 3, timeout=60)
+    t_members = time.time()
+    vms = ha.wait_vms(lambda v: running_on(v, ALL_RUNNING, ("n1", "n2", "n3")), 120,
+                      "g1-g3, s1 and p1 to run again")
+    t_run = time.time()
+    ha.wait_counting(ALL_RUNNING, boots_after=boots)
+    vms = ha.vms(2)
+    expect(vms["off1"]["state"] == "shut off", f"off1 (never started) runs: {table(vms)}")
+    fenced = [f"{name} by {h['by']} ({'ok' if h['ok'] else 'failed'})"
+              for name, n in ha.nodes(1).items() for h in n["fence_history"]
+              if h["time_ms"] / 1000 >= t0]
+    if not shot:
+        expect(not fenced and len([i for i in (1, 2, 3) if tn.tn.init_pid(i)]) == 3,
+               f"nodes fenced during the whole cluster's start: {fenced}")
+    say(f"3 members +{t_members - t0:.1f} s after power on; g1-g3, s1, p1 running and counting "
+        f"+{t_run - t0:.1f} s ({table({n: vms[n] for n in ALL_RUNNING})}); off1 stays off; "
+        f"fence records made meanwhile: {fenced or 'none'}")
+    watch.check("the whole cluster's restart")
+
+
+def main():
+    require_root()
+    t_start = time.monotonic()
+    try:
+        with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
+            ha = Ha(tn, tmp)
+            setup(tn, ha)
+            with DoubleRunWatch(tn) as watch:
+                for scenario in (scenario_kill, scenario_cut, scenario_fence_fails,
+                                 scenario_all_killed):
+                    t = time.monotonic()
+                    scenario(tn, ha, watch)
+                    say(f"-- {scenario.__name__}: {time.monotonic() - t:.0f} s")
+                watch.stop()
+                say(f"no VM ran on two nodes at once: {watch.summary()}")
+                watch.check("the whole test")
+            if failures:
+                raise TestFailure(f"{len(failures)} check(s) failed: {failures}")
+    except TestFailure as e:
+        say(f"FAIL: {e}")
+        return 1
+    except TestInterrupted as e:
+        say(f"INTERRUPTED: {e}")
+        return 1
+    say(f"PASS ({time.monotonic() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
