@@ -78,6 +78,47 @@ static char *last_line(const char *s)
 	return g_strdup(nl ? nl + 1 : copy);
 }
 
+/*
+ * Why an agent failed, in one line: the last line of its stderr (else
+ * stdout) that says more than fencing.py's closing "Please use '-h' for
+ * usage", without fencing.py's "2026-12-02 09:21:24,287 " time stamp.
+ */
+static char *agent_error(const char *err_text, const char *out)
+{
+	const char *text = err_text && *err_text ? err_text : out;
+	g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
+	const char *why = NULL;
+	for (char **l = lines; *l; l++) {
+		g_strstrip(*l);
+		if (**l && !strstr(*l, "Please use '-h' for usage"))
+			why = *l;
+	}
+	if (!why)
+		return last_line(text);
+	/* YYYY-MM-DD HH:MM:SS,mmm */
+	if (strlen(why) > 24 && g_ascii_isdigit(why[0]) && why[4] == '-' && why[10] == ' ' &&
+	    why[13] == ':' && why[19] == ',') {
+		const char *p = why + 20;
+		while (g_ascii_isdigit(*p))
+			p++;
+		why = p;
+	}
+	return g_strdup(g_strstrip((char *)why));
+}
+
+/*
+ * Does the output of a successful "off" say that the agent read the power
+ * state back as off?  fencing.py, on which Debian's agents are built,
+ * prints "Success: Powered OFF" only after its status read shows the plug
+ * off (or after the device's synchronous "off" call returned success), and
+ * "Success: Already OFF" after a status read that showed it off.
+ */
+bool herd_fence_off_verified(const char *out)
+{
+	g_autofree char *line = last_line(out);
+	return strcmp(line, "Success: Powered OFF") == 0 || strcmp(line, "Success: Already OFF") == 0;
+}
+
 static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 {
 	agent_run *r = data;
@@ -99,20 +140,20 @@ static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 		detail = g_strdup_printf("%s could not be run: %s", r->t->agent, err->message);
 	} else if (strcmp(r->action, "status") == 0) {
 		ok = status == 0 || status == 2;
-		g_autofree char *why = last_line(err_text && *err_text ? err_text : out);
+		g_autofree char *why = agent_error(err_text, out);
 		detail = ok ? g_strdup(status == 0 ? "on" : "off")
 			    : g_strdup_printf("%s action=status on %s failed (exit %d): %s", r->t->agent,
 					      r->t->device, status, why);
 	} else if (strcmp(r->action, "list") == 0) {
 		/* The whole output: a "plug,alias" line per outlet. */
 		ok = status == 0;
-		g_autofree char *why = last_line(err_text && *err_text ? err_text : out);
+		g_autofree char *why = agent_error(err_text, out);
 		detail = ok ? g_strdup(out ? out : "")
 			    : g_strdup_printf("%s action=list on %s failed (exit %d): %s", r->t->agent,
 					      r->t->device, status, why);
 	} else {
 		ok = status == 0;
-		g_autofree char *why = last_line(err_text && *err_text ? err_text : out);
+		g_autofree char *why = agent_error(err_text, out);
 		detail = ok ? last_line(out)
 			    : g_strdup_printf("%s action=%s on %s failed (exit %d): %s", r->t->agent,
 					      r->action, r->t->device, status, why);
@@ -199,8 +240,14 @@ GHashTable *herd_fence_parse_list(const char *out)
 	GHashTable *plugs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_auto(GStrv) lines = g_strsplit(out ? out : "", "\n", -1);
 	for (char **l = lines; *l; l++) {
-		char *comma = strchr(*l, ',');
-		g_autofree char *plug = g_strstrip(comma ? g_strndup(*l, (gsize)(comma - *l)) : g_strdup(*l));
+		/* fencing.py's answers for a device without plugs (a BMC: "N/A")
+		 * and for an agent that cannot list ("NOTICE: List option is not
+		 * working on this device yet"): no list, not a list of one. */
+		g_autofree char *line = g_strstrip(g_strdup(*l));
+		if (strcmp(line, "N/A") == 0 || g_str_has_prefix(line, "NOTICE:"))
+			continue;
+		char *comma = strchr(line, ',');
+		g_autofree char *plug = g_strstrip(comma ? g_strndup(line, (gsize)(comma - line)) : g_strdup(line));
 		if (*plug)
 			g_hash_table_add(plugs, g_steal_pointer(&plug));
 	}
@@ -212,10 +259,12 @@ GHashTable *herd_fence_parse_list(const char *out)
 }
 
 /*
- * One device of a level: "off" then "status", and meanwhile "list".  Over
- * SNMP a plug the device does not have switches "off" with success and
- * reads "off": the power state counts only for a plug the device lists
- * (when its agent can list).
+ * One device of a level: "off", and meanwhile "list".  The power state is
+ * verified: by the agent itself when it says so (herd_fence_off_verified(),
+ * every fencing.py agent), else by a "status" after the "off".  Over SNMP a
+ * plug the device does not have switches "off" with success and reads
+ * "off": the power state counts only for a plug the device lists (when its
+ * agent can list).
  */
 typedef struct {
 	fence_job *j;
@@ -265,7 +314,15 @@ static void on_off(bool ok, const char *device, const char *detail, double secs,
 		run_done(r);
 		return;
 	}
-	/* Verify the power state, as the seeds' operators expect. */
+	/* The power state is verified: by the agent's own read-back, or by
+	 * asking it.  A second agent run costs a fencing.py agent about as
+	 * long as the "off" (its start and imports, the device's login), and
+	 * the node's VMs wait for it. */
+	if (herd_fence_off_verified(detail)) {
+		r->off = true;
+		run_done(r);
+		return;
+	}
 	herd_fence_agent_action(r->t, "status", on_status, r);
 }
 

@@ -6,8 +6,8 @@
  *
  * Fencing a node walks its fencing levels in order: a level succeeds when
  * every device in it switched the node off and reports it off (power state
- * verified) for a plug it lists (if its agent can list); else the next
- * level is tried.  Asynchronous on the main loop;
+ * verified: by the agent's own read-back, else by a "status") for a plug it
+ * lists (if its agent can list); else the next level is tried.  Asynchronous on the main loop;
  * every agent run has a time limit.
  */
 #pragma once
@@ -28,12 +28,16 @@ typedef struct herd_fence_target {
 void herd_fence_target_free(herd_fence_target *t);
 
 /* The plugs in an agent's "list" output (a set of strings), or NULL if it
- * lists none (the agent cannot list). */
+ * lists none (the agent cannot list, or the device has no plugs: "N/A"). */
 GHashTable *herd_fence_parse_list(const char *out);
 
 /* Done: @ok, the device(s) that did it, and a sentence saying what happened. */
 typedef void (*herd_fence_done)(bool ok, const char *device, const char *detail,
 				double agent_seconds, gpointer user);
+
+/* Does the output of a successful "off" say the agent read the plug back
+ * as off ("Success: Powered OFF" / "Success: Already OFF", fencing.py)? */
+bool herd_fence_off_verified(const char *out);
 
 /* Fence with @targets (herd_fence_target*, any order), after @delay_ms. */
 void herd_fence_node(const char *node, GPtrArray *targets, unsigned delay_ms,

@@ -1,0 +1,278 @@
+/*
+ * Fencing a node with fence agents (src/ha/fence.c), against scripted agents
+ * in a directory of their own (HERD_FENCE_AGENT_DIR): what herd runs, in
+ * which order, when it counts a node as off, and what it says when not.
+ *
+ * Each fake agent is a shell script that appends its action to a log and
+ * answers as its "mode" parameter says, the way fencing.py-based agents
+ * answer (exit 0 / 1, and for status 0 on, 2 off).
+ */
+#include "ha/fence.h"
+
+#include <glib/gstdio.h>
+#include <jansson.h>
+#include <string.h>
+
+static char *agent_dir;
+
+/* The fake agent: key=value lines on stdin; actions are logged to the file
+ * named by its "log" parameter. */
+static const char AGENT[] =
+	"#!/bin/sh\n"
+	"action= plug= mode= log=\n"
+	"while IFS='=' read -r k v; do\n"
+	"  case $k in action) action=$v;; plug) plug=$v;; mode) mode=$v;; log) log=$v;; esac\n"
+	"done\n"
+	"echo \"$action $plug\" >>\"$log\"\n"
+	"case $action in\n"
+	"list)\n"
+	"  [ \"$mode\" = nolist ] && { echo 'NOTICE: List option is not working on this device yet'; exit 0; }\n"
+	"  echo '1,n1'; echo '2,n2'; echo '3,n3'; exit 0;;\n"
+	"off)\n"
+	"  case $mode in\n"
+	"  fencingpy|nolist) echo 'Success: Powered OFF'; exit 0;;\n"
+	"  already) echo 'Success: Already OFF'; exit 0;;\n"
+	"  quiet|stayson) echo 'done'; exit 0;;\n"
+	"  broken)\n"
+	"    echo '2026-12-02 09:21:24,287 ERROR: Failed: Unable to obtain correct plug status or plug is not available' >&2\n"
+	"    echo '2026-12-02 09:21:24,288 ERROR: Please use '\\''-h'\\'' for usage' >&2\n"
+	"    exit 1;;\n"
+	"  esac;;\n"
+	"status)\n"
+	"  case $mode in stayson) echo 'Status: ON'; exit 0;; *) echo 'Status: OFF'; exit 2;; esac;;\n"
+	"esac\n"
+	"exit 1\n";
+
+typedef struct {
+	GMainLoop *loop;
+	bool done;
+	bool ok;
+	char *device;
+	char *detail;
+} result;
+
+static void on_done(bool ok, const char *device, const char *detail, double agent_seconds, gpointer user)
+{
+	result *r = user;
+	g_assert_cmpfloat(agent_seconds, >=, 0);
+	r->done = true;
+	r->ok = ok;
+	r->device = g_strdup(device);
+	r->detail = g_strdup(detail);
+	g_main_loop_quit(r->loop);
+}
+
+static herd_fence_target *target(const char *device, const char *mode, const char *plug, int level,
+				 const char *log)
+{
+	herd_fence_target *t = g_new0(herd_fence_target, 1);
+	t->device = g_strdup(device);
+	t->agent = g_strdup("fence_fake");
+	t->params = json_pack("{ssss}", "mode", mode, "log", log);
+	t->plug = g_strdup(plug);
+	t->level = level;
+	return t;
+}
+
+static int by_text(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Fence with the targets (consumed); returns the agents' log, sorted. */
+static char *fence(result *r, const char *log, ...)
+{
+	GPtrArray *targets = g_ptr_array_new_with_free_func((GDestroyNotify)herd_fence_target_free);
+	va_list ap;
+	va_start(ap, log);
+	for (herd_fence_target *t = va_arg(ap, herd_fence_target *); t; t = va_arg(ap, herd_fence_target *))
+		g_ptr_array_add(targets, t);
+	va_end(ap);
+	r->loop = g_main_loop_new(NULL, FALSE);
+	herd_fence_node("n2", targets, 0, on_done, r);
+	if (!r->done)
+		g_main_loop_run(r->loop);
+	g_main_loop_unref(r->loop);
+	g_autofree char *text = NULL;
+	if (!g_file_get_contents(log, &text, NULL, NULL))
+		return g_strdup("");
+	g_auto(GStrv) lines = g_strsplit(g_strstrip(text), "\n", -1);
+	qsort(lines, g_strv_length(lines), sizeof(char *), by_text);
+	g_unlink(log);
+	return g_strjoinv("; ", lines);
+}
+
+static void result_clear(result *r)
+{
+	g_free(r->device);
+	g_free(r->detail);
+	memset(r, 0, sizeof(*r));
+}
+
+static char *log_path(void)
+{
+	return g_build_filename(agent_dir, "actions.log", NULL);
+}
+
+static void test_off_verified_by_agent(void)
+{
+	g_autofree char *log = log_path();
+	for (int k = 0; k < 2; k++) {
+		result r = { 0 };
+		g_autofree char *ran = fence(&r, log, target("pdu", k ? "already" : "fencingpy", "2", 1, log), NULL);
+		g_assert_true(r.ok);
+		g_assert_cmpstr(r.device, ==, "pdu");
+		g_assert_cmpstr(r.detail, ==, "switched off and verified off by pdu");
+		/* The agent's read-back is the verification: no second run. */
+		g_assert_cmpstr(ran, ==, "list 2; off 2");
+		result_clear(&r);
+	}
+}
+
+static void test_off_then_status(void)
+{
+	g_autofree char *log = log_path();
+	result r = { 0 };
+	g_autofree char *ran = fence(&r, log, target("pdu", "quiet", "2", 1, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(ran, ==, "list 2; off 2; status 2");
+	result_clear(&r);
+}
+
+static void test_still_on_next_level(void)
+{
+	g_autofree char *log = log_path();
+	result r = { 0 };
+	g_autofree char *ran = fence(&r, log, target("ipmi", "stayson", "2", 1, log),
+				     target("pdu", "fencingpy", "2", 2, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(r.device, ==, "pdu");
+	g_assert_cmpstr(ran, ==, "list 2; list 2; off 2; off 2; status 2");
+	result_clear(&r);
+
+	/* Alone, the device that stays on fails the fence and says so. */
+	g_autofree char *ran2 = fence(&r, log, target("ipmi", "stayson", "2", 1, log), NULL);
+	g_assert_false(r.ok);
+	g_assert_cmpstr(r.detail, ==, "ipmi: switched off, but reports the outlet still on");
+	g_assert_cmpstr(ran2, ==, "list 2; off 2; status 2");
+	result_clear(&r);
+}
+
+static void test_level_needs_every_device(void)
+{
+	g_autofree char *log = log_path();
+	result r = { 0 };
+	/* Two PDUs of one level (two power supplies): one fails, so does the level. */
+	g_autofree char *ran = fence(&r, log, target("pdu-a", "fencingpy", "2", 1, log),
+				     target("pdu-b", "broken", "2", 1, log), NULL);
+	g_assert_false(r.ok);
+	g_assert_nonnull(strstr(r.detail, "pdu-b"));
+	g_assert_cmpstr(ran, ==, "list 2; list 2; off 2; off 2");
+	result_clear(&r);
+	g_autofree char *ran2 = fence(&r, log, target("pdu-a", "fencingpy", "2", 1, log),
+				      target("pdu-b", "already", "2", 1, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(r.detail, ==, "switched off and verified off by pdu-a, pdu-b");
+	g_assert_cmpstr(ran2, ==, "list 2; list 2; off 2; off 2");
+	result_clear(&r);
+}
+
+static void test_unlisted_plug(void)
+{
+	g_autofree char *log = log_path();
+	result r = { 0 };
+	/* "Success" for an outlet the device does not have means nothing. */
+	g_autofree char *ran = fence(&r, log, target("pdu", "fencingpy", "7", 1, log), NULL);
+	g_assert_false(r.ok);
+	g_assert_cmpstr(r.detail, ==, "pdu: plug 7 is not an outlet of the device; its power state means nothing");
+	g_assert_cmpstr(ran, ==, "list 7; off 7");
+	result_clear(&r);
+	/* An agent that cannot list is taken at its word. */
+	g_autofree char *ran2 = fence(&r, log, target("pdu", "nolist", "7", 1, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(ran2, ==, "list 7; off 7");
+	result_clear(&r);
+}
+
+static void test_agent_error_line(void)
+{
+	g_autofree char *log = log_path();
+	result r = { 0 };
+	g_autofree char *ran = fence(&r, log, target("pdu", "broken", "2", 1, log), NULL);
+	g_assert_false(r.ok);
+	g_assert_cmpstr(ran, ==, "list 2; off 2");
+	/* The line that says why, without the time stamp and without
+	 * fencing.py's closing "Please use '-h' for usage". */
+	g_assert_cmpstr(r.detail, ==,
+			"fence_fake action=off on pdu failed (exit 1): ERROR: Failed: Unable to obtain "
+			"correct plug status or plug is not available");
+	result_clear(&r);
+}
+
+static void test_missing_agent(void)
+{
+	g_autofree char *log = log_path();
+	result r = { 0 };
+	herd_fence_target *t = target("pdu", "fencingpy", "2", 1, log);
+	g_free(t->agent);
+	t->agent = g_strdup("fence_gone");
+	g_autofree char *ran = fence(&r, log, t, NULL);
+	g_assert_false(r.ok);
+	g_assert_nonnull(strstr(r.detail, "fence_gone could not be run"));
+	g_assert_cmpstr(ran, ==, "");
+	result_clear(&r);
+}
+
+static void test_off_verified(void)
+{
+	g_assert_true(herd_fence_off_verified("Success: Powered OFF\n"));
+	g_assert_true(herd_fence_off_verified("Success: Already OFF"));
+	g_assert_true(herd_fence_off_verified("some notice\nSuccess: Powered OFF\n"));
+	g_assert_false(herd_fence_off_verified("Success: Powered ON"));
+	g_assert_false(herd_fence_off_verified("Success: Powered OFF, maybe\n"));
+	g_assert_false(herd_fence_off_verified("done"));
+	g_assert_false(herd_fence_off_verified(""));
+	g_assert_false(herd_fence_off_verified(NULL));
+}
+
+static void test_parse_list(void)
+{
+	g_autoptr(GHashTable) plugs = herd_fence_parse_list("1,n1\n 2 ,n2\nOutlet 3,\n\n");
+	g_assert_nonnull(plugs);
+	g_assert_cmpuint(g_hash_table_size(plugs), ==, 3);
+	g_assert_true(g_hash_table_contains(plugs, "2"));
+	g_assert_true(g_hash_table_contains(plugs, "Outlet 3"));
+	/* fencing.py: a device without plugs (a BMC), an agent that cannot list. */
+	g_assert_null(herd_fence_parse_list("N/A\n"));
+	g_assert_null(herd_fence_parse_list("NOTICE: List option is not working on this device yet\n"));
+	g_assert_null(herd_fence_parse_list(""));
+	g_assert_null(herd_fence_parse_list(NULL));
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_autoptr(GError) err = NULL;
+	agent_dir = g_dir_make_tmp("herd-fence-XXXXXX", &err);
+	g_assert_no_error(err);
+	g_autofree char *agent = g_build_filename(agent_dir, "fence_fake", NULL);
+	g_assert_true(g_file_set_contents(agent, AGENT, -1, NULL));
+	g_assert_cmpint(g_chmod(agent, 0755), ==, 0);
+	g_setenv("HERD_FENCE_AGENT_DIR", agent_dir, TRUE);
+
+	g_test_add_func("/fence/off-verified-by-agent", test_off_verified_by_agent);
+	g_test_add_func("/fence/off-then-status", test_off_then_status);
+	g_test_add_func("/fence/still-on-next-level", test_still_on_next_level);
+	g_test_add_func("/fence/level-needs-every-device", test_level_needs_every_device);
+	g_test_add_func("/fence/unlisted-plug", test_unlisted_plug);
+	g_test_add_func("/fence/agent-error-line", test_agent_error_line);
+	g_test_add_func("/fence/missing-agent", test_missing_agent);
+	g_test_add_func("/fence/off-verified", test_off_verified);
+	g_test_add_func("/fence/parse-list", test_parse_list);
+	int rc = g_test_run();
+
+	g_unlink(agent);
+	g_rmdir(agent_dir);
+	g_free(agent_dir);
+	return rc;
+}
