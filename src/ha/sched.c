@@ -2,12 +2,23 @@
 
 #include <string.h>
 
+/*
+ * One decision's working state.  Names are looked up once, in ctx_init():
+ * the VMs' nodes and anti-affinity groups become indices, so that placing a
+ * VM (and the N+1 check, which places every node's VMs once more) does no
+ * string work.  32 nodes x 10,000 VMs: bench/sched_plan.c.
+ */
 typedef struct {
 	const sched_input *in;
 	GHashTable *index;      /* node name -> index + 1 */
+	GHashTable *group_ids;  /* anti-affinity group name -> id + 1 */
+	size_t n_groups;
+	int *vm_node;           /* per VM of in->vms: its node's index, or -1 */
+	int *vm_preferred;      /* per VM: its preferred node's index, or -1 */
+	int *vm_group;          /* per VM: its group's id, or -1 */
 	uint64_t *mem_used;
 	unsigned *vcpu_used;
-	GHashTable *groups;     /* "group\nnode" present */
+	unsigned *group_used;   /* [group id * n_nodes + node]: its VMs counted there */
 	GHashTable *fencing;    /* node names with a FENCE action */
 	GHashTable *uncovered;  /* lost nodes already reported as unfenceable */
 	sched_plan *plan;
@@ -42,10 +53,32 @@ static int node_idx(ctx *c, const char *name)
 	return name ? GPOINTER_TO_INT(g_hash_table_lookup(c->index, name)) - 1 : -1;
 }
 
-static const sched_node *node_of(ctx *c, const char *name)
+/* @vm's position in c->in->vms, or -1 (a VM judged from outside). */
+static ssize_t vm_pos(ctx *c, const sched_vm *vm)
 {
-	int i = node_idx(c, name);
-	return i >= 0 ? &c->in->nodes[i] : NULL;
+	uintptr_t off = (uintptr_t)vm - (uintptr_t)c->in->vms;
+	return c->in->vms && off < c->in->n_vms * sizeof(sched_vm) ? (ssize_t)(off / sizeof(sched_vm)) : -1;
+}
+
+static int vm_node_idx(ctx *c, const sched_vm *vm)
+{
+	ssize_t k = vm_pos(c, vm);
+	return k >= 0 ? c->vm_node[k] : node_idx(c, vm->node);
+}
+
+static int vm_preferred_idx(ctx *c, const sched_vm *vm)
+{
+	ssize_t k = vm_pos(c, vm);
+	return k >= 0 ? c->vm_preferred[k] : node_idx(c, vm->preferred);
+}
+
+/* Its group's id, or -1: no group, or one no VM of the input has. */
+static int vm_group_id(ctx *c, const sched_vm *vm)
+{
+	ssize_t k = vm_pos(c, vm);
+	if (k >= 0)
+		return c->vm_group[k];
+	return vm->group ? GPOINTER_TO_INT(g_hash_table_lookup(c->group_ids, vm->group)) - 1 : -1;
 }
 
 /*
@@ -90,17 +123,13 @@ static void add_alert(ctx *c, sched_severity sev, const char *vm, const char *no
 	g_array_append_val(c->plan->alerts, a);
 }
 
-static char *group_key(const char *group, const char *node)
-{
-	return g_strconcat(group, "\n", node, NULL);
-}
-
 static void account(ctx *c, const sched_vm *vm, int i)
 {
 	c->mem_used[i] += vm->memory_mib;
 	c->vcpu_used[i] += vm->vcpus;
-	if (vm->group)
-		g_hash_table_add(c->groups, group_key(vm->group, c->in->nodes[i].name));
+	int g = vm_group_id(c, vm);
+	if (g >= 0)
+		c->group_used[(size_t)g * c->in->n_nodes + (size_t)i]++;
 }
 
 /* Could @vm run on node @i now?  *@why: a static reason when not. */
@@ -125,21 +154,20 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 		*why = "not enough vCPUs";
 		return false;
 	}
-	if (vm->group) {
-		g_autofree char *key = group_key(vm->group, n->name);
-		if (g_hash_table_contains(c->groups, key)) {
-			*why = "a VM of its anti-affinity group is there";
-			return false;
-		}
+	int g = vm_group_id(c, vm);
+	if (g >= 0 && c->group_used[(size_t)g * c->in->n_nodes + (size_t)i] > 0) {
+		*why = "a VM of its anti-affinity group is there";
+		return false;
 	}
 	return true;
 }
 
 /*
- * The best node for @vm other than @avoid: its sticky node only; else its
- * preferred node; else the one with the most memory left; ties by name.
+ * The best node for @vm other than node @avoid (an index, or -1): its sticky
+ * node only; else its preferred node; else the one with the most memory
+ * left; ties by name.
  */
-static int choose(ctx *c, const sched_vm *vm, const char *avoid, const char **why)
+static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 {
 	const sched_input *in = c->in;
 	*why = "no node is online";
@@ -155,16 +183,15 @@ static int choose(ctx *c, const sched_vm *vm, const char *avoid, const char **wh
 		*why = "its sticky node cannot take it now";
 		return -1;
 	}
-	int pref = node_idx(c, vm->preferred);
+	int pref = vm_preferred_idx(c, vm);
 	const char *pref_why = NULL;
-	if (pref >= 0 && (!avoid || strcmp(in->nodes[pref].name, avoid) != 0) &&
-	    fits(c, vm, pref, &pref_why))
+	if (pref >= 0 && pref != avoid && fits(c, vm, pref, &pref_why))
 		return pref;
 	int best = -1;
 	int64_t best_free = 0;
 	for (size_t i = 0; i < in->n_nodes; i++) {
 		const char *w = NULL;
-		if (avoid && strcmp(in->nodes[i].name, avoid) == 0)
+		if ((int)i == avoid)
 			continue;
 		if (!fits(c, vm, (int)i, &w)) {
 			*why = w;
@@ -184,7 +211,7 @@ static int choose(ctx *c, const sched_vm *vm, const char *avoid, const char **wh
 }
 
 /* Why no node can take @vm, node by node (only called when none can). */
-static char *explain(ctx *c, const sched_vm *vm, const char *avoid, const char *why)
+static char *explain(ctx *c, const sched_vm *vm, int avoid, const char *why)
 {
 	if (vm->sticky || c->in->n_nodes == 0)
 		return g_strdup(why ? why : "no node is online");
@@ -192,7 +219,7 @@ static char *explain(ctx *c, const sched_vm *vm, const char *avoid, const char *
 	bool first = true;
 	for (size_t i = 0; i < c->in->n_nodes; i++) {
 		const char *w = NULL;
-		if (avoid && strcmp(c->in->nodes[i].name, avoid) == 0)
+		if ((int)i == avoid)
 			continue;
 		if (fits(c, vm, (int)i, &w))
 			continue;
@@ -239,18 +266,18 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 			i = m;
 	}
 	if (i < 0)
-		i = choose(c, vm, NULL, &why);
+		i = choose(c, vm, -1, &why);
 	if (i >= 0) {
 		assign(c, vm, i, reason);
 		return;
 	}
-	g_autofree char *all = explain(c, vm, NULL, why);
+	g_autofree char *all = explain(c, vm, -1, why);
 	add_alert(c, vm->ha ? SCHED_CRITICAL : SCHED_WARNING, vm->uuid, NULL,
 		  "VM %s cannot be started: %s.", vm->name, all);
 }
 
-/* The VM runs on @n, a live node; should it move? */
-static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n)
+/* The VM runs on @n (node @ni), a live node; should it move? */
+static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int ni)
 {
 	const char *why = NULL;
 	if (n->mode != SCHED_NODE_ONLINE) {
@@ -260,9 +287,9 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n)
 				  vm->name, n->name, sched_node_mode_name(n->mode), vm->name);
 			return;
 		}
-		int i = choose(c, vm, n->name, &why);
+		int i = choose(c, vm, ni, &why);
 		if (i < 0) {
-			g_autofree char *all = explain(c, vm, n->name, why);
+			g_autofree char *all = explain(c, vm, ni, why);
 			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 				  "VM %s cannot leave node %s (%s mode): %s.", vm->name, n->name,
 				  sched_node_mode_name(n->mode), all);
@@ -275,7 +302,7 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n)
 	}
 	if (vm->preferred && vm->failback && !vm->sticky && vm->steady &&
 	    strcmp(vm->preferred, n->name) != 0) {
-		int p = node_idx(c, vm->preferred);
+		int p = vm_preferred_idx(c, vm);
 		if (p >= 0 && fits(c, vm, p, &why)) {
 			account(c, vm, p);
 			add_action(c, SCHED_MOVE, vm->uuid, n->name, c->in->nodes[p].name,
@@ -305,7 +332,8 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			  vm->name, where->str);
 		g_string_free(where, TRUE);
 	}
-	const sched_node *n = node_of(c, vm->node);
+	int ni = vm_node_idx(c, vm);
+	const sched_node *n = ni >= 0 ? &c->in->nodes[ni] : NULL;
 	if (vm->node && !n) {
 		/* Its node was removed from the cluster (it was off for good). */
 		if (vm->target_running)
@@ -362,7 +390,7 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 				place_new(c, vm, "it moves");
 			return;
 		}
-		consider_move(c, vm, n);
+		consider_move(c, vm, n, ni);
 		return;
 	}
 	/* Unassigned: wait until no node reports it, then place it. */
@@ -373,14 +401,34 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 
 static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 {
+	size_t n = in->n_nodes ? in->n_nodes : 1, nv = in->n_vms ? in->n_vms : 1;
 	c->in = in;
 	c->plan = plan;
 	c->index = g_hash_table_new(g_str_hash, g_str_equal);
 	for (size_t i = 0; i < in->n_nodes; i++)
 		g_hash_table_insert(c->index, (gpointer)in->nodes[i].name, GINT_TO_POINTER((int)i + 1));
-	c->mem_used = g_new0(uint64_t, in->n_nodes ? in->n_nodes : 1);
-	c->vcpu_used = g_new0(unsigned, in->n_nodes ? in->n_nodes : 1);
-	c->groups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	c->group_ids = g_hash_table_new(g_str_hash, g_str_equal);
+	c->n_groups = 0;
+	c->vm_node = g_new(int, nv);
+	c->vm_preferred = g_new(int, nv);
+	c->vm_group = g_new(int, nv);
+	for (size_t v = 0; v < in->n_vms; v++) {
+		const sched_vm *vm = &in->vms[v];
+		c->vm_node[v] = node_idx(c, vm->node);
+		c->vm_preferred[v] = node_idx(c, vm->preferred);
+		c->vm_group[v] = -1;
+		if (vm->group) {
+			gpointer id = g_hash_table_lookup(c->group_ids, vm->group);
+			if (!id) {
+				id = GINT_TO_POINTER((int)++c->n_groups);
+				g_hash_table_insert(c->group_ids, (gpointer)vm->group, id);
+			}
+			c->vm_group[v] = GPOINTER_TO_INT(id) - 1;
+		}
+	}
+	c->mem_used = g_new0(uint64_t, n);
+	c->vcpu_used = g_new0(unsigned, n);
+	c->group_used = g_new0(unsigned, (c->n_groups ? c->n_groups : 1) * n);
 	c->fencing = g_hash_table_new(g_str_hash, g_str_equal);
 	c->uncovered = g_hash_table_new(g_str_hash, g_str_equal);
 }
@@ -388,11 +436,15 @@ static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 static void ctx_clear(ctx *c)
 {
 	g_hash_table_destroy(c->index);
-	g_hash_table_destroy(c->groups);
+	g_hash_table_destroy(c->group_ids);
 	g_hash_table_destroy(c->fencing);
 	g_hash_table_destroy(c->uncovered);
+	g_free(c->vm_node);
+	g_free(c->vm_preferred);
+	g_free(c->vm_group);
 	g_free(c->mem_used);
 	g_free(c->vcpu_used);
+	g_free(c->group_used);
 }
 
 /* Count what runs where it should already: it keeps its place. */
@@ -400,7 +452,7 @@ static void account_settled(ctx *c)
 {
 	for (size_t v = 0; v < c->in->n_vms; v++) {
 		const sched_vm *vm = &c->in->vms[v];
-		int i = node_idx(c, vm->node);
+		int i = c->vm_node[v];
 		if (vm->target_running && i >= 0 && !effectively_down(c, &c->in->nodes[i]))
 			account(c, vm, i);
 	}
@@ -419,47 +471,65 @@ static gint vm_order(gconstpointer a, gconstpointer b)
 	return r ? r : strcmp(x->uuid, y->uuid);
 }
 
-bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail)
+/* in->vms (and @extra, if any) in vm_order(). */
+static GPtrArray *vms_in_order(const sched_input *in, const sched_vm *extra)
 {
-	for (size_t f = 0; f < in->n_nodes; f++) {
+	GPtrArray *order = g_ptr_array_sized_new((guint)in->n_vms + 1);
+	for (size_t v = 0; v < in->n_vms; v++)
+		g_ptr_array_add(order, (gpointer)&in->vms[v]);
+	if (extra)
+		g_ptr_array_add(order, (gpointer)extra);
+	g_ptr_array_sort(order, vm_order);
+	return order;
+}
+
+/*
+ * For each node that could fail, with everything else staying where it is:
+ * do its HA VMs find room elsewhere?  @c is fresh (nothing accounted);
+ * @order is in->vms and @extra in vm_order().  @extra, a VM that is not
+ * running yet, counts on the node that fails (the worst case).
+ */
+static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **detail)
+{
+	const sched_input *in = c->in;
+	/* What runs on every node; then, per failed node, the same once more. */
+	for (guint k = 0; k < order->len; k++) {
+		const sched_vm *vm = order->pdata[k];
+		int i = vm_node_idx(c, vm);
+		if (vm->target_running && i >= 0 && !effectively_down(c, &in->nodes[i]))
+			account(c, vm, i);
+	}
+	size_t n = in->n_nodes, groups = (c->n_groups ? c->n_groups : 1) * n;
+	g_autofree uint64_t *mem = g_memdup2(c->mem_used, n * sizeof(uint64_t));
+	g_autofree unsigned *vcpu = g_memdup2(c->vcpu_used, n * sizeof(unsigned));
+	g_autofree unsigned *grp = g_memdup2(c->group_used, groups * sizeof(unsigned));
+	for (size_t f = 0; f < n; f++) {
 		const sched_node *failed = &in->nodes[f];
 		if (!usable(failed))
 			continue;
-		sched_plan scratch = { g_array_new(FALSE, FALSE, sizeof(sched_action)),
-				       g_array_new(FALSE, FALSE, sizeof(sched_alert)), true };
-		ctx c;
-		ctx_init(&c, in, &scratch);
-		/* Everything not on the failed node stays where it is. */
-		GPtrArray *displaced = g_ptr_array_new();
-		for (size_t v = 0; v <= in->n_vms; v++) {
-			const sched_vm *vm = v < in->n_vms ? &in->vms[v] : extra;
-			if (!vm || !vm->target_running)
-				continue;
-			int i = node_idx(&c, vm->node);
-			if (vm == extra && i < 0)
-				i = (int)f; /* count the new VM on the node that fails: worst case */
-			if (i == (int)f) {
-				if (vm->ha)
-					g_ptr_array_add(displaced, (gpointer)vm);
-			} else if (i >= 0 && !effectively_down(&c, &in->nodes[i])) {
-				account(&c, vm, i);
-			}
-		}
-		g_ptr_array_sort(displaced, vm_order);
+		/* The failed node is never chosen: what it held does not matter. */
+		memcpy(c->mem_used, mem, n * sizeof(uint64_t));
+		memcpy(c->vcpu_used, vcpu, n * sizeof(unsigned));
+		memcpy(c->group_used, grp, groups * sizeof(unsigned));
 		const char *stuck = NULL;
-		for (guint k = 0; k < displaced->len && !stuck; k++) {
-			const sched_vm *vm = displaced->pdata[k];
+		for (guint k = 0; k < order->len && !stuck; k++) {
+			const sched_vm *vm = order->pdata[k];
+			int i = vm_node_idx(c, vm);
+			if (vm == extra && i < 0)
+				i = (int)f;
+			if (i != (int)f || !vm->ha || !vm->target_running)
+				continue;
+			/* A VM sticky to the failed node waits for it: the
+			 * operator's choice, not a lack of room. */
+			if (vm->sticky && node_idx(c, vm->sticky) == (int)f)
+				continue;
 			const char *why;
-			int i = choose(&c, vm, failed->name, &why);
-			if (i < 0)
+			int to = choose(c, vm, (int)f, &why);
+			if (to < 0)
 				stuck = vm->name;
 			else
-				account(&c, vm, i);
+				account(c, vm, to);
 		}
-		g_ptr_array_free(displaced, TRUE);
-		ctx_clear(&c);
-		g_array_free(scratch.actions, TRUE);
-		g_array_free(scratch.alerts, TRUE);
 		if (stuck) {
 			if (detail)
 				*detail = g_strdup_printf(
@@ -469,6 +539,21 @@ bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail)
 		}
 	}
 	return true;
+}
+
+bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail)
+{
+	sched_plan scratch = { g_array_new(FALSE, FALSE, sizeof(sched_action)),
+			       g_array_new(FALSE, FALSE, sizeof(sched_alert)), true };
+	ctx c;
+	ctx_init(&c, in, &scratch);
+	GPtrArray *order = vms_in_order(in, extra);
+	bool ok = n_plus_1(&c, order, extra, detail);
+	g_ptr_array_free(order, TRUE);
+	ctx_clear(&c);
+	g_array_free(scratch.actions, TRUE);
+	g_array_free(scratch.alerts, TRUE);
+	return ok;
 }
 
 sched_plan *sched_plan_compute(const sched_input *in)
@@ -487,25 +572,26 @@ sched_plan *sched_plan_compute(const sched_input *in)
 			need_fence(&c, n, NULL); /* every lost node, VMs or not */
 	}
 	account_settled(&c);
-	GPtrArray *order = g_ptr_array_sized_new((guint)in->n_vms);
-	for (size_t v = 0; v < in->n_vms; v++)
-		g_ptr_array_add(order, (gpointer)&in->vms[v]);
-	g_ptr_array_sort(order, vm_order);
+	GPtrArray *order = vms_in_order(in, NULL);
 	for (guint k = 0; k < order->len; k++)
 		decide_vm(&c, order->pdata[k]);
-	g_ptr_array_free(order, TRUE);
-	ctx_clear(&c);
 
+	plan->n_plus_1 = true;
 	if (in->admission != SCHED_ADMISSION_OFF) {
+		/* Judged on the input, not on this plan's actions: afresh. */
+		size_t n = in->n_nodes ? in->n_nodes : 1;
+		memset(c.mem_used, 0, n * sizeof(uint64_t));
+		memset(c.vcpu_used, 0, n * sizeof(unsigned));
+		memset(c.group_used, 0, (c.n_groups ? c.n_groups : 1) * n * sizeof(unsigned));
 		char *detail = NULL;
-		plan->n_plus_1 = sched_n_plus_1(in, NULL, &detail);
+		plan->n_plus_1 = n_plus_1(&c, order, NULL, &detail);
 		if (!plan->n_plus_1) {
 			sched_alert a = { SCHED_WARNING, NULL, NULL, detail };
 			g_array_append_val(plan->alerts, a);
 		}
-	} else {
-		plan->n_plus_1 = true;
 	}
+	g_ptr_array_free(order, TRUE);
+	ctx_clear(&c);
 	return plan;
 }
 
@@ -516,7 +602,7 @@ const char *sched_place(const sched_input *in, const sched_vm *vm, const char **
 	ctx c;
 	ctx_init(&c, in, &scratch);
 	account_settled(&c);
-	int i = choose(&c, vm, NULL, why);
+	int i = choose(&c, vm, -1, why);
 	ctx_clear(&c);
 	g_array_free(scratch.actions, TRUE);
 	g_array_free(scratch.alerts, TRUE);
