@@ -57,14 +57,15 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 	/* After a message the token keeps circling at full speed for this many
 	 * rotations before the ring representative holds it (corosync's default
 	 * is 30).  herd's changes come as a message and the members' answers a
-	 * few milliseconds later, so with 30 the ring never rested: on the test
-	 * nodes corosync spent about 11 ms of CPU per change at one change at a
-	 * time, and crowded out herdd.  With 1 it holds the token after an idle
-	 * rotation and a node with something to send cancels the hold.  Only
-	 * when an idle token rests changes: its timeouts, and so the detection
-	 * of a lost node, stay as they are (bench/README.md has the figures;
-	 * 0 is worse than both: members then cancel the hold for every message). */
-	g_string_append(s, "\tseqno_unchanged_const: 1\n");
+	 * few milliseconds later, so with 30 the ring never rested and corosync
+	 * crowded out herdd.  With 1 it rests after a single idle rotation, but a
+	 * lost node was noticed later.  On the 3 test nodes (token 300; changes
+	 * from 64 connections per node; power cut of one node, median of 10):
+	 *   30: 2,500 changes/s, detection 0.68-0.71 s
+	 *    3: 4,100 changes/s, detection 0.68 s
+	 *    1: 4,500 changes/s, detection 0.72 s
+	 * with commit latency (one client) 2.9-3.2 ms and idle CPU alike. */
+	g_string_append(s, "\tseqno_unchanged_const: 3\n");
 	/* Every packet on every link: losing one link loses nothing, so it is an
 	 * alert, not a membership change (C2).  In passive mode knet moves to
 	 * another link only after its ping timeout, longer than herd's token. */
