@@ -32,6 +32,8 @@ struct herd_coord {
 	GHashTable *unwanted;      /* "uuid@node#version" -> store index (see herd_sched_input_build()) */
 	GPtrArray *records;        /* fence_result*: to write into the store */
 	uint64_t round;            /* the membership round of the last run */
+	GHashTable *seen;          /* node ids seen in the ring since this herd started */
+	int64_t quorate_since_ms;  /* when this herd first saw a quorate partition; 0: never */
 	json_t *alerts;
 	bool n_plus_1;
 	char *self_name;
@@ -71,6 +73,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->local_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	c->unwanted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	c->records = g_ptr_array_new_with_free_func((GDestroyNotify)fence_result_free);
+	c->seen = g_hash_table_new(g_direct_hash, g_direct_equal);
 	c->alerts = json_array();
 	c->n_plus_1 = true;
 	return c;
@@ -84,6 +87,7 @@ void herd_coord_free(herd_coord *c)
 	g_hash_table_destroy(c->local_down);
 	g_hash_table_destroy(c->unwanted);
 	g_ptr_array_free(c->records, TRUE);
+	g_hash_table_destroy(c->seen);
 	json_decref(c->alerts);
 	g_free(c->self_name);
 	g_free(c);
@@ -99,6 +103,7 @@ struct herd_sched_input {
 	GPtrArray *strings;   /* owned arrays */
 	GHashTable *by_uuid;  /* uuid -> index + 1 */
 	int64_t steady_in_ms; /* until the next VM may fail back (not steady yet); 0: none */
+	int64_t awaited_in_ms; /* until the first awaited node counts as lost; 0: none */
 };
 
 static bool contains(const uint32_t *ids, size_t n, uint32_t id)
@@ -134,7 +139,7 @@ static bool maybe_still_there(const herd_coord_view *v, GHashTable *unwanted, GH
 }
 
 herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
-					 GHashTable *unwanted)
+					 GHashTable *unwanted, const herd_coord_joins *joins)
 {
 	herd_sched_input *hi = g_new0(herd_sched_input, 1);
 	hi->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
@@ -150,6 +155,9 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 			   : !strcmp(adm, "off") ? SCHED_ADMISSION_OFF : SCHED_ADMISSION_WARN;
 	hi->in.vcpu_overcommit = (double)cluster_setting_int(settings, "vcpu_overcommit");
 	hi->in.memory_reserve_mib = (uint64_t)cluster_setting_int(settings, "memory_reserve_mib");
+	hi->in.join_timeout_s = (unsigned)cluster_setting_int(settings, "join_timeout_s");
+	int64_t join_until_ms = joins && joins->quorate_since_ms
+				? joins->quorate_since_ms + (int64_t)hi->in.join_timeout_s * 1000 : 0;
 
 	/* Which nodes some fence device has a plug for. */
 	g_autoptr(GHashTable) covered = g_hash_table_new(g_str_hash, g_str_equal);
@@ -179,6 +187,11 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		n.down = json_is_object(json_object_get(o->data, "down")) ||
 			 (local_down && g_hash_table_contains(local_down, o->name));
 		n.fence_covered = g_hash_table_contains(covered, o->name);
+		if (!n.in_ring && joins && v->now_ms < join_until_ms &&
+		    !g_hash_table_contains(joins->seen, GUINT_TO_POINTER(id))) {
+			n.awaited = true;
+			hi->awaited_in_ms = join_until_ms - v->now_ms;
+		}
 		if (f) {
 			n.memory_mib = f->resources.memory_mib;
 			n.cpus = f->resources.cpus;
@@ -454,6 +467,10 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	 * VMs start twice. */
 	c->round = v->facts->round;
 	prune(c, v);
+	for (size_t i = 0; i < v->n_ring; i++)
+		g_hash_table_add(c->seen, GUINT_TO_POINTER(v->ring[i]));
+	if (v->quorate && !c->quorate_since_ms)
+		c->quorate_since_ms = v->now_ms;
 	bool was = c->active;
 	c->active = coordinates(v);
 	if (c->active != was) {
@@ -500,12 +517,15 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	for (size_t i = 0; i < v->n_group; i++)
 		if (!herd_facts_fresh(v->facts, v->group[i]))
 			return;
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted);
+	herd_coord_joins joins = { c->seen, c->quorate_since_ms };
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, plan);
 	act(c, v, plan);
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);
+	if (hi->awaited_in_ms > 0)
+		c->io.wakeup(c->user, hi->awaited_in_ms);
 }
 
 void herd_coord_committed(herd_coord *c, const GError *error)

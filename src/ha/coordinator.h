@@ -83,8 +83,22 @@ json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, bool 
  * report from before that cannot show it yet.
  */
 typedef struct herd_sched_input herd_sched_input;
+
+/*
+ * Who has joined: after a cold start of the whole cluster the nodes boot at
+ * their own pace, and one that has not been seen yet since this herd started
+ * is most likely booting, not running VMs somewhere unseen.  It counts as
+ * lost (to be fenced) only join_timeout_s after this herd first saw a
+ * quorate partition; until then its VMs wait.  A node seen since then and
+ * lost again is fenced at once.  NULL: every node out of the ring is lost.
+ */
+typedef struct herd_coord_joins {
+	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) seen in the ring */
+	int64_t quorate_since_ms;  /* 0: no quorate partition seen yet */
+} herd_coord_joins;
+
 herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
-					 GHashTable *unwanted);
+					 GHashTable *unwanted, const herd_coord_joins *joins);
 const sched_input *herd_sched_input_get(herd_sched_input *hi);
 /* The sched_vm built for @uuid, or NULL. */
 const sched_vm *herd_sched_input_vm(herd_sched_input *hi, const char *uuid);

@@ -140,7 +140,7 @@ bool herd_ha_admission(herd_ha *h, const char *uuid, char **detail)
 {
 	uint32_t ring[MAX_NODES], group[MAX_NODES];
 	herd_coord_view v = view(h, ring, group);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
 	const sched_vm *vm = herd_sched_input_vm(hi, uuid);
 	if (!vm)
 		return true;

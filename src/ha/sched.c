@@ -96,7 +96,13 @@ static bool effectively_down(ctx *c, const sched_node *n)
  * its VMs go elsewhere. */
 static bool lost(ctx *c, const sched_node *n)
 {
-	return !n->in_ring && !effectively_down(c, n) && n->mode != SCHED_NODE_MAINTENANCE;
+	return !n->in_ring && !effectively_down(c, n) && n->mode != SCHED_NODE_MAINTENANCE && !n->awaited;
+}
+
+/* Not seen since the cluster started, and given time to join. */
+static bool awaited(ctx *c, const sched_node *n)
+{
+	return !n->in_ring && !effectively_down(c, n) && n->mode != SCHED_NODE_MAINTENANCE && n->awaited;
 }
 
 static bool usable(const sched_node *n)
@@ -365,6 +371,11 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			need_fence(c, n, vm);
 			return;
 		}
+		if (awaited(c, n)) {
+			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+				  "VM %s waits for node %s to join the cluster.", vm->name, n->name);
+			return;
+		}
 		if (!n->in_ring) {
 			/* in maintenance and gone: herd does not fence it */
 			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
@@ -570,6 +581,10 @@ sched_plan *sched_plan_compute(const sched_input *in)
 			add_action(&c, SCHED_CLEAR_DOWN, NULL, n->name, NULL, "the node is back");
 		else if (lost(&c, n))
 			need_fence(&c, n, NULL); /* every lost node, VMs or not */
+		else if (awaited(&c, n))
+			add_alert(&c, SCHED_WARNING, NULL, n->name,
+				  "Node %s has not joined since the cluster started; herd fences it if it has not joined %u s after the start (join_timeout_s).",
+				  n->name, in->join_timeout_s);
 	}
 	account_settled(&c);
 	GPtrArray *order = vms_in_order(in, NULL);

@@ -17,7 +17,9 @@
  *     node stops the VM), then, once it is seen stopped, ASSIGN the new node;
  *   - a stopped VM is RELEASEd from its node only once the node reports it
  *     stopped;
- *   - a VM whose node is lost waits until that node is fenced;
+ *   - a VM whose node is lost waits until that node is fenced; a node not
+ *     seen since the cluster started is given join_timeout_s to join
+ *     before it counts as lost;
  *   - only HA VMs are then restarted elsewhere: a VM without "ha" waits for
  *     its node to come back (and starts there again).
  */
@@ -39,6 +41,9 @@ typedef struct sched_node {
 	bool in_ring;            /* corosync sees the node (it is alive) */
 	bool herd_up;            /* its herdd is in the group and reported its facts */
 	bool down;               /* fenced or confirmed down since it was last lost */
+	bool awaited;            /* not seen since the coordinator's herd started, and
+				  * still within join_timeout_s: not fenced yet (a
+				  * cold start of the cluster; nodes boot at their pace) */
 	bool fence_covered;      /* a fence device has a plug for it */
 	uint64_t memory_mib;     /* capacity from its facts; 0: unknown */
 	unsigned cpus;
@@ -79,6 +84,7 @@ typedef struct sched_input {
 	sched_admission admission;
 	double vcpu_overcommit;  /* vCPUs per CPU a node may carry */
 	uint64_t memory_reserve_mib; /* RAM kept free on every node for itself */
+	unsigned join_timeout_s; /* how long an awaited node has (for the alert) */
 } sched_input;
 
 typedef enum {

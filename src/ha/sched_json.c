@@ -39,6 +39,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	json_t *oc = json_object_get(settings, "vcpu_overcommit");
 	ji->in.vcpu_overcommit = oc ? json_number_value(oc) : 4.0;
 	ji->in.memory_reserve_mib = (uint64_t)json_integer_value(json_object_get(settings, "memory_reserve_mib"));
+	json_t *jt = json_object_get(settings, "join_timeout_s");
+	ji->in.join_timeout_s = jt ? (unsigned)json_integer_value(jt) : 120;
 
 	size_t i;
 	json_t *o;
@@ -54,6 +56,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		n.in_ring = get_bool(o, "in_ring", true);
 		n.herd_up = get_bool(o, "herd_up", n.in_ring);
 		n.down = get_bool(o, "down", false);
+		n.awaited = get_bool(o, "awaited", false);
 		n.fence_covered = get_bool(o, "fence_covered", true);
 		n.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
 		n.cpus = (unsigned)json_integer_value(json_object_get(o, "cpus"));
@@ -124,9 +127,10 @@ json_t *sched_json_input_dump(const sched_input *in)
 	json_t *nodes = json_array(), *vms = json_array();
 	for (size_t i = 0; i < in->n_nodes; i++) {
 		const sched_node *n = &in->nodes[i];
-		json_array_append_new(nodes, json_pack("{s:s,s:s,s:b,s:b,s:b,s:b,s:I,s:i}", "name", n->name,
+		json_array_append_new(nodes, json_pack("{s:s,s:s,s:b,s:b,s:b,s:b,s:b,s:I,s:i}", "name", n->name,
 						       "mode", sched_node_mode_name(n->mode), "in_ring", n->in_ring,
-						       "herd_up", n->herd_up, "down", n->down, "fence_covered",
+						       "herd_up", n->herd_up, "down", n->down, "awaited", n->awaited,
+						       "fence_covered",
 						       n->fence_covered, "memory_mib", (json_int_t)n->memory_mib,
 						       "cpus", (int)n->cpus));
 	}
@@ -143,9 +147,10 @@ json_t *sched_json_input_dump(const sched_input *in)
 						     "memory_mib", (json_int_t)v->memory_mib, "vcpus", (int)v->vcpus,
 						     "seen_on", seen, "steady", v->steady));
 	}
-	return json_pack("{s:{s:b,s:s,s:f,s:I},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
+	return json_pack("{s:{s:b,s:s,s:f,s:I,s:i},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
 			 "admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
-			 "memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "nodes", nodes, "vms", vms);
+			 "memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "join_timeout_s",
+			 (int)in->join_timeout_s, "nodes", nodes, "vms", vms);
 }
 
 static const char *vm_name(const sched_input *in, const char *uuid)

@@ -32,6 +32,9 @@ const cluster_setting cluster_settings[] = {
 	  false },
 	{ "failback_after_s", SETTING_INT, 0, 86400, NULL, "10",
 	  "how long a VM runs before it may move back to its preferred node", false },
+	{ "join_timeout_s", SETTING_INT, 0, 3600, NULL, "120",
+	  "after the cluster starts: how long a node not seen yet may take to join before it is fenced",
+	  false },
 	{ NULL },
 };
 

@@ -520,7 +520,7 @@ static void node_run(simnode *node)
 	}
 	if (S->verbose && herd_coord_active(node->coord)) {
 		/* The scheduler's input, replayable with sched-golden --show. */
-		g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL);
+		g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
 		g_autoptr(json_t) dump = sched_json_input_dump(herd_sched_input_get(hi));
 		g_autofree char *text = json_dumps(dump, JSON_COMPACT);
 		TRACE("%s: scheduler input %s", node->name, text);
@@ -749,10 +749,12 @@ static void bootstrap(void)
 	json_t *ops = json_array();
 	char uuid[37];
 	g_autofree char *u = g_strdup_printf("c0000000-0000-4000-8000-%012u", 1);
-	json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:i,s:s,s:i}}}", "op", "create",
+	/* join_timeout_s short against the simulated time, so that nodes not
+	 * seen since a coordinator's power-on are both awaited and fenced. */
+	json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:i,s:s,s:i,s:i}}}", "op", "create",
 					     "kind", "cluster", "uuid", u, "name", "sim", "data", "settings",
 					     "failback_after_s", 2, "admission_control", "warn",
-					     "vcpu_overcommit", 4));
+					     "vcpu_overcommit", 4, "join_timeout_s", 5));
 	json_t *plugs = json_object();
 	for (unsigned i = 1; i <= S->n; i++) {
 		g_snprintf(uuid, sizeof(uuid), "a0000000-0000-4000-8000-%012u", i);
