@@ -22,6 +22,7 @@ store_state *store_state_new(store_db *db)
 						      (GDestroyNotify)store_object_unref);
 		s->by_name[k] = g_hash_table_new(g_str_hash, g_str_equal);
 	}
+	s->changed_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	return s;
 }
 
@@ -33,6 +34,7 @@ void store_state_free(store_state *s)
 		g_hash_table_destroy(s->by_name[k]);
 		g_hash_table_destroy(s->by_uuid[k]);
 	}
+	g_hash_table_destroy(s->changed_at);
 	g_free(s);
 }
 
@@ -72,12 +74,19 @@ bool store_state_load(store_state *s, GError **error)
 		g_hash_table_remove_all(s->by_name[k]);
 		g_hash_table_remove_all(s->by_uuid[k]);
 	}
+	g_hash_table_remove_all(s->changed_at);
 	return store_db_load(s->db, &s->pos, load_one, s, error);
 }
 
 bool store_state_write_position(store_state *s, GError **error)
 {
 	return store_db_set_position(s->db, &s->pos, error);
+}
+
+uint64_t store_state_changed_at(store_state *s, const char *uuid)
+{
+	const uint64_t *at = g_hash_table_lookup(s->changed_at, uuid);
+	return at ? *at : 0;
 }
 
 store_object *store_state_get(store_state *s, store_kind kind, const char *uuid)
@@ -549,6 +558,13 @@ json_t *store_state_apply(store_state *s, json_t *cmd, const void *cmd_bytes, si
 		return NULL;
 	}
 	s->pos = next;
+	for (guint i = 0; i < done->len; i++) {
+		store_change *c = done->pdata[i];
+		if (c->after)
+			g_hash_table_replace(s->changed_at, g_strdup(c->uuid), g_memdup2(&next.index, sizeof(next.index)));
+		else
+			g_hash_table_remove(s->changed_at, c->uuid);
+	}
 	if (changes) {
 		for (guint i = 0; i < done->len; i++)
 			g_ptr_array_add(changes, done->pdata[i]);

@@ -21,6 +21,9 @@ typedef struct store_state {
 	GHashTable *by_name[STORE_KIND__COUNT]; /* name -> store_object* (borrowed) */
 	store_position pos;
 	store_db *db;                           /* not owned */
+	/* uuid -> the index (uint64_t) of the command that made its current
+	 * version, for objects changed since the state was last loaded. */
+	GHashTable *changed_at;
 } store_state;
 
 /* One object changed by a command: before/after are NULL for create/delete. */
@@ -63,6 +66,9 @@ void store_change_free(store_change *c);
 
 /* Look up by UUID or name; NULL if absent.  Borrowed references. */
 store_object *store_state_get(store_state *s, store_kind kind, const char *uuid);
+/* The store index at which the object @uuid got its current version, or 0
+ * if that is not known here (it dates from before the state was loaded). */
+uint64_t store_state_changed_at(store_state *s, const char *uuid);
 store_object *store_state_get_by_name(store_state *s, store_kind kind, const char *name);
 /* By UUID if @ref looks like one, else by name. */
 store_object *store_state_lookup(store_state *s, store_kind kind, const char *ref);

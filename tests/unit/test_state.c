@@ -924,6 +924,42 @@ static void test_persistence(void)
 	rm_dir(dir);
 }
 
+/* store_state_changed_at(): the index of the command that made an object's
+ * current version; unknown (0) after a load, a delete, or a failed command. */
+static void test_changed_at(void)
+{
+	g_autofree char *dir = tmp_dir();
+	g_autofree char *path = g_build_filename(dir, "store.db", NULL);
+	fixture f;
+	fx_open(&f, path);
+	setup_cluster(&f);
+	g_assert_cmpuint(store_state_changed_at(f.s, CL1), ==, 1);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"web2\",\"data\":{}}"));
+	g_assert_cmpuint(store_state_changed_at(f.s, VM1), ==, 2);
+	g_assert_cmpuint(store_state_changed_at(f.s, VM2), ==, 3);
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"y\":1}}"));
+	g_assert_cmpuint(store_state_changed_at(f.s, VM1), ==, 4);
+	g_assert_cmpuint(store_state_changed_at(f.s, VM2), ==, 3);
+	/* a command that fails changes nothing, this neither */
+	fails(&f, HERD_ERR_CONFLICT, "was changed meanwhile",
+	      "{\"op\":\"batch\",\"ops\":[{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"data\":{\"y\":2}},"
+	      "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"if_version\":1}]}");
+	g_assert_cmpuint(store_state_changed_at(f.s, VM2), ==, 3);
+	g_assert_cmpuint(store_state_changed_at(f.s, VM1), ==, 4);
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\"}"));
+	g_assert_cmpuint(store_state_changed_at(f.s, VM2), ==, 0);
+	g_assert_cmpuint(store_state_changed_at(f.s, VM3), ==, 0);
+	fx_close(&f);
+	/* loaded from disk: not known */
+	fx_open(&f, path);
+	g_assert_cmpuint(store_state_changed_at(f.s, VM1), ==, 0);
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"z\":1}}"));
+	g_assert_cmpuint(store_state_changed_at(f.s, VM1), ==, f.s->pos.index);
+	fx_close(&f);
+	rm_dir(dir);
+}
+
 static void test_open_errors(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -1190,6 +1226,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/update", test_update);
 	g_test_add_func("/state/patch", test_patch);
 	g_test_add_func("/state/delete", test_delete);
+	g_test_add_func("/state/changed-at", test_changed_at);
 	g_test_add_func("/state/history-and-restore", test_history_and_restore);
 	g_test_add_func("/state/history-list", test_history_list);
 	g_test_add_func("/state/history-limit-default", test_history_limit_default);
