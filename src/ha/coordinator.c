@@ -460,6 +460,15 @@ static void prune(herd_coord *c, const herd_coord_view *v)
 	}
 }
 
+static void union_into(GHashTable *set, GHashTable *more)
+{
+	GHashTableIter it;
+	gpointer k;
+	g_hash_table_iter_init(&it, more);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_hash_table_add(set, k);
+}
+
 void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 {
 	/* Forget a fence once its node is seen alive again, or the membership
@@ -517,7 +526,13 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	for (size_t i = 0; i < v->n_group; i++)
 		if (!herd_facts_fresh(v->facts, v->group[i]))
 			return;
-	herd_coord_joins joins = { c->seen, c->quorate_since_ms };
+	/* Seen by any member since its herd started: a node the others saw
+	 * is not a late boot, even when this herd has just started. */
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+	union_into(seen, c->seen);
+	for (size_t i = 0; i < v->n_group; i++)
+		union_into(seen, herd_facts_fresh(v->facts, v->group[i])->seen);
+	herd_coord_joins joins = { seen, c->quorate_since_ms };
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, plan);
@@ -599,6 +614,11 @@ json_t *herd_coord_status(herd_coord *c)
 	}
 	return json_pack("{s:O,s:b,s:o}", "alerts", c->alerts, "n_plus_1", c->n_plus_1, "fencing",
 			 fencing);
+}
+
+GHashTable *herd_coord_seen(herd_coord *c)
+{
+	return c->seen;
 }
 
 bool herd_coord_has_fenced(herd_coord *c, const char *node)

@@ -63,6 +63,9 @@ void herd_coord_fenced(herd_coord *c, const char *node, bool ok, const char *dev
 bool herd_coord_active(herd_coord *c);
 /* {"alerts":[…],"n_plus_1":…,"fencing":[…]} while active, else NULL. */
 json_t *herd_coord_status(herd_coord *c);
+/* Node ids (GUINT_TO_POINTER) this herd has seen in the ring since it
+ * started, for its STATUS (borrowed). */
+GHashTable *herd_coord_seen(herd_coord *c);
 /* This coordinator fenced @node (successfully) and has not seen it since. */
 bool herd_coord_has_fenced(herd_coord *c, const char *node);
 

@@ -24,12 +24,22 @@ static bool state_parse(const char *s, herd_vm_state *out)
 	return false;
 }
 
+/* More node ids than any corosync cluster has: the rest is ignored. */
+#define SEEN_MAX 1024
+
+static gint by_id(gconstpointer a, gconstpointer b)
+{
+	guint x = GPOINTER_TO_UINT(a), y = GPOINTER_TO_UINT(b);
+	return x < y ? -1 : x > y;
+}
+
 static void node_facts_free(herd_node_facts *n)
 {
 	g_free(n->name);
 	g_hash_table_destroy(n->vms);
 	json_decref(n->errors);
 	json_decref(n->coordinator);
+	g_hash_table_destroy(n->seen);
 	g_free(n);
 }
 
@@ -62,7 +72,7 @@ void herd_facts_forget(herd_facts *f, uint32_t nodeid)
 
 char *herd_facts_encode(const char *name, uint64_t index, GArray *vm_facts,
 			const herd_node_resources *res, bool virt_ok, json_t *errors,
-			json_t *coordinator, size_t *len)
+			json_t *coordinator, GHashTable *seen, size_t *len)
 {
 	json_t *vms = json_array();
 	for (guint i = 0; vm_facts && i < vm_facts->len; i++) {
@@ -79,6 +89,14 @@ char *herd_facts_encode(const char *name, uint64_t index, GArray *vm_facts,
 		json_object_set(j, "errors", errors);
 	if (coordinator)
 		json_object_set(j, "coordinator", coordinator);
+	if (seen) {
+		/* Sorted: the same set gives the same bytes. */
+		g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(seen), by_id);
+		json_t *arr = json_array();
+		for (GList *l = ids; l; l = l->next)
+			json_array_append_new(arr, json_integer(GPOINTER_TO_UINT(l->data)));
+		json_object_set_new(j, "seen", arr);
+	}
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	*len = strlen(s);
@@ -128,6 +146,16 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->errors = json_is_object(errors) ? json_incref(errors) : json_object();
 	json_t *coord = json_object_get(j, "coordinator");
 	n->coordinator = json_is_object(coord) ? json_incref(coord) : NULL;
+	/* Absent (a node one release older): it has seen nobody, as far as
+	 * the others know.  Node ids are corosync's: 1 to 2^32 - 1. */
+	n->seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+	json_array_foreach(json_object_get(j, "seen"), i, v) {
+		json_int_t id = json_integer_value(v);
+		if (i >= SEEN_MAX)
+			break;
+		if (json_is_integer(v) && id > 0 && id <= (json_int_t)UINT32_MAX)
+			g_hash_table_add(n->seen, GUINT_TO_POINTER((guint)id));
+	}
 	json_decref(j);
 	g_hash_table_replace(f->nodes, GUINT_TO_POINTER(nodeid), n);
 	return true;

@@ -26,6 +26,8 @@ typedef struct herd_node_facts {
 	bool virt_ok;              /* its hypervisor connection works */
 	json_t *errors;            /* {uuid: "start failed: …"} */
 	json_t *coordinator;       /* alerts etc. if it coordinates, else NULL */
+	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) its herd has seen in
+				    * the ring since it started (see herd_coord_joins) */
 } herd_node_facts;
 
 typedef struct herd_facts {
@@ -41,10 +43,11 @@ void herd_facts_new_round(herd_facts *f);
 /* Forget a node (it left the group). */
 void herd_facts_forget(herd_facts *f, uint32_t nodeid);
 
-/* Encode this node's facts as a STATUS payload. */
+/* Encode this node's facts as a STATUS payload.  @seen: node ids
+ * (GUINT_TO_POINTER) seen in the ring since this herd started, or NULL. */
 char *herd_facts_encode(const char *name, uint64_t index, GArray *vm_facts,
 			const herd_node_resources *res, bool virt_ok, json_t *errors,
-			json_t *coordinator, size_t *len);
+			json_t *coordinator, GHashTable *seen, size_t *len);
 /* Take a STATUS payload from @nodeid; false if malformed (ignored then). */
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
 		       int64_t now_ms);

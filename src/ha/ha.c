@@ -74,7 +74,8 @@ static gboolean on_send_status(gpointer data)
 	size_t len;
 	g_autofree char *payload = herd_facts_encode(h->node, herd_cluster_state(h->cluster)->pos.index,
 						     facts, &res, herd_agent_virt_ok(h->agent),
-						     herd_agent_errors(h->agent), coord, &len);
+						     herd_agent_errors(h->agent), coord,
+						     herd_coord_seen(h->coord), &len);
 	herd_cluster_send(h->cluster, HERD_MSG_STATUS, payload, len);
 	return G_SOURCE_REMOVE;
 }

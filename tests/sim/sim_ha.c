@@ -278,7 +278,8 @@ static void send_status(simnode *node)
 	size_t len, n;
 	g_autofree char *payload = herd_facts_encode(node->name, replica_state(node->r)->pos.index,
 						     facts, &res, true,
-						     herd_agent_errors(node->agent), coord, &len);
+						     herd_agent_errors(node->agent), coord,
+						     herd_coord_seen(node->coord), &len);
 	g_autofree void *m = herd_wire_encode(HERD_MSG_STATUS, node->id, 0, 0, payload, len, &n);
 	bus_send(node, m, n);
 }
