@@ -129,8 +129,12 @@ static bool maybe_still_there(const herd_coord_view *v, GHashTable *unwanted, GH
 	g_autofree char *key = g_strdup_printf("%s@%s#%" G_GUINT64_FORMAT, vm->uuid, node, vm->version);
 	uint64_t *since = g_hash_table_lookup(unwanted, key);
 	if (!since) {
+		/* The change that made this version, if known: the node sent its
+		 * report soon after applying it.  Else now, which may be later
+		 * than its last report (it then counts from its next one). */
+		uint64_t at = store_state_changed_at(v->st, vm->uuid);
 		since = g_new(uint64_t, 1);
-		*since = v->st->pos.index;
+		*since = at ? at : v->st->pos.index;
 		g_hash_table_insert(unwanted, g_strdup(key), since);
 	}
 	g_hash_table_add(kept, g_steal_pointer(&key));
