@@ -365,17 +365,22 @@ void api_vm_restore(http_request *req, gpointer user_data)
 	}
 	store_state *st = herd_cluster_state(d->cluster);
 	if (version == 0) {
-		/* Default: the newest stored configuration that is not the current one. */
-		store_object *cur = store_state_get(st, STORE_KIND_VM, uuid);
+		/* Default: the newest stored configuration that is not the
+		 * current one.  The history holds every configuration, newest
+		 * first: of a defined VM the first is its current one. */
+		bool skip_current = store_state_get(st, STORE_KIND_VM, uuid) != NULL;
 		g_autoptr(json_t) list = store_db_history_list(st->db, STORE_KIND_VM, uuid, NULL, true, &err);
 		size_t i;
 		json_t *e;
 		json_array_foreach(list, i, e) {
-			json_int_t v = json_integer_value(json_object_get(e, "version"));
-			if (json_is_object(json_object_get(e, "data")) && (!cur || (uint64_t)v < cur->version)) {
-				version = v;
-				break;
+			if (!json_is_object(json_object_get(e, "data")))
+				continue;
+			if (skip_current) {
+				skip_current = false;
+				continue;
 			}
+			version = json_integer_value(json_object_get(e, "version"));
+			break;
 		}
 		if (version == 0) {
 			http_respond_errorf(req, HERD_ERR_NOT_FOUND,

@@ -203,6 +203,41 @@ static bool commit_object(store_state *s, store_kind kind, const char *uuid,
 }
 
 /*
+ * What the cluster does with a VM rather than what the VM is: its desired
+ * state (an operator's start or stop) and where the HA engine placed it.
+ * A change of these alone is no new configuration: it is not kept in the
+ * VM's history (a failover would otherwise push the operator's versions out
+ * of it), and restoring a configuration leaves them as they are.
+ */
+static const char *const vm_state_keys[] = { "target", "stop", "node", "move_to", NULL };
+
+static bool is_vm_state_key(const char *key)
+{
+	for (const char *const *k = vm_state_keys; *k; k++)
+		if (strcmp(*k, key) == 0)
+			return true;
+	return false;
+}
+
+/* Do the VM objects @a and @b have the same configuration (state aside)? */
+static bool vm_same_config(const store_object *a, const store_object *b)
+{
+	if (strcmp(a->name, b->name) != 0)
+		return false;
+	const char *key;
+	json_t *v;
+	json_object_foreach(a->data, key, v) {
+		if (!is_vm_state_key(key) && !json_equal(v, json_object_get(b->data, key)))
+			return false;
+	}
+	json_object_foreach(b->data, key, v) {
+		if (!is_vm_state_key(key) && !json_object_get(a->data, key))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Record @after (a new object, or the new version of @before) in the history
  * as @change and publish it, encoding its data once for both.
  */
@@ -213,6 +248,17 @@ static bool publish(store_state *s, const envelope *env, const char *change,
 	return record_history(s, env, after->kind, after->uuid, after->name, after->version, change,
 			      after->data, text, error) &&
 	       commit_object(s, after->kind, after->uuid, before, after, text, changes, error);
+}
+
+/* Publish @after, an update of @before: in the history unless only a VM's
+ * state changed. */
+static bool publish_update(store_state *s, const envelope *env, store_object *before,
+			   store_object *after, GPtrArray *changes, GError **error)
+{
+	if (after->kind != STORE_KIND_VM || !vm_same_config(before, after))
+		return publish(s, env, "updated", before, after, changes, error);
+	g_autofree char *text = store_db_encode(after->data);
+	return commit_object(s, after->kind, after->uuid, before, after, text, changes, error);
 }
 
 static json_t *object_result(const store_object *o)
@@ -324,7 +370,7 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, name, old->version + 1,
 						     old->created_ms, env->time_ms,
 						     data ? data : old->data);
-	if (!publish(s, env, "updated", old, o, changes, error))
+	if (!publish_update(s, env, old, o, changes, error))
 		return NULL;
 	return object_result(o);
 }
@@ -369,7 +415,7 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 	g_autoptr(json_t) data = merge_patch(old->data, patch, 0);
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, old->name, old->version + 1,
 						     old->created_ms, env->time_ms, data);
-	if (!publish(s, env, "updated", old, o, changes, error))
+	if (!publish_update(s, env, old, o, changes, error))
 		return NULL;
 	return object_result(o);
 }
@@ -451,10 +497,19 @@ static json_t *op_restore(store_state *s, const envelope *env, json_t *op, GPtrA
 		if (!remove_object(s, env, named, changes, error))
 			return NULL;
 	}
-	uint64_t new_version = next_version(s, kind, uuid);
+	/* The configuration of then, with the state of now: a VM that runs
+	 * stays where it runs; one that is not defined comes back stopped. */
+	g_autoptr(json_t) config = json_deep_copy(data);
+	for (const char *const *k = vm_state_keys; *k; k++) {
+		json_object_del(config, *k);
+		json_t *now = same ? json_object_get(same->data, *k) : NULL;
+		if (now)
+			json_object_set(config, *k, now);
+	}
+	uint64_t new_version = same ? same->version + 1 : next_version(s, kind, uuid);
 	g_autoptr(store_object) o = store_object_new(kind, uuid, name, new_version,
 						     same ? same->created_ms : env->time_ms,
-						     env->time_ms, data);
+						     env->time_ms, config);
 	g_autofree char *change = g_strdup_printf("restored from version %lld", (long long)version);
 	if (!publish(s, env, change, same, o, changes, error))
 		return NULL;

@@ -28,6 +28,10 @@ nodes at once fails the test).
  F. Admission control (N+1, with vcpu_overcommit=1 and 2-vCPU guests): a
     warning when losing a node would leave an HA VM without room; with
     admission_control=refuse the start is refused.
+ G. The configuration history of an HA VM that was started, stopped and
+    moved many times holds no placement of herd's; `herd vm restore --force`
+    of a running VM brings its configuration back and leaves it running where
+    it is, without a reboot.
 """
 import os
 import sys
@@ -331,6 +335,34 @@ def admission(tn, ha):
     ha.set(2, "admission_control=warn", "vcpu_overcommit=4")
 
 
+def history_restore(tn, ha):
+    say("== G. configuration history of a running HA VM: no placements in it; restore keeps it running")
+    p = ha.ok(2, "vm", "start", "h1")
+    vms = ha.wait_vms(lambda v: v["h1"]["state"] == "running", 30, "h1 to run")
+    node = vms["h1"]["node"]
+    ha.wait_counting(["h1"])
+    hist = ha.json(1, "vm", "history", "h1")
+    by_herd = [h["version"] for h in hist if h["user"] == "herd"]
+    expect(not by_herd and [h["change"] for h in hist][-1] == "defined",
+           f"h1's history (it was started, stopped and moved many times) lists herd's placements "
+           f"as configuration versions {by_herd}: {[(h['version'], h['change'], h['user']) for h in hist]}")
+    timeout_before = vms["h1"]["shutdown_timeout_s"]
+    ha.ok(3, "vm", "set", "h1", "--shutdown-timeout", "7")
+    boots = ha.boots("h1")
+    p = ha.ok(3, "vm", "restore", "h1", "--force")
+    time.sleep(3)
+    vms = ha.vms(1)
+    expect(vms["h1"]["state"] == "running" and vms["h1"]["node"] == node and ha.boots("h1") == boots,
+           f"h1 after restoring its configuration: {table(vms)}, boots {boots} -> {ha.boots('h1')}")
+    ha.wait_counting(["h1"])
+    expect(vms["h1"]["shutdown_timeout_s"] == timeout_before,
+           f"h1's shutdown timeout after the restore: {vms['h1']['shutdown_timeout_s']} "
+           f"(want {timeout_before})")
+    say(f"h1's history: {len(hist)} versions, none of herd's placements; vm set, then "
+        f"{p.stdout.strip()!r}: h1 runs on {node} without a new boot, shutdown timeout "
+        f"{timeout_before} s again")
+
+
 def main():
     require_root()
     t_start = time.monotonic()
@@ -339,7 +371,7 @@ def main():
             ha = Ha(tn, tmp)
             with DoubleRunWatch(tn) as watch:
                 for step in (fencing_required, bad_input, behind_the_back, ops_elsewhere,
-                             node_modes, admission):
+                             node_modes, admission, history_restore):
                     t = time.monotonic()
                     step(tn, ha)
                     watch.check(step.__name__)
