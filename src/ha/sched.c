@@ -92,17 +92,23 @@ static bool effectively_down(ctx *c, const sched_node *n)
 	return !n->in_ring && (n->down || c->in->lab_mode);
 }
 
-/* Alive as far as corosync knows, or possibly alive: it must be fenced before
- * its VMs go elsewhere. */
+/* Out of the ring but possibly alive, and herd's to look after (not in
+ * maintenance). */
+static bool away(ctx *c, const sched_node *n)
+{
+	return !n->in_ring && !effectively_down(c, n) && n->mode != SCHED_NODE_MAINTENANCE;
+}
+
+/* It must be fenced before its VMs go elsewhere. */
 static bool lost(ctx *c, const sched_node *n)
 {
-	return !n->in_ring && !effectively_down(c, n) && n->mode != SCHED_NODE_MAINTENANCE && !n->awaited;
+	return away(c, n) && !n->awaited;
 }
 
 /* Not seen since the cluster started, and given time to join. */
 static bool awaited(ctx *c, const sched_node *n)
 {
-	return !n->in_ring && !effectively_down(c, n) && n->mode != SCHED_NODE_MAINTENANCE && n->awaited;
+	return away(c, n) && n->awaited;
 }
 
 static bool usable(const sched_node *n)
