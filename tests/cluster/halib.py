@@ -42,6 +42,11 @@ def expect(cond, msg):
     return bool(cond)
 
 
+def check_expected():
+    """Fail the test if an expect() failed."""
+    check(not failures, f"{len(failures)} check(s) failed: {failures}")
+
+
 class Workdir:
     """A temporary directory under /tmp (seen by every test node: serial logs,
     domain XML), removed at the end whatever happened."""

@@ -53,6 +53,23 @@ def require_root():
         sys.exit(SKIP)
 
 
+def run_test(body):
+    """A test script's main: skip (77) without root, run body(), print PASS
+    with the time taken or FAIL with what failed; the exit status."""
+    require_root()
+    t0 = time.monotonic()
+    try:
+        body()
+    except TestFailure as e:
+        say(f"FAIL: {e}")
+        return 1
+    except TestInterrupted as e:
+        say(f"INTERRUPTED: {e}")
+        return 1
+    say(f"PASS ({time.monotonic() - t0:.1f} s)")
+    return 0
+
+
 def say(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 

@@ -35,9 +35,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import (TestFailure, TestInterrupted, check, require_root, say,  # noqa: E402
-                     wait_until)
-from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, expect, failures,  # noqa: E402
+from harness import TestFailure, check, run_test, say, wait_until  # noqa: E402
+from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, check_expected, expect,  # noqa: E402
                    herdd_log, running_on, table)
 
 INSTANCE = "test-ha"
@@ -332,32 +331,20 @@ def fence_records(ha, t0, node=None):
 
 
 def main():
-    require_root()
-    t_start = time.monotonic()
-    try:
-        with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
-            ha = Ha(tn, tmp)
-            setup(tn, ha)
-            with DoubleRunWatch(tn) as watch:
-                for scenario in (scenario_kill, scenario_cut, scenario_fence_fails,
-                                 scenario_all_killed):
-                    t = time.monotonic()
-                    scenario(tn, ha, watch)
-                    say(f"-- {scenario.__name__}: {time.monotonic() - t:.0f} s")
-                watch.stop()
-                say(f"no VM ran on two nodes at once: {watch.summary()}")
-                watch.check("the whole test")
-            if failures:
-                raise TestFailure(f"{len(failures)} check(s) failed: {failures}")
-    except TestFailure as e:
-        say(f"FAIL: {e}")
-        return 1
-    except TestInterrupted as e:
-        say(f"INTERRUPTED: {e}")
-        return 1
-    say(f"PASS ({time.monotonic() - t_start:.0f} s)")
-    return 0
+    with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
+        ha = Ha(tn, tmp)
+        setup(tn, ha)
+        with DoubleRunWatch(tn) as watch:
+            for scenario in (scenario_kill, scenario_cut, scenario_fence_fails,
+                             scenario_all_killed):
+                t = time.monotonic()
+                scenario(tn, ha, watch)
+                say(f"-- {scenario.__name__}: {time.monotonic() - t:.0f} s")
+            watch.stop()
+            say(f"no VM ran on two nodes at once: {watch.summary()}")
+            watch.check("the whole test")
+        check_expected()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(main))

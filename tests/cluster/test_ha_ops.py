@@ -38,8 +38,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import TestFailure, TestInterrupted, check, require_root, say, wait_until  # noqa: E402
-from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, expect, failures,  # noqa: E402
+from harness import check, run_test, say, wait_until  # noqa: E402
+from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, check_expected, expect,  # noqa: E402
                    herdd_log, qemu_pids, table)
 
 INSTANCE = "test-ha-ops"
@@ -364,32 +364,20 @@ def history_restore(tn, ha):
 
 
 def main():
-    require_root()
-    t_start = time.monotonic()
-    try:
-        with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
-            ha = Ha(tn, tmp)
-            with DoubleRunWatch(tn) as watch:
-                for step in (fencing_required, bad_input, behind_the_back, ops_elsewhere,
-                             node_modes, admission, history_restore):
-                    t = time.monotonic()
-                    step(tn, ha)
-                    watch.check(step.__name__)
-                    say(f"-- {step.__name__}: {time.monotonic() - t:.0f} s")
-                watch.stop()
-                say(f"no VM ran on two nodes at once: {watch.summary()}")
-                watch.check("the whole test")
-            if failures:
-                raise TestFailure(f"{len(failures)} check(s) failed: {failures}")
-    except TestFailure as e:
-        say(f"FAIL: {e}")
-        return 1
-    except TestInterrupted as e:
-        say(f"INTERRUPTED: {e}")
-        return 1
-    say(f"PASS ({time.monotonic() - t_start:.0f} s)")
-    return 0
+    with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
+        ha = Ha(tn, tmp)
+        with DoubleRunWatch(tn) as watch:
+            for step in (fencing_required, bad_input, behind_the_back, ops_elsewhere,
+                         node_modes, admission, history_restore):
+                t = time.monotonic()
+                step(tn, ha)
+                watch.check(step.__name__)
+                say(f"-- {step.__name__}: {time.monotonic() - t:.0f} s")
+            watch.stop()
+            say(f"no VM ran on two nodes at once: {watch.summary()}")
+            watch.check("the whole test")
+        check_expected()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(main))

@@ -26,8 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import TestFailure, TestInterrupted, check, require_root, say, wait_until  # noqa: E402
-from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, expect, failures,  # noqa: E402
+from harness import check, run_test, say, wait_until  # noqa: E402
+from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, check_expected, expect,  # noqa: E402
                    herdd_log, running_on)
 
 INSTANCE = "test-ha-split"
@@ -87,50 +87,38 @@ def split(tn, ha, watch, what, cut, heal, delay_s):
 
 
 def main():
-    require_root()
-    t_start = time.monotonic()
-    try:
-        with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 2) as tn:
-            ha = Ha(tn, tmp)
-            q = ha.status(1)["cluster"]["quorum"]
-            check(q["two_node"], f"a two-node cluster without corosync's two_node: {q}")
-            ha.set(1, "failback_after_s=2")
-            delay_s = int(ha.settings(1)["fence_delay_ms"]) / 1000
-            ha.add_pdu()
-            for name, pref in VMS.items():
-                ha.define(name, preferred=pref, extra=["--shutdown-timeout", "2"])
-                p = ha.ok(1, "vm", "start", name)
-                check(p.stdout.strip() == f"VM {name} is running on node {pref}.",
-                      f"herd vm start {name}: {p.stdout.strip()!r}")
-            ha.wait_counting(list(VMS))
-            say(f"two nodes (corosync two_node), fence_delay_ms {delay_s * 1000:.0f}; "
-                f"ga runs on n1, gb on n2")
-            with DoubleRunWatch(tn) as watch:
-                w = split(tn, ha, watch, "A. n1-n2 link cut, both reach the PDU",
-                          lambda: isolate(tn, True), lambda: isolate(tn, False), delay_s)
-                expect(w == 1, f"A: n{w} survived; with n2 fencing {delay_s:g} s later, n1 "
-                               "(the first node) should have")
-                ha.set(1, "fence_delay_ms=0")
-                split(tn, ha, watch, "B. the same with fence_delay_ms=0 (a race at the PDU)",
-                      lambda: isolate(tn, True), lambda: isolate(tn, False), 0)
-                ha.set(1, f"fence_delay_ms={delay_s * 1000:.0f}")
-                w = split(tn, ha, watch, "C. n1 cut off from everything (the PDU too)",
-                          lambda: tn.cli("cut", "1"), lambda: tn.cli("heal", "1"), delay_s)
-                expect(w == 2, f"C: n{w} survived, though n1 could not reach the PDU")
-                watch.stop()
-                say(f"no VM ran on two nodes at once: {watch.summary()}")
-                watch.check("the whole test")
-            if failures:
-                raise TestFailure(f"{len(failures)} check(s) failed: {failures}")
-    except TestFailure as e:
-        say(f"FAIL: {e}")
-        return 1
-    except TestInterrupted as e:
-        say(f"INTERRUPTED: {e}")
-        return 1
-    say(f"PASS ({time.monotonic() - t_start:.0f} s)")
-    return 0
+    with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 2) as tn:
+        ha = Ha(tn, tmp)
+        q = ha.status(1)["cluster"]["quorum"]
+        check(q["two_node"], f"a two-node cluster without corosync's two_node: {q}")
+        ha.set(1, "failback_after_s=2")
+        delay_s = int(ha.settings(1)["fence_delay_ms"]) / 1000
+        ha.add_pdu()
+        for name, pref in VMS.items():
+            ha.define(name, preferred=pref, extra=["--shutdown-timeout", "2"])
+            p = ha.ok(1, "vm", "start", name)
+            check(p.stdout.strip() == f"VM {name} is running on node {pref}.",
+                  f"herd vm start {name}: {p.stdout.strip()!r}")
+        ha.wait_counting(list(VMS))
+        say(f"two nodes (corosync two_node), fence_delay_ms {delay_s * 1000:.0f}; "
+            f"ga runs on n1, gb on n2")
+        with DoubleRunWatch(tn) as watch:
+            w = split(tn, ha, watch, "A. n1-n2 link cut, both reach the PDU",
+                      lambda: isolate(tn, True), lambda: isolate(tn, False), delay_s)
+            expect(w == 1, f"A: n{w} survived; with n2 fencing {delay_s:g} s later, n1 "
+                           "(the first node) should have")
+            ha.set(1, "fence_delay_ms=0")
+            split(tn, ha, watch, "B. the same with fence_delay_ms=0 (a race at the PDU)",
+                  lambda: isolate(tn, True), lambda: isolate(tn, False), 0)
+            ha.set(1, f"fence_delay_ms={delay_s * 1000:.0f}")
+            w = split(tn, ha, watch, "C. n1 cut off from everything (the PDU too)",
+                      lambda: tn.cli("cut", "1"), lambda: tn.cli("heal", "1"), delay_s)
+            expect(w == 2, f"C: n{w} survived, though n1 could not reach the PDU")
+            watch.stop()
+            say(f"no VM ran on two nodes at once: {watch.summary()}")
+            watch.check("the whole test")
+        check_expected()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(main))

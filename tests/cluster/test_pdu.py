@@ -23,8 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import (TestFailure, TestInterrupted, TestNodes, check,  # noqa: E402
-                     require_root, say, testnodes, wait_until)
+from harness import TestNodes, check, run_test, say, testnodes, wait_until  # noqa: E402
 
 INSTANCE = "test-pdu"
 RACE_ROUNDS = 4
@@ -261,31 +260,20 @@ def check_nothing_left(procs, inodes):
 
 
 def main():
-    require_root()
-    t0 = time.monotonic()
-    try:
-        with TestNodes(INSTANCE, 2) as tn:
-            pdu = Pdu(tn)
-            check_description(tn, pdu)
-            check_reads(tn, pdu)
-            check_off_on(tn, pdu)
-            check_testnodes_power(tn, pdu)
-            check_failures(tn, pdu)
-            check_race(tn, pdu)
-            report_times(pdu)
-            procs, inodes = tn.instance_processes()
-            comms = sorted({c for c, _, _ in procs.values()})
-            check("snmpd" in comms, f"no snmpd among the instance's processes {comms}")
-        check_nothing_left(procs, inodes)
-    except TestFailure as e:
-        say(f"FAIL: {e}")
-        return 1
-    except TestInterrupted as e:
-        say(f"INTERRUPTED: {e}")
-        return 1
-    say(f"PASS ({time.monotonic() - t0:.1f} s)")
-    return 0
+    with TestNodes(INSTANCE, 2) as tn:
+        pdu = Pdu(tn)
+        check_description(tn, pdu)
+        check_reads(tn, pdu)
+        check_off_on(tn, pdu)
+        check_testnodes_power(tn, pdu)
+        check_failures(tn, pdu)
+        check_race(tn, pdu)
+        report_times(pdu)
+        procs, inodes = tn.instance_processes()
+        comms = sorted({c for c, _, _ in procs.values()})
+        check("snmpd" in comms, f"no snmpd among the instance's processes {comms}")
+    check_nothing_left(procs, inodes)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(main))

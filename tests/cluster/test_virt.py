@@ -23,8 +23,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import (REPO, TestFailure, TestInterrupted, TestNodes,  # noqa: E402
-                     build_dir, check, require_root, say, wait_until)
+from harness import (REPO, TestFailure, TestNodes, build_dir, check, run_test,  # noqa: E402
+                     say, wait_until)
 
 INSTANCE = "test-virt"
 GUEST_XML = os.path.join(REPO, "tests/guest/guest-xml")
@@ -517,19 +517,13 @@ def run_checks(tn, figures):
 
 
 def main():
-    require_root()
-    t0 = time.monotonic()
     figures = {}
-    try:
+
+    def body():
         with TestNodes(INSTANCE, 1, blank=True) as tn:
             run_checks(tn, figures)
-    except TestFailure as e:
-        say(f"FAIL: {e}")
+    if run_test(body):
         return 1
-    except TestInterrupted as e:
-        say(f"INTERRUPTED: {e}")
-        return 1
-    say(f"PASS ({time.monotonic() - t0:.1f} s)")
     one, many = figures["start 1"], figures["start 20"]
     print(f"start→RUNNING, 1 guest:    p50 {statistics.median(one):.0f} ms, "
           f"max {max(one):.0f} ms (n={len(one)})")
