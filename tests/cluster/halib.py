@@ -11,8 +11,9 @@
             ...
         watch.check()
 
-Every check here can fail; expect() records a failure and lets the test go
-on (so that one bug does not hide the next), check() stops it.
+Every check here can fail; harness's expect() records a failure and lets
+the test go on (so that one bug does not hide the next), check() stops it,
+check_expected() at the end fails the test for what expect() recorded.
 """
 import datetime
 import json
@@ -24,28 +25,12 @@ import tempfile
 import threading
 import time
 
-from harness import (REPO, TestFailure, TestNodes, build_dir, check, say,  # noqa: F401
+from harness import (REPO, TestFailure, TestNodes, build_dir, check, expect, say,  # noqa: F401
                      testnodes, wait_until)
 
 GUEST_XML = os.path.join(REPO, "tests/guest/guest-xml")
 GUEST_COUNTER = os.path.join(REPO, "tests/guest/guest-counter")
 QEMU_UUID = re.compile(r"(?:^|\0)-uuid\0([0-9a-f-]{36})(?:\0|$)")
-
-failures = []
-
-
-def expect(cond, msg):
-    """A check that does not stop the test: recorded, printed, failed at the end."""
-    if not cond:
-        failures.append(msg)
-        say(f"CHECK FAILED: {msg}")
-    return bool(cond)
-
-
-def check_expected():
-    """Fail the test if an expect() failed."""
-    check(not failures, f"{len(failures)} check(s) failed: {failures}")
-
 
 class Workdir:
     """A temporary directory under /tmp (seen by every test node: serial logs,
@@ -291,23 +276,37 @@ def ms_after(t0_wall, ms):
     return ms / 1000.0 - t0_wall
 
 
-def qemu_pids(tn, uuid):
-    """[(node, host pid)] of the live QEMUs of VM uuid in the instance's nodes."""
-    inodes = {os.stat(f"/run/netns/{tn.tn.netns(i)}").st_ino: i for i in range(1, tn.n + 1)}
+def node_netns(tn, nodes=None):
+    """{inode of its network namespace: i} of the instance's nodes (or of @nodes)."""
+    return {os.stat(f"/run/netns/{tn.tn.netns(i)}").st_ino: i for i in (nodes or range(1, tn.n + 1))}
+
+
+def live_qemus(netns):
+    """[(node, VM uuid, pid, start time)] of the live QEMUs in the network
+    namespaces of @netns (from node_netns(); QEMUs elsewhere are ignored)."""
     out = []
     for pid in testnodes.all_pids():
         try:
             with open(f"/proc/{pid}/comm") as f:
                 if not f.read().startswith("qemu-system"):
                     continue
-            node = inodes.get(os.stat(f"/proc/{pid}/ns/net").st_ino)
+            node = netns.get(os.stat(f"/proc/{pid}/ns/net").st_ino)
+            if node is None:
+                continue
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                m = QEMU_UUID.search(f.read().decode(errors="replace"))
+                cmdline = f.read().decode(errors="replace")
         except OSError:
             continue
-        if node and m and m.group(1) == uuid and testnodes.proc_alive(pid):
-            out.append((node, pid))
+        m = QEMU_UUID.search(cmdline)
+        st = testnodes.proc_stat(pid)
+        if m and st and st[0] not in "ZX":
+            out.append((node, m.group(1), pid, st[1]))
     return out
+
+
+def qemu_pids(tn, uuid):
+    """[(node, host pid)] of the live QEMUs of VM uuid in the instance's nodes."""
+    return [(node, pid) for node, u, pid, _ in live_qemus(node_netns(tn)) if u == uuid]
 
 
 # ---------------------------------------------------------------- no VM runs twice
@@ -331,7 +330,7 @@ class DoubleRunWatch:
         self.nodes = list(nodes or range(1, tn.n + 1))
         self.virsh_pause = virsh_pause
         self.proc_pause = proc_pause
-        self.inodes = {}
+        self.netns = {}
         self.stop_ev = threading.Event()
         self.threads = []
         self.violations = []
@@ -342,7 +341,7 @@ class DoubleRunWatch:
         self.errors = []
 
     def __enter__(self):
-        self.inodes = {os.stat(f"/run/netns/{self.tn.tn.netns(i)}").st_ino: i for i in self.nodes}
+        self.netns = node_netns(self.tn, self.nodes)
         for fn in (self._proc_loop, self._virsh_loop):
             t = threading.Thread(target=self._guard(fn), daemon=True)
             t.start()
@@ -369,31 +368,10 @@ class DoubleRunWatch:
 
     # -- QEMU processes
 
-    def _qemus(self):
-        """[(node, uuid, pid, starttime)] of the instance's live QEMUs."""
-        out = []
-        for pid in testnodes.all_pids():
-            try:
-                with open(f"/proc/{pid}/comm") as f:
-                    if not f.read().startswith("qemu-system"):
-                        continue
-                node = self.inodes.get(os.stat(f"/proc/{pid}/ns/net").st_ino)
-                if node is None:
-                    continue
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmdline = f.read().decode(errors="replace")
-            except OSError:
-                continue
-            m = QEMU_UUID.search(cmdline)
-            st = testnodes.proc_stat(pid)
-            if m and st and st[0] not in "ZX":
-                out.append((node, m.group(1), pid, st[1]))
-        return out
-
     def _proc_loop(self):
         while not self.stop_ev.is_set():
             seen = {}
-            for node, uuid, pid, start in self._qemus():
+            for node, uuid, pid, start in live_qemus(self.netns):
                 seen.setdefault(uuid, []).append((node, pid, start))
                 self.qemu_seen[(node, uuid)] = time.monotonic()
             for uuid, where in seen.items():

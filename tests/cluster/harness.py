@@ -53,6 +53,22 @@ def require_root():
         sys.exit(SKIP)
 
 
+failures = []
+
+
+def expect(cond, msg):
+    """A check that does not stop the test: recorded, printed, failed at the end."""
+    if not cond:
+        failures.append(msg)
+        say(f"CHECK FAILED: {msg}")
+    return bool(cond)
+
+
+def check_expected():
+    """Fail the test if an expect() failed."""
+    check(not failures, f"{len(failures)} check(s) failed: {failures}")
+
+
 def run_test(body):
     """A test script's main: skip (77) without root, run body(), print PASS
     with the time taken or FAIL with what failed; the exit status."""

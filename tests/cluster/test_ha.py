@@ -35,9 +35,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import TestFailure, check, run_test, say, wait_until  # noqa: E402
-from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, check_expected, expect,  # noqa: E402
-                   herdd_log, running_on, table)
+from harness import (TestFailure, check, check_expected, expect, run_test, say,  # noqa: E402
+                     wait_until)
+from halib import DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, running_on, table  # noqa: E402
 
 INSTANCE = "test-ha"
 G = ["g1", "g2", "g3"]

@@ -38,9 +38,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import check, run_test, say, wait_until  # noqa: E402
-from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, check_expected, expect,  # noqa: E402
-                   herdd_log, qemu_pids, table)
+from harness import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
+from halib import DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, qemu_pids, table  # noqa: E402
 
 INSTANCE = "test-ha-ops"
 QUICK = ["--shutdown-timeout", "2"]

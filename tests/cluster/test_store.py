@@ -37,7 +37,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from harness import (HERE, REPO, TestFailure, TestInterrupted, TestNodes,  # noqa: E402
-                     build_dir, check, require_root, say, testnodes, wait_until)
+                     build_dir, check, expect, failures, require_root, say, testnodes,
+                     wait_until)
 from test_foundation import check_nothing_left, shm_files  # noqa: E402
 
 INSTANCE = "test-store"
@@ -55,17 +56,6 @@ REPLICATION_BOUND_S = 1.0
 WIRE_MAGIC = 0x44524548
 WIRE_HEADER = struct.Struct("<IHHIIQQII")
 MSG_SYNC_START, MSG_STATE, MSG_SNAPSHOT, MSG_COMMAND, MSG_PERSISTED, MSG_STATUS = 1, 2, 3, 4, 5, 6
-
-failures = []
-
-
-def expect(cond, msg):
-    """A check that does not stop the test: recorded, printed, failed at the end."""
-    if not cond:
-        failures.append(msg)
-        say(f"CHECK FAILED: {msg}")
-    return bool(cond)
-
 
 # ---------------------------------------------------------------- herd in a node
 
