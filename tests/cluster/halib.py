@@ -448,6 +448,12 @@ class DoubleRunWatch:
               f"the double-run watch did not run ({self.proc_scans} scans, {self.virsh_polls} polls)")
         check(not v, f"{what}: a VM ran on two nodes at once:\n  " + "\n  ".join(v[:20]))
 
+    def finish(self):
+        """Stop watching, say what was watched, fail if anything ran twice."""
+        self.stop()
+        say(f"no VM ran on two nodes at once: {self.summary()}")
+        self.check("the whole test")
+
     def summary(self):
         span = max((p[-1][1] for p in self.polls.values() if p), default=0) - self.start_t
         per_node = {i: len(p) for i, p in self.polls.items()}
