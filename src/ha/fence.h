@@ -7,8 +7,8 @@
  * Fencing a node walks its fencing levels in order: a level succeeds when
  * every device in it switched the node off and reports it off (power state
  * verified: by the agent's own read-back, else by a "status") for a plug it
- * lists (if its agent can list); else the next level is tried.  Asynchronous on the main loop;
- * every agent run has a time limit.
+ * lists (if its agent can list); else the next level is tried.
+ * Asynchronous on the main loop; every agent run has a time limit.
  */
 #pragma once
 
