@@ -251,6 +251,11 @@ class TestNodes:
     def power_off(self, i):
         testnodes.power_off(self.tn, i)
 
+    def start_together(self, nodes, timeout=120):
+        """`testnodes start` of every node of @nodes at once, as after a power
+        outage; a TestFailure if any of them did not boot."""
+        testnodes.parallel([lambda i=i: self.cli("start", str(i), timeout=timeout) for i in nodes])
+
     def membership(self, i):
         """(members, quorate) from node i's corosync, or None."""
         try:

@@ -31,7 +31,6 @@ Prints kill -> fenced -> running times (no timing assertions).
 import json
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
@@ -278,19 +277,7 @@ def scenario_all_killed(tn, ha, watch):
     for i in (1, 2, 3):
         tn.cli("kill", str(i))
     t0 = time.time()
-    errors = []
-
-    def start(i):
-        try:
-            tn.cli("start", str(i), timeout=120)
-        except Exception as e:  # reported below
-            errors.append(f"start {i}: {e}")
-    threads = [threading.Thread(target=start, args=(i,)) for i in (2, 3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    check(not errors, f"powering n2 and n3 on: {errors}")
+    tn.start_together((2, 3))
     tn.wait_members([2, 3], 2, timeout=60)
     # The nodes of a cold start boot at their own pace: one not seen yet
     # gets join_timeout_s (120 s) before it is fenced; its VMs wait.

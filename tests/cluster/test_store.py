@@ -732,19 +732,7 @@ def check_restart_all(tn):
     for i in NODES:
         tn.cli("kill", str(i))
     t0 = time.monotonic()
-    errors = []
-
-    def start(i):
-        try:
-            tn.cli("start", str(i), timeout=120)
-        except Exception as e:  # reported below
-            errors.append(e)
-    threads = [threading.Thread(target=start, args=(i,)) for i in NODES]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    check(not errors, f"power on after kill: {errors}")
+    tn.start_together(NODES)
     wait_synced(tn, NODES, [1, 2, 3], timeout=60, what="the nodes after the restart")
     say(f"kill 1 2 3, start 1 2 3: in sync again after {time.monotonic() - t0:.1f} s")
     after = snapshot(tn, NODES)
