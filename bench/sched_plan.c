@@ -52,7 +52,7 @@ static cluster *cluster_new(size_t n_nodes, size_t n_vms)
 	for (size_t i = 0; i < n_nodes; i++) {
 		sched_node *n = &c->nodes[i];
 		n->name = keep(c, g_strdup_printf("n%zu", i + 1));
-		n->mode = SCHED_NODE_ONLINE;
+		n->mode = STORE_NODE_ONLINE;
 		n->in_ring = n->herd_up = n->fence_covered = true;
 		/* Room for 1.2 x VMS / (NODES - 1) VMs. */
 		size_t room = (n_vms * 6 / 5) / (n_nodes - 1) + 1;

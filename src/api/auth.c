@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/password.h"
+#include "store/user.h"
 
 #include <string.h>
 
@@ -79,7 +80,7 @@ char *api_authenticate(http_request *req, gpointer user_data, GError **error)
 	store_object *user = colon ? store_state_get_by_name(st, STORE_KIND_USER,
 							     (*colon = '\0', text))
 				   : NULL;
-	const char *hash = user ? json_string_value(json_object_get(user->data, "password_hash")) : NULL;
+	const char *hash = user ? store_user_of(user)->password_hash : NULL;
 	if (!user || !herd_password_verify(colon + 1, hash)) {
 		note_failure(peer, now);
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "Wrong user name or password.");

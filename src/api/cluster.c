@@ -16,7 +16,8 @@
 #include "common/tls.h"
 #include "daemon/membership.h"
 #include "ha/ha.h"
-#include "store/settings.h"
+#include "store/cluster.h"
+#include "store/node.h"
 #include "store/wire.h"
 
 #include <gio/gio.h>
@@ -75,6 +76,15 @@ static json_t *parse_links(json_t *body, GError **error)
 		}
 	}
 	return links;
+}
+
+/* The addresses of @links (checked by parse_links()), NULL-terminated; free the array. */
+static const char **link_addresses(json_t *links)
+{
+	const char **out = g_new0(const char *, json_array_size(links) + 1);
+	for (size_t i = 0; i < json_array_size(links); i++)
+		out[i] = json_string_value(json_array_get(links, i));
+	return out;
 }
 
 static const char **sans_for(const char *name, json_t *links)
@@ -171,22 +181,10 @@ static bool seed_cluster(herdd *d, const char *user, const char *name, json_t *l
 		return false;
 	}
 	g_autofree char *authkey_b64 = g_base64_encode(authkey, sizeof(authkey));
-	char cluster_uuid[STORE_UUID_LEN + 1], node_uuid[STORE_UUID_LEN + 1],
-		user_uuid[STORE_UUID_LEN + 1];
-	store_uuid_generate(cluster_uuid);
-	store_uuid_generate(node_uuid);
-	store_uuid_generate(user_uuid);
-	g_autoptr(json_t) cmd = json_pack(
-		"{s:s,s:[{s:s,s:s,s:s,s:s,s:{s:O,s:s,s:s,s:s}},"
-		"{s:s,s:s,s:s,s:s,s:{s:i,s:O}},"
-		"{s:s,s:s,s:s,s:s,s:{s:s,s:s}}]}",
-		"op", "batch", "ops",
-		"op", "create", "kind", "cluster", "uuid", cluster_uuid, "name", name, "data",
-		"settings", settings, "ca_cert", ca_cert, "ca_key", ca_key, "authkey", authkey_b64,
-		"op", "create", "kind", "node", "uuid", node_uuid, "name", d->cfg->node_name, "data",
-		"nodeid", 1, "links", links,
-		"op", "create", "kind", "user", "uuid", user_uuid, "name", "admin", "data",
-		"password_hash", password_hash, "role", "admin");
+	g_autofree const char **addresses = link_addresses(links);
+	g_autoptr(json_t) cmd = store_cluster_cmd_bootstrap(name, settings, ca_cert, ca_key, authkey_b64,
+							    d->cfg->node_name, addresses,
+							    json_array_size(links), password_hash);
 	g_autoptr(json_t) result = herd_cluster_bootstrap(d->cluster, cmd, user, error);
 	if (!result)
 		return false;
@@ -411,18 +409,16 @@ static json_t *join_answer(add_ctx *a, GError **error)
 {
 	herdd *d = a->d;
 	store_state *st = herd_cluster_state(d->cluster);
-	store_object *c = store_state_cluster(st);
+	const store_cluster *c = store_cluster_of(store_state_cluster(st));
 	bool changed;
 	g_autofree char *conf = herd_corosync_conf_render(st, error);
 	/* Our corosync must know the new node before it knocks. */
 	if (!conf || !herd_corosync_conf_write(st, d->cfg->corosync_dir, &changed, error) ||
 	    !herd_corosync_reload(herd_cluster_corosync(d->cluster), error))
 		return NULL;
-	return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s}", "cluster", c->name, "nodeid",
-			 (json_int_t)a->nodeid, "ca_cert",
-			 json_string_value(json_object_get(c->data, "ca_cert")), "node_cert", a->cert,
-			 "corosync_conf", conf, "authkey",
-			 json_string_value(json_object_get(c->data, "authkey")));
+	return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s}", "cluster", store_state_cluster(st)->name,
+			 "nodeid", (json_int_t)a->nodeid, "ca_cert", c->ca_cert, "node_cert", a->cert,
+			 "corosync_conf", conf, "authkey", c->authkey);
 }
 
 static void on_node_added(json_t *result, const GError *error, gpointer user)
@@ -481,13 +477,12 @@ void api_cluster_add_node(http_request *req, gpointer user_data)
 	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_NODE]);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		store_object *n = v;
-		json_t *nl = json_object_get(n->data, "links");
-		n_links = MAX(n_links, json_array_size(nl));
-		g_hash_table_add(used, GINT_TO_POINTER(json_integer_value(json_object_get(n->data, "nodeid"))));
-		for (size_t i = 0; i < json_array_size(nl); i++)
+		const store_node *sn = store_node_of(n);
+		n_links = MAX(n_links, sn->n_links);
+		g_hash_table_add(used, GUINT_TO_POINTER(sn->nodeid));
+		for (size_t i = 0; i < sn->n_links; i++)
 			for (size_t k = 0; k < json_array_size(links); k++)
-				if (!strcmp(json_string_value(json_array_get(nl, i)),
-					    json_string_value(json_array_get(links, k)))) {
+				if (!strcmp(sn->links[i], json_string_value(json_array_get(links, k)))) {
 					http_respond_errorf(req, HERD_ERR_CONFLICT,
 							    "Address %s is already used by node %s.",
 							    json_string_value(json_array_get(links, k)),
@@ -501,24 +496,20 @@ void api_cluster_add_node(http_request *req, gpointer user_data)
 				    n_links, n_links, json_array_size(links));
 		return;
 	}
-	long long nodeid = 1;
-	while (g_hash_table_contains(used, GINT_TO_POINTER(nodeid)))
+	uint32_t nodeid = 1;
+	while (g_hash_table_contains(used, GUINT_TO_POINTER(nodeid)))
 		nodeid++;
 	g_autofree const char **sans = sans_for(name, links);
-	g_autofree char *cert = herd_tls_sign_csr(
-		csr ? csr : "", name, sans, json_string_value(json_object_get(c->data, "ca_cert")),
-		json_string_value(json_object_get(c->data, "ca_key")), CERT_DAYS, &err);
+	g_autofree char *cert = herd_tls_sign_csr(csr ? csr : "", name, sans, store_cluster_of(c)->ca_cert,
+						  store_cluster_of(c)->ca_key, CERT_DAYS, &err);
 	if (!cert) {
 		http_respond_error(req, err);
 		return;
 	}
 	char uuid[STORE_UUID_LEN + 1];
 	store_uuid_generate(uuid);
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:s,s:{s:I,s:O}}", "op", "create", "kind",
-					  "node", "uuid", uuid, "name", name, "data", "nodeid",
-					  (json_int_t)nodeid, "links", links);
-	if (api_refuse_while_unfenced(req, d))
-		return;
+	g_autofree const char **addresses = link_addresses(links);
+	g_autoptr(json_t) cmd = store_node_cmd_create(uuid, name, nodeid, addresses, json_array_size(links));
 	add_ctx *a = g_new0(add_ctx, 1);
 	a->req = req;
 	a->d = d;
@@ -600,8 +591,6 @@ void api_cluster_leave(http_request *req, gpointer user_data)
 				    c->name);
 		return;
 	}
-	if (me && !force && api_refuse_while_unfenced(req, d))
-		return;
 	form_ctx *f = g_new0(form_ctx, 1);
 	f->req = req;
 	f->d = d;
@@ -614,8 +603,7 @@ void api_cluster_leave(http_request *req, gpointer user_data)
 		leave_locally(f);
 		return;
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s}", "op", "delete", "kind", "node", "uuid",
-					  me->uuid);
+	g_autoptr(json_t) cmd = store_node_cmd_remove(me, 0);
 	if (!herd_cluster_submit(d->cluster, cmd, http_request_user(req), on_self_removed, f, &err))
 		on_self_removed(NULL, err, f);
 }
@@ -635,34 +623,41 @@ void api_node_remove(http_request *req, gpointer user_data)
 				    node->name);
 		return;
 	}
-	json_int_t nodeid = json_integer_value(json_object_get(node->data, "nodeid"));
-	if (herd_cluster_is_member(d->cluster, (uint32_t)nodeid)) {
+	if (herd_cluster_is_member(d->cluster, store_node_of(node)->nodeid)) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "Node '%s' is online; run 'herd cluster leave' on it, or power it off first.",
 				    node->name);
 		return;
 	}
-	if (api_refuse_if_unfenced(req, d, node->name, NULL))
-		return;
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I}", "op", "delete", "kind", "node", "uuid",
-					  node->uuid, "if_version", (json_int_t)node->version);
+	g_autoptr(json_t) cmd = store_node_cmd_remove(node, node->version);
 	api_commit(req, d, cmd, 200, NULL);
 }
 
 /* ------------------------------------------------------------------ */
 /* Status, CA, settings, nodes                                         */
 
+static json_t *fence_history_json(const store_node *sn)
+{
+	json_t *out = json_array();
+	for (size_t i = 0; i < sn->n_fence_history; i++) {
+		const store_fence_record *r = &sn->fence_history[i];
+		json_array_append_new(out, json_pack("{s:I,s:b,s:s,s:s,s:s}", "time_ms",
+						     (json_int_t)r->time_ms, "ok", r->ok, "by", r->by,
+						     "device", r->device, "detail", r->detail));
+	}
+	return out;
+}
+
 json_t *api_node_json(herdd *d, store_object *n)
 {
-	json_int_t nodeid = json_integer_value(json_object_get(n->data, "nodeid"));
+	const store_node *sn = store_node_of(n);
+	uint32_t nodeid = sn->nodeid;
 	bool local = strcmp(n->name, d->cfg->node_name) == 0;
-	bool online = herd_cluster_is_member(d->cluster, (uint32_t)nodeid);
+	bool online = herd_cluster_is_member(d->cluster, nodeid);
 	json_t *links = json_array();
-	json_t *state = local ? NULL : herd_corosync_links(herd_cluster_corosync(d->cluster), (uint32_t)nodeid);
-	size_t i;
-	json_t *addr;
-	json_array_foreach(json_object_get(n->data, "links"), i, addr) {
-		json_t *l = json_pack("{s:i,s:O}", "link", (int)i, "address", addr);
+	json_t *state = local ? NULL : herd_corosync_links(herd_cluster_corosync(d->cluster), nodeid);
+	for (size_t i = 0; i < sn->n_links; i++) {
+		json_t *l = json_pack("{s:i,s:s}", "link", (int)i, "address", sn->links[i]);
 		if (local) {
 			json_object_set_new(l, "state", json_string("local"));
 		} else {
@@ -678,37 +673,28 @@ json_t *api_node_json(herdd *d, store_object *n)
 	}
 	json_decref(state);
 	json_t *out = json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:o}", "name", n->name, "uuid", n->uuid,
-				"nodeid", nodeid, "version", (json_int_t)n->version, "online", online,
-				"local", local, "links", links);
-	const char *mode = json_string_value(json_object_get(n->data, "mode"));
-	json_object_set_new(out, "mode", json_string(mode ? mode : "online"));
-	json_t *down = json_object_get(n->data, "down");
-	json_object_set_new(out, "down", down ? json_incref(down) : json_null());
-	json_t *history = json_object_get(n->data, "fence_history");
-	json_object_set_new(out, "fence_history", history ? json_incref(history) : json_array());
+				"nodeid", (json_int_t)nodeid, "version", (json_int_t)n->version,
+				"online", online, "local", local, "links", links);
+	json_object_set_new(out, "mode", json_string(store_node_mode_name(sn->mode)));
+	json_object_set_new(out, "down",
+			    sn->down ? json_pack("{s:s,s:I,s:s}", "how", sn->down_how, "time_ms",
+						 (json_int_t)sn->down_time_ms, "by", sn->down_by)
+				     : json_null());
+	json_object_set_new(out, "fence_history", fence_history_json(sn));
 	uint32_t ring[256];
 	size_t n_ring = MIN(herd_cluster_ring(d->cluster, ring, 256), 256);
 	bool alive = false;
 	for (size_t k = 0; k < n_ring; k++)
-		alive |= ring[k] == (uint32_t)nodeid;
+		alive |= ring[k] == nodeid;
 	json_object_set_new(out, "alive", json_boolean(alive));
-	json_t *facts = d->ha ? herd_ha_node_status(d->ha, (uint32_t)nodeid) : NULL;
+	json_t *facts = d->ha ? herd_ha_node_status(d->ha, nodeid) : NULL;
 	json_object_set_new(out, "herd", facts ? facts : json_null());
 	return out;
 }
 
-static gint node_cmp(gconstpointer a, gconstpointer b)
-{
-	const store_object *x = *(store_object *const *)a, *y = *(store_object *const *)b;
-	return (int)(json_integer_value(json_object_get(x->data, "nodeid")) -
-		     json_integer_value(json_object_get(y->data, "nodeid")));
-}
-
 json_t *api_nodes_json(herdd *d)
 {
-	store_state *st = herd_cluster_state(d->cluster);
-	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
-	g_ptr_array_sort(nodes, node_cmp);
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(herd_cluster_state(d->cluster));
 	json_t *list = json_array();
 	for (guint i = 0; i < nodes->len; i++)
 		json_array_append_new(list, api_node_json(d, nodes->pdata[i]));
@@ -742,7 +728,7 @@ void api_cluster_get(http_request *req, gpointer user_data)
 					    : "This node is not part of a cluster.");
 		return;
 	}
-	g_autofree char *fp = herd_tls_fingerprint(json_string_value(json_object_get(c->data, "ca_cert")), NULL);
+	g_autofree char *fp = herd_tls_fingerprint(store_cluster_of(c)->ca_cert, NULL);
 	json_t *out = herd_cluster_status_json(d->cluster);
 	json_object_set_new(out, "name", json_string(c->name));
 	json_object_set_new(out, "uuid", json_string(c->uuid));
@@ -750,7 +736,7 @@ void api_cluster_get(http_request *req, gpointer user_data)
 	json_object_set_new(out, "local_node", json_string(d->cfg->node_name));
 	json_object_set_new(out, "nodes", api_nodes_json(d));
 	json_object_set_new(out, "settings",
-			    cluster_settings_effective(json_object_get(c->data, "settings")));
+			    cluster_settings_effective(store_cluster_stored_settings(c)));
 	http_respond_json(req, 200, out);
 }
 
@@ -758,7 +744,7 @@ void api_cluster_ca(http_request *req, gpointer user_data)
 {
 	herdd *d = user_data;
 	store_object *c = store_state_cluster(herd_cluster_state(d->cluster));
-	const char *ca = c ? json_string_value(json_object_get(c->data, "ca_cert")) : NULL;
+	const char *ca = c ? store_cluster_of(c)->ca_cert : NULL;
 	if (!ca) {
 		http_respond_errorf(req, HERD_ERR_NOT_FOUND, "This node is not part of a cluster.");
 		return;
@@ -790,13 +776,13 @@ void api_cluster_settings_get(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_NOT_FOUND, "This node is not part of a cluster.");
 		return;
 	}
-	http_respond_json(req, 200, settings_json(json_object_get(c->data, "settings")));
+	http_respond_json(req, 200, settings_json(store_cluster_stored_settings(c)));
 }
 
 static json_t *render_settings(herdd *d, json_t *result)
 {
 	store_object *c = store_state_cluster(herd_cluster_state(d->cluster));
-	return settings_json(c ? json_object_get(c->data, "settings") : NULL);
+	return settings_json(store_cluster_stored_settings(c));
 }
 
 void api_cluster_settings_put(http_request *req, gpointer user_data)
@@ -814,7 +800,6 @@ void api_cluster_settings_put(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:{s:O}}", "op", "patch", "kind", "cluster",
-					  "uuid", c->uuid, "data", "settings", changes);
+	g_autoptr(json_t) cmd = store_cluster_cmd_settings(c, changes);
 	api_commit(req, d, cmd, 200, render_settings);
 }

@@ -71,59 +71,6 @@ void api_commit(http_request *req, herdd *d, json_t *cmd, unsigned status, api_r
 	http_request_suspend(req);
 }
 
-static void refuse_unfenced(http_request *req, const char *name, const char *what)
-{
-	http_respond_errorf(req, HERD_ERR_UNAVAILABLE,
-			    "Node %s is lost and not fenced yet: %s until it is fenced or confirmed down "
-			    "('herd node confirm-down %s' once you know it is off).",
-			    name, what, name);
-}
-
-bool api_refuse_while_unfenced(http_request *req, herdd *d)
-{
-	if (!d->ha)
-		return false;
-	g_autoptr(GPtrArray) lost = herd_ha_unfenced_lost(d->ha);
-	if (lost->len == 0)
-		return false;
-	refuse_unfenced(req, lost->pdata[0], "no node joins or leaves the cluster");
-	return true;
-}
-
-static bool in_list(GPtrArray *names, const char *name)
-{
-	for (guint i = 0; name && i < names->len; i++)
-		if (strcmp(names->pdata[i], name) == 0)
-			return true;
-	return false;
-}
-
-bool api_refuse_if_unfenced(http_request *req, herdd *d, const char *node, store_object *vm)
-{
-	if (!d->ha)
-		return false;
-	g_autoptr(GPtrArray) lost = herd_ha_unfenced_lost(d->ha);
-	if (lost->len == 0)
-		return false;
-	if (in_list(lost, node)) {
-		refuse_unfenced(req, node, "nothing about it changes");
-		return true;
-	}
-	const char *places[] = {
-		vm ? json_string_value(json_object_get(vm->data, "node")) : NULL,
-		vm ? json_string_value(json_object_get(vm->data, "move_to")) : NULL,
-	};
-	for (unsigned i = 0; i < G_N_ELEMENTS(places); i++) {
-		if (in_list(lost, places[i])) {
-			g_autofree char *what = g_strdup_printf("VM %s, which it may still run, does not change",
-								vm->name);
-			refuse_unfenced(req, places[i], what);
-			return true;
-		}
-	}
-	return false;
-}
-
 bool api_get_bool(json_t *body, const char *key, bool *out, GError **error)
 {
 	json_t *v = json_object_get(body, key);

@@ -26,22 +26,6 @@ store_object *api_lookup(herdd *d, store_kind kind, const char *ref, GError **er
 typedef json_t *(*api_render_fn)(herdd *d, json_t *result);
 void api_commit(http_request *req, herdd *d, json_t *cmd, unsigned status, api_render_fn render);
 
-/*
- * Invariant 2, for what a lost node that is neither fenced nor confirmed
- * down leaves uncertain: nothing about that node or the VMs assigned to it
- * changes until it is fenced or confirmed down, and no node joins or leaves
- * (that changes the quorum).  What resolves the loss (fence devices,
- * fencing, confirm-down, cluster settings), stopping VMs, and changes that
- * concern other nodes and VMs go on.  True if the request was refused (and
- * answered) for that reason.
- *
- * api_refuse_while_unfenced(): while any node is lost so (joins, leaves);
- * api_refuse_if_unfenced(): if @node is, or the node @vm is assigned or
- * moving to (either may be NULL).
- */
-bool api_refuse_while_unfenced(http_request *req, herdd *d);
-bool api_refuse_if_unfenced(http_request *req, herdd *d, const char *node, store_object *vm);
-
 /* Optional typed fields of a body: false with an INVALID error naming the field. */
 bool api_get_bool(json_t *body, const char *key, bool *out, GError **error);
 bool api_get_int(json_t *body, const char *key, long long min, long long max, long long *out,

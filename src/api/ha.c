@@ -13,18 +13,15 @@
 #include "ha/coordinator.h"
 #include "ha/fence.h"
 #include "ha/ha.h"
-#include "store/settings.h"
+#include "store/cluster.h"
+#include "store/fence_device.h"
+#include "store/node.h"
+#include "store/vm.h"
 
 #include <string.h>
 
 #define START_WAIT_S 60
 #define DESTROY_WAIT_S 30
-
-static json_t *settings_of(herdd *d)
-{
-	store_object *c = store_state_cluster(herd_cluster_state(d->cluster));
-	return c ? json_object_get(c->data, "settings") : NULL;
-}
 
 /* ------------------------------------------------------------------ */
 /* Waiting for the cluster to get there                                */
@@ -50,10 +47,9 @@ static gboolean on_vm_wait(gpointer data)
 	} else if (w->cond(d, w->uuid)) {
 		http_respond_json(w->req, 200, api_vm_json(d, vm, false));
 	} else if (g_get_monotonic_time() >= w->deadline_us) {
-		g_autoptr(json_t) rt = herd_ha_vm_runtime(d->ha, vm);
-		const char *why = json_string_value(json_object_get(rt, "alert"));
-		if (!why)
-			why = json_string_value(json_object_get(rt, "error"));
+		herd_vm_runtime rt;
+		herd_ha_vm_runtime(d->ha, vm, &rt);
+		const char *why = rt.alert ? rt.alert : rt.error;
 		http_respond_errorf(w->req, HERD_ERR_TIMEOUT, "VM %s is not %s yet%s%s", vm->name, w->what,
 				    why ? ": " : ".", why ? why : "");
 	} else {
@@ -80,11 +76,10 @@ static void wait_for(http_request *req, herdd *d, const char *uuid, vm_condition
 static bool vm_is_running(herdd *d, const char *uuid)
 {
 	store_object *vm = store_state_get(herd_cluster_state(d->cluster), STORE_KIND_VM, uuid);
-	g_autoptr(json_t) rt = herd_ha_vm_runtime(d->ha, vm);
-	const char *node = json_string_value(json_object_get(rt, "node"));
-	const char *state = json_string_value(json_object_get(rt, "state"));
-	return node && g_strcmp0(node, json_string_value(json_object_get(vm->data, "node"))) == 0 &&
-	       (g_strcmp0(state, "running") == 0 || g_strcmp0(state, "paused") == 0);
+	herd_vm_runtime rt;
+	herd_ha_vm_runtime(d->ha, vm, &rt);
+	return rt.node && g_strcmp0(rt.node, store_vm_of(vm)->node) == 0 &&
+	       (strcmp(rt.state, "running") == 0 || strcmp(rt.state, "paused") == 0);
 }
 
 static bool vm_is_stopped(herdd *d, const char *uuid)
@@ -117,12 +112,10 @@ static void on_commit_then_wait(json_t *result, const GError *error, gpointer us
 	g_free(c);
 }
 
-static void commit_and_wait(http_request *req, herdd *d, store_object *vm, json_t *data,
+static void commit_and_wait(http_request *req, herdd *d, store_object *vm, json_t *cmd,
 			    vm_condition cond, const char *what, unsigned timeout_s)
 {
 	g_autoptr(GError) err = NULL;
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:O}", "op", "patch", "kind", "vm", "uuid",
-					  vm->uuid, "data", data);
 	commit_wait *c = g_new0(commit_wait, 1);
 	c->req = req;
 	c->d = d;
@@ -144,17 +137,17 @@ static void commit_and_wait(http_request *req, herdd *d, store_object *vm, json_
 /* The nodes @vm may run on that no fence device covers, as "n2, n3"; NULL if none. */
 static char *uncovered_nodes(herdd *d, store_object *vm)
 {
-	const char *sticky = json_string_value(json_object_get(vm->data, "sticky"));
-	g_autoptr(GPtrArray) nodes = store_state_list(herd_cluster_state(d->cluster), STORE_KIND_NODE);
+	store_state *st = herd_cluster_state(d->cluster);
+	const char *sticky = store_vm_of(vm)->sticky;
+	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
 	GString *s = g_string_new(NULL);
 	for (guint i = 0; i < nodes->len; i++) {
 		store_object *n = nodes->pdata[i];
 		if (sticky && strcmp(sticky, n->name) != 0)
 			continue;
-		if (g_strcmp0(json_string_value(json_object_get(n->data, "mode")), "maintenance") == 0)
+		if (store_node_of(n)->mode == STORE_NODE_MAINTENANCE)
 			continue;
-		g_autoptr(GPtrArray) t = herd_ha_fence_targets(d->ha, n->name);
-		if (t->len == 0)
+		if (!store_fence_covers(st, n->name))
 			g_string_append_printf(s, "%s%s", s->len ? ", " : "", n->name);
 	}
 	return g_string_free(s, s->len == 0);
@@ -163,9 +156,9 @@ static char *uncovered_nodes(herdd *d, store_object *vm)
 /* Refuse a start the cluster cannot do, with the reason; false if refused. */
 static bool start_allowed(http_request *req, herdd *d, store_object *vm)
 {
-	json_t *settings = settings_of(d);
-	bool ha = json_is_true(json_object_get(vm->data, "ha"));
-	if (ha && !cluster_setting_bool(settings, "lab_mode")) {
+	const store_settings *settings = store_settings_of(herd_cluster_state(d->cluster));
+	bool ha = store_vm_of(vm)->ha;
+	if (ha && !settings->lab_mode) {
 		g_autofree char *missing = uncovered_nodes(d, vm);
 		if (missing) {
 			http_respond_errorf(req, HERD_ERR_CONFLICT,
@@ -175,7 +168,7 @@ static bool start_allowed(http_request *req, herdd *d, store_object *vm)
 		}
 	}
 	/* N+1, when the cluster is set to refuse what would break it. */
-	if (ha && g_strcmp0(cluster_setting_string(settings, "admission_control"), "refuse") == 0) {
+	if (ha && settings->admission_control == STORE_ADMISSION_REFUSE) {
 		g_autofree char *detail = NULL;
 		if (!herd_ha_admission(d->ha, vm->uuid, &detail)) {
 			http_respond_errorf(req, HERD_ERR_CONFLICT,
@@ -197,18 +190,15 @@ void api_vm_start(http_request *req, gpointer user_data)
 		return;
 	}
 	const char *where = NULL;
-	if (herd_ha_vm_active(d->ha, vm->uuid, &where) &&
-	    g_strcmp0(json_string_value(json_object_get(vm->data, "target")), "running") == 0) {
+	if (herd_ha_vm_active(d->ha, vm->uuid, &where) && store_vm_of(vm)->target_running) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is already running on node %s.",
 				    vm->name, where ? where : "?");
 		return;
 	}
-	if (api_refuse_if_unfenced(req, d, NULL, vm))
-		return;
 	if (!start_allowed(req, d, vm))
 		return;
-	g_autoptr(json_t) data = json_pack("{s:s,s:n}", "target", "running", "stop");
-	commit_and_wait(req, d, vm, data, vm_is_running, "running", START_WAIT_S);
+	g_autoptr(json_t) cmd = store_vm_cmd_start(vm);
+	commit_and_wait(req, d, vm, cmd, vm_is_running, "running", START_WAIT_S);
 }
 
 static void stop_vm(http_request *req, gpointer user_data, bool force)
@@ -226,16 +216,13 @@ static void stop_vm(http_request *req, gpointer user_data, bool force)
 		return;
 	}
 	bool active = herd_ha_vm_active(d->ha, vm->uuid, NULL);
-	bool target_running = g_strcmp0(json_string_value(json_object_get(vm->data, "target")), "running") == 0;
-	if (!active && !target_running) {
+	if (!active && !store_vm_of(vm)->target_running) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not running.", vm->name);
 		return;
 	}
-	json_int_t timeout = json_integer_value(json_object_get(vm->data, "shutdown_timeout_s"));
-	g_autoptr(json_t) data = json_pack("{s:s,s:s}", "target", "stopped", "stop",
-					   force ? "force" : "graceful");
-	commit_and_wait(req, d, vm, data, wait ? vm_is_stopped : NULL, "stopped",
-			force ? DESTROY_WAIT_S : (unsigned)(timeout > 0 ? timeout : 360) + 30);
+	g_autoptr(json_t) cmd = store_vm_cmd_stop(vm, force);
+	commit_and_wait(req, d, vm, cmd, wait ? vm_is_stopped : NULL, "stopped",
+			force ? DESTROY_WAIT_S : store_vm_of(vm)->shutdown_timeout_s + 30);
 }
 
 void api_vm_shutdown(http_request *req, gpointer user_data)
@@ -297,14 +284,12 @@ void api_vm_release(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	if (!json_string_value(json_object_get(vm->data, "sticky"))) {
+	if (!store_vm_of(vm)->sticky) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not bound to a node.", vm->name);
 		return;
 	}
-	if (api_refuse_if_unfenced(req, d, NULL, vm))
-		return;
-	g_autoptr(json_t) data = json_pack("{s:n}", "sticky");
-	commit_and_wait(req, d, vm, data, NULL, NULL, 0);
+	g_autoptr(json_t) cmd = store_vm_cmd_release_sticky(vm);
+	commit_and_wait(req, d, vm, cmd, NULL, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -318,20 +303,17 @@ void api_node_mode(http_request *req, gpointer user_data)
 	store_object *node = api_lookup(d, STORE_KIND_NODE, http_request_param(req, "node"), &err);
 	g_autoptr(json_t) body = node ? api_body(req, fields, &err) : NULL;
 	const char *mode = json_string_value(json_object_get(body, "mode"));
-	sched_node_mode m;
+	store_node_mode m;
 	if (!body) {
 		http_respond_error(req, err);
 		return;
 	}
-	if (!sched_node_mode_parse(mode, &m)) {
+	if (!store_node_mode_parse(mode, &m)) {
 		http_respond_errorf(req, HERD_ERR_INVALID, "Mode '%s' is not online, standby or maintenance.",
 				    mode ? mode : "");
 		return;
 	}
-	if (api_refuse_if_unfenced(req, d, node->name, NULL))
-		return;
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind", "node", "uuid",
-					  node->uuid, "data", "mode", mode);
+	g_autoptr(json_t) cmd = store_node_cmd_mode(node, m);
 	api_commit(req, d, cmd, 200, NULL);
 }
 
@@ -351,24 +333,11 @@ void api_node_switchover(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_INVALID, "A switchover needs two different nodes.");
 		return;
 	}
-	if (api_refuse_if_unfenced(req, d, from->name, NULL) ||
-	    api_refuse_if_unfenced(req, d, to->name, NULL))
-		return;
-	json_t *ops = json_array();
-	g_autoptr(GPtrArray) vms = store_state_list(herd_cluster_state(d->cluster), STORE_KIND_VM);
-	for (guint i = 0; i < vms->len; i++) {
-		store_object *vm = vms->pdata[i];
-		if (g_strcmp0(json_string_value(json_object_get(vm->data, "node")), from->name) == 0)
-			json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind",
-							     "vm", "uuid", vm->uuid, "data", "move_to",
-							     to->name));
-	}
-	if (json_array_size(ops) == 0) {
-		json_decref(ops);
+	g_autoptr(json_t) cmd = store_vm_cmd_switchover(herd_cluster_state(d->cluster), from->name, to->name);
+	if (!cmd) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "Node %s runs no VMs.", from->name);
 		return;
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:o}", "op", "batch", "ops", ops);
 	api_commit(req, d, cmd, 200, NULL);
 }
 
@@ -383,7 +352,7 @@ void api_node_confirm_down(http_request *req, gpointer user_data)
 	}
 	uint32_t ring[256];
 	size_t n = MIN(herd_cluster_ring(d->cluster, ring, 256), 256);
-	uint32_t id = (uint32_t)json_integer_value(json_object_get(node->data, "nodeid"));
+	uint32_t id = store_node_of(node)->nodeid;
 	for (size_t i = 0; i < n; i++) {
 		if (ring[i] == id) {
 			http_respond_errorf(req, HERD_ERR_CONFLICT,
@@ -392,10 +361,8 @@ void api_node_confirm_down(http_request *req, gpointer user_data)
 			return;
 		}
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:{s:{s:s,s:I,s:s}}}", "op", "patch", "kind",
-					  "node", "uuid", node->uuid, "data", "down", "how", "confirmed",
-					  "time_ms", (json_int_t)(g_get_real_time() / 1000), "by",
-					  http_request_user(req));
+	g_autoptr(json_t) cmd = store_node_cmd_confirm_down(node, http_request_user(req),
+							    g_get_real_time() / 1000);
 	log_warn("node %s confirmed down by %s", node->name, http_request_user(req));
 	api_commit(req, d, cmd, 200, NULL);
 }
@@ -415,8 +382,9 @@ static void on_manual_fence(bool ok, const char *device, const char *detail, dou
 	} else {
 		store_object *node = store_state_get_by_name(herd_cluster_state(f->d->cluster),
 							     STORE_KIND_NODE, f->node);
-		g_autoptr(json_t) cmd = node ? herd_fence_record_cmd(node, http_request_user(f->req), true,
-								     true, device, detail, g_get_real_time() / 1000)
+		g_autoptr(json_t) cmd = node ? store_node_cmd_fence_record(node, http_request_user(f->req), true,
+									  true, device, detail,
+									  g_get_real_time() / 1000)
 					     : NULL;
 		if (cmd)
 			api_commit(f->req, f->d, cmd, 200, NULL);
@@ -441,8 +409,7 @@ void api_node_fence(http_request *req, gpointer user_data)
 				    "Node %s is this node; fence it from another node.", node->name);
 		return;
 	}
-	g_autoptr(GPtrArray) targets = herd_ha_fence_targets(d->ha, node->name);
-	if (targets->len == 0) {
+	if (!store_fence_covers(herd_cluster_state(d->cluster), node->name)) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "No fence device has a plug for node %s; add one with 'herd fence-device add'.",
 				    node->name);
@@ -460,23 +427,20 @@ void api_node_fence(http_request *req, gpointer user_data)
 /* ------------------------------------------------------------------ */
 /* Fence devices                                                       */
 
-static bool secret_key(const char *key)
-{
-	return strstr(key, "passw") || strstr(key, "secret") || strcmp(key, "community") == 0 ||
-	       strstr(key, "key");
-}
-
 static json_t *fence_device_json(store_object *dev)
 {
+	const store_fence_device *d = store_fence_device_of(dev);
 	json_t *params = json_object();
-	const char *k;
-	json_t *v;
-	json_object_foreach(json_object_get(dev->data, "params"), k, v)
-		json_object_set_new(params, k, secret_key(k) ? json_string("********") : json_incref(v));
-	return json_pack("{s:s,s:s,s:O,s:o,s:O,s:O}", "name", dev->name, "uuid", dev->uuid, "agent",
-			 json_object_get(dev->data, "agent"), "params", params, "plugs",
-			 json_object_get(dev->data, "plugs"), "level",
-			 json_object_get(dev->data, "level"));
+	for (size_t i = 0; i < d->n_params; i++) {
+		const store_fence_param *p = &d->params[i];
+		json_object_set_new(params, p->key,
+				    json_string(store_fence_param_is_secret(p->key) ? "********" : p->value));
+	}
+	json_t *plugs = json_object();
+	for (size_t i = 0; i < d->n_plugs; i++)
+		json_object_set_new(plugs, d->plugs[i].node, json_string(d->plugs[i].plug));
+	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:i}", "name", dev->name, "uuid", dev->uuid, "agent",
+			 d->agent, "params", params, "plugs", plugs, "level", (int)d->level);
 }
 
 void api_fence_devices_list(http_request *req, gpointer user_data)
@@ -493,6 +457,7 @@ typedef struct {
 	http_request *req;
 	herdd *d;
 	json_t *cmd;
+	json_t *plugs;
 	herd_fence_target *lister;
 } add_ctx;
 
@@ -503,12 +468,11 @@ static void on_add_listed(bool ok, const char *device, const char *detail, doubl
 {
 	add_ctx *a = user;
 	g_autoptr(GHashTable) listed = ok ? herd_fence_parse_list(detail) : NULL;
-	json_t *plugs = json_object_get(json_object_get(a->cmd, "data"), "plugs");
 	const char *node;
 	json_t *plug;
 	if (!ok)
 		log_warn("fence device %s: its plugs could not be checked: %s", device, detail);
-	json_object_foreach(plugs, node, plug) {
+	json_object_foreach(a->plugs, node, plug) {
 		if (listed && !g_hash_table_contains(listed, json_string_value(plug))) {
 			http_respond_errorf(a->req, HERD_ERR_INVALID,
 					    "Plug %s (node %s) is not an outlet of %s: the device lists %u, and a plug it does not have would report 'off' without cutting any power.",
@@ -519,6 +483,7 @@ static void on_add_listed(bool ok, const char *device, const char *detail, doubl
 	api_commit(a->req, a->d, a->cmd, 201, NULL);
 out:
 	json_decref(a->cmd);
+	json_decref(a->plugs);
 	herd_fence_target_free(a->lister);
 	g_free(a);
 }
@@ -539,56 +504,21 @@ void api_fence_device_add(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	if (params && !json_is_object(params)) {
-		http_respond_errorf(req, HERD_ERR_INVALID, "Field 'params' must be an object of KEY: VALUE.");
+	if (!store_fence_device_check(herd_cluster_state(d->cluster), params, plugs, &err)) {
+		http_respond_error(req, err);
 		return;
-	}
-	const char *k;
-	json_t *v;
-	json_object_foreach(params, k, v) {
-		bool key_ok = *k && strlen(k) < 64;
-		for (const char *p = k; key_ok && *p; p++)
-			key_ok = g_ascii_islower(*p) || g_ascii_isdigit(*p) || *p == '_';
-		if (!key_ok || !json_is_string(v) || strchr(json_string_value(v), '\n')) {
-			http_respond_errorf(req, HERD_ERR_INVALID,
-					    "Fence parameter '%s' must be lower-case letters, digits and '_', with a one-line text value.",
-					    k);
-			return;
-		}
-		if (!strcmp(k, "action") || !strcmp(k, "plug") || !strcmp(k, "port")) {
-			http_respond_errorf(req, HERD_ERR_INVALID,
-					    "Fence parameter '%s' is set by herd itself; give plugs with --plug NODE=PLUG.", k);
-			return;
-		}
-	}
-	if (!json_is_object(plugs) || json_object_size(plugs) == 0) {
-		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "A fence device needs at least one plug: which outlet or port cuts which node (NODE=PLUG).");
-		return;
-	}
-	json_object_foreach(plugs, k, v) {
-		if (!store_state_get_by_name(herd_cluster_state(d->cluster), STORE_KIND_NODE, k)) {
-			http_respond_errorf(req, HERD_ERR_INVALID, "Plug for '%s': there is no such node.", k);
-			return;
-		}
-		if (!json_is_string(v) || !*json_string_value(v) || strchr(json_string_value(v), '\n')) {
-			http_respond_errorf(req, HERD_ERR_INVALID, "The plug of node %s must be a one-line text.", k);
-			return;
-		}
 	}
 	char uuid[STORE_UUID_LEN + 1];
 	store_uuid_generate(uuid);
 	add_ctx *a = g_new0(add_ctx, 1);
 	a->req = req;
 	a->d = d;
-	a->cmd = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:o,s:O,s:I}}", "op", "create", "kind",
-			   "fence_device", "uuid", uuid, "name", name, "data", "agent", agent, "params",
-			   params ? json_incref(params) : json_object(), "plugs", plugs, "level",
-			   (json_int_t)level);
-	a->lister = g_new0(herd_fence_target, 1);
-	a->lister->device = g_strdup(name);
-	a->lister->agent = g_strdup(agent);
-	a->lister->params = params ? json_deep_copy(params) : json_object();
+	a->cmd = store_fence_device_cmd_create(uuid, name, agent, params, plugs, (unsigned)level);
+	a->plugs = json_incref(plugs);
+	/* The device as it will be stored, to ask its agent for its plugs. */
+	g_autoptr(store_object) dev = store_object_new(STORE_KIND_FENCE_DEVICE, uuid, name, 1, 0, 0,
+						       json_object_get(a->cmd, "data"));
+	a->lister = herd_fence_target_new(dev, NULL);
 	http_request_suspend(req);
 	herd_fence_agent_action(a->lister, "list", on_add_listed, a);
 }
@@ -602,8 +532,7 @@ void api_fence_device_remove(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s}", "op", "delete", "kind", "fence_device",
-					  "uuid", dev->uuid);
+	g_autoptr(json_t) cmd = store_fence_device_cmd_remove(dev);
 	api_commit(req, d, cmd, 200, NULL);
 }
 
@@ -674,18 +603,6 @@ static void on_test_list(bool ok, const char *device, const char *detail, double
 	}
 }
 
-static herd_fence_target *test_target(store_object *dev, const char *plug)
-{
-	herd_fence_target *t = g_new0(herd_fence_target, 1);
-	t->device = g_strdup(dev->name);
-	t->agent = g_strdup(json_string_value(json_object_get(dev->data, "agent")));
-	t->params = json_deep_copy(json_object_get(dev->data, "params"));
-	if (!t->params)
-		t->params = json_object();
-	t->plug = g_strdup(plug);
-	return t;
-}
-
 void api_fence_device_test(http_request *req, gpointer user_data)
 {
 	herdd *d = user_data;
@@ -695,8 +612,8 @@ void api_fence_device_test(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	json_t *plugs = json_object_get(dev->data, "plugs");
-	if (json_object_size(plugs) == 0) {
+	const store_fence_device *fd = store_fence_device_of(dev);
+	if (fd->n_plugs == 0) {
 		http_respond_json(req, 200, json_array());
 		return;
 	}
@@ -705,13 +622,11 @@ void api_fence_device_test(http_request *req, gpointer user_data)
 	c->results = json_array();
 	c->targets = g_ptr_array_new_with_free_func((GDestroyNotify)herd_fence_target_free);
 	c->nodes = g_ptr_array_new_with_free_func(g_free);
-	const char *node;
-	json_t *plug;
-	json_object_foreach(plugs, node, plug) {
-		g_ptr_array_add(c->targets, test_target(dev, json_string_value(plug)));
-		g_ptr_array_add(c->nodes, g_strdup(node));
+	for (size_t i = 0; i < fd->n_plugs; i++) {
+		g_ptr_array_add(c->targets, herd_fence_target_new(dev, fd->plugs[i].plug));
+		g_ptr_array_add(c->nodes, g_strdup(fd->plugs[i].node));
 	}
-	c->lister = test_target(dev, NULL);
+	c->lister = herd_fence_target_new(dev, NULL);
 	http_request_suspend(req);
 	herd_fence_agent_action(c->lister, "list", on_test_list, c);
 }

@@ -2,7 +2,7 @@
 #include "api/routes.h"
 #include "cluster/service.h"
 #include "ha/ha.h"
-#include "store/settings.h"
+#include "store/cluster.h"
 
 #include <libvirt/libvirt.h>
 #include <sqlite3.h>
@@ -65,8 +65,7 @@ void api_status_get(http_request *req, gpointer user_data)
 		json_object_set_new(body, "vms", json_pack("{s:i,s:i}", "defined", (int)vms->len,
 							   "running", (int)running));
 		json_object_set_new(body, "ha", d->ha ? herd_ha_cluster_status(d->ha) : json_null());
-		json_t *settings = json_object_get(c->data, "settings");
-		json_object_set_new(body, "lab_mode", json_boolean(cluster_setting_bool(settings, "lab_mode")));
+		json_object_set_new(body, "lab_mode", json_boolean(store_cluster_of(c)->settings.lab_mode));
 		json_t *lost = json_array();
 		if (d->ha) {
 			g_autoptr(GPtrArray) names = herd_ha_unfenced_lost(d->ha);

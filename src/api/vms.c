@@ -10,118 +10,103 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "ha/ha.h"
+#include "store/vm.h"
 #include "virt/domxml.h"
 
 #include <string.h>
 
-#define SHUTDOWN_TIMEOUT_DEFAULT_S 360
-#define SHUTDOWN_TIMEOUT_MAX_S 86400
-
-static const char *const vm_attributes[] = { "ha", "preferred", "failback",
-					     "shutdown_timeout_s", "sticky", "group", NULL };
-
-/* @data's @key (a new reference), or @fallback (stolen) if absent. */
-static json_t *field_or(json_t *data, const char *key, json_t *fallback)
+static json_t *string_or_null(const char *s)
 {
-	json_t *v = json_object_get(data, key);
-	if (!v)
-		return fallback;
-	json_decref(fallback);
-	return json_incref(v);
+	return s ? json_string(s) : json_null();
 }
 
 json_t *api_vm_json(herdd *d, store_object *vm, bool with_xml)
 {
-	json_t *data = vm->data;
-	json_t *j = json_pack("{s:s,s:s,s:I,s:b,s:o,s:b,s:o,s:o,s:o,s:o,s:s,s:n,s:I}",
+	const store_vm *v = store_vm_of(vm);
+	json_t *j = json_pack("{s:s,s:s,s:I,s:b,s:o,s:b,s:i,s:I,s:i,s:s,s:s,s:n,s:I}",
 			      "name", vm->name, "uuid", vm->uuid, "version", (json_int_t)vm->version,
-			      "ha", json_is_true(json_object_get(data, "ha")),
-			      "preferred", field_or(data, "preferred", json_null()),
-			      "failback", !json_is_false(json_object_get(data, "failback")),
-			      "shutdown_timeout_s",
-			      field_or(data, "shutdown_timeout_s", json_integer(SHUTDOWN_TIMEOUT_DEFAULT_S)),
-			      "memory_mib", field_or(data, "memory_mib", json_integer(0)),
-			      "vcpus", field_or(data, "vcpus", json_integer(0)),
-			      "type", field_or(data, "type", json_string("")),
+			      "ha", v->ha,
+			      "preferred", string_or_null(v->preferred),
+			      "failback", v->failback,
+			      "shutdown_timeout_s", (int)v->shutdown_timeout_s,
+			      "memory_mib", (json_int_t)v->memory_mib,
+			      "vcpus", (int)v->vcpus,
+			      "type", v->type,
 			      "state", "shut off",
 			      "node",
 			      "modified_ms", (json_int_t)vm->modified_ms);
-	json_object_set_new(j, "target", field_or(data, "target", json_string("stopped")));
-	json_object_set_new(j, "sticky", field_or(data, "sticky", json_null()));
-	json_object_set_new(j, "group", field_or(data, "group", json_null()));
-	json_object_set_new(j, "assigned", field_or(data, "node", json_null()));
+	json_object_set_new(j, "target", json_string(v->target_running ? "running" : "stopped"));
+	json_object_set_new(j, "sticky", string_or_null(v->sticky));
+	json_object_set_new(j, "group", string_or_null(v->group));
+	json_object_set_new(j, "assigned", string_or_null(v->node));
 	if (d->ha) {
-		g_autoptr(json_t) rt = herd_ha_vm_runtime(d->ha, vm);
-		json_object_update(j, rt);
-		json_int_t since = json_integer_value(json_object_get(rt, "since_ms"));
-		if (json_string_value(json_object_get(rt, "node")) && since > 0)
+		herd_vm_runtime rt;
+		herd_ha_vm_runtime(d->ha, vm, &rt);
+		json_object_set_new(j, "state", json_string(rt.state));
+		json_object_set_new(j, "node", string_or_null(rt.node));
+		json_object_set_new(j, "since_ms", json_integer(rt.since_ms));
+		if (rt.error)
+			json_object_set_new(j, "error", json_string(rt.error));
+		if (rt.alert)
+			json_object_set_new(j, "alert", json_string(rt.alert));
+		if (rt.node && rt.since_ms > 0)
 			json_object_set_new(j, "uptime_s",
-					    json_integer((g_get_real_time() / 1000 - since) / 1000));
+					    json_integer((g_get_real_time() / 1000 - rt.since_ms) / 1000));
 	}
 	if (with_xml)
-		json_object_set(j, "xml", json_object_get(data, "xml"));
+		json_object_set_new(j, "xml", json_string(v->xml));
 	return j;
 }
 
-/* Check herd's VM attributes in @body; add them, typed, to @data. */
-static bool vm_attributes_check(herdd *d, json_t *body, json_t *data, GError **error)
+/* Herd's VM attributes in @body, checked against the store. */
+static bool vm_attributes_parse(herdd *d, json_t *body, store_vm_attrs *a, GError **error)
 {
-	bool b;
+	static const struct {
+		const char *key;
+		unsigned bit;
+		const char *what;
+	} strings[] = {
+		{ "preferred", STORE_VM_SET_PREFERRED, "a node name" },
+		{ "sticky", STORE_VM_SET_STICKY, "a node of this cluster" },
+		{ "group", STORE_VM_SET_GROUP, "a group name" },
+	};
 	long long n;
-	json_t *pref = json_object_get(body, "preferred");
+	*a = (store_vm_attrs){ 0 };
 	if (json_object_get(body, "ha")) {
-		if (!api_get_bool(body, "ha", &b, error))
+		if (!api_get_bool(body, "ha", &a->ha, error))
 			return false;
-		json_object_set_new(data, "ha", json_boolean(b));
+		a->set |= STORE_VM_SET_HA;
 	}
 	if (json_object_get(body, "failback")) {
-		if (!api_get_bool(body, "failback", &b, error))
+		if (!api_get_bool(body, "failback", &a->failback, error))
 			return false;
-		json_object_set_new(data, "failback", json_boolean(b));
+		a->set |= STORE_VM_SET_FAILBACK;
 	}
 	if (json_object_get(body, "shutdown_timeout_s")) {
-		if (!api_get_int(body, "shutdown_timeout_s", 1, SHUTDOWN_TIMEOUT_MAX_S, &n, error))
+		if (!api_get_int(body, "shutdown_timeout_s", 1, STORE_VM_SHUTDOWN_TIMEOUT_MAX_S, &n, error))
 			return false;
-		json_object_set_new(data, "shutdown_timeout_s", json_integer(n));
+		a->shutdown_timeout_s = (unsigned)n;
+		a->set |= STORE_VM_SET_SHUTDOWN_TIMEOUT;
 	}
-	json_t *sticky = json_object_get(body, "sticky");
-	if (sticky && json_is_null(sticky)) {
-		json_object_set_new(data, "sticky", json_null());
-	} else if (sticky) {
-		const char *name = json_string_value(sticky);
-		if (!name || !store_state_get_by_name(herd_cluster_state(d->cluster), STORE_KIND_NODE, name)) {
-			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-				    "Field 'sticky' must be a node of this cluster or null.");
+	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++) {
+		json_t *v = json_object_get(body, strings[i].key);
+		if (!v)
+			continue;
+		if (!json_is_null(v) && !json_is_string(v)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Field '%s' must be %s or null.",
+				    strings[i].key, strings[i].what);
 			return false;
 		}
-		json_object_set_new(data, "sticky", json_string(name));
+		const char *value = json_string_value(v);
+		if (strings[i].bit == STORE_VM_SET_PREFERRED)
+			a->preferred = value;
+		else if (strings[i].bit == STORE_VM_SET_STICKY)
+			a->sticky = value;
+		else
+			a->group = value;
+		a->set |= strings[i].bit;
 	}
-	json_t *group = json_object_get(body, "group");
-	if (group && json_is_null(group)) {
-		json_object_set_new(data, "group", json_null());
-	} else if (group) {
-		const char *name = json_string_value(group);
-		if (!store_name_validate(STORE_KIND_GROUP, name, error))
-			return false;
-		json_object_set_new(data, "group", json_string(name));
-	}
-	if (pref && json_is_null(pref)) {
-		json_object_set_new(data, "preferred", json_null());
-	} else if (pref) {
-		const char *name = json_string_value(pref);
-		if (!name) {
-			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-				    "Field 'preferred' must be a node name or null.");
-			return false;
-		}
-		if (!store_state_get_by_name(herd_cluster_state(d->cluster), STORE_KIND_NODE, name)) {
-			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-				    "Preferred node '%s' is not a node of this cluster.", name);
-			return false;
-		}
-		json_object_set_new(data, "preferred", json_string(name));
-	}
-	return true;
+	return store_vm_attrs_check(herd_cluster_state(d->cluster), a, error);
 }
 
 static json_t *render_vm(herdd *d, json_t *result)
@@ -147,6 +132,7 @@ void api_vm_define(http_request *req, gpointer user_data)
 	herdd *d = user_data;
 	static const char *const fields[] = { "xml", "ha", "preferred", "failback",
 					      "shutdown_timeout_s", "sticky", "group", NULL };
+	store_vm_attrs attrs;
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *xml = NULL;
@@ -172,34 +158,13 @@ void api_vm_define(http_request *req, gpointer user_data)
 				    dom->name, named->uuid, dom->uuid);
 		return;
 	}
-	g_autoptr(json_t) data = json_pack("{s:s,s:I,s:i,s:s}", "xml", dom->xml, "memory_mib",
-					   (json_int_t)dom->memory_mib, "vcpus", (int)dom->vcpus,
-					   "type", dom->type);
-	if (!vm_attributes_check(d, body, data, &err)) {
+	if (!vm_attributes_parse(d, body, &attrs, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
-	g_autoptr(json_t) cmd = NULL;
-	if (same) {
-		/* virsh semantics: define on an existing VM replaces its XML. */
-		cmd = json_pack("{s:s,s:s,s:s,s:s,s:O,s:I}", "op", "patch", "kind", "vm", "uuid",
-				dom->uuid, "name", dom->name, "data", data, "if_version",
-				(json_int_t)same->version);
-		if (strcmp(same->name, dom->name) != 0) {
-			/* a rename: full update with the new name */
-			g_autoptr(json_t) merged = json_deep_copy(same->data);
-			json_object_update(merged, data);
-			json_decref(cmd);
-			cmd = json_pack("{s:s,s:s,s:s,s:s,s:O,s:I}", "op", "update", "kind", "vm",
-					"uuid", dom->uuid, "name", dom->name, "data", merged,
-					"if_version", (json_int_t)same->version);
-		}
-	} else {
-		cmd = json_pack("{s:s,s:s,s:s,s:s,s:O}", "op", "create", "kind", "vm", "uuid",
-				dom->uuid, "name", dom->name, "data", data);
-	}
-	if (api_refuse_if_unfenced(req, d, NULL, same))
-		return;
+	/* virsh semantics: define on an existing VM replaces its XML. */
+	store_vm_domain sd = { dom->uuid, dom->name, dom->xml, dom->type, dom->memory_mib, dom->vcpus };
+	g_autoptr(json_t) cmd = store_vm_cmd_define(same, &sd, &attrs);
 	api_commit(req, d, cmd, same ? 200 : 201, render_vm);
 }
 
@@ -222,8 +187,8 @@ void api_vm_xml(http_request *req, gpointer user_data)
 	if (!vm)
 		http_respond_error(req, err);
 	else
-		http_respond_json(req, 200, json_pack("{s:s,s:O}", "name", vm->name, "xml",
-						      json_object_get(vm->data, "xml")));
+		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml",
+						      store_vm_of(vm)->xml));
 }
 
 void api_vm_set(http_request *req, gpointer user_data)
@@ -231,21 +196,18 @@ void api_vm_set(http_request *req, gpointer user_data)
 	herdd *d = user_data;
 	g_autoptr(GError) err = NULL;
 	store_object *vm = api_lookup(d, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	g_autoptr(json_t) body = vm ? api_body(req, vm_attributes, &err) : NULL;
-	g_autoptr(json_t) data = json_object();
-	if (!body || !vm_attributes_check(d, body, data, &err)) {
+	g_autoptr(json_t) body = vm ? api_body(req, store_vm_attr_names, &err) : NULL;
+	store_vm_attrs attrs;
+	if (!body || !vm_attributes_parse(d, body, &attrs, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
-	if (json_object_size(data) == 0) {
+	if (attrs.set == 0) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
 				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky or group.");
 		return;
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:O}", "op", "patch", "kind", "vm", "uuid",
-					  vm->uuid, "data", data);
-	if (api_refuse_if_unfenced(req, d, NULL, vm))
-		return;
+	g_autoptr(json_t) cmd = store_vm_cmd_set(vm, &attrs);
 	api_commit(req, d, cmd, 200, render_vm);
 }
 
@@ -259,17 +221,13 @@ void api_vm_undefine(http_request *req, gpointer user_data)
 		return;
 	}
 	const char *where = NULL;
-	if (g_strcmp0(json_string_value(json_object_get(vm->data, "target")), "running") == 0 ||
-	    (d->ha && herd_ha_vm_active(d->ha, vm->uuid, &where))) {
+	if (store_vm_of(vm)->target_running || (d->ha && herd_ha_vm_active(d->ha, vm->uuid, &where))) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "VM %s is running%s%s; shut it down (or destroy it) before undefining it.",
 				    vm->name, where ? " on node " : "", where ? where : "");
 		return;
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I}", "op", "delete", "kind", "vm", "uuid",
-					  vm->uuid, "if_version", (json_int_t)vm->version);
-	if (api_refuse_if_unfenced(req, d, NULL, vm))
-		return;
+	g_autoptr(json_t) cmd = store_vm_cmd_undefine(vm);
 	api_commit(req, d, cmd, 200, NULL);
 }
 
@@ -388,9 +346,6 @@ void api_vm_restore(http_request *req, gpointer user_data)
 			return;
 		}
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:I,s:b}", "op", "restore", "kind", "vm",
-					  "uuid", uuid, "version", (json_int_t)version, "force", force);
-	if (api_refuse_if_unfenced(req, d, NULL, store_state_get(st, STORE_KIND_VM, uuid)))
-		return;
+	g_autoptr(json_t) cmd = store_vm_cmd_restore(uuid, (uint64_t)version, force);
 	api_commit(req, d, cmd, 200, render_vm);
 }

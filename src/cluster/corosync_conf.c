@@ -4,22 +4,11 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/log.h"
-#include "store/settings.h"
+#include "store/cluster.h"
+#include "store/node.h"
 
 #include <string.h>
 #include <unistd.h>
-
-typedef struct {
-	const char *name;
-	json_int_t nodeid;
-	json_t *links;
-} conf_node;
-
-static gint by_nodeid(gconstpointer a, gconstpointer b)
-{
-	const conf_node *x = a, *y = b;
-	return x->nodeid < y->nodeid ? -1 : x->nodeid > y->nodeid;
-}
 
 char *herd_corosync_conf_render(store_state *st, GError **error)
 {
@@ -28,20 +17,11 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "There is no cluster configuration.");
 		return NULL;
 	}
-	json_t *settings = json_object_get(cluster->data, "settings");
-	g_autoptr(GArray) nodes = g_array_new(FALSE, FALSE, sizeof(conf_node));
-	GHashTableIter it;
-	gpointer v;
+	const store_settings *settings = &store_cluster_of(cluster)->settings;
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(st);
 	size_t n_links = 0;
-	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_NODE]);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		store_object *o = v;
-		conf_node n = { o->name, json_integer_value(json_object_get(o->data, "nodeid")),
-				json_object_get(o->data, "links") };
-		n_links = MAX(n_links, json_array_size(n.links));
-		g_array_append_val(nodes, n);
-	}
-	g_array_sort(nodes, by_nodeid);
+	for (guint i = 0; i < nodes->len; i++)
+		n_links = MAX(n_links, store_node_of(nodes->pdata[i])->n_links);
 
 	GString *s = g_string_new(NULL);
 	g_string_append(s, "# Written by herd from the cluster configuration: edits are overwritten.\n"
@@ -51,9 +31,9 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 	/* OpenSSL (AES-NI) costs corosync about half the CPU of the default NSS
 	 * per packet; both plugins ship with Debian's libknet1. */
 	g_string_append(s, "\ttransport: knet\n\tcrypto_model: openssl\n\tcrypto_cipher: aes256\n\tcrypto_hash: sha256\n");
-	g_string_append_printf(s, "\ttoken: %lld\n", cluster_setting_int(settings, "token_ms"));
+	g_string_append_printf(s, "\ttoken: %lld\n", settings->token_ms);
 	g_string_append_printf(s, "\ttoken_coefficient: %lld\n",
-			       cluster_setting_int(settings, "token_coefficient_ms"));
+			       settings->token_coefficient_ms);
 	/* After a message the token keeps circling at full speed for this many
 	 * rotations before the ring representative holds it (corosync's default
 	 * is 30).  herd's changes come as a message and the members' answers a
@@ -71,8 +51,8 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 	 * another link only after its ping timeout, longer than herd's token. */
 	if (n_links > 1)
 		g_string_append(s, "\tlink_mode: active\n");
-	long long ping_interval = cluster_setting_int(settings, "knet_ping_interval_ms");
-	long long ping_timeout = cluster_setting_int(settings, "knet_ping_timeout_ms");
+	long long ping_interval = settings->knet_ping_interval_ms;
+	long long ping_timeout = settings->knet_ping_timeout_ms;
 	for (size_t l = 0; l < n_links; l++) {
 		g_string_append_printf(s, "\tinterface {\n\t\tlinknumber: %zu\n", l);
 		if (ping_interval > 0)
@@ -83,13 +63,12 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 	}
 	g_string_append(s, "}\n\nnodelist {\n");
 	for (guint i = 0; i < nodes->len; i++) {
-		conf_node *n = &g_array_index(nodes, conf_node, i);
-		g_string_append_printf(s, "\tnode {\n\t\tname: %s\n\t\tnodeid: %lld\n", n->name,
-				       (long long)n->nodeid);
-		size_t l;
-		json_t *addr;
-		json_array_foreach(n->links, l, addr)
-			g_string_append_printf(s, "\t\tring%zu_addr: %s\n", l, json_string_value(addr));
+		store_object *o = nodes->pdata[i];
+		const store_node *n = store_node_of(o);
+		g_string_append_printf(s, "\tnode {\n\t\tname: %s\n\t\tnodeid: %u\n", o->name,
+				       n->nodeid);
+		for (size_t l = 0; l < n->n_links; l++)
+			g_string_append_printf(s, "\t\tring%zu_addr: %s\n", l, n->links[l]);
 		g_string_append(s, "\t}\n");
 	}
 	g_string_append(s, "}\n\nquorum {\n\tprovider: corosync_votequorum\n");
@@ -115,7 +94,7 @@ static bool write_if_changed(const char *path, const void *data, size_t len, mod
 bool herd_corosync_conf_write(store_state *st, const char *dir, bool *changed, GError **error)
 {
 	store_object *cluster = store_state_cluster(st);
-	const char *key_b64 = json_string_value(json_object_get(cluster ? cluster->data : NULL, "authkey"));
+	const char *key_b64 = cluster ? store_cluster_of(cluster)->authkey : NULL;
 	g_autofree char *conf = herd_corosync_conf_render(st, error);
 	if (!conf)
 		return false;

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "store/node.h"
 #include "store/wire.h"
 
 #include <string.h>
@@ -36,6 +37,8 @@ struct herd_cluster {
 	GArray *ring;             /* uint32_t, sorted */
 	herd_cluster_survivor_fn survivor_fn;
 	gpointer survivor_user;
+	herd_cluster_lost_fn lost_fn;
+	gpointer lost_user;
 	char *db_path;
 	char *node_name;
 	store_db *db;
@@ -103,6 +106,12 @@ static bool on_survivor_check(gpointer user, uint32_t missing)
 	return c->survivor_fn && c->survivor_fn(c->survivor_user, missing);
 }
 
+static GHashTable *on_unfenced_lost(gpointer user)
+{
+	herd_cluster *c = user;
+	return c->lost_fn ? c->lost_fn(c->lost_user) : NULL;
+}
+
 /* Everything applied is durable everywhere: the HA engine may start VMs
  * it was waiting to start. */
 static void on_replica_durable(gpointer user)
@@ -121,6 +130,7 @@ static const replica_callbacks replica_cb = {
 	.failed = on_replica_failed,
 	.two_node_survivor_ok = on_survivor_check,
 	.durable = on_replica_durable,
+	.unfenced_lost = on_unfenced_lost,
 };
 
 static void membership_changed(herd_cluster *c, bool group)
@@ -397,6 +407,27 @@ bool herd_cluster_submit(herd_cluster *c, json_t *cmd, const char *user,
 	return submit_now(c, cmd, user, done, done_data, error);
 }
 
+static void answer_nobody(json_t *result, const GError *error, gpointer user)
+{
+}
+
+void herd_cluster_forget(herd_cluster *c, gpointer done_data)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, c->inflight);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		inflight *f = v;
+		if (f->data == done_data)
+			f->done = answer_nobody;
+	}
+	for (GList *l = c->deferred->head; l; l = l->next) {
+		deferred *d = l->data;
+		if (d->data == done_data)
+			d->done = answer_nobody;
+	}
+}
+
 json_t *herd_cluster_bootstrap(herd_cluster *c, json_t *cmd, const char *user, GError **error)
 {
 	return replica_bootstrap(c->replica, cmd, g_get_real_time() / 1000, user, error);
@@ -483,6 +514,12 @@ size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max)
 	return replica_members(c->replica, out, max);
 }
 
+void herd_cluster_set_lost_check(herd_cluster *c, herd_cluster_lost_fn fn, gpointer user)
+{
+	c->lost_fn = fn;
+	c->lost_user = user;
+}
+
 void herd_cluster_set_survivor_check(herd_cluster *c, herd_cluster_survivor_fn fn, gpointer user)
 {
 	c->survivor_fn = fn;
@@ -506,15 +543,7 @@ bool herd_cluster_is_member(herd_cluster *c, uint32_t nodeid)
 
 store_object *herd_cluster_node_by_id(herd_cluster *c, uint32_t nodeid)
 {
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, herd_cluster_state(c)->by_uuid[STORE_KIND_NODE]);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		store_object *n = v;
-		if (json_integer_value(json_object_get(n->data, "nodeid")) == nodeid)
-			return n;
-	}
-	return NULL;
+	return store_node_by_id(herd_cluster_state(c), nodeid);
 }
 
 json_t *herd_cluster_status_json(herd_cluster *c)

@@ -54,6 +54,10 @@ bool herd_cluster_exists(herd_cluster *c);
 bool herd_cluster_submit(herd_cluster *c, json_t *cmd, const char *user,
 			 herd_cluster_done_fn done, gpointer done_data, GError **error);
 
+/* Changes submitted with @done_data that are still under way will be
+ * answered to nobody (their owner goes away). */
+void herd_cluster_forget(herd_cluster *c, gpointer done_data);
+
 /* Seed the store of a new cluster with @cmd, durably (cluster create). */
 json_t *herd_cluster_bootstrap(herd_cluster *c, json_t *cmd, const char *user, GError **error);
 
@@ -85,6 +89,11 @@ size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max);
 /* Who decides whether a lone node of two may go on (it fenced the other). */
 typedef bool (*herd_cluster_survivor_fn)(gpointer user, uint32_t missing);
 void herd_cluster_set_survivor_check(herd_cluster *c, herd_cluster_survivor_fn fn, gpointer user);
+
+/* Who knows which nodes are lost and not fenced (see store/guard.h): a new
+ * set of names, or NULL for none.  Every change submitted is checked. */
+typedef GHashTable *(*herd_cluster_lost_fn)(gpointer user);
+void herd_cluster_set_lost_check(herd_cluster *c, herd_cluster_lost_fn fn, gpointer user);
 
 /* Register @fn for every change; called on the main thread after apply. */
 void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user);

@@ -2,13 +2,14 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "store/node.h"
+#include "store/vm.h"
 
 #include <string.h>
 
 /* Pause after the Nth failed start: 1 s, 2 s, 4 s… up to a minute. */
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 60000
-#define SHUTDOWN_TIMEOUT_DEFAULT_S 360
 
 typedef struct {
 	char uuid[37];
@@ -190,11 +191,9 @@ static void run(herd_agent *a, store_object *vm, const char *uuid, const char *w
 /* Should @vm run here now?  Assigned here, to be running, not moving away. */
 static bool wanted_here(herd_agent *a, store_object *vm)
 {
-	const char *node = json_string_value(json_object_get(vm->data, "node"));
-	const char *target = json_string_value(json_object_get(vm->data, "target"));
-	const char *move_to = json_string_value(json_object_get(vm->data, "move_to"));
-	return node && strcmp(node, a->node) == 0 && g_strcmp0(target, "running") == 0 &&
-	       (!move_to || strcmp(move_to, a->node) == 0);
+	const store_vm *v = store_vm_of(vm);
+	return v->node && strcmp(v->node, a->node) == 0 && v->target_running &&
+	       (!v->move_to || strcmp(v->move_to, a->node) == 0);
 }
 
 void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may_start,
@@ -209,7 +208,7 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may
 	 * down mark: then no partition can still take it for dead while it
 	 * runs VMs. */
 	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, a->node);
-	if (me && json_is_object(json_object_get(me->data, "down")))
+	if (me && store_node_of(me)->down)
 		return;
 	/* Start what should run here. */
 	GHashTableIter it;
@@ -228,7 +227,7 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may
 			a->io.wakeup(a->user, t->retry_at_ms - now_ms);
 			continue;
 		}
-		run(a, vm, vm->uuid, "start", json_string_value(json_object_get(vm->data, "xml")), 0);
+		run(a, vm, vm->uuid, "start", store_vm_of(vm)->xml, 0);
 	}
 	/* Stop what runs here but should not. */
 	g_hash_table_iter_init(&it, a->facts);
@@ -244,14 +243,11 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may
 		vm_track *t = track(a, f->uuid);
 		if (wanted_here(a, vm) || t->busy)
 			continue;
-		bool force = g_strcmp0(json_string_value(json_object_get(vm->data, "stop")), "force") == 0;
-		if (force || f->state == HERD_VM_CRASHED || f->state == HERD_VM_PAUSED) {
+		const store_vm *cfg = store_vm_of(vm);
+		if (cfg->stop_force || f->state == HERD_VM_CRASHED || f->state == HERD_VM_PAUSED)
 			run(a, vm, f->uuid, "destroy", NULL, 0);
-		} else {
-			json_t *to = json_object_get(vm->data, "shutdown_timeout_s");
-			run(a, vm, f->uuid, "shutdown", NULL,
-			    to ? (unsigned)json_integer_value(to) : SHUTDOWN_TIMEOUT_DEFAULT_S);
-		}
+		else
+			run(a, vm, f->uuid, "shutdown", NULL, cfg->shutdown_timeout_s);
 	}
 }
 
@@ -287,7 +283,7 @@ void herd_agent_connection(herd_agent *a, bool lost)
 
 static bool assigned_here(herd_agent *a, store_object *vm)
 {
-	return vm && g_strcmp0(json_string_value(json_object_get(vm->data, "node")), a->node) == 0;
+	return vm && g_strcmp0(store_vm_of(vm)->node, a->node) == 0;
 }
 
 bool herd_agent_concerned(herd_agent *a, GPtrArray *changes)

@@ -3,15 +3,16 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "store/settings.h"
+#include "store/cluster.h"
+#include "store/fence_device.h"
+#include "store/node.h"
+#include "store/vm.h"
 
 #include <string.h>
 
 /* Fencing retries: 2 s, 4 s… up to 30 s between attempts. */
 #define FENCE_RETRY_FIRST_MS 2000
 #define FENCE_RETRY_MAX_MS 30000
-/* Fence attempts kept per node in its history. */
-#define FENCE_HISTORY_MAX 10
 
 typedef struct {
 	char *node;
@@ -114,11 +115,6 @@ static bool contains(const uint32_t *ids, size_t n, uint32_t id)
 	return false;
 }
 
-static const char *str(json_t *data, const char *key)
-{
-	return json_string_value(json_object_get(data, key));
-}
-
 /* A VM not wanted on @node (its assignment): may @node still run it
  * although its report does not show it? */
 static bool maybe_still_there(const herd_coord_view *v, GHashTable *unwanted, GHashTable *kept,
@@ -151,15 +147,14 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	hi->strings = g_ptr_array_new_with_free_func(g_free);
 	hi->by_uuid = g_hash_table_new(g_str_hash, g_str_equal);
 	store_state *st = v->st;
-	store_object *cluster = store_state_cluster(st);
-	json_t *settings = cluster ? json_object_get(cluster->data, "settings") : NULL;
-	hi->in.lab_mode = cluster_setting_bool(settings, "lab_mode");
-	const char *adm = cluster_setting_string(settings, "admission_control");
-	hi->in.admission = !strcmp(adm, "refuse") ? SCHED_ADMISSION_REFUSE
-			   : !strcmp(adm, "off") ? SCHED_ADMISSION_OFF : SCHED_ADMISSION_WARN;
-	hi->in.vcpu_overcommit = (double)cluster_setting_int(settings, "vcpu_overcommit");
-	hi->in.memory_reserve_mib = (uint64_t)cluster_setting_int(settings, "memory_reserve_mib");
-	hi->in.join_timeout_s = (unsigned)cluster_setting_int(settings, "join_timeout_s");
+	const store_settings *settings = store_settings_of(st);
+	hi->in.lab_mode = settings->lab_mode;
+	hi->in.admission = settings->admission_control == STORE_ADMISSION_REFUSE ? SCHED_ADMISSION_REFUSE
+			   : settings->admission_control == STORE_ADMISSION_OFF ? SCHED_ADMISSION_OFF
+									      : SCHED_ADMISSION_WARN;
+	hi->in.vcpu_overcommit = (double)settings->vcpu_overcommit;
+	hi->in.memory_reserve_mib = (uint64_t)settings->memory_reserve_mib;
+	hi->in.join_timeout_s = (unsigned)settings->join_timeout_s;
 	int64_t join_until_ms = joins && joins->quorate_since_ms
 				? joins->quorate_since_ms + (int64_t)hi->in.join_timeout_s * 1000 : 0;
 
@@ -169,10 +164,9 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	gpointer val;
 	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_FENCE_DEVICE]);
 	while (g_hash_table_iter_next(&it, NULL, &val)) {
-		const char *node;
-		json_t *plug;
-		json_object_foreach(json_object_get(((store_object *)val)->data, "plugs"), node, plug)
-			g_hash_table_add(covered, (gpointer)node);
+		const store_fence_device *dev = store_fence_device_of(val);
+		for (size_t i = 0; i < dev->n_plugs; i++)
+			g_hash_table_add(covered, (gpointer)dev->plugs[i].node);
 	}
 
 	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
@@ -181,14 +175,13 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	g_autoptr(GHashTable) kept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	for (guint i = 0; i < nodes->len; i++) {
 		store_object *o = nodes->pdata[i];
-		uint32_t id = (uint32_t)json_integer_value(json_object_get(o->data, "nodeid"));
-		sched_node n = { .name = o->name };
-		if (!sched_node_mode_parse(str(o->data, "mode"), &n.mode))
-			n.mode = SCHED_NODE_ONLINE;
+		const store_node *sn = store_node_of(o);
+		uint32_t id = sn->nodeid;
+		sched_node n = { .name = o->name, .mode = sn->mode };
 		n.in_ring = contains(v->ring, v->n_ring, id);
 		herd_node_facts *f = herd_facts_fresh(v->facts, id);
 		n.herd_up = contains(v->group, v->n_group, id) && f;
-		n.down = json_is_object(json_object_get(o->data, "down")) ||
+		n.down = sn->down ||
 			 (local_down && g_hash_table_contains(local_down, o->name));
 		n.fence_covered = g_hash_table_contains(covered, o->name);
 		if (!n.in_ring && joins && v->now_ms < join_until_ms &&
@@ -208,20 +201,20 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *o = vms->pdata[i];
-		json_t *d = o->data;
+		const store_vm *d = store_vm_of(o);
 		sched_vm vm = {
 			.uuid = o->uuid,
 			.name = o->name,
-			.target_running = g_strcmp0(str(d, "target"), "running") == 0,
-			.node = str(d, "node"),
-			.move_to = str(d, "move_to"),
-			.ha = json_is_true(json_object_get(d, "ha")),
-			.preferred = str(d, "preferred"),
-			.failback = !json_is_false(json_object_get(d, "failback")),
-			.sticky = str(d, "sticky"),
-			.group = str(d, "group"),
-			.memory_mib = (uint64_t)json_integer_value(json_object_get(d, "memory_mib")),
-			.vcpus = (unsigned)json_integer_value(json_object_get(d, "vcpus")),
+			.target_running = d->target_running,
+			.node = d->node,
+			.move_to = d->move_to,
+			.ha = d->ha,
+			.preferred = d->preferred,
+			.failback = d->failback,
+			.sticky = d->sticky,
+			.group = d->group,
+			.memory_mib = d->memory_mib,
+			.vcpus = d->vcpus,
 		};
 		g_autoptr(GArray) where = herd_facts_where(v->facts, o->uuid);
 		uint32_t node_id = vm.node ? GPOINTER_TO_UINT(g_hash_table_lookup(id_of, vm.node)) : 0;
@@ -243,7 +236,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		uint32_t on = 0;
 		const herd_vm_fact *fact = herd_facts_vm(v->facts, o->uuid, &on);
 		const char *on_name = g_hash_table_lookup(name_of, GUINT_TO_POINTER(on));
-		long long settle_ms = cluster_setting_int(settings, "failback_after_s") * 1000;
+		long long settle_ms = settings->failback_after_s * 1000;
 		vm.steady = fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
 			    strcmp(on_name, vm.node) == 0 && v->now_ms - fact->since_ms >= settle_ms;
 		/* A VM away from its preferred node may move back once it is
@@ -306,32 +299,6 @@ static bool submit(herd_coord *c, json_t *cmd)
 	return true;
 }
 
-static json_t *patch(store_kind kind, const char *uuid, json_t *data)
-{
-	return json_pack("{s:s,s:s,s:s,s:o}", "op", "patch", "kind", store_kind_name(kind), "uuid",
-			 uuid, "data", data);
-}
-
-json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, bool mark_down,
-			      const char *device, const char *detail, int64_t now_ms)
-{
-	json_t *history = json_deep_copy(json_object_get(node->data, "fence_history"));
-	if (!json_is_array(history)) {
-		json_decref(history);
-		history = json_array();
-	}
-	json_array_append_new(history, json_pack("{s:I,s:b,s:s,s:s,s:s}", "time_ms", (json_int_t)now_ms,
-						 "ok", ok, "by", by, "device", device ? device : "",
-						 "detail", detail ? detail : ""));
-	while (json_array_size(history) > FENCE_HISTORY_MAX)
-		json_array_remove(history, 0);
-	json_t *data = json_pack("{s:o}", "fence_history", history);
-	if (ok && mark_down)
-		json_object_set_new(data, "down", json_pack("{s:s,s:I,s:s}", "how", "fenced", "time_ms",
-							    (json_int_t)now_ms, "by", by));
-	return patch(STORE_KIND_NODE, node->uuid, data);
-}
-
 static void act(herd_coord *c, const herd_coord_view *v, const sched_plan *plan)
 {
 	for (guint i = 0; i < plan->actions->len; i++) {
@@ -359,21 +326,20 @@ static void act(herd_coord *c, const herd_coord_view *v, const sched_plan *plan)
 		case SCHED_ASSIGN: {
 			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
 			log_info("VM %s -> node %s (%s)", vm ? vm->name : a->vm, a->node, a->reason);
-			cmd = patch(STORE_KIND_VM, a->vm,
-				    json_pack("{s:s,s:n,s:n}", "node", a->node, "move_to", "stop"));
+			cmd = store_vm_cmd_assign(a->vm, a->node, NULL);
 			break;
 		}
 		case SCHED_MOVE: {
 			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
 			log_info("VM %s moves from node %s to %s (%s)", vm ? vm->name : a->vm, a->node,
 				 a->move_to, a->reason);
-			cmd = patch(STORE_KIND_VM, a->vm, json_pack("{s:s}", "move_to", a->move_to));
+			cmd = store_vm_cmd_move(a->vm, a->move_to);
 			break;
 		}
 		case SCHED_RELEASE: {
 			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
 			log_info("VM %s is released from node %s (%s)", vm ? vm->name : a->vm, a->node, a->reason);
-			cmd = patch(STORE_KIND_VM, a->vm, json_pack("{s:n,s:n}", "node", "move_to"));
+			cmd = store_vm_cmd_release(a->vm);
 			break;
 		}
 		case SCHED_CLEAR_DOWN: {
@@ -381,7 +347,7 @@ static void act(herd_coord *c, const herd_coord_view *v, const sched_plan *plan)
 			if (!node)
 				continue;
 			log_info("node %s is back", a->node);
-			cmd = patch(STORE_KIND_NODE, node->uuid, json_pack("{s:n}", "down"));
+			cmd = store_node_cmd_clear_down(node);
 			break;
 		}
 		}
@@ -446,8 +412,8 @@ static void prune(herd_coord *c, const herd_coord_view *v)
 	g_hash_table_iter_init(&it, c->local_down);
 	while (g_hash_table_iter_next(&it, &k, &val)) {
 		store_object *n = store_state_get_by_name(v->st, STORE_KIND_NODE, k);
-		uint32_t id = n ? (uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) : 0;
-		if (!n || json_is_object(json_object_get(n->data, "down")) || contains(v->ring, v->n_ring, id) ||
+		uint32_t id = n ? store_node_of(n)->nodeid : 0;
+		if (!n || store_node_of(n)->down || contains(v->ring, v->n_ring, id) ||
 		    *(uint64_t *)val != v->facts->round)
 			g_hash_table_iter_remove(&it);
 	}
@@ -455,11 +421,10 @@ static void prune(herd_coord *c, const herd_coord_view *v)
 	while (g_hash_table_iter_next(&it, &k, &val)) {
 		fence_job *j = val;
 		store_object *n = store_state_get_by_name(v->st, STORE_KIND_NODE, k);
-		uint32_t id = n ? (uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) : 0;
 		/* Back, or down in the store (fenced, or confirmed down by an
 		 * operator after failed attempts): nothing left to fence. */
-		if (!j->running && (!n || contains(v->ring, v->n_ring, id) ||
-				    json_is_object(json_object_get(n->data, "down"))))
+		if (!j->running && (!n || contains(v->ring, v->n_ring, store_node_of(n)->nodeid) ||
+				    store_node_of(n)->down))
 			g_hash_table_iter_remove(&it);
 	}
 }
@@ -495,14 +460,9 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 		return;
 	}
 	if (!c->self_name) {
-		GHashTableIter it;
-		gpointer val;
-		g_hash_table_iter_init(&it, v->st->by_uuid[STORE_KIND_NODE]);
-		while (g_hash_table_iter_next(&it, NULL, &val)) {
-			store_object *n = val;
-			if ((uint32_t)json_integer_value(json_object_get(n->data, "nodeid")) == v->self)
-				c->self_name = g_strdup(n->name);
-		}
+		store_object *me = store_node_by_id(v->st, v->self);
+		if (me)
+			c->self_name = g_strdup(me->name);
 	}
 	if (c->commits > 0) {
 		c->rerun = true;
@@ -519,8 +479,9 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 			/* A fence from an earlier membership round goes into the
 			 * history only: the node may have come back since. */
 			bool current = r->round == c->round;
-			g_autoptr(json_t) cmd = herd_fence_record_cmd(node, c->self_name ? c->self_name : "?", r->ok,
-							     current, r->device, r->detail, r->time_ms);
+			g_autoptr(json_t) cmd = store_node_cmd_fence_record(node, c->self_name ? c->self_name : "?",
+									    r->ok, current, r->device, r->detail,
+									    r->time_ms);
 			submit(c, cmd);
 		}
 		g_ptr_array_set_size(c->records, 0);

@@ -69,11 +69,6 @@ GHashTable *herd_coord_seen(herd_coord *c);
 /* This coordinator fenced @node (successfully) and has not seen it since. */
 bool herd_coord_has_fenced(herd_coord *c, const char *node);
 
-/* The store command recording a fence attempt on @node in its history, done
- * by @by; with @ok and @mark_down also the node as down. */
-json_t *herd_fence_record_cmd(store_object *node, const char *by, bool ok, bool mark_down,
-			      const char *device, const char *detail, int64_t now_ms);
-
 /*
  * The scheduler input for a view (shared with the API's admission check).
  * Free with herd_sched_input_free().

@@ -38,6 +38,8 @@ static void node_facts_free(herd_node_facts *n)
 	g_free(n->name);
 	g_hash_table_destroy(n->vms);
 	json_decref(n->errors);
+	if (n->alerts_by_vm)
+		g_hash_table_destroy(n->alerts_by_vm);
 	json_decref(n->coordinator);
 	g_hash_table_destroy(n->seen);
 	g_free(n);
@@ -146,6 +148,16 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->errors = json_is_object(errors) ? json_incref(errors) : json_object();
 	json_t *coord = json_object_get(j, "coordinator");
 	n->coordinator = json_is_object(coord) ? json_incref(coord) : NULL;
+	json_t *a;
+	json_array_foreach(json_object_get(n->coordinator, "alerts"), i, a) {
+		const char *vm = json_string_value(json_object_get(a, "vm"));
+		const char *message = json_string_value(json_object_get(a, "message"));
+		if (!vm || !message)
+			continue;
+		if (!n->alerts_by_vm)
+			n->alerts_by_vm = g_hash_table_new(g_str_hash, g_str_equal);
+		g_hash_table_insert(n->alerts_by_vm, (gpointer)vm, (gpointer)message);
+	}
 	/* Absent (a node one release older): it has seen nobody, as far as
 	 * the others know.  Node ids are corosync's: 1 to 2^32 - 1. */
 	n->seen = g_hash_table_new(g_direct_hash, g_direct_equal);

@@ -26,6 +26,8 @@ typedef struct herd_node_facts {
 	bool virt_ok;              /* its hypervisor connection works */
 	json_t *errors;            /* {uuid: "start failed: …"} */
 	json_t *coordinator;       /* alerts etc. if it coordinates, else NULL */
+	GHashTable *alerts_by_vm;  /* its coordinator alerts: VM uuid -> message (borrowed
+				    * from @coordinator), or NULL */
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) its herd has seen in
 				    * the ring since it started (see herd_coord_joins) */
 } herd_node_facts;

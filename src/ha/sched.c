@@ -25,28 +25,12 @@ typedef struct {
 } ctx;
 
 static const char *const action_names[] = { "assign", "move", "release", "fence", "clear-down" };
-static const char *const mode_names[] = { "online", "standby", "maintenance" };
 
 const char *sched_action_name(sched_action_type t)
 {
 	return (unsigned)t < G_N_ELEMENTS(action_names) ? action_names[t] : "?";
 }
 
-const char *sched_node_mode_name(sched_node_mode m)
-{
-	return (unsigned)m < G_N_ELEMENTS(mode_names) ? mode_names[m] : "?";
-}
-
-bool sched_node_mode_parse(const char *s, sched_node_mode *out)
-{
-	for (unsigned i = 0; s && i < G_N_ELEMENTS(mode_names); i++) {
-		if (strcmp(s, mode_names[i]) == 0) {
-			*out = (sched_node_mode)i;
-			return true;
-		}
-	}
-	return false;
-}
 
 static int node_idx(ctx *c, const char *name)
 {
@@ -96,7 +80,7 @@ static bool effectively_down(ctx *c, const sched_node *n)
  * maintenance). */
 static bool away(ctx *c, const sched_node *n)
 {
-	return !n->in_ring && !effectively_down(c, n) && n->mode != SCHED_NODE_MAINTENANCE;
+	return !n->in_ring && !effectively_down(c, n) && n->mode != STORE_NODE_MAINTENANCE;
 }
 
 /* It must be fenced before its VMs go elsewhere. */
@@ -113,7 +97,7 @@ static bool awaited(ctx *c, const sched_node *n)
 
 static bool usable(const sched_node *n)
 {
-	return n->in_ring && n->herd_up && !n->down && n->mode == SCHED_NODE_ONLINE;
+	return n->in_ring && n->herd_up && !n->down && n->mode == STORE_NODE_ONLINE;
 }
 
 static void add_action(ctx *c, sched_action_type type, const char *vm, const char *node,
@@ -142,6 +126,17 @@ static void account(ctx *c, const sched_vm *vm, int i)
 	int g = vm_group_id(c, vm);
 	if (g >= 0)
 		c->group_used[(size_t)g * c->in->n_nodes + (size_t)i]++;
+}
+
+/* Take back account(): the VM no longer holds its room on node @i. */
+static void unaccount(ctx *c, const sched_vm *vm, int i)
+{
+	c->mem_used[i] -= MIN(c->mem_used[i], vm->memory_mib);
+	c->vcpu_used[i] -= MIN(c->vcpu_used[i], vm->vcpus);
+	int g = vm_group_id(c, vm);
+	size_t k = (size_t)g * c->in->n_nodes + (size_t)i;
+	if (g >= 0 && c->group_used[k] > 0)
+		c->group_used[k]--;
 }
 
 /* Could @vm run on node @i now?  *@why: a static reason when not. */
@@ -292,11 +287,11 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int ni)
 {
 	const char *why = NULL;
-	if (n->mode != SCHED_NODE_ONLINE) {
+	if (n->mode != STORE_NODE_ONLINE) {
 		if (vm->sticky) {
 			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 				  "VM %s is sticky to node %s, which is in %s mode; it stays until 'herd vm release %s'.",
-				  vm->name, n->name, sched_node_mode_name(n->mode), vm->name);
+				  vm->name, n->name, store_node_mode_name(n->mode), vm->name);
 			return;
 		}
 		int i = choose(c, vm, ni, &why);
@@ -304,7 +299,7 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 			g_autofree char *all = explain(c, vm, ni, why);
 			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 				  "VM %s cannot leave node %s (%s mode): %s.", vm->name, n->name,
-				  sched_node_mode_name(n->mode), all);
+				  store_node_mode_name(n->mode), all);
 			return;
 		}
 		account(c, vm, i);
@@ -402,9 +397,13 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			return;
 		}
 		if (vm->move_to && strcmp(vm->move_to, n->name) != 0) {
-			/* Its node stops it for the move; then it goes. */
-			if (!here)
+			/* Its node stops it for the move; then it goes — back to
+			 * its node, if its destination cannot take it any more:
+			 * stopped there, it holds no room on its node. */
+			if (!here) {
+				unaccount(c, vm, ni);
 				place_new(c, vm, "it moves");
+			}
 			return;
 		}
 		consider_move(c, vm, n, ni);

@@ -25,19 +25,16 @@
  */
 #pragma once
 
+#include "store/node.h"
+
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum {
-	SCHED_NODE_ONLINE = 0,
-	SCHED_NODE_STANDBY,      /* takes no VMs, its VMs move away */
-	SCHED_NODE_MAINTENANCE,  /* like standby, and herd leaves it alone (no fencing) */
-} sched_node_mode;
-
 typedef struct sched_node {
 	const char *name;
-	sched_node_mode mode;
+	store_node_mode mode;    /* online, standby (its VMs move away), maintenance
+				  * (likewise, and herd leaves it alone: no fencing) */
 	bool in_ring;            /* corosync sees the node (it is alive) */
 	bool herd_up;            /* its herdd is in the group and reported its facts */
 	bool down;               /* fenced or confirmed down since it was last lost */
@@ -134,5 +131,4 @@ const char *sched_place(const sched_input *in, const sched_vm *vm, const char **
 bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail);
 
 const char *sched_action_name(sched_action_type t);
-const char *sched_node_mode_name(sched_node_mode m);
-bool sched_node_mode_parse(const char *s, sched_node_mode *out);
+

@@ -48,7 +48,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		sched_node n = { 0 };
 		n.name = get_str(o, "name");
 		const char *mode = get_str(o, "mode");
-		if (!n.name || (mode && !sched_node_mode_parse(mode, &n.mode))) {
+		if (!n.name || (mode && !store_node_mode_parse(mode, &n.mode))) {
 			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 				    "Node %zu needs a name and a mode of online, standby or maintenance.", i);
 			return NULL;
@@ -128,7 +128,7 @@ json_t *sched_json_input_dump(const sched_input *in)
 	for (size_t i = 0; i < in->n_nodes; i++) {
 		const sched_node *n = &in->nodes[i];
 		json_array_append_new(nodes, json_pack("{s:s,s:s,s:b,s:b,s:b,s:b,s:b,s:I,s:i}", "name", n->name,
-						       "mode", sched_node_mode_name(n->mode), "in_ring", n->in_ring,
+						       "mode", store_node_mode_name(n->mode), "in_ring", n->in_ring,
 						       "herd_up", n->herd_up, "down", n->down, "awaited", n->awaited,
 						       "fence_covered",
 						       n->fence_covered, "memory_mib", (json_int_t)n->memory_mib,

@@ -1,23 +1,39 @@
 #include "store/object.h"
 
 #include "common/error.h"
+#include "store/cluster.h"
+#include "store/fence_device.h"
+#include "store/node.h"
+#include "store/user.h"
+#include "store/vm.h"
 
 #include <string.h>
 
+/* Each kind's names and, where it has one, its typed view and its check. */
 static const struct {
 	const char *name;
 	const char *label;
+	void *(*parse)(json_t *data);
+	void (*free)(void *typed);
+	bool (*validate)(json_t *data, GError **error);
 } kinds[STORE_KIND__COUNT] = {
-	[STORE_KIND_CLUSTER] = { "cluster", "cluster" },
-	[STORE_KIND_NODE] = { "node", "node" },
-	[STORE_KIND_VM] = { "vm", "VM" },
+	[STORE_KIND_CLUSTER] = { "cluster", "cluster", store_cluster_parse, store_cluster_free,
+				 store_cluster_validate },
+	[STORE_KIND_NODE] = { "node", "node", store_node_parse, store_node_free, store_node_validate },
+	[STORE_KIND_VM] = { "vm", "VM", store_vm_parse, store_vm_free, store_vm_validate },
 	[STORE_KIND_DISK] = { "disk", "disk" },
 	[STORE_KIND_STORAGE] = { "storage", "storage" },
-	[STORE_KIND_FENCE_DEVICE] = { "fence_device", "fence device" },
+	[STORE_KIND_FENCE_DEVICE] = { "fence_device", "fence device", store_fence_device_parse,
+				      store_fence_device_free, store_fence_device_validate },
 	[STORE_KIND_HOST] = { "host", "host" },
-	[STORE_KIND_USER] = { "user", "user" },
+	[STORE_KIND_USER] = { "user", "user", store_user_parse, store_user_free, store_user_validate },
 	[STORE_KIND_GROUP] = { "group", "group" },
 };
+
+bool store_object_validate(store_kind kind, json_t *data, GError **error)
+{
+	return !kinds[kind].validate || kinds[kind].validate(data, error);
+}
 
 const char *store_kind_name(store_kind kind)
 {
@@ -53,6 +69,8 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 	o->created_ms = created_ms;
 	o->modified_ms = modified_ms;
 	o->data = data ? json_incref(data) : json_object();
+	if (kinds[kind].parse)
+		o->typed = kinds[kind].parse(o->data);
 	return o;
 }
 
@@ -66,6 +84,8 @@ void store_object_unref(store_object *o)
 {
 	if (!o || !g_atomic_int_dec_and_test(&o->refcount))
 		return;
+	if (kinds[o->kind].free)
+		kinds[o->kind].free(o->typed);
 	json_decref(o->data);
 	g_free(o->name);
 	g_free(o);

@@ -46,6 +46,8 @@ typedef struct store_object {
 	int64_t created_ms;   /* when it was first made (sender's clock) */
 	int64_t modified_ms;  /* when this version was made */
 	json_t *data;         /* kind-specific fields; never NULL */
+	void *typed;          /* the kind's typed view of @data (store/vm.h, node.h…),
+			       * made once with the object; NULL for kinds without one */
 } store_object;
 
 /* A new object (refcount 1); @data is referenced, not stolen. */
@@ -55,6 +57,13 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 store_object *store_object_ref(store_object *o);
 void store_object_unref(store_object *o);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_object, store_object_unref)
+
+/*
+ * Check @data as the new data of a @kind object, when a command is applied:
+ * deterministic (every node decides alike), types and ranges of the fields
+ * the kind knows; fields it does not know (a newer release's) pass.
+ */
+bool store_object_validate(store_kind kind, json_t *data, GError **error);
 
 /* {"kind","uuid","name","version","created_ms","modified_ms","data"} */
 json_t *store_object_to_json(const store_object *o);

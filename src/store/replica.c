@@ -3,6 +3,8 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "store/guard.h"
+#include "store/node.h"
 #include "store/wire.h"
 
 #include <string.h>
@@ -278,13 +280,12 @@ static bool compute_primary(replica *r)
 	uint32_t missing = 0;
 	g_hash_table_iter_init(&it, r->state->by_uuid[STORE_KIND_NODE]);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		store_object *node = v;
-		json_int_t id = json_integer_value(json_object_get(node->data, "nodeid"));
+		uint32_t id = store_node_of(v)->nodeid;
 		total++;
-		if (id > 0 && find_member(r, (uint32_t)id))
+		if (id > 0 && find_member(r, id))
 			present++;
 		else
-			missing = (uint32_t)id;
+			missing = id;
 	}
 	if (total == 0)
 		return false;
@@ -947,6 +948,9 @@ uint64_t replica_submit(replica *r, json_t *cmd, int64_t now_ms, const char *use
 		g_set_error_literal(error, HERD_ERROR, (gint)code, why);
 		return 0;
 	}
+	g_autoptr(GHashTable) lost = r->cb.unfenced_lost ? r->cb.unfenced_lost(r->user) : NULL;
+	if (!store_guard_check(r->state, cmd, lost, error))
+		return 0;
 	if (g_hash_table_size(r->sent) + g_queue_get_length(r->awaiting) >= MAX_PENDING) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
 			    "Too many changes are in flight on this node (%d); retry.", MAX_PENDING);

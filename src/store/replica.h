@@ -63,6 +63,12 @@ typedef struct replica_callbacks {
 	/* Optional: everything applied here became durable on every member
 	 * (see replica_is_durable()). */
 	void (*durable)(gpointer user);
+	/*
+	 * Optional: the nodes that are lost and neither fenced nor confirmed
+	 * down, as a new set of names (NULL: none).  replica_submit() refuses
+	 * what store_guard_check() refuses while they are (invariant 2).
+	 */
+	GHashTable *(*unfenced_lost)(gpointer user);
 } replica_callbacks;
 
 /* A replica over @db (loaded from it), for node @nodeid named @node_name. */
@@ -77,7 +83,8 @@ void replica_set_nodeid(replica *r, uint32_t nodeid);
 /*
  * Submit a change; @cmd gets "time_ms", "origin", "user" added.  Returns the
  * request id whose done() callback will come, or 0 with @error (no quorum,
- * syncing, too large, too many in flight).
+ * syncing, a lost node not fenced yet (store/guard.h), too large, too many
+ * in flight).  Every change of the store goes through here.
  */
 uint64_t replica_submit(replica *r, json_t *cmd, int64_t now_ms, const char *user,
 			GError **error);

@@ -1,40 +1,44 @@
 #include "store/settings.h"
 
 #include "common/error.h"
+#include "common/json.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define F(field) offsetof(store_settings, field)
+
 const cluster_setting cluster_settings[] = {
 	{ "token_ms", SETTING_INT, 100, 60000, NULL, "1000",
-	  "corosync totem token timeout: how long until a silent node is declared lost", true },
+	  "corosync totem token timeout: how long until a silent node is declared lost", true, F(token_ms) },
 	{ "token_coefficient_ms", SETTING_INT, 0, 60000, NULL, "650",
-	  "added to the token timeout for every node beyond two", true },
+	  "added to the token timeout for every node beyond two", true, F(token_coefficient_ms) },
 	{ "knet_ping_interval_ms", SETTING_INT, 0, 60000, NULL, "0",
-	  "knet heartbeat interval per link (0: corosync derives it from the token)", true },
+	  "knet heartbeat interval per link (0: corosync derives it from the token)", true, F(knet_ping_interval_ms) },
 	{ "knet_ping_timeout_ms", SETTING_INT, 0, 60000, NULL, "0",
-	  "knet link timeout (0: derived; below 500 with a 300 ms token makes links flap)", true },
+	  "knet link timeout (0: derived; below 500 with a 300 ms token makes links flap)", true, F(knet_ping_timeout_ms) },
 	{ "vm_history_limit", SETTING_INT, 1, 100000, NULL, "100",
-	  "configuration versions kept per VM", false },
+	  "configuration versions kept per VM", false, F(vm_history_limit) },
 	{ "lab_mode", SETTING_BOOL, 0, 0, NULL, "no",
 	  "no fencing: a lost node counts as dead at once (UNSAFE: a VM may run twice; tests only)",
-	  false },
+	  false, F(lab_mode) },
 	{ "admission_control", SETTING_ENUM, 0, 0, "off|warn|refuse", "warn",
 	  "N+1: warn, or refuse starting HA VMs, when losing any one node would leave some without room",
-	  false },
+	  false, F(admission_control) },
 	{ "vcpu_overcommit", SETTING_INT, 1, 64, NULL, "4",
-	  "vCPUs a node may carry per CPU it has", false },
+	  "vCPUs a node may carry per CPU it has", false, F(vcpu_overcommit) },
 	{ "memory_reserve_mib", SETTING_INT, 0, 1048576, NULL, "0",
-	  "RAM kept free on every node for the host itself", false },
+	  "RAM kept free on every node for the host itself", false, F(memory_reserve_mib) },
 	{ "fence_delay_ms", SETTING_INT, 0, 600000, NULL, "3000",
 	  "two-node clusters: how long every node but the first waits before fencing its peer, so one wins a split",
-	  false },
+	  false, F(fence_delay_ms) },
 	{ "failback_after_s", SETTING_INT, 0, 86400, NULL, "10",
-	  "how long a VM runs before it may move back to its preferred node", false },
+	  "how long a VM runs before it may move back to its preferred node", false, F(failback_after_s) },
 	{ "join_timeout_s", SETTING_INT, 0, 3600, NULL, "120",
 	  "after the cluster starts: how long a node not seen yet may take to join before it is fenced",
-	  false },
+	  false, F(join_timeout_s) },
 	{ NULL },
 };
 
@@ -147,6 +151,62 @@ json_t *cluster_settings_effective(json_t *stored)
 		json_object_set_new(out, s->key, v && !json_is_null(v) ? json_incref(v) : default_of(s));
 	}
 	return out;
+}
+
+/* The index of @text among @s's choices, or -1. */
+static int choice_index(const cluster_setting *s, const char *text)
+{
+	g_auto(GStrv) choices = g_strsplit(s->choices, "|", -1);
+	for (int i = 0; text && choices[i]; i++)
+		if (strcmp(choices[i], text) == 0)
+			return i;
+	return -1;
+}
+
+void cluster_settings_fill(json_t *stored, store_settings *out)
+{
+	g_autoptr(json_t) eff = cluster_settings_effective(stored);
+	for (const cluster_setting *s = cluster_settings; s->key; s++) {
+		json_t *v = json_object_get(eff, s->key);
+		void *field = (char *)out + s->offset;
+		switch (s->type) {
+		case SETTING_INT:
+			*(long long *)field = json_integer_value(v);
+			break;
+		case SETTING_BOOL:
+			*(bool *)field = json_is_true(v);
+			break;
+		case SETTING_ENUM:
+			*(int *)field = MAX(choice_index(s, json_string_value(v)), 0);
+			break;
+		}
+	}
+}
+
+bool cluster_settings_check_stored(json_t *stored, GError **error)
+{
+	if (!stored)
+		return true;
+	if (!json_is_object(stored)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The cluster's settings must be an object.");
+		return false;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(stored, key, v) {
+		const cluster_setting *s = cluster_setting_find(key);
+		bool typed = !s || (s->type == SETTING_INT && json_is_integer(v)) ||
+			     (s->type == SETTING_BOOL && json_is_boolean(v)) ||
+			     (s->type == SETTING_ENUM && json_is_string(v));
+		g_autoptr(json_t) checked = s && typed ? typed_value(s, v, error) : NULL;
+		if (s && !checked) {
+			if (!typed)
+				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+					    "Setting %s is stored with a value of the wrong type.", key);
+			return false;
+		}
+	}
+	return true;
 }
 
 long long cluster_setting_int(json_t *stored, const char *key)

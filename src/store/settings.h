@@ -11,14 +11,37 @@
 
 typedef enum { SETTING_INT, SETTING_BOOL, SETTING_ENUM } cluster_setting_type;
 
+typedef enum {
+	STORE_ADMISSION_OFF = 0,
+	STORE_ADMISSION_WARN,
+	STORE_ADMISSION_REFUSE,
+} store_admission;
+
+/* Every setting, typed, with its default applied (store_settings_of()). */
+typedef struct store_settings {
+	long long token_ms;
+	long long token_coefficient_ms;
+	long long knet_ping_interval_ms;
+	long long knet_ping_timeout_ms;
+	long long vm_history_limit;
+	bool lab_mode;
+	int admission_control;     /* store_admission */
+	long long vcpu_overcommit;
+	long long memory_reserve_mib;
+	long long fence_delay_ms;
+	long long failback_after_s;
+	long long join_timeout_s;
+} store_settings;
+
 typedef struct cluster_setting {
 	const char *key;
 	cluster_setting_type type;
 	long long min, max;       /* SETTING_INT */
-	const char *choices;      /* SETTING_ENUM: "a|b|c" */
+	const char *choices;      /* SETTING_ENUM: "a|b|c" (stored typed as the index) */
 	const char *default_value;
 	const char *help;
 	bool corosync;            /* takes effect in corosync.conf */
+	size_t offset;            /* of its field in store_settings */
 } cluster_setting;
 
 /* All settings, terminated by a zeroed entry. */
@@ -35,6 +58,14 @@ json_t *cluster_settings_validate(json_t *changes, GError **error);
 
 /* The effective settings: @stored (may be NULL) over the defaults. */
 json_t *cluster_settings_effective(json_t *stored);
+
+/* The effective settings from @stored (may be NULL) into @out. */
+void cluster_settings_fill(json_t *stored, store_settings *out);
+/*
+ * Apply-time check of a stored settings object: every known key has a
+ * value of its type and range (unknown keys, from a newer release, pass).
+ */
+bool cluster_settings_check_stored(json_t *stored, GError **error);
 
 /* One effective value. */
 long long cluster_setting_int(json_t *stored, const char *key);

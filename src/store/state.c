@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "store/cluster.h"
 
 #include <string.h>
 
@@ -157,9 +158,7 @@ int store_position_compare(const store_position *a, const store_position *b)
 
 static unsigned history_limit(store_state *s)
 {
-	store_object *c = store_state_cluster(s);
-	json_t *settings = c ? json_object_get(c->data, "settings") : NULL;
-	json_int_t limit = json_integer_value(json_object_get(settings, "vm_history_limit"));
+	long long limit = store_settings_of(s)->vm_history_limit;
 	return limit > 0 ? (unsigned)limit : STORE_HISTORY_LIMIT_DEFAULT;
 }
 
@@ -209,7 +208,7 @@ static bool commit_object(store_state *s, store_kind kind, const char *uuid,
  * VM's history (a failover would otherwise push the operator's versions out
  * of it), and restoring a configuration leaves them as they are.
  */
-static const char *const vm_state_keys[] = { "target", "stop", "node", "move_to", NULL };
+static const char *const vm_state_keys[] = { "target", "stop", "node", "move_to", "failed", NULL };
 
 static bool is_vm_state_key(const char *key)
 {
@@ -339,6 +338,8 @@ static json_t *op_create(store_state *s, const envelope *env, json_t *op, GPtrAr
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "The cluster exists already.");
 		return NULL;
 	}
+	if (!store_object_validate(kind, data, error))
+		return NULL;
 	uint64_t version = next_version(s, kind, uuid);
 	g_autoptr(store_object) o = store_object_new(kind, uuid, name, version, env->time_ms,
 						     env->time_ms, data);
@@ -367,6 +368,8 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 			    store_kind_label(kind));
 		return NULL;
 	}
+	if (data && !store_object_validate(kind, data, error))
+		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, name, old->version + 1,
 						     old->created_ms, env->time_ms,
 						     data ? data : old->data);
@@ -413,6 +416,8 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 		return NULL;
 	}
 	g_autoptr(json_t) data = merge_patch(old->data, patch, 0);
+	if (!store_object_validate(kind, data, error))
+		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, old->name, old->version + 1,
 						     old->created_ms, env->time_ms, data);
 	if (!publish_update(s, env, old, o, changes, error))

@@ -1,33 +1,41 @@
 /*
  * Deterministic simulation of the HA engine.
  *
- * N nodes, each with the real replica (store), node agent, coordinator and
- * scheduler, on a simulated CPG (virtual synchrony, as in sim_store.c), a
- * fake hypervisor per node (VMs start and stop after simulated delays) and a
- * fake switched PDU (fencing cuts a node's power: its VMs, its herd, its
- * pending work all die), on a simulated clock.  One seed drives everything:
+ * N nodes, each running the node engine that herdd runs (src/ha/engine.c:
+ * node agent, coordinator, scheduler, fencing walk and delay, start gating,
+ * survivor check) over the real replica (store), on a simulated CPG
+ * (virtual synchrony, simbus.c), a fake hypervisor per node (VMs start and
+ * stop after simulated delays; it lives on when herdd dies, as libvirtd's
+ * guests do) and a fake switched PDU driven through the engine's fence
+ * agent runs (an "off" cuts a node's power: its VMs, its herd, its pending
+ * work all die), on a simulated clock.  One seed drives everything:
  * operators starting, stopping and moving VMs and nodes; power cuts and
- * returns; partitions and merges; fence devices that fail or are slow;
- * guests that crash or shut themselves down.
+ * returns; herdd crashing while corosync stays up, and coming back;
+ * partitions and merges; fence devices that fail, are slow, or cannot
+ * verify; guests that crash or shut themselves down; two-node clusters with
+ * the configured fence delay.
  *
  * After every step: no VM is active (starting, running, paused, stopping) on
  * two powered nodes at once.  When the faults stop: every VM that should run
  * and fits runs, once, on its assigned node.
  *
- *   sim-ha [--seeds N | --seed S] [--steps N] [--verbose]
+ *   sim-ha [--seeds N [--first S] | --seed S] [--steps N] [--verbose]
  */
 #include "common/json.h"
 #include "common/log.h"
-#include "ha/agent.h"
 #include "ha/coordinator.h"
+#include "ha/engine.h"
 #include "ha/facts.h"
 #include "ha/sched_json.h"
+#include "store/command.h"
+#include "store/fence_device.h"
+#include "store/node.h"
 #include "store/replica.h"
+#include "store/vm.h"
 #include "store/wire.h"
 #include "simbus.h"
 
 #include <stddef.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +50,7 @@ typedef struct simnode simnode;
 /* ------------------------------------------------------------------ */
 /* Events on the simulated clock                                       */
 
-typedef struct simnode simnode_fwd;
-
-typedef enum { EV_VIRT_DONE, EV_FENCE_DONE, EV_WAKEUP } event_kind;
+typedef enum { EV_VIRT_DONE, EV_AGENT_DONE, EV_WAKEUP, EV_HERD_START } event_kind;
 
 typedef struct {
 	int64_t at_ms;
@@ -52,12 +58,15 @@ typedef struct {
 	event_kind kind;
 	simnode *node;
 	unsigned power_cycle;   /* the node's power cycle it belongs to */
+	unsigned herd_cycle;    /* and its herdd's life */
 	/* EV_VIRT_DONE */
 	char uuid[37];
 	int op;                 /* 0 start, 1 stop */
 	herd_virt_done done;
 	gpointer user;
-	/* EV_FENCE_DONE */
+	/* EV_AGENT_DONE */
+	uint64_t run;
+	char action[8];
 	unsigned target;
 } event;
 
@@ -72,21 +81,19 @@ typedef struct {
 struct simnode {
 	unsigned id;
 	char name[8];
-	bool powered;
+	bool powered;           /* corosync and libvirtd run */
+	bool herd_up;           /* herdd runs too */
 	unsigned power_cycle;
-	simbus_member bus;      /* its partition and configuration */
+	unsigned herd_cycle;
+	simbus_member bus;      /* herdd's place on the bus: partition and configuration */
 	store_db *db;
 	replica *r;
-	herd_facts *facts;
-	herd_agent *agent;
-	herd_coord *coord;
+	herd_engine *engine;
 	fakevirt *virt;
-	unsigned cfg_id;
-	uint32_t members[SIMBUS_MAX_MEMBERS];
-	size_t n_members;
+	GHashTable *engine_reqs; /* req ids of the engine's store changes */
+	uint32_t ring[MAX_NODES], group[MAX_NODES];
+	int64_t wake_due;        /* the earliest wakeup asked for; 0: none */
 	bool dirty;
-	bool status_due;        /* store changes concerning its VMs: tell (as ha.c) */
-	GHashTable *coord_reqs;  /* req ids of coordinator commands */
 };
 
 typedef struct {
@@ -102,13 +109,18 @@ typedef struct {
 	bool verbose;
 	bool fence_broken;
 	bool fence_slow;
+	bool fence_unverified;  /* the PDU's agent does not read the plug back */
+	unsigned fence_delay_ms;
 	char vm_uuids[N_VMS][37];
-	unsigned stats_fences, stats_failovers, stats_crashes, stats_partitions, stats_vm_starts;
+	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
 } sim;
 
 static sim *S;
 
 static void dump_views(void);
+static void recompute_groups(void);
+static void node_power_off(simnode *node);
+static void herd_start(simnode *node);
 
 static void fail(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void fail(const char *fmt, ...)
@@ -159,6 +171,7 @@ static event *schedule(simnode *node, event_kind kind, int64_t delay_ms)
 	e->kind = kind;
 	e->node = node;
 	e->power_cycle = node->power_cycle;
+	e->herd_cycle = node->herd_cycle;
 	g_queue_insert_sorted(S->events, e, event_cmp, NULL);
 	return e;
 }
@@ -178,10 +191,23 @@ static void virt_set(fakevirt *v, const char *uuid, herd_vm_state st, const char
 	f->since_ms = S->now_ms;
 	g_strlcpy(f->reason, reason, sizeof(f->reason));
 	TRACE("%s: VM vm%d %s (%s)", v->node->name, atoi(uuid + 24), herd_vm_state_name(st), reason);
-	v->base.cb.fact(v->base.user, f);
+	/* Whichever herdd is connected hears of it. */
+	if (v->node->herd_up)
+		herd_engine_virt_fact(v->node->engine, f, S->now_ms);
 }
 
-static bool fv_open(herd_virt *v, GError **error) { return true; }
+static bool fv_open(herd_virt *base, GError **error)
+{
+	/* Connected: a fact for every domain, as the libvirt driver gives. */
+	fakevirt *v = (fakevirt *)base;
+	GHashTableIter it;
+	gpointer val;
+	g_hash_table_iter_init(&it, v->vms);
+	while (g_hash_table_iter_next(&it, NULL, &val))
+		herd_engine_virt_fact(v->node->engine, val, S->now_ms);
+	return true;
+}
+
 static void fv_close(herd_virt *v) {}
 
 static void fv_start(herd_virt *base, const char *uuid, const char *xml, herd_virt_done done, gpointer user)
@@ -247,8 +273,10 @@ static GArray *fv_facts(herd_virt *base)
 
 static bool fv_resources(herd_virt *v, herd_node_resources *out)
 {
-	out->memory_mib = NODE_MEMORY_MIB;
-	out->free_mib = NODE_MEMORY_MIB;
+	/* Two nodes: each can hold every VM, as after a failover it must. */
+	uint64_t mib = S->n == 2 ? 2 * NODE_MEMORY_MIB : NODE_MEMORY_MIB;
+	out->memory_mib = mib;
+	out->free_mib = mib;
 	out->cpus = 4;
 	return true;
 }
@@ -260,42 +288,23 @@ static const herd_virt_ops fake_ops = {
 };
 
 /* ------------------------------------------------------------------ */
-/* Bus (simbus.c)                                                     */
+/* Bus (simbus.c): herdd's CPG group                                   */
 
 #define NODE_OF(m) ((simnode *)((char *)(m) - offsetof(simnode, bus)))
 
 static bool bus_send(simnode *node, const void *msg, size_t len)
 {
-	return node->powered && simbus_send(&node->bus, msg, len);
-}
-
-static void send_status(simnode *node)
-{
-	herd_node_resources res;
-	fv_resources(&node->virt->base, &res);
-	g_autoptr(GArray) facts = herd_agent_facts(node->agent);
-	g_autoptr(json_t) coord = herd_coord_status(node->coord);
-	size_t len, n;
-	g_autofree char *payload = herd_facts_encode(node->name, replica_state(node->r)->pos.index,
-						     facts, &res, true,
-						     herd_agent_errors(node->agent), coord,
-						     herd_coord_seen(node->coord), &len);
-	g_autofree void *m = herd_wire_encode(HERD_MSG_STATUS, node->id, 0, 0, payload, len, &n);
-	bus_send(node, m, n);
+	return node->herd_up && simbus_send(&node->bus, msg, len);
 }
 
 static void deliver_to(simnode *node, const simbus_msg *m)
 {
-	if (!node->powered)
+	if (!node->herd_up)
 		return;
 	node->dirty = true;
 	if (!m->bytes) {
-		node->cfg_id = m->cfg_id;
-		memcpy(node->members, m->members, sizeof(m->members));
-		node->n_members = m->n_members;
 		replica_confchg(node->r, m->members, m->n_members);
-		herd_facts_new_round(node->facts);
-		send_status(node);
+		herd_engine_membership(node->engine, true);
 		return;
 	}
 	gsize len;
@@ -303,8 +312,7 @@ static void deliver_to(simnode *node, const simbus_msg *m)
 	herd_wire_header h;
 	const void *payload;
 	if (herd_wire_decode(p, len, m->sender, &h, &payload, NULL) && h.type >= HERD_MSG_STATUS) {
-		if (h.type == HERD_MSG_STATUS)
-			herd_facts_update(node->facts, m->sender, payload, h.payload_len, S->now_ms);
+		herd_engine_message(node->engine, m->sender, h.type, payload, h.payload_len, S->now_ms);
 		return;
 	}
 	replica_deliver(node->r, m->sender, p, len);
@@ -324,26 +332,34 @@ static void bus_formed(simbus_group *g, gpointer user)
 	g_string_free(desc, TRUE);
 }
 
+/* Form herdd's configurations anew; corosync's ring (every powered node of
+ * a partition) changes at once, and every herdd hears of it. */
 static void recompute_groups(void)
 {
 	simbus_member *up[MAX_NODES];
 	unsigned n = 0;
 	for (unsigned i = 1; i <= S->n; i++)
-		if (S->nodes[i].powered)
+		if (S->nodes[i].herd_up)
 			up[n++] = &S->nodes[i].bus;
 	simbus_recompute(&S->bus, up, n);
+	for (unsigned i = 1; i <= S->n; i++) {
+		if (S->nodes[i].herd_up) {
+			herd_engine_membership(S->nodes[i].engine, false);
+			S->nodes[i].dirty = true;
+		}
+	}
 }
 
 /* ------------------------------------------------------------------ */
-/* Node life                                                           */
+/* The replica's callbacks                                             */
 
 static bool rep_send(gpointer user, const void *msg, size_t len) { return bus_send(user, msg, len); }
 
 static void rep_done(gpointer user, uint64_t req_id, json_t *result, const GError *error)
 {
 	simnode *node = user;
-	if (g_hash_table_remove(node->coord_reqs, &req_id))
-		herd_coord_committed(node->coord, error);
+	if (node->engine && g_hash_table_remove(node->engine_reqs, &req_id))
+		herd_engine_committed(node->engine, error);
 	node->dirty = true;
 }
 
@@ -351,8 +367,8 @@ static void rep_changed(gpointer user, GPtrArray *changes)
 {
 	simnode *node = user;
 	node->dirty = true;
-	if (node->agent && herd_agent_concerned(node->agent, changes))
-		node->status_due = true;
+	if (node->engine)
+		herd_engine_store_changed(node->engine, changes);
 }
 
 static void rep_failed(gpointer user, const GError *error)
@@ -360,172 +376,189 @@ static void rep_failed(gpointer user, const GError *error)
 	fail("%s: the store failed: %s", ((simnode *)user)->name, error->message);
 }
 
-static bool survivor_ok(gpointer user, uint32_t missing)
+static bool rep_survivor_ok(gpointer user, uint32_t missing)
 {
 	simnode *node = user;
-	g_autofree char *name = g_strdup_printf("n%u", missing);
-	store_object *n = store_state_get_by_name(replica_state(node->r), STORE_KIND_NODE, name);
-	return herd_coord_has_fenced(node->coord, name) || (n && json_object_get(n->data, "down"));
+	return node->engine && herd_engine_survivor_ok(node->engine, missing);
 }
 
 static void rep_durable(gpointer user)
 {
-	((simnode *)user)->dirty = true;
+	simnode *node = user;
+	node->dirty = true;
+	if (node->engine)
+		herd_engine_durable(node->engine);
+}
+
+static GHashTable *rep_unfenced_lost(gpointer user)
+{
+	simnode *node = user;
+	return node->engine ? herd_engine_unfenced_lost(node->engine) : NULL;
 }
 
 static const replica_callbacks rep_cb = {
 	.send = rep_send, .done = rep_done, .changed = rep_changed, .failed = rep_failed,
-	.two_node_survivor_ok = survivor_ok, .durable = rep_durable,
+	.two_node_survivor_ok = rep_survivor_ok, .durable = rep_durable,
+	.unfenced_lost = rep_unfenced_lost,
 };
 
-static void agent_changed(gpointer user)
+/* ------------------------------------------------------------------ */
+/* The engine's I/O (herdd's is ha/ha.c)                               */
+
+static void io_view(gpointer user, herd_engine_view *out)
 {
 	simnode *node = user;
-	if (node->powered)
-		send_status(node);
+	/* corosync's ring: the powered nodes of its partition. */
+	size_t n_ring = 0;
+	for (unsigned i = 1; i <= S->n; i++)
+		if (S->nodes[i].powered && S->nodes[i].bus.partition == node->bus.partition)
+			node->ring[n_ring++] = i;
+	store_state *st = replica_state(node->r);
+	/* votequorum: a majority of the configured votes; with two nodes, one. */
+	unsigned total = store_state_count(st, STORE_KIND_NODE);
+	*out = (herd_engine_view){
+		.st = st,
+		.ring = node->ring,
+		.n_ring = n_ring,
+		.group = node->group,
+		.n_group = MIN(replica_members(node->r, node->group, MAX_NODES), MAX_NODES),
+		.self = node->id,
+		.synced = replica_get_phase(node->r) == REPLICA_SYNCED,
+		.primary = replica_is_primary(node->r),
+		.durable = replica_is_durable(node->r),
+		.quorate = 2 * n_ring > total || (total == 2 && n_ring == 1),
+	};
 }
 
-static void wakeup(gpointer user, int64_t delay_ms)
+static bool io_send(gpointer user, herd_msg_type type, const void *payload, size_t len)
 {
 	simnode *node = user;
-	if (delay_ms <= 0)
-		node->dirty = true;
-	else
-		schedule(node, EV_WAKEUP, delay_ms);
+	size_t n;
+	g_autofree void *m = herd_wire_encode(type, node->id, 0, 0, payload, len, &n);
+	return bus_send(node, m, n);
 }
 
-static const herd_agent_io agent_io = { .changed = agent_changed, .wakeup = wakeup };
-
-static bool coord_submit(gpointer user, json_t *cmd)
+static bool io_submit(gpointer user, json_t *cmd, GError **error)
 {
 	simnode *node = user;
-	g_autoptr(GError) err = NULL;
-	uint64_t id = replica_submit(node->r, cmd, S->now_ms, "herd", &err);
+	uint64_t id = replica_submit(node->r, cmd, S->now_ms, "herd", error);
 	if (!id)
 		return false;
 	if (S->verbose) {
 		g_autofree char *text = json_dumps(cmd, JSON_COMPACT);
-		TRACE("%s: coordinator submits %.160s", node->name, text);
+		TRACE("%s: engine submits %.160s", node->name, text);
 	}
-	g_hash_table_add(node->coord_reqs, g_memdup2(&id, sizeof(id)));
+	g_hash_table_add(node->engine_reqs, g_memdup2(&id, sizeof(id)));
 	return true;
 }
 
-static void coord_fence(gpointer user, const char *target)
+/* The simulated PDU's agent: plug I switches node nI. */
+static void io_fence_agent(gpointer user, uint64_t run, const herd_fence_target *t, const char *action)
 {
 	simnode *node = user;
-	unsigned t = (unsigned)atoi(target + 1);
-	S->stats_fences++;
-	/* Two nodes: all but the lowest wait, so one wins a mutual fence. */
-	int64_t delay = 0;
-	if (store_state_count(replica_state(node->r), STORE_KIND_NODE) == 2 && node->id != 1)
-		delay = 3000;
-	int64_t agent = S->fence_slow ? 1000 + rnd(5000) : 150 + rnd(400);
-	event *e = schedule(node, EV_FENCE_DONE, delay + agent);
-	e->target = t;
-	TRACE("%s: fencing %s (done in %" G_GINT64_FORMAT " ms)", node->name, target, delay + agent);
+	int64_t took = S->fence_slow ? 1000 + rnd(5000) : 150 + rnd(400);
+	event *e = schedule(node, EV_AGENT_DONE, took);
+	e->run = run;
+	g_strlcpy(e->action, action, sizeof(e->action));
+	e->target = t->plug ? (unsigned)atoi(t->plug) : 0;
+	if (strcmp(action, "off") == 0)
+		S->stats_fences++;
+	TRACE("%s: fence agent %s of plug %s (done in %" G_GINT64_FORMAT " ms)", node->name, action,
+	      t->plug ? t->plug : "-", took);
 }
 
-static void coord_changed(gpointer user)
+static void io_wakeup(gpointer user, int64_t delay_ms)
 {
-	agent_changed(user);
+	simnode *node = user;
+	if (delay_ms <= 0) {
+		node->dirty = true;
+		return;
+	}
+	int64_t due = S->now_ms + delay_ms;
+	if (node->wake_due && node->wake_due <= due)
+		return;
+	node->wake_due = due;
+	schedule(node, EV_WAKEUP, delay_ms);
 }
 
-static const herd_coord_io coord_io = {
-	.submit = coord_submit, .fence = coord_fence, .wakeup = wakeup, .changed = coord_changed,
+static void io_fenced(gpointer user)
+{
+	simnode *node = user;
+	replica_recheck_primary(node->r);
+}
+
+static const herd_engine_io engine_io = {
+	.view = io_view, .send = io_send, .submit = io_submit, .fence_agent = io_fence_agent,
+	.wakeup = io_wakeup, .fenced = io_fenced,
 };
 
-static void virt_fact(gpointer user, const herd_vm_fact *f)
+/* ------------------------------------------------------------------ */
+/* Node life                                                           */
+
+/* herdd starts (boot, or a restart after a crash): its store from disk,
+ * a new engine, the hypervisor's VMs as they are. */
+static void herd_start(simnode *node)
 {
-	simnode *node = user;
-	herd_agent_fact(node->agent, f, S->now_ms);
+	g_autoptr(GError) err = NULL;
+	node->herd_up = true;
+	node->herd_cycle++;
+	node->bus.grp = NULL;
+	node->wake_due = 0;
+	node->r = replica_new(node->id, node->name, node->db, &rep_cb, node, &err);
+	if (!node->r)
+		fail("%s cannot start: %s", node->name, err->message);
+	node->engine_reqs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	node->engine = herd_engine_new(node->name, &node->virt->base, &engine_io, node);
+	node->virt->base.ops->open(&node->virt->base, NULL);
+	node->dirty = true;
+}
+
+/* herdd dies (crash, or with the power): what it had under way dies with
+ * it; the VMs do not (that is libvirtd's). */
+static void herd_stop(simnode *node)
+{
+	node->herd_up = false;
+	store_db_rollback(node->db);
+	herd_engine_free(node->engine);
+	node->engine = NULL;
+	replica *r = node->r;
+	node->r = NULL;
+	replica_free(r);
+	g_hash_table_destroy(node->engine_reqs);
+	node->engine_reqs = NULL;
+	node->bus.grp = NULL;
 }
 
 static void node_power_on(simnode *node)
 {
-	g_autoptr(GError) err = NULL;
 	node->powered = true;
 	node->power_cycle++;
-	node->bus.grp = NULL;
-	node->cfg_id = 0;
-	node->n_members = 0;
-	node->r = replica_new(node->id, node->name, node->db, &rep_cb, node, &err);
-	if (!node->r)
-		fail("%s cannot start: %s", node->name, err->message);
-	node->facts = herd_facts_new();
 	node->virt = g_new0(fakevirt, 1);
 	node->virt->base.ops = &fake_ops;
-	node->virt->base.cb.fact = virt_fact;
-	node->virt->base.user = node;
 	node->virt->node = node;
 	node->virt->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-	node->agent = herd_agent_new(node->name, &node->virt->base, &agent_io, node);
-	node->coord = herd_coord_new(&coord_io, node);
-	node->coord_reqs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-	node->dirty = true;
+	herd_start(node);
 }
 
 /* A power cut: the node, its VMs and everything it had under way are gone. */
 static void node_power_off(simnode *node)
 {
 	TRACE("%s: POWER OFF", node->name);
+	if (node->herd_up)
+		herd_stop(node);
 	node->powered = false;
-	store_db_rollback(node->db);
-	replica *r = node->r;
-	node->r = NULL;
-	replica_free(r);
-	herd_coord_free(node->coord);
-	herd_agent_free(node->agent);
-	herd_facts_free(node->facts);
 	g_hash_table_destroy(node->virt->vms);
 	g_free(node->virt);
-	g_hash_table_destroy(node->coord_reqs);
-	node->coord = NULL;
-	node->agent = NULL;
-	node->facts = NULL;
 	node->virt = NULL;
-	node->bus.grp = NULL;
 }
-
-/* ------------------------------------------------------------------ */
-/* The run of a node (as ha.c's on_run)                                */
 
 static void node_run(simnode *node)
 {
-	if (!node->powered)
+	if (!node->herd_up)
 		return;
 	node->dirty = false;
 	replica_flush(node->r);
-	bool synced = replica_get_phase(node->r) == REPLICA_SYNCED;
-	bool writable = synced && replica_is_primary(node->r);
-	store_state *st = replica_state(node->r);
-	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, node->name);
-	bool maintenance = me && g_strcmp0(json_string_value(json_object_get(me->data, "mode")), "maintenance") == 0;
-	herd_agent_reconcile(node->agent, st, writable, replica_is_durable(node->r) && !maintenance,
-			     S->now_ms);
-	/* In the simulator herd runs wherever the power is on: ring = group. */
-	uint32_t members[MAX_NODES];
-	size_t n = replica_members(node->r, members, MAX_NODES);
-	/* votequorum's view: a majority of the configured votes, or one of two. */
-	unsigned total = store_state_count(st, STORE_KIND_NODE);
-	bool quorate = synced && (2 * n > total || (total == 2 && n == 1));
-	herd_coord_view v = {
-		.st = st, .facts = node->facts, .ring = members, .n_ring = n, .group = members,
-		.n_group = n, .self = node->id, .quorate = quorate, .store_writable = writable,
-		.now_ms = S->now_ms,
-	};
-	herd_coord_run(node->coord, &v);
-	if (node->status_due) {
-		node->status_due = false;
-		send_status(node);
-	}
-	if (S->verbose && herd_coord_active(node->coord)) {
-		/* The scheduler's input, replayable with sched-golden --show. */
-		g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
-		g_autoptr(json_t) dump = sched_json_input_dump(herd_sched_input_get(hi));
-		g_autofree char *text = json_dumps(dump, JSON_COMPACT);
-		TRACE("%s: scheduler input %s", node->name, text);
-	}
+	herd_engine_run(node->engine, S->now_ms);
 	replica_flush(node->r);
 }
 
@@ -534,7 +567,7 @@ static void run_dirty(void)
 	for (int rounds = 0; rounds < 20; rounds++) {
 		bool any = false;
 		for (unsigned i = 1; i <= S->n; i++) {
-			if (S->nodes[i].powered && S->nodes[i].dirty) {
+			if (S->nodes[i].herd_up && S->nodes[i].dirty) {
 				node_run(&S->nodes[i]);
 				any = true;
 			}
@@ -547,6 +580,37 @@ static void run_dirty(void)
 /* ------------------------------------------------------------------ */
 /* Events                                                              */
 
+/* What the simulated PDU's agent reports, and does, for @e. */
+static void agent_done(event *e)
+{
+	simnode *node = e->node;
+	simnode *target = e->target >= 1 && e->target <= S->n ? &S->nodes[e->target] : NULL;
+	bool ok = !S->fence_broken;
+	const char *detail = "the PDU does not answer";
+	g_autofree char *list = NULL;
+	if (ok && strcmp(e->action, "off") == 0) {
+		/* The agent dies with its herdd, but what the PDU did is done. */
+		if (target && target->powered) {
+			node_power_off(target);
+			recompute_groups();
+		}
+		detail = S->fence_unverified ? "Success: done" : "Success: Powered OFF";
+	} else if (ok && strcmp(e->action, "status") == 0) {
+		detail = target && target->powered ? "on" : "off";
+	} else if (ok && strcmp(e->action, "list") == 0) {
+		GString *s = g_string_new(NULL);
+		for (unsigned i = 1; i <= MAX_NODES + 3; i++)
+			g_string_append_printf(s, "%u,outlet %u\n", i, i);
+		list = g_string_free(s, FALSE);
+		detail = list;
+	}
+	if (!node->herd_up || e->herd_cycle != node->herd_cycle)
+		return;
+	TRACE("%s: fence agent %s of n%u: %s %.40s", node->name, e->action, e->target, ok ? "ok" : "FAILED", detail);
+	herd_engine_agent_done(node->engine, e->run, ok, detail, 0.2, S->now_ms);
+	node->dirty = true;
+}
+
 static void run_event(event *e)
 {
 	simnode *node = e->node;
@@ -555,39 +619,36 @@ static void run_event(event *e)
 		      node->power_cycle);
 		return; /* what a dead node had under way died with it */
 	}
-	if (e->kind == EV_VIRT_DONE)
-		TRACE("%s: %s of vm%d done", node->name, e->op ? "stop" : "start", atoi(e->uuid + 24));
+	bool same_herd = node->herd_up && e->herd_cycle == node->herd_cycle;
 	switch (e->kind) {
 	case EV_WAKEUP:
-		node->dirty = true;
+		if (same_herd && e->at_ms == node->wake_due) {
+			node->wake_due = 0;
+			node->dirty = true;
+		}
 		break;
 	case EV_VIRT_DONE: {
+		TRACE("%s: %s of vm%d done", node->name, e->op ? "stop" : "start", atoi(e->uuid + 24));
 		herd_vm_fact *f = g_hash_table_lookup(node->virt->vms, e->uuid);
 		if (e->op == 0 && f && f->state == HERD_VM_STARTING)
 			virt_set(node->virt, e->uuid, HERD_VM_RUNNING, "started");
 		else if (e->op == 1 && f && f->state == HERD_VM_STOPPING)
 			virt_set(node->virt, e->uuid, HERD_VM_STOPPED, "stopped");
-		e->done(NULL, e->user);
+		/* The herdd that asked hears of it; a new one only sees the fact. */
+		if (same_herd)
+			e->done(NULL, e->user);
 		break;
 	}
-	case EV_FENCE_DONE: {
-		simnode *target = &S->nodes[e->target];
-		g_autofree char *tname = g_strdup_printf("n%u", e->target);
-		if (S->fence_broken) {
-			TRACE("%s: fencing %s FAILED (device broken)", node->name, tname);
-			herd_coord_fenced(node->coord, tname, false, "pdu", "the PDU does not answer", S->now_ms);
-		} else {
-			if (target->powered) {
-				node_power_off(target);
-				recompute_groups();
-			}
-			TRACE("%s: fenced %s", node->name, tname);
-			herd_coord_fenced(node->coord, tname, true, "pdu", "off", S->now_ms);
-			replica_recheck_primary(node->r);
+	case EV_AGENT_DONE:
+		agent_done(e);
+		break;
+	case EV_HERD_START:
+		if (!node->herd_up) {
+			TRACE("%s: herdd starts again", node->name);
+			herd_start(node);
+			recompute_groups();
 		}
-		node->dirty = true;
 		break;
-	}
 	}
 }
 
@@ -617,36 +678,37 @@ static void deliver_some(void)
 /* ------------------------------------------------------------------ */
 /* Checks                                                              */
 
-/* --verbose: each powered node's view of nodes and VMs, on failure. */
+/* --verbose: each running herd's view of nodes and VMs, on failure. */
 static void dump_views(void)
 {
 	for (unsigned i = 1; i <= S->n; i++) {
 		simnode *node = &S->nodes[i];
-		if (!node->powered || !node->r)
+		if (!node->herd_up)
 			continue;
 		store_state *st = replica_state(node->r);
+		herd_coord *coord = herd_engine_coordinator(node->engine);
+		herd_facts *facts = herd_engine_facts(node->engine);
 		GString *s = g_string_new(NULL);
 		g_string_append_printf(s, "view of %s (index %" G_GUINT64_FORMAT "%s):", node->name, st->pos.index,
 				       replica_is_primary(node->r) ? ", primary" : "");
 		g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
 		for (guint k = 0; k < nodes->len; k++) {
 			store_object *n = nodes->pdata[k];
-			g_string_append_printf(s, " %s%s%s", n->name,
-					       json_object_get(n->data, "down") ? "(down)" : "",
-					       herd_coord_has_fenced(node->coord, n->name) ? "(fenced here)" : "");
+			g_string_append_printf(s, " %s%s%s", n->name, store_node_of(n)->down ? "(down)" : "",
+					       herd_coord_has_fenced(coord, n->name) ? "(fenced here)" : "");
 		}
 		g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 		for (guint k = 0; k < vms->len; k++) {
 			store_object *v = vms->pdata[k];
-			const char *on = json_string_value(json_object_get(v->data, "node"));
-			const char *mv = json_string_value(json_object_get(v->data, "move_to"));
-			g_string_append_printf(s, " %s@%s%s%s%s", v->name, on ? on : "-", mv ? ">" : "", mv ? mv : "",
-					       g_strcmp0(json_string_value(json_object_get(v->data, "target")), "running") ? "(stop)" : "");
+			const store_vm *sv = store_vm_of(v);
+			g_string_append_printf(s, " %s@%s%s%s%s", v->name, sv->node ? sv->node : "-",
+					       sv->move_to ? ">" : "", sv->move_to ? sv->move_to : "",
+					       sv->target_running ? "" : "(stop)");
 		}
-		g_string_append_printf(s, "\n   facts (round %" G_GUINT64_FORMAT "):", node->facts->round);
+		g_string_append_printf(s, "\n   facts (round %" G_GUINT64_FORMAT "):", facts->round);
 		GHashTableIter it;
 		gpointer val;
-		g_hash_table_iter_init(&it, node->facts->nodes);
+		g_hash_table_iter_init(&it, facts->nodes);
 		while (g_hash_table_iter_next(&it, NULL, &val)) {
 			herd_node_facts *nf = val;
 			g_string_append_printf(s, " [%s r%" G_GUINT64_FORMAT ":", nf->name, nf->round);
@@ -665,82 +727,103 @@ static void dump_views(void)
 	}
 }
 
+static const herd_vm_fact *active_on(simnode *node, const char *uuid)
+{
+	const herd_vm_fact *f = node->powered ? g_hash_table_lookup(node->virt->vms, uuid) : NULL;
+	return f && f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED ? f : NULL;
+}
+
 static void check_no_double_run(void)
 {
 	for (unsigned v = 0; v < N_VMS; v++) {
 		unsigned where = 0;
+		for (unsigned i = 1; i <= S->n; i++)
+			where += active_on(&S->nodes[i], S->vm_uuids[v]) != NULL;
+		if (where <= 1)
+			continue;
 		GString *names = g_string_new(NULL);
 		for (unsigned i = 1; i <= S->n; i++) {
-			simnode *node = &S->nodes[i];
-			if (!node->powered)
-				continue;
-			herd_vm_fact *f = g_hash_table_lookup(node->virt->vms, S->vm_uuids[v]);
-			if (f && f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED) {
-				where++;
-				g_string_append_printf(names, " %s(%s)", node->name, herd_vm_state_name(f->state));
-			}
+			const herd_vm_fact *f = active_on(&S->nodes[i], S->vm_uuids[v]);
+			if (f)
+				g_string_append_printf(names, " %s(%s)", S->nodes[i].name, herd_vm_state_name(f->state));
 		}
-		if (where > 1)
-			fail("VM vm%u is active on %u nodes at once:%s", v, where, names->str);
-		g_string_free(names, TRUE);
+		fail("VM vm%u is active on %u nodes at once:%s", v, where, names->str);
 	}
 }
 
 /* ------------------------------------------------------------------ */
 /* Operators and faults                                                */
 
-static simnode *some_powered(void)
+static simnode *some_herd(void)
 {
 	for (int tries = 0; tries < 20; tries++) {
 		simnode *n = &S->nodes[1 + rnd(S->n)];
-		if (n->powered)
+		if (n->herd_up)
 			return n;
 	}
 	return NULL;
 }
 
+/* An operator's change, through the one way every change takes. */
+static void operator_submit(simnode *node, json_t *cmd)
+{
+	g_autoptr(GError) err = NULL;
+	g_autofree char *text = S->verbose ? json_dumps(cmd, JSON_COMPACT) : NULL;
+	if (replica_submit(node->r, cmd, S->now_ms, "operator", &err))
+		TRACE("%s: operator: %s", node->name, text);
+	else
+		TRACE("%s: operator refused: %s", node->name, err->message);
+}
+
 static void operator_action(void)
 {
-	simnode *node = some_powered();
+	simnode *node = some_herd();
 	if (!node || replica_get_phase(node->r) != REPLICA_SYNCED || !replica_is_primary(node->r))
 		return;
 	store_state *st = replica_state(node->r);
-	g_autoptr(json_t) cmd = NULL;
 	unsigned what = rnd(10);
-	const char *vm = S->vm_uuids[rnd(N_VMS)];
+	store_object *vm = store_state_get(st, STORE_KIND_VM, S->vm_uuids[rnd(N_VMS)]);
+	g_autoptr(json_t) cmd = NULL;
 	if (what < 5) {
-		cmd = json_pack("{s:s,s:s,s:s,s:{s:s,s:n}}", "op", "patch", "kind", "vm", "uuid", vm, "data",
-				"target", "running", "stop");
+		cmd = vm ? store_vm_cmd_start(vm) : NULL;
 	} else if (what < 7) {
-		cmd = json_pack("{s:s,s:s,s:s,s:{s:s,s:s}}", "op", "patch", "kind", "vm", "uuid", vm, "data",
-				"target", "stopped", "stop", chance(0.5) ? "force" : "graceful");
+		bool force = chance(0.5);
+		cmd = vm ? store_vm_cmd_stop(vm, force) : NULL;
 	} else {
-		static const char *const modes[] = { "online", "online", "standby", "maintenance" };
-		g_autofree char *name = g_strdup_printf("n%u", 1 + rnd(S->n));
-		store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, name);
-		if (!n)
-			return;
-		cmd = json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind", "node", "uuid", n->uuid,
-				"data", "mode", modes[rnd(4)]);
+		static const store_node_mode modes[] = { STORE_NODE_ONLINE, STORE_NODE_ONLINE,
+							 STORE_NODE_STANDBY, STORE_NODE_MAINTENANCE };
+		store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, S->nodes[1 + rnd(S->n)].name);
+		unsigned mode = rnd(4);
+		cmd = n ? store_node_cmd_mode(n, modes[mode]) : NULL;
 	}
-	g_autoptr(GError) err = NULL;
-	if (replica_submit(node->r, cmd, S->now_ms, "operator", &err))
-		TRACE("%s: operator: %s", node->name, json_dumps(cmd, JSON_COMPACT));
+	if (cmd)
+		operator_submit(node, cmd);
 }
 
 static void guest_trouble(void)
 {
-	simnode *node = some_powered();
-	if (!node)
-		return;
+	simnode *node = &S->nodes[1 + rnd(S->n)];
 	const char *vm = S->vm_uuids[rnd(N_VMS)];
-	herd_vm_fact *f = g_hash_table_lookup(node->virt->vms, vm);
 	/* One draw per statement: the order in which a call's arguments are
 	 * evaluated is unspecified, and a seed must replay under any compiler. */
 	bool crash = chance(0.5);
+	herd_vm_fact *f = node->powered ? g_hash_table_lookup(node->virt->vms, vm) : NULL;
 	if (f && f->state == HERD_VM_RUNNING)
 		virt_set(node->virt, vm, crash ? HERD_VM_CRASHED : HERD_VM_STOPPED,
 			 crash ? "crashed" : "shutdown by guest");
+}
+
+/* herdd crashes while corosync and the VMs go on; its supervisor starts it
+ * again a little later. */
+static void herd_crash(simnode *node)
+{
+	if (!node->herd_up)
+		return;
+	S->stats_herd_crashes++;
+	TRACE("%s: HERDD CRASHES (corosync and its VMs go on)", node->name);
+	herd_stop(node);
+	recompute_groups();
+	schedule(node, EV_HERD_START, 300 + rnd(3000));
 }
 
 /* ------------------------------------------------------------------ */
@@ -752,22 +835,19 @@ static void bootstrap(void)
 	g_autofree char *u = g_strdup_printf("c0000000-0000-4000-8000-%012u", 1);
 	/* join_timeout_s short against the simulated time, so that nodes not
 	 * seen since a coordinator's power-on are both awaited and fenced. */
-	json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:i,s:s,s:i,s:i}}}", "op", "create",
-					     "kind", "cluster", "uuid", u, "name", "sim", "data", "settings",
-					     "failback_after_s", 2, "admission_control", "warn",
-					     "vcpu_overcommit", 4, "join_timeout_s", 5));
+	json_array_append_new(ops, store_cmd_create(STORE_KIND_CLUSTER, u, "sim",
+		json_pack("{s:{s:i,s:s,s:i,s:i,s:i}}", "settings", "failback_after_s", 2,
+			  "admission_control", "warn", "vcpu_overcommit", 4, "join_timeout_s", 5,
+			  "fence_delay_ms", (int)S->fence_delay_ms)));
 	json_t *plugs = json_object();
 	for (unsigned i = 1; i <= S->n; i++) {
 		g_snprintf(uuid, sizeof(uuid), "a0000000-0000-4000-8000-%012u", i);
-		json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s%,s:{s:i,s:s}}", "op", "create", "kind",
-						     "node", "uuid", uuid, "name", S->nodes[i].name,
-						     strlen(S->nodes[i].name), "data", "nodeid", i, "mode", "online"));
+		json_array_append_new(ops, store_node_cmd_create(uuid, S->nodes[i].name, i, NULL, 0));
 		json_object_set_new(plugs, S->nodes[i].name, json_sprintf("%u", i));
 	}
-	json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:o,s:i}}", "op", "create", "kind",
-					     "fence_device", "uuid", "f0000000-0000-4000-8000-000000000001",
-					     "name", "pdu", "data", "agent", "fence_sim", "plugs", plugs,
-					     "level", 1));
+	json_array_append_new(ops, store_fence_device_cmd_create("f0000000-0000-4000-8000-000000000001",
+								 "pdu", "fence_sim", NULL, plugs, 1));
+	json_decref(plugs);
 	for (unsigned v = 0; v < N_VMS; v++) {
 		g_snprintf(S->vm_uuids[v], 37, "b0000000-0000-4000-8000-%012u", v);
 		g_autofree char *name = g_strdup_printf("vm%u", v);
@@ -776,14 +856,11 @@ static void bootstrap(void)
 					 v < N_VMS / 2 ? "running" : "stopped", "shutdown_timeout_s", 2);
 		if (v % 4 == 0)
 			json_object_set_new(data, "preferred", json_sprintf("n%u", 1 + v % S->n));
-		if (v == 5)
+		if (v == 5 || v == 6)
 			json_object_set_new(data, "group", json_string("dns"));
-		if (v == 6)
-			json_object_set_new(data, "group", json_string("dns"));
-		json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:s,s:o}", "op", "create", "kind", "vm",
-						     "uuid", S->vm_uuids[v], "name", name, "data", data));
+		json_array_append_new(ops, store_cmd_create(STORE_KIND_VM, S->vm_uuids[v], name, data));
 	}
-	g_autoptr(json_t) cmd = json_pack("{s:s,s:o}", "op", "batch", "ops", ops);
+	g_autoptr(json_t) cmd = store_cmd_batch(ops);
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) r = replica_bootstrap(S->nodes[1].r, cmd, ++S->now_ms, "sim", &err);
 	if (!r)
@@ -795,17 +872,16 @@ static void check_converged(void)
 {
 	simnode *any = NULL;
 	for (unsigned i = 1; i <= S->n && !any; i++)
-		if (S->nodes[i].powered)
+		if (S->nodes[i].herd_up)
 			any = &S->nodes[i];
 	if (!any)
-		fail("after the faults stopped, no node is powered");
+		fail("after the faults stopped, no herd runs");
 	store_state *st = replica_state(any->r);
 	for (unsigned v = 0; v < N_VMS; v++) {
 		store_object *vm = store_state_get(st, STORE_KIND_VM, S->vm_uuids[v]);
 		if (!vm)
 			fail("VM %s is missing from the configuration", S->vm_uuids[v]);
-		bool want = g_strcmp0(json_string_value(json_object_get(vm->data, "target")), "running") == 0;
-		const char *assigned = json_string_value(json_object_get(vm->data, "node"));
+		const store_vm *sv = store_vm_of(vm);
 		unsigned running = 0;
 		const char *where = NULL;
 		for (unsigned i = 1; i <= S->n; i++) {
@@ -818,18 +894,18 @@ static void check_converged(void)
 		}
 		if (running > 1)
 			fail("after the faults stopped, VM %s runs %u times", vm->name, running);
-		if (want && running == 0) {
+		if (sv->target_running && running == 0) {
 			/* Not running is right only when it cannot fit anywhere. */
-			g_autoptr(json_t) status = herd_coord_status(any->coord);
+			g_autoptr(json_t) status = herd_engine_cluster_status(any->engine);
 			g_autofree char *why = json_dumps(json_object_get(status, "alerts"), JSON_COMPACT);
 			fail("after the faults stopped, VM %s should run but does not (assigned to %s; alerts %s)",
-			     vm->name, assigned ? assigned : "nothing", why ? why : "none");
+			     vm->name, sv->node ? sv->node : "nothing", why ? why : "none");
 		}
-		if (!want && running)
+		if (!sv->target_running && running)
 			fail("after the faults stopped, VM %s should be stopped but runs on %s", vm->name, where);
-		if (want && running && (!assigned || strcmp(assigned, where) != 0))
+		if (sv->target_running && running && (!sv->node || strcmp(sv->node, where) != 0))
 			fail("after the faults stopped, VM %s runs on %s but is assigned to %s", vm->name, where,
-			     assigned ? assigned : "nothing");
+			     sv->node ? sv->node : "nothing");
 	}
 }
 
@@ -850,7 +926,9 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	sim s = { .seed = seed, .verbose = verbose };
 	S = &s;
 	s.rng = g_rand_new_with_seed_array((const guint32[]){ (guint32)seed, (guint32)(seed >> 32) }, 2);
-	s.n = 3 + rnd(3);
+	/* Two nodes now and then: the fence delay decides who survives a split. */
+	s.n = chance(0.2) ? 2 : 3 + rnd(3);
+	s.fence_delay_ms = rnd(4) * 1000;
 	simbus_init(&s.bus, s.rng, NULL);
 	s.bus.deliver = bus_deliver;
 	s.bus.formed = bus_formed;
@@ -905,41 +983,47 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 			TRACE("fence device %s", s.fence_broken ? "BROKEN" : "works again");
 		} else if (a < 925) {
 			s.fence_slow = !s.fence_slow;
+		} else if (a < 935) {
+			s.fence_unverified = !s.fence_unverified;
+		} else if (a < 945) {
+			herd_crash(node);
 		}
 		run_dirty();
 		check_no_double_run();
 	}
 
-	/* The faults stop: fencing works, every node is on, one partition.  A
-	 * fence already under way may still switch a node off: switch it on
-	 * again until everyone stays on. */
+	/* The faults stop: fencing works, every node is on, herdd runs
+	 * everywhere, one partition.  A fence already under way may still
+	 * switch a node off: switch it on again until everyone stays on. */
 	s.fence_broken = false;
 	s.fence_slow = false;
 	for (unsigned i = 1; i <= s.n; i++)
 		s.nodes[i].bus.partition = 0;
 	for (int round = 0; round < 10; round++) {
-		for (unsigned i = 1; i <= s.n; i++)
+		for (unsigned i = 1; i <= s.n; i++) {
 			if (!s.nodes[i].powered)
 				node_power_on(&s.nodes[i]);
+			else if (!s.nodes[i].herd_up)
+				herd_start(&s.nodes[i]);
+		}
 		recompute_groups();
 		settle(10000);
 		bool all_on = true;
 		for (unsigned i = 1; i <= s.n; i++)
-			all_on &= s.nodes[i].powered;
+			all_on &= s.nodes[i].herd_up;
 		if (all_on)
 			break;
 	}
 	/* Nodes left in standby or maintenance by the operators come back. */
 	simnode *first = &s.nodes[1];
-	if (!first->powered)
+	if (!first->herd_up)
 		fail("n1 stays off after the faults stopped");
 	store_state *st = replica_state(first->r);
 	for (unsigned i = 1; i <= s.n; i++) {
 		store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, s.nodes[i].name);
 		if (!n)
 			fail("node %s is missing from the configuration", s.nodes[i].name);
-		g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind", "node",
-						  "uuid", n->uuid, "data", "mode", "online");
+		g_autoptr(json_t) cmd = store_node_cmd_mode(n, STORE_NODE_ONLINE);
 		g_autoptr(GError) err = NULL;
 		if (!replica_submit(first->r, cmd, s.now_ms, "operator", &err))
 			fail("after healing, n1 refuses a change: %s", err->message);
@@ -955,9 +1039,10 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	check_no_double_run();
 	check_converged();
 
-	printf("seed %" G_GUINT64_FORMAT ": %u nodes, %u steps, %.1f s simulated, %u power cuts, %u partitions, %u fences, %u VM starts\n",
-	       seed, s.n, steps, (double)s.now_ms / 1000, s.stats_crashes, s.stats_partitions, s.stats_fences,
-	       s.stats_vm_starts);
+	if (sim_print_each)
+		printf("seed %" G_GUINT64_FORMAT ": %u nodes, %u steps, %.1f s simulated, %u power cuts, %u herdd crashes, %u partitions, %u fences, %u VM starts\n",
+		       seed, s.n, steps, (double)s.now_ms / 1000, s.stats_crashes, s.stats_herd_crashes,
+		       s.stats_partitions, s.stats_fences, s.stats_vm_starts);
 	for (unsigned i = 1; i <= s.n; i++) {
 		if (s.nodes[i].powered)
 			node_power_off(&s.nodes[i]);

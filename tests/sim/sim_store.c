@@ -738,12 +738,13 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		fail("after healing, %u of %u new changes were acknowledged", s.stats_acked - before, s.n);
 	check_invariants(true);
 
-	printf("seed %" G_GUINT64_FORMAT ": %u nodes%s, %u steps, %u submitted, %u acknowledged, "
-	       "%u refused, %u failed, %u crashes, %u partitions, %u configurations, final index %"
-	       G_GUINT64_FORMAT "\n",
-	       seed, s.n, s.node_changes ? " (joining and leaving)" : "", steps, s.stats_submitted, s.stats_acked, s.stats_refused,
-	       s.stats_failed_req, s.stats_crashes, s.stats_partitions, s.stats_syncs,
-	       replica_state(s.nodes[1].r)->pos.index);
+	if (sim_print_each)
+		printf("seed %" G_GUINT64_FORMAT ": %u nodes%s, %u steps, %u submitted, %u acknowledged, "
+		       "%u refused, %u failed, %u crashes, %u partitions, %u configurations, final index %"
+		       G_GUINT64_FORMAT "\n",
+		       seed, s.n, s.node_changes ? " (joining and leaving)" : "", steps, s.stats_submitted,
+		       s.stats_acked, s.stats_refused, s.stats_failed_req, s.stats_crashes,
+		       s.stats_partitions, s.stats_syncs, replica_state(s.nodes[1].r)->pos.index);
 	for (unsigned i = 1; i <= s.n; i++) {
 		replica_free(s.nodes[i].r);
 		store_db_close(s.nodes[i].db);

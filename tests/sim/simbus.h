@@ -73,9 +73,13 @@ void simbus_deliver_next(simbus *b, simbus_group *g);
 bool simbus_quiet(simbus *b);
 
 /*
- * The simulators' command line: --seed N (one seed), --seeds N (1..N),
- * --steps N, --verbose; @run runs one seed and returns its exit status.
- * Logs at @verbose_level with --verbose, not at all otherwise.
+ * The simulators' command line: --seed N (one seed), --seeds N (N seeds
+ * from --first, default 1), --steps N, --verbose; @run runs one seed and
+ * returns its exit status.  Logs at @verbose_level with --verbose, not at
+ * all otherwise.  Ends with a line "N seeds in T s (R seeds/s)".
  */
+/* Should a run print its one line per seed?  (Not for thousands of seeds.) */
+extern bool sim_print_each;
+
 int sim_main(int argc, char **argv, const char *name, const char *what,
 	     int (*run)(guint64 seed, unsigned steps, bool verbose), int verbose_level);

@@ -1,5 +1,6 @@
 /*
- * Fencing a node with fence agents (src/ha/fence.c), against scripted agents
+ * Fencing a node (the walk of src/ha/fencer.c, run by the agent runner of
+ * src/ha/fence.c, as herdd does), against scripted agents
  * in a directory of their own (HERD_FENCE_AGENT_DIR): what herd runs, in
  * which order, when it counts a node as off, and what it says when not.
  *
@@ -68,11 +69,43 @@ static herd_fence_target *target(const char *device, const char *mode, const cha
 	herd_fence_target *t = g_new0(herd_fence_target, 1);
 	t->device = g_strdup(device);
 	t->agent = g_strdup("fence_fake");
-	t->params = json_pack("{ssss}", "mode", mode, "log", log);
+	t->params = g_new0(char *, 3);
+	t->params[0] = g_strdup_printf("mode=%s", mode);
+	t->params[1] = g_strdup_printf("log=%s", log);
 	t->plug = g_strdup(plug);
 	t->level = level;
 	return t;
 }
+
+/* herdd's way: the fencer asks, the agent runner runs, the result goes back. */
+typedef struct {
+	herd_fencer *f;
+	unsigned step;
+} run_ctx;
+
+static void on_run_done(bool ok, const char *device, const char *detail, double secs, gpointer user)
+{
+	run_ctx *c = user;
+	herd_fencer_result(c->f, c->step, ok, detail, secs);
+	g_free(c);
+}
+
+static herd_fencer *fencer_now;
+
+static void fencer_run(gpointer user, unsigned step, const herd_fence_target *t, const char *action)
+{
+	run_ctx *c = g_new0(run_ctx, 1);
+	c->f = fencer_now;
+	c->step = step;
+	herd_fence_agent_action(t, action, on_run_done, c);
+}
+
+static void fencer_done(gpointer user, bool ok, const char *devices, const char *detail, double secs)
+{
+	on_done(ok, devices, detail, secs, user);
+}
+
+static const herd_fencer_io fencer_io = { .run = fencer_run, .done = fencer_done };
 
 static int by_text(const void *a, const void *b)
 {
@@ -89,9 +122,11 @@ static char *fence(result *r, const char *log, ...)
 		g_ptr_array_add(targets, t);
 	va_end(ap);
 	r->loop = g_main_loop_new(NULL, FALSE);
-	herd_fence_node("n2", targets, 0, on_done, r);
+		fencer_now = herd_fencer_new("n2", targets, &fencer_io, r);
+	herd_fencer_begin(fencer_now);
 	if (!r->done)
 		g_main_loop_run(r->loop);
+	g_clear_pointer(&fencer_now, herd_fencer_free);
 	g_main_loop_unref(r->loop);
 	g_autofree char *text = NULL;
 	if (!g_file_get_contents(log, &text, NULL, NULL))

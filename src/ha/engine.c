@@ -1,0 +1,760 @@
+#include "ha/engine.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "ha/coordinator.h"
+#include "ha/facts.h"
+#include "store/cluster.h"
+#include "store/node.h"
+#include "store/vm.h"
+
+#include <string.h>
+
+/* Facts are re-sent at least this often, changes or not. */
+#define STATUS_REFRESH_MS 30000
+/* A VM request to another node gives up after this long. */
+#define VM_REQUEST_TIMEOUT_MS 60000
+
+/* An operator's request on a VM of another node, waiting for its answer. */
+typedef struct {
+	uint64_t id;
+	int64_t deadline_ms;
+	herd_virt_done done;
+	gpointer user;
+} vm_request;
+
+/* Fencing one node from here: after its delay, the walk over its levels. */
+typedef struct {
+	herd_engine *e;
+	char *node;
+	int64_t start_at_ms;          /* the two-node tie-break delay ends */
+	int64_t started_ms;
+	herd_fencer *fencer;          /* NULL until it starts */
+	herd_engine_fence_done done;  /* an operator's (herd node fence), or NULL */
+	gpointer user;
+	unsigned returns_at_off;      /* the node's returns when its last "off" was asked for */
+	bool finished;
+} fence_walk;
+
+/* A fence agent run under way: whose, and which of its steps. */
+typedef struct {
+	fence_walk *walk;
+	unsigned step;
+} agent_run;
+
+struct herd_engine {
+	char *node;
+	herd_virt *virt;
+	herd_engine_io io;
+	gpointer user;
+	herd_facts *facts;
+	herd_agent *agent;
+	herd_coord *coord;
+	int64_t now_ms;               /* of the event being handled */
+	bool status_due;
+	int64_t status_sent_ms;       /* 0: never */
+	GHashTable *requests;         /* id -> vm_request* */
+	uint64_t next_request;
+	GPtrArray *walks;             /* fence_walk* */
+	GHashTable *runs;             /* run id -> agent_run* */
+	uint64_t next_run;
+	herd_engine_view view;        /* of the event being handled */
+	GHashTable *in_ring;          /* node ids in the ring at the last look */
+	GHashTable *returns;          /* node id -> times it came (back) into the ring */
+};
+
+static void status_soon(herd_engine *e)
+{
+	e->status_due = true;
+	e->io.wakeup(e->user, 0);
+}
+
+static store_state *state(herd_engine *e)
+{
+	return e->view.st;
+}
+
+/*
+ * Look at the cluster (at every event; the agent and coordinator read it),
+ * and count each node's returns into corosync's ring: a fence counts only
+ * if its node has not come back since its power was cut (it may have been
+ * switched on again while the walk waited for another agent).  Every ring
+ * change is an event, so no return goes unseen.
+ */
+static void look(herd_engine *e)
+{
+	e->io.view(e->user, &e->view);
+	g_autoptr(GHashTable) now = g_hash_table_new(g_direct_hash, g_direct_equal);
+	for (size_t i = 0; i < e->view.n_ring; i++) {
+		gpointer id = GUINT_TO_POINTER(e->view.ring[i]);
+		g_hash_table_add(now, id);
+		if (!g_hash_table_contains(e->in_ring, id))
+			g_hash_table_insert(e->returns, id,
+					    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(e->returns, id)) + 1));
+	}
+	g_hash_table_steal_all(e->in_ring);
+	g_hash_table_unref(e->in_ring);
+	e->in_ring = g_steal_pointer(&now);
+}
+
+static unsigned returns_of(herd_engine *e, const char *node)
+{
+	uint32_t id = store_node_id(state(e), node);
+	return GPOINTER_TO_UINT(g_hash_table_lookup(e->returns, GUINT_TO_POINTER(id)));
+}
+
+static const char *name_of(herd_engine *e, uint32_t nodeid)
+{
+	store_object *n = store_node_by_id(state(e), nodeid);
+	return n ? n->name : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* STATUS: this node's facts                                           */
+
+static void send_status(herd_engine *e)
+{
+	e->status_due = false;
+	e->status_sent_ms = e->now_ms;
+	herd_node_resources res = { 0 };
+	e->virt->ops->resources(e->virt, &res);
+	g_autoptr(GArray) facts = herd_agent_facts(e->agent);
+	g_autoptr(json_t) coord = herd_coord_status(e->coord);
+	size_t len;
+	g_autofree char *payload = herd_facts_encode(e->node, state(e)->pos.index, facts, &res,
+						     herd_agent_virt_ok(e->agent),
+						     herd_agent_errors(e->agent), coord,
+						     herd_coord_seen(e->coord), &len);
+	e->io.send(e->user, HERD_MSG_STATUS, payload, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* The agent's and the coordinator's callbacks                         */
+
+static void on_changed(gpointer user)
+{
+	status_soon(user);
+}
+
+static void on_wakeup(gpointer user, int64_t delay_ms)
+{
+	herd_engine *e = user;
+	e->io.wakeup(e->user, delay_ms);
+}
+
+static const herd_agent_io agent_io = {
+	.changed = on_changed,
+	.wakeup = on_wakeup,
+};
+
+static bool coord_submit(gpointer user, json_t *cmd)
+{
+	herd_engine *e = user;
+	g_autoptr(GError) err = NULL;
+	if (!e->io.submit(e->user, cmd, &err)) {
+		log_warn("the coordinator's change was refused: %s", err ? err->message : "?");
+		return false;
+	}
+	return true;
+}
+
+static void start_fence(herd_engine *e, const char *node, herd_engine_fence_done done,
+			gpointer user);
+
+static void coord_fence(gpointer user, const char *node)
+{
+	start_fence(user, node, NULL, NULL);
+}
+
+static const herd_coord_io coord_io = {
+	.submit = coord_submit,
+	.fence = coord_fence,
+	.wakeup = on_wakeup,
+	.changed = on_changed,
+};
+
+/* ------------------------------------------------------------------ */
+/* Fencing                                                             */
+
+/* In a two-node cluster every node but the lowest waits a little before
+ * fencing, so that of two nodes fencing each other the first one wins. */
+static int64_t fence_delay_ms(herd_engine *e)
+{
+	store_state *st = state(e);
+	if (store_state_count(st, STORE_KIND_NODE) != 2)
+		return 0;
+	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
+	for (guint i = 0; i < nodes->len; i++)
+		if (store_node_of(nodes->pdata[i])->nodeid < e->view.self)
+			return store_settings_of(st)->fence_delay_ms;
+	return 0;
+}
+
+static void walk_run(gpointer user, unsigned step, const herd_fence_target *t, const char *action)
+{
+	fence_walk *w = user;
+	herd_engine *e = w->e;
+	uint64_t id = e->next_run++;
+	agent_run *r = g_new0(agent_run, 1);
+	r->walk = w;
+	r->step = step;
+	g_hash_table_insert(e->runs, g_memdup2(&id, sizeof(id)), r);
+	if (strcmp(action, "off") == 0)
+		w->returns_at_off = returns_of(e, w->node);
+	e->io.fence_agent(e->user, id, t, action);
+}
+
+static void walk_done(gpointer user, bool ok, const char *devices, const char *detail,
+		      double agent_seconds)
+{
+	fence_walk *w = user;
+	herd_engine *e = w->e;
+	w->finished = true;
+	g_autofree char *stale = NULL;
+	if (ok && returns_of(e, w->node) != w->returns_at_off) {
+		ok = false;
+		detail = stale = g_strdup_printf("node %s came back while it was being fenced (%s)", w->node,
+						 detail);
+	}
+	log_info("fencing node %s %s after %.3f s (fence agents %.3f s): %s", w->node,
+		 ok ? "succeeded" : "FAILED", (double)(e->now_ms - w->started_ms) / 1000, agent_seconds,
+		 detail);
+	herd_coord_fenced(e->coord, w->node, ok, devices, detail, e->now_ms);
+	/* A lone node of two that fenced its peer may change the store. */
+	e->io.fenced(e->user);
+	if (w->done)
+		w->done(ok, devices, detail, agent_seconds, w->user);
+	e->io.wakeup(e->user, 0);
+}
+
+static const herd_fencer_io fencer_io = {
+	.run = walk_run,
+	.done = walk_done,
+};
+
+static void walk_begin(fence_walk *w)
+{
+	herd_engine *e = w->e;
+	GPtrArray *targets = herd_fence_targets(state(e), w->node);
+	if (targets->len == 0) {
+		g_ptr_array_free(targets, TRUE);
+		g_autofree char *detail = g_strdup_printf("no fence device has a plug for node %s", w->node);
+		walk_done(w, false, "", detail, 0);
+		return;
+	}
+	w->fencer = herd_fencer_new(w->node, targets, &fencer_io, w);
+	herd_fencer_begin(w->fencer);
+}
+
+static void walk_free(fence_walk *w)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, w->e->runs);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		if (((agent_run *)v)->walk == w)
+			g_hash_table_iter_remove(&it);
+	herd_fencer_free(w->fencer);
+	g_free(w->node);
+	g_free(w);
+}
+
+/* Start the walks whose delay is over; forget the finished ones; the next
+ * delay to wake up for, or 0. */
+static int64_t walks_step(herd_engine *e)
+{
+	int64_t next = 0;
+	for (guint i = 0; i < e->walks->len;) {
+		fence_walk *w = e->walks->pdata[i];
+		if (!w->fencer && !w->finished && w->start_at_ms <= e->now_ms)
+			walk_begin(w);
+		if (w->finished) {
+			g_ptr_array_remove_index(e->walks, i);
+			continue;
+		}
+		if (!w->fencer) {
+			int64_t left = w->start_at_ms - e->now_ms;
+			next = next ? MIN(next, left) : left;
+		}
+		i++;
+	}
+	return next;
+}
+
+static void start_fence(herd_engine *e, const char *node, herd_engine_fence_done done, gpointer user)
+{
+	fence_walk *w = g_new0(fence_walk, 1);
+	w->e = e;
+	w->node = g_strdup(node);
+	w->started_ms = e->now_ms;
+	w->done = done;
+	w->user = user;
+	int64_t delay = done ? 0 : fence_delay_ms(e);
+	w->start_at_ms = e->now_ms + delay;
+	if (delay > 0)
+		log_info("fencing %s after a delay of %" G_GINT64_FORMAT " ms (two-node tie-break)", node,
+			 delay);
+	g_ptr_array_add(e->walks, w);
+	walks_step(e);
+	if (!w->finished && !w->fencer)
+		e->io.wakeup(e->user, delay);
+}
+
+void herd_engine_agent_done(herd_engine *e, uint64_t run, bool ok, const char *detail, double secs,
+			    int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	agent_run *r = g_hash_table_lookup(e->runs, &run);
+	if (!r)
+		return; /* its walk was abandoned */
+	fence_walk *w = r->walk;
+	unsigned step = r->step;
+	g_hash_table_remove(e->runs, &run);
+	herd_fencer_result(w->fencer, step, ok, detail, secs);
+	walks_step(e);
+}
+
+void herd_engine_fence_now(herd_engine *e, const char *node, herd_engine_fence_done done,
+			   gpointer user, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	start_fence(e, node, done, user);
+}
+
+/* ------------------------------------------------------------------ */
+/* The run                                                             */
+
+static herd_coord_view coord_view(herd_engine *e)
+{
+	const herd_engine_view *v = &e->view;
+	return (herd_coord_view){
+		.st = v->st,
+		.facts = e->facts,
+		.ring = v->ring,
+		.n_ring = v->n_ring,
+		.group = v->group,
+		.n_group = v->n_group,
+		.self = v->self,
+		.quorate = v->synced && v->quorate,
+		.store_writable = v->synced && v->primary,
+		.now_ms = e->now_ms,
+	};
+}
+
+static bool node_in_maintenance(herd_engine *e)
+{
+	store_object *me = store_state_get_by_name(state(e), STORE_KIND_NODE, e->node);
+	return me && store_node_of(me)->mode == STORE_NODE_MAINTENANCE;
+}
+
+/* Answer the requests to other nodes that timed out; the next deadline, or 0. */
+static int64_t expire_requests(herd_engine *e)
+{
+	int64_t next = 0;
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, e->requests);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		vm_request *q = v;
+		if (q->deadline_ms > e->now_ms) {
+			int64_t left = q->deadline_ms - e->now_ms;
+			next = next ? MIN(next, left) : left;
+			continue;
+		}
+		g_hash_table_iter_steal(&it);
+		g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_TIMEOUT,
+						    "The node running the VM did not answer within %d s.",
+						    VM_REQUEST_TIMEOUT_MS / 1000);
+		q->done(err, q->user);
+		g_free(q);
+	}
+	return next;
+}
+
+void herd_engine_run(herd_engine *e, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	herd_coord_view v = coord_view(e);
+	/* The agent acts only on a store in sync with a quorate partition:
+	 * stale local state must never start a VM that runs elsewhere.  It
+	 * starts a VM only on an assignment that is durable on every member,
+	 * or a VM started on a change that is then lost would run twice.  In
+	 * maintenance it starts nothing, but still stops what moves away:
+	 * that is how the node's VMs leave it. */
+	herd_agent_reconcile(e->agent, v.st, v.store_writable,
+			     e->view.durable && !node_in_maintenance(e), now_ms);
+	herd_coord_run(e->coord, &v);
+	int64_t next_walk = walks_step(e);
+	int64_t next_request = expire_requests(e);
+	if (e->status_due || !e->status_sent_ms || now_ms - e->status_sent_ms >= STATUS_REFRESH_MS)
+		send_status(e);
+	int64_t next = STATUS_REFRESH_MS - (now_ms - e->status_sent_ms);
+	if (next_walk > 0)
+		next = MIN(next, next_walk);
+	if (next_request > 0)
+		next = MIN(next, next_request);
+	e->io.wakeup(e->user, MAX(next, 1));
+}
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+
+typedef struct {
+	herd_engine *e;
+	uint64_t id;
+	uint32_t to;
+} remote_request;
+
+static void on_remote_request_done(const GError *error, gpointer user)
+{
+	remote_request *rr = user;
+	g_autoptr(json_t) reply = json_pack("{s:I,s:i,s:b,s:s?}", "id", (json_int_t)rr->id, "to",
+					    (int)rr->to, "ok", error == NULL, "error",
+					    error ? error->message : NULL);
+	g_autofree char *text = json_dumps(reply, JSON_COMPACT);
+	rr->e->io.send(rr->e->user, HERD_MSG_VM_REPLY, text, strlen(text));
+	g_free(rr);
+}
+
+static void on_vm_request(herd_engine *e, uint32_t sender, json_t *j)
+{
+	herd_vm_op op;
+	const char *uuid = json_string_value(json_object_get(j, "uuid"));
+	remote_request *rr = g_new0(remote_request, 1);
+	rr->e = e;
+	rr->id = (uint64_t)json_integer_value(json_object_get(j, "id"));
+	rr->to = sender;
+	if (!uuid || !herd_vm_op_parse(json_string_value(json_object_get(j, "op")), &op)) {
+		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_INVALID,
+							    "Malformed VM request.");
+		on_remote_request_done(err, rr);
+		return;
+	}
+	herd_agent_request(e->agent, uuid, op, on_remote_request_done, rr);
+}
+
+static void on_vm_reply(herd_engine *e, json_t *j)
+{
+	uint64_t id = (uint64_t)json_integer_value(json_object_get(j, "id"));
+	vm_request *q = g_hash_table_lookup(e->requests, &id);
+	if (!q)
+		return;
+	g_hash_table_steal(e->requests, &id);
+	g_autoptr(GError) err = NULL;
+	if (!json_is_true(json_object_get(j, "ok")))
+		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT, "%s",
+				  json_string_value(json_object_get(j, "error")) ?: "The request failed.");
+	q->done(err, q->user);
+	g_free(q);
+}
+
+void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const void *payload,
+			 size_t len, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	if (type == HERD_MSG_STATUS) {
+		if (herd_facts_update(e->facts, sender, payload, len, now_ms))
+			e->io.wakeup(e->user, 0);
+		else
+			log_warn("dropped malformed facts from node %u", sender);
+		return;
+	}
+	g_autoptr(json_t) j = json_loadb(payload, len, 0, NULL);
+	if (!json_is_object(j) || (uint32_t)json_integer_value(json_object_get(j, "to")) != e->view.self)
+		return;
+	if (type == HERD_MSG_VM_REQUEST)
+		on_vm_request(e, sender, j);
+	else if (type == HERD_MSG_VM_REPLY)
+		on_vm_reply(e, j);
+}
+
+void herd_engine_membership(herd_engine *e, bool group)
+{
+	/* Facts from before a change of the group are not trusted: everyone
+	 * resends.  Only the group's changes count: they come in the same
+	 * order as the STATUS messages on every node, so a STATUS sent after
+	 * a change is fresh everywhere.  A ring or quorum change comes at no
+	 * agreed point; a round bumped by it here could make a fresh STATUS
+	 * look stale until the next refresh. */
+	if (group) {
+		herd_facts_new_round(e->facts);
+		e->status_due = true;
+	}
+	e->io.wakeup(e->user, 0);
+}
+
+void herd_engine_store_changed(herd_engine *e, GPtrArray *changes)
+{
+	if (herd_agent_concerned(e->agent, changes))
+		e->status_due = true;
+	e->io.wakeup(e->user, 0);
+}
+
+void herd_engine_durable(herd_engine *e)
+{
+	e->io.wakeup(e->user, 0);
+}
+
+void herd_engine_committed(herd_engine *e, const GError *error)
+{
+	herd_coord_committed(e->coord, error);
+}
+
+void herd_engine_virt_fact(herd_engine *e, const herd_vm_fact *fact, int64_t now_ms)
+{
+	herd_agent_fact(e->agent, fact, now_ms);
+}
+
+void herd_engine_virt_connection(herd_engine *e, bool lost)
+{
+	herd_agent_connection(e->agent, lost);
+}
+
+bool herd_engine_survivor_ok(herd_engine *e, uint32_t missing)
+{
+	look(e);
+	store_object *n = store_node_by_id(state(e), missing);
+	return n && (herd_coord_has_fenced(e->coord, n->name) || store_node_of(n)->down);
+}
+
+GHashTable *herd_engine_unfenced_lost(herd_engine *e)
+{
+	look(e);
+	GHashTable *lost = NULL;
+	g_autoptr(GPtrArray) nodes = store_state_list(state(e), STORE_KIND_NODE);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		const store_node *sn = store_node_of(n);
+		bool alive = false;
+		for (size_t k = 0; k < e->view.n_ring; k++)
+			alive |= e->view.ring[k] == sn->nodeid;
+		if (alive || sn->down || sn->mode == STORE_NODE_MAINTENANCE ||
+		    herd_coord_has_fenced(e->coord, n->name))
+			continue;
+		if (!lost)
+			lost = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		g_hash_table_add(lost, g_strdup(n->name));
+	}
+	return lost;
+}
+
+/* ------------------------------------------------------------------ */
+/* Operators                                                           */
+
+void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, herd_virt_done done,
+			    gpointer user, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	const char *node = NULL;
+	if (!herd_engine_vm_active(e, uuid, &node) || !node) {
+		store_object *vm = store_state_get(state(e), STORE_KIND_VM, uuid);
+		g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT, "VM %s is not running.",
+						    vm ? vm->name : uuid);
+		done(err, user);
+		return;
+	}
+	if (strcmp(node, e->node) == 0) {
+		herd_agent_request(e->agent, uuid, op, done, user);
+		return;
+	}
+	vm_request *q = g_new0(vm_request, 1);
+	q->id = e->next_request++;
+	q->done = done;
+	q->user = user;
+	q->deadline_ms = now_ms + VM_REQUEST_TIMEOUT_MS;
+	g_autoptr(json_t) msg = json_pack("{s:I,s:i,s:s,s:s}", "id", (json_int_t)q->id, "to",
+					  (int)store_node_id(state(e), node), "uuid", uuid, "op",
+					  herd_vm_op_name(op));
+	g_autofree char *text = json_dumps(msg, JSON_COMPACT);
+	if (!e->io.send(e->user, HERD_MSG_VM_REQUEST, text, strlen(text))) {
+		g_free(q);
+		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+							    "This node is not connected to the cluster.");
+		done(err, user);
+		return;
+	}
+	g_hash_table_insert(e->requests, &q->id, q);
+	e->io.wakeup(e->user, VM_REQUEST_TIMEOUT_MS);
+}
+
+/* ------------------------------------------------------------------ */
+/* Queries                                                             */
+
+bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node)
+{
+	g_autoptr(GArray) where = herd_facts_where(e->facts, uuid);
+	if (where->len == 0)
+		return false;
+	if (node) {
+		look(e);
+		*node = name_of(e, g_array_index(where, uint32_t, 0));
+	}
+	return true;
+}
+
+void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out)
+{
+	look(e);
+	uint32_t on = 0;
+	const herd_vm_fact *f = herd_facts_vm(e->facts, vm->uuid, &on);
+	bool active = f && f->state != HERD_VM_STOPPED;
+	*out = (herd_vm_runtime){
+		.state = active ? herd_vm_state_name(f->state) : "shut off",
+		.node = active ? name_of(e, on) : NULL,
+		.since_ms = active ? f->since_ms : 0,
+	};
+	if (!active) {
+		/* Assigned to a node that does not report (lost, not yet fenced):
+		 * nobody knows whether it still runs there. */
+		const char *assigned = store_vm_of(vm)->node;
+		uint32_t id = store_node_id(state(e), assigned);
+		if (id && !herd_facts_fresh(e->facts, id)) {
+			out->state = "unknown";
+			out->node = assigned;
+		}
+	}
+	/* Why it is not where it should be: an agent's error or an alert. */
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, e->facts->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		const char *err = json_string_value(json_object_get(n->errors, vm->uuid));
+		if (err)
+			out->error = err;
+		const char *alert = n->alerts_by_vm ? g_hash_table_lookup(n->alerts_by_vm, vm->uuid) : NULL;
+		if (alert)
+			out->alert = alert;
+	}
+}
+
+json_t *herd_engine_cluster_status(herd_engine *e)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, e->facts->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		if (n->coordinator && n->round == e->facts->round) {
+			json_t *out = json_deep_copy(n->coordinator);
+			json_object_set_new(out, "coordinator", json_string(n->name));
+			return out;
+		}
+	}
+	return json_null();
+}
+
+json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
+{
+	herd_node_facts *n = herd_facts_fresh(e->facts, nodeid);
+	if (!n)
+		return NULL;
+	json_t *vms = json_array();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, n->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_vm_fact *f = v;
+		if (f->state != HERD_VM_STOPPED)
+			json_array_append_new(vms, json_string(f->uuid));
+	}
+	return json_pack("{s:b,s:{s:I,s:I,s:i},s:o}", "virt_ok", n->virt_ok, "resources", "memory_mib",
+			 (json_int_t)n->resources.memory_mib, "free_mib",
+			 (json_int_t)n->resources.free_mib, "cpus", (int)n->resources.cpus, "vms", vms);
+}
+
+bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	herd_coord_view v = coord_view(e);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
+	const sched_vm *vm = herd_sched_input_vm(hi, uuid);
+	if (!vm)
+		return true;
+	sched_vm extra = *vm;
+	extra.target_running = true;
+	/* Judge it as if it were to run, and nowhere yet. */
+	sched_input in = *herd_sched_input_get(hi);
+	GArray *others = g_array_new(FALSE, FALSE, sizeof(sched_vm));
+	for (size_t i = 0; i < in.n_vms; i++)
+		if (&in.vms[i] != vm)
+			g_array_append_val(others, in.vms[i]);
+	in.vms = (const sched_vm *)others->data;
+	in.n_vms = others->len;
+	extra.node = NULL;
+	bool ok = sched_n_plus_1(&in, &extra, detail);
+	g_array_free(others, TRUE);
+	return ok;
+}
+
+struct herd_coord *herd_engine_coordinator(herd_engine *e)
+{
+	return e->coord;
+}
+
+struct herd_facts *herd_engine_facts(herd_engine *e)
+{
+	return e->facts;
+}
+
+/* ------------------------------------------------------------------ */
+
+herd_engine *herd_engine_new(const char *node_name, herd_virt *virt, const herd_engine_io *io,
+			     gpointer user)
+{
+	herd_engine *e = g_new0(herd_engine, 1);
+	e->node = g_strdup(node_name);
+	e->virt = virt;
+	e->io = *io;
+	e->user = user;
+	e->facts = herd_facts_new();
+	e->requests = g_hash_table_new(g_int64_hash, g_int64_equal);
+	e->next_request = 1;
+	e->walks = g_ptr_array_new_with_free_func((GDestroyNotify)walk_free);
+	e->runs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	e->next_run = 1;
+	e->in_ring = g_hash_table_new(g_direct_hash, g_direct_equal);
+	e->returns = g_hash_table_new(g_direct_hash, g_direct_equal);
+	e->agent = herd_agent_new(node_name, virt, &agent_io, e);
+	e->coord = herd_coord_new(&coord_io, e);
+	return e;
+}
+
+void herd_engine_free(herd_engine *e)
+{
+	if (!e)
+		return;
+	GList *pending = g_hash_table_get_values(e->requests);
+	g_hash_table_steal_all(e->requests);
+	for (GList *l = pending; l; l = l->next) {
+		vm_request *q = l->data;
+		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+							    "The daemon is shutting down.");
+		q->done(err, q->user);
+		g_free(q);
+	}
+	g_list_free(pending);
+	g_hash_table_destroy(e->requests);
+	/* A walk under way is abandoned: an operator waiting for it hears so. */
+	for (guint i = 0; i < e->walks->len; i++) {
+		fence_walk *w = e->walks->pdata[i];
+		if (!w->finished && w->done)
+			w->done(false, "", "The daemon is shutting down.", 0, w->user);
+	}
+	g_ptr_array_free(e->walks, TRUE);
+	g_hash_table_destroy(e->runs);
+	g_hash_table_destroy(e->in_ring);
+	g_hash_table_destroy(e->returns);
+	herd_coord_free(e->coord);
+	herd_agent_free(e->agent);
+	herd_facts_free(e->facts);
+	g_free(e->node);
+	g_free(e);
+}

@@ -1,0 +1,145 @@
+/*
+ * One node's HA engine: everything herd's high availability does on a node
+ * that is not GLib, corosync or libvirt plumbing.  It holds the cluster-wide
+ * facts (every node's STATUS), the node agent (this node's VMs), the
+ * coordinator (placement, fencing decisions), the walk over fencing levels
+ * (with the two-node fence delay), the start gating, the survivor check of a
+ * lone node of two, and operators' requests on VMs of other nodes.
+ *
+ * It does no I/O and reads no clock: every call brings now_ms (wall clock,
+ * milliseconds), and everything it does outside itself goes through its
+ * herd_engine_io table — multicast a message, submit a store change, run a
+ * fence agent action, be called again later.  herdd (ha/ha.c) and the
+ * deterministic simulator (tests/sim/sim_ha.c) construct this same object;
+ * the simulator's seeds explore exactly the engine that ships.
+ */
+#pragma once
+
+#include "ha/agent.h"
+#include "ha/fencer.h"
+#include "store/state.h"
+#include "store/wire.h"
+#include "virt/driver.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct herd_engine herd_engine;
+
+/* What the engine sees of the cluster when it looks (herd_engine_io.view). */
+typedef struct herd_engine_view {
+	store_state *st;
+	const uint32_t *ring;     /* corosync's ring: the nodes alive */
+	size_t n_ring;
+	const uint32_t *group;    /* the nodes whose herd is in the group */
+	size_t n_group;
+	uint32_t self;            /* this node's id (0 before corosync told it) */
+	bool synced;              /* the store is in sync with the group */
+	bool primary;             /* the group may change the store */
+	bool durable;             /* all applied here is durable on every member */
+	bool quorate;             /* votequorum: this partition may act */
+} herd_engine_view;
+
+typedef struct herd_engine_io {
+	/* Fill @out; the arrays stay valid until the engine returns. */
+	void (*view)(gpointer user, herd_engine_view *out);
+	/* Multicast an HA message (STATUS, VM request, VM reply) to the
+	 * group, after the store's messages sent before it.  False: not
+	 * connected (the message is lost; membership changes resend). */
+	bool (*send)(gpointer user, herd_msg_type type, const void *payload, size_t len);
+	/* Submit a store change as user "herd"; herd_engine_committed()
+	 * follows unless this returns false (then with @error). */
+	bool (*submit)(gpointer user, json_t *cmd, GError **error);
+	/* Run @action of fence agent @t; herd_engine_agent_done(@run) follows. */
+	void (*fence_agent)(gpointer user, uint64_t run, const herd_fence_target *t,
+			    const char *action);
+	/* Call herd_engine_run() in @delay_ms (<= 0: soon, after this event). */
+	void (*wakeup)(gpointer user, int64_t delay_ms);
+	/* A node was fenced from here: a lone survivor of two may now change
+	 * the store (replica_recheck_primary()). */
+	void (*fenced)(gpointer user);
+} herd_engine_io;
+
+/* The engine of node @node_name, running VMs with @virt (not owned; its
+ * callbacks are the caller's to route to herd_engine_virt_*()). */
+herd_engine *herd_engine_new(const char *node_name, herd_virt *virt, const herd_engine_io *io,
+			     gpointer user);
+/* Requests under way are answered "shutting down"; the caller closes the
+ * driver first. */
+void herd_engine_free(herd_engine *e);
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+
+/* Reconcile this node's VMs, coordinate if this node does, send STATUS
+ * if due.  Level-triggered: any number of calls is safe. */
+void herd_engine_run(herd_engine *e, int64_t now_ms);
+/* An HA message from @sender (the store's messages go to the replica). */
+void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const void *payload,
+			 size_t len, int64_t now_ms);
+/* Membership changed: the group (@group, in the agreed order of its
+ * messages), or the ring or quorum (not @group, at no agreed point). */
+void herd_engine_membership(herd_engine *e, bool group);
+/* Store objects changed (@changes of store_change*; NULL: everything). */
+void herd_engine_store_changed(herd_engine *e, GPtrArray *changes);
+/* Everything applied became durable on every member. */
+void herd_engine_durable(herd_engine *e);
+/* A change the engine submitted was committed (or failed). */
+void herd_engine_committed(herd_engine *e, const GError *error);
+/* A fence agent run finished: as herd_fencer_result(). */
+void herd_engine_agent_done(herd_engine *e, uint64_t run, bool ok, const char *detail,
+			    double secs, int64_t now_ms);
+/* The hypervisor's facts (route the driver's callbacks here). */
+void herd_engine_virt_fact(herd_engine *e, const herd_vm_fact *fact, int64_t now_ms);
+void herd_engine_virt_connection(herd_engine *e, bool lost);
+
+/* May a partition of one of a two-node cluster go on without @missing?
+ * (replica's two_node_survivor_ok: only once this node fenced it, or the
+ * store marks it down.) */
+bool herd_engine_survivor_ok(herd_engine *e, uint32_t missing);
+/* Lost nodes not fenced or confirmed down yet: a new set of names, or NULL
+ * if none (replica's unfenced_lost; see store/guard.h). */
+GHashTable *herd_engine_unfenced_lost(herd_engine *e);
+
+/* ------------------------------------------------------------------ */
+/* Operators                                                           */
+
+/* Reboot/reset/suspend/resume a VM where it runs; @done once answered. */
+void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, herd_virt_done done,
+			    gpointer user, int64_t now_ms);
+
+typedef void (*herd_engine_fence_done)(bool ok, const char *devices, const char *detail,
+				       double agent_seconds, gpointer user);
+/* Fence @node now, from this node, without delay (herd node fence); the
+ * coordinator hears of it as of its own fences. */
+void herd_engine_fence_now(herd_engine *e, const char *node, herd_engine_fence_done done,
+			   gpointer user, int64_t now_ms);
+
+/* ------------------------------------------------------------------ */
+/* Queries (answers are valid until the next event)                   */
+
+/* Where a VM is and how it is. */
+typedef struct herd_vm_runtime {
+	const char *state;     /* "running", "paused"…, "shut off", or "unknown" */
+	const char *node;      /* where it is active, or its node that does not report; or NULL */
+	int64_t since_ms;      /* in that state since (0 if not active) */
+	const char *error;     /* its node agent's last error about it, or NULL */
+	const char *alert;     /* the coordinator's alert about it, or NULL */
+} herd_vm_runtime;
+void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out);
+/* Is the VM reported anywhere but stopped?  *@node gets where (borrowed). */
+bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node);
+/* The coordinator's alerts and N+1 state, from whichever node coordinates:
+ * {"coordinator":"n1","alerts":[…],"n_plus_1":…,"fencing":[…]} or null. */
+json_t *herd_engine_cluster_status(herd_engine *e);
+/* A node's facts as the API shows them ({"virt_ok","resources","vms"}), or NULL. */
+json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid);
+/* N+1: would every HA VM still find room after any one node fails, with
+ * @uuid running too?  *@detail says why not (g_free). */
+bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int64_t now_ms);
+/* This node's coordinator, if it coordinates (for the simulator's checks). */
+struct herd_coord *herd_engine_coordinator(herd_engine *e);
+/* The cluster-wide facts as this node has them (for the simulator's traces). */
+struct herd_facts *herd_engine_facts(herd_engine *e);

@@ -1,0 +1,109 @@
+#include "store/guard.h"
+
+#include "common/error.h"
+#include "store/node.h"
+#include "store/vm.h"
+
+#include <string.h>
+
+static bool refuse(const char *node, const char *what, GError **error)
+{
+	g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+		    "Node %s is lost and not fenced yet: %s until it is fenced or confirmed down "
+		    "('herd node confirm-down %s' once you know it is off).",
+		    node, what, node);
+	return false;
+}
+
+/* Does @patch set only fields among @keys (NULL-terminated)? */
+static bool only_keys(json_t *patch, const char *const *keys)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(patch, key, v)
+		if (!g_strv_contains(keys, key))
+			return false;
+	return true;
+}
+
+static const char *lost_one(GHashTable *lost, const char *node)
+{
+	return node && g_hash_table_contains(lost, node) ? node : NULL;
+}
+
+static bool check_node(store_state *st, json_t *op, const char *name, GHashTable *lost,
+		       GError **error)
+{
+	static const char *const resolving[] = { "down", "fence_history", NULL };
+	const char *verb = json_string_value(json_object_get(op, "op"));
+	if (g_strcmp0(verb, "create") == 0 || g_strcmp0(verb, "delete") == 0) {
+		GHashTableIter it;
+		gpointer first;
+		g_hash_table_iter_init(&it, lost);
+		g_hash_table_iter_next(&it, &first, NULL);
+		return refuse(first, "no node joins or leaves the cluster", error);
+	}
+	if (!lost_one(lost, name))
+		return true;
+	if (g_strcmp0(verb, "patch") == 0 && only_keys(json_object_get(op, "data"), resolving))
+		return true;
+	return refuse(name, "nothing about it changes", error);
+}
+
+static bool check_vm(store_state *st, json_t *op, GHashTable *lost, GError **error)
+{
+	static const char *const stopping[] = { "target", "stop", "failed", NULL };
+	const char *uuid = json_string_value(json_object_get(op, "uuid"));
+	json_t *data = json_object_get(op, "data");
+	store_object *vm = uuid ? store_state_get(st, STORE_KIND_VM, uuid) : NULL;
+	const store_vm *v = vm ? store_vm_of(vm) : NULL;
+	const char *places[] = {
+		v ? v->node : NULL,
+		v ? v->move_to : NULL,
+		json_string_value(json_object_get(data, "node")),
+		json_string_value(json_object_get(data, "move_to")),
+	};
+	for (unsigned i = 0; i < G_N_ELEMENTS(places); i++) {
+		const char *node = lost_one(lost, places[i]);
+		if (!node)
+			continue;
+		/* Stopping it goes on: its node stops it if it comes back. */
+		if (g_strcmp0(json_string_value(json_object_get(op, "op")), "patch") == 0 &&
+		    only_keys(data, stopping) &&
+		    g_strcmp0(json_string_value(json_object_get(data, "target")), "stopped") == 0)
+			return true;
+		g_autofree char *what = g_strdup_printf("VM %s, which it may still run, does not change",
+							vm ? vm->name : json_string_value(json_object_get(op, "name")));
+		return refuse(node, what, error);
+	}
+	return true;
+}
+
+static bool check_op(store_state *st, json_t *op, GHashTable *lost, GError **error)
+{
+	const char *verb = json_string_value(json_object_get(op, "op"));
+	if (g_strcmp0(verb, "batch") == 0) {
+		size_t i;
+		json_t *sub;
+		json_array_foreach(json_object_get(op, "ops"), i, sub)
+			if (!check_op(st, sub, lost, error))
+				return false;
+		return true;
+	}
+	store_kind kind;
+	if (!store_kind_parse(json_string_value(json_object_get(op, "kind")), &kind))
+		return true; /* apply refuses it */
+	if (kind == STORE_KIND_NODE) {
+		const char *uuid = json_string_value(json_object_get(op, "uuid"));
+		store_object *n = uuid ? store_state_get(st, STORE_KIND_NODE, uuid) : NULL;
+		return check_node(st, op, n ? n->name : NULL, lost, error);
+	}
+	if (kind == STORE_KIND_VM)
+		return check_vm(st, op, lost, error);
+	return true;
+}
+
+bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **error)
+{
+	return !lost || g_hash_table_size(lost) == 0 || check_op(st, cmd, lost, error);
+}

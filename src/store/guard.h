@@ -1,0 +1,26 @@
+/*
+ * Invariant 2 for what a lost node leaves uncertain.  A node that corosync
+ * lost, and that is neither fenced nor confirmed down, may still run VMs
+ * and may come back: until it is fenced or confirmed down, nothing about
+ * that node or the VMs assigned (or moving) to it changes, and no node joins
+ * or leaves the cluster (that changes the quorum).  What resolves the loss
+ * (fencing records, confirm-down, fence devices, cluster settings),
+ * stopping VMs, and changes that concern other nodes and VMs go on.
+ *
+ * replica_submit() asks this of every change, whoever submits it (API, CLI,
+ * the HA engine, the simulator): there is no way around it.
+ */
+#pragma once
+
+#include "store/state.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+/*
+ * May @cmd be submitted while the nodes named in @lost (a set of names;
+ * NULL or empty: none) are lost and not fenced?  False with an UNAVAILABLE
+ * error naming the node and what waits for it.
+ */
+bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **error);

@@ -1,0 +1,269 @@
+#include "store/vm.h"
+
+#include "common/error.h"
+#include "store/command.h"
+#include "store/fields.h"
+
+#include <string.h>
+
+typedef struct {
+	store_vm vm;
+	store_vm_failure *failures;
+} vm_typed;
+
+void *store_vm_parse(json_t *d)
+{
+	vm_typed *t = g_new0(vm_typed, 1);
+	store_vm *vm = &t->vm;
+	vm->xml = field_text(d, "xml");
+	vm->type = field_text(d, "type");
+	vm->memory_mib = field_uint(d, "memory_mib", 0);
+	vm->vcpus = (unsigned)field_uint(d, "vcpus", 0);
+	vm->ha = field_bool(d, "ha", false);
+	vm->preferred = field_str(d, "preferred");
+	vm->failback = field_bool(d, "failback", true);
+	vm->sticky = field_str(d, "sticky");
+	vm->group = field_str(d, "group");
+	vm->shutdown_timeout_s = (unsigned)field_uint(d, "shutdown_timeout_s",
+						      STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S);
+	if (vm->shutdown_timeout_s == 0)
+		vm->shutdown_timeout_s = STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S;
+	vm->target_running = g_strcmp0(field_str(d, "target"), "running") == 0;
+	vm->stop_force = g_strcmp0(field_str(d, "stop"), "force") == 0;
+	vm->node = field_str(d, "node");
+	vm->move_to = field_str(d, "move_to");
+	json_t *failed = json_object_get(d, "failed");
+	if (json_is_object(failed) && json_object_size(failed) > 0) {
+		t->failures = g_new0(store_vm_failure, json_object_size(failed));
+		const char *node;
+		json_t *f;
+		json_object_foreach(failed, node, f) {
+			store_vm_failure *e = &t->failures[vm->n_failures++];
+			e->node = node;
+			e->count = (unsigned)field_uint(f, "count", 1);
+			e->error = field_text(f, "error");
+		}
+		vm->failures = t->failures;
+	}
+	return t;
+}
+
+void store_vm_free(void *typed)
+{
+	vm_typed *t = typed;
+	if (!t)
+		return;
+	g_free(t->failures);
+	g_free(t);
+}
+
+const store_vm *store_vm_of(const store_object *o)
+{
+	g_assert(o->kind == STORE_KIND_VM);
+	return &((const vm_typed *)o->typed)->vm;
+}
+
+const store_vm_failure *store_vm_failure_on(const store_vm *vm, const char *node)
+{
+	for (size_t i = 0; node && i < vm->n_failures; i++)
+		if (strcmp(vm->failures[i].node, node) == 0)
+			return &vm->failures[i];
+	return NULL;
+}
+
+bool store_vm_validate(json_t *d, GError **error)
+{
+	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to" };
+	if (!check_string(d, "VM", "xml", error) ||
+	    !check_uint(d, "VM", "memory_mib", 0, G_MAXINT64, error) ||
+	    !check_uint(d, "VM", "vcpus", 0, G_MAXUINT32, error) || !check_bool(d, "VM", "ha", error) ||
+	    !check_bool(d, "VM", "failback", error) ||
+	    !check_uint(d, "VM", "shutdown_timeout_s", 1, STORE_VM_SHUTDOWN_TIMEOUT_MAX_S, error) ||
+	    !check_choice(d, "VM", "target", "running|stopped", error) ||
+	    !check_choice(d, "VM", "stop", "graceful|force", error))
+		return false;
+	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
+		if (!check_string(d, "VM", strings[i], error))
+			return false;
+	json_t *failed = json_object_get(d, "failed");
+	const char *node;
+	json_t *f;
+	if (failed && !json_is_object(failed)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The VM's field 'failed' must be an object of node: {count, error}.");
+		return false;
+	}
+	json_object_foreach(failed, node, f)
+		if (!json_is_object(f) || !check_uint(f, "VM's failure record", "count", 1, G_MAXUINT32, error) ||
+		    !check_string(f, "VM's failure record", "error", error))
+			return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                          */
+
+const char *const store_vm_attr_names[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
+					    "sticky", "group", NULL };
+
+static bool node_exists(store_state *st, const char *field, const char *name, GError **error)
+{
+	if (!name || store_state_get_by_name(st, STORE_KIND_NODE, name))
+		return true;
+	if (strcmp(field, "preferred") == 0)
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Preferred node '%s' is not a node of this cluster.", name);
+	else
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field '%s' must be a node of this cluster or null.", field);
+	return false;
+}
+
+bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **error)
+{
+	if ((a->set & STORE_VM_SET_SHUTDOWN_TIMEOUT) &&
+	    (a->shutdown_timeout_s < 1 || a->shutdown_timeout_s > STORE_VM_SHUTDOWN_TIMEOUT_MAX_S)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field 'shutdown_timeout_s' must be a whole number from 1 to %d.",
+			    STORE_VM_SHUTDOWN_TIMEOUT_MAX_S);
+		return false;
+	}
+	if ((a->set & STORE_VM_SET_STICKY) && !node_exists(st, "sticky", a->sticky, error))
+		return false;
+	if ((a->set & STORE_VM_SET_GROUP) && a->group &&
+	    !store_name_validate(STORE_KIND_GROUP, a->group, error))
+		return false;
+	return !(a->set & STORE_VM_SET_PREFERRED) || node_exists(st, "preferred", a->preferred, error);
+}
+
+static json_t *string_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* @a's fields as data; with @omit_null, cleared fields are left out (a new VM). */
+static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
+{
+	json_t *d = json_object();
+	if (a->set & STORE_VM_SET_HA)
+		json_object_set_new(d, "ha", json_boolean(a->ha));
+	if (a->set & STORE_VM_SET_FAILBACK)
+		json_object_set_new(d, "failback", json_boolean(a->failback));
+	if (a->set & STORE_VM_SET_SHUTDOWN_TIMEOUT)
+		json_object_set_new(d, "shutdown_timeout_s", json_integer(a->shutdown_timeout_s));
+	const struct {
+		unsigned bit;
+		const char *key, *value;
+	} strings[] = {
+		{ STORE_VM_SET_PREFERRED, "preferred", a->preferred },
+		{ STORE_VM_SET_STICKY, "sticky", a->sticky },
+		{ STORE_VM_SET_GROUP, "group", a->group },
+	};
+	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
+		if ((a->set & strings[i].bit) && (strings[i].value || !omit_null))
+			json_object_set_new(d, strings[i].key, string_or_null(strings[i].value));
+	return d;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                            */
+
+json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain *dom,
+			    const store_vm_attrs *a)
+{
+	json_t *data = attrs_data(a, existing == NULL);
+	json_object_set_new(data, "xml", json_string(dom->xml));
+	json_object_set_new(data, "memory_mib", json_integer((json_int_t)dom->memory_mib));
+	json_object_set_new(data, "vcpus", json_integer(dom->vcpus));
+	json_object_set_new(data, "type", json_string(dom->type));
+	if (!existing)
+		return store_cmd_create(STORE_KIND_VM, dom->uuid, dom->name, data);
+	/* A new configuration: earlier failed starts may not apply to it. */
+	json_object_set_new(data, "failed", json_null());
+	if (strcmp(existing->name, dom->name) == 0) {
+		json_t *cmd = store_cmd_patch(STORE_KIND_VM, dom->uuid, data);
+		store_cmd_if_version(cmd, existing->version);
+		return cmd;
+	}
+	/* A rename: the whole data under the new name. */
+	json_t *merged = json_deep_copy(existing->data);
+	json_object_update(merged, data);
+	json_decref(data);
+	const char *key;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(merged, tmp, key, v)
+		if (json_is_null(v))
+			json_object_del(merged, key);
+	return store_cmd_update(STORE_KIND_VM, dom->uuid, dom->name, merged, existing->version);
+}
+
+json_t *store_vm_cmd_set(const store_object *vm, const store_vm_attrs *a)
+{
+	return store_cmd_patch(STORE_KIND_VM, vm->uuid, attrs_data(a, false));
+}
+
+json_t *store_vm_cmd_undefine(const store_object *vm)
+{
+	return store_cmd_delete(STORE_KIND_VM, vm->uuid, vm->version);
+}
+
+json_t *store_vm_cmd_restore(const char *uuid, uint64_t version, bool force)
+{
+	return json_pack("{s:s,s:s,s:s,s:I,s:b}", "op", "restore", "kind", "vm", "uuid", uuid,
+			 "version", (json_int_t)version, "force", force);
+}
+
+json_t *store_vm_cmd_start(const store_object *vm)
+{
+	return store_cmd_patch(STORE_KIND_VM, vm->uuid,
+			       json_pack("{s:s,s:n,s:n}", "target", "running", "stop", "failed"));
+}
+
+json_t *store_vm_cmd_stop(const store_object *vm, bool force)
+{
+	return store_cmd_patch(STORE_KIND_VM, vm->uuid,
+			       json_pack("{s:s,s:s,s:n}", "target", "stopped", "stop",
+					 force ? "force" : "graceful", "failed"));
+}
+
+json_t *store_vm_cmd_release_sticky(const store_object *vm)
+{
+	return store_cmd_patch(STORE_KIND_VM, vm->uuid, json_pack("{s:n}", "sticky"));
+}
+
+json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed)
+{
+	json_t *data = json_pack("{s:s,s:n,s:n}", "node", node, "move_to", "stop");
+	if (failed)
+		json_object_set_new(data, "failed",
+				    json_pack("{s:{s:i,s:s}}", failed->node, "count", (int)failed->count,
+					      "error", failed->error && *failed->error ? failed->error : "?"));
+	return store_cmd_patch(STORE_KIND_VM, uuid, data);
+}
+
+json_t *store_vm_cmd_move(const char *uuid, const char *to)
+{
+	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:s}", "move_to", to));
+}
+
+json_t *store_vm_cmd_release(const char *uuid)
+{
+	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:n,s:n}", "node", "move_to"));
+}
+
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to)
+{
+	json_t *ops = json_array();
+	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+	for (guint i = 0; i < vms->len; i++) {
+		store_object *vm = vms->pdata[i];
+		if (g_strcmp0(store_vm_of(vm)->node, from) == 0)
+			json_array_append_new(ops, store_vm_cmd_move(vm->uuid, to));
+	}
+	if (json_array_size(ops) == 0) {
+		json_decref(ops);
+		return NULL;
+	}
+	return store_cmd_batch(ops);
+}

@@ -1,0 +1,135 @@
+/*
+ * A VM as the replicated store holds it: its configuration (libvirt domain
+ * XML and herd's attributes — HA, preferred node, failback, sticky node,
+ * anti-affinity group, shutdown timeout) and its state (what the cluster
+ * does with it: the operator's start or stop, and where the HA engine put
+ * it).  Every reader outside src/store goes through store_vm_of(); the
+ * defaults live here and nowhere else; the command builders are the only
+ * way the rest of herd writes a VM.
+ */
+#pragma once
+
+#include "store/object.h"
+#include "store/state.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S 360
+#define STORE_VM_SHUTDOWN_TIMEOUT_MAX_S 86400
+
+/* A start that failed on a node, as the coordinator recorded it. */
+typedef struct store_vm_failure {
+	const char *node;
+	unsigned count;          /* failed starts in a row there */
+	const char *error;       /* the hypervisor's last error */
+} store_vm_failure;
+
+typedef struct store_vm {
+	/* Configuration (a change is a new version in the VM's history). */
+	const char *xml;         /* libvirt domain XML */
+	const char *type;        /* the domain type ("kvm", "qemu"…), "" if unknown */
+	uint64_t memory_mib;
+	unsigned vcpus;
+	bool ha;                 /* restarted elsewhere when its node dies */
+	const char *preferred;   /* node it returns to, or NULL */
+	bool failback;           /* returns to its preferred node (default true) */
+	const char *sticky;      /* bound to this node, or NULL */
+	const char *group;       /* anti-affinity group, or NULL */
+	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
+	/* State (not configuration: kept out of the history). */
+	bool target_running;     /* the operator's start (true) or stop */
+	bool stop_force;         /* a stop powers it off at once */
+	const char *node;        /* the one node that may run it, or NULL */
+	const char *move_to;     /* its node stops it, then it goes there; or NULL */
+	const store_vm_failure *failures; /* nodes where it failed to start */
+	size_t n_failures;
+} store_vm;
+
+/* The typed view of a VM object (@o must be of kind VM). */
+const store_vm *store_vm_of(const store_object *o);
+
+/* The failure record for @node, or NULL. */
+const store_vm_failure *store_vm_failure_on(const store_vm *vm, const char *node);
+
+/*
+ * Herd's attributes of a VM as an operator sets them (define, set): only
+ * those whose bit is in @set change; a NULL string clears the field.
+ */
+enum {
+	STORE_VM_SET_HA = 1 << 0,
+	STORE_VM_SET_PREFERRED = 1 << 1,
+	STORE_VM_SET_FAILBACK = 1 << 2,
+	STORE_VM_SET_SHUTDOWN_TIMEOUT = 1 << 3,
+	STORE_VM_SET_STICKY = 1 << 4,
+	STORE_VM_SET_GROUP = 1 << 5,
+};
+
+typedef struct store_vm_attrs {
+	unsigned set;
+	bool ha;
+	const char *preferred;
+	bool failback;
+	unsigned shutdown_timeout_s;
+	const char *sticky;
+	const char *group;
+} store_vm_attrs;
+
+/* The attribute names an operator may set, NULL-terminated (API fields). */
+extern const char *const store_vm_attr_names[];
+
+/*
+ * Check @a against @st: named nodes exist, the group is a valid name, the
+ * timeout is in range.  On failure @error names the field.
+ */
+bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **error);
+
+/* What libvirt's parser took from the domain XML. */
+typedef struct store_vm_domain {
+	const char *uuid;
+	const char *name;
+	const char *xml;
+	const char *type;
+	uint64_t memory_mib;
+	unsigned vcpus;
+} store_vm_domain;
+
+/*
+ * Define: a new VM from @dom with @a, or — when @existing is the VM with
+ * that UUID — a new XML for it (virsh semantics), renamed if the XML's name
+ * differs.  Conditional on @existing's version.
+ */
+json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain *dom,
+			    const store_vm_attrs *a);
+/* Change herd's attributes. */
+json_t *store_vm_cmd_set(const store_object *vm, const store_vm_attrs *a);
+/* Undefine (conditional on its version). */
+json_t *store_vm_cmd_undefine(const store_object *vm);
+/* Restore a stored configuration version (over an existing VM only with @force). */
+json_t *store_vm_cmd_restore(const char *uuid, uint64_t version, bool force);
+
+/* The operator wants it running; clears the failures of earlier starts. */
+json_t *store_vm_cmd_start(const store_object *vm);
+/* The operator wants it stopped: gracefully, or powered off (@force). */
+json_t *store_vm_cmd_stop(const store_object *vm, bool force);
+/* Lift the sticky binding. */
+json_t *store_vm_cmd_release_sticky(const store_object *vm);
+
+/* The HA engine's placements (see ha/sched.h): */
+/* run on @node (a move, if any, is over); @failed records a node given up on. */
+json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed);
+/* its node stops it, then it goes to @to */
+json_t *store_vm_cmd_move(const char *uuid, const char *to);
+/* no node is assigned (it has stopped) */
+json_t *store_vm_cmd_release(const char *uuid);
+
+/* Batch patches moving every VM assigned to @from to @to (switchover); NULL if none. */
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to);
+
+/* Apply-time check of a VM's data (deterministic; types and ranges). */
+bool store_vm_validate(json_t *data, GError **error);
+/* The typed view's lifetime (object.c). */
+void *store_vm_parse(json_t *data);
+void store_vm_free(void *typed);
