@@ -33,6 +33,7 @@
  */
 #define G_LOG_DOMAIN "virt"
 #include "virt/driver.h"
+#include "virt/libvirt_state.h"
 
 #include "common/error.h"
 #include "common/log.h"
@@ -253,59 +254,16 @@ static void silent_error(void *data, virErrorPtr err)
 {
 }
 
-/* libvirt's last error message of this thread, without trailing dots or
- * newlines (the sentence around it ends it); resets the error. */
+/* libvirt's last error message of this thread, as one line without
+ * trailing dots (lv_error_text); resets the error. */
 static char *take_vir_error(int *code)
 {
 	virErrorPtr e = virGetLastError();
 	if (code)
 		*code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
-	const char *text = e && e->message ? e->message : "unknown error";
-	/* One line: XML errors come with a copy of the line and a "----^"
-	 * marker under it, which mean nothing once joined. */
-	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-	GString *joined = g_string_new(NULL);
-	for (char **l = lines; *l; l++) {
-		g_strstrip(*l);
-		if (!**l || strspn(*l, "-^") == strlen(*l))
-			continue;
-		if (joined->len)
-			g_string_append_c(joined, ' ');
-		g_string_append(joined, *l);
-	}
-	char *msg = g_string_free(joined, FALSE);
+	char *msg = lv_error_text(e && e->message ? e->message : "unknown error");
 	virResetLastError();
-	size_t n = strlen(msg);
-	while (n > 0 && msg[n - 1] == '.')
-		msg[--n] = '\0';
 	return msg;
-}
-
-static herd_error_code herd_code_of(int vir_code)
-{
-	switch (vir_code) {
-	case VIR_ERR_NO_DOMAIN:
-		return HERD_ERR_NOT_FOUND;
-	case VIR_ERR_XML_ERROR:
-	case VIR_ERR_XML_DETAIL:
-	case VIR_ERR_XML_INVALID_SCHEMA:
-	case VIR_ERR_INVALID_ARG:
-	case VIR_ERR_CONFIG_UNSUPPORTED:
-	case VIR_ERR_NO_SUPPORT:
-		return HERD_ERR_INVALID;
-	case VIR_ERR_OPERATION_INVALID:
-	case VIR_ERR_DOM_EXIST:
-		return HERD_ERR_CONFLICT;
-	case VIR_ERR_OPERATION_TIMEOUT:
-	case VIR_ERR_AGENT_UNRESPONSIVE:
-		return HERD_ERR_TIMEOUT;
-	case VIR_ERR_NO_CONNECT:
-	case VIR_ERR_INVALID_CONN:
-	case VIR_ERR_RPC:
-		return HERD_ERR_UNAVAILABLE;
-	default:
-		return HERD_ERR_INTERNAL;
-	}
 }
 
 static void job_fail(lv_job *j, herd_error_code code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -326,7 +284,7 @@ static void job_fail_vir(lv_job *j, virConnectPtr conn)
 {
 	int vir_code;
 	g_autofree char *msg = take_vir_error(&vir_code);
-	herd_error_code code = herd_code_of(vir_code);
+	herd_error_code code = lv_error_code(vir_code);
 	if (conn && virConnectIsAlive(conn) == 0) {
 		j->lost = true;
 		code = HERD_ERR_UNAVAILABLE;
@@ -342,11 +300,6 @@ static GError *op_error(const lv_op *op, herd_error_code code, const char *detai
 {
 	return g_error_new(HERD_ERROR, code, "Cannot %s VM %s: %s.", op_verbs[op->kind], op->uuid,
 			   detail);
-}
-
-static bool state_is_down(herd_vm_state s)
-{
-	return s == HERD_VM_STOPPED;
 }
 
 /* ---- operations, refcounting ---------------------------------------------------------------- */
@@ -510,20 +463,7 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 	lv_cb_ctx *c = opaque;
 	lv_msg *m = msg_new(MSG_LOST);
 	m->gen = c->gen;
-	switch (reason) {
-	case VIR_CONNECT_CLOSE_REASON_EOF:
-		m->text = g_strdup("libvirtd closed the connection");
-		break;
-	case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
-		m->text = g_strdup("libvirtd did not answer keepalive probes");
-		break;
-	case VIR_CONNECT_CLOSE_REASON_CLIENT:
-		m->text = g_strdup("closed by herd");
-		break;
-	default:
-		m->text = g_strdup("connection error");
-		break;
-	}
+	m->text = g_strdup(lv_close_reason_text(reason));
 	post(c->sh, m);
 	/* libvirt forgets the callback after running it: from here on the
 	 * context may go (conn_close), so nothing below may touch it. */
@@ -587,33 +527,11 @@ static int64_t qemu_start_ms(const char *name)
 		return 0;
 	g_autofree char *statpath = g_strdup_printf("/proc/%ld/stat", pid);
 	g_autofree char *stat = NULL;
-	if (!g_file_get_contents(statpath, &stat, NULL, NULL))
-		return 0;
-	/* "pid (comm) S ppid …": fields after the last ')' start at field 3;
-	 * starttime is field 22.  A recycled pid would not be QEMU. */
-	char *open = strchr(stat, '('), *close = strrchr(stat, ')');
-	if (!open || !close || close < open || strncmp(open + 1, "qemu", 4) != 0)
-		return 0;
-	char *p = close + 2;
-	for (int field = 3; field < 22 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (!p)
-		return 0;
-	unsigned long long ticks = strtoull(p, NULL, 10);
-	/* Against the uptime (10 ms resolution), not /proc/stat's btime
-	 * (whole seconds). */
 	g_autofree char *up = NULL;
-	long hz = sysconf(_SC_CLK_TCK);
-	if (hz <= 0 || !g_file_get_contents("/proc/uptime", &up, NULL, NULL))
+	if (!g_file_get_contents(statpath, &stat, NULL, NULL) ||
+	    !g_file_get_contents("/proc/uptime", &up, NULL, NULL))
 		return 0;
-	double uptime_s = g_ascii_strtod(up, NULL);
-	double age_s = uptime_s - (double)ticks / (double)hz;
-	if (age_s < 0)
-		return 0;
-	return now_ms() - (int64_t)(age_s * 1000);
+	return lv_qemu_start_ms(stat, up, sysconf(_SC_CLK_TCK), now_ms());
 }
 
 static void add_obs(GArray *out, virDomainPtr dom, int state, int reason, bool want_start)
@@ -812,11 +730,6 @@ static void observe(lv_job *j, virConnectPtr conn)
 	virDomainFree(dom);
 }
 
-static bool vir_active(int state)
-{
-	return state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_NOSTATE;
-}
-
 static void run_start(lv_job *j, virConnectPtr conn)
 {
 	const lv_op *op = j->op;
@@ -830,9 +743,8 @@ static void run_start(lv_job *j, virConnectPtr conn)
 			virDomainFree(dom);
 			return;
 		}
-		bool crashed = st == VIR_DOMAIN_CRASHED ||
-			       (st == VIR_DOMAIN_PAUSED && rs == VIR_DOMAIN_PAUSED_CRASHED);
-		if (vir_active(st) && !crashed) {
+		bool crashed = lv_domain_crashed(st, rs);
+		if (lv_domain_active(st) && !crashed) {
 			/* Already there: start is done (idempotent). */
 			virDomainFree(dom);
 			return;
@@ -854,7 +766,7 @@ static void run_start(lv_job *j, virConnectPtr conn)
 		/* A start that raced with another one (or with a start by
 		 * someone else) found it running: that is success too. */
 		observe(j, conn);
-		if (j->observed && j->found && vir_active(j->state) && j->state != VIR_DOMAIN_CRASHED)
+		if (j->observed && j->found && lv_domain_active(j->state) && j->state != VIR_DOMAIN_CRASHED)
 			j->failed = false;
 		return;
 	}
@@ -1073,7 +985,7 @@ static void set_state(herd_virt_libvirt *v, lv_vm *vm, herd_vm_state state, cons
 	g_strlcpy(vm->fact.reason, reason, sizeof(vm->fact.reason));
 	log_debug("VM %s: %s (%s)", vm->fact.uuid, herd_vm_state_name(state), reason);
 	emit_fact(v, vm);
-	if (state_is_down(state)) {
+	if (lv_state_is_down(state)) {
 		finish_waiters(v, vm, NULL);
 	} else if (state == HERD_VM_CRASHED && !v->closed && vm->waiters->len > 0 &&
 		   !vm->destroying && !(vm->active && vm->active->kind == OP_DESTROY)) {
@@ -1111,178 +1023,16 @@ static const lv_op *forced_destroy(const lv_vm *vm)
 	return NULL;
 }
 
-static void stopped_reason(const lv_vm *vm, int shutoff_reason, char *out, size_t len)
+/* What the state tables need to know of @vm (see lv_vm_context). */
+static lv_vm_context vm_context(const lv_vm *vm)
 {
 	const lv_op *forced = forced_destroy(vm);
-	switch (shutoff_reason) {
-	case VIR_DOMAIN_SHUTOFF_SHUTDOWN:
-		g_strlcpy(out, shutdown_asked(vm) ? "shut down on request" : "shut down by guest", len);
-		break;
-	case VIR_DOMAIN_SHUTOFF_DESTROYED:
-		if (forced)
-			g_snprintf(out, len, "forced off after %u s shutdown timeout", forced->timeout_s);
-		else
-			g_strlcpy(out, "destroyed", len);
-		break;
-	case VIR_DOMAIN_SHUTOFF_CRASHED:
-		g_strlcpy(out, "crashed", len);
-		break;
-	case VIR_DOMAIN_SHUTOFF_MIGRATED:
-		g_strlcpy(out, "migrated away", len);
-		break;
-	case VIR_DOMAIN_SHUTOFF_SAVED:
-		g_strlcpy(out, "saved", len);
-		break;
-	case VIR_DOMAIN_SHUTOFF_FAILED:
-		g_strlcpy(out, "failed to start", len);
-		break;
-	case VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT:
-		g_strlcpy(out, "stopped by a snapshot revert", len);
-		break;
-	case VIR_DOMAIN_SHUTOFF_DAEMON:
-		g_strlcpy(out, "stopped by libvirtd", len);
-		break;
-	default:
-		g_strlcpy(out, "not running", len);
-		break;
-	}
-}
-
-/* libvirt's state and reason as herd's state and a short human reason. */
-static herd_vm_state map_vir_state(const lv_vm *vm, int state, int reason, char *out, size_t len)
-{
-	switch (state) {
-	case VIR_DOMAIN_RUNNING:
-		switch (reason) {
-		case VIR_DOMAIN_RUNNING_BOOTED: g_strlcpy(out, "started", len); break;
-		case VIR_DOMAIN_RUNNING_MIGRATED: g_strlcpy(out, "migrated in", len); break;
-		case VIR_DOMAIN_RUNNING_RESTORED: g_strlcpy(out, "restored", len); break;
-		case VIR_DOMAIN_RUNNING_FROM_SNAPSHOT: g_strlcpy(out, "started from a snapshot", len); break;
-		case VIR_DOMAIN_RUNNING_UNPAUSED: g_strlcpy(out, "resumed", len); break;
-		case VIR_DOMAIN_RUNNING_MIGRATION_CANCELED: g_strlcpy(out, "migration cancelled", len); break;
-		case VIR_DOMAIN_RUNNING_WAKEUP: g_strlcpy(out, "woken up", len); break;
-		case VIR_DOMAIN_RUNNING_CRASHED: g_strlcpy(out, "running after a crash", len); break;
-		default: g_strlcpy(out, "running", len); break;
-		}
-		return HERD_VM_RUNNING;
-	case VIR_DOMAIN_BLOCKED:
-	case VIR_DOMAIN_NOSTATE:
-		g_strlcpy(out, "running", len);
-		return HERD_VM_RUNNING;
-	case VIR_DOMAIN_PAUSED:
-		switch (reason) {
-		case VIR_DOMAIN_PAUSED_CRASHED:
-			g_strlcpy(out, "guest crashed (kept paused)", len);
-			return HERD_VM_CRASHED;
-		case VIR_DOMAIN_PAUSED_MIGRATION: g_strlcpy(out, "paused for migration", len); break;
-		case VIR_DOMAIN_PAUSED_SAVE: g_strlcpy(out, "paused for saving", len); break;
-		case VIR_DOMAIN_PAUSED_DUMP: g_strlcpy(out, "paused for a core dump", len); break;
-		case VIR_DOMAIN_PAUSED_IOERROR: g_strlcpy(out, "paused: disk I/O error", len); break;
-		case VIR_DOMAIN_PAUSED_WATCHDOG: g_strlcpy(out, "paused by the watchdog", len); break;
-		case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: g_strlcpy(out, "paused while shutting down", len); break;
-		case VIR_DOMAIN_PAUSED_SNAPSHOT: g_strlcpy(out, "paused for a snapshot", len); break;
-		case VIR_DOMAIN_PAUSED_STARTING_UP: g_strlcpy(out, "paused while starting", len); break;
-		case VIR_DOMAIN_PAUSED_POSTCOPY: g_strlcpy(out, "paused in post-copy migration", len); break;
-		case VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: g_strlcpy(out, "paused: post-copy migration failed", len); break;
-		default: g_strlcpy(out, "paused", len); break;
-		}
-		return HERD_VM_PAUSED;
-	case VIR_DOMAIN_PMSUSPENDED:
-		g_strlcpy(out, "suspended by the guest", len);
-		return HERD_VM_PAUSED;
-	case VIR_DOMAIN_SHUTDOWN:
-		g_strlcpy(out, "shutting down", len);
-		return HERD_VM_STOPPING;
-	case VIR_DOMAIN_CRASHED:
-		g_strlcpy(out, reason == VIR_DOMAIN_CRASHED_PANICKED ? "guest panicked" : "crashed", len);
-		return HERD_VM_CRASHED;
-	case VIR_DOMAIN_SHUTOFF:
-	default:
-		stopped_reason(vm, reason, out, len);
-		return HERD_VM_STOPPED;
-	}
-}
-
-/* A lifecycle event as herd's state; false if it changes no state. */
-static bool map_event(const lv_vm *vm, int event, int detail, herd_vm_state *st, char *out, size_t len)
-{
-	switch (event) {
-	case VIR_DOMAIN_EVENT_STARTED:
-		*st = HERD_VM_RUNNING;
-		switch (detail) {
-		case VIR_DOMAIN_EVENT_STARTED_MIGRATED: g_strlcpy(out, "migrated in", len); break;
-		case VIR_DOMAIN_EVENT_STARTED_RESTORED: g_strlcpy(out, "restored", len); break;
-		case VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT: g_strlcpy(out, "started from a snapshot", len); break;
-		case VIR_DOMAIN_EVENT_STARTED_WAKEUP: g_strlcpy(out, "woken up", len); break;
-		default: g_strlcpy(out, "started", len); break;
-		}
-		return true;
-	case VIR_DOMAIN_EVENT_SUSPENDED:
-		*st = HERD_VM_PAUSED;
-		switch (detail) {
-		case VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED: g_strlcpy(out, "paused for migration", len); break;
-		case VIR_DOMAIN_EVENT_SUSPENDED_IOERROR: g_strlcpy(out, "paused: disk I/O error", len); break;
-		case VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG: g_strlcpy(out, "paused by the watchdog", len); break;
-		case VIR_DOMAIN_EVENT_SUSPENDED_RESTORED: g_strlcpy(out, "restored paused", len); break;
-		case VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT: g_strlcpy(out, "paused from a snapshot", len); break;
-		case VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR: g_strlcpy(out, "paused after a libvirt error", len); break;
-		case VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY: g_strlcpy(out, "paused in post-copy migration", len); break;
-		case VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED: g_strlcpy(out, "paused: post-copy migration failed", len); break;
-		default: g_strlcpy(out, "paused", len); break;
-		}
-		return true;
-	case VIR_DOMAIN_EVENT_RESUMED:
-		*st = HERD_VM_RUNNING;
-		/* libvirt's QEMU driver starts QEMU with its CPUs stopped and
-		 * sends RESUMED before STARTED when it lets them run. */
-		if (vm->fact.state == HERD_VM_STARTING || vm->fact.state == HERD_VM_STOPPED ||
-		    vm->fact.state == HERD_VM_CRASHED) {
-			g_strlcpy(out, "started", len);
-			return true;
-		}
-		switch (detail) {
-		case VIR_DOMAIN_EVENT_RESUMED_MIGRATED: g_strlcpy(out, "migrated in", len); break;
-		case VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT: g_strlcpy(out, "resumed from a snapshot", len); break;
-		default: g_strlcpy(out, "resumed", len); break;
-		}
-		return true;
-	case VIR_DOMAIN_EVENT_STOPPED:
-		*st = HERD_VM_STOPPED;
-		switch (detail) {
-		case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN:
-			stopped_reason(vm, VIR_DOMAIN_SHUTOFF_SHUTDOWN, out, len);
-			break;
-		case VIR_DOMAIN_EVENT_STOPPED_DESTROYED:
-			stopped_reason(vm, VIR_DOMAIN_SHUTOFF_DESTROYED, out, len);
-			break;
-		case VIR_DOMAIN_EVENT_STOPPED_CRASHED: g_strlcpy(out, "crashed", len); break;
-		case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: g_strlcpy(out, "migrated away", len); break;
-		case VIR_DOMAIN_EVENT_STOPPED_SAVED: g_strlcpy(out, "saved", len); break;
-		/* QEMU died under libvirt (killed, or it crashed itself). */
-		case VIR_DOMAIN_EVENT_STOPPED_FAILED: g_strlcpy(out, "failed: hypervisor process ended", len); break;
-		case VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT: g_strlcpy(out, "stopped by a snapshot revert", len); break;
-		default: g_strlcpy(out, "stopped", len); break;
-		}
-		return true;
-	case VIR_DOMAIN_EVENT_PMSUSPENDED:
-		*st = HERD_VM_PAUSED;
-		g_strlcpy(out, "suspended by the guest", len);
-		return true;
-	case VIR_DOMAIN_EVENT_CRASHED:
-		if (detail == VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED) {
-			/* The guest's crash kernel runs: it is running. */
-			*st = HERD_VM_RUNNING;
-			g_strlcpy(out, "crashed, running its crash kernel", len);
-		} else {
-			*st = HERD_VM_CRASHED;
-			g_strlcpy(out, "guest panicked", len);
-		}
-		return true;
-	default:
-		/* DEFINED, UNDEFINED, SHUTDOWN (the guest finished, STOPPED
-		 * follows): no change of state. */
-		return false;
-	}
+	return (lv_vm_context){
+		.state = vm->fact.state,
+		.shutdown_asked = shutdown_asked(vm),
+		.forced = forced != NULL,
+		.forced_timeout_s = forced ? forced->timeout_s : 0,
+	};
 }
 
 /* ---- main thread: jobs ---------------------------------------------------------------------- */
@@ -1431,8 +1181,9 @@ static void apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial, b
 		    (!reconnected && now_us - vm->event_us < LIST_QUIET_US))
 			continue;
 		char reason[64];
-		herd_vm_state st = map_vir_state(vm, o->state, o->reason, reason, sizeof(reason));
-		if (vm->waiters->len > 0 && !state_is_down(st))
+		lv_vm_context ctx = vm_context(vm);
+		herd_vm_state st = lv_map_domain_state(&ctx, o->state, o->reason, reason, sizeof(reason));
+		if (vm->waiters->len > 0 && !lv_state_is_down(st))
 			continue; /* still shutting down */
 		if (is_new && st == HERD_VM_STOPPED) {
 			/* A defined, inactive domain: known, quietly. */
@@ -1537,7 +1288,8 @@ static bool observed_state(const lv_vm *vm, const lv_job *j, const char *gone, h
 	if (!j->observed)
 		return false;
 	if (j->found) {
-		*st = map_vir_state(vm, j->state, j->reason, reason, len);
+		lv_vm_context ctx = vm_context(vm);
+		*st = lv_map_domain_state(&ctx, j->state, j->reason, reason, len);
 		if (*st == HERD_VM_STOPPED && gone)
 			g_strlcpy(reason, gone, len);
 	} else {
@@ -1653,7 +1405,7 @@ static void handle_op_done(herd_virt_libvirt *v, lv_job *j)
 		apply_observation(v, vm, j, NULL);
 		break;
 	case OP_SHUTDOWN:
-		if (j->observed && (!j->found || !vir_active(j->state))) {
+		if (j->observed && (!j->found || !lv_domain_active(j->state))) {
 			/* Stopped already (or never here): done when the cache
 			 * says so. */
 			g_clear_error(&err);
@@ -1732,7 +1484,8 @@ static void handle_event(herd_virt_libvirt *v, const lv_msg *m)
 	vm->event_us = g_get_monotonic_time();
 	herd_vm_state st;
 	char reason[64];
-	if (map_event(vm, m->event, m->detail, &st, reason, sizeof(reason)))
+	lv_vm_context ctx = vm_context(vm);
+	if (lv_map_event(&ctx, m->event, m->detail, &st, reason, sizeof(reason)))
 		set_state(v, vm, st, reason, 0);
 }
 
@@ -1925,7 +1678,7 @@ static gboolean on_shutdown_wait(gpointer data)
 	op->wait = NULL;
 	enter(v);
 	lv_vm *vm = g_hash_table_lookup(v->vms, op->uuid);
-	if (vm && !state_is_down(vm->fact.state) && !forced_destroy(vm)) {
+	if (vm && !lv_state_is_down(vm->fact.state) && !forced_destroy(vm)) {
 		log_info("VM %s did not shut down within %u s: destroying it", op->uuid, op->timeout_s);
 		lv_op *d = op_new(v, OP_DESTROY, op->uuid, NULL, NULL);
 		d->forced = true;
