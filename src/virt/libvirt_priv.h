@@ -6,11 +6,14 @@
  * header: the files include it and the public ones, so includes never
  * loop.  The files:
  *
- *   libvirt.c         all on the main thread: the herd_virt vtable, its
- *                     constructor and destructor, the connection, the cache
- *                     of facts, the operations
+ *   libvirt.c         the herd_virt vtable, its constructor and destructor,
+ *                     and the inbox's dispatch on the main thread
  *   libvirt_worker.c  all that runs off the main thread: the jobs that call
  *                     libvirt, libvirt's callbacks, and the inbox they post to
+ *   libvirt_conn.c    connecting, reconnecting with backoff, pings and lists
+ *   libvirt_cache.c   what the main thread knows of each VM, and its facts
+ *   libvirt_queue.c   the operations: per-VM queues, deadlines, settling,
+ *                     shutdown-then-destroy
  *   libvirt_state.c   pure tables from libvirt's states and codes to herd's
  */
 #pragma once
