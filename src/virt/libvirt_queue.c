@@ -19,6 +19,9 @@
  * busy domain after 30 s by itself. */
 #define START_TIMEOUT_MS 120000
 #define OP_TIMEOUT_MS 60000
+/* A shutdown waits a day at most (the API's limit too), so that its time in
+ * ms fits the timers' 32 bits. */
+#define SHUTDOWN_TIMEOUT_MAX_S (24u * 3600u)
 /* libvirtd sends events from another thread than replies, so the event of
  * an operation may arrive after its reply.  The operation waits this long
  * for the event that brings the state it saw, before applying that state
@@ -497,7 +500,7 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 {
 	herd_virt_libvirt *v = (herd_virt_libvirt *)base;
 	lv_op *op = op_new(v, kind, uuid, done, user);
-	op->timeout_s = timeout_s;
+	op->timeout_s = MIN(timeout_s, SHUTDOWN_TIMEOUT_MAX_S);
 	if (!uuid || !g_uuid_string_is_valid(uuid)) {
 		finish_later(v, op, g_error_new(HERD_ERROR, HERD_ERR_INVALID,
 						"Cannot %s VM '%s': that is not a UUID.",
@@ -518,7 +521,7 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 	op->xml = g_strdup(xml);
 	unsigned deadline_ms = kind == OP_START ? START_TIMEOUT_MS : OP_TIMEOUT_MS;
 	if (kind == OP_SHUTDOWN)
-		deadline_ms += MIN(timeout_s, 24u * 3600u) * 1000u;
+		deadline_ms += op->timeout_s * 1000u;
 	op->deadline = lv_timer_new(v, deadline_ms, on_deadline, op);
 	lv_vm *vm = lv_vm_get(v, op->uuid);
 	if (kind == OP_DESTROY) {
