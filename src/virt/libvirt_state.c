@@ -271,7 +271,8 @@ int64_t lv_qemu_start_ms(const char *stat, const char *uptime, long hz, int64_t 
 	/* "pid (comm) S ppid …": fields after the last ')' start at field 3;
 	 * starttime is field 22.  A recycled pid would not be QEMU. */
 	const char *open = strchr(stat, '('), *close = strrchr(stat, ')');
-	if (!open || !close || close < open || strncmp(open + 1, "qemu", 4) != 0)
+	if (!open || !close || close < open || strncmp(open + 1, "qemu", 4) != 0 ||
+	    close[1] != ' ')
 		return 0;
 	const char *p = close + 2;
 	for (int field = 3; field < 22 && p; field++) {

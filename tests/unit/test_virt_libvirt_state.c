@@ -302,6 +302,10 @@ static void test_qemu_start(void)
 	g_assert_cmpint(lv_qemu_start_ms("4242 (qemu-system-x86) S 1 2 3\n", "70.50\n", 100, now_ms),
 			==, 0);
 	g_assert_cmpint(lv_qemu_start_ms("4242 qemu-system-x86 S 1\n", "70.50\n", 100, now_ms), ==, 0);
+	/* Nothing after the comm: not a byte is read past the end (a copy of
+	 * its own, so that ASan sees where the text ends). */
+	g_autofree char *cut = g_strdup("4242 (qemu-system-x86)");
+	g_assert_cmpint(lv_qemu_start_ms(cut, "70.50\n", 100, now_ms), ==, 0);
 }
 
 int main(int argc, char **argv)
