@@ -483,6 +483,38 @@ static void test_shutdown(fixture *fx, gconstpointer data)
 	guest_clear(&g);
 }
 
+/* A shutdown timeout beyond what a 32-bit count of ms holds still lets the
+ * guest its time: it is not forced off early by an overflow. */
+static void test_shutdown_long_timeout(fixture *fx, gconstpointer data)
+{
+	guest g;
+	guest_init(&g, "long");
+	/* The test driver's guest then ignores the shutdown, as a guest
+	 * without ACPI would: it stays running. */
+	g_autofree char *xml = g.xml;
+	g_auto(GStrv) parts = g_strsplit(xml, "<on_poweroff>destroy</on_poweroff>", 2);
+	g.xml = g_strjoinv("<on_poweroff>restart</on_poweroff>", parts);
+	start_ok(fx, &g);
+	wait_state(&fx->rec, g.uuid, HERD_VM_RUNNING);
+	op_result r = { 0 };
+	/* 4294968 s is 4294968000 ms: 704 ms once cut to 32 bits. */
+	fx->v->ops->shutdown(fx->v, g.uuid, 4294968u, on_done, &r);
+	run_for(1500);
+	g_assert_false(r.done);
+	g_assert_cmpint(cached_fact(fx->v, g.uuid).state, ==, HERD_VM_STOPPING);
+	g_assert_cmpuint(count_facts(&fx->rec, g.uuid, HERD_VM_STOPPED), ==, 0);
+	/* A destroy ends the wait: the shutdown completes with it. */
+	op_result d = { 0 };
+	fx->v->ops->destroy(fx->v, g.uuid, on_done, &d);
+	expect_ok(&d);
+	expect_ok(&r);
+	wait_state(&fx->rec, g.uuid, HERD_VM_STOPPED);
+	g_assert_cmpstr(last_fact(&fx->rec, g.uuid)->reason, ==, "destroyed");
+	op_result_clear(&d);
+	op_result_clear(&r);
+	guest_clear(&g);
+}
+
 /* Facts follow libvirt's events for what others do. */
 static void test_outside_events(fixture *fx, gconstpointer data)
 {
@@ -759,6 +791,8 @@ int main(int argc, char **argv)
 		   teardown);
 	g_test_add("/virt/libvirt/errors", fixture, NULL, setup, test_errors, teardown);
 	g_test_add("/virt/libvirt/shutdown", fixture, NULL, setup, test_shutdown, teardown);
+	g_test_add("/virt/libvirt/shutdown-long-timeout", fixture, NULL, setup,
+		   test_shutdown_long_timeout, teardown);
 	g_test_add("/virt/libvirt/outside-events", fixture, NULL, setup, test_outside_events,
 		   teardown);
 	g_test_add("/virt/libvirt/order-and-parallel", fixture, NULL, setup,
