@@ -120,6 +120,10 @@ static void h_odd_error(http_request *req, gpointer user_data)
 						      "message", "I am a teapot."));
 	else if (g_strcmp0(kind, "no-message") == 0)
 		http_respond_json(req, 500, json_pack("{s:i}", "x", 1));
+	else if (g_strcmp0(kind, "data-with-error") == 0)
+		/* a VM whose last start failed: its "error" is data */
+		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", "web1", "error",
+						      "Cannot start: no such disk."));
 	else if (g_strcmp0(kind, "foreign") == 0) {
 		g_autoptr(GError) e = g_error_new_literal(G_FILE_ERROR, G_FILE_ERROR_FAILED, "Foreign.");
 		http_respond_error(req, e);
@@ -877,6 +881,10 @@ static void test_client(void)
 			    "The daemon reported an error without a message.");
 	expect_client_error(&opts, "GET", "/api/v1/odd", HERD_ERR_INTERNAL,
 			    "answered HTTP 200 with something that is not JSON");
+	/* a 2xx answer is data, whatever fields it has (a VM's "error") */
+	g_autoptr(json_t) vm = client(&opts, "GET", "/api/v1/odd?kind=data-with-error", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(json_string_value(json_object_get(vm, "error")), ==, "Cannot start: no such disk.");
 	/* nobody there */
 	g_autofree char *gone = g_build_filename(S.dir, "gone.sock", NULL);
 	herd_client_options nobody = { .socket_path = gone };
