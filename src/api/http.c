@@ -40,8 +40,9 @@ struct http_server {
 struct http_request {
 	http_listener *listener;
 	struct MHD_Connection *conn;
-	char *method;
+	char *method;              /* NULL until the headers are in */
 	char *path;
+	char *bad_path;            /* why the raw path is refused, or NULL */
 	GByteArray *body;
 	bool body_too_large;
 	bool dispatched;
@@ -248,26 +249,67 @@ static enum MHD_Result queue_prepared(http_request *req)
 	return rc;
 }
 
+/*
+ * Why the raw @uri's path cannot be served, or NULL.  libmicrohttpd decodes
+ * the path into a C string before the access handler sees it: "%00" would
+ * cut a segment short ("/vms/ca%00/xml" served as "/vms/ca") and "%2F"
+ * would make one segment two.  Other escapes are decoded as usual ("%20");
+ * "%252F" stays a name holding "%2F".
+ */
+static char *path_problem(const char *uri)
+{
+	size_t n = strcspn(uri, "?");
+	for (size_t i = 0; i + 2 < n; i++) {
+		if (uri[i] != '%')
+			continue;
+		if (uri[i + 1] == '0' && uri[i + 2] == '0')
+			return g_strdup_printf("The path %.*s holds %%00, an encoded NUL byte, "
+					       "which no name can contain.", (int)n, uri);
+		if (uri[i + 1] == '2' && g_ascii_toupper(uri[i + 2]) == 'F')
+			return g_strdup_printf("The path %.*s holds %%2F, an encoded '/', which no "
+					       "name can contain; a plain '/' separates segments.",
+					       (int)n, uri);
+	}
+	return NULL;
+}
+
+/*
+ * A request begins: libmicrohttpd passes its raw URI (before it decodes
+ * anything) and keeps what this returns as the request's *con_cls.  Unlike
+ * MHD_OPTION_UNESCAPE_CALLBACK, which is called alike for the path and each
+ * query argument and cannot refuse anything, this sees the path as sent.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	http_listener *l = cls;
+	http_request *req = g_new0(http_request, 1);
+	req->listener = l;
+	req->conn = conn;
+	req->bad_path = uri ? path_problem(uri) : NULL;
+	req->body = g_byte_array_new();
+	req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
+	req->peer = l->is_unix ? g_strdup("unix") : peer_address_of(conn);
+	l->live++;
+	return req;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version,
 				 const char *upload_data, size_t *upload_data_size,
 				 void **con_cls)
 {
-	http_listener *l = cls;
 	http_request *req = *con_cls;
 
-	if (!req) {
-		req = g_new0(http_request, 1);
-		req->listener = l;
-		req->conn = conn;
+	if (!req->method) {
+		/* the headers are in: the first call */
 		req->method = g_strdup(method);
 		req->path = g_strdup(url);
-		req->body = g_byte_array_new();
-		req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-		req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
-		req->peer = l->is_unix ? g_strdup("unix") : peer_address_of(conn);
-		l->live++;
-		*con_cls = req;
+		if (req->bad_path) {
+			req->dispatched = true;
+			http_respond_errorf(req, HERD_ERR_INVALID, "%s", req->bad_path);
+			return queue_prepared(req);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -297,6 +339,7 @@ static void request_free(http_request *req)
 	g_hash_table_unref(req->params);
 	g_free(req->method);
 	g_free(req->path);
+	g_free(req->bad_path);
 	g_free(req->user);
 	g_free(req->peer);
 	g_free(req);
@@ -517,6 +560,7 @@ static bool listener_start(http_server *srv, http_listener *l, unsigned flags,
 				  0, NULL, NULL, on_access, l,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				  MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 				  MHD_OPTION_ARRAY, options,

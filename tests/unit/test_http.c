@@ -474,6 +474,43 @@ static void test_not_found(void)
 	}
 }
 
+/* A path segment is a name: an encoded NUL would cut it short (libmicrohttpd
+ * hands the decoded path over as a C string) and an encoded '/' would split
+ * it, so both are refused, in any case and on any route.  Other escapes are
+ * decoded. */
+static void test_path_escapes(void)
+{
+	static const struct { const char *path, *needle; } bad[] = {
+		{ "/api/v1/vms/ca%00", "%00" },
+		{ "/api/v1/vms/ca%00/disks/vda", "%00" },
+		{ "/api/v1/vms/web1%00x", "an encoded NUL byte" },
+		{ "/api/v1/vms/a%2Fdisks%2Fvda", "%2F" },
+		{ "/api/v1/vms/a%2fdisks%2fvda", "an encoded '/'" },
+		{ "/api/v1/vms/web1%2F", "/api/v1/vms/web1%2F" },
+		{ "/api/v1/ping%00", "%00" },
+		{ "/api/v1/nope%2F", "%2F" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(call) c = request("GET", bad[i].path, NULL);
+		expect_error(c, 400, "invalid", bad[i].needle);
+		/* also before authentication */
+		g_autoptr(call) anon = request_full(VIA_TCP, "GET", bad[i].path, NULL, 0, NULL);
+		expect_error(anon, 400, "invalid", bad[i].needle);
+	}
+	/* other escapes are decoded; "%252F" is a name holding "%2F" */
+	g_autoptr(call) space = request("GET", "/api/v1/vms/a%20b", NULL);
+	g_assert_cmpstr(str(space, "vm"), ==, "a b");
+	g_autoptr(call) pct = request("GET", "/api/v1/vms/a%252Fb", NULL);
+	g_assert_cmpint(pct->status, ==, 200);
+	g_assert_cmpstr(str(pct, "vm"), ==, "a%2Fb");
+	g_autoptr(call) pct0 = request("GET", "/api/v1/vms/%2500", NULL);
+	g_assert_cmpstr(str(pct0, "vm"), ==, "%00");
+	/* escapes in the query are the query's business */
+	g_autoptr(call) q = request("GET", "/api/v1/query?a=x%2Fy", NULL);
+	g_assert_cmpint(q->status, ==, 200);
+	g_assert_cmpstr(str(q, "a"), ==, "x/y");
+}
+
 static void test_method_not_allowed(void)
 {
 	g_autoptr(call) c = request("POST", "/api/v1/vms/web1", "{}");
@@ -966,6 +1003,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	g_test_add_data_func("/http/routing", test_routing, with_server);
 	g_test_add_data_func("/http/not-found", test_not_found, with_server);
+	g_test_add_data_func("/http/path-escapes", test_path_escapes, with_server);
 	g_test_add_data_func("/http/method-not-allowed", test_method_not_allowed, with_server);
 	g_test_add_data_func("/http/errors", test_errors, with_server);
 	g_test_add_data_func("/http/body-limit", test_body_limit, with_server);
