@@ -51,6 +51,7 @@ struct http_request {
 	bool answered;
 	struct MHD_Response *response; /* prepared while suspended */
 	unsigned status;
+	const http_route *route;       /* once admitted */
 	GHashTable *params;            /* name -> segment */
 	int peer_uid;                  /* -1 unless unix socket */
 	char *user;                    /* authenticated user */
@@ -146,16 +147,16 @@ static bool route_match(const char *pattern, const char *path, GHashTable *param
 	}
 }
 
-static void dispatch(http_request *req)
+/*
+ * Find the route of @req: req->route and its {params}, or false with the
+ * request answered 404 or 405.  Decided before authentication, as it tells
+ * only what the route table tells anyone.
+ */
+static bool route_request(http_request *req)
 {
 	http_server *srv = req->listener->server;
-	GString *allowed = NULL;
+	g_autoptr(GString) allowed = NULL;
 
-	if (req->body_too_large) {
-		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
-				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
-		return;
-	}
 	for (size_t i = 0; i < srv->n_routes; i++) {
 		const http_route *r = &srv->routes[i];
 		if (!route_match(r->pattern, req->path, NULL))
@@ -169,44 +170,89 @@ static void dispatch(http_request *req)
 			continue;
 		}
 		route_match(r->pattern, req->path, req->params);
-		if (!(r->flags & HTTP_ROUTE_PUBLIC)) {
-			g_autoptr(GError) err = NULL;
-			if (http_request_is_local_root(req))
-				req->user = g_strdup("root");
-			else if (srv->auth)
-				req->user = srv->auth(req, srv->user_data, &err);
-			else
-				g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
-					    "This API needs authentication.");
-			if (!req->user) {
-				if (allowed)
-					g_string_free(allowed, TRUE);
-				http_respond_error(req, err);
-				if (req->response && err->code == HERD_ERR_UNAUTHORIZED)
-					MHD_add_response_header(req->response, "WWW-Authenticate",
-								"Basic realm=\"herd\"");
-				return;
-			}
-		}
-		r->handler(req, srv->user_data);
-		if (!req->answered && !req->suspended) {
-			log_err("handler for %s %s returned without answering", req->method,
-				req->path);
-			http_respond_errorf(req, HERD_ERR_INTERNAL, "The request was not answered.");
-		}
-		if (allowed)
-			g_string_free(allowed, TRUE);
-		return;
+		req->route = r;
+		return true;
 	}
 	if (allowed) {
 		http_respond_errorf(req, HERD_ERR_METHOD, "%s is not allowed on %s (allowed: %s).",
 				    req->method, req->path, allowed->str);
 		if (req->response)
 			MHD_add_response_header(req->response, "Allow", allowed->str);
-		g_string_free(allowed, TRUE);
-		return;
+		return false;
 	}
 	http_respond_errorf(req, HERD_ERR_NOT_FOUND, "There is no API resource at %s.", req->path);
+	return false;
+}
+
+/* Answer @req with the authentication error @err (a challenge with 401). */
+static void respond_refused(http_request *req, const GError *err)
+{
+	http_respond_error(req, err);
+	if (req->response && err->domain == HERD_ERROR && err->code == HERD_ERR_UNAUTHORIZED)
+		MHD_add_response_header(req->response, "WWW-Authenticate", "Basic realm=\"herd\"");
+}
+
+/* Who sends @req, for a route that is not public; false if refused (and
+ * answered). */
+static bool authenticate(http_request *req)
+{
+	http_server *srv = req->listener->server;
+	g_autoptr(GError) err = NULL;
+
+	if (http_request_is_local_root(req))
+		req->user = g_strdup("root");
+	else if (srv->auth)
+		req->user = srv->auth(req, srv->user_data, &err);
+	else
+		g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "This API needs authentication.");
+	if (req->user)
+		return true;
+	respond_refused(req, err);
+	return false;
+}
+
+/*
+ * The headers are in: decide what can be decided before reading any of the
+ * body -- the path, the size the body announces, the route and the
+ * credentials -- so that a request to be refused is refused before its
+ * (up to HTTP_MAX_BODY_BYTES) body is read.
+ */
+static void admit(http_request *req)
+{
+	if (req->bad_path) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "%s", req->bad_path);
+		return;
+	}
+	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length && g_ascii_strtoull(length, NULL, 10) > HTTP_MAX_BODY_BYTES) {
+		req->body_too_large = true;
+		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
+				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
+		return;
+	}
+	if (!route_request(req))
+		return;
+	if (!(req->route->flags & HTTP_ROUTE_PUBLIC))
+		authenticate(req);
+}
+
+/* The whole body is in: run the route's handler. */
+static void run_handler(http_request *req)
+{
+	http_server *srv = req->listener->server;
+
+	if (req->body_too_large) {
+		/* a body sent in chunks, without a length announced */
+		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
+				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
+		return;
+	}
+	req->route->handler(req, srv->user_data);
+	if (!req->answered && !req->suspended) {
+		log_err("handler for %s %s returned without answering", req->method, req->path);
+		http_respond_errorf(req, HERD_ERR_INTERNAL, "The request was not answered.");
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -305,11 +351,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		/* the headers are in: the first call */
 		req->method = g_strdup(method);
 		req->path = g_strdup(url);
-		if (req->bad_path) {
-			req->dispatched = true;
-			http_respond_errorf(req, HERD_ERR_INVALID, "%s", req->bad_path);
+		admit(req);
+		if (req->response)
 			return queue_prepared(req);
-		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -323,7 +367,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	}
 	if (!req->dispatched) {
 		req->dispatched = true;
-		dispatch(req);
+		run_handler(req);
 	}
 	if (req->response)
 		return queue_prepared(req);

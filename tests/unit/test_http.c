@@ -148,6 +148,12 @@ static void h_echo(http_request *req, gpointer user_data)
 					      len > 0 && body[0] == 'x'));
 }
 
+static void h_count(http_request *req, gpointer user_data)
+{
+	S.handled++;
+	h_echo(req, user_data);
+}
+
 static void h_bad_message(http_request *req, gpointer user_data)
 {
 	/* a message that is not valid UTF-8 (e.g. made from raw input) */
@@ -171,6 +177,7 @@ static const http_route routes[] = {
 	{ "GET", "/api/v1/header", h_header, HTTP_ROUTE_PUBLIC },
 	{ "POST", "/api/v1/echo", h_echo, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/bad-message", h_bad_message, HTTP_ROUTE_PUBLIC },
+	{ "PUT", "/api/v1/count", h_count, 0 },
 };
 
 /* "Bearer good" is alice; "Bearer banned" is known but forbidden; HTTP
@@ -324,7 +331,9 @@ static gpointer do_call(gpointer p)
 	}
 	if (c->header)
 		hdrs = curl_slist_append(hdrs, c->header);
-	hdrs = curl_slist_append(hdrs, "Expect:");
+	/* the body goes out at once unless the call asks to wait for 100 */
+	if (!c->header || !g_str_has_prefix(c->header, "Expect:"))
+		hdrs = curl_slist_append(hdrs, "Expect:");
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
 	c->rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &c->status);
@@ -579,14 +588,101 @@ static void test_body_limit(void)
 	g_autoptr(call) at = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n, NULL);
 	g_assert_cmpint(at->status, ==, 200);
 	g_assert_cmpint(json_integer_value(json_object_get(at->json, "len")), ==, (json_int_t)n);
-	g_autoptr(call) over = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n + 1, NULL);
+	/* A body announced too large is refused before it is read.  The client
+	 * waits for "100 Continue" as curl does for large bodies: one that sends
+	 * it all at once may see the connection reset instead of the answer. */
+	g_autoptr(call) over = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n + 1,
+					    "Expect: 100-continue");
 	expect_error(over, 413, "too_large", "The request body is larger than 8388608 bytes.");
 	/* also before authentication and routing */
-	g_autoptr(call) anon = request_full(VIA_TCP, "PUT", "/api/v1/vms/x", body, n + 1, NULL);
+	g_autoptr(call) anon = request_full(VIA_TCP, "PUT", "/api/v1/vms/x", body, n + 1,
+					    "Expect: 100-continue");
 	expect_error(anon, 413, "too_large", "larger than");
+	/* one sent in chunks announces no size: counted as it comes */
+	g_autoptr(call) chunked = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n + 1,
+					       "Transfer-Encoding: chunked");
+	expect_error(chunked, 413, "too_large", "The request body is larger than 8388608 bytes.");
 	/* the server goes on */
 	g_autoptr(call) small = request_full(VIA_UNIX, "POST", "/api/v1/echo", "xy", 2, NULL);
 	g_assert_cmpint(json_integer_value(json_object_get(small->json, "len")), ==, 2);
+}
+
+/* Send @head (and no more) to the plain TCP port; what comes back before
+ * the server closes or @timeout_s passes. */
+typedef struct {
+	const char *head;
+	int timeout_s;
+	GString *answer;
+} raw_call;
+
+static gpointer do_raw_call(gpointer p)
+{
+	raw_call *r = p;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)S.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	struct timeval tv = { .tv_sec = r->timeout_s };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	g_assert_cmpint(write(fd, r->head, strlen(r->head)), ==, (ssize_t)strlen(r->head));
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		g_string_append_len(r->answer, buf, n);
+		if (strstr(r->answer->str, "\r\n\r\n") && strstr(r->answer->str, "}"))
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+static char *raw_exchange(const char *head)
+{
+	raw_call r = { head, 5, g_string_new(NULL) };
+	run_blocking(do_raw_call, &r);
+	return g_string_free(r.answer, FALSE);
+}
+
+/* Credentials are checked when the headers are in: a request that will be
+ * refused is refused before its body is read (here: never sent). */
+static void test_credentials_before_body(void)
+{
+	unsigned before = S.handled;
+	g_autofree char *anon = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
+					     "Content-Type: application/json\r\n"
+					     "Content-Length: 8000000\r\n\r\n{\"a\":");
+	if (!g_str_has_prefix(anon, "HTTP/1.1 401 "))
+		g_error("expected a 401 before the body, got '%s'", anon);
+	g_assert_nonnull(strstr(anon, "WWW-Authenticate: Basic realm=\"herd\""));
+	g_assert_nonnull(strstr(anon, "Who are you?"));
+	g_autofree char *wrong = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
+					      "Authorization: Bearer bad\r\n"
+					      "Content-Length: 8000000\r\n\r\n{\"a\":");
+	if (!g_str_has_prefix(wrong, "HTTP/1.1 401 "))
+		g_error("expected a 401 before the body, got '%s'", wrong);
+	g_autofree char *banned = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
+					       "Authorization: Bearer banned\r\n"
+					       "Content-Length: 8000000\r\n\r\n{\"a\":");
+	if (!g_str_has_prefix(banned, "HTTP/1.1 403 "))
+		g_error("expected a 403 before the body, got '%s'", banned);
+	/* a body announced too large is refused before it comes, too */
+	g_autofree char *large = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
+					      "Authorization: Bearer good\r\n"
+					      "Content-Length: 8388609\r\n\r\n{\"a\":");
+	if (!g_str_has_prefix(large, "HTTP/1.1 413 "))
+		g_error("expected a 413 before the body, got '%s'", large);
+	g_assert_cmpuint(S.handled, ==, before);
+	/* an unauthenticated client that waits for "100 Continue" gets none */
+	g_autofree char *cont = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
+					     "Expect: 100-continue\r\n"
+					     "Content-Length: 10\r\n\r\n");
+	if (!g_str_has_prefix(cont, "HTTP/1.1 401 "))
+		g_error("expected a 401 instead of 100 Continue, got '%s'", cont);
+	/* with the right credentials the body is read and the handler runs */
+	g_autoptr(call) good = request_full(VIA_TCP, "PUT", "/api/v1/count", "{\"a\":1}", 0,
+					    "Authorization: Bearer good");
+	g_assert_cmpint(good->status, ==, 200);
+	g_assert_cmpuint(S.handled, ==, before + 1);
 }
 
 static void test_query(void)
@@ -1007,6 +1103,7 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/http/method-not-allowed", test_method_not_allowed, with_server);
 	g_test_add_data_func("/http/errors", test_errors, with_server);
 	g_test_add_data_func("/http/body-limit", test_body_limit, with_server);
+	g_test_add_data_func("/http/credentials-before-body", test_credentials_before_body, with_server);
 	g_test_add_data_func("/http/query", test_query, with_server);
 	g_test_add_data_func("/http/suspended", test_suspended, with_server);
 	g_test_add_data_func("/http/auth", test_auth, with_server);
