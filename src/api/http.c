@@ -32,22 +32,31 @@ struct http_server {
 	const http_route *routes;
 	size_t n_routes;
 	gpointer user_data;
-	http_auth_fn auth;
+	http_credentials *credentials; /* NULL: only local root gets in */
 	GPtrArray *listeners;      /* of http_listener* */
 	GHashTable *suspended;     /* http_request* set */
 };
 
+/* Where a request is, as libmicrohttpd calls on_access() for it. */
+typedef enum {
+	REQ_STARTED,               /* the raw URI is in (on_uri) */
+	REQ_AUTHENTICATING,        /* suspended before its body, credentials being checked */
+	REQ_RECEIVING,             /* admitted: the body comes */
+	REQ_DISPATCHED,            /* the handler has it */
+} request_stage;
+
 struct http_request {
 	http_listener *listener;
 	struct MHD_Connection *conn;
-	char *method;              /* NULL until the headers are in */
+	request_stage stage;
+	char *method;
 	char *path;
 	char *bad_path;            /* why the raw path is refused, or NULL */
 	GByteArray *body;
 	bool body_too_large;
-	bool dispatched;
 	bool suspended;
-	bool owner_holds;          /* suspended: the handler's code will answer */
+	bool owner_holds;          /* suspended: the handler's code (or the
+				    * credential check) will answer */
 	bool answered;
 	struct MHD_Response *response; /* prepared while suspended */
 	unsigned status;
@@ -192,23 +201,37 @@ static void respond_refused(http_request *req, const GError *err)
 		MHD_add_response_header(req->response, "WWW-Authenticate", "Basic realm=\"herd\"");
 }
 
-/* Who sends @req, for a route that is not public; false if refused (and
- * answered). */
-static bool authenticate(http_request *req)
+/*
+ * Who sends @req, for a route that is not public: local root, remembered
+ * credentials, or -- the password must be checked -- wait suspended, before
+ * the body is read, for on_credentials_checked().  A refusal is answered.
+ */
+static void authenticate(http_request *req)
 {
 	http_server *srv = req->listener->server;
 	g_autoptr(GError) err = NULL;
 
-	if (http_request_is_local_root(req))
+	if (http_request_is_local_root(req)) {
 		req->user = g_strdup("root");
-	else if (srv->auth)
-		req->user = srv->auth(req, srv->user_data, &err);
-	else
+		return;
+	}
+	if (!srv->credentials) {
 		g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "This API needs authentication.");
-	if (req->user)
-		return true;
-	respond_refused(req, err);
-	return false;
+		respond_refused(req, err);
+		return;
+	}
+	switch (http_credentials_check(srv->credentials, http_request_header(req, "Authorization"),
+				       req->peer, g_get_monotonic_time(), req, &req->user, &err)) {
+	case HTTP_CREDENTIALS_ACCEPTED:
+		break;
+	case HTTP_CREDENTIALS_REFUSED:
+		respond_refused(req, err);
+		break;
+	case HTTP_CREDENTIALS_PENDING:
+		req->stage = REQ_AUTHENTICATING;
+		http_request_suspend(req);
+		break;
+	}
 }
 
 /*
@@ -347,31 +370,40 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 {
 	http_request *req = *con_cls;
 
-	if (!req->method) {
+	switch (req->stage) {
+	case REQ_STARTED:
 		/* the headers are in: the first call */
 		req->method = g_strdup(method);
 		req->path = g_strdup(url);
+		req->stage = REQ_RECEIVING;
 		admit(req);
-		if (req->response)
-			return queue_prepared(req);
-		return MHD_YES;
-	}
-	if (*upload_data_size > 0) {
-		if (req->body->len + *upload_data_size > HTTP_MAX_BODY_BYTES)
-			req->body_too_large = true;
-		else
-			g_byte_array_append(req->body, (const guint8 *)upload_data,
-					    (guint)*upload_data_size);
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	if (!req->dispatched) {
-		req->dispatched = true;
+		break;
+	case REQ_AUTHENTICATING:
+		/* Resumed after the check, still before the body: libmicrohttpd
+		 * repeats the first call.  Refused, or on to the body. */
+		if (!req->response)
+			req->stage = REQ_RECEIVING;
+		break;
+	case REQ_RECEIVING:
+		if (*upload_data_size > 0) {
+			if (req->body->len + *upload_data_size > HTTP_MAX_BODY_BYTES)
+				req->body_too_large = true;
+			else
+				g_byte_array_append(req->body, (const guint8 *)upload_data,
+						    (guint)*upload_data_size);
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		/* the final call: the whole body is in */
+		req->stage = REQ_DISPATCHED;
 		run_handler(req);
+		break;
+	case REQ_DISPATCHED:
+		break;
 	}
 	if (req->response)
 		return queue_prepared(req);
-	/* Resumed without an answer cannot happen; suspended: wait. */
+	/* Suspended, or on to the body: wait. */
 	return MHD_YES;
 }
 
@@ -424,28 +456,64 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ------------------------------------------------------------------ */
 /* Responses                                                           */
 
+/* The code that held @req lets go of it, after the server answered it (as
+ * it stopped) or its connection went away. */
+static void request_let_go(http_request *req)
+{
+	req->owner_holds = false;
+	if (!req->conn)
+		request_free(req);
+}
+
+/* Let libmicrohttpd go on with a suspended request. */
+static void request_resume(http_request *req)
+{
+	req->suspended = false;
+	g_hash_table_remove(req->listener->server->suspended, req);
+	MHD_resume_connection(req->conn);
+	listener_wake(req->listener);
+}
+
 static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
 {
-	bool from_owner = req->owner_holds;
-	req->owner_holds = false;
 	if (!req->conn || req->answered) {
 		/* The server answered already (it stopped), or the client is gone. */
-		g_warn_if_fail(from_owner);
+		g_warn_if_fail(req->owner_holds);
 		MHD_destroy_response(resp);
-		if (!req->conn)
-			request_free(req);
+		request_let_go(req);
 		return;
 	}
+	req->owner_holds = false;
 	req->answered = true;
 	req->status = status;
 	req->response = resp;
 	if (req->listener->draining)
 		MHD_add_response_header(resp, "Connection", "close");
-	if (req->suspended) {
-		req->suspended = false;
-		g_hash_table_remove(req->listener->server->suspended, req);
-		MHD_resume_connection(req->conn);
-		listener_wake(req->listener);
+	if (req->suspended)
+		request_resume(req);
+}
+
+/*
+ * The credential check of a request waiting in REQ_AUTHENTICATING is over:
+ * on to its body with @user, or refused with @error (neither: the checker
+ * stopped first).
+ */
+static void on_credentials_checked(gpointer waiter, const char *user, const GError *error)
+{
+	http_request *req = waiter;
+
+	if (!req->conn || req->answered) {
+		request_let_go(req);
+		return;
+	}
+	if (user) {
+		req->owner_holds = false;
+		req->user = g_strdup(user);
+		request_resume(req);
+	} else if (error) {
+		respond_refused(req, error);
+	} else {
+		http_respond_errorf(req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
 	}
 }
 
@@ -586,9 +654,12 @@ const char *http_request_peer(http_request *req)
 	return req->peer;
 }
 
-void http_server_set_auth(http_server *srv, http_auth_fn fn)
+void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
+			  const http_credentials_config *config)
 {
-	srv->auth = fn;
+	g_return_if_fail(!srv->credentials);
+	srv->credentials = http_credentials_new(config, lookup, srv->user_data,
+						on_credentials_checked);
 }
 
 /* ------------------------------------------------------------------ */
@@ -783,6 +854,8 @@ void http_server_free(http_server *srv)
 		MHD_run(l->mhd);
 	}
 	g_ptr_array_free(srv->listeners, TRUE);
+	/* after the listeners: what waited on a check was answered and is let go */
+	http_credentials_free(srv->credentials);
 	g_hash_table_unref(srv->suspended);
 	g_free(srv);
 }

@@ -9,6 +9,7 @@
 #include "common/client.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/password.h"
 #include "common/tls.h"
 
 #include <curl/curl.h>
@@ -32,6 +33,7 @@ typedef struct {
 	char *ca_cert, *ca_key, *cert, *key;
 	http_request *hanging;
 	unsigned handled;
+	GHashTable *users;  /* user name -> stored password hash */
 } server_fixture;
 
 static server_fixture S;
@@ -180,22 +182,79 @@ static const http_route routes[] = {
 	{ "PUT", "/api/v1/count", h_count, 0 },
 };
 
-/* "Bearer good" is alice; "Bearer banned" is known but forbidden; HTTP
- * Basic alice:secret (as herd_client sends it) is alice too. */
-static char *auth(http_request *req, gpointer user_data, GError **error)
+/* ------------------------------------------------------------------ */
+/* Users and password checks                                           */
+
+/* Made once (a yescrypt hash costs as much as a check). */
+static char *alice_hash;       /* "secret-alice" */
+static char *alice_new_hash;   /* "new-secret-alice" */
+#define N_CROWD 4              /* crowd0..3, passwords "crowd-password-N" */
+static char *crowd_hash[N_CROWD];
+
+/* The "Authorization: Basic …" header of @user:@password. */
+static char *basic(const char *user, const char *password)
+{
+	g_autofree char *cred = g_strdup_printf("%s:%s", user, password);
+	g_autofree char *b64 = g_base64_encode((const guchar *)cred, strlen(cred));
+	return g_strdup_printf("Authorization: Basic %s", b64);
+}
+
+/* The application's side: S.users; "banned" is refused whatever its password. */
+static char *lookup(const char *user, gpointer user_data, GError **error)
 {
 	g_assert_true(user_data == &S);
-	const char *h = http_request_header(req, "Authorization");
-	g_autofree char *basic = g_base64_encode((const guchar *)"alice:secret", 12);
-	g_autofree char *want_basic = g_strdup_printf("Basic %s", basic);
-	if (g_strcmp0(h, "Bearer good") == 0 || g_strcmp0(h, want_basic) == 0)
-		return g_strdup("alice");
-	if (g_strcmp0(h, "Bearer banned") == 0) {
+	if (strcmp(user, "banned") == 0) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_FORBIDDEN, "User 'banned' may not use the API.");
 		return NULL;
 	}
-	g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "Who are you?");
-	return NULL;
+	return g_strdup(g_hash_table_lookup(S.users, user));
+}
+
+/* Every password check goes through here: counted, and held while the
+ * gate is closed. */
+static struct {
+	GMutex lock;
+	GCond cond;
+	bool closed;
+	unsigned inside;   /* checks held at the gate */
+	gint checks;
+} gate;
+
+static bool verify_at_gate(const char *password, const char *hash)
+{
+	g_atomic_int_inc(&gate.checks);
+	g_mutex_lock(&gate.lock);
+	gate.inside++;
+	while (gate.closed)
+		g_cond_wait(&gate.cond, &gate.lock);
+	gate.inside--;
+	g_mutex_unlock(&gate.lock);
+	g_main_context_wakeup(NULL);
+	return herd_password_verify(password, hash);
+}
+
+static void gate_set(bool closed)
+{
+	g_mutex_lock(&gate.lock);
+	gate.closed = closed;
+	g_cond_broadcast(&gate.cond);
+	g_mutex_unlock(&gate.lock);
+}
+
+static unsigned gate_inside(void)
+{
+	g_mutex_lock(&gate.lock);
+	unsigned n = gate.inside;
+	g_mutex_unlock(&gate.lock);
+	return n;
+}
+
+static const http_credentials_config test_checker = { .verify = verify_at_gate };
+
+/* A failed login is logged as a warning (fatal in tests unless expected). */
+static void expect_failed_login(void)
+{
+	g_test_expect_message("api", G_LOG_LEVEL_WARNING, "failed login from *");
 }
 
 static int free_port(void)
@@ -215,8 +274,14 @@ static void server_start(void)
 	S.dir = g_dir_make_tmp("herd-http-XXXXXX", &error);
 	g_assert_no_error(error);
 	S.sock = g_build_filename(S.dir, "run", "herd.sock", NULL); /* "run" made by listen */
+	gate_set(false);
+	g_atomic_int_set(&gate.checks, 0);
+	S.users = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_hash_table_insert(S.users, g_strdup("alice"), g_strdup(alice_hash));
+	for (int i = 0; i < N_CROWD; i++)
+		g_hash_table_insert(S.users, g_strdup_printf("crowd%d", i), g_strdup(crowd_hash[i]));
 	S.srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
-	http_server_set_auth(S.srv, auth);
+	http_server_set_auth(S.srv, lookup, &test_checker);
 	g_assert_true(http_server_listen_unix(S.srv, S.sock, &error));
 	g_assert_no_error(error);
 	S.port = free_port();
@@ -249,6 +314,7 @@ static void rm_rf(const char *path)
 static void server_stop(void)
 {
 	g_clear_pointer(&S.srv, http_server_free);
+	g_clear_pointer(&S.users, g_hash_table_unref);
 	rm_rf(S.dir);
 	g_free(S.dir);
 	g_free(S.sock);
@@ -371,11 +437,13 @@ static call *request_full(via v, const char *method, const char *path, const cha
 	return c;
 }
 
+static char *alice_header;  /* basic("alice", "secret-alice") */
+
 /* As the unix socket's client: root when the tests run as root, else
- * alice through the auth callback. */
+ * alice. */
 static const char *local_auth(void)
 {
-	return getuid() == 0 ? NULL : "Authorization: Bearer good";
+	return getuid() == 0 ? NULL : alice_header;
 }
 
 static call *request(const char *method, const char *path, const char *body)
@@ -654,21 +722,31 @@ static void test_credentials_before_body(void)
 	if (!g_str_has_prefix(anon, "HTTP/1.1 401 "))
 		g_error("expected a 401 before the body, got '%s'", anon);
 	g_assert_nonnull(strstr(anon, "WWW-Authenticate: Basic realm=\"herd\""));
-	g_assert_nonnull(strstr(anon, "Who are you?"));
-	g_autofree char *wrong = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
-					      "Authorization: Bearer bad\r\n"
-					      "Content-Length: 8000000\r\n\r\n{\"a\":");
+	g_assert_nonnull(strstr(anon, "needs a user name and password"));
+	/* a wrong password is checked while the request waits, and that wait
+	 * reads no body either */
+	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
+	g_autofree char *wrong_head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s\r\n"
+						      "Content-Length: 8000000\r\n\r\n{\"a\":",
+						      wrong_hdr);
+	expect_failed_login();
+	g_autofree char *wrong = raw_exchange(wrong_head);
+	g_test_assert_expected_messages();
 	if (!g_str_has_prefix(wrong, "HTTP/1.1 401 "))
 		g_error("expected a 401 before the body, got '%s'", wrong);
-	g_autofree char *banned = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
-					       "Authorization: Bearer banned\r\n"
-					       "Content-Length: 8000000\r\n\r\n{\"a\":");
+	g_assert_nonnull(strstr(wrong, "Wrong user name or password."));
+	g_autofree char *banned_hdr = basic("banned", "whatever-it-is");
+	g_autofree char *banned_head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s\r\n"
+						       "Content-Length: 8000000\r\n\r\n{\"a\":",
+						       banned_hdr);
+	g_autofree char *banned = raw_exchange(banned_head);
 	if (!g_str_has_prefix(banned, "HTTP/1.1 403 "))
 		g_error("expected a 403 before the body, got '%s'", banned);
 	/* a body announced too large is refused before it comes, too */
-	g_autofree char *large = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
-					      "Authorization: Bearer good\r\n"
-					      "Content-Length: 8388609\r\n\r\n{\"a\":");
+	g_autofree char *large_head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s\r\n"
+						      "Content-Length: 8388609\r\n\r\n{\"a\":",
+						      alice_header);
+	g_autofree char *large = raw_exchange(large_head);
 	if (!g_str_has_prefix(large, "HTTP/1.1 413 "))
 		g_error("expected a 413 before the body, got '%s'", large);
 	g_assert_cmpuint(S.handled, ==, before);
@@ -680,7 +758,7 @@ static void test_credentials_before_body(void)
 		g_error("expected a 401 instead of 100 Continue, got '%s'", cont);
 	/* with the right credentials the body is read and the handler runs */
 	g_autoptr(call) good = request_full(VIA_TCP, "PUT", "/api/v1/count", "{\"a\":1}", 0,
-					    "Authorization: Bearer good");
+					    alice_header);
 	g_assert_cmpint(good->status, ==, 200);
 	g_assert_cmpuint(S.handled, ==, before + 1);
 }
@@ -716,30 +794,324 @@ static void test_auth(void)
 	/* public routes need nobody */
 	g_autoptr(call) pub = request_full(VIA_TCP, "GET", "/api/v1/ping", NULL, 0, NULL);
 	g_assert_cmpint(pub->status, ==, 200);
-	/* protected ones ask the callback: 401 with a challenge */
+	/* protected ones need HTTP Basic credentials: 401 with a challenge */
 	unsigned before = S.handled;
 	g_autoptr(call) anon = request_full(VIA_TCP, "GET", "/api/v1/vms/web1", NULL, 0, NULL);
-	expect_error(anon, 401, "unauthorized", "Who are you?");
+	expect_error(anon, 401, "unauthorized",
+		     "This API needs a user name and password (HTTP Basic authentication).");
 	g_autofree char *challenge = header_of(anon, "WWW-Authenticate");
 	g_assert_cmpstr(challenge, ==, "Basic realm=\"herd\"");
 	g_assert_cmpuint(S.handled, ==, before); /* the handler never ran */
-	g_autoptr(call) wrong = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer bad");
-	expect_error(wrong, 401, "unauthorized", "Who are you?");
-	/* a known user without the right gets 403 and no challenge */
-	g_autoptr(call) banned = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer banned");
+	g_autoptr(call) bearer = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer x");
+	expect_error(bearer, 401, "unauthorized", "needs a user name and password");
+	g_autofree char *no_colon = g_strdup_printf("Authorization: Basic %s", "YWxpY2U="); /* "alice" */
+	g_autoptr(call) malformed = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, no_colon);
+	expect_error(malformed, 401, "unauthorized", "The Authorization header holds no user name and password.");
+	g_autofree char *nul = g_strdup_printf("Authorization: Basic %s", "YWxpY2U6c2VjcmV0LWFsaWNlAHg="); /* "alice:secret-alice\0x" */
+	g_autoptr(call) with_nul = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, nul);
+	expect_error(with_nul, 401, "unauthorized", "holds no user name and password");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 0); /* none of those checked a password */
+	/* a wrong password, and an unknown user: the same answer, each after a check */
+	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
+	expect_failed_login();
+	g_autoptr(call) wrong = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, wrong_hdr);
+	g_test_assert_expected_messages();
+	expect_error(wrong, 401, "unauthorized", "Wrong user name or password.");
+	g_autofree char *wrong_challenge = header_of(wrong, "WWW-Authenticate");
+	g_assert_nonnull(wrong_challenge);
+	g_autofree char *nobody_hdr = basic("nobody", "secret-alice");
+	expect_failed_login();
+	g_autoptr(call) nobody = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, nobody_hdr);
+	g_test_assert_expected_messages();
+	expect_error(nobody, 401, "unauthorized", "Wrong user name or password.");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
+	/* what the application refuses, it refuses whatever the password: 403, no challenge */
+	g_autofree char *banned_hdr = basic("banned", "whatever-it-is");
+	g_autoptr(call) banned = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, banned_hdr);
 	expect_error(banned, 403, "forbidden", "User 'banned' may not use the API.");
 	g_autofree char *no_challenge = header_of(banned, "WWW-Authenticate");
 	g_assert_null(no_challenge);
 	/* the right credentials: the handler sees the user */
-	g_autoptr(call) good = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer good");
+	g_autoptr(call) good = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
 	g_assert_cmpint(good->status, ==, 200);
 	g_assert_cmpstr(str(good, "user"), ==, "alice");
+	/* the scheme's name is case-insensitive */
+	g_autofree char *lower = g_strdup_printf("Authorization: basic %s", alice_header + strlen("Authorization: Basic "));
+	g_autoptr(call) lc = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, lower);
+	g_assert_cmpint(lc->status, ==, 200);
 	/* local root on the unix socket needs no credentials */
 	if (getuid() == 0) {
 		g_autoptr(call) root = request_full(VIA_UNIX, "GET", "/api/v1/me", NULL, 0, NULL);
 		g_assert_cmpint(root->status, ==, 200);
 		g_assert_cmpstr(str(root, "user"), ==, "root");
 	}
+}
+
+/* Five failures within a minute from an address: it must wait, even with
+ * the right password; other addresses go on. */
+static void test_auth_failure_limit(void)
+{
+	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
+	for (int i = 0; i < 5; i++) {
+		g_test_expect_message("api", G_LOG_LEVEL_WARNING, "failed login from 127.0.0.1 *");
+		g_autoptr(call) wrong = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, wrong_hdr);
+		expect_error(wrong, 401, "unauthorized", "Wrong user name or password.");
+		g_test_assert_expected_messages();
+	}
+	int checks = g_atomic_int_get(&gate.checks);
+	g_autoptr(call) right = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
+	expect_error(right, 401, "unauthorized", "Too many failed logins from 127.0.0.1; wait a minute.");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, checks); /* refused unchecked */
+	/* the unix socket is another address */
+	g_autoptr(call) local = request_full(VIA_UNIX, "GET", "/api/v1/me", NULL, 0, alice_header);
+	g_assert_cmpint(local->status, ==, 200);
+}
+
+/* A call in its own thread, while this one runs the main loop. */
+typedef struct {
+	call c;
+	blocking b;
+	GThread *thread;
+} async_call;
+
+static async_call *call_start(int port, const char *path, const char *header)
+{
+	async_call *a = g_new0(async_call, 1);
+	a->c = (call){ .via = VIA_TCP, .method = "GET",
+		       .url = g_strdup_printf("http://127.0.0.1:%d%s", port, path),
+		       .header = header, .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+	a->b = (blocking){ do_call, &a->c, 0 };
+	a->thread = g_thread_new("client", blocking_thread, &a->b);
+	return a;
+}
+
+static bool call_done(async_call *a)
+{
+	return g_atomic_int_get(&a->b.done);
+}
+
+static void call_finish(async_call *a)
+{
+	while (!call_done(a))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(a->thread);
+	g_assert_cmpint(a->c.rc, ==, CURLE_OK);
+	a->c.json = json_loadb(a->c.text->str, a->c.text->len, 0, NULL);
+}
+
+static void async_call_free(async_call *a)
+{
+	g_free(a->c.url);
+	g_string_free(a->c.text, TRUE);
+	g_string_free(a->c.headers, TRUE);
+	json_decref(a->c.json);
+	g_free(a);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(async_call, async_call_free)
+
+/* Run the main loop until @n checks wait at the closed gate. */
+static void wait_at_gate(unsigned n)
+{
+	while (gate_inside() < n) {
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+	}
+}
+
+/* The main loop's lateness: how much later than asked a 2 ms timer runs. */
+#define TICK_MS 2
+typedef struct {
+	gint64 last_us, worst_us;
+} lateness;
+
+static gboolean on_tick(gpointer p)
+{
+	lateness *l = p;
+	gint64 now = g_get_monotonic_time();
+	if (l->last_us && now - l->last_us - TICK_MS * 1000 > l->worst_us)
+		l->worst_us = now - l->last_us - TICK_MS * 1000;
+	l->last_us = now;
+	return G_SOURCE_CONTINUE;
+}
+
+#define CROWD_THREADS 8
+#define CROWD_REQUESTS 4
+
+typedef struct {
+	int index;
+	int right;     /* answers that were right */
+	gint *done;
+} crowd_client;
+
+static gpointer crowd_thread(gpointer p)
+{
+	crowd_client *cc = p;
+	for (int i = 0; i < CROWD_REQUESTS; i++) {
+		int u = (cc->index + i) % N_CROWD;
+		g_autofree char *user = g_strdup_printf("crowd%d", u);
+		g_autofree char *password = g_strdup_printf("crowd-password-%d", u);
+		g_autofree char *hdr = basic(user, password);
+		call c = { .via = VIA_TCP, .method = "GET",
+			   .url = g_strdup_printf("http://127.0.0.1:%d/api/v1/me", S.port),
+			   .header = hdr, .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+		do_call(&c);
+		json_t *j = json_loadb(c.text->str, c.text->len, 0, NULL);
+		if (c.rc == CURLE_OK && c.status == 200 &&
+		    g_strcmp0(json_string_value(json_object_get(j, "user")), user) == 0)
+			cc->right++;
+		json_decref(j);
+		g_free(c.url);
+		g_string_free(c.text, TRUE);
+		g_string_free(c.headers, TRUE);
+	}
+	g_atomic_int_inc(cc->done);
+	g_main_context_wakeup(NULL);
+	return NULL;
+}
+
+/*
+ * Many clients at once, each user's password checked (yescrypt, tens of
+ * milliseconds) on a worker thread, while a main-loop timer measures how
+ * late it runs: every answer names the right user, each password is checked
+ * once (requests with the same credentials wait on one check, later ones
+ * find them remembered).  The lateness is printed, not asserted.
+ */
+static void test_auth_off_main_loop(void)
+{
+	lateness l = { 0, 0 };
+	guint timer = g_timeout_add(TICK_MS, on_tick, &l);
+	crowd_client cc[CROWD_THREADS];
+	GThread *t[CROWD_THREADS];
+	gint done = 0;
+	gint64 start_us = g_get_monotonic_time();
+	for (int i = 0; i < CROWD_THREADS; i++) {
+		cc[i] = (crowd_client){ i, 0, &done };
+		t[i] = g_thread_new("crowd", crowd_thread, &cc[i]);
+	}
+	while (g_atomic_int_get(&done) < CROWD_THREADS)
+		g_main_context_iteration(NULL, TRUE);
+	gint64 took_us = g_get_monotonic_time() - start_us;
+	g_source_remove(timer);
+	int right = 0;
+	for (int i = 0; i < CROWD_THREADS; i++) {
+		g_thread_join(t[i]);
+		right += cc[i].right;
+	}
+	g_assert_cmpint(right, ==, CROWD_THREADS * CROWD_REQUESTS);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, N_CROWD);
+	g_test_message("%d requests, %d password checks, in %.0f ms; worst main-loop lateness %.1f ms",
+		       CROWD_THREADS * CROWD_REQUESTS, g_atomic_int_get(&gate.checks),
+		       took_us / 1000.0, l.worst_us / 1000.0);
+}
+
+/* A verified credential is remembered while the user's stored hash is the
+ * one it was verified against; failures never are. */
+static void test_auth_remembered(void)
+{
+	g_autoptr(call) first = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
+	g_assert_cmpint(first->status, ==, 200);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 1);
+	g_autoptr(call) again = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
+	g_assert_cmpint(again->status, ==, 200);
+	g_assert_cmpstr(str(again, "user"), ==, "alice");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 1);
+	/* the password changes: the old one is checked again, and wrong */
+	g_hash_table_insert(S.users, g_strdup("alice"), g_strdup(alice_new_hash));
+	expect_failed_login();
+	g_autoptr(call) old = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
+	g_test_assert_expected_messages();
+	expect_error(old, 401, "unauthorized", "Wrong user name or password.");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
+	g_autofree char *new_header = basic("alice", "new-secret-alice");
+	g_autoptr(call) changed = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, new_header);
+	g_assert_cmpint(changed->status, ==, 200);
+	g_autoptr(call) changed2 = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, new_header);
+	g_assert_cmpint(changed2->status, ==, 200);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 3);
+	/* the user is removed: refused (after a check, as for any unknown user) */
+	g_hash_table_remove(S.users, "alice");
+	expect_failed_login();
+	g_autoptr(call) gone = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, new_header);
+	g_test_assert_expected_messages();
+	expect_error(gone, 401, "unauthorized", "Wrong user name or password.");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 4);
+	/* failures are checked every time */
+	g_autofree char *wrong = basic("crowd0", "wrong-password");
+	for (int i = 0; i < 2; i++) {
+		expect_failed_login();
+		g_autoptr(call) w = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, wrong);
+		g_test_assert_expected_messages();
+		expect_error(w, 401, "unauthorized", "Wrong user name or password.");
+	}
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 6);
+}
+
+/* A server whose checker has one thread and room for one check waiting. */
+static http_server *tiny_checker_server(int *port)
+{
+	static const http_credentials_config tiny = { .threads = 1, .queue_max = 1,
+						      .verify = verify_at_gate };
+	g_autoptr(GError) error = NULL;
+	http_server *srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
+	http_server_set_auth(srv, lookup, &tiny);
+	*port = free_port();
+	g_assert_true(http_server_listen_tcp(srv, "127.0.0.1", *port, NULL, NULL, &error));
+	g_assert_no_error(error);
+	return srv;
+}
+
+/* Checks beyond the threads and the queue are refused with 503 at once. */
+static void test_auth_busy(void)
+{
+	int port;
+	g_autoptr(http_server) srv = tiny_checker_server(&port);
+	g_autofree char *h0 = basic("crowd0", "crowd-password-0");
+	g_autofree char *h1 = basic("crowd1", "crowd-password-1");
+	g_autofree char *h2 = basic("crowd2", "crowd-password-2");
+	gate_set(true);
+	g_autoptr(async_call) a = call_start(port, "/api/v1/me", h0);
+	wait_at_gate(1);
+	/* one of these waits in the queue, the other is refused */
+	g_autoptr(async_call) b = call_start(port, "/api/v1/me", h1);
+	g_autoptr(async_call) c = call_start(port, "/api/v1/me", h2);
+	while (!call_done(b) && !call_done(c))
+		g_main_context_iteration(NULL, TRUE);
+	async_call *refused = call_done(b) ? b : c, *queued = refused == b ? c : b;
+	call_finish(refused);
+	expect_error(&refused->c, 503, "unavailable",
+		     "The server is busy checking other passwords; try again in a moment.");
+	g_assert_false(call_done(a));
+	gate_set(false);
+	call_finish(a);
+	call_finish(queued);
+	g_assert_cmpint(a->c.status, ==, 200);
+	g_assert_cmpint(queued->c.status, ==, 200);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
+}
+
+/* The server stops while requests wait for their checks (one under way,
+ * one queued): they are answered 503, and nothing leaks. */
+static void test_auth_free_while_checking(void)
+{
+	int port;
+	http_server *srv = tiny_checker_server(&port);
+	g_autofree char *h0 = basic("crowd0", "crowd-password-0");
+	g_autofree char *h1 = basic("crowd1", "crowd-password-1");
+	gate_set(true);
+	g_autoptr(async_call) a = call_start(port, "/api/v1/me", h0);
+	wait_at_gate(1);
+	g_autoptr(async_call) b = call_start(port, "/api/v1/me", h1);
+	/* b is suspended once the main loop has seen its headers */
+	for (int i = 0; i < 50; i++) {
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+	}
+	gate_set(false);
+	http_server_free(srv);
+	call_finish(a);
+	call_finish(b);
+	expect_error(&a->c, 503, "unavailable", "The daemon is shutting down.");
+	expect_error(&b->c, 503, "unavailable", "The daemon is shutting down.");
 }
 
 /* Without an auth callback only local root gets in. */
@@ -751,7 +1123,7 @@ static void test_no_auth_callback(void)
 	g_assert_true(http_server_listen_tcp(srv, "127.0.0.1", port, NULL, NULL, &error));
 	int saved = S.port;
 	S.port = port;
-	g_autoptr(call) c = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer good");
+	g_autoptr(call) c = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
 	expect_error(c, 401, "unauthorized", "This API needs authentication.");
 	g_autofree char *challenge = header_of(c, "WWW-Authenticate");
 	g_assert_nonnull(challenge);
@@ -1029,7 +1401,7 @@ static void test_client_https(void)
 {
 	g_autofree char *host = g_strdup_printf("127.0.0.1:%d", S.tls_port);
 	herd_client_options opts = { .host = host, .ca_pem = S.ca_cert, .user = "alice",
-				     .password = "secret", .timeout_s = 30 };
+				     .password = "secret-alice", .timeout_s = 30 };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) r = client(&opts, "GET", "/api/v1/me", NULL, &error);
 	g_assert_no_error(error);
@@ -1038,10 +1410,12 @@ static void test_client_https(void)
 	/* wrong password, no password */
 	herd_client_options wrong = opts;
 	wrong.password = "guess";
-	expect_client_error(&wrong, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Who are you?");
+	expect_failed_login();
+	expect_client_error(&wrong, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Wrong user name or password.");
+	g_test_assert_expected_messages();
 	herd_client_options anon = opts;
 	anon.user = anon.password = NULL;
-	expect_client_error(&anon, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Who are you?");
+	expect_client_error(&anon, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "needs a user name and password");
 	/* another cluster's CA: the server is not trusted */
 	char *other_cert = NULL, *other_key = NULL;
 	g_assert_true(herd_tls_generate("other CA", NULL, NULL, NULL, true, 30, &other_cert, &other_key, NULL));
@@ -1097,6 +1471,13 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	alice_hash = herd_password_hash("secret-alice", NULL);
+	alice_new_hash = herd_password_hash("new-secret-alice", NULL);
+	for (int i = 0; i < N_CROWD; i++) {
+		g_autofree char *pw = g_strdup_printf("crowd-password-%d", i);
+		crowd_hash[i] = herd_password_hash(pw, NULL);
+	}
+	alice_header = basic("alice", "secret-alice");
 	g_test_add_data_func("/http/routing", test_routing, with_server);
 	g_test_add_data_func("/http/not-found", test_not_found, with_server);
 	g_test_add_data_func("/http/path-escapes", test_path_escapes, with_server);
@@ -1107,6 +1488,11 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/http/query", test_query, with_server);
 	g_test_add_data_func("/http/suspended", test_suspended, with_server);
 	g_test_add_data_func("/http/auth", test_auth, with_server);
+	g_test_add_data_func("/http/auth-failure-limit", test_auth_failure_limit, with_server);
+	g_test_add_data_func("/http/auth-off-main-loop", test_auth_off_main_loop, with_server);
+	g_test_add_data_func("/http/auth-remembered", test_auth_remembered, with_server);
+	g_test_add_data_func("/http/auth-busy", test_auth_busy, with_server);
+	g_test_add_data_func("/http/auth-free-while-checking", test_auth_free_while_checking, with_server);
 	g_test_add_data_func("/http/no-auth-callback", test_no_auth_callback, with_server);
 	g_test_add_data_func("/http/bytes", test_bytes, with_server);
 	g_test_add_data_func("/http/listen-errors", test_listen_errors, with_server);
@@ -1119,5 +1505,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/http-restart/stop-tcp-with-suspended", test_stop_tcp_with_suspended);
 	int rc = g_test_run();
 	curl_global_cleanup();
+	g_free(alice_hash);
+	g_free(alice_new_hash);
+	for (int i = 0; i < N_CROWD; i++)
+		g_free(crowd_hash[i]);
+	g_free(alice_header);
 	return rc;
 }
