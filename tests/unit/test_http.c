@@ -251,6 +251,14 @@ static unsigned gate_inside(void)
 
 static const http_credentials_config test_checker = { .verify = verify_at_gate };
 
+/* The Authorization header of crowd user @i. */
+static char *crowd_header(int i)
+{
+	g_autofree char *user = g_strdup_printf("crowd%d", i);
+	g_autofree char *password = g_strdup_printf("crowd-password-%d", i);
+	return basic(user, password);
+}
+
 /* A failed login is logged as a warning (fatal in tests unless expected). */
 static void expect_failed_login(void)
 {
@@ -487,6 +495,16 @@ static const char *str(call *c, const char *key)
 	return json_string_value(json_object_get(c->json, key));
 }
 
+/* GET /api/v1/me over TCP with @header: a failed login (logged), 401. */
+static call *wrong_login(const char *header)
+{
+	expect_failed_login();
+	call *c = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, header);
+	g_test_assert_expected_messages();
+	expect_error(c, 401, "unauthorized", "Wrong user name or password.");
+	return c;
+}
+
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
 
@@ -711,44 +729,39 @@ static char *raw_exchange(const char *head)
 	return g_string_free(r.answer, FALSE);
 }
 
+/* PUT /api/v1/count with @header (or none) announcing a body of @length
+ * bytes, of which only a few come: the answer, which must have @status. */
+static char *answered_before_body(const char *header, unsigned long length, unsigned status)
+{
+	g_autofree char *head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s%s"
+						"Content-Length: %lu\r\n\r\n{\"a\":",
+						header ? header : "", header ? "\r\n" : "", length);
+	char *answer = raw_exchange(head);
+	g_autofree char *want = g_strdup_printf("HTTP/1.1 %u ", status);
+	if (!g_str_has_prefix(answer, want))
+		g_error("expected %u before the body, got '%s'", status, answer);
+	return answer;
+}
+
 /* Credentials are checked when the headers are in: a request that will be
  * refused is refused before its body is read (here: never sent). */
 static void test_credentials_before_body(void)
 {
 	unsigned before = S.handled;
-	g_autofree char *anon = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
-					     "Content-Type: application/json\r\n"
-					     "Content-Length: 8000000\r\n\r\n{\"a\":");
-	if (!g_str_has_prefix(anon, "HTTP/1.1 401 "))
-		g_error("expected a 401 before the body, got '%s'", anon);
+	g_autofree char *anon = answered_before_body(NULL, 8000000, 401);
 	g_assert_nonnull(strstr(anon, "WWW-Authenticate: Basic realm=\"herd\""));
 	g_assert_nonnull(strstr(anon, "needs a user name and password"));
 	/* a wrong password is checked while the request waits, and that wait
 	 * reads no body either */
 	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
-	g_autofree char *wrong_head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s\r\n"
-						      "Content-Length: 8000000\r\n\r\n{\"a\":",
-						      wrong_hdr);
 	expect_failed_login();
-	g_autofree char *wrong = raw_exchange(wrong_head);
+	g_autofree char *wrong = answered_before_body(wrong_hdr, 8000000, 401);
 	g_test_assert_expected_messages();
-	if (!g_str_has_prefix(wrong, "HTTP/1.1 401 "))
-		g_error("expected a 401 before the body, got '%s'", wrong);
 	g_assert_nonnull(strstr(wrong, "Wrong user name or password."));
 	g_autofree char *banned_hdr = basic("banned", "whatever-it-is");
-	g_autofree char *banned_head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s\r\n"
-						       "Content-Length: 8000000\r\n\r\n{\"a\":",
-						       banned_hdr);
-	g_autofree char *banned = raw_exchange(banned_head);
-	if (!g_str_has_prefix(banned, "HTTP/1.1 403 "))
-		g_error("expected a 403 before the body, got '%s'", banned);
+	g_autofree char *banned = answered_before_body(banned_hdr, 8000000, 403);
 	/* a body announced too large is refused before it comes, too */
-	g_autofree char *large_head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s\r\n"
-						      "Content-Length: 8388609\r\n\r\n{\"a\":",
-						      alice_header);
-	g_autofree char *large = raw_exchange(large_head);
-	if (!g_str_has_prefix(large, "HTTP/1.1 413 "))
-		g_error("expected a 413 before the body, got '%s'", large);
+	g_autofree char *large = answered_before_body(alice_header, HTTP_MAX_BODY_BYTES + 1, 413);
 	g_assert_cmpuint(S.handled, ==, before);
 	/* an unauthenticated client that waits for "100 Continue" gets none */
 	g_autofree char *cont = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
@@ -813,17 +826,11 @@ static void test_auth(void)
 	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 0); /* none of those checked a password */
 	/* a wrong password, and an unknown user: the same answer, each after a check */
 	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
-	expect_failed_login();
-	g_autoptr(call) wrong = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, wrong_hdr);
-	g_test_assert_expected_messages();
-	expect_error(wrong, 401, "unauthorized", "Wrong user name or password.");
+	g_autoptr(call) wrong = wrong_login(wrong_hdr);
 	g_autofree char *wrong_challenge = header_of(wrong, "WWW-Authenticate");
 	g_assert_nonnull(wrong_challenge);
 	g_autofree char *nobody_hdr = basic("nobody", "secret-alice");
-	expect_failed_login();
-	g_autoptr(call) nobody = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, nobody_hdr);
-	g_test_assert_expected_messages();
-	expect_error(nobody, 401, "unauthorized", "Wrong user name or password.");
+	g_autoptr(call) nobody = wrong_login(nobody_hdr);
 	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
 	/* what the application refuses, it refuses whatever the password: 403, no challenge */
 	g_autofree char *banned_hdr = basic("banned", "whatever-it-is");
@@ -852,12 +859,8 @@ static void test_auth(void)
 static void test_auth_failure_limit(void)
 {
 	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
-	for (int i = 0; i < 5; i++) {
-		g_test_expect_message("api", G_LOG_LEVEL_WARNING, "failed login from 127.0.0.1 *");
-		g_autoptr(call) wrong = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, wrong_hdr);
-		expect_error(wrong, 401, "unauthorized", "Wrong user name or password.");
-		g_test_assert_expected_messages();
-	}
+	for (int i = 0; i < 5; i++)
+		call_free(wrong_login(wrong_hdr));
 	int checks = g_atomic_int_get(&gate.checks);
 	g_autoptr(call) right = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
 	expect_error(right, 401, "unauthorized", "Too many failed logins from 127.0.0.1; wait a minute.");
@@ -918,6 +921,15 @@ static void wait_at_gate(unsigned n)
 	}
 }
 
+/* Close the gate and send a call whose check then waits there. */
+static async_call *call_held_at_gate(int port, const char *header)
+{
+	gate_set(true);
+	async_call *a = call_start(port, "/api/v1/me", header);
+	wait_at_gate(1);
+	return a;
+}
+
 /* The main loop's lateness: how much later than asked a 2 ms timer runs. */
 #define TICK_MS 2
 typedef struct {
@@ -949,8 +961,7 @@ static gpointer crowd_thread(gpointer p)
 	for (int i = 0; i < CROWD_REQUESTS; i++) {
 		int u = (cc->index + i) % N_CROWD;
 		g_autofree char *user = g_strdup_printf("crowd%d", u);
-		g_autofree char *password = g_strdup_printf("crowd-password-%d", u);
-		g_autofree char *hdr = basic(user, password);
+		g_autofree char *hdr = crowd_header(u);
 		call c = { .via = VIA_TCP, .method = "GET",
 			   .url = g_strdup_printf("http://127.0.0.1:%d/api/v1/me", S.port),
 			   .header = hdr, .text = g_string_new(NULL), .headers = g_string_new(NULL) };
@@ -1017,10 +1028,7 @@ static void test_auth_remembered(void)
 	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 1);
 	/* the password changes: the old one is checked again, and wrong */
 	g_hash_table_insert(S.users, g_strdup("alice"), g_strdup(alice_new_hash));
-	expect_failed_login();
-	g_autoptr(call) old = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
-	g_test_assert_expected_messages();
-	expect_error(old, 401, "unauthorized", "Wrong user name or password.");
+	call_free(wrong_login(alice_header));
 	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
 	g_autofree char *new_header = basic("alice", "new-secret-alice");
 	g_autoptr(call) changed = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, new_header);
@@ -1030,19 +1038,12 @@ static void test_auth_remembered(void)
 	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 3);
 	/* the user is removed: refused (after a check, as for any unknown user) */
 	g_hash_table_remove(S.users, "alice");
-	expect_failed_login();
-	g_autoptr(call) gone = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, new_header);
-	g_test_assert_expected_messages();
-	expect_error(gone, 401, "unauthorized", "Wrong user name or password.");
+	call_free(wrong_login(new_header));
 	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 4);
 	/* failures are checked every time */
 	g_autofree char *wrong = basic("crowd0", "wrong-password");
-	for (int i = 0; i < 2; i++) {
-		expect_failed_login();
-		g_autoptr(call) w = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, wrong);
-		g_test_assert_expected_messages();
-		expect_error(w, 401, "unauthorized", "Wrong user name or password.");
-	}
+	for (int i = 0; i < 2; i++)
+		call_free(wrong_login(wrong));
 	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 6);
 }
 
@@ -1065,12 +1066,8 @@ static void test_auth_busy(void)
 {
 	int port;
 	g_autoptr(http_server) srv = tiny_checker_server(&port);
-	g_autofree char *h0 = basic("crowd0", "crowd-password-0");
-	g_autofree char *h1 = basic("crowd1", "crowd-password-1");
-	g_autofree char *h2 = basic("crowd2", "crowd-password-2");
-	gate_set(true);
-	g_autoptr(async_call) a = call_start(port, "/api/v1/me", h0);
-	wait_at_gate(1);
+	g_autofree char *h0 = crowd_header(0), *h1 = crowd_header(1), *h2 = crowd_header(2);
+	g_autoptr(async_call) a = call_held_at_gate(port, h0);
 	/* one of these waits in the queue, the other is refused */
 	g_autoptr(async_call) b = call_start(port, "/api/v1/me", h1);
 	g_autoptr(async_call) c = call_start(port, "/api/v1/me", h2);
@@ -1095,11 +1092,8 @@ static void test_auth_free_while_checking(void)
 {
 	int port;
 	http_server *srv = tiny_checker_server(&port);
-	g_autofree char *h0 = basic("crowd0", "crowd-password-0");
-	g_autofree char *h1 = basic("crowd1", "crowd-password-1");
-	gate_set(true);
-	g_autoptr(async_call) a = call_start(port, "/api/v1/me", h0);
-	wait_at_gate(1);
+	g_autofree char *h0 = crowd_header(0), *h1 = crowd_header(1);
+	g_autoptr(async_call) a = call_held_at_gate(port, h0);
 	g_autoptr(async_call) b = call_start(port, "/api/v1/me", h1);
 	/* b is suspended once the main loop has seen its headers */
 	for (int i = 0; i < 50; i++) {
