@@ -32,24 +32,35 @@ struct http_server {
 	const http_route *routes;
 	size_t n_routes;
 	gpointer user_data;
-	http_auth_fn auth;
+	http_credentials *credentials; /* NULL: only local root gets in */
 	GPtrArray *listeners;      /* of http_listener* */
 	GHashTable *suspended;     /* http_request* set */
 };
 
+/* Where a request is, as libmicrohttpd calls on_access() for it. */
+typedef enum {
+	REQ_STARTED,               /* the raw URI is in (on_uri) */
+	REQ_AUTHENTICATING,        /* suspended before its body, credentials being checked */
+	REQ_RECEIVING,             /* admitted: the body comes */
+	REQ_DISPATCHED,            /* the handler has it */
+} request_stage;
+
 struct http_request {
 	http_listener *listener;
 	struct MHD_Connection *conn;
+	request_stage stage;
 	char *method;
 	char *path;
+	char *bad_path;            /* why the raw path is refused, or NULL */
 	GByteArray *body;
 	bool body_too_large;
-	bool dispatched;
 	bool suspended;
-	bool owner_holds;          /* suspended: the handler's code will answer */
+	bool owner_holds;          /* suspended: the handler's code (or the
+				    * credential check) will answer */
 	bool answered;
 	struct MHD_Response *response; /* prepared while suspended */
 	unsigned status;
+	const http_route *route;       /* once admitted */
 	GHashTable *params;            /* name -> segment */
 	int peer_uid;                  /* -1 unless unix socket */
 	char *user;                    /* authenticated user */
@@ -145,16 +156,16 @@ static bool route_match(const char *pattern, const char *path, GHashTable *param
 	}
 }
 
-static void dispatch(http_request *req)
+/*
+ * Find the route of @req: req->route and its {params}, or false with the
+ * request answered 404 or 405.  Decided before authentication, as it tells
+ * only what the route table tells anyone.
+ */
+static bool route_request(http_request *req)
 {
 	http_server *srv = req->listener->server;
-	GString *allowed = NULL;
+	g_autoptr(GString) allowed = NULL;
 
-	if (req->body_too_large) {
-		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
-				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
-		return;
-	}
 	for (size_t i = 0; i < srv->n_routes; i++) {
 		const http_route *r = &srv->routes[i];
 		if (!route_match(r->pattern, req->path, NULL))
@@ -168,44 +179,103 @@ static void dispatch(http_request *req)
 			continue;
 		}
 		route_match(r->pattern, req->path, req->params);
-		if (!(r->flags & HTTP_ROUTE_PUBLIC)) {
-			g_autoptr(GError) err = NULL;
-			if (http_request_is_local_root(req))
-				req->user = g_strdup("root");
-			else if (srv->auth)
-				req->user = srv->auth(req, srv->user_data, &err);
-			else
-				g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
-					    "This API needs authentication.");
-			if (!req->user) {
-				if (allowed)
-					g_string_free(allowed, TRUE);
-				http_respond_error(req, err);
-				if (req->response && err->code == HERD_ERR_UNAUTHORIZED)
-					MHD_add_response_header(req->response, "WWW-Authenticate",
-								"Basic realm=\"herd\"");
-				return;
-			}
-		}
-		r->handler(req, srv->user_data);
-		if (!req->answered && !req->suspended) {
-			log_err("handler for %s %s returned without answering", req->method,
-				req->path);
-			http_respond_errorf(req, HERD_ERR_INTERNAL, "The request was not answered.");
-		}
-		if (allowed)
-			g_string_free(allowed, TRUE);
-		return;
+		req->route = r;
+		return true;
 	}
 	if (allowed) {
 		http_respond_errorf(req, HERD_ERR_METHOD, "%s is not allowed on %s (allowed: %s).",
 				    req->method, req->path, allowed->str);
 		if (req->response)
 			MHD_add_response_header(req->response, "Allow", allowed->str);
-		g_string_free(allowed, TRUE);
-		return;
+		return false;
 	}
 	http_respond_errorf(req, HERD_ERR_NOT_FOUND, "There is no API resource at %s.", req->path);
+	return false;
+}
+
+/* Answer @req with the authentication error @err (a challenge with 401). */
+static void respond_refused(http_request *req, const GError *err)
+{
+	http_respond_error(req, err);
+	if (req->response && err->domain == HERD_ERROR && err->code == HERD_ERR_UNAUTHORIZED)
+		MHD_add_response_header(req->response, "WWW-Authenticate", "Basic realm=\"herd\"");
+}
+
+/*
+ * Who sends @req, for a route that is not public: local root, remembered
+ * credentials, or -- the password must be checked -- wait suspended, before
+ * the body is read, for on_credentials_checked().  A refusal is answered.
+ */
+static void authenticate(http_request *req)
+{
+	http_server *srv = req->listener->server;
+	g_autoptr(GError) err = NULL;
+
+	if (http_request_is_local_root(req)) {
+		req->user = g_strdup("root");
+		return;
+	}
+	if (!srv->credentials) {
+		g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "This API needs authentication.");
+		respond_refused(req, err);
+		return;
+	}
+	switch (http_credentials_check(srv->credentials, http_request_header(req, "Authorization"),
+				       req->peer, g_get_monotonic_time(), req, &req->user, &err)) {
+	case HTTP_CREDENTIALS_ACCEPTED:
+		break;
+	case HTTP_CREDENTIALS_REFUSED:
+		respond_refused(req, err);
+		break;
+	case HTTP_CREDENTIALS_PENDING:
+		req->stage = REQ_AUTHENTICATING;
+		http_request_suspend(req);
+		break;
+	}
+}
+
+/*
+ * The headers are in: decide what can be decided before reading any of the
+ * body -- the path, the size the body announces, the route and the
+ * credentials -- so that a request to be refused is refused before its
+ * (up to HTTP_MAX_BODY_BYTES) body is read.
+ */
+static void admit(http_request *req)
+{
+	if (req->bad_path) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "%s", req->bad_path);
+		return;
+	}
+	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length && g_ascii_strtoull(length, NULL, 10) > HTTP_MAX_BODY_BYTES) {
+		req->body_too_large = true;
+		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
+				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
+		return;
+	}
+	if (!route_request(req))
+		return;
+	if (!(req->route->flags & HTTP_ROUTE_PUBLIC))
+		authenticate(req);
+}
+
+/* The whole body is in: run the route's handler. */
+static void run_handler(http_request *req)
+{
+	http_server *srv = req->listener->server;
+
+	if (req->body_too_large) {
+		/* a body sent in chunks, without a length announced */
+		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
+				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
+		return;
+	}
+	req->route->handler(req, srv->user_data);
+	if (!req->answered && !req->suspended) {
+		log_err("handler for %s %s returned without answering", req->method, req->path);
+		http_respond_errorf(req, HERD_ERR_INTERNAL, "The request was not answered.");
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -248,44 +318,92 @@ static enum MHD_Result queue_prepared(http_request *req)
 	return rc;
 }
 
+/*
+ * Why the raw @uri's path cannot be served, or NULL.  libmicrohttpd decodes
+ * the path into a C string before the access handler sees it: "%00" would
+ * cut a segment short ("/vms/ca%00/xml" served as "/vms/ca") and "%2F"
+ * would make one segment two.  Other escapes are decoded as usual ("%20");
+ * "%252F" stays a name holding "%2F".
+ */
+static char *path_problem(const char *uri)
+{
+	size_t n = strcspn(uri, "?");
+	for (size_t i = 0; i + 2 < n; i++) {
+		if (uri[i] != '%')
+			continue;
+		if (uri[i + 1] == '0' && uri[i + 2] == '0')
+			return g_strdup_printf("The path %.*s holds %%00, an encoded NUL byte, "
+					       "which no name can contain.", (int)n, uri);
+		if (uri[i + 1] == '2' && g_ascii_toupper(uri[i + 2]) == 'F')
+			return g_strdup_printf("The path %.*s holds %%2F, an encoded '/', which no "
+					       "name can contain; a plain '/' separates segments.",
+					       (int)n, uri);
+	}
+	return NULL;
+}
+
+/*
+ * A request begins: libmicrohttpd passes its raw URI (before it decodes
+ * anything) and keeps what this returns as the request's *con_cls.  Unlike
+ * MHD_OPTION_UNESCAPE_CALLBACK, which is called alike for the path and each
+ * query argument and cannot refuse anything, this sees the path as sent.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	http_listener *l = cls;
+	http_request *req = g_new0(http_request, 1);
+	req->listener = l;
+	req->conn = conn;
+	req->bad_path = uri ? path_problem(uri) : NULL;
+	req->body = g_byte_array_new();
+	req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
+	req->peer = l->is_unix ? g_strdup("unix") : peer_address_of(conn);
+	l->live++;
+	return req;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version,
 				 const char *upload_data, size_t *upload_data_size,
 				 void **con_cls)
 {
-	http_listener *l = cls;
 	http_request *req = *con_cls;
 
-	if (!req) {
-		req = g_new0(http_request, 1);
-		req->listener = l;
-		req->conn = conn;
+	switch (req->stage) {
+	case REQ_STARTED:
+		/* the headers are in: the first call */
 		req->method = g_strdup(method);
 		req->path = g_strdup(url);
-		req->body = g_byte_array_new();
-		req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-		req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
-		req->peer = l->is_unix ? g_strdup("unix") : peer_address_of(conn);
-		l->live++;
-		*con_cls = req;
-		return MHD_YES;
-	}
-	if (*upload_data_size > 0) {
-		if (req->body->len + *upload_data_size > HTTP_MAX_BODY_BYTES)
-			req->body_too_large = true;
-		else
-			g_byte_array_append(req->body, (const guint8 *)upload_data,
-					    (guint)*upload_data_size);
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	if (!req->dispatched) {
-		req->dispatched = true;
-		dispatch(req);
+		req->stage = REQ_RECEIVING;
+		admit(req);
+		break;
+	case REQ_AUTHENTICATING:
+		/* Resumed after the check, still before the body: libmicrohttpd
+		 * repeats the first call.  Refused, or on to the body. */
+		if (!req->response)
+			req->stage = REQ_RECEIVING;
+		break;
+	case REQ_RECEIVING:
+		if (*upload_data_size > 0) {
+			if (req->body->len + *upload_data_size > HTTP_MAX_BODY_BYTES)
+				req->body_too_large = true;
+			else
+				g_byte_array_append(req->body, (const guint8 *)upload_data,
+						    (guint)*upload_data_size);
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		/* the final call: the whole body is in */
+		req->stage = REQ_DISPATCHED;
+		run_handler(req);
+		break;
+	case REQ_DISPATCHED:
+		break;
 	}
 	if (req->response)
 		return queue_prepared(req);
-	/* Resumed without an answer cannot happen; suspended: wait. */
+	/* Suspended, or on to the body: wait. */
 	return MHD_YES;
 }
 
@@ -297,6 +415,7 @@ static void request_free(http_request *req)
 	g_hash_table_unref(req->params);
 	g_free(req->method);
 	g_free(req->path);
+	g_free(req->bad_path);
 	g_free(req->user);
 	g_free(req->peer);
 	g_free(req);
@@ -337,28 +456,64 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ------------------------------------------------------------------ */
 /* Responses                                                           */
 
+/* The code that held @req lets go of it, after the server answered it (as
+ * it stopped) or its connection went away. */
+static void request_let_go(http_request *req)
+{
+	req->owner_holds = false;
+	if (!req->conn)
+		request_free(req);
+}
+
+/* Let libmicrohttpd go on with a suspended request. */
+static void request_resume(http_request *req)
+{
+	req->suspended = false;
+	g_hash_table_remove(req->listener->server->suspended, req);
+	MHD_resume_connection(req->conn);
+	listener_wake(req->listener);
+}
+
 static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
 {
-	bool from_owner = req->owner_holds;
-	req->owner_holds = false;
 	if (!req->conn || req->answered) {
 		/* The server answered already (it stopped), or the client is gone. */
-		g_warn_if_fail(from_owner);
+		g_warn_if_fail(req->owner_holds);
 		MHD_destroy_response(resp);
-		if (!req->conn)
-			request_free(req);
+		request_let_go(req);
 		return;
 	}
+	req->owner_holds = false;
 	req->answered = true;
 	req->status = status;
 	req->response = resp;
 	if (req->listener->draining)
 		MHD_add_response_header(resp, "Connection", "close");
-	if (req->suspended) {
-		req->suspended = false;
-		g_hash_table_remove(req->listener->server->suspended, req);
-		MHD_resume_connection(req->conn);
-		listener_wake(req->listener);
+	if (req->suspended)
+		request_resume(req);
+}
+
+/*
+ * The credential check of a request waiting in REQ_AUTHENTICATING is over:
+ * on to its body with @user, or refused with @error (neither: the checker
+ * stopped first).
+ */
+static void on_credentials_checked(gpointer waiter, const char *user, const GError *error)
+{
+	http_request *req = waiter;
+
+	if (!req->conn || req->answered) {
+		request_let_go(req);
+		return;
+	}
+	if (user) {
+		req->owner_holds = false;
+		req->user = g_strdup(user);
+		request_resume(req);
+	} else if (error) {
+		respond_refused(req, error);
+	} else {
+		http_respond_errorf(req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
 	}
 }
 
@@ -499,9 +654,12 @@ const char *http_request_peer(http_request *req)
 	return req->peer;
 }
 
-void http_server_set_auth(http_server *srv, http_auth_fn fn)
+void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
+			  const http_credentials_config *config)
 {
-	srv->auth = fn;
+	g_return_if_fail(!srv->credentials);
+	srv->credentials = http_credentials_new(config, lookup, srv->user_data,
+						on_credentials_checked);
 }
 
 /* ------------------------------------------------------------------ */
@@ -517,6 +675,7 @@ static bool listener_start(http_server *srv, http_listener *l, unsigned flags,
 				  0, NULL, NULL, on_access, l,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				  MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 				  MHD_OPTION_ARRAY, options,
@@ -695,6 +854,8 @@ void http_server_free(http_server *srv)
 		MHD_run(l->mhd);
 	}
 	g_ptr_array_free(srv->listeners, TRUE);
+	/* after the listeners: what waited on a check was answered and is let go */
+	http_credentials_free(srv->credentials);
 	g_hash_table_unref(srv->suspended);
 	g_free(srv);
 }

@@ -6,9 +6,15 @@
  * thread and may touch daemon state without locks.  A handler answers at
  * once, or suspends the request and answers later (e.g. once a change has
  * been committed through corosync); either way it answers exactly once.
+ *
+ * A request is admitted when its headers are in, before its body is read:
+ * path, announced size, route, then credentials (api/credentials.h: checked
+ * on worker threads while the request waits, suspended).  A refused request
+ * is answered without reading its body.
  */
 #pragma once
 
+#include "api/credentials.h"
 #include "common/error.h"
 
 #include <glib.h>
@@ -34,17 +40,16 @@ typedef struct {
 /* Largest request body accepted; larger ones get 413. */
 #define HTTP_MAX_BODY_BYTES (8u * 1024 * 1024)
 
-/*
- * Decide who sends @req: return the user name (g_free()d by the server),
- * or NULL with an UNAUTHORIZED/FORBIDDEN error.  Called for every route that
- * is not HTTP_ROUTE_PUBLIC.
- */
-typedef char *(*http_auth_fn)(http_request *req, gpointer user_data, GError **error);
-
 /* A server over @routes (kept by reference; normally a static table). */
 http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer user_data);
-/* Authenticate requests with @fn; without one only local root is let in. */
-void http_server_set_auth(http_server *srv, http_auth_fn fn);
+/*
+ * Let in, besides local root, clients with HTTP Basic credentials that
+ * match the stored hash @lookup(user, server's user_data) gives; @config
+ * (may be NULL) tunes the checker.  Without this only local root is let
+ * in.  Once per server, before it listens.
+ */
+void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
+			  const http_credentials_config *config);
 
 /* Serve on a unix socket at @path (replacing a stale socket file). */
 bool http_server_listen_unix(http_server *srv, const char *path, GError **error);

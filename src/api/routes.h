@@ -12,8 +12,8 @@
 extern const http_route herd_api_routes[];
 extern const size_t herd_api_n_routes;
 
-/* auth.c: the server's authentication callback (Basic auth over HTTPS). */
-char *api_authenticate(http_request *req, gpointer user_data, GError **error);
+/* auth.c: a copy of @user's stored password hash, for http_server_set_auth(). */
+char *api_user_password_hash(const char *user, gpointer user_data, GError **error);
 
 /* node.c */
 void api_node_get(http_request *req, gpointer user_data);      /* GET /node */

@@ -138,8 +138,10 @@ json_t *herd_client_call(herd_client *c, const char *method, const char *path,
 			    c->target, status);
 		return NULL;
 	}
-	json_t *err = json_object_get(root, "error");
-	if (status >= 400 || err) {
+	/* An error answer is its status, not its fields: a 2xx answer is data
+	 * even when it has an "error" of its own (a VM's last start error). */
+	if (status >= 400) {
+		json_t *err = json_object_get(root, "error");
 		const char *code = json_string_value(json_object_get(err, "code"));
 		const char *msg = json_string_value(json_object_get(err, "message"));
 		g_set_error(error, HERD_ERROR, (gint)herd_error_from_name(code), "%s",

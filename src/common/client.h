@@ -31,7 +31,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_client, herd_client_free)
 /*
  * Send @method @path with @body (may be NULL; not stolen) and return the
  * parsed answer (a new reference), or NULL with @error set: the daemon's
- * own error, or HERD_ERR_UNAVAILABLE when it cannot be reached.
+ * own error (an answer with HTTP status 400 or more; any 2xx answer is
+ * data), or HERD_ERR_UNAVAILABLE when it cannot be reached.
  */
 json_t *herd_client_call(herd_client *c, const char *method, const char *path,
 			 json_t *body, GError **error);

@@ -97,7 +97,7 @@ int main(int argc, char **argv)
 	d.ha = herd_ha_new(d.cluster, d.cfg->node_name, d.virt);
 
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d);
-	http_server_set_auth(d.api, api_authenticate);
+	http_server_set_auth(d.api, api_user_password_hash, NULL);
 	if (!http_server_listen_unix(d.api, d.cfg->socket_path, &error) ||
 	    !herdd_restart_tcp(&d, &error))
 		goto out;

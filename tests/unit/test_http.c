@@ -9,6 +9,7 @@
 #include "common/client.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/password.h"
 #include "common/tls.h"
 
 #include <curl/curl.h>
@@ -32,6 +33,7 @@ typedef struct {
 	char *ca_cert, *ca_key, *cert, *key;
 	http_request *hanging;
 	unsigned handled;
+	GHashTable *users;  /* user name -> stored password hash */
 } server_fixture;
 
 static server_fixture S;
@@ -120,6 +122,10 @@ static void h_odd_error(http_request *req, gpointer user_data)
 						      "message", "I am a teapot."));
 	else if (g_strcmp0(kind, "no-message") == 0)
 		http_respond_json(req, 500, json_pack("{s:i}", "x", 1));
+	else if (g_strcmp0(kind, "data-with-error") == 0)
+		/* a VM whose last start failed: its "error" is data */
+		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", "web1", "error",
+						      "Cannot start: no such disk."));
 	else if (g_strcmp0(kind, "foreign") == 0) {
 		g_autoptr(GError) e = g_error_new_literal(G_FILE_ERROR, G_FILE_ERROR_FAILED, "Foreign.");
 		http_respond_error(req, e);
@@ -142,6 +148,12 @@ static void h_echo(http_request *req, gpointer user_data)
 	const char *body = http_request_body(req, &len);
 	http_respond_json(req, 200, json_pack("{s:I,s:b}", "len", (json_int_t)len, "starts_x",
 					      len > 0 && body[0] == 'x'));
+}
+
+static void h_count(http_request *req, gpointer user_data)
+{
+	S.handled++;
+	h_echo(req, user_data);
 }
 
 static void h_bad_message(http_request *req, gpointer user_data)
@@ -167,24 +179,90 @@ static const http_route routes[] = {
 	{ "GET", "/api/v1/header", h_header, HTTP_ROUTE_PUBLIC },
 	{ "POST", "/api/v1/echo", h_echo, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/bad-message", h_bad_message, HTTP_ROUTE_PUBLIC },
+	{ "PUT", "/api/v1/count", h_count, 0 },
 };
 
-/* "Bearer good" is alice; "Bearer banned" is known but forbidden; HTTP
- * Basic alice:secret (as herd_client sends it) is alice too. */
-static char *auth(http_request *req, gpointer user_data, GError **error)
+/* ------------------------------------------------------------------ */
+/* Users and password checks                                           */
+
+/* Made once (a yescrypt hash costs as much as a check). */
+static char *alice_hash;       /* "secret-alice" */
+static char *alice_new_hash;   /* "new-secret-alice" */
+#define N_CROWD 4              /* crowd0..3, passwords "crowd-password-N" */
+static char *crowd_hash[N_CROWD];
+
+/* The "Authorization: Basic …" header of @user:@password. */
+static char *basic(const char *user, const char *password)
+{
+	g_autofree char *cred = g_strdup_printf("%s:%s", user, password);
+	g_autofree char *b64 = g_base64_encode((const guchar *)cred, strlen(cred));
+	return g_strdup_printf("Authorization: Basic %s", b64);
+}
+
+/* The application's side: S.users; "banned" is refused whatever its password. */
+static char *lookup(const char *user, gpointer user_data, GError **error)
 {
 	g_assert_true(user_data == &S);
-	const char *h = http_request_header(req, "Authorization");
-	g_autofree char *basic = g_base64_encode((const guchar *)"alice:secret", 12);
-	g_autofree char *want_basic = g_strdup_printf("Basic %s", basic);
-	if (g_strcmp0(h, "Bearer good") == 0 || g_strcmp0(h, want_basic) == 0)
-		return g_strdup("alice");
-	if (g_strcmp0(h, "Bearer banned") == 0) {
+	if (strcmp(user, "banned") == 0) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_FORBIDDEN, "User 'banned' may not use the API.");
 		return NULL;
 	}
-	g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "Who are you?");
-	return NULL;
+	return g_strdup(g_hash_table_lookup(S.users, user));
+}
+
+/* Every password check goes through here: counted, and held while the
+ * gate is closed. */
+static struct {
+	GMutex lock;
+	GCond cond;
+	bool closed;
+	unsigned inside;   /* checks held at the gate */
+	gint checks;
+} gate;
+
+static bool verify_at_gate(const char *password, const char *hash)
+{
+	g_atomic_int_inc(&gate.checks);
+	g_mutex_lock(&gate.lock);
+	gate.inside++;
+	while (gate.closed)
+		g_cond_wait(&gate.cond, &gate.lock);
+	gate.inside--;
+	g_mutex_unlock(&gate.lock);
+	g_main_context_wakeup(NULL);
+	return herd_password_verify(password, hash);
+}
+
+static void gate_set(bool closed)
+{
+	g_mutex_lock(&gate.lock);
+	gate.closed = closed;
+	g_cond_broadcast(&gate.cond);
+	g_mutex_unlock(&gate.lock);
+}
+
+static unsigned gate_inside(void)
+{
+	g_mutex_lock(&gate.lock);
+	unsigned n = gate.inside;
+	g_mutex_unlock(&gate.lock);
+	return n;
+}
+
+static const http_credentials_config test_checker = { .verify = verify_at_gate };
+
+/* The Authorization header of crowd user @i. */
+static char *crowd_header(int i)
+{
+	g_autofree char *user = g_strdup_printf("crowd%d", i);
+	g_autofree char *password = g_strdup_printf("crowd-password-%d", i);
+	return basic(user, password);
+}
+
+/* A failed login is logged as a warning (fatal in tests unless expected). */
+static void expect_failed_login(void)
+{
+	g_test_expect_message("api", G_LOG_LEVEL_WARNING, "failed login from *");
 }
 
 static int free_port(void)
@@ -204,8 +282,14 @@ static void server_start(void)
 	S.dir = g_dir_make_tmp("herd-http-XXXXXX", &error);
 	g_assert_no_error(error);
 	S.sock = g_build_filename(S.dir, "run", "herd.sock", NULL); /* "run" made by listen */
+	gate_set(false);
+	g_atomic_int_set(&gate.checks, 0);
+	S.users = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_hash_table_insert(S.users, g_strdup("alice"), g_strdup(alice_hash));
+	for (int i = 0; i < N_CROWD; i++)
+		g_hash_table_insert(S.users, g_strdup_printf("crowd%d", i), g_strdup(crowd_hash[i]));
 	S.srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
-	http_server_set_auth(S.srv, auth);
+	http_server_set_auth(S.srv, lookup, &test_checker);
 	g_assert_true(http_server_listen_unix(S.srv, S.sock, &error));
 	g_assert_no_error(error);
 	S.port = free_port();
@@ -238,6 +322,7 @@ static void rm_rf(const char *path)
 static void server_stop(void)
 {
 	g_clear_pointer(&S.srv, http_server_free);
+	g_clear_pointer(&S.users, g_hash_table_unref);
 	rm_rf(S.dir);
 	g_free(S.dir);
 	g_free(S.sock);
@@ -320,7 +405,9 @@ static gpointer do_call(gpointer p)
 	}
 	if (c->header)
 		hdrs = curl_slist_append(hdrs, c->header);
-	hdrs = curl_slist_append(hdrs, "Expect:");
+	/* the body goes out at once unless the call asks to wait for 100 */
+	if (!c->header || !g_str_has_prefix(c->header, "Expect:"))
+		hdrs = curl_slist_append(hdrs, "Expect:");
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
 	c->rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &c->status);
@@ -358,11 +445,13 @@ static call *request_full(via v, const char *method, const char *path, const cha
 	return c;
 }
 
+static char *alice_header;  /* basic("alice", "secret-alice") */
+
 /* As the unix socket's client: root when the tests run as root, else
- * alice through the auth callback. */
+ * alice. */
 static const char *local_auth(void)
 {
-	return getuid() == 0 ? NULL : "Authorization: Bearer good";
+	return getuid() == 0 ? NULL : alice_header;
 }
 
 static call *request(const char *method, const char *path, const char *body)
@@ -404,6 +493,16 @@ static void expect_error(call *c, unsigned status, const char *code, const char 
 static const char *str(call *c, const char *key)
 {
 	return json_string_value(json_object_get(c->json, key));
+}
+
+/* GET /api/v1/me over TCP with @header: a failed login (logged), 401. */
+static call *wrong_login(const char *header)
+{
+	expect_failed_login();
+	call *c = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, header);
+	g_test_assert_expected_messages();
+	expect_error(c, 401, "unauthorized", "Wrong user name or password.");
+	return c;
 }
 
 /* ------------------------------------------------------------------ */
@@ -468,6 +567,43 @@ static void test_not_found(void)
 		g_autofree char *want = g_strdup_printf("There is no API resource at %s.", paths[i]);
 		expect_error(c, 404, "not_found", want);
 	}
+}
+
+/* A path segment is a name: an encoded NUL would cut it short (libmicrohttpd
+ * hands the decoded path over as a C string) and an encoded '/' would split
+ * it, so both are refused, in any case and on any route.  Other escapes are
+ * decoded. */
+static void test_path_escapes(void)
+{
+	static const struct { const char *path, *needle; } bad[] = {
+		{ "/api/v1/vms/ca%00", "%00" },
+		{ "/api/v1/vms/ca%00/disks/vda", "%00" },
+		{ "/api/v1/vms/web1%00x", "an encoded NUL byte" },
+		{ "/api/v1/vms/a%2Fdisks%2Fvda", "%2F" },
+		{ "/api/v1/vms/a%2fdisks%2fvda", "an encoded '/'" },
+		{ "/api/v1/vms/web1%2F", "/api/v1/vms/web1%2F" },
+		{ "/api/v1/ping%00", "%00" },
+		{ "/api/v1/nope%2F", "%2F" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(call) c = request("GET", bad[i].path, NULL);
+		expect_error(c, 400, "invalid", bad[i].needle);
+		/* also before authentication */
+		g_autoptr(call) anon = request_full(VIA_TCP, "GET", bad[i].path, NULL, 0, NULL);
+		expect_error(anon, 400, "invalid", bad[i].needle);
+	}
+	/* other escapes are decoded; "%252F" is a name holding "%2F" */
+	g_autoptr(call) space = request("GET", "/api/v1/vms/a%20b", NULL);
+	g_assert_cmpstr(str(space, "vm"), ==, "a b");
+	g_autoptr(call) pct = request("GET", "/api/v1/vms/a%252Fb", NULL);
+	g_assert_cmpint(pct->status, ==, 200);
+	g_assert_cmpstr(str(pct, "vm"), ==, "a%2Fb");
+	g_autoptr(call) pct0 = request("GET", "/api/v1/vms/%2500", NULL);
+	g_assert_cmpstr(str(pct0, "vm"), ==, "%00");
+	/* escapes in the query are the query's business */
+	g_autoptr(call) q = request("GET", "/api/v1/query?a=x%2Fy", NULL);
+	g_assert_cmpint(q->status, ==, 200);
+	g_assert_cmpstr(str(q, "a"), ==, "x/y");
 }
 
 static void test_method_not_allowed(void)
@@ -538,14 +674,106 @@ static void test_body_limit(void)
 	g_autoptr(call) at = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n, NULL);
 	g_assert_cmpint(at->status, ==, 200);
 	g_assert_cmpint(json_integer_value(json_object_get(at->json, "len")), ==, (json_int_t)n);
-	g_autoptr(call) over = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n + 1, NULL);
+	/* A body announced too large is refused before it is read.  The client
+	 * waits for "100 Continue" as curl does for large bodies: one that sends
+	 * it all at once may see the connection reset instead of the answer. */
+	g_autoptr(call) over = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n + 1,
+					    "Expect: 100-continue");
 	expect_error(over, 413, "too_large", "The request body is larger than 8388608 bytes.");
 	/* also before authentication and routing */
-	g_autoptr(call) anon = request_full(VIA_TCP, "PUT", "/api/v1/vms/x", body, n + 1, NULL);
+	g_autoptr(call) anon = request_full(VIA_TCP, "PUT", "/api/v1/vms/x", body, n + 1,
+					    "Expect: 100-continue");
 	expect_error(anon, 413, "too_large", "larger than");
+	/* one sent in chunks announces no size: counted as it comes */
+	g_autoptr(call) chunked = request_full(VIA_UNIX, "POST", "/api/v1/echo", body, n + 1,
+					       "Transfer-Encoding: chunked");
+	expect_error(chunked, 413, "too_large", "The request body is larger than 8388608 bytes.");
 	/* the server goes on */
 	g_autoptr(call) small = request_full(VIA_UNIX, "POST", "/api/v1/echo", "xy", 2, NULL);
 	g_assert_cmpint(json_integer_value(json_object_get(small->json, "len")), ==, 2);
+}
+
+/* Send @head (and no more) to the plain TCP port; what comes back before
+ * the server closes or @timeout_s passes. */
+typedef struct {
+	const char *head;
+	int timeout_s;
+	GString *answer;
+} raw_call;
+
+static gpointer do_raw_call(gpointer p)
+{
+	raw_call *r = p;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)S.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	struct timeval tv = { .tv_sec = r->timeout_s };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	g_assert_cmpint(write(fd, r->head, strlen(r->head)), ==, (ssize_t)strlen(r->head));
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		g_string_append_len(r->answer, buf, n);
+		if (strstr(r->answer->str, "\r\n\r\n") && strstr(r->answer->str, "}"))
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+static char *raw_exchange(const char *head)
+{
+	raw_call r = { head, 5, g_string_new(NULL) };
+	run_blocking(do_raw_call, &r);
+	return g_string_free(r.answer, FALSE);
+}
+
+/* PUT /api/v1/count with @header (or none) announcing a body of @length
+ * bytes, of which only a few come: the answer, which must have @status. */
+static char *answered_before_body(const char *header, unsigned long length, unsigned status)
+{
+	g_autofree char *head = g_strdup_printf("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n%s%s"
+						"Content-Length: %lu\r\n\r\n{\"a\":",
+						header ? header : "", header ? "\r\n" : "", length);
+	char *answer = raw_exchange(head);
+	g_autofree char *want = g_strdup_printf("HTTP/1.1 %u ", status);
+	if (!g_str_has_prefix(answer, want))
+		g_error("expected %u before the body, got '%s'", status, answer);
+	return answer;
+}
+
+/* Credentials are checked when the headers are in: a request that will be
+ * refused is refused before its body is read (here: never sent). */
+static void test_credentials_before_body(void)
+{
+	unsigned before = S.handled;
+	g_autofree char *anon = answered_before_body(NULL, 8000000, 401);
+	g_assert_nonnull(strstr(anon, "WWW-Authenticate: Basic realm=\"herd\""));
+	g_assert_nonnull(strstr(anon, "needs a user name and password"));
+	/* a wrong password is checked while the request waits, and that wait
+	 * reads no body either */
+	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
+	expect_failed_login();
+	g_autofree char *wrong = answered_before_body(wrong_hdr, 8000000, 401);
+	g_test_assert_expected_messages();
+	g_assert_nonnull(strstr(wrong, "Wrong user name or password."));
+	g_autofree char *banned_hdr = basic("banned", "whatever-it-is");
+	g_autofree char *banned = answered_before_body(banned_hdr, 8000000, 403);
+	/* a body announced too large is refused before it comes, too */
+	g_autofree char *large = answered_before_body(alice_header, HTTP_MAX_BODY_BYTES + 1, 413);
+	g_assert_cmpuint(S.handled, ==, before);
+	/* an unauthenticated client that waits for "100 Continue" gets none */
+	g_autofree char *cont = raw_exchange("PUT /api/v1/count HTTP/1.1\r\nHost: x\r\n"
+					     "Expect: 100-continue\r\n"
+					     "Content-Length: 10\r\n\r\n");
+	if (!g_str_has_prefix(cont, "HTTP/1.1 401 "))
+		g_error("expected a 401 instead of 100 Continue, got '%s'", cont);
+	/* with the right credentials the body is read and the handler runs */
+	g_autoptr(call) good = request_full(VIA_TCP, "PUT", "/api/v1/count", "{\"a\":1}", 0,
+					    alice_header);
+	g_assert_cmpint(good->status, ==, 200);
+	g_assert_cmpuint(S.handled, ==, before + 1);
 }
 
 static void test_query(void)
@@ -579,30 +807,303 @@ static void test_auth(void)
 	/* public routes need nobody */
 	g_autoptr(call) pub = request_full(VIA_TCP, "GET", "/api/v1/ping", NULL, 0, NULL);
 	g_assert_cmpint(pub->status, ==, 200);
-	/* protected ones ask the callback: 401 with a challenge */
+	/* protected ones need HTTP Basic credentials: 401 with a challenge */
 	unsigned before = S.handled;
 	g_autoptr(call) anon = request_full(VIA_TCP, "GET", "/api/v1/vms/web1", NULL, 0, NULL);
-	expect_error(anon, 401, "unauthorized", "Who are you?");
+	expect_error(anon, 401, "unauthorized",
+		     "This API needs a user name and password (HTTP Basic authentication).");
 	g_autofree char *challenge = header_of(anon, "WWW-Authenticate");
 	g_assert_cmpstr(challenge, ==, "Basic realm=\"herd\"");
 	g_assert_cmpuint(S.handled, ==, before); /* the handler never ran */
-	g_autoptr(call) wrong = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer bad");
-	expect_error(wrong, 401, "unauthorized", "Who are you?");
-	/* a known user without the right gets 403 and no challenge */
-	g_autoptr(call) banned = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer banned");
+	g_autoptr(call) bearer = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer x");
+	expect_error(bearer, 401, "unauthorized", "needs a user name and password");
+	g_autofree char *no_colon = g_strdup_printf("Authorization: Basic %s", "YWxpY2U="); /* "alice" */
+	g_autoptr(call) malformed = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, no_colon);
+	expect_error(malformed, 401, "unauthorized", "The Authorization header holds no user name and password.");
+	g_autofree char *nul = g_strdup_printf("Authorization: Basic %s", "YWxpY2U6c2VjcmV0LWFsaWNlAHg="); /* "alice:secret-alice\0x" */
+	g_autoptr(call) with_nul = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, nul);
+	expect_error(with_nul, 401, "unauthorized", "holds no user name and password");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 0); /* none of those checked a password */
+	/* a wrong password, and an unknown user: the same answer, each after a check */
+	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
+	g_autoptr(call) wrong = wrong_login(wrong_hdr);
+	g_autofree char *wrong_challenge = header_of(wrong, "WWW-Authenticate");
+	g_assert_nonnull(wrong_challenge);
+	g_autofree char *nobody_hdr = basic("nobody", "secret-alice");
+	g_autoptr(call) nobody = wrong_login(nobody_hdr);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
+	/* what the application refuses, it refuses whatever the password: 403, no challenge */
+	g_autofree char *banned_hdr = basic("banned", "whatever-it-is");
+	g_autoptr(call) banned = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, banned_hdr);
 	expect_error(banned, 403, "forbidden", "User 'banned' may not use the API.");
 	g_autofree char *no_challenge = header_of(banned, "WWW-Authenticate");
 	g_assert_null(no_challenge);
 	/* the right credentials: the handler sees the user */
-	g_autoptr(call) good = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer good");
+	g_autoptr(call) good = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
 	g_assert_cmpint(good->status, ==, 200);
 	g_assert_cmpstr(str(good, "user"), ==, "alice");
+	/* the scheme's name is case-insensitive */
+	g_autofree char *lower = g_strdup_printf("Authorization: basic %s", alice_header + strlen("Authorization: Basic "));
+	g_autoptr(call) lc = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, lower);
+	g_assert_cmpint(lc->status, ==, 200);
 	/* local root on the unix socket needs no credentials */
 	if (getuid() == 0) {
 		g_autoptr(call) root = request_full(VIA_UNIX, "GET", "/api/v1/me", NULL, 0, NULL);
 		g_assert_cmpint(root->status, ==, 200);
 		g_assert_cmpstr(str(root, "user"), ==, "root");
 	}
+}
+
+/* Five failures within a minute from an address: it must wait, even with
+ * the right password; other addresses go on. */
+static void test_auth_failure_limit(void)
+{
+	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
+	for (int i = 0; i < 5; i++)
+		call_free(wrong_login(wrong_hdr));
+	int checks = g_atomic_int_get(&gate.checks);
+	g_autoptr(call) right = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
+	expect_error(right, 401, "unauthorized", "Too many failed logins from 127.0.0.1; wait a minute.");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, checks); /* refused unchecked */
+	/* the unix socket is another address */
+	g_autoptr(call) local = request_full(VIA_UNIX, "GET", "/api/v1/me", NULL, 0, alice_header);
+	g_assert_cmpint(local->status, ==, 200);
+}
+
+/* A call in its own thread, while this one runs the main loop. */
+typedef struct {
+	call c;
+	blocking b;
+	GThread *thread;
+} async_call;
+
+static async_call *call_start(int port, const char *path, const char *header)
+{
+	async_call *a = g_new0(async_call, 1);
+	a->c = (call){ .via = VIA_TCP, .method = "GET",
+		       .url = g_strdup_printf("http://127.0.0.1:%d%s", port, path),
+		       .header = header, .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+	a->b = (blocking){ do_call, &a->c, 0 };
+	a->thread = g_thread_new("client", blocking_thread, &a->b);
+	return a;
+}
+
+static bool call_done(async_call *a)
+{
+	return g_atomic_int_get(&a->b.done);
+}
+
+static void call_finish(async_call *a)
+{
+	while (!call_done(a))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(a->thread);
+	g_assert_cmpint(a->c.rc, ==, CURLE_OK);
+	a->c.json = json_loadb(a->c.text->str, a->c.text->len, 0, NULL);
+}
+
+static void async_call_free(async_call *a)
+{
+	g_free(a->c.url);
+	g_string_free(a->c.text, TRUE);
+	g_string_free(a->c.headers, TRUE);
+	json_decref(a->c.json);
+	g_free(a);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(async_call, async_call_free)
+
+/* Run the main loop until @n checks wait at the closed gate. */
+static void wait_at_gate(unsigned n)
+{
+	while (gate_inside() < n) {
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+	}
+}
+
+/* Close the gate and send a call whose check then waits there. */
+static async_call *call_held_at_gate(int port, const char *header)
+{
+	gate_set(true);
+	async_call *a = call_start(port, "/api/v1/me", header);
+	wait_at_gate(1);
+	return a;
+}
+
+/* The main loop's lateness: how much later than asked a 2 ms timer runs. */
+#define TICK_MS 2
+typedef struct {
+	gint64 last_us, worst_us;
+} lateness;
+
+static gboolean on_tick(gpointer p)
+{
+	lateness *l = p;
+	gint64 now = g_get_monotonic_time();
+	if (l->last_us && now - l->last_us - TICK_MS * 1000 > l->worst_us)
+		l->worst_us = now - l->last_us - TICK_MS * 1000;
+	l->last_us = now;
+	return G_SOURCE_CONTINUE;
+}
+
+#define CROWD_THREADS 8
+#define CROWD_REQUESTS 4
+
+typedef struct {
+	int index;
+	int right;     /* answers that were right */
+	gint *done;
+} crowd_client;
+
+static gpointer crowd_thread(gpointer p)
+{
+	crowd_client *cc = p;
+	for (int i = 0; i < CROWD_REQUESTS; i++) {
+		int u = (cc->index + i) % N_CROWD;
+		g_autofree char *user = g_strdup_printf("crowd%d", u);
+		g_autofree char *hdr = crowd_header(u);
+		call c = { .via = VIA_TCP, .method = "GET",
+			   .url = g_strdup_printf("http://127.0.0.1:%d/api/v1/me", S.port),
+			   .header = hdr, .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+		do_call(&c);
+		json_t *j = json_loadb(c.text->str, c.text->len, 0, NULL);
+		if (c.rc == CURLE_OK && c.status == 200 &&
+		    g_strcmp0(json_string_value(json_object_get(j, "user")), user) == 0)
+			cc->right++;
+		json_decref(j);
+		g_free(c.url);
+		g_string_free(c.text, TRUE);
+		g_string_free(c.headers, TRUE);
+	}
+	g_atomic_int_inc(cc->done);
+	g_main_context_wakeup(NULL);
+	return NULL;
+}
+
+/*
+ * Many clients at once, each user's password checked (yescrypt, tens of
+ * milliseconds) on a worker thread, while a main-loop timer measures how
+ * late it runs: every answer names the right user, each password is checked
+ * once (requests with the same credentials wait on one check, later ones
+ * find them remembered).  The lateness is printed, not asserted.
+ */
+static void test_auth_off_main_loop(void)
+{
+	lateness l = { 0, 0 };
+	guint timer = g_timeout_add(TICK_MS, on_tick, &l);
+	crowd_client cc[CROWD_THREADS];
+	GThread *t[CROWD_THREADS];
+	gint done = 0;
+	gint64 start_us = g_get_monotonic_time();
+	for (int i = 0; i < CROWD_THREADS; i++) {
+		cc[i] = (crowd_client){ i, 0, &done };
+		t[i] = g_thread_new("crowd", crowd_thread, &cc[i]);
+	}
+	while (g_atomic_int_get(&done) < CROWD_THREADS)
+		g_main_context_iteration(NULL, TRUE);
+	gint64 took_us = g_get_monotonic_time() - start_us;
+	g_source_remove(timer);
+	int right = 0;
+	for (int i = 0; i < CROWD_THREADS; i++) {
+		g_thread_join(t[i]);
+		right += cc[i].right;
+	}
+	g_assert_cmpint(right, ==, CROWD_THREADS * CROWD_REQUESTS);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, N_CROWD);
+	g_test_message("%d requests, %d password checks, in %.0f ms; worst main-loop lateness %.1f ms",
+		       CROWD_THREADS * CROWD_REQUESTS, g_atomic_int_get(&gate.checks),
+		       took_us / 1000.0, l.worst_us / 1000.0);
+}
+
+/* A verified credential is remembered while the user's stored hash is the
+ * one it was verified against; failures never are. */
+static void test_auth_remembered(void)
+{
+	g_autoptr(call) first = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
+	g_assert_cmpint(first->status, ==, 200);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 1);
+	g_autoptr(call) again = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
+	g_assert_cmpint(again->status, ==, 200);
+	g_assert_cmpstr(str(again, "user"), ==, "alice");
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 1);
+	/* the password changes: the old one is checked again, and wrong */
+	g_hash_table_insert(S.users, g_strdup("alice"), g_strdup(alice_new_hash));
+	call_free(wrong_login(alice_header));
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
+	g_autofree char *new_header = basic("alice", "new-secret-alice");
+	g_autoptr(call) changed = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, new_header);
+	g_assert_cmpint(changed->status, ==, 200);
+	g_autoptr(call) changed2 = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, new_header);
+	g_assert_cmpint(changed2->status, ==, 200);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 3);
+	/* the user is removed: refused (after a check, as for any unknown user) */
+	g_hash_table_remove(S.users, "alice");
+	call_free(wrong_login(new_header));
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 4);
+	/* failures are checked every time */
+	g_autofree char *wrong = basic("crowd0", "wrong-password");
+	for (int i = 0; i < 2; i++)
+		call_free(wrong_login(wrong));
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 6);
+}
+
+/* A server whose checker has @threads threads and room for one check
+ * waiting. */
+static http_server *tiny_checker_server(unsigned threads, int *port)
+{
+	const http_credentials_config tiny = { .threads = threads, .queue_max = 1,
+					       .verify = verify_at_gate };
+	g_autoptr(GError) error = NULL;
+	http_server *srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
+	http_server_set_auth(srv, lookup, &tiny);
+	*port = free_port();
+	g_assert_true(http_server_listen_tcp(srv, "127.0.0.1", *port, NULL, NULL, &error));
+	g_assert_no_error(error);
+	return srv;
+}
+
+/* Checks beyond the threads and the queue are refused with 503 at once. */
+static void test_auth_busy(void)
+{
+	int port;
+	g_autoptr(http_server) srv = tiny_checker_server(1, &port);
+	g_autofree char *h0 = crowd_header(0), *h1 = crowd_header(1), *h2 = crowd_header(2);
+	g_autoptr(async_call) a = call_held_at_gate(port, h0);
+	/* one of these waits in the queue, the other is refused */
+	g_autoptr(async_call) b = call_start(port, "/api/v1/me", h1);
+	g_autoptr(async_call) c = call_start(port, "/api/v1/me", h2);
+	while (!call_done(b) && !call_done(c))
+		g_main_context_iteration(NULL, TRUE);
+	async_call *refused = call_done(b) ? b : c, *queued = refused == b ? c : b;
+	call_finish(refused);
+	expect_error(&refused->c, 503, "unavailable",
+		     "The server is busy checking other passwords; try again in a moment.");
+	g_assert_false(call_done(a));
+	gate_set(false);
+	call_finish(a);
+	call_finish(queued);
+	g_assert_cmpint(a->c.status, ==, 200);
+	g_assert_cmpint(queued->c.status, ==, 200);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 2);
+}
+
+/* The server stops while requests wait for their checks: they are answered
+ * 503, the checks under way are waited for, and nothing leaks.  (A check
+ * still queued then is dropped: test_credentials.) */
+static void test_auth_free_while_checking(void)
+{
+	int port;
+	http_server *srv = tiny_checker_server(2, &port);
+	g_autofree char *h0 = crowd_header(0), *h1 = crowd_header(1);
+	g_autoptr(async_call) a = call_held_at_gate(port, h0);
+	g_autoptr(async_call) b = call_start(port, "/api/v1/me", h1);
+	wait_at_gate(2);
+	gate_set(false);
+	http_server_free(srv);
+	call_finish(a);
+	call_finish(b);
+	expect_error(&a->c, 503, "unavailable", "The daemon is shutting down.");
+	expect_error(&b->c, 503, "unavailable", "The daemon is shutting down.");
 }
 
 /* Without an auth callback only local root gets in. */
@@ -614,7 +1115,7 @@ static void test_no_auth_callback(void)
 	g_assert_true(http_server_listen_tcp(srv, "127.0.0.1", port, NULL, NULL, &error));
 	int saved = S.port;
 	S.port = port;
-	g_autoptr(call) c = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Authorization: Bearer good");
+	g_autoptr(call) c = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, alice_header);
 	expect_error(c, 401, "unauthorized", "This API needs authentication.");
 	g_autofree char *challenge = header_of(c, "WWW-Authenticate");
 	g_assert_nonnull(challenge);
@@ -877,6 +1378,10 @@ static void test_client(void)
 			    "The daemon reported an error without a message.");
 	expect_client_error(&opts, "GET", "/api/v1/odd", HERD_ERR_INTERNAL,
 			    "answered HTTP 200 with something that is not JSON");
+	/* a 2xx answer is data, whatever fields it has (a VM's "error") */
+	g_autoptr(json_t) vm = client(&opts, "GET", "/api/v1/odd?kind=data-with-error", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(json_string_value(json_object_get(vm, "error")), ==, "Cannot start: no such disk.");
 	/* nobody there */
 	g_autofree char *gone = g_build_filename(S.dir, "gone.sock", NULL);
 	herd_client_options nobody = { .socket_path = gone };
@@ -888,7 +1393,7 @@ static void test_client_https(void)
 {
 	g_autofree char *host = g_strdup_printf("127.0.0.1:%d", S.tls_port);
 	herd_client_options opts = { .host = host, .ca_pem = S.ca_cert, .user = "alice",
-				     .password = "secret", .timeout_s = 30 };
+				     .password = "secret-alice", .timeout_s = 30 };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) r = client(&opts, "GET", "/api/v1/me", NULL, &error);
 	g_assert_no_error(error);
@@ -897,10 +1402,12 @@ static void test_client_https(void)
 	/* wrong password, no password */
 	herd_client_options wrong = opts;
 	wrong.password = "guess";
-	expect_client_error(&wrong, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Who are you?");
+	expect_failed_login();
+	expect_client_error(&wrong, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Wrong user name or password.");
+	g_test_assert_expected_messages();
 	herd_client_options anon = opts;
 	anon.user = anon.password = NULL;
-	expect_client_error(&anon, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "Who are you?");
+	expect_client_error(&anon, "GET", "/api/v1/me", HERD_ERR_UNAUTHORIZED, "needs a user name and password");
 	/* another cluster's CA: the server is not trusted */
 	char *other_cert = NULL, *other_key = NULL;
 	g_assert_true(herd_tls_generate("other CA", NULL, NULL, NULL, true, 30, &other_cert, &other_key, NULL));
@@ -956,14 +1463,28 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	alice_hash = herd_password_hash("secret-alice", NULL);
+	alice_new_hash = herd_password_hash("new-secret-alice", NULL);
+	for (int i = 0; i < N_CROWD; i++) {
+		g_autofree char *pw = g_strdup_printf("crowd-password-%d", i);
+		crowd_hash[i] = herd_password_hash(pw, NULL);
+	}
+	alice_header = basic("alice", "secret-alice");
 	g_test_add_data_func("/http/routing", test_routing, with_server);
 	g_test_add_data_func("/http/not-found", test_not_found, with_server);
+	g_test_add_data_func("/http/path-escapes", test_path_escapes, with_server);
 	g_test_add_data_func("/http/method-not-allowed", test_method_not_allowed, with_server);
 	g_test_add_data_func("/http/errors", test_errors, with_server);
 	g_test_add_data_func("/http/body-limit", test_body_limit, with_server);
+	g_test_add_data_func("/http/credentials-before-body", test_credentials_before_body, with_server);
 	g_test_add_data_func("/http/query", test_query, with_server);
 	g_test_add_data_func("/http/suspended", test_suspended, with_server);
 	g_test_add_data_func("/http/auth", test_auth, with_server);
+	g_test_add_data_func("/http/auth-failure-limit", test_auth_failure_limit, with_server);
+	g_test_add_data_func("/http/auth-off-main-loop", test_auth_off_main_loop, with_server);
+	g_test_add_data_func("/http/auth-remembered", test_auth_remembered, with_server);
+	g_test_add_data_func("/http/auth-busy", test_auth_busy, with_server);
+	g_test_add_data_func("/http/auth-free-while-checking", test_auth_free_while_checking, with_server);
 	g_test_add_data_func("/http/no-auth-callback", test_no_auth_callback, with_server);
 	g_test_add_data_func("/http/bytes", test_bytes, with_server);
 	g_test_add_data_func("/http/listen-errors", test_listen_errors, with_server);
@@ -976,5 +1497,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/http-restart/stop-tcp-with-suspended", test_stop_tcp_with_suspended);
 	int rc = g_test_run();
 	curl_global_cleanup();
+	g_free(alice_hash);
+	g_free(alice_new_hash);
+	for (int i = 0; i < N_CROWD; i++)
+		g_free(crowd_hash[i]);
+	g_free(alice_header);
 	return rc;
 }

@@ -1,0 +1,440 @@
+#define G_LOG_DOMAIN "api"
+#include "api/credentials.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/password.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define DEFAULT_THREADS 2
+#define DEFAULT_QUEUE_MAX 16
+#define DEFAULT_CACHE_MAX 256
+#define DEFAULT_CACHE_TTL_US (10 * 60 * G_USEC_PER_SEC)
+#define DEFAULT_MAX_FAILURES 5
+#define DEFAULT_FAILURE_WINDOW_US (60 * G_USEC_PER_SEC)
+
+/* With this many addresses on record, those with nothing left to count are
+ * dropped.  Only a password check counts a failure, and the pool bounds
+ * those, so the table grows no faster than checks run. */
+#define PEERS_SWEEP_AT 1024
+
+/*
+ * An unknown user's password is checked against this (a yescrypt hash with
+ * herd_password_hash()'s parameters) and refused whatever the verdict, so
+ * that "no such user" takes as long as "wrong password" and does not tell
+ * which user names exist.
+ */
+static const char unknown_user_hash[] =
+	"$y$j9T$a4nIAQFtp2yywhO8uV1BC.$RuhOB693zOmTumJe8of3huh/Tgv63.P3SS3IQgliXCC";
+
+/* A verified credential, under the HMAC of its "user:password". */
+typedef struct {
+	char *hash;          /* the stored hash it was verified against */
+	gint64 verified_us;
+} remembered;
+
+typedef struct {
+	unsigned failures;
+	gint64 window_start_us;  /* of the first failure counted */
+	unsigned checking;       /* checks under way for this address */
+} peer_record;
+
+typedef struct {
+	gpointer waiter;
+	char *peer;
+} check_waiter;
+
+/* One password check; requests with the same credentials wait on it
+ * together. */
+typedef struct {
+	char *key;           /* HMAC of "user:password" */
+	char *user;
+	char *password;      /* wiped when freed */
+	char *hash;          /* the stored hash; NULL: no such user */
+	char *peer;          /* whose record counts it */
+	gint64 started_us;
+	bool ok;             /* the worker's verdict */
+	GArray *waiters;     /* of check_waiter */
+} check;
+
+struct http_credentials {
+	http_credentials_config cfg;
+	http_password_hash_fn lookup;
+	gpointer lookup_data;
+	http_credentials_done_fn done;
+	guint8 hmac_key[32];
+	GHashTable *remembered;  /* key -> remembered* */
+	GHashTable *peers;       /* address -> peer_record* */
+	GHashTable *checks;      /* check* set: every check not yet over */
+	GHashTable *joinable;    /* key -> the latest check of those credentials */
+	GThreadPool *pool;
+	GAsyncQueue *verdicts;   /* check*, from the workers to the main loop */
+	GMainContext *context;
+	GSource *verdict_source;
+};
+
+static void wipe_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	explicit_bzero(p, len);
+	g_free(p);
+}
+
+static void remembered_free(gpointer p)
+{
+	remembered *m = p;
+	g_free(m->hash);
+	g_free(m);
+}
+
+static void check_free(check *k)
+{
+	for (guint i = 0; i < k->waiters->len; i++)
+		g_free(g_array_index(k->waiters, check_waiter, i).peer);
+	g_array_free(k->waiters, TRUE);
+	wipe_free(k->password, strlen(k->password));
+	g_free(k->key);
+	g_free(k->user);
+	g_free(k->hash);
+	g_free(k->peer);
+	g_free(k);
+}
+
+static void add_waiter(check *k, gpointer waiter, const char *peer)
+{
+	check_waiter w = { waiter, g_strdup(peer) };
+	g_array_append_val(k->waiters, w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Failures per address                                                */
+
+/* @r's failures within the window at @now_us. */
+static unsigned failures_now(http_credentials *c, peer_record *r, gint64 now_us)
+{
+	if (r->failures && now_us - r->window_start_us > c->cfg.failure_window_us)
+		r->failures = 0;
+	return r->failures;
+}
+
+static void sweep_peers(http_credentials *c, gint64 now_us)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, c->peers);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		peer_record *r = v;
+		if (r->checking == 0 && failures_now(c, r, now_us) == 0)
+			g_hash_table_iter_remove(&it);
+	}
+}
+
+static peer_record *peer_record_for(http_credentials *c, const char *peer, gint64 now_us)
+{
+	peer_record *r = g_hash_table_lookup(c->peers, peer);
+	if (r)
+		return r;
+	if (g_hash_table_size(c->peers) >= PEERS_SWEEP_AT)
+		sweep_peers(c, now_us);
+	r = g_new0(peer_record, 1);
+	g_hash_table_insert(c->peers, g_strdup(peer), r);
+	return r;
+}
+
+static void note_failure(http_credentials *c, const char *peer, gint64 now_us)
+{
+	peer_record *r = peer_record_for(c, peer, now_us);
+	if (failures_now(c, r, now_us) == 0)
+		r->window_start_us = now_us;
+	r->failures++;
+	log_warn("failed login from %s (%u within a minute)", peer, r->failures);
+}
+
+/* ------------------------------------------------------------------ */
+/* Remembered credentials                                              */
+
+static char *credential_key(http_credentials *c, const guchar *text, gsize len)
+{
+	GHmac *h = g_hmac_new(G_CHECKSUM_SHA256, c->hmac_key, sizeof(c->hmac_key));
+	g_hmac_update(h, text, (gssize)len);
+	char *hex = g_strdup(g_hmac_get_string(h));
+	g_hmac_unref(h);
+	return hex;
+}
+
+/* Make room for one more: the expired go first, then the oldest. */
+static void make_room(http_credentials *c, gint64 now_us)
+{
+	GHashTableIter it;
+	gpointer k, v, oldest = NULL;
+	gint64 oldest_us = G_MAXINT64;
+	g_hash_table_iter_init(&it, c->remembered);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		remembered *m = v;
+		if (now_us - m->verified_us >= c->cfg.cache_ttl_us) {
+			g_hash_table_iter_remove(&it);
+		} else if (m->verified_us < oldest_us) {
+			oldest_us = m->verified_us;
+			oldest = k;
+		}
+	}
+	if (g_hash_table_size(c->remembered) >= c->cfg.cache_max && oldest)
+		g_hash_table_remove(c->remembered, oldest);
+}
+
+static void remember(http_credentials *c, const char *key, const char *hash, gint64 verified_us)
+{
+	if (!g_hash_table_contains(c->remembered, key) &&
+	    g_hash_table_size(c->remembered) >= c->cfg.cache_max)
+		make_room(c, verified_us);
+	remembered *m = g_new0(remembered, 1);
+	m->hash = g_strdup(hash);
+	m->verified_us = verified_us;
+	g_hash_table_replace(c->remembered, g_strdup(key), m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Checks: a worker thread, then the main loop                         */
+
+static void check_in_thread(gpointer data, gpointer pool_data)
+{
+	check *k = data;
+	http_credentials *c = pool_data;
+	bool ok = c->cfg.verify(k->password, k->hash ? k->hash : unknown_user_hash);
+	k->ok = ok && k->hash != NULL;
+	g_async_queue_push(c->verdicts, k);
+	g_main_context_wakeup(c->context);
+}
+
+/* A verdict is in: tell every request that waits on it. */
+static void check_over(http_credentials *c, check *k)
+{
+	g_autoptr(GError) err = NULL;
+
+	g_hash_table_remove(c->checks, k);
+	if (g_hash_table_lookup(c->joinable, k->key) == k)
+		g_hash_table_remove(c->joinable, k->key);
+	peer_record *r = g_hash_table_lookup(c->peers, k->peer);
+	if (r && --r->checking == 0 && failures_now(c, r, k->started_us) == 0)
+		g_hash_table_remove(c->peers, k->peer);
+	if (k->ok) {
+		remember(c, k->key, k->hash, k->started_us);
+	} else {
+		g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "Wrong user name or password.");
+		/* one guess per address, however many of its requests sent it */
+		for (guint i = 0; i < k->waiters->len; i++) {
+			const char *peer = g_array_index(k->waiters, check_waiter, i).peer;
+			bool seen = false;
+			for (guint j = 0; j < i && !seen; j++)
+				seen = strcmp(g_array_index(k->waiters, check_waiter, j).peer, peer) == 0;
+			if (!seen)
+				note_failure(c, peer, k->started_us);
+		}
+	}
+	for (guint i = 0; i < k->waiters->len; i++)
+		c->done(g_array_index(k->waiters, check_waiter, i).waiter, k->ok ? k->user : NULL, err);
+	check_free(k);
+}
+
+/* The main loop's side of c->verdicts: a GSource ready when it holds any. */
+typedef struct {
+	GSource source;
+	http_credentials *owner;
+} verdict_source;
+
+static gboolean verdicts_prepare(GSource *s, gint *timeout_ms)
+{
+	*timeout_ms = -1;
+	return g_async_queue_length(((verdict_source *)s)->owner->verdicts) > 0;
+}
+
+static gboolean verdicts_check(GSource *s)
+{
+	return g_async_queue_length(((verdict_source *)s)->owner->verdicts) > 0;
+}
+
+static gboolean verdicts_dispatch(GSource *s, GSourceFunc cb, gpointer data)
+{
+	http_credentials *c = ((verdict_source *)s)->owner;
+	check *k;
+	while ((k = g_async_queue_try_pop(c->verdicts)))
+		check_over(c, k);
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs verdict_funcs = {
+	.prepare = verdicts_prepare,
+	.check = verdicts_check,
+	.dispatch = verdicts_dispatch,
+};
+
+/* ------------------------------------------------------------------ */
+/* The interface                                                       */
+
+static http_credentials_result refuse(GError **error, herd_error_code code, const char *fmt, ...)
+	G_GNUC_PRINTF(3, 4);
+
+static http_credentials_result refuse(GError **error, herd_error_code code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_propagate_error(error, g_error_new_valist(HERD_ERROR, (gint)code, fmt, ap));
+	va_end(ap);
+	return HTTP_CREDENTIALS_REFUSED;
+}
+
+http_credentials_result http_credentials_check(http_credentials *c, const char *authorization,
+					       const char *peer, gint64 now_us, gpointer waiter,
+					       char **user, GError **error)
+{
+	if (!authorization || g_ascii_strncasecmp(authorization, "Basic ", 6) != 0)
+		return refuse(error, HERD_ERR_UNAUTHORIZED,
+			      "This API needs a user name and password (HTTP Basic authentication).");
+	peer_record *r = g_hash_table_lookup(c->peers, peer);
+	if (r && failures_now(c, r, now_us) >= c->cfg.max_failures)
+		return refuse(error, HERD_ERR_UNAUTHORIZED,
+			      "Too many failed logins from %s; wait a minute.", peer);
+
+	gsize len = 0;
+	guchar *text = g_base64_decode(authorization + 6, &len);
+	const guchar *colon = text ? memchr(text, ':', len) : NULL;
+	if (!colon || memchr(text, '\0', len)) {
+		/* Not counted as a failure: no password was tried. */
+		wipe_free(text, len);
+		return refuse(error, HERD_ERR_UNAUTHORIZED,
+			      "The Authorization header holds no user name and password.");
+	}
+	g_autofree char *name = g_strndup((const char *)text, (gsize)(colon - text));
+	g_autofree char *key = credential_key(c, text, len);
+	char *password = g_strndup((const char *)colon + 1, len - (gsize)(colon - text) - 1);
+	wipe_free(text, len);
+
+	g_autoptr(GError) lookup_error = NULL;
+	g_autofree char *hash = c->lookup(name, c->lookup_data, &lookup_error);
+	if (!hash && lookup_error) {
+		wipe_free(password, strlen(password));
+		g_propagate_error(error, g_steal_pointer(&lookup_error));
+		return HTTP_CREDENTIALS_REFUSED;
+	}
+
+	remembered *m = g_hash_table_lookup(c->remembered, key);
+	if (m && hash && strcmp(m->hash, hash) == 0 &&
+	    now_us - m->verified_us < c->cfg.cache_ttl_us) {
+		wipe_free(password, strlen(password));
+		*user = g_strdup(name);
+		return HTTP_CREDENTIALS_ACCEPTED;
+	}
+	if (m) /* the password changed, the user is gone, or it is too old */
+		g_hash_table_remove(c->remembered, key);
+
+	check *k = g_hash_table_lookup(c->joinable, key);
+	if (k && g_strcmp0(k->hash, hash) == 0) {
+		wipe_free(password, strlen(password));
+		add_waiter(k, waiter, peer);
+		return HTTP_CREDENTIALS_PENDING;
+	}
+	if (g_hash_table_size(c->checks) >= c->cfg.threads + c->cfg.queue_max) {
+		wipe_free(password, strlen(password));
+		return refuse(error, HERD_ERR_UNAVAILABLE,
+			      "The server is busy checking other passwords; try again in a moment.");
+	}
+	/* Checks under way count against the address's failures to come, so
+	 * that it cannot try more guesses at once than it may fail. */
+	r = peer_record_for(c, peer, now_us);
+	if (failures_now(c, r, now_us) + r->checking >= c->cfg.max_failures) {
+		wipe_free(password, strlen(password));
+		return refuse(error, HERD_ERR_UNAVAILABLE,
+			      "Too many passwords from %s are being checked at once; "
+			      "try again in a moment.", peer);
+	}
+	k = g_new0(check, 1);
+	k->key = g_steal_pointer(&key);
+	k->user = g_steal_pointer(&name);
+	k->password = password;
+	k->hash = g_steal_pointer(&hash);
+	k->peer = g_strdup(peer);
+	k->started_us = now_us;
+	k->waiters = g_array_new(FALSE, FALSE, sizeof(check_waiter));
+	add_waiter(k, waiter, peer);
+	r->checking++;
+	g_hash_table_add(c->checks, k);
+	g_hash_table_replace(c->joinable, k->key, k);
+	g_thread_pool_push(c->pool, k, NULL);
+	return HTTP_CREDENTIALS_PENDING;
+}
+
+http_credentials *http_credentials_new(const http_credentials_config *config,
+				       http_password_hash_fn lookup, gpointer lookup_data,
+				       http_credentials_done_fn done)
+{
+	http_credentials *c = g_new0(http_credentials, 1);
+	if (config)
+		c->cfg = *config;
+	if (!c->cfg.threads)
+		c->cfg.threads = DEFAULT_THREADS;
+	if (!c->cfg.queue_max)
+		c->cfg.queue_max = DEFAULT_QUEUE_MAX;
+	if (!c->cfg.cache_max)
+		c->cfg.cache_max = DEFAULT_CACHE_MAX;
+	if (!c->cfg.cache_ttl_us)
+		c->cfg.cache_ttl_us = DEFAULT_CACHE_TTL_US;
+	if (!c->cfg.max_failures)
+		c->cfg.max_failures = DEFAULT_MAX_FAILURES;
+	if (!c->cfg.failure_window_us)
+		c->cfg.failure_window_us = DEFAULT_FAILURE_WINDOW_US;
+	if (!c->cfg.verify)
+		c->cfg.verify = herd_password_verify;
+	c->lookup = lookup;
+	c->lookup_data = lookup_data;
+	c->done = done;
+	ssize_t n;
+	do
+		n = getrandom(c->hmac_key, sizeof(c->hmac_key), 0);
+	while (n < 0 && errno == EINTR);
+	g_assert(n == (ssize_t)sizeof(c->hmac_key));
+	c->remembered = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, remembered_free);
+	c->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	c->checks = g_hash_table_new(g_direct_hash, g_direct_equal);
+	c->joinable = g_hash_table_new(g_str_hash, g_str_equal);
+	c->verdicts = g_async_queue_new();
+	c->context = g_main_context_ref_thread_default();
+	c->verdict_source = g_source_new(&verdict_funcs, sizeof(verdict_source));
+	((verdict_source *)c->verdict_source)->owner = c;
+	g_source_set_name(c->verdict_source, "password verdicts");
+	g_source_attach(c->verdict_source, c->context);
+	c->pool = g_thread_pool_new(check_in_thread, c, (gint)c->cfg.threads, FALSE, NULL);
+	return c;
+}
+
+void http_credentials_free(http_credentials *c)
+{
+	if (!c)
+		return;
+	/* Checks not started are dropped; those under way are waited for. */
+	g_thread_pool_free(c->pool, TRUE, TRUE);
+	while (g_async_queue_try_pop(c->verdicts))
+		; /* each is in c->checks too */
+	GList *left = g_hash_table_get_keys(c->checks);
+	for (GList *l = left; l; l = l->next) {
+		check *k = l->data;
+		for (guint i = 0; i < k->waiters->len; i++)
+			c->done(g_array_index(k->waiters, check_waiter, i).waiter, NULL, NULL);
+		check_free(k);
+	}
+	g_list_free(left);
+	g_async_queue_unref(c->verdicts);
+	g_source_destroy(c->verdict_source);
+	g_source_unref(c->verdict_source);
+	g_main_context_unref(c->context);
+	g_hash_table_unref(c->remembered);
+	g_hash_table_unref(c->peers);
+	g_hash_table_unref(c->checks);
+	g_hash_table_unref(c->joinable);
+	explicit_bzero(c->hmac_key, sizeof(c->hmac_key));
+	g_free(c);
+}

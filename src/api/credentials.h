@@ -1,0 +1,74 @@
+/*
+ * Who sends an HTTP request: HTTP Basic credentials checked against the
+ * password hashes the application keeps, without stalling the main loop.
+ *
+ * The application answers one question on the main loop: user name -> a
+ * copy of its stored hash.  The password check itself (yescrypt, tens of
+ * milliseconds) runs on a small pool of worker threads behind a bounded
+ * queue, and its verdict comes back on the main loop.  A verified
+ * credential is remembered, keyed by an HMAC of "user:password" under a
+ * per-process random key, while the user's stored hash is still the one it
+ * was verified against (a password change or the user's removal forgets
+ * it) and for ten minutes at most, so that later requests cost
+ * microseconds.  Failures are never remembered; they are counted per client
+ * address, and an address with five within a minute must wait.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+typedef struct http_credentials http_credentials;
+
+/*
+ * The application's side: a copy of the stored password hash of @user
+ * (g_free()d by the caller), or NULL if there is no such user.  NULL with
+ * @error set refuses the request with that error whatever its password
+ * (e.g. a node that has no users yet).  Called on the main loop; must not
+ * block.
+ */
+typedef char *(*http_password_hash_fn)(const char *user, gpointer user_data, GError **error);
+
+/* Limits, and a seam for tests; a zero field takes the default in (). */
+typedef struct {
+	unsigned threads;          /* password checks at once (2) */
+	unsigned queue_max;        /* checks waiting for a thread (16); more get 503 */
+	unsigned cache_max;        /* credentials remembered (256) */
+	gint64 cache_ttl_us;       /* for at most this long (10 minutes) */
+	unsigned max_failures;     /* per address within failure_window_us (5) */
+	gint64 failure_window_us;  /* (1 minute) */
+	/* The check (herd_password_verify); runs on a worker thread. */
+	bool (*verify)(const char *password, const char *hash);
+} http_credentials_config;
+
+/*
+ * A check that had to wait is over, on the main loop: @user (the caller's
+ * to copy) if the credentials are right, else @error; both NULL when the
+ * checker is freed first.
+ */
+typedef void (*http_credentials_done_fn)(gpointer waiter, const char *user, const GError *error);
+
+typedef enum {
+	HTTP_CREDENTIALS_ACCEPTED, /* remembered credentials: *user is set */
+	HTTP_CREDENTIALS_REFUSED,  /* *error is set (UNAUTHORIZED, UNAVAILABLE, or the lookup's) */
+	HTTP_CREDENTIALS_PENDING,  /* the password is being checked: @done comes later */
+} http_credentials_result;
+
+/* A checker asking @lookup(user, @lookup_data) for hashes; @config may be NULL. */
+http_credentials *http_credentials_new(const http_credentials_config *config,
+				       http_password_hash_fn lookup, gpointer lookup_data,
+				       http_credentials_done_fn done);
+
+/* Waits for the checks under way; every waiter still waiting gets
+ * @done(waiter, NULL, NULL).  NULL is fine. */
+void http_credentials_free(http_credentials *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(http_credentials, http_credentials_free)
+
+/*
+ * Check the Authorization header @authorization (may be NULL) of a request
+ * from @peer (an address, or "unix") at monotonic time @now_us.  PENDING
+ * means @done(@waiter, …) will be called, once, on the main loop.
+ */
+http_credentials_result http_credentials_check(http_credentials *c, const char *authorization,
+					       const char *peer, gint64 now_us, gpointer waiter,
+					       char **user, GError **error);
