@@ -519,7 +519,13 @@ bool herd_engine_survivor_ok(herd_engine *e, uint32_t missing)
 {
 	look(e);
 	store_object *n = store_node_by_id(state(e), missing);
-	return n && (herd_coord_has_fenced(e->coord, n->name) || store_node_of(n)->down);
+	/* votequorum first: with two_node it holds wait_for_all, so a node
+	 * that starts alone is not quorate until it has seen its peer.  Its
+	 * store's down mark of the peer may be from before it went down
+	 * itself: the peer may have come back (and had the mark cleared)
+	 * while it was away. */
+	return e->view.quorate && n &&
+	       (herd_coord_has_fenced(e->coord, n->name) || store_node_of(n)->down);
 }
 
 GHashTable *herd_engine_unfenced_lost(herd_engine *e)

@@ -96,8 +96,8 @@ void herd_engine_virt_fact(herd_engine *e, const herd_vm_fact *fact, int64_t now
 void herd_engine_virt_connection(herd_engine *e, bool lost);
 
 /* May a partition of one of a two-node cluster go on without @missing?
- * (replica's two_node_survivor_ok: only once this node fenced it, or the
- * store marks it down.) */
+ * (replica's two_node_survivor_ok: only while votequorum says it is
+ * quorate, and once this node fenced it or the store marks it down.) */
 bool herd_engine_survivor_ok(herd_engine *e, uint32_t missing);
 /* Lost nodes not fenced or confirmed down yet: a new set of names, or NULL
  * if none (replica's unfenced_lost; see store/guard.h). */

@@ -93,6 +93,7 @@ struct simnode {
 	GHashTable *engine_reqs; /* req ids of the engine's store changes */
 	uint32_t ring[MAX_NODES], group[MAX_NODES];
 	int64_t wake_due;        /* the earliest wakeup asked for; 0: none */
+	bool seen_all;           /* its corosync has seen every node since it started */
 	bool dirty;
 };
 
@@ -414,8 +415,10 @@ static void io_view(gpointer user, herd_engine_view *out)
 		if (S->nodes[i].powered && S->nodes[i].bus.partition == node->bus.partition)
 			node->ring[n_ring++] = i;
 	store_state *st = replica_state(node->r);
-	/* votequorum: a majority of the configured votes; with two nodes, one. */
+	/* votequorum: a majority of the configured votes; with two nodes
+	 * (two_node, which holds wait_for_all) one, once it has seen both. */
 	unsigned total = store_state_count(st, STORE_KIND_NODE);
+	node->seen_all |= n_ring >= total;
 	*out = (herd_engine_view){
 		.st = st,
 		.ring = node->ring,
@@ -426,7 +429,7 @@ static void io_view(gpointer user, herd_engine_view *out)
 		.synced = replica_get_phase(node->r) == REPLICA_SYNCED,
 		.primary = replica_is_primary(node->r),
 		.durable = replica_is_durable(node->r),
-		.quorate = 2 * n_ring > total || (total == 2 && n_ring == 1),
+		.quorate = 2 * n_ring > total || (total == 2 && n_ring == 1 && node->seen_all),
 	};
 }
 
@@ -533,6 +536,7 @@ static void node_power_on(simnode *node)
 {
 	node->powered = true;
 	node->power_cycle++;
+	node->seen_all = false;
 	node->virt = g_new0(fakevirt, 1);
 	node->virt->base.ops = &fake_ops;
 	node->virt->node = node;
