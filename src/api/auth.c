@@ -13,8 +13,8 @@
 
 char *api_user_password_hash(const char *user, gpointer user_data, GError **error)
 {
-	herdd *d = user_data;
-	store_state *st = herd_cluster_state(d->cluster);
+	api_ctx *a = user_data;
+	store_state *st = api_state(a);
 	if (!store_state_cluster(st)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
 			    "This node is not part of a cluster and has no users; use its local socket.");

@@ -1,6 +1,5 @@
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
-#include "ha/ha.h"
 
 #include "common/error.h"
 
@@ -26,9 +25,14 @@ json_t *api_body(http_request *req, const char *const *allowed, GError **error)
 	return body;
 }
 
-store_object *api_lookup(herdd *d, store_kind kind, const char *ref, GError **error)
+store_state *api_state(api_ctx *a)
 {
-	store_object *o = store_state_lookup(herd_cluster_state(d->cluster), kind, ref);
+	return herd_cluster_state(a->cluster);
+}
+
+store_object *api_lookup(api_ctx *a, store_kind kind, const char *ref, GError **error)
+{
+	store_object *o = store_state_lookup(api_state(a), kind, ref);
 	if (!o) {
 		g_autofree char *label = g_strdup(store_kind_label(kind));
 		label[0] = g_ascii_toupper(label[0]);
@@ -39,7 +43,7 @@ store_object *api_lookup(herdd *d, store_kind kind, const char *ref, GError **er
 
 typedef struct {
 	http_request *req;
-	herdd *d;
+	api_ctx *a;
 	unsigned status;
 	api_render_fn render;
 } commit_ctx;
@@ -51,24 +55,32 @@ static void on_committed(json_t *result, const GError *error, gpointer user)
 		http_respond_error(c->req, error);
 	else
 		http_respond_json(c->req, c->status,
-				  c->render ? c->render(c->d, result) : json_incref(result));
+				  c->render ? c->render(c->a, result) : json_incref(result));
 	g_free(c);
 }
 
-void api_commit(http_request *req, herdd *d, json_t *cmd, unsigned status, api_render_fn render)
+void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render)
 {
 	g_autoptr(GError) err = NULL;
 	commit_ctx *c = g_new0(commit_ctx, 1);
 	c->req = req;
-	c->d = d;
+	c->a = a;
 	c->status = status;
 	c->render = render;
-	if (!herd_cluster_submit(d->cluster, cmd, http_request_user(req), on_committed, c, &err)) {
+	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_committed, c, &err)) {
 		g_free(c);
 		http_respond_error(req, err);
 		return;
 	}
 	http_request_suspend(req);
+}
+
+void api_answer(json_t *result, const GError *error, gpointer req)
+{
+	if (error)
+		http_respond_error(req, error);
+	else
+		http_respond_json(req, 200, json_incref(result));
 }
 
 bool api_get_bool(json_t *body, const char *key, bool *out, GError **error)

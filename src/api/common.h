@@ -4,9 +4,8 @@
  */
 #pragma once
 
+#include "api/context.h"
 #include "api/http.h"
-#include "cluster/service.h"
-#include "daemon/herdd.h"
 #include "store/state.h"
 
 #include <jansson.h>
@@ -16,15 +15,21 @@
 json_t *api_body(http_request *req, const char *const *allowed, GError **error);
 
 /* Find a @kind object by name or UUID; NOT_FOUND error naming @ref otherwise. */
-store_object *api_lookup(herdd *d, store_kind kind, const char *ref, GError **error);
+store_object *api_lookup(api_ctx *a, store_kind kind, const char *ref, GError **error);
+/* The store as this node has it. */
+store_state *api_state(api_ctx *a);
 
 /*
  * Submit @cmd as the request's user and answer the request with @status and
  * what @render makes of the result (the result itself if NULL) once it is
  * committed, or with the error.  The request is suspended meanwhile.
  */
-typedef json_t *(*api_render_fn)(herdd *d, json_t *result);
-void api_commit(http_request *req, herdd *d, json_t *cmd, unsigned status, api_render_fn render);
+typedef json_t *(*api_render_fn)(api_ctx *a, json_t *result);
+void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render);
+/* Answer a suspended request with a formation's (or a commit's) outcome. */
+void api_answer(json_t *result, const GError *error, gpointer req);
+
+
 
 /* Optional typed fields of a body: false with an INVALID error naming the field. */
 bool api_get_bool(json_t *body, const char *key, bool *out, GError **error);

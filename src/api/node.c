@@ -1,80 +1,242 @@
+/*
+ * Nodes as a resource: list and show them (with their links, mode, down
+ * mark, fence history and facts), remove one that is gone for good, change
+ * a node's mode, move all its VMs (switchover), fence it, or confirm that
+ * it is down.
+ */
 #define G_LOG_DOMAIN "api"
+#include "api/common.h"
 #include "api/routes.h"
-#include "cluster/service.h"
-#include "ha/ha.h"
-#include "store/cluster.h"
 
-#include <libvirt/libvirt.h>
-#include <sqlite3.h>
-#include <unistd.h>
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "store/fence_device.h"
+#include "store/node.h"
+#include "store/vm.h"
 
-static char *libvirt_version(void)
+#include <string.h>
+
+static json_t *fence_history_json(const store_node *sn)
 {
-	unsigned long v = 0;
-	if (virGetVersion(&v, NULL, NULL) < 0)
-		return g_strdup("unknown");
-	return g_strdup_printf("%lu.%lu.%lu", v / 1000000, v / 1000 % 1000, v % 1000);
-}
-
-static json_t *node_json(herdd *d)
-{
-	g_autofree char *lv = libvirt_version();
-	g_autofree char *gv = g_strdup_printf("%u.%u.%u", glib_major_version, glib_minor_version,
-					      glib_micro_version);
-	char host[256] = "";
-	gethostname(host, sizeof(host) - 1);
-	gint64 uptime_s = (g_get_monotonic_time() - d->started_us) / G_USEC_PER_SEC;
-	json_t *versions = json_pack("{s:s,s:i,s:s,s:s,s:s,s:s}",
-				     "herd", HERD_VERSION,
-				     "protocol", HERD_PROTOCOL_VERSION,
-				     "corosync", d->corosync_version ? d->corosync_version : "unknown",
-				     "libvirt", lv,
-				     "glib", gv,
-				     "sqlite", sqlite3_libversion());
-	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o}",
-			 "name", d->cfg->node_name,
-			 "hostname", host,
-			 "pid", (int)getpid(),
-			 "started", (json_int_t)d->started_wall_s,
-			 "uptime_s", (json_int_t)uptime_s,
-			 "tls_fingerprint", d->tls_fingerprint ? d->tls_fingerprint : "",
-			 "versions", versions);
-}
-
-void api_node_get(http_request *req, gpointer user_data)
-{
-	http_respond_json(req, 200, node_json(user_data));
-}
-
-void api_status_get(http_request *req, gpointer user_data)
-{
-	herdd *d = user_data;
-	json_t *body = json_object();
-	json_object_set_new(body, "node", node_json(d));
-	store_state *st = herd_cluster_state(d->cluster);
-	store_object *c = store_state_cluster(st);
-	if (c) {
-		json_t *cluster = herd_cluster_status_json(d->cluster);
-		json_object_set_new(cluster, "name", json_string(c->name));
-		json_object_set_new(cluster, "nodes", api_nodes_json(d));
-		json_object_set_new(body, "cluster", cluster);
-		unsigned running = 0;
-		g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
-		for (guint i = 0; d->ha && i < vms->len; i++)
-			running += herd_ha_vm_active(d->ha, ((store_object *)vms->pdata[i])->uuid, NULL);
-		json_object_set_new(body, "vms", json_pack("{s:i,s:i}", "defined", (int)vms->len,
-							   "running", (int)running));
-		json_object_set_new(body, "ha", d->ha ? herd_ha_cluster_status(d->ha) : json_null());
-		json_object_set_new(body, "lab_mode", json_boolean(store_cluster_of(c)->settings.lab_mode));
-		json_t *lost = json_array();
-		if (d->ha) {
-			g_autoptr(GPtrArray) names = herd_ha_unfenced_lost(d->ha);
-			for (guint i = 0; i < names->len; i++)
-				json_array_append_new(lost, json_string(names->pdata[i]));
-		}
-		json_object_set_new(body, "unfenced_lost_nodes", lost);
-	} else {
-		json_object_set_new(body, "cluster", json_null());
+	json_t *out = json_array();
+	for (size_t i = 0; i < sn->n_fence_history; i++) {
+		const store_fence_record *r = &sn->fence_history[i];
+		json_array_append_new(out, json_pack("{s:I,s:b,s:s,s:s,s:s}", "time_ms",
+						     (json_int_t)r->time_ms, "ok", r->ok, "by", r->by,
+						     "device", r->device, "detail", r->detail));
 	}
-	http_respond_json(req, 200, body);
+	return out;
 }
+
+json_t *api_node_json(api_ctx *a, store_object *n)
+{
+	const store_node *sn = store_node_of(n);
+	uint32_t nodeid = sn->nodeid;
+	bool local = strcmp(n->name, a->node->name) == 0;
+	bool online = herd_cluster_is_member(a->cluster, nodeid);
+	json_t *links = json_array();
+	json_t *state = local ? NULL : herd_cluster_links(a->cluster, nodeid);
+	for (size_t i = 0; i < sn->n_links; i++) {
+		json_t *l = json_pack("{s:i,s:s}", "link", (int)i, "address", sn->links[i]);
+		if (local) {
+			json_object_set_new(l, "state", json_string("local"));
+		} else {
+			const char *s = "down";
+			size_t k;
+			json_t *st;
+			json_array_foreach(state, k, st)
+				if (json_integer_value(json_object_get(st, "link")) == (json_int_t)i)
+					s = json_is_true(json_object_get(st, "connected")) ? "up" : "down";
+			json_object_set_new(l, "state", json_string(online || state ? s : "down"));
+		}
+		json_array_append_new(links, l);
+	}
+	json_decref(state);
+	json_t *out = json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:o}", "name", n->name, "uuid", n->uuid,
+				"nodeid", (json_int_t)nodeid, "version", (json_int_t)n->version,
+				"online", online, "local", local, "links", links);
+	json_object_set_new(out, "mode", json_string(store_node_mode_name(sn->mode)));
+	json_object_set_new(out, "down",
+			    sn->down ? json_pack("{s:s,s:I,s:s}", "how", sn->down_how, "time_ms",
+						 (json_int_t)sn->down_time_ms, "by", sn->down_by)
+				     : json_null());
+	json_object_set_new(out, "fence_history", fence_history_json(sn));
+	uint32_t ring[256];
+	size_t n_ring = MIN(herd_cluster_ring(a->cluster, ring, 256), 256);
+	bool alive = false;
+	for (size_t k = 0; k < n_ring; k++)
+		alive |= ring[k] == nodeid;
+	json_object_set_new(out, "alive", json_boolean(alive));
+	json_t *facts = herd_ha_node_status(a->ha, nodeid);
+	json_object_set_new(out, "herd", facts ? facts : json_null());
+	return out;
+}
+
+json_t *api_nodes_json(api_ctx *a)
+{
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(api_state(a));
+	json_t *list = json_array();
+	for (guint i = 0; i < nodes->len; i++)
+		json_array_append_new(list, api_node_json(a, nodes->pdata[i]));
+	return list;
+}
+
+void api_node_remove(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
+	if (!node) {
+		http_respond_error(req, err);
+		return;
+	}
+	http_request_suspend(req);
+	herd_formation_remove_node(a->formation, node, http_request_user(req), api_answer, req);
+}
+
+void api_nodes_list(http_request *req, gpointer user_data)
+{
+	http_respond_json(req, 200, api_nodes_json(user_data));
+}
+
+void api_node_show(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
+	if (!node)
+		http_respond_error(req, err);
+	else
+		http_respond_json(req, 200, api_node_json(a, node));
+}
+
+void api_node_mode(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "mode", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
+	g_autoptr(json_t) body = node ? api_body(req, fields, &err) : NULL;
+	const char *mode = json_string_value(json_object_get(body, "mode"));
+	store_node_mode m;
+	if (!body) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!store_node_mode_parse(mode, &m)) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Mode '%s' is not online, standby or maintenance.",
+				    mode ? mode : "");
+		return;
+	}
+	g_autoptr(json_t) cmd = store_node_cmd_mode(node, m);
+	api_commit(req, a, cmd, 200, NULL);
+}
+
+void api_node_switchover(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "to", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *from = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
+	g_autoptr(json_t) body = from ? api_body(req, fields, &err) : NULL;
+	store_object *to = body ? api_lookup(a, STORE_KIND_NODE, json_string_value(json_object_get(body, "to")) ?: "", &err) : NULL;
+	if (!to) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (from == to) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "A switchover needs two different nodes.");
+		return;
+	}
+	g_autoptr(json_t) cmd = store_vm_cmd_switchover(api_state(a), from->name, to->name);
+	if (!cmd) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Node %s runs no VMs.", from->name);
+		return;
+	}
+	api_commit(req, a, cmd, 200, NULL);
+}
+
+void api_node_confirm_down(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
+	if (!node) {
+		http_respond_error(req, err);
+		return;
+	}
+	uint32_t ring[256];
+	size_t n = MIN(herd_cluster_ring(a->cluster, ring, 256), 256);
+	uint32_t id = store_node_of(node)->nodeid;
+	for (size_t i = 0; i < n; i++) {
+		if (ring[i] == id) {
+			http_respond_errorf(req, HERD_ERR_CONFLICT,
+					    "Node %s is alive (corosync sees it); confirm-down is only for a node that is powered off.",
+					    node->name);
+			return;
+		}
+	}
+	g_autoptr(json_t) cmd = store_node_cmd_confirm_down(node, http_request_user(req),
+							    g_get_real_time() / 1000);
+	log_warn("node %s confirmed down by %s", node->name, http_request_user(req));
+	api_commit(req, a, cmd, 200, NULL);
+}
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	char *node;
+} fence_api_ctx;
+
+static void on_manual_fence(bool ok, const char *device, const char *detail, double secs,
+			    gpointer user)
+{
+	fence_api_ctx *f = user;
+	if (!ok) {
+		http_respond_errorf(f->req, HERD_ERR_IO, "Fencing node %s failed: %s", f->node, detail);
+	} else {
+		store_object *node = store_state_get_by_name(herd_cluster_state(f->a->cluster),
+							     STORE_KIND_NODE, f->node);
+		g_autoptr(json_t) cmd = node ? store_node_cmd_fence_record(node, http_request_user(f->req), true,
+									  true, device, detail,
+									  g_get_real_time() / 1000)
+					     : NULL;
+		if (cmd)
+			api_commit(f->req, f->a, cmd, 200, NULL);
+		else
+			http_respond_json(f->req, 200, json_pack("{s:s,s:b}", "node", f->node, "fenced", 1));
+	}
+	g_free(f->node);
+	g_free(f);
+}
+
+void api_node_fence(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
+	if (!node) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (strcmp(node->name, a->node->name) == 0) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Node %s is this node; fence it from another node.", node->name);
+		return;
+	}
+	if (!store_fence_covers(api_state(a), node->name)) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "No fence device has a plug for node %s; add one with 'herd fence-device add'.",
+				    node->name);
+		return;
+	}
+	fence_api_ctx *f = g_new0(fence_api_ctx, 1);
+	f->req = req;
+	f->a = a;
+	f->node = g_strdup(node->name);
+	log_warn("fencing node %s as %s asked", node->name, http_request_user(req));
+	http_request_suspend(req);
+	herd_ha_fence_now(a->ha, node->name, on_manual_fence, f);
+}
+

@@ -1,12 +1,13 @@
 /*
  * The REST API's route table and its handlers, one file per resource
- * (node.c, cluster.c, vms.c, auth.c).  Handlers get the daemon context as
- * user data.
+ * (status.c, cluster.c, node.c, fence_device.c, vm.c, vm_history.c;
+ * auth.c says whose password is what).  Handlers get an api_ctx
+ * (api/context.h) as user data.
  */
 #pragma once
 
+#include "api/context.h"
 #include "api/http.h"
-#include "daemon/herdd.h"
 #include "store/object.h"
 
 extern const http_route herd_api_routes[];
@@ -15,7 +16,7 @@ extern const size_t herd_api_n_routes;
 /* auth.c: a copy of @user's stored password hash, for http_server_set_auth(). */
 char *api_user_password_hash(const char *user, gpointer user_data, GError **error);
 
-/* node.c */
+/* status.c */
 void api_node_get(http_request *req, gpointer user_data);      /* GET /node */
 void api_status_get(http_request *req, gpointer user_data);    /* GET /status */
 
@@ -28,37 +29,42 @@ void api_cluster_get(http_request *req, gpointer user_data);      /* GET /cluste
 void api_cluster_ca(http_request *req, gpointer user_data);       /* GET /cluster/ca */
 void api_cluster_settings_get(http_request *req, gpointer user_data);
 void api_cluster_settings_put(http_request *req, gpointer user_data);
+
+/* node.c */
 void api_nodes_list(http_request *req, gpointer user_data);       /* GET /nodes */
 void api_node_show(http_request *req, gpointer user_data);        /* GET /nodes/{node} */
 void api_node_remove(http_request *req, gpointer user_data);      /* DELETE /nodes/{node} */
+void api_node_mode(http_request *req, gpointer user_data);        /* POST /nodes/{node}/mode */
+void api_node_switchover(http_request *req, gpointer user_data);
+void api_node_fence(http_request *req, gpointer user_data);
+void api_node_confirm_down(http_request *req, gpointer user_data);
 /* A node as the API shows it, and all of them sorted by node id. */
-json_t *api_node_json(herdd *d, store_object *n);
-json_t *api_nodes_json(herdd *d);
+json_t *api_node_json(api_ctx *a, store_object *n);
+json_t *api_nodes_json(api_ctx *a);
 
-/* vms.c */
+/* fence_device.c */
+void api_fence_devices_list(http_request *req, gpointer user_data);
+void api_fence_device_add(http_request *req, gpointer user_data);
+void api_fence_device_remove(http_request *req, gpointer user_data);
+void api_fence_device_test(http_request *req, gpointer user_data);
+
+/* vm.c */
 void api_vms_list(http_request *req, gpointer user_data);
 void api_vm_define(http_request *req, gpointer user_data);
 void api_vm_get(http_request *req, gpointer user_data);
 void api_vm_xml(http_request *req, gpointer user_data);
 void api_vm_set(http_request *req, gpointer user_data);
 void api_vm_undefine(http_request *req, gpointer user_data);
-void api_vm_history(http_request *req, gpointer user_data);
-void api_history_vms(http_request *req, gpointer user_data);
-void api_vm_restore(http_request *req, gpointer user_data);
-/* A VM as the API shows it. */
-json_t *api_vm_json(herdd *d, store_object *vm, bool with_xml);
-
-/* ha.c */
 void api_vm_start(http_request *req, gpointer user_data);       /* POST /vms/{vm}/start */
 void api_vm_shutdown(http_request *req, gpointer user_data);    /* POST /vms/{vm}/shutdown */
 void api_vm_destroy(http_request *req, gpointer user_data);     /* POST /vms/{vm}/destroy */
 void api_vm_op(http_request *req, gpointer user_data);          /* POST /vms/{vm}/{op} */
 void api_vm_release(http_request *req, gpointer user_data);     /* POST /vms/{vm}/release */
-void api_node_mode(http_request *req, gpointer user_data);      /* POST /nodes/{node}/mode */
-void api_node_switchover(http_request *req, gpointer user_data);
-void api_node_fence(http_request *req, gpointer user_data);
-void api_node_confirm_down(http_request *req, gpointer user_data);
-void api_fence_devices_list(http_request *req, gpointer user_data);
-void api_fence_device_add(http_request *req, gpointer user_data);
-void api_fence_device_remove(http_request *req, gpointer user_data);
-void api_fence_device_test(http_request *req, gpointer user_data);
+/* A VM as the API shows it; and as the answer to a change of it (its result). */
+json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml);
+json_t *api_render_vm(api_ctx *a, json_t *result);
+
+/* vm_history.c */
+void api_vm_history(http_request *req, gpointer user_data);
+void api_history_vms(http_request *req, gpointer user_data);
+void api_vm_restore(http_request *req, gpointer user_data);

@@ -13,10 +13,9 @@
 /* Messages waiting for corosync to take them, at most this many bytes. */
 #define SEND_QUEUE_MAX_BYTES (256u * 1024 * 1024)
 
-struct herd_corosync {
+typedef struct herd_corosync {
+	herd_bus bus;              /* first: a herd_corosync is a herd_bus */
 	char *group;
-	herd_corosync_callbacks cb;
-	gpointer user;
 	bool running;
 
 	cpg_handle_t cpg;
@@ -36,7 +35,7 @@ struct herd_corosync {
 	GQueue *send_queue;        /* GBytes* */
 	size_t send_queue_bytes;
 	guint send_timer;
-};
+} herd_corosync;
 
 /* The callbacks of the C API carry no user pointer we can set per handle
  * besides the context; herdd has one connection, so a static is enough. */
@@ -48,8 +47,8 @@ static void on_cpg_deliver(cpg_handle_t handle, const struct cpg_name *group_nam
 			   uint32_t nodeid, uint32_t pid, void *msg, size_t msg_len)
 {
 	herd_corosync *c = the_corosync;
-	if (c && c->cb.deliver)
-		c->cb.deliver(c->user, nodeid, msg, msg_len);
+	if (c && c->bus.cb.deliver)
+		c->bus.cb.deliver(c->bus.user, nodeid, msg, msg_len);
 }
 
 static void on_cpg_confchg(cpg_handle_t handle, const struct cpg_name *group_name,
@@ -75,16 +74,16 @@ static void on_cpg_confchg(cpg_handle_t handle, const struct cpg_name *group_nam
 	log_info("CPG membership:%s (%zu left, %zu joined)", s->str, left_list_entries,
 		 joined_list_entries);
 	g_string_free(s, TRUE);
-	if (c->cb.confchg)
-		c->cb.confchg(c->user, ids, n);
+	if (c->bus.cb.confchg)
+		c->bus.cb.confchg(c->bus.user, ids, n);
 }
 
 static void on_totem_confchg(cpg_handle_t handle, struct cpg_ring_id ring_id,
 			     uint32_t member_list_entries, const uint32_t *member_list)
 {
 	herd_corosync *c = the_corosync;
-	if (c && c->cb.ring_changed)
-		c->cb.ring_changed(c->user, member_list, member_list_entries);
+	if (c && c->bus.cb.ring_changed)
+		c->bus.cb.ring_changed(c->bus.user, member_list, member_list_entries);
 }
 
 static void on_quorum(votequorum_handle_t handle, uint64_t context, uint32_t quorate,
@@ -97,8 +96,8 @@ static void on_quorum(votequorum_handle_t handle, uint64_t context, uint32_t quo
 	if (q != c->quorate)
 		log_info("votequorum: this partition is %s", q ? "quorate" : "NOT quorate");
 	c->quorate = q;
-	if (c->cb.quorum_changed)
-		c->cb.quorum_changed(c->user, q);
+	if (c->bus.cb.quorum_changed)
+		c->bus.cb.quorum_changed(c->bus.user, q);
 }
 
 static gboolean on_cpg_ready(gint fd, GIOCondition cond, gpointer data)
@@ -110,8 +109,8 @@ static gboolean on_cpg_ready(gint fd, GIOCondition cond, gpointer data)
 		disconnect(c, "CPG dispatch failed");
 		return G_SOURCE_REMOVE;
 	}
-	if (c->cb.burst_end)
-		c->cb.burst_end(c->user);
+	if (c->bus.cb.burst_end)
+		c->bus.cb.burst_end(c->bus.user);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -176,8 +175,8 @@ static bool try_connect(herd_corosync *c)
 		c->cfg_ok = true;
 	c->nodeid = nodeid;
 	log_info("connected to corosync as node %u, joined group %s", nodeid, c->group);
-	if (c->cb.connected)
-		c->cb.connected(c->user, nodeid);
+	if (c->bus.cb.connected)
+		c->bus.cb.connected(c->bus.user, nodeid);
 	return true;
 }
 
@@ -224,27 +223,16 @@ static void disconnect(herd_corosync *c, const char *why)
 	clear_queue(c);
 	if (was && why)
 		log_warn("lost the connection to corosync (%s); retrying every second", why);
-	if (was && c->cb.disconnected)
-		c->cb.disconnected(c->user);
+	if (was && c->bus.cb.disconnected)
+		c->bus.cb.disconnected(c->bus.user);
 }
 
-herd_corosync *herd_corosync_new(const char *group, const herd_corosync_callbacks *cb,
-				 gpointer user)
-{
-	herd_corosync *c = g_new0(herd_corosync, 1);
-	c->group = g_strdup(group);
-	c->cb = *cb;
-	c->user = user;
-	c->send_queue = g_queue_new();
-	the_corosync = c;
-	return c;
-}
+static void corosync_stop(herd_bus *b);
 
-void herd_corosync_free(herd_corosync *c)
+static void corosync_free(herd_bus *b)
 {
-	if (!c)
-		return;
-	herd_corosync_stop(c);
+	herd_corosync *c = (herd_corosync *)b;
+	corosync_stop(b);
 	g_queue_free(c->send_queue);
 	g_free(c->group);
 	if (the_corosync == c)
@@ -252,8 +240,9 @@ void herd_corosync_free(herd_corosync *c)
 	g_free(c);
 }
 
-void herd_corosync_start(herd_corosync *c)
+static void corosync_start(herd_bus *b)
 {
+	herd_corosync *c = (herd_corosync *)b;
 	if (c->running)
 		return;
 	c->running = true;
@@ -262,8 +251,9 @@ void herd_corosync_start(herd_corosync *c)
 	c->retry_timer = g_timeout_add(1000, on_retry, c);
 }
 
-void herd_corosync_stop(herd_corosync *c)
+static void corosync_stop(herd_bus *b)
 {
+	herd_corosync *c = (herd_corosync *)b;
 	if (!c->running)
 		return;
 	c->running = false;
@@ -279,9 +269,9 @@ void herd_corosync_stop(herd_corosync *c)
 	disconnect(c, NULL);
 }
 
-bool herd_corosync_is_connected(herd_corosync *c)
+static bool corosync_connected(herd_bus *b)
 {
-	return c->cpg_ok;
+	return ((herd_corosync *)b)->cpg_ok;
 }
 
 /* Send what waits, in order, until corosync pushes back. */
@@ -316,8 +306,9 @@ static gboolean on_send_retry(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-bool herd_corosync_send(herd_corosync *c, const void *msg, size_t len)
+static bool corosync_send(herd_bus *b, const void *msg, size_t len)
 {
+	herd_corosync *c = (herd_corosync *)b;
 	if (!c->cpg_ok)
 		return false;
 	if (c->send_queue_bytes + len > SEND_QUEUE_MAX_BYTES) {
@@ -335,13 +326,15 @@ bool herd_corosync_send(herd_corosync *c, const void *msg, size_t len)
 	return true;
 }
 
-bool herd_corosync_quorate(herd_corosync *c)
+static bool corosync_quorate(herd_bus *b)
 {
+	herd_corosync *c = (herd_corosync *)b;
 	return c->cpg_ok && c->quorate;
 }
 
-json_t *herd_corosync_quorum_info(herd_corosync *c)
+static json_t *corosync_quorum_info(herd_bus *b)
 {
+	herd_corosync *c = (herd_corosync *)b;
 	struct votequorum_info info = { 0 };
 	if (!c->vq_ok || votequorum_getinfo(c->vq, 0, &info) != CS_OK)
 		return json_pack("{s:b}", "quorate", 0);
@@ -352,8 +345,9 @@ json_t *herd_corosync_quorum_info(herd_corosync *c)
 			 "wait_for_all", (info.flags & VOTEQUORUM_INFO_WAIT_FOR_ALL) != 0);
 }
 
-json_t *herd_corosync_links(herd_corosync *c, uint32_t nodeid)
+static json_t *corosync_links(herd_bus *b, uint32_t nodeid)
 {
+	herd_corosync *c = (herd_corosync *)b;
 	struct corosync_cfg_node_status_v1 st;
 	json_t *links = json_array();
 	if (!c->cfg_ok)
@@ -373,8 +367,9 @@ json_t *herd_corosync_links(herd_corosync *c, uint32_t nodeid)
 	return links;
 }
 
-bool herd_corosync_reload(herd_corosync *c, GError **error)
+static bool corosync_reload(herd_bus *b, GError **error)
 {
+	herd_corosync *c = (herd_corosync *)b;
 	if (!c->cfg_ok) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
 			    "Cannot reload corosync's configuration: not connected to corosync.");
@@ -387,4 +382,26 @@ bool herd_corosync_reload(herd_corosync *c, GError **error)
 		return false;
 	}
 	return true;
+}
+
+static const herd_bus_ops corosync_ops = {
+	.start = corosync_start,
+	.stop = corosync_stop,
+	.free = corosync_free,
+	.connected = corosync_connected,
+	.send = corosync_send,
+	.quorate = corosync_quorate,
+	.quorum_info = corosync_quorum_info,
+	.links = corosync_links,
+	.reload = corosync_reload,
+};
+
+herd_bus *herd_corosync_bus_new(const char *group)
+{
+	herd_corosync *c = g_new0(herd_corosync, 1);
+	c->bus.ops = &corosync_ops;
+	c->group = g_strdup(group);
+	c->send_queue = g_queue_new();
+	the_corosync = c;
+	return &c->bus;
 }

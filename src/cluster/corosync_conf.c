@@ -146,8 +146,7 @@ static gboolean on_idle_write(gpointer data)
 	}
 	if (changed) {
 		log_info("corosync.conf changed; asking corosync to reload it");
-		herd_corosync *c = herd_cluster_corosync(f->cluster);
-		if (herd_corosync_is_connected(c) && !herd_corosync_reload(c, &err))
+		if (herd_cluster_connected(f->cluster) && !herd_cluster_reload(f->cluster, &err))
 			log_warn("%s", err->message);
 	}
 	return G_SOURCE_REMOVE;

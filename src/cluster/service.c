@@ -43,7 +43,7 @@ struct herd_cluster {
 	char *node_name;
 	store_db *db;
 	replica *replica;
-	herd_corosync *corosync;
+	herd_bus *bus;              /* corosync, or a test's */
 	uint32_t nodeid;
 	bool started;
 	GHashTable *inflight;  /* req_id -> inflight* */
@@ -65,7 +65,7 @@ static void deferred_free(deferred *d)
 static bool on_replica_send(gpointer user, const void *msg, size_t len)
 {
 	herd_cluster *c = user;
-	return herd_corosync_send(c->corosync, msg, len);
+	return c->bus->ops->send(c->bus, msg, len);
 }
 
 static void on_replica_done(gpointer user, uint64_t req_id, json_t *result, const GError *error)
@@ -97,7 +97,7 @@ static void on_replica_failed(gpointer user, const GError *error)
 	herd_cluster *c = user;
 	log_err("leaving the cluster: the configuration database failed (%s). Fix the disk and restart herdd.",
 		error->message);
-	herd_corosync_stop(c->corosync);
+	c->bus->ops->stop(c->bus);
 }
 
 static bool on_survivor_check(gpointer user, uint32_t missing)
@@ -265,7 +265,7 @@ static void on_burst_end(gpointer user)
 	run_deferred(c);
 }
 
-static const herd_corosync_callbacks corosync_cb = {
+static const herd_bus_callbacks bus_cb = {
 	.connected = on_connected,
 	.disconnected = on_disconnected,
 	.deliver = on_deliver,
@@ -277,10 +277,15 @@ static const herd_corosync_callbacks corosync_cb = {
 
 /* ------------------------------------------------------------------ */
 
-herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GError **error)
+herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, herd_bus *bus,
+			       GError **error)
 {
 	herd_cluster *c = g_new0(herd_cluster, 1);
-	c->db_path = g_build_filename(state_dir, "config.db", NULL);
+	c->bus = bus;
+	bus->cb = bus_cb;
+	bus->user = c;
+	c->db_path = strcmp(state_dir, ":memory:") == 0 ? g_strdup(state_dir)
+							 : g_build_filename(state_dir, "config.db", NULL);
 	c->node_name = g_strdup(node_name);
 	c->inflight = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	c->deferred = g_queue_new();
@@ -294,7 +299,6 @@ herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GEr
 	c->replica = replica_new(0, node_name, c->db, &replica_cb, c, error);
 	if (!c->replica)
 		goto fail;
-	c->corosync = herd_corosync_new("herd", &corosync_cb, c);
 	return c;
 fail:
 	herd_cluster_free(c);
@@ -305,8 +309,7 @@ void herd_cluster_free(herd_cluster *c)
 {
 	if (!c)
 		return;
-	if (c->corosync)
-		herd_corosync_free(c->corosync);
+	c->bus->ops->free(c->bus);
 	if (c->deferred_timer)
 		g_source_remove(c->deferred_timer);
 	deferred *d;
@@ -349,7 +352,7 @@ void herd_cluster_start(herd_cluster *c, bool joining)
 	if (c->started || (!joining && !herd_cluster_exists(c)))
 		return;
 	c->started = true;
-	herd_corosync_start(c->corosync);
+	c->bus->ops->start(c->bus);
 }
 
 void herd_cluster_stop(herd_cluster *c)
@@ -357,7 +360,7 @@ void herd_cluster_stop(herd_cluster *c)
 	if (!c->started)
 		return;
 	c->started = false;
-	herd_corosync_stop(c->corosync);
+	c->bus->ops->stop(c->bus);
 	replica_detach(c->replica);
 }
 
@@ -369,8 +372,8 @@ static bool submit_now(herd_cluster *c, json_t *cmd, const char *user, herd_clus
 			    "This node is not part of a cluster; create one with 'herd cluster create' or join one with 'herd cluster join'.");
 		return false;
 	}
-	if (replica_get_phase(c->replica) == REPLICA_SYNCED && !herd_corosync_quorate(c->corosync)) {
-		g_autoptr(json_t) q = herd_corosync_quorum_info(c->corosync);
+	if (replica_get_phase(c->replica) == REPLICA_SYNCED && !herd_cluster_quorate(c)) {
+		g_autoptr(json_t) q = c->bus->ops->quorum_info(c->bus);
 		g_set_error(error, HERD_ERROR, HERD_ERR_NO_QUORUM,
 			    "This node has lost quorum (%lld of %lld expected votes present, %lld needed); configuration changes are refused until it is back in the quorate part of the cluster.",
 			    (long long)json_integer_value(json_object_get(q, "total_votes")),
@@ -469,11 +472,11 @@ void herd_cluster_set_message_handler(herd_cluster *c, herd_cluster_message_fn f
 
 bool herd_cluster_send(herd_cluster *c, unsigned type, const void *payload, size_t len)
 {
-	if (!c->nodeid || !herd_corosync_is_connected(c->corosync))
+	if (!c->nodeid || !c->bus->ops->connected(c->bus))
 		return false;
 	size_t n;
 	g_autofree void *m = herd_wire_encode((herd_msg_type)type, c->nodeid, 0, 0, payload, len, &n);
-	return herd_corosync_send(c->corosync, m, n);
+	return c->bus->ops->send(c->bus, m, n);
 }
 
 void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user)
@@ -527,7 +530,18 @@ void herd_cluster_set_survivor_check(herd_cluster *c, herd_cluster_survivor_fn f
 }
 
 store_state *herd_cluster_state(herd_cluster *c) { return replica_state(c->replica); }
-herd_corosync *herd_cluster_corosync(herd_cluster *c) { return c->corosync; }
+bool herd_cluster_quorate(herd_cluster *c) { return c->bus->ops->quorate(c->bus); }
+bool herd_cluster_connected(herd_cluster *c) { return c->bus->ops->connected(c->bus); }
+
+json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid)
+{
+	return c->bus->ops->links(c->bus, nodeid);
+}
+
+bool herd_cluster_reload(herd_cluster *c, GError **error)
+{
+	return c->bus->ops->reload(c->bus, error);
+}
 replica *herd_cluster_replica(herd_cluster *c) { return c->replica; }
 uint32_t herd_cluster_nodeid(herd_cluster *c) { return c->nodeid; }
 
@@ -562,7 +576,7 @@ json_t *herd_cluster_status_json(herd_cluster *c)
 	return json_pack("{s:s,s:b,s:o,s:o,s:{s:I,s:I,s:s},s:i,s:s?,s:I}",
 			 "phase", phases[replica_get_phase(c->replica)],
 			 "primary", replica_is_primary(c->replica),
-			 "quorum", herd_corosync_quorum_info(c->corosync),
+			 "quorum", c->bus->ops->quorum_info(c->bus),
 			 "members", members,
 			 "position", "generation", (json_int_t)st->pos.gen, "index",
 			 (json_int_t)st->pos.index, "hash", hash,

@@ -11,7 +11,7 @@
  */
 #pragma once
 
-#include "cluster/corosync.h"
+#include "cluster/bus.h"
 #include "store/replica.h"
 
 #include <glib.h>
@@ -26,8 +26,10 @@ typedef void (*herd_cluster_done_fn)(json_t *result, const GError *error, gpoint
 /* Objects changed (@changes of store_change*), or everything (@changes NULL). */
 typedef void (*herd_cluster_change_fn)(gpointer user, GPtrArray *changes);
 
-/* Open the store in @state_dir (config.db) for node @node_name. */
-herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, GError **error);
+/* Open the store in @state_dir (config.db, or ":memory:" for a test) for
+ * node @node_name, on @bus (taken over; freed with the service). */
+herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, herd_bus *bus,
+			       GError **error);
 /* This node's name. */
 const char *herd_cluster_node_name(herd_cluster *c);
 void herd_cluster_free(herd_cluster *c);
@@ -99,7 +101,12 @@ void herd_cluster_set_lost_check(herd_cluster *c, herd_cluster_lost_fn fn, gpoin
 void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user);
 
 store_state *herd_cluster_state(herd_cluster *c);
-herd_corosync *herd_cluster_corosync(herd_cluster *c);
+/* The bus's view: quorate, connected, link state towards @nodeid (or NULL),
+ * and a reload of the configuration on every node (bus.h). */
+bool herd_cluster_quorate(herd_cluster *c);
+bool herd_cluster_connected(herd_cluster *c);
+json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid);
+bool herd_cluster_reload(herd_cluster *c, GError **error);
 replica *herd_cluster_replica(herd_cluster *c);
 /* This node's corosync node id (0 before the first connection). */
 uint32_t herd_cluster_nodeid(herd_cluster *c);

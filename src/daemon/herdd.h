@@ -1,16 +1,18 @@
 /*
- * The daemon's context: one per process, owned by main(), handed to every
- * part (API routes, cluster, store, HA) as the place to find the others.
+ * The daemon: one per process, owned by main().  It wires the parts — the
+ * cluster service on corosync, the node's hypervisor, the HA engine's
+ * shell, cluster formation, the API — and owns what only a daemon has: its
+ * configuration, its certificate, its service manager.  Nothing outside
+ * src/daemon includes this header.
  */
 #pragma once
 
+#include "api/context.h"
 #include "daemon/config.h"
 
 #include <glib.h>
 
 typedef struct http_server http_server;
-typedef struct herd_cluster herd_cluster;
-typedef struct herd_ha herd_ha;
 typedef struct herd_virt herd_virt;
 
 typedef struct herdd {
@@ -20,23 +22,22 @@ typedef struct herdd {
 	herd_cluster *cluster;      /* the replicated store and corosync */
 	herd_ha *ha;                /* the HA engine: agent, coordinator, fencing */
 	herd_virt *virt;            /* this node's hypervisor (libvirt) */
-	gint64 started_us;          /* monotonic time at start */
-	gint64 started_wall_s;      /* wall-clock time at start, seconds */
+	herd_formation *formation;  /* cluster create, join, leave */
+	api_node_info node_info;    /* this node, for the API */
+	api_ctx api_ctx;            /* what the API's handlers get */
 	char *tls_dir;              /* <state_dir>/tls */
 	char *tls_cert_pem;         /* the API's certificate and key */
 	char *tls_key_pem;
 	char *tls_fingerprint;
 	char *corosync_version;     /* as reported by corosync -v, or NULL */
+	char *libvirt_version;
 } herdd;
-
-/* Protocol version of the API and of the wire messages between nodes. */
-#define HERD_PROTOCOL_VERSION 1
 
 /* (Re)start the API's TCP listener with the node's current certificate. */
 bool herdd_restart_tcp(herdd *d, GError **error);
 
 /* Done callback of herdd_service(): @error NULL on success. */
-typedef void (*herdd_service_done)(herdd *d, const GError *error, gpointer user);
+typedef void (*herdd_service_done)(const GError *error, gpointer user);
 
 /* Run "<service_command> ACTION SERVICE" (e.g. "systemctl start corosync")
  * without blocking the main loop. */

@@ -5,8 +5,8 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "daemon/config.h"
+#include "daemon/certificate.h"
 #include "daemon/herdd.h"
-#include "daemon/tls_setup.h"
 #include "ha/ha.h"
 #include "virt/driver.h"
 
@@ -49,15 +49,35 @@ bool herdd_restart_tcp(herdd *d, GError **error)
 				      d->tls_cert_pem, d->tls_key_pem, error);
 }
 
-/* A node that has corosync's files but an empty store is half-way through a
- * join (herdd restarted meanwhile): finish it by syncing. */
-static bool joining(herdd *d)
+/* Cluster formation's I/O: the daemon's certificate and service manager. */
+static bool formation_install_tls(gpointer user, const char *ca_pem, const char *cert_pem,
+				  const char *key_pem, GError **error)
 {
-	g_autofree char *conf = g_build_filename(d->cfg->corosync_dir, "corosync.conf", NULL);
-	g_autofree char *ca = g_build_filename(d->tls_dir, "ca.crt", NULL);
-	return !herd_cluster_exists(d->cluster) && g_file_test(conf, G_FILE_TEST_EXISTS) &&
-	       g_file_test(ca, G_FILE_TEST_EXISTS);
+	return herdd_install_tls(user, ca_pem, cert_pem, key_pem, error);
 }
+
+static bool formation_reset_tls(gpointer user, GError **error)
+{
+	return herdd_reset_tls(user, error);
+}
+
+static char *formation_ca_pem(gpointer user)
+{
+	return herdd_ca_pem(user);
+}
+
+static void formation_service(gpointer user, const char *action, const char *service,
+			      herd_formation_service_done done, gpointer data)
+{
+	herdd_service(user, action, service, done, data);
+}
+
+static const herd_formation_io formation_io = {
+	.install_tls = formation_install_tls,
+	.reset_tls = formation_reset_tls,
+	.ca_pem = formation_ca_pem,
+	.service = formation_service,
+};
 
 int main(int argc, char **argv)
 {
@@ -77,11 +97,17 @@ int main(int argc, char **argv)
 	herd_log_set_level(level);
 	signal(SIGPIPE, SIG_IGN);
 
-	d.started_us = g_get_monotonic_time();
-	d.started_wall_s = g_get_real_time() / G_USEC_PER_SEC;
 	d.loop = g_main_loop_new(NULL, FALSE);
 	d.tls_dir = g_build_filename(d.cfg->state_dir, "tls", NULL);
 	d.corosync_version = probe_corosync_version();
+	d.libvirt_version = herd_virt_libvirt_version();
+	d.node_info = (api_node_info){
+		.name = d.cfg->node_name,
+		.started_us = g_get_monotonic_time(),
+		.started_wall_s = g_get_real_time() / G_USEC_PER_SEC,
+		.corosync_version = d.corosync_version,
+		.libvirt_version = d.libvirt_version,
+	};
 	log_info("herd %s starting as node '%s' (config %s, state %s)", HERD_VERSION,
 		 d.cfg->node_name, d.cfg->config_file ? d.cfg->config_file : "built-in defaults",
 		 d.cfg->state_dir);
@@ -89,19 +115,23 @@ int main(int argc, char **argv)
 	if (!herd_mkdir_p(d.cfg->state_dir, 0700, &error) || !herdd_tls_load(&d, &error))
 		goto out;
 
-	d.cluster = herd_cluster_new(d.cfg->state_dir, d.cfg->node_name, &error);
+	d.cluster = herd_cluster_new(d.cfg->state_dir, d.cfg->node_name, herd_corosync_bus_new("herd"),
+				     &error);
 	if (!d.cluster)
 		goto out;
 	herd_corosync_conf_follow(d.cluster, d.cfg->corosync_dir);
 	d.virt = herd_virt_libvirt_new(d.cfg->libvirt_uri, NULL, NULL);
 	d.ha = herd_ha_new(d.cluster, d.cfg->node_name, d.virt);
+	d.formation = herd_formation_new(d.cluster, d.cfg->node_name, d.cfg->corosync_dir,
+					 &formation_io, &d);
+	d.api_ctx = (api_ctx){ d.cluster, d.ha, d.formation, &d.node_info };
 
-	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d);
+	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d.api_ctx);
 	http_server_set_auth(d.api, api_user_password_hash, NULL);
 	if (!http_server_listen_unix(d.api, d.cfg->socket_path, &error) ||
 	    !herdd_restart_tcp(&d, &error))
 		goto out;
-	herd_cluster_start(d.cluster, joining(&d));
+	herd_cluster_start(d.cluster, herd_formation_joining(d.formation));
 
 	g_unix_signal_add(SIGTERM, on_quit_signal, &d);
 	g_unix_signal_add(SIGINT, on_quit_signal, &d);
@@ -115,6 +145,7 @@ out:
 	herd_ha_free(d.ha);
 	herd_virt_free(d.virt);
 	http_server_free(d.api);
+	herd_formation_free(d.formation);
 	herd_cluster_free(d.cluster);
 	g_main_loop_unref(d.loop);
 	g_free(d.tls_dir);
@@ -122,6 +153,7 @@ out:
 	g_free(d.tls_key_pem);
 	g_free(d.tls_fingerprint);
 	g_free(d.corosync_version);
+	g_free(d.libvirt_version);
 	herdd_config_free(d.cfg);
 	log_info("stopped");
 	return status;

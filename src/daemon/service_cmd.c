@@ -49,7 +49,7 @@ static void on_finished(GObject *source, GAsyncResult *res, gpointer data)
 	} else {
 		log_info("ran '%s'", c->desc);
 	}
-	c->done(c->d, err, c->user);
+	c->done(err, c->user);
 	g_object_unref(c->proc);
 	g_free(c->desc);
 	g_free(c);
@@ -85,7 +85,7 @@ void herdd_service(herdd *d, const char *action, const char *service, herdd_serv
 fail:;
 	g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s", c->desc,
 					  err->message);
-	done(d, e, user);
+	done(e, user);
 	g_free(c->desc);
 	g_free(c);
 }

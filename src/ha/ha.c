@@ -44,7 +44,7 @@ static void io_view(gpointer user, herd_engine_view *out)
 		.synced = replica_get_phase(r) == REPLICA_SYNCED,
 		.primary = replica_is_primary(r),
 		.durable = replica_is_durable(r),
-		.quorate = herd_corosync_quorate(herd_cluster_corosync(h->cluster)),
+		.quorate = herd_cluster_quorate(h->cluster),
 	};
 }
 

@@ -89,6 +89,9 @@ struct herd_virt {
 	gpointer user;
 };
 
+/* The libvirt library's version ("9.0.0"; g_free), or NULL. */
+char *herd_virt_libvirt_version(void);
+
 /* The libvirt driver for @uri ("qemu:///system"). */
 herd_virt *herd_virt_libvirt_new(const char *uri, const herd_virt_callbacks *cb, gpointer user);
 void herd_virt_free(herd_virt *v);

@@ -362,3 +362,11 @@ herd_virt *herd_virt_libvirt_new(const char *uri, const herd_virt_callbacks *cb,
 	v->control = g_thread_pool_new(lv_worker_run, NULL, 1, FALSE, NULL);
 	return &v->base;
 }
+
+char *herd_virt_libvirt_version(void)
+{
+	unsigned long v = 0;
+	if (virGetVersion(&v, NULL, NULL) < 0)
+		return NULL;
+	return g_strdup_printf("%lu.%lu.%lu", v / 1000000, v / 1000 % 1000, v % 1000);
+}

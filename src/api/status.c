@@ -1,0 +1,76 @@
+/*
+ * This node (GET /api/v1/node: versions, uptime, certificate) and the
+ * cluster at a glance (GET /api/v1/status), for `herd status`.
+ */
+#define G_LOG_DOMAIN "api"
+#include "api/common.h"
+#include "api/routes.h"
+
+#include "herd-config.h"
+#include "store/cluster.h"
+#include "store/vm.h"
+#include "store/wire.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+static json_t *node_json(api_ctx *a)
+{
+	g_autofree char *gv = g_strdup_printf("%u.%u.%u", glib_major_version, glib_minor_version,
+					      glib_micro_version);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	const api_node_info *node = a->node;
+	gint64 uptime_s = (g_get_monotonic_time() - node->started_us) / G_USEC_PER_SEC;
+	json_t *versions = json_pack("{s:s,s:i,s:s,s:s,s:s,s:s}",
+				     "herd", HERD_VERSION,
+				     "protocol", HERD_WIRE_VERSION,
+				     "corosync", node->corosync_version ? node->corosync_version : "unknown",
+				     "libvirt", node->libvirt_version ? node->libvirt_version : "unknown",
+				     "glib", gv,
+				     "sqlite", sqlite3_libversion());
+	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o}",
+			 "name", node->name,
+			 "hostname", host,
+			 "pid", (int)getpid(),
+			 "started", (json_int_t)node->started_wall_s,
+			 "uptime_s", (json_int_t)uptime_s,
+			 "tls_fingerprint", node->tls_fingerprint ? node->tls_fingerprint : "",
+			 "versions", versions);
+}
+
+void api_node_get(http_request *req, gpointer user_data)
+{
+	http_respond_json(req, 200, node_json(user_data));
+}
+
+void api_status_get(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	json_t *body = json_object();
+	json_object_set_new(body, "node", node_json(a));
+	store_state *st = api_state(a);
+	store_object *c = store_state_cluster(st);
+	if (c) {
+		json_t *cluster = herd_cluster_status_json(a->cluster);
+		json_object_set_new(cluster, "name", json_string(c->name));
+		json_object_set_new(cluster, "nodes", api_nodes_json(a));
+		json_object_set_new(body, "cluster", cluster);
+		unsigned running = 0;
+		g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+		for (guint i = 0; i < vms->len; i++)
+			running += herd_ha_vm_active(a->ha, ((store_object *)vms->pdata[i])->uuid, NULL);
+		json_object_set_new(body, "vms", json_pack("{s:i,s:i}", "defined", (int)vms->len,
+							   "running", (int)running));
+		json_object_set_new(body, "ha", herd_ha_cluster_status(a->ha));
+		json_object_set_new(body, "lab_mode", json_boolean(store_cluster_of(c)->settings.lab_mode));
+		json_t *lost = json_array();
+		g_autoptr(GPtrArray) names = herd_ha_unfenced_lost(a->ha);
+		for (guint i = 0; i < names->len; i++)
+			json_array_append_new(lost, json_string(names->pdata[i]));
+		json_object_set_new(body, "unfenced_lost_nodes", lost);
+	} else {
+		json_object_set_new(body, "cluster", json_null());
+	}
+	http_respond_json(req, 200, body);
+}

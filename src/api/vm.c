@@ -1,0 +1,519 @@
+/*
+ * VMs as a resource: define (from libvirt domain XML), list, show, dumpxml,
+ * change herd's attributes, undefine; and their life: start, shutdown,
+ * destroy, reboot, reset, suspend, resume where they run, release a sticky
+ * binding.  A start or stop is a change of the VM's wanted state; the HA
+ * engine carries it out, and the request waits until it has.
+ */
+#define G_LOG_DOMAIN "api"
+#include "api/common.h"
+#include "api/routes.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "store/cluster.h"
+#include "store/fence_device.h"
+#include "store/node.h"
+#include "store/vm.h"
+#include "virt/domxml.h"
+
+#include <string.h>
+
+#define START_WAIT_S 60
+#define DESTROY_WAIT_S 30
+
+static json_t *string_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
+{
+	const store_vm *v = store_vm_of(vm);
+	json_t *j = json_pack("{s:s,s:s,s:I,s:b,s:o,s:b,s:i,s:I,s:i,s:s,s:s,s:n,s:I}",
+			      "name", vm->name, "uuid", vm->uuid, "version", (json_int_t)vm->version,
+			      "ha", v->ha,
+			      "preferred", string_or_null(v->preferred),
+			      "failback", v->failback,
+			      "shutdown_timeout_s", (int)v->shutdown_timeout_s,
+			      "memory_mib", (json_int_t)v->memory_mib,
+			      "vcpus", (int)v->vcpus,
+			      "type", v->type,
+			      "state", "shut off",
+			      "node",
+			      "modified_ms", (json_int_t)vm->modified_ms);
+	json_object_set_new(j, "target", json_string(v->target_running ? "running" : "stopped"));
+	json_object_set_new(j, "sticky", string_or_null(v->sticky));
+	json_object_set_new(j, "group", string_or_null(v->group));
+	json_object_set_new(j, "assigned", string_or_null(v->node));
+	if (a->ha) {
+		herd_vm_runtime rt;
+		herd_ha_vm_runtime(a->ha, vm, &rt);
+		json_object_set_new(j, "state", json_string(rt.state));
+		json_object_set_new(j, "node", string_or_null(rt.node));
+		json_object_set_new(j, "since_ms", json_integer(rt.since_ms));
+		if (rt.error)
+			json_object_set_new(j, "error", json_string(rt.error));
+		if (rt.alert)
+			json_object_set_new(j, "alert", json_string(rt.alert));
+		if (rt.node && rt.since_ms > 0)
+			json_object_set_new(j, "uptime_s",
+					    json_integer((g_get_real_time() / 1000 - rt.since_ms) / 1000));
+	}
+	if (with_xml)
+		json_object_set_new(j, "xml", json_string(v->xml));
+	return j;
+}
+
+/* Herd's VM attributes in @body, checked against the store. */
+static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GError **error)
+{
+	static const struct {
+		const char *key;
+		unsigned bit;
+		const char *what;
+	} strings[] = {
+		{ "preferred", STORE_VM_SET_PREFERRED, "a node name" },
+		{ "sticky", STORE_VM_SET_STICKY, "a node of this cluster" },
+		{ "group", STORE_VM_SET_GROUP, "a group name" },
+	};
+	long long n;
+	*at = (store_vm_attrs){ 0 };
+	if (json_object_get(body, "ha")) {
+		if (!api_get_bool(body, "ha", &at->ha, error))
+			return false;
+		at->set |= STORE_VM_SET_HA;
+	}
+	if (json_object_get(body, "failback")) {
+		if (!api_get_bool(body, "failback", &at->failback, error))
+			return false;
+		at->set |= STORE_VM_SET_FAILBACK;
+	}
+	if (json_object_get(body, "shutdown_timeout_s")) {
+		if (!api_get_int(body, "shutdown_timeout_s", 1, STORE_VM_SHUTDOWN_TIMEOUT_MAX_S, &n, error))
+			return false;
+		at->shutdown_timeout_s = (unsigned)n;
+		at->set |= STORE_VM_SET_SHUTDOWN_TIMEOUT;
+	}
+	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++) {
+		json_t *v = json_object_get(body, strings[i].key);
+		if (!v)
+			continue;
+		if (!json_is_null(v) && !json_is_string(v)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Field '%s' must be %s or null.",
+				    strings[i].key, strings[i].what);
+			return false;
+		}
+		const char *value = json_string_value(v);
+		if (strings[i].bit == STORE_VM_SET_PREFERRED)
+			at->preferred = value;
+		else if (strings[i].bit == STORE_VM_SET_STICKY)
+			at->sticky = value;
+		else
+			at->group = value;
+		at->set |= strings[i].bit;
+	}
+	return store_vm_attrs_check(api_state(a), at, error);
+}
+
+json_t *api_render_vm(api_ctx *a, json_t *result)
+{
+	store_object *vm = store_state_get(api_state(a), STORE_KIND_VM,
+					   json_string_value(json_object_get(result, "uuid")));
+	return vm ? api_vm_json(a, vm, false) : json_incref(result);
+}
+
+void api_vms_list(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	store_state *st = api_state(a);
+	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+	json_t *list = json_array();
+	for (guint i = 0; i < vms->len; i++)
+		json_array_append_new(list, api_vm_json(a, vms->pdata[i], false));
+	http_respond_json(req, 200, list);
+}
+
+void api_vm_define(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "xml", "ha", "preferred", "failback",
+					      "shutdown_timeout_s", "sticky", "group", NULL };
+	store_vm_attrs attrs;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(json_t) body = api_body(req, fields, &err);
+	const char *xml = NULL;
+	if (!body || !api_get_string(body, "xml", &xml, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!xml) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Field 'xml' (the libvirt domain XML) is missing.");
+		return;
+	}
+	g_autoptr(herd_domxml) dom = herd_domxml_parse(xml, &err);
+	if (!dom || !store_name_validate(STORE_KIND_VM, dom->name, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	store_state *st = api_state(a);
+	store_object *same = store_state_get(st, STORE_KIND_VM, dom->uuid);
+	store_object *named = store_state_get_by_name(st, STORE_KIND_VM, dom->name);
+	if (named && named != same) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM '%s' already exists with UUID %s; the XML has UUID %s.",
+				    dom->name, named->uuid, dom->uuid);
+		return;
+	}
+	if (!vm_attributes_parse(a, body, &attrs, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	/* virsh semantics: define on an existing VM replaces its XML. */
+	store_vm_domain sd = { dom->uuid, dom->name, dom->xml, dom->type, dom->memory_mib, dom->vcpus };
+	g_autoptr(json_t) cmd = store_vm_cmd_define(same, &sd, &attrs);
+	api_commit(req, a, cmd, same ? 200 : 201, api_render_vm);
+}
+
+void api_vm_get(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	if (!vm)
+		http_respond_error(req, err);
+	else
+		http_respond_json(req, 200, api_vm_json(a, vm, true));
+}
+
+void api_vm_xml(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	if (!vm)
+		http_respond_error(req, err);
+	else
+		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml",
+						      store_vm_of(vm)->xml));
+}
+
+void api_vm_set(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	g_autoptr(json_t) body = vm ? api_body(req, store_vm_attr_names, &err) : NULL;
+	store_vm_attrs attrs;
+	if (!body || !vm_attributes_parse(a, body, &attrs, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (attrs.set == 0) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky or group.");
+		return;
+	}
+	g_autoptr(json_t) cmd = store_vm_cmd_set(vm, &attrs);
+	api_commit(req, a, cmd, 200, api_render_vm);
+}
+
+void api_vm_undefine(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	if (!vm) {
+		http_respond_error(req, err);
+		return;
+	}
+	const char *where = NULL;
+	if (store_vm_of(vm)->target_running || (a->ha && herd_ha_vm_active(a->ha, vm->uuid, &where))) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s is running%s%s; shut it down (or destroy it) before undefining it.",
+				    vm->name, where ? " on node " : "", where ? where : "");
+		return;
+	}
+	g_autoptr(json_t) cmd = store_vm_cmd_undefine(vm);
+	api_commit(req, a, cmd, 200, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting for the cluster to get there                                */
+
+typedef bool (*vm_condition)(api_ctx *a, const char *uuid);
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	char uuid[37];
+	vm_condition cond;
+	gint64 deadline_us;
+	const char *what;
+	bool want_running;      /* what the command asked for */
+} vm_wait;
+
+static gboolean on_vm_wait(gpointer data)
+{
+	vm_wait *w = data;
+	api_ctx *a = w->a;
+	store_object *vm = store_state_get(api_state(a), STORE_KIND_VM, w->uuid);
+	if (!vm) {
+		http_respond_errorf(w->req, HERD_ERR_NOT_FOUND, "VM %s was undefined meanwhile.", w->uuid);
+	} else if (store_vm_of(vm)->target_running != w->want_running) {
+		/* Overtaken: nothing will get it there now. */
+		http_respond_errorf(w->req, HERD_ERR_CONFLICT,
+				    "VM %s is no longer to be %s: another command %s it meanwhile.",
+				    vm->name, w->what, w->want_running ? "stopped" : "started");
+	} else if (w->cond(a, w->uuid)) {
+		http_respond_json(w->req, 200, api_vm_json(a, vm, false));
+	} else if (g_get_monotonic_time() >= w->deadline_us) {
+		herd_vm_runtime rt;
+		herd_ha_vm_runtime(a->ha, vm, &rt);
+		const char *why = rt.alert ? rt.alert : rt.error;
+		http_respond_errorf(w->req, HERD_ERR_TIMEOUT, "VM %s is not %s yet%s%s", vm->name, w->what,
+				    why ? ": " : ".", why ? why : "");
+	} else {
+		return G_SOURCE_CONTINUE;
+	}
+	g_free(w);
+	return G_SOURCE_REMOVE;
+}
+
+static bool vm_is_running(api_ctx *a, const char *uuid);
+
+/* Answer the (suspended) request once @cond holds, or after @timeout_s, or
+ * as soon as another command changed what the VM is to be. */
+static void wait_for(http_request *req, api_ctx *a, const char *uuid, vm_condition cond,
+		     const char *what, unsigned timeout_s)
+{
+	vm_wait *w = g_new0(vm_wait, 1);
+	w->want_running = cond == vm_is_running;
+	w->req = req;
+	w->a = a;
+	g_strlcpy(w->uuid, uuid, sizeof(w->uuid));
+	w->cond = cond;
+	w->what = what;
+	w->deadline_us = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+	g_timeout_add(20, on_vm_wait, w);
+}
+
+static bool vm_is_running(api_ctx *a, const char *uuid)
+{
+	store_object *vm = store_state_get(api_state(a), STORE_KIND_VM, uuid);
+	herd_vm_runtime rt;
+	herd_ha_vm_runtime(a->ha, vm, &rt);
+	return rt.node && g_strcmp0(rt.node, store_vm_of(vm)->node) == 0 &&
+	       (strcmp(rt.state, "running") == 0 || strcmp(rt.state, "paused") == 0);
+}
+
+static bool vm_is_stopped(api_ctx *a, const char *uuid)
+{
+	return !herd_ha_vm_active(a->ha, uuid, NULL);
+}
+
+/* Commit @cmd, then wait until @cond holds (or answer at once if NULL). */
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	char uuid[37];
+	vm_condition cond;
+	const char *what;
+	unsigned timeout_s;
+} commit_wait;
+
+static void on_commit_then_wait(json_t *result, const GError *error, gpointer user)
+{
+	commit_wait *c = user;
+	store_object *vm = store_state_get(herd_cluster_state(c->a->cluster), STORE_KIND_VM, c->uuid);
+	if (error) {
+		http_respond_error(c->req, error);
+	} else if (!c->cond || !vm) {
+		http_respond_json(c->req, 200, vm ? api_vm_json(c->a, vm, false) : json_incref(result));
+	} else {
+		herd_ha_kick(c->a->ha);
+		wait_for(c->req, c->a, c->uuid, c->cond, c->what, c->timeout_s);
+	}
+	g_free(c);
+}
+
+static void commit_and_wait(http_request *req, api_ctx *a, store_object *vm, json_t *cmd,
+			    vm_condition cond, const char *what, unsigned timeout_s)
+{
+	g_autoptr(GError) err = NULL;
+	commit_wait *c = g_new0(commit_wait, 1);
+	c->req = req;
+	c->a = a;
+	g_strlcpy(c->uuid, vm->uuid, sizeof(c->uuid));
+	c->cond = cond;
+	c->what = what;
+	c->timeout_s = timeout_s;
+	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_commit_then_wait, c, &err)) {
+		g_free(c);
+		http_respond_error(req, err);
+		return;
+	}
+	http_request_suspend(req);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                           */
+
+/* The nodes @vm may run on that no fence device covers, as "n2, n3"; NULL if none. */
+static char *uncovered_nodes(api_ctx *a, store_object *vm)
+{
+	store_state *st = api_state(a);
+	const char *sticky = store_vm_of(vm)->sticky;
+	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
+	GString *s = g_string_new(NULL);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		if (sticky && strcmp(sticky, n->name) != 0)
+			continue;
+		if (store_node_of(n)->mode == STORE_NODE_MAINTENANCE)
+			continue;
+		if (!store_fence_covers(st, n->name))
+			g_string_append_printf(s, "%s%s", s->len ? ", " : "", n->name);
+	}
+	return g_string_free(s, s->len == 0);
+}
+
+/* Refuse a start the cluster cannot do, with the reason; false if refused. */
+static bool start_allowed(http_request *req, api_ctx *a, store_object *vm)
+{
+	const store_settings *settings = store_settings_of(api_state(a));
+	bool ha = store_vm_of(vm)->ha;
+	if (ha && !settings->lab_mode) {
+		g_autofree char *missing = uncovered_nodes(a, vm);
+		if (missing) {
+			http_respond_errorf(req, HERD_ERR_CONFLICT,
+					    "VM %s is an HA VM, but no fence device covers node(s) %s that it may run on: without fencing herd could not restart it safely. Add one with 'herd fence-device add', or (tests only) 'herd cluster set lab_mode=yes'.",
+					    vm->name, missing);
+			return false;
+		}
+	}
+	/* N+1, when the cluster is set to refuse what would break it. */
+	if (ha && settings->admission_control == STORE_ADMISSION_REFUSE) {
+		g_autofree char *detail = NULL;
+		if (!herd_ha_admission(a->ha, vm->uuid, &detail)) {
+			http_respond_errorf(req, HERD_ERR_CONFLICT,
+					    "VM %s is not started: %s The cluster's admission_control setting refuses it.",
+					    vm->name, detail ? detail : "");
+			return false;
+		}
+	}
+	return true;
+}
+
+void api_vm_start(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	if (!vm) {
+		http_respond_error(req, err);
+		return;
+	}
+	const char *where = NULL;
+	if (herd_ha_vm_active(a->ha, vm->uuid, &where) && store_vm_of(vm)->target_running) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is already running on node %s.",
+				    vm->name, where ? where : "?");
+		return;
+	}
+	if (!start_allowed(req, a, vm))
+		return;
+	g_autoptr(json_t) cmd = store_vm_cmd_start(vm);
+	commit_and_wait(req, a, vm, cmd, vm_is_running, "running", START_WAIT_S);
+}
+
+static void stop_vm(http_request *req, gpointer user_data, bool force)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "wait", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	size_t len;
+	http_request_body(req, &len);
+	g_autoptr(json_t) body = vm && len ? api_body(req, fields, &err) : json_object();
+	bool wait = force;
+	if (!vm || !body || !api_get_bool(body, "wait", &wait, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	bool active = herd_ha_vm_active(a->ha, vm->uuid, NULL);
+	if (!active && !store_vm_of(vm)->target_running) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not running.", vm->name);
+		return;
+	}
+	g_autoptr(json_t) cmd = store_vm_cmd_stop(vm, force);
+	commit_and_wait(req, a, vm, cmd, wait ? vm_is_stopped : NULL, "stopped",
+			force ? DESTROY_WAIT_S : store_vm_of(vm)->shutdown_timeout_s + 30);
+}
+
+void api_vm_shutdown(http_request *req, gpointer user_data)
+{
+	stop_vm(req, user_data, false);
+}
+
+void api_vm_destroy(http_request *req, gpointer user_data)
+{
+	stop_vm(req, user_data, true);
+}
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	char uuid[37];
+} op_ctx;
+
+static void on_vm_op_done(const GError *error, gpointer user)
+{
+	op_ctx *o = user;
+	store_object *vm = store_state_get(herd_cluster_state(o->a->cluster), STORE_KIND_VM, o->uuid);
+	if (error)
+		http_respond_error(o->req, error);
+	else
+		http_respond_json(o->req, 200, vm ? api_vm_json(o->a, vm, false) : json_object());
+	g_free(o);
+}
+
+void api_vm_op(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	herd_vm_op op;
+	if (!vm) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!herd_vm_op_parse(http_request_param(req, "op"), &op)) {
+		http_respond_errorf(req, HERD_ERR_NOT_FOUND, "There is no VM action '%s'.",
+				    http_request_param(req, "op"));
+		return;
+	}
+	op_ctx *o = g_new0(op_ctx, 1);
+	o->req = req;
+	o->a = a;
+	g_strlcpy(o->uuid, vm->uuid, sizeof(o->uuid));
+	http_request_suspend(req);
+	herd_ha_vm_request(a->ha, vm->uuid, op, on_vm_op_done, o);
+}
+
+void api_vm_release(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	if (!vm) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!store_vm_of(vm)->sticky) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not bound to a node.", vm->name);
+		return;
+	}
+	g_autoptr(json_t) cmd = store_vm_cmd_release_sticky(vm);
+	commit_and_wait(req, a, vm, cmd, NULL, NULL, 0);
+}
+
