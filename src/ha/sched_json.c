@@ -188,3 +188,20 @@ json_t *sched_json_plan(const sched_input *in, const sched_plan *plan)
 	}
 	return json_pack("{s:o,s:o,s:b}", "actions", actions, "alerts", alerts, "n_plus_1", plan->n_plus_1);
 }
+
+/* {"n1": 0, …} for @n nodes named @names. */
+static json_t *counts_by_node(const char *const *names, const unsigned *counts, size_t n)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(o, names[i], json_integer(counts ? counts[i] : 0));
+	return o;
+}
+
+json_t *sched_json_plan_unsafe_if_lost(const sched_input *in, const sched_plan *plan)
+{
+	g_autofree const char **names = g_new0(const char *, in->n_nodes + 1);
+	for (size_t i = 0; i < in->n_nodes; i++)
+		names[i] = in->nodes[i].name;
+	return counts_by_node(names, plan->unsafe_if_lost, in->n_nodes);
+}

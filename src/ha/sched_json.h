@@ -13,6 +13,9 @@
  * Output: {"actions":[{"action","vm","node","move_to","reason"}…],
  *          "alerts":[{"severity","vm","node","message"}…],"n_plus_1":…}
  * VMs are named by "name" in the output, for readable golden files.
+ *
+ * Per node risk (opt-in, so that golden files written before it stay as
+ * they are):  {"n1":0,"n2":3}, sched_plan's unsafe_if_lost.
  */
 #pragma once
 
@@ -34,3 +37,6 @@ json_t *sched_json_input_dump(const sched_input *in);
 
 /* The plan as JSON. */
 json_t *sched_json_plan(const sched_input *in, const sched_plan *plan);
+
+/* The plan's unsafe_if_lost by node name. */
+json_t *sched_json_plan_unsafe_if_lost(const sched_input *in, const sched_plan *plan);
