@@ -503,12 +503,13 @@ static GPtrArray *vms_in_order(const sched_input *in, const sched_vm *extra)
 /*
  * Could herd restart the VMs of node @f elsewhere if it failed now?  Only
  * once it is fenced: not when no fence device covers it, nor when it is in
- * maintenance mode (herd leaves such a node alone) — unless lab_mode, where
- * a lost node counts as down at once.
+ * maintenance mode (herd leaves such a node alone) — unless it counts as
+ * down the moment it leaves the ring (lab_mode, or a down mark not cleared
+ * yet: effectively_down()).
  */
 static bool restartable_if_lost(ctx *c, const sched_node *f)
 {
-	return c->in->lab_mode || (f->fence_covered && f->mode != SCHED_NODE_MAINTENANCE);
+	return c->in->lab_mode || f->down || (f->fence_covered && f->mode != SCHED_NODE_MAINTENANCE);
 }
 
 /*
