@@ -1,22 +1,25 @@
 /*
  * Golden tests of the HA scheduler, as Pacemaker's scheduler regression
  * tests: each NAME.json of a folder holds {"description", "input", "expect"};
- * the scheduler's decisions for "input" must equal "expect".  A case whose
- * "expect" has "unsafe_if_lost" also compares the plan's risk per node
- * (opt-in: the older files do not show it).
+ * the scheduler's decisions for "input" must equal "expect".  A case that
+ * also holds "whatif": {"node_down":[…],"standby":[…]} is a what-if: the
+ * hypothetical is played forward on "input" (src/ha/whatif.h) and the
+ * outcome must equal "expect".  A plan case whose "expect" has
+ * "unsafe_if_lost" also compares the plan's risk per node (opt-in: the
+ * older files do not show it).
  *
  *   sched-golden DIR            run every case; fails on none or any mismatch
  *   sched-golden --update DIR   rewrite "expect" from what the scheduler says
  *                               (review the diff before committing!)
- *   sched-golden --show FILE    print the decisions for one case or input file
+ *   sched-golden --show FILE    print the result for one case or input file
  */
 #include "ha/sched_json.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* The decisions for @c's "input" (or @c itself, a bare input); @risk adds
- * the plan's unsafe_if_lost. */
+/* The result for @c's "input" (and "whatif", if any); @risk adds the plan's
+ * unsafe_if_lost. */
 static json_t *decide(json_t *c, bool risk, GError **error)
 {
 	json_t *input = json_object_get(c, "input") ? json_object_get(c, "input") : c;
@@ -24,6 +27,14 @@ static json_t *decide(json_t *c, bool risk, GError **error)
 	if (!ji)
 		return NULL;
 	const sched_input *in = sched_json_input_get(ji);
+	json_t *whatif = json_object_get(c, "whatif");
+	if (whatif) {
+		g_autoptr(sched_json_hypothesis) jh = sched_json_hypothesis_parse(whatif, error);
+		if (!jh)
+			return NULL;
+		g_autoptr(sched_whatif_result) r = sched_whatif(in, sched_json_hypothesis_get(jh), error);
+		return r ? sched_json_whatif(r) : NULL;
+	}
 	g_autoptr(sched_plan) plan = sched_plan_compute(in);
 	json_t *out = sched_json_plan(in, plan);
 	if (risk)
