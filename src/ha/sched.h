@@ -119,9 +119,10 @@ typedef struct sched_plan {
 	unsigned *unsafe_if_lost; /* per node, in the order of in->nodes: how many HA VMs
 				  * assigned there could not be restarted elsewhere if it
 				  * failed now (no room, or it could not be fenced: no
-				  * fence device covers it, or maintenance mode); VMs sticky
+				  * fence device covers it, or maintenance mode — unless
+				  * lab_mode or a down mark not cleared yet); VMs sticky
 				  * to it not counted; 0 for a node out of the ring.
-				  * Computed whatever the admission setting. */
+				  * Computed whatever the admission setting (herd status). */
 } sched_plan;
 
 /* Decide.  Borrowed strings in the result point into @in. */

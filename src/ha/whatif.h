@@ -18,7 +18,13 @@
  *     ASSIGN places it;
  *   - RELEASE: no node is assigned; CLEAR_DOWN: nothing (no node comes back).
  * Time is skipped: a VM started during the what-if counts as steady at once,
- * so a failback that would follow after failback_after_s shows in the end.
+ * so a failback that would follow after failback_after_s shows in the end;
+ * so does whatever the live plan would still do anyway (a pending start or
+ * failback).  A node awaited after a cold start stays awaited (it may join
+ * yet) unless the hypothesis cuts its power.
+ *
+ * Cost: one plan per round, usually three rounds (fence, restart, settle),
+ * and the N+1 check of the end state.
  */
 #pragma once
 
@@ -41,8 +47,9 @@ typedef struct sched_hypothesis {
 	unsigned max_rounds;           /* 0: SCHED_WHATIF_MAX_ROUNDS */
 } sched_hypothesis;
 
-/* One VM the hypothetical touches: it is to be running and it moves, ends
- * up not running, or its node is one the hypothetical names. */
+/* One VM the what-if reports: it is to be running and it moves, or ends up
+ * not running (also one that does not run in the live state either), or its
+ * node is one the hypothesis names (a VM that stays there says why). */
 typedef struct sched_whatif_vm {
 	char *uuid;
 	char *name;
