@@ -500,12 +500,32 @@ static GPtrArray *vms_in_order(const sched_input *in, const sched_vm *extra)
 }
 
 /*
+ * Could herd restart the VMs of node @f elsewhere if it failed now?  Only
+ * once it is fenced: not when no fence device covers it, nor when it is in
+ * maintenance mode (herd leaves such a node alone) — unless it counts as
+ * down the moment it leaves the ring (lab_mode, or a down mark not cleared
+ * yet: effectively_down()).
+ */
+static bool restartable_if_lost(ctx *c, const sched_node *f)
+{
+	return c->in->lab_mode || f->down || (f->fence_covered && f->mode != SCHED_NODE_MAINTENANCE);
+}
+
+/*
  * For each node that could fail, with everything else staying where it is:
  * do its HA VMs find room elsewhere?  @c is fresh (nothing accounted);
  * @order is in->vms and @extra in vm_order().  @extra, a VM that is not
  * running yet, counts on the node that fails (the worst case).
+ *
+ * The answer (and *@detail) is about room on the online nodes only, as it
+ * always was.  @unsafe (per node of @in, or NULL) also gets, for every node
+ * in the ring, how many of its HA VMs could not be restarted elsewhere: all
+ * that find no room (not only the first), or all of them when the node could
+ * not be fenced.  VMs sticky to the failed node are never counted: they wait
+ * for it by the operator's choice.  Without @unsafe it stops at the first VM
+ * that finds no room.
  */
-static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **detail)
+static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **detail, unsigned *unsafe)
 {
 	const sched_input *in = c->in;
 	/* What runs on every node; then, per failed node, the same once more. */
@@ -519,16 +539,22 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 	g_autofree uint64_t *mem = g_memdup2(c->mem_used, n * sizeof(uint64_t));
 	g_autofree unsigned *vcpu = g_memdup2(c->vcpu_used, n * sizeof(unsigned));
 	g_autofree unsigned *grp = g_memdup2(c->group_used, groups * sizeof(unsigned));
+	if (unsafe)
+		memset(unsafe, 0, n * sizeof(unsigned));
+	const sched_vm *first_stuck = NULL;
+	const sched_node *first_failed = NULL;
 	for (size_t f = 0; f < n; f++) {
 		const sched_node *failed = &in->nodes[f];
-		if (!usable(failed))
+		/* The answer weighs online nodes; the counts every live one. */
+		bool judged = usable(failed) && !first_stuck;
+		if (!judged && !(unsafe && failed->in_ring))
 			continue;
+		bool restartable = restartable_if_lost(c, failed);
 		/* The failed node is never chosen: what it held does not matter. */
 		memcpy(c->mem_used, mem, n * sizeof(uint64_t));
 		memcpy(c->vcpu_used, vcpu, n * sizeof(unsigned));
 		memcpy(c->group_used, grp, groups * sizeof(unsigned));
-		const char *stuck = NULL;
-		for (guint k = 0; k < order->len && !stuck; k++) {
+		for (guint k = 0; k < order->len; k++) {
 			const sched_vm *vm = order->pdata[k];
 			int i = vm_node_idx(c, vm);
 			if (vm == extra && i < 0)
@@ -539,37 +565,52 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 			 * operator's choice, not a lack of room. */
 			if (vm->sticky && node_idx(c, vm->sticky) == (int)f)
 				continue;
-			const char *why;
-			int to = choose(c, vm, (int)f, &why);
-			if (to < 0)
-				stuck = vm->name;
-			else
-				account(c, vm, to);
+			bool placed = false;
+			if (judged || restartable) {
+				const char *why;
+				int to = choose(c, vm, (int)f, &why);
+				placed = to >= 0;
+				if (placed)
+					account(c, vm, to);
+				else if (judged && !first_stuck) {
+					first_stuck = vm;
+					first_failed = failed;
+				}
+			}
+			if (unsafe && (!placed || !restartable))
+				unsafe[f]++;
+			if (!unsafe && first_stuck)
+				break;
 		}
-		if (stuck) {
-			if (detail)
-				*detail = g_strdup_printf(
-					"If node %s failed, HA VM %s (and maybe others) would find no room on the other nodes.",
-					failed->name, stuck);
-			return false;
-		}
+		if (!unsafe && first_stuck)
+			break;
 	}
-	return true;
+	if (first_stuck && detail)
+		*detail = g_strdup_printf(
+			"If node %s failed, HA VM %s (and maybe others) would find no room on the other nodes.",
+			first_failed->name, first_stuck->name);
+	return !first_stuck;
 }
 
-bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail)
+bool sched_n_plus_1_risk(const sched_input *in, const sched_vm *extra, char **detail,
+			 unsigned *unsafe_if_lost)
 {
 	sched_plan scratch = { g_array_new(FALSE, FALSE, sizeof(sched_action)),
-			       g_array_new(FALSE, FALSE, sizeof(sched_alert)), true };
+			       g_array_new(FALSE, FALSE, sizeof(sched_alert)), true, NULL };
 	ctx c;
 	ctx_init(&c, in, &scratch);
 	GPtrArray *order = vms_in_order(in, extra);
-	bool ok = n_plus_1(&c, order, extra, detail);
+	bool ok = n_plus_1(&c, order, extra, detail, unsafe_if_lost);
 	g_ptr_array_free(order, TRUE);
 	ctx_clear(&c);
 	g_array_free(scratch.actions, TRUE);
 	g_array_free(scratch.alerts, TRUE);
 	return ok;
+}
+
+bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail)
+{
+	return sched_n_plus_1_risk(in, extra, detail, NULL);
 }
 
 sched_plan *sched_plan_compute(const sched_input *in)
@@ -596,20 +637,22 @@ sched_plan *sched_plan_compute(const sched_input *in)
 	for (guint k = 0; k < order->len; k++)
 		decide_vm(&c, order->pdata[k]);
 
+	/* Judged on the input, not on this plan's actions: afresh.  The risk
+	 * per node is wanted whatever the admission setting (herd status). */
+	size_t n = in->n_nodes ? in->n_nodes : 1;
+	memset(c.mem_used, 0, n * sizeof(uint64_t));
+	memset(c.vcpu_used, 0, n * sizeof(unsigned));
+	memset(c.group_used, 0, (c.n_groups ? c.n_groups : 1) * n * sizeof(unsigned));
+	plan->unsafe_if_lost = g_new0(unsigned, n);
+	char *detail = NULL;
+	bool ok = n_plus_1(&c, order, NULL, &detail, plan->unsafe_if_lost);
 	plan->n_plus_1 = true;
-	if (in->admission != SCHED_ADMISSION_OFF) {
-		/* Judged on the input, not on this plan's actions: afresh. */
-		size_t n = in->n_nodes ? in->n_nodes : 1;
-		memset(c.mem_used, 0, n * sizeof(uint64_t));
-		memset(c.vcpu_used, 0, n * sizeof(unsigned));
-		memset(c.group_used, 0, (c.n_groups ? c.n_groups : 1) * n * sizeof(unsigned));
-		char *detail = NULL;
-		plan->n_plus_1 = n_plus_1(&c, order, NULL, &detail);
-		if (!plan->n_plus_1) {
-			sched_alert a = { SCHED_WARNING, NULL, NULL, detail };
-			g_array_append_val(plan->alerts, a);
-		}
+	if (in->admission != SCHED_ADMISSION_OFF && !ok) {
+		plan->n_plus_1 = false;
+		sched_alert a = { SCHED_WARNING, NULL, NULL, g_steal_pointer(&detail) };
+		g_array_append_val(plan->alerts, a);
 	}
+	g_free(detail);
 	g_ptr_array_free(order, TRUE);
 	ctx_clear(&c);
 	return plan;
@@ -618,7 +661,7 @@ sched_plan *sched_plan_compute(const sched_input *in)
 const char *sched_place(const sched_input *in, const sched_vm *vm, const char **why)
 {
 	sched_plan scratch = { g_array_new(FALSE, FALSE, sizeof(sched_action)),
-			       g_array_new(FALSE, FALSE, sizeof(sched_alert)), true };
+			       g_array_new(FALSE, FALSE, sizeof(sched_alert)), true, NULL };
 	ctx c;
 	ctx_init(&c, in, &scratch);
 	account_settled(&c);
@@ -637,5 +680,6 @@ void sched_plan_free(sched_plan *p)
 		g_free(g_array_index(p->alerts, sched_alert, i).message);
 	g_array_free(p->actions, TRUE);
 	g_array_free(p->alerts, TRUE);
+	g_free(p->unsafe_if_lost);
 	g_free(p);
 }

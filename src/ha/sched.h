@@ -113,6 +113,13 @@ typedef struct sched_plan {
 	GArray *actions;         /* sched_action */
 	GArray *alerts;          /* sched_alert */
 	bool n_plus_1;           /* every HA VM would find room after any one node fails */
+	unsigned *unsafe_if_lost; /* per node, in the order of in->nodes: how many HA VMs
+				  * assigned there could not be restarted elsewhere if it
+				  * failed now (no room, or it could not be fenced: no
+				  * fence device covers it, or maintenance mode — unless
+				  * lab_mode or a down mark not cleared yet); VMs sticky
+				  * to it not counted; 0 for a node out of the ring.
+				  * Computed whatever the admission setting (herd status). */
 } sched_plan;
 
 /* Decide.  Borrowed strings in the result point into @in. */
@@ -129,6 +136,11 @@ const char *sched_place(const sched_input *in, const sched_vm *vm, const char **
 /* Would the HA VMs still fit after any one node fails, if @extra (may be
  * NULL) were also running?  *@detail gets a sentence when not (g_free). */
 bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail);
+
+/* sched_n_plus_1(), and per node what sched_plan's unsafe_if_lost holds:
+ * @unsafe_if_lost (in->n_nodes entries, or NULL) is filled in. */
+bool sched_n_plus_1_risk(const sched_input *in, const sched_vm *extra, char **detail,
+			 unsigned *unsafe_if_lost);
 
 const char *sched_action_name(sched_action_type t);
 

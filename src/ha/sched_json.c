@@ -188,3 +188,123 @@ json_t *sched_json_plan(const sched_input *in, const sched_plan *plan)
 	}
 	return json_pack("{s:o,s:o,s:b}", "actions", actions, "alerts", alerts, "n_plus_1", plan->n_plus_1);
 }
+
+/* {"n1": 0, …} for @n nodes named @names. */
+static json_t *counts_by_node(const char *const *names, const unsigned *counts, size_t n)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(o, names[i], json_integer(counts ? counts[i] : 0));
+	return o;
+}
+
+json_t *sched_json_plan_unsafe_if_lost(const sched_input *in, const sched_plan *plan)
+{
+	g_autofree const char **names = g_new0(const char *, in->n_nodes + 1);
+	for (size_t i = 0; i < in->n_nodes; i++)
+		names[i] = in->nodes[i].name;
+	return counts_by_node(names, plan->unsafe_if_lost, in->n_nodes);
+}
+
+struct sched_json_hypothesis {
+	json_t *root;              /* owns the names */
+	GPtrArray *node_down;      /* const char * */
+	GPtrArray *standby;
+	sched_hypothesis h;
+};
+
+/* The strings of the array @key of @j into @out; false (and @error) if it is
+ * not an array of strings. */
+static bool get_names(json_t *j, const char *key, GPtrArray *out, GError **error)
+{
+	json_t *a = json_object_get(j, key);
+	if (!a)
+		return true;
+	if (!json_is_array(a)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "\"%s\" must be a list of node names.", key);
+		return false;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v) || !*json_string_value(v)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "\"%s\" item %zu must be a node name.", key, i);
+			return false;
+		}
+		g_ptr_array_add(out, (gpointer)json_string_value(v));
+	}
+	return true;
+}
+
+sched_json_hypothesis *sched_json_hypothesis_parse(json_t *j, GError **error)
+{
+	if (!json_is_object(j)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "A what-if needs an object with \"node_down\" and/or \"standby\".");
+		return NULL;
+	}
+	g_autoptr(sched_json_hypothesis) jh = g_new0(sched_json_hypothesis, 1);
+	jh->root = json_incref(j);
+	jh->node_down = g_ptr_array_new();
+	jh->standby = g_ptr_array_new();
+	if (!get_names(j, "node_down", jh->node_down, error) || !get_names(j, "standby", jh->standby, error))
+		return NULL;
+	json_t *mr = json_object_get(j, "max_rounds");
+	if (mr && (!json_is_integer(mr) || json_integer_value(mr) < 1 || json_integer_value(mr) > 1000)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "\"max_rounds\" must be a number from 1 to 1000.");
+		return NULL;
+	}
+	jh->h.max_rounds = mr ? (unsigned)json_integer_value(mr) : 0;
+	jh->h.node_down = (const char *const *)jh->node_down->pdata;
+	jh->h.n_node_down = jh->node_down->len;
+	jh->h.standby = (const char *const *)jh->standby->pdata;
+	jh->h.n_standby = jh->standby->len;
+	return g_steal_pointer(&jh);
+}
+
+const sched_hypothesis *sched_json_hypothesis_get(sched_json_hypothesis *jh)
+{
+	return &jh->h;
+}
+
+void sched_json_hypothesis_free(sched_json_hypothesis *jh)
+{
+	if (!jh)
+		return;
+	json_decref(jh->root);
+	if (jh->node_down)
+		g_ptr_array_free(jh->node_down, TRUE);
+	if (jh->standby)
+		g_ptr_array_free(jh->standby, TRUE);
+	g_free(jh);
+}
+
+static json_t *strings(const GPtrArray *a)
+{
+	json_t *arr = json_array();
+	for (guint i = 0; i < a->len; i++)
+		json_array_append_new(arr, json_string(a->pdata[i]));
+	return arr;
+}
+
+json_t *sched_json_whatif(const sched_whatif_result *r)
+{
+	json_t *vms = json_array();
+	for (guint i = 0; i < r->vms->len; i++) {
+		const sched_whatif_vm *v = r->vms->pdata[i];
+		json_array_append_new(vms, json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "vm", v->name, "uuid", v->uuid,
+						     "from", v->node_before, "to", v->node_after, "reason",
+						     v->reason));
+	}
+	json_t *o = json_pack("{s:o,s:o,s:o,s:b}", "vms", vms, "fenced", strings(r->fenced), "node_alerts",
+			      strings(r->node_alerts), "n_plus_1", r->n_plus_1);
+	if (r->n_plus_1_detail)
+		json_object_set_new(o, "n_plus_1_detail", json_string(r->n_plus_1_detail));
+	json_object_set_new(o, "unsafe_if_lost",
+			    counts_by_node((const char *const *)r->node_names, r->unsafe_if_lost, r->n_nodes));
+	json_object_set_new(o, "rounds", json_integer(r->rounds));
+	json_object_set_new(o, "settled", json_boolean(r->settled));
+	if (r->unsettled)
+		json_object_set_new(o, "unsettled", json_string(r->unsettled));
+	return o;
+}

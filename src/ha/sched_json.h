@@ -13,10 +13,22 @@
  * Output: {"actions":[{"action","vm","node","move_to","reason"}…],
  *          "alerts":[{"severity","vm","node","message"}…],"n_plus_1":…}
  * VMs are named by "name" in the output, for readable golden files.
+ *
+ * Per node risk (opt-in, so that golden files written before it stay as
+ * they are):  {"n1":0,"n2":3}, sched_plan's unsafe_if_lost.
+ *
+ * What-if (tests/sched/whatif/, `herd simulate`):
+ * Hypothesis: {"node_down":["n2",…],"standby":["n1",…],"max_rounds":…}
+ * Result:  {"vms":[{"vm","uuid","from","to","reason"}…],"fenced":[…],
+ *           "node_alerts":[…],"n_plus_1":…,"n_plus_1_detail":… (when false),
+ *           "unsafe_if_lost":{…},"rounds":…,"settled":…,"unsettled":… (when not)}
+ *          "from"/"to" are null for no node; "reason" is null when the
+ *          scheduler gave none.
  */
 #pragma once
 
 #include "ha/sched.h"
+#include "ha/whatif.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -34,3 +46,18 @@ json_t *sched_json_input_dump(const sched_input *in);
 
 /* The plan as JSON. */
 json_t *sched_json_plan(const sched_input *in, const sched_plan *plan);
+
+/* The plan's unsafe_if_lost by node name. */
+json_t *sched_json_plan_unsafe_if_lost(const sched_input *in, const sched_plan *plan);
+
+typedef struct sched_json_hypothesis sched_json_hypothesis;
+
+/* Parse a hypothesis; NULL with an error naming the bad field.  The names
+ * stay @j's: the result holds a reference to it. */
+sched_json_hypothesis *sched_json_hypothesis_parse(json_t *j, GError **error);
+const sched_hypothesis *sched_json_hypothesis_get(sched_json_hypothesis *jh);
+void sched_json_hypothesis_free(sched_json_hypothesis *jh);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_json_hypothesis, sched_json_hypothesis_free)
+
+/* A what-if's result as JSON (the format above). */
+json_t *sched_json_whatif(const sched_whatif_result *r);

@@ -1,25 +1,83 @@
 /*
  * Golden tests of the HA scheduler, as Pacemaker's scheduler regression
- * tests: each cases/NAME.json holds {"description", "input", "expect"}; the
- * scheduler's decisions for "input" must equal "expect".
+ * tests: each NAME.json of a folder holds {"description", "input", "expect"};
+ * the scheduler's decisions for "input" must equal "expect".  A case that
+ * also holds "whatif": {"node_down":[…],"standby":[…]} is a what-if: the
+ * hypothetical is played forward on "input" (src/ha/whatif.h) and the
+ * outcome must equal "expect".  A plan case whose "expect" has
+ * "unsafe_if_lost" also compares the plan's risk per node (opt-in: the
+ * older files do not show it).
  *
- *   sched-golden DIR            run every case
+ *   sched-golden DIR            run every case; fails on none or any mismatch
  *   sched-golden --update DIR   rewrite "expect" from what the scheduler says
  *                               (review the diff before committing!)
- *   sched-golden --show FILE    print the decisions for one input file
+ *   sched-golden --show FILE    print the result for one case or input file
  */
 #include "ha/sched_json.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static json_t *decide(json_t *input, GError **error)
+/* The result for @c's "input" (and "whatif", if any); @risk adds the plan's
+ * unsafe_if_lost. */
+static json_t *decide(json_t *c, bool risk, GError **error)
 {
+	json_t *input = json_object_get(c, "input") ? json_object_get(c, "input") : c;
 	g_autoptr(sched_json_input) ji = sched_json_parse(input, error);
 	if (!ji)
 		return NULL;
-	g_autoptr(sched_plan) plan = sched_plan_compute(sched_json_input_get(ji));
-	return sched_json_plan(sched_json_input_get(ji), plan);
+	const sched_input *in = sched_json_input_get(ji);
+	json_t *whatif = json_object_get(c, "whatif");
+	if (whatif) {
+		g_autoptr(sched_json_hypothesis) jh = sched_json_hypothesis_parse(whatif, error);
+		if (!jh)
+			return NULL;
+		g_autoptr(sched_whatif_result) r = sched_whatif(in, sched_json_hypothesis_get(jh), error);
+		return r ? sched_json_whatif(r) : NULL;
+	}
+	g_autoptr(sched_plan) plan = sched_plan_compute(in);
+	json_t *out = sched_json_plan(in, plan);
+	if (risk)
+		json_object_set_new(out, "unsafe_if_lost", sched_json_plan_unsafe_if_lost(in, plan));
+	return out;
+}
+
+static char *dump(json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : g_strdup("(nothing)");
+}
+
+/* One line per difference, named by its path ("vms[1].to"). */
+static void diff(const char *path, json_t *want, json_t *got, GString *out)
+{
+	if (want && got && json_equal(want, got))
+		return;
+	if (json_is_object(want) && json_is_object(got)) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(want, key, v) {
+			g_autofree char *p = g_strdup_printf("%s%s%s", path, *path ? "." : "", key);
+			diff(p, v, json_object_get(got, key), out);
+		}
+		json_object_foreach(got, key, v) {
+			g_autofree char *p = g_strdup_printf("%s%s%s", path, *path ? "." : "", key);
+			if (!json_object_get(want, key))
+				diff(p, NULL, v, out);
+		}
+		return;
+	}
+	if (json_is_array(want) && json_is_array(got)) {
+		size_t n = MAX(json_array_size(want), json_array_size(got));
+		for (size_t i = 0; i < n; i++) {
+			g_autofree char *p = g_strdup_printf("%s[%zu]", path, i);
+			diff(p, json_array_get(want, i), json_array_get(got, i), out);
+		}
+		return;
+	}
+	char *w = dump(want), *g = dump(got);
+	g_string_append_printf(out, "  %s:\n    expected %s\n    got      %s\n", *path ? path : "(all)", w, g);
+	free(w);
+	free(g);
 }
 
 static gint by_path(gconstpointer a, gconstpointer b)
@@ -35,10 +93,16 @@ static int run_case(const char *path, bool update)
 		fprintf(stderr, "%s: %s (line %d)\n", path, jerr.text, jerr.line);
 		return 1;
 	}
+	json_t *want = json_object_get(c, "expect");
+	if (!json_object_get(c, "input") || (!want && !update)) {
+		fprintf(stderr, "FAIL %s: a case needs \"input\" and \"expect\".\n", path);
+		json_decref(c);
+		return 1;
+	}
 	g_autoptr(GError) err = NULL;
-	json_t *got = decide(json_object_get(c, "input"), &err);
+	json_t *got = decide(c, json_object_get(want, "unsafe_if_lost") != NULL, &err);
 	if (!got) {
-		fprintf(stderr, "%s: %s\n", path, err->message);
+		fprintf(stderr, "FAIL %s: %s\n", path, err->message);
 		json_decref(c);
 		return 1;
 	}
@@ -47,13 +111,11 @@ static int run_case(const char *path, bool update)
 		json_object_set_new(c, "expect", got);
 		json_dump_file(c, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("updated %s\n", path);
-	} else if (!json_equal(got, json_object_get(c, "expect"))) {
-		char *want = json_dumps(json_object_get(c, "expect"), JSON_INDENT(2));
-		char *have = json_dumps(got, JSON_INDENT(2));
-		fprintf(stderr, "FAIL %s: %s\n--- expected\n%s\n--- got\n%s\n", path,
-			json_string_value(json_object_get(c, "description")), want, have);
-		free(want);
-		free(have);
+	} else if (!json_equal(got, want)) {
+		g_autoptr(GString) d = g_string_new(NULL);
+		diff("", want, got, d);
+		fprintf(stderr, "FAIL %s: %s\n%s  (sched-golden --show %s prints the whole result)\n", path,
+			json_string_value(json_object_get(c, "description")), d->str, path);
 		json_decref(got);
 		rc = 1;
 	} else {
@@ -64,28 +126,33 @@ static int run_case(const char *path, bool update)
 	return rc;
 }
 
+static int show(const char *path)
+{
+	json_error_t jerr;
+	json_t *c = json_load_file(path, 0, &jerr);
+	if (!c) {
+		fprintf(stderr, "%s: %s\n", path, jerr.text);
+		return 1;
+	}
+	g_autoptr(GError) err = NULL;
+	json_t *got = decide(c, true, &err);
+	json_decref(c);
+	if (!got) {
+		fprintf(stderr, "%s\n", err->message);
+		return 1;
+	}
+	char *s = json_dumps(got, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	puts(s);
+	free(s);
+	json_decref(got);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool update = argc > 2 && strcmp(argv[1], "--update") == 0;
-	if (argc == 3 && strcmp(argv[1], "--show") == 0) {
-		json_error_t jerr;
-		json_t *in = json_load_file(argv[2], 0, &jerr);
-		if (!in) {
-			fprintf(stderr, "%s: %s\n", argv[2], jerr.text);
-			return 1;
-		}
-		json_t *input = json_object_get(in, "input") ? json_object_get(in, "input") : in;
-		g_autoptr(GError) err = NULL;
-		json_t *got = decide(input, &err);
-		if (!got) {
-			fprintf(stderr, "%s\n", err->message);
-			return 1;
-		}
-		char *s = json_dumps(got, JSON_INDENT(2));
-		puts(s);
-		free(s);
-		return 0;
-	}
+	if (argc == 3 && strcmp(argv[1], "--show") == 0)
+		return show(argv[2]);
 	const char *dir = argc > 1 ? argv[argc - 1] : NULL;
 	if (!dir) {
 		fprintf(stderr, "usage: sched-golden [--update] DIR | --show FILE\n");
@@ -107,6 +174,11 @@ int main(int argc, char **argv)
 	for (guint i = 0; i < files->len; i++)
 		failed += run_case(files->pdata[i], update);
 	printf("%u cases, %d failed\n", files->len, failed);
+	bool none = files->len == 0;
 	g_ptr_array_free(files, TRUE);
+	if (none) {
+		fprintf(stderr, "FAIL %s holds no case (*.json): nothing was tested.\n", dir);
+		return 1;
+	}
 	return failed ? 1 : 0;
 }
