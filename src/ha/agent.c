@@ -196,13 +196,13 @@ static bool wanted_here(herd_agent *a, store_object *vm)
 	       (!v->move_to || strcmp(v->move_to, a->node) == 0);
 }
 
-void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may_start,
+void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate *gate,
 			  int64_t now_ms)
 {
 	a->st = st;
-	a->may_act = may_act;
+	a->may_act = gate->may_act;
 	a->now_ms = now_ms;
-	if (!may_act || !a->virt_ok)
+	if (!gate->may_act || !a->virt_ok)
 		return;
 	/* A node that was fenced runs nothing until the cluster has cleared its
 	 * down mark: then no partition can still take it for dead while it
@@ -221,8 +221,15 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may
 		herd_vm_fact *f = g_hash_table_lookup(a->facts, vm->uuid);
 		vm_track *t = track(a, vm->uuid);
 		bool down = !f || f->state == HERD_VM_STOPPED || f->state == HERD_VM_CRASHED;
-		if (!down || t->busy || !may_start)
+		if (!down || t->busy || !gate->may_start || !gate->elsewhere)
 			continue;
+		const char *there = g_hash_table_lookup(gate->elsewhere, vm->uuid);
+		if (there) {
+			g_autofree char *msg = g_strdup_printf("not started here: node %s reports it active",
+							       there);
+			set_error(a, vm->uuid, msg);
+			continue;
+		}
 		if (t->retry_at_ms > now_ms) {
 			a->io.wakeup(a->user, t->retry_at_ms - now_ms);
 			continue;

@@ -48,13 +48,26 @@ bool herd_agent_concerned(herd_agent *a, GPtrArray *changes);
  * down", the agent's own operations dropped. */
 void herd_agent_free(herd_agent *a);
 
-/*
- * Compare and act (see above); @may_act false freezes the agent.  Starting
- * a VM also needs @may_start: the assignment must be durable on every member
- * (replica_is_durable()), or a VM started on a change that is then lost
- * would run twice.  Stopping never needs it.
- */
-void herd_agent_reconcile(herd_agent *a, store_state *st, bool may_act, bool may_start,
+/* What the agent may do now. */
+typedef struct herd_agent_gate {
+	/* The store is in sync with a quorate partition: else it freezes. */
+	bool may_act;
+	/* Starting a VM also needs every assignment to be durable on every
+	 * member (replica_is_durable()), or a VM started on a change that is
+	 * then lost would run twice; and the node not in maintenance.
+	 * Stopping never needs it. */
+	bool may_start;
+	/* The VMs that the other members of the group report anywhere but
+	 * stopped (uuid -> node name), by facts every one of them sent since
+	 * the last membership change; NULL while some are missing.  A VM
+	 * reported elsewhere is not started here, whatever the store says: a
+	 * store that lost a partition's history (two nodes that took over in
+	 * turn) must not start it twice.  NULL: no VM is started. */
+	GHashTable *elsewhere;
+} herd_agent_gate;
+
+/* Compare and act (see above), as far as @gate lets it. */
+void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate *gate,
 			  int64_t now_ms);
 
 /* Feed a fact from the hypervisor (the driver's fact callback). */

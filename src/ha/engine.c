@@ -374,6 +374,32 @@ static int64_t expire_requests(herd_engine *e)
 	return next;
 }
 
+/* What the other members of the group report active (see herd_agent_gate:
+ * starting, running, paused or stopping),
+ * or NULL while one of them has not reported since the last change. */
+static GHashTable *active_elsewhere(herd_engine *e)
+{
+	for (size_t i = 0; i < e->view.n_group; i++)
+		if (e->view.group[i] != e->view.self && !herd_facts_fresh(e->facts, e->view.group[i]))
+			return NULL;
+	GHashTable *out = g_hash_table_new(g_str_hash, g_str_equal);
+	for (size_t i = 0; i < e->view.n_group; i++) {
+		if (e->view.group[i] == e->view.self)
+			continue;
+		herd_node_facts *n = herd_facts_fresh(e->facts, e->view.group[i]);
+		GHashTableIter it;
+		gpointer v;
+		g_hash_table_iter_init(&it, n->vms);
+		while (g_hash_table_iter_next(&it, NULL, &v)) {
+			herd_vm_fact *f = v;
+			/* A crashed guest's QEMU is gone: it is not active there. */
+			if (f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED)
+				g_hash_table_insert(out, f->uuid, n->name);
+		}
+	}
+	return out;
+}
+
 void herd_engine_run(herd_engine *e, int64_t now_ms)
 {
 	e->now_ms = now_ms;
@@ -382,11 +408,17 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 	/* The agent acts only on a store in sync with a quorate partition:
 	 * stale local state must never start a VM that runs elsewhere.  It
 	 * starts a VM only on an assignment that is durable on every member,
-	 * or a VM started on a change that is then lost would run twice.  In
-	 * maintenance it starts nothing, but still stops what moves away:
-	 * that is how the node's VMs leave it. */
-	herd_agent_reconcile(e->agent, v.st, v.store_writable,
-			     e->view.durable && !node_in_maintenance(e), now_ms);
+	 * or a VM started on a change that is then lost would run twice, and
+	 * only when no other member reports it.  In maintenance it starts
+	 * nothing, but still stops what moves away: that is how the node's
+	 * VMs leave it. */
+	g_autoptr(GHashTable) elsewhere = active_elsewhere(e);
+	herd_agent_gate gate = {
+		.may_act = v.store_writable,
+		.may_start = e->view.durable && !node_in_maintenance(e),
+		.elsewhere = elsewhere,
+	};
+	herd_agent_reconcile(e->agent, v.st, &gate, now_ms);
 	herd_coord_run(e->coord, &v);
 	int64_t next_walk = walks_step(e);
 	int64_t next_request = expire_requests(e);
