@@ -54,6 +54,7 @@ struct herd_engine {
 	int64_t now_ms;               /* of the event being handled */
 	bool status_due;
 	int64_t status_sent_ms;       /* 0: never */
+	herd_node_resources resources_sent;
 	GHashTable *requests;         /* id -> vm_request* */
 	uint64_t next_request;
 	GPtrArray *walks;             /* fence_walk* */
@@ -119,6 +120,7 @@ static void send_status(herd_engine *e)
 	e->status_sent_ms = e->now_ms;
 	herd_node_resources res = { 0 };
 	e->virt->ops->resources(e->virt, &res);
+	e->resources_sent = res;
 	g_autoptr(GArray) facts = herd_agent_facts(e->agent);
 	g_autoptr(json_t) coord = herd_coord_status(e->coord);
 	size_t len;
@@ -422,6 +424,13 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 	herd_coord_run(e->coord, &v);
 	int64_t next_walk = walks_step(e);
 	int64_t next_request = expire_requests(e);
+	/* The node's capacity is known once the hypervisor answers: the
+	 * scheduler needs it at once, not at the next refresh.  (Free memory
+	 * changes all the time; it waits for the refresh.) */
+	herd_node_resources res = { 0 };
+	e->virt->ops->resources(e->virt, &res);
+	if (res.memory_mib != e->resources_sent.memory_mib || res.cpus != e->resources_sent.cpus)
+		e->status_due = true;
 	if (e->status_due || !e->status_sent_ms || now_ms - e->status_sent_ms >= STATUS_REFRESH_MS)
 		send_status(e);
 	int64_t next = STATUS_REFRESH_MS - (now_ms - e->status_sent_ms);
