@@ -463,6 +463,8 @@ static void node_power_on(simnode *node)
 	node->coord = herd_coord_new(&coord_io, node);
 	node->coord_reqs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	node->dirty = true;
+	/* The fake hypervisor is connected at once, with no VM yet. */
+	herd_agent_connection(node->agent, false);
 }
 
 /* A power cut: the node, its VMs and everything it had under way are gone. */
