@@ -14,9 +14,12 @@ two nodes at once fails the test.
  b. SIGKILL of n1's herdd (n1 coordinates: lowest node id): n2 coordinates
     while it is away, n1 takes over again once its new herdd is back;
  c. SIGSTOP of n2's herdd: the supervisor's watchdog kills it (no WATCHDOG=1
-    for 3 s) and starts a new one.
+    for 3 s) and starts a new one;
+ d. n2's herdd restarts while n2's libvirtd does not answer (SIGSTOP), and
+    n2 goes to standby meanwhile: g1 and g2 are "unknown" on n2 and start
+    nowhere else until n2's herdd has listed them; then they move away.
 
-After each: no node was fenced (every fence history empty, no PDU outlet
+After each of a-c: no node was fenced (every fence history empty, no PDU outlet
 switched, every node's init the same), no node is marked down, every guest
 runs in the same QEMU process and its serial counter goes on without a
 boot, and VM operations on the node's VMs, asked for on another node, work
@@ -52,13 +55,13 @@ def herdd_state(tn, i):
         return None, None
 
 
-def herdd_host_pid(tn, i):
-    """The host PID of node i's herdd, or None."""
+def host_pid(tn, i, comm):
+    """The host PID of the process called @comm in node i, or None."""
     ino = os.stat(f"/run/netns/{tn.tn.netns(i)}").st_ino
     for pid in testnodes.all_pids():
         try:
             with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() != "herdd":
+                if f.read().strip() != comm:
                     continue
             if os.stat(f"/proc/{pid}/ns/net").st_ino != ino:
                 continue
@@ -124,12 +127,12 @@ def scenario(tn, ha, watch, i, sig, what):
     outlets = switched_outlets(tn)
     old_state, old_pid = herdd_state(tn, i)
     check(old_state == "ready", f"n{i}'s herdd is {old_state}, not ready, before the test")
-    host_pid = herdd_host_pid(tn, i)
-    check(host_pid, f"no herdd found in n{i}")
+    herdd = host_pid(tn, i, "herdd")
+    check(herdd, f"no herdd found in n{i}")
 
     t0_wall = time.time()
     t0 = time.monotonic()
-    os.kill(host_pid, sig)
+    os.kill(herdd, sig)
     t_back = None
 
     def new_herdd():
@@ -196,6 +199,45 @@ def scenario(tn, ha, watch, i, sig, what):
     watch.check(what)
 
 
+def scenario_libvirt_hangs(tn, ha, watch):
+    """n2's herdd restarts while n2's libvirtd does not answer, and n2 is put
+    in standby meanwhile: until n2's herdd knows its VMs, nobody may take
+    their absence from its report for a fact (they still run there)."""
+    what = "d. n2's herdd restarts while n2's libvirtd hangs; n2 goes to standby"
+    say(f"== {what}")
+    mine = [n for n, node in ON.items() if node == "n2"]
+    qemus = {n: qemu_pids(tn, ha.uuids[n]) for n in mine}
+    boots = {n: ha.boots(n) for n in mine}
+    libvirtd = host_pid(tn, 2, "libvirtd")
+    check(libvirtd, "no libvirtd found in n2")
+    old_pid = herdd_state(tn, 2)[1]
+    os.kill(libvirtd, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        os.kill(host_pid(tn, 2, "herdd"), signal.SIGKILL)
+        wait_until(lambda: herdd_state(tn, 2)[0] == "ready" and herdd_state(tn, 2)[1] != old_pid,
+                   BACK_WITHIN_S, "a new herdd to be ready on n2")
+        ha.ok(1, "node", "standby", "n2")
+        time.sleep(5)
+        vms = ha.vms(OBSERVER)
+        elsewhere = {n: watch.ran_since(ha.uuids[n], [1, 3], t0) for n in mine}
+        expect(not any(elsewhere.values()) and {n: qemu_pids(tn, ha.uuids[n]) for n in mine} == qemus,
+               f"VMs of n2 started elsewhere while n2's herdd did not know them: {elsewhere}; "
+               f"{table(vms)}")
+        expect(all(vms[n]["state"] == "unknown" and vms[n]["node"] == "n2" for n in mine),
+               f"vm list while n2's herdd does not reach libvirt: {table(vms)} (want unknown on n2)")
+        say(f"  5 s with n2 in standby and its herdd blind: {table(vms)}")
+    finally:
+        os.kill(libvirtd, signal.SIGCONT)
+    t1 = time.monotonic()
+    vms = ha.wait_vms(lambda v: running_on(v, mine, ("n1", "n3")), 60,
+                      f"{', '.join(mine)} to move away from n2 (standby)", nodes=(OBSERVER,))
+    ha.wait_counting(mine, boots_after=boots)
+    say(f"  libvirtd answers again: {', '.join(mine)} moved off n2 (shut down there, then started "
+        f"elsewhere) +{time.monotonic() - t1:.1f} s; {table(vms)}")
+    watch.check(what)
+
+
 def main():
     with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
         ha = Ha(tn, tmp)
@@ -204,6 +246,7 @@ def main():
             scenario(tn, ha, watch, 2, signal.SIGKILL, "a. SIGKILL of n2's herdd")
             scenario(tn, ha, watch, 1, signal.SIGKILL, "b. SIGKILL of n1's herdd (the coordinator)")
             scenario(tn, ha, watch, 2, signal.SIGSTOP, "c. SIGSTOP of n2's herdd (the watchdog)")
+            scenario_libvirt_hangs(tn, ha, watch)
             watch.finish()
         check_expected()
 
