@@ -541,11 +541,13 @@ json_t *herd_ha_vm_runtime(herd_ha *h, store_object *vm)
 	const char *state = active ? herd_vm_state_name(f->state) : "shut off";
 	const char *node = active ? name_of(h, on) : NULL;
 	if (!active) {
-		/* Assigned to a node that does not report (lost, not yet fenced):
-		 * nobody knows whether it still runs there. */
+		/* Assigned to a node that does not report (lost, not yet fenced)
+		 * or whose herd does not reach its hypervisor: nobody knows
+		 * whether it still runs there. */
 		const char *assigned = json_string_value(json_object_get(vm->data, "node"));
 		uint32_t id = assigned ? nodeid_of(h, assigned) : 0;
-		if (id && !herd_facts_fresh(h->facts, id)) {
+		herd_node_facts *there = id ? herd_facts_fresh(h->facts, id) : NULL;
+		if (id && (!there || !there->virt_ok)) {
 			state = "unknown";
 			node = assigned;
 		}
