@@ -7,6 +7,7 @@
 #include "daemon/config.h"
 #include "daemon/certificate.h"
 #include "daemon/herdd.h"
+#include "daemon/sd_notify.h"
 #include "ha/ha.h"
 #include "virt/driver.h"
 
@@ -87,6 +88,8 @@ int main(int argc, char **argv)
 
 	/* The journal stamps lines itself; anywhere else herdd does. */
 	herd_log_init(HERD_LOG_INFO, !g_getenv("JOURNAL_STREAM"));
+	/* First, while herdd has one thread: it edits the environment. */
+	g_autoptr(herdd_notify) notify = herdd_notify_from_env();
 	d.cfg = herdd_config_load(&argc, &argv, &error);
 	if (!d.cfg) {
 		fprintf(stderr, "herdd: %s\n", error->message);
@@ -136,7 +139,12 @@ int main(int argc, char **argv)
 	g_unix_signal_add(SIGTERM, on_quit_signal, &d);
 	g_unix_signal_add(SIGINT, on_quit_signal, &d);
 	log_info("ready");
+	{
+		g_autofree char *ready = g_strdup_printf("serving node %s", d.cfg->node_name);
+		herdd_notify_ready(notify, ready);
+	}
 	g_main_loop_run(d.loop);
+	herdd_notify_stopping(notify);
 	status = 0;
 out:
 	if (error)

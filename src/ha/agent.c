@@ -27,7 +27,8 @@ struct herd_agent {
 	GHashTable *track;      /* uuid -> vm_track* */
 	GHashTable *ops;        /* op_ctx* under way (the driver's close() drops them) */
 	json_t *errors;
-	bool virt_ok;
+	bool virt_ok;           /* connected, its facts known (not before the first connection) */
+	bool virt_seen;         /* it was connected once: a return is news */
 	/* what the last reconcile saw, for completions that need it again */
 	store_state *st;
 	bool may_act;
@@ -73,7 +74,10 @@ herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_ag
 	a->track = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	a->ops = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
 	a->errors = json_object();
-	a->virt_ok = true;
+	/* Nothing is known of this node's VMs until the driver has connected
+	 * and listed them: after a restart of herdd, acting before that would
+	 * start, again, VMs that run here. */
+	a->virt_ok = false;
 	return a;
 }
 
@@ -281,8 +285,10 @@ void herd_agent_connection(herd_agent *a, bool lost)
 	if (a->virt_ok == !lost)
 		return;
 	a->virt_ok = !lost;
-	log_warn(lost ? "lost the connection to the hypervisor; VMs are left as they are"
-		      : "the hypervisor connection is back");
+	if (lost || a->virt_seen)
+		log_warn(lost ? "lost the connection to the hypervisor; VMs are left as they are"
+			      : "the hypervisor connection is back");
+	a->virt_seen |= !lost;
 	a->io.changed(a->user);
 	if (!lost)
 		a->io.wakeup(a->user, 0);

@@ -180,7 +180,9 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		sched_node n = { .name = o->name, .mode = sn->mode };
 		n.in_ring = contains(v->ring, v->n_ring, id);
 		herd_node_facts *f = herd_facts_fresh(v->facts, id);
-		n.herd_up = contains(v->group, v->n_group, id) && f;
+		/* A herd that does not reach its hypervisor (just restarted, libvirtd
+		 * hung) reports no VMs without knowing: its report is no fact. */
+		n.herd_up = contains(v->group, v->n_group, id) && f && f->virt_ok;
 		n.down = sn->down ||
 			 (local_down && g_hash_table_contains(local_down, o->name));
 		n.fence_covered = g_hash_table_contains(covered, o->name);

@@ -657,11 +657,13 @@ void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runt
 		.since_ms = active ? f->since_ms : 0,
 	};
 	if (!active) {
-		/* Assigned to a node that does not report (lost, not yet fenced):
-		 * nobody knows whether it still runs there. */
+		/* Assigned to a node that does not report (lost, not yet fenced)
+		 * or whose herd does not reach its hypervisor: nobody knows
+		 * whether it still runs there. */
 		const char *assigned = store_vm_of(vm)->node;
 		uint32_t id = store_node_id(state(e), assigned);
-		if (id && !herd_facts_fresh(e->facts, id)) {
+		herd_node_facts *there = id ? herd_facts_fresh(e->facts, id) : NULL;
+		if (id && (!there || !there->virt_ok)) {
 			out->state = "unknown";
 			out->node = assigned;
 		}

@@ -36,7 +36,8 @@ typedef struct sched_node {
 	store_node_mode mode;    /* online, standby (its VMs move away), maintenance
 				  * (likewise, and herd leaves it alone: no fencing) */
 	bool in_ring;            /* corosync sees the node (it is alive) */
-	bool herd_up;            /* its herdd is in the group and reported its facts */
+	bool herd_up;            /* its herdd is in the group and reported its facts,
+	                            its hypervisor's included */
 	bool down;               /* fenced or confirmed down since it was last lost */
 	bool awaited;            /* not seen since the coordinator's herd started, and
 				  * still within join_timeout_s: not fenced yet (a

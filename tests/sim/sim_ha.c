@@ -199,13 +199,15 @@ static void virt_set(fakevirt *v, const char *uuid, herd_vm_state st, const char
 
 static bool fv_open(herd_virt *base, GError **error)
 {
-	/* Connected: a fact for every domain, as the libvirt driver gives. */
+	/* Connected at once: a fact for every domain, then the connection,
+	 * as the libvirt driver reports them. */
 	fakevirt *v = (fakevirt *)base;
 	GHashTableIter it;
 	gpointer val;
 	g_hash_table_iter_init(&it, v->vms);
 	while (g_hash_table_iter_next(&it, NULL, &val))
 		herd_engine_virt_fact(v->node->engine, val, S->now_ms);
+	herd_engine_virt_connection(v->node->engine, false);
 	return true;
 }
 
