@@ -46,6 +46,12 @@ json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
 	json_object_set_new(j, "sticky", string_or_null(v->sticky));
 	json_object_set_new(j, "group", string_or_null(v->group));
 	json_object_set_new(j, "assigned", string_or_null(v->node));
+	json_t *failed = json_array();
+	for (size_t i = 0; i < v->n_failures; i++)
+		json_array_append_new(failed, json_pack("{s:s,s:i,s:s}", "node", v->failures[i].node, "count",
+							(int)v->failures[i].count, "error",
+							v->failures[i].error));
+	json_object_set_new(j, "failed", failed);
 	if (a->ha) {
 		herd_vm_runtime rt;
 		herd_ha_vm_runtime(a->ha, vm, &rt);

@@ -14,7 +14,8 @@
 typedef struct {
 	char uuid[37];
 	bool busy;              /* an operation on it is under way */
-	unsigned failures;      /* consecutive failed starts */
+	unsigned failures;      /* consecutive failed starts of this version here */
+	uint64_t version;       /* the VM's version they count for */
 	int64_t retry_at_ms;    /* no new start before this */
 } vm_track;
 
@@ -220,10 +221,26 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_VM]);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		store_object *vm = v;
-		if (!wanted_here(a, vm))
+		vm_track *t = g_hash_table_lookup(a->track, vm->uuid);
+		if (!wanted_here(a, vm)) {
+			/* Gone from here: a later assignment starts afresh. */
+			if (t && t->failures) {
+				t->failures = 0;
+				t->retry_at_ms = 0;
+				a->io.changed(a->user);
+			}
 			continue;
+		}
 		herd_vm_fact *f = g_hash_table_lookup(a->facts, vm->uuid);
-		vm_track *t = track(a, vm->uuid);
+		t = track(a, vm->uuid);
+		if (t->version != vm->version) {
+			/* An operator's start, stop or new XML: count anew. */
+			if (t->failures)
+				a->io.changed(a->user);
+			t->version = vm->version;
+			t->failures = 0;
+			t->retry_at_ms = 0;
+		}
 		bool down = !f || f->state == HERD_VM_STOPPED || f->state == HERD_VM_CRASHED;
 		if (!down || t->busy || !gate->may_start || !gate->elsewhere)
 			continue;
@@ -346,6 +363,20 @@ GArray *herd_agent_facts(herd_agent *a)
 json_t *herd_agent_errors(herd_agent *a)
 {
 	return a->errors;
+}
+
+json_t *herd_agent_start_failures(herd_agent *a)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, a->track);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		vm_track *t = v;
+		if (t->failures)
+			json_object_set_new(out, t->uuid, json_integer(t->failures));
+	}
+	return out;
 }
 
 bool herd_agent_virt_ok(herd_agent *a)

@@ -78,6 +78,9 @@ void herd_agent_connection(herd_agent *a, bool lost);
 /* This node's facts (array of herd_vm_fact; free it) and errors ({uuid: msg}). */
 GArray *herd_agent_facts(herd_agent *a);
 json_t *herd_agent_errors(herd_agent *a);
+/* Failed starts in a row of the VMs assigned here ({uuid: count}; a new
+ * reference): the coordinator places a VM elsewhere after a few. */
+json_t *herd_agent_start_failures(herd_agent *a);
 bool herd_agent_virt_ok(herd_agent *a);
 
 /* An operator's request on a VM running here. */

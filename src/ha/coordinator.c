@@ -155,6 +155,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	hi->in.vcpu_overcommit = (double)settings->vcpu_overcommit;
 	hi->in.memory_reserve_mib = (uint64_t)settings->memory_reserve_mib;
 	hi->in.join_timeout_s = (unsigned)settings->join_timeout_s;
+	hi->in.start_failures_max = (unsigned)settings->start_failures_max;
 	int64_t join_until_ms = joins && joins->quorate_since_ms
 				? joins->quorate_since_ms + (int64_t)hi->in.join_timeout_s * 1000 : 0;
 
@@ -217,9 +218,21 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 			.group = d->group,
 			.memory_mib = d->memory_mib,
 			.vcpus = d->vcpus,
+			.failed = d->failures,
+			.n_failed = d->n_failures,
 		};
 		g_autoptr(GArray) where = herd_facts_where(v->facts, o->uuid);
 		uint32_t node_id = vm.node ? GPOINTER_TO_UINT(g_hash_table_lookup(id_of, vm.node)) : 0;
+		/* Its node's report of starts that failed in a row. */
+		herd_node_facts *assigned = node_id ? herd_facts_fresh(v->facts, node_id) : NULL;
+		if (assigned) {
+			vm.start_failures = (unsigned)json_integer_value(
+				json_object_get(assigned->start_failures, o->uuid));
+			/* The agent's "start failed: <the hypervisor's error>". */
+			const char *err = json_string_value(json_object_get(assigned->errors, o->uuid));
+			vm.start_error = err && g_str_has_prefix(err, "start failed: ")
+						 ? err + strlen("start failed: ") : err;
+		}
 		bool unwanted_there = node_id && (!vm.target_running || (vm.move_to && strcmp(vm.move_to, vm.node) != 0));
 		if (unwanted_there && unwanted &&
 		    maybe_still_there(v, unwanted, kept, o, vm.node, node_id) &&
@@ -301,7 +314,7 @@ static bool submit(herd_coord *c, json_t *cmd)
 	return true;
 }
 
-static void act(herd_coord *c, const herd_coord_view *v, const sched_plan *plan)
+static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan)
 {
 	for (guint i = 0; i < plan->actions->len; i++) {
 		const sched_action *a = &g_array_index(plan->actions, sched_action, i);
@@ -328,7 +341,11 @@ static void act(herd_coord *c, const herd_coord_view *v, const sched_plan *plan)
 		case SCHED_ASSIGN: {
 			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
 			log_info("VM %s -> node %s (%s)", vm ? vm->name : a->vm, a->node, a->reason);
-			cmd = store_vm_cmd_assign(a->vm, a->node, NULL);
+			/* Given up on its node: the store remembers it, with why. */
+			const sched_vm *in = a->given_up ? herd_sched_input_vm(hi, a->vm) : NULL;
+			store_vm_failure failed = { a->given_up, in ? in->start_failures : 0,
+						    in ? in->start_error : NULL };
+			cmd = store_vm_cmd_assign(a->vm, a->node, in ? &failed : NULL);
 			break;
 		}
 		case SCHED_MOVE: {
@@ -503,7 +520,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, plan);
-	act(c, v, plan);
+	act(c, v, hi, plan);
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);
 	if (hi->awaited_in_ms > 0)

@@ -123,11 +123,20 @@ static void send_status(herd_engine *e)
 	e->resources_sent = res;
 	g_autoptr(GArray) facts = herd_agent_facts(e->agent);
 	g_autoptr(json_t) coord = herd_coord_status(e->coord);
+	g_autoptr(json_t) failures = herd_agent_start_failures(e->agent);
+	herd_node_report report = {
+		.name = e->node,
+		.index = state(e)->pos.index,
+		.vm_facts = facts,
+		.resources = res,
+		.virt_ok = herd_agent_virt_ok(e->agent),
+		.errors = herd_agent_errors(e->agent),
+		.start_failures = failures,
+		.coordinator = coord,
+		.seen = herd_coord_seen(e->coord),
+	};
 	size_t len;
-	g_autofree char *payload = herd_facts_encode(e->node, state(e)->pos.index, facts, &res,
-						     herd_agent_virt_ok(e->agent),
-						     herd_agent_errors(e->agent), coord,
-						     herd_coord_seen(e->coord), &len);
+	g_autofree char *payload = herd_facts_encode(&report, &len);
 	e->io.send(e->user, HERD_MSG_STATUS, payload, len);
 }
 

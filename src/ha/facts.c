@@ -38,6 +38,7 @@ static void node_facts_free(herd_node_facts *n)
 	g_free(n->name);
 	g_hash_table_destroy(n->vms);
 	json_decref(n->errors);
+	json_decref(n->start_failures);
 	if (n->alerts_by_vm)
 		g_hash_table_destroy(n->alerts_by_vm);
 	json_decref(n->coordinator);
@@ -72,28 +73,29 @@ void herd_facts_forget(herd_facts *f, uint32_t nodeid)
 	g_hash_table_remove(f->nodes, GUINT_TO_POINTER(nodeid));
 }
 
-char *herd_facts_encode(const char *name, uint64_t index, GArray *vm_facts,
-			const herd_node_resources *res, bool virt_ok, json_t *errors,
-			json_t *coordinator, GHashTable *seen, size_t *len)
+char *herd_facts_encode(const herd_node_report *r, size_t *len)
 {
+	const herd_node_resources *res = &r->resources;
 	json_t *vms = json_array();
-	for (guint i = 0; vm_facts && i < vm_facts->len; i++) {
-		const herd_vm_fact *v = &g_array_index(vm_facts, herd_vm_fact, i);
+	for (guint i = 0; r->vm_facts && i < r->vm_facts->len; i++) {
+		const herd_vm_fact *v = &g_array_index(r->vm_facts, herd_vm_fact, i);
 		json_array_append_new(vms, json_pack("{s:s,s:s,s:I,s:s}", "uuid", v->uuid, "state",
 						     herd_vm_state_name(v->state), "since_ms",
 						     (json_int_t)v->since_ms, "reason", v->reason));
 	}
-	json_t *j = json_pack("{s:s,s:I,s:o,s:{s:I,s:I,s:i},s:b}", "name", name, "index",
-			      (json_int_t)index, "vms", vms, "resources", "memory_mib",
+	json_t *j = json_pack("{s:s,s:I,s:o,s:{s:I,s:I,s:i},s:b}", "name", r->name, "index",
+			      (json_int_t)r->index, "vms", vms, "resources", "memory_mib",
 			      (json_int_t)res->memory_mib, "free_mib", (json_int_t)res->free_mib, "cpus",
-			      (int)res->cpus, "virt_ok", virt_ok);
-	if (errors && json_object_size(errors))
-		json_object_set(j, "errors", errors);
-	if (coordinator)
-		json_object_set(j, "coordinator", coordinator);
-	if (seen) {
+			      (int)res->cpus, "virt_ok", r->virt_ok);
+	if (r->errors && json_object_size(r->errors))
+		json_object_set(j, "errors", r->errors);
+	if (r->start_failures && json_object_size(r->start_failures))
+		json_object_set(j, "start_failures", r->start_failures);
+	if (r->coordinator)
+		json_object_set(j, "coordinator", r->coordinator);
+	if (r->seen) {
 		/* Sorted: the same set gives the same bytes. */
-		g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(seen), by_id);
+		g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(r->seen), by_id);
 		json_t *arr = json_array();
 		for (GList *l = ids; l; l = l->next)
 			json_array_append_new(arr, json_integer(GPOINTER_TO_UINT(l->data)));
@@ -146,6 +148,9 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	}
 	json_t *errors = json_object_get(j, "errors");
 	n->errors = json_is_object(errors) ? json_incref(errors) : json_object();
+	/* Absent (a node one release older, or nothing failed): none. */
+	json_t *failures = json_object_get(j, "start_failures");
+	n->start_failures = json_is_object(failures) ? json_incref(failures) : json_object();
 	json_t *coord = json_object_get(j, "coordinator");
 	n->coordinator = json_is_object(coord) ? json_incref(coord) : NULL;
 	json_t *a;

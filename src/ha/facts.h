@@ -25,6 +25,7 @@ typedef struct herd_node_facts {
 	herd_node_resources resources;
 	bool virt_ok;              /* its hypervisor connection works */
 	json_t *errors;            /* {uuid: "start failed: …"} */
+	json_t *start_failures;    /* {uuid: failed starts in a row there} */
 	json_t *coordinator;       /* alerts etc. if it coordinates, else NULL */
 	GHashTable *alerts_by_vm;  /* its coordinator alerts: VM uuid -> message (borrowed
 				    * from @coordinator), or NULL */
@@ -45,11 +46,22 @@ void herd_facts_new_round(herd_facts *f);
 /* Forget a node (it left the group). */
 void herd_facts_forget(herd_facts *f, uint32_t nodeid);
 
-/* Encode this node's facts as a STATUS payload.  @seen: node ids
- * (GUINT_TO_POINTER) seen in the ring since this herd started, or NULL. */
-char *herd_facts_encode(const char *name, uint64_t index, GArray *vm_facts,
-			const herd_node_resources *res, bool virt_ok, json_t *errors,
-			json_t *coordinator, GHashTable *seen, size_t *len);
+/* What a node says about itself in its STATUS. */
+typedef struct herd_node_report {
+	const char *name;
+	uint64_t index;            /* the store position it has applied */
+	GArray *vm_facts;          /* herd_vm_fact, or NULL */
+	herd_node_resources resources;
+	bool virt_ok;
+	json_t *errors;            /* {uuid: message}, or NULL */
+	json_t *start_failures;    /* {uuid: count}, or NULL */
+	json_t *coordinator;       /* if it coordinates, or NULL */
+	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) seen in the ring
+				    * since this herd started, or NULL */
+} herd_node_report;
+
+/* Encode @r as a STATUS payload. */
+char *herd_facts_encode(const herd_node_report *r, size_t *len);
 /* Take a STATUS payload from @nodeid; false if malformed (ignored then). */
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
 		       int64_t now_ms);

@@ -103,7 +103,7 @@ static bool usable(const sched_node *n)
 static void add_action(ctx *c, sched_action_type type, const char *vm, const char *node,
 		       const char *move_to, const char *reason)
 {
-	sched_action a = { type, vm, node, move_to, reason };
+	sched_action a = { type, vm, node, move_to, reason, NULL };
 	g_array_append_val(c->plan->actions, a);
 }
 
@@ -139,6 +139,15 @@ static void unaccount(ctx *c, const sched_vm *vm, int i)
 		c->group_used[k]--;
 }
 
+/* Was @vm given up on at node @node (its starts failed there)? */
+static bool failed_on(const sched_vm *vm, const char *node)
+{
+	for (size_t k = 0; k < vm->n_failed; k++)
+		if (strcmp(vm->failed[k].node, node) == 0)
+			return true;
+	return false;
+}
+
 /* Could @vm run on node @i now?  *@why: a static reason when not. */
 static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 {
@@ -166,6 +175,10 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 		*why = "a VM of its anti-affinity group is there";
 		return false;
 	}
+	if (failed_on(vm, n->name)) {
+		*why = "it failed to start there";
+		return false;
+	}
 	return true;
 }
 
@@ -185,7 +198,7 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 			*why = "its sticky node is not a node of the cluster";
 			return -1;
 		}
-		if (fits(c, vm, i, why))
+		if (i != avoid && fits(c, vm, i, why))
 			return i;
 		*why = "its sticky node cannot take it now";
 		return -1;
@@ -320,6 +333,43 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 	/* stays: it already counts against its node */
 }
 
+/*
+ * @vm's starts on its node @n (index @ni) failed start_failures_max times
+ * in a row: place it elsewhere (the store then records the node as given
+ * up on), or say that no other node can take it (its node keeps trying).
+ */
+static void give_up(ctx *c, const sched_vm *vm, const sched_node *n, int ni)
+{
+	const char *why = NULL;
+	/* Not running there: it holds no room on its node. */
+	unaccount(c, vm, ni);
+	int i = choose(c, vm, ni, &why);
+	if (i < 0) {
+		account(c, vm, ni);
+		g_autofree char *all = explain(c, vm, ni, why);
+		add_alert(c, vm->ha ? SCHED_CRITICAL : SCHED_WARNING, vm->uuid, n->name,
+			  "VM %s failed to start on node %s %u times (%s), and no other node can take it: %s.",
+			  vm->name, n->name, vm->start_failures, vm->start_error ? vm->start_error : "?", all);
+		return;
+	}
+	account(c, vm, i);
+	sched_action a = { SCHED_ASSIGN, vm->uuid, c->in->nodes[i].name, NULL,
+			   "it failed to start on its node", n->name };
+	g_array_append_val(c->plan->actions, a);
+}
+
+/* The store's record of the nodes @vm was given up on: an alert each,
+ * until an operator acts on the VM. */
+static void failed_alerts(ctx *c, const sched_vm *vm)
+{
+	for (size_t k = 0; k < vm->n_failed; k++) {
+		const store_vm_failure *f = &vm->failed[k];
+		add_alert(c, SCHED_WARNING, vm->uuid, f->node,
+			  "VM %s failed to start on node %s %u times (%s); herd does not place it there until it is started, stopped or defined again.",
+			  vm->name, f->node, f->count, f->error);
+	}
+}
+
 static bool seen_on(const sched_vm *vm, const char *node)
 {
 	for (unsigned k = 0; k < vm->n_seen; k++)
@@ -330,6 +380,7 @@ static bool seen_on(const sched_vm *vm, const char *node)
 
 static void decide_vm(ctx *c, const sched_vm *vm)
 {
+	failed_alerts(c, vm);
 	if (vm->n_seen > 1) {
 		GString *where = g_string_new(NULL);
 		for (unsigned k = 0; k < vm->n_seen; k++)
@@ -404,6 +455,11 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 				unaccount(c, vm, ni);
 				place_new(c, vm, "it moves");
 			}
+			return;
+		}
+		if (!here && vm->n_seen == 0 && c->in->start_failures_max &&
+		    vm->start_failures >= c->in->start_failures_max) {
+			give_up(c, vm, n, ni);
 			return;
 		}
 		consider_move(c, vm, n, ni);

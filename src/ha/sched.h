@@ -26,6 +26,7 @@
 #pragma once
 
 #include "store/node.h"
+#include "store/vm.h"
 
 #include <glib.h>
 #include <stdbool.h>
@@ -65,6 +66,14 @@ typedef struct sched_vm {
 	const char *const *seen_on;
 	unsigned n_seen;
 	bool steady;             /* running on its node long enough to be moved */
+	/* Starts that failed: in a row on its assigned node (that node's
+	 * report), with the hypervisor's last error; and the nodes given up
+	 * on before (the store's record, until an operator starts, stops or
+	 * defines it again), where it is not placed. */
+	unsigned start_failures;
+	const char *start_error;
+	const store_vm_failure *failed;
+	size_t n_failed;
 } sched_vm;
 
 typedef enum {
@@ -83,6 +92,7 @@ typedef struct sched_input {
 	double vcpu_overcommit;  /* vCPUs per CPU a node may carry */
 	uint64_t memory_reserve_mib; /* RAM kept free on every node for itself */
 	unsigned join_timeout_s; /* how long an awaited node has (for the alert) */
+	unsigned start_failures_max; /* failed starts on a node before it is given up on; 0: never */
 } sched_input;
 
 typedef enum {
@@ -99,6 +109,7 @@ typedef struct sched_action {
 	const char *node;        /* borrowed from the input */
 	const char *move_to;
 	const char *reason;      /* static text */
+	const char *given_up;    /* ASSIGN: the node its starts failed on, or NULL */
 } sched_action;
 
 typedef enum { SCHED_INFO = 0, SCHED_WARNING, SCHED_CRITICAL } sched_severity;

@@ -9,7 +9,7 @@ struct sched_json_input {
 	sched_input in;
 	GArray *nodes;
 	GArray *vms;
-	GPtrArray *seen;           /* const char** arrays */
+	GPtrArray *seen;           /* const char** and store_vm_failure* arrays */
 };
 
 static bool get_bool(json_t *o, const char *key, bool dflt)
@@ -41,6 +41,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	ji->in.memory_reserve_mib = (uint64_t)json_integer_value(json_object_get(settings, "memory_reserve_mib"));
 	json_t *jt = json_object_get(settings, "join_timeout_s");
 	ji->in.join_timeout_s = jt ? (unsigned)json_integer_value(jt) : 120;
+	json_t *sf = json_object_get(settings, "start_failures_max");
+	ji->in.start_failures_max = sf ? (unsigned)json_integer_value(sf) : 3;
 
 	size_t i;
 	json_t *o;
@@ -93,6 +95,28 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 			v.n_seen = (unsigned)json_array_size(seen);
 			g_ptr_array_add(ji->seen, arr);
 		}
+		v.start_failures = (unsigned)json_integer_value(json_object_get(o, "start_failures"));
+		v.start_error = get_str(o, "start_error");
+		json_t *failed = json_object_get(o, "failed");
+		if (json_array_size(failed)) {
+			store_vm_failure *arr = g_new0(store_vm_failure, json_array_size(failed));
+			size_t k;
+			json_t *f;
+			json_array_foreach(failed, k, f) {
+				arr[k].node = get_str(f, "node");
+				arr[k].count = (unsigned)json_integer_value(json_object_get(f, "count"));
+				arr[k].error = get_str(f, "error") ? get_str(f, "error") : "";
+				if (!arr[k].node) {
+					g_free(arr);
+					g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+						    "VM %zu: each 'failed' entry needs a node.", i);
+					return NULL;
+				}
+			}
+			v.failed = arr;
+			v.n_failed = json_array_size(failed);
+			g_ptr_array_add(ji->seen, arr);
+		}
 		g_array_append_val(ji->vms, v);
 	}
 	ji->in.nodes = (const sched_node *)ji->nodes->data;
@@ -139,18 +163,32 @@ json_t *sched_json_input_dump(const sched_input *in)
 		json_t *seen = json_array();
 		for (unsigned k = 0; k < v->n_seen; k++)
 			json_array_append_new(seen, json_string(v->seen_on[k]));
-		json_array_append_new(vms, json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:b,s:s?,s:b,s:s?,s:s?,s:I,s:i,s:o,s:b}",
-						     "uuid", v->uuid, "name", v->name, "target",
-						     v->target_running ? "running" : "stopped", "node", v->node,
-						     "move_to", v->move_to, "ha", v->ha, "preferred", v->preferred,
-						     "failback", v->failback, "sticky", v->sticky, "group", v->group,
-						     "memory_mib", (json_int_t)v->memory_mib, "vcpus", (int)v->vcpus,
-						     "seen_on", seen, "steady", v->steady));
+		json_t *vm = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:b,s:s?,s:b,s:s?,s:s?,s:I,s:i,s:o,s:b}",
+				       "uuid", v->uuid, "name", v->name, "target",
+				       v->target_running ? "running" : "stopped", "node", v->node,
+				       "move_to", v->move_to, "ha", v->ha, "preferred", v->preferred,
+				       "failback", v->failback, "sticky", v->sticky, "group", v->group,
+				       "memory_mib", (json_int_t)v->memory_mib, "vcpus", (int)v->vcpus,
+				       "seen_on", seen, "steady", v->steady);
+		if (v->start_failures)
+			json_object_set_new(vm, "start_failures", json_integer(v->start_failures));
+		if (v->start_error)
+			json_object_set_new(vm, "start_error", json_string(v->start_error));
+		if (v->n_failed) {
+			json_t *failed = json_array();
+			for (size_t k = 0; k < v->n_failed; k++)
+				json_array_append_new(failed, json_pack("{s:s,s:i,s:s}", "node", v->failed[k].node,
+									"count", (int)v->failed[k].count,
+									"error", v->failed[k].error));
+			json_object_set_new(vm, "failed", failed);
+		}
+		json_array_append_new(vms, vm);
 	}
-	return json_pack("{s:{s:b,s:s,s:f,s:I,s:i},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
+	return json_pack("{s:{s:b,s:s,s:f,s:I,s:i,s:i},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
 			 "admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
 			 "memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "join_timeout_s",
-			 (int)in->join_timeout_s, "nodes", nodes, "vms", vms);
+			 (int)in->join_timeout_s, "start_failures_max", (int)in->start_failures_max,
+			 "nodes", nodes, "vms", vms);
 }
 
 static const char *vm_name(const sched_input *in, const char *uuid)
@@ -174,6 +212,8 @@ json_t *sched_json_plan(const sched_input *in, const sched_plan *plan)
 			json_object_set_new(o, "node", json_string(a->node));
 		if (a->move_to)
 			json_object_set_new(o, "move_to", json_string(a->move_to));
+		if (a->given_up)
+			json_object_set_new(o, "given_up", json_string(a->given_up));
 		json_array_append_new(actions, o);
 	}
 	json_t *alerts = json_array();

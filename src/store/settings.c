@@ -39,6 +39,9 @@ const cluster_setting cluster_settings[] = {
 	{ "join_timeout_s", SETTING_INT, 0, 3600, NULL, "120",
 	  "after the cluster starts: how long a node not seen yet may take to join before it is fenced",
 	  false, F(join_timeout_s) },
+	{ "start_failures_max", SETTING_INT, 1, 100, NULL, "3",
+	  "failed starts of a VM on one node before herd places it on another (until an operator starts, stops or defines it again)",
+	  false, F(start_failures_max) },
 	{ NULL },
 };
 

@@ -31,6 +31,7 @@ typedef struct store_settings {
 	long long fence_delay_ms;
 	long long failback_after_s;
 	long long join_timeout_s;
+	long long start_failures_max;
 } store_settings;
 
 typedef struct cluster_setting {

@@ -35,8 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			g_array_append_vals(vms, fact, 1);
 		}
 		size_t len;
-		g_autofree char *again = herd_facts_encode(n->name, n->index, vms, &n->resources, n->virt_ok,
-							   n->errors, n->coordinator, seen_of(n), &len);
+		herd_node_report report = { n->name, n->index, vms, n->resources, n->virt_ok,
+					    n->errors, n->start_failures, n->coordinator, seen_of(n) };
+		g_autofree char *again = herd_facts_encode(&report, &len);
 		herd_facts *g = herd_facts_new();
 		FUZZ_CHECK(herd_facts_update(g, 7, again, len, 1000));
 		herd_node_facts *m = herd_facts_fresh(g, 7);

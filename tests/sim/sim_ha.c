@@ -21,6 +21,7 @@
  *
  *   sim-ha [--seeds N [--first S] | --seed S] [--steps N] [--verbose]
  */
+#include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "ha/coordinator.h"
@@ -78,6 +79,8 @@ typedef struct {
 	GHashTable *vms;        /* uuid -> herd_vm_fact* */
 } fakevirt;
 
+/* Starts of VM v fail on node i while broken[i][v] (its disk is missing there). */
+
 struct simnode {
 	unsigned id;
 	char name[8];
@@ -113,6 +116,7 @@ typedef struct {
 	bool fence_unverified;  /* the PDU's agent does not read the plug back */
 	unsigned fence_delay_ms;
 	char vm_uuids[N_VMS][37];
+	bool broken[MAX_NODES + 1][N_VMS];
 	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
 } sim;
 
@@ -219,6 +223,13 @@ static void fv_start(herd_virt *base, const char *uuid, const char *xml, herd_vi
 	herd_vm_fact *f = g_hash_table_lookup(v->vms, uuid);
 	if (f && f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED) {
 		done(NULL, user); /* idempotent */
+		return;
+	}
+	if (S->broken[v->node->id][atoi(uuid + 24)]) {
+		TRACE("%s: start of vm%d fails (its disk is missing here)", v->node->name, atoi(uuid + 24));
+		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_IO,
+							   "Cannot access storage file: No such file");
+		done(err, user);
 		return;
 	}
 	virt_set(v, uuid, HERD_VM_STARTING, "starting");
@@ -993,6 +1004,11 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 			s.fence_unverified = !s.fence_unverified;
 		} else if (a < 945) {
 			herd_crash(node);
+		} else if (a < 950) {
+			unsigned v = rnd(N_VMS);
+			s.broken[node->id][v] = !s.broken[node->id][v];
+			TRACE("%s: the disk of vm%u is %s there", node->name, v,
+			      s.broken[node->id][v] ? "MISSING" : "back");
 		}
 		run_dirty();
 		check_no_double_run();
@@ -1003,6 +1019,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	 * switch a node off: switch it on again until everyone stays on. */
 	s.fence_broken = false;
 	s.fence_slow = false;
+	memset(s.broken, 0, sizeof(s.broken));
 	for (unsigned i = 1; i <= s.n; i++)
 		s.nodes[i].bus.partition = 0;
 	for (int round = 0; round < 10; round++) {
@@ -1034,6 +1051,17 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		if (!replica_submit(first->r, cmd, s.now_ms, "operator", &err))
 			fail("after healing, n1 refuses a change: %s", err->message);
 		first->dirty = true;
+	}
+	/* VMs given up on at a node whose disk was missing: the operator,
+	 * having fixed it, starts them again (that clears the record). */
+	for (unsigned v = 0; v < N_VMS; v++) {
+		store_object *vm = store_state_get(st, STORE_KIND_VM, s.vm_uuids[v]);
+		if (!vm || !store_vm_of(vm)->n_failures || !store_vm_of(vm)->target_running)
+			continue;
+		g_autoptr(json_t) cmd = store_vm_cmd_start(vm);
+		g_autoptr(GError) err = NULL;
+		if (!replica_submit(first->r, cmd, s.now_ms, "operator", &err))
+			fail("after healing, n1 refuses a change: %s", err->message);
 	}
 	settle(60000);
 	if (S->verbose)
