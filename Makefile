@@ -5,6 +5,13 @@ BUILD  ?= build
 ASAN   ?= build-asan
 NINJA  ?= ninja
 
+# A recipe fails when any command of a pipeline fails (ninja | grep below).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+# ninja without its progress lines ("[12/80] Compiling ..."); errors stay.
+# grep exits 1 when it prints nothing (a build with no other output): no error.
+QUIET := { grep -v '^\[' || [ $$? -eq 1 ]; }
+
 .PHONY: all deps build asan check demo demo-stop bench install clean
 
 all: build
@@ -20,11 +27,11 @@ $(ASAN)/build.ninja:
 		-Dbuildtype=debug >/dev/null
 
 build: deps $(BUILD)/build.ninja
-	@$(NINJA) -C $(BUILD) | grep -v '^\[' || true
+	@$(NINJA) -C $(BUILD) | $(QUIET)
 	@test -x $(BUILD)/src/herdd
 
 asan: deps $(ASAN)/build.ninja
-	@$(NINJA) -C $(ASAN) | grep -v '^\[' || true
+	@$(NINJA) -C $(ASAN) | $(QUIET)
 	@test -x $(ASAN)/src/herdd
 
 check: build asan

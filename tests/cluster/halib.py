@@ -11,7 +11,7 @@
             ...
         watch.check()
 
-Every check here can fail; harness's expect() records a failure and lets
+Every check here can fail; testlib's expect() records a failure and lets
 the test go on (so that one bug does not hide the next), check() stops it,
 check_expected() at the end fails the test for what expect() recorded.
 """
@@ -25,11 +25,9 @@ import tempfile
 import threading
 import time
 
-from harness import (REPO, TestFailure, TestNodes, build_dir, check, expect, say,  # noqa: F401
-                     testnodes, wait_until)
+from harness import TestNodes, testnodes
+from testlib import SerialLog, TestFailure, check, expect, guest_image, guest_xml, say, wait_until
 
-GUEST_XML = os.path.join(REPO, "tests/guest/guest-xml")
-GUEST_COUNTER = os.path.join(REPO, "tests/guest/guest-counter")
 QEMU_UUID = re.compile(r"(?:^|\0)-uuid\0([0-9a-f-]{36})(?:\0|$)")
 
 class Workdir:
@@ -99,7 +97,7 @@ class Ha:
         self.tn = tn
         self.tmp = tmp
         self.uuids = {}       # VM name -> UUID
-        self.image = os.path.join(build_dir(), "tests/guest/herd-guest.img")
+        self.image = guest_image()
         check(os.path.exists(self.image), f"the test guest {self.image} is not built")
 
     # -- herd
@@ -206,12 +204,8 @@ class Ha:
     # -- guests
 
     def define(self, name, i=1, ha=True, preferred=None, vcpus=1, extra=()):
-        log = self.serial_log(name)
         xml = os.path.join(self.tmp, f"{name}.xml")
-        argv = [GUEST_XML, "--name", name, "--serial-log", log, "--image", self.image,
-                "--vcpus", str(vcpus)]
-        with open(xml, "w") as f:
-            subprocess.run(argv, stdout=f, check=True)
+        guest_xml(name, xml, serial_log=self.serial_log(name), image=self.image, vcpus=vcpus)
         args = ["vm", "define", xml]
         if ha:
             args.append("--ha")
@@ -226,17 +220,11 @@ class Ha:
 
     def counter(self, name):
         """The guest's counter since its last boot, or None."""
-        p = subprocess.run([GUEST_COUNTER, "--since-boot", self.serial_log(name)],
-                           capture_output=True, text=True)
-        return int(p.stdout) if p.returncode == 0 else None
+        return SerialLog(self.serial_log(name)).counter(since_boot=True)
 
     def boots(self, name):
         """How many times the guest has booted (its log is appended to)."""
-        try:
-            with open(self.serial_log(name), "rb") as f:
-                return f.read().count(b"herd-guest boot")
-        except FileNotFoundError:
-            return 0
+        return SerialLog(self.serial_log(name)).boots()
 
     def wait_counting(self, names, timeout=30, boots_after=None):
         """Every guest of names counts: two readings of its counter since boot,

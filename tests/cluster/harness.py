@@ -1,17 +1,23 @@
 """Harness for cluster tests: test nodes that are always taken down.
 
-    from harness import TestNodes, require_root, wait_until
+    _here = os.path.dirname(os.path.realpath(__file__))
+    sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+    from harness import TestNodes
+    from testlib import run_test
 
-    require_root()                      # exit 77 (skipped) unless root
-    with TestNodes("my-test", 3) as tn:  # testnodes --instance my-test up 3
-        tn.wait_members([1, 2, 3], 3)
-        tn.exec(1, "herd", "status", check=True)
+    def main():
+        with TestNodes("my-test", 3) as tn:  # testnodes --instance my-test up 3
+            tn.wait_members([1, 2, 3], 3)
+            tn.exec(1, "herd", "status", check=True)
+
+    sys.exit(run_test(main, root=True))  # skipped (77) unless root
 
 The instance is taken down in __exit__, whatever happened.  SIGTERM, SIGINT
 and SIGHUP become a TestInterrupted exception, so they take the same path.
 Against SIGKILL (meson kills a test's process group 0.5 s after its SIGTERM
 on a timeout) a watchdog in its own session waits for this process to end
 and runs `testnodes down` unless the test said it cleaned up itself.
+Checks, polling and the test's main are tests/testlib.py's.
 """
 import importlib.machinery
 import importlib.util
@@ -21,10 +27,10 @@ import subprocess
 import sys
 import time
 
+from testlib import INTERRUPT_SIGNALS, TestFailure, TestInterrupted, build_dir, interrupt, say, wait_until
+
 HERE = os.path.dirname(os.path.realpath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 TESTNODES = os.path.join(HERE, "testnodes")
-SKIP = 77
 
 
 def _load_testnodes():
@@ -36,84 +42,6 @@ def _load_testnodes():
 
 
 testnodes = _load_testnodes()
-
-
-class TestFailure(AssertionError):
-    pass
-
-
-class TestInterrupted(BaseException):
-    """A signal asked the test to stop (BaseException: no `except Exception`
-    in a test may swallow it)."""
-
-
-def require_root():
-    if os.geteuid() != 0:
-        print("SKIP: cluster tests need root (namespaces, mounts)")
-        sys.exit(SKIP)
-
-
-failures = []
-
-
-def expect(cond, msg):
-    """A check that does not stop the test: recorded, printed, failed at the end."""
-    if not cond:
-        failures.append(msg)
-        say(f"CHECK FAILED: {msg}")
-    return bool(cond)
-
-
-def check_expected():
-    """Fail the test if an expect() failed."""
-    check(not failures, f"{len(failures)} check(s) failed: {failures}")
-
-
-def run_test(body):
-    """A test script's main: skip (77) without root, run body(), print PASS
-    with the time taken or FAIL with what failed; the exit status."""
-    require_root()
-    t0 = time.monotonic()
-    try:
-        body()
-    except TestFailure as e:
-        say(f"FAIL: {e}")
-        return 1
-    except TestInterrupted as e:
-        say(f"INTERRUPTED: {e}")
-        return 1
-    say(f"PASS ({time.monotonic() - t0:.1f} s)")
-    return 0
-
-
-def say(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-def wait_until(cond, timeout, what, interval=0.05):
-    """Poll cond() until it returns a true value, which is returned; raise
-    TestFailure naming `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TestFailure(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def build_dir():
-    return testnodes.build_dir()
-
-
-def _on_signal(signum, frame):
-    raise TestInterrupted(f"stopped by signal {signal.Signals(signum).name}")
 
 
 WATCHDOG = r"""
@@ -146,8 +74,8 @@ class TestNodes:
     # -- lifetime
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            self._old_handlers[sig] = signal.signal(sig, _on_signal)
+        for sig in INTERRUPT_SIGNALS:
+            self._old_handlers[sig] = signal.signal(sig, interrupt)
         try:
             self._start_watchdog()
             if os.path.exists(self.tn.dir) or self.tn.existing_netns():

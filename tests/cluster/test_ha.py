@@ -33,8 +33,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import (TestFailure, check, check_expected, expect, run_test, say,  # noqa: E402
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from testlib import (TestFailure, check, check_expected, expect, run_test, say,  # noqa: E402
                      wait_until)
 from halib import DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, running_on, table  # noqa: E402
 
@@ -332,4 +333,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(run_test(main))
+    sys.exit(run_test(main, root=True))

@@ -22,8 +22,10 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import TestNodes, check, run_test, say, testnodes, wait_until  # noqa: E402
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from harness import TestNodes, testnodes  # noqa: E402
+from testlib import check, run_test, say, wait_until  # noqa: E402
 
 INSTANCE = "test-pdu"
 RACE_ROUNDS = 4
@@ -276,4 +278,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(run_test(main))
+    sys.exit(run_test(main, root=True))

@@ -29,21 +29,20 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import (HERE, REPO, TestFailure, TestInterrupted, TestNodes,  # noqa: E402
-                     build_dir, check, expect, failures, require_root, say, testnodes,
-                     wait_until)
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from harness import HERE, TestNodes, testnodes  # noqa: E402
+from testlib import (TestFailure, build_dir, check, expect, guest_image, guest_xml,  # noqa: E402
+                     run_test, say, wait_until)
 from test_foundation import check_nothing_left, shm_files  # noqa: E402
 
 INSTANCE = "test-store"
 NODES = [1, 2, 3]
-GUEST_XML = os.path.join(REPO, "tests/guest/guest-xml")
 NODE_SERVICE = os.path.join(HERE, "node-service")
 PASSWORD = "store-test-Pa55word"
 # DESIGN.md section 3: detection in ~0.65 s without false membership changes.
@@ -199,7 +198,7 @@ class Guests:
 
     def __init__(self, tmp):
         self.tmp = tmp
-        image = os.path.join(build_dir(), "tests/guest/herd-guest.img")
+        image = guest_image()
         if not os.path.exists(image):  # only defined, never started
             image = os.path.join(tmp, "placeholder.img")
             with open(image, "wb") as f:
@@ -207,10 +206,7 @@ class Guests:
         self.image = image
 
     def xml(self, name, uuid=None):
-        argv = [GUEST_XML, "--name", name, "--image", self.image]
-        if uuid:
-            argv += ["--uuid", uuid]
-        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        return guest_xml(name, image=self.image, uuid=uuid)
 
     def file(self, name, text=None, uuid=None):
         """Write text (default: the guest's XML for name) to a file; return its path."""
@@ -828,8 +824,6 @@ def check_leave_remove(tn, fp, pw):
 
 
 def main():
-    require_root()
-    t0 = time.monotonic()
     shm_before = shm_files()
     tmp = tempfile.mkdtemp(prefix="herd-test-store-")
     procs = inodes = None
@@ -847,22 +841,9 @@ def main():
             check_leave_remove(tn, fp, pw)
             procs, inodes = tn.instance_processes()
         check_nothing_left(INSTANCE, procs, inodes, shm_before)
-    except TestFailure as e:
-        say(f"FAIL: {e}")
-        failures.append(str(e))
-    except TestInterrupted as e:
-        say(f"INTERRUPTED: {e}")
-        return 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        say(f"FAIL: {len(failures)} check(s) failed ({time.monotonic() - t0:.1f} s):")
-        for f in failures:
-            print(f"  - {f}", flush=True)
-        return 1
-    say(f"PASS ({time.monotonic() - t0:.1f} s)")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(main, root=True))

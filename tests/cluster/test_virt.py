@@ -22,21 +22,15 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import (REPO, TestFailure, TestNodes, build_dir, check, run_test,  # noqa: E402
-                     say, wait_until)
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from harness import HERE, TestNodes  # noqa: E402
+from testlib import (SerialLog, TestFailure, build_dir, check, guest_image, guest_xml,  # noqa: E402
+                     run_test, say, wait_until)
 
 INSTANCE = "test-virt"
-GUEST_XML = os.path.join(REPO, "tests/guest/guest-xml")
-GUEST_COUNTER = os.path.join(REPO, "tests/guest/guest-counter")
-NODE_SERVICE = os.path.join(REPO, "tests/cluster/node-service")
+NODE_SERVICE = os.path.join(HERE, "node-service")
 MANY = 20
-
-
-def guest_counter(log):
-    """The guest's counter since its last boot (its log is appended to)."""
-    p = subprocess.run([GUEST_COUNTER, "--since-boot", log], capture_output=True, text=True)
-    return int(p.stdout) if p.returncode == 0 else None
 
 
 def parse(line):
@@ -101,15 +95,8 @@ class Probe:
         return True
 
     def wait_for(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while True:
-            v = pred()
-            if v:
-                return v
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TestFailure(f"timed out after {timeout:g} s waiting for {what}")
-            self._take(min(left, 0.1))
+        """wait_until() that takes the probe's output while it waits."""
+        return wait_until(pred, timeout, what, interval=0.1, pause=self._take)
 
     def drain(self, s=0.2):
         """Take whatever arrives within s seconds."""
@@ -189,15 +176,12 @@ class Guest:
         self.name = name
         self.log = os.path.join(shared, f"{name}.serial.log")
         self.xml = os.path.join(shared, f"{name}.xml")
-        image = os.path.join(build_dir(), "tests/guest/herd-guest.img")
-        with open(self.xml, "w") as f:
-            subprocess.run([GUEST_XML, "--name", name, "--serial-log", self.log, "--image", image],
-                           stdout=f, check=True)
-        with open(self.xml) as f:
-            self.uuid = f.read().split("<uuid>")[1].split("</uuid>")[0]
+        xml = guest_xml(name, self.xml, serial_log=self.log, image=guest_image())
+        self.uuid = xml.split("<uuid>")[1].split("</uuid>")[0]
 
     def counter(self):
-        return guest_counter(self.log)
+        """The guest's counter since its last boot (its log is appended to)."""
+        return SerialLog(self.log).counter(since_boot=True)
 
     def fresh_log(self):
         """Empty its serial log before a new boot (QEMU appends to it), so
@@ -522,7 +506,7 @@ def main():
     def body():
         with TestNodes(INSTANCE, 1, blank=True) as tn:
             run_checks(tn, figures)
-    if run_test(body):
+    if run_test(body, root=True):
         return 1
     one, many = figures["start 1"], figures["start 20"]
     print(f"start→RUNNING, 1 guest:    p50 {statistics.median(one):.0f} ms, "

@@ -1,23 +1,25 @@
-"""Helpers for the tests of the herd test guest (tests/guest/test-*).
+"""Helpers for the tests of the herd test guest (tests/guest/test-*): QEMU
+run directly, with a QMP client.  Checks, polling, the serial log and the
+test's main come from tests/testlib.py.
 
-Python 3 stdlib only. Everything a test starts is stopped in a finally block;
-QEMU children also get PR_SET_PDEATHSIG so they die with the test even if the
-test is SIGKILLed; SIGTERM (meson's timeout) runs the finally blocks.
+Everything a test starts is stopped in a finally block; QEMU children also
+get PR_SET_PDEATHSIG so they die with the test even if the test is
+SIGKILLed; SIGTERM (meson's timeout) runs the finally blocks (run_test).
 """
 import ctypes
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 
+from testlib import SerialLog, TestFailure, wait_until
+
 HERE = os.path.dirname(os.path.realpath(__file__))
-SKIP = 77  # meson: the test was skipped
-LINE = re.compile(r"^herd-guest (\d+|boot)\r$")
 QEMU = "/usr/bin/qemu-system-x86_64"
+# Serial logs and QMP are cheap to poll: a finer grain for the timings.
+POLL_S = 0.02
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
@@ -26,62 +28,6 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent():
     """preexec_fn: SIGKILL this child when the test process dies."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def exit_on_sigterm():
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, handler)
-
-
-def image_path():
-    build = os.environ.get("HERD_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
-    return os.path.abspath(os.path.join(build, "tests", "guest", "herd-guest.img"))
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def serial_lines(path):
-    """The complete lines (newline written) of a serial log, without \\n."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    return [l.decode("ascii", "replace") for l in data.split(b"\n")[:-1]]
-
-
-def parse(lines):
-    """Lines -> list of "boot" or int; Failure on any other line."""
-    out = []
-    for l in lines:
-        m = LINE.match(l)
-        check(m, f"unexpected serial line {l!r}")
-        out.append("boot" if m.group(1) == "boot" else int(m.group(1)))
-    return out
-
-
-def wait_until(pred, timeout, what, interval=0.02):
-    """Poll pred() until it returns a true value; return that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise Failure(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def proc_cpu_seconds(pid):
@@ -119,10 +65,10 @@ class Qmp:
         while True:
             line = self.file.readline()
             if not line:
-                raise Failure(f"QMP connection closed during {cmd}")
+                raise TestFailure(f"QMP connection closed during {cmd}")
             reply = json.loads(line)
             if "error" in reply:
-                raise Failure(f"QMP {cmd}: {reply['error'].get('desc')}")
+                raise TestFailure(f"QMP {cmd}: {reply['error'].get('desc')}")
             if "return" in reply:
                 return reply["return"]
             # else an event: ignore
@@ -162,7 +108,7 @@ class Qemu:
         if self.proc.poll() is not None:
             with open(self.stderr_path, "rb") as f:
                 err = f.read().decode(errors="replace").strip()
-            raise Failure(f"{self.name}: QEMU exited with {self.proc.returncode}: {err}")
+            raise TestFailure(f"{self.name}: QEMU exited with {self.proc.returncode}: {err}")
 
     def connect(self):
         def try_connect():
@@ -171,12 +117,12 @@ class Qemu:
                 return Qmp(self.qmp_path)
             except (FileNotFoundError, ConnectionRefusedError):
                 return None
-        self.qmp = wait_until(try_connect, 10, f"{self.name}: QMP socket")
+        self.qmp = wait_until(try_connect, 10, f"{self.name}: QMP socket", interval=POLL_S)
         return self.qmp
 
     def values(self):
         self.check_alive()
-        return parse(serial_lines(self.serial))
+        return SerialLog(self.serial).values()
 
     def stop(self):
         if self.qmp:
@@ -189,14 +135,3 @@ class Qemu:
                 self.proc.kill()
                 self.proc.wait()
         self.stderr.close()
-
-
-def run(main):
-    """Run a test's main(): exit 0 on success, 1 with a message on Failure."""
-    exit_on_sigterm()
-    try:
-        rc = main()
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr, flush=True)
-        rc = 1
-    sys.exit(rc or 0)

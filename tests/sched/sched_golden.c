@@ -169,6 +169,12 @@ int main(int argc, char **argv)
 		if (g_str_has_suffix(name, ".json"))
 			g_ptr_array_add(files, g_build_filename(dir, name, NULL));
 	g_dir_close(d);
+	if (files->len == 0) {
+		/* A wrong path or a lost cases/ must not pass as "0 cases, 0 failed". */
+		fprintf(stderr, "%s: no cases (*.json) in this directory\n", dir);
+		g_ptr_array_free(files, TRUE);
+		return 1;
+	}
 	g_ptr_array_sort(files, by_path);
 	int failed = 0;
 	for (guint i = 0; i < files->len; i++)
