@@ -33,8 +33,10 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import check, check_expected, expect, run_test, say, testnodes, wait_until  # noqa: E402
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from harness import testnodes  # noqa: E402
+from testlib import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
 from halib import (DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, qemu_pids,  # noqa: E402
                    running_on, table)
 
@@ -255,4 +257,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(run_test(main))
+    sys.exit(run_test(main, root=True))
