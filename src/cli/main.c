@@ -1,3 +1,5 @@
+/* herd's entry point: global options, finding a command by its words, --help
+ * and the hidden "__complete" that bash completion asks. */
 #include "cli/cli.h"
 #include "cli/prompt.h"
 
@@ -5,7 +7,6 @@
 
 #include <locale.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const cli_command *const command_tables[] = {
@@ -14,45 +15,6 @@ static const cli_command *const command_tables[] = {
 	cli_vm_commands,
 	cli_ha_commands,
 };
-
-herd_client *cli_client(cli_ctx *ctx)
-{
-	if (!ctx->client)
-		ctx->client = herd_client_new(&ctx->client_opts);
-	return ctx->client;
-}
-
-json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
-		 GError **error)
-{
-	return herd_client_call(cli_client(ctx), method, path, body, error);
-}
-
-int cli_report(const GError *error)
-{
-	fprintf(stderr, "herd: %s\n", error->message);
-	return CLI_ERROR;
-}
-
-void cli_print_json(json_t *root)
-{
-	char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-	puts(s);
-	free(s);
-}
-
-char *cli_format_duration(gint64 s)
-{
-	if (s < 60)
-		return g_strdup_printf("%llds", (long long)s);
-	if (s < 3600)
-		return g_strdup_printf("%lldm %llds", (long long)(s / 60), (long long)(s % 60));
-	if (s < 86400)
-		return g_strdup_printf("%lldh %lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
-	return g_strdup_printf("%lldd %lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
-}
-
-/* ------------------------------------------------------------------ */
 
 #define FOR_EACH_COMMAND(c)                                                     \
 	for (unsigned t_ = 0; t_ < G_N_ELEMENTS(command_tables); t_++)          \

@@ -1,0 +1,42 @@
+/* The helpers of cli.h that every command uses: the API call, its errors, JSON and durations. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+herd_client *cli_client(cli_ctx *ctx)
+{
+	if (!ctx->client)
+		ctx->client = herd_client_new(&ctx->client_opts);
+	return ctx->client;
+}
+
+json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
+		 GError **error)
+{
+	return herd_client_call(cli_client(ctx), method, path, body, error);
+}
+
+int cli_report(const GError *error)
+{
+	fprintf(stderr, "herd: %s\n", error->message);
+	return CLI_ERROR;
+}
+
+void cli_print_json(json_t *root)
+{
+	char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	puts(s);
+	free(s);
+}
+
+char *cli_format_duration(gint64 s)
+{
+	if (s < 60)
+		return g_strdup_printf("%llds", (long long)s);
+	if (s < 3600)
+		return g_strdup_printf("%lldm %llds", (long long)(s / 60), (long long)(s % 60));
+	if (s < 86400)
+		return g_strdup_printf("%lldh %lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+	return g_strdup_printf("%lldd %lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
+}
