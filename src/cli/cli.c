@@ -1,4 +1,4 @@
-/* The helpers of cli.h that every command uses: the API call, its errors, JSON and durations. */
+/* The helpers of cli.h that every command uses: the API call and its paths, errors, JSON and durations. */
 #include "cli/cli.h"
 
 #include <stdio.h>
@@ -15,6 +15,13 @@ json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *bod
 		 GError **error)
 {
 	return herd_client_call(cli_client(ctx), method, path, body, error);
+}
+
+char *cli_api_path(const char *collection, const char *ref, const char *action)
+{
+	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);
+	return g_strdup_printf("/api/v1/%s/%s%s%s", collection, esc, action ? "/" : "",
+			       action ? action : "");
 }
 
 int cli_report(const GError *error)

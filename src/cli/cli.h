@@ -40,6 +40,10 @@ herd_client *cli_client(cli_ctx *ctx);
 json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
 		 GError **error);
 
+/* "/api/v1/COLLECTION/REF[/ACTION]" with REF percent-encoded, so that a name
+ * or UUID stays one path segment whatever it holds. */
+char *cli_api_path(const char *collection, const char *ref, const char *action);
+
 /* Print @error as "herd: message" and return the exit code for it. */
 int cli_report(const GError *error);
 

@@ -334,7 +334,7 @@ static int run_node_list(cli_ctx *ctx, int argc, char **argv)
 static int run_node_remove(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s", argv[0]);
+	g_autofree char *path = cli_api_path("nodes", argv[0], NULL);
 	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
 	if (!r)
 		return cli_report(error);

@@ -41,13 +41,6 @@ static GOptionEntry fence_add_options[] = {
 	{ NULL },
 };
 
-/* "/api/v1/<collection>/<ref escaped>[/<action>]" */
-static char *path_of(const char *collection, const char *ref, const char *action)
-{
-	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);
-	return g_strdup_printf("/api/v1/%s/%s%s%s", collection, esc, action ? "/" : "", action ? action : "");
-}
-
 static void print_vm_line(json_t *vm, const char *verb)
 {
 	const char *node = json_string_value(json_object_get(vm, "node"));
@@ -58,7 +51,7 @@ static void print_vm_line(json_t *vm, const char *verb)
 static int vm_post(cli_ctx *ctx, const char *ref, const char *action, json_t *body, const char *verb)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = path_of("vms", ref, action);
+	g_autofree char *path = cli_api_path("vms", ref, action);
 	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
 	if (!vm)
 		return cli_report(error);
@@ -100,7 +93,7 @@ static int run_resume(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, 
 static int run_release(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = path_of("vms", argv[0], "release");
+	g_autofree char *path = cli_api_path("vms", argv[0], "release");
 	g_autoptr(json_t) body = json_object();
 	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
 	if (!vm)
@@ -142,7 +135,7 @@ static int wait_node_empty(cli_ctx *ctx, const char *node)
 static int set_mode(cli_ctx *ctx, const char *node, const char *mode)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = path_of("nodes", node, "mode");
+	g_autofree char *path = cli_api_path("nodes", node, "mode");
 	g_autoptr(json_t) body = json_pack("{s:s}", "mode", mode);
 	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
 	if (!r)
@@ -162,7 +155,7 @@ static int run_maintenance(cli_ctx *ctx, int argc, char **argv) { return set_mod
 static int run_switchover(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = path_of("nodes", argv[0], "switchover");
+	g_autofree char *path = cli_api_path("nodes", argv[0], "switchover");
 	g_autoptr(json_t) body = json_pack("{s:s}", "to", argv[1]);
 	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
 	if (!r)
@@ -186,7 +179,7 @@ static int run_fence(cli_ctx *ctx, int argc, char **argv)
 			return CLI_ERROR;
 		}
 	}
-	g_autofree char *path = path_of("nodes", argv[0], "fence");
+	g_autofree char *path = cli_api_path("nodes", argv[0], "fence");
 	g_autoptr(json_t) body = json_object();
 	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
 	if (!r)
@@ -212,7 +205,7 @@ static int run_confirm_down(cli_ctx *ctx, int argc, char **argv)
 			return CLI_ERROR;
 		}
 	}
-	g_autofree char *path = path_of("nodes", argv[0], "confirm-down");
+	g_autofree char *path = cli_api_path("nodes", argv[0], "confirm-down");
 	g_autoptr(json_t) body = json_object();
 	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
 	if (!r)
@@ -304,7 +297,7 @@ static int run_fd_list(cli_ctx *ctx, int argc, char **argv)
 static int run_fd_test(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = path_of("fence-devices", argv[0], "test");
+	g_autofree char *path = cli_api_path("fence-devices", argv[0], "test");
 	g_autoptr(json_t) body = json_object();
 	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
 	if (!r)
@@ -334,7 +327,7 @@ static int run_fd_test(cli_ctx *ctx, int argc, char **argv)
 static int run_fd_remove(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = path_of("fence-devices", argv[0], NULL);
+	g_autofree char *path = cli_api_path("fence-devices", argv[0], NULL);
 	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
 	if (!r)
 		return cli_report(error);

@@ -53,13 +53,6 @@ static GOptionEntry restore_options[] = {
 	{ NULL },
 };
 
-/* Percent-encode a NAME|UUID for a URL path (names are already tame). */
-static char *vm_path(const char *ref, const char *suffix)
-{
-	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);
-	return g_strdup_printf("/api/v1/vms/%s%s", esc, suffix ? suffix : "");
-}
-
 static bool attributes(json_t *body, bool for_set)
 {
 	if (opt_ha && opt_no_ha) {
@@ -181,7 +174,7 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "herd vm set: nothing to change; see 'herd vm set --help'.\n");
 		return CLI_USAGE;
 	}
-	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
 	g_autoptr(json_t) vm = cli_call(ctx, "PUT", path, body, &error);
 	if (!vm)
 		return cli_report(error);
@@ -197,7 +190,7 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 static int run_undefine(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
 	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
 	if (!r)
 		return cli_report(error);
@@ -212,7 +205,7 @@ static int run_undefine(cli_ctx *ctx, int argc, char **argv)
 static int run_dumpxml(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = vm_path(argv[0], "/xml");
+	g_autofree char *path = cli_api_path("vms", argv[0], "xml");
 	g_autoptr(json_t) r = cli_call(ctx, "GET", path, NULL, &error);
 	if (!r)
 		return cli_report(error);
@@ -230,7 +223,7 @@ static int run_dumpxml(cli_ctx *ctx, int argc, char **argv)
 static int run_info(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
 	g_autoptr(json_t) vm = cli_call(ctx, "GET", path, NULL, &error);
 	if (!vm)
 		return cli_report(error);
@@ -278,7 +271,7 @@ static int run_history(cli_ctx *ctx, int argc, char **argv)
 			fprintf(stderr, "herd vm history: give a VM or --pattern, not both.\n");
 			return CLI_USAGE;
 		}
-		path = vm_path(argv[0], "/history");
+		path = cli_api_path("vms", argv[0], "history");
 	} else {
 		g_autofree char *esc = opt_pattern ? g_uri_escape_string(opt_pattern, NULL, FALSE) : NULL;
 		path = g_strdup_printf("/api/v1/history/vms%s%s", esc ? "?pattern=" : "", esc ? esc : "");
@@ -316,7 +309,7 @@ static int run_restore(cli_ctx *ctx, int argc, char **argv)
 	}
 	if (opt_version > 0)
 		json_object_set_new(body, "version", json_integer(opt_version));
-	g_autofree char *path = vm_path(argv[0], "/restore");
+	g_autofree char *path = cli_api_path("vms", argv[0], "restore");
 	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
 	if (!vm)
 		return cli_report(error);
