@@ -1,8 +1,10 @@
-/* The helpers of cli.h that every command uses: the API call and its paths, errors, JSON and durations. */
+/* The helpers of cli.h that every command uses: the API call and its paths,
+ * KEY=VALUE arguments, errors, JSON and durations. */
 #include "cli/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 herd_client *cli_client(cli_ctx *ctx)
 {
@@ -22,6 +24,15 @@ char *cli_api_path(const char *collection, const char *ref, const char *action)
 	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);
 	return g_strdup_printf("/api/v1/%s/%s%s%s", collection, esc, action ? "/" : "",
 			       action ? action : "");
+}
+
+char *cli_key_value(const char *arg, const char **value)
+{
+	const char *eq = strchr(arg, '=');
+	if (!eq || eq == arg)
+		return NULL;
+	*value = eq + 1;
+	return g_strndup(arg, (gsize)(eq - arg));
 }
 
 int cli_report(const GError *error)

@@ -44,6 +44,10 @@ json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *bod
  * or UUID stays one path segment whatever it holds. */
 char *cli_api_path(const char *collection, const char *ref, const char *action);
 
+/* The KEY of @arg, "KEY=VALUE", split at its first '=' (a copy), with @value
+ * pointing into @arg (it may be ""); NULL without '=' or with an empty KEY. */
+char *cli_key_value(const char *arg, const char **value);
+
 /* Print @error as "herd: message" and return the exit code for it. */
 int cli_report(const GError *error);
 

@@ -97,13 +97,13 @@ static int run_create(cli_ctx *ctx, int argc, char **argv)
 	}
 	g_autoptr(json_t) settings = json_object();
 	for (char **s = opt_settings; s && *s; s++) {
-		char *eq = strchr(*s, '=');
-		if (!eq || eq == *s) {
+		const char *value;
+		g_autofree char *key = cli_key_value(*s, &value);
+		if (!key) {
 			fprintf(stderr, "herd cluster create: --set needs KEY=VALUE, not '%s'.\n", *s);
 			return CLI_USAGE;
 		}
-		g_autofree char *key = g_strndup(*s, (gsize)(eq - *s));
-		json_object_set_new(settings, key, json_string(eq + 1));
+		json_object_set_new(settings, key, json_string(value));
 	}
 	g_autofree char *password = cli_password(password_file(ctx), "New admin password", true,
 						 &error);
@@ -302,13 +302,13 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) body = json_object();
 	for (int i = 0; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		if (!eq || eq == argv[i]) {
+		const char *value;
+		g_autofree char *key = cli_key_value(argv[i], &value);
+		if (!key) {
 			fprintf(stderr, "herd cluster set: give KEY=VALUE (or KEY= to reset), not '%s'.\n", argv[i]);
 			return CLI_USAGE;
 		}
-		g_autofree char *key = g_strndup(argv[i], (gsize)(eq - argv[i]));
-		json_object_set_new(body, key, eq[1] ? json_string(eq + 1) : json_null());
+		json_object_set_new(body, key, *value ? json_string(value) : json_null());
 	}
 	g_autoptr(json_t) r = cli_call(ctx, "PUT", "/api/v1/cluster/settings", body, &error);
 	if (!r)

@@ -219,16 +219,15 @@ static int run_confirm_down(cli_ctx *ctx, int argc, char **argv)
 
 /* ------------------------------------------------------------------ */
 
-static bool split_kv(const char *arg, const char *what, char **k, char **v)
+/* cli_key_value() for --param and --plug, which take no empty VALUE. */
+static char *fd_key_value(const char *arg, const char *what, const char **value)
 {
-	const char *eq = strchr(arg, '=');
-	if (!eq || eq == arg || !eq[1]) {
+	g_autofree char *key = cli_key_value(arg, value);
+	if (!key || !**value) {
 		fprintf(stderr, "herd fence-device add: %s needs KEY=VALUE, not '%s'.\n", what, arg);
-		return false;
+		return NULL;
 	}
-	*k = g_strndup(arg, (gsize)(eq - arg));
-	*v = g_strdup(eq + 1);
-	return true;
+	return g_steal_pointer(&key);
 }
 
 static int run_fd_add(cli_ctx *ctx, int argc, char **argv)
@@ -240,14 +239,16 @@ static int run_fd_add(cli_ctx *ctx, int argc, char **argv)
 	}
 	g_autoptr(json_t) params = json_object(), plugs = json_object();
 	for (char **p = opt_params; p && *p; p++) {
-		g_autofree char *k = NULL, *v = NULL;
-		if (!split_kv(*p, "--param", &k, &v))
+		const char *v;
+		g_autofree char *k = fd_key_value(*p, "--param", &v);
+		if (!k)
 			return CLI_USAGE;
 		json_object_set_new(params, k, json_string(v));
 	}
 	for (char **p = opt_plugs; p && *p; p++) {
-		g_autofree char *k = NULL, *v = NULL;
-		if (!split_kv(*p, "--plug", &k, &v))
+		const char *v;
+		g_autofree char *k = fd_key_value(*p, "--plug", &v);
+		if (!k)
 			return CLI_USAGE;
 		json_object_set_new(plugs, k, json_string(v));
 	}
