@@ -153,12 +153,8 @@ static int run_join(cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "Cluster '%s' at %s has certificate fingerprint\n  %s\n",
 			json_string_value(json_object_get(ca, "cluster")), address, fingerprint);
 		if (!cli_confirm("Is this the fingerprint 'herd cluster status' shows on a member?",
-				 "--fingerprint SHA256", &error)) {
-			if (error)
-				return cli_report(error);
-			fprintf(stderr, "herd: not joining.\n");
+				 "--fingerprint SHA256", "not joining."))
 			return CLI_ERROR;
-		}
 	}
 	g_autoptr(json_t) links = links_json();
 	if (json_array_size(links) == 0) {

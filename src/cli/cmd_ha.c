@@ -172,12 +172,8 @@ static int run_fence(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	if (!opt_yes) {
 		g_autofree char *q = g_strdup_printf("Cut the power of node %s now?", argv[0]);
-		if (!cli_confirm(q, "--yes", &error)) {
-			if (error)
-				return cli_report(error);
-			fprintf(stderr, "herd: not fencing.\n");
+		if (!cli_confirm(q, "--yes", "not fencing."))
 			return CLI_ERROR;
-		}
 	}
 	g_autofree char *path = cli_api_path("nodes", argv[0], "fence");
 	g_autoptr(json_t) body = json_object();
@@ -198,12 +194,8 @@ static int run_confirm_down(cli_ctx *ctx, int argc, char **argv)
 		g_autofree char *q = g_strdup_printf(
 			"Is node %s really powered off? Its VMs will be started elsewhere; if it still runs them, they run twice.",
 			argv[0]);
-		if (!cli_confirm(q, "--yes", &error)) {
-			if (error)
-				return cli_report(error);
-			fprintf(stderr, "herd: not confirmed.\n");
+		if (!cli_confirm(q, "--yes", "not confirmed."))
 			return CLI_ERROR;
-		}
 	}
 	g_autofree char *path = cli_api_path("nodes", argv[0], "confirm-down");
 	g_autoptr(json_t) body = json_object();
