@@ -57,8 +57,13 @@ void cli_print_json(json_t *root);
 /* Format seconds as "3d 4h", "5m 2s"… */
 char *cli_format_duration(gint64 seconds);
 
-/* Command tables of each file, NULL-terminated by a zeroed entry. */
-extern const cli_command cli_status_commands[];
-extern const cli_command cli_cluster_commands[];
-extern const cli_command cli_vm_commands[];
-extern const cli_command cli_ha_commands[];
+/* Print the table of nodes that 'node list' and 'cluster status' show (node.c). */
+void cli_print_nodes(json_t *nodes);
+
+/* The commands of one resource each, in the file named after it,
+ * NULL-terminated by a zeroed entry. */
+extern const cli_command cli_status_commands[];       /* status.c: status, version */
+extern const cli_command cli_cluster_commands[];      /* cluster.c */
+extern const cli_command cli_node_commands[];         /* node.c */
+extern const cli_command cli_vm_commands[];           /* vm.c */
+extern const cli_command cli_fence_device_commands[]; /* fence_device.c */

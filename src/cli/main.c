@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* In the order 'herd --help' lists them. */
 static const cli_command *const command_tables[] = {
 	cli_status_commands,
 	cli_cluster_commands,
+	cli_node_commands,
 	cli_vm_commands,
-	cli_ha_commands,
+	cli_fence_device_commands,
 };
 
 #define FOR_EACH_COMMAND(c)                                                     \
