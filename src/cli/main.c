@@ -96,7 +96,8 @@ static int complete(int argc, char **argv)
 	/* argv: words already typed (after "herd"), last one is the partial word. */
 	const char *partial = argc > 0 ? argv[argc - 1] : "";
 	int typed = argc > 0 ? argc - 1 : 0;
-	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+	/* Owns copies: the words it would point into are freed each turn. */
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	guint n_words;
 	const cli_command *cmd = find_command(typed, argv, &n_words);
 
@@ -116,7 +117,7 @@ static int complete(int argc, char **argv)
 			match = strcmp(w[i], argv[i]) == 0;
 		if (match && g_str_has_prefix(w[typed], partial) &&
 		    !g_hash_table_contains(seen, w[typed])) {
-			g_hash_table_add(seen, w[typed]);
+			g_hash_table_add(seen, g_strdup(w[typed]));
 			printf("%s\n", w[typed]);
 		}
 	}
