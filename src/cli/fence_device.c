@@ -18,15 +18,31 @@ static GOptionEntry fence_add_options[] = {
 	{ NULL },
 };
 
-/* cli_key_value() for --param and --plug, which take no empty VALUE. */
-static char *fd_key_value(const char *arg, const char *what, const char **value)
+/* Each --param or --plug (@what) of @args, KEY=VALUE with neither empty, into
+ * @object; false, after saying which one is wrong, at the first that is not. */
+static bool add_key_values(json_t *object, char **args, const char *what)
 {
-	g_autofree char *key = cli_key_value(arg, value);
-	if (!key || !**value) {
-		fprintf(stderr, "herd fence-device add: %s needs KEY=VALUE, not '%s'.\n", what, arg);
-		return NULL;
+	for (char **a = args; a && *a; a++) {
+		const char *value;
+		g_autofree char *key = cli_key_value(*a, &value);
+		if (!key || !*value) {
+			fprintf(stderr, "herd fence-device add: %s needs KEY=VALUE, not '%s'.\n", what, *a);
+			return false;
+		}
+		json_object_set_new(object, key, json_string(value));
 	}
-	return g_steal_pointer(&key);
+	return true;
+}
+
+/* "KEY=VALUE KEY=VALUE…" of a device's plugs or params, as 'add' takes them. */
+static char *key_values_text(json_t *object)
+{
+	GString *s = g_string_new(NULL);
+	const char *key;
+	json_t *value;
+	json_object_foreach(object, key, value)
+		g_string_append_printf(s, "%s%s=%s", s->len ? " " : "", key, json_string_value(value));
+	return g_string_free(s, FALSE);
 }
 
 static int run_fd_add(cli_ctx *ctx, int argc, char **argv)
@@ -37,20 +53,9 @@ static int run_fd_add(cli_ctx *ctx, int argc, char **argv)
 		return CLI_USAGE;
 	}
 	g_autoptr(json_t) params = json_object(), plugs = json_object();
-	for (char **p = opt_params; p && *p; p++) {
-		const char *v;
-		g_autofree char *k = fd_key_value(*p, "--param", &v);
-		if (!k)
-			return CLI_USAGE;
-		json_object_set_new(params, k, json_string(v));
-	}
-	for (char **p = opt_plugs; p && *p; p++) {
-		const char *v;
-		g_autofree char *k = fd_key_value(*p, "--plug", &v);
-		if (!k)
-			return CLI_USAGE;
-		json_object_set_new(plugs, k, json_string(v));
-	}
+	if (!add_key_values(params, opt_params, "--param") ||
+	    !add_key_values(plugs, opt_plugs, "--plug"))
+		return CLI_USAGE;
 	g_autoptr(json_t) body = json_pack("{s:s,s:s,s:O,s:O,s:i}", "name", argv[0], "agent", opt_agent,
 					   "params", params, "plugs", plugs, "level", opt_level);
 	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/fence-devices", body, &error);
@@ -77,18 +82,11 @@ static int run_fd_list(cli_ctx *ctx, int argc, char **argv)
 	size_t i;
 	json_t *d;
 	json_array_foreach(list, i, d) {
-		GString *plugs = g_string_new(NULL), *params = g_string_new(NULL);
-		const char *k;
-		json_t *v;
-		json_object_foreach(json_object_get(d, "plugs"), k, v)
-			g_string_append_printf(plugs, "%s%s=%s", plugs->len ? " " : "", k, json_string_value(v));
-		json_object_foreach(json_object_get(d, "params"), k, v)
-			g_string_append_printf(params, "%s%s=%s", params->len ? " " : "", k, json_string_value(v));
+		g_autofree char *plugs = key_values_text(json_object_get(d, "plugs"));
+		g_autofree char *params = key_values_text(json_object_get(d, "params"));
 		g_autofree char *level = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(d, "level")));
 		cli_table_add(t, json_string_value(json_object_get(d, "name")),
-			      json_string_value(json_object_get(d, "agent")), level, plugs->str, params->str);
-		g_string_free(plugs, TRUE);
-		g_string_free(params, TRUE);
+			      json_string_value(json_object_get(d, "agent")), level, plugs, params);
 	}
 	cli_table_print(t);
 	return CLI_OK;

@@ -354,10 +354,11 @@ static int vm_post(cli_ctx *ctx, const char *ref, const char *action, json_t *bo
 	return CLI_OK;
 }
 
-static int run_start(cli_ctx *ctx, int argc, char **argv)
+/* vm_post() of an action that takes no options. */
+static int run_op(cli_ctx *ctx, const char *op, const char *ref, const char *verb)
 {
 	g_autoptr(json_t) body = json_object();
-	return vm_post(ctx, argv[0], "start", body, "is running");
+	return vm_post(ctx, ref, op, body, verb);
 }
 
 static int run_shutdown(cli_ctx *ctx, int argc, char **argv)
@@ -366,18 +367,8 @@ static int run_shutdown(cli_ctx *ctx, int argc, char **argv)
 	return vm_post(ctx, argv[0], "shutdown", body, opt_wait ? "is shut down" : "is shutting down");
 }
 
-static int run_destroy(cli_ctx *ctx, int argc, char **argv)
-{
-	g_autoptr(json_t) body = json_object();
-	return vm_post(ctx, argv[0], "destroy", body, "is powered off");
-}
-
-static int run_op(cli_ctx *ctx, const char *op, const char *ref, const char *verb)
-{
-	g_autoptr(json_t) body = json_object();
-	return vm_post(ctx, ref, op, body, verb);
-}
-
+static int run_start(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "start", argv[0], "is running"); }
+static int run_destroy(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "destroy", argv[0], "is powered off"); }
 static int run_reboot(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "reboot", argv[0], "is rebooting"); }
 static int run_reset(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "reset", argv[0], "was reset"); }
 static int run_suspend(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "suspend", argv[0], "is suspended"); }
