@@ -40,6 +40,14 @@ herd_client *cli_client(cli_ctx *ctx);
 json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
 		 GError **error);
 
+/* "/api/v1/COLLECTION/REF[/ACTION]" with REF percent-encoded, so that a name
+ * or UUID stays one path segment whatever it holds. */
+char *cli_api_path(const char *collection, const char *ref, const char *action);
+
+/* The KEY of @arg, "KEY=VALUE", split at its first '=' (a copy), with @value
+ * pointing into @arg (it may be ""); NULL without '=' or with an empty KEY. */
+char *cli_key_value(const char *arg, const char **value);
+
 /* Print @error as "herd: message" and return the exit code for it. */
 int cli_report(const GError *error);
 
@@ -49,8 +57,13 @@ void cli_print_json(json_t *root);
 /* Format seconds as "3d 4h", "5m 2s"… */
 char *cli_format_duration(gint64 seconds);
 
-/* Command tables of each file, NULL-terminated by a zeroed entry. */
-extern const cli_command cli_status_commands[];
-extern const cli_command cli_cluster_commands[];
-extern const cli_command cli_vm_commands[];
-extern const cli_command cli_ha_commands[];
+/* Print the table of nodes that 'node list' and 'cluster status' show (node.c). */
+void cli_print_nodes(json_t *nodes);
+
+/* The commands of one resource each, in the file named after it,
+ * NULL-terminated by a zeroed entry. */
+extern const cli_command cli_status_commands[];       /* status.c: status, version */
+extern const cli_command cli_cluster_commands[];      /* cluster.c */
+extern const cli_command cli_node_commands[];         /* node.c */
+extern const cli_command cli_vm_commands[];           /* vm.c */
+extern const cli_command cli_fence_device_commands[]; /* fence_device.c */

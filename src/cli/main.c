@@ -1,3 +1,5 @@
+/* herd's entry point: global options, finding a command by its words, --help
+ * and the hidden "__complete" that bash completion asks. */
 #include "cli/cli.h"
 #include "cli/prompt.h"
 
@@ -5,54 +7,16 @@
 
 #include <locale.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+/* In the order 'herd --help' lists them. */
 static const cli_command *const command_tables[] = {
 	cli_status_commands,
 	cli_cluster_commands,
+	cli_node_commands,
 	cli_vm_commands,
-	cli_ha_commands,
+	cli_fence_device_commands,
 };
-
-herd_client *cli_client(cli_ctx *ctx)
-{
-	if (!ctx->client)
-		ctx->client = herd_client_new(&ctx->client_opts);
-	return ctx->client;
-}
-
-json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
-		 GError **error)
-{
-	return herd_client_call(cli_client(ctx), method, path, body, error);
-}
-
-int cli_report(const GError *error)
-{
-	fprintf(stderr, "herd: %s\n", error->message);
-	return CLI_ERROR;
-}
-
-void cli_print_json(json_t *root)
-{
-	char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-	puts(s);
-	free(s);
-}
-
-char *cli_format_duration(gint64 s)
-{
-	if (s < 60)
-		return g_strdup_printf("%llds", (long long)s);
-	if (s < 3600)
-		return g_strdup_printf("%lldm %llds", (long long)(s / 60), (long long)(s % 60));
-	if (s < 86400)
-		return g_strdup_printf("%lldh %lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
-	return g_strdup_printf("%lldd %lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
-}
-
-/* ------------------------------------------------------------------ */
 
 #define FOR_EACH_COMMAND(c)                                                     \
 	for (unsigned t_ = 0; t_ < G_N_ELEMENTS(command_tables); t_++)          \
@@ -132,7 +96,8 @@ static int complete(int argc, char **argv)
 	/* argv: words already typed (after "herd"), last one is the partial word. */
 	const char *partial = argc > 0 ? argv[argc - 1] : "";
 	int typed = argc > 0 ? argc - 1 : 0;
-	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+	/* Owns copies: the words it would point into are freed each turn. */
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	guint n_words;
 	const cli_command *cmd = find_command(typed, argv, &n_words);
 
@@ -152,7 +117,7 @@ static int complete(int argc, char **argv)
 			match = strcmp(w[i], argv[i]) == 0;
 		if (match && g_str_has_prefix(w[typed], partial) &&
 		    !g_hash_table_contains(seen, w[typed])) {
-			g_hash_table_add(seen, w[typed]);
+			g_hash_table_add(seen, g_strdup(w[typed]));
 			printf("%s\n", w[typed]);
 		}
 	}

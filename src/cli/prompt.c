@@ -1,4 +1,5 @@
 #include "cli/prompt.h"
+#include "cli/cli.h"
 
 #include "common/error.h"
 
@@ -76,14 +77,20 @@ char *cli_password(const char *file, const char *prompt, bool confirm, GError **
 	return pw;
 }
 
-bool cli_confirm(const char *question, const char *option_hint, GError **error)
+bool cli_confirm(const char *question, const char *option_hint, const char *refusal)
 {
-	FILE *tty = open_tty(error, option_hint);
-	if (!tty)
+	g_autoptr(GError) error = NULL;
+	FILE *tty = open_tty(&error, option_hint);
+	if (!tty) {
+		cli_report(error);
 		return false;
+	}
 	fprintf(tty, "%s [y/N] ", question);
 	fflush(tty);
 	g_autofree char *answer = read_line(tty, true);
 	fclose(tty);
-	return answer && (g_ascii_strcasecmp(answer, "y") == 0 || g_ascii_strcasecmp(answer, "yes") == 0);
+	if (answer && (g_ascii_strcasecmp(answer, "y") == 0 || g_ascii_strcasecmp(answer, "yes") == 0))
+		return true;
+	fprintf(stderr, "herd: %s\n", refusal);
+	return false;
 }

@@ -11,6 +11,7 @@
  */
 char *cli_password(const char *file, const char *prompt, bool confirm, GError **error);
 
-/* Ask @question on the terminal; false unless the answer is yes.  With no
- * terminal, an error says which option answers it instead. */
-bool cli_confirm(const char *question, const char *option_hint, GError **error);
+/* Ask @question on the terminal; false unless the answer is yes, after
+ * printing "herd: @refusal" on stderr, or with no terminal to ask on, an error
+ * that names @option_hint, the option that answers it instead. */
+bool cli_confirm(const char *question, const char *option_hint, const char *refusal);

@@ -1,10 +1,13 @@
-/* herd vm list|define|set|undefine|dumpxml|info|history|restore. */
+/*
+ * herd vm: its configuration (list, define, set, undefine, dumpxml, info,
+ * history, restore) and its life (start, shutdown, destroy, reboot, reset,
+ * suspend, resume, release).
+ */
 #include "cli/cli.h"
 #include "cli/table.h"
 
 #include "common/json.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +17,7 @@ static gboolean opt_all, opt_ha, opt_no_ha, opt_no_preferred, opt_failback, opt_
 static char *opt_preferred, *opt_pattern, *opt_sticky, *opt_group;
 static gboolean opt_no_group;
 static int opt_shutdown_timeout = -1, opt_version;
+static gboolean opt_wait;
 
 static GOptionEntry list_options[] = {
 	{ "all", 'a', 0, G_OPTION_ARG_NONE, &opt_all, "Also VMs that are not running", NULL },
@@ -53,12 +57,10 @@ static GOptionEntry restore_options[] = {
 	{ NULL },
 };
 
-/* Percent-encode a NAME|UUID for a URL path (names are already tame). */
-static char *vm_path(const char *ref, const char *suffix)
-{
-	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);
-	return g_strdup_printf("/api/v1/vms/%s%s", esc, suffix ? suffix : "");
-}
+static GOptionEntry wait_options[] = {
+	{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait, "Wait until it has stopped", NULL },
+	{ NULL },
+};
 
 static bool attributes(json_t *body, bool for_set)
 {
@@ -181,7 +183,7 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "herd vm set: nothing to change; see 'herd vm set --help'.\n");
 		return CLI_USAGE;
 	}
-	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
 	g_autoptr(json_t) vm = cli_call(ctx, "PUT", path, body, &error);
 	if (!vm)
 		return cli_report(error);
@@ -197,7 +199,7 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 static int run_undefine(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
 	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
 	if (!r)
 		return cli_report(error);
@@ -212,7 +214,7 @@ static int run_undefine(cli_ctx *ctx, int argc, char **argv)
 static int run_dumpxml(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = vm_path(argv[0], "/xml");
+	g_autofree char *path = cli_api_path("vms", argv[0], "xml");
 	g_autoptr(json_t) r = cli_call(ctx, "GET", path, NULL, &error);
 	if (!r)
 		return cli_report(error);
@@ -230,7 +232,7 @@ static int run_dumpxml(cli_ctx *ctx, int argc, char **argv)
 static int run_info(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = vm_path(argv[0], NULL);
+	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
 	g_autoptr(json_t) vm = cli_call(ctx, "GET", path, NULL, &error);
 	if (!vm)
 		return cli_report(error);
@@ -278,7 +280,7 @@ static int run_history(cli_ctx *ctx, int argc, char **argv)
 			fprintf(stderr, "herd vm history: give a VM or --pattern, not both.\n");
 			return CLI_USAGE;
 		}
-		path = vm_path(argv[0], "/history");
+		path = cli_api_path("vms", argv[0], "history");
 	} else {
 		g_autofree char *esc = opt_pattern ? g_uri_escape_string(opt_pattern, NULL, FALSE) : NULL;
 		path = g_strdup_printf("/api/v1/history/vms%s%s", esc ? "?pattern=" : "", esc ? esc : "");
@@ -316,7 +318,7 @@ static int run_restore(cli_ctx *ctx, int argc, char **argv)
 	}
 	if (opt_version > 0)
 		json_object_set_new(body, "version", json_integer(opt_version));
-	g_autofree char *path = vm_path(argv[0], "/restore");
+	g_autofree char *path = cli_api_path("vms", argv[0], "restore");
 	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
 	if (!vm)
 		return cli_report(error);
@@ -326,6 +328,63 @@ static int run_restore(cli_ctx *ctx, int argc, char **argv)
 		printf("VM %s restored (now configuration version %lld).\n",
 		       json_string_value(json_object_get(vm, "name")),
 		       (long long)json_integer_value(json_object_get(vm, "version")));
+	return CLI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void print_vm_line(json_t *vm, const char *verb)
+{
+	const char *node = json_string_value(json_object_get(vm, "node"));
+	printf("VM %s %s%s%s.\n", json_string_value(json_object_get(vm, "name")), verb,
+	       node ? " on node " : "", node ? node : "");
+}
+
+static int vm_post(cli_ctx *ctx, const char *ref, const char *action, json_t *body, const char *verb)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = cli_api_path("vms", ref, action);
+	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
+	if (!vm)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(vm);
+	else
+		print_vm_line(vm, verb);
+	return CLI_OK;
+}
+
+/* vm_post() of an action that takes no options. */
+static int run_op(cli_ctx *ctx, const char *op, const char *ref, const char *verb)
+{
+	g_autoptr(json_t) body = json_object();
+	return vm_post(ctx, ref, op, body, verb);
+}
+
+static int run_shutdown(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(json_t) body = json_pack("{s:b}", "wait", opt_wait);
+	return vm_post(ctx, argv[0], "shutdown", body, opt_wait ? "is shut down" : "is shutting down");
+}
+
+static int run_start(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "start", argv[0], "is running"); }
+static int run_destroy(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "destroy", argv[0], "is powered off"); }
+static int run_reboot(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "reboot", argv[0], "is rebooting"); }
+static int run_reset(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "reset", argv[0], "was reset"); }
+static int run_suspend(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "suspend", argv[0], "is suspended"); }
+static int run_resume(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "resume", argv[0], "is running again"); }
+static int run_release(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = cli_api_path("vms", argv[0], "release");
+	g_autoptr(json_t) body = json_object();
+	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
+	if (!vm)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(vm);
+	else /* not "… on node N": it is no longer bound there */
+		printf("VM %s is no longer bound to a node.\n", json_string_value(json_object_get(vm, "name")));
 	return CLI_OK;
 }
 
@@ -347,5 +406,13 @@ const cli_command cli_vm_commands[] = {
 	{ "vm restore", "NAME|UUID", "Restore a stored configuration version",
 	  "Refuses to overwrite an existing VM of that name or UUID unless --force is given.",
 	  restore_options, 1, 1, run_restore },
+	{ "vm start", "NAME|UUID", "Start a VM where the cluster places it; waits until it runs", NULL, NULL, 1, 1, run_start },
+	{ "vm shutdown", "NAME|UUID", "Shut a VM down (ACPI; forced off after its shutdown timeout)", NULL, wait_options, 1, 1, run_shutdown },
+	{ "vm destroy", "NAME|UUID", "Power a VM off at once", NULL, NULL, 1, 1, run_destroy },
+	{ "vm reboot", "NAME|UUID", "Reboot a VM (ACPI)", NULL, NULL, 1, 1, run_reboot },
+	{ "vm reset", "NAME|UUID", "Reset a VM (hard)", NULL, NULL, 1, 1, run_reset },
+	{ "vm suspend", "NAME|UUID", "Pause a VM", NULL, NULL, 1, 1, run_suspend },
+	{ "vm resume", "NAME|UUID", "Continue a paused VM", NULL, NULL, 1, 1, run_resume },
+	{ "vm release", "NAME|UUID", "Unbind a sticky VM from its node", NULL, NULL, 1, 1, run_release },
 	{ NULL },
 };

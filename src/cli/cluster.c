@@ -1,4 +1,4 @@
-/* herd cluster create|join|leave|status|settings|set, herd node list|remove. */
+/* herd cluster create|join|leave|status|settings|set. */
 #include "cli/cli.h"
 #include "cli/prompt.h"
 #include "cli/table.h"
@@ -97,13 +97,13 @@ static int run_create(cli_ctx *ctx, int argc, char **argv)
 	}
 	g_autoptr(json_t) settings = json_object();
 	for (char **s = opt_settings; s && *s; s++) {
-		char *eq = strchr(*s, '=');
-		if (!eq || eq == *s) {
+		const char *value;
+		g_autofree char *key = cli_key_value(*s, &value);
+		if (!key) {
 			fprintf(stderr, "herd cluster create: --set needs KEY=VALUE, not '%s'.\n", *s);
 			return CLI_USAGE;
 		}
-		g_autofree char *key = g_strndup(*s, (gsize)(eq - *s));
-		json_object_set_new(settings, key, json_string(eq + 1));
+		json_object_set_new(settings, key, json_string(value));
 	}
 	g_autofree char *password = cli_password(password_file(ctx), "New admin password", true,
 						 &error);
@@ -153,12 +153,8 @@ static int run_join(cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "Cluster '%s' at %s has certificate fingerprint\n  %s\n",
 			json_string_value(json_object_get(ca, "cluster")), address, fingerprint);
 		if (!cli_confirm("Is this the fingerprint 'herd cluster status' shows on a member?",
-				 "--fingerprint SHA256", &error)) {
-			if (error)
-				return cli_report(error);
-			fprintf(stderr, "herd: not joining.\n");
+				 "--fingerprint SHA256", "not joining."))
 			return CLI_ERROR;
-		}
 	}
 	g_autoptr(json_t) links = links_json();
 	if (json_array_size(links) == 0) {
@@ -202,40 +198,6 @@ static int run_leave(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
-static char *links_text(json_t *links)
-{
-	GString *s = g_string_new(NULL);
-	size_t i;
-	json_t *l;
-	json_array_foreach(links, i, l)
-		g_string_append_printf(s, "%s%lld:%s %s", i ? ", " : "",
-				       (long long)json_integer_value(json_object_get(l, "link")),
-				       json_string_value(json_object_get(l, "address")),
-				       json_string_value(json_object_get(l, "state")));
-	return g_string_free(s, FALSE);
-}
-
-static void print_nodes(json_t *nodes)
-{
-	cli_table *t = cli_table_new("NAME", "ID", "STATE", "MODE", "VMS", "LINKS", NULL);
-	size_t i;
-	json_t *n;
-	json_array_foreach(nodes, i, n) {
-		g_autofree char *id = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(n, "nodeid")));
-		g_autofree char *links = links_text(json_object_get(n, "links"));
-		json_t *down = json_object_get(n, "down");
-		const char *state = json_is_true(json_object_get(n, "online"))  ? "online"
-				    : json_is_object(down)                      ? (g_strcmp0(json_string_value(json_object_get(down, "how")), "fenced") == 0 ? "fenced" : "confirmed down")
-				    : json_is_true(json_object_get(n, "alive")) ? "herd down"
-										: "LOST";
-		json_t *herd = json_object_get(n, "herd");
-		g_autofree char *vms = json_is_object(herd) ? g_strdup_printf("%zu", json_array_size(json_object_get(herd, "vms"))) : NULL;
-		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state,
-			      json_string_value(json_object_get(n, "mode")), vms, links);
-	}
-	cli_table_print(t);
-}
-
 static int run_status(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
@@ -266,7 +228,7 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	if (refusal)
 		printf("              %s\n", refusal);
 	printf("This node:    %s\n\n", json_string_value(json_object_get(c, "local_node")));
-	print_nodes(json_object_get(c, "nodes"));
+	cli_print_nodes(json_object_get(c, "nodes"));
 	return CLI_OK;
 }
 
@@ -302,46 +264,19 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) body = json_object();
 	for (int i = 0; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		if (!eq || eq == argv[i]) {
+		const char *value;
+		g_autofree char *key = cli_key_value(argv[i], &value);
+		if (!key) {
 			fprintf(stderr, "herd cluster set: give KEY=VALUE (or KEY= to reset), not '%s'.\n", argv[i]);
 			return CLI_USAGE;
 		}
-		g_autofree char *key = g_strndup(argv[i], (gsize)(eq - argv[i]));
-		json_object_set_new(body, key, eq[1] ? json_string(eq + 1) : json_null());
+		json_object_set_new(body, key, *value ? json_string(value) : json_null());
 	}
 	g_autoptr(json_t) r = cli_call(ctx, "PUT", "/api/v1/cluster/settings", body, &error);
 	if (!r)
 		return cli_report(error);
 	if (ctx->json)
 		cli_print_json(r);
-	return CLI_OK;
-}
-
-static int run_node_list(cli_ctx *ctx, int argc, char **argv)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) nodes = cli_call(ctx, "GET", "/api/v1/nodes", NULL, &error);
-	if (!nodes)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(nodes);
-	else
-		print_nodes(nodes);
-	return CLI_OK;
-}
-
-static int run_node_remove(cli_ctx *ctx, int argc, char **argv)
-{
-	g_autoptr(GError) error = NULL;
-	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s", argv[0]);
-	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
-	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("Removed node %s from the cluster.\n", argv[0]);
 	return CLI_OK;
 }
 
@@ -362,8 +297,5 @@ const cli_command cli_cluster_commands[] = {
 	  run_settings },
 	{ "cluster set", "KEY=VALUE…", "Change cluster settings (KEY= resets to the default)", NULL,
 	  NULL, 1, 64, run_set },
-	{ "node list", NULL, "List the cluster's nodes", NULL, NULL, 0, 0, run_node_list },
-	{ "node remove", "NAME", "Remove a node that is powered off from the cluster", NULL, NULL,
-	  1, 1, run_node_remove },
 	{ NULL },
 };

@@ -1,0 +1,60 @@
+/* The helpers of cli.h that every command uses: the API call and its paths,
+ * KEY=VALUE arguments, errors, JSON and durations. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+herd_client *cli_client(cli_ctx *ctx)
+{
+	if (!ctx->client)
+		ctx->client = herd_client_new(&ctx->client_opts);
+	return ctx->client;
+}
+
+json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
+		 GError **error)
+{
+	return herd_client_call(cli_client(ctx), method, path, body, error);
+}
+
+char *cli_api_path(const char *collection, const char *ref, const char *action)
+{
+	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);
+	return g_strdup_printf("/api/v1/%s/%s%s%s", collection, esc, action ? "/" : "",
+			       action ? action : "");
+}
+
+char *cli_key_value(const char *arg, const char **value)
+{
+	const char *eq = strchr(arg, '=');
+	if (!eq || eq == arg)
+		return NULL;
+	*value = eq + 1;
+	return g_strndup(arg, (gsize)(eq - arg));
+}
+
+int cli_report(const GError *error)
+{
+	fprintf(stderr, "herd: %s\n", error->message);
+	return CLI_ERROR;
+}
+
+void cli_print_json(json_t *root)
+{
+	char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	puts(s);
+	free(s);
+}
+
+char *cli_format_duration(gint64 s)
+{
+	if (s < 60)
+		return g_strdup_printf("%llds", (long long)s);
+	if (s < 3600)
+		return g_strdup_printf("%lldm %llds", (long long)(s / 60), (long long)(s % 60));
+	if (s < 86400)
+		return g_strdup_printf("%lldh %lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+	return g_strdup_printf("%lldd %lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
+}

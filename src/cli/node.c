@@ -1,0 +1,198 @@
+/* herd node list|remove|standby|online|maintenance|switchover|fence|confirm-down. */
+#include "cli/cli.h"
+#include "cli/prompt.h"
+#include "cli/table.h"
+
+#include "common/json.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static gboolean opt_wait, opt_yes;
+
+static GOptionEntry node_mode_options[] = {
+	{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait, "Wait until no VM is left on the node", NULL },
+	{ NULL },
+};
+
+static GOptionEntry fence_options[] = {
+	{ "yes", 'y', 0, G_OPTION_ARG_NONE, &opt_yes, "Do not ask for confirmation", NULL },
+	{ NULL },
+};
+
+static char *links_text(json_t *links)
+{
+	GString *s = g_string_new(NULL);
+	size_t i;
+	json_t *l;
+	json_array_foreach(links, i, l)
+		g_string_append_printf(s, "%s%lld:%s %s", i ? ", " : "",
+				       (long long)json_integer_value(json_object_get(l, "link")),
+				       json_string_value(json_object_get(l, "address")),
+				       json_string_value(json_object_get(l, "state")));
+	return g_string_free(s, FALSE);
+}
+
+void cli_print_nodes(json_t *nodes)
+{
+	cli_table *t = cli_table_new("NAME", "ID", "STATE", "MODE", "VMS", "LINKS", NULL);
+	size_t i;
+	json_t *n;
+	json_array_foreach(nodes, i, n) {
+		g_autofree char *id = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(n, "nodeid")));
+		g_autofree char *links = links_text(json_object_get(n, "links"));
+		json_t *down = json_object_get(n, "down");
+		const char *state = json_is_true(json_object_get(n, "online"))  ? "online"
+				    : json_is_object(down)                      ? (g_strcmp0(json_string_value(json_object_get(down, "how")), "fenced") == 0 ? "fenced" : "confirmed down")
+				    : json_is_true(json_object_get(n, "alive")) ? "herd down"
+										: "LOST";
+		json_t *herd = json_object_get(n, "herd");
+		g_autofree char *vms = json_is_object(herd) ? g_strdup_printf("%zu", json_array_size(json_object_get(herd, "vms"))) : NULL;
+		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state,
+			      json_string_value(json_object_get(n, "mode")), vms, links);
+	}
+	cli_table_print(t);
+}
+
+static int run_node_list(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) nodes = cli_call(ctx, "GET", "/api/v1/nodes", NULL, &error);
+	if (!nodes)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(nodes);
+	else
+		cli_print_nodes(nodes);
+	return CLI_OK;
+}
+
+static int run_node_remove(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = cli_api_path("nodes", argv[0], NULL);
+	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("Removed node %s from the cluster.\n", argv[0]);
+	return CLI_OK;
+}
+
+/* Poll until no VM runs on, or is assigned to, @node. */
+static int wait_node_empty(cli_ctx *ctx, const char *node)
+{
+	for (int i = 0; i < 7200; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(json_t) vms = cli_call(ctx, "GET", "/api/v1/vms", NULL, &error);
+		if (!vms)
+			return cli_report(error);
+		unsigned left = 0;
+		size_t k;
+		json_t *v;
+		json_array_foreach(vms, k, v)
+			left += g_strcmp0(json_string_value(json_object_get(v, "node")), node) == 0 ||
+				g_strcmp0(json_string_value(json_object_get(v, "assigned")), node) == 0;
+		if (left == 0) {
+			if (!ctx->json)
+				printf("No VM is left on node %s.\n", node);
+			return CLI_OK;
+		}
+		usleep(250000);
+	}
+	fprintf(stderr, "herd: VMs are still on node %s after 30 minutes; see 'herd status'.\n", node);
+	return CLI_ERROR;
+}
+
+static int set_mode(cli_ctx *ctx, const char *node, const char *mode)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = cli_api_path("nodes", node, "mode");
+	g_autoptr(json_t) body = json_pack("{s:s}", "mode", mode);
+	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("Node %s is in %s mode%s.\n", node, mode,
+		       strcmp(mode, "online") ? "; its VMs move to other nodes" : "");
+	return opt_wait && strcmp(mode, "online") ? wait_node_empty(ctx, node) : CLI_OK;
+}
+
+static int run_standby(cli_ctx *ctx, int argc, char **argv) { return set_mode(ctx, argv[0], "standby"); }
+static int run_online(cli_ctx *ctx, int argc, char **argv) { return set_mode(ctx, argv[0], "online"); }
+static int run_maintenance(cli_ctx *ctx, int argc, char **argv) { return set_mode(ctx, argv[0], "maintenance"); }
+
+static int run_switchover(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = cli_api_path("nodes", argv[0], "switchover");
+	g_autoptr(json_t) body = json_pack("{s:s}", "to", argv[1]);
+	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("The VMs of node %s move to node %s.\n", argv[0], argv[1]);
+	return opt_wait ? wait_node_empty(ctx, argv[0]) : CLI_OK;
+}
+
+static int run_fence(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	if (!opt_yes) {
+		g_autofree char *q = g_strdup_printf("Cut the power of node %s now?", argv[0]);
+		if (!cli_confirm(q, "--yes", "not fencing."))
+			return CLI_ERROR;
+	}
+	g_autofree char *path = cli_api_path("nodes", argv[0], "fence");
+	g_autoptr(json_t) body = json_object();
+	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("Node %s is fenced (powered off and verified off); its VMs restart elsewhere.\n", argv[0]);
+	return CLI_OK;
+}
+
+static int run_confirm_down(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	if (!opt_yes) {
+		g_autofree char *q = g_strdup_printf(
+			"Is node %s really powered off? Its VMs will be started elsewhere; if it still runs them, they run twice.",
+			argv[0]);
+		if (!cli_confirm(q, "--yes", "not confirmed."))
+			return CLI_ERROR;
+	}
+	g_autofree char *path = cli_api_path("nodes", argv[0], "confirm-down");
+	g_autoptr(json_t) body = json_object();
+	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	else
+		printf("Node %s is confirmed down; its VMs restart elsewhere.\n", argv[0]);
+	return CLI_OK;
+}
+
+const cli_command cli_node_commands[] = {
+	{ "node list", NULL, "List the cluster's nodes", NULL, NULL, 0, 0, run_node_list },
+	{ "node remove", "NAME", "Remove a node that is powered off from the cluster", NULL, NULL,
+	  1, 1, run_node_remove },
+	{ "node standby", "NAME", "Move a node's VMs away; it takes no new ones", NULL, node_mode_options, 1, 1, run_standby },
+	{ "node online", "NAME", "Let a node run VMs again", NULL, NULL, 1, 1, run_online },
+	{ "node maintenance", "NAME", "Move a node's VMs away and stop managing it (for updates)", NULL, node_mode_options, 1, 1, run_maintenance },
+	{ "node switchover", "FROM TO", "Move all VMs of node FROM to node TO", NULL, node_mode_options, 2, 2, run_switchover },
+	{ "node fence", "NAME", "Cut a node's power through its fence devices", NULL, fence_options, 1, 1, run_fence },
+	{ "node confirm-down", "NAME", "Tell herd a lost node is powered off (when fencing cannot)", NULL, fence_options, 1, 1, run_confirm_down },
+	{ NULL },
+};
