@@ -40,5 +40,7 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/vms/{vm}/release", api_vm_release, 0 },
 	{ "POST", "/api/v1/vms/{vm}/{op}", api_vm_op, 0 },
 	{ "GET", "/api/v1/history/vms", api_history_vms, 0 },
+
+	{ "POST", "/api/v1/simulate", api_simulate, 0 },
 };
 const size_t herd_api_n_routes = G_N_ELEMENTS(herd_api_routes);

@@ -64,6 +64,9 @@ void api_vm_release(http_request *req, gpointer user_data);     /* POST /vms/{vm
 json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml);
 json_t *api_render_vm(api_ctx *a, json_t *result);
 
+/* simulate.c */
+void api_simulate(http_request *req, gpointer user_data);       /* POST /simulate */
+
 /* vm_history.c */
 void api_vm_history(http_request *req, gpointer user_data);
 void api_history_vms(http_request *req, gpointer user_data);

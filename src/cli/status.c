@@ -55,6 +55,16 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 		printf("Coordinator: %s%s\n", json_string_value(json_object_get(ha, "coordinator")),
 		       json_is_true(json_object_get(ha, "n_plus_1")) ? ""
 								   : " (N+1: losing a node would leave HA VMs without room)");
+		/* Per node: the HA VMs that could not be restarted if it died now. */
+		const char *node_name;
+		json_t *count;
+		GString *risk = g_string_new(NULL);
+		json_object_foreach(json_object_get(ha, "at_risk"), node_name, count)
+			g_string_append_printf(risk, "%s%s %lld", risk->len ? ", " : "", node_name,
+					       (long long)json_integer_value(count));
+		if (risk->len)
+			printf("If a node died now, HA VMs that could not be restarted: %s\n", risk->str);
+		g_string_free(risk, TRUE);
 		json_t *alerts = json_object_get(ha, "alerts");
 		if (json_array_size(alerts))
 			printf("\nAlerts:\n");

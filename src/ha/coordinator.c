@@ -36,6 +36,7 @@ struct herd_coord {
 	GHashTable *seen;          /* node ids seen in the ring since this herd started */
 	int64_t quorate_since_ms;  /* when this herd first saw a quorate partition; 0: never */
 	json_t *alerts;
+	json_t *at_risk;           /* {node: HA VMs that could not be restarted if it died now} */
 	bool n_plus_1;
 	char *self_name;
 };
@@ -77,6 +78,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->seen = g_hash_table_new(g_direct_hash, g_direct_equal);
 	c->alerts = json_array();
 	c->n_plus_1 = true;
+	c->at_risk = json_object();
 	return c;
 }
 
@@ -90,6 +92,7 @@ void herd_coord_free(herd_coord *c)
 	g_ptr_array_free(c->records, TRUE);
 	g_hash_table_destroy(c->seen);
 	json_decref(c->alerts);
+	json_decref(c->at_risk);
 	g_free(c->self_name);
 	g_free(c);
 }
@@ -375,7 +378,7 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 	}
 }
 
-static void set_alerts(herd_coord *c, const sched_plan *plan)
+static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *plan)
 {
 	static const char *const sev[] = { "info", "warning", "critical" };
 	json_t *alerts = json_array();
@@ -399,7 +402,13 @@ static void set_alerts(herd_coord *c, const sched_plan *plan)
 								"Fencing node ", j->node, " failed: ",
 								j->last_error ? j->last_error : "?"));
 	}
-	bool changed = !json_equal(alerts, c->alerts) || plan->n_plus_1 != c->n_plus_1;
+	json_t *at_risk = json_object();
+	for (size_t i = 0; i < in->n_nodes; i++)
+		json_object_set_new(at_risk, in->nodes[i].name, json_integer(plan->unsafe_if_lost[i]));
+	bool changed = !json_equal(alerts, c->alerts) || plan->n_plus_1 != c->n_plus_1 ||
+		       !json_equal(at_risk, c->at_risk);
+	json_decref(c->at_risk);
+	c->at_risk = at_risk;
 	json_decref(c->alerts);
 	c->alerts = alerts;
 	c->n_plus_1 = plan->n_plus_1;
@@ -519,7 +528,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	herd_coord_joins joins = { seen, c->quorate_since_ms };
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
-	set_alerts(c, plan);
+	set_alerts(c, herd_sched_input_get(hi), plan);
 	act(c, v, hi, plan);
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);
@@ -596,8 +605,8 @@ json_t *herd_coord_status(herd_coord *c)
 							 j->running, "failures", (int)j->failures,
 							 "error", j->last_error));
 	}
-	return json_pack("{s:O,s:b,s:o}", "alerts", c->alerts, "n_plus_1", c->n_plus_1, "fencing",
-			 fencing);
+	return json_pack("{s:O,s:b,s:O,s:o}", "alerts", c->alerts, "n_plus_1", c->n_plus_1, "at_risk",
+			 c->at_risk, "fencing", fencing);
 }
 
 GHashTable *herd_coord_seen(herd_coord *c)

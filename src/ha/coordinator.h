@@ -61,7 +61,8 @@ void herd_coord_fenced(herd_coord *c, const char *node, bool ok, const char *dev
 		       const char *detail, int64_t now_ms);
 
 bool herd_coord_active(herd_coord *c);
-/* {"alerts":[…],"n_plus_1":…,"fencing":[…]} while active, else NULL. */
+/* {"alerts":[…],"n_plus_1":…,"at_risk":{node: HA VMs that could not be
+ * restarted if it died now},"fencing":[…]} while active, else NULL. */
 json_t *herd_coord_status(herd_coord *c);
 /* Node ids (GUINT_TO_POINTER) this herd has seen in the ring since it
  * started, for its STATUS (borrowed). */

@@ -752,6 +752,16 @@ bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int6
 	return ok;
 }
 
+sched_whatif_result *herd_engine_simulate(herd_engine *e, const sched_hypothesis *h,
+					  int64_t now_ms, GError **error)
+{
+	e->now_ms = now_ms;
+	look(e);
+	herd_coord_view v = coord_view(e);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
+	return sched_whatif(herd_sched_input_get(hi), h, error);
+}
+
 struct herd_coord *herd_engine_coordinator(herd_engine *e)
 {
 	return e->coord;

@@ -17,6 +17,7 @@
 
 #include "ha/agent.h"
 #include "ha/fencer.h"
+#include "ha/whatif.h"
 #include "store/state.h"
 #include "store/wire.h"
 #include "virt/driver.h"
@@ -139,6 +140,11 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid);
 /* N+1: would every HA VM still find room after any one node fails, with
  * @uuid running too?  *@detail says why not (g_free). */
 bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int64_t now_ms);
+/* What if @h happened now?  The shipped scheduler played forward on the
+ * cluster as this node sees it (ha/whatif.h); NULL with an error naming a
+ * node the cluster does not have. */
+sched_whatif_result *herd_engine_simulate(herd_engine *e, const sched_hypothesis *h,
+					  int64_t now_ms, GError **error);
 /* This node's coordinator, if it coordinates (for the simulator's checks). */
 struct herd_coord *herd_engine_coordinator(herd_engine *e);
 /* The cluster-wide facts as this node has them (for the simulator's traces). */

@@ -310,3 +310,8 @@ bool herd_ha_admission(herd_ha *h, const char *uuid, char **detail)
 {
 	return herd_engine_admission(h->engine, uuid, detail, now_ms());
 }
+
+sched_whatif_result *herd_ha_simulate(herd_ha *h, const sched_hypothesis *hyp, GError **error)
+{
+	return herd_engine_simulate(h->engine, hyp, now_ms(), error);
+}

@@ -30,6 +30,7 @@ Prints kill -> fenced -> running times (no timing assertions).
 """
 import json
 import os
+import re
 import sys
 import time
 
@@ -121,6 +122,25 @@ def back_to_n2(tn, ha, what, heal=False):
 
 def scenario_kill(tn, ha, watch):
     say("== 1. kill 2: fenced through the PDU, g1-g3 run on n1/n3")
+    # What if n2 died now?  herd simulate (on n3, which does not coordinate)
+    # answers with the shipped scheduler; the real failover must agree.
+    sim = ha.json(3, "simulate", "--node-down", "n2")
+    predicted = {v["vm"]: v for v in sim["vms"]}
+    expect(sim["fenced"] == ["n2"] and set(G) <= set(predicted) and
+           all(predicted[g]["from"] == "n2" and predicted[g]["to"] in SURVIVORS for g in G) and
+           predicted["s1"]["to"] is None and "sticky" in (predicted["s1"]["reason"] or "") and
+           predicted["p1"]["to"] is None and "not an HA VM" in (predicted["p1"]["reason"] or ""),
+           f"herd simulate --node-down n2: {sim}")
+    text = ha.ok(3, "simulate", "--node-down", "n2").stdout
+    expect(all(re.search(rf"^{g}\s+n2\s+{predicted[g]['to']}\s", text, re.M) for g in G),
+           f"herd simulate --node-down n2 prints:\n{text}")
+    say("herd simulate --node-down n2: " + ", ".join(f"{g} -> {predicted[g]['to']}" for g in G) +
+        "; s1 and p1 stay down")
+    at_risk = ha.status(3)["ha"]["at_risk"]
+    text = ha.ok(3, "status").stdout
+    expect(at_risk == {"n1": 0, "n2": 0, "n3": 0} and
+           "If a node died now, HA VMs that could not be restarted: n1 0, n2 0, n3 0" in text,
+           f"herd status: HA VMs at risk per node: {at_risk}\n{text}")
     boots = {n: ha.boots(n) for n in ALL_RUNNING}
     t0 = time.time()
     t0_mono = time.monotonic()
@@ -128,6 +148,9 @@ def scenario_kill(tn, ha, watch):
     vms = ha.wait_vms(lambda v: running_on(v, G, SURVIVORS), 60, "g1-g3 to run on n1 or n3",
                       nodes=(1, 3))
     report_failover(tn, ha, t0, vms, "kill 2")
+    expect(all(vms[g]["node"] == predicted[g]["to"] for g in G),
+           f"the failover did not put g1-g3 where herd simulate said: {table(vms)}, "
+           f"predicted {[(g, predicted[g]['to']) for g in G]}")
     e = fence_entry(ha, 3, t0)
     expect(e and e["by"] == "n1" and "pdu" in e["detail"],
            f"n2's fence history (node list on n3) has no successful record by n1 through pdu: "
