@@ -155,6 +155,12 @@ herd_vm_state lv_map_domain_state(const lv_vm_context *vm, int state, int reason
 		case VIR_DOMAIN_PAUSED_CRASHED:
 			g_strlcpy(out, "guest crashed (kept paused)", len);
 			return HERD_VM_CRASHED;
+		case VIR_DOMAIN_PAUSED_STARTING_UP:
+			/* QEMU's CPUs wait until libvirt lets them run: a list
+			 * taken then is a start, and the RESUMED that follows
+			 * says "started", not "resumed". */
+			g_strlcpy(out, "starting", len);
+			return HERD_VM_STARTING;
 		case VIR_DOMAIN_PAUSED_MIGRATION: g_strlcpy(out, "paused for migration", len); break;
 		case VIR_DOMAIN_PAUSED_SAVE: g_strlcpy(out, "paused for saving", len); break;
 		case VIR_DOMAIN_PAUSED_DUMP: g_strlcpy(out, "paused for a core dump", len); break;
@@ -162,7 +168,6 @@ herd_vm_state lv_map_domain_state(const lv_vm_context *vm, int state, int reason
 		case VIR_DOMAIN_PAUSED_WATCHDOG: g_strlcpy(out, "paused by the watchdog", len); break;
 		case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: g_strlcpy(out, "paused while shutting down", len); break;
 		case VIR_DOMAIN_PAUSED_SNAPSHOT: g_strlcpy(out, "paused for a snapshot", len); break;
-		case VIR_DOMAIN_PAUSED_STARTING_UP: g_strlcpy(out, "paused while starting", len); break;
 		case VIR_DOMAIN_PAUSED_POSTCOPY: g_strlcpy(out, "paused in post-copy migration", len); break;
 		case VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: g_strlcpy(out, "paused: post-copy migration failed", len); break;
 		default: g_strlcpy(out, "paused", len); break;
