@@ -63,6 +63,7 @@ struct herd_engine {
 	herd_engine_view view;        /* of the event being handled */
 	GHashTable *in_ring;          /* node ids in the ring at the last look */
 	GHashTable *returns;          /* node id -> times it came (back) into the ring */
+	char *refused;                /* why the coordinator's last change was refused */
 };
 
 static void status_soon(herd_engine *e)
@@ -164,9 +165,16 @@ static bool coord_submit(gpointer user, json_t *cmd)
 	herd_engine *e = user;
 	g_autoptr(GError) err = NULL;
 	if (!e->io.submit(e->user, cmd, &err)) {
-		log_warn("the coordinator's change was refused: %s", err ? err->message : "?");
+		/* It asks again at every run while the reason lasts: say it once. */
+		const char *why = err ? err->message : "?";
+		if (g_strcmp0(why, e->refused) != 0) {
+			log_warn("the coordinator's change was refused: %s", why);
+			g_free(e->refused);
+			e->refused = g_strdup(why);
+		}
 		return false;
 	}
+	g_clear_pointer(&e->refused, g_free);
 	return true;
 }
 
@@ -295,6 +303,20 @@ static int64_t walks_step(herd_engine *e)
 
 static void start_fence(herd_engine *e, const char *node, herd_engine_fence_done done, gpointer user)
 {
+	/* One walk per node at a time: an operator's fence and the
+	 * coordinator's would switch it twice and report each other's end. */
+	for (guint i = 0; i < e->walks->len; i++) {
+		fence_walk *under_way = e->walks->pdata[i];
+		if (!under_way->finished && strcmp(under_way->node, node) == 0) {
+			if (done && !under_way->done) {
+				under_way->done = done;
+				under_way->user = user;
+			} else if (done) {
+				done(false, "", "A fence of this node is under way already.", 0, user);
+			}
+			return;
+		}
+	}
 	fence_walk *w = g_new0(fence_walk, 1);
 	w->e = e;
 	w->node = g_strdup(node);
@@ -581,6 +603,9 @@ bool herd_engine_survivor_ok(herd_engine *e, uint32_t missing)
 GHashTable *herd_engine_unfenced_lost(herd_engine *e)
 {
 	look(e);
+	/* Lab mode: no fencing; a lost node counts as down at once. */
+	if (store_settings_of(state(e))->lab_mode)
+		return NULL;
 	GHashTable *lost = NULL;
 	g_autoptr(GPtrArray) nodes = store_state_list(state(e), STORE_KIND_NODE);
 	for (guint i = 0; i < nodes->len; i++) {
@@ -823,6 +848,7 @@ void herd_engine_free(herd_engine *e)
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);
+	g_free(e->refused);
 	g_free(e->node);
 	g_free(e);
 }
