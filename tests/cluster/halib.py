@@ -143,6 +143,11 @@ class Ha:
             last = p.stderr.strip()
         raise TestFailure(f"no node of {nodes} lists the VMs: {last}")
 
+    def alerts(self, i=1):
+        """The coordinator's alert messages, as node i's herd status has them."""
+        st = self.status(i)
+        return [a["message"] for a in (st.get("ha") or {}).get("alerts", [])]
+
     def nodes(self, i=1):
         return {n["name"]: n for n in self.json(i, "node", "list")}
 
@@ -203,9 +208,16 @@ class Ha:
 
     # -- guests
 
-    def define(self, name, i=1, ha=True, preferred=None, vcpus=1, extra=()):
+    def define(self, name, i=1, ha=True, preferred=None, vcpus=1, extra=(), image=None):
+        """@image: the guest's disk at another path, which need not exist here
+        (only inside some test node)."""
         xml = os.path.join(self.tmp, f"{name}.xml")
         guest_xml(name, xml, serial_log=self.serial_log(name), image=self.image, vcpus=vcpus)
+        if image:
+            with open(xml) as f:
+                text = f.read()
+            with open(xml, "w") as f:
+                f.write(text.replace(self.image, image))
         args = ["vm", "define", xml]
         if ha:
             args.append("--ha")

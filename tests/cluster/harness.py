@@ -19,6 +19,7 @@ on a timeout) a watchdog in its own session waits for this process to end
 and runs `testnodes down` unless the test said it cleaned up itself.
 Checks, polling and the test's main are tests/testlib.py's.
 """
+import hashlib
 import importlib.machinery
 import importlib.util
 import os
@@ -57,10 +58,19 @@ if b"done" not in data:
 """
 
 
+def checkout_instance(name):
+    """@name made this checkout's own: tests of two checkouts on one machine
+    (a developer's worktrees) never take each other's test nodes down as
+    leftovers; a rerun in the same checkout still does."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    return f"{name}-{hashlib.sha1(root.encode()).hexdigest()[:4]}"
+
+
 class TestNodes:
     """Test nodes of one instance for the length of a `with` block."""
 
     def __init__(self, instance, n, links=1, blank=False):
+        instance = checkout_instance(instance)
         self.instance = instance
         self.n = n
         self.links = links

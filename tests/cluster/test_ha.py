@@ -93,11 +93,6 @@ def report_failover(tn, ha, t0, vms, what):
     say(f"{what}: " + "; ".join(parts))
 
 
-def alerts(ha, i=1):
-    st = ha.status(i)
-    return [a["message"] for a in (st.get("ha") or {}).get("alerts", [])]
-
-
 def back_to_n2(tn, ha, what, heal=False):
     """Power n2 on again; wait until its down mark is cleared and g1-g3 and p1
     run on it again (failback, and p1 started on its node)."""
@@ -169,8 +164,8 @@ def scenario_kill(tn, ha, watch):
     # s1 (sticky to n2) and p1 (not HA) stay down, each with its alert.
     want = ["VM s1 is sticky to node n2, which is down; 'herd vm release s1'",
             "VM p1 is not an HA VM: it waits for node n2"]
-    got = wait_until(lambda: (a := alerts(ha)) and all(any(w in m for m in a) for w in want) and a,
-                     20, f"alerts about s1 and p1 (alerts: {alerts(ha)})")
+    got = wait_until(lambda: (a := ha.alerts()) and all(any(w in m for m in a) for w in want) and a,
+                     20, f"alerts about s1 and p1 (alerts: {ha.alerts()})")
     vms = ha.vms(1)
     for name in ("s1", "p1"):
         expect(vms[name]["state"] != "running" and
@@ -256,7 +251,7 @@ def scenario_fence_fails(tn, ha, watch):
     text = ha.ok(3, "status").stdout
     expect("Node n2 is lost and not fenced yet" in text and "Fencing node n2 failed" in text,
            f"herd status (n3) while fencing fails:\n{text}")
-    a = alerts(ha, 3)
+    a = ha.alerts(3)
     expect(any(m.startswith("Fencing node n2 failed: ") and "pdu-bad" in m for m in a) and
            any("VM g1 waits for node n2 to be fenced" in m for m in a),
            f"alerts while fencing fails: {a}")
@@ -281,10 +276,10 @@ def scenario_fence_fails(tn, ha, watch):
     say(f"confirm-down n2 (on n3): {p.stdout.strip()!r}; g1-g3 running +{starts[0]:.2f} .. "
         f"+{starts[-1]:.2f} s later, counting")
     try:
-        wait_until(lambda: not any(m.startswith("Fencing node n2 failed") for m in alerts(ha)), 10,
+        wait_until(lambda: not any(m.startswith("Fencing node n2 failed") for m in ha.alerts()), 10,
                    "the fencing alert to go")
     except TestFailure as e:
-        expect(False, f"after confirm-down: {e}; alerts: {alerts(ha)}")
+        expect(False, f"after confirm-down: {e}; alerts: {ha.alerts()}")
     watch.check("failed fencing")
 
     ha.ok(1, "fence-device", "remove", "pdu-bad")
@@ -306,8 +301,8 @@ def scenario_all_killed(tn, ha, watch):
     # The nodes of a cold start boot at their own pace: one not seen yet
     # gets join_timeout_s (120 s) before it is fenced; its VMs wait.
     want = "Node n1 has not joined since the cluster started"
-    got = wait_until(lambda: (a := alerts(ha, 2)) and any(want in m for m in a) and a, 30,
-                     f"the alert that n1 has not joined (alerts: {alerts(ha, 2)})")
+    got = wait_until(lambda: (a := ha.alerts(2)) and any(want in m for m in a) and a, 30,
+                     f"the alert that n1 has not joined (alerts: {ha.alerts(2)})")
     time.sleep(8)
     expect(tn.tn.init_pid(1) is None and not fence_records(ha, t0, node="n1"),
            f"n1 was fenced (or powered) while it was still off: {fence_records(ha, t0)}")
@@ -325,7 +320,7 @@ def scenario_all_killed(tn, ha, watch):
     fenced = fence_records(ha, t0)
     expect(not fenced and all(tn.tn.init_pid(i) for i in (1, 2, 3)),
            f"nodes fenced during the whole cluster's start: {fenced}")
-    expect(not any(want in m for m in alerts(ha, 2)), f"the alert about n1 stays: {alerts(ha, 2)}")
+    expect(not any(want in m for m in ha.alerts(2)), f"the alert about n1 stays: {ha.alerts(2)}")
     say(f"n1 joined +{t_members - t1:.1f} s after its power on; g1-g3, s1, p1 running and counting "
         f"+{t_run - t1:.1f} s ({table({n: vms[n] for n in ALL_RUNNING})}); off1 stays off; "
         f"fence records made meanwhile: {fenced or 'none'}")

@@ -32,6 +32,11 @@ nodes at once fails the test).
     moved many times holds no placement of herd's; `herd vm restore --force`
     of a running VM brings its configuration back and leaves it running where
     it is, without a reboot.
+ H. A VM whose disk is only on n2 (preferred n1) is tried on n1
+    start_failures_max times, then placed elsewhere (n3, if the scheduler
+    picks it, fails the same way) and runs on n2; `herd vm info` and an
+    alert name the nodes given up on and libvirt's error; an operator's
+    destroy clears the record.
 """
 import os
 import sys
@@ -363,12 +368,43 @@ def history_restore(tn, ha):
         f"{timeout_before} s again")
 
 
+# ---------------------------------------------------------------- H
+
+def start_failures(tn, ha):
+    say("== H. a VM whose disk is missing on its node: tried there start_failures_max times, "
+        "then placed where it starts")
+    img = "/var/lib/libvirt/images/only-on-n2.img"
+    p = tn.exec(2, "sh", "-c", f"mkdir -p {os.path.dirname(img)} && cp {ha.image} {img}")
+    check(p.returncode == 0, f"copying the guest image into n2: {p.stderr}")
+    ha.define("d1", preferred="n1", extra=QUICK, image=img)
+    t0 = time.monotonic()
+    p = ha.ok(3, "vm", "start", "d1")
+    vms = ha.vms(1)
+    expect(vms["d1"]["state"] == "running" and vms["d1"]["node"] == "n2",
+           f"d1 (its disk only on n2, preferred n1) after vm start ({p.stdout.strip()!r}): {table(vms)}")
+    ha.wait_counting(["d1"])
+    # n1 first (preferred), then wherever the scheduler put it until n2.
+    failed = {f["node"]: f for f in ha.json(1, "vm", "info", "d1")["failed"]}
+    expect("n1" in failed and "n2" not in failed and
+           all(f["count"] == 3 and "only-on-n2.img" in f["error"] for f in failed.values()),
+           f"d1's record of the nodes given up on: {failed}")
+    a = ha.alerts(2)
+    expect(any(m.startswith("VM d1 failed to start on node n1 3 times (") and "only-on-n2.img" in m
+               for m in a), f"no alert names d1, n1 and libvirt's error: {a}")
+    say(f"d1 runs on n2 {time.monotonic() - t0:.1f} s after vm start, given up on "
+        f"{sorted(failed)}: {failed['n1']['error']}")
+    ha.ok(1, "vm", "destroy", "d1")
+    failed = ha.json(1, "vm", "info", "d1")["failed"]
+    expect(not failed, f"d1's failures after an operator's destroy: {failed}")
+    say("an operator's destroy clears the record")
+
+
 def main():
     with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
         ha = Ha(tn, tmp)
         with DoubleRunWatch(tn) as watch:
             for step in (fencing_required, bad_input, behind_the_back, ops_elsewhere,
-                         node_modes, admission, history_restore):
+                         node_modes, admission, history_restore, start_failures):
                 t = time.monotonic()
                 step(tn, ha)
                 watch.check(step.__name__)
