@@ -310,7 +310,7 @@ static void test_undefine(fixture *f, gconstpointer data)
 	vm_start(f, 1, "web1");
 	g_autoptr(test_answer) running = test_request(f->n[3], "DELETE", "/api/v1/vms/web1", NULL);
 	test_expect_error(running, 409,
-			  "VM web1 is running");
+			  "VM web1 is running on node n2; shut it down (or destroy it) before undefining it.");
 	g_autoptr(test_answer) stopped = vm_action(f, 1, "web1", "destroy", NULL);
 	test_expect(stopped, 200);
 	g_autoptr(test_answer) a = test_request(f->n[3], "DELETE", "/api/v1/vms/web1", NULL);
