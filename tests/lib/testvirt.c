@@ -93,8 +93,8 @@ static void run_op(testvirt *v, pending_op *o)
 	if (!v->connected) {
 		finish(o, "Cannot reach the hypervisor of node %s.", v->node);
 	} else if (strcmp(op, "start") == 0) {
-		g_autofree char *failure = NULL;
-		g_hash_table_steal_extended(v->fail_start, o->uuid, NULL, (gpointer *)&failure);
+		g_autofree char *key = NULL, *failure = NULL;
+		g_hash_table_steal_extended(v->fail_start, o->uuid, (gpointer *)&key, (gpointer *)&failure);
 		if (active(f)) {
 			finish(o, NULL); /* idempotent, as the libvirt driver's */
 		} else if (failure) {
