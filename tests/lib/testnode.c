@@ -43,6 +43,7 @@ static const char FENCE_AGENT[] =
 	"  mode) mode=$v;; esac\n"
 	"done\n"
 	"echo \"$action $plug\" >>\"$state/log\"\n"
+	"trap 'echo \"done $action $plug\" >>\"$state/log\"' EXIT\n"
 	"[ \"$mode\" = broken ] && { echo 'Failed: the test PDU does not answer' >&2; exit 1; }\n"
 	"case $action in\n"
 	"list) for i in 1 2 3 4 5 6 7 8; do echo \"$i,n$i\"; done; exit 0;;\n"
@@ -152,6 +153,7 @@ json_t *testcluster_fence_params(testcluster *tc)
 	return json_pack("{s:s,s:s}", "state", tc->fence_dir, "power", tc->power_fifo);
 }
 
+/* fence_test's log: "ACTION PLUG" when a run starts, "done ACTION PLUG" when it ends. */
 unsigned testcluster_fence_count(testcluster *tc, const char *action)
 {
 	g_autofree char *log = g_build_filename(tc->fence_dir, "log", NULL);
@@ -165,6 +167,13 @@ unsigned testcluster_fence_count(testcluster *tc, const char *action)
 		n += words[0] && strcmp(words[0], action) == 0;
 	}
 	return n;
+}
+
+unsigned testcluster_fence_running(testcluster *tc)
+{
+	return testcluster_fence_count(tc, "list") + testcluster_fence_count(tc, "status") +
+	       testcluster_fence_count(tc, "off") + testcluster_fence_count(tc, "on") +
+	       testcluster_fence_count(tc, "monitor") - testcluster_fence_count(tc, "done");
 }
 
 /* ------------------------------------------------------------------ */

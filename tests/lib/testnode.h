@@ -88,3 +88,6 @@ bool testnode_synced(testnode *n);
 json_t *testcluster_fence_params(testcluster *tc);
 /* How many times fence_test ran @action ("off", "status", "list"…). */
 unsigned testcluster_fence_count(testcluster *tc, const char *action);
+/* How many fence_test runs have not finished (an "off" that has not
+ * finished may still switch a node off). */
+unsigned testcluster_fence_running(testcluster *tc);

@@ -40,7 +40,7 @@ static void test_node(fixture *f, gconstpointer data)
 static void test_status(fixture *f, gconstpointer data)
 {
 	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
-	vm_start(f, 1, "web1");
+	vm_start(f, 1, "web1", "n2");
 
 	g_autoptr(test_answer) a = test_request(f->n[3], "GET", "/api/v1/status", NULL);
 	json_t *j = test_expect(a, 200);
@@ -432,7 +432,9 @@ static void test_node_fence(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) a = test_request(f->n[1], "POST", "/api/v1/nodes/n3/fence", NULL);
 	test_expect(a, 200);
 	g_assert_false(f->n[3]->powered);
-	g_assert_cmpuint(testcluster_fence_count(f->tc, "off"), ==, 1);
+	/* At least once: n1 coordinates, and may fence n3 itself as soon as
+	 * it sees it gone, before the operator's fence has finished. */
+	g_assert_cmpuint(testcluster_fence_count(f->tc, "off"), >=, 1);
 	g_autoptr(test_answer) shown = test_request(f->n[2], "GET", "/api/v1/nodes/n3", NULL);
 	json_t *j = test_expect(shown, 200);
 	g_assert_true(json_is_false(json_object_get(j, "alive")));
@@ -444,7 +446,9 @@ static void test_node_fence(fixture *f, gconstpointer data)
 	/* A node that is off is not lost: nothing waits for it. */
 	g_assert_true(lost_nodes_are(f, 1, NULL));
 
-	/* Power back: the cluster sees it and clears the mark. */
+	/* Power back (once no "off" can come any more): the cluster sees it
+	 * and clears the mark. */
+	TEST_WAIT(testcluster_fence_running(f->tc) == 0);
 	testcluster_power(f->tc, 3, true);
 	TEST_WAIT(testcluster_settled(f->tc) && node_down_cleared(f, "n3"));
 }
