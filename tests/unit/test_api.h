@@ -33,9 +33,11 @@ void api_test_add(const char *path, api_test_fn fn, const char *settings);
 char *vm_xml(const char *name, const char *uuid, unsigned memory_mib);
 /* Define VM @name through node n@node with herd's attributes json_pack(@fmt, …)
  * (NULL: none); its UUID. */
-char *vm_define(fixture *f, unsigned node, const char *name, const char *fmt, ...);
-/* Start it through n@node; returns when it runs (the answer's "node"). */
-char *vm_start(fixture *f, unsigned node, const char *name);
+char *vm_define(fixture *f, unsigned node, const char *name, const char *fmt, ...)
+	G_GNUC_WARN_UNUSED_RESULT;
+/* Start it through n@node: the answer says it runs on node @where, and
+ * that node's hypervisor runs it. */
+void vm_start(fixture *f, unsigned node, const char *name, const char *where);
 /* The VM as node n@node's store has it (NULL if undefined). */
 const store_vm *vm_stored(fixture *f, unsigned node, const char *uuid);
 /* Does n@node's hypervisor run it? */

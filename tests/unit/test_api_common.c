@@ -84,19 +84,17 @@ char *vm_define(fixture *f, unsigned node, const char *name, const char *fmt, ..
 	return g_strdup(uuid);
 }
 
-char *vm_start(fixture *f, unsigned node, const char *name)
+void vm_start(fixture *f, unsigned node, const char *name, const char *where)
 {
 	g_autofree char *path = g_strdup_printf("/api/v1/vms/%s/start", name);
 	g_autoptr(test_answer) a = test_request(f->n[node], "POST", path, NULL);
 	json_t *j = test_expect(a, 200);
 	g_assert_cmpstr(json_string_value(json_object_get(j, "state")), ==, "running");
 	g_assert_cmpstr(json_string_value(json_object_get(j, "target")), ==, "running");
-	const char *where = json_string_value(json_object_get(j, "node"));
-	g_assert_nonnull(where);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "node")), ==, where);
 	g_assert_cmpstr(json_string_value(json_object_get(j, "assigned")), ==, where);
 	/* The answer means it: that node's hypervisor runs it. */
 	g_assert_cmpstr(vm_runs_where(f, json_string_value(json_object_get(j, "uuid"))), ==, where);
-	return g_strdup(where);
 }
 
 const store_vm *vm_stored(fixture *f, unsigned node, const char *uuid)

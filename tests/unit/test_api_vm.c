@@ -224,15 +224,13 @@ static void test_start_needs_fencing(fixture *f, gconstpointer data)
 	/* Sticky to a covered node: nothing uncovered is left. */
 	g_autoptr(test_answer) sticky = test_requestf(f->n[1], "PUT", "/api/v1/vms/db1", "{s:s}", "sticky", "n3");
 	test_expect(sticky, 200);
-	g_autofree char *where = vm_start(f, 2, "db1");
-	g_assert_cmpstr(where, ==, "n3");
+	vm_start(f, 2, "db1", "n3");
 }
 
 static void test_start_lab_mode(fixture *f, gconstpointer data)
 {
-	vm_define(f, 1, "db1", "{s:b,s:s}", "ha", 1, "preferred", "n1");
-	g_autofree char *where = vm_start(f, 3, "db1");
-	g_assert_cmpstr(where, ==, "n1");
+	g_autofree char *uuid = vm_define(f, 1, "db1", "{s:b,s:s}", "ha", 1, "preferred", "n1");
+	vm_start(f, 3, "db1", "n1");
 }
 
 /* A start the hypervisor refuses: the VM shows the error, the agent tries
@@ -242,10 +240,13 @@ static void test_start_failure(fixture *f, gconstpointer data)
 	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
 	testvirt_fail_start(f->n[2]->virt, uuid, "Cannot access storage file '/var/lib/herd/web1.img'");
 	test_call *call = test_call_start(f->n[1], "POST", "/api/v1/vms/web1/start", NULL);
-	TEST_WAIT(testvirt_count(f->n[2]->virt, "start", uuid) == 1);
+	TEST_WAIT(testvirt_count(f->n[2]->virt, "start", uuid) == 1 && testvirt_pending(f->n[2]->virt) == 0);
+	/* The next try waits until the error was seen. */
+	testvirt_hold(f->n[2]->virt, true);
 	TEST_WAIT(vm_shows(f, 3, "web1", "error",
 			   "start failed: Cannot access storage file '/var/lib/herd/web1.img'"));
 	g_assert_false(test_call_answered(call));
+	testvirt_hold(f->n[2]->virt, false);
 	g_autoptr(test_answer) a = test_call_finish(call);
 	json_t *j = test_expect(a, 200);
 	g_assert_cmpstr(str(j, "state"), ==, "running");
@@ -257,7 +258,7 @@ static void test_start_failure(fixture *f, gconstpointer data)
 static void test_crash(fixture *f, gconstpointer data)
 {
 	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n3");
-	vm_start(f, 1, "web1");
+	vm_start(f, 1, "web1", "n3");
 	testvirt_crash(f->n[3]->virt, uuid);
 	TEST_WAIT(testvirt_count(f->n[3]->virt, "start", uuid) == 2 && vm_runs_on(f, uuid, 3));
 }
@@ -266,8 +267,8 @@ static void test_shutdown_destroy(fixture *f, gconstpointer data)
 {
 	g_autofree char *uuid1 = vm_define(f, 1, "web1", "{s:s}", "preferred", "n1");
 	g_autofree char *uuid2 = vm_define(f, 1, "web2", "{s:s}", "preferred", "n2");
-	vm_start(f, 1, "web1");
-	vm_start(f, 1, "web2");
+	vm_start(f, 1, "web1", "n1");
+	vm_start(f, 1, "web2", "n2");
 
 	/* --wait: the answer comes once it is off. */
 	g_autoptr(test_answer) a = vm_action(f, 2, "web1", "shutdown", "{s:b}", "wait", 1);
@@ -280,7 +281,7 @@ static void test_shutdown_destroy(fixture *f, gconstpointer data)
 	test_expect_error(again, 409, "VM web1 is not running.");
 
 	/* Without --wait: at once; it stops meanwhile. */
-	vm_start(f, 1, "web1");
+	vm_start(f, 1, "web1", "n1");
 	g_autoptr(test_answer) nowait = vm_action(f, 3, "web1", "shutdown", NULL);
 	g_assert_cmpstr(str(test_expect(nowait, 200), "target"), ==, "stopped");
 	TEST_WAIT(vm_runs_where(f, uuid1) == NULL);
@@ -294,7 +295,7 @@ static void test_shutdown_destroy(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) destroy_again = vm_action(f, 1, "web2", "destroy", NULL);
 	test_expect_error(destroy_again, 409, "VM web2 is not running.");
 
-	vm_start(f, 1, "web2");
+	vm_start(f, 1, "web2", "n2");
 	g_autoptr(test_answer) bad_wait = vm_action(f, 1, "web2", "shutdown", "{s:s}", "wait", "yes");
 	test_expect_error(bad_wait, 400, "Field 'wait' must be true or false.");
 	g_autoptr(test_answer) bad_field = vm_action(f, 1, "web2", "destroy", "{s:b}", "force", 1);
@@ -307,7 +308,7 @@ static void test_shutdown_destroy(fixture *f, gconstpointer data)
 static void test_undefine(fixture *f, gconstpointer data)
 {
 	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
-	vm_start(f, 1, "web1");
+	vm_start(f, 1, "web1", "n2");
 	g_autoptr(test_answer) running = test_request(f->n[3], "DELETE", "/api/v1/vms/web1", NULL);
 	test_expect_error(running, 409,
 			  "VM web1 is running on node n2; shut it down (or destroy it) before undefining it.");
@@ -361,7 +362,7 @@ static void test_ops_local(fixture *f, gconstpointer data)
 	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n1");
 	g_autoptr(test_answer) stopped = vm_action(f, 1, "web1", "reboot", NULL);
 	test_expect_error(stopped, 409, "VM web1 is not running.");
-	vm_start(f, 1, "web1");
+	vm_start(f, 1, "web1", "n1");
 	check_ops(f, 1, "web1", uuid, 1);
 	g_autoptr(test_answer) unknown_op = vm_action(f, 1, "web1", "explode", NULL);
 	test_expect_error(unknown_op, 404, "There is no VM action 'explode'.");
@@ -373,7 +374,7 @@ static void test_ops_local(fixture *f, gconstpointer data)
 static void test_ops_remote(fixture *f, gconstpointer data)
 {
 	g_autofree char *uuid = vm_define(f, 1, "web2", "{s:s}", "preferred", "n2");
-	vm_start(f, 3, "web2");
+	vm_start(f, 3, "web2", "n2");
 	check_ops(f, 1, "web2", uuid, 2);
 	check_ops(f, 3, uuid, uuid, 2); /* by UUID */
 }
@@ -401,8 +402,8 @@ static void test_switchover(fixture *f, gconstpointer data)
 	test_expect_error(empty, 409, "Node n2 runs no VMs.");
 	g_autofree char *uuid1 = vm_define(f, 1, "web1", "{s:s,s:b}", "preferred", "n2", "failback", 0);
 	g_autofree char *uuid2 = vm_define(f, 1, "web2", "{s:s,s:b}", "preferred", "n2", "failback", 0);
-	vm_start(f, 1, "web1");
-	vm_start(f, 1, "web2");
+	vm_start(f, 1, "web1", "n2");
+	vm_start(f, 1, "web2", "n2");
 
 	g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/switchover", "{s:s}",
 						 "to", "n3");
@@ -439,7 +440,7 @@ static void test_history(fixture *f, gconstpointer data)
 	g_autofree char *uuid = vm_define(f, 1, "hist1", NULL);
 	g_autoptr(test_answer) set = test_requestf(f->n[1], "PUT", "/api/v1/vms/hist1", "{s:b}", "ha", 1);
 	test_expect(set, 200);
-	vm_define(f, 1, "other", NULL);
+	g_autofree char *other = vm_define(f, 1, "other", NULL);
 
 	g_autoptr(test_answer) a = test_request(f->n[2], "GET", "/api/v1/vms/hist1/history", NULL);
 	json_t *list = test_expect(a, 200);
