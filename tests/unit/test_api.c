@@ -134,25 +134,20 @@ static void test_cluster_settings(fixture *f, gconstpointer data)
 	g_assert_cmpint(json_integer_value(json_object_get(s, "value")), ==, 100);
 	g_assert_true(json_is_false(json_object_get(s, "changed")));
 
-	static const struct {
-		const char *body;
-		const char *error;
-	} bad[] = {
-		{ "{\"nope\":1}", "Unknown cluster setting 'nope'" },
-		{ "{\"lab_mode\":\"maybe\"}", "Setting lab_mode must be yes or no, not \"maybe\"" },
-		{ "{\"vm_history_limit\":0}", "Setting vm_history_limit must be from 1 to 100000, not 0" },
-		{ "{\"vm_history_limit\":\"many\"}", "Setting vm_history_limit must be a whole number" },
-		{ "{\"admission_control\":\"sometimes\"}",
-		  "Setting admission_control must be one of off|warn|refuse, not 'sometimes'" },
-		{ "{}", "No settings to change were given" },
-		{ "[1]", "" },
-		{ "not json", "" },
+#define BAD_SETTINGS(body, error) { 2, "PUT", "/api/v1/cluster/settings", body, 400, error }
+	static const refusal bad[] = {
+		BAD_SETTINGS("{\"nope\":1}", "Unknown cluster setting 'nope'"),
+		BAD_SETTINGS("{\"lab_mode\":\"maybe\"}", "Setting lab_mode must be yes or no, not \"maybe\""),
+		BAD_SETTINGS("{\"vm_history_limit\":0}", "Setting vm_history_limit must be from 1 to 100000, not 0"),
+		BAD_SETTINGS("{\"vm_history_limit\":\"many\"}", "Setting vm_history_limit must be a whole number"),
+		BAD_SETTINGS("{\"admission_control\":\"sometimes\"}",
+			     "Setting admission_control must be one of off|warn|refuse, not 'sometimes'"),
+		BAD_SETTINGS("{}", "No settings to change were given"),
+		BAD_SETTINGS("[1]", ""),
+		BAD_SETTINGS("not json", ""),
 	};
-	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
-		g_autoptr(test_answer) e = test_call_finish(test_call_start_raw(
-			f->n[2], "PUT", "/api/v1/cluster/settings", bad[i].body, "admin", TESTNODE_PASSWORD));
-		test_expect_error(e, 400, bad[i].error);
-	}
+#undef BAD_SETTINGS
+	EXPECT_REFUSALS(f, bad);
 	/* Nothing of that changed anything. */
 	g_autoptr(test_answer) after = test_request(f->n[1], "GET", "/api/v1/cluster/settings", NULL);
 	s = setting(test_expect(after, 200), "lab_mode");
@@ -189,15 +184,6 @@ static void test_cluster_formation_refused(fixture *f, gconstpointer data)
 
 /* ------------------------------------------------------------------ */
 /* A node joins (the member's side) and is removed                     */
-
-static json_t *join_request(const char *name, const char *link, long long protocol)
-{
-	g_autoptr(GError) err = NULL;
-	g_autofree char *csr = NULL, *key = NULL;
-	g_assert_true(herd_tls_make_csr(name, &csr, &key, &err));
-	return json_pack("{s:s,s:[s],s:s,s:I}", "name", name, "links", link, "csr", csr, "protocol",
-			 (json_int_t)protocol);
-}
 
 static void test_cluster_add_node(fixture *f, gconstpointer data)
 {
@@ -311,18 +297,16 @@ static void test_node_mode(fixture *f, gconstpointer data)
 						    "mode", "online");
 	test_expect(back, 200);
 
-	g_autoptr(test_answer) wrong = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/mode", "{s:s}",
-						     "mode", "asleep");
-	test_expect_error(wrong, 400, "Mode 'asleep' is not online, standby or maintenance.");
-	g_autoptr(test_answer) not_string = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/mode", "{s:i}",
-							  "mode", 1);
-	test_expect_error(not_string, 400, "Mode '' is not online, standby or maintenance.");
-	g_autoptr(test_answer) unknown_field = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/mode",
-							     "{s:s}", "state", "standby");
-	test_expect_error(unknown_field, 400, "Unknown field 'state' (known: mode)");
-	g_autoptr(test_answer) unknown = test_requestf(f->n[1], "POST", "/api/v1/nodes/n7/mode", "{s:s}",
-						       "mode", "standby");
-	test_expect_error(unknown, 404, "Node 'n7' is not defined.");
+	static const refusal bad[] = {
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":\"asleep\"}", 400,
+		  "Mode 'asleep' is not online, standby or maintenance." },
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":1}", 400,
+		  "Mode '' is not online, standby or maintenance." },
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"state\":\"standby\"}", 400,
+		  "Unknown field 'state' (known: mode)" },
+		{ 1, "POST", "/api/v1/nodes/n7/mode", "{\"mode\":\"standby\"}", 404, "Node 'n7' is not defined." },
+	};
+	EXPECT_REFUSALS(f, bad);
 	g_autoptr(test_answer) after = test_request(f->n[1], "GET", "/api/v1/nodes/n2", NULL);
 	g_assert_cmpstr(json_string_value(json_object_get(test_expect(after, 200), "mode")), ==, "online");
 }
@@ -331,24 +315,18 @@ static void test_node_mode(fixture *f, gconstpointer data)
  * alive, or for the node asked itself. */
 static void test_node_refusals(fixture *f, gconstpointer data)
 {
-	g_autoptr(test_answer) confirm = test_request(f->n[1], "POST", "/api/v1/nodes/n2/confirm-down", NULL);
-	test_expect_error(confirm, 409,
-			  "Node n2 is alive (corosync sees it); confirm-down is only for a node that is powered off.");
-	g_autoptr(test_answer) confirm_unknown = test_request(f->n[1], "POST", "/api/v1/nodes/n9/confirm-down",
-							      NULL);
-	test_expect_error(confirm_unknown, 404, "Node 'n9' is not defined.");
-	g_autoptr(test_answer) remove_online = test_request(f->n[1], "DELETE", "/api/v1/nodes/n3", NULL);
-	test_expect_error(remove_online, 409, "Node 'n3' is online; run 'herd cluster leave' on it");
-	g_autoptr(test_answer) remove_self = test_request(f->n[1], "DELETE", "/api/v1/nodes/n1", NULL);
-	test_expect_error(remove_self, 409, "Node 'n1' is this node");
-	g_autoptr(test_answer) remove_unknown = test_request(f->n[1], "DELETE", "/api/v1/nodes/n9", NULL);
-	test_expect_error(remove_unknown, 404, "Node 'n9' is not defined.");
-	g_autoptr(test_answer) fence_self = test_request(f->n[2], "POST", "/api/v1/nodes/n2/fence", NULL);
-	test_expect_error(fence_self, 409, "Node n2 is this node; fence it from another node.");
-	g_autoptr(test_answer) fence_uncovered = test_request(f->n[2], "POST", "/api/v1/nodes/n3/fence", NULL);
-	test_expect_error(fence_uncovered, 409, "No fence device has a plug for node n3");
-	g_autoptr(test_answer) fence_unknown = test_request(f->n[2], "POST", "/api/v1/nodes/n9/fence", NULL);
-	test_expect_error(fence_unknown, 404, "Node 'n9' is not defined.");
+	static const refusal refused[] = {
+		{ 1, "POST", "/api/v1/nodes/n2/confirm-down", NULL, 409,
+		  "Node n2 is alive (corosync sees it); confirm-down is only for a node that is powered off." },
+		{ 1, "POST", "/api/v1/nodes/n9/confirm-down", NULL, 404, "Node 'n9' is not defined." },
+		{ 1, "DELETE", "/api/v1/nodes/n3", NULL, 409, "Node 'n3' is online; run 'herd cluster leave' on it" },
+		{ 1, "DELETE", "/api/v1/nodes/n1", NULL, 409, "Node 'n1' is this node" },
+		{ 1, "DELETE", "/api/v1/nodes/n9", NULL, 404, "Node 'n9' is not defined." },
+		{ 2, "POST", "/api/v1/nodes/n2/fence", NULL, 409, "Node n2 is this node; fence it from another node." },
+		{ 2, "POST", "/api/v1/nodes/n3/fence", NULL, 409, "No fence device has a plug for node n3" },
+		{ 2, "POST", "/api/v1/nodes/n9/fence", NULL, 404, "Node 'n9' is not defined." },
+	};
+	EXPECT_REFUSALS(f, refused);
 	/* Every node is as it was. */
 	TEST_WAIT(testcluster_settled(f->tc));
 	g_assert_cmpuint(testcluster_fence_count(f->tc, "off"), ==, 0);

@@ -50,6 +50,23 @@ const char *vm_runs_where(fixture *f, const char *uuid);
  * parameters) through n@node, with plugs json_pack(@plugs_fmt, …). */
 test_answer *fence_device_add(fixture *f, unsigned node, const char *name, const char *plugs_fmt, ...);
 
+/* A request that must be refused, and how. */
+typedef struct {
+	unsigned node;        /* sent to n@node */
+	const char *method;
+	const char *path;
+	const char *body;     /* as sent (JSON text, or not), or NULL */
+	long status;
+	const char *error;    /* in the error's message */
+} refusal;
+/* Send each of @refusals: each must get its error. */
+void expect_refusals(fixture *f, const refusal *refusals, size_t n);
+#define EXPECT_REFUSALS(f, table) expect_refusals((f), (table), G_N_ELEMENTS(table))
+
+/* What a node that joins sends a member (POST /api/v1/cluster/nodes):
+ * node @name on one link @link, with a certificate request of its own. */
+json_t *join_request(const char *name, const char *link, long long protocol);
+
 /* Does n@node's HA engine take exactly @names ("n3", "n3,n4"; NULL: none)
  * for lost and not fenced? */
 bool lost_nodes_are(fixture *f, unsigned node, const char *names);

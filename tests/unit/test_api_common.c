@@ -1,5 +1,6 @@
 #include "test_api.h"
 
+#include "common/tls.h"
 #include "store/node.h"
 
 #include <string.h>
@@ -48,6 +49,16 @@ void api_test_add(const char *path, api_test_fn fn, const char *settings)
 	t->settings = settings;
 	g_ptr_array_add(tests, t);
 	g_test_add_vtable(path, sizeof(fixture), t, setup, run, teardown);
+}
+
+void expect_refusals(fixture *f, const refusal *refusals, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const refusal *r = &refusals[i];
+		g_autoptr(test_answer) a = test_call_finish(test_call_start_raw(
+			f->n[r->node], r->method, r->path, r->body, "admin", TESTNODE_PASSWORD));
+		test_expect_error(a, r->status, r->error);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -158,4 +169,16 @@ bool node_down_cleared(fixture *f, const char *name)
 			return false;
 	}
 	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Nodes                                                               */
+
+json_t *join_request(const char *name, const char *link, long long protocol)
+{
+	g_autoptr(GError) err = NULL;
+	g_autofree char *csr = NULL, *key = NULL;
+	g_assert_true(herd_tls_make_csr(name, &csr, &key, &err));
+	return json_pack("{s:s,s:[s],s:s,s:I}", "name", name, "links", link, "csr", csr, "protocol",
+			 (json_int_t)protocol);
 }

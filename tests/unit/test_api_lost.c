@@ -12,7 +12,6 @@
  */
 #include "test_api.h"
 
-#include "common/tls.h"
 #include "store/wire.h"
 
 #include <string.h>
@@ -79,37 +78,31 @@ static void test_refused(fixture *f, gconstpointer data)
 	g_autoptr(json_t) define = json_pack("{s:s}", "xml", xml);
 	g_autoptr(test_answer) redefined = test_request(f->n[2], "POST", "/api/v1/vms", define);
 	test_expect_error(redefined, 503, REFUSED_VM("lost1"));
-	g_autoptr(test_answer) set = raw(f, 1, "PUT", "/api/v1/vms/lost1", "{\"ha\":false}");
-	test_expect_error(set, 503, REFUSED_VM("lost1"));
-	g_autoptr(test_answer) release = raw(f, 2, "POST", "/api/v1/vms/lost1/release", NULL);
-	test_expect_error(release, 503, REFUSED_VM("lost1"));
-	g_autoptr(test_answer) restore = raw(f, 1, "POST", "/api/v1/vms/lost1/restore", "{\"force\":true}");
-	test_expect_error(restore, 503, REFUSED_VM("lost1"));
-	g_autoptr(test_answer) mode = raw(f, 1, "POST", "/api/v1/nodes/n3/mode", "{\"mode\":\"standby\"}");
-	test_expect_error(mode, 503, REFUSED_NODE);
-	g_autoptr(test_answer) switchover = raw(f, 2, "POST", "/api/v1/nodes/n3/switchover", "{\"to\":\"n1\"}");
-	test_expect_error(switchover, 503, "Node n3 is lost and not fenced yet: VM lost");
-	g_autoptr(test_answer) removed = raw(f, 1, "DELETE", "/api/v1/nodes/n3", NULL);
-	test_expect_error(removed, 503, REFUSED_MEMBERSHIP);
-	g_autoptr(GError) err = NULL;
-	g_autofree char *csr = NULL, *key = NULL;
-	g_assert_true(herd_tls_make_csr("n4", &csr, &key, &err));
-	g_autoptr(test_answer) joined = test_requestf(f->n[2], "POST", "/api/v1/cluster/nodes",
-						      "{s:s,s:[s],s:s,s:i}", "name", "n4", "links",
-						      "10.99.0.4", "csr", csr, "protocol", HERD_WIRE_VERSION);
+	static const refusal while_running[] = {
+		{ 1, "PUT", "/api/v1/vms/lost1", "{\"ha\":false}", 503, REFUSED_VM("lost1") },
+		{ 2, "POST", "/api/v1/vms/lost1/release", NULL, 503, REFUSED_VM("lost1") },
+		{ 1, "POST", "/api/v1/vms/lost1/restore", "{\"force\":true}", 503, REFUSED_VM("lost1") },
+		{ 1, "POST", "/api/v1/nodes/n3/mode", "{\"mode\":\"standby\"}", 503, REFUSED_NODE },
+		{ 2, "POST", "/api/v1/nodes/n3/switchover", "{\"to\":\"n1\"}", 503,
+		  "Node n3 is lost and not fenced yet: VM lost" },
+		{ 1, "DELETE", "/api/v1/nodes/n3", NULL, 503, REFUSED_MEMBERSHIP },
+		/* Moving lost2 away is as much a change of it as anything. */
+		{ 1, "PUT", "/api/v1/vms/lost2", "{\"preferred\":\"n1\"}", 503, REFUSED_VM("lost2") },
+	};
+	EXPECT_REFUSALS(f, while_running);
+	g_autoptr(json_t) join = join_request("n4", "10.99.0.4", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) joined = test_request(f->n[2], "POST", "/api/v1/cluster/nodes", join);
 	test_expect_error(joined, 503, REFUSED_MEMBERSHIP);
-	/* Moving lost2 away is as much a change of it as anything. */
-	g_autoptr(test_answer) moved = raw(f, 1, "PUT", "/api/v1/vms/lost2", "{\"preferred\":\"n1\"}");
-	test_expect_error(moved, 503, REFUSED_VM("lost2"));
 
 	/* Stopping it goes on (n3 stops it if it comes back)... */
 	g_autoptr(test_answer) stopped = raw(f, 2, "POST", "/api/v1/vms/lost1/shutdown", NULL);
 	g_assert_cmpstr(json_string_value(json_object_get(test_expect(stopped, 200), "target")), ==, "stopped");
 	/* ...but once stopped, it neither starts nor goes. */
-	g_autoptr(test_answer) start = raw(f, 1, "POST", "/api/v1/vms/lost1/start", NULL);
-	test_expect_error(start, 503, REFUSED_VM("lost1"));
-	g_autoptr(test_answer) undefined = raw(f, 2, "DELETE", "/api/v1/vms/lost1", NULL);
-	test_expect_error(undefined, 503, REFUSED_VM("lost1"));
+	static const refusal once_stopped[] = {
+		{ 1, "POST", "/api/v1/vms/lost1/start", NULL, 503, REFUSED_VM("lost1") },
+		{ 2, "DELETE", "/api/v1/vms/lost1", NULL, 503, REFUSED_VM("lost1") },
+	};
+	EXPECT_REFUSALS(f, once_stopped);
 
 	/* Only the stop was applied; n1 and n2 agree. */
 	const store_vm *after = vm_stored(f, 2, v.bound);

@@ -149,29 +149,22 @@ static void test_set(fixture *f, gconstpointer data)
 	g_assert_true(json_is_null(json_object_get(test_expect(cleared, 200), "preferred")));
 	g_assert_null(vm_stored(f, 1, uuid)->preferred);
 
-	static const struct {
-		const char *vm;
-		const char *body;
-		long status;
-		const char *error;
-	} bad[] = {
-		{ "web9", "{\"ha\":true}", 404, "VM 'web9' is not defined." },
-		{ "web1", "{}", 400, "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky or group." },
-		{ "web1", "{\"xml\":\"<domain/>\"}", 400, "Unknown field 'xml'" },
-		{ "web1", "{\"sticky\":3}", 400, "Field 'sticky' must be a node of this cluster or null." },
-		{ "web1", "{\"sticky\":\"n7\"}", 400, "Field 'sticky' must be a node of this cluster or null." },
-		{ "web1", "{\"preferred\":\"n7\"}", 400, "Preferred node 'n7' is not a node of this cluster." },
-		{ "web1", "{\"failback\":\"no\"}", 400, "Field 'failback' must be true or false." },
-		{ "web1", "{\"shutdown_timeout_s\":86401}", 400,
-		  "Field 'shutdown_timeout_s' must be a whole number from 1 to 86400." },
-		{ "web1", "{\"group\":\"not a group!\"}", 400, "" },
+#define BAD_SET(vm, body, status, error) { 1, "PUT", "/api/v1/vms/" vm, body, status, error }
+	static const refusal bad[] = {
+		BAD_SET("web9", "{\"ha\":true}", 404, "VM 'web9' is not defined."),
+		BAD_SET("web1", "{}", 400,
+			"Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky or group."),
+		BAD_SET("web1", "{\"xml\":\"<domain/>\"}", 400, "Unknown field 'xml'"),
+		BAD_SET("web1", "{\"sticky\":3}", 400, "Field 'sticky' must be a node of this cluster or null."),
+		BAD_SET("web1", "{\"sticky\":\"n7\"}", 400, "Field 'sticky' must be a node of this cluster or null."),
+		BAD_SET("web1", "{\"preferred\":\"n7\"}", 400, "Preferred node 'n7' is not a node of this cluster."),
+		BAD_SET("web1", "{\"failback\":\"no\"}", 400, "Field 'failback' must be true or false."),
+		BAD_SET("web1", "{\"shutdown_timeout_s\":86401}", 400,
+			"Field 'shutdown_timeout_s' must be a whole number from 1 to 86400."),
+		BAD_SET("web1", "{\"group\":\"not a group!\"}", 400, ""),
 	};
-	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
-		g_autofree char *path = g_strdup_printf("/api/v1/vms/%s", bad[i].vm);
-		g_autoptr(test_answer) e = test_call_finish(
-			test_call_start_raw(f->n[1], "PUT", path, bad[i].body, "admin", TESTNODE_PASSWORD));
-		test_expect_error(e, bad[i].status, bad[i].error);
-	}
+#undef BAD_SET
+	EXPECT_REFUSALS(f, bad);
 	g_assert_cmpuint(store_state_get(herd_cluster_state(f->n[2]->cluster), STORE_KIND_VM, uuid)->version,
 			 ==, 3);
 }
@@ -412,23 +405,17 @@ static void test_switchover(fixture *f, gconstpointer data)
 	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "shutdown", uuid1), ==, 1);
 	g_assert_cmpstr(vm_stored(f, 1, uuid2)->node, ==, "n3");
 
-	static const struct {
-		const char *path;
-		const char *body;
-		long status;
-		const char *error;
-	} bad[] = {
-		{ "/api/v1/nodes/n3/switchover", "{\"to\":\"n3\"}", 400, "A switchover needs two different nodes." },
-		{ "/api/v1/nodes/n3/switchover", "{\"to\":\"n9\"}", 404, "Node 'n9' is not defined." },
-		{ "/api/v1/nodes/n3/switchover", "{}", 404, "Node '' is not defined." },
-		{ "/api/v1/nodes/n3/switchover", "{\"to\":\"n1\",\"now\":true}", 400, "Unknown field 'now' (known: to)" },
-		{ "/api/v1/nodes/n9/switchover", "{\"to\":\"n1\"}", 404, "Node 'n9' is not defined." },
+#define BAD_SWITCHOVER(node, body, status, error) \
+	{ 2, "POST", "/api/v1/nodes/" node "/switchover", body, status, error }
+	static const refusal bad[] = {
+		BAD_SWITCHOVER("n3", "{\"to\":\"n3\"}", 400, "A switchover needs two different nodes."),
+		BAD_SWITCHOVER("n3", "{\"to\":\"n9\"}", 404, "Node 'n9' is not defined."),
+		BAD_SWITCHOVER("n3", "{}", 404, "Node '' is not defined."),
+		BAD_SWITCHOVER("n3", "{\"to\":\"n1\",\"now\":true}", 400, "Unknown field 'now' (known: to)"),
+		BAD_SWITCHOVER("n9", "{\"to\":\"n1\"}", 404, "Node 'n9' is not defined."),
 	};
-	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
-		g_autoptr(test_answer) e = test_call_finish(
-			test_call_start_raw(f->n[2], "POST", bad[i].path, bad[i].body, "admin", TESTNODE_PASSWORD));
-		test_expect_error(e, bad[i].status, bad[i].error);
-	}
+#undef BAD_SWITCHOVER
+	EXPECT_REFUSALS(f, bad);
 	g_assert_true(vm_runs_on(f, uuid1, 3) && vm_runs_on(f, uuid2, 3));
 }
 
@@ -494,25 +481,17 @@ static void test_restore(fixture *f, gconstpointer data)
 	g_assert_true(json_is_true(json_object_get(j, "ha")));
 	g_assert_nonnull(vm_stored(f, 3, uuid));
 
-	static const struct {
-		const char *vm;
-		const char *body;
-		long status;
-		const char *error;
-	} bad[] = {
-		{ "hist1", "{\"version\":\"1\"}", 400, "Field 'version' must be a whole number" },
-		{ "hist1", "{\"version\":0}", 400, "Field 'version' must be a whole number" },
-		{ "hist1", "{\"force\":\"yes\"}", 400, "Field 'force' must be true or false." },
-		{ "hist1", "{\"version\":1,\"dry\":true}", 400, "Unknown field 'dry' (known: version, force)" },
-		{ "hist1", "{\"version\":99,\"force\":true}", 404, "99" },
-		{ "nope", "{}", 404, "No VM named 'nope' exists or is in the history." },
+#define BAD_RESTORE(vm, body, status, error) { 1, "POST", "/api/v1/vms/" vm "/restore", body, status, error }
+	static const refusal bad[] = {
+		BAD_RESTORE("hist1", "{\"version\":\"1\"}", 400, "Field 'version' must be a whole number"),
+		BAD_RESTORE("hist1", "{\"version\":0}", 400, "Field 'version' must be a whole number"),
+		BAD_RESTORE("hist1", "{\"force\":\"yes\"}", 400, "Field 'force' must be true or false."),
+		BAD_RESTORE("hist1", "{\"version\":1,\"dry\":true}", 400, "Unknown field 'dry' (known: version, force)"),
+		BAD_RESTORE("hist1", "{\"version\":99,\"force\":true}", 404, "99"),
+		BAD_RESTORE("nope", "{}", 404, "No VM named 'nope' exists or is in the history."),
 	};
-	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
-		g_autofree char *path = g_strdup_printf("/api/v1/vms/%s/restore", bad[i].vm);
-		g_autoptr(test_answer) e = test_call_finish(
-			test_call_start_raw(f->n[1], "POST", path, bad[i].body, "admin", TESTNODE_PASSWORD));
-		test_expect_error(e, bad[i].status, bad[i].error);
-	}
+#undef BAD_RESTORE
+	EXPECT_REFUSALS(f, bad);
 }
 
 int main(int argc, char **argv)
