@@ -312,6 +312,10 @@ void testcluster_free(testcluster *tc)
 {
 	if (!tc)
 		return;
+	/* An agent still running would write to the power FIFO once nobody
+	 * reads it (and wait there for ever); its answer would go to nobody. */
+	if (!test_loop_until(testcluster_fence_running(tc) == 0, TEST_WAIT_MS))
+		g_error("a fence agent is still running after %d ms", TEST_WAIT_MS);
 	for (unsigned i = 0; i < tc->n; i++)
 		node_free(tc->nodes[i]);
 	testbus_free(tc->bus);

@@ -65,7 +65,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(testcluster, testcluster_free)
 
 /* Node n@i (1-based). */
 testnode *testcluster_node(testcluster *tc, unsigned i);
+/* How many nodes it has. */
 unsigned testcluster_size(testcluster *tc);
+/* The bus under them (for its counters). */
 testbus *testcluster_bus(testcluster *tc);
 /* The cluster's CA (PEM). */
 const char *testcluster_ca(testcluster *tc);
@@ -78,9 +80,10 @@ void testcluster_heal(testcluster *tc, unsigned i);
 void testcluster_power(testcluster *tc, unsigned i, bool on);
 
 /* Every node with power is in sync with the others, in one quorate
- * configuration of all of them, and the bus is quiet. */
+ * configuration of all of them, each has every node's facts, and the bus
+ * is quiet. */
 bool testcluster_settled(testcluster *tc);
-/* The same, for the nodes of @i's partition only. */
+/* Node @n is in sync with a quorate configuration (of its partition). */
 bool testnode_synced(testnode *n);
 
 /* fence_test's parameters for a device of this cluster: {"state": dir,
