@@ -233,8 +233,11 @@ void api_vm_undefine(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
+	/* Where it runs, also when it is to run (the usual case): the message
+	 * names the node. */
 	const char *where = NULL;
-	if (store_vm_of(vm)->target_running || (a->ha && herd_ha_vm_active(a->ha, vm->uuid, &where))) {
+	bool active = a->ha && herd_ha_vm_active(a->ha, vm->uuid, &where);
+	if (store_vm_of(vm)->target_running || active) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "VM %s is running%s%s; shut it down (or destroy it) before undefining it.",
 				    vm->name, where ? " on node " : "", where ? where : "");

@@ -1,0 +1,96 @@
+/*
+ * A cluster of herd nodes in one process, for unit tests of everything
+ * above the bus: each node is what herdd wires (src/daemon/main.c) — the
+ * cluster service on the test bus (testbus.h), its HA engine (herd_ha)
+ * with a fake hypervisor (testvirt.h), cluster formation with a fake I/O
+ * table (no corosync, no service manager), and the real API: the HTTP
+ * server with herd's route table and credential check, on a unix socket
+ * in a temporary directory.  No root, no corosync, no libvirtd.
+ *
+ * The store is seeded as a create and the joins of the others would leave
+ * it: node n1 bootstraps the cluster (its CA, the admin user with
+ * TESTNODE_PASSWORD, every node n1..nN with node ids 1..N), the others
+ * start empty and get it from the first sync.
+ *
+ * A fake fence agent, fence_test, is installed in a directory of the
+ * process's own (HERD_FENCE_AGENT_DIR): its plugs are node ids; "off"
+ * switches that node off (testcluster_power()), "on" switches it on,
+ * "status" reads it.  testcluster_fence_params() gives the parameters that
+ * tie a device to this cluster's power.
+ */
+#pragma once
+
+#include "api/context.h"
+#include "api/http.h"
+#include "testbus.h"
+#include "testvirt.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#define TESTNODE_PASSWORD "test-password-42"
+#define TESTCLUSTER_MAX_NODES 8
+/* Each node's RAM and CPUs, as its fake hypervisor reports them. */
+#define TESTNODE_MEMORY_MIB 16384
+#define TESTNODE_CPUS 8
+
+typedef struct testcluster testcluster;
+
+typedef struct testnode {
+	testcluster *tc;
+	char name[16];            /* "n1"… */
+	uint32_t nodeid;          /* 1… */
+	char *dir;                /* its own: corosync/, herd.sock */
+	char *socket_path;
+	testvirt *virt;
+	herd_cluster *cluster;
+	herd_ha *ha;
+	herd_formation *formation;
+	api_node_info info;
+	api_ctx ctx;
+	http_server *http;
+	bool powered;
+} testnode;
+
+/*
+ * A cluster "test" of @n nodes, all started, each in sync with a quorate
+ * cluster of all of them when this returns; @settings (NULL: none) are
+ * its first settings (cluster_settings_validate()d).
+ */
+testcluster *testcluster_new(unsigned n, json_t *settings);
+/* Stop and free every node, then the bus. */
+void testcluster_free(testcluster *tc);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(testcluster, testcluster_free)
+
+/* Node n@i (1-based). */
+testnode *testcluster_node(testcluster *tc, unsigned i);
+/* How many nodes it has. */
+unsigned testcluster_size(testcluster *tc);
+/* The bus under them (for its counters). */
+testbus *testcluster_bus(testcluster *tc);
+/* The cluster's CA (PEM). */
+const char *testcluster_ca(testcluster *tc);
+
+/* Node n@i alone in a partition of its own (a lost node), or back. */
+void testcluster_cut(testcluster *tc, unsigned i);
+void testcluster_heal(testcluster *tc, unsigned i);
+/* Node n@i's power: off, its guests and its corosync are gone at once;
+ * on, they come back (herd on it never stopped: its store is kept). */
+void testcluster_power(testcluster *tc, unsigned i, bool on);
+
+/* Every node with power is in sync with the others, in one quorate
+ * configuration of all of them, each has every node's facts, and the bus
+ * is quiet. */
+bool testcluster_settled(testcluster *tc);
+/* Node @n is in sync with a quorate configuration (of its partition). */
+bool testnode_synced(testnode *n);
+
+/* fence_test's parameters for a device of this cluster: {"state": dir,
+ * "power": fifo} (new reference). */
+json_t *testcluster_fence_params(testcluster *tc);
+/* How many times fence_test ran @action ("off", "status", "list"…). */
+unsigned testcluster_fence_count(testcluster *tc, const char *action);
+/* How many fence_test runs have not finished (an "off" that has not
+ * finished may still switch a node off). */
+unsigned testcluster_fence_running(testcluster *tc);

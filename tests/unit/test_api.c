@@ -1,0 +1,453 @@
+/*
+ * The REST API's handlers (src/api), every route, in a cluster of three
+ * nodes in this process (tests/lib: the real cluster services, HA engines
+ * and HTTP servers, on an in-process bus with fake hypervisors): what a
+ * user sees for good input, and the error for bad input.
+ *
+ * Nodes, the cluster and fencing here; VMs in test_api_vm.c; invariant 2
+ * for every entry point in test_api_lost.c.
+ */
+#include "test_api.h"
+
+#include "common/tls.h"
+#include "store/wire.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* This node, the cluster at a glance                                  */
+
+static void test_node(fixture *f, gconstpointer data)
+{
+	/* Public: no credentials needed. */
+	g_autoptr(test_answer) a = test_call_finish(test_call_start_raw(f->n[2], "GET", "/api/v1/node",
+									 NULL, NULL, NULL));
+	json_t *j = test_expect(a, 200);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "name")), ==, "n2");
+	g_assert_cmpint(json_integer_value(json_object_get(j, "pid")), ==, getpid());
+	json_t *versions = json_object_get(j, "versions");
+	g_assert_cmpstr(json_string_value(json_object_get(versions, "herd")), ==, HERD_VERSION);
+	g_assert_cmpstr(json_string_value(json_object_get(versions, "corosync")), ==, "testbus");
+	g_assert_cmpint(json_integer_value(json_object_get(versions, "protocol")), ==, HERD_WIRE_VERSION);
+
+	g_autoptr(test_answer) wrong_method = test_request(f->n[2], "DELETE", "/api/v1/node", NULL);
+	test_expect_error(wrong_method, 405, "DELETE is not allowed on /api/v1/node (allowed: GET)");
+	g_autoptr(test_answer) nowhere = test_request(f->n[2], "GET", "/api/v1/nodes/n1/nothing", NULL);
+	test_expect_error(nowhere, 404, "There is no API resource at /api/v1/nodes/n1/nothing");
+}
+
+static void test_status(fixture *f, gconstpointer data)
+{
+	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "web1", "n2");
+
+	g_autoptr(test_answer) a = test_request(f->n[3], "GET", "/api/v1/status", NULL);
+	json_t *j = test_expect(a, 200);
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(j, "node"), "name")), ==, "n3");
+	json_t *cluster = json_object_get(j, "cluster");
+	g_assert_cmpstr(json_string_value(json_object_get(cluster, "name")), ==, "test");
+	g_assert_cmpstr(json_string_value(json_object_get(cluster, "phase")), ==, "synced");
+	g_assert_true(json_is_true(json_object_get(json_object_get(cluster, "quorum"), "quorate")));
+	g_assert_cmpuint(json_array_size(json_object_get(cluster, "members")), ==, 3);
+	g_assert_cmpuint(json_array_size(json_object_get(cluster, "nodes")), ==, 3);
+	json_t *vms = json_object_get(j, "vms");
+	g_assert_cmpint(json_integer_value(json_object_get(vms, "defined")), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(vms, "running")), ==, 1);
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(j, "ha"), "coordinator")), ==, "n1");
+	g_assert_true(json_is_false(json_object_get(j, "lab_mode")));
+	g_assert_cmpuint(json_array_size(json_object_get(j, "unfenced_lost_nodes")), ==, 0);
+}
+
+/* Credentials: wrong ones are refused (root on the socket needs none). */
+static void test_auth(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) a = test_call_finish(test_call_start_raw(f->n[1], "GET", "/api/v1/status",
+									 NULL, "admin", "wrong-password"));
+	if (geteuid() == 0) {
+		test_expect(a, 200);
+		g_test_message("running as root: the socket lets root in whatever the password");
+		return;
+	}
+	test_expect_error(a, 401, "");
+	g_autoptr(test_answer) right = test_request(f->n[1], "GET", "/api/v1/status", NULL);
+	test_expect(right, 200);
+}
+
+/* ------------------------------------------------------------------ */
+/* The cluster                                                         */
+
+static void test_cluster_get(fixture *f, gconstpointer data)
+{
+	g_autofree char *fp = herd_tls_fingerprint(testcluster_ca(f->tc), NULL);
+	g_autoptr(test_answer) a = test_request(f->n[2], "GET", "/api/v1/cluster", NULL);
+	json_t *j = test_expect(a, 200);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "name")), ==, "test");
+	g_assert_cmpstr(json_string_value(json_object_get(j, "fingerprint")), ==, fp);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "local_node")), ==, "n2");
+	g_assert_cmpuint(json_array_size(json_object_get(j, "nodes")), ==, 3);
+	g_assert_true(json_is_false(json_object_get(json_object_get(j, "settings"), "lab_mode")));
+
+	/* The CA is public: a joining node fetches it before it has an account. */
+	g_autoptr(test_answer) ca = test_call_finish(test_call_start_raw(f->n[3], "GET", "/api/v1/cluster/ca",
+									  NULL, NULL, NULL));
+	j = test_expect(ca, 200);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "ca_cert")), ==, testcluster_ca(f->tc));
+	g_assert_cmpstr(json_string_value(json_object_get(j, "fingerprint")), ==, fp);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "cluster")), ==, "test");
+}
+
+static json_t *setting(json_t *list, const char *key)
+{
+	size_t i;
+	json_t *s;
+	json_array_foreach(list, i, s)
+		if (strcmp(json_string_value(json_object_get(s, "key")), key) == 0)
+			return s;
+	g_error("no setting %s", key);
+	return NULL;
+}
+
+static void test_cluster_settings(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) a = test_request(f->n[1], "GET", "/api/v1/cluster/settings", NULL);
+	json_t *s = setting(test_expect(a, 200), "vm_history_limit");
+	g_assert_cmpint(json_integer_value(json_object_get(s, "value")), ==, 100);
+	g_assert_cmpstr(json_string_value(json_object_get(s, "default")), ==, "100");
+	g_assert_true(json_is_false(json_object_get(s, "changed")));
+	g_assert_nonnull(json_string_value(json_object_get(s, "help")));
+
+	g_autoptr(test_answer) put = test_requestf(f->n[1], "PUT", "/api/v1/cluster/settings",
+						   "{s:i,s:s}", "vm_history_limit", 50, "admission_control",
+						   "refuse");
+	s = setting(test_expect(put, 200), "vm_history_limit");
+	g_assert_cmpint(json_integer_value(json_object_get(s, "value")), ==, 50);
+	g_assert_true(json_is_true(json_object_get(s, "changed")));
+	/* Every node has it once it is answered. */
+	g_autoptr(test_answer) other = test_request(f->n[3], "GET", "/api/v1/cluster/settings", NULL);
+	s = setting(test_expect(other, 200), "admission_control");
+	g_assert_cmpstr(json_string_value(json_object_get(s, "value")), ==, "refuse");
+	/* null: back to the default */
+	g_autoptr(test_answer) reset = test_requestf(f->n[2], "PUT", "/api/v1/cluster/settings", "{s:n}",
+						     "vm_history_limit");
+	s = setting(test_expect(reset, 200), "vm_history_limit");
+	g_assert_cmpint(json_integer_value(json_object_get(s, "value")), ==, 100);
+	g_assert_true(json_is_false(json_object_get(s, "changed")));
+
+#define BAD_SETTINGS(body, error) { 2, "PUT", "/api/v1/cluster/settings", body, 400, error }
+	static const refusal bad[] = {
+		BAD_SETTINGS("{\"nope\":1}", "Unknown cluster setting 'nope'"),
+		BAD_SETTINGS("{\"lab_mode\":\"maybe\"}", "Setting lab_mode must be yes or no, not \"maybe\""),
+		BAD_SETTINGS("{\"vm_history_limit\":0}", "Setting vm_history_limit must be from 1 to 100000, not 0"),
+		BAD_SETTINGS("{\"vm_history_limit\":\"many\"}", "Setting vm_history_limit must be a whole number"),
+		BAD_SETTINGS("{\"admission_control\":\"sometimes\"}",
+			     "Setting admission_control must be one of off|warn|refuse, not 'sometimes'"),
+		BAD_SETTINGS("{}", "No settings to change were given"),
+		BAD_SETTINGS("[1]", ""),
+		BAD_SETTINGS("not json", ""),
+	};
+#undef BAD_SETTINGS
+	EXPECT_REFUSALS(f, bad);
+	/* Nothing of that changed anything. */
+	g_autoptr(test_answer) after = test_request(f->n[1], "GET", "/api/v1/cluster/settings", NULL);
+	s = setting(test_expect(after, 200), "lab_mode");
+	g_assert_true(json_is_false(json_object_get(s, "value")));
+}
+
+/* Create, join and leave: only for root on the node's socket, and not for
+ * a node that is a member already (formation's success paths need
+ * corosync: tests/cluster). */
+static void test_cluster_formation_refused(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) create = test_requestf(f->n[1], "POST", "/api/v1/cluster",
+						      "{s:s,s:[s],s:s}", "name", "other", "links",
+						      "10.98.0.1", "password", "long-enough-pw");
+	g_autoptr(test_answer) join = test_requestf(f->n[2], "POST", "/api/v1/cluster/join",
+						    "{s:s,s:s,s:s,s:[s]}", "address", "10.99.0.1",
+						    "fingerprint", "00", "password", "long-enough-pw",
+						    "links", "10.99.0.2");
+	g_autoptr(test_answer) leave = test_requestf(f->n[3], "POST", "/api/v1/cluster/leave", "{s:s}",
+						     "force", "yes");
+	if (geteuid() != 0) {
+		test_expect_error(create, 403, "Only root on this node's own socket may do this");
+		test_expect_error(join, 403, "Only root on this node's own socket may do this");
+		test_expect_error(leave, 403, "Only root on this node's own socket may do this");
+		return;
+	}
+	test_expect_error(create, 409, "This node is already a member of cluster 'test'");
+	test_expect_error(join, 409, "This node is already a member of cluster 'test'");
+	test_expect_error(leave, 400, "Field 'force' must be true or false.");
+	g_autoptr(test_answer) unknown = test_requestf(f->n[3], "POST", "/api/v1/cluster/leave", "{s:b}",
+						       "quietly", 1);
+	test_expect_error(unknown, 400, "Unknown field 'quietly' (known: force)");
+}
+
+/* ------------------------------------------------------------------ */
+/* A node joins (the member's side) and is removed                     */
+
+static void test_cluster_add_node(fixture *f, gconstpointer data)
+{
+	static const struct {
+		const char *name;
+		const char *link;
+		long long protocol;
+		long status;
+		const char *error;
+	} bad[] = {
+		{ "n2", "10.99.0.9", HERD_WIRE_VERSION, 409, "The cluster already has a node named 'n2'" },
+		{ "n4", "10.99.0.1", HERD_WIRE_VERSION, 409, "Address 10.99.0.1 is already used by node n1" },
+		{ "n4", "10.99.0.300", HERD_WIRE_VERSION, 400, "Link 0 address '10.99.0.300' is not an IPv4 or IPv6 address" },
+		{ "n4", "10.99.0.4", 99, 409, "The new node speaks protocol 99" },
+		{ "bad name", "10.99.0.4", HERD_WIRE_VERSION, 400, "" },
+	};
+	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(json_t) body = join_request(bad[i].name, bad[i].link, bad[i].protocol);
+		g_autoptr(test_answer) a = test_request(f->n[1], "POST", "/api/v1/cluster/nodes", body);
+		test_expect_error(a, bad[i].status, bad[i].error);
+	}
+	g_autoptr(test_answer) two_links = test_requestf(f->n[1], "POST", "/api/v1/cluster/nodes",
+							 "{s:s,s:[s,s],s:s,s:i}", "name", "n4", "links",
+							 "10.99.0.4", "10.98.0.4", "csr", "x", "protocol",
+							 HERD_WIRE_VERSION);
+	test_expect_error(two_links, 400, "The cluster uses 1 link(s); give the new node exactly 1");
+	g_autoptr(test_answer) bad_csr = test_requestf(f->n[1], "POST", "/api/v1/cluster/nodes",
+						       "{s:s,s:[s],s:s,s:i}", "name", "n4", "links",
+						       "10.99.0.4", "csr", "not a CSR", "protocol",
+						       HERD_WIRE_VERSION);
+	g_assert_cmpint(bad_csr->status, >=, 400);
+	g_autoptr(test_answer) extra = test_requestf(f->n[1], "POST", "/api/v1/cluster/nodes", "{s:s,s:b}",
+						     "name", "n4", "admin", 1);
+	test_expect_error(extra, 400, "Unknown field 'admin'");
+
+	/* A node joins: the member adds it, signs its certificate and tells
+	 * corosync (every node reloads its configuration). */
+	unsigned reloads = testbus_reloads(testcluster_bus(f->tc));
+	g_autoptr(json_t) body = join_request("n4", "10.99.0.4", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) a = test_request(f->n[2], "POST", "/api/v1/cluster/nodes", body);
+	json_t *j = test_expect(a, 201);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "cluster")), ==, "test");
+	g_assert_cmpint(json_integer_value(json_object_get(j, "nodeid")), ==, 4);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "ca_cert")), ==, testcluster_ca(f->tc));
+	g_autoptr(GError) err = NULL;
+	g_assert_true(herd_tls_verify(json_string_value(json_object_get(j, "node_cert")),
+				      testcluster_ca(f->tc), &err));
+	g_assert_nonnull(strstr(json_string_value(json_object_get(j, "corosync_conf")), "10.99.0.4"));
+	g_assert_nonnull(json_string_value(json_object_get(j, "authkey")));
+	g_assert_cmpuint(testbus_reloads(testcluster_bus(f->tc)), ==, reloads + 1);
+	g_autoptr(test_answer) shown = test_request(f->n[3], "GET", "/api/v1/nodes/n4", NULL);
+	j = test_expect(shown, 200);
+	g_assert_true(json_is_false(json_object_get(j, "online")));
+	g_assert_true(json_is_false(json_object_get(j, "alive")));
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(json_object_get(j, "links"), 0),
+							  "state")), ==, "down");
+
+	/* n4 never came: it is lost, and while it is, no node leaves... */
+	TEST_WAIT(lost_nodes_are(f, 1, "n4"));
+	g_autoptr(test_answer) early = test_request(f->n[1], "DELETE", "/api/v1/nodes/n4", NULL);
+	test_expect_error(early, 503, "Node n4 is lost and not fenced yet: no node joins or leaves the cluster");
+	/* ...until an operator confirms it is off. */
+	g_autoptr(test_answer) confirmed = test_request(f->n[1], "POST", "/api/v1/nodes/n4/confirm-down", NULL);
+	test_expect(confirmed, 200);
+	g_autoptr(test_answer) removed = test_request(f->n[1], "DELETE", "/api/v1/nodes/n4", NULL);
+	test_expect(removed, 200);
+	g_autoptr(test_answer) gone = test_request(f->n[2], "GET", "/api/v1/nodes/n4", NULL);
+	test_expect_error(gone, 404, "Node 'n4' is not defined.");
+}
+
+/* ------------------------------------------------------------------ */
+/* Nodes                                                               */
+
+static void test_nodes(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) a = test_request(f->n[2], "GET", "/api/v1/nodes", NULL);
+	json_t *list = test_expect(a, 200);
+	g_assert_cmpuint(json_array_size(list), ==, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		json_t *n = json_array_get(list, i);
+		g_assert_cmpint(json_integer_value(json_object_get(n, "nodeid")), ==, i + 1);
+		g_assert_true(json_is_true(json_object_get(n, "online")));
+		g_assert_true(json_is_true(json_object_get(n, "alive")));
+		g_assert_cmpstr(json_string_value(json_object_get(n, "mode")), ==, "online");
+		g_assert_true(json_is_null(json_object_get(n, "down")));
+		g_assert_cmpint(json_is_true(json_object_get(n, "local")), ==, i == 1);
+		json_t *link = json_array_get(json_object_get(n, "links"), 0);
+		g_assert_cmpstr(json_string_value(json_object_get(link, "state")), ==, i == 1 ? "local" : "up");
+		json_t *herd = json_object_get(n, "herd");
+		g_assert_true(json_is_true(json_object_get(herd, "virt_ok")));
+		g_assert_cmpint(json_integer_value(json_object_get(json_object_get(herd, "resources"), "memory_mib")),
+				==, TESTNODE_MEMORY_MIB);
+	}
+	/* By name or by UUID. */
+	const char *uuid = json_string_value(json_object_get(json_array_get(list, 2), "uuid"));
+	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s", uuid);
+	g_autoptr(test_answer) by_uuid = test_request(f->n[1], "GET", path, NULL);
+	g_assert_cmpstr(json_string_value(json_object_get(test_expect(by_uuid, 200), "name")), ==, "n3");
+	g_autoptr(test_answer) unknown = test_request(f->n[1], "GET", "/api/v1/nodes/n9", NULL);
+	test_expect_error(unknown, 404, "Node 'n9' is not defined.");
+}
+
+static void test_node_mode(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/mode", "{s:s}", "mode",
+						 "standby");
+	test_expect(a, 200);
+	g_autoptr(test_answer) shown = test_request(f->n[3], "GET", "/api/v1/nodes/n2", NULL);
+	g_assert_cmpstr(json_string_value(json_object_get(test_expect(shown, 200), "mode")), ==, "standby");
+	g_autoptr(test_answer) back = test_requestf(f->n[2], "POST", "/api/v1/nodes/n2/mode", "{s:s}",
+						    "mode", "online");
+	test_expect(back, 200);
+
+	static const refusal bad[] = {
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":\"asleep\"}", 400,
+		  "Mode 'asleep' is not online, standby or maintenance." },
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":1}", 400,
+		  "Mode '' is not online, standby or maintenance." },
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"state\":\"standby\"}", 400,
+		  "Unknown field 'state' (known: mode)" },
+		{ 1, "POST", "/api/v1/nodes/n7/mode", "{\"mode\":\"standby\"}", 404, "Node 'n7' is not defined." },
+	};
+	EXPECT_REFUSALS(f, bad);
+	g_autoptr(test_answer) after = test_request(f->n[1], "GET", "/api/v1/nodes/n2", NULL);
+	g_assert_cmpstr(json_string_value(json_object_get(test_expect(after, 200), "mode")), ==, "online");
+}
+
+/* What may only be done to a node that is gone is refused for one that is
+ * alive, or for the node asked itself. */
+static void test_node_refusals(fixture *f, gconstpointer data)
+{
+	static const refusal refused[] = {
+		{ 1, "POST", "/api/v1/nodes/n2/confirm-down", NULL, 409,
+		  "Node n2 is alive (corosync sees it); confirm-down is only for a node that is powered off." },
+		{ 1, "POST", "/api/v1/nodes/n9/confirm-down", NULL, 404, "Node 'n9' is not defined." },
+		{ 1, "DELETE", "/api/v1/nodes/n3", NULL, 409, "Node 'n3' is online; run 'herd cluster leave' on it" },
+		{ 1, "DELETE", "/api/v1/nodes/n1", NULL, 409, "Node 'n1' is this node" },
+		{ 1, "DELETE", "/api/v1/nodes/n9", NULL, 404, "Node 'n9' is not defined." },
+		{ 2, "POST", "/api/v1/nodes/n2/fence", NULL, 409, "Node n2 is this node; fence it from another node." },
+		{ 2, "POST", "/api/v1/nodes/n3/fence", NULL, 409, "No fence device has a plug for node n3" },
+		{ 2, "POST", "/api/v1/nodes/n9/fence", NULL, 404, "Node 'n9' is not defined." },
+	};
+	EXPECT_REFUSALS(f, refused);
+	/* Every node is as it was. */
+	TEST_WAIT(testcluster_settled(f->tc));
+	g_assert_cmpuint(testcluster_fence_count(f->tc, "off"), ==, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fence devices, and fencing a node                                   */
+
+static void test_fence_devices(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) empty = test_request(f->n[1], "GET", "/api/v1/fence-devices", NULL);
+	g_assert_cmpuint(json_array_size(test_expect(empty, 200)), ==, 0);
+
+	g_autoptr(test_answer) added = fence_device_add(f, 1, "pdu1", "{s:s,s:s}", "n2", "2", "n3", "3");
+	json_t *j = test_expect(added, 201);
+	g_assert_cmpstr(json_string_value(json_object_get(j, "name")), ==, "pdu1");
+	g_autoptr(test_answer) list = test_request(f->n[3], "GET", "/api/v1/fence-devices", NULL);
+	json_t *dev = json_array_get(test_expect(list, 200), 0);
+	g_assert_cmpstr(json_string_value(json_object_get(dev, "agent")), ==, "fence_test");
+	g_assert_cmpint(json_integer_value(json_object_get(dev, "level")), ==, 1);
+	/* Secrets are not shown. */
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(dev, "params"), "password")), ==,
+			"********");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(dev, "plugs"), "n3")), ==, "3");
+
+	/* Its test reads every plug's power through the agent. */
+	g_autoptr(test_answer) test = test_request(f->n[2], "POST", "/api/v1/fence-devices/pdu1/test", NULL);
+	json_t *results = test_expect(test, 200);
+	g_assert_cmpuint(json_array_size(results), ==, 2);
+	size_t i;
+	json_t *r;
+	json_array_foreach(results, i, r) {
+		g_assert_true(json_is_true(json_object_get(r, "ok")));
+		g_assert_cmpstr(json_string_value(json_object_get(r, "power")), ==, "on");
+	}
+	g_assert_cmpuint(testcluster_fence_count(f->tc, "status"), ==, 2);
+
+	/* Bad input: nothing is added. */
+	g_autoptr(test_answer) not_installed = test_requestf(f->n[1], "POST", "/api/v1/fence-devices",
+							     "{s:s,s:s}", "name", "x", "agent", "fence_nope");
+	test_expect_error(not_installed, 400, "Fence agent fence_nope is not installed");
+	g_autoptr(test_answer) not_agent = test_requestf(f->n[1], "POST", "/api/v1/fence-devices",
+							 "{s:s,s:s}", "name", "x", "agent", "../bin/sh");
+	test_expect_error(not_agent, 400, "'../bin/sh' is not a fence agent name");
+	g_autoptr(test_answer) no_plug = fence_device_add(f, 1, "pdu2", "{s:s}", "n2", "42");
+	test_expect_error(no_plug, 400, "Plug 42 (node n2) is not an outlet of pdu2");
+	g_autoptr(test_answer) no_node = fence_device_add(f, 1, "pdu2", "{s:s}", "n9", "1");
+	test_expect_error(no_node, 400, "n9");
+	g_autoptr(test_answer) level = test_requestf(f->n[1], "POST", "/api/v1/fence-devices",
+						     "{s:s,s:s,s:i}", "name", "x", "agent", "fence_test",
+						     "level", 10);
+	test_expect_error(level, 400, "Field 'level' must be a whole number from 1 to 9.");
+	g_autoptr(test_answer) params = test_requestf(f->n[1], "POST", "/api/v1/fence-devices",
+						      "{s:s,s:s,s:[]}", "name", "x", "agent", "fence_test",
+						      "params");
+	test_expect_error(params, 400, "Field 'params' must be an object of KEY: VALUE.");
+	g_autoptr(test_answer) unknown_field = test_requestf(f->n[1], "POST", "/api/v1/fence-devices",
+							     "{s:s,s:s,s:s}", "name", "x", "agent",
+							     "fence_test", "ip", "10.0.0.1");
+	test_expect_error(unknown_field, 400, "Unknown field 'ip'");
+	g_autoptr(test_answer) same_name = fence_device_add(f, 1, "pdu1", "{s:s}", "n1", "1");
+	test_expect_error(same_name, 409, "pdu1");
+	g_autoptr(test_answer) unknown_test = test_request(f->n[1], "POST", "/api/v1/fence-devices/x/test", NULL);
+	test_expect_error(unknown_test, 404, "Fence device 'x' is not defined.");
+	g_autoptr(test_answer) still = test_request(f->n[1], "GET", "/api/v1/fence-devices", NULL);
+	g_assert_cmpuint(json_array_size(test_expect(still, 200)), ==, 1);
+
+	g_autoptr(test_answer) removed = test_request(f->n[2], "DELETE", "/api/v1/fence-devices/pdu1", NULL);
+	test_expect(removed, 200);
+	g_autoptr(test_answer) again = test_request(f->n[2], "DELETE", "/api/v1/fence-devices/pdu1", NULL);
+	test_expect_error(again, 404, "Fence device 'pdu1' is not defined.");
+	g_assert_cmpuint(testcluster_fence_count(f->tc, "off"), ==, 0);
+}
+
+static void test_node_fence(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) added = fence_device_add(f, 1, "pdu1", "{s:s,s:s,s:s}", "n1", "1", "n2", "2",
+							"n3", "3");
+	test_expect(added, 201);
+	/* The PDU switches n3 off; then n3 is down, fenced. */
+	g_autoptr(test_answer) a = test_request(f->n[1], "POST", "/api/v1/nodes/n3/fence", NULL);
+	test_expect(a, 200);
+	g_assert_false(f->n[3]->powered);
+	/* At least once: n1 coordinates, and may fence n3 itself as soon as
+	 * it sees it gone, before the operator's fence has finished. */
+	g_assert_cmpuint(testcluster_fence_count(f->tc, "off"), >=, 1);
+	g_autoptr(test_answer) shown = test_request(f->n[2], "GET", "/api/v1/nodes/n3", NULL);
+	json_t *j = test_expect(shown, 200);
+	g_assert_true(json_is_false(json_object_get(j, "alive")));
+	g_assert_true(json_is_false(json_object_get(j, "online")));
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(j, "down"), "how")), ==, "fenced");
+	json_t *record = json_array_get(json_object_get(j, "fence_history"), 0);
+	g_assert_true(json_is_true(json_object_get(record, "ok")));
+	g_assert_cmpstr(json_string_value(json_object_get(record, "device")), ==, "pdu1");
+	/* A node that is off is not lost: nothing waits for it. */
+	g_assert_true(lost_nodes_are(f, 1, NULL));
+
+	/* Power back (once no "off" can come any more): the cluster sees it
+	 * and clears the mark. */
+	TEST_WAIT(testcluster_fence_running(f->tc) == 0);
+	testcluster_power(f->tc, 3, true);
+	TEST_WAIT(testcluster_settled(f->tc) && node_down_cleared(f, "n3"));
+}
+
+/* ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	test_log_init();
+	api_test_add("/api/node", test_node, NULL);
+	api_test_add("/api/status", test_status, NULL);
+	api_test_add("/api/auth", test_auth, NULL);
+	api_test_add("/api/cluster/get", test_cluster_get, NULL);
+	api_test_add("/api/cluster/settings", test_cluster_settings, NULL);
+	api_test_add("/api/cluster/formation-refused", test_cluster_formation_refused, NULL);
+	api_test_add("/api/cluster/add-node", test_cluster_add_node, NULL);
+	api_test_add("/api/nodes/list-show", test_nodes, NULL);
+	api_test_add("/api/nodes/mode", test_node_mode, NULL);
+	api_test_add("/api/nodes/refusals", test_node_refusals, NULL);
+	api_test_add("/api/fence-devices", test_fence_devices, NULL);
+	api_test_add("/api/nodes/fence", test_node_fence, NULL);
+	return g_test_run();
+}

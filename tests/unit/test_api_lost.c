@@ -1,0 +1,207 @@
+/*
+ * Invariant 2 at every entry point (src/store/guard.c, asked by
+ * replica_submit()): node n3 runs VMs, then is cut off from n1 and n2 —
+ * lost, and no fence device covers it, so it stays lost and unfenced.
+ * Every change that concerns n3 or its VMs is refused, whoever asks: the
+ * API on the nodes that have quorum (VM define, set, start, undefine,
+ * restore, release; node mode, switchover, remove; a node joining) and the
+ * HA engine (its coordinator would restart n3's HA VMs elsewhere: lab mode
+ * takes a lost node for dead).  What resolves the loss or does not concern
+ * n3 goes on: stopping its VMs, other VMs, fence devices, settings,
+ * confirm-down; after confirm-down the refusals lift.
+ */
+#include "test_api.h"
+
+#include "store/wire.h"
+
+#include <string.h>
+
+/* The VMs of the lost node n3, and one of n1. */
+typedef struct {
+	char *bound;     /* lost1: HA, sticky to n3 */
+	char *moving;    /* lost2: HA, prefers n3: the engine would restart it elsewhere */
+	char *other;     /* other: on n1 */
+} lost_vms;
+
+static void lost_vms_clear(lost_vms *v)
+{
+	g_free(v->bound);
+	g_free(v->moving);
+	g_free(v->other);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(lost_vms, lost_vms_clear)
+
+/* n3 runs lost1 and lost2, n1 runs other; then n3 is cut off, and n1 and
+ * n2 take it for lost and not fenced. */
+static void lose_n3(fixture *f, lost_vms *v)
+{
+	v->bound = vm_define(f, 1, "lost1", "{s:b,s:s}", "ha", 1, "sticky", "n3");
+	v->moving = vm_define(f, 1, "lost2", "{s:b,s:s,s:b}", "ha", 1, "preferred", "n3", "failback", 0);
+	v->other = vm_define(f, 1, "other", "{s:s}", "preferred", "n1");
+	g_autoptr(test_answer) set = test_requestf(f->n[1], "PUT", "/api/v1/vms/lost1", "{s:i}",
+						   "shutdown_timeout_s", 60); /* a version to restore */
+	test_expect(set, 200);
+	vm_start(f, 2, "lost1", "n3");
+	vm_start(f, 2, "lost2", "n3");
+	vm_start(f, 2, "other", "n1");
+	test_log_clear();
+
+	testcluster_cut(f->tc, 3);
+	TEST_WAIT(lost_nodes_are(f, 1, "n3") && lost_nodes_are(f, 2, "n3") && testnode_synced(f->n[1]) &&
+		  testnode_synced(f->n[2]));
+	g_autoptr(test_answer) status = test_request(f->n[2], "GET", "/api/v1/status", NULL);
+	json_t *lost = json_object_get(test_expect(status, 200), "unfenced_lost_nodes");
+	g_assert_cmpuint(json_array_size(lost), ==, 1);
+	g_assert_cmpstr(json_string_value(json_array_get(lost, 0)), ==, "n3");
+}
+
+#define REFUSED_VM(vm) "Node n3 is lost and not fenced yet: VM " vm ", which it may still run, does not change"
+#define REFUSED_NODE "Node n3 is lost and not fenced yet: nothing about it changes"
+#define REFUSED_MEMBERSHIP "Node n3 is lost and not fenced yet: no node joins or leaves the cluster"
+
+static test_answer *raw(fixture *f, unsigned node, const char *method, const char *path, const char *body)
+{
+	return test_call_finish(test_call_start_raw(f->n[node], method, path, body, "admin", TESTNODE_PASSWORD));
+}
+
+/* Every entry point that would change n3 or its VMs is refused, on either
+ * node of the quorate side; nothing changed. */
+static void test_refused(fixture *f, gconstpointer data)
+{
+	g_auto(lost_vms) v = { 0 };
+	lose_n3(f, &v);
+	bool ha_before = vm_stored(f, 1, v.bound)->ha;
+	uint64_t index = herd_cluster_state(f->n[1]->cluster)->pos.index;
+
+	/* While lost1 is to run. */
+	g_autofree char *xml = vm_xml("lost1", v.bound, 256);
+	g_autoptr(json_t) define = json_pack("{s:s}", "xml", xml);
+	g_autoptr(test_answer) redefined = test_request(f->n[2], "POST", "/api/v1/vms", define);
+	test_expect_error(redefined, 503, REFUSED_VM("lost1"));
+	static const refusal while_running[] = {
+		{ 1, "PUT", "/api/v1/vms/lost1", "{\"ha\":false}", 503, REFUSED_VM("lost1") },
+		{ 2, "POST", "/api/v1/vms/lost1/release", NULL, 503, REFUSED_VM("lost1") },
+		{ 1, "POST", "/api/v1/vms/lost1/restore", "{\"force\":true}", 503, REFUSED_VM("lost1") },
+		{ 1, "POST", "/api/v1/nodes/n3/mode", "{\"mode\":\"standby\"}", 503, REFUSED_NODE },
+		{ 2, "POST", "/api/v1/nodes/n3/switchover", "{\"to\":\"n1\"}", 503,
+		  "Node n3 is lost and not fenced yet: VM lost" },
+		{ 1, "DELETE", "/api/v1/nodes/n3", NULL, 503, REFUSED_MEMBERSHIP },
+		/* Moving lost2 away is as much a change of it as anything. */
+		{ 1, "PUT", "/api/v1/vms/lost2", "{\"preferred\":\"n1\"}", 503, REFUSED_VM("lost2") },
+	};
+	EXPECT_REFUSALS(f, while_running);
+	g_autoptr(json_t) join = join_request("n4", "10.99.0.4", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) joined = test_request(f->n[2], "POST", "/api/v1/cluster/nodes", join);
+	test_expect_error(joined, 503, REFUSED_MEMBERSHIP);
+
+	/* Stopping it goes on (n3 stops it if it comes back)... */
+	g_autoptr(test_answer) stopped = raw(f, 2, "POST", "/api/v1/vms/lost1/shutdown", NULL);
+	g_assert_cmpstr(json_string_value(json_object_get(test_expect(stopped, 200), "target")), ==, "stopped");
+	/* ...but once stopped, it neither starts nor goes. */
+	static const refusal once_stopped[] = {
+		{ 1, "POST", "/api/v1/vms/lost1/start", NULL, 503, REFUSED_VM("lost1") },
+		{ 2, "DELETE", "/api/v1/vms/lost1", NULL, 503, REFUSED_VM("lost1") },
+	};
+	EXPECT_REFUSALS(f, once_stopped);
+
+	/* Only the stop was applied; n1 and n2 agree. */
+	const store_vm *after = vm_stored(f, 2, v.bound);
+	g_assert_false(after->target_running);
+	g_assert_true(after->ha == ha_before);
+	g_assert_cmpstr(after->sticky, ==, "n3");
+	g_assert_cmpstr(after->node, ==, "n3");
+	g_assert_cmpuint(after->memory_mib, ==, 64);
+	g_assert_cmpstr(vm_stored(f, 1, v.moving)->preferred, ==, "n3");
+	g_assert_cmpuint(herd_cluster_state(f->n[1]->cluster)->pos.index, ==, index + 1);
+	g_autoptr(test_answer) nodes = test_request(f->n[1], "GET", "/api/v1/nodes", NULL);
+	json_t *list = test_expect(nodes, 200);
+	g_assert_cmpuint(json_array_size(list), ==, 3);
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(list, 2), "mode")), ==, "online");
+
+	/* n3 itself has no quorum: it refuses everything, with its own reason. */
+	g_autoptr(test_answer) alone = raw(f, 3, "PUT", "/api/v1/vms/other", "{\"group\":\"g\"}");
+	test_expect_error(alone, 503, "This node has lost quorum (1 of 3 expected votes present, 2 needed)");
+}
+
+/* What does not concern n3, or resolves its loss, goes on; after
+ * confirm-down nothing is refused because of it. */
+static void test_goes_on(fixture *f, gconstpointer data)
+{
+	g_auto(lost_vms) v = { 0 };
+	lose_n3(f, &v);
+	g_autoptr(test_answer) stopped = raw(f, 1, "POST", "/api/v1/vms/lost2/destroy", "{\"wait\":false}");
+	test_expect(stopped, 200);
+	g_autoptr(test_answer) other = raw(f, 2, "PUT", "/api/v1/vms/other", "{\"group\":\"front\"}");
+	test_expect(other, 200);
+	g_autoptr(test_answer) reboot = raw(f, 2, "POST", "/api/v1/vms/other/reboot", NULL);
+	test_expect(reboot, 200);
+	g_autofree char *fresh = vm_define(f, 2, "fresh", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "fresh", "n2");
+	g_autoptr(test_answer) mode = raw(f, 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":\"standby\"}");
+	test_expect(mode, 200);
+	g_autoptr(test_answer) online = raw(f, 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":\"online\"}");
+	test_expect(online, 200);
+	g_autoptr(test_answer) device = fence_device_add(f, 1, "pdu1", "{s:s,s:s}", "n1", "1", "n2", "2");
+	test_expect(device, 201);
+	g_autoptr(test_answer) settings = raw(f, 2, "PUT", "/api/v1/cluster/settings", "{\"vm_history_limit\":20}");
+	test_expect(settings, 200);
+	g_assert_true(lost_nodes_are(f, 1, "n3"));
+
+	/* The operator knows n3 is off. */
+	g_autoptr(test_answer) confirmed = raw(f, 2, "POST", "/api/v1/nodes/n3/confirm-down", NULL);
+	test_expect(confirmed, 200);
+	TEST_WAIT(lost_nodes_are(f, 1, NULL) && lost_nodes_are(f, 2, NULL));
+	g_autoptr(test_answer) shown = test_request(f->n[1], "GET", "/api/v1/nodes/n3", NULL);
+	json_t *down = json_object_get(test_expect(shown, 200), "down");
+	g_assert_cmpstr(json_string_value(json_object_get(down, "how")), ==, "confirmed");
+
+	g_autoptr(test_answer) set = raw(f, 1, "PUT", "/api/v1/vms/lost1", "{\"shutdown_timeout_s\":90}");
+	test_expect(set, 200);
+	g_autoptr(test_answer) release = raw(f, 1, "POST", "/api/v1/vms/lost1/release", NULL);
+	test_expect(release, 200);
+	g_autoptr(test_answer) n3_mode = raw(f, 2, "POST", "/api/v1/nodes/n3/mode", "{\"mode\":\"maintenance\"}");
+	test_expect(n3_mode, 200);
+	g_autoptr(test_answer) start = raw(f, 2, "POST", "/api/v1/vms/lost2/start", NULL);
+	g_assert_cmpstr(json_string_value(json_object_get(test_expect(start, 200), "node")), !=, "n3");
+}
+
+/* The HA engine's own changes meet the same check: lab mode takes n3 for
+ * dead, and n1's coordinator would restart lost2 elsewhere at once; the
+ * guard refuses that until n3 is confirmed down. */
+static void test_engine(fixture *f, gconstpointer data)
+{
+	g_auto(lost_vms) v = { 0 };
+	lose_n3(f, &v);
+	TEST_WAIT(test_log_count("the coordinator's change was refused: " REFUSED_VM("lost2")) > 0 ||
+		  g_strcmp0(vm_stored(f, 1, v.moving)->node, "n3") != 0);
+	g_assert_cmpstr(vm_stored(f, 1, v.moving)->node, ==, "n3");
+	g_assert_cmpstr(vm_stored(f, 2, v.moving)->node, ==, "n3");
+	g_assert_false(vm_runs_on(f, v.moving, 1) || vm_runs_on(f, v.moving, 2));
+	g_assert_cmpuint(testvirt_count(f->n[1]->virt, "start", v.moving) +
+				 testvirt_count(f->n[2]->virt, "start", v.moving), ==, 0);
+
+	g_autoptr(test_answer) confirmed = raw(f, 1, "POST", "/api/v1/nodes/n3/confirm-down", NULL);
+	test_expect(confirmed, 200);
+	/* Now it is restarted on n1 or n2; lost1, bound to n3, waits for it. */
+	TEST_WAIT(vm_runs_on(f, v.moving, 1) || vm_runs_on(f, v.moving, 2));
+	g_assert_cmpstr(vm_stored(f, 1, v.bound)->node, ==, "n3");
+	g_assert_false(vm_runs_on(f, v.bound, 1) || vm_runs_on(f, v.bound, 2));
+
+	/* n3 comes back: the cluster clears its mark, and n3 stops lost2,
+	 * which runs elsewhere now. */
+	testcluster_heal(f->tc, 3);
+	TEST_WAIT(testcluster_settled(f->tc) && node_down_cleared(f, "n3") &&
+		  testvirt_state(f->n[3]->virt, v.moving) == HERD_VM_STOPPED);
+	g_assert_nonnull(vm_runs_where(f, v.moving));
+	g_assert_cmpstr(vm_runs_where(f, v.bound), ==, "n3");
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	test_log_init();
+	api_test_add("/api/lost-node/refused", test_refused, LAB_MODE);
+	api_test_add("/api/lost-node/goes-on", test_goes_on, LAB_MODE);
+	api_test_add("/api/lost-node/engine", test_engine, LAB_MODE);
+	return g_test_run();
+}
