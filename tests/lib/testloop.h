@@ -43,6 +43,9 @@ void test_loop_drain(void);
 
 /* Install the log writer; once, in main() after g_test_init(). */
 void test_log_init(void);
+/* Errors stay fatal, except those that contain @needle: the test causes
+ * them on purpose (a fence device that does not answer). */
+void test_log_allow_error(const char *needle);
 /* How many messages logged since the last test_log_clear() contain @needle. */
 unsigned test_log_count(const char *needle);
 void test_log_clear(void);
