@@ -508,7 +508,7 @@ static GPtrArray *vms_in_order(const sched_input *in, const sched_vm *extra)
  */
 static bool restartable_if_lost(ctx *c, const sched_node *f)
 {
-	return c->in->lab_mode || f->down || (f->fence_covered && f->mode != SCHED_NODE_MAINTENANCE);
+	return c->in->lab_mode || f->down || (f->fence_covered && f->mode != STORE_NODE_MAINTENANCE);
 }
 
 /*

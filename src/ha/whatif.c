@@ -314,7 +314,7 @@ static bool apply_hypothesis(world *w, const sched_hypothesis *h, GHashTable *na
 		if (down)
 			cut_power(w, ni);
 		else
-			w->nodes[ni].mode = SCHED_NODE_STANDBY;
+			w->nodes[ni].mode = STORE_NODE_STANDBY;
 	}
 	return true;
 }

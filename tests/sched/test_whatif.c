@@ -197,7 +197,7 @@ static void random_cluster_fill(random_cluster *rc, GRand *rand)
 		g_snprintf(rc->names[i], sizeof(rc->names[i]), "n%zu", i + 1);
 		nd->name = rc->names[i];
 		int mode = g_rand_int_range(rand, 0, 10);
-		nd->mode = mode < 8 ? SCHED_NODE_ONLINE : mode < 9 ? SCHED_NODE_STANDBY : SCHED_NODE_MAINTENANCE;
+		nd->mode = mode < 8 ? STORE_NODE_ONLINE : mode < 9 ? STORE_NODE_STANDBY : STORE_NODE_MAINTENANCE;
 		nd->in_ring = g_rand_int_range(rand, 0, 10) > 0;
 		nd->herd_up = nd->in_ring && g_rand_int_range(rand, 0, 20) > 0;
 		/* Out of the ring: fenced.  In it without herd: maybe not
