@@ -162,6 +162,18 @@ static void fail_awaiting(replica *r, herd_error_code code, const char *msg)
 	}
 }
 
+/* Answer the requests still in the outbox (never sent) with @msg. */
+static void fail_outbox(replica *r, herd_error_code code, const char *msg)
+{
+	for (guint i = 0; i < r->outbox_ids->len; i++) {
+		uint64_t id = g_array_index(r->outbox_ids, uint64_t, i);
+		if (g_hash_table_remove(r->sent, &id))
+			fail_request(r, id, code, msg);
+	}
+	g_byte_array_set_size(r->outbox, 0);
+	g_array_set_size(r->outbox_ids, 0);
+}
+
 /* Answer every submitted request not yet delivered with @msg. */
 static void fail_sent(replica *r, herd_error_code code, const char *msg)
 {
@@ -182,7 +194,22 @@ static bool commit(replica *r, GError **error)
 	return store_state_write_position(r->state, error) && store_db_commit(r->db, error);
 }
 
-/* The database failed: stop before this replica diverges from the others. */
+/*
+ * What a request of this node hears when the database fails once it has
+ * gone to the group: the other members apply what CPG delivers whatever
+ * becomes of this node, so it may well have been applied.
+ */
+static char *maybe_applied(const char *cause)
+{
+	return g_strdup_printf("The change may have been applied: it went to the cluster, but this "
+			       "node's configuration store failed before the change was durable here (%s)",
+			       cause);
+}
+
+/*
+ * The database failed: stop before this replica diverges from the others.
+ * The group goes on without it; replica_recover() brings it back.
+ */
 static void replica_fail(replica *r, const GError *error)
 {
 	if (r->phase == REPLICA_FAILED)
@@ -191,8 +218,17 @@ static void replica_fail(replica *r, const GError *error)
 	store_db_rollback(r->db);
 	r->phase = REPLICA_FAILED;
 	r->primary = false;
-	fail_awaiting(r, HERD_ERR_IO, "This node's configuration database failed before the change was confirmed.");
-	fail_sent(r, HERD_ERR_IO, "This node's configuration database failed.");
+	r->transfer = r->confirming = false;
+	r->round = 0;
+	g_array_set_size(r->members, 0);
+	fail_outbox(r, HERD_ERR_UNAVAILABLE,
+		    "This node's configuration store failed before the change was sent to the cluster; it was not applied.");
+	/* Ours among the commands queued for a sync are in r->sent: the others
+	 * got them too. */
+	g_autofree char *maybe = maybe_applied(error->message);
+	fail_awaiting(r, HERD_ERR_IO, maybe);
+	fail_sent(r, HERD_ERR_IO, maybe);
+	g_queue_clear_full(r->queued, (GDestroyNotify)queued_free);
 	r->cb.failed(r->user, error);
 }
 
@@ -310,19 +346,21 @@ static bool ensure_txn(replica *r)
 static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const uint8_t *payload,
 			  size_t len)
 {
-	bool mine = sender == r->nodeid && g_hash_table_remove(r->sent, &msg_id);
+	if (r->phase == REPLICA_FAILED)
+		return; /* an earlier command of the batch broke the database */
+	bool mine = sender == r->nodeid && g_hash_table_contains(r->sent, &msg_id);
 	if (!r->primary) {
-		if (mine)
+		if (mine) {
+			g_hash_table_remove(r->sent, &msg_id);
 			fail_request(r, msg_id, HERD_ERR_NO_QUORUM,
 				     "The cluster lost quorum before the change could be applied; it was not applied.");
+		}
 		return;
 	}
-	if (!ensure_txn(r)) {
-		if (mine)
-			fail_request(r, msg_id, HERD_ERR_IO,
-				     "This node's configuration database failed; the change was not applied here.");
+	/* If the database fails, replica_fail() answers ours with the others
+	 * still in flight: the other members apply it all the same. */
+	if (!ensure_txn(r))
 		return;
-	}
 	g_autoptr(GError) err = NULL;
 	json_error_t jerr;
 	g_autoptr(json_t) cmd = json_loadb((const char *)payload, len, 0, &jerr);
@@ -335,11 +373,11 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 	else
 		result = store_state_apply(r->state, cmd, payload, len, changes, &err);
 	if (!result && err->code == HERD_ERR_IO && err->domain == HERD_ERROR) {
-		if (mine)
-			r->cb.done(r->user, msg_id, NULL, err);
 		replica_fail(r, err);
 		return;
 	}
+	if (mine)
+		g_hash_table_remove(r->sent, &msg_id);
 	if (result) {
 		r->dirty = true;
 		if (changes->len) {
@@ -892,6 +930,7 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 	case HERD_MSG_STATUS:
 	case HERD_MSG_VM_REQUEST:
 	case HERD_MSG_VM_REPLY:
+	case HERD_MSG_LEAVING:
 	case HERD_MSG__MAX:
 		break;
 	}
@@ -922,8 +961,8 @@ const char *replica_refusal(replica *r, herd_error_code *code)
 {
 	switch (r->phase) {
 	case REPLICA_FAILED:
-		*code = HERD_ERR_IO;
-		return "This node's configuration database failed; the node has stopped taking part in the cluster. See the log.";
+		*code = HERD_ERR_UNAVAILABLE;
+		return "This node's configuration store failed; the node takes no part in the cluster until it has recovered.";
 	case REPLICA_DETACHED:
 		*code = HERD_ERR_UNAVAILABLE;
 		return "This node is not connected to the cluster (is corosync running?).";
@@ -1022,6 +1061,35 @@ json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *u
 	}
 	store_db_rollback(r->db);
 	return NULL;
+}
+
+bool replica_recover(replica *r, GError **error)
+{
+	if (r->phase != REPLICA_FAILED) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "The configuration store has not failed.");
+		return false;
+	}
+	/* Only what was durable: what the failed burst applied in memory goes. */
+	store_db_rollback(r->db);
+	if (!store_state_load(r->state, error))
+		return false;
+	r->phase = REPLICA_DETACHED;
+	r->dirty = false;
+	r->leader = 0;
+	r->snap_next = r->snap_count = 0;
+	if (r->snapshot) {
+		g_byte_array_unref(r->snapshot);
+		r->snapshot = NULL;
+	}
+	r->durable_told_index = r->durable_told_gen = 0;
+	r->cluster_proto = HERD_WIRE_VERSION;
+	char hash[65];
+	store_position_hash_hex(&r->state->pos, hash);
+	log_info("configuration store reloaded from disk at generation %" G_GUINT64_FORMAT
+		 ", index %" G_GUINT64_FORMAT ", hash %.12s",
+		 r->state->pos.gen, r->state->pos.index, hash);
+	r->cb.changed(r->user, NULL);
+	return true;
 }
 
 void replica_recheck_primary(replica *r)
