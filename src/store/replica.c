@@ -81,6 +81,9 @@ struct replica {
 	bool dirty;                 /* changes not yet committed */
 	uint64_t durable_told_index, durable_told_gen; /* last durable() callback */
 	uint64_t rejected;
+	/* Index of the last change of the node list applied in this
+	 * configuration (0: none since the sync, which left all durable). */
+	uint64_t node_list_index;
 };
 
 static void awaiting_free(awaiting_ack *a)
@@ -201,8 +204,8 @@ static bool commit(replica *r, GError **error)
  */
 static char *maybe_applied(const char *cause)
 {
-	return g_strdup_printf("The change may have been applied: it went to the cluster, but this "
-			       "node's configuration store failed before the change was durable here (%s)",
+	return g_strdup_printf("The change may have been applied: the other nodes got it, but this "
+			       "node's configuration store failed before it was durable here. %s",
 			       cause);
 }
 
@@ -343,6 +346,45 @@ static bool ensure_txn(replica *r)
 	return false;
 }
 
+/* Does @cmd (or an op of its batch) add, remove or renumber a node? */
+static bool changes_node_list(json_t *cmd)
+{
+	json_t *ops = json_object_get(cmd, "ops");
+	if (json_is_array(ops)) {
+		size_t i;
+		json_t *op;
+		json_array_foreach(ops, i, op)
+			if (changes_node_list(op))
+				return true;
+		return false;
+	}
+	const char *verb = json_string_value(json_object_get(cmd, "op"));
+	return g_strcmp0(json_string_value(json_object_get(cmd, "kind")), "node") == 0 &&
+	       (g_strcmp0(verb, "create") == 0 || g_strcmp0(verb, "delete") == 0 ||
+		g_strcmp0(verb, "update") == 0);
+}
+
+static uint64_t durable_index(replica *r);
+
+/*
+ * One change of the node list at a time (as Raft's single-server changes):
+ * the next one only once the last one is durable on every member.  Then
+ * a partition that holds a majority of an older list always holds a node
+ * that has the newer one, and two partitions never both count as primary,
+ * also after crashes that lose what was applied but not yet durable.
+ * Every member decides alike: durability comes from PERSISTED messages, in
+ * the same order as the commands.
+ */
+static bool node_list_change_ok(replica *r, json_t *cmd, GError **error)
+{
+	if (!changes_node_list(cmd) || durable_index(r) >= r->node_list_index)
+		return true;
+	g_set_error_literal(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "The previous change of the cluster's nodes is not on every node's disk yet; "
+			    "retry in a moment.");
+	return false;
+}
+
 static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const uint8_t *payload,
 			  size_t len)
 {
@@ -370,7 +412,7 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 	if (!cmd)
 		g_set_error(&err, HERD_ERROR, HERD_ERR_INVALID, "The command is not valid JSON: %s.",
 			    jerr.text);
-	else
+	else if (node_list_change_ok(r, cmd, &err))
 		result = store_state_apply(r->state, cmd, payload, len, changes, &err);
 	if (!result && err->code == HERD_ERR_IO && err->domain == HERD_ERROR) {
 		replica_fail(r, err);
@@ -385,6 +427,8 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 				store_change *c = changes->pdata[i];
 				if (c->kind == STORE_KIND_NODE) {
 					r->primary = compute_primary(r);
+					if (changes_node_list(cmd))
+						r->node_list_index = r->state->pos.index;
 					break;
 				}
 			}
@@ -489,6 +533,9 @@ static void log_sync_done(replica *r, bool replaced)
 static void complete_sync(replica *r, bool replaced)
 {
 	r->transfer = false;
+	/* Every member holds the state now, and makes it durable before the
+	 * configuration goes on (confirm_generation()). */
+	r->node_list_index = 0;
 	if (r->snapshot) {
 		g_byte_array_unref(r->snapshot);
 		r->snapshot = NULL;

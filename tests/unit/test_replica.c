@@ -562,6 +562,58 @@ static void test_add_second_node_acked(void)
 	h_teardown();
 }
 
+static json_t *create_node(uint32_t nodeid)
+{
+	g_autofree char *uuid = g_strdup_printf("aaaaaaaa-aaaa-4aaa-8aaa-%012u", nodeid);
+	g_autofree char *name = g_strdup_printf("n%u", nodeid);
+	return json_pack("{s:s,s:s,s:s,s:s,s:{s:i}}", "op", "create", "kind", "node", "uuid", uuid,
+			 "name", name, "data", "nodeid", (int)nodeid);
+}
+
+/*
+ * The node list changes one step at a time: a second change is refused
+ * (alike on every member) while the first is not durable on every member;
+ * other changes of nodes (a mode, a fence record) are not held up.
+ */
+static void test_node_list_one_change_at_a_time(void)
+{
+	h_setup(3);
+	bootstrap(1, 3);
+	const uint32_t all[] = { 1, 2, 3, 0 };
+	form(all);
+	g_autoptr(json_t) add4 = create_node(4);
+	uint64_t id = submit(1, add4, NULL);
+	g_assert_true(deliver_one());
+	flush(1);
+	flush(2); /* n3 has not made it durable yet */
+	g_autoptr(json_t) add5 = create_node(5);
+	uint64_t id2 = submit(1, add5, NULL);
+	g_autoptr(json_t) mode = json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind", "node", "uuid",
+					   "aaaaaaaa-aaaa-4aaa-8aaa-000000000002", "data", "mode", "standby");
+	uint64_t id3 = submit(2, mode, NULL);
+	while (deliver_one())
+		; /* PERSISTED of n1 and n2, then both commands */
+	g_assert_true(answered(1, id2));
+	g_assert_error(answer_of(1, id2)->error, HERD_ERROR, HERD_ERR_UNAVAILABLE);
+	g_assert_nonnull(strstr(answer_of(1, id2)->error->message,
+				"previous change of the cluster's nodes is not on every node's disk yet"));
+	for (uint32_t i = 1; i <= 3; i++) {
+		g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[i].r), STORE_KIND_NODE, "n4"));
+		g_assert_null(store_state_get_by_name(replica_state(H.nodes[i].r), STORE_KIND_NODE, "n5"));
+	}
+	settle();
+	g_assert_no_error(answer_of(1, id)->error);
+	g_assert_no_error(answer_of(2, id3)->error);
+	same_store(1, 3);
+	/* once it is durable everywhere, the next one goes through */
+	uint64_t id4 = submit(1, add5, NULL);
+	settle();
+	g_assert_no_error(answer_of(1, id4)->error);
+	g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[3].r), STORE_KIND_NODE, "n5"));
+	same_store(1, 3);
+	h_teardown();
+}
+
 /* In a two-node cluster one node may go on alone only when the callback
  * says the other was fenced. */
 static void test_two_node_survivor(void)
@@ -921,6 +973,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/replica/confchg-commits", test_confchg_commits);
 	g_test_add_func("/replica/add-second-node-acked", test_add_second_node_acked);
 	g_test_add_func("/replica/two-node-survivor", test_two_node_survivor);
+	g_test_add_func("/replica/node-list-one-change-at-a-time", test_node_list_one_change_at_a_time);
 	g_test_add_func("/replica/disk-failure-on-flush", test_disk_failure_on_flush);
 	g_test_add_func("/replica/disk-failure-on-apply", test_disk_failure_on_apply);
 	g_test_add_func("/replica/disk-failure-recover", test_disk_failure_recover);
