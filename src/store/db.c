@@ -735,11 +735,10 @@ bool store_db_check_writable(store_db *db, GError **error)
 		uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
 		uint64_t need = db_bytes(db) + WRITABLE_MARGIN_BYTES;
 		if (free_bytes < need) {
-			g_autofree char *have = g_format_size(free_bytes);
-			g_autofree char *want = g_format_size(need);
 			g_set_error(error, HERD_ERROR, HERD_ERR_IO,
-				    "Only %s are free on the file system of %s; catching up with the cluster may take %s.",
-				    have, dir, want);
+				    "Only %" G_GUINT64_FORMAT " KiB are free on the file system of %s; catching "
+				    "up with the cluster may need %" G_GUINT64_FORMAT " KiB.",
+				    free_bytes / 1024, dir, (need + 1023) / 1024);
 			return false;
 		}
 	}
