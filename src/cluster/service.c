@@ -145,6 +145,17 @@ static void on_replica_failed(gpointer user, const GError *error)
 	schedule_store_retry(c);
 }
 
+/* The store is sound (again): nothing to retry, nothing to refuse. */
+static void store_failure_clear(herd_cluster *c)
+{
+	g_clear_error(&c->store_failure);
+	c->store_rejoining = false;
+	c->store_retries = 0;
+	g_clear_pointer(&c->store_retry_error, g_free);
+	g_clear_handle_id(&c->store_retry_timer, g_source_remove);
+	g_clear_handle_id(&c->leave_idle, g_source_remove);
+}
+
 /* In sync again after a failure: answer again. */
 static void check_store_recovered(herd_cluster *c)
 {
@@ -156,10 +167,7 @@ static void check_store_recovered(herd_cluster *c)
 	log_info("the configuration store has recovered: in sync with the cluster again at index %"
 		 G_GUINT64_FORMAT ", hash %.12s, after %u attempt(s)",
 		 pos->index, hash, c->store_retries);
-	g_clear_error(&c->store_failure);
-	c->store_rejoining = false;
-	c->store_retries = 0;
-	g_clear_pointer(&c->store_retry_error, g_free);
+	store_failure_clear(c);
 }
 
 static gboolean on_store_retry(gpointer data)
@@ -195,22 +203,6 @@ static void schedule_store_retry(herd_cluster *c)
 	c->store_retries++;
 	c->store_retry_at_us = g_get_monotonic_time() + (gint64)delay_ms * 1000;
 	c->store_retry_timer = g_timeout_add(delay_ms, on_store_retry, c);
-}
-
-static void store_failure_clear(herd_cluster *c)
-{
-	g_clear_error(&c->store_failure);
-	c->store_rejoining = false;
-	c->store_retries = 0;
-	g_clear_pointer(&c->store_retry_error, g_free);
-	if (c->store_retry_timer) {
-		g_source_remove(c->store_retry_timer);
-		c->store_retry_timer = 0;
-	}
-	if (c->leave_idle) {
-		g_source_remove(c->leave_idle);
-		c->leave_idle = 0;
-	}
 }
 
 bool herd_cluster_store_check(herd_cluster *c, GError **error)
