@@ -432,6 +432,13 @@ static void on_ring_changed(gpointer user, const uint32_t *members, size_t n)
 	g_array_set_size(c->ring, 0);
 	g_array_append_vals(c->ring, members, (guint)n);
 	g_array_sort(c->ring, cmp_u32);
+	/* A node that went down too may come back for another reason. */
+	GHashTableIter it;
+	gpointer id;
+	g_hash_table_iter_init(&it, c->departures);
+	while (g_hash_table_iter_next(&it, &id, NULL))
+		if (!g_array_binary_search(c->ring, &(uint32_t){ GPOINTER_TO_UINT(id) }, cmp_u32, NULL))
+			g_hash_table_iter_remove(&it);
 	membership_changed(c, false);
 }
 

@@ -129,7 +129,8 @@ replica *herd_cluster_replica(herd_cluster *c);
  */
 bool herd_cluster_store_check(herd_cluster *c, GError **error);
 /* Node ids (GUINT_TO_POINTER) of nodes whose herd left the group saying why
- * (HERD_MSG_LEAVING) -> that reason (borrowed), until they are back. */
+ * (HERD_MSG_LEAVING) -> that reason (borrowed), until they are back in the
+ * group or out of corosync's ring. */
 GHashTable *herd_cluster_departures(herd_cluster *c);
 /* The first link address of another node (the lowest id but this one), for
  * messages that say where else to look; NULL if there is none.  Borrowed. */

@@ -451,6 +451,14 @@ static void test_store_failure(void)
 	const uint32_t both[] = { 1, 2 };
 	bus->bus.cb.confchg(bus->bus.user, both, 2);
 	g_assert_null(g_hash_table_lookup(herd_cluster_departures(c), GUINT_TO_POINTER(2)));
+	/* ...or until it is out of corosync's ring (down: it may come back for
+	 * another reason) */
+	bus->bus.cb.deliver(bus->bus.user, 2, msg, len);
+	const uint32_t ring[] = { 1, 2 };
+	bus->bus.cb.ring_changed(bus->bus.user, ring, 2);
+	g_assert_nonnull(g_hash_table_lookup(herd_cluster_departures(c), GUINT_TO_POINTER(2)));
+	bus->bus.cb.ring_changed(bus->bus.user, ring, 1);
+	g_assert_null(g_hash_table_lookup(herd_cluster_departures(c), GUINT_TO_POINTER(2)));
 
 	outcome_clear(&o);
 	herd_cluster_free(c);
