@@ -175,6 +175,8 @@ void api_cluster_leave(http_request *req, gpointer user_data)
 void api_cluster_get(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
 	store_object *c = store_state_cluster(api_state(a));
 	if (!c) {
 		http_respond_errorf(req, HERD_ERR_NOT_FOUND,
@@ -226,6 +228,8 @@ static json_t *settings_json(json_t *stored)
 void api_cluster_settings_get(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
 	store_object *c = store_state_cluster(api_state(a));
 	if (!c) {
 		http_respond_errorf(req, HERD_ERR_NOT_FOUND, "This node is not part of a cluster.");

@@ -30,8 +30,19 @@ store_state *api_state(api_ctx *a)
 	return herd_cluster_state(a->cluster);
 }
 
+bool api_require_store(http_request *req, api_ctx *a)
+{
+	g_autoptr(GError) err = NULL;
+	if (herd_cluster_store_check(a->cluster, &err))
+		return true;
+	http_respond_error(req, err);
+	return false;
+}
+
 store_object *api_lookup(api_ctx *a, store_kind kind, const char *ref, GError **error)
 {
+	if (!herd_cluster_store_check(a->cluster, error))
+		return NULL;
 	store_object *o = store_state_lookup(api_state(a), kind, ref);
 	if (!o) {
 		g_autofree char *label = g_strdup(store_kind_label(kind));
@@ -46,12 +57,40 @@ typedef struct {
 	api_ctx *a;
 	unsigned status;
 	api_render_fn render;
+	const char *check;     /* the CLI command that shows the change */
 } commit_ctx;
+
+/* The CLI command that shows what @cmd changes. */
+static const char *check_command(json_t *cmd)
+{
+	json_t *ops = json_object_get(cmd, "ops");
+	const char *kind = json_string_value(json_object_get(json_array_size(ops) ? json_array_get(ops, 0) : cmd,
+							      "kind"));
+	if (g_strcmp0(kind, "vm") == 0)
+		return "vm list --all";
+	if (g_strcmp0(kind, "node") == 0)
+		return "node list";
+	if (g_strcmp0(kind, "fence_device") == 0)
+		return "fence-device list";
+	if (g_strcmp0(kind, "cluster") == 0)
+		return "cluster settings";
+	return "status";
+}
 
 static void on_committed(json_t *result, const GError *error, gpointer user)
 {
 	commit_ctx *c = user;
-	if (error)
+	if (error && g_error_matches(error, HERD_ERROR, HERD_ERR_IO)) {
+		/* This node's store failed with the change under way (replica.h):
+		 * the others may have applied it. */
+		const char *peer = herd_cluster_peer_address(c->a->cluster);
+		g_autofree char *where = peer ? g_strdup_printf("herd --host %s %s", peer, c->check)
+					      : g_strdup_printf("herd %s on another node", c->check);
+		g_autoptr(GError) told = g_error_new(HERD_ERROR, HERD_ERR_IO,
+						     "%s Check with '%s' before you retry it.",
+						     error->message, where);
+		http_respond_error(c->req, told);
+	} else if (error)
 		http_respond_error(c->req, error);
 	else
 		http_respond_json(c->req, c->status,
@@ -67,6 +106,7 @@ void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api
 	c->a = a;
 	c->status = status;
 	c->render = render;
+	c->check = check_command(cmd);
 	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_committed, c, &err)) {
 		g_free(c);
 		http_respond_error(req, err);

@@ -14,7 +14,15 @@
 /* The request's JSON body, with no field outside @allowed (NULL-terminated). */
 json_t *api_body(http_request *req, const char *const *allowed, GError **error);
 
-/* Find a @kind object by name or UUID; NOT_FOUND error naming @ref otherwise. */
+/*
+ * Does this node answer from its store?  If not (it failed, or has not
+ * caught up since: herd_cluster_store_check()), answer @req with why and
+ * return false.  Every read of the configuration asks first: a store that
+ * failed may lack changes the others made, or hold one that was lost.
+ */
+bool api_require_store(http_request *req, api_ctx *a);
+/* Find a @kind object by name or UUID; NOT_FOUND error naming @ref
+ * otherwise, or the store's failure (api_require_store()). */
 store_object *api_lookup(api_ctx *a, store_kind kind, const char *ref, GError **error);
 /* The store as this node has it. */
 store_state *api_state(api_ctx *a);
@@ -22,7 +30,9 @@ store_state *api_state(api_ctx *a);
 /*
  * Submit @cmd as the request's user and answer the request with @status and
  * what @render makes of the result (the result itself if NULL) once it is
- * committed, or with the error.  The request is suspended meanwhile.
+ * committed, or with the error.  The request is suspended meanwhile.  If
+ * this node's store fails on the way, the change may have been applied by
+ * the others: the error then says which command shows it on another node.
  */
 typedef json_t *(*api_render_fn)(api_ctx *a, json_t *result);
 void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render);

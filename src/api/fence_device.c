@@ -35,6 +35,8 @@ static json_t *fence_device_json(store_object *dev)
 void api_fence_devices_list(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
 	g_autoptr(GPtrArray) devs = store_state_list(api_state(a), STORE_KIND_FENCE_DEVICE);
 	json_t *list = json_array();
 	for (guint i = 0; i < devs->len; i++)

@@ -97,6 +97,8 @@ void api_node_remove(http_request *req, gpointer user_data)
 
 void api_nodes_list(http_request *req, gpointer user_data)
 {
+	if (!api_require_store(req, user_data))
+		return;
 	http_respond_json(req, 200, api_nodes_json(user_data));
 }
 

@@ -47,6 +47,8 @@ void api_node_get(http_request *req, gpointer user_data)
 void api_status_get(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
 	json_t *body = json_object();
 	json_object_set_new(body, "node", node_json(a));
 	store_state *st = api_state(a);

@@ -132,6 +132,8 @@ json_t *api_render_vm(api_ctx *a, json_t *result)
 void api_vms_list(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
 	store_state *st = api_state(a);
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	json_t *list = json_array();

@@ -61,6 +61,8 @@ static char *resolve_vm_ref(api_ctx *a, const char *ref, GError **error)
 void api_vm_history(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
 	g_autoptr(GError) err = NULL;
 	g_autofree char *uuid = resolve_vm_ref(a, http_request_param(req, "vm"), &err);
 	json_t *list = uuid ? store_db_history_list(api_state(a)->db, STORE_KIND_VM,
@@ -75,6 +77,8 @@ void api_vm_history(http_request *req, gpointer user_data)
 void api_history_vms(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
 	g_autoptr(GError) err = NULL;
 	const char *pattern = http_request_query(req, "pattern");
 	json_t *list = store_db_history_list(api_state(a)->db, STORE_KIND_VM, NULL,

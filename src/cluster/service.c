@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The longest reason a node gives when it leaves (HERD_MSG_LEAVING). */
+#define LEAVING_REASON_MAX 1024
+
 typedef struct {
 	uint64_t req_id;
 	herd_cluster_done_fn done;
@@ -50,6 +53,18 @@ struct herd_cluster {
 	GQueue *deferred;      /* deferred*: waiting for a sync */
 	guint deferred_timer;
 	GArray *listeners;
+	GHashTable *departures;   /* node id -> why its herd left the group */
+
+	/* The store failed (see herd_cluster_store_check()). */
+	GError *store_failure;      /* the latest failure, NULL: sound */
+	gint64 store_failed_us;     /* wall clock time of the first one */
+	bool store_rejoining;       /* reloaded, not in sync with the group yet */
+	unsigned store_retries;     /* attempts to recover so far */
+	unsigned retry_first_ms, retry_max_ms;
+	guint store_retry_timer;
+	gint64 store_retry_at_us;   /* monotonic time of the next attempt */
+	char *store_retry_error;    /* why the last attempt did not recover, or NULL */
+	guint leave_idle;           /* leaving the group (after the callback) */
 };
 
 static void deferred_free(deferred *d)
@@ -92,12 +107,171 @@ static void on_replica_changed(gpointer user, GPtrArray *changes)
 	notify(user, changes);
 }
 
+/* ------------------------------------------------------------------ */
+/* A failed store                                                      */
+
+static void schedule_store_retry(herd_cluster *c);
+
+/* Leave the group outside the replica's (and maybe CPG's) callback. */
+static gboolean on_leave_idle(gpointer data)
+{
+	herd_cluster *c = data;
+	c->leave_idle = 0;
+	if (c->store_failure && !c->store_rejoining)
+		c->bus->ops->stop(c->bus);
+	return G_SOURCE_REMOVE;
+}
+
 static void on_replica_failed(gpointer user, const GError *error)
 {
 	herd_cluster *c = user;
-	log_err("leaving the cluster: the configuration database failed (%s). Fix the disk and restart herdd.",
-		error->message);
-	c->bus->ops->stop(c->bus);
+	if (!c->store_failure)
+		c->store_failed_us = g_get_real_time();
+	g_clear_error(&c->store_failure);
+	c->store_failure = g_error_copy(error);
+	c->store_rejoining = false;
+	g_autofree char *dir = g_path_get_dirname(c->db_path);
+	log_err("this node's configuration store failed (%s): leaving the cluster; herdd retries by "
+		"itself and rejoins once it can write to %s again",
+		error->message, dir);
+	/* The others alert (their coordinator names the cause); CPG delivers
+	 * this before our leaving. */
+	g_autoptr(json_t) why = json_pack("{s:s++}", "reason", "its configuration store failed (",
+					  error->message, ")");
+	g_autofree char *text = json_dumps(why, JSON_COMPACT);
+	herd_cluster_send(c, HERD_MSG_LEAVING, text, strlen(text));
+	if (!c->leave_idle)
+		c->leave_idle = g_idle_add(on_leave_idle, c);
+	schedule_store_retry(c);
+}
+
+/* The store is sound (again): nothing to retry, nothing to refuse. */
+static void store_failure_clear(herd_cluster *c)
+{
+	g_clear_error(&c->store_failure);
+	c->store_rejoining = false;
+	c->store_retries = 0;
+	g_clear_pointer(&c->store_retry_error, g_free);
+	g_clear_handle_id(&c->store_retry_timer, g_source_remove);
+	g_clear_handle_id(&c->leave_idle, g_source_remove);
+}
+
+/* In sync again after a failure: answer again. */
+static void check_store_recovered(herd_cluster *c)
+{
+	if (!c->store_rejoining || replica_get_phase(c->replica) != REPLICA_SYNCED)
+		return;
+	char hash[65];
+	store_position *pos = &replica_state(c->replica)->pos;
+	store_position_hash_hex(pos, hash);
+	log_info("the configuration store has recovered: in sync with the cluster again at index %"
+		 G_GUINT64_FORMAT ", hash %.12s, after %u attempt(s)",
+		 pos->index, hash, c->store_retries);
+	store_failure_clear(c);
+}
+
+static gboolean on_store_retry(gpointer data)
+{
+	herd_cluster *c = data;
+	c->store_retry_timer = 0;
+	g_autoptr(GError) err = NULL;
+	/* A fresh connection, a write that proves the disk takes it, then only
+	 * what was durable: as a restart of herdd would. */
+	if (!store_db_reopen(c->db, &err) || !store_db_check_writable(c->db, &err) ||
+	    !replica_recover(c->replica, &err)) {
+		if (g_strcmp0(c->store_retry_error, err->message) != 0)
+			log_warn("the configuration store cannot recover yet: %s", err->message);
+		g_free(c->store_retry_error);
+		c->store_retry_error = g_strdup(err->message);
+		schedule_store_retry(c);
+		return G_SOURCE_REMOVE;
+	}
+	log_info("the configuration store can be written again; rejoining the cluster to catch up");
+	g_clear_pointer(&c->store_retry_error, g_free);
+	c->store_rejoining = true;
+	if (c->started)
+		c->bus->ops->start(c->bus);
+	return G_SOURCE_REMOVE;
+}
+
+static void schedule_store_retry(herd_cluster *c)
+{
+	if (c->store_retry_timer)
+		return;
+	unsigned delay_ms = c->retry_first_ms << MIN(c->store_retries, 16u);
+	delay_ms = MIN(delay_ms, c->retry_max_ms);
+	c->store_retries++;
+	c->store_retry_at_us = g_get_monotonic_time() + (gint64)delay_ms * 1000;
+	c->store_retry_timer = g_timeout_add(delay_ms, on_store_retry, c);
+}
+
+bool herd_cluster_store_check(herd_cluster *c, GError **error)
+{
+	if (!c->store_failure)
+		return true;
+	g_autoptr(GDateTime) at = g_date_time_new_from_unix_local(c->store_failed_us / G_USEC_PER_SEC);
+	g_autofree char *when = g_date_time_format(at, "%Y-%m-%d %H:%M:%S");
+	if (c->store_rejoining) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "This node's configuration store failed at %s (%s); it can write again and is "
+			    "rejoining the cluster: it answers once it has caught up with the other nodes. "
+			    "Retry in a moment.",
+			    when, c->store_failure->message);
+		return false;
+	}
+	g_autofree char *dir = g_path_get_dirname(c->db_path);
+	gint64 left_s = MAX(0, (c->store_retry_at_us - g_get_monotonic_time() + 999999) / G_USEC_PER_SEC);
+	g_autofree char *last = c->store_retry_error
+		? g_strdup_printf(" The last try found: %s", c->store_retry_error) : g_strdup("");
+	const char *peer = herd_cluster_peer_address(c);
+	g_autofree char *elsewhere = peer ? g_strdup_printf("another node, e.g. 'herd --host %s …'", peer)
+					  : g_strdup("another node");
+	g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+		    "This node's configuration store failed at %s (%s), so the node left the cluster: its "
+		    "copy of the configuration may be out of date, it answers nothing from it and takes "
+		    "no changes, and it leaves its VMs running as they are. herd retries by itself (next "
+		    "try in %" G_GINT64_FORMAT " s) and rejoins the cluster once it can write to %s "
+		    "again.%s Free space there; meanwhile use %s.",
+		    when, c->store_failure->message, left_s, dir, last, elsewhere);
+	return false;
+}
+
+GHashTable *herd_cluster_departures(herd_cluster *c)
+{
+	return c->departures;
+}
+
+const char *herd_cluster_peer_address(herd_cluster *c)
+{
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(herd_cluster_state(c));
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		const store_node *sn = store_node_of(n);
+		if (strcmp(n->name, c->node_name) != 0 && sn->n_links > 0)
+			return sn->links[0];
+	}
+	return NULL;
+}
+
+void herd_cluster_set_store_retry(herd_cluster *c, unsigned first_ms, unsigned max_ms)
+{
+	c->retry_first_ms = MAX(first_ms, 1u);
+	c->retry_max_ms = MAX(max_ms, c->retry_first_ms);
+}
+
+/* Another node's herd leaves the group and says why. */
+static void on_leaving(herd_cluster *c, uint32_t sender, const void *payload, size_t len)
+{
+	g_autoptr(json_t) j = json_loadb(payload, len, 0, NULL);
+	const char *reason = json_string_value(json_object_get(j, "reason"));
+	if (!reason || strlen(reason) > LEAVING_REASON_MAX || sender == c->nodeid) {
+		if (!reason || strlen(reason) > LEAVING_REASON_MAX)
+			log_warn("dropped a malformed leaving notice from node %u", sender);
+		return;
+	}
+	store_object *n = herd_cluster_node_by_id(c, sender);
+	log_warn("node %s leaves the cluster: %s", n ? n->name : "?", reason);
+	g_hash_table_replace(c->departures, GUINT_TO_POINTER(sender), g_strdup(reason));
 }
 
 static bool on_survivor_check(gpointer user, uint32_t missing)
@@ -149,6 +323,8 @@ static bool submit_now(herd_cluster *c, json_t *cmd, const char *user, herd_clus
 
 static bool waits_for_sync(herd_cluster *c)
 {
+	if (c->store_failure)
+		return false; /* refused at once, saying why */
 	replica_phase p = replica_get_phase(c->replica);
 	return c->started && (p == REPLICA_SYNCING || p == REPLICA_DETACHED);
 }
@@ -224,7 +400,9 @@ static void on_deliver(gpointer user, uint32_t sender, const void *msg, size_t l
 	const void *payload;
 	/* The HA engine's messages bypass the store (they are soft state). */
 	if (herd_wire_decode(msg, len, sender, &hdr, &payload, NULL) && hdr.type >= HERD_MSG_STATUS) {
-		if (c->message_fn)
+		if (hdr.type == HERD_MSG_LEAVING)
+			on_leaving(c, sender, payload, hdr.payload_len);
+		else if (c->message_fn)
 			c->message_fn(c->message_user, sender, hdr.type, payload, hdr.payload_len);
 		return;
 	}
@@ -234,7 +412,11 @@ static void on_deliver(gpointer user, uint32_t sender, const void *msg, size_t l
 static void on_confchg(gpointer user, const uint32_t *members, size_t n)
 {
 	herd_cluster *c = user;
+	/* Back in the group: what it said when it left no longer holds. */
+	for (size_t i = 0; i < n; i++)
+		g_hash_table_remove(c->departures, GUINT_TO_POINTER(members[i]));
 	replica_confchg(c->replica, members, n);
+	check_store_recovered(c);
 	membership_changed(c, true);
 }
 
@@ -250,6 +432,13 @@ static void on_ring_changed(gpointer user, const uint32_t *members, size_t n)
 	g_array_set_size(c->ring, 0);
 	g_array_append_vals(c->ring, members, (guint)n);
 	g_array_sort(c->ring, cmp_u32);
+	/* A node that went down too may come back for another reason. */
+	GHashTableIter it;
+	gpointer id;
+	g_hash_table_iter_init(&it, c->departures);
+	while (g_hash_table_iter_next(&it, &id, NULL))
+		if (!g_array_binary_search(c->ring, &(uint32_t){ GPOINTER_TO_UINT(id) }, cmp_u32, NULL))
+			g_hash_table_iter_remove(&it);
 	membership_changed(c, false);
 }
 
@@ -262,6 +451,7 @@ static void on_burst_end(gpointer user)
 {
 	herd_cluster *c = user;
 	replica_flush(c->replica);
+	check_store_recovered(c);
 	run_deferred(c);
 }
 
@@ -293,6 +483,9 @@ herd_cluster *herd_cluster_new(const char *state_dir, const char *node_name, her
 	c->membership_fns = g_array_new(FALSE, FALSE, sizeof(listener));
 	c->durable_fns = g_array_new(FALSE, FALSE, sizeof(listener));
 	c->ring = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	c->departures = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	c->retry_first_ms = HERD_STORE_RETRY_FIRST_MS;
+	c->retry_max_ms = HERD_STORE_RETRY_MAX_MS;
 	c->db = store_db_open(c->db_path, error);
 	if (!c->db)
 		goto fail;
@@ -312,6 +505,7 @@ void herd_cluster_free(herd_cluster *c)
 	c->bus->ops->free(c->bus);
 	if (c->deferred_timer)
 		g_source_remove(c->deferred_timer);
+	store_failure_clear(c);
 	deferred *d;
 	while ((d = g_queue_pop_head(c->deferred))) {
 		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
@@ -327,6 +521,7 @@ void herd_cluster_free(herd_cluster *c)
 	g_array_free(c->membership_fns, TRUE);
 	g_array_free(c->durable_fns, TRUE);
 	g_array_free(c->ring, TRUE);
+	g_hash_table_destroy(c->departures);
 	g_free(c->node_name);
 	g_free(c->db_path);
 	g_free(c);
@@ -352,7 +547,9 @@ void herd_cluster_start(herd_cluster *c, bool joining)
 	if (c->started || (!joining && !herd_cluster_exists(c)))
 		return;
 	c->started = true;
-	c->bus->ops->start(c->bus);
+	/* A failed store joins once it has recovered (on_store_retry()). */
+	if (!c->store_failure || c->store_rejoining)
+		c->bus->ops->start(c->bus);
 }
 
 void herd_cluster_stop(herd_cluster *c)
@@ -367,6 +564,8 @@ void herd_cluster_stop(herd_cluster *c)
 static bool submit_now(herd_cluster *c, json_t *cmd, const char *user, herd_cluster_done_fn done,
 		       gpointer data, GError **error)
 {
+	if (!herd_cluster_store_check(c, error))
+		return false;
 	if (!herd_cluster_exists(c)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
 			    "This node is not part of a cluster; create one with 'herd cluster create' or join one with 'herd cluster join'.");
@@ -439,6 +638,8 @@ json_t *herd_cluster_bootstrap(herd_cluster *c, json_t *cmd, const char *user, G
 bool herd_cluster_reset(herd_cluster *c, GError **error)
 {
 	herd_cluster_stop(c);
+	store_failure_clear(c);
+	g_hash_table_remove_all(c->departures);
 	replica_free(c->replica);
 	c->replica = NULL;
 	store_db_close(c->db);
@@ -573,6 +774,9 @@ json_t *herd_cluster_status_json(herd_cluster *c)
 		json_array_append_new(members, json_integer(ids[i]));
 	herd_error_code code;
 	const char *refusal = replica_refusal(c->replica, &code);
+	g_autoptr(GError) failure = NULL;
+	if (!herd_cluster_store_check(c, &failure))
+		refusal = failure->message;
 	return json_pack("{s:s,s:b,s:o,s:o,s:{s:I,s:I,s:s},s:i,s:s?,s:I}",
 			 "phase", phases[replica_get_phase(c->replica)],
 			 "primary", replica_is_primary(c->replica),

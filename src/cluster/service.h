@@ -8,6 +8,17 @@
  * membership change, or while corosync is being reached) waits up to
  * HERD_SUBMIT_WAIT_MS for the sync instead of failing at once; one
  * submitted without quorum fails at once with an error that says so.
+ *
+ * When the store's database fails (a full disk, an I/O error), the node
+ * tells the others why (HERD_MSG_LEAVING: their coordinator alerts) and
+ * leaves the group; its copy of the configuration may now lack changes, or
+ * hold one that never became durable, so every read and change is answered
+ * with herd_cluster_store_check()'s error instead, and the HA engine, which
+ * acts only on a synced store, leaves its VMs as they are.  It retries by
+ * itself, HERD_STORE_RETRY_FIRST_MS after the failure and then twice as
+ * long each time up to HERD_STORE_RETRY_MAX_MS: reopen the database, check
+ * that it can be written, reload what is durable, rejoin the group and
+ * sync from the others.  Only once it is in sync again does it answer.
  */
 #pragma once
 
@@ -18,6 +29,8 @@
 #include <jansson.h>
 
 #define HERD_SUBMIT_WAIT_MS 5000
+#define HERD_STORE_RETRY_FIRST_MS 1000
+#define HERD_STORE_RETRY_MAX_MS 30000
 
 typedef struct herd_cluster herd_cluster;
 
@@ -108,11 +121,28 @@ bool herd_cluster_connected(herd_cluster *c);
 json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid);
 bool herd_cluster_reload(herd_cluster *c, GError **error);
 replica *herd_cluster_replica(herd_cluster *c);
+/*
+ * Does this node answer from its store?  True, or false with an
+ * UNAVAILABLE error that says that its store failed, when and why, what
+ * herd does about it (retry, rejoin) and what to do: while the store is
+ * failed, and after it recovered until it is in sync with the others again.
+ */
+bool herd_cluster_store_check(herd_cluster *c, GError **error);
+/* Node ids (GUINT_TO_POINTER) of nodes whose herd left the group saying why
+ * (HERD_MSG_LEAVING) -> that reason (borrowed), until they are back in the
+ * group or out of corosync's ring. */
+GHashTable *herd_cluster_departures(herd_cluster *c);
+/* The first link address of another node (the lowest id but this one), for
+ * messages that say where else to look; NULL if there is none.  Borrowed. */
+const char *herd_cluster_peer_address(herd_cluster *c);
+/* Tests: the store's retry backoff (default HERD_STORE_RETRY_FIRST_MS and
+ * HERD_STORE_RETRY_MAX_MS). */
+void herd_cluster_set_store_retry(herd_cluster *c, unsigned first_ms, unsigned max_ms);
 /* This node's corosync node id (0 before the first connection). */
 uint32_t herd_cluster_nodeid(herd_cluster *c);
 /* Is node @nodeid a member of the current configuration? */
 bool herd_cluster_is_member(herd_cluster *c, uint32_t nodeid);
-/* Phase, quorum, members and store position, for `herd cluster status`. */
+/* Phase, quorum, members, store position and failure, for `herd cluster status`. */
 json_t *herd_cluster_status_json(herd_cluster *c);
 /* The node object with corosync id @nodeid, or NULL. */
 store_object *herd_cluster_node_by_id(herd_cluster *c, uint32_t nodeid);

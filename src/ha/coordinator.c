@@ -378,10 +378,43 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 	}
 }
 
-static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *plan)
+/*
+ * A node that corosync sees but whose herd is not in the group: its VMs run
+ * on unmanaged (no restart, no failover: it is alive, so it is not fenced).
+ * Say so, and why if it said why when it left.  Not for a node in
+ * maintenance, where herd may well be stopped.
+ */
+static void add_left_alerts(json_t *alerts, const herd_coord_view *v)
+{
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(v->st);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		const store_node *sn = store_node_of(n);
+		if (sn->mode == STORE_NODE_MAINTENANCE || !contains(v->ring, v->n_ring, sn->nodeid) ||
+		    contains(v->group, v->n_group, sn->nodeid))
+			continue;
+		const char *why = v->departures ? g_hash_table_lookup(v->departures,
+								      GUINT_TO_POINTER(sn->nodeid))
+						: NULL;
+		g_autofree char *msg =
+			why ? g_strdup_printf("herd on node %s left the cluster: %s. Its VMs are left as they "
+					      "are, unmanaged, until it rejoins (it retries by itself).",
+					      n->name, why)
+			    : g_strdup_printf("herd on node %s is not in the cluster although the node is up; "
+					      "its VMs are left as they are, unmanaged, until it joins.",
+					      n->name);
+		json_array_append_new(alerts, json_pack("{s:s,s:s,s:s}", "severity",
+							why ? "critical" : "warning", "node", n->name,
+							"message", msg));
+	}
+}
+
+static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *plan,
+		       const herd_coord_view *view)
 {
 	static const char *const sev[] = { "info", "warning", "critical" };
 	json_t *alerts = json_array();
+	add_left_alerts(alerts, view);
 	for (guint i = 0; i < plan->alerts->len; i++) {
 		const sched_alert *a = &g_array_index(plan->alerts, sched_alert, i);
 		json_t *o = json_pack("{s:s,s:s}", "severity", sev[a->severity], "message", a->message);
@@ -528,7 +561,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	herd_coord_joins joins = { seen, c->quorate_since_ms };
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
-	set_alerts(c, herd_sched_input_get(hi), plan);
+	set_alerts(c, herd_sched_input_get(hi), plan, v);
 	act(c, v, hi, plan);
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);

@@ -35,6 +35,9 @@ typedef struct herd_coord_view {
 	uint32_t self;
 	bool quorate;             /* votequorum: this partition may act */
 	bool store_writable;      /* the replica accepts changes */
+	GHashTable *departures;   /* node id -> why its herd left the group, as it
+				   * said when leaving (see herd_cluster_departures());
+				   * may be NULL */
 	int64_t now_ms;
 } herd_coord_view;
 

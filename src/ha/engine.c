@@ -373,6 +373,7 @@ static herd_coord_view coord_view(herd_engine *e)
 		.self = v->self,
 		.quorate = v->synced && v->quorate,
 		.store_writable = v->synced && v->primary,
+		.departures = v->departures,
 		.now_ms = e->now_ms,
 	};
 }

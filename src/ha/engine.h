@@ -41,6 +41,7 @@ typedef struct herd_engine_view {
 	bool primary;             /* the group may change the store */
 	bool durable;             /* all applied here is durable on every member */
 	bool quorate;             /* votequorum: this partition may act */
+	GHashTable *departures;   /* node id -> why its herd left the group (NULL: none) */
 } herd_engine_view;
 
 typedef struct herd_engine_io {

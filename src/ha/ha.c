@@ -45,6 +45,7 @@ static void io_view(gpointer user, herd_engine_view *out)
 		.primary = replica_is_primary(r),
 		.durable = replica_is_durable(r),
 		.quorate = herd_cluster_quorate(h->cluster),
+		.departures = herd_cluster_departures(h->cluster),
 	};
 }
 

@@ -4,8 +4,10 @@
 #include "common/json.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 enum {
 	STMT_BEGIN,
@@ -44,7 +46,11 @@ static const char *const stmt_sql[STMT__COUNT] = {
 			     "FROM history WHERE kind=? AND uuid=? AND version=?",
 };
 
+/* Room a state transfer needs beyond the database's own size. */
+#define WRITABLE_MARGIN_BYTES (256u * 1024u)
+
 struct store_db {
+	char *path;
 	sqlite3 *sql;
 	sqlite3_stmt *stmt[STMT__COUNT];
 	bool in_txn;
@@ -108,6 +114,7 @@ static bool step_done(store_db *db, sqlite3_stmt *st, GError **error, const char
 store_db *store_db_open(const char *path, GError **error)
 {
 	store_db *db = g_new0(store_db, 1);
+	db->path = g_strdup(path);
 	if (sqlite3_open_v2(path, &db->sql,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
@@ -135,16 +142,45 @@ store_db *store_db_open(const char *path, GError **error)
 	return db;
 }
 
+/* Close the connection (rolling back what is open), keep the struct. */
+static void disconnect(store_db *db)
+{
+	for (int i = 0; i < STMT__COUNT; i++) {
+		sqlite3_finalize(db->stmt[i]);
+		db->stmt[i] = NULL;
+	}
+	if (db->in_txn)
+		store_db_rollback(db);
+	sqlite3_close(db->sql);
+	db->sql = NULL;
+}
+
 void store_db_close(store_db *db)
 {
 	if (!db)
 		return;
-	for (int i = 0; i < STMT__COUNT; i++)
-		sqlite3_finalize(db->stmt[i]);
-	if (db->in_txn)
-		store_db_rollback(db);
-	sqlite3_close(db->sql);
+	disconnect(db);
+	g_free(db->path);
 	g_free(db);
+}
+
+bool store_db_reopen(store_db *db, GError **error)
+{
+	store_db_rollback(db);
+	/* A new connection to ":memory:" would be a new, empty database. */
+	if (strcmp(db->path, ":memory:") == 0)
+		return true;
+	/* The new connection first: if it cannot be made, the old one stays. */
+	store_db *fresh = store_db_open(db->path, error);
+	if (!fresh)
+		return false;
+	disconnect(db);
+	db->sql = g_steal_pointer(&fresh->sql);
+	memcpy(db->stmt, fresh->stmt, sizeof(db->stmt));
+	memset(fresh->stmt, 0, sizeof(fresh->stmt));
+	db->savepoints = 0;
+	store_db_close(fresh);
+	return true;
 }
 
 bool store_db_begin(store_db *db, GError **error)
@@ -668,6 +704,55 @@ bool store_db_restore_dump(store_db *db, json_t *dump, GError **error)
 			return false;
 	}
 	return store_db_set_position(db, &pos, error);
+}
+
+/* The database's size in bytes (its pages, not the file's). */
+static uint64_t db_bytes(store_db *db)
+{
+	sqlite3_stmt *st;
+	uint64_t bytes = 0;
+	if (sqlite3_prepare_v2(db->sql, "SELECT page_count * page_size FROM pragma_page_count(), "
+				       "pragma_page_size()", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		bytes = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return bytes;
+}
+
+bool store_db_check_writable(store_db *db, GError **error)
+{
+	store_db_rollback(db);
+	if (strcmp(db->path, ":memory:") != 0) {
+		g_autofree char *dir = g_path_get_dirname(db->path);
+		struct statvfs vfs;
+		if (statvfs(dir, &vfs) != 0) {
+			int e = errno;
+			g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot look at the file system of %s: %s.",
+				    dir, g_strerror(e));
+			return false;
+		}
+		uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		uint64_t need = db_bytes(db) + WRITABLE_MARGIN_BYTES;
+		if (free_bytes < need) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+				    "Only %" G_GUINT64_FORMAT " KiB are free on the file system of %s; catching "
+				    "up with the cluster may need %" G_GUINT64_FORMAT " KiB.",
+				    free_bytes / 1024, dir, (need + 1023) / 1024);
+			return false;
+		}
+	}
+	/* A durable write that changes nothing: the position as it is. */
+	store_position pos;
+	if (!load_position(db, &pos, error))
+		return false;
+	bool ok = store_db_begin(db, error) && store_db_set_position(db, &pos, error) &&
+		  store_db_commit(db, error);
+	if (!ok) {
+		store_db_rollback(db);
+		g_prefix_error(error, "A test write to %s failed: ", db->path);
+	}
+	return ok;
 }
 
 void store_db_fail_after(store_db *db, unsigned nth)

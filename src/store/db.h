@@ -49,6 +49,21 @@ store_db *store_db_open(const char *path, GError **error);
 void store_db_close(store_db *db);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_db, store_db_close)
 
+/*
+ * After a failure: drop what is open and connect to the file again, so that
+ * nothing of the failed connection's state is kept; then only what was
+ * durable is read.  The old connection stays if a new one cannot be made.
+ * ":memory:" keeps its connection (a new one would be a new database).
+ */
+bool store_db_reopen(store_db *db, GError **error);
+/*
+ * Can the database be written again?  Its file system has room for another
+ * copy of it (a state transfer from the other nodes rewrites all of it),
+ * and a durable write that changes nothing (the position, as it is) goes
+ * through.  False with an IO error that says what is missing.
+ */
+bool store_db_check_writable(store_db *db, GError **error);
+
 /* Start the burst's transaction unless one is open. */
 bool store_db_begin(store_db *db, GError **error);
 /* Make the open transaction durable (no-op without one). */

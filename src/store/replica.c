@@ -81,6 +81,9 @@ struct replica {
 	bool dirty;                 /* changes not yet committed */
 	uint64_t durable_told_index, durable_told_gen; /* last durable() callback */
 	uint64_t rejected;
+	/* Index of the last change of the node list applied in this
+	 * configuration (0: none since the sync, which left all durable). */
+	uint64_t node_list_index;
 };
 
 static void awaiting_free(awaiting_ack *a)
@@ -162,6 +165,18 @@ static void fail_awaiting(replica *r, herd_error_code code, const char *msg)
 	}
 }
 
+/* Answer the requests still in the outbox (never sent) with @msg. */
+static void fail_outbox(replica *r, herd_error_code code, const char *msg)
+{
+	for (guint i = 0; i < r->outbox_ids->len; i++) {
+		uint64_t id = g_array_index(r->outbox_ids, uint64_t, i);
+		if (g_hash_table_remove(r->sent, &id))
+			fail_request(r, id, code, msg);
+	}
+	g_byte_array_set_size(r->outbox, 0);
+	g_array_set_size(r->outbox_ids, 0);
+}
+
 /* Answer every submitted request not yet delivered with @msg. */
 static void fail_sent(replica *r, herd_error_code code, const char *msg)
 {
@@ -182,7 +197,22 @@ static bool commit(replica *r, GError **error)
 	return store_state_write_position(r->state, error) && store_db_commit(r->db, error);
 }
 
-/* The database failed: stop before this replica diverges from the others. */
+/*
+ * What a request of this node hears when the database fails once it has
+ * gone to the group: the other members apply what CPG delivers whatever
+ * becomes of this node, so it may well have been applied.
+ */
+static char *maybe_applied(const char *cause)
+{
+	return g_strdup_printf("The change may have been applied: the other nodes got it, but this "
+			       "node's configuration store failed before it was durable here. %s",
+			       cause);
+}
+
+/*
+ * The database failed: stop before this replica diverges from the others.
+ * The group goes on without it; replica_recover() brings it back.
+ */
 static void replica_fail(replica *r, const GError *error)
 {
 	if (r->phase == REPLICA_FAILED)
@@ -191,8 +221,17 @@ static void replica_fail(replica *r, const GError *error)
 	store_db_rollback(r->db);
 	r->phase = REPLICA_FAILED;
 	r->primary = false;
-	fail_awaiting(r, HERD_ERR_IO, "This node's configuration database failed before the change was confirmed.");
-	fail_sent(r, HERD_ERR_IO, "This node's configuration database failed.");
+	r->transfer = r->confirming = false;
+	r->round = 0;
+	g_array_set_size(r->members, 0);
+	fail_outbox(r, HERD_ERR_UNAVAILABLE,
+		    "This node's configuration store failed before the change was sent to the cluster; it was not applied.");
+	/* Ours among the commands queued for a sync are in r->sent: the others
+	 * got them too. */
+	g_autofree char *maybe = maybe_applied(error->message);
+	fail_awaiting(r, HERD_ERR_IO, maybe);
+	fail_sent(r, HERD_ERR_IO, maybe);
+	g_queue_clear_full(r->queued, (GDestroyNotify)queued_free);
 	r->cb.failed(r->user, error);
 }
 
@@ -307,22 +346,63 @@ static bool ensure_txn(replica *r)
 	return false;
 }
 
+/* Does @cmd (or an op of its batch) add, remove or renumber a node? */
+static bool changes_node_list(json_t *cmd)
+{
+	json_t *ops = json_object_get(cmd, "ops");
+	if (json_is_array(ops)) {
+		size_t i;
+		json_t *op;
+		json_array_foreach(ops, i, op)
+			if (changes_node_list(op))
+				return true;
+		return false;
+	}
+	const char *verb = json_string_value(json_object_get(cmd, "op"));
+	return g_strcmp0(json_string_value(json_object_get(cmd, "kind")), "node") == 0 &&
+	       (g_strcmp0(verb, "create") == 0 || g_strcmp0(verb, "delete") == 0 ||
+		g_strcmp0(verb, "update") == 0);
+}
+
+static uint64_t durable_index(replica *r);
+
+/*
+ * One change of the node list at a time (as Raft's single-server changes):
+ * the next one only once the last one is durable on every member.  Then
+ * a partition that holds a majority of an older list always holds a node
+ * that has the newer one, and two partitions never both count as primary,
+ * also after crashes that lose what was applied but not yet durable.
+ * Every member decides alike: durability comes from PERSISTED messages, in
+ * the same order as the commands.
+ */
+static bool node_list_change_ok(replica *r, json_t *cmd, GError **error)
+{
+	if (!changes_node_list(cmd) || durable_index(r) >= r->node_list_index)
+		return true;
+	g_set_error_literal(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "The previous change of the cluster's nodes is not on every node's disk yet; "
+			    "retry in a moment.");
+	return false;
+}
+
 static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const uint8_t *payload,
 			  size_t len)
 {
-	bool mine = sender == r->nodeid && g_hash_table_remove(r->sent, &msg_id);
+	if (r->phase == REPLICA_FAILED)
+		return; /* an earlier command of the batch broke the database */
+	bool mine = sender == r->nodeid && g_hash_table_contains(r->sent, &msg_id);
 	if (!r->primary) {
-		if (mine)
+		if (mine) {
+			g_hash_table_remove(r->sent, &msg_id);
 			fail_request(r, msg_id, HERD_ERR_NO_QUORUM,
 				     "The cluster lost quorum before the change could be applied; it was not applied.");
+		}
 		return;
 	}
-	if (!ensure_txn(r)) {
-		if (mine)
-			fail_request(r, msg_id, HERD_ERR_IO,
-				     "This node's configuration database failed; the change was not applied here.");
+	/* If the database fails, replica_fail() answers ours with the others
+	 * still in flight: the other members apply it all the same. */
+	if (!ensure_txn(r))
 		return;
-	}
 	g_autoptr(GError) err = NULL;
 	json_error_t jerr;
 	g_autoptr(json_t) cmd = json_loadb((const char *)payload, len, 0, &jerr);
@@ -332,14 +412,14 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 	if (!cmd)
 		g_set_error(&err, HERD_ERROR, HERD_ERR_INVALID, "The command is not valid JSON: %s.",
 			    jerr.text);
-	else
+	else if (node_list_change_ok(r, cmd, &err))
 		result = store_state_apply(r->state, cmd, payload, len, changes, &err);
 	if (!result && err->code == HERD_ERR_IO && err->domain == HERD_ERROR) {
-		if (mine)
-			r->cb.done(r->user, msg_id, NULL, err);
 		replica_fail(r, err);
 		return;
 	}
+	if (mine)
+		g_hash_table_remove(r->sent, &msg_id);
 	if (result) {
 		r->dirty = true;
 		if (changes->len) {
@@ -347,6 +427,8 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 				store_change *c = changes->pdata[i];
 				if (c->kind == STORE_KIND_NODE) {
 					r->primary = compute_primary(r);
+					if (changes_node_list(cmd))
+						r->node_list_index = r->state->pos.index;
 					break;
 				}
 			}
@@ -451,6 +533,9 @@ static void log_sync_done(replica *r, bool replaced)
 static void complete_sync(replica *r, bool replaced)
 {
 	r->transfer = false;
+	/* Every member holds the state now, and makes it durable before the
+	 * configuration goes on (confirm_generation()). */
+	r->node_list_index = 0;
 	if (r->snapshot) {
 		g_byte_array_unref(r->snapshot);
 		r->snapshot = NULL;
@@ -892,6 +977,7 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 	case HERD_MSG_STATUS:
 	case HERD_MSG_VM_REQUEST:
 	case HERD_MSG_VM_REPLY:
+	case HERD_MSG_LEAVING:
 	case HERD_MSG__MAX:
 		break;
 	}
@@ -922,8 +1008,8 @@ const char *replica_refusal(replica *r, herd_error_code *code)
 {
 	switch (r->phase) {
 	case REPLICA_FAILED:
-		*code = HERD_ERR_IO;
-		return "This node's configuration database failed; the node has stopped taking part in the cluster. See the log.";
+		*code = HERD_ERR_UNAVAILABLE;
+		return "This node's configuration store failed; the node takes no part in the cluster until it has recovered.";
 	case REPLICA_DETACHED:
 		*code = HERD_ERR_UNAVAILABLE;
 		return "This node is not connected to the cluster (is corosync running?).";
@@ -1022,6 +1108,35 @@ json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *u
 	}
 	store_db_rollback(r->db);
 	return NULL;
+}
+
+bool replica_recover(replica *r, GError **error)
+{
+	if (r->phase != REPLICA_FAILED) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "The configuration store has not failed.");
+		return false;
+	}
+	/* Only what was durable: what the failed burst applied in memory goes. */
+	store_db_rollback(r->db);
+	if (!store_state_load(r->state, error))
+		return false;
+	r->phase = REPLICA_DETACHED;
+	r->dirty = false;
+	r->leader = 0;
+	r->snap_next = r->snap_count = 0;
+	if (r->snapshot) {
+		g_byte_array_unref(r->snapshot);
+		r->snapshot = NULL;
+	}
+	r->durable_told_index = r->durable_told_gen = 0;
+	r->cluster_proto = HERD_WIRE_VERSION;
+	char hash[65];
+	store_position_hash_hex(&r->state->pos, hash);
+	log_info("configuration store reloaded from disk at generation %" G_GUINT64_FORMAT
+		 ", index %" G_GUINT64_FORMAT ", hash %.12s",
+		 r->state->pos.gen, r->state->pos.index, hash);
+	r->cb.changed(r->user, NULL);
+	return true;
 }
 
 void replica_recheck_primary(replica *r)

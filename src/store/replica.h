@@ -20,6 +20,14 @@
  * term); if anyone differs, the winner multicasts its whole state as SNAPSHOT
  * chunks.  Commands delivered meanwhile wait and are applied after the sync.
  *
+ * When its database fails, a replica stops at once (REPLICA_FAILED) rather
+ * than diverge: it answers this node's requests (those that went to the
+ * group may have been applied by the others: HERD_ERR_IO, saying so; those
+ * not sent yet were not: HERD_ERR_UNAVAILABLE), ignores the bus, and calls
+ * failed().  Its owner leaves the group and, once the disk can be written
+ * again, calls replica_recover(): the replica reloads what is durable and
+ * joins as after a restart; the sync brings it up to date.
+ *
  * The replica does no I/O but through its callbacks and its database: the
  * daemon wires it to CPG, the simulator to a simulated bus.  It has no clock.
  */
@@ -40,7 +48,7 @@ typedef enum {
 	REPLICA_DETACHED = 0,  /* not in a CPG group */
 	REPLICA_SYNCING,       /* exchanging states after a membership change */
 	REPLICA_SYNCED,        /* in sync with every member of the configuration */
-	REPLICA_FAILED,        /* the database failed: this replica must not go on */
+	REPLICA_FAILED,        /* the database failed: out of the group until replica_recover() */
 } replica_phase;
 
 typedef struct replica_callbacks {
@@ -52,8 +60,9 @@ typedef struct replica_callbacks {
 	/* Objects changed (@changes of store_change*), or everything was
 	 * replaced by a sync (@changes NULL). */
 	void (*changed)(gpointer user, GPtrArray *changes);
-	/* The database failed; the replica stopped.  The daemon must leave the
-	 * cluster (and alert) rather than diverge. */
+	/* The database failed; the replica stopped and answered this node's
+	 * requests.  The daemon must leave the group (and alert) rather than
+	 * diverge, and recover (replica_recover()) once it can write again. */
 	void (*failed)(gpointer user, const GError *error);
 	/*
 	 * Optional: may a partition of one of a two-node cluster go on without
@@ -103,6 +112,15 @@ void replica_flush(replica *r);
  */
 json_t *replica_bootstrap(replica *r, json_t *cmd, int64_t now_ms, const char *user,
 			  GError **error);
+
+/*
+ * After a failure (REPLICA_FAILED), once the database can be written again
+ * (store_db_reopen(), store_db_check_writable()): reload the state from
+ * what is durable, forget what was applied only in memory, and become
+ * DETACHED, to join the group again and sync as after a restart.  False
+ * (still failed) if the state cannot be read.  changed(NULL) is called.
+ */
+bool replica_recover(replica *r, GError **error);
 
 /* Evaluate again whether this configuration is primary (a two-node survivor
  * that has just fenced its peer may now change the configuration). */

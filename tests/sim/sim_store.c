@@ -7,7 +7,9 @@
  * members that move on together deliver the same prefix of what was in
  * flight, then the new configuration.  One seed drives everything: client
  * commands, delivery interleaving, lazy fsyncs, crashes, restarts,
- * partitions, merges, disk failures and garbage on the wire.
+ * partitions, merges, disk failures and garbage on the wire.  A node whose
+ * disk fails either crashes (and restarts later) or, as herdd does, leaves
+ * the group and later recovers in place (replica_recover()) and rejoins.
  *
  * After every step it checks:
  *   - members of a configuration that are in sync hold the same position;
@@ -37,7 +39,8 @@ typedef struct simnode {
 	store_db *db;       /* survives crashes, as a disk does */
 	replica *r;         /* NULL while down */
 	simbus_member bus;  /* its partition and configuration */
-	bool failed;        /* the replica reported a disk failure: crash it */
+	bool failed;        /* the replica reported a disk failure: crash it or leave */
+	bool away;          /* failed and out of the group, to recover in place */
 	bool applied_cmd;   /* a command was applied in this step */
 	char seen[96];      /* last traced phase/position, for --verbose */
 	unsigned cfg_id;    /* the configuration change it processed last */
@@ -62,7 +65,7 @@ typedef struct sim {
 	bool verbose;
 	bool node_changes;  /* the run adds and removes cluster nodes */
 	unsigned stats_submitted, stats_acked, stats_refused, stats_failed_req, stats_crashes,
-		stats_partitions, stats_syncs;
+		stats_partitions, stats_syncs, stats_recoveries;
 } sim;
 
 static sim *S; /* for callbacks' context checks */
@@ -288,7 +291,7 @@ static void recompute_groups(void)
 	simbus_member *up[MAX_NODES];
 	unsigned n = 0;
 	for (unsigned i = 1; i <= S->n; i++)
-		if (S->nodes[i].r)
+		if (S->nodes[i].r && !S->nodes[i].away)
 			up[n++] = &S->nodes[i].bus;
 	simbus_recompute(&S->bus, up, n);
 }
@@ -308,6 +311,7 @@ static void node_start(simnode *node)
 	if (!node->r)
 		fail("node %u cannot start: %s", node->id, err->message);
 	node->failed = false;
+	node->away = false;
 	node->bus.grp = NULL;
 }
 
@@ -316,6 +320,7 @@ static void node_crash(simnode *node)
 	TRACE("n%u: crash", node->id);
 	S->stats_crashes++;
 	node->failed = false;
+	node->away = false;
 	/* The process dies: open transactions are lost, requests go unanswered
 	 * (replica_free answers them with errors, as a dropped connection). */
 	store_db_rollback(node->db);
@@ -326,6 +331,35 @@ static void node_crash(simnode *node)
 	store_db_fail_after(node->db, 0);
 	g_hash_table_remove_all(req_time[node->id]);
 	g_hash_table_remove_all(req_create[node->id]);
+}
+
+/* Its disk failed: it crashes, or (as herdd) leaves the group to recover. */
+static void node_failed(simnode *node)
+{
+	if (chance(0.5)) {
+		node_crash(node);
+	} else {
+		TRACE("n%u: leaves the group, its store failed", node->id);
+		node->failed = false;
+		node->away = true;
+	}
+	recompute_groups();
+}
+
+/* herdd's retry: a fresh connection, a write that proves the disk, then
+ * the replica reloads what is durable and joins again. */
+static void node_recover(simnode *node)
+{
+	g_autoptr(GError) err = NULL;
+	if (!store_db_reopen(node->db, &err) || !store_db_check_writable(node->db, &err) ||
+	    !replica_recover(node->r, &err)) {
+		TRACE("n%u: cannot recover yet: %s", node->id, err->message);
+		return;
+	}
+	TRACE("n%u: recovered in place, rejoins", node->id);
+	S->stats_recoveries++;
+	node->away = false;
+	recompute_groups();
 }
 
 /* ------------------------------------------------------------------ */
@@ -503,8 +537,11 @@ static void check_invariants(bool deep)
 		return;
 	for (unsigned i = 1; i <= S->n; i++) {
 		simnode *node = &S->nodes[i];
+		/* A node that has not processed the change into its current
+		 * configuration yet is in sync with one that is gone: it applies
+		 * nothing more there, and the others may have moved on. */
 		if (!node->r || replica_get_phase(node->r) != REPLICA_SYNCED ||
-		    !replica_is_primary(node->r))
+		    !replica_is_primary(node->r) || !node->bus.grp || node->cfg_id != node->bus.grp->id)
 			continue;
 		for (guint a = 0; a < S->acked->len; a++) {
 			acked_change *c = &g_array_index(S->acked, acked_change, a);
@@ -551,10 +588,8 @@ static void settle(void)
 			if (S->nodes[i].r)
 				replica_flush(S->nodes[i].r);
 		for (unsigned i = 1; i <= S->n; i++)
-			if (S->nodes[i].failed) {
-				node_crash(&S->nodes[i]);
-				recompute_groups();
-			}
+			if (S->nodes[i].failed)
+				node_failed(&S->nodes[i]);
 	}
 	/* Flushing may send PERSISTED messages, and delivering those may apply
 	 * what waited for a sync, which needs flushing again. */
@@ -658,6 +693,8 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 				TRACE("n%u: restart", node->id);
 				node_start(node);
 				recompute_groups();
+			} else if (node->away) {
+				node_recover(node);
 			}
 		} else if (a < 95) {
 			s.stats_partitions++;
@@ -685,12 +722,9 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 				herd_put_le32(junk, HERD_WIRE_MAGIC);
 			cb_send(node, junk, rnd(sizeof(junk)));
 		}
-		for (unsigned i = 1; i <= s.n; i++) {
-			if (s.nodes[i].failed) {
-				node_crash(&s.nodes[i]);
-				recompute_groups();
-			}
-		}
+		for (unsigned i = 1; i <= s.n; i++)
+			if (s.nodes[i].failed)
+				node_failed(&s.nodes[i]);
 		check_invariants(s.step % 64 == 0);
 	}
 
@@ -708,6 +742,8 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		store_db_fail_after(s.nodes[i].db, 0);
 		if (!s.nodes[i].r)
 			node_start(&s.nodes[i]);
+		else if (s.nodes[i].away)
+			node_recover(&s.nodes[i]);
 	}
 	recompute_groups();
 	settle();
@@ -740,11 +776,12 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 
 	if (sim_print_each)
 		printf("seed %" G_GUINT64_FORMAT ": %u nodes%s, %u steps, %u submitted, %u acknowledged, "
-		       "%u refused, %u failed, %u crashes, %u partitions, %u configurations, final index %"
-		       G_GUINT64_FORMAT "\n",
+		       "%u refused, %u failed, %u crashes, %u recoveries in place, %u partitions, "
+		       "%u configurations, final index %" G_GUINT64_FORMAT "\n",
 		       seed, s.n, s.node_changes ? " (joining and leaving)" : "", steps, s.stats_submitted,
 		       s.stats_acked, s.stats_refused, s.stats_failed_req, s.stats_crashes,
-		       s.stats_partitions, s.stats_syncs, replica_state(s.nodes[1].r)->pos.index);
+		       s.stats_recoveries, s.stats_partitions, s.stats_syncs,
+		       replica_state(s.nodes[1].r)->pos.index);
 	for (unsigned i = 1; i <= s.n; i++) {
 		replica_free(s.nodes[i].r);
 		store_db_close(s.nodes[i].db);

@@ -562,6 +562,58 @@ static void test_add_second_node_acked(void)
 	h_teardown();
 }
 
+static json_t *create_node(uint32_t nodeid)
+{
+	g_autofree char *uuid = g_strdup_printf("aaaaaaaa-aaaa-4aaa-8aaa-%012u", nodeid);
+	g_autofree char *name = g_strdup_printf("n%u", nodeid);
+	return json_pack("{s:s,s:s,s:s,s:s,s:{s:i}}", "op", "create", "kind", "node", "uuid", uuid,
+			 "name", name, "data", "nodeid", (int)nodeid);
+}
+
+/*
+ * The node list changes one step at a time: a second change is refused
+ * (alike on every member) while the first is not durable on every member;
+ * other changes of nodes (a mode, a fence record) are not held up.
+ */
+static void test_node_list_one_change_at_a_time(void)
+{
+	h_setup(3);
+	bootstrap(1, 3);
+	const uint32_t all[] = { 1, 2, 3, 0 };
+	form(all);
+	g_autoptr(json_t) add4 = create_node(4);
+	uint64_t id = submit(1, add4, NULL);
+	g_assert_true(deliver_one());
+	flush(1);
+	flush(2); /* n3 has not made it durable yet */
+	g_autoptr(json_t) add5 = create_node(5);
+	uint64_t id2 = submit(1, add5, NULL);
+	g_autoptr(json_t) mode = json_pack("{s:s,s:s,s:s,s:{s:s}}", "op", "patch", "kind", "node", "uuid",
+					   "aaaaaaaa-aaaa-4aaa-8aaa-000000000002", "data", "mode", "standby");
+	uint64_t id3 = submit(2, mode, NULL);
+	while (deliver_one())
+		; /* PERSISTED of n1 and n2, then both commands */
+	g_assert_true(answered(1, id2));
+	g_assert_error(answer_of(1, id2)->error, HERD_ERROR, HERD_ERR_UNAVAILABLE);
+	g_assert_nonnull(strstr(answer_of(1, id2)->error->message,
+				"previous change of the cluster's nodes is not on every node's disk yet"));
+	for (uint32_t i = 1; i <= 3; i++) {
+		g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[i].r), STORE_KIND_NODE, "n4"));
+		g_assert_null(store_state_get_by_name(replica_state(H.nodes[i].r), STORE_KIND_NODE, "n5"));
+	}
+	settle();
+	g_assert_no_error(answer_of(1, id)->error);
+	g_assert_no_error(answer_of(2, id3)->error);
+	same_store(1, 3);
+	/* once it is durable everywhere, the next one goes through */
+	uint64_t id4 = submit(1, add5, NULL);
+	settle();
+	g_assert_no_error(answer_of(1, id4)->error);
+	g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[3].r), STORE_KIND_NODE, "n5"));
+	same_store(1, 3);
+	h_teardown();
+}
+
 /* In a two-node cluster one node may go on alone only when the callback
  * says the other was fenced. */
 static void test_two_node_survivor(void)
@@ -583,8 +635,20 @@ static void test_two_node_survivor(void)
 	h_teardown();
 }
 
+/* An answer that says the change may have been applied, and why. */
+static void expect_maybe_applied(uint32_t id, uint64_t req_id)
+{
+	answer *a = answer_of(id, req_id);
+	g_assert_error(a->error, HERD_ERROR, HERD_ERR_IO);
+	if (!strstr(a->error->message, "may have been applied") ||
+	    !strstr(a->error->message, "injected I/O error"))
+		g_error("n%u: request %" G_GUINT64_FORMAT ": '%s' does not say that it may have been applied, and why",
+			id, req_id, a->error->message);
+}
+
 /* The disk fails when a burst is made durable: the replica stops, answers
- * what waits with IO, tells the daemon, and takes part in nothing more. */
+ * what waits (what went to the group may have been applied by the others;
+ * what did not was not), tells the daemon, and takes part in nothing more. */
 static void test_disk_failure_on_flush(void)
 {
 	h_setup(2);
@@ -598,17 +662,25 @@ static void test_disk_failure_on_flush(void)
 	g_autoptr(json_t) cmd2 = create_vm("22222222-2222-4222-8222-222222222222", "web2");
 	uint64_t id2 = submit(1, cmd2, NULL);
 	g_assert_cmpuint(id2, >, 0);
+	/* a third, waiting behind it (not sent) */
+	g_autoptr(json_t) cmd3 = create_vm("33333333-3333-4333-8333-333333333333", "web3");
+	guint on_bus_before = g_queue_get_length(H.bus);
+	uint64_t id3 = submit(1, cmd3, NULL);
+	g_assert_cmpuint(id3, >, 0);
+	g_assert_cmpuint(g_queue_get_length(H.bus), ==, on_bus_before);
 	store_db_fail_after(H.nodes[1].db, 1);
 	flush(1);
 	g_assert_nonnull(H.nodes[1].failed);
 	g_assert_error(H.nodes[1].failed, HERD_ERROR, HERD_ERR_IO);
 	g_assert_cmpint(phase(1), ==, REPLICA_FAILED);
 	g_assert_false(replica_is_primary(H.nodes[1].r));
-	answer *a = answer_of(1, id);
-	g_assert_error(a->error, HERD_ERROR, HERD_ERR_IO);
-	g_assert_nonnull(strstr(a->error->message, "database failed"));
-	g_assert_error(answer_of(1, id2)->error, HERD_ERROR, HERD_ERR_IO);
-	expect_refused(1, HERD_ERR_IO, "configuration database failed");
+	g_assert_cmpuint(replica_members(H.nodes[1].r, NULL, 0), ==, 0);
+	expect_maybe_applied(1, id);
+	expect_maybe_applied(1, id2);
+	answer *a3 = answer_of(1, id3);
+	g_assert_error(a3->error, HERD_ERROR, HERD_ERR_UNAVAILABLE);
+	g_assert_nonnull(strstr(a3->error->message, "it was not applied"));
+	expect_refused(1, HERD_ERR_UNAVAILABLE, "configuration store failed");
 	/* nothing of the failed burst is on its disk */
 	g_assert_false(store_db_in_transaction(H.nodes[1].db));
 	g_autoptr(store_state) fresh = store_state_new(H.nodes[1].db);
@@ -633,7 +705,9 @@ static void test_disk_failure_on_flush(void)
 	h_teardown();
 }
 
-/* The disk fails at the first write of a delivered command. */
+/* The disk fails at the first write of a delivered command, in the middle
+ * of a batch: every request of the batch is answered once, as one that may
+ * have been applied (the other members apply the batch). */
 static void test_disk_failure_on_apply(void)
 {
 	h_setup(1);
@@ -641,14 +715,102 @@ static void test_disk_failure_on_apply(void)
 	const uint32_t one[] = { 1, 0 };
 	form(one);
 	g_autoptr(json_t) cmd = create_vm("11111111-1111-4111-8111-111111111111", "web1");
+	g_autoptr(json_t) cmd2 = create_vm("22222222-2222-4222-8222-222222222222", "web2");
+	g_autoptr(json_t) cmd3 = create_vm("33333333-3333-4333-8333-333333333333", "web3");
 	uint64_t id = submit(1, cmd, NULL);
+	uint64_t id2 = submit(1, cmd2, NULL); /* these two go as one batch */
+	uint64_t id3 = submit(1, cmd3, NULL);
+	g_assert_true(deliver_one());
+	flush(1); /* durable here, not confirmed yet: its PERSISTED is behind the batch */
+	unsigned changed = H.nodes[1].changed;
 	store_db_fail_after(H.nodes[1].db, 1);
 	g_assert_true(deliver_one());
 	g_assert_nonnull(H.nodes[1].failed);
 	g_assert_cmpint(phase(1), ==, REPLICA_FAILED);
-	g_assert_error(answer_of(1, id)->error, HERD_ERROR, HERD_ERR_IO);
-	g_assert_null(store_state_get_by_name(replica_state(H.nodes[1].r), STORE_KIND_VM, "web1"));
-	g_assert_cmpuint(H.nodes[1].changed, ==, 0);
+	expect_maybe_applied(1, id);
+	expect_maybe_applied(1, id2);
+	expect_maybe_applied(1, id3);
+	g_assert_null(store_state_get_by_name(replica_state(H.nodes[1].r), STORE_KIND_VM, "web2"));
+	g_assert_null(store_state_get_by_name(replica_state(H.nodes[1].r), STORE_KIND_VM, "web3"));
+	g_assert_cmpuint(H.nodes[1].changed, ==, changed);
+	h_teardown();
+}
+
+/*
+ * A node whose disk failed comes back without a restart: once the disk can
+ * be written again it reloads what is durable (not what was applied only in
+ * memory), joins as after a restart, and the sync brings it up to date.
+ */
+static void test_disk_failure_recover(void)
+{
+	h_setup(3);
+	bootstrap(1, 3);
+	const uint32_t all[] = { 1, 2, 3, 0 };
+	form(all);
+	/* n2's change goes to everyone; n2's disk fails making it durable */
+	g_autoptr(json_t) cmd = create_vm("11111111-1111-4111-8111-111111111111", "web1");
+	uint64_t id = submit(2, cmd, NULL);
+	g_assert_true(deliver_one());
+	flush(1);
+	flush(3);
+	store_db_fail_after(H.nodes[2].db, 1);
+	flush(2);
+	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+	expect_maybe_applied(2, id);
+	/* in its memory, not on its disk */
+	g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[2].r), STORE_KIND_VM, "web1"));
+	/* the others go on without it */
+	const uint32_t rest[] = { 1, 3, 0 };
+	form(rest);
+	g_autoptr(json_t) cmd2 = create_vm("22222222-2222-4222-8222-222222222222", "web2");
+	uint64_t id2 = submit(1, cmd2, NULL);
+	settle();
+	g_assert_no_error(answer_of(1, id2)->error);
+	/* not a failed replica: nothing to recover */
+	g_autoptr(GError) error = NULL;
+	g_assert_false(replica_recover(H.nodes[1].r, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_clear_error(&error);
+	/* the disk is still full: the check fails, the replica stays failed */
+	store_db_fail_after(H.nodes[2].db, 1);
+	g_assert_false(store_db_check_writable(H.nodes[2].db, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_clear_error(&error);
+	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+	/* space again */
+	g_assert_true(store_db_reopen(H.nodes[2].db, &error));
+	g_assert_true(store_db_check_writable(H.nodes[2].db, &error));
+	unsigned replaced = H.nodes[2].replaced;
+	g_assert_true(replica_recover(H.nodes[2].r, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(phase(2), ==, REPLICA_DETACHED);
+	g_assert_cmpuint(H.nodes[2].replaced, ==, replaced + 1);
+	/* what was durable only: web1 never made it to its disk */
+	g_assert_null(store_state_get_by_name(replica_state(H.nodes[2].r), STORE_KIND_VM, "web1"));
+	expect_refused(2, HERD_ERR_UNAVAILABLE, "not connected to the cluster");
+	/* it joins and catches up */
+	form(all);
+	same_store(1, 2);
+	same_store(2, 3);
+	g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[2].r), STORE_KIND_VM, "web1"));
+	g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[2].r), STORE_KIND_VM, "web2"));
+	g_autoptr(json_t) cmd3 = create_vm("33333333-3333-4333-8333-333333333333", "web3");
+	uint64_t id3 = submit(2, cmd3, NULL);
+	settle();
+	g_assert_no_error(answer_of(2, id3)->error);
+	same_store(1, 2);
+	/* and fails (and recovers) again as the first time */
+	g_clear_error(&H.nodes[2].failed);
+	store_db_fail_after(H.nodes[2].db, 1);
+	g_autoptr(json_t) cmd4 = create_vm("44444444-4444-4444-8444-444444444444", "web4");
+	submit(1, cmd4, NULL);
+	g_assert_true(deliver_one());
+	flush(2);
+	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+	form(rest);
+	g_assert_true(replica_recover(H.nodes[2].r, &error));
+	form(all);
+	same_store(1, 2);
 	h_teardown();
 }
 
@@ -811,8 +973,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/replica/confchg-commits", test_confchg_commits);
 	g_test_add_func("/replica/add-second-node-acked", test_add_second_node_acked);
 	g_test_add_func("/replica/two-node-survivor", test_two_node_survivor);
+	g_test_add_func("/replica/node-list-one-change-at-a-time", test_node_list_one_change_at_a_time);
 	g_test_add_func("/replica/disk-failure-on-flush", test_disk_failure_on_flush);
 	g_test_add_func("/replica/disk-failure-on-apply", test_disk_failure_on_apply);
+	g_test_add_func("/replica/disk-failure-recover", test_disk_failure_recover);
 	g_test_add_func("/replica/refusals", test_refusals);
 	g_test_add_func("/replica/pending-answered", test_pending_answered);
 	g_test_add_func("/replica/command-lost", test_command_lost_in_membership_change);
