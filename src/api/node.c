@@ -1,6 +1,7 @@
 #define G_LOG_DOMAIN "api"
 #include "api/routes.h"
 #include "cluster/service.h"
+#include "daemon/loop_monitor.h"
 #include "ha/ha.h"
 #include "store/cluster.h"
 
@@ -31,14 +32,15 @@ static json_t *node_json(herdd *d)
 				     "libvirt", lv,
 				     "glib", gv,
 				     "sqlite", sqlite3_libversion());
-	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o}",
+	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o,s:o}",
 			 "name", d->cfg->node_name,
 			 "hostname", host,
 			 "pid", (int)getpid(),
 			 "started", (json_int_t)d->started_wall_s,
 			 "uptime_s", (json_int_t)uptime_s,
 			 "tls_fingerprint", d->tls_fingerprint ? d->tls_fingerprint : "",
-			 "versions", versions);
+			 "versions", versions,
+			 "main_loop", loop_monitor_json(d->loop_monitor, g_get_monotonic_time()));
 }
 
 void api_node_get(http_request *req, gpointer user_data)

@@ -12,6 +12,7 @@ typedef struct http_server http_server;
 typedef struct herd_cluster herd_cluster;
 typedef struct herd_ha herd_ha;
 typedef struct herd_virt herd_virt;
+typedef struct loop_monitor loop_monitor;
 
 typedef struct herdd {
 	herdd_config *cfg;
@@ -20,6 +21,7 @@ typedef struct herdd {
 	herd_cluster *cluster;      /* the replicated store and corosync */
 	herd_ha *ha;                /* the HA engine: agent, coordinator, fencing */
 	herd_virt *virt;            /* this node's hypervisor (libvirt) */
+	loop_monitor *loop_monitor; /* the main loop's stalls */
 	gint64 started_us;          /* monotonic time at start */
 	gint64 started_wall_s;      /* wall-clock time at start, seconds */
 	char *tls_dir;              /* <state_dir>/tls */

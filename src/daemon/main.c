@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "daemon/config.h"
 #include "daemon/herdd.h"
+#include "daemon/loop_monitor.h"
 #include "daemon/tls_setup.h"
 #include "ha/ha.h"
 #include "virt/driver.h"
@@ -106,6 +107,7 @@ int main(int argc, char **argv)
 	g_unix_signal_add(SIGTERM, on_quit_signal, &d);
 	g_unix_signal_add(SIGINT, on_quit_signal, &d);
 	log_info("ready");
+	d.loop_monitor = loop_monitor_start(NULL, NULL);
 	g_main_loop_run(d.loop);
 	status = 0;
 out:
@@ -116,6 +118,7 @@ out:
 	herd_virt_free(d.virt);
 	http_server_free(d.api);
 	herd_cluster_free(d.cluster);
+	loop_monitor_free(d.loop_monitor);
 	g_main_loop_unref(d.loop);
 	g_free(d.tls_dir);
 	g_free(d.tls_cert_pem);
