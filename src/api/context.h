@@ -9,6 +9,7 @@
 
 #include "cluster/formation.h"
 #include "cluster/service.h"
+#include "common/loop_monitor.h"
 #include "ha/ha.h"
 
 #include <glib.h>
@@ -21,6 +22,7 @@ typedef struct api_node_info {
 	const char *tls_fingerprint;   /* of the API's certificate, or NULL */
 	const char *corosync_version;  /* or NULL if unknown */
 	const char *libvirt_version;   /* or NULL if unknown */
+	const loop_monitor *loop;      /* the main loop's stalls, or NULL */
 } api_node_info;
 
 typedef struct api_ctx {

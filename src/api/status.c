@@ -29,14 +29,23 @@ static json_t *node_json(api_ctx *a)
 				     "libvirt", node->libvirt_version ? node->libvirt_version : "unknown",
 				     "glib", gv,
 				     "sqlite", sqlite3_libversion());
-	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o}",
+	json_t *loop = json_null();
+	if (node->loop) {
+		const loop_stalls *s = loop_monitor_stalls(node->loop);
+		gint64 now_us = g_get_monotonic_time();
+		loop = json_pack("{s:I,s:I,s:I}", "max_stall_10s_us", (json_int_t)loop_stalls_max_us(s, now_us, 10),
+				 "max_stall_60s_us", (json_int_t)loop_stalls_max_us(s, now_us, 60),
+				 "max_stall_us", (json_int_t)s->max_ever_us);
+	}
+	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o,s:o}",
 			 "name", node->name,
 			 "hostname", host,
 			 "pid", (int)getpid(),
 			 "started", (json_int_t)node->started_wall_s,
 			 "uptime_s", (json_int_t)uptime_s,
 			 "tls_fingerprint", node->tls_fingerprint ? node->tls_fingerprint : "",
-			 "versions", versions);
+			 "versions", versions,
+			 "main_loop", loop);
 }
 
 void api_node_get(http_request *req, gpointer user_data)

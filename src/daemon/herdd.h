@@ -25,6 +25,7 @@ typedef struct herdd {
 	herd_formation *formation;  /* cluster create, join, leave */
 	api_node_info node_info;    /* this node, for the API */
 	api_ctx api_ctx;            /* what the API's handlers get */
+	loop_monitor *loop_monitor; /* the main loop's stalls */
 	char *tls_dir;              /* <state_dir>/tls */
 	char *tls_cert_pem;         /* the API's certificate and key */
 	char *tls_key_pem;

@@ -4,6 +4,7 @@
 #include "cluster/service.h"
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "common/loop_monitor.h"
 #include "daemon/config.h"
 #include "daemon/certificate.h"
 #include "daemon/herdd.h"
@@ -143,6 +144,8 @@ int main(int argc, char **argv)
 		g_autofree char *ready = g_strdup_printf("serving node %s", d.cfg->node_name);
 		herdd_notify_ready(notify, ready);
 	}
+	d.loop_monitor = loop_monitor_start(NULL, NULL);
+	d.node_info.loop = d.loop_monitor;
 	g_main_loop_run(d.loop);
 	herdd_notify_stopping(notify);
 	status = 0;
@@ -155,6 +158,7 @@ out:
 	http_server_free(d.api);
 	herd_formation_free(d.formation);
 	herd_cluster_free(d.cluster);
+	loop_monitor_free(d.loop_monitor);
 	g_main_loop_unref(d.loop);
 	g_free(d.tls_dir);
 	g_free(d.tls_cert_pem);

@@ -1,0 +1,95 @@
+#include "common/loop_monitor.h"
+
+#include "common/log.h"
+
+/* ------------------------------------------------------------------ */
+/* Bookkeeping                                                         */
+
+void loop_stalls_init(loop_stalls *s)
+{
+	for (unsigned i = 0; i < LOOP_STALLS_SECONDS; i++) {
+		s->second[i] = -1;
+		s->max_us[i] = 0;
+	}
+	s->max_ever_us = 0;
+}
+
+void loop_stalls_record(loop_stalls *s, gint64 end_us, gint64 stall_us)
+{
+	gint64 sec = end_us / G_USEC_PER_SEC;
+	unsigned i = (unsigned)(sec % LOOP_STALLS_SECONDS);
+	if (s->second[i] != sec) {
+		/* a slot last used a minute (or more) ago */
+		s->second[i] = sec;
+		s->max_us[i] = 0;
+	}
+	s->max_us[i] = MAX(s->max_us[i], stall_us);
+	s->max_ever_us = MAX(s->max_ever_us, stall_us);
+}
+
+gint64 loop_stalls_max_us(const loop_stalls *s, gint64 now_us, unsigned window_s)
+{
+	gint64 now_s = now_us / G_USEC_PER_SEC, worst = 0;
+	for (unsigned i = 0; i < LOOP_STALLS_SECONDS; i++) {
+		gint64 age_s = now_s - s->second[i];
+		if (s->second[i] >= 0 && age_s >= 0 && age_s < (gint64)window_s)
+			worst = MAX(worst, s->max_us[i]);
+	}
+	return worst;
+}
+
+/* ------------------------------------------------------------------ */
+/* The poll wrapper                                                    */
+
+struct loop_monitor {
+	GMainContext *context;
+	GPollFunc poll;            /* the context's own, called in between */
+	loop_monitor_clock_fn clock;
+	gint64 returned_us;        /* when the last poll returned; 0: none yet */
+	loop_stalls stalls;
+};
+
+/* The poll function has no user data: the one monitor running. */
+static loop_monitor *running;
+
+static gint monitored_poll(GPollFD *fds, guint n_fds, gint timeout_ms)
+{
+	loop_monitor *m = running;
+	gint64 entered_us = m->clock();
+	if (m->returned_us)
+		loop_stalls_record(&m->stalls, entered_us, entered_us - m->returned_us);
+	gint rc = m->poll(fds, n_fds, timeout_ms);
+	m->returned_us = m->clock();
+	return rc;
+}
+
+loop_monitor *loop_monitor_start(GMainContext *context, loop_monitor_clock_fn clock)
+{
+	if (running) {
+		log_warn("a main-loop monitor is already running; not starting another");
+		return NULL;
+	}
+	loop_monitor *m = g_new0(loop_monitor, 1);
+	m->context = g_main_context_ref(context ? context : g_main_context_default());
+	m->clock = clock ? clock : g_get_monotonic_time;
+	m->poll = g_main_context_get_poll_func(m->context);
+	loop_stalls_init(&m->stalls);
+	running = m;
+	g_main_context_set_poll_func(m->context, monitored_poll);
+	return m;
+}
+
+void loop_monitor_free(loop_monitor *m)
+{
+	if (!m)
+		return;
+	g_main_context_set_poll_func(m->context, m->poll);
+	g_main_context_unref(m->context);
+	running = NULL;
+	g_free(m);
+}
+
+const loop_stalls *loop_monitor_stalls(const loop_monitor *m)
+{
+	return &m->stalls;
+}

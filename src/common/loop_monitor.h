@@ -1,0 +1,54 @@
+/*
+ * How long herdd's main loop goes without looking at its file descriptors:
+ * the longest an event (an API request, a corosync message, a libvirt
+ * event) can wait before the loop sees it.  The monitor wraps the
+ * GMainContext's poll function and times each stretch from one poll's
+ * return to the next poll, i.e. the check and dispatch of everything that
+ * was ready plus the next prepare.  A stretch is a stall, whatever it was
+ * spent on: CPU work, a blocking call, or waiting for a CPU.
+ *
+ * Why not a periodic timer that measures how late it fires: it wakes the
+ * daemon 100 times a second, and a stall of S ms shows as anything between
+ * S - interval and S.  Timing the stretches costs two vDSO clock reads per
+ * loop iteration, exactly, with no wake-ups (bench/loop-monitor-cost).
+ *
+ * The bookkeeping (loop_stalls) is pure: it takes the times it is given.
+ */
+#pragma once
+
+#include <glib.h>
+
+/* Seconds of per-second maxima kept. */
+#define LOOP_STALLS_SECONDS 60
+
+/* The worst stall of each of the last LOOP_STALLS_SECONDS seconds, and of
+ * all time. */
+typedef struct loop_stalls {
+	gint64 second[LOOP_STALLS_SECONDS];  /* which second slot i holds, or -1 */
+	gint64 max_us[LOOP_STALLS_SECONDS];  /* the longest stall that ended in it */
+	gint64 max_ever_us;
+} loop_stalls;
+
+/* Empty bookkeeping. */
+void loop_stalls_init(loop_stalls *s);
+/* A stall of @stall_us ended at monotonic time @end_us (never earlier than
+ * the end of the one recorded before). */
+void loop_stalls_record(loop_stalls *s, gint64 end_us, gint64 stall_us);
+/* The longest stall that ended in the second of @now_us or the @window_s - 1
+ * seconds before it (window_s <= LOOP_STALLS_SECONDS); 0 if none. */
+gint64 loop_stalls_max_us(const loop_stalls *s, gint64 now_us, unsigned window_s);
+
+/* A monotonic clock in microseconds (g_get_monotonic_time, or a test's). */
+typedef gint64 (*loop_monitor_clock_fn)(void);
+
+typedef struct loop_monitor loop_monitor;
+
+/* Start timing the stretches of @context (NULL: the default one) by
+ * wrapping its poll function; @clock NULL means g_get_monotonic_time.  A
+ * poll function has no user data, so only one monitor runs at a time:
+ * NULL (and a warning) if another one does. */
+loop_monitor *loop_monitor_start(GMainContext *context, loop_monitor_clock_fn clock);
+/* Put the context's poll function back and free @m (NULL is fine). */
+void loop_monitor_free(loop_monitor *m);
+/* The bookkeeping so far. */
+const loop_stalls *loop_monitor_stalls(const loop_monitor *m);

@@ -1,0 +1,131 @@
+/*
+ * The main-loop monitor: its per-second bookkeeping fed with made-up times,
+ * and its poll wrapper on a private main context with a fake clock, so that
+ * nothing here depends on how fast this machine is.
+ */
+#include "common/json.h"
+#include "common/loop_monitor.h"
+
+#define SEC ((gint64)G_USEC_PER_SEC)
+#define MS 1000
+
+static void test_empty(void)
+{
+	loop_stalls s;
+	loop_stalls_init(&s);
+	g_assert_cmpint(loop_stalls_max_us(&s, 0, 10), ==, 0);
+	g_assert_cmpint(loop_stalls_max_us(&s, 1000 * SEC, 60), ==, 0);
+	g_assert_cmpint(s.max_ever_us, ==, 0);
+}
+
+/* A stall counts in a window of N seconds for the second it ended in and
+ * the N - 1 after it. */
+static void test_windows(void)
+{
+	loop_stalls s;
+	loop_stalls_init(&s);
+	loop_stalls_record(&s, 100 * SEC + SEC / 2, 3 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 100 * SEC + SEC / 2, 10), ==, 3 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 109 * SEC + SEC - 1, 10), ==, 3 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 110 * SEC, 10), ==, 0);
+	g_assert_cmpint(loop_stalls_max_us(&s, 159 * SEC, 60), ==, 3 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 160 * SEC, 60), ==, 0);
+	g_assert_cmpint(s.max_ever_us, ==, 3 * MS);
+	/* asked about a time before it ended: not in the window */
+	g_assert_cmpint(loop_stalls_max_us(&s, 99 * SEC, 60), ==, 0);
+}
+
+static void test_worst_of_a_second(void)
+{
+	loop_stalls s;
+	loop_stalls_init(&s);
+	loop_stalls_record(&s, 50 * SEC + 1, 2 * MS);
+	loop_stalls_record(&s, 50 * SEC + 2, 7 * MS);
+	loop_stalls_record(&s, 50 * SEC + 3, 1 * MS);
+	loop_stalls_record(&s, 55 * SEC, 4 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 55 * SEC, 10), ==, 7 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 60 * SEC, 10), ==, 4 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 60 * SEC, 1), ==, 0);
+	g_assert_cmpint(loop_stalls_max_us(&s, 55 * SEC, 1), ==, 4 * MS);
+}
+
+/* A minute later the same slot holds a new second: the old maximum goes,
+ * except from the maximum since the start. */
+static void test_slot_reused(void)
+{
+	loop_stalls s;
+	loop_stalls_init(&s);
+	loop_stalls_record(&s, 100 * SEC, 9 * MS);
+	loop_stalls_record(&s, 160 * SEC, 1 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 160 * SEC, 60), ==, 1 * MS);
+	g_assert_cmpint(s.max_ever_us, ==, 9 * MS);
+	/* and after a long quiet time nothing is left in the windows */
+	g_assert_cmpint(loop_stalls_max_us(&s, 10000 * SEC, 60), ==, 0);
+	g_assert_cmpint(s.max_ever_us, ==, 9 * MS);
+}
+
+/* ------------------------------------------------------------------ */
+/* The poll wrapper, with a fake clock                                 */
+
+static gint64 fake_now_us;
+
+static gint64 fake_clock(void)
+{
+	return fake_now_us;
+}
+
+/* A handler that "takes" 25 ms of the fake clock. */
+static gboolean slow_handler(gpointer data)
+{
+	fake_now_us += 25 * MS;
+	(*(int *)data)++;
+	return G_SOURCE_REMOVE;
+}
+
+static void test_poll_wrapper(void)
+{
+	g_autoptr(GMainContext) ctx = g_main_context_new();
+	GPollFunc own = g_main_context_get_poll_func(ctx);
+	fake_now_us = 1000 * SEC;
+
+	loop_monitor *m = loop_monitor_start(ctx, fake_clock);
+	g_assert_nonnull(m);
+	g_assert_true(g_main_context_get_poll_func(ctx) != own);
+
+	int ran = 0;
+	GSource *idle = g_idle_source_new();
+	g_source_set_callback(idle, slow_handler, &ran, NULL);
+	g_source_attach(idle, ctx);
+	g_source_unref(idle);
+	/* poll, dispatch the handler (25 ms), poll again: one stretch recorded */
+	while (g_main_context_iteration(ctx, FALSE))
+		;
+	g_main_context_iteration(ctx, FALSE);
+	g_assert_cmpint(ran, ==, 1);
+	const loop_stalls *s = loop_monitor_stalls(m);
+	g_assert_cmpint(s->max_ever_us, ==, 25 * MS);
+	g_assert_cmpint(loop_stalls_max_us(s, fake_now_us, 10), ==, 25 * MS);
+
+	g_assert_cmpint(loop_stalls_max_us(s, fake_now_us + 10 * SEC, 10), ==, 0);
+	g_assert_cmpint(loop_stalls_max_us(s, fake_now_us + 10 * SEC, 60), ==, 25 * MS);
+
+	/* one at a time: the poll function has no user data */
+	g_test_expect_message("common", G_LOG_LEVEL_WARNING, "*already running*");
+	g_assert_null(loop_monitor_start(NULL, NULL));
+	g_test_assert_expected_messages();
+
+	loop_monitor_free(m);
+	g_assert_true(g_main_context_get_poll_func(ctx) == own);
+	loop_monitor_free(NULL);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/loop-monitor/empty", test_empty);
+	g_test_add_func("/loop-monitor/windows", test_windows);
+	g_test_add_func("/loop-monitor/worst-of-a-second", test_worst_of_a_second);
+	g_test_add_func("/loop-monitor/slot-reused", test_slot_reused);
+	g_test_add_func("/loop-monitor/poll-wrapper", test_poll_wrapper);
+	return g_test_run();
+}
