@@ -536,6 +536,16 @@ void http_respond_bytes(http_request *req, unsigned status, const char *content_
 	respond(req, status, resp);
 }
 
+/* Answer with @len bytes of JSON at @text, which @free_text frees. */
+static void respond_json_bytes(http_request *req, unsigned status, char *text, size_t len,
+			       MHD_ContentReaderFreeCallback free_text)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text, free_text);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	respond(req, status, resp);
+}
+
 void http_respond_json(http_request *req, unsigned status, json_t *body)
 {
 	if (!body) {
@@ -546,13 +556,13 @@ void http_respond_json(http_request *req, unsigned status, json_t *body)
 	}
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	size_t len = strlen(text);
-	text[len] = '\0';
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	respond(req, status, resp);
+	respond_json_bytes(req, status, text, strlen(text), free);
+}
+
+void http_respond_json_text(http_request *req, unsigned status, GString *text)
+{
+	gsize len = text->len;
+	respond_json_bytes(req, status, g_string_free(text, FALSE), len, g_free);
 }
 
 void http_respond_error(http_request *req, const GError *err)

@@ -93,6 +93,8 @@ void http_request_suspend(http_request *req);
 
 /* Answer with @body (reference stolen), status @status. */
 void http_respond_json(http_request *req, unsigned status, json_t *body);
+/* Answer with JSON text (json_writer.h) @text, which it takes. */
+void http_respond_json_text(http_request *req, unsigned status, GString *text);
 /* Answer with the error's code and message as {"error":{…}}. */
 void http_respond_error(http_request *req, const GError *err);
 void http_respond_errorf(http_request *req, herd_error_code code, const char *fmt, ...)

@@ -87,6 +87,12 @@ static store_state *state(herd_engine *e)
 static void look(herd_engine *e)
 {
 	e->io.view(e->user, &e->view);
+	/* Asked once per VM by the API's lists: the ring rarely changed. */
+	bool same = e->view.n_ring == g_hash_table_size(e->in_ring);
+	for (size_t i = 0; same && i < e->view.n_ring; i++)
+		same = g_hash_table_contains(e->in_ring, GUINT_TO_POINTER(e->view.ring[i]));
+	if (same)
+		return;
 	g_autoptr(GHashTable) now = g_hash_table_new(g_direct_hash, g_direct_equal);
 	for (size_t i = 0; i < e->view.n_ring; i++) {
 		gpointer id = GUINT_TO_POINTER(e->view.ring[i]);
@@ -670,12 +676,13 @@ void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, her
 
 bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node)
 {
-	g_autoptr(GArray) where = herd_facts_where(e->facts, uuid);
-	if (where->len == 0)
+	uint32_t on = 0;
+	const herd_vm_fact *f = herd_facts_vm(e->facts, uuid, &on);
+	if (!f || f->state == HERD_VM_STOPPED)
 		return false;
 	if (node) {
 		look(e);
-		*node = name_of(e, g_array_index(where, uint32_t, 0));
+		*node = name_of(e, on);
 	}
 	return true;
 }

@@ -24,6 +24,9 @@ typedef struct store_state {
 	/* uuid -> the index (uint64_t) of the command that made its current
 	 * version, for objects changed since the state was last loaded. */
 	GHashTable *changed_at;
+	/* Each kind's objects sorted by name, or NULL until store_state_list()
+	 * needs them again after a change (borrowed pointers). */
+	GPtrArray *sorted[STORE_KIND__COUNT];
 } store_state;
 
 /* One object changed by a command: before/after are NULL for create/delete. */
