@@ -156,6 +156,78 @@ void api_vms_list(http_request *req, gpointer user_data)
 	http_respond_json_text(req, 200, text);
 }
 
+/* A define whose XML libvirt checks on a thread of its own: its schema
+ * validation takes tens of milliseconds, too long for the main loop. */
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	json_t *body;
+	char *xml;
+	herd_domxml *dom;
+	GError *error;
+} define_job;
+
+static void define_job_free(define_job *j)
+{
+	json_decref(j->body);
+	g_free(j->xml);
+	herd_domxml_free(j->dom);
+	g_clear_error(&j->error);
+	g_free(j);
+}
+
+/* The define goes on with the XML parsed: check it against the store as
+ * it is now (the attributes again: it may have changed), and commit. */
+static void define_finish(http_request *req, api_ctx *a, json_t *body, herd_domxml *dom,
+			  const GError *parse_error)
+{
+	g_autoptr(GError) err = NULL;
+	if (!dom) {
+		http_respond_error(req, parse_error);
+		return;
+	}
+	if (!store_name_validate(STORE_KIND_VM, dom->name, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!api_require_store(req, a))
+		return;
+	store_state *st = api_state(a);
+	store_object *same = store_state_get(st, STORE_KIND_VM, dom->uuid);
+	store_object *named = store_state_get_by_name(st, STORE_KIND_VM, dom->name);
+	if (named && named != same) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM '%s' already exists with UUID %s; the XML has UUID %s.",
+				    dom->name, named->uuid, dom->uuid);
+		return;
+	}
+	store_vm_attrs attrs;
+	if (!vm_attributes_parse(a, body, &attrs, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	/* virsh semantics: define on an existing VM replaces its XML. */
+	store_vm_domain sd = { dom->uuid, dom->name, dom->xml, dom->type, dom->memory_mib, dom->vcpus };
+	g_autoptr(json_t) cmd = store_vm_cmd_define(same, &sd, &attrs);
+	api_commit(req, a, cmd, same ? 200 : 201, api_render_vm);
+}
+
+static gboolean on_define_parsed(gpointer data)
+{
+	define_job *j = data;
+	define_finish(j->req, j->a, j->body, j->dom, j->error);
+	define_job_free(j);
+	return G_SOURCE_REMOVE;
+}
+
+/* On the define thread. */
+static void define_parse(gpointer data, gpointer unused)
+{
+	define_job *j = data;
+	j->dom = herd_domxml_parse(j->xml, &j->error);
+	g_idle_add(on_define_parsed, j);
+}
+
 void api_vm_define(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
@@ -173,28 +245,22 @@ void api_vm_define(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_INVALID, "Field 'xml' (the libvirt domain XML) is missing.");
 		return;
 	}
-	g_autoptr(herd_domxml) dom = herd_domxml_parse(xml, &err);
-	if (!dom || !store_name_validate(STORE_KIND_VM, dom->name, &err)) {
-		http_respond_error(req, err);
-		return;
-	}
-	store_state *st = api_state(a);
-	store_object *same = store_state_get(st, STORE_KIND_VM, dom->uuid);
-	store_object *named = store_state_get_by_name(st, STORE_KIND_VM, dom->name);
-	if (named && named != same) {
-		http_respond_errorf(req, HERD_ERR_CONFLICT,
-				    "VM '%s' already exists with UUID %s; the XML has UUID %s.",
-				    dom->name, named->uuid, dom->uuid);
-		return;
-	}
+	/* What can be refused without libvirt is, before it is asked. */
 	if (!vm_attributes_parse(a, body, &attrs, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
-	/* virsh semantics: define on an existing VM replaces its XML. */
-	store_vm_domain sd = { dom->uuid, dom->name, dom->xml, dom->type, dom->memory_mib, dom->vcpus };
-	g_autoptr(json_t) cmd = store_vm_cmd_define(same, &sd, &attrs);
-	api_commit(req, a, cmd, same ? 200 : 201, api_render_vm);
+	define_job *j = g_new0(define_job, 1);
+	j->req = req;
+	j->a = a;
+	j->body = g_steal_pointer(&body);
+	j->xml = g_strdup(xml);
+	/* One thread: libvirt's test driver holds one domain at a time. */
+	static GThreadPool *pool;
+	if (!pool)
+		pool = g_thread_pool_new(define_parse, NULL, 1, FALSE, NULL);
+	http_request_suspend(req);
+	g_thread_pool_push(pool, j, NULL);
 }
 
 void api_vm_get(http_request *req, gpointer user_data)

@@ -19,7 +19,9 @@ typedef struct herd_domxml {
 	unsigned vcpus;
 } herd_domxml;
 
-/* Parse and validate @xml; NULL with an INVALID error naming the problem. */
+/* Parse and validate @xml; NULL with an INVALID error naming the problem.
+ * Any thread may call it; it takes tens of milliseconds (libvirt loads its
+ * schema each time). */
 herd_domxml *herd_domxml_parse(const char *xml, GError **error);
 void herd_domxml_free(herd_domxml *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_domxml, herd_domxml_free)
