@@ -687,42 +687,105 @@ bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node)
 	return true;
 }
 
-void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out)
+/* Where VMs are, gathered from the facts once for any number of them. */
+struct herd_runtime_view {
+	herd_engine *e;
+	GHashTable *active;    /* uuid -> herd_vm_fact* active somewhere (borrowed) */
+	GHashTable *on;        /* uuid -> node id it is active on */
+	GHashTable *silent;    /* node names whose VMs nobody knows about */
+	GHashTable *errors;    /* uuid -> an agent's last error about it */
+	GHashTable *alerts;    /* uuid -> the coordinator's alert about it */
+};
+
+herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 {
 	look(e);
-	uint32_t on = 0;
-	const herd_vm_fact *f = herd_facts_vm(e->facts, vm->uuid, &on);
-	bool active = f && f->state != HERD_VM_STOPPED;
+	herd_runtime_view *v = g_new0(herd_runtime_view, 1);
+	v->e = e;
+	v->active = g_hash_table_new(g_str_hash, g_str_equal);
+	v->on = g_hash_table_new(g_str_hash, g_str_equal);
+	v->silent = g_hash_table_new(g_str_hash, g_str_equal);
+	v->errors = g_hash_table_new(g_str_hash, g_str_equal);
+	v->alerts = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTableIter it, vms;
+	gpointer value, key, fact;
+	g_hash_table_iter_init(&it, e->facts->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		herd_node_facts *n = value;
+		if (n->round == e->facts->round) {
+			g_hash_table_iter_init(&vms, n->vms);
+			while (g_hash_table_iter_next(&vms, &key, &fact)) {
+				if (((herd_vm_fact *)fact)->state == HERD_VM_STOPPED ||
+				    g_hash_table_contains(v->active, key))
+					continue;
+				g_hash_table_insert(v->active, key, fact);
+				g_hash_table_insert(v->on, key, GUINT_TO_POINTER(n->nodeid));
+			}
+		}
+		const char *uuid;
+		json_t *err;
+		json_object_foreach(n->errors, uuid, err)
+			g_hash_table_insert(v->errors, (gpointer)uuid, (gpointer)json_string_value(err));
+		if (n->alerts_by_vm) {
+			GHashTableIter a;
+			g_hash_table_iter_init(&a, n->alerts_by_vm);
+			while (g_hash_table_iter_next(&a, &key, &value))
+				g_hash_table_insert(v->alerts, key, value);
+		}
+	}
+	/* A VM assigned to a node that does not report (lost, not yet fenced)
+	 * or whose herd does not reach its hypervisor: nobody knows whether it
+	 * still runs there. */
+	g_autoptr(GPtrArray) nodes = store_state_list(state(e), STORE_KIND_NODE);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		herd_node_facts *there = herd_facts_fresh(e->facts, store_node_of(n)->nodeid);
+		if (!there || !there->virt_ok)
+			g_hash_table_add(v->silent, n->name);
+	}
+	return v;
+}
+
+void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, herd_vm_runtime *out)
+{
+	const herd_vm_fact *f = g_hash_table_size(v->active) ? g_hash_table_lookup(v->active, vm->uuid) : NULL;
 	*out = (herd_vm_runtime){
-		.state = active ? herd_vm_state_name(f->state) : "shut off",
-		.node = active ? name_of(e, on) : NULL,
-		.since_ms = active ? f->since_ms : 0,
+		.state = f ? herd_vm_state_name(f->state) : "shut off",
+		.node = f ? name_of(v->e, GPOINTER_TO_UINT(g_hash_table_lookup(v->on, vm->uuid))) : NULL,
+		.since_ms = f ? f->since_ms : 0,
 	};
-	if (!active) {
-		/* Assigned to a node that does not report (lost, not yet fenced)
-		 * or whose herd does not reach its hypervisor: nobody knows
-		 * whether it still runs there. */
-		const char *assigned = store_vm_of(vm)->node;
-		uint32_t id = store_node_id(state(e), assigned);
-		herd_node_facts *there = id ? herd_facts_fresh(e->facts, id) : NULL;
-		if (id && (!there || !there->virt_ok)) {
+	const char *assigned = store_vm_of(vm)->node;
+	if (!f && assigned && g_hash_table_size(v->silent)) {
+		/* The name as the view has it: it outlives the VM's object. */
+		gpointer name;
+		if (g_hash_table_lookup_extended(v->silent, assigned, &name, NULL)) {
 			out->state = "unknown";
-			out->node = assigned;
+			out->node = name;
 		}
 	}
 	/* Why it is not where it should be: an agent's error or an alert. */
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, e->facts->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		herd_node_facts *n = v;
-		const char *err = json_string_value(json_object_get(n->errors, vm->uuid));
-		if (err)
-			out->error = err;
-		const char *alert = n->alerts_by_vm ? g_hash_table_lookup(n->alerts_by_vm, vm->uuid) : NULL;
-		if (alert)
-			out->alert = alert;
-	}
+	if (g_hash_table_size(v->errors))
+		out->error = g_hash_table_lookup(v->errors, vm->uuid);
+	if (g_hash_table_size(v->alerts))
+		out->alert = g_hash_table_lookup(v->alerts, vm->uuid);
+}
+
+void herd_runtime_view_free(herd_runtime_view *v)
+{
+	if (!v)
+		return;
+	g_hash_table_destroy(v->active);
+	g_hash_table_destroy(v->on);
+	g_hash_table_destroy(v->silent);
+	g_hash_table_destroy(v->errors);
+	g_hash_table_destroy(v->alerts);
+	g_free(v);
+}
+
+void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out)
+{
+	g_autoptr(herd_runtime_view) v = herd_engine_runtime_view(e);
+	herd_runtime_view_get(v, vm, out);
 }
 
 json_t *herd_engine_cluster_status(herd_engine *e)

@@ -35,8 +35,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from testlib import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
 from halib import GUEST_XML, Ha, HaNodes, Workdir, herdd_log, qemu_pids  # noqa: E402
 
 INSTANCE = "test-store-fail"

@@ -220,6 +220,7 @@ static void node_free(testnode *n)
 	herd_ha_free(n->ha);
 	testvirt_free(n->virt);
 	http_server_free(n->http);
+	api_ctx_clear(&n->ctx);
 	herd_formation_free(n->formation);
 	herd_cluster_free(n->cluster);
 	g_free(n->socket_path);
