@@ -132,17 +132,26 @@ static int run_switchover(cli_ctx *ctx, int argc, char **argv)
 	return opt_wait ? wait_node_empty(ctx, argv[0]) : CLI_OK;
 }
 
+/* POST @action of @node once the operator has said yes to @question (or
+ * given --yes): cli_request()'s answer and *@rc; NULL with CLI_ERROR after
+ * "herd: @refusal" when not. */
+static json_t *post_confirmed(cli_ctx *ctx, const char *node, const char *action,
+			      const char *question, const char *refusal, int *rc)
+{
+	if (!opt_yes && !cli_confirm(question, "--yes", refusal)) {
+		*rc = CLI_ERROR;
+		return NULL;
+	}
+	g_autofree char *path = cli_api_path("nodes", node, action);
+	g_autoptr(json_t) body = json_object();
+	return cli_request(ctx, "POST", path, body, rc);
+}
+
 static int run_fence(cli_ctx *ctx, int argc, char **argv)
 {
-	if (!opt_yes) {
-		g_autofree char *q = g_strdup_printf("Cut the power of node %s now?", argv[0]);
-		if (!cli_confirm(q, "--yes", "not fencing."))
-			return CLI_ERROR;
-	}
-	g_autofree char *path = cli_api_path("nodes", argv[0], "fence");
-	g_autoptr(json_t) body = json_object();
+	g_autofree char *q = g_strdup_printf("Cut the power of node %s now?", argv[0]);
 	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	g_autoptr(json_t) r = post_confirmed(ctx, argv[0], "fence", q, "not fencing.", &rc);
 	if (!r)
 		return rc;
 	printf("Node %s is fenced (powered off and verified off); its VMs restart elsewhere.\n", argv[0]);
@@ -151,17 +160,11 @@ static int run_fence(cli_ctx *ctx, int argc, char **argv)
 
 static int run_confirm_down(cli_ctx *ctx, int argc, char **argv)
 {
-	if (!opt_yes) {
-		g_autofree char *q = g_strdup_printf(
-			"Is node %s really powered off? Its VMs will be started elsewhere; if it still runs them, they run twice.",
-			argv[0]);
-		if (!cli_confirm(q, "--yes", "not confirmed."))
-			return CLI_ERROR;
-	}
-	g_autofree char *path = cli_api_path("nodes", argv[0], "confirm-down");
-	g_autoptr(json_t) body = json_object();
+	g_autofree char *q = g_strdup_printf(
+		"Is node %s really powered off? Its VMs will be started elsewhere; if it still runs them, they run twice.",
+		argv[0]);
 	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	g_autoptr(json_t) r = post_confirmed(ctx, argv[0], "confirm-down", q, "not confirmed.", &rc);
 	if (!r)
 		return rc;
 	printf("Node %s is confirmed down; its VMs restart elsewhere.\n", argv[0]);
