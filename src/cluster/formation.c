@@ -429,7 +429,6 @@ void herd_formation_add_node(herd_formation *f, const char *name, const char *co
 			     size_t n_links, const char *csr, long long protocol, const char *user,
 			     herd_formation_done done, gpointer data)
 {
-	g_autoptr(GError) err = NULL;
 	store_state *st = herd_cluster_state(f->cluster);
 	store_object *c = member_cluster(f, done, data);
 	if (!c)
@@ -472,6 +471,7 @@ void herd_formation_add_node(herd_formation *f, const char *name, const char *co
 	uint32_t nodeid = 1;
 	while (g_hash_table_contains(used, GUINT_TO_POINTER(nodeid)))
 		nodeid++;
+	g_autoptr(GError) err = NULL;
 	g_autofree const char **sans = sans_for(name, links, n_links);
 	g_autofree char *cert = herd_tls_sign_csr(csr ? csr : "", name, sans, store_cluster_of(c)->ca_cert,
 						  store_cluster_of(c)->ca_key, CERT_DAYS, &err);
@@ -536,7 +536,6 @@ static void on_self_removed(json_t *result, const GError *error, gpointer data)
 void herd_formation_leave(herd_formation *f, bool force, const char *user,
 			  herd_formation_done done, gpointer data)
 {
-	g_autoptr(GError) err = NULL;
 	store_state *st = herd_cluster_state(f->cluster);
 	store_object *c = member_cluster(f, done, data);
 	if (!c)
@@ -558,6 +557,7 @@ void herd_formation_leave(herd_formation *f, bool force, const char *user,
 		leave_locally(s);
 		return;
 	}
+	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) cmd = store_node_cmd_remove(me, 0);
 	if (!herd_cluster_submit(f->cluster, cmd, user, on_self_removed, s, &err))
 		on_self_removed(NULL, err, s);
@@ -566,7 +566,6 @@ void herd_formation_leave(herd_formation *f, bool force, const char *user,
 void herd_formation_remove_node(herd_formation *f, store_object *node, const char *user,
 				herd_formation_done done, gpointer data)
 {
-	g_autoptr(GError) err = NULL;
 	if (strcmp(node->name, f->node_name) == 0) {
 		refuse(done, data, HERD_ERR_CONFLICT,
 		       "Node '%s' is this node; run 'herd cluster leave' on it, or remove it from another node.",
@@ -579,6 +578,7 @@ void herd_formation_remove_node(herd_formation *f, store_object *node, const cha
 		       node->name);
 		return;
 	}
+	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) cmd = store_node_cmd_remove(node, node->version);
 	if (!herd_cluster_submit(f->cluster, cmd, user, done, data, &err))
 		done(NULL, err, data);
