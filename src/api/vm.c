@@ -191,22 +191,16 @@ void api_vm_define(http_request *req, gpointer user_data)
 void api_vm_get(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm)
-		http_respond_error(req, err);
-	else
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (vm)
 		http_respond_json(req, 200, api_vm_json(a, vm, true));
 }
 
 void api_vm_xml(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm)
-		http_respond_error(req, err);
-	else
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (vm)
 		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml",
 						      store_vm_of(vm)->xml));
 }
@@ -234,12 +228,9 @@ void api_vm_set(http_request *req, gpointer user_data)
 void api_vm_undefine(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm) {
-		http_respond_error(req, err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (!vm)
 		return;
-	}
 	/* Where it runs, also when it is to run (the usual case): the message
 	 * names the node. */
 	const char *where = NULL;
@@ -424,12 +415,9 @@ static bool start_allowed(http_request *req, api_ctx *a, store_object *vm)
 void api_vm_start(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm) {
-		http_respond_error(req, err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (!vm)
 		return;
-	}
 	const char *where = NULL;
 	if (herd_ha_vm_active(a->ha, vm->uuid, &where) && store_vm_of(vm)->target_running) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is already running on node %s.",
@@ -496,13 +484,10 @@ static void on_vm_op_done(const GError *error, gpointer user)
 void api_vm_op(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
 	herd_vm_op op;
-	if (!vm) {
-		http_respond_error(req, err);
+	if (!vm)
 		return;
-	}
 	if (!herd_vm_op_parse(http_request_param(req, "op"), &op)) {
 		http_respond_errorf(req, HERD_ERR_NOT_FOUND, "There is no VM action '%s'.",
 				    http_request_param(req, "op"));
@@ -519,12 +504,9 @@ void api_vm_op(http_request *req, gpointer user_data)
 void api_vm_release(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm) {
-		http_respond_error(req, err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (!vm)
 		return;
-	}
 	if (!store_vm_of(vm)->sticky) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not bound to a node.", vm->name);
 		return;

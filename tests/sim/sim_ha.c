@@ -275,14 +275,7 @@ static void fv_noop(herd_virt *v, const char *uuid, herd_virt_done done, gpointe
 
 static GArray *fv_facts(herd_virt *base)
 {
-	fakevirt *v = (fakevirt *)base;
-	GArray *out = g_array_new(FALSE, FALSE, sizeof(herd_vm_fact));
-	GHashTableIter it;
-	gpointer val;
-	g_hash_table_iter_init(&it, v->vms);
-	while (g_hash_table_iter_next(&it, NULL, &val))
-		g_array_append_vals(out, val, 1);
-	return out;
+	return herd_vm_facts_of_table(((fakevirt *)base)->vms);
 }
 
 static bool fv_resources(herd_virt *v, herd_node_resources *out)
