@@ -225,7 +225,11 @@ static void walk_run(gpointer user, unsigned step, const herd_fence_target *t, c
 	r->walk = w;
 	r->step = step;
 	g_hash_table_insert(e->runs, g_memdup2(&id, sizeof(id)), r);
-	if (strcmp(action, "off") == 0)
+	/* A reboot cuts the power too.  The node it switches on again may
+	 * be back in the ring before the walk ends: that fails the walk, as
+	 * a return after an "off" does (back before its fence is in the
+	 * store, it may start its VMs while they start elsewhere). */
+	if (strcmp(action, "off") == 0 || strcmp(action, "reboot") == 0)
 		w->returns_at_off = returns_of(e, w->node);
 	e->io.fence_agent(e->user, id, t, action);
 }
@@ -268,7 +272,8 @@ static void walk_begin(fence_walk *w)
 		walk_done(w, false, "", detail, 0);
 		return;
 	}
-	w->fencer = herd_fencer_new(w->node, targets, &fencer_io, w);
+	w->fencer = herd_fencer_new(w->node, targets, store_settings_of(state(e))->fence_action,
+				    &fencer_io, w);
 	herd_fencer_begin(w->fencer);
 }
 
