@@ -17,7 +17,8 @@ typedef enum {
 	STORE_ADMISSION_REFUSE,
 } store_admission;
 
-/* What fencing does to a lost node (Pacemaker's stonith-action). */
+/* What fencing does to a lost node (Pacemaker's stonith-action), in the
+ * order of the setting's choices. */
 typedef enum {
 	STORE_FENCE_REBOOT = 0,   /* off, verified off, then on again */
 	STORE_FENCE_OFF,          /* off, verified off; it stays off */
