@@ -8,8 +8,9 @@ on (exit 0); list and monitor; `off` cuts node 2's power before the agent
 returns (its processes are gone, n1's corosync sees it leave) and status then
 reads off (exit 2); `on` boots it again and it rejoins; `reboot` (herd's
 default fence_action) cuts n2's power, reads it off, boots it again and
-answers "Success: Rebooted" with n2 on, and of a node already off only
-switches it on; `kill`/`start` of testnodes read back truthfully; a wrong plug, a wrong or read-only community
+answers "Success: Rebooted" with n2 on, of a node already off only
+switches it on, and with retry_on=0 (no power-on) still succeeds but logs
+that it timed out waiting to power ON; `kill`/`start` of testnodes read back truthfully; a wrong plug, a wrong or read-only community
 and a wrong v3 password fail; SNMPv3 works.  Then the two nodes fence each
 other at the same moment, several times (the agents, then bare snmpsets for a
 tighter race): exactly one survives each time.  Prints the agent's own run
@@ -186,6 +187,17 @@ def check_reboot(tn, pdu, rounds=2):
           "the PDU's log of the reboot of an off n2:\n" + "\n".join(lines))
     tn.wait_members([1, 2], 2, timeout=60)
     say("reboot of n2 after `testnodes kill 2`: \"Success: Rebooted\", only switched on; n2 rejoins")
+    # retry_on=0: fencing.py's reboot makes no attempt to switch the node on
+    # again, logs that, and still succeeds; herd looks for that line.
+    rc, out = pdu.run(1, "reboot", "2", timed=False, retry_on="0")
+    check(rc == 0 and "Success: Rebooted" in out.splitlines() and
+          re.search(r"^[\d-]+ [\d:,]+ ERROR: Timed out waiting to power ON$", out, re.M) and
+          inst.init_pid(2) is None,
+          f"reboot of n2 with retry_on=0: exit {rc}, {out!r}, init {inst.init_pid(2)}")
+    tn.cli("start", "2")
+    tn.wait_members([1, 2], 2, timeout=60)
+    say("reboot with retry_on=0: \"Success: Rebooted\" (exit 0), \"Timed out waiting to power ON\" "
+        "on stderr, n2 stays off")
 
 
 def check_testnodes_power(tn, pdu):
