@@ -33,7 +33,7 @@ typedef struct {
 	herd_fencer *fencer;          /* NULL until it starts */
 	herd_engine_fence_done done;  /* an operator's (herd node fence), or NULL */
 	gpointer user;
-	unsigned returns_at_off;      /* the node's returns when its last "off" was asked for */
+	unsigned returns_at_off;      /* the node's returns when its last "off" or "reboot" was asked for */
 	bool finished;
 } fence_walk;
 
