@@ -33,7 +33,7 @@ typedef struct {
 	herd_fencer *fencer;          /* NULL until it starts */
 	herd_engine_fence_done done;  /* an operator's (herd node fence), or NULL */
 	gpointer user;
-	unsigned returns_at_off;      /* the node's returns when its last "off" was asked for */
+	unsigned returns_at_off;      /* the node's returns when its last "off" or "reboot" was asked for */
 	bool finished;
 } fence_walk;
 
@@ -63,6 +63,7 @@ struct herd_engine {
 	herd_engine_view view;        /* of the event being handled */
 	GHashTable *in_ring;          /* node ids in the ring at the last look */
 	GHashTable *returns;          /* node id -> times it came (back) into the ring */
+	GHashTable *synced_with;      /* node ids whose herd had the same store as this one since it started */
 	char *refused;                /* why the coordinator's last change was refused */
 };
 
@@ -87,6 +88,8 @@ static store_state *state(herd_engine *e)
 static void look(herd_engine *e)
 {
 	e->io.view(e->user, &e->view);
+	for (size_t i = 0; e->view.synced && i < e->view.n_group; i++)
+		g_hash_table_add(e->synced_with, GUINT_TO_POINTER(e->view.group[i]));
 	/* Asked once per VM by the API's lists: the ring rarely changed. */
 	bool same = e->view.n_ring == g_hash_table_size(e->in_ring);
 	for (size_t i = 0; same && i < e->view.n_ring; i++)
@@ -225,7 +228,11 @@ static void walk_run(gpointer user, unsigned step, const herd_fence_target *t, c
 	r->walk = w;
 	r->step = step;
 	g_hash_table_insert(e->runs, g_memdup2(&id, sizeof(id)), r);
-	if (strcmp(action, "off") == 0)
+	/* A reboot cuts the power too.  The node it switches on again may
+	 * be back in the ring before the walk ends: that fails the walk, as
+	 * a return after an "off" does (back before its fence is in the
+	 * store, it may start its VMs while they start elsewhere). */
+	if (strcmp(action, "off") == 0 || strcmp(action, "reboot") == 0)
 		w->returns_at_off = returns_of(e, w->node);
 	e->io.fence_agent(e->user, id, t, action);
 }
@@ -268,7 +275,8 @@ static void walk_begin(fence_walk *w)
 		walk_done(w, false, "", detail, 0);
 		return;
 	}
-	w->fencer = herd_fencer_new(w->node, targets, &fencer_io, w);
+	w->fencer = herd_fencer_new(w->node, targets, store_settings_of(state(e))->fence_action,
+				    &fencer_io, w);
 	herd_fencer_begin(w->fencer);
 }
 
@@ -602,8 +610,12 @@ bool herd_engine_survivor_ok(herd_engine *e, uint32_t missing)
 	 * that starts alone is not quorate until it has seen its peer.  Its
 	 * store's down mark of the peer may be from before it went down
 	 * itself: the peer may have come back (and had the mark cleared)
-	 * while it was away. */
-	return e->view.quorate && n &&
+	 * while it was away.  And corosync's ring is not the store: a node
+	 * switched on again (a reboot by the peer's fence) while the peer's
+	 * herd was down has seen the peer but not the peer's store, which may
+	 * have gone on without it; only a store synced with the peer's since
+	 * this herd started is known to be current (sim-ha seed 5829). */
+	return e->view.quorate && n && g_hash_table_contains(e->synced_with, GUINT_TO_POINTER(missing)) &&
 	       (herd_coord_has_fenced(e->coord, n->name) || store_node_of(n)->down);
 }
 
@@ -886,6 +898,7 @@ herd_engine *herd_engine_new(const char *node_name, herd_virt *virt, const herd_
 	e->next_run = 1;
 	e->in_ring = g_hash_table_new(g_direct_hash, g_direct_equal);
 	e->returns = g_hash_table_new(g_direct_hash, g_direct_equal);
+	e->synced_with = g_hash_table_new(g_direct_hash, g_direct_equal);
 	e->agent = herd_agent_new(node_name, virt, &agent_io, e);
 	e->coord = herd_coord_new(&coord_io, e);
 	return e;
@@ -916,6 +929,7 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->runs);
 	g_hash_table_destroy(e->in_ring);
 	g_hash_table_destroy(e->returns);
+	g_hash_table_destroy(e->synced_with);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);
