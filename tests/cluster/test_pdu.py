@@ -227,8 +227,8 @@ def check_failures(tn, pdu):
         t0 = time.monotonic()
         rc, out = pdu.run(1, kw.pop("action"), kw.pop("plug"), timed=False, **kw)
         check(rc not in (0, 2), f"{what}: exit {rc} (want a failure), {out!r}")
+        check(tn.tn.init_pid(2), f"n2 lost power in the case {what}")
         say(f"{what}: exit {rc} after {time.monotonic() - t0:.1f} s")
-    check(testnodes.Instance(INSTANCE).init_pid(2), "n2 lost power in the failure cases")
     # With v2c the agent reads a missing outlet (noSuchInstance) as off, as it
     # would on a real PDU: why `testnodes pdu` gives SNMP v1.
     rc, out = pdu.run(1, "status", "9", timed=False, snmp_version="2c")
@@ -312,8 +312,7 @@ def report_times(pdu):
             f"min {t[0]:.0f} ms, max {t[-1]:.0f} ms (n={len(t)})")
 
 
-def check_nothing_left(procs, inodes):
-    inst = testnodes.Instance(INSTANCE)
+def check_nothing_left(inst, procs, inodes):
     check(not inst.existing_netns(), f"network namespaces left: {inst.existing_netns()}")
     alive = {pid: c for pid, (c, start, _) in procs.items() if testnodes.proc_alive(pid, start)}
     check(not alive, f"processes left: {alive}")
@@ -337,7 +336,7 @@ def main():
         procs, inodes = tn.instance_processes()
         comms = sorted({c for c, _, _ in procs.values()})
         check("snmpd" in comms, f"no snmpd among the instance's processes {comms}")
-    check_nothing_left(procs, inodes)
+    check_nothing_left(tn.tn, procs, inodes)
 
 
 if __name__ == "__main__":
