@@ -793,12 +793,17 @@ bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node)
 	return true;
 }
 
-/* Where VMs are, gathered from the facts once for any number of them. */
+/* Where VMs are, gathered from the facts once for any number of them.  It
+ * holds the node facts and the store's node objects it borrows from: it
+ * stays as it was taken while the engine goes on (an API list written over
+ * several main-loop iterations), and may outlive the engine. */
 struct herd_runtime_view {
-	herd_engine *e;
+	GPtrArray *facts;      /* herd_node_facts* borrowed from (held) */
+	GPtrArray *nodes;      /* the store's node objects (held) */
+	GHashTable *names;     /* node id -> its name (borrowed from @nodes) */
 	GHashTable *active;    /* uuid -> herd_vm_fact* active somewhere (borrowed) */
 	GHashTable *on;        /* uuid -> node id it is active on */
-	GHashTable *silent;    /* node names whose VMs nobody knows about */
+	GHashTable *silent;    /* names of the nodes whose VMs nobody knows about (borrowed from @nodes) */
 	GHashTable *errors;    /* uuid -> an agent's last error about it */
 	GHashTable *alerts;    /* uuid -> the coordinator's alert about it */
 };
@@ -807,7 +812,8 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 {
 	look(e);
 	herd_runtime_view *v = g_new0(herd_runtime_view, 1);
-	v->e = e;
+	v->facts = g_ptr_array_new_with_free_func((GDestroyNotify)herd_node_facts_unref);
+	v->names = g_hash_table_new(g_direct_hash, g_direct_equal);
 	v->active = g_hash_table_new(g_str_hash, g_str_equal);
 	v->on = g_hash_table_new(g_str_hash, g_str_equal);
 	v->silent = g_hash_table_new(g_str_hash, g_str_equal);
@@ -818,6 +824,7 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 	g_hash_table_iter_init(&it, e->facts->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
 		herd_node_facts *n = value;
+		g_ptr_array_add(v->facts, herd_node_facts_ref(n));
 		if (n->round == e->facts->round) {
 			g_hash_table_iter_init(&vms, n->vms);
 			while (g_hash_table_iter_next(&vms, &key, &fact)) {
@@ -842,10 +849,13 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 	/* A VM assigned to a node that does not report (lost, not yet fenced)
 	 * or whose herd does not reach its hypervisor: nobody knows whether it
 	 * still runs there. */
-	g_autoptr(GPtrArray) nodes = store_state_list(state(e), STORE_KIND_NODE);
-	for (guint i = 0; i < nodes->len; i++) {
-		store_object *n = nodes->pdata[i];
-		herd_node_facts *there = herd_facts_fresh(e->facts, store_node_of(n)->nodeid);
+	v->nodes = store_state_list(state(e), STORE_KIND_NODE);
+	g_ptr_array_set_free_func(v->nodes, (GDestroyNotify)store_object_unref);
+	for (guint i = 0; i < v->nodes->len; i++) {
+		store_object *n = store_object_ref(v->nodes->pdata[i]);
+		uint32_t id = store_node_of(n)->nodeid;
+		g_hash_table_insert(v->names, GUINT_TO_POINTER(id), n->name);
+		herd_node_facts *there = herd_facts_fresh(e->facts, id);
 		if (!there || !there->virt_ok)
 			g_hash_table_add(v->silent, n->name);
 	}
@@ -857,7 +867,7 @@ void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, h
 	const herd_vm_fact *f = g_hash_table_size(v->active) ? g_hash_table_lookup(v->active, vm->uuid) : NULL;
 	*out = (herd_vm_runtime){
 		.state = f ? herd_vm_state_name(f->state) : "shut off",
-		.node = f ? name_of(v->e, GPOINTER_TO_UINT(g_hash_table_lookup(v->on, vm->uuid))) : NULL,
+		.node = f ? g_hash_table_lookup(v->names, g_hash_table_lookup(v->on, vm->uuid)) : NULL,
 		.since_ms = f ? f->since_ms : 0,
 	};
 	const char *assigned = store_vm_of(vm)->node;
@@ -885,6 +895,9 @@ void herd_runtime_view_free(herd_runtime_view *v)
 	g_hash_table_destroy(v->silent);
 	g_hash_table_destroy(v->errors);
 	g_hash_table_destroy(v->alerts);
+	g_hash_table_destroy(v->names);
+	g_ptr_array_free(v->nodes, TRUE);
+	g_ptr_array_free(v->facts, TRUE);
 	g_free(v);
 }
 

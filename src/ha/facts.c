@@ -47,8 +47,16 @@ static gint by_id(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y;
 }
 
-static void node_facts_free(herd_node_facts *n)
+herd_node_facts *herd_node_facts_ref(herd_node_facts *n)
 {
+	g_atomic_int_inc(&n->refcount);
+	return n;
+}
+
+void herd_node_facts_unref(herd_node_facts *n)
+{
+	if (!n || !g_atomic_int_dec_and_test(&n->refcount))
+		return;
 	g_free(n->name);
 	g_hash_table_destroy(n->vms);
 	json_decref(n->errors);
@@ -65,7 +73,7 @@ herd_facts *herd_facts_new(void)
 {
 	herd_facts *f = g_new0(herd_facts, 1);
 	f->nodes = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-					 (GDestroyNotify)node_facts_free);
+					 (GDestroyNotify)herd_node_facts_unref);
 	f->round = 1;
 	return f;
 }
@@ -168,6 +176,7 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 		return false;
 	}
 	herd_node_facts *n = g_new0(herd_node_facts, 1);
+	n->refcount = 1;
 	n->name = g_strdup(name);
 	n->nodeid = nodeid;
 	n->round = f->round;

@@ -32,7 +32,14 @@ typedef struct herd_node_facts {
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) its herd has seen in
 				    * the ring since it started (see herd_coord_joins) */
 	GBytes *payload;           /* the STATUS they were read from */
+	gint refcount;
 } herd_node_facts;
+
+/* A node's facts are replaced, not changed, when it sends new ones (only
+ * its round and received_ms move on): a reference keeps them as they are
+ * for whoever reads them later (herd_runtime_view). */
+herd_node_facts *herd_node_facts_ref(herd_node_facts *n);
+void herd_node_facts_unref(herd_node_facts *n);
 
 typedef struct herd_facts {
 	GHashTable *nodes;         /* nodeid -> herd_node_facts* */
