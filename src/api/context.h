@@ -25,16 +25,17 @@ typedef struct api_node_info {
 	const loop_monitor *loop;      /* the main loop's stalls, or NULL */
 } api_node_info;
 
-typedef struct api_vm_cache api_vm_cache;
+typedef struct api_vm_lists api_vm_lists;
 
 typedef struct api_ctx {
 	herd_cluster *cluster;
 	herd_ha *ha;
 	herd_formation *formation;
 	const api_node_info *node;
-	api_vm_cache *vm_cache;        /* the API's own (vm_list.c); NULL at first */
+	api_vm_lists *vm_lists;        /* the API's own (vm_list.h); NULL at first */
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server
- * is gone). */
+ * is gone; requests still under way are answered that the daemon shuts
+ * down, or let go of if the server answered them). */
 void api_ctx_clear(api_ctx *a);

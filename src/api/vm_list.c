@@ -1,95 +1,41 @@
-/*
- * How a VM looks in the API, and GET /api/v1/vms, the list of all of them.
- * A VM's JSON is its configuration (a function of its store object, which
- * never changes: a change makes a new object) and its runtime (where it
- * runs, from the HA engine's facts).  The list writes its text at once
- * (common/json_writer.h) and keeps each VM's configuration part as text
- * until its object is replaced: with 10,000 VMs, walking every object's
- * fields and the engine's facts VM by VM cost 25 ms of the main loop, the
- * cached text and one look at the facts about 5 (bench/vm-list).
- */
 #define G_LOG_DOMAIN "api"
+#include "api/vm_list.h"
+
 #include "api/common.h"
 #include "api/routes.h"
+#include "api/vm_json.h"
 
-#include "common/json.h"
 #include "common/json_writer.h"
 #include "store/vm.h"
 
-#include <string.h>
+/* How long a slice may hold the main loop, and how often (in VMs) it
+ * looks at the clock. */
+#define SLICE_US 1000
+#define CLOCK_EVERY 32
 
-/* The members of @vm's JSON that its object alone decides. */
-static void config_write(json_writer *w, store_object *vm)
-{
-	const store_vm *v = store_vm_of(vm);
-	json_writer_member_string(w, "name", vm->name);
-	json_writer_member_string(w, "uuid", vm->uuid);
-	json_writer_member_int(w, "version", (int64_t)vm->version);
-	json_writer_member_bool(w, "ha", v->ha);
-	json_writer_member_string(w, "preferred", v->preferred);
-	json_writer_member_bool(w, "failback", v->failback);
-	json_writer_member_int(w, "shutdown_timeout_s", v->shutdown_timeout_s);
-	json_writer_member_int(w, "memory_mib", (int64_t)v->memory_mib);
-	json_writer_member_int(w, "vcpus", v->vcpus);
-	json_writer_member_string(w, "type", v->type);
-	json_writer_member_int(w, "modified_ms", vm->modified_ms);
-	json_writer_member_string(w, "target", v->target_running ? "running" : "stopped");
-	json_writer_member_string(w, "sticky", v->sticky);
-	json_writer_member_string(w, "group", v->group);
-	json_writer_member_string(w, "assigned", v->node);
-	json_writer_key(w, "failed");
-	json_writer_array_begin(w);
-	for (size_t i = 0; i < v->n_failures; i++) {
-		json_writer_object_begin(w);
-		json_writer_member_string(w, "node", v->failures[i].node);
-		json_writer_member_int(w, "count", v->failures[i].count);
-		json_writer_member_string(w, "error", v->failures[i].error);
-		json_writer_object_end(w);
-	}
-	json_writer_array_end(w);
-}
-
-/* The members the HA engine's facts decide (none without an engine). */
-static void runtime_write(json_writer *w, const herd_runtime_view *view, store_object *vm)
-{
-	herd_vm_runtime rt = { .state = "shut off" };
-	if (view)
-		herd_runtime_view_get(view, vm, &rt);
-	json_writer_member_string(w, "state", rt.state);
-	json_writer_member_string(w, "node", rt.node);
-	if (!view)
-		return;
-	json_writer_member_int(w, "since_ms", rt.since_ms);
-	if (rt.error)
-		json_writer_member_string(w, "error", rt.error);
-	if (rt.alert)
-		json_writer_member_string(w, "alert", rt.alert);
-	if (rt.node && rt.since_ms > 0)
-		json_writer_member_int(w, "uptime_s", (g_get_real_time() / 1000 - rt.since_ms) / 1000);
-}
-
-json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
-{
-	g_autoptr(GString) text = g_string_sized_new(with_xml ? 4096 : 512);
-	g_autoptr(herd_runtime_view) view = a->ha ? herd_ha_runtime_view(a->ha) : NULL;
+/* One list under way: its snapshot and the text written so far. */
+typedef struct vm_list {
+	http_request *req;
+	GPtrArray *vms;            /* store_object*, held: the VMs when it was asked for */
+	herd_runtime_view *view;   /* where they ran then; NULL without an engine */
+	int64_t now_ms;            /* the wall clock then, for uptimes */
+	guint next;                /* the next VM of @vms to write */
+	GString *text;
 	json_writer w;
-	json_writer_init(&w, text);
-	json_writer_object_begin(&w);
-	config_write(&w, vm);
-	runtime_write(&w, view, vm);
-	if (with_xml)
-		json_writer_member_string(&w, "xml", store_vm_of(vm)->xml);
-	json_writer_object_end(&w);
-	return json_loads(text->str, 0, NULL);
-}
+	GHashTable *texts;         /* store_object* (held) -> GString*: its VMs' configuration members */
+} vm_list;
 
-/* ------------------------------------------------------------------ */
-/* The list                                                            */
-
-/* Each VM's configuration members as text, by its object (a reference
- * is held, so no other object can take its address). */
-struct api_vm_cache {
-	GHashTable *text;   /* store_object* -> GString* */
+/*
+ * Each VM's configuration members as text, by its object (a reference is
+ * held, so no other object can take its address), kept from one list to
+ * the next: a later list writes again only what changed.  A list takes the
+ * texts it uses out of @texts and leaves its own when it ends.
+ */
+struct api_vm_lists {
+	GHashTable *texts;         /* store_object* (held) -> GString* */
+	GQueue under_way;          /* vm_list*, the oldest first */
+	guint source;              /* writes the oldest's next slice; 0: none under way */
+	unsigned slice_limit;      /* at most so many VMs a slice; 0: no limit */
 };
 
 static void text_free(gpointer text)
@@ -97,18 +43,80 @@ static void text_free(gpointer text)
 	g_string_free(text, TRUE);
 }
 
-static GHashTable *cache_table_new(void)
+static GHashTable *texts_new(void)
 {
 	return g_hash_table_new_full(g_direct_hash, g_direct_equal, (GDestroyNotify)store_object_unref,
 				     text_free);
 }
 
-void api_ctx_clear(api_ctx *a)
+static api_vm_lists *lists_of(api_ctx *a)
 {
-	if (a->vm_cache) {
-		g_hash_table_destroy(a->vm_cache->text);
-		g_clear_pointer(&a->vm_cache, g_free);
+	if (!a->vm_lists) {
+		a->vm_lists = g_new0(api_vm_lists, 1);
+		a->vm_lists->texts = texts_new();
+		g_queue_init(&a->vm_lists->under_way);
 	}
+	return a->vm_lists;
+}
+
+static void list_free(vm_list *v)
+{
+	g_ptr_array_unref(v->vms);
+	herd_runtime_view_free(v->view);
+	if (v->text)
+		g_string_free(v->text, TRUE);
+	if (v->texts)
+		g_hash_table_destroy(v->texts);
+	g_free(v);
+}
+
+static void list_write_vm(api_vm_lists *l, vm_list *v, store_object *vm)
+{
+	gpointer key, config;
+	if (g_hash_table_steal_extended(l->texts, vm, &key, &config)) {
+		store_object_unref(key);
+	} else {
+		config = g_string_sized_new(384);
+		json_writer c;
+		json_writer_init_members(&c, config);
+		api_vm_config_write(&c, vm);
+	}
+	g_hash_table_insert(v->texts, store_object_ref(vm), config);
+	json_writer_object_begin(&v->w);
+	json_writer_members_text(&v->w, ((GString *)config)->str, ((GString *)config)->len);
+	api_vm_runtime_write(&v->w, v->view, vm, v->now_ms);
+	json_writer_object_end(&v->w);
+}
+
+/* The oldest list's next slice; true when it is answered. */
+static bool list_slice(api_vm_lists *l)
+{
+	vm_list *v = g_queue_peek_head(&l->under_way);
+	gint64 until_us = g_get_monotonic_time() + SLICE_US;
+	for (unsigned n = 1; v->next < v->vms->len; n++) {
+		list_write_vm(l, v, v->vms->pdata[v->next++]);
+		if (n == l->slice_limit ||
+		    (n % CLOCK_EVERY == 0 && g_get_monotonic_time() >= until_us))
+			return false;
+	}
+	g_queue_pop_head(&l->under_way);
+	json_writer_array_end(&v->w);
+	/* What is left are the VMs changed or gone since the last list. */
+	g_hash_table_destroy(l->texts);
+	l->texts = g_steal_pointer(&v->texts);
+	http_respond_json_text(v->req, 200, g_steal_pointer(&v->text));
+	list_free(v);
+	return true;
+}
+
+static gboolean on_slice(gpointer data)
+{
+	api_vm_lists *l = data;
+	list_slice(l);
+	if (!g_queue_is_empty(&l->under_way))
+		return G_SOURCE_CONTINUE;
+	l->source = 0;
+	return G_SOURCE_REMOVE;
 }
 
 void api_vms_list(http_request *req, gpointer user_data)
@@ -116,38 +124,50 @@ void api_vms_list(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	if (!api_require_store(req, a))
 		return;
-	if (!a->vm_cache) {
-		a->vm_cache = g_new0(api_vm_cache, 1);
-		a->vm_cache->text = cache_table_new();
+	api_vm_lists *l = lists_of(a);
+	vm_list *v = g_new0(vm_list, 1);
+	v->req = req;
+	v->vms = store_state_list(api_state(a), STORE_KIND_VM);
+	for (guint i = 0; i < v->vms->len; i++)
+		store_object_ref(v->vms->pdata[i]);
+	g_ptr_array_set_free_func(v->vms, (GDestroyNotify)store_object_unref);
+	v->view = a->ha ? herd_ha_runtime_view(a->ha) : NULL;
+	v->now_ms = g_get_real_time() / 1000;
+	v->text = g_string_sized_new(1024 + 400 * (gsize)v->vms->len);
+	json_writer_init(&v->w, v->text);
+	json_writer_array_begin(&v->w);
+	v->texts = texts_new();
+	g_queue_push_tail(&l->under_way, v);
+	/* Alone, its first slice at once: a short list is answered now. */
+	if (l->under_way.length == 1 && list_slice(l))
+		return;
+	http_request_suspend(req);
+	if (!l->source)
+		l->source = g_idle_add_full(G_PRIORITY_DEFAULT_IDLE, on_slice, l, NULL);
+}
+
+unsigned api_vm_lists_under_way(api_ctx *a)
+{
+	return a->vm_lists ? a->vm_lists->under_way.length : 0;
+}
+
+void api_vm_lists_set_slice_limit(api_ctx *a, unsigned vms)
+{
+	lists_of(a)->slice_limit = vms;
+}
+
+void api_ctx_clear(api_ctx *a)
+{
+	api_vm_lists *l = a->vm_lists;
+	if (!l)
+		return;
+	if (l->source)
+		g_source_remove(l->source);
+	vm_list *v;
+	while ((v = g_queue_pop_head(&l->under_way))) {
+		http_respond_errorf(v->req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
+		list_free(v);
 	}
-	GHashTable *before = a->vm_cache->text;
-	GHashTable *now = cache_table_new();
-	g_autoptr(GPtrArray) vms = store_state_list(api_state(a), STORE_KIND_VM);
-	g_autoptr(herd_runtime_view) view = a->ha ? herd_ha_runtime_view(a->ha) : NULL;
-	GString *text = g_string_sized_new(1024 + 400 * (gsize)vms->len);
-	json_writer w;
-	json_writer_init(&w, text);
-	json_writer_array_begin(&w);
-	for (guint i = 0; i < vms->len; i++) {
-		store_object *vm = vms->pdata[i];
-		gpointer key, config;
-		if (g_hash_table_steal_extended(before, vm, &key, &config)) {
-			store_object_unref(key);
-		} else {
-			config = g_string_sized_new(384);
-			json_writer c;
-			json_writer_init_members(&c, config);
-			config_write(&c, vm);
-		}
-		g_hash_table_insert(now, store_object_ref(vm), config);
-		json_writer_object_begin(&w);
-		json_writer_members_text(&w, ((GString *)config)->str, ((GString *)config)->len);
-		runtime_write(&w, view, vm);
-		json_writer_object_end(&w);
-	}
-	json_writer_array_end(&w);
-	/* What is left are VMs changed or gone since the last list. */
-	g_hash_table_destroy(before);
-	a->vm_cache->text = now;
-	http_respond_json_text(req, 200, text);
+	g_hash_table_destroy(l->texts);
+	g_clear_pointer(&a->vm_lists, g_free);
 }

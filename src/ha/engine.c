@@ -37,6 +37,19 @@ typedef struct {
 	bool finished;
 } fence_walk;
 
+/* What the engine looked at in its last full run (herd_engine_run). */
+typedef struct {
+	store_state *st;
+	store_position pos;
+	uint32_t *ring;               /* n_ring ids */
+	size_t n_ring;
+	uint32_t *group;              /* n_group ids */
+	size_t n_group;
+	uint32_t self;
+	bool synced, primary, durable, quorate;
+	guint departures;
+} seen_view;
+
 /* A fence agent run under way: whose, and which of its steps. */
 typedef struct {
 	fence_walk *walk;
@@ -65,12 +78,26 @@ struct herd_engine {
 	GHashTable *returns;          /* node id -> times it came (back) into the ring */
 	GHashTable *synced_with;      /* node ids whose herd had the same store as this one since it started */
 	char *refused;                /* why the coordinator's last change was refused */
+	/* A run reconciles and coordinates only if something happened since
+	 * the last that did (an event, a wakeup asked for by the agent or the
+	 * coordinator, another view): with 10,000 VMs each costs milliseconds,
+	 * and the 30 s refresh of the facts changes nothing. */
+	bool happened;                /* an event since the last full run */
+	int64_t due_ms;               /* the agent's or coordinator's earliest wakeup; 0: none */
+	seen_view seen;
 };
+
+/* Something happened that the next run must act on: run soon. */
+static void run_soon(herd_engine *e)
+{
+	e->happened = true;
+	e->io.wakeup(e->user, 0);
+}
 
 static void status_soon(herd_engine *e)
 {
 	e->status_due = true;
-	e->io.wakeup(e->user, 0);
+	run_soon(e);
 }
 
 static store_state *state(herd_engine *e)
@@ -161,6 +188,12 @@ static void on_changed(gpointer user)
 static void on_wakeup(gpointer user, int64_t delay_ms)
 {
 	herd_engine *e = user;
+	if (delay_ms <= 0) {
+		run_soon(e);
+		return;
+	}
+	int64_t due = e->now_ms + delay_ms;
+	e->due_ms = e->due_ms ? MIN(e->due_ms, due) : due;
 	e->io.wakeup(e->user, delay_ms);
 }
 
@@ -257,7 +290,7 @@ static void walk_done(gpointer user, bool ok, const char *devices, const char *d
 	e->io.fenced(e->user);
 	if (w->done)
 		w->done(ok, devices, detail, agent_seconds, w->user);
-	e->io.wakeup(e->user, 0);
+	run_soon(e);
 }
 
 static const herd_fencer_io fencer_io = {
@@ -352,6 +385,7 @@ void herd_engine_agent_done(herd_engine *e, uint64_t run, bool ok, const char *d
 			    int64_t now_ms)
 {
 	e->now_ms = now_ms;
+	e->happened = true;
 	look(e);
 	agent_run *r = g_hash_table_lookup(e->runs, &run);
 	if (!r)
@@ -367,6 +401,7 @@ void herd_engine_fence_now(herd_engine *e, const char *node, herd_engine_fence_d
 			   gpointer user, int64_t now_ms)
 {
 	e->now_ms = now_ms;
+	e->happened = true;
 	look(e);
 	start_fence(e, node, done, user);
 }
@@ -448,10 +483,49 @@ static GHashTable *active_elsewhere(herd_engine *e)
 	return out;
 }
 
-void herd_engine_run(herd_engine *e, int64_t now_ms)
+/* Does the view differ from the one of the last full run? */
+static bool view_changed(herd_engine *e)
 {
-	e->now_ms = now_ms;
-	look(e);
+	const herd_engine_view *v = &e->view;
+	const seen_view *s = &e->seen;
+	return v->st != s->st || memcmp(&v->st->pos, &s->pos, sizeof(s->pos)) != 0 ||
+	       v->n_ring != s->n_ring || memcmp(v->ring, s->ring, v->n_ring * sizeof(*v->ring)) != 0 ||
+	       v->n_group != s->n_group ||
+	       memcmp(v->group, s->group, v->n_group * sizeof(*v->group)) != 0 || v->self != s->self ||
+	       v->synced != s->synced || v->primary != s->primary || v->durable != s->durable ||
+	       v->quorate != s->quorate ||
+	       (v->departures ? g_hash_table_size(v->departures) : 0) != s->departures;
+}
+
+static void view_remember(herd_engine *e)
+{
+	const herd_engine_view *v = &e->view;
+	seen_view *s = &e->seen;
+	g_free(s->ring);
+	g_free(s->group);
+	*s = (seen_view){
+		.st = v->st,
+		.pos = v->st->pos,
+		.ring = g_memdup2(v->ring, v->n_ring * sizeof(*v->ring)),
+		.n_ring = v->n_ring,
+		.group = g_memdup2(v->group, v->n_group * sizeof(*v->group)),
+		.n_group = v->n_group,
+		.self = v->self,
+		.synced = v->synced,
+		.primary = v->primary,
+		.durable = v->durable,
+		.quorate = v->quorate,
+		.departures = v->departures ? g_hash_table_size(v->departures) : 0,
+	};
+}
+
+/* Reconcile and coordinate: level-triggered, a function of what the
+ * engine sees and of now. */
+static void reconcile_and_coordinate(herd_engine *e, int64_t now_ms)
+{
+	e->happened = false;
+	e->due_ms = 0;
+	view_remember(e);
 	herd_coord_view v = coord_view(e);
 	/* The agent acts only on a store in sync with a quorate partition:
 	 * stale local state must never start a VM that runs elsewhere.  It
@@ -468,6 +542,14 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 	};
 	herd_agent_reconcile(e->agent, v.st, &gate, now_ms);
 	herd_coord_run(e->coord, &v);
+}
+
+void herd_engine_run(herd_engine *e, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	if (e->happened || (e->due_ms && now_ms >= e->due_ms) || view_changed(e))
+		reconcile_and_coordinate(e, now_ms);
 	int64_t next_walk = walks_step(e);
 	int64_t next_request = expire_requests(e);
 	/* The node's capacity is known once the hypervisor answers: the
@@ -484,6 +566,10 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 		next = MIN(next, next_walk);
 	if (next_request > 0)
 		next = MIN(next, next_request);
+	/* A wall clock set back: the agent's or coordinator's time is not
+	 * there yet. */
+	if (e->due_ms)
+		next = MIN(next, e->due_ms - now_ms);
 	e->io.wakeup(e->user, MAX(next, 1));
 }
 
@@ -545,10 +631,11 @@ void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const v
 	e->now_ms = now_ms;
 	look(e);
 	if (type == HERD_MSG_STATUS) {
-		if (herd_facts_update(e->facts, sender, payload, len, now_ms))
-			e->io.wakeup(e->user, 0);
-		else
+		bool changed;
+		if (!herd_facts_update(e->facts, sender, payload, len, now_ms, &changed))
 			log_warn("dropped malformed facts from node %u", sender);
+		else if (changed)
+			run_soon(e);
 		return;
 	}
 	g_autoptr(json_t) j = json_loadb(payload, len, 0, NULL);
@@ -572,33 +659,39 @@ void herd_engine_membership(herd_engine *e, bool group)
 		herd_facts_new_round(e->facts);
 		e->status_due = true;
 	}
-	e->io.wakeup(e->user, 0);
+	run_soon(e);
 }
 
 void herd_engine_store_changed(herd_engine *e, GPtrArray *changes)
 {
 	if (herd_agent_concerned(e->agent, changes))
 		e->status_due = true;
-	e->io.wakeup(e->user, 0);
+	run_soon(e);
 }
 
 void herd_engine_durable(herd_engine *e)
 {
-	e->io.wakeup(e->user, 0);
+	run_soon(e);
 }
+
+/* The events below ask for a run themselves when they need one soon; the
+ * next run acts on them in any case. */
 
 void herd_engine_committed(herd_engine *e, const GError *error)
 {
+	e->happened = true;
 	herd_coord_committed(e->coord, error);
 }
 
 void herd_engine_virt_fact(herd_engine *e, const herd_vm_fact *fact, int64_t now_ms)
 {
+	e->happened = true;
 	herd_agent_fact(e->agent, fact, now_ms);
 }
 
 void herd_engine_virt_connection(herd_engine *e, bool lost)
 {
+	e->happened = true;
 	herd_agent_connection(e->agent, lost);
 }
 
@@ -650,6 +743,7 @@ void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, her
 			    gpointer user, int64_t now_ms)
 {
 	e->now_ms = now_ms;
+	e->happened = true;
 	look(e);
 	const char *node = NULL;
 	if (!herd_engine_vm_active(e, uuid, &node) || !node) {
@@ -699,12 +793,17 @@ bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node)
 	return true;
 }
 
-/* Where VMs are, gathered from the facts once for any number of them. */
+/* Where VMs are, gathered from the facts once for any number of them.  It
+ * holds the node facts and the store's node objects it borrows from: it
+ * stays as it was taken while the engine goes on (an API list written over
+ * several main-loop iterations), and may outlive the engine. */
 struct herd_runtime_view {
-	herd_engine *e;
+	GPtrArray *facts;      /* herd_node_facts* borrowed from (held) */
+	GPtrArray *nodes;      /* the store's node objects (held) */
+	GHashTable *names;     /* node id -> its name (borrowed from @nodes) */
 	GHashTable *active;    /* uuid -> herd_vm_fact* active somewhere (borrowed) */
 	GHashTable *on;        /* uuid -> node id it is active on */
-	GHashTable *silent;    /* node names whose VMs nobody knows about */
+	GHashTable *silent;    /* names of the nodes whose VMs nobody knows about (borrowed from @nodes) */
 	GHashTable *errors;    /* uuid -> an agent's last error about it */
 	GHashTable *alerts;    /* uuid -> the coordinator's alert about it */
 };
@@ -713,7 +812,8 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 {
 	look(e);
 	herd_runtime_view *v = g_new0(herd_runtime_view, 1);
-	v->e = e;
+	v->facts = g_ptr_array_new_with_free_func((GDestroyNotify)herd_node_facts_unref);
+	v->names = g_hash_table_new(g_direct_hash, g_direct_equal);
 	v->active = g_hash_table_new(g_str_hash, g_str_equal);
 	v->on = g_hash_table_new(g_str_hash, g_str_equal);
 	v->silent = g_hash_table_new(g_str_hash, g_str_equal);
@@ -724,6 +824,7 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 	g_hash_table_iter_init(&it, e->facts->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
 		herd_node_facts *n = value;
+		g_ptr_array_add(v->facts, herd_node_facts_ref(n));
 		if (n->round == e->facts->round) {
 			g_hash_table_iter_init(&vms, n->vms);
 			while (g_hash_table_iter_next(&vms, &key, &fact)) {
@@ -748,10 +849,13 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 	/* A VM assigned to a node that does not report (lost, not yet fenced)
 	 * or whose herd does not reach its hypervisor: nobody knows whether it
 	 * still runs there. */
-	g_autoptr(GPtrArray) nodes = store_state_list(state(e), STORE_KIND_NODE);
-	for (guint i = 0; i < nodes->len; i++) {
-		store_object *n = nodes->pdata[i];
-		herd_node_facts *there = herd_facts_fresh(e->facts, store_node_of(n)->nodeid);
+	v->nodes = store_state_list(state(e), STORE_KIND_NODE);
+	g_ptr_array_set_free_func(v->nodes, (GDestroyNotify)store_object_unref);
+	for (guint i = 0; i < v->nodes->len; i++) {
+		store_object *n = store_object_ref(v->nodes->pdata[i]);
+		uint32_t id = store_node_of(n)->nodeid;
+		g_hash_table_insert(v->names, GUINT_TO_POINTER(id), n->name);
+		herd_node_facts *there = herd_facts_fresh(e->facts, id);
 		if (!there || !there->virt_ok)
 			g_hash_table_add(v->silent, n->name);
 	}
@@ -763,7 +867,7 @@ void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, h
 	const herd_vm_fact *f = g_hash_table_size(v->active) ? g_hash_table_lookup(v->active, vm->uuid) : NULL;
 	*out = (herd_vm_runtime){
 		.state = f ? herd_vm_state_name(f->state) : "shut off",
-		.node = f ? name_of(v->e, GPOINTER_TO_UINT(g_hash_table_lookup(v->on, vm->uuid))) : NULL,
+		.node = f ? g_hash_table_lookup(v->names, g_hash_table_lookup(v->on, vm->uuid)) : NULL,
 		.since_ms = f ? f->since_ms : 0,
 	};
 	const char *assigned = store_vm_of(vm)->node;
@@ -791,6 +895,9 @@ void herd_runtime_view_free(herd_runtime_view *v)
 	g_hash_table_destroy(v->silent);
 	g_hash_table_destroy(v->errors);
 	g_hash_table_destroy(v->alerts);
+	g_hash_table_destroy(v->names);
+	g_ptr_array_free(v->nodes, TRUE);
+	g_ptr_array_free(v->facts, TRUE);
 	g_free(v);
 }
 
@@ -933,6 +1040,8 @@ void herd_engine_free(herd_engine *e)
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);
+	g_free(e->seen.ring);
+	g_free(e->seen.group);
 	g_free(e->refused);
 	g_free(e->node);
 	g_free(e);

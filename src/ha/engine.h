@@ -132,8 +132,10 @@ typedef struct herd_vm_runtime {
 } herd_vm_runtime;
 void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out);
 /* The same for many VMs: the facts gathered once (an API list of 10,000
- * VMs); valid until the engine handles its next event.  The strings are
- * borrowed from the engine, not from the VMs' objects. */
+ * VMs).  It stays as it was taken, whatever the engine handles later, and
+ * may outlive the engine; the strings it gives live as long as it does (or
+ * as the store's node objects and the facts it took them from), not as
+ * the VMs' objects. */
 typedef struct herd_runtime_view herd_runtime_view;
 herd_runtime_view *herd_engine_runtime_view(herd_engine *e);
 void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, herd_vm_runtime *out);

@@ -1,5 +1,8 @@
 #include "ha/facts.h"
 
+#include "common/json.h"
+#include "common/json_writer.h"
+
 #include <string.h>
 
 static const char *const state_names[HERD_VM__STATES] = {
@@ -44,8 +47,16 @@ static gint by_id(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y;
 }
 
-static void node_facts_free(herd_node_facts *n)
+herd_node_facts *herd_node_facts_ref(herd_node_facts *n)
 {
+	g_atomic_int_inc(&n->refcount);
+	return n;
+}
+
+void herd_node_facts_unref(herd_node_facts *n)
+{
+	if (!n || !g_atomic_int_dec_and_test(&n->refcount))
+		return;
 	g_free(n->name);
 	g_hash_table_destroy(n->vms);
 	json_decref(n->errors);
@@ -54,6 +65,7 @@ static void node_facts_free(herd_node_facts *n)
 		g_hash_table_destroy(n->alerts_by_vm);
 	json_decref(n->coordinator);
 	g_hash_table_destroy(n->seen);
+	g_bytes_unref(n->payload);
 	g_free(n);
 }
 
@@ -61,7 +73,7 @@ herd_facts *herd_facts_new(void)
 {
 	herd_facts *f = g_new0(herd_facts, 1);
 	f->nodes = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-					 (GDestroyNotify)node_facts_free);
+					 (GDestroyNotify)herd_node_facts_unref);
 	f->round = 1;
 	return f;
 }
@@ -86,41 +98,75 @@ void herd_facts_forget(herd_facts *f, uint32_t nodeid)
 
 char *herd_facts_encode(const herd_node_report *r, size_t *len)
 {
+	/* Written as text, not as a jansson tree: a node re-sends its facts
+	 * every 30 s, and with thousands of VMs the tree cost milliseconds of
+	 * the main loop each time (bench/vm-list). */
 	const herd_node_resources *res = &r->resources;
-	json_t *vms = json_array();
+	GString *out = g_string_sized_new(256 + 112 * (r->vm_facts ? r->vm_facts->len : 0));
+	json_writer w;
+	json_writer_init(&w, out);
+	json_writer_object_begin(&w);
+	json_writer_member_string(&w, "name", r->name);
+	json_writer_member_int(&w, "index", (int64_t)r->index);
+	json_writer_key(&w, "vms");
+	json_writer_array_begin(&w);
 	for (guint i = 0; r->vm_facts && i < r->vm_facts->len; i++) {
 		const herd_vm_fact *v = &g_array_index(r->vm_facts, herd_vm_fact, i);
-		json_array_append_new(vms, json_pack("{s:s,s:s,s:I,s:s}", "uuid", v->uuid, "state",
-						     herd_vm_state_name(v->state), "since_ms",
-						     (json_int_t)v->since_ms, "reason", v->reason));
+		json_writer_object_begin(&w);
+		json_writer_member_string(&w, "uuid", v->uuid);
+		json_writer_member_string(&w, "state", herd_vm_state_name(v->state));
+		json_writer_member_int(&w, "since_ms", v->since_ms);
+		json_writer_member_string(&w, "reason", v->reason);
+		json_writer_object_end(&w);
 	}
-	json_t *j = json_pack("{s:s,s:I,s:o,s:{s:I,s:I,s:i},s:b}", "name", r->name, "index",
-			      (json_int_t)r->index, "vms", vms, "resources", "memory_mib",
-			      (json_int_t)res->memory_mib, "free_mib", (json_int_t)res->free_mib, "cpus",
-			      (int)res->cpus, "virt_ok", r->virt_ok);
+	json_writer_array_end(&w);
+	json_writer_key(&w, "resources");
+	json_writer_object_begin(&w);
+	json_writer_member_int(&w, "memory_mib", (int64_t)res->memory_mib);
+	json_writer_member_int(&w, "free_mib", (int64_t)res->free_mib);
+	json_writer_member_int(&w, "cpus", res->cpus);
+	json_writer_object_end(&w);
+	json_writer_member_bool(&w, "virt_ok", r->virt_ok);
+	/* The rest is small: jansson's, added as members. */
+	g_autoptr(json_t) rest = json_object();
 	if (r->errors && json_object_size(r->errors))
-		json_object_set(j, "errors", r->errors);
+		json_object_set(rest, "errors", r->errors);
 	if (r->start_failures && json_object_size(r->start_failures))
-		json_object_set(j, "start_failures", r->start_failures);
+		json_object_set(rest, "start_failures", r->start_failures);
 	if (r->coordinator)
-		json_object_set(j, "coordinator", r->coordinator);
+		json_object_set(rest, "coordinator", r->coordinator);
 	if (r->seen) {
 		/* Sorted: the same set gives the same bytes. */
 		g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(r->seen), by_id);
 		json_t *arr = json_array();
 		for (GList *l = ids; l; l = l->next)
 			json_array_append_new(arr, json_integer(GPOINTER_TO_UINT(l->data)));
-		json_object_set_new(j, "seen", arr);
+		json_object_set_new(rest, "seen", arr);
 	}
-	char *s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	*len = strlen(s);
-	return s;
+	g_autofree char *text = json_dumps(rest, JSON_COMPACT);
+	size_t n = strlen(text);
+	json_writer_members_text(&w, text + 1, n - 2); /* without its braces */
+	json_writer_object_end(&w);
+	*len = out->len;
+	return g_string_free(out, FALSE);
 }
 
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
-		       int64_t now_ms)
+		       int64_t now_ms, bool *changed)
 {
+	/* Every node re-sends its facts every 30 s, mostly the same: with
+	 * 10,000 VMs reading them again would cost milliseconds each time. */
+	herd_node_facts *before = g_hash_table_lookup(f->nodes, GUINT_TO_POINTER(nodeid));
+	if (before && g_bytes_get_size(before->payload) == len &&
+	    memcmp(g_bytes_get_data(before->payload, NULL), payload, len) == 0) {
+		if (changed)
+			*changed = before->round != f->round;
+		before->round = f->round;
+		before->received_ms = now_ms;
+		return true;
+	}
+	if (changed)
+		*changed = true;
 	json_t *j = json_loadb(payload, len, 0, NULL);
 	const char *name = json_string_value(json_object_get(j, "name"));
 	json_t *vms = json_object_get(j, "vms");
@@ -130,6 +176,7 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 		return false;
 	}
 	herd_node_facts *n = g_new0(herd_node_facts, 1);
+	n->refcount = 1;
 	n->name = g_strdup(name);
 	n->nodeid = nodeid;
 	n->round = f->round;
@@ -185,6 +232,7 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 			g_hash_table_add(n->seen, GUINT_TO_POINTER((guint)id));
 	}
 	json_decref(j);
+	n->payload = g_bytes_new(payload, len);
 	g_hash_table_replace(f->nodes, GUINT_TO_POINTER(nodeid), n);
 	return true;
 }

@@ -31,7 +31,15 @@ typedef struct herd_node_facts {
 				    * from @coordinator), or NULL */
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) its herd has seen in
 				    * the ring since it started (see herd_coord_joins) */
+	GBytes *payload;           /* the STATUS they were read from */
+	gint refcount;
 } herd_node_facts;
+
+/* A node's facts are replaced, not changed, when it sends new ones (only
+ * its round and received_ms move on): a reference keeps them as they are
+ * for whoever reads them later (herd_runtime_view). */
+herd_node_facts *herd_node_facts_ref(herd_node_facts *n);
+void herd_node_facts_unref(herd_node_facts *n);
 
 typedef struct herd_facts {
 	GHashTable *nodes;         /* nodeid -> herd_node_facts* */
@@ -62,9 +70,11 @@ typedef struct herd_node_report {
 
 /* Encode @r as a STATUS payload. */
 char *herd_facts_encode(const herd_node_report *r, size_t *len);
-/* Take a STATUS payload from @nodeid; false if malformed (ignored then). */
+/* Take a STATUS payload from @nodeid; false if malformed (ignored then).
+ * *@changed (may be NULL) says whether the node's facts are other than
+ * before: not when it re-sends what it said in this round. */
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
-		       int64_t now_ms);
+		       int64_t now_ms, bool *changed);
 
 /* The node's facts if they are from the current round, else NULL. */
 herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);

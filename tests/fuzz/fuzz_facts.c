@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_quiet();
 	herd_facts *f = herd_facts_new();
-	bool ok = herd_facts_update(f, 7, data, size, 1000);
+	bool ok = herd_facts_update(f, 7, data, size, 1000, NULL);
 	herd_node_facts *n = herd_facts_fresh(f, 7);
 	FUZZ_CHECK(ok == (n != NULL));
 	if (n) {
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					    n->errors, n->start_failures, n->coordinator, seen_of(n) };
 		g_autofree char *again = herd_facts_encode(&report, &len);
 		herd_facts *g = herd_facts_new();
-		FUZZ_CHECK(herd_facts_update(g, 7, again, len, 1000));
+		FUZZ_CHECK(herd_facts_update(g, 7, again, len, 1000, NULL));
 		herd_node_facts *m = herd_facts_fresh(g, 7);
 		FUZZ_CHECK(m && strcmp(m->name, n->name) == 0 && m->index == n->index);
 		FUZZ_CHECK(g_hash_table_size(m->vms) == g_hash_table_size(n->vms));

@@ -8,7 +8,9 @@
 #include "common/tls.h"
 #include "store/cluster.h"
 #include "store/node.h"
+#include "store/command.h"
 #include "store/settings.h"
+#include "store/vm.h"
 #include "testloop.h"
 
 #include <errno.h>
@@ -428,4 +430,54 @@ bool testcluster_settled(testcluster *tc)
 		}
 	}
 	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Store changes straight through the cluster service                  */
+
+static void on_test_committed(json_t *result, const GError *error, gpointer data)
+{
+	if (error)
+		g_error("a test's store command was refused: %s", error->message);
+	*(bool *)data = true;
+}
+
+void testnode_commit(testnode *n, json_t *cmd)
+{
+	bool committed = false;
+	g_autoptr(GError) err = NULL;
+	if (!herd_cluster_submit(n->cluster, cmd, "test", on_test_committed, &committed, &err))
+		g_error("submit: %s", err->message);
+	TEST_WAIT(committed);
+}
+
+void testcluster_vm_uuid(unsigned i, char out[37])
+{
+	g_snprintf(out, 37, "%08x-0000-4000-8000-%012x", i, i);
+}
+
+/* VMs a store command defines: the store's messages stay small. */
+#define DEFINE_BATCH 500
+
+void testcluster_define_vms(testcluster *tc, unsigned first, unsigned n)
+{
+	unsigned nodes = testcluster_size(tc);
+	for (unsigned from = first + 1; from <= first + n; from += DEFINE_BATCH) {
+		json_t *ops = json_array();
+		for (unsigned i = from; i <= first + n && i < from + DEFINE_BATCH; i++) {
+			char uuid[37], name[32], node[16];
+			testcluster_vm_uuid(i, uuid);
+			g_snprintf(name, sizeof(name), "vm%05u", i);
+			g_snprintf(node, sizeof(node), "n%u", (i - 1) % nodes + 1);
+			g_autofree char *xml = g_strdup_printf(
+				"<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>8</memory>"
+				"<vcpu>1</vcpu><os><type>hvm</type></os></domain>",
+				name, uuid);
+			store_vm_domain dom = { uuid, name, xml, "qemu", 8, 1 };
+			store_vm_attrs attrs = { .set = STORE_VM_SET_PREFERRED, .preferred = node };
+			json_array_append_new(ops, store_vm_cmd_define(NULL, &dom, &attrs));
+		}
+		g_autoptr(json_t) batch = store_cmd_batch(ops);
+		testnode_commit(testcluster_node(tc, 1), batch);
+	}
 }

@@ -87,6 +87,17 @@ bool testcluster_settled(testcluster *tc);
 /* Node @n is in sync with a quorate configuration (of its partition). */
 bool testnode_synced(testnode *n);
 
+/* Submit store command @cmd (not stolen) through node @n as user "test"
+ * and run the main loop until it is committed; fails the test if it is
+ * refused. */
+void testnode_commit(testnode *n, json_t *cmd);
+/* Define VMs vm00001… numbered @first + 1 to @first + @n straight into the
+ * store through n1 (no libvirt: 8 MiB, 1 vCPU, preferred node n1, n2, n3…
+ * in turn), in batches; UUID of number i: testcluster_vm_uuid(). */
+void testcluster_define_vms(testcluster *tc, unsigned first, unsigned n);
+/* The UUID those VMs get: VM number @i's. */
+void testcluster_vm_uuid(unsigned i, char out[37]);
+
 /* fence_test's parameters for a device of this cluster: {"state": dir,
  * "power": fifo} (new reference). */
 json_t *testcluster_fence_params(testcluster *tc);

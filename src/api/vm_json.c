@@ -1,0 +1,70 @@
+#define G_LOG_DOMAIN "api"
+#include "api/vm_json.h"
+
+#include "api/routes.h"
+#include "common/json.h"
+#include "store/vm.h"
+
+void api_vm_config_write(json_writer *w, store_object *vm)
+{
+	const store_vm *v = store_vm_of(vm);
+	json_writer_member_string(w, "name", vm->name);
+	json_writer_member_string(w, "uuid", vm->uuid);
+	json_writer_member_int(w, "version", (int64_t)vm->version);
+	json_writer_member_bool(w, "ha", v->ha);
+	json_writer_member_string(w, "preferred", v->preferred);
+	json_writer_member_bool(w, "failback", v->failback);
+	json_writer_member_int(w, "shutdown_timeout_s", v->shutdown_timeout_s);
+	json_writer_member_int(w, "memory_mib", (int64_t)v->memory_mib);
+	json_writer_member_int(w, "vcpus", v->vcpus);
+	json_writer_member_string(w, "type", v->type);
+	json_writer_member_int(w, "modified_ms", vm->modified_ms);
+	json_writer_member_string(w, "target", v->target_running ? "running" : "stopped");
+	json_writer_member_string(w, "sticky", v->sticky);
+	json_writer_member_string(w, "group", v->group);
+	json_writer_member_string(w, "assigned", v->node);
+	json_writer_key(w, "failed");
+	json_writer_array_begin(w);
+	for (size_t i = 0; i < v->n_failures; i++) {
+		json_writer_object_begin(w);
+		json_writer_member_string(w, "node", v->failures[i].node);
+		json_writer_member_int(w, "count", v->failures[i].count);
+		json_writer_member_string(w, "error", v->failures[i].error);
+		json_writer_object_end(w);
+	}
+	json_writer_array_end(w);
+}
+
+void api_vm_runtime_write(json_writer *w, const herd_runtime_view *view, store_object *vm,
+			  int64_t now_ms)
+{
+	herd_vm_runtime rt = { .state = "shut off" };
+	if (view)
+		herd_runtime_view_get(view, vm, &rt);
+	json_writer_member_string(w, "state", rt.state);
+	json_writer_member_string(w, "node", rt.node);
+	if (!view)
+		return;
+	json_writer_member_int(w, "since_ms", rt.since_ms);
+	if (rt.error)
+		json_writer_member_string(w, "error", rt.error);
+	if (rt.alert)
+		json_writer_member_string(w, "alert", rt.alert);
+	if (rt.node && rt.since_ms > 0)
+		json_writer_member_int(w, "uptime_s", (now_ms - rt.since_ms) / 1000);
+}
+
+json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
+{
+	g_autoptr(GString) text = g_string_sized_new(with_xml ? 4096 : 512);
+	g_autoptr(herd_runtime_view) view = a->ha ? herd_ha_runtime_view(a->ha) : NULL;
+	json_writer w;
+	json_writer_init(&w, text);
+	json_writer_object_begin(&w);
+	api_vm_config_write(&w, vm);
+	api_vm_runtime_write(&w, view, vm, g_get_real_time() / 1000);
+	if (with_xml)
+		json_writer_member_string(&w, "xml", store_vm_of(vm)->xml);
+	json_writer_object_end(&w);
+	return json_loads(text->str, 0, NULL);
+}

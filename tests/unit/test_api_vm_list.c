@@ -1,0 +1,206 @@
+/*
+ * GET /api/v1/vms written in slices (api/vm_list.h): the answer is the
+ * list of every VM as it was when the request came, in name order, however
+ * the store and the VMs change while it is written; a server freed, or a
+ * client gone, while a list is under way is neither a crash nor a leak
+ * (the sanitizer build checks).  The lists here are written a few VMs a
+ * slice, so that they are under way for many main-loop iterations.
+ */
+#include "api/vm_list.h"
+#include "store/command.h"
+#include "test_api.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define VMS 120
+
+/* n1's VM of number @i as its store has it. */
+static store_object *vm_number(fixture *f, unsigned i)
+{
+	char uuid[37];
+	testcluster_vm_uuid(i, uuid);
+	return store_state_get(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM, uuid);
+}
+
+/* Run @cmd of VM number @i through n1. */
+typedef json_t *(*vm_cmd_fn)(const store_object *vm);
+static json_t *cmd_of(fixture *f, unsigned i, vm_cmd_fn fn)
+{
+	store_object *vm = vm_number(f, i);
+	g_assert_nonnull(vm);
+	return fn(vm);
+}
+
+static json_t *cmd_stop(const store_object *vm)
+{
+	return store_vm_cmd_stop(vm, true);
+}
+
+static json_t *cmd_prefer_n3(const store_object *vm)
+{
+	store_vm_attrs attrs = { .set = STORE_VM_SET_PREFERRED, .preferred = "n3" };
+	return store_vm_cmd_set(vm, &attrs);
+}
+
+/* The list's entries by name; fails unless it is a list in name order
+ * without a name twice. */
+static GHashTable *by_name(json_t *list)
+{
+	g_assert_true(json_is_array(list));
+	GHashTable *out = g_hash_table_new(g_str_hash, g_str_equal);
+	const char *last = "";
+	size_t i;
+	json_t *vm;
+	json_array_foreach(list, i, vm) {
+		const char *name = json_string_value(json_object_get(vm, "name"));
+		g_assert_nonnull(name);
+		g_assert_cmpstr(last, <, name);
+		g_hash_table_insert(out, (gpointer)name, vm);
+		last = name;
+	}
+	return out;
+}
+
+/* Start a list from n1, written @per_slice VMs a slice; under way when it returns. */
+static test_call *list_start(fixture *f, unsigned per_slice)
+{
+	api_vm_lists_set_slice_limit(&f->n[1]->ctx, per_slice);
+	test_call *c = test_call_start(f->n[1], "GET", "/api/v1/vms", NULL);
+	TEST_WAIT(api_vm_lists_under_way(&f->n[1]->ctx) == 1);
+	return c;
+}
+
+/* Every VM, as the store has it, written slice by slice as at once. */
+static void test_every_vm(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, VMS);
+	vm_start(f, 1, "vm00001", "n1");
+	g_autoptr(test_answer) at_once = test_request(f->n[1], "GET", "/api/v1/vms", NULL);
+	g_assert_cmpuint(api_vm_lists_under_way(&f->n[1]->ctx), ==, 0);
+	g_autoptr(test_answer) sliced = test_call_finish(list_start(f, 7));
+	json_t *list = test_expect(sliced, 200);
+	g_assert_cmpuint(json_array_size(list), ==, VMS);
+	g_autoptr(GHashTable) names = by_name(list);
+	g_autoptr(GPtrArray) stored = store_state_list(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM);
+	g_assert_cmpuint(stored->len, ==, VMS);
+	for (guint i = 0; i < stored->len; i++) {
+		store_object *vm = stored->pdata[i];
+		json_t *shown = g_hash_table_lookup(names, vm->name);
+		g_assert_nonnull(shown);
+		g_assert_cmpstr(json_string_value(json_object_get(shown, "uuid")), ==, vm->uuid);
+		g_assert_cmpint(json_integer_value(json_object_get(shown, "version")), ==, (json_int_t)vm->version);
+		g_assert_cmpstr(json_string_value(json_object_get(shown, "state")), ==,
+				i == 0 ? "running" : "shut off");
+	}
+	/* The same text as a list written at once (but for uptimes). */
+	json_t *whole = test_expect(at_once, 200);
+	g_assert_cmpuint(json_array_size(whole), ==, VMS);
+	for (size_t i = 0; i < VMS; i++) {
+		json_t *a = json_array_get(whole, i), *b = json_array_get(list, i);
+		json_object_del(a, "uptime_s");
+		json_object_del(b, "uptime_s");
+		g_assert_true(json_equal(a, b));
+	}
+}
+
+/* Changes committed while a list is written are not in it: neither VMs
+ * defined or undefined, nor new versions, nor a VM's stop. */
+static void test_one_snapshot(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, VMS);
+	vm_start(f, 1, "vm00001", "n1");
+	json_int_t version2 = (json_int_t)vm_number(f, 2)->version;
+	test_call *c = list_start(f, 1);
+	json_t *ops = json_array();
+	for (unsigned i = 2; i <= 11; i++)
+		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
+	for (unsigned i = 12; i <= 21; i++)
+		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
+	json_array_append_new(ops, cmd_of(f, 1, cmd_stop));
+	g_autoptr(json_t) batch = store_cmd_batch(ops);
+	testnode_commit(f->n[1], batch);
+	testcluster_define_vms(f->tc, VMS, 10);
+	/* The stop reaches n1's hypervisor, and the facts every node has. */
+	char uuid1[37];
+	testcluster_vm_uuid(1, uuid1);
+	TEST_WAIT(!herd_ha_vm_active(f->n[1]->ha, uuid1, NULL));
+	/* Else this test would show nothing. */
+	g_assert_cmpuint(api_vm_lists_under_way(&f->n[1]->ctx), ==, 1);
+
+	g_autoptr(test_answer) a = test_call_finish(c);
+	json_t *list = test_expect(a, 200);
+	g_assert_cmpuint(json_array_size(list), ==, VMS);
+	g_autoptr(GHashTable) names = by_name(list);
+	g_assert_null(g_hash_table_lookup(names, "vm00121"));
+	g_assert_nonnull(g_hash_table_lookup(names, "vm00012"));
+	json_t *vm1 = g_hash_table_lookup(names, "vm00001");
+	g_assert_cmpstr(json_string_value(json_object_get(vm1, "state")), ==, "running");
+	g_assert_cmpstr(json_string_value(json_object_get(vm1, "target")), ==, "running");
+	json_t *vm2 = g_hash_table_lookup(names, "vm00002");
+	g_assert_cmpint(json_integer_value(json_object_get(vm2, "version")), ==, version2);
+	g_assert_cmpstr(json_string_value(json_object_get(vm2, "preferred")), ==, "n2");
+
+	/* The next list has it all. */
+	api_vm_lists_set_slice_limit(&f->n[1]->ctx, 0);
+	g_autoptr(test_answer) after = test_request(f->n[1], "GET", "/api/v1/vms", NULL);
+	g_autoptr(GHashTable) now = by_name(test_expect(after, 200));
+	g_assert_cmpuint(g_hash_table_size(now), ==, VMS);
+	g_assert_nonnull(g_hash_table_lookup(now, "vm00121"));
+	g_assert_null(g_hash_table_lookup(now, "vm00012"));
+	g_assert_cmpstr(json_string_value(json_object_get(g_hash_table_lookup(now, "vm00001"), "state")),
+			==, "shut off");
+	g_assert_cmpstr(json_string_value(json_object_get(g_hash_table_lookup(now, "vm00002"), "preferred")),
+			==, "n3");
+}
+
+/* Lists under way when the node stops are answered that it shuts down. */
+static void test_server_freed(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, VMS);
+	vm_start(f, 1, "vm00001", "n1");
+	test_call *first = list_start(f, 1);
+	test_call *second = test_call_start(f->n[1], "GET", "/api/v1/vms", NULL);
+	TEST_WAIT(api_vm_lists_under_way(&f->n[1]->ctx) == 2);
+	g_clear_pointer(&f->tc, testcluster_free);
+	g_autoptr(test_answer) a = test_call_finish(first);
+	g_autoptr(test_answer) b = test_call_finish(second);
+	test_expect_error(a, 503, "shutting down");
+	test_expect_error(b, 503, "shutting down");
+}
+
+/* A client that goes away while its list is written: the list is written
+ * to the end and goes nowhere; the next one is whole. */
+static void test_client_gone(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, VMS);
+	api_vm_lists_set_slice_limit(&f->n[1]->ctx, 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	g_assert_cmpint(fd, >=, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	g_strlcpy(addr.sun_path, f->n[1]->socket_path, sizeof(addr.sun_path));
+	g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+	const char *cred = "admin:" TESTNODE_PASSWORD;
+	g_autofree char *b64 = g_base64_encode((const guchar *)cred, strlen(cred));
+	g_autofree char *request = g_strdup_printf(
+		"GET /api/v1/vms HTTP/1.1\r\nHost: herd\r\nAuthorization: Basic %s\r\n\r\n", b64);
+	g_assert_cmpint(write(fd, request, strlen(request)), ==, (ssize_t)strlen(request));
+	TEST_WAIT(api_vm_lists_under_way(&f->n[1]->ctx) == 1);
+	close(fd);
+	TEST_WAIT(api_vm_lists_under_way(&f->n[1]->ctx) == 0);
+	g_autoptr(test_answer) a = test_request(f->n[1], "GET", "/api/v1/vms", NULL);
+	g_assert_cmpuint(json_array_size(test_expect(a, 200)), ==, VMS);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	test_log_init();
+	api_test_add("/api/vm-list/every-vm", test_every_vm, NULL);
+	api_test_add("/api/vm-list/one-snapshot", test_one_snapshot, NULL);
+	api_test_add("/api/vm-list/server-freed", test_server_freed, NULL);
+	api_test_add("/api/vm-list/client-gone", test_client_gone, NULL);
+	return g_test_run();
+}
