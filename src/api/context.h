@@ -33,9 +33,13 @@ typedef struct api_ctx {
 	herd_formation *formation;
 	const api_node_info *node;
 	api_vm_lists *vm_lists;        /* the API's own (vm_list.h); NULL at first */
+	GHashTable *vm_waits;          /* vm.c's requests waiting for a VM to get there; or NULL */
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server
  * is gone; requests still under way are answered that the daemon shuts
  * down, or let go of if the server answered them). */
 void api_ctx_clear(api_ctx *a);
+/* Its parts: vm_list.c's lists, vm.c's waits (context.c calls them). */
+void api_vm_lists_clear(api_ctx *a);
+void api_vm_waits_clear(api_ctx *a);

@@ -258,7 +258,32 @@ typedef struct {
 	gint64 deadline_us;
 	const char *what;
 	bool want_running;      /* what the command asked for */
+	guint source;           /* the poll */
 } vm_wait;
+
+/* @w is answered (or let go of): no more polls. */
+static void wait_done(vm_wait *w)
+{
+	g_hash_table_remove(w->a->vm_waits, w);
+	g_free(w);
+}
+
+void api_vm_waits_clear(api_ctx *a)
+{
+	if (!a->vm_waits)
+		return;
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, a->vm_waits);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		vm_wait *w = key;
+		g_source_remove(w->source);
+		http_respond_errorf(w->req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
+		g_hash_table_iter_remove(&it);
+		g_free(w);
+	}
+	g_clear_pointer(&a->vm_waits, g_hash_table_destroy);
+}
 
 static gboolean on_vm_wait(gpointer data)
 {
@@ -283,7 +308,7 @@ static gboolean on_vm_wait(gpointer data)
 	} else {
 		return G_SOURCE_CONTINUE;
 	}
-	g_free(w);
+	wait_done(w);
 	return G_SOURCE_REMOVE;
 }
 
@@ -302,7 +327,10 @@ static void wait_for(http_request *req, api_ctx *a, const char *uuid, vm_conditi
 	w->cond = cond;
 	w->what = what;
 	w->deadline_us = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
-	g_timeout_add(20, on_vm_wait, w);
+	w->source = g_timeout_add(20, on_vm_wait, w);
+	if (!a->vm_waits)
+		a->vm_waits = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_hash_table_add(a->vm_waits, w);
 }
 
 static bool vm_is_running(api_ctx *a, const char *uuid)

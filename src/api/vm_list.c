@@ -36,6 +36,7 @@ struct api_vm_lists {
 	GQueue under_way;          /* vm_list*, the oldest first */
 	guint source;              /* writes the oldest's next slice; 0: none under way */
 	unsigned slice_limit;      /* at most so many VMs a slice; 0: no limit */
+	bool held;                 /* tests: no slice is written meanwhile */
 };
 
 static void text_free(gpointer text)
@@ -119,6 +120,12 @@ static gboolean on_slice(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+static void slices_start(api_vm_lists *l)
+{
+	if (!l->source && !l->held && !g_queue_is_empty(&l->under_way))
+		l->source = g_idle_add_full(G_PRIORITY_DEFAULT_IDLE, on_slice, l, NULL);
+}
+
 void api_vms_list(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
@@ -139,11 +146,10 @@ void api_vms_list(http_request *req, gpointer user_data)
 	v->texts = texts_new();
 	g_queue_push_tail(&l->under_way, v);
 	/* Alone, its first slice at once: a short list is answered now. */
-	if (l->under_way.length == 1 && list_slice(l))
+	if (l->under_way.length == 1 && !l->held && list_slice(l))
 		return;
 	http_request_suspend(req);
-	if (!l->source)
-		l->source = g_idle_add_full(G_PRIORITY_DEFAULT_IDLE, on_slice, l, NULL);
+	slices_start(l);
 }
 
 unsigned api_vm_lists_under_way(api_ctx *a)
@@ -156,7 +162,16 @@ void api_vm_lists_set_slice_limit(api_ctx *a, unsigned vms)
 	lists_of(a)->slice_limit = vms;
 }
 
-void api_ctx_clear(api_ctx *a)
+void api_vm_lists_hold(api_ctx *a, bool hold)
+{
+	api_vm_lists *l = lists_of(a);
+	l->held = hold;
+	if (hold && l->source)
+		g_clear_handle_id(&l->source, g_source_remove);
+	slices_start(l);
+}
+
+void api_vm_lists_clear(api_ctx *a)
 {
 	api_vm_lists *l = a->vm_lists;
 	if (!l)

@@ -10,7 +10,7 @@
  * other, while the request waits suspended.
  *
  * What tests see of it; the handler is in routes.h, the clean-up
- * api_ctx_clear() in context.h.
+ * api_vm_lists_clear() in context.h.
  */
 #pragma once
 
@@ -20,3 +20,5 @@
 unsigned api_vm_lists_under_way(api_ctx *a);
 /* Tests: write at most @vms VMs a slice (0: as many as a slice's time allows). */
 void api_vm_lists_set_slice_limit(api_ctx *a, unsigned vms);
+/* Tests: write no slice until released (lists taken meanwhile wait). */
+void api_vm_lists_hold(api_ctx *a, bool hold);

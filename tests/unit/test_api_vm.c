@@ -203,6 +203,21 @@ static void test_start_waits(fixture *f, gconstpointer data)
 	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "start", uuid), ==, 1);
 }
 
+/* A start waiting for its VM when the node stops is answered that it shuts
+ * down; its poll ends with the API (no poll later on freed state). */
+static void test_start_wait_server_freed(fixture *f, gconstpointer data)
+{
+	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	testvirt_hold(f->n[2]->virt, true);
+	test_call *call = test_call_start(f->n[3], "POST", "/api/v1/vms/web1/start", NULL);
+	TEST_WAIT(f->n[3]->ctx.vm_waits && g_hash_table_size(f->n[3]->ctx.vm_waits) == 1);
+	g_clear_pointer(&f->tc, testcluster_free);
+	g_autoptr(test_answer) a = test_call_finish(call);
+	test_expect_error(a, 503, "shutting down");
+	/* Longer than the poll's 20 ms: a poll left behind would run now. */
+	(void)test_loop_until(false, 100);
+}
+
 /* An HA VM is started only where a fence device could cut its node off. */
 static void test_start_needs_fencing(fixture *f, gconstpointer data)
 {
@@ -501,6 +516,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/vms/define-list-show-xml", test_define, NULL);
 	api_test_add("/api/vms/set", test_set, NULL);
 	api_test_add("/api/vms/start-waits-for-hypervisor", test_start_waits, NULL);
+	api_test_add("/api/vms/start-wait-server-freed", test_start_wait_server_freed, NULL);
 	api_test_add("/api/vms/start-ha-needs-fencing", test_start_needs_fencing, NULL);
 	api_test_add("/api/vms/start-ha-lab-mode", test_start_lab_mode, LAB_MODE);
 	api_test_add("/api/vms/start-failure", test_start_failure, NULL);

@@ -1,0 +1,9 @@
+/* The clean-up of what the API keeps between requests (context.h). */
+#define G_LOG_DOMAIN "api"
+#include "api/context.h"
+
+void api_ctx_clear(api_ctx *a)
+{
+	api_vm_lists_clear(a);
+	api_vm_waits_clear(a);
+}
