@@ -668,7 +668,7 @@ void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
 			  const http_credentials_config *config)
 {
 	g_return_if_fail(!srv->credentials);
-	srv->credentials = http_credentials_new(config, lookup, srv->user_data,
+	srv->credentials = http_credentials_new(config, lookup, srv->user_data, NULL,
 						on_credentials_checked);
 }
 
