@@ -52,6 +52,15 @@ store_object *api_lookup(api_ctx *a, store_kind kind, const char *ref, GError **
 	return o;
 }
 
+store_object *api_lookup_param(http_request *req, api_ctx *a, store_kind kind, const char *param)
+{
+	g_autoptr(GError) err = NULL;
+	store_object *o = api_lookup(a, kind, http_request_param(req, param), &err);
+	if (!o)
+		http_respond_error(req, err);
+	return o;
+}
+
 typedef struct {
 	http_request *req;
 	api_ctx *a;

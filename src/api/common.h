@@ -24,6 +24,9 @@ bool api_require_store(http_request *req, api_ctx *a);
 /* Find a @kind object by name or UUID; NOT_FOUND error naming @ref
  * otherwise, or the store's failure (api_require_store()). */
 store_object *api_lookup(api_ctx *a, store_kind kind, const char *ref, GError **error);
+/* The @kind object that the request's path parameter @param names; NULL
+ * after answering the request with api_lookup()'s NOT_FOUND error. */
+store_object *api_lookup_param(http_request *req, api_ctx *a, store_kind kind, const char *param);
 /* The store as this node has it. */
 store_state *api_state(api_ctx *a);
 

@@ -25,9 +25,16 @@ typedef struct api_node_info {
 	const loop_monitor *loop;      /* the main loop's stalls, or NULL */
 } api_node_info;
 
+typedef struct api_vm_cache api_vm_cache;
+
 typedef struct api_ctx {
 	herd_cluster *cluster;
 	herd_ha *ha;
 	herd_formation *formation;
 	const api_node_info *node;
+	api_vm_cache *vm_cache;        /* the API's own (vm_list.c); NULL at first */
 } api_ctx;
+
+/* Free what the API keeps in @a (the owner calls it once the API's server
+ * is gone). */
+void api_ctx_clear(api_ctx *a);

@@ -117,12 +117,9 @@ void api_fence_device_add(http_request *req, gpointer user_data)
 void api_fence_device_remove(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *dev = api_lookup(a, STORE_KIND_FENCE_DEVICE, http_request_param(req, "dev"), &err);
-	if (!dev) {
-		http_respond_error(req, err);
+	store_object *dev = api_lookup_param(req, a, STORE_KIND_FENCE_DEVICE, "dev");
+	if (!dev)
 		return;
-	}
 	g_autoptr(json_t) cmd = store_fence_device_cmd_remove(dev);
 	api_commit(req, a, cmd, 200, NULL);
 }
@@ -197,12 +194,9 @@ static void on_test_list(bool ok, const char *device, const char *detail, double
 void api_fence_device_test(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *dev = api_lookup(a, STORE_KIND_FENCE_DEVICE, http_request_param(req, "dev"), &err);
-	if (!dev) {
-		http_respond_error(req, err);
+	store_object *dev = api_lookup_param(req, a, STORE_KIND_FENCE_DEVICE, "dev");
+	if (!dev)
 		return;
-	}
 	const store_fence_device *fd = store_fence_device_of(dev);
 	if (fd->n_plugs == 0) {
 		http_respond_json(req, 200, json_array());

@@ -85,12 +85,9 @@ json_t *api_nodes_json(api_ctx *a)
 void api_node_remove(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
-	if (!node) {
-		http_respond_error(req, err);
+	store_object *node = api_lookup_param(req, a, STORE_KIND_NODE, "node");
+	if (!node)
 		return;
-	}
 	http_request_suspend(req);
 	herd_formation_remove_node(a->formation, node, http_request_user(req), api_answer, req);
 }
@@ -105,11 +102,8 @@ void api_nodes_list(http_request *req, gpointer user_data)
 void api_node_show(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
-	if (!node)
-		http_respond_error(req, err);
-	else
+	store_object *node = api_lookup_param(req, a, STORE_KIND_NODE, "node");
+	if (node)
 		http_respond_json(req, 200, api_node_json(a, node));
 }
 
@@ -162,12 +156,9 @@ void api_node_switchover(http_request *req, gpointer user_data)
 void api_node_confirm_down(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
-	if (!node) {
-		http_respond_error(req, err);
+	store_object *node = api_lookup_param(req, a, STORE_KIND_NODE, "node");
+	if (!node)
 		return;
-	}
 	uint32_t ring[256];
 	size_t n = MIN(herd_cluster_ring(a->cluster, ring, 256), 256);
 	uint32_t id = store_node_of(node)->nodeid;
@@ -216,12 +207,9 @@ static void on_manual_fence(bool ok, const char *device, const char *detail, dou
 void api_node_fence(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
-	if (!node) {
-		http_respond_error(req, err);
+	store_object *node = api_lookup_param(req, a, STORE_KIND_NODE, "node");
+	if (!node)
 		return;
-	}
 	if (strcmp(node->name, a->node->name) == 0) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "Node %s is this node; fence it from another node.", node->name);

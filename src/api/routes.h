@@ -8,7 +8,6 @@
 
 #include "api/context.h"
 #include "api/http.h"
-#include "common/json_writer.h"
 #include "store/object.h"
 
 extern const http_route herd_api_routes[];
@@ -61,9 +60,8 @@ void api_vm_shutdown(http_request *req, gpointer user_data);    /* POST /vms/{vm
 void api_vm_destroy(http_request *req, gpointer user_data);     /* POST /vms/{vm}/destroy */
 void api_vm_op(http_request *req, gpointer user_data);          /* POST /vms/{vm}/{op} */
 void api_vm_release(http_request *req, gpointer user_data);     /* POST /vms/{vm}/release */
-/* A VM as the API shows it, written as JSON text or as a tree; and as the
- * answer to a change of it (its result). */
-void api_vm_write(json_writer *w, api_ctx *a, store_object *vm, bool with_xml);
+/* A VM as the API shows it (vm_list.c); and as the answer to a change of
+ * it (its result). */
 json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml);
 json_t *api_render_vm(api_ctx *a, json_t *result);
 

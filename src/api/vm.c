@@ -1,9 +1,10 @@
 /*
- * VMs as a resource: define (from libvirt domain XML), list, show, dumpxml,
+ * VMs as a resource: define (from libvirt domain XML), show, dumpxml,
  * change herd's attributes, undefine; and their life: start, shutdown,
  * destroy, reboot, reset, suspend, resume where they run, release a sticky
  * binding.  A start or stop is a change of the VM's wanted state; the HA
- * engine carries it out, and the request waits until it has.
+ * engine carries it out, and the request waits until it has.  How a VM
+ * looks in the API, and the list of all: vm_list.c.
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
@@ -21,63 +22,6 @@
 
 #define START_WAIT_S 60
 #define DESTROY_WAIT_S 30
-
-void api_vm_write(json_writer *w, api_ctx *a, store_object *vm, bool with_xml)
-{
-	const store_vm *v = store_vm_of(vm);
-	json_writer_object_begin(w);
-	json_writer_member_string(w, "name", vm->name);
-	json_writer_member_string(w, "uuid", vm->uuid);
-	json_writer_member_int(w, "version", (int64_t)vm->version);
-	json_writer_member_bool(w, "ha", v->ha);
-	json_writer_member_string(w, "preferred", v->preferred);
-	json_writer_member_bool(w, "failback", v->failback);
-	json_writer_member_int(w, "shutdown_timeout_s", v->shutdown_timeout_s);
-	json_writer_member_int(w, "memory_mib", (int64_t)v->memory_mib);
-	json_writer_member_int(w, "vcpus", v->vcpus);
-	json_writer_member_string(w, "type", v->type);
-	json_writer_member_int(w, "modified_ms", vm->modified_ms);
-	json_writer_member_string(w, "target", v->target_running ? "running" : "stopped");
-	json_writer_member_string(w, "sticky", v->sticky);
-	json_writer_member_string(w, "group", v->group);
-	json_writer_member_string(w, "assigned", v->node);
-	json_writer_key(w, "failed");
-	json_writer_array_begin(w);
-	for (size_t i = 0; i < v->n_failures; i++) {
-		json_writer_object_begin(w);
-		json_writer_member_string(w, "node", v->failures[i].node);
-		json_writer_member_int(w, "count", v->failures[i].count);
-		json_writer_member_string(w, "error", v->failures[i].error);
-		json_writer_object_end(w);
-	}
-	json_writer_array_end(w);
-	herd_vm_runtime rt = { .state = "shut off" };
-	if (a->ha)
-		herd_ha_vm_runtime(a->ha, vm, &rt);
-	json_writer_member_string(w, "state", rt.state);
-	json_writer_member_string(w, "node", rt.node);
-	if (a->ha) {
-		json_writer_member_int(w, "since_ms", rt.since_ms);
-		if (rt.error)
-			json_writer_member_string(w, "error", rt.error);
-		if (rt.alert)
-			json_writer_member_string(w, "alert", rt.alert);
-		if (rt.node && rt.since_ms > 0)
-			json_writer_member_int(w, "uptime_s", (g_get_real_time() / 1000 - rt.since_ms) / 1000);
-	}
-	if (with_xml)
-		json_writer_member_string(w, "xml", v->xml);
-	json_writer_object_end(w);
-}
-
-json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
-{
-	g_autoptr(GString) text = g_string_sized_new(with_xml ? 4096 : 512);
-	json_writer w;
-	json_writer_init(&w, text);
-	api_vm_write(&w, a, vm, with_xml);
-	return json_loads(text->str, 0, NULL);
-}
 
 /* Herd's VM attributes in @body, checked against the store. */
 static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GError **error)
@@ -135,25 +79,6 @@ json_t *api_render_vm(api_ctx *a, json_t *result)
 	store_object *vm = store_state_get(api_state(a), STORE_KIND_VM,
 					   json_string_value(json_object_get(result, "uuid")));
 	return vm ? api_vm_json(a, vm, false) : json_incref(result);
-}
-
-/* The list is written as text at once: as a jansson tree, 10,000 VMs cost
- * over 100 ms of the main loop (bench/api). */
-void api_vms_list(http_request *req, gpointer user_data)
-{
-	api_ctx *a = user_data;
-	if (!api_require_store(req, a))
-		return;
-	store_state *st = api_state(a);
-	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
-	GString *text = g_string_sized_new(1024 + 512 * (gsize)vms->len);
-	json_writer w;
-	json_writer_init(&w, text);
-	json_writer_array_begin(&w);
-	for (guint i = 0; i < vms->len; i++)
-		api_vm_write(&w, a, vms->pdata[i], false);
-	json_writer_array_end(&w);
-	http_respond_json_text(req, 200, text);
 }
 
 /* A define whose XML libvirt checks on a thread of its own: its schema
@@ -266,22 +191,16 @@ void api_vm_define(http_request *req, gpointer user_data)
 void api_vm_get(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm)
-		http_respond_error(req, err);
-	else
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (vm)
 		http_respond_json(req, 200, api_vm_json(a, vm, true));
 }
 
 void api_vm_xml(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm)
-		http_respond_error(req, err);
-	else
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (vm)
 		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml",
 						      store_vm_of(vm)->xml));
 }
@@ -309,12 +228,9 @@ void api_vm_set(http_request *req, gpointer user_data)
 void api_vm_undefine(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm) {
-		http_respond_error(req, err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (!vm)
 		return;
-	}
 	/* Where it runs, also when it is to run (the usual case): the message
 	 * names the node. */
 	const char *where = NULL;
@@ -499,12 +415,9 @@ static bool start_allowed(http_request *req, api_ctx *a, store_object *vm)
 void api_vm_start(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm) {
-		http_respond_error(req, err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (!vm)
 		return;
-	}
 	const char *where = NULL;
 	if (herd_ha_vm_active(a->ha, vm->uuid, &where) && store_vm_of(vm)->target_running) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is already running on node %s.",
@@ -571,13 +484,10 @@ static void on_vm_op_done(const GError *error, gpointer user)
 void api_vm_op(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
 	herd_vm_op op;
-	if (!vm) {
-		http_respond_error(req, err);
+	if (!vm)
 		return;
-	}
 	if (!herd_vm_op_parse(http_request_param(req, "op"), &op)) {
 		http_respond_errorf(req, HERD_ERR_NOT_FOUND, "There is no VM action '%s'.",
 				    http_request_param(req, "op"));
@@ -594,12 +504,9 @@ void api_vm_op(http_request *req, gpointer user_data)
 void api_vm_release(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
-	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	if (!vm) {
-		http_respond_error(req, err);
+	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
+	if (!vm)
 		return;
-	}
 	if (!store_vm_of(vm)->sticky) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s is not bound to a node.", vm->name);
 		return;

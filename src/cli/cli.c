@@ -19,6 +19,23 @@ json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *bod
 	return herd_client_call(cli_client(ctx), method, path, body, error);
 }
 
+json_t *cli_request(cli_ctx *ctx, const char *method, const char *path, json_t *body, int *rc)
+{
+	g_autoptr(GError) error = NULL;
+	json_t *answer = cli_call(ctx, method, path, body, &error);
+	*rc = CLI_OK;
+	if (!answer) {
+		*rc = cli_report(error);
+		return NULL;
+	}
+	if (ctx->json) {
+		cli_print_json(answer);
+		json_decref(answer);
+		return NULL;
+	}
+	return answer;
+}
+
 char *cli_api_path(const char *collection, const char *ref, const char *action)
 {
 	g_autofree char *esc = g_uri_escape_string(ref, NULL, FALSE);

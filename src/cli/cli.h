@@ -36,9 +36,17 @@ typedef struct cli_command {
 /* The client for this invocation (connects lazily). */
 herd_client *cli_client(cli_ctx *ctx);
 
-/* Call the API; on error print it and return NULL (exit code via cli_fail). */
+/* Call the API: its answer, or NULL with @error set (nothing printed). */
 json_t *cli_call(cli_ctx *ctx, const char *method, const char *path, json_t *body,
 		 GError **error);
+
+/*
+ * The call of a command that shows the answer: the answer, for the command
+ * to print in its own words, with *@rc CLI_OK; or NULL once it is printed,
+ * with *@rc the exit code: the error as cli_report() prints it, or under
+ * --json the answer as cli_print_json() does (CLI_OK).
+ */
+json_t *cli_request(cli_ctx *ctx, const char *method, const char *path, json_t *body, int *rc);
 
 /* "/api/v1/COLLECTION/REF[/ACTION]" with REF percent-encoded, so that a name
  * or UUID stays one path segment whatever it holds. */

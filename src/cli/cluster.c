@@ -111,14 +111,11 @@ static int run_create(cli_ctx *ctx, int argc, char **argv)
 		return cli_report(error);
 	g_autoptr(json_t) body = json_pack("{s:s,s:o,s:s,s:O}", "name", argv[0], "links", links_json(),
 					   "password", password, "settings", settings);
-	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/cluster", body, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/cluster", body, &rc);
 	memset(password, 0, strlen(password));
 	if (!r)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(r);
-		return CLI_OK;
-	}
+		return rc;
 	printf("Created cluster '%s' with node %s.\n", json_string_value(json_object_get(r, "cluster")),
 	       json_string_value(json_object_get(r, "node")));
 	printf("Certificate fingerprint: %s\n", json_string_value(json_object_get(r, "fingerprint")));
@@ -172,42 +169,33 @@ static int run_join(cli_ctx *ctx, int argc, char **argv)
 		return cli_report(error);
 	g_autoptr(json_t) body = json_pack("{s:s,s:s,s:s,s:O}", "address", address, "fingerprint",
 					   fingerprint, "password", password, "links", links);
-	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/cluster/join", body, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/cluster/join", body, &rc);
 	memset(password, 0, strlen(password));
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("Joined cluster '%s' as node %s.\n", json_string_value(json_object_get(r, "cluster")),
-		       json_string_value(json_object_get(r, "node")));
+		return rc;
+	printf("Joined cluster '%s' as node %s.\n", json_string_value(json_object_get(r, "cluster")),
+	       json_string_value(json_object_get(r, "node")));
 	return CLI_OK;
 }
 
 static int run_leave(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) body = json_pack("{s:b}", "force", opt_force);
-	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/cluster/leave", body, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/cluster/leave", body, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("This node left cluster '%s'.\n", json_string_value(json_object_get(r, "cluster")));
+		return rc;
+	printf("This node left cluster '%s'.\n", json_string_value(json_object_get(r, "cluster")));
 	return CLI_OK;
 }
 
 static int run_status(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) c = cli_call(ctx, "GET", "/api/v1/cluster", NULL, &error);
+	int rc;
+	g_autoptr(json_t) c = cli_request(ctx, "GET", "/api/v1/cluster", NULL, &rc);
 	if (!c)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(c);
-		return CLI_OK;
-	}
+		return rc;
 	json_t *q = json_object_get(c, "quorum");
 	json_t *pos = json_object_get(c, "position");
 	printf("Cluster:      %s (%s)\n", json_string_value(json_object_get(c, "name")),
@@ -234,14 +222,10 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 
 static int run_settings(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) list = cli_call(ctx, "GET", "/api/v1/cluster/settings", NULL, &error);
+	int rc;
+	g_autoptr(json_t) list = cli_request(ctx, "GET", "/api/v1/cluster/settings", NULL, &rc);
 	if (!list)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(list);
-		return CLI_OK;
-	}
+		return rc;
 	cli_table *t = cli_table_new("SETTING", "VALUE", "DEFAULT", "MEANING", NULL);
 	size_t i;
 	json_t *s;
@@ -261,7 +245,6 @@ static int run_settings(cli_ctx *ctx, int argc, char **argv)
 
 static int run_set(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) body = json_object();
 	for (int i = 0; i < argc; i++) {
 		const char *value;
@@ -272,12 +255,10 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 		}
 		json_object_set_new(body, key, *value ? json_string(value) : json_null());
 	}
-	g_autoptr(json_t) r = cli_call(ctx, "PUT", "/api/v1/cluster/settings", body, &error);
-	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	return CLI_OK;
+	/* No sentence of its own: only --json shows the answer. */
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "PUT", "/api/v1/cluster/settings", body, &rc);
+	return rc;
 }
 
 const cli_command cli_cluster_commands[] = {

@@ -47,7 +47,6 @@ static char *key_values_text(json_t *object)
 
 static int run_fd_add(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	if (!opt_agent || !opt_plugs) {
 		fprintf(stderr, "herd fence-device add: give --agent AGENT and at least one --plug NODE=PLUG.\n");
 		return CLI_USAGE;
@@ -58,26 +57,20 @@ static int run_fd_add(cli_ctx *ctx, int argc, char **argv)
 		return CLI_USAGE;
 	g_autoptr(json_t) body = json_pack("{s:s,s:s,s:O,s:O,s:i}", "name", argv[0], "agent", opt_agent,
 					   "params", params, "plugs", plugs, "level", opt_level);
-	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/fence-devices", body, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/fence-devices", body, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("Fence device %s added; 'herd fence-device test %s' checks it.\n", argv[0], argv[0]);
+		return rc;
+	printf("Fence device %s added; 'herd fence-device test %s' checks it.\n", argv[0], argv[0]);
 	return CLI_OK;
 }
 
 static int run_fd_list(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) list = cli_call(ctx, "GET", "/api/v1/fence-devices", NULL, &error);
+	int rc;
+	g_autoptr(json_t) list = cli_request(ctx, "GET", "/api/v1/fence-devices", NULL, &rc);
 	if (!list)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(list);
-		return CLI_OK;
-	}
+		return rc;
 	cli_table *t = cli_table_new("NAME", "AGENT", "LEVEL", "PLUGS", "PARAMETERS", NULL);
 	size_t i;
 	json_t *d;
@@ -94,20 +87,15 @@ static int run_fd_list(cli_ctx *ctx, int argc, char **argv)
 
 static int run_fd_test(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("fence-devices", argv[0], "test");
 	g_autoptr(json_t) body = json_object();
-	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(r);
-		return CLI_OK;
-	}
+		return rc;
 	cli_table *t = cli_table_new("NODE", "PLUG", "RESULT", "SECONDS", NULL);
 	size_t i;
 	json_t *x;
-	int rc = CLI_OK;
 	json_array_foreach(r, i, x) {
 		bool ok = json_is_true(json_object_get(x, "ok"));
 		g_autofree char *res = ok ? g_strdup_printf("power %s", json_string_value(json_object_get(x, "power")))
@@ -124,15 +112,12 @@ static int run_fd_test(cli_ctx *ctx, int argc, char **argv)
 
 static int run_fd_remove(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("fence-devices", argv[0], NULL);
-	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("Fence device %s removed.\n", argv[0]);
+		return rc;
+	printf("Fence device %s removed.\n", argv[0]);
 	return CLI_OK;
 }
 

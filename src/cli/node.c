@@ -57,28 +57,22 @@ void cli_print_nodes(json_t *nodes)
 
 static int run_node_list(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) nodes = cli_call(ctx, "GET", "/api/v1/nodes", NULL, &error);
+	int rc;
+	g_autoptr(json_t) nodes = cli_request(ctx, "GET", "/api/v1/nodes", NULL, &rc);
 	if (!nodes)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(nodes);
-	else
-		cli_print_nodes(nodes);
+		return rc;
+	cli_print_nodes(nodes);
 	return CLI_OK;
 }
 
 static int run_node_remove(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("nodes", argv[0], NULL);
-	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("Removed node %s from the cluster.\n", argv[0]);
+		return rc;
+	printf("Removed node %s from the cluster.\n", argv[0]);
 	return CLI_OK;
 }
 
@@ -109,15 +103,13 @@ static int wait_node_empty(cli_ctx *ctx, const char *node)
 
 static int set_mode(cli_ctx *ctx, const char *node, const char *mode)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("nodes", node, "mode");
 	g_autoptr(json_t) body = json_pack("{s:s}", "mode", mode);
-	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
-	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	if (rc != CLI_OK)
+		return rc;
+	if (r) /* else --json printed it */
 		printf("Node %s is in %s mode%s.\n", node, mode,
 		       strcmp(mode, "online") ? "; its VMs move to other nodes" : "");
 	return opt_wait && strcmp(mode, "online") ? wait_node_empty(ctx, node) : CLI_OK;
@@ -129,58 +121,53 @@ static int run_maintenance(cli_ctx *ctx, int argc, char **argv) { return set_mod
 
 static int run_switchover(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("nodes", argv[0], "switchover");
 	g_autoptr(json_t) body = json_pack("{s:s}", "to", argv[1]);
-	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
-	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	if (rc != CLI_OK)
+		return rc;
+	if (r) /* else --json printed it */
 		printf("The VMs of node %s move to node %s.\n", argv[0], argv[1]);
 	return opt_wait ? wait_node_empty(ctx, argv[0]) : CLI_OK;
 }
 
+/* POST @action of @node once the operator has said yes to @question (or
+ * given --yes): cli_request()'s answer and *@rc; NULL with CLI_ERROR after
+ * "herd: @refusal" when not. */
+static json_t *post_confirmed(cli_ctx *ctx, const char *node, const char *action,
+			      const char *question, const char *refusal, int *rc)
+{
+	if (!opt_yes && !cli_confirm(question, "--yes", refusal)) {
+		*rc = CLI_ERROR;
+		return NULL;
+	}
+	g_autofree char *path = cli_api_path("nodes", node, action);
+	g_autoptr(json_t) body = json_object();
+	return cli_request(ctx, "POST", path, body, rc);
+}
+
 static int run_fence(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	if (!opt_yes) {
-		g_autofree char *q = g_strdup_printf("Cut the power of node %s now?", argv[0]);
-		if (!cli_confirm(q, "--yes", "not fencing."))
-			return CLI_ERROR;
-	}
-	g_autofree char *path = cli_api_path("nodes", argv[0], "fence");
-	g_autoptr(json_t) body = json_object();
-	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	g_autofree char *q = g_strdup_printf("Cut the power of node %s now?", argv[0]);
+	int rc;
+	g_autoptr(json_t) r = post_confirmed(ctx, argv[0], "fence", q, "not fencing.", &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("Node %s is fenced (powered off and verified off); its VMs restart elsewhere.\n", argv[0]);
+		return rc;
+	printf("Node %s is fenced (powered off and verified off); its VMs restart elsewhere.\n", argv[0]);
 	return CLI_OK;
 }
 
 static int run_confirm_down(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	if (!opt_yes) {
-		g_autofree char *q = g_strdup_printf(
-			"Is node %s really powered off? Its VMs will be started elsewhere; if it still runs them, they run twice.",
-			argv[0]);
-		if (!cli_confirm(q, "--yes", "not confirmed."))
-			return CLI_ERROR;
-	}
-	g_autofree char *path = cli_api_path("nodes", argv[0], "confirm-down");
-	g_autoptr(json_t) body = json_object();
-	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	g_autofree char *q = g_strdup_printf(
+		"Is node %s really powered off? Its VMs will be started elsewhere; if it still runs them, they run twice.",
+		argv[0]);
+	int rc;
+	g_autoptr(json_t) r = post_confirmed(ctx, argv[0], "confirm-down", q, "not confirmed.", &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("Node %s is confirmed down; its VMs restart elsewhere.\n", argv[0]);
+		return rc;
+	printf("Node %s is confirmed down; its VMs restart elsewhere.\n", argv[0]);
 	return CLI_OK;
 }
 

@@ -36,20 +36,16 @@ static void print_list(const char *title, json_t *list)
 
 static int run_simulate(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	if (!opt_down && !opt_standby) {
 		fprintf(stderr, "herd simulate: give at least one --node-down NODE or --standby NODE.\n");
 		return CLI_USAGE;
 	}
 	g_autoptr(json_t) body = json_pack("{s:o,s:o}", "node_down", names(opt_down), "standby",
 					   names(opt_standby));
-	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/simulate", body, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/simulate", body, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(r);
-		return CLI_OK;
-	}
+		return rc;
 	print_list("Fenced: ", json_object_get(r, "fenced"));
 	size_t i;
 	json_t *v;

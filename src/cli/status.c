@@ -2,21 +2,17 @@
 #include "cli/cli.h"
 #include "cli/table.h"
 
+#include "common/json.h"
 #include "herd-config.h"
 
 #include <stdio.h>
 
 static int run_status(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	json_t *st = cli_call(ctx, "GET", "/api/v1/status", NULL, &error);
+	int rc;
+	g_autoptr(json_t) st = cli_request(ctx, "GET", "/api/v1/status", NULL, &rc);
 	if (!st)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(st);
-		json_decref(st);
-		return CLI_OK;
-	}
+		return rc;
 	json_t *node = json_object_get(st, "node");
 	g_autofree char *up = cli_format_duration(json_integer_value(json_object_get(node, "uptime_s")));
 	printf("Node:     %s (herd %s, up %s)\n", json_string_value(json_object_get(node, "name")),
@@ -24,7 +20,6 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	json_t *c = json_object_get(st, "cluster");
 	if (!json_is_object(c)) {
 		printf("Cluster:  none (create one with 'herd cluster create', or join one)\n");
-		json_decref(st);
 		return CLI_OK;
 	}
 	json_t *q = json_object_get(c, "quorum");
@@ -74,7 +69,6 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	} else {
 		printf("Coordinator: none (no quorate partition, or herd is starting)\n");
 	}
-	json_decref(st);
 	return CLI_OK;
 }
 

@@ -161,21 +161,18 @@ static int run_define(cli_ctx *ctx, int argc, char **argv)
 	}
 	if (!attributes(body, false))
 		return CLI_USAGE;
-	g_autoptr(json_t) vm = cli_call(ctx, "POST", "/api/v1/vms", body, &error);
+	int rc;
+	g_autoptr(json_t) vm = cli_request(ctx, "POST", "/api/v1/vms", body, &rc);
 	if (!vm)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(vm);
-	else
-		printf("VM %s defined (configuration version %lld).\n",
-		       json_string_value(json_object_get(vm, "name")),
-		       (long long)json_integer_value(json_object_get(vm, "version")));
+		return rc;
+	printf("VM %s defined (configuration version %lld).\n",
+	       json_string_value(json_object_get(vm, "name")),
+	       (long long)json_integer_value(json_object_get(vm, "version")));
 	return CLI_OK;
 }
 
 static int run_set(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) body = json_object();
 	if (!attributes(body, true))
 		return CLI_USAGE;
@@ -184,44 +181,35 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 		return CLI_USAGE;
 	}
 	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
-	g_autoptr(json_t) vm = cli_call(ctx, "PUT", path, body, &error);
+	int rc;
+	g_autoptr(json_t) vm = cli_request(ctx, "PUT", path, body, &rc);
 	if (!vm)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(vm);
-	else
-		printf("VM %s changed (configuration version %lld).\n",
-		       json_string_value(json_object_get(vm, "name")),
-		       (long long)json_integer_value(json_object_get(vm, "version")));
+		return rc;
+	printf("VM %s changed (configuration version %lld).\n",
+	       json_string_value(json_object_get(vm, "name")),
+	       (long long)json_integer_value(json_object_get(vm, "version")));
 	return CLI_OK;
 }
 
 static int run_undefine(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("vms", argv[0], NULL);
-	g_autoptr(json_t) r = cli_call(ctx, "DELETE", path, NULL, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(r);
-	else
-		printf("VM %s undefined; 'herd vm restore %s' brings it back.\n",
-		       json_string_value(json_object_get(r, "name")), json_string_value(json_object_get(r, "uuid")));
+		return rc;
+	printf("VM %s undefined; 'herd vm restore %s' brings it back.\n",
+	       json_string_value(json_object_get(r, "name")), json_string_value(json_object_get(r, "uuid")));
 	return CLI_OK;
 }
 
 static int run_dumpxml(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("vms", argv[0], "xml");
-	g_autoptr(json_t) r = cli_call(ctx, "GET", path, NULL, &error);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "GET", path, NULL, &rc);
 	if (!r)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(r);
-		return CLI_OK;
-	}
+		return rc;
 	const char *xml = json_string_value(json_object_get(r, "xml"));
 	fputs(xml, stdout);
 	if (*xml && xml[strlen(xml) - 1] != '\n')
@@ -273,7 +261,6 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 
 static int run_history(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = NULL;
 	if (argc == 1) {
 		if (opt_pattern) {
@@ -285,13 +272,10 @@ static int run_history(cli_ctx *ctx, int argc, char **argv)
 		g_autofree char *esc = opt_pattern ? g_uri_escape_string(opt_pattern, NULL, FALSE) : NULL;
 		path = g_strdup_printf("/api/v1/history/vms%s%s", esc ? "?pattern=" : "", esc ? esc : "");
 	}
-	g_autoptr(json_t) list = cli_call(ctx, "GET", path, NULL, &error);
+	int rc;
+	g_autoptr(json_t) list = cli_request(ctx, "GET", path, NULL, &rc);
 	if (!list)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(list);
-		return CLI_OK;
-	}
+		return rc;
 	cli_table *t = cli_table_new("NAME", "UUID", "VERSION", "DATE", "CHANGE", "BY", NULL);
 	size_t i;
 	json_t *e;
@@ -310,7 +294,6 @@ static int run_history(cli_ctx *ctx, int argc, char **argv)
 
 static int run_restore(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(json_t) body = json_pack("{s:b}", "force", opt_force);
 	if (opt_version < 0) {
 		fprintf(stderr, "herd vm restore: --version must be positive.\n");
@@ -319,15 +302,13 @@ static int run_restore(cli_ctx *ctx, int argc, char **argv)
 	if (opt_version > 0)
 		json_object_set_new(body, "version", json_integer(opt_version));
 	g_autofree char *path = cli_api_path("vms", argv[0], "restore");
-	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
+	int rc;
+	g_autoptr(json_t) vm = cli_request(ctx, "POST", path, body, &rc);
 	if (!vm)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(vm);
-	else
-		printf("VM %s restored (now configuration version %lld).\n",
-		       json_string_value(json_object_get(vm, "name")),
-		       (long long)json_integer_value(json_object_get(vm, "version")));
+		return rc;
+	printf("VM %s restored (now configuration version %lld).\n",
+	       json_string_value(json_object_get(vm, "name")),
+	       (long long)json_integer_value(json_object_get(vm, "version")));
 	return CLI_OK;
 }
 
@@ -342,15 +323,12 @@ static void print_vm_line(json_t *vm, const char *verb)
 
 static int vm_post(cli_ctx *ctx, const char *ref, const char *action, json_t *body, const char *verb)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("vms", ref, action);
-	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
+	int rc;
+	g_autoptr(json_t) vm = cli_request(ctx, "POST", path, body, &rc);
 	if (!vm)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(vm);
-	else
-		print_vm_line(vm, verb);
+		return rc;
+	print_vm_line(vm, verb);
 	return CLI_OK;
 }
 
@@ -375,16 +353,14 @@ static int run_suspend(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx,
 static int run_resume(cli_ctx *ctx, int argc, char **argv) { return run_op(ctx, "resume", argv[0], "is running again"); }
 static int run_release(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *path = cli_api_path("vms", argv[0], "release");
 	g_autoptr(json_t) body = json_object();
-	g_autoptr(json_t) vm = cli_call(ctx, "POST", path, body, &error);
+	int rc;
+	g_autoptr(json_t) vm = cli_request(ctx, "POST", path, body, &rc);
 	if (!vm)
-		return cli_report(error);
-	if (ctx->json)
-		cli_print_json(vm);
-	else /* not "… on node N": it is no longer bound there */
-		printf("VM %s is no longer bound to a node.\n", json_string_value(json_object_get(vm, "name")));
+		return rc;
+	/* Not "… on node N": it is no longer bound there. */
+	printf("VM %s is no longer bound to a node.\n", json_string_value(json_object_get(vm, "name")));
 	return CLI_OK;
 }
 

@@ -53,6 +53,28 @@ static void step_finish(step *s, json_t *result, const GError *error)
 	g_free(s);
 }
 
+/* Refuse a request before anything is under way: @done gets the error. */
+G_GNUC_PRINTF(4, 5)
+static void refuse(herd_formation_done done, gpointer data, herd_error_code code,
+		   const char *format, ...)
+{
+	va_list ap;
+	va_start(ap, format);
+	g_autoptr(GError) err = g_error_new_valist(HERD_ERROR, code, format, ap);
+	va_end(ap);
+	done(NULL, err, data);
+}
+
+/* The cluster this node is a member of; NULL after refusing the request
+ * (adding a node, leaving) that needs one. */
+static store_object *member_cluster(herd_formation *f, herd_formation_done done, gpointer data)
+{
+	store_object *c = store_state_cluster(herd_cluster_state(f->cluster));
+	if (!c)
+		refuse(done, data, HERD_ERR_CONFLICT, "This node is not part of a cluster.");
+	return c;
+}
+
 herd_formation *herd_formation_new(herd_cluster *cluster, const char *node_name,
 				   const char *corosync_dir, const herd_formation_io *io,
 				   gpointer user)
@@ -407,26 +429,20 @@ void herd_formation_add_node(herd_formation *f, const char *name, const char *co
 			     size_t n_links, const char *csr, long long protocol, const char *user,
 			     herd_formation_done done, gpointer data)
 {
-	g_autoptr(GError) err = NULL;
 	store_state *st = herd_cluster_state(f->cluster);
-	store_object *c = store_state_cluster(st);
-	if (!c) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT, "This node is not part of a cluster.");
-		done(NULL, err, data);
+	store_object *c = member_cluster(f, done, data);
+	if (!c)
 		return;
-	}
 	if (protocol < HERD_WIRE_VERSION_MIN || protocol > HERD_WIRE_ACCEPT_MAX) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
-				  "The new node speaks protocol %lld; this cluster speaks %d to %d. Install a matching herd.",
-				  protocol, HERD_WIRE_VERSION_MIN, HERD_WIRE_ACCEPT_MAX);
-		done(NULL, err, data);
+		refuse(done, data, HERD_ERR_CONFLICT,
+		       "The new node speaks protocol %lld; this cluster speaks %d to %d. Install a matching herd.",
+		       protocol, HERD_WIRE_VERSION_MIN, HERD_WIRE_ACCEPT_MAX);
 		return;
 	}
 	if (store_state_get_by_name(st, STORE_KIND_NODE, name)) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
-				  "The cluster already has a node named '%s'; remove it first ('herd node remove %s') or give the new node another name.",
-				  name, name);
-		done(NULL, err, data);
+		refuse(done, data, HERD_ERR_CONFLICT,
+		       "The cluster already has a node named '%s'; remove it first ('herd node remove %s') or give the new node another name.",
+		       name, name);
 		return;
 	}
 	/* Every node has an address on every link; no address twice. */
@@ -441,23 +457,21 @@ void herd_formation_add_node(herd_formation *f, const char *name, const char *co
 		for (size_t l = 0; l < sn->n_links; l++)
 			for (size_t k = 0; k < n_links; k++)
 				if (!strcmp(sn->links[l], links[k])) {
-					err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
-							  "Address %s is already used by node %s.", links[k],
-							  n->name);
-					done(NULL, err, data);
+					refuse(done, data, HERD_ERR_CONFLICT,
+					       "Address %s is already used by node %s.", links[k], n->name);
 					return;
 				}
 	}
 	if (cluster_links && n_links != cluster_links) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_INVALID,
-				  "The cluster uses %zu link(s); give the new node exactly %zu --link address(es), not %zu.",
-				  cluster_links, cluster_links, n_links);
-		done(NULL, err, data);
+		refuse(done, data, HERD_ERR_INVALID,
+		       "The cluster uses %zu link(s); give the new node exactly %zu --link address(es), not %zu.",
+		       cluster_links, cluster_links, n_links);
 		return;
 	}
 	uint32_t nodeid = 1;
 	while (g_hash_table_contains(used, GUINT_TO_POINTER(nodeid)))
 		nodeid++;
+	g_autoptr(GError) err = NULL;
 	g_autofree const char **sans = sans_for(name, links, n_links);
 	g_autofree char *cert = herd_tls_sign_csr(csr ? csr : "", name, sans, store_cluster_of(c)->ca_cert,
 						  store_cluster_of(c)->ca_key, CERT_DAYS, &err);
@@ -522,21 +536,16 @@ static void on_self_removed(json_t *result, const GError *error, gpointer data)
 void herd_formation_leave(herd_formation *f, bool force, const char *user,
 			  herd_formation_done done, gpointer data)
 {
-	g_autoptr(GError) err = NULL;
 	store_state *st = herd_cluster_state(f->cluster);
-	store_object *c = store_state_cluster(st);
-	if (!c) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT, "This node is not part of a cluster.");
-		done(NULL, err, data);
+	store_object *c = member_cluster(f, done, data);
+	if (!c)
 		return;
-	}
 	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, f->node_name);
 	guint nodes = store_state_count(st, STORE_KIND_NODE);
 	if (me && nodes <= 1 && !force) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
-				  "This is the only node of cluster '%s': leaving would delete the cluster. Use --force to do so.",
-				  c->name);
-		done(NULL, err, data);
+		refuse(done, data, HERD_ERR_CONFLICT,
+		       "This is the only node of cluster '%s': leaving would delete the cluster. Use --force to do so.",
+		       c->name);
 		return;
 	}
 	step *s = step_new(f, done, data);
@@ -548,6 +557,7 @@ void herd_formation_leave(herd_formation *f, bool force, const char *user,
 		leave_locally(s);
 		return;
 	}
+	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) cmd = store_node_cmd_remove(me, 0);
 	if (!herd_cluster_submit(f->cluster, cmd, user, on_self_removed, s, &err))
 		on_self_removed(NULL, err, s);
@@ -556,21 +566,19 @@ void herd_formation_leave(herd_formation *f, bool force, const char *user,
 void herd_formation_remove_node(herd_formation *f, store_object *node, const char *user,
 				herd_formation_done done, gpointer data)
 {
-	g_autoptr(GError) err = NULL;
 	if (strcmp(node->name, f->node_name) == 0) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
-				  "Node '%s' is this node; run 'herd cluster leave' on it, or remove it from another node.",
-				  node->name);
-		done(NULL, err, data);
+		refuse(done, data, HERD_ERR_CONFLICT,
+		       "Node '%s' is this node; run 'herd cluster leave' on it, or remove it from another node.",
+		       node->name);
 		return;
 	}
 	if (herd_cluster_is_member(f->cluster, store_node_of(node)->nodeid)) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
-				  "Node '%s' is online; run 'herd cluster leave' on it, or power it off first.",
-				  node->name);
-		done(NULL, err, data);
+		refuse(done, data, HERD_ERR_CONFLICT,
+		       "Node '%s' is online; run 'herd cluster leave' on it, or power it off first.",
+		       node->name);
 		return;
 	}
+	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) cmd = store_node_cmd_remove(node, node->version);
 	if (!herd_cluster_submit(f->cluster, cmd, user, done, data, &err))
 		done(NULL, err, data);

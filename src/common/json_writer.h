@@ -24,12 +24,19 @@ typedef struct json_writer {
 
 /* Write into @out (appended to). */
 void json_writer_init(json_writer *w, GString *out);
+/* Write members of an object whose braces someone else writes: the text
+ * goes into an object later with json_writer_members_text(). */
+void json_writer_init_members(json_writer *w, GString *out);
+/* Add members written that way (@len bytes of @text) to the object being
+ * written. */
+void json_writer_members_text(json_writer *w, const char *text, size_t len);
 
 void json_writer_object_begin(json_writer *w);
 void json_writer_object_end(json_writer *w);
 void json_writer_array_begin(json_writer *w);
 void json_writer_array_end(json_writer *w);
-/* The key of the next member of the object being written. */
+/* The key of the next member of the object being written: text from
+ * herd's code, written as it is (nothing in it needs escaping). */
 void json_writer_key(json_writer *w, const char *key);
 
 /* Values: @s NULL writes null. */

@@ -156,6 +156,7 @@ out:
 	herd_ha_free(d.ha);
 	herd_virt_free(d.virt);
 	http_server_free(d.api);
+	api_ctx_clear(&d.api_ctx);
 	herd_formation_free(d.formation);
 	herd_cluster_free(d.cluster);
 	loop_monitor_free(d.loop_monitor);

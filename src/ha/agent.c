@@ -328,12 +328,9 @@ bool herd_agent_concerned(herd_agent *a, GPtrArray *changes)
 
 GArray *herd_agent_facts(herd_agent *a)
 {
-	GArray *out = g_array_new(FALSE, FALSE, sizeof(herd_vm_fact));
+	GArray *out = herd_vm_facts_of_table(a->facts);
 	GHashTableIter it;
 	gpointer v;
-	g_hash_table_iter_init(&it, a->facts);
-	while (g_hash_table_iter_next(&it, NULL, &v))
-		g_array_append_vals(out, v, 1);
 	/* A start under way counts as starting before the hypervisor says so:
 	 * nobody may conclude from this report that the VM is not here. */
 	g_hash_table_iter_init(&it, a->ops);

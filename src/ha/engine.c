@@ -33,7 +33,7 @@ typedef struct {
 	herd_fencer *fencer;          /* NULL until it starts */
 	herd_engine_fence_done done;  /* an operator's (herd node fence), or NULL */
 	gpointer user;
-	unsigned returns_at_off;      /* the node's returns when its last "off" was asked for */
+	unsigned returns_at_off;      /* the node's returns when its last "off" or "reboot" was asked for */
 	bool finished;
 } fence_walk;
 
@@ -63,6 +63,7 @@ struct herd_engine {
 	herd_engine_view view;        /* of the event being handled */
 	GHashTable *in_ring;          /* node ids in the ring at the last look */
 	GHashTable *returns;          /* node id -> times it came (back) into the ring */
+	GHashTable *synced_with;      /* node ids whose herd had the same store as this one since it started */
 	char *refused;                /* why the coordinator's last change was refused */
 };
 
@@ -87,6 +88,8 @@ static store_state *state(herd_engine *e)
 static void look(herd_engine *e)
 {
 	e->io.view(e->user, &e->view);
+	for (size_t i = 0; e->view.synced && i < e->view.n_group; i++)
+		g_hash_table_add(e->synced_with, GUINT_TO_POINTER(e->view.group[i]));
 	/* Asked once per VM by the API's lists: the ring rarely changed. */
 	bool same = e->view.n_ring == g_hash_table_size(e->in_ring);
 	for (size_t i = 0; same && i < e->view.n_ring; i++)
@@ -225,7 +228,11 @@ static void walk_run(gpointer user, unsigned step, const herd_fence_target *t, c
 	r->walk = w;
 	r->step = step;
 	g_hash_table_insert(e->runs, g_memdup2(&id, sizeof(id)), r);
-	if (strcmp(action, "off") == 0)
+	/* A reboot cuts the power too.  The node it switches on again may
+	 * be back in the ring before the walk ends: that fails the walk, as
+	 * a return after an "off" does (back before its fence is in the
+	 * store, it may start its VMs while they start elsewhere). */
+	if (strcmp(action, "off") == 0 || strcmp(action, "reboot") == 0)
 		w->returns_at_off = returns_of(e, w->node);
 	e->io.fence_agent(e->user, id, t, action);
 }
@@ -268,7 +275,8 @@ static void walk_begin(fence_walk *w)
 		walk_done(w, false, "", detail, 0);
 		return;
 	}
-	w->fencer = herd_fencer_new(w->node, targets, &fencer_io, w);
+	w->fencer = herd_fencer_new(w->node, targets, store_settings_of(state(e))->fence_action,
+				    &fencer_io, w);
 	herd_fencer_begin(w->fencer);
 }
 
@@ -602,8 +610,12 @@ bool herd_engine_survivor_ok(herd_engine *e, uint32_t missing)
 	 * that starts alone is not quorate until it has seen its peer.  Its
 	 * store's down mark of the peer may be from before it went down
 	 * itself: the peer may have come back (and had the mark cleared)
-	 * while it was away. */
-	return e->view.quorate && n &&
+	 * while it was away.  And corosync's ring is not the store: a node
+	 * switched on again (a reboot by the peer's fence) while the peer's
+	 * herd was down has seen the peer but not the peer's store, which may
+	 * have gone on without it; only a store synced with the peer's since
+	 * this herd started is known to be current (sim-ha seed 5829). */
+	return e->view.quorate && n && g_hash_table_contains(e->synced_with, GUINT_TO_POINTER(missing)) &&
 	       (herd_coord_has_fenced(e->coord, n->name) || store_node_of(n)->down);
 }
 
@@ -687,42 +699,105 @@ bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node)
 	return true;
 }
 
-void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out)
+/* Where VMs are, gathered from the facts once for any number of them. */
+struct herd_runtime_view {
+	herd_engine *e;
+	GHashTable *active;    /* uuid -> herd_vm_fact* active somewhere (borrowed) */
+	GHashTable *on;        /* uuid -> node id it is active on */
+	GHashTable *silent;    /* node names whose VMs nobody knows about */
+	GHashTable *errors;    /* uuid -> an agent's last error about it */
+	GHashTable *alerts;    /* uuid -> the coordinator's alert about it */
+};
+
+herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 {
 	look(e);
-	uint32_t on = 0;
-	const herd_vm_fact *f = herd_facts_vm(e->facts, vm->uuid, &on);
-	bool active = f && f->state != HERD_VM_STOPPED;
+	herd_runtime_view *v = g_new0(herd_runtime_view, 1);
+	v->e = e;
+	v->active = g_hash_table_new(g_str_hash, g_str_equal);
+	v->on = g_hash_table_new(g_str_hash, g_str_equal);
+	v->silent = g_hash_table_new(g_str_hash, g_str_equal);
+	v->errors = g_hash_table_new(g_str_hash, g_str_equal);
+	v->alerts = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTableIter it, vms;
+	gpointer value, key, fact;
+	g_hash_table_iter_init(&it, e->facts->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		herd_node_facts *n = value;
+		if (n->round == e->facts->round) {
+			g_hash_table_iter_init(&vms, n->vms);
+			while (g_hash_table_iter_next(&vms, &key, &fact)) {
+				if (((herd_vm_fact *)fact)->state == HERD_VM_STOPPED ||
+				    g_hash_table_contains(v->active, key))
+					continue;
+				g_hash_table_insert(v->active, key, fact);
+				g_hash_table_insert(v->on, key, GUINT_TO_POINTER(n->nodeid));
+			}
+		}
+		const char *uuid;
+		json_t *err;
+		json_object_foreach(n->errors, uuid, err)
+			g_hash_table_insert(v->errors, (gpointer)uuid, (gpointer)json_string_value(err));
+		if (n->alerts_by_vm) {
+			GHashTableIter a;
+			g_hash_table_iter_init(&a, n->alerts_by_vm);
+			while (g_hash_table_iter_next(&a, &key, &value))
+				g_hash_table_insert(v->alerts, key, value);
+		}
+	}
+	/* A VM assigned to a node that does not report (lost, not yet fenced)
+	 * or whose herd does not reach its hypervisor: nobody knows whether it
+	 * still runs there. */
+	g_autoptr(GPtrArray) nodes = store_state_list(state(e), STORE_KIND_NODE);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		herd_node_facts *there = herd_facts_fresh(e->facts, store_node_of(n)->nodeid);
+		if (!there || !there->virt_ok)
+			g_hash_table_add(v->silent, n->name);
+	}
+	return v;
+}
+
+void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, herd_vm_runtime *out)
+{
+	const herd_vm_fact *f = g_hash_table_size(v->active) ? g_hash_table_lookup(v->active, vm->uuid) : NULL;
 	*out = (herd_vm_runtime){
-		.state = active ? herd_vm_state_name(f->state) : "shut off",
-		.node = active ? name_of(e, on) : NULL,
-		.since_ms = active ? f->since_ms : 0,
+		.state = f ? herd_vm_state_name(f->state) : "shut off",
+		.node = f ? name_of(v->e, GPOINTER_TO_UINT(g_hash_table_lookup(v->on, vm->uuid))) : NULL,
+		.since_ms = f ? f->since_ms : 0,
 	};
-	if (!active) {
-		/* Assigned to a node that does not report (lost, not yet fenced)
-		 * or whose herd does not reach its hypervisor: nobody knows
-		 * whether it still runs there. */
-		const char *assigned = store_vm_of(vm)->node;
-		uint32_t id = store_node_id(state(e), assigned);
-		herd_node_facts *there = id ? herd_facts_fresh(e->facts, id) : NULL;
-		if (id && (!there || !there->virt_ok)) {
+	const char *assigned = store_vm_of(vm)->node;
+	if (!f && assigned && g_hash_table_size(v->silent)) {
+		/* The name as the view has it: it outlives the VM's object. */
+		gpointer name;
+		if (g_hash_table_lookup_extended(v->silent, assigned, &name, NULL)) {
 			out->state = "unknown";
-			out->node = assigned;
+			out->node = name;
 		}
 	}
 	/* Why it is not where it should be: an agent's error or an alert. */
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, e->facts->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		herd_node_facts *n = v;
-		const char *err = json_string_value(json_object_get(n->errors, vm->uuid));
-		if (err)
-			out->error = err;
-		const char *alert = n->alerts_by_vm ? g_hash_table_lookup(n->alerts_by_vm, vm->uuid) : NULL;
-		if (alert)
-			out->alert = alert;
-	}
+	if (g_hash_table_size(v->errors))
+		out->error = g_hash_table_lookup(v->errors, vm->uuid);
+	if (g_hash_table_size(v->alerts))
+		out->alert = g_hash_table_lookup(v->alerts, vm->uuid);
+}
+
+void herd_runtime_view_free(herd_runtime_view *v)
+{
+	if (!v)
+		return;
+	g_hash_table_destroy(v->active);
+	g_hash_table_destroy(v->on);
+	g_hash_table_destroy(v->silent);
+	g_hash_table_destroy(v->errors);
+	g_hash_table_destroy(v->alerts);
+	g_free(v);
+}
+
+void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out)
+{
+	g_autoptr(herd_runtime_view) v = herd_engine_runtime_view(e);
+	herd_runtime_view_get(v, vm, out);
 }
 
 json_t *herd_engine_cluster_status(herd_engine *e)
@@ -823,6 +898,7 @@ herd_engine *herd_engine_new(const char *node_name, herd_virt *virt, const herd_
 	e->next_run = 1;
 	e->in_ring = g_hash_table_new(g_direct_hash, g_direct_equal);
 	e->returns = g_hash_table_new(g_direct_hash, g_direct_equal);
+	e->synced_with = g_hash_table_new(g_direct_hash, g_direct_equal);
 	e->agent = herd_agent_new(node_name, virt, &agent_io, e);
 	e->coord = herd_coord_new(&coord_io, e);
 	return e;
@@ -853,6 +929,7 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->runs);
 	g_hash_table_destroy(e->in_ring);
 	g_hash_table_destroy(e->returns);
+	g_hash_table_destroy(e->synced_with);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);

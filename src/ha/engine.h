@@ -131,6 +131,14 @@ typedef struct herd_vm_runtime {
 	const char *alert;     /* the coordinator's alert about it, or NULL */
 } herd_vm_runtime;
 void herd_engine_vm_runtime(herd_engine *e, const store_object *vm, herd_vm_runtime *out);
+/* The same for many VMs: the facts gathered once (an API list of 10,000
+ * VMs); valid until the engine handles its next event.  The strings are
+ * borrowed from the engine, not from the VMs' objects. */
+typedef struct herd_runtime_view herd_runtime_view;
+herd_runtime_view *herd_engine_runtime_view(herd_engine *e);
+void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, herd_vm_runtime *out);
+void herd_runtime_view_free(herd_runtime_view *v);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_runtime_view, herd_runtime_view_free)
 /* Is the VM reported anywhere but stopped?  *@node gets where (borrowed). */
 bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node);
 /* The coordinator's alerts and N+1 state, from whichever node coordinates:

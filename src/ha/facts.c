@@ -13,6 +13,17 @@ const char *herd_vm_state_name(herd_vm_state s)
 	return (unsigned)s < HERD_VM__STATES ? state_names[s] : "unknown";
 }
 
+GArray *herd_vm_facts_of_table(GHashTable *vms)
+{
+	GArray *out = g_array_sized_new(FALSE, FALSE, sizeof(herd_vm_fact), g_hash_table_size(vms));
+	GHashTableIter it;
+	gpointer fact;
+	g_hash_table_iter_init(&it, vms);
+	while (g_hash_table_iter_next(&it, NULL, &fact))
+		g_array_append_vals(out, fact, 1);
+	return out;
+}
+
 static bool state_parse(const char *s, herd_vm_state *out)
 {
 	for (unsigned i = 0; s && i < HERD_VM__STATES; i++) {

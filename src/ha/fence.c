@@ -133,6 +133,12 @@ static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 		detail = ok ? last_line(out)
 			    : g_strdup_printf("%s action=%s on %s failed (exit %d): %s", r->t->agent,
 					      r->action, r->t->device, status, why);
+		/* fencing.py's reboot succeeds even when the power-on failed;
+		 * it says so only on stderr. */
+		if (ok && strcmp(r->action, "reboot") == 0 && err_text && *g_strstrip(err_text)) {
+			g_autofree char *line = g_steal_pointer(&detail);
+			detail = g_strdup_printf("%s\n%s", line, why);
+		}
 	}
 	r->done(ok, r->t->device, detail, secs, r->user);
 	g_object_unref(r->proc);

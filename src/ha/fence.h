@@ -17,10 +17,12 @@
 typedef void (*herd_fence_done)(bool ok, const char *device, const char *detail,
 				double agent_seconds, gpointer user);
 
-/* Run one agent action ("status", "monitor", "list", "on", "off") for @t.
- * @done gets ok and a detail; for "status" ok means "answered", and
- * *detail says "on" or "off"; for "list" *detail is the agent's whole
- * output (a "plug,alias" line per outlet); else its last line. */
+/* Run one agent action ("status", "monitor", "list", "on", "off",
+ * "reboot") for @t.  @done gets ok and a detail; for "status" ok means
+ * "answered", and *detail says "on" or "off"; for "list" *detail is the
+ * agent's whole output (a "plug,alias" line per outlet); else its last
+ * line — for a successful "reboot" followed, on a second line, by the last
+ * line it logged on stderr, if any (herd_fence_reboot_verified()). */
 void herd_fence_agent_action(const herd_fence_target *t, const char *action,
 			     herd_fence_done done, gpointer user);
 

@@ -261,6 +261,11 @@ void herd_ha_vm_runtime(herd_ha *h, const store_object *vm, herd_vm_runtime *out
 	herd_engine_vm_runtime(h->engine, vm, out);
 }
 
+herd_runtime_view *herd_ha_runtime_view(herd_ha *h)
+{
+	return herd_engine_runtime_view(h->engine);
+}
+
 bool herd_ha_vm_active(herd_ha *h, const char *uuid, const char **node)
 {
 	return herd_engine_vm_active(h->engine, uuid, node);

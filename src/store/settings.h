@@ -17,6 +17,13 @@ typedef enum {
 	STORE_ADMISSION_REFUSE,
 } store_admission;
 
+/* What fencing does to a lost node (Pacemaker's stonith-action), in the
+ * order of the setting's choices. */
+typedef enum {
+	STORE_FENCE_REBOOT = 0,   /* off, verified off, then on again */
+	STORE_FENCE_OFF,          /* off, verified off; it stays off */
+} store_fence_action;
+
 /* Every setting, typed, with its default applied (store_settings_of()). */
 typedef struct store_settings {
 	long long token_ms;
@@ -29,6 +36,7 @@ typedef struct store_settings {
 	long long vcpu_overcommit;
 	long long memory_reserve_mib;
 	long long fence_delay_ms;
+	int fence_action;          /* store_fence_action */
 	long long failback_after_s;
 	long long join_timeout_s;
 	long long start_failures_max;

@@ -39,6 +39,10 @@ typedef struct herd_vm_fact {
 	char reason[64];       /* why it last changed: "shutdown by guest", "crashed", "destroyed"… */
 } herd_vm_fact;
 
+/* A copy of each fact of @vms (uuid -> herd_vm_fact*), in an array to free,
+ * as facts() answers. */
+GArray *herd_vm_facts_of_table(GHashTable *vms);
+
 /* This node's capacity for VMs. */
 typedef struct herd_node_resources {
 	uint64_t memory_mib;   /* total RAM */

@@ -157,7 +157,7 @@ def three_nodes():
         comms = sorted({c for c, _, _ in procs.values()})
         for want in ("corosync", "libvirtd", "herdd", "qemu-system-x86"):
             check(want in comms, f"no {want} among the instance's processes {comms}")
-    check_nothing_left(INSTANCE, procs, inodes, shm_before)
+    check_nothing_left(tn.instance, procs, inodes, shm_before)
 
 
 def two_links():
@@ -201,7 +201,7 @@ def two_links():
         check(tn.membership(1) == (2, True), "membership changed on heal")
         say("heal 2 0: link 0 connected again")
         procs, inodes = tn.instance_processes()
-    check_nothing_left(INSTANCE_LINKS, procs, inodes, shm_before)
+    check_nothing_left(tn.instance, procs, inodes, shm_before)
 
 
 def main():

@@ -25,6 +25,16 @@ once fails the test.
     fenced meanwhile (a node not seen since the cluster started gets
     join_timeout_s to join; `herd status` says so), and then the VMs whose
     desired state is running (g1-g3, s1, p1) run again, off1 stays off.
+ 5. fence_action back to its default, reboot; kill 2: the fence record says
+    n2 was rebooted, g1-g3 run on n1 and n3 as in 1., s1 and p1 do not move;
+    the PDU has switched n2 on again, it rejoins by itself, its down mark is
+    cleared, it starts nothing before, then g1-g3 fail back and p1 starts
+    there, and nothing else.  Then with the agent's retry_on=0 (fencing.py
+    does not switch the node on and still succeeds): n2 is fenced, its
+    record warns that it was not switched on again, and it stays off.
+
+Scenarios 1-4 set fence_action=off: a fenced n2 stays off until the test
+powers it on (1. also checks that it stayed off).
 
 Prints kill -> fenced -> running times (no timing assertions).
 """
@@ -48,6 +58,10 @@ SURVIVORS = ("n1", "n3")
 
 def setup(tn, ha):
     ha.set(1, "failback_after_s=2")
+    fa = ha.settings(1)["fence_action"]
+    check(fa == "reboot", f"fence_action defaults to {fa!r}, not reboot")
+    # Until scenario 5: a fenced n2 stays off (the scenarios power it on).
+    ha.set(1, "fence_action=off")
     ha.add_pdu()
     p = ha.run(2, "--json", "fence-device", "test", "pdu")
     rows = json.loads(p.stdout) if p.returncode == 0 else []
@@ -91,6 +105,18 @@ def report_failover(tn, ha, t0, vms, what):
         parts.append(f"fenced +{fenced[0][0] - t0:.2f} s ({fenced[0][1].split(': ', 1)[1][:90]})")
     parts.append(f"g1-g3 running +{starts[0]:.2f} .. +{starts[-1]:.2f} s")
     say(f"{what}: " + "; ".join(parts))
+
+
+def kill_n2(tn, ha, what):
+    """kill 2; wait until g1-g3 run on n1 or n3 and say how long each step
+    took.  Returns (wall time, monotonic time) of the kill and the VMs."""
+    t0 = time.time()
+    t0_mono = time.monotonic()
+    tn.cli("kill", "2")
+    vms = ha.wait_vms(lambda v: running_on(v, G, SURVIVORS), 60, "g1-g3 to run on n1 or n3",
+                      nodes=(1, 3))
+    report_failover(tn, ha, t0, vms, what)
+    return t0, t0_mono, vms
 
 
 def back_to_n2(tn, ha, what, heal=False):
@@ -137,12 +163,7 @@ def scenario_kill(tn, ha, watch):
            "If a node died now, HA VMs that could not be restarted: n1 0, n2 0, n3 0" in text,
            f"herd status: HA VMs at risk per node: {at_risk}\n{text}")
     boots = {n: ha.boots(n) for n in ALL_RUNNING}
-    t0 = time.time()
-    t0_mono = time.monotonic()
-    tn.cli("kill", "2")
-    vms = ha.wait_vms(lambda v: running_on(v, G, SURVIVORS), 60, "g1-g3 to run on n1 or n3",
-                      nodes=(1, 3))
-    report_failover(tn, ha, t0, vms, "kill 2")
+    t0, t0_mono, vms = kill_n2(tn, ha, "kill 2")
     expect(all(vms[g]["node"] == predicted[g]["to"] for g in G),
            f"the failover did not put g1-g3 where herd simulate said: {table(vms)}, "
            f"predicted {[(g, predicted[g]['to']) for g in G]}")
@@ -185,6 +206,7 @@ def scenario_kill(tn, ha, watch):
         f"+{vms['s1']['since_ms'] / 1000 - t1:.1f} s later")
     s1_node = vms["s1"]["node"]
     watch.check("kill 2")
+    expect(tn.tn.init_pid(2) is None, "n2 was switched on again though fence_action is off")
 
     vms = back_to_n2(tn, ha, "start 2")
     expect(vms["s1"]["node"] == s1_node and vms["s1"]["state"] == "running",
@@ -327,6 +349,87 @@ def scenario_all_killed(tn, ha, watch):
     watch.check("the whole cluster's restart")
 
 
+# ---------------------------------------------------------------- 5. reboot
+
+def scenario_reboot(tn, ha, watch):
+    say("== 5. fence_action reboot (the default): kill 2, n2 is rebooted through the PDU and "
+        "comes back by itself")
+    ha.set(1, "fence_action=")
+    fa = ha.settings(3)["fence_action"]
+    check(fa == "reboot", f"fence_action after a reset: {fa!r}")
+    vms = ha.wait_vms(lambda v: running_on(v, G + ["p1"], ("n2",)), 90, "g1-g3 and p1 on n2")
+    s1_node = vms["s1"]["node"]
+    boots = {n: ha.boots(n) for n in ALL_RUNNING}
+    init = tn.tn.init_pid(2)
+    t0, t0_mono, vms = kill_n2(tn, ha, "kill 2, fence_action reboot")
+    e = fence_entry(ha, 3, t0)
+    expect(e and e["by"] == "n1" and e["detail"].startswith("rebooted by pdu: switched off and "
+                                                            "verified off, then on again"),
+           f"n2's fence history (node list on n3) has no reboot by n1 through pdu: "
+           f"{ha.nodes(3)['n2']['fence_history']}")
+    expect({vms[g]["node"] for g in G} == set(SURVIVORS), f"g1-g3 are not spread over n1 and n3: "
+                                                           f"{table(vms)}")
+    ha.wait_counting(G, boots_after=boots)
+    say(f"n2's fence record: {e['detail'] if e else None!r}; g1-g3 run on "
+        f"{', '.join(g + ' ' + vms[g]['node'] for g in G)}")
+
+    # Nobody powers n2 on: the PDU did (fencing.py's reboot switches the
+    # outlet on again before it answers).
+    wait_until(lambda: tn.tn.init_pid(2), 30, "n2 to be powered on again")
+    expect(tn.tn.init_pid(2) != init, "n2 was not power-cycled")
+    tn.wait_members([1, 2, 3], 3, timeout=60)
+    joined = herdd_log(tn, 1, t0, r"CPG membership: 1 2 3 \(0 left, 1 joined\)")
+    wait_until(lambda: ha.nodes(1)["n2"]["down"] is None, 30, "n2's down mark to be cleared")
+    back = herdd_log(tn, 1, t0, r"node n2 is back")
+    vms = ha.wait_vms(lambda v: running_on(v, G + ["p1"], ("n2",)), 90,
+                      "g1-g3 to fail back and p1 to start on n2")
+    ha.wait_counting(G + ["p1"])
+    # n2 started nothing before its down mark was cleared, and nothing but its own.
+    t_back = back[0][0] if back else None
+    early = [g for g in G + ["p1"] if t_back is None or vms[g]["since_ms"] / 1000 < t_back - 0.001]
+    expect(back and not early, f"VMs started on n2 before its down mark was cleared "
+                               f"({'at +%.2f s' % (t_back - t0) if back else 'never'}): {early}; "
+                               f"{table(vms)}")
+    expect(vms["s1"]["node"] == s1_node and vms["s1"]["state"] == "running" and
+           vms["off1"]["state"] == "shut off" and
+           not watch.ran_since(ha.uuids["s1"], [2], t0_mono) and
+           not watch.ran_since(ha.uuids["off1"], [1, 2, 3], t0_mono),
+           f"s1 (runs on {s1_node}) or off1 (never started) moved or ran: {table(vms)}")
+    expect(not watch.ran_since(ha.uuids["p1"], [1, 3], t0_mono),
+           f"p1 (not HA) ran elsewhere while n2 was away: {table(vms)}")
+    on_n2 = sorted(name for name, v in vms.items() if v["node"] == "n2" and v["state"] == "running")
+    expect(on_n2 == sorted(G + ["p1"]), f"n2 runs {on_n2}, not just g1-g3 and p1")
+    t_fenced = e["time_ms"] / 1000 if e else t0
+    t_joined = joined[0][0] if joined else t0
+    say(f"n2 rebooted (fence recorded +{t_fenced - t0:.1f} s), back in the cluster by itself "
+        f"+{t_joined - t0:.1f} s, down mark cleared +{(t_back or t0) - t0:.1f} s (coordinator's "
+        f"log); then g1-g3 failed back and p1 started there; s1 stays on {s1_node}, off1 off")
+    watch.check("kill 2 with fence_action reboot")
+
+    # The agent does not switch n2 on again (retry_on=0: fencing.py makes no
+    # attempt, logs that, and succeeds): fenced all the same, with a warning.
+    ha.ok(1, "fence-device", "remove", "pdu")
+    ha.add_pdu(retry_on="0")
+    boots = {n: ha.boots(n) for n in G}
+    t0, t0_mono, vms = kill_n2(tn, ha, "kill 2, a reboot that does not power on")
+    e = fence_entry(ha, 3, t0)
+    want = ("rebooted by pdu: switched off and verified off; WARNING: not switched on again: pdu: "
+            "ERROR: Timed out waiting to power ON")
+    expect(e and e["detail"] == want, f"n2's fence history after a reboot without power-on: "
+                                      f"{ha.nodes(3)['n2']['fence_history']}")
+    ha.wait_counting(G, boots_after=boots)
+    expect(tn.tn.init_pid(2) is None and ha.nodes(1)["n2"]["down"],
+           f"n2 after a reboot without power-on: init {tn.tn.init_pid(2)}, "
+           f"down {ha.nodes(1)['n2']['down']}")
+    say(f"a reboot that does not power on (retry_on=0): fenced, g1-g3 run on n1/n3, n2 stays "
+        f"off; its fence record: {e['detail'] if e else None!r}")
+    watch.check("a reboot without power-on")
+    ha.ok(1, "fence-device", "remove", "pdu")
+    ha.add_pdu()
+    back_to_n2(tn, ha, "start 2")
+    watch.check("n2's return after a reboot without power-on")
+
+
 def fence_records(ha, t0, node=None):
     """Fence records (of @node, or of any node) made after wall time t0, from
     the first node that answers."""
@@ -342,7 +445,7 @@ def main():
         setup(tn, ha)
         with DoubleRunWatch(tn) as watch:
             for scenario in (scenario_kill, scenario_cut, scenario_fence_fails,
-                             scenario_all_killed):
+                             scenario_all_killed, scenario_reboot):
                 t = time.monotonic()
                 scenario(tn, ha, watch)
                 say(f"-- {scenario.__name__}: {time.monotonic() - t:.0f} s")

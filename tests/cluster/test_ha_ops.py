@@ -129,6 +129,8 @@ def bad_input(tn, ha):
         (["cluster", "set", "lab_mode=maybe"], r"lab_mode must be yes or no"),
         (["cluster", "set", "admission_control=sometimes"], r"admission_control must be one of"),
         (["cluster", "set", "fence_delay_ms=-1"], r"fence_delay_ms must be"),
+        (["cluster", "set", "fence_action=shutdown"],
+         r"fence_action must be one of reboot\|off, not 'shutdown'"),
         (["vm", "set", "h1", "--shutdown-timeout", "0"], r"shutdown_timeout_s"),
         (["vm", "set", "h1", "--sticky", "n9"], r"sticky"),
         (["vm", "set", "h1", "--preferred", "n9"], r"n9.*not a node"),

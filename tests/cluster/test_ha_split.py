@@ -18,7 +18,8 @@ fenced node powered on again, its VM failing back):
 
 Each time: exactly one node is powered on afterwards, the other's fence
 record names the pdu and the survivor, and the survivor runs ga and gb, their
-counters advancing.  Prints the split -> fenced -> running times.
+counters advancing.  fence_action is off: the loser stays off until the test
+powers it on.  Prints the split -> fenced -> running times.
 """
 import os
 import subprocess
@@ -92,6 +93,9 @@ def main():
         q = ha.status(1)["cluster"]["quorum"]
         check(q["two_node"], f"a two-node cluster without corosync's two_node: {q}")
         ha.set(1, "failback_after_s=2")
+        # The loser stays off (each split checks that only one node is on,
+        # then powers the loser on itself).
+        ha.set(1, "fence_action=off")
         delay_s = int(ha.settings(1)["fence_delay_ms"]) / 1000
         ha.add_pdu()
         for name, pref in VMS.items():

@@ -6,12 +6,15 @@ run it: no arguments, `key=value` lines on stdin (the parameters `testnodes
 pdu` prints, plus action and plug).  Checked: status of a running node reads
 on (exit 0); list and monitor; `off` cuts node 2's power before the agent
 returns (its processes are gone, n1's corosync sees it leave) and status then
-reads off (exit 2); `on` boots it again and it rejoins; `kill`/`start` of
-testnodes read back truthfully; a wrong plug, a wrong or read-only community
+reads off (exit 2); `on` boots it again and it rejoins; `reboot` (herd's
+default fence_action) cuts n2's power, reads it off, boots it again and
+answers "Success: Rebooted" with n2 on, of a node already off only
+switches it on, and with retry_on=0 (no power-on) still succeeds but logs
+that it timed out waiting to power ON; `kill`/`start` of testnodes read back truthfully; a wrong plug, a wrong or read-only community
 and a wrong v3 password fail; SNMPv3 works.  Then the two nodes fence each
 other at the same moment, several times (the agents, then bare snmpsets for a
 tighter race): exactly one survives each time.  Prints the agent's own run
-time for status and off (herd's failover benchmark subtracts it).  `down`
+time for status, off and reboot (herd's failover benchmark subtracts it).  `down`
 must leave nothing of the PDU behind.
 """
 import json
@@ -138,6 +141,65 @@ def check_off_on(tn, pdu, rounds=3):
             f"on: n2 back in the cluster after {back:.1f} s")
 
 
+def pdu_log_lines(tn, since=0):
+    """The PDU log's lines from byte offset since on, and its size."""
+    with open(os.path.join(tn.tn.dir, "pdu", "pdu.log")) as f:
+        f.seek(since)
+        text = f.read()
+    return text.splitlines(), since + len(text.encode())
+
+
+def check_reboot(tn, pdu, rounds=2):
+    """fencing.py's reboot: status, off, status until off, on, status until on
+    (one agent run); the PDU serves it as off and on."""
+    inst = tn.tn
+    for r in range(rounds):
+        tn.wait_members([1, 2], 2, timeout=30)
+        init, before = inst.init_pid(2), set(node_procs(tn, 2))
+        _, mark = pdu_log_lines(tn)
+        rc, out = pdu.run(1, "reboot", "2")
+        check(rc == 0 and out.splitlines()[-1:] == ["Success: Rebooted"],
+              f"reboot of n2: exit {rc}, {out!r}")
+        # Power-cycled: a new init, none of its old processes; on when the agent answered.
+        now = inst.init_pid(2)
+        check(now and now != init, f"n2's init before and after the reboot: {init}, {now}")
+        survived = before & set(node_procs(tn, 2))
+        check(not survived, f"processes of n2 survived its reboot: {sorted(survived)}")
+        lines, _ = pdu_log_lines(tn, mark)
+        cut = [k for k, l in enumerate(lines) if "node n2: power cut" in l]
+        on = [k for k, l in enumerate(lines) if "node n2: powered on" in l]
+        check(len(cut) == 1 and len(on) == 1 and cut[0] < on[0],
+              f"the PDU's log of n2's reboot:\n" + "\n".join(lines))
+        t0 = time.monotonic()
+        tn.wait_members([1, 2], 2, timeout=60)
+        say(f"reboot #{r + 1}: \"Success: Rebooted\"; the PDU cut n2's power, then powered it on "
+            f"(new init, none of its {len(before)} processes left); n2 back in the cluster "
+            f"{time.monotonic() - t0:.1f} s after the agent answered")
+    # A node that is off already (the usual fence: it died): fencing.py reads
+    # it off, and only switches it on.
+    tn.cli("kill", "2")
+    _, mark = pdu_log_lines(tn)
+    rc, out = pdu.run(1, "reboot", "2", timed=False)
+    check(rc == 0 and out.splitlines()[-1:] == ["Success: Rebooted"] and inst.init_pid(2),
+          f"reboot of an off n2: exit {rc}, {out!r}, init {inst.init_pid(2)}")
+    lines, _ = pdu_log_lines(tn, mark)
+    check(not any("power cut" in l for l in lines) and any("node n2: powered on" in l for l in lines),
+          "the PDU's log of the reboot of an off n2:\n" + "\n".join(lines))
+    tn.wait_members([1, 2], 2, timeout=60)
+    say("reboot of n2 after `testnodes kill 2`: \"Success: Rebooted\", only switched on; n2 rejoins")
+    # retry_on=0: fencing.py's reboot makes no attempt to switch the node on
+    # again, logs that, and still succeeds; herd looks for that line.
+    rc, out = pdu.run(1, "reboot", "2", timed=False, retry_on="0")
+    check(rc == 0 and "Success: Rebooted" in out.splitlines() and
+          re.search(r"^[\d-]+ [\d:,]+ ERROR: Timed out waiting to power ON$", out, re.M) and
+          inst.init_pid(2) is None,
+          f"reboot of n2 with retry_on=0: exit {rc}, {out!r}, init {inst.init_pid(2)}")
+    tn.cli("start", "2")
+    tn.wait_members([1, 2], 2, timeout=60)
+    say("reboot with retry_on=0: \"Success: Rebooted\" (exit 0), \"Timed out waiting to power ON\" "
+        "on stderr, n2 stays off")
+
+
 def check_testnodes_power(tn, pdu):
     tn.cli("kill", "2")
     rc, out = pdu.run(1, "status", "2", timed=False)
@@ -165,8 +227,8 @@ def check_failures(tn, pdu):
         t0 = time.monotonic()
         rc, out = pdu.run(1, kw.pop("action"), kw.pop("plug"), timed=False, **kw)
         check(rc not in (0, 2), f"{what}: exit {rc} (want a failure), {out!r}")
+        check(tn.tn.init_pid(2), f"n2 lost power in the case {what}")
         say(f"{what}: exit {rc} after {time.monotonic() - t0:.1f} s")
-    check(testnodes.Instance(INSTANCE).init_pid(2), "n2 lost power in the failure cases")
     # With v2c the agent reads a missing outlet (noSuchInstance) as off, as it
     # would on a real PDU: why `testnodes pdu` gives SNMP v1.
     rc, out = pdu.run(1, "status", "9", timed=False, snmp_version="2c")
@@ -243,15 +305,14 @@ def check_race(tn, pdu):
 
 
 def report_times(pdu):
-    for action in ("status", "off"):
+    for action in ("status", "off", "reboot"):
         t = sorted(pdu.times.get(action, []))
         check(t, f"no timings for {action}")
         say(f"fence_apc_snmp's own run time for {action}: p50 {statistics.median(t):.0f} ms, "
             f"min {t[0]:.0f} ms, max {t[-1]:.0f} ms (n={len(t)})")
 
 
-def check_nothing_left(procs, inodes):
-    inst = testnodes.Instance(INSTANCE)
+def check_nothing_left(inst, procs, inodes):
     check(not inst.existing_netns(), f"network namespaces left: {inst.existing_netns()}")
     alive = {pid: c for pid, (c, start, _) in procs.items() if testnodes.proc_alive(pid, start)}
     check(not alive, f"processes left: {alive}")
@@ -267,6 +328,7 @@ def main():
         check_description(tn, pdu)
         check_reads(tn, pdu)
         check_off_on(tn, pdu)
+        check_reboot(tn, pdu)
         check_testnodes_power(tn, pdu)
         check_failures(tn, pdu)
         check_race(tn, pdu)
@@ -274,7 +336,7 @@ def main():
         procs, inodes = tn.instance_processes()
         comms = sorted({c for c, _, _ in procs.values()})
         check("snmpd" in comms, f"no snmpd among the instance's processes {comms}")
-    check_nothing_left(procs, inodes)
+    check_nothing_left(tn.tn, procs, inodes)
 
 
 if __name__ == "__main__":

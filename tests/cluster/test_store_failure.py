@@ -31,13 +31,13 @@ checks 1-5, and hangs on none: every wait is bounded.
 import errno
 import os
 import re
-import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from harness import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
-from halib import GUEST_XML, Ha, HaNodes, Workdir, herdd_log, qemu_pids  # noqa: E402
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from testlib import check, check_expected, expect, guest_xml, run_test, say, wait_until  # noqa: E402
+from halib import Ha, HaNodes, Workdir, herdd_log, qemu_pids  # noqa: E402
 
 INSTANCE = "test-store-fail"
 NODES = [1, 2, 3]
@@ -82,12 +82,10 @@ def fill(path):
     return size
 
 
-def guest_xml(ha, name):
+def xml_file(ha, name):
     """A guest's domain XML, in the work directory (seen by every node)."""
     path = os.path.join(ha.tmp, f"{name}.xml")
-    with open(path, "w") as f:
-        subprocess.run([GUEST_XML, "--name", name, "--image", ha.image,
-                        "--serial-log", ha.serial_log(name)], stdout=f, check=True)
+    guest_xml(name, path, image=ha.image, serial_log=ha.serial_log(name))
     return path
 
 
@@ -142,7 +140,7 @@ def main():
         # 1. A change made on n2 as its disk fills up.
         err = None
         for k in range(1, 6):
-            p = ha.run(FAILING, "vm", "define", guest_xml(ha, f"w{k}"))
+            p = ha.run(FAILING, "vm", "define", xml_file(ha, f"w{k}"))
             if p.returncode != 0:
                 err, first = (p.stderr or p.stdout).strip(), f"w{k}"
                 break
@@ -159,7 +157,7 @@ def main():
         say(f"    n1 and n3 list {first}: the change was applied")
 
         # 2. Reads on n2 say its store failed; a change made meanwhile on n1.
-        ha.ok(1, "vm", "define", guest_xml(ha, "late"))
+        ha.ok(1, "vm", "define", xml_file(ha, "late"))
         reads = [("vm", "list", "--all"), ("--json", "vm", "list"), ("vm", "info", "g2"),
                  ("node", "list"), ("status",), ("cluster", "status"), ("vm", "history")]
         texts = set()
@@ -170,7 +168,7 @@ def main():
         say(f"(2) every read on n2: {texts.pop() if len(texts) == 1 else texts}")
 
         # 3. Changes on n2 name its own failed store.
-        for args in (("vm", "define", guest_xml(ha, "refused")), ("vm", "start", "late"),
+        for args in (("vm", "define", xml_file(ha, "refused")), ("vm", "start", "late"),
                      ("vm", "set", "g2", "--shutdown-timeout", "5"), ("node", "standby", "n3")):
             text = ha.refused(FAILING, args, STORE_FAILED, rc=1, what=f"(3) {' '.join(args[:2])} on n2")
             expect("lost and not fenced" not in text, f"(3) {args}: {text!r}")
@@ -224,7 +222,7 @@ def main():
                           60, "g2 to run on n2 again")
         ha.wait_counting(["g2"], boots_after={"g2": boots})
         say(f"    g2 runs on n2 again ({time.time() - t_killed:.1f} s after it was killed)")
-        ha.ok(FAILING, "vm", "define", guest_xml(ha, "after"))
+        ha.ok(FAILING, "vm", "define", xml_file(ha, "after"))
         wait_until(lambda: "after" in vm_names(ha, 1), 10, "a change made on n2 to reach n1")
         say(f"(5) n2 in sync (position {position(ha, 1)}), alert cleared, takes changes again")
         check_expected()

@@ -59,6 +59,7 @@ static gpointer call_thread(gpointer p)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &c->answer->status);
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
+	c->answer->received_us = g_get_monotonic_time();
 	c->answer->json = json_loadb(text->str, text->len, 0, NULL);
 	c->answer->text = g_string_free(g_steal_pointer(&text), FALSE);
 	g_atomic_int_set(&c->answered, 1);

@@ -23,6 +23,7 @@ typedef struct test_answer {
 	long status;       /* the HTTP status; 0 if no answer came */
 	char *text;        /* the body as received */
 	json_t *json;      /* the body parsed, or NULL */
+	gint64 received_us; /* monotonic time the last byte came, before parsing */
 } test_answer;
 
 void test_answer_free(test_answer *a);

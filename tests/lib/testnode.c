@@ -51,6 +51,9 @@ static const char FENCE_AGENT[] =
 	"status) [ -e \"$state/off-$plug\" ] && { echo 'Status: OFF'; exit 2; }; echo 'Status: ON'; exit 0;;\n"
 	"off) : >\"$state/off-$plug\"; echo \"off $plug\" >\"$power\"; echo 'Success: Powered OFF'; exit 0;;\n"
 	"on) rm -f \"$state/off-$plug\"; echo \"on $plug\" >\"$power\"; echo 'Success: Powered ON'; exit 0;;\n"
+	/* fencing.py's reboot: off (verified), then on */
+	"reboot) echo \"off $plug\" >\"$power\"; rm -f \"$state/off-$plug\"; echo \"on $plug\" >\"$power\";\n"
+	"  echo 'Success: Rebooted'; exit 0;;\n"
 	"esac\n"
 	"echo \"fence_test: unknown action '$action'\" >&2\n"
 	"exit 1\n";
@@ -173,7 +176,8 @@ unsigned testcluster_fence_running(testcluster *tc)
 {
 	return testcluster_fence_count(tc, "list") + testcluster_fence_count(tc, "status") +
 	       testcluster_fence_count(tc, "off") + testcluster_fence_count(tc, "on") +
-	       testcluster_fence_count(tc, "monitor") - testcluster_fence_count(tc, "done");
+	       testcluster_fence_count(tc, "reboot") + testcluster_fence_count(tc, "monitor") -
+	       testcluster_fence_count(tc, "done");
 }
 
 /* ------------------------------------------------------------------ */
@@ -220,6 +224,7 @@ static void node_free(testnode *n)
 	herd_ha_free(n->ha);
 	testvirt_free(n->virt);
 	http_server_free(n->http);
+	api_ctx_clear(&n->ctx);
 	herd_formation_free(n->formation);
 	herd_cluster_free(n->cluster);
 	g_free(n->socket_path);

@@ -15,7 +15,8 @@
  * A fake fence agent, fence_test, is installed in a directory of the
  * process's own (HERD_FENCE_AGENT_DIR): its plugs are node ids; "off"
  * switches that node off (testcluster_power()), "on" switches it on,
- * "status" reads it.  testcluster_fence_params() gives the parameters that
+ * "reboot" both, "status" reads it.  Tests that need a fenced node to stay
+ * off set fence_action=off (the default is reboot).  testcluster_fence_params() gives the parameters that
  * tie a device to this cluster's power.
  */
 #pragma once

@@ -228,14 +228,7 @@ SIMPLE_OP(resume)
 
 static GArray *tv_facts(herd_virt *base)
 {
-	testvirt *v = (testvirt *)base;
-	GArray *out = g_array_new(FALSE, FALSE, sizeof(herd_vm_fact));
-	GHashTableIter it;
-	gpointer f;
-	g_hash_table_iter_init(&it, v->vms);
-	while (g_hash_table_iter_next(&it, NULL, &f))
-		g_array_append_vals(out, f, 1);
-	return out;
+	return herd_vm_facts_of_table(((testvirt *)base)->vms);
 }
 
 static bool tv_resources(herd_virt *base, herd_node_resources *out)

@@ -448,6 +448,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/nodes/mode", test_node_mode, NULL);
 	api_test_add("/api/nodes/refusals", test_node_refusals, NULL);
 	api_test_add("/api/fence-devices", test_fence_devices, NULL);
-	api_test_add("/api/nodes/fence", test_node_fence, NULL);
+	/* n3 must stay off until the test powers it on. */
+	api_test_add("/api/nodes/fence", test_node_fence, "{\"fence_action\":\"off\"}");
 	return g_test_run();
 }

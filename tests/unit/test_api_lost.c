@@ -220,6 +220,7 @@ int main(int argc, char **argv)
 	test_log_allow_error("the test PDU does not answer");
 	api_test_add("/api/lost-node/refused", test_refused, NULL);
 	api_test_add("/api/lost-node/goes-on", test_goes_on, NULL);
-	api_test_add("/api/lost-node/engine", test_engine, NULL);
+	/* It counts the engine's "off" attempts. */
+	api_test_add("/api/lost-node/engine", test_engine, "{\"fence_action\":\"off\"}");
 	return g_test_run();
 }

@@ -31,13 +31,31 @@ static const char AGENT[] =
 	"  echo '1,n1'; echo '2,n2'; echo '3,n3'; exit 0;;\n"
 	"off)\n"
 	"  case $mode in\n"
-	"  fencingpy|nolist) echo 'Success: Powered OFF'; exit 0;;\n"
+	"  fencingpy|nolist|noon) echo 'Success: Powered OFF'; exit 0;;\n"
 	"  already) echo 'Success: Already OFF'; exit 0;;\n"
 	"  quiet|stayson) echo 'done'; exit 0;;\n"
 	"  broken)\n"
 	"    echo '2026-12-02 09:21:24,287 ERROR: Failed: Unable to obtain correct plug status or plug is not available' >&2\n"
 	"    echo '2026-12-02 09:21:24,288 ERROR: Please use '\\''-h'\\'' for usage' >&2\n"
 	"    exit 1;;\n"
+	"  esac;;\n"
+	/* fencing.py: off (verified), then on; a failed on is logged and
+	 * still "Success: Rebooted", exit 0. */
+	"reboot)\n"
+	"  case $mode in\n"
+	"  fencingpy|nolist|already) echo 'Success: Rebooted'; exit 0;;\n"
+	"  noon)\n"
+	"    printf '2026-12-02 09:21:25,101 ERROR: Timed out waiting to power ON\\n\\n' >&2\n"
+	"    echo 'Success: Rebooted'; exit 0;;\n"
+	"  quiet|stayson) echo 'done'; exit 0;;\n"
+	"  broken)\n"
+	"    echo '2026-12-02 09:21:24,287 ERROR: Failed: Timed out waiting to power OFF' >&2\n"
+	"    exit 1;;\n"
+	"  esac;;\n"
+	"on)\n"
+	"  case $mode in\n"
+	"  noon) echo '2026-12-02 09:21:26,001 ERROR: Failed: Timed out waiting to power ON' >&2; exit 1;;\n"
+	"  *) echo 'Success: Powered ON'; exit 0;;\n"
 	"  esac;;\n"
 	"status)\n"
 	"  case $mode in stayson) echo 'Status: ON'; exit 0;; *) echo 'Status: OFF'; exit 2;; esac;;\n"
@@ -91,6 +109,10 @@ static void on_run_done(bool ok, const char *device, const char *detail, double 
 }
 
 static herd_fencer *fencer_now;
+/* The fence_action of the next fence() (the walk's own tests: off). */
+static store_fence_action fence_action = STORE_FENCE_OFF;
+/* The agents' log of the last fence(), in the order they ran. */
+static char *last_log;
 
 static void fencer_run(gpointer user, unsigned step, const herd_fence_target *t, const char *action)
 {
@@ -122,19 +144,39 @@ static char *fence(result *r, const char *log, ...)
 		g_ptr_array_add(targets, t);
 	va_end(ap);
 	r->loop = g_main_loop_new(NULL, FALSE);
-		fencer_now = herd_fencer_new("n2", targets, &fencer_io, r);
+	fencer_now = herd_fencer_new("n2", targets, fence_action, &fencer_io, r);
 	herd_fencer_begin(fencer_now);
 	if (!r->done)
 		g_main_loop_run(r->loop);
 	g_clear_pointer(&fencer_now, herd_fencer_free);
 	g_main_loop_unref(r->loop);
 	g_autofree char *text = NULL;
+	g_clear_pointer(&last_log, g_free);
 	if (!g_file_get_contents(log, &text, NULL, NULL))
 		return g_strdup("");
 	g_auto(GStrv) lines = g_strsplit(g_strstrip(text), "\n", -1);
+	g_free(last_log);
+	last_log = g_strjoinv("; ", lines);
 	qsort(lines, g_strv_length(lines), sizeof(char *), by_text);
 	g_unlink(log);
 	return g_strjoinv("; ", lines);
+}
+
+/* In the last fence(), did every run of @first end up in the agents' log
+ * before any run of @then?  (Runs of one device overlap: "list" runs
+ * beside the "off".) */
+static bool all_before(const char *first, const char *then)
+{
+	g_auto(GStrv) runs = g_strsplit(last_log ? last_log : "", "; ", -1);
+	int last_first = -1, first_then = -1;
+	for (int i = 0; runs[i]; i++) {
+		g_auto(GStrv) words = g_strsplit(runs[i], " ", 2);
+		if (strcmp(words[0], first) == 0)
+			last_first = i;
+		if (strcmp(words[0], then) == 0 && first_then < 0)
+			first_then = i;
+	}
+	return last_first >= 0 && first_then > last_first;
 }
 
 static void result_clear(result *r)
@@ -258,6 +300,147 @@ static void test_missing_agent(void)
 	result_clear(&r);
 }
 
+/* fence_action reboot: a level of one device reboots through the agent,
+ * whose "Success: Rebooted" is the verification (fencing.py's onoff).  If
+ * it could not switch the node on again it says so on stderr: fenced (the
+ * node is off), with a warning. */
+static void test_reboot_verified(void)
+{
+	static const struct {
+		const char *mode, *detail;
+	} cases[] = {
+		{ "fencingpy", "rebooted by pdu: switched off and verified off, then on again" },
+		{ "noon", "rebooted by pdu: switched off and verified off; WARNING: not switched on again: "
+			  "pdu: ERROR: Timed out waiting to power ON" },
+	};
+	g_autofree char *log = log_path();
+	fence_action = STORE_FENCE_REBOOT;
+	for (size_t k = 0; k < G_N_ELEMENTS(cases); k++) {
+		result r = { 0 };
+		g_autofree char *ran = fence(&r, log, target("pdu", cases[k].mode, "2", 1, log), NULL);
+		g_assert_true(r.ok);
+		g_assert_cmpstr(r.device, ==, "pdu");
+		g_assert_cmpstr(r.detail, ==, cases[k].detail);
+		g_assert_cmpstr(ran, ==, "list 2; reboot 2");
+		result_clear(&r);
+	}
+	fence_action = STORE_FENCE_OFF;
+}
+
+/* A reboot that does not say it verified off (another agent, or fencing.py's
+ * cycle method): off, verified as for fence_action off, then on. */
+static void test_reboot_unverified(void)
+{
+	g_autofree char *log = log_path();
+	fence_action = STORE_FENCE_REBOOT;
+	result r = { 0 };
+	g_autofree char *ran = fence(&r, log, target("pdu", "quiet", "2", 1, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(r.detail, ==, "rebooted by pdu: switched off and verified off, then on again");
+	g_assert_cmpstr(ran, ==, "list 2; off 2; on 2; reboot 2; status 2");
+	g_assert_true(all_before("reboot", "off") && all_before("status", "on"));
+	result_clear(&r);
+
+	/* method=cycle: "Success: Rebooted" without any read-back, so no reboot. */
+	herd_fence_target *t = target("ipmi", "fencingpy", "2", 1, log);
+	g_autofree char *params = g_strdup_printf("mode=fencingpy|log=%s|method=Cycle", log);
+	g_strfreev(t->params);
+	t->params = g_strsplit(params, "|", -1);
+	g_autofree char *ran2 = fence(&r, log, t, NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(ran2, ==, "list 2; off 2; on 2");
+	result_clear(&r);
+
+	/* A reboot that fails, or says it verified nothing and reads on. */
+	g_autofree char *ran3 = fence(&r, log, target("pdu", "broken", "2", 1, log), NULL);
+	g_assert_false(r.ok);
+	g_assert_cmpstr(r.detail, ==, "fence_fake action=reboot on pdu failed (exit 1): ERROR: Failed: Timed out "
+				      "waiting to power OFF");
+	g_assert_cmpstr(ran3, ==, "list 2; reboot 2");
+	result_clear(&r);
+	g_autofree char *ran4 = fence(&r, log, target("pdu", "stayson", "2", 1, log), NULL);
+	g_assert_false(r.ok);
+	g_assert_cmpstr(r.detail, ==, "pdu: switched off, but reports the outlet still on");
+	g_assert_cmpstr(ran4, ==, "list 2; off 2; reboot 2; status 2");
+	result_clear(&r);
+
+	/* A reboot of an outlet the device does not have fences nothing. */
+	g_autofree char *ran5 = fence(&r, log, target("pdu", "fencingpy", "7", 1, log), NULL);
+	g_assert_false(r.ok);
+	g_assert_cmpstr(ran5, ==, "list 7; reboot 7");
+	result_clear(&r);
+	fence_action = STORE_FENCE_OFF;
+}
+
+/* Two PDUs of one level (two power supplies): both off, verified, before
+ * either is switched on again (Pacemaker's remapped reboot). */
+static void test_reboot_two_devices(void)
+{
+	g_autofree char *log = log_path();
+	fence_action = STORE_FENCE_REBOOT;
+	result r = { 0 };
+	g_autofree char *ran = fence(&r, log, target("pdu-a", "fencingpy", "2", 1, log),
+				     target("pdu-b", "quiet", "2", 1, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(r.device, ==, "pdu-a, pdu-b");
+	g_assert_cmpstr(r.detail, ==, "rebooted by pdu-a, pdu-b: switched off and verified off, then on again");
+	g_assert_cmpstr(ran, ==, "list 2; list 2; off 2; off 2; on 2; on 2; status 2");
+	/* Both off, and pdu-b's off verified, before either is on again. */
+	g_assert_true(all_before("off", "on") && all_before("status", "on"));
+	result_clear(&r);
+
+	/* One of them does not switch on again: fenced, with a warning; the
+	 * other still switches on. */
+	g_autofree char *ran2 = fence(&r, log, target("pdu-a", "noon", "2", 1, log),
+				      target("pdu-b", "fencingpy", "2", 1, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(r.detail, ==, "rebooted by pdu-a, pdu-b: switched off and verified off; WARNING: not "
+				      "switched on again: fence_fake action=on on pdu-a failed (exit 1): ERROR: "
+				      "Failed: Timed out waiting to power ON");
+	g_assert_true(all_before("off", "on"));
+	g_assert_true(g_str_has_suffix(ran2, "on 2; on 2"));
+	result_clear(&r);
+
+	/* One of them fails to switch off: the level fails, nothing is switched
+	 * on again (as Pacemaker), the next level reboots. */
+	g_autofree char *ran3 = fence(&r, log, target("pdu-a", "fencingpy", "2", 1, log),
+				      target("pdu-b", "broken", "2", 1, log),
+				      target("ipmi", "fencingpy", "2", 2, log), NULL);
+	g_assert_true(r.ok);
+	g_assert_cmpstr(r.detail, ==, "rebooted by ipmi: switched off and verified off, then on again");
+	g_assert_cmpstr(ran3, ==, "list 2; list 2; list 2; off 2; off 2; reboot 2");
+	result_clear(&r);
+	fence_action = STORE_FENCE_OFF;
+}
+
+static void test_reboot_verified_output(void)
+{
+	g_autofree char *log = log_path();
+	herd_fence_target *t = target("pdu", "fencingpy", "2", 1, log);
+	char *not_on = NULL;
+	g_assert_true(herd_fence_reboot_verified(t, "Success: Rebooted", &not_on));
+	g_assert_null(not_on);
+	g_assert_true(herd_fence_reboot_verified(t, "Success: Rebooted\nERROR: Timed out waiting to power ON",
+						 &not_on));
+	g_assert_cmpstr(not_on, ==, "ERROR: Timed out waiting to power ON");
+	g_clear_pointer(&not_on, g_free);
+	/* Something else logged: not about the power-on. */
+	g_assert_true(herd_fence_reboot_verified(t, "Success: Rebooted\nWARNING: deprecated", &not_on));
+	g_assert_null(not_on);
+	g_assert_false(herd_fence_reboot_verified(t, "Success: Powered OFF", &not_on));
+	g_assert_false(herd_fence_reboot_verified(t, "Success: Rebooted, maybe", &not_on));
+	g_assert_false(herd_fence_reboot_verified(t, "", &not_on));
+	g_assert_false(herd_fence_reboot_verified(t, NULL, &not_on));
+	g_assert_null(not_on);
+	/* fencing.py's cycle method prints the same line without reading back. */
+	herd_fence_target *c = target("ipmi", "fencingpy", "", 1, log);
+	g_free(c->params[0]);
+	c->params[0] = g_strdup("method=cycle");
+	g_assert_false(herd_fence_reboot_verified(c, "Success: Rebooted", &not_on));
+	herd_fence_target_free(c);
+	herd_fence_target_free(t);
+}
+
 static void test_off_verified(void)
 {
 	g_assert_true(herd_fence_off_verified("Success: Powered OFF\n"));
@@ -302,6 +485,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/fence/unlisted-plug", test_unlisted_plug);
 	g_test_add_func("/fence/agent-error-line", test_agent_error_line);
 	g_test_add_func("/fence/missing-agent", test_missing_agent);
+	g_test_add_func("/fence/reboot-verified", test_reboot_verified);
+	g_test_add_func("/fence/reboot-unverified", test_reboot_unverified);
+	g_test_add_func("/fence/reboot-two-devices", test_reboot_two_devices);
+	g_test_add_func("/fence/reboot-verified-output", test_reboot_verified_output);
 	g_test_add_func("/fence/off-verified", test_off_verified);
 	g_test_add_func("/fence/parse-list", test_parse_list);
 	int rc = g_test_run();

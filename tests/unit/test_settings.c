@@ -164,6 +164,28 @@ static void test_effective(void)
 	g_assert_cmpstr(cluster_setting_string(s, "mode"), ==, "x");
 }
 
+/* fence_action: an enum, typed in store_settings by its place among the choices. */
+static void test_fence_action(void)
+{
+	expect_valid("{\"fence_action\":\"off\"}", "{\"fence_action\":\"off\"}");
+	expect_valid("{\"fence_action\":\"reboot\"}", "{\"fence_action\":\"reboot\"}");
+	expect_valid("{\"fence_action\":null}", "{\"fence_action\":null}");
+	expect_invalid("{\"fence_action\":\"cycle\"}",
+		       "Setting fence_action must be one of reboot|off, not 'cycle'.");
+	expect_invalid("{\"fence_action\":\"OFF\"}", "not 'OFF'");
+	expect_invalid("{\"fence_action\":1}", "fence_action");
+
+	store_settings st;
+	cluster_settings_fill(NULL, &st);
+	g_assert_cmpint(st.fence_action, ==, STORE_FENCE_REBOOT); /* Pacemaker's default, too */
+	g_autoptr(json_t) off = parse("{\"fence_action\":\"off\"}");
+	cluster_settings_fill(off, &st);
+	g_assert_cmpint(st.fence_action, ==, STORE_FENCE_OFF);
+	g_autoptr(json_t) reset = parse("{\"fence_action\":null}");
+	cluster_settings_fill(reset, &st);
+	g_assert_cmpint(st.fence_action, ==, STORE_FENCE_REBOOT);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -171,5 +193,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/settings/validate/ok", test_validate_ok);
 	g_test_add_func("/settings/validate/bad", test_validate_bad);
 	g_test_add_func("/settings/effective", test_effective);
+	g_test_add_func("/settings/fence-action", test_fence_action);
 	return g_test_run();
 }
