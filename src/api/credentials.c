@@ -460,6 +460,8 @@ http_credentials *http_credentials_new(const http_credentials_config *config,
 	if (lookup_context) {
 		c->lookups = mailbox_new(lookup_context, "password hash lookups",
 					 LOOKUPS_PER_ITERATION, lookup_run, c);
+		/* Clients' work: after the application's own, as its idle work. */
+		mailbox_set_priority(c->lookups, G_PRIORITY_DEFAULT_IDLE);
 		c->looked_up = mailbox_new(c->context, "password hashes", 0, lookup_over, c);
 	}
 	c->pool = g_thread_pool_new(check_in_thread, c, (gint)c->cfg.threads, FALSE, NULL);

@@ -47,6 +47,10 @@ static void answer_arrived(gpointer item, gpointer data)
 void handoff_start(http_server *srv)
 {
 	srv->due = mailbox_new(srv->handler_context, "HTTP requests", 1, handle, srv);
+	/* At idle priority: the loop's own sources (corosync, libvirt, timers)
+	 * go first, and its idle work (herdd's HA engine) takes turns with a
+	 * backlog of requests rather than waiting until it is gone. */
+	mailbox_set_priority(srv->due, G_PRIORITY_DEFAULT_IDLE);
 	srv->answers = mailbox_new(srv->context, "HTTP answers", 0, answer_arrived, srv);
 	srv->held = g_hash_table_new(g_direct_hash, g_direct_equal);
 }

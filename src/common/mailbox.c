@@ -74,6 +74,11 @@ mailbox *mailbox_new(GMainContext *context, const char *name, unsigned per_itera
 	return m;
 }
 
+void mailbox_set_priority(mailbox *m, int priority)
+{
+	g_source_set_priority(&m->source, priority);
+}
+
 void mailbox_post(mailbox *m, gpointer item)
 {
 	g_return_if_fail(item != NULL);

@@ -26,6 +26,11 @@ typedef void (*mailbox_deliver_fn)(gpointer item, gpointer user_data);
 mailbox *mailbox_new(GMainContext *context, const char *name, unsigned per_iteration,
 		     mailbox_deliver_fn deliver, gpointer user_data);
 
+/* Deliver at @priority (G_PRIORITY_DEFAULT until set): while items wait,
+ * ready sources of a lower priority wait too, those of the same one take
+ * turns with it.  Any thread. */
+void mailbox_set_priority(mailbox *m, int priority);
+
 /* Queue @item (not NULL) for delivery; any thread. */
 void mailbox_post(mailbox *m, gpointer item);
 
