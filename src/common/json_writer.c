@@ -71,10 +71,9 @@ void json_writer_array_end(json_writer *w)
 	container_end(w, ']');
 }
 
-/* @s (@len bytes of valid UTF-8) as a JSON string. */
-static void append_quoted(GString *out, const char *s, size_t len)
+void json_text_append_string(GString *out, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
+	static const char hex[] = "0123456789ABCDEF";
 	g_string_append_c(out, '"');
 	const char *run = s;   /* bytes that need no escape, not yet copied */
 	for (const char *p = s; p < s + len; p++) {
@@ -106,11 +105,11 @@ static void append_text(GString *out, const char *s)
 {
 	size_t len = strlen(s);
 	if (g_utf8_validate_len(s, len, NULL)) {
-		append_quoted(out, s, len);
+		json_text_append_string(out, s, len);
 		return;
 	}
 	g_autofree char *valid = g_utf8_make_valid(s, len);
-	append_quoted(out, valid, strlen(valid));
+	json_text_append_string(out, valid, strlen(valid));
 }
 
 void json_writer_string(json_writer *w, const char *s)

@@ -45,6 +45,11 @@ void json_writer_int(json_writer *w, int64_t n);
 void json_writer_bool(json_writer *w, bool b);
 void json_writer_null(json_writer *w);
 
+/* @len bytes of @s, valid UTF-8, appended to @out as a JSON string: as
+ * jansson writes it, byte for byte ('"', '\\' and the control characters
+ * escaped; store/db.c's canonical text depends on that). */
+void json_text_append_string(GString *out, const char *s, size_t len);
+
 /* Shorthands for a member: key and value. */
 void json_writer_member_string(json_writer *w, const char *key, const char *s);
 void json_writer_member_int(json_writer *w, const char *key, int64_t n);

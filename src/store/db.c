@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/json_writer.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -251,33 +252,9 @@ void store_db_rollback_savepoint(store_db *db)
  * a string to see whether it needs escaping; a VM's domain XML made its dump
  * a fifth of a follower's CPU per change).  jansson's strings are valid
  * UTF-8, so a byte-wise scan finds what needs escaping: '"', '\\' and the
- * control characters.  Reals, rare in the store, are left to jansson.
+ * control characters (json_text_append_string of common/json_writer.h).
+ * Reals, rare in the store, are left to jansson.
  */
-static void encode_string(GString *out, const char *s, size_t len)
-{
-	const char *run = s, *end = s + len;
-	g_string_append_c(out, '"');
-	for (const char *p = s; p < end; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		g_string_append_len(out, run, p - run);
-		run = p + 1;
-		switch (c) {
-		case '"': g_string_append(out, "\\\""); break;
-		case '\\': g_string_append(out, "\\\\"); break;
-		case '\b': g_string_append(out, "\\b"); break;
-		case '\f': g_string_append(out, "\\f"); break;
-		case '\n': g_string_append(out, "\\n"); break;
-		case '\r': g_string_append(out, "\\r"); break;
-		case '\t': g_string_append(out, "\\t"); break;
-		default: g_string_append_printf(out, "\\u%04X", c); break;
-		}
-	}
-	g_string_append_len(out, run, end - run);
-	g_string_append_c(out, '"');
-}
-
 typedef struct {
 	const char *key;
 	size_t len;
@@ -305,7 +282,7 @@ static bool encode_value(GString *out, json_t *v)
 		for (i = 0; i < n; i++) {
 			if (i)
 				g_string_append_c(out, ',');
-			encode_string(out, m[i].key, m[i].len);
+			json_text_append_string(out, m[i].key, m[i].len);
 			g_string_append_c(out, ':');
 			if (!encode_value(out, m[i].value))
 				return false;
@@ -324,7 +301,7 @@ static bool encode_value(GString *out, json_t *v)
 		g_string_append_c(out, ']');
 		return true;
 	case JSON_STRING:
-		encode_string(out, json_string_value(v), json_string_length(v));
+		json_text_append_string(out, json_string_value(v), json_string_length(v));
 		return true;
 	case JSON_INTEGER:
 		g_string_append_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
