@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/mailbox.h"
 #include "common/password.h"
 
 #include <errno.h>
@@ -16,6 +17,10 @@
 #define DEFAULT_CACHE_TTL_US (10 * 60 * G_USEC_PER_SEC)
 #define DEFAULT_MAX_FAILURES 5
 #define DEFAULT_FAILURE_WINDOW_US (60 * G_USEC_PER_SEC)
+
+/* Hashes looked up per iteration of the application's loop (each is a
+ * hash-table lookup and a copy: microseconds). */
+#define LOOKUPS_PER_ITERATION 32
 
 /* With this many addresses on record, those with nothing left to count are
  * dropped.  Only a password check counts a failure, and the pool bounds
@@ -48,6 +53,20 @@ typedef struct {
 	char *peer;
 } check_waiter;
 
+/* A request's credentials, parsed, on their way to the application for the
+ * user's stored hash and back (or, without a lookup context, through
+ * http_credentials_check() alone). */
+typedef struct {
+	char *user;
+	char *key;           /* HMAC of "user:password" */
+	char *password;      /* wiped when freed */
+	char *peer;
+	gint64 now_us;
+	gpointer waiter;
+	char *hash;          /* the lookup's answer: NULL for no such user, */
+	GError *error;       /* ... or the application's refusal */
+} lookup;
+
 /* One password check; requests with the same credentials wait on it
  * together. */
 typedef struct {
@@ -72,9 +91,10 @@ struct http_credentials {
 	GHashTable *checks;      /* check* set: every check not yet over */
 	GHashTable *joinable;    /* key -> the latest check of those credentials */
 	GThreadPool *pool;
-	GAsyncQueue *verdicts;   /* check*, from the workers to the main loop */
-	GMainContext *context;
-	GSource *verdict_source;
+	GMainContext *context;   /* the checker's: verdicts come here */
+	mailbox *verdicts;       /* check*, from the workers */
+	mailbox *lookups;        /* lookup*, to the lookup context; NULL without one */
+	mailbox *looked_up;      /* lookup*, back with the hash */
 };
 
 static void wipe_free(void *p, size_t len)
@@ -104,6 +124,19 @@ static void check_free(check *k)
 	g_free(k->peer);
 	g_free(k);
 }
+
+static void lookup_free(lookup *l)
+{
+	g_free(l->user);
+	g_free(l->key);
+	if (l->password)
+		wipe_free(l->password, strlen(l->password));
+	g_free(l->peer);
+	g_free(l->hash);
+	g_clear_error(&l->error);
+	g_free(l);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(lookup, lookup_free)
 
 static void add_waiter(check *k, gpointer waiter, const char *peer)
 {
@@ -199,7 +232,7 @@ static void remember(http_credentials *c, const char *key, const char *hash, gin
 }
 
 /* ------------------------------------------------------------------ */
-/* Checks: a worker thread, then the main loop                         */
+/* Checks: a worker thread, then the checker's context                 */
 
 static void check_in_thread(gpointer data, gpointer pool_data)
 {
@@ -207,13 +240,14 @@ static void check_in_thread(gpointer data, gpointer pool_data)
 	http_credentials *c = pool_data;
 	bool ok = c->cfg.verify(k->password, k->hash ? k->hash : unknown_user_hash);
 	k->ok = ok && k->hash != NULL;
-	g_async_queue_push(c->verdicts, k);
-	g_main_context_wakeup(c->context);
+	mailbox_post(c->verdicts, k);
 }
 
 /* A verdict is in: tell every request that waits on it. */
-static void check_over(http_credentials *c, check *k)
+static void check_over(gpointer item, gpointer data)
 {
+	http_credentials *c = data;
+	check *k = item;
 	g_autoptr(GError) err = NULL;
 
 	g_hash_table_remove(c->checks, k);
@@ -241,38 +275,6 @@ static void check_over(http_credentials *c, check *k)
 	check_free(k);
 }
 
-/* The main loop's side of c->verdicts: a GSource ready when it holds any. */
-typedef struct {
-	GSource source;
-	http_credentials *owner;
-} verdict_source;
-
-static gboolean verdicts_prepare(GSource *s, gint *timeout_ms)
-{
-	*timeout_ms = -1;
-	return g_async_queue_length(((verdict_source *)s)->owner->verdicts) > 0;
-}
-
-static gboolean verdicts_check(GSource *s)
-{
-	return g_async_queue_length(((verdict_source *)s)->owner->verdicts) > 0;
-}
-
-static gboolean verdicts_dispatch(GSource *s, GSourceFunc cb, gpointer data)
-{
-	http_credentials *c = ((verdict_source *)s)->owner;
-	check *k;
-	while ((k = g_async_queue_try_pop(c->verdicts)))
-		check_over(c, k);
-	return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs verdict_funcs = {
-	.prepare = verdicts_prepare,
-	.check = verdicts_check,
-	.dispatch = verdicts_dispatch,
-};
-
 /* ------------------------------------------------------------------ */
 /* The interface                                                       */
 
@@ -288,6 +290,103 @@ static http_credentials_result refuse(GError **error, herd_error_code code, cons
 	return HTTP_CREDENTIALS_REFUSED;
 }
 
+/* Has @peer failed too often of late?  Then refused, with why in @error. */
+static bool too_many_failures(http_credentials *c, const char *peer, gint64 now_us, GError **error)
+{
+	peer_record *r = g_hash_table_lookup(c->peers, peer);
+	if (r && failures_now(c, r, now_us) >= c->cfg.max_failures) {
+		refuse(error, HERD_ERR_UNAUTHORIZED, "Too many failed logins from %s; wait a minute.",
+		       peer);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The rest of a check, with the user's stored hash in @l: remembered, or
+ * joining a check under way, or starting one, or refused.  Takes what it
+ * keeps from @l.
+ */
+static http_credentials_result check_with_hash(http_credentials *c, lookup *l, char **user,
+					       GError **error)
+{
+	if (!l->hash && l->error) {
+		g_propagate_error(error, g_steal_pointer(&l->error));
+		return HTTP_CREDENTIALS_REFUSED;
+	}
+	/* again: failures may have come while the hash was looked up */
+	if (too_many_failures(c, l->peer, l->now_us, error))
+		return HTTP_CREDENTIALS_REFUSED;
+
+	remembered *m = g_hash_table_lookup(c->remembered, l->key);
+	if (m && l->hash && strcmp(m->hash, l->hash) == 0 &&
+	    l->now_us - m->verified_us < c->cfg.cache_ttl_us) {
+		*user = g_steal_pointer(&l->user);
+		return HTTP_CREDENTIALS_ACCEPTED;
+	}
+	if (m) /* the password changed, the user is gone, or it is too old */
+		g_hash_table_remove(c->remembered, l->key);
+
+	check *k = g_hash_table_lookup(c->joinable, l->key);
+	if (k && g_strcmp0(k->hash, l->hash) == 0) {
+		add_waiter(k, l->waiter, l->peer);
+		return HTTP_CREDENTIALS_PENDING;
+	}
+	if (g_hash_table_size(c->checks) >= c->cfg.threads + c->cfg.queue_max)
+		return refuse(error, HERD_ERR_UNAVAILABLE,
+			      "The server is busy checking other passwords; try again in a moment.");
+	/* Checks under way count against the address's failures to come, so
+	 * that it cannot try more guesses at once than it may fail. */
+	peer_record *r = peer_record_for(c, l->peer, l->now_us);
+	if (failures_now(c, r, l->now_us) + r->checking >= c->cfg.max_failures)
+		return refuse(error, HERD_ERR_UNAVAILABLE,
+			      "Too many passwords from %s are being checked at once; "
+			      "try again in a moment.", l->peer);
+	k = g_new0(check, 1);
+	k->key = g_steal_pointer(&l->key);
+	k->user = g_steal_pointer(&l->user);
+	k->password = g_steal_pointer(&l->password);
+	k->hash = g_steal_pointer(&l->hash);
+	k->peer = g_strdup(l->peer);
+	k->started_us = l->now_us;
+	k->waiters = g_array_new(FALSE, FALSE, sizeof(check_waiter));
+	add_waiter(k, l->waiter, l->peer);
+	r->checking++;
+	g_hash_table_add(c->checks, k);
+	g_hash_table_replace(c->joinable, k->key, k);
+	g_thread_pool_push(c->pool, k, NULL);
+	return HTTP_CREDENTIALS_PENDING;
+}
+
+/* On the lookup context: the application's answer, back to the checker. */
+static void lookup_run(gpointer item, gpointer data)
+{
+	http_credentials *c = data;
+	lookup *l = item;
+	l->hash = c->lookup(l->user, c->lookup_data, &l->error);
+	mailbox_post(c->looked_up, l);
+}
+
+/* The hash is in: the rest of the check, its outcome told to the waiter
+ * unless a password check is to tell it. */
+static void lookup_over(gpointer item, gpointer data)
+{
+	http_credentials *c = data;
+	g_autoptr(lookup) l = item;
+	g_autoptr(GError) err = NULL;
+	g_autofree char *user = NULL;
+	switch (check_with_hash(c, l, &user, &err)) {
+	case HTTP_CREDENTIALS_ACCEPTED:
+		c->done(l->waiter, user, NULL);
+		break;
+	case HTTP_CREDENTIALS_REFUSED:
+		c->done(l->waiter, NULL, err);
+		break;
+	case HTTP_CREDENTIALS_PENDING:
+		break;
+	}
+}
+
 http_credentials_result http_credentials_check(http_credentials *c, const char *authorization,
 					       const char *peer, gint64 now_us, gpointer waiter,
 					       char **user, GError **error)
@@ -295,10 +394,8 @@ http_credentials_result http_credentials_check(http_credentials *c, const char *
 	if (!authorization || g_ascii_strncasecmp(authorization, "Basic ", 6) != 0)
 		return refuse(error, HERD_ERR_UNAUTHORIZED,
 			      "This API needs a user name and password (HTTP Basic authentication).");
-	peer_record *r = g_hash_table_lookup(c->peers, peer);
-	if (r && failures_now(c, r, now_us) >= c->cfg.max_failures)
-		return refuse(error, HERD_ERR_UNAUTHORIZED,
-			      "Too many failed logins from %s; wait a minute.", peer);
+	if (too_many_failures(c, peer, now_us, error))
+		return HTTP_CREDENTIALS_REFUSED;
 
 	gsize len = 0;
 	guchar *text = g_base64_decode(authorization + 6, &len);
@@ -309,68 +406,25 @@ http_credentials_result http_credentials_check(http_credentials *c, const char *
 		return refuse(error, HERD_ERR_UNAUTHORIZED,
 			      "The Authorization header holds no user name and password.");
 	}
-	g_autofree char *name = g_strndup((const char *)text, (gsize)(colon - text));
-	g_autofree char *key = credential_key(c, text, len);
-	char *password = g_strndup((const char *)colon + 1, len - (gsize)(colon - text) - 1);
+	g_autoptr(lookup) l = g_new0(lookup, 1);
+	l->user = g_strndup((const char *)text, (gsize)(colon - text));
+	l->key = credential_key(c, text, len);
+	l->password = g_strndup((const char *)colon + 1, len - (gsize)(colon - text) - 1);
 	wipe_free(text, len);
-
-	g_autoptr(GError) lookup_error = NULL;
-	g_autofree char *hash = c->lookup(name, c->lookup_data, &lookup_error);
-	if (!hash && lookup_error) {
-		wipe_free(password, strlen(password));
-		g_propagate_error(error, g_steal_pointer(&lookup_error));
-		return HTTP_CREDENTIALS_REFUSED;
-	}
-
-	remembered *m = g_hash_table_lookup(c->remembered, key);
-	if (m && hash && strcmp(m->hash, hash) == 0 &&
-	    now_us - m->verified_us < c->cfg.cache_ttl_us) {
-		wipe_free(password, strlen(password));
-		*user = g_strdup(name);
-		return HTTP_CREDENTIALS_ACCEPTED;
-	}
-	if (m) /* the password changed, the user is gone, or it is too old */
-		g_hash_table_remove(c->remembered, key);
-
-	check *k = g_hash_table_lookup(c->joinable, key);
-	if (k && g_strcmp0(k->hash, hash) == 0) {
-		wipe_free(password, strlen(password));
-		add_waiter(k, waiter, peer);
+	l->peer = g_strdup(peer);
+	l->now_us = now_us;
+	l->waiter = waiter;
+	if (c->lookups) {
+		mailbox_post(c->lookups, g_steal_pointer(&l));
 		return HTTP_CREDENTIALS_PENDING;
 	}
-	if (g_hash_table_size(c->checks) >= c->cfg.threads + c->cfg.queue_max) {
-		wipe_free(password, strlen(password));
-		return refuse(error, HERD_ERR_UNAVAILABLE,
-			      "The server is busy checking other passwords; try again in a moment.");
-	}
-	/* Checks under way count against the address's failures to come, so
-	 * that it cannot try more guesses at once than it may fail. */
-	r = peer_record_for(c, peer, now_us);
-	if (failures_now(c, r, now_us) + r->checking >= c->cfg.max_failures) {
-		wipe_free(password, strlen(password));
-		return refuse(error, HERD_ERR_UNAVAILABLE,
-			      "Too many passwords from %s are being checked at once; "
-			      "try again in a moment.", peer);
-	}
-	k = g_new0(check, 1);
-	k->key = g_steal_pointer(&key);
-	k->user = g_steal_pointer(&name);
-	k->password = password;
-	k->hash = g_steal_pointer(&hash);
-	k->peer = g_strdup(peer);
-	k->started_us = now_us;
-	k->waiters = g_array_new(FALSE, FALSE, sizeof(check_waiter));
-	add_waiter(k, waiter, peer);
-	r->checking++;
-	g_hash_table_add(c->checks, k);
-	g_hash_table_replace(c->joinable, k->key, k);
-	g_thread_pool_push(c->pool, k, NULL);
-	return HTTP_CREDENTIALS_PENDING;
+	l->hash = c->lookup(l->user, c->lookup_data, &l->error);
+	return check_with_hash(c, l, user, error);
 }
 
 http_credentials *http_credentials_new(const http_credentials_config *config,
-				       http_password_hash_fn lookup, gpointer lookup_data,
-				       http_credentials_done_fn done)
+				       http_password_hash_fn lookup_fn, gpointer lookup_data,
+				       GMainContext *lookup_context, http_credentials_done_fn done)
 {
 	http_credentials *c = g_new0(http_credentials, 1);
 	if (config)
@@ -389,7 +443,7 @@ http_credentials *http_credentials_new(const http_credentials_config *config,
 		c->cfg.failure_window_us = DEFAULT_FAILURE_WINDOW_US;
 	if (!c->cfg.verify)
 		c->cfg.verify = herd_password_verify;
-	c->lookup = lookup;
+	c->lookup = lookup_fn;
 	c->lookup_data = lookup_data;
 	c->done = done;
 	ssize_t n;
@@ -401,14 +455,27 @@ http_credentials *http_credentials_new(const http_credentials_config *config,
 	c->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	c->checks = g_hash_table_new(g_direct_hash, g_direct_equal);
 	c->joinable = g_hash_table_new(g_str_hash, g_str_equal);
-	c->verdicts = g_async_queue_new();
 	c->context = g_main_context_ref_thread_default();
-	c->verdict_source = g_source_new(&verdict_funcs, sizeof(verdict_source));
-	((verdict_source *)c->verdict_source)->owner = c;
-	g_source_set_name(c->verdict_source, "password verdicts");
-	g_source_attach(c->verdict_source, c->context);
+	c->verdicts = mailbox_new(c->context, "password verdicts", 0, check_over, c);
+	if (lookup_context) {
+		c->lookups = mailbox_new(lookup_context, "password hash lookups",
+					 LOOKUPS_PER_ITERATION, lookup_run, c);
+		/* Clients' work: after the application's own, as its idle work. */
+		mailbox_set_priority(c->lookups, G_PRIORITY_DEFAULT_IDLE);
+		c->looked_up = mailbox_new(c->context, "password hashes", 0, lookup_over, c);
+	}
 	c->pool = g_thread_pool_new(check_in_thread, c, (gint)c->cfg.threads, FALSE, NULL);
 	return c;
+}
+
+/* Tell the waiter of every lookup in @box that it is over. */
+static void lookups_cancel(http_credentials *c, mailbox *box)
+{
+	lookup *l;
+	while (box && (l = mailbox_take(box))) {
+		c->done(l->waiter, NULL, NULL);
+		lookup_free(l);
+	}
 }
 
 void http_credentials_free(http_credentials *c)
@@ -417,8 +484,10 @@ void http_credentials_free(http_credentials *c)
 		return;
 	/* Checks not started are dropped; those under way are waited for. */
 	g_thread_pool_free(c->pool, TRUE, TRUE);
-	while (g_async_queue_try_pop(c->verdicts))
+	while (mailbox_take(c->verdicts))
 		; /* each is in c->checks too */
+	lookups_cancel(c, c->lookups);
+	lookups_cancel(c, c->looked_up);
 	GList *left = g_hash_table_get_keys(c->checks);
 	for (GList *l = left; l; l = l->next) {
 		check *k = l->data;
@@ -427,9 +496,9 @@ void http_credentials_free(http_credentials *c)
 		check_free(k);
 	}
 	g_list_free(left);
-	g_async_queue_unref(c->verdicts);
-	g_source_destroy(c->verdict_source);
-	g_source_unref(c->verdict_source);
+	mailbox_free(c->verdicts);
+	mailbox_free(c->lookups);
+	mailbox_free(c->looked_up);
 	g_main_context_unref(c->context);
 	g_hash_table_unref(c->remembered);
 	g_hash_table_unref(c->peers);

@@ -2,15 +2,16 @@
  * Who sends an HTTP request: HTTP Basic credentials checked against the
  * password hashes the application keeps, without stalling the main loop.
  *
- * The application answers one question on the main loop: user name -> a
- * copy of its stored hash.  The password check itself (yescrypt, tens of
- * milliseconds) runs on a small pool of worker threads behind a bounded
- * queue, and its verdict comes back on the main loop.  A verified
- * credential is remembered, keyed by an HMAC of "user:password" under a
- * per-process random key, while the user's stored hash is still the one it
- * was verified against (a password change or the user's removal forgets
- * it) and for ten minutes at most, so that later requests cost
- * microseconds.  Failures are never remembered; they are counted per client
+ * The checker runs on one thread (its context: the HTTP server's), the
+ * application on another (its main loop), which answers one question: user
+ * name -> a copy of its stored hash, asked through a mailbox.  The password
+ * check itself (yescrypt, tens of milliseconds) runs on a small pool of
+ * worker threads behind a bounded queue, and its verdict comes back on the
+ * checker's context.  A verified credential is remembered, keyed by an
+ * HMAC of "user:password" under a per-process random key, while the user's
+ * stored hash is still the one it was verified against (a password change
+ * or the user's removal forgets it) and for ten minutes at most, so that
+ * later requests cost microseconds.  Failures are never remembered; they are counted per client
  * address, and an address with five within a minute must wait.
  */
 #pragma once
@@ -24,8 +25,8 @@ typedef struct http_credentials http_credentials;
  * The application's side: a copy of the stored password hash of @user
  * (g_free()d by the caller), or NULL if there is no such user.  NULL with
  * @error set refuses the request with that error whatever its password
- * (e.g. a node that has no users yet).  Called on the main loop; must not
- * block.
+ * (e.g. a node that has no users yet).  Called on the checker's lookup
+ * context (http_credentials_new()); must not block.
  */
 typedef char *(*http_password_hash_fn)(const char *user, gpointer user_data, GError **error);
 
@@ -42,32 +43,44 @@ typedef struct {
 } http_credentials_config;
 
 /*
- * A check that had to wait is over, on the main loop: @user (the caller's
- * to copy) if the credentials are right, else @error; both NULL when the
- * checker is freed first.
+ * A check that had to wait is over, on the checker's context: @user (the
+ * caller's to copy) if the credentials are right, else @error; both NULL
+ * when the checker is freed first.
  */
 typedef void (*http_credentials_done_fn)(gpointer waiter, const char *user, const GError *error);
 
 typedef enum {
 	HTTP_CREDENTIALS_ACCEPTED, /* remembered credentials: *user is set */
 	HTTP_CREDENTIALS_REFUSED,  /* *error is set (UNAUTHORIZED, UNAVAILABLE, or the lookup's) */
-	HTTP_CREDENTIALS_PENDING,  /* the password is being checked: @done comes later */
+	HTTP_CREDENTIALS_PENDING,  /* the hash is looked up or the password checked:
+				    * @done comes later */
 } http_credentials_result;
 
-/* A checker asking @lookup(user, @lookup_data) for hashes; @config may be NULL. */
+/*
+ * A checker on the thread-default context of the caller (where it is to be
+ * used and @done is called), asking @lookup(user, @lookup_data) for hashes
+ * on @lookup_context: the application's, run by another thread.  With
+ * @lookup_context NULL the lookup is made inside http_credentials_check()
+ * (checker and application on one thread), and remembered credentials are
+ * accepted at once; with one, every check that gets as far as needing the
+ * hash is PENDING.  @config may be NULL.
+ */
 http_credentials *http_credentials_new(const http_credentials_config *config,
 				       http_password_hash_fn lookup, gpointer lookup_data,
-				       http_credentials_done_fn done);
+				       GMainContext *lookup_context, http_credentials_done_fn done);
 
 /* Waits for the checks under way; every waiter still waiting gets
- * @done(waiter, NULL, NULL).  NULL is fine. */
+ * @done(waiter, NULL, NULL), on the calling thread.  With a lookup
+ * context, call it where no lookup runs meanwhile: on that context's
+ * thread, or while nothing runs it.  NULL is fine. */
 void http_credentials_free(http_credentials *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(http_credentials, http_credentials_free)
 
 /*
  * Check the Authorization header @authorization (may be NULL) of a request
- * from @peer (an address, or "unix") at monotonic time @now_us.  PENDING
- * means @done(@waiter, …) will be called, once, on the main loop.
+ * from @peer (an address, or "unix") at monotonic time @now_us, on the
+ * checker's context.  PENDING means @done(@waiter, …) will be called, once,
+ * on that context.
  */
 http_credentials_result http_credentials_check(http_credentials *c, const char *authorization,
 					       const char *peer, gint64 now_us, gpointer waiter,

@@ -1,11 +1,58 @@
+/*
+ * The HTTP server: libmicrohttpd on a thread of the server's own, the
+ * handlers on the context that was thread-default when http_server_new()
+ * was called (herdd's main loop).
+ *
+ * Threads.  The server's thread runs a GMainContext of its own, where
+ * libmicrohttpd works in "external epoll" mode: its epoll fd is watched
+ * there and MHD_run() is called when it is ready.  Everything that is HTTP
+ * plumbing happens on that thread: accepting, TLS handshakes and records,
+ * reading requests and their bodies, the path checks, the route, the
+ * credential check and its cache (api/credentials.h: only the stored hash
+ * is looked up on the handlers' context), the answers that need no handler
+ * (400, 401, 403, 404, 405, 413, 503), and writing every response.  A
+ * request whose body is in is handed over, its connection suspended, to
+ * the handlers' side (http_handoff.c), which runs one handler per iteration
+ * of the handlers' loop; the answer comes back through a mailbox and the
+ * server's thread resumes the connection to write it.  libmicrohttpd's own
+ * polling thread would have done the I/O too, but then the credential
+ * checker, the answers and a draining listener's teardown would each need
+ * their own way onto that thread; a GMainContext gives them one.
+ *
+ * Who owns what.  The server's thread alone touches libmicrohttpd (except
+ * for building responses, which is safe anywhere), the listeners, the
+ * credential checker and the set of waiting connections; the handlers'
+ * thread alone touches what handlers keep.  A request is shared: reference
+ * counts say who holds it -- its connection, from on_uri() to
+ * on_completed(); a credential check waiting on it; its handler, from the
+ * hand-off to its answer (or to the server dropping it unhandled as it
+ * stops); an answer on its way back -- and the last one frees it.  Its
+ * fields come in three groups (http_priv.h): what handlers read, written by
+ * the server's thread before the hand-off and read-only after; the server
+ * thread's; the handlers'.  No field is written by both threads: mailboxes
+ * (and thread start and join) are the only synchronisation.
+ *
+ * The public functions are called on the handlers' thread.  Listening,
+ * stopping the TCP listeners and setting up authentication are carried out
+ * on the server's thread while the caller waits: they are rare (start, a
+ * new certificate), and the server's thread never waits for the handlers'.
+ *
+ * Stopping.  http_server_free() has the server's thread deliver the
+ * answers handlers gave before (herdd frees its engine first: its last
+ * answers go out), answer "The daemon is shutting down." to every request
+ * that still waits -- for its credentials, for its handler or in it -- run
+ * libmicrohttpd once to send that, and end.  Then, on the caller's thread,
+ * the listeners stop and close their connections, the credential checker
+ * stops, requests never handled are dropped, and those that handlers still
+ * hold stay theirs: the answer, when it comes, goes nowhere and frees them.
+ */
 #define G_LOG_DOMAIN "api"
-#include "api/http.h"
+#include "api/http_priv.h"
 
 #include "common/log.h"
 
 #include <errno.h>
 #include <glib-unix.h>
-#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -15,67 +62,70 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-typedef struct http_listener {
-	http_server *server;
-	struct MHD_Daemon *mhd;
-	bool is_unix;
-	char *unix_path;
-	guint epoll_watch;
-	guint timer;
-	guint idle;
-	unsigned live;             /* requests not yet completed */
-	bool draining;             /* accepts no more; stops when live is 0 */
-	bool stopping;
-} http_listener;
+/* ------------------------------------------------------------------ */
+/* Calls to the server's thread                                        */
 
-struct http_server {
-	const http_route *routes;
-	size_t n_routes;
-	gpointer user_data;
-	http_credentials *credentials; /* NULL: only local root gets in */
-	GPtrArray *listeners;      /* of http_listener* */
-	GHashTable *suspended;     /* http_request* set */
-};
+typedef void (*server_call_fn)(http_server *srv, gpointer data);
 
-/* Where a request is, as libmicrohttpd calls on_access() for it. */
-typedef enum {
-	REQ_STARTED,               /* the raw URI is in (on_uri) */
-	REQ_AUTHENTICATING,        /* suspended before its body, credentials being checked */
-	REQ_RECEIVING,             /* admitted: the body comes */
-	REQ_DISPATCHED,            /* the handler has it */
-} request_stage;
+typedef struct {
+	server_call_fn fn;
+	gpointer data;
+	GMutex lock;
+	GCond cond;
+	bool done;
+} server_call;
 
-struct http_request {
-	http_listener *listener;
-	struct MHD_Connection *conn;
-	request_stage stage;
-	char *method;
-	char *path;
-	char *bad_path;            /* why the raw path is refused, or NULL */
-	GByteArray *body;
-	bool body_too_large;
-	bool suspended;
-	bool owner_holds;          /* suspended: the handler's code (or the
-				    * credential check) will answer */
-	bool answered;
-	struct MHD_Response *response; /* prepared while suspended */
-	unsigned status;
-	const http_route *route;       /* once admitted */
-	GHashTable *params;            /* name -> segment */
-	int peer_uid;                  /* -1 unless unix socket */
-	char *user;                    /* authenticated user */
-	char *peer;                    /* client address */
-};
+static void call_arrived(gpointer item, gpointer data)
+{
+	server_call *c = item;
+	c->fn(data, c->data);
+	g_mutex_lock(&c->lock);
+	c->done = true;
+	g_cond_signal(&c->cond);
+	g_mutex_unlock(&c->lock);
+}
+
+/* Run @fn(@srv, @data) on the server's thread and wait for it. */
+static void server_call_wait(http_server *srv, server_call_fn fn, gpointer data)
+{
+	server_call c = { .fn = fn, .data = data };
+	g_mutex_init(&c.lock);
+	g_cond_init(&c.cond);
+	mailbox_post(srv->calls, &c);
+	g_mutex_lock(&c.lock);
+	while (!c.done)
+		g_cond_wait(&c.cond, &c.lock);
+	g_mutex_unlock(&c.lock);
+	g_mutex_clear(&c.lock);
+	g_cond_clear(&c.cond);
+}
+
+/* ------------------------------------------------------------------ */
+/* libmicrohttpd on the server's context                               */
 
 static void listener_run(http_listener *l);
 
-/* ------------------------------------------------------------------ */
-/* Main loop integration                                               */
+static void source_clear(GSource **s)
+{
+	if (*s) {
+		g_source_destroy(*s);
+		g_source_unref(*s);
+		*s = NULL;
+	}
+}
+
+/* @s, calling @fn(@l), on the server's context. */
+static GSource *listener_source(http_listener *l, GSource *s, GSourceFunc fn)
+{
+	g_source_set_callback(s, fn, l, NULL);
+	g_source_attach(s, l->server->context);
+	return s;
+}
 
 static gboolean on_timer(gpointer data)
 {
 	http_listener *l = data;
-	l->timer = 0;
+	source_clear(&l->timer);
 	listener_run(l);
 	return G_SOURCE_REMOVE;
 }
@@ -89,7 +139,7 @@ static gboolean on_epoll(gint fd, GIOCondition cond, gpointer data)
 static gboolean on_idle(gpointer data)
 {
 	http_listener *l = data;
-	l->idle = 0;
+	source_clear(&l->idle);
 	if (l->draining && l->live == 0)
 		g_ptr_array_remove(l->server->listeners, l); /* frees l */
 	else
@@ -100,97 +150,77 @@ static gboolean on_idle(gpointer data)
 static void listener_wake(http_listener *l)
 {
 	if (!l->idle && !l->stopping)
-		l->idle = g_idle_add(on_idle, l);
+		l->idle = listener_source(l, g_idle_source_new(), on_idle);
 }
 
 /* Let MHD do its work, then arm a timer for what it wants next. */
 static void listener_run(http_listener *l)
 {
 	MHD_run(l->mhd);
-	if (l->timer) {
-		g_source_remove(l->timer);
-		l->timer = 0;
-	}
+	source_clear(&l->timer);
 	MHD_UNSIGNED_LONG_LONG timeout_ms;
 	if (MHD_get_timeout(l->mhd, &timeout_ms) == MHD_YES) {
 		if (timeout_ms > 60000)
 			timeout_ms = 60000;
-		l->timer = g_timeout_add((guint)timeout_ms, on_timer, l);
+		l->timer = listener_source(l, g_timeout_source_new((guint)timeout_ms), on_timer);
 	}
 }
 
 /* ------------------------------------------------------------------ */
-/* Routing                                                             */
+/* The connection's side of a request                                  */
 
-/*
- * Does @path match @pattern ("/api/v1/vms/{vm}")?  Segment by segment; a
- * {name} segment matches any non-empty one and goes into @params if given.
- * A trailing slash is tolerated: "/api/v1/vms/" is "/api/v1/vms".  Every
- * request tries the routes in turn, so this allocates nothing unless it
- * fills @params.
- */
-static bool route_match(const char *pattern, const char *path, GHashTable *params)
+/* Suspend @req's connection until it is answered or admitted; only in
+ * on_access(), as libmicrohttpd wants. */
+static void connection_wait(http_request *req)
 {
-	size_t plen = strlen(path);
-	if (plen > 0 && path[plen - 1] == '/')
-		plen--;
-	const char *p = pattern, *s = path, *s_end = path + plen;
-	for (;;) {
-		const char *pe = strchrnul(p, '/');
-		const char *se = memchr(s, '/', (size_t)(s_end - s));
-		if (!se)
-			se = s_end;
-		size_t pn = (size_t)(pe - p), sn = (size_t)(se - s);
-		if (pn > 2 && p[0] == '{' && p[pn - 1] == '}') {
-			if (sn == 0)
-				return false;
-			if (params)
-				g_hash_table_insert(params, g_strndup(p + 1, pn - 2), g_strndup(s, sn));
-		} else if (pn != sn || memcmp(p, s, pn) != 0) {
-			return false;
-		}
-		if (*pe == '\0' || se == s_end)
-			return *pe == '\0' && se == s_end;
-		p = pe + 1;
-		s = se + 1;
-	}
+	req->waiting = true;
+	g_hash_table_add(req->listener->server->suspended, req);
+	MHD_suspend_connection(req->conn);
 }
 
-/*
- * Find the route of @req: req->route and its {params}, or false with the
- * request answered 404 or 405.  Decided before authentication, as it tells
- * only what the route table tells anyone.
- */
-static bool route_request(http_request *req)
+static void connection_resume(http_request *req)
 {
-	http_server *srv = req->listener->server;
-	g_autoptr(GString) allowed = NULL;
+	req->waiting = false;
+	g_hash_table_remove(req->listener->server->suspended, req);
+	MHD_resume_connection(req->conn);
+	listener_wake(req->listener);
+}
 
-	for (size_t i = 0; i < srv->n_routes; i++) {
-		const http_route *r = &srv->routes[i];
-		if (!route_match(r->pattern, req->path, NULL))
-			continue;
-		if (strcmp(r->method, req->method) != 0) {
-			if (!allowed)
-				allowed = g_string_new(NULL);
-			if (!strstr(allowed->str, r->method))
-				g_string_append_printf(allowed, "%s%s", allowed->len ? ", " : "",
-						       r->method);
-			continue;
-		}
-		route_match(r->pattern, req->path, req->params);
-		req->route = r;
-		return true;
+void connection_answer(http_request *req, unsigned status, struct MHD_Response *resp)
+{
+	if (!req->conn || req->responded) {
+		/* The client is gone, or the server answered as it stopped. */
+		MHD_destroy_response(resp);
+		return;
 	}
-	if (allowed) {
-		http_respond_errorf(req, HERD_ERR_METHOD, "%s is not allowed on %s (allowed: %s).",
-				    req->method, req->path, allowed->str);
-		if (req->response)
-			MHD_add_response_header(req->response, "Allow", allowed->str);
-		return false;
-	}
-	http_respond_errorf(req, HERD_ERR_NOT_FOUND, "There is no API resource at %s.", req->path);
-	return false;
+	req->responded = true;
+	req->status = status;
+	req->response = resp;
+	if (req->listener->draining)
+		MHD_add_response_header(resp, "Connection", "close");
+	if (req->waiting)
+		connection_resume(req);
+}
+
+static enum MHD_Result queue_prepared(http_request *req)
+{
+	enum MHD_Result rc = MHD_queue_response(req->conn, req->status, req->response);
+	MHD_destroy_response(req->response);
+	req->response = NULL;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Admission                                                           */
+
+/* Answer @req's connection 503: the server stops. */
+static void respond_shutting_down(http_request *req)
+{
+	g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+						    "The daemon is shutting down.");
+	unsigned status;
+	struct MHD_Response *resp = response_for_error(err, &status);
+	connection_answer(req, status, resp);
 }
 
 /* Answer @req with the authentication error @err (a challenge with 401). */
@@ -203,15 +233,16 @@ static void respond_refused(http_request *req, const GError *err)
 
 /*
  * Who sends @req, for a route that is not public: local root, remembered
- * credentials, or -- the password must be checked -- wait suspended, before
- * the body is read, for on_credentials_checked().  A refusal is answered.
+ * credentials, or -- the hash must be looked up, the password perhaps
+ * checked -- wait suspended, before the body is read, for
+ * on_credentials_checked().  A refusal is answered.
  */
 static void authenticate(http_request *req)
 {
 	http_server *srv = req->listener->server;
 	g_autoptr(GError) err = NULL;
 
-	if (http_request_is_local_root(req)) {
+	if (req->local_root) {
 		req->user = g_strdup("root");
 		return;
 	}
@@ -220,8 +251,10 @@ static void authenticate(http_request *req)
 		respond_refused(req, err);
 		return;
 	}
-	switch (http_credentials_check(srv->credentials, http_request_header(req, "Authorization"),
-				       req->peer, g_get_monotonic_time(), req, &req->user, &err)) {
+	const char *authorization = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+								MHD_HTTP_HEADER_AUTHORIZATION);
+	switch (http_credentials_check(srv->credentials, authorization, req->peer,
+				       g_get_monotonic_time(), req, &req->user, &err)) {
 	case HTTP_CREDENTIALS_ACCEPTED:
 		break;
 	case HTTP_CREDENTIALS_REFUSED:
@@ -229,9 +262,32 @@ static void authenticate(http_request *req)
 		break;
 	case HTTP_CREDENTIALS_PENDING:
 		req->stage = REQ_AUTHENTICATING;
-		http_request_suspend(req);
+		request_ref(req); /* the check's */
+		connection_wait(req);
 		break;
 	}
+}
+
+/*
+ * The credential check of a request waiting in REQ_AUTHENTICATING is over:
+ * on to its body with @user, or refused with @error (neither: the checker
+ * stopped first).
+ */
+static void on_credentials_checked(gpointer waiter, const char *user, const GError *error)
+{
+	http_request *req = waiter;
+
+	if (req->conn && !req->responded) {
+		if (user) {
+			req->user = g_strdup(user);
+			connection_resume(req);
+		} else if (error) {
+			respond_refused(req, error);
+		} else {
+			respond_shutting_down(req);
+		}
+	}
+	request_unref(req);
 }
 
 /*
@@ -242,6 +298,10 @@ static void authenticate(http_request *req)
  */
 static void admit(http_request *req)
 {
+	if (req->listener->server->stopping) {
+		respond_shutting_down(req);
+		return;
+	}
 	if (req->bad_path) {
 		http_respond_errorf(req, HERD_ERR_INVALID, "%s", req->bad_path);
 		return;
@@ -260,26 +320,28 @@ static void admit(http_request *req)
 		authenticate(req);
 }
 
-/* The whole body is in: run the route's handler. */
-static void run_handler(http_request *req)
+/* The whole body is in: over to the handlers, the connection waiting for
+ * their answer. */
+static void hand_over(http_request *req)
 {
-	http_server *srv = req->listener->server;
-
 	if (req->body_too_large) {
 		/* a body sent in chunks, without a length announced */
 		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
 				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
 		return;
 	}
-	req->route->handler(req, srv->user_data);
-	if (!req->answered && !req->suspended) {
-		log_err("handler for %s %s returned without answering", req->method, req->path);
-		http_respond_errorf(req, HERD_ERR_INTERNAL, "The request was not answered.");
+	if (req->listener->server->stopping) {
+		respond_shutting_down(req);
+		return;
 	}
+	req->stage = REQ_DISPATCHED;
+	request_copy_connection(req);
+	connection_wait(req);
+	handoff_post(req);
 }
 
 /* ------------------------------------------------------------------ */
-/* MHD callbacks                                                       */
+/* libmicrohttpd's callbacks                                           */
 
 static int peer_uid_of(struct MHD_Connection *conn)
 {
@@ -310,38 +372,6 @@ static char *peer_address_of(struct MHD_Connection *conn)
 	return g_strdup(host);
 }
 
-static enum MHD_Result queue_prepared(http_request *req)
-{
-	enum MHD_Result rc = MHD_queue_response(req->conn, req->status, req->response);
-	MHD_destroy_response(req->response);
-	req->response = NULL;
-	return rc;
-}
-
-/*
- * Why the raw @uri's path cannot be served, or NULL.  libmicrohttpd decodes
- * the path into a C string before the access handler sees it: "%00" would
- * cut a segment short ("/vms/ca%00/xml" served as "/vms/ca") and "%2F"
- * would make one segment two.  Other escapes are decoded as usual ("%20");
- * "%252F" stays a name holding "%2F".
- */
-static char *path_problem(const char *uri)
-{
-	size_t n = strcspn(uri, "?");
-	for (size_t i = 0; i + 2 < n; i++) {
-		if (uri[i] != '%')
-			continue;
-		if (uri[i + 1] == '0' && uri[i + 2] == '0')
-			return g_strdup_printf("The path %.*s holds %%00, an encoded NUL byte, "
-					       "which no name can contain.", (int)n, uri);
-		if (uri[i + 1] == '2' && g_ascii_toupper(uri[i + 2]) == 'F')
-			return g_strdup_printf("The path %.*s holds %%2F, an encoded '/', which no "
-					       "name can contain; a plain '/' separates segments.",
-					       (int)n, uri);
-	}
-	return NULL;
-}
-
 /*
  * A request begins: libmicrohttpd passes its raw URI (before it decodes
  * anything) and keeps what this returns as the request's *con_cls.  Unlike
@@ -351,13 +381,11 @@ static char *path_problem(const char *uri)
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	http_listener *l = cls;
-	http_request *req = g_new0(http_request, 1);
+	http_request *req = request_new(l->server);
 	req->listener = l;
 	req->conn = conn;
 	req->bad_path = uri ? path_problem(uri) : NULL;
-	req->body = g_byte_array_new();
-	req->params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	req->peer_uid = l->is_unix ? peer_uid_of(conn) : -1;
+	req->local_root = l->is_unix && peer_uid_of(conn) == 0;
 	req->peer = l->is_unix ? g_strdup("unix") : peer_address_of(conn);
 	l->live++;
 	return req;
@@ -395,10 +423,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			return MHD_YES;
 		}
 		/* the final call: the whole body is in */
-		req->stage = REQ_DISPATCHED;
-		run_handler(req);
+		hand_over(req);
 		break;
 	case REQ_DISPATCHED:
+		/* resumed with the handler's answer */
 		break;
 	}
 	if (req->response)
@@ -407,23 +435,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	return MHD_YES;
 }
 
-static void request_free(http_request *req)
-{
-	if (req->response)
-		MHD_destroy_response(req->response);
-	g_byte_array_unref(req->body);
-	g_hash_table_unref(req->params);
-	g_free(req->method);
-	g_free(req->path);
-	g_free(req->bad_path);
-	g_free(req->user);
-	g_free(req->peer);
-	g_free(req);
-}
-
-/* The connection is done with @req.  A request whose handler still holds it
- * (suspended, then answered by the server as it stopped, or its client
- * gone) lives on until that code answers: the answer then goes nowhere. */
+/* The connection is done with @req; whoever else holds it (a credential
+ * check, a handler) still may. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -433,13 +446,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 	http_listener *l = req->listener;
 	g_hash_table_remove(l->server->suspended, req);
-	req->suspended = false;
+	req->waiting = false;
 	req->conn = NULL;
 	req->listener = NULL;
 	if (--l->live == 0 && l->draining)
 		listener_wake(l);
-	if (!req->owner_holds)
-		request_free(req);
+	request_unref(req);
 }
 
 /* libmicrohttpd hands us its own format strings. */
@@ -454,233 +466,24 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 #pragma GCC diagnostic pop
 
 /* ------------------------------------------------------------------ */
-/* Responses                                                           */
-
-/* The code that held @req lets go of it, after the server answered it (as
- * it stopped) or its connection went away. */
-static void request_let_go(http_request *req)
-{
-	req->owner_holds = false;
-	if (!req->conn)
-		request_free(req);
-}
-
-/* Let libmicrohttpd go on with a suspended request. */
-static void request_resume(http_request *req)
-{
-	req->suspended = false;
-	g_hash_table_remove(req->listener->server->suspended, req);
-	MHD_resume_connection(req->conn);
-	listener_wake(req->listener);
-}
-
-static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
-{
-	if (!req->conn || req->answered) {
-		/* The server answered already (it stopped), or the client is gone. */
-		g_warn_if_fail(req->owner_holds);
-		MHD_destroy_response(resp);
-		request_let_go(req);
-		return;
-	}
-	req->owner_holds = false;
-	req->answered = true;
-	req->status = status;
-	req->response = resp;
-	if (req->listener->draining)
-		MHD_add_response_header(resp, "Connection", "close");
-	if (req->suspended)
-		request_resume(req);
-}
-
-/*
- * The credential check of a request waiting in REQ_AUTHENTICATING is over:
- * on to its body with @user, or refused with @error (neither: the checker
- * stopped first).
- */
-static void on_credentials_checked(gpointer waiter, const char *user, const GError *error)
-{
-	http_request *req = waiter;
-
-	if (!req->conn || req->answered) {
-		request_let_go(req);
-		return;
-	}
-	if (user) {
-		req->owner_holds = false;
-		req->user = g_strdup(user);
-		request_resume(req);
-	} else if (error) {
-		respond_refused(req, error);
-	} else {
-		http_respond_errorf(req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
-	}
-}
-
-/* The server stops: answer a suspended request itself.  The code that
- * suspended it still holds it; its own answer later is dropped. */
-static void respond_shutting_down(http_request *req)
-{
-	req->owner_holds = false;
-	http_respond_errorf(req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
-	req->owner_holds = true;
-}
-
-void http_respond_bytes(http_request *req, unsigned status, const char *content_type,
-			const void *data, size_t len)
-{
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-	MHD_add_response_header(resp, "Content-Type", content_type);
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	respond(req, status, resp);
-}
-
-/* Answer with @len bytes of JSON at @text, which @free_text frees. */
-static void respond_json_bytes(http_request *req, unsigned status, char *text, size_t len,
-			       MHD_ContentReaderFreeCallback free_text)
-{
-	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text, free_text);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	respond(req, status, resp);
-}
-
-void http_respond_json(http_request *req, unsigned status, json_t *body)
-{
-	if (!body) {
-		/* json_pack() gives NULL for text that is not UTF-8. */
-		status = 500;
-		body = json_pack("{s:{s:s,s:s}}", "error", "code", "internal", "message",
-				 "The answer could not be encoded as JSON.");
-	}
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	respond_json_bytes(req, status, text, strlen(text), free);
-}
-
-void http_respond_json_text(http_request *req, unsigned status, GString *text)
-{
-	gsize len = text->len;
-	respond_json_bytes(req, status, g_string_free(text, FALSE), len, g_free);
-}
-
-void http_respond_error(http_request *req, const GError *err)
-{
-	herd_error_code code = err->domain == HERD_ERROR ? (herd_error_code)err->code
-							 : HERD_ERR_INTERNAL;
-	/* Messages quote user input (a path, a name): keep them valid UTF-8. */
-	g_autofree char *message = g_utf8_make_valid(err->message, -1);
-	json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", herd_error_name(code),
-				 "message", message);
-	http_respond_json(req, herd_error_http_status(code), body);
-}
-
-void http_respond_errorf(http_request *req, herd_error_code code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	g_autoptr(GError) err = g_error_new_valist(HERD_ERROR, (gint)code, fmt, ap);
-	va_end(ap);
-	http_respond_error(req, err);
-}
-
-void http_request_suspend(http_request *req)
-{
-	g_return_if_fail(!req->answered);
-	if (req->suspended)
-		return; /* already waiting (a handler that waits in steps) */
-	req->suspended = true;
-	req->owner_holds = true;
-	g_hash_table_add(req->listener->server->suspended, req);
-	MHD_suspend_connection(req->conn);
-}
-
-/* ------------------------------------------------------------------ */
-/* Accessors                                                           */
-
-const char *http_request_method(http_request *req) { return req->method; }
-const char *http_request_path(http_request *req) { return req->path; }
-
-const char *http_request_param(http_request *req, const char *name)
-{
-	return g_hash_table_lookup(req->params, name);
-}
-
-const char *http_request_query(http_request *req, const char *name)
-{
-	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-const char *http_request_header(http_request *req, const char *name)
-{
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *http_request_body(http_request *req, size_t *len)
-{
-	if (len)
-		*len = req->body->len;
-	return (const char *)req->body->data;
-}
-
-json_t *http_request_json(http_request *req, GError **error)
-{
-	json_error_t jerr;
-	if (req->body->len == 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "The request needs a JSON object as its body.");
-		return NULL;
-	}
-	json_t *root = json_loadb((const char *)req->body->data, req->body->len,
-				  JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "The request body is not valid JSON: %s (line %d, column %d).",
-			    jerr.text, jerr.line, jerr.column);
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		json_decref(root);
-		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "The request body must be a JSON object.");
-		return NULL;
-	}
-	return root;
-}
-
-bool http_request_is_local_root(http_request *req)
-{
-	return req->listener->is_unix && req->peer_uid == 0;
-}
-
-const char *http_request_user(http_request *req)
-{
-	return req->user;
-}
-
-const char *http_request_peer(http_request *req)
-{
-	return req->peer;
-}
-
-void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
-			  const http_credentials_config *config)
-{
-	g_return_if_fail(!srv->credentials);
-	srv->credentials = http_credentials_new(config, lookup, srv->user_data,
-						on_credentials_checked);
-}
-
-/* ------------------------------------------------------------------ */
 /* Listeners                                                           */
 
-/* Start MHD for @l with @flags and the MHD_OPTION_END-terminated @options. */
-static bool listener_start(http_server *srv, http_listener *l, unsigned flags,
-			   const struct MHD_OptionItem *options, GError **error)
+typedef struct {
+	http_listener *l;
+	unsigned flags;
+	const struct MHD_OptionItem *options;
+	GError **error;
+	bool ok;
+} listener_start_args;
+
+/* Start MHD for a->l with a->flags and the MHD_OPTION_END-terminated
+ * a->options; on the server's thread. */
+static void listener_start(http_server *srv, gpointer data)
 {
+	listener_start_args *a = data;
+	http_listener *l = a->l;
 	l->server = srv;
-	l->mhd = MHD_start_daemon(flags | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	l->mhd = MHD_start_daemon(a->flags | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 					  MHD_USE_ERROR_LOG,
 				  0, NULL, NULL, on_access, l,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
@@ -688,17 +491,27 @@ static bool listener_start(http_server *srv, http_listener *l, unsigned flags,
 				  MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-				  MHD_OPTION_ARRAY, options,
+				  MHD_OPTION_ARRAY, a->options,
 				  MHD_OPTION_END);
 	if (!l->mhd) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot start the HTTP server.");
-		return false;
+		g_set_error(a->error, HERD_ERROR, HERD_ERR_IO, "Cannot start the HTTP server.");
+		return;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	l->epoll_watch = g_unix_fd_add(info->epoll_fd, G_IO_IN, on_epoll, l);
+	l->epoll_watch = listener_source(l, g_unix_fd_source_new(info->epoll_fd, G_IO_IN),
+					 G_SOURCE_FUNC(on_epoll));
 	g_ptr_array_add(srv->listeners, l);
 	listener_run(l);
-	return true;
+	a->ok = true;
+}
+
+/* Serve @l on the server's thread. */
+static bool listener_add(http_server *srv, http_listener *l, unsigned flags,
+			 const struct MHD_OptionItem *options, GError **error)
+{
+	listener_start_args a = { l, flags, options, error, false };
+	server_call_wait(srv, listener_start, &a);
+	return a.ok;
 }
 
 bool http_server_listen_unix(http_server *srv, const char *path, GError **error)
@@ -744,7 +557,7 @@ bool http_server_listen_unix(http_server *srv, const char *path, GError **error)
 		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
-	if (!listener_start(srv, l, 0, options, error)) {
+	if (!listener_add(srv, l, 0, options, error)) {
 		close(fd);
 		unlink(path);
 		g_free(l->unix_path);
@@ -796,7 +609,7 @@ bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	unsigned flags = (tls ? MHD_USE_TLS : 0);
-	if (!listener_start(srv, l, flags, options, error)) {
+	if (!listener_add(srv, l, flags, options, error)) {
 		close(fd);
 		g_free(l);
 		return false;
@@ -809,12 +622,9 @@ bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 static void listener_free(http_listener *l)
 {
 	l->stopping = true;
-	if (l->epoll_watch)
-		g_source_remove(l->epoll_watch);
-	if (l->timer)
-		g_source_remove(l->timer);
-	if (l->idle)
-		g_source_remove(l->idle);
+	source_clear(&l->epoll_watch);
+	source_clear(&l->timer);
+	source_clear(&l->idle);
 	MHD_stop_daemon(l->mhd);
 	if (l->unix_path)
 		unlink(l->unix_path);
@@ -822,9 +632,8 @@ static void listener_free(http_listener *l)
 	g_free(l);
 }
 
-/* The TCP listeners close their ports at once, so that new ones can take
- * them; requests under way on them are still answered, then they stop. */
-void http_server_stop_tcp(http_server *srv)
+/* On the server's thread. */
+static void stop_tcp(http_server *srv, gpointer data)
 {
 	for (guint i = srv->listeners->len; i-- > 0;) {
 		http_listener *l = srv->listeners->pdata[i];
@@ -839,33 +648,102 @@ void http_server_stop_tcp(http_server *srv)
 	}
 }
 
+/* The TCP listeners close their ports at once, so that new ones can take
+ * them; requests under way on them are still answered, then they stop. */
+void http_server_stop_tcp(http_server *srv)
+{
+	server_call_wait(srv, stop_tcp, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* The server                                                          */
+
+static gpointer serve(gpointer data)
+{
+	http_server *srv = data;
+	g_main_context_push_thread_default(srv->context);
+	g_main_loop_run(srv->loop);
+	g_main_context_pop_thread_default(srv->context);
+	return NULL;
+}
+
 http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer user_data)
 {
 	http_server *srv = g_new0(http_server, 1);
 	srv->routes = routes;
 	srv->n_routes = n_routes;
 	srv->user_data = user_data;
+	srv->handler_context = g_main_context_ref_thread_default();
+	srv->context = g_main_context_new();
+	srv->loop = g_main_loop_new(srv->context, FALSE);
+	srv->calls = mailbox_new(srv->context, "HTTP server calls", 0, call_arrived, srv);
 	srv->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
 	srv->suspended = g_hash_table_new(g_direct_hash, g_direct_equal);
+	handoff_start(srv);
+	srv->thread = g_thread_new("herd-http", serve, srv);
 	return srv;
+}
+
+typedef struct {
+	http_password_hash_fn lookup;
+	const http_credentials_config *config;
+} set_auth_args;
+
+/* On the server's thread, so that the checker's verdicts come there; the
+ * hashes are looked up on the handlers' context, where the application's
+ * data lives. */
+static void set_auth(http_server *srv, gpointer data)
+{
+	set_auth_args *a = data;
+	g_return_if_fail(!srv->credentials);
+	srv->credentials = http_credentials_new(a->config, a->lookup, srv->user_data,
+						srv->handler_context, on_credentials_checked);
+}
+
+void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
+			  const http_credentials_config *config)
+{
+	set_auth_args a = { lookup, config };
+	server_call_wait(srv, set_auth, &a);
+}
+
+/*
+ * On the server's thread, as it stops: the handlers' answers given so far
+ * go out; what still waits is answered here, and from now on nothing may
+ * wait (libmicrohttpd panics when it is stopped with a suspended
+ * connection): a request that comes meanwhile is answered 503 too.  Once
+ * libmicrohttpd has run to send that, the loop ends.
+ */
+static void stop_serving(http_server *srv, gpointer data)
+{
+	srv->stopping = true;
+	handoff_flush_answers(srv);
+	GList *waiting = g_hash_table_get_keys(srv->suspended);
+	for (GList *p = waiting; p; p = p->next)
+		respond_shutting_down(p->data);
+	g_list_free(waiting);
+	for (guint i = 0; i < srv->listeners->len; i++) {
+		http_listener *l = srv->listeners->pdata[i];
+		MHD_run(l->mhd);
+	}
+	g_main_loop_quit(srv->loop);
 }
 
 void http_server_free(http_server *srv)
 {
 	if (!srv)
 		return;
-	/* MHD cannot stop with suspended connections: answer them first. */
-	GList *pending = g_hash_table_get_keys(srv->suspended);
-	for (GList *p = pending; p; p = p->next)
-		respond_shutting_down(p->data);
-	g_list_free(pending);
-	for (guint i = 0; i < srv->listeners->len; i++) {
-		http_listener *l = srv->listeners->pdata[i];
-		MHD_run(l->mhd);
-	}
+	server_call_wait(srv, stop_serving, NULL);
+	g_thread_join(srv->thread);
+	/* The server's thread is gone: what was its own is this thread's. */
 	g_ptr_array_free(srv->listeners, TRUE);
-	/* after the listeners: what waited on a check was answered and is let go */
+	/* after the listeners: what waited on a check was answered */
 	http_credentials_free(srv->credentials);
+	handoff_stop(srv);
+	mailbox_free(srv->calls);
 	g_hash_table_unref(srv->suspended);
+	g_main_loop_unref(srv->loop);
+	g_main_context_unref(srv->context);
+	g_main_context_unref(srv->handler_context);
 	g_free(srv);
 }

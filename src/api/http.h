@@ -1,16 +1,22 @@
 /*
- * The API's HTTP layer: libmicrohttpd driven from the GLib main loop.
+ * The API's HTTP layer: libmicrohttpd on a thread of the server's own,
+ * route handlers on the caller's main loop.
  *
- * MHD runs in "external epoll" mode: its epoll fd is watched by the main loop
- * and MHD_run() is called when it is ready, so every handler runs on the main
- * thread and may touch daemon state without locks.  A handler answers at
+ * The server's thread does all that is HTTP: connections, TLS, reading
+ * requests, routing, credentials, the answers that need no handler, and
+ * writing responses.  Handlers run on the context that was thread-default
+ * when http_server_new() was called (herdd's main loop), one per
+ * iteration of it, so they may touch daemon state without locks and a
+ * burst of requests never stalls the loop for long.  A handler answers at
  * once, or suspends the request and answers later (e.g. once a change has
  * been committed through corosync); either way it answers exactly once.
+ * Every function here is called on that main loop's thread.
  *
  * A request is admitted when its headers are in, before its body is read:
- * path, announced size, route, then credentials (api/credentials.h: checked
- * on worker threads while the request waits, suspended).  A refused request
- * is answered without reading its body.
+ * path, announced size, route, then credentials (api/credentials.h: the
+ * stored hash looked up on the main loop, the password checked on worker
+ * threads, while the request waits).  A refused request is answered
+ * without reading its body.
  */
 #pragma once
 
@@ -44,9 +50,10 @@ typedef struct {
 http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer user_data);
 /*
  * Let in, besides local root, clients with HTTP Basic credentials that
- * match the stored hash @lookup(user, server's user_data) gives; @config
- * (may be NULL) tunes the checker.  Without this only local root is let
- * in.  Once per server, before it listens.
+ * match the stored hash @lookup(user, server's user_data) gives, called
+ * on the handlers' main loop; @config (may be NULL) tunes the checker.
+ * Without this only local root is let in.  Once per server, before it
+ * listens.
  */
 void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
 			  const http_credentials_config *config);
@@ -64,11 +71,18 @@ bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 /* Stop the TCP listeners (to restart them with a new certificate). */
 void http_server_stop_tcp(http_server *srv);
 
-/* Stop every listener; suspended requests are answered 503 first. */
+/* Requests whose handler has not run yet: the handlers' loop's backlog.
+ * Any thread. */
+guint http_server_queued(http_server *srv);
+
+/* Stop the server's thread and every listener; requests that wait (for
+ * their credentials, for or in their handlers) are answered 503 first.
+ * Requests handlers hold stay readable; their answers go nowhere. */
 void http_server_free(http_server *srv);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(http_server, http_server_free)
 
-/* Request accessors (valid until the request is answered). */
+/* Request accessors: what the request said, valid until its handler
+ * answers it (even if the server stopped or the client left meanwhile). */
 const char *http_request_method(http_request *req);
 const char *http_request_path(http_request *req);
 /* The segment matched by {name} in the route pattern. */

@@ -16,10 +16,12 @@
 /* The fake application and password check                            */
 
 static GHashTable *users;      /* name -> "plain:PASSWORD" */
+static unsigned lookups;       /* how many times the application was asked */
 
 static char *lookup(const char *user, gpointer user_data, GError **error)
 {
 	g_assert_true(user_data == &users);
+	lookups++;
 	if (strcmp(user, "nocluster") == 0) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "No users here.");
 		return NULL;
@@ -109,7 +111,7 @@ static http_credentials *checker(const http_credentials_config *cfg)
 {
 	http_credentials_config c = cfg ? *cfg : (http_credentials_config){ 0 };
 	c.verify = fake_verify;
-	return http_credentials_new(&c, lookup, &users, on_done);
+	return http_credentials_new(&c, lookup, &users, NULL, on_done);
 }
 
 /* Check @user:@password from @peer at @now_us as @waiter. */
@@ -171,6 +173,7 @@ static void setup(void)
 	verdicts = g_array_new(FALSE, FALSE, sizeof(verdict));
 	gate_set(false);
 	g_atomic_int_set(&gate.checks, 0);
+	lookups = 0;
 }
 
 static void teardown(void)
@@ -451,6 +454,75 @@ static void test_free_while_checking(void)
 	http_credentials_free(NULL);
 }
 
+/* Iterate the checker's context @own and the application's (the default
+ * one) until @n verdicts are in. */
+static void wait_verdicts_on(GMainContext *own, guint n)
+{
+	while (verdicts->len < n) {
+		gboolean any = g_main_context_iteration(own, FALSE);
+		any |= g_main_context_iteration(NULL, FALSE);
+		if (!any)
+			g_usleep(1000);
+	}
+}
+
+/* The checker on one context, the application's lookups on another (as
+ * the HTTP server's thread and herdd's main loop): everything that needs
+ * the stored hash waits for the application's loop to look it up, and
+ * comes as a verdict, even remembered credentials and the application's
+ * refusal; what needs no hash is refused at once; freed with a lookup on
+ * its way, its waiter hears that it is over. */
+static void test_lookup_elsewhere(void)
+{
+	GMainContext *own = g_main_context_new();
+	g_main_context_push_thread_default(own);
+	const http_credentials_config cfg = { .verify = fake_verify };
+	http_credentials *c = http_credentials_new(&cfg, lookup, &users, g_main_context_default(),
+						   on_done);
+	g_main_context_pop_thread_default(own);
+
+	start(c, "alice", "secret-alice", "10.0.0.1", SEC, 1);
+	while (g_main_context_iteration(own, FALSE))
+		;
+	g_assert_cmpuint(lookups, ==, 0);
+	g_assert_true(g_main_context_iteration(NULL, FALSE));
+	g_assert_cmpuint(lookups, ==, 1);
+	wait_verdicts_on(own, 1);
+	g_assert_cmpstr(verdict_of(1)->user, ==, "alice");
+	g_assert_cmpint(gate.checks, ==, 1);
+	/* remembered: looked up, then accepted unchecked */
+	start(c, "alice", "secret-alice", "10.0.0.2", SEC + 1, 2);
+	wait_verdicts_on(own, 2);
+	g_assert_cmpstr(verdict_of(2)->user, ==, "alice");
+	g_assert_cmpint(verdict_of(2)->code, ==, -1);
+	g_assert_cmpint(gate.checks, ==, 1);
+	g_assert_cmpuint(lookups, ==, 2);
+	/* the application's refusal */
+	start(c, "nocluster", "whatever", "10.0.0.1", SEC + 2, 3);
+	wait_verdicts_on(own, 3);
+	g_assert_null(verdict_of(3)->user);
+	g_assert_cmpint(verdict_of(3)->code, ==, HERD_ERR_UNAUTHORIZED);
+	g_assert_cmpint(gate.checks, ==, 1);
+	/* no credentials at all: refused without asking */
+	g_autoptr(GError) error = NULL;
+	g_autofree char *user = NULL;
+	g_assert_cmpint(http_credentials_check(c, "Bearer x", "10.0.0.1", SEC, NULL, &user, &error),
+			==, HTTP_CREDENTIALS_REFUSED);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED);
+	g_assert_cmpuint(lookups, ==, 3);
+	/* freed with a lookup on its way */
+	start(c, "bob", "secret-bob", "10.0.0.1", SEC + 3, 4);
+	http_credentials_free(c);
+	g_assert_cmpuint(verdicts->len, ==, 4);
+	g_assert_null(verdict_of(4)->user);
+	g_assert_cmpint(verdict_of(4)->code, ==, -1);
+	while (g_main_context_iteration(NULL, FALSE) || g_main_context_iteration(own, FALSE))
+		;
+	g_assert_cmpuint(verdicts->len, ==, 4);
+	g_assert_cmpuint(lookups, ==, 3);
+	g_main_context_unref(own);
+}
+
 static void fixture(gconstpointer test)
 {
 	setup();
@@ -471,5 +543,6 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/credentials/lookup-error", test_lookup_error, fixture);
 	g_test_add_data_func("/credentials/bounded", test_bounded, fixture);
 	g_test_add_data_func("/credentials/free-while-checking", test_free_while_checking, fixture);
+	g_test_add_data_func("/credentials/lookup-elsewhere", test_lookup_elsewhere, fixture);
 	return g_test_run();
 }

@@ -1,9 +1,9 @@
 /*
  * The API's HTTP layer and the CLI's client, end to end: a real
- * http_server in this process's GLib main loop, on a unix socket and on
- * TCP (plain and TLS), with a small route table; requests come from
- * libcurl (and herd_client) in a second thread while the main thread runs
- * the loop.
+ * http_server in this process (its own thread for the HTTP work, the
+ * handlers on this thread's GLib main loop), on a unix socket and on TCP
+ * (plain and TLS), with a small route table; requests come from libcurl
+ * (and herd_client) in other threads while the main thread runs the loop.
  */
 #include "api/http.h"
 #include "common/client.h"
@@ -32,11 +32,13 @@ typedef struct {
 	int tls_port;     /* HTTPS on 127.0.0.1 */
 	char *ca_cert, *ca_key, *cert, *key;
 	http_request *hanging;
+	GPtrArray *held;    /* every request h_hang holds */
 	unsigned handled;
 	GHashTable *users;  /* user name -> stored password hash */
 } server_fixture;
 
 static server_fixture S;
+static GThread *main_thread;  /* the one running the main loop */
 
 static json_t *str_or_null(const char *s)
 {
@@ -100,6 +102,17 @@ static void h_hang(http_request *req, gpointer user_data)
 {
 	http_request_suspend(req);
 	S.hanging = req;
+	if (S.held)
+		g_ptr_array_add(S.held, req);
+}
+
+/* Where handlers run: on the thread of the main loop, in its dispatch. */
+static void h_where(http_request *req, gpointer user_data)
+{
+	S.handled++;
+	http_respond_json(req, 200, json_pack("{s:b,s:b}", "main_thread",
+					      g_thread_self() == main_thread, "in_main_loop",
+					      g_main_context_is_owner(g_main_context_default())));
 }
 
 static void h_query(http_request *req, gpointer user_data)
@@ -180,6 +193,8 @@ static const http_route routes[] = {
 	{ "POST", "/api/v1/echo", h_echo, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/bad-message", h_bad_message, HTTP_ROUTE_PUBLIC },
 	{ "PUT", "/api/v1/count", h_count, 0 },
+	{ "GET", "/api/v1/where", h_where, HTTP_ROUTE_PUBLIC },
+	{ "GET", "/api/v1/where-private", h_where, 0 },
 };
 
 /* ------------------------------------------------------------------ */
@@ -203,6 +218,8 @@ static char *basic(const char *user, const char *password)
 static char *lookup(const char *user, gpointer user_data, GError **error)
 {
 	g_assert_true(user_data == &S);
+	/* the application's data is read where the application runs */
+	g_assert_true(g_thread_self() == main_thread);
 	if (strcmp(user, "banned") == 0) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_FORBIDDEN, "User 'banned' may not use the API.");
 		return NULL;
@@ -1243,6 +1260,164 @@ static void test_free_with_suspended(void)
 	S.hanging = NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* The HTTP thread and the handlers' loop                              */
+
+/* Handlers run on the thread of the main loop (whose context was the
+ * thread-default one when the server was made), whatever the listener,
+ * and so do the application's password hash lookups (lookup() asserts
+ * it); the HTTP work does not need the main loop at all. */
+static void test_handler_thread(void)
+{
+	g_autoptr(call) tcp = request_full(VIA_TCP, "GET", "/api/v1/where", NULL, 0, NULL);
+	g_assert_true(json_is_true(json_object_get(tcp->json, "main_thread")));
+	g_assert_true(json_is_true(json_object_get(tcp->json, "in_main_loop")));
+	g_autoptr(call) local = request("GET", "/api/v1/where-private", NULL);
+	g_assert_true(json_is_true(json_object_get(local->json, "main_thread")));
+	g_autoptr(call) authed = request_full(VIA_TCP, "GET", "/api/v1/where-private", NULL, 0,
+					      alice_header);
+	g_assert_cmpint(authed->status, ==, 200);
+	g_assert_true(json_is_true(json_object_get(authed->json, "main_thread")));
+	/* what needs no handler is answered while the main loop does nothing */
+	call c = { .via = VIA_TCP, .method = "GET",
+		   .url = g_strdup_printf("http://127.0.0.1:%d/api/v1/nope", S.port),
+		   .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+	do_call(&c);
+	g_assert_cmpint(c.rc, ==, CURLE_OK);
+	g_assert_cmpint(c.status, ==, 404);
+	g_free(c.url);
+	g_string_free(c.text, TRUE);
+	g_string_free(c.headers, TRUE);
+}
+
+/* Wait, without running the main loop, until @n requests wait for their
+ * handlers: the HTTP thread reads them on its own. */
+static void wait_queued(http_server *srv, guint n)
+{
+	while (http_server_queued(srv) < n)
+		g_usleep(1000);
+	g_assert_cmpuint(http_server_queued(srv), ==, n);
+}
+
+#define BURST 16
+
+/* An idle callback: how many handlers had run when it ran. */
+static gboolean note_handled(gpointer data)
+{
+	*(unsigned *)data = S.handled;
+	return G_SOURCE_REMOVE;
+}
+
+/* A burst of requests is handled one per main-loop iteration: so many
+ * short stretches of the loop, never one long one.  The loop's idle work
+ * (herdd's HA engine runs from an idle callback) takes its turn beside the
+ * first of them, not after the backlog. */
+static void test_one_handler_per_iteration(void)
+{
+	async_call *calls[BURST];
+	for (int i = 0; i < BURST; i++)
+		calls[i] = call_start(S.port, "/api/v1/where", NULL);
+	wait_queued(S.srv, BURST);
+	unsigned before = S.handled, at_idle = G_MAXUINT;
+	g_idle_add(note_handled, &at_idle);
+	for (unsigned i = 1; i <= BURST; i++) {
+		g_main_context_iteration(NULL, TRUE);
+		g_assert_cmpuint(S.handled, ==, before + i);
+		g_assert_cmpuint(http_server_queued(S.srv), ==, BURST - i);
+		g_assert_cmpuint(at_idle, <=, before + 1);
+	}
+	for (int i = 0; i < BURST; i++) {
+		call_finish(calls[i]);
+		g_assert_cmpint(calls[i]->c.status, ==, 200);
+		async_call_free(calls[i]);
+	}
+	g_assert_cmpuint(S.handled, ==, before + BURST);
+}
+
+/* A connection to the plain TCP port that has sent @request. */
+static int raw_open(int port, const char *request)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_assert_cmpint(write(fd, request, strlen(request)), ==, (ssize_t)strlen(request));
+	return fd;
+}
+
+/* The client goes away while its handler holds its request, or while the
+ * request waits for its handler: the handler still reads it and answers
+ * (into the void), and nothing is left behind (under ASan: no use after
+ * free, no leak). */
+static void test_client_gone(void)
+{
+	S.hanging = NULL;
+	int fd = raw_open(S.port, "POST /api/v1/hang?x=1 HTTP/1.1\r\nHost: x\r\nX-Test: held\r\n"
+				  "Content-Length: 2\r\n\r\nab");
+	while (!S.hanging)
+		g_main_context_iteration(NULL, TRUE);
+	close(fd);
+	size_t len = 0;
+	g_assert_cmpstr(http_request_header(S.hanging, "x-test"), ==, "held");
+	g_assert_cmpstr(http_request_query(S.hanging, "x"), ==, "1");
+	const char *body = http_request_body(S.hanging, &len);
+	g_assert_cmpmem(body, len, "ab", 2);
+	http_respond_json(S.hanging, 200, json_pack("{s:b}", "late", 1));
+	S.hanging = NULL;
+
+	unsigned before = S.handled;
+	fd = raw_open(S.port, "GET /api/v1/where HTTP/1.1\r\nHost: x\r\n\r\n");
+	wait_queued(S.srv, 1);
+	close(fd);
+	while (S.handled == before)
+		g_main_context_iteration(NULL, TRUE);
+
+	g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
+	g_assert_cmpint(ping->status, ==, 200);
+}
+
+/* The server stops while handlers hold requests and while others wait for
+ * their handlers: every client hears 503, the waiting handlers never run,
+ * and the held requests stay readable for their handlers, whose answers,
+ * when they come, go nowhere. */
+static void test_free_while_held(void)
+{
+	S.held = g_ptr_array_new();
+	async_call *hung[2];
+	for (int i = 0; i < 2; i++) {
+		hung[i] = g_new0(async_call, 1);
+		hung[i]->c = (call){ .via = VIA_TCP, .method = "POST",
+				     .url = g_strdup_printf("http://127.0.0.1:%d/api/v1/hang", S.port),
+				     .body = "", .header = "X-Test: held",
+				     .text = g_string_new(NULL), .headers = g_string_new(NULL) };
+		hung[i]->b = (blocking){ do_call, &hung[i]->c, 0 };
+		hung[i]->thread = g_thread_new("client", blocking_thread, &hung[i]->b);
+		while (S.held->len < (guint)i + 1)
+			g_main_context_iteration(NULL, TRUE);
+	}
+	unsigned before = S.handled;
+	async_call *queued = call_start(S.port, "/api/v1/where", NULL);
+	wait_queued(S.srv, 1);
+	g_clear_pointer(&S.srv, http_server_free);
+	async_call *all[] = { hung[0], hung[1], queued };
+	for (size_t i = 0; i < G_N_ELEMENTS(all); i++) {
+		call_finish(all[i]);
+		expect_error(&all[i]->c, 503, "unavailable", "The daemon is shutting down.");
+		async_call_free(all[i]);
+	}
+	g_assert_cmpuint(S.handled, ==, before);
+	for (guint i = 0; i < S.held->len; i++) {
+		http_request *req = S.held->pdata[i];
+		g_assert_cmpstr(http_request_path(req), ==, "/api/v1/hang");
+		g_assert_cmpstr(http_request_header(req, "X-Test"), ==, "held");
+		g_assert_cmpstr(http_request_peer(req), ==, "127.0.0.1");
+		http_request_suspend(req);
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Too late.");
+	}
+	g_clear_pointer(&S.held, g_ptr_array_unref);
+	S.hanging = NULL;
+}
+
 /* Restarting the TCP listeners (a new certificate, after cluster create,
  * join or leave) while a request on one of them waits for its answer: the
  * port is free at once for the new listener, the waiting request still gets
@@ -1462,6 +1637,7 @@ static void with_server(gconstpointer test)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	main_thread = g_thread_self();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	alice_hash = herd_password_hash("secret-alice", NULL);
 	alice_new_hash = herd_password_hash("new-secret-alice", NULL);
@@ -1489,6 +1665,11 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/http/bytes", test_bytes, with_server);
 	g_test_add_data_func("/http/listen-errors", test_listen_errors, with_server);
 	g_test_add_data_func("/http/free-with-suspended", test_free_with_suspended, with_server);
+	g_test_add_data_func("/http/handler-thread", test_handler_thread, with_server);
+	g_test_add_data_func("/http/one-handler-per-iteration", test_one_handler_per_iteration,
+			     with_server);
+	g_test_add_data_func("/http/client-gone", test_client_gone, with_server);
+	g_test_add_data_func("/http/free-while-held", test_free_while_held, with_server);
 	g_test_add_func("/http/bad-utf8-path", test_bad_utf8_path);
 	g_test_add_func("/http/bad-utf8-message", test_bad_utf8_message);
 	g_test_add_data_func("/client/local", test_client, with_server);

@@ -1,0 +1,149 @@
+/*
+ * The HTTP server's insides, shared by its files and by nothing else: the
+ * server, a listener, a request, and each file's functions for the others.
+ * Threads and who owns what: the comment at the top of http.c.  The files:
+ *
+ *   http.c          the server's thread, its listeners (libmicrohttpd on
+ *                   that thread's context), libmicrohttpd's callbacks,
+ *                   admission (path, size, route, credentials), stopping
+ *   http_route.c    the route table: a path's route and {params}, 404, 405
+ *   http_request.c  a request: its references, what handlers read of it,
+ *                   and its answers, from whichever side gives them
+ *   http_handoff.c  the handlers' side: requests run one per iteration of
+ *                   the handlers' loop, their answers back to the server's
+ *                   thread, and what handlers hold when the server stops
+ */
+#pragma once
+
+#include "api/http.h"
+#include "common/mailbox.h"
+
+#include <microhttpd.h>
+
+/* The server's thread's, like everything it points to. */
+typedef struct http_listener {
+	http_server *server;
+	struct MHD_Daemon *mhd;
+	bool is_unix;
+	char *unix_path;
+	GSource *epoll_watch;
+	GSource *timer;
+	GSource *idle;
+	unsigned live;             /* requests not yet completed */
+	bool draining;             /* accepts no more; stops when live is 0 */
+	bool stopping;
+} http_listener;
+
+struct http_server {
+	/* Set at creation, read by both threads. */
+	const http_route *routes;
+	size_t n_routes;
+	gpointer user_data;
+	GMainContext *handler_context; /* where handlers run */
+	GMainContext *context;         /* the server's thread's */
+	GMainLoop *loop;
+	GThread *thread;
+	mailbox *calls;                /* server_call*, to the server's thread */
+	mailbox *due;                  /* http_request*, to the handlers, one per iteration */
+	mailbox *answers;              /* http_request*, answered, back to the server's thread */
+
+	/* The server's thread's. */
+	http_credentials *credentials; /* NULL: only local root gets in */
+	GPtrArray *listeners;          /* of http_listener* */
+	GHashTable *suspended;         /* http_request* set: connections that wait */
+	bool stopping;                 /* nothing more may wait: libmicrohttpd stops */
+
+	/* The handlers' thread's. */
+	GHashTable *held;              /* http_request* set: kept by handlers for later */
+};
+
+/* Where a request is, as libmicrohttpd calls on_access() for it. */
+typedef enum {
+	REQ_STARTED,               /* the raw URI is in (on_uri) */
+	REQ_AUTHENTICATING,        /* suspended before its body, credentials being checked */
+	REQ_RECEIVING,             /* admitted: the body comes */
+	REQ_DISPATCHED,            /* the handlers have it */
+} request_stage;
+
+struct http_request {
+	/* The connection's, a credential check's, the handler's, an answer's
+	 * on its way to the server's thread. */
+	gatomicrefcount refs;
+
+	/* What handlers read: written by the server's thread before the
+	 * hand-off, read-only after. */
+	bool handed_over;              /* to the handlers: answers go through them */
+	const http_route *route;
+	char *method;
+	char *path;
+	GHashTable *params;            /* name -> segment */
+	GHashTable *headers;           /* name (any case) -> first value */
+	GHashTable *query;             /* name (any case) -> first value or NULL */
+	GByteArray *body;
+	char *user;                    /* authenticated user */
+	char *peer;                    /* client address */
+	bool local_root;
+
+	/* The server's thread's. */
+	http_listener *listener;       /* NULL once the connection is done */
+	struct MHD_Connection *conn;   /* NULL once the connection is done */
+	request_stage stage;
+	char *bad_path;                /* why the raw path is refused, or NULL */
+	bool body_too_large;
+	bool waiting;                  /* the connection is suspended */
+	bool responded;                /* a response is set for the connection */
+	unsigned status;
+	struct MHD_Response *response; /* to queue when libmicrohttpd calls again */
+
+	/* The handlers' thread's. */
+	http_server *server;           /* where answers go; NULL once it stopped */
+	bool handling;                 /* its handler runs */
+	bool suspended;                /* its handler keeps it, to answer later */
+	bool answered;
+	/* The answer, on its way: written before it is posted to the server's
+	 * thread, read there after. */
+	unsigned answer_status;
+	struct MHD_Response *answer;
+};
+
+/* ---- http.c: the server's thread ---------------------------------------- */
+
+/* Answer @req's connection with @resp (taken): now if libmicrohttpd is in
+ * on_access() for it, else once it resumes.  A connection gone or already
+ * answered (the server stopped) drops it. */
+void connection_answer(http_request *req, unsigned status, struct MHD_Response *resp);
+
+/* ---- http_route.c: the server's thread ---------------------------------- */
+
+/* Why the raw @uri's path cannot be served, or NULL. */
+char *path_problem(const char *uri);
+/* Find the route of @req: req->route and its {params}, or false with the
+ * request answered 404 or 405. */
+bool route_request(http_request *req);
+
+/* ---- http_request.c ------------------------------------------------------ */
+
+/* A request of @srv on its connection's behalf (one reference). */
+http_request *request_new(http_server *srv);
+http_request *request_ref(http_request *req);
+void request_unref(http_request *req);
+/* Copy what handlers may read of the connection (headers, query); server's
+ * thread, before the hand-off. */
+void request_copy_connection(http_request *req);
+/* A JSON error answer for @err, and its status. */
+struct MHD_Response *response_for_error(const GError *err, unsigned *status);
+
+/* ---- http_handoff.c ------------------------------------------------------ */
+
+/* The handlers' side of @srv: its mailboxes.  Caller's thread. */
+void handoff_start(http_server *srv);
+/* Give @req, its body in and its connection suspended, to the handlers;
+ * server's thread. */
+void handoff_post(http_request *req);
+/* A handler answers @req with @resp (taken); handlers' thread. */
+void handoff_answer(http_request *req, unsigned status, struct MHD_Response *resp);
+/* Deliver the answers waiting for the server's thread now (it stops). */
+void handoff_flush_answers(http_server *srv);
+/* The server's thread is gone: drop what never reached a handler, and
+ * let handlers' later answers go nowhere.  Caller's thread. */
+void handoff_stop(http_server *srv);
