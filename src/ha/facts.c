@@ -151,6 +151,20 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 	return g_string_free(out, FALSE);
 }
 
+/* Do @j and the STATUS @old differ in more than the free memory?  A node
+ * reads its free memory again every few seconds: the number moves at
+ * every refresh of the facts, and nothing the engine decides depends on
+ * it (it is shown only).  Takes "free_mib" out of @j. */
+static bool differs_beyond_free_memory(GBytes *old, json_t *j)
+{
+	gsize len;
+	const char *text = g_bytes_get_data(old, &len);
+	g_autoptr(json_t) was = json_loadb(text, len, 0, NULL);
+	json_object_del(json_object_get(was, "resources"), "free_mib");
+	json_object_del(json_object_get(j, "resources"), "free_mib");
+	return !json_equal(was, j);
+}
+
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
 		       int64_t now_ms, bool *changed)
 {
@@ -165,8 +179,6 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 		before->received_ms = now_ms;
 		return true;
 	}
-	if (changed)
-		*changed = true;
 	json_t *j = json_loadb(payload, len, 0, NULL);
 	const char *name = json_string_value(json_object_get(j, "name"));
 	json_t *vms = json_object_get(j, "vms");
@@ -231,6 +243,9 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 		if (json_is_integer(v) && id > 0 && id <= (json_int_t)UINT32_MAX)
 			g_hash_table_add(n->seen, GUINT_TO_POINTER((guint)id));
 	}
+	if (changed)
+		*changed = !before || before->round != f->round ||
+			   differs_beyond_free_memory(before->payload, j);
 	json_decref(j);
 	n->payload = g_bytes_new(payload, len);
 	g_hash_table_replace(f->nodes, GUINT_TO_POINTER(nodeid), n);

@@ -72,7 +72,8 @@ typedef struct herd_node_report {
 char *herd_facts_encode(const herd_node_report *r, size_t *len);
 /* Take a STATUS payload from @nodeid; false if malformed (ignored then).
  * *@changed (may be NULL) says whether the node's facts are other than
- * before: not when it re-sends what it said in this round. */
+ * before: not when it re-sends what it said in this round, nor when only
+ * its free memory moved (shown, never decided on). */
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
 		       int64_t now_ms, bool *changed);
 

@@ -1,0 +1,75 @@
+/* ha/facts: which STATUS messages change what a node knows of another,
+ * and so wake its engine (herd_facts_update's @changed). */
+#include "ha/facts.h"
+
+#include <string.h>
+
+typedef struct {
+	herd_facts *f;
+	herd_node_report r;
+	GArray *vms;
+} fixture;
+
+static void setup(fixture *x, gconstpointer data)
+{
+	x->f = herd_facts_new();
+	x->vms = g_array_new(FALSE, TRUE, sizeof(herd_vm_fact));
+	herd_vm_fact fact = { .uuid = "0000000a-0000-4000-8000-00000000000a", .state = HERD_VM_RUNNING,
+			      .since_ms = 1000 };
+	g_array_append_val(x->vms, fact);
+	x->r = (herd_node_report){ .name = "n2", .index = 7, .vm_facts = x->vms,
+				   .resources = { 16384, 9000, 8 }, .virt_ok = true };
+}
+
+static void teardown(fixture *x, gconstpointer data)
+{
+	g_array_free(x->vms, TRUE);
+	herd_facts_free(x->f);
+}
+
+/* Send n2's report as it is now; returns @changed. */
+static bool send(fixture *x)
+{
+	size_t len;
+	g_autofree char *payload = herd_facts_encode(&x->r, &len);
+	bool changed = false;
+	g_assert_true(herd_facts_update(x->f, 2, payload, len, 0, &changed));
+	return changed;
+}
+
+static void test_changed(fixture *x, gconstpointer data)
+{
+	g_assert_true(send(x));                  /* news */
+	g_assert_false(send(x));                 /* the refresh of the same */
+	herd_facts_new_round(x->f);
+	g_assert_null(herd_facts_fresh(x->f, 2));
+	g_assert_true(send(x));                  /* the same, but in a new round: fresh again */
+	g_assert_nonnull(herd_facts_fresh(x->f, 2));
+
+	/* Only the free memory moved: kept, shown, but nothing to act on. */
+	x->r.resources.free_mib = 8123;
+	g_assert_false(send(x));
+	g_assert_cmpuint(herd_facts_fresh(x->f, 2)->resources.free_mib, ==, 8123);
+	/* ... and in a new round it counts as news, as every STATUS then. */
+	x->r.resources.free_mib = 8000;
+	herd_facts_new_round(x->f);
+	g_assert_true(send(x));
+
+	/* Anything else is news: a VM's state, the total memory, the index. */
+	g_array_index(x->vms, herd_vm_fact, 0).state = HERD_VM_STOPPED;
+	g_assert_true(send(x));
+	g_assert_cmpint(herd_facts_vm(x->f, "0000000a-0000-4000-8000-00000000000a", NULL)->state, ==,
+			HERD_VM_STOPPED);
+	x->r.resources.memory_mib = 32768;
+	g_assert_true(send(x));
+	x->r.index = 8;
+	g_assert_true(send(x));
+	g_assert_false(send(x));
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/facts/changed", fixture, NULL, setup, test_changed, teardown);
+	return g_test_run();
+}
