@@ -33,9 +33,15 @@ static json_t *node_json(api_ctx *a)
 	if (node->loop) {
 		const loop_stalls *s = loop_monitor_stalls(node->loop);
 		gint64 now_us = g_get_monotonic_time();
-		loop = json_pack("{s:I,s:I,s:I}", "max_stall_10s_us", (json_int_t)loop_stalls_max_us(s, now_us, 10),
+		/* Beside each, the CPU time herdd's main thread got in it
+		 * (-1: unknown): the rest it waited, for a CPU or in a call. */
+		loop = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+				 "max_stall_10s_us", (json_int_t)loop_stalls_max_us(s, now_us, 10),
+				 "max_stall_10s_cpu_us", (json_int_t)loop_stalls_max_cpu_us(s, now_us, 10),
 				 "max_stall_60s_us", (json_int_t)loop_stalls_max_us(s, now_us, 60),
-				 "max_stall_us", (json_int_t)s->max_ever_us);
+				 "max_stall_60s_cpu_us", (json_int_t)loop_stalls_max_cpu_us(s, now_us, 60),
+				 "max_stall_us", (json_int_t)s->max_ever_us,
+				 "max_stall_cpu_us", (json_int_t)s->max_ever_cpu_us);
 	}
 	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o,s:o}",
 			 "name", node->name,

@@ -12,6 +12,11 @@
  * S - interval and S.  Timing the stretches costs two vDSO clock reads per
  * loop iteration, exactly, with no wake-ups (bench/loop-monitor-cost).
  *
+ * Beside each stretch the monitor keeps the CPU time the loop's thread got
+ * in it (two reads of its thread CPU clock): a stretch much longer than its
+ * CPU time was the thread waiting, for a CPU or in a blocking call, not
+ * herd's work.
+ *
  * The bookkeeping (loop_stalls) is pure: it takes the times it is given.
  */
 #pragma once
@@ -26,7 +31,9 @@
 typedef struct loop_stalls {
 	gint64 second[LOOP_STALLS_SECONDS];  /* which second slot i holds, or -1 */
 	gint64 max_us[LOOP_STALLS_SECONDS];  /* the longest stall that ended in it */
+	gint64 cpu_us[LOOP_STALLS_SECONDS];  /* the CPU time the thread got in that one; -1: unknown */
 	gint64 max_ever_us;
+	gint64 max_ever_cpu_us;              /* -1: unknown */
 } loop_stalls;
 
 /* Empty bookkeeping. */
@@ -34,9 +41,13 @@ void loop_stalls_init(loop_stalls *s);
 /* A stall of @stall_us ended at monotonic time @end_us (never earlier than
  * the end of the one recorded before). */
 void loop_stalls_record(loop_stalls *s, gint64 end_us, gint64 stall_us);
+/* The same, with the CPU time @cpu_us the thread got in it (-1: unknown). */
+void loop_stalls_record_cpu(loop_stalls *s, gint64 end_us, gint64 stall_us, gint64 cpu_us);
 /* The longest stall that ended in the second of @now_us or the @window_s - 1
  * seconds before it (window_s <= LOOP_STALLS_SECONDS); 0 if none. */
 gint64 loop_stalls_max_us(const loop_stalls *s, gint64 now_us, unsigned window_s);
+/* The CPU time the thread got in that stall; -1 if unknown or none. */
+gint64 loop_stalls_max_cpu_us(const loop_stalls *s, gint64 now_us, unsigned window_s);
 
 /* A monotonic clock in microseconds (g_get_monotonic_time, or a test's). */
 typedef gint64 (*loop_monitor_clock_fn)(void);
@@ -44,7 +55,8 @@ typedef gint64 (*loop_monitor_clock_fn)(void);
 typedef struct loop_monitor loop_monitor;
 
 /* Start timing the stretches of @context (NULL: the default one) by
- * wrapping its poll function; @clock NULL means g_get_monotonic_time.  A
+ * wrapping its poll function; @clock NULL means g_get_monotonic_time and
+ * the thread's CPU time beside it (a test's @clock: no CPU times).  A
  * poll function has no user data, so only one monitor runs at a time:
  * NULL (and a warning) if another one does. */
 loop_monitor *loop_monitor_start(GMainContext *context, loop_monitor_clock_fn clock);

@@ -6,6 +6,8 @@
 #include "common/json.h"
 #include "common/loop_monitor.h"
 
+#include <time.h>
+
 #define SEC ((gint64)G_USEC_PER_SEC)
 #define MS 1000
 
@@ -49,6 +51,27 @@ static void test_worst_of_a_second(void)
 	g_assert_cmpint(loop_stalls_max_us(&s, 55 * SEC, 1), ==, 4 * MS);
 }
 
+/* Beside the worst stall, the CPU time the thread got in it. */
+static void test_cpu_of_the_worst(void)
+{
+	loop_stalls s;
+	loop_stalls_init(&s);
+	g_assert_cmpint(loop_stalls_max_cpu_us(&s, 50 * SEC, 10), ==, -1);
+	g_assert_cmpint(s.max_ever_cpu_us, ==, -1);
+	loop_stalls_record_cpu(&s, 50 * SEC + 1, 2 * MS, 2 * MS);
+	loop_stalls_record_cpu(&s, 50 * SEC + 2, 30 * MS, 1 * MS);   /* waited for a CPU */
+	loop_stalls_record_cpu(&s, 52 * SEC, 5 * MS, 5 * MS);
+	g_assert_cmpint(loop_stalls_max_us(&s, 52 * SEC, 10), ==, 30 * MS);
+	g_assert_cmpint(loop_stalls_max_cpu_us(&s, 52 * SEC, 10), ==, 1 * MS);
+	g_assert_cmpint(loop_stalls_max_cpu_us(&s, 52 * SEC, 1), ==, 5 * MS);
+	g_assert_cmpint(s.max_ever_cpu_us, ==, 1 * MS);
+	/* without a CPU clock: unknown */
+	loop_stalls_record(&s, 53 * SEC, 40 * MS);
+	g_assert_cmpint(loop_stalls_max_cpu_us(&s, 53 * SEC, 10), ==, -1);
+	g_assert_cmpint(s.max_ever_us, ==, 40 * MS);
+	g_assert_cmpint(s.max_ever_cpu_us, ==, -1);
+}
+
 /* A minute later the same slot holds a new second: the old maximum goes,
  * except from the maximum since the start. */
 static void test_slot_reused(void)
@@ -80,6 +103,44 @@ static gboolean slow_handler(gpointer data)
 	fake_now_us += 25 * MS;
 	(*(int *)data)++;
 	return G_SOURCE_REMOVE;
+}
+
+static gint64 thread_cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* A handler that works 5 ms of this thread's CPU time. */
+static gboolean busy_handler(gpointer data)
+{
+	gint64 until = thread_cpu_us() + 5 * MS;
+	volatile unsigned x = 0;
+	while (thread_cpu_us() < until)
+		x++;
+	return G_SOURCE_REMOVE;
+}
+
+/* With the real clocks a stretch's CPU time is measured: at least the
+ * handler's work, and not more than the stretch (give or take the two
+ * clocks' reads, which are not at the same instant). */
+static void test_poll_wrapper_cpu(void)
+{
+	g_autoptr(GMainContext) ctx = g_main_context_new();
+	loop_monitor *m = loop_monitor_start(ctx, NULL);
+	g_assert_nonnull(m);
+	GSource *idle = g_idle_source_new();
+	g_source_set_callback(idle, busy_handler, NULL, NULL);
+	g_source_attach(idle, ctx);
+	g_source_unref(idle);
+	while (g_main_context_iteration(ctx, FALSE))
+		;
+	g_main_context_iteration(ctx, FALSE);
+	const loop_stalls *s = loop_monitor_stalls(m);
+	g_assert_cmpint(s->max_ever_cpu_us, >=, 5 * MS);
+	g_assert_cmpint(s->max_ever_cpu_us, <=, s->max_ever_us + 1 * MS);
+	loop_monitor_free(m);
 }
 
 static void test_poll_wrapper(void)
@@ -127,5 +188,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/loop-monitor/worst-of-a-second", test_worst_of_a_second);
 	g_test_add_func("/loop-monitor/slot-reused", test_slot_reused);
 	g_test_add_func("/loop-monitor/poll-wrapper", test_poll_wrapper);
+	g_test_add_func("/loop-monitor/poll-wrapper-cpu", test_poll_wrapper_cpu);
+	g_test_add_func("/loop-monitor/cpu-of-the-worst", test_cpu_of_the_worst);
 	return g_test_run();
 }
