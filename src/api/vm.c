@@ -4,7 +4,7 @@
  * destroy, reboot, reset, suspend, resume where they run, release a sticky
  * binding.  A start or stop is a change of the VM's wanted state; the HA
  * engine carries it out, and the request waits until it has.  How a VM
- * looks in the API, and the list of all: vm_list.c.
+ * looks in the API: vm_json.c; the list of all: vm_list.c.
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
