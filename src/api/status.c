@@ -73,12 +73,9 @@ void api_status_get(http_request *req, gpointer user_data)
 		json_object_set_new(cluster, "name", json_string(c->name));
 		json_object_set_new(cluster, "nodes", api_nodes_json(a));
 		json_object_set_new(body, "cluster", cluster);
-		unsigned running = 0;
-		g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
-		for (guint i = 0; i < vms->len; i++)
-			running += herd_ha_vm_active(a->ha, ((store_object *)vms->pdata[i])->uuid, NULL);
-		json_object_set_new(body, "vms", json_pack("{s:i,s:i}", "defined", (int)vms->len,
-							   "running", (int)running));
+		json_object_set_new(body, "vms", json_pack("{s:i,s:i}", "defined",
+							   (int)store_state_count(st, STORE_KIND_VM),
+							   "running", (int)herd_ha_vms_active(a->ha)));
 		json_object_set_new(body, "ha", herd_ha_cluster_status(a->ha));
 		json_object_set_new(body, "lab_mode", json_boolean(store_cluster_of(c)->settings.lab_mode));
 		json_t *lost = json_array();

@@ -143,6 +143,10 @@ void herd_runtime_view_free(herd_runtime_view *v);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_runtime_view, herd_runtime_view_free)
 /* Is the VM reported anywhere but stopped?  *@node gets where (borrowed). */
 bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node);
+/* How many of the store's VMs are reported anywhere but stopped: the
+ * count of VMs for which herd_engine_vm_active() holds, taken from the
+ * reports of running VMs rather than by asking for every defined one. */
+unsigned herd_engine_vms_active(herd_engine *e);
 /* The coordinator's alerts and N+1 state, from whichever node coordinates:
  * {"coordinator":"n1","alerts":[…],"n_plus_1":…,"fencing":[…]} or null. */
 json_t *herd_engine_cluster_status(herd_engine *e);

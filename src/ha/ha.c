@@ -271,6 +271,11 @@ bool herd_ha_vm_active(herd_ha *h, const char *uuid, const char **node)
 	return herd_engine_vm_active(h->engine, uuid, node);
 }
 
+unsigned herd_ha_vms_active(herd_ha *h)
+{
+	return herd_engine_vms_active(h->engine);
+}
+
 json_t *herd_ha_cluster_status(herd_ha *h)
 {
 	return herd_engine_cluster_status(h->engine);

@@ -30,6 +30,7 @@ void herd_ha_vm_runtime(herd_ha *h, const store_object *vm, herd_vm_runtime *out
 /* The runtime of many VMs at once (engine.h): free with herd_runtime_view_free(). */
 herd_runtime_view *herd_ha_runtime_view(herd_ha *h);
 bool herd_ha_vm_active(herd_ha *h, const char *uuid, const char **node);
+unsigned herd_ha_vms_active(herd_ha *h);
 json_t *herd_ha_cluster_status(herd_ha *h);
 json_t *herd_ha_node_status(herd_ha *h, uint32_t nodeid);
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,

@@ -805,6 +805,27 @@ static void check_no_double_run(void)
 	}
 }
 
+/* What `herd status` counts as running (herd_engine_vms_active, taken from
+ * the reports) is what asking for every VM gives, on every herd, whatever
+ * the faults: a VM reported on two nodes, by a node being fenced, or
+ * after its node's facts went stale. */
+static void check_running_count(void)
+{
+	for (unsigned i = 1; i <= S->n; i++) {
+		simnode *node = &S->nodes[i];
+		if (!node->herd_up)
+			continue;
+		unsigned asked = 0;
+		g_autoptr(GPtrArray) vms = store_state_list(replica_state(node->r), STORE_KIND_VM);
+		for (guint k = 0; k < vms->len; k++)
+			asked += herd_engine_vm_active(node->engine, ((store_object *)vms->pdata[k])->uuid, NULL);
+		unsigned counted = herd_engine_vms_active(node->engine);
+		if (counted != asked)
+			fail("%s counts %u VMs running, but %u are when asked one by one", node->name,
+			     counted, asked);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Operators and faults                                                */
 
@@ -1051,6 +1072,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		}
 		run_dirty();
 		check_no_double_run();
+		check_running_count();
 	}
 
 	/* The faults stop: fencing works, every node is on, herdd runs
@@ -1110,6 +1132,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 			      atoi(e->uuid + 24));
 		}
 	check_no_double_run();
+	check_running_count();
 	check_converged();
 
 	if (sim_print_each)

@@ -41,6 +41,8 @@ static void test_status(fixture *f, gconstpointer data)
 {
 	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
 	vm_start(f, 1, "web1", "n2");
+	/* Defined, not running: counted as defined only. */
+	g_autofree char *other = vm_define(f, 1, "web2", "{s:s}", "preferred", "n3");
 
 	g_autoptr(test_answer) a = test_request(f->n[3], "GET", "/api/v1/status", NULL);
 	json_t *j = test_expect(a, 200);
@@ -52,7 +54,7 @@ static void test_status(fixture *f, gconstpointer data)
 	g_assert_cmpuint(json_array_size(json_object_get(cluster, "members")), ==, 3);
 	g_assert_cmpuint(json_array_size(json_object_get(cluster, "nodes")), ==, 3);
 	json_t *vms = json_object_get(j, "vms");
-	g_assert_cmpint(json_integer_value(json_object_get(vms, "defined")), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(vms, "defined")), ==, 2);
 	g_assert_cmpint(json_integer_value(json_object_get(vms, "running")), ==, 1);
 	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(j, "ha"), "coordinator")), ==, "n1");
 	g_assert_true(json_is_false(json_object_get(j, "lab_mode")));
