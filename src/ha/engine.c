@@ -47,7 +47,7 @@ typedef struct {
 	size_t n_group;
 	uint32_t self;
 	bool synced, primary, durable, quorate;
-	guint departures;
+	GHashTable *departures;       /* a copy of the view's (NULL: none) */
 } seen_view;
 
 /* A fence agent run under way: whose, and which of its steps. */
@@ -484,6 +484,38 @@ static GHashTable *active_elsewhere(herd_engine *e)
 }
 
 /* Does the view differ from the one of the last full run? */
+/* Why herds left, as node id -> reason: NULL and empty alike. */
+static bool departures_equal(GHashTable *a, GHashTable *b)
+{
+	guint n = a ? g_hash_table_size(a) : 0;
+	if (n != (b ? g_hash_table_size(b) : 0))
+		return false;
+	if (n == 0)
+		return true;
+	GHashTableIter it;
+	gpointer id, why;
+	g_hash_table_iter_init(&it, a);
+	while (g_hash_table_iter_next(&it, &id, &why)) {
+		const char *other = g_hash_table_lookup(b, id);
+		if (!other || strcmp(other, why) != 0)
+			return false;
+	}
+	return true;
+}
+
+static GHashTable *departures_copy(GHashTable *d)
+{
+	if (!d || g_hash_table_size(d) == 0)
+		return NULL;
+	GHashTable *copy = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	GHashTableIter it;
+	gpointer id, why;
+	g_hash_table_iter_init(&it, d);
+	while (g_hash_table_iter_next(&it, &id, &why))
+		g_hash_table_insert(copy, id, g_strdup(why));
+	return copy;
+}
+
 static bool view_changed(herd_engine *e)
 {
 	const herd_engine_view *v = &e->view;
@@ -493,8 +525,7 @@ static bool view_changed(herd_engine *e)
 	       v->n_group != s->n_group ||
 	       memcmp(v->group, s->group, v->n_group * sizeof(*v->group)) != 0 || v->self != s->self ||
 	       v->synced != s->synced || v->primary != s->primary || v->durable != s->durable ||
-	       v->quorate != s->quorate ||
-	       (v->departures ? g_hash_table_size(v->departures) : 0) != s->departures;
+	       v->quorate != s->quorate || !departures_equal(v->departures, s->departures);
 }
 
 static void view_remember(herd_engine *e)
@@ -503,6 +534,8 @@ static void view_remember(herd_engine *e)
 	seen_view *s = &e->seen;
 	g_free(s->ring);
 	g_free(s->group);
+	if (s->departures)
+		g_hash_table_destroy(s->departures);
 	*s = (seen_view){
 		.st = v->st,
 		.pos = v->st->pos,
@@ -515,7 +548,7 @@ static void view_remember(herd_engine *e)
 		.primary = v->primary,
 		.durable = v->durable,
 		.quorate = v->quorate,
-		.departures = v->departures ? g_hash_table_size(v->departures) : 0,
+		.departures = departures_copy(v->departures),
 	};
 }
 
@@ -1064,6 +1097,8 @@ void herd_engine_free(herd_engine *e)
 	herd_facts_free(e->facts);
 	g_free(e->seen.ring);
 	g_free(e->seen.group);
+	if (e->seen.departures)
+		g_hash_table_destroy(e->seen.departures);
 	g_free(e->refused);
 	g_free(e->node);
 	g_free(e);

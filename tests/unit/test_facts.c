@@ -50,6 +50,22 @@ static void test_changed(fixture *x, gconstpointer data)
 	x->r.resources.free_mib = 8123;
 	g_assert_false(send(x));
 	g_assert_cmpuint(herd_facts_fresh(x->f, 2)->resources.free_mib, ==, 8123);
+	/* Fewer digits, more digits: still only the free memory. */
+	x->r.resources.free_mib = 0;
+	g_assert_false(send(x));
+	x->r.resources.free_mib = 123456789;
+	g_assert_false(send(x));
+	/* The free memory and something else: news. */
+	x->r.resources.free_mib = 9000;
+	x->r.resources.cpus = 16;
+	g_assert_true(send(x));
+	g_assert_cmpuint(herd_facts_fresh(x->f, 2)->resources.cpus, ==, 16);
+	/* A reason that spells the key out is a reason, not the free memory. */
+	g_strlcpy(g_array_index(x->vms, herd_vm_fact, 0).reason, "\"free_mib\":1",
+		  sizeof(((herd_vm_fact *)NULL)->reason));
+	g_assert_true(send(x));
+	x->r.resources.free_mib = 8123;
+	g_assert_false(send(x));
 	/* ... and in a new round it counts as news, as every STATUS then. */
 	x->r.resources.free_mib = 8000;
 	herd_facts_new_round(x->f);
