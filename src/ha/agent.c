@@ -215,24 +215,30 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, a->node);
 	if (me && store_node_of(me)->down)
 		return;
-	/* Start what should run here. */
 	GHashTableIter it;
 	gpointer k, v;
+	/* Failed starts of a VM gone from here (or from the cluster): a later
+	 * assignment starts afresh. */
+	g_hash_table_iter_init(&it, a->track);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		vm_track *t = v;
+		store_object *vm = t->failures ? store_state_get(st, STORE_KIND_VM, t->uuid) : NULL;
+		if (t->failures && !(vm && wanted_here(a, vm))) {
+			t->failures = 0;
+			t->retry_at_ms = 0;
+			a->io.changed(a->user);
+		}
+	}
+	/* Start what should run here.  Every VM of the cluster is looked at,
+	 * but only by its assignment: with 10,000 VMs this runs at every
+	 * change, and a lookup per VM would cost milliseconds. */
 	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_VM]);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		store_object *vm = v;
-		vm_track *t = g_hash_table_lookup(a->track, vm->uuid);
-		if (!wanted_here(a, vm)) {
-			/* Gone from here: a later assignment starts afresh. */
-			if (t && t->failures) {
-				t->failures = 0;
-				t->retry_at_ms = 0;
-				a->io.changed(a->user);
-			}
+		if (!wanted_here(a, vm))
 			continue;
-		}
 		herd_vm_fact *f = g_hash_table_lookup(a->facts, vm->uuid);
-		t = track(a, vm->uuid);
+		vm_track *t = track(a, vm->uuid);
 		if (t->version != vm->version) {
 			/* An operator's start, stop or new XML: count anew. */
 			if (t->failures)

@@ -105,7 +105,7 @@ struct herd_sched_input {
 	GArray *nodes;        /* sched_node */
 	GArray *vms;          /* sched_vm */
 	GPtrArray *strings;   /* owned arrays */
-	GHashTable *by_uuid;  /* uuid -> index + 1 */
+	GHashTable *by_uuid;  /* uuid -> index + 1, or NULL until asked */
 	int64_t steady_in_ms; /* until the next VM may fail back (not steady yet); 0: none */
 	int64_t awaited_in_ms; /* until the first awaited node counts as lost; 0: none */
 };
@@ -148,7 +148,6 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	hi->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
 	hi->vms = g_array_new(FALSE, TRUE, sizeof(sched_vm));
 	hi->strings = g_ptr_array_new_with_free_func(g_free);
-	hi->by_uuid = g_hash_table_new(g_str_hash, g_str_equal);
 	store_state *st = v->st;
 	const store_settings *settings = store_settings_of(st);
 	hi->in.lab_mode = settings->lab_mode;
@@ -204,6 +203,11 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		g_hash_table_insert(id_of, (gpointer)o->name, GUINT_TO_POINTER(id));
 	}
 
+	/* Every VM is looked at in every run: where the VMs are is gathered
+	 * once, not asked of every node's facts for each of 10,000 VMs. */
+	g_autoptr(GHashTable) active = herd_facts_active(v->facts);
+	/* A node that reports may be gone from the store. */
+	g_autofree uint32_t *where = g_new(uint32_t, MAX(nodes->len, g_hash_table_size(v->facts->nodes)) + 1);
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *o = vms->pdata[i];
@@ -224,13 +228,17 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 			.failed = d->failures,
 			.n_failed = d->n_failures,
 		};
-		g_autoptr(GArray) where = herd_facts_where(v->facts, o->uuid);
+		const herd_active_vm *act = g_hash_table_size(active) ? g_hash_table_lookup(active, o->uuid) : NULL;
+		size_t n_where = act ? act->n_where : 0;
+		if (n_where)
+			memcpy(where, act->where, n_where * sizeof(*where));
 		uint32_t node_id = vm.node ? GPOINTER_TO_UINT(g_hash_table_lookup(id_of, vm.node)) : 0;
 		/* Its node's report of starts that failed in a row. */
 		herd_node_facts *assigned = node_id ? herd_facts_fresh(v->facts, node_id) : NULL;
-		if (assigned) {
+		if (assigned && json_object_size(assigned->start_failures))
 			vm.start_failures = (unsigned)json_integer_value(
 				json_object_get(assigned->start_failures, o->uuid));
+		if (assigned && json_object_size(assigned->errors)) {
 			/* The agent's "start failed: <the hypervisor's error>". */
 			const char *err = json_string_value(json_object_get(assigned->errors, o->uuid));
 			vm.start_error = err && g_str_has_prefix(err, "start failed: ")
@@ -239,21 +247,20 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		bool unwanted_there = node_id && (!vm.target_running || (vm.move_to && strcmp(vm.move_to, vm.node) != 0));
 		if (unwanted_there && unwanted &&
 		    maybe_still_there(v, unwanted, kept, o, vm.node, node_id) &&
-		    !contains((const uint32_t *)where->data, where->len, node_id))
-			g_array_append_val(where, node_id);
-		if (where->len) {
-			const char **seen = g_new0(const char *, where->len + 1);
-			for (guint k = 0; k < where->len; k++) {
-				const char *n = g_hash_table_lookup(name_of, GUINT_TO_POINTER(g_array_index(where, uint32_t, k)));
+		    !contains(where, n_where, node_id))
+			where[n_where++] = node_id;
+		if (n_where) {
+			const char **seen = g_new0(const char *, n_where + 1);
+			for (size_t k = 0; k < n_where; k++) {
+				const char *n = g_hash_table_lookup(name_of, GUINT_TO_POINTER(where[k]));
 				seen[vm.n_seen] = n ? n : "?";
 				vm.n_seen++;
 			}
 			vm.seen_on = seen;
 			g_ptr_array_add(hi->strings, seen);
 		}
-		uint32_t on = 0;
-		const herd_vm_fact *fact = herd_facts_vm(v->facts, o->uuid, &on);
-		const char *on_name = g_hash_table_lookup(name_of, GUINT_TO_POINTER(on));
+		const herd_vm_fact *fact = act ? act->fact : NULL;
+		const char *on_name = act ? g_hash_table_lookup(name_of, GUINT_TO_POINTER(act->on)) : NULL;
 		long long settle_ms = settings->failback_after_s * 1000;
 		vm.steady = fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
 			    strcmp(on_name, vm.node) == 0 && v->now_ms - fact->since_ms >= settle_ms;
@@ -267,7 +274,6 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 				hi->steady_in_ms = MAX(left, 1);
 		}
 		g_array_append_val(hi->vms, vm);
-		g_hash_table_insert(hi->by_uuid, (gpointer)o->uuid, GUINT_TO_POINTER(i + 1));
 	}
 	/* Forget what no longer applies (the VM is wanted there again, gone,
 	 * or no longer assigned there). */
@@ -291,6 +297,13 @@ const sched_input *herd_sched_input_get(herd_sched_input *hi)
 
 const sched_vm *herd_sched_input_vm(herd_sched_input *hi, const char *uuid)
 {
+	/* Made when first asked (the coordinator's own runs never ask). */
+	if (!hi->by_uuid) {
+		hi->by_uuid = g_hash_table_new(g_str_hash, g_str_equal);
+		for (guint i = 0; i < hi->vms->len; i++)
+			g_hash_table_insert(hi->by_uuid, (gpointer)g_array_index(hi->vms, sched_vm, i).uuid,
+					    GUINT_TO_POINTER(i + 1));
+	}
 	guint i = GPOINTER_TO_UINT(g_hash_table_lookup(hi->by_uuid, uuid));
 	return i ? &g_array_index(hi->vms, sched_vm, i - 1) : NULL;
 }
@@ -302,7 +315,8 @@ void herd_sched_input_free(herd_sched_input *hi)
 	g_array_free(hi->nodes, TRUE);
 	g_array_free(hi->vms, TRUE);
 	g_ptr_array_free(hi->strings, TRUE);
-	g_hash_table_destroy(hi->by_uuid);
+	if (hi->by_uuid)
+		g_hash_table_destroy(hi->by_uuid);
 	g_free(hi);
 }
 

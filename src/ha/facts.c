@@ -269,23 +269,6 @@ herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid)
 	return n && n->round == f->round ? n : NULL;
 }
 
-GArray *herd_facts_where(herd_facts *f, const char *uuid)
-{
-	GArray *ids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-	GHashTableIter it;
-	gpointer k, v;
-	g_hash_table_iter_init(&it, f->nodes);
-	while (g_hash_table_iter_next(&it, &k, &v)) {
-		herd_node_facts *n = v;
-		if (n->round != f->round)
-			continue;
-		herd_vm_fact *fact = g_hash_table_lookup(n->vms, uuid);
-		if (fact && fact->state != HERD_VM_STOPPED)
-			g_array_append_val(ids, n->nodeid);
-	}
-	return ids;
-}
-
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid)
 {
 	const herd_vm_fact *best = NULL;
@@ -304,4 +287,34 @@ const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nod
 		}
 	}
 	return best;
+}
+
+GHashTable *herd_facts_active(herd_facts *f)
+{
+	GHashTable *out = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+	guint n_nodes = g_hash_table_size(f->nodes);
+	GHashTableIter it, vms;
+	gpointer v, fact;
+	/* In the order herd_facts_vm() goes: its fact is the first active one. */
+	g_hash_table_iter_init(&it, f->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		if (n->round != f->round)
+			continue;
+		g_hash_table_iter_init(&vms, n->vms);
+		while (g_hash_table_iter_next(&vms, NULL, &fact)) {
+			const herd_vm_fact *vf = fact;
+			if (vf->state == HERD_VM_STOPPED)
+				continue;
+			herd_active_vm *a = g_hash_table_lookup(out, vf->uuid);
+			if (!a) {
+				a = g_malloc0(sizeof(*a) + n_nodes * sizeof(a->where[0]));
+				a->fact = vf;
+				a->on = n->nodeid;
+				g_hash_table_insert(out, (gpointer)vf->uuid, a);
+			}
+			a->where[a->n_where++] = n->nodeid;
+		}
+	}
+	return out;
 }

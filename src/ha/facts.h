@@ -79,7 +79,17 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 
 /* The node's facts if they are from the current round, else NULL. */
 herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);
-/* Where @uuid is reported anything but stopped, by fresh facts: node ids. */
-GArray *herd_facts_where(herd_facts *f, const char *uuid);
 /* The fact about @uuid from the node that runs it (or any), by fresh facts, or NULL. */
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid);
+
+/* A VM that fresh facts show anything but stopped. */
+typedef struct herd_active_vm {
+	const herd_vm_fact *fact;  /* as herd_facts_vm() gives it (borrowed from the facts) */
+	uint32_t on;               /* the node of @fact */
+	size_t n_where;
+	uint32_t where[];          /* the nodes that report it so, @on first */
+} herd_active_vm;
+/* Every such VM at once: uuid (borrowed) -> herd_active_vm*, valid until
+ * the facts change; free the table.  For a pass over every VM of the
+ * cluster, instead of asking every node's facts for each. */
+GHashTable *herd_facts_active(herd_facts *f);

@@ -403,6 +403,51 @@ static void test_update(void)
 	fx_close(&f);
 }
 
+/* The list by name stays right while it is kept between changes: a change
+ * that keeps the name puts the new object in the old one's place, a
+ * rename, a creation or a deletion sorts again.  check_consistent() holds
+ * the cached list against a store loaded afresh. */
+static void test_list_order(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	GRand *rnd = g_rand_new_with_seed(7);
+	char uuids[40][37];
+	for (int i = 0; i < 40; i++) {
+		g_snprintf(uuids[i], sizeof(uuids[i]), "%08x-0000-4000-8000-000000000000", 0x100 + i);
+		json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"%s\",\"name\":\"vm%u\",\"data\":{}}",
+			       uuids[i], g_rand_int_range(rnd, 0, 1000000) * 100 + i));
+	}
+	for (int step = 0; step < 200; step++) {
+		g_autoptr(GPtrArray) before = store_state_list(f.s, STORE_KIND_VM); /* kept: the cache */
+		const char *uuid = uuids[g_rand_int_range(rnd, 0, 40)];
+		store_object *o = store_state_get(f.s, STORE_KIND_VM, uuid);
+		int what = g_rand_int_range(rnd, 0, 10);
+		if (what < 7) {
+			json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"%s\",\"data\":{\"n\":%d}}", uuid, step));
+		} else if (what < 9 && o) {
+			json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"%s\",\"name\":\"r%u-%d\"}", uuid,
+				       g_rand_int_range(rnd, 0, 1000), step));
+		} else if (o) {
+			json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"%s\"}", uuid));
+			json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"%s\",\"name\":\"n%d\",\"data\":{}}", uuid, step));
+		}
+		g_autoptr(GPtrArray) after = store_state_list(f.s, STORE_KIND_VM);
+		g_assert_cmpuint(after->len, ==, 40);
+		for (guint i = 1; i < after->len; i++)
+			g_assert_cmpint(strcmp(((store_object *)after->pdata[i - 1])->name,
+					       ((store_object *)after->pdata[i])->name), <, 0);
+		/* The copy taken before is the objects as they were. */
+		g_assert_cmpuint(before->len, ==, 40);
+		if (step % 20 == 0)
+			check_consistent(&f);
+	}
+	check_consistent(&f);
+	g_rand_free(rnd);
+	fx_close(&f);
+}
+
 static void test_patch(void)
 {
 	fixture f;
@@ -1267,6 +1312,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/create-errors", test_create_errors);
 	g_test_add_func("/state/update", test_update);
 	g_test_add_func("/state/patch", test_patch);
+	g_test_add_func("/state/list-order", test_list_order);
 	g_test_add_func("/state/delete", test_delete);
 	g_test_add_func("/state/changed-at", test_changed_at);
 	g_test_add_func("/state/history-state-apart", test_history_state_apart);
