@@ -229,11 +229,13 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 			a->io.changed(a->user);
 		}
 	}
-	/* Start what should run here.  Every VM of the cluster is looked at,
-	 * but only by its assignment: with 10,000 VMs this runs at every
-	 * change, and a lookup per VM would cost milliseconds. */
-	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_VM]);
-	while (g_hash_table_iter_next(&it, &k, &v)) {
+	/* Start what should run here: of the VMs assigned here, not of every
+	 * VM of the cluster (this runs at every change; 10,000 VMs looked at
+	 * cost milliseconds). */
+	GHashTable *mine = store_vms_assigned_to(st, a->node);
+	if (mine)
+		g_hash_table_iter_init(&it, mine);
+	while (mine && g_hash_table_iter_next(&it, &k, &v)) {
 		store_object *vm = v;
 		if (!wanted_here(a, vm))
 			continue;

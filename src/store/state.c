@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "store/cluster.h"
+#include "store/vm.h"
 
 #include <string.h>
 
@@ -24,6 +25,8 @@ store_state *store_state_new(store_db *db)
 		s->by_name[k] = g_hash_table_new(g_str_hash, g_str_equal);
 	}
 	s->changed_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	s->vms_by_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					       (GDestroyNotify)g_hash_table_destroy);
 	return s;
 }
 
@@ -37,6 +40,7 @@ void store_state_free(store_state *s)
 		g_hash_table_destroy(s->by_uuid[k]);
 	}
 	g_hash_table_destroy(s->changed_at);
+	g_hash_table_destroy(s->vms_by_node);
 	g_free(s);
 }
 
@@ -72,6 +76,26 @@ static bool sorted_replace(GPtrArray *sorted, store_object *before, store_object
 	return false;
 }
 
+/* Keep store_vms_assigned_to() current: @vm leaves or joins its node's set. */
+static void vm_index(store_state *s, store_object *vm, bool add)
+{
+	const char *node = store_vm_of(vm)->node;
+	if (!node)
+		return;
+	GHashTable *set = g_hash_table_lookup(s->vms_by_node, node);
+	if (add) {
+		if (!set) {
+			set = g_hash_table_new(g_str_hash, g_str_equal);
+			g_hash_table_insert(s->vms_by_node, g_strdup(node), set);
+		}
+		g_hash_table_replace(set, vm->uuid, vm);
+	} else if (set) {
+		g_hash_table_remove(set, vm->uuid);
+		if (g_hash_table_size(set) == 0)
+			g_hash_table_remove(s->vms_by_node, node);
+	}
+}
+
 /* Make @after (or nothing) the object at @uuid, replacing @before. */
 static void state_set(store_state *s, store_kind kind, const char *uuid, store_object *before,
 		      store_object *after)
@@ -82,6 +106,10 @@ static void state_set(store_state *s, store_kind kind, const char *uuid, store_o
 	if (s->sorted[kind] && !(before && after && strcmp(before->name, after->name) == 0 &&
 				 sorted_replace(s->sorted[kind], before, after)))
 		g_clear_pointer(&s->sorted[kind], g_ptr_array_unref);
+	if (kind == STORE_KIND_VM && before)
+		vm_index(s, before, false);
+	if (kind == STORE_KIND_VM && after)
+		vm_index(s, after, true);
 	if (before)
 		g_hash_table_remove(s->by_name[kind], before->name);
 	if (after) {
@@ -107,6 +135,7 @@ bool store_state_load(store_state *s, GError **error)
 		g_hash_table_remove_all(s->by_uuid[k]);
 	}
 	g_hash_table_remove_all(s->changed_at);
+	g_hash_table_remove_all(s->vms_by_node);
 	return store_db_load(s->db, &s->pos, load_one, s, error);
 }
 

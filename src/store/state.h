@@ -27,6 +27,9 @@ typedef struct store_state {
 	/* Each kind's objects sorted by name, or NULL until store_state_list()
 	 * needs them again after a change (borrowed pointers). */
 	GPtrArray *sorted[STORE_KIND__COUNT];
+	/* The VMs by the node they are assigned to: node name -> (uuid ->
+	 * store_object*), borrowed; see store_vms_assigned_to(). */
+	GHashTable *vms_by_node;
 } store_state;
 
 /* One object changed by a command: before/after are NULL for create/delete. */

@@ -71,6 +71,11 @@ const store_vm_failure *store_vm_failure_on(const store_vm *vm, const char *node
 	return NULL;
 }
 
+GHashTable *store_vms_assigned_to(store_state *st, const char *node)
+{
+	return node ? g_hash_table_lookup(st->vms_by_node, node) : NULL;
+}
+
 bool store_vm_validate(json_t *d, GError **error)
 {
 	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to" };

@@ -54,6 +54,12 @@ const store_vm *store_vm_of(const store_object *o);
 /* The failure record for @node, or NULL. */
 const store_vm_failure *store_vm_failure_on(const store_vm *vm, const char *node);
 
+/* The VMs assigned to @node (store_vm's node): uuid -> store_object*,
+ * borrowed and valid until the next change of the state; NULL if none.
+ * Kept up to date by every change, for a node's agent that must not look
+ * at each of 10,000 VMs of the cluster to find its own. */
+GHashTable *store_vms_assigned_to(store_state *st, const char *node);
+
 /*
  * Herd's attributes of a VM as an operator sets them (define, set): only
  * those whose bit is in @set change; a NULL string clears the field.

@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "store/db.h"
 #include "store/state.h"
+#include "store/vm.h"
 
 #include <glib/gstdio.h>
 #include <stdarg.h>
@@ -110,13 +111,32 @@ static char *memory_text(store_state *s)
 		g_autoptr(GPtrArray) list = store_state_list(s, (store_kind)k);
 		/* the name map holds exactly the objects of the UUID map */
 		g_assert_cmpuint(g_hash_table_size(s->by_name[k]), ==, list->len);
+		guint assigned = 0;
 		for (guint i = 0; i < list->len; i++) {
 			store_object *o = list->pdata[i];
 			g_assert_true(store_state_get(s, (store_kind)k, o->uuid) == o);
 			g_assert_true(store_state_get_by_name(s, (store_kind)k, o->name) == o);
+			/* the VMs by node hold exactly the assigned ones */
+			const char *node = k == STORE_KIND_VM ? store_vm_of(o)->node : NULL;
+			if (node) {
+				GHashTable *set = store_vms_assigned_to(s, node);
+				g_assert_true(set && g_hash_table_lookup(set, o->uuid) == o);
+				assigned++;
+			}
 			g_autoptr(json_t) j = store_object_to_json(o);
 			g_autofree char *t = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 			g_string_append_printf(out, "%s\n", t);
+		}
+		if (k == STORE_KIND_VM) {
+			guint indexed = 0;
+			GHashTableIter it;
+			gpointer set;
+			g_hash_table_iter_init(&it, s->vms_by_node);
+			while (g_hash_table_iter_next(&it, NULL, &set)) {
+				g_assert_cmpuint(g_hash_table_size(set), >, 0);
+				indexed += g_hash_table_size(set);
+			}
+			g_assert_cmpuint(indexed, ==, assigned);
 		}
 	}
 	return g_string_free(out, FALSE);
@@ -405,8 +425,8 @@ static void test_update(void)
 
 /* The list by name stays right while it is kept between changes: a change
  * that keeps the name puts the new object in the old one's place, a
- * rename, a creation or a deletion sorts again.  check_consistent() holds
- * the cached list against a store loaded afresh. */
+ * rename, a creation or a deletion sorts again.  So does the index of VMs
+ * by node.  check_consistent() holds both against a store loaded afresh. */
 static void test_list_order(void)
 {
 	fixture f;
@@ -424,8 +444,13 @@ static void test_list_order(void)
 		const char *uuid = uuids[g_rand_int_range(rnd, 0, 40)];
 		store_object *o = store_state_get(f.s, STORE_KIND_VM, uuid);
 		int what = g_rand_int_range(rnd, 0, 10);
-		if (what < 7) {
+		if (what < 4) {
 			json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"%s\",\"data\":{\"n\":%d}}", uuid, step));
+		} else if (what < 7) {
+			/* assigned to a node, another, or none (store_vms_assigned_to) */
+			static const char *const nodes[] = { "\"n1\"", "\"n2\"", "null" };
+			json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"%s\",\"data\":{\"node\":%s}}", uuid,
+				       nodes[g_rand_int_range(rnd, 0, 3)]));
 		} else if (what < 9 && o) {
 			json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"%s\",\"name\":\"r%u-%d\"}", uuid,
 				       g_rand_int_range(rnd, 0, 1000), step));
