@@ -39,6 +39,7 @@ struct herd_coord {
 	json_t *at_risk;           /* {node: HA VMs that could not be restarted if it died now} */
 	bool n_plus_1;
 	char *self_name;
+	herd_sched_cache *cache;   /* the last run's reading of the VMs */
 };
 
 /* A fence attempt to record in the node's history. */
@@ -76,6 +77,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->unwanted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	c->records = g_ptr_array_new_with_free_func((GDestroyNotify)fence_result_free);
 	c->seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+	c->cache = herd_sched_cache_new();
 	c->alerts = json_array();
 	c->n_plus_1 = true;
 	c->at_risk = json_object();
@@ -94,6 +96,7 @@ void herd_coord_free(herd_coord *c)
 	json_decref(c->alerts);
 	json_decref(c->at_risk);
 	g_free(c->self_name);
+	herd_sched_cache_free(c->cache);
 	g_free(c);
 }
 
@@ -141,8 +144,103 @@ static bool maybe_still_there(const herd_coord_view *v, GHashTable *unwanted, GH
 	return f && f->index < *since;
 }
 
+struct herd_sched_cache {
+	GPtrArray *nodes;   /* the store's node objects when it was filled (held) */
+	GPtrArray *objs;    /* the VM objects read (held), in the store's list order */
+	GArray *vms;        /* sched_vm: what was read from each (its configuration) */
+	GArray *node_ids;   /* uint32_t: the id of its node, or 0 */
+};
+
+herd_sched_cache *herd_sched_cache_new(void)
+{
+	herd_sched_cache *cache = g_new0(herd_sched_cache, 1);
+	cache->nodes = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
+	cache->objs = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
+	cache->vms = g_array_new(FALSE, TRUE, sizeof(sched_vm));
+	cache->node_ids = g_array_new(FALSE, TRUE, sizeof(uint32_t));
+	return cache;
+}
+
+void herd_sched_cache_free(herd_sched_cache *cache)
+{
+	if (!cache)
+		return;
+	g_ptr_array_free(cache->nodes, TRUE);
+	g_ptr_array_free(cache->objs, TRUE);
+	g_array_free(cache->vms, TRUE);
+	g_array_free(cache->node_ids, TRUE);
+	g_free(cache);
+}
+
+/* The node ids of the cache hold while the nodes are the same objects. */
+static void cache_check_nodes(herd_sched_cache *cache, GPtrArray *nodes)
+{
+	bool same = cache->nodes->len == nodes->len;
+	for (guint i = 0; same && i < nodes->len; i++)
+		same = cache->nodes->pdata[i] == nodes->pdata[i];
+	if (same)
+		return;
+	g_ptr_array_set_size(cache->nodes, 0);
+	for (guint i = 0; i < nodes->len; i++)
+		g_ptr_array_add(cache->nodes, store_object_ref(nodes->pdata[i]));
+	g_ptr_array_set_size(cache->objs, 0);
+	g_array_set_size(cache->vms, 0);
+	g_array_set_size(cache->node_ids, 0);
+}
+
+/* What the scheduler takes from @o's configuration, and its node's id. */
+static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *node_id)
+{
+	const store_vm *d = store_vm_of(o);
+	*vm = (sched_vm){
+		.uuid = o->uuid,
+		.name = o->name,
+		.target_running = d->target_running,
+		.node = d->node,
+		.move_to = d->move_to,
+		.ha = d->ha,
+		.preferred = d->preferred,
+		.failback = d->failback,
+		.sticky = d->sticky,
+		.group = d->group,
+		.memory_mib = d->memory_mib,
+		.vcpus = d->vcpus,
+		.failed = d->failures,
+		.n_failed = d->n_failures,
+	};
+	*node_id = vm->node ? GPOINTER_TO_UINT(g_hash_table_lookup(id_of, vm->node)) : 0;
+}
+
+/* @o's configuration from @cache if it was read from this very object at
+ * this place of the list, else read now (and kept in @cache). */
+static void read_vm_cached(herd_sched_cache *cache, guint i, store_object *o, GHashTable *id_of,
+			   sched_vm *vm, uint32_t *node_id)
+{
+	if (!cache) {
+		read_vm(o, id_of, vm, node_id);
+		return;
+	}
+	if (i < cache->objs->len && cache->objs->pdata[i] == o) {
+		*vm = g_array_index(cache->vms, sched_vm, i);
+		*node_id = g_array_index(cache->node_ids, uint32_t, i);
+		return;
+	}
+	read_vm(o, id_of, vm, node_id);
+	if (i >= cache->objs->len) {
+		g_ptr_array_add(cache->objs, store_object_ref(o));
+		g_array_append_val(cache->vms, *vm);
+		g_array_append_val(cache->node_ids, *node_id);
+		return;
+	}
+	store_object_unref(cache->objs->pdata[i]);
+	cache->objs->pdata[i] = store_object_ref(o);
+	g_array_index(cache->vms, sched_vm, i) = *vm;
+	g_array_index(cache->node_ids, uint32_t, i) = *node_id;
+}
+
 herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
-					 GHashTable *unwanted, const herd_coord_joins *joins)
+					 GHashTable *unwanted, const herd_coord_joins *joins,
+					 herd_sched_cache *cache)
 {
 	herd_sched_input *hi = g_new0(herd_sched_input, 1);
 	hi->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
@@ -209,30 +307,24 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	/* A node that reports may be gone from the store. */
 	g_autofree uint32_t *where = g_new(uint32_t, MAX(nodes->len, g_hash_table_size(v->facts->nodes)) + 1);
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+	if (cache) {
+		cache_check_nodes(cache, nodes);
+		/* VMs deleted: what follows moved up. */
+		if (cache->objs->len > vms->len) {
+			g_ptr_array_set_size(cache->objs, vms->len);
+			g_array_set_size(cache->vms, vms->len);
+			g_array_set_size(cache->node_ids, vms->len);
+		}
+	}
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *o = vms->pdata[i];
-		const store_vm *d = store_vm_of(o);
-		sched_vm vm = {
-			.uuid = o->uuid,
-			.name = o->name,
-			.target_running = d->target_running,
-			.node = d->node,
-			.move_to = d->move_to,
-			.ha = d->ha,
-			.preferred = d->preferred,
-			.failback = d->failback,
-			.sticky = d->sticky,
-			.group = d->group,
-			.memory_mib = d->memory_mib,
-			.vcpus = d->vcpus,
-			.failed = d->failures,
-			.n_failed = d->n_failures,
-		};
+		sched_vm vm;
+		uint32_t node_id;
+		read_vm_cached(cache, i, o, id_of, &vm, &node_id);
 		const herd_active_vm *act = g_hash_table_size(active) ? g_hash_table_lookup(active, o->uuid) : NULL;
 		size_t n_where = act ? act->n_where : 0;
 		if (n_where)
 			memcpy(where, act->where, n_where * sizeof(*where));
-		uint32_t node_id = vm.node ? GPOINTER_TO_UINT(g_hash_table_lookup(id_of, vm.node)) : 0;
 		/* Its node's report of starts that failed in a row. */
 		herd_node_facts *assigned = node_id ? herd_facts_fresh(v->facts, node_id) : NULL;
 		if (assigned && json_object_size(assigned->start_failures))
@@ -573,7 +665,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	for (size_t i = 0; i < v->n_group; i++)
 		union_into(seen, herd_facts_fresh(v->facts, v->group[i])->seen);
 	herd_coord_joins joins = { seen, c->quorate_since_ms };
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins, c->cache);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, herd_sched_input_get(hi), plan, v);
 	act(c, v, hi, plan);

@@ -995,7 +995,7 @@ bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int6
 	e->now_ms = now_ms;
 	look(e);
 	herd_coord_view v = coord_view(e);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
 	const sched_vm *vm = herd_sched_input_vm(hi, uuid);
 	if (!vm)
 		return true;
@@ -1021,7 +1021,7 @@ sched_whatif_result *herd_engine_simulate(herd_engine *e, const sched_hypothesis
 	e->now_ms = now_ms;
 	look(e);
 	herd_coord_view v = coord_view(e);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
 	return sched_whatif(herd_sched_input_get(hi), h, error);
 }
 
