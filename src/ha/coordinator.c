@@ -379,6 +379,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	hi->in.n_nodes = hi->nodes->len;
 	hi->in.vms = (const sched_vm *)hi->vms->data;
 	hi->in.n_vms = hi->vms->len;
+	hi->in.vms_by_name = true; /* the store's list (names are unique) */
 	return hi;
 }
 

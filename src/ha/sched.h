@@ -87,6 +87,8 @@ typedef struct sched_input {
 	size_t n_nodes;
 	const sched_vm *vms;
 	size_t n_vms;
+	bool vms_by_name;        /* @vms are in name order (uuid for equal names): the
+				  * plan need not sort them (herd's store lists them so) */
 	bool lab_mode;           /* no fencing: a lost node counts as down (unsafe) */
 	sched_admission admission;
 	double vcpu_overcommit;  /* vCPUs per CPU a node may carry */

@@ -18,6 +18,13 @@
 #include <stdio.h>
 #include <string.h>
 
+static gint by_name(gconstpointer a, gconstpointer b)
+{
+	const sched_vm *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+	return r ? r : strcmp(x->uuid, y->uuid);
+}
+
 /* The result for @c's "input" (and "whatif", if any); @risk adds the plan's
  * unsafe_if_lost. */
 static json_t *decide(json_t *c, bool risk, GError **error)
@@ -39,7 +46,27 @@ static json_t *decide(json_t *c, bool risk, GError **error)
 	json_t *out = sched_json_plan(in, plan);
 	if (risk)
 		json_object_set_new(out, "unsafe_if_lost", sched_json_plan_unsafe_if_lost(in, plan));
-	return out;
+	/* The same VMs given in name order, as herd's store gives them, and
+	 * said so (vms_by_name): the same plan. */
+	g_autoptr(GArray) sorted = g_array_new(FALSE, FALSE, sizeof(sched_vm));
+	g_array_append_vals(sorted, in->vms, (guint)in->n_vms);
+	g_array_sort(sorted, by_name);
+	sched_input by_name_in = *in;
+	by_name_in.vms = (const sched_vm *)sorted->data;
+	by_name_in.vms_by_name = true;
+	g_autoptr(sched_plan) plan2 = sched_plan_compute(&by_name_in);
+	json_t *out2 = sched_json_plan(&by_name_in, plan2);
+	if (risk)
+		json_object_set_new(out2, "unsafe_if_lost", sched_json_plan_unsafe_if_lost(&by_name_in, plan2));
+	bool same = json_equal(out, out2);
+	if (!same) {
+		g_autofree char *a = json_dumps(out, JSON_INDENT(1)), *b = json_dumps(out2, JSON_INDENT(1));
+		g_set_error(error, g_quark_from_static_string("sched-golden"), 1,
+			    "the plan differs when the VMs are given by name (vms_by_name):\n%s\n%s", a, b);
+		json_decref(out);
+	}
+	json_decref(out2);
+	return same ? out : NULL;
 }
 
 static char *dump(json_t *j)
