@@ -483,7 +483,6 @@ static GHashTable *active_elsewhere(herd_engine *e)
 	return out;
 }
 
-/* Does the view differ from the one of the last full run? */
 /* Why herds left, as node id -> reason: NULL and empty alike. */
 static bool departures_equal(GHashTable *a, GHashTable *b)
 {
@@ -516,6 +515,7 @@ static GHashTable *departures_copy(GHashTable *d)
 	return copy;
 }
 
+/* Does the view differ from the one of the last full run? */
 static bool view_changed(herd_engine *e)
 {
 	const herd_engine_view *v = &e->view;
