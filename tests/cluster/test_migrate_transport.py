@@ -116,9 +116,16 @@ def check_control_connection(tn, tmp):
     pki = os.path.join(tmp, "foreign-pki")
     os.makedirs(pki)
     make_foreign_client(tn, pki)
+    log = os.path.join(tn.tn.log_dir(3), "libvirt", "libvirtd.log")
+    seen = os.path.getsize(log) if os.path.exists(log) else 0
     p = virsh(tn, 1, "hostname", uri=f"qemu+tls://n3/system?pkipath={pki}")
     expect(p.returncode != 0,
            "n1: a client certificate from another CA was accepted by n3's libvirtd")
+    with open(log, errors="replace") as f:
+        f.seek(seen)
+        logged = f.read()
+    expect("Failed to verify peer's certificate" in logged,
+           f"n3's libvirtd did not log that it refused n1's certificate: {logged[-300:]!r}")
     say(f"n1 -> qemu+tls://n3/system with a certificate of another CA: refused "
         f"({output(p).splitlines()[-1] if output(p) else '?'})")
 
