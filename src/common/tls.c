@@ -10,6 +10,16 @@
 #include <arpa/inet.h>
 #include <time.h>
 
+/*
+ * The key usage of a node certificate (gnutls marks it critical).  Key
+ * encipherment means nothing for an ECDSA key, but libvirt 9.0 refuses a
+ * certificate whose critical key usage lacks it ("usage does not permit key
+ * encipherment"), and node certificates also authenticate the nodes'
+ * libvirtds to each other (herd_tls_check_virt()).
+ */
+#define NODE_KEY_USAGE \
+	(GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_ENCIPHERMENT | GNUTLS_KEY_KEY_AGREEMENT)
+
 static bool tls_fail(GError **error, const char *what, int rc)
 {
 	g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL, "%s: %s.", what, gnutls_strerror(rc));
@@ -68,8 +78,7 @@ bool herd_tls_generate(const char *common_name, const char *const *sans,
 		rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN |
 						   GNUTLS_KEY_DIGITAL_SIGNATURE);
 	else
-		rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
-						   GNUTLS_KEY_KEY_AGREEMENT);
+		rc = gnutls_x509_crt_set_key_usage(crt, NODE_KEY_USAGE);
 	if (rc < 0)
 		goto crt_fail;
 	if (!is_ca && ((rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
@@ -208,8 +217,7 @@ char *herd_tls_sign_csr(const char *csr_pem, const char *expect_cn, const char *
 	    (rc = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
 	    (rc = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)days * 86400)) < 0 ||
 	    (rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
-	    (rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
-							     GNUTLS_KEY_KEY_AGREEMENT)) < 0 ||
+	    (rc = gnutls_x509_crt_set_key_usage(crt, NODE_KEY_USAGE)) < 0 ||
 	    (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
 	    (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0)) < 0)
 		goto crt_fail;
@@ -319,5 +327,89 @@ out:
 		gnutls_x509_crt_deinit(crt);
 	if (ca)
 		gnutls_x509_crt_deinit(ca);
+	return ok;
+}
+
+/* The key purposes of @crt allow a TLS server and a TLS client (no key
+ * purpose extension at all allows every use). */
+static bool purposes_allow_server_and_client(gnutls_x509_crt_t crt, bool *server, bool *client)
+{
+	*server = *client = false;
+	for (unsigned i = 0;; i++) {
+		char oid[128];
+		size_t size = sizeof(oid);
+		int rc = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &size, NULL);
+		if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
+			if (i == 0)
+				*server = *client = true;
+			break;
+		}
+		if (rc < 0)
+			return false;
+		if (strcmp(oid, GNUTLS_KP_TLS_WWW_SERVER) == 0)
+			*server = true;
+		else if (strcmp(oid, GNUTLS_KP_TLS_WWW_CLIENT) == 0)
+			*client = true;
+		else if (strcmp(oid, GNUTLS_KP_ANY) == 0)
+			*server = *client = true;
+	}
+	return *server && *client;
+}
+
+bool herd_tls_check_virt(const char *cert_pem, const char *ca_pem, const char *host,
+			 GError **error)
+{
+	gnutls_x509_crt_t crt = NULL;
+	unsigned usage = 0, critical = 0;
+	bool server, client, ok = false;
+	int rc;
+
+	if (!host || !*host) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "No host name to check the certificate against.");
+		return false;
+	}
+	if (!herd_tls_verify(cert_pem, ca_pem, error))
+		return false;
+	if ((rc = gnutls_x509_crt_init(&crt)) < 0 || (rc = import_crt(crt, cert_pem)) < 0) {
+		tls_fail(error, "Cannot read the certificate", rc);
+		goto out;
+	}
+	if (gnutls_x509_crt_get_basic_constraints(crt, NULL, NULL, NULL) > 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The certificate is a CA's; libvirt and QEMU want a node's certificate.");
+		goto out;
+	}
+	rc = gnutls_x509_crt_get_key_usage(crt, &usage, &critical);
+	if (rc < 0 && rc != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
+		tls_fail(error, "Cannot read the certificate's key usage", rc);
+		goto out;
+	}
+	if (rc >= 0 && critical && !(usage & GNUTLS_KEY_DIGITAL_SIGNATURE)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The certificate's key usage does not permit digital signatures, which libvirt and QEMU require.");
+		goto out;
+	}
+	if (rc >= 0 && critical && !(usage & GNUTLS_KEY_KEY_ENCIPHERMENT)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The certificate's key usage does not permit key encipherment, which libvirt requires.");
+		goto out;
+	}
+	if (!purposes_allow_server_and_client(crt, &server, &client)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The certificate's key purposes do not allow a TLS %s; a node's libvirtd and QEMU are both.",
+			    !server ? "server" : "client");
+		goto out;
+	}
+	if (!gnutls_x509_crt_check_hostname(crt, host)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The certificate is not for '%s': it is neither among its alternative names nor its common name.",
+			    host);
+		goto out;
+	}
+	ok = true;
+out:
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
 	return ok;
 }

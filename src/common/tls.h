@@ -1,5 +1,6 @@
 /*
- * Certificates for the API's TLS: key pairs, self-signed and CA-signed
+ * Certificates for the API's TLS and for the TLS between the nodes'
+ * libvirtds and QEMUs (live migration): key pairs, self-signed and CA-signed
  * certificates, and the SHA-256 fingerprints an operator compares when a node
  * joins.  Everything is PEM text in memory; callers decide where it is kept.
  */
@@ -44,3 +45,18 @@ bool herd_tls_random(void *buf, size_t n);
 
 /* True if @cert_pem was signed by the CA in @ca_pem and is currently valid. */
 bool herd_tls_verify(const char *cert_pem, const char *ca_pem, GError **error);
+
+/*
+ * True if libvirt (9.0) and QEMU (7.2) accept @cert_pem as a node's TLS
+ * certificate, server and client alike (libvirtd's qemu+tls:// transport,
+ * QEMU's migration TLS with peer verification), when a peer reaches the node
+ * as @host (a name or an IP address): signed by the CA in @ca_pem and valid
+ * now, not a CA, a critical key usage that permits digital signature and
+ * key encipherment, key purposes that allow a TLS server and a TLS client,
+ * and @host among its alternative names (or its common name).  The error
+ * names the first of these the certificate misses.  Node certificates from
+ * herd_tls_generate() and herd_tls_sign_csr() pass for every name they were
+ * given.
+ */
+bool herd_tls_check_virt(const char *cert_pem, const char *ca_pem, const char *host,
+			 GError **error);

@@ -7,6 +7,7 @@
 #include <gnutls/x509.h>
 #include <arpa/inet.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
 	char *cert, *key;
@@ -335,6 +336,126 @@ static void test_csr_refused(void)
 	g_assert_nonnull(strstr(error->message, "Cannot read the cluster's CA"));
 }
 
+/* A certificate for "n1" signed by the test CA with the given key usage
+ * (0: no key usage extension) and key purposes (NULL-terminated OIDs). */
+static char *custom_cert(unsigned usage, const char *const *purposes)
+{
+	gnutls_x509_privkey_t key, ca_key;
+	gnutls_x509_crt_t crt, ca_crt = load(ca.cert);
+	gnutls_datum_t kd = { (unsigned char *)ca.key, (unsigned)strlen(ca.key) };
+	gnutls_datum_t out = { 0 };
+	unsigned char serial[] = { 1, 2, 3 };
+	time_t now = time(NULL);
+	g_assert_cmpint(gnutls_x509_privkey_init(&ca_key), ==, 0);
+	g_assert_cmpint(gnutls_x509_privkey_import(ca_key, &kd, GNUTLS_X509_FMT_PEM), ==, 0);
+	g_assert_cmpint(gnutls_x509_privkey_init(&key), ==, 0);
+	g_assert_cmpint(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+						     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_init(&crt), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_version(crt, 3), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_activation_time(crt, now - 60), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_expiration_time(crt, now + 86400), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "n1", 2), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "n1", 2,
+							     GNUTLS_FSAN_APPEND), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_key(crt, key), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_set_basic_constraints(crt, 0, -1), ==, 0);
+	if (usage)
+		g_assert_cmpint(gnutls_x509_crt_set_key_usage(crt, usage), ==, 0);
+	for (const char *const *p = purposes; p && *p; p++)
+		g_assert_cmpint(gnutls_x509_crt_set_key_purpose_oid(crt, *p, 0), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_sign2(crt, ca_crt, ca_key, GNUTLS_DIG_SHA256, 0), ==, 0);
+	g_assert_cmpint(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out), ==, 0);
+	char *pem = g_strndup((const char *)out.data, out.size);
+	gnutls_free(out.data);
+	gnutls_x509_crt_deinit(crt);
+	gnutls_x509_crt_deinit(ca_crt);
+	gnutls_x509_privkey_deinit(key);
+	gnutls_x509_privkey_deinit(ca_key);
+	return pem;
+}
+
+static void expect_virt_ok(const char *cert, const char *host)
+{
+	g_autoptr(GError) error = NULL;
+	if (!herd_tls_check_virt(cert, ca.cert, host, &error))
+		g_error("certificate refused for '%s': %s", host, error->message);
+}
+
+static void expect_virt_refused(const char *cert, const char *ca_pem, const char *host,
+				const char *needle)
+{
+	g_autoptr(GError) error = NULL;
+	g_assert_false(herd_tls_check_virt(cert, ca_pem, host, &error));
+	g_assert_nonnull(error);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s'", error->message, needle);
+}
+
+/* Node certificates are what libvirt and QEMU want for their TLS between
+ * nodes, for the node's name and each of its addresses, and the check names
+ * what a certificate libvirt would refuse misses. */
+static void test_virt(void)
+{
+	const char *const sans[] = { "n1", "10.99.0.1", "10.99.1.1", NULL };
+	pair node = make("n1", sans, &ca, false);
+	expect_virt_ok(node.cert, "n1");
+	expect_virt_ok(node.cert, "10.99.0.1");
+	expect_virt_ok(node.cert, "10.99.1.1");
+	expect_virt_refused(node.cert, ca.cert, "n2", "not for 'n2'");
+	expect_virt_refused(node.cert, ca.cert, "10.99.0.2", "not for '10.99.0.2'");
+	expect_virt_refused(node.cert, ca.cert, "", "No host name");
+	expect_virt_refused(node.cert, ca.cert, NULL, "No host name");
+	expect_virt_refused(node.cert, other_ca.cert, "n1", "not signed by the cluster's CA");
+	expect_virt_refused("garbage", ca.cert, "n1", "Cannot read the certificate");
+
+	/* the usage libvirt checks: critical, with signature and encipherment */
+	gnutls_x509_crt_t c = load(node.cert);
+	unsigned usage = 0, critical = 0;
+	g_assert_cmpint(gnutls_x509_crt_get_key_usage(c, &usage, &critical), >=, 0);
+	g_assert_true(critical);
+	g_assert_true(usage & GNUTLS_KEY_DIGITAL_SIGNATURE);
+	g_assert_true(usage & GNUTLS_KEY_KEY_ENCIPHERMENT);
+	gnutls_x509_crt_deinit(c);
+
+	/* a node certificate signed from a request (herd cluster join) */
+	g_autofree char *csr = NULL, *key = NULL;
+	g_assert_true(herd_tls_make_csr("n2", &csr, &key, NULL));
+	const char *const sans2[] = { "n2", "10.99.0.2", NULL };
+	g_autofree char *joined = herd_tls_sign_csr(csr, "n2", sans2, ca.cert, ca.key, 30, NULL);
+	g_assert_nonnull(joined);
+	expect_virt_ok(joined, "n2");
+	expect_virt_ok(joined, "10.99.0.2");
+	expect_virt_refused(joined, ca.cert, "n1", "not for 'n1'");
+
+	/* the CA itself is no node certificate */
+	expect_virt_refused(ca.cert, ca.cert, "herd cluster test CA", "is a CA's");
+
+	/* herd's node certificates before libvirt used them: no encipherment */
+	const char *const both[] = { GNUTLS_KP_TLS_WWW_SERVER, GNUTLS_KP_TLS_WWW_CLIENT, NULL };
+	g_autofree char *old = custom_cert(GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_AGREEMENT,
+					   both);
+	expect_virt_refused(old, ca.cert, "n1", "does not permit key encipherment");
+	g_autofree char *nosig = custom_cert(GNUTLS_KEY_KEY_ENCIPHERMENT, both);
+	expect_virt_refused(nosig, ca.cert, "n1", "does not permit digital signatures");
+	/* no key usage and no key purpose at all allow everything */
+	g_autofree char *bare = custom_cert(0, NULL);
+	expect_virt_ok(bare, "n1");
+	/* a server-only and a client-only certificate */
+	const char *const server[] = { GNUTLS_KP_TLS_WWW_SERVER, NULL };
+	const char *const client[] = { GNUTLS_KP_TLS_WWW_CLIENT, NULL };
+	const char *const any[] = { GNUTLS_KP_ANY, NULL };
+	unsigned ok_usage = GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_ENCIPHERMENT;
+	g_autofree char *server_only = custom_cert(ok_usage, server);
+	expect_virt_refused(server_only, ca.cert, "n1", "do not allow a TLS client");
+	g_autofree char *client_only = custom_cert(ok_usage, client);
+	expect_virt_refused(client_only, ca.cert, "n1", "do not allow a TLS server");
+	g_autofree char *any_use = custom_cert(ok_usage, any);
+	expect_virt_ok(any_use, "n1");
+	pair_clear(&node);
+}
+
 static void test_random(void)
 {
 	guint8 a[32] = { 0 }, b[32] = { 0 }, zero[32] = { 0 };
@@ -356,6 +477,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tls/fingerprint-normalize", test_fingerprint_normalize);
 	g_test_add_func("/tls/csr", test_csr);
 	g_test_add_func("/tls/csr-refused", test_csr_refused);
+	g_test_add_func("/tls/virt", test_virt);
 	g_test_add_func("/tls/random", test_random);
 	int rc = g_test_run();
 	pair_clear(&ca);
