@@ -849,8 +849,7 @@ struct herd_runtime_view {
 	GPtrArray *facts;      /* herd_node_facts* borrowed from (held) */
 	GPtrArray *nodes;      /* the store's node objects (held) */
 	GHashTable *names;     /* node id -> its name (borrowed from @nodes) */
-	GHashTable *active;    /* uuid -> herd_vm_fact* active somewhere (borrowed) */
-	GHashTable *on;        /* uuid -> node id it is active on */
+	GHashTable *active;    /* herd_facts_active() of @facts */
 	GHashTable *silent;    /* names of the nodes whose VMs nobody knows about (borrowed from @nodes) */
 	GHashTable *errors;    /* uuid -> an agent's last error about it */
 	GHashTable *alerts;    /* uuid -> the coordinator's alert about it */
@@ -862,27 +861,17 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 	herd_runtime_view *v = g_new0(herd_runtime_view, 1);
 	v->facts = g_ptr_array_new_with_free_func((GDestroyNotify)herd_node_facts_unref);
 	v->names = g_hash_table_new(g_direct_hash, g_direct_equal);
-	v->active = g_hash_table_new(g_str_hash, g_str_equal);
-	v->on = g_hash_table_new(g_str_hash, g_str_equal);
+	/* Borrowed from the facts, which @v holds. */
+	v->active = herd_facts_active(e->facts);
 	v->silent = g_hash_table_new(g_str_hash, g_str_equal);
 	v->errors = g_hash_table_new(g_str_hash, g_str_equal);
 	v->alerts = g_hash_table_new(g_str_hash, g_str_equal);
-	GHashTableIter it, vms;
-	gpointer value, key, fact;
+	GHashTableIter it;
+	gpointer value, key;
 	g_hash_table_iter_init(&it, e->facts->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
 		herd_node_facts *n = value;
 		g_ptr_array_add(v->facts, herd_node_facts_ref(n));
-		if (n->round == e->facts->round) {
-			g_hash_table_iter_init(&vms, n->vms);
-			while (g_hash_table_iter_next(&vms, &key, &fact)) {
-				if (((herd_vm_fact *)fact)->state == HERD_VM_STOPPED ||
-				    g_hash_table_contains(v->active, key))
-					continue;
-				g_hash_table_insert(v->active, key, fact);
-				g_hash_table_insert(v->on, key, GUINT_TO_POINTER(n->nodeid));
-			}
-		}
 		const char *uuid;
 		json_t *err;
 		json_object_foreach(n->errors, uuid, err)
@@ -912,10 +901,11 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e)
 
 void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, herd_vm_runtime *out)
 {
-	const herd_vm_fact *f = g_hash_table_size(v->active) ? g_hash_table_lookup(v->active, vm->uuid) : NULL;
+	const herd_active_vm *a = g_hash_table_size(v->active) ? g_hash_table_lookup(v->active, vm->uuid) : NULL;
+	const herd_vm_fact *f = a ? a->fact : NULL;
 	*out = (herd_vm_runtime){
 		.state = f ? herd_vm_state_name(f->state) : "shut off",
-		.node = f ? g_hash_table_lookup(v->names, g_hash_table_lookup(v->on, vm->uuid)) : NULL,
+		.node = f ? g_hash_table_lookup(v->names, GUINT_TO_POINTER(a->on)) : NULL,
 		.since_ms = f ? f->since_ms : 0,
 	};
 	const char *assigned = store_vm_of(vm)->node;
@@ -939,7 +929,6 @@ void herd_runtime_view_free(herd_runtime_view *v)
 	if (!v)
 		return;
 	g_hash_table_destroy(v->active);
-	g_hash_table_destroy(v->on);
 	g_hash_table_destroy(v->silent);
 	g_hash_table_destroy(v->errors);
 	g_hash_table_destroy(v->alerts);

@@ -90,6 +90,6 @@ typedef struct herd_active_vm {
 	uint32_t where[];          /* the nodes that report it so, @on first */
 } herd_active_vm;
 /* Every such VM at once: uuid (borrowed) -> herd_active_vm*, valid until
- * the facts change; free the table.  For a pass over every VM of the
+ * the facts change (or while their herd_node_facts are held); free the table.  For a pass over every VM of the
  * cluster, instead of asking every node's facts for each. */
 GHashTable *herd_facts_active(herd_facts *f);
