@@ -35,17 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Every tenth VM runs (the fake nodes have 8 CPUs, 16 GiB each). */
 #define RUN_EVERY 10
-
-static gint64 thread_cpu_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
 
 /* Does n1's engine see each VM of @uuids running? */
 static bool all_running(testnode *n1, GPtrArray *uuids)
@@ -113,12 +105,12 @@ static measured measure(testnode *n1, const char *path, unsigned requests, size_
 	gint64 server_us = 0, stall_us = 0;
 	for (int i = -1; i < (int)requests; i++) {
 		gint64 start = g_get_monotonic_time();
-		gint64 cpu0 = thread_cpu_us();
+		gint64 cpu0 = loop_monitor_thread_cpu_us();
 		/* Only the loop's stretches while the request is under way count. */
 		loop_monitor *monitor = loop_monitor_start(NULL, NULL);
 		test_answer *a = test_call_finish(test_call_start(n1, "GET", path, NULL));
 		/* This thread ran the three nodes; the client is a thread of its own. */
-		gint64 cpu_us = thread_cpu_us() - cpu0;
+		gint64 cpu_us = loop_monitor_thread_cpu_us() - cpu0;
 		gint64 max_stall_us = loop_monitor_stalls(monitor)->max_ever_us;
 		loop_monitor_free(monitor);
 		double took_ms = (a->received_us - start) / 1000.0;
@@ -158,14 +150,14 @@ static void measure_changes(testcluster *tc, unsigned rounds, double *stall_ms, 
 		store_object *vm = vms->pdata[(i * 7919) % vms->len];
 		g_autoptr(json_t) cmd = store_cmd_patch(STORE_KIND_VM, vm->uuid,
 							json_pack("{s:i}", "shutdown_timeout_s", 300 + (int)i));
-		gint64 cpu0 = thread_cpu_us();
+		gint64 cpu0 = loop_monitor_thread_cpu_us();
 		loop_monitor *monitor = loop_monitor_start(NULL, NULL);
 		testnode_commit(n1, cmd);
 		if (!test_loop_until(testcluster_settled(tc), 10000))
 			g_error("the cluster did not settle after a change");
 		worst = MAX(worst, loop_monitor_stalls(monitor)->max_ever_us);
 		loop_monitor_free(monitor);
-		cpu += thread_cpu_us() - cpu0;
+		cpu += loop_monitor_thread_cpu_us() - cpu0;
 	}
 	*stall_ms = worst / 1000.0;
 	*cpu_ms = cpu / 1000.0 / rounds;

@@ -85,7 +85,7 @@ struct loop_monitor {
 /* The poll function has no user data: the one monitor running. */
 static loop_monitor *running;
 
-static gint64 thread_cpu_us(void)
+gint64 loop_monitor_thread_cpu_us(void)
 {
 	struct timespec ts;
 	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
@@ -117,7 +117,7 @@ loop_monitor *loop_monitor_start(GMainContext *context, loop_monitor_clock_fn cl
 	loop_monitor *m = g_new0(loop_monitor, 1);
 	m->context = g_main_context_ref(context ? context : g_main_context_default());
 	m->clock = clock ? clock : g_get_monotonic_time;
-	m->cpu_clock = clock ? NULL : thread_cpu_us;
+	m->cpu_clock = clock ? NULL : loop_monitor_thread_cpu_us;
 	m->poll = g_main_context_get_poll_func(m->context);
 	loop_stalls_init(&m->stalls);
 	running = m;

@@ -49,6 +49,9 @@ gint64 loop_stalls_max_us(const loop_stalls *s, gint64 now_us, unsigned window_s
 /* The CPU time the thread got in that stall; -1 if unknown or none. */
 gint64 loop_stalls_max_cpu_us(const loop_stalls *s, gint64 now_us, unsigned window_s);
 
+/* The CPU time the calling thread has had, in microseconds (0 if unknown). */
+gint64 loop_monitor_thread_cpu_us(void);
+
 /* A monotonic clock in microseconds (g_get_monotonic_time, or a test's). */
 typedef gint64 (*loop_monitor_clock_fn)(void);
 

@@ -6,7 +6,6 @@
 #include "common/json.h"
 #include "common/loop_monitor.h"
 
-#include <time.h>
 
 #define SEC ((gint64)G_USEC_PER_SEC)
 #define MS 1000
@@ -105,19 +104,12 @@ static gboolean slow_handler(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-static gint64 thread_cpu_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
 /* A handler that works 5 ms of this thread's CPU time. */
 static gboolean busy_handler(gpointer data)
 {
-	gint64 until = thread_cpu_us() + 5 * MS;
+	gint64 until = loop_monitor_thread_cpu_us() + 5 * MS;
 	volatile unsigned x = 0;
-	while (thread_cpu_us() < until)
+	while (loop_monitor_thread_cpu_us() < until)
 		x++;
 	return G_SOURCE_REMOVE;
 }
