@@ -43,12 +43,15 @@ HELD_PORTS = range(PORT_MIN, PORT_MIN + 4)
 MIGRATE_TIMEOUT_S = 120
 
 # Inside the target node: listen on the given ports of its address, say
-# "ready", keep them until stdin closes.
+# "ready", keep them until stdin closes.  SO_REUSEADDR: an earlier
+# migration into the node leaves its connection on the port in TIME_WAIT,
+# which is no listener but would refuse a plain bind (EADDRINUSE).
 PORT_HOLDER = r"""
 import socket, sys
 held = []
 for port in map(int, sys.argv[2:]):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((sys.argv[1], port))
     s.listen(1)
     held.append(s)
