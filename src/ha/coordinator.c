@@ -198,6 +198,7 @@ static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *
 		.target_running = d->target_running,
 		.node = d->node,
 		.move_to = d->move_to,
+		.move_live = d->move_live,
 		.ha = d->ha,
 		.preferred = d->preferred,
 		.failback = d->failback,
@@ -331,10 +332,22 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 			vm.start_failures = (unsigned)json_integer_value(
 				json_object_get(assigned->start_failures, o->uuid));
 		if (assigned && json_object_size(assigned->errors)) {
-			/* The agent's "start failed: <the hypervisor's error>". */
+			/* The agent's "start failed: <the hypervisor's error>",
+			 * or "migrate failed: …". */
 			const char *err = json_string_value(json_object_get(assigned->errors, o->uuid));
-			vm.start_error = err && g_str_has_prefix(err, "start failed: ")
-						 ? err + strlen("start failed: ") : err;
+			if (err && g_str_has_prefix(err, "migrate failed: ")) {
+				/* Only a report from after the VM's current version
+				 * is about this migration, not an earlier one. */
+				if (assigned->index >= store_state_changed_at(st, o->uuid))
+					vm.migrate_error = err + strlen("migrate failed: ");
+			} else {
+				vm.start_error = err && g_str_has_prefix(err, "start failed: ")
+							 ? err + strlen("start failed: ") : err;
+			}
+		}
+		if (act && act->incoming_on) {
+			const char *n = g_hash_table_lookup(name_of, GUINT_TO_POINTER(act->incoming_on));
+			vm.incoming_on = n ? n : "?";
 		}
 		bool unwanted_there = node_id && (!vm.target_running || (vm.move_to && strcmp(vm.move_to, vm.node) != 0));
 		if (unwanted_there && unwanted &&

@@ -475,7 +475,9 @@ static GHashTable *active_elsewhere(herd_engine *e)
 		g_hash_table_iter_init(&it, n->vms);
 		while (g_hash_table_iter_next(&it, NULL, &v)) {
 			herd_vm_fact *f = v;
-			/* A crashed guest's QEMU is gone: it is not active there. */
+			/* A crashed guest's QEMU is gone: it is not active there.
+			 * A migration arriving there is: until it has ended
+			 * (running there, or destroyed), nothing starts it here. */
 			if (f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED)
 				g_hash_table_insert(out, f->uuid, n->name);
 		}
@@ -817,7 +819,7 @@ bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node)
 {
 	uint32_t on = 0;
 	const herd_vm_fact *f = herd_facts_vm(e->facts, uuid, &on);
-	if (!f || f->state == HERD_VM_STOPPED)
+	if (!f || !herd_vm_state_runs(f->state))
 		return false;
 	if (node) {
 		look(e);
@@ -834,10 +836,10 @@ unsigned herd_engine_vms_active(herd_engine *e)
 	g_autoptr(GHashTable) active = herd_facts_active(e->facts);
 	unsigned n = 0;
 	GHashTableIter it;
-	gpointer uuid;
+	gpointer uuid, value;
 	g_hash_table_iter_init(&it, active);
-	while (g_hash_table_iter_next(&it, &uuid, NULL))
-		n += store_state_get(state(e), STORE_KIND_VM, uuid) != NULL;
+	while (g_hash_table_iter_next(&it, &uuid, &value))
+		n += ((herd_active_vm *)value)->fact && store_state_get(state(e), STORE_KIND_VM, uuid);
 	return n;
 }
 
@@ -971,7 +973,7 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 	g_hash_table_iter_init(&it, n->vms);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		herd_vm_fact *f = v;
-		if (f->state != HERD_VM_STOPPED)
+		if (herd_vm_state_runs(f->state))
 			json_array_append_new(vms, json_string(f->uuid));
 	}
 	return json_pack("{s:b,s:{s:I,s:I,s:i},s:o}", "virt_ok", n->virt_ok, "resources", "memory_mib",

@@ -9,6 +9,7 @@ static const char *const state_names[HERD_VM__STATES] = {
 	[HERD_VM_STOPPED] = "stopped",   [HERD_VM_STARTING] = "starting",
 	[HERD_VM_RUNNING] = "running",   [HERD_VM_PAUSED] = "paused",
 	[HERD_VM_STOPPING] = "stopping", [HERD_VM_CRASHED] = "crashed",
+	[HERD_VM_MIGRATING] = "migrating", [HERD_VM_INCOMING] = "incoming",
 };
 
 const char *herd_vm_state_name(herd_vm_state s)
@@ -280,7 +281,7 @@ const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nod
 		if (n->round != f->round)
 			continue;
 		herd_vm_fact *fact = g_hash_table_lookup(n->vms, uuid);
-		if (fact && (!best || (best->state == HERD_VM_STOPPED && fact->state != HERD_VM_STOPPED))) {
+		if (fact && (!best || (!herd_vm_state_runs(best->state) && herd_vm_state_runs(fact->state)))) {
 			best = fact;
 			if (nodeid)
 				*nodeid = n->nodeid;
@@ -309,9 +310,15 @@ GHashTable *herd_facts_active(herd_facts *f)
 			herd_active_vm *a = g_hash_table_lookup(out, vf->uuid);
 			if (!a) {
 				a = g_malloc0(sizeof(*a) + n_nodes * sizeof(a->where[0]));
+				g_hash_table_insert(out, (gpointer)vf->uuid, a);
+			}
+			if (vf->state == HERD_VM_INCOMING) {
+				a->incoming_on = n->nodeid;
+				continue;
+			}
+			if (!a->fact) {
 				a->fact = vf;
 				a->on = n->nodeid;
-				g_hash_table_insert(out, (gpointer)vf->uuid, a);
 			}
 			a->where[a->n_where++] = n->nodeid;
 		}

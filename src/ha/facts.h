@@ -79,15 +79,18 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 
 /* The node's facts if they are from the current round, else NULL. */
 herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);
-/* The fact about @uuid from the node that runs it (or any), by fresh facts, or NULL. */
+/* The fact about @uuid from the node that runs it (herd_vm_state_runs), else
+ * from any node that knows it (stopped, or incoming), by fresh facts, or NULL. */
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid);
 
 /* A VM that fresh facts show anything but stopped. */
 typedef struct herd_active_vm {
-	const herd_vm_fact *fact;  /* as herd_facts_vm() gives it (borrowed from the facts) */
+	const herd_vm_fact *fact;  /* as herd_facts_vm() gives it (borrowed from the facts), or
+				    * NULL if it is only incoming somewhere */
 	uint32_t on;               /* the node of @fact */
+	uint32_t incoming_on;      /* a node with a live migration of it arriving, or 0 */
 	size_t n_where;
-	uint32_t where[];          /* the nodes that report it so, @on first */
+	uint32_t where[];          /* the nodes where a copy runs (herd_vm_state_runs), @on first */
 } herd_active_vm;
 /* Every such VM at once: uuid (borrowed) -> herd_active_vm*, valid until
  * the facts change (or while their herd_node_facts are held); free the table.  For a pass over every VM of the

@@ -279,6 +279,15 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 {
 	const char *why = NULL;
 	int i = -1;
+	/* Where it already runs, on a node that can keep it (a live
+	 * migration that ended as its source was lost): not a second copy. */
+	if (vm->n_seen == 1) {
+		int r = node_idx(c, vm->seen_on[0]);
+		if (r >= 0 && usable(&c->in->nodes[r])) {
+			assign(c, vm, r, reason);
+			return;
+		}
+	}
 	/* A requested destination is honoured when it can take the VM. */
 	if (vm->move_to) {
 		int m = node_idx(c, vm->move_to);
@@ -414,6 +423,13 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 					  "VM %s is not an HA VM: it waits for node %s to come back.",
 					  vm->name, n->name);
+			} else if (vm->incoming_on) {
+				/* Its migration's destination destroys the
+				 * arriving copy now that the source is gone,
+				 * or runs it if the migration had ended. */
+				add_alert(c, SCHED_INFO, vm->uuid, vm->incoming_on,
+					  "VM %s waits for its live migration to node %s to end.", vm->name,
+					  vm->incoming_on);
 			} else {
 				place_new(c, vm, "its node is down");
 			}
@@ -447,6 +463,22 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 				add_action(c, SCHED_RELEASE, vm->uuid, n->name, NULL, "it has stopped");
 			return;
 		}
+		if (vm->move_to && vm->move_live && strcmp(vm->move_to, n->name) != 0 && here) {
+			/* Its node migrates it; once it runs at its destination
+			 * (and no longer here) it is assigned there below.  A
+			 * destination that cannot take it any more, or a failed
+			 * migration, ends the move: it stays, running, here. */
+			int m = node_idx(c, vm->move_to);
+			const char *why = m < 0 ? "it is not a node of the cluster"
+				       : !usable(&c->in->nodes[m]) ? "it is not online in the cluster" : NULL;
+			if (why || vm->migrate_error) {
+				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+					  "The live migration of VM %s to node %s was given up (%s); it keeps running on node %s.",
+					  vm->name, vm->move_to, why ? why : vm->migrate_error, n->name);
+				assign(c, vm, ni, "its live migration was given up");
+			}
+			return;
+		}
 		if (vm->move_to && strcmp(vm->move_to, n->name) != 0) {
 			/* Its node stops it for the move; then it goes — back to
 			 * its node, if its destination cannot take it any more:
@@ -466,7 +498,7 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 		return;
 	}
 	/* Unassigned: wait until no node reports it, then place it. */
-	if (!vm->target_running || vm->n_seen > 0)
+	if (!vm->target_running || vm->n_seen > 0 || vm->incoming_on)
 		return;
 	place_new(c, vm, "it is to be running");
 }

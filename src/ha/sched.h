@@ -54,6 +54,7 @@ typedef struct sched_vm {
 	bool target_running;     /* desired state */
 	const char *node;        /* assigned node, or NULL */
 	const char *move_to;     /* a requested destination (switchover), or NULL */
+	bool move_live;          /* ... reached by live migration from its node */
 	bool ha;
 	const char *preferred;
 	bool failback;
@@ -65,6 +66,11 @@ typedef struct sched_vm {
 	 * (starting, running, paused, stopping, crashed). */
 	const char *const *seen_on;
 	unsigned n_seen;
+	/* A node where a live migration of it is arriving (paused, not a copy
+	 * that runs: destroyed if the migration fails), or NULL. */
+	const char *incoming_on;
+	/* Its node's report of its last failed live migration, or NULL. */
+	const char *migrate_error;
 	bool steady;             /* running on its node long enough to be moved */
 	/* Starts that failed: in a row on its assigned node (that node's
 	 * report), with the hypervisor's last error; and the nodes given up

@@ -77,6 +77,9 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		v.target_running = !target || !strcmp(target, "running");
 		v.node = get_str(o, "node");
 		v.move_to = get_str(o, "move_to");
+		v.move_live = get_bool(o, "move_live", false);
+		v.incoming_on = get_str(o, "incoming_on");
+		v.migrate_error = get_str(o, "migrate_error");
 		v.ha = get_bool(o, "ha", false);
 		v.preferred = get_str(o, "preferred");
 		v.failback = get_bool(o, "failback", true);
@@ -170,6 +173,12 @@ json_t *sched_json_input_dump(const sched_input *in)
 				       "failback", v->failback, "sticky", v->sticky, "group", v->group,
 				       "memory_mib", (json_int_t)v->memory_mib, "vcpus", (int)v->vcpus,
 				       "seen_on", seen, "steady", v->steady);
+		if (v->move_live)
+			json_object_set_new(vm, "move_live", json_true());
+		if (v->incoming_on)
+			json_object_set_new(vm, "incoming_on", json_string(v->incoming_on));
+		if (v->migrate_error)
+			json_object_set_new(vm, "migrate_error", json_string(v->migrate_error));
 		if (v->start_failures)
 			json_object_set_new(vm, "start_failures", json_integer(v->start_failures));
 		if (v->start_error)

@@ -150,8 +150,15 @@ static void cut_power(world *w, int i)
 	sched_node *n = &w->nodes[i];
 	n->in_ring = n->herd_up = false;
 	n->awaited = false;
-	for (size_t k = 0; k < w->in.n_vms; k++)
+	for (size_t k = 0; k < w->in.n_vms; k++) {
 		unsee(w, k, n->name);
+		/* A live migration from or to it fails: its destination
+		 * destroys the arriving copy. */
+		sched_vm *v = &w->vms[k];
+		if (v->incoming_on && (strcmp(v->incoming_on, n->name) == 0 ||
+				       g_strcmp0(v->node, n->name) == 0))
+			v->incoming_on = NULL;
+	}
 }
 
 static sched_vm *action_vm(world *w, const sched_action *a, size_t *k)

@@ -45,8 +45,24 @@ const cluster_setting cluster_settings[] = {
 	{ "start_failures_max", SETTING_INT, 1, 100, NULL, "3",
 	  "failed starts of a VM on one node before herd places it on another (until an operator starts, stops or defines it again)",
 	  false, F(start_failures_max) },
+	{ "migration_timeout_min_s", SETTING_INT, 10, 86400, NULL, "60",
+	  "live migration: the least time it may take before it is cancelled (the VM keeps running on its source)",
+	  false, F(migration_timeout_min_s) },
+	{ "migration_timeout_per_gib_s", SETTING_INT, 0, 3600, NULL, "30",
+	  "live migration: time allowed per GiB of the VM's RAM, on top of migration_timeout_min_s",
+	  false, F(migration_timeout_per_gib_s) },
+	{ "migration_tls", SETTING_BOOL, 0, 0, NULL, "yes",
+	  "live migration: encrypt the VM's memory on the wire (QEMU TLS with the cluster's certificates); no only on a trusted network",
+	  false, F(migration_tls) },
 	{ NULL },
 };
+
+long long store_settings_migration_timeout_s(const store_settings *s, uint64_t memory_mib)
+{
+	/* Whole GiB, rounded up: a 1.5 GiB VM gets two GiB's time. */
+	uint64_t gib = (memory_mib + 1023) / 1024;
+	return s->migration_timeout_min_s + (long long)gib * s->migration_timeout_per_gib_s;
+}
 
 const cluster_setting *cluster_setting_find(const char *key)
 {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <stdbool.h>
 
@@ -40,7 +41,15 @@ typedef struct store_settings {
 	long long failback_after_s;
 	long long join_timeout_s;
 	long long start_failures_max;
+	long long migration_timeout_min_s;
+	long long migration_timeout_per_gib_s;
+	bool migration_tls;
 } store_settings;
+
+/* How long a live migration of a VM with @memory_mib of RAM may take
+ * before it is cancelled: migration_timeout_min_s plus
+ * migration_timeout_per_gib_s for every GiB begun. */
+long long store_settings_migration_timeout_s(const store_settings *s, uint64_t memory_mib);
 
 typedef struct cluster_setting {
 	const char *key;

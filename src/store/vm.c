@@ -32,6 +32,7 @@ void *store_vm_parse(json_t *d)
 	vm->stop_force = g_strcmp0(field_str(d, "stop"), "force") == 0;
 	vm->node = field_str(d, "node");
 	vm->move_to = field_str(d, "move_to");
+	vm->move_live = vm->move_to && g_strcmp0(field_str(d, "move"), "live") == 0;
 	json_t *failed = json_object_get(d, "failed");
 	if (json_is_object(failed) && json_object_size(failed) > 0) {
 		t->failures = g_new0(store_vm_failure, json_object_size(failed));
@@ -85,7 +86,8 @@ bool store_vm_validate(json_t *d, GError **error)
 	    !check_bool(d, "VM", "failback", error) ||
 	    !check_uint(d, "VM", "shutdown_timeout_s", 1, STORE_VM_SHUTDOWN_TIMEOUT_MAX_S, error) ||
 	    !check_choice(d, "VM", "target", "running|stopped", error) ||
-	    !check_choice(d, "VM", "stop", "graceful|force", error))
+	    !check_choice(d, "VM", "stop", "graceful|force", error) ||
+	    !check_choice(d, "VM", "move", "cold|live", error))
 		return false;
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
 		if (!check_string(d, "VM", strings[i], error))
@@ -239,7 +241,7 @@ json_t *store_vm_cmd_release_sticky(const store_object *vm)
 
 json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed)
 {
-	json_t *data = json_pack("{s:s,s:n,s:n}", "node", node, "move_to", "stop");
+	json_t *data = json_pack("{s:s,s:n,s:n,s:n}", "node", node, "move_to", "move", "stop");
 	if (failed)
 		json_object_set_new(data, "failed",
 				    json_pack("{s:{s:i,s:s}}", failed->node, "count", (int)failed->count,
@@ -249,12 +251,17 @@ json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_f
 
 json_t *store_vm_cmd_move(const char *uuid, const char *to)
 {
-	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:s}", "move_to", to));
+	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:s,s:n}", "move_to", to, "move"));
+}
+
+json_t *store_vm_cmd_migrate(const char *uuid, const char *to)
+{
+	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:s,s:s}", "move_to", to, "move", "live"));
 }
 
 json_t *store_vm_cmd_release(const char *uuid)
 {
-	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:n,s:n}", "node", "move_to"));
+	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:n,s:n,s:n}", "node", "move_to", "move"));
 }
 
 json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to)

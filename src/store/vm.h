@@ -43,7 +43,9 @@ typedef struct store_vm {
 	bool target_running;     /* the operator's start (true) or stop */
 	bool stop_force;         /* a stop powers it off at once */
 	const char *node;        /* the one node that may run it, or NULL */
-	const char *move_to;     /* its node stops it, then it goes there; or NULL */
+	const char *move_to;     /* it goes there from its node; or NULL */
+	bool move_live;          /* ... by live migration from its node; else its node
+				  * stops it, then it is started there */
 	const store_vm_failure *failures; /* nodes where it failed to start */
 	size_t n_failures;
 } store_vm;
@@ -128,6 +130,8 @@ json_t *store_vm_cmd_release_sticky(const store_object *vm);
 json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed);
 /* its node stops it, then it goes to @to */
 json_t *store_vm_cmd_move(const char *uuid, const char *to);
+/* its node migrates it to @to, live (once it runs there, an assign to @to ends the move) */
+json_t *store_vm_cmd_migrate(const char *uuid, const char *to);
 /* no node is assigned (it has stopped) */
 json_t *store_vm_cmd_release(const char *uuid);
 

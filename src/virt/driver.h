@@ -25,11 +25,21 @@ typedef enum {
 	HERD_VM_PAUSED,       /* suspended by an operator, or by libvirt (I/O error…) */
 	HERD_VM_STOPPING,     /* a shutdown or destroy is under way */
 	HERD_VM_CRASHED,      /* the guest crashed (libvirt reported it) */
+	HERD_VM_MIGRATING,    /* it runs here and is being migrated away, live */
+	HERD_VM_INCOMING,     /* a live migration into this node: paused, waiting for
+			       * the guest's state (not a copy that runs: it is
+			       * destroyed if the migration fails) */
 	HERD_VM__STATES
 } herd_vm_state;
 
 /* "stopped", "starting", "running"… (stable names, used in the API). */
 const char *herd_vm_state_name(herd_vm_state s);
+/* Is a VM in state @s a copy of the guest that runs, or may run, on its
+ * node?  Everything but stopped and an incoming migration (C6: never two). */
+static inline bool herd_vm_state_runs(herd_vm_state s)
+{
+	return s != HERD_VM_STOPPED && s != HERD_VM_INCOMING;
+}
 
 /* What the driver knows about one VM on this node. */
 typedef struct herd_vm_fact {
@@ -51,6 +61,14 @@ typedef struct herd_node_resources {
 } herd_node_resources;
 
 typedef struct herd_virt herd_virt;
+
+/* A live migration (herd_virt_ops.migrate). */
+typedef struct herd_migrate_params {
+	const char *to;            /* the destination node's name (for messages) */
+	const char *uri;           /* its hypervisor: "qemu+tls://ADDRESS/system" */
+	bool tls;                  /* the guest's memory encrypted on the wire */
+	unsigned timeout_s;        /* cancelled after this long (the VM stays here) */
+} herd_migrate_params;
 
 /* Completion of an operation: @error NULL on success. */
 typedef void (*herd_virt_done)(const GError *error, gpointer user);
@@ -74,6 +92,12 @@ typedef struct herd_virt_ops {
 	 * after @timeout_s seconds.  Done once it is stopped. */
 	void (*shutdown)(herd_virt *v, const char *uuid, unsigned timeout_s, herd_virt_done done,
 			 gpointer user);
+	/* Migrate it live to another node's hypervisor (peer to peer) as @p
+	 * says.  Done once it runs there (and no longer here), or with an
+	 * error once the migration has failed or was cancelled at the timeout:
+	 * then it still runs here, and nothing of it is left there. */
+	void (*migrate)(herd_virt *v, const char *uuid, const struct herd_migrate_params *p,
+			herd_virt_done done, gpointer user);
 	/* Power it off at once. */
 	void (*destroy)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
 	/* ACPI reboot, hard reset, pause, resume. */
