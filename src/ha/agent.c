@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "store/cluster.h"
 #include "store/node.h"
 #include "store/vm.h"
 
@@ -17,6 +18,11 @@ typedef struct {
 	unsigned failures;      /* consecutive failed starts of this version here */
 	uint64_t version;       /* the VM's version they count for */
 	int64_t retry_at_ms;    /* no new start before this */
+	uint64_t migrated;      /* the VM's version last migrated away (once per move) */
+	/* Migrated away from here, successfully, to this node: it runs there
+	 * until that node reports otherwise or is down, whatever the store
+	 * says meanwhile ("" when not). */
+	char handed_to[STORE_NAME_MAX * 4 + 1];
 } vm_track;
 
 struct herd_agent {
@@ -41,6 +47,7 @@ typedef struct {
 	char uuid[37];
 	char name[STORE_NAME_MAX * 4 + 1]; /* for the log (UTF-8) */
 	char what[16];
+	char to[STORE_NAME_MAX * 4 + 1]; /* a migration's destination */
 	herd_virt_done done;    /* an operator's request: its caller's callback */
 	gpointer user;
 } op_ctx;
@@ -157,6 +164,11 @@ static void on_op_done(const GError *error, gpointer user)
 			t->failures = 0;
 			set_error(a, o->uuid, NULL);
 		}
+	} else if (!error && strcmp(o->what, "migrate") == 0) {
+		log_info("VM %s was migrated to node %s", o->name, o->to);
+		g_strlcpy(t->handed_to, o->to, sizeof(t->handed_to));
+		set_error(a, o->uuid, NULL);
+		a->io.changed(a->user);
 	} else if (error) {
 		log_warn("%s of VM %s failed: %s", o->what, o->name, error->message);
 		g_autofree char *msg = g_strdup_printf("%s failed: %s", o->what, error->message);
@@ -171,7 +183,7 @@ static void on_op_done(const GError *error, gpointer user)
 }
 
 static void run(herd_agent *a, store_object *vm, const char *uuid, const char *what,
-		const char *xml, unsigned timeout_s)
+		const char *xml, unsigned timeout_s, const herd_migrate_params *migrate)
 {
 	vm_track *t = track(a, uuid);
 	op_ctx *o = g_new0(op_ctx, 1);
@@ -182,11 +194,16 @@ static void run(herd_agent *a, store_object *vm, const char *uuid, const char *w
 	g_hash_table_add(a->ops, o);
 	t->busy = true;
 	log_info("%s VM %s", strcmp(what, "start") == 0 ? "starting" :
-			     strcmp(what, "destroy") == 0 ? "powering off" : "shutting down", vm->name);
+			     strcmp(what, "destroy") == 0 ? "powering off" :
+			     strcmp(what, "migrate") == 0 ? "migrating" : "shutting down", vm->name);
 	/* The driver gets the operation's own copy of the UUID: @uuid may point
 	 * into a fact that a synchronous fact callback replaces. */
 	if (strcmp(what, "start") == 0)
 		a->virt->ops->start(a->virt, o->uuid, xml, on_op_done, o);
+	else if (strcmp(what, "migrate") == 0) {
+		g_strlcpy(o->to, migrate->to, sizeof(o->to));
+		a->virt->ops->migrate(a->virt, o->uuid, migrate, on_op_done, o);
+	}
 	else if (strcmp(what, "destroy") == 0)
 		a->virt->ops->destroy(a->virt, o->uuid, on_op_done, o);
 	else
@@ -199,6 +216,52 @@ static bool wanted_here(herd_agent *a, store_object *vm)
 	const store_vm *v = store_vm_of(vm);
 	return v->node && strcmp(v->node, a->node) == 0 && v->target_running &&
 	       (!v->move_to || strcmp(v->move_to, a->node) == 0);
+}
+
+/* A VM migrated away from here: may it be started here again?  Once the
+ * node it went to reports in this group (its own facts say whether it
+ * runs it: the gate's elsewhere), or is down (fenced, or confirmed down by
+ * an operator), or is no longer a node of the cluster. */
+static bool handed_back(herd_agent *a, store_state *st, const herd_agent_gate *gate, vm_track *t)
+{
+	store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, t->handed_to);
+	if (n && !store_node_of(n)->down && !g_hash_table_contains(gate->members, t->handed_to))
+		return false;
+	t->handed_to[0] = '\0';
+	a->io.changed(a->user);
+	return true;
+}
+
+/* Start the live migration of @vm to its destination. */
+static void migrate_away(herd_agent *a, store_object *vm, vm_track *t, GHashTable *gate_members)
+{
+	const store_vm *cfg = store_vm_of(vm);
+	t->migrated = vm->version;
+	store_object *to = store_state_get_by_name(a->st, STORE_KIND_NODE, cfg->move_to);
+	const store_node *tn = to ? store_node_of(to) : NULL;
+	/* Only to a node that takes VMs and whose herd is with this one:
+	 * the coordinator gives the move up on this node's word alone. */
+	const char *why = !tn ? "the destination is not a node of the cluster"
+			  : tn->down || tn->mode != STORE_NODE_ONLINE ? "the destination is not online"
+			  : !gate_members || !g_hash_table_contains(gate_members, cfg->move_to)
+				? "the destination's herd is not in this node's cluster"
+			  : tn->n_links == 0 ? "the destination has no address"
+			  : !a->virt->ops->migrate ? "this node's hypervisor driver cannot migrate"
+						   : NULL;
+	if (why) {
+		g_autofree char *msg = g_strdup_printf("migrate failed: %s", why);
+		set_error(a, vm->uuid, msg);
+		return;
+	}
+	set_error(a, vm->uuid, NULL);
+	const store_settings *settings = store_settings_of(a->st);
+	herd_migrate_params p = {
+		.to = cfg->move_to,
+		.address = tn->links[0],
+		.tls = settings->migration_tls,
+		.timeout_s = (unsigned)store_settings_migration_timeout_s(settings, cfg->memory_mib),
+	};
+	run(a, vm, vm->uuid, "migrate", NULL, 0, &p);
 }
 
 void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate *gate,
@@ -222,6 +285,10 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 	g_hash_table_iter_init(&it, a->track);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		vm_track *t = v;
+		/* A VM migrated away: forgotten here once its destination's
+		 * own facts speak for it. */
+		if (t->handed_to[0] && gate->members)
+			handed_back(a, st, gate, t);
 		store_object *vm = t->failures ? store_state_get(st, STORE_KIND_VM, t->uuid) : NULL;
 		if (t->failures && !(vm && wanted_here(a, vm))) {
 			t->failures = 0;
@@ -252,6 +319,13 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 		bool down = !f || f->state == HERD_VM_STOPPED || f->state == HERD_VM_CRASHED;
 		if (!down || t->busy || !gate->may_start || !gate->elsewhere)
 			continue;
+		if (t->handed_to[0] && !handed_back(a, st, gate, t)) {
+			g_autofree char *msg = g_strdup_printf(
+				"not started here: it was migrated to node %s, which has not reported it stopped",
+				t->handed_to);
+			set_error(a, vm->uuid, msg);
+			continue;
+		}
 		const char *there = g_hash_table_lookup(gate->elsewhere, vm->uuid);
 		if (there) {
 			g_autofree char *msg = g_strdup_printf("not started here: node %s reports it active",
@@ -263,7 +337,7 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 			a->io.wakeup(a->user, t->retry_at_ms - now_ms);
 			continue;
 		}
-		run(a, vm, vm->uuid, "start", store_vm_of(vm)->xml, 0);
+		run(a, vm, vm->uuid, "start", store_vm_of(vm)->xml, 0, NULL);
 	}
 	/* Stop what runs here but should not. */
 	g_hash_table_iter_init(&it, a->facts);
@@ -280,10 +354,27 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 		if (wanted_here(a, vm) || t->busy)
 			continue;
 		const store_vm *cfg = store_vm_of(vm);
+		/* A live migration arriving here, or arrived and waiting for
+		 * the coordinator to assign it here: kept. */
+		if (f->state == HERD_VM_INCOMING ||
+		    (cfg->move_live && g_strcmp0(cfg->move_to, a->node) == 0))
+			continue;
+		if (cfg->move_live && cfg->target_running && g_strcmp0(cfg->node, a->node) == 0 &&
+		    f->state != HERD_VM_CRASHED) {
+			/* Moving away live: migrated once per version of the
+			 * move.  If that fails it keeps running here, and the
+			 * coordinator gives the move up (the error says why).
+			 * A crashed guest cannot be migrated: it is powered
+			 * off here (below) and started at its destination. */
+			if (t->migrated != vm->version &&
+			    (f->state == HERD_VM_RUNNING || f->state == HERD_VM_PAUSED))
+				migrate_away(a, vm, t, gate->members);
+			continue;
+		}
 		if (cfg->stop_force || f->state == HERD_VM_CRASHED || f->state == HERD_VM_PAUSED)
-			run(a, vm, f->uuid, "destroy", NULL, 0);
+			run(a, vm, f->uuid, "destroy", NULL, 0, NULL);
 		else
-			run(a, vm, f->uuid, "shutdown", NULL, cfg->shutdown_timeout_s);
+			run(a, vm, f->uuid, "shutdown", NULL, cfg->shutdown_timeout_s, NULL);
 	}
 }
 
@@ -296,8 +387,11 @@ void herd_agent_fact(herd_agent *a, const herd_vm_fact *fact, int64_t now_ms)
 	g_hash_table_replace(a->facts, copy->uuid, copy);
 	if (fact->state == HERD_VM_RUNNING) {
 		vm_track *t = g_hash_table_lookup(a->track, fact->uuid);
-		if (t)
+		if (t) {
 			t->failures = 0;
+			/* Here again: whatever went elsewhere before is over. */
+			t->handed_to[0] = '\0';
+		}
 	}
 	a->io.changed(a->user);
 	/* A guest that stopped by itself while it should run is started again
@@ -380,6 +474,20 @@ json_t *herd_agent_start_failures(herd_agent *a)
 		vm_track *t = v;
 		if (t->failures)
 			json_object_set_new(out, t->uuid, json_integer(t->failures));
+	}
+	return out;
+}
+
+json_t *herd_agent_handed(herd_agent *a)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, a->track);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		vm_track *t = v;
+		if (t->handed_to[0])
+			json_object_set_new(out, t->uuid, json_string(t->handed_to));
 	}
 	return out;
 }

@@ -64,6 +64,9 @@ typedef struct herd_agent_gate {
 	 * store that lost a partition's history (two nodes that took over in
 	 * turn) must not start it twice.  NULL: no VM is started. */
 	GHashTable *elsewhere;
+	/* The names of the group's members (this node too), whose facts
+	 * @elsewhere is made of; NULL with it. */
+	GHashTable *members;
 } herd_agent_gate;
 
 /* Compare and act (see above), as far as @gate lets it. */
@@ -81,6 +84,10 @@ json_t *herd_agent_errors(herd_agent *a);
 /* Failed starts in a row of the VMs assigned here ({uuid: count}; a new
  * reference): the coordinator places a VM elsewhere after a few. */
 json_t *herd_agent_start_failures(herd_agent *a);
+/* VMs migrated away from here that their destination has not reported
+ * since ({uuid: node}; a new reference): the coordinator assigns them
+ * there (the destination may have been lost right after). */
+json_t *herd_agent_handed(herd_agent *a);
 bool herd_agent_virt_ok(herd_agent *a);
 
 /* An operator's request on a VM running here. */

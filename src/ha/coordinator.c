@@ -345,6 +345,12 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 							 ? err + strlen("start failed: ") : err;
 			}
 		}
+		vm.migrating = act && act->fact && act->on == node_id && act->fact->state == HERD_VM_MIGRATING;
+		/* As for migrate_error: a report from before the VM's current
+		 * version may be about an earlier migration. */
+		if (assigned && json_object_size(assigned->handed) &&
+		    assigned->index >= store_state_changed_at(st, o->uuid))
+			vm.handed_to = json_string_value(json_object_get(assigned->handed, o->uuid));
 		if (act && act->incoming_on) {
 			const char *n = g_hash_table_lookup(name_of, GUINT_TO_POINTER(act->incoming_on));
 			vm.incoming_on = n ? n : "?";

@@ -161,6 +161,7 @@ static void send_status(herd_engine *e)
 	g_autoptr(GArray) facts = herd_agent_facts(e->agent);
 	g_autoptr(json_t) coord = herd_coord_status(e->coord);
 	g_autoptr(json_t) failures = herd_agent_start_failures(e->agent);
+	g_autoptr(json_t) handed = herd_agent_handed(e->agent);
 	herd_node_report report = {
 		.name = e->node,
 		.index = state(e)->pos.index,
@@ -169,6 +170,7 @@ static void send_status(herd_engine *e)
 		.virt_ok = herd_agent_virt_ok(e->agent),
 		.errors = herd_agent_errors(e->agent),
 		.start_failures = failures,
+		.handed = handed,
 		.coordinator = coord,
 		.seen = herd_coord_seen(e->coord),
 	};
@@ -570,10 +572,17 @@ static void reconcile_and_coordinate(herd_engine *e, int64_t now_ms)
 	 * nothing, but still stops what moves away: that is how the node's
 	 * VMs leave it. */
 	g_autoptr(GHashTable) elsewhere = active_elsewhere(e);
+	g_autoptr(GHashTable) members = elsewhere ? g_hash_table_new(g_str_hash, g_str_equal) : NULL;
+	for (size_t i = 0; members && i < e->view.n_group; i++) {
+		const char *name = name_of(e, e->view.group[i]);
+		if (name)
+			g_hash_table_add(members, (gpointer)name);
+	}
 	herd_agent_gate gate = {
 		.may_act = v.store_writable,
 		.may_start = e->view.durable && !node_in_maintenance(e),
 		.elsewhere = elsewhere,
+		.members = members,
 	};
 	herd_agent_reconcile(e->agent, v.st, &gate, now_ms);
 	herd_coord_run(e->coord, &v);

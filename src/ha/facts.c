@@ -62,6 +62,7 @@ void herd_node_facts_unref(herd_node_facts *n)
 	g_hash_table_destroy(n->vms);
 	json_decref(n->errors);
 	json_decref(n->start_failures);
+	json_decref(n->handed);
 	if (n->alerts_by_vm)
 		g_hash_table_destroy(n->alerts_by_vm);
 	json_decref(n->coordinator);
@@ -134,6 +135,8 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 		json_object_set(rest, "errors", r->errors);
 	if (r->start_failures && json_object_size(r->start_failures))
 		json_object_set(rest, "start_failures", r->start_failures);
+	if (r->handed && json_object_size(r->handed))
+		json_object_set(rest, "handed", r->handed);
 	if (r->coordinator)
 		json_object_set(rest, "coordinator", r->coordinator);
 	if (r->seen) {
@@ -233,6 +236,8 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	/* Absent (a node one release older, or nothing failed): none. */
 	json_t *failures = json_object_get(j, "start_failures");
 	n->start_failures = json_is_object(failures) ? json_incref(failures) : json_object();
+	json_t *handed = json_object_get(j, "handed");
+	n->handed = json_is_object(handed) ? json_incref(handed) : json_object();
 	json_t *coord = json_object_get(j, "coordinator");
 	n->coordinator = json_is_object(coord) ? json_incref(coord) : NULL;
 	json_t *a;

@@ -26,6 +26,7 @@ typedef struct herd_node_facts {
 	bool virt_ok;              /* its hypervisor connection works */
 	json_t *errors;            /* {uuid: "start failed: …"} */
 	json_t *start_failures;    /* {uuid: failed starts in a row there} */
+	json_t *handed;            /* {uuid: node} migrated away, not reported there yet */
 	json_t *coordinator;       /* alerts etc. if it coordinates, else NULL */
 	GHashTable *alerts_by_vm;  /* its coordinator alerts: VM uuid -> message (borrowed
 				    * from @coordinator), or NULL */
@@ -63,6 +64,7 @@ typedef struct herd_node_report {
 	bool virt_ok;
 	json_t *errors;            /* {uuid: message}, or NULL */
 	json_t *start_failures;    /* {uuid: count}, or NULL */
+	json_t *handed;            /* {uuid: node}, or NULL */
 	json_t *coordinator;       /* if it coordinates, or NULL */
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) seen in the ring
 				    * since this herd started, or NULL */

@@ -279,11 +279,13 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 {
 	const char *why = NULL;
 	int i = -1;
-	/* Where it already runs, on a node that can keep it (a live
-	 * migration that ended as its source was lost): not a second copy. */
+	/* Where it already runs (a live migration that ended): assigned
+	 * there first, whatever that node's mode — a move off it then goes
+	 * the usual way, its node stopping or migrating it before it is
+	 * started anywhere else.  Not a second copy. */
 	if (vm->n_seen == 1) {
 		int r = node_idx(c, vm->seen_on[0]);
-		if (r >= 0 && usable(&c->in->nodes[r])) {
+		if (r >= 0) {
 			assign(c, vm, r, reason);
 			return;
 		}
@@ -401,6 +403,33 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 	}
 	int ni = vm_node_idx(c, vm);
 	const sched_node *n = ni >= 0 ? &c->in->nodes[ni] : NULL;
+	/* Its node migrated it away, and it runs there: whatever the store
+	 * said meanwhile (a move given up too late), it is assigned there
+	 * — and if that node was lost, it is fenced first, as for any VM. */
+	if (n && vm->handed_to && strcmp(vm->handed_to, n->name) != 0) {
+		int h = node_idx(c, vm->handed_to);
+		/* Only while that node does not report: else its facts say. */
+		if (h >= 0 && !(c->in->nodes[h].in_ring && c->in->nodes[h].herd_up)) {
+			unaccount(c, vm, ni);
+			assign(c, vm, h, "it was migrated there");
+			return;
+		}
+	}
+	/* A live move whose source is known not to run it (it reports without
+	 * it, or is down) to a destination that does not report: it may have
+	 * arrived there just before the two lost each other.  It is assigned
+	 * there, so that the destination is fenced before it starts anywhere. */
+	if (n && vm->move_live && vm->move_to && strcmp(vm->move_to, n->name) != 0 &&
+	    !seen_on(vm, n->name) && !vm->incoming_on &&
+	    ((n->in_ring && n->herd_up) || effectively_down(c, n))) {
+		int m = node_idx(c, vm->move_to);
+		const sched_node *to = m >= 0 ? &c->in->nodes[m] : NULL;
+		if (to && !(to->in_ring && to->herd_up) && !effectively_down(c, to)) {
+			unaccount(c, vm, ni);
+			assign(c, vm, m, "it may have been migrated there, which does not report");
+			return;
+		}
+	}
 	if (vm->node && !n) {
 		/* Its node was removed from the cluster (it was off for good). */
 		if (vm->target_running)
@@ -465,18 +494,23 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 		}
 		if (vm->move_to && vm->move_live && strcmp(vm->move_to, n->name) != 0 && here) {
 			/* Its node migrates it; once it runs at its destination
-			 * (and no longer here) it is assigned there below.  A
-			 * destination that cannot take it any more, or a failed
-			 * migration, ends the move: it stays, running, here. */
-			int m = node_idx(c, vm->move_to);
-			const char *why = m < 0 ? "it is not a node of the cluster"
-				       : !usable(&c->in->nodes[m]) ? "it is not online in the cluster" : NULL;
-			if (why || vm->migrate_error) {
+			 * (and no longer here) it is assigned there below.  Only
+			 * its node knows whether the migration may still succeed:
+			 * when it reports it failed (or could not start: the
+			 * destination not online), the move is given up and the
+			 * VM stays here.  Never while it is under way: it ends by
+			 * itself, there or back here. */
+			if (vm->migrate_error && !vm->migrating) {
 				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 					  "The live migration of VM %s to node %s was given up (%s); it keeps running on node %s.",
-					  vm->name, vm->move_to, why ? why : vm->migrate_error, n->name);
+					  vm->name, vm->move_to, vm->migrate_error, n->name);
 				assign(c, vm, ni, "its live migration was given up");
 			}
+			return;
+		}
+		if (vm->move_to && strcmp(vm->move_to, n->name) != 0 && !here && vm->incoming_on) {
+			/* Migrated, but its destination has not said so yet (or
+			 * is destroying the arriving copy): wait for its word. */
 			return;
 		}
 		if (vm->move_to && strcmp(vm->move_to, n->name) != 0) {

@@ -71,6 +71,9 @@ typedef struct sched_vm {
 	const char *incoming_on;
 	/* Its node's report of its last failed live migration, or NULL. */
 	const char *migrate_error;
+	bool migrating;          /* its node reports a live migration of it under way */
+	const char *handed_to;   /* its node reports having migrated it there, and that
+				  * node has not reported since: it runs there */
 	bool steady;             /* running on its node long enough to be moved */
 	/* Starts that failed: in a row on its assigned node (that node's
 	 * report), with the hypervisor's last error; and the nodes given up

@@ -80,6 +80,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		v.move_live = get_bool(o, "move_live", false);
 		v.incoming_on = get_str(o, "incoming_on");
 		v.migrate_error = get_str(o, "migrate_error");
+		v.migrating = get_bool(o, "migrating", false);
+		v.handed_to = get_str(o, "handed_to");
 		v.ha = get_bool(o, "ha", false);
 		v.preferred = get_str(o, "preferred");
 		v.failback = get_bool(o, "failback", true);
@@ -179,6 +181,10 @@ json_t *sched_json_input_dump(const sched_input *in)
 			json_object_set_new(vm, "incoming_on", json_string(v->incoming_on));
 		if (v->migrate_error)
 			json_object_set_new(vm, "migrate_error", json_string(v->migrate_error));
+		if (v->migrating)
+			json_object_set_new(vm, "migrating", json_true());
+		if (v->handed_to)
+			json_object_set_new(vm, "handed_to", json_string(v->handed_to));
 		if (v->start_failures)
 			json_object_set_new(vm, "start_failures", json_integer(v->start_failures));
 		if (v->start_error)

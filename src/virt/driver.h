@@ -65,7 +65,8 @@ typedef struct herd_virt herd_virt;
 /* A live migration (herd_virt_ops.migrate). */
 typedef struct herd_migrate_params {
 	const char *to;            /* the destination node's name (for messages) */
-	const char *uri;           /* its hypervisor: "qemu+tls://ADDRESS/system" */
+	const char *address;       /* its address on the cluster network: its
+				    * hypervisor's (qemu+tls://) and the memory's */
 	bool tls;                  /* the guest's memory encrypted on the wire */
 	unsigned timeout_s;        /* cancelled after this long (the VM stays here) */
 } herd_migrate_params;

@@ -63,7 +63,9 @@ typedef struct {
 	unsigned herd_cycle;    /* and its herdd's life */
 	/* EV_VIRT_DONE */
 	char uuid[37];
-	int op;                 /* 0 start, 1 stop */
+	int op;                 /* 0 start, 1 stop, 2 migrate (to @target, in its
+				 * power cycle @run; it converges unless @stuck) */
+	bool stuck;
 	herd_virt_done done;
 	gpointer user;
 	/* EV_AGENT_DONE; EV_POWER_ON: the reboot's number */
@@ -78,6 +80,7 @@ typedef struct {
 	herd_virt base;
 	simnode *node;
 	GHashTable *vms;        /* uuid -> herd_vm_fact* */
+	GHashTable *incoming;   /* uuid -> the source node's id (GUINT) of a migration arriving */
 } fakevirt;
 
 /* Starts of VM v fail on node i while broken[i][v] (its disk is missing there). */
@@ -253,6 +256,12 @@ static void fv_stop(herd_virt *base, const char *uuid, bool force, herd_virt_don
 		done(NULL, user);
 		return;
 	}
+	if (f->state == HERD_VM_CRASHED) {
+		/* Nothing runs in a crashed guest: powering it off only cleans up. */
+		virt_set(v, uuid, HERD_VM_STOPPED, "destroyed after a crash");
+		done(NULL, user);
+		return;
+	}
 	virt_set(v, uuid, HERD_VM_STOPPING, force ? "destroying" : "shutting down");
 	event *e = schedule(v->node, EV_VIRT_DONE, force ? 20 + rnd(50) : 100 + rnd(1500));
 	TRACE("%s: stop of vm%d due at %" G_GINT64_FORMAT, v->node->name, atoi(uuid + 24), e->at_ms);
@@ -260,6 +269,93 @@ static void fv_stop(herd_virt *base, const char *uuid, bool force, herd_virt_don
 	e->op = 1;
 	e->done = done;
 	e->user = user;
+}
+
+/* A live migration, as libvirt's peer to peer: the destination holds a
+ * paused arriving copy until the source hands the guest over, at once; if
+ * either end loses power, or the migration does not converge before its
+ * timeout, the arriving copy is destroyed and the guest runs on at its
+ * source. */
+static void fv_migrate(herd_virt *base, const char *uuid, const herd_migrate_params *p,
+		       herd_virt_done done, gpointer user)
+{
+	fakevirt *v = (fakevirt *)base;
+	herd_vm_fact *f = g_hash_table_lookup(v->vms, uuid);
+	simnode *to = NULL;
+	for (unsigned i = 1; i <= S->n; i++)
+		if (strcmp(S->nodes[i].name, p->to) == 0)
+			to = &S->nodes[i];
+	const char *why = !f || (f->state != HERD_VM_RUNNING && f->state != HERD_VM_PAUSED) ? "it is not running"
+			  : !to || to == v->node || !to->powered || to->bus.partition != v->node->bus.partition
+				? "cannot connect to the destination"
+								  : NULL;
+	if (why) {
+		g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_IO, "migration of vm%d: %s",
+						    atoi(uuid + 24), why);
+		done(err, user);
+		return;
+	}
+	virt_set(v, uuid, HERD_VM_MIGRATING, "migrating");
+	g_hash_table_insert(to->virt->incoming, g_strdup(uuid), GUINT_TO_POINTER(v->node->id));
+	virt_set(to->virt, uuid, HERD_VM_INCOMING, "migration arriving");
+	bool stuck = chance(0.2);
+	event *e = schedule(v->node, EV_VIRT_DONE, stuck ? (int64_t)p->timeout_s * 1000 : 100 + rnd(2000));
+	g_strlcpy(e->uuid, uuid, sizeof(e->uuid));
+	e->op = 2;
+	e->target = to->id;
+	e->run = to->power_cycle;
+	e->stuck = stuck;
+	e->done = done;
+	e->user = user;
+}
+
+/* The arriving copies of migrations from @source die with it (libvirt's
+ * destination destroys a migration whose source went away). */
+static void incoming_abandoned(simnode *source)
+{
+	for (unsigned i = 1; i <= S->n; i++) {
+		simnode *n = &S->nodes[i];
+		if (!n->powered || n == source)
+			continue;
+		GHashTableIter it;
+		gpointer uuid, from;
+		g_hash_table_iter_init(&it, n->virt->incoming);
+		while (g_hash_table_iter_next(&it, &uuid, &from)) {
+			if (GPOINTER_TO_UINT(from) != source->id)
+				continue;
+			virt_set(n->virt, uuid, HERD_VM_STOPPED, "migration failed: its source is gone");
+			g_hash_table_iter_remove(&it);
+		}
+	}
+}
+
+/* EV_VIRT_DONE of a migration from @node. */
+static void migration_ends(simnode *node, event *e, bool same_herd)
+{
+	simnode *to = &S->nodes[e->target];
+	/* Over the cluster network: a partition between them ends it too. */
+	bool there = to->powered && to->power_cycle == e->run && to->bus.partition == node->bus.partition;
+	herd_vm_fact *f = g_hash_table_lookup(node->virt->vms, e->uuid);
+	g_autoptr(GError) err = NULL;
+	if (!f || f->state != HERD_VM_MIGRATING) {
+		err = g_error_new_literal(HERD_ERROR, HERD_ERR_IO, "the domain went away while migrating");
+	} else if (!there || e->stuck) {
+		err = g_error_new_literal(HERD_ERROR, HERD_ERR_IO,
+					  !there ? "the destination went away" : "cancelled at its timeout");
+		virt_set(node->virt, e->uuid, HERD_VM_RUNNING, "migration failed");
+	} else {
+		/* Handed over: stopped here and running there in one step. */
+		virt_set(node->virt, e->uuid, HERD_VM_STOPPED, "migrated");
+		virt_set(to->virt, e->uuid, HERD_VM_RUNNING, "migrated in");
+	}
+	/* The destination ends its side too (the connection is gone). */
+	bool same_target = to->powered && to->power_cycle == e->run;
+	if (same_target && g_hash_table_remove(to->virt->incoming, e->uuid) && err)
+		virt_set(to->virt, e->uuid, HERD_VM_STOPPED, "migration failed");
+	TRACE("%s: migration of vm%d to %s %s", node->name, atoi(e->uuid + 24), to->name,
+	      err ? err->message : "done");
+	if (same_herd)
+		e->done(err, e->user);
 }
 
 static void fv_shutdown(herd_virt *v, const char *uuid, unsigned timeout_s, herd_virt_done done, gpointer user)
@@ -295,7 +391,7 @@ static bool fv_resources(herd_virt *v, herd_node_resources *out)
 static const herd_virt_ops fake_ops = {
 	.open = fv_open, .close = fv_close, .start = fv_start, .shutdown = fv_shutdown,
 	.destroy = fv_destroy, .reboot = fv_noop, .reset = fv_noop, .suspend = fv_noop,
-	.resume = fv_noop, .facts = fv_facts, .resources = fv_resources,
+	.resume = fv_noop, .facts = fv_facts, .resources = fv_resources, .migrate = fv_migrate,
 };
 
 /* ------------------------------------------------------------------ */
@@ -552,6 +648,7 @@ static void node_power_on(simnode *node)
 	node->virt->base.ops = &fake_ops;
 	node->virt->node = node;
 	node->virt->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+	node->virt->incoming = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	herd_start(node);
 }
 
@@ -562,6 +659,8 @@ static void node_power_off(simnode *node)
 	if (node->herd_up)
 		herd_stop(node);
 	node->powered = false;
+	incoming_abandoned(node);
+	g_hash_table_destroy(node->virt->incoming);
 	g_hash_table_destroy(node->virt->vms);
 	g_free(node->virt);
 	node->virt = NULL;
@@ -680,6 +779,10 @@ static void run_event(event *e)
 		}
 		break;
 	case EV_VIRT_DONE: {
+		if (e->op == 2) {
+			migration_ends(node, e, same_herd);
+			break;
+		}
 		TRACE("%s: %s of vm%d done", node->name, e->op ? "stop" : "start", atoi(e->uuid + 24));
 		herd_vm_fact *f = g_hash_table_lookup(node->virt->vms, e->uuid);
 		if (e->op == 0 && f && f->state == HERD_VM_STARTING)
@@ -784,7 +887,8 @@ static void dump_views(void)
 static const herd_vm_fact *active_on(simnode *node, const char *uuid)
 {
 	const herd_vm_fact *f = node->powered ? g_hash_table_lookup(node->virt->vms, uuid) : NULL;
-	return f && f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED ? f : NULL;
+	/* An arriving migration is paused without the guest's state: not a copy. */
+	return f && herd_vm_state_runs(f->state) && f->state != HERD_VM_CRASHED ? f : NULL;
 }
 
 static void check_no_double_run(void)
@@ -856,7 +960,7 @@ static void operator_action(void)
 	if (!node || replica_get_phase(node->r) != REPLICA_SYNCED || !replica_is_primary(node->r))
 		return;
 	store_state *st = replica_state(node->r);
-	unsigned what = rnd(10);
+	unsigned what = rnd(11);
 	store_object *vm = store_state_get(st, STORE_KIND_VM, S->vm_uuids[rnd(N_VMS)]);
 	g_autoptr(json_t) cmd = NULL;
 	if (what < 5) {
@@ -864,6 +968,19 @@ static void operator_action(void)
 	} else if (what < 7) {
 		bool force = chance(0.5);
 		cmd = vm ? store_vm_cmd_stop(vm, force) : NULL;
+	} else if (what < 9 && vm && store_vm_of(vm)->node) {
+		/* herd vm migrate: mostly to a node online in the store (as
+		 * herd vm migrate checks), sometimes to any */
+		simnode *to = &S->nodes[1 + rnd(S->n)];
+		for (int tries = 0; tries < 5 && chance(0.8); tries++) {
+			store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, to->name);
+			if (n && store_node_of(n)->mode == STORE_NODE_ONLINE && !store_node_of(n)->down &&
+			    strcmp(to->name, store_vm_of(vm)->node) != 0)
+				break;
+			to = &S->nodes[1 + rnd(S->n)];
+		}
+		if (strcmp(to->name, store_vm_of(vm)->node) != 0)
+			cmd = store_vm_cmd_migrate(vm->uuid, to->name);
 	} else {
 		static const store_node_mode modes[] = { STORE_NODE_ONLINE, STORE_NODE_ONLINE,
 							 STORE_NODE_STANDBY, STORE_NODE_MAINTENANCE };
@@ -911,14 +1028,20 @@ static void bootstrap(void)
 	/* join_timeout_s short against the simulated time, so that nodes not
 	 * seen since a coordinator's power-on are both awaited and fenced. */
 	json_array_append_new(ops, store_cmd_create(STORE_KIND_CLUSTER, u, "sim",
-		json_pack("{s:{s:i,s:s,s:i,s:i,s:i,s:s}}", "settings", "failback_after_s", 2,
+		json_pack("{s:{s:i,s:s,s:i,s:i,s:i,s:s,s:i,s:i}}", "settings", "failback_after_s", 2,
 			  "admission_control", "warn", "vcpu_overcommit", 4, "join_timeout_s", 5,
 			  "fence_delay_ms", (int)S->fence_delay_ms, "fence_action",
-			  S->fence_reboot ? "reboot" : "off")));
+			  S->fence_reboot ? "reboot" : "off",
+			  /* a migration that does not converge is cancelled within the run */
+			  "migration_timeout_min_s", 10, "migration_timeout_per_gib_s", 0)));
 	json_t *plugs = json_object();
 	for (unsigned i = 1; i <= S->n; i++) {
 		g_snprintf(uuid, sizeof(uuid), "a0000000-0000-4000-8000-%012u", i);
-		json_array_append_new(ops, store_node_cmd_create(uuid, S->nodes[i].name, i, NULL, 0));
+		/* An address: a live migration goes there. */
+		char address[16];
+		g_snprintf(address, sizeof(address), "10.0.0.%u", i);
+		const char *links[] = { address };
+		json_array_append_new(ops, store_node_cmd_create(uuid, S->nodes[i].name, i, links, 1));
 		json_object_set_new(plugs, S->nodes[i].name, json_sprintf("%u", i));
 	}
 	json_array_append_new(ops, store_fence_device_cmd_create("f0000000-0000-4000-8000-000000000001",
@@ -963,7 +1086,7 @@ static void check_converged(void)
 		for (unsigned i = 1; i <= S->n; i++) {
 			simnode *node = &S->nodes[i];
 			herd_vm_fact *f = node->powered ? g_hash_table_lookup(node->virt->vms, vm->uuid) : NULL;
-			if (f && f->state == HERD_VM_RUNNING) {
+			if (f && (f->state == HERD_VM_RUNNING || f->state == HERD_VM_MIGRATING)) {
 				running++;
 				where = node->name;
 			}
