@@ -968,7 +968,9 @@ static void operator_action(void)
 	} else if (what < 7) {
 		bool force = chance(0.5);
 		cmd = vm ? store_vm_cmd_stop(vm, force) : NULL;
-	} else if (what < 9 && vm && store_vm_of(vm)->node) {
+	} else if (what < 9 && vm && store_vm_of(vm)->node && !store_vm_of(vm)->move_to) {
+		/* (herd vm migrate refuses a VM that is moving already: a
+		 * migration under way keeps its destination) */
 		/* herd vm migrate: mostly to a node online in the store (as
 		 * herd vm migrate checks), sometimes to any */
 		simnode *to = &S->nodes[1 + rnd(S->n)];
