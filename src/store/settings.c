@@ -54,6 +54,15 @@ const cluster_setting cluster_settings[] = {
 	{ "migration_tls", SETTING_BOOL, 0, 0, NULL, "yes",
 	  "live migration: encrypt the VM's memory on the wire (QEMU TLS with the cluster's certificates); no only on a trusted network",
 	  false, F(migration_tls) },
+	{ "migration_port_min", SETTING_INT, 1024, 65535, NULL, "49152",
+	  "live migration: the first port of the range a node receives VMs' memory on (a busy port is skipped)",
+	  false, F(migration_port_min) },
+	{ "migration_port_max", SETTING_INT, 1024, 65535, NULL, "49215",
+	  "live migration: the last port of that range (at least migration_port_min)",
+	  false, F(migration_port_max) },
+	{ "migration_parallel", SETTING_INT, 1, 16, NULL, "2",
+	  "live migration: how many VMs a node migrates away at once (standby, switchover, failback)",
+	  false, F(migration_parallel) },
 	{ NULL },
 };
 

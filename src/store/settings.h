@@ -44,6 +44,9 @@ typedef struct store_settings {
 	long long migration_timeout_min_s;
 	long long migration_timeout_per_gib_s;
 	bool migration_tls;
+	long long migration_port_min;
+	long long migration_port_max;
+	long long migration_parallel;
 } store_settings;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take

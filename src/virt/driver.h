@@ -69,7 +69,26 @@ typedef struct herd_migrate_params {
 				    * hypervisor's (qemu+tls://) and the memory's */
 	bool tls;                  /* the guest's memory encrypted on the wire */
 	unsigned timeout_s;        /* cancelled after this long (the VM stays here) */
+	unsigned port_min, port_max; /* the destination's range for the memory's
+				      * connection (its hypervisor picks a free
+				      * port in it; 0: its own default) */
 } herd_migrate_params;
+
+/* How far a live migration is (herd_virt_ops.migrate_progress), as the
+ * hypervisor last said (libvirt's job statistics); 0 where not known yet. */
+typedef struct herd_migrate_progress {
+	int64_t started_ms;        /* wall clock when the migration began */
+	uint64_t elapsed_ms;
+	uint64_t memory_total;     /* bytes of guest RAM */
+	uint64_t memory_processed; /* bytes sent so far (all passes) */
+	uint64_t memory_remaining; /* bytes still to send in this pass */
+	uint64_t dirty_rate;       /* pages the guest dirties per second */
+	uint64_t page_size;        /* bytes per page (for @dirty_rate) */
+	uint64_t bandwidth;        /* bytes per second on the wire, lately */
+	uint64_t iteration;        /* passes over memory so far */
+	uint64_t expected_downtime_ms;
+	unsigned autoconverge_throttle; /* % of guest CPU taken away by auto-converge */
+} herd_migrate_progress;
 
 /* Completion of an operation: @error NULL on success. */
 typedef void (*herd_virt_done)(const GError *error, gpointer user);
@@ -99,6 +118,10 @@ typedef struct herd_virt_ops {
 	 * then it still runs here, and nothing of it is left there. */
 	void (*migrate)(herd_virt *v, const char *uuid, const struct herd_migrate_params *p,
 			herd_virt_done done, gpointer user);
+	/* The progress of the migration away of @uuid that migrate() began;
+	 * false if none runs.  Read from what the driver last learnt (it asks
+	 * the hypervisor about once a second meanwhile): never blocks. */
+	bool (*migrate_progress)(herd_virt *v, const char *uuid, herd_migrate_progress *out);
 	/* Power it off at once. */
 	void (*destroy)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
 	/* ACPI reboot, hard reset, pause, resume. */
