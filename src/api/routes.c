@@ -38,6 +38,7 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/vms/{vm}/shutdown", api_vm_shutdown, 0 },
 	{ "POST", "/api/v1/vms/{vm}/destroy", api_vm_destroy, 0 },
 	{ "POST", "/api/v1/vms/{vm}/release", api_vm_release, 0 },
+	{ "POST", "/api/v1/vms/{vm}/migrate", api_vm_migrate, 0 },
 	{ "POST", "/api/v1/vms/{vm}/{op}", api_vm_op, 0 },
 	{ "GET", "/api/v1/history/vms", api_history_vms, 0 },
 

@@ -9,6 +9,7 @@
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
 #include "api/routes.h"
+#include "api/vm_wait.h"
 
 #include "common/error.h"
 #include "common/json.h"
@@ -246,152 +247,6 @@ void api_vm_undefine(http_request *req, gpointer user_data)
 }
 
 /* ------------------------------------------------------------------ */
-/* Waiting for the cluster to get there                                */
-
-typedef bool (*vm_condition)(api_ctx *a, const char *uuid);
-
-typedef struct {
-	http_request *req;
-	api_ctx *a;
-	char uuid[37];
-	vm_condition cond;
-	gint64 deadline_us;
-	const char *what;
-	bool want_running;      /* what the command asked for */
-	guint source;           /* the poll */
-} vm_wait;
-
-/* @w is answered (or let go of): no more polls. */
-static void wait_done(vm_wait *w)
-{
-	g_hash_table_remove(w->a->vm_waits, w);
-	g_free(w);
-}
-
-void api_vm_waits_clear(api_ctx *a)
-{
-	if (!a->vm_waits)
-		return;
-	GHashTableIter it;
-	gpointer key;
-	g_hash_table_iter_init(&it, a->vm_waits);
-	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		vm_wait *w = key;
-		g_source_remove(w->source);
-		http_respond_errorf(w->req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");
-		g_hash_table_iter_remove(&it);
-		g_free(w);
-	}
-	g_clear_pointer(&a->vm_waits, g_hash_table_destroy);
-}
-
-static gboolean on_vm_wait(gpointer data)
-{
-	vm_wait *w = data;
-	api_ctx *a = w->a;
-	store_object *vm = store_state_get(api_state(a), STORE_KIND_VM, w->uuid);
-	if (!vm) {
-		http_respond_errorf(w->req, HERD_ERR_NOT_FOUND, "VM %s was undefined meanwhile.", w->uuid);
-	} else if (store_vm_of(vm)->target_running != w->want_running) {
-		/* Overtaken: nothing will get it there now. */
-		http_respond_errorf(w->req, HERD_ERR_CONFLICT,
-				    "VM %s is no longer to be %s: another command %s it meanwhile.",
-				    vm->name, w->what, w->want_running ? "stopped" : "started");
-	} else if (w->cond(a, w->uuid)) {
-		http_respond_json(w->req, 200, api_vm_json(a, vm, false));
-	} else if (g_get_monotonic_time() >= w->deadline_us) {
-		herd_vm_runtime rt;
-		herd_ha_vm_runtime(a->ha, vm, &rt);
-		const char *why = rt.alert ? rt.alert : rt.error;
-		http_respond_errorf(w->req, HERD_ERR_TIMEOUT, "VM %s is not %s yet%s%s", vm->name, w->what,
-				    why ? ": " : ".", why ? why : "");
-	} else {
-		return G_SOURCE_CONTINUE;
-	}
-	wait_done(w);
-	return G_SOURCE_REMOVE;
-}
-
-static bool vm_is_running(api_ctx *a, const char *uuid);
-
-/* Answer the (suspended) request once @cond holds, or after @timeout_s, or
- * as soon as another command changed what the VM is to be. */
-static void wait_for(http_request *req, api_ctx *a, const char *uuid, vm_condition cond,
-		     const char *what, unsigned timeout_s)
-{
-	vm_wait *w = g_new0(vm_wait, 1);
-	w->want_running = cond == vm_is_running;
-	w->req = req;
-	w->a = a;
-	g_strlcpy(w->uuid, uuid, sizeof(w->uuid));
-	w->cond = cond;
-	w->what = what;
-	w->deadline_us = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
-	w->source = g_timeout_add(20, on_vm_wait, w);
-	if (!a->vm_waits)
-		a->vm_waits = g_hash_table_new(g_direct_hash, g_direct_equal);
-	g_hash_table_add(a->vm_waits, w);
-}
-
-static bool vm_is_running(api_ctx *a, const char *uuid)
-{
-	store_object *vm = store_state_get(api_state(a), STORE_KIND_VM, uuid);
-	herd_vm_runtime rt;
-	herd_ha_vm_runtime(a->ha, vm, &rt);
-	return rt.node && g_strcmp0(rt.node, store_vm_of(vm)->node) == 0 &&
-	       (strcmp(rt.state, "running") == 0 || strcmp(rt.state, "paused") == 0);
-}
-
-static bool vm_is_stopped(api_ctx *a, const char *uuid)
-{
-	return !herd_ha_vm_active(a->ha, uuid, NULL);
-}
-
-/* Commit @cmd, then wait until @cond holds (or answer at once if NULL). */
-typedef struct {
-	http_request *req;
-	api_ctx *a;
-	char uuid[37];
-	vm_condition cond;
-	const char *what;
-	unsigned timeout_s;
-} commit_wait;
-
-static void on_commit_then_wait(json_t *result, const GError *error, gpointer user)
-{
-	commit_wait *c = user;
-	store_object *vm = store_state_get(herd_cluster_state(c->a->cluster), STORE_KIND_VM, c->uuid);
-	if (error) {
-		http_respond_error(c->req, error);
-	} else if (!c->cond || !vm) {
-		http_respond_json(c->req, 200, vm ? api_vm_json(c->a, vm, false) : json_incref(result));
-	} else {
-		herd_ha_kick(c->a->ha);
-		wait_for(c->req, c->a, c->uuid, c->cond, c->what, c->timeout_s);
-	}
-	g_free(c);
-}
-
-static void commit_and_wait(http_request *req, api_ctx *a, store_object *vm, json_t *cmd,
-			    vm_condition cond, const char *what, unsigned timeout_s)
-{
-	g_autoptr(GError) err = NULL;
-	commit_wait *c = g_new0(commit_wait, 1);
-	c->req = req;
-	c->a = a;
-	g_strlcpy(c->uuid, vm->uuid, sizeof(c->uuid));
-	c->cond = cond;
-	c->what = what;
-	c->timeout_s = timeout_s;
-	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_commit_then_wait, c, &err)) {
-		g_free(c);
-		http_respond_error(req, err);
-		return;
-	}
-	http_request_suspend(req);
-}
-
-/* ------------------------------------------------------------------ */
 /* Lifecycle                                                           */
 
 /* The nodes @vm may run on that no fence device covers, as "n2, n3"; NULL if none. */
@@ -455,7 +310,7 @@ void api_vm_start(http_request *req, gpointer user_data)
 	if (!start_allowed(req, a, vm))
 		return;
 	g_autoptr(json_t) cmd = store_vm_cmd_start(vm);
-	commit_and_wait(req, a, vm, cmd, vm_is_running, "running", START_WAIT_S);
+	api_vm_commit_and_wait(req, a, vm, cmd, api_vm_is_running, NULL, "running", START_WAIT_S);
 }
 
 static void stop_vm(http_request *req, gpointer user_data, bool force)
@@ -478,8 +333,8 @@ static void stop_vm(http_request *req, gpointer user_data, bool force)
 		return;
 	}
 	g_autoptr(json_t) cmd = store_vm_cmd_stop(vm, force);
-	commit_and_wait(req, a, vm, cmd, wait ? vm_is_stopped : NULL, "stopped",
-			force ? DESTROY_WAIT_S : store_vm_of(vm)->shutdown_timeout_s + 30);
+	api_vm_commit_and_wait(req, a, vm, cmd, wait ? api_vm_is_stopped : NULL, NULL, "stopped",
+			       force ? DESTROY_WAIT_S : store_vm_of(vm)->shutdown_timeout_s + 30);
 }
 
 void api_vm_shutdown(http_request *req, gpointer user_data)
@@ -540,6 +395,6 @@ void api_vm_release(http_request *req, gpointer user_data)
 		return;
 	}
 	g_autoptr(json_t) cmd = store_vm_cmd_release_sticky(vm);
-	commit_and_wait(req, a, vm, cmd, NULL, NULL, 0);
+	api_vm_commit_and_wait(req, a, vm, cmd, NULL, NULL, NULL, 0);
 }
 

@@ -23,6 +23,10 @@ void api_vm_config_write(json_writer *w, store_object *vm)
 	json_writer_member_string(w, "sticky", v->sticky);
 	json_writer_member_string(w, "group", v->group);
 	json_writer_member_string(w, "assigned", v->node);
+	if (v->move_to) {
+		json_writer_member_string(w, "move_to", v->move_to);
+		json_writer_member_string(w, "move", v->move_live ? "live" : "cold");
+	}
 	json_writer_key(w, "failed");
 	json_writer_array_begin(w);
 	for (size_t i = 0; i < v->n_failures; i++) {
@@ -66,5 +70,11 @@ json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
 	if (with_xml)
 		json_writer_member_string(&w, "xml", store_vm_of(vm)->xml);
 	json_writer_object_end(&w);
-	return json_loads(text->str, 0, NULL);
+	json_t *out = json_loads(text->str, 0, NULL);
+	/* A live migration under way: how far it is, as its source said
+	 * within the last second. */
+	json_t *migration = a->ha ? herd_ha_vm_migration(a->ha, vm->uuid) : NULL;
+	if (migration)
+		json_object_set_new(out, "migration", migration);
+	return out;
 }

@@ -65,6 +65,10 @@ void cli_print_json(json_t *root);
 /* Format seconds as "3d 4h", "5m 2s"… */
 char *cli_format_duration(gint64 seconds);
 
+/* A live migration's progress as the API shows it (a VM's "migration"),
+ * as one line of text (g_free); NULL if @m is not one. */
+char *cli_migration_text(json_t *m);
+
 /* Print the table of nodes that 'node list' and 'cluster status' show (node.c). */
 void cli_print_nodes(json_t *nodes);
 
@@ -74,5 +78,6 @@ extern const cli_command cli_status_commands[];       /* status.c: status, versi
 extern const cli_command cli_cluster_commands[];      /* cluster.c */
 extern const cli_command cli_node_commands[];         /* node.c */
 extern const cli_command cli_vm_commands[];           /* vm.c */
+extern const cli_command cli_vm_migrate_commands[];   /* vm_migrate.c */
 extern const cli_command cli_fence_device_commands[];
 extern const cli_command cli_simulate_commands[]; /* fence_device.c */

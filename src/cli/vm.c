@@ -244,6 +244,12 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 		       json_string_value(json_object_get(vm, "sticky")));
 	if (json_string_value(json_object_get(vm, "group")))
 		printf("Anti-affinity:     %s\n", json_string_value(json_object_get(vm, "group")));
+	if (json_string_value(json_object_get(vm, "move_to")))
+		printf("Moving to:         %s (%s)\n", json_string_value(json_object_get(vm, "move_to")),
+		       json_string_value(json_object_get(vm, "move")));
+	g_autofree char *migration = cli_migration_text(json_object_get(vm, "migration"));
+	if (migration)
+		printf("Migration:         %s\n", migration);
 	if (json_string_value(json_object_get(vm, "alert")))
 		printf("Waiting:           %s\n", json_string_value(json_object_get(vm, "alert")));
 	if (json_string_value(json_object_get(vm, "error")))

@@ -48,6 +48,7 @@ typedef struct {
 	char name[STORE_NAME_MAX * 4 + 1]; /* for the log (UTF-8) */
 	char what[16];
 	char to[STORE_NAME_MAX * 4 + 1]; /* a migration's destination */
+	unsigned timeout_s;     /* a migration's timeout */
 	herd_virt_done done;    /* an operator's request: its caller's callback */
 	gpointer user;
 } op_ctx;
@@ -202,6 +203,7 @@ static void run(herd_agent *a, store_object *vm, const char *uuid, const char *w
 		a->virt->ops->start(a->virt, o->uuid, xml, on_op_done, o);
 	else if (strcmp(what, "migrate") == 0) {
 		g_strlcpy(o->to, migrate->to, sizeof(o->to));
+		o->timeout_s = migrate->timeout_s;
 		a->virt->ops->migrate(a->virt, o->uuid, migrate, on_op_done, o);
 	}
 	else if (strcmp(what, "destroy") == 0)
@@ -232,10 +234,33 @@ static bool handed_back(herd_agent *a, store_state *st, const herd_agent_gate *g
 	return true;
 }
 
-/* Start the live migration of @vm to its destination. */
+/* Is node @name down (fenced or confirmed off), or no longer a node? */
+static bool source_down(store_state *st, const char *name)
+{
+	store_object *n = name ? store_state_get_by_name(st, STORE_KIND_NODE, name) : NULL;
+	return name && (!n || store_node_of(n)->down);
+}
+
+static unsigned migrations_running(herd_agent *a)
+{
+	unsigned n = 0;
+	GHashTableIter it;
+	gpointer k;
+	g_hash_table_iter_init(&it, a->ops);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		n += strcmp(((op_ctx *)k)->what, "migrate") == 0;
+	return n;
+}
+
+/* Start the live migration of @vm to its destination: at most
+ * migration_parallel at once from here (the next one starts when one
+ * ends: its completion runs a reconcile). */
 static void migrate_away(herd_agent *a, store_object *vm, vm_track *t, GHashTable *gate_members)
 {
 	const store_vm *cfg = store_vm_of(vm);
+	const store_settings *settings = store_settings_of(a->st);
+	if (migrations_running(a) >= (unsigned)settings->migration_parallel)
+		return;
 	t->migrated = vm->version;
 	store_object *to = store_state_get_by_name(a->st, STORE_KIND_NODE, cfg->move_to);
 	const store_node *tn = to ? store_node_of(to) : NULL;
@@ -254,12 +279,13 @@ static void migrate_away(herd_agent *a, store_object *vm, vm_track *t, GHashTabl
 		return;
 	}
 	set_error(a, vm->uuid, NULL);
-	const store_settings *settings = store_settings_of(a->st);
 	herd_migrate_params p = {
 		.to = cfg->move_to,
 		.address = tn->links[0],
 		.tls = settings->migration_tls,
 		.timeout_s = (unsigned)store_settings_migration_timeout_s(settings, cfg->memory_mib),
+		.port_min = (unsigned)settings->migration_port_min,
+		.port_max = (unsigned)settings->migration_port_max,
 	};
 	run(a, vm, vm->uuid, "migrate", NULL, 0, &p);
 }
@@ -355,7 +381,18 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 			continue;
 		const store_vm *cfg = store_vm_of(vm);
 		/* A live migration arriving here, or arrived and waiting for
-		 * the coordinator to assign it here: kept. */
+		 * the coordinator to assign it here: kept.  But an arriving
+		 * copy whose source is down (fenced, or confirmed off) can no
+		 * longer arrive (the source's hypervisor completes a
+		 * migration): it is powered off, and the VM is started
+		 * cleanly (C6).  Not when only the source's herd has left:
+		 * its hypervisor may still complete it. */
+		if (f->state == HERD_VM_INCOMING && source_down(st, cfg->node)) {
+			log_warn("VM %s was arriving from node %s, which is down: its arriving copy is powered off",
+				 vm->name, cfg->node);
+			run(a, vm, f->uuid, "destroy", NULL, 0, NULL);
+			continue;
+		}
 		if (f->state == HERD_VM_INCOMING ||
 		    (cfg->move_live && g_strcmp0(cfg->move_to, a->node) == 0))
 			continue;
@@ -488,6 +525,34 @@ json_t *herd_agent_handed(herd_agent *a)
 		vm_track *t = v;
 		if (t->handed_to[0])
 			json_object_set_new(out, t->uuid, json_string(t->handed_to));
+	}
+	return out;
+}
+
+json_t *herd_agent_migrations(herd_agent *a)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer k;
+	g_hash_table_iter_init(&it, a->ops);
+	while (g_hash_table_iter_next(&it, &k, NULL)) {
+		op_ctx *o = k;
+		if (strcmp(o->what, "migrate") != 0)
+			continue;
+		herd_migrate_progress p = { 0 };
+		if (a->virt->ops->migrate_progress)
+			a->virt->ops->migrate_progress(a->virt, o->uuid, &p);
+		json_object_set_new(
+			out, o->uuid,
+			json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "to", o->to,
+				  "timeout_s", (int)o->timeout_s,
+				  "started_ms", (json_int_t)p.started_ms, "elapsed_ms", (json_int_t)p.elapsed_ms,
+				  "memory_total", (json_int_t)p.memory_total, "memory_processed",
+				  (json_int_t)p.memory_processed, "memory_remaining", (json_int_t)p.memory_remaining,
+				  "dirty_rate", (json_int_t)p.dirty_rate, "page_size", (json_int_t)p.page_size,
+				  "bandwidth", (json_int_t)p.bandwidth, "iteration", (json_int_t)p.iteration,
+				  "expected_downtime_ms", (json_int_t)p.expected_downtime_ms,
+				  "autoconverge_throttle", (int)p.autoconverge_throttle));
 	}
 	return out;
 }

@@ -88,6 +88,12 @@ json_t *herd_agent_start_failures(herd_agent *a);
  * since ({uuid: node}; a new reference): the coordinator assigns them
  * there (the destination may have been lost right after). */
 json_t *herd_agent_handed(herd_agent *a);
+/* The live migrations away from here under way, with their progress as
+ * the hypervisor last told it ({uuid: {to, timeout_s, started_ms, elapsed_ms,
+ * memory_total, memory_processed, memory_remaining, dirty_rate, page_size,
+ * bandwidth, iteration, expected_downtime_ms, autoconverge_throttle}}; a
+ * new reference, empty when none). */
+json_t *herd_agent_migrations(herd_agent *a);
 bool herd_agent_virt_ok(herd_agent *a);
 
 /* An operator's request on a VM running here. */

@@ -13,6 +13,8 @@
 
 /* Facts are re-sent at least this often, changes or not. */
 #define STATUS_REFRESH_MS 30000
+/* How often a node tells how far its live migrations are. */
+#define PROGRESS_MS 1000
 /* A VM request to another node gives up after this long. */
 #define VM_REQUEST_TIMEOUT_MS 60000
 
@@ -85,6 +87,10 @@ struct herd_engine {
 	bool happened;                /* an event since the last full run */
 	int64_t due_ms;               /* the agent's or coordinator's earliest wakeup; 0: none */
 	seen_view seen;
+	/* Live migrations: every member's last PROGRESS (node id -> its
+	 * {uuid: progress} object), and when this node last sent its own. */
+	GHashTable *progress;
+	int64_t progress_sent_ms;     /* 0: its last said that none runs */
 };
 
 /* Something happened that the next run must act on: run soon. */
@@ -177,6 +183,42 @@ static void send_status(herd_engine *e)
 	size_t len;
 	g_autofree char *payload = herd_facts_encode(&report, &len);
 	e->io.send(e->user, HERD_MSG_STATUS, payload, len);
+}
+
+/* PROGRESS: this node's live migrations, every PROGRESS_MS while any
+ * runs, and once more when the last one has ended.  Soft state apart from
+ * STATUS: it changes every second, and STATUS carries every VM.  Returns
+ * when it is due again (0: not). */
+static int64_t send_progress(herd_engine *e, int64_t now_ms)
+{
+	g_autoptr(json_t) vms = herd_agent_migrations(e->agent);
+	bool any = json_object_size(vms) > 0;
+	if (!any && !e->progress_sent_ms)
+		return 0;
+	if (any && e->progress_sent_ms && now_ms - e->progress_sent_ms < PROGRESS_MS &&
+	    now_ms >= e->progress_sent_ms)
+		return PROGRESS_MS - (now_ms - e->progress_sent_ms);
+	g_autoptr(json_t) msg = json_pack("{s:O}", "vms", vms);
+	g_autofree char *payload = json_dumps(msg, JSON_COMPACT);
+	e->io.send(e->user, HERD_MSG_PROGRESS, payload, strlen(payload));
+	e->progress_sent_ms = any ? now_ms : 0;
+	return any ? PROGRESS_MS : 0;
+}
+
+static void on_progress(herd_engine *e, uint32_t sender, const void *payload, size_t len)
+{
+	json_t *j = json_loadb(payload, len, 0, NULL);
+	json_t *vms = json_object_get(j, "vms");
+	if (!json_is_object(vms)) {
+		log_warn("dropped a malformed PROGRESS message from node %u", sender);
+		json_decref(j);
+		return;
+	}
+	if (json_object_size(vms))
+		g_hash_table_insert(e->progress, GUINT_TO_POINTER(sender), json_incref(vms));
+	else
+		g_hash_table_remove(e->progress, GUINT_TO_POINTER(sender));
+	json_decref(j);
 }
 
 /* ------------------------------------------------------------------ */
@@ -606,6 +648,9 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 	if (e->status_due || !e->status_sent_ms || now_ms - e->status_sent_ms >= STATUS_REFRESH_MS)
 		send_status(e);
 	int64_t next = STATUS_REFRESH_MS - (now_ms - e->status_sent_ms);
+	int64_t next_progress = send_progress(e, now_ms);
+	if (next_progress > 0)
+		next = MIN(next, next_progress);
 	if (next_walk > 0)
 		next = MIN(next, next_walk);
 	if (next_request > 0)
@@ -682,6 +727,10 @@ void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const v
 			run_soon(e);
 		return;
 	}
+	if (type == HERD_MSG_PROGRESS) {
+		on_progress(e, sender, payload, len);
+		return;
+	}
 	g_autoptr(json_t) j = json_loadb(payload, len, 0, NULL);
 	if (!json_is_object(j) || (uint32_t)json_integer_value(json_object_get(j, "to")) != e->view.self)
 		return;
@@ -702,6 +751,12 @@ void herd_engine_membership(herd_engine *e, bool group)
 	if (group) {
 		herd_facts_new_round(e->facts);
 		e->status_due = true;
+		/* Likewise the migrations' progress: a node that left takes
+		 * its own along; the others say theirs again at once (as if
+		 * their last was sent long ago: the epoch's first ms). */
+		g_hash_table_remove_all(e->progress);
+		if (e->progress_sent_ms)
+			e->progress_sent_ms = 1;
 	}
 	run_soon(e);
 }
@@ -990,6 +1045,41 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 			 (json_int_t)n->resources.free_mib, "cpus", (int)n->resources.cpus, "vms", vms);
 }
 
+json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)
+{
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, e->progress);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		json_t *p = json_object_get(v, uuid);
+		const char *from = name_of(e, GPOINTER_TO_UINT(k));
+		if (!json_is_object(p) || !from)
+			continue;
+		json_t *out = json_deep_copy(p);
+		json_object_set_new(out, "from", json_string(from));
+		return out;
+	}
+	return NULL;
+}
+
+const char *herd_engine_migrate_target(herd_engine *e, const char *uuid, const char *to,
+				       const char **why, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	look(e);
+	herd_coord_view v = coord_view(e);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
+	const sched_vm *vm = herd_sched_input_vm(hi, uuid);
+	if (!vm) {
+		*why = "it is not a VM of the cluster";
+		return NULL;
+	}
+	const char *chosen = sched_place_away(herd_sched_input_get(hi), vm, to, why);
+	/* The store's node objects outlive the input. */
+	store_object *n = chosen ? store_state_get_by_name(state(e), STORE_KIND_NODE, chosen) : NULL;
+	return n ? n->name : NULL;
+}
+
 bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int64_t now_ms)
 {
 	e->now_ms = now_ms;
@@ -1054,6 +1144,7 @@ herd_engine *herd_engine_new(const char *node_name, herd_virt *virt, const herd_
 	e->in_ring = g_hash_table_new(g_direct_hash, g_direct_equal);
 	e->returns = g_hash_table_new(g_direct_hash, g_direct_equal);
 	e->synced_with = g_hash_table_new(g_direct_hash, g_direct_equal);
+	e->progress = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)json_decref);
 	e->agent = herd_agent_new(node_name, virt, &agent_io, e);
 	e->coord = herd_coord_new(&coord_io, e);
 	return e;
@@ -1085,6 +1176,7 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->in_ring);
 	g_hash_table_destroy(e->returns);
 	g_hash_table_destroy(e->synced_with);
+	g_hash_table_destroy(e->progress);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);

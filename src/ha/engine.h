@@ -141,6 +141,16 @@ herd_runtime_view *herd_engine_runtime_view(herd_engine *e);
 void herd_runtime_view_get(const herd_runtime_view *v, const store_object *vm, herd_vm_runtime *out);
 void herd_runtime_view_free(herd_runtime_view *v);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_runtime_view, herd_runtime_view_free)
+/* The live migration of @uuid under way, as its source last told
+ * (herd_agent_migrations() plus "from": the source's name); a new
+ * reference, or NULL if none runs. */
+json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid);
+/* Where the scheduler would migrate @uuid from its node now (@to NULL), or
+ * may it go to @to: a node's name (the store's), or NULL with *@why a
+ * static sentence. */
+const char *herd_engine_migrate_target(herd_engine *e, const char *uuid, const char *to,
+				       const char **why, int64_t now_ms);
+
 /* Is the VM reported anywhere but stopped?  *@node gets where (borrowed). */
 bool herd_engine_vm_active(herd_engine *e, const char *uuid, const char **node);
 /* How many of the store's VMs are reported anywhere but stopped: the

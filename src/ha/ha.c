@@ -322,6 +322,16 @@ bool herd_ha_admission(herd_ha *h, const char *uuid, char **detail)
 	return herd_engine_admission(h->engine, uuid, detail, now_ms());
 }
 
+json_t *herd_ha_vm_migration(herd_ha *h, const char *uuid)
+{
+	return herd_engine_vm_migration(h->engine, uuid);
+}
+
+const char *herd_ha_migrate_target(herd_ha *h, const char *uuid, const char *to, const char **why)
+{
+	return herd_engine_migrate_target(h->engine, uuid, to, why, now_ms());
+}
+
 sched_whatif_result *herd_ha_simulate(herd_ha *h, const sched_hypothesis *hyp, GError **error)
 {
 	return herd_engine_simulate(h->engine, hyp, now_ms(), error);

@@ -392,7 +392,12 @@ static bool seen_on(const sched_vm *vm, const char *node)
 static void decide_vm(ctx *c, const sched_vm *vm)
 {
 	failed_alerts(c, vm);
-	if (vm->n_seen > 1) {
+	/* The end of a live migration: the destination runs it, the source's
+	 * paused copy is about to go (its hypervisor ends it once the
+	 * destination has taken over).  Not two copies. */
+	bool handover = vm->n_seen == 2 && vm->migrating && vm->move_live && vm->node && vm->move_to &&
+			seen_on(vm, vm->node) && seen_on(vm, vm->move_to);
+	if (vm->n_seen > 1 && !handover) {
 		GString *where = g_string_new(NULL);
 		for (unsigned k = 0; k < vm->n_seen; k++)
 			g_string_append_printf(where, "%s%s", k ? ", " : "", vm->seen_on[k]);
@@ -792,18 +797,44 @@ sched_plan *sched_plan_compute(const sched_input *in)
 	return plan;
 }
 
-const char *sched_place(const sched_input *in, const sched_vm *vm, const char **why)
+/* Where @vm goes: anywhere (sched_place), away from its node, or to @to. */
+static const char *place(const sched_input *in, const sched_vm *vm, bool away, const char *to,
+			 const char **why)
 {
 	sched_plan scratch = { g_array_new(FALSE, FALSE, sizeof(sched_action)),
 			       g_array_new(FALSE, FALSE, sizeof(sched_alert)), true, NULL };
 	ctx c;
 	ctx_init(&c, in, &scratch);
 	account_settled(&c);
-	int i = choose(&c, vm, -1, why);
+	int i = -1;
+	if (!to) {
+		i = choose(&c, vm, away && vm->node ? node_idx(&c, vm->node) : -1, why);
+	} else if ((i = node_idx(&c, to)) < 0) {
+		*why = "it is not a node of the cluster";
+	} else if (vm->node && strcmp(vm->node, to) == 0) {
+		*why = "the VM is there already";
+		i = -1;
+	} else if (vm->sticky && strcmp(vm->sticky, to) != 0) {
+		*why = "the VM is bound to another node (sticky)";
+		i = -1;
+	} else if (!fits(&c, vm, i, why)) {
+		i = -1;
+	}
 	ctx_clear(&c);
 	g_array_free(scratch.actions, TRUE);
 	g_array_free(scratch.alerts, TRUE);
 	return i >= 0 ? in->nodes[i].name : NULL;
+}
+
+const char *sched_place(const sched_input *in, const sched_vm *vm, const char **why)
+{
+	return place(in, vm, false, NULL, why);
+}
+
+const char *sched_place_away(const sched_input *in, const sched_vm *vm, const char *to,
+			     const char **why)
+{
+	return place(in, vm, true, to, why);
 }
 
 void sched_plan_free(sched_plan *p)

@@ -156,6 +156,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_plan, sched_plan_free)
  */
 const char *sched_place(const sched_input *in, const sched_vm *vm, const char **why);
 
+/* Where would @vm go from its node, which it leaves (a live migration)?
+ * Its node is not a choice; its room there stays counted.  With @to, may
+ * it go there: @to (borrowed from @in) or NULL with *@why. */
+const char *sched_place_away(const sched_input *in, const sched_vm *vm, const char *to,
+			     const char **why);
+
 /* Would the HA VMs still fit after any one node fails, if @extra (may be
  * NULL) were also running?  *@detail gets a sentence when not (g_free). */
 bool sched_n_plus_1(const sched_input *in, const sched_vm *extra, char **detail);

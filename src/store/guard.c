@@ -79,6 +79,31 @@ static bool check_vm(store_state *st, json_t *op, GHashTable *lost, GError **err
 	return true;
 }
 
+/* Invariant 1 while a VM migrates live: its source migrates it to one
+ * destination, which a change may not swap for another (the source might
+ * start a second migration while the first one still runs).  Giving the
+ * move up (move_to null) and placing the VM (node set with it: the
+ * coordinator's assign, which ends any move) go on. */
+static bool check_live_move(store_state *st, json_t *op, GError **error)
+{
+	const char *uuid = json_string_value(json_object_get(op, "uuid"));
+	store_object *vm = uuid ? store_state_get(st, STORE_KIND_VM, uuid) : NULL;
+	const store_vm *v = vm ? store_vm_of(vm) : NULL;
+	if (!v || !v->move_live || g_strcmp0(json_string_value(json_object_get(op, "op")), "patch") != 0)
+		return true;
+	json_t *data = json_object_get(op, "data");
+	const char *to = json_string_value(json_object_get(data, "move_to"));
+	const char *move = json_string_value(json_object_get(data, "move"));
+	if (json_object_get(data, "node") || (!to && !move) ||
+	    (g_strcmp0(to ? to : v->move_to, v->move_to) == 0 && g_strcmp0(move, "cold") != 0))
+		return true;
+	g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+		    "VM %s is being migrated live to node %s: it gets no other destination until that "
+		    "migration has ended.",
+		    vm->name, v->move_to);
+	return false;
+}
+
 static bool check_op(store_state *st, json_t *op, GHashTable *lost, GError **error)
 {
 	const char *verb = json_string_value(json_object_get(op, "op"));
@@ -93,17 +118,20 @@ static bool check_op(store_state *st, json_t *op, GHashTable *lost, GError **err
 	store_kind kind;
 	if (!store_kind_parse(json_string_value(json_object_get(op, "kind")), &kind))
 		return true; /* apply refuses it */
+	if (kind == STORE_KIND_VM)
+		return check_live_move(st, op, error) &&
+		       (!lost || g_hash_table_size(lost) == 0 || check_vm(st, op, lost, error));
+	if (!lost || g_hash_table_size(lost) == 0)
+		return true;
 	if (kind == STORE_KIND_NODE) {
 		const char *uuid = json_string_value(json_object_get(op, "uuid"));
 		store_object *n = uuid ? store_state_get(st, STORE_KIND_NODE, uuid) : NULL;
 		return check_node(st, op, n ? n->name : NULL, lost, error);
 	}
-	if (kind == STORE_KIND_VM)
-		return check_vm(st, op, lost, error);
 	return true;
 }
 
 bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **error)
 {
-	return !lost || g_hash_table_size(lost) == 0 || check_op(st, cmd, lost, error);
+	return check_op(st, cmd, lost, error);
 }

@@ -1,4 +1,10 @@
 /*
+ * The rules every change obeys, whoever submits it (API, CLI, the HA
+ * engine, the simulator): there is no way around them.
+ *
+ * Invariant 1 while a VM migrates live: its destination stays what it is
+ * until the migration has ended (or is given up).
+ *
  * Invariant 2 for what a lost node leaves uncertain.  A node that corosync
  * lost, and that is neither fenced nor confirmed down, may still run VMs
  * and may come back: until it is fenced or confirmed down, nothing about
@@ -7,8 +13,7 @@
  * (fencing records, confirm-down, fence devices, cluster settings),
  * stopping VMs, and changes that concern other nodes and VMs go on.
  *
- * replica_submit() asks this of every change, whoever submits it (API, CLI,
- * the HA engine, the simulator): there is no way around it.
+ * replica_submit() asks this of every change.
  */
 #pragma once
 
@@ -21,6 +26,7 @@
 /*
  * May @cmd be submitted while the nodes named in @lost (a set of names;
  * NULL or empty: none) are lost and not fenced?  False with an UNAVAILABLE
- * error naming the node and what waits for it.
+ * error naming the node and what waits for it, or a CONFLICT error naming
+ * the VM whose live migration it would redirect.
  */
 bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **error);

@@ -7,6 +7,8 @@
 typedef struct {
 	char op[16];
 	char uuid[37];
+	char to[64];             /* migrate: the destination node */
+	int64_t began_ms;
 	herd_virt_done done;
 	gpointer user;
 } pending_op;
@@ -18,6 +20,7 @@ struct testvirt {
 	unsigned cpus;
 	GHashTable *vms;         /* uuid -> herd_vm_fact* */
 	GHashTable *fail_start;  /* uuid -> message */
+	GHashTable *fail_migrate; /* uuid -> message */
 	GHashTable *counts;      /* "op uuid" -> count */
 	GQueue ops;              /* pending_op*, in the order asked */
 	guint idle;
@@ -26,6 +29,9 @@ struct testvirt {
 	bool connected;          /* the hypervisor answers */
 	bool reported;           /* open() was followed by its first report */
 };
+
+/* Every driver by its node's name: a migration reaches its destination's. */
+static GHashTable *by_node;
 
 static int64_t now_ms(void)
 {
@@ -113,6 +119,21 @@ static void run_op(testvirt *v, pending_op *o)
 			set_state(v, o->uuid, HERD_VM_STOPPED, shutdown ? "shut down" : "destroyed", true);
 		}
 		finish(o, NULL);
+	} else if (strcmp(op, "migrate") == 0) {
+		testvirt *to = by_node ? g_hash_table_lookup(by_node, o->to) : NULL;
+		g_autofree char *key = NULL, *failure = NULL;
+		g_hash_table_steal_extended(v->fail_migrate, o->uuid, (gpointer *)&key, (gpointer *)&failure);
+		if (!to || !to->connected || !to->open || failure) {
+			if (to)
+				set_state(to, o->uuid, HERD_VM_STOPPED, "migration failed", true);
+			if (f && f->state == HERD_VM_MIGRATING)
+				set_state(v, o->uuid, HERD_VM_RUNNING, "migration failed", true);
+			finish(o, "%s", failure ? failure : "Cannot reach the destination's hypervisor.");
+			return;
+		}
+		set_state(to, o->uuid, HERD_VM_RUNNING, "migrated in", true);
+		set_state(v, o->uuid, HERD_VM_STOPPED, "migrated away", true);
+		finish(o, NULL);
 	} else if (!active(f)) {
 		finish(o, "Requested operation is not valid: domain %s is not running.", o->uuid);
 	} else if (strcmp(op, "suspend") == 0) {
@@ -162,7 +183,8 @@ static void kick(testvirt *v)
 		v->idle = g_idle_add(on_idle, v);
 }
 
-static void ask(herd_virt *base, const char *op, const char *uuid, herd_virt_done done, gpointer user)
+static pending_op *ask(herd_virt *base, const char *op, const char *uuid, herd_virt_done done,
+		       gpointer user)
 {
 	testvirt *v = (testvirt *)base;
 	g_autofree char *key = g_strdup_printf("%s %s", op, uuid);
@@ -173,8 +195,10 @@ static void ask(herd_virt *base, const char *op, const char *uuid, herd_virt_don
 	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
 	o->done = done;
 	o->user = user;
+	o->began_ms = now_ms();
 	g_queue_push_tail(&v->ops, o);
 	kick(v);
+	return o;
 }
 
 static void drop_ops(testvirt *v)
@@ -215,6 +239,47 @@ static void tv_shutdown(herd_virt *v, const char *uuid, unsigned timeout_s, herd
 	ask(v, "shutdown", uuid, done, user);
 }
 
+/* A migration is under way from its start: running here as migrating,
+ * arriving there as incoming; it ends (either way) when it is answered. */
+static void tv_migrate(herd_virt *base, const char *uuid, const herd_migrate_params *p,
+		       herd_virt_done done, gpointer user)
+{
+	testvirt *v = (testvirt *)base;
+	pending_op *o = ask(base, "migrate", uuid, done, user);
+	g_strlcpy(o->to, p->to, sizeof(o->to));
+	herd_vm_fact *f = g_hash_table_lookup(v->vms, uuid);
+	testvirt *to = by_node ? g_hash_table_lookup(by_node, p->to) : NULL;
+	if (f && (f->state == HERD_VM_RUNNING || f->state == HERD_VM_PAUSED) && v->connected) {
+		set_state(v, uuid, HERD_VM_MIGRATING, "migrating", true);
+		if (to && to->connected && to->open)
+			set_state(to, uuid, HERD_VM_INCOMING, "incoming migration", true);
+	}
+}
+
+static bool tv_migrate_progress(herd_virt *base, const char *uuid, herd_migrate_progress *out)
+{
+	testvirt *v = (testvirt *)base;
+	for (GList *l = v->ops.head; l; l = l->next) {
+		pending_op *o = l->data;
+		if (strcmp(o->op, "migrate") != 0 || strcmp(o->uuid, uuid) != 0)
+			continue;
+		*out = (herd_migrate_progress){
+			.started_ms = o->began_ms,
+			.elapsed_ms = (uint64_t)(now_ms() - o->began_ms),
+			.memory_total = 64u << 20,
+			.memory_processed = 40u << 20,
+			.memory_remaining = 24u << 20,
+			.dirty_rate = 100,
+			.page_size = 4096,
+			.bandwidth = 100u << 20,
+			.iteration = 2,
+			.expected_downtime_ms = 3,
+		};
+		return true;
+	}
+	return false;
+}
+
 #define SIMPLE_OP(name)                                                                    \
 	static void tv_##name(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user) \
 	{                                                                                  \
@@ -251,6 +316,8 @@ static const herd_virt_ops testvirt_ops = {
 	.reset = tv_reset,
 	.suspend = tv_suspend,
 	.resume = tv_resume,
+	.migrate = tv_migrate,
+	.migrate_progress = tv_migrate_progress,
 	.facts = tv_facts,
 	.resources = tv_resources,
 };
@@ -266,6 +333,10 @@ testvirt *testvirt_new(const char *node_name, uint64_t memory_mib, unsigned cpus
 	v->cpus = cpus;
 	v->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	v->fail_start = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	v->fail_migrate = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	if (!by_node)
+		by_node = g_hash_table_new(g_str_hash, g_str_equal);
+	g_hash_table_replace(by_node, v->node, v);
 	v->counts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	v->connected = true;
 	g_queue_init(&v->ops);
@@ -277,8 +348,11 @@ void testvirt_free(testvirt *v)
 	if (!v)
 		return;
 	tv_close(&v->base);
+	if (by_node && g_hash_table_lookup(by_node, v->node) == v)
+		g_hash_table_remove(by_node, v->node);
 	g_hash_table_destroy(v->vms);
 	g_hash_table_destroy(v->fail_start);
+	g_hash_table_destroy(v->fail_migrate);
 	g_hash_table_destroy(v->counts);
 	g_free(v->node);
 	g_free(v);
@@ -299,6 +373,11 @@ void testvirt_hold(testvirt *v, bool hold)
 void testvirt_fail_start(testvirt *v, const char *uuid, const char *message)
 {
 	g_hash_table_replace(v->fail_start, g_strdup(uuid), g_strdup(message));
+}
+
+void testvirt_fail_migrate(testvirt *v, const char *uuid, const char *message)
+{
+	g_hash_table_replace(v->fail_migrate, g_strdup(uuid), g_strdup(message));
 }
 
 void testvirt_crash(testvirt *v, const char *uuid)

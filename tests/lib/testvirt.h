@@ -6,8 +6,12 @@
  * its connection once open() has "connected", then a fact for every VM it
  * knows.
  *
+ * A live migration reaches the driver of its destination node (by name,
+ * in this process): migrating here and incoming there while it is under
+ * way (held), running there once it is answered.
+ *
  * Test controls: hold operations (they wait until released), make a start
- * fail, crash a guest, lose the hypervisor, cut the node's power (every
+ * or a migration fail, crash a guest, lose the hypervisor, cut the node's power (every
  * guest is gone); and what it did: a VM's state, operations counted.
  */
 #pragma once
@@ -30,6 +34,9 @@ herd_virt *testvirt_driver(testvirt *v);
 void testvirt_hold(testvirt *v, bool hold);
 /* The next start of @uuid fails with @message (libvirt's words). */
 void testvirt_fail_start(testvirt *v, const char *uuid, const char *message);
+/* The next live migration of @uuid from here fails with @message (it runs
+ * on here; nothing is left at the destination). */
+void testvirt_fail_migrate(testvirt *v, const char *uuid, const char *message);
 /* The guest @uuid crashes (it must be running or paused). */
 void testvirt_crash(testvirt *v, const char *uuid);
 /* The hypervisor connection is lost (@lost) or back; back, every VM's fact

@@ -256,9 +256,13 @@ static void fv_stop(herd_virt *base, const char *uuid, bool force, herd_virt_don
 		done(NULL, user);
 		return;
 	}
-	if (f->state == HERD_VM_CRASHED) {
-		/* Nothing runs in a crashed guest: powering it off only cleans up. */
-		virt_set(v, uuid, HERD_VM_STOPPED, "destroyed after a crash");
+	if (f->state == HERD_VM_CRASHED || f->state == HERD_VM_INCOMING) {
+		/* Nothing runs in a crashed guest, nor in an arriving copy
+		 * (its migration then fails at its source): powering it off
+		 * only cleans up. */
+		bool arriving = f->state == HERD_VM_INCOMING;
+		g_hash_table_remove(v->incoming, uuid);
+		virt_set(v, uuid, HERD_VM_STOPPED, arriving ? "arriving copy destroyed" : "destroyed after a crash");
 		done(NULL, user);
 		return;
 	}
@@ -334,7 +338,8 @@ static void migration_ends(simnode *node, event *e, bool same_herd)
 {
 	simnode *to = &S->nodes[e->target];
 	/* Over the cluster network: a partition between them ends it too. */
-	bool there = to->powered && to->power_cycle == e->run && to->bus.partition == node->bus.partition;
+	bool there = to->powered && to->power_cycle == e->run && to->bus.partition == node->bus.partition &&
+		     g_hash_table_contains(to->virt->incoming, e->uuid);
 	herd_vm_fact *f = g_hash_table_lookup(node->virt->vms, e->uuid);
 	g_autoptr(GError) err = NULL;
 	if (!f || f->state != HERD_VM_MIGRATING) {

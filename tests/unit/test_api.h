@@ -72,3 +72,13 @@ json_t *join_request(const char *name, const char *link, long long protocol);
 bool lost_nodes_are(fixture *f, unsigned node, const char *names);
 /* Is node @name's down mark cleared in every powered node's store? */
 bool node_down_cleared(fixture *f, const char *name);
+
+/* GET /api/v1/vms/@ref on n@node: the VM (valid while *@keep lives). */
+json_t *get_vm(fixture *f, unsigned node, const char *ref, test_answer **keep);
+/* POST /api/v1/vms/@vm/@action with body json_pack(@fmt, …) (NULL: none). */
+test_answer *vm_action(fixture *f, unsigned node, const char *vm, const char *action,
+		       const char *fmt, ...);
+/* The string @key of object @j, or NULL. */
+const char *str(json_t *j, const char *key);
+/* Does GET /api/v1/vms/@vm on n@node show @key as @want now? */
+bool vm_shows(fixture *f, unsigned node, const char *vm, const char *key, const char *want);

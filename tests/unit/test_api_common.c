@@ -124,7 +124,8 @@ const char *vm_runs_where(fixture *f, const char *uuid)
 	const char *where = NULL;
 	for (unsigned i = 1; i <= 3; i++) {
 		herd_vm_state s = testvirt_state(f->n[i]->virt, uuid);
-		if (s == HERD_VM_STOPPED || s == HERD_VM_CRASHED)
+		/* An arriving live migration is not a copy that runs. */
+		if (s == HERD_VM_STOPPED || s == HERD_VM_CRASHED || s == HERD_VM_INCOMING)
 			continue;
 		if (where)
 			g_error("VM %s is active on %s and %s", uuid, where, f->n[i]->name);
@@ -181,4 +182,37 @@ json_t *join_request(const char *name, const char *link, long long protocol)
 	g_assert_true(herd_tls_make_csr(name, &csr, &key, &err));
 	return json_pack("{s:s,s:[s],s:s,s:I}", "name", name, "links", link, "csr", csr, "protocol",
 			 (json_int_t)protocol);
+}
+
+json_t *get_vm(fixture *f, unsigned node, const char *ref, test_answer **keep)
+{
+	g_autofree char *path = g_strdup_printf("/api/v1/vms/%s", ref);
+	*keep = test_request(f->n[node], "GET", path, NULL);
+	return test_expect(*keep, 200);
+}
+
+test_answer *vm_action(fixture *f, unsigned node, const char *vm, const char *action,
+		       const char *fmt, ...)
+{
+	g_autofree char *path = g_strdup_printf("/api/v1/vms/%s/%s", vm, action);
+	g_autoptr(json_t) body = NULL;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		body = json_vpack_ex(NULL, 0, fmt, ap);
+		va_end(ap);
+		g_assert_nonnull(body);
+	}
+	return test_request(f->n[node], "POST", path, body);
+}
+
+const char *str(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
+}
+
+bool vm_shows(fixture *f, unsigned node, const char *vm, const char *key, const char *want)
+{
+	g_autoptr(test_answer) keep = NULL;
+	return g_strcmp0(str(get_vm(f, node, vm, &keep), key), want) == 0;
 }

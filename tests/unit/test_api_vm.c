@@ -10,41 +10,6 @@
 
 #include <string.h>
 
-static json_t *get_vm(fixture *f, unsigned node, const char *ref, test_answer **keep)
-{
-	g_autofree char *path = g_strdup_printf("/api/v1/vms/%s", ref);
-	*keep = test_request(f->n[node], "GET", path, NULL);
-	return test_expect(*keep, 200);
-}
-
-/* POST /api/v1/vms/@vm/@action with body json_pack(@fmt, …) (NULL: none). */
-static test_answer *vm_action(fixture *f, unsigned node, const char *vm, const char *action,
-			      const char *fmt, ...)
-{
-	g_autofree char *path = g_strdup_printf("/api/v1/vms/%s/%s", vm, action);
-	g_autoptr(json_t) body = NULL;
-	if (fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		body = json_vpack_ex(NULL, 0, fmt, ap);
-		va_end(ap);
-		g_assert_nonnull(body);
-	}
-	return test_request(f->n[node], "POST", path, body);
-}
-
-static const char *str(json_t *j, const char *key)
-{
-	return json_string_value(json_object_get(j, key));
-}
-
-/* Does GET /api/v1/vms/@vm on n@node show @key as @want now? */
-static bool vm_shows(fixture *f, unsigned node, const char *vm, const char *key, const char *want)
-{
-	g_autoptr(test_answer) keep = NULL;
-	return g_strcmp0(str(get_vm(f, node, vm, &keep), key), want) == 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
 

@@ -1,0 +1,96 @@
+/*
+ * POST /api/v1/vms/{vm}/migrate {"node": NODE?, "wait": bool?}: migrate a
+ * running VM live to NODE, or where the scheduler places it.  The change
+ * is the VM's move (move_to, live); its node's agent migrates it, the
+ * coordinator assigns it to its destination once it runs there, or gives
+ * the move up if the migration failed (the VM then runs on as before).
+ * With "wait", the answer comes once it has arrived, or failed.  GET
+ * /api/v1/vms/{vm} shows the move and, while it runs, its progress
+ * ("migration").
+ */
+#define G_LOG_DOMAIN "api"
+#include "api/common.h"
+#include "api/routes.h"
+#include "api/vm_wait.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "store/cluster.h"
+#include "store/node.h"
+#include "store/settings.h"
+#include "store/vm.h"
+
+#include <string.h>
+
+/* Beyond its migration timeout: the time to start it and to assign it. */
+#define MIGRATE_WAIT_EXTRA_S 60
+
+/* Has the live move of @vm to node @to ended: there, or given up? */
+static api_vm_outcome arrived(api_ctx *a, store_object *vm, const char *to, char **failure)
+{
+	const store_vm *v = store_vm_of(vm);
+	if (g_strcmp0(v->move_to, to) == 0)
+		return API_VM_WAITING;
+	if (g_strcmp0(v->node, to) == 0)
+		return api_vm_is_running(a, vm, NULL, failure);
+	herd_vm_runtime rt;
+	herd_ha_vm_runtime(a->ha, vm, &rt);
+	const char *why = rt.error ? rt.error : rt.alert;
+	*failure = g_strdup_printf("VM %s was not migrated to node %s%s%s; it runs on node %s.", vm->name,
+				   to, why ? ": " : ".", why ? why : "", rt.node ? rt.node : "?");
+	return API_VM_FAILED;
+}
+
+void api_vm_migrate(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "node", "wait", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
+	size_t len;
+	http_request_body(req, &len);
+	g_autoptr(json_t) body = vm && len ? api_body(req, fields, &err) : json_object();
+	bool wait = false;
+	const char *to = NULL;
+	if (!vm || !body || !api_get_bool(body, "wait", &wait, &err) ||
+	    !api_get_string(body, "node", &to, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	const store_vm *v = store_vm_of(vm);
+	if (to && !api_lookup(a, STORE_KIND_NODE, to, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (v->move_to) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s is being moved to node %s already (%s); wait until that move has ended.",
+				    vm->name, v->move_to, v->move_live ? "live" : "cold");
+		return;
+	}
+	herd_vm_runtime rt;
+	herd_ha_vm_runtime(a->ha, vm, &rt);
+	if (!v->target_running || !v->node || g_strcmp0(rt.node, v->node) != 0 ||
+	    (strcmp(rt.state, "running") != 0 && strcmp(rt.state, "paused") != 0)) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s is not running on its node (it is %s%s%s); only a running VM migrates live.",
+				    vm->name, rt.state, rt.node ? " on node " : "", rt.node ? rt.node : "");
+		return;
+	}
+	const char *why = NULL;
+	const char *dest = herd_ha_migrate_target(a->ha, vm->uuid, to, &why);
+	if (!dest) {
+		if (to)
+			http_respond_errorf(req, HERD_ERR_CONFLICT, "VM %s cannot be migrated to node %s: %s.",
+					    vm->name, to, why);
+		else
+			http_respond_errorf(req, HERD_ERR_CONFLICT,
+					    "VM %s has nowhere to migrate to from node %s: %s.", vm->name,
+					    v->node, why);
+		return;
+	}
+	g_autoptr(json_t) cmd = store_vm_cmd_migrate(vm->uuid, dest);
+	long long timeout_s = store_settings_migration_timeout_s(store_settings_of(api_state(a)), v->memory_mib);
+	api_vm_commit_and_wait(req, a, vm, cmd, wait ? arrived : NULL, dest, "migrated",
+			       (unsigned)(timeout_s + MIGRATE_WAIT_EXTRA_S));
+}
