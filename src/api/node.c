@@ -110,13 +110,14 @@ void api_node_show(http_request *req, gpointer user_data)
 void api_node_mode(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	static const char *const fields[] = { "mode", NULL };
+	static const char *const fields[] = { "mode", "allow_cold", NULL };
 	g_autoptr(GError) err = NULL;
 	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
 	g_autoptr(json_t) body = node ? api_body(req, fields, &err) : NULL;
 	const char *mode = json_string_value(json_object_get(body, "mode"));
+	bool allow_cold = false;
 	store_node_mode m;
-	if (!body) {
+	if (!body || !api_get_bool(body, "allow_cold", &allow_cold, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
@@ -125,18 +126,26 @@ void api_node_mode(http_request *req, gpointer user_data)
 				    mode ? mode : "");
 		return;
 	}
-	g_autoptr(json_t) cmd = store_node_cmd_mode(node, m);
+	if (allow_cold && m == STORE_NODE_ONLINE) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "allow_cold is for a node that its VMs leave (standby, maintenance).");
+		return;
+	}
+	g_autoptr(json_t) cmd = store_node_cmd_mode(api_state(a), node, m, allow_cold);
 	api_commit(req, a, cmd, 200, NULL);
 }
 
 void api_node_switchover(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	static const char *const fields[] = { "to", NULL };
+	static const char *const fields[] = { "to", "allow_cold", NULL };
 	g_autoptr(GError) err = NULL;
+	bool allow_cold = false;
 	store_object *from = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
 	g_autoptr(json_t) body = from ? api_body(req, fields, &err) : NULL;
-	store_object *to = body ? api_lookup(a, STORE_KIND_NODE, json_string_value(json_object_get(body, "to")) ?: "", &err) : NULL;
+	store_object *to = body && api_get_bool(body, "allow_cold", &allow_cold, &err)
+				   ? api_lookup(a, STORE_KIND_NODE, json_string_value(json_object_get(body, "to")) ?: "", &err)
+				   : NULL;
 	if (!to) {
 		http_respond_error(req, err);
 		return;
@@ -145,7 +154,13 @@ void api_node_switchover(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_INVALID, "A switchover needs two different nodes.");
 		return;
 	}
-	g_autoptr(json_t) cmd = store_vm_cmd_switchover(api_state(a), from->name, to->name);
+	const store_node *dest = store_node_of(to);
+	if (dest->mode != STORE_NODE_ONLINE || dest->down) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Node %s is %s: it takes no VMs.", to->name,
+				    dest->down ? "down" : store_node_mode_name(dest->mode));
+		return;
+	}
+	g_autoptr(json_t) cmd = store_vm_cmd_switchover(api_state(a), from->name, to->name, allow_cold);
 	if (!cmd) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "Node %s runs no VMs.", from->name);
 		return;

@@ -89,7 +89,7 @@ void api_vm_migrate(http_request *req, gpointer user_data)
 					    v->node, why);
 		return;
 	}
-	g_autoptr(json_t) cmd = store_vm_cmd_migrate(vm->uuid, dest);
+	g_autoptr(json_t) cmd = store_vm_cmd_migrate(vm->uuid, dest, false);
 	long long timeout_s = store_settings_migration_timeout_s(store_settings_of(api_state(a)), v->memory_mib);
 	api_vm_commit_and_wait(req, a, vm, cmd, wait ? arrived : NULL, dest, "migrated",
 			       (unsigned)(timeout_s + MIGRATE_WAIT_EXTRA_S));

@@ -7,12 +7,14 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-static gboolean opt_wait, opt_yes;
+static gboolean opt_wait, opt_yes, opt_allow_cold;
 
 static GOptionEntry node_mode_options[] = {
-	{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait, "Wait until no VM is left on the node", NULL },
+	{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait,
+	  "Wait until no VM is left on the node, showing how the moves go", NULL },
+	{ "allow-cold", 0, 0, G_OPTION_ARG_NONE, &opt_allow_cold,
+	  "A VM that cannot migrate live moves with a restart (it is shut down and started there)", NULL },
 	{ NULL },
 };
 
@@ -76,28 +78,84 @@ static int run_node_remove(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
-/* Poll until no VM runs on, or is assigned to, @node. */
+/* How long --wait waits for a node to be empty at most. */
+#define WAIT_EMPTY_MAX_S 3600
+/* Polls in a row in which every VM left stays put, with a reason, before
+ * --wait gives up on them. */
+#define WAIT_STUCK_POLLS 5
+
+/* Print @vm's live migration's progress if it changed since @shown
+ * (uuid -> last line printed). */
+static void show_move(cli_ctx *ctx, json_t *vm, GHashTable *shown)
+{
+	const char *uuid = json_string_value(json_object_get(vm, "uuid"));
+	g_autofree char *path = cli_api_path("vms", uuid, NULL);
+	g_autoptr(json_t) full = cli_call(ctx, "GET", path, NULL, NULL);
+	g_autofree char *text = cli_migration_text(json_object_get(full, "migration"));
+	g_autofree char *line =
+		text ? g_strdup_printf("VM %s: %s", json_string_value(json_object_get(vm, "name")), text)
+		     : g_strdup_printf("VM %s: moving to node %s (%s)", json_string_value(json_object_get(vm, "name")),
+				       json_string_value(json_object_get(vm, "move_to")),
+				       json_string_value(json_object_get(vm, "move")));
+	if (g_strcmp0(g_hash_table_lookup(shown, uuid), line) == 0)
+		return;
+	printf("  %s\n", line);
+	fflush(stdout);
+	g_hash_table_replace(shown, g_strdup(uuid), g_steal_pointer(&line));
+}
+
+/* Poll until no VM runs on, or is assigned to, @node; show how the moves
+ * go.  Gives up when every VM left stays there for a reason it names. */
 static int wait_node_empty(cli_ctx *ctx, const char *node)
 {
-	for (int i = 0; i < 7200; i++) {
+	g_autoptr(GHashTable) shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	gint64 began = g_get_monotonic_time();
+	unsigned stuck = 0;
+	while (g_get_monotonic_time() - began < (gint64)WAIT_EMPTY_MAX_S * G_USEC_PER_SEC) {
 		g_autoptr(GError) error = NULL;
 		g_autoptr(json_t) vms = cli_call(ctx, "GET", "/api/v1/vms", NULL, &error);
 		if (!vms)
 			return cli_report(error);
-		unsigned left = 0;
+		g_autoptr(GPtrArray) left = g_ptr_array_new();
+		bool moving = false;
 		size_t k;
 		json_t *v;
-		json_array_foreach(vms, k, v)
-			left += g_strcmp0(json_string_value(json_object_get(v, "node")), node) == 0 ||
-				g_strcmp0(json_string_value(json_object_get(v, "assigned")), node) == 0;
-		if (left == 0) {
+		json_array_foreach(vms, k, v) {
+			if (g_strcmp0(json_string_value(json_object_get(v, "node")), node) != 0 &&
+			    g_strcmp0(json_string_value(json_object_get(v, "assigned")), node) != 0)
+				continue;
+			g_ptr_array_add(left, v);
+			if (json_object_get(v, "move_to")) {
+				moving = true;
+				if (!ctx->json)
+					show_move(ctx, v, shown);
+			}
+		}
+		if (left->len == 0) {
 			if (!ctx->json)
-				printf("No VM is left on node %s.\n", node);
+				printf("No VM is left on node %s (%.1f s).\n", node,
+				       (double)(g_get_monotonic_time() - began) / G_USEC_PER_SEC);
 			return CLI_OK;
 		}
-		usleep(250000);
+		/* Every VM left stays, each for a reason the cluster gives. */
+		bool all_held = !moving;
+		for (guint i = 0; all_held && i < left->len; i++)
+			all_held = json_object_get(left->pdata[i], "alert") || json_object_get(left->pdata[i], "error");
+		stuck = all_held ? stuck + 1 : 0;
+		if (stuck >= WAIT_STUCK_POLLS) {
+			fprintf(stderr, "herd: %u VM(s) stay on node %s:\n", left->len, node);
+			for (guint i = 0; i < left->len; i++) {
+				json_t *vm = left->pdata[i];
+				const char *why = json_string_value(json_object_get(vm, "alert"));
+				fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(vm, "name")),
+					why ? why : json_string_value(json_object_get(vm, "error")));
+			}
+			return CLI_ERROR;
+		}
+		g_usleep(G_USEC_PER_SEC);
 	}
-	fprintf(stderr, "herd: VMs are still on node %s after 30 minutes; see 'herd status'.\n", node);
+	fprintf(stderr, "herd: VMs are still on node %s after %d minutes; see 'herd status'.\n", node,
+		WAIT_EMPTY_MAX_S / 60);
 	return CLI_ERROR;
 }
 
@@ -105,13 +163,18 @@ static int set_mode(cli_ctx *ctx, const char *node, const char *mode)
 {
 	g_autofree char *path = cli_api_path("nodes", node, "mode");
 	g_autoptr(json_t) body = json_pack("{s:s}", "mode", mode);
+	if (opt_allow_cold)
+		json_object_set_new(body, "allow_cold", json_true());
 	int rc;
 	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
 	if (rc != CLI_OK)
 		return rc;
 	if (r) /* else --json printed it */
 		printf("Node %s is in %s mode%s.\n", node, mode,
-		       strcmp(mode, "online") ? "; its VMs move to other nodes" : "");
+		       strcmp(mode, "online") == 0 ? ""
+		       : opt_allow_cold ? "; its VMs move to other nodes, live where they can, else with a restart"
+					: "; its VMs move to other nodes, live");
+	fflush(stdout);
 	return opt_wait && strcmp(mode, "online") ? wait_node_empty(ctx, node) : CLI_OK;
 }
 
@@ -122,13 +185,15 @@ static int run_maintenance(cli_ctx *ctx, int argc, char **argv) { return set_mod
 static int run_switchover(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autofree char *path = cli_api_path("nodes", argv[0], "switchover");
-	g_autoptr(json_t) body = json_pack("{s:s}", "to", argv[1]);
+	g_autoptr(json_t) body = json_pack("{s:s,s:b}", "to", argv[1], "allow_cold", opt_allow_cold);
 	int rc;
 	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
 	if (rc != CLI_OK)
 		return rc;
 	if (r) /* else --json printed it */
-		printf("The VMs of node %s move to node %s.\n", argv[0], argv[1]);
+		printf("The VMs of node %s move to node %s, live%s.\n", argv[0], argv[1],
+		       opt_allow_cold ? " where they can, else with a restart" : "");
+	fflush(stdout);
 	return opt_wait ? wait_node_empty(ctx, argv[0]) : CLI_OK;
 }
 
@@ -175,10 +240,17 @@ const cli_command cli_node_commands[] = {
 	{ "node list", NULL, "List the cluster's nodes", NULL, NULL, 0, 0, run_node_list },
 	{ "node remove", "NAME", "Remove a node that is powered off from the cluster", NULL, NULL,
 	  1, 1, run_node_remove },
-	{ "node standby", "NAME", "Move a node's VMs away; it takes no new ones", NULL, node_mode_options, 1, 1, run_standby },
+	{ "node standby", "NAME", "Move a node's VMs away, live; it takes no new ones",
+	  "Its running VMs migrate live to other nodes, a few at a time (migration_parallel); a VM\n"
+	  "that cannot migrate is named with the reason and stays unless --allow-cold is given.\n"
+	  "Its VMs come back live when it is online again (failback to their preferred node).",
+	  node_mode_options, 1, 1, run_standby },
 	{ "node online", "NAME", "Let a node run VMs again", NULL, NULL, 1, 1, run_online },
-	{ "node maintenance", "NAME", "Move a node's VMs away and stop managing it (for updates)", NULL, node_mode_options, 1, 1, run_maintenance },
-	{ "node switchover", "FROM TO", "Move all VMs of node FROM to node TO", NULL, node_mode_options, 2, 2, run_switchover },
+	{ "node maintenance", "NAME", "Move a node's VMs away, live, and stop managing it (for updates)",
+	  "As standby; then herd leaves the node alone (it is not fenced when it goes away).",
+	  node_mode_options, 1, 1, run_maintenance },
+	{ "node switchover", "FROM TO", "Move all VMs of node FROM to node TO, live", NULL,
+	  node_mode_options, 2, 2, run_switchover },
 	{ "node fence", "NAME", "Cut a node's power through its fence devices", NULL, fence_options, 1, 1, run_fence },
 	{ "node confirm-down", "NAME", "Tell herd a lost node is powered off (when fencing cannot)", NULL, fence_options, 1, 1, run_confirm_down },
 	{ NULL },

@@ -199,6 +199,8 @@ static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *
 		.node = d->node,
 		.move_to = d->move_to,
 		.move_live = d->move_live,
+		.move_cold_ok = d->move_cold_ok,
+		.live_failed = d->live_failed,
 		.ha = d->ha,
 		.preferred = d->preferred,
 		.failback = d->failback,
@@ -279,7 +281,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		store_object *o = nodes->pdata[i];
 		const store_node *sn = store_node_of(o);
 		uint32_t id = sn->nodeid;
-		sched_node n = { .name = o->name, .mode = sn->mode };
+		sched_node n = { .name = o->name, .mode = sn->mode, .allow_cold = sn->allow_cold };
 		n.in_ring = contains(v->ring, v->n_ring, id);
 		herd_node_facts *f = herd_facts_fresh(v->facts, id);
 		/* A herd that does not reach its hypervisor (just restarted, libvirtd
@@ -474,14 +476,16 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 			const sched_vm *in = a->given_up ? herd_sched_input_vm(hi, a->vm) : NULL;
 			store_vm_failure failed = { a->given_up, in ? in->start_failures : 0,
 						    in ? in->start_error : NULL };
-			cmd = store_vm_cmd_assign(a->vm, a->node, in ? &failed : NULL);
+			cmd = a->live_failed ? store_vm_cmd_live_given_up(a->vm, a->node, a->live_failed)
+					     : store_vm_cmd_assign(a->vm, a->node, in ? &failed : NULL);
 			break;
 		}
 		case SCHED_MOVE: {
 			store_object *vm = store_state_get(v->st, STORE_KIND_VM, a->vm);
-			log_info("VM %s moves from node %s to %s (%s)", vm ? vm->name : a->vm, a->node,
-				 a->move_to, a->reason);
-			cmd = store_vm_cmd_move(a->vm, a->move_to);
+			log_info("VM %s moves from node %s to %s%s (%s)", vm ? vm->name : a->vm, a->node,
+				 a->move_to, a->live ? ", live" : "", a->reason);
+			cmd = a->live ? store_vm_cmd_migrate(a->vm, a->move_to, a->cold_ok)
+				      : store_vm_cmd_move(a->vm, a->move_to);
 			break;
 		}
 		case SCHED_RELEASE: {

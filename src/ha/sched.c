@@ -103,9 +103,10 @@ static bool usable(const sched_node *n)
 static void add_action(ctx *c, sched_action_type type, const char *vm, const char *node,
 		       const char *move_to, const char *reason)
 {
-	sched_action a = { type, vm, node, move_to, reason, NULL };
+	sched_action a = { type, vm, node, move_to, reason, NULL, false, false, NULL };
 	g_array_append_val(c->plan->actions, a);
 }
+
 
 static void add_alert(ctx *c, sched_severity sev, const char *vm, const char *node,
 		      const char *fmt, ...) G_GNUC_PRINTF(5, 6);
@@ -269,6 +270,18 @@ static void need_fence(ctx *c, const sched_node *n, const sched_vm *vm)
 	add_action(c, SCHED_FENCE, NULL, n->name, NULL, "the node was lost");
 }
 
+/* Move @vm from node @n to node @to: live if it runs there (@here) and
+ * may, else cold. */
+static void add_move(ctx *c, const sched_vm *vm, const sched_node *n, int to, bool here,
+		     bool cold_ok, const char *reason)
+{
+	account(c, vm, to);
+	bool live = here && !vm->live_failed;
+	sched_action a = { SCHED_MOVE, vm->uuid, n->name, c->in->nodes[to].name, reason, NULL,
+			   live, live && cold_ok, NULL };
+	g_array_append_val(c->plan->actions, a);
+}
+
 static void assign(ctx *c, const sched_vm *vm, int i, const char *reason)
 {
 	account(c, vm, i);
@@ -308,7 +321,7 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 }
 
 /* The VM runs on @n (node @ni), a live node; should it move? */
-static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int ni)
+static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int ni, bool here)
 {
 	const char *why = NULL;
 	if (n->mode != STORE_NODE_ONLINE) {
@@ -316,6 +329,15 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 				  "VM %s is sticky to node %s, which is in %s mode; it stays until 'herd vm release %s'.",
 				  vm->name, n->name, store_node_mode_name(n->mode), vm->name);
+			return;
+		}
+		/* A VM whose live migration failed leaves with a restart only
+		 * when the operator said so (--allow-cold). */
+		if (here && vm->live_failed && !n->allow_cold) {
+			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+				  "VM %s cannot leave node %s (%s mode) live: %s. 'herd node %s %s --allow-cold' moves it with a restart.",
+				  vm->name, n->name, store_node_mode_name(n->mode), vm->live_failed,
+				  store_node_mode_name(n->mode), n->name);
 			return;
 		}
 		int i = choose(c, vm, ni, &why);
@@ -326,18 +348,16 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 				  store_node_mode_name(n->mode), all);
 			return;
 		}
-		account(c, vm, i);
-		add_action(c, SCHED_MOVE, vm->uuid, n->name, c->in->nodes[i].name,
-			   "its node is leaving service");
+		add_move(c, vm, n, i, here, n->allow_cold, "its node is leaving service");
 		return;
 	}
+	/* Back to its preferred node: live, never with a restart of a guest
+	 * that runs (a VM that could not migrate there stays). */
 	if (vm->preferred && vm->failback && !vm->sticky && vm->steady &&
-	    strcmp(vm->preferred, n->name) != 0) {
+	    strcmp(vm->preferred, n->name) != 0 && !(here && vm->live_failed)) {
 		int p = vm_preferred_idx(c, vm);
 		if (p >= 0 && fits(c, vm, p, &why)) {
-			account(c, vm, p);
-			add_action(c, SCHED_MOVE, vm->uuid, n->name, c->in->nodes[p].name,
-				   "its preferred node is back");
+			add_move(c, vm, n, p, here, false, "its preferred node is back");
 			return;
 		}
 	}
@@ -492,9 +512,17 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 		}
 		bool here = seen_on(vm, n->name);
 		if (!vm->target_running) {
-			/* Its node stops it; once stopped it is no longer bound there. */
-			if (!here)
+			/* Its node stops it; once stopped it is no longer bound
+			 * there.  Migrated elsewhere meanwhile, it is bound
+			 * there, whose node stops it: released only once no
+			 * copy runs anywhere (or is arriving). */
+			if (!here && vm->n_seen == 1) {
+				/* (A VM to be stopped holds no room: not accounted.) */
+				if (node_idx(c, vm->seen_on[0]) >= 0)
+					add_action(c, SCHED_ASSIGN, vm->uuid, vm->seen_on[0], NULL, "it runs there");
+			} else if (!here && vm->n_seen == 0 && !vm->incoming_on) {
 				add_action(c, SCHED_RELEASE, vm->uuid, n->name, NULL, "it has stopped");
+			}
 			return;
 		}
 		if (vm->move_to && vm->move_live && strcmp(vm->move_to, n->name) != 0 && here) {
@@ -506,10 +534,21 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			 * VM stays here.  Never while it is under way: it ends by
 			 * itself, there or back here. */
 			if (vm->migrate_error && !vm->migrating) {
+				if (vm->move_cold_ok) {
+					/* Allowed: it goes with a restart. */
+					sched_action a = { SCHED_MOVE, vm->uuid, n->name, vm->move_to,
+							   "its live migration failed; it moves with a restart",
+							   NULL, false, false, NULL };
+					g_array_append_val(c->plan->actions, a);
+					return;
+				}
 				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 					  "The live migration of VM %s to node %s was given up (%s); it keeps running on node %s.",
 					  vm->name, vm->move_to, vm->migrate_error, n->name);
-				assign(c, vm, ni, "its live migration was given up");
+				sched_action a = { SCHED_ASSIGN, vm->uuid, n->name, NULL,
+						   "its live migration was given up", NULL, false, false,
+						   vm->migrate_error };
+				g_array_append_val(c->plan->actions, a);
 			}
 			return;
 		}
@@ -533,7 +572,7 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			give_up(c, vm, n, ni);
 			return;
 		}
-		consider_move(c, vm, n, ni);
+		consider_move(c, vm, n, ni, here);
 		return;
 	}
 	/* Unassigned: wait until no node reports it, then place it. */

@@ -44,6 +44,8 @@ typedef struct sched_node {
 				  * still within join_timeout_s: not fenced yet (a
 				  * cold start of the cluster; nodes boot at their pace) */
 	bool fence_covered;      /* a fence device has a plug for it */
+	bool allow_cold;         /* leaving service: a VM that cannot migrate live
+				  * moves with a restart */
 	uint64_t memory_mib;     /* capacity from its facts; 0: unknown */
 	unsigned cpus;
 } sched_node;
@@ -55,6 +57,9 @@ typedef struct sched_vm {
 	const char *node;        /* assigned node, or NULL */
 	const char *move_to;     /* a requested destination (switchover), or NULL */
 	bool move_live;          /* ... reached by live migration from its node */
+	bool move_cold_ok;       /* ... or, if that fails, with a restart */
+	const char *live_failed; /* why its last live move was given up, or NULL:
+				  * not tried live again (the store's record) */
 	bool ha;
 	const char *preferred;
 	bool failback;
@@ -108,7 +113,8 @@ typedef struct sched_input {
 
 typedef enum {
 	SCHED_ASSIGN = 0,        /* vm -> node (and the move, if any, is over) */
-	SCHED_MOVE,              /* vm: its node stops it, then it goes to move_to */
+	SCHED_MOVE,              /* vm: it goes to move_to: migrated live, or its node
+				  * stops it and it is started there */
 	SCHED_RELEASE,           /* vm: its node has stopped it; no node is assigned */
 	SCHED_FENCE,             /* node */
 	SCHED_CLEAR_DOWN,        /* node is back: forget its down mark */
@@ -121,6 +127,10 @@ typedef struct sched_action {
 	const char *move_to;
 	const char *reason;      /* static text */
 	const char *given_up;    /* ASSIGN: the node its starts failed on, or NULL */
+	bool live;               /* MOVE: by live migration ... */
+	bool cold_ok;            /* ... or, if that fails, with a restart */
+	const char *live_failed; /* ASSIGN: its live move was given up, for this
+				  * reason (borrowed from the input) */
 } sched_action;
 
 typedef enum { SCHED_INFO = 0, SCHED_WARNING, SCHED_CRITICAL } sched_severity;

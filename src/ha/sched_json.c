@@ -60,6 +60,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		n.down = get_bool(o, "down", false);
 		n.awaited = get_bool(o, "awaited", false);
 		n.fence_covered = get_bool(o, "fence_covered", true);
+		n.allow_cold = get_bool(o, "allow_cold", false);
 		n.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
 		n.cpus = (unsigned)json_integer_value(json_object_get(o, "cpus"));
 		g_array_append_val(ji->nodes, n);
@@ -78,6 +79,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		v.node = get_str(o, "node");
 		v.move_to = get_str(o, "move_to");
 		v.move_live = get_bool(o, "move_live", false);
+		v.move_cold_ok = get_bool(o, "move_cold_ok", false);
+		v.live_failed = get_str(o, "live_failed");
 		v.incoming_on = get_str(o, "incoming_on");
 		v.migrate_error = get_str(o, "migrate_error");
 		v.migrating = get_bool(o, "migrating", false);
@@ -162,6 +165,9 @@ json_t *sched_json_input_dump(const sched_input *in)
 						       "fence_covered",
 						       n->fence_covered, "memory_mib", (json_int_t)n->memory_mib,
 						       "cpus", (int)n->cpus));
+		if (n->allow_cold)
+			json_object_set_new(json_array_get(nodes, json_array_size(nodes) - 1), "allow_cold",
+					    json_true());
 	}
 	for (size_t i = 0; i < in->n_vms; i++) {
 		const sched_vm *v = &in->vms[i];
@@ -177,6 +183,10 @@ json_t *sched_json_input_dump(const sched_input *in)
 				       "seen_on", seen, "steady", v->steady);
 		if (v->move_live)
 			json_object_set_new(vm, "move_live", json_true());
+		if (v->move_cold_ok)
+			json_object_set_new(vm, "move_cold_ok", json_true());
+		if (v->live_failed)
+			json_object_set_new(vm, "live_failed", json_string(v->live_failed));
 		if (v->incoming_on)
 			json_object_set_new(vm, "incoming_on", json_string(v->incoming_on));
 		if (v->migrate_error)
@@ -229,6 +239,12 @@ json_t *sched_json_plan(const sched_input *in, const sched_plan *plan)
 			json_object_set_new(o, "move_to", json_string(a->move_to));
 		if (a->given_up)
 			json_object_set_new(o, "given_up", json_string(a->given_up));
+		if (a->live)
+			json_object_set_new(o, "live", json_true());
+		if (a->cold_ok)
+			json_object_set_new(o, "cold_ok", json_true());
+		if (a->live_failed)
+			json_object_set_new(o, "live_failed", json_string(a->live_failed));
 		json_array_append_new(actions, o);
 	}
 	json_t *alerts = json_array();

@@ -98,8 +98,14 @@ static const sched_node *runs_on(const world *w, const sched_vm *v)
 	int i = world_node(w, v->node);
 	if (!v->target_running || i < 0 || !w->nodes[i].in_ring)
 		return NULL;
-	if (v->move_to && strcmp(v->move_to, v->node) != 0)
-		return NULL; /* stopped for a move */
+	if (v->move_to && strcmp(v->move_to, v->node) != 0) {
+		/* Migrated live when both ends' agents act; else stopped for
+		 * the move. */
+		int m = world_node(w, v->move_to);
+		if (v->move_live && m >= 0 && agent_acts(&w->nodes[i]) && agent_acts(&w->nodes[m]))
+			return &w->nodes[m];
+		return NULL;
+	}
 	return &w->nodes[i];
 }
 
@@ -182,16 +188,19 @@ static bool apply_action(world *w, const sched_action *a)
 			return false;
 		v->node = a->node;
 		v->move_to = NULL;
+		v->move_live = false;
 		break;
 	case SCHED_MOVE:
-		if (!v || g_strcmp0(v->move_to, a->move_to) == 0)
+		if (!v || (g_strcmp0(v->move_to, a->move_to) == 0 && v->move_live == a->live))
 			return false;
 		v->move_to = a->move_to;
+		v->move_live = a->live;
 		break;
 	case SCHED_RELEASE:
 		if (!v || (!v->node && !v->move_to))
 			return false;
 		v->node = v->move_to = NULL;
+		v->move_live = false;
 		break;
 	case SCHED_FENCE: {
 		int i = world_node(w, a->node);

@@ -1,4 +1,5 @@
 #include "store/node.h"
+#include "store/vm.h"
 
 #include "common/error.h"
 #include "store/command.h"
@@ -45,6 +46,7 @@ void *store_node_parse(json_t *d)
 	n->links = t->links;
 	if (!store_node_mode_parse(field_str(d, "mode"), &n->mode))
 		n->mode = STORE_NODE_ONLINE;
+	n->allow_cold = field_bool(d, "allow_cold", false);
 	json_t *down = json_object_get(d, "down");
 	n->down = json_is_object(down);
 	if (n->down) {
@@ -87,7 +89,8 @@ const store_node *store_node_of(const store_object *o)
 bool store_node_validate(json_t *d, GError **error)
 {
 	if (!check_uint(d, "node", "nodeid", 1, G_MAXUINT32, error) ||
-	    !check_choice(d, "node", "mode", "online|standby|maintenance", error))
+	    !check_choice(d, "node", "mode", "online|standby|maintenance", error) ||
+	    !check_bool(d, "node", "allow_cold", error))
 		return false;
 	json_t *links = json_object_get(d, "links");
 	size_t i;
@@ -162,10 +165,23 @@ json_t *store_node_cmd_create(const char *uuid, const char *name, uint32_t nodei
 				json_pack("{s:I,s:o}", "nodeid", (json_int_t)nodeid, "links", l));
 }
 
-json_t *store_node_cmd_mode(const store_object *node, store_node_mode mode)
+json_t *store_node_cmd_mode(store_state *st, const store_object *node, store_node_mode mode,
+			    bool allow_cold)
 {
-	return store_cmd_patch(STORE_KIND_NODE, node->uuid,
-			       json_pack("{s:s}", "mode", store_node_mode_name(mode)));
+	json_t *ops = json_array();
+	json_array_append_new(ops, store_cmd_patch(STORE_KIND_NODE, node->uuid,
+						   json_pack("{s:s,s:b}", "mode", store_node_mode_name(mode),
+							     "allow_cold", allow_cold)));
+	GHashTable *vms = store_vms_assigned_to(st, node->name);
+	GHashTableIter it;
+	gpointer v;
+	if (vms)
+		g_hash_table_iter_init(&it, vms);
+	while (vms && g_hash_table_iter_next(&it, NULL, &v))
+		if (store_vm_of(v)->live_failed)
+			json_array_append_new(ops, store_cmd_patch(STORE_KIND_VM, ((store_object *)v)->uuid,
+								   json_pack("{s:n}", "live_failed")));
+	return json_array_size(ops) == 1 ? json_incref(json_array_get(ops, 0)) : store_cmd_batch(ops);
 }
 
 static json_t *down_mark(const char *how, const char *by, int64_t now_ms)

@@ -38,6 +38,8 @@ typedef struct store_node {
 	const char *const *links; /* one address per link */
 	size_t n_links;
 	store_node_mode mode;
+	bool allow_cold;         /* standby/maintenance: a VM that cannot migrate
+				  * live moves with a restart */
 	bool down;               /* fenced or confirmed down, not seen back yet */
 	const char *down_how;    /* "fenced" or "confirmed" (if down) */
 	int64_t down_time_ms;
@@ -61,7 +63,11 @@ GPtrArray *store_node_list_by_id(store_state *st);
 /* A new node (join). */
 json_t *store_node_cmd_create(const char *uuid, const char *name, uint32_t nodeid,
 			      const char *const *links, size_t n_links);
-json_t *store_node_cmd_mode(const store_object *node, store_node_mode mode);
+/* Set its mode; @allow_cold: leaving, a VM that cannot migrate live moves
+ * with a restart.  Each mode change lets its VMs try live again (their
+ * live_failed marks are cleared). */
+json_t *store_node_cmd_mode(store_state *st, const store_object *node, store_node_mode mode,
+			    bool allow_cold);
 /* An operator confirms it is off. */
 json_t *store_node_cmd_confirm_down(const store_object *node, const char *by, int64_t now_ms);
 /* It is back: forget the down mark. */

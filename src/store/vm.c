@@ -33,6 +33,8 @@ void *store_vm_parse(json_t *d)
 	vm->node = field_str(d, "node");
 	vm->move_to = field_str(d, "move_to");
 	vm->move_live = vm->move_to && g_strcmp0(field_str(d, "move"), "live") == 0;
+	vm->move_cold_ok = vm->move_live && field_bool(d, "move_cold_ok", false);
+	vm->live_failed = field_str(d, "live_failed");
 	json_t *failed = json_object_get(d, "failed");
 	if (json_is_object(failed) && json_object_size(failed) > 0) {
 		t->failures = g_new0(store_vm_failure, json_object_size(failed));
@@ -79,7 +81,8 @@ GHashTable *store_vms_assigned_to(store_state *st, const char *node)
 
 bool store_vm_validate(json_t *d, GError **error)
 {
-	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to" };
+	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to",
+					       "live_failed" };
 	if (!check_string(d, "VM", "xml", error) ||
 	    !check_uint(d, "VM", "memory_mib", 0, G_MAXINT64, error) ||
 	    !check_uint(d, "VM", "vcpus", 0, G_MAXUINT32, error) || !check_bool(d, "VM", "ha", error) ||
@@ -87,7 +90,8 @@ bool store_vm_validate(json_t *d, GError **error)
 	    !check_uint(d, "VM", "shutdown_timeout_s", 1, STORE_VM_SHUTDOWN_TIMEOUT_MAX_S, error) ||
 	    !check_choice(d, "VM", "target", "running|stopped", error) ||
 	    !check_choice(d, "VM", "stop", "graceful|force", error) ||
-	    !check_choice(d, "VM", "move", "cold|live", error))
+	    !check_choice(d, "VM", "move", "cold|live", error) ||
+	    !check_bool(d, "VM", "move_cold_ok", error))
 		return false;
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
 		if (!check_string(d, "VM", strings[i], error))
@@ -224,14 +228,15 @@ json_t *store_vm_cmd_restore(const char *uuid, uint64_t version, bool force)
 json_t *store_vm_cmd_start(const store_object *vm)
 {
 	return store_cmd_patch(STORE_KIND_VM, vm->uuid,
-			       json_pack("{s:s,s:n,s:n}", "target", "running", "stop", "failed"));
+			       json_pack("{s:s,s:n,s:n,s:n}", "target", "running", "stop", "failed",
+					 "live_failed"));
 }
 
 json_t *store_vm_cmd_stop(const store_object *vm, bool force)
 {
 	return store_cmd_patch(STORE_KIND_VM, vm->uuid,
-			       json_pack("{s:s,s:s,s:n}", "target", "stopped", "stop",
-					 force ? "force" : "graceful", "failed"));
+			       json_pack("{s:s,s:s,s:n,s:n}", "target", "stopped", "stop",
+					 force ? "force" : "graceful", "failed", "live_failed"));
 }
 
 json_t *store_vm_cmd_release_sticky(const store_object *vm)
@@ -241,7 +246,8 @@ json_t *store_vm_cmd_release_sticky(const store_object *vm)
 
 json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed)
 {
-	json_t *data = json_pack("{s:s,s:n,s:n,s:n}", "node", node, "move_to", "move", "stop");
+	json_t *data = json_pack("{s:s,s:n,s:n,s:n,s:n}", "node", node, "move_to", "move", "move_cold_ok",
+				 "stop");
 	if (failed)
 		json_object_set_new(data, "failed",
 				    json_pack("{s:{s:i,s:s}}", failed->node, "count", (int)failed->count,
@@ -251,27 +257,38 @@ json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_f
 
 json_t *store_vm_cmd_move(const char *uuid, const char *to)
 {
-	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:s,s:n}", "move_to", to, "move"));
+	return store_cmd_patch(STORE_KIND_VM, uuid,
+			       json_pack("{s:s,s:n,s:n}", "move_to", to, "move", "move_cold_ok"));
 }
 
-json_t *store_vm_cmd_migrate(const char *uuid, const char *to)
+json_t *store_vm_cmd_migrate(const char *uuid, const char *to, bool cold_ok)
 {
-	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:s,s:s}", "move_to", to, "move", "live"));
+	return store_cmd_patch(STORE_KIND_VM, uuid,
+			       json_pack("{s:s,s:s,s:b,s:n}", "move_to", to, "move", "live", "move_cold_ok",
+					 cold_ok, "live_failed"));
+}
+
+json_t *store_vm_cmd_live_given_up(const char *uuid, const char *node, const char *error)
+{
+	return store_cmd_patch(STORE_KIND_VM, uuid,
+			       json_pack("{s:s,s:n,s:n,s:n,s:s}", "node", node, "move_to", "move",
+					 "move_cold_ok", "live_failed", error && *error ? error : "?"));
 }
 
 json_t *store_vm_cmd_release(const char *uuid)
 {
-	return store_cmd_patch(STORE_KIND_VM, uuid, json_pack("{s:n,s:n,s:n}", "node", "move_to", "move"));
+	return store_cmd_patch(STORE_KIND_VM, uuid,
+			       json_pack("{s:n,s:n,s:n,s:n}", "node", "move_to", "move", "move_cold_ok"));
 }
 
-json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to)
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold)
 {
 	json_t *ops = json_array();
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *vm = vms->pdata[i];
 		if (g_strcmp0(store_vm_of(vm)->node, from) == 0)
-			json_array_append_new(ops, store_vm_cmd_move(vm->uuid, to));
+			json_array_append_new(ops, store_vm_cmd_migrate(vm->uuid, to, allow_cold));
 	}
 	if (json_array_size(ops) == 0) {
 		json_decref(ops);

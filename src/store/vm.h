@@ -46,6 +46,11 @@ typedef struct store_vm {
 	const char *move_to;     /* it goes there from its node; or NULL */
 	bool move_live;          /* ... by live migration from its node; else its node
 				  * stops it, then it is started there */
+	bool move_cold_ok;       /* ... and if the live migration fails, cold */
+	const char *live_failed; /* why its last live move was given up (the
+				  * hypervisor's error), or NULL: moves that
+				  * herd decides itself are not tried live again
+				  * until an operator acts on it or its node */
 	const store_vm_failure *failures; /* nodes where it failed to start */
 	size_t n_failures;
 } store_vm;
@@ -130,13 +135,17 @@ json_t *store_vm_cmd_release_sticky(const store_object *vm);
 json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed);
 /* its node stops it, then it goes to @to */
 json_t *store_vm_cmd_move(const char *uuid, const char *to);
-/* its node migrates it to @to, live (once it runs there, an assign to @to ends the move) */
-json_t *store_vm_cmd_migrate(const char *uuid, const char *to);
+/* its node migrates it to @to, live (once it runs there, an assign to @to
+ * ends the move); if that fails, cold when @cold_ok */
+json_t *store_vm_cmd_migrate(const char *uuid, const char *to, bool cold_ok);
+/* its live move was given up: it stays on @node; @error says why */
+json_t *store_vm_cmd_live_given_up(const char *uuid, const char *node, const char *error);
 /* no node is assigned (it has stopped) */
 json_t *store_vm_cmd_release(const char *uuid);
 
-/* Batch patches moving every VM assigned to @from to @to (switchover); NULL if none. */
-json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to);
+/* Batch patches moving every VM assigned to @from to @to (switchover), live,
+ * cold if that fails and @allow_cold; NULL if none. */
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold);
 
 /* Apply-time check of a VM's data (deterministic; types and ranges). */
 bool store_vm_validate(json_t *data, GError **error);

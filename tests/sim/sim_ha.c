@@ -987,13 +987,14 @@ static void operator_action(void)
 			to = &S->nodes[1 + rnd(S->n)];
 		}
 		if (strcmp(to->name, store_vm_of(vm)->node) != 0)
-			cmd = store_vm_cmd_migrate(vm->uuid, to->name);
+			cmd = store_vm_cmd_migrate(vm->uuid, to->name, chance(0.3));
 	} else {
 		static const store_node_mode modes[] = { STORE_NODE_ONLINE, STORE_NODE_ONLINE,
 							 STORE_NODE_STANDBY, STORE_NODE_MAINTENANCE };
 		store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, S->nodes[1 + rnd(S->n)].name);
 		unsigned mode = rnd(4);
-		cmd = n ? store_node_cmd_mode(n, modes[mode]) : NULL;
+		cmd = n ? store_node_cmd_mode(st, n, modes[mode], modes[mode] != STORE_NODE_ONLINE && chance(0.5))
+			: NULL;
 	}
 	if (cmd)
 		operator_submit(node, cmd);
@@ -1237,7 +1238,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, s.nodes[i].name);
 		if (!n)
 			fail("node %s is missing from the configuration", s.nodes[i].name);
-		g_autoptr(json_t) cmd = store_node_cmd_mode(n, STORE_NODE_ONLINE);
+		g_autoptr(json_t) cmd = store_node_cmd_mode(st, n, STORE_NODE_ONLINE, false);
 		g_autoptr(GError) err = NULL;
 		if (!replica_submit(first->r, cmd, s.now_ms, "operator", &err))
 			fail("after healing, n1 refuses a change: %s", err->message);

@@ -381,8 +381,11 @@ static void test_switchover(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/switchover", "{s:s}",
 						 "to", "n3");
 	test_expect(a, 200);
-	TEST_WAIT(vm_runs_on(f, uuid1, 3) && vm_runs_on(f, uuid2, 3));
-	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "shutdown", uuid1), ==, 1);
+	TEST_WAIT(vm_runs_on(f, uuid1, 3) && vm_runs_on(f, uuid2, 3) && !vm_stored(f, 1, uuid2)->move_to);
+	/* Live: migrated, not shut down and started again. */
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", uuid1), ==, 1);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "shutdown", uuid1), ==, 0);
+	g_assert_cmpuint(testvirt_count(f->n[3]->virt, "start", uuid1), ==, 0);
 	g_assert_cmpstr(vm_stored(f, 1, uuid2)->node, ==, "n3");
 
 #define BAD_SWITCHOVER(node, body, status, error) \
@@ -391,7 +394,8 @@ static void test_switchover(fixture *f, gconstpointer data)
 		BAD_SWITCHOVER("n3", "{\"to\":\"n3\"}", 400, "A switchover needs two different nodes."),
 		BAD_SWITCHOVER("n3", "{\"to\":\"n9\"}", 404, "Node 'n9' is not defined."),
 		BAD_SWITCHOVER("n3", "{}", 404, "Node '' is not defined."),
-		BAD_SWITCHOVER("n3", "{\"to\":\"n1\",\"now\":true}", 400, "Unknown field 'now' (known: to)"),
+		BAD_SWITCHOVER("n3", "{\"to\":\"n1\",\"now\":true}", 400, "Unknown field 'now' (known: to, allow_cold)"),
+		BAD_SWITCHOVER("n3", "{\"to\":\"n1\",\"allow_cold\":1}", 400, "allow_cold"),
 		BAD_SWITCHOVER("n9", "{\"to\":\"n1\"}", 404, "Node 'n9' is not defined."),
 	};
 #undef BAD_SWITCHOVER

@@ -160,7 +160,7 @@ static void test_migrate_destination_kept(fixture *f, gconstpointer data)
 	TEST_WAIT(testvirt_state(f->n[2]->virt, uuid) == HERD_VM_MIGRATING);
 	g_autoptr(test_answer) again = vm_action(f, 2, "web1", "migrate", "{s:s}", "node", "n1");
 	test_expect_error(again, 409, "VM web1 is being moved to node n3 already (live); wait until that move has ended.");
-	g_autoptr(json_t) redirect = store_vm_cmd_migrate(uuid, "n1");
+	g_autoptr(json_t) redirect = store_vm_cmd_migrate(uuid, "n1", false);
 	g_autoptr(GError) err = NULL;
 	g_assert_false(herd_cluster_submit(f->n[1]->cluster, redirect, NULL, NULL, NULL, &err));
 	g_assert_error(err, HERD_ERROR, HERD_ERR_CONFLICT);
@@ -174,6 +174,72 @@ static void test_migrate_destination_kept(fixture *f, gconstpointer data)
 	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", uuid), ==, 1);
 }
 
+/* Put node @name in @mode through n1, @allow_cold or not. */
+static void set_mode(fixture *f, const char *name, const char *mode, bool allow_cold)
+{
+	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s/mode", name);
+	g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", path, "{s:s,s:b}", "mode", mode,
+						 "allow_cold", allow_cold);
+	test_expect(a, 200);
+}
+
+/* How many times @op was asked of @uuid on any node. */
+static unsigned ops_anywhere(fixture *f, const char *op, const char *uuid)
+{
+	unsigned n = 0;
+	for (unsigned i = 1; i <= 3; i++)
+		n += testvirt_count(f->n[i]->virt, op, uuid);
+	return n;
+}
+
+/* Standby empties a node live; online brings its VMs back live (failback
+ * to their preferred node): no VM is shut down or started again. */
+static void test_standby_live(fixture *f, gconstpointer data)
+{
+	g_autofree char *web1 = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	g_autofree char *web2 = vm_define(f, 1, "web2", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "web1", "n2");
+	vm_start(f, 1, "web2", "n2");
+	set_mode(f, "n2", "standby", false);
+	TEST_WAIT(vm_runs_where(f, web1) && strcmp(vm_runs_where(f, web1), "n2") != 0 &&
+		  vm_runs_where(f, web2) && strcmp(vm_runs_where(f, web2), "n2") != 0 &&
+		  !vm_stored(f, 1, web1)->move_to && !vm_stored(f, 1, web2)->move_to);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", web1), ==, 1);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", web2), ==, 1);
+	set_mode(f, "n2", "online", false);
+	TEST_WAIT(vm_runs_on(f, web1, 2) && vm_runs_on(f, web2, 2) && !vm_stored(f, 1, web1)->move_to &&
+		  !vm_stored(f, 1, web2)->move_to);
+	g_assert_cmpuint(ops_anywhere(f, "migrate", web1), ==, 2);
+	g_assert_cmpuint(ops_anywhere(f, "migrate", web2), ==, 2);
+	g_assert_cmpuint(ops_anywhere(f, "shutdown", web1) + ops_anywhere(f, "destroy", web1), ==, 0);
+	g_assert_cmpuint(ops_anywhere(f, "start", web1), ==, 1);
+	g_assert_cmpuint(ops_anywhere(f, "start", web2), ==, 1);
+}
+
+/* A VM that cannot migrate live stays on a node in standby, named with
+ * the reason; with allow_cold it moves with a restart. */
+static void test_standby_cannot_migrate(fixture *f, gconstpointer data)
+{
+	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "web1", "n2");
+	testvirt_fail_migrate(f->n[2]->virt, uuid, "Unsafe migration: Migration without shared storage is unsafe");
+	set_mode(f, "n2", "standby", false);
+	TEST_WAIT(vm_shows(f, 1, "web1", "alert",
+			   "VM web1 cannot leave node n2 (standby mode) live: Unsafe migration: Migration without shared "
+			   "storage is unsafe. 'herd node standby n2 --allow-cold' moves it with a restart."));
+	g_assert_cmpstr(vm_runs_where(f, uuid), ==, "n2");
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", uuid), ==, 1);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "shutdown", uuid), ==, 0);
+	testvirt_fail_migrate(f->n[2]->virt, uuid, "Unsafe migration: Migration without shared storage is unsafe");
+	set_mode(f, "n2", "standby", true);
+	TEST_WAIT(vm_runs_where(f, uuid) && strcmp(vm_runs_where(f, uuid), "n2") != 0 &&
+		  !vm_stored(f, 1, uuid)->move_to);
+	/* Tried live again first (a new mode lets it), then cold. */
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", uuid), ==, 2);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "shutdown", uuid), ==, 1);
+	g_assert_cmpuint(ops_anywhere(f, "start", uuid), ==, 2);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -183,5 +249,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/vms/migrate/fails", test_migrate_fails, NULL);
 	api_test_add("/api/vms/migrate/refused", test_migrate_refused, NULL);
 	api_test_add("/api/vms/migrate/destination-kept", test_migrate_destination_kept, NULL);
+	api_test_add("/api/nodes/standby-live", test_standby_live, NULL);
+	api_test_add("/api/nodes/standby-cannot-migrate", test_standby_cannot_migrate, NULL);
 	return g_test_run();
 }
