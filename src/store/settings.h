@@ -47,6 +47,7 @@ typedef struct store_settings {
 	long long migration_port_min;
 	long long migration_port_max;
 	long long migration_parallel;
+	long long migration_bandwidth_mibs;
 } store_settings;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take
