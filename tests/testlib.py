@@ -40,8 +40,11 @@ def build_dir():
     return os.path.abspath(os.environ.get("HERD_BUILD_DIR") or os.path.join(REPO, "build"))
 
 
-def guest_image():
-    return os.path.join(build_dir(), "tests", "guest", "herd-guest.img")
+def guest_image(dirty=False):
+    """The test guest's image; @dirty: the variant that keeps dirtying 512 KiB
+    of its RAM (tests/guest/README.md)."""
+    return os.path.join(build_dir(), "tests", "guest",
+                        "herd-guest-dirty.img" if dirty else "herd-guest.img")
 
 
 # ---------------------------------------------------------------- checks

@@ -281,9 +281,11 @@ def node_netns(tn, nodes=None):
     return {os.stat(f"/run/netns/{tn.tn.netns(i)}").st_ino: i for i in (nodes or range(1, tn.n + 1))}
 
 
-def live_qemus(netns):
+def live_qemus(netns, incoming=False):
     """[(node, VM uuid, pid, start time)] of the live QEMUs in the network
-    namespaces of @netns (from node_netns(); QEMUs elsewhere are ignored)."""
+    namespaces of @netns (from node_netns(); QEMUs elsewhere are ignored);
+    with @incoming, a fifth item: was the QEMU started to receive a live
+    migration (-incoming; it keeps the option once the guest runs there)."""
     out = []
     for pid in testnodes.all_pids():
         try:
@@ -300,7 +302,8 @@ def live_qemus(netns):
         m = QEMU_UUID.search(cmdline)
         st = testnodes.proc_stat(pid)
         if m and st and st[0] not in "ZX":
-            out.append((node, m.group(1), pid, st[1]))
+            item = (node, m.group(1), pid, st[1])
+            out.append(item + ("\0-incoming\0" in cmdline,) if incoming else item)
     return out
 
 
@@ -317,9 +320,14 @@ class DoubleRunWatch:
     - QEMU processes: the host's /proc shows every node's processes; a QEMU
       whose -uuid is also the -uuid of a live QEMU in another node's network
       namespace, both alive when checked again right after, is a VM running
-      twice (QEMUs of other instances on the machine are ignored);
-    - each node's libvirt (`virsh list --uuid` inside the node, round robin):
-      a VM seen by two consecutive polls of one node is taken to run there in
+      twice (QEMUs of other instances on the machine are ignored) -- unless
+      all but one of them were started to receive a live migration
+      (-incoming: paused until the guest is handed over, and its source's
+      QEMU ends right after);
+    - each node's libvirt (`virsh list --uuid --state-running` inside the
+      node, round robin: a paused copy, such as one arriving by live
+      migration or the source's at the hand-over, runs no guest): a VM seen
+      by two consecutive polls of one node is taken to run there in
       between; a poll of another node that sees it within that time is a VM
       running twice.
 
@@ -371,18 +379,20 @@ class DoubleRunWatch:
     def _proc_loop(self):
         while not self.stop_ev.is_set():
             seen = {}
-            for node, uuid, pid, start in live_qemus(self.netns):
-                seen.setdefault(uuid, []).append((node, pid, start))
+            for node, uuid, pid, start, incoming in live_qemus(self.netns, incoming=True):
+                seen.setdefault(uuid, []).append((node, pid, start, incoming))
                 self.qemu_seen[(node, uuid)] = time.monotonic()
             for uuid, where in seen.items():
-                if len({n for n, _, _ in where}) < 2:
+                if len({n for n, _, _, _ in where}) < 2:
                     continue
-                # Both still alive now, checked back to back: two at once.
-                alive = [(n, pid) for n, pid, start in where if testnodes.proc_alive(pid, start)]
-                if len({n for n, _ in alive}) >= 2:
+                # Both still alive now, checked back to back: two at once
+                # (a live migration's pair: one that receives, one that
+                # sends; libvirt's poll below sees which of them runs).
+                alive = [(n, pid, inc) for n, pid, start, inc in where if testnodes.proc_alive(pid, start)]
+                if len({n for n, _, _ in alive}) >= 2 and sum(1 for _, _, inc in alive if not inc) >= 2:
                     self.violations.append(
                         f"{time.strftime('%H:%M:%S')} QEMU of VM {uuid} alive on "
-                        f"{', '.join(f'n{n} (pid {pid})' for n, pid in alive)} at once")
+                        f"{', '.join(f'n{n} (pid {pid})' for n, pid, _ in alive)} at once")
             self.proc_scans += 1
             self.stop_ev.wait(self.proc_pause)
 
@@ -390,7 +400,8 @@ class DoubleRunWatch:
 
     def _virsh(self, i):
         try:
-            argv = self.tn.tn.node_argv(i, ["virsh", "-q", "-c", "qemu:///system", "list", "--uuid"])
+            argv = self.tn.tn.node_argv(i, ["virsh", "-q", "-c", "qemu:///system", "list", "--uuid",
+                                           "--state-running"])
         except testnodes.Error:
             return set()     # powered off: runs nothing
         try:

@@ -17,7 +17,10 @@
 # down gracefully, only powered off (virsh destroy).
 #
 # Built by tests/guest/meson.build with GNU as/ld/objcopy into a raw disk
-# image padded to 1 MiB (SeaBIOS does not boot a 512-byte disk).
+# image padded to 1 MiB (SeaBIOS does not boot a 512-byte disk); and with
+# DIRTY defined into herd-guest-dirty.img, which also keeps writing to
+# 512 KiB of its RAM (for live migrations that must not converge, and for
+# bench/migrate).
 
 	.code16
 
@@ -32,6 +35,8 @@
 	.set TICKS_PER_PRINT,	18		# 18.2065 ticks = 1 s:
 	.set FRAC_PER_PRINT,	2065		#   18 + 2065/10000
 	.set FRAC_ONE,		10000
+	.set DIRTY_FIRST_SEG,	0x1000		# 0x10000: above this sector and its stack
+	.set DIRTY_END_SEG,	0x9000		# 0x90000: below the BIOS data at 0x9fc00
 
 	# outb_imm PORT, VALUE
 	.macro outb_imm port, value
@@ -79,6 +84,18 @@ normalised:
 
 idle:
 	hlt				# until the next interrupt (IRQ0)
+.ifdef DIRTY
+	# The dirtying variant (herd-guest-dirty.img): at every wakeup, one
+	# write to each 4 KiB page of 0x10000-0x8ffff (128 pages, 512 KiB),
+	# about 18 times a second: some 9 MiB/s of pages dirtied, a set a live
+	# migration must send again and again.
+	movw	$DIRTY_FIRST_SEG, %bx
+4:	movw	%bx, %es
+	incb	%es:0
+	addw	$0x100, %bx		# 4 KiB in paragraphs
+	cmpw	$DIRTY_END_SEG, %bx
+	jb	4b
+.endif
 	movl	ticks, %eax		# one instruction: IRQ0 cannot tear it
 	cmpl	next_due, %eax
 	jb	idle			# not yet
