@@ -72,6 +72,8 @@ typedef struct herd_migrate_params {
 	unsigned port_min, port_max; /* the destination's range for the memory's
 				      * connection (its hypervisor picks a free
 				      * port in it; 0: its own default) */
+	unsigned bandwidth_mib_s;  /* the most the memory may use of the network,
+				    * in MiB/s (0: no limit) */
 } herd_migrate_params;
 
 /* How far a live migration is (herd_virt_ops.migrate_progress), as the
