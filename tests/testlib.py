@@ -41,7 +41,7 @@ def build_dir():
 
 
 def guest_image(dirty=False):
-    """The test guest's image; @dirty: the variant that keeps dirtying 512 KiB
+    """The test guest's image; @dirty: the variant that keeps dirtying 8 MiB
     of its RAM (tests/guest/README.md)."""
     return os.path.join(build_dir(), "tests", "guest",
                         "herd-guest-dirty.img" if dirty else "herd-guest.img")

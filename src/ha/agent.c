@@ -284,7 +284,7 @@ static void migrate_away(herd_agent *a, store_object *vm, vm_track *t, GHashTabl
 		.address = tn->links[0],
 		.tls = settings->migration_tls,
 		.timeout_s = (unsigned)store_settings_migration_timeout_s(settings, cfg->memory_mib),
-		.bandwidth_mibs = (unsigned)settings->migration_bandwidth_mibs,
+		.bandwidth_mib_s = (unsigned)settings->migration_bandwidth_mibs,
 		.port_min = (unsigned)settings->migration_port_min,
 		.port_max = (unsigned)settings->migration_port_max,
 	};

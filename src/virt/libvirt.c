@@ -28,8 +28,16 @@
  * A stuck connection is abandoned instead, with no further call on it; the
  * threads in it return when libvirtd answers or dies.
  *
+ * Migrations.  A live migration is one blocking libvirt call for its whole
+ * length (peer to peer: this node's libvirtd drives it), so it runs in a
+ * pool of its own and on a connection of its own, and never takes a worker
+ * or one of libvirtd's few calls per client from the other operations.
+ * Meanwhile a worker asks for its progress once a second, and when its
+ * timeout passes another aborts it (libvirt then ends the blocked call).
+ *
  * Bounds.  Every operation has a deadline after which its caller gets a
- * timeout error; close() waits at most a second for jobs still running.
+ * timeout error; close() waits at most a second for jobs still running (a
+ * migration under way is left to libvirtd, which finishes or fails it).
  *
  * Files.  This one holds the herd_virt vtable, the constructor and the
  * destructor, and the main thread's end of the inbox, which hands each
@@ -49,6 +57,8 @@
 /* Enough for 20 VMs starting after a failover: libvirtd serves at most 5
  * calls of one client at once (max_client_requests), the rest queue there. */
 #define WORKER_THREADS 8
+/* As many migrations at once as herd's setting migration_parallel allows. */
+#define MIGRATION_THREADS 16
 #define CLOSE_WAIT_MS 1000
 
 static const herd_virt_ops lv_ops;
@@ -121,6 +131,12 @@ static void handle(herd_virt_libvirt *v, lv_msg *m)
 		case JOB_OP:
 			lv_queue_op_done(v, m->job);
 			break;
+		case JOB_PROGRESS:
+			lv_queue_progress_done(v, m->job);
+			break;
+		case JOB_ABORT:
+			lv_queue_abort_done(v, m->job);
+			break;
 		case JOB_DISCONNECT:
 			break;
 		}
@@ -150,38 +166,49 @@ static gboolean drain(gpointer data)
 static void lv_start(herd_virt *v, const char *uuid, const char *xml, herd_virt_done done,
 		     gpointer user)
 {
-	lv_queue_submit(v, OP_START, uuid, xml, 0, done, user);
+	lv_queue_submit(v, OP_START, uuid, xml, 0, NULL, done, user);
 }
 
 static void lv_shutdown(herd_virt *v, const char *uuid, unsigned timeout_s, herd_virt_done done,
 			gpointer user)
 {
-	lv_queue_submit(v, OP_SHUTDOWN, uuid, NULL, timeout_s, done, user);
+	lv_queue_submit(v, OP_SHUTDOWN, uuid, NULL, timeout_s, NULL, done, user);
 }
 
 static void lv_destroy(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user)
 {
-	lv_queue_submit(v, OP_DESTROY, uuid, NULL, 0, done, user);
+	lv_queue_submit(v, OP_DESTROY, uuid, NULL, 0, NULL, done, user);
 }
 
 static void lv_reboot(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user)
 {
-	lv_queue_submit(v, OP_REBOOT, uuid, NULL, 0, done, user);
+	lv_queue_submit(v, OP_REBOOT, uuid, NULL, 0, NULL, done, user);
 }
 
 static void lv_reset(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user)
 {
-	lv_queue_submit(v, OP_RESET, uuid, NULL, 0, done, user);
+	lv_queue_submit(v, OP_RESET, uuid, NULL, 0, NULL, done, user);
 }
 
 static void lv_suspend(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user)
 {
-	lv_queue_submit(v, OP_SUSPEND, uuid, NULL, 0, done, user);
+	lv_queue_submit(v, OP_SUSPEND, uuid, NULL, 0, NULL, done, user);
 }
 
 static void lv_resume(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user)
 {
-	lv_queue_submit(v, OP_RESUME, uuid, NULL, 0, done, user);
+	lv_queue_submit(v, OP_RESUME, uuid, NULL, 0, NULL, done, user);
+}
+
+static void lv_migrate(herd_virt *v, const char *uuid, const herd_migrate_params *p,
+		       herd_virt_done done, gpointer user)
+{
+	lv_queue_submit(v, OP_MIGRATE, uuid, NULL, p ? p->timeout_s : 0, p, done, user);
+}
+
+static bool lv_migrate_progress(herd_virt *base, const char *uuid, herd_migrate_progress *out)
+{
+	return lv_queue_migrate_progress((herd_virt_libvirt *)base, uuid, out);
 }
 
 static GArray *lv_facts(herd_virt *base)
@@ -286,6 +313,7 @@ static void destroy_driver(herd_virt_libvirt *v)
 	 * immediate=TRUE: GLib 2.74 then hands its internal wake-up marker to
 	 * an item free function as if it were a job. */
 	g_thread_pool_free(v->pool, FALSE, FALSE);
+	g_thread_pool_free(v->migrations, FALSE, FALSE);
 	g_thread_pool_free(v->control, FALSE, FALSE);
 	g_hash_table_destroy(v->vms);
 	lv_shared_unref(v->sh);
@@ -320,6 +348,8 @@ static const herd_virt_ops lv_ops = {
 	.reset = lv_reset,
 	.suspend = lv_suspend,
 	.resume = lv_resume,
+	.migrate = lv_migrate,
+	.migrate_progress = lv_migrate_progress,
 	.facts = lv_facts,
 	.resources = lv_resources,
 };
@@ -359,6 +389,7 @@ herd_virt *herd_virt_libvirt_new(const char *uri, const herd_virt_callbacks *cb,
 	v->sh = lv_shared_new(v->ctx, drain, v);
 
 	v->pool = g_thread_pool_new(lv_worker_run, NULL, WORKER_THREADS, FALSE, NULL);
+	v->migrations = g_thread_pool_new(lv_worker_run, NULL, MIGRATION_THREADS, FALSE, NULL);
 	v->control = g_thread_pool_new(lv_worker_run, NULL, 1, FALSE, NULL);
 	return &v->base;
 }

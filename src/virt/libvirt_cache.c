@@ -100,6 +100,7 @@ void lv_cache_apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial,
 			continue;
 		char reason[64];
 		lv_vm_context ctx = lv_vm_context_of(vm);
+		ctx.job_operation = o->job_operation;
 		herd_vm_state st = lv_map_domain_state(&ctx, o->state, o->reason, reason,
 						       sizeof(reason));
 		if (vm->waiters->len > 0 && !lv_state_is_down(st))

@@ -27,21 +27,29 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { OP_START, OP_SHUTDOWN, OP_DESTROY, OP_REBOOT, OP_RESET, OP_SUSPEND, OP_RESUME } op_kind;
+typedef enum {
+	OP_START, OP_SHUTDOWN, OP_DESTROY, OP_REBOOT, OP_RESET, OP_SUSPEND, OP_RESUME, OP_MIGRATE
+} op_kind;
 
 typedef struct herd_virt_libvirt herd_virt_libvirt;
 
 /* One operation asked for by the user (or a destroy herd makes itself after
  * a shutdown timed out).  Workers read only the fields set before it is
- * queued (kind, uuid, xml, timeout_s, forced); the rest is the main
- * thread's.  Referenced by its VM's queue and by a running job. */
+ * queued (kind, uuid, xml, timeout_s, forced, the migration's); the rest is
+ * the main thread's.  Referenced by its VM's queue and by a running job. */
 typedef struct lv_op {
 	gatomicrefcount refs;
 	op_kind kind;
 	char uuid[37];
 	char *xml;
-	unsigned timeout_s;     /* shutdown: seconds before it is forced */
+	unsigned timeout_s;     /* shutdown: seconds before it is forced;
+				 * migrate: before it is cancelled */
 	bool forced;            /* herd's destroy after a shutdown timeout */
+	char *to;               /* migrate: the destination node's name, */
+	char *address;          /* … its address, */
+	bool tls;               /* … the memory encrypted, */
+	unsigned bandwidth_mib_s; /* … its limit (0: none), */
+	unsigned port_min, port_max; /* … the destination's ports (for messages) */
 	herd_virt_done done;    /* NULL for herd's own operations */
 	gpointer user;
 	bool finished;          /* done was called */
@@ -53,6 +61,12 @@ typedef struct lv_op {
 	herd_vm_state expect;   /* … that brings this state */
 	char expect_reason[64];
 	GSource *settle;        /* … for at most SETTLE_MS */
+	/* migrate, while it runs: */
+	GSource *poll;          /* asks for its progress every PROGRESS_MS */
+	bool polling;           /* … and an answer is still out */
+	herd_migrate_progress progress; /* what libvirt last said */
+	GSource *cancel;        /* its timeout, then the retries of the abort */
+	bool cancelling;        /* the timeout passed: libvirt was asked to abort */
 } lv_op;
 
 /* What the main thread knows of one VM. */
@@ -101,13 +115,18 @@ typedef struct lv_shared {
 	GSource *wake;          /* drains the inbox on the main context */
 } lv_shared;
 
-typedef enum { JOB_CONNECT, JOB_RESYNC, JOB_PING, JOB_OP, JOB_DISCONNECT } job_kind;
+/* JOB_PROGRESS and JOB_ABORT are about a migration that a JOB_OP runs. */
+typedef enum {
+	JOB_CONNECT, JOB_RESYNC, JOB_PING, JOB_OP, JOB_DISCONNECT, JOB_PROGRESS, JOB_ABORT
+} job_kind;
 
 /* One domain as libvirt listed it. */
 typedef struct lv_obs {
 	char uuid[37];
 	int state, reason;      /* virDomainState and its reason */
 	int64_t started_ms;     /* when its QEMU process started, 0 if unknown */
+	int job_operation;      /* libvirt's job on one that may be a migration's
+				 * destination (lv_domain_may_be_incoming), else 0 */
 } lv_obs;
 
 /* Work for the threads (see libvirt_worker.c) and, once done, its results,
@@ -115,7 +134,7 @@ typedef struct lv_obs {
 typedef struct lv_job {
 	job_kind kind;
 	lv_shared *sh;          /* dropped before the job goes back to the main thread */
-	char *uri;
+	char *uri;              /* CONNECT; OP migrate (its own connection) */
 	unsigned gen;           /* connection generation it ran under */
 	uint64_t serial;        /* the main thread's event count when it was queued */
 	lv_conn *old_conn;      /* CONNECT, DISCONNECT: to be closed first */
@@ -132,6 +151,8 @@ typedef struct lv_job {
 	GArray *domains;        /* CONNECT, RESYNC: lv_obs */
 	bool have_res;
 	herd_node_resources res;
+	bool have_progress;     /* PROGRESS: a migration job runs, … */
+	herd_migrate_progress progress; /* … this far */
 } lv_job;
 
 typedef enum { MSG_EVENT, MSG_LOST, MSG_JOB, MSG_BEGIN, MSG_FINISH } msg_kind;
@@ -165,6 +186,8 @@ struct herd_virt_libvirt {
 	GMainContext *ctx;
 	lv_shared *sh;
 	GThreadPool *pool;      /* operations, closing connections */
+	GThreadPool *migrations; /* migrations: each blocks a thread for its
+				  * length, which must not starve the pool */
 	GThreadPool *control;   /* one thread: connect, ping, list */
 	GHashTable *vms;        /* uuid -> lv_vm */
 	bool opened, closed;
@@ -257,9 +280,18 @@ void lv_cache_apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial,
 
 /* ---- libvirt_queue.c: operations ------------------------------------------------------------ */
 
-/* Queue an operation of @kind on @uuid; @done is called once, always later. */
+/* Queue an operation of @kind on @uuid (a migration as @mp says, else NULL);
+ * @done is called once, always later. */
 void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char *xml,
-		     unsigned timeout_s, herd_virt_done done, gpointer user);
+		     unsigned timeout_s, const herd_migrate_params *mp, herd_virt_done done,
+		     gpointer user);
+/* The progress of the migration of @uuid that runs, in @out; false if none. */
+bool lv_queue_migrate_progress(herd_virt_libvirt *v, const char *uuid,
+			       herd_migrate_progress *out);
+/* A JOB_PROGRESS came back. */
+void lv_queue_progress_done(herd_virt_libvirt *v, lv_job *j);
+/* A JOB_ABORT came back. */
+void lv_queue_abort_done(herd_virt_libvirt *v, lv_job *j);
 /* Drop a reference to @op (any thread); NULL is fine. */
 void lv_op_unref(lv_op *op);
 /* Call @op's done callback, unless it was called already; takes @error. */

@@ -1,18 +1,21 @@
 /*
  * The libvirt driver's operations (start, shutdown, destroy, reboot, reset,
- * suspend, resume), on the main thread.  Operations on one VM run one at a
+ * suspend, resume, migrate), on the main thread.  Operations on one VM run one at a
  * time in the order asked, from a queue per VM (pump); a destroy may
  * overtake a hung operation and ends those queued before it
  * (destroy_submit).  Each has a deadline.  One that libvirt has done waits
  * a moment for the event that brings the state it saw (op_settle), so the
  * caller sees the new fact before its callback.  A shutdown leaves the
  * queue to wait for the stop, and is forced with a destroy when its time is
- * up (on_shutdown_wait).
+ * up (on_shutdown_wait).  A migration is polled for its progress while it
+ * runs, and aborted when its timeout passes (on_migrate_poll, on_cancel).
  */
 #define G_LOG_DOMAIN "virt"
 #include "virt/libvirt_priv.h"
 
 #include "common/log.h"
+
+#include <string.h>
 
 /* Deadlines of operations, queueing included.  A start may legitimately
  * take long (large guests, memory preallocation); libvirt gives up on a
@@ -27,9 +30,17 @@
  * for the event that brings the state it saw, before applying that state
  * itself. */
 #define SETTLE_MS 500
+/* A migration's timeout is the caller's (a day at most, as a shutdown's).
+ * After it libvirt is asked to abort, again every ABORT_RETRY_MS while it
+ * cannot yet; the caller hears of it MIGRATE_GRACE_S later at the latest. */
+#define MIGRATE_TIMEOUT_MAX_S (24u * 3600u)
+#define ABORT_RETRY_MS 1000
+#define MIGRATE_GRACE_S 60
+/* How often a running migration's progress is asked for. */
+#define PROGRESS_MS 1000
 
 static const char *const op_verbs[] = {
-	"start", "shut down", "destroy", "reboot", "reset", "suspend", "resume",
+	"start", "shut down", "destroy", "reboot", "reset", "suspend", "resume", "migrate",
 };
 
 static void pump(herd_virt_libvirt *v, lv_vm *vm);
@@ -41,6 +52,9 @@ static gboolean on_shutdown_wait(gpointer data);
 
 static GError *op_error(const lv_op *op, herd_error_code code, const char *detail)
 {
+	if (op->kind == OP_MIGRATE && op->address)
+		return g_error_new(HERD_ERROR, code, "Cannot migrate VM %s to node %s: %s.", op->uuid,
+				   op->to ? op->to : op->address, detail);
 	return g_error_new(HERD_ERROR, code, "Cannot %s VM %s: %s.", op_verbs[op->kind], op->uuid,
 			   detail);
 }
@@ -71,6 +85,8 @@ void lv_op_unref(lv_op *op)
 	if (!op || !g_atomic_ref_count_dec(&op->refs))
 		return;
 	g_free(op->xml);
+	g_free(op->to);
+	g_free(op->address);
 	g_free(op);
 }
 
@@ -87,6 +103,8 @@ void lv_op_finish(lv_op *op, GError *error)
 	lv_timer_cancel(&op->deadline);
 	lv_timer_cancel(&op->wait);
 	lv_timer_cancel(&op->settle);
+	lv_timer_cancel(&op->poll);
+	lv_timer_cancel(&op->cancel);
 	if (op->done)
 		op->done(error, op->user);
 	if (error)
@@ -135,6 +153,7 @@ lv_vm_context lv_vm_context_of(const lv_vm *vm)
 		.shutdown_asked = shutdown_asked(vm),
 		.forced = forced != NULL,
 		.forced_timeout_s = forced ? forced->timeout_s : 0,
+		.migrating = vm->active && vm->active->kind == OP_MIGRATE,
 	};
 }
 
@@ -251,6 +270,52 @@ static void op_settle(herd_virt_libvirt *v, lv_vm *vm, lv_op *op, const lv_job *
 	op->settle = lv_timer_new(v, SETTLE_MS, on_settle, op);
 }
 
+/* A migration's call returned: the guest runs there (done once the cache
+ * says it stopped here), or it failed, was cancelled at its timeout, and
+ * still runs here. */
+static void migrate_done(herd_virt_libvirt *v, lv_vm *vm, lv_op *op, const lv_job *j)
+{
+	lv_timer_cancel(&op->poll);
+	lv_timer_cancel(&op->cancel);
+	if (!j->failed) {
+		log_info("VM %s was migrated to node %s", op->uuid, op->to ? op->to : op->address);
+		op_settle(v, vm, op, j, "migrated away");
+		return;
+	}
+	/* A migration that failed is no I/O error of herd's, but of the
+	 * hypervisors' or the network between them. */
+	herd_error_code code = j->err_code == HERD_ERR_INTERNAL ? HERD_ERR_IO : j->err_code;
+	GError *err;
+	const char *why;
+	if (op->cancelling) {
+		g_autofree char *detail = g_strdup_printf(
+			"it did not finish within its timeout of %u s and was cancelled; it runs on "
+			"here (%s)", op->timeout_s, j->err_detail);
+		err = op_error(op, HERD_ERR_TIMEOUT, detail);
+		why = "migration cancelled at its timeout";
+	} else {
+		err = op_error(op, code, j->err_detail);
+		why = "migration failed";
+	}
+	if (j->observed) {
+		/* As it is now, with herd's migration over. */
+		lv_vm_context ctx = lv_vm_context_of(vm);
+		ctx.migrating = false;
+		char reason[64];
+		herd_vm_state st = HERD_VM_STOPPED;
+		if (j->found)
+			st = lv_map_domain_state(&ctx, j->state, j->reason, reason, sizeof(reason));
+		else
+			g_strlcpy(reason, "not running", sizeof(reason));
+		if (st == HERD_VM_RUNNING || st == HERD_VM_PAUSED)
+			g_strlcpy(reason, why, sizeof(reason));
+		lv_set_state(v, vm, st, reason, 0);
+	}
+	/* Unobserved (the connection failed): it stays MIGRATING until the
+	 * next list says what it is. */
+	op_complete(v, vm, op, err);
+}
+
 void lv_queue_op_done(herd_virt_libvirt *v, lv_job *j)
 {
 	lv_op *op = j->op;
@@ -266,6 +331,10 @@ void lv_queue_op_done(herd_virt_libvirt *v, lv_job *j)
 	g_snprintf(forced_reason, sizeof(forced_reason), "forced off after %u s shutdown timeout",
 		   op->timeout_s);
 	switch (op->kind) {
+	case OP_MIGRATE:
+		g_clear_error(&err);
+		migrate_done(v, vm, op, j);
+		return;
 	case OP_START:
 		if (!err) {
 			op_settle(v, vm, op, j, NULL);
@@ -334,6 +403,125 @@ void lv_queue_op_done(herd_virt_libvirt *v, lv_job *j)
 	op_complete(v, vm, op, err);
 }
 
+/* ---- a migration while it runs --------------------------------------------------------------- */
+
+static gboolean on_migrate_poll(gpointer data)
+{
+	lv_op *op = data;
+	herd_virt_libvirt *v = op->v;
+	lv_vm *vm = g_hash_table_lookup(v->vms, op->uuid);
+	if (op->finished || !vm || vm->active != op) {
+		g_source_unref(op->poll);
+		op->poll = NULL;
+		return G_SOURCE_REMOVE;
+	}
+	if (!op->polling && v->connected) {
+		/* One question at a time: a busy libvirtd gets no second. */
+		op->polling = true;
+		lv_job *j = lv_job_new(v, JOB_PROGRESS);
+		j->op = op_ref(op);
+		lv_job_push(v, j);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+void lv_queue_progress_done(herd_virt_libvirt *v, lv_job *j)
+{
+	lv_op *op = j->op;
+	op->polling = false;
+	lv_vm *vm = g_hash_table_lookup(v->vms, op->uuid);
+	if (!vm || vm->active != op)
+		return; /* over meanwhile */
+	if (j->failed) {
+		log_debug("no progress of the migration of VM %s: %s", op->uuid, j->err_detail);
+		return;
+	}
+	if (j->have_progress) {
+		int64_t started_ms = op->progress.started_ms;
+		op->progress = j->progress;
+		op->progress.started_ms = started_ms;
+	}
+}
+
+static void abort_migration(herd_virt_libvirt *v, lv_op *op)
+{
+	lv_job *j = lv_job_new(v, JOB_ABORT);
+	j->op = op_ref(op);
+	lv_job_push(v, j);
+}
+
+/* Its timeout passed (or an abort could not be done yet): ask libvirt to
+ * abort it, from a worker of the pool, while the migration's own call
+ * stays blocked in its thread until libvirt ends it. */
+static gboolean on_cancel(gpointer data)
+{
+	lv_op *op = data;
+	herd_virt_libvirt *v = op->v;
+	g_source_unref(op->cancel);
+	op->cancel = NULL;
+	lv_vm *vm = g_hash_table_lookup(v->vms, op->uuid);
+	if (op->finished || !vm || vm->active != op)
+		return G_SOURCE_REMOVE;
+	if (!op->cancelling) {
+		op->cancelling = true;
+		log_info("VM %s: the migration to node %s has not finished within its timeout of "
+			 "%u s; cancelling it", op->uuid, op->to ? op->to : op->address, op->timeout_s);
+	}
+	abort_migration(v, op);
+	return G_SOURCE_REMOVE;
+}
+
+void lv_queue_abort_done(herd_virt_libvirt *v, lv_job *j)
+{
+	lv_op *op = j->op;
+	lv_vm *vm = g_hash_table_lookup(v->vms, op->uuid);
+	if (!j->failed || op->finished || !vm || vm->active != op)
+		return;
+	/* E.g. libvirt had not begun its job yet, or is in a phase that
+	 * cannot be aborted: again, until the migration ends or its grace
+	 * (the deadline) is over. */
+	log_info("cannot cancel the migration of VM %s yet (%s); trying again", op->uuid,
+		 j->err_detail);
+	if (!op->cancel)
+		op->cancel = lv_timer_new(v, ABORT_RETRY_MS, on_cancel, op);
+}
+
+static void migrate_begin(herd_virt_libvirt *v, lv_vm *vm, lv_op *op)
+{
+	herd_vm_state s = vm->fact.state;
+	const char *to = op->to ? op->to : op->address;
+	if (s == HERD_VM_RUNNING || s == HERD_VM_PAUSED) {
+		g_autofree char *reason = g_strdup_printf("migrating to node %s", to);
+		lv_set_state(v, vm, HERD_VM_MIGRATING, reason, 0);
+	}
+	if (op->finished)
+		return; /* its deadline passed in the queue */
+	op->progress.started_ms = lv_now_ms();
+	g_autofree char *ports = op->port_min ? g_strdup_printf(", memory to a port in %u-%u",
+								 op->port_min, op->port_max)
+					      : g_strdup("");
+	log_info("migrating VM %s to node %s (%s%s%s), cancelled after %u s", op->uuid, to,
+		 op->address, op->tls ? ", encrypted" : "", ports, op->timeout_s);
+	op->poll = lv_timer_new(v, PROGRESS_MS, on_migrate_poll, op);
+	op->cancel = lv_timer_new(v, op->timeout_s * 1000u, on_cancel, op);
+}
+
+bool lv_queue_migrate_progress(herd_virt_libvirt *v, const char *uuid,
+			       herd_migrate_progress *out)
+{
+	if (!uuid || !g_uuid_string_is_valid(uuid))
+		return false;
+	g_autofree char *key = g_ascii_strdown(uuid, -1);
+	lv_vm *vm = g_hash_table_lookup(v->vms, key);
+	const lv_op *op = vm ? vm->active : NULL;
+	if (!op || op->kind != OP_MIGRATE || op->progress.started_ms == 0)
+		return false;
+	*out = op->progress;
+	if (out->elapsed_ms == 0)
+		out->elapsed_ms = (uint64_t)MAX(lv_now_ms() - out->started_ms, 0);
+	return true;
+}
+
 /* The transitional state an operation puts its VM in when it begins. */
 void lv_queue_op_begin(herd_virt_libvirt *v, lv_op *op)
 {
@@ -352,8 +540,11 @@ void lv_queue_op_begin(herd_virt_libvirt *v, lv_op *op)
 		break;
 	case OP_DESTROY:
 		if (s == HERD_VM_RUNNING || s == HERD_VM_PAUSED || s == HERD_VM_STARTING ||
-		    s == HERD_VM_CRASHED)
+		    s == HERD_VM_CRASHED || s == HERD_VM_MIGRATING)
 			lv_set_state(v, vm, HERD_VM_STOPPING, "powering off", 0);
+		break;
+	case OP_MIGRATE:
+		migrate_begin(v, vm, op);
 		break;
 	default:
 		break;
@@ -373,6 +564,8 @@ static void dispatch_op(herd_virt_libvirt *v, lv_vm *vm, lv_op *op, bool alongsi
 	lv_post(v->sh, m);
 	lv_job *j = lv_job_new(v, JOB_OP);
 	j->op = op_ref(op);
+	if (op->kind == OP_MIGRATE)
+		j->uri = g_strdup(v->uri); /* its own connection */
 	lv_job_push(v, j);
 }
 
@@ -458,6 +651,13 @@ static gboolean on_deadline(gpointer data)
 	unsigned s = (op->kind == OP_START ? START_TIMEOUT_MS : OP_TIMEOUT_MS) / 1000 +
 		     (op->kind == OP_SHUTDOWN ? op->timeout_s : 0);
 	g_autofree char *detail = g_strdup_printf("libvirt did not finish within %u s", s);
+	if (op->kind == OP_MIGRATE) {
+		/* Still MIGRATING: it may yet end here or there. */
+		g_free(detail);
+		detail = g_strdup_printf("libvirt did not end it within %u s of its timeout of "
+					 "%u s; where the VM runs is not known yet",
+					 MIGRATE_GRACE_S, op->timeout_s);
+	}
 	lv_vm *vm = g_hash_table_lookup(v->vms, op->uuid);
 	if (vm && g_ptr_array_remove(vm->waiters, op)) {
 		lv_op_finish(op, op_error(op, HERD_ERR_TIMEOUT, detail));
@@ -495,12 +695,60 @@ static gboolean on_shutdown_wait(gpointer data)
 
 /* ---- submitting, dropping ------------------------------------------------------------------- */
 
+/* Is @address a host name or an IP address (it goes into URIs)? */
+static bool valid_address(const char *address)
+{
+	if (!address || !*address || strlen(address) > 253)
+		return false;
+	for (const char *c = address; *c; c++)
+		if (!g_ascii_isalnum(*c) && *c != '.' && *c != '-' && *c != ':')
+			return false;
+	return true;
+}
+
+/* A migration's parameters, checked and copied into @op; false (and @op
+ * finished with the error) if they are bad. */
+static bool migrate_params(herd_virt_libvirt *v, lv_op *op, const herd_migrate_params *mp)
+{
+	const char *bad = NULL;
+	g_autofree char *msg = NULL;
+	if (!mp)
+		bad = "no destination was given";
+	else if (!valid_address(mp->address))
+		bad = msg = g_strdup_printf("its destination's address '%s' is not a host name or an "
+					    "IP address", mp->address ? mp->address : "");
+	else if (mp->timeout_s == 0)
+		bad = "a migration needs a timeout, and 0 s was given";
+	else if (mp->timeout_s > MIGRATE_TIMEOUT_MAX_S)
+		bad = msg = g_strdup_printf("its timeout of %u s is longer than a day", mp->timeout_s);
+	else if (mp->port_min > mp->port_max || mp->port_max > 65535)
+		bad = msg = g_strdup_printf("the port range %u-%u is not one", mp->port_min,
+					    mp->port_max);
+	if (bad) {
+		if (mp && valid_address(mp->address)) {
+			op->to = g_strdup(mp->to);
+			op->address = g_strdup(mp->address);
+		}
+		finish_later(v, op, op_error(op, HERD_ERR_INVALID, bad));
+		return false;
+	}
+	op->to = g_strdup(mp->to && *mp->to ? mp->to : NULL);
+	op->address = g_strdup(mp->address);
+	op->tls = mp->tls;
+	op->bandwidth_mib_s = mp->bandwidth_mib_s;
+	op->port_min = mp->port_min;
+	op->port_max = mp->port_max;
+	return true;
+}
+
 void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char *xml,
-		     unsigned timeout_s, herd_virt_done done, gpointer user)
+		     unsigned timeout_s, const herd_migrate_params *mp, herd_virt_done done,
+		     gpointer user)
 {
 	herd_virt_libvirt *v = (herd_virt_libvirt *)base;
 	lv_op *op = op_new(v, kind, uuid, done, user);
-	op->timeout_s = MIN(timeout_s, SHUTDOWN_TIMEOUT_MAX_S);
+	op->timeout_s = MIN(timeout_s, kind == OP_MIGRATE ? MIGRATE_TIMEOUT_MAX_S
+							  : SHUTDOWN_TIMEOUT_MAX_S);
 	if (!uuid || !g_uuid_string_is_valid(uuid)) {
 		finish_later(v, op, g_error_new(HERD_ERROR, HERD_ERR_INVALID,
 						"Cannot %s VM '%s': that is not a UUID.",
@@ -518,10 +766,16 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 		finish_later(v, op, op_error(op, HERD_ERR_INVALID, "its domain XML is empty"));
 		return;
 	}
+	if (kind == OP_MIGRATE && !migrate_params(v, op, mp))
+		return;
 	op->xml = g_strdup(xml);
 	unsigned deadline_ms = kind == OP_START ? START_TIMEOUT_MS : OP_TIMEOUT_MS;
 	if (kind == OP_SHUTDOWN)
 		deadline_ms += op->timeout_s * 1000u;
+	else if (kind == OP_MIGRATE)
+		/* Its time in the queue counts too; its timeout from when it
+		 * begins (migrate_begin). */
+		deadline_ms += (op->timeout_s + MIGRATE_GRACE_S) * 1000u;
 	op->deadline = lv_timer_new(v, deadline_ms, on_deadline, op);
 	lv_vm *vm = lv_vm_get(v, op->uuid);
 	if (kind == OP_DESTROY) {

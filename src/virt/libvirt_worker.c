@@ -145,7 +145,8 @@ void lv_job_push(herd_virt_libvirt *v, lv_job *j)
 	v->sh->jobs++;
 	g_mutex_unlock(&v->sh->lock);
 	bool control = j->kind == JOB_CONNECT || j->kind == JOB_PING || j->kind == JOB_RESYNC;
-	g_thread_pool_push(control ? v->control : v->pool, j, NULL);
+	bool migration = j->kind == JOB_OP && j->op->kind == OP_MIGRATE;
+	g_thread_pool_push(control ? v->control : migration ? v->migrations : v->pool, j, NULL);
 }
 
 /* ---- errors --------------------------------------------------------------------------------- */
@@ -304,6 +305,26 @@ static int64_t qemu_start_ms(const char *name)
 	return lv_qemu_start_ms(stat, up, sysconf(_SC_CLK_TCK), lv_now_ms());
 }
 
+/* The operation of libvirt's job on @dom (lv_job_operation), 0 if unknown. */
+static int job_operation(virDomainPtr dom)
+{
+	int type = VIR_DOMAIN_JOB_NONE, operation = 0;
+	virTypedParameterPtr params = NULL;
+	int n = 0;
+	bool ok = virDomainGetJobStats(dom, &type, &params, &n, 0) == 0;
+	int code = 0;
+	if (ok) {
+		if (virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &operation) != 1)
+			operation = 0;
+		virTypedParamsFree(params, n);
+	} else {
+		virErrorPtr e = virGetLastError();
+		code = e ? e->code : 0;
+	}
+	virResetLastError();
+	return lv_job_operation(ok, operation, code);
+}
+
 static void add_obs(GArray *out, virDomainPtr dom, int state, int reason, bool want_start)
 {
 	lv_obs o = { 0 };
@@ -313,6 +334,10 @@ static void add_obs(GArray *out, virDomainPtr dom, int state, int reason, bool w
 	}
 	o.state = state;
 	o.reason = reason;
+	/* One more call, but only for a domain paused while it starts or
+	 * for a migration: an incoming migration is no copy that runs. */
+	if (lv_domain_may_be_incoming(state, reason))
+		o.job_operation = job_operation(dom);
 	if (want_start && state == VIR_DOMAIN_RUNNING) {
 		const char *name = virDomainGetName(dom);
 		if (name)
@@ -518,6 +543,14 @@ static void run_start(lv_job *j, virConnectPtr conn)
 			return;
 		}
 		bool crashed = lv_domain_crashed(st, rs);
+		if (lv_domain_may_be_incoming(st, rs) &&
+		    job_operation(dom) == VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN) {
+			/* Not a copy that runs, and libvirt's to destroy if
+			 * the migration fails. */
+			job_fail(j, HERD_ERR_CONFLICT, "a live migration of it into this node is under way");
+			virDomainFree(dom);
+			return;
+		}
 		if (lv_domain_active(st) && !crashed) {
 			/* Already there: start is done (idempotent). */
 			virDomainFree(dom);
@@ -596,8 +629,119 @@ static void run_simple(lv_job *j, virConnectPtr conn)
 	virDomainFree(dom);
 }
 
+/* "HOST" as a URI's authority: an IPv6 address in brackets. */
+static char *uri_host(const char *address)
+{
+	return strchr(address, ':') ? g_strdup_printf("[%s]", address) : g_strdup(address);
+}
+
+/* Peer to peer: this node's libvirtd connects to the destination's over
+ * TLS (qemu+tls://, with the cluster CA's certificates both ends have) and
+ * runs the whole migration; the call returns when the guest runs there, or
+ * the migration failed or was aborted (JOB_ABORT, from another thread).
+ * The memory goes to tcp://ADDRESS with no port: the destination's libvirtd
+ * takes the first free port of its qemu.conf migration_port_min..max
+ * (libvirt 9.0 has no parameter for a range, only one fixed port in this
+ * URI).  The domain is transient on both ends: no PERSIST_DEST or
+ * UNDEFINE_SOURCE.  On a connection of its own, so that a long migration
+ * holds none of the few calls libvirtd serves a client at once
+ * (max_client_requests): polls and the abort use the shared one. */
+static void run_migrate(lv_job *j)
+{
+	const lv_op *op = j->op;
+	g_mutex_lock(&j->sh->lock);
+	bool closing = j->sh->closing;
+	g_mutex_unlock(&j->sh->lock);
+	if (closing) {
+		/* Queued behind other migrations until close(): none begins then. */
+		job_fail(j, HERD_ERR_UNAVAILABLE, "the driver was closed");
+		return;
+	}
+	virConnectPtr conn = virConnectOpen(j->uri);
+	if (!conn) {
+		g_autofree char *msg = take_vir_error(NULL);
+		job_fail(j, HERD_ERR_UNAVAILABLE, "libvirt: %s", msg);
+		return;
+	}
+	virDomainPtr dom = lookup(j, conn, op->uuid);
+	if (!dom && !j->failed)
+		job_fail(j, HERD_ERR_NOT_FOUND, "it is not running on this node");
+	if (dom) {
+		g_autofree char *host = uri_host(op->address);
+		g_autofree char *dconnuri = g_strdup_printf("qemu+tls://%s/system", host);
+		g_autofree char *miguri = g_strdup_printf("tcp://%s", host);
+		virTypedParameterPtr params = NULL;
+		int n = 0, max = 0;
+		unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_AUTO_CONVERGE |
+				 (op->tls ? VIR_MIGRATE_TLS : 0);
+		if (virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_URI, miguri) < 0 ||
+		    (op->bandwidth_mib_s > 0 &&
+		     virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
+					     op->bandwidth_mib_s) < 0) ||
+		    virDomainMigrateToURI3(dom, dconnuri, params, n, flags) < 0)
+			job_fail_vir(j, conn);
+		virTypedParamsFree(params, n);
+		virDomainFree(dom);
+	}
+	if (!j->lost)
+		observe(j, conn);
+	virConnectClose(conn);
+	virResetLastError();
+}
+
+/* How far the migration of the job's VM is (virDomainGetJobStats on the
+ * source: libvirt asks QEMU). */
+static void run_progress(lv_job *j)
+{
+	virConnectPtr conn = conn_get(j->sh, true);
+	if (!conn) {
+		job_fail(j, HERD_ERR_UNAVAILABLE, "herd is not connected to libvirt");
+		return;
+	}
+	virDomainPtr dom = lookup(j, conn, j->op->uuid);
+	if (dom) {
+		int type = VIR_DOMAIN_JOB_NONE;
+		virTypedParameterPtr params = NULL;
+		int n = 0;
+		if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
+			job_fail_vir(j, conn);
+		} else {
+			j->have_progress = lv_migrate_progress_of(type, params, n, &j->progress);
+			virTypedParamsFree(params, n);
+		}
+		virDomainFree(dom);
+	}
+	virConnectClose(conn);
+	virResetLastError();
+}
+
+/* Abort the migration of the job's VM (its migrate call, blocked in
+ * another thread, then returns with an error; the guest runs on here). */
+static void run_abort(lv_job *j)
+{
+	virConnectPtr conn = conn_get(j->sh, true);
+	if (!conn) {
+		job_fail(j, HERD_ERR_UNAVAILABLE, "herd is not connected to libvirt");
+		return;
+	}
+	virDomainPtr dom = lookup(j, conn, j->op->uuid);
+	if (dom) {
+		if (virDomainAbortJob(dom) < 0)
+			job_fail_vir(j, conn);
+		virDomainFree(dom);
+	} else if (!j->failed) {
+		job_fail(j, HERD_ERR_NOT_FOUND, "it is not on this node any more");
+	}
+	virConnectClose(conn);
+	virResetLastError();
+}
+
 static void run_op(lv_job *j)
 {
+	if (j->op->kind == OP_MIGRATE) {
+		run_migrate(j);
+		return;
+	}
 	virConnectPtr conn = conn_get(j->sh, true);
 	if (!conn) {
 		job_fail(j, HERD_ERR_UNAVAILABLE, "herd is not connected to libvirt");
@@ -631,6 +775,12 @@ void lv_worker_run(gpointer data, gpointer unused)
 		break;
 	case JOB_OP:
 		run_op(j);
+		break;
+	case JOB_PROGRESS:
+		run_progress(j);
+		break;
+	case JOB_ABORT:
+		run_abort(j);
 		break;
 	case JOB_DISCONNECT:
 		conn_close(j->old_conn);

@@ -1,17 +1,23 @@
 /*
  * virt-probe URI: the libvirt VM driver on a GLib main loop, driven by
  * commands on stdin, reporting on stdout (one line each, flushed), for
- * test_virt.py inside a test node.
+ * test_virt.py and test_virt_migrate.py inside a test node.
  *
  * Commands:
  *   start ID UUID XMLFILE | shutdown ID UUID TIMEOUT_S
  *   destroy|reboot|reset|suspend|resume ID UUID
+ *   migrate ID UUID NODE ADDRESS TIMEOUT_S tls|plain [BANDWIDTH_MIB_S]
  *   facts | resources | stall | rusage | tick on|off | quit
  * Reports (T: milliseconds since the probe started, monotonic):
  *   ready | connection lost|back t=T
  *   fact UUID STATE since=WALL_MS t=T reason=…
  *   begin ID t=T | done ID ok t=T elapsed_ms=MS
  *   done ID err CODE t=T elapsed_ms=MS msg=…
+ *   progress ID t=T elapsed_ms=MS total=B processed=B remaining=B
+ *            dirty_rate=PAGES_S page_size=B bps=B_S iteration=N
+ *            downtime_ms=MS throttle=PCT started=WALL_MS
+ *                                (while a migration runs: what migrate_progress()
+ *                                 says, every PROGRESS_MS when it changed)
  *   facts-begin / fact-now UUID STATE since=WALL_MS reason=… / facts-end
  *   resources mem=MIB free=MIB cpus=N | resources unknown
  *   stall max_ms=MS ticks=N       (longest gap of a 10 ms timer since the last stall;
@@ -66,12 +72,21 @@ static void on_connection(gpointer user, bool lost)
 typedef struct {
 	char *id;
 	double begun;
+	char uuid[37];          /* migrate: the VM, for its progress */
+	guint progress;         /* … the timer that prints it */
+	herd_migrate_progress last;
 } op_ctx;
+
+/* How often a migration's progress is looked at (the driver asks libvirt
+ * about once a second; this only reads what it last learnt). */
+#define PROGRESS_MS 250
 
 static void on_done(const GError *error, gpointer user)
 {
 	op_ctx *o = user;
 	double now = t_ms();
+	if (o->progress)
+		g_source_remove(o->progress);
 	if (error)
 		say("done %s err %s t=%.1f elapsed_ms=%.1f msg=%s", o->id,
 		    error->domain == HERD_ERROR ? herd_error_name(error->code) : "other", now,
@@ -89,6 +104,32 @@ static op_ctx *begin(const char *id)
 	o->begun = t_ms();
 	say("begin %s t=%.1f", id, o->begun);
 	return o;
+}
+
+static gboolean on_progress(gpointer data)
+{
+	op_ctx *o = data;
+	herd_migrate_progress p;
+	if (!virt || !virt->ops->migrate_progress(virt, o->uuid, &p))
+		return G_SOURCE_CONTINUE;
+	/* elapsed_ms moves on its own; the rest only when libvirt says more */
+	const herd_migrate_progress *l = &o->last;
+	if (p.memory_total == l->memory_total && p.memory_processed == l->memory_processed &&
+	    p.memory_remaining == l->memory_remaining && p.dirty_rate == l->dirty_rate &&
+	    p.bandwidth == l->bandwidth && p.iteration == l->iteration &&
+	    p.expected_downtime_ms == l->expected_downtime_ms &&
+	    p.autoconverge_throttle == l->autoconverge_throttle && p.started_ms == l->started_ms)
+		return G_SOURCE_CONTINUE;
+	o->last = p;
+	say("progress %s t=%.1f elapsed_ms=%" G_GUINT64_FORMAT " total=%" G_GUINT64_FORMAT
+	    " processed=%" G_GUINT64_FORMAT " remaining=%" G_GUINT64_FORMAT
+	    " dirty_rate=%" G_GUINT64_FORMAT " page_size=%" G_GUINT64_FORMAT " bps=%" G_GUINT64_FORMAT
+	    " iteration=%" G_GUINT64_FORMAT " downtime_ms=%" G_GUINT64_FORMAT " throttle=%u"
+	    " started=%" G_GINT64_FORMAT,
+	    o->id, t_ms(), p.elapsed_ms, p.memory_total, p.memory_processed, p.memory_remaining,
+	    p.dirty_rate, p.page_size, p.bandwidth, p.iteration, p.expected_downtime_ms,
+	    p.autoconverge_throttle, p.started_ms);
+	return G_SOURCE_CONTINUE;
 }
 
 static gboolean on_tick(gpointer data)
@@ -132,6 +173,21 @@ static void command(char **w, int n)
 		virt->ops->suspend(virt, w[2], on_done, begin(w[1]));
 	} else if (strcmp(c, "resume") == 0 && n == 3) {
 		virt->ops->resume(virt, w[2], on_done, begin(w[1]));
+	} else if (strcmp(c, "migrate") == 0 && (n == 7 || n == 8)) {
+		herd_migrate_params p = {
+			.to = w[3],
+			.address = w[4],
+			.timeout_s = (unsigned)atoi(w[5]),
+			.tls = strcmp(w[6], "tls") == 0,
+			.bandwidth_mib_s = n == 8 ? (unsigned)atoi(w[7]) : 0,
+			/* qemu.conf's range on the test nodes (for messages) */
+			.port_min = 49152,
+			.port_max = 49215,
+		};
+		op_ctx *o = begin(w[1]);
+		g_strlcpy(o->uuid, w[2], sizeof(o->uuid));
+		o->progress = g_timeout_add(PROGRESS_MS, on_progress, o);
+		virt->ops->migrate(virt, w[2], &p, on_done, o);
 	} else if (strcmp(c, "facts") == 0) {
 		g_autoptr(GArray) all = virt->ops->facts(virt);
 		say("facts-begin");

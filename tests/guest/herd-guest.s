@@ -16,11 +16,16 @@
 # There is no ACPI and no power-button handling: the guest cannot be shut
 # down gracefully, only powered off (virsh destroy).
 #
+# Assembled with --defsym DIRTY_MIB=N it is herd-guest-dirty.img: the same
+# guest, which also writes one byte into every 4 KiB page of N MiB of RAM
+# (from 2 MiB up) at every timer tick, 18.2 times a second, so that a live
+# migration has N MiB to send again and again (a migration limited to less
+# than N MiB/s never converges).  Real mode reaches only the first MiB, so it
+# switches to "unreal" mode first: FS keeps a 4 GiB limit from a moment in
+# protected mode.
+#
 # Built by tests/guest/meson.build with GNU as/ld/objcopy into a raw disk
-# image padded to 1 MiB (SeaBIOS does not boot a 512-byte disk); and with
-# DIRTY defined into herd-guest-dirty.img, which also keeps writing to
-# 512 KiB of its RAM (for live migrations that must not converge, and for
-# bench/migrate).
+# image padded to 1 MiB (SeaBIOS does not boot a 512-byte disk).
 
 	.code16
 
@@ -35,8 +40,7 @@
 	.set TICKS_PER_PRINT,	18		# 18.2065 ticks = 1 s:
 	.set FRAC_PER_PRINT,	2065		#   18 + 2065/10000
 	.set FRAC_ONE,		10000
-	.set DIRTY_FIRST_SEG,	0x1000		# 0x10000: above this sector and its stack
-	.set DIRTY_END_SEG,	0x9000		# 0x90000: below the BIOS data at 0x9fc00
+	.set DIRTY_BASE,	0x200000	# herd-guest-dirty: its pages start at 2 MiB
 
 	# outb_imm PORT, VALUE
 	.macro outb_imm port, value
@@ -80,22 +84,36 @@ normalised:
 
 	movw	$msg_boot, %si
 	call	puts
+
+	.ifdef DIRTY_MIB
+	inb	$0x92, %al		# fast A20 on: addresses above 1 MiB
+	orb	$0x02, %al
+	andb	$0xfe, %al		# (bit 0 would reset the machine)
+	outb	%al, $0x92
+	lgdt	gdt_desc
+	movl	%cr0, %eax
+	orb	$1, %al
+	movl	%eax, %cr0		# protected mode, interrupts still off
+	movw	$8, %bx			# the flat data descriptor
+	movw	%bx, %fs		# FS caches its 4 GiB limit…
+	andb	$0xfe, %al
+	movl	%eax, %cr0		# …back in real mode
+	xorw	%bx, %bx
+	movw	%bx, %fs		# base 0, the limit stays ("unreal")
+	.endif
 	sti
 
 idle:
 	hlt				# until the next interrupt (IRQ0)
-.ifdef DIRTY
-	# The dirtying variant (herd-guest-dirty.img): at every wakeup, one
-	# write to each 4 KiB page of 0x10000-0x8ffff (128 pages, 512 KiB),
-	# about 18 times a second: some 9 MiB/s of pages dirtied, a set a live
-	# migration must send again and again.
-	movw	$DIRTY_FIRST_SEG, %bx
-4:	movw	%bx, %es
-	incb	%es:0
-	addw	$0x100, %bx		# 4 KiB in paragraphs
-	cmpw	$DIRTY_END_SEG, %bx
-	jb	4b
-.endif
+	.ifdef DIRTY_MIB
+	movl	$DIRTY_BASE, %ebx
+	movb	ticks, %al
+	orb	$1, %al			# never 0: a page of zeroes is sent as one
+1:	addr32 movb %al, %fs:(%ebx)
+	addl	$4096, %ebx
+	cmpl	$DIRTY_BASE + DIRTY_MIB * 0x100000, %ebx
+	jb	1b
+	.endif
 	movl	ticks, %eax		# one instruction: IRQ0 cannot tear it
 	cmpl	next_due, %eax
 	jb	idle			# not yet
@@ -172,6 +190,14 @@ next_due:	.long	TICKS_PER_PRINT	# tick count of the next print
 next_frac:	.word	FRAC_PER_PRINT	# fraction of next_due, in 1/10000
 digits:		.skip	10		# 2^32 - 1 has 10 digits
 digits_end:	.byte	0
+
+	.ifdef DIRTY_MIB
+	.balign	8
+gdt:		.quad	0
+		.quad	0x00cf92000000ffff	# data, base 0, limit 4 GiB, writable
+gdt_desc:	.word	15			# limit: two descriptors
+		.long	gdt
+	.endif
 
 	.org	510
 	.word	0xaa55			# boot signature

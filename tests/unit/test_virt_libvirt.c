@@ -454,6 +454,80 @@ static void test_errors(fixture *fx, gconstpointer data)
 	op_result_clear(&r);
 }
 
+/* Bad input to migrate() is refused with a sentence that says what; a
+ * migration libvirt cannot do (the test driver has none) fails, and the VM
+ * is back RUNNING after MIGRATING; migrate_progress() knows none then. */
+static void test_migrate_errors(fixture *fx, gconstpointer data)
+{
+	op_result r = { 0 };
+	herd_migrate_params p = { .to = "n3", .address = "10.99.0.3", .tls = true, .timeout_s = 30 };
+	herd_migrate_progress progress;
+
+	fx->v->ops->migrate(fx->v, "web1", &p, on_done, &r);
+	g_assert_false(r.done);
+	expect_error(&r, HERD_ERR_INVALID, "Cannot migrate VM 'web1': that is not a UUID.", NULL);
+	op_result_clear(&r);
+
+	g_autofree char *uuid = g_uuid_string_random();
+	g_autofree char *prefix = g_strdup_printf("Cannot migrate VM %s", uuid);
+	fx->v->ops->migrate(fx->v, uuid, NULL, on_done, &r);
+	expect_error(&r, HERD_ERR_INVALID, prefix, "no destination was given");
+	op_result_clear(&r);
+	const char *bad_addresses[] = { "", "n3/system", "a b", "user@n3", "n3?x=1" };
+	for (size_t i = 0; i < G_N_ELEMENTS(bad_addresses); i++) {
+		herd_migrate_params bad = p;
+		bad.address = bad_addresses[i];
+		fx->v->ops->migrate(fx->v, uuid, &bad, on_done, &r);
+		expect_error(&r, HERD_ERR_INVALID, prefix, "is not a host name or an IP address");
+		op_result_clear(&r);
+	}
+	herd_migrate_params bad = p;
+	bad.timeout_s = 0;
+	g_free(prefix);
+	prefix = g_strdup_printf("Cannot migrate VM %s to node n3: a migration needs a timeout", uuid);
+	fx->v->ops->migrate(fx->v, uuid, &bad, on_done, &r);
+	expect_error(&r, HERD_ERR_INVALID, prefix, NULL);
+	op_result_clear(&r);
+	bad = p;
+	bad.port_min = 49215;
+	bad.port_max = 49152;
+	fx->v->ops->migrate(fx->v, uuid, &bad, on_done, &r);
+	expect_error(&r, HERD_ERR_INVALID, "Cannot migrate VM ", "port range 49215-49152 is not one");
+	op_result_clear(&r);
+
+	/* not here */
+	g_free(prefix);
+	prefix = g_strdup_printf("Cannot migrate VM %s to node n3: it is not running on this node",
+				 uuid);
+	fx->v->ops->migrate(fx->v, uuid, &p, on_done, &r);
+	expect_error(&r, HERD_ERR_NOT_FOUND, prefix, NULL);
+	op_result_clear(&r);
+
+	/* libvirt fails it: MIGRATING, then RUNNING again */
+	guest g;
+	guest_init(&g, "mig");
+	start_ok(fx, &g);
+	wait_state(&fx->rec, g.uuid, HERD_VM_RUNNING);
+	g_free(prefix);
+	prefix = g_strdup_printf("Cannot migrate VM %s to node n3: libvirt: ", g.uuid);
+	fx->v->ops->migrate(fx->v, g.uuid, &p, on_done, &r);
+	expect_error(&r, HERD_ERR_IO, prefix, "not supported");
+	g_assert_cmpuint(count_facts(&fx->rec, g.uuid, HERD_VM_MIGRATING), ==, 1);
+	herd_vm_fact f = cached_fact(fx->v, g.uuid);
+	g_assert_cmpint(f.state, ==, HERD_VM_RUNNING);
+	g_assert_cmpstr(f.reason, ==, "migration failed");
+	g_assert_false(fx->v->ops->migrate_progress(fx->v, g.uuid, &progress));
+	op_result_clear(&r);
+
+	g_assert_false(fx->v->ops->migrate_progress(fx->v, uuid, &progress));
+	g_assert_false(fx->v->ops->migrate_progress(fx->v, "web1", &progress));
+	g_assert_false(fx->v->ops->migrate_progress(fx->v, NULL, &progress));
+	fx->v->ops->destroy(fx->v, g.uuid, on_done, &r);
+	expect_ok(&r);
+	op_result_clear(&r);
+	guest_clear(&g);
+}
+
 static void test_shutdown(fixture *fx, gconstpointer data)
 {
 	/* The test driver stops a domain at once on virDomainShutdown. */
@@ -791,6 +865,8 @@ int main(int argc, char **argv)
 		   teardown);
 	g_test_add("/virt/libvirt/errors", fixture, NULL, setup, test_errors, teardown);
 	g_test_add("/virt/libvirt/shutdown", fixture, NULL, setup, test_shutdown, teardown);
+	g_test_add("/virt/libvirt/migrate-errors", fixture, NULL, setup, test_migrate_errors,
+		   teardown);
 	g_test_add("/virt/libvirt/shutdown-long-timeout", fixture, NULL, setup,
 		   test_shutdown_long_timeout, teardown);
 	g_test_add("/virt/libvirt/outside-events", fixture, NULL, setup, test_outside_events,

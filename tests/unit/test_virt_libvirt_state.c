@@ -1,8 +1,9 @@
 /* The libvirt driver's pure tables (src/virt/libvirt_state.c), without a
  * connection: every libvirt domain state and reason, lifecycle event and
  * detail, error code and close reason the driver maps, each with herd's
- * state and reason text or error code; and the QEMU start time from /proc
- * text.  One row a case: a wrong entry in the driver's tables fails the row
+ * state and reason text or error code, also during a migration (herd's
+ * own, someone else's, one arriving); a migration's job statistics as
+ * herd's progress; and the QEMU start time from /proc text.  One row a case: a wrong entry in the driver's tables fails the row
  * that names it. */
 #include "virt/libvirt_state.h"
 
@@ -15,6 +16,10 @@
 #define ASKED { .state = HERD_VM_STOPPING, .shutdown_asked = true }
 #define FORCED { .state = HERD_VM_STOPPING, .shutdown_asked = true, .forced = true, \
 		 .forced_timeout_s = 30 }
+/* herd migrates it away. */
+#define MIGRATING { .state = HERD_VM_MIGRATING, .migrating = true }
+/* Listed with libvirt's job on it, in herd's state @s. */
+#define JOB(s, op) { .state = (s), .job_operation = VIR_DOMAIN_JOB_OPERATION_##op }
 
 /* ---- domain states (virDomainGetState, lists) ---- */
 
@@ -51,6 +56,27 @@ static const state_case state_cases[] = {
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_SNAPSHOT, HERD_VM_PAUSED, "paused for a snapshot" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_CRASHED, HERD_VM_CRASHED, "guest crashed (kept paused)" },
 	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_STARTING_UP, HERD_VM_STARTING, "starting" },
+	/* Either end of a migration, told apart by libvirt's job, else by
+	 * what herd knew of the VM; one not known stays a copy that runs. */
+	{ JOB(HERD_VM_STOPPED, START), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_STARTING_UP, HERD_VM_STARTING, "starting" },
+	{ JOB(HERD_VM_STOPPED, MIGRATION_IN), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_STARTING_UP, HERD_VM_INCOMING, "migration arriving" },
+	{ JOB(HERD_VM_STOPPED, MIGRATION_IN), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_INCOMING, "migration arriving" },
+	{ JOB(HERD_VM_RUNNING, MIGRATION_IN), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_INCOMING, "migration arriving" },
+	{ JOB(HERD_VM_STOPPED, MIGRATION_OUT), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_MIGRATING, "paused for migration" },
+	{ JOB(HERD_VM_INCOMING, MIGRATION_OUT), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_MIGRATING, "paused for migration" },
+	{ IDLE(HERD_VM_INCOMING), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_INCOMING, "migration arriving" },
+	{ IDLE(HERD_VM_MIGRATING), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_MIGRATING, "paused for migration" },
+	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_PAUSED, "paused for migration" },
+	{ IDLE(HERD_VM_INCOMING), VIR_DOMAIN_RUNNING, VIR_DOMAIN_RUNNING_MIGRATED, HERD_VM_RUNNING, "migrated in" },
+	/* herd's own migration: MIGRATING until it is off here or crashed. */
+	{ MIGRATING, VIR_DOMAIN_RUNNING, VIR_DOMAIN_RUNNING_BOOTED, HERD_VM_MIGRATING, "migrating" },
+	{ MIGRATING, VIR_DOMAIN_RUNNING, VIR_DOMAIN_RUNNING_MIGRATION_CANCELED, HERD_VM_MIGRATING, "migrating" },
+	{ MIGRATING, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION, HERD_VM_MIGRATING, "paused for migration" },
+	{ MIGRATING, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_USER, HERD_VM_MIGRATING, "migrating" },
+	{ MIGRATING, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_CRASHED, HERD_VM_CRASHED, "guest crashed (kept paused)" },
+	{ MIGRATING, VIR_DOMAIN_CRASHED, VIR_DOMAIN_CRASHED_PANICKED, HERD_VM_CRASHED, "guest panicked" },
+	{ MIGRATING, VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_MIGRATED, HERD_VM_STOPPED, "migrated away" },
+	{ MIGRATING, VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_DESTROYED, HERD_VM_STOPPED, "destroyed" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_POSTCOPY, HERD_VM_PAUSED, "paused in post-copy migration" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_POSTCOPY_FAILED, HERD_VM_PAUSED, "paused: post-copy migration failed" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_PMSUSPENDED, VIR_DOMAIN_PMSUSPENDED_UNKNOWN, HERD_VM_PAUSED, "suspended by the guest" },
@@ -99,12 +125,15 @@ typedef struct {
 
 static const event_case event_cases[] = {
 	{ IDLE(HERD_VM_STARTING), VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_BOOTED, true, HERD_VM_RUNNING, "started" },
-	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED, true, HERD_VM_RUNNING, "migrated in" },
+	/* A migration arriving: QEMU waits, paused, for the guest's state. */
+	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED, true, HERD_VM_INCOMING, "migration arriving" },
 	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_RESTORED, true, HERD_VM_RUNNING, "restored" },
 	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT, true, HERD_VM_RUNNING, "started from a snapshot" },
 	{ IDLE(HERD_VM_PAUSED), VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_WAKEUP, true, HERD_VM_RUNNING, "woken up" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_PAUSED, true, HERD_VM_PAUSED, "paused" },
-	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED, true, HERD_VM_PAUSED, "paused for migration" },
+	/* Someone else's migration away at its switch-over: still runs here. */
+	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED, true, HERD_VM_MIGRATING, "paused for migration" },
+	{ IDLE(HERD_VM_INCOMING), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED, true, HERD_VM_INCOMING, "migration arriving" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_IOERROR, true, HERD_VM_PAUSED, "paused: disk I/O error" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG, true, HERD_VM_PAUSED, "paused by the watchdog" },
 	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_RESTORED, true, HERD_VM_PAUSED, "restored paused" },
@@ -114,11 +143,15 @@ static const event_case event_cases[] = {
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED, true, HERD_VM_PAUSED, "paused: post-copy migration failed" },
 	{ IDLE(HERD_VM_PAUSED), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_UNPAUSED, true, HERD_VM_RUNNING, "resumed" },
 	{ IDLE(HERD_VM_PAUSED), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED, true, HERD_VM_RUNNING, "migrated in" },
+	{ IDLE(HERD_VM_INCOMING), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED, true, HERD_VM_RUNNING, "migrated in" },
+	/* …and the source of someone else's migration that failed. */
+	{ IDLE(HERD_VM_MIGRATING), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED, true, HERD_VM_RUNNING, "migration cancelled" },
 	{ IDLE(HERD_VM_PAUSED), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT, true, HERD_VM_RUNNING, "resumed from a snapshot" },
 	{ IDLE(HERD_VM_PAUSED), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_POSTCOPY, true, HERD_VM_RUNNING, "resumed" },
 	/* QEMU's CPUs let run for the first time: RESUMED comes before STARTED. */
 	{ IDLE(HERD_VM_STARTING), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_UNPAUSED, true, HERD_VM_RUNNING, "started" },
-	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED, true, HERD_VM_RUNNING, "started" },
+	/* (the STARTED of a migration arriving was missed) */
+	{ IDLE(HERD_VM_STOPPED), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED, true, HERD_VM_RUNNING, "migrated in" },
 	{ IDLE(HERD_VM_CRASHED), VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_UNPAUSED, true, HERD_VM_RUNNING, "started" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN, true, HERD_VM_STOPPED, "shut down by guest" },
 	{ ASKED, VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN, true, HERD_VM_STOPPED, "shut down on request" },
@@ -130,6 +163,19 @@ static const event_case event_cases[] = {
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_FAILED, true, HERD_VM_STOPPED, "failed: hypervisor process ended" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT, true, HERD_VM_STOPPED, "stopped by a snapshot revert" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_STOPPED, 99, true, HERD_VM_STOPPED, "stopped" },
+	/* A migration arriving here ends without the guest. */
+	{ IDLE(HERD_VM_INCOMING), VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_FAILED, true, HERD_VM_STOPPED, "incoming migration failed" },
+	{ IDLE(HERD_VM_INCOMING), VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_DESTROYED, true, HERD_VM_STOPPED, "incoming migration destroyed" },
+	{ IDLE(HERD_VM_INCOMING), VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN, true, HERD_VM_STOPPED, "incoming migration ended" },
+	/* herd's own migration away: MIGRATING until it is off here. */
+	{ MIGRATING, VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED, true, HERD_VM_MIGRATING, "paused for migration" },
+	{ MIGRATING, VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_IOERROR, true, HERD_VM_MIGRATING, "migrating" },
+	{ MIGRATING, VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED, true, HERD_VM_MIGRATING, "migrating" },
+	{ MIGRATING, VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_UNPAUSED, true, HERD_VM_MIGRATING, "migrating" },
+	{ MIGRATING, VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_MIGRATED, true, HERD_VM_STOPPED, "migrated away" },
+	{ MIGRATING, VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_FAILED, true, HERD_VM_STOPPED, "failed: hypervisor process ended" },
+	{ MIGRATING, VIR_DOMAIN_EVENT_CRASHED, VIR_DOMAIN_EVENT_CRASHED_PANICKED, true, HERD_VM_CRASHED, "guest panicked" },
+	{ MIGRATING, VIR_DOMAIN_EVENT_DEFINED, VIR_DOMAIN_EVENT_DEFINED_ADDED, false, 0, NULL },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_PMSUSPENDED, VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY, true, HERD_VM_PAUSED, "suspended by the guest" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_PMSUSPENDED, VIR_DOMAIN_EVENT_PMSUSPENDED_DISK, true, HERD_VM_PAUSED, "suspended by the guest" },
 	{ IDLE(HERD_VM_RUNNING), VIR_DOMAIN_EVENT_CRASHED, VIR_DOMAIN_EVENT_CRASHED_PANICKED, true, HERD_VM_CRASHED, "guest panicked" },
@@ -272,6 +318,93 @@ static void test_predicates(void)
 		g_assert_cmpint(lv_state_is_down(s), ==, s == HERD_VM_STOPPED);
 }
 
+/* ---- migrations: libvirt's job, its progress ---- */
+
+static void test_job_operation(void)
+{
+	g_assert_cmpint(lv_job_operation(true, VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT, 0), ==,
+			VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT);
+	g_assert_cmpint(lv_job_operation(true, VIR_DOMAIN_JOB_OPERATION_START, 0), ==,
+			VIR_DOMAIN_JOB_OPERATION_START);
+	g_assert_cmpint(lv_job_operation(true, 0, 0), ==, 0);
+	g_assert_cmpint(lv_job_operation(true, -1, 0), ==, 0);
+	/* libvirt 9.0 on a migration's destination refuses, and so tells. */
+	g_assert_cmpint(lv_job_operation(false, 0, VIR_ERR_OPERATION_UNSUPPORTED), ==,
+			VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN);
+	g_assert_cmpint(lv_job_operation(false, 0, VIR_ERR_NO_DOMAIN), ==, 0);
+	g_assert_cmpint(lv_job_operation(false, 0, VIR_ERR_RPC), ==, 0);
+
+	g_assert_true(lv_domain_may_be_incoming(VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION));
+	g_assert_true(lv_domain_may_be_incoming(VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_STARTING_UP));
+	g_assert_false(lv_domain_may_be_incoming(VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_USER));
+	g_assert_false(lv_domain_may_be_incoming(VIR_DOMAIN_RUNNING, VIR_DOMAIN_RUNNING_MIGRATED));
+	g_assert_false(lv_domain_may_be_incoming(VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_MIGRATED));
+}
+
+static void test_migrate_progress(void)
+{
+	virTypedParameterPtr params = NULL;
+	int n = 0, max = 0;
+	const struct {
+		const char *field;
+		unsigned long long value;
+	} ull[] = {
+		{ VIR_DOMAIN_JOB_TIME_ELAPSED, 4561 },
+		{ VIR_DOMAIN_JOB_MEMORY_TOTAL, 33947648 },
+		{ VIR_DOMAIN_JOB_MEMORY_PROCESSED, 2347810 },
+		{ VIR_DOMAIN_JOB_MEMORY_REMAINING, 29635584 },
+		{ VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, 247 },
+		{ VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, 4096 },
+		{ VIR_DOMAIN_JOB_MEMORY_BPS, 1036136 },
+		{ VIR_DOMAIN_JOB_MEMORY_ITERATION, 2 },
+		{ VIR_DOMAIN_JOB_DOWNTIME, 8117 },
+		/* what herd does not use */
+		{ VIR_DOMAIN_JOB_DATA_TOTAL, 1 },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(ull); i++)
+		g_assert_cmpint(virTypedParamsAddULLong(&params, &n, &max, ull[i].field, ull[i].value),
+				==, 0);
+	g_assert_cmpint(virTypedParamsAddInt(&params, &n, &max, VIR_DOMAIN_JOB_OPERATION,
+					     VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT), ==, 0);
+	g_assert_cmpint(virTypedParamsAddInt(&params, &n, &max, VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE,
+					     30), ==, 0);
+
+	herd_migrate_progress p = { .started_ms = 1700000000000 };
+	g_assert_true(lv_migrate_progress_of(VIR_DOMAIN_JOB_UNBOUNDED, params, n, &p));
+	g_assert_cmpint(p.started_ms, ==, 1700000000000); /* not libvirt's */
+	g_assert_cmpuint(p.elapsed_ms, ==, 4561);
+	g_assert_cmpuint(p.memory_total, ==, 33947648);
+	g_assert_cmpuint(p.memory_processed, ==, 2347810);
+	g_assert_cmpuint(p.memory_remaining, ==, 29635584);
+	g_assert_cmpuint(p.dirty_rate, ==, 247);
+	g_assert_cmpuint(p.page_size, ==, 4096);
+	g_assert_cmpuint(p.bandwidth, ==, 1036136);
+	g_assert_cmpuint(p.iteration, ==, 2);
+	g_assert_cmpuint(p.expected_downtime_ms, ==, 8117);
+	g_assert_cmpuint(p.autoconverge_throttle, ==, 30);
+
+	/* No job: nothing changes. */
+	herd_migrate_progress none = { .memory_total = 7 };
+	g_assert_false(lv_migrate_progress_of(VIR_DOMAIN_JOB_NONE, params, n, &none));
+	g_assert_cmpuint(none.memory_total, ==, 7);
+	virTypedParamsFree(params, n);
+
+	/* Fields libvirt leaves out (early in a migration) keep their value;
+	 * a negative throttle is none. */
+	params = NULL;
+	n = max = 0;
+	g_assert_cmpint(virTypedParamsAddULLong(&params, &n, &max, VIR_DOMAIN_JOB_TIME_ELAPSED, 436),
+			==, 0);
+	g_assert_cmpint(virTypedParamsAddInt(&params, &n, &max, VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE,
+					     -1), ==, 0);
+	herd_migrate_progress early = { .memory_total = 7, .autoconverge_throttle = 5 };
+	g_assert_true(lv_migrate_progress_of(VIR_DOMAIN_JOB_UNBOUNDED, params, n, &early));
+	g_assert_cmpuint(early.elapsed_ms, ==, 436);
+	g_assert_cmpuint(early.memory_total, ==, 7);
+	g_assert_cmpuint(early.autoconverge_throttle, ==, 5);
+	virTypedParamsFree(params, n);
+}
+
 /* ---- QEMU's start time from /proc text ---- */
 
 /* A /proc/PID/stat line of @comm whose starttime (field 22) is @ticks. */
@@ -311,6 +444,8 @@ static void test_qemu_start(void)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	/* The typed-parameter functions keep libvirt's per-thread error. */
+	g_assert_cmpint(virInitialize(), ==, 0);
 	g_test_add_func("/virt/libvirt-state/domain-states", test_domain_states);
 	g_test_add_func("/virt/libvirt-state/events", test_events);
 	g_test_add_func("/virt/libvirt-state/short-buffer", test_short_buffer);
@@ -319,5 +454,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/virt/libvirt-state/error-text", test_error_text);
 	g_test_add_func("/virt/libvirt-state/predicates", test_predicates);
 	g_test_add_func("/virt/libvirt-state/qemu-start", test_qemu_start);
+	g_test_add_func("/virt/libvirt-state/job-operation", test_job_operation);
+	g_test_add_func("/virt/libvirt-state/migrate-progress", test_migrate_progress);
 	return g_test_run();
 }
