@@ -52,7 +52,7 @@ static bool check_node(store_state *st, json_t *op, const char *name, GHashTable
 
 static bool check_vm(store_state *st, json_t *op, GHashTable *lost, GError **error)
 {
-	static const char *const stopping[] = { "target", "stop", "failed", NULL };
+	static const char *const stopping[] = { "target", "stop", "failed", "live_failed", NULL };
 	const char *uuid = json_string_value(json_object_get(op, "uuid"));
 	json_t *data = json_object_get(op, "data");
 	store_object *vm = uuid ? store_state_get(st, STORE_KIND_VM, uuid) : NULL;

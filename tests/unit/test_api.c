@@ -305,7 +305,7 @@ static void test_node_mode(fixture *f, gconstpointer data)
 		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":1}", 400,
 		  "Mode '' is not online, standby or maintenance." },
 		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"state\":\"standby\"}", 400,
-		  "Unknown field 'state' (known: mode)" },
+		  "Unknown field 'state' (known: mode, allow_cold)" },
 		{ 1, "POST", "/api/v1/nodes/n7/mode", "{\"mode\":\"standby\"}", 404, "Node 'n7' is not defined." },
 	};
 	EXPECT_REFUSALS(f, bad);
