@@ -64,7 +64,7 @@ typedef struct herd_conf_key {
 
 /* The line herd writes above the keys it adds to a file. */
 #define HERD_CONF_MARK \
-	"# Kept by herd (live migration): herdd sets the keys below from the cluster's settings (herd cluster set migration_port_min=... migration_port_max=...); edits are overwritten."
+	"# Set by herd for live migration, from the cluster's settings (herd cluster set): edits are overwritten."
 
 /*
  * @text (a libvirt config file such as qemu.conf, may be NULL for a missing
