@@ -89,6 +89,8 @@ void api_cluster_create(http_request *req, gpointer user_data)
 		settings = requested && json_object_size(requested) > 0
 				   ? cluster_settings_validate(requested, &err)
 				   : json_object();
+	if (settings && !cluster_settings_check_change(NULL, settings, &err))
+		g_clear_pointer(&settings, json_decref);
 	if (!settings) {
 		http_respond_error(req, err);
 		return;
@@ -255,6 +257,10 @@ void api_cluster_settings_put(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) body = http_request_json(req, &err);
 	g_autoptr(json_t) changes = body ? cluster_settings_validate(body, &err) : NULL;
+	/* The store checks it again where the change is applied (another
+	 * change may come first); here it is refused before it goes out. */
+	if (changes && !cluster_settings_check_change(store_cluster_stored_settings(c), changes, &err))
+		g_clear_pointer(&changes, json_decref);
 	if (!changes) {
 		http_respond_error(req, err);
 		return;

@@ -31,6 +31,12 @@ static bool fsync_dir_of(const char *path, GError **error)
 bool herd_file_write_atomic(const char *path, const void *data, size_t len,
 			    mode_t mode, GError **error)
 {
+	return herd_file_write_atomic_group(path, data, len, mode, -1, error);
+}
+
+bool herd_file_write_atomic_group(const char *path, const void *data, size_t len, mode_t mode,
+				  int gid, GError **error)
+{
 	g_autofree char *tmp = g_strdup_printf("%s.tmp.%d", path, (int)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0) {
@@ -49,7 +55,10 @@ bool herd_file_write_atomic(const char *path, const void *data, size_t len,
 		p += n;
 		left -= (size_t)n;
 	}
-	if (fchmod(fd, mode) < 0 || fsync(fd) < 0)
+	/* The group before the mode: a key is never readable by the wrong
+	 * group, not even for a moment. */
+	if ((gid >= 0 && fchown(fd, (uid_t)-1, (gid_t)gid) < 0) || fchmod(fd, mode) < 0 ||
+	    fsync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;

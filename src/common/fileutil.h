@@ -13,5 +13,9 @@
 bool herd_file_write_atomic(const char *path, const void *data, size_t len,
 			    mode_t mode, GError **error);
 
+/* The same, the file's group @gid (-1: the writer's). */
+bool herd_file_write_atomic_group(const char *path, const void *data, size_t len, mode_t mode,
+				  int gid, GError **error);
+
 /* Create @path and its parents with @mode if missing. */
 bool herd_mkdir_p(const char *path, mode_t mode, GError **error);

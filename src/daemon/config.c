@@ -47,6 +47,27 @@ static const setting settings[] = {
 	  FIELD(corosync_dir), "Where corosync.conf and authkey live", "DIR" },
 	{ "libvirt", "uri", "libvirt-uri", SETTING_STRING, "qemu:///system", 0, 0,
 	  FIELD(libvirt_uri), "The hypervisor connection VMs run on", "URI" },
+	/* What herdd keeps on the host for live migration (daemon/virt_setup.h):
+	 * Debian's places by default. */
+	{ "libvirt", "qemu_conf", "qemu-conf", SETTING_STRING, "/etc/libvirt/qemu.conf", 0, 0,
+	  FIELD(qemu_conf), "qemu.conf, where herdd sets the migration port range", "FILE" },
+	{ "libvirt", "ca_file", "libvirt-ca-file", SETTING_STRING, "/etc/pki/CA/cacert.pem", 0, 0,
+	  FIELD(libvirt_ca_file), "Where libvirt reads the CA (herdd puts the cluster's there)",
+	  "FILE" },
+	{ "libvirt", "pki_dir", "libvirt-pki-dir", SETTING_STRING, "/etc/pki/libvirt", 0, 0,
+	  FIELD(libvirt_pki_dir), "Where libvirt reads its certificates and private/ keys", "DIR" },
+	{ "libvirt", "qemu_pki_dir", "qemu-pki-dir", SETTING_STRING, "/etc/pki/qemu", 0, 0,
+	  FIELD(qemu_pki_dir), "Where QEMU reads the migration's certificates", "DIR" },
+	{ "libvirt", "qemu_group", "qemu-group", SETTING_STRING, "libvirt-qemu", 0, 0,
+	  FIELD(qemu_group), "The group QEMU runs as, which reads its key (empty: root only)",
+	  "GROUP" },
+	{ "libvirt", "sysctl_file", "sysctl-file", SETTING_STRING,
+	  "/etc/sysctl.d/90-herd-migration-ports.conf", 0, 0, FIELD(sysctl_file),
+	  "herdd's sysctl file reserving the migration ports at boot", "FILE" },
+	{ "libvirt", "tls_socket", "libvirt-tls-socket", SETTING_STRING, "libvirtd-tls.socket", 0, 0,
+	  FIELD(libvirt_tls_socket),
+	  "The unit that makes libvirtd listen for TLS, enabled by herdd (empty: not herdd's job)",
+	  "UNIT" },
 };
 
 static char **string_field(herdd_config *cfg, const setting *s)
@@ -137,6 +158,33 @@ static bool validate(herdd_config *cfg, GError **error)
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 			    "The state directory, socket and corosync directory must be absolute paths.");
 		return false;
+	}
+	/* The paths go into qemu.conf as quoted strings. */
+	const char *files[] = { cfg->qemu_conf, cfg->libvirt_ca_file, cfg->libvirt_pki_dir,
+				cfg->qemu_pki_dir, cfg->sysctl_file };
+	const char *names[] = { "qemu_conf", "ca_file", "pki_dir", "qemu_pki_dir", "sysctl_file" };
+	for (unsigned i = 0; i < G_N_ELEMENTS(files); i++) {
+		if (!g_path_is_absolute(files[i]) || strpbrk(files[i], "\"\\\n\r\t")) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "[libvirt] %s '%s' must be an absolute path without quotes, backslashes or control characters.",
+				    names[i], files[i]);
+			return false;
+		}
+	}
+	for (const char *c = cfg->libvirt_tls_socket; *c; c++) {
+		if (!g_ascii_isalnum(*c) && !strchr("@._-", *c)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "[libvirt] tls_socket '%s' is not a unit name (letters, digits, @ . _ -).",
+				    cfg->libvirt_tls_socket);
+			return false;
+		}
+	}
+	for (const char *c = cfg->qemu_group; *c; c++) {
+		if (!g_ascii_isalnum(*c) && !strchr("._-", *c)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "[libvirt] qemu_group '%s' is not a group name.", cfg->qemu_group);
+			return false;
+		}
 	}
 	if (cfg->node_name[0] == '\0') {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The node name is empty.");

@@ -23,6 +23,14 @@ typedef struct herdd_config {
 	char *service_command;   /* [daemon] service_command: "CMD ACTION SERVICE" */
 	char *corosync_dir;      /* [corosync] config_dir */
 	char *libvirt_uri;       /* [libvirt] uri */
+	/* What herdd keeps on the host for live migration (virt_setup.h): */
+	char *qemu_conf;         /* [libvirt] qemu_conf */
+	char *libvirt_ca_file;   /* [libvirt] ca_file */
+	char *libvirt_pki_dir;   /* [libvirt] pki_dir */
+	char *qemu_pki_dir;      /* [libvirt] qemu_pki_dir */
+	char *qemu_group;        /* [libvirt] qemu_group; "" for none */
+	char *sysctl_file;       /* [libvirt] sysctl_file */
+	char *libvirt_tls_socket; /* [libvirt] tls_socket; "" for none */
 } herdd_config;
 
 /*

@@ -14,6 +14,7 @@
 
 typedef struct http_server http_server;
 typedef struct herd_virt herd_virt;
+typedef struct herd_virt_setup herd_virt_setup;
 
 typedef struct herdd {
 	herdd_config *cfg;
@@ -22,6 +23,7 @@ typedef struct herdd {
 	herd_cluster *cluster;      /* the replicated store and corosync */
 	herd_ha *ha;                /* the HA engine: agent, coordinator, fencing */
 	herd_virt *virt;            /* this node's hypervisor (libvirt) */
+	herd_virt_setup *virt_setup; /* its libvirt and QEMU set up for live migration */
 	herd_formation *formation;  /* cluster create, join, leave */
 	api_node_info node_info;    /* this node, for the API */
 	api_ctx api_ctx;            /* what the API's handlers get */
@@ -44,3 +46,5 @@ typedef void (*herdd_service_done)(const GError *error, gpointer user);
  * without blocking the main loop. */
 void herdd_service(herdd *d, const char *action, const char *service, herdd_service_done done,
 		   gpointer user);
+/* Run @argv (a program and its arguments, found on $PATH) the same way. */
+void herdd_run(herdd *d, const char *const *argv, herdd_service_done done, gpointer user);

@@ -9,6 +9,7 @@
 #include "daemon/certificate.h"
 #include "daemon/herdd.h"
 #include "daemon/sd_notify.h"
+#include "daemon/virt_setup.h"
 #include "ha/ha.h"
 #include "virt/driver.h"
 
@@ -55,12 +56,21 @@ bool herdd_restart_tcp(herdd *d, GError **error)
 static bool formation_install_tls(gpointer user, const char *ca_pem, const char *cert_pem,
 				  const char *key_pem, GError **error)
 {
-	return herdd_install_tls(user, ca_pem, cert_pem, key_pem, error);
+	herdd *d = user;
+	if (!herdd_install_tls(d, ca_pem, cert_pem, key_pem, error))
+		return false;
+	/* libvirt's and QEMU's copies follow. */
+	herd_virt_setup_kick(d->virt_setup);
+	return true;
 }
 
 static bool formation_reset_tls(gpointer user, GError **error)
 {
-	return herdd_reset_tls(user, error);
+	herdd *d = user;
+	if (!herdd_reset_tls(d, error))
+		return false;
+	herd_virt_setup_kick(d->virt_setup);
+	return true;
 }
 
 static char *formation_ca_pem(gpointer user)
@@ -72,6 +82,58 @@ static void formation_service(gpointer user, const char *action, const char *ser
 			      herd_formation_service_done done, gpointer data)
 {
 	herdd_service(user, action, service, done, data);
+}
+
+/* The host's setup for live migration: its I/O through the daemon. */
+static void setup_service(gpointer user, const char *action, const char *service,
+			  herd_virt_setup_done done, gpointer data)
+{
+	herdd_service(user, action, service, done, data);
+}
+
+static void setup_run(gpointer user, const char *const *argv, herd_virt_setup_done done,
+		      gpointer data)
+{
+	herdd_run(user, argv, done, data);
+}
+
+static unsigned setup_migrations(gpointer user)
+{
+	herdd *d = user;
+	return herd_ha_migrations_here(d->ha);
+}
+
+static void setup_status(gpointer user, bool ready, const char *problem)
+{
+	herdd *d = user;
+	herd_ha_set_migration_ready(d->ha, ready, problem);
+}
+
+static const herd_virt_setup_io virt_setup_io = {
+	.service = setup_service,
+	.run = setup_run,
+	.migrations = setup_migrations,
+	.status = setup_status,
+};
+
+static herd_virt_setup *virt_setup_start(herdd *d)
+{
+	const herdd_config *c = d->cfg;
+	herd_virt_setup_config vc = {
+		.paths = {
+			.qemu_conf = c->qemu_conf,
+			.ca_file = c->libvirt_ca_file,
+			.libvirt_pki_dir = c->libvirt_pki_dir,
+			.qemu_pki_dir = c->qemu_pki_dir,
+			.sysctl_file = c->sysctl_file,
+		},
+		.qemu_group = c->qemu_group,
+		.tls_socket = c->libvirt_tls_socket,
+		.libvirtd = "libvirtd",
+		.state_dir = c->state_dir,
+		.tls_dir = d->tls_dir,
+	};
+	return herd_virt_setup_new(&vc, d->cluster, c->node_name, &virt_setup_io, d);
 }
 
 static const herd_formation_io formation_io = {
@@ -126,6 +188,7 @@ int main(int argc, char **argv)
 	herd_corosync_conf_follow(d.cluster, d.cfg->corosync_dir);
 	d.virt = herd_virt_libvirt_new(d.cfg->libvirt_uri, NULL, NULL);
 	d.ha = herd_ha_new(d.cluster, d.cfg->node_name, d.virt);
+	d.virt_setup = virt_setup_start(&d);
 	d.formation = herd_formation_new(d.cluster, d.cfg->node_name, d.cfg->corosync_dir,
 					 &formation_io, &d);
 	d.api_ctx = (api_ctx){ d.cluster, d.ha, d.formation, &d.node_info };
@@ -152,6 +215,7 @@ int main(int argc, char **argv)
 out:
 	if (error)
 		log_err("%s", error->message);
+	herd_virt_setup_free(d.virt_setup);
 	/* The engine first: what it answers goes out through the API server. */
 	herd_ha_free(d.ha);
 	herd_virt_free(d.virt);

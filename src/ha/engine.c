@@ -80,6 +80,7 @@ struct herd_engine {
 	GHashTable *returns;          /* node id -> times it came (back) into the ring */
 	GHashTable *synced_with;      /* node ids whose herd had the same store as this one since it started */
 	char *refused;                /* why the coordinator's last change was refused */
+	json_t *migration;            /* this node's readiness for live migration, or NULL */
 	/* A run reconciles and coordinates only if something happened since
 	 * the last that did (an event, a wakeup asked for by the agent or the
 	 * coordinator, another view): with 10,000 VMs each costs milliseconds,
@@ -178,6 +179,7 @@ static void send_status(herd_engine *e)
 		.start_failures = failures,
 		.handed = handed,
 		.coordinator = coord,
+		.migration = e->migration,
 		.seen = herd_coord_seen(e->coord),
 	};
 	size_t len;
@@ -1040,7 +1042,11 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 		if (herd_vm_state_runs(f->state))
 			json_array_append_new(vms, json_string(f->uuid));
 	}
-	return json_pack("{s:b,s:{s:I,s:I,s:i},s:o}", "virt_ok", n->virt_ok, "resources", "memory_mib",
+	json_t *ready = json_object_get(n->migration, "ready");
+	json_t *problem = json_object_get(n->migration, "problem");
+	return json_pack("{s:b,s:O,s:O,s:{s:I,s:I,s:i},s:o}", "virt_ok", n->virt_ok,
+			 "migration_ready", ready ? ready : json_null(), "migration_problem",
+			 json_is_string(problem) ? problem : json_null(), "resources", "memory_mib",
 			 (json_int_t)n->resources.memory_mib, "free_mib",
 			 (json_int_t)n->resources.free_mib, "cpus", (int)n->resources.cpus, "vms", vms);
 }
@@ -1078,6 +1084,31 @@ const char *herd_engine_migrate_target(herd_engine *e, const char *uuid, const c
 	/* The store's node objects outlive the input. */
 	store_object *n = chosen ? store_state_get_by_name(state(e), STORE_KIND_NODE, chosen) : NULL;
 	return n ? n->name : NULL;
+}
+
+void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *problem)
+{
+	json_t *now = json_pack("{s:b}", "ready", ready);
+	if (problem)
+		json_object_set_new(now, "problem", json_string(problem));
+	if (e->migration && json_equal(e->migration, now)) {
+		json_decref(now);
+		return;
+	}
+	json_decref(e->migration);
+	e->migration = now;
+	status_soon(e);
+}
+
+unsigned herd_engine_migrations_here(herd_engine *e)
+{
+	g_autoptr(GArray) facts = herd_agent_facts(e->agent);
+	unsigned n = 0;
+	for (guint i = 0; i < facts->len; i++) {
+		herd_vm_state s = g_array_index(facts, herd_vm_fact, i).state;
+		n += s == HERD_VM_MIGRATING || s == HERD_VM_INCOMING;
+	}
+	return n;
 }
 
 bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int64_t now_ms)
@@ -1177,6 +1208,7 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->returns);
 	g_hash_table_destroy(e->synced_with);
 	g_hash_table_destroy(e->progress);
+	json_decref(e->migration);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);

@@ -160,8 +160,15 @@ unsigned herd_engine_vms_active(herd_engine *e);
 /* The coordinator's alerts and N+1 state, from whichever node coordinates:
  * {"coordinator":"n1","alerts":[…],"n_plus_1":…,"fencing":[…]} or null. */
 json_t *herd_engine_cluster_status(herd_engine *e);
-/* A node's facts as the API shows them ({"virt_ok","resources","vms"}), or NULL. */
+/* A node's facts as the API shows them ({"virt_ok","migration_ready",
+ * "migration_problem","resources","vms"}), or NULL. */
 json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid);
+/* Whether this node's host is set up for live migration, or why not
+ * (@problem, NULL when @ready): sent in its STATUS, so every node shows it. */
+void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *problem);
+/* Live migrations under way on this node, out or in, as its hypervisor
+ * reports them. */
+unsigned herd_engine_migrations_here(herd_engine *e);
 /* N+1: would every HA VM still find room after any one node fails, with
  * @uuid running too?  *@detail says why not (g_free). */
 bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int64_t now_ms);

@@ -66,6 +66,7 @@ void herd_node_facts_unref(herd_node_facts *n)
 	if (n->alerts_by_vm)
 		g_hash_table_destroy(n->alerts_by_vm);
 	json_decref(n->coordinator);
+	json_decref(n->migration);
 	g_hash_table_destroy(n->seen);
 	g_bytes_unref(n->payload);
 	g_free(n);
@@ -139,6 +140,8 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 		json_object_set(rest, "handed", r->handed);
 	if (r->coordinator)
 		json_object_set(rest, "coordinator", r->coordinator);
+	if (r->migration)
+		json_object_set(rest, "migration", r->migration);
 	if (r->seen) {
 		/* Sorted: the same set gives the same bytes. */
 		g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(r->seen), by_id);
@@ -240,6 +243,9 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->handed = json_is_object(handed) ? json_incref(handed) : json_object();
 	json_t *coord = json_object_get(j, "coordinator");
 	n->coordinator = json_is_object(coord) ? json_incref(coord) : NULL;
+	/* Absent (a node one release older, or not looked at yet): unknown. */
+	json_t *migration = json_object_get(j, "migration");
+	n->migration = json_is_boolean(json_object_get(migration, "ready")) ? json_incref(migration) : NULL;
 	json_t *a;
 	json_array_foreach(json_object_get(n->coordinator, "alerts"), i, a) {
 		const char *vm = json_string_value(json_object_get(a, "vm"));

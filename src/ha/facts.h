@@ -28,6 +28,9 @@ typedef struct herd_node_facts {
 	json_t *start_failures;    /* {uuid: failed starts in a row there} */
 	json_t *handed;            /* {uuid: node} migrated away, not reported there yet */
 	json_t *coordinator;       /* alerts etc. if it coordinates, else NULL */
+	json_t *migration;         /* {"ready":bool[,"problem":"…"]}: its host set up for live
+				    * migration (daemon/virt_setup.c), or NULL if it does
+				    * not say (yet) */
 	GHashTable *alerts_by_vm;  /* its coordinator alerts: VM uuid -> message (borrowed
 				    * from @coordinator), or NULL */
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) its herd has seen in
@@ -66,6 +69,7 @@ typedef struct herd_node_report {
 	json_t *start_failures;    /* {uuid: count}, or NULL */
 	json_t *handed;            /* {uuid: node}, or NULL */
 	json_t *coordinator;       /* if it coordinates, or NULL */
+	json_t *migration;         /* {"ready":…,"problem":…} once its host was looked at, or NULL */
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) seen in the ring
 				    * since this herd started, or NULL */
 } herd_node_report;

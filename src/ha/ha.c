@@ -281,6 +281,16 @@ json_t *herd_ha_cluster_status(herd_ha *h)
 	return herd_engine_cluster_status(h->engine);
 }
 
+void herd_ha_set_migration_ready(herd_ha *h, bool ready, const char *problem)
+{
+	herd_engine_set_migration_ready(h->engine, ready, problem);
+}
+
+unsigned herd_ha_migrations_here(herd_ha *h)
+{
+	return herd_engine_migrations_here(h->engine);
+}
+
 json_t *herd_ha_node_status(herd_ha *h, uint32_t nodeid)
 {
 	return herd_engine_node_status(h->engine, nodeid);

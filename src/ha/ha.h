@@ -33,6 +33,8 @@ bool herd_ha_vm_active(herd_ha *h, const char *uuid, const char **node);
 unsigned herd_ha_vms_active(herd_ha *h);
 json_t *herd_ha_cluster_status(herd_ha *h);
 json_t *herd_ha_node_status(herd_ha *h, uint32_t nodeid);
+void herd_ha_set_migration_ready(herd_ha *h, bool ready, const char *problem);
+unsigned herd_ha_migrations_here(herd_ha *h);
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user);
 void herd_ha_fence_now(herd_ha *h, const char *node, herd_engine_fence_done done, gpointer user);

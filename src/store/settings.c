@@ -217,6 +217,41 @@ void cluster_settings_fill(json_t *stored, store_settings *out)
 	}
 }
 
+/* The rules that span settings, on the effective values @eff. */
+static bool check_combined(json_t *eff, GError **error)
+{
+	long long lo = json_integer_value(json_object_get(eff, "migration_port_min"));
+	long long hi = json_integer_value(json_object_get(eff, "migration_port_max"));
+	if (lo > hi) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Setting migration_port_min (%lld) is above migration_port_max (%lld): they are the first and the last port of one range.",
+			    lo, hi);
+		return false;
+	}
+	if (hi - lo + 1 > CLUSTER_MIGRATION_PORTS_MAX) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The migration port range %lld-%lld holds %lld ports; at most %d may be reserved (every node takes them from its outgoing connections' ports).",
+			    lo, hi, hi - lo + 1, CLUSTER_MIGRATION_PORTS_MAX);
+		return false;
+	}
+	return true;
+}
+
+bool cluster_settings_check_change(json_t *stored, json_t *changes, GError **error)
+{
+	g_autoptr(json_t) after = json_is_object(stored) ? json_deep_copy(stored) : json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach(changes, key, v) {
+		if (json_is_null(v))
+			json_object_del(after, key);
+		else
+			json_object_set(after, key, v);
+	}
+	g_autoptr(json_t) eff = cluster_settings_effective(after);
+	return check_combined(eff, error);
+}
+
 bool cluster_settings_check_stored(json_t *stored, GError **error)
 {
 	if (!stored)
@@ -240,7 +275,8 @@ bool cluster_settings_check_stored(json_t *stored, GError **error)
 			return false;
 		}
 	}
-	return true;
+	g_autoptr(json_t) eff = cluster_settings_effective(stored);
+	return check_combined(eff, error);
 }
 
 long long cluster_setting_int(json_t *stored, const char *key)

@@ -78,6 +78,20 @@ const cluster_setting *cluster_setting_find(const char *key);
  */
 json_t *cluster_settings_validate(json_t *changes, GError **error);
 
+/* A live migration's port range may hold at most this many ports: every node
+ * reserves them from the kernel's ephemeral ports, which its outgoing
+ * connections need (Debian's default range has 28,232). */
+#define CLUSTER_MIGRATION_PORTS_MAX 1024
+
+/*
+ * Check what @changes (validated, as cluster_settings_validate() returns
+ * them) make of @stored (may be NULL) as a whole: the rules that span
+ * settings, on the effective values after the change (the migration port
+ * range is a range, and not too wide).  The error names the settings and
+ * their values.
+ */
+bool cluster_settings_check_change(json_t *stored, json_t *changes, GError **error);
+
 /* The effective settings: @stored (may be NULL) over the defaults. */
 json_t *cluster_settings_effective(json_t *stored);
 
@@ -85,7 +99,10 @@ json_t *cluster_settings_effective(json_t *stored);
 void cluster_settings_fill(json_t *stored, store_settings *out);
 /*
  * Apply-time check of a stored settings object: every known key has a
- * value of its type and range (unknown keys, from a newer release, pass).
+ * value of its type and range (unknown keys, from a newer release, pass),
+ * and the effective values pass the rules that span settings (as
+ * cluster_settings_check_change()), so that two changes that pass each on
+ * its own but not together cannot both be applied.
  */
 bool cluster_settings_check_stored(json_t *stored, GError **error);
 

@@ -2,12 +2,16 @@
 """The transport of live migration between test nodes, with plain virsh.
 
 Three test nodes formed into a cluster (tests/cluster/testnodes), whose
-libvirtds listen for TLS with each node's certificate from the cluster's CA
-and whose QEMUs take the same certificates for the migration stream.  It
+herdd set their libvirt and QEMU up for live migration as on any host
+(src/daemon/virt_setup.c): libvirtd listens for TLS with each node's
+certificate from the cluster's CA, QEMU takes the same certificates for the
+migration stream, and incoming migrations use the cluster's port range.  It
 checks:
 
 - libvirt's and QEMU's certificate files are in place on every node and are
-  herd's (the cluster's CA, the node's own certificate);
+  herd's (the cluster's CA, the node's own certificate); qemu.conf has the
+  cluster's range (49152-49215 by default) and the node's kernel reserves
+  it; every node says it is ready (herd node list: migration_ready);
 - the control connection between libvirtds: qemu+tls://n3/system (and by
   address) answers from n2; qemu+tcp:// is refused (nothing listens); a
   client whose certificate is not from the cluster's CA is turned away;
@@ -18,11 +22,20 @@ checks:
   runs on the target and no longer on the source, and its serial counter
   goes on with no new boot line and no number missing or repeated;
 - a --tls migration to a node whose QEMU has no server certificate fails
-  with libvirt's error and leaves the guest running on its source.
+  with libvirt's error and leaves the guest running on its source;
+- `herd cluster set` of a range whose first port is above its last, or of
+  more than 1024 ports, is refused with the reason and changes nothing: the
+  settings, every node's qemu.conf, its libvirtd (same process);
+- `herd cluster set migration_port_min=50000 migration_port_max=50063`
+  reaches every node: qemu.conf, the kernel's reserved ports (the old range
+  freed), libvirtd restarted (the guest on n2 counts on through it); a
+  migration to n3 then succeeds while the whole old range and 50000-50001
+  are held there, so it took a port of the new range.
 
 It prints the ports the target's QEMU was seen listening on while the guest
 came in (read from the target's /proc/net/tcp while virsh migrate runs).
 """
+import json
 import os
 import subprocess
 import sys
@@ -33,13 +46,14 @@ _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from halib import Workdir  # noqa: E402
 from harness import TestNodes  # noqa: E402
-from testlib import (SerialLog, TestFailure, check, expect, guest_image, guest_xml,  # noqa: E402
-                     run_test, say, wait_until)
+from testlib import (SerialLog, TestFailure, check, check_expected, expect,  # noqa: E402
+                     guest_image, guest_xml, run_test, say, wait_until)
 
 INSTANCE = "test-mig-tls"
 GUEST = "mig1"
-PORT_MIN, PORT_MAX = 49152, 49215     # qemu.conf's migration_port_min/max on the nodes
+PORT_MIN, PORT_MAX = 49152, 49215     # the cluster's default migration_port_min/max
 HELD_PORTS = range(PORT_MIN, PORT_MIN + 4)
+NEW_MIN, NEW_MAX = 50000, 50063       # the range the test moves to
 MIGRATE_TIMEOUT_S = 120
 
 # Inside the target node: listen on the given ports of its address, say
@@ -153,8 +167,7 @@ def make_foreign_client(tn, pki):
     certtool(["--generate-self-signed", "--load-privkey", ca_key, "--outfile", ca_cert],
              "cn = not the cluster's CA\nca\ncert_signing_key\nexpiration_days = 2\n", pki)
     certtool(["--generate-privkey", "--outfile", key])
-    # The name of a real node, as libvirtd's tls_allowed_dn_list allows it:
-    # only the CA is wrong.
+    # The name of a real node: only the CA is wrong.
     certtool(["--generate-certificate", "--load-privkey", key, "--load-ca-certificate", ca_cert,
               "--load-ca-privkey", ca_key, "--outfile", os.path.join(pki, "clientcert.pem")],
              "cn = n1\ntls_www_client\nsigning_key\nencryption_key\nexpiration_days = 2\n", pki)
@@ -197,8 +210,8 @@ def domain_state(tn, i):
     return p.stdout.strip() if p.returncode == 0 else None
 
 
-def listening_ports(tn, i):
-    """TCP ports in the migration range that node i listens on (from the
+def listening_ports(tn, i, ranges=((PORT_MIN, PORT_MAX),)):
+    """TCP ports in the migration ranges that node i listens on (from the
     /proc/net/tcp of its init, which is in the node's network namespace)."""
     pid = tn.tn.init_pid(i)
     ports = set()
@@ -211,7 +224,7 @@ def listening_ports(tn, i):
         for line in lines:
             fields = line.split()
             port = int(fields[1].rsplit(":", 1)[1], 16)
-            if fields[3] == "0A" and PORT_MIN <= port <= PORT_MAX:
+            if fields[3] == "0A" and any(lo <= port <= hi for lo, hi in ranges):
                 ports.add(port)
     return ports
 
@@ -220,15 +233,15 @@ class PortWatch:
     """Polls node i's listening ports in the migration range in a thread,
     for the report: which port the incoming QEMU took."""
 
-    def __init__(self, tn, i):
-        self.tn, self.i = tn, i
+    def __init__(self, tn, i, ranges):
+        self.tn, self.i, self.ranges = tn, i, ranges
         self.seen = set()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self.stop.is_set():
-            self.seen |= listening_ports(self.tn, self.i)
+            self.seen |= listening_ports(self.tn, self.i, self.ranges)
             time.sleep(0.002)
 
     def __enter__(self):
@@ -264,17 +277,17 @@ class HeldPorts:
                 self.p.wait()
 
 
-def migrate(tn, guest, src, dst, tls, watch_ports=False):
+def migrate(tn, guest, src, dst, tls, watch_ports=False, ranges=((PORT_MIN, PORT_MAX),)):
     """virsh migrate --live --p2p [--tls] from node src to node dst; checks
-    the guest runs on dst only and counts on.  Returns the ports dst was
-    seen listening on while it ran (with watch_ports)."""
+    the guest runs on dst only and counts on.  Returns the ports of @ranges
+    dst was seen listening on while it ran (with watch_ports)."""
     last = guest.check_counting(f"before the migration n{src} -> n{dst}")
     args = ["migrate", "--live", "--p2p"] + (["--tls"] if tls else []) + \
         [GUEST, f"qemu+tls://n{dst}/system"]
-    before = listening_ports(tn, dst)
+    before = listening_ports(tn, dst, ranges)
     t0 = time.monotonic()
     if watch_ports:
-        with PortWatch(tn, dst) as watch:
+        with PortWatch(tn, dst, ranges) as watch:
             p = virsh(tn, src, *args, timeout=MIGRATE_TIMEOUT_S)
         seen = watch.seen - before
     else:
@@ -312,9 +325,128 @@ def check_tls_needs_certificates(tn, guest):
     guest.check_counting("after the failed migration")
 
 
+# ---------------------------------------------------------------- herd's setup
+
+def conf_values(tn, i):
+    """{key: value} of node i's qemu.conf lines that set a key herd keeps."""
+    p = tn.exec(i, "cat", "/etc/libvirt/qemu.conf", check=True)
+    out = {}
+    for line in p.stdout.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and key.strip() in ("migration_port_min", "migration_port_max",
+                                  "migrate_tls_x509_cert_dir", "migrate_tls_x509_verify"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def reserved_ports(tn, i):
+    return tn.exec(i, "cat", "/proc/sys/net/ipv4/ip_local_reserved_ports", check=True).stdout.strip()
+
+
+def libvirtd_pid(tn, i):
+    """The PID of node i's libvirtd, or None while it is restarting."""
+    p = tn.exec(i, "cat", "/run/node-service/libvirtd.pid")
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def node_states(tn):
+    """{name: its "herd" object} from herd node list on n1."""
+    p = tn.exec(1, "herd", "--json", "node", "list", check=True)
+    return {n["name"]: n.get("herd") or {} for n in json.loads(p.stdout)}
+
+
+def settings(tn):
+    p = tn.exec(1, "herd", "--json", "cluster", "settings", check=True)
+    return {s["key"]: s["value"] for s in json.loads(p.stdout)}
+
+
+def check_host_setup(tn, nodes, lo, hi):
+    """herd's qemu.conf keys and reserved ports on every node, for lo-hi."""
+    for i in nodes:
+        want = {"migration_port_min": str(lo), "migration_port_max": str(hi),
+                "migrate_tls_x509_cert_dir": '"/etc/pki/qemu"', "migrate_tls_x509_verify": "1"}
+        got = conf_values(tn, i)
+        expect(got == want, f"n{i}: qemu.conf sets {got}, not {want}")
+        ports = reserved_ports(tn, i)
+        expect(ports == f"{lo}-{hi}", f"n{i}: the kernel reserves ports {ports!r}, not {lo}-{hi}")
+    states = node_states(tn)
+    for i in nodes:
+        st = states.get(f"n{i}", {})
+        expect(st.get("migration_ready") is True,
+               f"n{i} is not ready for live migration: {st.get('migration_problem')}")
+
+
+def check_bad_ranges(tn, nodes):
+    """Refused with the reason; nothing changes anywhere."""
+    confs = {i: tn.exec(i, "cat", "/etc/libvirt/qemu.conf", check=True).stdout for i in nodes}
+    pids = {i: libvirtd_pid(tn, i) for i in nodes}
+    before = settings(tn)
+    for args, reason in (
+            (["migration_port_min=50000"],
+             "Setting migration_port_min (50000) is above migration_port_max (49215)"),
+            (["migration_port_min=50100", "migration_port_max=50099"],
+             "Setting migration_port_min (50100) is above migration_port_max (50099)"),
+            (["migration_port_max=60000"],
+             "The migration port range 49152-60000 holds 10849 ports; at most 1024")):
+        p = tn.exec(1, "herd", "cluster", "set", *args)
+        expect(p.returncode != 0, f"herd cluster set {' '.join(args)} was accepted")
+        expect(reason in p.stderr, f"herd cluster set {' '.join(args)}: {output(p)!r} does not say "
+               f"{reason!r}")
+        say(f"herd cluster set {' '.join(args)}: refused: {p.stderr.strip()}")
+    expect(settings(tn) == before, "a refused range changed the cluster's settings")
+    for i in nodes:
+        now = tn.exec(i, "cat", "/etc/libvirt/qemu.conf", check=True).stdout
+        expect(now == confs[i], f"n{i}: a refused range changed qemu.conf")
+        expect(libvirtd_pid(tn, i) == pids[i], f"n{i}: a refused range restarted libvirtd")
+
+
+def check_range_change(tn, nodes, guest):
+    """The new range on every node, libvirtd restarted, the guest on n2
+    unharmed; a migration into n3 then takes a port of the new range."""
+    pids = {i: libvirtd_pid(tn, i) for i in nodes}
+    last = guest.check_counting("before the range change")
+    p = tn.exec(1, "herd", "cluster", "set", f"migration_port_min={NEW_MIN}",
+                f"migration_port_max={NEW_MAX}")
+    check(p.returncode == 0, f"herd cluster set migration_port_min={NEW_MIN} "
+          f"migration_port_max={NEW_MAX}: {output(p)}")
+
+    def applied(i):
+        got = conf_values(tn, i)
+        return (got.get("migration_port_min") == str(NEW_MIN)
+                and got.get("migration_port_max") == str(NEW_MAX)
+                and libvirtd_pid(tn, i) not in (None, pids[i])
+                and node_states(tn).get(f"n{i}", {}).get("migration_ready") is True)
+    for i in nodes:
+        wait_until(lambda: applied(i), 60,
+                   f"n{i}: qemu.conf with {NEW_MIN}-{NEW_MAX}, libvirtd restarted, ready")
+    check_host_setup(tn, nodes, NEW_MIN, NEW_MAX)
+    check_expected()
+    say(f"{NEW_MIN}-{NEW_MAX} reached qemu.conf and the reserved ports of n1-n3; every "
+        "libvirtd restarted (new PID)")
+    # A libvirtd restart leaves its guests running.
+    check(domain_state(tn, 2) == "running", "the guest does not run on n2 after libvirtd's restart")
+    guest.wait_counter(last + 2, "after libvirtd's restart on n2")
+    guest.check_counting("after libvirtd's restart on n2")
+
+    # The whole old range held on n3, and the first ports of the new one:
+    # only a port of the new range can take the guest.
+    held = list(range(PORT_MIN, PORT_MAX + 1)) + [NEW_MIN, NEW_MIN + 1]
+    holder = HeldPorts(tn, 3, held)
+    try:
+        seen = migrate(tn, guest, 2, 3, tls=True, watch_ports=True,
+                       ranges=((PORT_MIN, PORT_MAX), (NEW_MIN, NEW_MAX)))
+    finally:
+        holder.close()
+    expect(all(NEW_MIN + 2 <= p <= NEW_MAX for p in seen),
+           f"n3 listened anew on {sorted(seen)}, not all in {NEW_MIN + 2}-{NEW_MAX}")
+    say(f"with {PORT_MIN}-{PORT_MAX} and {NEW_MIN}-{NEW_MIN + 1} held on n3 the migration "
+        f"succeeded; n3 was seen listening on {sorted(seen) or 'no new port (too quick to see)'}")
+
+
 def main():
     with TestNodes(INSTANCE, 3) as tn, Workdir(INSTANCE) as tmp:
         check_certificates(tn, [1, 2, 3])
+        check_host_setup(tn, [1, 2, 3], PORT_MIN, PORT_MAX)
         check_control_connection(tn, tmp)
 
         guest = Guest(tmp)
@@ -339,8 +471,11 @@ def main():
         migrate(tn, guest, 3, 2, tls=True)
         check_tls_needs_certificates(tn, guest)
 
-        p = virsh(tn, 2, "destroy", GUEST)
-        expect(p.returncode == 0, f"n2: virsh destroy {GUEST}: {output(p)}")
+        check_bad_ranges(tn, [1, 2, 3])
+        check_range_change(tn, [1, 2, 3], guest)
+
+        p = virsh(tn, 3, "destroy", GUEST)
+        expect(p.returncode == 0, f"n3: virsh destroy {GUEST}: {output(p)}")
     return 0
 
 

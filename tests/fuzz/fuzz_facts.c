@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		size_t len;
 		herd_node_report report = { n->name, n->index, vms, n->resources, n->virt_ok,
-					    n->errors, n->start_failures, n->handed, n->coordinator, seen_of(n) };
+					    n->errors, n->start_failures, n->handed, n->coordinator,
+					    n->migration, seen_of(n) };
 		g_autofree char *again = herd_facts_encode(&report, &len);
 		herd_facts *g = herd_facts_new();
 		FUZZ_CHECK(herd_facts_update(g, 7, again, len, 1000, NULL));
@@ -46,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(g_hash_table_size(m->seen) == g_hash_table_size(n->seen));
 		FUZZ_CHECK(m->resources.memory_mib == n->resources.memory_mib &&
 			   m->resources.cpus == n->resources.cpus && m->virt_ok == n->virt_ok);
+		FUZZ_CHECK(json_equal(m->migration, n->migration) || (!m->migration && !n->migration));
 		herd_facts_free(g);
 	}
 	herd_facts_free(f);

@@ -145,6 +145,13 @@ static void test_cluster_settings(fixture *f, gconstpointer data)
 		BAD_SETTINGS("{\"admission_control\":\"sometimes\"}",
 			     "Setting admission_control must be one of off|warn|refuse, not 'sometimes'"),
 		BAD_SETTINGS("{}", "No settings to change were given"),
+		/* The effective range after the change: 50000 > 49215. */
+		BAD_SETTINGS("{\"migration_port_min\":50000}",
+			     "Setting migration_port_min (50000) is above migration_port_max (49215)"),
+		BAD_SETTINGS("{\"migration_port_min\":50000,\"migration_port_max\":49999}",
+			     "Setting migration_port_min (50000) is above migration_port_max (49999)"),
+		BAD_SETTINGS("{\"migration_port_max\":60000}",
+			     "The migration port range 49152-60000 holds 10849 ports; at most 1024"),
 		BAD_SETTINGS("[1]", ""),
 		BAD_SETTINGS("not json", ""),
 	};
@@ -154,6 +161,16 @@ static void test_cluster_settings(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) after = test_request(f->n[1], "GET", "/api/v1/cluster/settings", NULL);
 	s = setting(test_expect(after, 200), "lab_mode");
 	g_assert_true(json_is_false(json_object_get(s, "value")));
+	s = setting(after->json, "migration_port_min");
+	g_assert_true(json_is_false(json_object_get(s, "changed")));
+	s = setting(after->json, "migration_port_max");
+	g_assert_true(json_is_false(json_object_get(s, "changed")));
+	/* Both ends moved in one change: a range again. */
+	g_autoptr(test_answer) moved = test_requestf(f->n[2], "PUT", "/api/v1/cluster/settings",
+						     "{s:i,s:s}", "migration_port_min", 50000,
+						     "migration_port_max", "50063");
+	s = setting(test_expect(moved, 200), "migration_port_min");
+	g_assert_cmpint(json_integer_value(json_object_get(s, "value")), ==, 50000);
 }
 
 /* Create, join and leave: only for root on the node's socket, and not for

@@ -1,5 +1,6 @@
 /* ha/facts: which STATUS messages change what a node knows of another,
  * and so wake its engine (herd_facts_update's @changed). */
+#include "common/json.h"
 #include "ha/facts.h"
 
 #include <string.h>
@@ -83,9 +84,35 @@ static void test_changed(fixture *x, gconstpointer data)
 	g_assert_false(send(x));
 }
 
+/* A node's readiness for live migration: unknown until it says, then as
+ * it says, and news when it changes. */
+static void test_migration(fixture *x, gconstpointer data)
+{
+	g_assert_true(send(x));
+	g_assert_null(herd_facts_fresh(x->f, 2)->migration);
+	g_autoptr(json_t) not_ready = json_pack("{s:b,s:s}", "ready", 0, "problem",
+						"Cannot write /etc/pki/qemu/server-key.pem: Permission denied.");
+	x->r.migration = not_ready;
+	g_assert_true(send(x));
+	json_t *m = herd_facts_fresh(x->f, 2)->migration;
+	g_assert_true(json_equal(m, not_ready));
+	g_assert_false(send(x));
+	g_autoptr(json_t) ready = json_pack("{s:b}", "ready", 1);
+	x->r.migration = ready;
+	g_assert_true(send(x));
+	g_assert_true(json_is_true(json_object_get(herd_facts_fresh(x->f, 2)->migration, "ready")));
+	/* Something else under the key (a newer release?): unknown. */
+	g_autoptr(json_t) odd = json_pack("{s:s}", "ready", "maybe");
+	x->r.migration = odd;
+	g_assert_true(send(x));
+	g_assert_null(herd_facts_fresh(x->f, 2)->migration);
+	x->r.migration = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/facts/changed", fixture, NULL, setup, test_changed, teardown);
+	g_test_add("/facts/migration", fixture, NULL, setup, test_migration, teardown);
 	return g_test_run();
 }

@@ -186,6 +186,65 @@ static void test_fence_action(void)
 	g_assert_cmpint(st.fence_action, ==, STORE_FENCE_REBOOT);
 }
 
+/* The migration port range: each end alone, and the two as a range after
+ * a change, also at apply time. */
+static void test_migration_ports(void)
+{
+	g_autoptr(GError) error = NULL;
+	expect_valid("{\"migration_port_min\":\"50000\",\"migration_port_max\":50063}",
+		     "{\"migration_port_min\":50000,\"migration_port_max\":50063}");
+	expect_invalid("{\"migration_port_min\":1023}", "from 1024 to 65535, not 1023");
+
+	/* The defaults, 49152-49215, are a range. */
+	g_autoptr(json_t) up = parse("{\"migration_port_max\":49300}");
+	g_assert_true(cluster_settings_check_change(NULL, up, &error));
+	g_assert_no_error(error);
+	/* The first port above the default last one. */
+	g_autoptr(json_t) above = parse("{\"migration_port_min\":50000}");
+	g_assert_false(cluster_settings_check_change(NULL, above, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_INVALID);
+	g_assert_nonnull(strstr(error->message,
+				"migration_port_min (50000) is above migration_port_max (49215)"));
+	g_clear_error(&error);
+	/* ... fine with the last one moved along in the same change, or stored. */
+	g_autoptr(json_t) both = parse("{\"migration_port_min\":50000,\"migration_port_max\":50000}");
+	g_assert_true(cluster_settings_check_change(NULL, both, &error));
+	g_autoptr(json_t) stored = parse("{\"migration_port_max\":50500,\"token_ms\":300}");
+	g_assert_true(cluster_settings_check_change(stored, above, &error));
+	/* A reset (null) goes back to the default: 49152 > 40000. */
+	g_autoptr(json_t) low = parse("{\"migration_port_min\":39000,\"migration_port_max\":40000}");
+	g_autoptr(json_t) reset_min = parse("{\"migration_port_min\":null}");
+	g_assert_false(cluster_settings_check_change(low, reset_min, &error));
+	g_assert_nonnull(strstr(error->message, "(49152) is above migration_port_max (40000)"));
+	g_clear_error(&error);
+	/* At most CLUSTER_MIGRATION_PORTS_MAX ports. */
+	g_autoptr(json_t) wide = parse("{\"migration_port_min\":40000,\"migration_port_max\":41024}");
+	g_assert_false(cluster_settings_check_change(NULL, wide, &error));
+	g_assert_nonnull(strstr(error->message, "40000-41024 holds 1025 ports; at most 1024"));
+	g_clear_error(&error);
+	g_autoptr(json_t) widest = parse("{\"migration_port_min\":40000,\"migration_port_max\":41023}");
+	g_assert_true(cluster_settings_check_change(NULL, widest, &error));
+	/* The inputs are left alone. */
+	g_assert_cmpuint(json_object_size(stored), ==, 2);
+	g_assert_cmpint(json_integer_value(json_object_get(low, "migration_port_min")), ==, 39000);
+
+	/* Where the store applies it: two changes that pass one by one cannot
+	 * be stored together. */
+	g_assert_true(cluster_settings_check_stored(low, &error));
+	g_autoptr(json_t) crossed = parse("{\"migration_port_min\":49200,\"migration_port_max\":49190}");
+	g_assert_false(cluster_settings_check_stored(crossed, &error));
+	g_assert_nonnull(strstr(error->message, "(49200) is above migration_port_max (49190)"));
+	g_clear_error(&error);
+	g_assert_false(cluster_settings_check_stored(above, &error));
+	g_clear_error(&error);
+	g_assert_true(cluster_settings_check_stored(NULL, &error));
+
+	store_settings st;
+	cluster_settings_fill(both, &st);
+	g_assert_cmpint(st.migration_port_min, ==, 50000);
+	g_assert_cmpint(st.migration_port_max, ==, 50000);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -194,5 +253,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/settings/validate/bad", test_validate_bad);
 	g_test_add_func("/settings/effective", test_effective);
 	g_test_add_func("/settings/fence-action", test_fence_action);
+	g_test_add_func("/settings/migration-ports", test_migration_ports);
 	return g_test_run();
 }
