@@ -12,7 +12,7 @@ static gboolean opt_wait;
 
 static GOptionEntry migrate_options[] = {
 	{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait,
-	  "Wait until it runs on the destination, showing progress every second", NULL },
+	  "Wait until it runs on the destination, showing its progress every second", NULL },
 	{ NULL },
 };
 
@@ -56,11 +56,16 @@ char *cli_migration_text(json_t *m)
 }
 
 /* Poll the VM until its live move to @to has ended; print its progress. */
+/* How often --wait looks, and how often it prints the progress. */
+#define POLL_US (G_USEC_PER_SEC / 5)
+#define PRINT_US G_USEC_PER_SEC
+
 static int wait_arrived(cli_ctx *ctx, const char *path, const char *name, const char *to,
 			gint64 began)
 {
+	gint64 printed = 0;
 	for (;;) {
-		g_usleep(G_USEC_PER_SEC);
+		g_usleep(POLL_US);
 		g_autoptr(GError) error = NULL;
 		g_autoptr(json_t) vm = cli_call(ctx, "GET", path, NULL, &error);
 		if (!vm)
@@ -71,9 +76,11 @@ static int wait_arrived(cli_ctx *ctx, const char *path, const char *name, const 
 		const char *state = json_string_value(json_object_get(vm, "state"));
 		if (move_to && strcmp(move_to, to) == 0) {
 			g_autofree char *line = cli_migration_text(json_object_get(vm, "migration"));
-			if (line)
+			if (line && g_get_monotonic_time() - printed >= PRINT_US) {
 				printf("  %s\n", line);
-			fflush(stdout);
+				fflush(stdout);
+				printed = g_get_monotonic_time();
+			}
 			continue;
 		}
 		if (g_strcmp0(assigned, to) == 0 && g_strcmp0(node, to) == 0 &&
