@@ -273,7 +273,8 @@ static bool commit_object(store_state *s, store_kind kind, const char *uuid,
  * VM's history (a failover would otherwise push the operator's versions out
  * of it), and restoring a configuration leaves them as they are.
  */
-static const char *const vm_state_keys[] = { "target", "stop", "node", "move_to", "failed", NULL };
+static const char *const vm_state_keys[] = { "target", "stop", "node", "move_to", "move", "move_cold_ok",
+					      "live_failed", "failed", NULL };
 
 static bool is_vm_state_key(const char *key)
 {

@@ -694,31 +694,33 @@ static void test_history_state_apart(void)
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"target\":\"running\",\"stop\":null}}"));
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"node\":\"n1\",\"move_to\":null}}"));
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"shutdown_timeout_s\":60}}"));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"move_to\":\"n2\",\"move\":\"live\",\"move_cold_ok\":true}}"));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"move_to\":null,\"move\":null,\"move_cold_ok\":null,\"live_failed\":\"timeout\"}}"));
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"move_to\":\"n2\"}}"));
-	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"node\":\"n2\",\"move_to\":null}}"));
-	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, 6);
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"node\":\"n2\",\"move_to\":null,\"live_failed\":null}}"));
+	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, 8);
 	g_autofree char *h1 = history_text(&f, VM1);
 	g_assert_cmpstr(h1, ==, "4:updated 1:defined");
 	/* a rename is a configuration change */
 	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web2\"}"));
 	g_autofree char *h2 = history_text(&f, VM1);
-	g_assert_cmpstr(h2, ==, "7:updated 4:updated 1:defined");
+	g_assert_cmpstr(h2, ==, "9:updated 4:updated 1:defined");
 
 	/* restore version 1 over the running VM: its configuration comes back,
 	 * it stays where it runs (no "node": n1 of version 4's time) */
 	json_decref(ok(&f, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":1,\"force\":true}"));
 	store_object *o = store_state_get(f.s, STORE_KIND_VM, VM1);
-	g_assert_cmpuint(o->version, ==, 8);
+	g_assert_cmpuint(o->version, ==, 10);
 	g_assert_cmpstr(o->name, ==, "web1");
 	g_autoptr(json_t) want = json_pack("{s:b,s:s,s:s}", "ha", 1, "target", "running", "node", "n2");
 	g_assert_true(json_equal(o->data, want));
 	g_autofree char *h3 = history_text(&f, VM1);
-	g_assert_cmpstr(h3, ==, "8:restored from version 1 7:updated 4:updated 1:defined");
+	g_assert_cmpstr(h3, ==, "10:restored from version 1 9:updated 4:updated 1:defined");
 	/* undefined and restored: back stopped, on no node */
 	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}"));
-	json_decref(ok(&f, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":8}"));
+	json_decref(ok(&f, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":10}"));
 	o = store_state_get(f.s, STORE_KIND_VM, VM1);
-	g_assert_cmpuint(o->version, ==, 10);
+	g_assert_cmpuint(o->version, ==, 12);
 	g_autoptr(json_t) want2 = json_pack("{s:b}", "ha", 1);
 	g_assert_true(json_equal(o->data, want2));
 	check_consistent(&f);
