@@ -69,9 +69,11 @@ typedef struct herd_migrate_params {
 				    * hypervisor's (qemu+tls://) and the memory's */
 	bool tls;                  /* the guest's memory encrypted on the wire */
 	unsigned timeout_s;        /* cancelled after this long (the VM stays here) */
-	unsigned port_min, port_max; /* the destination's range for the memory's
-				      * connection (its hypervisor picks a free
-				      * port in it; 0: its own default) */
+	unsigned port_min, port_max; /* the range the destination receives the
+				      * memory on (the cluster's settings, which
+				      * herdd wrote into its qemu.conf: its
+				      * hypervisor picks a free port there; here
+				      * for messages only) */
 	unsigned bandwidth_mib_s;  /* the most the memory may use of the network,
 				    * in MiB/s (0: no limit) */
 } herd_migrate_params;
