@@ -14,8 +14,9 @@ typedef struct {
 	char uuid[37];
 	api_vm_condition cond;
 	char *arg;
-	gint64 deadline_us;
 	const char *what;
+	unsigned timeout_s;
+	gint64 deadline_us;     /* once committed */
 	bool want_running;      /* what the VM was to be once the command was committed */
 	guint source;           /* the poll */
 } vm_wait;
@@ -81,24 +82,16 @@ static gboolean on_vm_wait(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-/* Answer the (suspended) request once @cond holds, or after @timeout_s, or
- * as soon as another command changed what the VM is to be. */
-static void wait_for(http_request *req, api_ctx *a, store_object *vm, api_vm_condition cond,
-		     char *arg, const char *what, unsigned timeout_s)
+/* Answer the (suspended) request of @w once its condition holds, or after
+ * its timeout, or as soon as another command changed what @vm is to be. */
+static void wait_for(vm_wait *w, store_object *vm)
 {
-	vm_wait *w = g_new0(vm_wait, 1);
-	w->arg = arg;
 	w->want_running = store_vm_of(vm)->target_running;
-	w->req = req;
-	w->a = a;
-	g_strlcpy(w->uuid, vm->uuid, sizeof(w->uuid));
-	w->cond = cond;
-	w->what = what;
-	w->deadline_us = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+	w->deadline_us = g_get_monotonic_time() + (gint64)w->timeout_s * G_USEC_PER_SEC;
 	w->source = g_timeout_add(20, on_vm_wait, w);
-	if (!a->vm_waits)
-		a->vm_waits = g_hash_table_new(g_direct_hash, g_direct_equal);
-	g_hash_table_add(a->vm_waits, w);
+	if (!w->a->vm_waits)
+		w->a->vm_waits = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_hash_table_add(w->a->vm_waits, w);
 }
 
 api_vm_outcome api_vm_is_running(api_ctx *a, store_object *vm, const char *arg, char **failure)
@@ -116,48 +109,36 @@ api_vm_outcome api_vm_is_stopped(api_ctx *a, store_object *vm, const char *arg, 
 	return herd_ha_vm_active(a->ha, vm->uuid, NULL) ? API_VM_WAITING : API_VM_THERE;
 }
 
-/* Commit @cmd, then wait until @cond holds (or answer at once if NULL). */
-typedef struct {
-	http_request *req;
-	api_ctx *a;
-	char uuid[37];
-	api_vm_condition cond;
-	char *arg;
-	const char *what;
-	unsigned timeout_s;
-} commit_wait;
-
-static void on_commit_then_wait(json_t *result, const GError *error, gpointer user)
+static void on_committed(json_t *result, const GError *error, gpointer user)
 {
-	commit_wait *c = user;
-	store_object *vm = store_state_get(herd_cluster_state(c->a->cluster), STORE_KIND_VM, c->uuid);
+	vm_wait *w = user;
+	store_object *vm = store_state_get(herd_cluster_state(w->a->cluster), STORE_KIND_VM, w->uuid);
 	if (error) {
-		http_respond_error(c->req, error);
-	} else if (!c->cond || !vm) {
-		http_respond_json(c->req, 200, vm ? api_vm_json(c->a, vm, false) : json_incref(result));
+		http_respond_error(w->req, error);
+	} else if (!w->cond || !vm) {
+		http_respond_json(w->req, 200, vm ? api_vm_json(w->a, vm, false) : json_incref(result));
 	} else {
-		herd_ha_kick(c->a->ha);
-		wait_for(c->req, c->a, vm, c->cond, g_steal_pointer(&c->arg), c->what, c->timeout_s);
+		herd_ha_kick(w->a->ha);
+		wait_for(w, vm);
+		return;
 	}
-	g_free(c->arg);
-	g_free(c);
+	wait_free(w);
 }
 
 void api_vm_commit_and_wait(http_request *req, api_ctx *a, store_object *vm, json_t *cmd,
 			    api_vm_condition cond, const char *arg, const char *what, unsigned timeout_s)
 {
 	g_autoptr(GError) err = NULL;
-	commit_wait *c = g_new0(commit_wait, 1);
-	c->req = req;
-	c->a = a;
-	g_strlcpy(c->uuid, vm->uuid, sizeof(c->uuid));
-	c->cond = cond;
-	c->arg = g_strdup(arg);
-	c->what = what;
-	c->timeout_s = timeout_s;
-	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_commit_then_wait, c, &err)) {
-		g_free(c->arg);
-		g_free(c);
+	vm_wait *w = g_new0(vm_wait, 1);
+	w->req = req;
+	w->a = a;
+	g_strlcpy(w->uuid, vm->uuid, sizeof(w->uuid));
+	w->cond = cond;
+	w->arg = g_strdup(arg);
+	w->what = what;
+	w->timeout_s = timeout_s;
+	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_committed, w, &err)) {
+		wait_free(w);
 		http_respond_error(req, err);
 		return;
 	}

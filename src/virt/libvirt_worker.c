@@ -689,51 +689,58 @@ static void run_migrate(lv_job *j)
 	virResetLastError();
 }
 
+/* The job's VM on the operations connection (*@conn, also set when the VM
+ * is not found; NULL if not connected): the job has failed when NULL is
+ * returned.  Let go of both with job_domain_close(). */
+static virDomainPtr job_domain(lv_job *j, virConnectPtr *conn)
+{
+	*conn = conn_get(j->sh, true);
+	if (!*conn) {
+		job_fail(j, HERD_ERR_UNAVAILABLE, "herd is not connected to libvirt");
+		return NULL;
+	}
+	virDomainPtr dom = lookup(j, *conn, j->op->uuid);
+	if (!dom && !j->failed)
+		job_fail(j, HERD_ERR_NOT_FOUND, "it is not on this node any more");
+	return dom;
+}
+
+static void job_domain_close(virConnectPtr conn, virDomainPtr dom)
+{
+	if (dom)
+		virDomainFree(dom);
+	if (conn)
+		virConnectClose(conn);
+	virResetLastError();
+}
+
 /* How far the migration of the job's VM is (virDomainGetJobStats on the
  * source: libvirt asks QEMU). */
 static void run_progress(lv_job *j)
 {
-	virConnectPtr conn = conn_get(j->sh, true);
-	if (!conn) {
-		job_fail(j, HERD_ERR_UNAVAILABLE, "herd is not connected to libvirt");
-		return;
+	virConnectPtr conn;
+	virDomainPtr dom = job_domain(j, &conn);
+	int type = VIR_DOMAIN_JOB_NONE;
+	virTypedParameterPtr params = NULL;
+	int n = 0;
+	if (dom && virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
+		job_fail_vir(j, conn);
+	} else if (dom) {
+		j->have_progress = lv_migrate_progress_of(type, params, n, &j->progress);
+		virTypedParamsFree(params, n);
 	}
-	virDomainPtr dom = lookup(j, conn, j->op->uuid);
-	if (dom) {
-		int type = VIR_DOMAIN_JOB_NONE;
-		virTypedParameterPtr params = NULL;
-		int n = 0;
-		if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
-			job_fail_vir(j, conn);
-		} else {
-			j->have_progress = lv_migrate_progress_of(type, params, n, &j->progress);
-			virTypedParamsFree(params, n);
-		}
-		virDomainFree(dom);
-	}
-	virConnectClose(conn);
-	virResetLastError();
+	job_domain_close(conn, dom);
 }
 
 /* Abort the migration of the job's VM (its migrate call, blocked in
  * another thread, then returns with an error; the guest runs on here). */
 static void run_abort(lv_job *j)
 {
-	virConnectPtr conn = conn_get(j->sh, true);
-	if (!conn) {
-		job_fail(j, HERD_ERR_UNAVAILABLE, "herd is not connected to libvirt");
-		return;
-	}
-	virDomainPtr dom = lookup(j, conn, j->op->uuid);
-	if (dom) {
-		if (virDomainAbortJob(dom) < 0)
-			job_fail_vir(j, conn);
-		virDomainFree(dom);
-	} else if (!j->failed) {
-		job_fail(j, HERD_ERR_NOT_FOUND, "it is not on this node any more");
-	}
-	virConnectClose(conn);
-	virResetLastError();
+	virConnectPtr conn;
+	virDomainPtr dom = job_domain(j, &conn);
+	if (dom && virDomainAbortJob(dom) < 0)
+		job_fail_vir(j, conn);
+	job_domain_close(conn, dom);
 }
 
 static void run_op(lv_job *j)
