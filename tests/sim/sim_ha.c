@@ -97,7 +97,7 @@ struct simnode {
 	replica *r;
 	herd_engine *engine;
 	fakevirt *virt;
-	GHashTable *engine_reqs; /* req ids of the engine's store changes */
+	GHashTable *engine_reqs; /* req ids of the engine's store changes -> herd_engine_submitter + 1 */
 	uint32_t ring[MAX_NODES], group[MAX_NODES];
 	int64_t wake_due;        /* the earliest wakeup asked for; 0: none */
 	bool seen_all;           /* its corosync has seen every node since it started */
@@ -470,8 +470,11 @@ static bool rep_send(gpointer user, const void *msg, size_t len) { return bus_se
 static void rep_done(gpointer user, uint64_t req_id, json_t *result, const GError *error)
 {
 	simnode *node = user;
-	if (node->engine && g_hash_table_remove(node->engine_reqs, &req_id))
-		herd_engine_committed(node->engine, error);
+	gpointer by = node->engine ? g_hash_table_lookup(node->engine_reqs, &req_id) : NULL;
+	if (by) {
+		g_hash_table_remove(node->engine_reqs, &req_id);
+		herd_engine_committed(node->engine, (herd_engine_submitter)(GPOINTER_TO_INT(by) - 1), error);
+	}
 	node->dirty = true;
 }
 
@@ -552,7 +555,7 @@ static bool io_send(gpointer user, herd_msg_type type, const void *payload, size
 	return bus_send(node, m, n);
 }
 
-static bool io_submit(gpointer user, json_t *cmd, GError **error)
+static bool io_submit(gpointer user, json_t *cmd, herd_engine_submitter by, GError **error)
 {
 	simnode *node = user;
 	uint64_t id = replica_submit(node->r, cmd, S->now_ms, "herd", error);
@@ -562,7 +565,7 @@ static bool io_submit(gpointer user, json_t *cmd, GError **error)
 		g_autofree char *text = json_dumps(cmd, JSON_COMPACT);
 		TRACE("%s: engine submits %.160s", node->name, text);
 	}
-	g_hash_table_add(node->engine_reqs, g_memdup2(&id, sizeof(id)));
+	g_hash_table_insert(node->engine_reqs, g_memdup2(&id, sizeof(id)), GINT_TO_POINTER((int)by + 1));
 	return true;
 }
 
