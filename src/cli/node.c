@@ -51,8 +51,10 @@ void cli_print_nodes(json_t *nodes)
 										: "LOST";
 		json_t *herd = json_object_get(n, "herd");
 		g_autofree char *vms = json_is_object(herd) ? g_strdup_printf("%zu", json_array_size(json_object_get(herd, "vms"))) : NULL;
-		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state,
-			      json_string_value(json_object_get(n, "mode")), vms, links);
+		/* Put in maintenance by its herd because its host shut down. */
+		g_autofree char *mode = g_strdup_printf("%s%s", json_string_value(json_object_get(n, "mode")),
+							json_is_object(json_object_get(n, "shutdown")) ? " (shutdown)" : "");
+		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state, mode, vms, links);
 	}
 	cli_table_print(t);
 }
