@@ -17,6 +17,9 @@
 #define PROGRESS_MS 1000
 /* A VM request to another node gives up after this long. */
 #define VM_REQUEST_TIMEOUT_MS 60000
+/* The host's shutdown: how many times the node's maintenance is asked for
+ * when the change is not committed (a membership change caught it). */
+#define SHUTDOWN_MARK_ATTEMPTS 3
 
 /* An operator's request on a VM of another node, waiting for its answer. */
 typedef struct {
@@ -96,6 +99,7 @@ struct herd_engine {
 		int64_t since_ms;     /* 0: it does not shut down */
 		int64_t deadline_ms;  /* shutdown_timeout_s from then */
 		bool marked;          /* the node is in maintenance for it */
+		unsigned attempts;    /* of the change that marks it */
 		bool over;            /* io.leave() was called */
 		GHashTable *here;     /* uuids of the VMs here when it was marked */
 		char *waiting;        /* what was logged last as still leaving */
@@ -710,6 +714,7 @@ bool herd_engine_shutdown(herd_engine *e, char **why, int64_t now_ms)
 	} else {
 		g_autoptr(json_t) cmd = store_node_cmd_shutdown(state(e), me, now_ms);
 		g_autoptr(GError) err = NULL;
+		e->shutdown.attempts = 1;
 		if (!submit_node_change(e, cmd, NODE_CHANGE_SHUTDOWN, &err)) {
 			e->shutdown.since_ms = 0;
 			*why = g_strdup_printf("this node could not go into maintenance (%s); the others fence "
@@ -929,10 +934,26 @@ static void node_change_done(herd_engine *e, const GError *error)
 		if (!error) {
 			e->shutdown.marked = true;
 		} else if (!e->shutdown.over) {
-			g_autofree char *summary = g_strdup_printf(
-				"node %s could not go into maintenance (%s); herd leaves now, and the others "
-				"fence the node and restart its HA VMs", e->node, error->message);
-			shutdown_leave(e, summary);
+			/* Caught in a membership change, it may have been applied or
+			 * not: asked again (it changes nothing more if it was), a few
+			 * times, while the store takes changes. */
+			look(e);
+			store_object *me = own_node(e);
+			g_autoptr(GError) err = NULL;
+			g_autoptr(json_t) cmd = me && e->shutdown.attempts < SHUTDOWN_MARK_ATTEMPTS
+							? store_node_cmd_shutdown(state(e), me, e->now_ms)
+							: NULL;
+			if (cmd && submit_node_change(e, cmd, NODE_CHANGE_SHUTDOWN, &err)) {
+				e->shutdown.attempts++;
+				log_warn("node %s did not go into maintenance yet (%s): asking again", e->node,
+					 error->message);
+			} else {
+				g_autofree char *summary = g_strdup_printf(
+					"node %s could not go into maintenance (%s); herd leaves now, and the "
+					"others fence the node and restart its HA VMs",
+					e->node, err ? err->message : error->message);
+				shutdown_leave(e, summary);
+			}
 		}
 	} else if (what == NODE_CHANGE_RETURN && error) {
 		/* Changed meanwhile, or not committed: looked at again. */
