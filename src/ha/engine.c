@@ -924,7 +924,6 @@ static void shutdown_return(herd_engine *e)
 	log_warn("node %s is back after its host's shutdown, but cannot leave maintenance yet: %s",
 		 e->node, err ? err->message : "?");
 	e->return_retry_ms = e->now_ms + 1000;
-	e->io.wakeup(e->user, 1000);
 }
 
 static void node_change_done(herd_engine *e, const GError *error)
@@ -959,7 +958,6 @@ static void node_change_done(herd_engine *e, const GError *error)
 		/* Changed meanwhile, or not committed: looked at again. */
 		log_warn("node %s could not leave its shutdown's maintenance: %s", e->node, error->message);
 		e->return_retry_ms = e->now_ms + 1000;
-		e->io.wakeup(e->user, 1000);
 	}
 	run_soon(e);
 }
@@ -993,6 +991,8 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 		next = MIN(next, next_request);
 	if (e->shutdown.since_ms && !e->shutdown.over)
 		next = MIN(next, e->shutdown.deadline_ms - now_ms);
+	if (e->return_retry_ms > now_ms)
+		next = MIN(next, e->return_retry_ms - now_ms);
 	/* A wall clock set back: the agent's or coordinator's time is not
 	 * there yet. */
 	if (e->due_ms)
