@@ -57,6 +57,13 @@ json_t *api_node_json(api_ctx *a, store_object *n)
 				"nodeid", (json_int_t)nodeid, "version", (json_int_t)n->version,
 				"online", online, "local", local, "links", links);
 	json_object_set_new(out, "mode", json_string(store_node_mode_name(sn->mode)));
+	/* Its herd put it in maintenance because its host shut down: the mode
+	 * it gets back when herd starts there again. */
+	json_object_set_new(out, "shutdown",
+			    sn->shutdown ? json_pack("{s:I,s:s,s:b}", "time_ms", (json_int_t)sn->shutdown_time_ms,
+						     "mode", store_node_mode_name(sn->shutdown_mode),
+						     "allow_cold", sn->shutdown_allow_cold)
+					 : json_null());
 	json_object_set_new(out, "down",
 			    sn->down ? json_pack("{s:s,s:I,s:s}", "how", sn->down_how, "time_ms",
 						 (json_int_t)sn->down_time_ms, "by", sn->down_by)

@@ -45,14 +45,19 @@ void cli_print_nodes(json_t *nodes)
 		g_autofree char *id = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(n, "nodeid")));
 		g_autofree char *links = links_text(json_object_get(n, "links"));
 		json_t *down = json_object_get(n, "down");
+		/* A node in maintenance that is gone is not lost: herd leaves it alone. */
+		bool maintenance = g_strcmp0(json_string_value(json_object_get(n, "mode")), "maintenance") == 0;
 		const char *state = json_is_true(json_object_get(n, "online"))  ? "online"
 				    : json_is_object(down)                      ? (g_strcmp0(json_string_value(json_object_get(down, "how")), "fenced") == 0 ? "fenced" : "confirmed down")
 				    : json_is_true(json_object_get(n, "alive")) ? "herd down"
+				    : maintenance				? "away"
 										: "LOST";
 		json_t *herd = json_object_get(n, "herd");
 		g_autofree char *vms = json_is_object(herd) ? g_strdup_printf("%zu", json_array_size(json_object_get(herd, "vms"))) : NULL;
-		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state,
-			      json_string_value(json_object_get(n, "mode")), vms, links);
+		/* Put in maintenance by its herd because its host shut down. */
+		g_autofree char *mode = g_strdup_printf("%s%s", json_string_value(json_object_get(n, "mode")),
+							json_is_object(json_object_get(n, "shutdown")) ? " (shutdown)" : "");
+		cli_table_add(t, json_string_value(json_object_get(n, "name")), id, state, mode, vms, links);
 	}
 	cli_table_print(t);
 }

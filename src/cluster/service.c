@@ -136,10 +136,8 @@ static void on_replica_failed(gpointer user, const GError *error)
 		error->message, dir);
 	/* The others alert (their coordinator names the cause); CPG delivers
 	 * this before our leaving. */
-	g_autoptr(json_t) why = json_pack("{s:s++}", "reason", "its configuration store failed (",
-					  error->message, ")");
-	g_autofree char *text = json_dumps(why, JSON_COMPACT);
-	herd_cluster_send(c, HERD_MSG_LEAVING, text, strlen(text));
+	g_autofree char *why = g_strdup_printf("its configuration store failed (%s)", error->message);
+	herd_cluster_say_leaving(c, why);
 	if (!c->leave_idle)
 		c->leave_idle = g_idle_add(on_leave_idle, c);
 	schedule_store_retry(c);
@@ -257,6 +255,21 @@ void herd_cluster_set_store_retry(herd_cluster *c, unsigned first_ms, unsigned m
 {
 	c->retry_first_ms = MAX(first_ms, 1u);
 	c->retry_max_ms = MAX(max_ms, c->retry_first_ms);
+}
+
+void herd_cluster_say_leaving(herd_cluster *c, const char *reason)
+{
+	/* Cut to what the others take (on whole UTF-8 characters). */
+	g_autofree char *text = g_utf8_make_valid(reason, -1);
+	if (strlen(text) > LEAVING_REASON_MAX) {
+		const char *end = g_utf8_find_prev_char(text, text + LEAVING_REASON_MAX - 2);
+		g_autofree char *cut = g_strndup(text, (gsize)(end - text));
+		g_free(text);
+		text = g_strconcat(cut, "…", NULL);
+	}
+	g_autoptr(json_t) why = json_pack("{s:s}", "reason", text);
+	g_autofree char *payload = json_dumps(why, JSON_COMPACT);
+	herd_cluster_send(c, HERD_MSG_LEAVING, payload, strlen(payload));
 }
 
 /* Another node's herd leaves the group and says why. */

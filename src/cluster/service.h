@@ -57,6 +57,10 @@ void herd_cluster_start(herd_cluster *c, bool joining);
 bool herd_cluster_started(herd_cluster *c);
 /* Leave the CPG group and disconnect. */
 void herd_cluster_stop(herd_cluster *c);
+/* Tell the others why this node's herd leaves the group (HERD_MSG_LEAVING:
+ * they log it and show it while the node is in corosync's ring), before it
+ * stops or is freed. */
+void herd_cluster_say_leaving(herd_cluster *c, const char *reason);
 
 /* True once this node holds a cluster configuration. */
 bool herd_cluster_exists(herd_cluster *c);

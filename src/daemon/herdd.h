@@ -15,6 +15,15 @@
 typedef struct http_server http_server;
 typedef struct herd_virt herd_virt;
 typedef struct herd_virt_setup herd_virt_setup;
+typedef struct herdd_notify herdd_notify;
+
+/* How far herdd is in stopping (daemon/shutdown.c). */
+typedef enum {
+	HERDD_RUNNING = 0,
+	HERDD_ASKING,       /* SIGTERM: asking the service manager whether the host stops */
+	HERDD_EVACUATING,   /* the host stops: its VMs move away first */
+	HERDD_EXITING,      /* the main loop ends */
+} herdd_stop_phase;
 
 typedef struct herdd {
 	herdd_config *cfg;
@@ -34,6 +43,10 @@ typedef struct herdd {
 	char *tls_fingerprint;
 	char *corosync_version;     /* as reported by corosync -v, or NULL */
 	char *libvirt_version;
+	herdd_notify *notify;       /* the service manager (main()'s; may be NULL) */
+	herdd_stop_phase stop_phase;
+	guint extend_timer;         /* extends the stop timeout while VMs leave */
+	char *leave_reason;         /* said to the others when leaving (HERD_MSG_LEAVING) */
 } herdd;
 
 /* (Re)start the API's TCP listener with the node's current certificate. */
@@ -48,3 +61,21 @@ void herdd_service(herdd *d, const char *action, const char *service, herdd_serv
 		   gpointer user);
 /* Run @argv (a program and its arguments, found on $PATH) the same way. */
 void herdd_run(herdd *d, const char *const *argv, herdd_service_done done, gpointer user);
+
+/* Answer of herdd_service_ask(): the one line it printed (stripped), or
+ * NULL with @error. */
+typedef void (*herdd_service_answer)(const char *answer, const GError *error, gpointer user);
+/* Ask the service manager: run "<service_command> QUESTION" (e.g.
+ * "systemctl is-system-running"), killed after @timeout_s.  Its exit
+ * status is part of the answer, not a failure. */
+void herdd_service_ask(herdd *d, const char *question, unsigned timeout_s,
+		       herdd_service_answer answer, gpointer user);
+
+/* SIGTERM: a restart of herdd exits at once; the host's shutdown follows
+ * the cluster's shutdown_policy first (daemon/shutdown.c). */
+void herdd_stop_requested(herdd *d);
+/* Quit the main loop now (SIGINT, or the end of a stop). */
+void herdd_quit(herdd *d);
+/* After the main loop: tell the others why this node leaves, if it does
+ * for its host's shutdown. */
+void herdd_stop_finish(herdd *d);

@@ -19,11 +19,18 @@
 #include <string.h>
 #include <unistd.h>
 
-static gboolean on_quit_signal(gpointer data)
+/* SIGTERM: the service manager's (see daemon/shutdown.c). */
+static gboolean on_sigterm(gpointer data)
 {
-	herdd *d = data;
+	herdd_stop_requested(data);
+	return G_SOURCE_CONTINUE;
+}
+
+/* SIGINT: someone at a terminal; exit at once, as always. */
+static gboolean on_sigint(gpointer data)
+{
 	log_info("shutting down on signal");
-	g_main_loop_quit(d->loop);
+	herdd_quit(data);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -153,6 +160,7 @@ int main(int argc, char **argv)
 	herd_log_init(HERD_LOG_INFO, !g_getenv("JOURNAL_STREAM"));
 	/* First, while herdd has one thread: it edits the environment. */
 	g_autoptr(herdd_notify) notify = herdd_notify_from_env();
+	d.notify = notify;
 	d.cfg = herdd_config_load(&argc, &argv, &error);
 	if (!d.cfg) {
 		fprintf(stderr, "herdd: %s\n", error->message);
@@ -200,8 +208,8 @@ int main(int argc, char **argv)
 		goto out;
 	herd_cluster_start(d.cluster, herd_formation_joining(d.formation));
 
-	g_unix_signal_add(SIGTERM, on_quit_signal, &d);
-	g_unix_signal_add(SIGINT, on_quit_signal, &d);
+	g_unix_signal_add(SIGTERM, on_sigterm, &d);
+	g_unix_signal_add(SIGINT, on_sigint, &d);
 	log_info("ready");
 	{
 		g_autofree char *ready = g_strdup_printf("serving node %s", d.cfg->node_name);
@@ -216,6 +224,10 @@ out:
 	if (error)
 		log_err("%s", error->message);
 	herd_virt_setup_free(d.virt_setup);
+	/* Leaving for the host's shutdown: the others hear why before the
+	 * group sees this node go (herd_cluster_free() leaves it). */
+	herdd_stop_finish(&d);
+	g_clear_handle_id(&d.extend_timer, g_source_remove);
 	/* The engine first: what it answers goes out through the API server. */
 	herd_ha_free(d.ha);
 	herd_virt_free(d.virt);
@@ -231,6 +243,7 @@ out:
 	g_free(d.tls_fingerprint);
 	g_free(d.corosync_version);
 	g_free(d.libvirt_version);
+	g_free(d.leave_reason);
 	herdd_config_free(d.cfg);
 	log_info("stopped");
 	return status;

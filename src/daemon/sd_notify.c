@@ -145,6 +145,15 @@ void herdd_notify_stopping(herdd_notify *n)
 	send_state(n, "STOPPING=1");
 }
 
+void herdd_notify_extend_timeout(herdd_notify *n, uint64_t usec, const char *status)
+{
+	if (!n)
+		return;
+	g_autofree char *msg = status ? g_strdup_printf("EXTEND_TIMEOUT_USEC=%" PRIu64 "\nSTATUS=%s", usec, status)
+				      : g_strdup_printf("EXTEND_TIMEOUT_USEC=%" PRIu64, usec);
+	send_state(n, msg);
+}
+
 void herdd_notify_free(herdd_notify *n)
 {
 	if (!n)

@@ -5,8 +5,9 @@
  * socket in $NOTIFY_SOCKET (a path, or '@' for an abstract address) and, for
  * WatchdogSec=, the interval in $WATCHDOG_USEC: herdd says READY=1 once it
  * serves, then WATCHDOG=1 from a timer on the main loop at half the interval,
- * so that a main loop that hangs stops feeding and gets herdd restarted; and
- * STOPPING=1 when it shuts down.  Without $NOTIFY_SOCKET it does nothing.
+ * so that a main loop that hangs stops feeding and gets herdd restarted;
+ * STOPPING=1 when it shuts down; and EXTEND_TIMEOUT_USEC= while it waits
+ * for its VMs to leave before the host shuts down.  Without $NOTIFY_SOCKET it does nothing.
  */
 #pragma once
 
@@ -31,6 +32,11 @@ void herdd_notify_ready(herdd_notify *n, const char *status);
 
 /* STOPPING=1: herdd shuts down; the watchdog is no longer fed. */
 void herdd_notify_stopping(herdd_notify *n);
+
+/* EXTEND_TIMEOUT_USEC=@usec (and STATUS=@status if not NULL): herdd needs
+ * that much more time from now to stop than the unit's TimeoutStopSec
+ * gives (systemd 236 and later; sent again before it runs out). */
+void herdd_notify_extend_timeout(herdd_notify *n, uint64_t usec, const char *status);
 
 void herdd_notify_free(herdd_notify *n);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(herdd_notify, herdd_notify_free)

@@ -5,14 +5,18 @@
 #include "common/log.h"
 
 #include <gio/gio.h>
+#include <string.h>
 
 /* A service command that hangs is killed after this long. */
 #define SERVICE_TIMEOUT_S 60
 
 typedef struct {
-	herdd_service_done done;
+	herdd *d;
+	herdd_service_done done;    /* an action on a service, or */
+	herdd_service_answer answer; /* a question to the service manager */
 	gpointer user;
 	char *desc;
+	unsigned timeout_s;
 	GSubprocess *proc;
 	guint timer;
 	bool timed_out;
@@ -27,6 +31,14 @@ static gboolean on_timeout(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+static void svc_ctx_free(svc_ctx *c)
+{
+	if (c->proc)
+		g_object_unref(c->proc);
+	g_free(c->desc);
+	g_free(c);
+}
+
 static void on_finished(GObject *source, GAsyncResult *res, gpointer data)
 {
 	svc_ctx *c = data;
@@ -38,68 +50,108 @@ static void on_finished(GObject *source, GAsyncResult *res, gpointer data)
 		g_clear_error(&err);
 		err = g_error_new(HERD_ERROR, HERD_ERR_IO, "'%s' could not be run.", c->desc);
 	} else if (c->timed_out) {
-		err = g_error_new(HERD_ERROR, HERD_ERR_TIMEOUT, "'%s' did not finish within %d s.",
-				  c->desc, SERVICE_TIMEOUT_S);
+		err = g_error_new(HERD_ERROR, HERD_ERR_TIMEOUT, "'%s' did not finish within %u s.",
+				  c->desc, c->timeout_s);
+	} else if (c->answer) {
+		/* A question's exit status is part of its answer
+		 * (is-system-running fails for anything but "running"). */
+		if (out)
+			g_strstrip(out);
+		if (!out || !*out || strchr(out, '\n'))
+			err = g_error_new(HERD_ERROR, HERD_ERR_IO, "'%s' gave no one-line answer%s%s.",
+					  c->desc, out && *out ? ": " : "", out ? out : "");
 	} else if (!g_subprocess_get_successful(c->proc)) {
-		g_strstrip(out);
+		if (out)
+			g_strstrip(out);
 		err = g_error_new(HERD_ERROR, HERD_ERR_IO, "'%s' failed (exit status %d)%s%s", c->desc,
 				  g_subprocess_get_exit_status(c->proc), out && *out ? ": " : ".",
 				  out ? out : "");
 	} else {
 		log_info("ran '%s'", c->desc);
 	}
-	c->done(err, c->user);
-	g_object_unref(c->proc);
-	g_free(c->desc);
-	g_free(c);
+	if (c->answer)
+		c->answer(err ? NULL : out, err, c->user);
+	else
+		c->done(err, c->user);
+	svc_ctx_free(c);
 }
 
-/* Run @argv, its output and exit status reported to @done as @desc. */
-static void run_argv(const char *const *argv, const char *desc, herdd_service_done done,
-		     gpointer user)
+/* Start @argv for @c (its desc set); @c answers when it ends. */
+static void spawn(svc_ctx *c, const char *const *argv, GSubprocessFlags flags)
 {
 	g_autoptr(GError) err = NULL;
-	svc_ctx *c = g_new0(svc_ctx, 1);
-	c->done = done;
-	c->user = user;
-	c->desc = g_strdup(desc);
-	c->proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE,
-				    &err);
+	c->proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | flags, &err);
 	if (!c->proc) {
-		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s",
-						  c->desc, err->message);
-		done(e, user);
-		g_free(c->desc);
-		g_free(c);
+		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s", c->desc,
+						  err->message);
+		if (c->answer)
+			c->answer(NULL, e, c->user);
+		else
+			c->done(e, c->user);
+		svc_ctx_free(c);
 		return;
 	}
-	c->timer = g_timeout_add_seconds(SERVICE_TIMEOUT_S, on_timeout, c);
+	c->timer = g_timeout_add_seconds(c->timeout_s, on_timeout, c);
 	g_subprocess_communicate_utf8_async(c->proc, NULL, NULL, on_finished, c);
 }
 
-void herdd_run(herdd *d, const char *const *argv, herdd_service_done done, gpointer user)
-{
-	g_autofree char *desc = g_strjoinv(" ", (char **)argv);
-	run_argv(argv, desc, done, user);
-}
-
-void herdd_service(herdd *d, const char *action, const char *service, herdd_service_done done,
-		   gpointer user)
+/* Run "<service_command> ACTION [SERVICE]"; @c answers when it ends. */
+static void run(svc_ctx *c, const char *action, const char *service, GSubprocessFlags flags)
 {
 	g_autoptr(GError) err = NULL;
 	g_auto(GStrv) base = NULL;
-	g_autofree char *desc = g_strdup_printf("%s %s %s", d->cfg->service_command, action, service);
-	if (!g_shell_parse_argv(d->cfg->service_command, NULL, &base, &err)) {
-		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s", desc,
+	c->desc = service ? g_strdup_printf("%s %s %s", c->d->cfg->service_command, action, service)
+			  : g_strdup_printf("%s %s", c->d->cfg->service_command, action);
+	if (!g_shell_parse_argv(c->d->cfg->service_command, NULL, &base, &err)) {
+		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s", c->desc,
 						  err->message);
-		done(e, user);
+		if (c->answer)
+			c->answer(NULL, e, c->user);
+		else
+			c->done(e, c->user);
+		svc_ctx_free(c);
 		return;
 	}
 	GStrvBuilder *b = g_strv_builder_new();
 	g_strv_builder_addv(b, (const char **)base);
 	g_strv_builder_add(b, action);
-	g_strv_builder_add(b, service);
+	if (service)
+		g_strv_builder_add(b, service);
 	g_auto(GStrv) argv = g_strv_builder_end(b);
 	g_strv_builder_unref(b);
-	run_argv((const char *const *)argv, desc, done, user);
+	spawn(c, (const char *const *)argv, flags);
+}
+
+void herdd_run(herdd *d, const char *const *argv, herdd_service_done done, gpointer user)
+{
+	svc_ctx *c = g_new0(svc_ctx, 1);
+	c->d = d;
+	c->done = done;
+	c->user = user;
+	c->timeout_s = SERVICE_TIMEOUT_S;
+	c->desc = g_strjoinv(" ", (char **)argv);
+	spawn(c, argv, G_SUBPROCESS_FLAGS_STDERR_MERGE);
+}
+
+void herdd_service(herdd *d, const char *action, const char *service, herdd_service_done done,
+		   gpointer user)
+{
+	svc_ctx *c = g_new0(svc_ctx, 1);
+	c->d = d;
+	c->done = done;
+	c->user = user;
+	c->timeout_s = SERVICE_TIMEOUT_S;
+	run(c, action, service, G_SUBPROCESS_FLAGS_STDERR_MERGE);
+}
+
+void herdd_service_ask(herdd *d, const char *question, unsigned timeout_s,
+		       herdd_service_answer answer, gpointer user)
+{
+	svc_ctx *c = g_new0(svc_ctx, 1);
+	c->d = d;
+	c->answer = answer;
+	c->user = user;
+	c->timeout_s = timeout_s;
+	/* The answer is stdout; what it says on stderr goes to herdd's. */
+	run(c, question, NULL, G_SUBPROCESS_FLAGS_NONE);
 }

@@ -44,6 +44,12 @@ typedef struct herd_engine_view {
 	GHashTable *departures;   /* node id -> why its herd left the group (NULL: none) */
 } herd_engine_view;
 
+/* Who in the engine submitted a store change (herd_engine_committed()). */
+typedef enum {
+	HERD_SUBMIT_COORDINATOR = 0, /* the coordinator's decisions */
+	HERD_SUBMIT_NODE,            /* this node's own mode: its host's shutdown, and its return */
+} herd_engine_submitter;
+
 typedef struct herd_engine_io {
 	/* Fill @out; the arrays stay valid until the engine returns. */
 	void (*view)(gpointer user, herd_engine_view *out);
@@ -52,8 +58,8 @@ typedef struct herd_engine_io {
 	 * connected (the message is lost; membership changes resend). */
 	bool (*send)(gpointer user, herd_msg_type type, const void *payload, size_t len);
 	/* Submit a store change as user "herd"; herd_engine_committed()
-	 * follows unless this returns false (then with @error). */
-	bool (*submit)(gpointer user, json_t *cmd, GError **error);
+	 * with @by follows unless this returns false (then with @error). */
+	bool (*submit)(gpointer user, json_t *cmd, herd_engine_submitter by, GError **error);
 	/* Run @action of fence agent @t; herd_engine_agent_done(@run) follows. */
 	void (*fence_agent)(gpointer user, uint64_t run, const herd_fence_target *t,
 			    const char *action);
@@ -62,6 +68,10 @@ typedef struct herd_engine_io {
 	/* A node was fenced from here: a lone survivor of two may now change
 	 * the store (replica_recheck_primary()). */
 	void (*fenced)(gpointer user);
+	/* The host's shutdown (herd_engine_shutdown()) need wait no longer for
+	 * this node's VMs: herdd may leave the cluster and exit.  @summary
+	 * says what left and what stays.  Called once. */
+	void (*leave)(gpointer user, const char *summary);
 } herd_engine_io;
 
 /* The engine of node @node_name, running VMs with @virt (not owned; its
@@ -89,13 +99,34 @@ void herd_engine_store_changed(herd_engine *e, GPtrArray *changes);
 /* Everything applied became durable on every member. */
 void herd_engine_durable(herd_engine *e);
 /* A change the engine submitted was committed (or failed). */
-void herd_engine_committed(herd_engine *e, const GError *error);
+void herd_engine_committed(herd_engine *e, herd_engine_submitter by, const GError *error);
 /* A fence agent run finished: as herd_fencer_result(). */
 void herd_engine_agent_done(herd_engine *e, uint64_t run, bool ok, const char *detail,
 			    double secs, int64_t now_ms);
 /* The hypervisor's facts (route the driver's callbacks here). */
 void herd_engine_virt_fact(herd_engine *e, const herd_vm_fact *fact, int64_t now_ms);
 void herd_engine_virt_connection(herd_engine *e, bool lost);
+
+/*
+ * This node's host shuts down or reboots (herdd is stopped while the
+ * system stops), and does what the cluster's shutdown_policy says.  With
+ * "migrate" (the default) and a store this node may change (in sync with a
+ * quorate partition), the node goes into maintenance with the shutdown
+ * mark and allow_cold (store_node_cmd_shutdown), and true is returned: the
+ * engine goes on as before — its VMs move away, live, a few at a time —
+ * and io.leave() follows once no VM that can leave runs or is assigned
+ * here any more (VMs sticky to it, or that no node can take, stay: they
+ * start again here when the host is back), or at shutdown_timeout_s.  The
+ * others then leave the node alone (maintenance: no fence).
+ * False, with *@why (g_free) saying why, when herdd should rather exit at
+ * once as it always did (the others fence the node and restart its HA
+ * VMs): the policy is "failover", or the store is not writable here.
+ *
+ * The next engine of this node (herdd started again when the host is
+ * back) gives the node the mode it had before, once its store is
+ * writable (store_node_cmd_shutdown_over()): failback brings its VMs back.
+ */
+bool herd_engine_shutdown(herd_engine *e, char **why, int64_t now_ms);
 
 /* May a partition of one of a two-node cluster go on without @missing?
  * (replica's two_node_survivor_ok: only while votequorum says it is

@@ -20,6 +20,8 @@ struct herd_ha {
 	uint32_t ring[MAX_NODES];
 	uint32_t group[MAX_NODES];
 	GHashTable *runs;          /* fence agent runs under way: agent_ctx* set */
+	herd_ha_leave_fn leave;    /* the host's shutdown is over (herd_ha_shutdown) */
+	gpointer leave_user;
 };
 
 static int64_t now_ms(void)
@@ -55,16 +57,26 @@ static bool io_send(gpointer user, herd_msg_type type, const void *payload, size
 	return herd_cluster_send(h->cluster, type, payload, len);
 }
 
-static void on_committed(json_t *result, const GError *error, gpointer user)
+/* One callback per submitter, all with the herd_ha as their data: what
+ * herd_cluster_forget() drops when the engine goes away. */
+static void on_coordinator_committed(json_t *result, const GError *error, gpointer user)
 {
 	herd_ha *h = user;
-	herd_engine_committed(h->engine, error);
+	herd_engine_committed(h->engine, HERD_SUBMIT_COORDINATOR, error);
 }
 
-static bool io_submit(gpointer user, json_t *cmd, GError **error)
+static void on_node_committed(json_t *result, const GError *error, gpointer user)
 {
 	herd_ha *h = user;
-	return herd_cluster_submit(h->cluster, cmd, "herd", on_committed, h, error);
+	herd_engine_committed(h->engine, HERD_SUBMIT_NODE, error);
+}
+
+static bool io_submit(gpointer user, json_t *cmd, herd_engine_submitter by, GError **error)
+{
+	herd_ha *h = user;
+	return herd_cluster_submit(h->cluster, cmd, "herd",
+				   by == HERD_SUBMIT_NODE ? on_node_committed : on_coordinator_committed,
+				   h, error);
 }
 
 typedef struct {
@@ -138,6 +150,13 @@ static void io_fenced(gpointer user)
 	replica_recheck_primary(herd_cluster_replica(h->cluster));
 }
 
+static void io_leave(gpointer user, const char *summary)
+{
+	herd_ha *h = user;
+	if (h->leave)
+		h->leave(summary, h->leave_user);
+}
+
 static const herd_engine_io engine_io = {
 	.view = io_view,
 	.send = io_send,
@@ -145,6 +164,7 @@ static const herd_engine_io engine_io = {
 	.fence_agent = io_fence_agent,
 	.wakeup = io_wakeup,
 	.fenced = io_fenced,
+	.leave = io_leave,
 };
 
 /* ------------------------------------------------------------------ */
@@ -251,6 +271,17 @@ void herd_ha_free(herd_ha *h)
 void herd_ha_kick(herd_ha *h)
 {
 	io_wakeup(h, 0);
+}
+
+bool herd_ha_shutdown(herd_ha *h, herd_ha_leave_fn leave, gpointer user, char **why)
+{
+	h->leave = leave;
+	h->leave_user = user;
+	if (herd_engine_shutdown(h->engine, why, now_ms()))
+		return true;
+	h->leave = NULL;
+	h->leave_user = NULL;
+	return false;
 }
 
 /* ------------------------------------------------------------------ */

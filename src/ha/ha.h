@@ -25,6 +25,12 @@ void herd_ha_free(herd_ha *h);
 /* Run the engine soon (after a change the API made). */
 void herd_ha_kick(herd_ha *h);
 
+/* The host's shutdown is over (herd_engine_shutdown()): leave and exit. */
+typedef void (*herd_ha_leave_fn)(const char *summary, gpointer user);
+/* The host shuts down: herd_engine_shutdown(); with true, @leave follows,
+ * once.  False with *@why (g_free): exit at once. */
+bool herd_ha_shutdown(herd_ha *h, herd_ha_leave_fn leave, gpointer user, char **why);
+
 /* The engine's queries and operator actions (engine.h), with the clock. */
 void herd_ha_vm_runtime(herd_ha *h, const store_object *vm, herd_vm_runtime *out);
 /* The runtime of many VMs at once (engine.h): free with herd_runtime_view_free(). */

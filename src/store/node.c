@@ -47,6 +47,14 @@ void *store_node_parse(json_t *d)
 	if (!store_node_mode_parse(field_str(d, "mode"), &n->mode))
 		n->mode = STORE_NODE_ONLINE;
 	n->allow_cold = field_bool(d, "allow_cold", false);
+	json_t *shutdown = json_object_get(d, "shutdown");
+	n->shutdown = json_is_object(shutdown);
+	if (n->shutdown) {
+		n->shutdown_time_ms = (int64_t)field_uint(shutdown, "time_ms", 0);
+		if (!store_node_mode_parse(field_str(shutdown, "mode"), &n->shutdown_mode))
+			n->shutdown_mode = STORE_NODE_ONLINE;
+		n->shutdown_allow_cold = field_bool(shutdown, "allow_cold", false);
+	}
 	json_t *down = json_object_get(d, "down");
 	n->down = json_is_object(down);
 	if (n->down) {
@@ -115,6 +123,17 @@ bool store_node_validate(json_t *d, GError **error)
 				    "The node's field 'down' must be an object {how, time_ms, by}.");
 		return false;
 	}
+	json_t *shutdown = json_object_get(d, "shutdown");
+	if (shutdown && !json_is_null(shutdown) &&
+	    (!json_is_object(shutdown) ||
+	     !check_uint(shutdown, "node's shutdown mark", "time_ms", 0, INT64_MAX, error) ||
+	     !check_choice(shutdown, "node's shutdown mark", "mode", "online|standby|maintenance", error) ||
+	     !check_bool(shutdown, "node's shutdown mark", "allow_cold", error))) {
+		if (!json_is_object(shutdown))
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The node's field 'shutdown' must be an object {time_ms, mode, allow_cold}.");
+		return false;
+	}
 	json_t *history = json_object_get(d, "fence_history");
 	if (history && !json_is_array(history)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
@@ -165,13 +184,16 @@ json_t *store_node_cmd_create(const char *uuid, const char *name, uint32_t nodei
 				json_pack("{s:I,s:o}", "nodeid", (json_int_t)nodeid, "links", l));
 }
 
-json_t *store_node_cmd_mode(store_state *st, const store_object *node, store_node_mode mode,
-			    bool allow_cold)
+/* @patch (stolen) for @node, with the clearing of the live_failed marks
+ * of its VMs that every mode change brings: one command. */
+static json_t *mode_change(store_state *st, const store_object *node, json_t *patch,
+			   uint64_t if_version)
 {
 	json_t *ops = json_array();
-	json_array_append_new(ops, store_cmd_patch(STORE_KIND_NODE, node->uuid,
-						   json_pack("{s:s,s:b}", "mode", store_node_mode_name(mode),
-							     "allow_cold", allow_cold)));
+	json_t *p = store_cmd_patch(STORE_KIND_NODE, node->uuid, patch);
+	if (if_version)
+		store_cmd_if_version(p, if_version);
+	json_array_append_new(ops, p);
 	GHashTable *vms = store_vms_assigned_to(st, node->name);
 	GHashTableIter it;
 	gpointer v;
@@ -181,7 +203,45 @@ json_t *store_node_cmd_mode(store_state *st, const store_object *node, store_nod
 		if (store_vm_of(v)->live_failed)
 			json_array_append_new(ops, store_cmd_patch(STORE_KIND_VM, ((store_object *)v)->uuid,
 								   json_pack("{s:n}", "live_failed")));
-	return json_array_size(ops) == 1 ? json_incref(json_array_get(ops, 0)) : store_cmd_batch(ops);
+	if (json_array_size(ops) > 1)
+		return store_cmd_batch(ops);
+	json_t *cmd = json_incref(json_array_get(ops, 0));
+	json_decref(ops);
+	return cmd;
+}
+
+json_t *store_node_cmd_mode(store_state *st, const store_object *node, store_node_mode mode,
+			    bool allow_cold)
+{
+	return mode_change(st, node,
+			   json_pack("{s:s,s:b,s:n}", "mode", store_node_mode_name(mode), "allow_cold",
+				     allow_cold, "shutdown"),
+			   0);
+}
+
+json_t *store_node_cmd_shutdown(store_state *st, const store_object *node, int64_t now_ms)
+{
+	const store_node *sn = store_node_of(node);
+	json_t *patch = json_pack("{s:s,s:b}", "mode", store_node_mode_name(STORE_NODE_MAINTENANCE),
+				  "allow_cold", true);
+	/* Marked already (a shutdown that did not get as far as the power-off):
+	 * the mode from before the first is the one to go back to. */
+	if (!sn->shutdown)
+		json_object_set_new(patch, "shutdown",
+				    json_pack("{s:I,s:s,s:b}", "time_ms", (json_int_t)now_ms, "mode",
+					      store_node_mode_name(sn->mode), "allow_cold", sn->allow_cold));
+	return mode_change(st, node, patch, 0);
+}
+
+json_t *store_node_cmd_shutdown_over(store_state *st, const store_object *node)
+{
+	const store_node *sn = store_node_of(node);
+	if (!sn->shutdown)
+		return NULL;
+	return mode_change(st, node,
+			   json_pack("{s:s,s:b,s:n}", "mode", store_node_mode_name(sn->shutdown_mode),
+				     "allow_cold", sn->shutdown_allow_cold, "shutdown"),
+			   node->version);
 }
 
 static json_t *down_mark(const char *how, const char *by, int64_t now_ms)

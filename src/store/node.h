@@ -1,8 +1,9 @@
 /*
  * A node of the cluster as the replicated store holds it: its corosync node
  * id and link addresses, its mode (online, standby, maintenance), the mark
- * that it is down (fenced or confirmed down by an operator, until the
- * cluster sees it back), and its fencing history.  Read through
+ * that herd itself put it in maintenance because its host shuts down (the
+ * shutdown policy), the mark that it is down (fenced or confirmed down by an
+ * operator, until the cluster sees it back), and its fencing history.  Read through
  * store_node_of(); written through the builders below.
  */
 #pragma once
@@ -40,6 +41,14 @@ typedef struct store_node {
 	store_node_mode mode;
 	bool allow_cold;         /* standby/maintenance: a VM that cannot migrate
 				  * live moves with a restart */
+	/* Its herd put it in maintenance because its host shuts down
+	 * (shutdown_policy migrate), at shutdown_time_ms; the next herd that
+	 * starts there gives it back the mode it had (shutdown_mode,
+	 * shutdown_allow_cold).  An operator's mode change ends it. */
+	bool shutdown;
+	int64_t shutdown_time_ms;
+	store_node_mode shutdown_mode;
+	bool shutdown_allow_cold;
 	bool down;               /* fenced or confirmed down, not seen back yet */
 	const char *down_how;    /* "fenced" or "confirmed" (if down) */
 	int64_t down_time_ms;
@@ -65,9 +74,18 @@ json_t *store_node_cmd_create(const char *uuid, const char *name, uint32_t nodei
 			      const char *const *links, size_t n_links);
 /* Set its mode; @allow_cold: leaving, a VM that cannot migrate live moves
  * with a restart.  Each mode change lets its VMs try live again (their
- * live_failed marks are cleared). */
+ * live_failed marks are cleared), and ends a shutdown mark (the operator's
+ * mode is the one kept). */
 json_t *store_node_cmd_mode(store_state *st, const store_object *node, store_node_mode mode,
 			    bool allow_cold);
+/* Its host shuts down (herdd, shutdown_policy migrate): maintenance with
+ * allow_cold and the shutdown mark, which keeps the mode it had (a node
+ * marked already keeps its first).  Its VMs leave; it is not fenced. */
+json_t *store_node_cmd_shutdown(store_state *st, const store_object *node, int64_t now_ms);
+/* Its herd is back after the shutdown: the mode it had before, without the
+ * mark, if the node is still at its version (an operator's change since
+ * wins).  NULL if it has no mark. */
+json_t *store_node_cmd_shutdown_over(store_state *st, const store_object *node);
 /* An operator confirms it is off. */
 json_t *store_node_cmd_confirm_down(const store_object *node, const char *by, int64_t now_ms);
 /* It is back: forget the down mark. */

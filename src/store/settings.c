@@ -66,6 +66,12 @@ const cluster_setting cluster_settings[] = {
 	{ "migration_parallel", SETTING_INT, 1, 16, NULL, "2",
 	  "live migration: how many VMs a node migrates away at once (standby, switchover, failback)",
 	  false, F(migration_parallel) },
+	{ "shutdown_policy", SETTING_ENUM, 0, 0, "migrate|failover", "migrate",
+	  "a host shut down or rebooted without maintenance: migrate (its node goes into maintenance, its VMs move away live, then it leaves: no fence) or failover (it is lost: fenced, its HA VMs restarted elsewhere)",
+	  false, F(shutdown_policy) },
+	{ "shutdown_timeout_s", SETTING_INT, 0, STORE_SHUTDOWN_TIMEOUT_MAX_S, NULL, "240",
+	  "shutdown_policy migrate: how long a host's shutdown waits for its VMs to leave; what is still there then stays, down until the host is back",
+	  false, F(shutdown_timeout_s) },
 	{ NULL },
 };
 

@@ -25,6 +25,21 @@ typedef enum {
 	STORE_FENCE_OFF,          /* off, verified off; it stays off */
 } store_fence_action;
 
+/* What herdd does when its host shuts down or reboots without the node
+ * being put in maintenance first (Proxmox's shutdown_policy), in the order
+ * of the setting's choices. */
+typedef enum {
+	STORE_SHUTDOWN_MIGRATE = 0, /* the node goes into maintenance, its VMs move away
+				     * (live), then herdd leaves: no fence */
+	STORE_SHUTDOWN_FAILOVER,    /* herdd just exits: the node is lost, fenced,
+				     * and its HA VMs restart elsewhere */
+} store_shutdown_policy;
+
+/* The longest shutdown_timeout_s: the host's shutdown waits for herdd that
+ * long, and systemd gives a whole shutdown 30 minutes (reboot.target's
+ * JobTimeoutSec) before it forces the reboot. */
+#define STORE_SHUTDOWN_TIMEOUT_MAX_S 1200
+
 /* Every setting, typed, with its default applied (store_settings_of()). */
 typedef struct store_settings {
 	long long token_ms;
@@ -48,6 +63,8 @@ typedef struct store_settings {
 	long long migration_port_max;
 	long long migration_parallel;
 	long long migration_bandwidth_mibs;
+	int shutdown_policy;       /* store_shutdown_policy */
+	long long shutdown_timeout_s;
 } store_settings;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take

@@ -33,7 +33,9 @@
  * (default 0: no watchdog) after READY=1, or when READY=1 does not come
  * within --start-timeout-ms (default 30000).  SIGTERM stops it for good:
  * COMMAND gets SIGTERM (and SIGCONT, should it be stopped), SIGKILL after
- * --stop-timeout-ms (default 15000), and the supervisor exits once it is gone.
+ * --stop-timeout-ms (default 15000) — or later, as COMMAND asks while it
+ * stops with EXTEND_TIMEOUT_USEC=N (now + N, as systemd's TimeoutStopSec
+ * is extended) — and the supervisor exits once it is gone.
  * FILE always holds one line "STATE PID" (starting, ready, stopping, exited,
  * stopped; PID the command's, or 0).  Its own lines go to stderr, stamped
  * like herdd's.
@@ -125,6 +127,7 @@ typedef struct {
 	int64_t started_ms;      /* when the child was forked */
 	int64_t fed_ms;          /* last READY=1 or WATCHDOG=1 */
 	int64_t deadline_ms;     /* the next thing to do (see sv_timeout()); 0: none */
+	bool extended;           /* this stop's timeout was extended (logged once) */
 } supervisor;
 
 static int64_t mono_ms(void)
@@ -223,6 +226,7 @@ static void sv_terminate(supervisor *sv)
 	/* A stopped process would keep SIGTERM pending forever. */
 	kill(sv->child, SIGCONT);
 	sv->deadline_ms = mono_ms() + sv->stop_timeout_ms;
+	sv->extended = false;
 	sv_set_state(sv, SV_STOPPING);
 }
 
@@ -266,8 +270,9 @@ static void sv_timeout(supervisor *sv)
 		kill(sv->child, SIGKILL);
 		break;
 	case SV_STOPPING:
-		sv_log("warning", "%s (pid %d) has not stopped %ld ms after SIGTERM: killing it",
-		       sv->name, (int)sv->child, sv->stop_timeout_ms);
+		sv_log("warning", "%s (pid %d) has not stopped within %ld ms after SIGTERM%s: killing it",
+		       sv->name, (int)sv->child, sv->stop_timeout_ms,
+		       sv->extended ? " or the time it asked for" : "");
 		kill(sv->child, SIGKILL);
 		break;
 	case SV_EXITED:
@@ -284,6 +289,7 @@ static void sv_notified(supervisor *sv, char *msg)
 	int64_t now = mono_ms();
 	const char *status = NULL;
 	bool ready = false, fed = false, stopping = false, trigger = false;
+	long long extend_usec = -1;
 	for (char *save = NULL, *line = strtok_r(msg, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		if (!strcmp(line, "READY=1"))
@@ -296,6 +302,13 @@ static void sv_notified(supervisor *sv, char *msg)
 			stopping = true;
 		else if (!strncmp(line, "STATUS=", 7))
 			status = line + 7;
+		else if (!strncmp(line, "EXTEND_TIMEOUT_USEC=", 20)) {
+			char *end = NULL;
+			errno = 0;
+			long long v = strtoll(line + 20, &end, 10);
+			if (!errno && end != line + 20 && !*end && v >= 0)
+				extend_usec = v;
+		}
 	}
 	if (ready && sv->state == SV_STARTING) {
 		sv_log("info", "%s (pid %d) is ready after %lld ms%s%s", sv->name, (int)sv->child,
@@ -317,7 +330,20 @@ static void sv_notified(supervisor *sv, char *msg)
 		 * started again once it has exited. */
 		sv_log("info", "%s (pid %d) is stopping", sv->name, (int)sv->child);
 		sv->deadline_ms = mono_ms() + sv->stop_timeout_ms;
+		sv->extended = false;
 		sv_set_state(sv, SV_STOPPING);
+	}
+	/* As systemd: while it stops, its stop timeout is pushed out to now +
+	 * the time asked for (never brought forward). */
+	if (extend_usec >= 0 && sv->state == SV_STOPPING && sv->child) {
+		int64_t until = now + extend_usec / 1000;
+		if (until > sv->deadline_ms) {
+			if (!sv->extended)
+				sv_log("info", "%s (pid %d) asks for more time to stop%s%s", sv->name,
+				       (int)sv->child, status ? ": " : "", status ? status : "");
+			sv->extended = true;
+			sv->deadline_ms = until;
+		}
 	}
 }
 

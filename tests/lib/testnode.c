@@ -390,6 +390,17 @@ void testcluster_power(testcluster *tc, unsigned i, bool on)
 	}
 }
 
+void testnode_restart_ha(testnode *n)
+{
+	/* It leaves the group and joins again, as a process that exits and
+	 * starts does: the others then send their facts again. */
+	herd_ha_free(n->ha);
+	herd_cluster_stop(n->cluster);
+	n->ha = herd_ha_new(n->cluster, n->name, testvirt_driver(n->virt));
+	n->ctx.ha = n->ha;
+	herd_cluster_start(n->cluster, false);
+}
+
 bool testnode_synced(testnode *n)
 {
 	replica *r = herd_cluster_replica(n->cluster);

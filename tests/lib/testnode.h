@@ -84,6 +84,10 @@ void testcluster_power(testcluster *tc, unsigned i, bool on);
  * configuration of all of them, each has every node's facts, and the bus
  * is quiet. */
 bool testcluster_settled(testcluster *tc);
+/* Node @n's herd starts again: it leaves the group, and joins it again
+ * with a new HA engine over the same store (as herdd's restart, or its
+ * start after the host's reboot, is seen). */
+void testnode_restart_ha(testnode *n);
 /* Node @n is in sync with a quorate configuration (of its partition). */
 bool testnode_synced(testnode *n);
 

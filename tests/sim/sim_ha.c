@@ -14,7 +14,11 @@
  * partitions and merges; fence devices that fail, are slow, or cannot
  * verify; guests that crash or shut themselves down; two-node clusters with
  * the configured fence delay; fence_action off or reboot (the PDU switches
- * the node on again a while after the agent's reboot, or not at all).
+ * the node on again a while after the agent's reboot, or not at all); clean
+ * shutdowns of a host (its herdd asked to leave, as at SIGTERM while the
+ * system stops: with shutdown_policy migrate its VMs move away first, with
+ * failover it exits at once; then corosync stops and the power goes off,
+ * and it is switched on again later).
  *
  * After every step: no VM is active (starting, running, paused, stopping) on
  * two powered nodes at once.  When the faults stop: every VM that should run
@@ -29,6 +33,7 @@
 #include "ha/engine.h"
 #include "ha/facts.h"
 #include "ha/sched_json.h"
+#include "store/cluster.h"
 #include "store/command.h"
 #include "store/fence_device.h"
 #include "store/node.h"
@@ -52,7 +57,12 @@ typedef struct simnode simnode;
 /* ------------------------------------------------------------------ */
 /* Events on the simulated clock                                       */
 
-typedef enum { EV_VIRT_DONE, EV_AGENT_DONE, EV_WAKEUP, EV_HERD_START, EV_POWER_ON } event_kind;
+typedef enum {
+	EV_VIRT_DONE, EV_AGENT_DONE, EV_WAKEUP, EV_HERD_START, EV_POWER_ON,
+	EV_SHUTDOWN_LEAVE,  /* the engine said its host's shutdown may go on: herdd exits */
+	EV_SHUTDOWN_OFF,    /* herdd is gone: corosync and libvirtd stop, the power goes off */
+	EV_SHUTDOWN_LATE,   /* the engine's shutdown_timeout_s is well over */
+} event_kind;
 
 typedef struct {
 	int64_t at_ms;
@@ -97,12 +107,13 @@ struct simnode {
 	replica *r;
 	herd_engine *engine;
 	fakevirt *virt;
-	GHashTable *engine_reqs; /* req ids of the engine's store changes */
+	GHashTable *engine_reqs; /* req ids of the engine's store changes -> herd_engine_submitter + 1 */
 	uint32_t ring[MAX_NODES], group[MAX_NODES];
 	int64_t wake_due;        /* the earliest wakeup asked for; 0: none */
 	bool seen_all;           /* its corosync has seen every node since it started */
 	uint64_t reboot_on;      /* the PDU switches it on again (EV_POWER_ON of this number); 0: no */
 	bool dirty;
+	bool shutting_down;      /* its host shuts down cleanly (until its power is off) */
 };
 
 typedef struct {
@@ -120,11 +131,13 @@ typedef struct {
 	bool fence_slow;
 	bool fence_unverified;  /* the PDU's agent does not read the plug back */
 	bool fence_reboot;      /* fence_action reboot (else off) */
+	bool shutdown_failover; /* shutdown_policy failover (else migrate) */
 	uint64_t reboots;       /* numbers EV_POWER_ON */
 	unsigned fence_delay_ms;
 	char vm_uuids[N_VMS][37];
 	bool broken[MAX_NODES + 1][N_VMS];
 	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
+	unsigned stats_shutdowns, stats_shutdowns_left; /* clean shutdowns; of them left after moving VMs */
 } sim;
 
 static sim *S;
@@ -133,6 +146,7 @@ static void dump_views(void);
 static void recompute_groups(void);
 static void node_power_off(simnode *node);
 static void herd_start(simnode *node);
+static void herd_stop(simnode *node);
 
 static void fail(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void fail(const char *fmt, ...)
@@ -470,8 +484,11 @@ static bool rep_send(gpointer user, const void *msg, size_t len) { return bus_se
 static void rep_done(gpointer user, uint64_t req_id, json_t *result, const GError *error)
 {
 	simnode *node = user;
-	if (node->engine && g_hash_table_remove(node->engine_reqs, &req_id))
-		herd_engine_committed(node->engine, error);
+	gpointer by = node->engine ? g_hash_table_lookup(node->engine_reqs, &req_id) : NULL;
+	if (by) {
+		g_hash_table_remove(node->engine_reqs, &req_id);
+		herd_engine_committed(node->engine, (herd_engine_submitter)(GPOINTER_TO_INT(by) - 1), error);
+	}
 	node->dirty = true;
 }
 
@@ -552,7 +569,7 @@ static bool io_send(gpointer user, herd_msg_type type, const void *payload, size
 	return bus_send(node, m, n);
 }
 
-static bool io_submit(gpointer user, json_t *cmd, GError **error)
+static bool io_submit(gpointer user, json_t *cmd, herd_engine_submitter by, GError **error)
 {
 	simnode *node = user;
 	uint64_t id = replica_submit(node->r, cmd, S->now_ms, "herd", error);
@@ -562,7 +579,7 @@ static bool io_submit(gpointer user, json_t *cmd, GError **error)
 		g_autofree char *text = json_dumps(cmd, JSON_COMPACT);
 		TRACE("%s: engine submits %.160s", node->name, text);
 	}
-	g_hash_table_add(node->engine_reqs, g_memdup2(&id, sizeof(id)));
+	g_hash_table_insert(node->engine_reqs, g_memdup2(&id, sizeof(id)), GINT_TO_POINTER((int)by + 1));
 	return true;
 }
 
@@ -601,9 +618,21 @@ static void io_fenced(gpointer user)
 	replica_recheck_primary(node->r);
 }
 
+/* The engine is done with its host's shutdown: herdd exits, after this
+ * event (the engine is still running). */
+static void io_leave(gpointer user, const char *summary)
+{
+	simnode *node = user;
+	if (!node->shutting_down)
+		fail("%s: the engine leaves (%s) though its host does not shut down", node->name, summary);
+	TRACE("%s: host's shutdown: %s", node->name, summary);
+	S->stats_shutdowns_left++;
+	schedule(node, EV_SHUTDOWN_LEAVE, 0);
+}
+
 static const herd_engine_io engine_io = {
 	.view = io_view, .send = io_send, .submit = io_submit, .fence_agent = io_fence_agent,
-	.wakeup = io_wakeup, .fenced = io_fenced,
+	.wakeup = io_wakeup, .fenced = io_fenced, .leave = io_leave,
 };
 
 /* ------------------------------------------------------------------ */
@@ -647,6 +676,7 @@ static void node_power_on(simnode *node)
 {
 	node->powered = true;
 	node->reboot_on = 0;
+	node->shutting_down = false;
 	node->power_cycle++;
 	node->seen_all = false;
 	node->virt = g_new0(fakevirt, 1);
@@ -664,6 +694,7 @@ static void node_power_off(simnode *node)
 	if (node->herd_up)
 		herd_stop(node);
 	node->powered = false;
+	node->shutting_down = false;
 	incoming_abandoned(node);
 	g_hash_table_destroy(node->virt->incoming);
 	g_hash_table_destroy(node->virt->vms);
@@ -757,6 +788,49 @@ static void agent_done(event *e)
 	node->dirty = true;
 }
 
+/* The rest of a host's clean shutdown, once herdd is gone: corosync and
+ * libvirtd stop, the power goes off (the VMs still there die with it), and
+ * a while later the host is switched on again. */
+static void shutdown_power_off(simnode *node)
+{
+	TRACE("%s: corosync and libvirtd stop; the host powers off", node->name);
+	node_power_off(node);
+	recompute_groups();
+	node->reboot_on = ++S->reboots;
+	event *p = schedule(node, EV_POWER_ON, 1000 + rnd(10000));
+	p->run = node->reboot_on;
+}
+
+/* A clean shutdown of @node's host: its herdd is told (SIGTERM while the
+ * system stops) and does what the shutdown policy says. */
+static void host_shutdown(simnode *node)
+{
+	if (!node->powered || node->shutting_down)
+		return;
+	S->stats_shutdowns++;
+	node->shutting_down = true;
+	if (!node->herd_up) {
+		TRACE("%s: HOST SHUTS DOWN (its herdd is not running)", node->name);
+		schedule(node, EV_SHUTDOWN_OFF, 50 + rnd(500));
+		return;
+	}
+	g_autofree char *why = NULL;
+	if (!herd_engine_shutdown(node->engine, &why, S->now_ms)) {
+		TRACE("%s: HOST SHUTS DOWN; herdd exits at once: %s", node->name, why);
+		herd_stop(node);
+		recompute_groups();
+		schedule(node, EV_SHUTDOWN_OFF, 50 + rnd(500));
+		return;
+	}
+	TRACE("%s: HOST SHUTS DOWN; its VMs move away first", node->name);
+	node->dirty = true;
+	/* Its engine's deadline, and a little more for the last run. */
+	store_state *st = replica_state(node->r);
+	int64_t late = store_settings_of(st)->shutdown_timeout_s * 1000 + 1000;
+	event *e = schedule(node, EV_SHUTDOWN_LATE, late);
+	e->run = (uint64_t)late;
+}
+
 static void run_event(event *e)
 {
 	simnode *node = e->node;
@@ -805,11 +879,31 @@ static void run_event(event *e)
 	case EV_POWER_ON: /* above */
 		break;
 	case EV_HERD_START:
-		if (!node->herd_up) {
+		/* Not while its host shuts down: the service manager starts
+		 * nothing then. */
+		if (!node->herd_up && !node->shutting_down) {
 			TRACE("%s: herdd starts again", node->name);
 			herd_start(node);
 			recompute_groups();
 		}
+		break;
+	case EV_SHUTDOWN_LEAVE:
+		if (same_herd && node->shutting_down) {
+			TRACE("%s: herdd exits for the host's shutdown", node->name);
+			herd_stop(node);
+			recompute_groups();
+			schedule(node, EV_SHUTDOWN_OFF, 50 + rnd(500));
+		}
+		break;
+	case EV_SHUTDOWN_OFF:
+		if (node->shutting_down)
+			shutdown_power_off(node);
+		break;
+	case EV_SHUTDOWN_LATE:
+		/* The engine leaves by its deadline; systemd would kill it now. */
+		if (same_herd && node->shutting_down)
+			fail("%s: herdd has not left %" G_GINT64_FORMAT " ms after its host's shutdown began "
+			     "(shutdown_timeout_s is over)", node->name, S->now_ms - (e->at_ms - e->run));
 		break;
 	}
 }
@@ -1023,7 +1117,12 @@ static void herd_crash(simnode *node)
 	TRACE("%s: HERDD CRASHES (corosync and its VMs go on)", node->name);
 	herd_stop(node);
 	recompute_groups();
-	schedule(node, EV_HERD_START, 300 + rnd(3000));
+	/* While its host shuts down nothing starts it again: the shutdown
+	 * goes on without it. */
+	if (node->shutting_down)
+		schedule(node, EV_SHUTDOWN_OFF, 50 + rnd(500));
+	else
+		schedule(node, EV_HERD_START, 300 + rnd(3000));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1036,12 +1135,15 @@ static void bootstrap(void)
 	/* join_timeout_s short against the simulated time, so that nodes not
 	 * seen since a coordinator's power-on are both awaited and fenced. */
 	json_array_append_new(ops, store_cmd_create(STORE_KIND_CLUSTER, u, "sim",
-		json_pack("{s:{s:i,s:s,s:i,s:i,s:i,s:s,s:i,s:i}}", "settings", "failback_after_s", 2,
+		json_pack("{s:{s:i,s:s,s:i,s:i,s:i,s:s,s:i,s:i,s:s,s:i}}", "settings", "failback_after_s", 2,
 			  "admission_control", "warn", "vcpu_overcommit", 4, "join_timeout_s", 5,
 			  "fence_delay_ms", (int)S->fence_delay_ms, "fence_action",
 			  S->fence_reboot ? "reboot" : "off",
 			  /* a migration that does not converge is cancelled within the run */
-			  "migration_timeout_min_s", 10, "migration_timeout_per_gib_s", 0)));
+			  "migration_timeout_min_s", 10, "migration_timeout_per_gib_s", 0,
+			  /* a host's shutdown waits for its VMs within the run */
+			  "shutdown_policy", S->shutdown_failover ? "failover" : "migrate",
+			  "shutdown_timeout_s", 20)));
 	json_t *plugs = json_object();
 	for (unsigned i = 1; i <= S->n; i++) {
 		g_snprintf(uuid, sizeof(uuid), "a0000000-0000-4000-8000-%012u", i);
@@ -1137,6 +1239,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	s.n = chance(0.2) ? 2 : 3 + rnd(3);
 	s.fence_delay_ms = rnd(4) * 1000;
 	s.fence_reboot = chance(0.5);
+	s.shutdown_failover = chance(0.2);
 	simbus_init(&s.bus, s.rng, NULL);
 	s.bus.deliver = bus_deliver;
 	s.bus.formed = bus_formed;
@@ -1200,6 +1303,17 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 			s.broken[node->id][v] = !s.broken[node->id][v];
 			TRACE("%s: the disk of vm%u is %s there", node->name, v,
 			      s.broken[node->id][v] ? "MISSING" : "back");
+		} else if (a < 958) {
+			/* Mostly a host whose herd may change the store (it then
+			 * moves its VMs); now and then any. */
+			simnode *down = node;
+			for (int tries = 0; tries < 5 && chance(0.8); tries++) {
+				if (down->herd_up && replica_get_phase(down->r) == REPLICA_SYNCED &&
+				    replica_is_primary(down->r))
+					break;
+				down = &s.nodes[1 + rnd(s.n)];
+			}
+			host_shutdown(down);
 		}
 		run_dirty();
 		check_no_double_run();
@@ -1214,20 +1328,32 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	memset(s.broken, 0, sizeof(s.broken));
 	for (unsigned i = 1; i <= s.n; i++)
 		s.nodes[i].bus.partition = 0;
+	/* A host's clean shutdown under way goes on to its power-off. */
 	for (int round = 0; round < 10; round++) {
 		for (unsigned i = 1; i <= s.n; i++) {
 			if (!s.nodes[i].powered)
 				node_power_on(&s.nodes[i]);
-			else if (!s.nodes[i].herd_up)
+			else if (!s.nodes[i].herd_up && !s.nodes[i].shutting_down)
 				herd_start(&s.nodes[i]);
 		}
 		recompute_groups();
 		settle(10000);
 		bool all_on = true;
 		for (unsigned i = 1; i <= s.n; i++)
-			all_on &= s.nodes[i].herd_up;
+			all_on &= s.nodes[i].herd_up && !s.nodes[i].shutting_down;
 		if (all_on)
 			break;
+	}
+	/* A node whose host was shut down cleanly got its mode back from its
+	 * next herd (an operator's mode ends the mark too). */
+	if (s.nodes[1].herd_up) {
+		store_state *now = replica_state(s.nodes[1].r);
+		for (unsigned i = 1; i <= s.n; i++) {
+			store_object *n = store_state_get_by_name(now, STORE_KIND_NODE, s.nodes[i].name);
+			if (n && store_node_of(n)->shutdown && s.nodes[i].herd_up)
+				fail("node %s still has its shutdown mark with its herd running again",
+				     s.nodes[i].name);
+		}
 	}
 	/* Nodes left in standby or maintenance by the operators come back. */
 	simnode *first = &s.nodes[1];
@@ -1267,9 +1393,10 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	check_converged();
 
 	if (sim_print_each)
-		printf("seed %" G_GUINT64_FORMAT ": %u nodes, %u steps, %.1f s simulated, %u power cuts, %u herdd crashes, %u partitions, %u fences (%s), %u VM starts\n",
+		printf("seed %" G_GUINT64_FORMAT ": %u nodes, %u steps, %.1f s simulated, %u power cuts, %u herdd crashes, %u partitions, %u fences (%s), %u VM starts, %u clean shutdowns (%s: %u left after their VMs)\n",
 		       seed, s.n, steps, (double)s.now_ms / 1000, s.stats_crashes, s.stats_herd_crashes,
-		       s.stats_partitions, s.stats_fences, s.fence_reboot ? "reboot" : "off", s.stats_vm_starts);
+		       s.stats_partitions, s.stats_fences, s.fence_reboot ? "reboot" : "off", s.stats_vm_starts,
+		       s.stats_shutdowns, s.shutdown_failover ? "failover" : "migrate", s.stats_shutdowns_left);
 	for (unsigned i = 1; i <= s.n; i++) {
 		if (s.nodes[i].powered)
 			node_power_off(&s.nodes[i]);

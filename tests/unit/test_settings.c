@@ -245,6 +245,29 @@ static void test_migration_ports(void)
 	g_assert_cmpint(st.migration_port_max, ==, 50000);
 }
 
+/* The shutdown policy: migrate by default; its timeout bounded below what
+ * systemd gives a whole shutdown. */
+static void test_shutdown_policy(void)
+{
+	expect_valid("{\"shutdown_policy\":\"failover\",\"shutdown_timeout_s\":\"600\"}",
+		     "{\"shutdown_policy\":\"failover\",\"shutdown_timeout_s\":600}");
+	expect_valid("{\"shutdown_timeout_s\":0}", "{\"shutdown_timeout_s\":0}");
+	expect_invalid("{\"shutdown_policy\":\"freeze\"}",
+		       "Setting shutdown_policy must be one of migrate|failover, not 'freeze'.");
+	expect_invalid("{\"shutdown_timeout_s\":1201}",
+		       "Setting shutdown_timeout_s must be from 0 to 1200, not 1201.");
+	expect_invalid("{\"shutdown_timeout_s\":-1}", "from 0 to 1200");
+
+	store_settings st;
+	cluster_settings_fill(NULL, &st);
+	g_assert_cmpint(st.shutdown_policy, ==, STORE_SHUTDOWN_MIGRATE);
+	g_assert_cmpint(st.shutdown_timeout_s, ==, 240);
+	g_autoptr(json_t) failover = parse("{\"shutdown_policy\":\"failover\",\"shutdown_timeout_s\":30}");
+	cluster_settings_fill(failover, &st);
+	g_assert_cmpint(st.shutdown_policy, ==, STORE_SHUTDOWN_FAILOVER);
+	g_assert_cmpint(st.shutdown_timeout_s, ==, 30);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -254,5 +277,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/settings/effective", test_effective);
 	g_test_add_func("/settings/fence-action", test_fence_action);
 	g_test_add_func("/settings/migration-ports", test_migration_ports);
+	g_test_add_func("/settings/shutdown-policy", test_shutdown_policy);
 	return g_test_run();
 }

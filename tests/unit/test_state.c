@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "store/db.h"
+#include "store/node.h"
 #include "store/state.h"
 #include "store/vm.h"
 
@@ -569,6 +570,92 @@ static void test_delete(void)
 }
 
 /* History entries of @uuid as "version:change" from newest, joined by spaces. */
+/* Apply a command a builder made; NULL with @error if refused. */
+static json_t *apply_built(fixture *f, json_t *cmd, GError **error)
+{
+	g_autoptr(json_t) copy = json_deep_copy(cmd);
+	return apply_json(f, copy, NULL, error);
+}
+
+static const store_node *node_n1(fixture *f)
+{
+	return store_node_of(store_state_get(f->s, STORE_KIND_NODE, ND1));
+}
+
+/* The shutdown mark: maintenance with allow_cold, the mode from before
+ * kept and given back (only while nobody changed the node since); an
+ * operator's mode ends it; a malformed mark is refused. */
+static void test_node_shutdown(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	g_autoptr(GError) err = NULL;
+	store_object *n1 = store_state_get(f.s, STORE_KIND_NODE, ND1);
+	g_assert_null(store_node_cmd_shutdown_over(f.s, n1));
+	g_autoptr(json_t) standby = store_node_cmd_mode(f.s, n1, STORE_NODE_STANDBY, false);
+	json_decref(apply_built(&f, standby, &err));
+	g_assert_no_error(err);
+
+	g_autoptr(json_t) down = store_node_cmd_shutdown(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1), 5000);
+	json_decref(apply_built(&f, down, &err));
+	g_assert_no_error(err);
+	const store_node *sn = node_n1(&f);
+	g_assert_cmpint(sn->mode, ==, STORE_NODE_MAINTENANCE);
+	g_assert_true(sn->allow_cold);
+	g_assert_true(sn->shutdown);
+	g_assert_cmpint(sn->shutdown_time_ms, ==, 5000);
+	g_assert_cmpint(sn->shutdown_mode, ==, STORE_NODE_STANDBY);
+	g_assert_false(sn->shutdown_allow_cold);
+	/* Marked again: the first mark's mode stays the one to go back to. */
+	g_autoptr(json_t) again = store_node_cmd_shutdown(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1), 9000);
+	json_decref(apply_built(&f, again, &err));
+	g_assert_no_error(err);
+	g_assert_cmpint(node_n1(&f)->shutdown_mode, ==, STORE_NODE_STANDBY);
+	g_assert_cmpint(node_n1(&f)->shutdown_time_ms, ==, 5000);
+
+	/* Back: standby as before, no mark. */
+	g_autoptr(json_t) over = store_node_cmd_shutdown_over(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1));
+	g_assert_nonnull(over);
+	/* ... but not once someone changed the node since the command was made. */
+	g_autoptr(json_t) touch = store_node_cmd_shutdown(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1), 9000);
+	json_decref(apply_built(&f, touch, &err));
+	g_assert_no_error(err);
+	g_autoptr(json_t) refused = apply_built(&f, over, &err);
+	g_assert_null(refused);
+	g_assert_error(err, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_clear_error(&err);
+	g_autoptr(json_t) over2 = store_node_cmd_shutdown_over(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1));
+	json_decref(apply_built(&f, over2, &err));
+	g_assert_no_error(err);
+	sn = node_n1(&f);
+	g_assert_cmpint(sn->mode, ==, STORE_NODE_STANDBY);
+	g_assert_false(sn->allow_cold);
+	g_assert_false(sn->shutdown);
+	g_assert_null(json_object_get(store_state_get(f.s, STORE_KIND_NODE, ND1)->data, "shutdown"));
+
+	/* An operator's mode ends the mark: it stays in that mode. */
+	g_autoptr(json_t) down2 = store_node_cmd_shutdown(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1), 12000);
+	json_decref(apply_built(&f, down2, &err));
+	g_assert_true(node_n1(&f)->shutdown);
+	g_autoptr(json_t) maint = store_node_cmd_mode(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1),
+						      STORE_NODE_MAINTENANCE, false);
+	json_decref(apply_built(&f, maint, &err));
+	g_assert_no_error(err);
+	g_assert_false(node_n1(&f)->shutdown);
+	g_assert_cmpint(node_n1(&f)->mode, ==, STORE_NODE_MAINTENANCE);
+	g_assert_null(store_node_cmd_shutdown_over(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1)));
+
+	fails(&f, HERD_ERR_INVALID, "The node's field 'shutdown' must be an object {time_ms, mode, allow_cold}.",
+	      "{\"op\":\"patch\",\"kind\":\"node\",\"uuid\":\"" ND1 "\",\"data\":{\"shutdown\":5}}");
+	fails(&f, HERD_ERR_INVALID, "mode",
+	      "{\"op\":\"patch\",\"kind\":\"node\",\"uuid\":\"" ND1 "\",\"data\":{\"shutdown\":{\"mode\":\"asleep\"}}}");
+	fails(&f, HERD_ERR_INVALID, "time_ms",
+	      "{\"op\":\"patch\",\"kind\":\"node\",\"uuid\":\"" ND1 "\",\"data\":{\"shutdown\":{\"time_ms\":-1}}}");
+	check_consistent(&f);
+	fx_close(&f);
+}
+
 static char *history_text(fixture *f, const char *uuid)
 {
 	g_autoptr(GError) error = NULL;
@@ -1341,6 +1428,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/patch", test_patch);
 	g_test_add_func("/state/list-order", test_list_order);
 	g_test_add_func("/state/delete", test_delete);
+	g_test_add_func("/state/node-shutdown", test_node_shutdown);
 	g_test_add_func("/state/changed-at", test_changed_at);
 	g_test_add_func("/state/history-state-apart", test_history_state_apart);
 	g_test_add_func("/state/history-and-restore", test_history_and_restore);
