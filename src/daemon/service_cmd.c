@@ -76,19 +76,25 @@ static void on_finished(GObject *source, GAsyncResult *res, gpointer data)
 	svc_ctx_free(c);
 }
 
+/* @c could not be run, for @why: answered, and freed. */
+static void cannot_run(svc_ctx *c, const GError *why)
+{
+	g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s", c->desc,
+					  why->message);
+	if (c->answer)
+		c->answer(NULL, e, c->user);
+	else
+		c->done(e, c->user);
+	svc_ctx_free(c);
+}
+
 /* Start @argv for @c (its desc set); @c answers when it ends. */
 static void spawn(svc_ctx *c, const char *const *argv, GSubprocessFlags flags)
 {
 	g_autoptr(GError) err = NULL;
 	c->proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | flags, &err);
 	if (!c->proc) {
-		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s", c->desc,
-						  err->message);
-		if (c->answer)
-			c->answer(NULL, e, c->user);
-		else
-			c->done(e, c->user);
-		svc_ctx_free(c);
+		cannot_run(c, err);
 		return;
 	}
 	c->timer = g_timeout_add_seconds(c->timeout_s, on_timeout, c);
@@ -103,13 +109,7 @@ static void run(svc_ctx *c, const char *action, const char *service, GSubprocess
 	c->desc = service ? g_strdup_printf("%s %s %s", c->d->cfg->service_command, action, service)
 			  : g_strdup_printf("%s %s", c->d->cfg->service_command, action);
 	if (!g_shell_parse_argv(c->d->cfg->service_command, NULL, &base, &err)) {
-		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_IO, "Cannot run '%s': %s", c->desc,
-						  err->message);
-		if (c->answer)
-			c->answer(NULL, e, c->user);
-		else
-			c->done(e, c->user);
-		svc_ctx_free(c);
+		cannot_run(c, err);
 		return;
 	}
 	GStrvBuilder *b = g_strv_builder_new();

@@ -475,3 +475,15 @@ class DoubleRunWatch:
         return (f"{self.proc_scans} /proc scans of the QEMUs and {self.virsh_polls} virsh polls "
                 f"({', '.join(f'n{i}: {c}' for i, c in per_node.items())}; longest gap between "
                 f"two polls of a node {gap:.2f} s) over {span:.0f} s")
+
+
+def run_steps(tn, ha, steps):
+    """Run each step(tn, ha) of @steps in turn under a DoubleRunWatch,
+    checked after each, and say how long each took; then the whole."""
+    with DoubleRunWatch(tn) as watch:
+        for step in steps:
+            t = time.monotonic()
+            step(tn, ha)
+            watch.check(step.__name__)
+            say(f"-- {step.__name__}: {time.monotonic() - t:.0f} s")
+        watch.finish()

@@ -46,7 +46,7 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from testlib import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
-from halib import DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, qemu_pids, table  # noqa: E402
+from halib import Ha, HaNodes, Workdir, herdd_log, qemu_pids, run_steps, table  # noqa: E402
 
 INSTANCE = "test-ha-ops"
 QUICK = ["--shutdown-timeout", "2"]
@@ -411,14 +411,8 @@ def start_failures(tn, ha):
 def main():
     with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
         ha = Ha(tn, tmp)
-        with DoubleRunWatch(tn) as watch:
-            for step in (fencing_required, bad_input, behind_the_back, ops_elsewhere,
-                         node_modes, admission, history_restore, start_failures):
-                t = time.monotonic()
-                step(tn, ha)
-                watch.check(step.__name__)
-                say(f"-- {step.__name__}: {time.monotonic() - t:.0f} s")
-            watch.finish()
+        run_steps(tn, ha, (fencing_required, bad_input, behind_the_back, ops_elsewhere,
+                            node_modes, admission, history_restore, start_failures))
         check_expected()
 
 

@@ -31,7 +31,7 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from testlib import check, check_expected, expect, run_test, say, wait_until, TestFailure  # noqa: E402
-from halib import DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, table  # noqa: E402
+from halib import Ha, HaNodes, Workdir, herdd_log, run_steps, table  # noqa: E402
 
 INSTANCE = "test-shutdown"
 # The test guest ignores ACPI: a stop (a move with a restart) forces it off
@@ -190,13 +190,7 @@ def back_and_failback(tn, ha):
 def main():
     with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
         ha = Ha(tn, tmp)
-        with DoubleRunWatch(tn) as watch:
-            for step in (setup, restart_moves_nothing, shutdown_moves_live, back_and_failback):
-                t = time.monotonic()
-                step(tn, ha)
-                watch.check(step.__name__)
-                say(f"-- {step.__name__}: {time.monotonic() - t:.0f} s")
-            watch.finish()
+        run_steps(tn, ha, (setup, restart_moves_nothing, shutdown_moves_live, back_and_failback))
         check_expected()
 
 
