@@ -122,13 +122,20 @@ static void run(svc_ctx *c, const char *action, const char *service, GSubprocess
 	spawn(c, (const char *const *)argv, flags);
 }
 
-void herdd_run(herdd *d, const char *const *argv, herdd_service_done done, gpointer user)
+/* A command run for @d, killed after @timeout_s, that answers @user. */
+static svc_ctx *svc_new(herdd *d, unsigned timeout_s, gpointer user)
 {
 	svc_ctx *c = g_new0(svc_ctx, 1);
 	c->d = d;
-	c->done = done;
 	c->user = user;
-	c->timeout_s = SERVICE_TIMEOUT_S;
+	c->timeout_s = timeout_s;
+	return c;
+}
+
+void herdd_run(herdd *d, const char *const *argv, herdd_service_done done, gpointer user)
+{
+	svc_ctx *c = svc_new(d, SERVICE_TIMEOUT_S, user);
+	c->done = done;
 	c->desc = g_strjoinv(" ", (char **)argv);
 	spawn(c, argv, G_SUBPROCESS_FLAGS_STDERR_MERGE);
 }
@@ -136,22 +143,16 @@ void herdd_run(herdd *d, const char *const *argv, herdd_service_done done, gpoin
 void herdd_service(herdd *d, const char *action, const char *service, herdd_service_done done,
 		   gpointer user)
 {
-	svc_ctx *c = g_new0(svc_ctx, 1);
-	c->d = d;
+	svc_ctx *c = svc_new(d, SERVICE_TIMEOUT_S, user);
 	c->done = done;
-	c->user = user;
-	c->timeout_s = SERVICE_TIMEOUT_S;
 	run(c, action, service, G_SUBPROCESS_FLAGS_STDERR_MERGE);
 }
 
 void herdd_service_ask(herdd *d, const char *question, unsigned timeout_s,
 		       herdd_service_answer answer, gpointer user)
 {
-	svc_ctx *c = g_new0(svc_ctx, 1);
-	c->d = d;
+	svc_ctx *c = svc_new(d, timeout_s, user);
 	c->answer = answer;
-	c->user = user;
-	c->timeout_s = timeout_s;
 	/* The answer is stdout; what it says on stderr goes to herdd's. */
 	run(c, question, NULL, G_SUBPROCESS_FLAGS_NONE);
 }
