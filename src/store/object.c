@@ -2,6 +2,9 @@
 
 #include "common/error.h"
 #include "store/cluster.h"
+#include "store/disk.h"
+#include "store/network.h"
+#include "store/storage.h"
 #include "store/fence_device.h"
 #include "store/node.h"
 #include "store/user.h"
@@ -21,13 +24,17 @@ static const struct {
 				 store_cluster_validate },
 	[STORE_KIND_NODE] = { "node", "node", store_node_parse, store_node_free, store_node_validate },
 	[STORE_KIND_VM] = { "vm", "VM", store_vm_parse, store_vm_free, store_vm_validate },
-	[STORE_KIND_DISK] = { "disk", "disk" },
-	[STORE_KIND_STORAGE] = { "storage", "storage" },
+	[STORE_KIND_DISK] = { "disk", "disk", store_disk_parse, store_disk_free, store_disk_validate },
+	[STORE_KIND_STORAGE] = { "storage", "storage", store_storage_parse, store_storage_free,
+				 store_storage_validate },
 	[STORE_KIND_FENCE_DEVICE] = { "fence_device", "fence device", store_fence_device_parse,
 				      store_fence_device_free, store_fence_device_validate },
 	[STORE_KIND_HOST] = { "host", "host" },
 	[STORE_KIND_USER] = { "user", "user", store_user_parse, store_user_free, store_user_validate },
 	[STORE_KIND_GROUP] = { "group", "group" },
+	[STORE_KIND_ISO] = { "iso", "ISO", store_iso_parse, store_iso_free, store_iso_validate },
+	[STORE_KIND_NETWORK] = { "network", "virtual switch", store_network_parse, store_network_free,
+				 store_network_validate },
 };
 
 bool store_object_validate(store_kind kind, json_t *data, GError **error)

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "store/cluster.h"
+#include "store/refs.h"
 #include "store/vm.h"
 
 #include <string.h>
@@ -309,6 +310,8 @@ static bool vm_same_config(const store_object *a, const store_object *b)
 static bool publish(store_state *s, const envelope *env, const char *change,
 		    store_object *before, store_object *after, GPtrArray *changes, GError **error)
 {
+	if (!store_refs_check(s, after, error))
+		return false;
 	g_autofree char *text = store_db_encode(after->data);
 	return record_history(s, env, after->kind, after->uuid, after->name, after->version, change,
 			      after->data, text, error) &&
@@ -518,6 +521,8 @@ static json_t *op_delete(store_state *s, const envelope *env, json_t *op, GPtrAr
 			    "Node '%s' is the cluster's last node and cannot be removed.", old->name);
 		return NULL;
 	}
+	if (!store_refs_check_delete(s, old, error))
+		return NULL;
 	json_t *result = json_pack("{s:s,s:s,s:s,s:I,s:b}", "kind", store_kind_name(kind), "uuid",
 				   old->uuid, "name", old->name, "version",
 				   (json_int_t)(old->version + 1), "deleted", 1);

@@ -9,7 +9,33 @@
 typedef struct {
 	store_vm vm;
 	store_vm_failure *failures;
+	store_vm_hardware hw;
+	store_vm_disk *disks;
+	store_vm_nic *nics;
 } vm_typed;
+
+static void parse_hardware(vm_typed *t, json_t *hw)
+{
+	store_vm_hardware *h = &t->hw;
+	json_t *disks = json_object_get(hw, "disks"), *nics = json_object_get(hw, "nics"), *e;
+	size_t i;
+	t->disks = g_new0(store_vm_disk, json_array_size(disks) + 1);
+	t->nics = g_new0(store_vm_nic, json_array_size(nics) + 1);
+	json_array_foreach(disks, i, e)
+		t->disks[h->n_disks++] = (store_vm_disk){ field_text(e, "disk"),
+							  field_str(e, "bus") ? field_str(e, "bus") : "virtio" };
+	json_array_foreach(nics, i, e)
+		t->nics[h->n_nics++] = (store_vm_nic){ field_text(e, "network"),
+						       field_str(e, "model") ? field_str(e, "model") : "virtio",
+						       field_text(e, "mac") };
+	h->disks = t->disks;
+	h->nics = t->nics;
+	h->cdrom = field_str(hw, "cdrom");
+	h->floppy = field_str(hw, "floppy");
+	h->firmware = field_str(hw, "firmware") ? field_str(hw, "firmware") : "bios";
+	h->boot = field_str(hw, "boot") ? field_str(hw, "boot") : "disk";
+	t->vm.hw = h;
+}
 
 void *store_vm_parse(json_t *d)
 {
@@ -35,6 +61,8 @@ void *store_vm_parse(json_t *d)
 	vm->move_live = vm->move_to && g_strcmp0(field_str(d, "move"), "live") == 0;
 	vm->move_cold_ok = vm->move_live && field_bool(d, "move_cold_ok", false);
 	vm->live_failed = field_str(d, "live_failed");
+	if (json_is_object(json_object_get(d, "hw")))
+		parse_hardware(t, json_object_get(d, "hw"));
 	json_t *failed = json_object_get(d, "failed");
 	if (json_is_object(failed) && json_object_size(failed) > 0) {
 		t->failures = g_new0(store_vm_failure, json_object_size(failed));
@@ -57,6 +85,8 @@ void store_vm_free(void *typed)
 	if (!t)
 		return;
 	g_free(t->failures);
+	g_free(t->disks);
+	g_free(t->nics);
 	g_free(t);
 }
 
@@ -79,8 +109,73 @@ GHashTable *store_vms_assigned_to(store_state *st, const char *node)
 	return node ? g_hash_table_lookup(st->vms_by_node, node) : NULL;
 }
 
+static bool bad_hw(GError **error, const char *what)
+{
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The VM's hardware: %s.", what);
+	return false;
+}
+
+static bool mac_ok(const char *m)
+{
+	if (!m || strlen(m) != 17)
+		return false;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? m[i] != ':' : !(g_ascii_isdigit(m[i]) || (m[i] >= 'a' && m[i] <= 'f')))
+			return false;
+	return !(g_ascii_xdigit_value(m[1]) & 1); /* not a multicast address */
+}
+
+bool store_vm_boot_ok(const char *boot)
+{
+	static const char *const devices[] = { "disk", "cdrom", "network", "floppy", NULL };
+	if (!boot || !*boot)
+		return false;
+	g_auto(GStrv) parts = g_strsplit(boot, ",", -1);
+	for (char **p = parts; *p; p++) {
+		if (!g_strv_contains(devices, *p))
+			return false;
+		for (char **q = parts; q < p; q++)
+			if (strcmp(*q, *p) == 0)
+				return false;
+	}
+	return true;
+}
+
+static bool validate_hardware(json_t *hw, GError **error)
+{
+	if (!json_is_object(hw))
+		return bad_hw(error, "'hw' must be an object");
+	if (!check_choice(hw, "VM's hardware", "firmware", "bios|uefi", error) ||
+	    !check_string(hw, "VM's hardware", "cdrom", error) ||
+	    !check_string(hw, "VM's hardware", "floppy", error) ||
+	    !check_string(hw, "VM's hardware", "boot", error))
+		return false;
+	if (json_object_get(hw, "boot") && !store_vm_boot_ok(field_str(hw, "boot")))
+		return bad_hw(error, "the boot order is a list of disk, cdrom, network and floppy, each once");
+	json_t *disks = json_object_get(hw, "disks"), *nics = json_object_get(hw, "nics"), *e;
+	size_t i;
+	if ((disks && !json_is_array(disks)) || json_array_size(disks) > STORE_VM_DISKS_MAX)
+		return bad_hw(error, "'disks' must be a list of at most " G_STRINGIFY(STORE_VM_DISKS_MAX) " disks");
+	if ((nics && !json_is_array(nics)) || json_array_size(nics) > STORE_VM_NICS_MAX)
+		return bad_hw(error, "'nics' must be a list of at most " G_STRINGIFY(STORE_VM_NICS_MAX) " NICs");
+	json_array_foreach(disks, i, e)
+		if (!json_is_object(e) || !store_uuid_is_valid(field_str(e, "disk")) ||
+		    !check_choice(e, "VM's disk", "bus", "virtio|scsi|sata|ide", error))
+			return error && *error ? false : bad_hw(error, "each disk needs a disk's UUID");
+	json_array_foreach(nics, i, e)
+		if (!json_is_object(e) || !store_uuid_is_valid(field_str(e, "network")) ||
+		    !check_choice(e, "VM's NIC", "model", "virtio|e1000|rtl8139", error) ||
+		    !mac_ok(field_str(e, "mac")))
+			return error && *error ? false :
+						bad_hw(error, "each NIC needs a virtual switch's UUID and a "
+							      "unicast MAC address in lower-case xx:xx:xx:xx:xx:xx");
+	return true;
+}
+
 bool store_vm_validate(json_t *d, GError **error)
 {
+	if (json_object_get(d, "hw") && !validate_hardware(json_object_get(d, "hw"), error))
+		return false;
 	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to",
 					       "live_failed" };
 	if (!check_string(d, "VM", "xml", error) ||

@@ -19,6 +19,8 @@
 
 #define STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S 360
 #define STORE_VM_SHUTDOWN_TIMEOUT_MAX_S 86400
+#define STORE_VM_DISKS_MAX 16
+#define STORE_VM_NICS_MAX 8
 
 /* A start that failed on a node, as the coordinator recorded it. */
 typedef struct store_vm_failure {
@@ -27,9 +29,36 @@ typedef struct store_vm_failure {
 	const char *error;       /* the hypervisor's last error */
 } store_vm_failure;
 
+/* The hardware of a VM that herd made (herd vm create), not an operator's
+ * XML: the XML is then generated from it (virt/hardware.h). */
+typedef struct store_vm_disk {
+	const char *disk;        /* the disk's UUID */
+	const char *bus;         /* "virtio", "scsi", "sata", "ide" */
+} store_vm_disk;
+
+typedef struct store_vm_nic {
+	const char *network;     /* the virtual switch's UUID */
+	const char *model;       /* "virtio", "e1000", "rtl8139" */
+	const char *mac;         /* "52:54:00:xx:xx:xx" */
+} store_vm_nic;
+
+typedef struct store_vm_hardware {
+	const store_vm_disk *disks;
+	size_t n_disks;
+	const store_vm_nic *nics;
+	size_t n_nics;
+	const char *cdrom;       /* the ISO's UUID in the CD-ROM drive, or NULL (empty) */
+	const char *floppy;      /* the ISO (image) in the floppy drive, or NULL (none) */
+	const char *firmware;    /* "bios" or "uefi" */
+	const char *boot;        /* "cdrom,disk"…: the boot order, devices among
+				  * disk, cdrom, network, floppy */
+} store_vm_hardware;
+
 typedef struct store_vm {
 	/* Configuration (a change is a new version in the VM's history). */
 	const char *xml;         /* libvirt domain XML */
+	const store_vm_hardware *hw; /* what the XML was made from, or NULL if an
+				      * operator wrote the XML (herd vm define) */
 	const char *type;        /* the domain type ("kvm", "qemu"…), "" if unknown */
 	uint64_t memory_mib;
 	unsigned vcpus;
@@ -54,6 +83,10 @@ typedef struct store_vm {
 	const store_vm_failure *failures; /* nodes where it failed to start */
 	size_t n_failures;
 } store_vm;
+
+/* Is @boot a boot order: disk, cdrom, network, floppy, each at most once,
+ * comma-separated? */
+bool store_vm_boot_ok(const char *boot);
 
 /* The typed view of a VM object (@o must be of kind VM). */
 const store_vm *store_vm_of(const store_object *o);

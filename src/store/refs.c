@@ -1,0 +1,199 @@
+#include "store/refs.h"
+
+#include "common/error.h"
+#include "store/disk.h"
+#include "store/network.h"
+#include "store/storage.h"
+#include "store/vm.h"
+
+#include <string.h>
+
+static bool missing(GError **error, const char *what, const char *uuid)
+{
+	g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND, "The %s %s does not exist.", what, uuid);
+	return false;
+}
+
+/* The VM other than @self whose hardware has disk @disk, or NULL. */
+static store_object *vm_with_disk(store_state *st, const char *disk, const char *self)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const store_vm_hardware *hw = store_vm_of(v)->hw;
+		for (size_t i = 0; hw && i < hw->n_disks; i++)
+			if (strcmp(hw->disks[i].disk, disk) == 0 && g_strcmp0(((store_object *)v)->uuid, self) != 0)
+				return v;
+	}
+	return NULL;
+}
+
+static bool check_vm(store_state *st, const store_object *o, GError **error)
+{
+	const store_vm_hardware *hw = store_vm_of(o)->hw;
+	if (!hw)
+		return true;
+	for (size_t i = 0; i < hw->n_disks; i++) {
+		if (!store_state_get(st, STORE_KIND_DISK, hw->disks[i].disk))
+			return missing(error, "disk", hw->disks[i].disk);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(hw->disks[j].disk, hw->disks[i].disk) == 0) {
+				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "VM %s has disk %s twice.",
+					    o->name, store_state_get(st, STORE_KIND_DISK, hw->disks[i].disk)->name);
+				return false;
+			}
+		store_object *other = vm_with_disk(st, hw->disks[i].disk, o->uuid);
+		if (other) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "Disk %s is VM %s's already.",
+				    store_state_get(st, STORE_KIND_DISK, hw->disks[i].disk)->name, other->name);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < hw->n_nics; i++)
+		if (!store_state_get(st, STORE_KIND_NETWORK, hw->nics[i].network))
+			return missing(error, "virtual switch", hw->nics[i].network);
+	if (hw->cdrom && !store_state_get(st, STORE_KIND_ISO, hw->cdrom))
+		return missing(error, "ISO", hw->cdrom);
+	if (hw->floppy && !store_state_get(st, STORE_KIND_ISO, hw->floppy))
+		return missing(error, "floppy image", hw->floppy);
+	return true;
+}
+
+static bool check_on_storage(store_state *st, const store_object *o, const char *storage_uuid,
+			     GError **error)
+{
+	store_object *s = store_state_get(st, STORE_KIND_STORAGE, storage_uuid);
+	if (!s)
+		return missing(error, "storage", storage_uuid);
+	const store_storage *sto = store_storage_of(s);
+	if (o->kind == STORE_KIND_ISO && !sto->cluster_share) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "ISO %s must be on the cluster share, and storage %s is not.", o->name, s->name);
+		return false;
+	}
+	if (o->kind == STORE_KIND_DISK) {
+		const store_disk *d = store_disk_of(o);
+		if ((sto->type == STORE_STORAGE_DIR) != (d->file != NULL)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    sto->type == STORE_STORAGE_DIR ? "Disk %s on dir storage %s must be a file." :
+								     "Disk %s on iSCSI storage %s must be a LUN.",
+				    o->name, s->name);
+			return false;
+		}
+	}
+	/* No two disks at the same place. */
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, st->by_uuid[o->kind]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const store_object *other = v;
+		if (strcmp(other->uuid, o->uuid) == 0)
+			continue;
+		bool same = o->kind == STORE_KIND_DISK ?
+				    strcmp(store_disk_of(other)->storage, storage_uuid) == 0 &&
+					    g_strcmp0(store_disk_of(other)->file, store_disk_of(o)->file) == 0 &&
+					    store_disk_of(other)->lun == store_disk_of(o)->lun :
+				    strcmp(store_iso_of(other)->file, store_iso_of(o)->file) == 0;
+		if (same) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "%s %s is at that place already.",
+				    o->kind == STORE_KIND_DISK ? "Disk" : "ISO", other->name);
+			return false;
+		}
+	}
+	return true;
+}
+
+bool store_refs_check(store_state *st, const store_object *o, GError **error)
+{
+	switch (o->kind) {
+	case STORE_KIND_VM:
+		return check_vm(st, o, error);
+	case STORE_KIND_DISK:
+		return check_on_storage(st, o, store_disk_of(o)->storage, error);
+	case STORE_KIND_ISO:
+		return check_on_storage(st, o, store_iso_of(o)->storage, error);
+	default:
+		return true;
+	}
+}
+
+/* Does @xml name @path as a file (in quotes, as an attribute value)? */
+static bool xml_names(const char *xml, const char *path)
+{
+	size_t n = strlen(path);
+	for (const char *p = strstr(xml, path); p; p = strstr(p + 1, path))
+		if (p > xml && (p[-1] == '\'' || p[-1] == '"') && p[n] == p[-1])
+			return true;
+	return false;
+}
+
+store_object *store_refs_user(store_state *st, const store_object *o)
+{
+	const char *storage = o->kind == STORE_KIND_DISK ? store_disk_of(o)->storage : store_iso_of(o)->storage;
+	const char *file = o->kind == STORE_KIND_DISK ? store_disk_of(o)->file : store_iso_of(o)->file;
+	g_autofree char *path = store_file_path(st, storage, file);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const store_vm *vm = store_vm_of(v);
+		const store_vm_hardware *hw = vm->hw;
+		if (!hw && path && xml_names(vm->xml, path))
+			return v;
+		for (size_t i = 0; hw && o->kind == STORE_KIND_DISK && i < hw->n_disks; i++)
+			if (strcmp(hw->disks[i].disk, o->uuid) == 0)
+				return v;
+		if (hw && o->kind == STORE_KIND_ISO &&
+		    (g_strcmp0(hw->cdrom, o->uuid) == 0 || g_strcmp0(hw->floppy, o->uuid) == 0))
+			return v;
+	}
+	return NULL;
+}
+
+static bool in_use(GError **error, const store_object *o, const char *user_kind, const char *user)
+{
+	g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "%s %s is in use by %s %s.",
+		    o->kind == STORE_KIND_NETWORK ? "Virtual switch" :
+		    o->kind == STORE_KIND_ISO	  ? "ISO" :
+		    o->kind == STORE_KIND_DISK	  ? "Disk" :
+						    "Storage",
+		    o->name, user_kind, user);
+	return false;
+}
+
+bool store_refs_check_delete(store_state *st, const store_object *o, GError **error)
+{
+	GHashTableIter it;
+	gpointer v;
+	switch (o->kind) {
+	case STORE_KIND_DISK:
+	case STORE_KIND_ISO: {
+		store_object *vm = store_refs_user(st, o);
+		return !vm || in_use(error, o, "VM", vm->name);
+	}
+	case STORE_KIND_NETWORK:
+		g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_VM]);
+		while (g_hash_table_iter_next(&it, NULL, &v)) {
+			const store_vm_hardware *hw = store_vm_of(v)->hw;
+			for (size_t i = 0; hw && i < hw->n_nics; i++)
+				if (strcmp(hw->nics[i].network, o->uuid) == 0)
+					return in_use(error, o, "VM", ((store_object *)v)->name);
+		}
+		return true;
+	case STORE_KIND_STORAGE:
+		for (unsigned i = 0; i < 2; i++) {
+			store_kind k = i == 0 ? STORE_KIND_DISK : STORE_KIND_ISO;
+			g_hash_table_iter_init(&it, st->by_uuid[k]);
+			while (g_hash_table_iter_next(&it, NULL, &v)) {
+				const char *on = k == STORE_KIND_DISK ? store_disk_of(v)->storage :
+									store_iso_of(v)->storage;
+				if (strcmp(on, o->uuid) == 0)
+					return in_use(error, o, store_kind_label(k), ((store_object *)v)->name);
+			}
+		}
+		return true;
+	default:
+		return true;
+	}
+}
