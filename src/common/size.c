@@ -8,46 +8,47 @@ static const char units[] = "BKMGTPE";
 
 bool herd_size_parse(const char *s, uint64_t max, const char *what, uint64_t *out, GError **error)
 {
-	const char *p = s ? s : "";
+	const char *text = s ? s : "", *p = text;
 	while (g_ascii_isdigit(*p))
 		p++;
-	const char *digits_end = p;
-	if (*p == '.')
+	bool whole = p > text, fraction = false;
+	if (whole && *p == '.' && g_ascii_isdigit(p[1])) {
+		fraction = true;
 		for (p++; g_ascii_isdigit(*p); p++)
 			;
-	g_autofree char *number = g_strndup(s ? s : "", p - (s ? s : ""));
-	unsigned shift = 0;
-	if (*p) {
-		const char *u = strchr(units + 1, g_ascii_toupper(*p));
-		if (!u)
-			goto bad;
-		shift = 10 * (unsigned)(u - units);
-		p++;
-		if (g_ascii_strcasecmp(p, "iB") == 0 || g_ascii_strcasecmp(p, "B") == 0)
-			p += strlen(p);
 	}
-	if (*p || digits_end == (s ? s : "") || (digits_end != number + strlen(number) && shift == 0) ||
-	    (*digits_end == '.' && !digits_end[1]))
-		goto bad;
+	g_autofree char *number = g_strndup(text, (gsize)(p - text));
+	unsigned shift = 0;
+	if (whole && *p) {
+		const char *u = strchr(units + 1, g_ascii_toupper(*p));
+		if (u && *u) {
+			shift = 10 * (unsigned)(u - units);
+			p++;
+			if (g_ascii_strcasecmp(p, "iB") == 0 || g_ascii_strcasecmp(p, "B") == 0)
+				p += strlen(p);
+		}
+	}
+	/* A fraction only with a unit: no fractions of a byte. */
+	if (!whole || *p || (fraction && shift == 0)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The %s '%s' is not a size: write a number with K, M, G or T (binary units), "
+			    "e.g. 20G.", what, text);
+		return false;
+	}
 	double v = g_ascii_strtod(number, NULL) * (double)(UINT64_C(1) << shift);
-	if (v > (double)max || v >= 18446744073709551615.0) {
+	if (v > (double)max) {
 		g_autofree char *m = herd_size_format(max);
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The %s '%s' is too large: at most %s.",
-			    what, s, m);
+			    what, text, m);
 		return false;
 	}
 	if (v < 1) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The %s '%s' must be more than nothing.",
-			    what, s);
+			    what, text);
 		return false;
 	}
 	*out = (uint64_t)v;
 	return true;
-bad:
-	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-		    "The %s '%s' is not a size: write a number with K, M, G or T (binary units), "
-		    "e.g. 20G.", what, s ? s : "");
-	return false;
 }
 
 char *herd_size_format(uint64_t bytes)

@@ -1418,6 +1418,91 @@ static void test_encode(void)
 	g_assert_null(store_db_encode(NULL));
 }
 
+/* Storage, disks, ISOs and switches: apply keeps references sound (store/refs.h). */
+#define ST1 "51111111-1111-4111-8111-111111111111"
+#define ST2 "52222222-2222-4222-8222-222222222222"
+#define DK1 "d1111111-1111-4111-8111-111111111111"
+#define DK2 "d2222222-2222-4222-8222-222222222222"
+#define IS1 "e1111111-1111-4111-8111-111111111111"
+#define NW1 "f1111111-1111-4111-8111-111111111111"
+#define HW_VM(uuid, name, disk) \
+	"{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" uuid "\",\"name\":\"" name "\",\"data\":{\"xml\":\"<domain/>\"," \
+	"\"hw\":{\"disks\":[{\"disk\":\"" disk "\"}],\"cdrom\":\"" IS1 "\"," \
+	"\"nics\":[{\"network\":\"" NW1 "\",\"mac\":\"52:54:00:00:00:01\"}]}}}"
+
+static void test_storage_refs(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	/* Nothing on a storage that does not exist. */
+	fails(&f, HERD_ERR_NOT_FOUND, "storage " ST1 " does not exist",
+	      "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\",\"name\":\"d1\","
+	      "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"qcow2\",\"size\":1048576,\"file\":\"images/d1.qcow2\"}}");
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\",\"name\":\"share\","
+			   "\"data\":{\"type\":\"dir\",\"path\":\"/srv/share\",\"cluster_share\":true}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST2 "\",\"name\":\"san\","
+			   "\"data\":{\"type\":\"iscsi\",\"portal\":\"10.0.0.9\",\"target\":\"iqn.2026-12.org.example:san\"}}"));
+	/* A disk's kind must fit its storage's. */
+	fails(&f, HERD_ERR_INVALID, "must be a LUN",
+	      "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\",\"name\":\"d1\","
+	      "\"data\":{\"storage\":\"" ST2 "\",\"format\":\"raw\",\"size\":1048576,\"file\":\"images/d1.raw\"}}");
+	fails(&f, HERD_ERR_INVALID, "must be a file",
+	      "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\",\"name\":\"d1\","
+	      "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"raw\",\"size\":1048576,\"lun\":1}}");
+	fails(&f, HERD_ERR_INVALID, "images/NAME",
+	      "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\",\"name\":\"d1\","
+	      "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"raw\",\"size\":1048576,\"file\":\"images/../etc\"}}");
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\",\"name\":\"d1\","
+			   "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"qcow2\",\"size\":1048576,\"file\":\"images/d1.qcow2\"}}"));
+	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is at that place already",
+	      "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK2 "\",\"name\":\"d2\","
+	      "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"qcow2\",\"size\":1048576,\"file\":\"images/d1.qcow2\"}}");
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK2 "\",\"name\":\"d2\","
+			   "\"data\":{\"storage\":\"" ST2 "\",\"format\":\"raw\",\"size\":1048576,\"lun\":1}}"));
+	/* A VM's hardware names what exists. */
+	fails(&f, HERD_ERR_NOT_FOUND, "virtual switch " NW1 " does not exist", HW_VM(VM1, "web1", DK1));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"network\",\"uuid\":\"" NW1 "\",\"name\":\"lan\","
+			   "\"data\":{\"bridge\":\"br0\",\"vlan\":10}}"));
+	fails(&f, HERD_ERR_NOT_FOUND, "ISO " IS1 " does not exist", HW_VM(VM1, "web1", DK1));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"iso\",\"uuid\":\"" IS1 "\",\"name\":\"boot.iso\","
+			   "\"data\":{\"storage\":\"" ST1 "\",\"file\":\"isos/boot.iso\",\"size\":2048,"
+			   "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}}"));
+	json_decref(ok(&f, HW_VM(VM1, "web1", DK1)));
+	/* One VM per disk. */
+	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is VM web1's already", HW_VM(VM2, "web2", DK1));
+	json_decref(ok(&f, HW_VM(VM2, "web2", DK2)));
+	/* Nothing in use goes. */
+	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is in use by VM web1",
+	      "{\"op\":\"delete\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\"}");
+	fails(&f, HERD_ERR_CONFLICT, "ISO boot.iso is in use by VM web",
+	      "{\"op\":\"delete\",\"kind\":\"iso\",\"uuid\":\"" IS1 "\"}");
+	fails(&f, HERD_ERR_CONFLICT, "Virtual switch lan is in use by VM web",
+	      "{\"op\":\"delete\",\"kind\":\"network\",\"uuid\":\"" NW1 "\"}");
+	fails(&f, HERD_ERR_CONFLICT, "Storage share is in use by",
+	      "{\"op\":\"delete\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\"}");
+	/* Once the VMs are gone, so may the rest be, in order. */
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}"));
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\"}"));
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\"}"));
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"network\",\"uuid\":\"" NW1 "\"}"));
+	fails(&f, HERD_ERR_CONFLICT, "Storage share is in use by ISO boot.iso",
+	      "{\"op\":\"delete\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\"}");
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"iso\",\"uuid\":\"" IS1 "\"}"));
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\"}"));
+	/* A VM defined from XML uses a disk whose file its XML names. */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\",\"name\":\"share\","
+			   "\"data\":{\"type\":\"dir\",\"path\":\"/srv/share\"}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\",\"name\":\"d1\","
+			   "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"raw\",\"size\":1048576,\"file\":\"images/d1.raw\"}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"old\",\"data\":"
+			   "{\"xml\":\"<domain><devices><disk><source file='/srv/share/images/d1.raw'/></disk></devices></domain>\"}}"));
+	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is in use by VM old",
+	      "{\"op\":\"delete\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\"}");
+	check_consistent(&f);
+	fx_close(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1445,5 +1530,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/fault-injection", test_fault_injection);
 	g_test_add_func("/state/commit-failure", test_commit_failure);
 	g_test_add_func("/state/encode", test_encode);
+	g_test_add_func("/state/storage-refs", test_storage_refs);
 	return g_test_run();
 }
