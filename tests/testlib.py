@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -45,6 +46,22 @@ def guest_image(dirty=False):
     of its RAM (tests/guest/README.md)."""
     return os.path.join(build_dir(), "tests", "guest",
                         "herd-guest-dirty.img" if dirty else "herd-guest.img")
+
+
+def make_boot_iso(path, dirty=False):
+    """A bootable ISO (El Torito, floppy emulation) of the test guest at
+    path: booted from its CD-ROM, the guest prints what it prints booted from
+    its disk.  Made with xorriso (scripts/install-deps)."""
+    with tempfile.TemporaryDirectory(prefix="herd-iso-") as tree:
+        floppy = os.path.join(tree, "boot.img")
+        with open(guest_image(dirty), "rb") as src, open(floppy, "wb") as dst:
+            dst.write(src.read(512))
+            dst.truncate(1474560)       # a 1.44 MB floppy: El Torito's default emulation
+        p = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "HERDGUEST",
+                            "-b", "boot.img", "-c", "boot.cat", "-o", path, tree],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, f"xorriso: {p.stderr.strip()}")
+    return path
 
 
 # ---------------------------------------------------------------- checks

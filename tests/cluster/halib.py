@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -258,6 +259,44 @@ class Ha:
                 return False
             wait_until(advanced, timeout, f"{name}'s counter to advance (last: boots {first[0]}, "
                                           f"counter {first[1]})")
+
+
+class IscsiTarget:
+    """A userspace iSCSI target (Debian's tgt) inside test node i, for the
+    length of a `with` block: target iqn at portal 10.99.0.i:3260, LUN n
+    backed by the file luns[n] (a path every node sees, e.g. under the
+    test's workdir), open to every initiator.  It goes down with its node
+    (a power cut of node i cuts the storage too)."""
+
+    def __init__(self, tn, i, iqn, luns, log=None):
+        self.tn, self.i, self.iqn, self.luns = tn, i, iqn, dict(luns)
+        self.portal = f"10.99.0.{i}:3260"
+        self.log = log or os.devnull
+
+    def _adm(self, *args):
+        return self.tn.exec(self.i, "tgtadm", "--lld", "iscsi", *args, check=True)
+
+    def __enter__(self):
+        self.tn.exec(self.i, "sh", "-c", f"mkdir -p /run/tgtd && (tgtd -f --iscsi portal={self.portal} "
+                                         f">>{self.log} 2>&1 &)", check=True)
+        wait_until(lambda: self.tn.exec(self.i, "tgtadm", "--lld", "iscsi", "--op", "show",
+                                        "--mode", "sys").returncode == 0,
+                   10, f"tgtd in n{self.i} to answer")
+        try:
+            self._adm("--op", "new", "--mode", "target", "--tid", "1", "-T", self.iqn)
+            for lun, path in sorted(self.luns.items()):
+                self._adm("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", str(lun),
+                          "-b", path)
+            self._adm("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        # The node's own pid namespace: only its tgtd.
+        self.tn.exec(self.i, "pkill", "-KILL", "-x", "tgtd")
+        return False
 
 
 def table(vms):
