@@ -353,6 +353,28 @@ char *herd_hw_cdrom_xml(const herd_hw_domain *d)
 	return g_string_free(x, FALSE);
 }
 
+char *herd_hw_cdrom_change_xml(store_state *st, const store_vm *started, const char *name,
+			       const char *uuid, const char *iso, GError **error)
+{
+	const store_vm_hardware *hw = started->hw;
+	/* Only what places the drive: the buses before it, the firmware's
+	 * machine, and what takes boot order numbers before it (the disks'
+	 * files may be gone since: they are not needed). */
+	herd_hw_domain d = { .name = name, .uuid = uuid, .firmware = hw->firmware, .boot = hw->boot,
+			     .owned = g_ptr_array_new_with_free_func(g_free) };
+	for (size_t i = 0; i < hw->n_disks && i < STORE_VM_DISKS_MAX; i++)
+		d.disks[d.n_disks++] = (herd_hw_disk){ .name = hw->disks[i].disk, .bus = hw->disks[i].bus };
+	d.n_nics = MIN(hw->n_nics, (size_t)STORE_VM_NICS_MAX);
+	d.floppy = hw->floppy ? "" : NULL;
+	char *xml = NULL;
+	if (!iso || (d.cdrom = resolve_iso(st, &d, iso, "ISO", error)))
+		xml = herd_hw_cdrom_xml(&d);
+	if (!xml && error && !*error)
+		refuse(error, HERD_ERR_INVALID, "VM %s's CD-ROM drive cannot be placed.", name);
+	herd_hw_domain_clear(&d);
+	return xml;
+}
+
 /* ------------------------------------------------------------------ */
 
 static bool mac_in_use(store_state *st, const char *mac)

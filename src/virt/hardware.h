@@ -91,6 +91,15 @@ char *herd_hw_domain_xml(const herd_hw_domain *d, GError **error);
  * live change of its medium: virDomainUpdateDeviceFlags). */
 char *herd_hw_cdrom_xml(const herd_hw_domain *d);
 
+/*
+ * The CD-ROM drive of a running VM started with @started's hardware, with
+ * ISO @iso (NULL: empty) in it: the drive as the guest has it (bus, target
+ * and boot order from @started), for a live change of the medium.  NULL
+ * with an error if the ISO is not on the cluster share.
+ */
+char *herd_hw_cdrom_change_xml(store_state *st, const store_vm *started, const char *name,
+			       const char *uuid, const char *iso, GError **error);
+
 /* A new locally administered MAC address in QEMU's range, 52:54:00:xx:xx:xx,
  * that no NIC in @st has; @random gives 32 random bits (g_random_int). */
 char *herd_hw_mac_new(store_state *st, guint32 (*random)(void));
