@@ -213,9 +213,11 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 	printf("VM %s changed (configuration version %lld).\n",
 	       json_string_value(json_object_get(vm, "name")),
 	       (long long)json_integer_value(json_object_get(vm, "version")));
-	json_t *pending = json_object_get(vm, "pending");
-	if (json_array_size(pending) > 0)
-		printf("It runs with the earlier hardware until its next start; 'herd vm info %s' shows what is pending.\n",
+	const char *state = json_string_value(json_object_get(vm, "state"));
+	bool hw = json_object_get(body, "hardware") || json_object_get(body, "memory") ||
+		  json_object_get(body, "vcpus");
+	if (hw && state && strcmp(state, "shut off") != 0)
+		printf("It runs: a CD-ROM change is made now, the others at its next start ('herd vm info %s' shows what is pending).\n",
 		       json_string_value(json_object_get(vm, "name")));
 	return CLI_OK;
 }

@@ -323,7 +323,12 @@ json_t *store_vm_cmd_set_hw(const store_object *vm, const store_vm_domain *dom, 
 	json_object_set_new(data, "memory_mib", json_integer((json_int_t)dom->memory_mib));
 	json_object_set_new(data, "vcpus", json_integer(dom->vcpus));
 	json_object_set_new(data, "type", json_string(dom->type));
-	/* The whole hardware object: a patch would merge lists' absence. */
+	/* A patch merges objects member by member (null removes one): a drive
+	 * emptied is a null, not an absent member. */
+	if (!json_object_get(hw, "cdrom"))
+		json_object_set_new(hw, "cdrom", json_null());
+	if (!json_object_get(hw, "floppy"))
+		json_object_set_new(hw, "floppy", json_null());
 	json_object_set_new(data, "hw", hw);
 	/* A new configuration: earlier failed starts may not apply to it. */
 	json_object_set_new(data, "failed", json_null());
