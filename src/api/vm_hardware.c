@@ -27,6 +27,7 @@
 #include "store/cluster.h"
 #include "store/disk.h"
 #include "store/network.h"
+#include "store/refs.h"
 #include "store/vm.h"
 #include "virt/hardware.h"
 
@@ -36,16 +37,7 @@ static const char *const hardware_fields[] = { "disks", "nics", "cdrom", "floppy
 					       "add_disks", "remove_disks", "add_nics", "remove_nics",
 					       NULL };
 
-static bool invalid(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static bool invalid(GError **error, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	g_set_error_literal(error, HERD_ERROR, HERD_ERR_INVALID, msg);
-	return false;
-}
+#define invalid(error, ...) herd_refuse((error), HERD_ERR_INVALID, __VA_ARGS__)
 
 /* An object of @kind named by @ref (name or UUID), with a sentence if not. */
 static store_object *find(store_state *st, store_kind kind, json_t *ref, const char *what, GError **error)
@@ -89,22 +81,6 @@ static bool only_keys(json_t *o, const char *const *keys, const char *what, GErr
 	return true;
 }
 
-/* The VM other than @self that has disk @uuid, or NULL. */
-static store_object *disk_user(store_state *st, const char *uuid, const store_object *self)
-{
-	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
-	for (guint i = 0; i < vms->len; i++) {
-		store_object *vm = vms->pdata[i];
-		const store_vm_hardware *hw = store_vm_of(vm)->hw;
-		if (self && strcmp(vm->uuid, self->uuid) == 0)
-			continue;
-		for (size_t j = 0; hw && j < hw->n_disks; j++)
-			if (strcmp(hw->disks[j].disk, uuid) == 0)
-				return vm;
-	}
-	return NULL;
-}
-
 static json_t *disk_entry(store_state *st, json_t *e, const store_object *self, GError **error)
 {
 	static const char *const keys[] = { "disk", "bus", NULL };
@@ -119,28 +95,13 @@ static json_t *disk_entry(store_state *st, json_t *e, const store_object *self, 
 	const char *bus = d ? choice(e, "bus", "virtio|scsi|sata|ide", "virtio", "disk bus", error) : NULL;
 	if (!bus)
 		return NULL;
-	store_object *user = disk_user(st, d->uuid, self);
+	store_object *user = store_refs_disk_user(st, d->uuid, self ? self->uuid : NULL);
 	if (user) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "Disk %s is used by VM %s already.", d->name,
 			    user->name);
 		return NULL;
 	}
 	return json_pack("{s:s,s:s}", "disk", d->uuid, "bus", bus);
-}
-
-static bool mac_taken(store_state *st, const char *mac, const store_object *self)
-{
-	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
-	for (guint i = 0; i < vms->len; i++) {
-		store_object *vm = vms->pdata[i];
-		const store_vm_hardware *hw = store_vm_of(vm)->hw;
-		if (self && strcmp(vm->uuid, self->uuid) == 0)
-			continue;
-		for (size_t j = 0; hw && j < hw->n_nics; j++)
-			if (strcmp(hw->nics[j].mac, mac) == 0)
-				return true;
-	}
-	return false;
 }
 
 static bool mac_format_ok(const char *m)
@@ -185,7 +146,7 @@ static json_t *nic_entry(store_state *st, json_t *e, const store_object *self, j
 	bool twice = false;
 	json_array_foreach(so_far, i, other)
 		twice |= g_strcmp0(json_string_value(json_object_get(other, "mac")), mac) == 0;
-	if (!mac || twice || mac_taken(st, mac, self)) {
+	if (!mac || twice || herd_hw_mac_user(st, mac, self ? self->uuid : NULL)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "MAC address %s is in use already.",
 			    mac ? mac : "?");
 		return NULL;

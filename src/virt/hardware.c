@@ -26,17 +26,6 @@ void herd_hw_domain_clear(herd_hw_domain *d)
 	memset(d, 0, sizeof(*d));
 }
 
-static bool refuse(GError **error, int code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static bool refuse(GError **error, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	g_set_error_literal(error, HERD_ERROR, code, msg);
-	return false;
-}
-
 /* "host" or "host:port" of an iSCSI portal. */
 static void split_portal(herd_hw_domain *d, const char *portal, herd_hw_disk *k)
 {
@@ -58,11 +47,11 @@ static bool resolve_disk(store_state *st, herd_hw_domain *d, const store_vm_disk
 {
 	store_object *o = store_state_get(st, STORE_KIND_DISK, vd->disk);
 	if (!o)
-		return refuse(error, HERD_ERR_NOT_FOUND, "Disk %s does not exist.", vd->disk);
+		return herd_refuse(error, HERD_ERR_NOT_FOUND, "Disk %s does not exist.", vd->disk);
 	const store_disk *disk = store_disk_of(o);
 	store_object *so = store_state_get(st, STORE_KIND_STORAGE, disk->storage);
 	if (!so)
-		return refuse(error, HERD_ERR_NOT_FOUND, "The storage of disk %s does not exist.", o->name);
+		return herd_refuse(error, HERD_ERR_NOT_FOUND, "The storage of disk %s does not exist.", o->name);
 	const store_storage *sto = store_storage_of(so);
 	k->name = o->name;
 	k->bus = vd->bus;
@@ -71,7 +60,7 @@ static bool resolve_disk(store_state *st, herd_hw_domain *d, const store_vm_disk
 	if (sto->type == STORE_STORAGE_DIR) {
 		k->file = own(d, store_file_path(st, disk->storage, disk->file));
 		if (!k->file)
-			return refuse(error, HERD_ERR_INVALID, "Disk %s has no file on storage %s.", o->name, so->name);
+			return herd_refuse(error, HERD_ERR_INVALID, "Disk %s has no file on storage %s.", o->name, so->name);
 	} else {
 		split_portal(d, sto->portal, k);
 		k->iscsi_target = sto->target;
@@ -87,12 +76,12 @@ static const char *resolve_iso(store_state *st, herd_hw_domain *d, const char *u
 {
 	store_object *o = store_state_get(st, STORE_KIND_ISO, uuid);
 	if (!o) {
-		refuse(error, HERD_ERR_NOT_FOUND, "The %s %s does not exist.", what, uuid);
+		herd_refuse(error, HERD_ERR_NOT_FOUND, "The %s %s does not exist.", what, uuid);
 		return NULL;
 	}
 	char *path = store_file_path(st, store_iso_of(o)->storage, store_iso_of(o)->file);
 	if (!path)
-		refuse(error, HERD_ERR_INVALID, "The %s %s is not on the cluster share.", what, o->name);
+		herd_refuse(error, HERD_ERR_INVALID, "The %s %s is not on the cluster share.", what, o->name);
 	return path ? own(d, path) : NULL;
 }
 
@@ -111,7 +100,7 @@ bool herd_hw_resolve(store_state *st, const char *name, const char *uuid, uint64
 	d->firmware = hw->firmware;
 	d->boot = hw->boot;
 	if (hw->n_disks > STORE_VM_DISKS_MAX || hw->n_nics > STORE_VM_NICS_MAX)
-		return refuse(error, HERD_ERR_INVALID, "A VM has at most %d disks and %d NICs.",
+		return herd_refuse(error, HERD_ERR_INVALID, "A VM has at most %d disks and %d NICs.",
 			      STORE_VM_DISKS_MAX, STORE_VM_NICS_MAX);
 	for (size_t i = 0; i < hw->n_disks; i++)
 		if (!resolve_disk(st, d, &hw->disks[i], &d->disks[d->n_disks++], error))
@@ -119,7 +108,7 @@ bool herd_hw_resolve(store_state *st, const char *name, const char *uuid, uint64
 	for (size_t i = 0; i < hw->n_nics; i++) {
 		store_object *o = store_state_get(st, STORE_KIND_NETWORK, hw->nics[i].network);
 		if (!o)
-			return refuse(error, HERD_ERR_NOT_FOUND, "Virtual switch %s does not exist.",
+			return herd_refuse(error, HERD_ERR_NOT_FOUND, "Virtual switch %s does not exist.",
 				      hw->nics[i].network);
 		d->nics[d->n_nics++] = (herd_hw_nic){ store_network_of(o)->bridge, store_network_of(o)->vlan,
 						      hw->nics[i].model, hw->nics[i].mac };
@@ -170,16 +159,16 @@ static bool make_layout(const herd_hw_domain *d, layout *l, GError **error)
 	for (size_t i = 0; i <= d->n_disks; i++) {
 		const char *bus = i < d->n_disks ? d->disks[i].bus : cdrom_bus(d);
 		if (strcmp(bus, "ide") == 0 && is_q35(d))
-			return refuse(error, HERD_ERR_INVALID,
+			return herd_refuse(error, HERD_ERR_INVALID,
 				      "Disk %s: firmware uefi uses machine q35, which has no IDE bus; use bus virtio, scsi or sata.",
 				      d->disks[i].name);
 		char p = prefix_of(bus);
 		unsigned *n = &used[p == 'v' ? 0 : p == 's' ? 1 : 2];
 		if (p == 'h' && *n >= IDE_UNITS)
-			return refuse(error, HERD_ERR_INVALID,
+			return herd_refuse(error, HERD_ERR_INVALID,
 				      "The IDE bus takes four devices, the CD-ROM drive one of them; put the other disks on virtio, scsi or sata.");
 		if (*n >= LETTERS)
-			return refuse(error, HERD_ERR_INVALID, "Too many disks on bus %s.", bus);
+			return herd_refuse(error, HERD_ERR_INVALID, "Too many disks on bus %s.", bus);
 		g_snprintf(l->dev[i], sizeof(l->dev[i]), "%cd%c", p, 'a' + (*n)++);
 	}
 	g_auto(GStrv) order = g_strsplit(d->boot ? d->boot : "disk", ",", -1);
@@ -194,7 +183,7 @@ static bool make_layout(const herd_hw_domain *d, layout *l, GError **error)
 		else if (strcmp(*b, "floppy") == 0 && d->floppy)
 			l->boot_floppy = next++;
 		else if (!store_vm_boot_ok(*b))
-			return refuse(error, HERD_ERR_INVALID,
+			return herd_refuse(error, HERD_ERR_INVALID,
 				      "Boot device '%s' is not one of disk, cdrom, network and floppy.", *b);
 	}
 	return true;
@@ -370,26 +359,29 @@ char *herd_hw_cdrom_change_xml(store_state *st, const store_vm *started, const c
 	if (!iso || (d.cdrom = resolve_iso(st, &d, iso, "ISO", error)))
 		xml = herd_hw_cdrom_xml(&d);
 	if (!xml && error && !*error)
-		refuse(error, HERD_ERR_INVALID, "VM %s's CD-ROM drive cannot be placed.", name);
+		herd_refuse(error, HERD_ERR_INVALID, "VM %s's CD-ROM drive cannot be placed.", name);
 	herd_hw_domain_clear(&d);
 	return xml;
 }
 
 /* ------------------------------------------------------------------ */
 
-static bool mac_in_use(store_state *st, const char *mac)
+store_object *herd_hw_mac_user(store_state *st, const char *mac, const char *self)
 {
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	for (guint i = 0; i < vms->len; i++) {
-		const store_vm *vm = store_vm_of(vms->pdata[i]);
+		store_object *o = vms->pdata[i];
+		const store_vm *vm = store_vm_of(o);
+		if (self && strcmp(o->uuid, self) == 0)
+			continue;
 		for (size_t j = 0; vm->hw && j < vm->hw->n_nics; j++)
 			if (g_ascii_strcasecmp(vm->hw->nics[j].mac, mac) == 0)
-				return true;
+				return o;
 		/* An operator's XML may name it too. */
 		if (!vm->hw && vm->xml && strcasestr(vm->xml, mac))
-			return true;
+			return o;
 	}
-	return false;
+	return NULL;
 }
 
 char *herd_hw_mac_new(store_state *st, guint32 (*random)(void))
@@ -399,7 +391,7 @@ char *herd_hw_mac_new(store_state *st, guint32 (*random)(void))
 	for (int tries = 0; tries < 1000; tries++) {
 		guint32 r = random();
 		char *mac = g_strdup_printf("52:54:00:%02x:%02x:%02x", (r >> 16) & 0xff, (r >> 8) & 0xff, r & 0xff);
-		if (!mac_in_use(st, mac))
+		if (!herd_hw_mac_user(st, mac, NULL))
 			return mac;
 		g_free(mac);
 	}
