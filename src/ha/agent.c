@@ -613,52 +613,57 @@ json_t *herd_agent_errors(herd_agent *a)
 	return a->errors;
 }
 
-json_t *herd_agent_start_failures(herd_agent *a)
+/* {uuid: @value(t)} of every tracked VM for which @value gives one. */
+static json_t *per_vm(herd_agent *a, json_t *(*value)(herd_agent *a, const vm_track *t))
 {
 	json_t *out = json_object();
 	GHashTableIter it;
 	gpointer v;
 	g_hash_table_iter_init(&it, a->track);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		vm_track *t = v;
-		if (t->failures)
-			json_object_set_new(out, t->uuid, json_integer(t->failures));
+		const vm_track *t = v;
+		json_t *j = value(a, t);
+		if (j)
+			json_object_set_new(out, t->uuid, j);
 	}
 	return out;
+}
+
+static json_t *failures_of(herd_agent *a, const vm_track *t)
+{
+	return t->failures ? json_integer(t->failures) : NULL;
+}
+
+static json_t *handed_of(herd_agent *a, const vm_track *t)
+{
+	return t->handed_to[0] ? json_string(t->handed_to) : NULL;
+}
+
+static json_t *pending_of(herd_agent *a, const vm_track *t)
+{
+	herd_vm_fact *f = g_hash_table_lookup(a->facts, t->uuid);
+	if (!t->pending || !f || f->state == HERD_VM_STOPPED)
+		return NULL;
+	json_t *names = json_array();
+	for (unsigned i = 0; i < STORE_VM_HW__COUNT; i++)
+		if (t->pending & (1u << i))
+			json_array_append_new(names, json_string(store_vm_hw_change_name(1u << i)));
+	return names;
+}
+
+json_t *herd_agent_start_failures(herd_agent *a)
+{
+	return per_vm(a, failures_of);
 }
 
 json_t *herd_agent_handed(herd_agent *a)
 {
-	json_t *out = json_object();
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, a->track);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		vm_track *t = v;
-		if (t->handed_to[0])
-			json_object_set_new(out, t->uuid, json_string(t->handed_to));
-	}
-	return out;
+	return per_vm(a, handed_of);
 }
 
 json_t *herd_agent_pending(herd_agent *a)
 {
-	json_t *out = json_object();
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, a->track);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		vm_track *t = v;
-		herd_vm_fact *f = g_hash_table_lookup(a->facts, t->uuid);
-		if (!t->pending || !f || f->state == HERD_VM_STOPPED)
-			continue;
-		json_t *names = json_array();
-		for (unsigned i = 0; i < STORE_VM_HW__COUNT; i++)
-			if (t->pending & (1u << i))
-				json_array_append_new(names, json_string(store_vm_hw_change_name(1u << i)));
-		json_object_set_new(out, t->uuid, names);
-	}
-	return out;
+	return per_vm(a, pending_of);
 }
 
 json_t *herd_agent_migrations(herd_agent *a)
