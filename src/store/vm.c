@@ -286,6 +286,9 @@ json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain 
 		return store_cmd_create(STORE_KIND_VM, dom->uuid, dom->name, data);
 	/* A new configuration: earlier failed starts may not apply to it. */
 	json_object_set_new(data, "failed", json_null());
+	/* An operator's XML over a VM that herd made: the XML is the VM's
+	 * hardware from now on (herd vm set then refers to herd vm define). */
+	json_object_set_new(data, "hw", json_null());
 	if (strcmp(existing->name, dom->name) == 0) {
 		json_t *cmd = store_cmd_patch(STORE_KIND_VM, dom->uuid, data);
 		store_cmd_if_version(cmd, existing->version);
