@@ -24,6 +24,8 @@
     which applies it; every change is a version in `herd vm history`.
  G. `herd network remove` of a switch in use, and `herd vm set --memory` of a
     VM defined from XML, are refused.
+ H. A VM with firmware uefi runs on OVMF (Debian's, chosen by libvirt) on
+    machine q35, its disk on SATA.
 """
 import hashlib
 import json
@@ -95,6 +97,13 @@ def objects(tn, tmp):
         store_create(tn, 1, tmp, "iso", f"cd{k}.iso",
                      {"storage": storage, "file": f"isos/cd{k}.iso", "size": len(data),
                       "sha256": hashlib.sha256(data).hexdigest()})
+    # A floppy image: 1.44 MB, a size QEMU's floppy drive knows.
+    data = b"\0" * 1474560
+    with open(os.path.join(share, "isos", "drivers.vfd"), "wb") as f:
+        f.write(data)
+    store_create(tn, 1, tmp, "iso", "drivers.vfd",
+                 {"storage": storage, "file": "isos/drivers.vfd", "size": len(data),
+                  "sha256": hashlib.sha256(data).hexdigest()})
     return share
 
 
@@ -141,7 +150,7 @@ def refusals(ha):
 def create_and_boot(tn, ha):
     """D: create, start, dumpxml, boot."""
     ha.ok(1, "vm", "create", "h1", "--memory", "64M", "--vcpus", "1", "--disk", "h1-root",
-          "--cdrom", "cd1.iso", "--network", "lan", "--boot", "disk,cdrom")
+          "--cdrom", "cd1.iso", "--network", "lan", "--floppy", "drivers.vfd", "--boot", "disk,cdrom")
     info = ha.json(2, "vm", "info", "h1")
     hw = info.get("hardware") or {}
     expect(info["memory_mib"] == 64 and info["type"] == "qemu", f"h1: {info}")
@@ -169,6 +178,10 @@ def create_and_boot(tn, ha):
         (r"<rng model='virtio'>", "virtio-rng"),
         (r"<serial type='pty'>", "a serial console"),
         (r"<memory unit='KiB'>65536</memory>", "64 MiB"),
+        (r"<disk type='file' device='floppy'>.*?<source file='[^']*/isos/drivers.vfd'.*?<target dev='fda' bus='fdc'/>",
+         "the floppy"),
+        (r"<source file='[^']*/share/images/h1-root.raw'[^>]*/>\s*<backingStore/>\s*<target dev='vda' bus='virtio'/>\s*"
+         r"<boot order='1'/>", "the disk first in the boot order"),
     ]
     for pattern, what in wants:
         expect(re.search(pattern, xml, re.S), f"dumpxml on n{node} lacks {what} (/{pattern}/):\n{xml}")
@@ -227,6 +240,20 @@ def other_refusals(ha):
           "a refused change changed the configuration")
 
 
+def uefi(tn, ha):
+    """H."""
+    ha.ok(1, "vm", "create", "u1", "--memory", "256M", "--firmware", "uefi", "--disk", "spare,bus=sata")
+    ha.ok(1, "vm", "start", "u1")
+    node = wait_until(lambda: running_node(ha, "u1"), 60, "u1 to run")
+    xml = dumpxml(tn, node, "u1")
+    for pattern, what in [(r"machine='pc-q35-", "machine q35"),
+                          (r"<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE[^<]*\.fd</loader>",
+                           "Debian's OVMF"),
+                          (r"<target dev='sda' bus='sata'/>", "the disk on SATA")]:
+        expect(re.search(pattern, xml), f"u1's dumpxml on n{node} lacks {what} (/{pattern}/):\n{xml}")
+    ha.ok(1, "vm", "destroy", "u1")
+
+
 def main():
     with HaNodes(INSTANCE, len(NODES)) as tn, Workdir(INSTANCE) as tmp:
         os.chmod(tmp, 0o755)
@@ -239,6 +266,7 @@ def main():
         cdrom_live(tn, ha, node)
         pending_memory(tn, ha, node)
         other_refusals(ha)
+        uefi(tn, ha)
         ha.ok(1, "vm", "destroy", "h1")
         check_expected()
     return 0
