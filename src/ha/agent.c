@@ -25,14 +25,18 @@ typedef struct {
 	 * says meanwhile ("" when not). */
 	char handed_to[STORE_NAME_MAX * 4 + 1];
 	/* The configuration it runs with here: the VM as it was when this
-	 * agent started it (NULL: not known — it was started by an earlier
-	 * herdd, or migrated in), and the CD-ROM changed live since. */
+	 * agent started it, or first saw it running (started by an earlier
+	 * herdd, or migrated in); NULL while it does not run here.  And the
+	 * CD-ROM changed live since. */
 	store_object *started;
 	bool cdrom_live;        /* the drive holds @cdrom, not @started's */
 	char cdrom[37];         /* the ISO's UUID, "" for an empty drive */
 	uint64_t media_failed;  /* the version whose live CD-ROM change failed (not retried) */
 	unsigned pending;       /* the configuration's changes it does not run with
 				 * (store_vm_hw_changes), as last reported */
+	uint64_t pending_version; /* the VM's version @pending was found for (an XML
+				   * is compared once per version, not at every
+				   * reconcile), 0: to be found again */
 } vm_track;
 
 static void track_free(gpointer p)
@@ -196,6 +200,7 @@ static void on_op_done(const GError *error, gpointer user)
 				store_object_unref(t->started);
 			t->started = o->cfg ? store_object_ref(o->cfg) : NULL;
 			t->cdrom_live = false;
+			t->pending_version = 0;
 		}
 	} else if (strcmp(o->what, "media") == 0) {
 		const store_vm_hardware *hw = o->cfg ? store_vm_of(o->cfg)->hw : NULL;
@@ -209,6 +214,7 @@ static void on_op_done(const GError *error, gpointer user)
 			log_info("VM %s: CD-ROM changed live", o->name);
 			t->cdrom_live = true;
 			g_strlcpy(t->cdrom, hw->cdrom ? hw->cdrom : "", sizeof(t->cdrom));
+			t->pending_version = 0;
 			set_error(a, o->uuid, NULL);
 		}
 		a->io.changed(a->user);
@@ -290,7 +296,7 @@ static unsigned pending_changes(const vm_track *t, store_object *vm)
  * target from the configuration it was started with). */
 static void change_cdrom_live(herd_agent *a, store_state *st, store_object *vm, vm_track *t, herd_vm_fact *f)
 {
-	if (!(pending_changes(t, vm) & STORE_VM_HW_CDROM) || t->busy || t->media_failed == vm->version ||
+	if (!(t->pending & STORE_VM_HW_CDROM) || t->busy || t->media_failed == vm->version ||
 	    !a->virt->ops->change_media || (f->state != HERD_VM_RUNNING && f->state != HERD_VM_PAUSED))
 		return;
 	g_autoptr(GError) error = NULL;
@@ -439,12 +445,23 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 		}
 		bool down = !f || f->state == HERD_VM_STOPPED || f->state == HERD_VM_CRASHED;
 		if (!down) {
-			change_cdrom_live(a, st, vm, t, f);
-			unsigned pending = pending_changes(t, vm);
-			if (pending != t->pending) {
-				t->pending = pending;
-				a->io.changed(a->user);
+			/* Running, not started by this agent (an earlier herdd
+			 * started it, or it was migrated in): taken as running
+			 * its configuration as it is now, so that later changes
+			 * are seen (and a CD-ROM change made live). */
+			if (!t->started && !t->busy) {
+				t->started = store_object_ref(vm);
+				t->pending_version = 0;
 			}
+			if (t->pending_version != vm->version) {
+				unsigned pending = pending_changes(t, vm);
+				t->pending_version = vm->version;
+				if (pending != t->pending) {
+					t->pending = pending;
+					a->io.changed(a->user);
+				}
+			}
+			change_cdrom_live(a, st, vm, t, f);
 		}
 		if (!down || t->busy || !gate->may_start || !gate->elsewhere)
 			continue;
@@ -532,6 +549,7 @@ void herd_agent_fact(herd_agent *a, const herd_vm_fact *fact, int64_t now_ms)
 			g_clear_pointer(&t->started, store_object_unref);
 			t->cdrom_live = false;
 			t->pending = 0;
+			t->pending_version = 0;
 		}
 	}
 	if (fact->state == HERD_VM_RUNNING) {

@@ -91,9 +91,9 @@ json_t *herd_agent_handed(herd_agent *a);
 /* The changes of the configuration of VMs running here that they do not
  * run with yet ({uuid: ["memory", "disks"…]}, names of
  * store_vm_hw_change_name(); a new reference): made at their next start.
- * A CD-ROM change is made live, and is pending only until it is.  Known
- * for VMs this agent started; not for those it found running (a herdd
- * restart) or that were migrated in. */
+ * A CD-ROM change is made live, and is pending only until it is.  A VM
+ * that this agent found running (started by an earlier herdd, or migrated
+ * in) is taken as running its configuration as it was then. */
 json_t *herd_agent_pending(herd_agent *a);
 /* The live migrations away from here under way, with their progress as
  * the hypervisor last told it ({uuid: {to, timeout_s, started_ms, elapsed_ms,

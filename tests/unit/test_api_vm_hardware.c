@@ -253,6 +253,17 @@ static void test_running(fixture *f, gconstpointer data)
 	test_expect(d, 200);
 	vm_start(f, 1, "live", "n2");
 	TEST_WAIT(pending_is(f, 1, "live", ""));
+
+	/* Migrated live: the node it arrives at changes its CD-ROM too. */
+	g_autoptr(test_answer) mv = test_requestf(f->n[1], "POST", "/api/v1/vms/live/migrate", "{s:s,s:b}", "node",
+						  "n3", "wait", 1);
+	test_expect(mv, 200);
+	TEST_WAIT(vm_runs_on(f, uuid, 3));
+	g_autoptr(test_answer) c = test_requestf(f->n[1], "PUT", "/api/v1/vms/live", "{s:{s:s}}", "hardware",
+						 "cdrom", "cd1");
+	test_expect(c, 200);
+	TEST_WAIT(media_is(f, 3, uuid, "cd1"));
+	TEST_WAIT(pending_is(f, 2, "live", ""));
 }
 
 int main(int argc, char **argv)
