@@ -240,7 +240,7 @@ void api_vm_set(http_request *req, gpointer user_data)
 	}
 	if (attrs.set == 0) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky or group.");
+				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, memory, vcpus or hardware.");
 		return;
 	}
 	g_autoptr(json_t) cmd = store_vm_cmd_set(vm, &attrs);
