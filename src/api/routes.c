@@ -21,6 +21,10 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/nodes/{node}/fence", api_node_fence, 0 },
 	{ "POST", "/api/v1/nodes/{node}/confirm-down", api_node_confirm_down, 0 },
 
+	{ "GET", "/api/v1/networks", api_networks_list, 0 },
+	{ "POST", "/api/v1/networks", api_network_add, 0 },
+	{ "GET", "/api/v1/networks/{network}", api_network_get, 0 },
+	{ "DELETE", "/api/v1/networks/{network}", api_network_remove, 0 },
 	{ "GET", "/api/v1/fence-devices", api_fence_devices_list, 0 },
 	{ "POST", "/api/v1/fence-devices", api_fence_device_add, 0 },
 	{ "DELETE", "/api/v1/fence-devices/{dev}", api_fence_device_remove, 0 },

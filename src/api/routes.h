@@ -42,6 +42,11 @@ void api_node_confirm_down(http_request *req, gpointer user_data);
 json_t *api_node_json(api_ctx *a, store_object *n);
 json_t *api_nodes_json(api_ctx *a);
 
+/* network.c: virtual switches */
+void api_networks_list(http_request *req, gpointer user_data);    /* GET /networks */
+void api_network_get(http_request *req, gpointer user_data);      /* GET /networks/{network} */
+void api_network_add(http_request *req, gpointer user_data);      /* POST /networks */
+void api_network_remove(http_request *req, gpointer user_data);   /* DELETE /networks/{network} */
 /* fence_device.c */
 void api_fence_devices_list(http_request *req, gpointer user_data);
 void api_fence_device_add(http_request *req, gpointer user_data);

@@ -9,6 +9,7 @@
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
 #include "api/routes.h"
+#include "api/vm_hardware.h"
 #include "api/vm_wait.h"
 
 #include "common/error.h"
@@ -158,11 +159,25 @@ void api_vm_define(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "xml", "ha", "preferred", "failback",
-					      "shutdown_timeout_s", "sticky", "group", NULL };
+					      "shutdown_timeout_s", "sticky", "group", "name",
+					      "memory", "vcpus", "hardware", NULL };
 	store_vm_attrs attrs;
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *xml = NULL;
+	if (body && json_object_get(body, "hardware")) {
+		/* herd vm create: a VM made from its hardware (vm_hardware.c). */
+		if (!vm_attributes_parse(a, body, &attrs, &err))
+			http_respond_error(req, err);
+		else
+			api_vm_create(req, a, body, &attrs);
+		return;
+	}
+	if (body && (json_object_get(body, "name") || api_vm_hardware_requested(body))) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "A VM is defined from 'xml' (herd vm define) or made from 'name', 'memory', 'vcpus' and 'hardware' (herd vm create).");
+		return;
+	}
 	if (!body || !api_get_string(body, "xml", &xml, &err)) {
 		http_respond_error(req, err);
 		return;
@@ -210,16 +225,22 @@ void api_vm_set(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	g_autoptr(GError) err = NULL;
+	static const char *const fields[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
+					      "sticky", "group", "memory", "vcpus", "hardware", NULL };
 	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
-	g_autoptr(json_t) body = vm ? api_body(req, store_vm_attr_names, &err) : NULL;
+	g_autoptr(json_t) body = vm ? api_body(req, fields, &err) : NULL;
 	store_vm_attrs attrs;
 	if (!body || !vm_attributes_parse(a, body, &attrs, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
+	if (api_vm_hardware_requested(body)) {
+		api_vm_set_hardware(req, a, vm, body, &attrs);
+		return;
+	}
 	if (attrs.set == 0) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky or group.");
+				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, memory, vcpus or hardware.");
 		return;
 	}
 	g_autoptr(json_t) cmd = store_vm_cmd_set(vm, &attrs);

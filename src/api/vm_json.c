@@ -2,6 +2,7 @@
 #include "api/vm_json.h"
 
 #include "api/routes.h"
+#include "api/vm_hardware.h"
 #include "common/json.h"
 #include "store/vm.h"
 
@@ -76,5 +77,8 @@ json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
 	json_t *migration = a->ha ? herd_ha_vm_migration(a->ha, vm->uuid) : NULL;
 	if (migration)
 		json_object_set_new(out, "migration", migration);
+	api_vm_hardware_json(a, vm, out);
+	/* What a change made since it started waits for: its next start. */
+	json_object_set_new(out, "pending", a->ha ? herd_ha_vm_pending(a->ha, vm->uuid) : json_array());
 	return out;
 }

@@ -15,6 +15,7 @@ static const cli_command *const command_tables[] = {
 	cli_cluster_commands,
 	cli_node_commands,
 	cli_vm_commands,
+	cli_network_commands,
 	cli_vm_migrate_commands,
 	cli_fence_device_commands,
 	cli_simulate_commands,

@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "cli/table.h"
+#include "cli/vm_hardware.h"
 
 #include "common/json.h"
 
@@ -37,8 +38,16 @@ static GOptionEntry define_options[] = {
 	{ NULL },
 };
 
+static GOptionEntry create_options[] = {
+	CLI_VM_HARDWARE_OPTIONS,
+	ATTRIBUTE_OPTIONS,
+	{ NULL },
+};
+
 static GOptionEntry set_options[] = {
 	ATTRIBUTE_OPTIONS,
+	CLI_VM_HARDWARE_OPTIONS,
+	CLI_VM_HARDWARE_SET_OPTIONS,
 	{ "no-ha", 0, 0, G_OPTION_ARG_NONE, &opt_no_ha, "Stop keeping the VM running", NULL },
 	{ "no-preferred", 0, 0, G_OPTION_ARG_NONE, &opt_no_preferred, "Forget the preferred node", NULL },
 	{ "failback", 0, 0, G_OPTION_ARG_NONE, &opt_failback, "Move back to the preferred node when it returns", NULL },
@@ -171,10 +180,26 @@ static int run_define(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
+static int run_create(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(json_t) body = json_pack("{s:s}", "name", argv[0]);
+	if (!attributes(body, false) || !cli_vm_hardware_body(body, false))
+		return CLI_USAGE;
+	int rc;
+	g_autoptr(json_t) vm = cli_request(ctx, "POST", "/api/v1/vms", body, &rc);
+	if (!vm)
+		return rc;
+	printf("VM %s created (configuration version %lld); 'herd vm start %s' starts it.\n",
+	       json_string_value(json_object_get(vm, "name")),
+	       (long long)json_integer_value(json_object_get(vm, "version")),
+	       json_string_value(json_object_get(vm, "name")));
+	return CLI_OK;
+}
+
 static int run_set(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(json_t) body = json_object();
-	if (!attributes(body, true))
+	if (!attributes(body, true) || !cli_vm_hardware_body(body, true))
 		return CLI_USAGE;
 	if (json_object_size(body) == 0) {
 		fprintf(stderr, "herd vm set: nothing to change; see 'herd vm set --help'.\n");
@@ -188,6 +213,12 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 	printf("VM %s changed (configuration version %lld).\n",
 	       json_string_value(json_object_get(vm, "name")),
 	       (long long)json_integer_value(json_object_get(vm, "version")));
+	const char *state = json_string_value(json_object_get(vm, "state"));
+	bool hw = json_object_get(body, "hardware") || json_object_get(body, "memory") ||
+		  json_object_get(body, "vcpus");
+	if (hw && state && strcmp(state, "shut off") != 0)
+		printf("It runs: a CD-ROM change is made now, the others at its next start ('herd vm info %s' shows what is pending).\n",
+		       json_string_value(json_object_get(vm, "name")));
 	return CLI_OK;
 }
 
@@ -262,6 +293,7 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 	       json_is_true(json_object_get(vm, "failback")) ? "" : " (no failback)");
 	printf("Shutdown timeout:  %lld s\n", (long long)json_integer_value(json_object_get(vm, "shutdown_timeout_s")));
 	printf("Configuration:     version %lld of %s\n", (long long)json_integer_value(json_object_get(vm, "version")), when);
+	cli_vm_hardware_print(vm);
 	return CLI_OK;
 }
 
@@ -377,7 +409,17 @@ const cli_command cli_vm_commands[] = {
 	  "The XML is checked by libvirt's parser; a VM with the same UUID gets the new XML as\n"
 	  "a new configuration version.",
 	  define_options, 1, 1, run_define },
-	{ "vm set", "NAME|UUID", "Change herd's attributes of a VM", NULL, set_options, 1, 1, run_set },
+	{ "vm create", "NAME", "Make a VM from its hardware, without writing XML",
+	  "herd makes the libvirt domain XML (docs/vm-hardware.md): for example\n"
+	  "  herd vm create web1 --memory 2G --vcpus 2 --disk web1-root --cdrom debian.iso \\\n"
+	  "      --network lan --boot cdrom,disk --ha",
+	  create_options, 1, 1, run_create },
+	{ "vm set", "NAME|UUID", "Change a VM's hardware or herd's attributes",
+	  "Hardware changes are a new configuration version; on a running VM a CD-ROM change\n"
+	  "(--cdrom, --eject) is made live, the others at its next start ('herd vm info' shows them).\n"
+	  "--disk and --network replace the whole list; --add-… and --remove-… change it.\n"
+	  "A VM defined from XML keeps its hardware in its XML: change it with 'herd vm define'.",
+	  set_options, 1, 1, run_set },
 	{ "vm undefine", "NAME|UUID", "Remove a VM's definition (kept in its history)", NULL, NULL,
 	  1, 1, run_undefine },
 	{ "vm dumpxml", "NAME|UUID", "Print a VM's domain XML", NULL, NULL, 1, 1, run_dumpxml },

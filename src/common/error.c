@@ -43,3 +43,13 @@ unsigned herd_error_http_status(herd_error_code code)
 		return 500;
 	return error_table[code].http_status;
 }
+
+bool herd_refuse(GError **error, herd_error_code code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_set_error_literal(error, HERD_ERROR, (gint)code, msg);
+	return false;
+}

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stdbool.h>
 
 #define HERD_ERROR (herd_error_quark())
 GQuark herd_error_quark(void);
@@ -34,6 +35,10 @@ const char *herd_error_name(herd_error_code code);
 
 /* Map a wire name back to a code; unknown names map to HERD_ERR_INTERNAL. */
 herd_error_code herd_error_from_name(const char *name);
+
+/* Set *@error (HERD_ERROR, @code, the formatted sentence) and return false:
+ * for checks that refuse in one expression. */
+bool herd_refuse(GError **error, herd_error_code code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 /* The HTTP status that carries @code. */
 unsigned herd_error_http_status(herd_error_code code);

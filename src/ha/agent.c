@@ -5,6 +5,7 @@
 #include "store/cluster.h"
 #include "store/node.h"
 #include "store/vm.h"
+#include "virt/hardware.h"
 
 #include <string.h>
 
@@ -23,7 +24,28 @@ typedef struct {
 	 * until that node reports otherwise or is down, whatever the store
 	 * says meanwhile ("" when not). */
 	char handed_to[STORE_NAME_MAX * 4 + 1];
+	/* The configuration it runs with here: the VM as it was when this
+	 * agent started it, or first saw it running (started by an earlier
+	 * herdd, or migrated in); NULL while it does not run here.  And the
+	 * CD-ROM changed live since. */
+	store_object *started;
+	bool cdrom_live;        /* the drive holds @cdrom, not @started's */
+	char cdrom[37];         /* the ISO's UUID, "" for an empty drive */
+	uint64_t media_failed;  /* the version whose live CD-ROM change failed (not retried) */
+	unsigned pending;       /* the configuration's changes it does not run with
+				 * (store_vm_hw_changes), as last reported */
+	uint64_t pending_version; /* the VM's version @pending was found for (an XML
+				   * is compared once per version, not at every
+				   * reconcile), 0: to be found again */
 } vm_track;
+
+static void track_free(gpointer p)
+{
+	vm_track *t = p;
+	if (t->started)
+		store_object_unref(t->started);
+	g_free(t);
+}
 
 struct herd_agent {
 	char *node;
@@ -49,6 +71,8 @@ typedef struct {
 	char what[16];
 	char to[STORE_NAME_MAX * 4 + 1]; /* a migration's destination */
 	unsigned timeout_s;     /* a migration's timeout */
+	store_object *cfg;      /* a start: the configuration started; a media
+				 * change: the VM whose CD-ROM it puts in */
 	herd_virt_done done;    /* an operator's request: its caller's callback */
 	gpointer user;
 } op_ctx;
@@ -71,6 +95,14 @@ bool herd_vm_op_parse(const char *name, herd_vm_op *out)
 	return false;
 }
 
+static void op_free(gpointer p)
+{
+	op_ctx *o = p;
+	if (o->cfg)
+		store_object_unref(o->cfg);
+	g_free(o);
+}
+
 herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_agent_io *io,
 			   gpointer user)
 {
@@ -80,8 +112,8 @@ herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_ag
 	a->io = *io;
 	a->user = user;
 	a->facts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-	a->track = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-	a->ops = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
+	a->track = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, track_free);
+	a->ops = g_hash_table_new_full(g_direct_hash, g_direct_equal, op_free, NULL);
 	a->errors = json_object();
 	/* Nothing is known of this node's VMs until the driver has connected
 	 * and listed them: after a restart of herdd, acting before that would
@@ -164,7 +196,28 @@ static void on_op_done(const GError *error, gpointer user)
 		} else {
 			t->failures = 0;
 			set_error(a, o->uuid, NULL);
+			if (t->started)
+				store_object_unref(t->started);
+			t->started = o->cfg ? store_object_ref(o->cfg) : NULL;
+			t->cdrom_live = false;
+			t->pending_version = 0;
 		}
+	} else if (strcmp(o->what, "media") == 0) {
+		const store_vm_hardware *hw = o->cfg ? store_vm_of(o->cfg)->hw : NULL;
+		if (error) {
+			t->media_failed = o->cfg ? o->cfg->version : 0;
+			log_warn("changing the CD-ROM of VM %s failed: %s", o->name, error->message);
+			g_autofree char *msg = g_strdup_printf("CD-ROM change failed (made at the next start): %s",
+							       error->message);
+			set_error(a, o->uuid, msg);
+		} else if (hw) {
+			log_info("VM %s: CD-ROM changed live", o->name);
+			t->cdrom_live = true;
+			g_strlcpy(t->cdrom, hw->cdrom ? hw->cdrom : "", sizeof(t->cdrom));
+			t->pending_version = 0;
+			set_error(a, o->uuid, NULL);
+		}
+		a->io.changed(a->user);
 	} else if (!error && strcmp(o->what, "migrate") == 0) {
 		log_info("VM %s was migrated to node %s", o->name, o->to);
 		g_strlcpy(t->handed_to, o->to, sizeof(t->handed_to));
@@ -195,12 +248,18 @@ static void run(herd_agent *a, store_object *vm, const char *uuid, const char *w
 	g_hash_table_add(a->ops, o);
 	t->busy = true;
 	log_info("%s VM %s", strcmp(what, "start") == 0 ? "starting" :
+			     strcmp(what, "media") == 0 ? "changing the CD-ROM of" :
 			     strcmp(what, "destroy") == 0 ? "powering off" :
 			     strcmp(what, "migrate") == 0 ? "migrating" : "shutting down", vm->name);
 	/* The driver gets the operation's own copy of the UUID: @uuid may point
 	 * into a fact that a synchronous fact callback replaces. */
-	if (strcmp(what, "start") == 0)
+	if (strcmp(what, "start") == 0) {
+		o->cfg = store_object_ref(vm);
 		a->virt->ops->start(a->virt, o->uuid, xml, on_op_done, o);
+	} else if (strcmp(what, "media") == 0) {
+		o->cfg = store_object_ref(vm);
+		a->virt->ops->change_media(a->virt, o->uuid, xml, on_op_done, o);
+	}
 	else if (strcmp(what, "migrate") == 0) {
 		g_strlcpy(o->to, migrate->to, sizeof(o->to));
 		o->timeout_s = migrate->timeout_s;
@@ -210,6 +269,47 @@ static void run(herd_agent *a, store_object *vm, const char *uuid, const char *w
 		a->virt->ops->destroy(a->virt, o->uuid, on_op_done, o);
 	else
 		a->virt->ops->shutdown(a->virt, o->uuid, timeout_s, on_op_done, o);
+}
+
+/* The ISO in @t's running VM's CD-ROM drive (NULL: empty). */
+static const char *cdrom_running(const vm_track *t)
+{
+	if (t->cdrom_live)
+		return t->cdrom[0] ? t->cdrom : NULL;
+	return store_vm_of(t->started)->hw ? store_vm_of(t->started)->hw->cdrom : NULL;
+}
+
+/* What of @vm's configuration its guest here does not run with. */
+static unsigned pending_changes(const vm_track *t, store_object *vm)
+{
+	if (!t->started || !vm)
+		return 0;
+	unsigned c = store_vm_hw_changes(store_vm_of(t->started), store_vm_of(vm)) & ~STORE_VM_HW_CDROM;
+	const store_vm_hardware *hw = store_vm_of(vm)->hw;
+	if (hw && store_vm_of(t->started)->hw && g_strcmp0(cdrom_running(t), hw->cdrom) != 0)
+		c |= STORE_VM_HW_CDROM;
+	return c;
+}
+
+/* A running VM whose configuration now has another ISO in its CD-ROM
+ * drive: put it in live, into the drive as the guest has it (its bus and
+ * target from the configuration it was started with). */
+static void change_cdrom_live(herd_agent *a, store_state *st, store_object *vm, vm_track *t, herd_vm_fact *f)
+{
+	if (!(t->pending & STORE_VM_HW_CDROM) || t->busy || t->media_failed == vm->version ||
+	    !a->virt->ops->change_media || (f->state != HERD_VM_RUNNING && f->state != HERD_VM_PAUSED))
+		return;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *xml = herd_hw_cdrom_change_xml(st, store_vm_of(t->started), t->started->name,
+							 t->started->uuid, store_vm_of(vm)->hw->cdrom, &error);
+	if (!xml) {
+		t->media_failed = vm->version;
+		g_autofree char *msg = g_strdup_printf("CD-ROM change failed (made at the next start): %s",
+						       error->message);
+		set_error(a, vm->uuid, msg);
+		return;
+	}
+	run(a, vm, vm->uuid, "media", xml, 0, NULL);
 }
 
 /* Should @vm run here now?  Assigned here, to be running, not moving away. */
@@ -344,6 +444,25 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 			t->retry_at_ms = 0;
 		}
 		bool down = !f || f->state == HERD_VM_STOPPED || f->state == HERD_VM_CRASHED;
+		if (!down) {
+			/* Running, not started by this agent (an earlier herdd
+			 * started it, or it was migrated in): taken as running
+			 * its configuration as it is now, so that later changes
+			 * are seen (and a CD-ROM change made live). */
+			if (!t->started && !t->busy) {
+				t->started = store_object_ref(vm);
+				t->pending_version = 0;
+			}
+			if (t->pending_version != vm->version) {
+				unsigned pending = pending_changes(t, vm);
+				t->pending_version = vm->version;
+				if (pending != t->pending) {
+					t->pending = pending;
+					a->io.changed(a->user);
+				}
+			}
+			change_cdrom_live(a, st, vm, t, f);
+		}
 		if (!down || t->busy || !gate->may_start || !gate->elsewhere)
 			continue;
 		if (t->handed_to[0] && !handed_back(a, st, gate, t)) {
@@ -423,6 +542,16 @@ void herd_agent_fact(herd_agent *a, const herd_vm_fact *fact, int64_t now_ms)
 		return;
 	herd_vm_fact *copy = g_memdup2(fact, sizeof(*fact));
 	g_hash_table_replace(a->facts, copy->uuid, copy);
+	if (fact->state == HERD_VM_STOPPED || fact->state == HERD_VM_CRASHED) {
+		/* Its next start takes the configuration as it is then. */
+		vm_track *t = g_hash_table_lookup(a->track, fact->uuid);
+		if (t && t->started && !t->busy) {
+			g_clear_pointer(&t->started, store_object_unref);
+			t->cdrom_live = false;
+			t->pending = 0;
+			t->pending_version = 0;
+		}
+	}
 	if (fact->state == HERD_VM_RUNNING) {
 		vm_track *t = g_hash_table_lookup(a->track, fact->uuid);
 		if (t) {
@@ -502,32 +631,57 @@ json_t *herd_agent_errors(herd_agent *a)
 	return a->errors;
 }
 
-json_t *herd_agent_start_failures(herd_agent *a)
+/* {uuid: @value(t)} of every tracked VM for which @value gives one. */
+static json_t *per_vm(herd_agent *a, json_t *(*value)(herd_agent *a, const vm_track *t))
 {
 	json_t *out = json_object();
 	GHashTableIter it;
 	gpointer v;
 	g_hash_table_iter_init(&it, a->track);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		vm_track *t = v;
-		if (t->failures)
-			json_object_set_new(out, t->uuid, json_integer(t->failures));
+		const vm_track *t = v;
+		json_t *j = value(a, t);
+		if (j)
+			json_object_set_new(out, t->uuid, j);
 	}
 	return out;
 }
 
+static json_t *failures_of(herd_agent *a, const vm_track *t)
+{
+	return t->failures ? json_integer(t->failures) : NULL;
+}
+
+static json_t *handed_of(herd_agent *a, const vm_track *t)
+{
+	return t->handed_to[0] ? json_string(t->handed_to) : NULL;
+}
+
+static json_t *pending_of(herd_agent *a, const vm_track *t)
+{
+	herd_vm_fact *f = g_hash_table_lookup(a->facts, t->uuid);
+	if (!t->pending || !f || f->state == HERD_VM_STOPPED)
+		return NULL;
+	json_t *names = json_array();
+	for (unsigned i = 0; i < STORE_VM_HW__COUNT; i++)
+		if (t->pending & (1u << i))
+			json_array_append_new(names, json_string(store_vm_hw_change_name(1u << i)));
+	return names;
+}
+
+json_t *herd_agent_start_failures(herd_agent *a)
+{
+	return per_vm(a, failures_of);
+}
+
 json_t *herd_agent_handed(herd_agent *a)
 {
-	json_t *out = json_object();
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, a->track);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		vm_track *t = v;
-		if (t->handed_to[0])
-			json_object_set_new(out, t->uuid, json_string(t->handed_to));
-	}
-	return out;
+	return per_vm(a, handed_of);
+}
+
+json_t *herd_agent_pending(herd_agent *a)
+{
+	return per_vm(a, pending_of);
 }
 
 json_t *herd_agent_migrations(herd_agent *a)

@@ -88,6 +88,13 @@ json_t *herd_agent_start_failures(herd_agent *a);
  * since ({uuid: node}; a new reference): the coordinator assigns them
  * there (the destination may have been lost right after). */
 json_t *herd_agent_handed(herd_agent *a);
+/* The changes of the configuration of VMs running here that they do not
+ * run with yet ({uuid: ["memory", "disks"…]}, names of
+ * store_vm_hw_change_name(); a new reference): made at their next start.
+ * A CD-ROM change is made live, and is pending only until it is.  A VM
+ * that this agent found running (started by an earlier herdd, or migrated
+ * in) is taken as running its configuration as it was then. */
+json_t *herd_agent_pending(herd_agent *a);
 /* The live migrations away from here under way, with their progress as
  * the hypervisor last told it ({uuid: {to, timeout_s, started_ms, elapsed_ms,
  * memory_total, memory_processed, memory_remaining, dirty_rate, page_size,

@@ -189,6 +189,7 @@ static void send_status(herd_engine *e)
 	g_autoptr(json_t) coord = herd_coord_status(e->coord);
 	g_autoptr(json_t) failures = herd_agent_start_failures(e->agent);
 	g_autoptr(json_t) handed = herd_agent_handed(e->agent);
+	g_autoptr(json_t) pending = herd_agent_pending(e->agent);
 	herd_node_report report = {
 		.name = e->node,
 		.index = state(e)->pos.index,
@@ -198,6 +199,7 @@ static void send_status(herd_engine *e)
 		.errors = herd_agent_errors(e->agent),
 		.start_failures = failures,
 		.handed = handed,
+		.pending = pending,
 		.coordinator = coord,
 		.migration = e->migration,
 		.seen = herd_coord_seen(e->coord),
@@ -1407,6 +1409,15 @@ json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)
 		return out;
 	}
 	return NULL;
+}
+
+json_t *herd_engine_vm_pending(herd_engine *e, const char *uuid)
+{
+	uint32_t nodeid = 0;
+	const herd_vm_fact *f = herd_facts_vm(e->facts, uuid, &nodeid);
+	herd_node_facts *n = f && herd_vm_state_runs(f->state) ? herd_facts_fresh(e->facts, nodeid) : NULL;
+	json_t *p = n ? json_object_get(n->pending, uuid) : NULL;
+	return json_is_array(p) ? json_deep_copy(p) : json_array();
 }
 
 const char *herd_engine_migrate_target(herd_engine *e, const char *uuid, const char *to,

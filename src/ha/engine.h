@@ -176,6 +176,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_runtime_view, herd_runtime_view_free)
  * (herd_agent_migrations() plus "from": the source's name); a new
  * reference, or NULL if none runs. */
 json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid);
+/* What of @uuid's configuration it does not run with yet, as the node that
+ * runs it last told (herd_agent_pending): a new array, empty if nothing
+ * (or it does not run, or its node does not know). */
+json_t *herd_engine_vm_pending(herd_engine *e, const char *uuid);
 /* Where the scheduler would migrate @uuid from its node now (@to NULL), or
  * may it go to @to: a node's name (the store's), or NULL with *@why a
  * static sentence. */

@@ -63,6 +63,7 @@ void herd_node_facts_unref(herd_node_facts *n)
 	json_decref(n->errors);
 	json_decref(n->start_failures);
 	json_decref(n->handed);
+	json_decref(n->pending);
 	if (n->alerts_by_vm)
 		g_hash_table_destroy(n->alerts_by_vm);
 	json_decref(n->coordinator);
@@ -138,6 +139,8 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 		json_object_set(rest, "start_failures", r->start_failures);
 	if (r->handed && json_object_size(r->handed))
 		json_object_set(rest, "handed", r->handed);
+	if (r->pending && json_object_size(r->pending))
+		json_object_set(rest, "pending", r->pending);
 	if (r->coordinator)
 		json_object_set(rest, "coordinator", r->coordinator);
 	if (r->migration)
@@ -241,6 +244,8 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->start_failures = json_is_object(failures) ? json_incref(failures) : json_object();
 	json_t *handed = json_object_get(j, "handed");
 	n->handed = json_is_object(handed) ? json_incref(handed) : json_object();
+	json_t *pending = json_object_get(j, "pending");
+	n->pending = json_is_object(pending) ? json_incref(pending) : json_object();
 	json_t *coord = json_object_get(j, "coordinator");
 	n->coordinator = json_is_object(coord) ? json_incref(coord) : NULL;
 	/* Absent (a node one release older, or not looked at yet): unknown. */

@@ -27,6 +27,8 @@ typedef struct herd_node_facts {
 	json_t *errors;            /* {uuid: "start failed: …"} */
 	json_t *start_failures;    /* {uuid: failed starts in a row there} */
 	json_t *handed;            /* {uuid: node} migrated away, not reported there yet */
+	json_t *pending;           /* {uuid: ["memory"…]}: configuration its VMs do not run
+				    * with yet (herd_agent_pending) */
 	json_t *coordinator;       /* alerts etc. if it coordinates, else NULL */
 	json_t *migration;         /* {"ready":bool[,"problem":"…"]}: its host set up for live
 				    * migration (daemon/virt_setup.c), or NULL if it does
@@ -72,6 +74,7 @@ typedef struct herd_node_report {
 	json_t *migration;         /* {"ready":…,"problem":…} once its host was looked at, or NULL */
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) seen in the ring
 				    * since this herd started, or NULL */
+	json_t *pending;           /* {uuid: [change…]}, or NULL */
 } herd_node_report;
 
 /* Encode @r as a STATUS payload. */

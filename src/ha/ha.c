@@ -368,6 +368,11 @@ json_t *herd_ha_vm_migration(herd_ha *h, const char *uuid)
 	return herd_engine_vm_migration(h->engine, uuid);
 }
 
+json_t *herd_ha_vm_pending(herd_ha *h, const char *uuid)
+{
+	return herd_engine_vm_pending(h->engine, uuid);
+}
+
 const char *herd_ha_migrate_target(herd_ha *h, const char *uuid, const char *to, const char **why)
 {
 	return herd_engine_migrate_target(h->engine, uuid, to, why, now_ms());

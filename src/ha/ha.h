@@ -48,5 +48,6 @@ void herd_ha_fence_now(herd_ha *h, const char *node, herd_engine_fence_done done
 GPtrArray *herd_ha_unfenced_lost(herd_ha *h);
 bool herd_ha_admission(herd_ha *h, const char *uuid, char **detail);
 json_t *herd_ha_vm_migration(herd_ha *h, const char *uuid);
+json_t *herd_ha_vm_pending(herd_ha *h, const char *uuid);
 const char *herd_ha_migrate_target(herd_ha *h, const char *uuid, const char *to, const char **why);
 sched_whatif_result *herd_ha_simulate(herd_ha *h, const sched_hypothesis *hyp, GError **error);

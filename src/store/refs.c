@@ -14,8 +14,7 @@ static bool missing(GError **error, const char *what, const char *uuid)
 	return false;
 }
 
-/* The VM other than @self whose hardware has disk @disk, or NULL. */
-static store_object *vm_with_disk(store_state *st, const char *disk, const char *self)
+store_object *store_refs_disk_user(store_state *st, const char *disk, const char *self)
 {
 	GHashTableIter it;
 	gpointer v;
@@ -43,7 +42,7 @@ static bool check_vm(store_state *st, const store_object *o, GError **error)
 					    o->name, store_state_get(st, STORE_KIND_DISK, hw->disks[i].disk)->name);
 				return false;
 			}
-		store_object *other = vm_with_disk(st, hw->disks[i].disk, o->uuid);
+		store_object *other = store_refs_disk_user(st, hw->disks[i].disk, o->uuid);
 		if (other) {
 			g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "Disk %s is VM %s's already.",
 				    store_state_get(st, STORE_KIND_DISK, hw->disks[i].disk)->name, other->name);

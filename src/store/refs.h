@@ -20,3 +20,6 @@ bool store_refs_check_delete(store_state *st, const store_object *o, GError **er
 /* The VM that uses disk or ISO @o, or NULL: in its hardware, or a VM
  * defined from XML whose XML names the file's path. */
 store_object *store_refs_user(store_state *st, const store_object *o);
+/* The VM other than the one with UUID @self (NULL: any) whose hardware has
+ * disk @disk (a UUID), or NULL. */
+store_object *store_refs_disk_user(store_state *st, const char *disk, const char *self);

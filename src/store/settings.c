@@ -72,6 +72,9 @@ const cluster_setting cluster_settings[] = {
 	{ "shutdown_timeout_s", SETTING_INT, 0, STORE_SHUTDOWN_TIMEOUT_MAX_S, NULL, "240",
 	  "shutdown_policy migrate: how long a host's shutdown waits for its VMs to leave; what is still there then stays, down until the host is back",
 	  false, F(shutdown_timeout_s) },
+	{ "vm_domain_type", SETTING_ENUM, 0, 0, "kvm|qemu", "kvm",
+	  "the libvirt domain type of VMs herd makes (herd vm create): kvm, or qemu (emulated, for hosts without KVM such as nested test nodes); taken when a VM's configuration is made",
+	  false, F(vm_domain_type) },
 	{ NULL },
 };
 
@@ -80,6 +83,11 @@ long long store_settings_migration_timeout_s(const store_settings *s, uint64_t m
 	/* Whole GiB, rounded up: a 1.5 GiB VM gets two GiB's time. */
 	uint64_t gib = (memory_mib + 1023) / 1024;
 	return s->migration_timeout_min_s + (long long)gib * s->migration_timeout_per_gib_s;
+}
+
+const char *store_vm_domain_type_name(int t)
+{
+	return t == STORE_VM_DOMAIN_QEMU ? "qemu" : "kvm";
 }
 
 const cluster_setting *cluster_setting_find(const char *key)

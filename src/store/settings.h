@@ -35,6 +35,16 @@ typedef enum {
 				     * and its HA VMs restart elsewhere */
 } store_shutdown_policy;
 
+/* The libvirt domain type of the VMs herd makes, in the order of the
+ * setting's choices (store_vm_domain_type_name()). */
+typedef enum {
+	STORE_VM_DOMAIN_KVM = 0,
+	STORE_VM_DOMAIN_QEMU,
+} store_vm_domain_type;
+
+/* "kvm", "qemu". */
+const char *store_vm_domain_type_name(int t);
+
 /* The longest shutdown_timeout_s: the host's shutdown waits for herdd that
  * long, and systemd gives a whole shutdown 30 minutes (reboot.target's
  * JobTimeoutSec) before it forces the reboot. */
@@ -65,6 +75,7 @@ typedef struct store_settings {
 	long long migration_bandwidth_mibs;
 	int shutdown_policy;       /* store_shutdown_policy */
 	long long shutdown_timeout_s;
+	int vm_domain_type;        /* store_vm_domain_type */
 } store_settings;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take

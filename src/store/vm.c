@@ -286,6 +286,9 @@ json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain 
 		return store_cmd_create(STORE_KIND_VM, dom->uuid, dom->name, data);
 	/* A new configuration: earlier failed starts may not apply to it. */
 	json_object_set_new(data, "failed", json_null());
+	/* An operator's XML over a VM that herd made: the XML is the VM's
+	 * hardware from now on (herd vm set then refers to herd vm define). */
+	json_object_set_new(data, "hw", json_null());
 	if (strcmp(existing->name, dom->name) == 0) {
 		json_t *cmd = store_cmd_patch(STORE_KIND_VM, dom->uuid, data);
 		store_cmd_if_version(cmd, existing->version);
@@ -302,6 +305,98 @@ json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain 
 		if (json_is_null(v))
 			json_object_del(merged, key);
 	return store_cmd_update(STORE_KIND_VM, dom->uuid, dom->name, merged, existing->version);
+}
+
+json_t *store_vm_cmd_create_hw(const store_vm_domain *dom, json_t *hw, const store_vm_attrs *a)
+{
+	json_t *data = attrs_data(a, true);
+	json_object_set_new(data, "xml", json_string(dom->xml));
+	json_object_set_new(data, "memory_mib", json_integer((json_int_t)dom->memory_mib));
+	json_object_set_new(data, "vcpus", json_integer(dom->vcpus));
+	json_object_set_new(data, "type", json_string(dom->type));
+	json_object_set_new(data, "hw", hw);
+	return store_cmd_create(STORE_KIND_VM, dom->uuid, dom->name, data);
+}
+
+json_t *store_vm_cmd_set_hw(const store_object *vm, const store_vm_domain *dom, json_t *hw,
+			    const store_vm_attrs *a)
+{
+	json_t *data = attrs_data(a, false);
+	json_object_set_new(data, "xml", json_string(dom->xml));
+	json_object_set_new(data, "memory_mib", json_integer((json_int_t)dom->memory_mib));
+	json_object_set_new(data, "vcpus", json_integer(dom->vcpus));
+	json_object_set_new(data, "type", json_string(dom->type));
+	/* A patch merges objects member by member (null removes one): a drive
+	 * emptied is a null, not an absent member. */
+	if (!json_object_get(hw, "cdrom"))
+		json_object_set_new(hw, "cdrom", json_null());
+	if (!json_object_get(hw, "floppy"))
+		json_object_set_new(hw, "floppy", json_null());
+	json_object_set_new(data, "hw", hw);
+	/* A new configuration: earlier failed starts may not apply to it. */
+	json_object_set_new(data, "failed", json_null());
+	json_t *cmd = store_cmd_patch(STORE_KIND_VM, vm->uuid, data);
+	store_cmd_if_version(cmd, vm->version);
+	return cmd;
+}
+
+json_t *store_vm_hw_json(const store_vm_hardware *hw)
+{
+	json_t *disks = json_array(), *nics = json_array();
+	for (size_t i = 0; i < hw->n_disks; i++)
+		json_array_append_new(disks, json_pack("{s:s,s:s}", "disk", hw->disks[i].disk, "bus",
+						       hw->disks[i].bus));
+	for (size_t i = 0; i < hw->n_nics; i++)
+		json_array_append_new(nics, json_pack("{s:s,s:s,s:s}", "network", hw->nics[i].network,
+						      "model", hw->nics[i].model, "mac", hw->nics[i].mac));
+	json_t *o = json_pack("{s:o,s:o,s:s,s:s}", "disks", disks, "nics", nics, "firmware",
+			      hw->firmware, "boot", hw->boot);
+	if (hw->cdrom)
+		json_object_set_new(o, "cdrom", json_string(hw->cdrom));
+	if (hw->floppy)
+		json_object_set_new(o, "floppy", json_string(hw->floppy));
+	return o;
+}
+
+unsigned store_vm_hw_changes(const store_vm *a, const store_vm *b)
+{
+	unsigned c = 0;
+	if (a->memory_mib != b->memory_mib)
+		c |= STORE_VM_HW_MEMORY;
+	if (a->vcpus != b->vcpus)
+		c |= STORE_VM_HW_VCPUS;
+	if (!a->hw || !b->hw)
+		return c | (g_strcmp0(a->xml, b->xml) != 0 ? STORE_VM_HW_XML : 0);
+	const store_vm_hardware *x = a->hw, *y = b->hw;
+	bool disks = x->n_disks != y->n_disks, nics = x->n_nics != y->n_nics;
+	for (size_t i = 0; !disks && i < x->n_disks; i++)
+		disks = strcmp(x->disks[i].disk, y->disks[i].disk) != 0 ||
+			strcmp(x->disks[i].bus, y->disks[i].bus) != 0;
+	for (size_t i = 0; !nics && i < x->n_nics; i++)
+		nics = strcmp(x->nics[i].network, y->nics[i].network) != 0 ||
+		       strcmp(x->nics[i].model, y->nics[i].model) != 0 ||
+		       strcmp(x->nics[i].mac, y->nics[i].mac) != 0;
+	c |= (disks ? STORE_VM_HW_DISKS : 0) | (nics ? STORE_VM_HW_NICS : 0);
+	if (g_strcmp0(x->cdrom, y->cdrom) != 0)
+		c |= STORE_VM_HW_CDROM;
+	if (g_strcmp0(x->floppy, y->floppy) != 0)
+		c |= STORE_VM_HW_FLOPPY;
+	if (strcmp(x->firmware, y->firmware) != 0)
+		c |= STORE_VM_HW_FIRMWARE;
+	if (strcmp(x->boot, y->boot) != 0)
+		c |= STORE_VM_HW_BOOT;
+	return c;
+}
+
+const char *store_vm_hw_change_name(unsigned bit)
+{
+	static const char *const names[STORE_VM_HW__COUNT] = { "memory", "vcpus",    "disks",
+							       "network",  "cdrom",  "floppy",
+							       "firmware", "boot", "xml" };
+	for (unsigned i = 0; i < STORE_VM_HW__COUNT; i++)
+		if (bit == 1u << i)
+			return names[i];
+	return "?";
 }
 
 json_t *store_vm_cmd_set(const store_object *vm, const store_vm_attrs *a)

@@ -149,6 +149,37 @@ typedef struct store_vm_domain {
  */
 json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain *dom,
 			    const store_vm_attrs *a);
+/*
+ * A VM that herd makes from @hw (herd vm create): @hw is the store's "hw"
+ * object (disks, nics, cdrom, floppy, firmware, boot; stolen) and @dom
+ * what it makes, the XML generated from it (virt/hardware.h).
+ */
+json_t *store_vm_cmd_create_hw(const store_vm_domain *dom, json_t *hw, const store_vm_attrs *a);
+/* A new hardware configuration of @vm (herd vm set): @hw stolen, with the
+ * XML, memory and vCPUs made from it, and @a; conditional on its version. */
+json_t *store_vm_cmd_set_hw(const store_object *vm, const store_vm_domain *dom, json_t *hw,
+			    const store_vm_attrs *a);
+/* The "hw" object of @hw (a new reference): the inverse of the typed view. */
+json_t *store_vm_hw_json(const store_vm_hardware *hw);
+
+/* What differs between the hardware a VM was started with and its
+ * configuration now (bits; 0: nothing). */
+enum {
+	STORE_VM_HW_MEMORY = 1 << 0,
+	STORE_VM_HW_VCPUS = 1 << 1,
+	STORE_VM_HW_DISKS = 1 << 2,
+	STORE_VM_HW_NICS = 1 << 3,
+	STORE_VM_HW_CDROM = 1 << 4,
+	STORE_VM_HW_FLOPPY = 1 << 5,
+	STORE_VM_HW_FIRMWARE = 1 << 6,
+	STORE_VM_HW_BOOT = 1 << 7,
+	STORE_VM_HW_XML = 1 << 8,    /* the XML otherwise (an operator's define) */
+	STORE_VM_HW__COUNT = 9,
+};
+unsigned store_vm_hw_changes(const store_vm *started, const store_vm *now);
+/* The name of one bit of store_vm_hw_changes() ("memory", "cdrom"…). */
+const char *store_vm_hw_change_name(unsigned bit);
+
 /* Change herd's attributes. */
 json_t *store_vm_cmd_set(const store_object *vm, const store_vm_attrs *a);
 /* Undefine (conditional on its version). */

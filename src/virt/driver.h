@@ -133,6 +133,11 @@ typedef struct herd_virt_ops {
 	void (*reset)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
 	void (*suspend)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
 	void (*resume)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
+	/* Put another medium into a removable drive of the running VM (or
+	 * empty it): @device_xml is the drive's <disk> element with the new
+	 * <source> or none (libvirt's virDomainUpdateDeviceFlags, live only). */
+	void (*change_media)(herd_virt *v, const char *uuid, const char *device_xml,
+			     herd_virt_done done, gpointer user);
 	/* Every VM the driver knows on this node (array of herd_vm_fact). */
 	GArray *(*facts)(herd_virt *v);
 	/* This node's capacity; false if unknown (not connected). */

@@ -195,6 +195,12 @@ static void lv_suspend(herd_virt *v, const char *uuid, herd_virt_done done, gpoi
 	lv_queue_submit(v, OP_SUSPEND, uuid, NULL, 0, NULL, done, user);
 }
 
+static void lv_change_media(herd_virt *v, const char *uuid, const char *device_xml, herd_virt_done done,
+			    gpointer user)
+{
+	lv_queue_submit(v, OP_CHANGE_MEDIA, uuid, device_xml, 0, NULL, done, user);
+}
+
 static void lv_resume(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user)
 {
 	lv_queue_submit(v, OP_RESUME, uuid, NULL, 0, NULL, done, user);
@@ -346,6 +352,7 @@ static const herd_virt_ops lv_ops = {
 	.destroy = lv_destroy,
 	.reboot = lv_reboot,
 	.reset = lv_reset,
+	.change_media = lv_change_media,
 	.suspend = lv_suspend,
 	.resume = lv_resume,
 	.migrate = lv_migrate,

@@ -28,7 +28,8 @@
 #include <stdint.h>
 
 typedef enum {
-	OP_START, OP_SHUTDOWN, OP_DESTROY, OP_REBOOT, OP_RESET, OP_SUSPEND, OP_RESUME, OP_MIGRATE
+	OP_START, OP_SHUTDOWN, OP_DESTROY, OP_REBOOT, OP_RESET, OP_SUSPEND, OP_RESUME, OP_MIGRATE,
+	OP_CHANGE_MEDIA
 } op_kind;
 
 typedef struct herd_virt_libvirt herd_virt_libvirt;

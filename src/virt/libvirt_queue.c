@@ -41,6 +41,7 @@
 
 static const char *const op_verbs[] = {
 	"start", "shut down", "destroy", "reboot", "reset", "suspend", "resume", "migrate",
+	"change the medium of",
 };
 
 static void pump(herd_virt_libvirt *v, lv_vm *vm);
@@ -389,6 +390,9 @@ void lv_queue_op_done(herd_virt_libvirt *v, lv_job *j)
 		lv_op_unref(op);
 		pump(v, vm);
 		return;
+	case OP_CHANGE_MEDIA:
+		/* No state comes of it: done when libvirt is. */
+		break;
 	case OP_REBOOT:
 	case OP_RESET:
 	case OP_SUSPEND:
@@ -762,8 +766,8 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 		finish_later(v, op, op_error(op, HERD_ERR_UNAVAILABLE, "the VM driver is closed"));
 		return;
 	}
-	if (kind == OP_START && (!xml || !*xml)) {
-		finish_later(v, op, op_error(op, HERD_ERR_INVALID, "its domain XML is empty"));
+	if ((kind == OP_START || kind == OP_CHANGE_MEDIA) && (!xml || !*xml)) {
+		finish_later(v, op, op_error(op, HERD_ERR_INVALID, "its XML is empty"));
 		return;
 	}
 	if (kind == OP_MIGRATE && !migrate_params(v, op, mp))

@@ -621,6 +621,11 @@ static void run_simple(lv_job *j, virConnectPtr conn)
 	case OP_RESUME:
 		rc = virDomainResume(dom);
 		break;
+	case OP_CHANGE_MEDIA:
+		/* The running guest's drive only: the configuration is the
+		 * cluster's, and the domain is transient. */
+		rc = virDomainUpdateDeviceFlags(dom, op->xml, VIR_DOMAIN_AFFECT_LIVE);
+		break;
 	default:
 		break;
 	}

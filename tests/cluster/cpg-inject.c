@@ -2,14 +2,17 @@
  * cpg-inject: put arbitrary bytes on herd's CPG group, for tests of what
  * herdd does with malformed or foreign wire messages.
  *
- *   cpg-inject [--group NAME] [--timeout-ms N] FILE...
+ *   cpg-inject [--group NAME] [--timeout-ms N] [--settle-ms N] FILE...
  *   cpg-inject --nodeid
  *
  * Run inside a test node.  Joins the CPG group NAME (default "herd") as one
  * more process of this node, multicasts the bytes of each FILE ("-" is
  * stdin) as one message in agreed order, waits until corosync has delivered
  * every one of them back to this process -- agreed order then means every
- * member got them, in that order -- and leaves the group.  --nodeid prints
+ * member got them, in that order -- and leaves the group.  --settle-ms N
+ * waits N ms after joining before it sends: herd's members open a sync round
+ * when the group changes, and a command queued in a round that the next
+ * change (this process leaving) ends is dropped.  --nodeid prints
  * this node's corosync node id without joining (tests need it to build a
  * header that names its true sender).
  *
@@ -57,7 +60,7 @@ static int64_t now_ms(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: cpg-inject [--group NAME] [--timeout-ms N] FILE...\n"
+	fprintf(out, "usage: cpg-inject [--group NAME] [--timeout-ms N] [--settle-ms N] FILE...\n"
 		     "       cpg-inject --nodeid\n");
 }
 
@@ -109,7 +112,7 @@ static unsigned char *read_all(const char *path, size_t *len)
 int main(int argc, char **argv)
 {
 	const char *group = "herd";
-	long timeout_ms = 10000;
+	long timeout_ms = 10000, settle_ms = 0;
 	bool want_nodeid = false;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
@@ -122,6 +125,13 @@ int main(int argc, char **argv)
 			char *end;
 			timeout_ms = strtol(argv[++i], &end, 10);
 			if (*end || timeout_ms <= 0) {
+				usage(stderr);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--settle-ms") == 0 && i + 1 < argc) {
+			char *end;
+			settle_ms = strtol(argv[++i], &end, 10);
+			if (*end || settle_ms < 0 || settle_ms > 60000) {
 				usage(stderr);
 				return 2;
 			}
@@ -181,6 +191,10 @@ int main(int argc, char **argv)
 	if (rc != CS_OK) {
 		fprintf(stderr, "cpg-inject: cannot join CPG group '%s' (error %d)\n", group, rc);
 		return 1;
+	}
+	for (int64_t until = now_ms() + settle_ms; now_ms() < until;) {
+		cpg_dispatch(handle, CS_DISPATCH_ALL);
+		usleep(10000);
 	}
 	int status = 0;
 	for (size_t k = 0; k < n_msgs; k++) {

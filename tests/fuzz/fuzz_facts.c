@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len;
 		herd_node_report report = { n->name, n->index, vms, n->resources, n->virt_ok,
 					    n->errors, n->start_failures, n->handed, n->coordinator,
-					    n->migration, seen_of(n) };
+					    n->migration, seen_of(n), n->pending };
 		g_autofree char *again = herd_facts_encode(&report, &len);
 		herd_facts *g = herd_facts_new();
 		FUZZ_CHECK(herd_facts_update(g, 7, again, len, 1000, NULL));

@@ -21,6 +21,7 @@ struct testvirt {
 	GHashTable *vms;         /* uuid -> herd_vm_fact* */
 	GHashTable *fail_start;  /* uuid -> message */
 	GHashTable *fail_migrate; /* uuid -> message */
+	GHashTable *media;        /* uuid -> the last removable drive's XML changed live */
 	GHashTable *counts;      /* "op uuid" -> count */
 	GQueue ops;              /* pending_op*, in the order asked */
 	guint idle;
@@ -147,6 +148,8 @@ static void run_op(testvirt *v, pending_op *o)
 		}
 		set_state(v, o->uuid, HERD_VM_RUNNING, "resumed", true);
 		finish(o, NULL);
+	} else if (strcmp(op, "change_media") == 0) {
+		finish(o, NULL); /* the drive's new XML was kept when it was asked */
 	} else {
 		/* reboot, reset: it runs on */
 		set_state(v, o->uuid, f->state, strcmp(op, "reboot") == 0 ? "rebooted" : "reset", true);
@@ -291,6 +294,19 @@ SIMPLE_OP(reset)
 SIMPLE_OP(suspend)
 SIMPLE_OP(resume)
 
+static void tv_change_media(herd_virt *base, const char *uuid, const char *device_xml, herd_virt_done done,
+			    gpointer user)
+{
+	testvirt *v = (testvirt *)base;
+	g_hash_table_replace(v->media, g_strdup(uuid), g_strdup(device_xml));
+	ask(base, "change_media", uuid, done, user);
+}
+
+const char *testvirt_media(testvirt *v, const char *uuid)
+{
+	return g_hash_table_lookup(v->media, uuid);
+}
+
 static GArray *tv_facts(herd_virt *base)
 {
 	return herd_vm_facts_of_table(((testvirt *)base)->vms);
@@ -316,6 +332,7 @@ static const herd_virt_ops testvirt_ops = {
 	.reset = tv_reset,
 	.suspend = tv_suspend,
 	.resume = tv_resume,
+	.change_media = tv_change_media,
 	.migrate = tv_migrate,
 	.migrate_progress = tv_migrate_progress,
 	.facts = tv_facts,
@@ -334,6 +351,7 @@ testvirt *testvirt_new(const char *node_name, uint64_t memory_mib, unsigned cpus
 	v->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	v->fail_start = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	v->fail_migrate = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	v->media = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	if (!by_node)
 		by_node = g_hash_table_new(g_str_hash, g_str_equal);
 	g_hash_table_replace(by_node, v->node, v);
@@ -353,6 +371,7 @@ void testvirt_free(testvirt *v)
 	g_hash_table_destroy(v->vms);
 	g_hash_table_destroy(v->fail_start);
 	g_hash_table_destroy(v->fail_migrate);
+	g_hash_table_destroy(v->media);
 	g_hash_table_destroy(v->counts);
 	g_free(v->node);
 	g_free(v);

@@ -50,7 +50,9 @@ void testvirt_power_off(testvirt *v);
 /* The state of @uuid here (HERD_VM_STOPPED if unknown). */
 herd_vm_state testvirt_state(testvirt *v, const char *uuid);
 /* How many times @op ("start", "shutdown", "destroy", "reboot", "reset",
- * "suspend", "resume") was asked for @uuid. */
+ * "suspend", "resume", "change_media") was asked for @uuid. */
 unsigned testvirt_count(testvirt *v, const char *op, const char *uuid);
+/* The drive XML of the last live media change of @uuid ("change_media"), or NULL. */
+const char *testvirt_media(testvirt *v, const char *uuid);
 /* Operations asked and not answered yet. */
 unsigned testvirt_pending(testvirt *v);

@@ -392,6 +392,22 @@ static void fv_noop(herd_virt *v, const char *uuid, herd_virt_done done, gpointe
 	done(NULL, user);
 }
 
+/* A CD-ROM changed live: no state comes of it; only a guest that runs
+ * here has a drive to change. */
+static void fv_change_media(herd_virt *base, const char *uuid, const char *device_xml, herd_virt_done done,
+			    gpointer user)
+{
+	fakevirt *v = (fakevirt *)base;
+	herd_vm_fact *f = g_hash_table_lookup(v->vms, uuid);
+	if (!f || !herd_vm_state_runs(f->state) || f->state == HERD_VM_STARTING) {
+		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_NOT_FOUND,
+							   "it is not running on this node");
+		done(err, user);
+		return;
+	}
+	done(NULL, user);
+}
+
 static GArray *fv_facts(herd_virt *base)
 {
 	return herd_vm_facts_of_table(((fakevirt *)base)->vms);
@@ -411,6 +427,7 @@ static const herd_virt_ops fake_ops = {
 	.open = fv_open, .close = fv_close, .start = fv_start, .shutdown = fv_shutdown,
 	.destroy = fv_destroy, .reboot = fv_noop, .reset = fv_noop, .suspend = fv_noop,
 	.resume = fv_noop, .facts = fv_facts, .resources = fv_resources, .migrate = fv_migrate,
+	.change_media = fv_change_media,
 };
 
 /* ------------------------------------------------------------------ */
