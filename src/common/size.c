@@ -26,7 +26,7 @@ bool herd_size_parse(const char *s, uint64_t max, const char *what, uint64_t *ou
 		if (g_ascii_strcasecmp(p, "iB") == 0 || g_ascii_strcasecmp(p, "B") == 0)
 			p += strlen(p);
 	}
-	if (*p || digits_end == (s ? s : "") || (digits_end != number + strlen(number) && shift == 0) ||
+	if (*p || digits_end == (s ? s : "") || (digits_end != p && shift == 0) ||
 	    (*digits_end == '.' && !digits_end[1]))
 		goto bad;
 	double v = g_ascii_strtod(number, NULL) * (double)(UINT64_C(1) << shift);

@@ -487,3 +487,14 @@ def run_steps(tn, ha, steps):
             watch.check(step.__name__)
             say(f"-- {step.__name__}: {time.monotonic() - t:.0f} s")
         watch.finish()
+
+
+def add_dir_storage(ha, name, path, share=False, i=1):
+    """A dir storage @name at @path (a directory of the host, so every test
+    node sees it), added with `herd storage add` on node i; the cluster
+    share with share=True."""
+    os.makedirs(path, exist_ok=True)
+    args = ["storage", "add", name, "--type", "dir", "--path", path]
+    if share:
+        args.append("--cluster-share")
+    ha.ok(i, *args)

@@ -1,0 +1,533 @@
+/*
+ * Disks as a resource: GET/POST /api/v1/disks, GET/DELETE
+ * /api/v1/disks/{disk}, POST /api/v1/disks/{disk}/resize.
+ *
+ * The node that serves the request does the file work (api/storage_files.h),
+ * so it must reach the storage.  Create makes the file first, then commits
+ * the disk (the file goes again if the commit is refused); delete commits
+ * first, then removes the file (a file that stays is reported: the disk is
+ * gone either way); resize grows the file, then commits the new size.  A
+ * disk is on a dir storage (an image file) or on an iSCSI one (a LUN of
+ * its target): the switches on the storage's type below are where LUNs go.
+ */
+#define G_LOG_DOMAIN "api"
+#include "api/common.h"
+#include "api/routes.h"
+#include "api/storage_files.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/size.h"
+#include "store/disk.h"
+#include "store/refs.h"
+#include "store/storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* The work on the storage, on a job's thread                          */
+
+typedef struct {
+	store_object *storage;
+	char *cluster_uuid;
+	char *node;
+	char *path;                 /* the disk's file */
+	store_disk_format format;
+	uint64_t size;
+	GPtrArray *paths;           /* used_work: files to stat (char*, NULL for none) */
+} file_work;
+
+static void file_work_free(gpointer p)
+{
+	file_work *w = p;
+	store_object_unref(w->storage);
+	g_free(w->cluster_uuid);
+	g_free(w->node);
+	g_free(w->path);
+	if (w->paths)
+		g_ptr_array_free(w->paths, TRUE);
+	g_free(w);
+}
+
+static file_work *file_work_new(api_ctx *a, store_object *storage, const char *path)
+{
+	file_work *w = g_new0(file_work, 1);
+	store_object *cluster = store_state_cluster(api_state(a));
+	w->storage = storage ? store_object_ref(storage) : NULL;
+	w->cluster_uuid = g_strdup(cluster ? cluster->uuid : "");
+	w->node = g_strdup(a->node->name);
+	w->path = g_strdup(path);
+	return w;
+}
+
+static json_t *create_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	if (!storage_dir_reach(w->storage, w->cluster_uuid, w->node, error))
+		return NULL;
+	g_autofree char *dir = g_path_get_dirname(w->path);
+	if (g_mkdir_with_parents(dir, 0755) < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot make %s on node %s: %s.", dir, w->node,
+			    g_strerror(errno));
+		return NULL;
+	}
+	/* O_EXCL: a file already there (another cluster's, an operator's) is
+	 * refused, never overwritten, even if it came a moment ago. */
+	int fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		g_set_error(error, HERD_ERROR, errno == EEXIST ? HERD_ERR_CONFLICT : HERD_ERR_IO,
+			    errno == EEXIST ? "A file is at %s already; herd does not overwrite it%s."
+					    : "Cannot create %s: %s.",
+			    w->path, errno == EEXIST ? "" : g_strerror(errno));
+		return NULL;
+	}
+	close(fd);
+	g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, w->size);
+	const char *argv[] = { "create", "-q", "-f", store_disk_format_name(w->format), w->path, size, NULL };
+	if (!storage_qemu_img(argv, error) || api_file_job_abandoned(job)) {
+		/* Not made, or made too late: nobody will commit it. */
+		unlink(w->path);
+		return NULL;
+	}
+	return json_pack("{s:I}", "used", (json_int_t)storage_file_used(w->path));
+}
+
+static json_t *resize_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	if (!storage_dir_reach(w->storage, w->cluster_uuid, w->node, error))
+		return NULL;
+	g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, w->size);
+	const char *argv[] = { "resize", "-q", "-f", store_disk_format_name(w->format), w->path, size, NULL };
+	if (!storage_qemu_img(argv, error))
+		return NULL;
+	return json_object();
+}
+
+static json_t *reach_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	return storage_dir_reach(w->storage, w->cluster_uuid, w->node, error) ? json_object() : NULL;
+}
+
+static json_t *remove_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	if (unlink(w->path) < 0 && errno != ENOENT) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot remove %s on node %s: %s.", w->path,
+			    w->node, g_strerror(errno));
+		return NULL;
+	}
+	return json_object();
+}
+
+/* Each path's used bytes, null where there is none or stat fails. */
+static json_t *used_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	json_t *used = json_array();
+	for (guint i = 0; i < w->paths->len; i++) {
+		const char *p = w->paths->pdata[i];
+		int64_t u = p ? storage_file_used(p) : -1;
+		json_array_append_new(used, u >= 0 ? json_integer(u) : json_null());
+	}
+	return used;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+
+static json_t *disk_json(store_state *st, store_object *o, json_t *used)
+{
+	const store_disk *d = store_disk_of(o);
+	store_object *storage = store_state_get(st, STORE_KIND_STORAGE, d->storage);
+	store_object *vm = store_refs_user(st, o);
+	g_autofree char *path = store_file_path(st, d->storage, d->file);
+	json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:s,s:I,s:O}", "name", o->name, "uuid", o->uuid,
+			      "storage", storage ? storage->name : NULL, "storage_uuid", d->storage,
+			      "format", store_disk_format_name(d->format), "size", (json_int_t)d->size,
+			      "used", used ? used : json_null());
+	if (d->file)
+		json_object_set_new(j, "file", json_string(d->file));
+	if (path)
+		json_object_set_new(j, "path", json_string(path));
+	if (d->lun >= 0)
+		json_object_set_new(j, "lun", json_integer(d->lun));
+	json_object_set_new(j, "vm", vm ? json_string(vm->name) : json_null());
+	return j;
+}
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	GPtrArray *disks;           /* store_object*, referenced */
+	bool one;                   /* GET /disks/{disk}: an object, not a list */
+} read_ctx;
+
+static void on_used(json_t *used, const GError *error, gpointer user)
+{
+	read_ctx *c = user;
+	store_state *st = api_state(c->a);
+	json_t *list = json_array();
+	if (error)
+		log_warn("disk sizes: %s", error->message);
+	for (guint i = 0; i < c->disks->len; i++)
+		json_array_append_new(list, disk_json(st, c->disks->pdata[i], json_array_get(used, i)));
+	http_respond_json(c->req, 200, c->one ? json_incref(json_array_get(list, 0)) : json_incref(list));
+	json_decref(list);
+	g_ptr_array_free(c->disks, TRUE);
+	g_free(c);
+}
+
+/* Answer @req with @disks and the space each uses, stat'ed off the loop. */
+static void respond_disks(http_request *req, api_ctx *a, GPtrArray *disks, bool one)
+{
+	read_ctx *c = g_new0(read_ctx, 1);
+	c->req = req;
+	c->a = a;
+	c->one = one;
+	c->disks = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
+	file_work *w = file_work_new(a, NULL, NULL);
+	w->paths = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < disks->len; i++) {
+		store_object *o = disks->pdata[i];
+		g_ptr_array_add(c->disks, store_object_ref(o));
+		g_ptr_array_add(w->paths, store_file_path(api_state(a), store_disk_of(o)->storage,
+							  store_disk_of(o)->file));
+	}
+	http_request_suspend(req);
+	api_file_job_run(used_work, w, file_work_free, API_FILE_LOOK_MS, a->node->name,
+			 "Reading the disks' used space", on_used, c);
+}
+
+void api_disks_list(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
+	g_autoptr(GPtrArray) disks = store_state_list(api_state(a), STORE_KIND_DISK);
+	respond_disks(req, a, disks, false);
+}
+
+void api_disk_get(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	store_object *o = api_lookup_param(req, a, STORE_KIND_DISK, "disk");
+	if (!o)
+		return;
+	g_autoptr(GPtrArray) one = g_ptr_array_new();
+	g_ptr_array_add(one, o);
+	respond_disks(req, a, one, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Changes                                                             */
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	json_t *cmd;
+	char *name;
+	char *path;
+	store_object *storage;
+	uint64_t size;
+} change_ctx;
+
+static change_ctx *change_new(http_request *req, api_ctx *a, const char *name, const char *path,
+			      store_object *storage)
+{
+	change_ctx *c = g_new0(change_ctx, 1);
+	c->req = req;
+	c->a = a;
+	c->name = g_strdup(name);
+	c->path = g_strdup(path);
+	c->storage = store_object_ref(storage);
+	return c;
+}
+
+static void change_free(change_ctx *c)
+{
+	json_decref(c->cmd);
+	g_free(c->name);
+	g_free(c->path);
+	store_object_unref(c->storage);
+	g_free(c);
+}
+
+/* The storage of a disk change, if this version of herd makes disks on it;
+ * else NULL after answering @req. */
+static bool storage_supported(http_request *req, store_object *storage)
+{
+	switch (store_storage_of(storage)->type) {
+	case STORE_STORAGE_DIR:
+		return true;
+	case STORE_STORAGE_ISCSI:
+		break;
+	}
+	http_respond_errorf(req, HERD_ERR_INVALID,
+			    "Storage %s is iSCSI: its disks are LUNs of its target, which herd does not make or change yet.",
+			    storage->name);
+	return false;
+}
+
+static void on_orphan_removed(json_t *result, const GError *error, gpointer user)
+{
+	if (error)
+		log_warn("an image file whose disk was not committed stays: %s", error->message);
+}
+
+static void on_create_committed(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error && g_error_matches(error, HERD_ERROR, HERD_ERR_IO)) {
+		/* This node's store failed under way: the others may have the
+		 * disk, so its file stays. */
+		http_respond_errorf(c->req, HERD_ERR_IO,
+				    "%s The file %s stays: check with 'herd disk list' on another node, and remove it if disk %s is not there.",
+				    error->message, c->path, c->name);
+	} else if (error) {
+		http_respond_error(c->req, error);
+		api_file_job_run(remove_work, file_work_new(c->a, c->storage, c->path), file_work_free,
+				 API_FILE_LOOK_MS, c->a->node->name, "Removing an uncommitted disk's file",
+				 on_orphan_removed, NULL);
+	} else {
+		store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
+		http_respond_json(c->req, 201, o ? disk_json(api_state(c->a), o, NULL) : json_incref(result));
+	}
+	change_free(c);
+}
+
+static void on_created(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	g_autoptr(GError) err = NULL;
+	if (error) {
+		http_respond_error(c->req, error);
+	} else if (!herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
+					on_create_committed, c, &err)) {
+		http_respond_error(c->req, err);
+		api_file_job_run(remove_work, file_work_new(c->a, c->storage, c->path), file_work_free,
+				 API_FILE_LOOK_MS, c->a->node->name, "Removing an uncommitted disk's file",
+				 on_orphan_removed, NULL);
+	} else {
+		return;
+	}
+	change_free(c);
+}
+
+/* A size field: "20G" or a number of bytes. */
+static bool size_field(json_t *body, const char **text, char **owned, GError **error)
+{
+	json_t *v = json_object_get(body, "size");
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		*owned = g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		*text = *owned;
+		return true;
+	}
+	if (json_is_string(v)) {
+		*text = json_string_value(v);
+		return true;
+	}
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+		    "Field 'size' must be a size such as \"20G\" or a number of bytes.");
+	return false;
+}
+
+void api_disk_create(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "name", "storage", "size", "format", NULL };
+	g_autoptr(GError) err = NULL;
+	g_autoptr(json_t) body = api_body(req, fields, &err);
+	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *storage_ref = NULL, *format_name = "qcow2", *size_text = NULL;
+	g_autofree char *size_owned = NULL;
+	store_disk_format format;
+	uint64_t size = 0;
+	if (!body || !store_name_validate(STORE_KIND_DISK, name, &err) ||
+	    !api_get_string(body, "storage", &storage_ref, &err) ||
+	    !api_get_string(body, "format", &format_name, &err) ||
+	    !size_field(body, &size_text, &size_owned, &err) ||
+	    !store_disk_size_parse(size_text, &size, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!store_disk_format_parse(format_name, &format)) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Unknown disk format '%s' (known: qcow2, raw).",
+				    format_name);
+		return;
+	}
+	if (!storage_ref) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "A disk needs a storage (field 'storage').");
+		return;
+	}
+	store_object *storage = api_lookup(a, STORE_KIND_STORAGE, storage_ref, &err);
+	if (!storage) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (store_state_get_by_name(api_state(a), STORE_KIND_DISK, name)) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Disk %s exists already.", name);
+		return;
+	}
+	if (!storage_supported(req, storage))
+		return;
+	g_autofree char *file = store_disk_file_for(name, format);
+	g_autofree char *path = store_file_path(api_state(a), storage->uuid, file);
+	char uuid[STORE_UUID_LEN + 1];
+	store_uuid_generate(uuid);
+	change_ctx *c = change_new(req, a, name, path, storage);
+	c->cmd = store_disk_cmd_create(uuid, name, storage, format, size, file, -1);
+	file_work *w = file_work_new(a, storage, path);
+	w->format = format;
+	w->size = size;
+	http_request_suspend(req);
+	api_file_job_run(create_work, w, file_work_free, API_FILE_QEMU_IMG_MS, a->node->name,
+			 "Creating the disk's file", on_created, c);
+}
+
+static void on_resize_committed(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error) {
+		g_autofree char *size = herd_size_format(c->size);
+		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+				    "%s The file of disk %s was grown to %s already: 'herd disk resize %s --size %" G_GUINT64_FORMAT "' records it.",
+				    error->message, c->name, size, c->name, c->size);
+	} else {
+		store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
+		http_respond_json(c->req, 200, o ? disk_json(api_state(c->a), o, NULL) : json_incref(result));
+	}
+	change_free(c);
+}
+
+static void on_resized(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	g_autoptr(GError) err = NULL;
+	/* The disk as it is now: it may have changed while qemu-img ran. */
+	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
+	if (error) {
+		http_respond_error(c->req, error);
+	} else if (!o) {
+		http_respond_errorf(c->req, HERD_ERR_CONFLICT, "Disk %s was deleted meanwhile.", c->name);
+	} else {
+		json_decref(c->cmd);
+		c->cmd = store_disk_cmd_resize(o, c->size);
+		if (herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
+					on_resize_committed, c, &err))
+			return;
+		http_respond_error(c->req, err);
+	}
+	change_free(c);
+}
+
+void api_disk_resize(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "size", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *o = api_lookup(a, STORE_KIND_DISK, http_request_param(req, "disk"), &err);
+	g_autoptr(json_t) body = o ? api_body(req, fields, &err) : NULL;
+	const char *size_text = NULL;
+	g_autofree char *size_owned = NULL;
+	uint64_t size = 0;
+	if (!body || !size_field(body, &size_text, &size_owned, &err) ||
+	    !store_disk_grow_parse(o->name, size_text, store_disk_of(o)->size, &size, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	const store_disk *d = store_disk_of(o);
+	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
+	if (!storage_supported(req, storage))
+		return;
+	store_object *vm = store_refs_user(api_state(a), o);
+	const char *node = NULL;
+	if (vm && herd_ha_vm_active(a->ha, vm->uuid, &node)) {
+		/* Growing under a running guest needs its QEMU to grow the block
+		 * device too (virDomainBlockResize on its node): not built yet. */
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Disk %s is in use by VM %s, which runs on node %s: herd grows a disk only while no VM that uses it runs. Shut VM %s down first.",
+				    o->name, vm->name, node ? node : "?", vm->name);
+		return;
+	}
+	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
+	change_ctx *c = change_new(req, a, o->name, path, storage);
+	c->size = size;
+	file_work *w = file_work_new(a, storage, path);
+	w->format = d->format;
+	w->size = size;
+	http_request_suspend(req);
+	api_file_job_run(resize_work, w, file_work_free, API_FILE_QEMU_IMG_MS, a->node->name,
+			 "Growing the disk's file", on_resized, c);
+}
+
+static void on_file_removed(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	json_t *answer = json_pack("{s:s,s:b}", "deleted", c->name, "file_removed", !error);
+	if (error)
+		json_object_set_new(answer, "warning", json_string(error->message));
+	http_respond_json(c->req, 200, answer);
+	change_free(c);
+}
+
+static void on_delete_committed(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error) {
+		http_respond_error(c->req, error);
+		change_free(c);
+		return;
+	}
+	api_file_job_run(remove_work, file_work_new(c->a, c->storage, c->path), file_work_free,
+			 API_FILE_LOOK_MS, c->a->node->name, "Removing the disk's file", on_file_removed, c);
+}
+
+/* This node reaches the storage: delete the disk, then its file. */
+static void on_delete_reached(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	g_autoptr(GError) err = NULL;
+	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
+	if (error) {
+		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+				    "%s Delete disk %s from a node that reaches its storage.", error->message, c->name);
+	} else if (!o) {
+		http_respond_errorf(c->req, HERD_ERR_NOT_FOUND, "Disk '%s' is not defined.", c->name);
+	} else {
+		c->cmd = store_disk_cmd_delete(o);
+		if (herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
+					on_delete_committed, c, &err))
+			return;
+		http_respond_error(c->req, err);
+	}
+	change_free(c);
+}
+
+void api_disk_delete(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	g_autoptr(GError) err = NULL;
+	store_object *o = api_lookup_param(req, a, STORE_KIND_DISK, "disk");
+	if (!o)
+		return;
+	const store_disk *d = store_disk_of(o);
+	/* Refused now rather than after the reach check; apply checks again. */
+	if (!store_refs_check_delete(api_state(a), o, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
+	if (!storage_supported(req, storage))
+		return;
+	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
+	change_ctx *c = change_new(req, a, o->name, path, storage);
+	http_request_suspend(req);
+	api_file_job_run(reach_work, file_work_new(a, storage, path), file_work_free, API_FILE_LOOK_MS,
+			 a->node->name, "Checking the disk's storage", on_delete_reached, c);
+}

@@ -1,0 +1,178 @@
+#define G_LOG_DOMAIN "api"
+#include "api/storage_files.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "store/storage.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct api_file_job {
+	gint refs;                 /* the thread's and the main loop's */
+	gint abandoned;            /* the main loop stopped waiting */
+	api_file_work_fn work;
+	gpointer data;
+	GDestroyNotify free_data;
+	GMainContext *context;
+	GSource *timeout;          /* main loop's, until the first of answer and timeout */
+	guint timeout_ms;
+	char *node;
+	char *what;
+	api_file_done_fn done;
+	gpointer user;
+	/* the outcome, written by the thread before it posts it */
+	json_t *result;
+	GError *error;
+};
+
+static void job_unref(api_file_job *job)
+{
+	if (!g_atomic_int_dec_and_test(&job->refs))
+		return;
+	if (job->free_data)
+		job->free_data(job->data);
+	g_main_context_unref(job->context);
+	json_decref(job->result);
+	g_clear_error(&job->error);
+	g_free(job->node);
+	g_free(job->what);
+	g_free(job);
+}
+
+bool api_file_job_abandoned(api_file_job *job)
+{
+	return g_atomic_int_get(&job->abandoned) != 0;
+}
+
+/* The main loop is done waiting (its reference goes). */
+static void stop_waiting(api_file_job *job)
+{
+	g_source_destroy(job->timeout);
+	g_source_unref(job->timeout);
+	job->timeout = NULL;
+	job_unref(job);
+}
+
+/* On the main loop: the thread is done; answer unless the wait ran out. */
+static gboolean on_job_done(gpointer data)
+{
+	api_file_job *job = data;
+	if (g_atomic_int_compare_and_exchange(&job->abandoned, 0, 1)) {
+		job->done(job->result, job->error, job->user);
+		stop_waiting(job);
+	}
+	job_unref(job); /* the thread's */
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean on_job_timeout(gpointer data)
+{
+	api_file_job *job = data;
+	if (g_atomic_int_compare_and_exchange(&job->abandoned, 0, 1)) {
+		g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_TIMEOUT,
+						    "%s did not finish within %u s on node %s (a hung mount?).",
+						    job->what, job->timeout_ms / 1000, job->node);
+		log_warn("%s", err->message);
+		job->done(NULL, err, job->user);
+		stop_waiting(job);
+	}
+	return G_SOURCE_REMOVE;
+}
+
+static gpointer job_thread(gpointer data)
+{
+	api_file_job *job = data;
+	job->result = job->work(job, job->data, &job->error);
+	if (!job->result && !job->error)
+		job->error = g_error_new(HERD_ERROR, HERD_ERR_INTERNAL, "%s failed.", job->what);
+	GSource *s = g_idle_source_new();
+	g_source_set_callback(s, on_job_done, job, NULL);
+	g_source_attach(s, job->context);
+	g_source_unref(s);
+	return NULL;
+}
+
+void api_file_job_run(api_file_work_fn work, gpointer data, GDestroyNotify free_data,
+		      guint timeout_ms, const char *node, const char *what, api_file_done_fn done,
+		      gpointer user)
+{
+	api_file_job *job = g_new0(api_file_job, 1);
+	job->refs = 2;
+	job->work = work;
+	job->data = data;
+	job->free_data = free_data;
+	job->context = g_main_context_ref_thread_default();
+	job->node = g_strdup(node);
+	job->what = g_strdup(what);
+	job->done = done;
+	job->user = user;
+	job->timeout_ms = timeout_ms;
+	job->timeout = g_timeout_source_new(timeout_ms);
+	g_source_set_callback(job->timeout, on_job_timeout, job, NULL);
+	g_source_attach(job->timeout, job->context);
+	/* A thread of its own, not a pool's: a hung mount keeps only it. */
+	g_thread_unref(g_thread_new("herd-files", job_thread, job));
+}
+
+bool storage_dir_reach(const store_object *storage, const char *cluster_uuid, const char *node,
+		       GError **error)
+{
+	const char *path = store_storage_of(storage)->path;
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "Storage %s is not reachable on node %s: %s is %s.", storage->name, node,
+			    path, errno == ENOENT ? "not there" : "not a directory");
+		return false;
+	}
+	g_autofree char *marker = g_build_filename(path, STORE_STORAGE_MARKER, NULL);
+	g_autofree char *content = NULL;
+	g_autoptr(GError) read_err = NULL;
+	if (!g_file_get_contents(marker, &content, NULL, &read_err)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "Storage %s is not reachable on node %s: %s has no marker file %s (not mounted there?).",
+			    storage->name, node, path, STORE_STORAGE_MARKER);
+		return false;
+	}
+	if (!store_storage_marker_matches(content, cluster_uuid, storage)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
+			    "Storage %s is not reachable on node %s: the marker in %s names another storage or cluster.",
+			    storage->name, node, path);
+		return false;
+	}
+	return true;
+}
+
+bool storage_qemu_img(const char *const *argv, GError **error)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	g_ptr_array_add(args, (gpointer) "qemu-img");
+	for (const char *const *a = argv; *a; a++)
+		g_ptr_array_add(args, (gpointer)*a);
+	g_ptr_array_add(args, NULL);
+	g_autofree char *out = NULL, *err = NULL;
+	int status = 0;
+	g_autoptr(GError) spawn_err = NULL;
+	if (!g_spawn_sync(NULL, (char **)args->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+			  &status, &spawn_err)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot run qemu-img: %s.", spawn_err->message);
+		return false;
+	}
+	if (!g_spawn_check_wait_status(status, NULL)) {
+		g_strstrip(err);
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "qemu-img %s failed: %s", argv[0],
+			    *err ? err : "(it printed nothing)");
+		return false;
+	}
+	return true;
+}
+
+int64_t storage_file_used(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -1;
+	return (int64_t)st.st_blocks * 512;
+}

@@ -1,0 +1,56 @@
+/*
+ * The file work this node does on a dir storage for the API: reach the
+ * storage (its directory and marker), make, grow, stat and remove image
+ * files.  A mount can hang (a dead NFS server): each piece of work runs on
+ * a thread of its own and the main loop waits for it a bounded time; a
+ * job that overruns is answered as timed out and finishes alone (a file it
+ * made by then is removed again).
+ */
+#pragma once
+
+#include "store/object.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct api_file_job api_file_job;
+
+/* The work, on the job's thread: a result (or NULL with @error set). */
+typedef json_t *(*api_file_work_fn)(api_file_job *job, gpointer data, GError **error);
+/* Its outcome, on the main loop: @result, or @error (a timeout too). */
+typedef void (*api_file_done_fn)(json_t *result, const GError *error, gpointer user);
+
+/*
+ * Run @work(@data) on a thread of its own and @done(@user) on the caller's
+ * main context when it returns, or after @timeout_ms with a TIMEOUT error
+ * whose sentence says @what did not finish on @node.  @free_data frees
+ * @data once the thread is done with it.
+ */
+void api_file_job_run(api_file_work_fn work, gpointer data, GDestroyNotify free_data,
+		      guint timeout_ms, const char *node, const char *what, api_file_done_fn done,
+		      gpointer user);
+/* Has the main loop stopped waiting for @job?  (Its thread asks before
+ * it keeps a file it made.) */
+bool api_file_job_abandoned(api_file_job *job);
+
+/* How long the main loop waits for a quick look (stat, marker) and for
+ * qemu-img. */
+#define API_FILE_LOOK_MS 5000u
+#define API_FILE_QEMU_IMG_MS 60000u
+
+/* ---- work that runs on a job's thread ----------------------------------- */
+
+/*
+ * Does this node reach dir storage @storage of cluster @cluster_uuid: is its
+ * directory there and does its marker name it?  False with an UNAVAILABLE
+ * error naming @node and what is wrong.
+ */
+bool storage_dir_reach(const store_object *storage, const char *cluster_uuid, const char *node,
+		       GError **error);
+/* Run qemu-img with @argv (NULL-terminated, without "qemu-img"); false with
+ * an IO error quoting what it printed. */
+bool storage_qemu_img(const char *const *argv, GError **error);
+/* Bytes the file at @path takes on its storage (st_blocks * 512), or -1. */
+int64_t storage_file_used(const char *path);
