@@ -31,38 +31,9 @@
 /* ------------------------------------------------------------------ */
 /* The work on the storage, on a job's thread                          */
 
-typedef struct {
-	store_object *storage;
-	char *cluster_uuid;
-	char *node;
-	char *path;                 /* the disk's file */
-	store_disk_format format;
-	uint64_t size;
-	GPtrArray *paths;           /* used_work: files to stat (char*, NULL for none) */
-} file_work;
-
-static void file_work_free(gpointer p)
-{
-	file_work *w = p;
-	store_object_unref(w->storage);
-	g_free(w->cluster_uuid);
-	g_free(w->node);
-	g_free(w->path);
-	if (w->paths)
-		g_ptr_array_free(w->paths, TRUE);
-	g_free(w);
-}
-
-static file_work *file_work_new(api_ctx *a, store_object *storage, const char *path)
-{
-	file_work *w = g_new0(file_work, 1);
-	store_object *cluster = store_state_cluster(api_state(a));
-	w->storage = storage ? store_object_ref(storage) : NULL;
-	w->cluster_uuid = g_strdup(cluster ? cluster->uuid : "");
-	w->node = g_strdup(a->node->name);
-	w->path = g_strdup(path);
-	return w;
-}
+typedef storage_file_work file_work;
+#define file_work_new storage_file_work_new
+#define file_work_free storage_file_work_free
 
 static json_t *create_work(api_file_job *job, gpointer data, GError **error)
 {
@@ -105,23 +76,6 @@ static json_t *resize_work(api_file_job *job, gpointer data, GError **error)
 	const char *argv[] = { "resize", "-q", "-f", store_disk_format_name(w->format), w->path, size, NULL };
 	if (!storage_qemu_img(argv, error))
 		return NULL;
-	return json_object();
-}
-
-static json_t *reach_work(api_file_job *job, gpointer data, GError **error)
-{
-	file_work *w = data;
-	return storage_dir_reach(w->storage, w->cluster_uuid, w->node, error) ? json_object() : NULL;
-}
-
-static json_t *remove_work(api_file_job *job, gpointer data, GError **error)
-{
-	file_work *w = data;
-	if (unlink(w->path) < 0 && errno != ENOENT) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot remove %s on node %s: %s.", w->path,
-			    w->node, g_strerror(errno));
-		return NULL;
-	}
 	return json_object();
 }
 
@@ -274,12 +228,6 @@ static bool storage_supported(http_request *req, store_object *storage)
 	return false;
 }
 
-static void on_orphan_removed(json_t *result, const GError *error, gpointer user)
-{
-	if (error)
-		log_warn("an image file whose disk was not committed stays: %s", error->message);
-}
-
 static void on_create_committed(json_t *result, const GError *error, gpointer user)
 {
 	change_ctx *c = user;
@@ -291,9 +239,7 @@ static void on_create_committed(json_t *result, const GError *error, gpointer us
 				    error->message, c->path, c->name);
 	} else if (error) {
 		http_respond_error(c->req, error);
-		api_file_job_run(remove_work, file_work_new(c->a, c->storage, c->path), file_work_free,
-				 API_FILE_LOOK_MS, c->a->node->name, "Removing an uncommitted disk's file",
-				 on_orphan_removed, NULL);
+		storage_remove_orphan(c->a, c->storage, c->path);
 	} else {
 		store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
 		http_respond_json(c->req, 201, o ? disk_json(api_state(c->a), o, NULL) : json_incref(result));
@@ -310,9 +256,7 @@ static void on_created(json_t *result, const GError *error, gpointer user)
 	} else if (!herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
 					on_create_committed, c, &err)) {
 		http_respond_error(c->req, err);
-		api_file_job_run(remove_work, file_work_new(c->a, c->storage, c->path), file_work_free,
-				 API_FILE_LOOK_MS, c->a->node->name, "Removing an uncommitted disk's file",
-				 on_orphan_removed, NULL);
+		storage_remove_orphan(c->a, c->storage, c->path);
 	} else {
 		return;
 	}
@@ -466,68 +410,16 @@ void api_disk_resize(http_request *req, gpointer user_data)
 			 "Growing the disk's file", on_resized, c);
 }
 
-static void on_file_removed(json_t *result, const GError *error, gpointer user)
-{
-	change_ctx *c = user;
-	json_t *answer = json_pack("{s:s,s:b}", "deleted", c->name, "file_removed", !error);
-	if (error)
-		json_object_set_new(answer, "warning", json_string(error->message));
-	http_respond_json(c->req, 200, answer);
-	change_free(c);
-}
-
-static void on_delete_committed(json_t *result, const GError *error, gpointer user)
-{
-	change_ctx *c = user;
-	if (error) {
-		http_respond_error(c->req, error);
-		change_free(c);
-		return;
-	}
-	api_file_job_run(remove_work, file_work_new(c->a, c->storage, c->path), file_work_free,
-			 API_FILE_LOOK_MS, c->a->node->name, "Removing the disk's file", on_file_removed, c);
-}
-
-/* This node reaches the storage: delete the disk, then its file. */
-static void on_delete_reached(json_t *result, const GError *error, gpointer user)
-{
-	change_ctx *c = user;
-	g_autoptr(GError) err = NULL;
-	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
-	if (error) {
-		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
-				    "%s Delete disk %s from a node that reaches its storage.", error->message, c->name);
-	} else if (!o) {
-		http_respond_errorf(c->req, HERD_ERR_NOT_FOUND, "Disk '%s' is not defined.", c->name);
-	} else {
-		c->cmd = store_disk_cmd_delete(o);
-		if (herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
-					on_delete_committed, c, &err))
-			return;
-		http_respond_error(c->req, err);
-	}
-	change_free(c);
-}
-
 void api_disk_delete(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	g_autoptr(GError) err = NULL;
 	store_object *o = api_lookup_param(req, a, STORE_KIND_DISK, "disk");
 	if (!o)
 		return;
 	const store_disk *d = store_disk_of(o);
-	/* Refused now rather than after the reach check; apply checks again. */
-	if (!store_refs_check_delete(api_state(a), o, &err)) {
-		http_respond_error(req, err);
-		return;
-	}
 	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
 	if (!storage_supported(req, storage))
 		return;
 	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
-	change_ctx *c = change_new(req, a, o->name, path, storage);
-	http_request_suspend(req);
-	api_file_job_run(reach_work, file_work_new(a, storage, path), file_work_free, API_FILE_LOOK_MS,
-			 a->node->name, "Checking the disk's storage", on_delete_reached, c);
+	api_file_object_delete(req, a, o, storage, path);
 }

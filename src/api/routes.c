@@ -50,6 +50,10 @@ const http_route herd_api_routes[] = {
 	{ "DELETE", "/api/v1/disks/{disk}", api_disk_delete, 0 },
 	{ "POST", "/api/v1/disks/{disk}/resize", api_disk_resize, 0 },
 
+	{ "GET", "/api/v1/isos", api_isos_list, 0 },
+	{ "PUT", "/api/v1/isos/{iso}", api_iso_upload, HTTP_ROUTE_STREAM },
+	{ "DELETE", "/api/v1/isos/{iso}", api_iso_delete, 0 },
+
 	{ "POST", "/api/v1/simulate", api_simulate, 0 },
 };
 const size_t herd_api_n_routes = G_N_ELEMENTS(herd_api_routes);

@@ -73,6 +73,11 @@ void api_disk_get(http_request *req, gpointer user_data);       /* GET /disks/{d
 void api_disk_delete(http_request *req, gpointer user_data);    /* DELETE /disks/{disk} */
 void api_disk_resize(http_request *req, gpointer user_data);    /* POST /disks/{disk}/resize */
 
+/* iso.c */
+void api_isos_list(http_request *req, gpointer user_data);      /* GET /isos */
+void api_iso_upload(http_request *req, gpointer user_data);     /* PUT /isos/{iso}, streamed */
+void api_iso_delete(http_request *req, gpointer user_data);     /* DELETE /isos/{iso} */
+
 /* storage.c */
 void api_storage_add(http_request *req, gpointer user_data);    /* POST /storage */
 

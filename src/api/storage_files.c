@@ -1,13 +1,19 @@
 #define G_LOG_DOMAIN "api"
 #include "api/storage_files.h"
 
+#include "api/common.h"
+
 #include "common/error.h"
+#include "common/json.h"
 #include "common/log.h"
+#include "store/command.h"
+#include "store/refs.h"
 #include "store/storage.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct api_file_job {
 	gint refs;                 /* the thread's and the main loop's */
@@ -175,4 +181,146 @@ int64_t storage_file_used(const char *path)
 	if (stat(path, &st) < 0)
 		return -1;
 	return (int64_t)st.st_blocks * 512;
+}
+
+/* ------------------------------------------------------------------ */
+/* The work of disks and ISOs                                          */
+
+storage_file_work *storage_file_work_new(api_ctx *a, store_object *storage, const char *path)
+{
+	storage_file_work *w = g_new0(storage_file_work, 1);
+	store_object *cluster = store_state_cluster(api_state(a));
+	w->storage = storage ? store_object_ref(storage) : NULL;
+	w->cluster_uuid = g_strdup(cluster ? cluster->uuid : "");
+	w->node = g_strdup(a->node->name);
+	w->path = g_strdup(path);
+	return w;
+}
+
+void storage_file_work_free(gpointer p)
+{
+	storage_file_work *w = p;
+	store_object_unref(w->storage);
+	g_free(w->cluster_uuid);
+	g_free(w->node);
+	g_free(w->path);
+	if (w->paths)
+		g_ptr_array_free(w->paths, TRUE);
+	g_free(w);
+}
+
+json_t *storage_reach_work(api_file_job *job, gpointer data, GError **error)
+{
+	storage_file_work *w = data;
+	return storage_dir_reach(w->storage, w->cluster_uuid, w->node, error) ? json_object() : NULL;
+}
+
+json_t *storage_remove_work(api_file_job *job, gpointer data, GError **error)
+{
+	storage_file_work *w = data;
+	if (unlink(w->path) < 0 && errno != ENOENT) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot remove %s on node %s: %s.", w->path,
+			    w->node, g_strerror(errno));
+		return NULL;
+	}
+	return json_object();
+}
+
+static void on_orphan_removed(json_t *result, const GError *error, gpointer user)
+{
+	if (error)
+		log_warn("a file that no disk or ISO names stays: %s", error->message);
+}
+
+void storage_remove_orphan(api_ctx *a, store_object *storage, const char *path)
+{
+	api_file_job_run(storage_remove_work, storage_file_work_new(a, storage, path),
+			 storage_file_work_free, API_FILE_LOOK_MS, a->node->name,
+			 "Removing a file nothing names", on_orphan_removed, NULL);
+}
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	store_kind kind;
+	char *name;
+	store_object *storage;
+	char *path;
+} delete_ctx;
+
+static void delete_free(delete_ctx *c)
+{
+	g_free(c->name);
+	store_object_unref(c->storage);
+	g_free(c->path);
+	g_free(c);
+}
+
+static void on_file_removed(json_t *result, const GError *error, gpointer user)
+{
+	delete_ctx *c = user;
+	json_t *answer = json_pack("{s:s,s:b}", "deleted", c->name, "file_removed", !error);
+	if (error)
+		json_object_set_new(answer, "warning", json_string(error->message));
+	http_respond_json(c->req, 200, answer);
+	delete_free(c);
+}
+
+static void on_delete_committed(json_t *result, const GError *error, gpointer user)
+{
+	delete_ctx *c = user;
+	if (error) {
+		http_respond_error(c->req, error);
+		delete_free(c);
+		return;
+	}
+	api_file_job_run(storage_remove_work, storage_file_work_new(c->a, c->storage, c->path),
+			 storage_file_work_free, API_FILE_LOOK_MS, c->a->node->name, "Removing the file",
+			 on_file_removed, c);
+}
+
+/* This node reaches the storage: commit the deletion, then remove the file. */
+static void on_delete_reached(json_t *result, const GError *error, gpointer user)
+{
+	delete_ctx *c = user;
+	g_autoptr(GError) err = NULL;
+	store_object *o = store_state_get_by_name(api_state(c->a), c->kind, c->name);
+	if (error) {
+		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+				    "%s Delete %s %s from a node that reaches its storage.", error->message,
+				    store_kind_label(c->kind), c->name);
+	} else if (!o) {
+		g_autofree char *label = g_strdup(store_kind_label(c->kind));
+		label[0] = g_ascii_toupper(label[0]);
+		http_respond_errorf(c->req, HERD_ERR_NOT_FOUND, "%s %s was deleted meanwhile.", label, c->name);
+	} else {
+		g_autoptr(json_t) cmd = store_cmd_delete(o->kind, o->uuid, o->version);
+		if (herd_cluster_submit(c->a->cluster, cmd, http_request_user(c->req), on_delete_committed, c,
+					&err))
+			return;
+		http_respond_error(c->req, err);
+	}
+	delete_free(c);
+}
+
+void api_file_object_delete(http_request *req, api_ctx *a, store_object *o, store_object *storage,
+			    const char *path)
+{
+	g_autoptr(GError) err = NULL;
+	/* Refused now rather than after the reach check; apply checks again. */
+	if (!store_refs_check_delete(api_state(a), o, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	delete_ctx *c = g_new0(delete_ctx, 1);
+	c->req = req;
+	c->a = a;
+	c->kind = o->kind;
+	c->name = g_strdup(o->name);
+	c->storage = store_object_ref(storage);
+	c->path = g_strdup(path);
+	http_request_suspend(req);
+	api_file_job_run(storage_reach_work, storage_file_work_new(a, storage, path),
+			 storage_file_work_free, API_FILE_LOOK_MS, a->node->name,
+			 "Checking the storage", on_delete_reached, c);
 }

@@ -8,7 +8,10 @@
  */
 #pragma once
 
+#include "api/context.h"
+#include "api/http.h"
 #include "store/object.h"
+#include "store/state.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -54,3 +57,36 @@ bool storage_dir_reach(const store_object *storage, const char *cluster_uuid, co
 bool storage_qemu_img(const char *const *argv, GError **error);
 /* Bytes the file at @path takes on its storage (st_blocks * 512), or -1. */
 int64_t storage_file_used(const char *path);
+
+/* ---- the work of disks and ISOs ------------------------------------------ */
+
+/* What a job on a storage's file needs, its own copy (a hung mount may keep
+ * it past the request). */
+typedef struct storage_file_work {
+	store_object *storage;      /* a reference, or NULL */
+	char *cluster_uuid;
+	char *node;                 /* this node, for messages */
+	char *path;                 /* the file */
+	int format;                 /* a disk's store_disk_format */
+	uint64_t size;
+	GPtrArray *paths;           /* files to stat (char*, NULL for none), or NULL */
+} storage_file_work;
+
+storage_file_work *storage_file_work_new(api_ctx *a, store_object *storage, const char *path);
+void storage_file_work_free(gpointer w);
+
+/* Jobs: storage_dir_reach() of w->storage; remove w->path (gone already
+ * is fine). */
+json_t *storage_reach_work(api_file_job *job, gpointer w, GError **error);
+json_t *storage_remove_work(api_file_job *job, gpointer w, GError **error);
+/* Remove a file that no committed object names (a failure is logged). */
+void storage_remove_orphan(api_ctx *a, store_object *storage, const char *path);
+
+/*
+ * DELETE of a disk or ISO @o whose file is @path on dir storage @storage:
+ * this node must reach the storage; then @o's deletion is committed (apply
+ * refuses it while a VM uses @o), then the file removed.  Answers @req
+ * {"deleted":NAME,"file_removed":bool,"warning"?: why it stays}.
+ */
+void api_file_object_delete(http_request *req, api_ctx *a, store_object *o, store_object *storage,
+			    const char *path);

@@ -23,6 +23,7 @@ storages in a directory of the host that every node sees.
 
     tests/cluster/test_disk.py        (as root, after ninja -C build)
 """
+import hashlib
 import json
 import os
 import re
@@ -178,15 +179,152 @@ def delete(tn, ha, store):
     expect(images(store) == [], f"files left: {images(store)}")
 
 
+# A client that sends part of a body: PUT headers announcing @length bytes,
+# then @sent bytes, then either closes the connection ("close") or waits to
+# be killed ("hang").  Through the node's own API socket.
+PARTIAL_CLIENT = r"""
+import os, socket, sys, time
+name, length, sent, how = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_UNIX)
+s.connect("/run/herd/herd.sock")
+s.sendall(f"PUT /api/v1/isos/{name} HTTP/1.1\r\nHost: localhost\r\n"
+          f"Content-Length: {length}\r\n\r\n".encode())
+chunk = b"x" * 65536
+while sent > 0:
+    s.sendall(chunk[:min(sent, len(chunk))])
+    sent -= min(sent, len(chunk))
+print("sent", os.getpid(), flush=True)
+if how == "hang":
+    time.sleep(3600)
+s.close()
+"""
+
+
+def isos(ha, i):
+    return {x["name"]: x for x in ha.json(i, "iso", "list")}
+
+
+def share_files(share):
+    return sorted(os.listdir(os.path.join(share, "isos")))
+
+
+def iso_upload(tn, ha, share):
+    src = os.path.join(ha.tmp, "iso-src")
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, "hello.txt"), "w") as f:
+        f.write("herd test ISO\n")
+    iso = os.path.join(ha.tmp, "tiny.iso")
+    p = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "TINY", "-o", iso, src],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, f"xorriso: {p.stderr.strip()}")
+    with open(iso, "rb") as f:
+        want = hashlib.sha256(f.read()).hexdigest()
+    out = ha.ok(3, "iso", "upload", iso).stdout
+    say(f"  {out.strip()}")
+    expect(want in out, f"herd iso upload printed no SHA-256 {want}: {out}")
+    ls = isos(ha, 1)
+    expect(set(ls) == {"tiny.iso"} and ls["tiny.iso"]["sha256"] == want and
+           ls["tiny.iso"]["size"] == os.path.getsize(iso), f"iso list on n1: {ls}")
+    text = ha.ok(1, "iso", "list").stdout
+    say("  herd iso list:\n" + text.rstrip())
+    expect(re.search(rf"^tiny\.iso\s+\S+ KiB\s+{want}\s+-$", text, re.M), f"herd iso list:\n{text}")
+    with open(os.path.join(share, "isos", "tiny.iso"), "rb") as f:
+        expect(hashlib.sha256(f.read()).hexdigest() == want, "the stored ISO differs from the file")
+    # over HTTPS from another node, with the admin's credentials, under another name
+    pw = os.path.join(tn.tn.dir, "admin-password")
+    out = ha.ok(2, "--host", "n1", "-k", "--user", "admin", "--password-file", pw,
+                "iso", "upload", iso, "--name", "tiny2.iso").stdout
+    expect(want in out, f"herd --host n1 iso upload: {out}")
+    expect(share_files(share) == ["tiny.iso", "tiny2.iso"], f"isos/: {share_files(share)}")
+
+
+def iso_refused(tn, ha, share):
+    iso = os.path.join(ha.tmp, "tiny.iso")
+    big = os.path.join(ha.tmp, "big.iso")
+    with open(big, "wb") as f:
+        f.truncate((64 << 30) + 1)  # sparse: one byte over the limit
+    empty = os.path.join(ha.tmp, "empty.iso")
+    open(empty, "w").close()
+    pw = os.path.join(tn.tn.dir, "admin-password")
+    wrong = os.path.join(ha.tmp, "wrong-password")
+    with open(wrong, "w") as f:
+        f.write("not-the-password\n")
+    for i, args, pattern in [
+        (3, ["iso", "upload", iso], r"ISO tiny.iso exists already"),
+        (3, ["iso", "upload", os.path.join(ha.tmp, "nosuch.iso")], r"Cannot upload .*nosuch.iso: No such file"),
+        (3, ["iso", "upload", ha.tmp], r"not a regular file"),
+        (3, ["iso", "upload", iso, "--name", "bad/name"], r"name"),
+        (3, ["iso", "upload", iso, "--name", ".hidden"], r"name"),
+        (3, ["iso", "upload", big], r"ISO big.iso is 68719476737 bytes: an ISO has at most 64 GiB"),
+        (3, ["iso", "upload", empty], r"ISO empty.iso is empty"),
+        (2, ["--host", "n1", "-k", "--user", "admin", "--password-file", wrong, "iso", "upload", iso,
+             "--name", "x.iso"], r"password|credentials|authenticat"),
+        (3, ["iso", "delete", "nosuch"], r"ISO 'nosuch' is not defined"),
+    ]:
+        ha.refused(i, args, pattern)
+    expect(set(isos(ha, 2)) == {"tiny.iso", "tiny2.iso"}, f"ISOs after bad uploads: {sorted(isos(ha, 2))}")
+    expect(share_files(share) == ["tiny.iso", "tiny2.iso"], f"isos/ after bad uploads: {share_files(share)}")
+
+    # no cluster share: a cluster without one refuses (here: the share hidden on n2)
+    tn.exec(2, "mount", "-t", "tmpfs", "tmpfs", share, check=True)
+    try:
+        ha.refused(2, ["iso", "upload", iso, "--name", "t3.iso"],
+                   r"Storage share is not reachable on node n2")
+        ha.refused(2, ["iso", "delete", "tiny2.iso"], r"not reachable on node n2")
+    finally:
+        tn.exec(2, "umount", share, check=True)
+
+    # cut off: a body shorter than its Content-Length, then the connection closed
+    p = tn.exec(3, "python3", "-c", PARTIAL_CLIENT, "cut.iso", str(8 << 20), str(3 << 20), "close",
+                check=True)
+    wait_until(lambda: share_files(share) == ["tiny.iso", "tiny2.iso"], 30,
+               f"the cut-off upload's temporary file to go (isos/: {share_files(share)})")
+    expect("cut.iso" not in isos(ha, 1), "the cut-off upload is an ISO")
+    say("  an upload cut off after 3 of 8 MiB left nothing")
+
+    # killed: the client dies mid-upload (its temporary file is there meanwhile)
+    proc = subprocess.Popen(tn.tn.node_argv(3, ["python3", "-c", PARTIAL_CLIENT, "killed.iso",
+                                                 str(64 << 20), str(5 << 20), "hang"]),
+                            env=tn.tn.node_env(3), stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().split()
+        check(line[:1] == ["sent"], "the partial client did not send")
+        wait_until(lambda: any(f.startswith(".upload-") for f in share_files(share)), 30,
+                   "the upload's temporary file")
+        expect("killed.iso" not in isos(ha, 1), "an upload under way is listed as an ISO")
+        tn.exec(3, "kill", "-KILL", line[1], check=True)  # its pid inside n3
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_until(lambda: share_files(share) == ["tiny.iso", "tiny2.iso"], 30,
+               f"the killed upload's temporary file to go (isos/: {share_files(share)})")
+    expect("killed.iso" not in isos(ha, 1), "the killed upload is an ISO")
+    say("  an upload whose client was killed midway left nothing")
+    # herd still serves uploads
+    ha.ok(3, "iso", "upload", iso, "--name", "after.iso")
+    ha.ok(3, "iso", "delete", "after.iso")
+
+
+def iso_delete(tn, ha, share):
+    ha.ok(1, "iso", "delete", "tiny.iso")
+    ha.ok(2, "iso", "delete", "tiny2.iso")
+    expect(isos(ha, 3) == {}, f"ISOs left: {isos(ha, 3)}")
+    expect(share_files(share) == [], f"isos/ left: {share_files(share)}")
+
+
 def main():
     with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 3) as tn:
         ha = Ha(tn, tmp)
         store = os.path.join(tmp, "store1")
         add_dir_storage(ha, "store1", store)
-        add_dir_storage(ha, "share", os.path.join(tmp, "share"), share=True, i=2)
+        share = os.path.join(tmp, "share")
+        add_dir_storage(ha, "share", share, share=True, i=2)
         for step in (create_and_list, bad_input, unreachable, resize, in_use, delete):
             say(f"-- {step.__name__}")
             step(tn, ha, store)
+        for step in (iso_upload, iso_refused, iso_delete):
+            say(f"-- {step.__name__}")
+            step(tn, ha, share)
         check_expected()
 
 
