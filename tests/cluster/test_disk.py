@@ -305,6 +305,34 @@ def iso_refused(tn, ha, share):
     ha.ok(3, "iso", "delete", "after.iso")
 
 
+def herdd_peak_kib(tn, i):
+    """herdd's peak resident memory (VmHWM) in node i, KiB."""
+    pid = tn.exec(i, "pidof", "herdd", check=True).stdout.split()[0]
+    status = tn.exec(i, "cat", f"/proc/{pid}/status", check=True).stdout
+    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)[1])
+
+
+def iso_large(tn, ha, share):
+    """A 512 MiB upload: herdd's memory stays bounded (its peak grows by far
+    less than the image), and the checksums agree."""
+    big = os.path.join(ha.tmp, "large.iso")
+    with open(big, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(512):
+            f.write(block)
+    before = herdd_peak_kib(tn, 1)
+    out = ha.ok(1, "iso", "upload", big, timeout=300).stdout
+    after = herdd_peak_kib(tn, 1)
+    say(f"  {out.strip()}; herdd's peak memory {before // 1024} -> {after // 1024} MiB")
+    expect(after - before < 64 * 1024, f"herdd's peak memory grew by {(after - before) // 1024} MiB "
+                                       f"for a 512 MiB upload")
+    with open(big, "rb") as f:
+        want = hashlib.sha256(f.read()).hexdigest()
+    expect(isos(ha, 2)["large.iso"]["sha256"] == want and want in out, "large.iso's checksum")
+    os.unlink(big)
+    ha.ok(1, "iso", "delete", "large.iso")
+
+
 def iso_delete(tn, ha, share):
     ha.ok(1, "iso", "delete", "tiny.iso")
     ha.ok(2, "iso", "delete", "tiny2.iso")
@@ -318,11 +346,12 @@ def main():
         store = os.path.join(tmp, "store1")
         add_dir_storage(ha, "store1", store)
         share = os.path.join(tmp, "share")
+        ha.refused(1, ["iso", "upload", "/etc/hostname"], r"There is no cluster share for ISOs")
         add_dir_storage(ha, "share", share, share=True, i=2)
         for step in (create_and_list, bad_input, unreachable, resize, in_use, delete):
             say(f"-- {step.__name__}")
             step(tn, ha, store)
-        for step in (iso_upload, iso_refused, iso_delete):
+        for step in (iso_upload, iso_refused, iso_large, iso_delete):
             say(f"-- {step.__name__}")
             step(tn, ha, share)
         check_expected()
