@@ -38,14 +38,8 @@ typedef storage_file_work file_work;
 static json_t *create_work(api_file_job *job, gpointer data, GError **error)
 {
 	file_work *w = data;
-	if (!storage_dir_reach(w->storage, w->cluster_uuid, w->node, error))
+	if (!storage_reach_for_file(w, error))
 		return NULL;
-	g_autofree char *dir = g_path_get_dirname(w->path);
-	if (g_mkdir_with_parents(dir, 0755) < 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot make %s on node %s: %s.", dir, w->node,
-			    g_strerror(errno));
-		return NULL;
-	}
 	/* O_EXCL: a file already there (another cluster's, an operator's) is
 	 * refused, never overwritten, even if it came a moment ago. */
 	int fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -228,22 +222,20 @@ static bool storage_supported(http_request *req, store_object *storage)
 	return false;
 }
 
+/* Answer a committed change with the disk as it is now. */
+static void respond_disk(change_ctx *c, unsigned status, json_t *result)
+{
+	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
+	http_respond_json(c->req, status, o ? disk_json(api_state(c->a), o, NULL) : json_incref(result));
+}
+
 static void on_create_committed(json_t *result, const GError *error, gpointer user)
 {
 	change_ctx *c = user;
-	if (error && g_error_matches(error, HERD_ERROR, HERD_ERR_IO)) {
-		/* This node's store failed under way: the others may have the
-		 * disk, so its file stays. */
-		http_respond_errorf(c->req, HERD_ERR_IO,
-				    "%s The file %s stays: check with 'herd disk list' on another node, and remove it if disk %s is not there.",
-				    error->message, c->path, c->name);
-	} else if (error) {
-		http_respond_error(c->req, error);
-		storage_remove_orphan(c->a, c->storage, c->path);
-	} else {
-		store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
-		http_respond_json(c->req, 201, o ? disk_json(api_state(c->a), o, NULL) : json_incref(result));
-	}
+	if (error)
+		api_file_commit_failed(c->req, c->a, error, STORE_KIND_DISK, c->name, c->storage, c->path);
+	else
+		respond_disk(c, 201, result);
 	change_free(c);
 }
 
@@ -343,8 +335,7 @@ static void on_resize_committed(json_t *result, const GError *error, gpointer us
 				    "%s The file of disk %s was grown to %s already: 'herd disk resize %s --size %" G_GUINT64_FORMAT "' records it.",
 				    error->message, c->name, size, c->name, c->size);
 	} else {
-		store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
-		http_respond_json(c->req, 200, o ? disk_json(api_state(c->a), o, NULL) : json_incref(result));
+		respond_disk(c, 200, result);
 	}
 	change_free(c);
 }

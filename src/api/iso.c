@@ -102,14 +102,9 @@ static void upload_free(upload *u)
 static json_t *open_work(api_file_job *job, gpointer data, GError **error)
 {
 	storage_file_work *w = data;
-	if (!storage_dir_reach(w->storage, w->cluster_uuid, w->node, error))
+	if (!storage_reach_for_file(w, error))
 		return NULL;
 	g_autofree char *dir = g_path_get_dirname(w->path);
-	if (g_mkdir_with_parents(dir, 0755) < 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot make %s on node %s: %s.", dir, w->node,
-			    g_strerror(errno));
-		return NULL;
-	}
 	if (g_file_test(w->path, G_FILE_TEST_EXISTS)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
 			    "A file is at %s already; herd does not overwrite it.", w->path);
@@ -188,15 +183,8 @@ static bool upload_finish(gpointer user, bool complete, GError **error)
 static void on_iso_committed(json_t *result, const GError *error, gpointer user)
 {
 	upload *u = user;
-	if (error && g_error_matches(error, HERD_ERROR, HERD_ERR_IO)) {
-		/* This node's store failed under way: the others may have the
-		 * ISO, so its file stays. */
-		http_respond_errorf(u->req, HERD_ERR_IO,
-				    "%s The file %s stays: check with 'herd iso list' on another node, and remove it if ISO %s is not there.",
-				    error->message, u->final_path, u->name);
-	} else if (error) {
-		http_respond_error(u->req, error);
-		storage_remove_orphan(u->a, u->share, u->final_path);
+	if (error) {
+		api_file_commit_failed(u->req, u->a, error, STORE_KIND_ISO, u->name, u->share, u->final_path);
 	} else {
 		store_object *o = store_state_get_by_name(api_state(u->a), STORE_KIND_ISO, u->name);
 		http_respond_json(u->req, 201, o ? iso_json(api_state(u->a), o) : json_incref(result));

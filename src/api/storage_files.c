@@ -209,6 +209,19 @@ void storage_file_work_free(gpointer p)
 	g_free(w);
 }
 
+bool storage_reach_for_file(const storage_file_work *w, GError **error)
+{
+	if (!storage_dir_reach(w->storage, w->cluster_uuid, w->node, error))
+		return false;
+	g_autofree char *dir = g_path_get_dirname(w->path);
+	if (g_mkdir_with_parents(dir, 0755) < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot make %s on node %s: %s.", dir, w->node,
+			    g_strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 json_t *storage_reach_work(api_file_job *job, gpointer data, GError **error)
 {
 	storage_file_work *w = data;
@@ -237,6 +250,20 @@ void storage_remove_orphan(api_ctx *a, store_object *storage, const char *path)
 	api_file_job_run(storage_remove_work, storage_file_work_new(a, storage, path),
 			 storage_file_work_free, API_FILE_LOOK_MS, a->node->name,
 			 "Removing a file nothing names", on_orphan_removed, NULL);
+}
+
+void api_file_commit_failed(http_request *req, api_ctx *a, const GError *error, store_kind kind,
+			    const char *name, store_object *storage, const char *path)
+{
+	if (g_error_matches(error, HERD_ERROR, HERD_ERR_IO)) {
+		g_autofree char *command = g_ascii_strdown(store_kind_label(kind), -1);
+		http_respond_errorf(req, HERD_ERR_IO,
+				    "%s The file %s stays: check with 'herd %s list' on another node, and remove it if %s %s is not there.",
+				    error->message, path, command, store_kind_label(kind), name);
+		return;
+	}
+	http_respond_error(req, error);
+	storage_remove_orphan(a, storage, path);
 }
 
 typedef struct {

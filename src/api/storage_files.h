@@ -75,12 +75,25 @@ typedef struct storage_file_work {
 storage_file_work *storage_file_work_new(api_ctx *a, store_object *storage, const char *path);
 void storage_file_work_free(gpointer w);
 
+/* On a job's thread: storage_dir_reach() of w->storage, then make the
+ * directory of w->path if it is not there. */
+bool storage_reach_for_file(const storage_file_work *w, GError **error);
+
 /* Jobs: storage_dir_reach() of w->storage; remove w->path (gone already
  * is fine). */
 json_t *storage_reach_work(api_file_job *job, gpointer w, GError **error);
 json_t *storage_remove_work(api_file_job *job, gpointer w, GError **error);
 /* Remove a file that no committed object names (a failure is logged). */
 void storage_remove_orphan(api_ctx *a, store_object *storage, const char *path);
+
+/*
+ * The commit of new @kind object @name, whose file @path on @storage was
+ * made first, failed with @error: answer @req, and remove the file -- unless
+ * this node's store failed under way: the others may have the object, so
+ * the file stays and the answer says how to check.
+ */
+void api_file_commit_failed(http_request *req, api_ctx *a, const GError *error, store_kind kind,
+			    const char *name, store_object *storage, const char *path);
 
 /*
  * DELETE of a disk or ISO @o whose file is @path on dir storage @storage:

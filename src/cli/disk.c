@@ -110,18 +110,7 @@ static int run_disk_resize(cli_ctx *ctx, int argc, char **argv)
 
 static int run_disk_delete(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autofree char *path = cli_api_path("disks", argv[0], NULL);
-	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
-	if (!r)
-		return rc;
-	const char *warning = json_string_value(json_object_get(r, "warning"));
-	if (warning) {
-		printf("Disk %s deleted, but its file stays: %s\n", argv[0], warning);
-		return CLI_ERROR;
-	}
-	printf("Disk %s deleted, and its file removed.\n", argv[0]);
-	return CLI_OK;
+	return cli_delete_with_file(ctx, "disks", "Disk", argv[0]);
 }
 
 const cli_command cli_disk_commands[] = {

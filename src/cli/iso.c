@@ -77,18 +77,7 @@ static int run_iso_list(cli_ctx *ctx, int argc, char **argv)
 
 static int run_iso_delete(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autofree char *path = cli_api_path("isos", argv[0], NULL);
-	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
-	if (!r)
-		return rc;
-	const char *warning = json_string_value(json_object_get(r, "warning"));
-	if (warning) {
-		printf("ISO %s deleted, but its file stays: %s\n", argv[0], warning);
-		return CLI_ERROR;
-	}
-	printf("ISO %s deleted, and its file removed.\n", argv[0]);
-	return CLI_OK;
+	return cli_delete_with_file(ctx, "isos", "ISO", argv[0]);
 }
 
 const cli_command cli_iso_commands[] = {

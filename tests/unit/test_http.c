@@ -178,12 +178,11 @@ static void h_bad_message(http_request *req, gpointer user_data)
 
 /* A streamed body (HTTP_ROUTE_STREAM): PUT /api/v1/upload/{name}.  Name
  * "taken" is refused before the body; "gated" writes only while the gate
- * below is open; "bad-write" fails its first write. */
+ * of the password checks (below) is open; "bad-write" fails its first
+ * write. */
+static void gate_pass(void);
 static struct {
-	GMutex lock;
-	GCond cond;
-	bool closed;
-	bool waiting;          /* a write waits at the closed gate */
+	gint bytes_seen;       /* for the main thread to poll */
 	GChecksum *sha256;
 	guint64 bytes;
 	unsigned writes, finishes, dones;
@@ -195,16 +194,12 @@ static struct {
 static bool up_write(gpointer user, const void *data, size_t len, GError **error)
 {
 	g_assert_false(g_thread_self() == main_thread);
-	g_mutex_lock(&up.lock);
-	while (up.closed && strcmp(user, "gated") == 0) {
-		up.waiting = true;
-		g_cond_wait(&up.cond, &up.lock);
-	}
-	up.waiting = false;
+	if (strcmp(user, "gated") == 0)
+		gate_pass();
 	up.writes++;
 	g_checksum_update(up.sha256, data, (gssize)len);
 	up.bytes += len;
-	g_mutex_unlock(&up.lock);
+	g_atomic_int_add(&up.bytes_seen, (gint)len);
 	if (strcmp(user, "bad-write") == 0) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "The disk is full.");
 		return false;
@@ -249,32 +244,9 @@ static void h_upload(http_request *req, gpointer user_data)
 		g_checksum_free(up.sha256);
 	up.sha256 = g_checksum_new(G_CHECKSUM_SHA256);
 	up.bytes = 0;
+	g_atomic_int_set(&up.bytes_seen, 0);
 	up.writes = up.finishes = 0;
 	http_request_stream_body(req, &up_sink, g_strdup(name));
-}
-
-static void up_gate(bool closed)
-{
-	g_mutex_lock(&up.lock);
-	up.closed = closed;
-	g_cond_broadcast(&up.cond);
-	g_mutex_unlock(&up.lock);
-}
-
-static bool up_waiting(void)
-{
-	g_mutex_lock(&up.lock);
-	bool w = up.waiting;
-	g_mutex_unlock(&up.lock);
-	return w;
-}
-
-static guint64 up_bytes(void)
-{
-	g_mutex_lock(&up.lock);
-	guint64 n = up.bytes;
-	g_mutex_unlock(&up.lock);
-	return n;
 }
 
 static const http_route routes[] = {
@@ -340,9 +312,9 @@ static struct {
 	gint checks;
 } gate;
 
-static bool verify_at_gate(const char *password, const char *hash)
+/* Wait while the gate is closed. */
+static void gate_pass(void)
 {
-	g_atomic_int_inc(&gate.checks);
 	g_mutex_lock(&gate.lock);
 	gate.inside++;
 	while (gate.closed)
@@ -350,6 +322,12 @@ static bool verify_at_gate(const char *password, const char *hash)
 	gate.inside--;
 	g_mutex_unlock(&gate.lock);
 	g_main_context_wakeup(NULL);
+}
+
+static bool verify_at_gate(const char *password, const char *hash)
+{
+	g_atomic_int_inc(&gate.checks);
+	gate_pass();
 	return herd_password_verify(password, hash);
 }
 
@@ -1801,12 +1779,12 @@ static void test_stream_body(void)
 	}
 	g_autofree char *want = NULL;
 	g_autofree char *file = make_file("big", 24u << 20, &want);
-	up_gate(true);
+	gate_set(true);
 	upload_call u = { .opts = { .socket_path = S.sock, .timeout_s = 60 }, .path = "/api/v1/upload/gated",
 			  .file = file };
 	blocking b = { do_upload, &u, 0 };
 	GThread *t = g_thread_new("client", blocking_thread, &b);
-	while (!up_waiting())
+	while (gate_inside() == 0)
 		g_main_context_iteration(NULL, FALSE);
 	/* the sink is stuck: the handlers' loop still serves others */
 	g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
@@ -1824,7 +1802,7 @@ static void test_stream_body(void)
 	}
 	g_assert_cmpuint(pos, <, 24u << 20);
 	g_assert_false(g_atomic_int_get(&b.done));
-	up_gate(false);
+	gate_set(false);
 	while (!g_atomic_int_get(&b.done))
 		g_main_context_iteration(NULL, TRUE);
 	g_thread_join(t);
@@ -1915,7 +1893,7 @@ static void test_stream_cut(void)
 	g_autofree char *head = g_strdup_printf("PUT /api/v1/upload/cut HTTP/1.1\r\nHost: x\r\n%s\r\n"
 						"Content-Length: 1000000\r\n\r\nabcdef", alice_header);
 	int fd = raw_open(S.port, head);
-	while (up_bytes() < 6)
+	while (g_atomic_int_get(&up.bytes_seen) < 6)
 		g_main_context_iteration(NULL, FALSE);
 	close(fd);
 	while (up.dones == dones)
