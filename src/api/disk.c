@@ -322,8 +322,8 @@ void api_disk_create(http_request *req, gpointer user_data)
 	w->format = format;
 	w->size = size;
 	http_request_suspend(req);
-	api_file_job_run(create_work, w, file_work_free, API_FILE_QEMU_IMG_MS, a->node->name,
-			 "Creating the disk's file", on_created, c);
+	storage_job_after_reach(create_work, w, API_FILE_QEMU_IMG_MS, "Creating the disk's file",
+				on_created, c);
 }
 
 static void on_resize_committed(json_t *result, const GError *error, gpointer user)
@@ -397,8 +397,8 @@ void api_disk_resize(http_request *req, gpointer user_data)
 	w->format = d->format;
 	w->size = size;
 	http_request_suspend(req);
-	api_file_job_run(resize_work, w, file_work_free, API_FILE_QEMU_IMG_MS, a->node->name,
-			 "Growing the disk's file", on_resized, c);
+	storage_job_after_reach(resize_work, w, API_FILE_QEMU_IMG_MS, "Growing the disk's file",
+				on_resized, c);
 }
 
 void api_disk_delete(http_request *req, gpointer user_data)

@@ -239,6 +239,49 @@ json_t *storage_remove_work(api_file_job *job, gpointer data, GError **error)
 	return json_object();
 }
 
+typedef struct {
+	api_file_work_fn work;
+	storage_file_work *w;
+	guint timeout_ms;
+	char *what;
+	api_file_done_fn done;
+	gpointer user;
+} after_reach;
+
+static void on_reached(json_t *result, const GError *error, gpointer p)
+{
+	after_reach *t = p;
+	if (error) {
+		t->done(NULL, error, t->user);
+		storage_file_work_free(t->w);
+	} else {
+		api_file_job_run(t->work, t->w, storage_file_work_free, t->timeout_ms, t->w->node, t->what,
+				 t->done, t->user);
+	}
+	g_free(t->what);
+	g_free(t);
+}
+
+void storage_job_after_reach(api_file_work_fn work, storage_file_work *w, guint timeout_ms,
+			     const char *what, api_file_done_fn done, gpointer user)
+{
+	after_reach *t = g_new0(after_reach, 1);
+	t->work = work;
+	t->w = w;
+	t->timeout_ms = timeout_ms;
+	t->what = g_strdup(what);
+	t->done = done;
+	t->user = user;
+	/* The quick job's own copy: a hung mount may keep it. */
+	storage_file_work *look = g_new0(storage_file_work, 1);
+	look->storage = store_object_ref(w->storage);
+	look->cluster_uuid = g_strdup(w->cluster_uuid);
+	look->node = g_strdup(w->node);
+	look->path = g_strdup(w->path);
+	api_file_job_run(storage_reach_work, look, storage_file_work_free, API_FILE_LOOK_MS, w->node,
+			 "Checking the storage", on_reached, t);
+}
+
 static void on_orphan_removed(json_t *result, const GError *error, gpointer user)
 {
 	if (error)

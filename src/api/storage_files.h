@@ -83,6 +83,15 @@ bool storage_reach_for_file(const storage_file_work *w, GError **error);
  * is fine). */
 json_t *storage_reach_work(api_file_job *job, gpointer w, GError **error);
 json_t *storage_remove_work(api_file_job *job, gpointer w, GError **error);
+/*
+ * Run @work(@w) (a job that may take long: qemu-img, up to @timeout_ms)
+ * once a quick job has found that this node reaches w->storage (in
+ * API_FILE_LOOK_MS: a hung mount is told in seconds, not after
+ * @timeout_ms).  @done as for api_file_job_run(); @w is taken.
+ */
+void storage_job_after_reach(api_file_work_fn work, storage_file_work *w, guint timeout_ms,
+			     const char *what, api_file_done_fn done, gpointer user);
+
 /* Remove a file that no committed object names (a failure is logged). */
 void storage_remove_orphan(api_ctx *a, store_object *storage, const char *path);
 

@@ -23,6 +23,7 @@ storages in a directory of the host that every node sees.
 
     tests/cluster/test_disk.py        (as root, after ninja -C build)
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -140,6 +141,33 @@ def unreachable(tn, ha, store):
     finally:
         tn.exec(2, "umount", store, check=True)
     expect("d4.qcow2" not in images(store), "d4's file was made")
+
+
+@contextlib.contextmanager
+def hung_storage(tn, i, path):
+    """Inside node i, @path hangs like a dead NFS mount: its marker file is
+    a FIFO that nobody writes, so opening it blocks."""
+    tn.exec(i, "mount", "-t", "tmpfs", "tmpfs", path, check=True)
+    marker = os.path.join(path, ".herd-storage")
+    try:
+        tn.exec(i, "mkfifo", marker, check=True)
+        yield
+    finally:
+        # let the hung readers go, then the mount
+        tn.exec(i, "timeout", "5", "sh", "-c", f"echo > {marker}")
+        tn.exec(i, "umount", "-l", path, check=True)
+
+
+def hung(tn, ha, store):
+    """A storage that hangs on n2: n2 answers in bounded time and keeps
+    serving meanwhile."""
+    with hung_storage(tn, 2, store):
+        ha.refused(2, ["disk", "create", "d5", "--size", "1M", "--storage", "store1"],
+                   r"Checking the storage did not finish within 5 s on node n2 \(a hung mount\?\)")
+        ha.refused(2, ["disk", "delete", "d1"], r"did not finish within 5 s on node n2")
+        ha.ok(2, "status")
+        expect(disks(ha, 1).keys() == {"d1", "d2"}, "disks after the hung storage")
+    expect("d5.qcow2" not in images(store), "d5's file was made")
 
 
 def resize(tn, ha, store):
@@ -265,7 +293,11 @@ def iso_refused(tn, ha, share):
     expect(set(isos(ha, 2)) == {"tiny.iso", "tiny2.iso"}, f"ISOs after bad uploads: {sorted(isos(ha, 2))}")
     expect(share_files(share) == ["tiny.iso", "tiny2.iso"], f"isos/ after bad uploads: {share_files(share)}")
 
-    # no cluster share: a cluster without one refuses (here: the share hidden on n2)
+    with hung_storage(tn, 1, share):
+        ha.refused(1, ["iso", "upload", iso, "--name", "t4.iso"],
+                   r"Opening a file on the cluster share did not finish within 5 s on node n1")
+
+    # the share hidden on n2
     tn.exec(2, "mount", "-t", "tmpfs", "tmpfs", share, check=True)
     try:
         ha.refused(2, ["iso", "upload", iso, "--name", "t3.iso"],
@@ -348,7 +380,7 @@ def main():
         share = os.path.join(tmp, "share")
         ha.refused(1, ["iso", "upload", "/etc/hostname"], r"There is no cluster share for ISOs")
         add_dir_storage(ha, "share", share, share=True, i=2)
-        for step in (create_and_list, bad_input, unreachable, resize, in_use, delete):
+        for step in (create_and_list, bad_input, unreachable, hung, resize, in_use, delete):
             say(f"-- {step.__name__}")
             step(tn, ha, store)
         for step in (iso_upload, iso_refused, iso_large, iso_delete):
