@@ -1902,6 +1902,39 @@ static void test_stream_cut(void)
 	g_assert_cmpstr(up.done_error, ==, "The upload was cut off: 6 of 1000000 bytes came.");
 }
 
+/* The server stops while an upload's sink is stuck: the client hears 503
+ * (or loses the connection), and once the sink goes on it hears that the
+ * body was cut off; done() runs, its answer goes nowhere. */
+static void test_stream_free_while_streaming(void)
+{
+	if (getuid() != 0) {
+		g_test_skip("the local client is root on the socket");
+		return;
+	}
+	g_autofree char *want = NULL;
+	g_autofree char *file = make_file("stop", 24u << 20, &want);
+	unsigned dones = up.dones;
+	gate_set(true);
+	upload_call u = { .opts = { .socket_path = S.sock, .timeout_s = 60 }, .path = "/api/v1/upload/gated",
+			  .file = file };
+	blocking b = { do_upload, &u, 0 };
+	GThread *t = g_thread_new("client", blocking_thread, &b);
+	while (gate_inside() == 0)
+		g_main_context_iteration(NULL, FALSE);
+	g_clear_pointer(&S.srv, http_server_free);
+	while (!g_atomic_int_get(&b.done))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(t);
+	g_assert_null(u.result);
+	g_assert_nonnull(u.error);
+	g_clear_error(&u.error);
+	gate_set(false);
+	while (up.dones == dones)
+		g_main_context_iteration(NULL, TRUE);
+	g_assert_false(up.complete);
+	g_assert_nonnull(strstr(up.done_error, "The upload was cut off"));
+}
+
 static void with_server(gconstpointer test)
 {
 	server_start();
@@ -1949,6 +1982,7 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/http/stream-refused", test_stream_refused, with_server);
 	g_test_add_data_func("/http/stream-auth", test_stream_auth, with_server);
 	g_test_add_data_func("/http/stream-cut", test_stream_cut, with_server);
+	g_test_add_data_func("/http/stream-free-while-streaming", test_stream_free_while_streaming, with_server);
 	g_test_add_func("/http/bad-utf8-path", test_bad_utf8_path);
 	g_test_add_func("/http/bad-utf8-message", test_bad_utf8_message);
 	g_test_add_data_func("/client/local", test_client, with_server);
