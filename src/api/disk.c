@@ -183,6 +183,7 @@ typedef struct {
 	char *path;
 	store_object *storage;
 	uint64_t size;
+	char *live_vm;              /* resize: grown live in this VM, or NULL */
 } change_ctx;
 
 static change_ctx *change_new(http_request *req, api_ctx *a, const char *name, const char *path,
@@ -203,6 +204,7 @@ static void change_free(change_ctx *c)
 	g_free(c->name);
 	g_free(c->path);
 	store_object_unref(c->storage);
+	g_free(c->live_vm);
 	g_free(c);
 }
 
@@ -226,7 +228,10 @@ static bool storage_supported(http_request *req, store_object *storage)
 static void respond_disk(change_ctx *c, unsigned status, json_t *result)
 {
 	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
-	http_respond_json(c->req, status, o ? disk_json(api_state(c->a), o, NULL) : json_incref(result));
+	json_t *j = o ? disk_json(api_state(c->a), o, NULL) : json_incref(result);
+	if (c->live_vm)
+		json_object_set_new(j, "grown_live_in", json_string(c->live_vm));
+	http_respond_json(c->req, status, j);
 }
 
 static void on_create_committed(json_t *result, const GError *error, gpointer user)
@@ -361,6 +366,20 @@ static void on_resized(json_t *result, const GError *error, gpointer user)
 	change_free(c);
 }
 
+/* The VM's QEMU grew the disk (and with it the file): commit the size. */
+static void on_grown_live(const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error) {
+		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+				    "Disk %s could not be grown live in VM %s: %s Nothing changed.", c->name,
+				    c->live_vm, error->message);
+		change_free(c);
+		return;
+	}
+	on_resized(NULL, NULL, c);
+}
+
 void api_disk_resize(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
@@ -381,18 +400,18 @@ void api_disk_resize(http_request *req, gpointer user_data)
 	if (!storage_supported(req, storage))
 		return;
 	store_object *vm = store_refs_user(api_state(a), o);
-	const char *node = NULL;
-	if (vm && herd_ha_vm_active(a->ha, vm->uuid, &node)) {
-		/* Growing under a running guest needs its QEMU to grow the block
-		 * device too (virDomainBlockResize on its node): not built yet. */
-		http_respond_errorf(req, HERD_ERR_CONFLICT,
-				    "Disk %s is in use by VM %s, which runs on node %s: herd grows a disk only while no VM that uses it runs. Shut VM %s down first.",
-				    o->name, vm->name, node ? node : "?", vm->name);
-		return;
-	}
 	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
 	change_ctx *c = change_new(req, a, o->name, path, storage);
 	c->size = size;
+	if (vm && herd_ha_vm_active(a->ha, vm->uuid, NULL)) {
+		/* Under a running guest its QEMU grows the image (libvirt's
+		 * block resize, on the VM's node), so that the guest sees it at
+		 * once; then the size is committed, as after qemu-img. */
+		c->live_vm = g_strdup(vm->name);
+		http_request_suspend(req);
+		herd_ha_disk_grow(a->ha, vm->uuid, path, size, on_grown_live, c);
+		return;
+	}
 	file_work *w = file_work_new(a, storage, path);
 	w->format = d->format;
 	w->size = size;

@@ -104,7 +104,11 @@ static int run_disk_resize(cli_ctx *ctx, int argc, char **argv)
 	if (!r)
 		return rc;
 	g_autofree char *size = size_text(json_object_get(r, "size"));
-	printf("Disk %s is %s now.\n", argv[0], size);
+	const char *live = json_string_value(json_object_get(r, "grown_live_in"));
+	if (live)
+		printf("Disk %s is %s now (grown live: VM %s sees it).\n", argv[0], size, live);
+	else
+		printf("Disk %s is %s now.\n", argv[0], size);
 	return CLI_OK;
 }
 
@@ -122,7 +126,7 @@ const cli_command cli_disk_commands[] = {
 	{ "disk show", "NAME", "Show one disk", NULL, NULL, 1, 1, run_disk_show },
 	{ "disk resize", "NAME", "Grow a disk (never shrinks it)",
 	  "--size 30G sets the new size, --size +10G grows it by that much. A disk a running VM uses is "
-	  "refused: shut the VM down first.",
+	  "grown live by that VM's QEMU, on its node: the guest sees the new size at once.",
 	  disk_resize_options, 1, 1, run_disk_resize },
 	{ "disk delete", "NAME", "Delete a disk and its file (refused while a VM uses it)", NULL, NULL, 1, 1, run_disk_delete },
 	{ NULL },

@@ -621,6 +621,10 @@ static void run_simple(lv_job *j, virConnectPtr conn)
 	case OP_RESUME:
 		rc = virDomainResume(dom);
 		break;
+	case OP_BLOCK_RESIZE:
+		/* @xml is the disk's path, which libvirt takes as well as a target. */
+		rc = virDomainBlockResize(dom, op->xml, op->size, VIR_DOMAIN_BLOCK_RESIZE_BYTES);
+		break;
 	default:
 		break;
 	}

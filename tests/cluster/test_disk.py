@@ -13,7 +13,9 @@ storages in a directory of the host that every node sees.
  D. `herd disk resize` grows a disk (qemu-img info shows it), by a new size
     or by +SIZE; shrinking or the same size is refused.
  E. A disk a VM uses (a VM defined from XML that names its file) is not
-    deleted; while that VM runs, it is not resized either.
+    deleted; while that VM runs, a resize asked on another node grows it
+    live (libvirt's block resize on the VM's node: the file and QEMU's view
+    of it grow), and a shrink is still refused.
  F. `herd disk delete` removes the disk and its file.
  G. `herd iso upload` on n3 streams a small ISO into the cluster share;
     `herd iso list` on n1 shows it with the checksum the upload printed;
@@ -33,7 +35,7 @@ import sys
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
-from testlib import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
+from testlib import check, check_expected, expect, guest_xml, run_test, say, wait_until  # noqa: E402
 from halib import Ha, HaNodes, Workdir, add_dir_storage  # noqa: E402
 
 INSTANCE = "disk"
@@ -188,12 +190,42 @@ def resize(tn, ha, store):
 
 def in_use(tn, ha, store):
     path = os.path.join(store, "images", "d2.raw")
-    ha.define("v1", ha=False, image=path)
+    ro = os.path.join(store, "images", "d1.qcow2")
+    # the test guest (its own disk read-only) with d2 as a second, writable
+    # disk and d1 as a third, read-only one
+    xml = guest_xml("v1", serial_log=ha.serial_log("v1"), image=ha.image)
+    xml = xml.replace("    <controller type='usb'",
+                      f"    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n"
+                      f"      <source file='{path}'/>\n      <target dev='vdb' bus='virtio'/>\n"
+                      f"    </disk>\n"
+                      f"    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"
+                      f"      <source file='{ro}'/>\n      <target dev='vdc' bus='virtio'/>\n"
+                      f"      <readonly/>\n    </disk>\n    <controller type='usb'", 1)
+    check(f"'{path}'" in xml, "no second disk in v1's XML")
+    xml_path = os.path.join(ha.tmp, "v1.xml")
+    with open(xml_path, "w") as f:
+        f.write(xml)
+    ha.ok(1, "vm", "define", xml_path)
     expect(disks(ha, 2)["d2"]["vm"] == "v1", "disk list does not show v1 using d2")
     ha.refused(3, ["disk", "delete", "d2"], r"Disk d2 is in use by VM v1")
+    ha.refused(3, ["disk", "delete", "d1"], r"Disk d1 is in use by VM v1")
     ha.ok(1, "vm", "start", "v1")
-    ha.refused(2, ["disk", "resize", "d2", "--size", "+1M"],
-               r"in use by VM v1, which runs on node n\d.*Shut VM v1 down first")
+    node = ha.json(1, "vm", "info", "v1")["node"]
+    other = 3 if node == "n2" else 2
+    out = ha.ok(other, "disk", "resize", "d2", "--size", "+8M").stdout
+    expect("48 MiB now (grown live: VM v1 sees it)" in out, f"herd disk resize d2 on n{other}: {out}")
+    info = img_info(path)
+    expect(info["virtual-size"] == 48 * MiB, f"d2 after growing live: {info['virtual-size']}")
+    # QEMU's own view of it, asked in the VM's node
+    p = tn.exec(int(node[1:]), "virsh", "-q", "domblkinfo", "v1", path)
+    expect(re.search(rf"Capacity:\s+{48 * MiB}\b", p.stdout), f"virsh domblkinfo v1: {p.stdout}{p.stderr}")
+    expect(disks(ha, 1)["d2"]["size"] == 48 * MiB, "d2's size in the store")
+    ha.refused(other, ["disk", "resize", "d2", "--size", "40M"], r"never shrinks")
+    # what QEMU refuses (a read-only disk) is refused, and nothing changes
+    ha.refused(other, ["disk", "resize", "d1", "--size", "+1M"],
+               r"Disk d1 could not be grown live in VM v1: .*readonly.* Nothing changed")
+    expect(img_info(ro)["virtual-size"] == 96 * MiB and disks(ha, 1)["d1"]["size"] == 96 * MiB,
+           "d1 changed after a refused live resize")
     ha.ok(1, "vm", "destroy", "v1")
     ha.ok(1, "vm", "undefine", "v1")
     expect(os.path.exists(path), "d2's file went with the VM")
