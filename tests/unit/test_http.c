@@ -1767,25 +1767,43 @@ static guint64 upload_position(upload_call *u)
 	return g_ascii_strtoull(text + strlen("pos:"), NULL, 10);
 }
 
+/* The local client is root only when the tests run as root. */
+static bool skip_unless_root(void)
+{
+	if (getuid() == 0)
+		return false;
+	g_test_skip("the local client is root on the socket");
+	return true;
+}
+
+/* Start uploading @size bytes (a file @name) to "gated" in a thread (@b
+ * runs @u), the gate closed; return once the sink waits at it.  The
+ * file's SHA-256 in *@sha256. */
+static GThread *upload_gated(const char *name, gsize size, upload_call *u, blocking *b, char **sha256)
+{
+	g_autofree char *file = make_file(name, size, sha256);
+	gate_set(true);
+	*u = (upload_call){ .opts = { .socket_path = S.sock, .timeout_s = 60 },
+			    .path = "/api/v1/upload/gated", .file = g_steal_pointer(&file) };
+	*b = (blocking){ do_upload, u, 0 };
+	GThread *t = g_thread_new("client", blocking_thread, b);
+	while (gate_inside() == 0)
+		g_main_context_iteration(NULL, FALSE);
+	return t;
+}
+
 /* A body streamed to the handler's sink, on a thread of the stream's own,
  * checksummed on both sides; 24 MiB, far more than the queue holds, with
  * the sink stalled at first: the server stops reading (the client cannot
  * send it all), and reads on once the sink takes data again. */
 static void test_stream_body(void)
 {
-	if (getuid() != 0) {
-		g_test_skip("the local client is root on the socket");
+	if (skip_unless_root())
 		return;
-	}
 	g_autofree char *want = NULL;
-	g_autofree char *file = make_file("big", 24u << 20, &want);
-	gate_set(true);
-	upload_call u = { .opts = { .socket_path = S.sock, .timeout_s = 60 }, .path = "/api/v1/upload/gated",
-			  .file = file };
-	blocking b = { do_upload, &u, 0 };
-	GThread *t = g_thread_new("client", blocking_thread, &b);
-	while (gate_inside() == 0)
-		g_main_context_iteration(NULL, FALSE);
+	upload_call u;
+	blocking b;
+	GThread *t = upload_gated("big", 24u << 20, &u, &b, &want);
 	/* the sink is stuck: the handlers' loop still serves others */
 	g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
 	g_assert_cmpint(ping->status, ==, 200);
@@ -1816,6 +1834,7 @@ static void test_stream_body(void)
 	g_assert_null(up.done_error);
 	json_decref(u.result);
 	g_free(u.sha256);
+	g_free((char *)u.file);
 
 	/* a JSON body on a route that is not streamed is as before */
 	g_autoptr(call) put = request_full(VIA_UNIX, "PUT", "/api/v1/vms/a", "{\"x\":1}", 0, local_auth());
@@ -1826,10 +1845,8 @@ static void test_stream_body(void)
  * a failed write: the rest is dropped and the client hears why. */
 static void test_stream_refused(void)
 {
-	if (getuid() != 0) {
-		g_test_skip("the local client is root on the socket");
+	if (skip_unless_root())
 		return;
-	}
 	g_autofree char *want = NULL;
 	g_autofree char *file = make_file("mid", 6u << 20, &want);
 	unsigned dones = up.dones;
@@ -1907,20 +1924,13 @@ static void test_stream_cut(void)
  * body was cut off; done() runs, its answer goes nowhere. */
 static void test_stream_free_while_streaming(void)
 {
-	if (getuid() != 0) {
-		g_test_skip("the local client is root on the socket");
+	if (skip_unless_root())
 		return;
-	}
 	g_autofree char *want = NULL;
-	g_autofree char *file = make_file("stop", 24u << 20, &want);
 	unsigned dones = up.dones;
-	gate_set(true);
-	upload_call u = { .opts = { .socket_path = S.sock, .timeout_s = 60 }, .path = "/api/v1/upload/gated",
-			  .file = file };
-	blocking b = { do_upload, &u, 0 };
-	GThread *t = g_thread_new("client", blocking_thread, &b);
-	while (gate_inside() == 0)
-		g_main_context_iteration(NULL, FALSE);
+	upload_call u;
+	blocking b;
+	GThread *t = upload_gated("stop", 24u << 20, &u, &b, &want);
 	g_clear_pointer(&S.srv, http_server_free);
 	while (!g_atomic_int_get(&b.done))
 		g_main_context_iteration(NULL, TRUE);
@@ -1928,6 +1938,7 @@ static void test_stream_free_while_streaming(void)
 	g_assert_null(u.result);
 	g_assert_nonnull(u.error);
 	g_clear_error(&u.error);
+	g_free((char *)u.file);
 	gate_set(false);
 	while (up.dones == dones)
 		g_main_context_iteration(NULL, TRUE);
