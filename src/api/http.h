@@ -118,7 +118,9 @@ typedef struct {
 	 * the rest (it is read and dropped). */
 	bool (*write)(gpointer user, const void *data, size_t len, GError **error);
 	/* The stream's thread, once: the body is all in (@complete), or it
-	 * was cut off; false with @error if what came cannot be kept. */
+	 * was cut off; false with @error if what came cannot be kept.  (On
+	 * the handlers' loop, not complete, if the server had stopped before
+	 * the stream began.) */
 	bool (*finish)(gpointer user, bool complete, GError **error);
 	/* The handlers' loop, once, last: answer @req.  @error says why the
 	 * body is not all there and kept (a write or finish error, or the
