@@ -178,7 +178,7 @@ static void connection_wait(http_request *req)
 	MHD_suspend_connection(req->conn);
 }
 
-static void connection_resume(http_request *req)
+void connection_resume(http_request *req)
 {
 	req->waiting = false;
 	g_hash_table_remove(req->listener->server->suspended, req);
@@ -308,14 +308,22 @@ static void admit(http_request *req)
 	}
 	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 							 MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (length && g_ascii_strtoull(length, NULL, 10) > HTTP_MAX_BODY_BYTES) {
+	if (!route_request(req))
+		return;
+	if (req->route->flags & HTTP_ROUTE_STREAM) {
+		/* The handler judges the size (before the body is read). */
+		if (!length) {
+			http_respond_errorf(req, HERD_ERR_INVALID,
+					    "This request needs its body's length (Content-Length).");
+			return;
+		}
+		req->content_length = g_ascii_strtoull(length, NULL, 10);
+	} else if (length && g_ascii_strtoull(length, NULL, 10) > HTTP_MAX_BODY_BYTES) {
 		req->body_too_large = true;
 		http_respond_errorf(req, HERD_ERR_TOO_LARGE,
 				    "The request body is larger than %u bytes.", HTTP_MAX_BODY_BYTES);
 		return;
 	}
-	if (!route_request(req))
-		return;
 	if (!(req->route->flags & HTTP_ROUTE_PUBLIC))
 		authenticate(req);
 }
@@ -335,6 +343,22 @@ static void hand_over(http_request *req)
 		return;
 	}
 	req->stage = REQ_DISPATCHED;
+	request_copy_connection(req);
+	connection_wait(req);
+	handoff_post(req);
+}
+
+/* Admitted, for a streamed body: to the handlers before the body, which
+ * comes once a handler takes it (http_request_stream_body()). */
+static void offer(http_request *req)
+{
+	if (!(req->route->flags & HTTP_ROUTE_STREAM))
+		return;
+	if (req->listener->server->stopping) {
+		respond_shutting_down(req);
+		return;
+	}
+	req->stage = REQ_OFFERED;
 	request_copy_connection(req);
 	connection_wait(req);
 	handoff_post(req);
@@ -405,12 +429,44 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		req->path = g_strdup(url);
 		req->stage = REQ_RECEIVING;
 		admit(req);
+		if (!req->response && req->stage == REQ_RECEIVING)
+			offer(req);
 		break;
 	case REQ_AUTHENTICATING:
 		/* Resumed after the check, still before the body: libmicrohttpd
 		 * repeats the first call.  Refused, or on to the body. */
-		if (!req->response)
+		if (!req->response) {
 			req->stage = REQ_RECEIVING;
+			offer(req);
+		}
+		break;
+	case REQ_OFFERED:
+		/* resumed with the handler's answer, before the body */
+		break;
+	case REQ_STREAMING:
+		if (req->response)
+			break; /* answered meanwhile: the server stops */
+		if (!req->stream_reading) {
+			/* Resumed after the handler took the body: libmicrohttpd
+			 * repeats the first call (no data yet); the body comes
+			 * after it. */
+			req->stream_reading = true;
+			return MHD_YES;
+		}
+		if (*upload_data_size > 0) {
+			if (!stream_push(req, upload_data, *upload_data_size)) {
+				/* The same data comes again once resumed. */
+				req->stream_paused = true;
+				connection_wait(req);
+				return MHD_YES;
+			}
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		/* the final call: all of the body came */
+		stream_end(req, true);
+		req->stage = REQ_DISPATCHED;
+		connection_wait(req);
 		break;
 	case REQ_RECEIVING:
 		if (*upload_data_size > 0) {
@@ -445,6 +501,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	http_listener *l = req->listener;
+	if (req->stage == REQ_STREAMING) {
+		/* The client left, or was timed out, before all of its body came. */
+		stream_end(req, false);
+		req->stage = REQ_DISPATCHED;
+	}
 	g_hash_table_remove(l->server->suspended, req);
 	req->waiting = false;
 	req->conn = NULL;

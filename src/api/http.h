@@ -34,6 +34,11 @@ typedef void (*http_handler_fn)(http_request *req, gpointer user_data);
 
 enum {
 	HTTP_ROUTE_PUBLIC = 1 << 0, /* served to anyone, no authentication */
+	/* The body is streamed, not buffered: the handler runs once the
+	 * headers are in and takes the body with http_request_stream_body()
+	 * (or answers without reading it).  Any size; a Content-Length is
+	 * required. */
+	HTTP_ROUTE_STREAM = 1 << 1,
 };
 
 typedef struct {
@@ -100,6 +105,34 @@ bool http_request_is_local_root(http_request *req);
 const char *http_request_user(http_request *req);
 /* The client's address ("unix" on the socket). */
 const char *http_request_peer(http_request *req);
+
+/*
+ * A streamed body (HTTP_ROUTE_STREAM) goes to a sink: chunks as they come,
+ * in order, on a thread of the stream's own (so that a slow or hung disk
+ * stalls only this upload), at most HTTP_STREAM_QUEUE_BYTES queued in
+ * between -- the connection waits while the queue is full.
+ */
+#define HTTP_STREAM_QUEUE_BYTES (4u * 1024 * 1024)
+typedef struct {
+	/* The stream's thread: take @len bytes; false with @error to refuse
+	 * the rest (it is read and dropped). */
+	bool (*write)(gpointer user, const void *data, size_t len, GError **error);
+	/* The stream's thread, once: the body is all in (@complete), or it
+	 * was cut off; false with @error if what came cannot be kept.  (On
+	 * the handlers' loop, not complete, if the server had stopped before
+	 * the stream began.) */
+	bool (*finish)(gpointer user, bool complete, GError **error);
+	/* The handlers' loop, once, last: answer @req.  @error says why the
+	 * body is not all there and kept (a write or finish error, or the
+	 * client left, or sent less than it announced). */
+	void (*done)(http_request *req, gpointer user, const GError *error);
+} http_body_sink;
+
+/* For a handler of a HTTP_ROUTE_STREAM route: take the body through @sink
+ * with @user; the request is kept, and sink->done answers it. */
+void http_request_stream_body(http_request *req, const http_body_sink *sink, gpointer user);
+/* The body's announced length (a HTTP_ROUTE_STREAM request has one). */
+guint64 http_request_content_length(http_request *req);
 
 /* Keep the request open after the handler returns; answer it later.
  * Suspending a suspended request changes nothing. */

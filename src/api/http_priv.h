@@ -12,6 +12,9 @@
  *   http_handoff.c  the handlers' side: requests run one per iteration of
  *                   the handlers' loop, their answers back to the server's
  *                   thread, and what handlers hold when the server stops
+ *   http_stream.c   a streamed body (HTTP_ROUTE_STREAM): the bounded queue
+ *                   from the server's thread to the stream's own thread,
+ *                   which feeds the handler's sink
  */
 #pragma once
 
@@ -62,8 +65,12 @@ typedef enum {
 	REQ_STARTED,               /* the raw URI is in (on_uri) */
 	REQ_AUTHENTICATING,        /* suspended before its body, credentials being checked */
 	REQ_RECEIVING,             /* admitted: the body comes */
-	REQ_DISPATCHED,            /* the handlers have it */
+	REQ_OFFERED,               /* streamed body: the handler decides, before the body */
+	REQ_STREAMING,             /* streamed body: it comes, to the handler's sink */
+	REQ_DISPATCHED,            /* the handlers have it (a streamed body: all of it came) */
 } request_stage;
+
+typedef struct http_stream http_stream;
 
 struct http_request {
 	/* The connection's, a credential check's, the handler's, an answer's
@@ -89,6 +96,9 @@ struct http_request {
 	struct MHD_Connection *conn;   /* NULL once the connection is done */
 	request_stage stage;
 	char *bad_path;                /* why the raw path is refused, or NULL */
+	guint64 content_length;        /* announced (streamed bodies) */
+	bool stream_reading;           /* past the first call's repeat: the body comes */
+	bool stream_paused;            /* the connection waits for the stream's queue */
 	bool body_too_large;
 	bool waiting;                  /* the connection is suspended */
 	bool responded;                /* a response is set for the connection */
@@ -100,6 +110,10 @@ struct http_request {
 	bool handling;                 /* its handler runs */
 	bool suspended;                /* its handler keeps it, to answer later */
 	bool answered;
+	/* A streamed body's stream: made by the handler, then the server's
+	 * thread's until the body is all in or cut off, then the stream's
+	 * thread's. */
+	http_stream *stream;
 	/* The answer, on its way: written before it is posted to the server's
 	 * thread, read there after. */
 	unsigned answer_status;
@@ -112,6 +126,8 @@ struct http_request {
  * on_access() for it, else once it resumes.  A connection gone or already
  * answered (the server stopped) drops it. */
 void connection_answer(http_request *req, unsigned status, struct MHD_Response *resp);
+/* Let @req's suspended connection go on (in or out of on_access()). */
+void connection_resume(http_request *req);
 
 /* ---- http_route.c: the server's thread ---------------------------------- */
 
@@ -132,6 +148,15 @@ void request_unref(http_request *req);
 void request_copy_connection(http_request *req);
 /* A JSON error answer for @err, and its status. */
 struct MHD_Response *response_for_error(const GError *err, unsigned *status);
+
+/* ---- http_stream.c: the server's thread ---------------------------------- */
+
+/* Queue @len bytes of @req's streamed body; false if the queue is full
+ * (nothing taken: the caller suspends the connection, and the stream
+ * resumes it once the queue has drained). */
+bool stream_push(http_request *req, const char *data, size_t len);
+/* @req's body is all in (@complete), or the connection ended without it. */
+void stream_end(http_request *req, bool complete);
 
 /* ---- http_handoff.c ------------------------------------------------------ */
 

@@ -46,6 +46,18 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/vms/{vm}/{op}", api_vm_op, 0 },
 	{ "GET", "/api/v1/history/vms", api_history_vms, 0 },
 
+	{ "POST", "/api/v1/storage", api_storage_add, 0 },
+
+	{ "GET", "/api/v1/disks", api_disks_list, 0 },
+	{ "POST", "/api/v1/disks", api_disk_create, 0 },
+	{ "GET", "/api/v1/disks/{disk}", api_disk_get, 0 },
+	{ "DELETE", "/api/v1/disks/{disk}", api_disk_delete, 0 },
+	{ "POST", "/api/v1/disks/{disk}/resize", api_disk_resize, 0 },
+
+	{ "GET", "/api/v1/isos", api_isos_list, 0 },
+	{ "PUT", "/api/v1/isos/{iso}", api_iso_upload, HTTP_ROUTE_STREAM },
+	{ "DELETE", "/api/v1/isos/{iso}", api_iso_delete, 0 },
+
 	{ "POST", "/api/v1/simulate", api_simulate, 0 },
 };
 const size_t herd_api_n_routes = G_N_ELEMENTS(herd_api_routes);

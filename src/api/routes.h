@@ -71,6 +71,21 @@ void api_vm_migrate(http_request *req, gpointer user_data);     /* POST /vms/{vm
 json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml);
 json_t *api_render_vm(api_ctx *a, json_t *result);
 
+/* disk.c */
+void api_disks_list(http_request *req, gpointer user_data);     /* GET /disks */
+void api_disk_create(http_request *req, gpointer user_data);    /* POST /disks */
+void api_disk_get(http_request *req, gpointer user_data);       /* GET /disks/{disk} */
+void api_disk_delete(http_request *req, gpointer user_data);    /* DELETE /disks/{disk} */
+void api_disk_resize(http_request *req, gpointer user_data);    /* POST /disks/{disk}/resize */
+
+/* iso.c */
+void api_isos_list(http_request *req, gpointer user_data);      /* GET /isos */
+void api_iso_upload(http_request *req, gpointer user_data);     /* PUT /isos/{iso}, streamed */
+void api_iso_delete(http_request *req, gpointer user_data);     /* DELETE /isos/{iso} */
+
+/* storage.c */
+void api_storage_add(http_request *req, gpointer user_data);    /* POST /storage */
+
 /* simulate.c */
 void api_simulate(http_request *req, gpointer user_data);       /* POST /simulate */
 

@@ -2,6 +2,8 @@
  * KEY=VALUE arguments, errors, JSON and durations. */
 #include "cli/cli.h"
 
+#include "common/json.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,4 +76,20 @@ char *cli_format_duration(gint64 s)
 	if (s < 86400)
 		return g_strdup_printf("%lldh %lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
 	return g_strdup_printf("%lldd %lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
+}
+
+int cli_delete_with_file(cli_ctx *ctx, const char *collection, const char *label, const char *name)
+{
+	g_autofree char *path = cli_api_path(collection, name, NULL);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
+	if (!r)
+		return rc;
+	const char *warning = json_string_value(json_object_get(r, "warning"));
+	if (warning) {
+		printf("%s %s deleted, but its file stays: %s\n", label, name, warning);
+		return CLI_ERROR;
+	}
+	printf("%s %s deleted, and its file removed.\n", label, name);
+	return CLI_OK;
 }

@@ -56,6 +56,10 @@ char *cli_api_path(const char *collection, const char *ref, const char *action);
  * pointing into @arg (it may be ""); NULL without '=' or with an empty KEY. */
 char *cli_key_value(const char *arg, const char **value);
 
+/* DELETE /api/v1/@collection/@name of an object with a file (a disk, an
+ * ISO: @label), saying whether its file went too; the exit code. */
+int cli_delete_with_file(cli_ctx *ctx, const char *collection, const char *label, const char *name);
+
 /* Print @error as "herd: message" and return the exit code for it. */
 int cli_report(const GError *error);
 
@@ -81,4 +85,7 @@ extern const cli_command cli_vm_commands[];           /* vm.c */
 extern const cli_command cli_network_commands[];      /* network.c */
 extern const cli_command cli_vm_migrate_commands[];   /* vm_migrate.c */
 extern const cli_command cli_fence_device_commands[];
+extern const cli_command cli_storage_commands[];      /* storage.c */
+extern const cli_command cli_disk_commands[];         /* disk.c */
+extern const cli_command cli_iso_commands[];          /* iso.c */
 extern const cli_command cli_simulate_commands[]; /* fence_device.c */

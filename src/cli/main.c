@@ -18,6 +18,9 @@ static const cli_command *const command_tables[] = {
 	cli_network_commands,
 	cli_vm_migrate_commands,
 	cli_fence_device_commands,
+	cli_storage_commands,
+	cli_disk_commands,
+	cli_iso_commands,
 	cli_simulate_commands,
 };
 

@@ -65,15 +65,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
 	return size * nmemb;
 }
 
-json_t *herd_client_call(herd_client *c, const char *method, const char *path,
-			 json_t *body, GError **error)
+/* The options of every request: @method to @url, the answer into @answer. */
+static void request_setup(herd_client *c, const char *method, const char *url, GString *answer,
+			  char *curl_err)
 {
-	g_autofree char *url = g_strconcat(c->base_url, path, NULL);
-	g_autofree char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	g_autoptr(GString) answer = g_string_new(NULL);
-	struct curl_slist *headers = NULL;
-	char curl_err[CURL_ERROR_SIZE] = "";
-
 	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
@@ -104,12 +99,12 @@ json_t *herd_client_call(herd_client *c, const char *method, const char *path,
 	}
 	if (c->opts.insecure)
 		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-	headers = curl_slist_append(headers, "Accept: application/json");
-	if (payload) {
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, payload);
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
-	}
+}
+
+/* Run the request set up and make the answer of it. */
+static json_t *request_perform(herd_client *c, struct curl_slist *headers, GString *answer,
+			       const char *curl_err, GError **error)
+{
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
 	CURLcode rc = curl_easy_perform(c->curl);
 	curl_slist_free_all(headers);
@@ -149,5 +144,89 @@ json_t *herd_client_call(herd_client *c, const char *method, const char *path,
 		json_decref(root);
 		return NULL;
 	}
+	return root;
+}
+
+json_t *herd_client_call(herd_client *c, const char *method, const char *path,
+			 json_t *body, GError **error)
+{
+	g_autofree char *url = g_strconcat(c->base_url, path, NULL);
+	g_autofree char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	g_autoptr(GString) answer = g_string_new(NULL);
+	struct curl_slist *headers = NULL;
+	char curl_err[CURL_ERROR_SIZE] = "";
+
+	request_setup(c, method, url, answer, curl_err);
+	headers = curl_slist_append(headers, "Accept: application/json");
+	if (payload) {
+		headers = curl_slist_append(headers, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, payload);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+	}
+	return request_perform(c, headers, answer, curl_err, error);
+}
+
+typedef struct {
+	int fd;
+	guint64 left;              /* bytes still to send */
+	GChecksum *sha256;
+	GError **error;
+} upload_source;
+
+/* curl asks for the next part of the body: read it from the file (only
+ * as much as curl's buffer holds: memory stays bounded whatever the size). */
+static size_t on_read(char *buffer, size_t size, size_t nitems, void *user)
+{
+	upload_source *u = user;
+	size_t want = MIN(size * nitems, u->left);
+	if (want == 0)
+		return 0;
+	ssize_t n;
+	do
+		n = read(u->fd, buffer, want);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		/* The file shrank or cannot be read: stop, so that the server
+		 * sees a body shorter than announced and keeps nothing. */
+		g_set_error(u->error, HERD_ERROR, HERD_ERR_IO, "Cannot read the file: %s.",
+			    n < 0 ? g_strerror(errno) : "it ended before its size");
+		return CURL_READFUNC_ABORT;
+	}
+	g_checksum_update(u->sha256, (const guchar *)buffer, n);
+	u->left -= (guint64)n;
+	return (size_t)n;
+}
+
+json_t *herd_client_upload(herd_client *c, const char *path, int fd, guint64 size, char **sha256,
+			   GError **error)
+{
+	g_autofree char *url = g_strconcat(c->base_url, path, NULL);
+	g_autoptr(GString) answer = g_string_new(NULL);
+	struct curl_slist *headers = NULL;
+	char curl_err[CURL_ERROR_SIZE] = "";
+	GError *read_error = NULL;
+	upload_source u = { fd, size, g_checksum_new(G_CHECKSUM_SHA256), &read_error };
+
+	request_setup(c, "PUT", url, answer, curl_err);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, &u);
+	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
+	headers = curl_slist_append(headers, "Accept: application/json");
+	headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+	GError *perform_error = NULL;
+	json_t *root = request_perform(c, headers, answer, curl_err, &perform_error);
+	if (read_error) {
+		/* what stopped it, rather than curl's "aborted by callback" */
+		json_decref(root);
+		root = NULL;
+		g_clear_error(&perform_error);
+		g_propagate_error(error, read_error);
+	} else if (perform_error) {
+		g_propagate_error(error, perform_error);
+	}
+	if (root && sha256)
+		*sha256 = g_strdup(g_checksum_get_string(u.sha256));
+	g_checksum_free(u.sha256);
 	return root;
 }

@@ -37,5 +37,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_client, herd_client_free)
 json_t *herd_client_call(herd_client *c, const char *method, const char *path,
 			 json_t *body, GError **error);
 
+/*
+ * PUT @path with @size bytes of the file @fd as its body, read in chunks as
+ * they are sent (bounded memory), and return the answer as
+ * herd_client_call() does; *@sha256 (if not NULL) becomes the SHA-256 of
+ * what was sent, lower-case hex.  A file that cannot be read to its @size
+ * stops the upload with an IO error.
+ */
+json_t *herd_client_upload(herd_client *c, const char *path, int fd, guint64 size, char **sha256,
+			   GError **error);
+
 /* Where the client connects, for messages ("/run/herd/herd.sock", "n2:8001"). */
 const char *herd_client_target(herd_client *c);

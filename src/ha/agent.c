@@ -717,23 +717,48 @@ bool herd_agent_virt_ok(herd_agent *a)
 	return a->virt_ok;
 }
 
-void herd_agent_request(herd_agent *a, const char *uuid, herd_vm_op op, herd_virt_done done,
-			gpointer user)
+/* An operator's request @what on VM @uuid, if it runs here; else NULL,
+ * @done told why. */
+static op_ctx *request_begin(herd_agent *a, const char *uuid, const char *what, herd_virt_done done,
+			     gpointer user)
 {
 	herd_vm_fact *f = g_hash_table_lookup(a->facts, uuid);
 	if (!f || f->state == HERD_VM_STOPPED) {
 		g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_CONFLICT,
 						    "VM %s is not running on node %s.", uuid, a->node);
 		done(err, user);
-		return;
+		return NULL;
 	}
 	op_ctx *o = g_new0(op_ctx, 1);
 	o->a = a;
 	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
-	g_strlcpy(o->what, herd_vm_op_name(op), sizeof(o->what));
+	g_strlcpy(o->what, what, sizeof(o->what));
 	o->done = done;
 	o->user = user;
 	g_hash_table_add(a->ops, o);
+	return o;
+}
+
+void herd_agent_block_resize(herd_agent *a, const char *uuid, const char *path, uint64_t size,
+			     herd_virt_done done, gpointer user)
+{
+	if (!a->virt->ops->block_resize) {
+		g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+						    "The VM driver of node %s cannot grow a disk live.", a->node);
+		done(err, user);
+		return;
+	}
+	op_ctx *o = request_begin(a, uuid, "grow a disk", done, user);
+	if (o)
+		a->virt->ops->block_resize(a->virt, o->uuid, path, size, on_request_done, o);
+}
+
+void herd_agent_request(herd_agent *a, const char *uuid, herd_vm_op op, herd_virt_done done,
+			gpointer user)
+{
+	op_ctx *o = request_begin(a, uuid, herd_vm_op_name(op), done, user);
+	if (!o)
+		return;
 	switch (op) {
 	case HERD_VM_OP_REBOOT:
 		a->virt->ops->reboot(a->virt, o->uuid, on_request_done, o);

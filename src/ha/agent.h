@@ -109,3 +109,6 @@ const char *herd_vm_op_name(herd_vm_op op);
 bool herd_vm_op_parse(const char *name, herd_vm_op *out);
 void herd_agent_request(herd_agent *a, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user);
+/* Grow disk @path of VM @uuid, running here, to @size bytes, live. */
+void herd_agent_block_resize(herd_agent *a, const char *uuid, const char *path, uint64_t size,
+			     herd_virt_done done, gpointer user);

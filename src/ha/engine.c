@@ -1024,21 +1024,38 @@ static void on_remote_request_done(const GError *error, gpointer user)
 	g_free(rr);
 }
 
-static void on_vm_request(herd_engine *e, uint32_t sender, json_t *j)
+#define OP_BLOCK_RESIZE "block-resize"
+
+/* Run request @j ({"uuid","op", and "path","size" to grow a disk}) on a VM
+ * here. */
+static void vm_request_run(herd_engine *e, json_t *j, herd_virt_done done, gpointer user)
 {
 	herd_vm_op op;
 	const char *uuid = json_string_value(json_object_get(j, "uuid"));
+	const char *name = json_string_value(json_object_get(j, "op"));
+	json_t *size = json_object_get(j, "size");
+	const char *path = json_string_value(json_object_get(j, "path"));
+	if (uuid && g_strcmp0(name, OP_BLOCK_RESIZE) == 0 && path && json_is_integer(size) &&
+	    json_integer_value(size) > 0) {
+		herd_agent_block_resize(e->agent, uuid, path, (uint64_t)json_integer_value(size), done, user);
+		return;
+	}
+	if (!uuid || !herd_vm_op_parse(name, &op)) {
+		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_INVALID,
+							    "Malformed VM request.");
+		done(err, user);
+		return;
+	}
+	herd_agent_request(e->agent, uuid, op, done, user);
+}
+
+static void on_vm_request(herd_engine *e, uint32_t sender, json_t *j)
+{
 	remote_request *rr = g_new0(remote_request, 1);
 	rr->e = e;
 	rr->id = (uint64_t)json_integer_value(json_object_get(j, "id"));
 	rr->to = sender;
-	if (!uuid || !herd_vm_op_parse(json_string_value(json_object_get(j, "op")), &op)) {
-		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_INVALID,
-							    "Malformed VM request.");
-		on_remote_request_done(err, rr);
-		return;
-	}
-	herd_agent_request(e->agent, uuid, op, on_remote_request_done, rr);
+	vm_request_run(e, j, on_remote_request_done, rr);
 }
 
 static void on_vm_reply(herd_engine *e, json_t *j)
@@ -1183,7 +1200,9 @@ GHashTable *herd_engine_unfenced_lost(herd_engine *e)
 /* ------------------------------------------------------------------ */
 /* Operators                                                           */
 
-void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, herd_virt_done done,
+/* Request @j (vm_request_run()'s) of VM @uuid where it runs: here, or by a
+ * message to its node. */
+static void vm_request_send(herd_engine *e, const char *uuid, json_t *j, herd_virt_done done,
 			    gpointer user, int64_t now_ms)
 {
 	e->now_ms = now_ms;
@@ -1198,7 +1217,7 @@ void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, her
 		return;
 	}
 	if (strcmp(node, e->node) == 0) {
-		herd_agent_request(e->agent, uuid, op, done, user);
+		vm_request_run(e, j, done, user);
 		return;
 	}
 	vm_request *q = g_new0(vm_request, 1);
@@ -1206,10 +1225,9 @@ void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, her
 	q->done = done;
 	q->user = user;
 	q->deadline_ms = now_ms + VM_REQUEST_TIMEOUT_MS;
-	g_autoptr(json_t) msg = json_pack("{s:I,s:i,s:s,s:s}", "id", (json_int_t)q->id, "to",
-					  (int)store_node_id(state(e), node), "uuid", uuid, "op",
-					  herd_vm_op_name(op));
-	g_autofree char *text = json_dumps(msg, JSON_COMPACT);
+	json_object_set_new(j, "id", json_integer((json_int_t)q->id));
+	json_object_set_new(j, "to", json_integer((int)store_node_id(state(e), node)));
+	g_autofree char *text = json_dumps(j, JSON_COMPACT);
 	if (!e->io.send(e->user, HERD_MSG_VM_REQUEST, text, strlen(text))) {
 		g_free(q);
 		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_UNAVAILABLE,
@@ -1219,6 +1237,21 @@ void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, her
 	}
 	g_hash_table_insert(e->requests, &q->id, q);
 	e->io.wakeup(e->user, VM_REQUEST_TIMEOUT_MS);
+}
+
+void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, herd_virt_done done,
+			    gpointer user, int64_t now_ms)
+{
+	g_autoptr(json_t) j = json_pack("{s:s,s:s}", "uuid", uuid, "op", herd_vm_op_name(op));
+	vm_request_send(e, uuid, j, done, user, now_ms);
+}
+
+void herd_engine_disk_grow(herd_engine *e, const char *uuid, const char *path, uint64_t size,
+			   herd_virt_done done, gpointer user, int64_t now_ms)
+{
+	g_autoptr(json_t) j = json_pack("{s:s,s:s,s:s,s:I}", "uuid", uuid, "op", OP_BLOCK_RESIZE, "path",
+					path, "size", (json_int_t)size);
+	vm_request_send(e, uuid, j, done, user, now_ms);
 }
 
 /* ------------------------------------------------------------------ */

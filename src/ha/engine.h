@@ -143,6 +143,11 @@ GHashTable *herd_engine_unfenced_lost(herd_engine *e);
 void herd_engine_vm_request(herd_engine *e, const char *uuid, herd_vm_op op, herd_virt_done done,
 			    gpointer user, int64_t now_ms);
 
+/* Grow disk @path of VM @uuid to @size bytes, live, where the VM runs;
+ * @done once answered. */
+void herd_engine_disk_grow(herd_engine *e, const char *uuid, const char *path, uint64_t size,
+			   herd_virt_done done, gpointer user, int64_t now_ms);
+
 typedef void (*herd_engine_fence_done)(bool ok, const char *devices, const char *detail,
 				       double agent_seconds, gpointer user);
 /* Fence @node now, from this node, without delay (herd node fence); the

@@ -333,6 +333,12 @@ void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_d
 	herd_engine_vm_request(h->engine, uuid, op, done, user, now_ms());
 }
 
+void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t size,
+		       herd_virt_done done, gpointer user)
+{
+	herd_engine_disk_grow(h->engine, uuid, path, size, done, user, now_ms());
+}
+
 void herd_ha_fence_now(herd_ha *h, const char *node, herd_engine_fence_done done, gpointer user)
 {
 	herd_engine_fence_now(h->engine, node, done, user, now_ms());

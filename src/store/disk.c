@@ -1,6 +1,7 @@
 #include "store/disk.h"
 
 #include "common/error.h"
+#include "common/size.h"
 #include "store/command.h"
 #include "store/fields.h"
 #include "store/storage.h"
@@ -83,6 +84,53 @@ bool store_disk_validate(json_t *d, GError **error)
 		    "A disk is either a file (on a dir storage) or a LUN (on iSCSI).", error) &&
 	       need(!json_object_get(d, "file") || file_ok(field_str(d, "file"), "images"),
 		    "A disk's field 'file' must be images/NAME.", error);
+}
+
+#define SECTOR_BYTES UINT64_C(512)
+
+bool store_disk_size_parse(const char *s, uint64_t *out, GError **error)
+{
+	uint64_t v;
+	if (!herd_size_parse(s, STORE_DISK_SIZE_MAX, "disk size", &v, error))
+		return false;
+	if (v % SECTOR_BYTES) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The disk size '%s' is not a whole number of 512-byte sectors.", s);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+bool store_disk_grow_parse(const char *name, const char *s, uint64_t current, uint64_t *out,
+			   GError **error)
+{
+	bool relative = s && *s == '+';
+	uint64_t v;
+	if (!store_disk_size_parse(relative ? s + 1 : s, &v, error))
+		return false;
+	if (relative) {
+		if (v > STORE_DISK_SIZE_MAX - MIN(current, STORE_DISK_SIZE_MAX)) {
+			g_autofree char *m = herd_size_format(STORE_DISK_SIZE_MAX);
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Disk %s cannot grow by %s: a disk has at most %s.", name, s + 1, m);
+			return false;
+		}
+		v += current;
+	}
+	if (v <= current) {
+		g_autofree char *now = herd_size_format(current), *asked = herd_size_format(v);
+		if (v == current)
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Disk %s is %s already.", name, now);
+		else
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Disk %s is %s; herd grows disks but never shrinks them (%s asked), "
+				    "as shrinking would cut off what the guest wrote at its end.",
+				    name, now, asked);
+		return false;
+	}
+	*out = v;
+	return true;
 }
 
 char *store_disk_file_for(const char *name, store_disk_format format)

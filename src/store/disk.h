@@ -47,6 +47,15 @@ const store_disk *store_disk_of(const store_object *o);
 const char *store_disk_format_name(store_disk_format f);
 bool store_disk_format_parse(const char *s, store_disk_format *out);
 
+/* A new disk's size from an operator's @s ("20G", "512M", bytes): at most
+ * STORE_DISK_SIZE_MAX, in whole 512-byte sectors (what qemu-img makes). */
+bool store_disk_size_parse(const char *s, uint64_t *out, GError **error);
+/* The size disk @name of @current bytes grows to by @s: "30G" (the new
+ * size) or "+10G" (that much more).  herd only grows disks: a size that
+ * is not larger is refused with a sentence that says so. */
+bool store_disk_grow_parse(const char *name, const char *s, uint64_t current, uint64_t *out,
+			   GError **error);
+
 /* Where a new disk @name of @format goes on a dir storage ("images/NAME.qcow2"). */
 char *store_disk_file_for(const char *name, store_disk_format format);
 

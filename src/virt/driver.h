@@ -138,6 +138,10 @@ typedef struct herd_virt_ops {
 	 * <source> or none (libvirt's virDomainUpdateDeviceFlags, live only). */
 	void (*change_media)(herd_virt *v, const char *uuid, const char *device_xml,
 			     herd_virt_done done, gpointer user);
+	/* Grow disk @path (its file, as the domain XML names it) of VM @uuid,
+	 * running here, to @size bytes, live: the guest sees the new size. */
+	void (*block_resize)(herd_virt *v, const char *uuid, const char *path, uint64_t size,
+			     herd_virt_done done, gpointer user);
 	/* Every VM the driver knows on this node (array of herd_vm_fact). */
 	GArray *(*facts)(herd_virt *v);
 	/* This node's capacity; false if unknown (not connected). */

@@ -206,6 +206,12 @@ static void lv_resume(herd_virt *v, const char *uuid, herd_virt_done done, gpoin
 	lv_queue_submit(v, OP_RESUME, uuid, NULL, 0, NULL, done, user);
 }
 
+static void lv_block_resize(herd_virt *v, const char *uuid, const char *path, uint64_t size,
+			    herd_virt_done done, gpointer user)
+{
+	lv_queue_submit_block_resize(v, uuid, path, size, done, user);
+}
+
 static void lv_migrate(herd_virt *v, const char *uuid, const herd_migrate_params *p,
 		       herd_virt_done done, gpointer user)
 {
@@ -354,6 +360,7 @@ static const herd_virt_ops lv_ops = {
 	.reset = lv_reset,
 	.change_media = lv_change_media,
 	.suspend = lv_suspend,
+	.block_resize = lv_block_resize,
 	.resume = lv_resume,
 	.migrate = lv_migrate,
 	.migrate_progress = lv_migrate_progress,

@@ -29,7 +29,7 @@
 
 typedef enum {
 	OP_START, OP_SHUTDOWN, OP_DESTROY, OP_REBOOT, OP_RESET, OP_SUSPEND, OP_RESUME, OP_MIGRATE,
-	OP_CHANGE_MEDIA
+	OP_CHANGE_MEDIA, OP_BLOCK_RESIZE
 } op_kind;
 
 typedef struct herd_virt_libvirt herd_virt_libvirt;
@@ -42,7 +42,8 @@ typedef struct lv_op {
 	gatomicrefcount refs;
 	op_kind kind;
 	char uuid[37];
-	char *xml;
+	char *xml;              /* start: the domain XML; block-resize: the disk's path */
+	uint64_t size;          /* block-resize: the disk's new size in bytes */
 	unsigned timeout_s;     /* shutdown: seconds before it is forced;
 				 * migrate: before it is cancelled */
 	bool forced;            /* herd's destroy after a shutdown timeout */
@@ -286,6 +287,9 @@ void lv_cache_apply_list(herd_virt_libvirt *v, GArray *domains, uint64_t serial,
 void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char *xml,
 		     unsigned timeout_s, const herd_migrate_params *mp, herd_virt_done done,
 		     gpointer user);
+/* Queue growing disk @path of @uuid to @size bytes, live. */
+void lv_queue_submit_block_resize(herd_virt *base, const char *uuid, const char *path,
+				  uint64_t size, herd_virt_done done, gpointer user);
 /* The progress of the migration of @uuid that runs, in @out; false if none. */
 bool lv_queue_migrate_progress(herd_virt_libvirt *v, const char *uuid,
 			       herd_migrate_progress *out);

@@ -42,6 +42,7 @@
 static const char *const op_verbs[] = {
 	"start", "shut down", "destroy", "reboot", "reset", "suspend", "resume", "migrate",
 	"change the medium of",
+	"grow a disk of",
 };
 
 static void pump(herd_virt_libvirt *v, lv_vm *vm);
@@ -403,6 +404,9 @@ void lv_queue_op_done(herd_virt_libvirt *v, lv_job *j)
 		}
 		apply_observation(v, vm, j, NULL);
 		break;
+	case OP_BLOCK_RESIZE:
+		/* No lifecycle event to wait for: done when libvirt is. */
+		break;
 	}
 	op_complete(v, vm, op, err);
 }
@@ -745,14 +749,12 @@ static bool migrate_params(herd_virt_libvirt *v, lv_op *op, const herd_migrate_p
 	return true;
 }
 
-void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char *xml,
-		     unsigned timeout_s, const herd_migrate_params *mp, herd_virt_done done,
-		     gpointer user)
+/* Check @op, made by op_new() for @uuid (as the caller gave it), and queue
+ * it with @xml (or its disk's path) and a migration's @mp. */
+static void queue_op(herd_virt_libvirt *v, lv_op *op, const char *uuid, const char *xml,
+		     const herd_migrate_params *mp)
 {
-	herd_virt_libvirt *v = (herd_virt_libvirt *)base;
-	lv_op *op = op_new(v, kind, uuid, done, user);
-	op->timeout_s = MIN(timeout_s, kind == OP_MIGRATE ? MIGRATE_TIMEOUT_MAX_S
-							  : SHUTDOWN_TIMEOUT_MAX_S);
+	op_kind kind = op->kind;
 	if (!uuid || !g_uuid_string_is_valid(uuid)) {
 		finish_later(v, op, g_error_new(HERD_ERROR, HERD_ERR_INVALID,
 						"Cannot %s VM '%s': that is not a UUID.",
@@ -788,6 +790,30 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 		g_queue_push_tail(&vm->pending, op);
 		pump(v, vm);
 	}
+}
+
+void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char *xml,
+		     unsigned timeout_s, const herd_migrate_params *mp, herd_virt_done done,
+		     gpointer user)
+{
+	herd_virt_libvirt *v = (herd_virt_libvirt *)base;
+	lv_op *op = op_new(v, kind, uuid, done, user);
+	op->timeout_s = MIN(timeout_s, kind == OP_MIGRATE ? MIGRATE_TIMEOUT_MAX_S
+							  : SHUTDOWN_TIMEOUT_MAX_S);
+	queue_op(v, op, uuid, xml, mp);
+}
+
+void lv_queue_submit_block_resize(herd_virt *base, const char *uuid, const char *path,
+				  uint64_t size, herd_virt_done done, gpointer user)
+{
+	herd_virt_libvirt *v = (herd_virt_libvirt *)base;
+	lv_op *op = op_new(v, OP_BLOCK_RESIZE, uuid, done, user);
+	op->size = size;
+	if (!path || !*path) {
+		finish_later(v, op, op_error(op, HERD_ERR_INVALID, "no disk was named"));
+		return;
+	}
+	queue_op(v, op, uuid, path, NULL);
 }
 
 /* close(): every operation is dropped, with no callback. */

@@ -626,6 +626,10 @@ static void run_simple(lv_job *j, virConnectPtr conn)
 		 * cluster's, and the domain is transient. */
 		rc = virDomainUpdateDeviceFlags(dom, op->xml, VIR_DOMAIN_AFFECT_LIVE);
 		break;
+	case OP_BLOCK_RESIZE:
+		/* @xml is the disk's path, which libvirt takes as well as a target. */
+		rc = virDomainBlockResize(dom, op->xml, op->size, VIR_DOMAIN_BLOCK_RESIZE_BYTES);
+		break;
 	default:
 		break;
 	}

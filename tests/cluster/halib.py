@@ -575,3 +575,14 @@ def store_create(tn, i, tmp, kind, name, data):
     u = str(uuidlib.uuid4())
     store_submit(tn, i, tmp, {"op": "create", "kind": kind, "uuid": u, "name": name, "data": data})
     return u
+
+
+def add_dir_storage(ha, name, path, share=False, i=1):
+    """A dir storage @name at @path (a directory of the host, so every test
+    node sees it), added with `herd storage add` on node i; the cluster
+    share with share=True."""
+    os.makedirs(path, exist_ok=True)
+    args = ["storage", "add", name, "--type", "dir", "--path", path]
+    if share:
+        args.append("--cluster-share")
+    ha.ok(i, *args)

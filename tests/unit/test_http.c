@@ -13,6 +13,7 @@
 #include "common/tls.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -175,6 +176,79 @@ static void h_bad_message(http_request *req, gpointer user_data)
 	http_respond_errorf(req, HERD_ERR_INVALID, "Bad byte \xff in the request.");
 }
 
+/* A streamed body (HTTP_ROUTE_STREAM): PUT /api/v1/upload/{name}.  Name
+ * "taken" is refused before the body; "gated" writes only while the gate
+ * of the password checks (below) is open; "bad-write" fails its first
+ * write. */
+static void gate_pass(void);
+static struct {
+	gint bytes_seen;       /* for the main thread to poll */
+	GChecksum *sha256;
+	guint64 bytes;
+	unsigned writes, finishes, dones;
+	bool complete;         /* what finish() heard */
+	char *done_error;      /* what done() heard */
+	guint64 announced;     /* Content-Length as the handler saw it */
+} up;
+
+static bool up_write(gpointer user, const void *data, size_t len, GError **error)
+{
+	g_assert_false(g_thread_self() == main_thread);
+	if (strcmp(user, "gated") == 0)
+		gate_pass();
+	up.writes++;
+	g_checksum_update(up.sha256, data, (gssize)len);
+	up.bytes += len;
+	g_atomic_int_add(&up.bytes_seen, (gint)len);
+	if (strcmp(user, "bad-write") == 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "The disk is full.");
+		return false;
+	}
+	return true;
+}
+
+static bool up_finish(gpointer user, bool complete, GError **error)
+{
+	g_assert_false(g_thread_self() == main_thread);
+	up.finishes++;
+	up.complete = complete;
+	return true;
+}
+
+static void up_done(http_request *req, gpointer user, const GError *error)
+{
+	g_assert_true(g_thread_self() == main_thread);
+	up.dones++;
+	g_free(up.done_error);
+	up.done_error = error ? g_strdup(error->message) : NULL;
+	if (error)
+		http_respond_error(req, error);
+	else
+		http_respond_json(req, 201, json_pack("{s:I,s:s}", "bytes", (json_int_t)up.bytes, "sha256",
+						      g_checksum_get_string(up.sha256)));
+	g_free(user);
+}
+
+static const http_body_sink up_sink = { up_write, up_finish, up_done };
+
+static void h_upload(http_request *req, gpointer user_data)
+{
+	S.handled++;
+	const char *name = http_request_param(req, "name");
+	up.announced = http_request_content_length(req);
+	if (strcmp(name, "taken") == 0) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Upload %s exists already.", name);
+		return;
+	}
+	if (up.sha256)
+		g_checksum_free(up.sha256);
+	up.sha256 = g_checksum_new(G_CHECKSUM_SHA256);
+	up.bytes = 0;
+	g_atomic_int_set(&up.bytes_seen, 0);
+	up.writes = up.finishes = 0;
+	http_request_stream_body(req, &up_sink, g_strdup(name));
+}
+
 static const http_route routes[] = {
 	{ "GET", "/api/v1/ping", h_ping, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/me", h_ping, 0 },
@@ -195,6 +269,7 @@ static const http_route routes[] = {
 	{ "PUT", "/api/v1/count", h_count, 0 },
 	{ "GET", "/api/v1/where", h_where, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/where-private", h_where, 0 },
+	{ "PUT", "/api/v1/upload/{name}", h_upload, HTTP_ROUTE_STREAM },
 };
 
 /* ------------------------------------------------------------------ */
@@ -237,9 +312,9 @@ static struct {
 	gint checks;
 } gate;
 
-static bool verify_at_gate(const char *password, const char *hash)
+/* Wait while the gate is closed. */
+static void gate_pass(void)
 {
-	g_atomic_int_inc(&gate.checks);
 	g_mutex_lock(&gate.lock);
 	gate.inside++;
 	while (gate.closed)
@@ -247,6 +322,12 @@ static bool verify_at_gate(const char *password, const char *hash)
 	gate.inside--;
 	g_mutex_unlock(&gate.lock);
 	g_main_context_wakeup(NULL);
+}
+
+static bool verify_at_gate(const char *password, const char *hash)
+{
+	g_atomic_int_inc(&gate.checks);
+	gate_pass();
 	return herd_password_verify(password, hash);
 }
 
@@ -1627,6 +1708,244 @@ static void test_client_target(void)
 	g_assert_cmpstr(herd_client_target(d), ==, "/run/herd/herd.sock");
 }
 
+/* A file of @size bytes (a pattern, not all alike) in the server's
+ * directory; its SHA-256. */
+static char *make_file(const char *name, gsize size, char **sha256)
+{
+	char *path = g_build_filename(S.dir, name, NULL);
+	FILE *f = fopen(path, "wb");
+	g_assert_nonnull(f);
+	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+	guchar block[65536];
+	for (gsize done = 0; done < size;) {
+		gsize n = MIN(sizeof(block), size - done);
+		for (gsize i = 0; i < n; i++)
+			block[i] = (guchar)((done + i) * 7 / 3);
+		g_checksum_update(sum, block, (gssize)n);
+		g_assert_cmpuint(fwrite(block, 1, n, f), ==, n);
+		done += n;
+	}
+	fclose(f);
+	*sha256 = g_strdup(g_checksum_get_string(sum));
+	g_checksum_free(sum);
+	return path;
+}
+
+typedef struct {
+	herd_client_options opts;
+	const char *path;
+	const char *file;
+	json_t *result;
+	char *sha256;
+	GError *error;
+	gint fd;              /* the file, while it is sent */
+} upload_call;
+
+static gpointer do_upload(gpointer p)
+{
+	upload_call *u = p;
+	g_autoptr(herd_client) c = herd_client_new(&u->opts);
+	int fd = open(u->file, O_RDONLY);
+	g_atomic_int_set(&u->fd, fd);
+	struct stat st;
+	g_assert_cmpint(fstat(fd, &st), ==, 0);
+	u->result = herd_client_upload(c, u->path, fd, (guint64)st.st_size, &u->sha256, &u->error);
+	g_atomic_int_set(&u->fd, -1);
+	close(fd);
+	return NULL;
+}
+
+/* How far the client has read its file (what it sent, give or take
+ * curl's buffer). */
+static guint64 upload_position(upload_call *u)
+{
+	int fd = g_atomic_int_get(&u->fd);
+	g_autofree char *path = g_strdup_printf("/proc/self/fdinfo/%d", fd);
+	g_autofree char *text = NULL;
+	if (fd < 0 || !g_file_get_contents(path, &text, NULL, NULL))
+		return 0;
+	return g_ascii_strtoull(text + strlen("pos:"), NULL, 10);
+}
+
+/* The local client is root only when the tests run as root. */
+static bool skip_unless_root(void)
+{
+	if (getuid() == 0)
+		return false;
+	g_test_skip("the local client is root on the socket");
+	return true;
+}
+
+/* Start uploading @size bytes (a file @name) to "gated" in a thread (@b
+ * runs @u), the gate closed; return once the sink waits at it.  The
+ * file's SHA-256 in *@sha256. */
+static GThread *upload_gated(const char *name, gsize size, upload_call *u, blocking *b, char **sha256)
+{
+	g_autofree char *file = make_file(name, size, sha256);
+	gate_set(true);
+	*u = (upload_call){ .opts = { .socket_path = S.sock, .timeout_s = 60 },
+			    .path = "/api/v1/upload/gated", .file = g_steal_pointer(&file) };
+	*b = (blocking){ do_upload, u, 0 };
+	GThread *t = g_thread_new("client", blocking_thread, b);
+	while (gate_inside() == 0)
+		g_main_context_iteration(NULL, FALSE);
+	return t;
+}
+
+/* A body streamed to the handler's sink, on a thread of the stream's own,
+ * checksummed on both sides; 24 MiB, far more than the queue holds, with
+ * the sink stalled at first: the server stops reading (the client cannot
+ * send it all), and reads on once the sink takes data again. */
+static void test_stream_body(void)
+{
+	if (skip_unless_root())
+		return;
+	g_autofree char *want = NULL;
+	upload_call u;
+	blocking b;
+	GThread *t = upload_gated("big", 24u << 20, &u, &b, &want);
+	/* the sink is stuck: the handlers' loop still serves others */
+	g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
+	g_assert_cmpint(ping->status, ==, 200);
+	/* Until the client stops sending (its position stands still for a
+	 * while), it never gets far past what the queue holds: not all. */
+	guint64 pos = 0, last = G_MAXUINT64;
+	while (pos != last) {
+		last = pos;
+		for (int i = 0; i < 20; i++) {
+			g_main_context_iteration(NULL, FALSE);
+			g_usleep(10000);
+		}
+		pos = upload_position(&u);
+	}
+	g_assert_cmpuint(pos, <, 24u << 20);
+	g_assert_false(g_atomic_int_get(&b.done));
+	gate_set(false);
+	while (!g_atomic_int_get(&b.done))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(t);
+	g_assert_no_error(u.error);
+	g_assert_cmpuint(up.announced, ==, 24u << 20);
+	g_assert_cmpint(json_integer_value(json_object_get(u.result, "bytes")), ==, 24 << 20);
+	g_assert_cmpstr(json_string_value(json_object_get(u.result, "sha256")), ==, want);
+	g_assert_cmpstr(u.sha256, ==, want);
+	g_assert_true(up.complete);
+	g_assert_cmpuint(up.finishes, ==, 1);
+	g_assert_null(up.done_error);
+	json_decref(u.result);
+	g_free(u.sha256);
+	g_free((char *)u.file);
+
+	/* a JSON body on a route that is not streamed is as before */
+	g_autoptr(call) put = request_full(VIA_UNIX, "PUT", "/api/v1/vms/a", "{\"x\":1}", 0, local_auth());
+	g_assert_cmpint(put->status, ==, 200);
+}
+
+/* Refused by the handler before any of the body is read: no sink at all;
+ * a failed write: the rest is dropped and the client hears why. */
+static void test_stream_refused(void)
+{
+	if (skip_unless_root())
+		return;
+	g_autofree char *want = NULL;
+	g_autofree char *file = make_file("mid", 6u << 20, &want);
+	unsigned dones = up.dones;
+	upload_call u = { .opts = { .socket_path = S.sock, .timeout_s = 60 }, .path = "/api/v1/upload/taken",
+			  .file = file };
+	run_blocking(do_upload, &u);
+	g_assert_error(u.error, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_assert_cmpstr(u.error->message, ==, "Upload taken exists already.");
+	g_assert_cmpuint(up.dones, ==, dones);
+	g_clear_error(&u.error);
+
+	upload_call bad = { .opts = { .socket_path = S.sock, .timeout_s = 60 },
+			    .path = "/api/v1/upload/bad-write", .file = file };
+	run_blocking(do_upload, &bad);
+	g_assert_error(bad.error, HERD_ERROR, HERD_ERR_IO);
+	g_assert_cmpstr(bad.error->message, ==, "The disk is full.");
+	g_assert_cmpuint(up.writes, ==, 1);
+	g_assert_false(up.complete);
+	g_clear_error(&bad.error);
+}
+
+/* Over TCP a streamed route needs credentials like any other, checked
+ * before the body; and a length. */
+static void test_stream_auth(void)
+{
+	unsigned before = S.handled;
+	g_autofree char *anon = raw_exchange("PUT /api/v1/upload/x HTTP/1.1\r\nHost: x\r\n"
+					     "Content-Length: 100000000\r\n\r\nabc");
+	if (!g_str_has_prefix(anon, "HTTP/1.1 401 "))
+		g_error("expected 401, got '%s'", anon);
+	g_autofree char *wrong_hdr = basic("alice", "wrong-password");
+	g_autofree char *head = g_strdup_printf("PUT /api/v1/upload/x HTTP/1.1\r\nHost: x\r\n%s\r\n"
+						"Content-Length: 100000000\r\n\r\nabc", wrong_hdr);
+	expect_failed_login();
+	g_autofree char *wrong = raw_exchange(head);
+	g_test_assert_expected_messages();
+	if (!g_str_has_prefix(wrong, "HTTP/1.1 401 "))
+		g_error("expected 401, got '%s'", wrong);
+	g_assert_cmpuint(S.handled, ==, before);
+	/* chunked, without a length */
+	g_autofree char *chunked_head = g_strdup_printf("PUT /api/v1/upload/x HTTP/1.1\r\nHost: x\r\n%s\r\n"
+							"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+							alice_header);
+	g_autofree char *chunked = raw_exchange(chunked_head);
+	if (!g_str_has_prefix(chunked, "HTTP/1.1 400 ") || !strstr(chunked, "Content-Length"))
+		g_error("expected 400 naming Content-Length, got '%s'", chunked);
+	g_assert_cmpuint(S.handled, ==, before);
+	/* the right credentials: in (a small body) */
+	g_autofree char *good_head = g_strdup_printf("PUT /api/v1/upload/small HTTP/1.1\r\nHost: x\r\n%s\r\n"
+						     "Content-Length: 3\r\n\r\nabc", alice_header);
+	g_autofree char *good = raw_exchange(good_head);
+	if (!g_str_has_prefix(good, "HTTP/1.1 201 "))
+		g_error("expected 201, got '%s'", good);
+}
+
+/* A client that sends less than it announced and leaves: the sink hears
+ * that the body was cut off, done() says how much came. */
+static void test_stream_cut(void)
+{
+	unsigned dones = up.dones;
+	g_autofree char *head = g_strdup_printf("PUT /api/v1/upload/cut HTTP/1.1\r\nHost: x\r\n%s\r\n"
+						"Content-Length: 1000000\r\n\r\nabcdef", alice_header);
+	int fd = raw_open(S.port, head);
+	while (g_atomic_int_get(&up.bytes_seen) < 6)
+		g_main_context_iteration(NULL, FALSE);
+	close(fd);
+	while (up.dones == dones)
+		g_main_context_iteration(NULL, TRUE);
+	g_assert_false(up.complete);
+	g_assert_cmpstr(up.done_error, ==, "The upload was cut off: 6 of 1000000 bytes came.");
+}
+
+/* The server stops while an upload's sink is stuck: the client hears 503
+ * (or loses the connection), and once the sink goes on it hears that the
+ * body was cut off; done() runs, its answer goes nowhere. */
+static void test_stream_free_while_streaming(void)
+{
+	if (skip_unless_root())
+		return;
+	g_autofree char *want = NULL;
+	unsigned dones = up.dones;
+	upload_call u;
+	blocking b;
+	GThread *t = upload_gated("stop", 24u << 20, &u, &b, &want);
+	g_clear_pointer(&S.srv, http_server_free);
+	while (!g_atomic_int_get(&b.done))
+		g_main_context_iteration(NULL, TRUE);
+	g_thread_join(t);
+	g_assert_null(u.result);
+	g_assert_nonnull(u.error);
+	g_clear_error(&u.error);
+	g_free((char *)u.file);
+	gate_set(false);
+	while (up.dones == dones)
+		g_main_context_iteration(NULL, TRUE);
+	g_assert_false(up.complete);
+	g_assert_nonnull(strstr(up.done_error, "The upload was cut off"));
+}
+
 static void with_server(gconstpointer test)
 {
 	server_start();
@@ -1670,6 +1989,11 @@ int main(int argc, char **argv)
 			     with_server);
 	g_test_add_data_func("/http/client-gone", test_client_gone, with_server);
 	g_test_add_data_func("/http/free-while-held", test_free_while_held, with_server);
+	g_test_add_data_func("/http/stream-body", test_stream_body, with_server);
+	g_test_add_data_func("/http/stream-refused", test_stream_refused, with_server);
+	g_test_add_data_func("/http/stream-auth", test_stream_auth, with_server);
+	g_test_add_data_func("/http/stream-cut", test_stream_cut, with_server);
+	g_test_add_data_func("/http/stream-free-while-streaming", test_stream_free_while_streaming, with_server);
 	g_test_add_func("/http/bad-utf8-path", test_bad_utf8_path);
 	g_test_add_func("/http/bad-utf8-message", test_bad_utf8_message);
 	g_test_add_data_func("/client/local", test_client, with_server);

@@ -1,0 +1,435 @@
+/*
+ * Disks as a resource: GET/POST /api/v1/disks, GET/DELETE
+ * /api/v1/disks/{disk}, POST /api/v1/disks/{disk}/resize.
+ *
+ * The node that serves the request does the file work (api/storage_files.h),
+ * so it must reach the storage.  Create makes the file first, then commits
+ * the disk (the file goes again if the commit is refused); delete commits
+ * first, then removes the file (a file that stays is reported: the disk is
+ * gone either way); resize grows the file, then commits the new size.  A
+ * disk is on a dir storage (an image file) or on an iSCSI one (a LUN of
+ * its target): the switches on the storage's type below are where LUNs go.
+ */
+#define G_LOG_DOMAIN "api"
+#include "api/common.h"
+#include "api/routes.h"
+#include "api/storage_files.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/size.h"
+#include "store/disk.h"
+#include "store/refs.h"
+#include "store/storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* The work on the storage, on a job's thread                          */
+
+typedef storage_file_work file_work;
+#define file_work_new storage_file_work_new
+#define file_work_free storage_file_work_free
+
+static json_t *create_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	if (!storage_reach_for_file(w, error))
+		return NULL;
+	/* O_EXCL: a file already there (another cluster's, an operator's) is
+	 * refused, never overwritten, even if it came a moment ago. */
+	int fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		g_set_error(error, HERD_ERROR, errno == EEXIST ? HERD_ERR_CONFLICT : HERD_ERR_IO,
+			    errno == EEXIST ? "A file is at %s already; herd does not overwrite it%s."
+					    : "Cannot create %s: %s.",
+			    w->path, errno == EEXIST ? "" : g_strerror(errno));
+		return NULL;
+	}
+	close(fd);
+	g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, w->size);
+	const char *argv[] = { "create", "-q", "-f", store_disk_format_name(w->format), w->path, size, NULL };
+	if (!storage_qemu_img(argv, error) || api_file_job_abandoned(job)) {
+		/* Not made, or made too late: nobody will commit it. */
+		unlink(w->path);
+		return NULL;
+	}
+	return json_pack("{s:I}", "used", (json_int_t)storage_file_used(w->path));
+}
+
+static json_t *resize_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	if (!storage_dir_reach(w->storage, w->cluster_uuid, w->node, error))
+		return NULL;
+	g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, w->size);
+	const char *argv[] = { "resize", "-q", "-f", store_disk_format_name(w->format), w->path, size, NULL };
+	if (!storage_qemu_img(argv, error))
+		return NULL;
+	return json_object();
+}
+
+/* Each path's used bytes, null where there is none or stat fails. */
+static json_t *used_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	json_t *used = json_array();
+	for (guint i = 0; i < w->paths->len; i++) {
+		const char *p = w->paths->pdata[i];
+		int64_t u = p ? storage_file_used(p) : -1;
+		json_array_append_new(used, u >= 0 ? json_integer(u) : json_null());
+	}
+	return used;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+
+static json_t *disk_json(store_state *st, store_object *o, json_t *used)
+{
+	const store_disk *d = store_disk_of(o);
+	store_object *storage = store_state_get(st, STORE_KIND_STORAGE, d->storage);
+	store_object *vm = store_refs_user(st, o);
+	g_autofree char *path = store_file_path(st, d->storage, d->file);
+	json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:s,s:I,s:O}", "name", o->name, "uuid", o->uuid,
+			      "storage", storage ? storage->name : NULL, "storage_uuid", d->storage,
+			      "format", store_disk_format_name(d->format), "size", (json_int_t)d->size,
+			      "used", used ? used : json_null());
+	if (d->file)
+		json_object_set_new(j, "file", json_string(d->file));
+	if (path)
+		json_object_set_new(j, "path", json_string(path));
+	if (d->lun >= 0)
+		json_object_set_new(j, "lun", json_integer(d->lun));
+	json_object_set_new(j, "vm", vm ? json_string(vm->name) : json_null());
+	return j;
+}
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	GPtrArray *disks;           /* store_object*, referenced */
+	bool one;                   /* GET /disks/{disk}: an object, not a list */
+} read_ctx;
+
+static void on_used(json_t *used, const GError *error, gpointer user)
+{
+	read_ctx *c = user;
+	store_state *st = api_state(c->a);
+	json_t *list = json_array();
+	if (error)
+		log_warn("disk sizes: %s", error->message);
+	for (guint i = 0; i < c->disks->len; i++)
+		json_array_append_new(list, disk_json(st, c->disks->pdata[i], json_array_get(used, i)));
+	http_respond_json(c->req, 200, c->one ? json_incref(json_array_get(list, 0)) : json_incref(list));
+	json_decref(list);
+	g_ptr_array_free(c->disks, TRUE);
+	g_free(c);
+}
+
+/* Answer @req with @disks and the space each uses, stat'ed off the loop. */
+static void respond_disks(http_request *req, api_ctx *a, GPtrArray *disks, bool one)
+{
+	read_ctx *c = g_new0(read_ctx, 1);
+	c->req = req;
+	c->a = a;
+	c->one = one;
+	c->disks = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
+	file_work *w = file_work_new(a, NULL, NULL);
+	w->paths = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < disks->len; i++) {
+		store_object *o = disks->pdata[i];
+		g_ptr_array_add(c->disks, store_object_ref(o));
+		g_ptr_array_add(w->paths, store_file_path(api_state(a), store_disk_of(o)->storage,
+							  store_disk_of(o)->file));
+	}
+	http_request_suspend(req);
+	api_file_job_run(used_work, w, file_work_free, API_FILE_LOOK_MS, a->node->name,
+			 "Reading the disks' used space", on_used, c);
+}
+
+void api_disks_list(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	if (!api_require_store(req, a))
+		return;
+	g_autoptr(GPtrArray) disks = store_state_list(api_state(a), STORE_KIND_DISK);
+	respond_disks(req, a, disks, false);
+}
+
+void api_disk_get(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	store_object *o = api_lookup_param(req, a, STORE_KIND_DISK, "disk");
+	if (!o)
+		return;
+	g_autoptr(GPtrArray) one = g_ptr_array_new();
+	g_ptr_array_add(one, o);
+	respond_disks(req, a, one, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Changes                                                             */
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	json_t *cmd;
+	char *name;
+	char *path;
+	store_object *storage;
+	uint64_t size;
+	char *live_vm;              /* resize: grown live in this VM, or NULL */
+} change_ctx;
+
+static change_ctx *change_new(http_request *req, api_ctx *a, const char *name, const char *path,
+			      store_object *storage)
+{
+	change_ctx *c = g_new0(change_ctx, 1);
+	c->req = req;
+	c->a = a;
+	c->name = g_strdup(name);
+	c->path = g_strdup(path);
+	c->storage = store_object_ref(storage);
+	return c;
+}
+
+static void change_free(change_ctx *c)
+{
+	json_decref(c->cmd);
+	g_free(c->name);
+	g_free(c->path);
+	store_object_unref(c->storage);
+	g_free(c->live_vm);
+	g_free(c);
+}
+
+/* The storage of a disk change, if this version of herd makes disks on it;
+ * else NULL after answering @req. */
+static bool storage_supported(http_request *req, store_object *storage)
+{
+	switch (store_storage_of(storage)->type) {
+	case STORE_STORAGE_DIR:
+		return true;
+	case STORE_STORAGE_ISCSI:
+		break;
+	}
+	http_respond_errorf(req, HERD_ERR_INVALID,
+			    "Storage %s is iSCSI: its disks are LUNs of its target, which herd does not make or change yet.",
+			    storage->name);
+	return false;
+}
+
+/* Answer a committed change with the disk as it is now. */
+static void respond_disk(change_ctx *c, unsigned status, json_t *result)
+{
+	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
+	json_t *j = o ? disk_json(api_state(c->a), o, NULL) : json_incref(result);
+	if (c->live_vm)
+		json_object_set_new(j, "grown_live_in", json_string(c->live_vm));
+	http_respond_json(c->req, status, j);
+}
+
+static void on_create_committed(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error)
+		api_file_commit_failed(c->req, c->a, error, STORE_KIND_DISK, c->name, c->storage, c->path);
+	else
+		respond_disk(c, 201, result);
+	change_free(c);
+}
+
+static void on_created(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	g_autoptr(GError) err = NULL;
+	if (error) {
+		http_respond_error(c->req, error);
+	} else if (!herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
+					on_create_committed, c, &err)) {
+		http_respond_error(c->req, err);
+		storage_remove_orphan(c->a, c->storage, c->path);
+	} else {
+		return;
+	}
+	change_free(c);
+}
+
+/* A size field: "20G" or a number of bytes. */
+static bool size_field(json_t *body, const char **text, char **owned, GError **error)
+{
+	json_t *v = json_object_get(body, "size");
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		*owned = g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		*text = *owned;
+		return true;
+	}
+	if (json_is_string(v)) {
+		*text = json_string_value(v);
+		return true;
+	}
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+		    "Field 'size' must be a size such as \"20G\" or a number of bytes.");
+	return false;
+}
+
+void api_disk_create(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "name", "storage", "size", "format", NULL };
+	g_autoptr(GError) err = NULL;
+	g_autoptr(json_t) body = api_body(req, fields, &err);
+	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *storage_ref = NULL, *format_name = "qcow2", *size_text = NULL;
+	g_autofree char *size_owned = NULL;
+	store_disk_format format;
+	uint64_t size = 0;
+	if (!body || !store_name_validate(STORE_KIND_DISK, name, &err) ||
+	    !api_get_string(body, "storage", &storage_ref, &err) ||
+	    !api_get_string(body, "format", &format_name, &err) ||
+	    !size_field(body, &size_text, &size_owned, &err) ||
+	    !store_disk_size_parse(size_text, &size, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!store_disk_format_parse(format_name, &format)) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Unknown disk format '%s' (known: qcow2, raw).",
+				    format_name);
+		return;
+	}
+	if (!storage_ref) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "A disk needs a storage (field 'storage').");
+		return;
+	}
+	store_object *storage = api_lookup(a, STORE_KIND_STORAGE, storage_ref, &err);
+	if (!storage) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (store_state_get_by_name(api_state(a), STORE_KIND_DISK, name)) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Disk %s exists already.", name);
+		return;
+	}
+	if (!storage_supported(req, storage))
+		return;
+	g_autofree char *file = store_disk_file_for(name, format);
+	g_autofree char *path = store_file_path(api_state(a), storage->uuid, file);
+	char uuid[STORE_UUID_LEN + 1];
+	store_uuid_generate(uuid);
+	change_ctx *c = change_new(req, a, name, path, storage);
+	c->cmd = store_disk_cmd_create(uuid, name, storage, format, size, file, -1);
+	file_work *w = file_work_new(a, storage, path);
+	w->format = format;
+	w->size = size;
+	http_request_suspend(req);
+	storage_job_after_reach(create_work, w, API_FILE_QEMU_IMG_MS, "Creating the disk's file",
+				on_created, c);
+}
+
+static void on_resize_committed(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error) {
+		g_autofree char *size = herd_size_format(c->size);
+		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+				    "%s The file of disk %s was grown to %s already: 'herd disk resize %s --size %" G_GUINT64_FORMAT "' records it.",
+				    error->message, c->name, size, c->name, c->size);
+	} else {
+		respond_disk(c, 200, result);
+	}
+	change_free(c);
+}
+
+static void on_resized(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	g_autoptr(GError) err = NULL;
+	/* The disk as it is now: it may have changed while qemu-img ran. */
+	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
+	if (error) {
+		http_respond_error(c->req, error);
+	} else if (!o) {
+		http_respond_errorf(c->req, HERD_ERR_CONFLICT, "Disk %s was deleted meanwhile.", c->name);
+	} else {
+		json_decref(c->cmd);
+		c->cmd = store_disk_cmd_resize(o, c->size);
+		if (herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
+					on_resize_committed, c, &err))
+			return;
+		http_respond_error(c->req, err);
+	}
+	change_free(c);
+}
+
+/* The VM's QEMU grew the disk (and with it the file): commit the size. */
+static void on_grown_live(const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error) {
+		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+				    "Disk %s could not be grown live in VM %s: %s Nothing changed.", c->name,
+				    c->live_vm, error->message);
+		change_free(c);
+		return;
+	}
+	on_resized(NULL, NULL, c);
+}
+
+void api_disk_resize(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "size", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *o = api_lookup(a, STORE_KIND_DISK, http_request_param(req, "disk"), &err);
+	g_autoptr(json_t) body = o ? api_body(req, fields, &err) : NULL;
+	const char *size_text = NULL;
+	g_autofree char *size_owned = NULL;
+	uint64_t size = 0;
+	if (!body || !size_field(body, &size_text, &size_owned, &err) ||
+	    !store_disk_grow_parse(o->name, size_text, store_disk_of(o)->size, &size, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	const store_disk *d = store_disk_of(o);
+	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
+	if (!storage_supported(req, storage))
+		return;
+	store_object *vm = store_refs_user(api_state(a), o);
+	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
+	change_ctx *c = change_new(req, a, o->name, path, storage);
+	c->size = size;
+	if (vm && herd_ha_vm_active(a->ha, vm->uuid, NULL)) {
+		/* Under a running guest its QEMU grows the image (libvirt's
+		 * block resize, on the VM's node), so that the guest sees it at
+		 * once; then the size is committed, as after qemu-img. */
+		c->live_vm = g_strdup(vm->name);
+		http_request_suspend(req);
+		herd_ha_disk_grow(a->ha, vm->uuid, path, size, on_grown_live, c);
+		return;
+	}
+	file_work *w = file_work_new(a, storage, path);
+	w->format = d->format;
+	w->size = size;
+	http_request_suspend(req);
+	storage_job_after_reach(resize_work, w, API_FILE_QEMU_IMG_MS, "Growing the disk's file",
+				on_resized, c);
+}
+
+void api_disk_delete(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	store_object *o = api_lookup_param(req, a, STORE_KIND_DISK, "disk");
+	if (!o)
+		return;
+	const store_disk *d = store_disk_of(o);
+	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
+	if (!storage_supported(req, storage))
+		return;
+	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
+	api_file_object_delete(req, a, o, storage, path);
+}

@@ -1,0 +1,133 @@
+/* herd disk create|list|show|resize|delete. */
+#include "cli/cli.h"
+#include "cli/table.h"
+
+#include "common/json.h"
+#include "common/size.h"
+
+#include <stdio.h>
+
+static char *opt_size, *opt_storage, *opt_format;
+
+static GOptionEntry disk_create_options[] = {
+	{ "size", 's', 0, G_OPTION_ARG_STRING, &opt_size, "The size the guest sees, e.g. 20G (binary units)", "SIZE" },
+	{ "storage", 0, 0, G_OPTION_ARG_STRING, &opt_storage, "The storage it goes on", "STORAGE" },
+	{ "format", 'f', 0, G_OPTION_ARG_STRING, &opt_format, "qcow2 (default) or raw (a sparse file)", "FORMAT" },
+	{ NULL },
+};
+
+static GOptionEntry disk_resize_options[] = {
+	{ "size", 's', 0, G_OPTION_ARG_STRING, &opt_size, "The new size (30G), or how much more (+10G)", "SIZE" },
+	{ NULL },
+};
+
+/* A size field of the API as people read it, "-" if there is none. */
+static char *size_text(json_t *v)
+{
+	return json_is_integer(v) ? herd_size_format((uint64_t)json_integer_value(v)) : g_strdup("-");
+}
+
+static const char *text_or_dash(json_t *v)
+{
+	return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
+{
+	if (!opt_size || !opt_storage) {
+		fprintf(stderr, "herd disk create: give --size SIZE and --storage STORAGE.\n");
+		return CLI_USAGE;
+	}
+	g_autoptr(json_t) body = json_pack("{s:s,s:s,s:s,s:s}", "name", argv[0], "size", opt_size,
+					   "storage", opt_storage, "format", opt_format ? opt_format : "qcow2");
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/disks", body, &rc);
+	if (!r)
+		return rc;
+	g_autofree char *size = size_text(json_object_get(r, "size"));
+	printf("Disk %s created: %s, %s, %s.\n", argv[0], size,
+	       text_or_dash(json_object_get(r, "format")), text_or_dash(json_object_get(r, "path")));
+	return CLI_OK;
+}
+
+static int run_disk_list(cli_ctx *ctx, int argc, char **argv)
+{
+	int rc;
+	g_autoptr(json_t) list = cli_request(ctx, "GET", "/api/v1/disks", NULL, &rc);
+	if (!list)
+		return rc;
+	cli_table *t = cli_table_new("NAME", "STORAGE", "FORMAT", "SIZE", "USED", "VM", NULL);
+	size_t i;
+	json_t *d;
+	json_array_foreach(list, i, d) {
+		g_autofree char *size = size_text(json_object_get(d, "size"));
+		g_autofree char *used = size_text(json_object_get(d, "used"));
+		cli_table_add(t, json_string_value(json_object_get(d, "name")),
+			      text_or_dash(json_object_get(d, "storage")),
+			      text_or_dash(json_object_get(d, "format")), size, used,
+			      text_or_dash(json_object_get(d, "vm")));
+	}
+	cli_table_print(t);
+	return CLI_OK;
+}
+
+static int run_disk_show(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autofree char *path = cli_api_path("disks", argv[0], NULL);
+	int rc;
+	g_autoptr(json_t) d = cli_request(ctx, "GET", path, NULL, &rc);
+	if (!d)
+		return rc;
+	g_autofree char *size = size_text(json_object_get(d, "size"));
+	g_autofree char *used = size_text(json_object_get(d, "used"));
+	printf("Name:     %s\n", json_string_value(json_object_get(d, "name")));
+	printf("UUID:     %s\n", json_string_value(json_object_get(d, "uuid")));
+	printf("Storage:  %s\n", text_or_dash(json_object_get(d, "storage")));
+	printf("Format:   %s\n", text_or_dash(json_object_get(d, "format")));
+	printf("Size:     %s\n", size);
+	printf("Used:     %s\n", used);
+	printf("File:     %s\n", text_or_dash(json_object_get(d, "path")));
+	printf("VM:       %s\n", text_or_dash(json_object_get(d, "vm")));
+	return CLI_OK;
+}
+
+static int run_disk_resize(cli_ctx *ctx, int argc, char **argv)
+{
+	if (!opt_size) {
+		fprintf(stderr, "herd disk resize: give --size SIZE (the new size) or --size +SIZE (that much more).\n");
+		return CLI_USAGE;
+	}
+	g_autofree char *path = cli_api_path("disks", argv[0], "resize");
+	g_autoptr(json_t) body = json_pack("{s:s}", "size", opt_size);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	if (!r)
+		return rc;
+	g_autofree char *size = size_text(json_object_get(r, "size"));
+	const char *live = json_string_value(json_object_get(r, "grown_live_in"));
+	if (live)
+		printf("Disk %s is %s now (grown live: VM %s sees it).\n", argv[0], size, live);
+	else
+		printf("Disk %s is %s now.\n", argv[0], size);
+	return CLI_OK;
+}
+
+static int run_disk_delete(cli_ctx *ctx, int argc, char **argv)
+{
+	return cli_delete_with_file(ctx, "disks", "Disk", argv[0]);
+}
+
+const cli_command cli_disk_commands[] = {
+	{ "disk create", "NAME", "Create a disk (an image file on a storage)",
+	  "Makes the image file with qemu-img on the storage (a dir storage this node reaches); "
+	  "a file already at that place is never overwritten.",
+	  disk_create_options, 1, 1, run_disk_create },
+	{ "disk list", NULL, "List the disks: size, space used, the VM using each", NULL, NULL, 0, 0, run_disk_list },
+	{ "disk show", "NAME", "Show one disk", NULL, NULL, 1, 1, run_disk_show },
+	{ "disk resize", "NAME", "Grow a disk (never shrinks it)",
+	  "--size 30G sets the new size, --size +10G grows it by that much. A disk a running VM uses is "
+	  "grown live by that VM's QEMU, on its node: the guest sees the new size at once.",
+	  disk_resize_options, 1, 1, run_disk_resize },
+	{ "disk delete", "NAME", "Delete a disk and its file (refused while a VM uses it)", NULL, NULL, 1, 1, run_disk_delete },
+	{ NULL },
+};
