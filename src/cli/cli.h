@@ -80,4 +80,5 @@ extern const cli_command cli_node_commands[];         /* node.c */
 extern const cli_command cli_vm_commands[];           /* vm.c */
 extern const cli_command cli_vm_migrate_commands[];   /* vm_migrate.c */
 extern const cli_command cli_fence_device_commands[];
+extern const cli_command cli_storage_commands[];      /* storage.c */
 extern const cli_command cli_simulate_commands[]; /* fence_device.c */

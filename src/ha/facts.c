@@ -210,7 +210,8 @@ static bool differs_beyond_usage(GBytes *old, const char *new, size_t new_len)
 	gsize old_len;
 	const char *was = g_bytes_get_data(old, &old_len);
 	size_t key_len = strlen("," USAGE_KEY);
-	size_t cut_old = old_len, cut_new = new_len;
+	/* Without it, up to the closing brace: as with it, up to its comma. */
+	size_t cut_old = old_len ? old_len - 1 : 0, cut_new = new_len ? new_len - 1 : 0;
 	for (size_t i = old_len >= key_len ? old_len - key_len + 1 : 0; i-- > 0;)
 		if (memcmp(was + i, "," USAGE_KEY, key_len) == 0) {
 			cut_old = i;
