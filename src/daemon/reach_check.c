@@ -241,8 +241,8 @@ static void round_run(herd_reach_checker *rc)
 	if (cluster) {
 		g_autoptr(GPtrArray) targets = herd_reach_targets(st);
 		for (guint i = 0; i < targets->len; i++) {
-			herd_reach_target *t = targets->pdata[i];
-			g_hash_table_insert(rc->targets, t->uuid, target_copy(t));
+			herd_reach_target *t = target_copy(targets->pdata[i]);
+			g_hash_table_insert(rc->targets, t->uuid, t);
 		}
 	}
 	/* Forget what is gone. */

@@ -1487,8 +1487,6 @@ void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *pro
 		return;
 	}
 	json_decref(e->migration);
-	json_decref(e->reach);
-	json_decref(e->usage);
 	e->migration = now;
 	status_soon(e);
 }
@@ -1603,6 +1601,8 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->synced_with);
 	g_hash_table_destroy(e->progress);
 	json_decref(e->migration);
+	json_decref(e->reach);
+	json_decref(e->usage);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);
