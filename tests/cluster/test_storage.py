@@ -17,7 +17,10 @@ node sees at the same path (the stand-in for a cluster filesystem).
  C. An empty tmpfs mounted over P inside n3 (a mount that failed): n3
     reports the storage unreachable, with the reason, in `herd storage
     list`, `storage show` and its node JSON -- and does not write a marker
-    into the empty mount point.
+    into the empty mount point.  A check that hangs (a FIFO as the marker,
+    whose open() blocks as a dead NFS server's files do) is reported "not
+    answering" while herdd on n3 goes on answering; an add whose directory
+    hangs is refused after 10 s, nothing changed.
  D. A VM whose disk (the test guest's image, copied onto the storage) lies
     on it, defined from XML, with n1 and n2 in standby: started, it stays
     stopped, with an alert that names the storage (n3 does not reach it);
@@ -188,6 +191,44 @@ def lost_on_n3(tn, ha, tmp, uuid):
     p = tn.exec(3, "ls", "-A", data)
     expect(p.returncode == 0 and p.stdout.strip() == "",
            f"n3 wrote into the empty mount point: {p.stdout.strip()!r}")
+
+    say("== C2. a check that hangs (a FIFO as the marker: its open() blocks, as on a dead NFS "
+        "server) is 'not answering', and herdd goes on answering")
+    fifo = os.path.join(data, MARKER)
+    tn.exec(3, "mkfifo", fifo, check=True)
+    try:
+        entries = wait_until(lambda: (lambda r: r if "not answering" in r.get("n3", {}).get("problem", "")
+                                      else None)(reach(ha, "data1", i=3)),
+                             40, "n3 to report data1 not answering")
+        say(f"  n3: {entries['n3']['problem']}")
+        p = ha.ok(3, "node", "list")
+        expect(p.returncode == 0, "herdd on n3 does not answer while its check hangs")
+        ha.refused(3, ["storage", "add", "data2", "--type", "dir", "--path",
+                       os.path.join(tmp, "x")], r"does not exist on node n3", what="add on n3 meanwhile")
+    finally:
+        # A writer lets the blocked open() return (and read a line that is
+        # no marker).
+        tn.exec(3, "sh", "-c", f"echo > {fifo}", timeout=10)
+    wait_until(lambda: (lambda r: r if "another cluster's" in r.get("n3", {}).get("problem", "")
+                        else None)(reach(ha, "data1")),
+               40, "n3's hung check to return")
+    tn.exec(3, "rm", "-f", fifo, check=True)
+    wait_until(lambda: "no marker file" in reach(ha, "data1").get("n3", {}).get("problem", ""), 40,
+               "n3 to report the empty mount point again")
+
+    say("== C3. adding a storage whose directory hangs: refused after a while, nothing changed")
+    hung = os.path.join(tmp, "hung")
+    os.mkdir(hung)
+    tn.exec(3, "mount", "-t", "tmpfs", "none", hung, check=True)
+    tn.exec(3, "mkfifo", os.path.join(hung, MARKER), check=True)
+    try:
+        ha.refused(3, ["storage", "add", "hung", "--type", "dir", "--path", hung],
+                   rf"Directory {re.escape(hung)} is not answering on node n3 .*nothing was changed",
+                   what="a directory that hangs")
+    finally:
+        tn.exec(3, "sh", "-c", f"echo > {os.path.join(hung, MARKER)}", timeout=10)
+    expect(list(storages(ha, 1)) == ["data1"], f"storages after the hung add: {list(storages(ha, 1))}")
+    tn.exec(3, "umount", hung)
 
 
 # ---------------------------------------------------------------- D
