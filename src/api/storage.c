@@ -57,14 +57,7 @@ static json_t *render_storage(api_ctx *a, json_t *result)
 
 void api_storages_list(http_request *req, gpointer user_data)
 {
-	api_ctx *a = user_data;
-	if (!api_require_store(req, a))
-		return;
-	g_autoptr(GPtrArray) all = store_state_list(api_state(a), STORE_KIND_STORAGE);
-	json_t *list = json_array();
-	for (guint i = 0; i < all->len; i++)
-		json_array_append_new(list, storage_json(a, all->pdata[i]));
-	http_respond_json(req, 200, list);
+	api_respond_list(req, user_data, STORE_KIND_STORAGE, storage_json);
 }
 
 void api_storage_show(http_request *req, gpointer user_data)
