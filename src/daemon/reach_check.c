@@ -137,14 +137,22 @@ static void publish(herd_reach_checker *rc)
 	json_decref(usage);
 }
 
-static void set_result(herd_reach_checker *rc, const char *uuid, herd_reach_result *r)
+/* "storage data1" or "virtual switch lan", for the log. */
+static char *target_text(const herd_reach_target *t)
 {
+	return g_strdup_printf("%s %s (%s)", t->network ? "virtual switch" : "storage", t->name, t->uuid);
+}
+
+static void set_result(herd_reach_checker *rc, const herd_reach_target *t, herd_reach_result *r)
+{
+	const char *uuid = t->uuid;
 	herd_reach_result *was = g_hash_table_lookup(rc->results, uuid);
 	if (!was || was->ok != r->ok || g_strcmp0(was->problem, r->problem) != 0) {
+		g_autofree char *what = target_text(t);
 		if (r->ok)
-			log_info("%s: reachable", uuid);
+			log_info("%s: reachable", what);
 		else
-			log_warn("%s: not reachable: %s", uuid, r->problem);
+			log_warn("%s: not reachable: %s", what, r->problem);
 	}
 	herd_reach_result *copy = g_new0(herd_reach_result, 1);
 	*copy = *r;
@@ -160,15 +168,17 @@ static gboolean on_check_done(gpointer data)
 	if (!rc->dead) {
 		if (g_hash_table_lookup(rc->running, c->target->uuid) == c)
 			g_hash_table_remove(rc->running, c->target->uuid);
-		if (c->overdue)
-			log_info("%s: its check returned after %" G_GINT64_FORMAT " ms", c->target->uuid,
+		if (c->overdue) {
+			g_autofree char *what = target_text(c->target);
+			log_info("%s: its check returned after %" G_GINT64_FORMAT " ms", what,
 				 g_get_monotonic_time() / 1000 - c->started_ms);
+		}
 		/* Only for what the store still has, as it has it. */
 		herd_reach_target *now = g_hash_table_lookup(rc->targets, c->target->uuid);
 		if (now && g_strcmp0(now->path, c->target->path) == 0 &&
 		    g_strcmp0(now->bridge, c->target->bridge) == 0 &&
 		    g_strcmp0(rc->cluster_uuid, c->cluster_uuid) == 0) {
-			set_result(rc, c->target->uuid, &c->result);
+			set_result(rc, c->target, &c->result);
 			publish(rc);
 		}
 	}
@@ -220,7 +230,7 @@ static gboolean on_overdue(gpointer data)
 		herd_reach_result r = { 0 };
 		r.problem = g_strdup_printf("not answering: its check has not returned for %" G_GINT64_FORMAT
 					    " s (a hung mount?)", (now_ms - c->started_ms) / 1000);
-		set_result(rc, c->target->uuid, &r);
+		set_result(rc, c->target, &r);
 		herd_reach_result_clear(&r);
 		changed = true;
 	}
@@ -272,7 +282,8 @@ static void round_run(herd_reach_checker *rc)
 		g_atomic_int_inc(&rc->refcount);
 		GThread *th = g_thread_try_new("herd-reach", check_thread, c, &error);
 		if (!th) {
-			log_warn("%s: cannot start its check: %s", c->target->uuid, error->message);
+			g_autofree char *what = target_text(c->target);
+			log_warn("%s: cannot start its check: %s", what, error->message);
 			check_free(c);
 			checker_unref(rc);
 			continue;
