@@ -14,6 +14,9 @@
 #define ST1 "51111111-1111-4111-8111-111111111111"
 #define ST2 "52222222-2222-4222-8222-222222222222"
 #define NET1 "61111111-1111-4111-8111-111111111111"
+#define DISK1 "71111111-1111-4111-8111-111111111111"
+#define DISK2 "72222222-2222-4222-8222-222222222222"
+#define ISO1 "81111111-1111-4111-8111-111111111111"
 
 /* A host of a few paths and bridges. */
 typedef struct {
@@ -202,11 +205,18 @@ static void test_needs(void)
 	store_state *st = store_state_new(db);
 	g_assert_true(store_state_load(st, &error));
 	apply(st, db, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\",\"name\":\"data1\","
-		      "\"data\":{\"type\":\"dir\",\"path\":\"/srv/data1\"}}");
+		      "\"data\":{\"type\":\"dir\",\"path\":\"/srv/data1\",\"cluster_share\":true}}");
 	apply(st, db, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST2 "\",\"name\":\"san\","
 		      "\"data\":{\"type\":\"iscsi\",\"portal\":\"10.0.0.5\",\"target\":\"iqn.2026-01.org.example:san\"}}");
 	apply(st, db, "{\"op\":\"create\",\"kind\":\"network\",\"uuid\":\"" NET1 "\",\"name\":\"lan\","
 		      "\"data\":{\"bridge\":\"br0\"}}");
+	apply(st, db, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DISK1 "\",\"name\":\"d1\","
+		      "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"qcow2\",\"size\":1048576,\"file\":\"images/d1.qcow2\"}}");
+	apply(st, db, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DISK2 "\",\"name\":\"d2\","
+		      "\"data\":{\"storage\":\"" ST2 "\",\"format\":\"raw\",\"size\":1048576,\"lun\":1}}");
+	apply(st, db, "{\"op\":\"create\",\"kind\":\"iso\",\"uuid\":\"" ISO1 "\",\"name\":\"i.iso\","
+		      "\"data\":{\"storage\":\"" ST1 "\",\"file\":\"isos/i.iso\",\"size\":2048,"
+		      "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}}");
 	g_autoptr(GPtrArray) targets = herd_reach_targets(st);
 	g_assert_cmpuint(targets->len, ==, 3);
 	g_assert_cmpstr(((herd_reach_target *)targets->pdata[0])->uuid, ==, ST1);
@@ -234,6 +244,16 @@ static void test_needs(void)
 	g_assert_cmpuint(count, ==, 0);
 	store_vm none = { 0 };
 	g_assert_null(herd_needs_of(n, &none, &count));
+	/* A VM made by herd: its disks' storages (an iSCSI one is not
+	 * checked yet: no need), its CD-ROM's, its NICs' switches; each once. */
+	const store_vm_disk disks[] = { { DISK1, "virtio" }, { DISK2, "virtio" } };
+	const store_vm_nic nics[] = { { NET1, "virtio", "52:54:00:00:00:01" } };
+	store_vm_hardware hw = { disks, 2, nics, 1, ISO1, NULL, "bios", "disk" };
+	store_vm made = { .hw = &hw };
+	g_autofree sched_need *hw_needs = herd_needs_of(n, &made, &count);
+	g_assert_cmpuint(count, ==, 2);
+	g_assert_cmpstr(hw_needs[0].id, ==, ST1);
+	g_assert_cmpstr(hw_needs[1].id, ==, NET1);
 	herd_needs_free(n);
 	store_state_free(st);
 	store_db_close(db);
