@@ -18,11 +18,15 @@
  * shutdowns of a host (its herdd asked to leave, as at SIGTERM while the
  * system stops: with shutdown_policy migrate its VMs move away first, with
  * failover it exits at once; then corosync stops and the power goes off,
- * and it is switched on again later).
+ * and it is switched on again later); nodes that lose the cluster's storage
+ * (their reach checker reports it unreachable, VM starts on it fail) and
+ * get it back.
  *
  * After every step: no VM is active (starting, running, paused, stopping) on
  * two powered nodes at once.  When the faults stop: every VM that should run
- * and fits runs, once, on its assigned node.
+ * and fits runs, once, on its assigned node — also when one node (of three
+ * or more) still lacks the storage, and then no VM that needs it has been
+ * started there (those that ran there already may stay).
  *
  *   sim-ha [--seeds N [--first S] | --seed S] [--steps N] [--verbose]
  */
@@ -32,6 +36,7 @@
 #include "ha/coordinator.h"
 #include "ha/engine.h"
 #include "ha/facts.h"
+#include "ha/reach.h"
 #include "ha/sched_json.h"
 #include "store/cluster.h"
 #include "store/command.h"
@@ -51,6 +56,11 @@
 #define N_VMS 12
 #define NODE_MEMORY_MIB 4096
 #define VM_MEMORY_MIB 512
+/* The cluster's one storage; VM v needs it when v % 4 == 1 (its XML's disk
+ * lies under its path). */
+#define STORAGE_UUID "d0000000-0000-4000-8000-000000000001"
+#define STORAGE_PATH "/srv/sim"
+#define NEEDS_STORAGE(v) ((v) % 4 == 1)
 
 typedef struct simnode simnode;
 
@@ -136,6 +146,8 @@ typedef struct {
 	unsigned fence_delay_ms;
 	char vm_uuids[N_VMS][37];
 	bool broken[MAX_NODES + 1][N_VMS];
+	bool no_storage[MAX_NODES + 1]; /* node i does not reach the storage */
+	bool storage_honest;    /* ... and starts there of VMs that need it fail */
 	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
 	unsigned stats_shutdowns, stats_shutdowns_left; /* clean shutdowns; of them left after moving VMs */
 } sim;
@@ -246,7 +258,8 @@ static void fv_start(herd_virt *base, const char *uuid, const char *xml, herd_vi
 		done(NULL, user); /* idempotent */
 		return;
 	}
-	if (S->broken[v->node->id][atoi(uuid + 24)]) {
+	if (S->broken[v->node->id][atoi(uuid + 24)] ||
+	    (NEEDS_STORAGE(atoi(uuid + 24)) && S->no_storage[v->node->id] && S->storage_honest)) {
 		TRACE("%s: start of vm%d fails (its disk is missing here)", v->node->name, atoi(uuid + 24));
 		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_IO,
 							   "Cannot access storage file: No such file");
@@ -640,6 +653,19 @@ static const herd_engine_io engine_io = {
 
 /* herdd starts (boot, or a restart after a crash): its store from disk,
  * a new engine, the hypervisor's VMs as they are. */
+/* What its reach checker tells the engine (at once, in the simulation). */
+static void report_reach(simnode *node)
+{
+	if (!node->herd_up)
+		return;
+	g_autoptr(json_t) reach = S->no_storage[node->id] ?
+		json_pack("{s:{s:b,s:s}}", STORAGE_UUID, "ok", 0, "problem", STORAGE_PATH " has no marker file") :
+		json_pack("{s:{s:b}}", STORAGE_UUID, "ok", 1);
+	g_autoptr(json_t) usage = json_object();
+	herd_engine_set_reach(node->engine, reach, usage);
+	node->dirty = true;
+}
+
 static void herd_start(simnode *node)
 {
 	g_autoptr(GError) err = NULL;
@@ -654,6 +680,7 @@ static void herd_start(simnode *node)
 	node->engine = herd_engine_new(node->name, &node->virt->base, &engine_io, node);
 	node->virt->base.ops->open(&node->virt->base, NULL);
 	node->dirty = true;
+	report_reach(node);
 }
 
 /* herdd dies (crash, or with the power): what it had under way dies with
@@ -1156,6 +1183,8 @@ static void bootstrap(void)
 	}
 	json_array_append_new(ops, store_fence_device_cmd_create("f0000000-0000-4000-8000-000000000001",
 								 "pdu", "fence_sim", NULL, plugs, 1));
+	json_array_append_new(ops, store_cmd_create(STORE_KIND_STORAGE, STORAGE_UUID, "data",
+						    json_pack("{s:s,s:s}", "type", "dir", "path", STORAGE_PATH)));
 	json_decref(plugs);
 	for (unsigned v = 0; v < N_VMS; v++) {
 		g_snprintf(S->vm_uuids[v], 37, "b0000000-0000-4000-8000-%012u", v);
@@ -1167,6 +1196,8 @@ static void bootstrap(void)
 			json_object_set_new(data, "preferred", json_sprintf("n%u", 1 + v % S->n));
 		if (v == 5 || v == 6)
 			json_object_set_new(data, "group", json_string("dns"));
+		if (NEEDS_STORAGE(v))
+			json_object_set_new(data, "xml_files", json_pack("[s]", STORAGE_PATH "/disk.img"));
 		json_array_append_new(ops, store_cmd_create(STORE_KIND_VM, S->vm_uuids[v], name, data));
 	}
 	g_autoptr(json_t) cmd = store_cmd_batch(ops);
@@ -1244,6 +1275,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	s.bus.deliver = bus_deliver;
 	s.bus.formed = bus_formed;
 	s.events = g_queue_new();
+	s.storage_honest = true;
 	for (unsigned i = 1; i <= s.n; i++) {
 		g_autoptr(GError) err = NULL;
 		s.nodes[i].id = i;
@@ -1314,6 +1346,10 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 				down = &s.nodes[1 + rnd(s.n)];
 			}
 			host_shutdown(down);
+		} else if (a < 966) {
+			s.no_storage[node->id] = !s.no_storage[node->id];
+			TRACE("%s: the storage is %s there", node->name, s.no_storage[node->id] ? "LOST" : "back");
+			report_reach(node);
 		}
 		run_dirty();
 		check_no_double_run();
@@ -1328,6 +1364,27 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	memset(s.broken, 0, sizeof(s.broken));
 	for (unsigned i = 1; i <= s.n; i++)
 		s.nodes[i].bus.partition = 0;
+	/* The storage is back, except on the last node of three or more, which
+	 * reports it lost while its hypervisor could start the VMs (so that a
+	 * wrong placement shows): the VMs that need it and are there now (run,
+	 * or are assigned there) may stay; no other may start there. */
+	simnode *lacking = s.n >= 3 ? &s.nodes[s.n] : NULL;
+	bool ran_there[N_VMS] = { false };
+	s.storage_honest = false;
+	for (unsigned i = 1; i <= s.n; i++) {
+		s.no_storage[i] = &s.nodes[i] == lacking;
+		report_reach(&s.nodes[i]);
+	}
+	for (unsigned v = 0; lacking && v < N_VMS; v++) {
+		ran_there[v] = active_on(lacking, s.vm_uuids[v]) != NULL;
+		for (unsigned i = 1; i <= s.n; i++) {
+			store_object *vm = s.nodes[i].herd_up ?
+				store_state_get(replica_state(s.nodes[i].r), STORE_KIND_VM, s.vm_uuids[v]) : NULL;
+			const store_vm *sv = vm ? store_vm_of(vm) : NULL;
+			ran_there[v] |= sv && (g_strcmp0(sv->node, lacking->name) == 0 ||
+					       g_strcmp0(sv->move_to, lacking->name) == 0);
+		}
+	}
 	/* A host's clean shutdown under way goes on to its power-off. */
 	for (int round = 0; round < 10; round++) {
 		for (unsigned i = 1; i <= s.n; i++) {
@@ -1391,6 +1448,10 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	check_no_double_run();
 	check_running_count();
 	check_converged();
+	for (unsigned v = 0; lacking && v < N_VMS; v++)
+		if (NEEDS_STORAGE(v) && !ran_there[v] && active_on(lacking, s.vm_uuids[v]))
+			fail("vm%u needs the storage and was started on %s, which does not reach it", v,
+			     lacking->name);
 
 	if (sim_print_each)
 		printf("seed %" G_GUINT64_FORMAT ": %u nodes, %u steps, %.1f s simulated, %u power cuts, %u herdd crashes, %u partitions, %u fences (%s), %u VM starts, %u clean shutdowns (%s: %u left after their VMs)\n",
