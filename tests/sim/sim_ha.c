@@ -25,8 +25,8 @@
  * After every step: no VM is active (starting, running, paused, stopping) on
  * two powered nodes at once.  When the faults stop: every VM that should run
  * and fits runs, once, on its assigned node — also when one node (of three
- * or more) still lacks the storage, and then no VM that needs it has been
- * started there (those that ran there already may stay).
+ * or more) still lacks the storage; and then no VM that needs it is placed
+ * there (those assigned there already may stay).
  *
  *   sim-ha [--seeds N [--first S] | --seed S] [--steps N] [--verbose]
  */
@@ -148,6 +148,8 @@ typedef struct {
 	bool broken[MAX_NODES + 1][N_VMS];
 	bool no_storage[MAX_NODES + 1]; /* node i does not reach the storage */
 	bool storage_honest;    /* ... and starts there of VMs that need it fail */
+	simnode *lacking;       /* after the faults: the node that still lacks it, or NULL */
+	int64_t lacking_since_ms; /* ... since then (its report takes a moment to arrive) */
 	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
 	unsigned stats_shutdowns, stats_shutdowns_left; /* clean shutdowns; of them left after moving VMs */
 } sim;
@@ -159,6 +161,7 @@ static void recompute_groups(void);
 static void node_power_off(simnode *node);
 static void herd_start(simnode *node);
 static void herd_stop(simnode *node);
+static const herd_vm_fact *active_on(simnode *node, const char *uuid);
 
 static void fail(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void fail(const char *fmt, ...)
@@ -582,9 +585,42 @@ static bool io_send(gpointer user, herd_msg_type type, const void *payload, size
 	return bus_send(node, m, n);
 }
 
+/*
+ * After the faults, a change that places a VM that needs the storage on the
+ * node that lacks it (assigns it there or moves it there, anew) is a bug of
+ * the scheduler, once the node's report had time to arrive (REPORT_LAG_MS;
+ * a coordinator decides on what it was told).  Not a placement: an
+ * assignment where it runs already, or where a live migration to that node
+ * may have taken it.
+ */
+#define REPORT_LAG_MS 2000
+static void check_placement(simnode *node, json_t *cmd)
+{
+	size_t i;
+	json_t *op;
+	json_array_foreach(json_object_get(cmd, "ops"), i, op)
+		check_placement(node, op);
+	const char *to_node = json_string_value(json_object_get(json_object_get(cmd, "data"), "node"));
+	const char *to_move = json_string_value(json_object_get(json_object_get(cmd, "data"), "move_to"));
+	const char *uuid = json_string_value(json_object_get(cmd, "uuid"));
+	if (!S->lacking || S->now_ms < S->lacking_since_ms + REPORT_LAG_MS ||
+	    g_strcmp0(json_string_value(json_object_get(cmd, "kind")), "vm") != 0 || !uuid ||
+	    strlen(uuid) != 36 || !NEEDS_STORAGE(atoi(uuid + 24)))
+		return;
+	const char *there = S->lacking->name;
+	store_object *o = store_state_get(replica_state(node->r), STORE_KIND_VM, uuid);
+	const store_vm *was = o ? store_vm_of(o) : NULL;
+	bool anew = was && g_strcmp0(was->node, there) != 0 && g_strcmp0(was->move_to, there) != 0;
+	if (anew && (g_strcmp0(to_node, there) == 0 || g_strcmp0(to_move, there) == 0) &&
+	    !active_on(S->lacking, uuid))
+		fail("%s places vm%d, which needs the storage, on %s, which does not reach it", node->name,
+		     atoi(uuid + 24), there);
+}
+
 static bool io_submit(gpointer user, json_t *cmd, herd_engine_submitter by, GError **error)
 {
 	simnode *node = user;
+	check_placement(node, cmd);
 	uint64_t id = replica_submit(node->r, cmd, S->now_ms, "herd", error);
 	if (!id)
 		return false;
@@ -1366,24 +1402,14 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 		s.nodes[i].bus.partition = 0;
 	/* The storage is back, except on the last node of three or more, which
 	 * reports it lost while its hypervisor could start the VMs (so that a
-	 * wrong placement shows): the VMs that need it and are there now (run,
-	 * or are assigned there) may stay; no other may start there. */
-	simnode *lacking = s.n >= 3 ? &s.nodes[s.n] : NULL;
-	bool ran_there[N_VMS] = { false };
+	 * wrong placement would show): no VM that needs it is placed there
+	 * (check_placement()); those assigned there already may stay. */
+	s.lacking = s.n >= 3 ? &s.nodes[s.n] : NULL;
+	s.lacking_since_ms = s.now_ms;
 	s.storage_honest = false;
 	for (unsigned i = 1; i <= s.n; i++) {
-		s.no_storage[i] = &s.nodes[i] == lacking;
+		s.no_storage[i] = &s.nodes[i] == s.lacking;
 		report_reach(&s.nodes[i]);
-	}
-	for (unsigned v = 0; lacking && v < N_VMS; v++) {
-		ran_there[v] = active_on(lacking, s.vm_uuids[v]) != NULL;
-		for (unsigned i = 1; i <= s.n; i++) {
-			store_object *vm = s.nodes[i].herd_up ?
-				store_state_get(replica_state(s.nodes[i].r), STORE_KIND_VM, s.vm_uuids[v]) : NULL;
-			const store_vm *sv = vm ? store_vm_of(vm) : NULL;
-			ran_there[v] |= sv && (g_strcmp0(sv->node, lacking->name) == 0 ||
-					       g_strcmp0(sv->move_to, lacking->name) == 0);
-		}
 	}
 	/* A host's clean shutdown under way goes on to its power-off. */
 	for (int round = 0; round < 10; round++) {
@@ -1448,10 +1474,6 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	check_no_double_run();
 	check_running_count();
 	check_converged();
-	for (unsigned v = 0; lacking && v < N_VMS; v++)
-		if (NEEDS_STORAGE(v) && !ran_there[v] && active_on(lacking, s.vm_uuids[v]))
-			fail("vm%u needs the storage and was started on %s, which does not reach it", v,
-			     lacking->name);
 
 	if (sim_print_each)
 		printf("seed %" G_GUINT64_FORMAT ": %u nodes, %u steps, %.1f s simulated, %u power cuts, %u herdd crashes, %u partitions, %u fences (%s), %u VM starts, %u clean shutdowns (%s: %u left after their VMs)\n",
