@@ -107,6 +107,17 @@ static void on_committed(json_t *result, const GError *error, gpointer user)
 	g_free(c);
 }
 
+void api_respond_list(http_request *req, api_ctx *a, store_kind kind, api_object_json_fn render)
+{
+	if (!api_require_store(req, a))
+		return;
+	g_autoptr(GPtrArray) all = store_state_list(api_state(a), kind);
+	json_t *list = json_array();
+	for (guint i = 0; i < all->len; i++)
+		json_array_append_new(list, render(a, all->pdata[i]));
+	http_respond_json(req, 200, list);
+}
+
 void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render)
 {
 	g_autoptr(GError) err = NULL;

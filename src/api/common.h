@@ -39,6 +39,10 @@ store_state *api_state(api_ctx *a);
  */
 typedef json_t *(*api_render_fn)(api_ctx *a, json_t *result);
 void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render);
+/* Answer @req with every @kind object (in the store's order) as @render
+ * makes it, once the store answers (api_require_store()). */
+typedef json_t *(*api_object_json_fn)(api_ctx *a, store_object *o);
+void api_respond_list(http_request *req, api_ctx *a, store_kind kind, api_object_json_fn render);
 /* Answer a suspended request with a formation's (or a commit's) outcome. */
 void api_answer(json_t *result, const GError *error, gpointer req);
 

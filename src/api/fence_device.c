@@ -16,7 +16,7 @@
 #include <string.h>
 
 
-static json_t *fence_device_json(store_object *dev)
+static json_t *fence_device_json(api_ctx *a, store_object *dev)
 {
 	const store_fence_device *d = store_fence_device_of(dev);
 	json_t *params = json_object();
@@ -34,14 +34,7 @@ static json_t *fence_device_json(store_object *dev)
 
 void api_fence_devices_list(http_request *req, gpointer user_data)
 {
-	api_ctx *a = user_data;
-	if (!api_require_store(req, a))
-		return;
-	g_autoptr(GPtrArray) devs = store_state_list(api_state(a), STORE_KIND_FENCE_DEVICE);
-	json_t *list = json_array();
-	for (guint i = 0; i < devs->len; i++)
-		json_array_append_new(list, fence_device_json(devs->pdata[i]));
-	http_respond_json(req, 200, list);
+	api_respond_list(req, user_data, STORE_KIND_FENCE_DEVICE, fence_device_json);
 }
 
 typedef struct {

@@ -32,16 +32,15 @@ static json_t *network_users(store_state *st, const store_object *net)
 	return users;
 }
 
-static json_t *network_json(store_state *st, const store_object *net)
+static json_t *network_json(api_ctx *a, const store_object *net)
 {
+	store_state *st = api_state(a);
 	const store_network *n = store_network_of(net);
 	json_t *o = json_pack("{s:s,s:s,s:s,s:o}", "name", net->name, "uuid", net->uuid, "bridge", n->bridge,
 			      "vms", network_users(st, net));
 	json_object_set_new(o, "vlan", n->vlan ? json_integer(n->vlan) : json_null());
-	/* TO BE FILLED on merge with the storage-reach branch: per node, whether
-	 * it has the bridge ({"n1": {"ok": true}…}), from the nodes' facts
-	 * ("reach").  Until then herd does not know, and says so. */
-	json_object_set_new(o, "nodes", json_null());
+	/* Per node, whether it has the bridge, as its reach checker found. */
+	json_object_set_new(o, "nodes", api_reach_json(a, net->uuid));
 	return o;
 }
 
@@ -54,7 +53,7 @@ void api_networks_list(http_request *req, gpointer user_data)
 	g_autoptr(GPtrArray) nets = store_state_list(st, STORE_KIND_NETWORK);
 	json_t *list = json_array();
 	for (guint i = 0; i < nets->len; i++)
-		json_array_append_new(list, network_json(st, nets->pdata[i]));
+		json_array_append_new(list, network_json(a, nets->pdata[i]));
 	http_respond_json(req, 200, list);
 }
 
@@ -63,7 +62,7 @@ void api_network_get(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	store_object *net = api_lookup_param(req, a, STORE_KIND_NETWORK, "network");
 	if (net)
-		http_respond_json(req, 200, network_json(api_state(a), net));
+		http_respond_json(req, 200, network_json(a, net));
 }
 
 void api_network_add(http_request *req, gpointer user_data)

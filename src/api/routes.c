@@ -30,6 +30,11 @@ const http_route herd_api_routes[] = {
 	{ "DELETE", "/api/v1/fence-devices/{dev}", api_fence_device_remove, 0 },
 	{ "POST", "/api/v1/fence-devices/{dev}/test", api_fence_device_test, 0 },
 
+	{ "GET", "/api/v1/storage", api_storages_list, 0 },
+	{ "POST", "/api/v1/storage", api_storage_add, 0 },
+	{ "GET", "/api/v1/storage/{storage}", api_storage_show, 0 },
+	{ "DELETE", "/api/v1/storage/{storage}", api_storage_remove, 0 },
+
 	{ "GET", "/api/v1/vms", api_vms_list, 0 },
 	{ "POST", "/api/v1/vms", api_vm_define, 0 },
 	{ "GET", "/api/v1/vms/{vm}", api_vm_get, 0 },

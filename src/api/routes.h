@@ -53,6 +53,16 @@ void api_fence_device_add(http_request *req, gpointer user_data);
 void api_fence_device_remove(http_request *req, gpointer user_data);
 void api_fence_device_test(http_request *req, gpointer user_data);
 
+/* storage.c */
+void api_storages_list(http_request *req, gpointer user_data);  /* GET /storage */
+void api_storage_add(http_request *req, gpointer user_data);    /* POST /storage */
+void api_storage_show(http_request *req, gpointer user_data);   /* GET /storage/{storage} */
+void api_storage_remove(http_request *req, gpointer user_data); /* DELETE /storage/{storage} */
+/* What every node of the cluster found of storage or virtual switch @uuid:
+ * {node name: {"ok":bool,"problem":"…"?,"size":bytes?,"free":bytes?}}, every
+ * node of the store (one whose herd does not report: not ok, and why). */
+json_t *api_reach_json(api_ctx *a, const char *uuid);
+
 /* vm.c */
 void api_vms_list(http_request *req, gpointer user_data);
 void api_vm_define(http_request *req, gpointer user_data);

@@ -134,7 +134,8 @@ static void define_finish(http_request *req, api_ctx *a, json_t *body, herd_domx
 		return;
 	}
 	/* virsh semantics: define on an existing VM replaces its XML. */
-	store_vm_domain sd = { dom->uuid, dom->name, dom->xml, dom->type, dom->memory_mib, dom->vcpus };
+	store_vm_domain sd = { dom->uuid, dom->name, dom->xml, dom->type, dom->memory_mib, dom->vcpus,
+			       (const char *const *)dom->files, (const char *const *)dom->bridges };
 	g_autoptr(json_t) cmd = store_vm_cmd_define(same, &sd, &attrs);
 	api_commit(req, a, cmd, same ? 200 : 201, api_render_vm);
 }

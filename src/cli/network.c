@@ -38,8 +38,8 @@ static int run_add(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
-/* Per node, whether it has the bridge: "n1 n2 (n3: missing)", or "?" while
- * the nodes do not say. */
+/* Per node, whether it has the bridge: "n1 n2 n3(missing)" (missing also
+ * when its herd does not report), or "?" from a herd that does not say. */
 static char *nodes_text(json_t *nodes)
 {
 	if (!json_is_object(nodes))

@@ -9,6 +9,7 @@
 #include "daemon/certificate.h"
 #include "daemon/herdd.h"
 #include "daemon/sd_notify.h"
+#include "daemon/reach_check.h"
 #include "daemon/virt_setup.h"
 #include "ha/ha.h"
 #include "virt/driver.h"
@@ -116,6 +117,12 @@ static void setup_status(gpointer user, bool ready, const char *problem)
 	herd_ha_set_migration_ready(d->ha, ready, problem);
 }
 
+static void reach_report(gpointer user, json_t *reach, json_t *usage)
+{
+	herdd *d = user;
+	herd_ha_set_reach(d->ha, reach, usage);
+}
+
 static const herd_virt_setup_io virt_setup_io = {
 	.service = setup_service,
 	.run = setup_run,
@@ -197,6 +204,7 @@ int main(int argc, char **argv)
 	d.virt = herd_virt_libvirt_new(d.cfg->libvirt_uri, NULL, NULL);
 	d.ha = herd_ha_new(d.cluster, d.cfg->node_name, d.virt);
 	d.virt_setup = virt_setup_start(&d);
+	d.reach = herd_reach_checker_new(d.cluster, reach_report, &d);
 	d.formation = herd_formation_new(d.cluster, d.cfg->node_name, d.cfg->corosync_dir,
 					 &formation_io, &d);
 	d.api_ctx = (api_ctx){ d.cluster, d.ha, d.formation, &d.node_info };
@@ -224,6 +232,7 @@ out:
 	if (error)
 		log_err("%s", error->message);
 	herd_virt_setup_free(d.virt_setup);
+	herd_reach_checker_free(d.reach);
 	/* Leaving for the host's shutdown: the others hear why before the
 	 * group sees this node go (herd_cluster_free() leaves it). */
 	herdd_stop_finish(&d);

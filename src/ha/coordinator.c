@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "ha/needs.h"
 #include "store/cluster.h"
 #include "store/fence_device.h"
 #include "store/node.h"
@@ -298,6 +299,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		if (f) {
 			n.memory_mib = f->resources.memory_mib;
 			n.cpus = f->resources.cpus;
+			n.reach = f->reached;
 		}
 		g_array_append_val(hi->nodes, n);
 		g_hash_table_insert(name_of, GUINT_TO_POINTER(id), (gpointer)o->name);
@@ -310,6 +312,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	/* A node that reports may be gone from the store. */
 	g_autofree uint32_t *where = g_new(uint32_t, MAX(nodes->len, g_hash_table_size(v->facts->nodes)) + 1);
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+	g_autoptr(herd_needs) needs = herd_needs_new(st);
 	if (cache) {
 		cache_check_nodes(cache, nodes);
 		/* VMs deleted: what follows moved up. */
@@ -324,6 +327,10 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		sched_vm vm;
 		uint32_t node_id;
 		read_vm_cached(cache, i, o, id_of, &vm, &node_id);
+		/* Not cached: a storage or switch added since counts. */
+		vm.needs = herd_needs_of(needs, store_vm_of(o), &vm.n_needs);
+		if (vm.needs)
+			g_ptr_array_add(hi->strings, (gpointer)vm.needs);
 		const herd_active_vm *act = g_hash_table_size(active) ? g_hash_table_lookup(active, o->uuid) : NULL;
 		size_t n_where = act ? act->n_where : 0;
 		if (n_where)

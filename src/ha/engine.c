@@ -84,6 +84,8 @@ struct herd_engine {
 	GHashTable *synced_with;      /* node ids whose herd had the same store as this one since it started */
 	char *refused;                /* why the coordinator's last change was refused */
 	json_t *migration;            /* this node's readiness for live migration, or NULL */
+	json_t *reach;                /* what this node found of the storages and switches, or NULL */
+	json_t *usage;                /* its dir storages' size and free space, or NULL */
 	/* A run reconciles and coordinates only if something happened since
 	 * the last that did (an event, a wakeup asked for by the agent or the
 	 * coordinator, another view): with 10,000 VMs each costs milliseconds,
@@ -203,6 +205,8 @@ static void send_status(herd_engine *e)
 		.coordinator = coord,
 		.migration = e->migration,
 		.seen = herd_coord_seen(e->coord),
+		.reach = e->reach,
+		.usage = e->usage,
 	};
 	size_t len;
 	g_autofree char *payload = herd_facts_encode(&report, &len);
@@ -1404,6 +1408,19 @@ json_t *herd_engine_cluster_status(herd_engine *e)
 	return json_null();
 }
 
+/* What node @n said of storage or switch @uuid: {"ok","problem"?,"size"?,"free"?};
+ * not reported: not ok. */
+static json_t *reach_entry(herd_node_facts *n, const char *uuid)
+{
+	json_t *r = json_object_get(n->reach, uuid);
+	json_t *out = json_is_object(r) ? json_deep_copy(r) :
+		      json_pack("{s:b,s:s}", "ok", 0, "problem", "not reported by this node (yet)");
+	json_t *u = json_object_get(n->usage, uuid);
+	if (json_is_object(u))
+		json_object_update(out, u);
+	return out;
+}
+
 json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 {
 	herd_node_facts *n = herd_facts_fresh(e->facts, nodeid);
@@ -1420,11 +1437,44 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 	}
 	json_t *ready = json_object_get(n->migration, "ready");
 	json_t *problem = json_object_get(n->migration, "problem");
-	return json_pack("{s:b,s:O,s:O,s:{s:I,s:I,s:i},s:o}", "virt_ok", n->virt_ok,
+	json_t *reach = json_object();
+	const char *uuid;
+	json_t *r;
+	json_object_foreach(n->reach, uuid, r)
+		json_object_set_new(reach, uuid, reach_entry(n, uuid));
+	return json_pack("{s:b,s:O,s:O,s:{s:I,s:I,s:i},s:o,s:o}", "virt_ok", n->virt_ok,
 			 "migration_ready", ready ? ready : json_null(), "migration_problem",
 			 json_is_string(problem) ? problem : json_null(), "resources", "memory_mib",
 			 (json_int_t)n->resources.memory_mib, "free_mib",
-			 (json_int_t)n->resources.free_mib, "cpus", (int)n->resources.cpus, "vms", vms);
+			 (json_int_t)n->resources.free_mib, "cpus", (int)n->resources.cpus, "vms", vms,
+			 "reach", reach);
+}
+
+json_t *herd_engine_reach(herd_engine *e, const char *uuid)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, e->facts->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		const char *name = name_of(e, n->nodeid);
+		if (n->round == e->facts->round && name)
+			json_object_set_new(out, name, reach_entry(n, uuid));
+	}
+	return out;
+}
+
+void herd_engine_set_reach(herd_engine *e, json_t *reach, json_t *usage)
+{
+	json_t *was = e->usage;
+	e->usage = json_incref(usage);
+	json_decref(was);
+	if (e->reach && json_equal(e->reach, reach))
+		return; /* the usage goes with the next STATUS */
+	json_decref(e->reach);
+	e->reach = json_incref(reach);
+	status_soon(e);
 }
 
 json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)
@@ -1595,6 +1645,8 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->synced_with);
 	g_hash_table_destroy(e->progress);
 	json_decref(e->migration);
+	json_decref(e->reach);
+	json_decref(e->usage);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);

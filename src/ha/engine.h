@@ -201,8 +201,18 @@ unsigned herd_engine_vms_active(herd_engine *e);
  * {"coordinator":"n1","alerts":[…],"n_plus_1":…,"fencing":[…]} or null. */
 json_t *herd_engine_cluster_status(herd_engine *e);
 /* A node's facts as the API shows them ({"virt_ok","migration_ready",
- * "migration_problem","resources","vms"}), or NULL. */
+ * "migration_problem","resources","vms","reach"}), or NULL.  "reach" is
+ * {uuid: {"ok":bool,"problem":"…"?,"size":bytes?,"free":bytes?}} for every
+ * storage and virtual switch the node checked. */
 json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid);
+/* Storage or virtual switch @uuid on every node with fresh facts:
+ * {node name: {"ok","problem"?,"size"?,"free"?}}; a node that does not
+ * report it: not ok, "not reported by this node (yet)". */
+json_t *herd_engine_reach(herd_engine *e, const char *uuid);
+/* What this node's reach checker found (daemon/reach_check.h): @reach
+ * {uuid: {"ok","problem"?}} and @usage {uuid: {"size","free"}} (held).  A
+ * change of @reach is sent at once; of @usage alone, with the next STATUS. */
+void herd_engine_set_reach(herd_engine *e, json_t *reach, json_t *usage);
 /* Whether this node's host is set up for live migration, or why not
  * (@problem, NULL when @ready): sent in its STATUS, so every node shows it. */
 void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *problem);

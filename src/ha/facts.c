@@ -39,6 +39,9 @@ static bool state_parse(const char *s, herd_vm_state *out)
 	return false;
 }
 
+/* The storages' usage: the last member of a STATUS, when there is any. */
+#define USAGE_KEY "\"usage\":"
+
 /* More node ids than any corosync cluster has: the rest is ignored. */
 #define SEEN_MAX 1024
 
@@ -69,6 +72,9 @@ void herd_node_facts_unref(herd_node_facts *n)
 	json_decref(n->coordinator);
 	json_decref(n->migration);
 	g_hash_table_destroy(n->seen);
+	g_hash_table_destroy(n->reached);
+	json_decref(n->reach);
+	json_decref(n->usage);
 	g_bytes_unref(n->payload);
 	g_free(n);
 }
@@ -153,9 +159,17 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 			json_array_append_new(arr, json_integer(GPOINTER_TO_UINT(l->data)));
 		json_object_set_new(rest, "seen", arr);
 	}
+	if (r->reach && json_object_size(r->reach))
+		json_object_set(rest, "reach", r->reach);
 	g_autofree char *text = json_dumps(rest, JSON_COMPACT);
 	size_t n = strlen(text);
 	json_writer_members_text(&w, text + 1, n - 2); /* without its braces */
+	/* Last, where differs_beyond_usage() looks for it. */
+	if (r->usage && json_object_size(r->usage)) {
+		g_autofree char *usage = json_dumps(r->usage, JSON_COMPACT | JSON_SORT_KEYS);
+		g_autofree char *member = g_strconcat(USAGE_KEY, usage, NULL);
+		json_writer_members_text(&w, member, strlen(member));
+	}
 	json_writer_object_end(&w);
 	*len = out->len;
 	return g_string_free(out, FALSE);
@@ -184,6 +198,35 @@ static bool differs_beyond_free_memory(GBytes *old, const char *new, size_t new_
 	for (b += sizeof(key) - 1; b < b_end && g_ascii_isdigit(*b); b++)
 		;
 	return a_end - a != b_end - b || memcmp(a, b, (size_t)(a_end - a)) != 0;
+}
+
+/*
+ * Do the STATUS payloads differ in more than the free memory and the
+ * storages' usage?  The usage moves at every check (every few seconds) as
+ * guests write, and nothing is decided on it: the payloads are compared
+ * without it.  herd_facts_encode() writes it last, after the other members
+ * (keys can only be herd's: a quote inside a string is escaped, and the
+ * usage holds only uuids and numbers), so its last occurrence is it.
+ */
+static bool differs_beyond_usage(GBytes *old, const char *new, size_t new_len)
+{
+	gsize old_len;
+	const char *was = g_bytes_get_data(old, &old_len);
+	size_t key_len = strlen("," USAGE_KEY);
+	/* Without it, up to the closing brace: as with it, up to its comma. */
+	size_t cut_old = old_len ? old_len - 1 : 0, cut_new = new_len ? new_len - 1 : 0;
+	for (size_t i = old_len >= key_len ? old_len - key_len + 1 : 0; i-- > 0;)
+		if (memcmp(was + i, "," USAGE_KEY, key_len) == 0) {
+			cut_old = i;
+			break;
+		}
+	for (size_t i = new_len >= key_len ? new_len - key_len + 1 : 0; i-- > 0;)
+		if (memcmp(new + i, "," USAGE_KEY, key_len) == 0) {
+			cut_new = i;
+			break;
+		}
+	g_autoptr(GBytes) old_cut = g_bytes_new_from_bytes(old, 0, cut_old);
+	return differs_beyond_free_memory(old_cut, new, cut_new);
 }
 
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
@@ -271,9 +314,20 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 		if (json_is_integer(v) && id > 0 && id <= (json_int_t)UINT32_MAX)
 			g_hash_table_add(n->seen, GUINT_TO_POINTER((guint)id));
 	}
+	/* Absent (a node one release older, or nothing to check): it reaches
+	 * nothing that a VM may need. */
+	json_t *reach = json_object_get(j, "reach");
+	n->reach = json_is_object(reach) ? json_incref(reach) : json_object();
+	json_t *usage = json_object_get(j, "usage");
+	n->usage = json_is_object(usage) ? json_incref(usage) : json_object();
+	n->reached = g_hash_table_new(g_str_hash, g_str_equal);
+	const char *key;
+	json_object_foreach(n->reach, key, v)
+		if (json_is_true(json_object_get(v, "ok")))
+			g_hash_table_add(n->reached, (gpointer)key);
 	if (changed)
 		*changed = !before || before->round != f->round ||
-			   differs_beyond_free_memory(before->payload, payload, len);
+			   differs_beyond_usage(before->payload, payload, len);
 	json_decref(j);
 	n->payload = g_bytes_new(payload, len);
 	g_hash_table_replace(f->nodes, GUINT_TO_POINTER(nodeid), n);

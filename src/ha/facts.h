@@ -37,6 +37,12 @@ typedef struct herd_node_facts {
 				    * from @coordinator), or NULL */
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) its herd has seen in
 				    * the ring since it started (see herd_coord_joins) */
+	json_t *reach;             /* {uuid: {"ok":bool[,"problem":"…"]}}: what it found of
+				    * each storage and virtual switch (daemon/reach_check.h);
+				    * empty if it does not say */
+	json_t *usage;             /* {uuid: {"size":bytes,"free":bytes}}: its dir storages'
+				    * filesystems as it last saw them (shown, never decided on) */
+	GHashTable *reached;       /* the uuids of @reach that are ok (borrowed keys) */
 	GBytes *payload;           /* the STATUS they were read from */
 	gint refcount;
 } herd_node_facts;
@@ -75,6 +81,8 @@ typedef struct herd_node_report {
 	GHashTable *seen;          /* node ids (GUINT_TO_POINTER) seen in the ring
 				    * since this herd started, or NULL */
 	json_t *pending;           /* {uuid: [change…]}, or NULL */
+	json_t *reach;             /* {uuid: {"ok","problem"}}, or NULL */
+	json_t *usage;             /* {uuid: {"size","free"}}, or NULL */
 } herd_node_report;
 
 /* Encode @r as a STATUS payload. */
@@ -82,7 +90,7 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len);
 /* Take a STATUS payload from @nodeid; false if malformed (ignored then).
  * *@changed (may be NULL) says whether the node's facts are other than
  * before: not when it re-sends what it said in this round, nor when only
- * its free memory moved (shown, never decided on). */
+ * its free memory or its storages' usage moved (shown, never decided on). */
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
 		       int64_t now_ms, bool *changed);
 

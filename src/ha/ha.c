@@ -327,6 +327,16 @@ json_t *herd_ha_node_status(herd_ha *h, uint32_t nodeid)
 	return herd_engine_node_status(h->engine, nodeid);
 }
 
+json_t *herd_ha_reach(herd_ha *h, const char *uuid)
+{
+	return herd_engine_reach(h->engine, uuid);
+}
+
+void herd_ha_set_reach(herd_ha *h, json_t *reach, json_t *usage)
+{
+	herd_engine_set_reach(h->engine, reach, usage);
+}
+
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user)
 {

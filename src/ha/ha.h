@@ -40,6 +40,8 @@ unsigned herd_ha_vms_active(herd_ha *h);
 json_t *herd_ha_cluster_status(herd_ha *h);
 json_t *herd_ha_node_status(herd_ha *h, uint32_t nodeid);
 void herd_ha_set_migration_ready(herd_ha *h, bool ready, const char *problem);
+json_t *herd_ha_reach(herd_ha *h, const char *uuid);
+void herd_ha_set_reach(herd_ha *h, json_t *reach, json_t *usage);
 unsigned herd_ha_migrations_here(herd_ha *h);
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user);

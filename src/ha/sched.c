@@ -149,7 +149,19 @@ static bool failed_on(const sched_vm *vm, const char *node)
 	return false;
 }
 
-/* Could @vm run on node @i now?  *@why: a static reason when not. */
+/* Does node @n reach everything @vm needs?  *@why: the first it lacks. */
+static bool reaches(const sched_node *n, const sched_vm *vm, const char **why)
+{
+	for (size_t k = 0; k < vm->n_needs; k++)
+		if (!n->reach || !g_hash_table_contains(n->reach, vm->needs[k].id)) {
+			*why = vm->needs[k].unreached;
+			return false;
+		}
+	return true;
+}
+
+/* Could @vm run on node @i now?  *@why: a static reason (or one borrowed
+ * from the input) when not. */
 static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 {
 	const sched_node *n = &c->in->nodes[i];
@@ -157,6 +169,8 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 		*why = "not online";
 		return false;
 	}
+	if (!reaches(n, vm, why))
+		return false;
 	if (vm->ha && !c->in->lab_mode && !n->fence_covered) {
 		*why = "no fence device covers it";
 		return false;

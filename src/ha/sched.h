@@ -22,6 +22,16 @@
  *     before it counts as lost;
  *   - only HA VMs are then restarted elsewhere: a VM without "ha" waits for
  *     its node to come back (and starts there again).
+ *
+ * A VM also needs things of its node: the storages its disks are on and the
+ * virtual switches its NICs are on (its needs).  It is placed — started,
+ * failed over, failed back, moved — only on a node whose own report says it
+ * reaches every one of them.  A running VM is not moved because its node
+ * lost one: a live migration cannot help a guest whose disk is gone (the
+ * destination would need the same storage, and the source's QEMU has the
+ * disk open through the dead mount), a cold move would kill a guest that
+ * may still run from its page cache or is only cut off from a switch, and
+ * a storage that flaps would make VMs hop; the node's report shows it.
  */
 #pragma once
 
@@ -48,7 +58,16 @@ typedef struct sched_node {
 				  * moves with a restart */
 	uint64_t memory_mib;     /* capacity from its facts; 0: unknown */
 	unsigned cpus;
+	GHashTable *reach;       /* the needs (ids, as sched_need's) its fresh facts say
+				  * it reaches; NULL: none */
 } sched_node;
+
+/* Something a VM needs of the node it runs on (see above). */
+typedef struct sched_need {
+	const char *id;          /* the storage's or virtual switch's UUID */
+	const char *unreached;   /* why a node without it cannot take the VM, e.g.
+				  * "storage data1 is not reachable there" */
+} sched_need;
 
 typedef struct sched_vm {
 	const char *uuid;
@@ -88,6 +107,8 @@ typedef struct sched_vm {
 	const char *start_error;
 	const store_vm_failure *failed;
 	size_t n_failed;
+	const sched_need *needs; /* what it needs of its node, or NULL */
+	size_t n_needs;
 } sched_vm;
 
 typedef enum {
@@ -162,7 +183,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_plan, sched_plan_free)
 
 /*
  * Where would @vm go now?  The node name (borrowed from @in), or NULL with
- * *@why set to a static sentence.  Used by the API to refuse a start early.
+ * *@why set to a static sentence (a need's "unreached": interned, see
+ * coordinator.c).  Used by the API to refuse a start early.
  */
 const char *sched_place(const sched_input *in, const sched_vm *vm, const char **why);
 

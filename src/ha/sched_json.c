@@ -10,6 +10,7 @@ struct sched_json_input {
 	GArray *nodes;
 	GArray *vms;
 	GPtrArray *seen;           /* const char** and store_vm_failure* arrays */
+	GPtrArray *reach;          /* the nodes' reach tables */
 };
 
 static bool get_bool(json_t *o, const char *key, bool dflt)
@@ -30,6 +31,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	ji->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
 	ji->vms = g_array_new(FALSE, TRUE, sizeof(sched_vm));
 	ji->seen = g_ptr_array_new_with_free_func(g_free);
+	ji->reach = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
 	json_t *settings = json_object_get(j, "settings");
 	ji->in.lab_mode = get_bool(settings, "lab_mode", false);
 	const char *adm = get_str(settings, "admission");
@@ -63,6 +65,15 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		n.allow_cold = get_bool(o, "allow_cold", false);
 		n.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
 		n.cpus = (unsigned)json_integer_value(json_object_get(o, "cpus"));
+		json_t *reach = json_object_get(o, "reach"), *r;
+		size_t k;
+		if (json_array_size(reach)) {
+			n.reach = g_hash_table_new(g_str_hash, g_str_equal);
+			json_array_foreach(reach, k, r)
+				if (json_is_string(r))
+					g_hash_table_add(n.reach, (gpointer)json_string_value(r));
+			g_ptr_array_add(ji->reach, n.reach);
+		}
 		g_array_append_val(ji->nodes, n);
 	}
 	json_array_foreach(json_object_get(j, "vms"), i, o) {
@@ -125,6 +136,24 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 			v.n_failed = json_array_size(failed);
 			g_ptr_array_add(ji->seen, arr);
 		}
+		json_t *needs = json_object_get(o, "needs");
+		if (json_array_size(needs)) {
+			sched_need *arr = g_new0(sched_need, json_array_size(needs));
+			size_t k;
+			json_t *nd;
+			g_ptr_array_add(ji->seen, arr);
+			json_array_foreach(needs, k, nd) {
+				arr[k].id = get_str(nd, "id");
+				arr[k].unreached = get_str(nd, "unreached");
+				if (!arr[k].id || !arr[k].unreached) {
+					g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+						    "VM %zu: each 'needs' entry needs an id and an 'unreached' reason.", i);
+					return NULL;
+				}
+			}
+			v.needs = arr;
+			v.n_needs = json_array_size(needs);
+		}
 		g_array_append_val(ji->vms, v);
 	}
 	ji->in.nodes = (const sched_node *)ji->nodes->data;
@@ -150,6 +179,8 @@ void sched_json_input_free(sched_json_input *ji)
 		g_array_free(ji->vms, TRUE);
 	if (ji->seen)
 		g_ptr_array_free(ji->seen, TRUE);
+	if (ji->reach)
+		g_ptr_array_free(ji->reach, TRUE);
 	g_free(ji);
 }
 
@@ -165,9 +196,17 @@ json_t *sched_json_input_dump(const sched_input *in)
 						       "fence_covered",
 						       n->fence_covered, "memory_mib", (json_int_t)n->memory_mib,
 						       "cpus", (int)n->cpus));
+		json_t *node = json_array_get(nodes, json_array_size(nodes) - 1);
 		if (n->allow_cold)
-			json_object_set_new(json_array_get(nodes, json_array_size(nodes) - 1), "allow_cold",
-					    json_true());
+			json_object_set_new(node, "allow_cold", json_true());
+		if (n->reach && g_hash_table_size(n->reach)) {
+			/* Sorted: the same reach dumps the same. */
+			g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(n->reach), (GCompareFunc)strcmp);
+			json_t *reach = json_array();
+			for (GList *l = ids; l; l = l->next)
+				json_array_append_new(reach, json_string(l->data));
+			json_object_set_new(node, "reach", reach);
+		}
 	}
 	for (size_t i = 0; i < in->n_vms; i++) {
 		const sched_vm *v = &in->vms[i];
@@ -206,6 +245,13 @@ json_t *sched_json_input_dump(const sched_input *in)
 									"count", (int)v->failed[k].count,
 									"error", v->failed[k].error));
 			json_object_set_new(vm, "failed", failed);
+		}
+		if (v->n_needs) {
+			json_t *needs = json_array();
+			for (size_t k = 0; k < v->n_needs; k++)
+				json_array_append_new(needs, json_pack("{s:s,s:s}", "id", v->needs[k].id,
+								       "unreached", v->needs[k].unreached));
+			json_object_set_new(vm, "needs", needs);
 		}
 		json_array_append_new(vms, vm);
 	}

@@ -6,10 +6,11 @@
  * Input:  {"settings":{"lab_mode":…,"admission":"off|warn|refuse",
  *          "vcpu_overcommit":…,"memory_reserve_mib":…},
  *          "nodes":[{"name","mode","in_ring","herd_up","down","fence_covered",
- *                    "memory_mib","cpus"}…],
+ *                    "memory_mib","cpus","reach":[need id…]}…],
  *          "vms":[{"uuid","name","target":"running|stopped","node","move_to",
  *                  "ha","preferred","failback","sticky","group","memory_mib",
- *                  "vcpus","seen_on":[…],"steady"}…]}
+ *                  "vcpus","seen_on":[…],"steady",
+ *                  "needs":[{"id","unreached"}…]}…]}
  * Output: {"actions":[{"action","vm","node","move_to","reason"}…],
  *          "alerts":[{"severity","vm","node","message"}…],"n_plus_1":…}
  * VMs are named by "name" in the output, for readable golden files.

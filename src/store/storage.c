@@ -191,8 +191,8 @@ bool store_storage_check(store_state *st, json_t *f, GError **error)
 							 json_object_get(f, "target") ? "target" : NULL) :
 							json_object_get(f, "path") ? "path" : NULL;
 	if (wrong) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "A %s storage has no field '%s'.",
-			    type == STORE_STORAGE_DIR ? "dir" : "iSCSI", wrong);
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "%s storage has no field '%s'.",
+			    type == STORE_STORAGE_DIR ? "A dir" : "An iSCSI", wrong);
 		return false;
 	}
 	if (!store_storage_validate(f, error))

@@ -12,7 +12,21 @@ typedef struct {
 	store_vm_hardware hw;
 	store_vm_disk *disks;
 	store_vm_nic *nics;
+	const char **xml_files;
+	const char **xml_bridges;
 } vm_typed;
+
+/* A JSON array of strings as a NULL-terminated array borrowing them. */
+static const char **string_list(json_t *arr)
+{
+	const char **out = g_new0(const char *, json_array_size(arr) + 1);
+	size_t i, n = 0;
+	json_t *e;
+	json_array_foreach(arr, i, e)
+		if (json_is_string(e))
+			out[n++] = json_string_value(e);
+	return out;
+}
 
 static void parse_hardware(vm_typed *t, json_t *hw)
 {
@@ -63,6 +77,10 @@ void *store_vm_parse(json_t *d)
 	vm->live_failed = field_str(d, "live_failed");
 	if (json_is_object(json_object_get(d, "hw")))
 		parse_hardware(t, json_object_get(d, "hw"));
+	t->xml_files = string_list(json_object_get(d, "xml_files"));
+	t->xml_bridges = string_list(json_object_get(d, "xml_bridges"));
+	vm->xml_files = t->xml_files;
+	vm->xml_bridges = t->xml_bridges;
 	json_t *failed = json_object_get(d, "failed");
 	if (json_is_object(failed) && json_object_size(failed) > 0) {
 		t->failures = g_new0(store_vm_failure, json_object_size(failed));
@@ -87,6 +105,8 @@ void store_vm_free(void *typed)
 	g_free(t->failures);
 	g_free(t->disks);
 	g_free(t->nics);
+	g_free(t->xml_files);
+	g_free(t->xml_bridges);
 	g_free(t);
 }
 
@@ -191,6 +211,20 @@ bool store_vm_validate(json_t *d, GError **error)
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
 		if (!check_string(d, "VM", strings[i], error))
 			return false;
+	static const char *const lists[] = { "xml_files", "xml_bridges" };
+	for (unsigned i = 0; i < G_N_ELEMENTS(lists); i++) {
+		json_t *l = json_object_get(d, lists[i]), *e;
+		size_t k;
+		bool ok = !l || (json_is_array(l) && json_array_size(l) <= STORE_VM_XML_USES_MAX);
+		json_array_foreach(l, k, e)
+			ok = ok && json_is_string(e);
+		if (!ok) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The VM's field '%s' must be an array of at most %d strings.", lists[i],
+				    STORE_VM_XML_USES_MAX);
+			return false;
+		}
+	}
 	json_t *failed = json_object_get(d, "failed");
 	const char *node;
 	json_t *f;
@@ -282,6 +316,18 @@ json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain 
 	json_object_set_new(data, "memory_mib", json_integer((json_int_t)dom->memory_mib));
 	json_object_set_new(data, "vcpus", json_integer(dom->vcpus));
 	json_object_set_new(data, "type", json_string(dom->type));
+	json_t *files = json_array(), *bridges = json_array();
+	for (size_t i = 0; dom->files && dom->files[i]; i++)
+		json_array_append_new(files, json_string(dom->files[i]));
+	for (size_t i = 0; dom->bridges && dom->bridges[i]; i++)
+		json_array_append_new(bridges, json_string(dom->bridges[i]));
+	/* Absent when empty (null removes an earlier list on a redefine). */
+	json_object_set_new(data, "xml_files", json_array_size(files) ? json_incref(files) :
+					       existing ? json_null() : NULL);
+	json_object_set_new(data, "xml_bridges", json_array_size(bridges) ? json_incref(bridges) :
+						 existing ? json_null() : NULL);
+	json_decref(files);
+	json_decref(bridges);
 	if (!existing)
 		return store_cmd_create(STORE_KIND_VM, dom->uuid, dom->name, data);
 	/* A new configuration: earlier failed starts may not apply to it. */

@@ -21,6 +21,8 @@
 #define STORE_VM_SHUTDOWN_TIMEOUT_MAX_S 86400
 #define STORE_VM_DISKS_MAX 16
 #define STORE_VM_NICS_MAX 8
+/* Disk files or bridges of an operator's XML that herd keeps. */
+#define STORE_VM_XML_USES_MAX 256
 
 /* A start that failed on a node, as the coordinator recorded it. */
 typedef struct store_vm_failure {
@@ -68,6 +70,13 @@ typedef struct store_vm {
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
 	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
+	/* What an operator's XML uses on the hosts (no hw): its disks' source
+	 * files and the bridges of its interfaces, as libvirt read them at
+	 * define time; NULL-terminated, empty if none (or defined before herd
+	 * kept them).  The scheduler maps them to storages and virtual
+	 * switches when it plans, so that one added later counts. */
+	const char *const *xml_files;
+	const char *const *xml_bridges;
 	/* State (not configuration: kept out of the history). */
 	bool target_running;     /* the operator's start (true) or stop */
 	bool stop_force;         /* a stop powers it off at once */
@@ -140,6 +149,8 @@ typedef struct store_vm_domain {
 	const char *type;
 	uint64_t memory_mib;
 	unsigned vcpus;
+	const char *const *files;    /* its disks' source files, NULL-terminated, or NULL */
+	const char *const *bridges;  /* its interfaces' bridges, NULL-terminated, or NULL */
 } store_vm_domain;
 
 /*

@@ -61,6 +61,60 @@ static char *insert_uuid(const char *xml, const char *uuid)
 	return g_strdup_printf("%.*s\n  <uuid>%s</uuid>%s", (int)(end - xml), xml, uuid, end);
 }
 
+/* What the disks and interfaces of a domain use on the host, read from
+ * libvirt's own rendering of it (GMarkup: well-formed, no comments to fool
+ * a text search). */
+typedef struct {
+	GPtrArray *files, *bridges;
+	int in_disk, in_interface;   /* depth inside <disk> / <interface>, 0 outside */
+} uses_ctx;
+
+static void uses_start(GMarkupParseContext *pc, const char *element, const char **names,
+		       const char **values, gpointer user, GError **error)
+{
+	uses_ctx *u = user;
+	if (u->in_disk)
+		u->in_disk++;
+	if (u->in_interface)
+		u->in_interface++;
+	if (strcmp(element, "disk") == 0 && !u->in_disk)
+		u->in_disk = 1;
+	else if (strcmp(element, "interface") == 0 && !u->in_interface)
+		u->in_interface = 1;
+	if (strcmp(element, "source") != 0 || (u->in_disk != 2 && u->in_interface != 2))
+		return;
+	for (int i = 0; names[i]; i++) {
+		GPtrArray *to = u->in_disk == 2 && strcmp(names[i], "file") == 0 ? u->files :
+				u->in_interface == 2 && strcmp(names[i], "bridge") == 0 ? u->bridges : NULL;
+		if (to && *values[i] && !g_ptr_array_find_with_equal_func(to, values[i], g_str_equal, NULL))
+			g_ptr_array_add(to, g_strdup(values[i]));
+	}
+}
+
+static void uses_end(GMarkupParseContext *pc, const char *element, gpointer user, GError **error)
+{
+	uses_ctx *u = user;
+	if (u->in_disk)
+		u->in_disk--;
+	if (u->in_interface)
+		u->in_interface--;
+}
+
+static void read_uses(const char *desc, herd_domxml *d)
+{
+	static const GMarkupParser parser = { uses_start, uses_end, NULL, NULL, NULL };
+	uses_ctx u = { g_ptr_array_new(), g_ptr_array_new(), 0, 0 };
+	GMarkupParseContext *pc = g_markup_parse_context_new(&parser, 0, &u, NULL);
+	g_markup_parse_context_parse(pc, desc, -1, NULL);
+	g_markup_parse_context_free(pc);
+	g_ptr_array_add(u.files, NULL);
+	g_ptr_array_add(u.bridges, NULL);
+	g_strfreev(d->files);
+	g_strfreev(d->bridges);
+	d->files = (char **)g_ptr_array_free(u.files, FALSE);
+	d->bridges = (char **)g_ptr_array_free(u.bridges, FALSE);
+}
+
 static bool define_and_read(virConnectPtr conn, const char *xml, herd_domxml *d, GError **error)
 {
 	virDomainPtr dom = virDomainDefineXMLFlags(conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
@@ -82,6 +136,7 @@ static bool define_and_read(virConnectPtr conn, const char *xml, herd_domxml *d,
 	d->name = g_strdup(name);
 	d->memory_mib = info.maxMem / 1024;
 	d->vcpus = info.nrVirtCpu;
+	read_uses(desc, d);
 	const char *t = strstr(desc, "<domain type='");
 	if (t) {
 		t += strlen("<domain type='");
@@ -123,6 +178,8 @@ static herd_domxml *parse(const char *xml, GError **error)
 	bool has_uuid = define_and_read(conn, xml, &twice, NULL) && strcmp(twice.uuid, d->uuid) == 0;
 	g_free(twice.name);
 	g_free(twice.type);
+	g_strfreev(twice.files);
+	g_strfreev(twice.bridges);
 	if (!has_uuid) {
 		char uuid[37];
 		memcpy(uuid, d->uuid, sizeof(uuid));
@@ -132,12 +189,16 @@ static herd_domxml *parse(const char *xml, GError **error)
 		    strcmp(check.uuid, uuid) != 0) {
 			g_free(check.name);
 			g_free(check.type);
+			g_strfreev(check.files);
+			g_strfreev(check.bridges);
 			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 				    "The domain XML has no <uuid> and herd could not add one; add <uuid>…</uuid> after <name>.");
 			return NULL;
 		}
 		g_free(check.name);
 		g_free(check.type);
+		g_strfreev(check.files);
+		g_strfreev(check.bridges);
 		d->xml = g_steal_pointer(&with_uuid);
 	} else {
 		d->xml = g_strdup(xml);
@@ -165,5 +226,7 @@ void herd_domxml_free(herd_domxml *d)
 	g_free(d->xml);
 	g_free(d->name);
 	g_free(d->type);
+	g_strfreev(d->files);
+	g_strfreev(d->bridges);
 	g_free(d);
 }

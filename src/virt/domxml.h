@@ -17,6 +17,8 @@ typedef struct herd_domxml {
 	char *type;         /* "kvm", "qemu", "lxc", "xen"… */
 	uint64_t memory_mib;
 	unsigned vcpus;
+	char **files;       /* its disks' source files (<disk><source file=…>), NULL-terminated */
+	char **bridges;     /* its interfaces' bridges (<interface><source bridge=…>), likewise */
 } herd_domxml;
 
 /* Parse and validate @xml; NULL with an INVALID error naming the problem.

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -527,54 +526,6 @@ def run_steps(tn, ha, steps):
             watch.check(step.__name__)
             say(f"-- {step.__name__}: {time.monotonic() - t:.0f} s")
         watch.finish()
-
-
-# -- store objects without their own command yet ---------------------------
-#
-# TEMPORARY (issue 10, branch vm-hardware): `herd storage add`, `herd disk
-# create` and `herd iso upload` are built on other branches (storage-reach,
-# disk-iso).  Until they are merged, a test that needs a storage, a disk or
-# an ISO object submits the store command itself, as herdd's replica does:
-# one COMMAND message on herd's CPG group (tests/cluster/cpg-inject, sent a
-# second after it joined the group: herd's members sync when the group
-# changes, and a command that arrives during a round that the next change
-# ends is dropped), which every member applies through the same checks of
-# apply (store/refs.c…).
-# On merge, replace the callers of store_submit() with those commands.
-
-_WIRE_HEADER = struct.Struct("<IHHIIQQII")
-_WIRE_MAGIC = 0x44524548
-_MSG_COMMAND = 4
-
-
-def store_submit(tn, i, tmp, cmd):
-    """Apply store command cmd (a dict: {"op":"create","kind":…}) through node
-    i's CPG group; returns once every member has it delivered."""
-    from testlib import build_dir
-    tool = os.path.join(build_dir(), "tests/cluster/cpg-inject")
-    check(os.access(tool, os.X_OK), f"{tool} is not built")
-    nodeid = int(tn.exec(i, tool, "--nodeid", check=True).stdout)
-    cmd = dict(cmd, time_ms=int(time.time() * 1000), origin=f"n{i}", user="test")
-    body = json.dumps(cmd, sort_keys=True).encode()
-    # A batch of one: request id (not one herdd waits for), length, command.
-    batch = struct.pack("<QI", 0xFFFFFFFFFFFFFFFF, len(body)) + body
-    msg = _WIRE_HEADER.pack(_WIRE_MAGIC, 1, _MSG_COMMAND, nodeid, 0, 0, 0, len(batch), 0) + batch
-    path = os.path.join(tmp, f"store-command-{os.getpid()}-{time.monotonic_ns()}")
-    with open(path, "wb") as f:
-        f.write(msg)
-    try:
-        p = tn.exec(i, tool, "--settle-ms", "1000", path, timeout=60)
-    finally:
-        os.unlink(path)
-    check(p.returncode == 0, f"cpg-inject on n{i} failed (exit {p.returncode}): {p.stderr.strip()}")
-
-
-def store_create(tn, i, tmp, kind, name, data):
-    """A new store object (TEMPORARY, see store_submit); returns its UUID."""
-    import uuid as uuidlib
-    u = str(uuidlib.uuid4())
-    store_submit(tn, i, tmp, {"op": "create", "kind": kind, "uuid": u, "name": name, "data": data})
-    return u
 
 
 def add_dir_storage(ha, name, path, share=False, i=1):

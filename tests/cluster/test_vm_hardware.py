@@ -6,9 +6,7 @@
     refused.
  B. A disk (the test guest's image, copied into the cluster share's
     images/) and two ISOs on a dir storage in /tmp, which every node sees.
-    TEMPORARY: their store objects are submitted by halib.store_create()
-    until `herd storage add`, `herd disk create` and `herd iso upload` are
-    merged (branches storage-reach, disk-iso).
+    (herd storage add, herd disk create, herd iso upload).
  C. Bad input to `herd vm create` is refused with a sentence and changes
     nothing: bad size, bad name, unknown switch, missing disk and ISO, bad
     boot order, bad bus and model, a bad MAC, too many NICs, a disk that
@@ -27,18 +25,16 @@
  H. A VM with firmware uefi runs on OVMF (Debian's, chosen by libvirt) on
     machine q35, its disk on SATA.
 """
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from testlib import SerialLog, check, check_expected, expect, run_test, say, wait_until  # noqa: E402
-from halib import Ha, HaNodes, Workdir, store_create  # noqa: E402
+from halib import Ha, HaNodes, Workdir, add_dir_storage  # noqa: E402
 
 INSTANCE = "test-vm-hardware"
 NODES = (1, 2)
@@ -73,37 +69,31 @@ def serial_log(tn, i, name):
     return SerialLog(os.path.join(tn.tn.log_dir(i), "libvirt", "qemu", f"{name}-serial0.log"))
 
 
-def objects(tn, tmp):
-    """B: a cluster share with the guest's disk and two ISOs (TEMPORARY store objects)."""
+def objects(ha, tmp):
+    """B: a cluster share (herd storage add), the guest's disk and a spare
+    one (herd disk create, then the test guest's image written into each,
+    as an operator imports one), and two ISOs and a floppy image (herd iso
+    upload)."""
     share = os.path.join(tmp, "share")
-    for d in ("images", "isos", "templates", "snapshots"):
-        os.makedirs(os.path.join(share, d))
-    storage = store_create(tn, 1, tmp, "storage", "share",
-                           {"type": "dir", "path": share, "cluster_share": True})
-    image = os.path.join(share, "images", "h1-root.raw")
+    add_dir_storage(ha, "share", share, share=True)
     from testlib import guest_image
-    shutil.copyfile(guest_image(), image)
-    size = os.path.getsize(image)
-    store_create(tn, 1, tmp, "disk", "h1-root",
-                 {"storage": storage, "format": "raw", "size": size, "file": "images/h1-root.raw"})
-    spare = os.path.join(share, "images", "spare.raw")
-    shutil.copyfile(guest_image(), spare)
-    store_create(tn, 1, tmp, "disk", "spare",
-                 {"storage": storage, "format": "raw", "size": size, "file": "images/spare.raw"})
+    with open(guest_image(), "rb") as f:
+        image = f.read()
+    for name in ("h1-root", "spare"):
+        ha.ok(1, "disk", "create", name, "--size", str(len(image)), "--storage", "share",
+              "--format", "raw")
+        with open(os.path.join(share, "images", f"{name}.raw"), "r+b") as f:
+            f.write(image)
     for k in (1, 2):
-        data = f"herd test medium {k}\n".encode() * 4096
-        with open(os.path.join(share, "isos", f"cd{k}.iso"), "wb") as f:
-            f.write(data)
-        store_create(tn, 1, tmp, "iso", f"cd{k}.iso",
-                     {"storage": storage, "file": f"isos/cd{k}.iso", "size": len(data),
-                      "sha256": hashlib.sha256(data).hexdigest()})
+        path = os.path.join(tmp, f"cd{k}.iso")
+        with open(path, "wb") as f:
+            f.write(f"herd test medium {k}\n".encode() * 4096)
+        ha.ok(2, "iso", "upload", path, "--name", f"cd{k}.iso")
     # A floppy image: 1.44 MB, a size QEMU's floppy drive knows.
-    data = b"\0" * 1474560
-    with open(os.path.join(share, "isos", "drivers.vfd"), "wb") as f:
-        f.write(data)
-    store_create(tn, 1, tmp, "iso", "drivers.vfd",
-                 {"storage": storage, "file": "isos/drivers.vfd", "size": len(data),
-                  "sha256": hashlib.sha256(data).hexdigest()})
+    path = os.path.join(tmp, "drivers.vfd")
+    with open(path, "wb") as f:
+        f.write(b"\0" * 1474560)
+    ha.ok(1, "iso", "upload", path, "--name", "drivers.vfd")
     return share
 
 
@@ -113,6 +103,11 @@ def switches(ha):
     nets = {n["name"]: n for n in ha.json(2, "network", "list")}
     expect("lan" in nets and nets["lan"]["bridge"] == BRIDGE and nets["lan"]["vlan"] is None,
            f"herd network list on n2: {nets}")
+    # Every node has the bridge, as its reach checker finds (at once after
+    # the change, and every 10 s).
+    wait_until(lambda: all(n["ok"] for n in
+                           ha.json(2, "network", "list")[0]["nodes"].values()), 30,
+               "both nodes to report bridge " + BRIDGE)
     text = ha.ok(2, "network", "list").stdout
     expect(re.search(rf"^lan\s+{BRIDGE}\s+-\s+0", text, re.M), f"herd network list:\n{text}")
     ha.refused(1, ["network", "add", "bad", "--bridge", "no such bridge"], r"not an interface name")
@@ -259,7 +254,7 @@ def main():
         os.chmod(tmp, 0o755)
         ha = Ha(tn, tmp)
         make_bridges(tn)
-        objects(tn, tmp)
+        objects(ha, tmp)
         switches(ha)
         refusals(ha)
         node = create_and_boot(tn, ha)

@@ -18,11 +18,15 @@
  * shutdowns of a host (its herdd asked to leave, as at SIGTERM while the
  * system stops: with shutdown_policy migrate its VMs move away first, with
  * failover it exits at once; then corosync stops and the power goes off,
- * and it is switched on again later).
+ * and it is switched on again later); nodes that lose the cluster's storage
+ * (their reach checker reports it unreachable, VM starts on it fail) and
+ * get it back.
  *
  * After every step: no VM is active (starting, running, paused, stopping) on
  * two powered nodes at once.  When the faults stop: every VM that should run
- * and fits runs, once, on its assigned node.
+ * and fits runs, once, on its assigned node — also when one node (of three
+ * or more) still lacks the storage; and then no VM that needs it is placed
+ * there (those assigned there already may stay).
  *
  *   sim-ha [--seeds N [--first S] | --seed S] [--steps N] [--verbose]
  */
@@ -32,6 +36,7 @@
 #include "ha/coordinator.h"
 #include "ha/engine.h"
 #include "ha/facts.h"
+#include "ha/reach.h"
 #include "ha/sched_json.h"
 #include "store/cluster.h"
 #include "store/command.h"
@@ -51,6 +56,11 @@
 #define N_VMS 12
 #define NODE_MEMORY_MIB 4096
 #define VM_MEMORY_MIB 512
+/* The cluster's one storage; VM v needs it when v % 4 == 1 (its XML's disk
+ * lies under its path). */
+#define STORAGE_UUID "d0000000-0000-4000-8000-000000000001"
+#define STORAGE_PATH "/srv/sim"
+#define NEEDS_STORAGE(v) ((v) % 4 == 1)
 
 typedef struct simnode simnode;
 
@@ -136,6 +146,10 @@ typedef struct {
 	unsigned fence_delay_ms;
 	char vm_uuids[N_VMS][37];
 	bool broken[MAX_NODES + 1][N_VMS];
+	bool no_storage[MAX_NODES + 1]; /* node i does not reach the storage */
+	bool storage_honest;    /* ... and starts there of VMs that need it fail */
+	simnode *lacking;       /* after the faults: the node that still lacks it, or NULL */
+	int64_t lacking_since_ms; /* ... since then (its report takes a moment to arrive) */
 	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
 	unsigned stats_shutdowns, stats_shutdowns_left; /* clean shutdowns; of them left after moving VMs */
 } sim;
@@ -147,6 +161,7 @@ static void recompute_groups(void);
 static void node_power_off(simnode *node);
 static void herd_start(simnode *node);
 static void herd_stop(simnode *node);
+static const herd_vm_fact *active_on(simnode *node, const char *uuid);
 
 static void fail(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void fail(const char *fmt, ...)
@@ -246,7 +261,8 @@ static void fv_start(herd_virt *base, const char *uuid, const char *xml, herd_vi
 		done(NULL, user); /* idempotent */
 		return;
 	}
-	if (S->broken[v->node->id][atoi(uuid + 24)]) {
+	if (S->broken[v->node->id][atoi(uuid + 24)] ||
+	    (NEEDS_STORAGE(atoi(uuid + 24)) && S->no_storage[v->node->id] && S->storage_honest)) {
 		TRACE("%s: start of vm%d fails (its disk is missing here)", v->node->name, atoi(uuid + 24));
 		g_autoptr(GError) err = g_error_new_literal(HERD_ERROR, HERD_ERR_IO,
 							   "Cannot access storage file: No such file");
@@ -586,9 +602,42 @@ static bool io_send(gpointer user, herd_msg_type type, const void *payload, size
 	return bus_send(node, m, n);
 }
 
+/*
+ * After the faults, a change that places a VM that needs the storage on the
+ * node that lacks it (assigns it there or moves it there, anew) is a bug of
+ * the scheduler, once the node's report had time to arrive (REPORT_LAG_MS;
+ * a coordinator decides on what it was told).  Not a placement: an
+ * assignment where it runs already, or where a live migration to that node
+ * may have taken it.
+ */
+#define REPORT_LAG_MS 2000
+static void check_placement(simnode *node, json_t *cmd)
+{
+	size_t i;
+	json_t *op;
+	json_array_foreach(json_object_get(cmd, "ops"), i, op)
+		check_placement(node, op);
+	const char *to_node = json_string_value(json_object_get(json_object_get(cmd, "data"), "node"));
+	const char *to_move = json_string_value(json_object_get(json_object_get(cmd, "data"), "move_to"));
+	const char *uuid = json_string_value(json_object_get(cmd, "uuid"));
+	if (!S->lacking || S->now_ms < S->lacking_since_ms + REPORT_LAG_MS ||
+	    g_strcmp0(json_string_value(json_object_get(cmd, "kind")), "vm") != 0 || !uuid ||
+	    strlen(uuid) != 36 || !NEEDS_STORAGE(atoi(uuid + 24)))
+		return;
+	const char *there = S->lacking->name;
+	store_object *o = store_state_get(replica_state(node->r), STORE_KIND_VM, uuid);
+	const store_vm *was = o ? store_vm_of(o) : NULL;
+	bool anew = was && g_strcmp0(was->node, there) != 0 && g_strcmp0(was->move_to, there) != 0;
+	if (anew && (g_strcmp0(to_node, there) == 0 || g_strcmp0(to_move, there) == 0) &&
+	    !active_on(S->lacking, uuid))
+		fail("%s places vm%d, which needs the storage, on %s, which does not reach it", node->name,
+		     atoi(uuid + 24), there);
+}
+
 static bool io_submit(gpointer user, json_t *cmd, herd_engine_submitter by, GError **error)
 {
 	simnode *node = user;
+	check_placement(node, cmd);
 	uint64_t id = replica_submit(node->r, cmd, S->now_ms, "herd", error);
 	if (!id)
 		return false;
@@ -657,6 +706,19 @@ static const herd_engine_io engine_io = {
 
 /* herdd starts (boot, or a restart after a crash): its store from disk,
  * a new engine, the hypervisor's VMs as they are. */
+/* What its reach checker tells the engine (at once, in the simulation). */
+static void report_reach(simnode *node)
+{
+	if (!node->herd_up)
+		return;
+	g_autoptr(json_t) reach = S->no_storage[node->id] ?
+		json_pack("{s:{s:b,s:s}}", STORAGE_UUID, "ok", 0, "problem", STORAGE_PATH " has no marker file") :
+		json_pack("{s:{s:b}}", STORAGE_UUID, "ok", 1);
+	g_autoptr(json_t) usage = json_object();
+	herd_engine_set_reach(node->engine, reach, usage);
+	node->dirty = true;
+}
+
 static void herd_start(simnode *node)
 {
 	g_autoptr(GError) err = NULL;
@@ -671,6 +733,7 @@ static void herd_start(simnode *node)
 	node->engine = herd_engine_new(node->name, &node->virt->base, &engine_io, node);
 	node->virt->base.ops->open(&node->virt->base, NULL);
 	node->dirty = true;
+	report_reach(node);
 }
 
 /* herdd dies (crash, or with the power): what it had under way dies with
@@ -1173,6 +1236,8 @@ static void bootstrap(void)
 	}
 	json_array_append_new(ops, store_fence_device_cmd_create("f0000000-0000-4000-8000-000000000001",
 								 "pdu", "fence_sim", NULL, plugs, 1));
+	json_array_append_new(ops, store_cmd_create(STORE_KIND_STORAGE, STORAGE_UUID, "data",
+						    json_pack("{s:s,s:s}", "type", "dir", "path", STORAGE_PATH)));
 	json_decref(plugs);
 	for (unsigned v = 0; v < N_VMS; v++) {
 		g_snprintf(S->vm_uuids[v], 37, "b0000000-0000-4000-8000-%012u", v);
@@ -1184,6 +1249,8 @@ static void bootstrap(void)
 			json_object_set_new(data, "preferred", json_sprintf("n%u", 1 + v % S->n));
 		if (v == 5 || v == 6)
 			json_object_set_new(data, "group", json_string("dns"));
+		if (NEEDS_STORAGE(v))
+			json_object_set_new(data, "xml_files", json_pack("[s]", STORAGE_PATH "/disk.img"));
 		json_array_append_new(ops, store_cmd_create(STORE_KIND_VM, S->vm_uuids[v], name, data));
 	}
 	g_autoptr(json_t) cmd = store_cmd_batch(ops);
@@ -1261,6 +1328,7 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	s.bus.deliver = bus_deliver;
 	s.bus.formed = bus_formed;
 	s.events = g_queue_new();
+	s.storage_honest = true;
 	for (unsigned i = 1; i <= s.n; i++) {
 		g_autoptr(GError) err = NULL;
 		s.nodes[i].id = i;
@@ -1331,6 +1399,10 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 				down = &s.nodes[1 + rnd(s.n)];
 			}
 			host_shutdown(down);
+		} else if (a < 966) {
+			s.no_storage[node->id] = !s.no_storage[node->id];
+			TRACE("%s: the storage is %s there", node->name, s.no_storage[node->id] ? "LOST" : "back");
+			report_reach(node);
 		}
 		run_dirty();
 		check_no_double_run();
@@ -1345,6 +1417,17 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	memset(s.broken, 0, sizeof(s.broken));
 	for (unsigned i = 1; i <= s.n; i++)
 		s.nodes[i].bus.partition = 0;
+	/* The storage is back, except on the last node of three or more, which
+	 * reports it lost while its hypervisor could start the VMs (so that a
+	 * wrong placement would show): no VM that needs it is placed there
+	 * (check_placement()); those assigned there already may stay. */
+	s.lacking = s.n >= 3 ? &s.nodes[s.n] : NULL;
+	s.lacking_since_ms = s.now_ms;
+	s.storage_honest = false;
+	for (unsigned i = 1; i <= s.n; i++) {
+		s.no_storage[i] = &s.nodes[i] == s.lacking;
+		report_reach(&s.nodes[i]);
+	}
 	/* A host's clean shutdown under way goes on to its power-off. */
 	for (int round = 0; round < 10; round++) {
 		for (unsigned i = 1; i <= s.n; i++) {

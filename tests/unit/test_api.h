@@ -38,6 +38,9 @@ char *vm_define(fixture *f, unsigned node, const char *name, const char *fmt, ..
 /* Start it through n@node: the answer says it runs on node @where, and
  * that node's hypervisor runs it. */
 void vm_start(fixture *f, unsigned node, const char *name, const char *where);
+/* Every node reports that it reaches every storage and virtual switch the
+ * store has now, as herdd's reach checker would (daemon/reach_check.h). */
+void reach_all(fixture *f);
 /* The VM as node n@node's store has it (NULL if undefined). */
 const store_vm *vm_stored(fixture *f, unsigned node, const char *uuid);
 /* Does n@node's hypervisor run it? */

@@ -108,6 +108,26 @@ void vm_start(fixture *f, unsigned node, const char *name, const char *where)
 	g_assert_cmpstr(vm_runs_where(f, json_string_value(json_object_get(j, "uuid"))), ==, where);
 }
 
+void reach_all(fixture *f)
+{
+	for (unsigned i = 1; i < G_N_ELEMENTS(f->n); i++) {
+		if (!f->n[i])
+			continue;
+		store_state *st = herd_cluster_state(f->n[i]->cluster);
+		g_autoptr(json_t) reach = json_object();
+		const store_kind kinds[] = { STORE_KIND_STORAGE, STORE_KIND_NETWORK };
+		for (unsigned k = 0; k < G_N_ELEMENTS(kinds); k++) {
+			GHashTableIter it;
+			gpointer uuid;
+			g_hash_table_iter_init(&it, st->by_uuid[kinds[k]]);
+			while (g_hash_table_iter_next(&it, &uuid, NULL))
+				json_object_set_new(reach, uuid, json_pack("{s:b}", "ok", 1));
+		}
+		g_autoptr(json_t) usage = json_object();
+		herd_ha_set_reach(f->n[i]->ha, reach, usage);
+	}
+}
+
 const store_vm *vm_stored(fixture *f, unsigned node, const char *uuid)
 {
 	store_object *vm = store_state_get(herd_cluster_state(f->n[node]->cluster), STORE_KIND_VM, uuid);

@@ -225,6 +225,7 @@ static void test_running(fixture *f, gconstpointer data)
 						    "name", "live", "memory", "64M", "preferred", "n2",
 						    "hardware", "disks", "d1", "cdrom", "cd1");
 	const char *uuid = str(test_expect(made, 201), "uuid");
+	reach_all(f);
 	vm_start(f, 1, "live", "n2");
 	g_assert_true(pending_is(f, 1, "live", ""));
 

@@ -114,6 +114,29 @@ static void test_guest(void)
 	g_assert_cmpstr(y->uuid, ==, d->uuid);
 }
 
+/* What the domain uses on the host: its disks' files (a serial log's
+ * path is no disk) and its interfaces' bridges, each once. */
+static void test_uses(void)
+{
+	g_autofree char *xml = g_strdup(GUEST);
+	const char *at = strstr(xml, "    <controller");
+	g_autofree char *more = g_strdup_printf(
+		"%.*s    <disk type='file' device='cdrom'>\n      <source file='/srv/isos/x&amp;y.iso'/>\n"
+		"      <target dev='sda' bus='sata'/>\n      <readonly/>\n    </disk>\n"
+		"    <interface type='bridge'>\n      <source bridge='br0'/>\n      <model type='virtio'/>\n    </interface>\n"
+		"    <interface type='bridge'>\n      <source bridge='br0'/>\n      <model type='virtio'/>\n    </interface>\n"
+		"    <interface type='network'>\n      <source network='default'/>\n    </interface>\n%s",
+		(int)(at - xml), xml, at);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(herd_domxml) d = herd_domxml_parse(more, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(g_strv_length(d->files), ==, 2);
+	g_assert_cmpstr(d->files[0], ==, "/var/lib/herd/herd-guest.img");
+	g_assert_cmpstr(d->files[1], ==, "/srv/isos/x&y.iso");
+	g_assert_cmpuint(g_strv_length(d->bridges), ==, 1);
+	g_assert_cmpstr(d->bridges[0], ==, "br0");
+}
+
 static void test_uuid_inserted(void)
 {
 	g_autoptr(herd_domxml) d = parse_ok(GUEST_NO_UUID);
@@ -225,6 +248,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/domxml/guest", test_guest);
+	g_test_add_func("/domxml/uses", test_uses);
 	g_test_add_func("/domxml/uuid-inserted", test_uuid_inserted);
 	g_test_add_func("/domxml/uuid-in-comment", test_uuid_in_comment);
 	g_test_add_func("/domxml/refused", test_refused);

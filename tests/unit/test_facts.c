@@ -109,10 +109,59 @@ static void test_migration(fixture *x, gconstpointer data)
 	x->r.migration = NULL;
 }
 
+/* What a node reaches: news when it changes, not when only a storage's
+ * usage moved (as the free memory); a node that does not say reaches
+ * nothing. */
+static void test_reach(fixture *x, gconstpointer data)
+{
+	const char *s1 = "00000001-0000-4000-8000-000000000001", *s2 = "00000002-0000-4000-8000-000000000002";
+	g_assert_true(send(x));
+	g_assert_cmpuint(g_hash_table_size(herd_facts_fresh(x->f, 2)->reached), ==, 0);
+	g_autoptr(json_t) reach = json_pack("{s:{s:b},s:{s:b,s:s}}", s1, "ok", 1, s2, "ok", 0, "problem",
+					    "/srv/b does not exist");
+	g_autoptr(json_t) usage = json_pack("{s:{s:I,s:I}}", s1, "size", (json_int_t)1000000, "free",
+					    (json_int_t)400000);
+	x->r.reach = reach;
+	x->r.usage = usage;
+	g_assert_true(send(x));
+	herd_node_facts *n = herd_facts_fresh(x->f, 2);
+	g_assert_true(g_hash_table_contains(n->reached, s1));
+	g_assert_false(g_hash_table_contains(n->reached, s2));
+	g_assert_cmpint(json_integer_value(json_object_get(json_object_get(n->usage, s1), "free")), ==, 400000);
+	g_assert_false(send(x));
+	/* Only the usage moved, also with more digits, and with the free memory. */
+	json_object_set_new(json_object_get(usage, s1), "free", json_integer(39999999));
+	g_assert_false(send(x));
+	g_assert_cmpint(json_integer_value(json_object_get(json_object_get(herd_facts_fresh(x->f, 2)->usage, s1), "free")),
+			==, 39999999);
+	x->r.resources.free_mib = 1;
+	json_object_set_new(json_object_get(usage, s1), "size", json_integer(2));
+	g_assert_false(send(x));
+	/* No usage at all any more (the storage cannot be stat'ed): no news either. */
+	x->r.usage = NULL;
+	g_assert_false(send(x));
+	x->r.usage = usage;
+	g_assert_false(send(x));
+	/* Reach itself: news. */
+	json_object_set_new(json_object_get(reach, s2), "ok", json_true());
+	json_object_del(json_object_get(reach, s2), "problem");
+	g_assert_true(send(x));
+	g_assert_true(g_hash_table_contains(herd_facts_fresh(x->f, 2)->reached, s2));
+	json_object_set_new(json_object_get(reach, s1), "problem", json_string("not answering"));
+	json_object_set_new(json_object_get(reach, s1), "ok", json_false());
+	g_assert_true(send(x));
+	g_assert_false(g_hash_table_contains(herd_facts_fresh(x->f, 2)->reached, s1));
+	x->r.reach = NULL;
+	x->r.usage = NULL;
+	g_assert_true(send(x));
+	g_assert_cmpuint(g_hash_table_size(herd_facts_fresh(x->f, 2)->reached), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/facts/changed", fixture, NULL, setup, test_changed, teardown);
 	g_test_add("/facts/migration", fixture, NULL, setup, test_migration, teardown);
+	g_test_add("/facts/reach", fixture, NULL, setup, test_reach, teardown);
 	return g_test_run();
 }
