@@ -22,6 +22,7 @@
 #include "store/disk.h"
 #include "store/refs.h"
 #include "store/storage.h"
+#include "virt/iscsi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +54,7 @@ static json_t *create_work(api_file_job *job, gpointer data, GError **error)
 	close(fd);
 	g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, w->size);
 	const char *argv[] = { "create", "-q", "-f", store_disk_format_name(w->format), w->path, size, NULL };
-	if (!storage_qemu_img(argv, error) || api_file_job_abandoned(job)) {
+	if (!storage_qemu_img(argv, NULL, error) || api_file_job_abandoned(job)) {
 		/* Not made, or made too late: nobody will commit it. */
 		unlink(w->path);
 		return NULL;
@@ -68,9 +69,26 @@ static json_t *resize_work(api_file_job *job, gpointer data, GError **error)
 		return NULL;
 	g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, w->size);
 	const char *argv[] = { "resize", "-q", "-f", store_disk_format_name(w->format), w->path, size, NULL };
-	if (!storage_qemu_img(argv, error))
+	if (!storage_qemu_img(argv, NULL, error))
 		return NULL;
 	return json_object();
+}
+
+/* An iSCSI LUN as QEMU's initiator sees it from this node: its size. */
+static json_t *lun_work(api_file_job *job, gpointer data, GError **error)
+{
+	file_work *w = data;
+	const char *argv[] = { "info", "--output=json", w->path, NULL };
+	g_autofree char *out = NULL;
+	if (!storage_qemu_img(argv, &out, error))
+		return NULL;
+	g_autoptr(json_t) info = json_loads(out, 0, NULL);
+	json_int_t size = json_integer_value(json_object_get(info, "virtual-size"));
+	if (size <= 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "%s has no size: not a disk.", w->path);
+		return NULL;
+	}
+	return json_pack("{s:I}", "size", size);
 }
 
 /* Each path's used bytes, null where there is none or stat fails. */
@@ -208,19 +226,15 @@ static void change_free(change_ctx *c)
 	g_free(c);
 }
 
-/* The storage of a disk change, if this version of herd makes disks on it;
- * else NULL after answering @req. */
-static bool storage_supported(http_request *req, store_object *storage)
+/* Is @disk an image file herd makes and grows (a dir storage's)?  Else
+ * (a LUN, made and grown on its iSCSI target) answer @req and say no. */
+static bool herd_grows(http_request *req, const store_object *disk, store_object *storage)
 {
-	switch (store_storage_of(storage)->type) {
-	case STORE_STORAGE_DIR:
+	if (store_storage_of(storage)->type == STORE_STORAGE_DIR)
 		return true;
-	case STORE_STORAGE_ISCSI:
-		break;
-	}
 	http_respond_errorf(req, HERD_ERR_INVALID,
-			    "Storage %s is iSCSI: its disks are LUNs of its target, which herd does not make or change yet.",
-			    storage->name);
+			    "Disk %s is LUN %d of iSCSI storage %s: grow it on the target; herd does not change LUNs.",
+			    disk->name, store_disk_of(disk)->lun, storage->name);
 	return false;
 }
 
@@ -278,28 +292,76 @@ static bool size_field(json_t *body, const char **text, char **owned, GError **e
 	return false;
 }
 
+static void on_lun_committed(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error)
+		http_respond_error(c->req, error);
+	else
+		respond_disk(c, 201, result);
+	change_free(c);
+}
+
+static void on_lun_looked(json_t *result, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	g_autoptr(GError) err = NULL;
+	json_int_t size = json_integer_value(json_object_get(result, "size"));
+	if (error) {
+		http_respond_error(c->req, error);
+	} else {
+		/* The command as made before, with the size the target gave. */
+		json_object_set_new(json_object_get(c->cmd, "data"), "size", json_integer(size));
+		if (herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
+					on_lun_committed, c, &err))
+			return;
+		http_respond_error(c->req, err);
+	}
+	change_free(c);
+}
+
+/* A LUN of an iSCSI storage, registered as a disk: its size is what the
+ * target says, as this node's QEMU initiator sees it. */
+static void register_lun(http_request *req, api_ctx *a, json_t *body, const char *name,
+			 store_object *storage)
+{
+	json_t *lun = json_object_get(body, "lun");
+	if (json_object_get(body, "size") || json_object_get(body, "format")) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Storage %s is iSCSI: a disk there is a LUN of its target, with the size the target gives "
+				    "and no format: give 'lun', not 'size' or 'format'.", storage->name);
+		return;
+	}
+	if (!json_is_integer(lun) || json_integer_value(lun) < 0 ||
+	    json_integer_value(lun) > STORE_DISK_LUN_MAX) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Storage %s is iSCSI: give the disk's LUN (field 'lun', 0 to %d).", storage->name,
+				    STORE_DISK_LUN_MAX);
+		return;
+	}
+	const store_storage *s = store_storage_of(storage);
+	g_autofree char *url = herd_iscsi_url(s->portal, s->target, (unsigned)json_integer_value(lun));
+	char uuid[STORE_UUID_LEN + 1];
+	store_uuid_generate(uuid);
+	change_ctx *c = change_new(req, a, name, url, storage);
+	c->cmd = store_disk_cmd_create(uuid, name, storage, STORE_DISK_RAW, 1, NULL,
+				       (int)json_integer_value(lun));
+	http_request_suspend(req);
+	api_file_job_run(lun_work, file_work_new(a, storage, url), file_work_free, API_FILE_QEMU_IMG_MS,
+			 a->node->name, "Asking the iSCSI target about the LUN", on_lun_looked, c);
+}
+
 void api_disk_create(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	static const char *const fields[] = { "name", "storage", "size", "format", NULL };
+	static const char *const fields[] = { "name", "storage", "size", "format", "lun", NULL };
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *name = json_string_value(json_object_get(body, "name"));
-	const char *storage_ref = NULL, *format_name = "qcow2", *size_text = NULL;
-	g_autofree char *size_owned = NULL;
-	store_disk_format format;
-	uint64_t size = 0;
+	const char *storage_ref = NULL;
 	if (!body || !store_name_validate(STORE_KIND_DISK, name, &err) ||
-	    !api_get_string(body, "storage", &storage_ref, &err) ||
-	    !api_get_string(body, "format", &format_name, &err) ||
-	    !size_field(body, &size_text, &size_owned, &err) ||
-	    !store_disk_size_parse(size_text, &size, &err)) {
+	    !api_get_string(body, "storage", &storage_ref, &err)) {
 		http_respond_error(req, err);
-		return;
-	}
-	if (!store_disk_format_parse(format_name, &format)) {
-		http_respond_errorf(req, HERD_ERR_INVALID, "Unknown disk format '%s' (known: qcow2, raw).",
-				    format_name);
 		return;
 	}
 	if (!storage_ref) {
@@ -315,8 +377,31 @@ void api_disk_create(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "Disk %s exists already.", name);
 		return;
 	}
-	if (!storage_supported(req, storage))
+	if (store_storage_of(storage)->type == STORE_STORAGE_ISCSI) {
+		register_lun(req, a, body, name, storage);
 		return;
+	}
+	if (json_object_get(body, "lun")) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Storage %s is a directory: its disks are image files, not LUNs (no field 'lun').",
+				    storage->name);
+		return;
+	}
+	const char *format_name = "qcow2", *size_text = NULL;
+	g_autofree char *size_owned = NULL;
+	store_disk_format format;
+	uint64_t size = 0;
+	if (!api_get_string(body, "format", &format_name, &err) ||
+	    !size_field(body, &size_text, &size_owned, &err) ||
+	    !store_disk_size_parse(size_text, &size, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!store_disk_format_parse(format_name, &format)) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Unknown disk format '%s' (known: qcow2, raw).",
+				    format_name);
+		return;
+	}
 	g_autofree char *file = store_disk_file_for(name, format);
 	g_autofree char *path = store_file_path(api_state(a), storage->uuid, file);
 	char uuid[STORE_UUID_LEN + 1];
@@ -397,7 +482,7 @@ void api_disk_resize(http_request *req, gpointer user_data)
 	}
 	const store_disk *d = store_disk_of(o);
 	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
-	if (!storage_supported(req, storage))
+	if (!herd_grows(req, o, storage))
 		return;
 	store_object *vm = store_refs_user(api_state(a), o);
 	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
@@ -428,8 +513,12 @@ void api_disk_delete(http_request *req, gpointer user_data)
 		return;
 	const store_disk *d = store_disk_of(o);
 	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
-	if (!storage_supported(req, storage))
+	if (store_storage_of(storage)->type == STORE_STORAGE_ISCSI) {
+		/* A LUN: herd forgets it; the target keeps it. */
+		g_autoptr(json_t) cmd = store_disk_cmd_delete(o);
+		api_commit(req, a, cmd, 200, NULL);
 		return;
+	}
 	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
 	api_file_object_delete(req, a, o, storage, path);
 }

@@ -151,7 +151,7 @@ bool storage_dir_reach(const store_object *storage, const char *cluster_uuid, co
 	return true;
 }
 
-bool storage_qemu_img(const char *const *argv, GError **error)
+bool storage_qemu_img(const char *const *argv, char **output, GError **error)
 {
 	g_autoptr(GPtrArray) args = g_ptr_array_new();
 	g_ptr_array_add(args, (gpointer) "qemu-img");
@@ -172,6 +172,8 @@ bool storage_qemu_img(const char *const *argv, GError **error)
 			    *err ? err : "(it printed nothing)");
 		return false;
 	}
+	if (output)
+		*output = g_steal_pointer(&out);
 	return true;
 }
 

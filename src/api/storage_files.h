@@ -54,7 +54,7 @@ bool storage_dir_reach(const store_object *storage, const char *cluster_uuid, co
 		       GError **error);
 /* Run qemu-img with @argv (NULL-terminated, without "qemu-img"); false with
  * an IO error quoting what it printed. */
-bool storage_qemu_img(const char *const *argv, GError **error);
+bool storage_qemu_img(const char *const *argv, char **output, GError **error);
 /* Bytes the file at @path takes on its storage (st_blocks * 512), or -1. */
 int64_t storage_file_used(const char *path);
 

@@ -8,11 +8,13 @@
 #include <stdio.h>
 
 static char *opt_size, *opt_storage, *opt_format;
+static gint opt_lun = -1;
 
 static GOptionEntry disk_create_options[] = {
 	{ "size", 's', 0, G_OPTION_ARG_STRING, &opt_size, "The size the guest sees, e.g. 20G (binary units)", "SIZE" },
 	{ "storage", 0, 0, G_OPTION_ARG_STRING, &opt_storage, "The storage it goes on", "STORAGE" },
 	{ "format", 'f', 0, G_OPTION_ARG_STRING, &opt_format, "qcow2 (default) or raw (a sparse file)", "FORMAT" },
+	{ "lun", 0, 0, G_OPTION_ARG_INT, &opt_lun, "On an iSCSI storage: the target's LUN that is the disk (its size is the target's)", "N" },
 	{ NULL },
 };
 
@@ -34,19 +36,29 @@ static const char *text_or_dash(json_t *v)
 
 static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
 {
-	if (!opt_size || !opt_storage) {
-		fprintf(stderr, "herd disk create: give --size SIZE and --storage STORAGE.\n");
+	if (!opt_storage || (!opt_size && opt_lun < 0)) {
+		fprintf(stderr, "herd disk create: give --size SIZE and --storage STORAGE (on iSCSI: --lun N).\n");
 		return CLI_USAGE;
 	}
-	g_autoptr(json_t) body = json_pack("{s:s,s:s,s:s,s:s}", "name", argv[0], "size", opt_size,
-					   "storage", opt_storage, "format", opt_format ? opt_format : "qcow2");
+	/* The server says what fits the storage (a size and a format, or a LUN). */
+	g_autoptr(json_t) body = json_pack("{s:s,s:s}", "name", argv[0], "storage", opt_storage);
+	if (opt_size)
+		json_object_set_new(body, "size", json_string(opt_size));
+	if (opt_format)
+		json_object_set_new(body, "format", json_string(opt_format));
+	if (opt_lun >= 0)
+		json_object_set_new(body, "lun", json_integer(opt_lun));
 	int rc;
 	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/disks", body, &rc);
 	if (!r)
 		return rc;
 	g_autofree char *size = size_text(json_object_get(r, "size"));
-	printf("Disk %s created: %s, %s, %s.\n", argv[0], size,
-	       text_or_dash(json_object_get(r, "format")), text_or_dash(json_object_get(r, "path")));
+	if (json_is_integer(json_object_get(r, "lun")))
+		printf("Disk %s registered: %s, LUN %" JSON_INTEGER_FORMAT " of storage %s.\n", argv[0], size,
+		       json_integer_value(json_object_get(r, "lun")), text_or_dash(json_object_get(r, "storage")));
+	else
+		printf("Disk %s created: %s, %s, %s.\n", argv[0], size,
+		       text_or_dash(json_object_get(r, "format")), text_or_dash(json_object_get(r, "path")));
 	return CLI_OK;
 }
 
@@ -86,7 +98,10 @@ static int run_disk_show(cli_ctx *ctx, int argc, char **argv)
 	printf("Format:   %s\n", text_or_dash(json_object_get(d, "format")));
 	printf("Size:     %s\n", size);
 	printf("Used:     %s\n", used);
-	printf("File:     %s\n", text_or_dash(json_object_get(d, "path")));
+	if (json_is_integer(json_object_get(d, "lun")))
+		printf("LUN:      %" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(d, "lun")));
+	else
+		printf("File:     %s\n", text_or_dash(json_object_get(d, "path")));
 	printf("VM:       %s\n", text_or_dash(json_object_get(d, "vm")));
 	return CLI_OK;
 }
@@ -118,9 +133,10 @@ static int run_disk_delete(cli_ctx *ctx, int argc, char **argv)
 }
 
 const cli_command cli_disk_commands[] = {
-	{ "disk create", "NAME", "Create a disk (an image file on a storage)",
+	{ "disk create", "NAME", "Create a disk (an image file on a storage), or register an iSCSI LUN",
 	  "Makes the image file with qemu-img on the storage (a dir storage this node reaches); "
-	  "a file already at that place is never overwritten.",
+	  "a file already at that place is never overwritten.  On an iSCSI storage, --lun N "
+	  "registers that LUN of the target as the disk (made on the target, not by herd).",
 	  disk_create_options, 1, 1, run_disk_create },
 	{ "disk list", NULL, "List the disks: size, space used, the VM using each", NULL, NULL, 0, 0, run_disk_list },
 	{ "disk show", "NAME", "Show one disk", NULL, NULL, 1, 1, run_disk_show },

@@ -4,12 +4,14 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "ha/reach.h"
+#include "virt/iscsi.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -71,11 +73,37 @@ static int host_bridge_exists(gpointer user, const char *name)
 	return 0;
 }
 
+/* iscsi-ls gives up on a portal that does not answer after a while of its
+ * own; this bounds it whatever the network does. */
+#define ISCSI_LS_TIMEOUT "8"
+
+static int host_iscsi_list(gpointer user, const char *portal, char **output, char **error)
+{
+	g_auto(GStrv) ls = herd_iscsi_ls_argv(portal);
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	g_strv_builder_add_many(b, "timeout", "-k", "2", ISCSI_LS_TIMEOUT, NULL);
+	g_strv_builder_addv(b, (const char **)ls);
+	g_auto(GStrv) argv = g_strv_builder_end(b);
+	int status = 0;
+	g_autoptr(GError) err = NULL;
+	if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL,
+			  output, error, &status, &err))
+		return g_error_matches(err, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT) ? -ENOENT : -EIO;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 124) {
+		g_free(*error);
+		*error = g_strdup("no answer within " ISCSI_LS_TIMEOUT " s");
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
 static const herd_reach_host real_host = {
 	.dir_exists = host_dir_exists,
 	.read_file = host_read_file,
 	.fs_usage = host_fs_usage,
 	.bridge_exists = host_bridge_exists,
+	.iscsi_list = host_iscsi_list,
 };
 
 /* ------------------------------------------------------------------ */

@@ -2,6 +2,7 @@
 
 #include "common/json.h"
 #include "store/network.h"
+#include "virt/iscsi.h"
 
 #include <errno.h>
 #include <string.h>
@@ -14,6 +15,8 @@ void herd_reach_target_free(herd_reach_target *t)
 	g_free(t->name);
 	g_free(t->path);
 	g_free(t->bridge);
+	g_free(t->portal);
+	g_free(t->target);
 	g_free(t);
 }
 
@@ -41,6 +44,8 @@ GPtrArray *herd_reach_targets(store_state *st)
 		t->name = g_strdup(o->name);
 		t->type = s->type;
 		t->path = g_strdup(s->path);
+		t->portal = g_strdup(s->portal);
+		t->target = g_strdup(s->target);
 		g_ptr_array_add(out, t);
 	}
 	g_autoptr(GPtrArray) networks = store_state_list(st, STORE_KIND_NETWORK);
@@ -116,10 +121,33 @@ static void check_dir(const herd_reach_target *t, const char *cluster_uuid,
 	out->has_usage = host->fs_usage(user, t->path, &out->size, &out->free) == 0;
 }
 
-/* The types with a check; NULL: not checked yet. */
+/* The portal answers, and offers the target to this node. */
+static void check_iscsi(const herd_reach_target *t, const char *cluster_uuid,
+			const herd_reach_host *host, gpointer user, herd_reach_result *out)
+{
+	g_autofree char *output = NULL, *error = NULL;
+	int r = host->iscsi_list(user, t->portal, &output, &error);
+	if (r < 0) {
+		problem(out, "iscsi-ls cannot run: %s", g_strerror(-r));
+		return;
+	}
+	if (r > 0) {
+		g_autofree char *why = herd_iscsi_ls_error(error, r);
+		problem(out, "portal %s: %s", t->portal, why);
+		return;
+	}
+	g_autoptr(GArray) luns = NULL;
+	if (!herd_iscsi_ls_parse(output, t->target, &luns)) {
+		problem(out, "portal %s does not offer target %s to this node", t->portal, t->target);
+		return;
+	}
+	out->ok = true;
+}
+
+/* The types with a check. */
 static const herd_reach_check_fn storage_checks[] = {
 	[STORE_STORAGE_DIR] = check_dir,
-	[STORE_STORAGE_ISCSI] = NULL,
+	[STORE_STORAGE_ISCSI] = check_iscsi,
 };
 
 bool herd_reach_type_checked(store_storage_type type)

@@ -12,7 +12,9 @@
  * A dir storage is reached where its path is a directory that holds the
  * marker file of this cluster and this storage (store/storage.h): an empty
  * mount point (an NFS mount that failed) is not the storage.  Checking
- * never writes the marker; only adding the storage does.
+ * never writes the marker; only adding the storage does.  An iSCSI storage
+ * is reached where its portal answers and offers its target to this node
+ * (a login through libiscsi, the initiator QEMU uses: virt/iscsi.h).
  */
 #pragma once
 
@@ -33,6 +35,8 @@ typedef struct herd_reach_target {
 	store_storage_type type;   /* a storage's type */
 	char *path;                /* dir: its path */
 	char *bridge;              /* a virtual switch: its bridge */
+	char *portal;              /* iscsi: its portal (host[:port]) */
+	char *target;              /* iscsi: its target's IQN */
 } herd_reach_target;
 
 void herd_reach_target_free(herd_reach_target *t);
@@ -61,6 +65,10 @@ typedef struct herd_reach_host {
 	/* Is @name a Linux bridge on this host (-ENOENT: no such interface,
 	 * -ENOTDIR: an interface, not a bridge)? */
 	int (*bridge_exists)(gpointer user, const char *name);
+	/* List the iSCSI targets and LUNs at @portal (iscsi-ls -s, bounded in
+	 * time): 0 and its *@output; a positive exit status and its *@error
+	 * text; or -errno if it could not run.  Both strings g_free'd. */
+	int (*iscsi_list)(gpointer user, const char *portal, char **output, char **error);
 } herd_reach_host;
 
 /* Check one storage type: fill @out. */

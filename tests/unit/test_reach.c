@@ -24,6 +24,8 @@ typedef struct {
 	GHashTable *files;     /* path -> content */
 	GHashTable *bridges;   /* name -> -errno or 0 */
 	int usage_error;
+	int iscsi_status;      /* what iscsi-ls exits with (or -errno: it cannot run) */
+	const char *iscsi_out, *iscsi_err;
 } fake_host;
 
 static int fake_dir_exists(gpointer user, const char *path)
@@ -60,8 +62,17 @@ static int fake_bridge_exists(gpointer user, const char *name)
 	return g_hash_table_lookup_extended(h->bridges, name, NULL, &v) ? GPOINTER_TO_INT(v) : -ENOENT;
 }
 
+static int fake_iscsi_list(gpointer user, const char *portal, char **output, char **error)
+{
+	fake_host *h = user;
+	g_assert_cmpstr(portal, ==, "10.0.0.5:3260");
+	*output = g_strdup(h->iscsi_out ? h->iscsi_out : "");
+	*error = g_strdup(h->iscsi_err ? h->iscsi_err : "");
+	return h->iscsi_status;
+}
+
 static const herd_reach_host fake_ops = { fake_dir_exists, fake_read_file, fake_fs_usage,
-					  fake_bridge_exists };
+					  fake_bridge_exists, fake_iscsi_list };
 
 typedef struct {
 	fake_host h;
@@ -76,7 +87,8 @@ static void setup(fixture *x, gconstpointer data)
 	x->h.bridges = g_hash_table_new(g_str_hash, g_str_equal);
 	x->dir = (herd_reach_target){ .uuid = ST1, .name = "data1", .type = STORE_STORAGE_DIR, .path = "/srv/data1" };
 	x->net = (herd_reach_target){ .uuid = NET1, .name = "lan", .network = true, .bridge = "br0" };
-	x->iscsi = (herd_reach_target){ .uuid = ST2, .name = "san", .type = STORE_STORAGE_ISCSI };
+	x->iscsi = (herd_reach_target){ .uuid = ST2, .name = "san", .type = STORE_STORAGE_ISCSI,
+					.portal = "10.0.0.5:3260", .target = "iqn.2026-01.org.example:san" };
 }
 
 static void teardown(fixture *x, gconstpointer data)
@@ -153,13 +165,27 @@ static void test_bridge(fixture *x, gconstpointer data)
 	g_assert_false(x->r.has_usage);
 }
 
-static void test_unchecked_type(fixture *x, gconstpointer data)
+/* iSCSI: the portal answers and offers the target (iscsi-ls, faked). */
+static void test_iscsi(fixture *x, gconstpointer data)
 {
 	g_assert_true(herd_reach_type_checked(STORE_STORAGE_DIR));
-	g_assert_false(herd_reach_type_checked(STORE_STORAGE_ISCSI));
+	g_assert_true(herd_reach_type_checked(STORE_STORAGE_ISCSI));
+	x->h.iscsi_out = "Target:iqn.2026-01.org.example:san Portal:10.0.0.5:3260,1\n"
+			 "Lun:0    Type:STORAGE_ARRAY_CONTROLLER\nLun:1    Type:DIRECT_ACCESS (Size:1G)\n";
+	check(x, &x->iscsi);
+	g_assert_true(x->r.ok);
+	g_assert_false(x->r.has_usage);
+	x->h.iscsi_out = "Target:iqn.2026-01.org.example:other Portal:10.0.0.5:3260,1\n";
 	check(x, &x->iscsi);
 	g_assert_false(x->r.ok);
-	g_assert_true(g_str_has_prefix(x->r.problem, "not checked yet"));
+	g_assert_cmpstr(x->r.problem, ==, "portal 10.0.0.5:3260 does not offer target iqn.2026-01.org.example:san to this node");
+	x->h.iscsi_status = 10;
+	x->h.iscsi_err = "discoveryconnect_cb: connection failed : iscsi_service: socket error Connection refused(111).\n";
+	check(x, &x->iscsi);
+	g_assert_cmpstr(x->r.problem, ==, "portal 10.0.0.5:3260: Connection refused");
+	x->h.iscsi_status = -ENOENT;
+	check(x, &x->iscsi);
+	g_assert_cmpstr(x->r.problem, ==, "iscsi-ls cannot run: No such file or directory");
 }
 
 static void test_json(fixture *x, gconstpointer data)
@@ -244,16 +270,18 @@ static void test_needs(void)
 	g_assert_cmpuint(count, ==, 0);
 	store_vm none = { 0 };
 	g_assert_null(herd_needs_of(n, &none, &count));
-	/* A VM made by herd: its disks' storages (an iSCSI one is not
-	 * checked yet: no need), its CD-ROM's, its NICs' switches; each once. */
+	/* A VM made by herd: its disks' storages (dir and iSCSI), its
+	 * CD-ROM's, its NICs' switches; each once. */
 	const store_vm_disk disks[] = { { DISK1, "virtio" }, { DISK2, "virtio" } };
 	const store_vm_nic nics[] = { { NET1, "virtio", "52:54:00:00:00:01" } };
 	store_vm_hardware hw = { disks, 2, nics, 1, ISO1, NULL, "bios", "disk" };
 	store_vm made = { .hw = &hw };
 	g_autofree sched_need *hw_needs = herd_needs_of(n, &made, &count);
-	g_assert_cmpuint(count, ==, 2);
+	g_assert_cmpuint(count, ==, 3);
 	g_assert_cmpstr(hw_needs[0].id, ==, ST1);
-	g_assert_cmpstr(hw_needs[1].id, ==, NET1);
+	g_assert_cmpstr(hw_needs[1].id, ==, ST2);
+	g_assert_cmpstr(hw_needs[1].unreached, ==, "storage san is not reachable there");
+	g_assert_cmpstr(hw_needs[2].id, ==, NET1);
 	herd_needs_free(n);
 	store_state_free(st);
 	store_db_close(db);
@@ -264,7 +292,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/reach/dir", fixture, NULL, setup, test_dir, teardown);
 	g_test_add("/reach/bridge", fixture, NULL, setup, test_bridge, teardown);
-	g_test_add("/reach/unchecked-type", fixture, NULL, setup, test_unchecked_type, teardown);
+	g_test_add("/reach/iscsi", fixture, NULL, setup, test_iscsi, teardown);
 	g_test_add("/reach/json", fixture, NULL, setup, test_json, teardown);
 	g_test_add_func("/reach/needs", test_needs);
 	return g_test_run();
