@@ -115,7 +115,7 @@ def bad_input(tn, ha, store):
         (["disk", "resize", "d1", "--size", "1T0"], r"not a size"),
         (["disk", "resize", "d1"], r"give --size"),
         (["storage", "add", "s9", "--type", "dir", "--path", "/nonexistent/herd-test"],
-         r"/nonexistent/herd-test is not a directory on node n2"),
+         r"Directory /nonexistent/herd-test does not exist on node n2"),
         (["storage", "add", "s9", "--type", "dir", "--path", store],
          r"Storage store1 is at .* already"),
     ]:
