@@ -203,8 +203,7 @@ static gboolean on_check_done(gpointer data)
 		}
 		/* Only for what the store still has, as it has it. */
 		herd_reach_target *now = g_hash_table_lookup(rc->targets, c->target->uuid);
-		if (now && g_strcmp0(now->path, c->target->path) == 0 &&
-		    g_strcmp0(now->bridge, c->target->bridge) == 0 &&
+		if (now && herd_reach_target_same(now, c->target) &&
 		    g_strcmp0(rc->cluster_uuid, c->cluster_uuid) == 0) {
 			set_result(rc, c->target, &c->result);
 			publish(rc);
@@ -221,17 +220,6 @@ static gpointer check_thread(gpointer data)
 	herd_reach_check(c->target, c->cluster_uuid, &real_host, NULL, &c->result);
 	g_idle_add(on_check_done, c);
 	return NULL;
-}
-
-static herd_reach_target *target_copy(const herd_reach_target *t)
-{
-	herd_reach_target *c = g_new0(herd_reach_target, 1);
-	*c = *t;
-	c->uuid = g_strdup(t->uuid);
-	c->name = g_strdup(t->name);
-	c->path = g_strdup(t->path);
-	c->bridge = g_strdup(t->bridge);
-	return c;
 }
 
 /* Checks that have not returned in time: "not answering". */
@@ -279,7 +267,7 @@ static void round_run(herd_reach_checker *rc)
 	if (cluster) {
 		g_autoptr(GPtrArray) targets = herd_reach_targets(st);
 		for (guint i = 0; i < targets->len; i++) {
-			herd_reach_target *t = target_copy(targets->pdata[i]);
+			herd_reach_target *t = herd_reach_target_copy(targets->pdata[i]);
 			g_hash_table_insert(rc->targets, t->uuid, t);
 		}
 	}
@@ -303,7 +291,7 @@ static void round_run(herd_reach_checker *rc)
 			continue; /* still at it (maybe hung): not a second one */
 		check *c = g_new0(check, 1);
 		c->rc = rc;
-		c->target = target_copy(v);
+		c->target = herd_reach_target_copy(v);
 		c->cluster_uuid = g_strdup(rc->cluster_uuid);
 		c->started_ms = now_ms;
 		g_autoptr(GError) error = NULL;

@@ -20,6 +20,26 @@ void herd_reach_target_free(herd_reach_target *t)
 	g_free(t);
 }
 
+herd_reach_target *herd_reach_target_copy(const herd_reach_target *t)
+{
+	herd_reach_target *c = g_new0(herd_reach_target, 1);
+	*c = *t;
+	c->uuid = g_strdup(t->uuid);
+	c->name = g_strdup(t->name);
+	c->path = g_strdup(t->path);
+	c->bridge = g_strdup(t->bridge);
+	c->portal = g_strdup(t->portal);
+	c->target = g_strdup(t->target);
+	return c;
+}
+
+bool herd_reach_target_same(const herd_reach_target *a, const herd_reach_target *b)
+{
+	return strcmp(a->uuid, b->uuid) == 0 && a->network == b->network && a->type == b->type &&
+	       g_strcmp0(a->path, b->path) == 0 && g_strcmp0(a->bridge, b->bridge) == 0 &&
+	       g_strcmp0(a->portal, b->portal) == 0 && g_strcmp0(a->target, b->target) == 0;
+}
+
 void herd_reach_result_clear(herd_reach_result *r)
 {
 	g_free(r->problem);

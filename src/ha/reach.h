@@ -40,6 +40,10 @@ typedef struct herd_reach_target {
 } herd_reach_target;
 
 void herd_reach_target_free(herd_reach_target *t);
+/* A copy of @t of its own (for a check's thread). */
+herd_reach_target *herd_reach_target_copy(const herd_reach_target *t);
+/* Is @a checked as @b is (the same object, checked at the same place)? */
+bool herd_reach_target_same(const herd_reach_target *a, const herd_reach_target *b);
 
 /* Every storage and virtual switch of @st, by uuid (herd_reach_target*,
  * freed with the array). */
