@@ -62,15 +62,24 @@ static int host_fs_usage(gpointer user, const char *path, uint64_t *size, uint64
 	return 0;
 }
 
-static int host_bridge_exists(gpointer user, const char *name)
+static int host_bridge_exists(gpointer user, const char *name, bool *ovs)
 {
 	g_autofree char *dev = g_build_filename("/sys/class/net", name, NULL);
 	g_autofree char *bridge = g_build_filename(dev, "bridge", NULL);
+	g_autofree char *master = g_build_filename(dev, "master", NULL);
 	if (access(dev, F_OK) < 0)
 		return -errno;
-	if (access(bridge, F_OK) < 0)
-		return errno == ENOENT ? -ENOTDIR : -errno;
-	return 0;
+	*ovs = false;
+	if (access(bridge, F_OK) == 0)
+		return 0;
+	/* An Open vSwitch bridge's own port is enslaved to ovs-system. */
+	g_autofree char *up = g_file_read_link(master, NULL);
+	g_autofree char *up_name = up ? g_path_get_basename(up) : NULL;
+	if (g_strcmp0(up_name, "ovs-system") == 0) {
+		*ovs = true;
+		return 0;
+	}
+	return -ENOTDIR;
 }
 
 /* iscsi-ls gives up on a portal that does not answer after a while of its

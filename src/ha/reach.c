@@ -36,7 +36,7 @@ herd_reach_target *herd_reach_target_copy(const herd_reach_target *t)
 bool herd_reach_target_same(const herd_reach_target *a, const herd_reach_target *b)
 {
 	return strcmp(a->uuid, b->uuid) == 0 && a->network == b->network && a->type == b->type &&
-	       g_strcmp0(a->path, b->path) == 0 && g_strcmp0(a->bridge, b->bridge) == 0 &&
+	       g_strcmp0(a->path, b->path) == 0 && g_strcmp0(a->bridge, b->bridge) == 0 && a->vlan == b->vlan &&
 	       g_strcmp0(a->portal, b->portal) == 0 && g_strcmp0(a->target, b->target) == 0;
 }
 
@@ -76,6 +76,7 @@ GPtrArray *herd_reach_targets(store_state *st)
 		t->name = g_strdup(o->name);
 		t->network = true;
 		t->bridge = g_strdup(store_network_of(o)->bridge);
+		t->vlan = store_network_of(o)->vlan;
 		g_ptr_array_add(out, t);
 	}
 	g_ptr_array_sort(out, by_uuid);
@@ -178,8 +179,13 @@ bool herd_reach_type_checked(store_storage_type type)
 static void check_bridge(const herd_reach_target *t, const herd_reach_host *host, gpointer user,
 			 herd_reach_result *out)
 {
-	int r = host->bridge_exists(user, t->bridge);
-	if (r == 0)
+	bool ovs = false;
+	int r = host->bridge_exists(user, t->bridge, &ovs);
+	if (r == 0 && t->vlan && !ovs)
+		/* libvirt tags a port only on Open vSwitch (docs/vm-hardware.md). */
+		problem(out, "VLAN %u needs an Open vSwitch bridge, and %s is a Linux bridge", t->vlan,
+			t->bridge);
+	else if (r == 0)
 		out->ok = true;
 	else if (r == -ENOENT)
 		problem(out, "bridge %s does not exist on this node", t->bridge);

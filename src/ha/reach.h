@@ -35,6 +35,7 @@ typedef struct herd_reach_target {
 	store_storage_type type;   /* a storage's type */
 	char *path;                /* dir: its path */
 	char *bridge;              /* a virtual switch: its bridge */
+	unsigned vlan;             /* a virtual switch: its VLAN, or 0 */
 	char *portal;              /* iscsi: its portal (host[:port]) */
 	char *target;              /* iscsi: its target's IQN */
 } herd_reach_target;
@@ -66,9 +67,10 @@ typedef struct herd_reach_host {
 	int (*read_file)(gpointer user, const char *path, size_t max, char **content);
 	/* Size and free space of the filesystem of @path (statvfs). */
 	int (*fs_usage)(gpointer user, const char *path, uint64_t *size, uint64_t *free);
-	/* Is @name a Linux bridge on this host (-ENOENT: no such interface,
-	 * -ENOTDIR: an interface, not a bridge)? */
-	int (*bridge_exists)(gpointer user, const char *name);
+	/* Is @name a bridge on this host (-ENOENT: no such interface,
+	 * -ENOTDIR: an interface, not a bridge)?  *@ovs: an Open vSwitch
+	 * bridge (its port is enslaved to ovs-system), else a Linux bridge. */
+	int (*bridge_exists)(gpointer user, const char *name, bool *ovs);
 	/* List the iSCSI targets and LUNs at @portal (iscsi-ls -s, bounded in
 	 * time): 0 and its *@output; a positive exit status and its *@error
 	 * text; or -errno if it could not run.  Both strings g_free'd. */

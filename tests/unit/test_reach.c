@@ -55,11 +55,14 @@ static int fake_fs_usage(gpointer user, const char *path, uint64_t *size, uint64
 	return 0;
 }
 
-static int fake_bridge_exists(gpointer user, const char *name)
+/* h->bridges: name -> -errno, 0 (a Linux bridge) or 1 (an Open vSwitch one). */
+static int fake_bridge_exists(gpointer user, const char *name, bool *ovs)
 {
 	fake_host *h = user;
 	gpointer v;
-	return g_hash_table_lookup_extended(h->bridges, name, NULL, &v) ? GPOINTER_TO_INT(v) : -ENOENT;
+	int r = g_hash_table_lookup_extended(h->bridges, name, NULL, &v) ? GPOINTER_TO_INT(v) : -ENOENT;
+	*ovs = r == 1;
+	return r > 0 ? 0 : r;
 }
 
 static int fake_iscsi_list(gpointer user, const char *portal, char **output, char **error)
@@ -163,6 +166,14 @@ static void test_bridge(fixture *x, gconstpointer data)
 	check(x, &x->net);
 	g_assert_true(x->r.ok);
 	g_assert_false(x->r.has_usage);
+	/* A VLAN: only on Open vSwitch (libvirt tags no Linux bridge port). */
+	x->net.vlan = 10;
+	check(x, &x->net);
+	g_assert_false(x->r.ok);
+	g_assert_cmpstr(x->r.problem, ==, "VLAN 10 needs an Open vSwitch bridge, and br0 is a Linux bridge");
+	g_hash_table_insert(x->h.bridges, "br0", GINT_TO_POINTER(1));
+	check(x, &x->net);
+	g_assert_true(x->r.ok);
 }
 
 /* iSCSI: the portal answers and offers the target (iscsi-ls, faked). */
