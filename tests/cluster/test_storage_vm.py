@@ -6,9 +6,11 @@ Three test nodes, the test PDU as fence device.
 
  A. The cluster share is a directory under /tmp (every node sees it).  A
     bootable ISO of the test guest (testlib.make_boot_iso) is uploaded on
-    n3 (`herd iso upload`); `herd vm create cd1 --cdrom … --boot cdrom`,
-    preferred n1, started: it runs on n1 and the guest boots from the CD
-    (its serial console, logged on n1, prints "herd-guest boot" and counts).
+    n3 (`herd iso upload`).  `herd vm create cd1 --boot cdrom`, preferred
+    n1, runs there with an empty CD-ROM drive (nothing boots); `herd vm set
+    cd1 --cdrom …` puts the ISO in while it runs and `herd vm reset cd1`
+    resets it: the guest boots from the CD (its serial console, logged on
+    n1, prints "herd-guest boot" and counts).
  B. tgt (a userspace iSCSI target) runs in n3 with LUN 1 holding the test
     guest's image.  `herd storage add san --type iscsi` is reached by every
     node (each logs in with iscsi-ls); refusals: a disk with a size on iSCSI,
@@ -63,10 +65,16 @@ def iso_boot(tn, ha, tmp):
     expect("SHA-256" in out, f"herd iso upload printed no checksum: {out!r}")
     isos = {i["name"]: i for i in ha.json(1, "iso", "list")}
     expect("guest-boot.iso" in isos, f"n1 does not list the ISO uploaded on n3: {isos}")
-    ha.ok(1, "vm", "create", "cd1", "--memory", "32M", "--cdrom", "guest-boot.iso", "--boot", "cdrom",
-          "--preferred", "n1")
+    # A VM on n1 with an empty CD-ROM drive to boot from: nothing boots.
+    ha.ok(1, "vm", "create", "cd1", "--memory", "32M", "--boot", "cdrom", "--preferred", "n1")
     ha.ok(2, "vm", "start", "cd1")
     wait_until(lambda: runs_on(ha, "cd1") == "n1", 60, "cd1 to run on n1")
+    time.sleep(1)
+    check(serial_log(tn, 1, "cd1").boots() == 0, "cd1 booted with an empty CD-ROM drive")
+    # The ISO put into its drive while it runs (from n2), then a reset: the
+    # guest boots from it.
+    ha.ok(2, "vm", "set", "cd1", "--cdrom", "guest-boot.iso")
+    ha.ok(2, "vm", "reset", "cd1")
     counting(tn, 1, "cd1")
     say("  cd1 runs on n1 and its guest booted from the CD-ROM")
 
