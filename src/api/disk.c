@@ -62,6 +62,12 @@ static json_t *create_work(api_file_job *job, gpointer data, GError **error)
 	return json_pack("{s:I}", "used", (json_int_t)storage_file_used(w->path));
 }
 
+/* The file was made, but the wait ran out: nobody commits it. */
+static void create_undo(json_t *result, gpointer data)
+{
+	unlink(((file_work *)data)->path);
+}
+
 static json_t *resize_work(api_file_job *job, gpointer data, GError **error)
 {
 	file_work *w = data;
@@ -412,7 +418,7 @@ void api_disk_create(http_request *req, gpointer user_data)
 	w->format = format;
 	w->size = size;
 	http_request_suspend(req);
-	storage_job_after_reach(create_work, w, API_FILE_QEMU_IMG_MS, "Creating the disk's file",
+	storage_job_after_reach(create_work, create_undo, w, API_FILE_QEMU_IMG_MS, "Creating the disk's file",
 				on_created, c);
 }
 
@@ -440,6 +446,10 @@ static void on_resized(json_t *result, const GError *error, gpointer user)
 		http_respond_error(c->req, error);
 	} else if (!o) {
 		http_respond_errorf(c->req, HERD_ERR_CONFLICT, "Disk %s was deleted meanwhile.", c->name);
+	} else if (store_disk_of(o)->size >= c->size) {
+		/* Another resize grew it as far or further meanwhile: its size
+		 * stands (the store never records less than the file has). */
+		respond_disk(c, 200, NULL);
 	} else {
 		json_decref(c->cmd);
 		c->cmd = store_disk_cmd_resize(o, c->size);
@@ -501,7 +511,7 @@ void api_disk_resize(http_request *req, gpointer user_data)
 	w->format = d->format;
 	w->size = size;
 	http_request_suspend(req);
-	storage_job_after_reach(resize_work, w, API_FILE_QEMU_IMG_MS, "Growing the disk's file",
+	storage_job_after_reach(resize_work, NULL, w, API_FILE_QEMU_IMG_MS, "Growing the disk's file",
 				on_resized, c);
 }
 

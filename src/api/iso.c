@@ -125,10 +125,23 @@ static json_t *open_work(api_file_job *job, gpointer data, GError **error)
 	return json_pack("{s:i,s:s}", "fd", fd, "temp", temp);
 }
 
+/* The temporary file was made and opened, but the wait ran out. */
+static void open_undo(json_t *result, gpointer data)
+{
+	close((int)json_integer_value(json_object_get(result, "fd")));
+	unlink(json_string_value(json_object_get(result, "temp")));
+}
+
 /* The stream's thread from here to upload_finish(). */
 static bool upload_write(gpointer user, const void *data, size_t len, GError **error)
 {
 	upload *u = user;
+	/* Never more than the Content-Length that was admitted. */
+	if (len > u->length - u->written) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The upload sends more than the %" G_GUINT64_FORMAT " bytes it announced.", u->length);
+		return false;
+	}
 	g_checksum_update(u->sha256, data, (gssize)len);
 	const char *p = data;
 	while (len > 0) {
@@ -270,6 +283,7 @@ void api_iso_upload(http_request *req, gpointer user_data)
 	g_autofree char *file = store_iso_file_for(name);
 	u->final_path = store_file_path(api_state(a), share->uuid, file);
 	http_request_suspend(req);
-	api_file_job_run(open_work, storage_file_work_new(a, share, u->final_path), storage_file_work_free,
-			 API_FILE_LOOK_MS, a->node->name, "Opening a file on the cluster share", on_opened, u);
+	api_file_job_run_undo(open_work, open_undo, storage_file_work_new(a, share, u->final_path),
+			      storage_file_work_free, API_FILE_LOOK_MS, a->node->name,
+			      "Opening a file on the cluster share", on_opened, u);
 }

@@ -184,7 +184,7 @@ static gboolean on_timeout(gpointer data)
 	p->timeout = 0;
 	if (!p->answered) {
 		g_autoptr(GError) e = g_error_new(HERD_ERROR, HERD_ERR_TIMEOUT,
-						  "Directory %s is not answering on node %s (no answer in %d s: a hung mount?); nothing was changed.",
+						  "Directory %s is not answering on node %s (no answer in %d s: a hung mount?); the storage was not added (a marker written there later is taken over by the next add).",
 						  p->path, p->node, STORAGE_DIR_ANSWER_MS / 1000);
 		p->answered = true;
 		p->done(e, p->user);

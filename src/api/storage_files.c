@@ -17,8 +17,11 @@
 
 struct api_file_job {
 	gint refs;                 /* the thread's and the main loop's */
-	gint abandoned;            /* the main loop stopped waiting */
+	gint abandoned;            /* 0 while both wait; 1: the main loop stopped
+				    * waiting (timeout); 2: the thread's outcome
+				    * is taken (the timeout no longer counts) */
 	api_file_work_fn work;
+	api_file_undo_fn undo;
 	gpointer data;
 	GDestroyNotify free_data;
 	GMainContext *context;
@@ -61,11 +64,12 @@ static void stop_waiting(api_file_job *job)
 	job_unref(job);
 }
 
-/* On the main loop: the thread is done; answer unless the wait ran out. */
+/* On the main loop: the thread is done; answer if it took its outcome
+ * before the wait ran out (job_thread). */
 static gboolean on_job_done(gpointer data)
 {
 	api_file_job *job = data;
-	if (g_atomic_int_compare_and_exchange(&job->abandoned, 0, 1)) {
+	if (g_atomic_int_get(&job->abandoned) == 2) {
 		job->done(job->result, job->error, job->user);
 		stop_waiting(job);
 	}
@@ -93,6 +97,9 @@ static gpointer job_thread(gpointer data)
 	job->result = job->work(job, job->data, &job->error);
 	if (!job->result && !job->error)
 		job->error = g_error_new(HERD_ERROR, HERD_ERR_INTERNAL, "%s failed.", job->what);
+	/* Taken now, or never: what it made goes again, here. */
+	if (!g_atomic_int_compare_and_exchange(&job->abandoned, 0, 2) && job->undo && job->result)
+		job->undo(job->result, job->data);
 	GSource *s = g_idle_source_new();
 	g_source_set_callback(s, on_job_done, job, NULL);
 	g_source_attach(s, job->context);
@@ -104,9 +111,17 @@ void api_file_job_run(api_file_work_fn work, gpointer data, GDestroyNotify free_
 		      guint timeout_ms, const char *node, const char *what, api_file_done_fn done,
 		      gpointer user)
 {
+	api_file_job_run_undo(work, NULL, data, free_data, timeout_ms, node, what, done, user);
+}
+
+void api_file_job_run_undo(api_file_work_fn work, api_file_undo_fn undo, gpointer data,
+			   GDestroyNotify free_data, guint timeout_ms, const char *node, const char *what,
+			   api_file_done_fn done, gpointer user)
+{
 	api_file_job *job = g_new0(api_file_job, 1);
 	job->refs = 2;
 	job->work = work;
+	job->undo = undo;
 	job->data = data;
 	job->free_data = free_data;
 	job->context = g_main_context_ref_thread_default();
@@ -243,6 +258,7 @@ json_t *storage_remove_work(api_file_job *job, gpointer data, GError **error)
 
 typedef struct {
 	api_file_work_fn work;
+	api_file_undo_fn undo;
 	storage_file_work *w;
 	guint timeout_ms;
 	char *what;
@@ -257,18 +273,19 @@ static void on_reached(json_t *result, const GError *error, gpointer p)
 		t->done(NULL, error, t->user);
 		storage_file_work_free(t->w);
 	} else {
-		api_file_job_run(t->work, t->w, storage_file_work_free, t->timeout_ms, t->w->node, t->what,
-				 t->done, t->user);
+		api_file_job_run_undo(t->work, t->undo, t->w, storage_file_work_free, t->timeout_ms,
+				      t->w->node, t->what, t->done, t->user);
 	}
 	g_free(t->what);
 	g_free(t);
 }
 
-void storage_job_after_reach(api_file_work_fn work, storage_file_work *w, guint timeout_ms,
-			     const char *what, api_file_done_fn done, gpointer user)
+void storage_job_after_reach(api_file_work_fn work, api_file_undo_fn undo, storage_file_work *w,
+			     guint timeout_ms, const char *what, api_file_done_fn done, gpointer user)
 {
 	after_reach *t = g_new0(after_reach, 1);
 	t->work = work;
+	t->undo = undo;
 	t->w = w;
 	t->timeout_ms = timeout_ms;
 	t->what = g_strdup(what);
@@ -300,9 +317,15 @@ void storage_remove_orphan(api_ctx *a, store_object *storage, const char *path)
 void api_file_commit_failed(http_request *req, api_ctx *a, const GError *error, store_kind kind,
 			    const char *name, store_object *storage, const char *path)
 {
-	if (g_error_matches(error, HERD_ERROR, HERD_ERR_IO)) {
+	/* Only apply's refusals say for sure that the object is not stored;
+	 * after a lost quorum, a membership change or a failed write it may
+	 * be, and then its file must stay. */
+	bool refused = error->domain == HERD_ERROR &&
+		       (error->code == HERD_ERR_INVALID || error->code == HERD_ERR_CONFLICT ||
+			error->code == HERD_ERR_NOT_FOUND);
+	if (!refused) {
 		g_autofree char *command = g_ascii_strdown(store_kind_label(kind), -1);
-		http_respond_errorf(req, HERD_ERR_IO,
+		http_respond_errorf(req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
 				    "%s The file %s stays: check with 'herd %s list' on another node, and remove it if %s %s is not there.",
 				    error->message, path, command, store_kind_label(kind), name);
 		return;

@@ -24,6 +24,10 @@ typedef struct api_file_job api_file_job;
 typedef json_t *(*api_file_work_fn)(api_file_job *job, gpointer data, GError **error);
 /* Its outcome, on the main loop: @result, or @error (a timeout too). */
 typedef void (*api_file_done_fn)(json_t *result, const GError *error, gpointer user);
+/* Undo what @work made when nobody waits for its @result any more (the
+ * wait ran out first): on the job's thread, so a hung mount blocks it, not
+ * the main loop. */
+typedef void (*api_file_undo_fn)(json_t *result, gpointer data);
 
 /*
  * Run @work(@data) on a thread of its own and @done(@user) on the caller's
@@ -34,6 +38,11 @@ typedef void (*api_file_done_fn)(json_t *result, const GError *error, gpointer u
 void api_file_job_run(api_file_work_fn work, gpointer data, GDestroyNotify free_data,
 		      guint timeout_ms, const char *node, const char *what, api_file_done_fn done,
 		      gpointer user);
+/* The same, for work that makes something (a file, an open fd): @undo
+ * takes it back if the wait ran out before its result was taken. */
+void api_file_job_run_undo(api_file_work_fn work, api_file_undo_fn undo, gpointer data,
+			   GDestroyNotify free_data, guint timeout_ms, const char *node, const char *what,
+			   api_file_done_fn done, gpointer user);
 /* Has the main loop stopped waiting for @job?  (Its thread asks before
  * it keeps a file it made.) */
 bool api_file_job_abandoned(api_file_job *job);
@@ -87,10 +96,11 @@ json_t *storage_remove_work(api_file_job *job, gpointer w, GError **error);
  * Run @work(@w) (a job that may take long: qemu-img, up to @timeout_ms)
  * once a quick job has found that this node reaches w->storage (in
  * API_FILE_LOOK_MS: a hung mount is told in seconds, not after
- * @timeout_ms).  @done as for api_file_job_run(); @w is taken.
+ * @timeout_ms).  @undo (may be NULL) and @done as for
+ * api_file_job_run_undo(); @w is taken.
  */
-void storage_job_after_reach(api_file_work_fn work, storage_file_work *w, guint timeout_ms,
-			     const char *what, api_file_done_fn done, gpointer user);
+void storage_job_after_reach(api_file_work_fn work, api_file_undo_fn undo, storage_file_work *w,
+			     guint timeout_ms, const char *what, api_file_done_fn done, gpointer user);
 
 /* Remove a file that no committed object names (a failure is logged). */
 void storage_remove_orphan(api_ctx *a, store_object *storage, const char *path);

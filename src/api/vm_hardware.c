@@ -146,7 +146,7 @@ static json_t *nic_entry(store_state *st, json_t *e, const store_object *self, j
 	bool twice = false;
 	json_array_foreach(so_far, i, other)
 		twice |= g_strcmp0(json_string_value(json_object_get(other, "mac")), mac) == 0;
-	if (!mac || twice || herd_hw_mac_user(st, mac, self ? self->uuid : NULL)) {
+	if (!mac || twice || store_refs_mac_user(st, mac, self ? self->uuid : NULL)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "MAC address %s is in use already.",
 			    mac ? mac : "?");
 		return NULL;
@@ -290,6 +290,10 @@ static bool sizes_parse(json_t *body, uint64_t *memory_mib, unsigned *vcpus, GEr
 		uint64_t bytes = 0;
 		if (json_is_integer(m) && json_integer_value(m) > 0) {
 			bytes = (uint64_t)json_integer_value(m);
+			if (bytes > ((uint64_t)HERD_HW_MEMORY_MAX_MIB << 20)) {
+				g_autofree char *max = herd_size_format((uint64_t)HERD_HW_MEMORY_MAX_MIB << 20);
+				return invalid(error, "Memory may be at most %s.", max);
+			}
 		} else if (!json_is_string(m) ||
 			   !herd_size_parse(json_string_value(m), HERD_HW_MEMORY_MAX_MIB << 20, "memory", &bytes,
 					    error)) {

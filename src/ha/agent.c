@@ -177,6 +177,17 @@ static void on_request_done(const GError *error, gpointer user)
 	done(error, done_user);
 }
 
+/* It no longer runs here with the configuration it was started with (it
+ * stopped, or went to another node): its next run here takes the one of
+ * then. */
+static void forget_started(vm_track *t)
+{
+	g_clear_pointer(&t->started, store_object_unref);
+	t->cdrom_live = false;
+	t->pending = 0;
+	t->pending_version = 0;
+}
+
 static void on_op_done(const GError *error, gpointer user)
 {
 	op_ctx *o = user;
@@ -221,6 +232,7 @@ static void on_op_done(const GError *error, gpointer user)
 	} else if (!error && strcmp(o->what, "migrate") == 0) {
 		log_info("VM %s was migrated to node %s", o->name, o->to);
 		g_strlcpy(t->handed_to, o->to, sizeof(t->handed_to));
+		forget_started(t);
 		set_error(a, o->uuid, NULL);
 		a->io.changed(a->user);
 	} else if (error) {
@@ -230,6 +242,9 @@ static void on_op_done(const GError *error, gpointer user)
 		a->io.wakeup(a->user, RETRY_FIRST_MS);
 	} else {
 		set_error(a, o->uuid, NULL);
+		/* Stopped while its op ran (the fact came while busy). */
+		if (strcmp(o->what, "shutdown") == 0 || strcmp(o->what, "destroy") == 0)
+			forget_started(t);
 	}
 	g_hash_table_remove(a->ops, o); /* frees o */
 	/* The state may be ready for the next step (e.g. stopped: gone). */
@@ -545,12 +560,8 @@ void herd_agent_fact(herd_agent *a, const herd_vm_fact *fact, int64_t now_ms)
 	if (fact->state == HERD_VM_STOPPED || fact->state == HERD_VM_CRASHED) {
 		/* Its next start takes the configuration as it is then. */
 		vm_track *t = g_hash_table_lookup(a->track, fact->uuid);
-		if (t && t->started && !t->busy) {
-			g_clear_pointer(&t->started, store_object_unref);
-			t->cdrom_live = false;
-			t->pending = 0;
-			t->pending_version = 0;
-		}
+		if (t && !t->busy)
+			forget_started(t);
 	}
 	if (fact->state == HERD_VM_RUNNING) {
 		vm_track *t = g_hash_table_lookup(a->track, fact->uuid);

@@ -24,9 +24,14 @@ herd_needs *herd_needs_new(store_state *st)
 		if (store_storage_of(storages->pdata[i])->type == STORE_STORAGE_DIR)
 			g_ptr_array_add(n->dirs, storages->pdata[i]);
 	g_autoptr(GPtrArray) networks = store_state_list(st, STORE_KIND_NETWORK);
-	for (guint i = 0; i < networks->len; i++)
-		g_hash_table_insert(n->by_bridge, (gpointer)store_network_of(networks->pdata[i])->bridge,
-				    networks->pdata[i]);
+	/* An operator's XML names a bridge, not a VLAN: the untagged switch on
+	 * it, if there is one, stands for the bridge. */
+	for (guint i = 0; i < networks->len; i++) {
+		const store_network *net = store_network_of(networks->pdata[i]);
+		store_object *had = g_hash_table_lookup(n->by_bridge, net->bridge);
+		if (!had || (store_network_of(had)->vlan && !net->vlan))
+			g_hash_table_insert(n->by_bridge, (gpointer)net->bridge, networks->pdata[i]);
+	}
 	return n;
 }
 

@@ -28,6 +28,24 @@ store_object *store_refs_disk_user(store_state *st, const char *disk, const char
 	return NULL;
 }
 
+store_object *store_refs_mac_user(store_state *st, const char *mac, const char *self)
+{
+	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+	for (guint i = 0; i < vms->len; i++) {
+		store_object *o = vms->pdata[i];
+		const store_vm *vm = store_vm_of(o);
+		if (self && strcmp(o->uuid, self) == 0)
+			continue;
+		for (size_t j = 0; vm->hw && j < vm->hw->n_nics; j++)
+			if (g_ascii_strcasecmp(vm->hw->nics[j].mac, mac) == 0)
+				return o;
+		/* An operator's XML may name it too. */
+		if (!vm->hw && vm->xml && strcasestr(vm->xml, mac))
+			return o;
+	}
+	return NULL;
+}
+
 static bool check_vm(store_state *st, const store_object *o, GError **error)
 {
 	const store_vm_hardware *hw = store_vm_of(o)->hw;
@@ -49,9 +67,21 @@ static bool check_vm(store_state *st, const store_object *o, GError **error)
 			return false;
 		}
 	}
-	for (size_t i = 0; i < hw->n_nics; i++)
+	for (size_t i = 0; i < hw->n_nics; i++) {
 		if (!store_state_get(st, STORE_KIND_NETWORK, hw->nics[i].network))
 			return missing(error, "virtual switch", hw->nics[i].network);
+		/* One MAC on one NIC of the cluster, also between two changes
+		 * that each node's API let through at the same time. */
+		store_object *other = store_refs_mac_user(st, hw->nics[i].mac, o->uuid);
+		for (size_t j = 0; !other && j < i; j++)
+			if (g_ascii_strcasecmp(hw->nics[j].mac, hw->nics[i].mac) == 0)
+				other = (store_object *)o;
+		if (other) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "MAC address %s is in use already (VM %s).",
+				    hw->nics[i].mac, other->name);
+			return false;
+		}
+	}
 	if (hw->cdrom && !store_state_get(st, STORE_KIND_ISO, hw->cdrom))
 		return missing(error, "ISO", hw->cdrom);
 	if (hw->floppy && !store_state_get(st, STORE_KIND_ISO, hw->floppy))

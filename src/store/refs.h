@@ -23,3 +23,6 @@ store_object *store_refs_user(store_state *st, const store_object *o);
 /* The VM other than the one with UUID @self (NULL: any) whose hardware has
  * disk @disk (a UUID), or NULL. */
 store_object *store_refs_disk_user(store_state *st, const char *disk, const char *self);
+/* The VM other than @self that has a NIC with MAC @mac (in its hardware,
+ * or named in its XML), or NULL. */
+store_object *store_refs_mac_user(store_state *st, const char *mac, const char *self);

@@ -1,5 +1,7 @@
 #include "virt/hardware.h"
 
+#include "store/refs.h"
+
 #include "common/error.h"
 #include "store/disk.h"
 #include "store/network.h"
@@ -366,24 +368,6 @@ char *herd_hw_cdrom_change_xml(store_state *st, const store_vm *started, const c
 
 /* ------------------------------------------------------------------ */
 
-store_object *herd_hw_mac_user(store_state *st, const char *mac, const char *self)
-{
-	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
-	for (guint i = 0; i < vms->len; i++) {
-		store_object *o = vms->pdata[i];
-		const store_vm *vm = store_vm_of(o);
-		if (self && strcmp(o->uuid, self) == 0)
-			continue;
-		for (size_t j = 0; vm->hw && j < vm->hw->n_nics; j++)
-			if (g_ascii_strcasecmp(vm->hw->nics[j].mac, mac) == 0)
-				return o;
-		/* An operator's XML may name it too. */
-		if (!vm->hw && vm->xml && strcasestr(vm->xml, mac))
-			return o;
-	}
-	return NULL;
-}
-
 char *herd_hw_mac_new(store_state *st, guint32 (*random)(void))
 {
 	/* 2^24 addresses: a handful of tries finds a free one in any cluster
@@ -391,7 +375,7 @@ char *herd_hw_mac_new(store_state *st, guint32 (*random)(void))
 	for (int tries = 0; tries < 1000; tries++) {
 		guint32 r = random();
 		char *mac = g_strdup_printf("52:54:00:%02x:%02x:%02x", (r >> 16) & 0xff, (r >> 8) & 0xff, r & 0xff);
-		if (!herd_hw_mac_user(st, mac, NULL))
+		if (!store_refs_mac_user(st, mac, NULL))
 			return mac;
 		g_free(mac);
 	}

@@ -100,10 +100,6 @@ char *herd_hw_cdrom_xml(const herd_hw_domain *d);
 char *herd_hw_cdrom_change_xml(store_state *st, const store_vm *started, const char *name,
 			       const char *uuid, const char *iso, GError **error);
 
-/* The VM other than the one with UUID @self (NULL: any) that has a NIC
- * with @mac (in its hardware, or named in its XML), or NULL. */
-store_object *herd_hw_mac_user(store_state *st, const char *mac, const char *self);
-
 /* A new locally administered MAC address in QEMU's range, 52:54:00:xx:xx:xx,
  * that no NIC in @st has; @random gives 32 random bits (g_random_int). */
 char *herd_hw_mac_new(store_state *st, guint32 (*random)(void));

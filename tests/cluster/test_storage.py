@@ -222,7 +222,7 @@ def lost_on_n3(tn, ha, tmp, uuid):
     tn.exec(3, "mkfifo", os.path.join(hung, MARKER), check=True)
     try:
         ha.refused(3, ["storage", "add", "hung", "--type", "dir", "--path", hung],
-                   rf"Directory {re.escape(hung)} is not answering on node n3 .*nothing was changed",
+                   rf"Directory {re.escape(hung)} is not answering on node n3 .*the storage was not added",
                    what="a directory that hangs")
     finally:
         tn.exec(3, "sh", "-c", f"echo > {os.path.join(hung, MARKER)}", timeout=10)

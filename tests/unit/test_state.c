@@ -1425,10 +1425,10 @@ static void test_encode(void)
 #define DK2 "d2222222-2222-4222-8222-222222222222"
 #define IS1 "e1111111-1111-4111-8111-111111111111"
 #define NW1 "f1111111-1111-4111-8111-111111111111"
-#define HW_VM(uuid, name, disk) \
+#define HW_VM(uuid, name, disk, mac) \
 	"{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" uuid "\",\"name\":\"" name "\",\"data\":{\"xml\":\"<domain/>\"," \
 	"\"hw\":{\"disks\":[{\"disk\":\"" disk "\"}],\"cdrom\":\"" IS1 "\"," \
-	"\"nics\":[{\"network\":\"" NW1 "\",\"mac\":\"52:54:00:00:00:01\"}]}}}"
+	"\"nics\":[{\"network\":\"" NW1 "\",\"mac\":\"52:54:00:00:00:" mac "\"}]}}}"
 
 static void test_storage_refs(void)
 {
@@ -1461,17 +1461,20 @@ static void test_storage_refs(void)
 	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK2 "\",\"name\":\"d2\","
 			   "\"data\":{\"storage\":\"" ST2 "\",\"format\":\"raw\",\"size\":1048576,\"lun\":1}}"));
 	/* A VM's hardware names what exists. */
-	fails(&f, HERD_ERR_NOT_FOUND, "virtual switch " NW1 " does not exist", HW_VM(VM1, "web1", DK1));
+	fails(&f, HERD_ERR_NOT_FOUND, "virtual switch " NW1 " does not exist", HW_VM(VM1, "web1", DK1, "01"));
 	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"network\",\"uuid\":\"" NW1 "\",\"name\":\"lan\","
 			   "\"data\":{\"bridge\":\"br0\",\"vlan\":10}}"));
-	fails(&f, HERD_ERR_NOT_FOUND, "ISO " IS1 " does not exist", HW_VM(VM1, "web1", DK1));
+	fails(&f, HERD_ERR_NOT_FOUND, "ISO " IS1 " does not exist", HW_VM(VM1, "web1", DK1, "01"));
 	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"iso\",\"uuid\":\"" IS1 "\",\"name\":\"boot.iso\","
 			   "\"data\":{\"storage\":\"" ST1 "\",\"file\":\"isos/boot.iso\",\"size\":2048,"
 			   "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}}"));
-	json_decref(ok(&f, HW_VM(VM1, "web1", DK1)));
+	json_decref(ok(&f, HW_VM(VM1, "web1", DK1, "01")));
 	/* One VM per disk. */
-	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is VM web1's already", HW_VM(VM2, "web2", DK1));
-	json_decref(ok(&f, HW_VM(VM2, "web2", DK2)));
+	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is VM web1's already", HW_VM(VM2, "web2", DK1, "02"));
+	/* One NIC per MAC address. */
+	fails(&f, HERD_ERR_CONFLICT, "MAC address 52:54:00:00:00:01 is in use already (VM web1)",
+	      HW_VM(VM2, "web2", DK2, "01"));
+	json_decref(ok(&f, HW_VM(VM2, "web2", DK2, "02")));
 	/* Nothing in use goes. */
 	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is in use by VM web1",
 	      "{\"op\":\"delete\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\"}");
