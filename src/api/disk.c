@@ -165,11 +165,21 @@ static void respond_disks(http_request *req, api_ctx *a, GPtrArray *disks, bool 
 	c->disks = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
 	file_work *w = file_work_new(a, NULL, NULL);
 	w->paths = g_ptr_array_new_with_free_func(g_free);
+	/* Only on storages this node's checker reaches: a file on a hung
+	 * mount would keep a thread for every list (daemon/reach_check.h). */
+	g_autoptr(GHashTable) reached = g_hash_table_new(g_str_hash, g_str_equal);
 	for (guint i = 0; i < disks->len; i++) {
 		store_object *o = disks->pdata[i];
+		const char *storage = store_disk_of(o)->storage;
 		g_ptr_array_add(c->disks, store_object_ref(o));
-		g_ptr_array_add(w->paths, store_file_path(api_state(a), store_disk_of(o)->storage,
-							  store_disk_of(o)->file));
+		if (!g_hash_table_contains(reached, storage)) {
+			g_autoptr(json_t) r = herd_ha_reach(a->ha, storage);
+			bool ok = json_is_true(json_object_get(json_object_get(r, a->node->name), "ok"));
+			g_hash_table_insert(reached, (gpointer)storage, GINT_TO_POINTER(ok));
+		}
+		g_ptr_array_add(w->paths, GPOINTER_TO_INT(g_hash_table_lookup(reached, storage)) ?
+						  store_file_path(api_state(a), storage, store_disk_of(o)->file) :
+						  NULL);
 	}
 	http_request_suspend(req);
 	api_file_job_run(used_work, w, file_work_free, API_FILE_LOOK_MS, a->node->name,
