@@ -61,12 +61,12 @@ static json_t *hw_of(json_t *vm)
 static void test_create(fixture *f, gconstpointer data)
 {
 	objects(f);
-	g_autoptr(test_answer) made = test_request(
-		f->n[1], "POST", "/api/v1/vms",
+	g_autoptr(json_t) body =
 		json_pack("{s:s,s:s,s:i,s:{s:[{s:s},s],s:[s,{s:s,s:s,s:s}],s:s,s:s,s:s},s:b}", "name", "web1",
 			  "memory", "1G", "vcpus", 2, "hardware", "disks", "disk", "d1", "d2", "nics", "lan",
 			  "network", "dmz", "model", "e1000", "mac", "52:54:00:AB:00:01", "cdrom", "cd1",
-			  "firmware", "uefi", "boot", "cdrom,disk", "ha", 0));
+			  "firmware", "uefi", "boot", "cdrom,disk", "ha", 0);
+	g_autoptr(test_answer) made = test_request(f->n[1], "POST", "/api/v1/vms", body);
 	json_t *vm = test_expect(made, 201);
 	g_assert_cmpint(json_integer_value(json_object_get(vm, "memory_mib")), ==, 1024);
 	g_assert_cmpint(json_integer_value(json_object_get(vm, "vcpus")), ==, 2);
