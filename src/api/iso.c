@@ -30,8 +30,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static json_t *iso_json(store_state *st, store_object *o)
+static json_t *iso_json(api_ctx *a, store_object *o)
 {
+	store_state *st = api_state(a);
 	const store_iso *i = store_iso_of(o);
 	store_object *vm = store_refs_user(st, o);
 	g_autofree char *path = store_file_path(st, i->storage, i->file);
@@ -42,14 +43,7 @@ static json_t *iso_json(store_state *st, store_object *o)
 
 void api_isos_list(http_request *req, gpointer user_data)
 {
-	api_ctx *a = user_data;
-	if (!api_require_store(req, a))
-		return;
-	g_autoptr(GPtrArray) isos = store_state_list(api_state(a), STORE_KIND_ISO);
-	json_t *list = json_array();
-	for (guint i = 0; i < isos->len; i++)
-		json_array_append_new(list, iso_json(api_state(a), isos->pdata[i]));
-	http_respond_json(req, 200, list);
+	api_respond_list(req, user_data, STORE_KIND_ISO, iso_json);
 }
 
 void api_iso_delete(http_request *req, gpointer user_data)
@@ -200,7 +194,7 @@ static void on_iso_committed(json_t *result, const GError *error, gpointer user)
 		api_file_commit_failed(u->req, u->a, error, STORE_KIND_ISO, u->name, u->share, u->final_path);
 	} else {
 		store_object *o = store_state_get_by_name(api_state(u->a), STORE_KIND_ISO, u->name);
-		http_respond_json(u->req, 201, o ? iso_json(api_state(u->a), o) : json_incref(result));
+		http_respond_json(u->req, 201, o ? iso_json(u->a, o) : json_incref(result));
 	}
 	upload_free(u);
 }

@@ -32,7 +32,7 @@ static json_t *network_users(store_state *st, const store_object *net)
 	return users;
 }
 
-static json_t *network_json(api_ctx *a, const store_object *net)
+static json_t *network_json(api_ctx *a, store_object *net)
 {
 	store_state *st = api_state(a);
 	const store_network *n = store_network_of(net);
@@ -46,15 +46,7 @@ static json_t *network_json(api_ctx *a, const store_object *net)
 
 void api_networks_list(http_request *req, gpointer user_data)
 {
-	api_ctx *a = user_data;
-	if (!api_require_store(req, a))
-		return;
-	store_state *st = api_state(a);
-	g_autoptr(GPtrArray) nets = store_state_list(st, STORE_KIND_NETWORK);
-	json_t *list = json_array();
-	for (guint i = 0; i < nets->len; i++)
-		json_array_append_new(list, network_json(a, nets->pdata[i]));
-	http_respond_json(req, 200, list);
+	api_respond_list(req, user_data, STORE_KIND_NETWORK, network_json);
 }
 
 void api_network_get(http_request *req, gpointer user_data)
