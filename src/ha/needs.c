@@ -81,6 +81,35 @@ static const store_object *dir_of(herd_needs *n, const char *file)
 	return NULL;
 }
 
+/* An eSAN disk's need: a node with an up-to-date replica of it (store:
+ * the replica states).  @only gets those nodes' names (interned). */
+static void add_esan(herd_needs *n, GArray *out, GPtrArray *only, const store_object *disk)
+{
+	const store_disk *d = store_disk_of(disk);
+	const char *names[3] = { NULL, NULL, NULL };
+	size_t k = 0;
+	GString *states = g_string_new(NULL);
+	for (unsigned i = 0; i < 2; i++) {
+		store_object *node = store_state_get(n->st, STORE_KIND_NODE, d->replicas[i].node);
+		const char *name = node ? node->name : d->replicas[i].node;
+		if (d->replicas[i].state == STORE_REPLICA_UPTODATE)
+			names[k++] = g_intern_string(name);
+		g_string_append_printf(states, "%s%s %s", i ? ", " : "", name,
+				       store_replica_state_name(d->replicas[i].state));
+	}
+	g_autofree char *states_text = g_string_free(states, FALSE);
+	g_autofree char *why =
+		k == 2 ? g_strdup_printf("eSAN disk %s has its replicas on %s and %s only", disk->name,
+					 names[0], names[1]) :
+		k == 1 ? g_strdup_printf("eSAN disk %s is up to date only on %s (%s)", disk->name, names[0],
+					 states_text) :
+			 g_strdup_printf("eSAN disk %s has no up-to-date replica (%s; 'herd disk promote %s "
+					 "--force' accepts one as it is)", disk->name, states_text, disk->name);
+	sched_need need = { g_intern_string(disk->uuid), g_intern_string(why), NULL };
+	g_array_append_val(out, need);
+	g_ptr_array_add(only, g_memdup2(names, sizeof(names)));
+}
+
 sched_need *herd_needs_of(herd_needs *n, const store_vm *vm, size_t *count)
 {
 	*count = 0;
@@ -89,10 +118,20 @@ sched_need *herd_needs_of(herd_needs *n, const store_vm *vm, size_t *count)
 	if (!hw && !xml_uses)
 		return NULL;
 	GArray *out = g_array_new(FALSE, FALSE, sizeof(sched_need));
+	/* Per need, NULL or its nodes (a 3-entry array): copied below into the
+	 * block the caller frees, after the needs. */
+	g_autoptr(GPtrArray) only = g_ptr_array_new_with_free_func(g_free);
 	if (hw) {
 		for (size_t i = 0; i < hw->n_disks; i++) {
 			store_object *d = store_state_get(n->st, STORE_KIND_DISK, hw->disks[i].disk);
+			if (d && store_disk_of(d)->esan) {
+				add_esan(n, out, only, d);
+				continue;
+			}
+			guint before = out->len;
 			add_storage(n, out, d ? store_disk_of(d)->storage : NULL);
+			if (out->len > before)
+				g_ptr_array_add(only, NULL);
 		}
 		const char *isos[] = { hw->cdrom, hw->floppy };
 		for (size_t i = 0; i < G_N_ELEMENTS(isos); i++) {
@@ -108,5 +147,24 @@ sched_need *herd_needs_of(herd_needs *n, const store_vm *vm, size_t *count)
 			add(out, g_hash_table_lookup(n->by_bridge, vm->xml_bridges[i]));
 	}
 	*count = out->len;
-	return (sched_need *)g_array_free(out, out->len == 0);
+	if (!out->len) {
+		g_array_free(out, TRUE);
+		return NULL;
+	}
+	/* One block: the needs, then the node lists of the eSAN ones. */
+	size_t lists = 0;
+	for (guint i = 0; i < only->len; i++)
+		lists += only->pdata[i] != NULL;
+	size_t head = out->len * sizeof(sched_need);
+	sched_need *block = g_malloc(head + lists * 3 * sizeof(const char *));
+	memcpy(block, out->data, head);
+	const char **next = (const char **)((char *)block + head);
+	for (guint i = 0; i < only->len; i++)
+		if (only->pdata[i]) {
+			memcpy(next, only->pdata[i], 3 * sizeof(const char *));
+			block[i].only = next;
+			next += 3;
+		}
+	g_array_free(out, TRUE);
+	return block;
 }

@@ -152,11 +152,20 @@ static bool failed_on(const sched_vm *vm, const char *node)
 /* Does node @n reach everything @vm needs?  *@why: the first it lacks. */
 static bool reaches(const sched_node *n, const sched_vm *vm, const char **why)
 {
-	for (size_t k = 0; k < vm->n_needs; k++)
-		if (!n->reach || !g_hash_table_contains(n->reach, vm->needs[k].id)) {
-			*why = vm->needs[k].unreached;
+	for (size_t k = 0; k < vm->n_needs; k++) {
+		const sched_need *need = &vm->needs[k];
+		bool ok = false;
+		if (need->only) {
+			for (const char *const *o = need->only; *o && !ok; o++)
+				ok = strcmp(*o, n->name) == 0;
+		} else {
+			ok = n->reach && g_hash_table_contains(n->reach, need->id);
+		}
+		if (!ok) {
+			*why = need->unreached;
 			return false;
 		}
+	}
 	return true;
 }
 

@@ -24,7 +24,8 @@
  *     its node to come back (and starts there again).
  *
  * A VM also needs things of its node: the storages its disks are on and the
- * virtual switches its NICs are on (its needs).  It is placed — started,
+ * virtual switches its NICs are on (its needs), and for an eSAN disk an
+ * up-to-date replica on the node (only its two replica nodes can have one).  It is placed — started,
  * failed over, failed back, moved — only on a node whose own report says it
  * reaches every one of them.  A running VM is not moved because its node
  * lost one: a live migration cannot help a guest whose disk is gone (the
@@ -64,9 +65,12 @@ typedef struct sched_node {
 
 /* Something a VM needs of the node it runs on (see above). */
 typedef struct sched_need {
-	const char *id;          /* the storage's or virtual switch's UUID */
+	const char *id;          /* the storage's or virtual switch's UUID, or the eSAN disk's */
 	const char *unreached;   /* why a node without it cannot take the VM, e.g.
 				  * "storage data1 is not reachable there" */
+	const char *const *only; /* NULL: the nodes whose facts say they reach @id;
+				  * else exactly these nodes (names, NULL-terminated):
+				  * an eSAN disk's nodes with an up-to-date replica */
 } sched_need;
 
 typedef struct sched_vm {

@@ -150,6 +150,23 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 						    "VM %zu: each 'needs' entry needs an id and an 'unreached' reason.", i);
 					return NULL;
 				}
+				json_t *only = json_object_get(nd, "only");
+				if (only) {
+					if (!json_is_array(only)) {
+						g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+							    "VM %zu: a need's 'only' is a list of node names.", i);
+						return NULL;
+					}
+					const char **names = g_new0(const char *, json_array_size(only) + 1);
+					g_ptr_array_add(ji->seen, names);
+					for (size_t m = 0; m < json_array_size(only); m++)
+						if (!(names[m] = json_string_value(json_array_get(only, m)))) {
+							g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+								    "VM %zu: a need's 'only' is a list of node names.", i);
+							return NULL;
+						}
+					arr[k].only = names;
+				}
 			}
 			v.needs = arr;
 			v.n_needs = json_array_size(needs);
@@ -248,9 +265,17 @@ json_t *sched_json_input_dump(const sched_input *in)
 		}
 		if (v->n_needs) {
 			json_t *needs = json_array();
-			for (size_t k = 0; k < v->n_needs; k++)
-				json_array_append_new(needs, json_pack("{s:s,s:s}", "id", v->needs[k].id,
-								       "unreached", v->needs[k].unreached));
+			for (size_t k = 0; k < v->n_needs; k++) {
+				json_t *nd = json_pack("{s:s,s:s}", "id", v->needs[k].id, "unreached",
+						       v->needs[k].unreached);
+				if (v->needs[k].only) {
+					json_t *only = json_array();
+					for (const char *const *o = v->needs[k].only; *o; o++)
+						json_array_append_new(only, json_string(*o));
+					json_object_set_new(nd, "only", only);
+				}
+				json_array_append_new(needs, nd);
+			}
 			json_object_set_new(vm, "needs", needs);
 		}
 		json_array_append_new(vms, vm);

@@ -25,15 +25,52 @@ bool store_disk_format_parse(const char *s, store_disk_format *out)
 	return false;
 }
 
+static const char *const replica_state_names[] = {
+	[STORE_REPLICA_UPTODATE] = "uptodate",
+	[STORE_REPLICA_OUTDATED] = "outdated",
+	[STORE_REPLICA_INCONSISTENT] = "inconsistent",
+};
+
+const char *store_replica_state_name(store_replica_state s)
+{
+	return (unsigned)s < G_N_ELEMENTS(replica_state_names) ? replica_state_names[s] : "?";
+}
+
+bool store_replica_state_parse(const char *s, store_replica_state *out)
+{
+	for (unsigned i = 0; s && i < G_N_ELEMENTS(replica_state_names); i++)
+		if (strcmp(s, replica_state_names[i]) == 0) {
+			*out = (store_replica_state)i;
+			return true;
+		}
+	return false;
+}
+
+static void parse_esan(store_disk *k, json_t *e)
+{
+	k->esan = true;
+	k->port = (int)field_uint(e, "port", 0);
+	k->gen = field_text(e, "gen");
+	json_t *r = json_object_get(e, "replicas");
+	for (unsigned i = 0; i < 2; i++) {
+		json_t *one = json_array_get(r, i);
+		k->replicas[i].node = field_text(one, "node");
+		if (!store_replica_state_parse(field_str(one, "state"), &k->replicas[i].state))
+			k->replicas[i].state = STORE_REPLICA_INCONSISTENT;
+	}
+}
+
 void *store_disk_parse(json_t *d)
 {
 	store_disk *k = g_new0(store_disk, 1);
-	k->storage = field_text(d, "storage");
+	k->storage = field_str(d, "storage");
 	if (!store_disk_format_parse(field_str(d, "format"), &k->format))
 		k->format = STORE_DISK_RAW;
 	k->size = field_uint(d, "size", 0);
 	k->file = field_str(d, "file");
 	k->lun = json_is_integer(json_object_get(d, "lun")) ? (int)field_uint(d, "lun", 0) : -1;
+	if (json_is_object(json_object_get(d, "esan")))
+		parse_esan(k, json_object_get(d, "esan"));
 	return k;
 }
 
@@ -70,8 +107,49 @@ static bool need(bool ok, const char *what, GError **error)
 	return ok;
 }
 
+static bool gen_ok(const char *s)
+{
+	if (!s || strlen(s) != 16)
+		return false;
+	for (const char *c = s; *c; c++)
+		if (!g_ascii_isxdigit(*c))
+			return false;
+	return strspn(s, "0") != 16;
+}
+
+static bool validate_esan(json_t *d, GError **error)
+{
+	json_t *e = json_object_get(d, "esan");
+	json_t *r = json_object_get(e, "replicas");
+	if (!json_is_object(e) || !need(json_object_get(d, "storage") == NULL && json_object_get(d, "file") == NULL &&
+					       json_object_get(d, "lun") == NULL,
+				       "An eSAN disk is on no storage: no field 'storage', 'file' or 'lun'.", error) ||
+	    !need(g_strcmp0(field_str(d, "format"), "raw") == 0, "An eSAN disk's format is raw.", error) ||
+	    !check_uint(e, "eSAN disk", "port", STORE_ESAN_PORT_MIN, STORE_ESAN_PORT_MAX, error) ||
+	    !need(json_is_integer(json_object_get(e, "port")), "An eSAN disk needs a port.", error) ||
+	    !need(gen_ok(field_str(e, "gen")),
+		  "An eSAN disk's field 'gen' must be 16 hex digits, not all zero.", error) ||
+	    !need(json_is_array(r) && json_array_size(r) == 2, "An eSAN disk has exactly two replicas.", error))
+		return false;
+	for (unsigned i = 0; i < 2; i++) {
+		json_t *one = json_array_get(r, i);
+		store_replica_state st;
+		if (!need(json_is_object(one) && store_uuid_is_valid(field_str(one, "node")),
+			  "An eSAN replica's field 'node' must be a node's UUID.", error) ||
+		    !need(store_replica_state_parse(field_str(one, "state"), &st),
+			  "An eSAN replica's state is uptodate, outdated or inconsistent.", error))
+			return false;
+	}
+	return need(strcmp(field_str(json_array_get(r, 0), "node"), field_str(json_array_get(r, 1), "node")) != 0,
+		    "An eSAN disk's two replicas are on two different nodes.", error);
+}
+
 bool store_disk_validate(json_t *d, GError **error)
 {
+	if (json_object_get(d, "esan"))
+		return check_uint(d, "disk", "size", 1, STORE_DISK_SIZE_MAX, error) &&
+		       need(json_object_get(d, "size") != NULL, "A disk needs a size.", error) &&
+		       validate_esan(d, error);
 	return check_string(d, "disk", "storage", error) &&
 	       check_choice(d, "disk", "format", "qcow2|raw", error) &&
 	       check_uint(d, "disk", "size", 1, STORE_DISK_SIZE_MAX, error) &&
@@ -148,6 +226,62 @@ json_t *store_disk_cmd_create(const char *uuid, const char *name, const store_ob
 	else
 		json_object_set_new(d, "lun", json_integer(lun));
 	return store_cmd_create(STORE_KIND_DISK, uuid, name, d);
+}
+
+json_t *store_disk_cmd_create_esan(const char *uuid, const char *name, uint64_t size,
+				   const char *const nodes[2], int port, const char *gen)
+{
+	json_t *replicas = json_array();
+	for (unsigned i = 0; i < 2; i++)
+		json_array_append_new(replicas, json_pack("{s:s,s:s}", "node", nodes[i], "state",
+							  store_replica_state_name(STORE_REPLICA_UPTODATE)));
+	return store_cmd_create(STORE_KIND_DISK, uuid, name,
+				json_pack("{s:s,s:I,s:{s:i,s:s,s:o}}", "format", "raw", "size", (json_int_t)size,
+					  "esan", "port", port, "gen", gen, "replicas", replicas));
+}
+
+json_t *store_disk_cmd_replicas(const store_object *disk, const store_replica_state states[2])
+{
+	const store_disk *d = store_disk_of(disk);
+	g_assert(d->esan);
+	json_t *replicas = json_array();
+	for (unsigned i = 0; i < 2; i++)
+		json_array_append_new(replicas, json_pack("{s:s,s:s}", "node", d->replicas[i].node, "state",
+							  store_replica_state_name(states[i])));
+	json_t *cmd = store_cmd_patch(STORE_KIND_DISK, disk->uuid,
+				      json_pack("{s:{s:i,s:s,s:o}}", "esan", "port", d->port, "gen", d->gen,
+						"replicas", replicas));
+	store_cmd_if_version(cmd, disk->version);
+	return cmd;
+}
+
+const store_replica *store_disk_replica(const store_disk *d, const char *node_uuid)
+{
+	for (unsigned i = 0; d->esan && node_uuid && i < 2; i++)
+		if (strcmp(d->replicas[i].node, node_uuid) == 0)
+			return &d->replicas[i];
+	return NULL;
+}
+
+const store_replica *store_disk_peer(const store_disk *d, const char *node_uuid)
+{
+	const store_replica *mine = store_disk_replica(d, node_uuid);
+	return mine ? &d->replicas[mine == &d->replicas[0] ? 1 : 0] : NULL;
+}
+
+int store_esan_free_port(store_state *st)
+{
+	g_autoptr(GPtrArray) disks = store_state_list(st, STORE_KIND_DISK);
+	for (int port = STORE_ESAN_PORT_MIN; port <= STORE_ESAN_PORT_MAX; port++) {
+		bool taken = false;
+		for (guint i = 0; i < disks->len && !taken; i++) {
+			const store_disk *d = store_disk_of(disks->pdata[i]);
+			taken = d->esan && d->port == port;
+		}
+		if (!taken)
+			return port;
+	}
+	return -1;
 }
 
 json_t *store_disk_cmd_resize(const store_object *disk, uint64_t size)

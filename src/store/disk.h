@@ -6,6 +6,13 @@
  * by herd (qemu-img); on an iSCSI storage one LUN of the target, made on
  * the target and registered here.  Its size is the size the guest sees.
  *
+ * An eSAN disk (issue 11, docs/esan.md) is on no storage: it is a volume
+ * with one replica on each of two nodes, kept identical by herd-san (the
+ * data path, src/san) and served to the local QEMU over NBD.  The store
+ * records, per replica, whether it is up to date: a replica is marked
+ * outdated (a committed change) before its peer writes alone, so no
+ * failover ever picks a stale one.
+ *
  * An ISO is an image file uploaded into isos/ of the cluster share: a
  * CD-ROM, or a floppy image (virtio drivers for Windows), for VMs.
  *
@@ -35,12 +42,32 @@ typedef enum {
 	STORE_DISK_RAW,
 } store_disk_format;
 
+/* An eSAN replica's state, as the store records it. */
+typedef enum {
+	STORE_REPLICA_UPTODATE = 0, /* holds every acknowledged write */
+	STORE_REPLICA_OUTDATED,     /* its peer wrote alone since: it may be behind */
+	STORE_REPLICA_INCONSISTENT, /* being synchronised, or never was: unusable */
+} store_replica_state;
+
+typedef struct store_replica {
+	const char *node;         /* the node's UUID */
+	store_replica_state state;
+} store_replica;
+
+/* The eSAN port range (TCP, one port per volume for the replication link). */
+#define STORE_ESAN_PORT_MIN 7790
+#define STORE_ESAN_PORT_MAX 7999
+
 typedef struct store_disk {
-	const char *storage;      /* the storage's UUID */
+	const char *storage;      /* the storage's UUID; NULL for an eSAN disk */
 	store_disk_format format;
 	uint64_t size;            /* bytes the guest sees */
 	const char *file;         /* dir: its path below the storage's ("images/NAME.qcow2"); else NULL */
 	int lun;                  /* iscsi: the LUN; else -1 */
+	bool esan;                /* an eSAN volume: the fields below */
+	store_replica replicas[2];
+	int port;                 /* the replication link's TCP port, on both nodes */
+	const char *gen;          /* its first generation identifier, 16 hex digits */
 } store_disk;
 
 const store_disk *store_disk_of(const store_object *o);
@@ -62,6 +89,23 @@ char *store_disk_file_for(const char *name, store_disk_format format);
 /* A new disk; @file for a dir storage, @lun (>= 0) for an iSCSI one. */
 json_t *store_disk_cmd_create(const char *uuid, const char *name, const store_object *storage,
 			      store_disk_format format, uint64_t size, const char *file, int lun);
+/* A new eSAN disk with replicas on nodes @nodes (UUIDs), both up to date
+ * (two new volumes of zeros are identical), replication on TCP @port, first
+ * generation identifier @gen (16 hex digits). */
+json_t *store_disk_cmd_create_esan(const char *uuid, const char *name, uint64_t size,
+				   const char *const nodes[2], int port, const char *gen);
+/* Replica states @states (in the order of its replicas), if the disk is
+ * still at the version the caller saw. */
+json_t *store_disk_cmd_replicas(const store_object *disk, const store_replica_state states[2]);
+/* Its replica on node @node_uuid, or NULL. */
+const store_replica *store_disk_replica(const store_disk *d, const char *node_uuid);
+/* The other replica than @node_uuid's, or NULL (@node_uuid holds none). */
+const store_replica *store_disk_peer(const store_disk *d, const char *node_uuid);
+const char *store_replica_state_name(store_replica_state s);
+bool store_replica_state_parse(const char *s, store_replica_state *out);
+/* The lowest port in STORE_ESAN_PORT_MIN..MAX that no eSAN disk uses, or -1. */
+int store_esan_free_port(store_state *st);
+
 /* Its new size (grown). */
 json_t *store_disk_cmd_resize(const store_object *disk, uint64_t size);
 json_t *store_disk_cmd_delete(const store_object *disk);

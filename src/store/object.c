@@ -181,6 +181,16 @@ bool store_name_validate(store_kind kind, const char *name, GError **error)
 		}
 	}
 	g_autofree char *lower = g_ascii_strdown(name, -1);
+	/* Words that name something else where disks are named (a seed
+	 * product broke every replicated disk when one was called "disk"). */
+	static const char *const disk_reserved[] = { "disk", "disks", "esan", "san", "all",
+						     "none", "list", "new", NULL };
+	if (kind == STORE_KIND_DISK && g_strv_contains(disk_reserved, lower)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The disk name '%s' is a reserved word (%s); choose another.", name,
+			    "disk, disks, esan, san, all, none, list, new");
+		return false;
+	}
 	if (store_uuid_is_valid(lower)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 			    "The %s name '%s' looks like a UUID; choose a name that does not.", label,

@@ -120,7 +120,7 @@ static bool check_on_storage(store_state *st, const store_object *o, const char 
 		if (strcmp(other->uuid, o->uuid) == 0)
 			continue;
 		bool same = o->kind == STORE_KIND_DISK ?
-				    strcmp(store_disk_of(other)->storage, storage_uuid) == 0 &&
+				    g_strcmp0(store_disk_of(other)->storage, storage_uuid) == 0 &&
 					    g_strcmp0(store_disk_of(other)->file, store_disk_of(o)->file) == 0 &&
 					    store_disk_of(other)->lun == store_disk_of(o)->lun :
 				    strcmp(store_iso_of(other)->file, store_iso_of(o)->file) == 0;
@@ -133,12 +133,36 @@ static bool check_on_storage(store_state *st, const store_object *o, const char 
 	return true;
 }
 
+/* An eSAN disk's replicas are on nodes that exist; its port is its own. */
+static bool check_esan(store_state *st, const store_object *o, GError **error)
+{
+	const store_disk *d = store_disk_of(o);
+	for (unsigned i = 0; i < 2; i++)
+		if (!store_state_get(st, STORE_KIND_NODE, d->replicas[i].node))
+			return missing(error, "node", d->replicas[i].node);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_DISK]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const store_object *other = v;
+		if (strcmp(other->uuid, o->uuid) != 0 && store_disk_of(other)->esan &&
+		    store_disk_of(other)->port == d->port) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+				    "eSAN disk %s uses port %d already.", other->name, d->port);
+			return false;
+		}
+	}
+	return true;
+}
+
 bool store_refs_check(store_state *st, const store_object *o, GError **error)
 {
 	switch (o->kind) {
 	case STORE_KIND_VM:
 		return check_vm(st, o, error);
 	case STORE_KIND_DISK:
+		if (store_disk_of(o)->esan)
+			return check_esan(st, o, error);
 		return check_on_storage(st, o, store_disk_of(o)->storage, error);
 	case STORE_KIND_ISO:
 		return check_on_storage(st, o, store_iso_of(o)->storage, error);
@@ -217,10 +241,20 @@ bool store_refs_check_delete(store_state *st, const store_object *o, GError **er
 			while (g_hash_table_iter_next(&it, NULL, &v)) {
 				const char *on = k == STORE_KIND_DISK ? store_disk_of(v)->storage :
 									store_iso_of(v)->storage;
-				if (strcmp(on, o->uuid) == 0)
+				if (g_strcmp0(on, o->uuid) == 0)
 					return in_use(error, o, store_kind_label(k), ((store_object *)v)->name);
 			}
 		}
+		return true;
+	case STORE_KIND_NODE:
+		g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_DISK]);
+		while (g_hash_table_iter_next(&it, NULL, &v))
+			if (store_disk_replica(store_disk_of(v), o->uuid)) {
+				g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+					    "Node %s holds a replica of eSAN disk %s: delete the disk first.",
+					    o->name, ((store_object *)v)->name);
+				return false;
+			}
 		return true;
 	default:
 		return true;
