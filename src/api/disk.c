@@ -12,6 +12,7 @@
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
+#include "api/disk_esan.h"
 #include "api/routes.h"
 #include "api/storage_files.h"
 
@@ -113,8 +114,9 @@ static json_t *used_work(api_file_job *job, gpointer data, GError **error)
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 
-static json_t *disk_json(store_state *st, store_object *o, json_t *used)
+static json_t *disk_json(api_ctx *a, store_object *o, json_t *used)
 {
+	store_state *st = api_state(a);
 	const store_disk *d = store_disk_of(o);
 	store_object *storage = store_state_get(st, STORE_KIND_STORAGE, d->storage);
 	store_object *vm = store_refs_user(st, o);
@@ -130,6 +132,8 @@ static json_t *disk_json(store_state *st, store_object *o, json_t *used)
 	if (d->lun >= 0)
 		json_object_set_new(j, "lun", json_integer(d->lun));
 	json_object_set_new(j, "vm", vm ? json_string(vm->name) : json_null());
+	if (d->esan)
+		api_disk_esan_json(a, o, j);
 	return j;
 }
 
@@ -143,12 +147,11 @@ typedef struct {
 static void on_used(json_t *used, const GError *error, gpointer user)
 {
 	read_ctx *c = user;
-	store_state *st = api_state(c->a);
 	json_t *list = json_array();
 	if (error)
 		log_warn("disk sizes: %s", error->message);
 	for (guint i = 0; i < c->disks->len; i++)
-		json_array_append_new(list, disk_json(st, c->disks->pdata[i], json_array_get(used, i)));
+		json_array_append_new(list, disk_json(c->a, c->disks->pdata[i], json_array_get(used, i)));
 	http_respond_json(c->req, 200, c->one ? json_incref(json_array_get(list, 0)) : json_incref(list));
 	json_decref(list);
 	g_ptr_array_free(c->disks, TRUE);
@@ -172,6 +175,10 @@ static void respond_disks(http_request *req, api_ctx *a, GPtrArray *disks, bool 
 		store_object *o = disks->pdata[i];
 		const char *storage = store_disk_of(o)->storage;
 		g_ptr_array_add(c->disks, store_object_ref(o));
+		if (!storage) { /* eSAN: its replicas are herd-san's */
+			g_ptr_array_add(w->paths, NULL);
+			continue;
+		}
 		if (!g_hash_table_contains(reached, storage)) {
 			g_autoptr(json_t) r = herd_ha_reach(a->ha, storage);
 			bool ok = json_is_true(json_object_get(json_object_get(r, a->node->name), "ok"));
@@ -258,7 +265,7 @@ static bool herd_grows(http_request *req, const store_object *disk, store_object
 static void respond_disk(change_ctx *c, unsigned status, json_t *result)
 {
 	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
-	json_t *j = o ? disk_json(api_state(c->a), o, NULL) : json_incref(result);
+	json_t *j = o ? disk_json(c->a, o, NULL) : json_incref(result);
 	if (c->live_vm)
 		json_object_set_new(j, "grown_live_in", json_string(c->live_vm));
 	http_respond_json(c->req, status, j);
@@ -370,7 +377,7 @@ static void register_lun(http_request *req, api_ctx *a, json_t *body, const char
 void api_disk_create(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	static const char *const fields[] = { "name", "storage", "size", "format", "lun", NULL };
+	static const char *const fields[] = { "name", "storage", "size", "format", "lun", "esan", NULL };
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *name = json_string_value(json_object_get(body, "name"));
@@ -380,8 +387,16 @@ void api_disk_create(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
+	if (json_object_get(body, "esan")) {
+		if (store_state_get_by_name(api_state(a), STORE_KIND_DISK, name))
+			http_respond_errorf(req, HERD_ERR_CONFLICT, "Disk %s exists already.", name);
+		else
+			api_disk_esan_create(req, a, body, name);
+		return;
+	}
 	if (!storage_ref) {
-		http_respond_errorf(req, HERD_ERR_INVALID, "A disk needs a storage (field 'storage').");
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "A disk needs a storage (field 'storage'), or two nodes for an eSAN disk (field 'esan').");
 		return;
 	}
 	store_object *storage = api_lookup(a, STORE_KIND_STORAGE, storage_ref, &err);
@@ -501,6 +516,12 @@ void api_disk_resize(http_request *req, gpointer user_data)
 		return;
 	}
 	const store_disk *d = store_disk_of(o);
+	if (d->esan) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Disk %s is an eSAN disk: growing one is not possible in this version of herd.",
+				    o->name);
+		return;
+	}
 	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
 	if (!herd_grows(req, o, storage))
 		return;
@@ -532,7 +553,14 @@ void api_disk_delete(http_request *req, gpointer user_data)
 	if (!o)
 		return;
 	const store_disk *d = store_disk_of(o);
-	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
+	store_object *storage = d->esan ? NULL : store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);
+	if (!storage) {
+		/* eSAN: each replica node's herd-san removes its replica when
+		 * its herdd sees the disk gone (daemon/san_link.h). */
+		g_autoptr(json_t) cmd = store_disk_cmd_delete(o);
+		api_commit(req, a, cmd, 200, NULL);
+		return;
+	}
 	if (store_storage_of(storage)->type == STORE_STORAGE_ISCSI) {
 		/* A LUN: herd forgets it; the target keeps it. */
 		g_autoptr(json_t) cmd = store_disk_cmd_delete(o);

@@ -6,14 +6,16 @@
 #include "common/size.h"
 
 #include <stdio.h>
+#include <string.h>
 
-static char *opt_size, *opt_storage, *opt_format;
+static char *opt_size, *opt_storage, *opt_format, *opt_esan;
 static gint opt_lun = -1;
 
 static GOptionEntry disk_create_options[] = {
 	{ "size", 's', 0, G_OPTION_ARG_STRING, &opt_size, "The size the guest sees, e.g. 20G (binary units)", "SIZE" },
 	{ "storage", 0, 0, G_OPTION_ARG_STRING, &opt_storage, "The storage it goes on", "STORAGE" },
 	{ "format", 'f', 0, G_OPTION_ARG_STRING, &opt_format, "qcow2 (default) or raw (a sparse file)", "FORMAT" },
+	{ "esan", 0, 0, G_OPTION_ARG_STRING, &opt_esan, "An eSAN disk: one replica on each of these two nodes, kept identical (on no storage)", "NODE1,NODE2" },
 	{ "lun", 0, 0, G_OPTION_ARG_INT, &opt_lun, "On an iSCSI storage: the target's LUN that is the disk (its size is the target's)", "N" },
 	{ NULL },
 };
@@ -36,12 +38,17 @@ static const char *text_or_dash(json_t *v)
 
 static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
 {
-	if (!opt_storage || (!opt_size && opt_lun < 0)) {
-		fprintf(stderr, "herd disk create: give --size SIZE and --storage STORAGE (on iSCSI: --lun N).\n");
+	if ((!opt_storage && !opt_esan) || (!opt_size && opt_lun < 0)) {
+		fprintf(stderr, "herd disk create: give --size SIZE and --storage STORAGE (on iSCSI: --lun N), "
+				"or --size SIZE and --esan NODE1,NODE2.\n");
 		return CLI_USAGE;
 	}
 	/* The server says what fits the storage (a size and a format, or a LUN). */
-	g_autoptr(json_t) body = json_pack("{s:s,s:s}", "name", argv[0], "storage", opt_storage);
+	g_autoptr(json_t) body = json_pack("{s:s}", "name", argv[0]);
+	if (opt_storage)
+		json_object_set_new(body, "storage", json_string(opt_storage));
+	if (opt_esan)
+		json_object_set_new(body, "esan", json_string(opt_esan));
 	if (opt_size)
 		json_object_set_new(body, "size", json_string(opt_size));
 	if (opt_format)
@@ -53,7 +60,12 @@ static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
 	if (!r)
 		return rc;
 	g_autofree char *size = size_text(json_object_get(r, "size"));
-	if (json_is_integer(json_object_get(r, "lun")))
+	json_t *esan = json_object_get(r, "esan");
+	if (esan)
+		printf("eSAN disk %s created: %s, replicas on %s and %s.\n", argv[0], size,
+		       text_or_dash(json_object_get(json_array_get(json_object_get(esan, "replicas"), 0), "node")),
+		       text_or_dash(json_object_get(json_array_get(json_object_get(esan, "replicas"), 1), "node")));
+	else if (json_is_integer(json_object_get(r, "lun")))
 		printf("Disk %s registered: %s, LUN %" JSON_INTEGER_FORMAT " of storage %s.\n", argv[0], size,
 		       json_integer_value(json_object_get(r, "lun")), text_or_dash(json_object_get(r, "storage")));
 	else
@@ -62,22 +74,60 @@ static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
+/* One replica as people read it: "n1 uptodate", with what its herd-san
+ * says when that adds something ("n2 inconsistent syncing 42%"). */
+static void replica_text(GString *out, json_t *r)
+{
+	g_string_append_printf(out, "%s %s", text_or_dash(json_object_get(r, "node")),
+			       text_or_dash(json_object_get(r, "state")));
+	json_t *san = json_object_get(r, "herd_san");
+	json_t *sync = json_object_get(san, "sync");
+	const char *conn = json_string_value(json_object_get(san, "conn"));
+	if (json_is_object(sync)) {
+		json_int_t done = json_integer_value(json_object_get(sync, "done"));
+		json_int_t total = json_integer_value(json_object_get(sync, "total"));
+		g_string_append_printf(out, " syncing %d%%", total > 0 ? (int)(done * 100 / total) : 0);
+	} else if (conn && strcmp(conn, "connected") != 0) {
+		g_string_append_printf(out, " %s", conn);
+	} else if (!san || json_is_null(san)) {
+		g_string_append(out, " (no herd-san report)");
+	}
+}
+
+/* An eSAN disk's replicas ("n1 uptodate, n2 outdated standalone"), "-" for another disk. */
+static char *replicas_text(json_t *esan)
+{
+	json_t *replicas = json_object_get(esan, "replicas");
+	if (!json_array_size(replicas))
+		return g_strdup("-");
+	GString *out = g_string_new(NULL);
+	size_t i;
+	json_t *r;
+	json_array_foreach(replicas, i, r) {
+		if (i)
+			g_string_append(out, ", ");
+		replica_text(out, r);
+	}
+	return g_string_free(out, FALSE);
+}
+
 static int run_disk_list(cli_ctx *ctx, int argc, char **argv)
 {
 	int rc;
 	g_autoptr(json_t) list = cli_request(ctx, "GET", "/api/v1/disks", NULL, &rc);
 	if (!list)
 		return rc;
-	cli_table *t = cli_table_new("NAME", "STORAGE", "FORMAT", "SIZE", "USED", "VM", NULL);
+	cli_table *t = cli_table_new("NAME", "STORAGE", "FORMAT", "SIZE", "USED", "VM", "REPLICAS", NULL);
 	size_t i;
 	json_t *d;
 	json_array_foreach(list, i, d) {
 		g_autofree char *size = size_text(json_object_get(d, "size"));
 		g_autofree char *used = size_text(json_object_get(d, "used"));
+		g_autofree char *replicas = replicas_text(json_object_get(d, "esan"));
 		cli_table_add(t, json_string_value(json_object_get(d, "name")),
-			      text_or_dash(json_object_get(d, "storage")),
+			      json_object_get(d, "esan") ? "eSAN" : text_or_dash(json_object_get(d, "storage")),
 			      text_or_dash(json_object_get(d, "format")), size, used,
-			      text_or_dash(json_object_get(d, "vm")));
+			      text_or_dash(json_object_get(d, "vm")), replicas);
 	}
 	cli_table_print(t);
 	return CLI_OK;
@@ -98,7 +148,12 @@ static int run_disk_show(cli_ctx *ctx, int argc, char **argv)
 	printf("Format:   %s\n", text_or_dash(json_object_get(d, "format")));
 	printf("Size:     %s\n", size);
 	printf("Used:     %s\n", used);
-	if (json_is_integer(json_object_get(d, "lun")))
+	if (json_object_get(d, "esan")) {
+		g_autofree char *replicas = replicas_text(json_object_get(d, "esan"));
+		printf("eSAN:     port %" JSON_INTEGER_FORMAT "\n",
+		       json_integer_value(json_object_get(json_object_get(d, "esan"), "port")));
+		printf("Replicas: %s\n", replicas);
+	} else if (json_is_integer(json_object_get(d, "lun")))
 		printf("LUN:      %" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(d, "lun")));
 	else
 		printf("File:     %s\n", text_or_dash(json_object_get(d, "path")));
@@ -133,10 +188,12 @@ static int run_disk_delete(cli_ctx *ctx, int argc, char **argv)
 }
 
 const cli_command cli_disk_commands[] = {
-	{ "disk create", "NAME", "Create a disk (an image file on a storage), or register an iSCSI LUN",
+	{ "disk create", "NAME", "Create a disk (an image file on a storage, or an eSAN disk), or register an iSCSI LUN",
 	  "Makes the image file with qemu-img on the storage (a dir storage this node reaches); "
 	  "a file already at that place is never overwritten.  On an iSCSI storage, --lun N "
-	  "registers that LUN of the target as the disk (made on the target, not by herd).",
+	  "registers that LUN of the target as the disk (made on the target, not by herd).  "
+	  "--esan NODE1,NODE2 makes an eSAN disk: a replica on each of the two nodes, written "
+	  "to both before the guest hears a write is done; a VM using it runs on those two nodes only.",
 	  disk_create_options, 1, 1, run_disk_create },
 	{ "disk list", NULL, "List the disks: size, space used, the VM using each", NULL, NULL, 0, 0, run_disk_list },
 	{ "disk show", "NAME", "Show one disk", NULL, NULL, 1, 1, run_disk_show },

@@ -43,6 +43,8 @@ static const setting settings[] = {
 	  "Address the API listens on (default: all)", "ADDR" },
 	{ "api", "port", "port", SETTING_INT, "8001", 0, 65535, FIELD(api_port),
 	  "TCP port of the API (0: no TCP)", "PORT" },
+	{ "san", "socket", "san-socket", SETTING_STRING, HERD_RUNDIR "/san.sock", 0, 0,
+	  FIELD(san_socket), "Control socket of this node's herd-san (eSAN)", "PATH" },
 	{ "corosync", "config_dir", "corosync-dir", SETTING_STRING, "/etc/corosync", 0, 0,
 	  FIELD(corosync_dir), "Where corosync.conf and authkey live", "DIR" },
 	{ "libvirt", "uri", "libvirt-uri", SETTING_STRING, "qemu:///system", 0, 0,

@@ -17,6 +17,7 @@ typedef struct herdd_config {
 	char *node_name;         /* [node] name; default: the host name */
 	char *state_dir;         /* [daemon] state_dir */
 	char *socket_path;       /* [api] socket */
+	char *san_socket;        /* [san] socket: herd-san's control socket */
 	char *listen_address;    /* [api] listen; "" or "*" for all addresses */
 	int api_port;            /* [api] port; 0 disables TCP */
 	char *log_level;         /* [daemon] log_level */

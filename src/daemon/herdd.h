@@ -16,6 +16,7 @@ typedef struct http_server http_server;
 typedef struct herd_virt herd_virt;
 typedef struct herd_virt_setup herd_virt_setup;
 typedef struct herd_reach_checker herd_reach_checker;
+typedef struct herd_san_link herd_san_link;
 typedef struct herdd_notify herdd_notify;
 
 /* How far herdd is in stopping (daemon/shutdown.c). */
@@ -35,6 +36,7 @@ typedef struct herdd {
 	herd_virt *virt;            /* this node's hypervisor (libvirt) */
 	herd_virt_setup *virt_setup; /* its libvirt and QEMU set up for live migration */
 	herd_reach_checker *reach;   /* what it finds of the storages and virtual switches */
+	herd_san_link *san;          /* its herd-san (eSAN) */
 	herd_formation *formation;  /* cluster create, join, leave */
 	api_node_info node_info;    /* this node, for the API */
 	api_ctx api_ctx;            /* what the API's handlers get */

@@ -86,6 +86,7 @@ struct herd_engine {
 	json_t *migration;            /* this node's readiness for live migration, or NULL */
 	json_t *reach;                /* what this node found of the storages and switches, or NULL */
 	json_t *usage;                /* its dir storages' size and free space, or NULL */
+	json_t *esan;                 /* its herd-san's state of each eSAN volume, or NULL */
 	/* A run reconciles and coordinates only if something happened since
 	 * the last that did (an event, a wakeup asked for by the agent or the
 	 * coordinator, another view): with 10,000 VMs each costs milliseconds,
@@ -192,6 +193,11 @@ static void send_status(herd_engine *e)
 	g_autoptr(json_t) failures = herd_agent_start_failures(e->agent);
 	g_autoptr(json_t) handed = herd_agent_handed(e->agent);
 	g_autoptr(json_t) pending = herd_agent_pending(e->agent);
+	/* eSAN states (sync progress moves every second) go with the usage:
+	 * shown, never decided on. */
+	g_autoptr(json_t) usage = e->usage ? json_copy(e->usage) : json_object();
+	if (e->esan && json_object_size(e->esan))
+		json_object_set(usage, "esan", e->esan);
 	herd_node_report report = {
 		.name = e->node,
 		.index = state(e)->pos.index,
@@ -206,7 +212,7 @@ static void send_status(herd_engine *e)
 		.migration = e->migration,
 		.seen = herd_coord_seen(e->coord),
 		.reach = e->reach,
-		.usage = e->usage,
+		.usage = usage,
 	};
 	size_t len;
 	g_autofree char *payload = herd_facts_encode(&report, &len);
@@ -1477,6 +1483,31 @@ void herd_engine_set_reach(herd_engine *e, json_t *reach, json_t *usage)
 	status_soon(e);
 }
 
+void herd_engine_set_esan(herd_engine *e, json_t *esan)
+{
+	if (e->esan && json_equal(e->esan, esan))
+		return;
+	json_decref(e->esan);
+	e->esan = json_incref(esan);
+	status_soon(e);
+}
+
+json_t *herd_engine_esan(herd_engine *e, const char *uuid)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, e->facts->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		const char *name = name_of(e, n->nodeid);
+		json_t *s = json_object_get(json_object_get(n->usage, "esan"), uuid);
+		if (n->round == e->facts->round && name && json_is_object(s))
+			json_object_set(out, name, s);
+	}
+	return out;
+}
+
 json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)
 {
 	GHashTableIter it;
@@ -1647,6 +1678,7 @@ void herd_engine_free(herd_engine *e)
 	json_decref(e->migration);
 	json_decref(e->reach);
 	json_decref(e->usage);
+	json_decref(e->esan);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
 	herd_facts_free(e->facts);

@@ -213,6 +213,12 @@ json_t *herd_engine_reach(herd_engine *e, const char *uuid);
  * {uuid: {"ok","problem"?}} and @usage {uuid: {"size","free"}} (held).  A
  * change of @reach is sent at once; of @usage alone, with the next STATUS. */
 void herd_engine_set_reach(herd_engine *e, json_t *reach, json_t *usage);
+/* This node's herd-san's state of its eSAN volumes (daemon/san_link.h):
+ * {disk uuid: {"conn","sync"?,"dirty"?,…}} (held), sent with its STATUS. */
+void herd_engine_set_esan(herd_engine *e, json_t *esan);
+/* eSAN disk @uuid as the herd-sans of nodes with fresh facts report it:
+ * {node name: state}. */
+json_t *herd_engine_esan(herd_engine *e, const char *uuid);
 /* Whether this node's host is set up for live migration, or why not
  * (@problem, NULL when @ready): sent in its STATUS, so every node shows it. */
 void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *problem);

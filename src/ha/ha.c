@@ -337,6 +337,16 @@ void herd_ha_set_reach(herd_ha *h, json_t *reach, json_t *usage)
 	herd_engine_set_reach(h->engine, reach, usage);
 }
 
+void herd_ha_set_esan(herd_ha *h, json_t *esan)
+{
+	herd_engine_set_esan(h->engine, esan);
+}
+
+json_t *herd_ha_esan(herd_ha *h, const char *uuid)
+{
+	return herd_engine_esan(h->engine, uuid);
+}
+
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user)
 {

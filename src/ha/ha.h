@@ -42,6 +42,9 @@ json_t *herd_ha_node_status(herd_ha *h, uint32_t nodeid);
 void herd_ha_set_migration_ready(herd_ha *h, bool ready, const char *problem);
 json_t *herd_ha_reach(herd_ha *h, const char *uuid);
 void herd_ha_set_reach(herd_ha *h, json_t *reach, json_t *usage);
+/* herd_engine_set_esan(), herd_engine_esan(). */
+void herd_ha_set_esan(herd_ha *h, json_t *esan);
+json_t *herd_ha_esan(herd_ha *h, const char *uuid);
 unsigned herd_ha_migrations_here(herd_ha *h);
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user);

@@ -269,6 +269,11 @@ const store_replica *store_disk_peer(const store_disk *d, const char *node_uuid)
 	return mine ? &d->replicas[mine == &d->replicas[0] ? 1 : 0] : NULL;
 }
 
+char *store_esan_socket(const char *uuid)
+{
+	return g_strdup_printf(HERD_SAN_RUN_DIR "/%s.sock", uuid);
+}
+
 int store_esan_free_port(store_state *st)
 {
 	g_autoptr(GPtrArray) disks = store_state_list(st, STORE_KIND_DISK);

@@ -103,6 +103,10 @@ const store_replica *store_disk_replica(const store_disk *d, const char *node_uu
 const store_replica *store_disk_peer(const store_disk *d, const char *node_uuid);
 const char *store_replica_state_name(store_replica_state s);
 bool store_replica_state_parse(const char *s, store_replica_state *out);
+/* Where herd-san serves eSAN disk @uuid to the node's QEMU (NBD, export
+ * @uuid): HERD_SAN_RUN_DIR/UUID.sock. */
+#define HERD_SAN_RUN_DIR "/run/herd/san"
+char *store_esan_socket(const char *uuid);
 /* The lowest port in STORE_ESAN_PORT_MIN..MAX that no eSAN disk uses, or -1. */
 int store_esan_free_port(store_state *st);
 

@@ -51,6 +51,16 @@ static bool resolve_disk(store_state *st, herd_hw_domain *d, const store_vm_disk
 	if (!o)
 		return herd_refuse(error, HERD_ERR_NOT_FOUND, "Disk %s does not exist.", vd->disk);
 	const store_disk *disk = store_disk_of(o);
+	if (disk->esan) {
+		/* Served by this node's herd-san over NBD (src/san). */
+		k->name = o->name;
+		k->bus = vd->bus;
+		k->format = "raw";
+		k->lun = -1;
+		k->nbd_socket = own(d, store_esan_socket(o->uuid));
+		k->nbd_export = o->uuid;
+		return true;
+	}
 	store_object *so = store_state_get(st, STORE_KIND_STORAGE, disk->storage);
 	if (!so)
 		return herd_refuse(error, HERD_ERR_NOT_FOUND, "The storage of disk %s does not exist.", o->name);
@@ -205,6 +215,14 @@ static void write_disk(GString *x, const herd_hw_disk *k, const char *dev, unsig
 		g_string_append(x, " cache='none' io='native' discard='unmap'/>\n      <source");
 		attr(x, "file", k->file);
 		g_string_append(x, "/>\n");
+	} else if (k->nbd_socket) {
+		g_string_append(x, "    <disk type='network' device='disk'>\n"
+				   "      <driver name='qemu' type='raw' cache='none' discard='unmap'/>\n"
+				   "      <source protocol='nbd'");
+		attr(x, "name", k->nbd_export);
+		g_string_append(x, ">\n        <host transport='unix'");
+		attr(x, "socket", k->nbd_socket);
+		g_string_append(x, "/>\n      </source>\n");
 	} else {
 		g_string_append(x, "    <disk type='network' device='disk'>\n"
 				   "      <driver name='qemu' type='raw' cache='none' discard='unmap'/>\n"

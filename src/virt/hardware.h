@@ -37,11 +37,13 @@ typedef struct herd_hw_disk {
 	const char *name;          /* the disk's name (for messages) */
 	const char *bus;           /* virtio, scsi, sata, ide */
 	const char *format;        /* qcow2, raw */
-	const char *file;          /* a file: its absolute path; NULL for a LUN */
+	const char *file;          /* a file: its absolute path; NULL for a LUN or eSAN disk */
 	const char *iscsi_host;    /* a LUN: the portal's host, port, the target's IQN, the LUN */
 	unsigned iscsi_port;
 	const char *iscsi_target;
 	int lun;
+	const char *nbd_socket;    /* an eSAN disk: herd-san's unix socket, the export (the disk's UUID) */
+	const char *nbd_export;
 } herd_hw_disk;
 
 typedef struct herd_hw_nic {

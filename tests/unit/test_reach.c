@@ -6,6 +6,7 @@
 #include "store/db.h"
 #include "store/storage.h"
 #include "store/vm.h"
+#include "teststore.h"
 
 #include <errno.h>
 #include <string.h>
@@ -218,40 +219,21 @@ static void test_json(fixture *x, gconstpointer data)
 /* ------------------------------------------------------------------ */
 /* Needs, from a store                                                 */
 
-static void apply(store_state *st, store_db *db, const char *text)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) cmd = json_loads(text, 0, NULL);
-	g_assert_nonnull(cmd);
-	json_object_set_new(cmd, "time_ms", json_integer(1000));
-	json_object_set_new(cmd, "origin", json_string("n1"));
-	json_object_set_new(cmd, "user", json_string("alice"));
-	g_autofree char *bytes = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
-	g_assert_true(store_db_begin(db, NULL));
-	g_autoptr(json_t) r = store_state_apply(st, cmd, bytes, strlen(bytes), NULL, &error);
-	g_assert_no_error(error);
-	g_assert_true(store_state_write_position(st, &error));
-	g_assert_true(store_db_commit(db, &error));
-}
-
 static void test_needs(void)
 {
-	g_autoptr(GError) error = NULL;
-	store_db *db = store_db_open(":memory:", &error);
-	g_assert_nonnull(db);
-	store_state *st = store_state_new(db);
-	g_assert_true(store_state_load(st, &error));
-	apply(st, db, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\",\"name\":\"data1\","
+	test_store *t = test_store_new();
+	store_state *st = t->st;
+	test_store_apply_text(t, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\",\"name\":\"data1\","
 		      "\"data\":{\"type\":\"dir\",\"path\":\"/srv/data1\",\"cluster_share\":true}}");
-	apply(st, db, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST2 "\",\"name\":\"san\","
+	test_store_apply_text(t, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST2 "\",\"name\":\"san\","
 		      "\"data\":{\"type\":\"iscsi\",\"portal\":\"10.0.0.5\",\"target\":\"iqn.2026-01.org.example:san\"}}");
-	apply(st, db, "{\"op\":\"create\",\"kind\":\"network\",\"uuid\":\"" NET1 "\",\"name\":\"lan\","
+	test_store_apply_text(t, "{\"op\":\"create\",\"kind\":\"network\",\"uuid\":\"" NET1 "\",\"name\":\"lan\","
 		      "\"data\":{\"bridge\":\"br0\"}}");
-	apply(st, db, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DISK1 "\",\"name\":\"d1\","
+	test_store_apply_text(t, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DISK1 "\",\"name\":\"d1\","
 		      "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"qcow2\",\"size\":1048576,\"file\":\"images/d1.qcow2\"}}");
-	apply(st, db, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DISK2 "\",\"name\":\"d2\","
+	test_store_apply_text(t, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DISK2 "\",\"name\":\"d2\","
 		      "\"data\":{\"storage\":\"" ST2 "\",\"format\":\"raw\",\"size\":1048576,\"lun\":1}}");
-	apply(st, db, "{\"op\":\"create\",\"kind\":\"iso\",\"uuid\":\"" ISO1 "\",\"name\":\"i.iso\","
+	test_store_apply_text(t, "{\"op\":\"create\",\"kind\":\"iso\",\"uuid\":\"" ISO1 "\",\"name\":\"i.iso\","
 		      "\"data\":{\"storage\":\"" ST1 "\",\"file\":\"isos/i.iso\",\"size\":2048,"
 		      "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}}");
 	g_autoptr(GPtrArray) targets = herd_reach_targets(st);
@@ -294,8 +276,7 @@ static void test_needs(void)
 	g_assert_cmpstr(hw_needs[1].unreached, ==, "storage san is not reachable there");
 	g_assert_cmpstr(hw_needs[2].id, ==, NET1);
 	herd_needs_free(n);
-	store_state_free(st);
-	store_db_close(db);
+	test_store_free(t);
 }
 
 int main(int argc, char **argv)

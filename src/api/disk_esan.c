@@ -1,0 +1,130 @@
+#define G_LOG_DOMAIN "api"
+#include "api/disk_esan.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/size.h"
+#include "common/tls.h"
+#include "store/disk.h"
+#include "store/node.h"
+
+#include <string.h>
+
+/* The two node names of field "esan": a list or "n1,n2". */
+static bool esan_nodes(json_t *v, char *names[2], GError **error)
+{
+	g_auto(GStrv) parts = NULL;
+	if (json_is_string(v)) {
+		parts = g_strsplit(json_string_value(v), ",", -1);
+	} else if (json_is_array(v)) {
+		parts = g_new0(char *, json_array_size(v) + 1);
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			const char *s = json_string_value(json_array_get(v, i));
+			parts[i] = g_strdup(s ? s : "");
+		}
+	}
+	if (!parts || g_strv_length(parts) != 2 || !*g_strstrip(parts[0]) || !*g_strstrip(parts[1])) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field 'esan' names the two nodes of the disk's replicas, e.g. [\"n1\",\"n2\"] or \"n1,n2\".");
+		return false;
+	}
+	if (strcmp(parts[0], parts[1]) == 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "An eSAN disk's two replicas are on two different nodes, not both on %s.", parts[0]);
+		return false;
+	}
+	names[0] = g_strdup(parts[0]);
+	names[1] = g_strdup(parts[1]);
+	return true;
+}
+
+static json_t *render(api_ctx *a, json_t *result)
+{
+	const char *uuid = json_string_value(json_object_get(result, "uuid"));
+	store_object *o = uuid ? store_state_get(api_state(a), STORE_KIND_DISK, uuid) : NULL;
+	if (!o)
+		return json_incref(result);
+	const store_disk *d = store_disk_of(o);
+	json_t *j = json_pack("{s:s,s:s,s:n,s:s,s:I}", "name", o->name, "uuid", o->uuid, "storage", "format",
+			      "raw", "size", (json_int_t)d->size);
+	api_disk_esan_json(a, o, j);
+	return j;
+}
+
+void api_disk_esan_create(http_request *req, api_ctx *a, json_t *body, const char *name)
+{
+	g_autoptr(GError) err = NULL;
+	for (const char *const *f = (const char *const[]){ "storage", "format", "lun", NULL }; *f; f++)
+		if (json_object_get(body, *f) &&
+		    !(strcmp(*f, "format") == 0 && g_strcmp0(json_string_value(json_object_get(body, *f)), "raw") == 0)) {
+			http_respond_errorf(req, HERD_ERR_INVALID,
+					    "An eSAN disk is on no storage and raw: no field '%s' with 'esan'.", *f);
+			return;
+		}
+	char *names[2] = { NULL, NULL };
+	if (!esan_nodes(json_object_get(body, "esan"), names, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	g_autofree char *n0 = names[0], *n1 = names[1];
+	store_state *st = api_state(a);
+	const char *uuids[2];
+	for (unsigned i = 0; i < 2; i++) {
+		store_object *node = store_state_get_by_name(st, STORE_KIND_NODE, names[i]);
+		if (!node) {
+			http_respond_errorf(req, HERD_ERR_NOT_FOUND, "Node %s is not a node of this cluster.", names[i]);
+			return;
+		}
+		uuids[i] = node->uuid;
+	}
+	json_t *size_v = json_object_get(body, "size");
+	g_autofree char *size_owned = json_is_integer(size_v) ?
+		g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(size_v)) : NULL;
+	const char *size_text = size_owned ? size_owned : json_string_value(size_v);
+	uint64_t size = 0;
+	if (!size_text) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Field 'size' must be a size such as \"20G\" or a number of bytes.");
+		return;
+	}
+	if (!store_disk_size_parse(size_text, &size, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	int port = store_esan_free_port(st);
+	if (port < 0) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Every eSAN port (%d-%d) is taken: delete a disk first.",
+				    STORE_ESAN_PORT_MIN, STORE_ESAN_PORT_MAX);
+		return;
+	}
+	guint64 g = 0;
+	while (g == 0 && herd_tls_random(&g, sizeof(g)))
+		;
+	if (g == 0) {
+		http_respond_errorf(req, HERD_ERR_INTERNAL, "No random numbers for the disk's generation identifier.");
+		return;
+	}
+	char gen[17], uuid[STORE_UUID_LEN + 1];
+	g_snprintf(gen, sizeof(gen), "%016" G_GINT64_MODIFIER "x", g);
+	store_uuid_generate(uuid);
+	g_autoptr(json_t) cmd = store_disk_cmd_create_esan(uuid, name, size, uuids, port, gen);
+	api_commit(req, a, cmd, 201, render);
+}
+
+void api_disk_esan_json(api_ctx *a, const store_object *o, json_t *j)
+{
+	const store_disk *d = store_disk_of(o);
+	store_state *st = api_state(a);
+	g_autoptr(json_t) san = herd_ha_esan(a->ha, o->uuid);
+	json_t *replicas = json_array();
+	for (unsigned i = 0; i < 2; i++) {
+		store_object *node = store_state_get(st, STORE_KIND_NODE, d->replicas[i].node);
+		const char *name = node ? node->name : d->replicas[i].node;
+		json_t *live = json_object_get(san, name);
+		json_array_append_new(replicas,
+				      json_pack("{s:s,s:s,s:O}", "node", name, "state",
+						store_replica_state_name(d->replicas[i].state), "herd_san",
+						live ? live : json_null()));
+	}
+	json_object_set_new(j, "esan", json_pack("{s:i,s:o}", "port", d->port, "replicas", replicas));
+}

@@ -1,0 +1,15 @@
+/*
+ * eSAN disks in the disks resource (api/disk.c): create one with a replica
+ * on each of two nodes, and what a disk's JSON shows of its replicas —
+ * the store's state of each and what each node's herd-san reports
+ * (connected, syncing with progress, standalone, split brain).
+ */
+#pragma once
+
+#include "api/common.h"
+
+/* POST /api/v1/disks with "esan": ["n1","n2"] (or "n1,n2"): no storage,
+ * raw.  Answers @req. */
+void api_disk_esan_create(http_request *req, api_ctx *a, json_t *body, const char *name);
+/* Add its eSAN part to disk @o's JSON @j. */
+void api_disk_esan_json(api_ctx *a, const store_object *o, json_t *j);

@@ -1,0 +1,431 @@
+#define G_LOG_DOMAIN "san"
+#include "daemon/san_link.h"
+
+#include "common/json.h"
+#include "common/log.h"
+#include "ha/esan.h"
+#include "store/disk.h"
+#include "store/node.h"
+
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <string.h>
+
+#define RETRY_MS 1000
+#define OUTDATE_RETRY_MS 300
+/* The longest line herd-san may send (a state event is a few hundred bytes). */
+#define LINE_MAX_BYTES 65536
+
+struct herd_san_link {
+	herd_cluster *cluster;
+	herd_ha *ha;
+	char *node;
+	char *socket_path;
+	char *tls_dir;
+	GSocketClient *client;
+	GSocketConnection *conn;
+	GDataInputStream *in;
+	GOutputStream *out;
+	GCancellable *cancel;
+	guint retry;
+	guint broken;               /* a send failed: reconnect (idle) */
+	bool said_missing;          /* "herd-san not answering" logged once */
+	json_t *sent;               /* {uuid: the volume op last sent} */
+	json_t *states;             /* {uuid: herd-san's last state of it} */
+	GHashTable *waiting;        /* uuids whose writes wait for "outdated" */
+	GHashTable *submitting;     /* uuid -> its outdate command's context, under way */
+	guint outdate_timer;
+	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
+};
+
+static void connect_soon(herd_san_link *l, unsigned ms);
+
+static store_state *state(herd_san_link *l)
+{
+	return herd_cluster_state(l->cluster);
+}
+
+static void lost(herd_san_link *l, const char *why);
+
+static gboolean on_broken(gpointer user)
+{
+	herd_san_link *l = user;
+	l->broken = 0;
+	lost(l, "herd-san does not take what herdd sends");
+	return G_SOURCE_REMOVE;
+}
+
+/* Small lines on a local socket that herd-san reads at once; one that does
+ * not fit at once means herd-san hangs: herdd's loop never waits for it,
+ * it drops the connection and sends everything again on the next. */
+static void send_op(herd_san_link *l, json_t *op)
+{
+	if (!l->out)
+		return;
+	g_autofree char *text = json_dumps(op, JSON_COMPACT);
+	g_autofree char *line = g_strconcat(text, "\n", NULL);
+	g_autoptr(GError) err = NULL;
+	gssize n = g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(l->out), line,
+							      strlen(line), NULL, &err);
+	if (n == (gssize)strlen(line))
+		return;
+	log_warn("herd-san: cannot send: %s", err ? err->message : "its socket is full");
+	l->out = NULL;
+	if (!l->broken)
+		l->broken = g_idle_add(on_broken, l);
+}
+
+static void send_simple(herd_san_link *l, const char *op, const char *uuid)
+{
+	g_autoptr(json_t) j = json_pack("{s:s,s:s}", "op", op, "uuid", uuid);
+	send_op(l, j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Volumes: what the store says this node holds                        */
+
+static void sync_volumes(herd_san_link *l)
+{
+	if (!l->out)
+		return;
+	g_autoptr(json_t) now = herd_esan_volumes(state(l), l->node);
+	const char *uuid;
+	json_t *op, *tmp;
+	json_object_foreach(now, uuid, op)
+		if (!json_equal(op, json_object_get(l->sent, uuid)))
+			send_op(l, op);
+	/* Deleted from the store while this herdd ran, or moved away from this
+	 * node: herd-san removes it.  (A volume the store never showed this
+	 * herdd is left alone: a store not yet synced must not delete data.) */
+	json_object_foreach_safe(l->sent, tmp, uuid, op)
+		if (!json_object_get(now, uuid)) {
+			store_object *disk = store_state_get(state(l), STORE_KIND_DISK, uuid);
+			if (!disk || !store_disk_of(disk)->esan)
+				send_simple(l, "remove", uuid);
+			json_object_del(l->sent, uuid);
+		}
+	json_object_update(l->sent, now);
+}
+
+/* Tell herd-san of each volume whose peer node corosync no longer sees, so
+ * that its writes do not wait for TCP to notice. */
+static void check_peers(herd_san_link *l)
+{
+	uint32_t ring[64];
+	size_t n = herd_cluster_ring(l->cluster, ring, G_N_ELEMENTS(ring));
+	const char *uuid;
+	json_t *op;
+	json_object_foreach(l->sent, uuid, op) {
+		const char *peer = json_string_value(json_object_get(json_object_get(op, "peer"), "node"));
+		uint32_t id = store_node_id(state(l), peer);
+		bool seen = false;
+		for (size_t i = 0; i < n && !seen; i++)
+			seen = ring[i] == id;
+		if (seen) {
+			g_hash_table_remove(l->peer_down, uuid);
+		} else if (!g_hash_table_contains(l->peer_down, uuid)) {
+			g_hash_table_add(l->peer_down, g_strdup(uuid));
+			send_simple(l, "peer-down", uuid);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* peer-lost: the peer's replica is recorded outdated, then alone       */
+
+static void try_outdate(herd_san_link *l, const char *uuid);
+
+typedef struct {
+	herd_san_link *l;
+	char *uuid;
+} outdate_ctx;
+
+static void on_outdated(json_t *result, const GError *error, gpointer user)
+{
+	outdate_ctx *c = user;
+	herd_san_link *l = c->l;
+	g_hash_table_remove(l->submitting, c->uuid);
+	if (error)
+		log_warn("eSAN disk %s: recording its peer replica outdated failed (%s); trying again",
+			 c->uuid, error->message);
+	else
+		log_info("eSAN disk %s: its peer replica is recorded outdated; writing alone", c->uuid);
+	/* Either way the store decides: already outdated, try again, or not allowed. */
+	if (g_hash_table_contains(l->waiting, c->uuid))
+		try_outdate(l, c->uuid);
+	g_free(c->uuid);
+	g_free(c);
+}
+
+static gboolean on_outdate_timer(gpointer user)
+{
+	herd_san_link *l = user;
+	l->outdate_timer = 0;
+	g_autoptr(GList) keys = g_hash_table_get_keys(l->waiting);
+	for (GList *k = keys; k; k = k->next)
+		try_outdate(l, k->data);
+	return G_SOURCE_REMOVE;
+}
+
+static void try_outdate(herd_san_link *l, const char *uuid)
+{
+	if (g_hash_table_contains(l->submitting, uuid))
+		return;
+	bool already = false;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(json_t) cmd = herd_esan_outdate_cmd(state(l), uuid, l->node, &already, &err);
+	if (already) {
+		g_hash_table_remove(l->waiting, uuid);
+		send_simple(l, "outdated", uuid);
+		return;
+	}
+	if (cmd) {
+		outdate_ctx *c = g_new0(outdate_ctx, 1);
+		c->l = l;
+		c->uuid = g_strdup(uuid);
+		g_hash_table_insert(l->submitting, g_strdup(uuid), c);
+		if (herd_cluster_submit(l->cluster, cmd, "eSAN", on_outdated, c, &err))
+			return;
+		g_hash_table_remove(l->submitting, uuid);
+		g_free(c->uuid);
+		g_free(c);
+	}
+	/* Not now (no quorum, the peer not fenced yet, this replica itself
+	 * not up to date): the writes keep waiting; try again. */
+	log_debug("eSAN disk %s: cannot record its peer outdated yet: %s", uuid,
+		  err ? err->message : "?");
+	if (!l->outdate_timer)
+		l->outdate_timer = g_timeout_add(OUTDATE_RETRY_MS, on_outdate_timer, l);
+}
+
+static void on_synced_committed(json_t *result, const GError *error, gpointer user)
+{
+	g_autofree char *uuid = user;
+	if (error)
+		log_warn("eSAN disk %s: recording its peer up to date failed: %s", uuid, error->message);
+	else
+		log_info("eSAN disk %s: both replicas are up to date", uuid);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading herd-san                                                     */
+
+static void read_next(herd_san_link *l);
+
+static void publish_states(herd_san_link *l)
+{
+	herd_ha_set_esan(l->ha, l->states);
+}
+
+static void on_event(herd_san_link *l, json_t *j)
+{
+	const char *ev = json_string_value(json_object_get(j, "ev"));
+	const char *uuid = json_string_value(json_object_get(j, "uuid"));
+	if (!ev) {
+		json_t *ok = json_object_get(j, "ok");
+		if (json_is_false(ok))
+			log_warn("herd-san refused: %s", json_string_value(json_object_get(j, "error")));
+		return;
+	}
+	if (!uuid || !store_uuid_is_valid(uuid)) {
+		log_warn("herd-san sent a '%s' event without a volume's UUID", ev);
+		return;
+	}
+	if (strcmp(ev, "state") == 0) {
+		g_autoptr(json_t) s = json_deep_copy(j);
+		json_object_del(s, "ev");
+		json_object_del(s, "uuid");
+		json_object_set(l->states, uuid, s);
+		publish_states(l);
+	} else if (strcmp(ev, "peer-lost") == 0) {
+		log_info("eSAN disk %s: its peer replica is away; its writes wait until the peer is "
+			 "recorded outdated", uuid);
+		g_hash_table_add(l->waiting, g_strdup(uuid));
+		try_outdate(l, uuid);
+	} else if (strcmp(ev, "synced") == 0) {
+		json_t *cmd = herd_esan_synced_cmd(state(l), uuid, l->node);
+		g_autoptr(GError) err = NULL;
+		if (cmd && !herd_cluster_submit(l->cluster, cmd, "eSAN", on_synced_committed,
+						g_strdup(uuid), &err))
+			log_warn("eSAN disk %s: cannot record its peer up to date: %s", uuid, err->message);
+		json_decref(cmd);
+	} else if (strcmp(ev, "error") == 0) {
+		log_warn("eSAN disk %s: %s", uuid, json_string_value(json_object_get(j, "message")));
+	} else {
+		log_debug("herd-san: event '%s' not known here", ev);
+	}
+}
+
+static void lost(herd_san_link *l, const char *why)
+{
+	log_warn("herd-san: connection lost (%s); connecting again", why);
+	g_cancellable_cancel(l->cancel);
+	g_clear_object(&l->cancel);
+	g_clear_object(&l->in);
+	l->out = NULL;
+	g_clear_object(&l->conn);
+	json_object_clear(l->sent);
+	json_object_clear(l->states);
+	g_hash_table_remove_all(l->peer_down);
+	publish_states(l);
+	connect_soon(l, RETRY_MS);
+}
+
+static void on_line(GObject *src, GAsyncResult *res, gpointer user)
+{
+	herd_san_link *l = user;
+	g_autoptr(GError) err = NULL;
+	gsize len = 0;
+	g_autofree char *line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src), res, &len, &err);
+	if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	if (!line) {
+		lost(l, err ? err->message : "herd-san closed it");
+		return;
+	}
+	if (len > LINE_MAX_BYTES) {
+		lost(l, "a line longer than herd-san ever sends");
+		return;
+	}
+	json_error_t jerr;
+	g_autoptr(json_t) j = json_loads(line, 0, &jerr);
+	if (!json_is_object(j))
+		log_warn("herd-san sent a line that is not a JSON object: %s", jerr.text);
+	else
+		on_event(l, j);
+	read_next(l);
+}
+
+static void read_next(herd_san_link *l)
+{
+	g_data_input_stream_read_line_async(l->in, G_PRIORITY_DEFAULT, l->cancel, on_line, l);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connecting                                                           */
+
+static void on_connected(GObject *src, GAsyncResult *res, gpointer user)
+{
+	herd_san_link *l = user;
+	g_autoptr(GError) err = NULL;
+	GSocketConnection *conn = g_socket_client_connect_finish(G_SOCKET_CLIENT(src), res, &err);
+	if (!conn) {
+		if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			return;
+		if (!l->said_missing)
+			log_info("herd-san is not answering at %s (%s); trying every second", l->socket_path,
+				 err->message);
+		l->said_missing = true;
+		connect_soon(l, RETRY_MS);
+		return;
+	}
+	l->said_missing = false;
+	l->conn = conn;
+	l->in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+	l->out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+	log_info("connected to herd-san at %s", l->socket_path);
+	g_autoptr(json_t) config = json_pack("{s:s,s:s}", "op", "config", "tls_dir", l->tls_dir);
+	send_op(l, config);
+	sync_volumes(l);
+	check_peers(l);
+	g_autoptr(json_t) status = json_pack("{s:s}", "op", "status");
+	send_op(l, status);
+	/* Writes that waited across a restart of herdd wait no longer than this. */
+	g_autoptr(GList) keys = g_hash_table_get_keys(l->waiting);
+	for (GList *k = keys; k; k = k->next)
+		try_outdate(l, k->data);
+	read_next(l);
+}
+
+static gboolean on_retry(gpointer user)
+{
+	herd_san_link *l = user;
+	l->retry = 0;
+	l->cancel = g_cancellable_new();
+	g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(l->socket_path);
+	g_socket_client_connect_async(l->client, G_SOCKET_CONNECTABLE(addr), l->cancel, on_connected, l);
+	return G_SOURCE_REMOVE;
+}
+
+static void connect_soon(herd_san_link *l, unsigned ms)
+{
+	g_clear_object(&l->cancel);
+	if (!l->retry)
+		l->retry = g_timeout_add(ms, on_retry, l);
+}
+
+static void on_store_change(gpointer user, GPtrArray *changes)
+{
+	herd_san_link *l = user;
+	bool relevant = changes == NULL;
+	for (guint i = 0; changes && i < changes->len && !relevant; i++) {
+		store_change *c = changes->pdata[i];
+		relevant = c->kind == STORE_KIND_DISK || c->kind == STORE_KIND_NODE;
+	}
+	if (!relevant)
+		return;
+	sync_volumes(l);
+	/* A peer just fenced lets a waiting outdate through. */
+	if (g_hash_table_size(l->waiting) && !l->outdate_timer)
+		l->outdate_timer = g_timeout_add(0, on_outdate_timer, l);
+}
+
+static void on_membership(gpointer user, bool group)
+{
+	check_peers(user);
+}
+
+herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char *node_name,
+				 const char *socket_path, const char *tls_dir)
+{
+	herd_san_link *l = g_new0(herd_san_link, 1);
+	l->cluster = cluster;
+	l->ha = ha;
+	l->node = g_strdup(node_name);
+	l->socket_path = g_strdup(socket_path);
+	l->tls_dir = g_strdup(tls_dir);
+	l->client = g_socket_client_new();
+	l->sent = json_object();
+	l->states = json_object();
+	l->waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	l->submitting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	l->peer_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	herd_cluster_listen(cluster, on_store_change, l);
+	herd_cluster_on_membership(cluster, on_membership, l);
+	connect_soon(l, 0);
+	return l;
+}
+
+void herd_san_link_free(herd_san_link *l)
+{
+	if (!l)
+		return;
+	herd_cluster_unlisten(l->cluster, l);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, l->submitting);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		outdate_ctx *c = v;
+		herd_cluster_forget(l->cluster, c);
+		g_free(c->uuid);
+		g_free(c);
+	}
+	g_clear_handle_id(&l->broken, g_source_remove);
+	if (l->cancel)
+		g_cancellable_cancel(l->cancel);
+	g_clear_object(&l->cancel);
+	g_clear_handle_id(&l->retry, g_source_remove);
+	g_clear_handle_id(&l->outdate_timer, g_source_remove);
+	g_clear_object(&l->in);
+	g_clear_object(&l->conn);
+	g_clear_object(&l->client);
+	json_decref(l->sent);
+	json_decref(l->states);
+	g_hash_table_destroy(l->waiting);
+	g_hash_table_destroy(l->submitting);
+	g_hash_table_destroy(l->peer_down);
+	g_free(l->node);
+	g_free(l->socket_path);
+	g_free(l->tls_dir);
+	g_free(l);
+}

@@ -1,0 +1,40 @@
+/*
+ * eSAN as herdd sees it (issue 11, docs/esan.md): what this node's herd-san
+ * must serve, made from the store, and the store changes that herd-san's
+ * reports ask for.  Pure: reads the store, returns JSON; daemon/san_link.c
+ * talks to herd-san and submits the commands.
+ *
+ * The rule that keeps a failover from ever picking a stale replica
+ * (invariant 3): a replica writes alone only after its peer is recorded
+ * outdated in the store — a committed change, so it needs quorum and no
+ * unfenced lost node, as every change does.  A peer is recorded up to date
+ * again only when the writer's herd-san says the resync made it identical.
+ */
+#pragma once
+
+#include "store/state.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+/* The volumes node @node_name holds a replica of: {disk uuid: the
+ * herd-san "volume" op for it} (docs/esan.md; /work design: ops). */
+json_t *herd_esan_volumes(store_state *st, const char *node_name);
+
+/* The command that records the peer of @node_name's replica of disk
+ * @disk_uuid outdated, so that @node_name may write alone.  NULL with
+ * *@already true when the store records that already; NULL with an error
+ * when @node_name may not write alone (its own replica is not up to date,
+ * or there is no such disk). */
+json_t *herd_esan_outdate_cmd(store_state *st, const char *disk_uuid, const char *node_name,
+			      bool *already, GError **error);
+
+/* The command that records the peer of @node_name's replica up to date
+ * after a resync from @node_name; NULL when there is nothing to record
+ * (or no such disk, or @node_name's own replica is not up to date). */
+json_t *herd_esan_synced_cmd(store_state *st, const char *disk_uuid, const char *node_name);
+
+/* The address of node @node on which its herd-san listens for peers: its
+ * first link's. */
+const char *herd_esan_address(store_state *st, store_object *node);

@@ -1,0 +1,259 @@
+/*
+ * eSAN disks in the store (store/disk.h: two replicas, their states, a
+ * port, a first generation identifier; what apply refuses), what herdd
+ * derives from them (ha/esan.h: the volumes a node serves, recording a peer
+ * outdated before writing alone and up to date after a resync) and what the
+ * scheduler gets (ha/needs.h: only nodes with an up-to-date replica).
+ */
+#include "common/error.h"
+#include "common/json.h"
+#include "ha/esan.h"
+#include "ha/needs.h"
+#include "store/disk.h"
+#include "store/command.h"
+#include "store/node.h"
+#include "store/vm.h"
+#include "teststore.h"
+
+#include <string.h>
+
+#define N1 "a1111111-1111-4111-8111-111111111111"
+#define N2 "a2222222-2222-4222-8222-222222222222"
+#define N3 "a3333333-3333-4333-8333-333333333333"
+#define DISK "d1111111-1111-4111-8111-111111111111"
+#define DISK2 "d2222222-2222-4222-8222-222222222222"
+#define GEN "0123456789abcdef"
+
+static test_store *cluster(void)
+{
+	test_store *t = test_store_new();
+	const char *uuids[] = { N1, N2, N3 };
+	for (unsigned i = 0; i < 3; i++) {
+		g_autofree char *name = g_strdup_printf("n%u", i + 1);
+		g_autofree char *addr = g_strdup_printf("10.99.0.%u", i + 1);
+		const char *links[] = { addr };
+		g_autoptr(json_t) cmd = store_node_cmd_create(uuids[i], name, i + 1, links, 1);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(json_t) r = test_store_apply(t, cmd, &error);
+		g_assert_no_error(error);
+	}
+	return t;
+}
+
+static void create_disk(test_store *t)
+{
+	const char *nodes[] = { N1, N2 };
+	g_autoptr(json_t) cmd = store_disk_cmd_create_esan(DISK, "db0", 1 << 20, nodes, STORE_ESAN_PORT_MIN, GEN);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = test_store_apply(t, cmd, &error);
+	g_assert_no_error(error);
+}
+
+static store_object *disk(test_store *t)
+{
+	return store_state_get(t->st, STORE_KIND_DISK, DISK);
+}
+
+/* Apply @cmd (stolen): refused with @code and a message saying @needle. */
+static void expect_refused(test_store *t, json_t *cmd, int code, const char *needle)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = test_store_apply(t, cmd, &error);
+	json_decref(cmd);
+	g_assert_null(r);
+	g_assert_error(error, HERD_ERROR, code);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not say '%s'", error->message, needle);
+}
+
+static void test_create(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	const store_disk *d = store_disk_of(disk(t));
+	g_assert_true(d->esan);
+	g_assert_null(d->storage);
+	g_assert_cmpint(d->port, ==, STORE_ESAN_PORT_MIN);
+	g_assert_cmpstr(d->gen, ==, GEN);
+	g_assert_cmpstr(store_disk_replica(d, N2)->node, ==, N2);
+	g_assert_cmpint(store_disk_replica(d, N2)->state, ==, STORE_REPLICA_UPTODATE);
+	g_assert_cmpstr(store_disk_peer(d, N2)->node, ==, N1);
+	g_assert_null(store_disk_replica(d, N3));
+	g_assert_null(store_disk_peer(d, N3));
+	g_assert_cmpint(store_esan_free_port(t->st), ==, STORE_ESAN_PORT_MIN + 1);
+	g_autofree char *sock = store_esan_socket(DISK);
+	g_assert_cmpstr(sock, ==, HERD_SAN_RUN_DIR "/" DISK ".sock");
+}
+
+static void test_refused(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	const char *same[] = { N1, N1 }, *gone[] = { N1, "a9999999-9999-4999-8999-999999999999" };
+	const char *ok[] = { N1, N3 };
+	expect_refused(t, store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, same, 7800, GEN), HERD_ERR_INVALID,
+		       "two different nodes");
+	expect_refused(t, store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, gone, 7800, GEN), HERD_ERR_NOT_FOUND,
+		       "node");
+	expect_refused(t, store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, STORE_ESAN_PORT_MIN, GEN),
+		       HERD_ERR_CONFLICT, "eSAN disk db0 uses port");
+	expect_refused(t, store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, 80, GEN), HERD_ERR_INVALID, "port");
+	expect_refused(t, store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, 7800, "0000000000000000"),
+		       HERD_ERR_INVALID, "16 hex digits");
+	expect_refused(t, store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, 7800, "xyz"), HERD_ERR_INVALID,
+		       "16 hex digits");
+	/* A storage too, three replicas, qcow2, a state herd does not know. */
+	json_t *cmd = store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, 7800, GEN);
+	json_object_set_new(json_object_get(cmd, "data"), "storage", json_string(N3));
+	expect_refused(t, cmd, HERD_ERR_INVALID, "on no storage");
+	cmd = store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, 7800, GEN);
+	json_t *replicas = json_object_get(json_object_get(json_object_get(cmd, "data"), "esan"), "replicas");
+	json_array_append_new(replicas, json_pack("{s:s,s:s}", "node", N2, "state", "uptodate"));
+	expect_refused(t, cmd, HERD_ERR_INVALID, "exactly two replicas");
+	cmd = store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, 7800, GEN);
+	json_object_set_new(json_object_get(cmd, "data"), "format", json_string("qcow2"));
+	expect_refused(t, cmd, HERD_ERR_INVALID, "raw");
+	cmd = store_disk_cmd_create_esan(DISK2, "db1", 1 << 20, ok, 7800, GEN);
+	replicas = json_object_get(json_object_get(json_object_get(cmd, "data"), "esan"), "replicas");
+	json_object_set_new(json_array_get(replicas, 1), "state", json_string("fine"));
+	expect_refused(t, cmd, HERD_ERR_INVALID, "uptodate, outdated or inconsistent");
+	/* Nothing of it was stored. */
+	g_assert_null(store_state_get(t->st, STORE_KIND_DISK, DISK2));
+	/* A node holding a replica stays. */
+	store_object *n2 = store_state_get(t->st, STORE_KIND_NODE, N2);
+	expect_refused(t, store_cmd_delete(STORE_KIND_NODE, N2, n2->version), HERD_ERR_CONFLICT,
+		       "Node n2 holds a replica of eSAN disk db0");
+}
+
+static void test_names(void)
+{
+	static const char *const reserved[] = { "disk", "DISK", "esan", "all", "list", NULL };
+	for (unsigned i = 0; reserved[i]; i++) {
+		g_autoptr(GError) error = NULL;
+		g_assert_false(store_name_validate(STORE_KIND_DISK, reserved[i], &error));
+		g_assert_nonnull(strstr(error->message, "reserved word"));
+	}
+	g_assert_true(store_name_validate(STORE_KIND_DISK, "disk1", NULL));
+	/* Only disks: a VM may be called "list" (its name is its own). */
+	g_assert_true(store_name_validate(STORE_KIND_VM, "all", NULL));
+}
+
+static void test_volumes(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	g_autoptr(json_t) v1 = herd_esan_volumes(t->st, "n1");
+	json_t *op = json_object_get(v1, DISK);
+	g_assert_nonnull(op);
+	g_assert_cmpstr(json_string_value(json_object_get(op, "op")), ==, "volume");
+	g_assert_cmpstr(json_string_value(json_object_get(op, "name")), ==, "db0");
+	g_assert_cmpint(json_integer_value(json_object_get(op, "size")), ==, 1 << 20);
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(op, "listen"), "address")), ==, "10.99.0.1");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(op, "peer"), "address")), ==, "10.99.0.2");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(op, "peer"), "node")), ==, "n2");
+	g_assert_cmpint(json_integer_value(json_object_get(json_object_get(op, "peer"), "port")), ==,
+			STORE_ESAN_PORT_MIN);
+	g_assert_cmpstr(json_string_value(json_object_get(op, "local")), ==, "uptodate");
+	g_assert_cmpstr(json_string_value(json_object_get(op, "initial_gen")), ==, GEN);
+	g_autoptr(json_t) v3 = herd_esan_volumes(t->st, "n3");
+	g_assert_cmpuint(json_object_size(v3), ==, 0);
+	g_autoptr(json_t) none = herd_esan_volumes(t->st, "nx");
+	g_assert_cmpuint(json_object_size(none), ==, 0);
+}
+
+static void apply_ok(test_store *t, json_t *cmd)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = test_store_apply(t, cmd, &error);
+	g_assert_no_error(error);
+	json_decref(cmd);
+}
+
+static void test_outdate(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	bool already = true;
+	g_autoptr(GError) error = NULL;
+	/* n1 writes alone: n2 is recorded outdated first. */
+	json_t *cmd = herd_esan_outdate_cmd(t->st, DISK, "n1", &already, &error);
+	g_assert_no_error(error);
+	g_assert_false(already);
+	/* Computed on the version before: refused once the disk changed. */
+	json_t *stale = herd_esan_outdate_cmd(t->st, DISK, "n1", &already, &error);
+	apply_ok(t, cmd);
+	const store_disk *d = store_disk_of(disk(t));
+	g_assert_cmpint(store_disk_replica(d, N1)->state, ==, STORE_REPLICA_UPTODATE);
+	g_assert_cmpint(store_disk_replica(d, N2)->state, ==, STORE_REPLICA_OUTDATED);
+	expect_refused(t, stale, HERD_ERR_CONFLICT, "version");
+	/* Asked again: it is so already. */
+	g_assert_null(herd_esan_outdate_cmd(t->st, DISK, "n1", &already, &error));
+	g_assert_no_error(error);
+	g_assert_true(already);
+	/* The outdated side may never write alone. */
+	g_assert_null(herd_esan_outdate_cmd(t->st, DISK, "n2", &already, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_assert_nonnull(strstr(error->message, "is outdated: it may not be written alone"));
+	g_clear_error(&error);
+	g_assert_false(already);
+	/* No replica there, no such disk. */
+	g_assert_null(herd_esan_outdate_cmd(t->st, DISK, "n3", &already, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_null(herd_esan_synced_cmd(t->st, DISK, "n2"));
+	g_assert_null(herd_esan_synced_cmd(t->st, DISK2, "n1"));
+	/* The resync from n1 ended: both up to date. */
+	apply_ok(t, herd_esan_synced_cmd(t->st, DISK, "n1"));
+	d = store_disk_of(disk(t));
+	g_assert_cmpint(store_disk_replica(d, N2)->state, ==, STORE_REPLICA_UPTODATE);
+	g_assert_null(herd_esan_synced_cmd(t->st, DISK, "n1"));
+}
+
+static void test_needs(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	const store_vm_disk disks[] = { { DISK, "virtio" } };
+	store_vm_hardware hw = { disks, 1, NULL, 0, NULL, NULL, "bios", "disk" };
+	store_vm vm = { .hw = &hw };
+	herd_needs *n = herd_needs_new(t->st);
+	size_t count;
+	g_autofree sched_need *needs = herd_needs_of(n, &vm, &count);
+	g_assert_cmpuint(count, ==, 1);
+	g_assert_cmpstr(needs[0].id, ==, DISK);
+	g_assert_cmpstr(needs[0].only[0], ==, "n1");
+	g_assert_cmpstr(needs[0].only[1], ==, "n2");
+	g_assert_null(needs[0].only[2]);
+	g_assert_cmpstr(needs[0].unreached, ==, "eSAN disk db0 has its replicas on n1 and n2 only");
+	herd_needs_free(n);
+
+	bool already;
+	apply_ok(t, herd_esan_outdate_cmd(t->st, DISK, "n1", &already, NULL));
+	n = herd_needs_new(t->st);
+	g_autofree sched_need *after = herd_needs_of(n, &vm, &count);
+	g_assert_cmpstr(after[0].only[0], ==, "n1");
+	g_assert_null(after[0].only[1]);
+	g_assert_cmpstr(after[0].unreached, ==, "eSAN disk db0 is up to date only on n1 (n1 uptodate, n2 outdated)");
+	herd_needs_free(n);
+
+	/* Neither up to date (promote's case): nowhere, and the sentence says how on. */
+	store_replica_state states[2] = { STORE_REPLICA_OUTDATED, STORE_REPLICA_INCONSISTENT };
+	apply_ok(t, store_disk_cmd_replicas(disk(t), states));
+	n = herd_needs_new(t->st);
+	g_autofree sched_need *none = herd_needs_of(n, &vm, &count);
+	g_assert_null(none[0].only[0]);
+	g_assert_nonnull(strstr(none[0].unreached, "'herd disk promote db0 --force'"));
+	herd_needs_free(n);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/esan/create", test_create);
+	g_test_add_func("/esan/refused", test_refused);
+	g_test_add_func("/esan/names", test_names);
+	g_test_add_func("/esan/volumes", test_volumes);
+	g_test_add_func("/esan/outdate", test_outdate);
+	g_test_add_func("/esan/needs", test_needs);
+	return g_test_run();
+}
