@@ -118,10 +118,10 @@ static json_t *disk_json(api_ctx *a, store_object *o, json_t *used)
 {
 	store_state *st = api_state(a);
 	const store_disk *d = store_disk_of(o);
-	store_object *storage = store_state_get(st, STORE_KIND_STORAGE, d->storage);
+	store_object *storage = d->storage ? store_state_get(st, STORE_KIND_STORAGE, d->storage) : NULL;
 	store_object *vm = store_refs_user(st, o);
 	g_autofree char *path = store_file_path(st, d->storage, d->file);
-	json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:s,s:I,s:O}", "name", o->name, "uuid", o->uuid,
+	json_t *j = json_pack("{s:s,s:s,s:s?,s:s?,s:s,s:I,s:O}", "name", o->name, "uuid", o->uuid,
 			      "storage", storage ? storage->name : NULL, "storage_uuid", d->storage,
 			      "format", store_disk_format_name(d->format), "size", (json_int_t)d->size,
 			      "used", used ? used : json_null());

@@ -1,0 +1,149 @@
+/* eSAN disks through the API (/api/v1/disks with "esan") on a cluster of
+ * three nodes in this process: what is refused, what a disk shows of its
+ * replicas and of the herd-san reports, and where its VM may run (only on
+ * a replica node whose replica the store records up to date). */
+#include "test_api.h"
+
+#include "ha/ha.h"
+#include "store/disk.h"
+
+#include <string.h>
+
+static json_t *disk_get(fixture *f, unsigned node, const char *name, test_answer **keep)
+{
+	g_autofree char *path = g_strdup_printf("/api/v1/disks/%s", name);
+	*keep = test_request(f->n[node], "GET", path, NULL);
+	return test_expect(*keep, 200);
+}
+
+static json_t *replica_of(json_t *disk, unsigned i)
+{
+	return json_array_get(json_object_get(json_object_get(disk, "esan"), "replicas"), i);
+}
+
+/* Does n@node show n3's herd-san report of @name as connection @conn? */
+static bool shows_conn(fixture *f, unsigned node, const char *name, const char *conn)
+{
+	g_autoptr(test_answer) keep = NULL;
+	json_t *d = disk_get(f, node, name, &keep);
+	return g_strcmp0(str(json_object_get(replica_of(d, 1), "herd_san"), "conn"), conn) == 0;
+}
+
+/* Record the replica states of disk @name (n@node commits). */
+static void set_states(fixture *f, const char *name, store_replica_state a, store_replica_state b)
+{
+	store_object *o = store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_DISK, name);
+	store_replica_state states[2] = { a, b };
+	g_autoptr(json_t) cmd = store_disk_cmd_replicas(o, states);
+	testnode_commit(f->n[1], cmd);
+}
+
+static void stop(fixture *f, const char *vm)
+{
+	g_autoptr(test_answer) a = vm_action(f, 1, vm, "destroy", NULL);
+	test_expect(a, 200);
+}
+
+/* Does GET /api/v1/vms/db show an alert that says @needle? */
+static bool alert_says(fixture *f, const char *needle)
+{
+	g_autoptr(test_answer) keep = NULL;
+	const char *alert = str(get_vm(f, 2, "db", &keep), "alert");
+	return alert && strstr(alert, needle);
+}
+
+static void test_esan(fixture *f, gconstpointer data)
+{
+	const refusal bad[] = {
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":\"n2,n2\"}", 400, "two different nodes, not both on n2" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":\"n2,n9\"}", 404, "Node n9 is not a node" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":[\"n1\",\"n2\",\"n3\"]}", 400, "names the two nodes" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":\"n2\"}", 400, "names the two nodes" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":7}", 400, "names the two nodes" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"esan\":\"n2,n3\"}", 400, "Field 'size'" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1000\",\"esan\":\"n2,n3\"}", 400, "512-byte sectors" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"65T\",\"esan\":\"n2,n3\"}", 400, "too large" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":\"n2,n3\",\"storage\":\"s\"}", 400, "no field 'storage'" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":\"n2,n3\",\"format\":\"qcow2\"}", 400, "no field 'format'" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"disk\",\"size\":\"1G\",\"esan\":\"n2,n3\"}", 400, "reserved word" },
+		{ 1, "POST", "/api/v1/disks", "{\"name\":\"a/b\",\"size\":\"1G\",\"esan\":\"n2,n3\"}", 400, "contains a character" },
+	};
+	EXPECT_REFUSALS(f, bad);
+	{
+		g_autoptr(test_answer) none = test_request(f->n[2], "GET", "/api/v1/disks", NULL);
+		g_assert_cmpuint(json_array_size(test_expect(none, 200)), ==, 0);
+	}
+
+	/* Made through n1, on n2 and n3: raw, on no storage, both up to date,
+	 * no herd-san has reported yet. */
+	g_autoptr(test_answer) made = test_requestf(f->n[1], "POST", "/api/v1/disks", "{s:s,s:s,s:s}", "name",
+						    "db0", "size", "64M", "esan", "n2,n3");
+	json_t *d = test_expect(made, 201);
+	g_assert_cmpstr(str(d, "format"), ==, "raw");
+	g_assert_true(json_is_null(json_object_get(d, "storage")));
+	g_assert_cmpint(json_integer_value(json_object_get(d, "size")), ==, 64 << 20);
+	g_assert_cmpint(json_integer_value(json_object_get(json_object_get(d, "esan"), "port")), ==, STORE_ESAN_PORT_MIN);
+	g_assert_cmpstr(str(replica_of(d, 0), "node"), ==, "n2");
+	g_assert_cmpstr(str(replica_of(d, 1), "node"), ==, "n3");
+	g_assert_cmpstr(str(replica_of(d, 1), "state"), ==, "uptodate");
+	g_assert_true(json_is_null(json_object_get(replica_of(d, 1), "herd_san")));
+	const char *uuid = str(d, "uuid");
+	const refusal again[] = {
+		{ 2, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":\"n1,n3\"}", 409, "Disk db0 exists already" },
+		{ 2, "POST", "/api/v1/disks/db0/resize", "{\"size\":\"1G\"}", 400, "eSAN disk" },
+	};
+	EXPECT_REFUSALS(f, again);
+
+	/* n3's herd-san reports: every node shows it. */
+	g_autoptr(json_t) report = json_pack("{s:{s:s,s:I}}", uuid, "conn", "standalone", "dirty", (json_int_t)4096);
+	herd_ha_set_esan(f->n[3]->ha, report);
+	TEST_WAIT(shows_conn(f, 1, "db0", "standalone") && shows_conn(f, 2, "db0", "standalone"));
+
+	/* Its VM runs on a replica node only (n1 would do otherwise: the same
+	 * room, the first name), over NBD from herd-san's socket. */
+	g_autoptr(test_answer) vm = test_requestf(f->n[1], "POST", "/api/v1/vms", "{s:s,s:s,s:{s:[s]}}", "name",
+						  "db", "memory", "64M", "hardware", "disks", "db0");
+	const char *vm_uuid = str(test_expect(vm, 201), "uuid");
+	g_autoptr(test_answer) keep = NULL;
+	const char *xml = json_string_value(json_object_get(get_vm(f, 2, "db", &keep), "xml"));
+	g_autofree char *source = g_strdup_printf("<source protocol='nbd' name='%s'>", uuid);
+	g_autofree char *host = g_strdup_printf("<host transport='unix' socket='" HERD_SAN_RUN_DIR "/%s.sock'/>", uuid);
+	g_assert_nonnull(strstr(xml, source));
+	g_assert_nonnull(strstr(xml, host));
+	vm_start(f, 1, "db", "n2");
+	const refusal in_use[] = {
+		{ 1, "DELETE", "/api/v1/disks/db0", NULL, 409, "Disk db0 is in use by VM db" },
+	};
+	EXPECT_REFUSALS(f, in_use);
+	stop(f, "db");
+
+	/* n2 outdated: only n3. */
+	set_states(f, "db0", STORE_REPLICA_OUTDATED, STORE_REPLICA_UPTODATE);
+	vm_start(f, 1, "db", "n3");
+	stop(f, "db");
+
+	/* Neither up to date: nowhere, and the answer says how to go on. */
+	set_states(f, "db0", STORE_REPLICA_OUTDATED, STORE_REPLICA_INCONSISTENT);
+	store_object *o = store_state_get(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM, vm_uuid);
+	g_autoptr(json_t) start = store_vm_cmd_start(o);
+	testnode_commit(f->n[1], start);
+	TEST_WAIT(alert_says(f, "herd disk promote db0 --force"));
+	g_assert_null(vm_runs_where(f, vm_uuid));
+	stop(f, "db");
+
+	/* Deleted once no VM uses it. */
+	g_autoptr(test_answer) gone_vm = test_request(f->n[1], "DELETE", "/api/v1/vms/db", NULL);
+	test_expect(gone_vm, 200);
+	g_autoptr(test_answer) gone = test_request(f->n[2], "DELETE", "/api/v1/disks/db0", NULL);
+	test_expect(gone, 200);
+	g_autoptr(test_answer) none = test_request(f->n[3], "GET", "/api/v1/disks", NULL);
+	g_assert_cmpuint(json_array_size(test_expect(none, 200)), ==, 0);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	test_log_init();
+	api_test_add("/api/esan", test_esan, LAB_MODE);
+	return g_test_run();
+}
