@@ -517,9 +517,10 @@ void api_disk_resize(http_request *req, gpointer user_data)
 	}
 	const store_disk *d = store_disk_of(o);
 	if (d->esan) {
-		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "Disk %s is an eSAN disk: growing one is not possible in this version of herd.",
-				    o->name);
+		/* Each replica node's herd-san grows its replica when its herdd
+		 * sees the size (daemon/san_link.h); the guest sees it at its
+		 * next start at the latest. */
+		api_disk_esan_resize(req, a, o, size);
 		return;
 	}
 	store_object *storage = store_state_get(api_state(a), STORE_KIND_STORAGE, d->storage);

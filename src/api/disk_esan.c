@@ -1,12 +1,16 @@
 #define G_LOG_DOMAIN "api"
 #include "api/disk_esan.h"
 
+#include "api/routes.h"
+
 #include "common/error.h"
 #include "common/json.h"
 #include "common/size.h"
 #include "common/tls.h"
 #include "store/disk.h"
 #include "store/node.h"
+#include "store/refs.h"
+#include "ha/esan.h"
 
 #include <string.h>
 
@@ -111,6 +115,12 @@ void api_disk_esan_create(http_request *req, api_ctx *a, json_t *body, const cha
 	api_commit(req, a, cmd, 201, render);
 }
 
+void api_disk_esan_resize(http_request *req, api_ctx *a, store_object *o, uint64_t size)
+{
+	g_autoptr(json_t) cmd = store_disk_cmd_resize(o, size);
+	api_commit(req, a, cmd, 200, render);
+}
+
 void api_disk_esan_json(api_ctx *a, const store_object *o, json_t *j)
 {
 	const store_disk *d = store_disk_of(o);
@@ -126,5 +136,141 @@ void api_disk_esan_json(api_ctx *a, const store_object *o, json_t *j)
 						store_replica_state_name(d->replicas[i].state), "herd_san",
 						live ? live : json_null()));
 	}
-	json_object_set_new(j, "esan", json_pack("{s:i,s:o}", "port", d->port, "replicas", replicas));
+	json_t *esan = json_pack("{s:i,s:o}", "port", d->port, "replicas", replicas);
+	const store_esan_verify *v = &d->verify;
+	if (v->id) {
+		store_object *vn = store_state_get(st, STORE_KIND_NODE, v->node);
+		json_t *vj = json_pack("{s:I,s:s,s:b}", "id", (json_int_t)v->id, "node", vn ? vn->name : v->node,
+				       "done", v->done);
+		if (v->done) {
+			json_object_set_new(vj, "equal", json_boolean(v->equal));
+			json_object_set_new(vj, "differ", json_integer((json_int_t)v->differ));
+			json_object_set_new(vj, "first", v->first >= 0 ? json_integer(v->first) : json_null());
+			json_object_set_new(vj, "compared", json_integer((json_int_t)v->compared));
+			json_object_set_new(vj, "time_ms", json_integer(v->time_ms));
+			if (v->error)
+				json_object_set_new(vj, "error", json_string(v->error));
+		}
+		json_object_set_new(esan, "verify", vj);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		if (d->replicas[i].discard)
+			json_object_set_new(json_array_get(replicas, i), "discard", json_true());
+	json_object_set_new(j, "esan", esan);
+}
+
+/* The eSAN disk of the request's {disk}, or NULL (answered). */
+static store_object *esan_param(http_request *req, api_ctx *a)
+{
+	store_object *o = api_lookup_param(req, a, STORE_KIND_DISK, "disk");
+	if (o && !store_disk_of(o)->esan) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Disk %s is not an eSAN disk.", o->name);
+		return NULL;
+	}
+	return o;
+}
+
+/* The node the disk's VM runs on (its name: static in the store), or NULL. */
+static const char *vm_node(api_ctx *a, const store_object *disk, const char **vm_name)
+{
+	store_object *vm = store_refs_user(api_state(a), disk);
+	const char *where = NULL;
+	if (vm && herd_ha_vm_active(a->ha, vm->uuid, &where)) {
+		*vm_name = vm->name;
+		return where ? where : "?";
+	}
+	return NULL;
+}
+
+void api_disk_promote(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "force", "node", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *o = esan_param(req, a);
+	g_autoptr(json_t) body = o ? api_body(req, fields, &err) : NULL;
+	const char *node = NULL;
+	bool force = false;
+	if (!o)
+		return;
+	if (!body || !api_get_bool(body, "force", &force, &err) || !api_get_string(body, "node", &node, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!force) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Promoting a replica of eSAN disk %s throws away what the other replica holds "
+				    "beyond it: say so with force (herd disk promote %s --force).", o->name, o->name);
+		return;
+	}
+	const char *vm_name = NULL;
+	vm_node(a, o, &vm_name);
+	g_autoptr(json_t) cmd = herd_esan_promote_cmd(api_state(a), o, node, vm_name, &err);
+	if (!cmd) {
+		http_respond_error(req, err);
+		return;
+	}
+	api_commit(req, a, cmd, 200, render);
+}
+
+void api_disk_resolve(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "keep", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *o = esan_param(req, a);
+	g_autoptr(json_t) body = o ? api_body(req, fields, &err) : NULL;
+	const char *keep = NULL;
+	if (!o)
+		return;
+	if (!body || !api_get_string(body, "keep", &keep, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	if (!keep) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Say which node's replica of eSAN disk %s to keep (field 'keep').",
+				    o->name);
+		return;
+	}
+	g_autoptr(json_t) san = herd_ha_esan(a->ha, o->uuid);
+	bool split = false;
+	const char *name;
+	json_t *s;
+	json_object_foreach(san, name, s)
+		split = split || g_strcmp0(json_string_value(json_object_get(s, "conn")), "splitbrain") == 0;
+	const char *vm_name = NULL;
+	const char *where = vm_node(a, o, &vm_name);
+	g_autoptr(json_t) cmd = herd_esan_resolve_cmd(api_state(a), o, keep, split, where, &err);
+	if (!cmd) {
+		http_respond_error(req, err);
+		return;
+	}
+	api_commit(req, a, cmd, 200, render);
+}
+
+void api_disk_verify(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	store_object *o = esan_param(req, a);
+	if (!o)
+		return;
+	/* Asked of a replica node whose herd-san is connected to its peer:
+	 * it reads both replicas. */
+	const store_disk *d = store_disk_of(o);
+	g_autoptr(json_t) san = herd_ha_esan(a->ha, o->uuid);
+	const char *node_uuid = NULL;
+	for (unsigned i = 0; i < 2 && !node_uuid; i++) {
+		store_object *n = store_state_get(api_state(a), STORE_KIND_NODE, d->replicas[i].node);
+		json_t *s = n ? json_object_get(san, n->name) : NULL;
+		if (g_strcmp0(json_string_value(json_object_get(s, "conn")), "connected") == 0)
+			node_uuid = n->uuid;
+	}
+	if (!node_uuid) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "The replicas of eSAN disk %s are not connected: nothing can compare them now.",
+				    o->name);
+		return;
+	}
+	g_autoptr(json_t) cmd = store_disk_cmd_verify(o, node_uuid);
+	api_commit(req, a, cmd, 202, render);
 }

@@ -11,5 +11,7 @@
 /* POST /api/v1/disks with "esan": ["n1","n2"] (or "n1,n2"): no storage,
  * raw.  Answers @req. */
 void api_disk_esan_create(http_request *req, api_ctx *a, json_t *body, const char *name);
+/* Grow eSAN disk @o to @size (checked by the caller); answers @req. */
+void api_disk_esan_resize(http_request *req, api_ctx *a, store_object *o, uint64_t size);
 /* Add its eSAN part to disk @o's JSON @j. */
 void api_disk_esan_json(api_ctx *a, const store_object *o, json_t *j);

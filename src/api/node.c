@@ -7,6 +7,7 @@
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
 #include "api/routes.h"
+#include "ha/esan.h"
 
 #include "common/error.h"
 #include "common/json.h"
@@ -136,6 +137,13 @@ void api_node_mode(http_request *req, gpointer user_data)
 	if (allow_cold && m == STORE_NODE_ONLINE) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
 				    "allow_cold is for a node that its VMs leave (standby, maintenance).");
+		return;
+	}
+	/* The sync gate (C14): not out of service while it holds the only
+	 * up-to-date replica of an eSAN disk. */
+	g_autofree char *gate = m != STORE_NODE_ONLINE ? herd_esan_sync_gate(api_state(a), node->name) : NULL;
+	if (gate) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "%s", gate);
 		return;
 	}
 	g_autoptr(json_t) cmd = store_node_cmd_mode(api_state(a), node, m, allow_cold);

@@ -58,6 +58,9 @@ const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/disks/{disk}", api_disk_get, 0 },
 	{ "DELETE", "/api/v1/disks/{disk}", api_disk_delete, 0 },
 	{ "POST", "/api/v1/disks/{disk}/resize", api_disk_resize, 0 },
+	{ "POST", "/api/v1/disks/{disk}/promote", api_disk_promote, 0 },
+	{ "POST", "/api/v1/disks/{disk}/resolve", api_disk_resolve, 0 },
+	{ "POST", "/api/v1/disks/{disk}/verify", api_disk_verify, 0 },
 
 	{ "GET", "/api/v1/isos", api_isos_list, 0 },
 	{ "PUT", "/api/v1/isos/{iso}", api_iso_upload, HTTP_ROUTE_STREAM },

@@ -87,6 +87,9 @@ void api_disk_create(http_request *req, gpointer user_data);    /* POST /disks *
 void api_disk_get(http_request *req, gpointer user_data);       /* GET /disks/{disk} */
 void api_disk_delete(http_request *req, gpointer user_data);    /* DELETE /disks/{disk} */
 void api_disk_resize(http_request *req, gpointer user_data);    /* POST /disks/{disk}/resize */
+void api_disk_promote(http_request *req, gpointer user_data);   /* POST /disks/{disk}/promote (eSAN) */
+void api_disk_resolve(http_request *req, gpointer user_data);   /* POST /disks/{disk}/resolve (eSAN) */
+void api_disk_verify(http_request *req, gpointer user_data);    /* POST /disks/{disk}/verify (eSAN) */
 
 /* iso.c */
 void api_isos_list(http_request *req, gpointer user_data);      /* GET /isos */

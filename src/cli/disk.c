@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static char *opt_size, *opt_storage, *opt_format, *opt_esan;
+static char *opt_size, *opt_storage, *opt_format, *opt_esan, *opt_node, *opt_keep;
+static gboolean opt_force;
+static gint opt_timeout = 3600;
 static gint opt_lun = -1;
 
 static GOptionEntry disk_create_options[] = {
@@ -22,6 +24,22 @@ static GOptionEntry disk_create_options[] = {
 
 static GOptionEntry disk_resize_options[] = {
 	{ "size", 's', 0, G_OPTION_ARG_STRING, &opt_size, "The new size (30G), or how much more (+10G)", "SIZE" },
+	{ NULL },
+};
+
+static GOptionEntry disk_promote_options[] = {
+	{ "force", 0, 0, G_OPTION_ARG_NONE, &opt_force, "Accept that what the other replica holds beyond this one is lost", NULL },
+	{ "node", 0, 0, G_OPTION_ARG_STRING, &opt_node, "The replica to promote (default: the outdated one)", "NODE" },
+	{ NULL },
+};
+
+static GOptionEntry disk_resolve_options[] = {
+	{ "keep", 0, 0, G_OPTION_ARG_STRING, &opt_keep, "The node whose replica is kept; the other's writes since the split are lost", "NODE" },
+	{ NULL },
+};
+
+static GOptionEntry disk_verify_options[] = {
+	{ "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Give up waiting for the result after this many seconds (default 3600)", "S" },
 	{ NULL },
 };
 
@@ -177,9 +195,89 @@ static int run_disk_resize(cli_ctx *ctx, int argc, char **argv)
 	const char *live = json_string_value(json_object_get(r, "grown_live_in"));
 	if (live)
 		printf("Disk %s is %s now (grown live: VM %s sees it).\n", argv[0], size, live);
+	else if (json_object_get(r, "esan"))
+		printf("Disk %s is %s now (both replicas; a running guest sees it at its next start).\n", argv[0], size);
 	else
 		printf("Disk %s is %s now.\n", argv[0], size);
 	return CLI_OK;
+}
+
+static int run_disk_promote(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autofree char *path = cli_api_path("disks", argv[0], "promote");
+	g_autoptr(json_t) body = json_pack("{s:b}", "force", opt_force);
+	if (opt_node)
+		json_object_set_new(body, "node", json_string(opt_node));
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	if (!r)
+		return rc;
+	g_autofree char *replicas = replicas_text(json_object_get(r, "esan"));
+	printf("eSAN disk %s: %s; the discarded replica is synchronised in full from the other when its node is back.\n",
+	       argv[0], replicas);
+	return CLI_OK;
+}
+
+static int run_disk_resolve(cli_ctx *ctx, int argc, char **argv)
+{
+	if (!opt_keep) {
+		fprintf(stderr, "herd disk resolve: give --keep NODE, the node whose replica is kept.\n");
+		return CLI_USAGE;
+	}
+	g_autofree char *path = cli_api_path("disks", argv[0], "resolve");
+	g_autoptr(json_t) body = json_pack("{s:s}", "keep", opt_keep);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	if (!r)
+		return rc;
+	printf("eSAN disk %s: the replica on %s is kept; the other is synchronised in full from it.\n", argv[0],
+	       opt_keep);
+	return CLI_OK;
+}
+
+static int run_disk_verify(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autofree char *path = cli_api_path("disks", argv[0], "verify");
+	int rc;
+	g_autoptr(json_t) asked = cli_request(ctx, "POST", path, NULL, &rc);
+	if (!asked)
+		return rc;
+	json_t *v = json_object_get(json_object_get(asked, "esan"), "verify");
+	json_int_t id = json_integer_value(json_object_get(v, "id"));
+	printf("Comparing the replicas of %s on %s...\n", argv[0], text_or_dash(json_object_get(v, "node")));
+	fflush(stdout);
+	g_autofree char *get = cli_api_path("disks", argv[0], NULL);
+	gint64 until = g_get_monotonic_time() + (gint64)opt_timeout * G_USEC_PER_SEC;
+	while (g_get_monotonic_time() < until) {
+		g_usleep(G_USEC_PER_SEC / 2);
+		g_autoptr(json_t) d = cli_request(ctx, "GET", get, NULL, &rc);
+		if (!d)
+			return rc;
+		v = json_object_get(json_object_get(d, "esan"), "verify");
+		if (json_integer_value(json_object_get(v, "id")) != id) {
+			fprintf(stderr, "herd disk verify: another verification of %s was asked meanwhile.\n", argv[0]);
+			return CLI_ERROR;
+		}
+		if (!json_is_true(json_object_get(v, "done")))
+			continue;
+		const char *error = json_string_value(json_object_get(v, "error"));
+		g_autofree char *compared = size_text(json_object_get(v, "compared"));
+		if (error) {
+			fprintf(stderr, "herd disk verify: %s could not be compared: %s\n", argv[0], error);
+			return CLI_ERROR;
+		}
+		if (json_is_true(json_object_get(v, "equal"))) {
+			printf("The replicas of %s are identical (%s compared).\n", argv[0], compared);
+			return CLI_OK;
+		}
+		g_autofree char *differ = size_text(json_object_get(v, "differ"));
+		printf("The replicas of %s differ: %s of %s, the first at byte %" JSON_INTEGER_FORMAT ".\n", argv[0],
+		       differ, compared, json_integer_value(json_object_get(v, "first")));
+		return CLI_ERROR;
+	}
+	fprintf(stderr, "herd disk verify: no result for %s after %d s ('herd disk show %s' shows it when it comes).\n",
+		argv[0], opt_timeout, argv[0]);
+	return CLI_ERROR;
 }
 
 static int run_disk_delete(cli_ctx *ctx, int argc, char **argv)
@@ -202,5 +300,17 @@ const cli_command cli_disk_commands[] = {
 	  "grown live by that VM's QEMU, on its node: the guest sees the new size at once.",
 	  disk_resize_options, 1, 1, run_disk_resize },
 	{ "disk delete", "NAME", "Delete a disk and its file (refused while a VM uses it)", NULL, NULL, 1, 1, run_disk_delete },
+	{ "disk promote", "NAME", "Declare an eSAN disk's replica up to date as it is (--force)",
+	  "When the only up-to-date replica is gone (its node dead, the other replica outdated), the VM "
+	  "stays down rather than run on old data.  --force accepts the outdated replica as the disk: "
+	  "what the other holds beyond it is lost; that one is synchronised in full from it when its node is back.",
+	  disk_promote_options, 1, 1, run_disk_promote },
+	{ "disk resolve", "NAME", "End an eSAN disk's split brain: keep one replica (--keep NODE)",
+	  "Both replicas were written on their own (a split brain): herd connects neither until told which "
+	  "to keep.  The other's writes since the split are lost; it is synchronised in full.",
+	  disk_resolve_options, 1, 1, run_disk_resolve },
+	{ "disk verify", "NAME", "Compare an eSAN disk's two replicas online",
+	  "One replica node's herd-san reads both replicas (the guest may go on) and says whether they are identical.",
+	  disk_verify_options, 1, 1, run_disk_verify },
 	{ NULL },
 };

@@ -12,7 +12,7 @@ static gboolean opt_wait, opt_yes, opt_allow_cold;
 
 static GOptionEntry node_mode_options[] = {
 	{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait,
-	  "Wait until no VM is left on the node, showing how the moves go", NULL },
+	  "Wait until its eSAN disks are in sync (the sync gate), then until no VM is left on the node, showing how the moves go", NULL },
 	{ "allow-cold", 0, 0, G_OPTION_ARG_NONE, &opt_allow_cold,
 	  "A VM that cannot migrate live moves with a restart (it is shut down and started there)", NULL },
 	{ NULL },
@@ -164,8 +164,65 @@ static int wait_node_empty(cli_ctx *ctx, const char *node)
 	return CLI_ERROR;
 }
 
+/* The eSAN disks whose only up-to-date replica is on @node, with their
+ * sync progress ("db0 (syncing 42%)"), or NULL: what the sync gate waits for. */
+static char *gated_disks(json_t *disks, const char *node)
+{
+	GString *out = g_string_new(NULL);
+	size_t i;
+	json_t *d;
+	json_array_foreach(disks, i, d) {
+		json_t *r = json_object_get(json_object_get(d, "esan"), "replicas");
+		for (size_t k = 0; k < json_array_size(r); k++) {
+			json_t *mine = json_array_get(r, k), *peer = json_array_get(r, 1 - k);
+			if (g_strcmp0(json_string_value(json_object_get(mine, "node")), node) != 0 ||
+			    g_strcmp0(json_string_value(json_object_get(mine, "state")), "uptodate") != 0 ||
+			    g_strcmp0(json_string_value(json_object_get(peer, "state")), "uptodate") == 0)
+				continue;
+			json_t *sync = json_object_get(json_object_get(mine, "herd_san"), "sync");
+			json_int_t done = json_integer_value(json_object_get(sync, "done"));
+			json_int_t total = json_integer_value(json_object_get(sync, "total"));
+			g_string_append_printf(out, "%s%s", out->len ? ", " : "", json_string_value(json_object_get(d, "name")));
+			if (total > 0)
+				g_string_append_printf(out, " (syncing %d%%)", (int)(done * 100 / total));
+		}
+	}
+	return g_string_free(out, out->len == 0);
+}
+
+/* --wait: until no eSAN disk keeps @node in service (the server refuses
+ * the mode change meanwhile: the sync gate). */
+static int wait_sync_gate(cli_ctx *ctx, const char *node)
+{
+	g_autofree char *said = NULL;
+	for (int s = 0; s < WAIT_EMPTY_MAX_S; s++) {
+		int rc;
+		g_autoptr(json_t) disks = cli_request(ctx, "GET", "/api/v1/disks", NULL, &rc);
+		if (!disks)
+			return rc;
+		g_autofree char *gated = gated_disks(disks, node);
+		if (!gated)
+			return CLI_OK;
+		if (g_strcmp0(gated, said) != 0) {
+			printf("Waiting: node %s holds the only up-to-date replica of eSAN disk(s) %s.\n", node, gated);
+			fflush(stdout);
+			g_free(said);
+			said = g_strdup(gated);
+		}
+		g_usleep(G_USEC_PER_SEC);
+	}
+	fprintf(stderr, "herd: eSAN disks keep node %s in service after %d minutes; see 'herd disk list'.\n",
+		node, WAIT_EMPTY_MAX_S / 60);
+	return CLI_ERROR;
+}
+
 static int set_mode(cli_ctx *ctx, const char *node, const char *mode)
 {
+	if (opt_wait && strcmp(mode, "online") != 0) {
+		int gate = wait_sync_gate(ctx, node);
+		if (gate != CLI_OK)
+			return gate;
+	}
 	g_autofree char *path = cli_api_path("nodes", node, "mode");
 	g_autoptr(json_t) body = json_pack("{s:s}", "mode", mode);
 	if (opt_allow_cold)

@@ -36,6 +36,7 @@ struct herd_san_link {
 	GHashTable *submitting;     /* uuid -> its outdate command's context, under way */
 	guint outdate_timer;
 	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
+	json_t *verifying;          /* {uuid: the verification id herd-san was asked} */
 };
 
 static void connect_soon(herd_san_link *l, unsigned ms);
@@ -105,6 +106,50 @@ static void sync_volumes(herd_san_link *l)
 			json_object_del(l->sent, uuid);
 		}
 	json_object_update(l->sent, now);
+}
+
+/* Verifications the store asks of this node that herd-san was not asked
+ * yet (again after a reconnect: its answer may have been lost). */
+static void send_verifies(herd_san_link *l)
+{
+	store_object *me = store_state_get_by_name(state(l), STORE_KIND_NODE, l->node);
+	if (!me || !l->out)
+		return;
+	g_autoptr(GPtrArray) disks = store_state_list(state(l), STORE_KIND_DISK);
+	for (guint i = 0; i < disks->len; i++) {
+		store_object *o = disks->pdata[i];
+		const store_esan_verify *v = &store_disk_of(o)->verify;
+		json_int_t asked = json_integer_value(json_object_get(l->verifying, o->uuid));
+		if (!store_disk_of(o)->esan || !v->id || v->done || g_strcmp0(v->node, me->uuid) != 0 ||
+		    asked == v->id)
+			continue;
+		json_object_set_new(l->verifying, o->uuid, json_integer(v->id));
+		g_autoptr(json_t) op = json_pack("{s:s,s:s,s:I}", "op", "verify", "uuid", o->uuid, "id",
+						 (json_int_t)v->id);
+		send_op(l, op);
+	}
+}
+
+static void on_verified(json_t *result, const GError *error, gpointer user)
+{
+	g_autofree char *uuid = user;
+	if (error)
+		log_warn("eSAN disk %s: recording its verification failed: %s", uuid, error->message);
+}
+
+static void verified(herd_san_link *l, const char *uuid, json_t *j)
+{
+	store_object *disk = store_state_get(state(l), STORE_KIND_DISK, uuid);
+	json_t *first = json_object_get(j, "first");
+	g_autoptr(json_t) cmd = disk ? store_disk_cmd_verified(
+		disk, json_integer_value(json_object_get(j, "id")), json_is_true(json_object_get(j, "equal")),
+		(uint64_t)json_integer_value(json_object_get(j, "differ")),
+		json_is_integer(first) ? json_integer_value(first) : -1,
+		(uint64_t)json_integer_value(json_object_get(j, "compared")),
+		json_string_value(json_object_get(j, "error")), g_get_real_time() / 1000) : NULL;
+	g_autoptr(GError) err = NULL;
+	if (cmd && !herd_cluster_submit(l->cluster, cmd, "eSAN", on_verified, g_strdup(uuid), &err))
+		log_warn("eSAN disk %s: cannot record its verification: %s", uuid, err->message);
 }
 
 /* Tell herd-san of each volume whose peer node corosync no longer sees, so
@@ -249,6 +294,8 @@ static void on_event(herd_san_link *l, json_t *j)
 						g_strdup(uuid), &err))
 			log_warn("eSAN disk %s: cannot record its peer up to date: %s", uuid, err->message);
 		json_decref(cmd);
+	} else if (strcmp(ev, "verify") == 0) {
+		verified(l, uuid, j);
 	} else if (strcmp(ev, "error") == 0) {
 		log_warn("eSAN disk %s: %s", uuid, json_string_value(json_object_get(j, "message")));
 	} else {
@@ -266,6 +313,7 @@ static void lost(herd_san_link *l, const char *why)
 	g_clear_object(&l->conn);
 	json_object_clear(l->sent);
 	json_object_clear(l->states);
+	json_object_clear(l->verifying);
 	g_hash_table_remove_all(l->peer_down);
 	publish_states(l);
 	connect_soon(l, RETRY_MS);
@@ -328,6 +376,7 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer user)
 	send_op(l, config);
 	sync_volumes(l);
 	check_peers(l);
+	send_verifies(l);
 	g_autoptr(json_t) status = json_pack("{s:s}", "op", "status");
 	send_op(l, status);
 	/* Writes that waited across a restart of herdd wait no longer than this. */
@@ -365,6 +414,7 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 	if (!relevant)
 		return;
 	sync_volumes(l);
+	send_verifies(l);
 	/* A peer just fenced lets a waiting outdate through. */
 	if (g_hash_table_size(l->waiting) && !l->outdate_timer)
 		l->outdate_timer = g_timeout_add(0, on_outdate_timer, l);
@@ -390,6 +440,7 @@ herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char 
 	l->waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->submitting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->peer_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	l->verifying = json_object();
 	herd_cluster_listen(cluster, on_store_change, l);
 	herd_cluster_on_membership(cluster, on_membership, l);
 	connect_soon(l, 0);
@@ -421,6 +472,7 @@ void herd_san_link_free(herd_san_link *l)
 	g_clear_object(&l->client);
 	json_decref(l->sent);
 	json_decref(l->states);
+	json_decref(l->verifying);
 	g_hash_table_destroy(l->waiting);
 	g_hash_table_destroy(l->submitting);
 	g_hash_table_destroy(l->peer_down);

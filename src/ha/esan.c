@@ -49,6 +49,7 @@ json_t *herd_esan_volumes(store_state *st, const char *node_name)
 				  "address", listen, "port", d->port, "peer", "node", pn->name, "address",
 				  there, "port", d->port, "local", store_replica_state_name(mine->state),
 				  "peer_state", store_replica_state_name(peer->state), "initial_gen", d->gen));
+		json_object_set_new(json_object_get(out, o->uuid), "discard", json_boolean(mine->discard));
 	}
 	return out;
 }
@@ -90,4 +91,117 @@ json_t *herd_esan_synced_cmd(store_state *st, const char *disk_uuid, const char 
 		return NULL;
 	store_replica_state states[2] = { STORE_REPLICA_UPTODATE, STORE_REPLICA_UPTODATE };
 	return store_disk_cmd_replicas(disk, states);
+}
+
+/* The name of replica @i's node. */
+static const char *replica_node(store_state *st, const store_disk *d, unsigned i)
+{
+	store_object *n = store_state_get(st, STORE_KIND_NODE, d->replicas[i].node);
+	return n ? n->name : d->replicas[i].node;
+}
+
+/* Which replica (0 or 1) is on node @name, or -1. */
+static int replica_on(store_state *st, const store_disk *d, const char *name)
+{
+	for (unsigned i = 0; i < 2; i++)
+		if (strcmp(replica_node(st, d, i), name) == 0)
+			return (int)i;
+	return -1;
+}
+
+json_t *herd_esan_promote_cmd(store_state *st, const store_object *disk, const char *node_name,
+			      const char *vm_runs, GError **error)
+{
+	const store_disk *d = store_disk_of(disk);
+	if (!d->esan) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Disk %s is not an eSAN disk.", disk->name);
+		return NULL;
+	}
+	if (vm_runs) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "VM %s runs on eSAN disk %s: its replica is written now; promoting another would throw "
+			    "those writes away.", vm_runs, disk->name);
+		return NULL;
+	}
+	int pick = -1;
+	if (node_name) {
+		pick = replica_on(st, d, node_name);
+		if (pick < 0) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Node %s holds no replica of eSAN disk %s (its replicas are on %s and %s).",
+				    node_name, disk->name, replica_node(st, d, 0), replica_node(st, d, 1));
+			return NULL;
+		}
+	} else {
+		for (unsigned i = 0; i < 2; i++)
+			if (d->replicas[i].state == STORE_REPLICA_OUTDATED && !d->replicas[i].discard)
+				pick = pick < 0 ? (int)i : -2;
+		if (pick < 0) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "eSAN disk %s: say which replica to promote (--node %s or --node %s).", disk->name,
+				    replica_node(st, d, 0), replica_node(st, d, 1));
+			return NULL;
+		}
+	}
+	const store_replica *r = &d->replicas[pick];
+	if (r->state == STORE_REPLICA_UPTODATE) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT, "The replica of eSAN disk %s on %s is up to date already.",
+			    disk->name, replica_node(st, d, (unsigned)pick));
+		return NULL;
+	}
+	if (r->state == STORE_REPLICA_INCONSISTENT || r->discard) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "The replica of eSAN disk %s on %s is %s: it holds no whole disk and cannot be promoted.",
+			    disk->name, replica_node(st, d, (unsigned)pick),
+			    r->discard ? "being discarded" : "inconsistent (a synchronisation did not end)");
+		return NULL;
+	}
+	return store_disk_cmd_keep(disk, (unsigned)pick);
+}
+
+json_t *herd_esan_resolve_cmd(store_state *st, const store_object *disk, const char *keep_node,
+			      bool split, const char *vm_node, GError **error)
+{
+	const store_disk *d = store_disk_of(disk);
+	int keep = d->esan ? replica_on(st, d, keep_node) : -1;
+	if (keep < 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Node %s holds no replica of eSAN disk %s.", keep_node,
+			    disk->name);
+		return NULL;
+	}
+	if (!split) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "eSAN disk %s is not in split brain (no herd-san reports one): nothing to resolve.",
+			    disk->name);
+		return NULL;
+	}
+	const char *other = replica_node(st, d, keep ? 0 : 1);
+	if (vm_node && strcmp(vm_node, other) == 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "The VM on eSAN disk %s runs on %s, whose replica would be discarded: stop it first.",
+			    disk->name, other);
+		return NULL;
+	}
+	return store_disk_cmd_keep(disk, (unsigned)keep);
+}
+
+char *herd_esan_sync_gate(store_state *st, const char *node_name)
+{
+	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, node_name);
+	if (!me)
+		return NULL;
+	g_autoptr(GString) names = g_string_new(NULL);
+	g_autoptr(GPtrArray) disks = store_state_list(st, STORE_KIND_DISK);
+	for (guint i = 0; i < disks->len; i++) {
+		store_object *o = disks->pdata[i];
+		const store_replica *mine = store_disk_replica(store_disk_of(o), me->uuid);
+		const store_replica *peer = store_disk_peer(store_disk_of(o), me->uuid);
+		if (mine && mine->state == STORE_REPLICA_UPTODATE && peer->state != STORE_REPLICA_UPTODATE)
+			g_string_append_printf(names, "%s%s", names->len ? ", " : "", o->name);
+	}
+	if (!names->len)
+		return NULL;
+	return g_strdup_printf("Node %s holds the only up-to-date replica of eSAN disk(s) %s: it stays in "
+			       "service until the other replica is in sync ('herd disk list' shows the progress; "
+			       "--wait waits for it).", node_name, names->str);
 }

@@ -35,6 +35,25 @@ json_t *herd_esan_outdate_cmd(store_state *st, const char *disk_uuid, const char
  * (or no such disk, or @node_name's own replica is not up to date). */
 json_t *herd_esan_synced_cmd(store_state *st, const char *disk_uuid, const char *node_name);
 
+/* herd disk promote NAME --force [--node NODE]: the command that declares
+ * @node_name's replica of @disk (NULL: the one that is outdated, when the
+ * other is not up to date or its node is @lost) up to date as it is and
+ * the other discarded.  Refused with a sentence while the disk's VM runs
+ * (@vm_runs: its name, or NULL), when that replica is up to date already,
+ * or is inconsistent (a partial sync: not a disk). */
+json_t *herd_esan_promote_cmd(store_state *st, const store_object *disk, const char *node_name,
+			      const char *vm_runs, GError **error);
+/* herd disk resolve NAME --keep NODE after a split brain (@split: some
+ * node's herd-san reports one): @keep_node's replica is kept, the other's
+ * data goes.  Refused without a split brain, or while the disk's VM runs
+ * on the other node (@vm_node). */
+json_t *herd_esan_resolve_cmd(store_state *st, const store_object *disk, const char *keep_node,
+			      bool split, const char *vm_node, GError **error);
+/* The sync gate (C14): why node @node_name may not leave service now — it
+ * holds the only up-to-date replica of an eSAN disk whose other replica is
+ * not (yet) up to date — or NULL.  The sentence names the disks. */
+char *herd_esan_sync_gate(store_state *st, const char *node_name);
+
 /* The address of node @node on which its herd-san listens for peers: its
  * first link's. */
 const char *herd_esan_address(store_state *st, store_object *node);

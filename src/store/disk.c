@@ -57,6 +57,24 @@ static void parse_esan(store_disk *k, json_t *e)
 		k->replicas[i].node = field_text(one, "node");
 		if (!store_replica_state_parse(field_str(one, "state"), &k->replicas[i].state))
 			k->replicas[i].state = STORE_REPLICA_INCONSISTENT;
+		k->replicas[i].discard = field_bool(one, "discard", false);
+	}
+	json_t *v = json_object_get(e, "verify");
+	store_esan_verify *ver = &k->verify;
+	ver->first = -1;
+	if (json_is_object(v)) {
+		ver->id = (int64_t)field_uint(v, "id", 0);
+		ver->node = field_str(v, "node");
+		json_t *res = json_object_get(v, "result");
+		if (json_is_object(res)) {
+			ver->done = true;
+			ver->equal = field_bool(res, "equal", false);
+			ver->differ = field_uint(res, "differ", 0);
+			ver->first = json_is_integer(json_object_get(res, "first")) ? (int64_t)field_uint(res, "first", 0) : -1;
+			ver->compared = field_uint(res, "compared", 0);
+			ver->time_ms = (int64_t)field_uint(res, "time_ms", 0);
+			ver->error = field_str(res, "error");
+		}
 	}
 }
 
@@ -137,8 +155,19 @@ static bool validate_esan(json_t *d, GError **error)
 		if (!need(json_is_object(one) && store_uuid_is_valid(field_str(one, "node")),
 			  "An eSAN replica's field 'node' must be a node's UUID.", error) ||
 		    !need(store_replica_state_parse(field_str(one, "state"), &st),
-			  "An eSAN replica's state is uptodate, outdated or inconsistent.", error))
+			  "An eSAN replica's state is uptodate, outdated or inconsistent.", error) ||
+		    !check_bool(one, "eSAN replica", "discard", error) ||
+		    !need(!(st == STORE_REPLICA_UPTODATE && field_bool(one, "discard", false)),
+			  "An up-to-date eSAN replica is not discarded.", error))
 			return false;
+	}
+	json_t *v = json_object_get(e, "verify");
+	if (v && !(json_is_object(v) && json_is_integer(json_object_get(v, "id")) &&
+		   store_uuid_is_valid(field_str(v, "node")) &&
+		   (!json_object_get(v, "result") || json_is_object(json_object_get(v, "result"))))) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "An eSAN disk's field 'verify' has an id, a node's UUID and maybe a result.");
+		return false;
 	}
 	return need(strcmp(field_str(json_array_get(r, 0), "node"), field_str(json_array_get(r, 1), "node")) != 0,
 		    "An eSAN disk's two replicas are on two different nodes.", error);
@@ -240,19 +269,75 @@ json_t *store_disk_cmd_create_esan(const char *uuid, const char *name, uint64_t 
 					  "esan", "port", port, "gen", gen, "replicas", replicas));
 }
 
+/* A patch of the disk's "esan" object (its members named are replaced
+ * whole, the others stay), if the disk is still at the version the caller
+ * saw. */
+static json_t *esan_patch(const store_object *disk, json_t *esan)
+{
+	json_t *cmd = store_cmd_patch(STORE_KIND_DISK, disk->uuid, json_pack("{s:o}", "esan", esan));
+	store_cmd_if_version(cmd, disk->version);
+	return cmd;
+}
+
+static json_t *replicas_json(const store_disk *d, const store_replica_state states[2], const bool discard[2])
+{
+	json_t *replicas = json_array();
+	for (unsigned i = 0; i < 2; i++) {
+		json_t *r = json_pack("{s:s,s:s}", "node", d->replicas[i].node, "state",
+				      store_replica_state_name(states[i]));
+		if (discard[i])
+			json_object_set_new(r, "discard", json_true());
+		json_array_append_new(replicas, r);
+	}
+	return replicas;
+}
+
 json_t *store_disk_cmd_replicas(const store_object *disk, const store_replica_state states[2])
 {
 	const store_disk *d = store_disk_of(disk);
 	g_assert(d->esan);
-	json_t *replicas = json_array();
+	bool discard[2];
 	for (unsigned i = 0; i < 2; i++)
-		json_array_append_new(replicas, json_pack("{s:s,s:s}", "node", d->replicas[i].node, "state",
-							  store_replica_state_name(states[i])));
-	json_t *cmd = store_cmd_patch(STORE_KIND_DISK, disk->uuid,
-				      json_pack("{s:{s:i,s:s,s:o}}", "esan", "port", d->port, "gen", d->gen,
-						"replicas", replicas));
-	store_cmd_if_version(cmd, disk->version);
-	return cmd;
+		discard[i] = d->replicas[i].discard && states[i] != STORE_REPLICA_UPTODATE;
+	return esan_patch(disk, json_pack("{s:o}", "replicas", replicas_json(d, states, discard)));
+}
+
+json_t *store_disk_cmd_keep(const store_object *disk, unsigned keep)
+{
+	const store_disk *d = store_disk_of(disk);
+	g_assert(d->esan && keep < 2);
+	store_replica_state states[2];
+	bool discard[2];
+	for (unsigned i = 0; i < 2; i++) {
+		states[i] = i == keep ? STORE_REPLICA_UPTODATE : STORE_REPLICA_OUTDATED;
+		discard[i] = i != keep;
+	}
+	return esan_patch(disk, json_pack("{s:o}", "replicas", replicas_json(d, states, discard)));
+}
+
+json_t *store_disk_cmd_verify(const store_object *disk, const char *node_uuid)
+{
+	const store_disk *d = store_disk_of(disk);
+	g_assert(d->esan);
+	/* "verify" is replaced whole (apply merges two levels deep): an
+	 * earlier result goes. */
+	return esan_patch(disk, json_pack("{s:{s:I,s:s}}", "verify", "id", (json_int_t)(d->verify.id + 1),
+					  "node", node_uuid));
+}
+
+json_t *store_disk_cmd_verified(const store_object *disk, int64_t id, bool equal, uint64_t differ,
+				int64_t first, uint64_t compared, const char *error, int64_t now_ms)
+{
+	const store_disk *d = store_disk_of(disk);
+	if (!d->esan || d->verify.id != id || d->verify.done)
+		return NULL;
+	json_t *r = json_pack("{s:b,s:I,s:I,s:I}", "equal", equal, "differ", (json_int_t)differ, "compared",
+			      (json_int_t)compared, "time_ms", (json_int_t)now_ms);
+	json_object_set_new(r, "first", first >= 0 ? json_integer(first) : json_null());
+	if (error)
+		json_object_set_new(r, "error", json_string(error));
+	return esan_patch(disk, json_pack("{s:{s:I,s:s,s:o}}", "verify", "id", (json_int_t)id, "node", d->verify.node,
+					  "result", r));
 }
 
 const store_replica *store_disk_replica(const store_disk *d, const char *node_uuid)

@@ -52,7 +52,24 @@ typedef enum {
 typedef struct store_replica {
 	const char *node;         /* the node's UUID */
 	store_replica_state state;
+	bool discard;             /* an operator chose the other replica (promote
+				   * --force, resolve --keep): this one's data goes,
+				   * it is synchronised in full from the other */
 } store_replica;
+
+/* A verification of an eSAN disk's replicas (herd disk verify): asked of
+ * one replica node's herd-san, its result recorded by that node. */
+typedef struct store_esan_verify {
+	int64_t id;               /* 0: never asked */
+	const char *node;         /* the node asked (UUID) */
+	bool done;
+	bool equal;
+	uint64_t differ;          /* bytes that differ */
+	int64_t first;            /* the first offset that differs, or -1 */
+	uint64_t compared;
+	int64_t time_ms;          /* when the result was recorded */
+	const char *error;        /* it could not compare, or NULL */
+} store_esan_verify;
 
 /* The eSAN port range (TCP, one port per volume for the replication link). */
 #define STORE_ESAN_PORT_MIN 7790
@@ -68,6 +85,7 @@ typedef struct store_disk {
 	store_replica replicas[2];
 	int port;                 /* the replication link's TCP port, on both nodes */
 	const char *gen;          /* its first generation identifier, 16 hex digits */
+	store_esan_verify verify;
 } store_disk;
 
 const store_disk *store_disk_of(const store_object *o);
@@ -95,8 +113,18 @@ json_t *store_disk_cmd_create(const char *uuid, const char *name, const store_ob
 json_t *store_disk_cmd_create_esan(const char *uuid, const char *name, uint64_t size,
 				   const char *const nodes[2], int port, const char *gen);
 /* Replica states @states (in the order of its replicas), if the disk is
- * still at the version the caller saw. */
+ * still at the version the caller saw.  A replica that becomes up to date
+ * loses its discard mark; the others keep theirs. */
 json_t *store_disk_cmd_replicas(const store_object *disk, const store_replica_state states[2]);
+/* An operator's choice: replica @keep (0 or 1) is up to date as it is, the
+ * other outdated and discarded (promote --force, resolve --keep). */
+json_t *store_disk_cmd_keep(const store_object *disk, unsigned keep);
+/* Ask node @node_uuid's herd-san to verify the disk (the next id). */
+json_t *store_disk_cmd_verify(const store_object *disk, const char *node_uuid);
+/* Record the result of verification @id (@error: it could not compare);
+ * NULL when the disk asks for another (or has this one's result). */
+json_t *store_disk_cmd_verified(const store_object *disk, int64_t id, bool equal, uint64_t differ,
+				int64_t first, uint64_t compared, const char *error, int64_t now_ms);
 /* Its replica on node @node_uuid, or NULL. */
 const store_replica *store_disk_replica(const store_disk *d, const char *node_uuid);
 /* The other replica than @node_uuid's, or NULL (@node_uuid holds none). */

@@ -90,7 +90,6 @@ static void test_esan(fixture *f, gconstpointer data)
 	const char *uuid = str(d, "uuid");
 	const refusal again[] = {
 		{ 2, "POST", "/api/v1/disks", "{\"name\":\"db0\",\"size\":\"1G\",\"esan\":\"n1,n3\"}", 409, "Disk db0 exists already" },
-		{ 2, "POST", "/api/v1/disks/db0/resize", "{\"size\":\"1G\"}", 400, "eSAN disk" },
 	};
 	EXPECT_REFUSALS(f, again);
 
@@ -130,6 +129,68 @@ static void test_esan(fixture *f, gconstpointer data)
 	TEST_WAIT(alert_says(f, "herd disk promote db0 --force"));
 	g_assert_null(vm_runs_where(f, vm_uuid));
 	stop(f, "db");
+
+	/* Grown: both replicas (by their herd-sans), never shrunk. */
+	{
+		g_autoptr(test_answer) grown = test_requestf(f->n[2], "POST", "/api/v1/disks/db0/resize", "{s:s}", "size", "+64M");
+		g_assert_cmpint(json_integer_value(json_object_get(test_expect(grown, 200), "size")), ==, 128 << 20);
+		g_assert_nonnull(json_object_get(grown->json, "esan"));
+	}
+
+	/* n2 wrote alone (n3 outdated): the sync gate keeps n2 in service. */
+	set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_OUTDATED);
+	const refusal gated[] = {
+		{ 1, "POST", "/api/v1/disks/db0/resize", "{\"size\":\"64M\"}", 400, "never shrinks" },
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":\"standby\"}", 409,
+		  "Node n2 holds the only up-to-date replica of eSAN disk(s) db0" },
+		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":\"maintenance\"}", 409, "until the other replica is in sync" },
+		{ 1, "POST", "/api/v1/disks/db0/promote", "{\"node\":\"n3\"}", 400, "say so with force" },
+		{ 1, "POST", "/api/v1/disks/db0/promote", "{\"force\":true,\"node\":\"n1\"}", 400, "Node n1 holds no replica" },
+		{ 1, "POST", "/api/v1/disks/db0/promote", "{\"force\":true,\"node\":\"n2\"}", 409, "up to date already" },
+		{ 1, "POST", "/api/v1/disks/db0/promote", "{\"force\":\"yes\"}", 400, "force" },
+		{ 1, "POST", "/api/v1/disks/db0/resolve", "{\"keep\":\"n2\"}", 409, "not in split brain" },
+		{ 1, "POST", "/api/v1/disks/db0/resolve", "{}", 400, "which node's replica" },
+		{ 1, "POST", "/api/v1/disks/db0/verify", NULL, 409, "not connected" },
+	};
+	EXPECT_REFUSALS(f, gated);
+	{
+		g_autoptr(test_answer) n3 = test_requestf(f->n[1], "POST", "/api/v1/nodes/n3/mode", "{s:s}", "mode", "standby");
+		test_expect(n3, 200);
+		g_autoptr(test_answer) back = test_requestf(f->n[1], "POST", "/api/v1/nodes/n3/mode", "{s:s}", "mode", "online");
+		test_expect(back, 200);
+	}
+
+	/* n2 died, say: the outdated n3 is promoted as it is; n2's is discarded. */
+	{
+		g_autoptr(test_answer) p = test_requestf(f->n[3], "POST", "/api/v1/disks/db0/promote", "{s:b}", "force", 1);
+		json_t *pd = test_expect(p, 200);
+		g_assert_cmpstr(str(replica_of(pd, 1), "state"), ==, "uptodate");
+		g_assert_cmpstr(str(replica_of(pd, 0), "state"), ==, "outdated");
+		g_assert_true(json_is_true(json_object_get(replica_of(pd, 0), "discard")));
+	}
+
+	/* A split brain that n3's herd-san reports is resolved by keeping one. */
+	g_autoptr(json_t) split = json_pack("{s:{s:s}}", uuid, "conn", "splitbrain");
+	herd_ha_set_esan(f->n[3]->ha, split);
+	TEST_WAIT(shows_conn(f, 1, "db0", "splitbrain"));
+	{
+		g_autoptr(test_answer) r = test_requestf(f->n[1], "POST", "/api/v1/disks/db0/resolve", "{s:s}", "keep", "n2");
+		json_t *rd = test_expect(r, 200);
+		g_assert_cmpstr(str(replica_of(rd, 0), "state"), ==, "uptodate");
+		g_assert_true(json_is_true(json_object_get(replica_of(rd, 1), "discard")));
+	}
+
+	/* Verified by a replica node whose herd-san is connected. */
+	g_autoptr(json_t) connected = json_pack("{s:{s:s}}", uuid, "conn", "connected");
+	herd_ha_set_esan(f->n[3]->ha, connected);
+	TEST_WAIT(shows_conn(f, 2, "db0", "connected"));
+	{
+		g_autoptr(test_answer) v = test_request(f->n[2], "POST", "/api/v1/disks/db0/verify", NULL);
+		json_t *ver = json_object_get(json_object_get(test_expect(v, 202), "esan"), "verify");
+		g_assert_cmpint(json_integer_value(json_object_get(ver, "id")), ==, 1);
+		g_assert_cmpstr(str(ver, "node"), ==, "n3");
+		g_assert_true(json_is_false(json_object_get(ver, "done")));
+	}
 
 	/* Deleted once no VM uses it. */
 	g_autoptr(test_answer) gone_vm = test_request(f->n[1], "DELETE", "/api/v1/vms/db", NULL);

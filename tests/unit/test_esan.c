@@ -246,6 +246,123 @@ static void test_needs(void)
 	herd_needs_free(n);
 }
 
+static void test_promote(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	g_autoptr(GError) error = NULL;
+	/* Both up to date: nothing to promote without a node; on a node, it is already. */
+	g_assert_null(herd_esan_promote_cmd(t->st, disk(t), NULL, NULL, &error));
+	g_assert_nonnull(strstr(error->message, "say which replica to promote (--node n1 or --node n2)"));
+	g_clear_error(&error);
+	g_assert_null(herd_esan_promote_cmd(t->st, disk(t), "n2", NULL, &error));
+	g_assert_nonnull(strstr(error->message, "on n2 is up to date already"));
+	g_clear_error(&error);
+	g_assert_null(herd_esan_promote_cmd(t->st, disk(t), "n3", NULL, &error));
+	g_assert_nonnull(strstr(error->message, "Node n3 holds no replica of eSAN disk db0 (its replicas are on n1 and n2)"));
+	g_clear_error(&error);
+	/* n1 wrote alone (n2 outdated), then n1 died: n2 is promoted, n1 discarded. */
+	bool already;
+	apply_ok(t, herd_esan_outdate_cmd(t->st, DISK, "n1", &already, NULL));
+	g_assert_null(herd_esan_promote_cmd(t->st, disk(t), NULL, "db", &error));
+	g_assert_nonnull(strstr(error->message, "VM db runs on eSAN disk db0"));
+	g_clear_error(&error);
+	apply_ok(t, herd_esan_promote_cmd(t->st, disk(t), NULL, NULL, &error));
+	g_assert_no_error(error);
+	const store_disk *d = store_disk_of(disk(t));
+	g_assert_cmpint(store_disk_replica(d, N2)->state, ==, STORE_REPLICA_UPTODATE);
+	g_assert_false(store_disk_replica(d, N2)->discard);
+	g_assert_cmpint(store_disk_replica(d, N1)->state, ==, STORE_REPLICA_OUTDATED);
+	g_assert_true(store_disk_replica(d, N1)->discard);
+	/* n1's herd-san is told to throw its replica away. */
+	g_autoptr(json_t) v1 = herd_esan_volumes(t->st, "n1");
+	g_assert_true(json_is_true(json_object_get(json_object_get(v1, DISK), "discard")));
+	g_autoptr(json_t) v2 = herd_esan_volumes(t->st, "n2");
+	g_assert_true(json_is_false(json_object_get(json_object_get(v2, DISK), "discard")));
+	/* A discarded replica is no candidate; the resync ends it. */
+	g_assert_null(herd_esan_promote_cmd(t->st, disk(t), "n1", NULL, &error));
+	g_assert_nonnull(strstr(error->message, "being discarded"));
+	g_clear_error(&error);
+	apply_ok(t, herd_esan_synced_cmd(t->st, DISK, "n2"));
+	d = store_disk_of(disk(t));
+	g_assert_cmpint(store_disk_replica(d, N1)->state, ==, STORE_REPLICA_UPTODATE);
+	g_assert_false(store_disk_replica(d, N1)->discard);
+	/* An inconsistent replica (a sync that did not end) is no disk. */
+	store_replica_state states[2] = { STORE_REPLICA_INCONSISTENT, STORE_REPLICA_UPTODATE };
+	apply_ok(t, store_disk_cmd_replicas(disk(t), states));
+	g_assert_null(herd_esan_promote_cmd(t->st, disk(t), "n1", NULL, &error));
+	g_assert_nonnull(strstr(error->message, "inconsistent"));
+	g_clear_error(&error);
+	/* A discarded replica marked up to date: apply refuses it. */
+	json_t *bad = store_disk_cmd_keep(disk(t), 0);
+	json_t *r0 = json_array_get(json_object_get(json_object_get(json_object_get(bad, "data"), "esan"), "replicas"), 0);
+	json_object_set_new(r0, "discard", json_true());
+	expect_refused(t, bad, HERD_ERR_INVALID, "An up-to-date eSAN replica is not discarded");
+}
+
+static void test_resolve(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	g_autoptr(GError) error = NULL;
+	g_assert_null(herd_esan_resolve_cmd(t->st, disk(t), "n1", false, NULL, &error));
+	g_assert_nonnull(strstr(error->message, "not in split brain"));
+	g_clear_error(&error);
+	g_assert_null(herd_esan_resolve_cmd(t->st, disk(t), "n3", true, NULL, &error));
+	g_assert_nonnull(strstr(error->message, "Node n3 holds no replica"));
+	g_clear_error(&error);
+	g_assert_null(herd_esan_resolve_cmd(t->st, disk(t), "n1", true, "n2", &error));
+	g_assert_nonnull(strstr(error->message, "runs on n2, whose replica would be discarded"));
+	g_clear_error(&error);
+	apply_ok(t, herd_esan_resolve_cmd(t->st, disk(t), "n2", true, "n2", &error));
+	const store_disk *d = store_disk_of(disk(t));
+	g_assert_true(store_disk_replica(d, N1)->discard);
+	g_assert_cmpint(store_disk_replica(d, N2)->state, ==, STORE_REPLICA_UPTODATE);
+}
+
+static void test_sync_gate(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	g_assert_null(herd_esan_sync_gate(t->st, "n1"));
+	bool already;
+	apply_ok(t, herd_esan_outdate_cmd(t->st, DISK, "n1", &already, NULL));
+	g_autofree char *gate = herd_esan_sync_gate(t->st, "n1");
+	g_assert_nonnull(gate);
+	g_assert_nonnull(strstr(gate, "Node n1 holds the only up-to-date replica of eSAN disk(s) db0"));
+	g_assert_null(herd_esan_sync_gate(t->st, "n2"));
+	g_assert_null(herd_esan_sync_gate(t->st, "n3"));
+	apply_ok(t, herd_esan_synced_cmd(t->st, DISK, "n1"));
+	g_assert_null(herd_esan_sync_gate(t->st, "n1"));
+}
+
+static void test_verify(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	g_assert_cmpint(store_disk_of(disk(t))->verify.id, ==, 0);
+	apply_ok(t, store_disk_cmd_verify(disk(t), N2));
+	const store_esan_verify *v = &store_disk_of(disk(t))->verify;
+	g_assert_cmpint(v->id, ==, 1);
+	g_assert_cmpstr(v->node, ==, N2);
+	g_assert_false(v->done);
+	/* A result for another verification is not recorded. */
+	g_assert_null(store_disk_cmd_verified(disk(t), 2, true, 0, -1, 1 << 20, NULL, 5000));
+	apply_ok(t, store_disk_cmd_verified(disk(t), 1, false, 8192, 4096, 1 << 20, NULL, 5000));
+	v = &store_disk_of(disk(t))->verify;
+	g_assert_true(v->done);
+	g_assert_false(v->equal);
+	g_assert_cmpuint(v->differ, ==, 8192);
+	g_assert_cmpint(v->first, ==, 4096);
+	g_assert_null(store_disk_cmd_verified(disk(t), 1, true, 0, -1, 1 << 20, NULL, 6000));
+	/* Asked again: the old result goes. */
+	apply_ok(t, store_disk_cmd_verify(disk(t), N1));
+	v = &store_disk_of(disk(t))->verify;
+	g_assert_cmpint(v->id, ==, 2);
+	g_assert_false(v->done);
+	g_assert_cmpint(v->first, ==, -1);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -255,5 +372,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/esan/volumes", test_volumes);
 	g_test_add_func("/esan/outdate", test_outdate);
 	g_test_add_func("/esan/needs", test_needs);
+	g_test_add_func("/esan/promote", test_promote);
+	g_test_add_func("/esan/resolve", test_resolve);
+	g_test_add_func("/esan/sync-gate", test_sync_gate);
+	g_test_add_func("/esan/verify", test_verify);
 	return g_test_run();
 }
