@@ -205,3 +205,67 @@ char *herd_esan_sync_gate(store_state *st, const char *node_name)
 			       "service until the other replica is in sync ('herd disk list' shows the progress; "
 			       "--wait waits for it).", node_name, names->str);
 }
+
+static void alert(json_t *out, const char *severity, const store_object *disk, char *message)
+{
+	json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "severity", severity, "message", message, "disk",
+					     disk->name));
+	g_free(message);
+}
+
+json_t *herd_esan_alerts(store_state *st, json_t *reports)
+{
+	json_t *out = json_array();
+	g_autoptr(GPtrArray) disks = store_state_list(st, STORE_KIND_DISK);
+	for (guint i = 0; i < disks->len; i++) {
+		store_object *o = disks->pdata[i];
+		const store_disk *d = store_disk_of(o);
+		if (!d->esan)
+			continue;
+		json_t *rep = json_object_get(reports, o->uuid);
+		const char *node;
+		json_t *s;
+		bool split = false;
+		json_object_foreach(rep, node, s) {
+			const char *conn = json_string_value(json_object_get(s, "conn"));
+			if (g_strcmp0(conn, "splitbrain") == 0 && !split) {
+				split = true;
+				alert(out, "critical", o,
+				      g_strdup_printf("eSAN disk %s is in split brain: both replicas were written on their "
+						      "own. herd connects neither until 'herd disk resolve %s --keep NODE'.",
+						      o->name, o->name));
+			} else if (g_strcmp0(conn, "unrelated") == 0) {
+				alert(out, "critical", o,
+				      g_strdup_printf("eSAN disk %s: the replica on %s and its peer share no history: "
+						      "herd connects neither ('herd disk resolve %s --keep NODE').",
+						      o->name, node, o->name));
+			}
+		}
+		const char *up = NULL;
+		for (unsigned k = 0; k < 2; k++)
+			if (d->replicas[k].state == STORE_REPLICA_UPTODATE)
+				up = replica_node(st, d, k);
+		for (unsigned k = 0; k < 2; k++) {
+			const store_replica *r = &d->replicas[k];
+			const char *name = replica_node(st, d, k);
+			if (r->state == STORE_REPLICA_UPTODATE)
+				continue;
+			if (!up)
+				alert(out, "critical", o,
+				      g_strdup_printf("eSAN disk %s has no up-to-date replica (the one on %s is %s): its VM "
+						      "stays down until 'herd disk promote %s --force'.",
+						      o->name, name, store_replica_state_name(r->state), o->name));
+			else if (r->discard)
+				alert(out, "warning", o,
+				      g_strdup_printf("eSAN disk %s: the replica on %s is discarded; it is synchronised in "
+						      "full from %s, and the disk is not redundant until then.",
+						      o->name, name, up));
+			else
+				alert(out, "warning", o,
+				      g_strdup_printf("eSAN disk %s: the replica on %s is %s; %s holds the only up-to-date "
+						      "one, and the disk is not redundant until %s is synchronised again.",
+						      o->name, name, store_replica_state_name(r->state), up, name));
+		}
+	}
+	return out;
+}

@@ -54,6 +54,12 @@ json_t *herd_esan_resolve_cmd(store_state *st, const store_object *disk, const c
  * not (yet) up to date — or NULL.  The sentence names the disks. */
 char *herd_esan_sync_gate(store_state *st, const char *node_name);
 
+/* The alerts eSAN disks give now: replicas the store records outdated,
+ * inconsistent or discarded, disks without an up-to-date replica, and what
+ * the herd-sans report (@reports: {disk uuid: {node name: state}}): split
+ * brain, unrelated replicas.  An array of {"severity","message","disk"}. */
+json_t *herd_esan_alerts(store_state *st, json_t *reports);
+
 /* The address of node @node on which its herd-san listens for peers: its
  * first link's. */
 const char *herd_esan_address(store_state *st, store_object *node);
