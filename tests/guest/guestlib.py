@@ -83,18 +83,27 @@ class Qmp:
 
 class Qemu:
     """One guest run directly by QEMU (TCG), the image attached read-only
-    on virtio-blk as guest-xml does it, COM1 to a file, QMP on a socket."""
+    on virtio-blk as guest-xml does it, COM1 to a file, QMP on a socket.
+    @data: the writing guest's data disk, a raw file or an NBD URI, on the
+    primary IDE master (guest-xml's --data-disk); only the image boots."""
 
-    def __init__(self, workdir, name, image, memory_mib=32, incoming=None):
+    def __init__(self, workdir, name, image, memory_mib=32, incoming=None, data=None):
         self.name = name
         self.serial = os.path.join(workdir, f"{name}.serial.log")
         self.qmp_path = os.path.join(workdir, f"{name}.qmp")
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         argv = [QEMU, "-accel", "tcg", "-machine", "pc", "-m", str(memory_mib),
                 "-nodefaults", "-no-user-config", "-display", "none",
-                "-drive", f"file={image},format=raw,if=virtio,readonly=on",
                 "-serial", f"file:{self.serial}",
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if data is None:
+            argv += ["-drive", f"file={image},format=raw,if=virtio,readonly=on"]
+        else:
+            argv += ["-boot", "strict=on",
+                     "-drive", f"file={image},format=raw,if=none,id=boot,readonly=on",
+                     "-device", "virtio-blk-pci,drive=boot,bootindex=1",
+                     "-drive", f"file={data},format=raw,if=none,id=data",
+                     "-device", "ide-hd,drive=data,bus=ide.0,unit=0"]
         if incoming:
             argv += ["-incoming", incoming]
         self.stderr = open(self.stderr_path, "wb")
