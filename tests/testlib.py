@@ -21,6 +21,7 @@ for what it recorded (check_expected() does so at once, e.g. inside a `with`
 block whose clean-up should see the failure).  SerialLog reads the test
 guest's serial log, BlockLog the writing guest's (tests/guest/README.md).
 """
+import json
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ TESTS = os.path.dirname(os.path.realpath(__file__))
 REPO = os.path.dirname(TESTS)
 SKIP = 77  # meson: the test was skipped
 GUEST_XML = os.path.join(TESTS, "guest", "guest-xml")
+GUEST_BLOCKS = os.path.join(TESTS, "guest", "guest-blocks")
 
 
 def build_dir():
@@ -329,3 +331,13 @@ class BlockLog:
             if e[0] == kind:
                 return e
         return None
+
+
+def guest_blocks(disk, *logs):
+    """Run tests/guest/guest-blocks on a data disk (raw file or NBD URI) and
+    the writing guest's serial logs: (exit status, its JSON result or None,
+    its stderr)."""
+    p = subprocess.run([GUEST_BLOCKS, "--json", disk] + list(logs),
+                       capture_output=True, text=True)
+    result = json.loads(p.stdout) if p.stdout.strip() else None
+    return p.returncode, result, p.stderr.strip()

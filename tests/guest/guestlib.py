@@ -30,6 +30,17 @@ def die_with_parent():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def stop_process(proc):
+    """SIGTERM, and SIGKILL if that has not ended it within 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def proc_cpu_seconds(pid):
     """utime + stime of a process, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
@@ -136,11 +147,35 @@ class Qemu:
     def stop(self):
         if self.qmp:
             self.qmp.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
+        self.stderr.close()
+
+    def kill(self):
+        """SIGKILL, as a crash of the host process would end it."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Nbdkit:
+    """nbdkit serving a raw file on a unix socket (the file plugin, with
+    filters and their parameters if given); .uri is its NBD URI."""
+
+    def __init__(self, workdir, name, path, filters=(), params=(), readonly=False):
+        self.sock = os.path.join(workdir, f"{name}.nbd")
+        self.uri = f"nbd+unix:///?socket={self.sock}"
+        self.stderr = open(os.path.join(workdir, f"{name}.nbdkit.stderr"), "wb")
+        argv = ["nbdkit", "--foreground", "--exit-with-parent", "--unix", self.sock]
+        if readonly:
+            argv.append("--readonly")
+        argv += [f"--filter={f}" for f in filters]
+        argv += ["file", f"file={path}"] + list(params)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=self.stderr, preexec_fn=die_with_parent)
+        wait_until(lambda: self.proc.poll() is not None or os.path.exists(self.sock),
+                   10, f"nbdkit {name} to listen", interval=POLL_S)
+        if self.proc.poll() is not None:
+            raise TestFailure(f"nbdkit {name} exited with {self.proc.returncode}")
+
+    def stop(self):
+        stop_process(self.proc)
         self.stderr.close()
