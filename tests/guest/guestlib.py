@@ -158,11 +158,12 @@ class Qemu:
 
 class Nbdkit:
     """nbdkit serving a raw file on a unix socket (the file plugin, with
-    filters and their parameters if given); .uri is its NBD URI."""
+    filters and their parameters if given); .uri is its NBD URI, with the
+    name as the export's (nbdkit's file plugin serves any export name)."""
 
     def __init__(self, workdir, name, path, filters=(), params=(), readonly=False):
         self.sock = os.path.join(workdir, f"{name}.nbd")
-        self.uri = f"nbd+unix:///?socket={self.sock}"
+        self.uri = f"nbd+unix:///{name}?socket={self.sock}"
         self.stderr = open(os.path.join(workdir, f"{name}.nbdkit.stderr"), "wb")
         argv = ["nbdkit", "--foreground", "--exit-with-parent", "--unix", self.sock]
         if readonly:
