@@ -92,17 +92,7 @@
 	.set BUF,		0xa000		# one block
 
 	.text
-	.globl	start
-start:
-	cli
-	xorw	%ax, %ax
-	movw	%ax, %ds
-	movw	%ax, %es
-	movw	%ax, %ss
-	movw	$0x7c00, %sp		# stack grows down below the sector
-	ljmp	$0, $normalised		# some BIOSes enter at 07C0:0000
-normalised:
-	cld
+	boot_entry
 	movb	%dl, boot_drive		# the drive SeaBIOS booted
 	com1_init
 	movw	$msg_boot, %si

@@ -37,17 +37,7 @@
 	.set DIRTY_BASE,	0x200000	# herd-guest-dirty: its pages start at 2 MiB
 
 	.text
-	.globl	start
-start:
-	cli
-	xorw	%ax, %ax
-	movw	%ax, %ds
-	movw	%ax, %es
-	movw	%ax, %ss
-	movw	$0x7c00, %sp		# stack grows down below the sector
-	ljmp	$0, $normalised		# some BIOSes enter at 07C0:0000
-normalised:
-	cld
+	boot_entry
 
 	com1_init
 	# All interrupts but the timer masked.
