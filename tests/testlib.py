@@ -1,5 +1,5 @@
 """What herd's Python tests share: checks, polling, a test's main, the test
-guest and the writing guest's serial log.  Used by the cluster tests (with harness.py, halib.py), the guest tests
+guests.  Used by the cluster tests (with harness.py, halib.py), the guest tests
 (with guestlib.py), tests/layout and bench/failover.  Python 3 stdlib only.
 
 A script puts its own folder and tests/ on sys.path, then imports:
