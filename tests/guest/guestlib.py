@@ -11,8 +11,10 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
+from itertools import accumulate
 
 from testlib import SerialLog, TestFailure, wait_until
 
@@ -28,6 +30,17 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent():
     """preexec_fn: SIGKILL this child when the test process dies."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def writer_block(k, boot, ring):
+    """Block k as herd-guest-writer.s writes it, encoded here again from
+    README.md's description, so that the tests check the guest, guest-blocks
+    and the description against each other."""
+    words = [(k << 10 ^ boot ^ i) & 0xFFFFFFFF for i in range(1024)]
+    words[0:8] = list(struct.unpack("<2I", b"HERDBLK1")) + [k, 0, boot, ring, 0, 0]
+    sums = list(accumulate(words))
+    words[6], words[7] = sums[-1] & 0xFFFFFFFF, sum(sums) & 0xFFFFFFFF
+    return struct.pack("<1024I", *words)
 
 
 def stop_process(proc):
