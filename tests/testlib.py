@@ -1,5 +1,5 @@
 """What herd's Python tests share: checks, polling, a test's main, the test
-guest.  Used by the cluster tests (with harness.py, halib.py), the guest tests
+guests.  Used by the cluster tests (with harness.py, halib.py), the guest tests
 (with guestlib.py), tests/layout and bench/failover.  Python 3 stdlib only.
 
 A script puts its own folder and tests/ on sys.path, then imports:
@@ -19,8 +19,9 @@ A script puts its own folder and tests/ on sys.path, then imports:
 expect() lets one failed check not hide the next; run_test() fails the test
 for what it recorded (check_expected() does so at once, e.g. inside a `with`
 block whose clean-up should see the failure).  SerialLog reads the test
-guest's serial log (tests/guest/README.md).
+guest's serial log, BlockLog the writing guest's (tests/guest/README.md).
 """
+import json
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ TESTS = os.path.dirname(os.path.realpath(__file__))
 REPO = os.path.dirname(TESTS)
 SKIP = 77  # meson: the test was skipped
 GUEST_XML = os.path.join(TESTS, "guest", "guest-xml")
+GUEST_BLOCKS = os.path.join(TESTS, "guest", "guest-blocks")
 
 
 def build_dir():
@@ -46,6 +48,12 @@ def guest_image(dirty=False):
     of its RAM (tests/guest/README.md)."""
     return os.path.join(build_dir(), "tests", "guest",
                         "herd-guest-dirty.img" if dirty else "herd-guest.img")
+
+
+def writer_image():
+    """The writing test guest's image: numbered, checksummed blocks to a data
+    disk, each acknowledged on COM1 (tests/guest/README.md)."""
+    return os.path.join(build_dir(), "tests", "guest", "herd-guest-writer.img")
 
 
 def make_boot_iso(path, dirty=False):
@@ -176,8 +184,8 @@ def run_test(main, root=False):
 
 def guest_xml(name, path=None, **options):
     """The test guest's libvirt domain XML from tests/guest/guest-xml (options:
-    serial_log, image, uuid, vcpus, memory_mib), also written to path if
-    given."""
+    serial_log, image, uuid, vcpus, memory_mib, data_disk), also written to
+    path if given."""
     argv = [GUEST_XML, "--name", name]
     for key, value in options.items():
         if value is not None:
@@ -265,3 +273,71 @@ class SerialLog:
                         continue
                     return int(m.group(1))
         return None
+
+
+# The writing guest (herd-guest-writer.img): "herd-guest boot", "herd-guest id
+# ID ring N", "herd-guest resume K", then "herd-guest ack K" for every block
+# written and flushed, "herd-guest error ..." on a failed read or write.
+BLOCK_EVENT = re.compile(rb"(boot|id (\d+) ring (\d+)|resume (\d+)|ack (\d+)|error (.*))")
+GUEST_PREFIX = b"herd-guest "
+
+
+class BlockLog:
+    """The serial logs of the writing guest, in order (one VM's log, or a
+    migration's source log then its target's).  Only complete lines count;
+    a line cut short (QEMU killed while the guest printed it, the next boot's
+    line appended after it) is an event of its own, "cut", never mistaken
+    for a shorter number."""
+
+    def __init__(self, *paths):
+        self.paths = paths
+
+    def events(self):
+        """Every line as a tuple: ("boot",), ("id", ID, N), ("resume", K),
+        ("ack", K), ("error", TEXT), ("cut", TEXT) or ("other", TEXT)."""
+        out = []
+        for path in self.paths:
+            for line in SerialLog(path).lines():
+                line = line.rstrip(b"\r")
+                pieces = line.split(GUEST_PREFIX)
+                if pieces[0]:
+                    out.append(("other", pieces[0].decode("ascii", "replace")))
+                for i, piece in enumerate(pieces[1:], 1):
+                    text = piece.decode("ascii", "replace")
+                    m = BLOCK_EVENT.fullmatch(piece)
+                    if i < len(pieces) - 1:
+                        out.append(("cut", text))
+                    elif not m:
+                        out.append(("other", text))
+                    elif m.group(2):
+                        out.append(("id", int(m.group(2)), int(m.group(3))))
+                    elif m.group(4):
+                        out.append(("resume", int(m.group(4))))
+                    elif m.group(5):
+                        out.append(("ack", int(m.group(5))))
+                    elif m.group(6) is not None:
+                        out.append(("error", text[len("error "):]))
+                    else:
+                        out.append(("boot",))
+        return out
+
+    def acks(self):
+        """The acknowledged block numbers, in order."""
+        return [e[1] for e in self.events() if e[0] == "ack"]
+
+    def last(self, kind):
+        """The last event of a kind ("ack", "resume", "id"...), or None."""
+        for e in reversed(self.events()):
+            if e[0] == kind:
+                return e
+        return None
+
+
+def guest_blocks(disk, *logs):
+    """Run tests/guest/guest-blocks on a data disk (raw file or NBD URI) and
+    the writing guest's serial logs: (exit status, its JSON result or None,
+    its stderr)."""
+    p = subprocess.run([GUEST_BLOCKS, "--json", disk] + list(logs),
+                       capture_output=True, text=True)
+    result = json.loads(p.stdout) if p.stdout.strip() else None
+    return p.returncode, result, p.stderr.strip()

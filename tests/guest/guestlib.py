@@ -11,8 +11,10 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
+from itertools import accumulate
 
 from testlib import SerialLog, TestFailure, wait_until
 
@@ -28,6 +30,28 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent():
     """preexec_fn: SIGKILL this child when the test process dies."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def writer_block(k, boot, ring):
+    """Block k as herd-guest-writer.s writes it, encoded here again from
+    README.md's description, so that the tests check the guest, guest-blocks
+    and the description against each other."""
+    words = [(k << 10 ^ boot ^ i) & 0xFFFFFFFF for i in range(1024)]
+    words[0:8] = list(struct.unpack("<2I", b"HERDBLK1")) + [k, 0, boot, ring, 0, 0]
+    sums = list(accumulate(words))
+    words[6], words[7] = sums[-1] & 0xFFFFFFFF, sum(sums) & 0xFFFFFFFF
+    return struct.pack("<1024I", *words)
+
+
+def stop_process(proc):
+    """SIGTERM, and SIGKILL if that has not ended it within 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def proc_cpu_seconds(pid):
@@ -83,18 +107,27 @@ class Qmp:
 
 class Qemu:
     """One guest run directly by QEMU (TCG), the image attached read-only
-    on virtio-blk as guest-xml does it, COM1 to a file, QMP on a socket."""
+    on virtio-blk as guest-xml does it, COM1 to a file, QMP on a socket.
+    @data: the writing guest's data disk, a raw file or an NBD URI, on the
+    primary IDE master (guest-xml's --data-disk); only the image boots."""
 
-    def __init__(self, workdir, name, image, memory_mib=32, incoming=None):
+    def __init__(self, workdir, name, image, memory_mib=32, incoming=None, data=None):
         self.name = name
         self.serial = os.path.join(workdir, f"{name}.serial.log")
         self.qmp_path = os.path.join(workdir, f"{name}.qmp")
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         argv = [QEMU, "-accel", "tcg", "-machine", "pc", "-m", str(memory_mib),
                 "-nodefaults", "-no-user-config", "-display", "none",
-                "-drive", f"file={image},format=raw,if=virtio,readonly=on",
                 "-serial", f"file:{self.serial}",
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if data is None:
+            argv += ["-drive", f"file={image},format=raw,if=virtio,readonly=on"]
+        else:
+            argv += ["-boot", "strict=on",
+                     "-drive", f"file={image},format=raw,if=none,id=boot,readonly=on",
+                     "-device", "virtio-blk-pci,drive=boot,bootindex=1",
+                     "-drive", f"file={data},format=raw,if=none,id=data",
+                     "-device", "ide-hd,drive=data,bus=ide.0,unit=0"]
         if incoming:
             argv += ["-incoming", incoming]
         self.stderr = open(self.stderr_path, "wb")
@@ -127,11 +160,36 @@ class Qemu:
     def stop(self):
         if self.qmp:
             self.qmp.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
+        self.stderr.close()
+
+    def kill(self):
+        """SIGKILL, as a crash of the host process would end it."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Nbdkit:
+    """nbdkit serving a raw file on a unix socket (the file plugin, with
+    filters and their parameters if given); .uri is its NBD URI, with the
+    name as the export's (nbdkit's file plugin serves any export name)."""
+
+    def __init__(self, workdir, name, path, filters=(), params=(), readonly=False):
+        self.sock = os.path.join(workdir, f"{name}.nbd")
+        self.uri = f"nbd+unix:///{name}?socket={self.sock}"
+        self.stderr = open(os.path.join(workdir, f"{name}.nbdkit.stderr"), "wb")
+        argv = ["nbdkit", "--foreground", "--exit-with-parent", "--unix", self.sock]
+        if readonly:
+            argv.append("--readonly")
+        argv += [f"--filter={f}" for f in filters]
+        argv += ["file", f"file={path}"] + list(params)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=self.stderr, preexec_fn=die_with_parent)
+        wait_until(lambda: self.proc.poll() is not None or os.path.exists(self.sock),
+                   10, f"nbdkit {name} to listen", interval=POLL_S)
+        if self.proc.poll() is not None:
+            raise TestFailure(f"nbdkit {name} exited with {self.proc.returncode}")
+
+    def stop(self):
+        stop_process(self.proc)
         self.stderr.close()

@@ -29,56 +29,19 @@
 
 	.code16
 
-	.set COM1,		0x3f8
-	.set PIT_CH0,		0x40
-	.set PIT_MODE,		0x43
-	.set PIC1_CMD,		0x20
-	.set PIC1_DATA,		0x21
-	.set PIC2_DATA,		0xa1
-	.set PIC_EOI,		0x20
-	.set IVT_IRQ0,		0x08 * 4	# SeaBIOS maps IRQ0 to vector 8
+	.include "guest-io.inc"
+
 	.set TICKS_PER_PRINT,	18		# 18.2065 ticks = 1 s:
 	.set FRAC_PER_PRINT,	2065		#   18 + 2065/10000
 	.set FRAC_ONE,		10000
 	.set DIRTY_BASE,	0x200000	# herd-guest-dirty: its pages start at 2 MiB
 
-	# outb_imm PORT, VALUE
-	.macro outb_imm port, value
-	movw	$\port, %dx
-	movb	$\value, %al
-	outb	%al, %dx
-	.endm
-
 	.text
-	.globl	start
-start:
-	cli
-	xorw	%ax, %ax
-	movw	%ax, %ds
-	movw	%ax, %es
-	movw	%ax, %ss
-	movw	$0x7c00, %sp		# stack grows down below the sector
-	ljmp	$0, $normalised		# some BIOSes enter at 07C0:0000
-normalised:
-	cld
+	boot_entry
 
-	# COM1: no UART interrupts, 115200 baud, 8N1, FIFOs on, DTR+RTS.
-	outb_imm COM1+1, 0x00		# IER
-	outb_imm COM1+3, 0x80		# LCR: DLAB=1
-	outb_imm COM1+0, 0x01		# DLL: divisor 1 = 115200 baud
-	outb_imm COM1+1, 0x00		# DLM
-	outb_imm COM1+3, 0x03		# LCR: 8 data bits, no parity, 1 stop
-	outb_imm COM1+2, 0xc7		# FCR: enable and clear FIFOs
-	outb_imm COM1+4, 0x03		# MCR: DTR, RTS (OUT2 off: no IRQ)
-
-	# Our own IRQ0 handler; the PIT at its slowest rate, 1193182 / 65536 =
-	# 18.2065 Hz (as the BIOS sets it, but do not depend on that); all
-	# other interrupts masked.
-	movw	$irq0, IVT_IRQ0
-	movw	$0, IVT_IRQ0+2		# segment 0
-	outb_imm PIT_MODE, 0x36		# channel 0, lo/hi byte, mode 3
-	outb_imm PIT_CH0, 0x00		# count 0 = 65536
-	outb_imm PIT_CH0, 0x00
+	com1_init
+	# All interrupts but the timer masked.
+	timer_init
 	outb_imm PIC1_DATA, 0xfe	# only IRQ0
 	outb_imm PIC2_DATA, 0xff
 
@@ -140,44 +103,7 @@ idle:
 	call	puts
 	jmp	idle
 
-# irq0: count a timer tick.
-irq0:
-	pushw	%ax
-	incl	%cs:ticks		# CS is 0, like DS, but DS is not ours here
-	movb	$PIC_EOI, %al
-	outb	%al, $PIC1_CMD
-	popw	%ax
-	iret
-
-# put_decimal: print %eax in decimal. Clobbers eax, ebx, edx, si, di.
-put_decimal:
-	movw	$digits_end, %di
-	movl	$10, %ebx
-1:	xorl	%edx, %edx
-	divl	%ebx			# edx:eax / 10
-	addb	$'0', %dl
-	decw	%di
-	movb	%dl, (%di)
-	testl	%eax, %eax
-	jnz	1b
-	movw	%di, %si
-	# fall through
-
-# puts: print the NUL-terminated string at %si. Clobbers ax, dx, si.
-puts:
-	lodsb
-	testb	%al, %al
-	jz	2f
-	movb	%al, %ah
-	movw	$COM1+5, %dx		# LSR
-1:	inb	%dx, %al
-	testb	$0x20, %al		# THRE: transmitter ready for a byte
-	jz	1b
-	movb	%ah, %al
-	movw	$COM1, %dx		# THR
-	outb	%al, %dx
-	jmp	puts
-2:	ret
+	io_routines
 
 msg_boot:	.asciz	"herd-guest boot\r\n"
 msg_prefix:	.asciz	"herd-guest "
