@@ -363,6 +363,47 @@ static void test_verify(void)
 	g_assert_cmpint(v->first, ==, -1);
 }
 
+/* The alerts' messages, joined by newlines. */
+static char *alert_text(test_store *t, json_t *reports)
+{
+	g_autoptr(json_t) alerts = herd_esan_alerts(t->st, reports);
+	GString *out = g_string_new(NULL);
+	size_t i;
+	json_t *a;
+	json_array_foreach(alerts, i, a) {
+		g_assert_cmpstr(json_string_value(json_object_get(a, "disk")), ==, "db0");
+		g_string_append_printf(out, "%s: %s\n", json_string_value(json_object_get(a, "severity")),
+				       json_string_value(json_object_get(a, "message")));
+	}
+	return g_string_free(out, FALSE);
+}
+
+static void test_alerts(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	g_autoptr(json_t) none = json_object();
+	g_autofree char *calm = alert_text(t, none);
+	g_assert_cmpstr(calm, ==, "");
+	bool already;
+	apply_ok(t, herd_esan_outdate_cmd(t->st, DISK, "n1", &already, NULL));
+	g_autofree char *outdated = alert_text(t, none);
+	g_assert_cmpstr(outdated, ==, "warning: eSAN disk db0: the replica on n2 is outdated; n1 holds the only "
+				      "up-to-date one, and the disk is not redundant until n2 is synchronised again.\n");
+	g_autoptr(json_t) split = json_pack("{s:{s:{s:s},s:{s:s}}}", DISK, "n1", "conn", "splitbrain", "n2", "conn",
+					    "splitbrain");
+	g_autofree char *both = alert_text(t, split);
+	g_assert_nonnull(strstr(both, "critical: eSAN disk db0 is in split brain"));
+	g_assert_nonnull(strstr(both, "'herd disk resolve db0 --keep NODE'"));
+	/* Said once, however many herd-sans report it. */
+	g_assert_null(strstr(strstr(both, "split brain") + 1, "split brain:"));
+	store_replica_state states[2] = { STORE_REPLICA_OUTDATED, STORE_REPLICA_INCONSISTENT };
+	apply_ok(t, store_disk_cmd_replicas(disk(t), states));
+	g_autofree char *down = alert_text(t, none);
+	g_assert_nonnull(strstr(down, "critical: eSAN disk db0 has no up-to-date replica (the one on n1 is outdated)"));
+	g_assert_nonnull(strstr(down, "critical: eSAN disk db0 has no up-to-date replica (the one on n2 is inconsistent)"));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -376,5 +417,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/esan/resolve", test_resolve);
 	g_test_add_func("/esan/sync-gate", test_sync_gate);
 	g_test_add_func("/esan/verify", test_verify);
+	g_test_add_func("/esan/alerts", test_alerts);
 	return g_test_run();
 }
