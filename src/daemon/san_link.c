@@ -6,6 +6,7 @@
 #include "ha/esan.h"
 #include "store/disk.h"
 #include "store/node.h"
+#include "store/cluster.h"
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -37,6 +38,7 @@ struct herd_san_link {
 	guint outdate_timer;
 	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
 	json_t *verifying;          /* {uuid: the verification id herd-san was asked} */
+	json_t *config_sent;        /* the last "config" op, or NULL */
 };
 
 static void connect_soon(herd_san_link *l, unsigned ms);
@@ -80,6 +82,21 @@ static void send_simple(herd_san_link *l, const char *op, const char *uuid)
 {
 	g_autoptr(json_t) j = json_pack("{s:s,s:s}", "op", op, "uuid", uuid);
 	send_op(l, j);
+}
+
+/* The cluster's eSAN settings and this node's certificate files; sent
+ * again when a setting changes. */
+static void send_config(herd_san_link *l)
+{
+	const store_settings *s = store_settings_of(state(l));
+	g_autoptr(json_t) config = json_pack("{s:s,s:s,s:I,s:I}", "op", "config", "tls_dir", l->tls_dir,
+					     "resync_rate", (json_int_t)s->esan_resync_mibs << 20, "timeout_ms",
+					     (json_int_t)s->esan_timeout_ms);
+	if (json_equal(config, l->config_sent))
+		return;
+	send_op(l, config);
+	json_decref(l->config_sent);
+	l->config_sent = json_incref(config);
 }
 
 /* ------------------------------------------------------------------ */
@@ -314,6 +331,7 @@ static void lost(herd_san_link *l, const char *why)
 	json_object_clear(l->sent);
 	json_object_clear(l->states);
 	json_object_clear(l->verifying);
+	g_clear_pointer(&l->config_sent, json_decref);
 	g_hash_table_remove_all(l->peer_down);
 	publish_states(l);
 	connect_soon(l, RETRY_MS);
@@ -372,8 +390,7 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer user)
 	l->in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
 	l->out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
 	log_info("connected to herd-san at %s", l->socket_path);
-	g_autoptr(json_t) config = json_pack("{s:s,s:s}", "op", "config", "tls_dir", l->tls_dir);
-	send_op(l, config);
+	send_config(l);
 	sync_volumes(l);
 	check_peers(l);
 	send_verifies(l);
@@ -409,10 +426,13 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 	bool relevant = changes == NULL;
 	for (guint i = 0; changes && i < changes->len && !relevant; i++) {
 		store_change *c = changes->pdata[i];
-		relevant = c->kind == STORE_KIND_DISK || c->kind == STORE_KIND_NODE;
+		relevant = c->kind == STORE_KIND_DISK || c->kind == STORE_KIND_NODE ||
+			   c->kind == STORE_KIND_CLUSTER;
 	}
 	if (!relevant)
 		return;
+	if (l->out)
+		send_config(l);
 	sync_volumes(l);
 	send_verifies(l);
 	/* A peer just fenced lets a waiting outdate through. */
@@ -473,6 +493,7 @@ void herd_san_link_free(herd_san_link *l)
 	json_decref(l->sent);
 	json_decref(l->states);
 	json_decref(l->verifying);
+	json_decref(l->config_sent);
 	g_hash_table_destroy(l->waiting);
 	g_hash_table_destroy(l->submitting);
 	g_hash_table_destroy(l->peer_down);

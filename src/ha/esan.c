@@ -3,13 +3,15 @@
 #include "common/error.h"
 #include "store/disk.h"
 #include "store/node.h"
+#include "store/cluster.h"
 
 #include <string.h>
 
 const char *herd_esan_address(store_state *st, store_object *node)
 {
 	const store_node *n = store_node_of(node);
-	return n->n_links ? n->links[0] : NULL;
+	size_t link = (size_t)store_settings_of(st)->esan_link;
+	return link < n->n_links ? n->links[link] : n->n_links ? n->links[0] : NULL;
 }
 
 /* Disk @disk_uuid and node @node_name's replica of it, or NULL. */

@@ -61,5 +61,6 @@ char *herd_esan_sync_gate(store_state *st, const char *node_name);
 json_t *herd_esan_alerts(store_state *st, json_t *reports);
 
 /* The address of node @node on which its herd-san listens for peers: its
- * first link's. */
+ * address on link esan_link (a setting: a dedicated storage link), or its
+ * first link's if it has no such link. */
 const char *herd_esan_address(store_state *st, store_object *node);

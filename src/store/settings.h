@@ -70,6 +70,7 @@ typedef struct store_settings {
 	long long migration_timeout_per_gib_s;
 	bool migration_tls;
 	long long migration_port_min;
+	long long esan_link, esan_resync_mibs, esan_timeout_ms;
 	long long migration_port_max;
 	long long migration_parallel;
 	long long migration_bandwidth_mibs;
