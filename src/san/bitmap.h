@@ -50,6 +50,10 @@ int san_bitmap_mark(san_bitmap *b, uint64_t offset, uint64_t len);
 /* Mark the whole volume dirty (a full sync's start), persisted.  0 or -errno. */
 int san_bitmap_mark_all(san_bitmap *b);
 
+/* Set [@offset, @offset+@len) in memory only (a bitmap never persisted, or
+ * one flushed later by the caller). */
+void san_bitmap_set(san_bitmap *b, uint64_t offset, uint64_t len);
+
 /* Clear [@offset, @offset+@len) in memory; san_bitmap_flush() persists it. */
 void san_bitmap_clear(san_bitmap *b, uint64_t offset, uint64_t len);
 /* Clear everything in memory. */

@@ -345,7 +345,7 @@ static int replicated_write(write_op op, const void *buf, uint32_t count, uint64
 	int lr = local_io(op, buf, count, off, flags);
 	int pr = san_peer_wait(req);
 	if (pr == 0 && !(flags & NBDKIT_FLAG_FUA)) {
-		san_bitmap_mark(vol.unflushed, off, count);
+		san_bitmap_set(vol.unflushed, off, count);
 		g_mutex_lock(&vol.lock);
 		vol.peer_writes_unflushed++;
 		g_mutex_unlock(&vol.lock);
