@@ -52,7 +52,7 @@ static void disconnect(san_plugin_link *l, const char *why)
 	}
 	fail_waiting(l, why);
 	if (l->running && !l->retry_timer)
-		l->retry_timer = g_timeout_add(SAN_PLUGIN_RETRY_MS, on_retry, l);
+		l->retry_timer = g_timeout_add(SAN_PLUGIN_RECONNECT_MS, on_retry, l);
 }
 
 static gboolean on_answer_timeout(void *data)

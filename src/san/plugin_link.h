@@ -15,7 +15,9 @@
 #include <stdbool.h>
 
 #define SAN_PLUGIN_ANSWER_MS 10000
+/* Connecting while nbdkit starts; connecting again after a connection broke. */
 #define SAN_PLUGIN_RETRY_MS 200
+#define SAN_PLUGIN_RECONNECT_MS 1000
 
 typedef struct san_plugin_link san_plugin_link;
 

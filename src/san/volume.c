@@ -232,12 +232,15 @@ static bool watch_pid(san_volume *v, pid_t pid, GError **error)
 	return true;
 }
 
+/* The plugin's parameters (src/san/plugin.c): the files, the sockets, the
+ * peer, and what the store says of this replica for a meta file made new. */
 static char **nbdkit_argv(san_volume *v)
 {
 	san_daemon *d = v->d;
+	const san_volume_spec *spec = &v->spec->volume;
+	const san_config *cfg = &d->config->config;
 	g_autofree char *tls = san_tls_path(d);
-	g_autofree char *gen = san_gen_format(v->spec->volume.local == SAN_REPLICA_UPTODATE
-						      ? v->spec->volume.initial_gen : 0);
+	bool v6 = strchr(spec->peer.address, ':') != NULL;
 	GPtrArray *a = g_ptr_array_new();
 	const char *fixed[] = { d->nbdkit, "--foreground", "--log=stderr", "--tls=on" };
 	for (unsigned i = 0; i < G_N_ELEMENTS(fixed); i++)
@@ -249,9 +252,17 @@ static char **nbdkit_argv(san_volume *v)
 	g_ptr_array_add(a, g_strdup_printf("meta=%s", v->meta));
 	g_ptr_array_add(a, g_strdup_printf("bitmap=%s", v->bitmap));
 	g_ptr_array_add(a, g_strdup_printf("control=%s", v->ctl));
-	g_ptr_array_add(a, g_strdup_printf("tls-dir=%s", d->config->config.tls_dir));
+	g_ptr_array_add(a, g_strdup_printf("tls-dir=%s", cfg->tls_dir));
 	g_ptr_array_add(a, g_strdup_printf("uuid=%s", v->uuid));
-	g_ptr_array_add(a, g_strdup_printf("initial-gen=%s", gen));
+	g_ptr_array_add(a, g_strdup_printf("peer=%s%s%s:%u", v6 ? "[" : "", spec->peer.address, v6 ? "]" : "",
+					   spec->peer.port));
+	g_ptr_array_add(a, g_strdup_printf("uptodate=%s", spec->local == SAN_REPLICA_UPTODATE ? "true" : "false"));
+	if (spec->initial_gen) {
+		g_autofree char *gen = san_gen_format(spec->initial_gen);
+		g_ptr_array_add(a, g_strdup_printf("initial-gen=%s", gen));
+	}
+	g_ptr_array_add(a, g_strdup_printf("timeout-ms=%" G_GUINT64_FORMAT, (guint64)cfg->timeout_ms));
+	g_ptr_array_add(a, g_strdup_printf("resync-rate=%" G_GUINT64_FORMAT, (guint64)cfg->resync_rate));
 	g_ptr_array_add(a, NULL);
 	return (char **)g_ptr_array_free(a, FALSE);
 }
