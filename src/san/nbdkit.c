@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -44,14 +46,9 @@ static void format_pid(char *out, pid_t pid)
 }
 
 /* Between fork and exec: async-signal-safe calls only. */
-static G_NORETURN void child(char *const *argv, char **envp, char *pid_slot, int null_fd, int unix_fd,
-			     int tcp_fd)
+static G_NORETURN void exec_nbdkit(char *const *argv, char **envp, char *pid_slot, int null_fd, int unix_fd,
+				   int tcp_fd)
 {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	setsid();
 	/* Out of the way of 0-4 first: a source may be one of the targets. */
 	int u = fcntl(unix_fd, F_DUPFD, 10), t = fcntl(tcp_fd, F_DUPFD, 10), n = fcntl(null_fd, F_DUPFD, 10);
 	if (u < 0 || t < 0 || n < 0 || dup2(n, 0) < 0 || dup2(2, 1) < 0 || dup2(u, 3) < 0 || dup2(t, 4) < 0)
@@ -62,22 +59,70 @@ static G_NORETURN void child(char *const *argv, char **envp, char *pid_slot, int
 	_exit(127);
 }
 
+/*
+ * The middle process of the double fork: a new session, then nbdkit's
+ * process, whose pid goes to herd-san through @report_fd.  nbdkit 1.32
+ * (Debian's) sets PR_SET_PDEATHSIG to SIGTERM even without
+ * --exit-with-parent: were it herd-san's child, herd-san's exit would stop
+ * it.  So its parent is this process, which exits at once, and nbdkit
+ * execs only once it has been handed to the reaper (its parent changed):
+ * the death signal then belongs to a parent that does not die.
+ */
+static G_NORETURN void middle(char *const *argv, char **envp, char *pid_slot, int null_fd, int unix_fd,
+			      int tcp_fd, int report_fd)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	pid_t self = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct timespec ms = { 0, 1000000 };
+		for (int i = 0; getppid() == self; i++) {
+			if (i > 10000)
+				_exit(125);
+			nanosleep(&ms, NULL);
+		}
+		exec_nbdkit(argv, envp, pid_slot, null_fd, unix_fd, tcp_fd);
+	}
+	ssize_t w = write(report_fd, &pid, sizeof pid);
+	_exit(pid > 0 && w == (ssize_t)sizeof pid ? 0 : 1);
+}
+
 pid_t san_nbdkit_spawn(char *const *argv, int unix_fd, int tcp_fd, GError **error)
 {
+	int report[2];
 	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null_fd < 0) {
-		herd_refuse(error, HERD_ERR_IO, "Cannot open /dev/null: %s.", g_strerror(errno));
+	if (null_fd < 0 || pipe2(report, O_CLOEXEC) < 0) {
+		herd_refuse(error, HERD_ERR_IO, "Cannot start %s: %s.", argv[0], g_strerror(errno));
+		if (null_fd >= 0)
+			close(null_fd);
 		return -1;
 	}
 	char *pid_slot = NULL;
 	g_auto(GStrv) envp = child_environment(&pid_slot);
-	pid_t pid = fork();
-	if (pid == 0)
-		child(argv, envp, pid_slot, null_fd, unix_fd, tcp_fd);
+	pid_t mid = fork();
+	if (mid == 0)
+		middle(argv, envp, pid_slot, null_fd, unix_fd, tcp_fd, report[1]);
 	int err = errno;
 	close(null_fd);
-	if (pid < 0) {
-		herd_refuse(error, HERD_ERR_IO, "Cannot start %s: fork failed: %s.", argv[0], g_strerror(err));
+	close(report[1]);
+	pid_t pid = -1;
+	if (mid > 0) {
+		ssize_t n;
+		do
+			n = read(report[0], &pid, sizeof pid);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof pid)
+			pid = -1;
+		waitpid(mid, NULL, 0);
+	}
+	close(report[0]);
+	if (pid <= 0) {
+		herd_refuse(error, HERD_ERR_IO, "Cannot start %s: fork failed: %s.", argv[0],
+			    g_strerror(mid < 0 ? err : EAGAIN));
 		return -1;
 	}
 	return pid;

@@ -15,7 +15,8 @@
  * Start @argv (argv[0] an absolute path) with @unix_fd as fd 3 and @tcp_fd
  * as fd 4, LISTEN_FDS=2 and LISTEN_PID its own pid, stdin /dev/null, stdout
  * and stderr herd-san's stderr, no other fds, default signal handling, in a
- * new session.  The pid, or -1 with @error.
+ * new session, and not as herd-san's child (a double fork: see nbdkit.c).
+ * The pid, or -1 with @error.
  */
 pid_t san_nbdkit_spawn(char *const *argv, int unix_fd, int tcp_fd, GError **error);
 

@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* How long nbdkit gets after SIGTERM on remove before SIGKILL. */
@@ -37,7 +36,6 @@ struct san_volume {
 	san_request *spec;	/* the last "volume" request */
 	char *img, *meta, *bitmap, *saved, *sock, *ctl, *pidfile;
 	pid_t pid;		/* 0: not running */
-	bool own_child;		/* started by this herd-san: waitpid reaps it */
 	int pidfd;
 	guint pid_watch, restart_timer, kill_timer;
 	gint64 started_us;
@@ -140,6 +138,29 @@ static bool fsync_dir_of(const char *path, GError **error)
 	return true;
 }
 
+/* Delete @path, a directory with what it holds too. */
+static bool remove_tree(const char *path, GError **error)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ||
+		       herd_refuse(error, HERD_ERR_IO, "Cannot delete '%s': %s.", path, g_strerror(errno));
+	if (S_ISDIR(st.st_mode)) {
+		g_autoptr(GDir) dir = g_dir_open(path, 0, error);
+		if (!dir)
+			return false;
+		const char *name;
+		while ((name = g_dir_read_name(dir))) {
+			g_autofree char *child = g_build_filename(path, name, NULL);
+			if (!remove_tree(child, error))
+				return false;
+		}
+	}
+	if (remove(path) < 0 && errno != ENOENT)
+		return herd_refuse(error, HERD_ERR_IO, "Cannot delete '%s': %s.", path, g_strerror(errno));
+	return true;
+}
+
 /* Make the replica @path, sparse, @size bytes; *@made says whether it was
  * made (false: it was there, and is kept as it is if not larger). */
 static bool make_replica(const char *path, uint64_t size, bool *made, GError **error)
@@ -199,13 +220,26 @@ static bool save_message(san_volume *v, json_t *msg, GError **error)
 	return herd_file_write_atomic(v->saved, text, strlen(text), 0600, error);
 }
 
+/* Delete every "UUID.*" of the data and run directories: herd-san's files
+ * and whatever the plugin keeps beside them (its TLS files, say). */
 static void delete_files(san_volume *v)
 {
-	const char *paths[] = { v->img, v->meta, v->bitmap, v->saved, v->sock, v->ctl, v->pidfile };
-	for (unsigned i = 0; i < G_N_ELEMENTS(paths); i++)
-		if (unlink(paths[i]) < 0 && errno != ENOENT)
-			log_warn("volume %s: cannot delete '%s': %s", v->uuid, paths[i], g_strerror(errno));
-	fsync_dir_of(v->img, NULL);
+	const char *dirs[] = { v->d->data_dir, v->d->run_dir };
+	g_autofree char *prefix = g_strdup_printf("%s.", v->uuid);
+	for (unsigned i = 0; i < G_N_ELEMENTS(dirs); i++) {
+		g_autoptr(GDir) dir = g_dir_open(dirs[i], 0, NULL);
+		const char *name;
+		while (dir && (name = g_dir_read_name(dir))) {
+			if (!g_str_has_prefix(name, prefix))
+				continue;
+			g_autofree char *path = g_build_filename(dirs[i], name, NULL);
+			g_autoptr(GError) error = NULL;
+			if (!remove_tree(path, &error))
+				log_warn("volume %s: %s", v->uuid, error->message);
+		}
+		g_autofree char *any = g_build_filename(dirs[i], ".", NULL);
+		fsync_dir_of(any, NULL);
+	}
 }
 
 /* ------------------------------------------------------------ nbdkit */
@@ -291,7 +325,6 @@ static bool start_nbdkit(san_volume *v, GError **error)
 	pid_t pid = san_nbdkit_spawn(argv, v->unix_fd, v->tcp_fd, error);
 	if (pid < 0)
 		return false;
-	v->own_child = true;
 	v->started_us = g_get_monotonic_time();
 	g_autofree char *text = g_strdup_printf("%d\n", (int)pid);
 	g_autoptr(GError) perr = NULL;
@@ -299,7 +332,6 @@ static bool start_nbdkit(san_volume *v, GError **error)
 		log_warn("volume %s: %s (a restarted herd-san will not find its nbdkit)", v->uuid, perr->message);
 	if (!watch_pid(v, pid, error)) {
 		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
 		v->pid = 0;
 		return false;
 	}
@@ -354,18 +386,9 @@ static void finish_remove(san_volume *v)
 
 static void on_exit_of(san_volume *v)
 {
-	g_autofree char *what = NULL;
-	if (v->own_child) {
-		int status = 0;
-		if (waitpid(v->pid, &status, WNOHANG) == v->pid) {
-			if (WIFEXITED(status))
-				what = g_strdup_printf("nbdkit exited with status %d", WEXITSTATUS(status));
-			else if (WIFSIGNALED(status))
-				what = g_strdup_printf("nbdkit was killed by signal %s", g_strsignal(WTERMSIG(status)));
-		}
-	}
-	if (!what)
-		what = g_strdup("nbdkit exited");
+	/* Not herd-san's child (nbdkit.c): its status is not known here; nbdkit
+	 * logged why on the same stderr. */
+	g_autofree char *what = g_strdup_printf("nbdkit (pid %d) exited", (int)v->pid);
 	uint64_t ran_ms = (uint64_t)(g_get_monotonic_time() - v->started_us) / 1000;
 	close(v->pidfd);
 	v->pidfd = -1;
@@ -455,7 +478,6 @@ san_volume *san_volume_load(san_daemon *d, const char *uuid, GError **error)
 		pid = g_ascii_strtoll(pid_text, NULL, 10);
 	g_autoptr(GError) werr = NULL;
 	if (pid > 1 && san_nbdkit_matches((pid_t)pid, v->ctl) && watch_pid(v, (pid_t)pid, &werr)) {
-		v->own_child = false;
 		v->started_us = g_get_monotonic_time();
 		log_info("volume %s: adopted its running nbdkit (pid %d)", uuid, (int)pid);
 		san_plugin_link_start(v->link);
