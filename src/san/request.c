@@ -106,7 +106,7 @@ static bool get_uint(json_t *obj, const char *key, const char *op, uint64_t min,
 static bool get_uuid(json_t *obj, const char *op, char out[SAN_UUID_LEN + 1], GError **error)
 {
 	const char *uuid;
-	if (!get_string(obj, "uuid", op, SAN_UUID_LEN, &uuid, error))
+	if (!get_string(obj, "uuid", op, 256, &uuid, error))
 		return false;
 	if (!san_uuid_is_valid(uuid))
 		return refuse(error, op, "\"uuid\" '%s' is not a UUID (36 lower-case hex digits and dashes)", uuid);
