@@ -9,9 +9,12 @@
  *   herd-san [--data-dir DIR] [--run-dir DIR] [--socket PATH]
  *            [--nbdkit PATH] [--plugin PATH] [--verbose]
  */
+#define G_LOG_DOMAIN "san"
+
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "daemon/sd_notify.h"
 #include "herd-config.h"
 #include "san/control.h"
 #include "san/daemon.h"
@@ -92,6 +95,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	herd_log_init(verbose ? HERD_LOG_DEBUG : HERD_LOG_INFO, isatty(STDERR_FILENO));
+	/* Before any thread, and so that no nbdkit inherits it. */
+	herdd_notify *notify = herdd_notify_from_env();
 	signal(SIGPIPE, SIG_IGN);
 
 	san_daemon d = { 0 };
@@ -124,7 +129,9 @@ int main(int argc, char **argv)
 	g_unix_signal_add(SIGINT, on_quit_signal, loop);
 	log_info("herd-san %s: %u volume(s); listening on %s", HERD_VERSION, g_hash_table_size(d.volumes),
 		 d.socket_path);
+	herdd_notify_ready(notify, "serving");
 	g_main_loop_run(loop);
+	herdd_notify_stopping(notify);
 
 	san_control_stop(&d);
 	g_hash_table_destroy(d.volumes);
