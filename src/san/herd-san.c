@@ -19,6 +19,7 @@
 #include "san/control.h"
 #include "san/daemon.h"
 #include "san/volume.h"
+#include "store/object.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -69,7 +70,7 @@ static void load_saved(san_daemon *d)
 			continue;
 		g_autofree char *uuid = g_strndup(name, SAN_UUID_LEN);
 		g_autoptr(GError) error = NULL;
-		if (san_uuid_is_valid(uuid) && !san_volume_load(d, uuid, &error))
+		if (store_uuid_is_valid(uuid) && !san_volume_load(d, uuid, &error))
 			log_err("volume %s not loaded: %s", uuid, error->message);
 	}
 }

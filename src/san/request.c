@@ -7,6 +7,7 @@
 #include "san/request.h"
 
 #include "common/error.h"
+#include "store/object.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -47,18 +48,6 @@ bool san_op_is_relayed(san_op op)
 const char *san_replica_state_name(san_replica_state s)
 {
 	return replica_state_names[s];
-}
-
-bool san_uuid_is_valid(const char *uuid)
-{
-	if (!uuid || strlen(uuid) != SAN_UUID_LEN)
-		return false;
-	for (int i = 0; i < SAN_UUID_LEN; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? uuid[i] != '-' : !(g_ascii_isdigit(uuid[i]) || (uuid[i] >= 'a' && uuid[i] <= 'f')))
-			return false;
-	}
-	return true;
 }
 
 char *san_gen_format(uint64_t gen)
@@ -108,7 +97,7 @@ static bool get_uuid(json_t *obj, const char *op, char out[SAN_UUID_LEN + 1], GE
 	const char *uuid;
 	if (!get_string(obj, "uuid", op, 256, &uuid, error))
 		return false;
-	if (!san_uuid_is_valid(uuid))
+	if (!store_uuid_is_valid(uuid))
 		return refuse(error, op, "\"uuid\" '%s' is not a UUID (36 lower-case hex digits and dashes)", uuid);
 	g_strlcpy(out, uuid, SAN_UUID_LEN + 1);
 	return true;

@@ -6,12 +6,14 @@
  */
 #pragma once
 
+#include "store/object.h"
+
 #include <glib.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SAN_UUID_LEN 36
+#define SAN_UUID_LEN STORE_UUID_LEN
 /* A control line longer than this is refused (and its connection closed). */
 #define SAN_LINE_MAX (64 * 1024)
 /* The largest volume herd-san makes (the store's limit for disks). */
@@ -84,9 +86,6 @@ bool san_op_is_relayed(san_op op);
 
 /* "uptodate", "outdated", "inconsistent". */
 const char *san_replica_state_name(san_replica_state s);
-
-/* True if @uuid is a UUID in canonical lower-case form. */
-bool san_uuid_is_valid(const char *uuid);
 
 /* The generation identifier as the plugin takes it: 16 hex digits. */
 char *san_gen_format(uint64_t gen);

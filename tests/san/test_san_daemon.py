@@ -28,9 +28,8 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]
 from testlib import SKIP, build_dir, check, expect, run_test, say, wait_until  # noqa: E402
-from sanlib import Control, TestCA, first_difference, plugin_path  # noqa: E402
+from sanlib import UUID, Control, Replica, TestCA, first_difference, plugin_path  # noqa: E402
 
-UUID = "6b0f2c1e-3d4a-4e5b-8c6d-7e8f9a0b1c2d"
 OTHER = "6b0f2c1e-3d4a-4e5b-8c6d-000000000000"
 SIZE = 32 << 20
 GEN = "0a1b2c3d4e5f6071"
@@ -76,6 +75,7 @@ class SanNode:
         self.data = os.path.join(self.dir, "data")
         self.run = os.path.join(self.dir, "run")
         self.socket = os.path.join(self.dir, "san.sock")
+        self.sock_path = os.path.join(self.run, f"{UUID}.sock")     # QEMU's
         self.tls = os.path.join(self.dir, "tls")
         ca.node(name, self.tls)
         self.port = free_port()
@@ -151,14 +151,8 @@ class SanNode:
     def state(self):
         return self.ctl.state()
 
-    def qemu_io(self, *cmds, background=False):
-        argv = ["qemu-io", "-f", "raw", "-t", "none"]
-        for c in cmds:
-            argv += ["-c", c]
-        argv.append(f"nbd+unix:///{UUID}?socket={self.path('sock', run=True)}")
-        if background:
-            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    # qemu-io through the local unix socket, as sanlib runs it
+    qemu_io = Replica.qemu_io
 
     def replica(self):
         with open(self.path("img"), "rb") as f:
