@@ -14,7 +14,7 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/log.h"
-#include "daemon/sd_notify.h"
+#include "common/sd_notify.h"
 #include "herd-config.h"
 #include "san/control.h"
 #include "san/daemon.h"
