@@ -8,7 +8,7 @@
 #include "daemon/config.h"
 #include "daemon/certificate.h"
 #include "daemon/herdd.h"
-#include "daemon/sd_notify.h"
+#include "common/sd_notify.h"
 #include "daemon/reach_check.h"
 #include "daemon/san_link.h"
 #include "daemon/virt_setup.h"

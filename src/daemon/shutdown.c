@@ -17,7 +17,7 @@
 #include "daemon/herdd.h"
 
 #include "common/log.h"
-#include "daemon/sd_notify.h"
+#include "common/sd_notify.h"
 #include "ha/ha.h"
 
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
  * Telling the service manager how herdd is: systemd's notification protocol
- * (sd_notify(3)), written by hand so that herdd needs no libsystemd.  The
+ * (sd_notify(3)), written by hand so that herdd (and herd-san) need no libsystemd.  The
  * manager (systemd, or the supervisor of a test node) passes a datagram
  * socket in $NOTIFY_SOCKET (a path, or '@' for an abstract address) and, for
  * WatchdogSec=, the interval in $WATCHDOG_USEC: herdd says READY=1 once it

@@ -1,5 +1,4 @@
-#define G_LOG_DOMAIN "daemon"
-#include "daemon/sd_notify.h"
+#include "common/sd_notify.h"
 
 #include "common/log.h"
 

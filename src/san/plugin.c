@@ -1,0 +1,906 @@
+/*
+ * nbdkit-herd-plugin: one eSAN volume's replica on this node, served to the
+ * local QEMU (export UUID, AF_UNIX only) and to the peer's plugin (exports
+ * `data` and `meta`, TLS only), with every local write mirrored to the peer
+ * (DRBD's protocol C: answered when both answered).  Thread model PARALLEL.
+ *
+ * Parameters (nbdkit KEY=VALUE):
+ *   file=PATH        the replica (made sparse if missing and size= given)
+ *   meta=PATH        its metadata block (made if missing)
+ *   bitmap=PATH      its dirty bitmap (made if missing)
+ *   control=PATH     the unix socket herd-san talks to (JSON lines)
+ *   uuid=UUID        the volume: the local export's name
+ *   peer=HOST:PORT   the peer's nbdkit (TLS); [v6]:PORT for IPv6
+ *   tls-dir=DIR      ca.crt, node.crt, node.key for the link to the peer
+ *   size=BYTES       make the replica file if missing
+ *   initial-gen=HEX  the generation a new meta starts with if uptodate=true
+ *   uptodate=BOOL    the store says this replica is up to date (default false)
+ *   timeout-ms=MS    a peer request unanswered this long: peer lost (5000)
+ *   resync-rate=B/S  resync bandwidth, 0 unlimited (default 0)
+ *
+ * The write path, a local write:
+ *   link in sync (or resyncing from here): to the peer (libnbd, async) and
+ *   the local file in parallel; answered when both answered.  If the peer
+ *   fails or times out, the write is held: a new data generation is made
+ *   (once per outage), the region marked dirty and persisted, `peer-lost`
+ *   sent, and the answer waits for `outdated` (or for the peer to be back in
+ *   sync, its region resynced).  With `outdated` received, writes go alone:
+ *   bits set and persisted before the local write.
+ * Regions written to the peer since its last flush are kept in memory and
+ * marked dirty when the peer is lost (it may lose them in a power cut).
+ */
+#include "san/plugin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileutil.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+san_volume vol = { .fd = -1, .bitmap_fd = -1, .timeout_ms = 5000 };
+
+typedef enum { EXPORT_LOCAL, EXPORT_DATA, EXPORT_META } export_kind;
+
+typedef struct {
+	export_kind kind;
+} handle;
+
+void san_log(const char *fmt, ...)
+{
+	va_list ap;
+	g_autofree char *msg = NULL;
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "herd-plugin %s: %s\n", vol.uuid ? vol.uuid : "?", msg);
+}
+
+uint64_t san_random_id(void)
+{
+	uint64_t id = 0;
+	while (id == 0)
+		if (getrandom(&id, sizeof id, 0) != sizeof id)
+			id = (uint64_t)g_random_int() << 32 | g_random_int();
+	return id;
+}
+
+int san_meta_save(void)
+{
+	uint8_t block[SAN_META_BLOCK];
+	g_autoptr(GError) error = NULL;
+	g_mutex_lock(&vol.meta_io);
+	g_mutex_lock(&vol.lock);
+	san_meta_encode(&vol.meta, false, block);
+	g_mutex_unlock(&vol.lock);
+	bool ok = herd_file_write_atomic(vol.meta_path, block, sizeof block, 0600, &error);
+	g_mutex_unlock(&vol.meta_io);
+	if (!ok) {
+		san_log("cannot save the metadata: %s", error->message);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ local file */
+
+int san_file_read(void *buf, uint32_t count, uint64_t off)
+{
+	char *p = buf;
+	while (count) {
+		ssize_t n = pread(vol.fd, p, count, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {               /* past the end of a sparse file: zeros */
+			memset(p, 0, count);
+			return 0;
+		}
+		p += n;
+		off += (uint64_t)n;
+		count -= (uint32_t)n;
+	}
+	return 0;
+}
+
+int san_file_write(const void *buf, uint32_t count, uint64_t off)
+{
+	const char *p = buf;
+	while (count) {
+		ssize_t n = pwrite(vol.fd, p, count, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		off += (uint64_t)n;
+		count -= (uint32_t)n;
+	}
+	return 0;
+}
+
+static int file_zero(uint32_t count, uint64_t off, bool may_trim)
+{
+	int mode = may_trim ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE;
+	if (fallocate(vol.fd, mode, (off_t)off, count) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != ENOSYS)
+		return -errno;
+	static const char zeros[65536];
+	while (count) {
+		uint32_t n = MIN(count, (uint32_t)sizeof zeros);
+		int r = san_file_write(zeros, n, off);
+		if (r < 0)
+			return r;
+		off += n;
+		count -= n;
+	}
+	return 0;
+}
+
+static int file_sync(void)
+{
+	return fdatasync(vol.fd) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------- region locking */
+
+/* Local writes in flight register their range; the resync locks one range
+ * at a time: writes to it wait, and it waits for those already running. */
+typedef struct {
+	uint64_t off, len;
+} range;
+
+static GMutex range_mutex;
+static GCond range_cond;
+static GArray *active_ranges;
+static bool resync_locked;
+static range resync_range;
+
+static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static void range_enter(uint64_t off, uint64_t len)
+{
+	range r = { off, len };
+	g_mutex_lock(&range_mutex);
+	while (resync_locked && overlap(off, len, resync_range.off, resync_range.len))
+		g_cond_wait(&range_cond, &range_mutex);
+	g_array_append_val(active_ranges, r);
+	g_mutex_unlock(&range_mutex);
+}
+
+static void range_leave(uint64_t off, uint64_t len)
+{
+	g_mutex_lock(&range_mutex);
+	for (guint i = 0; i < active_ranges->len; i++) {
+		range *r = &g_array_index(active_ranges, range, i);
+		if (r->off == off && r->len == len) {
+			g_array_remove_index_fast(active_ranges, i);
+			break;
+		}
+	}
+	g_cond_broadcast(&range_cond);
+	g_mutex_unlock(&range_mutex);
+}
+
+void san_resync_lock(uint64_t off, uint64_t len)
+{
+	g_mutex_lock(&range_mutex);
+	resync_locked = true;
+	resync_range = (range){ off, len };
+	for (;;) {
+		bool busy = false;
+		for (guint i = 0; i < active_ranges->len && !busy; i++) {
+			range *r = &g_array_index(active_ranges, range, i);
+			busy = overlap(off, len, r->off, r->len);
+		}
+		if (!busy)
+			break;
+		g_cond_wait(&range_cond, &range_mutex);
+	}
+	g_mutex_unlock(&range_mutex);
+}
+
+void san_resync_unlock(void)
+{
+	g_mutex_lock(&range_mutex);
+	resync_locked = false;
+	g_cond_broadcast(&range_cond);
+	g_mutex_unlock(&range_mutex);
+}
+
+/* ------------------------------------------------------------ the write path */
+
+typedef enum { OP_WRITE, OP_ZERO } write_op;
+
+/* Under vol.lock: the first write of an outage starts a new data
+ * generation and marks what the peer may have lost (written since its last
+ * flush) dirty, both persisted before any write is answered alone. */
+static int begin_outage_locked(void)
+{
+	if (vol.alone_gen)
+		return 0;
+	san_meta_go_alone(&vol.meta, san_random_id());
+	g_mutex_unlock(&vol.lock);
+	int r = san_meta_save();
+	uint64_t off = 0, len;
+	while (r == 0 && san_bitmap_next_dirty(vol.unflushed, off, 1ull << 30, &off, &len)) {
+		r = san_bitmap_mark(vol.bitmap, off, len);
+		off += len;
+	}
+	g_mutex_lock(&vol.lock);
+	if (r < 0)
+		return r;
+	san_bitmap_clear_all(vol.unflushed);
+	vol.alone_gen = true;
+	g_autofree char *d = san_meta_describe(&vol.meta);
+	san_log("peer away: new data generation %s, changes tracked", d);
+	return 0;
+}
+
+static bool link_up(san_link l)
+{
+	return l == LINK_INSYNC || l == LINK_SOURCE;
+}
+
+/* Mark a region the peer lacks; under vol.lock on entry and exit. */
+static int mark_dirty_locked(uint64_t off, uint64_t len)
+{
+	int r = begin_outage_locked();
+	if (r < 0)
+		return r;
+	g_mutex_unlock(&vol.lock);
+	r = san_bitmap_mark(vol.bitmap, off, len);
+	g_mutex_lock(&vol.lock);
+	return r;
+}
+
+/* Under vol.lock: hold until `outdated` or the peer is back in sync. */
+static void hold_locked(void)
+{
+	uint64_t epoch = vol.insync_epoch;
+	if (!vol.peer_lost_sent) {
+		vol.peer_lost_sent = true;
+		san_log("peer lost: writes wait for `outdated`");
+		san_control_emit(g_strdup_printf("{\"ev\":\"peer-lost\",\"uuid\":\"%s\"}", vol.uuid));
+		san_emit_state_locked();
+	}
+	while (!vol.alone_ok && vol.insync_epoch == epoch && !vol.stopping)
+		g_cond_wait(&vol.cond, &vol.lock);
+}
+
+static int local_io(write_op op, const void *buf, uint32_t count, uint64_t off, uint32_t flags)
+{
+	int r = op == OP_WRITE ? san_file_write(buf, count, off)
+			       : file_zero(count, off, flags & NBDKIT_FLAG_MAY_TRIM);
+	if (r == 0 && (flags & NBDKIT_FLAG_FUA))
+		r = file_sync();
+	return r;
+}
+
+static int replicated_write(write_op op, const void *buf, uint32_t count, uint64_t off,
+			    uint32_t flags)
+{
+	int r;
+	range_enter(off, count);
+	g_mutex_lock(&vol.lock);
+	for (;;) {
+		if (vol.link == LINK_TARGET) {
+			g_mutex_unlock(&vol.lock);
+			range_leave(off, count);
+			nbdkit_error("the local replica is a sync target: no local writes");
+			return -EROFS;
+		}
+		if (link_up(vol.link))
+			break;
+		if (vol.alone_ok) {
+			/* alone: the bit is stable before the data is written */
+			r = mark_dirty_locked(off, count);
+			g_mutex_unlock(&vol.lock);
+			if (r == 0)
+				r = local_io(op, buf, count, off, flags);
+			range_leave(off, count);
+			return r;
+		}
+		if (vol.link == LINK_DOWN && !vol.peer_lost_sent) {
+			/* not connected yet (start, reconnect): wait for it a while */
+			gint64 deadline = g_get_monotonic_time() + vol.timeout_ms * G_TIME_SPAN_MILLISECOND;
+			while (vol.link == LINK_DOWN && !vol.alone_ok && !vol.peer_lost_sent &&
+			       !vol.stopping && g_cond_wait_until(&vol.cond, &vol.lock, deadline))
+				;
+			if (link_up(vol.link) || vol.alone_ok)
+				continue;
+		}
+		/* the peer is away: hold */
+		r = mark_dirty_locked(off, count);
+		g_mutex_unlock(&vol.lock);
+		if (r == 0)
+			r = local_io(op, buf, count, off, flags);
+		range_leave(off, count);
+		if (r < 0)
+			return r;
+		g_mutex_lock(&vol.lock);
+		hold_locked();
+		g_mutex_unlock(&vol.lock);
+		return vol.stopping ? -ESHUTDOWN : 0;
+	}
+	g_mutex_unlock(&vol.lock);
+
+	/* protocol C: both in parallel */
+	uint32_t peer_flags = flags & (NBDKIT_FLAG_FUA | NBDKIT_FLAG_MAY_TRIM);
+	san_peer_req *req = op == OP_WRITE ? san_peer_pwrite(buf, count, off, peer_flags & NBDKIT_FLAG_FUA)
+					   : san_peer_zero(count, off, peer_flags);
+	int lr = local_io(op, buf, count, off, flags);
+	int pr = san_peer_wait(req);
+	if (pr == 0 && !(flags & NBDKIT_FLAG_FUA)) {
+		san_bitmap_set(vol.unflushed, off, count);
+		g_mutex_lock(&vol.lock);
+		vol.peer_writes_unflushed++;
+		g_mutex_unlock(&vol.lock);
+	}
+	range_leave(off, count);
+	if (lr < 0) {
+		/* the local disk failed: what the peer got is copied back at the next resync */
+		g_mutex_lock(&vol.lock);
+		mark_dirty_locked(off, count);
+		g_mutex_unlock(&vol.lock);
+		nbdkit_error("local write failed: %s", g_strerror(-lr));
+		return lr;
+	}
+	if (pr == 0)
+		return 0;
+	/* the peer failed: hold this one (its local part is done) */
+	g_mutex_lock(&vol.lock);
+	r = mark_dirty_locked(off, count);
+	if (r < 0) {
+		g_mutex_unlock(&vol.lock);
+		nbdkit_error("cannot mark a region dirty: %s", g_strerror(-r));
+		return r;
+	}
+	if (!vol.alone_ok)
+		hold_locked();
+	g_mutex_unlock(&vol.lock);
+	return vol.stopping ? -ESHUTDOWN : 0;
+}
+
+static int replicated_flush(void)
+{
+	g_mutex_lock(&vol.lock);
+	bool up = link_up(vol.link);
+	uint64_t before = vol.peer_writes_unflushed;
+	g_mutex_unlock(&vol.lock);
+	san_peer_req *req = up ? san_peer_flush() : NULL;
+	int lr = file_sync();
+	int pr = up ? san_peer_wait(req) : -ENOTCONN;
+	if (lr < 0) {
+		nbdkit_error("local flush failed: %s", g_strerror(-lr));
+		return lr;
+	}
+	if (pr == 0) {
+		/* everything the peer answered before the flush is stable there */
+		g_mutex_lock(&vol.lock);
+		if (vol.peer_writes_unflushed == before) {
+			san_bitmap_clear_all(vol.unflushed);
+			vol.peer_writes_unflushed = 0;
+		}
+		g_mutex_unlock(&vol.lock);
+		return 0;
+	}
+	/* peer away: stable here; alone, or held until it may be */
+	g_mutex_lock(&vol.lock);
+	if (!vol.alone_ok && !link_up(vol.link)) {
+		int r = begin_outage_locked();
+		if (r < 0) {
+			g_mutex_unlock(&vol.lock);
+			return r;
+		}
+		hold_locked();
+	}
+	g_mutex_unlock(&vol.lock);
+	return vol.stopping ? -ESHUTDOWN : 0;
+}
+
+/* ------------------------------------------------------- nbdkit callbacks */
+
+static int plugin_config(const char *key, const char *value)
+{
+	if (strcmp(key, "file") == 0)
+		vol.file = nbdkit_absolute_path(value);
+	else if (strcmp(key, "meta") == 0)
+		vol.meta_path = nbdkit_absolute_path(value);
+	else if (strcmp(key, "bitmap") == 0)
+		vol.bitmap_path = nbdkit_absolute_path(value);
+	else if (strcmp(key, "control") == 0)
+		vol.control_path = nbdkit_absolute_path(value);
+	else if (strcmp(key, "tls-dir") == 0)
+		vol.tls_dir = nbdkit_absolute_path(value);
+	else if (strcmp(key, "uuid") == 0)
+		vol.uuid = g_strdup(value);
+	else if (strcmp(key, "peer") == 0) {
+		const char *colon = strrchr(value, ':');
+		if (!colon || colon == value || !colon[1]) {
+			nbdkit_error("peer=%s: expected HOST:PORT", value);
+			return -1;
+		}
+		g_free(vol.peer_host);
+		vol.peer_host = value[0] == '[' && colon[-1] == ']'
+			? g_strndup(value + 1, (gsize)(colon - value - 2))
+			: g_strndup(value, (gsize)(colon - value));
+		g_free(vol.peer_port);
+		vol.peer_port = g_strdup(colon + 1);
+	} else if (strcmp(key, "size") == 0) {
+		int64_t s = nbdkit_parse_size(value);
+		if (s < 0)
+			return -1;
+		vol.create_size = (uint64_t)s;
+	} else if (strcmp(key, "initial-gen") == 0) {
+		char *end = NULL;
+		vol.initial_gen = g_ascii_strtoull(value, &end, 16);
+		if (!*value || *end || vol.initial_gen == 0) {
+			nbdkit_error("initial-gen=%s: expected a non-zero hexadecimal number", value);
+			return -1;
+		}
+	} else if (strcmp(key, "uptodate") == 0) {
+		int b = nbdkit_parse_bool(value);
+		if (b < 0)
+			return -1;
+		vol.uptodate = b;
+	} else if (strcmp(key, "timeout-ms") == 0) {
+		if (nbdkit_parse_unsigned("timeout-ms", value, &vol.timeout_ms) < 0)
+			return -1;
+		if (vol.timeout_ms == 0) {
+			nbdkit_error("timeout-ms must be above 0");
+			return -1;
+		}
+	} else if (strcmp(key, "resync-rate") == 0) {
+		if (nbdkit_parse_uint64_t("resync-rate", value, &vol.resync_rate) < 0)
+			return -1;
+	} else {
+		nbdkit_error("unknown parameter '%s'", key);
+		return -1;
+	}
+	return 0;
+}
+
+static int plugin_config_complete(void)
+{
+	const char *missing = !vol.file ? "file" : !vol.meta_path ? "meta" : !vol.bitmap_path ? "bitmap"
+		: !vol.control_path ? "control" : !vol.uuid ? "uuid" : !vol.peer_host ? "peer"
+		: !vol.tls_dir ? "tls-dir" : NULL;
+	if (missing) {
+		nbdkit_error("the parameter %s= is missing", missing);
+		return -1;
+	}
+	if (strcmp(vol.uuid, "data") == 0 || strcmp(vol.uuid, "meta") == 0 || !*vol.uuid) {
+		nbdkit_error("uuid=%s: not a volume's UUID", vol.uuid);
+		return -1;
+	}
+	return 0;
+}
+
+static bool read_whole(const char *path, char **data, gsize *len, bool *missing)
+{
+	g_autoptr(GError) error = NULL;
+	*missing = false;
+	if (g_file_get_contents(path, data, len, &error))
+		return true;
+	if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+		*missing = true;
+		return false;
+	}
+	nbdkit_error("cannot read %s: %s", path, error->message);
+	return false;
+}
+
+/* The replica file, its meta (made or loaded; a crash noted), its bitmap. */
+static int plugin_get_ready(void)
+{
+	struct stat st;
+	g_autofree char *mdata = NULL, *bdata = NULL;
+	gsize mlen = 0, blen = 0;
+	bool missing;
+
+	vol.fd = open(vol.file, O_RDWR | O_CLOEXEC | (vol.create_size ? O_CREAT : 0), 0600);
+	if (vol.fd < 0) {
+		nbdkit_error("cannot open the replica %s: %m", vol.file);
+		return -1;
+	}
+	if (fstat(vol.fd, &st) < 0) {
+		nbdkit_error("cannot stat %s: %m", vol.file);
+		return -1;
+	}
+	if ((uint64_t)st.st_size < vol.create_size && ftruncate(vol.fd, (off_t)vol.create_size) < 0) {
+		nbdkit_error("cannot size %s: %m", vol.file);
+		return -1;
+	}
+	uint64_t size = MAX((uint64_t)st.st_size, vol.create_size);
+
+	if (read_whole(vol.meta_path, &mdata, &mlen, &missing)) {
+		g_autoptr(GError) error = NULL;
+		if (!san_meta_decode((const uint8_t *)mdata, mlen, &vol.meta, &error)) {
+			nbdkit_error("%s: %s", vol.meta_path, error->message);
+			return -1;
+		}
+		vol.meta.flags &= SAN_META_DISK_FLAGS;
+		if (vol.meta.flags & SAN_META_WRITER) {
+			vol.meta.flags = (vol.meta.flags & ~(uint32_t)SAN_META_WRITER) | SAN_META_CRASHED;
+			san_log("the last writer did not close the replica (crash): the next sync copies everything");
+		}
+		vol.meta.size = MAX(vol.meta.size, size);
+	} else if (missing) {
+		san_meta_init(&vol.meta, size, vol.uptodate ? vol.initial_gen : 0, san_random_id());
+		if (vol.uptodate && !vol.initial_gen) {
+			nbdkit_error("uptodate=true for a new replica needs initial-gen=");
+			return -1;
+		}
+	} else {
+		return -1;
+	}
+	if (san_meta_save() < 0) {
+		nbdkit_error("cannot write %s", vol.meta_path);
+		return -1;
+	}
+
+	vol.bitmap_fd = open(vol.bitmap_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (vol.bitmap_fd < 0) {
+		nbdkit_error("cannot open the bitmap %s: %m", vol.bitmap_path);
+		return -1;
+	}
+	san_bitmap_io io = san_bitmap_io_fd(&vol.bitmap_fd);
+	vol.bitmap = san_bitmap_new(vol.meta.size, &io);
+	san_bitmap_io none = { 0 };
+	vol.unflushed = san_bitmap_new(vol.meta.size, &none);
+	bool trusted = false;
+	if (read_whole(vol.bitmap_path, &bdata, &blen, &missing) && blen > 0) {
+		g_autoptr(GError) error = NULL;
+		trusted = san_bitmap_load(vol.bitmap, bdata, blen, &error);
+		if (!trusted)
+			san_log("%s: %s", vol.bitmap_path, error->message);
+	}
+	if (!trusted && vol.meta.bitmap) {
+		/* changes were tracked and the record is gone: assume everything changed */
+		san_log("the dirty bitmap is lost: the whole volume counts as changed");
+		if (san_bitmap_mark_all(vol.bitmap) < 0)
+			return -1;
+	}
+	if (!trusted && san_bitmap_write_all(vol.bitmap) < 0) {
+		nbdkit_error("cannot write %s: %m", vol.bitmap_path);
+		return -1;
+	}
+	vol.local_uptodate = vol.uptodate;
+	active_ranges = g_array_new(FALSE, FALSE, sizeof(range));
+	g_autofree char *d = san_meta_describe(&vol.meta);
+	san_log("replica %s, %" PRIu64 " bytes, generations %s, %" PRIu64 " bytes dirty", vol.file,
+		vol.meta.size, d, san_bitmap_dirty_bytes(vol.bitmap));
+	return 0;
+}
+
+static int plugin_after_fork(void)
+{
+	g_autoptr(GError) error = NULL;
+	if (!san_control_start(&error) || !san_peer_start(&error)) {
+		nbdkit_error("%s", error->message);
+		return -1;
+	}
+	return 0;
+}
+
+static void plugin_cleanup(void)
+{
+	g_mutex_lock(&vol.lock);
+	vol.stopping = true;
+	g_cond_broadcast(&vol.cond);
+	g_mutex_unlock(&vol.lock);
+	san_peer_stop();
+	san_control_stop();
+}
+
+static int plugin_list_exports(int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+	if (is_tls)
+		return nbdkit_add_export(exports, "data", "the replica, for the peer") < 0 ||
+		       nbdkit_add_export(exports, "meta", "the replica's metadata, for the peer") < 0 ? -1 : 0;
+	return nbdkit_add_export(exports, vol.uuid, "the volume, for the local QEMU");
+}
+
+static const char *plugin_default_export(int readonly, int is_tls)
+{
+	return NULL;    /* a client names what it wants */
+}
+
+/* Under vol.lock: why the local export may not be written now, or NULL. */
+static const char *local_refusal_locked(void)
+{
+	if (!vol.local_uptodate)
+		return "herd has not declared the local replica up to date";
+	if (!(vol.meta.flags & SAN_META_CONSISTENT) || !vol.meta.current)
+		return "the local replica is inconsistent (a sync target)";
+	if (vol.link == LINK_TARGET)
+		return "the peer is resyncing the local replica";
+	return NULL;
+}
+
+static void *plugin_open(int readonly)
+{
+	const char *name = nbdkit_export_name();
+	int tls = nbdkit_is_tls();
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	handle *h;
+
+	if (!name || tls < 0)
+		return NULL;
+	if (strcmp(name, vol.uuid) == 0) {
+		if (nbdkit_peer_name((struct sockaddr *)&ss, &sl) < 0)
+			return NULL;
+		if (ss.ss_family != AF_UNIX) {
+			nbdkit_error("export %s is served on the local unix socket only", name);
+			return NULL;
+		}
+		g_mutex_lock(&vol.lock);
+		const char *why = local_refusal_locked();
+		if (why) {
+			g_mutex_unlock(&vol.lock);
+			nbdkit_error("export %s refused: %s", name, why);
+			san_log("local open refused: %s", why);
+			return NULL;
+		}
+		bool first = vol.writers++ == 0;
+		if (first)
+			vol.meta.flags |= SAN_META_WRITER;
+		san_emit_state_locked();
+		g_mutex_unlock(&vol.lock);
+		if (first && san_meta_save() < 0) {
+			g_mutex_lock(&vol.lock);
+			vol.writers--;
+			g_mutex_unlock(&vol.lock);
+			return NULL;
+		}
+		h = g_new0(handle, 1);
+		h->kind = EXPORT_LOCAL;
+		return h;
+	}
+	if (strcmp(name, "data") == 0 || strcmp(name, "meta") == 0) {
+		if (tls != 1) {
+			nbdkit_error("export %s is served over TLS only", name);
+			return NULL;
+		}
+		h = g_new0(handle, 1);
+		h->kind = name[0] == 'd' ? EXPORT_DATA : EXPORT_META;
+		return h;
+	}
+	nbdkit_error("no export '%s' (the local export is the volume's UUID)", name);
+	return NULL;
+}
+
+static void plugin_close(void *hp)
+{
+	handle *h = hp;
+	if (h->kind == EXPORT_LOCAL) {
+		g_mutex_lock(&vol.lock);
+		bool last = --vol.writers == 0;
+		g_mutex_unlock(&vol.lock);
+		/* a clean close: stable, and no crash to suspect at the next start */
+		if (last && file_sync() == 0) {
+			g_mutex_lock(&vol.lock);
+			if (vol.writers == 0)
+				vol.meta.flags &= ~(uint32_t)SAN_META_WRITER;
+			san_emit_state_locked();
+			g_mutex_unlock(&vol.lock);
+			san_meta_save();
+		}
+	}
+	g_free(h);
+}
+
+static int64_t plugin_get_size(void *hp)
+{
+	handle *h = hp;
+	if (h->kind == EXPORT_META)
+		return SAN_META_BLOCK;
+	g_mutex_lock(&vol.lock);
+	int64_t s = (int64_t)vol.meta.size;
+	g_mutex_unlock(&vol.lock);
+	return s;
+}
+
+static int plugin_block_size(void *hp, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
+{
+	handle *h = hp;
+	*minimum = h->kind == EXPORT_META ? SAN_META_BLOCK : 1;
+	*preferred = 4096;
+	*maximum = h->kind == EXPORT_META ? SAN_META_BLOCK : 32 * 1024 * 1024;
+	return 0;
+}
+
+static int plugin_can_true(void *hp)
+{
+	return 1;
+}
+
+static int plugin_can_fua(void *hp)
+{
+	return NBDKIT_FUA_NATIVE;
+}
+
+static int plugin_can_cache(void *hp)
+{
+	return NBDKIT_CACHE_NONE;
+}
+
+static int fail(int r)
+{
+	nbdkit_set_error(-r);
+	return -1;
+}
+
+static int plugin_pread(void *hp, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	handle *h = hp;
+	if (h->kind == EXPORT_META) {
+		uint8_t block[SAN_META_BLOCK];
+		g_mutex_lock(&vol.lock);
+		san_meta m = vol.meta;
+		if (vol.writers)
+			m.flags |= SAN_META_WRITER_NOW;
+		g_mutex_unlock(&vol.lock);
+		san_meta_encode(&m, true, block);
+		memcpy(buf, block + offset, count);
+		return 0;
+	}
+	int r = san_file_read(buf, count, offset);
+	if (r < 0) {
+		nbdkit_error("read failed: %s", g_strerror(-r));
+		return fail(r);
+	}
+	return 0;
+}
+
+/* The peer (a sync source) gives this replica its identifiers. */
+static int meta_write(const void *buf, uint32_t count, uint64_t offset)
+{
+	san_meta m;
+	g_autoptr(GError) error = NULL;
+	if (offset != 0 || count != SAN_META_BLOCK) {
+		nbdkit_error("the meta export is written as one %u-byte block", SAN_META_BLOCK);
+		return fail(-EINVAL);
+	}
+	if (!san_meta_decode(buf, count, &m, &error)) {
+		nbdkit_error("meta written by the peer refused: %s", error->message);
+		return fail(-EINVAL);
+	}
+	g_mutex_lock(&vol.lock);
+	if (vol.writers) {
+		g_mutex_unlock(&vol.lock);
+		nbdkit_error("meta written by the peer refused: a local writer is open");
+		return fail(-EBUSY);
+	}
+	vol.meta.current = m.current;
+	vol.meta.bitmap = m.bitmap;
+	vol.meta.history[0] = m.history[0];
+	vol.meta.history[1] = m.history[1];
+	vol.meta.flags = (vol.meta.flags & SAN_META_WRITER) |
+			 (m.flags & (SAN_META_CONSISTENT | SAN_META_OUTDATED | SAN_META_CRASHED));
+	bool done = (m.flags & SAN_META_CONSISTENT) && m.bitmap == 0;
+	g_mutex_unlock(&vol.lock);
+	if (done) {
+		/* a sync to here ended: nothing here is unknown to the peer */
+		san_bitmap_clear_all(vol.bitmap);
+		san_bitmap_flush(vol.bitmap);
+	}
+	int r = san_meta_save();
+	if (r < 0)
+		return fail(r);
+	g_autofree char *d = san_meta_describe(&m);
+	san_log("the peer set this replica's generations: %s", d);
+	san_peer_redecide();
+	return 0;
+}
+
+/* A write from the peer's plugin: to the local file only. */
+static int data_write(write_op op, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	g_mutex_lock(&vol.lock);
+	bool refused = vol.link == LINK_REFUSED || (vol.writers && vol.link != LINK_INSYNC);
+	g_mutex_unlock(&vol.lock);
+	if (refused) {
+		nbdkit_error("write from the peer refused: this replica is not its target");
+		return fail(-EROFS);
+	}
+	int r = local_io(op, buf, count, offset, flags);
+	if (r < 0) {
+		nbdkit_error("write from the peer failed: %s", g_strerror(-r));
+		return fail(r);
+	}
+	return 0;
+}
+
+static int plugin_pwrite(void *hp, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	handle *h = hp;
+	int r;
+	switch (h->kind) {
+	case EXPORT_META:
+		return meta_write(buf, count, offset);
+	case EXPORT_DATA:
+		return data_write(OP_WRITE, buf, count, offset, flags);
+	case EXPORT_LOCAL:
+		r = replicated_write(OP_WRITE, buf, count, offset, flags);
+		return r < 0 ? fail(r) : 0;
+	}
+	return fail(-EINVAL);
+}
+
+static int plugin_zero(void *hp, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	handle *h = hp;
+	int r;
+	if (flags & NBDKIT_FLAG_FAST_ZERO)
+		return fail(-ENOTSUP);
+	switch (h->kind) {
+	case EXPORT_META:
+		return fail(-EINVAL);
+	case EXPORT_DATA:
+		return data_write(OP_ZERO, NULL, count, offset, flags);
+	case EXPORT_LOCAL:
+		r = replicated_write(OP_ZERO, NULL, count, offset, flags);
+		return r < 0 ? fail(r) : 0;
+	}
+	return fail(-EINVAL);
+}
+
+static int plugin_flush(void *hp, uint32_t flags)
+{
+	handle *h = hp;
+	int r = 0;
+	if (h->kind == EXPORT_DATA)
+		r = file_sync();
+	else if (h->kind == EXPORT_LOCAL)
+		r = replicated_flush();
+	return r < 0 ? fail(r) : 0;
+}
+
+static struct nbdkit_plugin plugin = {
+	.name = "herd",
+	.longname = "herd eSAN replica (synchronous replication to a peer)",
+	.version = HERD_VERSION,
+	.description = "One eSAN volume's replica: the local export for QEMU, data and meta for the peer.",
+	.config = plugin_config,
+	.config_complete = plugin_config_complete,
+	.config_help = "file=PATH meta=PATH bitmap=PATH control=PATH uuid=UUID peer=HOST:PORT "
+		       "tls-dir=DIR [size=BYTES] [initial-gen=HEX] [uptodate=BOOL] "
+		       "[timeout-ms=MS] [resync-rate=BYTES_PER_S]",
+	.get_ready = plugin_get_ready,
+	.after_fork = plugin_after_fork,
+	.cleanup = plugin_cleanup,
+	.list_exports = plugin_list_exports,
+	.default_export = plugin_default_export,
+	.open = plugin_open,
+	.close = plugin_close,
+	.get_size = plugin_get_size,
+	.block_size = plugin_block_size,
+	.can_write = plugin_can_true,
+	.can_flush = plugin_can_true,
+	.can_zero = plugin_can_true,
+	.can_fua = plugin_can_fua,
+	.can_cache = plugin_can_cache,
+	.pread = plugin_pread,
+	.pwrite = plugin_pwrite,
+	.zero = plugin_zero,
+	.flush = plugin_flush,
+	.errno_is_preserved = 0,
+};
+
+NBDKIT_REGISTER_PLUGIN(plugin)

@@ -1,0 +1,121 @@
+/*
+ * nbdkit-herd-plugin: the state its parts share (one volume per nbdkit
+ * process).  plugin.c holds the nbdkit callbacks and the write path,
+ * plugin_peer.c the libnbd link to the peer's plugin, plugin_sync.c what
+ * happens when the link comes up (the decision, resync, verify),
+ * plugin_control.c the control socket for herd-san.  The rules are those of
+ * /work/esan-design.md; the pure parts are san/meta.h and san/bitmap.h.
+ */
+#pragma once
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "san/bitmap.h"
+#include "san/meta.h"
+
+/* The link to the peer, as the write path sees it. */
+typedef enum {
+	LINK_DOWN,      /* no connection (or not decided yet) */
+	LINK_INSYNC,    /* connected, replicas identical: writes go to both */
+	LINK_SOURCE,    /* connected, this side resyncs the peer: writes go to both */
+	LINK_TARGET,    /* connected, the peer resyncs this side: no local writer */
+	LINK_REFUSED,   /* split brain, unrelated, or a writer on the older side */
+} san_link;
+
+typedef struct {
+	/* configuration (plugin parameters, then `config` messages) */
+	char *file, *meta_path, *bitmap_path, *control_path, *tls_dir, *uuid;
+	char *peer_host, *peer_port;
+	uint64_t create_size;          /* size=: make the file if missing */
+	uint64_t initial_gen;          /* initial-gen=: current of a new meta */
+	bool uptodate;                 /* uptodate=: the store's word at start */
+	unsigned timeout_ms;           /* a peer request not answered by then: peer lost */
+	uint64_t resync_rate;          /* bytes/s, 0: unlimited */
+	char *libnbd_tls_dir;          /* the names libnbd wants, linked to tls_dir */
+
+	int fd;                        /* the replica */
+	int bitmap_fd;
+	san_bitmap *bitmap;            /* persistent: regions the peer lacks */
+	san_bitmap *unflushed;         /* memory only: written to the peer since its last flush */
+
+	/* everything below under lock; cond is broadcast on every change */
+	GMutex lock;
+	GCond cond;
+	GMutex meta_io;                /* one writer of the meta file at a time */
+	san_meta meta;
+	bool local_uptodate;           /* herd-san (or uptodate=) says the store has it up to date */
+	san_link link;
+	san_sync decision;             /* the last one taken on connect */
+	char *refused_why;
+	bool alone_ok;                 /* `outdated` came: writes go alone */
+	bool peer_lost_sent;
+	bool alone_gen;                /* this outage's new generation is made */
+	uint64_t insync_epoch;         /* bumped on every return to in-sync */
+	unsigned writers;              /* local exports open */
+	bool syncing;
+	bool sync_full;
+	uint64_t sync_done, sync_total, resynced;
+	uint64_t peer_writes_unflushed;  /* peer writes answered since the last flush began */
+	bool stopping;
+} san_volume;
+
+extern san_volume vol;
+
+/* Log a line to nbdkit's stderr (herd-san's log). */
+void san_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+/* Persist vol.meta (under vol.lock or not: it copies it first); 0 or -errno. */
+int san_meta_save(void);
+/* A fresh random generation identifier. */
+uint64_t san_random_id(void);
+
+/* Region locks between local writes and the resync (plugin.c). */
+void san_resync_lock(uint64_t off, uint64_t len);
+void san_resync_unlock(void);
+
+/* Local file I/O (plugin.c): 0 or -errno. */
+int san_file_read(void *buf, uint32_t count, uint64_t off);
+int san_file_write(const void *buf, uint32_t count, uint64_t off);
+
+/* Under vol.lock: tell control clients the volume's state. */
+void san_emit_state_locked(void);
+
+/* ---- plugin_peer.c: the libnbd link to the peer's `data` and `meta` */
+typedef struct san_peer_req san_peer_req;
+bool san_peer_start(GError **error);
+void san_peer_stop(void);
+/* Requests on the `data` export; NULL if the link is not up. */
+san_peer_req *san_peer_pwrite(const void *buf, uint32_t count, uint64_t off, uint32_t flags);
+san_peer_req *san_peer_zero(uint32_t count, uint64_t off, uint32_t flags);
+san_peer_req *san_peer_pread(void *buf, uint32_t count, uint64_t off);
+san_peer_req *san_peer_flush(void);
+/* Wait for a request's answer (NULL: not sent, -ENOTCONN); a request not
+ * answered within the timeout drops the link.  0 or -errno; frees @r.
+ * Returns only when libnbd no longer uses the request's buffer. */
+int san_peer_wait(san_peer_req *r);
+/* Drop the link now (peer-down, timeout, error); it reconnects by itself. */
+void san_peer_drop(const char *why);
+/* Ask the link to take the decision again (meta changed on either side). */
+void san_peer_redecide(void);
+/* The peer's metadata through its `meta` export; 0 or -errno. */
+int san_peer_meta_read(san_meta *m);
+int san_peer_meta_write(const san_meta *m);
+
+/* ---- plugin_sync.c */
+/* The link is up with the peer's meta read: decide and act. */
+void san_sync_connected(const san_meta *peer);
+/* The link went down. */
+void san_sync_link_lost(void);
+/* Compare both replicas in a thread; the result comes as a "verify" event. */
+bool san_verify_start(GError **error);
+
+/* ---- plugin_control.c */
+bool san_control_start(GError **error);
+void san_control_stop(void);
+/* Queue a JSON line (without newline) for every control client. */
+void san_control_emit(char *line);

@@ -1,0 +1,411 @@
+/*
+ * What the plugin does once the link to the peer is up: the decision
+ * (san_meta_decide, with each side's live writer flag), then in sync, a
+ * resync from here, waiting for the peer to resync us, or a refusal (split
+ * brain, unrelated) reported to herd-san.  Both sides decide alone and
+ * agree, since the decision is symmetric.
+ *
+ * The resync, on the source: the target's meta is made inconsistent first;
+ * then, region by region (at most 1 MiB): lock the region against local
+ * writes, read it, write it to the peer with FUA (zeros as a zero request),
+ * clear its bits, unlock; at the configured rate.  At the end the target
+ * gets the source's generation through its meta export, the source's bitmap
+ * generation goes to history, and `synced` is sent.  A full sync marks the
+ * whole volume dirty first, so it is the same loop.
+ */
+#include "san/plugin.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define CHUNK (1024u * 1024u)
+
+static GThread *sync_thread;
+static GThread *verify_thread;
+
+static const char *conn_name_locked(void)
+{
+	switch (vol.link) {
+	case LINK_INSYNC:
+	case LINK_SOURCE:
+	case LINK_TARGET:
+		return "connected";
+	case LINK_REFUSED:
+		return vol.decision == SAN_SYNC_UNRELATED ? "unrelated"
+		       : vol.decision == SAN_SYNC_SPLIT_BRAIN ? "splitbrain" : "standalone";
+	case LINK_DOWN:
+		break;
+	}
+	return vol.alone_ok ? "standalone" : "connecting";
+}
+
+void san_emit_state_locked(void)
+{
+	g_autofree char *sync = NULL;
+	if (vol.link == LINK_SOURCE || vol.link == LINK_TARGET)
+		sync = g_strdup_printf("{\"role\":\"%s\",\"done\":%" PRIu64 ",\"total\":%" PRIu64 "}",
+				       vol.link == LINK_SOURCE ? "source" : "target", vol.sync_done,
+				       vol.sync_total);
+	san_control_emit(g_strdup_printf(
+		"{\"ev\":\"state\",\"uuid\":\"%s\",\"conn\":\"%s\",\"writer\":%s,\"sync\":%s,"
+		"\"dirty\":%" PRIu64 ",\"resynced\":%" PRIu64 ",\"decision\":\"%s\","
+		"\"consistent\":%s}",
+		vol.uuid, conn_name_locked(), vol.writers ? "true" : "false", sync ? sync : "null",
+		san_bitmap_dirty_bytes(vol.bitmap), vol.resynced, san_sync_name(vol.decision),
+		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false"));
+}
+
+static void emit_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static void emit_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	san_log("%s", msg);
+	g_autoptr(GString) j = g_string_new(NULL);
+	g_string_append_printf(j, "{\"ev\":\"error\",\"uuid\":\"%s\",\"message\":\"", vol.uuid);
+	for (const char *p = msg; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			g_string_append_c(j, '\\');
+		if ((unsigned char)*p >= 0x20)
+			g_string_append_c(j, *p);
+	}
+	g_string_append(j, "\"}");
+	san_control_emit(g_string_free(g_steal_pointer(&j), FALSE));
+}
+
+/* Under vol.lock: back in sync (held writes may go: their regions are on both). */
+static void set_insync_locked(void)
+{
+	vol.link = LINK_INSYNC;
+	vol.insync_epoch++;
+	vol.alone_ok = false;
+	vol.peer_lost_sent = false;
+	vol.alone_gen = false;
+	vol.syncing = false;
+	g_cond_broadcast(&vol.cond);
+	san_emit_state_locked();
+}
+
+static gpointer resync(gpointer unused);
+
+void san_sync_connected(const san_meta *peer)
+{
+	g_mutex_lock(&vol.lock);
+	san_meta self = vol.meta;
+	if (vol.writers)
+		self.flags |= SAN_META_WRITER_NOW;
+	san_sync d = san_meta_decide(&self, peer);
+	san_link before = vol.link;
+	san_sync before_d = vol.decision;
+	vol.decision = d;
+	g_autofree char *ds = san_meta_describe(&self), *dp = san_meta_describe(peer);
+	if (before != LINK_REFUSED || before_d != d)
+		san_log("decision %s (self %s, peer %s)", san_sync_name(d), ds, dp);
+
+	if (san_sync_is_target(d) && vol.writers) {
+		vol.link = LINK_REFUSED;
+		g_free(vol.refused_why);
+		vol.refused_why = g_strdup("the peer is newer but a local writer is open here");
+		g_mutex_unlock(&vol.lock);
+		if (before != LINK_REFUSED)
+			emit_error("refusing to connect: %s", "the peer's replica is newer but a local "
+				   "writer has this one open");
+		g_mutex_lock(&vol.lock);
+		san_emit_state_locked();
+		g_mutex_unlock(&vol.lock);
+		return;
+	}
+	switch (d) {
+	case SAN_SYNC_NONE: {
+		bool leftover = vol.meta.bitmap || san_bitmap_count(vol.bitmap);
+		bool was_behind = vol.meta.flags & SAN_META_OUTDATED;
+		if (before == LINK_INSYNC && !leftover) {
+			g_mutex_unlock(&vol.lock);
+			return;
+		}
+		if (leftover || was_behind) {
+			/* a sync that ended before its source noted it: the same generation */
+			san_meta_sync_end_source(&vol.meta);
+			g_mutex_unlock(&vol.lock);
+			san_bitmap_clear_all(vol.bitmap);
+			san_bitmap_flush(vol.bitmap);
+			san_meta_save();
+			g_mutex_lock(&vol.lock);
+		}
+		set_insync_locked();
+		g_mutex_unlock(&vol.lock);
+		return;
+	}
+	case SAN_SYNC_SOURCE_BITMAP:
+	case SAN_SYNC_SOURCE_FULL:
+		if (before == LINK_SOURCE) {
+			g_mutex_unlock(&vol.lock);
+			return;
+		}
+		vol.link = LINK_SOURCE;
+		vol.sync_full = d == SAN_SYNC_SOURCE_FULL;
+		vol.syncing = true;
+		san_emit_state_locked();
+		g_mutex_unlock(&vol.lock);
+		if (sync_thread)
+			g_thread_join(sync_thread);
+		sync_thread = g_thread_new("san-resync", resync, NULL);
+		return;
+	case SAN_SYNC_TARGET_BITMAP:
+	case SAN_SYNC_TARGET_FULL:
+		if (before != LINK_TARGET) {
+			vol.link = LINK_TARGET;
+			vol.sync_done = 0;
+			vol.sync_total = 0;
+			san_emit_state_locked();
+		}
+		g_mutex_unlock(&vol.lock);
+		return;
+	case SAN_SYNC_SPLIT_BRAIN:
+	case SAN_SYNC_UNRELATED:
+		vol.link = LINK_REFUSED;
+		g_free(vol.refused_why);
+		vol.refused_why = g_strdup(san_sync_name(d));
+		if (before != LINK_REFUSED || before_d != d) {
+			san_emit_state_locked();
+			g_mutex_unlock(&vol.lock);
+			emit_error(d == SAN_SYNC_SPLIT_BRAIN
+				   ? "split brain: both replicas were written since they parted; refusing to "
+				     "connect until one is discarded (self %s, peer %s)"
+				   : "the peer's replica is unrelated to this one; refusing to connect "
+				     "(self %s, peer %s)", ds, dp);
+			return;
+		}
+		g_mutex_unlock(&vol.lock);
+		return;
+	}
+	g_mutex_unlock(&vol.lock);
+}
+
+void san_sync_link_lost(void)
+{
+	g_mutex_lock(&vol.lock);
+	if (vol.link != LINK_DOWN && vol.link != LINK_REFUSED) {
+		vol.link = LINK_DOWN;
+		g_cond_broadcast(&vol.cond);
+		san_emit_state_locked();
+	}
+	g_mutex_unlock(&vol.lock);
+}
+
+static bool still_source(void)
+{
+	g_mutex_lock(&vol.lock);
+	bool ok = vol.link == LINK_SOURCE && !vol.stopping;
+	g_mutex_unlock(&vol.lock);
+	return ok;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t z[4096];
+	while (n) {
+		size_t k = MIN(n, sizeof z);
+		if (memcmp(p, z, k) != 0)
+			return false;
+		p += k;
+		n -= k;
+	}
+	return true;
+}
+
+/* Copy one region to the peer under its lock; 0 or -errno. */
+static int copy_region(uint8_t *buf, uint64_t off, uint64_t len)
+{
+	san_resync_lock(off, len);
+	int r = san_file_read(buf, (uint32_t)len, off);
+	if (r == 0) {
+		san_peer_req *req = all_zero(buf, len)
+			? san_peer_zero((uint32_t)len, off, NBDKIT_FLAG_FUA | NBDKIT_FLAG_MAY_TRIM)
+			: san_peer_pwrite(buf, (uint32_t)len, off, NBDKIT_FLAG_FUA);
+		r = san_peer_wait(req);
+		if (r == 0)
+			san_bitmap_clear(vol.bitmap, off, len);
+	}
+	san_resync_unlock();
+	return r;
+}
+
+static void rate_limit(uint64_t bytes, gint64 start)
+{
+	uint64_t rate = vol.resync_rate;
+	if (!rate)
+		return;
+	gint64 due = start + (gint64)(bytes * G_USEC_PER_SEC / rate);
+	while (still_source()) {
+		gint64 left = due - g_get_monotonic_time();
+		if (left <= 0)
+			break;
+		g_usleep((gulong)MIN(left, 100000));
+	}
+}
+
+static gpointer resync(gpointer unused)
+{
+	g_autofree uint8_t *buf = g_malloc(CHUNK);
+	san_meta peer;
+	int r;
+
+	g_mutex_lock(&vol.lock);
+	bool full = vol.sync_full;
+	g_mutex_unlock(&vol.lock);
+	if (full && san_bitmap_mark_all(vol.bitmap) < 0) {
+		emit_error("cannot mark the volume for a full sync");
+		san_peer_drop("the bitmap cannot be written");
+		return NULL;
+	}
+	/* the target is inconsistent from the first region on */
+	r = san_peer_meta_read(&peer);
+	if (r == 0) {
+		peer.flags &= ~(uint32_t)SAN_META_CONSISTENT;
+		peer.flags |= SAN_META_OUTDATED;
+		r = san_peer_meta_write(&peer);
+	}
+	if (r < 0) {
+		san_log("resync: cannot mark the peer inconsistent: %s", g_strerror(-r));
+		san_peer_drop("the peer's metadata cannot be written");
+		return NULL;
+	}
+
+	g_mutex_lock(&vol.lock);
+	vol.sync_total = san_bitmap_dirty_bytes(vol.bitmap);
+	vol.sync_done = 0;
+	vol.resynced = 0;
+	san_emit_state_locked();
+	g_mutex_unlock(&vol.lock);
+	san_log("resync to the peer: %" PRIu64 " bytes (%s)", vol.sync_total, full ? "full" : "dirty regions");
+
+	gint64 start = g_get_monotonic_time(), last_report = start, last_flush = start;
+	uint64_t copied = 0, off = 0, len;
+	for (;;) {
+		if (!still_source())
+			return NULL;
+		if (!san_bitmap_next_dirty(vol.bitmap, off, CHUNK, &off, &len)) {
+			if (off == 0)
+				break;
+			off = 0;       /* one more pass: nothing may be left behind */
+			continue;
+		}
+		r = copy_region(buf, off, len);
+		if (r < 0) {
+			san_log("resync stopped at %" PRIu64 ": %s", off, g_strerror(-r));
+			san_peer_drop("the resync failed");
+			return NULL;
+		}
+		off += len;
+		copied += len;
+		gint64 now = g_get_monotonic_time();
+		g_mutex_lock(&vol.lock);
+		vol.sync_done = MIN(vol.sync_done + len, vol.sync_total);
+		vol.resynced += len;
+		if (now - last_report >= G_USEC_PER_SEC) {
+			san_emit_state_locked();
+			last_report = now;
+		}
+		g_mutex_unlock(&vol.lock);
+		if (now - last_flush >= G_USEC_PER_SEC) {
+			san_bitmap_flush(vol.bitmap);
+			last_flush = now;
+		}
+		rate_limit(copied, start);
+	}
+	if (san_bitmap_flush(vol.bitmap) < 0) {
+		san_peer_drop("the bitmap cannot be written");
+		return NULL;
+	}
+
+	/* the end: the target takes this side's generation */
+	r = san_peer_meta_read(&peer);
+	if (r == 0) {
+		g_mutex_lock(&vol.lock);
+		san_meta self = vol.meta;
+		g_mutex_unlock(&vol.lock);
+		san_meta_sync_end_target(&peer, &self);
+		r = san_peer_meta_write(&peer);
+	}
+	if (r < 0) {
+		san_log("resync: cannot give the peer its generation: %s", g_strerror(-r));
+		san_peer_drop("the peer's metadata cannot be written");
+		return NULL;
+	}
+	g_mutex_lock(&vol.lock);
+	san_meta_sync_end_source(&vol.meta);
+	g_mutex_unlock(&vol.lock);
+	san_meta_save();
+	g_mutex_lock(&vol.lock);
+	if (vol.link == LINK_SOURCE) {
+		vol.sync_done = vol.sync_total;
+		set_insync_locked();
+	}
+	uint64_t resynced = vol.resynced;
+	g_mutex_unlock(&vol.lock);
+	san_log("resync done: %" PRIu64 " bytes in %.1f s", resynced,
+		(double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC);
+	san_control_emit(g_strdup_printf("{\"ev\":\"synced\",\"uuid\":\"%s\",\"resynced\":%" PRIu64 "}",
+					 vol.uuid, resynced));
+	return NULL;
+}
+
+/* ------------------------------------------------------------- verify */
+
+static gpointer verify(gpointer unused)
+{
+	g_autofree uint8_t *mine = g_malloc(CHUNK), *theirs = g_malloc(CHUNK);
+	uint64_t size, differ = 0, first = UINT64_MAX;
+	int r = 0;
+	g_mutex_lock(&vol.lock);
+	size = vol.meta.size;
+	g_mutex_unlock(&vol.lock);
+	for (uint64_t off = 0; off < size && r == 0; off += CHUNK) {
+		uint32_t len = (uint32_t)MIN((uint64_t)CHUNK, size - off);
+		/* under the region lock: no local write changes it meanwhile */
+		san_resync_lock(off, len);
+		r = san_file_read(mine, len, off);
+		if (r == 0)
+			r = san_peer_wait(san_peer_pread(theirs, len, off));
+		san_resync_unlock();
+		if (r < 0)
+			break;
+		for (uint32_t i = 0; i < len; i += 4096) {
+			uint32_t n = MIN(4096u, len - i);
+			if (memcmp(mine + i, theirs + i, n) != 0) {
+				differ += n;
+				first = MIN(first, off + i);
+			}
+		}
+	}
+	if (r < 0) {
+		emit_error("verify failed: %s", g_strerror(-r));
+		return NULL;
+	}
+	san_log("verify: %" PRIu64 " bytes differ", differ);
+	g_autofree char *first_s = differ ? g_strdup_printf("%" PRIu64, first) : g_strdup("null");
+	san_control_emit(g_strdup_printf(
+		"{\"ev\":\"verify\",\"uuid\":\"%s\",\"equal\":%s,\"differ\":%" PRIu64 ",\"first\":%s}",
+		vol.uuid, differ ? "false" : "true", differ, first_s));
+	return NULL;
+}
+
+bool san_verify_start(GError **error)
+{
+	g_mutex_lock(&vol.lock);
+	bool up = vol.link == LINK_INSYNC;
+	g_mutex_unlock(&vol.lock);
+	if (!up) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_AGAIN,
+			    "verify needs the replicas connected and in sync");
+		return false;
+	}
+	if (verify_thread)
+		g_thread_join(verify_thread);
+	verify_thread = g_thread_new("san-verify", verify, NULL);
+	return true;
+}

@@ -1,0 +1,330 @@
+#!/usr/bin/python3
+"""herd-san, the eSAN daemon, without a cluster: two instances on loopback
+("a" and "b", each with its own data and run directories, control socket,
+ports and node certificate from a test CA), driven through their control
+sockets as herdd drives them, with the build's nbdkit-herd-plugin.so.
+
+1. A volume on both: the replica files are made (sparse, the size), each
+   herd-san runs one socket-activated nbdkit, the plugins connect; writes
+   through a's unix socket (qemu-io) land on both replica files.
+2. Bad ops are refused with a sentence naming the problem, and change
+   nothing (files, saved messages, nbdkit processes).
+3. herd-san is killed (SIGKILL) while qemu-io writes: the writes go on, and
+   the new herd-san adopts the running nbdkit (no second one) and relays
+   its events.  An nbdkit that dies is started again.
+4. `remove` stops the nbdkits and deletes every file of the volume.
+
+Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]
+from testlib import SKIP, build_dir, check, expect, run_test, say, wait_until  # noqa: E402
+from sanlib import UUID, Control, Replica, TestCA, first_difference, plugin_path  # noqa: E402
+
+OTHER = "6b0f2c1e-3d4a-4e5b-8c6d-000000000000"
+SIZE = 32 << 20
+GEN = "0a1b2c3d4e5f6071"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def nbdkits_under(tmp):
+    """PIDs of the nbdkit processes whose command line names @tmp."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"nbdkit") and any(tmp.encode() in a for a in argv) \
+                and proc_alive(int(d)):
+            pids.append(int(d))
+    return pids
+
+
+class SanNode:
+    """One herd-san on loopback, its directories, its control client."""
+
+    def __init__(self, tmp, name, ca):
+        self.tmp, self.name = tmp, name
+        self.dir = os.path.join(tmp, name)
+        self.data = os.path.join(self.dir, "data")
+        self.run = os.path.join(self.dir, "run")
+        self.socket = os.path.join(self.dir, "san.sock")
+        self.sock_path = os.path.join(self.run, f"{UUID}.sock")     # QEMU's
+        self.tls = os.path.join(self.dir, "tls")
+        ca.node(name, self.tls)
+        self.port = free_port()
+        self.log = os.path.join(self.dir, "herd-san.log")
+        self.proc = None
+        self.ctl = None
+
+    def start(self):
+        argv = [os.path.join(build_dir(), "src", "san", "herd-san"), "--verbose",
+                "--data-dir", self.data, "--run-dir", self.run, "--socket", self.socket,
+                "--plugin", plugin_path()]
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        def listening():
+            check(self.proc.poll() is None, f"{self.name}'s herd-san exited: {self.tail()}")
+            try:
+                return Control(self.socket)
+            except OSError:     # not yet, or the last herd-san's socket file
+                return None
+        self.ctl = wait_until(listening, 20, f"{self.name}'s herd-san to listen")
+
+    def kill(self):
+        if self.ctl:
+            self.ctl.close()
+            self.ctl = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self):
+        if self.ctl:
+            self.ctl.close()
+            self.ctl = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def tail(self, n=15):
+        try:
+            with open(self.log, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def config(self):
+        return dict(op="config", tls_dir=self.tls, resync_rate=64 << 20, timeout_ms=3000)
+
+    def volume(self, peer, **change):
+        msg = dict(op="volume", uuid=UUID, name="vol1", size=SIZE,
+                   listen={"address": "127.0.0.1", "port": self.port},
+                   peer={"node": peer.name, "address": "127.0.0.1", "port": peer.port},
+                   local="uptodate", peer_state="uptodate", initial_gen=GEN)
+        msg.update(change)
+        return msg
+
+    def path(self, suffix, run=False):
+        return os.path.join(self.run if run else self.data, f"{UUID}.{suffix}")
+
+    def nbdkit_pid(self):
+        try:
+            with open(self.path("pid", run=True)) as f:
+                pid = int(f.read())
+        except (OSError, ValueError):
+            return None
+        return pid if proc_alive(pid) else None
+
+    def state(self):
+        return self.ctl.state()
+
+    # qemu-io through the local unix socket, as sanlib runs it
+    qemu_io = Replica.qemu_io
+
+    def replica(self):
+        with open(self.path("img"), "rb") as f:
+            return f.read()
+
+    def snapshot(self):
+        """What bad input must not change: the files (names, sizes, saved
+        messages) and the nbdkit process."""
+        files = {}
+        for d in (self.data, self.run):
+            for name in sorted(os.listdir(d)):
+                p = os.path.join(d, name)
+                if name.endswith(".json"):
+                    with open(p) as f:
+                        files[name] = f.read()
+                elif os.path.isfile(p):
+                    files[name] = os.path.getsize(p)
+                else:
+                    files[name] = "present"
+        return files, self.nbdkit_pid()
+
+
+def qemu_ok(p, what):
+    out = (p.stdout or "") + (p.stderr or "")
+    check(p.returncode == 0 and "failed" not in out, f"{what}: qemu-io: {out.strip()}")
+
+
+def equal_replicas(a, b, what):
+    diff = first_difference(a.replica(), b.replica())
+    check(diff is None, f"{what}: the replica files differ ({diff})")
+
+
+def wait_connected(n):
+    wait_until(lambda: n.state().get("conn") == "connected", 60, f"{n.name}'s volume connected",
+               interval=0.3)
+
+
+def create(a, b):
+    say("1. a volume on both nodes: files, one nbdkit each, writes reach both replicas")
+    for n, peer in ((a, b), (b, a)):
+        r = n.ctl.request(**n.volume(peer))
+        check(r.get("ok") is False and "config" in r.get("error", ""),
+              f"a volume before the config is refused: {r}")
+        check(not os.path.exists(n.path("img")), "and made no replica")
+        check(n.ctl.request(**n.config()) == {"ok": True}, f"{n.name}: config")
+        check(n.ctl.request(**n.volume(peer)) == {"ok": True}, f"{n.name}: volume")
+        st = os.stat(n.path("img"))
+        check(st.st_size == SIZE, f"{n.name}'s replica has the volume's size ({st.st_size})")
+        check(st.st_blocks * 512 < SIZE // 4, f"{n.name}'s replica is sparse")
+        # idempotent: the same message again changes nothing
+        check(n.ctl.request(**n.volume(peer)) == {"ok": True}, f"{n.name}: volume again")
+    for n in (a, b):
+        wait_until(n.nbdkit_pid, 20, f"{n.name}'s nbdkit")
+        check(len([p for p in nbdkits_under(n.dir)]) == 1, f"{n.name} runs one nbdkit")
+        wait_connected(n)
+    qemu_ok(a.qemu_io("write -P 0x5a 0 1M", "write -P 0x3c 17M 64k", "flush"), "writes through a")
+    equal_replicas(a, b, "after writes through a")
+    check(b.replica()[:4096] == b"\x5a" * 4096, "b's replica holds what a's guest wrote")
+
+
+def bad_ops(a, b):
+    say("2. bad ops: refused with a sentence, nothing changed")
+    before = a.snapshot()
+    vol = a.volume(b)
+    cases = [
+        ("not json", b"this is not json\n", "not JSON"),
+        ("unknown op", dict(op="frobnicate"), "Unknown op 'frobnicate'"),
+        ("no op", dict(uuid=UUID), "\"op\""),
+        ("bad uuid", dict(vol, uuid="../../etc/passwd"), "\"uuid\""),
+        ("size 0", dict(vol, size=0), "\"size\""),
+        ("size not a multiple of 512", dict(vol, size=SIZE + 3), "multiple of 512"),
+        ("size a string", dict(vol, size="32M"), "\"size\""),
+        ("bad address", dict(vol, listen={"address": "nowhere", "port": a.port}), "listen.address"),
+        ("bad port", dict(vol, peer={"node": "b", "address": "127.0.0.1", "port": 70000}), "peer.port"),
+        ("bad state", dict(vol, local="maybe"), "\"local\""),
+        ("bad gen", dict(vol, initial_gen="xyz"), "initial_gen"),
+        ("listen changed", dict(vol, listen={"address": "127.0.0.1", "port": a.port + 1}),
+         "listen address cannot change"),
+        ("shrink by volume", dict(vol, size=SIZE // 2), "cannot shrink"),
+        ("shrink by resize", dict(op="resize", uuid=UUID, size=SIZE // 2), "cannot shrink"),
+        ("resize of no volume", dict(op="resize", uuid=OTHER, size=SIZE), "no volume"),
+        ("relay to no volume", dict(op="outdated", uuid=OTHER), "no volume"),
+        ("config without its files", dict(a.config(), tls_dir="/nonexistent"), "ca.crt"),
+        ("config, relative dir", dict(a.config(), tls_dir="tls"), "absolute"),
+        ("a second volume on a used port", dict(vol, uuid=OTHER, listen={"address": "127.0.0.1",
+                                                                           "port": b.port}),
+         "Address already in use"),
+    ]
+    for what, msg, needle in cases:
+        r = a.ctl.raw(msg) if isinstance(msg, bytes) else a.ctl.request(**msg)
+        expect(r.get("ok") is False and needle in r.get("error", ""),
+               f"{what}: refused naming '{needle}' (got {r})")
+    expect(a.snapshot() == before, f"bad ops changed nothing ({before} → {a.snapshot()})")
+    expect(not os.path.exists(os.path.join(a.data, f"{OTHER}.img")), "no replica for the refused volume")
+    # still serving, and good ops still answered on the same connection
+    expect(a.ctl.request(op="status") == {"ok": True}, "status after the bad ops")
+
+
+def restart_while_writing(a, b):
+    say("3. herd-san killed and started again while qemu-io writes")
+    old = a.nbdkit_pid()
+    cmds = []
+    for i in range(150):
+        cmds += [f"write -P {i % 250 + 1} {i * 65536} 64k", "flush", "sleep 20"]
+    writer = a.qemu_io(*cmds, background=True)
+    wait_until(lambda: b.replica()[0:1] == b"\x01", 30, "the first write on b's replica")
+    a.kill()
+    check(writer.poll() is None, "qemu-io still writes after herd-san was killed")
+    check(a.nbdkit_pid() == old, "the nbdkit outlives herd-san")
+    a.start()
+    wait_until(lambda: "adopted its running nbdkit" in a.tail(40), 20, "the new herd-san to adopt nbdkit")
+    check(f"(pid {old})" in a.tail(40), f"it adopted nbdkit {old}: {a.tail(5)}")
+    out, _ = writer.communicate(timeout=180)
+    check(writer.returncode == 0 and "failed" not in out, f"the writes went on: {out[-500:]}")
+    check(nbdkits_under(a.dir) == [old], f"one nbdkit, the old one ({nbdkits_under(a.dir)})")
+    equal_replicas(a, b, "after the writes across the restart")
+    data = b.replica()
+    for i in range(150):
+        blk = data[i * 65536:(i + 1) * 65536]
+        check(blk == bytes([i % 250 + 1]) * 65536, f"block {i} holds its pattern on b")
+    # herdd's view through the new herd-san: the plugin's events are relayed
+    wait_connected(a)
+    # the config and volume survive in the data directory
+    check(a.ctl.request(**a.volume(b)) == {"ok": True}, "the volume message again")
+
+    say("   an nbdkit that dies is started again")
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: a.nbdkit_pid() not in (None, old), 30, "a new nbdkit for a")
+    wait_connected(a)
+    qemu_ok(a.qemu_io("write -P 0x77 2M 64k", "flush"), "writes through the new nbdkit")
+    equal_replicas(a, b, "after writes through the new nbdkit")
+
+
+def remove(a, b):
+    say("4. remove: nbdkit stopped, every file deleted")
+    for n in (a, b):
+        pid = n.nbdkit_pid()
+        check(pid, f"{n.name} has an nbdkit")
+        check(n.ctl.request(op="remove", uuid=UUID) == {"ok": True}, f"{n.name}: remove")
+        check(not proc_alive(pid), f"{n.name}'s nbdkit {pid} stopped")
+        left = [f for f in os.listdir(n.data) + os.listdir(n.run) if f.startswith(UUID)]
+        check(left == [], f"{n.name}: the volume's files are gone (left: {left})")
+        check(n.ctl.request(op="remove", uuid=UUID) == {"ok": True}, f"{n.name}: remove again (idempotent)")
+        r = n.ctl.request(op="verify", uuid=UUID)
+        check(r.get("ok") is False and "no volume" in r["error"], f"{n.name}: the volume is gone: {r}")
+
+
+def main():
+    if not os.path.exists(plugin_path()):
+        print(f"SKIP: {plugin_path()} is not built", flush=True)
+        return SKIP
+    with tempfile.TemporaryDirectory(prefix="herd-san-") as tmp:
+        ca = TestCA(tmp)
+        a, b = SanNode(tmp, "a", ca), SanNode(tmp, "b", ca)
+        try:
+            a.start()
+            b.start()
+            create(a, b)
+            bad_ops(a, b)
+            restart_while_writing(a, b)
+            remove(a, b)
+        except BaseException:
+            for n in (a, b):
+                say(f"{n.name}'s herd-san log:\n{n.tail(30)}")
+            raise
+        finally:
+            for n in (a, b):
+                n.stop()
+            for pid in nbdkits_under(tmp):
+                os.kill(pid, signal.SIGKILL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_test(main))
