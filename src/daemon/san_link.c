@@ -30,6 +30,8 @@ struct herd_san_link {
 	GCancellable *cancel;
 	guint retry;
 	guint broken;               /* a send failed: reconnect (idle) */
+	guint again;                /* send what herd-san refused again */
+	GQueue *asked;              /* the ops sent, not answered yet (json_t*) */
 	bool said_missing;          /* "herd-san not answering" logged once */
 	json_t *sent;               /* {uuid: the volume op last sent} */
 	json_t *states;             /* {uuid: herd-san's last state of it} */
@@ -70,8 +72,11 @@ static void send_op(herd_san_link *l, json_t *op)
 	g_autoptr(GError) err = NULL;
 	gssize n = g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(l->out), line,
 							      strlen(line), NULL, &err);
-	if (n == (gssize)strlen(line))
+	if (n == (gssize)strlen(line)) {
+		/* herd-san answers every op, in order. */
+		g_queue_push_tail(l->asked, json_incref(op));
 		return;
+	}
 	log_warn("herd-san: cannot send: %s", err ? err->message : "its socket is full");
 	l->out = NULL;
 	if (!l->broken)
@@ -279,14 +284,48 @@ static void publish_states(herd_san_link *l)
 	herd_ha_set_esan(l->ha, l->states);
 }
 
+static gboolean on_again(gpointer user)
+{
+	herd_san_link *l = user;
+	l->again = 0;
+	if (l->out) {
+		send_config(l);
+		sync_volumes(l);
+		send_verifies(l);
+	}
+	return G_SOURCE_REMOVE;
+}
+
+/* herd-san refused @op (NULL: an answer to nothing herdd asked): forget
+ * that it was sent, so that it goes again in a second (a config before
+ * this node had its certificate from the cluster, a volume herd-san could
+ * not make yet). */
+static void refused(herd_san_link *l, json_t *op, const char *why)
+{
+	const char *name = json_string_value(json_object_get(op, "op"));
+	const char *uuid = json_string_value(json_object_get(op, "uuid"));
+	log_warn("herd-san refused %s%s%s: %s", name ? name : "an answer to nothing asked", uuid ? " of " : "",
+		 uuid ? uuid : "", why ? why : "?");
+	if (g_strcmp0(name, "config") == 0)
+		g_clear_pointer(&l->config_sent, json_decref);
+	else if (g_strcmp0(name, "volume") == 0 && uuid)
+		json_object_del(l->sent, uuid);
+	else if (g_strcmp0(name, "verify") == 0 && uuid)
+		json_object_del(l->verifying, uuid);
+	else
+		return;
+	if (!l->again)
+		l->again = g_timeout_add(RETRY_MS, on_again, l);
+}
+
 static void on_event(herd_san_link *l, json_t *j)
 {
 	const char *ev = json_string_value(json_object_get(j, "ev"));
 	const char *uuid = json_string_value(json_object_get(j, "uuid"));
 	if (!ev) {
-		json_t *ok = json_object_get(j, "ok");
-		if (json_is_false(ok))
-			log_warn("herd-san refused: %s", json_string_value(json_object_get(j, "error")));
+		g_autoptr(json_t) op = g_queue_pop_head(l->asked);
+		if (json_is_false(json_object_get(j, "ok")))
+			refused(l, op, json_string_value(json_object_get(j, "error")));
 		return;
 	}
 	if (!uuid || !store_uuid_is_valid(uuid)) {
@@ -332,6 +371,7 @@ static void lost(herd_san_link *l, const char *why)
 	json_object_clear(l->states);
 	json_object_clear(l->verifying);
 	g_clear_pointer(&l->config_sent, json_decref);
+	g_queue_clear_full(l->asked, (GDestroyNotify)json_decref);
 	g_hash_table_remove_all(l->peer_down);
 	publish_states(l);
 	connect_soon(l, RETRY_MS);
@@ -461,6 +501,7 @@ herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char 
 	l->submitting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->peer_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->verifying = json_object();
+	l->asked = g_queue_new();
 	herd_cluster_listen(cluster, on_store_change, l);
 	herd_cluster_on_membership(cluster, on_membership, l);
 	connect_soon(l, 0);
@@ -482,6 +523,8 @@ void herd_san_link_free(herd_san_link *l)
 		g_free(c);
 	}
 	g_clear_handle_id(&l->broken, g_source_remove);
+	g_clear_handle_id(&l->again, g_source_remove);
+	g_queue_free_full(l->asked, (GDestroyNotify)json_decref);
 	if (l->cancel)
 		g_cancellable_cancel(l->cancel);
 	g_clear_object(&l->cancel);
