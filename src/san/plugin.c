@@ -61,7 +61,9 @@ void san_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "herd-plugin %s: %s\n", vol.uuid ? vol.uuid : "?", msg);
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autofree char *ts = g_date_time_format(now, "%H:%M:%S.%f");
+	fprintf(stderr, "%.12s herd-plugin %s: %s\n", ts, vol.uuid ? vol.uuid : "?", msg);
 }
 
 uint64_t san_random_id(void)

@@ -80,6 +80,7 @@ static void emit_error(const char *fmt, ...)
 static void set_insync_locked(void)
 {
 	vol.link = LINK_INSYNC;
+	vol.decision = SAN_SYNC_NONE;
 	vol.insync_epoch++;
 	vol.alone_ok = false;
 	vol.peer_lost_sent = false;

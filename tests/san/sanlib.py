@@ -201,13 +201,16 @@ class Replica:
             os.unlink(self.control_path)
 
     def stop(self):
+        """The end of a test.  nbdkit 1.32 exits on SIGTERM only once its
+        clients are gone, and the peer's link is one: SIGTERM, then SIGKILL
+        after a grace period."""
         if self.ctl:
             self.ctl.close()
             self.ctl = None
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
