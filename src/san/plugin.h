@@ -59,6 +59,8 @@ typedef struct {
 	unsigned writers;              /* local exports open */
 	bool syncing;
 	bool sync_full;
+	uint64_t sync_epoch;           /* which resync thread is the current one */
+	bool peer_outdated;            /* herd-san says the store has the peer not up to date */
 	uint64_t sync_done, sync_total, resynced;
 	uint64_t peer_writes_unflushed;  /* peer writes answered since the last flush began */
 	bool stopping;
@@ -111,6 +113,9 @@ int san_peer_meta_write(const san_meta *m);
 void san_sync_connected(const san_meta *peer);
 /* The link went down. */
 void san_sync_link_lost(void);
+/* In sync without a resync while the store records the peer outdated:
+ * send `synced` (resynced 0) so that herd records it up to date. */
+void san_sync_announce_synced(void);
 /* Compare both replicas in a thread; the result comes as a "verify" event. */
 bool san_verify_start(GError **error);
 

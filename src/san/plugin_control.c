@@ -164,11 +164,21 @@ static const char *handle_request(json_t *req)
 		if (local && strcmp(local, "uptodate") != 0 && strcmp(local, "outdated") != 0 &&
 		    strcmp(local, "inconsistent") != 0)
 			return "volume: \"local\" is uptodate, outdated or inconsistent";
+		const char *peer = json_string_value(json_object_get(req, "peer_state"));
+		if (peer && strcmp(peer, "uptodate") != 0 && strcmp(peer, "outdated") != 0 &&
+		    strcmp(peer, "inconsistent") != 0)
+			return "volume: \"peer_state\" is uptodate, outdated or inconsistent";
 		g_mutex_lock(&vol.lock);
 		if (local)
 			vol.local_uptodate = strcmp(local, "uptodate") == 0;
+		if (peer)
+			vol.peer_outdated = strcmp(peer, "uptodate") != 0;
+		/* in sync already (no resync to end): say so, once */
+		bool tell = vol.peer_outdated && vol.link == LINK_INSYNC && vol.local_uptodate;
 		san_emit_state_locked();
 		g_mutex_unlock(&vol.lock);
+		if (tell)
+			san_sync_announce_synced();
 		json_t *size = json_object_get(req, "size");
 		return size ? op_resize(req) : NULL;
 	}
@@ -302,6 +312,10 @@ static gpointer control_thread(gpointer unused)
 				c->in = g_string_new(NULL);
 				c->out = g_string_new(NULL);
 				g_ptr_array_add(C.clients, c);
+				/* a new client learns the state at once (also to the others: harmless) */
+				g_mutex_lock(&vol.lock);
+				san_emit_state_locked();
+				g_mutex_unlock(&vol.lock);
 			}
 		}
 	}

@@ -90,7 +90,16 @@ static void set_insync_locked(void)
 	san_emit_state_locked();
 }
 
-static gpointer resync(gpointer unused);
+static gpointer resync(gpointer epoch);
+
+void san_sync_announce_synced(void)
+{
+	g_mutex_lock(&vol.lock);
+	vol.peer_outdated = false;
+	g_mutex_unlock(&vol.lock);
+	san_log("in sync with the peer: `synced`");
+	san_control_emit(g_strdup_printf("{\"ev\":\"synced\",\"uuid\":\"%s\",\"resynced\":0}", vol.uuid));
+}
 
 void san_sync_connected(const san_meta *peer)
 {
@@ -137,7 +146,10 @@ void san_sync_connected(const san_meta *peer)
 			g_mutex_lock(&vol.lock);
 		}
 		set_insync_locked();
+		bool tell = vol.peer_outdated;
 		g_mutex_unlock(&vol.lock);
+		if (tell)
+			san_sync_announce_synced();
 		return;
 	}
 	case SAN_SYNC_SOURCE_BITMAP:
@@ -149,11 +161,13 @@ void san_sync_connected(const san_meta *peer)
 		vol.link = LINK_SOURCE;
 		vol.sync_full = d == SAN_SYNC_SOURCE_FULL;
 		vol.syncing = true;
+		/* a resync thread of an earlier link stops at its next step */
+		uint64_t epoch = ++vol.sync_epoch;
 		san_emit_state_locked();
 		g_mutex_unlock(&vol.lock);
 		if (sync_thread)
 			g_thread_join(sync_thread);
-		sync_thread = g_thread_new("san-resync", resync, NULL);
+		sync_thread = g_thread_new("san-resync", resync, GSIZE_TO_POINTER(epoch));
 		return;
 	case SAN_SYNC_TARGET_BITMAP:
 	case SAN_SYNC_TARGET_FULL:
@@ -197,10 +211,12 @@ void san_sync_link_lost(void)
 	g_mutex_unlock(&vol.lock);
 }
 
+static __thread uint64_t my_epoch;   /* the resync thread's sync_epoch */
+
 static bool still_source(void)
 {
 	g_mutex_lock(&vol.lock);
-	bool ok = vol.link == LINK_SOURCE && !vol.stopping;
+	bool ok = vol.link == LINK_SOURCE && vol.sync_epoch == my_epoch && !vol.stopping;
 	g_mutex_unlock(&vol.lock);
 	return ok;
 }
@@ -249,12 +265,13 @@ static void rate_limit(uint64_t bytes, gint64 start)
 	}
 }
 
-static gpointer resync(gpointer unused)
+static gpointer resync(gpointer epoch)
 {
 	g_autofree uint8_t *buf = g_malloc(CHUNK);
 	san_meta peer;
 	int r;
 
+	my_epoch = GPOINTER_TO_SIZE(epoch);
 	g_mutex_lock(&vol.lock);
 	bool full = vol.sync_full;
 	g_mutex_unlock(&vol.lock);
@@ -342,10 +359,11 @@ static gpointer resync(gpointer unused)
 	g_mutex_unlock(&vol.lock);
 	san_meta_save();
 	g_mutex_lock(&vol.lock);
-	if (vol.link == LINK_SOURCE) {
+	if (vol.link == LINK_SOURCE && vol.sync_epoch == my_epoch) {
 		vol.sync_done = vol.sync_total;
 		set_insync_locked();
 	}
+	vol.peer_outdated = false;
 	uint64_t resynced = vol.resynced;
 	g_mutex_unlock(&vol.lock);
 	san_log("resync done: %" PRIu64 " bytes in %.1f s", resynced,
