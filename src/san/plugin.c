@@ -37,6 +37,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -589,6 +590,15 @@ static int plugin_get_ready(void)
 	return 0;
 }
 
+int san_eventfd(GError **error)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "eventfd: %s",
+			    g_strerror(errno));
+	return fd;
+}
+
 static int plugin_after_fork(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -829,38 +839,33 @@ static int data_write(write_op op, const void *buf, uint32_t count, uint64_t off
 	return 0;
 }
 
-static int plugin_pwrite(void *hp, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+/* A write or a zero request, by export. */
+static int write_request(handle *h, write_op op, const void *buf, uint32_t count, uint64_t offset,
+			 uint32_t flags)
 {
-	handle *h = hp;
 	int r;
 	switch (h->kind) {
 	case EXPORT_META:
-		return meta_write(buf, count, offset);
+		return op == OP_WRITE ? meta_write(buf, count, offset) : fail(-EINVAL);
 	case EXPORT_DATA:
-		return data_write(OP_WRITE, buf, count, offset, flags);
+		return data_write(op, buf, count, offset, flags);
 	case EXPORT_LOCAL:
-		r = replicated_write(OP_WRITE, buf, count, offset, flags);
+		r = replicated_write(op, buf, count, offset, flags);
 		return r < 0 ? fail(r) : 0;
 	}
 	return fail(-EINVAL);
 }
 
+static int plugin_pwrite(void *hp, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	return write_request(hp, OP_WRITE, buf, count, offset, flags);
+}
+
 static int plugin_zero(void *hp, uint32_t count, uint64_t offset, uint32_t flags)
 {
-	handle *h = hp;
-	int r;
 	if (flags & NBDKIT_FLAG_FAST_ZERO)
 		return fail(-ENOTSUP);
-	switch (h->kind) {
-	case EXPORT_META:
-		return fail(-EINVAL);
-	case EXPORT_DATA:
-		return data_write(OP_ZERO, NULL, count, offset, flags);
-	case EXPORT_LOCAL:
-		r = replicated_write(OP_ZERO, NULL, count, offset, flags);
-		return r < 0 ? fail(r) : 0;
-	}
-	return fail(-EINVAL);
+	return write_request(hp, OP_ZERO, NULL, count, offset, flags);
 }
 
 static int plugin_flush(void *hp, uint32_t flags)

@@ -84,6 +84,9 @@ void san_resync_unlock(void);
 int san_file_read(void *buf, uint32_t count, uint64_t off);
 int san_file_write(const void *buf, uint32_t count, uint64_t off);
 
+/* A non-blocking eventfd to wake a thread's poll(); -1 with @error. */
+int san_eventfd(GError **error);
+
 /* Under vol.lock: tell control clients the volume's state. */
 void san_emit_state_locked(void);
 

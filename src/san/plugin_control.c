@@ -13,7 +13,6 @@
 #include <jansson.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -339,12 +338,9 @@ bool san_control_start(GError **error)
 			    "cannot listen on %s: %s", vol.control_path, g_strerror(errno));
 		return false;
 	}
-	C.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (C.wake_fd < 0) {
-		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "eventfd: %s",
-			    g_strerror(errno));
+	C.wake_fd = san_eventfd(error);
+	if (C.wake_fd < 0)
 		return false;
-	}
 	C.clients = g_ptr_array_new_with_free_func(client_free);
 	C.thread = g_thread_new("san-control", control_thread, NULL);
 	return true;

@@ -22,7 +22,6 @@
 #include <libnbd.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -511,12 +510,9 @@ bool san_peer_start(GError **error)
 {
 	if (!make_tls_dir(error))
 		return false;
-	P.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (P.wake_fd < 0) {
-		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "eventfd: %s",
-			    g_strerror(errno));
+	P.wake_fd = san_eventfd(error);
+	if (P.wake_fd < 0)
 		return false;
-	}
 	P.thread = g_thread_new("san-link", link_thread, NULL);
 	return true;
 }

@@ -265,10 +265,36 @@ static void rate_limit(uint64_t bytes, gint64 start)
 	}
 }
 
+static void mark_inconsistent(san_meta *peer, const san_meta *self)
+{
+	peer->flags &= ~(uint32_t)SAN_META_CONSISTENT;
+	peer->flags |= SAN_META_OUTDATED;
+}
+
+/* Read the peer's meta, change it with @edit (given this side's), write it
+ * back; on failure the link drops (the resync stops). */
+static bool edit_peer_meta(void (*edit)(san_meta *peer, const san_meta *self), const char *what)
+{
+	san_meta peer;
+	int r = san_peer_meta_read(&peer);
+	if (r == 0) {
+		g_mutex_lock(&vol.lock);
+		san_meta self = vol.meta;
+		g_mutex_unlock(&vol.lock);
+		edit(&peer, &self);
+		r = san_peer_meta_write(&peer);
+	}
+	if (r < 0) {
+		san_log("resync: cannot %s: %s", what, g_strerror(-r));
+		san_peer_drop("the peer's metadata cannot be written");
+		return false;
+	}
+	return true;
+}
+
 static gpointer resync(gpointer epoch)
 {
 	g_autofree uint8_t *buf = g_malloc(CHUNK);
-	san_meta peer;
 	int r;
 
 	my_epoch = GPOINTER_TO_SIZE(epoch);
@@ -281,17 +307,8 @@ static gpointer resync(gpointer epoch)
 		return NULL;
 	}
 	/* the target is inconsistent from the first region on */
-	r = san_peer_meta_read(&peer);
-	if (r == 0) {
-		peer.flags &= ~(uint32_t)SAN_META_CONSISTENT;
-		peer.flags |= SAN_META_OUTDATED;
-		r = san_peer_meta_write(&peer);
-	}
-	if (r < 0) {
-		san_log("resync: cannot mark the peer inconsistent: %s", g_strerror(-r));
-		san_peer_drop("the peer's metadata cannot be written");
+	if (!edit_peer_meta(mark_inconsistent, "mark the peer inconsistent"))
 		return NULL;
-	}
 
 	g_mutex_lock(&vol.lock);
 	vol.sync_total = san_bitmap_dirty_bytes(vol.bitmap);
@@ -341,19 +358,8 @@ static gpointer resync(gpointer epoch)
 	}
 
 	/* the end: the target takes this side's generation */
-	r = san_peer_meta_read(&peer);
-	if (r == 0) {
-		g_mutex_lock(&vol.lock);
-		san_meta self = vol.meta;
-		g_mutex_unlock(&vol.lock);
-		san_meta_sync_end_target(&peer, &self);
-		r = san_peer_meta_write(&peer);
-	}
-	if (r < 0) {
-		san_log("resync: cannot give the peer its generation: %s", g_strerror(-r));
-		san_peer_drop("the peer's metadata cannot be written");
+	if (!edit_peer_meta(san_meta_sync_end_target, "give the peer its generation"))
 		return NULL;
-	}
 	g_mutex_lock(&vol.lock);
 	san_meta_sync_end_source(&vol.meta);
 	g_mutex_unlock(&vol.lock);
