@@ -712,6 +712,8 @@ static void plugin_close(void *hp)
 			san_emit_state_locked();
 			g_mutex_unlock(&vol.lock);
 			san_meta_save();
+			/* a refusal for a writer on the older side may be over */
+			san_peer_redecide();
 		}
 	}
 	g_free(h);

@@ -314,6 +314,10 @@ static gpointer control_thread(gpointer unused)
 				/* a new client learns the state at once (also to the others: harmless) */
 				g_mutex_lock(&vol.lock);
 				san_emit_state_locked();
+				/* writes wait for `outdated`: a herd-san that was away hears it again */
+				if (vol.peer_lost_sent && !vol.alone_ok)
+					san_control_emit(g_strdup_printf(
+						"{\"ev\":\"peer-lost\",\"uuid\":\"%s\"}", vol.uuid));
 				g_mutex_unlock(&vol.lock);
 			}
 		}

@@ -370,7 +370,15 @@ static void pause_ms(unsigned ms)
 	}
 }
 
-static bool decide_now(void)
+static bool same_meta(const san_meta *a, const san_meta *b)
+{
+	return a->current == b->current && a->bitmap == b->bitmap && a->history[0] == b->history[0] &&
+	       a->history[1] == b->history[1] && a->flags == b->flags;
+}
+
+/* Read the peer's meta and decide again if @always or it changed since
+ * @last; false if the peer does not answer (the link is dead). */
+static bool check_peer(san_meta *last, bool always)
 {
 	san_meta pm;
 	int r = san_peer_meta_read(&pm);
@@ -378,7 +386,9 @@ static bool decide_now(void)
 		san_log("cannot read the peer's metadata: %s", g_strerror(-r));
 		return false;
 	}
-	san_sync_connected(&pm);
+	if (always || !same_meta(&pm, last))
+		san_sync_connected(&pm);
+	*last = pm;
 	return true;
 }
 
@@ -409,12 +419,16 @@ static gpointer link_thread(gpointer unused)
 		P.redecide = false;
 		g_mutex_unlock(&P.lock);
 		san_log("connected to the peer %s:%s", vol.peer_host, vol.peer_port);
-		if (!decide_now()) {
+		san_meta last;
+		if (!check_peer(&last, true)) {
 			close_link();
 			pause_ms(1000);
 			continue;
 		}
 
+		/* once a second: the peer answers (else the link is dead), and if
+		 * its identifiers or flags changed (a discard, a promote, a writer,
+		 * an outage it saw and this side did not), decide again */
 		gint64 next_check = g_get_monotonic_time() + G_USEC_PER_SEC;
 		while (!P.stop) {
 			g_mutex_lock(&P.lock);
@@ -423,17 +437,13 @@ static gpointer link_thread(gpointer unused)
 			g_mutex_unlock(&P.lock);
 			if (drop)
 				break;
-			g_mutex_lock(&vol.lock);
-			san_link l = vol.link;
-			g_mutex_unlock(&vol.lock);
-			/* refused or a target: the other side may change its mind */
-			if (!redecide && (l == LINK_REFUSED || l == LINK_TARGET) &&
-			    g_get_monotonic_time() >= next_check) {
-				redecide = true;
+			bool due = g_get_monotonic_time() >= next_check;
+			if (due)
 				next_check = g_get_monotonic_time() + G_USEC_PER_SEC;
-			}
-			if (redecide && !decide_now())
+			if ((redecide || due) && !check_peer(&last, redecide)) {
+				san_peer_drop("the peer does not answer");
 				break;
+			}
 
 			unsigned dir = nbd_aio_get_direction(data);
 			struct pollfd pfd[2] = {

@@ -112,7 +112,7 @@ void san_sync_connected(const san_meta *peer)
 	san_sync before_d = vol.decision;
 	vol.decision = d;
 	g_autofree char *ds = san_meta_describe(&self), *dp = san_meta_describe(peer);
-	if (before != LINK_REFUSED || before_d != d)
+	if (before == LINK_DOWN || before_d != d)
 		san_log("decision %s (self %s, peer %s)", san_sync_name(d), ds, dp);
 
 	if (san_sync_is_target(d) && vol.writers) {

@@ -14,6 +14,8 @@ test CA), written through the local socket with qemu-io.
    and `verify` says so.
 4. A constructed split brain (each side written alone in turn) is refused on
    both sides; `discard` on one makes it a full-sync target of the other.
+5. The primary's nbdkit dies with a writer open (a crash); the peer goes on
+   alone; the crashed replica comes back as a full-sync target.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 HERD_SAN_VERBOSE=1 runs nbdkit with -v.
@@ -115,8 +117,13 @@ def peer_lost(a, b):
 def peer_back(a, b, dirty):
     say("3. the peer returns: only dirty regions travel")
     n = len(a.ctl.seen("synced"))
+    # the rate as herd-san passes it on (16 MiB/s: the resync takes a while)
+    check(a.ctl.request(op="config", resync_rate=16 * MiB) == {"ok": True}, "config answered")
     b.start(uptodate=False)
     wait_until(lambda: len(a.ctl.seen("synced")) > n, 60, "a's synced")
+    progress = [e["sync"] for e in a.ctl.seen("state") if e["sync"]]
+    check(any(p["role"] == "source" and p["total"] == dirty for p in progress),
+          f"the resync's progress is reported: {progress}")
     resynced = a.ctl.seen("synced")[-1]["resynced"]
     say(f"   bytes changed while away (dirty): {dirty}, bytes resynced: {resynced}, "
         f"volume: {SIZE}")
@@ -134,6 +141,9 @@ def peer_back(a, b, dirty):
     # back in sync: writes reach both again
     qemu_ok(a.qemu_io("write -P 0x99 20M 64k", "flush"), "writes after the resync")
     equal_replicas(a, b, "after writes in sync again")
+    # herd-san's peer-down drops the link; it comes back by itself, in sync
+    check(a.ctl.request(op="peer-down") == {"ok": True}, "peer-down answered")
+    wait_conn(a, "connected", decision="in-sync")
 
 
 def alone_with_outdated(r):
@@ -172,6 +182,34 @@ def split_brain(a, b):
     check(resynced == SIZE, f"a full sync copies the volume ({resynced})")
     equal_replicas(a, b, "after the split brain's resolution")
     wait_conn(b, "connected", decision="in-sync")
+    # what herd-san passes on once herdd committed `synced`
+    for r in (a, b):
+        check(r.ctl.request(op="volume", uuid=UUID, local="uptodate", peer_state="uptodate")
+              == {"ok": True}, "volume answered")
+
+
+def primary_crash(a, b):
+    say("5. the primary crashes with its writer open; the VM goes on on the peer")
+    # a writer that stays open (qemu-io reading commands from stdin)
+    argv = ["qemu-io", "-f", "raw", "-t", "none", f"nbd+unix:///{UUID}?socket={a.sock_path}"]
+    w = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        w.stdin.write("write -P 0xc1 10M 64k\n")
+        w.stdin.flush()
+        wait_until(lambda: b.content()[10 * MiB:10 * MiB + 4096] == b"\xc1" * 4096, 30,
+                   "the write on both replicas")
+        a.kill()
+    finally:
+        w.kill()
+        w.wait()
+    alone_with_outdated(b)           # the VM restarted on b, which goes on alone
+    n = len(b.ctl.seen("synced"))
+    a.start(uptodate=False)
+    wait_until(lambda: len(b.ctl.seen("synced")) > n, 120, "b's synced")
+    resynced = b.ctl.seen("synced")[-1]["resynced"]
+    say(f"   the crashed replica gets a full sync: {resynced} bytes")
+    check(resynced == SIZE, f"a crashed primary is a full-sync target ({resynced})")
+    equal_replicas(a, b, "after the crashed primary's full sync")
 
 
 def main():
@@ -193,6 +231,7 @@ def main():
             dirty = peer_lost(a, b)
             peer_back(a, b, dirty)
             split_brain(a, b)
+            primary_crash(a, b)
             ok = True
         finally:
             a.stop()
