@@ -201,6 +201,9 @@ static void range_leave(uint64_t off, uint64_t len)
 void san_resync_lock(uint64_t off, uint64_t len)
 {
 	g_mutex_lock(&range_mutex);
+	/* one holder at a time (a resync, a verify, an earlier resync ending) */
+	while (resync_locked)
+		g_cond_wait(&range_cond, &range_mutex);
 	resync_locked = true;
 	resync_range = (range){ off, len };
 	for (;;) {

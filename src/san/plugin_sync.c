@@ -21,8 +21,7 @@
 
 #define CHUNK (1024u * 1024u)
 
-static GThread *sync_thread;
-static GThread *verify_thread;
+static bool verifying;      /* under vol.lock */
 
 static const char *conn_name_locked(void)
 {
@@ -165,9 +164,8 @@ void san_sync_connected(const san_meta *peer)
 		uint64_t epoch = ++vol.sync_epoch;
 		san_emit_state_locked();
 		g_mutex_unlock(&vol.lock);
-		if (sync_thread)
-			g_thread_join(sync_thread);
-		sync_thread = g_thread_new("san-resync", resync, GSIZE_TO_POINTER(epoch));
+		/* not joined: an earlier one may wait for this thread's link */
+		g_thread_unref(g_thread_new("san-resync", resync, GSIZE_TO_POINTER(epoch)));
 		return;
 	case SAN_SYNC_TARGET_BITMAP:
 	case SAN_SYNC_TARGET_FULL:
@@ -238,7 +236,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 static int copy_region(uint8_t *buf, uint64_t off, uint64_t len)
 {
 	san_resync_lock(off, len);
-	int r = san_file_read(buf, (uint32_t)len, off);
+	int r = still_source() ? san_file_read(buf, (uint32_t)len, off) : -ECANCELED;
 	if (r == 0) {
 		san_peer_req *req = all_zero(buf, len)
 			? san_peer_zero((uint32_t)len, off, NBDKIT_FLAG_FUA | NBDKIT_FLAG_MAY_TRIM)
@@ -265,6 +263,17 @@ static void rate_limit(uint64_t bytes, gint64 start)
 	}
 }
 
+/* The resync stops; the link is dropped only by the current resync (an
+ * earlier one must not drop a link made since). */
+static void abort_sync(const char *why)
+{
+	g_mutex_lock(&vol.lock);
+	bool current = vol.sync_epoch == my_epoch;
+	g_mutex_unlock(&vol.lock);
+	if (current)
+		san_peer_drop(why);
+}
+
 static void mark_inconsistent(san_meta *peer, const san_meta *self)
 {
 	peer->flags &= ~(uint32_t)SAN_META_CONSISTENT;
@@ -286,7 +295,7 @@ static bool edit_peer_meta(void (*edit)(san_meta *peer, const san_meta *self), c
 	}
 	if (r < 0) {
 		san_log("resync: cannot %s: %s", what, g_strerror(-r));
-		san_peer_drop("the peer's metadata cannot be written");
+		abort_sync("the peer's metadata cannot be written");
 		return false;
 	}
 	return true;
@@ -303,7 +312,7 @@ static gpointer resync(gpointer epoch)
 	g_mutex_unlock(&vol.lock);
 	if (full && san_bitmap_mark_all(vol.bitmap) < 0) {
 		emit_error("cannot mark the volume for a full sync");
-		san_peer_drop("the bitmap cannot be written");
+		abort_sync("the bitmap cannot be written");
 		return NULL;
 	}
 	/* the target is inconsistent from the first region on */
@@ -332,7 +341,7 @@ static gpointer resync(gpointer epoch)
 		r = copy_region(buf, off, len);
 		if (r < 0) {
 			san_log("resync stopped at %" PRIu64 ": %s", off, g_strerror(-r));
-			san_peer_drop("the resync failed");
+			abort_sync("the resync failed");
 			return NULL;
 		}
 		off += len;
@@ -353,11 +362,13 @@ static gpointer resync(gpointer epoch)
 		rate_limit(copied, start);
 	}
 	if (san_bitmap_flush(vol.bitmap) < 0) {
-		san_peer_drop("the bitmap cannot be written");
+		abort_sync("the bitmap cannot be written");
 		return NULL;
 	}
 
 	/* the end: the target takes this side's generation */
+	if (!still_source())
+		return NULL;
 	if (!edit_peer_meta(san_meta_sync_end_target, "give the peer its generation"))
 		return NULL;
 	g_mutex_lock(&vol.lock);
@@ -381,7 +392,18 @@ static gpointer resync(gpointer epoch)
 
 /* ------------------------------------------------------------- verify */
 
+static void verify_run(void);
+
 static gpointer verify(gpointer unused)
+{
+	verify_run();
+	g_mutex_lock(&vol.lock);
+	verifying = false;
+	g_mutex_unlock(&vol.lock);
+	return NULL;
+}
+
+static void verify_run(void)
 {
 	g_autofree uint8_t *mine = g_malloc(CHUNK), *theirs = g_malloc(CHUNK);
 	uint64_t size, differ = 0, first = UINT64_MAX;
@@ -409,14 +431,14 @@ static gpointer verify(gpointer unused)
 	}
 	if (r < 0) {
 		emit_error("verify failed: %s", g_strerror(-r));
-		return NULL;
+		return;
 	}
 	san_log("verify: %" PRIu64 " bytes differ", differ);
 	g_autofree char *first_s = differ ? g_strdup_printf("%" PRIu64, first) : g_strdup("null");
 	san_control_emit(g_strdup_printf(
 		"{\"ev\":\"verify\",\"uuid\":\"%s\",\"equal\":%s,\"differ\":%" PRIu64 ",\"first\":%s}",
 		vol.uuid, differ ? "false" : "true", differ, first_s));
-	return NULL;
+	return;
 }
 
 bool san_verify_start(GError **error)
@@ -429,8 +451,14 @@ bool san_verify_start(GError **error)
 			    "verify needs the replicas connected and in sync");
 		return false;
 	}
-	if (verify_thread)
-		g_thread_join(verify_thread);
-	verify_thread = g_thread_new("san-verify", verify, NULL);
+	g_mutex_lock(&vol.lock);
+	bool busy = verifying;
+	verifying = true;
+	g_mutex_unlock(&vol.lock);
+	if (busy) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_AGAIN, "a verify is running already");
+		return false;
+	}
+	g_thread_unref(g_thread_new("san-verify", verify, NULL));
 	return true;
 }
