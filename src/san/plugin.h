@@ -103,6 +103,8 @@ san_peer_req *san_peer_flush(void);
  * answered within the timeout drops the link.  0 or -errno; frees @r.
  * Returns only when libnbd no longer uses the request's buffer. */
 int san_peer_wait(san_peer_req *r);
+/* The size of the peer's data export as the link sees it (0: no link). */
+uint64_t san_peer_size(void);
 /* Drop the link now (peer-down, timeout, error); it reconnects by itself. */
 void san_peer_drop(const char *why);
 /* Ask the link to take the decision again (meta changed on either side). */

@@ -392,6 +392,51 @@ static bool check_peer(san_meta *last, bool always)
 	return true;
 }
 
+static int nothing_in_flight(struct nbd_handle *h, int64_t unused)
+{
+	return nbd_aio_in_flight(h) == 0;
+}
+
+/* Both replicas grew (`resize` on both) but the data connection still has
+ * the old size: a new connection takes the requests, the old one finishes
+ * what it has, then closes.  False if the link is to be dropped. */
+static bool grow_link(struct nbd_handle **data, const san_meta *peer)
+{
+	g_mutex_lock(&vol.lock);
+	uint64_t size = vol.meta.size;
+	g_mutex_unlock(&vol.lock);
+	int64_t have = nbd_get_size(*data);
+	if (have < 0 || (uint64_t)have >= size || peer->size < size)
+		return true;
+	g_autoptr(GError) error = NULL;
+	struct nbd_handle *fresh = connect_export("data", &error);
+	if (!fresh) {
+		san_log("cannot reconnect for the new size: %s", error->message);
+		return true;          /* tried again in a second */
+	}
+	struct nbd_handle *old = *data;
+	g_mutex_lock(&P.lock);
+	P.data = fresh;
+	g_mutex_unlock(&P.lock);
+	gint64 deadline = g_get_monotonic_time() + (gint64)vol.timeout_ms * G_TIME_SPAN_MILLISECOND;
+	int r = drive(old, nothing_in_flight, 0, deadline);
+	nbd_close(old);         /* retires whatever it still had: those writes are held */
+	*data = fresh;
+	san_log("the link now sees the peer's new size, %" G_GUINT64_FORMAT " bytes", size);
+	g_mutex_lock(&vol.lock);
+	san_emit_state_locked();
+	g_mutex_unlock(&vol.lock);
+	return r == 0;
+}
+
+uint64_t san_peer_size(void)
+{
+	g_mutex_lock(&P.lock);
+	int64_t s = P.up && P.data ? nbd_get_size(P.data) : 0;
+	g_mutex_unlock(&P.lock);
+	return s > 0 ? (uint64_t)s : 0;
+}
+
 static gpointer link_thread(gpointer unused)
 {
 	bool logged_failure = false;
@@ -444,6 +489,8 @@ static gpointer link_thread(gpointer unused)
 				san_peer_drop("the peer does not answer");
 				break;
 			}
+			if (due && !grow_link(&data, &last))
+				break;
 
 			unsigned dir = nbd_aio_get_direction(data);
 			struct pollfd pfd[2] = {

@@ -49,10 +49,11 @@ void san_emit_state_locked(void)
 	san_control_emit(g_strdup_printf(
 		"{\"ev\":\"state\",\"uuid\":\"%s\",\"conn\":\"%s\",\"writer\":%s,\"sync\":%s,"
 		"\"dirty\":%" PRIu64 ",\"resynced\":%" PRIu64 ",\"decision\":\"%s\","
-		"\"consistent\":%s}",
+		"\"consistent\":%s,\"size\":%" PRIu64 ",\"peer_size\":%" PRIu64 "}",
 		vol.uuid, conn_name_locked(), vol.writers ? "true" : "false", sync ? sync : "null",
 		san_bitmap_dirty_bytes(vol.bitmap), vol.resynced, san_sync_name(vol.decision),
-		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false"));
+		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false",
+		vol.meta.size, san_peer_size()));
 }
 
 static void emit_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

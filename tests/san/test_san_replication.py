@@ -16,6 +16,7 @@ test CA), written through the local socket with qemu-io.
    both sides; `discard` on one makes it a full-sync target of the other.
 5. The primary's nbdkit dies with a writer open (a crash); the peer goes on
    alone; the crashed replica comes back as a full-sync target.
+6. Online grow: `resize` on both; writes at the new end reach both.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 HERD_SAN_VERBOSE=1 runs nbdkit with -v.
@@ -210,6 +211,27 @@ def primary_crash(a, b):
     say(f"   the crashed replica gets a full sync: {resynced} bytes")
     check(resynced == SIZE, f"a crashed primary is a full-sync target ({resynced})")
     equal_replicas(a, b, "after the crashed primary's full sync")
+    # until herd-san passes on that a is up to date, its local export is refused
+    p = a.qemu_io("read 0 4k")
+    check(p.returncode != 0, "a's local export is refused before herd says it is up to date")
+    check(a.ctl.request(op="volume", local="uptodate", peer_state="uptodate") == {"ok": True},
+          "volume answered")
+
+
+def grow(a, b):
+    say("6. online grow: both replicas grow, the link follows, writes at the new end reach both")
+    new = SIZE + 8 * MiB
+    for r in (a, b):
+        check(r.ctl.request(op="resize", size=new) == {"ok": True}, f"{r.name}'s resize answered")
+    for r in (a, b):
+        r2 = r.ctl.request(op="resize", size=SIZE)
+        expect(r2.get("ok") is False and "shrink" in r2.get("error", ""), f"shrink refused: {r2}")
+        check(os.path.getsize(r.file) == new, f"{r.name}'s replica grew")
+    wait_until(lambda: a.ctl.state()["peer_size"] == new, 30, "a's link at the new size", interval=0.2)
+    n = len(a.ctl.seen("peer-lost"))
+    qemu_ok(a.qemu_io(f"write -P 0x5a {SIZE + 4 * MiB} 1M", "flush"), "a write at the new end")
+    check(len(a.ctl.seen("peer-lost")) == n, "no peer-lost for a write beyond the old size")
+    equal_replicas(a, b, "after the grow")
 
 
 def main():
@@ -232,6 +254,7 @@ def main():
             peer_back(a, b, dirty)
             split_brain(a, b)
             primary_crash(a, b)
+            grow(a, b)
             ok = True
         finally:
             a.stop()
