@@ -95,16 +95,18 @@ int san_meta_save(void)
 
 /* ------------------------------------------------------------ local file */
 
-int san_file_read(void *buf, uint32_t count, uint64_t off)
+/* Read or write the whole range (a sparse file reads zeros past its end). */
+static int file_rw(bool write, char *p, uint32_t count, uint64_t off)
 {
-	char *p = buf;
 	while (count) {
-		ssize_t n = pread(vol.fd, p, count, (off_t)off);
+		ssize_t n = write ? pwrite(vol.fd, p, count, (off_t)off) : pread(vol.fd, p, count, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
-		if (n == 0) {               /* past the end of a sparse file: zeros */
+		if (n == 0) {
+			if (write)
+				return -EIO;
 			memset(p, 0, count);
 			return 0;
 		}
@@ -115,20 +117,14 @@ int san_file_read(void *buf, uint32_t count, uint64_t off)
 	return 0;
 }
 
+int san_file_read(void *buf, uint32_t count, uint64_t off)
+{
+	return file_rw(false, buf, count, off);
+}
+
 int san_file_write(const void *buf, uint32_t count, uint64_t off)
 {
-	const char *p = buf;
-	while (count) {
-		ssize_t n = pwrite(vol.fd, p, count, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += (uint64_t)n;
-		count -= (uint32_t)n;
-	}
-	return 0;
+	return file_rw(true, (char *)buf, count, off);
 }
 
 static int file_zero(uint32_t count, uint64_t off, bool may_trim)
