@@ -19,7 +19,11 @@ test CA), written through the local socket with qemu-io.
 6. Online grow: `resize` on both; writes at the new end reach both.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
-HERD_SAN_VERBOSE=1 runs nbdkit with -v.
+HERD_SAN_VERBOSE=1 runs nbdkit with -v; HERD_SAN_LOGS=1 prints the end of
+both nbdkit logs also on success.  With a sanitizer build's plugin:
+  HERD_SAN_PLUGIN=build-asan/src/san/nbdkit-herd-plugin.so \
+  HERD_SAN_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+  ASAN_OPTIONS=detect_leaks=0 tests/san/test_san_replication.py
 """
 import os
 import subprocess
