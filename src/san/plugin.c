@@ -276,7 +276,9 @@ static void hold_locked(void)
 	if (!vol.peer_lost_sent) {
 		vol.peer_lost_sent = true;
 		san_log("peer lost: writes wait for `outdated`");
-		san_control_emit(g_strdup_printf("{\"ev\":\"peer-lost\",\"uuid\":\"%s\"}", vol.uuid));
+		vol.lost_seq++;
+		san_control_emit(g_strdup_printf("{\"ev\":\"peer-lost\",\"uuid\":\"%s\",\"seq\":%" PRIu64 "}",
+						 vol.uuid, vol.lost_seq));
 		san_emit_state_locked();
 	}
 	while (!vol.alone_ok && vol.insync_epoch == epoch && !vol.stopping)

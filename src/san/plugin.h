@@ -54,6 +54,7 @@ typedef struct {
 	char *refused_why;
 	bool alone_ok;                 /* `outdated` came: writes go alone */
 	bool peer_lost_sent;
+	uint64_t lost_seq;             /* numbers the peer-lost events (an `outdated` may echo it) */
 	bool alone_gen;                /* this outage's new generation is made */
 	uint64_t insync_epoch;         /* bumped on every return to in-sync */
 	unsigned writers;              /* local exports open */

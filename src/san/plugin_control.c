@@ -182,9 +182,17 @@ static const char *handle_request(json_t *req)
 		return size ? op_resize(req) : NULL;
 	}
 	if (strcmp(op, "outdated") == 0) {
+		json_t *seq = json_object_get(req, "seq");
+		if (seq && !json_is_integer(seq))
+			return "outdated: \"seq\" is the number of the peer-lost it answers";
 		g_mutex_lock(&vol.lock);
-		/* in sync, an `outdated` is from an outage already over */
-		if (vol.link != LINK_INSYNC && !vol.alone_ok) {
+		/* in sync, an `outdated` is from an outage already over; with
+		 * "seq", one that answers an earlier peer-lost is too */
+		bool stale = seq && (uint64_t)json_integer_value(seq) != vol.lost_seq;
+		if (stale)
+			san_log("`outdated` for peer-lost %" G_GUINT64_FORMAT " ignored (the last is %"
+				G_GUINT64_FORMAT ")", (uint64_t)json_integer_value(seq), vol.lost_seq);
+		if (!stale && vol.link != LINK_INSYNC && !vol.alone_ok) {
 			vol.alone_ok = true;
 			san_log("the peer is recorded outdated: writes go on alone");
 			g_cond_broadcast(&vol.cond);
@@ -317,7 +325,8 @@ static gpointer control_thread(gpointer unused)
 				/* writes wait for `outdated`: a herd-san that was away hears it again */
 				if (vol.peer_lost_sent && !vol.alone_ok)
 					san_control_emit(g_strdup_printf(
-						"{\"ev\":\"peer-lost\",\"uuid\":\"%s\"}", vol.uuid));
+						"{\"ev\":\"peer-lost\",\"uuid\":\"%s\",\"seq\":%"
+						G_GUINT64_FORMAT "}", vol.uuid, vol.lost_seq));
 				g_mutex_unlock(&vol.lock);
 			}
 		}

@@ -107,8 +107,13 @@ def peer_lost(a, b):
     check(w2.poll() is None, "W2's write is held before `outdated`")
     expect(s["conn"] == "connecting", f"a waits for outdated: {s}")
     expect(s["dirty"] >= 128 * 1024, f"the held write's region is dirty: {s}")
+    seq = a.ctl.seen("peer-lost")[-1]["seq"]
+    # an `outdated` that answers an earlier peer-lost changes nothing
+    check(a.ctl.request(op="outdated", uuid=UUID, seq=seq - 1) == {"ok": True}, "outdated answered")
+    s = a.ctl.state()
+    check(s["conn"] == "connecting" and w2.poll() is None, f"a stale outdated is ignored: {s}")
     say(f"   held: {s['dirty']} bytes dirty; sending outdated")
-    check(a.ctl.request(op="outdated", uuid=UUID) == {"ok": True}, "outdated answered")
+    check(a.ctl.request(op="outdated", uuid=UUID, seq=seq) == {"ok": True}, "outdated answered")
     for w, name in ((w1, "W1"), (w2, "W2")):
         out, _ = w.communicate(timeout=60)
         check(w.returncode == 0 and "failed" not in out, f"{name} goes on: {out.strip()[-300:]}")
