@@ -584,6 +584,8 @@ static int plugin_get_ready(void)
 		return -1;
 	}
 	vol.local_uptodate = vol.uptodate;
+	/* peer-lost numbers differ across runs too (an answer to an old run's is stale) */
+	vol.lost_seq = (uint64_t)g_get_real_time();
 	active_ranges = g_array_new(FALSE, FALSE, sizeof(range));
 	g_autofree char *d = san_meta_describe(&vol.meta);
 	san_log("replica %s, %" PRIu64 " bytes, generations %s, %" PRIu64 " bytes dirty", vol.file,
