@@ -28,6 +28,12 @@
  *   bits set and persisted before the local write.
  * Regions written to the peer since its last flush are kept in memory and
  * marked dirty when the peer is lost (it may lose them in a power cut).
+ *
+ * Limits (later work): no activity log, so a replica whose writer crashed
+ * gets a full sync; a write beyond the peer's old size in the second after
+ * both grew is held like a lost peer's; nbdkit 1.32 waits on SIGTERM for its
+ * clients (QEMU, the peer's link) to go, so herd-san must SIGKILL after a
+ * grace period; a failing local disk is not detached (writes fail).
  */
 #include "san/plugin.h"
 
