@@ -122,8 +122,9 @@ void san_sync_link_lost(void);
 /* In sync without a resync while the store records the peer outdated:
  * send `synced` (resynced 0) so that herd records it up to date. */
 void san_sync_announce_synced(void);
-/* Compare both replicas in a thread; the result comes as a "verify" event. */
-bool san_verify_start(GError **error);
+/* Compare both replicas in a thread; the result comes as a "verify" event
+ * that carries @id (herdd's, from the op). */
+bool san_verify_start(int64_t id, GError **error);
 
 /* ---- plugin_control.c */
 bool san_control_start(GError **error);

@@ -214,7 +214,7 @@ static const char *handle_request(json_t *req)
 	if (strcmp(op, "verify") == 0) {
 		static char msg[256];
 		g_autoptr(GError) error = NULL;
-		if (san_verify_start(&error))
+		if (san_verify_start(json_integer_value(json_object_get(req, "id")), &error))
 			return NULL;
 		g_strlcpy(msg, error->message, sizeof msg);
 		return msg;

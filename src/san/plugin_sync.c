@@ -15,6 +15,8 @@
  */
 #include "san/plugin.h"
 
+#include "common/json.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #define CHUNK (1024u * 1024u)
 
 static bool verifying;      /* under vol.lock */
+static int64_t verify_id;    /* the running verification's id (herdd's), under vol.lock */
 
 static const char *conn_name_locked(void)
 {
@@ -430,19 +433,26 @@ static void verify_run(void)
 			}
 		}
 	}
+	g_mutex_lock(&vol.lock);
+	int64_t id = verify_id;
+	g_mutex_unlock(&vol.lock);
 	if (r < 0) {
 		emit_error("verify failed: %s", g_strerror(-r));
+		g_autoptr(json_t) ev = json_pack("{s:s,s:s,s:I,s:s+}", "ev", "verify", "uuid", vol.uuid, "id",
+						 (json_int_t)id, "error", "reading the replicas failed: ",
+						 g_strerror(-r));
+		san_control_emit(json_dumps(ev, JSON_COMPACT));
 		return;
 	}
 	san_log("verify: %" PRIu64 " bytes differ", differ);
-	g_autofree char *first_s = differ ? g_strdup_printf("%" PRIu64, first) : g_strdup("null");
-	san_control_emit(g_strdup_printf(
-		"{\"ev\":\"verify\",\"uuid\":\"%s\",\"equal\":%s,\"differ\":%" PRIu64 ",\"first\":%s}",
-		vol.uuid, differ ? "false" : "true", differ, first_s));
-	return;
+	g_autoptr(json_t) ev = json_pack("{s:s,s:s,s:I,s:b,s:I,s:I}", "ev", "verify", "uuid", vol.uuid, "id",
+					 (json_int_t)id, "equal", differ == 0, "differ", (json_int_t)differ,
+					 "compared", (json_int_t)size);
+	json_object_set_new(ev, "first", differ ? json_integer((json_int_t)first) : json_null());
+	san_control_emit(json_dumps(ev, JSON_COMPACT));
 }
 
-bool san_verify_start(GError **error)
+bool san_verify_start(int64_t id, GError **error)
 {
 	g_mutex_lock(&vol.lock);
 	bool up = vol.link == LINK_INSYNC;
@@ -455,6 +465,8 @@ bool san_verify_start(GError **error)
 	g_mutex_lock(&vol.lock);
 	bool busy = verifying;
 	verifying = true;
+	if (!busy)
+		verify_id = id;
 	g_mutex_unlock(&vol.lock);
 	if (busy) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_AGAIN, "a verify is running already");
