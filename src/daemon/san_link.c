@@ -310,9 +310,13 @@ static void refused(herd_san_link *l, json_t *op, const char *why)
 		g_clear_pointer(&l->config_sent, json_decref);
 	else if (g_strcmp0(name, "volume") == 0 && uuid)
 		json_object_del(l->sent, uuid);
-	else if (g_strcmp0(name, "verify") == 0 && uuid)
-		json_object_del(l->verifying, uuid);
-	else
+	else if (g_strcmp0(name, "verify") == 0 && uuid) {
+		/* Recorded as its result: whoever waits for it hears why. */
+		g_autoptr(json_t) result = json_pack("{s:O,s:s}", "id", json_object_get(op, "id"), "error",
+						     why ? why : "herd-san refused it");
+		verified(l, uuid, result);
+		return;
+	} else
 		return;
 	if (!l->again)
 		l->again = g_timeout_add(RETRY_MS, on_again, l);
