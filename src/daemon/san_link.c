@@ -41,6 +41,7 @@ struct herd_san_link {
 	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
 	json_t *verifying;          /* {uuid: the verification id herd-san was asked} */
 	json_t *config_sent;        /* the last "config" op, or NULL */
+	bool config_refused;        /* the last answer to a config was a refusal (logged) */
 };
 
 static void connect_soon(herd_san_link *l, unsigned ms);
@@ -281,7 +282,10 @@ static void read_next(herd_san_link *l);
 
 static void publish_states(herd_san_link *l)
 {
-	herd_ha_set_esan(l->ha, l->states);
+	/* A copy: the engine keeps what it is given and compares the next
+	 * with it (l->states changes in place). */
+	g_autoptr(json_t) copy = json_deep_copy(l->states);
+	herd_ha_set_esan(l->ha, copy);
 }
 
 static gboolean on_again(gpointer user)
@@ -304,8 +308,12 @@ static void refused(herd_san_link *l, json_t *op, const char *why)
 {
 	const char *name = json_string_value(json_object_get(op, "op"));
 	const char *uuid = json_string_value(json_object_get(op, "uuid"));
-	log_warn("herd-san refused %s%s%s: %s", name ? name : "an answer to nothing asked", uuid ? " of " : "",
-		 uuid ? uuid : "", why ? why : "?");
+	/* A config refused until the node has the cluster's certificate: once. */
+	bool quiet = g_strcmp0(name, "config") == 0 && l->config_refused;
+	l->config_refused = g_strcmp0(name, "config") == 0;
+	if (!quiet)
+		log_warn("herd-san refused %s%s%s: %s", name ? name : "an answer to nothing asked",
+			 uuid ? " of " : "", uuid ? uuid : "", why ? why : "?");
 	if (g_strcmp0(name, "config") == 0)
 		g_clear_pointer(&l->config_sent, json_decref);
 	else if (g_strcmp0(name, "volume") == 0 && uuid)
@@ -330,6 +338,8 @@ static void on_event(herd_san_link *l, json_t *j)
 		g_autoptr(json_t) op = g_queue_pop_head(l->asked);
 		if (json_is_false(json_object_get(j, "ok")))
 			refused(l, op, json_string_value(json_object_get(j, "error")));
+		else if (g_strcmp0(json_string_value(json_object_get(op, "op")), "config") == 0)
+			l->config_refused = false;
 		return;
 	}
 	if (!uuid || !store_uuid_is_valid(uuid)) {
