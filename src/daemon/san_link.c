@@ -266,6 +266,29 @@ static void try_outdate(herd_san_link *l, const char *uuid)
 		l->outdate_timer = g_timeout_add(OUTDATE_RETRY_MS, on_outdate_timer, l);
 }
 
+static void on_behind_committed(json_t *result, const GError *error, gpointer user)
+{
+	g_autofree char *uuid = user;
+	if (error)
+		log_warn("eSAN disk %s: recording its peer replica outdated during a resync failed: %s", uuid,
+			 error->message);
+}
+
+/* This node's replica is the source of a resync: the peer's is being
+ * overwritten, so the store must not call it up to date (a peer that came
+ * back before this side wrote alone: the replica of a crashed primary).
+ * Its plugin refuses a local writer meanwhile anyway (it knows itself
+ * inconsistent); the store says so to the scheduler and operators. */
+static void peer_behind(herd_san_link *l, const char *uuid)
+{
+	bool already = false;
+	g_autoptr(json_t) cmd = herd_esan_outdate_cmd(state(l), uuid, l->node, &already, NULL);
+	g_autoptr(GError) err = NULL;
+	if (cmd && !g_hash_table_contains(l->submitting, uuid) &&
+	    !herd_cluster_submit(l->cluster, cmd, "eSAN", on_behind_committed, g_strdup(uuid), &err))
+		log_debug("eSAN disk %s: cannot record its peer outdated yet: %s", uuid, err->message);
+}
+
 static void on_synced_committed(json_t *result, const GError *error, gpointer user)
 {
 	g_autofree char *uuid = user;
@@ -352,6 +375,9 @@ static void on_event(herd_san_link *l, json_t *j)
 		json_object_del(s, "uuid");
 		json_object_set(l->states, uuid, s);
 		publish_states(l);
+		const char *role = json_string_value(json_object_get(json_object_get(j, "sync"), "role"));
+		if (g_strcmp0(role, "source") == 0)
+			peer_behind(l, uuid);
 	} else if (strcmp(ev, "peer-lost") == 0) {
 		log_info("eSAN disk %s: its peer replica is away; its writes wait until the peer is "
 			 "recorded outdated", uuid);
