@@ -101,8 +101,9 @@ static void add_esan(herd_needs *n, GArray *out, GPtrArray *only, const store_ob
 	g_autofree char *why =
 		k == 2 ? g_strdup_printf("eSAN disk %s has its replicas on %s and %s only", disk->name,
 					 names[0], names[1]) :
-		k == 1 ? g_strdup_printf("eSAN disk %s is up to date only on %s (%s)", disk->name, names[0],
-					 states_text) :
+		k == 1 ? g_strdup_printf("eSAN disk %s is up to date only on %s (%s; should %s be lost for good, "
+					 "'herd disk promote %s --force' accepts the other as it is)", disk->name,
+					 names[0], states_text, names[0], disk->name) :
 			 g_strdup_printf("eSAN disk %s has no up-to-date replica (%s; 'herd disk promote %s "
 					 "--force' accepts one as it is)", disk->name, states_text, disk->name);
 	sched_need need = { g_intern_string(disk->uuid), g_intern_string(why), NULL };

@@ -150,7 +150,7 @@ class TestNodes:
         for i in range(1, self.n + 1):
             logdir = self.tn.log_dir(i)
             # corosync logs to stderr (corosync.out) in a cluster herd formed.
-            for name in ("boot.log", "herdd.log", "libvirtd.out", "corosync/corosync.out",
+            for name in ("boot.log", "herdd.log", "herd-san.log", "libvirtd.out", "corosync/corosync.out",
                          "corosync/corosync.log", "libvirt/libvirtd.log"):
                 path = os.path.join(logdir, name)
                 text = testnodes.tail(path, lines)
