@@ -41,6 +41,7 @@ struct herd_san_link {
 	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
 	json_t *verifying;          /* {uuid: the verification id herd-san was asked} */
 	json_t *config_sent;        /* the last "config" op, or NULL */
+	json_t *chosen;             /* {uuid: "discard@VERSION" or "promote@VERSION"} sent */
 	bool config_refused;        /* the last answer to a config was a refusal (logged) */
 };
 
@@ -108,6 +109,34 @@ static void send_config(herd_san_link *l)
 /* ------------------------------------------------------------------ */
 /* Volumes: what the store says this node holds                        */
 
+/* An operator's choice between the replicas (promote --force, resolve
+ * --keep: the store marks the other replica discarded), carried out once
+ * per version of the disk: the discarded side's plugin throws its replica
+ * away and becomes a full-sync target; the kept side, if it is alone,
+ * starts a new generation, so that the two never look like a split brain. */
+static void send_choices(herd_san_link *l)
+{
+	store_object *me = store_state_get_by_name(state(l), STORE_KIND_NODE, l->node);
+	const char *uuid;
+	json_t *op;
+	json_object_foreach(l->sent, uuid, op) {
+		store_object *o = me ? store_state_get(state(l), STORE_KIND_DISK, uuid) : NULL;
+		const store_replica *mine = o ? store_disk_replica(store_disk_of(o), me->uuid) : NULL;
+		const store_replica *peer = o ? store_disk_peer(store_disk_of(o), me->uuid) : NULL;
+		const char *what = !mine ? NULL : mine->discard ? "discard" :
+				   mine->state == STORE_REPLICA_UPTODATE && peer->discard ? "promote" : NULL;
+		if (!what)
+			continue;
+		g_autofree char *key = g_strdup_printf("%s@%" G_GUINT64_FORMAT, what, o->version);
+		if (g_strcmp0(json_string_value(json_object_get(l->chosen, uuid)), key) == 0)
+			continue;
+		json_object_set_new(l->chosen, uuid, json_string(key));
+		log_info("eSAN disk %s: telling herd-san to %s this node's replica (an operator's choice)", o->name,
+			 what);
+		send_simple(l, what, uuid);
+	}
+}
+
 static void sync_volumes(herd_san_link *l)
 {
 	if (!l->out)
@@ -129,6 +158,7 @@ static void sync_volumes(herd_san_link *l)
 			json_object_del(l->sent, uuid);
 		}
 	json_object_update(l->sent, now);
+	send_choices(l);
 }
 
 /* Verifications the store asks of this node that herd-san was not asked
@@ -341,6 +371,10 @@ static void refused(herd_san_link *l, json_t *op, const char *why)
 		g_clear_pointer(&l->config_sent, json_decref);
 	else if (g_strcmp0(name, "volume") == 0 && uuid)
 		json_object_del(l->sent, uuid);
+	else if (g_strcmp0(name, "discard") == 0 && uuid)
+		json_object_del(l->chosen, uuid); /* a writer has it open still: again */
+	else if (g_strcmp0(name, "promote") == 0)
+		return; /* connected to its peer: nothing to do */
 	else if (g_strcmp0(name, "verify") == 0 && uuid) {
 		/* Recorded as its result: whoever waits for it hears why. */
 		g_autoptr(json_t) result = json_pack("{s:O,s:s}", "id", json_object_get(op, "id"), "error",
@@ -410,6 +444,7 @@ static void lost(herd_san_link *l, const char *why)
 	json_object_clear(l->sent);
 	json_object_clear(l->states);
 	json_object_clear(l->verifying);
+	json_object_clear(l->chosen);
 	g_clear_pointer(&l->config_sent, json_decref);
 	g_queue_clear_full(l->asked, (GDestroyNotify)json_decref);
 	g_hash_table_remove_all(l->peer_down);
@@ -541,6 +576,7 @@ herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char 
 	l->submitting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->peer_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->verifying = json_object();
+	l->chosen = json_object();
 	l->asked = g_queue_new();
 	herd_cluster_listen(cluster, on_store_change, l);
 	herd_cluster_on_membership(cluster, on_membership, l);
@@ -577,6 +613,7 @@ void herd_san_link_free(herd_san_link *l)
 	json_decref(l->states);
 	json_decref(l->verifying);
 	json_decref(l->config_sent);
+	json_decref(l->chosen);
 	g_hash_table_destroy(l->waiting);
 	g_hash_table_destroy(l->submitting);
 	g_hash_table_destroy(l->peer_down);
