@@ -24,8 +24,8 @@ the cluster whole.  The test PDU fences.  n3 holds no replica.
  D. n2 (now the primary) loses power: fenced, w1 restarts on n1 from n1's
     replica and resumes; every block the guest saw acknowledged on n2 is on
     n1's replica, none corrupt (guest-blocks).  n2, rebooted by the fence:
-    its replica (a primary's that crashed writing) is synchronised in full
-    from n1, and both are up to date.
+    its replica (a primary's that crashed writing) and n1's are synchronised
+    in full, and `herd disk verify` finds them identical.
  E. Peer outdated, then the primary dies: n2's storage link cut (n2
     outdated), then n1 loses power (fenced off, it stays off): w1 does not
     start on n2, and herd status says why; `herd disk promote data --force`
@@ -221,12 +221,12 @@ def failover(tn, ha, tmp):
     if result:
         say(f"  after the failover: {json.dumps(result)[:200]}")
     # The fence rebooted n2: its replica, that of a primary that crashed
-    # while writing, is synchronised in full from n1.
-    def full_sync():
-        san = disk(ha, "data")["esan"]["replicas"][0]["herd_san"] or {}
-        return in_sync(ha, "data") and in_sync(ha, "boot") and san.get("resynced", 0) >= 32 << 20
-    wait_until(full_sync, 180, "n2's replica of data to be synchronised in full from n1")
-    say("  n2 back: its replica of data synchronised in full from n1")
+    # while writing, and n1's are synchronised in full (from whichever
+    # holds the newer data: n1 if it wrote alone before n2 was back).
+    wait_until(lambda: in_sync(ha, "data") and in_sync(ha, "boot"), 180, "the replicas to be in sync again")
+    out = ha.ok(1, "disk", "verify", "data", timeout=300).stdout
+    expect("identical" in out, f"after n2 came back, herd disk verify data: {out!r}")
+    say(f"  n2 back: {out.strip().splitlines()[-1]}")
 
 
 def outdated_then_dead(tn, ha):
