@@ -302,6 +302,14 @@ static void assign(ctx *c, const sched_vm *vm, int i, const char *reason)
 	add_action(c, SCHED_ASSIGN, vm->uuid, c->in->nodes[i].name, NULL, reason);
 }
 
+/* Would its requested move take @vm away from the node it is bound to
+ * (sticky)?  Such a move is refused (a switchover asked it of every VM of
+ * a node, sticky ones included). */
+static bool move_unbinds(const sched_vm *vm)
+{
+	return vm->move_to && vm->sticky && strcmp(vm->move_to, vm->sticky) != 0;
+}
+
 static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 {
 	const char *why = NULL;
@@ -317,8 +325,10 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 			return;
 		}
 	}
-	/* A requested destination is honoured when it can take the VM. */
-	if (vm->move_to) {
+	/* A requested destination is honoured when it can take the VM — and
+	 * the VM is not bound to another node (sticky): then choose() takes
+	 * it to its sticky node. */
+	if (vm->move_to && !move_unbinds(vm)) {
 		int m = node_idx(c, vm->move_to);
 		if (m >= 0 && fits(c, vm, m, &why))
 			i = m;
@@ -339,7 +349,7 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 {
 	const char *why = NULL;
 	if (n->mode != STORE_NODE_ONLINE) {
-		if (vm->sticky) {
+		if (vm->sticky && strcmp(vm->sticky, n->name) == 0) {
 			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 				  "VM %s is sticky to node %s, which is in %s mode; it stays until 'herd vm release %s'.",
 				  vm->name, n->name, store_node_mode_name(n->mode), vm->name);
@@ -363,6 +373,21 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 			return;
 		}
 		add_move(c, vm, n, i, here, n->allow_cold, "its node is leaving service");
+		return;
+	}
+	/* Bound to another node (a move took it away, or it was made sticky
+	 * where it does not run): back there, live, as a failback. */
+	if (vm->sticky && strcmp(vm->sticky, n->name) != 0) {
+		int s = node_idx(c, vm->sticky);
+		if (!vm->steady || (here && vm->live_failed))
+			return;
+		if (s >= 0 && fits(c, vm, s, &why)) {
+			add_move(c, vm, n, s, here, false, "it returns to its sticky node");
+			return;
+		}
+		add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+			  "VM %s is sticky to node %s but runs on node %s; it returns when node %s can take it (%s).",
+			  vm->name, vm->sticky, n->name, vm->sticky, s >= 0 ? why : "not a node of the cluster");
 		return;
 	}
 	/* Back to its preferred node: live, never with a restart of a guest
@@ -537,6 +562,18 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			} else if (!here && vm->n_seen == 0 && !vm->incoming_on) {
 				add_action(c, SCHED_RELEASE, vm->uuid, n->name, NULL, "it has stopped");
 			}
+			return;
+		}
+		if (move_unbinds(vm) && strcmp(vm->move_to, n->name) != 0 && here && !vm->migrating &&
+		    !vm->migrate_error && !vm->incoming_on) {
+			/* Not started (a node's agent does not start it, see
+			 * agent.c): the move is over, the VM stays.  One under
+			 * way is left to end; the VM then returns. */
+			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+				  "VM %s is sticky to node %s: it does not move to node %s ('herd vm release %s' lets it move).",
+				  vm->name, vm->sticky, vm->move_to, vm->name);
+			add_action(c, SCHED_ASSIGN, vm->uuid, n->name, NULL,
+				   "the move is refused: the VM is sticky");
 			return;
 		}
 		if (vm->move_to && vm->move_live && strcmp(vm->move_to, n->name) != 0 && here) {

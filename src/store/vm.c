@@ -517,14 +517,22 @@ json_t *store_vm_cmd_release(const char *uuid)
 			       json_pack("{s:n,s:n,s:n,s:n}", "node", "move_to", "move", "move_cold_ok"));
 }
 
-json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold)
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold,
+				GPtrArray *refused)
 {
 	json_t *ops = json_array();
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *vm = vms->pdata[i];
-		if (g_strcmp0(store_vm_of(vm)->node, from) == 0)
-			json_array_append_new(ops, store_vm_cmd_migrate(vm->uuid, to, allow_cold));
+		const store_vm *v = store_vm_of(vm);
+		if (g_strcmp0(v->node, from) != 0)
+			continue;
+		if (v->sticky && strcmp(v->sticky, to) != 0) {
+			if (refused)
+				g_ptr_array_add(refused, vm);
+			continue;
+		}
+		json_array_append_new(ops, store_vm_cmd_migrate(vm->uuid, to, allow_cold));
 	}
 	if (json_array_size(ops) == 0) {
 		json_decref(ops);

@@ -219,8 +219,11 @@ json_t *store_vm_cmd_live_given_up(const char *uuid, const char *node, const cha
 json_t *store_vm_cmd_release(const char *uuid);
 
 /* Batch patches moving every VM assigned to @from to @to (switchover), live,
- * cold if that fails and @allow_cold; NULL if none. */
-json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold);
+ * cold if that fails and @allow_cold; NULL if none.  A VM bound to another
+ * node than @to (sticky) stays: added to @refused (store_object *,
+ * borrowed), if given. */
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold,
+				GPtrArray *refused);
 
 /* Apply-time check of a VM's data (deterministic; types and ranges). */
 bool store_vm_validate(json_t *data, GError **error);
