@@ -1,3 +1,36 @@
+/*
+ * The scheduler's decisions (see sched.h for what it decides and the rules
+ * that keep a VM from running twice).  Where a VM goes, when it may go to
+ * more than one node, is choose()'s answer:
+ *
+ *   - a sticky VM goes to its sticky node only; a VM with a preferred node
+ *     goes there when it fits;
+ *   - else to the node that, with the VM on it, is the least full relative
+ *     to its size.  How full a node is: the share of its memory that VMs
+ *     hold (of what it may give them: its RAM less memory_reserve_mib) and
+ *     the share of its vCPUs (of cpus x vcpu_overcommit); the larger of the
+ *     two ranks it — the resource that runs out first — and the smaller
+ *     breaks a tie; then the node with more memory left, then the name.
+ *     Shares within 1e-9 of each other count as equal, so that 8/100 and
+ *     16/200 tie on every machine and the name decides the same way.
+ *
+ * So nine 8 GiB VMs leaving a node go six to a 200 GiB node and three to a
+ * 100 GiB one (of proportional CPUs), where "most free memory", the rule
+ * before, sent all nine to the bigger node until it was as empty as the
+ * smaller in absolute terms.  Each VM is placed after the ones before it
+ * are counted (in vm_order()), so a batch spreads as it goes.
+ *
+ * Proxmox VE's static-load scheduler weighs the same two resources per
+ * node (memory more than CPU) and ranks the candidates with TOPSIS over the
+ * cluster's average and highest load that each choice would give.  The
+ * dominant share here is simpler to state and to check by hand ("n3 would
+ * be 40 % full, n2 60 %") and needs no weights; where memory and CPU pull
+ * different ways it follows the resource that would run out first rather
+ * than a weighted compromise.  It looks at what VMs are given (configured
+ * memory and vCPUs),
+ * not at what they use now: placement stays a function of the store and
+ * the nodes' sizes, the same on every coordinator.
+ */
 #include "ha/sched.h"
 
 #include <string.h>
@@ -198,9 +231,59 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 }
 
 /*
+ * How full node @i would be with @vm on it, relative to its size: the
+ * share of its memory (what VMs hold over what it may give them, after
+ * memory_reserve_mib) and of its vCPUs (over cpus x vcpu_overcommit).
+ * Only called for a node that fits(): the sums are within its room.
+ */
+typedef struct {
+	double fuller;           /* the larger share: what fills the node first */
+	double other;            /* the smaller one */
+	int64_t free_mib;        /* memory left, MiB */
+} node_load;
+
+static double share(double used, double room)
+{
+	return room > 0 ? used / room : 0;
+}
+
+static node_load load_with(ctx *c, const sched_vm *vm, int i)
+{
+	const sched_node *n = &c->in->nodes[i];
+	uint64_t room = n->memory_mib > c->in->memory_reserve_mib ? n->memory_mib - c->in->memory_reserve_mib : 0;
+	uint64_t mem = c->mem_used[i] + vm->memory_mib;
+	double vcpu_room = (double)n->cpus * (c->in->vcpu_overcommit > 0 ? c->in->vcpu_overcommit : 1.0);
+	double m = share((double)mem, (double)room), v = share((double)(c->vcpu_used[i] + vm->vcpus), vcpu_room);
+	return (node_load){ MAX(m, v), MIN(m, v), (int64_t)room - (int64_t)mem };
+}
+
+/* Shares that differ by rounding only (8/100 and 16/200) are equal: the
+ * tie is then broken by the next key, the same on every machine. */
+static int share_cmp(double a, double b)
+{
+	double tolerance = 1e-9 * MAX(1.0, MAX(a, b));
+	return a < b - tolerance ? -1 : a > b + tolerance ? 1 : 0;
+}
+
+/* Is node @i with load @a a better home than node @j with load @b?  The
+ * emptier by its fuller resource; then by its other one; then the one
+ * with more memory left; then by name. */
+static bool better_home(ctx *c, int i, node_load a, int j, node_load b)
+{
+	int r = share_cmp(a.fuller, b.fuller);
+	if (!r)
+		r = share_cmp(a.other, b.other);
+	if (!r)
+		r = a.free_mib > b.free_mib ? -1 : a.free_mib < b.free_mib ? 1 : 0;
+	if (!r)
+		r = strcmp(c->in->nodes[i].name, c->in->nodes[j].name);
+	return r < 0;
+}
+
+/*
  * The best node for @vm other than node @avoid (an index, or -1): its sticky
- * node only; else its preferred node; else the one with the most memory
- * left; ties by name.
+ * node only; else its preferred node; else the one that would be the least
+ * full relative to its size (load_with(), better_home()).
  */
 static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 {
@@ -223,7 +306,7 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 	if (pref >= 0 && pref != avoid && fits(c, vm, pref, &pref_why))
 		return pref;
 	int best = -1;
-	int64_t best_free = 0;
+	node_load best_load = { 0, 0, 0 };
 	for (size_t i = 0; i < in->n_nodes; i++) {
 		const char *w = NULL;
 		if ((int)i == avoid)
@@ -232,12 +315,10 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 			*why = w;
 			continue;
 		}
-		int64_t free = (int64_t)in->nodes[i].memory_mib - (int64_t)c->mem_used[i] -
-			       (int64_t)vm->memory_mib;
-		if (best < 0 || free > best_free ||
-		    (free == best_free && strcmp(in->nodes[i].name, in->nodes[best].name) < 0)) {
+		node_load l = load_with(c, vm, (int)i);
+		if (best < 0 || better_home(c, (int)i, l, best, best_load)) {
 			best = (int)i;
-			best_free = free;
+			best_load = l;
 		}
 	}
 	if (best < 0 && pref_why)
