@@ -366,14 +366,15 @@ static void need_fence(ctx *c, const sched_node *n, const sched_vm *vm)
 }
 
 /* Move @vm from node @n to node @to: live if it runs there (@here) and
- * may, else cold. */
+ * may, else cold; to come back to @return_to (or NULL) once that node is
+ * online again. */
 static void add_move(ctx *c, const sched_vm *vm, const sched_node *n, int to, bool here,
-		     bool cold_ok, const char *reason)
+		     bool cold_ok, const char *reason, const char *return_to)
 {
 	account(c, vm, to);
 	bool live = here && !vm->live_failed;
 	sched_action a = { SCHED_MOVE, vm->uuid, n->name, c->in->nodes[to].name, reason, NULL,
-			   live, live && cold_ok, NULL };
+			   live, live && cold_ok, NULL, return_to };
 	g_array_append_val(c->plan->actions, a);
 }
 
@@ -453,7 +454,8 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 				  store_node_mode_name(n->mode), all);
 			return;
 		}
-		add_move(c, vm, n, i, here, n->allow_cold, "its node is leaving service");
+		add_move(c, vm, n, i, here, n->allow_cold, "its node is leaving service",
+			 vm->sticky ? NULL : n->name);
 		return;
 	}
 	/* Bound to another node (a move took it away, or it was made sticky
@@ -463,7 +465,7 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 		if (!vm->steady || (here && vm->live_failed))
 			return;
 		if (s >= 0 && fits(c, vm, s, &why)) {
-			add_move(c, vm, n, s, here, false, "it returns to its sticky node");
+			add_move(c, vm, n, s, here, false, "it returns to its sticky node", NULL);
 			return;
 		}
 		add_alert(c, SCHED_WARNING, vm->uuid, n->name,
@@ -477,7 +479,19 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 	    strcmp(vm->preferred, n->name) != 0 && !(here && vm->live_failed)) {
 		int p = vm_preferred_idx(c, vm);
 		if (p >= 0 && fits(c, vm, p, &why)) {
-			add_move(c, vm, n, p, here, false, "its preferred node is back");
+			add_move(c, vm, n, p, here, false, "its preferred node is back", NULL);
+			return;
+		}
+	}
+	/* Back to the node it left for standby or maintenance, online again:
+	 * live, as a failback — after its preferred node, which wins (on it,
+	 * it stays). */
+	if (vm->return_to && c->in->return_after_maintenance && !vm->sticky && vm->steady &&
+	    strcmp(vm->return_to, n->name) != 0 && !(here && vm->live_failed) &&
+	    !(vm->preferred && vm->failback && strcmp(vm->preferred, n->name) == 0)) {
+		int r = node_idx(c, vm->return_to);
+		if (r >= 0 && fits(c, vm, r, &why)) {
+			add_move(c, vm, n, r, here, false, "the node it left for maintenance is back", NULL);
 			return;
 		}
 	}
@@ -670,7 +684,7 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 					/* Allowed: it goes with a restart. */
 					sched_action a = { SCHED_MOVE, vm->uuid, n->name, vm->move_to,
 							   "its live migration failed; it moves with a restart",
-							   NULL, false, false, NULL };
+							   NULL, false, false, NULL, vm->return_to };
 					g_array_append_val(c->plan->actions, a);
 					return;
 				}

@@ -84,6 +84,8 @@ typedef struct sched_vm {
 	bool failback;
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
+	const char *return_to;   /* moved away when this node left service: it goes
+				  * back once the node is online (the store's record) */
 	uint64_t memory_mib;
 	unsigned vcpus;
 	/* Facts: the nodes whose herdd reports the VM anywhere but stopped
@@ -130,6 +132,8 @@ typedef struct sched_input {
 	uint64_t memory_reserve_mib; /* RAM kept free on every node for itself */
 	unsigned join_timeout_s; /* how long an awaited node has (for the alert) */
 	unsigned start_failures_max; /* failed starts on a node before it is given up on; 0: never */
+	bool return_after_maintenance; /* VMs go back to the node they left for standby or
+					* maintenance once it is online (their return_to) */
 } sched_input;
 
 typedef enum {
@@ -152,6 +156,8 @@ typedef struct sched_action {
 	bool cold_ok;            /* ... or, if that fails, with a restart */
 	const char *live_failed; /* ASSIGN: its live move was given up, for this
 				  * reason (borrowed from the input) */
+	const char *return_to;   /* MOVE: the node it goes back to once that node is
+				  * online again (recorded), or NULL: none (cleared) */
 } sched_action;
 
 typedef enum { SCHED_INFO = 0, SCHED_WARNING, SCHED_CRITICAL } sched_severity;
