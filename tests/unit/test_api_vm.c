@@ -401,11 +401,8 @@ static void test_switchover(fixture *f, gconstpointer data)
 			  "No VM of node n2 may move to node n1: VM bound is sticky to node n2 ('herd vm release' lets a VM move).");
 	/* Nor does any other change move it (the store's rule, whoever asks). */
 	g_autoptr(json_t) away = store_vm_cmd_migrate(bound, "n1", false);
-	g_autoptr(GError) err = NULL;
-	g_assert_false(herd_cluster_submit(f->n[3]->cluster, away, NULL, NULL, NULL, &err));
-	g_assert_error(err, HERD_ERROR, HERD_ERR_CONFLICT);
-	g_assert_cmpstr(err->message, ==,
-			"VM bound is sticky to node n2: it does not move to node n1 ('herd vm release bound' lets it move).");
+	expect_submit_conflict(f, 3, away,
+			       "VM bound is sticky to node n2: it does not move to node n1 ('herd vm release bound' lets it move).");
 	g_assert_true(vm_runs_on(f, bound, 2));
 	/* Live: migrated, not shut down and started again. */
 	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", uuid1), ==, 1);

@@ -161,11 +161,8 @@ static void test_migrate_destination_kept(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) again = vm_action(f, 2, "web1", "migrate", "{s:s}", "node", "n1");
 	test_expect_error(again, 409, "VM web1 is being moved to node n3 already (live); wait until that move has ended.");
 	g_autoptr(json_t) redirect = store_vm_cmd_migrate(uuid, "n1", false);
-	g_autoptr(GError) err = NULL;
-	g_assert_false(herd_cluster_submit(f->n[1]->cluster, redirect, NULL, NULL, NULL, &err));
-	g_assert_error(err, HERD_ERROR, HERD_ERR_CONFLICT);
-	g_assert_cmpstr(err->message, ==,
-			"VM web1 is being migrated live to node n3: it gets no other destination until that migration has ended.");
+	expect_submit_conflict(f, 1, redirect,
+			       "VM web1 is being migrated live to node n3: it gets no other destination until that migration has ended.");
 	g_autoptr(test_answer) sw = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/switchover", "{s:s}", "to", "n1");
 	test_expect_error(sw, 409, "VM web1 is being migrated live to node n3");
 	g_assert_cmpstr(vm_stored(f, 3, uuid)->move_to, ==, "n3");
