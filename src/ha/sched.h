@@ -23,6 +23,14 @@
  *   - only HA VMs are then restarted elsewhere: a VM without "ha" waits for
  *     its node to come back (and starts there again).
  *
+ * A VM bound to a node (sticky) goes nowhere else: a requested move away
+ * from that node (move_to, as a switchover once set it) is refused before
+ * its node starts it, and a sticky VM that runs elsewhere returns, live.
+ * A VM moved off a node that left service (standby, maintenance) records
+ * it (return_to) and returns, live, once that node is online again
+ * (return_after_maintenance), unless its preferred node draws it.  Where a
+ * VM goes when it may go to several nodes: see sched.c.
+ *
  * A VM also needs things of its node: the storages its disks are on and the
  * virtual switches its NICs are on (its needs).  It is placed — started,
  * failed over, failed back, moved — only on a node whose own report says it
