@@ -66,6 +66,7 @@ typedef struct {
 	api_ctx *a;
 	unsigned status;
 	api_render_fn render;
+	json_t *answer;        /* or this, the same whatever the result (owned) */
 	const char *check;     /* the CLI command that shows the change */
 } commit_ctx;
 
@@ -103,7 +104,9 @@ static void on_committed(json_t *result, const GError *error, gpointer user)
 		http_respond_error(c->req, error);
 	else
 		http_respond_json(c->req, c->status,
-				  c->render ? c->render(c->a, result) : json_incref(result));
+				  c->answer ? json_incref(c->answer)
+				  : c->render ? c->render(c->a, result) : json_incref(result));
+	json_decref(c->answer);
 	g_free(c);
 }
 
@@ -118,7 +121,8 @@ void api_respond_list(http_request *req, api_ctx *a, store_kind kind, api_object
 	http_respond_json(req, 200, list);
 }
 
-void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render)
+static void commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render,
+		   json_t *answer)
 {
 	g_autoptr(GError) err = NULL;
 	commit_ctx *c = g_new0(commit_ctx, 1);
@@ -126,13 +130,25 @@ void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api
 	c->a = a;
 	c->status = status;
 	c->render = render;
+	c->answer = answer ? json_incref(answer) : NULL;
 	c->check = check_command(cmd);
 	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_committed, c, &err)) {
+		json_decref(c->answer);
 		g_free(c);
 		http_respond_error(req, err);
 		return;
 	}
 	http_request_suspend(req);
+}
+
+void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render)
+{
+	commit(req, a, cmd, status, render, NULL);
+}
+
+void api_commit_answer(http_request *req, api_ctx *a, json_t *cmd, unsigned status, json_t *answer)
+{
+	commit(req, a, cmd, status, NULL, answer);
 }
 
 void api_answer(json_t *result, const GError *error, gpointer req)

@@ -39,6 +39,9 @@ store_state *api_state(api_ctx *a);
  */
 typedef json_t *(*api_render_fn)(api_ctx *a, json_t *result);
 void api_commit(http_request *req, api_ctx *a, json_t *cmd, unsigned status, api_render_fn render);
+/* api_commit() answering with @answer (borrowed) once committed: what the
+ * request did, known before it was submitted. */
+void api_commit_answer(http_request *req, api_ctx *a, json_t *cmd, unsigned status, json_t *answer);
 /* Answer @req with every @kind object (in the store's order) as @render
  * makes it, once the store answers (api_require_store()). */
 typedef json_t *(*api_object_json_fn)(api_ctx *a, store_object *o);

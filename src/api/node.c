@@ -175,12 +175,40 @@ void api_node_switchover(http_request *req, gpointer user_data)
 				    dest->down ? "down" : store_node_mode_name(dest->mode));
 		return;
 	}
-	g_autoptr(json_t) cmd = store_vm_cmd_switchover(api_state(a), from->name, to->name, allow_cold);
+	g_autoptr(GPtrArray) refused = g_ptr_array_new();
+	g_autoptr(json_t) cmd = store_vm_cmd_switchover(api_state(a), from->name, to->name, allow_cold, refused);
+	/* VMs bound to a node (sticky) stay, each named with its binding. */
+	g_autoptr(GString) bound = g_string_new(NULL);
+	json_t *staying = json_array();
+	for (guint i = 0; i < refused->len; i++) {
+		store_object *vm = refused->pdata[i];
+		const char *sticky = store_vm_of(vm)->sticky;
+		g_autofree char *why = g_strdup_printf("it is sticky to node %s", sticky);
+		json_array_append_new(staying, json_pack("{s:s,s:s,s:s}", "vm", vm->name, "uuid", vm->uuid,
+							 "reason", why));
+		g_string_append_printf(bound, "%sVM %s is sticky to node %s", i ? "; " : "", vm->name, sticky);
+	}
 	if (!cmd) {
-		http_respond_errorf(req, HERD_ERR_CONFLICT, "Node %s runs no VMs.", from->name);
+		json_decref(staying);
+		if (refused->len)
+			http_respond_errorf(req, HERD_ERR_CONFLICT,
+					    "No VM of node %s may move to node %s: %s ('herd vm release' lets a VM move).",
+					    from->name, to->name, bound->str);
+		else
+			http_respond_errorf(req, HERD_ERR_CONFLICT, "Node %s runs no VMs.", from->name);
 		return;
 	}
-	api_commit(req, a, cmd, 200, NULL);
+	json_t *moving = json_array(), *op;
+	size_t k;
+	json_array_foreach(json_object_get(cmd, "ops"), k, op) {
+		store_object *vm = store_state_get(api_state(a), STORE_KIND_VM,
+						   json_string_value(json_object_get(op, "uuid")));
+		if (vm)
+			json_array_append_new(moving, json_string(vm->name));
+	}
+	g_autoptr(json_t) answer = json_pack("{s:s,s:s,s:o,s:o}", "from", from->name, "to", to->name,
+					     "moving", moving, "staying", staying);
+	api_commit_answer(req, a, cmd, 200, answer);
 }
 
 void api_node_confirm_down(http_request *req, gpointer user_data)

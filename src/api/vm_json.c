@@ -24,6 +24,8 @@ void api_vm_config_write(json_writer *w, store_object *vm)
 	json_writer_member_string(w, "sticky", v->sticky);
 	json_writer_member_string(w, "group", v->group);
 	json_writer_member_string(w, "assigned", v->node);
+	if (v->return_to)
+		json_writer_member_string(w, "return_to", v->return_to);
 	if (v->move_to) {
 		json_writer_member_string(w, "move_to", v->move_to);
 		json_writer_member_string(w, "move", v->move_live ? "live" : "cold");

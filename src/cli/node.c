@@ -109,9 +109,10 @@ static void show_move(cli_ctx *ctx, json_t *vm, GHashTable *shown)
 	g_hash_table_replace(shown, g_strdup(uuid), g_steal_pointer(&line));
 }
 
-/* Poll until no VM runs on, or is assigned to, @node; show how the moves
- * go.  Gives up when every VM left stays there for a reason it names. */
-static int wait_node_empty(cli_ctx *ctx, const char *node)
+/* Poll until no VM runs on, or is assigned to, @node, but those named in
+ * @staying (VM names, or NULL); show how the moves go.  Gives up when every
+ * VM left stays there for a reason it names. */
+static int wait_node_empty(cli_ctx *ctx, const char *node, GHashTable *staying)
 {
 	g_autoptr(GHashTable) shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	gint64 began = g_get_monotonic_time();
@@ -129,6 +130,8 @@ static int wait_node_empty(cli_ctx *ctx, const char *node)
 			if (g_strcmp0(json_string_value(json_object_get(v, "node")), node) != 0 &&
 			    g_strcmp0(json_string_value(json_object_get(v, "assigned")), node) != 0)
 				continue;
+			if (staying && g_hash_table_contains(staying, json_string_value(json_object_get(v, "name"))))
+				continue;
 			g_ptr_array_add(left, v);
 			if (json_object_get(v, "move_to")) {
 				moving = true;
@@ -138,7 +141,9 @@ static int wait_node_empty(cli_ctx *ctx, const char *node)
 		}
 		if (left->len == 0) {
 			if (!ctx->json)
-				printf("No VM is left on node %s (%.1f s).\n", node,
+				printf(staying && g_hash_table_size(staying) ? "No VM that moves is left on node %s (%.1f s).\n"
+									       : "No VM is left on node %s (%.1f s).\n",
+				       node,
 				       (double)(g_get_monotonic_time() - began) / G_USEC_PER_SEC);
 			return CLI_OK;
 		}
@@ -237,7 +242,7 @@ static int set_mode(cli_ctx *ctx, const char *node, const char *mode)
 		       : opt_allow_cold ? "; its VMs move to other nodes, live where they can, else with a restart"
 					: "; its VMs move to other nodes, live");
 	fflush(stdout);
-	return opt_wait && strcmp(mode, "online") ? wait_node_empty(ctx, node) : CLI_OK;
+	return opt_wait && strcmp(mode, "online") ? wait_node_empty(ctx, node, NULL) : CLI_OK;
 }
 
 static int run_standby(cli_ctx *ctx, int argc, char **argv) { return set_mode(ctx, argv[0], "standby"); }
@@ -248,15 +253,32 @@ static int run_switchover(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autofree char *path = cli_api_path("nodes", argv[0], "switchover");
 	g_autoptr(json_t) body = json_pack("{s:s,s:b}", "to", argv[1], "allow_cold", opt_allow_cold);
-	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
-	if (rc != CLI_OK)
-		return rc;
-	if (r) /* else --json printed it */
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = cli_call(ctx, "POST", path, body, &error);
+	if (!r)
+		return cli_report(error);
+	if (ctx->json)
+		cli_print_json(r);
+	/* VMs bound to their node (sticky) stay: named, and not waited for. */
+	g_autoptr(GHashTable) staying = g_hash_table_new(g_str_hash, g_str_equal);
+	size_t k;
+	json_t *v;
+	json_array_foreach(json_object_get(r, "staying"), k, v) {
+		const char *name = json_string_value(json_object_get(v, "vm"));
+		if (name)
+			g_hash_table_add(staying, (gpointer)name);
+	}
+	if (!ctx->json) {
 		printf("The VMs of node %s move to node %s, live%s.\n", argv[0], argv[1],
 		       opt_allow_cold ? " where they can, else with a restart" : "");
+		json_array_foreach(json_object_get(r, "staying"), k, v) {
+			const char *name = json_string_value(json_object_get(v, "vm"));
+			printf("VM %s stays on node %s: %s ('herd vm release %s' lets it move).\n", name,
+			       argv[0], json_string_value(json_object_get(v, "reason")), name);
+		}
+	}
 	fflush(stdout);
-	return opt_wait ? wait_node_empty(ctx, argv[0]) : CLI_OK;
+	return opt_wait ? wait_node_empty(ctx, argv[0], staying) : CLI_OK;
 }
 
 /* POST @action of @node once the operator has said yes to @question (or

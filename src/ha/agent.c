@@ -537,7 +537,11 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 			 * move.  If that fails it keeps running here, and the
 			 * coordinator gives the move up (the error says why).
 			 * A crashed guest cannot be migrated: it is powered
-			 * off here (below) and started at its destination. */
+			 * off here (below) and started at its destination.
+			 * Never away from the node it is bound to (sticky):
+			 * the coordinator refuses such a move (sched.c). */
+			if (cfg->sticky && strcmp(cfg->sticky, cfg->move_to) != 0)
+				continue;
 			if (t->migrated != vm->version &&
 			    (f->state == HERD_VM_RUNNING || f->state == HERD_VM_PAUSED))
 				migrate_away(a, vm, t, gate->members);

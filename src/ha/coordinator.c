@@ -208,6 +208,7 @@ static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *
 		.failback = d->failback,
 		.sticky = d->sticky,
 		.group = d->group,
+		.return_to = d->return_to,
 		.memory_mib = d->memory_mib,
 		.vcpus = d->vcpus,
 		.failed = d->failures,
@@ -261,6 +262,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	hi->in.memory_reserve_mib = (uint64_t)settings->memory_reserve_mib;
 	hi->in.join_timeout_s = (unsigned)settings->join_timeout_s;
 	hi->in.start_failures_max = (unsigned)settings->start_failures_max;
+	hi->in.return_after_maintenance = settings->return_after_maintenance;
 	int64_t join_until_ms = joins && joins->quorate_since_ms
 				? joins->quorate_since_ms + (int64_t)hi->in.join_timeout_s * 1000 : 0;
 
@@ -385,11 +387,15 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		long long settle_ms = settings->failback_after_s * 1000;
 		vm.steady = fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
 			    strcmp(on_name, vm.node) == 0 && v->now_ms - fact->since_ms >= settle_ms;
-		/* A VM away from its preferred node may move back once it is
+		/* A VM away from its preferred node, its sticky node or the
+		 * node it left for maintenance may move back once it is
 		 * steady: the coordinator must run again then. */
+		bool away_from_home = (vm.preferred && vm.failback && !vm.sticky && strcmp(vm.preferred, vm.node ? vm.node : "") != 0) ||
+				      (vm.sticky && strcmp(vm.sticky, vm.node ? vm.node : "") != 0) ||
+				      (vm.return_to && hi->in.return_after_maintenance && !vm.sticky &&
+				       strcmp(vm.return_to, vm.node ? vm.node : "") != 0);
 		if (!vm.steady && fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
-		    strcmp(on_name, vm.node) == 0 && vm.preferred && vm.failback && !vm.sticky &&
-		    strcmp(vm.preferred, vm.node) != 0) {
+		    strcmp(on_name, vm.node) == 0 && away_from_home) {
 			int64_t left = settle_ms - (v->now_ms - fact->since_ms);
 			if (hi->steady_in_ms == 0 || left < hi->steady_in_ms)
 				hi->steady_in_ms = MAX(left, 1);
@@ -486,6 +492,9 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 						    in ? in->start_error : NULL };
 			cmd = a->live_failed ? store_vm_cmd_live_given_up(a->vm, a->node, a->live_failed)
 					     : store_vm_cmd_assign(a->vm, a->node, in ? &failed : NULL);
+			/* Back on the node it left for maintenance: no return is due. */
+			if (vm && g_strcmp0(store_vm_of(vm)->return_to, a->node) == 0)
+				store_vm_cmd_set_return_to(cmd, NULL);
 			break;
 		}
 		case SCHED_MOVE: {
@@ -494,6 +503,8 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 				 a->move_to, a->live ? ", live" : "", a->reason);
 			cmd = a->live ? store_vm_cmd_migrate(a->vm, a->move_to, a->cold_ok)
 				      : store_vm_cmd_move(a->vm, a->move_to);
+			if (a->return_to)
+				store_vm_cmd_set_return_to(cmd, a->return_to);
 			break;
 		}
 		case SCHED_RELEASE: {

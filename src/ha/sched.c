@@ -1,3 +1,36 @@
+/*
+ * The scheduler's decisions (see sched.h for what it decides and the rules
+ * that keep a VM from running twice).  Where a VM goes, when it may go to
+ * more than one node, is choose()'s answer:
+ *
+ *   - a sticky VM goes to its sticky node only; a VM with a preferred node
+ *     goes there when it fits;
+ *   - else to the node that, with the VM on it, is the least full relative
+ *     to its size.  How full a node is: the share of its memory that VMs
+ *     hold (of what it may give them: its RAM less memory_reserve_mib) and
+ *     the share of its vCPUs (of cpus x vcpu_overcommit); the larger of the
+ *     two ranks it — the resource that runs out first — and the smaller
+ *     breaks a tie; then the node with more memory left, then the name.
+ *     Shares within 1e-9 of each other count as equal, so that 8/100 and
+ *     16/200 tie on every machine and the name decides the same way.
+ *
+ * So nine 8 GiB VMs leaving a node go six to a 200 GiB node and three to a
+ * 100 GiB one (of proportional CPUs), where "most free memory", the rule
+ * before, sent all nine to the bigger node until it was as empty as the
+ * smaller in absolute terms.  Each VM is placed after the ones before it
+ * are counted (in vm_order()), so a batch spreads as it goes.
+ *
+ * Proxmox VE's static-load scheduler weighs the same two resources per
+ * node (memory more than CPU) and ranks the candidates with TOPSIS over the
+ * cluster's average and highest load that each choice would give.  The
+ * dominant share here is simpler to state and to check by hand ("n3 would
+ * be 40 % full, n2 60 %") and needs no weights; where memory and CPU pull
+ * different ways it follows the resource that would run out first rather
+ * than a weighted compromise.  It looks at what VMs are given (configured
+ * memory and vCPUs),
+ * not at what they use now: placement stays a function of the store and
+ * the nodes' sizes, the same on every coordinator.
+ */
 #include "ha/sched.h"
 
 #include <string.h>
@@ -207,9 +240,59 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 }
 
 /*
+ * How full node @i would be with @vm on it, relative to its size: the
+ * share of its memory (what VMs hold over what it may give them, after
+ * memory_reserve_mib) and of its vCPUs (over cpus x vcpu_overcommit).
+ * Only called for a node that fits(): the sums are within its room.
+ */
+typedef struct {
+	double fuller;           /* the larger share: what fills the node first */
+	double other;            /* the smaller one */
+	int64_t free_mib;        /* memory left, MiB */
+} node_load;
+
+static double share(double used, double room)
+{
+	return room > 0 ? used / room : 0;
+}
+
+static node_load load_with(ctx *c, const sched_vm *vm, int i)
+{
+	const sched_node *n = &c->in->nodes[i];
+	uint64_t room = n->memory_mib > c->in->memory_reserve_mib ? n->memory_mib - c->in->memory_reserve_mib : 0;
+	uint64_t mem = c->mem_used[i] + vm->memory_mib;
+	double vcpu_room = (double)n->cpus * (c->in->vcpu_overcommit > 0 ? c->in->vcpu_overcommit : 1.0);
+	double m = share((double)mem, (double)room), v = share((double)(c->vcpu_used[i] + vm->vcpus), vcpu_room);
+	return (node_load){ MAX(m, v), MIN(m, v), (int64_t)room - (int64_t)mem };
+}
+
+/* Shares that differ by rounding only (8/100 and 16/200) are equal: the
+ * tie is then broken by the next key, the same on every machine. */
+static int share_cmp(double a, double b)
+{
+	double tolerance = 1e-9 * MAX(1.0, MAX(a, b));
+	return a < b - tolerance ? -1 : a > b + tolerance ? 1 : 0;
+}
+
+/* Is node @i with load @a a better home than node @j with load @b?  The
+ * emptier by its fuller resource; then by its other one; then the one
+ * with more memory left; then by name. */
+static bool better_home(ctx *c, int i, node_load a, int j, node_load b)
+{
+	int r = share_cmp(a.fuller, b.fuller);
+	if (!r)
+		r = share_cmp(a.other, b.other);
+	if (!r)
+		r = a.free_mib > b.free_mib ? -1 : a.free_mib < b.free_mib ? 1 : 0;
+	if (!r)
+		r = strcmp(c->in->nodes[i].name, c->in->nodes[j].name);
+	return r < 0;
+}
+
+/*
  * The best node for @vm other than node @avoid (an index, or -1): its sticky
- * node only; else its preferred node; else the one with the most memory
- * left; ties by name.
+ * node only; else its preferred node; else the one that would be the least
+ * full relative to its size (load_with(), better_home()).
  */
 static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 {
@@ -232,7 +315,7 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 	if (pref >= 0 && pref != avoid && fits(c, vm, pref, &pref_why))
 		return pref;
 	int best = -1;
-	int64_t best_free = 0;
+	node_load best_load = { 0, 0, 0 };
 	for (size_t i = 0; i < in->n_nodes; i++) {
 		const char *w = NULL;
 		if ((int)i == avoid)
@@ -241,12 +324,10 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 			*why = w;
 			continue;
 		}
-		int64_t free = (int64_t)in->nodes[i].memory_mib - (int64_t)c->mem_used[i] -
-			       (int64_t)vm->memory_mib;
-		if (best < 0 || free > best_free ||
-		    (free == best_free && strcmp(in->nodes[i].name, in->nodes[best].name) < 0)) {
+		node_load l = load_with(c, vm, (int)i);
+		if (best < 0 || better_home(c, (int)i, l, best, best_load)) {
 			best = (int)i;
-			best_free = free;
+			best_load = l;
 		}
 	}
 	if (best < 0 && pref_why)
@@ -294,14 +375,15 @@ static void need_fence(ctx *c, const sched_node *n, const sched_vm *vm)
 }
 
 /* Move @vm from node @n to node @to: live if it runs there (@here) and
- * may, else cold. */
+ * may, else cold; to come back to @return_to (or NULL) once that node is
+ * online again. */
 static void add_move(ctx *c, const sched_vm *vm, const sched_node *n, int to, bool here,
-		     bool cold_ok, const char *reason)
+		     bool cold_ok, const char *reason, const char *return_to)
 {
 	account(c, vm, to);
 	bool live = here && !vm->live_failed;
 	sched_action a = { SCHED_MOVE, vm->uuid, n->name, c->in->nodes[to].name, reason, NULL,
-			   live, live && cold_ok, NULL };
+			   live, live && cold_ok, NULL, return_to };
 	g_array_append_val(c->plan->actions, a);
 }
 
@@ -309,6 +391,14 @@ static void assign(ctx *c, const sched_vm *vm, int i, const char *reason)
 {
 	account(c, vm, i);
 	add_action(c, SCHED_ASSIGN, vm->uuid, c->in->nodes[i].name, NULL, reason);
+}
+
+/* Would its requested move take @vm away from the node it is bound to
+ * (sticky)?  Such a move is refused (a switchover asked it of every VM of
+ * a node, sticky ones included). */
+static bool move_unbinds(const sched_vm *vm)
+{
+	return vm->move_to && vm->sticky && strcmp(vm->move_to, vm->sticky) != 0;
 }
 
 static void place_new(ctx *c, const sched_vm *vm, const char *reason)
@@ -326,8 +416,10 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 			return;
 		}
 	}
-	/* A requested destination is honoured when it can take the VM. */
-	if (vm->move_to) {
+	/* A requested destination is honoured when it can take the VM — and
+	 * the VM is not bound to another node (sticky): then choose() takes
+	 * it to its sticky node. */
+	if (vm->move_to && !move_unbinds(vm)) {
 		int m = node_idx(c, vm->move_to);
 		if (m >= 0 && fits(c, vm, m, &why))
 			i = m;
@@ -348,7 +440,7 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 {
 	const char *why = NULL;
 	if (n->mode != STORE_NODE_ONLINE) {
-		if (vm->sticky) {
+		if (vm->sticky && strcmp(vm->sticky, n->name) == 0) {
 			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 				  "VM %s is sticky to node %s, which is in %s mode; it stays until 'herd vm release %s'.",
 				  vm->name, n->name, store_node_mode_name(n->mode), vm->name);
@@ -371,7 +463,23 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 				  store_node_mode_name(n->mode), all);
 			return;
 		}
-		add_move(c, vm, n, i, here, n->allow_cold, "its node is leaving service");
+		add_move(c, vm, n, i, here, n->allow_cold, "its node is leaving service",
+			 vm->sticky ? NULL : n->name);
+		return;
+	}
+	/* Bound to another node (a move took it away, or it was made sticky
+	 * where it does not run): back there, live, as a failback. */
+	if (vm->sticky && strcmp(vm->sticky, n->name) != 0) {
+		int s = node_idx(c, vm->sticky);
+		if (!vm->steady || (here && vm->live_failed))
+			return;
+		if (s >= 0 && fits(c, vm, s, &why)) {
+			add_move(c, vm, n, s, here, false, "it returns to its sticky node", NULL);
+			return;
+		}
+		add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+			  "VM %s is sticky to node %s but runs on node %s; it returns when node %s can take it (%s).",
+			  vm->name, vm->sticky, n->name, vm->sticky, s >= 0 ? why : "not a node of the cluster");
 		return;
 	}
 	/* Back to its preferred node: live, never with a restart of a guest
@@ -380,7 +488,19 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 	    strcmp(vm->preferred, n->name) != 0 && !(here && vm->live_failed)) {
 		int p = vm_preferred_idx(c, vm);
 		if (p >= 0 && fits(c, vm, p, &why)) {
-			add_move(c, vm, n, p, here, false, "its preferred node is back");
+			add_move(c, vm, n, p, here, false, "its preferred node is back", NULL);
+			return;
+		}
+	}
+	/* Back to the node it left for standby or maintenance, online again:
+	 * live, as a failback — after its preferred node, which wins (on it,
+	 * it stays). */
+	if (vm->return_to && c->in->return_after_maintenance && !vm->sticky && vm->steady &&
+	    strcmp(vm->return_to, n->name) != 0 && !(here && vm->live_failed) &&
+	    !(vm->preferred && vm->failback && strcmp(vm->preferred, n->name) == 0)) {
+		int r = node_idx(c, vm->return_to);
+		if (r >= 0 && fits(c, vm, r, &why)) {
+			add_move(c, vm, n, r, here, false, "the node it left for maintenance is back", NULL);
 			return;
 		}
 	}
@@ -548,6 +668,18 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			}
 			return;
 		}
+		if (move_unbinds(vm) && strcmp(vm->move_to, n->name) != 0 && here && !vm->migrating &&
+		    !vm->migrate_error && !vm->incoming_on) {
+			/* Not started (a node's agent does not start it, see
+			 * agent.c): the move is over, the VM stays.  One under
+			 * way is left to end; the VM then returns. */
+			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+				  "VM %s is sticky to node %s: it does not move to node %s ('herd vm release %s' lets it move).",
+				  vm->name, vm->sticky, vm->move_to, vm->name);
+			add_action(c, SCHED_ASSIGN, vm->uuid, n->name, NULL,
+				   "the move is refused: the VM is sticky");
+			return;
+		}
 		if (vm->move_to && vm->move_live && strcmp(vm->move_to, n->name) != 0 && here) {
 			/* Its node migrates it; once it runs at its destination
 			 * (and no longer here) it is assigned there below.  Only
@@ -561,7 +693,7 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 					/* Allowed: it goes with a restart. */
 					sched_action a = { SCHED_MOVE, vm->uuid, n->name, vm->move_to,
 							   "its live migration failed; it moves with a restart",
-							   NULL, false, false, NULL };
+							   NULL, false, false, NULL, vm->return_to };
 					g_array_append_val(c->plan->actions, a);
 					return;
 				}

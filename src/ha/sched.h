@@ -23,6 +23,14 @@
  *   - only HA VMs are then restarted elsewhere: a VM without "ha" waits for
  *     its node to come back (and starts there again).
  *
+ * A VM bound to a node (sticky) goes nowhere else: a requested move away
+ * from that node (move_to, as a switchover once set it) is refused before
+ * its node starts it, and a sticky VM that runs elsewhere returns, live.
+ * A VM moved off a node that left service (standby, maintenance) records
+ * it (return_to) and returns, live, once that node is online again
+ * (return_after_maintenance), unless its preferred node draws it.  Where a
+ * VM goes when it may go to several nodes: see sched.c.
+ *
  * A VM also needs things of its node: the storages its disks are on and the
  * virtual switches its NICs are on (its needs), and for an eSAN disk an
  * up-to-date replica on the node (only its two replica nodes can have one).  It is placed — started,
@@ -88,6 +96,8 @@ typedef struct sched_vm {
 	bool failback;
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
+	const char *return_to;   /* moved away when this node left service: it goes
+				  * back once the node is online (the store's record) */
 	uint64_t memory_mib;
 	unsigned vcpus;
 	/* Facts: the nodes whose herdd reports the VM anywhere but stopped
@@ -134,6 +144,8 @@ typedef struct sched_input {
 	uint64_t memory_reserve_mib; /* RAM kept free on every node for itself */
 	unsigned join_timeout_s; /* how long an awaited node has (for the alert) */
 	unsigned start_failures_max; /* failed starts on a node before it is given up on; 0: never */
+	bool return_after_maintenance; /* VMs go back to the node they left for standby or
+					* maintenance once it is online (their return_to) */
 } sched_input;
 
 typedef enum {
@@ -156,6 +168,8 @@ typedef struct sched_action {
 	bool cold_ok;            /* ... or, if that fails, with a restart */
 	const char *live_failed; /* ASSIGN: its live move was given up, for this
 				  * reason (borrowed from the input) */
+	const char *return_to;   /* MOVE: the node it goes back to once that node is
+				  * online again (recorded), or NULL: none (cleared) */
 } sched_action;
 
 typedef enum { SCHED_INFO = 0, SCHED_WARNING, SCHED_CRITICAL } sched_severity;

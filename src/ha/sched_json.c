@@ -45,6 +45,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	ji->in.join_timeout_s = jt ? (unsigned)json_integer_value(jt) : 120;
 	json_t *sf = json_object_get(settings, "start_failures_max");
 	ji->in.start_failures_max = sf ? (unsigned)json_integer_value(sf) : 3;
+	ji->in.return_after_maintenance = get_bool(settings, "return_after_maintenance", true);
 
 	size_t i;
 	json_t *o;
@@ -101,6 +102,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		v.failback = get_bool(o, "failback", true);
 		v.sticky = get_str(o, "sticky");
 		v.group = get_str(o, "group");
+		v.return_to = get_str(o, "return_to");
 		v.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
 		v.vcpus = (unsigned)json_integer_value(json_object_get(o, "vcpus"));
 		v.steady = get_bool(o, "steady", true);
@@ -243,6 +245,8 @@ json_t *sched_json_input_dump(const sched_input *in)
 			json_object_set_new(vm, "move_cold_ok", json_true());
 		if (v->live_failed)
 			json_object_set_new(vm, "live_failed", json_string(v->live_failed));
+		if (v->return_to)
+			json_object_set_new(vm, "return_to", json_string(v->return_to));
 		if (v->incoming_on)
 			json_object_set_new(vm, "incoming_on", json_string(v->incoming_on));
 		if (v->migrate_error)
@@ -280,11 +284,11 @@ json_t *sched_json_input_dump(const sched_input *in)
 		}
 		json_array_append_new(vms, vm);
 	}
-	return json_pack("{s:{s:b,s:s,s:f,s:I,s:i,s:i},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
+	return json_pack("{s:{s:b,s:s,s:f,s:I,s:i,s:i,s:b},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
 			 "admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
 			 "memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "join_timeout_s",
 			 (int)in->join_timeout_s, "start_failures_max", (int)in->start_failures_max,
-			 "nodes", nodes, "vms", vms);
+			 "return_after_maintenance", in->return_after_maintenance, "nodes", nodes, "vms", vms);
 }
 
 static const char *vm_name(const sched_input *in, const char *uuid)
@@ -316,6 +320,8 @@ json_t *sched_json_plan(const sched_input *in, const sched_plan *plan)
 			json_object_set_new(o, "cold_ok", json_true());
 		if (a->live_failed)
 			json_object_set_new(o, "live_failed", json_string(a->live_failed));
+		if (a->return_to)
+			json_object_set_new(o, "return_to", json_string(a->return_to));
 		json_array_append_new(actions, o);
 	}
 	json_t *alerts = json_array();

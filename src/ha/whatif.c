@@ -189,12 +189,15 @@ static bool apply_action(world *w, const sched_action *a)
 		v->node = a->node;
 		v->move_to = NULL;
 		v->move_live = false;
+		if (g_strcmp0(v->return_to, a->node) == 0)
+			v->return_to = NULL; /* it is back */
 		break;
 	case SCHED_MOVE:
 		if (!v || (g_strcmp0(v->move_to, a->move_to) == 0 && v->move_live == a->live))
 			return false;
 		v->move_to = a->move_to;
 		v->move_live = a->live;
+		v->return_to = a->return_to;
 		break;
 	case SCHED_RELEASE:
 		if (!v || (!v->node && !v->move_to))

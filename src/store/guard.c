@@ -104,6 +104,27 @@ static bool check_live_move(store_state *st, json_t *op, GError **error)
 	return false;
 }
 
+/* A VM bound to a node (sticky) does not move elsewhere: no change gives
+ * it another destination than that node (a switchover leaves it out; the
+ * scheduler never asks it).  Its binding changed in the same patch counts. */
+static bool check_sticky_move(store_state *st, json_t *op, GError **error)
+{
+	const char *uuid = json_string_value(json_object_get(op, "uuid"));
+	store_object *vm = uuid ? store_state_get(st, STORE_KIND_VM, uuid) : NULL;
+	json_t *data = json_object_get(op, "data");
+	const char *to = json_string_value(json_object_get(data, "move_to"));
+	if (!vm || !to || g_strcmp0(json_string_value(json_object_get(op, "op")), "patch") != 0)
+		return true;
+	json_t *s = json_object_get(data, "sticky");
+	const char *sticky = s ? json_string_value(s) : store_vm_of(vm)->sticky;
+	if (!sticky || strcmp(sticky, to) == 0)
+		return true;
+	g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+		    "VM %s is sticky to node %s: it does not move to node %s ('herd vm release %s' lets it move).",
+		    vm->name, sticky, to, vm->name);
+	return false;
+}
+
 static bool check_op(store_state *st, json_t *op, GHashTable *lost, GError **error)
 {
 	const char *verb = json_string_value(json_object_get(op, "op"));
@@ -119,7 +140,7 @@ static bool check_op(store_state *st, json_t *op, GHashTable *lost, GError **err
 	if (!store_kind_parse(json_string_value(json_object_get(op, "kind")), &kind))
 		return true; /* apply refuses it */
 	if (kind == STORE_KIND_VM)
-		return check_live_move(st, op, error) &&
+		return check_live_move(st, op, error) && check_sticky_move(st, op, error) &&
 		       (!lost || g_hash_table_size(lost) == 0 || check_vm(st, op, lost, error));
 	if (!lost || g_hash_table_size(lost) == 0)
 		return true;

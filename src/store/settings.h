@@ -64,6 +64,7 @@ typedef struct store_settings {
 	long long fence_delay_ms;
 	int fence_action;          /* store_fence_action */
 	long long failback_after_s;
+	bool return_after_maintenance;
 	long long join_timeout_s;
 	long long start_failures_max;
 	long long migration_timeout_min_s;

@@ -275,7 +275,7 @@ static bool commit_object(store_state *s, store_kind kind, const char *uuid,
  * of it), and restoring a configuration leaves them as they are.
  */
 static const char *const vm_state_keys[] = { "target", "stop", "node", "move_to", "move", "move_cold_ok",
-					      "live_failed", "failed", NULL };
+					      "live_failed", "failed", "return_to", NULL };
 
 static bool is_vm_state_key(const char *key)
 {

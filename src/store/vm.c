@@ -75,6 +75,7 @@ void *store_vm_parse(json_t *d)
 	vm->move_live = vm->move_to && g_strcmp0(field_str(d, "move"), "live") == 0;
 	vm->move_cold_ok = vm->move_live && field_bool(d, "move_cold_ok", false);
 	vm->live_failed = field_str(d, "live_failed");
+	vm->return_to = field_str(d, "return_to");
 	if (json_is_object(json_object_get(d, "hw")))
 		parse_hardware(t, json_object_get(d, "hw"));
 	t->xml_files = string_list(json_object_get(d, "xml_files"));
@@ -197,7 +198,7 @@ bool store_vm_validate(json_t *d, GError **error)
 	if (json_object_get(d, "hw") && !validate_hardware(json_object_get(d, "hw"), error))
 		return false;
 	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to",
-					       "live_failed" };
+					       "live_failed", "return_to" };
 	if (!check_string(d, "VM", "xml", error) ||
 	    !check_uint(d, "VM", "memory_mib", 0, G_MAXINT64, error) ||
 	    !check_uint(d, "VM", "vcpus", 0, G_MAXUINT32, error) || !check_bool(d, "VM", "ha", error) ||
@@ -494,14 +495,14 @@ json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_f
 json_t *store_vm_cmd_move(const char *uuid, const char *to)
 {
 	return store_cmd_patch(STORE_KIND_VM, uuid,
-			       json_pack("{s:s,s:n,s:n}", "move_to", to, "move", "move_cold_ok"));
+			       json_pack("{s:s,s:n,s:n,s:n}", "move_to", to, "move", "move_cold_ok", "return_to"));
 }
 
 json_t *store_vm_cmd_migrate(const char *uuid, const char *to, bool cold_ok)
 {
 	return store_cmd_patch(STORE_KIND_VM, uuid,
-			       json_pack("{s:s,s:s,s:b,s:n}", "move_to", to, "move", "live", "move_cold_ok",
-					 cold_ok, "live_failed"));
+			       json_pack("{s:s,s:s,s:b,s:n,s:n}", "move_to", to, "move", "live", "move_cold_ok",
+					 cold_ok, "live_failed", "return_to"));
 }
 
 json_t *store_vm_cmd_live_given_up(const char *uuid, const char *node, const char *error)
@@ -517,14 +518,29 @@ json_t *store_vm_cmd_release(const char *uuid)
 			       json_pack("{s:n,s:n,s:n,s:n}", "node", "move_to", "move", "move_cold_ok"));
 }
 
-json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold)
+void store_vm_cmd_set_return_to(json_t *cmd, const char *node)
+{
+	json_t *data = json_object_get(cmd, "data");
+	if (data)
+		json_object_set_new(data, "return_to", node ? json_string(node) : json_null());
+}
+
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold,
+				GPtrArray *refused)
 {
 	json_t *ops = json_array();
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *vm = vms->pdata[i];
-		if (g_strcmp0(store_vm_of(vm)->node, from) == 0)
-			json_array_append_new(ops, store_vm_cmd_migrate(vm->uuid, to, allow_cold));
+		const store_vm *v = store_vm_of(vm);
+		if (g_strcmp0(v->node, from) != 0)
+			continue;
+		if (v->sticky && strcmp(v->sticky, to) != 0) {
+			if (refused)
+				g_ptr_array_add(refused, vm);
+			continue;
+		}
+		json_array_append_new(ops, store_vm_cmd_migrate(vm->uuid, to, allow_cold));
 	}
 	if (json_array_size(ops) == 0) {
 		json_decref(ops);

@@ -91,6 +91,10 @@ typedef struct store_vm {
 				  * until an operator acts on it or its node */
 	const store_vm_failure *failures; /* nodes where it failed to start */
 	size_t n_failures;
+	const char *return_to;   /* the node it was moved away from when that node
+				  * left service (standby, maintenance): it goes
+				  * back there once that node is online again
+				  * (return_after_maintenance); or NULL */
 } store_vm;
 
 /* Is @boot a boot order: disk, cdrom, network, floppy, each at most once,
@@ -218,9 +222,18 @@ json_t *store_vm_cmd_live_given_up(const char *uuid, const char *node, const cha
 /* no node is assigned (it has stopped) */
 json_t *store_vm_cmd_release(const char *uuid);
 
+/* Set (or with NULL clear) where the VM of a store_vm_cmd_move(),
+ * _migrate() or _assign() patch @cmd goes back to (return_to); a move
+ * otherwise clears it: an operator's choice, or a move of herd's that
+ * ends the return. */
+void store_vm_cmd_set_return_to(json_t *cmd, const char *node);
+
 /* Batch patches moving every VM assigned to @from to @to (switchover), live,
- * cold if that fails and @allow_cold; NULL if none. */
-json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold);
+ * cold if that fails and @allow_cold; NULL if none.  A VM bound to another
+ * node than @to (sticky) stays: added to @refused (store_object *,
+ * borrowed), if given. */
+json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *to, bool allow_cold,
+				GPtrArray *refused);
 
 /* Apply-time check of a VM's data (deterministic; types and ranges). */
 bool store_vm_validate(json_t *data, GError **error);

@@ -21,11 +21,13 @@ nodes at once fails the test).
     --shutdown-timeout.
  D. reboot, reset, suspend and resume issued on nodes other than the VM's.
  E. Node modes: standby moves VMs away (live) and takes no new one; online
-    lets the preferred VM fail back; switchover FROM TO moves all of FROM's
-    VMs to TO, live (no guest boots again);
-    maintenance moves VMs away but leaves a sticky VM (alert) until `vm
-    release`, and a node in maintenance that dies is not fenced and blocks
-    nothing.
+    lets the preferred VM fail back and the VMs that left the node return,
+    live (return after maintenance); switchover FROM TO moves all of FROM's
+    VMs to TO, live (no guest boots again), but a VM sticky to FROM stays
+    and the command names it; maintenance moves VMs away but leaves a
+    sticky VM (alert) until `vm release`, and a node in maintenance that
+    dies is not fenced and blocks nothing; when it is back and online, the
+    VMs that left it return, live.
  F. Admission control (N+1, with vcpu_overcommit=1 and 2-vCPU guests): a
     warning when losing a node would leave an HA VM without room; with
     admission_control=refuse the start is refused.
@@ -231,12 +233,17 @@ def node_modes(tn, ha):
 
     t0 = time.time()
     boots = {n: ha.boots(n) for n in movable}
+    left_n1 = [n for n in movable if vms[n]["node"] == "n1"]
+    check(left_n1, f"nothing of {movable} runs on n1 before its standby: {table(vms)}")
     p = ha.ok(2, "node", "standby", "n1", "--wait", timeout=120)
     vms = ha.vms(1)
     gone = [n for n in movable if vms[n]["node"] != "n1"]
     expect(len(gone) == len(movable), f"after standby n1 --wait: {table(vms)}")
     vms = ha.wait_vms(lambda v: all(v[n]["state"] == "running" for n in movable), 30,
                       "the VMs moved off n1 to run")
+    expect(all(vms[n].get("return_to") == "n1" for n in left_n1),
+           f"VMs that left n1 for its standby do not say they return: "
+           f"{[(n, vms[n].get('return_to')) for n in left_n1]}")
     ha.wait_counting(movable)
     moved = [n for n in movable if ha.boots(n) > boots[n]]
     # Live: a guest that ran before (not one started just now, whose first
@@ -254,26 +261,44 @@ def node_modes(tn, ha):
     say(f"m3 (preferred n1) started while n1 is in standby: {p.stdout.strip()!r}")
 
     t0 = time.time()
+    returning = {n: ha.boots(n) for n in left_n1 if n in ("h1", "plain")}
     ha.ok(1, "node", "online", "n1")
-    vms = ha.wait_vms(lambda v: v["m3"]["node"] == "n1" and v["m3"]["state"] == "running", 60,
-                      "m3 to fail back to n1 once it is online")
-    ha.wait_counting(["m3"])
-    say(f"online n1: m3 back on its preferred n1 +{vms['m3']['since_ms'] / 1000 - t0:.1f} s")
+    vms = ha.wait_vms(lambda v: all(v[n]["node"] == "n1" and v[n]["state"] == "running"
+                                    for n in ["m3"] + left_n1), 60,
+                      f"m3 to fail back to n1 once it is online, and {left_n1} to return")
+    ha.wait_counting(["m3"] + left_n1)
+    rebooted = [n for n in returning if ha.boots(n) != returning[n]]
+    expect(not rebooted, f"the return after standby is live, yet {rebooted} booted again")
+    expect(not [n for n in left_n1 if vms[n].get("return_to")],
+           f"VMs back on n1 still say they return: {[(n, vms[n].get('return_to')) for n in left_n1]}")
+    say(f"online n1: m3 back on its preferred n1, {', '.join(left_n1)} returned live "
+        f"+{time.time() - t0:.1f} s")
 
-    vms = ha.vms(1)
-    on_n2 = [n for n, v in vms.items() if v["node"] == "n2" and v["state"] == "running"]
-    check(on_n2, f"nothing runs on n2 for the switchover: {table(vms)}")
+    # A switchover leaves a VM sticky to its node there, and says so.
+    ha.define("w2", preferred="n2", extra=QUICK + ["--no-failback"])
+    ha.define("s2", extra=QUICK + ["--sticky", "n2"])
+    for name in ("w2", "s2"):
+        ha.ok(1, "vm", "start", name)
+    vms = ha.wait_vms(lambda v: all(v[n]["node"] == "n2" and v[n]["state"] == "running" for n in ("w2", "s2")),
+                      30, "w2 and s2 to run on n2")
+    on_n2 = [n for n, v in vms.items() if v["node"] == "n2" and v["state"] == "running" and n != "s2"]
     t0 = time.time()
-    boots = {n: ha.boots(n) for n in on_n2}
+    ha.wait_counting(on_n2 + ["s2"])
+    boots = {n: ha.boots(n) for n in on_n2 + ["s2"]}
     p = ha.ok(3, "node", "switchover", "n2", "n1", "--wait", timeout=120)
+    expect("VM s2 stays on node n2: it is sticky to node n2 ('herd vm release s2' lets it move)." in p.stdout
+           and "No VM that moves is left on node n2" in p.stdout,
+           f"switchover n2 n1 --wait with s2 sticky to n2 said: {p.stdout!r}")
     vms = ha.wait_vms(lambda v: all(v[n]["node"] == "n1" and v[n]["state"] == "running" for n in on_n2),
                       60, f"{on_n2} to run on n1")
-    expect(not [n for n, v in vms.items() if v["node"] == "n2"], f"after switchover: {table(vms)}")
-    ha.wait_counting(on_n2)
-    rebooted = [n for n in on_n2 if ha.boots(n) != boots[n]]
+    expect([n for n, v in vms.items() if v["node"] == "n2"] == ["s2"] and vms["s2"]["state"] == "running",
+           f"after switchover (only s2, sticky to n2, stays): {table(vms)}")
+    ha.wait_counting(on_n2 + ["s2"])
+    rebooted = [n for n in on_n2 + ["s2"] if ha.boots(n) != boots[n]]
     expect(not rebooted, f"switchover is live, yet {rebooted} booted again")
+    ha.refused(2, ["vm", "migrate", "s2", "n1"], r"s2.*sticky", what="migrate a sticky VM elsewhere")
     say(f"switchover n2 n1 --wait: {', '.join(on_n2)} migrated live to n1 in {time.time() - t0:.1f} s, "
-        f"no boot")
+        f"no boot; s2 (sticky to n2) stays: {p.stdout.strip().splitlines()[1]!r}")
 
     # Maintenance: its VMs go, but the sticky h2 stays (alert) until released.
     vms = ha.vms(1)
@@ -311,9 +336,16 @@ def node_modes(tn, ha):
     say("n3 in maintenance killed: not fenced, configuration changes still accepted")
     tn.cli("start", "3")
     tn.wait_members([1, 2, 3], 3, timeout=30)
+    t0 = time.time()
     ha.ok(3, "node", "online", "n3")
     wait_until(lambda: ha.nodes(1)["n3"]["mode"] == "online", 10, "n3 online")
-    say("n3 started again and online")
+    # The VMs that left n3 for its maintenance come back (h2 was released
+    # there: it left for the maintenance too).
+    back = others + ["h2"]
+    vms = ha.wait_vms(lambda v: all(v[n]["node"] == "n3" and v[n]["state"] == "running" for n in back),
+                      60, f"{back} to return to n3 once it is online")
+    ha.wait_counting(back)
+    say(f"n3 started again and online: {', '.join(back)} returned to it +{time.time() - t0:.1f} s")
 
 
 # ---------------------------------------------------------------- F

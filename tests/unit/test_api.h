@@ -70,6 +70,10 @@ void expect_refusals(fixture *f, const refusal *refusals, size_t n);
  * node @name on one link @link, with a certificate request of its own. */
 json_t *join_request(const char *name, const char *link, long long protocol);
 
+/* Submitting @cmd (borrowed) through n@node is refused by the store as a
+ * conflict, with exactly @message. */
+void expect_submit_conflict(fixture *f, unsigned node, json_t *cmd, const char *message);
+
 /* Does n@node's HA engine take exactly @names ("n3", "n3,n4"; NULL: none)
  * for lost and not fenced? */
 bool lost_nodes_are(fixture *f, unsigned node, const char *names);

@@ -171,6 +171,14 @@ test_answer *fence_device_add(fixture *f, unsigned node, const char *name, const
 	return test_request(f->n[node], "POST", "/api/v1/fence-devices", body);
 }
 
+void expect_submit_conflict(fixture *f, unsigned node, json_t *cmd, const char *message)
+{
+	g_autoptr(GError) err = NULL;
+	g_assert_false(herd_cluster_submit(f->n[node]->cluster, cmd, NULL, NULL, NULL, &err));
+	g_assert_error(err, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_assert_cmpstr(err->message, ==, message);
+}
+
 bool lost_nodes_are(fixture *f, unsigned node, const char *names)
 {
 	g_autoptr(GPtrArray) lost = herd_ha_unfenced_lost(f->n[node]->ha);

@@ -375,13 +375,35 @@ static void test_switchover(fixture *f, gconstpointer data)
 	test_expect_error(empty, 409, "Node n2 runs no VMs.");
 	g_autofree char *uuid1 = vm_define(f, 1, "web1", "{s:s,s:b}", "preferred", "n2", "failback", 0);
 	g_autofree char *uuid2 = vm_define(f, 1, "web2", "{s:s,s:b}", "preferred", "n2", "failback", 0);
+	g_autofree char *bound = vm_define(f, 1, "bound", "{s:s}", "sticky", "n2");
 	vm_start(f, 1, "web1", "n2");
 	vm_start(f, 1, "web2", "n2");
+	vm_start(f, 1, "bound", "n2");
 
 	g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/switchover", "{s:s}",
 						 "to", "n3");
-	test_expect(a, 200);
+	json_t *j = test_expect(a, 200);
+	/* The VM sticky to n2 stays, named with its binding. */
+	g_autofree char *said = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	g_autofree char *want = g_strdup_printf(
+		"{\"from\":\"n2\",\"moving\":[\"web1\",\"web2\"],\"staying\":[{\"reason\":"
+		"\"it is sticky to node n2\",\"uuid\":\"%s\",\"vm\":\"bound\"}],\"to\":\"n3\"}",
+		bound);
+	g_assert_cmpstr(said, ==, want);
 	TEST_WAIT(vm_runs_on(f, uuid1, 3) && vm_runs_on(f, uuid2, 3) && !vm_stored(f, 1, uuid2)->move_to);
+	g_assert_true(vm_runs_on(f, bound, 2));
+	g_assert_null(vm_stored(f, 1, bound)->move_to);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", bound), ==, 0);
+	/* Only it is left: nothing may move. */
+	g_autoptr(test_answer) only_bound = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/switchover", "{s:s}",
+							  "to", "n1");
+	test_expect_error(only_bound, 409,
+			  "No VM of node n2 may move to node n1: VM bound is sticky to node n2 ('herd vm release' lets a VM move).");
+	/* Nor does any other change move it (the store's rule, whoever asks). */
+	g_autoptr(json_t) away = store_vm_cmd_migrate(bound, "n1", false);
+	expect_submit_conflict(f, 3, away,
+			       "VM bound is sticky to node n2: it does not move to node n1 ('herd vm release bound' lets it move).");
+	g_assert_true(vm_runs_on(f, bound, 2));
 	/* Live: migrated, not shut down and started again. */
 	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", uuid1), ==, 1);
 	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "shutdown", uuid1), ==, 0);

@@ -161,11 +161,8 @@ static void test_migrate_destination_kept(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) again = vm_action(f, 2, "web1", "migrate", "{s:s}", "node", "n1");
 	test_expect_error(again, 409, "VM web1 is being moved to node n3 already (live); wait until that move has ended.");
 	g_autoptr(json_t) redirect = store_vm_cmd_migrate(uuid, "n1", false);
-	g_autoptr(GError) err = NULL;
-	g_assert_false(herd_cluster_submit(f->n[1]->cluster, redirect, NULL, NULL, NULL, &err));
-	g_assert_error(err, HERD_ERROR, HERD_ERR_CONFLICT);
-	g_assert_cmpstr(err->message, ==,
-			"VM web1 is being migrated live to node n3: it gets no other destination until that migration has ended.");
+	expect_submit_conflict(f, 1, redirect,
+			       "VM web1 is being migrated live to node n3: it gets no other destination until that migration has ended.");
 	g_autoptr(test_answer) sw = test_requestf(f->n[1], "POST", "/api/v1/nodes/n2/switchover", "{s:s}", "to", "n1");
 	test_expect_error(sw, 409, "VM web1 is being migrated live to node n3");
 	g_assert_cmpstr(vm_stored(f, 3, uuid)->move_to, ==, "n3");
@@ -216,6 +213,36 @@ static void test_standby_live(fixture *f, gconstpointer data)
 	g_assert_cmpuint(ops_anywhere(f, "start", web2), ==, 1);
 }
 
+/* A VM without a preferred node that left a node for maintenance goes
+ * back to it, live, once it is online (return_after_maintenance): the store
+ * records where it came from, and forgets it once it is back. */
+static void test_maintenance_return(fixture *f, gconstpointer data)
+{
+	g_autofree char *web1 = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "web1", "n2");
+	g_autoptr(test_answer) cleared = test_requestf(f->n[1], "PUT", "/api/v1/vms/web1", "{s:n}", "preferred");
+	test_expect(cleared, 200);
+	set_mode(f, "n2", "maintenance", false);
+	TEST_WAIT(vm_runs_where(f, web1) && strcmp(vm_runs_where(f, web1), "n2") != 0 &&
+		  !vm_stored(f, 1, web1)->move_to);
+	g_assert_cmpstr(vm_stored(f, 3, web1)->return_to, ==, "n2");
+	set_mode(f, "n2", "online", false);
+	TEST_WAIT(vm_runs_on(f, web1, 2) && !vm_stored(f, 1, web1)->move_to && !vm_stored(f, 1, web1)->return_to);
+	g_assert_cmpuint(ops_anywhere(f, "migrate", web1), ==, 2);
+	g_assert_cmpuint(ops_anywhere(f, "shutdown", web1) + ops_anywhere(f, "destroy", web1), ==, 0);
+	g_assert_cmpuint(ops_anywhere(f, "start", web1), ==, 1);
+	/* An operator's move ends a pending return. */
+	set_mode(f, "n2", "standby", false);
+	TEST_WAIT(vm_runs_where(f, web1) && strcmp(vm_runs_where(f, web1), "n2") != 0 &&
+		  !vm_stored(f, 1, web1)->move_to);
+	g_assert_cmpstr(vm_stored(f, 1, web1)->return_to, ==, "n2");
+	const char *to = strcmp(vm_runs_where(f, web1), "n1") == 0 ? "n3" : "n1";
+	g_autoptr(test_answer) moved = vm_action(f, 1, "web1", "migrate", "{s:s}", "node", to);
+	test_expect(moved, 200);
+	TEST_WAIT(vm_runs_on(f, web1, to[1] - '0') && !vm_stored(f, 1, web1)->move_to);
+	g_assert_null(vm_stored(f, 1, web1)->return_to);
+}
+
 /* A VM that cannot migrate live stays on a node in standby, named with
  * the reason; with allow_cold it moves with a restart. */
 static void test_standby_cannot_migrate(fixture *f, gconstpointer data)
@@ -251,5 +278,6 @@ int main(int argc, char **argv)
 	api_test_add("/api/vms/migrate/destination-kept", test_migrate_destination_kept, NULL);
 	api_test_add("/api/nodes/standby-live", test_standby_live, NULL);
 	api_test_add("/api/nodes/standby-cannot-migrate", test_standby_cannot_migrate, NULL);
+	api_test_add("/api/nodes/maintenance-return", test_maintenance_return, "{\"failback_after_s\": 0}");
 	return g_test_run();
 }
