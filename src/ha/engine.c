@@ -86,6 +86,7 @@ struct herd_engine {
 	json_t *migration;            /* this node's readiness for live migration, or NULL */
 	json_t *reach;                /* what this node found of the storages and switches, or NULL */
 	json_t *usage;                /* its dir storages' size and free space, or NULL */
+	json_t *fence_standby;        /* its waiting fence agents (ha/fence_pool.h), or NULL */
 	/* A run reconciles and coordinates only if something happened since
 	 * the last that did (an event, a wakeup asked for by the agent or the
 	 * coordinator, another view): with 10,000 VMs each costs milliseconds,
@@ -206,6 +207,7 @@ static void send_status(herd_engine *e)
 		.migration = e->migration,
 		.seen = herd_coord_seen(e->coord),
 		.reach = e->reach,
+		.fence_standby = e->fence_standby,
 		.usage = e->usage,
 	};
 	size_t len;
@@ -1477,6 +1479,30 @@ void herd_engine_set_reach(herd_engine *e, json_t *reach, json_t *usage)
 	status_soon(e);
 }
 
+void herd_engine_set_fence_standby(herd_engine *e, json_t *agents)
+{
+	if (e->fence_standby && json_equal(e->fence_standby, agents))
+		return;
+	json_decref(e->fence_standby);
+	e->fence_standby = json_incref(agents);
+	status_soon(e);
+}
+
+json_t *herd_engine_fence_standby(herd_engine *e)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, e->facts->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		const char *name = name_of(e, n->nodeid);
+		if (n->round == e->facts->round && name && json_object_size(n->fence_standby))
+			json_object_set(out, name, n->fence_standby);
+	}
+	return out;
+}
+
 json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)
 {
 	GHashTableIter it;
@@ -1646,6 +1672,7 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->progress);
 	json_decref(e->migration);
 	json_decref(e->reach);
+	json_decref(e->fence_standby);
 	json_decref(e->usage);
 	herd_coord_free(e->coord);
 	herd_agent_free(e->agent);
