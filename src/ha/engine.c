@@ -1488,18 +1488,31 @@ void herd_engine_set_fence_standby(herd_engine *e, json_t *agents)
 	status_soon(e);
 }
 
+static gint by_str(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 json_t *herd_engine_fence_standby(herd_engine *e)
 {
-	json_t *out = json_object();
+	g_autoptr(json_t) all = json_object();
+	g_autoptr(GPtrArray) names = g_ptr_array_new();
 	GHashTableIter it;
 	gpointer v;
 	g_hash_table_iter_init(&it, e->facts->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		herd_node_facts *n = v;
 		const char *name = name_of(e, n->nodeid);
-		if (n->round == e->facts->round && name && json_object_size(n->fence_standby))
-			json_object_set(out, name, n->fence_standby);
+		if (n->round == e->facts->round && name && json_object_size(n->fence_standby)) {
+			json_object_set(all, name, n->fence_standby);
+			g_ptr_array_add(names, (gpointer)name);
+		}
 	}
+	/* By node name: the same agents read the same. */
+	g_ptr_array_sort(names, by_str);
+	json_t *out = json_object();
+	for (guint i = 0; i < names->len; i++)
+		json_object_set(out, names->pdata[i], json_object_get(all, names->pdata[i]));
 	return out;
 }
 

@@ -212,7 +212,7 @@ void herd_fence_agent_run(herd_fence_pool *pool, const herd_fence_target *t, con
 	GSubprocess *waiting = pool ? herd_fence_pool_take(pool, t->device, t->agent) : NULL;
 	if (waiting) {
 		r->waited = true;
-		log_debug("%s of fence device %s: action=%s through the waiting agent (pid %s)", t->agent,
+		log_info("%s of fence device %s: action=%s through the waiting agent (pid %s)", t->agent,
 			  t->device, action, g_subprocess_get_identifier(waiting));
 		agent_start(r, waiting);
 		return;

@@ -213,13 +213,14 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 {
 	herd_ha *h = user;
 	herd_engine_store_changed(h->engine, changes);
-	for (guint i = 0; i < changes->len; i++) {
-		const store_change *c = changes->pdata[i];
-		if (c->kind == STORE_KIND_FENCE_DEVICE || c->kind == STORE_KIND_NODE) {
-			want_fence_agents(h);
-			break;
-		}
+	/* NULL: the whole store may have changed (a bootstrap, a sync). */
+	bool devices = !changes;
+	for (guint i = 0; changes && i < changes->len && !devices; i++) {
+		store_kind kind = ((const store_change *)changes->pdata[i])->kind;
+		devices = kind == STORE_KIND_FENCE_DEVICE || kind == STORE_KIND_NODE;
 	}
+	if (devices)
+		want_fence_agents(h);
 }
 
 static bool on_survivor_check(gpointer user, uint32_t missing)
