@@ -194,6 +194,18 @@ void herd_fence_pool_set_wants(herd_fence_pool *p, GPtrArray *wants)
 		g_ptr_array_free(wants, TRUE);
 		return;
 	}
+	/* A device newly wanted here (this node just became the
+	 * coordinator's successor: a node was lost) waits as after a use,
+	 * not to compete with the failover under way. */
+	for (guint i = 0; i < wants->len; i++) {
+		const herd_standby_want *w = wants->pdata[i];
+		bool known = false;
+		for (guint k = 0; k < p->wants->len && !known; k++)
+			known = strcmp(((herd_standby_want *)p->wants->pdata[k])->device, w->device) == 0;
+		const int64_t *at = g_hash_table_lookup(p->not_before, w->device);
+		if (!known && (!at || *at < mono_ms() + HERD_STANDBY_AFTER_USE_MS))
+			hold_back(p, w->device, HERD_STANDBY_AFTER_USE_MS);
+	}
 	g_ptr_array_free(p->wants, TRUE);
 	p->wants = wants;
 	replan(p);

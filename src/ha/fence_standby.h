@@ -37,7 +37,8 @@
 #define HERD_STANDBY_MAX 8
 /* After a use, the replacement waits this long: its start-up (a core's
  * worth of Python for a quarter second) must not compete with the guests
- * the fence lets start. */
+ * the fence lets start.  So does the first agent of a device that becomes
+ * wanted on this node (a membership change, or a new device). */
 #define HERD_STANDBY_AFTER_USE_MS 2000
 /* An agent that dies while it waits is started again after 1 s, 2 s, 4 s…
  * up to this (a broken agent must not be restarted in a loop). */

@@ -539,7 +539,9 @@ static void test_pool_fence(void)
 	unsigned changes = 0;
 	herd_fence_pool *p = herd_fence_pool_new(on_pool_changed, &changes);
 	herd_fence_pool_set_wants(p, wants_for("pdu", "u1:1", 2));
-	g_assert_cmpuint(herd_fence_pool_count(p, "pdu"), ==, 2);
+	/* A device newly wanted waits HERD_STANDBY_AFTER_USE_MS too. */
+	g_assert_cmpuint(herd_fence_pool_count(p, "pdu"), ==, 0);
+	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 2);
 	g_assert_cmpuint(changes, >=, 1);
 	g_autoptr(GArray) pids = pids_of(p, "pdu");
 	g_assert_cmpuint(pids->len, ==, 2);
@@ -577,6 +579,7 @@ static void test_pool_kill_and_change(void)
 	unsigned changes = 0;
 	herd_fence_pool *p = herd_fence_pool_new(on_pool_changed, &changes);
 	herd_fence_pool_set_wants(p, wants_for("pdu", "u1:1", 1));
+	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 1);
 	g_autoptr(GArray) first = pids_of(p, "pdu");
 	g_assert_cmpuint(first->len, ==, 1);
 	pid_t victim = g_array_index(first, pid_t, 0);
@@ -612,6 +615,7 @@ static void test_pool_dead_agents(void)
 	for (int noticed = 0; noticed < 2; noticed++) {
 		herd_fence_pool *p = herd_fence_pool_new(on_pool_changed, &changes);
 		herd_fence_pool_set_wants(p, wants_for("pdu", "u1:1", 2));
+		WAIT_FOR(herd_fence_pool_count(p, "pdu") == 2);
 		g_autoptr(GArray) pids = pids_of(p, "pdu");
 		for (guint i = 0; i < pids->len; i++)
 			g_assert_cmpint(kill(g_array_index(pids, pid_t, i), SIGKILL), ==, 0);
