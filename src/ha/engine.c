@@ -1452,17 +1452,41 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 			 "reach", reach);
 }
 
-json_t *herd_engine_reach(herd_engine *e, const char *uuid)
+/* A node's facts of this round, with its name. */
+typedef struct {
+	const char *name;
+	herd_node_facts *facts;
+} named_facts;
+
+static gint by_node_name(gconstpointer a, gconstpointer b)
 {
-	json_t *out = json_object();
+	return strcmp(((const named_facts *)a)->name, ((const named_facts *)b)->name);
+}
+
+/* Every node with facts of this round, by name (named_facts). */
+static GArray *fresh_facts(herd_engine *e)
+{
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(named_facts));
 	GHashTableIter it;
 	gpointer v;
 	g_hash_table_iter_init(&it, e->facts->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		herd_node_facts *n = v;
-		const char *name = name_of(e, n->nodeid);
-		if (n->round == e->facts->round && name)
-			json_object_set_new(out, name, reach_entry(n, uuid));
+		named_facts nf = { name_of(e, n->nodeid), n };
+		if (n->round == e->facts->round && nf.name)
+			g_array_append_val(out, nf);
+	}
+	g_array_sort(out, by_node_name);
+	return out;
+}
+
+json_t *herd_engine_reach(herd_engine *e, const char *uuid)
+{
+	json_t *out = json_object();
+	g_autoptr(GArray) nodes = fresh_facts(e);
+	for (guint i = 0; i < nodes->len; i++) {
+		const named_facts *n = &g_array_index(nodes, named_facts, i);
+		json_object_set_new(out, n->name, reach_entry(n->facts, uuid));
 	}
 	return out;
 }
@@ -1488,31 +1512,15 @@ void herd_engine_set_fence_standby(herd_engine *e, json_t *agents)
 	status_soon(e);
 }
 
-static gint by_str(gconstpointer a, gconstpointer b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 json_t *herd_engine_fence_standby(herd_engine *e)
 {
-	g_autoptr(json_t) all = json_object();
-	g_autoptr(GPtrArray) names = g_ptr_array_new();
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, e->facts->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		herd_node_facts *n = v;
-		const char *name = name_of(e, n->nodeid);
-		if (n->round == e->facts->round && name && json_object_size(n->fence_standby)) {
-			json_object_set(all, name, n->fence_standby);
-			g_ptr_array_add(names, (gpointer)name);
-		}
-	}
-	/* By node name: the same agents read the same. */
-	g_ptr_array_sort(names, by_str);
 	json_t *out = json_object();
-	for (guint i = 0; i < names->len; i++)
-		json_object_set(out, names->pdata[i], json_object_get(all, names->pdata[i]));
+	g_autoptr(GArray) nodes = fresh_facts(e);
+	for (guint i = 0; i < nodes->len; i++) {
+		const named_facts *n = &g_array_index(nodes, named_facts, i);
+		if (json_object_size(n->facts->fence_standby))
+			json_object_set(out, n->name, n->facts->fence_standby);
+	}
 	return out;
 }
 

@@ -532,6 +532,19 @@ static bool alive(pid_t pid)
 	return paren && paren[1] == ' ' && paren[2] != 'Z';
 }
 
+/* Fence n2 through @p's waiting agents (or fresh ones) of device "pdu";
+ * it must succeed with an "off" and a "list" of plug 2. */
+static void fence_from_pool(herd_fence_pool *p, const char *log)
+{
+	pool_now = p;
+	result r = { 0 };
+	g_autofree char *ran = fence(&r, log, target("pdu", "fencingpy", "2", 1, log), NULL);
+	pool_now = NULL;
+	g_assert_true(r.ok);
+	g_assert_cmpstr(ran, ==, "list 2; off 2");
+	result_clear(&r);
+}
+
 /* A fence takes its agents from the waiting ones; they act only then. */
 static void test_pool_fence(void)
 {
@@ -551,19 +564,13 @@ static void test_pool_fence(void)
 	g_assert_false(g_file_test(log, G_FILE_TEST_EXISTS));
 	g_assert_true(alive(g_array_index(pids, pid_t, 0)) && alive(g_array_index(pids, pid_t, 1)));
 
-	pool_now = p;
-	result r = { 0 };
-	g_autofree char *ran = fence(&r, log, target("pdu", "fencingpy", "2", 1, log), NULL);
-	pool_now = NULL;
-	g_assert_true(r.ok);
-	g_assert_cmpstr(ran, ==, "list 2; off 2");
+	fence_from_pool(p, log);
 	/* Both were used ("off" and "list" at once); the replacements wait
 	 * HERD_STANDBY_AFTER_USE_MS. */
 	g_assert_cmpuint(herd_fence_pool_count(p, "pdu"), ==, 0);
 	WAIT_FOR(!alive(g_array_index(pids, pid_t, 0)) && !alive(g_array_index(pids, pid_t, 1)));
 	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 2);
 	g_assert_false(g_file_test(log, G_FILE_TEST_EXISTS));
-	result_clear(&r);
 	herd_fence_pool_free(p);
 	settle();
 }
@@ -622,13 +629,7 @@ static void test_pool_dead_agents(void)
 		if (noticed) {
 			WAIT_FOR(!alive(g_array_index(pids, pid_t, 0)) && !alive(g_array_index(pids, pid_t, 1)));
 		}
-		pool_now = p;
-		result r = { 0 };
-		g_autofree char *ran = fence(&r, log, target("pdu", "fencingpy", "2", 1, log), NULL);
-		pool_now = NULL;
-		g_assert_true(r.ok);
-		g_assert_cmpstr(ran, ==, "list 2; off 2");
-		result_clear(&r);
+		fence_from_pool(p, log);
 		herd_fence_pool_free(p);
 		settle();
 	}
