@@ -116,8 +116,9 @@ static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 	r->timer = 0;
 	bool ran = g_subprocess_communicate_utf8_finish(r->proc, res, &out, &err_text, &err);
 	/* A waiting agent that was gone before it read its options (the
-	 * write failed, or it was killed and said nothing): it did nothing,
-	 * so a fresh one does the run. */
+	 * write failed, or it was killed and said nothing): a fresh one does
+	 * the run.  (Killed without a word just after it read them, it may
+	 * have acted: the run is then repeated, as a retry would.) */
 	if (r->waited && !r->timed_out &&
 	    (!ran || (g_subprocess_get_if_signaled(r->proc) && (!out || !*out) && (!err_text || !*err_text)))) {
 		log_warn("%s of fence device %s: the waiting agent was gone before it took its options (%s); "
@@ -213,7 +214,8 @@ void herd_fence_agent_run(herd_fence_pool *pool, const herd_fence_target *t, con
 	if (waiting) {
 		r->waited = true;
 		log_info("%s of fence device %s: action=%s through the waiting agent (pid %s)", t->agent,
-			  t->device, action, g_subprocess_get_identifier(waiting));
+			 t->device, action,
+			 g_subprocess_get_identifier(waiting) ? g_subprocess_get_identifier(waiting) : "?");
 		agent_start(r, waiting);
 		return;
 	}
