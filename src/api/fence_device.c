@@ -28,8 +28,18 @@ static json_t *fence_device_json(api_ctx *a, store_object *dev)
 	json_t *plugs = json_object();
 	for (size_t i = 0; i < d->n_plugs; i++)
 		json_object_set_new(plugs, d->plugs[i].node, json_string(d->plugs[i].plug));
-	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:i}", "name", dev->name, "uuid", dev->uuid, "agent",
-			 d->agent, "params", params, "plugs", plugs, "level", (int)d->level);
+	/* Its agents waiting for a fence (ha/fence_standby.h), per node. */
+	json_t *waiting = json_object();
+	g_autoptr(json_t) standby = a->ha ? herd_ha_fence_standby(a->ha) : NULL;
+	const char *node;
+	json_t *devices;
+	json_object_foreach(standby, node, devices) {
+		json_t *pids = json_object_get(json_object_get(devices, dev->name), "pids");
+		if (json_array_size(pids))
+			json_object_set(waiting, node, pids);
+	}
+	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:i,s:o}", "name", dev->name, "uuid", dev->uuid, "agent",
+			 d->agent, "params", params, "plugs", plugs, "level", (int)d->level, "waiting", waiting);
 }
 
 void api_fence_devices_list(http_request *req, gpointer user_data)

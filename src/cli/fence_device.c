@@ -34,14 +34,15 @@ static bool add_key_values(json_t *object, char **args, const char *what)
 	return true;
 }
 
-/* "KEY=VALUE KEY=VALUE…" of a device's plugs or params, as 'add' takes them. */
-static char *key_values_text(json_t *object)
+/* "KEY=VALUE KEY=VALUE…" of a device's plugs or params, as 'add' takes
+ * them (@sep '='), or another @sep. */
+static char *key_values_text(json_t *object, char sep)
 {
 	GString *s = g_string_new(NULL);
 	const char *key;
 	json_t *value;
 	json_object_foreach(object, key, value)
-		g_string_append_printf(s, "%s%s=%s", s->len ? " " : "", key, json_string_value(value));
+		g_string_append_printf(s, "%s%s%c%s", s->len ? " " : "", key, sep, json_string_value(value));
 	return g_string_free(s, FALSE);
 }
 
@@ -65,21 +66,33 @@ static int run_fd_add(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
+/* The agents waiting for a fence, per node: "n1:2 n2:2", or "-". */
+static char *waiting_text(json_t *waiting)
+{
+	g_autoptr(json_t) counts = json_object();
+	const char *node;
+	json_t *pids;
+	json_object_foreach(waiting, node, pids)
+		json_object_set_new(counts, node, json_sprintf("%zu", json_array_size(pids)));
+	return json_object_size(counts) ? key_values_text(counts, ':') : g_strdup("-");
+}
+
 static int run_fd_list(cli_ctx *ctx, int argc, char **argv)
 {
 	int rc;
 	g_autoptr(json_t) list = cli_request(ctx, "GET", "/api/v1/fence-devices", NULL, &rc);
 	if (!list)
 		return rc;
-	cli_table *t = cli_table_new("NAME", "AGENT", "LEVEL", "PLUGS", "PARAMETERS", NULL);
+	cli_table *t = cli_table_new("NAME", "AGENT", "LEVEL", "PLUGS", "WAITING", "PARAMETERS", NULL);
 	size_t i;
 	json_t *d;
 	json_array_foreach(list, i, d) {
-		g_autofree char *plugs = key_values_text(json_object_get(d, "plugs"));
-		g_autofree char *params = key_values_text(json_object_get(d, "params"));
+		g_autofree char *plugs = key_values_text(json_object_get(d, "plugs"), '=');
+		g_autofree char *params = key_values_text(json_object_get(d, "params"), '=');
 		g_autofree char *level = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(d, "level")));
+		g_autofree char *waiting = waiting_text(json_object_get(d, "waiting"));
 		cli_table_add(t, json_string_value(json_object_get(d, "name")),
-			      json_string_value(json_object_get(d, "agent")), level, plugs, params);
+			      json_string_value(json_object_get(d, "agent")), level, plugs, waiting, params);
 	}
 	cli_table_print(t);
 	return CLI_OK;

@@ -87,6 +87,7 @@ struct herd_engine {
 	json_t *reach;                /* what this node found of the storages and switches, or NULL */
 	json_t *usage;                /* its dir storages' size and free space, or NULL */
 	json_t *esan;                 /* its herd-san's state of each eSAN volume, or NULL */
+	json_t *fence_standby;        /* its waiting fence agents (ha/fence_pool.h), or NULL */
 	/* A run reconciles and coordinates only if something happened since
 	 * the last that did (an event, a wakeup asked for by the agent or the
 	 * coordinator, another view): with 10,000 VMs each costs milliseconds,
@@ -212,6 +213,7 @@ static void send_status(herd_engine *e)
 		.migration = e->migration,
 		.seen = herd_coord_seen(e->coord),
 		.reach = e->reach,
+		.fence_standby = e->fence_standby,
 		.usage = usage,
 	};
 	size_t len;
@@ -1456,17 +1458,41 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 			 "reach", reach);
 }
 
-json_t *herd_engine_reach(herd_engine *e, const char *uuid)
+/* A node's facts of this round, with its name. */
+typedef struct {
+	const char *name;
+	herd_node_facts *facts;
+} named_facts;
+
+static gint by_node_name(gconstpointer a, gconstpointer b)
 {
-	json_t *out = json_object();
+	return strcmp(((const named_facts *)a)->name, ((const named_facts *)b)->name);
+}
+
+/* Every node with facts of this round, by name (named_facts). */
+static GArray *fresh_facts(herd_engine *e)
+{
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(named_facts));
 	GHashTableIter it;
 	gpointer v;
 	g_hash_table_iter_init(&it, e->facts->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		herd_node_facts *n = v;
-		const char *name = name_of(e, n->nodeid);
-		if (n->round == e->facts->round && name)
-			json_object_set_new(out, name, reach_entry(n, uuid));
+		named_facts nf = { name_of(e, n->nodeid), n };
+		if (n->round == e->facts->round && nf.name)
+			g_array_append_val(out, nf);
+	}
+	g_array_sort(out, by_node_name);
+	return out;
+}
+
+json_t *herd_engine_reach(herd_engine *e, const char *uuid)
+{
+	json_t *out = json_object();
+	g_autoptr(GArray) nodes = fresh_facts(e);
+	for (guint i = 0; i < nodes->len; i++) {
+		const named_facts *n = &g_array_index(nodes, named_facts, i);
+		json_object_set_new(out, n->name, reach_entry(n->facts, uuid));
 	}
 	return out;
 }
@@ -1495,15 +1521,33 @@ void herd_engine_set_esan(herd_engine *e, json_t *esan)
 json_t *herd_engine_esan(herd_engine *e, const char *uuid)
 {
 	json_t *out = json_object();
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, e->facts->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		herd_node_facts *n = v;
-		const char *name = name_of(e, n->nodeid);
-		json_t *s = json_object_get(json_object_get(n->usage, "esan"), uuid);
-		if (n->round == e->facts->round && name && json_is_object(s))
-			json_object_set(out, name, s);
+	g_autoptr(GArray) nodes = fresh_facts(e);
+	for (guint i = 0; i < nodes->len; i++) {
+		const named_facts *n = &g_array_index(nodes, named_facts, i);
+		json_t *s = json_object_get(json_object_get(n->facts->usage, "esan"), uuid);
+		if (json_is_object(s))
+			json_object_set(out, n->name, s);
+	}
+	return out;
+}
+
+void herd_engine_set_fence_standby(herd_engine *e, json_t *agents)
+{
+	if (e->fence_standby && json_equal(e->fence_standby, agents))
+		return;
+	json_decref(e->fence_standby);
+	e->fence_standby = json_incref(agents);
+	status_soon(e);
+}
+
+json_t *herd_engine_fence_standby(herd_engine *e)
+{
+	json_t *out = json_object();
+	g_autoptr(GArray) nodes = fresh_facts(e);
+	for (guint i = 0; i < nodes->len; i++) {
+		const named_facts *n = &g_array_index(nodes, named_facts, i);
+		if (json_object_size(n->facts->fence_standby))
+			json_object_set(out, n->name, n->facts->fence_standby);
 	}
 	return out;
 }
@@ -1677,6 +1721,7 @@ void herd_engine_free(herd_engine *e)
 	g_hash_table_destroy(e->progress);
 	json_decref(e->migration);
 	json_decref(e->reach);
+	json_decref(e->fence_standby);
 	json_decref(e->usage);
 	json_decref(e->esan);
 	herd_coord_free(e->coord);

@@ -219,6 +219,12 @@ void herd_engine_set_esan(herd_engine *e, json_t *esan);
 /* eSAN disk @uuid as the herd-sans of nodes with fresh facts report it:
  * {node name: state}. */
 json_t *herd_engine_esan(herd_engine *e, const char *uuid);
+/* This node's waiting fence agents changed (ha/fence_pool.h): they go
+ * into its STATUS.  @agents is referenced. */
+void herd_engine_set_fence_standby(herd_engine *e, json_t *agents);
+/* Every node's waiting fence agents, by fresh facts: {node: {device:
+ * {"agent":…,"pids":[…]}}}, nodes without any left out. */
+json_t *herd_engine_fence_standby(herd_engine *e);
 /* Whether this node's host is set up for live migration, or why not
  * (@problem, NULL when @ready): sent in its STATUS, so every node shows it. */
 void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *problem);

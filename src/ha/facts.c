@@ -75,6 +75,7 @@ void herd_node_facts_unref(herd_node_facts *n)
 	g_hash_table_destroy(n->reached);
 	json_decref(n->reach);
 	json_decref(n->usage);
+	json_decref(n->fence_standby);
 	g_bytes_unref(n->payload);
 	g_free(n);
 }
@@ -161,6 +162,8 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 	}
 	if (r->reach && json_object_size(r->reach))
 		json_object_set(rest, "reach", r->reach);
+	if (r->fence_standby && json_object_size(r->fence_standby))
+		json_object_set(rest, "fence_standby", r->fence_standby);
 	g_autofree char *text = json_dumps(rest, JSON_COMPACT);
 	size_t n = strlen(text);
 	json_writer_members_text(&w, text + 1, n - 2); /* without its braces */
@@ -320,6 +323,8 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->reach = json_is_object(reach) ? json_incref(reach) : json_object();
 	json_t *usage = json_object_get(j, "usage");
 	n->usage = json_is_object(usage) ? json_incref(usage) : json_object();
+	json_t *standby = json_object_get(j, "fence_standby");
+	n->fence_standby = json_is_object(standby) ? json_incref(standby) : json_object();
 	n->reached = g_hash_table_new(g_str_hash, g_str_equal);
 	const char *key;
 	json_object_foreach(n->reach, key, v)

@@ -43,6 +43,8 @@ typedef struct herd_node_facts {
 	json_t *usage;             /* {uuid: {"size":bytes,"free":bytes}}: its dir storages'
 				    * filesystems as it last saw them (shown, never decided on) */
 	GHashTable *reached;       /* the uuids of @reach that are ok (borrowed keys) */
+	json_t *fence_standby;     /* {device: {"agent":…,"pids":[…]}}: its waiting fence
+				    * agents (ha/fence_pool.h); empty if it has none */
 	GBytes *payload;           /* the STATUS they were read from */
 	gint refcount;
 } herd_node_facts;
@@ -83,6 +85,7 @@ typedef struct herd_node_report {
 	json_t *pending;           /* {uuid: [change…]}, or NULL */
 	json_t *reach;             /* {uuid: {"ok","problem"}}, or NULL */
 	json_t *usage;             /* {uuid: {"size","free"}}, or NULL */
+	json_t *fence_standby;     /* {device: {"agent","pids"}}, or NULL */
 } herd_node_report;
 
 /* Encode @r as a STATUS payload. */

@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "ha/fence_standby.h"
 
 #include <gio/gio.h>
 #include <string.h>
@@ -15,6 +16,11 @@ static const char *agent_dir(void)
 {
 	const char *d = g_getenv("HERD_FENCE_AGENT_DIR");
 	return d && *d ? d : AGENT_DIR_DEFAULT;
+}
+
+char *herd_fence_agent_path(const char *agent)
+{
+	return g_build_filename(agent_dir(), agent, NULL);
 }
 
 bool herd_fence_agent_valid(const char *agent, GError **error)
@@ -46,8 +52,12 @@ typedef struct {
 	GSubprocess *proc;
 	guint timer;
 	bool timed_out;
-	gint64 started_us;
+	bool waited;          /* @proc is an agent that waited (fence_pool.h) */
+	gint64 started_us;    /* its start, or the hand-over to a waiting one */
 } agent_run;
+
+static void agent_start(agent_run *r, GSubprocess *proc);
+static bool agent_spawn(agent_run *r);
 
 static gboolean on_agent_timeout(gpointer data)
 {
@@ -103,7 +113,22 @@ static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 	double secs = (double)(g_get_monotonic_time() - r->started_us) / 1e6;
 	if (r->timer)
 		g_source_remove(r->timer);
+	r->timer = 0;
 	bool ran = g_subprocess_communicate_utf8_finish(r->proc, res, &out, &err_text, &err);
+	/* A waiting agent that was gone before it read its options (the
+	 * write failed, or it was killed and said nothing): a fresh one does
+	 * the run.  (Killed without a word just after it read them, it may
+	 * have acted: the run is then repeated, as a retry would.) */
+	if (r->waited && !r->timed_out &&
+	    (!ran || (g_subprocess_get_if_signaled(r->proc) && (!out || !*out) && (!err_text || !*err_text)))) {
+		log_warn("%s of fence device %s: the waiting agent was gone before it took its options (%s); "
+			 "running a fresh one", r->t->agent, r->t->device,
+			 ran ? "killed" : err->message);
+		g_clear_object(&r->proc);
+		r->waited = false;
+		agent_spawn(r); /* answers and frees @r if it cannot run */
+		return;
+	}
 	int status = ran && g_subprocess_get_if_exited(r->proc) ? g_subprocess_get_exit_status(r->proc) : -1;
 	g_autofree char *detail = NULL;
 	bool ok;
@@ -146,36 +171,59 @@ static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 	g_free(r);
 }
 
-void herd_fence_agent_action(const herd_fence_target *t, const char *action,
-			     herd_fence_done done, gpointer user)
+/* A fresh agent for @r; false (and @r answered and freed) if it cannot run. */
+static bool agent_spawn(agent_run *r)
 {
 	g_autoptr(GError) err = NULL;
-	g_autofree char *path = g_build_filename(agent_dir(), t->agent, NULL);
-	GString *in = g_string_new(NULL);
-	g_string_append_printf(in, "action=%s\n", action);
-	if (t->plug && *t->plug)
-		g_string_append_printf(in, "plug=%s\n", t->plug);
-	for (char **p = t->params; p && *p; p++)
-		g_string_append_printf(in, "%s\n", *p);
+	g_autofree char *path = herd_fence_agent_path(r->t->agent);
+	const char *argv[] = { path, NULL };
+	GSubprocess *proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+							    G_SUBPROCESS_FLAGS_STDERR_PIPE,
+					      &err);
+	if (!proc) {
+		g_autofree char *detail = g_strdup_printf("%s could not be run: %s", r->t->agent, err->message);
+		r->done(false, r->t->device, detail, 0, r->user);
+		g_free(r->action);
+		g_free(r);
+		return false;
+	}
+	agent_start(r, proc);
+	return true;
+}
+
+/* Hand @proc (fresh or waiting) its options: it acts once it reads EOF. */
+static void agent_start(agent_run *r, GSubprocess *proc)
+{
+	r->proc = proc;
+	g_autofree char *in = herd_fence_agent_input(r->t, r->action);
+	if (!r->timer)
+		r->timer = g_timeout_add_seconds(AGENT_TIMEOUT_S, on_agent_timeout, r);
+	g_subprocess_communicate_utf8_async(r->proc, in, NULL, on_agent_finished, r);
+}
+
+void herd_fence_agent_run(herd_fence_pool *pool, const herd_fence_target *t, const char *action,
+			  herd_fence_done done, gpointer user)
+{
 	agent_run *r = g_new0(agent_run, 1);
 	r->t = t;
 	r->action = g_strdup(action);
 	r->done = done;
 	r->user = user;
 	r->started_us = g_get_monotonic_time();
-	const char *argv[] = { path, NULL };
-	r->proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-						  G_SUBPROCESS_FLAGS_STDERR_PIPE,
-				    &err);
-	if (!r->proc) {
-		g_autofree char *detail = g_strdup_printf("%s could not be run: %s", t->agent, err->message);
-		done(false, t->device, detail, 0, user);
-		g_string_free(in, TRUE);
-		g_free(r->action);
-		g_free(r);
+	GSubprocess *waiting = pool ? herd_fence_pool_take(pool, t->device, t->agent) : NULL;
+	if (waiting) {
+		r->waited = true;
+		log_info("%s of fence device %s: action=%s through the waiting agent (pid %s)", t->agent,
+			 t->device, action,
+			 g_subprocess_get_identifier(waiting) ? g_subprocess_get_identifier(waiting) : "?");
+		agent_start(r, waiting);
 		return;
 	}
-	r->timer = g_timeout_add_seconds(AGENT_TIMEOUT_S, on_agent_timeout, r);
-	g_subprocess_communicate_utf8_async(r->proc, in->str, NULL, on_agent_finished, r);
-	g_string_free(in, TRUE);
+	agent_spawn(r);
+}
+
+void herd_fence_agent_action(const herd_fence_target *t, const char *action,
+			     herd_fence_done done, gpointer user)
+{
+	herd_fence_agent_run(NULL, t, action, done, user);
 }

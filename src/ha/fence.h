@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include "ha/fence_pool.h"
 #include "ha/fencer.h"
 
 #include <glib.h>
@@ -25,6 +26,15 @@ typedef void (*herd_fence_done)(bool ok, const char *device, const char *detail,
  * line it logged on stderr, if any (herd_fence_reboot_verified()). */
 void herd_fence_agent_action(const herd_fence_target *t, const char *action,
 			     herd_fence_done done, gpointer user);
+/* The same through a waiting agent of @t's device from @pool when there is
+ * one (its start-up then does not count: the run's time is from the
+ * hand-over); else, or when the waiting agent turns out to be gone before
+ * it took its options, through a fresh one. */
+void herd_fence_agent_run(herd_fence_pool *pool, const herd_fence_target *t, const char *action,
+			  herd_fence_done done, gpointer user);
+
+/* Where @agent is installed (the agents' directory, default /usr/sbin). */
+char *herd_fence_agent_path(const char *agent);
 
 /* Is @agent the name of an installed fence agent?  (fence_[a-z0-9_]+ in
  * the agents' directory, default /usr/sbin.) */

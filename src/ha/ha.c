@@ -2,8 +2,10 @@
 #include "ha/ha.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "ha/fence.h"
+#include "ha/fence_standby.h"
 #include "store/wire.h"
 
 #include <string.h>
@@ -20,6 +22,7 @@ struct herd_ha {
 	uint32_t ring[MAX_NODES];
 	uint32_t group[MAX_NODES];
 	GHashTable *runs;          /* fence agent runs under way: agent_ctx* set */
+	herd_fence_pool *pool;     /* this node's waiting fence agents (fence_pool.h) */
 	herd_ha_leave_fn leave;    /* the host's shutdown is over (herd_ha_shutdown) */
 	gpointer leave_user;
 };
@@ -106,7 +109,7 @@ static void io_fence_agent(gpointer user, uint64_t run, const herd_fence_target 
 	/* The agent may outlive the engine's target (shutdown). */
 	a->target = herd_fence_target_copy(t);
 	g_hash_table_add(h->runs, a);
-	herd_fence_agent_action(a->target, action, on_agent_done, a);
+	herd_fence_agent_run(h->pool, a->target, action, on_agent_done, a);
 }
 
 static gboolean on_run(gpointer data)
@@ -176,22 +179,48 @@ static void on_message(gpointer user, uint32_t sender, unsigned type, const void
 	herd_engine_message(h->engine, sender, type, payload, len, now_ms());
 }
 
+/* The waiting fence agents this node keeps (fence_standby.h): after every
+ * membership change and store change (fence devices, nodes). */
+static void want_fence_agents(herd_ha *h)
+{
+	size_t n = MIN(herd_cluster_group(h->cluster, h->group, MAX_NODES), MAX_NODES);
+	herd_fence_pool_set_wants(h->pool, herd_standby_wants(herd_cluster_state(h->cluster), h->group, n,
+							       herd_cluster_nodeid(h->cluster)));
+}
+
+static void on_pool_changed(gpointer user)
+{
+	herd_ha *h = user;
+	g_autoptr(json_t) agents = herd_fence_pool_json(h->pool);
+	herd_engine_set_fence_standby(h->engine, agents);
+}
+
 static void on_membership(gpointer user, bool group)
 {
 	herd_ha *h = user;
 	herd_engine_membership(h->engine, group);
+	want_fence_agents(h);
 }
 
 static void on_durable(gpointer user)
 {
 	herd_ha *h = user;
 	herd_engine_durable(h->engine);
+	want_fence_agents(h);
 }
 
 static void on_store_change(gpointer user, GPtrArray *changes)
 {
 	herd_ha *h = user;
 	herd_engine_store_changed(h->engine, changes);
+	/* NULL: the whole store may have changed (a bootstrap, a sync). */
+	bool devices = !changes;
+	for (guint i = 0; changes && i < changes->len && !devices; i++) {
+		store_kind kind = ((const store_change *)changes->pdata[i])->kind;
+		devices = kind == STORE_KIND_FENCE_DEVICE || kind == STORE_KIND_NODE;
+	}
+	if (devices)
+		want_fence_agents(h);
 }
 
 static bool on_survivor_check(gpointer user, uint32_t missing)
@@ -227,6 +256,7 @@ herd_ha *herd_ha_new(herd_cluster *cluster, const char *node_name, herd_virt *vi
 	h->virt = virt;
 	h->runs = g_hash_table_new(g_direct_hash, g_direct_equal);
 	h->engine = herd_engine_new(node_name, virt, &engine_io, h);
+	h->pool = herd_fence_pool_new(on_pool_changed, h);
 	virt->cb.fact = on_virt_fact;
 	virt->cb.connection = on_virt_connection;
 	virt->user = h;
@@ -240,6 +270,7 @@ herd_ha *herd_ha_new(herd_cluster *cluster, const char *node_name, herd_virt *vi
 	if (!virt->ops->open(virt, &err))
 		log_warn("the hypervisor is not reachable yet: %s", err->message);
 	io_wakeup(h, 0);
+	want_fence_agents(h);
 	return h;
 }
 
@@ -264,6 +295,7 @@ void herd_ha_free(herd_ha *h)
 	while (g_hash_table_iter_next(&it, &a, NULL))
 		((agent_ctx *)a)->h = NULL;
 	g_hash_table_destroy(h->runs);
+	herd_fence_pool_free(h->pool);
 	herd_engine_free(h->engine);
 	g_free(h);
 }
@@ -357,6 +389,11 @@ void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t 
 		       herd_virt_done done, gpointer user)
 {
 	herd_engine_disk_grow(h->engine, uuid, path, size, done, user, now_ms());
+}
+
+json_t *herd_ha_fence_standby(herd_ha *h)
+{
+	return herd_engine_fence_standby(h->engine);
 }
 
 void herd_ha_fence_now(herd_ha *h, const char *node, herd_engine_fence_done done, gpointer user)

@@ -169,7 +169,9 @@ class Ha:
                      for v in self.json(i, "vm", "list", "--all"))
         nodes = sorted((n["name"], n["mode"], json.dumps(n["down"]))
                        for n in self.json(i, "node", "list"))
-        devs = sorted(json.dumps(d, sort_keys=True) for d in self.json(i, "fence-device", "list"))
+        # Without the waiting agents: state, not configuration.
+        devs = sorted(json.dumps({k: v for k, v in d.items() if k != "waiting"}, sort_keys=True)
+                      for d in self.json(i, "fence-device", "list"))
         return {"vms": vms, "nodes": nodes, "fence_devices": devs, "settings": self.settings(i)}
 
     def wait_vms(self, cond, timeout, what, nodes=(1, 2, 3), interval=0.2):

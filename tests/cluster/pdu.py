@@ -19,8 +19,8 @@ processes, all started by `testnodes up` and killed by `down`:
 - `pdu.py --instance NAME _mib`, snmpd's pass_persist handler for the APC
   enterprise subtree .1.3.6.1.4.1.318: the outlets;
 - `pdu.py --instance NAME _front`, the PDU's network port 10.99.0.250:161/udp.
-  It hands snmpd one request at a time (a real PDU serialises outlet
-  commands) and waits until snmpd has finished with it, whether snmpd answers
+  It logs every request (its sender) and hands snmpd one request at a time
+  (a real PDU serialises outlet commands) and waits until snmpd has finished with it, whether snmpd answers
   or not (a probe request queued behind it comes back).  A request whose
   sending node has lost power while it waited is dropped: it died with its
   node.  So of two nodes switching each other off at the same moment, exactly
@@ -619,6 +619,8 @@ def front_main(tn, inst):
         if node is not None and inst.init_pid(node) is None:
             log(f"dropped a request from n{node} ({src[0]}:{src[1]}): its power is off")
             continue
+        # Every request, so that a test can tell that an agent sent none.
+        log(f"request from {f'n{node}' if node else src[0]} ({src[0]}:{src[1]}), {len(data)} bytes")
         drain(fwd)
         drain(probe)
         refused.clear()

@@ -10,8 +10,11 @@
  */
 #include "ha/fence.h"
 
+#include "common/json.h"
+
 #include <glib/gstdio.h>
 #include <jansson.h>
+#include <signal.h>
 #include <string.h>
 
 static char *agent_dir;
@@ -109,6 +112,8 @@ static void on_run_done(bool ok, const char *device, const char *detail, double 
 }
 
 static herd_fencer *fencer_now;
+/* The waiting agents the next fence() takes its agents from, or NULL. */
+static herd_fence_pool *pool_now;
 /* The fence_action of the next fence() (the walk's own tests: off). */
 static store_fence_action fence_action = STORE_FENCE_OFF;
 /* The agents' log of the last fence(), in the order they ran. */
@@ -119,7 +124,7 @@ static void fencer_run(gpointer user, unsigned step, const herd_fence_target *t,
 	run_ctx *c = g_new0(run_ctx, 1);
 	c->f = fencer_now;
 	c->step = step;
-	herd_fence_agent_action(t, action, on_run_done, c);
+	herd_fence_agent_run(pool_now, t, action, on_run_done, c);
 }
 
 static void fencer_done(gpointer user, bool ok, const char *devices, const char *detail, double secs)
@@ -467,9 +472,174 @@ static void test_parse_list(void)
 	g_assert_null(herd_fence_parse_list(NULL));
 }
 
+
+/* ---- waiting agents (ha/fence_pool.h) ---- */
+
+static void on_pool_changed(gpointer user)
+{
+	(*(unsigned *)user)++;
+}
+
+/* Run the main loop until @cond holds (at most 10 s). */
+#define WAIT_FOR(cond)                                                                 \
+	do {                                                                           \
+		gint64 until_ = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;           \
+		while (!(cond) && g_get_monotonic_time() < until_)                     \
+			g_main_context_iteration(NULL, FALSE), g_usleep(1000);          \
+		g_assert_true(cond);                                                   \
+	} while (0)
+
+/* Let the pool's last processes end and their watches run (a killed
+ * agent is freed once it is reaped). */
+static void settle(void)
+{
+	gint64 until = g_get_monotonic_time() + 300 * 1000;
+	while (g_get_monotonic_time() < until)
+		g_main_context_iteration(NULL, FALSE), g_usleep(1000);
+}
+
+static GPtrArray *wants_for(const char *device, const char *key, unsigned count)
+{
+	GPtrArray *wants = g_ptr_array_new_with_free_func((GDestroyNotify)herd_standby_want_free);
+	if (count) {
+		herd_standby_want *w = g_new0(herd_standby_want, 1);
+		*w = (herd_standby_want){ g_strdup(device), g_strdup("fence_fake"), g_strdup(key), count };
+		g_ptr_array_add(wants, w);
+	}
+	return wants;
+}
+
+static GArray *pids_of(herd_fence_pool *p, const char *device)
+{
+	g_autoptr(json_t) j = herd_fence_pool_json(p);
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(pid_t));
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(json_object_get(j, device), "pids"), i, v) {
+		pid_t pid = (pid_t)json_integer_value(v);
+		g_array_append_val(out, pid);
+	}
+	return out;
+}
+
+static bool alive(pid_t pid)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+	g_autofree char *text = NULL;
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return false;
+	const char *paren = strrchr(text, ')');
+	return paren && paren[1] == ' ' && paren[2] != 'Z';
+}
+
+/* Fence n2 through @p's waiting agents (or fresh ones) of device "pdu";
+ * it must succeed with an "off" and a "list" of plug 2. */
+static void fence_from_pool(herd_fence_pool *p, const char *log)
+{
+	pool_now = p;
+	result r = { 0 };
+	g_autofree char *ran = fence(&r, log, target("pdu", "fencingpy", "2", 1, log), NULL);
+	pool_now = NULL;
+	g_assert_true(r.ok);
+	g_assert_cmpstr(ran, ==, "list 2; off 2");
+	result_clear(&r);
+}
+
+/* A fence takes its agents from the waiting ones; they act only then. */
+static void test_pool_fence(void)
+{
+	g_autofree char *log = log_path();
+	unsigned changes = 0;
+	herd_fence_pool *p = herd_fence_pool_new(on_pool_changed, &changes);
+	herd_fence_pool_set_wants(p, wants_for("pdu", "u1:1", 2));
+	/* A device newly wanted waits HERD_STANDBY_AFTER_USE_MS too. */
+	g_assert_cmpuint(herd_fence_pool_count(p, "pdu"), ==, 0);
+	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 2);
+	g_assert_cmpuint(changes, >=, 1);
+	g_autoptr(GArray) pids = pids_of(p, "pdu");
+	g_assert_cmpuint(pids->len, ==, 2);
+	/* Waiting, they do nothing (the fake agent logs once it read EOF). */
+	g_usleep(200 * 1000);
+	g_main_context_iteration(NULL, FALSE);
+	g_assert_false(g_file_test(log, G_FILE_TEST_EXISTS));
+	g_assert_true(alive(g_array_index(pids, pid_t, 0)) && alive(g_array_index(pids, pid_t, 1)));
+
+	fence_from_pool(p, log);
+	/* Both were used ("off" and "list" at once); the replacements wait
+	 * HERD_STANDBY_AFTER_USE_MS. */
+	g_assert_cmpuint(herd_fence_pool_count(p, "pdu"), ==, 0);
+	WAIT_FOR(!alive(g_array_index(pids, pid_t, 0)) && !alive(g_array_index(pids, pid_t, 1)));
+	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 2);
+	g_assert_false(g_file_test(log, G_FILE_TEST_EXISTS));
+	herd_fence_pool_free(p);
+	settle();
+}
+
+/* Killed, or no longer wanted (device removed or changed): a waiting
+ * agent is killed with nothing done, and replaced as wanted. */
+static void test_pool_kill_and_change(void)
+{
+	/* A waiting agent that dies is worth a warning in herdd's log, not a
+	 * failed test here. */
+	GLogLevelFlags fatal = g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
+	g_autofree char *log = log_path();
+	unsigned changes = 0;
+	herd_fence_pool *p = herd_fence_pool_new(on_pool_changed, &changes);
+	herd_fence_pool_set_wants(p, wants_for("pdu", "u1:1", 1));
+	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 1);
+	g_autoptr(GArray) first = pids_of(p, "pdu");
+	g_assert_cmpuint(first->len, ==, 1);
+	pid_t victim = g_array_index(first, pid_t, 0);
+	g_assert_cmpint(kill(victim, SIGKILL), ==, 0);
+	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 0);
+	/* Replaced after its back-off (1 s for a first death). */
+	WAIT_FOR(herd_fence_pool_count(p, "pdu") == 1);
+	g_autoptr(GArray) second = pids_of(p, "pdu");
+	g_assert_cmpint(g_array_index(second, pid_t, 0), !=, victim);
+	/* A new configuration of the device: the old agent goes, a new one waits. */
+	herd_fence_pool_set_wants(p, wants_for("pdu", "u1:2", 1));
+	g_autoptr(GArray) third = pids_of(p, "pdu");
+	g_assert_cmpuint(third->len, ==, 1);
+	g_assert_cmpint(g_array_index(third, pid_t, 0), !=, g_array_index(second, pid_t, 0));
+	WAIT_FOR(!alive(g_array_index(second, pid_t, 0)));
+	/* The device removed: none waits. */
+	herd_fence_pool_set_wants(p, wants_for("pdu", "u1:2", 0));
+	g_assert_cmpuint(herd_fence_pool_count(p, NULL), ==, 0);
+	WAIT_FOR(!alive(g_array_index(third, pid_t, 0)));
+	g_assert_false(g_file_test(log, G_FILE_TEST_EXISTS));
+	herd_fence_pool_free(p);
+	settle();
+	g_log_set_always_fatal(fatal);
+}
+
+/* A fence whose waiting agents are dead, noticed or not yet: fresh ones
+ * do it. */
+static void test_pool_dead_agents(void)
+{
+	g_autofree char *log = log_path();
+	unsigned changes = 0;
+	GLogLevelFlags fatal = g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
+	for (int noticed = 0; noticed < 2; noticed++) {
+		herd_fence_pool *p = herd_fence_pool_new(on_pool_changed, &changes);
+		herd_fence_pool_set_wants(p, wants_for("pdu", "u1:1", 2));
+		WAIT_FOR(herd_fence_pool_count(p, "pdu") == 2);
+		g_autoptr(GArray) pids = pids_of(p, "pdu");
+		for (guint i = 0; i < pids->len; i++)
+			g_assert_cmpint(kill(g_array_index(pids, pid_t, i), SIGKILL), ==, 0);
+		if (noticed) {
+			WAIT_FOR(!alive(g_array_index(pids, pid_t, 0)) && !alive(g_array_index(pids, pid_t, 1)));
+		}
+		fence_from_pool(p, log);
+		herd_fence_pool_free(p);
+		settle();
+	}
+	g_log_set_always_fatal(fatal);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	signal(SIGPIPE, SIG_IGN); /* as herdd: an agent gone before its options were written */
 	g_autoptr(GError) err = NULL;
 	agent_dir = g_dir_make_tmp("herd-fence-XXXXXX", &err);
 	g_assert_no_error(err);
@@ -491,6 +661,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/fence/reboot-verified-output", test_reboot_verified_output);
 	g_test_add_func("/fence/off-verified", test_off_verified);
 	g_test_add_func("/fence/parse-list", test_parse_list);
+	g_test_add_func("/fence/pool-fence", test_pool_fence);
+	g_test_add_func("/fence/pool-kill-and-change", test_pool_kill_and_change);
+	g_test_add_func("/fence/pool-dead-agents", test_pool_dead_agents);
 	int rc = g_test_run();
 
 	g_unlink(agent);
