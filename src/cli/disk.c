@@ -54,6 +54,14 @@ static const char *text_or_dash(json_t *v)
 	return json_is_string(v) ? json_string_value(v) : "-";
 }
 
+/* POST /api/v1/disks/@name/@action with @body (may be NULL): the answer,
+ * or NULL (printed) with *@rc. */
+static json_t *disk_post(cli_ctx *ctx, const char *name, const char *action, json_t *body, int *rc)
+{
+	g_autofree char *path = cli_api_path("disks", name, action);
+	return cli_request(ctx, "POST", path, body, rc);
+}
+
 static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
 {
 	if ((!opt_storage && !opt_esan) || (!opt_size && opt_lun < 0)) {
@@ -185,10 +193,9 @@ static int run_disk_resize(cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "herd disk resize: give --size SIZE (the new size) or --size +SIZE (that much more).\n");
 		return CLI_USAGE;
 	}
-	g_autofree char *path = cli_api_path("disks", argv[0], "resize");
 	g_autoptr(json_t) body = json_pack("{s:s}", "size", opt_size);
 	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	g_autoptr(json_t) r = disk_post(ctx, argv[0], "resize", body, &rc);
 	if (!r)
 		return rc;
 	g_autofree char *size = size_text(json_object_get(r, "size"));
@@ -204,12 +211,11 @@ static int run_disk_resize(cli_ctx *ctx, int argc, char **argv)
 
 static int run_disk_promote(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autofree char *path = cli_api_path("disks", argv[0], "promote");
 	g_autoptr(json_t) body = json_pack("{s:b}", "force", opt_force);
 	if (opt_node)
 		json_object_set_new(body, "node", json_string(opt_node));
 	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	g_autoptr(json_t) r = disk_post(ctx, argv[0], "promote", body, &rc);
 	if (!r)
 		return rc;
 	g_autofree char *replicas = replicas_text(json_object_get(r, "esan"));
@@ -224,10 +230,9 @@ static int run_disk_resolve(cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "herd disk resolve: give --keep NODE, the node whose replica is kept.\n");
 		return CLI_USAGE;
 	}
-	g_autofree char *path = cli_api_path("disks", argv[0], "resolve");
 	g_autoptr(json_t) body = json_pack("{s:s}", "keep", opt_keep);
 	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "POST", path, body, &rc);
+	g_autoptr(json_t) r = disk_post(ctx, argv[0], "resolve", body, &rc);
 	if (!r)
 		return rc;
 	printf("eSAN disk %s: the replica on %s is kept; the other is synchronised in full from it.\n", argv[0],
@@ -237,9 +242,8 @@ static int run_disk_resolve(cli_ctx *ctx, int argc, char **argv)
 
 static int run_disk_verify(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autofree char *path = cli_api_path("disks", argv[0], "verify");
 	int rc;
-	g_autoptr(json_t) asked = cli_request(ctx, "POST", path, NULL, &rc);
+	g_autoptr(json_t) asked = disk_post(ctx, argv[0], "verify", NULL, &rc);
 	if (!asked)
 		return rc;
 	json_t *v = json_object_get(json_object_get(asked, "esan"), "verify");
