@@ -12,7 +12,11 @@ sockets as herdd drives them, with the build's nbdkit-herd-plugin.so.
 3. herd-san is killed (SIGKILL) while qemu-io writes: the writes go on, and
    the new herd-san adopts the running nbdkit (no second one) and relays
    its events.  An nbdkit that dies is started again.
-4. `remove` stops the nbdkits and deletes every file of the volume.
+4. `verify` is relayed to the plugin and its answer comes back as an event;
+   `resize` grows both replica files and the plugins take it.
+5. `remove` stops the nbdkits and deletes every file of the volume.
+6. An nbdkit that cannot start (no plugin) is started again, later and later,
+   and herdd gets an error event that says so.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 """
@@ -82,11 +86,12 @@ class SanNode:
         self.log = os.path.join(self.dir, "herd-san.log")
         self.proc = None
         self.ctl = None
+        self.plugin = plugin_path()
 
     def start(self):
         argv = [os.path.join(build_dir(), "src", "san", "herd-san"), "--verbose",
                 "--data-dir", self.data, "--run-dir", self.run, "--socket", self.socket,
-                "--plugin", plugin_path()]
+                "--plugin", self.plugin]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         def listening():
@@ -286,8 +291,27 @@ def restart_while_writing(a, b):
     equal_replicas(a, b, "after writes through the new nbdkit")
 
 
+def resize_and_verify(a, b):
+    say("4. verify is relayed, its result an event; resize grows both replicas")
+    n = len(a.ctl.seen("verify"))
+    r = a.ctl.request(op="verify", uuid=UUID)
+    check(r == {"ok": True}, f"verify: {r}")
+    ev = wait_until(lambda: a.ctl.seen("verify")[n:], 60, "the verify event")[0]
+    check(ev.get("uuid") == UUID and ev.get("equal") is True, f"verify: the replicas are equal: {ev}")
+
+    for n in (a, b):
+        r = n.ctl.request(op="resize", uuid=UUID, size=2 * SIZE)
+        check(r == {"ok": True}, f"{n.name}: resize: {r}")
+        check(os.path.getsize(n.path("img")) == 2 * SIZE, f"{n.name}'s replica grew")
+        check(n.ctl.request(op="resize", uuid=UUID, size=2 * SIZE) == {"ok": True},
+              f"{n.name}: the same resize again")
+    p = a.qemu_io("length")
+    qemu_ok(p, "qemu-io length")
+    check(p.stdout.strip() == f"{2 * SIZE >> 20} MiB", f"a new connection sees the new size: {p.stdout}")
+
+
 def remove(a, b):
-    say("4. remove: nbdkit stopped, every file deleted")
+    say("5. remove: nbdkit stopped, every file deleted")
     for n in (a, b):
         pid = n.nbdkit_pid()
         check(pid, f"{n.name} has an nbdkit")
@@ -298,6 +322,25 @@ def remove(a, b):
         check(n.ctl.request(op="remove", uuid=UUID) == {"ok": True}, f"{n.name}: remove again (idempotent)")
         r = n.ctl.request(op="verify", uuid=UUID)
         check(r.get("ok") is False and "no volume" in r["error"], f"{n.name}: the volume is gone: {r}")
+
+
+def broken_nbdkit(tmp, ca, peer):
+    say("6. an nbdkit that cannot start: started again with backoff, an error event")
+    c = SanNode(tmp, "c", ca)
+    c.plugin = os.path.join(tmp, "no-such-plugin.so")
+    try:
+        c.start()
+        check(c.ctl.request(**c.config()) == {"ok": True}, "c: config")
+        check(c.ctl.request(**c.volume(peer)) == {"ok": True}, "c: volume (its nbdkit fails later)")
+        ev = wait_until(lambda: c.ctl.seen("error", uuid=UUID), 60, "an error event from c")[0]
+        check("failed 3 times in a row" in ev["message"] and "starting it again in" in ev["message"],
+              f"the error event says what happens: {ev}")
+        check(c.proc.poll() is None, "herd-san goes on")
+        check(c.ctl.request(op="remove", uuid=UUID) == {"ok": True}, "c: remove while it backs off")
+        left = [f for f in os.listdir(c.data) + os.listdir(c.run) if f.startswith(UUID)]
+        check(left == [], f"c: the volume's files are gone (left: {left})")
+    finally:
+        c.stop()
 
 
 def main():
@@ -313,7 +356,9 @@ def main():
             create(a, b)
             bad_ops(a, b)
             restart_while_writing(a, b)
+            resize_and_verify(a, b)
             remove(a, b)
+            broken_nbdkit(tmp, ca, b)
         except BaseException:
             for n in (a, b):
                 say(f"{n.name}'s herd-san log:\n{n.tail(30)}")
