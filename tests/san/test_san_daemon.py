@@ -20,14 +20,12 @@ sockets as herdd drives them, with the build's nbdkit-herd-plugin.so.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 """
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]
@@ -211,7 +209,7 @@ def create(a, b):
         check(n.ctl.request(**n.volume(peer)) == {"ok": True}, f"{n.name}: volume again")
     for n in (a, b):
         wait_until(n.nbdkit_pid, 20, f"{n.name}'s nbdkit")
-        check(len([p for p in nbdkits_under(n.dir)]) == 1, f"{n.name} runs one nbdkit")
+        check(len(nbdkits_under(n.dir)) == 1, f"{n.name} runs one nbdkit")
         wait_connected(n)
     qemu_ok(a.qemu_io("write -P 0x5a 0 1M", "write -P 0x3c 17M 64k", "flush"), "writes through a")
     equal_replicas(a, b, "after writes through a")
