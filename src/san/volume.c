@@ -308,6 +308,14 @@ static bool make_listeners(san_volume *v, GError **error)
 {
 	if (v->unix_fd < 0 && (v->unix_fd = san_listen_unix(v->sock, error)) < 0)
 		return false;
+	/* QEMU may run as its own user (Debian's libvirt-qemu): its group may
+	 * connect, no one else. */
+	if (v->d->qemu_gid >= 0 && (chown(v->sock, 0, (gid_t)v->d->qemu_gid) < 0 || chmod(v->sock, 0660) < 0)) {
+		herd_refuse(error, HERD_ERR_IO, "Cannot give '%s' to QEMU's group: %s.", v->sock, g_strerror(errno));
+		close_listeners(v);
+		unlink(v->sock);
+		return false;
+	}
 	if (v->tcp_fd < 0 &&
 	    (v->tcp_fd = san_listen_tcp(v->spec->volume.listen.address, v->spec->volume.listen.port, error)) < 0) {
 		close_listeners(v);
