@@ -218,22 +218,24 @@ int san_bitmap_mark_all(san_bitmap *b)
 	return persist_pages(b, 0, b->npages - 1);
 }
 
-void san_bitmap_set(san_bitmap *b, uint64_t offset, uint64_t len)
+/* Set or clear a range in memory. */
+static void change_range(san_bitmap *b, uint64_t offset, uint64_t len, bool set)
 {
 	uint64_t first, last;
 	g_mutex_lock(&b->lock);
 	if (bit_range(b, offset, len, &first, &last))
-		change_bits(b, first, last, true);
+		change_bits(b, first, last, set);
 	g_mutex_unlock(&b->lock);
+}
+
+void san_bitmap_set(san_bitmap *b, uint64_t offset, uint64_t len)
+{
+	change_range(b, offset, len, true);
 }
 
 void san_bitmap_clear(san_bitmap *b, uint64_t offset, uint64_t len)
 {
-	uint64_t first, last;
-	g_mutex_lock(&b->lock);
-	if (bit_range(b, offset, len, &first, &last))
-		change_bits(b, first, last, false);
-	g_mutex_unlock(&b->lock);
+	change_range(b, offset, len, false);
 }
 
 void san_bitmap_clear_all(san_bitmap *b)

@@ -37,6 +37,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -61,7 +62,9 @@ void san_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "herd-plugin %s: %s\n", vol.uuid ? vol.uuid : "?", msg);
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autofree char *ts = g_date_time_format(now, "%H:%M:%S.%f");
+	fprintf(stderr, "%.12s herd-plugin %s: %s\n", ts, vol.uuid ? vol.uuid : "?", msg);
 }
 
 uint64_t san_random_id(void)
@@ -92,16 +95,18 @@ int san_meta_save(void)
 
 /* ------------------------------------------------------------ local file */
 
-int san_file_read(void *buf, uint32_t count, uint64_t off)
+/* Read or write the whole range (a sparse file reads zeros past its end). */
+static int file_rw(bool write, char *p, uint32_t count, uint64_t off)
 {
-	char *p = buf;
 	while (count) {
-		ssize_t n = pread(vol.fd, p, count, (off_t)off);
+		ssize_t n = write ? pwrite(vol.fd, p, count, (off_t)off) : pread(vol.fd, p, count, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
-		if (n == 0) {               /* past the end of a sparse file: zeros */
+		if (n == 0) {
+			if (write)
+				return -EIO;
 			memset(p, 0, count);
 			return 0;
 		}
@@ -112,20 +117,14 @@ int san_file_read(void *buf, uint32_t count, uint64_t off)
 	return 0;
 }
 
+int san_file_read(void *buf, uint32_t count, uint64_t off)
+{
+	return file_rw(false, buf, count, off);
+}
+
 int san_file_write(const void *buf, uint32_t count, uint64_t off)
 {
-	const char *p = buf;
-	while (count) {
-		ssize_t n = pwrite(vol.fd, p, count, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += (uint64_t)n;
-		count -= (uint32_t)n;
-	}
-	return 0;
+	return file_rw(true, (char *)buf, count, off);
 }
 
 static int file_zero(uint32_t count, uint64_t off, bool may_trim)
@@ -198,6 +197,9 @@ static void range_leave(uint64_t off, uint64_t len)
 void san_resync_lock(uint64_t off, uint64_t len)
 {
 	g_mutex_lock(&range_mutex);
+	/* one holder at a time (a resync, a verify, an earlier resync ending) */
+	while (resync_locked)
+		g_cond_wait(&range_cond, &range_mutex);
 	resync_locked = true;
 	resync_range = (range){ off, len };
 	for (;;) {
@@ -274,7 +276,9 @@ static void hold_locked(void)
 	if (!vol.peer_lost_sent) {
 		vol.peer_lost_sent = true;
 		san_log("peer lost: writes wait for `outdated`");
-		san_control_emit(g_strdup_printf("{\"ev\":\"peer-lost\",\"uuid\":\"%s\"}", vol.uuid));
+		vol.lost_seq++;
+		san_control_emit(g_strdup_printf("{\"ev\":\"peer-lost\",\"uuid\":\"%s\",\"seq\":%" PRIu64 "}",
+						 vol.uuid, vol.lost_seq));
 		san_emit_state_locked();
 	}
 	while (!vol.alone_ok && vol.insync_epoch == epoch && !vol.stopping)
@@ -580,11 +584,22 @@ static int plugin_get_ready(void)
 		return -1;
 	}
 	vol.local_uptodate = vol.uptodate;
+	/* peer-lost numbers differ across runs too (an answer to an old run's is stale) */
+	vol.lost_seq = (uint64_t)g_get_real_time();
 	active_ranges = g_array_new(FALSE, FALSE, sizeof(range));
 	g_autofree char *d = san_meta_describe(&vol.meta);
 	san_log("replica %s, %" PRIu64 " bytes, generations %s, %" PRIu64 " bytes dirty", vol.file,
 		vol.meta.size, d, san_bitmap_dirty_bytes(vol.bitmap));
 	return 0;
+}
+
+int san_eventfd(GError **error)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "eventfd: %s",
+			    g_strerror(errno));
+	return fd;
 }
 
 static int plugin_after_fork(void)
@@ -700,6 +715,8 @@ static void plugin_close(void *hp)
 			san_emit_state_locked();
 			g_mutex_unlock(&vol.lock);
 			san_meta_save();
+			/* a refusal for a writer on the older side may be over */
+			san_peer_redecide();
 		}
 	}
 	g_free(h);
@@ -827,38 +844,33 @@ static int data_write(write_op op, const void *buf, uint32_t count, uint64_t off
 	return 0;
 }
 
-static int plugin_pwrite(void *hp, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+/* A write or a zero request, by export. */
+static int write_request(handle *h, write_op op, const void *buf, uint32_t count, uint64_t offset,
+			 uint32_t flags)
 {
-	handle *h = hp;
 	int r;
 	switch (h->kind) {
 	case EXPORT_META:
-		return meta_write(buf, count, offset);
+		return op == OP_WRITE ? meta_write(buf, count, offset) : fail(-EINVAL);
 	case EXPORT_DATA:
-		return data_write(OP_WRITE, buf, count, offset, flags);
+		return data_write(op, buf, count, offset, flags);
 	case EXPORT_LOCAL:
-		r = replicated_write(OP_WRITE, buf, count, offset, flags);
+		r = replicated_write(op, buf, count, offset, flags);
 		return r < 0 ? fail(r) : 0;
 	}
 	return fail(-EINVAL);
 }
 
+static int plugin_pwrite(void *hp, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	return write_request(hp, OP_WRITE, buf, count, offset, flags);
+}
+
 static int plugin_zero(void *hp, uint32_t count, uint64_t offset, uint32_t flags)
 {
-	handle *h = hp;
-	int r;
 	if (flags & NBDKIT_FLAG_FAST_ZERO)
 		return fail(-ENOTSUP);
-	switch (h->kind) {
-	case EXPORT_META:
-		return fail(-EINVAL);
-	case EXPORT_DATA:
-		return data_write(OP_ZERO, NULL, count, offset, flags);
-	case EXPORT_LOCAL:
-		r = replicated_write(OP_ZERO, NULL, count, offset, flags);
-		return r < 0 ? fail(r) : 0;
-	}
-	return fail(-EINVAL);
+	return write_request(hp, OP_ZERO, NULL, count, offset, flags);
 }
 
 static int plugin_flush(void *hp, uint32_t flags)

@@ -54,11 +54,14 @@ typedef struct {
 	char *refused_why;
 	bool alone_ok;                 /* `outdated` came: writes go alone */
 	bool peer_lost_sent;
+	uint64_t lost_seq;             /* numbers the peer-lost events (an `outdated` may echo it) */
 	bool alone_gen;                /* this outage's new generation is made */
 	uint64_t insync_epoch;         /* bumped on every return to in-sync */
 	unsigned writers;              /* local exports open */
 	bool syncing;
 	bool sync_full;
+	uint64_t sync_epoch;           /* which resync thread is the current one */
+	bool peer_outdated;            /* herd-san says the store has the peer not up to date */
 	uint64_t sync_done, sync_total, resynced;
 	uint64_t peer_writes_unflushed;  /* peer writes answered since the last flush began */
 	bool stopping;
@@ -82,6 +85,9 @@ void san_resync_unlock(void);
 int san_file_read(void *buf, uint32_t count, uint64_t off);
 int san_file_write(const void *buf, uint32_t count, uint64_t off);
 
+/* A non-blocking eventfd to wake a thread's poll(); -1 with @error. */
+int san_eventfd(GError **error);
+
 /* Under vol.lock: tell control clients the volume's state. */
 void san_emit_state_locked(void);
 
@@ -98,6 +104,8 @@ san_peer_req *san_peer_flush(void);
  * answered within the timeout drops the link.  0 or -errno; frees @r.
  * Returns only when libnbd no longer uses the request's buffer. */
 int san_peer_wait(san_peer_req *r);
+/* The size of the peer's data export as the link sees it (0: no link). */
+uint64_t san_peer_size(void);
 /* Drop the link now (peer-down, timeout, error); it reconnects by itself. */
 void san_peer_drop(const char *why);
 /* Ask the link to take the decision again (meta changed on either side). */
@@ -111,6 +119,9 @@ int san_peer_meta_write(const san_meta *m);
 void san_sync_connected(const san_meta *peer);
 /* The link went down. */
 void san_sync_link_lost(void);
+/* In sync without a resync while the store records the peer outdated:
+ * send `synced` (resynced 0) so that herd records it up to date. */
+void san_sync_announce_synced(void);
 /* Compare both replicas in a thread; the result comes as a "verify" event. */
 bool san_verify_start(GError **error);
 

@@ -13,7 +13,6 @@
 #include <jansson.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -164,18 +163,36 @@ static const char *handle_request(json_t *req)
 		if (local && strcmp(local, "uptodate") != 0 && strcmp(local, "outdated") != 0 &&
 		    strcmp(local, "inconsistent") != 0)
 			return "volume: \"local\" is uptodate, outdated or inconsistent";
+		const char *peer = json_string_value(json_object_get(req, "peer_state"));
+		if (peer && strcmp(peer, "uptodate") != 0 && strcmp(peer, "outdated") != 0 &&
+		    strcmp(peer, "inconsistent") != 0)
+			return "volume: \"peer_state\" is uptodate, outdated or inconsistent";
 		g_mutex_lock(&vol.lock);
 		if (local)
 			vol.local_uptodate = strcmp(local, "uptodate") == 0;
+		if (peer)
+			vol.peer_outdated = strcmp(peer, "uptodate") != 0;
+		/* in sync already (no resync to end): say so, once */
+		bool tell = vol.peer_outdated && vol.link == LINK_INSYNC && vol.local_uptodate;
 		san_emit_state_locked();
 		g_mutex_unlock(&vol.lock);
+		if (tell)
+			san_sync_announce_synced();
 		json_t *size = json_object_get(req, "size");
 		return size ? op_resize(req) : NULL;
 	}
 	if (strcmp(op, "outdated") == 0) {
+		json_t *seq = json_object_get(req, "seq");
+		if (seq && !json_is_integer(seq))
+			return "outdated: \"seq\" is the number of the peer-lost it answers";
 		g_mutex_lock(&vol.lock);
-		/* in sync, an `outdated` is from an outage already over */
-		if (vol.link != LINK_INSYNC && !vol.alone_ok) {
+		/* in sync, an `outdated` is from an outage already over; with
+		 * "seq", one that answers an earlier peer-lost is too */
+		bool stale = seq && (uint64_t)json_integer_value(seq) != vol.lost_seq;
+		if (stale)
+			san_log("`outdated` for peer-lost %" G_GUINT64_FORMAT " ignored (the last is %"
+				G_GUINT64_FORMAT ")", (uint64_t)json_integer_value(seq), vol.lost_seq);
+		if (!stale && vol.link != LINK_INSYNC && !vol.alone_ok) {
 			vol.alone_ok = true;
 			san_log("the peer is recorded outdated: writes go on alone");
 			g_cond_broadcast(&vol.cond);
@@ -302,6 +319,15 @@ static gpointer control_thread(gpointer unused)
 				c->in = g_string_new(NULL);
 				c->out = g_string_new(NULL);
 				g_ptr_array_add(C.clients, c);
+				/* a new client learns the state at once (also to the others: harmless) */
+				g_mutex_lock(&vol.lock);
+				san_emit_state_locked();
+				/* writes wait for `outdated`: a herd-san that was away hears it again */
+				if (vol.peer_lost_sent && !vol.alone_ok)
+					san_control_emit(g_strdup_printf(
+						"{\"ev\":\"peer-lost\",\"uuid\":\"%s\",\"seq\":%"
+						G_GUINT64_FORMAT "}", vol.uuid, vol.lost_seq));
+				g_mutex_unlock(&vol.lock);
 			}
 		}
 	}
@@ -325,12 +351,9 @@ bool san_control_start(GError **error)
 			    "cannot listen on %s: %s", vol.control_path, g_strerror(errno));
 		return false;
 	}
-	C.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (C.wake_fd < 0) {
-		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "eventfd: %s",
-			    g_strerror(errno));
+	C.wake_fd = san_eventfd(error);
+	if (C.wake_fd < 0)
 		return false;
-	}
 	C.clients = g_ptr_array_new_with_free_func(client_free);
 	C.thread = g_thread_new("san-control", control_thread, NULL);
 	return true;

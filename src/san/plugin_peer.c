@@ -22,7 +22,6 @@
 #include <libnbd.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -371,7 +370,15 @@ static void pause_ms(unsigned ms)
 	}
 }
 
-static bool decide_now(void)
+static bool same_meta(const san_meta *a, const san_meta *b)
+{
+	return a->current == b->current && a->bitmap == b->bitmap && a->history[0] == b->history[0] &&
+	       a->history[1] == b->history[1] && a->flags == b->flags;
+}
+
+/* Read the peer's meta and decide again if @always or it changed since
+ * @last; false if the peer does not answer (the link is dead). */
+static bool check_peer(san_meta *last, bool always)
 {
 	san_meta pm;
 	int r = san_peer_meta_read(&pm);
@@ -379,8 +386,55 @@ static bool decide_now(void)
 		san_log("cannot read the peer's metadata: %s", g_strerror(-r));
 		return false;
 	}
-	san_sync_connected(&pm);
+	if (always || !same_meta(&pm, last))
+		san_sync_connected(&pm);
+	*last = pm;
 	return true;
+}
+
+static int nothing_in_flight(struct nbd_handle *h, int64_t unused)
+{
+	return nbd_aio_in_flight(h) == 0;
+}
+
+/* Both replicas grew (`resize` on both) but the data connection still has
+ * the old size: a new connection takes the requests, the old one finishes
+ * what it has, then closes.  False if the link is to be dropped. */
+static bool grow_link(struct nbd_handle **data, const san_meta *peer)
+{
+	g_mutex_lock(&vol.lock);
+	uint64_t size = vol.meta.size;
+	g_mutex_unlock(&vol.lock);
+	int64_t have = nbd_get_size(*data);
+	if (have < 0 || (uint64_t)have >= size || peer->size < size)
+		return true;
+	g_autoptr(GError) error = NULL;
+	struct nbd_handle *fresh = connect_export("data", &error);
+	if (!fresh) {
+		san_log("cannot reconnect for the new size: %s", error->message);
+		return true;          /* tried again in a second */
+	}
+	struct nbd_handle *old = *data;
+	g_mutex_lock(&P.lock);
+	P.data = fresh;
+	g_mutex_unlock(&P.lock);
+	gint64 deadline = g_get_monotonic_time() + (gint64)vol.timeout_ms * G_TIME_SPAN_MILLISECOND;
+	int r = drive(old, nothing_in_flight, 0, deadline);
+	nbd_close(old);         /* retires whatever it still had: those writes are held */
+	*data = fresh;
+	san_log("the link now sees the peer's new size, %" G_GUINT64_FORMAT " bytes", size);
+	g_mutex_lock(&vol.lock);
+	san_emit_state_locked();
+	g_mutex_unlock(&vol.lock);
+	return r == 0;
+}
+
+uint64_t san_peer_size(void)
+{
+	g_mutex_lock(&P.lock);
+	int64_t s = P.up && P.data ? nbd_get_size(P.data) : 0;
+	g_mutex_unlock(&P.lock);
+	return s > 0 ? (uint64_t)s : 0;
 }
 
 static gpointer link_thread(gpointer unused)
@@ -410,12 +464,16 @@ static gpointer link_thread(gpointer unused)
 		P.redecide = false;
 		g_mutex_unlock(&P.lock);
 		san_log("connected to the peer %s:%s", vol.peer_host, vol.peer_port);
-		if (!decide_now()) {
+		san_meta last;
+		if (!check_peer(&last, true)) {
 			close_link();
 			pause_ms(1000);
 			continue;
 		}
 
+		/* once a second: the peer answers (else the link is dead), and if
+		 * its identifiers or flags changed (a discard, a promote, a writer,
+		 * an outage it saw and this side did not), decide again */
 		gint64 next_check = g_get_monotonic_time() + G_USEC_PER_SEC;
 		while (!P.stop) {
 			g_mutex_lock(&P.lock);
@@ -424,16 +482,14 @@ static gpointer link_thread(gpointer unused)
 			g_mutex_unlock(&P.lock);
 			if (drop)
 				break;
-			g_mutex_lock(&vol.lock);
-			san_link l = vol.link;
-			g_mutex_unlock(&vol.lock);
-			/* refused or a target: the other side may change its mind */
-			if (!redecide && (l == LINK_REFUSED || l == LINK_TARGET) &&
-			    g_get_monotonic_time() >= next_check) {
-				redecide = true;
+			bool due = g_get_monotonic_time() >= next_check;
+			if (due)
 				next_check = g_get_monotonic_time() + G_USEC_PER_SEC;
+			if ((redecide || due) && !check_peer(&last, redecide)) {
+				san_peer_drop("the peer does not answer");
+				break;
 			}
-			if (redecide && !decide_now())
+			if (due && !grow_link(&data, &last))
 				break;
 
 			unsigned dir = nbd_aio_get_direction(data);
@@ -511,12 +567,9 @@ bool san_peer_start(GError **error)
 {
 	if (!make_tls_dir(error))
 		return false;
-	P.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (P.wake_fd < 0) {
-		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "eventfd: %s",
-			    g_strerror(errno));
+	P.wake_fd = san_eventfd(error);
+	if (P.wake_fd < 0)
 		return false;
-	}
 	P.thread = g_thread_new("san-link", link_thread, NULL);
 	return true;
 }

@@ -21,8 +21,7 @@
 
 #define CHUNK (1024u * 1024u)
 
-static GThread *sync_thread;
-static GThread *verify_thread;
+static bool verifying;      /* under vol.lock */
 
 static const char *conn_name_locked(void)
 {
@@ -50,10 +49,11 @@ void san_emit_state_locked(void)
 	san_control_emit(g_strdup_printf(
 		"{\"ev\":\"state\",\"uuid\":\"%s\",\"conn\":\"%s\",\"writer\":%s,\"sync\":%s,"
 		"\"dirty\":%" PRIu64 ",\"resynced\":%" PRIu64 ",\"decision\":\"%s\","
-		"\"consistent\":%s}",
+		"\"consistent\":%s,\"size\":%" PRIu64 ",\"peer_size\":%" PRIu64 "}",
 		vol.uuid, conn_name_locked(), vol.writers ? "true" : "false", sync ? sync : "null",
 		san_bitmap_dirty_bytes(vol.bitmap), vol.resynced, san_sync_name(vol.decision),
-		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false"));
+		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false",
+		vol.meta.size, san_peer_size()));
 }
 
 static void emit_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -80,6 +80,7 @@ static void emit_error(const char *fmt, ...)
 static void set_insync_locked(void)
 {
 	vol.link = LINK_INSYNC;
+	vol.decision = SAN_SYNC_NONE;
 	vol.insync_epoch++;
 	vol.alone_ok = false;
 	vol.peer_lost_sent = false;
@@ -89,7 +90,16 @@ static void set_insync_locked(void)
 	san_emit_state_locked();
 }
 
-static gpointer resync(gpointer unused);
+static gpointer resync(gpointer epoch);
+
+void san_sync_announce_synced(void)
+{
+	g_mutex_lock(&vol.lock);
+	vol.peer_outdated = false;
+	g_mutex_unlock(&vol.lock);
+	san_log("in sync with the peer: `synced`");
+	san_control_emit(g_strdup_printf("{\"ev\":\"synced\",\"uuid\":\"%s\",\"resynced\":0}", vol.uuid));
+}
 
 void san_sync_connected(const san_meta *peer)
 {
@@ -102,7 +112,7 @@ void san_sync_connected(const san_meta *peer)
 	san_sync before_d = vol.decision;
 	vol.decision = d;
 	g_autofree char *ds = san_meta_describe(&self), *dp = san_meta_describe(peer);
-	if (before != LINK_REFUSED || before_d != d)
+	if (before == LINK_DOWN || before_d != d)
 		san_log("decision %s (self %s, peer %s)", san_sync_name(d), ds, dp);
 
 	if (san_sync_is_target(d) && vol.writers) {
@@ -136,7 +146,10 @@ void san_sync_connected(const san_meta *peer)
 			g_mutex_lock(&vol.lock);
 		}
 		set_insync_locked();
+		bool tell = vol.peer_outdated;
 		g_mutex_unlock(&vol.lock);
+		if (tell)
+			san_sync_announce_synced();
 		return;
 	}
 	case SAN_SYNC_SOURCE_BITMAP:
@@ -148,11 +161,12 @@ void san_sync_connected(const san_meta *peer)
 		vol.link = LINK_SOURCE;
 		vol.sync_full = d == SAN_SYNC_SOURCE_FULL;
 		vol.syncing = true;
+		/* a resync thread of an earlier link stops at its next step */
+		uint64_t epoch = ++vol.sync_epoch;
 		san_emit_state_locked();
 		g_mutex_unlock(&vol.lock);
-		if (sync_thread)
-			g_thread_join(sync_thread);
-		sync_thread = g_thread_new("san-resync", resync, NULL);
+		/* not joined: an earlier one may wait for this thread's link */
+		g_thread_unref(g_thread_new("san-resync", resync, GSIZE_TO_POINTER(epoch)));
 		return;
 	case SAN_SYNC_TARGET_BITMAP:
 	case SAN_SYNC_TARGET_FULL:
@@ -196,10 +210,12 @@ void san_sync_link_lost(void)
 	g_mutex_unlock(&vol.lock);
 }
 
+static __thread uint64_t my_epoch;   /* the resync thread's sync_epoch */
+
 static bool still_source(void)
 {
 	g_mutex_lock(&vol.lock);
-	bool ok = vol.link == LINK_SOURCE && !vol.stopping;
+	bool ok = vol.link == LINK_SOURCE && vol.sync_epoch == my_epoch && !vol.stopping;
 	g_mutex_unlock(&vol.lock);
 	return ok;
 }
@@ -221,7 +237,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 static int copy_region(uint8_t *buf, uint64_t off, uint64_t len)
 {
 	san_resync_lock(off, len);
-	int r = san_file_read(buf, (uint32_t)len, off);
+	int r = still_source() ? san_file_read(buf, (uint32_t)len, off) : -ECANCELED;
 	if (r == 0) {
 		san_peer_req *req = all_zero(buf, len)
 			? san_peer_zero((uint32_t)len, off, NBDKIT_FLAG_FUA | NBDKIT_FLAG_MAY_TRIM)
@@ -248,32 +264,61 @@ static void rate_limit(uint64_t bytes, gint64 start)
 	}
 }
 
-static gpointer resync(gpointer unused)
+/* The resync stops; the link is dropped only by the current resync (an
+ * earlier one must not drop a link made since). */
+static void abort_sync(const char *why)
+{
+	g_mutex_lock(&vol.lock);
+	bool current = vol.sync_epoch == my_epoch;
+	g_mutex_unlock(&vol.lock);
+	if (current)
+		san_peer_drop(why);
+}
+
+static void mark_inconsistent(san_meta *peer, const san_meta *self)
+{
+	peer->flags &= ~(uint32_t)SAN_META_CONSISTENT;
+	peer->flags |= SAN_META_OUTDATED;
+}
+
+/* Read the peer's meta, change it with @edit (given this side's), write it
+ * back; on failure the link drops (the resync stops). */
+static bool edit_peer_meta(void (*edit)(san_meta *peer, const san_meta *self), const char *what)
+{
+	san_meta peer;
+	int r = san_peer_meta_read(&peer);
+	if (r == 0) {
+		g_mutex_lock(&vol.lock);
+		san_meta self = vol.meta;
+		g_mutex_unlock(&vol.lock);
+		edit(&peer, &self);
+		r = san_peer_meta_write(&peer);
+	}
+	if (r < 0) {
+		san_log("resync: cannot %s: %s", what, g_strerror(-r));
+		abort_sync("the peer's metadata cannot be written");
+		return false;
+	}
+	return true;
+}
+
+static gpointer resync(gpointer epoch)
 {
 	g_autofree uint8_t *buf = g_malloc(CHUNK);
-	san_meta peer;
 	int r;
 
+	my_epoch = GPOINTER_TO_SIZE(epoch);
 	g_mutex_lock(&vol.lock);
 	bool full = vol.sync_full;
 	g_mutex_unlock(&vol.lock);
 	if (full && san_bitmap_mark_all(vol.bitmap) < 0) {
 		emit_error("cannot mark the volume for a full sync");
-		san_peer_drop("the bitmap cannot be written");
+		abort_sync("the bitmap cannot be written");
 		return NULL;
 	}
 	/* the target is inconsistent from the first region on */
-	r = san_peer_meta_read(&peer);
-	if (r == 0) {
-		peer.flags &= ~(uint32_t)SAN_META_CONSISTENT;
-		peer.flags |= SAN_META_OUTDATED;
-		r = san_peer_meta_write(&peer);
-	}
-	if (r < 0) {
-		san_log("resync: cannot mark the peer inconsistent: %s", g_strerror(-r));
-		san_peer_drop("the peer's metadata cannot be written");
+	if (!edit_peer_meta(mark_inconsistent, "mark the peer inconsistent"))
 		return NULL;
-	}
 
 	g_mutex_lock(&vol.lock);
 	vol.sync_total = san_bitmap_dirty_bytes(vol.bitmap);
@@ -297,7 +342,7 @@ static gpointer resync(gpointer unused)
 		r = copy_region(buf, off, len);
 		if (r < 0) {
 			san_log("resync stopped at %" PRIu64 ": %s", off, g_strerror(-r));
-			san_peer_drop("the resync failed");
+			abort_sync("the resync failed");
 			return NULL;
 		}
 		off += len;
@@ -318,33 +363,25 @@ static gpointer resync(gpointer unused)
 		rate_limit(copied, start);
 	}
 	if (san_bitmap_flush(vol.bitmap) < 0) {
-		san_peer_drop("the bitmap cannot be written");
+		abort_sync("the bitmap cannot be written");
 		return NULL;
 	}
 
 	/* the end: the target takes this side's generation */
-	r = san_peer_meta_read(&peer);
-	if (r == 0) {
-		g_mutex_lock(&vol.lock);
-		san_meta self = vol.meta;
-		g_mutex_unlock(&vol.lock);
-		san_meta_sync_end_target(&peer, &self);
-		r = san_peer_meta_write(&peer);
-	}
-	if (r < 0) {
-		san_log("resync: cannot give the peer its generation: %s", g_strerror(-r));
-		san_peer_drop("the peer's metadata cannot be written");
+	if (!still_source())
 		return NULL;
-	}
+	if (!edit_peer_meta(san_meta_sync_end_target, "give the peer its generation"))
+		return NULL;
 	g_mutex_lock(&vol.lock);
 	san_meta_sync_end_source(&vol.meta);
 	g_mutex_unlock(&vol.lock);
 	san_meta_save();
 	g_mutex_lock(&vol.lock);
-	if (vol.link == LINK_SOURCE) {
+	if (vol.link == LINK_SOURCE && vol.sync_epoch == my_epoch) {
 		vol.sync_done = vol.sync_total;
 		set_insync_locked();
 	}
+	vol.peer_outdated = false;
 	uint64_t resynced = vol.resynced;
 	g_mutex_unlock(&vol.lock);
 	san_log("resync done: %" PRIu64 " bytes in %.1f s", resynced,
@@ -356,7 +393,18 @@ static gpointer resync(gpointer unused)
 
 /* ------------------------------------------------------------- verify */
 
+static void verify_run(void);
+
 static gpointer verify(gpointer unused)
+{
+	verify_run();
+	g_mutex_lock(&vol.lock);
+	verifying = false;
+	g_mutex_unlock(&vol.lock);
+	return NULL;
+}
+
+static void verify_run(void)
 {
 	g_autofree uint8_t *mine = g_malloc(CHUNK), *theirs = g_malloc(CHUNK);
 	uint64_t size, differ = 0, first = UINT64_MAX;
@@ -384,14 +432,14 @@ static gpointer verify(gpointer unused)
 	}
 	if (r < 0) {
 		emit_error("verify failed: %s", g_strerror(-r));
-		return NULL;
+		return;
 	}
 	san_log("verify: %" PRIu64 " bytes differ", differ);
 	g_autofree char *first_s = differ ? g_strdup_printf("%" PRIu64, first) : g_strdup("null");
 	san_control_emit(g_strdup_printf(
 		"{\"ev\":\"verify\",\"uuid\":\"%s\",\"equal\":%s,\"differ\":%" PRIu64 ",\"first\":%s}",
 		vol.uuid, differ ? "false" : "true", differ, first_s));
-	return NULL;
+	return;
 }
 
 bool san_verify_start(GError **error)
@@ -404,8 +452,14 @@ bool san_verify_start(GError **error)
 			    "verify needs the replicas connected and in sync");
 		return false;
 	}
-	if (verify_thread)
-		g_thread_join(verify_thread);
-	verify_thread = g_thread_new("san-verify", verify, NULL);
+	g_mutex_lock(&vol.lock);
+	bool busy = verifying;
+	verifying = true;
+	g_mutex_unlock(&vol.lock);
+	if (busy) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_AGAIN, "a verify is running already");
+		return false;
+	}
+	g_thread_unref(g_thread_new("san-verify", verify, NULL));
 	return true;
 }

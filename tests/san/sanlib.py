@@ -29,7 +29,10 @@ GEN = "1d2c3b4a59687706"
 
 
 def plugin_path():
-    return os.path.join(build_dir(), "src", "san", "nbdkit-herd-plugin.so")
+    """The plugin of this build, or $HERD_SAN_PLUGIN (e.g. a sanitizer build's,
+    with $HERD_SAN_PRELOAD naming the sanitizer runtime nbdkit preloads)."""
+    return os.environ.get("HERD_SAN_PLUGIN") or os.path.join(build_dir(), "src", "san",
+                                                             "nbdkit-herd-plugin.so")
 
 
 def run(argv, **kw):
@@ -173,7 +176,8 @@ class Replica:
                 f"timeout-ms={timeout_ms}", f"resync-rate={resync_rate}"]
         log = open(self.log, "a")
         self.proc = subprocess.Popen(
-            ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=2 exec "$@"', "sh"] + args,
+            ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=2 LD_PRELOAD="$PRELOAD" exec "$@"', "sh"] + args,
+            env=dict(os.environ, PRELOAD=os.environ.get("HERD_SAN_PRELOAD", "")),
             stdout=log, stderr=log, pass_fds=(3, 4), preexec_fn=self._fds, start_new_session=True)
         log.close()
         wait_until(lambda: os.path.exists(self.control_path) or self.proc.poll() is not None, 20,
@@ -201,13 +205,16 @@ class Replica:
             os.unlink(self.control_path)
 
     def stop(self):
+        """The end of a test.  nbdkit 1.32 exits on SIGTERM only once its
+        clients are gone, and the peer's link is one: SIGTERM, then SIGKILL
+        after a grace period."""
         if self.ctl:
             self.ctl.close()
             self.ctl = None
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()

@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""eSAN's data path on loopback: two replicas (two nbdkit processes with
+nbdkit-herd-plugin.so, each on its own unix socket and TCP port, TLS with a
+test CA), written through the local socket with qemu-io.
+
+1. Connected: writes (data, zeros, flush) through either side land on both
+   replicas; the local export is refused over TCP, `data` without TLS, and
+   bad control requests get an error.
+2. The peer's nbdkit is killed while the primary writes: writes hold, the
+   plugin reports `peer-lost`, and they are answered only after `outdated`
+   is sent on the control socket; then writes go on alone.
+3. The peer comes back: only the dirty regions travel (bytes resynced are
+   what the bitmap counted, far below the volume), the replicas are equal,
+   and `verify` says so.
+4. A constructed split brain (each side written alone in turn) is refused on
+   both sides; `discard` on one makes it a full-sync target of the other.
+5. The primary's nbdkit dies with a writer open (a crash); the peer goes on
+   alone; the crashed replica comes back as a full-sync target.
+6. Online grow: `resize` on both; writes at the new end reach both.
+
+Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
+HERD_SAN_VERBOSE=1 runs nbdkit with -v; HERD_SAN_LOGS=1 prints the end of
+both nbdkit logs also on success.  With a sanitizer build's plugin:
+  HERD_SAN_PLUGIN=build-asan/src/san/nbdkit-herd-plugin.so \
+  HERD_SAN_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+  ASAN_OPTIONS=detect_leaks=0 tests/san/test_san_replication.py
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]
+from testlib import SKIP, check, expect, run_test, say, wait_until  # noqa: E402
+from sanlib import SIZE, UUID, Replica, TestCA, first_difference, plugin_path  # noqa: E402
+
+MiB = 1 << 20
+
+
+def equal_replicas(a, b, what):
+    diff = first_difference(a.content(), b.content())
+    check(diff is None, f"{what}: the replicas differ ({diff})")
+
+
+def wait_conn(r, conn, timeout=30, decision=None):
+    def ok():
+        s = r.ctl.state()
+        return s if s["conn"] == conn and (decision is None or s["decision"] == decision) else None
+    return wait_until(ok, timeout, f"{r.name} {conn}" + (f" ({decision})" if decision else ""),
+                      interval=0.2)
+
+
+def qemu_ok(p, what):
+    check(p.returncode == 0, f"{what}: qemu-io failed: {p.stdout.strip()} {p.stderr.strip()}")
+    check("failed" not in p.stdout, f"{what}: {p.stdout.strip()}")
+
+
+def connected(a, b):
+    say("1. connected: writes through either side reach both")
+    wait_conn(a, "connected", decision="in-sync")
+    wait_conn(b, "connected", decision="in-sync")
+    qemu_ok(a.qemu_io("write -P 0x11 0 1M", "write -P 0x22 3M 4k", "write -z 512k 64k",
+                      "write -P 0x33 63M 1M", "flush"), "writes through a")
+    equal_replicas(a, b, "after writes through a")
+    check(a.content()[:4096] == b"\x11" * 4096, "a's replica holds what was written")
+    # the other way round (as after a live migration)
+    qemu_ok(b.qemu_io("write -P 0x44 8M 128k", "flush"), "writes through b")
+    equal_replicas(a, b, "after writes through b")
+
+    say("   bad input: refused with a reason, nothing changed")
+    r = a.ctl.request(op="launch")
+    expect(r.get("ok") is False and "unknown op" in r.get("error", ""), f"unknown op: {r}")
+    r = a.ctl.raw(b"not json\n")
+    expect(r.get("ok") is False and "JSON" in r.get("error", ""), f"bad line: {r}")
+    r = a.ctl.request(op="status", uuid="another")
+    expect(r.get("ok") is False and "another volume" in r.get("error", ""), f"other uuid: {r}")
+    r = a.ctl.request(op="config", timeout_ms=-5)
+    expect(r.get("ok") is False, f"negative timeout: {r}")
+    # the local export only over the unix socket, data only over TLS
+    p = subprocess.run(["qemu-io", "-f", "raw", "-c", "read 0 4k",
+                        f"nbd://127.0.0.1:{a.port}/{UUID}"], capture_output=True, text=True)
+    expect(p.returncode != 0, "the UUID export is refused over TCP")
+    p = subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x66 0 4k",
+                        f"nbd+unix:///data?socket={a.sock_path}"], capture_output=True, text=True)
+    expect(p.returncode != 0 or "failed" in p.stdout, "the data export is refused without TLS")
+    equal_replicas(a, b, "after refused requests")
+
+
+def peer_lost(a, b):
+    say("2. the peer dies while a writes: writes hold until `outdated`")
+    # W1 writes and flushes in a loop; the peer dies under it
+    cmds = []
+    for i in range(48):
+        cmds += [f"write -P {1 + i % 200} {i * 256 * 1024} 64k", "flush"]
+    w1 = a.qemu_io(*cmds, background=True)
+    time.sleep(0.1)
+    b.kill()
+    # W2 certainly writes after the peer died
+    w2 = a.qemu_io("write -P 0x77 40M 128k", "flush", background=True)
+    wait_until(lambda: a.ctl.seen("peer-lost"), 30, "a's peer-lost")
+    # W2's local part is done before it is held: then it cannot be answered
+    wait_until(lambda: a.content()[40 * MiB:40 * MiB + 4096] == b"\x77" * 4096, 30,
+               "W2's write on a's replica")
+    s = a.ctl.state()
+    check(w2.poll() is None, "W2's write is held before `outdated`")
+    expect(s["conn"] == "connecting", f"a waits for outdated: {s}")
+    expect(s["dirty"] >= 128 * 1024, f"the held write's region is dirty: {s}")
+    seq = a.ctl.seen("peer-lost")[-1]["seq"]
+    # an `outdated` that answers an earlier peer-lost changes nothing
+    check(a.ctl.request(op="outdated", uuid=UUID, seq=seq - 1) == {"ok": True}, "outdated answered")
+    s = a.ctl.state()
+    check(s["conn"] == "connecting" and w2.poll() is None, f"a stale outdated is ignored: {s}")
+    say(f"   held: {s['dirty']} bytes dirty; sending outdated")
+    check(a.ctl.request(op="outdated", uuid=UUID, seq=seq) == {"ok": True}, "outdated answered")
+    for w, name in ((w1, "W1"), (w2, "W2")):
+        out, _ = w.communicate(timeout=60)
+        check(w.returncode == 0 and "failed" not in out, f"{name} goes on: {out.strip()[-300:]}")
+    s = wait_conn(a, "standalone")
+    qemu_ok(a.qemu_io("write -P 0x55 50M 256k", "write -z 52M 64k", "flush"), "writes alone")
+    s = a.ctl.state()
+    say(f"   alone: {s['dirty']} bytes dirty")
+    return s["dirty"]
+
+
+def peer_back(a, b, dirty):
+    say("3. the peer returns: only dirty regions travel")
+    n = len(a.ctl.seen("synced"))
+    # the rate as herd-san passes it on (16 MiB/s: the resync takes a while)
+    check(a.ctl.request(op="config", resync_rate=16 * MiB) == {"ok": True}, "config answered")
+    b.start(uptodate=False)
+    wait_until(lambda: len(a.ctl.seen("synced")) > n, 60, "a's synced")
+    progress = [e["sync"] for e in a.ctl.seen("state") if e["sync"]]
+    check(any(p["role"] == "source" and p["total"] == dirty for p in progress),
+          f"the resync's progress is reported: {progress}")
+    resynced = a.ctl.seen("synced")[-1]["resynced"]
+    say(f"   bytes changed while away (dirty): {dirty}, bytes resynced: {resynced}, "
+        f"volume: {SIZE}")
+    check(resynced == dirty, f"exactly the dirty regions travel ({resynced} vs {dirty})")
+    check(resynced <= SIZE // 8, "far less than the volume")
+    equal_replicas(a, b, "after the resync")
+    wait_conn(b, "connected", decision="in-sync")
+    s = wait_conn(a, "connected", decision="in-sync")
+    expect(s["dirty"] == 0, f"nothing dirty after the resync: {s}")
+    n = len(a.ctl.seen("verify"))
+    check(a.ctl.request(op="verify") == {"ok": True}, "verify answered")
+    wait_until(lambda: len(a.ctl.seen("verify")) > n, 60, "a's verify")
+    v = a.ctl.seen("verify")[-1]
+    check(v["equal"] is True and v["differ"] == 0, f"verify: {v}")
+    # back in sync: writes reach both again
+    qemu_ok(a.qemu_io("write -P 0x99 20M 64k", "flush"), "writes after the resync")
+    equal_replicas(a, b, "after writes in sync again")
+    # herd-san's peer-down drops the link; it comes back by itself, in sync
+    check(a.ctl.request(op="peer-down") == {"ok": True}, "peer-down answered")
+    wait_conn(a, "connected", decision="in-sync")
+
+
+def alone_with_outdated(r):
+    """Write on @r while its peer is away, let it go on alone."""
+    n = len(r.ctl.seen("peer-lost"))
+    w = r.qemu_io(f"write -P 0x{ord(r.name):x} 30M 64k", "flush", background=True)
+    wait_until(lambda: len(r.ctl.seen("peer-lost")) > n, 60, f"{r.name}'s peer-lost")
+    check(r.ctl.request(op="outdated") == {"ok": True}, "outdated answered")
+    out, _ = w.communicate(timeout=60)
+    check(w.returncode == 0 and "failed" not in out, f"{r.name} writes alone: {out.strip()}")
+
+
+def split_brain(a, b):
+    say("4. a constructed split brain is refused, then resolved by discard")
+    b.kill()
+    alone_with_outdated(a)          # a: a new generation
+    a.kill()
+    b.start(uptodate=True)
+    alone_with_outdated(b)          # b: another one from the same base
+    a.start(uptodate=True)
+    wait_conn(a, "splitbrain")
+    wait_conn(b, "splitbrain")
+    for r in (a, b):
+        s = r.ctl.state()
+        check(s["decision"] == "split-brain", f"{r.name} reports the split brain: {s}")
+    # the error event, to a client connected when it came
+    errs = [e["message"] for e in b.ctl.seen("error")]
+    check(any("split brain" in m for m in errs), f"b's split-brain error: {errs}")
+    check(a.content()[30 * MiB] != b.content()[30 * MiB], "both were written independently")
+    say("   resolve: discard b's replica")
+    n = len(a.ctl.seen("synced"))
+    check(b.ctl.request(op="discard") == {"ok": True}, "discard answered")
+    wait_until(lambda: len(a.ctl.seen("synced")) > n, 120, "a's synced (full)")
+    resynced = a.ctl.seen("synced")[-1]["resynced"]
+    say(f"   full sync: {resynced} bytes")
+    check(resynced == SIZE, f"a full sync copies the volume ({resynced})")
+    equal_replicas(a, b, "after the split brain's resolution")
+    wait_conn(b, "connected", decision="in-sync")
+    # what herd-san passes on once herdd committed `synced`
+    for r in (a, b):
+        check(r.ctl.request(op="volume", uuid=UUID, local="uptodate", peer_state="uptodate")
+              == {"ok": True}, "volume answered")
+
+
+def primary_crash(a, b):
+    say("5. the primary crashes with its writer open; the VM goes on on the peer")
+    # a writer that stays open (qemu-io reading commands from stdin)
+    argv = ["qemu-io", "-f", "raw", "-t", "none", f"nbd+unix:///{UUID}?socket={a.sock_path}"]
+    w = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        w.stdin.write("write -P 0xc1 10M 64k\n")
+        w.stdin.flush()
+        wait_until(lambda: b.content()[10 * MiB:10 * MiB + 4096] == b"\xc1" * 4096, 30,
+                   "the write on both replicas")
+        a.kill()
+    finally:
+        w.kill()
+        w.wait()
+    alone_with_outdated(b)           # the VM restarted on b, which goes on alone
+    n = len(b.ctl.seen("synced"))
+    a.start(uptodate=False)
+    wait_until(lambda: len(b.ctl.seen("synced")) > n, 120, "b's synced")
+    resynced = b.ctl.seen("synced")[-1]["resynced"]
+    say(f"   the crashed replica gets a full sync: {resynced} bytes")
+    check(resynced == SIZE, f"a crashed primary is a full-sync target ({resynced})")
+    equal_replicas(a, b, "after the crashed primary's full sync")
+    # until herd-san passes on that a is up to date, its local export is refused
+    p = a.qemu_io("read 0 4k")
+    check(p.returncode != 0, "a's local export is refused before herd says it is up to date")
+    check(a.ctl.request(op="volume", local="uptodate", peer_state="uptodate") == {"ok": True},
+          "volume answered")
+
+
+def grow(a, b):
+    say("6. online grow: both replicas grow, the link follows, writes at the new end reach both")
+    new = SIZE + 8 * MiB
+    for r in (a, b):
+        check(r.ctl.request(op="resize", size=new) == {"ok": True}, f"{r.name}'s resize answered")
+    for r in (a, b):
+        r2 = r.ctl.request(op="resize", size=SIZE)
+        expect(r2.get("ok") is False and "shrink" in r2.get("error", ""), f"shrink refused: {r2}")
+        check(os.path.getsize(r.file) == new, f"{r.name}'s replica grew")
+    wait_until(lambda: a.ctl.state()["peer_size"] == new, 30, "a's link at the new size", interval=0.2)
+    n = len(a.ctl.seen("peer-lost"))
+    qemu_ok(a.qemu_io(f"write -P 0x5a {SIZE + 4 * MiB} 1M", "flush"), "a write at the new end")
+    check(len(a.ctl.seen("peer-lost")) == n, "no peer-lost for a write beyond the old size")
+    equal_replicas(a, b, "after the grow")
+
+
+def main():
+    for tool in ("nbdkit", "qemu-io", "certtool"):
+        if not any(os.access(os.path.join(d, tool), os.X_OK)
+                   for d in os.environ.get("PATH", "").split(":")):
+            print(f"SKIP: {tool} is missing (scripts/install-deps)")
+            return SKIP
+    check(os.path.exists(plugin_path()), f"{plugin_path()} is built")
+    with tempfile.TemporaryDirectory(prefix="herd-san-") as tmp:
+        ca = TestCA(tmp)
+        a, b = Replica(tmp, "a", ca), Replica(tmp, "b", ca)
+        a.peer, b.peer = b, a
+        ok = False
+        try:
+            a.start(uptodate=True)
+            b.start(uptodate=True)
+            connected(a, b)
+            dirty = peer_lost(a, b)
+            peer_back(a, b, dirty)
+            split_brain(a, b)
+            primary_crash(a, b)
+            grow(a, b)
+            ok = True
+        finally:
+            a.stop()
+            b.stop()
+            if not ok or os.environ.get("HERD_SAN_LOGS"):
+                for r in (a, b):
+                    say(f"--- {r.name}'s nbdkit log (end)\n{r.tail(40)}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_test(main))
