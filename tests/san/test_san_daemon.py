@@ -306,6 +306,8 @@ def resize_and_verify(a, b):
     p = a.qemu_io("length")
     qemu_ok(p, "qemu-io length")
     check(p.stdout.strip() == f"{2 * SIZE >> 20} MiB", f"a new connection sees the new size: {p.stdout}")
+    qemu_ok(a.qemu_io(f"write -P 0x99 {2 * SIZE - 65536} 64k", "flush"), "a write at the new end")
+    equal_replicas(a, b, "after a write at the new end")
 
 
 def remove(a, b):
