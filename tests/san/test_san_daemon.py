@@ -306,6 +306,10 @@ def resize_and_verify(a, b):
     p = a.qemu_io("length")
     qemu_ok(p, "qemu-io length")
     check(p.stdout.strip() == f"{2 * SIZE >> 20} MiB", f"a new connection sees the new size: {p.stdout}")
+    # (the plugin's link sees the peer's new size after it reconnects; a
+    # write past the old end before that is taken for a lost peer)
+    wait_until(lambda: a.state().get("peer_size") == 2 * SIZE, 30, "a's link to see b's new size",
+               interval=0.3)
     qemu_ok(a.qemu_io(f"write -P 0x99 {2 * SIZE - 65536} 64k", "flush"), "a write at the new end")
     equal_replicas(a, b, "after a write at the new end")
 
