@@ -545,8 +545,14 @@ void san_volume_relay(san_volume *v, const san_request *req, san_answer *a)
 
 void san_volume_status(san_volume *v)
 {
-	if (!san_plugin_link_is_connected(v->link))
+	if (!san_plugin_link_is_connected(v->link)) {
+		/* No plugin to ask: say why herdd gets no state for it. */
+		g_autofree char *msg = g_strdup_printf(
+			"Volume %s has no state to report: its nbdkit is not running (it is being started).", v->uuid);
+		g_autoptr(json_t) ev = json_pack("{s:s,s:s,s:s}", "ev", "error", "uuid", v->uuid, "message", msg);
+		san_daemon_event(v->d, ev);
 		return;
+	}
 	g_autoptr(json_t) op = json_pack("{s:s,s:s}", "op", "status", "uuid", v->uuid);
 	san_plugin_link_request(v->link, op, NULL);
 }

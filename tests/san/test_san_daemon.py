@@ -340,6 +340,10 @@ def broken_nbdkit(tmp, ca, peer):
         check("failed 3 times in a row" in ev["message"] and "starting it again in" in ev["message"],
               f"the error event says what happens: {ev}")
         check(c.proc.poll() is None, "herd-san goes on")
+        check(c.ctl.request(op="status") == {"ok": True}, "c: status")
+        wait_until(lambda: [e for e in c.ctl.seen("error", uuid=UUID) if "no state to report" in e["message"]
+                            and "not running" in e["message"]],
+                   10, "an error event that says why status has no state for c's volume")
         check(c.ctl.request(op="remove", uuid=UUID) == {"ok": True}, "c: remove while it backs off")
         left = [f for f in os.listdir(c.data) + os.listdir(c.run) if f.startswith(UUID)]
         check(left == [], f"c: the volume's files are gone (left: {left})")
