@@ -487,9 +487,14 @@ san_volume *san_volume_load(san_daemon *d, const char *uuid, GError **error)
 	gint64 pid = 0;
 	if (g_file_get_contents(v->pidfile, &pid_text, NULL, NULL))
 		pid = g_ascii_strtoll(pid_text, NULL, 10);
+	if (pid <= 1 || !san_nbdkit_matches((pid_t)pid, v->ctl))
+		pid = san_nbdkit_find(v->ctl);
 	g_autoptr(GError) werr = NULL;
-	if (pid > 1 && san_nbdkit_matches((pid_t)pid, v->ctl) && watch_pid(v, (pid_t)pid, &werr)) {
+	if (pid > 1 && watch_pid(v, (pid_t)pid, &werr)) {
 		v->started_us = g_get_monotonic_time();
+		g_autofree char *line = g_strdup_printf("%d\n", (int)pid);
+		if (g_strcmp0(line, pid_text) != 0)
+			herd_file_write_atomic(v->pidfile, line, strlen(line), 0644, NULL);
 		log_info("volume %s: adopted its running nbdkit (pid %d)", uuid, (int)pid);
 		san_plugin_link_start(v->link);
 	} else {

@@ -11,7 +11,8 @@ sockets as herdd drives them, with the build's nbdkit-herd-plugin.so.
    nothing (files, saved messages, nbdkit processes).
 3. herd-san is killed (SIGKILL) while qemu-io writes: the writes go on, and
    the new herd-san adopts the running nbdkit (no second one) and relays
-   its events.  An nbdkit that dies is started again.
+   its events; so does one whose pid file is gone (found in /proc).  An
+   nbdkit that dies is started again.
 4. `verify` is relayed to the plugin and its answer comes back as an event;
    `resize` grows both replica files and the plugins take it.
 5. `remove` stops the nbdkits and deletes every file of the volume.
@@ -277,6 +278,14 @@ def restart_while_writing(a, b):
         blk = data[i * 65536:(i + 1) * 65536]
         check(blk == bytes([i % 250 + 1]) * 65536, f"block {i} holds its pattern on b")
     # herdd's view through the new herd-san: the plugin's events are relayed
+    wait_connected(a)
+    # a herd-san killed before it wrote the pid file: the next finds nbdkit all the same
+    a.kill()
+    os.unlink(a.path("pid", run=True))
+    a.start()
+    wait_until(lambda: a.tail(40).count(f"adopted its running nbdkit (pid {old})") == 2, 20,
+               "the third herd-san to adopt nbdkit without its pid file")
+    check(a.nbdkit_pid() == old and nbdkits_under(a.dir) == [old], "the pid file is back, one nbdkit")
     wait_connected(a)
     # the config and volume survive in the data directory
     check(a.ctl.request(**a.volume(b)) == {"ok": True}, "the volume message again")
