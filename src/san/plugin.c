@@ -28,6 +28,12 @@
  *   bits set and persisted before the local write.
  * Regions written to the peer since its last flush are kept in memory and
  * marked dirty when the peer is lost (it may lose them in a power cut).
+ *
+ * Limits (later work): no activity log, so a replica whose writer crashed
+ * gets a full sync; a write beyond the peer's old size in the second after
+ * both grew is held like a lost peer's; nbdkit 1.32 waits on SIGTERM for its
+ * clients (QEMU, the peer's link) to go, so herd-san must SIGKILL after a
+ * grace period; a failing local disk is not detached (writes fail).
  */
 #include "san/plugin.h"
 
@@ -355,11 +361,16 @@ static int replicated_write(write_op op, const void *buf, uint32_t count, uint64
 		g_mutex_unlock(&vol.lock);
 	}
 	range_leave(off, count);
+	if (pr < 0) {
+		/* lost, timed out (dropped already), or it answered an error: either
+		 * way this side goes on without it, after `outdated` */
+		g_autofree char *why = g_strdup_printf("the peer failed a write: %s", g_strerror(-pr));
+		san_peer_drop(why);
+	}
 	if (lr < 0) {
-		/* the local disk failed: what the peer got is copied back at the next resync */
-		g_mutex_lock(&vol.lock);
-		mark_dirty_locked(off, count);
-		g_mutex_unlock(&vol.lock);
+		/* the local disk failed: the write is not acknowledged, so the
+		 * replicas may differ in its region as after a crash (detaching a
+		 * failing disk, as DRBD does, is later work) */
 		nbdkit_error("local write failed: %s", g_strerror(-lr));
 		return lr;
 	}
@@ -403,6 +414,10 @@ static int replicated_flush(void)
 		return 0;
 	}
 	/* peer away: stable here; alone, or held until it may be */
+	if (up) {
+		g_autofree char *why = g_strdup_printf("the peer failed a flush: %s", g_strerror(-pr));
+		san_peer_drop(why);
+	}
 	g_mutex_lock(&vol.lock);
 	if (!vol.alone_ok && !link_up(vol.link)) {
 		int r = begin_outage_locked();

@@ -563,6 +563,18 @@ static bool make_tls_dir(GError **error)
 	return true;
 }
 
+static void remove_tls_dir(void)
+{
+	static const char *const names[] = { "ca-cert.pem", "client-cert.pem", "client-key.pem" };
+	if (!vol.libnbd_tls_dir)
+		return;
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		g_autofree char *path = g_build_filename(vol.libnbd_tls_dir, names[i], NULL);
+		unlink(path);
+	}
+	rmdir(vol.libnbd_tls_dir);
+}
+
 bool san_peer_start(GError **error)
 {
 	if (!make_tls_dir(error))
@@ -582,4 +594,5 @@ void san_peer_stop(void)
 	san_peer_drop("nbdkit stops");
 	g_thread_join(P.thread);
 	P.thread = NULL;
+	remove_tls_dir();
 }

@@ -78,6 +78,10 @@ def connected(a, b):
     expect(r.get("ok") is False and "another volume" in r.get("error", ""), f"other uuid: {r}")
     r = a.ctl.request(op="config", timeout_ms=-5)
     expect(r.get("ok") is False, f"negative timeout: {r}")
+    r = a.ctl.request(op="promote")
+    expect(r.get("ok") is False and "connected" in r.get("error", ""), f"promote in sync: {r}")
+    r = a.ctl.request(op="volume", local="fresh")
+    expect(r.get("ok") is False and "uptodate" in r.get("error", ""), f"bad local state: {r}")
     # the local export only over the unix socket, data only over TLS
     p = subprocess.run(["qemu-io", "-f", "raw", "-c", "read 0 4k",
                         f"nbd://127.0.0.1:{a.port}/{UUID}"], capture_output=True, text=True)
