@@ -27,7 +27,9 @@
 #include <errno.h>
 #include <glib-unix.h>
 #include <grp.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -132,6 +134,15 @@ int main(int argc, char **argv)
 		g_printerr("herd-san: %s\n", error->message);
 		return 1;
 	}
+	/* One herd-san per run directory: a second would take over the
+	 * control socket and start second nbdkits. */
+	g_autofree char *lock_path = g_build_filename(d.run_dir, "herd-san.lock", NULL);
+	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		g_printerr("herd-san: %s: %s\n", lock_path,
+			   errno == EWOULDBLOCK ? "another herd-san serves this run directory" : g_strerror(errno));
+		return 1;
+	}
 	d.volumes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)san_volume_free);
 
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
@@ -158,5 +169,6 @@ int main(int argc, char **argv)
 	g_free(d.socket_path);
 	g_free(d.nbdkit);
 	g_free(d.plugin);
+	close(lock_fd);
 	return 0;
 }

@@ -251,6 +251,12 @@ def bad_ops(a, b):
                f"{what}: refused naming '{needle}' (got {r})")
     expect(a.snapshot() == before, f"bad ops changed nothing ({before} → {a.snapshot()})")
     expect(not os.path.exists(os.path.join(a.data, f"{OTHER}.img")), "no replica for the refused volume")
+    # a second herd-san on the same directories is refused, the first unharmed
+    p = subprocess.run([os.path.join(build_dir(), "src", "san", "herd-san"), "--data-dir", a.data,
+                        "--run-dir", a.run, "--socket", a.socket + "2", "--plugin", a.plugin],
+                       capture_output=True, text=True, timeout=30)
+    expect(p.returncode != 0 and "another herd-san serves this run directory" in p.stderr,
+           f"a second herd-san is refused: {p.returncode} {p.stderr.strip()}")
     # still serving, and good ops still answered on the same connection
     expect(a.ctl.request(op="status") == {"ok": True}, "status after the bad ops")
 
