@@ -18,6 +18,7 @@ typedef struct {
 	char *socket_path;	/* the control socket herdd connects to */
 	char *nbdkit;		/* absolute path of nbdkit */
 	char *plugin;		/* nbdkit-herd-plugin.so */
+	int qemu_gid;		/* the group of QEMU's sockets (0660), or -1: root's only (0600) */
 	json_t *config_msg;	/* the last config op (NULL before the first) */
 	san_request *config;	/* the same, parsed */
 	GHashTable *volumes;	/* uuid → san_volume* */

@@ -7,7 +7,10 @@
  * serves alone; herd-san only starts, watches and tells).
  *
  *   herd-san [--data-dir DIR] [--run-dir DIR] [--socket PATH]
- *            [--nbdkit PATH] [--plugin PATH] [--verbose]
+ *            [--nbdkit PATH] [--plugin PATH] [--qemu-group GROUP] [--verbose]
+ *
+ * QEMU's sockets (RUN/UUID.sock) are root's (0600), or with --qemu-group
+ * (default: libvirt-qemu, if that group exists) also that group's (0660).
  */
 #define G_LOG_DOMAIN "san"
 
@@ -23,7 +26,10 @@
 
 #include <errno.h>
 #include <glib-unix.h>
+#include <grp.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,6 +84,7 @@ static void load_saved(san_daemon *d)
 int main(int argc, char **argv)
 {
 	g_autofree char *data_dir = NULL, *run_dir = NULL, *socket_path = NULL, *nbdkit = NULL, *plugin = NULL;
+	g_autofree char *qemu_group = NULL;
 	gboolean verbose = FALSE;
 	GOptionEntry entries[] = {
 		{ "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Replicas and saved state (" HERD_LOCALSTATEDIR "/esan)", "DIR" },
@@ -85,6 +92,7 @@ int main(int argc, char **argv)
 		{ "socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path, "herdd's control socket (" HERD_RUNDIR "/san.sock)", "PATH" },
 		{ "nbdkit", 0, 0, G_OPTION_ARG_FILENAME, &nbdkit, "The nbdkit program (nbdkit in PATH)", "PATH" },
 		{ "plugin", 0, 0, G_OPTION_ARG_FILENAME, &plugin, "herd's nbdkit plugin (" HERD_SAN_PLUGIN ")", "PATH" },
+		{ "qemu-group", 0, 0, G_OPTION_ARG_STRING, &qemu_group, "The group QEMU runs as (libvirt-qemu if it exists; \"\": none)", "GROUP" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
 		{ NULL },
 	};
@@ -105,6 +113,14 @@ int main(int argc, char **argv)
 	d.run_dir = run_dir ? g_canonicalize_filename(run_dir, NULL) : g_strdup(HERD_RUNDIR "/san");
 	d.socket_path = socket_path ? g_canonicalize_filename(socket_path, NULL) : g_strdup(HERD_RUNDIR "/san.sock");
 	d.plugin = plugin ? g_canonicalize_filename(plugin, NULL) : g_strdup(HERD_SAN_PLUGIN);
+	d.qemu_gid = -1;
+	struct group *gr = getgrnam(qemu_group ? qemu_group : "libvirt-qemu");
+	if (gr)
+		d.qemu_gid = (int)gr->gr_gid;
+	else if (qemu_group && *qemu_group) {
+		g_printerr("herd-san: there is no group '%s'\n", qemu_group);
+		return 2;
+	}
 	d.nbdkit = g_find_program_in_path(nbdkit ? nbdkit : "nbdkit");
 	if (!d.nbdkit) {
 		g_printerr("herd-san: cannot find the program '%s'\n", nbdkit ? nbdkit : "nbdkit");
@@ -116,6 +132,15 @@ int main(int argc, char **argv)
 	if (!herd_mkdir_p(d.data_dir, 0700, &error) || !herd_mkdir_p(d.run_dir, 0755, &error) ||
 	    !herd_mkdir_p(socket_dir, 0755, &error)) {
 		g_printerr("herd-san: %s\n", error->message);
+		return 1;
+	}
+	/* One herd-san per run directory: a second would take over the
+	 * control socket and start second nbdkits. */
+	g_autofree char *lock_path = g_build_filename(d.run_dir, "herd-san.lock", NULL);
+	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		g_printerr("herd-san: %s: %s\n", lock_path,
+			   errno == EWOULDBLOCK ? "another herd-san serves this run directory" : g_strerror(errno));
 		return 1;
 	}
 	d.volumes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)san_volume_free);
@@ -144,5 +169,6 @@ int main(int argc, char **argv)
 	g_free(d.socket_path);
 	g_free(d.nbdkit);
 	g_free(d.plugin);
+	close(lock_fd);
 	return 0;
 }

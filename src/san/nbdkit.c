@@ -144,6 +144,19 @@ bool san_nbdkit_matches(pid_t pid, const char *ctl_path)
 	return false;
 }
 
+pid_t san_nbdkit_find(const char *ctl_path)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc", 0, NULL);
+	const char *name;
+	while (dir && (name = g_dir_read_name(dir))) {
+		char *end = NULL;
+		gint64 pid = g_ascii_strtoll(name, &end, 10);
+		if (pid > 1 && end && !*end && san_nbdkit_matches((pid_t)pid, ctl_path))
+			return (pid_t)pid;
+	}
+	return 0;
+}
+
 int san_pidfd_open(pid_t pid)
 {
 	return (int)syscall(SYS_pidfd_open, pid, 0);

@@ -24,5 +24,9 @@ pid_t san_nbdkit_spawn(char *const *argv, int unix_fd, int tcp_fd, GError **erro
  * pid file's pid is that volume's nbdkit, not a recycled pid. */
 bool san_nbdkit_matches(pid_t pid, const char *ctl_path);
 
+/* The pid of a running nbdkit with "control=@ctl_path" found in /proc, or 0:
+ * for a herd-san that died before it wrote the pid file. */
+pid_t san_nbdkit_find(const char *ctl_path);
+
 /* A pidfd for @pid (readable once it exits); -1 with errno. */
 int san_pidfd_open(pid_t pid);

@@ -308,6 +308,14 @@ static bool make_listeners(san_volume *v, GError **error)
 {
 	if (v->unix_fd < 0 && (v->unix_fd = san_listen_unix(v->sock, error)) < 0)
 		return false;
+	/* QEMU may run as its own user (Debian's libvirt-qemu): its group may
+	 * connect, no one else. */
+	if (v->d->qemu_gid >= 0 && (chown(v->sock, 0, (gid_t)v->d->qemu_gid) < 0 || chmod(v->sock, 0660) < 0)) {
+		herd_refuse(error, HERD_ERR_IO, "Cannot give '%s' to QEMU's group: %s.", v->sock, g_strerror(errno));
+		close_listeners(v);
+		unlink(v->sock);
+		return false;
+	}
 	if (v->tcp_fd < 0 &&
 	    (v->tcp_fd = san_listen_tcp(v->spec->volume.listen.address, v->spec->volume.listen.port, error)) < 0) {
 		close_listeners(v);
@@ -479,9 +487,14 @@ san_volume *san_volume_load(san_daemon *d, const char *uuid, GError **error)
 	gint64 pid = 0;
 	if (g_file_get_contents(v->pidfile, &pid_text, NULL, NULL))
 		pid = g_ascii_strtoll(pid_text, NULL, 10);
+	if (pid <= 1 || !san_nbdkit_matches((pid_t)pid, v->ctl))
+		pid = san_nbdkit_find(v->ctl);
 	g_autoptr(GError) werr = NULL;
-	if (pid > 1 && san_nbdkit_matches((pid_t)pid, v->ctl) && watch_pid(v, (pid_t)pid, &werr)) {
+	if (pid > 1 && watch_pid(v, (pid_t)pid, &werr)) {
 		v->started_us = g_get_monotonic_time();
+		g_autofree char *line = g_strdup_printf("%d\n", (int)pid);
+		if (g_strcmp0(line, pid_text) != 0)
+			herd_file_write_atomic(v->pidfile, line, strlen(line), 0644, NULL);
 		log_info("volume %s: adopted its running nbdkit (pid %d)", uuid, (int)pid);
 		san_plugin_link_start(v->link);
 	} else {
@@ -537,8 +550,14 @@ void san_volume_relay(san_volume *v, const san_request *req, san_answer *a)
 
 void san_volume_status(san_volume *v)
 {
-	if (!san_plugin_link_is_connected(v->link))
+	if (!san_plugin_link_is_connected(v->link)) {
+		/* No plugin to ask: say why herdd gets no state for it. */
+		g_autofree char *msg = g_strdup_printf(
+			"Volume %s has no state to report: its nbdkit is not running (it is being started).", v->uuid);
+		g_autoptr(json_t) ev = json_pack("{s:s,s:s,s:s}", "ev", "error", "uuid", v->uuid, "message", msg);
+		san_daemon_event(v->d, ev);
 		return;
+	}
 	g_autoptr(json_t) op = json_pack("{s:s,s:s}", "op", "status", "uuid", v->uuid);
 	san_plugin_link_request(v->link, op, NULL);
 }

@@ -35,7 +35,8 @@ bool san_volume_resize(san_volume *v, uint64_t size, san_answer *a, GError **err
 /* Pass @req on to the plugin; its answer fills @a. */
 void san_volume_relay(san_volume *v, const san_request *req, san_answer *a);
 
-/* Ask the plugin for a "state" event (the answer is dropped). */
+/* Ask the plugin for a "state" event (the answer is dropped); without a
+ * plugin to ask, an "error" event says why there is none. */
 void san_volume_status(san_volume *v);
 
 /* herdd's config changed: start an nbdkit that waited for it, tell the plugin. */

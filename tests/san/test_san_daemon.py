@@ -11,19 +11,22 @@ sockets as herdd drives them, with the build's nbdkit-herd-plugin.so.
    nothing (files, saved messages, nbdkit processes).
 3. herd-san is killed (SIGKILL) while qemu-io writes: the writes go on, and
    the new herd-san adopts the running nbdkit (no second one) and relays
-   its events.  An nbdkit that dies is started again.
-4. `remove` stops the nbdkits and deletes every file of the volume.
+   its events; so does one whose pid file is gone (found in /proc).  An
+   nbdkit that dies is started again.
+4. `verify` is relayed to the plugin and its answer comes back as an event;
+   `resize` grows both replica files and the plugins take it.
+5. `remove` stops the nbdkits and deletes every file of the volume.
+6. An nbdkit that cannot start (no plugin) is started again, later and later,
+   and herdd gets an error event that says so.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 """
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]
@@ -82,11 +85,12 @@ class SanNode:
         self.log = os.path.join(self.dir, "herd-san.log")
         self.proc = None
         self.ctl = None
+        self.plugin = plugin_path()
 
     def start(self):
         argv = [os.path.join(build_dir(), "src", "san", "herd-san"), "--verbose",
                 "--data-dir", self.data, "--run-dir", self.run, "--socket", self.socket,
-                "--plugin", plugin_path()]
+                "--plugin", self.plugin]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         def listening():
@@ -206,7 +210,7 @@ def create(a, b):
         check(n.ctl.request(**n.volume(peer)) == {"ok": True}, f"{n.name}: volume again")
     for n in (a, b):
         wait_until(n.nbdkit_pid, 20, f"{n.name}'s nbdkit")
-        check(len([p for p in nbdkits_under(n.dir)]) == 1, f"{n.name} runs one nbdkit")
+        check(len(nbdkits_under(n.dir)) == 1, f"{n.name} runs one nbdkit")
         wait_connected(n)
     qemu_ok(a.qemu_io("write -P 0x5a 0 1M", "write -P 0x3c 17M 64k", "flush"), "writes through a")
     equal_replicas(a, b, "after writes through a")
@@ -247,6 +251,12 @@ def bad_ops(a, b):
                f"{what}: refused naming '{needle}' (got {r})")
     expect(a.snapshot() == before, f"bad ops changed nothing ({before} → {a.snapshot()})")
     expect(not os.path.exists(os.path.join(a.data, f"{OTHER}.img")), "no replica for the refused volume")
+    # a second herd-san on the same directories is refused, the first unharmed
+    p = subprocess.run([os.path.join(build_dir(), "src", "san", "herd-san"), "--data-dir", a.data,
+                        "--run-dir", a.run, "--socket", a.socket + "2", "--plugin", a.plugin],
+                       capture_output=True, text=True, timeout=30)
+    expect(p.returncode != 0 and "another herd-san serves this run directory" in p.stderr,
+           f"a second herd-san is refused: {p.returncode} {p.stderr.strip()}")
     # still serving, and good ops still answered on the same connection
     expect(a.ctl.request(op="status") == {"ok": True}, "status after the bad ops")
 
@@ -275,6 +285,14 @@ def restart_while_writing(a, b):
         check(blk == bytes([i % 250 + 1]) * 65536, f"block {i} holds its pattern on b")
     # herdd's view through the new herd-san: the plugin's events are relayed
     wait_connected(a)
+    # a herd-san killed before it wrote the pid file: the next finds nbdkit all the same
+    a.kill()
+    os.unlink(a.path("pid", run=True))
+    a.start()
+    wait_until(lambda: a.tail(40).count(f"adopted its running nbdkit (pid {old})") == 2, 20,
+               "the third herd-san to adopt nbdkit without its pid file")
+    check(a.nbdkit_pid() == old and nbdkits_under(a.dir) == [old], "the pid file is back, one nbdkit")
+    wait_connected(a)
     # the config and volume survive in the data directory
     check(a.ctl.request(**a.volume(b)) == {"ok": True}, "the volume message again")
 
@@ -286,8 +304,33 @@ def restart_while_writing(a, b):
     equal_replicas(a, b, "after writes through the new nbdkit")
 
 
+def resize_and_verify(a, b):
+    say("4. verify is relayed, its result an event; resize grows both replicas")
+    n = len(a.ctl.seen("verify"))
+    r = a.ctl.request(op="verify", uuid=UUID)
+    check(r == {"ok": True}, f"verify: {r}")
+    ev = wait_until(lambda: a.ctl.seen("verify")[n:], 60, "the verify event")[0]
+    check(ev.get("uuid") == UUID and ev.get("equal") is True, f"verify: the replicas are equal: {ev}")
+
+    for n in (a, b):
+        r = n.ctl.request(op="resize", uuid=UUID, size=2 * SIZE)
+        check(r == {"ok": True}, f"{n.name}: resize: {r}")
+        check(os.path.getsize(n.path("img")) == 2 * SIZE, f"{n.name}'s replica grew")
+        check(n.ctl.request(op="resize", uuid=UUID, size=2 * SIZE) == {"ok": True},
+              f"{n.name}: the same resize again")
+    p = a.qemu_io("length")
+    qemu_ok(p, "qemu-io length")
+    check(p.stdout.strip() == f"{2 * SIZE >> 20} MiB", f"a new connection sees the new size: {p.stdout}")
+    # (the plugin's link sees the peer's new size after it reconnects; a
+    # write past the old end before that is taken for a lost peer)
+    wait_until(lambda: a.state().get("peer_size") == 2 * SIZE, 30, "a's link to see b's new size",
+               interval=0.3)
+    qemu_ok(a.qemu_io(f"write -P 0x99 {2 * SIZE - 65536} 64k", "flush"), "a write at the new end")
+    equal_replicas(a, b, "after a write at the new end")
+
+
 def remove(a, b):
-    say("4. remove: nbdkit stopped, every file deleted")
+    say("5. remove: nbdkit stopped, every file deleted")
     for n in (a, b):
         pid = n.nbdkit_pid()
         check(pid, f"{n.name} has an nbdkit")
@@ -298,6 +341,29 @@ def remove(a, b):
         check(n.ctl.request(op="remove", uuid=UUID) == {"ok": True}, f"{n.name}: remove again (idempotent)")
         r = n.ctl.request(op="verify", uuid=UUID)
         check(r.get("ok") is False and "no volume" in r["error"], f"{n.name}: the volume is gone: {r}")
+
+
+def broken_nbdkit(tmp, ca, peer):
+    say("6. an nbdkit that cannot start: started again with backoff, an error event")
+    c = SanNode(tmp, "c", ca)
+    c.plugin = os.path.join(tmp, "no-such-plugin.so")
+    try:
+        c.start()
+        check(c.ctl.request(**c.config()) == {"ok": True}, "c: config")
+        check(c.ctl.request(**c.volume(peer)) == {"ok": True}, "c: volume (its nbdkit fails later)")
+        ev = wait_until(lambda: c.ctl.seen("error", uuid=UUID), 60, "an error event from c")[0]
+        check("failed 3 times in a row" in ev["message"] and "starting it again in" in ev["message"],
+              f"the error event says what happens: {ev}")
+        check(c.proc.poll() is None, "herd-san goes on")
+        check(c.ctl.request(op="status") == {"ok": True}, "c: status")
+        wait_until(lambda: [e for e in c.ctl.seen("error", uuid=UUID) if "no state to report" in e["message"]
+                            and "not running" in e["message"]],
+                   10, "an error event that says why status has no state for c's volume")
+        check(c.ctl.request(op="remove", uuid=UUID) == {"ok": True}, "c: remove while it backs off")
+        left = [f for f in os.listdir(c.data) + os.listdir(c.run) if f.startswith(UUID)]
+        check(left == [], f"c: the volume's files are gone (left: {left})")
+    finally:
+        c.stop()
 
 
 def main():
@@ -313,7 +379,9 @@ def main():
             create(a, b)
             bad_ops(a, b)
             restart_while_writing(a, b)
+            resize_and_verify(a, b)
             remove(a, b)
+            broken_nbdkit(tmp, ca, b)
         except BaseException:
             for n in (a, b):
                 say(f"{n.name}'s herd-san log:\n{n.tail(30)}")
