@@ -33,6 +33,12 @@ the cluster whole.  The test PDU fences.  n3 holds no replica.
     discarded and synchronised in full from n2.
  F. The disk grows online (both replicas' files); deleting it is refused
     while w1 uses it, and done once w1 is gone.
+ G. A constructed split brain: disk sb, n2's storage link cut, n1 writes
+    alone (n2 outdated); then n2's replica is promoted behind herd's back
+    (the promote op straight to n2's herd-san, as a bug or an operator's
+    mistake could) and written there too.  Healed: the replicas refuse to
+    connect, herd status says split brain; `herd disk resolve sb --keep
+    n1` discards n2's writes, and the replicas are identical again.
 """
 import json
 import os
@@ -275,6 +281,59 @@ def grow_and_delete(tn, ha):
     say("  data deleted, both replicas gone")
 
 
+def qemu_io(tn, i, uuid, *commands):
+    """qemu-io inside node i on eSAN disk uuid through its herd-san."""
+    argv = ["qemu-io", "-f", "raw"]
+    for c in commands:
+        argv += ["-c", c]
+    argv.append(f"nbd+unix:///{uuid}?socket=/run/herd/san/{uuid}.sock")
+    p = tn.exec(i, *argv, timeout=60)
+    check(p.returncode == 0 and "error" not in p.stdout.lower(),
+          f"n{i}: qemu-io {commands}: {(p.stderr or p.stdout).strip()}")
+
+
+def herd_san_op(tn, i, op):
+    """One op straight to node i's herd-san (behind herdd's back); its answer."""
+    code = ("import json,socket,sys\n"
+            "s=socket.socket(socket.AF_UNIX); s.connect('/run/herd/san.sock')\n"
+            "s.sendall((sys.argv[1]+'\\n').encode()); f=s.makefile()\n"
+            "for line in f:\n"
+            "    if 'ok' in json.loads(line): print(line.strip()); break\n")
+    p = tn.exec(i, "python3", "-c", code, json.dumps(op), timeout=30)
+    return p.stdout.strip()
+
+
+def split_brain(tn, ha):
+    say("== G. a constructed split brain, resolved with resolve --keep")
+    ha.ok(1, "disk", "create", "sb", "--size", "8M", "--esan", "n1,n2")
+    wait_until(lambda: in_sync(ha, "sb"), 30, "sb's replicas to connect")
+    uuid = disk(ha, "sb")["uuid"]
+    tn.cli("cut", "2", "1")
+    try:
+        qemu_io(tn, 1, uuid, "write -P 0x11 0 1M", "flush")
+        wait_until(lambda: replicas(ha, "sb")["n2"][0] == "outdated", 30, "n2's replica of sb to be outdated")
+        answer = herd_san_op(tn, 2, {"op": "promote", "uuid": uuid})
+        check('"ok":true' in answer.replace(" ", ""), f"n2's herd-san did not promote: {answer}")
+        qemu_io(tn, 2, uuid, "write -P 0x22 4M 1M", "flush")
+    finally:
+        tn.cli("heal", "2", "1")
+    wait_until(lambda: any("eSAN disk sb is in split brain" in a for a in ha.alerts(3)), 60,
+               "herd status to report sb's split brain")
+    out = ha.ok(3, "disk", "list").stdout
+    expect(re.search(r"sb .*splitbrain", out), f"herd disk list does not show the split brain:\n{out}")
+    ha.refused(1, ["disk", "resolve", "sb", "--keep", "n3"], r"Node n3 holds no replica", what="keep n3")
+    ha.ok(1, "disk", "resolve", "sb", "--keep", "n1")
+    wait_until(lambda: in_sync(ha, "sb"), 60, "sb's replicas to be in sync after resolve --keep n1")
+    out = ha.ok(2, "disk", "verify", "sb", timeout=120).stdout
+    expect("identical" in out, f"herd disk verify sb after resolve: {out!r}")
+    with open(replica_file(tn, 2, uuid), "rb") as f:
+        f.seek(4 << 20)
+        check(f.read(1 << 20) == bytes(1 << 20), "n2's own writes survived resolve --keep n1")
+        f.seek(0)
+        check(f.read(1 << 20) == b"\x11" * (1 << 20), "n1's writes are not on n2's replica after resolve")
+    say("  resolved: n2 holds n1's data, its own writes are gone")
+
+
 def main():
     with HaNodes(INSTANCE, 3, links=2) as tn, Workdir(INSTANCE) as tmp:
         os.chmod(tmp, 0o755)
@@ -288,6 +347,7 @@ def main():
         failover(tn, ha, tmp)
         outdated_then_dead(tn, ha)
         grow_and_delete(tn, ha)
+        split_brain(tn, ha)
         check_expected()
     return 0
 
