@@ -5,8 +5,8 @@
 #include "common/log.h"
 #include "ha/esan.h"
 #include "store/disk.h"
-#include "store/node.h"
 #include "store/cluster.h"
+#include "store/node.h"
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -35,7 +35,7 @@ struct herd_san_link {
 	bool said_missing;          /* "herd-san not answering" logged once */
 	json_t *sent;               /* {uuid: the volume op last sent} */
 	json_t *states;             /* {uuid: herd-san's last state of it} */
-	GHashTable *waiting;        /* uuids whose writes wait for "outdated" */
+	json_t *waiting;            /* {uuid: the "seq" of its peer-lost}: writes wait for "outdated" */
 	GHashTable *submitting;     /* uuid -> its outdate command's context, under way */
 	guint outdate_timer;
 	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
@@ -249,19 +249,28 @@ static void on_outdated(json_t *result, const GError *error, gpointer user)
 	else
 		log_info("eSAN disk %s: its peer replica is recorded outdated; writing alone", c->uuid);
 	/* Either way the store decides: already outdated, try again, or not allowed. */
-	if (g_hash_table_contains(l->waiting, c->uuid))
+	if (json_object_get(l->waiting, c->uuid))
 		try_outdate(l, c->uuid);
 	g_free(c->uuid);
 	g_free(c);
+}
+
+/* Every disk whose writes wait (a copy of the keys: try_outdate changes
+ * the object). */
+static void try_all_outdates(herd_san_link *l)
+{
+	g_autoptr(json_t) keys = json_copy(l->waiting);
+	const char *uuid;
+	json_t *v;
+	json_object_foreach(keys, uuid, v)
+		try_outdate(l, uuid);
 }
 
 static gboolean on_outdate_timer(gpointer user)
 {
 	herd_san_link *l = user;
 	l->outdate_timer = 0;
-	g_autoptr(GList) keys = g_hash_table_get_keys(l->waiting);
-	for (GList *k = keys; k; k = k->next)
-		try_outdate(l, k->data);
+	try_all_outdates(l);
 	return G_SOURCE_REMOVE;
 }
 
@@ -273,8 +282,13 @@ static void try_outdate(herd_san_link *l, const char *uuid)
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) cmd = herd_esan_outdate_cmd(state(l), uuid, l->node, &already, &err);
 	if (already) {
-		g_hash_table_remove(l->waiting, uuid);
-		send_simple(l, "outdated", uuid);
+		/* It answers that very peer-lost (its "seq"): a later outage is not taken for over. */
+		g_autoptr(json_t) op = json_pack("{s:s,s:s}", "op", "outdated", "uuid", uuid);
+		json_t *seq = json_object_get(l->waiting, uuid);
+		if (json_is_integer(seq))
+			json_object_set(op, "seq", seq);
+		json_object_del(l->waiting, uuid);
+		send_op(l, op);
 		return;
 	}
 	if (cmd) {
@@ -415,7 +429,8 @@ static void on_event(herd_san_link *l, json_t *j)
 	} else if (strcmp(ev, "peer-lost") == 0) {
 		log_info("eSAN disk %s: its peer replica is away; its writes wait until the peer is "
 			 "recorded outdated", uuid);
-		g_hash_table_add(l->waiting, g_strdup(uuid));
+		json_t *seq = json_object_get(j, "seq");
+		json_object_set_new(l->waiting, uuid, json_is_integer(seq) ? json_incref(seq) : json_null());
 		try_outdate(l, uuid);
 	} else if (strcmp(ev, "synced") == 0) {
 		json_t *cmd = herd_esan_synced_cmd(state(l), uuid, l->node);
@@ -512,9 +527,7 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer user)
 	g_autoptr(json_t) status = json_pack("{s:s}", "op", "status");
 	send_op(l, status);
 	/* Writes that waited across a restart of herdd wait no longer than this. */
-	g_autoptr(GList) keys = g_hash_table_get_keys(l->waiting);
-	for (GList *k = keys; k; k = k->next)
-		try_outdate(l, k->data);
+	try_all_outdates(l);
 	read_next(l);
 }
 
@@ -551,7 +564,7 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 	sync_volumes(l);
 	send_verifies(l);
 	/* A peer just fenced lets a waiting outdate through. */
-	if (g_hash_table_size(l->waiting) && !l->outdate_timer)
+	if (json_object_size(l->waiting) && !l->outdate_timer)
 		l->outdate_timer = g_timeout_add(0, on_outdate_timer, l);
 }
 
@@ -572,7 +585,7 @@ herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char 
 	l->client = g_socket_client_new();
 	l->sent = json_object();
 	l->states = json_object();
-	l->waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	l->waiting = json_object();
 	l->submitting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->peer_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->verifying = json_object();
@@ -614,7 +627,7 @@ void herd_san_link_free(herd_san_link *l)
 	json_decref(l->verifying);
 	json_decref(l->config_sent);
 	json_decref(l->chosen);
-	g_hash_table_destroy(l->waiting);
+	json_decref(l->waiting);
 	g_hash_table_destroy(l->submitting);
 	g_hash_table_destroy(l->peer_down);
 	g_free(l->node);
