@@ -152,6 +152,14 @@ static bool check_op(store_state *st, json_t *op, GHashTable *lost, GError **err
 	return true;
 }
 
+bool store_guard_apply(store_state *st, json_t *op, GError **error)
+{
+	store_kind kind;
+	if (!store_kind_parse(json_string_value(json_object_get(op, "kind")), &kind) || kind != STORE_KIND_VM)
+		return true;
+	return check_live_move(st, op, error) && check_sticky_move(st, op, error);
+}
+
 bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **error)
 {
 	return check_op(st, cmd, lost, error);

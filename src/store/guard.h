@@ -30,3 +30,13 @@
  * the VM whose live migration it would redirect.
  */
 bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **error);
+
+/*
+ * The part of those rules that depends only on the state, checked again
+ * where the change is applied, in the cluster's agreed order: a change
+ * submitted on a node whose store was behind (a coordinator's move and an
+ * operator's migrate of the same VM at the same moment) is refused there
+ * on every node alike, never applied over the move that won.  False with a
+ * CONFLICT error, as above.
+ */
+bool store_guard_apply(store_state *st, json_t *op, GError **error);

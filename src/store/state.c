@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "store/cluster.h"
+#include "store/guard.h"
 #include "store/refs.h"
 #include "store/vm.h"
 
@@ -484,6 +485,8 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "A patch needs a data object.");
 		return NULL;
 	}
+	if (!store_guard_apply(s, op, error))
+		return NULL;
 	g_autoptr(json_t) data = merge_patch(old->data, patch, 0);
 	if (!store_object_validate(kind, data, error))
 		return NULL;
