@@ -11,7 +11,8 @@
  * its target): the switches on the storage's type below are where LUNs go.
  */
 #define G_LOG_DOMAIN "api"
-#include "api/common.h"
+#include "api/disk.h"
+
 #include "api/disk_esan.h"
 #include "api/routes.h"
 #include "api/storage_files.h"
@@ -114,7 +115,7 @@ static json_t *used_work(api_file_job *job, gpointer data, GError **error)
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 
-static json_t *disk_json(api_ctx *a, store_object *o, json_t *used)
+json_t *api_disk_json(api_ctx *a, store_object *o, json_t *used)
 {
 	store_state *st = api_state(a);
 	const store_disk *d = store_disk_of(o);
@@ -151,7 +152,7 @@ static void on_used(json_t *used, const GError *error, gpointer user)
 	if (error)
 		log_warn("disk sizes: %s", error->message);
 	for (guint i = 0; i < c->disks->len; i++)
-		json_array_append_new(list, disk_json(c->a, c->disks->pdata[i], json_array_get(used, i)));
+		json_array_append_new(list, api_disk_json(c->a, c->disks->pdata[i], json_array_get(used, i)));
 	http_respond_json(c->req, 200, c->one ? json_incref(json_array_get(list, 0)) : json_incref(list));
 	json_decref(list);
 	g_ptr_array_free(c->disks, TRUE);
@@ -265,7 +266,7 @@ static bool herd_grows(http_request *req, const store_object *disk, store_object
 static void respond_disk(change_ctx *c, unsigned status, json_t *result)
 {
 	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
-	json_t *j = o ? disk_json(c->a, o, NULL) : json_incref(result);
+	json_t *j = o ? api_disk_json(c->a, o, NULL) : json_incref(result);
 	if (c->live_vm)
 		json_object_set_new(j, "grown_live_in", json_string(c->live_vm));
 	http_respond_json(c->req, status, j);

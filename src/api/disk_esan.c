@@ -1,16 +1,17 @@
 #define G_LOG_DOMAIN "api"
 #include "api/disk_esan.h"
 
+#include "api/disk.h"
 #include "api/routes.h"
 
 #include "common/error.h"
 #include "common/json.h"
 #include "common/size.h"
 #include "common/tls.h"
+#include "ha/esan.h"
 #include "store/disk.h"
 #include "store/node.h"
 #include "store/refs.h"
-#include "ha/esan.h"
 
 #include <string.h>
 
@@ -46,13 +47,7 @@ static json_t *render(api_ctx *a, json_t *result)
 {
 	const char *uuid = json_string_value(json_object_get(result, "uuid"));
 	store_object *o = uuid ? store_state_get(api_state(a), STORE_KIND_DISK, uuid) : NULL;
-	if (!o)
-		return json_incref(result);
-	const store_disk *d = store_disk_of(o);
-	json_t *j = json_pack("{s:s,s:s,s:n,s:s,s:I}", "name", o->name, "uuid", o->uuid, "storage", "format",
-			      "raw", "size", (json_int_t)d->size);
-	api_disk_esan_json(a, o, j);
-	return j;
+	return o ? api_disk_json(a, o, NULL) : json_incref(result);
 }
 
 void api_disk_esan_create(http_request *req, api_ctx *a, json_t *body, const char *name)
