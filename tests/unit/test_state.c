@@ -770,6 +770,30 @@ static void test_history_and_restore(void)
 	fx_close(&f);
 }
 
+/* The live-move rule holds where a change is applied, in the agreed order:
+ * a migrate that a node with a stale store let through at submit (the
+ * coordinator's move won) is refused by every replica alike. */
+static void test_live_move_at_apply(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web1\",\"data\":{\"ha\":true}}"));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"node\":\"n1\",\"move_to\":null}}"));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"move_to\":\"n2\",\"move\":\"live\"}}"));
+	uint64_t before = version_of(&f, STORE_KIND_VM, VM1);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) redirect = json_loads("{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\","
+						"\"data\":{\"move_to\":\"n3\",\"move\":\"live\"}}", 0, NULL);
+	g_assert_null(apply_json(&f, redirect, NULL, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_assert_nonnull(strstr(error->message, "is being migrated live to node n2"));
+	g_assert_cmpuint(version_of(&f, STORE_KIND_VM, VM1), ==, before);
+	/* its end (placed where it arrived) goes on */
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"node\":\"n2\",\"move_to\":null,\"move\":null}}"));
+	fx_close(&f);
+}
+
 /* A VM's state (desired state, placement) is no configuration: changes of
  * it alone stay out of the history, and a restore keeps it as it is. */
 static void test_history_state_apart(void)
@@ -1534,5 +1558,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/commit-failure", test_commit_failure);
 	g_test_add_func("/state/encode", test_encode);
 	g_test_add_func("/state/storage-refs", test_storage_refs);
+	g_test_add_func("/state/live-move-at-apply", test_live_move_at_apply);
 	return g_test_run();
 }
