@@ -34,9 +34,9 @@ the cluster whole.  The test PDU fences.  n3 holds no replica.
  F. The disk grows online (both replicas' files); deleting it is refused
     while w1 uses it, and done once w1 is gone.
  G. A constructed split brain: disk sb, n2's storage link cut, n1 writes
-    alone (n2 outdated); then n2's replica is promoted behind herd's back
-    (the promote op straight to n2's herd-san, as a bug or an operator's
-    mistake could) and written there too.  Healed: the replicas refuse to
+    alone (n2 outdated); then n2's replica is promoted and let write alone
+    behind herd's back (promote and outdated straight to n2's herd-san, as
+    a bug could) and written there too.  Healed: the replicas refuse to
     connect, herd status says split brain; `herd disk resolve sb --keep
     n1` discards n2's writes, and the replicas are identical again.
 """
@@ -312,8 +312,11 @@ def split_brain(tn, ha):
     try:
         qemu_io(tn, 1, uuid, "write -P 0x11 0 1M", "flush")
         wait_until(lambda: replicas(ha, "sb")["n2"][0] == "outdated", 30, "n2's replica of sb to be outdated")
-        answer = herd_san_op(tn, 2, {"op": "promote", "uuid": uuid})
-        check('"ok":true' in answer.replace(" ", ""), f"n2's herd-san did not promote: {answer}")
+        # herdd would never let n2 write alone (the store records it
+        # outdated): both orders go to its herd-san directly.
+        for op in ("promote", "outdated"):
+            answer = herd_san_op(tn, 2, {"op": op, "uuid": uuid})
+            check('"ok":true' in answer.replace(" ", ""), f"n2's herd-san refused {op}: {answer}")
         qemu_io(tn, 2, uuid, "write -P 0x22 4M 1M", "flush")
     finally:
         tn.cli("heal", "2", "1")
