@@ -182,7 +182,8 @@ static bool parse_config(json_t *obj, san_request *req, GError **error)
 	if (dir[0] != '/')
 		return refuse(error, op, "\"tls_dir\" '%s' must be an absolute path", dir);
 	req->config.tls_dir = g_strdup(dir);
-	return get_uint(obj, "resync_rate", op, 1, UINT64_C(1) << 40, &req->config.resync_rate, error) &&
+	/* resync_rate 0: no limit (the setting esan_resync_mibs=0). */
+	return get_uint(obj, "resync_rate", op, 0, UINT64_C(1) << 40, &req->config.resync_rate, error) &&
 	       get_uint(obj, "timeout_ms", op, 1, 3600 * 1000, &req->config.timeout_ms, error);
 }
 

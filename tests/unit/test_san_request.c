@@ -43,6 +43,12 @@ static void test_good_ops(void)
 	g_assert_cmpuint(c->config.resync_rate, ==, 1000);
 	g_assert_cmpuint(c->config.timeout_ms, ==, 5000);
 
+	/* 0: no limit (esan_resync_mibs=0) */
+	g_autoptr(san_request) unlimited = san_request_parse(
+		"{\"op\":\"config\",\"tls_dir\":\"/t\",\"resync_rate\":0,\"timeout_ms\":5000}", &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(unlimited->config.resync_rate, ==, 0);
+
 	g_autoptr(san_request) r = san_request_parse("{\"op\":\"resize\",\"uuid\":\"" U "\",\"size\":2097152}", &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(r->size, ==, 2097152);
@@ -83,7 +89,7 @@ static void test_bad_ops(void)
 		{ "{\"op\":\"resize\",\"uuid\":\"" U "\",\"size\":1000}", "multiple of 512" },
 		{ "{\"op\":\"resize\",\"uuid\":\"" U "\",\"size\":140737488355328}", "\"size\" must be" },
 		{ "{\"op\":\"config\",\"tls_dir\":\"tls\",\"resync_rate\":1,\"timeout_ms\":1}", "absolute path" },
-		{ "{\"op\":\"config\",\"tls_dir\":\"/t\",\"resync_rate\":0,\"timeout_ms\":1}", "\"resync_rate\"" },
+		{ "{\"op\":\"config\",\"tls_dir\":\"/t\",\"resync_rate\":-1,\"timeout_ms\":1}", "\"resync_rate\"" },
 		{ "{\"op\":\"config\",\"tls_dir\":\"/t\",\"resync_rate\":1,\"timeout_ms\":1.5}", "\"timeout_ms\"" },
 		{ "{\"op\":\"config\",\"resync_rate\":1,\"timeout_ms\":1}", "\"tls_dir\" is missing" },
 		{ VOLUME_HEAD "\"size\":0," LISTEN VOLUME_TAIL, "\"size\"" },
