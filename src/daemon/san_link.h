@@ -8,7 +8,10 @@
  * that every node shows them), "peer-lost" (herdd commits the peer's
  * replica outdated, retrying until the store accepts it — quorum, and the
  * peer fenced if its node is lost — and only then lets herd-san write
- * alone), and "synced" (the peer is up to date again).
+ * alone), and "synced" (the peer is up to date again).  It carries out
+ * what operators decided through the store: a replica discarded or promoted
+ * (promote --force, resolve --keep) and a verification asked of this node,
+ * whose result it records.  A resync source's peer is recorded outdated.
  *
  * herd-san is a separate service: when it is not there herdd tries again
  * every second; a restart of either side loses nothing (herd-san keeps
