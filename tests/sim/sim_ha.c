@@ -9,7 +9,8 @@
  * guests do) and a fake switched PDU driven through the engine's fence
  * agent runs (an "off" cuts a node's power: its VMs, its herd, its pending
  * work all die), on a simulated clock.  One seed drives everything:
- * operators starting, stopping and moving VMs and nodes; power cuts and
+ * operators starting, stopping and moving VMs (one of them sticky to a
+ * node) and nodes, and switching nodes over; power cuts and
  * returns; herdd crashing while corosync stays up, and coming back;
  * partitions and merges; fence devices that fail, are slow, or cannot
  * verify; guests that crash or shut themselves down; two-node clusters with
@@ -1160,8 +1161,13 @@ static void operator_action(void)
 				break;
 			to = &S->nodes[1 + rnd(S->n)];
 		}
+		/* Sometimes herd node switchover of the VM's node instead: every
+		 * VM of it moves but those sticky to it. */
+		bool cold_ok = chance(0.3);
+		bool switchover = chance(0.25);
 		if (strcmp(to->name, store_vm_of(vm)->node) != 0)
-			cmd = store_vm_cmd_migrate(vm->uuid, to->name, chance(0.3));
+			cmd = switchover ? store_vm_cmd_switchover(st, store_vm_of(vm)->node, to->name, cold_ok, NULL)
+					 : store_vm_cmd_migrate(vm->uuid, to->name, cold_ok);
 	} else {
 		static const store_node_mode modes[] = { STORE_NODE_ONLINE, STORE_NODE_ONLINE,
 							 STORE_NODE_STANDBY, STORE_NODE_MAINTENANCE };
@@ -1249,6 +1255,10 @@ static void bootstrap(void)
 			json_object_set_new(data, "preferred", json_sprintf("n%u", 1 + v % S->n));
 		if (v == 5 || v == 6)
 			json_object_set_new(data, "group", json_string("dns"));
+		/* Bound to a node: switchovers and modes leave it there (and
+		 * the operator's migrations of it are refused). */
+		if (v == 3)
+			json_object_set_new(data, "sticky", json_sprintf("n%u", 1 + v % S->n));
 		if (NEEDS_STORAGE(v))
 			json_object_set_new(data, "xml_files", json_pack("[s]", STORAGE_PATH "/disk.img"));
 		json_array_append_new(ops, store_cmd_create(STORE_KIND_VM, S->vm_uuids[v], name, data));
