@@ -1312,6 +1312,15 @@ static void check_converged(void)
 	}
 }
 
+/* Every node's herd runs, and none is in its host's shutdown. */
+static bool all_herds_on(const sim *s)
+{
+	for (unsigned i = 1; i <= s->n; i++)
+		if (!s->nodes[i].herd_up || s->nodes[i].shutting_down)
+			return false;
+	return true;
+}
+
 static void settle(int64_t ms)
 {
 	int64_t end = S->now_ms + ms;
@@ -1447,11 +1456,11 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 				herd_start(&s.nodes[i]);
 		}
 		recompute_groups();
+		/* Done once every herd ran through a whole settle: one that
+		 * came up at its end (a PDU's reboot) gets its own. */
+		bool were_on = all_herds_on(&s);
 		settle(10000);
-		bool all_on = true;
-		for (unsigned i = 1; i <= s.n; i++)
-			all_on &= s.nodes[i].herd_up && !s.nodes[i].shutting_down;
-		if (all_on)
+		if (were_on && all_herds_on(&s))
 			break;
 	}
 	/* A node whose host was shut down cleanly got its mode back from its
