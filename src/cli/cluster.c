@@ -190,6 +190,82 @@ static int run_leave(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
+/* The state of link @id between @a and @b as both see it: "0 up",
+ * "1 DOWN (n1)", "1 DOWN (n1, n2)"; NULL if neither says. */
+static char *link_cell(json_t *views, const char *a, const char *b, json_int_t id)
+{
+	const char *sides[2] = { a, b };
+	const char *peers[2] = { b, a };
+	bool known = false;
+	GString *down = g_string_new(NULL);
+	for (int s = 0; s < 2; s++) {
+		size_t i;
+		json_t *l;
+		json_array_foreach(json_object_get(json_object_get(views, sides[s]), peers[s]), i, l) {
+			if (json_integer_value(json_object_get(l, "link")) != id)
+				continue;
+			known = true;
+			if (!json_is_true(json_object_get(l, "connected")))
+				g_string_append_printf(down, "%s%s", down->len ? ", " : "", sides[s]);
+		}
+	}
+	char *out = !known ? NULL
+		    : down->len ? g_strdup_printf("%lld DOWN (%s)", (long long)id, down->str)
+				: g_strdup_printf("%lld up", (long long)id);
+	g_string_free(down, TRUE);
+	return out;
+}
+
+static gint by_string(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every pair of nodes that both say how they see their links (up to 8
+ * nodes; beyond, only pairs with a link down). */
+static void print_links(json_t *views)
+{
+	if (!json_object_size(views))
+		return;
+	g_autoptr(GPtrArray) names = g_ptr_array_new();
+	const char *node;
+	json_t *view;
+	json_object_foreach(views, node, view)
+		g_ptr_array_add(names, (gpointer)node);
+	g_ptr_array_sort(names, by_string);
+	cli_table *t = cli_table_new("NODES", "HEARTBEAT LINKS", NULL);
+	unsigned shown = 0, hidden = 0;
+	for (guint i = 0; i < names->len; i++) {
+		for (guint k = i + 1; k < names->len; k++) {
+			const char *a = names->pdata[i], *b = names->pdata[k];
+			GString *cells = g_string_new(NULL);
+			bool any_down = false;
+			for (json_int_t id = 0; id < 8; id++) {
+				g_autofree char *cell = link_cell(views, a, b, id);
+				if (!cell)
+					continue;
+				any_down |= strstr(cell, "DOWN") != NULL;
+				g_string_append_printf(cells, "%s%s", cells->len ? ", " : "", cell);
+			}
+			if (cells->len && (names->len <= 8 || any_down)) {
+				g_autofree char *pair = g_strdup_printf("%s - %s", a, b);
+				cli_table_add(t, pair, cells->str);
+				shown++;
+			} else if (cells->len) {
+				hidden++;
+			}
+			g_string_free(cells, TRUE);
+		}
+	}
+	printf("\n");
+	if (shown)
+		cli_table_print(t);
+	else
+		cli_table_free(t);
+	if (hidden)
+		printf("%s%u pairs of nodes with every heartbeat link up\n", shown ? "and " : "", hidden);
+}
+
 static int run_status(cli_ctx *ctx, int argc, char **argv)
 {
 	int rc;
@@ -217,6 +293,7 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 		printf("              %s\n", refusal);
 	printf("This node:    %s\n\n", json_string_value(json_object_get(c, "local_node")));
 	cli_print_nodes(json_object_get(c, "nodes"));
+	print_links(json_object_get(c, "links"));
 	return CLI_OK;
 }
 

@@ -58,6 +58,11 @@ void cli_table_print(cli_table *t)
 		puts(line->str);
 		g_string_free(line, TRUE);
 	}
+	cli_table_free(t);
+}
+
+void cli_table_free(cli_table *t)
+{
 	g_ptr_array_unref(t->rows);
 	g_ptr_array_unref(t->headers);
 	g_free(t);

@@ -11,3 +11,5 @@ cli_table *cli_table_new(const char *first_header, ...) G_GNUC_NULL_TERMINATED;
 void cli_table_add(cli_table *t, ...);
 /* Print to stdout and free the table. */
 void cli_table_print(cli_table *t);
+/* Free without printing. */
+void cli_table_free(cli_table *t);

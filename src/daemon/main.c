@@ -9,6 +9,7 @@
 #include "daemon/certificate.h"
 #include "daemon/herdd.h"
 #include "common/sd_notify.h"
+#include "daemon/link_watch.h"
 #include "daemon/reach_check.h"
 #include "daemon/san_link.h"
 #include "daemon/virt_setup.h"
@@ -207,6 +208,7 @@ int main(int argc, char **argv)
 	d.virt_setup = virt_setup_start(&d);
 	d.reach = herd_reach_checker_new(d.cluster, reach_report, &d);
 	d.san = herd_san_link_new(d.cluster, d.ha, d.cfg->node_name, d.cfg->san_socket, d.tls_dir);
+	d.links = herd_link_watch_new(d.cluster, d.ha, d.cfg->node_name);
 	d.formation = herd_formation_new(d.cluster, d.cfg->node_name, d.cfg->corosync_dir,
 					 &formation_io, &d);
 	d.api_ctx = (api_ctx){ d.cluster, d.ha, d.formation, &d.node_info };
@@ -236,6 +238,7 @@ out:
 	herd_virt_setup_free(d.virt_setup);
 	herd_reach_checker_free(d.reach);
 	herd_san_link_free(d.san);
+	herd_link_watch_free(d.links);
 	/* Leaving for the host's shutdown: the others hear why before the
 	 * group sees this node go (herd_cluster_free() leaves it). */
 	herdd_stop_finish(&d);

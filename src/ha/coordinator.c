@@ -4,6 +4,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "ha/esan.h"
+#include "ha/links.h"
 #include "ha/needs.h"
 #include "store/cluster.h"
 #include "store/fence_device.h"
@@ -604,6 +605,10 @@ static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *p
 	}
 	esan_alerts = herd_esan_alerts(view->st, reports);
 	json_array_extend(alerts, esan_alerts);
+	/* Heartbeat links down, as the nodes see them. */
+	g_autoptr(json_t) link_views = herd_facts_links(view->facts);
+	g_autoptr(json_t) link_alerts = herd_link_alerts(link_views);
+	json_array_extend(alerts, link_alerts);
 	json_t *at_risk = json_object();
 	for (size_t i = 0; i < in->n_nodes; i++)
 		json_object_set_new(at_risk, in->nodes[i].name, json_integer(plan->unsafe_if_lost[i]));

@@ -88,6 +88,7 @@ struct herd_engine {
 	json_t *usage;                /* its dir storages' size and free space, or NULL */
 	json_t *esan;                 /* its herd-san's state of each eSAN volume, or NULL */
 	json_t *fence_standby;        /* its waiting fence agents (ha/fence_pool.h), or NULL */
+	json_t *links;                /* its knet links to each peer (ha/links.h), or NULL */
 	/* A run reconciles and coordinates only if something happened since
 	 * the last that did (an event, a wakeup asked for by the agent or the
 	 * coordinator, another view): with 10,000 VMs each costs milliseconds,
@@ -214,6 +215,7 @@ static void send_status(herd_engine *e)
 		.seen = herd_coord_seen(e->coord),
 		.reach = e->reach,
 		.fence_standby = e->fence_standby,
+		.links = e->links,
 		.usage = usage,
 	};
 	size_t len;
@@ -1536,6 +1538,7 @@ void herd_engine_set_fence_standby(herd_engine *e, json_t *agents)
 	if (e->fence_standby && json_equal(e->fence_standby, agents))
 		return;
 	json_decref(e->fence_standby);
+	json_decref(e->links);
 	e->fence_standby = json_incref(agents);
 	status_soon(e);
 }
@@ -1550,6 +1553,20 @@ json_t *herd_engine_fence_standby(herd_engine *e)
 			json_object_set(out, n->name, n->facts->fence_standby);
 	}
 	return out;
+}
+
+void herd_engine_set_links(herd_engine *e, json_t *links)
+{
+	if (e->links && json_equal(e->links, links))
+		return;
+	json_decref(e->links);
+	e->links = json_incref(links);
+	status_soon(e);
+}
+
+json_t *herd_engine_links(herd_engine *e)
+{
+	return herd_facts_links(e->facts);
 }
 
 json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)

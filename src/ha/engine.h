@@ -225,6 +225,11 @@ void herd_engine_set_fence_standby(herd_engine *e, json_t *agents);
 /* Every node's waiting fence agents, by fresh facts: {node: {device:
  * {"agent":…,"pids":[…]}}}, nodes without any left out. */
 json_t *herd_engine_fence_standby(herd_engine *e);
+/* This node's knet links to each peer, {peer: [{"link","connected"}…]}
+ * (ha/links.h): sent in its STATUS when they change. */
+void herd_engine_set_links(herd_engine *e, json_t *links);
+/* Every node's view of its links, {node: {peer: […]}}, by fresh facts. */
+json_t *herd_engine_links(herd_engine *e);
 /* Whether this node's host is set up for live migration, or why not
  * (@problem, NULL when @ready): sent in its STATUS, so every node shows it. */
 void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *problem);

@@ -76,6 +76,7 @@ void herd_node_facts_unref(herd_node_facts *n)
 	json_decref(n->reach);
 	json_decref(n->usage);
 	json_decref(n->fence_standby);
+	json_decref(n->links);
 	g_bytes_unref(n->payload);
 	g_free(n);
 }
@@ -164,6 +165,8 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 		json_object_set(rest, "reach", r->reach);
 	if (r->fence_standby && json_object_size(r->fence_standby))
 		json_object_set(rest, "fence_standby", r->fence_standby);
+	if (r->links && json_object_size(r->links))
+		json_object_set(rest, "links", r->links);
 	g_autofree char *text = json_dumps(rest, JSON_COMPACT);
 	size_t n = strlen(text);
 	json_writer_members_text(&w, text + 1, n - 2); /* without its braces */
@@ -325,6 +328,8 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->usage = json_is_object(usage) ? json_incref(usage) : json_object();
 	json_t *standby = json_object_get(j, "fence_standby");
 	n->fence_standby = json_is_object(standby) ? json_incref(standby) : json_object();
+	json_t *links = json_object_get(j, "links");
+	n->links = json_is_object(links) ? json_incref(links) : json_object();
 	n->reached = g_hash_table_new(g_str_hash, g_str_equal);
 	const char *key;
 	json_object_foreach(n->reach, key, v)
@@ -343,6 +348,20 @@ herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid)
 {
 	herd_node_facts *n = g_hash_table_lookup(f->nodes, GUINT_TO_POINTER(nodeid));
 	return n && n->round == f->round ? n : NULL;
+}
+
+json_t *herd_facts_links(herd_facts *f)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, f->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		if (n->round == f->round && json_object_size(n->links))
+			json_object_set(out, n->name, n->links);
+	}
+	return out;
 }
 
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid)

@@ -45,6 +45,9 @@ typedef struct herd_node_facts {
 	GHashTable *reached;       /* the uuids of @reach that are ok (borrowed keys) */
 	json_t *fence_standby;     /* {device: {"agent":…,"pids":[…]}}: its waiting fence
 				    * agents (ha/fence_pool.h); empty if it has none */
+	json_t *links;             /* {node: [{"link":L,"connected":bool}…]}: corosync's
+				    * knet links to each other node as it sees them
+				    * (ha/links.h); empty if it does not say */
 	GBytes *payload;           /* the STATUS they were read from */
 	gint refcount;
 } herd_node_facts;
@@ -86,6 +89,7 @@ typedef struct herd_node_report {
 	json_t *reach;             /* {uuid: {"ok","problem"}}, or NULL */
 	json_t *usage;             /* {uuid: {"size","free"}}, or NULL */
 	json_t *fence_standby;     /* {device: {"agent","pids"}}, or NULL */
+	json_t *links;             /* {node: [{"link","connected"}…]}, or NULL */
 } herd_node_report;
 
 /* Encode @r as a STATUS payload. */
@@ -102,6 +106,10 @@ herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);
 /* The fact about @uuid from the node that runs it (herd_vm_state_runs), else
  * from any node that knows it (stopped, or incoming), by fresh facts, or NULL. */
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid);
+
+/* Every node's view of its links, by fresh facts: {node: its links}
+ * (herd_node_facts.links); nodes that say nothing are left out. */
+json_t *herd_facts_links(herd_facts *f);
 
 /* A VM that fresh facts show anything but stopped. */
 typedef struct herd_active_vm {

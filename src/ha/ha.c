@@ -391,6 +391,16 @@ void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t 
 	herd_engine_disk_grow(h->engine, uuid, path, size, done, user, now_ms());
 }
 
+void herd_ha_set_links(herd_ha *h, json_t *links)
+{
+	herd_engine_set_links(h->engine, links);
+}
+
+json_t *herd_ha_links(herd_ha *h)
+{
+	return herd_engine_links(h->engine);
+}
+
 json_t *herd_ha_fence_standby(herd_ha *h)
 {
 	return herd_engine_fence_standby(h->engine);

@@ -51,6 +51,9 @@ void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_d
 /* Grow disk @path of running VM @uuid to @size bytes, live, on its node. */
 void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t size,
 		       herd_virt_done done, gpointer user);
+/* herd_engine_set_links(), herd_engine_links(). */
+void herd_ha_set_links(herd_ha *h, json_t *links);
+json_t *herd_ha_links(herd_ha *h);
 /* Every node's waiting fence agents (herd_engine_fence_standby()). */
 json_t *herd_ha_fence_standby(herd_ha *h);
 void herd_ha_fence_now(herd_ha *h, const char *node, herd_engine_fence_done done, gpointer user);

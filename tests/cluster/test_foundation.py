@@ -5,7 +5,9 @@ Three nodes on one link: corosync membership and quorum on every node, herd
 status inside every node, the test guest counting under libvirtd, exec's exit
 status, a power cut seen by the survivors within 3 s, power on, a network cut
 and heal; then `down` must leave nothing behind.  Two nodes on two links:
-both knet links up, and losing one link is no membership change.
+both knet links up, and losing one link is no membership change; herd shows
+every node's view of the links (`herd cluster status`) and alerts on the lost
+one until it is back.
 """
 import json
 import os
@@ -181,6 +183,23 @@ def two_links():
                    link_states(1).get((1, 2)) == "connected", 10,
                    "both links from n1 to n2 to be connected")
         say("--links 2: both knet links connected")
+
+        def herd_links(i):
+            out = tn.exec(i, "herd", "--json", "cluster", "status", check=True).stdout
+            return json.loads(out).get("links", {})
+
+        def link_alerts(i):
+            out = tn.exec(i, "herd", "--json", "status", check=True).stdout
+            return [a for a in (json.loads(out).get("ha") or {}).get("alerts", [])
+                    if a.get("kind", "").startswith("link")]
+
+        def all_up(views):
+            return all(views.get(a, {}).get(b) == [{"link": 0, "connected": True},
+                                                   {"link": 1, "connected": True}]
+                       for a, b in (("n1", "n2"), ("n2", "n1")))
+        wait_until(lambda: all_up(herd_links(1)) and all_up(herd_links(2)), 20,
+                   "herd on both nodes to show both nodes' views of both links up", interval=0.5)
+        check(link_alerts(1) == [], f"link alerts with every link up: {link_alerts(1)}")
         tn.cli("cut", "2", "0")
         t0 = time.monotonic()
 
@@ -195,11 +214,25 @@ def two_links():
             time.sleep(0.05)
         check(link_states(1).get((1, 2)) == "connected", "link 1 is down too")
         say(f"cut 2 0: knet marked link 0 down after {detect:.1f} s; membership kept")
+        # herd: both views show link 0 down, and one alert for the pair.
+        def lost_link_alert():
+            alerts = link_alerts(1)
+            return alerts if [(a["kind"], a["nodes"], a["links"]) for a in alerts] == \
+                [("link_last", ["n1", "n2"], [0])] else None
+        alerts = wait_until(lost_link_alert, 20, "the alert for link 0 between n1 and n2",
+                            interval=0.5)
+        say(f"herd status: {alerts[0]['severity']}: {alerts[0]['message']}")
+        text = tn.exec(2, "herd", "cluster", "status", check=True).stdout
+        check(re.search(r"n1 - n2\s+0 DOWN \(n1, n2\), 1 up", text),
+              f"herd cluster status does not show link 0 down:\n{text}")
+        check(link_alerts(2) == alerts, "n2 shows other link alerts than n1")
         tn.cli("heal", "2", "0")
         wait_until(lambda: link_states(1).get((0, 2)) == "connected", 15,
                    "link 0 to come back")
         check(tn.membership(1) == (2, True), "membership changed on heal")
-        say("heal 2 0: link 0 connected again")
+        wait_until(lambda: link_alerts(1) == [] and all_up(herd_links(2)), 20,
+                   "the link alert to clear after the heal", interval=0.5)
+        say("heal 2 0: link 0 connected again; herd's alert cleared")
         procs, inodes = tn.instance_processes()
     check_nothing_left(tn.instance, procs, inodes, shm_before)
 
