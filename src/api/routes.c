@@ -3,6 +3,8 @@
 const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/node", api_node_get, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/status", api_status_get, 0 },
+	/* Prometheus's usual path, beside the API (docs/metrics.md). */
+	{ "GET", "/metrics", api_metrics_get, 0 },
 
 	{ "GET", "/api/v1/cluster", api_cluster_get, 0 },
 	{ "POST", "/api/v1/cluster", api_cluster_create, 0 },

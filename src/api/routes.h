@@ -19,6 +19,7 @@ char *api_user_password_hash(const char *user, gpointer user_data, GError **erro
 /* status.c */
 void api_node_get(http_request *req, gpointer user_data);      /* GET /node */
 void api_status_get(http_request *req, gpointer user_data);    /* GET /status */
+void api_metrics_get(http_request *req, gpointer user_data);   /* GET /metrics (not under /api/v1) */
 
 /* cluster.c */
 void api_cluster_create(http_request *req, gpointer user_data);   /* POST /cluster */

@@ -23,6 +23,7 @@ struct herd_ha {
 	uint32_t group[MAX_NODES];
 	GHashTable *runs;          /* fence agent runs under way: agent_ctx* set */
 	herd_fence_pool *pool;     /* this node's waiting fence agents (fence_pool.h) */
+	GHashTable *fence_runs;    /* "device\naction\nresult" -> count (herd_ha_fence_runs) */
 	herd_ha_leave_fn leave;    /* the host's shutdown is over (herd_ha_shutdown) */
 	gpointer leave_user;
 };
@@ -86,6 +87,7 @@ typedef struct {
 	herd_ha *h;
 	uint64_t run;
 	herd_fence_target *target;
+	char *action;
 } agent_ctx;
 
 static void on_agent_done(bool ok, const char *device, const char *detail, double secs, gpointer user)
@@ -95,8 +97,14 @@ static void on_agent_done(bool ok, const char *device, const char *detail, doubl
 	herd_fence_target_free(a->target);
 	/* The engine went away meanwhile (shutdown): nobody waits. */
 	bool wanted = h && g_hash_table_remove(h->runs, a);
-	if (wanted)
+	if (wanted) {
+		char *key = g_strdup_printf("%s\n%s\n%s", device ? device : "", a->action,
+					    ok ? "ok" : "failed");
+		gpointer was = g_hash_table_lookup(h->fence_runs, key);
+		g_hash_table_replace(h->fence_runs, key, GUINT_TO_POINTER(GPOINTER_TO_UINT(was) + 1));
 		herd_engine_agent_done(h->engine, a->run, ok, detail, secs, now_ms());
+	}
+	g_free(a->action);
 	g_free(a);
 }
 
@@ -108,6 +116,7 @@ static void io_fence_agent(gpointer user, uint64_t run, const herd_fence_target 
 	a->run = run;
 	/* The agent may outlive the engine's target (shutdown). */
 	a->target = herd_fence_target_copy(t);
+	a->action = g_strdup(action);
 	g_hash_table_add(h->runs, a);
 	herd_fence_agent_run(h->pool, a->target, action, on_agent_done, a);
 }
@@ -255,6 +264,7 @@ herd_ha *herd_ha_new(herd_cluster *cluster, const char *node_name, herd_virt *vi
 	h->cluster = cluster;
 	h->virt = virt;
 	h->runs = g_hash_table_new(g_direct_hash, g_direct_equal);
+	h->fence_runs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	h->engine = herd_engine_new(node_name, virt, &engine_io, h);
 	h->pool = herd_fence_pool_new(on_pool_changed, h);
 	virt->cb.fact = on_virt_fact;
@@ -295,6 +305,7 @@ void herd_ha_free(herd_ha *h)
 	while (g_hash_table_iter_next(&it, &a, NULL))
 		((agent_ctx *)a)->h = NULL;
 	g_hash_table_destroy(h->runs);
+	g_hash_table_destroy(h->fence_runs);
 	herd_fence_pool_free(h->pool);
 	herd_engine_free(h->engine);
 	g_free(h);
@@ -399,6 +410,21 @@ void herd_ha_set_links(herd_ha *h, json_t *links)
 json_t *herd_ha_links(herd_ha *h)
 {
 	return herd_engine_links(h->engine);
+}
+
+json_t *herd_ha_fence_runs(herd_ha *h)
+{
+	json_t *out = json_array();
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, h->fence_runs);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		g_auto(GStrv) parts = g_strsplit(k, "\n", 3);
+		json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:I}", "device", parts[0], "action",
+						     parts[1], "result", parts[2], "count",
+						     (json_int_t)GPOINTER_TO_UINT(v)));
+	}
+	return out;
 }
 
 json_t *herd_ha_fence_standby(herd_ha *h)

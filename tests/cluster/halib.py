@@ -64,6 +64,26 @@ class HaNodes(TestNodes):
                 print(f"----- n{i} herdd.log, HA lines (last 60)\n" + "\n".join(text[-60:]), flush=True)
 
 
+def api(tn, i, method, path, body=None, tcp=False, auth=None):
+    """(status, parsed JSON or text) of an API call made with curl inside node i:
+    as root over its unix socket, or over HTTPS to its own address."""
+    argv = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]
+    if tcp:
+        argv += ["-k", f"https://10.99.0.{i}:8001{path}"]
+    else:
+        argv += ["--unix-socket", "/run/herd/herd.sock", f"http://localhost{path}"]
+    if auth:
+        argv += ["-u", auth]
+    if body is not None:
+        argv += ["--data-binary", body if isinstance(body, str) else json.dumps(body)]
+    p = tn.exec(i, *argv)
+    text, _, code = p.stdout.rpartition("\n")
+    try:
+        return int(code), json.loads(text)
+    except ValueError:
+        return (int(code) if code.isdigit() else 0), text
+
+
 def herdd_log(tn, i, since=None, pattern=None):
     """[(wall time, line)] of node i's herdd.log (lines start HH:MM:SS.mmm,
     local time), from wall time since on, matching pattern."""

@@ -37,6 +37,7 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from harness import HERE, TestNodes, testnodes  # noqa: E402
+from halib import api  # noqa: E402
 from testlib import (TestFailure, build_dir, check, expect, guest_image, guest_xml,  # noqa: E402
                      run_test, say, wait_until)
 from test_foundation import check_nothing_left, shm_files  # noqa: E402
@@ -162,26 +163,6 @@ def herdd_pid(tn, i):
 
 
 # ---------------------------------------------------------------- HTTP with curl in a node
-
-def api(tn, i, method, path, body=None, tcp=False, auth=None):
-    """(status, parsed JSON or text) of an API call made with curl inside node i:
-    as root over its unix socket, or over HTTPS to its own address."""
-    argv = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]
-    if tcp:
-        argv += ["-k", f"https://10.99.0.{i}:8001{path}"]
-    else:
-        argv += ["--unix-socket", "/run/herd/herd.sock", f"http://localhost{path}"]
-    if auth:
-        argv += ["-u", auth]
-    if body is not None:
-        argv += ["--data-binary", body if isinstance(body, str) else json.dumps(body)]
-    p = tn.exec(i, *argv)
-    text, _, code = p.stdout.rpartition("\n")
-    try:
-        return int(code), json.loads(text)
-    except ValueError:
-        return (int(code) if code.isdigit() else 0), text
-
 
 def expect_api_error(tn, i, method, path, body, status, pattern, **kw):
     code, answer = api(tn, i, method, path, body, **kw)

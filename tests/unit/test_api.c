@@ -61,6 +61,54 @@ static void test_status(fixture *f, gconstpointer data)
 	g_assert_cmpuint(json_array_size(json_object_get(j, "unfenced_lost_nodes")), ==, 0);
 }
 
+/* GET /metrics: Prometheus's text, the whole cluster as this node sees it. */
+static void test_metrics(fixture *f, gconstpointer data)
+{
+	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "web1", "n2");
+	g_autofree char *other = vm_define(f, 1, "web2", "{s:s}", "preferred", "n3");
+	g_autoptr(test_answer) a = test_request(f->n[3], "GET", "/metrics", NULL);
+	g_assert_cmpint(a->status, ==, 200);
+	const char *t = a->text;
+	static const char *const lines[] = {
+		"# TYPE herd_build_info gauge\nherd_build_info{node=\"n3\",version=\"",
+		"herd_cluster_quorate{node=\"n3\"} 1\n",
+		"herd_cluster_members{node=\"n3\"} 3\n",
+		"herd_node_online{node=\"n1\"} 1\n",
+		"herd_node_mode{node=\"n2\",mode=\"online\"} 1\n",
+		"herd_node_mode{node=\"n2\",mode=\"standby\"} 0\n",
+		"herd_node_down{node=\"n3\"} 0\n",
+		"herd_vm_running{vm=\"web1\"} 1\n",
+		"herd_vm_running{vm=\"web2\"} 0\n",
+		"herd_vm_node{vm=\"web1\",node=\"n2\"} 1\n# HELP",
+		"herd_vm_ha{vm=\"web1\"} 0\n",
+		"herd_alerts{severity=\"critical\"} 0\n",
+		"# TYPE herd_process_cpu_seconds_total counter\n",
+		"# TYPE herd_fence_agent_runs_total counter\n",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(lines); i++)
+		if (!strstr(t, lines[i]))
+			g_error("GET /metrics lacks %s:\n%s", lines[i], t);
+	/* Each family once, its samples together. */
+	g_autoptr(GHashTable) families = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_auto(GStrv) all = g_strsplit(t, "\n", -1);
+	g_autofree char *current = NULL;
+	for (char **l = all; *l; l++) {
+		if (g_str_has_prefix(*l, "# TYPE ")) {
+			g_auto(GStrv) w = g_strsplit(*l, " ", 4);
+			g_assert_false(g_hash_table_contains(families, w[2]));
+			g_hash_table_add(families, g_strdup(w[2]));
+			g_free(current);
+			current = g_strdup(w[2]);
+		} else if (**l && **l != '#') {
+			size_t n = strcspn(*l, "{ ");
+			g_assert_nonnull(current);
+			g_assert_cmpint(n, ==, strlen(current));
+			g_assert_true(strncmp(*l, current, n) == 0);
+		}
+	}
+}
+
 /* Credentials: wrong ones are refused (root on the socket needs none). */
 static void test_auth(fixture *f, gconstpointer data)
 {
@@ -458,6 +506,7 @@ int main(int argc, char **argv)
 	test_log_init();
 	api_test_add("/api/node", test_node, NULL);
 	api_test_add("/api/status", test_status, NULL);
+	api_test_add("/api/metrics", test_metrics, NULL);
 	api_test_add("/api/auth", test_auth, NULL);
 	api_test_add("/api/cluster/get", test_cluster_get, NULL);
 	api_test_add("/api/cluster/settings", test_cluster_settings, NULL);
