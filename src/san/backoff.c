@@ -16,3 +16,11 @@ bool san_backoff_alarming(const san_backoff *b)
 {
 	return b->quick_exits >= SAN_BACKOFF_ALARM_EXITS;
 }
+
+unsigned san_link_retry_ms(unsigned failures)
+{
+	unsigned ms = SAN_LINK_RETRY_FIRST_MS;
+	for (unsigned i = 1; i < failures && ms < SAN_LINK_RETRY_MAX_MS; i++)
+		ms *= 2;
+	return ms < SAN_LINK_RETRY_MAX_MS ? ms : SAN_LINK_RETRY_MAX_MS;
+}

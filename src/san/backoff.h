@@ -2,7 +2,9 @@
  * When to start a volume's nbdkit again after it exited: at once after a
  * long run, then later and later while it keeps dying soon after its start
  * (a broken plugin, a full disk), so that herd-san neither spins nor gives
- * up.  Pure: the shell passes how long the process ran.
+ * up.  And when the plugin's link tries its peer again: soon after a loss
+ * (a short cut heals fast), then at most once a second.  Pure: the shell
+ * passes how long the process ran, how many attempts failed.
  */
 #pragma once
 
@@ -25,3 +27,13 @@ uint64_t san_backoff_exit(san_backoff *b, uint64_t ran_ms);
 
 /* True when the exits just recorded are worth an error event. */
 bool san_backoff_alarming(const san_backoff *b);
+
+/* The plugin's link to its peer: attempts start SAN_LINK_RETRY_FIRST_MS
+ * apart after the first failure, twice as far after each further one, up
+ * to SAN_LINK_RETRY_MAX_MS; a connection made starts the count anew. */
+#define SAN_LINK_RETRY_FIRST_MS 50
+#define SAN_LINK_RETRY_MAX_MS 1000
+
+/* The time in ms from the start of the attempt that failed as the
+ * @failures-th in a row (1, 2, …) to the start of the next. */
+unsigned san_link_retry_ms(unsigned failures);

@@ -159,8 +159,10 @@ static int file_sync(void)
 
 /* ------------------------------------------------------- region locking */
 
-/* Local writes in flight register their range; the resync locks one range
- * at a time: writes to it wait, and it waits for those already running. */
+/* Local writes in flight register their range.  The resync (or a verify)
+ * holds the one resync token and locks ranges under it, several at a time
+ * (regions in flight together): writes to a locked range wait, and locking
+ * waits for the writes already running in it. */
 typedef struct {
 	uint64_t off, len;
 } range;
@@ -168,19 +170,29 @@ typedef struct {
 static GMutex range_mutex;
 static GCond range_cond;
 static GArray *active_ranges;
-static bool resync_locked;
-static range resync_range;
+static GArray *resync_ranges;
+static bool resync_held;
 
 static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
 }
 
+static bool overlaps_any(GArray *ranges, uint64_t off, uint64_t len)
+{
+	for (guint i = 0; i < ranges->len; i++) {
+		range *r = &g_array_index(ranges, range, i);
+		if (overlap(off, len, r->off, r->len))
+			return true;
+	}
+	return false;
+}
+
 static void range_enter(uint64_t off, uint64_t len)
 {
 	range r = { off, len };
 	g_mutex_lock(&range_mutex);
-	while (resync_locked && overlap(off, len, resync_range.off, resync_range.len))
+	while (overlaps_any(resync_ranges, off, len))
 		g_cond_wait(&range_cond, &range_mutex);
 	g_array_append_val(active_ranges, r);
 	g_mutex_unlock(&range_mutex);
@@ -200,31 +212,31 @@ static void range_leave(uint64_t off, uint64_t len)
 	g_mutex_unlock(&range_mutex);
 }
 
-void san_resync_lock(uint64_t off, uint64_t len)
+void san_resync_begin(void)
 {
 	g_mutex_lock(&range_mutex);
 	/* one holder at a time (a resync, a verify, an earlier resync ending) */
-	while (resync_locked)
+	while (resync_held)
 		g_cond_wait(&range_cond, &range_mutex);
-	resync_locked = true;
-	resync_range = (range){ off, len };
-	for (;;) {
-		bool busy = false;
-		for (guint i = 0; i < active_ranges->len && !busy; i++) {
-			range *r = &g_array_index(active_ranges, range, i);
-			busy = overlap(off, len, r->off, r->len);
-		}
-		if (!busy)
-			break;
-		g_cond_wait(&range_cond, &range_mutex);
-	}
+	resync_held = true;
 	g_mutex_unlock(&range_mutex);
 }
 
-void san_resync_unlock(void)
+void san_resync_lock(uint64_t off, uint64_t len)
+{
+	range r = { off, len };
+	g_mutex_lock(&range_mutex);
+	g_array_append_val(resync_ranges, r);
+	while (overlaps_any(active_ranges, off, len))
+		g_cond_wait(&range_cond, &range_mutex);
+	g_mutex_unlock(&range_mutex);
+}
+
+void san_resync_end(void)
 {
 	g_mutex_lock(&range_mutex);
-	resync_locked = false;
+	g_array_set_size(resync_ranges, 0);
+	resync_held = false;
 	g_cond_broadcast(&range_cond);
 	g_mutex_unlock(&range_mutex);
 }
@@ -602,6 +614,7 @@ static int plugin_get_ready(void)
 	/* peer-lost numbers differ across runs too (an answer to an old run's is stale) */
 	vol.lost_seq = (uint64_t)g_get_real_time();
 	active_ranges = g_array_new(FALSE, FALSE, sizeof(range));
+	resync_ranges = g_array_new(FALSE, FALSE, sizeof(range));
 	g_autofree char *d = san_meta_describe(&vol.meta);
 	san_log("replica %s, %" PRIu64 " bytes, generations %s, %" PRIu64 " bytes dirty", vol.file,
 		vol.meta.size, d, san_bitmap_dirty_bytes(vol.bitmap));

@@ -77,9 +77,12 @@ int san_meta_save(void);
 /* A fresh random generation identifier. */
 uint64_t san_random_id(void);
 
-/* Region locks between local writes and the resync (plugin.c). */
+/* Region locks between local writes and the resync (plugin.c): begin takes
+ * the one holder's token, lock adds a range (local writes to it wait; it
+ * waits for those running), end releases every range and the token. */
+void san_resync_begin(void);
 void san_resync_lock(uint64_t off, uint64_t len);
-void san_resync_unlock(void);
+void san_resync_end(void);
 
 /* Local file I/O (plugin.c): 0 or -errno. */
 int san_file_read(void *buf, uint32_t count, uint64_t off);

@@ -14,26 +14,39 @@
  * threads, so a waiter returns only when libnbd has retired its command
  * (the callback's free), which nbd_close does for any left in flight.
  * The meta connection is driven by whoever uses it, with a deadline.
- * Dropped or lost, the link is tried again every second.
+ * Dropped or lost, the link is tried again soon (50 ms), then less and
+ * less often, at most a second apart (san_link_retry_ms); a plain TCP
+ * connect probes the peer's port first (given up after a second without
+ * answer), so that an attempt on a cut link does not wait for the kernel's
+ * SYN retries, and libnbd connects (TLS, the handshake) only then.
  */
 #include "san/plugin.h"
 
+#include "san/backoff.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <libnbd.h>
+#include <netdb.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A TCP connect that gets no answer (a cut link drops the SYN) is given up
+ * after this long, so that a healed link is seen within about a second. */
+#define TCP_CONNECT_MS 1000
 
 struct san_peer_req {
 	int refs;               /* the waiter, libnbd (until .free) */
 	bool answered;
 	bool retired;
 	int err;
+	GCond cond;             /* its waiter only: an answer wakes one thread, not all */
 };
 
 static GMutex req_mutex;
-static GCond req_cond;
 
 static struct {
 	GMutex lock;            /* data, up, drop, redecide */
@@ -65,7 +78,7 @@ static int req_answer(void *user_data, int *error)
 	g_mutex_lock(&req_mutex);
 	r->answered = true;
 	r->err = *error;
-	g_cond_broadcast(&req_cond);
+	g_cond_signal(&r->cond);
 	g_mutex_unlock(&req_mutex);
 	return 1;
 }
@@ -73,8 +86,10 @@ static int req_answer(void *user_data, int *error)
 static void req_release(san_peer_req *r)
 {
 	bool last = --r->refs == 0;
-	if (last)
+	if (last) {
+		g_cond_clear(&r->cond);
 		g_free(r);
+	}
 }
 
 static void req_retire(void *user_data)
@@ -82,7 +97,7 @@ static void req_retire(void *user_data)
 	san_peer_req *r = user_data;
 	g_mutex_lock(&req_mutex);
 	r->retired = true;
-	g_cond_broadcast(&req_cond);
+	g_cond_signal(&r->cond);
 	req_release(r);
 	g_mutex_unlock(&req_mutex);
 }
@@ -92,9 +107,11 @@ typedef enum { REQ_PWRITE, REQ_ZERO, REQ_PREAD, REQ_FLUSH } req_kind;
 static san_peer_req *submit(req_kind kind, void *buf, uint32_t count, uint64_t off, uint32_t flags)
 {
 	san_peer_req *r = g_new0(san_peer_req, 1);
+	g_cond_init(&r->cond);
 	nbd_completion_callback cb = { .callback = req_answer, .user_data = r, .free = req_retire };
 	int64_t cookie = -1;
 	int err = ENOTCONN;
+	bool kick = false;
 	r->refs = 2;
 	g_mutex_lock(&P.lock);
 	if (P.up && P.data) {
@@ -114,6 +131,11 @@ static san_peer_req *submit(req_kind kind, void *buf, uint32_t count, uint64_t o
 		}
 		if (cookie < 0)
 			err = nbd_get_errno() ? nbd_get_errno() : EIO;
+		/* libnbd sends a command at once, in this thread, when the
+		 * connection is idle; the link thread (polling for answers) needs
+		 * waking only if something is left to send */
+		else
+			kick = nbd_aio_get_direction(P.data) & LIBNBD_AIO_DIRECTION_WRITE;
 	} else {
 		/* libnbd never saw it: its reference goes now */
 		r->refs = 1;
@@ -128,7 +150,8 @@ static san_peer_req *submit(req_kind kind, void *buf, uint32_t count, uint64_t o
 		g_mutex_unlock(&req_mutex);
 		return r;
 	}
-	wake();
+	if (kick)
+		wake();
 	return r;
 }
 
@@ -163,7 +186,7 @@ int san_peer_wait(san_peer_req *r)
 	bool timed_out = false;
 	g_mutex_lock(&req_mutex);
 	while (!r->answered && !r->retired) {
-		if (!g_cond_wait_until(&req_cond, &req_mutex, deadline)) {
+		if (!g_cond_wait_until(&r->cond, &req_mutex, deadline)) {
 			timed_out = true;
 			break;
 		}
@@ -177,7 +200,7 @@ int san_peer_wait(san_peer_req *r)
 	}
 	/* the buffer is libnbd's until the command is retired */
 	while (!r->retired)
-		g_cond_wait(&req_cond, &req_mutex);
+		g_cond_wait(&r->cond, &req_mutex);
 	int err = r->answered ? r->err : ENOTCONN;
 	req_release(r);
 	g_mutex_unlock(&req_mutex);
@@ -258,6 +281,58 @@ static int is_ready(struct nbd_handle *h, int64_t unused)
 static int command_done(struct nbd_handle *h, int64_t cookie)
 {
 	return nbd_aio_command_completed(h, (uint64_t)cookie);
+}
+
+/* Whether the peer's port answers: a TCP connect, tried for at most @ms
+ * (each of the peer's addresses), closed at once; false with @error. */
+static bool tcp_answers(unsigned ms, GError **error)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo(vol.peer_host, vol.peer_port, &hints, &res);
+	if (gai != 0) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s:%s: %s", vol.peer_host,
+			    vol.peer_port, gai_strerror(gai));
+		return -1;
+	}
+	int fd = -1, err = ETIMEDOUT;
+	gint64 deadline = g_get_monotonic_time() + (gint64)ms * 1000;
+	for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			err = errno;
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int n;
+		do {
+			gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+			n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		} while (n < 0 && errno == EINTR);
+		int soerr = n > 0 ? 0 : ETIMEDOUT;
+		socklen_t sl = sizeof soerr;
+		if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+			soerr = errno;
+		if (soerr) {
+			err = soerr;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "%s:%s: %s", vol.peer_host,
+			    vol.peer_port, err == ETIMEDOUT ? "no answer (connect timed out)" : g_strerror(err));
+		return false;
+	}
+	close(fd);
+	return true;
 }
 
 static struct nbd_handle *connect_export(const char *name, GError **error)
@@ -437,20 +512,37 @@ uint64_t san_peer_size(void)
 	return s > 0 ? (uint64_t)s : 0;
 }
 
+/* After a failed attempt that started at @started: wait until the next is due. */
+static void retry_pause(unsigned *failures, gint64 started)
+{
+	if (*failures < 64)
+		(*failures)++;
+	gint64 due = started + (gint64)san_link_retry_ms(*failures) * 1000;
+	gint64 left = (due - g_get_monotonic_time()) / 1000;
+	if (left > 0)
+		pause_ms((unsigned)left);
+}
+
 static gpointer link_thread(gpointer unused)
 {
 	bool logged_failure = false;
+	unsigned failures = 0;
 	while (!P.stop) {
 		g_autoptr(GError) error = NULL;
-		struct nbd_handle *data = connect_export("data", &error);
+		gint64 started = g_get_monotonic_time();
+		/* libnbd's own TCP connect would wait for the kernel's SYN retries
+		 * (seconds) on a cut link: a quick probe first */
+		bool answers = tcp_answers(MIN(vol.timeout_ms, TCP_CONNECT_MS), &error);
+		struct nbd_handle *data = answers ? connect_export("data", &error) : NULL;
 		struct nbd_handle *meta = data ? connect_export("meta", &error) : NULL;
 		if (!meta) {
 			if (data)
 				nbd_close(data);
 			if (!logged_failure)
-				san_log("cannot reach the peer (again every second): %s", error->message);
+				san_log("cannot reach the peer (trying again, at most a second apart): %s",
+					error->message);
 			logged_failure = true;
-			pause_ms(1000);
+			retry_pause(&failures, started);
 			continue;
 		}
 		logged_failure = false;
@@ -467,7 +559,7 @@ static gpointer link_thread(gpointer unused)
 		san_meta last;
 		if (!check_peer(&last, true)) {
 			close_link();
-			pause_ms(1000);
+			retry_pause(&failures, started);
 			continue;
 		}
 
@@ -526,8 +618,12 @@ static gpointer link_thread(gpointer unused)
 			}
 		}
 		close_link();
+		/* a link that was up a while and broke: try again soon; one that
+		 * breaks at once, again and again, less and less often */
+		if (g_get_monotonic_time() - started >= G_USEC_PER_SEC + (gint64)vol.timeout_ms * 2000)
+			failures = 0;
 		if (!P.stop)
-			pause_ms(1000);
+			retry_pause(&failures, g_get_monotonic_time());
 	}
 	return NULL;
 }

@@ -6,9 +6,12 @@
  * agree, since the decision is symmetric.
  *
  * The resync, on the source: the target's meta is made inconsistent first;
- * then, region by region (at most 1 MiB): lock the region against local
- * writes, read it, write it to the peer with FUA (zeros as a zero request),
- * clear its bits, unlock; at the configured rate.  At the end the target
+ * then batch by batch (up to 512 regions of at most 1 MiB, 16 MiB in all;
+ * less at a low rate): lock the batch's regions against local writes, read
+ * them and send them all to the peer at once (zeros as zero requests, no
+ * FUA), wait for the answers, flush the peer once, and only then clear
+ * their bits and unlock; at the configured rate.  A crash or a lost link
+ * mid-batch leaves the bits set and the target inconsistent.  At the end the target
  * gets the source's generation through its meta export, the source's bitmap
  * generation goes to history, and `synced` is sent.  A full sync marks the
  * whole volume dirty first, so it is the same loop.
@@ -21,7 +24,9 @@
 #include <inttypes.h>
 #include <string.h>
 
-#define CHUNK (1024u * 1024u)
+#define CHUNK (1024u * 1024u)          /* a region copied, at most */
+#define BATCH_BYTES (16u * CHUNK)       /* a batch of regions in flight together, at most */
+#define BATCH_REGIONS 512u
 
 static bool verifying;      /* under vol.lock */
 static int64_t verify_id;    /* the running verification's id (herdd's), under vol.lock */
@@ -236,20 +241,61 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-/* Copy one region to the peer under its lock; 0 or -errno. */
-static int copy_region(uint8_t *buf, uint64_t off, uint64_t len)
+/* One batch of the resync: up to BATCH_REGIONS dirty regions from @from on
+ * (at most @max_bytes in all, each at most CHUNK), locked against local
+ * writes, read and sent to the peer together (no FUA), then one flush of
+ * the peer; only when that flush succeeded are their bits cleared (in
+ * memory, under the locks: a write made alone after a drop sets them again
+ * and must not lose them).  The batch's byte count in @copied, the end of
+ * its last region in @next (0 regions: nothing dirty from @from on).
+ * 0 or -errno. */
+typedef struct {
+	uint64_t off, len;
+	san_peer_req *req;
+} region;
+
+static int copy_batch(uint8_t *buf, region *regs, uint64_t max_bytes, uint64_t from, uint64_t *next,
+		      uint64_t *copied, unsigned *count)
 {
-	san_resync_lock(off, len);
-	int r = still_source() ? san_file_read(buf, (uint32_t)len, off) : -ECANCELED;
-	if (r == 0) {
-		san_peer_req *req = all_zero(buf, len)
-			? san_peer_zero((uint32_t)len, off, NBDKIT_FLAG_FUA | NBDKIT_FLAG_MAY_TRIM)
-			: san_peer_pwrite(buf, (uint32_t)len, off, NBDKIT_FLAG_FUA);
-		r = san_peer_wait(req);
-		if (r == 0)
-			san_bitmap_clear(vol.bitmap, off, len);
+	unsigned n = 0;
+	uint64_t used = 0, off = from, len;
+	int r = 0;
+
+	san_resync_begin();
+	while (n < BATCH_REGIONS && used < max_bytes &&
+	       san_bitmap_next_dirty(vol.bitmap, off, MIN((uint64_t)CHUNK, max_bytes - used), &off, &len)) {
+		if (!still_source()) {
+			r = -ECANCELED;
+			break;
+		}
+		san_resync_lock(off, len);
+		uint8_t *p = buf + used;
+		r = san_file_read(p, (uint32_t)len, off);
+		if (r < 0)
+			break;
+		regs[n].off = off;
+		regs[n].len = len;
+		regs[n].req = all_zero(p, len) ? san_peer_zero((uint32_t)len, off, NBDKIT_FLAG_MAY_TRIM)
+					       : san_peer_pwrite(p, (uint32_t)len, off, 0);
+		n++;
+		used += len;
+		off += len;
 	}
-	san_resync_unlock();
+	/* every request is waited for (its buffer is libnbd's until then) */
+	for (unsigned i = 0; i < n; i++) {
+		int w = san_peer_wait(regs[i].req);
+		if (r == 0)
+			r = w;
+	}
+	if (r == 0 && n)
+		r = san_peer_wait(san_peer_flush());
+	if (r == 0)
+		for (unsigned i = 0; i < n; i++)
+			san_bitmap_clear(vol.bitmap, regs[i].off, regs[i].len);
+	san_resync_end();
+	*next = off;
+	*copied = used;
+	*count = n;
 	return r;
 }
 
@@ -307,7 +353,8 @@ static bool edit_peer_meta(void (*edit)(san_meta *peer, const san_meta *self), c
 
 static gpointer resync(gpointer epoch)
 {
-	g_autofree uint8_t *buf = g_malloc(CHUNK);
+	g_autofree uint8_t *buf = g_malloc(BATCH_BYTES);
+	g_autofree region *regs = g_new(region, BATCH_REGIONS);
 	int r;
 
 	my_epoch = GPOINTER_TO_SIZE(epoch);
@@ -331,24 +378,31 @@ static gpointer resync(gpointer epoch)
 	g_mutex_unlock(&vol.lock);
 	san_log("resync to the peer: %" PRIu64 " bytes (%s)", vol.sync_total, full ? "full" : "dirty regions");
 
+	/* a batch is at most an eighth of a second's worth at the configured rate */
+	uint64_t batch = BATCH_BYTES;
+	if (vol.resync_rate)
+		batch = CLAMP(vol.resync_rate / 8 / SAN_BITMAP_GRAIN * SAN_BITMAP_GRAIN,
+			      (uint64_t)SAN_BITMAP_GRAIN * 16, (uint64_t)BATCH_BYTES);
 	gint64 start = g_get_monotonic_time(), last_report = start, last_flush = start;
 	uint64_t copied = 0, off = 0, len;
 	for (;;) {
 		if (!still_source())
 			return NULL;
-		if (!san_bitmap_next_dirty(vol.bitmap, off, CHUNK, &off, &len)) {
-			if (off == 0)
-				break;
-			off = 0;       /* one more pass: nothing may be left behind */
-			continue;
-		}
-		r = copy_region(buf, off, len);
+		unsigned n;
+		uint64_t next;
+		r = copy_batch(buf, regs, batch, off, &next, &len, &n);
 		if (r < 0) {
 			san_log("resync stopped at %" PRIu64 ": %s", off, g_strerror(-r));
 			abort_sync("the resync failed");
 			return NULL;
 		}
-		off += len;
+		if (n == 0) {
+			if (off == 0)
+				break;
+			off = 0;       /* one more pass: nothing may be left behind */
+			continue;
+		}
+		off = next;
 		copied += len;
 		gint64 now = g_get_monotonic_time();
 		g_mutex_lock(&vol.lock);
@@ -418,11 +472,12 @@ static void verify_run(void)
 	for (uint64_t off = 0; off < size && r == 0; off += CHUNK) {
 		uint32_t len = (uint32_t)MIN((uint64_t)CHUNK, size - off);
 		/* under the region lock: no local write changes it meanwhile */
+		san_resync_begin();
 		san_resync_lock(off, len);
 		r = san_file_read(mine, len, off);
 		if (r == 0)
 			r = san_peer_wait(san_peer_pread(theirs, len, off));
-		san_resync_unlock();
+		san_resync_end();
 		if (r < 0)
 			break;
 		for (uint32_t i = 0; i < len; i += 4096) {

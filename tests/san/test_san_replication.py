@@ -12,6 +12,10 @@ test CA), written through the local socket with qemu-io.
 3. The peer comes back: only the dirty regions travel (bytes resynced are
    what the bitmap counted, far below the volume), the replicas are equal,
    and `verify` says so.
+3b. A resync cut short: the target killed mid-way (it stays inconsistent,
+   the source keeps the bits of what it had not copied), back, the resync
+   goes on; then the source killed mid-way and started again: the resync
+   goes on from its bitmap, and the replicas end equal.
 4. A constructed split brain (each side written alone in turn) is refused on
    both sides; `discard` on one makes it a full-sync target of the other.
 5. The primary's nbdkit dies with a writer open (a crash); the peer goes on
@@ -160,6 +164,42 @@ def peer_back(a, b, dirty):
     wait_conn(a, "connected", decision="in-sync")
 
 
+def resync_under_way(r):
+    s = r.ctl.state()
+    return bool(s["sync"] and s["sync"]["role"] == "source" and s["sync"]["done"] >= MiB)
+
+
+def resync_cut(a, b):
+    say("3b. a resync cut short, at the target and at the source, goes on and ends equal")
+    b.kill()
+    n = len(a.ctl.seen("peer-lost"))
+    w = a.qemu_io("write -P 0x3c 24M 8M", "flush", background=True)
+    wait_until(lambda: len(a.ctl.seen("peer-lost")) > n, 60, "a's peer-lost")
+    check(a.ctl.request(op="outdated") == {"ok": True}, "outdated answered")
+    out, _ = w.communicate(timeout=60)
+    check(w.returncode == 0 and "failed" not in out, f"a writes alone: {out.strip()}")
+    dirty = a.ctl.state()["dirty"]
+    check(dirty >= 8 * MiB, f"the 8 MiB written alone are dirty: {dirty}")
+    # 2 MiB/s (batches of 256 KiB): the resync takes seconds
+    check(a.ctl.request(op="config", resync_rate=2 * MiB) == {"ok": True}, "config answered")
+    b.start(uptodate=False)
+    wait_until(lambda: resync_under_way(a), 30, "a's resync under way", interval=0.1)
+    b.kill()
+    s = wait_until(lambda: (lambda s: s if not s["sync"] else None)(a.ctl.state()), 30,
+                   "a's resync to stop", interval=0.1)
+    check(0 < s["dirty"] < dirty, f"a keeps the bits of what it had not copied ({s['dirty']} of {dirty})")
+    b.start(uptodate=False)
+    first = wait_until(lambda: b.ctl.seen("state"), 10, "b's first state")[0]
+    check(first["consistent"] is False, f"a target cut mid-resync stays inconsistent: {first}")
+    wait_until(lambda: resync_under_way(a), 30, "a's resync under way again", interval=0.1)
+    a.kill()
+    a.start(uptodate=True)
+    wait_until(lambda: a.ctl.seen("synced"), 60, "a's synced after its restart")
+    equal_replicas(a, b, "after a resync cut short twice")
+    wait_conn(a, "connected", decision="in-sync")
+    check(a.ctl.request(op="config", resync_rate=0) == {"ok": True}, "config answered")
+
+
 def alone_with_outdated(r):
     """Write on @r while its peer is away, let it go on alone."""
     n = len(r.ctl.seen("peer-lost"))
@@ -265,6 +305,7 @@ def main():
             connected(a, b)
             dirty = peer_lost(a, b)
             peer_back(a, b, dirty)
+            resync_cut(a, b)
             split_brain(a, b)
             primary_crash(a, b)
             grow(a, b)

@@ -150,11 +150,26 @@ static void test_backoff(void)
 	g_assert_false(san_backoff_alarming(&b));
 }
 
+static void test_link_retry(void)
+{
+	/* soon after a loss, then later and later, at most once a second */
+	g_assert_cmpuint(san_link_retry_ms(0), ==, SAN_LINK_RETRY_FIRST_MS);
+	g_assert_cmpuint(san_link_retry_ms(1), ==, SAN_LINK_RETRY_FIRST_MS);
+	g_assert_cmpuint(san_link_retry_ms(2), ==, 2 * SAN_LINK_RETRY_FIRST_MS);
+	g_assert_cmpuint(san_link_retry_ms(3), ==, 4 * SAN_LINK_RETRY_FIRST_MS);
+	for (unsigned f = 1; f < 1000; f++) {
+		g_assert_cmpuint(san_link_retry_ms(f), <=, SAN_LINK_RETRY_MAX_MS);
+		g_assert_cmpuint(san_link_retry_ms(f), <=, san_link_retry_ms(f + 1));
+	}
+	g_assert_cmpuint(san_link_retry_ms(UINT32_MAX), ==, SAN_LINK_RETRY_MAX_MS);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/san/request/good", test_good_ops);
 	g_test_add_func("/san/request/bad", test_bad_ops);
 	g_test_add_func("/san/backoff", test_backoff);
+	g_test_add_func("/san/link-retry", test_link_retry);
 	return g_test_run();
 }
