@@ -2,6 +2,7 @@
 
 #include "common/json.h"
 #include "common/json_writer.h"
+#include "store/node.h"
 
 #include <string.h>
 
@@ -343,6 +344,28 @@ herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid)
 {
 	herd_node_facts *n = g_hash_table_lookup(f->nodes, GUINT_TO_POINTER(nodeid));
 	return n && n->round == f->round ? n : NULL;
+}
+
+json_t *herd_facts_esan(herd_facts *f, store_state *st)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, f->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		store_object *node = n->round == f->round ? store_node_by_id(st, n->nodeid) : NULL;
+		const char *disk;
+		json_t *s;
+		json_object_foreach(node ? json_object_get(n->usage, "esan") : NULL, disk, s) {
+			if (!json_is_object(s))
+				continue;
+			if (!json_object_get(out, disk))
+				json_object_set_new(out, disk, json_object());
+			json_object_set(json_object_get(out, disk), node->name, s);
+		}
+	}
+	return out;
 }
 
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid)

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include "store/state.h"
 #include "virt/driver.h"
 
 #include <glib.h>
@@ -102,6 +103,11 @@ herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);
 /* The fact about @uuid from the node that runs it (herd_vm_state_runs), else
  * from any node that knows it (stopped, or incoming), by fresh facts, or NULL. */
 const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nodeid);
+
+/* What the herd-sans of nodes with fresh facts report of their eSAN volumes
+ * (the "esan" member of their usage): {disk uuid: {node name: state}}, the
+ * node names from @st (a node the store does not know is left out). */
+json_t *herd_facts_esan(herd_facts *f, store_state *st);
 
 /* A VM that fresh facts show anything but stopped. */
 typedef struct herd_active_vm {
