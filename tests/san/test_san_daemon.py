@@ -15,6 +15,9 @@ sockets as herdd drives them, with the build's nbdkit-herd-plugin.so.
    nbdkit that dies is started again.
 4. `verify` is relayed to the plugin and its answer comes back as an event;
    `resize` grows both replica files and the plugins take it.
+   New storage addresses (a volume op whose own or peer address changed):
+   both nbdkits start again there and reconnect; not under a local writer,
+   whose move waits until it closes.
 5. `remove` stops the nbdkits and deletes every file of the volume.
 6. An nbdkit that cannot start (no plugin) is started again, later and later,
    and herdd gets an error event that says so.
@@ -348,6 +351,32 @@ def new_addresses(a, b):
           f"the nbdkits listen on the new addresses: {listening}")
     qemu_ok(a.qemu_io("write -P 0x42 5M 64k", "flush"), "writes after the move")
     equal_replicas(a, b, "after writes on the new addresses")
+
+    say("4c. a move while a local writer has the volume open waits until it closes")
+    writer = a.qemu_io("write -P 0x24 6M 64k", "flush", "sleep 8000", "write -P 0x25 7M 64k", "flush",
+                       background=True)
+    try:
+        wait_until(lambda: a.state().get("writer") is True, 20, "a's local writer to open", interval=0.2)
+        before = a.nbdkit_pid()
+        n = len(a.ctl.seen("error", uuid=UUID))
+        a.address = "127.0.0.1"
+        check(a.ctl.request(**a.volume(b, size=2 * SIZE)) == {"ok": True}, "a: volume back on 127.0.0.1")
+        ev = wait_until(lambda: a.ctl.seen("error", uuid=UUID)[n:], 10, "an event that the move waits")[0]
+        check("once its local writer closes" in ev["message"], f"the event says why: {ev}")
+        check(a.nbdkit_pid() == before, "a's nbdkit was restarted under its writer")
+        out, _ = writer.communicate(timeout=120)
+        check(writer.returncode == 0 and "failed" not in out, f"the writer's I/O went on: {out.strip()}")
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    wait_until(lambda: a.nbdkit_pid() not in (None, before), 30, "a's nbdkit on the new address")
+    check(b.ctl.request(**b.volume(a, size=2 * SIZE)) == {"ok": True}, "b: its peer back on 127.0.0.1")
+    for n in (a, b):
+        wait_connected(n)
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    check(f"127.0.0.1:{a.port}" in listening, f"a's nbdkit listens on 127.0.0.1 again: {listening}")
+    equal_replicas(a, b, "after the writer's writes and the move")
 
 
 def remove(a, b):
