@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "ha/esan.h"
+#include "ha/facts.h"
 #include "ha/needs.h"
 #include "store/disk.h"
 #include "store/command.h"
@@ -466,6 +467,42 @@ static void test_storage_address(void)
 			==, "10.99.0.2");
 }
 
+/* Node @nodeid (@name) reports its herd-san's states @esan in its STATUS. */
+static void report(herd_facts *f, uint32_t nodeid, const char *name, json_t *esan)
+{
+	g_autoptr(json_t) usage = json_pack("{s:O}", "esan", esan);
+	herd_node_report r = { .name = name, .index = 1, .virt_ok = true, .usage = usage };
+	size_t len = 0;
+	g_autofree char *payload = herd_facts_encode(&r, &len);
+	g_assert_true(herd_facts_update(f, nodeid, payload, len, 0, NULL));
+}
+
+/* What the coordinator's alerts and the API read of the herd-sans: every
+ * node's report of this round, by the store's node names. */
+static void test_facts_esan(void)
+{
+	g_autoptr(test_store) t = cluster();
+	herd_facts *f = herd_facts_new();
+	g_autoptr(json_t) s1 = json_pack("{s:{s:s}}", DISK, "conn", "connected");
+	g_autoptr(json_t) s2 = json_pack("{s:{s:s},s:{s:s},s:s}", DISK, "conn", "connecting", DISK2, "conn",
+					 "splitbrain", "junk", "not a state");
+	report(f, 1, "n1", s1);
+	report(f, 2, "n2", s2);
+	report(f, 9, "n9", s1); /* not in the store */
+	g_autoptr(json_t) all = herd_facts_esan(f, t->st);
+	g_autoptr(json_t) want = json_pack("{s:{s:{s:s},s:{s:s}},s:{s:{s:s}}}", DISK, "n1", "conn", "connected", "n2",
+					   "conn", "connecting", DISK2, "n2", "conn", "splitbrain");
+	if (!json_equal(all, want)) {
+		g_autofree char *got = json_dumps(all, JSON_SORT_KEYS);
+		g_error("herd_facts_esan: %s", got);
+	}
+	/* A new round: nothing is fresh until resent. */
+	herd_facts_new_round(f);
+	g_autoptr(json_t) stale = herd_facts_esan(f, t->st);
+	g_assert_cmpuint(json_object_size(stale), ==, 0);
+	herd_facts_free(f);
+}
+
 /* The alerts' messages, joined by newlines. */
 static char *alert_text(test_store *t, json_t *reports)
 {
@@ -523,6 +560,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/esan/verify-overtaken", test_verify_overtaken);
 	g_test_add_func("/esan/orphans", test_orphans);
 	g_test_add_func("/esan/storage-address", test_storage_address);
+	g_test_add_func("/esan/facts", test_facts_esan);
 	g_test_add_func("/esan/alerts", test_alerts);
 	return g_test_run();
 }
