@@ -917,7 +917,7 @@ static void shutdown_check(herd_engine *e)
 		shutdown_leave(e, summary);
 		return;
 	}
-	g_autofree char *waiting = g_strdup_printf("%s%s%s", leaving->str, moving && gate ? "; " : "",
+	g_autofree char *waiting = g_strdup_printf("%s%s%s", leaving->str, leaving->len && gate ? "; " : "",
 						   gate ? gate : "");
 	if (g_strcmp0(waiting, e->shutdown.waiting) != 0) {
 		if (moving)
