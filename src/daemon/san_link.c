@@ -185,8 +185,8 @@ static bool store_current(herd_san_link *l)
 	       herd_cluster_quorate(l->cluster);
 }
 
-/* Volumes herd-san serves that the store no longer gives this node (a disk
- * deleted while the node was down or herdd was not running): removed, with
+/* Volumes herd-san serves whose disk the store no longer holds (deleted
+ * while the node was down or herdd was not running): removed, with
  * their files in herd-san's directories, once the store is current — never
  * on the word of a store that may not have seen a disk's creation yet. */
 static void remove_orphans(herd_san_link *l)
@@ -198,8 +198,8 @@ static void remove_orphans(herd_san_link *l)
 	json_t *u;
 	json_array_foreach(gone, i, u) {
 		const char *uuid = json_string_value(u);
-		log_info("eSAN volume %s: herd-san serves it, but the store has no such disk on this node "
-			 "(deleted while the node was away): removing it and its replica", uuid);
+		log_info("eSAN volume %s: herd-san serves it, but the store has no such disk (deleted while "
+			 "the node was away): removing it and its replica", uuid);
 		send_simple(l, "remove", uuid);
 		json_object_del(l->reported, uuid);
 		json_object_del(l->states, uuid);

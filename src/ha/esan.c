@@ -216,11 +216,9 @@ json_t *herd_esan_orphans(store_state *st, const char *node_name, json_t *report
 	g_autoptr(GPtrArray) gone = g_ptr_array_new();
 	const char *uuid;
 	json_t *v;
-	json_object_foreach(reported, uuid, v) {
-		store_object *disk = store_uuid_is_valid(uuid) ? store_state_get(st, STORE_KIND_DISK, uuid) : NULL;
-		if (store_uuid_is_valid(uuid) && (!disk || !store_disk_replica(store_disk_of(disk), me->uuid)))
+	json_object_foreach(reported, uuid, v)
+		if (store_uuid_is_valid(uuid) && !store_state_get(st, STORE_KIND_DISK, uuid))
 			g_ptr_array_add(gone, (gpointer)uuid);
-	}
 	g_ptr_array_sort(gone, by_string);
 	for (guint i = 0; i < gone->len; i++)
 		json_array_append_new(out, json_string(gone->pdata[i]));

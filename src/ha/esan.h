@@ -58,11 +58,10 @@ json_t *herd_esan_resolve_cmd(store_state *st, const store_object *disk, const c
 json_t *herd_esan_verified_cmd(store_state *st, const char *disk_uuid, json_t *event, int64_t now_ms);
 
 /* The volumes of @reported ({disk uuid: anything}: what node @node_name's
- * herd-san serves) that the store does not give that node: no eSAN disk of
- * that UUID holds a replica there (deleted while the node was away).  An
- * array of UUIDs, sorted; empty when the store does not know @node_name.
- * Ask only of a store that is current (synced with a quorate partition):
- * a stale one would have a new disk's volume removed. */
+ * herd-san serves) whose disk the store does not hold (deleted while the
+ * node was away).  An array of UUIDs, sorted; empty when the store does not
+ * know @node_name.  Ask only of a store that is current (synced with a
+ * quorate partition): a stale one would have a new disk's volume removed. */
 json_t *herd_esan_orphans(store_state *st, const char *node_name, json_t *reported);
 
 /* The sync gate (C14): why node @node_name may not leave service now — it

@@ -152,7 +152,7 @@ def orphan_removed(tn, ha, uuid):
     wait_until(lambda: ha.nodes(2)["n1"]["online"], 60, "n1's herd to be back in the cluster")
     wait_until(lambda: not [f for f in os.listdir(data_dir(tn, 1)) if f.startswith(uuid)], 60,
                "n1's replica files of the deleted disk to go")
-    said = herdd_log(tn, 1, t0, rf"eSAN volume {uuid}: herd-san serves it, but the store has no such disk")
+    said = herdd_log(tn, 1, t0, rf"eSAN volume {uuid}: herd-san serves it, but the store has no such disk \(deleted")
     check(said, "n1's herdd did not say why it removed the volume")
     p = tn.exec(1, "ls", "/run/herd/san")
     check(uuid not in p.stdout, f"n1's herd-san still has run files of the volume: {p.stdout}")
