@@ -12,8 +12,10 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "store/disk.h"
 #include "store/fence_device.h"
 #include "store/node.h"
+#include "store/refs.h"
 #include "store/vm.h"
 
 #include <string.h>
@@ -58,6 +60,8 @@ json_t *api_node_json(api_ctx *a, store_object *n)
 				"nodeid", (json_int_t)nodeid, "version", (json_int_t)n->version,
 				"online", online, "local", local, "links", links);
 	json_object_set_new(out, "mode", json_string(store_node_mode_name(sn->mode)));
+	json_object_set_new(out, "storage_address",
+			    sn->storage_address ? json_string(sn->storage_address) : json_null());
 	/* Its herd put it in maintenance because its host shut down: the mode
 	 * it gets back when herd starts there again. */
 	json_object_set_new(out, "shutdown",
@@ -113,6 +117,101 @@ void api_node_show(http_request *req, gpointer user_data)
 	store_object *node = api_lookup_param(req, a, STORE_KIND_NODE, "node");
 	if (node)
 		http_respond_json(req, 200, api_node_json(a, node));
+}
+
+static json_t *render_node(api_ctx *a, json_t *result)
+{
+	const char *uuid = json_string_value(json_object_get(result, "uuid"));
+	store_object *o = uuid ? store_state_get(api_state(a), STORE_KIND_NODE, uuid) : NULL;
+	return o ? api_node_json(a, o) : json_incref(result);
+}
+
+/* The node other than @node that uses @address already (a link or its
+ * storage address), or NULL. */
+static store_object *address_user(store_state *st, const store_object *node, const char *address)
+{
+	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		const store_node *sn = store_node_of(n);
+		if (n == node)
+			continue;
+		if (g_strcmp0(sn->storage_address, address) == 0)
+			return n;
+		for (size_t k = 0; k < sn->n_links; k++)
+			if (strcmp(sn->links[k], address) == 0)
+				return n;
+	}
+	return NULL;
+}
+
+/* A VM that runs on an eSAN disk with a replica on @node (its name in
+ * *@disk_name), or NULL: both replicas' nbdkits start again on a new
+ * storage address, which would cut its disk. */
+static store_object *esan_vm_running(api_ctx *a, const store_object *node, const char **disk_name)
+{
+	g_autoptr(GPtrArray) disks = store_state_list(api_state(a), STORE_KIND_DISK);
+	for (guint i = 0; i < disks->len; i++) {
+		store_object *d = disks->pdata[i];
+		store_object *vm = store_disk_replica(store_disk_of(d), node->uuid)
+					   ? store_refs_user(api_state(a), d) : NULL;
+		if (vm && herd_ha_vm_active(a->ha, vm->uuid, NULL)) {
+			*disk_name = d->name;
+			return vm;
+		}
+	}
+	return NULL;
+}
+
+/* PUT /nodes/{node} {"storage_address": ADDRESS|null}: the address its
+ * herd-san replicates eSAN disks on (a dedicated storage link); null: the
+ * esan_link setting's link again. */
+void api_node_set(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "storage_address", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *node = api_lookup(a, STORE_KIND_NODE, http_request_param(req, "node"), &err);
+	g_autoptr(json_t) body = node ? api_body(req, fields, &err) : NULL;
+	if (!body) {
+		http_respond_error(req, err);
+		return;
+	}
+	json_t *v = json_object_get(body, "storage_address");
+	if (!v) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Nothing to change: give storage_address (an IP address, or null).");
+		return;
+	}
+	if (!json_is_null(v) && !json_is_string(v)) {
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "Field 'storage_address' is an IP address (a string) or null (none).");
+		return;
+	}
+	const char *address = json_string_value(v);
+	if (address && !store_node_storage_address_check(address, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	store_object *other = address ? address_user(api_state(a), node, address) : NULL;
+	if (other) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Address %s is node %s's already.", address, other->name);
+		return;
+	}
+	if (g_strcmp0(store_node_of(node)->storage_address, address) == 0) {
+		http_respond_json(req, 200, api_node_json(a, node));
+		return;
+	}
+	const char *disk = NULL;
+	store_object *vm = esan_vm_running(a, node, &disk);
+	if (vm) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s runs on eSAN disk %s, which has a replica on node %s: the replicas' "
+				    "servers start again on a new storage address, which would cut its disk. "
+				    "Stop the VM first.", vm->name, disk, node->name);
+		return;
+	}
+	g_autoptr(json_t) cmd = store_node_cmd_storage_address(node, address);
+	api_commit(req, a, cmd, 200, render_node);
 }
 
 void api_node_mode(http_request *req, gpointer user_data)

@@ -18,6 +18,7 @@ const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/nodes", api_nodes_list, 0 },
 	{ "GET", "/api/v1/nodes/{node}", api_node_show, 0 },
 	{ "DELETE", "/api/v1/nodes/{node}", api_node_remove, 0 },
+	{ "PUT", "/api/v1/nodes/{node}", api_node_set, 0 },
 	{ "POST", "/api/v1/nodes/{node}/mode", api_node_mode, 0 },
 	{ "POST", "/api/v1/nodes/{node}/switchover", api_node_switchover, 0 },
 	{ "POST", "/api/v1/nodes/{node}/fence", api_node_fence, 0 },

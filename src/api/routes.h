@@ -35,6 +35,7 @@ void api_cluster_settings_put(http_request *req, gpointer user_data);
 void api_nodes_list(http_request *req, gpointer user_data);       /* GET /nodes */
 void api_node_show(http_request *req, gpointer user_data);        /* GET /nodes/{node} */
 void api_node_remove(http_request *req, gpointer user_data);      /* DELETE /nodes/{node} */
+void api_node_set(http_request *req, gpointer user_data);         /* PUT /nodes/{node} */
 void api_node_mode(http_request *req, gpointer user_data);        /* POST /nodes/{node}/mode */
 void api_node_switchover(http_request *req, gpointer user_data);
 void api_node_fence(http_request *req, gpointer user_data);

@@ -1,4 +1,4 @@
-/* herd node list|remove|standby|online|maintenance|switchover|fence|confirm-down. */
+/* herd node list|show|set|remove|standby|online|maintenance|switchover|fence|confirm-down. */
 #include "cli/cli.h"
 #include "cli/prompt.h"
 #include "cli/table.h"
@@ -9,6 +9,14 @@
 #include <string.h>
 
 static gboolean opt_wait, opt_yes, opt_allow_cold;
+static char *opt_storage_address;
+
+static GOptionEntry node_set_options[] = {
+	{ "storage-address", 0, 0, G_OPTION_ARG_STRING, &opt_storage_address,
+	  "The address its eSAN disks replicate on (a dedicated storage link); none: the esan_link setting's link",
+	  "ADDRESS|none" },
+	{ NULL },
+};
 
 static GOptionEntry node_mode_options[] = {
 	{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt_wait,
@@ -23,16 +31,20 @@ static GOptionEntry fence_options[] = {
 	{ NULL },
 };
 
-static char *links_text(json_t *links)
+/* Its links, and its storage address if it has one. */
+static char *links_text(json_t *node)
 {
 	GString *s = g_string_new(NULL);
 	size_t i;
 	json_t *l;
-	json_array_foreach(links, i, l)
+	json_array_foreach(json_object_get(node, "links"), i, l)
 		g_string_append_printf(s, "%s%lld:%s %s", i ? ", " : "",
 				       (long long)json_integer_value(json_object_get(l, "link")),
 				       json_string_value(json_object_get(l, "address")),
 				       json_string_value(json_object_get(l, "state")));
+	const char *storage = json_string_value(json_object_get(node, "storage_address"));
+	if (storage)
+		g_string_append_printf(s, "%sstorage:%s", s->len ? ", " : "", storage);
 	return g_string_free(s, FALSE);
 }
 
@@ -43,7 +55,7 @@ void cli_print_nodes(json_t *nodes)
 	json_t *n;
 	json_array_foreach(nodes, i, n) {
 		g_autofree char *id = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(n, "nodeid")));
-		g_autofree char *links = links_text(json_object_get(n, "links"));
+		g_autofree char *links = links_text(n);
 		json_t *down = json_object_get(n, "down");
 		/* A node in maintenance that is gone is not lost: herd leaves it alone. */
 		bool maintenance = g_strcmp0(json_string_value(json_object_get(n, "mode")), "maintenance") == 0;
@@ -69,6 +81,47 @@ static int run_node_list(cli_ctx *ctx, int argc, char **argv)
 	if (!nodes)
 		return rc;
 	cli_print_nodes(nodes);
+	return CLI_OK;
+}
+
+static int run_node_show(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autofree char *path = cli_api_path("nodes", argv[0], NULL);
+	int rc;
+	g_autoptr(json_t) n = cli_request(ctx, "GET", path, NULL, &rc);
+	if (!n)
+		return rc;
+	g_autofree char *links = links_text(n);
+	const char *storage = json_string_value(json_object_get(n, "storage_address"));
+	printf("Name:            %s\n", json_string_value(json_object_get(n, "name")));
+	printf("UUID:            %s\n", json_string_value(json_object_get(n, "uuid")));
+	printf("Node ID:         %lld\n", (long long)json_integer_value(json_object_get(n, "nodeid")));
+	printf("Mode:            %s%s\n", json_string_value(json_object_get(n, "mode")),
+	       json_is_object(json_object_get(n, "shutdown")) ? " (its host shut down)" : "");
+	printf("Online:          %s\n", json_is_true(json_object_get(n, "online")) ? "yes" : "no");
+	printf("Links:           %s\n", links);
+	printf("Storage address: %s\n", storage ? storage : "none (eSAN replicates on the esan_link setting's link)");
+	return CLI_OK;
+}
+
+static int run_node_set(cli_ctx *ctx, int argc, char **argv)
+{
+	if (!opt_storage_address) {
+		fprintf(stderr, "Nothing to change: give --storage-address ADDRESS|none.\n");
+		return CLI_USAGE;
+	}
+	bool none = strcmp(opt_storage_address, "none") == 0;
+	g_autofree char *path = cli_api_path("nodes", argv[0], NULL);
+	g_autoptr(json_t) body = json_pack("{s:o}", "storage_address",
+					   none ? json_null() : json_string(opt_storage_address));
+	int rc;
+	g_autoptr(json_t) n = cli_request(ctx, "PUT", path, body, &rc);
+	if (!n)
+		return rc;
+	if (none)
+		printf("Node %s replicates its eSAN disks on the esan_link setting's link again.\n", argv[0]);
+	else
+		printf("Node %s replicates its eSAN disks on %s.\n", argv[0], opt_storage_address);
 	return CLI_OK;
 }
 
@@ -322,6 +375,13 @@ static int run_confirm_down(cli_ctx *ctx, int argc, char **argv)
 
 const cli_command cli_node_commands[] = {
 	{ "node list", NULL, "List the cluster's nodes", NULL, NULL, 0, 0, run_node_list },
+	{ "node show", "NAME", "Show a node: its mode, links and storage address", NULL, NULL, 1, 1, run_node_show },
+	{ "node set", "NAME", "Change a node's attributes: its eSAN storage address",
+	  "--storage-address gives the node's eSAN replication an address of its own (a dedicated\n"
+	  "storage link; an IP address of the node that its replicas' peers reach); 'none' goes back\n"
+	  "to the esan_link setting's link.  The node's eSAN disks reconnect on the new address;\n"
+	  "refused while a VM runs on one of them.",
+	  node_set_options, 1, 1, run_node_set },
 	{ "node remove", "NAME", "Remove a node that is powered off from the cluster", NULL, NULL,
 	  1, 1, run_node_remove },
 	{ "node standby", "NAME", "Move a node's VMs away, live; it takes no new ones",

@@ -3,10 +3,12 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/storage_cert.h"
 #include "ha/esan.h"
 #include "store/disk.h"
 #include "store/cluster.h"
 #include "store/node.h"
+#include "store/replica.h"
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -40,12 +42,17 @@ struct herd_san_link {
 	guint outdate_timer;
 	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
 	json_t *verifying;          /* {uuid: the verification id herd-san was asked} */
+	json_t *results;            /* {uuid: herd-san's verify event}: not recorded yet */
+	GHashTable *recording;      /* uuid -> its verification result's context, under way */
+	guint results_timer;
+	json_t *reported;           /* {uuid: true}: the volumes herd-san named since connected */
 	json_t *config_sent;        /* the last "config" op, or NULL */
 	json_t *chosen;             /* {uuid: "discard@VERSION" or "promote@VERSION"} sent */
 	bool config_refused;        /* the last answer to a config was a refusal (logged) */
 };
 
 static void connect_soon(herd_san_link *l, unsigned ms);
+static void publish_states(herd_san_link *l);
 
 static store_state *state(herd_san_link *l)
 {
@@ -92,11 +99,19 @@ static void send_simple(herd_san_link *l, const char *op, const char *uuid)
 }
 
 /* The cluster's eSAN settings and this node's certificate files; sent
- * again when a setting changes. */
+ * again when a setting or its storage address changes. */
 static void send_config(herd_san_link *l)
 {
 	const store_settings *s = store_settings_of(state(l));
-	g_autoptr(json_t) config = json_pack("{s:s,s:s,s:I,s:I}", "op", "config", "tls_dir", l->tls_dir,
+	/* A storage address of its own needs a certificate that names it. */
+	g_autoptr(GError) err = NULL;
+	g_autofree char *tls_dir = herd_storage_cert_dir(state(l), l->node, l->tls_dir, &err);
+	if (!tls_dir) {
+		log_warn("eSAN: %s Its peers cannot verify this node's storage address until it has one.",
+			 err->message);
+		tls_dir = g_strdup(l->tls_dir);
+	}
+	g_autoptr(json_t) config = json_pack("{s:s,s:s,s:I,s:I}", "op", "config", "tls_dir", tls_dir,
 					     "resync_rate", (json_int_t)s->esan_resync_mibs << 20, "timeout_ms",
 					     (json_int_t)s->esan_timeout_ms);
 	if (json_equal(config, l->config_sent))
@@ -161,6 +176,38 @@ static void sync_volumes(herd_san_link *l)
 	send_choices(l);
 }
 
+/* This node's store is the cluster's current word: in sync with every
+ * member of a quorate partition. */
+static bool store_current(herd_san_link *l)
+{
+	replica *r = herd_cluster_replica(l->cluster);
+	return r && replica_get_phase(r) == REPLICA_SYNCED && replica_is_primary(r) &&
+	       herd_cluster_quorate(l->cluster);
+}
+
+/* Volumes herd-san serves whose disk the store no longer holds (deleted
+ * while the node was down or herdd was not running): removed, with
+ * their files in herd-san's directories, once the store is current — never
+ * on the word of a store that may not have seen a disk's creation yet. */
+static void remove_orphans(herd_san_link *l)
+{
+	if (!l->out || !json_object_size(l->reported) || !store_current(l))
+		return;
+	g_autoptr(json_t) gone = herd_esan_orphans(state(l), l->node, l->reported);
+	size_t i;
+	json_t *u;
+	json_array_foreach(gone, i, u) {
+		const char *uuid = json_string_value(u);
+		log_info("eSAN volume %s: herd-san serves it, but the store has no such disk (deleted while "
+			 "the node was away): removing it and its replica", uuid);
+		send_simple(l, "remove", uuid);
+		json_object_del(l->reported, uuid);
+		json_object_del(l->states, uuid);
+	}
+	if (json_array_size(gone))
+		publish_states(l);
+}
+
 /* Verifications the store asks of this node that herd-san was not asked
  * yet (again after a reconnect: its answer may have been lost). */
 static void send_verifies(herd_san_link *l)
@@ -183,26 +230,87 @@ static void send_verifies(herd_san_link *l)
 	}
 }
 
+/* A change under way for disk @uuid, answered to @l (a verification's
+ * result, an outdate). */
+typedef struct {
+	herd_san_link *l;
+	char *uuid;
+} disk_change;
+
+static disk_change *disk_change_new(herd_san_link *l, GHashTable *table, const char *uuid)
+{
+	disk_change *c = g_new0(disk_change, 1);
+	c->l = l;
+	c->uuid = g_strdup(uuid);
+	g_hash_table_insert(table, g_strdup(uuid), c);
+	return c;
+}
+
+static void disk_change_free(disk_change *c)
+{
+	g_free(c->uuid);
+	g_free(c);
+}
+
+static void record_results(herd_san_link *l);
+
+static gboolean on_results_timer(gpointer user)
+{
+	herd_san_link *l = user;
+	l->results_timer = 0;
+	record_results(l);
+	return G_SOURCE_REMOVE;
+}
+
 static void on_verified(json_t *result, const GError *error, gpointer user)
 {
-	g_autofree char *uuid = user;
-	if (error)
-		log_warn("eSAN disk %s: recording its verification failed: %s", uuid, error->message);
+	disk_change *c = user;
+	herd_san_link *l = c->l;
+	g_hash_table_remove(l->recording, c->uuid);
+	if (error) {
+		/* The disk changed in between (a replica's state, say), or no
+		 * quorum: made again from the disk as it is then. */
+		log_info("eSAN disk %s: recording its verification failed (%s); trying again", c->uuid,
+			 error->message);
+		if (!l->results_timer)
+			l->results_timer = g_timeout_add(OUTDATE_RETRY_MS, on_results_timer, l);
+	} else {
+		json_object_del(l->results, c->uuid);
+	}
+	disk_change_free(c);
+}
+
+/* Record every verification result not recorded yet, each against the
+ * disk's current version; a result the disk asks no more is dropped. */
+static void record_results(herd_san_link *l)
+{
+	g_autoptr(json_t) keys = json_copy(l->results);
+	const char *uuid;
+	json_t *ev;
+	json_object_foreach(keys, uuid, ev) {
+		if (g_hash_table_contains(l->recording, uuid))
+			continue;
+		g_autoptr(json_t) cmd = herd_esan_verified_cmd(state(l), uuid, ev, g_get_real_time() / 1000);
+		if (!cmd) {
+			json_object_del(l->results, uuid);
+			continue;
+		}
+		disk_change *c = disk_change_new(l, l->recording, uuid);
+		g_autoptr(GError) err = NULL;
+		if (herd_cluster_submit(l->cluster, cmd, "eSAN", on_verified, c, &err))
+			continue;
+		g_hash_table_remove(l->recording, uuid);
+		disk_change_free(c);
+		log_warn("eSAN disk %s: cannot record its verification yet: %s", uuid, err->message);
+		if (!l->results_timer)
+			l->results_timer = g_timeout_add(OUTDATE_RETRY_MS, on_results_timer, l);
+	}
 }
 
 static void verified(herd_san_link *l, const char *uuid, json_t *j)
 {
-	store_object *disk = store_state_get(state(l), STORE_KIND_DISK, uuid);
-	json_t *first = json_object_get(j, "first");
-	g_autoptr(json_t) cmd = disk ? store_disk_cmd_verified(
-		disk, json_integer_value(json_object_get(j, "id")), json_is_true(json_object_get(j, "equal")),
-		(uint64_t)json_integer_value(json_object_get(j, "differ")),
-		json_is_integer(first) ? json_integer_value(first) : -1,
-		(uint64_t)json_integer_value(json_object_get(j, "compared")),
-		json_string_value(json_object_get(j, "error")), g_get_real_time() / 1000) : NULL;
-	g_autoptr(GError) err = NULL;
-	if (cmd && !herd_cluster_submit(l->cluster, cmd, "eSAN", on_verified, g_strdup(uuid), &err))
-		log_warn("eSAN disk %s: cannot record its verification: %s", uuid, err->message);
+	json_object_set_new(l->results, uuid, json_deep_copy(j));
+	record_results(l);
 }
 
 /* Tell herd-san of each volume whose peer node corosync no longer sees, so
@@ -233,26 +341,41 @@ static void check_peers(herd_san_link *l)
 
 static void try_outdate(herd_san_link *l, const char *uuid);
 
-typedef struct {
-	herd_san_link *l;
-	char *uuid;
-} outdate_ctx;
-
 static void on_outdated(json_t *result, const GError *error, gpointer user)
 {
-	outdate_ctx *c = user;
+	disk_change *c = user;
 	herd_san_link *l = c->l;
+	bool waits = json_object_get(l->waiting, c->uuid) != NULL;
 	g_hash_table_remove(l->submitting, c->uuid);
 	if (error)
-		log_warn("eSAN disk %s: recording its peer replica outdated failed (%s); trying again",
-			 c->uuid, error->message);
+		log_warn("eSAN disk %s: recording its peer replica outdated failed (%s)%s", c->uuid,
+			 error->message, waits ? "; trying again" : "");
 	else
-		log_info("eSAN disk %s: its peer replica is recorded outdated; writing alone", c->uuid);
+		log_info("eSAN disk %s: its peer replica is recorded outdated%s", c->uuid,
+			 waits ? "; writing alone" : " (a resync overwrites it)");
 	/* Either way the store decides: already outdated, try again, or not allowed. */
-	if (json_object_get(l->waiting, c->uuid))
+	if (waits)
 		try_outdate(l, c->uuid);
-	g_free(c->uuid);
-	g_free(c);
+	disk_change_free(c);
+}
+
+/* Submit the command that records the peer of this node's replica of
+ * @uuid outdated; true if it is under way (or was already).  False with
+ * *@already when the store records it so, else with @error (not now). */
+static bool submit_outdate(herd_san_link *l, const char *uuid, bool *already, GError **error)
+{
+	*already = false;
+	if (g_hash_table_contains(l->submitting, uuid))
+		return true;
+	g_autoptr(json_t) cmd = herd_esan_outdate_cmd(state(l), uuid, l->node, already, error);
+	if (!cmd)
+		return false;
+	disk_change *c = disk_change_new(l, l->submitting, uuid);
+	if (herd_cluster_submit(l->cluster, cmd, "eSAN", on_outdated, c, error))
+		return true;
+	g_hash_table_remove(l->submitting, uuid);
+	disk_change_free(c);
+	return false;
 }
 
 /* Every disk whose writes wait (a copy of the keys: try_outdate changes
@@ -276,11 +399,10 @@ static gboolean on_outdate_timer(gpointer user)
 
 static void try_outdate(herd_san_link *l, const char *uuid)
 {
-	if (g_hash_table_contains(l->submitting, uuid))
-		return;
 	bool already = false;
 	g_autoptr(GError) err = NULL;
-	g_autoptr(json_t) cmd = herd_esan_outdate_cmd(state(l), uuid, l->node, &already, &err);
+	if (submit_outdate(l, uuid, &already, &err))
+		return;
 	if (already) {
 		/* It answers that very peer-lost (its "seq"): a later outage is not taken for over. */
 		g_autoptr(json_t) op = json_pack("{s:s,s:s}", "op", "outdated", "uuid", uuid);
@@ -291,46 +413,25 @@ static void try_outdate(herd_san_link *l, const char *uuid)
 		send_op(l, op);
 		return;
 	}
-	if (cmd) {
-		outdate_ctx *c = g_new0(outdate_ctx, 1);
-		c->l = l;
-		c->uuid = g_strdup(uuid);
-		g_hash_table_insert(l->submitting, g_strdup(uuid), c);
-		if (herd_cluster_submit(l->cluster, cmd, "eSAN", on_outdated, c, &err))
-			return;
-		g_hash_table_remove(l->submitting, uuid);
-		g_free(c->uuid);
-		g_free(c);
-	}
 	/* Not now (no quorum, the peer not fenced yet, this replica itself
 	 * not up to date): the writes keep waiting; try again. */
-	log_debug("eSAN disk %s: cannot record its peer outdated yet: %s", uuid,
-		  err ? err->message : "?");
+	log_debug("eSAN disk %s: cannot record its peer outdated yet: %s", uuid, err ? err->message : "?");
 	if (!l->outdate_timer)
 		l->outdate_timer = g_timeout_add(OUTDATE_RETRY_MS, on_outdate_timer, l);
-}
-
-static void on_behind_committed(json_t *result, const GError *error, gpointer user)
-{
-	g_autofree char *uuid = user;
-	if (error)
-		log_warn("eSAN disk %s: recording its peer replica outdated during a resync failed: %s", uuid,
-			 error->message);
 }
 
 /* This node's replica is the source of a resync: the peer's is being
  * overwritten, so the store must not call it up to date (a peer that came
  * back before this side wrote alone: the replica of a crashed primary).
  * Its plugin refuses a local writer meanwhile anyway (it knows itself
- * inconsistent); the store says so to the scheduler and operators. */
+ * inconsistent); the store says so to the scheduler and operators.  As
+ * try_outdate(), without writes that wait for it. */
 static void peer_behind(herd_san_link *l, const char *uuid)
 {
 	bool already = false;
-	g_autoptr(json_t) cmd = herd_esan_outdate_cmd(state(l), uuid, l->node, &already, NULL);
 	g_autoptr(GError) err = NULL;
-	if (cmd && !g_hash_table_contains(l->submitting, uuid) &&
-	    !herd_cluster_submit(l->cluster, cmd, "eSAN", on_behind_committed, g_strdup(uuid), &err))
-		log_debug("eSAN disk %s: cannot record its peer outdated yet: %s", uuid, err->message);
+	if (!submit_outdate(l, uuid, &already, &err) && !already)
+		log_debug("eSAN disk %s: cannot record its peer outdated yet: %s", uuid, err ? err->message : "?");
 }
 
 static void on_synced_committed(json_t *result, const GError *error, gpointer user)
@@ -417,6 +518,12 @@ static void on_event(herd_san_link *l, json_t *j)
 		log_warn("herd-san sent a '%s' event without a volume's UUID", ev);
 		return;
 	}
+	if (strcmp(ev, "state") == 0 || strcmp(ev, "error") == 0) {
+		json_object_set_new(l->reported, uuid, json_true());
+		remove_orphans(l);
+		if (!json_object_get(l->reported, uuid))
+			return; /* removed: its state is of no disk */
+	}
 	if (strcmp(ev, "state") == 0) {
 		g_autoptr(json_t) s = json_deep_copy(j);
 		json_object_del(s, "ev");
@@ -459,6 +566,7 @@ static void lost(herd_san_link *l, const char *why)
 	json_object_clear(l->sent);
 	json_object_clear(l->states);
 	json_object_clear(l->verifying);
+	json_object_clear(l->reported);
 	json_object_clear(l->chosen);
 	g_clear_pointer(&l->config_sent, json_decref);
 	g_queue_clear_full(l->asked, (GDestroyNotify)json_decref);
@@ -557,6 +665,7 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 		relevant = c->kind == STORE_KIND_DISK || c->kind == STORE_KIND_NODE ||
 			   c->kind == STORE_KIND_CLUSTER;
 	}
+	remove_orphans(l);
 	if (!relevant)
 		return;
 	if (l->out)
@@ -571,6 +680,14 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 static void on_membership(gpointer user, bool group)
 {
 	check_peers(user);
+	remove_orphans(user);
+}
+
+/* A store that has just become current (synced after a join) shows that
+ * everything applied is durable. */
+static void on_durable(gpointer user)
+{
+	remove_orphans(user);
 }
 
 herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char *node_name,
@@ -589,10 +706,14 @@ herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char 
 	l->submitting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->peer_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->verifying = json_object();
+	l->results = json_object();
+	l->recording = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	l->reported = json_object();
 	l->chosen = json_object();
 	l->asked = g_queue_new();
 	herd_cluster_listen(cluster, on_store_change, l);
 	herd_cluster_on_membership(cluster, on_membership, l);
+	herd_cluster_on_durable(cluster, on_durable, l);
 	connect_soon(l, 0);
 	return l;
 }
@@ -604,12 +725,13 @@ void herd_san_link_free(herd_san_link *l)
 	herd_cluster_unlisten(l->cluster, l);
 	GHashTableIter it;
 	gpointer v;
-	g_hash_table_iter_init(&it, l->submitting);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		outdate_ctx *c = v;
-		herd_cluster_forget(l->cluster, c);
-		g_free(c->uuid);
-		g_free(c);
+	GHashTable *under_way[] = { l->submitting, l->recording };
+	for (unsigned i = 0; i < G_N_ELEMENTS(under_way); i++) {
+		g_hash_table_iter_init(&it, under_way[i]);
+		while (g_hash_table_iter_next(&it, NULL, &v)) {
+			herd_cluster_forget(l->cluster, v);
+			disk_change_free(v);
+		}
 	}
 	g_clear_handle_id(&l->broken, g_source_remove);
 	g_clear_handle_id(&l->again, g_source_remove);
@@ -619,6 +741,7 @@ void herd_san_link_free(herd_san_link *l)
 	g_clear_object(&l->cancel);
 	g_clear_handle_id(&l->retry, g_source_remove);
 	g_clear_handle_id(&l->outdate_timer, g_source_remove);
+	g_clear_handle_id(&l->results_timer, g_source_remove);
 	g_clear_object(&l->in);
 	g_clear_object(&l->conn);
 	g_clear_object(&l->client);
@@ -628,7 +751,10 @@ void herd_san_link_free(herd_san_link *l)
 	json_decref(l->config_sent);
 	json_decref(l->chosen);
 	json_decref(l->waiting);
+	json_decref(l->results);
+	json_decref(l->reported);
 	g_hash_table_destroy(l->submitting);
+	g_hash_table_destroy(l->recording);
 	g_hash_table_destroy(l->peer_down);
 	g_free(l->node);
 	g_free(l->socket_path);

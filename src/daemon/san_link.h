@@ -11,7 +11,12 @@
  * alone), and "synced" (the peer is up to date again).  It carries out
  * what operators decided through the store: a replica discarded or promoted
  * (promote --force, resolve --keep) and a verification asked of this node,
- * whose result it records.  A resync source's peer is recorded outdated.
+ * whose result it records (made again against the disk as it is when a
+ * change of the disk overtook it).  A resync source's peer is recorded
+ * outdated.  Volumes herd-san serves whose disk the store no longer holds
+ * (deleted while the node was down) are removed, once the store is
+ * current.  A node with a storage address of its own gets herd-san a
+ * certificate that names it (daemon/storage_cert.h).
  *
  * herd-san is a separate service: when it is not there herdd tries again
  * every second; a restart of either side loses nothing (herd-san keeps

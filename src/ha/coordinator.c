@@ -586,24 +586,8 @@ static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *p
 								j->last_error ? j->last_error : "?"));
 	}
 	/* eSAN: what the store records of the replicas, what the herd-sans report. */
-	g_autoptr(json_t) esan_alerts = NULL;
-	g_autoptr(json_t) reports = json_object();
-	g_hash_table_iter_init(&it, view->facts->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		herd_node_facts *n = v;
-		store_object *node = herd_facts_fresh(view->facts, n->nodeid) ?
-			store_node_by_id(view->st, n->nodeid) : NULL;
-		const char *disk;
-		json_t *s;
-		json_object_foreach(json_object_get(n->usage, "esan"), disk, s) {
-			if (!node)
-				break;
-			if (!json_object_get(reports, disk))
-				json_object_set_new(reports, disk, json_object());
-			json_object_set(json_object_get(reports, disk), node->name, s);
-		}
-	}
-	esan_alerts = herd_esan_alerts(view->st, reports);
+	g_autoptr(json_t) reports = herd_facts_esan(view->facts, view->st);
+	g_autoptr(json_t) esan_alerts = herd_esan_alerts(view->st, reports);
 	json_array_extend(alerts, esan_alerts);
 	/* Heartbeat links down, as the nodes see them. */
 	g_autoptr(json_t) link_views = herd_facts_links(view->facts);

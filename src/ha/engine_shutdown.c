@@ -4,6 +4,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "ha/esan.h"
 #include "store/cluster.h"
 #include "store/node.h"
 #include "store/vm.h"
@@ -237,7 +238,13 @@ void engine_shutdown_check(herd_engine *e)
 		left += !still;
 	}
 	double took_s = (double)(e->now_ms - e->shutdown.since_ms) / 1000;
-	if (n_leaving == 0 && json_object_size(migrating) == 0) {
+	/* The sync gate (C14), as for standby and maintenance: the host does
+	 * not go down with the only up-to-date replica of an eSAN disk whose
+	 * other replica is being synchronised (bounded by the same timeout). */
+	g_autofree char *unsynced = herd_esan_unsynced(state(e), e->node);
+	g_autofree char *gate = unsynced ? g_strdup_printf("eSAN disk(s) %s not in sync (this node holds "
+							   "the only up-to-date replica)", unsynced) : NULL;
+	if (n_leaving == 0 && json_object_size(migrating) == 0 && !gate) {
 		g_autofree char *summary =
 			n_staying ? g_strdup_printf("%u VM%s left node %s in %.1f s; %u stay%s, down until "
 						    "the host is back: %s",
@@ -248,20 +255,26 @@ void engine_shutdown_check(herd_engine *e)
 		shutdown_leave(e, summary);
 		return;
 	}
+	bool moving = n_leaving || json_object_size(migrating);
 	if (late) {
 		g_autofree char *summary = g_strdup_printf(
-			"shutdown_timeout_s (%lld s) is over: %u VM%s left node %s; still leaving: %s%s%s; "
+			"shutdown_timeout_s (%lld s) is over: %u VM%s left node %s%s%s%s%s%s%s; "
 			"what is still here is down until the host is back",
-			timeout_s, left, left == 1 ? "" : "s", e->node,
-			n_leaving ? leaving->str : "(migrations ending)", n_staying ? "; staying: " : "",
-			staying->str);
+			timeout_s, left, left == 1 ? "" : "s", e->node, moving ? "; still leaving: " : "",
+			moving ? (n_leaving ? leaving->str : "(migrations ending)") : "", gate ? "; waited for " : "",
+			gate ? gate : "", n_staying ? "; staying: " : "", staying->str);
 		shutdown_leave(e, summary);
 		return;
 	}
-	if (g_strcmp0(leaving->str, e->shutdown.waiting) != 0) {
-		log_info("the host's shutdown waits for %u VMs to leave: %s", n_leaving, leaving->str);
+	g_autofree char *waiting = g_strdup_printf("%s%s%s", leaving->str, leaving->len && gate ? "; " : "",
+						   gate ? gate : "");
+	if (g_strcmp0(waiting, e->shutdown.waiting) != 0) {
+		if (moving)
+			log_info("the host's shutdown waits for %u VMs to leave: %s", n_leaving, waiting);
+		else
+			log_info("the host's shutdown waits for %s", gate);
 		g_free(e->shutdown.waiting);
-		e->shutdown.waiting = g_strdup(leaving->str);
+		e->shutdown.waiting = g_steal_pointer(&waiting);
 	}
 }
 

@@ -262,15 +262,9 @@ void herd_engine_set_esan(herd_engine *e, json_t *esan)
 
 json_t *herd_engine_esan(herd_engine *e, const char *uuid)
 {
-	json_t *out = json_object();
-	g_autoptr(GArray) nodes = fresh_facts(e);
-	for (guint i = 0; i < nodes->len; i++) {
-		const named_facts *n = &g_array_index(nodes, named_facts, i);
-		json_t *s = json_object_get(json_object_get(n->facts->usage, "esan"), uuid);
-		if (json_is_object(s))
-			json_object_set(out, n->name, s);
-	}
-	return out;
+	g_autoptr(json_t) reports = herd_facts_esan(e->facts, state(e));
+	json_t *out = json_object_get(reports, uuid);
+	return out ? json_incref(out) : json_object();
 }
 
 void herd_engine_set_fence_standby(herd_engine *e, json_t *agents)

@@ -10,6 +10,8 @@
 const char *herd_esan_address(store_state *st, store_object *node)
 {
 	const store_node *n = store_node_of(node);
+	if (n->storage_address)
+		return n->storage_address;
 	size_t link = (size_t)store_settings_of(st)->esan_link;
 	return link < n->n_links ? n->links[link] : n->n_links ? n->links[0] : NULL;
 }
@@ -187,7 +189,43 @@ json_t *herd_esan_resolve_cmd(store_state *st, const store_object *disk, const c
 	return store_disk_cmd_keep(disk, (unsigned)keep);
 }
 
-char *herd_esan_sync_gate(store_state *st, const char *node_name)
+json_t *herd_esan_verified_cmd(store_state *st, const char *disk_uuid, json_t *event, int64_t now_ms)
+{
+	store_object *disk = store_state_get(st, STORE_KIND_DISK, disk_uuid);
+	json_t *first = json_object_get(event, "first");
+	return disk ? store_disk_cmd_verified(disk, json_integer_value(json_object_get(event, "id")),
+					      json_is_true(json_object_get(event, "equal")),
+					      (uint64_t)json_integer_value(json_object_get(event, "differ")),
+					      json_is_integer(first) ? json_integer_value(first) : -1,
+					      (uint64_t)json_integer_value(json_object_get(event, "compared")),
+					      json_string_value(json_object_get(event, "error")), now_ms)
+		    : NULL;
+}
+
+static gint by_string(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *herd_esan_orphans(store_state *st, const char *node_name, json_t *reported)
+{
+	json_t *out = json_array();
+	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, node_name);
+	if (!me)
+		return out;
+	g_autoptr(GPtrArray) gone = g_ptr_array_new();
+	const char *uuid;
+	json_t *v;
+	json_object_foreach(reported, uuid, v)
+		if (store_uuid_is_valid(uuid) && !store_state_get(st, STORE_KIND_DISK, uuid))
+			g_ptr_array_add(gone, (gpointer)uuid);
+	g_ptr_array_sort(gone, by_string);
+	for (guint i = 0; i < gone->len; i++)
+		json_array_append_new(out, json_string(gone->pdata[i]));
+	return out;
+}
+
+char *herd_esan_unsynced(store_state *st, const char *node_name)
 {
 	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, node_name);
 	if (!me)
@@ -201,11 +239,17 @@ char *herd_esan_sync_gate(store_state *st, const char *node_name)
 		if (mine && mine->state == STORE_REPLICA_UPTODATE && peer->state != STORE_REPLICA_UPTODATE)
 			g_string_append_printf(names, "%s%s", names->len ? ", " : "", o->name);
 	}
-	if (!names->len)
+	return names->len ? g_string_free(g_steal_pointer(&names), FALSE) : NULL;
+}
+
+char *herd_esan_sync_gate(store_state *st, const char *node_name)
+{
+	g_autofree char *names = herd_esan_unsynced(st, node_name);
+	if (!names)
 		return NULL;
 	return g_strdup_printf("Node %s holds the only up-to-date replica of eSAN disk(s) %s: it stays in "
 			       "service until the other replica is in sync ('herd disk list' shows the progress; "
-			       "--wait waits for it).", node_name, names->str);
+			       "--wait waits for it).", node_name, names);
 }
 
 static void alert(json_t *out, const char *severity, const store_object *disk, char *message)

@@ -49,10 +49,27 @@ json_t *herd_esan_promote_cmd(store_state *st, const store_object *disk, const c
  * on the other node (@vm_node). */
 json_t *herd_esan_resolve_cmd(store_state *st, const store_object *disk, const char *keep_node,
 			      bool split, const char *vm_node, GError **error);
+/* The command that records the result of a verification that node
+ * @node_name's herd-san sent (@event: {"id","equal","differ","first",
+ * "compared","error"?}) on disk @disk_uuid as it is now, at @now_ms; NULL
+ * when there is nothing to record (no such disk, another verification was
+ * asked since, or this one has its result).  Made again from the current
+ * disk when a change of the disk in between refused the last one. */
+json_t *herd_esan_verified_cmd(store_state *st, const char *disk_uuid, json_t *event, int64_t now_ms);
+
+/* The volumes of @reported ({disk uuid: anything}: what node @node_name's
+ * herd-san serves) whose disk the store does not hold (deleted while the
+ * node was away).  An array of UUIDs, sorted; empty when the store does not
+ * know @node_name.  Ask only of a store that is current (synced with a
+ * quorate partition): a stale one would have a new disk's volume removed. */
+json_t *herd_esan_orphans(store_state *st, const char *node_name, json_t *reported);
+
 /* The sync gate (C14): why node @node_name may not leave service now — it
  * holds the only up-to-date replica of an eSAN disk whose other replica is
  * not (yet) up to date — or NULL.  The sentence names the disks. */
 char *herd_esan_sync_gate(store_state *st, const char *node_name);
+/* The names of those disks ("db0, db1"), or NULL when there is none. */
+char *herd_esan_unsynced(store_state *st, const char *node_name);
 
 /* The alerts eSAN disks give now: replicas the store records outdated,
  * inconsistent or discarded, disks without an up-to-date replica, and what
@@ -61,6 +78,7 @@ char *herd_esan_sync_gate(store_state *st, const char *node_name);
 json_t *herd_esan_alerts(store_state *st, json_t *reports);
 
 /* The address of node @node on which its herd-san listens for peers: its
- * address on link esan_link (a setting: a dedicated storage link), or its
- * first link's if it has no such link. */
+ * storage address if it has one (herd node set --storage-address), else
+ * its address on link esan_link (a setting), or its first link's if it has
+ * no such link. */
 const char *herd_esan_address(store_state *st, store_object *node);

@@ -2,6 +2,7 @@
 
 #include "common/json.h"
 #include "common/json_writer.h"
+#include "store/node.h"
 
 #include <string.h>
 
@@ -360,6 +361,28 @@ json_t *herd_facts_links(herd_facts *f)
 		herd_node_facts *n = v;
 		if (n->round == f->round && json_object_size(n->links))
 			json_object_set(out, n->name, n->links);
+	}
+	return out;
+}
+
+json_t *herd_facts_esan(herd_facts *f, store_state *st)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, f->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		herd_node_facts *n = v;
+		store_object *node = n->round == f->round ? store_node_by_id(st, n->nodeid) : NULL;
+		const char *disk;
+		json_t *s;
+		json_object_foreach(node ? json_object_get(n->usage, "esan") : NULL, disk, s) {
+			if (!json_is_object(s))
+				continue;
+			if (!json_object_get(out, disk))
+				json_object_set_new(out, disk, json_object());
+			json_object_set(json_object_get(out, disk), node->name, s);
+		}
 	}
 	return out;
 }

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include "store/state.h"
 #include "virt/driver.h"
 
 #include <glib.h>
@@ -110,6 +111,11 @@ const herd_vm_fact *herd_facts_vm(herd_facts *f, const char *uuid, uint32_t *nod
 /* Every node's view of its links, by fresh facts: {node: its links}
  * (herd_node_facts.links); nodes that say nothing are left out. */
 json_t *herd_facts_links(herd_facts *f);
+
+/* What the herd-sans of nodes with fresh facts report of their eSAN volumes
+ * (the "esan" member of their usage): {disk uuid: {node name: state}}, the
+ * node names from @st (a node the store does not know is left out). */
+json_t *herd_facts_esan(herd_facts *f, store_state *st);
 
 /* A VM that fresh facts show anything but stopped. */
 typedef struct herd_active_vm {

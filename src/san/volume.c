@@ -41,6 +41,9 @@ struct san_volume {
 	pid_t pid;		/* 0: not running */
 	int pidfd;
 	guint pid_watch, restart_timer, kill_timer;
+	bool moving;		/* stopped to start again at once on new addresses */
+	bool move_pending;	/* new addresses wait for the local writer to close */
+	bool writer;		/* the plugin's last state: a local writer is open */
 	gint64 started_us;
 	int unix_fd, tcp_fd;	/* the listening sockets herd-san holds, or -1 */
 	san_backoff backoff;
@@ -49,6 +52,7 @@ struct san_volume {
 };
 
 static void start_or_retry(san_volume *v);
+static void move_now(san_volume *v);
 
 static void on_plugin_connected(void *data)
 {
@@ -63,6 +67,14 @@ static void on_plugin_event(json_t *ev, void *data)
 	san_volume *v = data;
 	if (!json_object_get(ev, "uuid"))
 		json_object_set_new(ev, "uuid", json_string(v->uuid));
+	if (g_strcmp0(json_string_value(json_object_get(ev, "ev")), "state") == 0) {
+		v->writer = json_is_true(json_object_get(ev, "writer"));
+		if (!v->writer && v->move_pending) {
+			v->move_pending = false;
+			log_info("volume %s: its local writer closed: moving to the new addresses", v->uuid);
+			move_now(v);
+		}
+	}
 	san_daemon_event(v->d, ev);
 }
 
@@ -414,6 +426,16 @@ static void on_exit_of(san_volume *v)
 		finish_remove(v);
 		return;
 	}
+	v->writer = false;
+	if (v->moving || v->move_pending) {
+		v->moving = v->move_pending = false;
+		if (v->tcp_fd >= 0)
+			close(v->tcp_fd);
+		v->tcp_fd = -1;
+		log_info("volume %s: nbdkit stopped; starting it on the new addresses", v->uuid);
+		start_or_retry(v);
+		return;
+	}
 	schedule_restart(v, ran_ms, what);
 }
 
@@ -505,22 +527,61 @@ san_volume *san_volume_load(san_daemon *d, const char *uuid, GError **error)
 	return v;
 }
 
+static bool endpoint_equal(const san_endpoint *a, const san_endpoint *b)
+{
+	return strcmp(a->address, b->address) == 0 && a->port == b->port;
+}
+
+static void stop_nbdkit(san_volume *v);
+
+/* Start its nbdkit again on the addresses of its spec. */
+static void move_now(san_volume *v)
+{
+	if (v->tcp_fd >= 0)
+		close(v->tcp_fd);
+	v->tcp_fd = -1;
+	if (v->pid) {
+		v->moving = true;
+		stop_nbdkit(v);
+	} else {
+		start_or_retry(v);
+	}
+}
+
 bool san_volume_update(san_volume *v, const san_request *req, san_answer *a, GError **error)
 {
-	const san_endpoint *old = &v->spec->volume.listen, *neu = &req->volume.listen;
-	if (strcmp(old->address, neu->address) != 0 || old->port != neu->port)
-		return herd_refuse(error, HERD_ERR_CONFLICT,
-				   "Volume %s listens on %s port %u: its listen address cannot change while it exists.",
-				   v->uuid, old->address, old->port);
+	/* A new storage address (its own or its peer's): its nbdkit listens
+	 * and connects on the addresses it was started with, so it is started
+	 * again — not under a guest that has the volume open (herdd changes an
+	 * address only while none has; should one have it open, the move waits
+	 * until it closes). */
+	bool moved = !endpoint_equal(&v->spec->volume.listen, &req->volume.listen) ||
+		     !endpoint_equal(&v->spec->volume.peer, &req->volume.peer);
 	g_autoptr(san_request) spec = san_request_from_json(req->json, error);
 	if (!spec || !grow_replica(v, req->volume.size, error) || !save_message(v, req->json, error))
 		return false;
 	san_request_free(v->spec);
 	v->spec = g_steal_pointer(&spec);
-	if (san_plugin_link_is_connected(v->link))
-		san_plugin_link_request(v->link, v->spec->json, a);
-	else
+	if (moved) {
+		log_info("volume %s: now on %s port %u, its peer on %s port %u: starting its nbdkit again", v->uuid,
+			 v->spec->volume.listen.address, v->spec->volume.listen.port, v->spec->volume.peer.address,
+			 v->spec->volume.peer.port);
 		san_answer_ok(a);
+		if (v->pid && v->writer) {
+			v->move_pending = true;
+			san_daemon_error_event(v->d, v->uuid,
+					       "Volume %s moves to its new addresses once its local writer closes "
+					       "(a restart of its nbdkit now would cut the guest's disk).", v->uuid);
+			return true;
+		}
+		v->move_pending = false;
+		move_now(v);
+		return true;
+	} else if (san_plugin_link_is_connected(v->link)) {
+		san_plugin_link_request(v->link, v->spec->json, a);
+	} else {
+		san_answer_ok(a);
+	}
 	start_or_retry(v);
 	return true;
 }
@@ -585,6 +646,14 @@ void san_volume_remove(san_volume *v, san_answer *a)
 		finish_remove(v);
 		return;
 	}
+	stop_nbdkit(v);
+}
+
+/* SIGTERM, and SIGKILL if it does not stop in time; on_exit_of() goes on. */
+static void stop_nbdkit(san_volume *v)
+{
+	if (v->kill_timer)
+		return;
 	log_info("volume %s: stopping nbdkit (pid %d)", v->uuid, (int)v->pid);
 	pidfd_signal(v->pidfd, SIGTERM);
 	v->kill_timer = g_timeout_add(STOP_TIMEOUT_MS, on_kill_timeout, v);

@@ -5,6 +5,7 @@
 #include "store/command.h"
 #include "store/fields.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 static const char *const mode_names[] = { "online", "standby", "maintenance" };
@@ -44,6 +45,7 @@ void *store_node_parse(json_t *d)
 		if (json_is_string(v))
 			t->links[n->n_links++] = json_string_value(v);
 	n->links = t->links;
+	n->storage_address = field_str(d, "storage_address");
 	if (!store_node_mode_parse(field_str(d, "mode"), &n->mode))
 		n->mode = STORE_NODE_ONLINE;
 	n->allow_cold = field_bool(d, "allow_cold", false);
@@ -115,6 +117,13 @@ bool store_node_validate(json_t *d, GError **error)
 			return false;
 		}
 	}
+	json_t *sa = json_object_get(d, "storage_address");
+	if (sa && !json_is_null(sa) && (!json_is_string(sa) || !store_node_storage_address_check(json_string_value(sa), error))) {
+		if (!json_is_string(sa))
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The node's field 'storage_address' must be an IP address.");
+		return false;
+	}
 	json_t *down = json_object_get(d, "down");
 	if (down && (!json_is_object(down) || !check_choice(down, "node's down mark", "how",
 							     "fenced|confirmed", error))) {
@@ -172,6 +181,37 @@ GPtrArray *store_node_list_by_id(store_state *st)
 	GPtrArray *nodes = store_state_list(st, STORE_KIND_NODE);
 	g_ptr_array_sort(nodes, by_id);
 	return nodes;
+}
+
+bool store_node_storage_address_check(const char *s, GError **error)
+{
+	unsigned char ip[16];
+	bool v4 = inet_pton(AF_INET, s, ip) == 1;
+	if (!v4 && inet_pton(AF_INET6, s, ip) != 1) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Storage address '%s' is not an IP address (such as 10.0.1.5 or fd00::5).", s);
+		return false;
+	}
+	static const unsigned char zero[16], loop6[16] = { [15] = 1 };
+	const char *what = v4 && memcmp(ip, zero, 4) == 0	      ? "unspecified"
+			   : v4 && ip[0] == 127			      ? "a loopback address"
+			   : v4 && ip[0] >= 224			      ? "multicast or reserved"
+			   : !v4 && memcmp(ip, zero, 16) == 0	      ? "unspecified"
+			   : !v4 && memcmp(ip, loop6, 16) == 0	      ? "a loopback address"
+			   : !v4 && ip[0] == 0xff		      ? "multicast"
+									      : NULL;
+	if (what) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Storage address %s is %s: the peer node must reach it.", s, what);
+		return false;
+	}
+	return true;
+}
+
+json_t *store_node_cmd_storage_address(const store_object *node, const char *address)
+{
+	return store_cmd_patch(STORE_KIND_NODE, node->uuid,
+			       json_pack("{s:o}", "storage_address", address ? json_string(address) : json_null()));
 }
 
 json_t *store_node_cmd_create(const char *uuid, const char *name, uint32_t nodeid,

@@ -38,6 +38,8 @@ typedef struct store_node {
 	uint32_t nodeid;         /* corosync's node id */
 	const char *const *links; /* one address per link */
 	size_t n_links;
+	const char *storage_address; /* its eSAN replication address (a dedicated
+				  * storage link), or NULL: esan_link's address */
 	store_node_mode mode;
 	bool allow_cold;         /* standby/maintenance: a VM that cannot migrate
 				  * live moves with a restart */
@@ -97,6 +99,12 @@ json_t *store_node_cmd_clear_down(const store_object *node);
 json_t *store_node_cmd_fence_record(const store_object *node, const char *by, bool ok,
 				    bool mark_down, const char *device, const char *detail,
 				    int64_t now_ms);
+/* Is @s an address a node's herd-san may listen on for its peers (an IPv4
+ * or IPv6 literal, not unspecified, loopback or multicast)?  False with a
+ * sentence that says why not. */
+bool store_node_storage_address_check(const char *s, GError **error);
+/* Its storage address @address (NULL: none, esan_link's address again). */
+json_t *store_node_cmd_storage_address(const store_object *node, const char *address);
 /* Remove it (if still at its version; 0: any). */
 json_t *store_node_cmd_remove(const store_object *node, uint64_t if_version);
 

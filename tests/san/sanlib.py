@@ -61,11 +61,13 @@ class TestCA:
             f.write(text)
         return path
 
-    def node(self, name, into):
-        """ca.crt, node.crt, node.key for node @name in directory @into."""
+    def node(self, name, into, addresses=("127.0.0.1",)):
+        """ca.crt, node.crt, node.key for node @name in directory @into,
+        valid for @addresses."""
         os.makedirs(into, exist_ok=True)
         key, cert = os.path.join(into, "node.key"), os.path.join(into, "node.crt")
-        tpl = self._template(f"cn = \"{name}\"\nip_address = \"127.0.0.1\"\ndns_name = \"localhost\"\n"
+        ips = "".join(f"ip_address = \"{a}\"\n" for a in addresses)
+        tpl = self._template(f"cn = \"{name}\"\n{ips}dns_name = \"localhost\"\n"
                              "tls_www_server\ntls_www_client\nsigning_key\nencryption_key\n"
                              "expiration_days = 2\n")
         run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key])

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "common/json.h"
+#include "store/disk.h"
 #include "store/vm.h"
 #include "testcall.h"
 #include "testloop.h"
@@ -89,3 +90,5 @@ test_answer *vm_action(fixture *f, unsigned node, const char *vm, const char *ac
 const char *str(json_t *j, const char *key);
 /* Does GET /api/v1/vms/@vm on n@node show @key as @want now? */
 bool vm_shows(fixture *f, unsigned node, const char *vm, const char *key, const char *want);
+/* Record the replica states of eSAN disk @name (n1 commits). */
+void esan_set_states(fixture *f, const char *name, store_replica_state a, store_replica_state b);

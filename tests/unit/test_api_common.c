@@ -239,6 +239,14 @@ const char *str(json_t *j, const char *key)
 	return json_string_value(json_object_get(j, key));
 }
 
+void esan_set_states(fixture *f, const char *name, store_replica_state a, store_replica_state b)
+{
+	store_object *o = store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_DISK, name);
+	store_replica_state states[2] = { a, b };
+	g_autoptr(json_t) cmd = store_disk_cmd_replicas(o, states);
+	testnode_commit(f->n[1], cmd);
+}
+
 bool vm_shows(fixture *f, unsigned node, const char *vm, const char *key, const char *want)
 {
 	g_autoptr(test_answer) keep = NULL;

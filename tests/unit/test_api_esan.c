@@ -4,6 +4,7 @@
  * a replica node whose replica the store records up to date). */
 #include "test_api.h"
 
+#include "ha/esan.h"
 #include "ha/ha.h"
 #include "store/disk.h"
 
@@ -27,15 +28,6 @@ static bool shows_conn(fixture *f, unsigned node, const char *name, const char *
 	g_autoptr(test_answer) keep = NULL;
 	json_t *d = disk_get(f, node, name, &keep);
 	return g_strcmp0(str(json_object_get(replica_of(d, 1), "herd_san"), "conn"), conn) == 0;
-}
-
-/* Record the replica states of disk @name (n@node commits). */
-static void set_states(fixture *f, const char *name, store_replica_state a, store_replica_state b)
-{
-	store_object *o = store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_DISK, name);
-	store_replica_state states[2] = { a, b };
-	g_autoptr(json_t) cmd = store_disk_cmd_replicas(o, states);
-	testnode_commit(f->n[1], cmd);
 }
 
 static void stop(fixture *f, const char *vm)
@@ -117,12 +109,12 @@ static void test_esan(fixture *f, gconstpointer data)
 	stop(f, "db");
 
 	/* n2 outdated: only n3. */
-	set_states(f, "db0", STORE_REPLICA_OUTDATED, STORE_REPLICA_UPTODATE);
+	esan_set_states(f, "db0", STORE_REPLICA_OUTDATED, STORE_REPLICA_UPTODATE);
 	vm_start(f, 1, "db", "n3");
 	stop(f, "db");
 
 	/* Neither up to date: nowhere, and the answer says how to go on. */
-	set_states(f, "db0", STORE_REPLICA_OUTDATED, STORE_REPLICA_INCONSISTENT);
+	esan_set_states(f, "db0", STORE_REPLICA_OUTDATED, STORE_REPLICA_INCONSISTENT);
 	store_object *o = store_state_get(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM, vm_uuid);
 	g_autoptr(json_t) start = store_vm_cmd_start(o);
 	testnode_commit(f->n[1], start);
@@ -138,7 +130,7 @@ static void test_esan(fixture *f, gconstpointer data)
 	}
 
 	/* n2 wrote alone (n3 outdated): the sync gate keeps n2 in service. */
-	set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_OUTDATED);
+	esan_set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_OUTDATED);
 	const refusal gated[] = {
 		{ 1, "POST", "/api/v1/disks/db0/resize", "{\"size\":\"64M\"}", 400, "never shrinks" },
 		{ 1, "POST", "/api/v1/nodes/n2/mode", "{\"mode\":\"standby\"}", 409,
@@ -201,10 +193,68 @@ static void test_esan(fixture *f, gconstpointer data)
 	g_assert_cmpuint(json_array_size(test_expect(none, 200)), ==, 0);
 }
 
+/* Does n@node show n@of's storage address as @want (NULL: none)? */
+static bool storage_shown(fixture *f, unsigned node, const char *of, const char *want)
+{
+	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s", of);
+	g_autoptr(test_answer) a = test_request(f->n[node], "GET", path, NULL);
+	return g_strcmp0(str(test_expect(a, 200), "storage_address"), want) == 0;
+}
+
+/* A node's storage address: validated, shown by every node, taken by the
+ * volume ops, refused while a VM runs on one of its eSAN disks. */
+static void test_storage_address(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) n1 = test_request(f->n[1], "GET", "/api/v1/nodes/n1", NULL);
+	const char *n1_link = str(json_array_get(json_object_get(test_expect(n1, 200), "links"), 0), "address");
+	g_autofree char *taken = g_strdup_printf("{\"storage_address\":\"%s\"}", n1_link);
+	const refusal bad[] = {
+		{ 1, "PUT", "/api/v1/nodes/n2", "{}", 400, "Nothing to change" },
+		{ 1, "PUT", "/api/v1/nodes/n2", "{\"mode\":\"standby\"}", 400, "mode" },
+		{ 1, "PUT", "/api/v1/nodes/n2", "{\"storage_address\":5}", 400, "an IP address (a string) or null" },
+		{ 1, "PUT", "/api/v1/nodes/n2", "{\"storage_address\":\"storage-net\"}", 400, "is not an IP address" },
+		{ 1, "PUT", "/api/v1/nodes/n2", "{\"storage_address\":\"127.0.0.1\"}", 400, "loopback" },
+		{ 1, "PUT", "/api/v1/nodes/n2", taken, 409, "is node n1's already" },
+		{ 1, "PUT", "/api/v1/nodes/n9", "{\"storage_address\":\"10.77.0.9\"}", 404, "n9" },
+	};
+	EXPECT_REFUSALS(f, bad);
+	g_assert_true(storage_shown(f, 3, "n2", NULL));
+
+	g_autoptr(test_answer) set = test_requestf(f->n[1], "PUT", "/api/v1/nodes/n2", "{s:s}", "storage_address",
+						   "10.77.0.2");
+	g_assert_cmpstr(str(test_expect(set, 200), "storage_address"), ==, "10.77.0.2");
+	TEST_WAIT(storage_shown(f, 3, "n2", "10.77.0.2"));
+	const refusal again[] = {
+		{ 1, "PUT", "/api/v1/nodes/n3", "{\"storage_address\":\"10.77.0.2\"}", 409, "is node n2's already" },
+	};
+	EXPECT_REFUSALS(f, again);
+	g_autoptr(json_t) volumes = NULL;
+	g_autoptr(test_answer) made = test_requestf(f->n[1], "POST", "/api/v1/disks", "{s:s,s:s,s:s}", "name",
+						    "db0", "size", "64M", "esan", "n2,n3");
+	const char *uuid = str(test_expect(made, 201), "uuid");
+	volumes = herd_esan_volumes(herd_cluster_state(f->n[3]->cluster), "n3");
+	g_assert_cmpstr(str(json_object_get(json_object_get(volumes, uuid), "peer"), "address"), ==, "10.77.0.2");
+
+	/* Its VM runs: both replicas' servers would start again. */
+	g_autoptr(test_answer) vm = test_requestf(f->n[1], "POST", "/api/v1/vms", "{s:s,s:s,s:{s:[s]}}", "name",
+						  "db", "memory", "64M", "hardware", "disks", "db0");
+	test_expect(vm, 201);
+	vm_start(f, 1, "db", "n2");
+	const refusal running[] = {
+		{ 1, "PUT", "/api/v1/nodes/n2", "{\"storage_address\":null}", 409, "VM db runs on eSAN disk db0" },
+	};
+	EXPECT_REFUSALS(f, running);
+	stop(f, "db");
+	g_autoptr(test_answer) none = test_requestf(f->n[2], "PUT", "/api/v1/nodes/n2", "{s:n}", "storage_address");
+	g_assert_true(json_is_null(json_object_get(test_expect(none, 200), "storage_address")));
+	TEST_WAIT(storage_shown(f, 1, "n2", NULL));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	test_log_init();
 	api_test_add("/api/esan", test_esan, LAB_MODE);
+	api_test_add("/api/esan/storage-address", test_storage_address, LAB_MODE);
 	return g_test_run();
 }

@@ -7,7 +7,9 @@
  * off, is not fenced; the next herd of that node gives it its mode back
  * and its VMs come back live.  And what makes herdd exit at once instead:
  * the failover policy, a store it cannot change; what ends the wait early:
- * an operator's mode; and the timeout.
+ * an operator's mode; and the timeout.  The sync gate holds it as it holds
+ * standby and maintenance: not while the node has the only up-to-date
+ * replica of an eSAN disk whose other replica is not in sync.
  */
 #include "test_api.h"
 
@@ -233,6 +235,49 @@ static void test_shutdown_operator_online(fixture *f, gconstpointer data)
 	left_clear(&l);
 }
 
+/* eSAN disk db0 on n2 and n3, n3's replica outdated (n2 wrote alone). */
+static void esan_behind_on_n3(fixture *f)
+{
+	g_autoptr(test_answer) made = test_requestf(f->n[1], "POST", "/api/v1/disks", "{s:s,s:s,s:s}", "name",
+						    "db0", "size", "64M", "esan", "n2,n3");
+	test_expect(made, 201);
+	esan_set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_OUTDATED);
+}
+
+/* The host of n2, which holds the only up-to-date replica of db0, shuts
+ * down: herd waits while n3's replica is behind, and leaves once it is in
+ * sync. */
+static void test_shutdown_sync_gate(fixture *f, gconstpointer data)
+{
+	esan_behind_on_n3(f);
+	left l = { 0 };
+	g_autofree char *why = NULL;
+	g_assert_true(herd_ha_shutdown(f->n[2]->ha, on_leave, &l, &why));
+	TEST_WAIT(node_stored(f, 1, "n2")->shutdown && testcluster_settled(f->tc));
+	/* Nothing leaves, yet it stays: the gate. */
+	g_assert_false(test_loop_until(l.summary != NULL, 1500));
+	esan_set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_UPTODATE);
+	TEST_WAIT(l.summary != NULL);
+	g_assert_true(g_str_has_prefix(l.summary, "0 VMs left node n2 in "));
+	g_assert_true(g_str_has_suffix(l.summary, "; none stays"));
+	left_clear(&l);
+}
+
+/* The gate is bounded by shutdown_timeout_s as the moves are, and the
+ * summary says what it waited for. */
+static void test_shutdown_sync_gate_timeout(fixture *f, gconstpointer data)
+{
+	esan_behind_on_n3(f);
+	left l = { 0 };
+	g_autofree char *why = NULL;
+	g_assert_true(herd_ha_shutdown(f->n[2]->ha, on_leave, &l, &why));
+	TEST_WAIT(l.summary != NULL);
+	g_assert_cmpstr(l.summary, ==, "shutdown_timeout_s (1 s) is over: 0 VMs left node n2; waited for eSAN "
+				       "disk(s) db0 not in sync (this node holds the only up-to-date replica); what "
+				       "is still here is down until the host is back");
+	left_clear(&l);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -244,5 +289,8 @@ int main(int argc, char **argv)
 	api_test_add("/api/nodes/shutdown/not-writable", test_shutdown_not_writable, NULL);
 	api_test_add("/api/nodes/shutdown/timeout", test_shutdown_timeout, "{\"shutdown_timeout_s\": 1}");
 	api_test_add("/api/nodes/shutdown/operator-online", test_shutdown_operator_online, NULL);
+	api_test_add("/api/nodes/shutdown/sync-gate", test_shutdown_sync_gate, NULL);
+	api_test_add("/api/nodes/shutdown/sync-gate-timeout", test_shutdown_sync_gate_timeout,
+		     "{\"shutdown_timeout_s\": 1}");
 	return g_test_run();
 }

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "ha/esan.h"
+#include "ha/facts.h"
 #include "ha/needs.h"
 #include "store/disk.h"
 #include "store/command.h"
@@ -365,6 +366,144 @@ static void test_verify(void)
 	g_assert_cmpint(v->first, ==, -1);
 }
 
+/* A result that a change of the disk (a replica's state) overtook is made
+ * again from the disk as it is, and recorded; one for a verification that
+ * was asked again since is not. */
+static void test_verify_overtaken(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	apply_ok(t, store_disk_cmd_verify(disk(t), N2));
+	g_autoptr(json_t) ev = json_pack("{s:s,s:I,s:b,s:I,s:n,s:I}", "ev", "verify", "id", (json_int_t)1, "equal", 1,
+					 "differ", (json_int_t)0, "first", "compared", (json_int_t)(1 << 20));
+	json_t *first = herd_esan_verified_cmd(t->st, DISK, ev, 7000);
+	g_assert_nonnull(first);
+	store_replica_state states[2] = { STORE_REPLICA_UPTODATE, STORE_REPLICA_OUTDATED };
+	apply_ok(t, store_disk_cmd_replicas(disk(t), states));
+	expect_refused(t, first, HERD_ERR_CONFLICT, "version");
+	g_assert_false(store_disk_of(disk(t))->verify.done);
+	apply_ok(t, herd_esan_verified_cmd(t->st, DISK, ev, 7000));
+	const store_esan_verify *v = &store_disk_of(disk(t))->verify;
+	g_assert_true(v->done);
+	g_assert_true(v->equal);
+	g_assert_cmpint(v->first, ==, -1);
+	g_assert_cmpuint(v->compared, ==, 1 << 20);
+	g_assert_cmpint(v->time_ms, ==, 7000);
+	/* The replica states stayed as the change made them. */
+	g_assert_cmpint(store_disk_peer(store_disk_of(disk(t)), N1)->state, ==, STORE_REPLICA_OUTDATED);
+	/* Recorded: nothing more to record; asked again: not this result. */
+	g_assert_null(herd_esan_verified_cmd(t->st, DISK, ev, 8000));
+	apply_ok(t, store_disk_cmd_verify(disk(t), N1));
+	g_assert_null(herd_esan_verified_cmd(t->st, DISK, ev, 8000));
+	g_assert_null(herd_esan_verified_cmd(t->st, DISK2, ev, 8000));
+}
+
+/* A volume herd-san serves whose disk the store no longer gives the node. */
+static void test_orphans(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	g_autoptr(json_t) reported = json_pack("{s:b,s:b,s:b}", DISK, 1, DISK2, 1, "../etc", 1);
+	g_autoptr(json_t) n1 = herd_esan_orphans(t->st, "n1", reported);
+	g_assert_cmpuint(json_array_size(n1), ==, 1);
+	g_assert_cmpstr(json_string_value(json_array_get(n1, 0)), ==, DISK2);
+	/* Only a disk the store does not hold: db0's on n3 (which holds no
+	 * replica of it) is not removed on the store's word. */
+	g_autoptr(json_t) n3 = herd_esan_orphans(t->st, "n3", reported);
+	g_assert_cmpuint(json_array_size(n3), ==, 1);
+	g_assert_cmpstr(json_string_value(json_array_get(n3, 0)), ==, DISK2);
+	/* A store that does not know the node says nothing. */
+	g_autoptr(json_t) nx = herd_esan_orphans(t->st, "nx", reported);
+	g_assert_cmpuint(json_array_size(nx), ==, 0);
+	/* Deleted: its volume is one. */
+	apply_ok(t, store_disk_cmd_delete(disk(t)));
+	g_autoptr(json_t) gone = herd_esan_orphans(t->st, "n1", reported);
+	g_assert_cmpuint(json_array_size(gone), ==, 2);
+	g_assert_cmpstr(json_string_value(json_array_get(gone, 0)), ==, DISK);
+}
+
+/* A node's storage address: validated; the volume ops of both replica
+ * nodes take it (its own listen address, its peer's address). */
+static void test_storage_address(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	const char *bad[][2] = {
+		{ "storage", "is not an IP address" },   { "10.0.0", "is not an IP address" },
+		{ "10.0.0.1:7790", "is not an IP address" }, { "0.0.0.0", "unspecified" },
+		{ "127.0.0.2", "loopback" },             { "::1", "loopback" },
+		{ "224.0.0.1", "multicast" },            { "ff02::1", "multicast" },
+		{ "::", "unspecified" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(GError) error = NULL;
+		g_assert_false(store_node_storage_address_check(bad[i][0], &error));
+		if (!strstr(error->message, bad[i][1]))
+			g_error("'%s': '%s' does not say '%s'", bad[i][0], error->message, bad[i][1]);
+	}
+	store_object *n2 = store_state_get(t->st, STORE_KIND_NODE, N2);
+	g_autoptr(json_t) patch = store_cmd_patch(STORE_KIND_NODE, N2, json_pack("{s:s}", "storage_address", "nowhere"));
+	expect_refused(t, g_steal_pointer(&patch), HERD_ERR_INVALID, "is not an IP address");
+	g_autoptr(json_t) number = store_cmd_patch(STORE_KIND_NODE, N2, json_pack("{s:i}", "storage_address", 5));
+	expect_refused(t, g_steal_pointer(&number), HERD_ERR_INVALID, "must be an IP address");
+	g_assert_null(store_node_of(n2)->storage_address);
+
+	apply_ok(t, store_node_cmd_storage_address(n2, "fd00::2"));
+	n2 = store_state_get(t->st, STORE_KIND_NODE, N2);
+	g_assert_cmpstr(store_node_of(n2)->storage_address, ==, "fd00::2");
+	g_autoptr(json_t) v1 = herd_esan_volumes(t->st, "n1");
+	g_autoptr(json_t) v2 = herd_esan_volumes(t->st, "n2");
+	json_t *op1 = json_object_get(v1, DISK), *op2 = json_object_get(v2, DISK);
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(op1, "listen"), "address")), ==, "10.99.0.1");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(op1, "peer"), "address")), ==, "fd00::2");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(op2, "listen"), "address")), ==, "fd00::2");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(op2, "peer"), "address")), ==, "10.99.0.1");
+
+	/* None again: the link's address. */
+	apply_ok(t, store_node_cmd_storage_address(n2, NULL));
+	n2 = store_state_get(t->st, STORE_KIND_NODE, N2);
+	g_assert_null(store_node_of(n2)->storage_address);
+	g_autoptr(json_t) back = herd_esan_volumes(t->st, "n2");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(json_object_get(back, DISK), "listen"), "address")),
+			==, "10.99.0.2");
+}
+
+/* Node @nodeid (@name) reports its herd-san's states @esan in its STATUS. */
+static void report(herd_facts *f, uint32_t nodeid, const char *name, json_t *esan)
+{
+	g_autoptr(json_t) usage = json_pack("{s:O}", "esan", esan);
+	herd_node_report r = { .name = name, .index = 1, .virt_ok = true, .usage = usage };
+	size_t len = 0;
+	g_autofree char *payload = herd_facts_encode(&r, &len);
+	g_assert_true(herd_facts_update(f, nodeid, payload, len, 0, NULL));
+}
+
+/* What the coordinator's alerts and the API read of the herd-sans: every
+ * node's report of this round, by the store's node names. */
+static void test_facts_esan(void)
+{
+	g_autoptr(test_store) t = cluster();
+	herd_facts *f = herd_facts_new();
+	g_autoptr(json_t) s1 = json_pack("{s:{s:s}}", DISK, "conn", "connected");
+	g_autoptr(json_t) s2 = json_pack("{s:{s:s},s:{s:s},s:s}", DISK, "conn", "connecting", DISK2, "conn",
+					 "splitbrain", "junk", "not a state");
+	report(f, 1, "n1", s1);
+	report(f, 2, "n2", s2);
+	report(f, 9, "n9", s1); /* not in the store */
+	g_autoptr(json_t) all = herd_facts_esan(f, t->st);
+	g_autoptr(json_t) want = json_pack("{s:{s:{s:s},s:{s:s}},s:{s:{s:s}}}", DISK, "n1", "conn", "connected", "n2",
+					   "conn", "connecting", DISK2, "n2", "conn", "splitbrain");
+	if (!json_equal(all, want)) {
+		g_autofree char *got = json_dumps(all, JSON_SORT_KEYS);
+		g_error("herd_facts_esan: %s", got);
+	}
+	/* A new round: nothing is fresh until resent. */
+	herd_facts_new_round(f);
+	g_autoptr(json_t) stale = herd_facts_esan(f, t->st);
+	g_assert_cmpuint(json_object_size(stale), ==, 0);
+	herd_facts_free(f);
+}
+
 /* The alerts' messages, joined by newlines. */
 static char *alert_text(test_store *t, json_t *reports)
 {
@@ -419,6 +558,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/esan/resolve", test_resolve);
 	g_test_add_func("/esan/sync-gate", test_sync_gate);
 	g_test_add_func("/esan/verify", test_verify);
+	g_test_add_func("/esan/verify-overtaken", test_verify_overtaken);
+	g_test_add_func("/esan/orphans", test_orphans);
+	g_test_add_func("/esan/storage-address", test_storage_address);
+	g_test_add_func("/esan/facts", test_facts_esan);
 	g_test_add_func("/esan/alerts", test_alerts);
 	return g_test_run();
 }
