@@ -19,6 +19,9 @@ char *api_user_password_hash(const char *user, gpointer user_data, GError **erro
 /* status.c */
 void api_node_get(http_request *req, gpointer user_data);      /* GET /node */
 void api_status_get(http_request *req, gpointer user_data);    /* GET /status */
+void api_alerts_list(http_request *req, gpointer user_data);   /* GET /alerts[?all=true] */
+void api_alert_get(http_request *req, gpointer user_data);     /* GET /alerts/{alert} */
+void api_alert_ack(http_request *req, gpointer user_data);     /* POST /alerts/{alert}/ack */
 void api_metrics_get(http_request *req, gpointer user_data);   /* GET /metrics (not under /api/v1) */
 
 /* cluster.c */

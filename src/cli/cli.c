@@ -5,6 +5,7 @@
 #include "common/json.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,14 @@ int cli_delete_with_file(cli_ctx *ctx, const char *collection, const char *label
 	}
 	printf("%s %s deleted, and its file removed.\n", label, name);
 	return CLI_OK;
+}
+
+char *cli_format_time(int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[32];
+	localtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+	return g_strdup(buf);
 }

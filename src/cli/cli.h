@@ -11,6 +11,7 @@
 #include <glib.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Exit codes. */
 enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
@@ -65,6 +66,8 @@ int cli_report(const GError *error);
 
 /* Print @root as pretty JSON on stdout. */
 void cli_print_json(json_t *root);
+/* @ms (Unix time in milliseconds) as local "YYYY-MM-DD HH:MM:SS". */
+char *cli_format_time(int64_t ms);
 
 /* Format seconds as "3d 4h", "5m 2s"… */
 char *cli_format_duration(gint64 seconds);
@@ -83,6 +86,7 @@ extern const cli_command cli_cluster_commands[];      /* cluster.c */
 extern const cli_command cli_node_commands[];         /* node.c */
 extern const cli_command cli_vm_commands[];           /* vm.c */
 extern const cli_command cli_network_commands[];      /* network.c */
+extern const cli_command cli_alert_commands[];        /* alert.c */
 extern const cli_command cli_vm_migrate_commands[];   /* vm_migrate.c */
 extern const cli_command cli_fence_device_commands[];
 extern const cli_command cli_storage_commands[];      /* storage.c */

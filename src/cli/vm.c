@@ -104,16 +104,6 @@ static bool attributes(json_t *body, bool for_set)
 	return true;
 }
 
-static char *format_time(json_int_t ms)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	char buf[32];
-	localtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-	return g_strdup(buf);
-}
-
 static int run_list(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
@@ -260,7 +250,7 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 		cli_print_json(vm);
 		return CLI_OK;
 	}
-	g_autofree char *when = format_time(json_integer_value(json_object_get(vm, "modified_ms")));
+	g_autofree char *when = cli_format_time(json_integer_value(json_object_get(vm, "modified_ms")));
 	printf("Name:              %s\n", json_string_value(json_object_get(vm, "name")));
 	printf("UUID:              %s\n", json_string_value(json_object_get(vm, "uuid")));
 	printf("State:             %s\n", json_string_value(json_object_get(vm, "state")));
@@ -322,7 +312,7 @@ static int run_history(cli_ctx *ctx, int argc, char **argv)
 	json_t *e;
 	json_array_foreach(list, i, e) {
 		g_autofree char *ver = g_strdup_printf("%lld", (long long)json_integer_value(json_object_get(e, "version")));
-		g_autofree char *when = format_time(json_integer_value(json_object_get(e, "time_ms")));
+		g_autofree char *when = cli_format_time(json_integer_value(json_object_get(e, "time_ms")));
 		g_autofree char *by = g_strdup_printf("%s@%s", json_string_value(json_object_get(e, "user")),
 						      json_string_value(json_object_get(e, "origin")));
 		cli_table_add(t, json_string_value(json_object_get(e, "name")),

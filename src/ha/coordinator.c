@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "ha/alert_journal.h"
 #include "ha/esan.h"
 #include "ha/links.h"
 #include "ha/needs.h"
@@ -553,7 +554,7 @@ static void add_left_alerts(json_t *alerts, const herd_coord_view *v)
 			    : g_strdup_printf("herd on node %s is not in the cluster although the node is up; "
 					      "its VMs are left as they are, unmanaged, until it joins.",
 					      n->name);
-		json_array_append_new(alerts, json_pack("{s:s,s:s,s:s}", "severity",
+		json_array_append_new(alerts, json_pack("{s:s,s:s,s:s,s:s}", "kind", "herd_left", "severity",
 							why ? "critical" : "warning", "node", n->name,
 							"message", msg));
 	}
@@ -567,7 +568,8 @@ static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *p
 	add_left_alerts(alerts, view);
 	for (guint i = 0; i < plan->alerts->len; i++) {
 		const sched_alert *a = &g_array_index(plan->alerts, sched_alert, i);
-		json_t *o = json_pack("{s:s,s:s}", "severity", sev[a->severity], "message", a->message);
+		json_t *o = json_pack("{s:s,s:s,s:s}", "kind", a->vm ? "vm" : a->node ? "node" : "cluster",
+				      "severity", sev[a->severity], "message", a->message);
 		if (a->vm)
 			json_object_set_new(o, "vm", json_string(a->vm));
 		if (a->node)
@@ -580,8 +582,8 @@ static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *p
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		fence_job *j = v;
 		if (j->failures)
-			json_array_append_new(alerts, json_pack("{s:s,s:s,s:s+++}", "severity", "critical",
-								"node", j->node, "message",
+			json_array_append_new(alerts, json_pack("{s:s,s:s,s:s,s:s+++}", "kind", "fence_failed",
+								"severity", "critical", "node", j->node, "message",
 								"Fencing node ", j->node, " failed: ",
 								j->last_error ? j->last_error : "?"));
 	}
@@ -721,6 +723,13 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, herd_sched_input_get(hi), plan, v);
 	act(c, v, hi, plan);
+	/* The alerts' history follows them, in the same round (one batch). */
+	if (v->store_writable) {
+		g_autoptr(json_t) journal = herd_alert_journal(v->st, c->alerts, v->now_ms,
+							       ALERT_HISTORY_KEEP);
+		if (journal)
+			submit(c, journal);
+	}
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);
 	if (hi->awaited_in_ms > 0)

@@ -252,10 +252,15 @@ char *herd_esan_sync_gate(store_state *st, const char *node_name)
 			       "--wait waits for it).", node_name, names);
 }
 
-static void alert(json_t *out, const char *severity, const store_object *disk, char *message)
+/* An alert of @kind about @disk (and the replica on @node, or NULL). */
+static void alert(json_t *out, const char *kind, const char *severity, const store_object *disk,
+		  const char *node, char *message)
 {
-	json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "severity", severity, "message", message, "disk",
-					     disk->name));
+	json_t *a = json_pack("{s:s,s:s,s:s,s:s}", "kind", kind, "severity", severity, "message", message,
+			      "disk", disk->name);
+	if (node)
+		json_object_set_new(a, "node", json_string(node));
+	json_array_append_new(out, a);
 	g_free(message);
 }
 
@@ -276,12 +281,12 @@ json_t *herd_esan_alerts(store_state *st, json_t *reports)
 			const char *conn = json_string_value(json_object_get(s, "conn"));
 			if (g_strcmp0(conn, "splitbrain") == 0 && !split) {
 				split = true;
-				alert(out, "critical", o,
+				alert(out, "esan_split_brain", "critical", o, NULL,
 				      g_strdup_printf("eSAN disk %s is in split brain: both replicas were written on their "
 						      "own. herd connects neither until 'herd disk resolve %s --keep NODE'.",
 						      o->name, o->name));
 			} else if (g_strcmp0(conn, "unrelated") == 0) {
-				alert(out, "critical", o,
+				alert(out, "esan_unrelated", "critical", o, node,
 				      g_strdup_printf("eSAN disk %s: the replica on %s and its peer share no history: "
 						      "herd connects neither ('herd disk resolve %s --keep NODE').",
 						      o->name, node, o->name));
@@ -297,17 +302,17 @@ json_t *herd_esan_alerts(store_state *st, json_t *reports)
 			if (r->state == STORE_REPLICA_UPTODATE)
 				continue;
 			if (!up)
-				alert(out, "critical", o,
+				alert(out, "esan_no_replica", "critical", o, name,
 				      g_strdup_printf("eSAN disk %s has no up-to-date replica (the one on %s is %s): its VM "
 						      "stays down until 'herd disk promote %s --force'.",
 						      o->name, name, store_replica_state_name(r->state), o->name));
 			else if (r->discard)
-				alert(out, "warning", o,
+				alert(out, "esan_discarded", "warning", o, name,
 				      g_strdup_printf("eSAN disk %s: the replica on %s is discarded; it is synchronised in "
 						      "full from %s, and the disk is not redundant until then.",
 						      o->name, name, up));
 			else
-				alert(out, "warning", o,
+				alert(out, "esan_behind", "warning", o, name,
 				      g_strdup_printf("eSAN disk %s: the replica on %s is %s; %s holds the only up-to-date "
 						      "one, and the disk is not redundant until %s is synchronised again.",
 						      o->name, name, store_replica_state_name(r->state), up, name));

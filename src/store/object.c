@@ -1,6 +1,7 @@
 #include "store/object.h"
 
 #include "common/error.h"
+#include "store/alert.h"
 #include "store/cluster.h"
 #include "store/disk.h"
 #include "store/network.h"
@@ -35,6 +36,7 @@ static const struct {
 	[STORE_KIND_ISO] = { "iso", "ISO", store_iso_parse, store_iso_free, store_iso_validate },
 	[STORE_KIND_NETWORK] = { "network", "virtual switch", store_network_parse, store_network_free,
 				 store_network_validate },
+	[STORE_KIND_ALERT] = { "alert", "alert", store_alert_parse, store_alert_free, store_alert_validate },
 };
 
 bool store_object_validate(store_kind kind, json_t *data, GError **error)

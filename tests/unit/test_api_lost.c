@@ -75,6 +75,75 @@ static size_t fence_attempts(fixture *f, const char *name)
 	return store_node_of(node)->n_fence_history;
 }
 
+/* "kind uuid" -> version of every object in n1's store but the alerts
+ * (their history follows what the coordinator sees: a fence failing, a VM
+ * waiting; ha/alert_journal.h). */
+static GHashTable *versions(fixture *f)
+{
+	GHashTable *out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	store_state *st = herd_cluster_state(f->n[1]->cluster);
+	for (int k = 0; k < STORE_KIND__COUNT; k++) {
+		if (k == STORE_KIND_ALERT)
+			continue;
+		g_autoptr(GPtrArray) all = store_state_list(st, (store_kind)k);
+		for (guint i = 0; i < all->len; i++) {
+			store_object *o = all->pdata[i];
+			g_hash_table_insert(out, g_strdup_printf("%s %s", store_kind_name(o->kind), o->uuid),
+					    GSIZE_TO_POINTER((gsize)o->version));
+		}
+	}
+	return out;
+}
+
+static gint by_text(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What changed between @before and @after: "kind uuid +N" sorted, joined by ", ". */
+static char *changed(GHashTable *before, GHashTable *after)
+{
+	g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, after);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		gsize was = GPOINTER_TO_SIZE(g_hash_table_lookup(before, k));
+		if (was != GPOINTER_TO_SIZE(v))
+			g_ptr_array_add(lines, g_strdup_printf("%s +%zu", (char *)k, GPOINTER_TO_SIZE(v) - was));
+	}
+	g_ptr_array_sort(lines, by_text);
+	g_ptr_array_add(lines, NULL);
+	return g_strjoinv(", ", (char **)lines->pdata);
+}
+
+/* The alert record about @kind on node n@node's list (?all=true), or NULL. */
+static json_t *alert_record(fixture *f, unsigned node, const char *kind, const char *about_node)
+{
+	g_autoptr(test_answer) a = test_request(f->n[node], "GET", "/api/v1/alerts?all=true", NULL);
+	if (a->status != 200)
+		return NULL;
+	size_t i;
+	json_t *r;
+	json_array_foreach(a->json, i, r)
+		if (g_strcmp0(json_string_value(json_object_get(r, "kind")), kind) == 0 &&
+		    g_strcmp0(json_string_value(json_object_get(r, "node")), about_node) == 0)
+			return json_incref(r);
+	return NULL;
+}
+
+static bool alert_active(fixture *f, unsigned node, const char *kind, const char *about_node)
+{
+	g_autoptr(json_t) r = alert_record(f, node, kind, about_node);
+	return r && json_is_true(json_object_get(r, "active"));
+}
+
+static bool alert_cleared(fixture *f, unsigned node, const char *kind, const char *about_node)
+{
+	g_autoptr(json_t) r = alert_record(f, node, kind, about_node);
+	return r && json_is_integer(json_object_get(r, "cleared_ms"));
+}
+
 static test_answer *raw(fixture *f, unsigned node, const char *method, const char *path, const char *body)
 {
 	return test_call_finish(test_call_start_raw(f->n[node], method, path, body, "admin", TESTNODE_PASSWORD));
@@ -87,7 +156,7 @@ static void test_refused(fixture *f, gconstpointer data)
 	g_auto(lost_vms) v = { 0 };
 	lose_n3(f, &v);
 	bool ha_before = vm_stored(f, 1, v.bound)->ha;
-	uint64_t index = herd_cluster_state(f->n[1]->cluster)->pos.index;
+	g_autoptr(GHashTable) before = versions(f);
 	size_t fences = fence_attempts(f, "n3");
 
 	/* While lost1 is to run. */
@@ -129,8 +198,13 @@ static void test_refused(fixture *f, gconstpointer data)
 	g_assert_cmpstr(after->node, ==, "n3");
 	g_assert_cmpuint(after->memory_mib, ==, 64);
 	g_assert_cmpstr(vm_stored(f, 1, v.moving)->preferred, ==, "n3");
-	g_assert_cmpuint(herd_cluster_state(f->n[1]->cluster)->pos.index, ==,
-			 index + 1 + fence_attempts(f, "n3") - fences);
+	g_autoptr(GHashTable) now = versions(f);
+	g_autofree char *diff = changed(before, now);
+	size_t new_fences = fence_attempts(f, "n3") - fences;
+	const char *n3 = store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_NODE, "n3")->uuid;
+	g_autofree char *node_part = new_fences ? g_strdup_printf("node %s +%zu, ", n3, new_fences) : g_strdup("");
+	g_autofree char *want = g_strdup_printf("%svm %s +1", node_part, v.bound);
+	g_assert_cmpstr(diff, ==, want);
 	g_autoptr(test_answer) nodes = test_request(f->n[1], "GET", "/api/v1/nodes", NULL);
 	json_t *list = test_expect(nodes, 200);
 	g_assert_cmpuint(json_array_size(list), ==, 3);
@@ -197,8 +271,35 @@ static void test_engine(fixture *f, gconstpointer data)
 	g_assert_cmpuint(testvirt_count(f->n[1]->virt, "start", v.moving) +
 				 testvirt_count(f->n[2]->virt, "start", v.moving), ==, 0);
 
+	/* The failed fence is an alert record on every node, acknowledged once. */
+	TEST_WAIT(alert_active(f, 1, "fence_failed", "n3") && alert_active(f, 2, "fence_failed", "n3"));
+	g_autoptr(json_t) rec = alert_record(f, 2, "fence_failed", "n3");
+	g_assert_cmpstr(json_string_value(json_object_get(rec, "severity")), ==, "critical");
+	g_autofree char *ack_path = g_strdup_printf("/api/v1/alerts/%s/ack",
+						    json_string_value(json_object_get(rec, "name")));
+	g_autoptr(test_answer) acked = raw(f, 2, "POST", ack_path, NULL);
+	test_expect(acked, 200);
+	g_autoptr(json_t) after_ack = alert_record(f, 1, "fence_failed", "n3");
+	/* Who: the user, or root on the local socket (as the tests run). */
+	const char *who = json_string_value(json_object_get(after_ack, "acked_by"));
+	g_assert_true(g_strcmp0(who, "admin") == 0 || g_strcmp0(who, "root") == 0);
+	g_assert_true(json_is_integer(json_object_get(after_ack, "acked_ms")));
+	g_autoptr(test_answer) again = raw(f, 1, "POST", ack_path, NULL);
+	test_expect_error(again, 409, "acknowledged already, by");
+	g_autoptr(test_answer) missing = raw(f, 1, "POST", "/api/v1/alerts/9999/ack", NULL);
+	test_expect_error(missing, 404, "9999");
+	g_autoptr(test_answer) bad = raw(f, 1, "GET", "/api/v1/alerts?all=maybe", NULL);
+	test_expect_error(bad, 400, "'all' is true or false");
+
 	g_autoptr(test_answer) confirmed = raw(f, 1, "POST", "/api/v1/nodes/n3/confirm-down", NULL);
 	test_expect(confirmed, 200);
+	/* No more fencing to do: the alert clears, its record stays in the history. */
+	TEST_WAIT(alert_cleared(f, 2, "fence_failed", "n3"));
+	g_autoptr(test_answer) open_now = test_request(f->n[2], "GET", "/api/v1/alerts", NULL);
+	size_t i;
+	json_t *r;
+	json_array_foreach(test_expect(open_now, 200), i, r)
+		g_assert_cmpstr(json_string_value(json_object_get(r, "kind")), !=, "fence_failed");
 	/* Now it is restarted on n1 or n2; lost1, bound to n3, waits for it. */
 	TEST_WAIT(vm_runs_on(f, v.moving, 1) || vm_runs_on(f, v.moving, 2));
 	g_assert_cmpstr(vm_stored(f, 1, v.bound)->node, ==, "n3");
