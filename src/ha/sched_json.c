@@ -24,8 +24,7 @@ static bool parse_nodeset(sched_json_input *ji, json_t *o, size_t i, sched_vm *v
 	if (!set)
 		return true;
 	g_autoptr(GError) err = NULL;
-	json_t *parsed = json_is_string(set) ? store_vm_nodeset_parse(json_string_value(set), &err)
-			 : store_vm_nodeset_check(set, &err) ? json_incref(set) : NULL;
+	json_t *parsed = store_vm_nodeset_parse(set, &err);
 	if (!parsed) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "VM %zu: %s", i, err->message);
 		return false;

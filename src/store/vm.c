@@ -301,9 +301,10 @@ bool store_vm_nodeset_check(json_t *set, GError **error)
 	return true;
 }
 
-json_t *store_vm_nodeset_parse(const char *text, GError **error)
+/* The text form as a list, checked. */
+static json_t *nodeset_from_text(const char *text, GError **error)
 {
-	g_auto(GStrv) parts = g_strsplit(text ? text : "", ",", -1);
+	g_auto(GStrv) parts = g_strsplit(text, ",", -1);
 	g_autoptr(json_t) set = json_array();
 	for (guint i = 0; parts[i]; i++) {
 		char *entry = g_strstrip(parts[i]);
@@ -329,7 +330,19 @@ json_t *store_vm_nodeset_parse(const char *text, GError **error)
 		json_array_append_new(set, json_pack("{s:s,s:I}", "node", g_strstrip(entry), "priority",
 						     (json_int_t)pri));
 	}
-	if (!store_vm_nodeset_check(set, error))
+	return store_vm_nodeset_check(set, error) ? g_steal_pointer(&set) : NULL;
+}
+
+json_t *store_vm_nodeset_parse(json_t *given, GError **error)
+{
+	g_autoptr(json_t) set = NULL;
+	if (json_is_string(given))
+		set = nodeset_from_text(json_string_value(given), error);
+	else if (json_is_array(given) && store_vm_nodeset_check(given, error))
+		set = json_incref(given);
+	else if (!json_is_array(given))
+		bad_nodeset(error, "it is neither a text nor a list");
+	if (!set)
 		return NULL;
 	/* Highest priority first; a stable insertion keeps the given order of a tier. */
 	json_t *sorted = json_array();

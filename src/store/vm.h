@@ -166,15 +166,16 @@ extern const char *const store_vm_attr_names[];
 bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **error);
 
 /*
- * A node set as an operator writes it, Proxmox HA groups' syntax:
- * "n2:2,n3:2,n1:1" — node names, each with an optional priority (0 when
- * left out; higher is preferred; nodes of one priority form a tier).  The
- * stored form (a new reference): [{"node","priority"}…], highest priority
- * first, ties in the order given; an empty text gives an empty array (no
- * set).  NULL with @error naming the problem (a malformed entry, a
- * priority out of range, a node named twice).
+ * A node set as an operator gives it: the text of Proxmox HA groups'
+ * syntax, "n2:2,n3:2,n1" — node names, each with an optional priority (0
+ * when left out; higher is preferred; nodes of one priority form a tier) —
+ * or the stored form, [{"node","priority"}…] in any order.  The result (a
+ * new reference) is the stored form, highest priority first, ties in the
+ * order given; an empty text or list gives an empty array (no set).  NULL
+ * with @error naming the problem (a malformed entry, a priority out of
+ * range, a node named twice, neither text nor list).
  */
-json_t *store_vm_nodeset_parse(const char *text, GError **error);
+json_t *store_vm_nodeset_parse(json_t *given, GError **error);
 /* Is @set a stored node set (the form above, in any order)?  @error names
  * the problem. */
 bool store_vm_nodeset_check(json_t *set, GError **error);
