@@ -339,6 +339,13 @@ static bool start_allowed(http_request *req, api_ctx *a, store_object *vm)
 {
 	const store_settings *settings = store_settings_of(api_state(a));
 	bool ha = store_vm_of(vm)->ha;
+	/* The coordinator would hold it: say so now rather than time out. */
+	if (settings->ha_paused) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s is not started: HA is paused, and herd starts no VM until 'herd cluster ha resume'.",
+				    vm->name);
+		return false;
+	}
 	if (ha && !settings->lab_mode) {
 		g_autofree char *missing = uncovered_nodes(a, vm);
 		if (missing) {

@@ -13,10 +13,12 @@ VM on two nodes at once fails the test.
     herd would do); `herd node online n3`.
  3. Paused, n1's power is cut (`testnodes kill 1`): n1 was the coordinator,
     n2 now is; it sees n1 lost and says that it does not fence it (the pause
-    is in the store: it survives the change of coordinator).  The PDU's log
-    has no outlet command, g1 is still assigned to n1 and runs nowhere.
- 4. `herd cluster ha resume` on n2: n1 is fenced through the PDU (its log
-    shows outlet 1 switched off) and g1 runs on n2 or n3; g2 stayed on n3.
+    is in the store: it survives the change of coordinator).  No herdd logs
+    a fence, n1's fence history has no new record, the PDU's log has no
+    outlet command; g1 is still assigned to n1 and runs nowhere.
+ 4. `herd cluster ha resume` on n2: n1 is fenced through the PDU (a new
+    record in its fence history, requests in the PDU's log: the agent finds
+    the cut outlet off) and g1 runs on n2 or n3; g2 stayed on n3.
 
 Run as root: tests/cluster/test_ha_pause.py (HERD_TESTNODES_INSTANCE picks
 the instance name, default ha-pause).
@@ -29,7 +31,7 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from testlib import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
-from halib import DoubleRunWatch, Ha, HaNodes, Workdir, running_on, table  # noqa: E402
+from halib import DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, running_on, table  # noqa: E402
 
 INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "ha-pause")
 OUTLET_CMD = re.compile(r"mib: outlet (\d+) \(\S+\) (on|off|reboot)")
@@ -46,11 +48,18 @@ class PduLog:
         with open(self.path, "rb") as f:
             return len(f.read())
 
-    def outlet_commands(self, mark):
+    def since(self, mark):
         with open(self.path, "rb") as f:
             f.seek(mark)
-            lines = f.read().decode(errors="replace").splitlines()
-        return [l for l in lines if OUTLET_CMD.search(l)]
+            return f.read().decode(errors="replace").splitlines()
+
+    def outlet_commands(self, mark):
+        return [l for l in self.since(mark) if OUTLET_CMD.search(l)]
+
+    def requests(self, mark):
+        """The SNMP requests the PDU answered (a fence agent reads an outlet's
+        state before it switches it: an outlet already off is not switched)."""
+        return [l for l in self.since(mark) if "front: request from" in l]
 
 
 def setup(ha):
@@ -79,7 +88,7 @@ def scenario_show_and_pause(ha):
         first = ha.ok(i, "status").stdout.splitlines()[:1]
         expect(first and first[0].startswith(PAUSED_LINE),
                f"n{i}: herd status does not begin with the pause: {first}")
-    expect(ha.settings(2)["ha_paused"] == "yes", f"ha_paused: {ha.settings(2)['ha_paused']}")
+    expect(ha.settings(2)["ha_paused"] is True, f"ha_paused: {ha.settings(2)['ha_paused']!r}")
     say(f"herd vm info g2: 'Node set: n3:2,n2:1'; herd status begins: {PAUSED_LINE} …")
 
 
@@ -99,7 +108,7 @@ def scenario_standby_paused(ha):
 def scenario_power_cut_paused(tn, ha, watch, pdu):
     say("== 3. paused: n1's power is cut (n1 coordinated; n2 takes over)")
     mark = pdu.mark()
-    t0_mono = time.monotonic()
+    t0, t0_mono = time.time(), time.monotonic()
     tn.cli("kill", "1")
     tn.wait_members([2, 3], 2, timeout=30)
     want = "HA is paused: node n1 is lost, and herd does not fence it"
@@ -111,8 +120,13 @@ def scenario_power_cut_paused(tn, ha, watch, pdu):
     # more rounds of its plan must not fence either.
     for _ in range(3):
         time.sleep(1)
-        expect(not pdu.outlet_commands(mark), f"the PDU switched outlets while paused: "
-                                              f"{pdu.outlet_commands(mark)}")
+    pattern = r"node n1 is lost: fencing|fencing node n1"
+    fencing = herdd_log(tn, 2, t0, pattern) + herdd_log(tn, 3, t0, pattern)
+    expect(not fencing, f"herdd logged fencing while paused: {fencing}")
+    expect(not pdu.outlet_commands(mark), f"the PDU switched outlets while paused: "
+                                          f"{pdu.outlet_commands(mark)}")
+    hist = ha.nodes(2)["n1"]["fence_history"]
+    expect(not [h for h in hist if h["time_ms"] / 1000 >= t0 - 1], f"n1 was fenced while paused: {hist}")
     vms = ha.vms_any((2, 3))
     expect(vms["g1"]["assigned"] == "n1" and vms["g1"]["state"] != "running",
            f"g1 while paused: {table(vms)}")
@@ -121,27 +135,31 @@ def scenario_power_cut_paused(tn, ha, watch, pdu):
     first = ha.ok(2, "status").stdout.splitlines()[0]
     expect(first.startswith(PAUSED_LINE), f"herd status on n2 begins {first!r}")
     say(f"n2 coordinates; '{got[0]}'; the PDU's log has no outlet command; g1 stays on n1 (down)")
-    return mark
+    return len(pdu.requests(mark))
 
 
-def scenario_resume(tn, ha, pdu, mark):
+def scenario_resume(tn, ha, pdu, requests_paused):
     say("== 4. herd cluster ha resume: n1 is fenced, g1 restarted")
+    mark = pdu.mark()
     t0 = time.time()
     p = ha.ok(2, "cluster", "ha", "resume")
     expect(p.stdout.startswith("HA is resumed"), f"herd cluster ha resume: {p.stdout!r}")
     vms = ha.wait_vms(lambda v: running_on(v, ["g1"], ("n2", "n3")), 60, "g1 to run on n2 or n3",
                       nodes=(2, 3))
-    cmds = pdu.outlet_commands(mark)
-    expect(any(OUTLET_CMD.search(l).groups() == ("1", "off") for l in cmds),
-           f"the PDU's log has no 'outlet 1 off' after the resume: {cmds}")
+    # n1's power was cut: the agent finds its outlet off and only reads it.
+    reqs = pdu.requests(mark)
+    expect(reqs, "the PDU had no request after the resume")
     hist = ha.nodes(2)["n1"]["fence_history"]
-    expect(hist and hist[-1]["ok"] and hist[-1]["time_ms"] / 1000 >= t0 - 1,
-           f"n1's fence history: {hist}")
+    expect(hist and hist[-1]["ok"] and hist[-1]["time_ms"] / 1000 >= t0 - 1 and
+           hist[-1]["device"] == "pdu", f"n1's fence history: {hist}")
+    fenced = herdd_log(tn, 2, t0, r"fencing node n1 succeeded")
+    expect(fenced, "n2's herdd did not log n1's fence after the resume")
     expect(vms["g2"]["node"] == "n3", f"g2 moved: {table(vms)}")
     ha.wait_counting(["g1"])
     first = ha.ok(3, "status").stdout.splitlines()[0]
     expect(not first.startswith(PAUSED_LINE), f"herd status still says paused: {first!r}")
-    say(f"n1 fenced through the PDU ({len(cmds)} outlet command(s)); g1 runs on {vms['g1']['node']} "
+    say(f"paused: {requests_paused} PDU request(s), no fence; resumed: n1 fenced through the PDU "
+        f"({len(reqs)} request(s)); g1 runs on {vms['g1']['node']} "
         f"+{vms['g1']['since_ms'] / 1000 - t0:.1f} s after the resume")
 
 
@@ -153,8 +171,8 @@ def main():
         with DoubleRunWatch(tn) as watch:
             scenario_show_and_pause(ha)
             scenario_standby_paused(ha)
-            mark = scenario_power_cut_paused(tn, ha, watch, pdu)
-            scenario_resume(tn, ha, pdu, mark)
+            requests_paused = scenario_power_cut_paused(tn, ha, watch, pdu)
+            scenario_resume(tn, ha, pdu, requests_paused)
             watch.finish()
         check_expected()
 

@@ -122,6 +122,11 @@ static void test_pause_status(fixture *f, gconstpointer data)
 	g_assert_true(json_is_true(json_object_get(test_expect(after, 200), "ha_paused")));
 	g_autoptr(test_answer) bad = send_text(f->n[2], "PUT", "/api/v1/cluster/settings", "{\"ha_paused\":\"maybe\"}");
 	test_expect_error(bad, 400, "ha_paused");
+	/* A start would be held by the coordinator: refused at once, unchanged. */
+	g_autofree char *uuid = vm_define(f, 1, "web1", NULL);
+	g_autoptr(test_answer) start = test_request(f->n[1], "POST", "/api/v1/vms/web1/start", NULL);
+	test_expect_error(start, 409, "VM web1 is not started: HA is paused, and herd starts no VM until 'herd cluster ha resume'.");
+	g_assert_false(vm_stored(f, 2, uuid)->target_running);
 }
 
 int main(int argc, char **argv)
