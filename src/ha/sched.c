@@ -1059,10 +1059,13 @@ static GPtrArray *vms_in_order(const sched_input *in, const sched_vm *extra)
  * once it is fenced: not when no fence device covers it, nor when it is in
  * maintenance mode (herd leaves such a node alone) — unless it counts as
  * down the moment it leaves the ring (lab_mode, or a down mark not cleared
- * yet: effectively_down()).
+ * yet: effectively_down()).  Never while HA is paused.
  */
 static bool restartable_if_lost(ctx *c, const sched_node *f)
 {
+	/* While HA is paused nothing is restarted anywhere. */
+	if (c->in->ha_paused)
+		return false;
 	return c->in->lab_mode || f->down || (f->fence_covered && f->mode != STORE_NODE_MAINTENANCE);
 }
 

@@ -203,7 +203,8 @@ typedef struct sched_plan {
 				  * assigned there could not be restarted elsewhere if it
 				  * failed now (no room, or it could not be fenced: no
 				  * fence device covers it, or maintenance mode — unless
-				  * lab_mode or a down mark not cleared yet); VMs sticky
+				  * lab_mode or a down mark not cleared yet — or HA is
+				  * paused: none is restarted then); VMs sticky
 				  * to it not counted; 0 for a node out of the ring.
 				  * Computed whatever the admission setting (herd status). */
 } sched_plan;

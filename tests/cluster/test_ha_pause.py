@@ -31,35 +31,10 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from testlib import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
-from halib import DoubleRunWatch, Ha, HaNodes, Workdir, herdd_log, running_on, table  # noqa: E402
+from halib import DoubleRunWatch, Ha, HaNodes, PduLog, Workdir, herdd_log, running_on, table  # noqa: E402
 
 INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "ha-pause")
-OUTLET_CMD = re.compile(r"mib: outlet (\d+) \(\S+\) (on|off|reboot)")
 PAUSED_LINE = "!!! HA IS PAUSED"
-
-
-class PduLog:
-    """The simulated PDU's log, from a mark on."""
-
-    def __init__(self, tn):
-        self.path = os.path.join(tn.tn.dir, "pdu", "pdu.log")
-
-    def mark(self):
-        with open(self.path, "rb") as f:
-            return len(f.read())
-
-    def since(self, mark):
-        with open(self.path, "rb") as f:
-            f.seek(mark)
-            return f.read().decode(errors="replace").splitlines()
-
-    def outlet_commands(self, mark):
-        return [l for l in self.since(mark) if OUTLET_CMD.search(l)]
-
-    def requests(self, mark):
-        """The SNMP requests the PDU answered (a fence agent reads an outlet's
-        state before it switches it: an outlet already off is not switched)."""
-        return [l for l in self.since(mark) if "front: request from" in l]
 
 
 def setup(ha):
@@ -123,8 +98,8 @@ def scenario_power_cut_paused(tn, ha, watch, pdu):
     pattern = r"node n1 is lost: fencing|fencing node n1"
     fencing = herdd_log(tn, 2, t0, pattern) + herdd_log(tn, 3, t0, pattern)
     expect(not fencing, f"herdd logged fencing while paused: {fencing}")
-    expect(not pdu.outlet_commands(mark), f"the PDU switched outlets while paused: "
-                                          f"{pdu.outlet_commands(mark)}")
+    expect(not pdu.outlet_commands(mark, power_cuts=False), f"the PDU switched outlets while paused: "
+                                          f"{pdu.outlet_commands(mark, power_cuts=False)}")
     hist = ha.nodes(2)["n1"]["fence_history"]
     expect(not [h for h in hist if h["time_ms"] / 1000 >= t0 - 1], f"n1 was fenced while paused: {hist}")
     vms = ha.vms_any((2, 3))
