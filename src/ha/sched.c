@@ -351,7 +351,7 @@ static char *explain_set(ctx *c, const sched_vm *vm, int avoid)
 		int i = node_idx(c, vm->nodeset[k].node);
 		const char *w = "not a node of the cluster";
 		if (i >= 0 && i == avoid)
-			w = "the node it leaves";
+			w = "its current node";
 		else if (i >= 0 && fits(c, vm, i, &w))
 			continue;
 		g_string_append_printf(s, "%s%s: %s", first ? "" : "; ", vm->nodeset[k].node, w);
