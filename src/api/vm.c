@@ -36,7 +36,7 @@ static bool vm_attributes_consistent(const store_vm *vm, const store_vm_attrs *a
 	bool has_set = (at->set & STORE_VM_SET_NODESET) ? json_array_size(at->nodeset) > 0 : vm && vm->n_nodeset > 0;
 	if (preferred && has_set) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "A VM has a preferred node or a node set, not both: a preferred node n2 is the node set 'n2' (give the set, with 'preferred' null, or drop the set with 'nodes' null).");
+			    "A VM has a preferred node or a node set, not both (a preferred node is a node set of one node): clear one of them ('herd vm set --no-preferred' or '--no-nodes'; \"preferred\": null or \"nodes\": null).");
 		return false;
 	}
 	bool restricted = (at->set & STORE_VM_SET_RESTRICTED) ? at->restricted : vm && vm->restricted;
@@ -112,7 +112,7 @@ static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GE
 			at->group = value;
 		at->set |= strings[i].bit;
 	}
-	return store_vm_attrs_check(api_state(a), at, error) && vm_attributes_consistent(NULL, at, error);
+	return store_vm_attrs_check(api_state(a), at, error);
 }
 
 json_t *api_render_vm(api_ctx *a, json_t *result)
@@ -168,7 +168,8 @@ static void define_finish(http_request *req, api_ctx *a, json_t *body, herd_domx
 		return;
 	}
 	store_vm_attrs attrs;
-	if (!vm_attributes_parse(a, body, &attrs, &err)) {
+	if (!vm_attributes_parse(a, body, &attrs, &err) ||
+	    !vm_attributes_consistent(same ? store_vm_of(same) : NULL, &attrs, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
@@ -207,7 +208,7 @@ void api_vm_define(http_request *req, gpointer user_data)
 	const char *xml = NULL;
 	if (body && json_object_get(body, "hardware")) {
 		/* herd vm create: a VM made from its hardware (vm_hardware.c). */
-		if (!vm_attributes_parse(a, body, &attrs, &err))
+		if (!vm_attributes_parse(a, body, &attrs, &err) || !vm_attributes_consistent(NULL, &attrs, &err))
 			http_respond_error(req, err);
 		else
 			api_vm_create(req, a, body, &attrs);

@@ -7,8 +7,10 @@ fenced node stays off).  g1 (HA, preferred n1) runs on n1; g2 (HA, node set
 n3:2,n2:1) on n3.  All along, every node's QEMUs and libvirt are polled: a
 VM on two nodes at once fails the test.
 
- 1. `herd vm info g2` shows its node set; `herd cluster ha pause` on n3:
-    `herd status` says so on its first line, on every node.
+ 1. `herd vm info g2` shows its node set; `herd vm set` refuses bad sets
+    and changes nothing, and sets the restriction on and off.  `herd
+    cluster ha pause` on n3: `herd status` says so on its first line, on
+    every node; `herd vm start` of a VM that is off is refused.
  2. Paused, `herd node standby n3`: g2 stays on n3 (an alert says what
     herd would do); `herd node online n3`.
  3. Paused, n1's power is cut (`testnodes kill 1`): n1 was the coordinator,
@@ -43,6 +45,7 @@ def setup(ha):
     quick = ["--shutdown-timeout", "2"]
     ha.define("g1", preferred="n1", extra=quick)
     ha.define("g2", extra=quick + ["--nodes", "n3:2,n2:1"])
+    ha.define("off1", preferred="n2")
     for name, where in (("g1", "n1"), ("g2", "n3")):
         p = ha.ok(2, "vm", "start", name)
         check(p.stdout.strip() == f"VM {name} is running on node {where}.",
@@ -57,6 +60,21 @@ def scenario_show_and_pause(ha):
     expect(re.search(r"^Node set:\s+n3:2,n2:1$", text, re.M), f"herd vm info g2:\n{text}")
     row = [l for l in ha.ok(1, "vm", "list").stdout.splitlines() if l.startswith("g2 ")]
     expect(row and "n3:2,n2:1" in row[0], f"herd vm list has no node set for g2: {row}")
+    # herd vm set: the set's restriction on and off; bad sets refused, nothing changed.
+    before = ha.config(1)
+    ha.refused(2, ["vm", "set", "g2", "--nodes", "n3:x"],
+               r"The node set is invalid: 'x' after node n3 is not a priority from 0 to 1000")
+    ha.refused(2, ["vm", "set", "g2", "--nodes", "n3,n3:2"], r"node n3 is named twice")
+    ha.refused(2, ["vm", "set", "g2", "--nodes", "n3:2,n7"], r"Node 'n7' of the node set is not a node of this cluster")
+    ha.refused(2, ["vm", "set", "g2", "--preferred", "n1"], r"a preferred node or a node set, not both")
+    ha.refused(2, ["vm", "set", "g2", "--nodes", "n3", "--no-nodes"], r"contradicting options", rc=2)
+    ha.refused(2, ["vm", "set", "g1", "--restricted"], r"'restricted' needs a node set")
+    expect(ha.config(1) == before, "a refused herd vm set changed the configuration")
+    ha.ok(2, "vm", "set", "g2", "--restricted")
+    text = ha.ok(1, "vm", "info", "g2").stdout
+    expect(re.search(r"^Node set:\s+n3:2,n2:1 \(restricted: nowhere else\)$", text, re.M),
+           f"herd vm info g2 after --restricted:\n{text}")
+    ha.ok(2, "vm", "set", "g2", "--no-restricted")
     p = ha.ok(3, "cluster", "ha", "pause")
     expect(p.stdout.startswith("HA is paused"), f"herd cluster ha pause: {p.stdout!r}")
     for i in (1, 2, 3):
@@ -64,6 +82,7 @@ def scenario_show_and_pause(ha):
         expect(first and first[0].startswith(PAUSED_LINE),
                f"n{i}: herd status does not begin with the pause: {first}")
     expect(ha.settings(2)["ha_paused"] is True, f"ha_paused: {ha.settings(2)['ha_paused']!r}")
+    ha.refused(1, ["vm", "start", "off1"], r"VM off1 is not started: HA is paused")
     say(f"herd vm info g2: 'Node set: n3:2,n2:1'; herd status begins: {PAUSED_LINE} …")
 
 

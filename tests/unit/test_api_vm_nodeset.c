@@ -52,6 +52,12 @@ static void test_set_and_show(fixture *f, gconstpointer data)
 	g_assert_cmpstr(text2, ==, "n1:5,n2:0");
 	g_assert_true(json_is_true(json_object_get(j, "restricted")));
 
+	/* The restriction alone, on the VM's set: off and on again. */
+	g_autoptr(test_answer) off = send_text(f->n[1], "PUT", "/api/v1/vms/web1", "{\"restricted\":false}");
+	g_assert_true(json_is_false(json_object_get(test_expect(off, 200), "restricted")));
+	g_autoptr(test_answer) on = send_text(f->n[1], "PUT", "/api/v1/vms/web1", "{\"restricted\":true}");
+	g_assert_true(json_is_true(json_object_get(test_expect(on, 200), "restricted")));
+
 	/* Clearing the set takes the restriction with it (the CLI sends both). */
 	g_autoptr(test_answer) c = send_text(f->n[3], "PUT", "/api/v1/vms/web1",
 						"{\"nodes\":null,\"restricted\":false}");
@@ -89,8 +95,11 @@ static void test_bad_input(fixture *f, gconstpointer data)
 	g_assert_cmpuint(store_state_get(herd_cluster_state(f->n[2]->cluster), STORE_KIND_VM, uuid)->version, ==, 1);
 	g_assert_cmpuint(store_state_get(herd_cluster_state(f->n[2]->cluster), STORE_KIND_VM, other)->version, ==, 1);
 	/* Define refuses both at once too, and a define with a bad set. */
+	char fresh_uuid[STORE_UUID_LEN + 1];
+	store_uuid_generate(fresh_uuid);
+	g_autofree char *fresh = vm_xml("web3", fresh_uuid, 64);
 	g_autoptr(test_answer) both = test_requestf(f->n[1], "POST", "/api/v1/vms", "{s:s,s:s,s:s}", "xml",
-						    "<domain/>", "preferred", "n2", "nodes", "n2");
+						    fresh, "preferred", "n2", "nodes", "n2");
 	test_expect_error(both, 400, "A VM has a preferred node or a node set, not both");
 	/* Switching from preferred to a set in one change is fine. */
 	g_autoptr(test_answer) sw = send_text(f->n[1], "PUT", "/api/v1/vms/web2", "{\"preferred\":null,\"nodes\":\"n3:1,n2\"}");
