@@ -730,7 +730,8 @@ static const sched_vm *vm_by_uuid(ctx *c, GHashTable **by_uuid, const char *uuid
 /*
  * HA is paused (herd cluster ha pause): of the plan, keep what only records
  * the cluster as it is — a node back, a VM released where it stopped, a VM
- * assigned where it runs or already is — and hold the rest, each with an
+ * assigned where it runs, already is, or may have been migrated to — and
+ * hold the rest, each with an
  * alert: no fence, no start, no failover, no move.  The plan is computed
  * in full first, so that the alerts say what resuming would do.
  */
@@ -742,8 +743,14 @@ static void hold_while_paused(ctx *c)
 	for (guint k = 0; k < acts->len; k++) {
 		sched_action a = g_array_index(acts, sched_action, k);
 		const sched_vm *vm = vm_by_uuid(c, &by_uuid, a.vm);
+		/* An assignment that follows the VM where it runs, or may run
+		 * (a live migration's destination that stopped reporting: it is
+		 * fenced before the VM starts anywhere else), starts nothing. */
+		bool may_run_there = vm && (names(vm->node, a.node) || seen_on(vm, a.node) ||
+					    names(vm->handed_to, a.node) ||
+					    (vm->move_live && names(vm->move_to, a.node)));
 		bool keep = a.type == SCHED_CLEAR_DOWN || a.type == SCHED_RELEASE ||
-			    (a.type == SCHED_ASSIGN && vm && (names(vm->node, a.node) || seen_on(vm, a.node)));
+			    (a.type == SCHED_ASSIGN && may_run_there);
 		if (keep) {
 			g_array_index(acts, sched_action, kept++) = a;
 			continue;
