@@ -78,6 +78,7 @@ void api_status_get(http_request *req, gpointer user_data)
 							   "running", (int)herd_ha_vms_active(a->ha)));
 		json_object_set_new(body, "ha", herd_ha_cluster_status(a->ha));
 		json_object_set_new(body, "lab_mode", json_boolean(store_cluster_of(c)->settings.lab_mode));
+		json_object_set_new(body, "ha_paused", json_boolean(store_cluster_of(c)->settings.ha_paused));
 		json_t *lost = json_array();
 		g_autoptr(GPtrArray) names = herd_ha_unfenced_lost(a->ha);
 		for (guint i = 0; i < names->len; i++)

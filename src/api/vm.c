@@ -25,6 +25,29 @@
 #define START_WAIT_S 60
 #define DESTROY_WAIT_S 30
 
+/*
+ * A preferred node is the simplest node set: a VM has one or the other, so
+ * that what draws it is never two things.  @vm: the VM they change, or NULL
+ * (a new one, or only @at).
+ */
+static bool vm_attributes_consistent(const store_vm *vm, const store_vm_attrs *at, GError **error)
+{
+	const char *preferred = (at->set & STORE_VM_SET_PREFERRED) ? at->preferred : vm ? vm->preferred : NULL;
+	bool has_set = (at->set & STORE_VM_SET_NODESET) ? json_array_size(at->nodeset) > 0 : vm && vm->n_nodeset > 0;
+	if (preferred && has_set) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "A VM has a preferred node or a node set, not both (a preferred node is a node set of one node): clear one of them ('herd vm set --no-preferred' or '--no-nodes'; \"preferred\": null or \"nodes\": null).");
+		return false;
+	}
+	bool restricted = (at->set & STORE_VM_SET_RESTRICTED) ? at->restricted : vm && vm->restricted;
+	if (restricted && !has_set) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "'restricted' needs a node set ('nodes') to restrict the VM to.");
+		return false;
+	}
+	return true;
+}
+
 /* Herd's VM attributes in @body, checked against the store. */
 static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GError **error)
 {
@@ -55,6 +78,22 @@ static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GE
 		at->shutdown_timeout_s = (unsigned)n;
 		at->set |= STORE_VM_SET_SHUTDOWN_TIMEOUT;
 	}
+	if (json_object_get(body, "restricted")) {
+		if (!api_get_bool(body, "restricted", &at->restricted, error))
+			return false;
+		at->set |= STORE_VM_SET_RESTRICTED;
+	}
+	json_t *set = json_object_get(body, "nodes");
+	if (set && !json_is_null(set)) {
+		/* Kept in @body, which outlives @at (a define parses again). */
+		json_t *parsed = store_vm_nodeset_parse(set, error);
+		if (!parsed)
+			return false;
+		json_object_set_new(body, "nodes", parsed);
+		at->nodeset = parsed;
+	}
+	if (set)
+		at->set |= STORE_VM_SET_NODESET;
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++) {
 		json_t *v = json_object_get(body, strings[i].key);
 		if (!v)
@@ -129,7 +168,8 @@ static void define_finish(http_request *req, api_ctx *a, json_t *body, herd_domx
 		return;
 	}
 	store_vm_attrs attrs;
-	if (!vm_attributes_parse(a, body, &attrs, &err)) {
+	if (!vm_attributes_parse(a, body, &attrs, &err) ||
+	    !vm_attributes_consistent(same ? store_vm_of(same) : NULL, &attrs, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
@@ -160,7 +200,7 @@ void api_vm_define(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "xml", "ha", "preferred", "failback",
-					      "shutdown_timeout_s", "sticky", "group", "name",
+					      "shutdown_timeout_s", "sticky", "group", "nodes", "restricted", "name",
 					      "memory", "vcpus", "hardware", NULL };
 	store_vm_attrs attrs;
 	g_autoptr(GError) err = NULL;
@@ -168,7 +208,7 @@ void api_vm_define(http_request *req, gpointer user_data)
 	const char *xml = NULL;
 	if (body && json_object_get(body, "hardware")) {
 		/* herd vm create: a VM made from its hardware (vm_hardware.c). */
-		if (!vm_attributes_parse(a, body, &attrs, &err))
+		if (!vm_attributes_parse(a, body, &attrs, &err) || !vm_attributes_consistent(NULL, &attrs, &err))
 			http_respond_error(req, err);
 		else
 			api_vm_create(req, a, body, &attrs);
@@ -227,11 +267,13 @@ void api_vm_set(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	g_autoptr(GError) err = NULL;
 	static const char *const fields[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
-					      "sticky", "group", "memory", "vcpus", "hardware", NULL };
+					      "sticky", "group", "nodes", "restricted", "memory", "vcpus",
+					      "hardware", NULL };
 	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
 	g_autoptr(json_t) body = vm ? api_body(req, fields, &err) : NULL;
 	store_vm_attrs attrs;
-	if (!body || !vm_attributes_parse(a, body, &attrs, &err)) {
+	if (!body || !vm_attributes_parse(a, body, &attrs, &err) ||
+	    !vm_attributes_consistent(store_vm_of(vm), &attrs, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
@@ -241,7 +283,7 @@ void api_vm_set(http_request *req, gpointer user_data)
 	}
 	if (attrs.set == 0) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, memory, vcpus or hardware.");
+				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, memory, vcpus or hardware.");
 		return;
 	}
 	g_autoptr(json_t) cmd = store_vm_cmd_set(vm, &attrs);
@@ -275,12 +317,15 @@ void api_vm_undefine(http_request *req, gpointer user_data)
 static char *uncovered_nodes(api_ctx *a, store_object *vm)
 {
 	store_state *st = api_state(a);
-	const char *sticky = store_vm_of(vm)->sticky;
+	const store_vm *v = store_vm_of(vm);
+	const char *sticky = v->sticky;
 	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
 	GString *s = g_string_new(NULL);
 	for (guint i = 0; i < nodes->len; i++) {
 		store_object *n = nodes->pdata[i];
 		if (sticky && strcmp(sticky, n->name) != 0)
+			continue;
+		if (!sticky && v->restricted && store_vm_nodeset_priority(v->nodeset, v->n_nodeset, n->name) < 0)
 			continue;
 		if (store_node_of(n)->mode == STORE_NODE_MAINTENANCE)
 			continue;
@@ -295,6 +340,13 @@ static bool start_allowed(http_request *req, api_ctx *a, store_object *vm)
 {
 	const store_settings *settings = store_settings_of(api_state(a));
 	bool ha = store_vm_of(vm)->ha;
+	/* The coordinator would hold it: say so now rather than time out. */
+	if (settings->ha_paused) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s is not started: HA is paused, and herd starts no VM until 'herd cluster ha resume'.",
+				    vm->name);
+		return false;
+	}
 	if (ha && !settings->lab_mode) {
 		g_autofree char *missing = uncovered_nodes(a, vm);
 		if (missing) {

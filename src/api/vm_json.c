@@ -23,6 +23,17 @@ void api_vm_config_write(json_writer *w, store_object *vm)
 	json_writer_member_string(w, "target", v->target_running ? "running" : "stopped");
 	json_writer_member_string(w, "sticky", v->sticky);
 	json_writer_member_string(w, "group", v->group);
+	/* The node set, highest priority first (empty: none). */
+	json_writer_key(w, "nodes");
+	json_writer_array_begin(w);
+	for (size_t i = 0; i < v->n_nodeset; i++) {
+		json_writer_object_begin(w);
+		json_writer_member_string(w, "node", v->nodeset[i].node);
+		json_writer_member_int(w, "priority", v->nodeset[i].priority);
+		json_writer_object_end(w);
+	}
+	json_writer_array_end(w);
+	json_writer_member_bool(w, "restricted", v->restricted);
 	json_writer_member_string(w, "assigned", v->node);
 	if (v->return_to)
 		json_writer_member_string(w, "return_to", v->return_to);

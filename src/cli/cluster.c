@@ -338,6 +338,33 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+/* herd cluster ha pause|resume: the ha_paused setting, said in a sentence. */
+static int set_ha_paused(cli_ctx *ctx, bool paused)
+{
+	g_autoptr(json_t) body = json_pack("{s:b}", "ha_paused", paused);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "PUT", "/api/v1/cluster/settings", body, &rc);
+	if (!r)
+		return rc;
+	if (ctx->json)
+		cli_print_json(r);
+	else if (paused)
+		printf("HA is paused: herd fences no node and starts, moves or fails over no VM until 'herd cluster ha resume'.\n");
+	else
+		printf("HA is resumed: herd fences lost nodes and places VMs again.\n");
+	return CLI_OK;
+}
+
+static int run_ha_pause(cli_ctx *ctx, int argc, char **argv)
+{
+	return set_ha_paused(ctx, true);
+}
+
+static int run_ha_resume(cli_ctx *ctx, int argc, char **argv)
+{
+	return set_ha_paused(ctx, false);
+}
+
 const cli_command cli_cluster_commands[] = {
 	{ "cluster create", "NAME", "Create a new cluster with this node as its first member",
 	  "Writes corosync.conf (knet, encrypted), makes the cluster's certificate authority and\n"
@@ -355,5 +382,13 @@ const cli_command cli_cluster_commands[] = {
 	  run_settings },
 	{ "cluster set", "KEY=VALUE…", "Change cluster settings (KEY= resets to the default)", NULL,
 	  NULL, 1, 64, run_set },
+	{ "cluster ha pause", NULL, "Pause HA cluster-wide (network or corosync work): nothing is fenced or moved",
+	  "While paused the coordinator fences no lost node and starts, fails over, evacuates,\n"
+	  "returns or fails back no VM: VMs are left as they are. The pause is in the replicated\n"
+	  "configuration (setting ha_paused), so it survives a change of coordinator.\n"
+	  "'herd status' says so on its first line.",
+	  NULL, 0, 0, run_ha_pause },
+	{ "cluster ha resume", NULL, "End the HA pause: lost nodes are fenced and VMs placed again", NULL,
+	  NULL, 0, 0, run_ha_resume },
 	{ NULL },
 };

@@ -13,6 +13,10 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(json_t) st = cli_request(ctx, "GET", "/api/v1/status", NULL, &rc);
 	if (!st)
 		return rc;
+	/* First, loudly: while paused, a lost node is neither fenced nor its VMs restarted. */
+	if (json_is_true(json_object_get(st, "ha_paused")))
+		printf("!!! HA IS PAUSED: herd fences no node and starts, moves or fails over no VM.\n"
+		       "!!! 'herd cluster ha resume' ends it.\n");
 	json_t *node = json_object_get(st, "node");
 	g_autofree char *up = cli_format_duration(json_integer_value(json_object_get(node, "uptime_s")));
 	printf("Node:     %s (herd %s, up %s)\n", json_string_value(json_object_get(node, "name")),

@@ -15,8 +15,8 @@
 
 static gboolean opt_all, opt_ha, opt_no_ha, opt_no_preferred, opt_failback, opt_no_failback,
 	opt_force;
-static char *opt_preferred, *opt_pattern, *opt_sticky, *opt_group;
-static gboolean opt_no_group;
+static char *opt_preferred, *opt_pattern, *opt_sticky, *opt_group, *opt_nodes;
+static gboolean opt_no_group, opt_restricted, opt_no_restricted, opt_no_nodes;
 static int opt_shutdown_timeout = -1, opt_version;
 static gboolean opt_wait;
 
@@ -28,7 +28,9 @@ static GOptionEntry list_options[] = {
 #define ATTRIBUTE_OPTIONS                                                                          \
 	{ "ha", 0, 0, G_OPTION_ARG_NONE, &opt_ha, "Keep the VM running (restart it elsewhere when its node dies)", NULL }, \
 	{ "preferred", 'p', 0, G_OPTION_ARG_STRING, &opt_preferred, "The node the VM runs on when it can", "NODE" }, \
-	{ "no-failback", 0, 0, G_OPTION_ARG_NONE, &opt_no_failback, "Do not move back to the preferred node when it returns", NULL }, \
+	{ "nodes", 0, 0, G_OPTION_ARG_STRING, &opt_nodes, "Node set: the nodes the VM prefers, with priorities (higher first), as Proxmox HA groups: n2:2,n3:2,n1:1", "NODE[:PRIO],…" }, \
+	{ "restricted", 0, 0, G_OPTION_ARG_NONE, &opt_restricted, "Run only on the nodes of the node set (wait, with an alert, when none can take it)", NULL }, \
+	{ "no-failback", 0, 0, G_OPTION_ARG_NONE, &opt_no_failback, "Do not move back to the preferred node, or a higher priority of the node set, when it returns", NULL }, \
 	{ "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &opt_shutdown_timeout, "Seconds a shutdown may take before the VM is forced off (default 360)", "SEC" }, \
 	{ "sticky", 0, 0, G_OPTION_ARG_STRING, &opt_sticky, "Bind the VM to this node: it is not restarted elsewhere", "NODE" }, \
 	{ "group", 'g', 0, G_OPTION_ARG_STRING, &opt_group, "Anti-affinity group: VMs of one group run on different nodes", "NAME" }
@@ -52,6 +54,8 @@ static GOptionEntry set_options[] = {
 	{ "no-preferred", 0, 0, G_OPTION_ARG_NONE, &opt_no_preferred, "Forget the preferred node", NULL },
 	{ "failback", 0, 0, G_OPTION_ARG_NONE, &opt_failback, "Move back to the preferred node when it returns", NULL },
 	{ "no-group", 0, 0, G_OPTION_ARG_NONE, &opt_no_group, "Leave its anti-affinity group", NULL },
+	{ "no-nodes", 0, 0, G_OPTION_ARG_NONE, &opt_no_nodes, "Forget the node set (and its restriction)", NULL },
+	{ "no-restricted", 0, 0, G_OPTION_ARG_NONE, &opt_no_restricted, "The node set is a preference again, not a restriction", NULL },
 	{ NULL },
 };
 
@@ -101,7 +105,33 @@ static bool attributes(json_t *body, bool for_set)
 		json_object_set_new(body, "group", json_string(opt_group));
 	if (opt_no_group)
 		json_object_set_new(body, "group", json_null());
+	if ((opt_nodes && opt_no_nodes) || (opt_restricted && opt_no_restricted) || (opt_no_nodes && opt_restricted)) {
+		fprintf(stderr, "herd vm: contradicting options.\n");
+		return false;
+	}
+	if (opt_nodes)
+		json_object_set_new(body, "nodes", json_string(opt_nodes));
+	if (opt_no_nodes) {
+		json_object_set_new(body, "nodes", json_null());
+		json_object_set_new(body, "restricted", json_false());
+	}
+	if (opt_restricted || opt_no_restricted)
+		json_object_set_new(body, "restricted", json_boolean(opt_restricted));
 	return true;
+}
+
+/* A VM's node set as it is written: "n2:2,n3:2,n1:1"; NULL if none. */
+static char *cli_vm_nodeset_text(json_t *vm)
+{
+	json_t *set = json_object_get(vm, "nodes"), *e;
+	if (!json_array_size(set))
+		return NULL;
+	GString *s = g_string_new(NULL);
+	size_t i;
+	json_array_foreach(set, i, e)
+		g_string_append_printf(s, "%s%s:%lld", i ? "," : "", json_string_value(json_object_get(e, "node")),
+				       (long long)json_integer_value(json_object_get(e, "priority")));
+	return g_string_free(s, FALSE);
 }
 
 static int run_list(cli_ctx *ctx, int argc, char **argv)
@@ -136,10 +166,12 @@ static int run_list(cli_ctx *ctx, int argc, char **argv)
 		g_autofree char *uptime = up ? cli_format_duration(json_integer_value(up)) : NULL;
 		const char *sticky = json_string_value(json_object_get(v, "sticky"));
 		const char *ha = !json_is_true(json_object_get(v, "ha")) ? "no" : sticky ? "yes/sticky" : "yes";
+		/* The preferred node, or the node set (the preferred node's general case). */
+		g_autofree char *set = cli_vm_nodeset_text(v);
 		cli_table_add(t, json_string_value(json_object_get(v, "name")),
 			      json_string_value(json_object_get(v, "state")),
 			      json_string_value(json_object_get(v, "node")), uptime, ha,
-			      json_string_value(json_object_get(v, "preferred")), mem, cpus, ver);
+			      set ? set : json_string_value(json_object_get(v, "preferred")), mem, cpus, ver);
 	}
 	cli_table_print(t);
 	return CLI_OK;
@@ -284,6 +316,11 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 	printf("HA:                %s\n", json_is_true(json_object_get(vm, "ha")) ? "yes" : "no");
 	printf("Preferred node:    %s%s\n", json_string_value(json_object_get(vm, "preferred")) ?: "-",
 	       json_is_true(json_object_get(vm, "failback")) ? "" : " (no failback)");
+	g_autofree char *set = cli_vm_nodeset_text(vm);
+	if (set)
+		printf("Node set:          %s%s%s\n", set,
+		       json_is_true(json_object_get(vm, "restricted")) ? " (restricted: nowhere else)" : "",
+		       json_is_true(json_object_get(vm, "failback")) ? "" : " (no failback)");
 	printf("Shutdown timeout:  %lld s\n", (long long)json_integer_value(json_object_get(vm, "shutdown_timeout_s")));
 	printf("Configuration:     version %lld of %s\n", (long long)json_integer_value(json_object_get(vm, "version")), when);
 	cli_vm_hardware_print(vm);

@@ -210,6 +210,9 @@ static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *
 		.failback = d->failback,
 		.sticky = d->sticky,
 		.group = d->group,
+		.nodeset = d->nodeset,
+		.n_nodeset = d->n_nodeset,
+		.restricted = d->restricted,
 		.return_to = d->return_to,
 		.memory_mib = d->memory_mib,
 		.vcpus = d->vcpus,
@@ -265,6 +268,8 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	hi->in.join_timeout_s = (unsigned)settings->join_timeout_s;
 	hi->in.start_failures_max = (unsigned)settings->start_failures_max;
 	hi->in.return_after_maintenance = settings->return_after_maintenance;
+	hi->in.ha_paused = settings->ha_paused;
+	hi->in.spare_idle_nodes = !settings->fence_idle_nodes;
 	int64_t join_until_ms = joins && joins->quorate_since_ms
 				? joins->quorate_since_ms + (int64_t)hi->in.join_timeout_s * 1000 : 0;
 
@@ -394,6 +399,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		 * steady: the coordinator must run again then. */
 		bool away_from_home = (vm.preferred && vm.failback && !vm.sticky && strcmp(vm.preferred, vm.node ? vm.node : "") != 0) ||
 				      (vm.sticky && strcmp(vm.sticky, vm.node ? vm.node : "") != 0) ||
+				      (vm.n_nodeset && (vm.failback || vm.restricted) && !vm.sticky) ||
 				      (vm.return_to && hi->in.return_after_maintenance && !vm.sticky &&
 				       strcmp(vm.return_to, vm.node ? vm.node : "") != 0);
 		if (!vm.steady && fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&

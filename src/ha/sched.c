@@ -289,6 +289,126 @@ static bool better_home(ctx *c, int i, node_load a, int j, node_load b)
 	return r < 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Node sets (Proxmox HA groups): tiers of nodes by priority            */
+
+/* The priority of node @i in @vm's node set, or -1: not in it. */
+static int set_priority(ctx *c, const sched_vm *vm, int i)
+{
+	return i >= 0 ? store_vm_nodeset_priority(vm->nodeset, vm->n_nodeset, c->in->nodes[i].name) : -1;
+}
+
+/*
+ * The best node of @vm's node set other than node @avoid: of the highest
+ * priority that has a node that fits, the least full (better_home()).  -1
+ * when no node of the set can take it (*@why: a node's reason).  The set's
+ * order is not relied on: an API client may store it in any.
+ */
+static int choose_in_set(ctx *c, const sched_vm *vm, int avoid, const char **why)
+{
+	int best = -1;
+	unsigned best_pri = 0;
+	node_load best_load = { 0, 0, 0 };
+	for (size_t k = 0; k < vm->n_nodeset; k++) {
+		const store_vm_node_priority *e = &vm->nodeset[k];
+		int i = node_idx(c, e->node);
+		const char *w = "not a node of the cluster";
+		if (i == avoid && i >= 0)
+			continue;
+		if (i < 0 || !fits(c, vm, i, &w)) {
+			*why = w;
+			continue;
+		}
+		if (best >= 0 && e->priority < best_pri)
+			continue;
+		node_load l = load_with(c, vm, i);
+		if (best < 0 || e->priority > best_pri || better_home(c, i, l, best, best_load)) {
+			best = i;
+			best_pri = e->priority;
+			best_load = l;
+		}
+	}
+	return best;
+}
+
+/* @vm's node set as an operator wrote it: "n2:2,n3:2,n1:1" (g_free). */
+static char *set_text(const sched_vm *vm)
+{
+	GString *s = g_string_new(NULL);
+	for (size_t k = 0; k < vm->n_nodeset; k++)
+		g_string_append_printf(s, "%s%s:%u", k ? "," : "", vm->nodeset[k].node, vm->nodeset[k].priority);
+	return g_string_free(s, FALSE);
+}
+
+/* Why no node of @vm's restricted set can take it, node by node. */
+static char *explain_set(ctx *c, const sched_vm *vm, int avoid)
+{
+	g_autofree char *set = set_text(vm);
+	GString *s = g_string_new(NULL);
+	g_string_printf(s, "it is restricted to its node set %s, and none of those nodes can take it (", set);
+	bool first = true;
+	for (size_t k = 0; k < vm->n_nodeset; k++) {
+		int i = node_idx(c, vm->nodeset[k].node);
+		const char *w = "not a node of the cluster";
+		if (i >= 0 && i == avoid)
+			w = "its current node";
+		else if (i >= 0 && fits(c, vm, i, &w))
+			continue;
+		g_string_append_printf(s, "%s%s: %s", first ? "" : "; ", vm->nodeset[k].node, w);
+		first = false;
+	}
+	g_string_append(s, ")");
+	return g_string_free(s, FALSE);
+}
+
+/*
+ * @vm runs on node @n (index @ni), which is online: does its node set take
+ * it elsewhere?  Out of its restricted set it moves into it (the set is a
+ * rule, not a preference: failback or not); with failback, to a node of a
+ * higher priority than its own that can take it — never within a tier.
+ * Live, once steady, as every failback.  True when decided (a move, or an
+ * alert): nothing else draws it then.
+ */
+static void add_move(ctx *c, const sched_vm *vm, const sched_node *n, int to, bool here,
+		     bool cold_ok, const char *reason, const char *return_to);
+
+static bool set_failback(ctx *c, const sched_vm *vm, const sched_node *n, int ni, bool here)
+{
+	int pri_here = set_priority(c, vm, ni);
+	bool outside = vm->restricted && pri_here < 0;
+	if (!outside && !vm->failback)
+		return false;
+	if (!vm->steady || (here && vm->live_failed))
+		return outside;
+	const char *why = NULL;
+	int s = choose_in_set(c, vm, ni, &why);
+	if (s >= 0 && (outside || set_priority(c, vm, s) > pri_here)) {
+		add_move(c, vm, n, s, here, false,
+			 outside ? "it runs outside its restricted node set"
+				 : "a node of a higher priority in its node set can take it",
+			 NULL);
+		return true;
+	}
+	if (outside) {
+		g_autofree char *all = explain_set(c, vm, ni);
+		add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+			  "VM %s runs on node %s, outside its restricted node set; it moves when it can: %s.",
+			  vm->name, n->name, all);
+	}
+	return outside;
+}
+
+/* May @vm, on node @here, go back to the node it left for maintenance
+ * (its return_to)?  Not out of a restricted set, nor to a lower priority
+ * of its set than where it runs. */
+static bool set_allows_return(ctx *c, const sched_vm *vm, int here)
+{
+	if (!vm->n_nodeset)
+		return true;
+	int back = set_priority(c, vm, node_idx(c, vm->return_to));
+	return !(vm->restricted && back < 0) && back >= set_priority(c, vm, here);
+}
+
 /*
  * The best node for @vm other than node @avoid (an index, or -1): its sticky
  * node only; else its preferred node; else the one that would be the least
@@ -309,6 +429,11 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 			return i;
 		*why = "its sticky node cannot take it now";
 		return -1;
+	}
+	if (vm->n_nodeset) {
+		int s = choose_in_set(c, vm, avoid, why);
+		if (s >= 0 || vm->restricted)
+			return s;
 	}
 	int pref = vm_preferred_idx(c, vm);
 	const char *pref_why = NULL;
@@ -340,6 +465,8 @@ static char *explain(ctx *c, const sched_vm *vm, int avoid, const char *why)
 {
 	if (vm->sticky || c->in->n_nodes == 0)
 		return g_strdup(why ? why : "no node is online");
+	if (vm->restricted)
+		return explain_set(c, vm, avoid);
 	GString *s = g_string_new("no node can take it (");
 	bool first = true;
 	for (size_t i = 0; i < c->in->n_nodes; i++) {
@@ -482,6 +609,9 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 			  vm->name, vm->sticky, n->name, vm->sticky, s >= 0 ? why : "not a node of the cluster");
 		return;
 	}
+	/* Its node set: a higher tier, or into its restricted set. */
+	if (vm->n_nodeset && !vm->sticky && set_failback(c, vm, n, ni, here))
+		return;
 	/* Back to its preferred node: live, never with a restart of a guest
 	 * that runs (a VM that could not migrate there stays). */
 	if (vm->preferred && vm->failback && !vm->sticky && vm->steady &&
@@ -497,7 +627,8 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 	 * it stays). */
 	if (vm->return_to && c->in->return_after_maintenance && !vm->sticky && vm->steady &&
 	    strcmp(vm->return_to, n->name) != 0 && !(here && vm->live_failed) &&
-	    !(vm->preferred && vm->failback && strcmp(vm->preferred, n->name) == 0)) {
+	    !(vm->preferred && vm->failback && strcmp(vm->preferred, n->name) == 0) &&
+	    set_allows_return(c, vm, ni)) {
 		int r = node_idx(c, vm->return_to);
 		if (r >= 0 && fits(c, vm, r, &why)) {
 			add_move(c, vm, n, r, here, false, "the node it left for maintenance is back", NULL);
@@ -550,6 +681,99 @@ static bool seen_on(const sched_vm *vm, const char *node)
 		if (strcmp(vm->seen_on[k], node) == 0)
 			return true;
 	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lost nodes without HA VMs; the HA pause                              */
+
+static bool names(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+/* Does an HA VM depend on node @n: assigned, moving, migrating or handed
+ * to it, reported there, or with an eSAN replica there that it needs? */
+static bool holds_ha(ctx *c, const sched_node *n)
+{
+	for (size_t v = 0; v < c->in->n_vms; v++) {
+		const sched_vm *vm = &c->in->vms[v];
+		if (!vm->ha)
+			continue;
+		if (names(vm->node, n->name) || names(vm->move_to, n->name) || names(vm->incoming_on, n->name) ||
+		    names(vm->handed_to, n->name) || seen_on(vm, n->name))
+			return true;
+		for (size_t k = 0; k < vm->n_needs; k++)
+			for (const char *const *o = vm->needs[k].only; o && *o; o++)
+				if (strcmp(*o, n->name) == 0)
+					return true;
+	}
+	return false;
+}
+
+/* A lost node herd does not fence (fence_idle_nodes=no): no HA VM
+ * depends on it.  Its other VMs wait for it, as they would anyway. */
+static bool spared(ctx *c, const sched_node *n)
+{
+	return c->in->spare_idle_nodes && !holds_ha(c, n);
+}
+
+static const sched_vm *vm_by_uuid(ctx *c, GHashTable **by_uuid, const char *uuid)
+{
+	if (!*by_uuid) {
+		*by_uuid = g_hash_table_new(g_str_hash, g_str_equal);
+		for (size_t v = 0; v < c->in->n_vms; v++)
+			g_hash_table_insert(*by_uuid, (gpointer)c->in->vms[v].uuid, (gpointer)&c->in->vms[v]);
+	}
+	return uuid ? g_hash_table_lookup(*by_uuid, uuid) : NULL;
+}
+
+/*
+ * HA is paused (herd cluster ha pause): of the plan, keep what only records
+ * the cluster as it is — a node back, a VM released where it stopped, a VM
+ * assigned where it runs, already is, or may have been migrated to — and
+ * hold the rest, each with an
+ * alert: no fence, no start, no failover, no move.  The plan is computed
+ * in full first, so that the alerts say what resuming would do.
+ */
+static void hold_while_paused(ctx *c)
+{
+	GArray *acts = c->plan->actions;
+	GHashTable *by_uuid = NULL;
+	guint kept = 0;
+	for (guint k = 0; k < acts->len; k++) {
+		sched_action a = g_array_index(acts, sched_action, k);
+		const sched_vm *vm = vm_by_uuid(c, &by_uuid, a.vm);
+		/* An assignment that follows the VM where it runs, or may run
+		 * (a live migration's destination that stopped reporting: it is
+		 * fenced before the VM starts anywhere else), starts nothing. */
+		bool may_run_there = vm && (names(vm->node, a.node) || seen_on(vm, a.node) ||
+					    names(vm->handed_to, a.node) ||
+					    (vm->move_live && names(vm->move_to, a.node)));
+		bool keep = a.type == SCHED_CLEAR_DOWN || a.type == SCHED_RELEASE ||
+			    (a.type == SCHED_ASSIGN && may_run_there);
+		if (keep) {
+			g_array_index(acts, sched_action, kept++) = a;
+			continue;
+		}
+		if (a.type == SCHED_FENCE)
+			add_alert(c, SCHED_CRITICAL, NULL, a.node,
+				  "HA is paused: node %s is lost, and herd does not fence it until 'herd cluster ha resume'.",
+				  a.node);
+		else if (a.type == SCHED_MOVE)
+			add_alert(c, SCHED_WARNING, a.vm, a.node,
+				  "HA is paused: VM %s stays on node %s (it would move to node %s: %s).",
+				  vm ? vm->name : a.vm, a.node, a.move_to, a.reason);
+		else
+			add_alert(c, SCHED_WARNING, a.vm, vm ? vm->node : NULL,
+				  "HA is paused: VM %s is not started on node %s (%s).", vm ? vm->name : a.vm,
+				  a.node, a.reason);
+	}
+	g_array_set_size(acts, kept);
+	if (by_uuid)
+		g_hash_table_destroy(by_uuid);
+	sched_alert first = { SCHED_CRITICAL, NULL, NULL,
+			      g_strdup("HA is paused: herd fences no node and starts, moves or fails over no VM until 'herd cluster ha resume'.") };
+	g_array_prepend_val(c->plan->alerts, first);
 }
 
 static void decide_vm(ctx *c, const sched_vm *vm)
@@ -630,6 +854,11 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			} else {
 				place_new(c, vm, "its node is down");
 			}
+			return;
+		}
+		if (lost(c, n) && spared(c, n)) {
+			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+				  "VM %s is not an HA VM: it waits for node %s to come back.", vm->name, n->name);
 			return;
 		}
 		if (lost(c, n)) {
@@ -837,10 +1066,13 @@ static GPtrArray *vms_in_order(const sched_input *in, const sched_vm *extra)
  * once it is fenced: not when no fence device covers it, nor when it is in
  * maintenance mode (herd leaves such a node alone) — unless it counts as
  * down the moment it leaves the ring (lab_mode, or a down mark not cleared
- * yet: effectively_down()).
+ * yet: effectively_down()).  Never while HA is paused.
  */
 static bool restartable_if_lost(ctx *c, const sched_node *f)
 {
+	/* While HA is paused nothing is restarted anywhere. */
+	if (c->in->ha_paused)
+		return false;
 	return c->in->lab_mode || f->down || (f->fence_covered && f->mode != STORE_NODE_MAINTENANCE);
 }
 
@@ -958,6 +1190,10 @@ sched_plan *sched_plan_compute(const sched_input *in)
 		const sched_node *n = &in->nodes[i];
 		if (n->down && n->in_ring && n->herd_up)
 			add_action(&c, SCHED_CLEAR_DOWN, NULL, n->name, NULL, "the node is back");
+		else if (lost(&c, n) && spared(&c, n))
+			add_alert(&c, SCHED_WARNING, NULL, n->name,
+				  "Node %s is lost; no HA VM depends on it, so herd does not fence it (fence_idle_nodes=no).",
+				  n->name);
 		else if (lost(&c, n))
 			need_fence(&c, n, NULL); /* every lost node, VMs or not */
 		else if (awaited(&c, n))
@@ -987,6 +1223,8 @@ sched_plan *sched_plan_compute(const sched_input *in)
 	}
 	g_free(detail);
 	g_ptr_array_free(order, TRUE);
+	if (in->ha_paused)
+		hold_while_paused(&c);
 	ctx_clear(&c);
 	return plan;
 }
@@ -1010,6 +1248,9 @@ static const char *place(const sched_input *in, const sched_vm *vm, bool away, c
 		i = -1;
 	} else if (vm->sticky && strcmp(vm->sticky, to) != 0) {
 		*why = "the VM is bound to another node (sticky)";
+		i = -1;
+	} else if (vm->restricted && set_priority(&c, vm, i) < 0) {
+		*why = "the VM is restricted to its node set, which does not name it";
 		i = -1;
 	} else if (!fits(&c, vm, i, why)) {
 		i = -1;

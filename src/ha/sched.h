@@ -96,6 +96,14 @@ typedef struct sched_vm {
 	bool failback;
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
+	/* Its node set (store_vm's): highest priority first; n_nodeset 0:
+	 * none.  It goes to the highest tier that can take it (the least full
+	 * node of it), else — unless restricted — anywhere; with failback it
+	 * moves back, live, to a higher tier that can take it.  preferred is
+	 * unset when a set is (the API refuses both); sticky wins over it. */
+	const store_vm_node_priority *nodeset;
+	size_t n_nodeset;
+	bool restricted;
 	const char *return_to;   /* moved away when this node left service: it goes
 				  * back once the node is online (the store's record) */
 	uint64_t memory_mib;
@@ -146,6 +154,12 @@ typedef struct sched_input {
 	unsigned start_failures_max; /* failed starts on a node before it is given up on; 0: never */
 	bool return_after_maintenance; /* VMs go back to the node they left for standby or
 					* maintenance once it is online (their return_to) */
+	bool ha_paused;          /* herd cluster ha pause: the plan fences nothing and
+				  * starts, moves or fails over nothing (each held
+				  * action is an alert); it only records what runs where */
+	bool spare_idle_nodes;   /* fence_idle_nodes=no: a lost node that no HA VM is
+				  * assigned, moving or migrating to (nor has an HA
+				  * VM's eSAN replica) is not fenced */
 } sched_input;
 
 typedef enum {
@@ -189,7 +203,8 @@ typedef struct sched_plan {
 				  * assigned there could not be restarted elsewhere if it
 				  * failed now (no room, or it could not be fenced: no
 				  * fence device covers it, or maintenance mode — unless
-				  * lab_mode or a down mark not cleared yet); VMs sticky
+				  * lab_mode or a down mark not cleared yet — or HA is
+				  * paused: none is restarted then); VMs sticky
 				  * to it not counted; 0 for a node out of the ring.
 				  * Computed whatever the admission setting (herd status). */
 } sched_plan;

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+static bool get_bool(json_t *o, const char *key, bool dflt);
+
 struct sched_json_input {
 	json_t *root;              /* owns every string the input borrows */
 	sched_input in;
@@ -11,7 +13,35 @@ struct sched_json_input {
 	GArray *vms;
 	GPtrArray *seen;           /* const char** and store_vm_failure* arrays */
 	GPtrArray *reach;          /* the nodes' reach tables */
+	json_t *sets;              /* node sets parsed from text (their strings) */
 };
+
+/* A VM's "nodes": the operator's text ("n2:2,n3:2,n1") or the stored form
+ * ([{"node","priority"}…]); its "restricted". */
+static bool parse_nodeset(sched_json_input *ji, json_t *o, size_t i, sched_vm *v, GError **error)
+{
+	json_t *set = json_object_get(o, "nodes");
+	if (!set)
+		return true;
+	g_autoptr(GError) err = NULL;
+	json_t *parsed = store_vm_nodeset_parse(set, &err);
+	if (!parsed) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "VM %zu: %s", i, err->message);
+		return false;
+	}
+	json_array_append_new(ji->sets, parsed);
+	store_vm_node_priority *arr = g_new0(store_vm_node_priority, json_array_size(parsed) + 1);
+	g_ptr_array_add(ji->seen, arr);
+	size_t k;
+	json_t *e;
+	json_array_foreach(parsed, k, e)
+		arr[k] = (store_vm_node_priority){ json_string_value(json_object_get(e, "node")),
+						   (unsigned)json_integer_value(json_object_get(e, "priority")) };
+	v->nodeset = arr;
+	v->n_nodeset = json_array_size(parsed);
+	v->restricted = v->n_nodeset && get_bool(o, "restricted", false);
+	return true;
+}
 
 static bool get_bool(json_t *o, const char *key, bool dflt)
 {
@@ -32,6 +62,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	ji->vms = g_array_new(FALSE, TRUE, sizeof(sched_vm));
 	ji->seen = g_ptr_array_new_with_free_func(g_free);
 	ji->reach = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
+	ji->sets = json_array();
 	json_t *settings = json_object_get(j, "settings");
 	ji->in.lab_mode = get_bool(settings, "lab_mode", false);
 	const char *adm = get_str(settings, "admission");
@@ -46,6 +77,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	json_t *sf = json_object_get(settings, "start_failures_max");
 	ji->in.start_failures_max = sf ? (unsigned)json_integer_value(sf) : 3;
 	ji->in.return_after_maintenance = get_bool(settings, "return_after_maintenance", true);
+	ji->in.ha_paused = get_bool(settings, "ha_paused", false);
+	ji->in.spare_idle_nodes = !get_bool(settings, "fence_idle_nodes", true);
 
 	size_t i;
 	json_t *o;
@@ -102,6 +135,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		v.failback = get_bool(o, "failback", true);
 		v.sticky = get_str(o, "sticky");
 		v.group = get_str(o, "group");
+		if (!parse_nodeset(ji, o, i, &v, error))
+			return NULL;
 		v.return_to = get_str(o, "return_to");
 		v.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
 		v.vcpus = (unsigned)json_integer_value(json_object_get(o, "vcpus"));
@@ -192,6 +227,7 @@ void sched_json_input_free(sched_json_input *ji)
 	if (!ji)
 		return;
 	json_decref(ji->root);
+	json_decref(ji->sets);
 	if (ji->nodes)
 		g_array_free(ji->nodes, TRUE);
 	if (ji->vms)
@@ -239,6 +275,15 @@ json_t *sched_json_input_dump(const sched_input *in)
 				       "failback", v->failback, "sticky", v->sticky, "group", v->group,
 				       "memory_mib", (json_int_t)v->memory_mib, "vcpus", (int)v->vcpus,
 				       "seen_on", seen, "steady", v->steady);
+		if (v->n_nodeset) {
+			json_t *set = json_array();
+			for (size_t k = 0; k < v->n_nodeset; k++)
+				json_array_append_new(set, json_pack("{s:s,s:i}", "node", v->nodeset[k].node,
+								     "priority", (int)v->nodeset[k].priority));
+			json_object_set_new(vm, "nodes", set);
+			if (v->restricted)
+				json_object_set_new(vm, "restricted", json_true());
+		}
 		if (v->move_live)
 			json_object_set_new(vm, "move_live", json_true());
 		if (v->move_cold_ok)
@@ -284,11 +329,18 @@ json_t *sched_json_input_dump(const sched_input *in)
 		}
 		json_array_append_new(vms, vm);
 	}
-	return json_pack("{s:{s:b,s:s,s:f,s:I,s:i,s:i,s:b},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
-			 "admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
-			 "memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "join_timeout_s",
-			 (int)in->join_timeout_s, "start_failures_max", (int)in->start_failures_max,
-			 "return_after_maintenance", in->return_after_maintenance, "nodes", nodes, "vms", vms);
+	json_t *out = json_pack("{s:{s:b,s:s,s:f,s:I,s:i,s:i,s:b},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
+				"admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
+				"memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "join_timeout_s",
+				(int)in->join_timeout_s, "start_failures_max", (int)in->start_failures_max,
+				"return_after_maintenance", in->return_after_maintenance, "nodes", nodes, "vms", vms);
+	/* Only when not the default: dumps made before them stay as they were. */
+	json_t *settings = json_object_get(out, "settings");
+	if (in->ha_paused)
+		json_object_set_new(settings, "ha_paused", json_true());
+	if (in->spare_idle_nodes)
+		json_object_set_new(settings, "fence_idle_nodes", json_false());
+	return out;
 }
 
 static const char *vm_name(const sched_input *in, const char *uuid)

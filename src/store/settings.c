@@ -87,6 +87,12 @@ const cluster_setting cluster_settings[] = {
 	{ "vm_domain_type", SETTING_ENUM, 0, 0, "kvm|qemu", "kvm",
 	  "the libvirt domain type of VMs herd makes (herd vm create): kvm, or qemu (emulated, for hosts without KVM such as nested test nodes); taken when a VM's configuration is made",
 	  false, F(vm_domain_type) },
+	{ "ha_paused", SETTING_BOOL, 0, 0, NULL, "no",
+	  "HA paused (herd cluster ha pause|resume): the coordinator fences no node and starts, moves or fails over no VM; VMs stay as they are",
+	  false, F(ha_paused) },
+	{ "fence_idle_nodes", SETTING_BOOL, 0, 0, NULL, "yes",
+	  "a lost node that runs no HA VM is fenced too (as Pacemaker); no: only nodes with HA VMs (or an HA VM's eSAN replica) are (as Proxmox)",
+	  false, F(fence_idle_nodes) },
 	{ NULL },
 };
 

@@ -78,6 +78,8 @@ typedef struct store_settings {
 	int shutdown_policy;       /* store_shutdown_policy */
 	long long shutdown_timeout_s;
 	int vm_domain_type;        /* store_vm_domain_type */
+	bool ha_paused;            /* herd cluster ha pause: nothing fenced or moved */
+	bool fence_idle_nodes;     /* a lost node that runs no HA VM is fenced too */
 } store_settings;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take

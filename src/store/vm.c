@@ -1,9 +1,11 @@
 #include "store/vm.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "store/command.h"
 #include "store/fields.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 typedef struct {
@@ -14,6 +16,7 @@ typedef struct {
 	store_vm_nic *nics;
 	const char **xml_files;
 	const char **xml_bridges;
+	store_vm_node_priority *nodeset;
 } vm_typed;
 
 /* A JSON array of strings as a NULL-terminated array borrowing them. */
@@ -64,6 +67,15 @@ void *store_vm_parse(json_t *d)
 	vm->failback = field_bool(d, "failback", true);
 	vm->sticky = field_str(d, "sticky");
 	vm->group = field_str(d, "group");
+	json_t *set = json_object_get(d, "nodes"), *member;
+	size_t k;
+	t->nodeset = g_new0(store_vm_node_priority, json_array_size(set) + 1);
+	json_array_foreach(set, k, member)
+		if (field_str(member, "node"))
+			t->nodeset[vm->n_nodeset++] = (store_vm_node_priority){
+				field_str(member, "node"), (unsigned)field_uint(member, "priority", 0) };
+	vm->nodeset = t->nodeset;
+	vm->restricted = vm->n_nodeset > 0 && field_bool(d, "restricted", false);
 	vm->shutdown_timeout_s = (unsigned)field_uint(d, "shutdown_timeout_s",
 						      STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S);
 	if (vm->shutdown_timeout_s == 0)
@@ -108,6 +120,7 @@ void store_vm_free(void *typed)
 	g_free(t->nics);
 	g_free(t->xml_files);
 	g_free(t->xml_bridges);
+	g_free(t->nodeset);
 	g_free(t);
 }
 
@@ -207,7 +220,9 @@ bool store_vm_validate(json_t *d, GError **error)
 	    !check_choice(d, "VM", "target", "running|stopped", error) ||
 	    !check_choice(d, "VM", "stop", "graceful|force", error) ||
 	    !check_choice(d, "VM", "move", "cold|live", error) ||
-	    !check_bool(d, "VM", "move_cold_ok", error))
+	    !check_bool(d, "VM", "move_cold_ok", error) || !check_bool(d, "VM", "restricted", error))
+		return false;
+	if (json_object_get(d, "nodes") && !store_vm_nodeset_check(json_object_get(d, "nodes"), error))
 		return false;
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
 		if (!check_string(d, "VM", strings[i], error))
@@ -245,7 +260,111 @@ bool store_vm_validate(json_t *d, GError **error)
 /* Attributes                                                          */
 
 const char *const store_vm_attr_names[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
-					    "sticky", "group", NULL };
+					    "sticky", "group", "nodes", "restricted", NULL };
+
+static bool bad_nodeset(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static bool bad_nodeset(GError **error, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_autofree char *what = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+		    "The node set is invalid: %s. Write it as NODE[:PRIORITY],… e.g. n2:2,n3:2,n1:1 (priorities 0 to %d, higher first).",
+		    what, STORE_VM_PRIORITY_MAX);
+	return false;
+}
+
+bool store_vm_nodeset_check(json_t *set, GError **error)
+{
+	if (!json_is_array(set) || json_array_size(set) > STORE_VM_NODESET_MAX)
+		return bad_nodeset(error, "it must be a list of at most %d nodes", STORE_VM_NODESET_MAX);
+	size_t i;
+	json_t *e;
+	json_array_foreach(set, i, e) {
+		const char *node = json_is_object(e) ? field_str(e, "node") : NULL;
+		json_t *pri = json_is_object(e) ? json_object_get(e, "priority") : NULL;
+		if (json_is_object(e) && json_object_size(e) != (pri ? 2u : 1u))
+			return bad_nodeset(error, "entry %zu has fields other than 'node' and 'priority'", i + 1);
+		g_autoptr(GError) name_error = NULL;
+		if (!node || !store_name_validate(STORE_KIND_NODE, node, &name_error))
+			return bad_nodeset(error, "entry %zu: %s", i + 1,
+					   name_error ? name_error->message : "it needs a node name");
+		if (pri && (!json_is_integer(pri) || json_integer_value(pri) < 0 ||
+			    json_integer_value(pri) > STORE_VM_PRIORITY_MAX))
+			return bad_nodeset(error, "node %s's priority is not a whole number from 0 to %d", node,
+					   STORE_VM_PRIORITY_MAX);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(field_text(json_array_get(set, k), "node"), node) == 0)
+				return bad_nodeset(error, "node %s is named twice", node);
+	}
+	return true;
+}
+
+/* The text form as a list, checked. */
+static json_t *nodeset_from_text(const char *text, GError **error)
+{
+	g_auto(GStrv) parts = g_strsplit(text, ",", -1);
+	g_autoptr(json_t) set = json_array();
+	for (guint i = 0; parts[i]; i++) {
+		char *entry = g_strstrip(parts[i]);
+		if (!*entry) {
+			if (parts[1] == NULL)
+				break; /* "": no set */
+			bad_nodeset(error, "entry %u is empty", i + 1);
+			return NULL;
+		}
+		char *colon = strchr(entry, ':');
+		long long pri = 0;
+		if (colon) {
+			*colon = '\0';
+			char *end = NULL;
+			const char *num = g_strstrip(colon + 1);
+			pri = *num && g_ascii_isdigit(*num) ? g_ascii_strtoll(num, &end, 10) : -1;
+			if (pri < 0 || (end && *end) || pri > STORE_VM_PRIORITY_MAX) {
+				bad_nodeset(error, "'%s' after node %s is not a priority from 0 to %d", num,
+					    g_strstrip(entry), STORE_VM_PRIORITY_MAX);
+				return NULL;
+			}
+		}
+		json_array_append_new(set, json_pack("{s:s,s:I}", "node", g_strstrip(entry), "priority",
+						     (json_int_t)pri));
+	}
+	return store_vm_nodeset_check(set, error) ? g_steal_pointer(&set) : NULL;
+}
+
+json_t *store_vm_nodeset_parse(json_t *given, GError **error)
+{
+	g_autoptr(json_t) set = NULL;
+	if (json_is_string(given))
+		set = nodeset_from_text(json_string_value(given), error);
+	else if (json_is_array(given) && store_vm_nodeset_check(given, error))
+		set = json_incref(given);
+	else if (!json_is_array(given))
+		bad_nodeset(error, "it is neither a text nor a list");
+	if (!set)
+		return NULL;
+	/* Highest priority first; a stable insertion keeps the given order of a tier. */
+	json_t *sorted = json_array();
+	size_t i;
+	json_t *e;
+	json_array_foreach(set, i, e) {
+		json_int_t p = json_integer_value(json_object_get(e, "priority"));
+		size_t at = json_array_size(sorted);
+		while (at > 0 && json_integer_value(json_object_get(json_array_get(sorted, at - 1), "priority")) < p)
+			at--;
+		json_array_insert(sorted, at, e);
+	}
+	return sorted;
+}
+
+int store_vm_nodeset_priority(const store_vm_node_priority *set, size_t n, const char *node)
+{
+	for (size_t i = 0; node && i < n; i++)
+		if (strcmp(set[i].node, node) == 0)
+			return (int)set[i].priority;
+	return -1;
+}
 
 static bool node_exists(store_state *st, const char *field, const char *name, GError **error)
 {
@@ -274,6 +393,23 @@ bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **err
 	if ((a->set & STORE_VM_SET_GROUP) && a->group &&
 	    !store_name_validate(STORE_KIND_GROUP, a->group, error))
 		return false;
+	if ((a->set & STORE_VM_SET_NODESET) && a->nodeset) {
+		if (!store_vm_nodeset_check(a->nodeset, error))
+			return false;
+		/* Proxmox lets a group name absent nodes; herd does not: a typo
+		 * in a restricted set would leave the VM nowhere to run.  A node
+		 * removed later stays in the set, and counts as unavailable. */
+		size_t i;
+		json_t *e;
+		json_array_foreach(a->nodeset, i, e) {
+			const char *node = field_str(e, "node");
+			if (!store_state_get_by_name(st, STORE_KIND_NODE, node)) {
+				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+					    "Node '%s' of the node set is not a node of this cluster.", node);
+				return false;
+			}
+		}
+	}
 	return !(a->set & STORE_VM_SET_PREFERRED) || node_exists(st, "preferred", a->preferred, error);
 }
 
@@ -292,6 +428,13 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 		json_object_set_new(d, "failback", json_boolean(a->failback));
 	if (a->set & STORE_VM_SET_SHUTDOWN_TIMEOUT)
 		json_object_set_new(d, "shutdown_timeout_s", json_integer(a->shutdown_timeout_s));
+	if (a->set & STORE_VM_SET_RESTRICTED)
+		json_object_set_new(d, "restricted", json_boolean(a->restricted));
+	/* An empty set is no set. */
+	if ((a->set & STORE_VM_SET_NODESET) && json_array_size(a->nodeset))
+		json_object_set_new(d, "nodes", json_incref(a->nodeset));
+	else if ((a->set & STORE_VM_SET_NODESET) && !omit_null)
+		json_object_set_new(d, "nodes", json_null());
 	const struct {
 		unsigned bit;
 		const char *key, *value;

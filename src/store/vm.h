@@ -25,6 +25,16 @@
 #define STORE_VM_XML_USES_MAX 256
 
 /* A start that failed on a node, as the coordinator recorded it. */
+/* A node of a VM's node set and its priority: a VM runs on the nodes of
+ * the highest priority that can take it (Proxmox HA groups' semantics). */
+typedef struct store_vm_node_priority {
+	const char *node;
+	unsigned priority;       /* 0..STORE_VM_PRIORITY_MAX; higher first */
+} store_vm_node_priority;
+
+#define STORE_VM_PRIORITY_MAX 1000
+#define STORE_VM_NODESET_MAX 32
+
 typedef struct store_vm_failure {
 	const char *node;
 	unsigned count;          /* failed starts in a row there */
@@ -69,6 +79,12 @@ typedef struct store_vm {
 	bool failback;           /* returns to its preferred node (default true) */
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
+	/* Its node set: the nodes it prefers, highest priority first (ties
+	 * in the order given); n_nodeset 0: none.  With restricted it never
+	 * runs on any other node.  failback applies to it as to preferred. */
+	const store_vm_node_priority *nodeset;
+	size_t n_nodeset;
+	bool restricted;
 	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
 	/* What an operator's XML uses on the hosts (no hw): its disks' source
 	 * files and the bridges of its interfaces, as libvirt read them at
@@ -124,6 +140,8 @@ enum {
 	STORE_VM_SET_SHUTDOWN_TIMEOUT = 1 << 3,
 	STORE_VM_SET_STICKY = 1 << 4,
 	STORE_VM_SET_GROUP = 1 << 5,
+	STORE_VM_SET_NODESET = 1 << 6,
+	STORE_VM_SET_RESTRICTED = 1 << 7,
 };
 
 typedef struct store_vm_attrs {
@@ -134,6 +152,8 @@ typedef struct store_vm_attrs {
 	unsigned shutdown_timeout_s;
 	const char *sticky;
 	const char *group;
+	json_t *nodeset;         /* [{"node","priority"}…] (borrowed), or NULL: none */
+	bool restricted;
 } store_vm_attrs;
 
 /* The attribute names an operator may set, NULL-terminated (API fields). */
@@ -144,6 +164,23 @@ extern const char *const store_vm_attr_names[];
  * timeout is in range.  On failure @error names the field.
  */
 bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **error);
+
+/*
+ * A node set as an operator gives it: the text of Proxmox HA groups'
+ * syntax, "n2:2,n3:2,n1" — node names, each with an optional priority (0
+ * when left out; higher is preferred; nodes of one priority form a tier) —
+ * or the stored form, [{"node","priority"}…] in any order.  The result (a
+ * new reference) is the stored form, highest priority first, ties in the
+ * order given; an empty text or list gives an empty array (no set).  NULL
+ * with @error naming the problem (a malformed entry, a priority out of
+ * range, a node named twice, neither text nor list).
+ */
+json_t *store_vm_nodeset_parse(json_t *given, GError **error);
+/* Is @set a stored node set (the form above, in any order)?  @error names
+ * the problem. */
+bool store_vm_nodeset_check(json_t *set, GError **error);
+/* The priority of @node in @vm's node set, or -1: not in it (or no set). */
+int store_vm_nodeset_priority(const store_vm_node_priority *set, size_t n, const char *node);
 
 /* What libvirt's parser took from the domain XML. */
 typedef struct store_vm_domain {

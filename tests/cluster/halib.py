@@ -84,6 +84,36 @@ def api(tn, i, method, path, body=None, tcp=False, auth=None):
         return (int(code) if code.isdigit() else 0), text
 
 
+# The simulated PDU switching an outlet (tests/cluster/pdu.py's log).
+OUTLET_CMD = re.compile(r"mib: outlet (\d+) \(\S+\) (on|off|reboot)")
+
+
+class PduLog:
+    """The simulated PDU's log (tests/cluster/pdu.py), from a mark on."""
+
+    def __init__(self, tn):
+        self.path = os.path.join(tn.tn.dir, "pdu", "pdu.log")
+
+    def mark(self):
+        with open(self.path, "rb") as f:
+            return len(f.read())
+
+    def since(self, mark):
+        with open(self.path, "rb") as f:
+            f.seek(mark)
+            return f.read().decode(errors="replace").splitlines()
+
+    def requests(self, mark):
+        """The SNMP requests it answered (a fence agent reads an outlet's
+        state before it switches it: an outlet already off is not switched)."""
+        return [l for l in self.since(mark) if "front: request from" in l]
+
+    def outlet_commands(self, mark, power_cuts=True):
+        """Outlets switched on, off or rebooted; with power_cuts, also the
+        power cuts it made."""
+        return [l for l in self.since(mark) if OUTLET_CMD.search(l) or (power_cuts and "power cut" in l)]
+
+
 def herdd_log(tn, i, since=None, pattern=None):
     """[(wall time, line)] of node i's herdd.log (lines start HH:MM:SS.mmm,
     local time), from wall time since on, matching pattern."""

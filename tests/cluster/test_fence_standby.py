@@ -30,35 +30,12 @@ import time
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
-from halib import Ha, HaNodes, Workdir, herdd_log  # noqa: E402
+from halib import OUTLET_CMD, Ha, HaNodes, PduLog, Workdir, herdd_log  # noqa: E402
 from harness import testnodes  # noqa: E402
 from testlib import check, run_test, say, wait_until  # noqa: E402
 
 INSTANCE = "pref"
 NODE_SERVICE = os.path.join(_here, "node-service")
-OUTLET_CMD = re.compile(r"mib: outlet (\d+) \(\S+\) (on|off|reboot)")
-
-
-class PduLog:
-    def __init__(self, tn):
-        self.path = os.path.join(tn.tn.dir, "pdu", "pdu.log")
-
-    def mark(self):
-        with open(self.path, "rb") as f:
-            return len(f.read())
-
-    def since(self, mark):
-        with open(self.path, "rb") as f:
-            f.seek(mark)
-            return f.read().decode(errors="replace").splitlines()
-
-    def requests(self, mark):
-        return [l for l in self.since(mark) if "front: request from" in l]
-
-    def outlet_commands(self, mark):
-        return [l for l in self.since(mark) if OUTLET_CMD.search(l) or "power cut" in l]
-
-
 def children_of(pid):
     out = []
     for p in testnodes.all_pids():

@@ -19,7 +19,9 @@
  * shutdowns of a host (its herdd asked to leave, as at SIGTERM while the
  * system stops: with shutdown_policy migrate its VMs move away first, with
  * failover it exits at once; then corosync stops and the power goes off,
- * and it is switched on again later); nodes that lose the cluster's storage
+ * and it is switched on again later); HA paused and resumed (herd cluster
+ * ha pause: nothing fenced or moved meanwhile); VMs with node sets of two
+ * tiers; nodes that lose the cluster's storage
  * (their reach checker reports it unreachable, VM starts on it fail) and
  * get it back.
  *
@@ -1168,6 +1170,13 @@ static void operator_action(void)
 		if (strcmp(to->name, store_vm_of(vm)->node) != 0)
 			cmd = switchover ? store_vm_cmd_switchover(st, store_vm_of(vm)->node, to->name, cold_ok, NULL)
 					 : store_vm_cmd_migrate(vm->uuid, to->name, cold_ok);
+	} else if (what == 10 && chance(0.5)) {
+		/* herd cluster ha pause|resume */
+		store_object *cluster = store_state_cluster(st);
+		bool paused = store_settings_of(st)->ha_paused;
+		g_autoptr(json_t) change = json_pack("{s:b}", "ha_paused", !paused);
+		cmd = cluster ? store_cluster_cmd_settings(cluster, change) : NULL;
+		TRACE("%s: operator: HA %s", node->name, paused ? "resume" : "pause");
 	} else {
 		static const store_node_mode modes[] = { STORE_NODE_ONLINE, STORE_NODE_ONLINE,
 							 STORE_NODE_STANDBY, STORE_NODE_MAINTENANCE };
@@ -1259,6 +1268,14 @@ static void bootstrap(void)
 		 * the operator's migrations of it are refused). */
 		if (v == 3)
 			json_object_set_new(data, "sticky", json_sprintf("n%u", 1 + v % S->n));
+		/* A node set of two tiers (not restricted: a VM that fits runs
+		 * once the faults stop, wherever its set's nodes are). */
+		if (v % 4 == 3 && v != 3)
+			json_object_set_new(data, "nodes",
+					    json_pack("[{s:s%,s:i},{s:s%,s:i}]", "node", S->nodes[1 + v % S->n].name,
+						      strlen(S->nodes[1 + v % S->n].name), "priority", 2, "node",
+						      S->nodes[1 + (v + 1) % S->n].name,
+						      strlen(S->nodes[1 + (v + 1) % S->n].name), "priority", 1));
 		if (NEEDS_STORAGE(v))
 			json_object_set_new(data, "xml_files", json_pack("[s]", STORAGE_PATH "/disk.img"));
 		json_array_append_new(ops, store_cmd_create(STORE_KIND_VM, S->vm_uuids[v], name, data));
@@ -1479,6 +1496,15 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	if (!first->herd_up)
 		fail("n1 stays off after the faults stopped");
 	store_state *st = replica_state(first->r);
+	/* HA left paused by the operators is resumed. */
+	if (store_settings_of(st)->ha_paused) {
+		g_autoptr(json_t) change = json_pack("{s:b}", "ha_paused", false);
+		g_autoptr(json_t) cmd = store_cluster_cmd_settings(store_state_cluster(st), change);
+		g_autoptr(GError) err = NULL;
+		if (!replica_submit(first->r, cmd, s.now_ms, "operator", &err))
+			fail("after healing, n1 refuses to resume HA: %s", err->message);
+		first->dirty = true;
+	}
 	for (unsigned i = 1; i <= s.n; i++) {
 		store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, s.nodes[i].name);
 		if (!n)

@@ -118,7 +118,7 @@ static void test_set(fixture *f, gconstpointer data)
 	static const refusal bad[] = {
 		BAD_SET("web9", "{\"ha\":true}", 404, "VM 'web9' is not defined."),
 		BAD_SET("web1", "{}", 400,
-			"Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, memory, vcpus or hardware."),
+			"Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, memory, vcpus or hardware."),
 		BAD_SET("web1", "{\"xml\":\"<domain/>\"}", 400, "Unknown field 'xml'"),
 		BAD_SET("web1", "{\"sticky\":3}", 400, "Field 'sticky' must be a node of this cluster or null."),
 		BAD_SET("web1", "{\"sticky\":\"n7\"}", 400, "Field 'sticky' must be a node of this cluster or null."),
