@@ -125,6 +125,23 @@ typedef struct sched_vm {
 	size_t n_needs;
 } sched_vm;
 
+/*
+ * An affinity rule (store/rule.h): its VMs are kept on one node (together)
+ * or on different nodes (apart).  A strict rule is never broken by a
+ * placement herd chooses: a VM that no node can take without breaking it
+ * waits, with an alert naming the rule.  A soft rule is a preference that
+ * yields to capacity.  Running VMs that break a rule (a rule added while
+ * they ran, a failover that had no better choice) are moved, live, to mend
+ * it.  See ha/affinity.h.
+ */
+typedef struct sched_rule {
+	const char *name;
+	bool apart;              /* on different nodes; else on one node */
+	bool strict;
+	const char *const *vms;  /* its VMs' UUIDs (those not in the input are ignored) */
+	size_t n_vms;
+} sched_rule;
+
 typedef enum {
 	SCHED_ADMISSION_OFF = 0,
 	SCHED_ADMISSION_WARN,
@@ -146,6 +163,8 @@ typedef struct sched_input {
 	unsigned start_failures_max; /* failed starts on a node before it is given up on; 0: never */
 	bool return_after_maintenance; /* VMs go back to the node they left for standby or
 					* maintenance once it is online (their return_to) */
+	const sched_rule *rules; /* affinity rules, or NULL */
+	size_t n_rules;
 } sched_input;
 
 typedef enum {

@@ -11,6 +11,7 @@ struct sched_json_input {
 	GArray *vms;
 	GPtrArray *seen;           /* const char** and store_vm_failure* arrays */
 	GPtrArray *reach;          /* the nodes' reach tables */
+	GArray *rules;             /* sched_rule */
 };
 
 static bool get_bool(json_t *o, const char *key, bool dflt)
@@ -22,6 +23,46 @@ static bool get_bool(json_t *o, const char *key, bool dflt)
 static const char *get_str(json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
+}
+
+/* "rules": [{"name","kind":"together|apart","strict":…,"vms":[VM name or uuid…]}…] */
+static bool parse_rules(sched_json_input *ji, json_t *rules, GError **error)
+{
+	ji->rules = g_array_new(FALSE, TRUE, sizeof(sched_rule));
+	size_t i;
+	json_t *o;
+	json_array_foreach(rules, i, o) {
+		sched_rule r = { 0 };
+		r.name = get_str(o, "name");
+		const char *kind = get_str(o, "kind");
+		json_t *vms = json_object_get(o, "vms");
+		if (!r.name || !kind || (strcmp(kind, "together") && strcmp(kind, "apart")) || !json_is_array(vms)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Rule %zu needs a name, a kind of together or apart, and a list of VMs.", i);
+			return false;
+		}
+		r.apart = strcmp(kind, "apart") == 0;
+		r.strict = get_bool(o, "strict", true);
+		const char **arr = g_new0(const char *, json_array_size(vms) + 1);
+		g_ptr_array_add(ji->seen, arr);
+		for (size_t k = 0; k < json_array_size(vms); k++) {
+			const char *name = json_string_value(json_array_get(vms, k));
+			if (!name) {
+				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Rule %s: its VMs are names.", r.name);
+				return false;
+			}
+			arr[k] = name;
+			for (guint v = 0; v < ji->vms->len; v++)
+				if (strcmp(g_array_index(ji->vms, sched_vm, v).name, name) == 0)
+					arr[k] = g_array_index(ji->vms, sched_vm, v).uuid;
+		}
+		r.vms = arr;
+		r.n_vms = json_array_size(vms);
+		g_array_append_val(ji->rules, r);
+	}
+	ji->in.rules = (const sched_rule *)ji->rules->data;
+	ji->in.n_rules = ji->rules->len;
+	return true;
 }
 
 sched_json_input *sched_json_parse(json_t *j, GError **error)
@@ -179,6 +220,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	ji->in.n_nodes = ji->nodes->len;
 	ji->in.vms = (const sched_vm *)ji->vms->data;
 	ji->in.n_vms = ji->vms->len;
+	if (!parse_rules(ji, json_object_get(j, "rules"), error))
+		return NULL;
 	return g_steal_pointer(&ji);
 }
 
@@ -200,6 +243,8 @@ void sched_json_input_free(sched_json_input *ji)
 		g_ptr_array_free(ji->seen, TRUE);
 	if (ji->reach)
 		g_ptr_array_free(ji->reach, TRUE);
+	if (ji->rules)
+		g_array_free(ji->rules, TRUE);
 	g_free(ji);
 }
 
@@ -284,11 +329,25 @@ json_t *sched_json_input_dump(const sched_input *in)
 		}
 		json_array_append_new(vms, vm);
 	}
-	return json_pack("{s:{s:b,s:s,s:f,s:I,s:i,s:i,s:b},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
-			 "admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
-			 "memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "join_timeout_s",
-			 (int)in->join_timeout_s, "start_failures_max", (int)in->start_failures_max,
-			 "return_after_maintenance", in->return_after_maintenance, "nodes", nodes, "vms", vms);
+	json_t *out = json_pack("{s:{s:b,s:s,s:f,s:I,s:i,s:i,s:b},s:o,s:o}", "settings", "lab_mode", in->lab_mode,
+				"admission", adm[in->admission], "vcpu_overcommit", in->vcpu_overcommit,
+				"memory_reserve_mib", (json_int_t)in->memory_reserve_mib, "join_timeout_s",
+				(int)in->join_timeout_s, "start_failures_max", (int)in->start_failures_max,
+				"return_after_maintenance", in->return_after_maintenance, "nodes", nodes, "vms", vms);
+	if (in->n_rules) {
+		json_t *rules = json_array();
+		for (size_t r = 0; r < in->n_rules; r++) {
+			const sched_rule *rule = &in->rules[r];
+			json_t *members = json_array();
+			for (size_t k = 0; k < rule->n_vms; k++)
+				json_array_append_new(members, json_string(rule->vms[k]));
+			json_array_append_new(rules, json_pack("{s:s,s:s,s:b,s:o}", "name", rule->name, "kind",
+							       rule->apart ? "apart" : "together", "strict",
+							       rule->strict, "vms", members));
+		}
+		json_object_set_new(out, "rules", rules);
+	}
+	return out;
 }
 
 static const char *vm_name(const sched_input *in, const char *uuid)
