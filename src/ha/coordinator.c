@@ -8,6 +8,7 @@
 #include "store/cluster.h"
 #include "store/fence_device.h"
 #include "store/node.h"
+#include "store/rule.h"
 #include "store/vm.h"
 
 #include <string.h>
@@ -109,6 +110,7 @@ struct herd_sched_input {
 	sched_input in;
 	GArray *nodes;        /* sched_node */
 	GArray *vms;          /* sched_vm */
+	GArray *rules;        /* sched_rule */
 	GPtrArray *strings;   /* owned arrays */
 	GHashTable *by_uuid;  /* uuid -> index + 1, or NULL until asked */
 	int64_t steady_in_ms; /* until the next VM may fail back (not steady yet); 0: none */
@@ -309,6 +311,22 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		g_hash_table_insert(id_of, (gpointer)o->name, GUINT_TO_POINTER(id));
 	}
 
+	/* Affinity rules: few, read afresh each time.  Their VMs
+	 * may move to mend one once steady (as a failback). */
+	hi->rules = g_array_new(FALSE, TRUE, sizeof(sched_rule));
+	g_autoptr(GHashTable) in_rule = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) rules = store_state_list(st, STORE_KIND_RULE);
+	for (guint i = 0; i < rules->len; i++) {
+		store_object *o = rules->pdata[i];
+		const store_rule *r = store_rule_of(o);
+		sched_rule sr = { o->name, r->apart, r->strict, r->vms, r->n_vms };
+		g_array_append_val(hi->rules, sr);
+		for (size_t k = 0; k < r->n_vms; k++)
+			g_hash_table_add(in_rule, (gpointer)r->vms[k]);
+	}
+	hi->in.rules = (const sched_rule *)hi->rules->data;
+	hi->in.n_rules = hi->rules->len;
+
 	/* Every VM is looked at in every run: where the VMs are is gathered
 	 * once, not asked of every node's facts for each of 10,000 VMs. */
 	g_autoptr(GHashTable) active = herd_facts_active(v->facts);
@@ -393,7 +411,8 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		bool away_from_home = (vm.preferred && vm.failback && !vm.sticky && strcmp(vm.preferred, vm.node ? vm.node : "") != 0) ||
 				      (vm.sticky && strcmp(vm.sticky, vm.node ? vm.node : "") != 0) ||
 				      (vm.return_to && hi->in.return_after_maintenance && !vm.sticky &&
-				       strcmp(vm.return_to, vm.node ? vm.node : "") != 0);
+				       strcmp(vm.return_to, vm.node ? vm.node : "") != 0) ||
+				      g_hash_table_contains(in_rule, vm.uuid);
 		if (!vm.steady && fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
 		    strcmp(on_name, vm.node) == 0 && away_from_home) {
 			int64_t left = settle_ms - (v->now_ms - fact->since_ms);
@@ -442,6 +461,8 @@ void herd_sched_input_free(herd_sched_input *hi)
 		return;
 	g_array_free(hi->nodes, TRUE);
 	g_array_free(hi->vms, TRUE);
+	if (hi->rules)
+		g_array_free(hi->rules, TRUE);
 	g_ptr_array_free(hi->strings, TRUE);
 	if (hi->by_uuid)
 		g_hash_table_destroy(hi->by_uuid);

@@ -7,6 +7,7 @@
 #include "store/storage.h"
 #include "store/fence_device.h"
 #include "store/node.h"
+#include "store/rule.h"
 #include "store/user.h"
 #include "store/vm.h"
 
@@ -35,6 +36,7 @@ static const struct {
 	[STORE_KIND_ISO] = { "iso", "ISO", store_iso_parse, store_iso_free, store_iso_validate },
 	[STORE_KIND_NETWORK] = { "network", "virtual switch", store_network_parse, store_network_free,
 				 store_network_validate },
+	[STORE_KIND_RULE] = { "rule", "rule", store_rule_parse, store_rule_free, store_rule_validate },
 };
 
 bool store_object_validate(store_kind kind, json_t *data, GError **error)
