@@ -278,14 +278,27 @@ static double share(double used, double room)
 	return room > 0 ? used / room : 0;
 }
 
+static node_load load_of(const sched_input *in, const sched_node *n, uint64_t mem, unsigned vcpus)
+{
+	uint64_t room = n->memory_mib > in->memory_reserve_mib ? n->memory_mib - in->memory_reserve_mib : 0;
+	double vcpu_room = (double)n->cpus * (in->vcpu_overcommit > 0 ? in->vcpu_overcommit : 1.0);
+	double m = share((double)mem, (double)room), v = share((double)vcpus, vcpu_room);
+	return (node_load){ MAX(m, v), MIN(m, v), (int64_t)room - (int64_t)mem };
+}
+
 static node_load load_with(ctx *c, const sched_vm *vm, int i)
 {
-	const sched_node *n = &c->in->nodes[i];
-	uint64_t room = n->memory_mib > c->in->memory_reserve_mib ? n->memory_mib - c->in->memory_reserve_mib : 0;
-	uint64_t mem = c->mem_used[i] + vm->memory_mib;
-	double vcpu_room = (double)n->cpus * (c->in->vcpu_overcommit > 0 ? c->in->vcpu_overcommit : 1.0);
-	double m = share((double)mem, (double)room), v = share((double)(c->vcpu_used[i] + vm->vcpus), vcpu_room);
-	return (node_load){ MAX(m, v), MIN(m, v), (int64_t)room - (int64_t)mem };
+	return load_of(c->in, &c->in->nodes[i], c->mem_used[i] + vm->memory_mib, c->vcpu_used[i] + vm->vcpus);
+}
+
+double sched_fullness(const sched_input *in, size_t i, uint64_t memory_mib, unsigned vcpus)
+{
+	return load_of(in, &in->nodes[i], memory_mib, vcpus).fuller;
+}
+
+bool sched_node_takes_vms(const sched_input *in, size_t i)
+{
+	return usable(&in->nodes[i]);
 }
 
 /* Shares that differ by rounding only (8/100 and 16/200) are equal: the

@@ -242,3 +242,10 @@ bool sched_n_plus_1_risk(const sched_input *in, const sched_vm *extra, char **de
 
 const char *sched_action_name(sched_action_type t);
 
+/* How full node @i (of @in) is with VMs of @memory_mib and @vcpus on it,
+ * by the scheduler's measure: the larger of its memory and vCPU shares
+ * (see sched.c).  0 when empty, 1 when full. */
+double sched_fullness(const sched_input *in, size_t i, uint64_t memory_mib, unsigned vcpus);
+/* May node @i take VMs now (online, alive, herd running, not down)? */
+bool sched_node_takes_vms(const sched_input *in, size_t i);
+

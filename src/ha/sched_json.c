@@ -515,3 +515,53 @@ json_t *sched_json_whatif(const sched_whatif_result *r)
 		json_object_set_new(o, "unsettled", json_string(r->unsettled));
 	return o;
 }
+
+bool sched_json_rebalance_parse(json_t *j, rebalance_settings *s, rebalance_state *st, bool *has_state,
+				int64_t *now_ms, GError **error)
+{
+	static const char *const keys[] = { "threshold_pct", "hold_s", "min_gain_pct", "max_moves",
+					    "above_since_ms", "now_ms" };
+	if (!json_is_object(j)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The rebalance settings are an object.");
+		return false;
+	}
+	for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
+		json_t *v = json_object_get(j, keys[k]);
+		if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Rebalance: '%s' must be a whole number, at least 0.",
+				    keys[k]);
+			return false;
+		}
+	}
+	json_t *th = json_object_get(j, "threshold_pct"), *hold = json_object_get(j, "hold_s"),
+	       *gain = json_object_get(j, "min_gain_pct"), *max = json_object_get(j, "max_moves");
+	s->threshold_pct = th ? (unsigned)json_integer_value(th) : 20;
+	s->hold_ms = (hold ? json_integer_value(hold) : 300) * 1000;
+	s->min_gain_pct = gain ? (unsigned)json_integer_value(gain) : 5;
+	s->max_moves = max ? (unsigned)json_integer_value(max) : 2;
+	json_t *since = json_object_get(j, "above_since_ms");
+	*has_state = since != NULL;
+	st->above_since_ms = since ? json_integer_value(since) : 0;
+	*now_ms = json_integer_value(json_object_get(j, "now_ms"));
+	return true;
+}
+
+/* @x (at least 0) to a tenth: golden files do not hang on rounding. */
+static double tenths(double x)
+{
+	return (double)(int64_t)(x * 10 + 0.5) / 10;
+}
+
+json_t *sched_json_rebalance(const rebalance_plan *p)
+{
+	json_t *moves = json_array();
+	for (guint i = 0; i < p->moves->len; i++) {
+		const rebalance_move *m = &g_array_index(p->moves, rebalance_move, i);
+		json_array_append_new(moves, json_pack("{s:s,s:s,s:s,s:s,s:f,s:f}", "vm", m->name, "uuid", m->vm, "from",
+						       m->from, "to", m->to, "before_pct", tenths(m->before_pct),
+						       "after_pct", tenths(m->after_pct)));
+	}
+	return json_pack("{s:f,s:s?,s:s?,s:b,s:I,s:o}", "imbalance_pct", tenths(p->imbalance_pct), "fullest",
+			 p->fullest, "emptiest", p->emptiest, "due", p->due, "due_in_ms", (json_int_t)p->due_in_ms,
+			 "moves", moves);
+}
