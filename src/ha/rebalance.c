@@ -74,7 +74,7 @@ static gint by_gain(gconstpointer a, gconstpointer b)
 }
 
 /* With @vm (of @virt, the input as the moves so far leave it) on node
- * @to: does the scheduler allow it, and leave it there? */
+ * @to: does the scheduler allow it, and leave everything there? */
 static bool scheduler_agrees(sched_input *virt, sched_vm *vm, int to, const char **seen)
 {
 	const char *why = NULL;
@@ -86,12 +86,11 @@ static bool scheduler_agrees(sched_input *virt, sched_vm *vm, int to, const char
 	*seen = dest;
 	vm->seen_on = seen;
 	vm->n_seen = 1;
+	/* Settled before (the caller asks only then): anything the plan
+	 * would do now is the move's doing — a failback, a rule to mend for
+	 * this VM or a partner. */
 	g_autoptr(sched_plan) plan = sched_plan_compute(virt);
-	bool stays = true;
-	for (guint k = 0; k < plan->actions->len && stays; k++) {
-		const sched_action *a = &g_array_index(plan->actions, sched_action, k);
-		stays = !(a->type == SCHED_MOVE && strcmp(a->vm, vm->uuid) == 0);
-	}
+	bool stays = plan->actions->len == 0;
 	if (!stays)
 		*vm = saved;
 	return stays;
