@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "ha/esan.h"
 #include "ha/needs.h"
+#include "ha/rebalance.h"
 #include "store/cluster.h"
 #include "store/fence_device.h"
 #include "store/node.h"
@@ -43,6 +44,7 @@ struct herd_coord {
 	bool n_plus_1;
 	char *self_name;
 	herd_sched_cache *cache;   /* the last run's reading of the VMs */
+	rebalance_state rebalance; /* since when the load has been uneven (ha/rebalance.h) */
 };
 
 /* A fence attempt to record in the node's history. */
@@ -548,6 +550,45 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 	}
 }
 
+void herd_rebalance_settings(const store_settings *s, rebalance_settings *out)
+{
+	*out = (rebalance_settings){ (unsigned)s->rebalance_threshold_pct, s->rebalance_hold_s * 1000,
+				     (unsigned)s->rebalance_min_gain_pct, (unsigned)s->rebalance_max_moves };
+}
+
+/* With rebalance on: once the cluster is settled (the plan does nothing)
+ * and the load has been uneven long enough, a few live moves, as the
+ * plan's own (ha/rebalance.h).  The hold counts while the plan acts. */
+static void rebalance(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan)
+{
+	const store_settings *settings = store_settings_of(v->st);
+	if (!settings->rebalance) {
+		c->rebalance.above_since_ms = 0;
+		return;
+	}
+	rebalance_settings rs;
+	herd_rebalance_settings(settings, &rs);
+	const sched_input *in = herd_sched_input_get(hi);
+	g_autoptr(rebalance_plan) rp = rebalance_compute(in, &rs, &c->rebalance, v->now_ms, plan->actions->len == 0);
+	if (rp->due_in_ms > 0)
+		c->io.wakeup(c->user, rp->due_in_ms);
+	if (rp->moves->len == 0)
+		return;
+	g_autoptr(sched_plan) moves = g_new0(sched_plan, 1);
+	moves->actions = g_array_new(FALSE, FALSE, sizeof(sched_action));
+	moves->alerts = g_array_new(FALSE, FALSE, sizeof(sched_alert));
+	for (guint i = 0; i < rp->moves->len; i++) {
+		const rebalance_move *m = &g_array_index(rp->moves, rebalance_move, i);
+		log_info("rebalance: the nodes' fullness spreads %.1f points (%s to %s); VM %s moves to %s (%.1f after)",
+			 m->before_pct, rp->fullest, rp->emptiest, m->name, m->to, m->after_pct);
+		sched_action a = { SCHED_MOVE, m->vm, m->from, m->to, "rebalance", NULL, true, false, NULL, NULL };
+		g_array_append_val(moves->actions, a);
+	}
+	act(c, v, hi, moves);
+	/* The next moves once these are done and judged afresh. */
+	c->rebalance.above_since_ms = v->now_ms;
+}
+
 /*
  * A node that corosync sees but whose herd is not in the group: its VMs run
  * on unmanaged (no restart, no failover: it is alive, so it is not fenced).
@@ -753,6 +794,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, herd_sched_input_get(hi), plan, v);
 	act(c, v, hi, plan);
+	rebalance(c, v, hi, plan);
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);
 	if (hi->awaited_in_ms > 0)

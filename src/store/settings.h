@@ -78,6 +78,8 @@ typedef struct store_settings {
 	int shutdown_policy;       /* store_shutdown_policy */
 	long long shutdown_timeout_s;
 	int vm_domain_type;        /* store_vm_domain_type */
+	bool rebalance;            /* ha/rebalance.h */
+	long long rebalance_threshold_pct, rebalance_hold_s, rebalance_min_gain_pct, rebalance_max_moves;
 } store_settings;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take

@@ -3,7 +3,9 @@
  * nodes in this process (tests/lib): add, list, show, delete, and every
  * refusal, which changes nothing; a VM in a rule cannot be undefined; the
  * scheduler honours a strict rule when it places a VM, and a rule added
- * while two VMs run on one node makes one of them move there live.
+ * while two VMs run on one node makes one of them move there live; what a
+ * rebalance would do (herd simulate --rebalance), and that it does it,
+ * live, once turned on.
  */
 #include "test_api.h"
 
@@ -138,6 +140,74 @@ static void test_rule_added_while_together(fixture *f, gconstpointer data)
 	TEST_WAIT(rule_holds(f, "a-b"));
 }
 
+static void set_mode(fixture *f, const char *node, const char *mode)
+{
+	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s/mode", node);
+	g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", path, "{s:s}", "mode", mode);
+	test_expect(a, 200);
+}
+
+/* How many of @uuids run on each node: every node one? */
+static bool one_each(fixture *f, char **uuids)
+{
+	unsigned on[4] = { 0 };
+	for (unsigned i = 0; i < 3; i++) {
+		const char *w = vm_runs_where(f, uuids[i]);
+		if (!w)
+			return false;
+		on[w[1] - '0']++;
+	}
+	return on[1] == 1 && on[2] == 1 && on[3] == 1;
+}
+
+/* Three VMs on n1 (vCPUs: 3 of its 8), none on n2 and n3: 37.5 points
+ * apart.  simulate shows two moves; with rebalance on, they are made live. */
+static void test_rebalance(fixture *f, gconstpointer data)
+{
+	set_mode(f, "n2", "standby");
+	set_mode(f, "n3", "standby");
+	char *uuids[3];
+	const char *names[] = { "v1", "v2", "v3" };
+	for (unsigned i = 0; i < 3; i++) {
+		uuids[i] = vm_define(f, 1, names[i], NULL);
+		vm_start(f, 1, names[i], "n1");
+	}
+	set_mode(f, "n2", "online");
+	set_mode(f, "n3", "online");
+	g_autoptr(test_answer) sim = test_requestf(f->n[2], "POST", "/api/v1/simulate", "{s:b}", "rebalance", 1);
+	json_t *r = test_expect(sim, 200);
+	g_assert_false(json_is_true(json_object_get(r, "enabled")));
+	g_assert_cmpfloat(json_number_value(json_object_get(r, "imbalance_pct")), ==, 37.5);
+	g_assert_cmpstr(str(r, "fullest"), ==, "n1");
+	json_t *moves = json_object_get(r, "moves");
+	g_assert_cmpuint(json_array_size(moves), ==, 2);
+	g_assert_cmpstr(str(json_array_get(moves, 0), "from"), ==, "n1");
+	g_assert_cmpstr(str(json_array_get(moves, 1), "from"), ==, "n1");
+	g_assert_cmpstr(str(json_array_get(moves, 0), "to"), !=, str(json_array_get(moves, 1), "to"));
+	/* Off: nothing moved. */
+	for (unsigned i = 0; i < 3; i++)
+		g_assert_cmpstr(vm_runs_where(f, uuids[i]), ==, "n1");
+	const refusal bad[] = {
+		{ 1, "POST", "/api/v1/simulate", "{\"rebalance\":1}", 400, "rebalance" },
+		{ 1, "POST", "/api/v1/simulate", "{\"rebalance\":true,\"node_down\":[\"n2\"]}", 400, "not with node_down" },
+	};
+	EXPECT_REFUSALS(f, bad);
+
+	g_autoptr(test_answer) on = test_requestf(f->n[3], "PUT", "/api/v1/cluster/settings", "{s:b,s:i}", "rebalance", 1,
+						  "rebalance_hold_s", 0);
+	test_expect(on, 200);
+	TEST_WAIT(one_each(f, uuids));
+	unsigned migrated = 0, started = 0;
+	for (unsigned i = 0; i < 3; i++) {
+		migrated += testvirt_count(f->n[1]->virt, "migrate", uuids[i]);
+		started += testvirt_count(f->n[2]->virt, "start", uuids[i]) + testvirt_count(f->n[3]->virt, "start", uuids[i]);
+	}
+	g_assert_cmpuint(migrated, ==, 2);
+	g_assert_cmpuint(started, ==, 0);
+	for (unsigned i = 0; i < 3; i++)
+		g_free(uuids[i]);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -145,5 +215,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/rules/placement", test_rule_placement, LAB_MODE);
 	api_test_add("/api/rules/added-while-together", test_rule_added_while_together,
 		     "{\"lab_mode\": true, \"failback_after_s\": 0}");
+	api_test_add("/api/rules/rebalance", test_rebalance,
+		     "{\"lab_mode\": true, \"failback_after_s\": 0, \"vcpu_overcommit\": 1}");
 	return g_test_run();
 }
