@@ -20,6 +20,8 @@ struct affinity {
 	rule_members *rules;     /* per rule of the input */
 	GArray **rules_of;       /* per VM index: guint rule indices, or NULL */
 	int *at;                 /* per VM index: the node it is counted on, or -1 */
+	int *leaving;            /* per VM index: the node it still runs on while it
+				  * moves to @at, or -1 */
 	const char *refusal;
 	int refusal_node;
 };
@@ -55,8 +57,9 @@ affinity *affinity_new(const sched_input *in, const bool *open)
 			g_array_append_val(a->rules_of[v], ri);
 		}
 	}
-	a->at = g_new(int, in->n_vms);
-	for (size_t v = 0; v < in->n_vms; v++)
+	a->at = g_new(int, 2 * in->n_vms);
+	a->leaving = a->at + in->n_vms;
+	for (size_t v = 0; v < 2 * in->n_vms; v++)
 		a->at[v] = -1;
 	return a;
 }
@@ -97,18 +100,26 @@ static int index_of(const affinity *a, const sched_vm *vm)
 	return GPOINTER_TO_INT(g_hash_table_lookup(a->member, vm->uuid)) - 1;
 }
 
-void affinity_put(affinity *a, const sched_vm *vm, int node)
+void affinity_put(affinity *a, const sched_vm *vm, int node, int from)
 {
 	int v = index_of(a, vm);
-	if (v >= 0)
-		a->at[v] = node;
+	if (v < 0)
+		return;
+	if (from < 0 && a->at[v] >= 0 && a->at[v] != node)
+		from = a->at[v]; /* a move planned now: it runs there until it is over */
+	a->at[v] = node;
+	a->leaving[v] = from != node ? from : -1;
 }
 
 void affinity_take(affinity *a, const sched_vm *vm, int node)
 {
 	int v = index_of(a, vm);
-	if (v >= 0 && a->at[v] == node)
+	if (v < 0)
+		return;
+	if (a->at[v] == node)
 		a->at[v] = -1;
+	if (a->leaving[v] == node)
+		a->leaving[v] = -1;
 }
 
 int affinity_at(const affinity *a, const sched_vm *vm)
@@ -119,19 +130,19 @@ int affinity_at(const affinity *a, const sched_vm *vm)
 
 void affinity_reset(affinity *a)
 {
-	for (size_t v = 0; a->at && v < a->in->n_vms; v++)
+	for (size_t v = 0; a->at && v < 2 * a->in->n_vms; v++)
 		a->at[v] = -1;
 }
 
 int *affinity_save(const affinity *a)
 {
-	return a->at ? g_memdup2(a->at, a->in->n_vms * sizeof(int)) : NULL;
+	return a->at ? g_memdup2(a->at, 2 * a->in->n_vms * sizeof(int)) : NULL;
 }
 
 void affinity_restore(affinity *a, const int *saved)
 {
 	if (a->at && saved)
-		memcpy(a->at, saved, a->in->n_vms * sizeof(int));
+		memcpy(a->at, saved, 2 * a->in->n_vms * sizeof(int));
 }
 
 /* Where partner @m binds, or -1: nowhere (not counted, or on a node that
@@ -200,6 +211,11 @@ static char *strict_refusal(const affinity *a, const rule_members *rm, int v, in
 	int elsewhere = -1;
 	for (size_t j = 0; j < rm->n_vms; j++) {
 		int m = rm->vms[j], at = m != v ? bound_at(a, m) : -1;
+		/* Apart: not even while the partner leaves the node. */
+		int from = m != v && a->leaving[m] >= 0 && a->open[a->leaving[m]] ? a->leaving[m] : -1;
+		if (rule->apart && from == node)
+			return g_strdup_printf("strict rule %s keeps it apart from VM %s there", rule->name,
+					       a->in->vms[m].name);
 		if (at < 0)
 			continue;
 		if (rule->apart && at == node)

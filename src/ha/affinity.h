@@ -36,8 +36,10 @@ void affinity_free(affinity *a);
 /* Does any rule name a VM of the input?  (None: every call below is cheap.) */
 bool affinity_any(const affinity *a);
 
-/* @vm is counted on node @node now (placed, or staying there). */
-void affinity_put(affinity *a, const sched_vm *vm, int node);
+/* @vm is counted on node @node now (placed, or staying there); while it
+ * moves there from node @from (or -1: from where it was counted), a strict
+ * apart rule keeps its partners off both. */
+void affinity_put(affinity *a, const sched_vm *vm, int node, int from);
 /* ... no longer on @node (if that is where it was counted). */
 void affinity_take(affinity *a, const sched_vm *vm, int node);
 /* Where @vm is counted, or -1. */

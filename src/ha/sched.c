@@ -159,13 +159,17 @@ static void add_alert(ctx *c, sched_severity sev, const char *vm, const char *no
 }
 
 /* Where @vm, counted on node @i, binds its rule partners: a VM on its way
- * elsewhere (move_to) at its destination already. */
-static int rule_node(ctx *c, const sched_vm *vm, int i)
+ * elsewhere (move_to) at its destination already — and at @i until it
+ * has left (*@from). */
+static int rule_node(ctx *c, const sched_vm *vm, int i, int *from)
 {
+	*from = -1;
 	if (vm->move_to && i == vm_node_idx(c, vm) && !(vm->sticky && strcmp(vm->move_to, vm->sticky) != 0)) {
 		int m = node_idx(c, vm->move_to);
-		if (m >= 0)
+		if (m >= 0) {
+			*from = i;
 			return m;
+		}
 	}
 	return i;
 }
@@ -177,8 +181,11 @@ static void account(ctx *c, const sched_vm *vm, int i)
 	int g = vm_group_id(c, vm);
 	if (g >= 0)
 		c->group_used[(size_t)g * c->in->n_nodes + (size_t)i]++;
-	if (affinity_any(c->aff))
-		affinity_put(c->aff, vm, rule_node(c, vm, i));
+	if (affinity_any(c->aff)) {
+		int from;
+		int at = rule_node(c, vm, i, &from);
+		affinity_put(c->aff, vm, at, from);
+	}
 }
 
 /* Take back account(): the VM no longer holds its room on node @i. */
