@@ -127,7 +127,8 @@ const cli_command cli_simulate_commands[] = {
 	{ "simulate", NULL, "What if nodes went down or into standby? (changes nothing)",
 	  "Runs herd's own scheduler on the cluster as it is now, with the given nodes' power cut "
 	  "(fenced, if a fence device covers them) and the given nodes in standby, and prints where "
-	  "each VM would go or why it would stay down, and whether N+1 would still hold.",
+	  "each VM would go or why it would stay down, and whether N+1 would still hold.  With --rebalance: "
+	  "what an automatic rebalance would move now (docs/ha.md), whether or not it is on.",
 	  simulate_options, 0, 0, run_simulate },
 	{ NULL },
 };

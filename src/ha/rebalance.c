@@ -106,7 +106,11 @@ rebalance_plan *rebalance_compute(const sched_input *in, const rebalance_setting
 	int *at = g_new(int, in->n_vms ? in->n_vms : 1);
 	for (size_t v = 0; v < in->n_vms; v++) {
 		const sched_vm *vm = &in->vms[v];
-		at[v] = vm->target_running ? node_index(in, vm->node) : -1;
+		/* A move under way (this rebalance's last, a migration asked
+		 * by hand): the next moves wait for it to end. */
+		if (vm->move_to && vm->target_running)
+			may_move = false;
+		at[v] = vm->target_running ? node_index(in, vm->move_to ? vm->move_to : vm->node) : -1;
 		if (at[v] >= 0) {
 			sm.mem[at[v]] += vm->memory_mib;
 			sm.vcpus[at[v]] += vm->vcpus;

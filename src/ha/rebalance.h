@@ -57,7 +57,9 @@ typedef struct {
  * Judge @in at @now_ms.  @st (updated) holds since when the imbalance has
  * been above the threshold; NULL: judged as if it had been long enough
  * (herd simulate --rebalance).  @may_move false (the cluster is not
- * settled: the plan has actions): only @st is updated, no move.
+ * settled: the plan has actions), or a VM moving (move_to: moves are made
+ * a few at a time, the next once they are over): only @st is updated, no
+ * move.  A moving VM counts at its destination.
  */
 rebalance_plan *rebalance_compute(const sched_input *in, const rebalance_settings *s, rebalance_state *st,
 				  int64_t now_ms, bool may_move);
