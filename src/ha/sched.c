@@ -3,8 +3,12 @@
  * that keep a VM from running twice).  Where a VM goes, when it may go to
  * more than one node, is choose()'s answer:
  *
- *   - a sticky VM goes to its sticky node only; a VM with a preferred node
- *     goes there when it fits;
+ *   - a sticky VM goes to its sticky node only; no VM goes where a strict
+ *     affinity rule forbids (ha/affinity.h: then it waits, and the alert
+ *     names the rule); among the nodes it fits, the one that breaks the
+ *     fewest of its rules (strict, then soft) first — so a VM with a
+ *     preferred node goes there when it fits and breaks no more rules
+ *     than elsewhere;
  *   - else to the node that, with the VM on it, is the least full relative
  *     to its size.  How full a node is: the share of its memory that VMs
  *     hold (of what it may give them: its RAM less memory_reserve_mib) and
