@@ -1266,7 +1266,7 @@ static void bootstrap(void)
 	g_autofree char *u = g_strdup_printf("c0000000-0000-4000-8000-%012u", 1);
 	/* join_timeout_s short against the simulated time, so that nodes not
 	 * seen since a coordinator's power-on are both awaited and fenced. */
-	json_array_append_new(ops, store_cmd_create(STORE_KIND_CLUSTER, u, "sim",
+	json_t *cluster =
 		json_pack("{s:{s:i,s:s,s:i,s:i,s:i,s:s,s:i,s:i,s:s,s:i}}", "settings", "failback_after_s", 2,
 			  "admission_control", "warn", "vcpu_overcommit", 4, "join_timeout_s", 5,
 			  "fence_delay_ms", (int)S->fence_delay_ms, "fence_action",
@@ -1275,7 +1275,16 @@ static void bootstrap(void)
 			  "migration_timeout_min_s", 10, "migration_timeout_per_gib_s", 0,
 			  /* a host's shutdown waits for its VMs within the run */
 			  "shutdown_policy", S->shutdown_failover ? "failover" : "migrate",
-			  "shutdown_timeout_s", 20)));
+			  "shutdown_timeout_s", 20);
+	/* Rebalancing in some runs, eager (short hold, low threshold): its
+	 * moves go on while nodes fail and come back. */
+	if (rnd(3) == 0) {
+		json_t *eager = json_pack("{s:b,s:i,s:i,s:i}", "rebalance", 1, "rebalance_hold_s", 1,
+					  "rebalance_threshold_pct", 5, "rebalance_min_gain_pct", 1);
+		json_object_update(json_object_get(cluster, "settings"), eager);
+		json_decref(eager);
+	}
+	json_array_append_new(ops, store_cmd_create(STORE_KIND_CLUSTER, u, "sim", cluster));
 	json_t *plugs = json_object();
 	for (unsigned i = 1; i <= S->n; i++) {
 		g_snprintf(uuid, sizeof(uuid), "a0000000-0000-4000-8000-%012u", i);
