@@ -116,10 +116,9 @@ void affinity_take(affinity *a, const sched_vm *vm, int node)
 	int v = index_of(a, vm);
 	if (v < 0)
 		return;
-	if (a->at[v] == node)
-		a->at[v] = -1;
-	if (a->leaving[v] == node)
-		a->leaving[v] = -1;
+	/* Off its node, or off the node a move of it leaves: placed anew. */
+	if (a->at[v] == node || a->leaving[v] == node)
+		a->at[v] = a->leaving[v] = -1;
 }
 
 int affinity_at(const affinity *a, const sched_vm *vm)

@@ -162,22 +162,6 @@ static void add_alert(ctx *c, sched_severity sev, const char *vm, const char *no
 	g_array_append_val(c->plan->alerts, a);
 }
 
-/* Where @vm, counted on node @i, binds its rule partners: a VM on its way
- * elsewhere (move_to) at its destination already — and at @i until it
- * has left (*@from). */
-static int rule_node(ctx *c, const sched_vm *vm, int i, int *from)
-{
-	*from = -1;
-	if (vm->move_to && i == vm_node_idx(c, vm) && !(vm->sticky && strcmp(vm->move_to, vm->sticky) != 0)) {
-		int m = node_idx(c, vm->move_to);
-		if (m >= 0) {
-			*from = i;
-			return m;
-		}
-	}
-	return i;
-}
-
 static void account(ctx *c, const sched_vm *vm, int i)
 {
 	c->mem_used[i] += vm->memory_mib;
@@ -185,10 +169,19 @@ static void account(ctx *c, const sched_vm *vm, int i)
 	int g = vm_group_id(c, vm);
 	if (g >= 0)
 		c->group_used[(size_t)g * c->in->n_nodes + (size_t)i]++;
-	if (affinity_any(c->aff)) {
-		int from;
-		int at = rule_node(c, vm, i, &from);
-		affinity_put(c->aff, vm, at, from);
+	affinity_put(c->aff, vm, i, -1);
+}
+
+/* account() of a VM where it is assigned (@i), as the input has it: one
+ * on its way elsewhere (move_to) binds its rule partners at its
+ * destination already — and at @i until it has left. */
+static void account_assigned(ctx *c, const sched_vm *vm, int i)
+{
+	account(c, vm, i);
+	if (vm->move_to && affinity_any(c->aff) && !(vm->sticky && strcmp(vm->move_to, vm->sticky) != 0)) {
+		int m = node_idx(c, vm->move_to);
+		if (m >= 0)
+			affinity_put(c->aff, vm, m, i);
 	}
 }
 
@@ -351,9 +344,13 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 			*why = "its sticky node is not a node of the cluster";
 			return -1;
 		}
+		affinity_forget(c->aff);
 		if (i != avoid && fits(c, vm, i, why))
 			return i;
-		*why = "its sticky node cannot take it now";
+		/* A rule is named: the operator's two wishes conflict. */
+		int on;
+		const char *rule = affinity_last_refusal(c->aff, &on);
+		*why = rule && on == i ? rule : "its sticky node cannot take it now";
 		return -1;
 	}
 	int pref = vm_preferred_idx(c, vm);
@@ -915,7 +912,7 @@ static void account_settled(ctx *c)
 		const sched_vm *vm = &c->in->vms[v];
 		int i = c->vm_node[v];
 		if (vm->target_running && i >= 0 && !effectively_down(c, &c->in->nodes[i]))
-			account(c, vm, i);
+			account_assigned(c, vm, i);
 	}
 }
 
@@ -990,7 +987,7 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 		const sched_vm *vm = order->pdata[k];
 		int i = vm_node_idx(c, vm);
 		if (vm->target_running && i >= 0 && !effectively_down(c, &in->nodes[i]))
-			account(c, vm, i);
+			account_assigned(c, vm, i);
 	}
 	size_t n = in->n_nodes, groups = (c->n_groups ? c->n_groups : 1) * n;
 	g_autofree uint64_t *mem = g_memdup2(c->mem_used, n * sizeof(uint64_t));
