@@ -84,6 +84,8 @@ static const char *check_command(json_t *cmd)
 		return "fence-device list";
 	if (g_strcmp0(kind, "cluster") == 0)
 		return "cluster settings";
+	if (g_strcmp0(kind, "rule") == 0)
+		return "rule list";
 	return "status";
 }
 

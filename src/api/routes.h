@@ -47,6 +47,12 @@ void api_node_confirm_down(http_request *req, gpointer user_data);
 json_t *api_node_json(api_ctx *a, store_object *n);
 json_t *api_nodes_json(api_ctx *a);
 
+/* rule.c: affinity rules */
+void api_rules_list(http_request *req, gpointer user_data);       /* GET /rules */
+void api_rule_get(http_request *req, gpointer user_data);         /* GET /rules/{rule} */
+void api_rule_add(http_request *req, gpointer user_data);         /* POST /rules */
+void api_rule_delete(http_request *req, gpointer user_data);      /* DELETE /rules/{rule} */
+
 /* network.c: virtual switches */
 void api_networks_list(http_request *req, gpointer user_data);    /* GET /networks */
 void api_network_get(http_request *req, gpointer user_data);      /* GET /networks/{network} */

@@ -7,9 +7,11 @@
 #include "ha/esan.h"
 #include "ha/links.h"
 #include "ha/needs.h"
+#include "ha/rebalance.h"
 #include "store/cluster.h"
 #include "store/fence_device.h"
 #include "store/node.h"
+#include "store/rule.h"
 #include "store/vm.h"
 
 #include <string.h>
@@ -44,6 +46,7 @@ struct herd_coord {
 	bool n_plus_1;
 	char *self_name;
 	herd_sched_cache *cache;   /* the last run's reading of the VMs */
+	rebalance_state rebalance; /* since when the load has been uneven (ha/rebalance.h) */
 };
 
 /* A fence attempt to record in the node's history. */
@@ -111,6 +114,7 @@ struct herd_sched_input {
 	sched_input in;
 	GArray *nodes;        /* sched_node */
 	GArray *vms;          /* sched_vm */
+	GArray *rules;        /* sched_rule */
 	GPtrArray *strings;   /* owned arrays */
 	GHashTable *by_uuid;  /* uuid -> index + 1, or NULL until asked */
 	int64_t steady_in_ms; /* until the next VM may fail back (not steady yet); 0: none */
@@ -316,6 +320,22 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		g_hash_table_insert(id_of, (gpointer)o->name, GUINT_TO_POINTER(id));
 	}
 
+	/* Affinity rules: few, read afresh each time.  Their VMs
+	 * may move to mend one once steady (as a failback). */
+	hi->rules = g_array_new(FALSE, TRUE, sizeof(sched_rule));
+	g_autoptr(GHashTable) in_rule = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) rules = store_state_list(st, STORE_KIND_RULE);
+	for (guint i = 0; i < rules->len; i++) {
+		store_object *o = rules->pdata[i];
+		const store_rule *r = store_rule_of(o);
+		sched_rule sr = { o->name, r->apart, r->strict, r->vms, r->n_vms };
+		g_array_append_val(hi->rules, sr);
+		for (size_t k = 0; k < r->n_vms; k++)
+			g_hash_table_add(in_rule, (gpointer)r->vms[k]);
+	}
+	hi->in.rules = (const sched_rule *)hi->rules->data;
+	hi->in.n_rules = hi->rules->len;
+
 	/* Every VM is looked at in every run: where the VMs are is gathered
 	 * once, not asked of every node's facts for each of 10,000 VMs. */
 	g_autoptr(GHashTable) active = herd_facts_active(v->facts);
@@ -401,7 +421,8 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 				      (vm.sticky && strcmp(vm.sticky, vm.node ? vm.node : "") != 0) ||
 				      (vm.n_nodeset && (vm.failback || vm.restricted) && !vm.sticky) ||
 				      (vm.return_to && hi->in.return_after_maintenance && !vm.sticky &&
-				       strcmp(vm.return_to, vm.node ? vm.node : "") != 0);
+				       strcmp(vm.return_to, vm.node ? vm.node : "") != 0) ||
+				      g_hash_table_contains(in_rule, vm.uuid);
 		if (!vm.steady && fact && fact->state == HERD_VM_RUNNING && on_name && vm.node &&
 		    strcmp(on_name, vm.node) == 0 && away_from_home) {
 			int64_t left = settle_ms - (v->now_ms - fact->since_ms);
@@ -450,6 +471,8 @@ void herd_sched_input_free(herd_sched_input *hi)
 		return;
 	g_array_free(hi->nodes, TRUE);
 	g_array_free(hi->vms, TRUE);
+	if (hi->rules)
+		g_array_free(hi->rules, TRUE);
 	g_ptr_array_free(hi->strings, TRUE);
 	if (hi->by_uuid)
 		g_hash_table_destroy(hi->by_uuid);
@@ -533,6 +556,45 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 		if (cmd && v->store_writable)
 			submit(c, cmd);
 	}
+}
+
+void herd_rebalance_settings(const store_settings *s, rebalance_settings *out)
+{
+	*out = (rebalance_settings){ (unsigned)s->rebalance_threshold_pct, s->rebalance_hold_s * 1000,
+				     (unsigned)s->rebalance_min_gain_pct, (unsigned)s->rebalance_max_moves };
+}
+
+/* With rebalance on: once the cluster is settled (the plan does nothing)
+ * and the load has been uneven long enough, a few live moves, as the
+ * plan's own (ha/rebalance.h).  The hold counts while the plan acts. */
+static void rebalance(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan)
+{
+	const store_settings *settings = store_settings_of(v->st);
+	if (!settings->rebalance) {
+		c->rebalance.above_since_ms = 0;
+		return;
+	}
+	rebalance_settings rs;
+	herd_rebalance_settings(settings, &rs);
+	const sched_input *in = herd_sched_input_get(hi);
+	g_autoptr(rebalance_plan) rp = rebalance_compute(in, &rs, &c->rebalance, v->now_ms, plan->actions->len == 0);
+	if (rp->due_in_ms > 0)
+		c->io.wakeup(c->user, rp->due_in_ms);
+	if (rp->moves->len == 0)
+		return;
+	g_autoptr(sched_plan) moves = g_new0(sched_plan, 1);
+	moves->actions = g_array_new(FALSE, FALSE, sizeof(sched_action));
+	moves->alerts = g_array_new(FALSE, FALSE, sizeof(sched_alert));
+	for (guint i = 0; i < rp->moves->len; i++) {
+		const rebalance_move *m = &g_array_index(rp->moves, rebalance_move, i);
+		log_info("rebalance: the nodes' fullness spreads %.1f points (%s to %s); VM %s moves to %s (%.1f after)",
+			 m->before_pct, rp->fullest, rp->emptiest, m->name, m->to, m->after_pct);
+		sched_action a = { SCHED_MOVE, m->vm, m->from, m->to, "rebalance", NULL, true, false, NULL, NULL };
+		g_array_append_val(moves->actions, a);
+	}
+	act(c, v, hi, moves);
+	/* The next moves once these are done and judged afresh. */
+	c->rebalance.above_since_ms = v->now_ms;
 }
 
 /*
@@ -736,6 +798,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 		if (journal)
 			submit(c, journal);
 	}
+	rebalance(c, v, hi, plan);
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);
 	if (hi->awaited_in_ms > 0)

@@ -14,7 +14,9 @@
 #pragma once
 
 #include "ha/facts.h"
+#include "ha/rebalance.h"
 #include "ha/sched.h"
+#include "store/settings.h"
 #include "store/state.h"
 
 #include <glib.h>
@@ -119,3 +121,6 @@ const sched_input *herd_sched_input_get(herd_sched_input *hi);
 const sched_vm *herd_sched_input_vm(herd_sched_input *hi, const char *uuid);
 void herd_sched_input_free(herd_sched_input *hi);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_sched_input, herd_sched_input_free)
+
+/* The rebalance settings (ha/rebalance.h) of the cluster's settings. */
+void herd_rebalance_settings(const store_settings *s, rebalance_settings *out);

@@ -244,6 +244,11 @@ bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int6
  * node the cluster does not have. */
 sched_whatif_result *herd_engine_simulate(herd_engine *e, const sched_hypothesis *h,
 					  int64_t now_ms, GError **error);
+/* What would a rebalance do now, as if the load had been uneven long
+ * enough?  sched_json_rebalance()'s result with "enabled" (the setting),
+ * "settled" (no move while the scheduler has something to do),
+ * "threshold_pct" and "hold_s". */
+json_t *herd_engine_simulate_rebalance(herd_engine *e, int64_t now_ms);
 /* This node's coordinator, if it coordinates (for the simulator's checks). */
 struct herd_coord *herd_engine_coordinator(herd_engine *e);
 /* The cluster-wide facts as this node has them (for the simulator's traces). */

@@ -4,6 +4,8 @@
 #include "ha/engine_private.h"
 
 #include "common/json.h"
+#include "ha/rebalance.h"
+#include "ha/sched_json.h"
 #include "store/cluster.h"
 #include "store/node.h"
 #include "store/vm.h"
@@ -404,6 +406,27 @@ sched_whatif_result *herd_engine_simulate(herd_engine *e, const sched_hypothesis
 	herd_coord_view v = engine_coord_view(e);
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
 	return sched_whatif(herd_sched_input_get(hi), h, error);
+}
+
+json_t *herd_engine_simulate_rebalance(herd_engine *e, int64_t now_ms)
+{
+	e->now_ms = now_ms;
+	engine_look(e);
+	herd_coord_view v = engine_coord_view(e);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
+	const sched_input *in = herd_sched_input_get(hi);
+	const store_settings *settings = store_settings_of(v.st);
+	rebalance_settings rs;
+	herd_rebalance_settings(settings, &rs);
+	g_autoptr(sched_plan) plan = sched_plan_compute(in);
+	bool settled = plan->actions->len == 0;
+	g_autoptr(rebalance_plan) rp = rebalance_compute(in, &rs, NULL, now_ms, settled);
+	json_t *out = sched_json_rebalance(rp);
+	json_object_set_new(out, "enabled", json_boolean(settings->rebalance));
+	json_object_set_new(out, "settled", json_boolean(settled));
+	json_object_set_new(out, "threshold_pct", json_integer(settings->rebalance_threshold_pct));
+	json_object_set_new(out, "hold_s", json_integer(settings->rebalance_hold_s));
+	return out;
 }
 
 struct herd_coord *herd_engine_coordinator(herd_engine *e)

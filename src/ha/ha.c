@@ -477,6 +477,11 @@ const char *herd_ha_migrate_target(herd_ha *h, const char *uuid, const char *to,
 	return herd_engine_migrate_target(h->engine, uuid, to, why, now_ms());
 }
 
+json_t *herd_ha_simulate_rebalance(herd_ha *h)
+{
+	return herd_engine_simulate_rebalance(h->engine, now_ms());
+}
+
 sched_whatif_result *herd_ha_simulate(herd_ha *h, const sched_hypothesis *hyp, GError **error)
 {
 	return herd_engine_simulate(h->engine, hyp, now_ms(), error);

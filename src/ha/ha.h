@@ -67,3 +67,5 @@ json_t *herd_ha_vm_migration(herd_ha *h, const char *uuid);
 json_t *herd_ha_vm_pending(herd_ha *h, const char *uuid);
 const char *herd_ha_migrate_target(herd_ha *h, const char *uuid, const char *to, const char **why);
 sched_whatif_result *herd_ha_simulate(herd_ha *h, const sched_hypothesis *hyp, GError **error);
+/* What a rebalance would do now (herd_engine_simulate_rebalance()). */
+json_t *herd_ha_simulate_rebalance(herd_ha *h);

@@ -3,8 +3,12 @@
  * that keep a VM from running twice).  Where a VM goes, when it may go to
  * more than one node, is choose()'s answer:
  *
- *   - a sticky VM goes to its sticky node only; a VM with a preferred node
- *     goes there when it fits;
+ *   - a sticky VM goes to its sticky node only; no VM goes where a strict
+ *     affinity rule forbids (ha/affinity.h: then it waits, and the alert
+ *     names the rule); among the nodes it fits, the one that breaks the
+ *     fewest of its rules (strict, then soft) first — so a VM with a
+ *     preferred node goes there when it fits and breaks no more rules
+ *     than elsewhere;
  *   - else to the node that, with the VM on it, is the least full relative
  *     to its size.  How full a node is: the share of its memory that VMs
  *     hold (of what it may give them: its RAM less memory_reserve_mib) and
@@ -33,6 +37,8 @@
  */
 #include "ha/sched.h"
 
+#include "ha/affinity.h"
+
 #include <string.h>
 
 /*
@@ -54,6 +60,9 @@ typedef struct {
 	unsigned *group_used;   /* [group id * n_nodes + node]: its VMs counted there */
 	GHashTable *fencing;    /* node names with a FENCE action */
 	GHashTable *uncovered;  /* lost nodes already reported as unfenceable */
+	bool *open;             /* per node: may a VM there bind its rule partners
+				 * (see ctx_init; not the node an N+1 check fails) */
+	affinity *aff;          /* the affinity rules (ha/affinity.h) */
 	sched_plan *plan;
 } ctx;
 
@@ -160,6 +169,20 @@ static void account(ctx *c, const sched_vm *vm, int i)
 	int g = vm_group_id(c, vm);
 	if (g >= 0)
 		c->group_used[(size_t)g * c->in->n_nodes + (size_t)i]++;
+	affinity_put(c->aff, vm, i, -1);
+}
+
+/* account() of a VM where it is assigned (@i), as the input has it: one
+ * on its way elsewhere (move_to) binds its rule partners at its
+ * destination already — and at @i until it has left. */
+static void account_assigned(ctx *c, const sched_vm *vm, int i)
+{
+	account(c, vm, i);
+	if (vm->move_to && affinity_any(c->aff) && !(vm->sticky && strcmp(vm->move_to, vm->sticky) != 0)) {
+		int m = node_idx(c, vm->move_to);
+		if (m >= 0)
+			affinity_put(c->aff, vm, m, i);
+	}
 }
 
 /* Take back account(): the VM no longer holds its room on node @i. */
@@ -171,6 +194,7 @@ static void unaccount(ctx *c, const sched_vm *vm, int i)
 	size_t k = (size_t)g * c->in->n_nodes + (size_t)i;
 	if (g >= 0 && c->group_used[k] > 0)
 		c->group_used[k]--;
+	affinity_take(c->aff, vm, i);
 }
 
 /* Was @vm given up on at node @node (its starts failed there)? */
@@ -232,6 +256,8 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 		*why = "a VM of its anti-affinity group is there";
 		return false;
 	}
+	if (!affinity_allows(c->aff, vm, i, why))
+		return false;
 	if (failed_on(vm, n->name)) {
 		*why = "it failed to start there";
 		return false;
@@ -256,14 +282,27 @@ static double share(double used, double room)
 	return room > 0 ? used / room : 0;
 }
 
+static node_load load_of(const sched_input *in, const sched_node *n, uint64_t mem, unsigned vcpus)
+{
+	uint64_t room = n->memory_mib > in->memory_reserve_mib ? n->memory_mib - in->memory_reserve_mib : 0;
+	double vcpu_room = (double)n->cpus * (in->vcpu_overcommit > 0 ? in->vcpu_overcommit : 1.0);
+	double m = share((double)mem, (double)room), v = share((double)vcpus, vcpu_room);
+	return (node_load){ MAX(m, v), MIN(m, v), (int64_t)room - (int64_t)mem };
+}
+
 static node_load load_with(ctx *c, const sched_vm *vm, int i)
 {
-	const sched_node *n = &c->in->nodes[i];
-	uint64_t room = n->memory_mib > c->in->memory_reserve_mib ? n->memory_mib - c->in->memory_reserve_mib : 0;
-	uint64_t mem = c->mem_used[i] + vm->memory_mib;
-	double vcpu_room = (double)n->cpus * (c->in->vcpu_overcommit > 0 ? c->in->vcpu_overcommit : 1.0);
-	double m = share((double)mem, (double)room), v = share((double)(c->vcpu_used[i] + vm->vcpus), vcpu_room);
-	return (node_load){ MAX(m, v), MIN(m, v), (int64_t)room - (int64_t)mem };
+	return load_of(c->in, &c->in->nodes[i], c->mem_used[i] + vm->memory_mib, c->vcpu_used[i] + vm->vcpus);
+}
+
+double sched_fullness(const sched_input *in, size_t i, uint64_t memory_mib, unsigned vcpus)
+{
+	return load_of(in, &in->nodes[i], memory_mib, vcpus).fuller;
+}
+
+bool sched_node_takes_vms(const sched_input *in, size_t i)
+{
+	return usable(&in->nodes[i]);
 }
 
 /* Shares that differ by rounding only (8/100 and 16/200) are equal: the
@@ -425,9 +464,13 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 			*why = "its sticky node is not a node of the cluster";
 			return -1;
 		}
+		affinity_forget(c->aff);
 		if (i != avoid && fits(c, vm, i, why))
 			return i;
-		*why = "its sticky node cannot take it now";
+		/* A rule is named: the operator's two wishes conflict. */
+		int on;
+		const char *rule = affinity_last_refusal(c->aff, &on);
+		*why = rule && on == i ? rule : "its sticky node cannot take it now";
 		return -1;
 	}
 	if (vm->n_nodeset) {
@@ -437,10 +480,17 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 	}
 	int pref = vm_preferred_idx(c, vm);
 	const char *pref_why = NULL;
-	if (pref >= 0 && pref != avoid && fits(c, vm, pref, &pref_why))
+	bool rules = affinity_any(c->aff);
+	affinity_cost none = { 0, 0 };
+	if (pref >= 0 && pref != avoid && fits(c, vm, pref, &pref_why) &&
+	    (!rules || !affinity_cost_cmp(affinity_cost_at(c->aff, vm, pref), none)))
 		return pref;
+	/* Rules first: the node that leaves the fewest of its rule partners
+	 * on the wrong side (strict, then soft rules); then its preferred
+	 * node; then the load. */
 	int best = -1;
 	node_load best_load = { 0, 0, 0 };
+	affinity_cost best_cost = none;
 	for (size_t i = 0; i < in->n_nodes; i++) {
 		const char *w = NULL;
 		if ((int)i == avoid)
@@ -450,9 +500,16 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 			continue;
 		}
 		node_load l = load_with(c, vm, (int)i);
-		if (best < 0 || better_home(c, (int)i, l, best, best_load)) {
+		affinity_cost cost = rules ? affinity_cost_at(c->aff, vm, (int)i) : none;
+		int r = best < 0 ? -1 : affinity_cost_cmp(cost, best_cost);
+		if (!r && pref >= 0 && ((int)i == pref || best == pref))
+			r = (int)i == pref ? -1 : 1;
+		if (!r)
+			r = better_home(c, (int)i, l, best, best_load) ? -1 : 1;
+		if (r < 0) {
 			best = (int)i;
 			best_load = l;
+			best_cost = cost;
 		}
 	}
 	if (best < 0 && pref_why)
@@ -562,6 +619,14 @@ static void place_new(ctx *c, const sched_vm *vm, const char *reason)
 		  "VM %s cannot be started: %s.", vm->name, all);
 }
 
+/* Would @vm break more of its affinity rules on node @to than on node
+ * @from?  A failback does not undo what mending a rule did. */
+static bool rules_worse(ctx *c, const sched_vm *vm, int to, int from)
+{
+	return affinity_any(c->aff) &&
+	       affinity_cost_cmp(affinity_cost_at(c->aff, vm, to), affinity_cost_at(c->aff, vm, from)) > 0;
+}
+
 /* The VM runs on @n (node @ni), a live node; should it move? */
 static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int ni, bool here)
 {
@@ -617,7 +682,7 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 	if (vm->preferred && vm->failback && !vm->sticky && vm->steady &&
 	    strcmp(vm->preferred, n->name) != 0 && !(here && vm->live_failed)) {
 		int p = vm_preferred_idx(c, vm);
-		if (p >= 0 && fits(c, vm, p, &why)) {
+		if (p >= 0 && fits(c, vm, p, &why) && !rules_worse(c, vm, p, ni)) {
 			add_move(c, vm, n, p, here, false, "its preferred node is back", NULL);
 			return;
 		}
@@ -630,7 +695,7 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 	    !(vm->preferred && vm->failback && strcmp(vm->preferred, n->name) == 0) &&
 	    set_allows_return(c, vm, ni)) {
 		int r = node_idx(c, vm->return_to);
-		if (r >= 0 && fits(c, vm, r, &why)) {
+		if (r >= 0 && fits(c, vm, r, &why) && !rules_worse(c, vm, r, ni)) {
 			add_move(c, vm, n, r, here, false, "the node it left for maintenance is back", NULL);
 			return;
 		}
@@ -965,6 +1030,53 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 	place_new(c, vm, "it is to be running");
 }
 
+/*
+ * Running VMs that break an affinity rule (a rule added while they ran
+ * together, a failover that had no better choice, a VM started by hand):
+ * moved, live, to the node that leaves fewer of their partners on the
+ * wrong side, once they are steady — never with a restart.  One VM of a
+ * pair moves: the second sees the first at its destination.  Decided
+ * after every other VM, so that a move this plan makes (a failback, a
+ * standby) counts where it goes.  What cannot be mended now is said, for
+ * strict rules.
+ */
+static void mend_rules(ctx *c, GPtrArray *order)
+{
+	if (!affinity_any(c->aff))
+		return;
+	g_autoptr(GPtrArray) stuck = g_ptr_array_new();
+	for (guint k = 0; k < order->len; k++) {
+		const sched_vm *vm = order->pdata[k];
+		int ni = vm_node_idx(c, vm);
+		if (ni < 0 || !usable(&c->in->nodes[ni]) || !vm->target_running || vm->move_to || vm->sticky ||
+		    !vm->steady || vm->live_failed || vm->migrating || vm->incoming_on || vm->n_seen != 1 ||
+		    !seen_on(vm, c->in->nodes[ni].name) || affinity_at(c->aff, vm) != ni)
+			continue; /* not running there alone, or moved by this plan */
+		bool strict;
+		if (!affinity_broken(c->aff, vm, ni, &strict))
+			continue;
+		const char *why = NULL;
+		int to = choose(c, vm, ni, &why);
+		if (to >= 0 && affinity_cost_cmp(affinity_cost_at(c->aff, vm, to), affinity_cost_at(c->aff, vm, ni)) < 0) {
+			add_move(c, vm, &c->in->nodes[ni], to, true, false, "it mends an affinity rule", NULL);
+			continue;
+		}
+		if (strict)
+			g_ptr_array_add(stuck, (gpointer)vm);
+	}
+	/* Still broken once the others moved: said once per VM. */
+	for (guint k = 0; k < stuck->len; k++) {
+		const sched_vm *vm = stuck->pdata[k];
+		int ni = vm_node_idx(c, vm);
+		bool strict;
+		const sched_rule *r = affinity_broken(c->aff, vm, ni, &strict);
+		if (r && strict)
+			add_alert(c, SCHED_WARNING, vm->uuid, c->in->nodes[ni].name,
+				  "VM %s on node %s breaks strict rule %s, and no other node can take it without breaking it; it stays until one can.",
+				  vm->name, c->in->nodes[ni].name, r->name);
+	}
+}
+
 static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 {
 	size_t n = in->n_nodes ? in->n_nodes : 1, nv = in->n_vms ? in->n_vms : 1;
@@ -997,6 +1109,13 @@ static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 	c->group_used = g_new0(unsigned, (c->n_groups ? c->n_groups : 1) * n);
 	c->fencing = g_hash_table_new(g_str_hash, g_str_equal);
 	c->uncovered = g_hash_table_new(g_str_hash, g_str_equal);
+	/* VMs bind their rule partners where they stay: on an online node
+	 * that is not down — also a lost one, until it is fenced (they may
+	 * run there still) — not on a node they leave (standby). */
+	c->open = g_new0(bool, n);
+	for (size_t i = 0; i < in->n_nodes; i++)
+		c->open[i] = in->nodes[i].mode == STORE_NODE_ONLINE && !effectively_down(c, &in->nodes[i]);
+	c->aff = affinity_new(in, c->open);
 }
 
 static void ctx_clear(ctx *c)
@@ -1011,6 +1130,8 @@ static void ctx_clear(ctx *c)
 	g_free(c->mem_used);
 	g_free(c->vcpu_used);
 	g_free(c->group_used);
+	affinity_free(c->aff);
+	g_free(c->open);
 }
 
 /* Count what runs where it should already: it keeps its place. */
@@ -1020,7 +1141,7 @@ static void account_settled(ctx *c)
 		const sched_vm *vm = &c->in->vms[v];
 		int i = c->vm_node[v];
 		if (vm->target_running && i >= 0 && !effectively_down(c, &c->in->nodes[i]))
-			account(c, vm, i);
+			account_assigned(c, vm, i);
 	}
 }
 
@@ -1098,12 +1219,15 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 		const sched_vm *vm = order->pdata[k];
 		int i = vm_node_idx(c, vm);
 		if (vm->target_running && i >= 0 && !effectively_down(c, &in->nodes[i]))
-			account(c, vm, i);
+			account_assigned(c, vm, i);
 	}
 	size_t n = in->n_nodes, groups = (c->n_groups ? c->n_groups : 1) * n;
 	g_autofree uint64_t *mem = g_memdup2(c->mem_used, n * sizeof(uint64_t));
 	g_autofree unsigned *vcpu = g_memdup2(c->vcpu_used, n * sizeof(unsigned));
 	g_autofree unsigned *grp = g_memdup2(c->group_used, groups * sizeof(unsigned));
+	g_autofree int *at = affinity_save(c->aff);
+	const char *rule_refusal = NULL; /* a rule, not room, kept first_stuck out */
+	int refused_on = -1;
 	if (unsafe)
 		memset(unsafe, 0, n * sizeof(unsigned));
 	const sched_vm *first_stuck = NULL;
@@ -1119,6 +1243,10 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 		memcpy(c->mem_used, mem, n * sizeof(uint64_t));
 		memcpy(c->vcpu_used, vcpu, n * sizeof(unsigned));
 		memcpy(c->group_used, grp, groups * sizeof(unsigned));
+		affinity_restore(c->aff, at);
+		/* Its VMs bind no rule partners there: they leave it too. */
+		bool was_open = c->open[f];
+		c->open[f] = false;
 		for (guint k = 0; k < order->len; k++) {
 			const sched_vm *vm = order->pdata[k];
 			int i = vm_node_idx(c, vm);
@@ -1133,6 +1261,7 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 			bool placed = false;
 			if (judged || restartable) {
 				const char *why;
+				affinity_forget(c->aff);
 				int to = choose(c, vm, (int)f, &why);
 				placed = to >= 0;
 				if (placed)
@@ -1140,6 +1269,7 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 				else if (judged && !first_stuck) {
 					first_stuck = vm;
 					first_failed = failed;
+					rule_refusal = affinity_last_refusal(c->aff, &refused_on);
 				}
 			}
 			if (unsafe && (!placed || !restartable))
@@ -1147,10 +1277,15 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 			if (!unsafe && first_stuck)
 				break;
 		}
+		c->open[f] = was_open;
 		if (!unsafe && first_stuck)
 			break;
 	}
-	if (first_stuck && detail)
+	if (first_stuck && detail && rule_refusal)
+		*detail = g_strdup_printf(
+			"If node %s failed, HA VM %s (and maybe others) could not be restarted: node %s has room, but %s.",
+			first_failed->name, first_stuck->name, in->nodes[refused_on].name, rule_refusal);
+	else if (first_stuck && detail)
 		*detail = g_strdup_printf(
 			"If node %s failed, HA VM %s (and maybe others) would find no room on the other nodes.",
 			first_failed->name, first_stuck->name);
@@ -1205,6 +1340,7 @@ sched_plan *sched_plan_compute(const sched_input *in)
 	GPtrArray *order = vms_in_order(in, NULL);
 	for (guint k = 0; k < order->len; k++)
 		decide_vm(&c, order->pdata[k]);
+	mend_rules(&c, order);
 
 	/* Judged on the input, not on this plan's actions: afresh.  The risk
 	 * per node is wanted whatever the admission setting (herd status). */
@@ -1212,6 +1348,7 @@ sched_plan *sched_plan_compute(const sched_input *in)
 	memset(c.mem_used, 0, n * sizeof(uint64_t));
 	memset(c.vcpu_used, 0, n * sizeof(unsigned));
 	memset(c.group_used, 0, (c.n_groups ? c.n_groups : 1) * n * sizeof(unsigned));
+	affinity_reset(c.aff);
 	plan->unsafe_if_lost = g_new0(unsigned, n);
 	char *detail = NULL;
 	bool ok = n_plus_1(&c, order, NULL, &detail, plan->unsafe_if_lost);

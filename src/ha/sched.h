@@ -133,6 +133,23 @@ typedef struct sched_vm {
 	size_t n_needs;
 } sched_vm;
 
+/*
+ * An affinity rule (store/rule.h): its VMs are kept on one node (together)
+ * or on different nodes (apart).  A strict rule is never broken by a
+ * placement herd chooses: a VM that no node can take without breaking it
+ * waits, with an alert naming the rule.  A soft rule is a preference that
+ * yields to capacity.  Running VMs that break a rule (a rule added while
+ * they ran, a failover that had no better choice) are moved, live, to mend
+ * it.  See ha/affinity.h.
+ */
+typedef struct sched_rule {
+	const char *name;
+	bool apart;              /* on different nodes; else on one node */
+	bool strict;
+	const char *const *vms;  /* its VMs' UUIDs (those not in the input are ignored) */
+	size_t n_vms;
+} sched_rule;
+
 typedef enum {
 	SCHED_ADMISSION_OFF = 0,
 	SCHED_ADMISSION_WARN,
@@ -160,6 +177,8 @@ typedef struct sched_input {
 	bool spare_idle_nodes;   /* fence_idle_nodes=no: a lost node that no HA VM is
 				  * assigned, moving or migrating to (nor has an HA
 				  * VM's eSAN replica) is not fenced */
+	const sched_rule *rules; /* affinity rules, or NULL */
+	size_t n_rules;
 } sched_input;
 
 typedef enum {
@@ -237,4 +256,11 @@ bool sched_n_plus_1_risk(const sched_input *in, const sched_vm *extra, char **de
 			 unsigned *unsafe_if_lost);
 
 const char *sched_action_name(sched_action_type t);
+
+/* How full node @i (of @in) is with VMs of @memory_mib and @vcpus on it,
+ * by the scheduler's measure: the larger of its memory and vCPU shares
+ * (see sched.c).  0 when empty, 1 when full. */
+double sched_fullness(const sched_input *in, size_t i, uint64_t memory_mib, unsigned vcpus);
+/* May node @i take VMs now (online, alive, herd running, not down)? */
+bool sched_node_takes_vms(const sched_input *in, size_t i);
 

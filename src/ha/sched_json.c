@@ -14,6 +14,7 @@ struct sched_json_input {
 	GPtrArray *seen;           /* const char** and store_vm_failure* arrays */
 	GPtrArray *reach;          /* the nodes' reach tables */
 	json_t *sets;              /* node sets parsed from text (their strings) */
+	GArray *rules;             /* sched_rule */
 };
 
 /* A VM's "nodes": the operator's text ("n2:2,n3:2,n1") or the stored form
@@ -52,6 +53,46 @@ static bool get_bool(json_t *o, const char *key, bool dflt)
 static const char *get_str(json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
+}
+
+/* "rules": [{"name","kind":"together|apart","strict":…,"vms":[VM name or uuid…]}…] */
+static bool parse_rules(sched_json_input *ji, json_t *rules, GError **error)
+{
+	ji->rules = g_array_new(FALSE, TRUE, sizeof(sched_rule));
+	size_t i;
+	json_t *o;
+	json_array_foreach(rules, i, o) {
+		sched_rule r = { 0 };
+		r.name = get_str(o, "name");
+		const char *kind = get_str(o, "kind");
+		json_t *vms = json_object_get(o, "vms");
+		if (!r.name || !kind || (strcmp(kind, "together") && strcmp(kind, "apart")) || !json_is_array(vms)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Rule %zu needs a name, a kind of together or apart, and a list of VMs.", i);
+			return false;
+		}
+		r.apart = strcmp(kind, "apart") == 0;
+		r.strict = get_bool(o, "strict", true);
+		const char **arr = g_new0(const char *, json_array_size(vms) + 1);
+		g_ptr_array_add(ji->seen, arr);
+		for (size_t k = 0; k < json_array_size(vms); k++) {
+			const char *name = json_string_value(json_array_get(vms, k));
+			if (!name) {
+				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Rule %s: its VMs are names.", r.name);
+				return false;
+			}
+			arr[k] = name;
+			for (guint v = 0; v < ji->vms->len; v++)
+				if (strcmp(g_array_index(ji->vms, sched_vm, v).name, name) == 0)
+					arr[k] = g_array_index(ji->vms, sched_vm, v).uuid;
+		}
+		r.vms = arr;
+		r.n_vms = json_array_size(vms);
+		g_array_append_val(ji->rules, r);
+	}
+	ji->in.rules = (const sched_rule *)ji->rules->data;
+	ji->in.n_rules = ji->rules->len;
+	return true;
 }
 
 sched_json_input *sched_json_parse(json_t *j, GError **error)
@@ -214,6 +255,8 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 	ji->in.n_nodes = ji->nodes->len;
 	ji->in.vms = (const sched_vm *)ji->vms->data;
 	ji->in.n_vms = ji->vms->len;
+	if (!parse_rules(ji, json_object_get(j, "rules"), error))
+		return NULL;
 	return g_steal_pointer(&ji);
 }
 
@@ -236,6 +279,8 @@ void sched_json_input_free(sched_json_input *ji)
 		g_ptr_array_free(ji->seen, TRUE);
 	if (ji->reach)
 		g_ptr_array_free(ji->reach, TRUE);
+	if (ji->rules)
+		g_array_free(ji->rules, TRUE);
 	g_free(ji);
 }
 
@@ -340,6 +385,19 @@ json_t *sched_json_input_dump(const sched_input *in)
 		json_object_set_new(settings, "ha_paused", json_true());
 	if (in->spare_idle_nodes)
 		json_object_set_new(settings, "fence_idle_nodes", json_false());
+	if (in->n_rules) {
+		json_t *rules = json_array();
+		for (size_t r = 0; r < in->n_rules; r++) {
+			const sched_rule *rule = &in->rules[r];
+			json_t *members = json_array();
+			for (size_t k = 0; k < rule->n_vms; k++)
+				json_array_append_new(members, json_string(rule->vms[k]));
+			json_array_append_new(rules, json_pack("{s:s,s:s,s:b,s:o}", "name", rule->name, "kind",
+							       rule->apart ? "apart" : "together", "strict",
+							       rule->strict, "vms", members));
+		}
+		json_object_set_new(out, "rules", rules);
+	}
 	return out;
 }
 
@@ -507,4 +565,54 @@ json_t *sched_json_whatif(const sched_whatif_result *r)
 	if (r->unsettled)
 		json_object_set_new(o, "unsettled", json_string(r->unsettled));
 	return o;
+}
+
+bool sched_json_rebalance_parse(json_t *j, rebalance_settings *s, rebalance_state *st, bool *has_state,
+				int64_t *now_ms, GError **error)
+{
+	static const char *const keys[] = { "threshold_pct", "hold_s", "min_gain_pct", "max_moves",
+					    "above_since_ms", "now_ms" };
+	if (!json_is_object(j)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The rebalance settings are an object.");
+		return false;
+	}
+	for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
+		json_t *v = json_object_get(j, keys[k]);
+		if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Rebalance: '%s' must be a whole number, at least 0.",
+				    keys[k]);
+			return false;
+		}
+	}
+	json_t *th = json_object_get(j, "threshold_pct"), *hold = json_object_get(j, "hold_s"),
+	       *gain = json_object_get(j, "min_gain_pct"), *max = json_object_get(j, "max_moves");
+	s->threshold_pct = th ? (unsigned)json_integer_value(th) : 20;
+	s->hold_ms = (hold ? json_integer_value(hold) : 300) * 1000;
+	s->min_gain_pct = gain ? (unsigned)json_integer_value(gain) : 5;
+	s->max_moves = max ? (unsigned)json_integer_value(max) : 2;
+	json_t *since = json_object_get(j, "above_since_ms");
+	*has_state = since != NULL;
+	st->above_since_ms = since ? json_integer_value(since) : 0;
+	*now_ms = json_integer_value(json_object_get(j, "now_ms"));
+	return true;
+}
+
+/* @x (at least 0) to a tenth: golden files do not hang on rounding. */
+static double tenths(double x)
+{
+	return (double)(int64_t)(x * 10 + 0.5) / 10;
+}
+
+json_t *sched_json_rebalance(const rebalance_plan *p)
+{
+	json_t *moves = json_array();
+	for (guint i = 0; i < p->moves->len; i++) {
+		const rebalance_move *m = &g_array_index(p->moves, rebalance_move, i);
+		json_array_append_new(moves, json_pack("{s:s,s:s,s:s,s:s,s:f,s:f}", "vm", m->name, "uuid", m->vm, "from",
+						       m->from, "to", m->to, "before_pct", tenths(m->before_pct),
+						       "after_pct", tenths(m->after_pct)));
+	}
+	return json_pack("{s:f,s:s?,s:s?,s:b,s:I,s:o}", "imbalance_pct", tenths(p->imbalance_pct), "fullest",
+			 p->fullest, "emptiest", p->emptiest, "due", p->due, "due_in_ms", (json_int_t)p->due_in_ms,
+			 "moves", moves);
 }

@@ -18,6 +18,12 @@
  * Per node risk (opt-in, so that golden files written before it stay as
  * they are):  {"n1":0,"n2":3}, sched_plan's unsafe_if_lost.
  *
+ * Rebalance (tests/sched/rebalance/, `herd simulate --rebalance`):
+ * Settings: {"threshold_pct","hold_s","min_gain_pct","max_moves",
+ *            "above_since_ms" (absent: judged as if held long enough),"now_ms"}
+ * Result:  {"imbalance_pct","fullest","emptiest","due","due_in_ms",
+ *           "moves":[{"vm","uuid","from","to","before_pct","after_pct"}…]}
+ *
  * What-if (tests/sched/whatif/, `herd simulate`):
  * Hypothesis: {"node_down":["n2",…],"standby":["n1",…],"max_rounds":…}
  * Result:  {"vms":[{"vm","uuid","from","to","reason"}…],"fenced":[…],
@@ -29,6 +35,7 @@
 #pragma once
 
 #include "ha/sched.h"
+#include "ha/rebalance.h"
 #include "ha/whatif.h"
 
 #include <glib.h>
@@ -62,3 +69,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_json_hypothesis, sched_json_hypothesis_free)
 
 /* A what-if's result as JSON (the format above). */
 json_t *sched_json_whatif(const sched_whatif_result *r);
+
+/* Rebalance settings and state from @j (the format above); false with an
+ * error naming the bad field.  *@has_state: "above_since_ms" was given. */
+bool sched_json_rebalance_parse(json_t *j, rebalance_settings *s, rebalance_state *st, bool *has_state,
+				int64_t *now_ms, GError **error);
+/* A rebalance plan as JSON. */
+json_t *sched_json_rebalance(const rebalance_plan *p);

@@ -8,6 +8,7 @@
 #include "store/storage.h"
 #include "store/fence_device.h"
 #include "store/node.h"
+#include "store/rule.h"
 #include "store/user.h"
 #include "store/vm.h"
 
@@ -37,6 +38,7 @@ static const struct {
 	[STORE_KIND_NETWORK] = { "network", "virtual switch", store_network_parse, store_network_free,
 				 store_network_validate },
 	[STORE_KIND_ALERT] = { "alert", "alert", store_alert_parse, store_alert_free, store_alert_validate },
+	[STORE_KIND_RULE] = { "rule", "rule", store_rule_parse, store_rule_free, store_rule_validate },
 };
 
 bool store_object_validate(store_kind kind, json_t *data, GError **error)

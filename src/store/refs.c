@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "store/disk.h"
 #include "store/network.h"
+#include "store/rule.h"
 #include "store/storage.h"
 #include "store/vm.h"
 
@@ -155,9 +156,21 @@ static bool check_esan(store_state *st, const store_object *o, GError **error)
 	return true;
 }
 
+/* A rule's VMs exist. */
+static bool check_rule(store_state *st, const store_object *o, GError **error)
+{
+	const store_rule *r = store_rule_of(o);
+	for (size_t i = 0; i < r->n_vms; i++)
+		if (!store_state_get(st, STORE_KIND_VM, r->vms[i]))
+			return missing(error, "VM", r->vms[i]);
+	return true;
+}
+
 bool store_refs_check(store_state *st, const store_object *o, GError **error)
 {
 	switch (o->kind) {
+	case STORE_KIND_RULE:
+		return check_rule(st, o, error);
 	case STORE_KIND_VM:
 		return check_vm(st, o, error);
 	case STORE_KIND_DISK:
@@ -245,6 +258,17 @@ bool store_refs_check_delete(store_state *st, const store_object *o, GError **er
 					return in_use(error, o, store_kind_label(k), ((store_object *)v)->name);
 			}
 		}
+		return true;
+	case STORE_KIND_VM:
+		/* A rule is deleted first: it never shrinks by itself. */
+		g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_RULE]);
+		while (g_hash_table_iter_next(&it, NULL, &v))
+			if (store_rule_has(store_rule_of(v), o->uuid)) {
+				g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+					    "VM %s is in rule %s: delete the rule first ('herd rule delete %s').",
+					    o->name, ((store_object *)v)->name, ((store_object *)v)->name);
+				return false;
+			}
 		return true;
 	case STORE_KIND_NODE:
 		g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_DISK]);

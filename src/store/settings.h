@@ -80,6 +80,8 @@ typedef struct store_settings {
 	int vm_domain_type;        /* store_vm_domain_type */
 	bool ha_paused;            /* herd cluster ha pause: nothing fenced or moved */
 	bool fence_idle_nodes;     /* a lost node that runs no HA VM is fenced too */
+	bool rebalance;            /* ha/rebalance.h */
+	long long rebalance_threshold_pct, rebalance_hold_s, rebalance_min_gain_pct, rebalance_max_moves;
 } store_settings;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take

@@ -4,7 +4,8 @@
  * the scheduler's decisions for "input" must equal "expect".  A case that
  * also holds "whatif": {"node_down":[…],"standby":[…]} is a what-if: the
  * hypothetical is played forward on "input" (src/ha/whatif.h) and the
- * outcome must equal "expect".  A plan case whose "expect" has
+ * outcome must equal "expect".  A case that holds "rebalance" (settings,
+ * see ha/sched_json.h) is a rebalance: its result must equal "expect".  A plan case whose "expect" has
  * "unsafe_if_lost" also compares the plan's risk per node (opt-in: the
  * older files do not show it).
  *
@@ -34,6 +35,22 @@ static json_t *decide(json_t *c, bool risk, GError **error)
 	if (!ji)
 		return NULL;
 	const sched_input *in = sched_json_input_get(ji);
+	json_t *rebalance = json_object_get(c, "rebalance");
+	if (rebalance) {
+		rebalance_settings rs;
+		rebalance_state st;
+		bool has_state;
+		int64_t now_ms;
+		if (!sched_json_rebalance_parse(rebalance, &rs, &st, &has_state, &now_ms, error))
+			return NULL;
+		g_autoptr(sched_plan) plan = sched_plan_compute(in);
+		g_autoptr(rebalance_plan) rp = rebalance_compute(in, &rs, has_state ? &st : NULL, now_ms,
+								 plan->actions->len == 0);
+		json_t *out = sched_json_rebalance(rp);
+		if (has_state)
+			json_object_set_new(out, "above_since_ms", json_integer(st.above_since_ms));
+		return out;
+	}
 	json_t *whatif = json_object_get(c, "whatif");
 	if (whatif) {
 		g_autoptr(sched_json_hypothesis) jh = sched_json_hypothesis_parse(whatif, error);

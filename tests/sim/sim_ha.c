@@ -46,6 +46,7 @@
 #include "store/fence_device.h"
 #include "store/node.h"
 #include "store/replica.h"
+#include "store/rule.h"
 #include "store/vm.h"
 #include "store/wire.h"
 #include "simbus.h"
@@ -151,6 +152,7 @@ typedef struct {
 	bool broken[MAX_NODES + 1][N_VMS];
 	bool no_storage[MAX_NODES + 1]; /* node i does not reach the storage */
 	bool storage_honest;    /* ... and starts there of VMs that need it fail */
+	int apart[2];           /* a strict anti-affinity rule's two VMs, or -1 (no such rule) */
 	simnode *lacking;       /* after the faults: the node that still lacks it, or NULL */
 	int64_t lacking_since_ms; /* ... since then (its report takes a moment to arrive) */
 	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
@@ -637,10 +639,60 @@ static void check_placement(simnode *node, json_t *cmd)
 		     atoi(uuid + 24), there);
 }
 
+/*
+ * A strict anti-affinity rule is never broken by a placement the engine
+ * chose: a change that places one of its VMs (assigns or moves it there,
+ * anew) on the node its partner runs on or goes to is a bug.  The rule is
+ * there from the start, so no two of them ever ran together before it.
+ */
+static void check_rules(simnode *node, json_t *cmd)
+{
+	size_t i;
+	json_t *op;
+	json_array_foreach(json_object_get(cmd, "ops"), i, op)
+		check_rules(node, op);
+	const char *uuid = json_string_value(json_object_get(cmd, "uuid"));
+	if (S->apart[0] < 0 || g_strcmp0(json_string_value(json_object_get(cmd, "kind")), "vm") != 0 || !uuid)
+		return;
+	int self = -1;
+	for (int k = 0; k < 2; k++)
+		if (strcmp(uuid, S->vm_uuids[S->apart[k]]) == 0)
+			self = k;
+	if (self < 0)
+		return;
+	json_t *data = json_object_get(cmd, "data");
+	const char *to = json_string_value(json_object_get(data, "move_to"));
+	if (!to)
+		to = json_string_value(json_object_get(data, "node"));
+	store_state *st = replica_state(node->r);
+	store_object *o = store_state_get(st, STORE_KIND_VM, uuid);
+	store_object *p = store_state_get(st, STORE_KIND_VM, S->vm_uuids[S->apart[1 - self]]);
+	if (!to || !o || !p)
+		return;
+	const store_vm *was = store_vm_of(o), *partner = store_vm_of(p);
+	bool anew = g_strcmp0(was->node, to) != 0 && g_strcmp0(was->move_to, to) != 0;
+	/* The partner is where it runs, or goes to; where its node is off
+	 * (a move that cannot end: it is placed anew), nowhere. */
+	const char *partner_at = partner->move_to ? partner->move_to : partner->node;
+	bool partner_on = false;
+	for (unsigned n = 1; n <= S->n; n++) {
+		if (strcmp(S->nodes[n].name, to) == 0 && active_on(&S->nodes[n], uuid))
+			anew = false; /* it runs there already: not a placement */
+		if (g_strcmp0(S->nodes[n].name, partner->node) == 0 && S->nodes[n].powered)
+			partner_on = true;
+		if (active_on(&S->nodes[n], S->vm_uuids[S->apart[1 - self]]))
+			partner_on = true;
+	}
+	if (anew && partner_on && partner->target_running && g_strcmp0(partner_at, to) == 0)
+		fail("%s places vm%d on %s beside vm%d, against strict rule apart", node->name,
+		     S->apart[self], to, S->apart[1 - self]);
+}
+
 static bool io_submit(gpointer user, json_t *cmd, herd_engine_submitter by, GError **error)
 {
 	simnode *node = user;
 	check_placement(node, cmd);
+	check_rules(node, cmd);
 	uint64_t id = replica_submit(node->r, cmd, S->now_ms, "herd", error);
 	if (!id)
 		return false;
@@ -1229,7 +1281,7 @@ static void bootstrap(void)
 	g_autofree char *u = g_strdup_printf("c0000000-0000-4000-8000-%012u", 1);
 	/* join_timeout_s short against the simulated time, so that nodes not
 	 * seen since a coordinator's power-on are both awaited and fenced. */
-	json_array_append_new(ops, store_cmd_create(STORE_KIND_CLUSTER, u, "sim",
+	json_t *cluster =
 		json_pack("{s:{s:i,s:s,s:i,s:i,s:i,s:s,s:i,s:i,s:s,s:i}}", "settings", "failback_after_s", 2,
 			  "admission_control", "warn", "vcpu_overcommit", 4, "join_timeout_s", 5,
 			  "fence_delay_ms", (int)S->fence_delay_ms, "fence_action",
@@ -1238,7 +1290,16 @@ static void bootstrap(void)
 			  "migration_timeout_min_s", 10, "migration_timeout_per_gib_s", 0,
 			  /* a host's shutdown waits for its VMs within the run */
 			  "shutdown_policy", S->shutdown_failover ? "failover" : "migrate",
-			  "shutdown_timeout_s", 20)));
+			  "shutdown_timeout_s", 20);
+	/* Rebalancing in some runs, eager (short hold, low threshold): its
+	 * moves go on while nodes fail and come back. */
+	if (rnd(3) == 0) {
+		json_t *eager = json_pack("{s:b,s:i,s:i,s:i}", "rebalance", 1, "rebalance_hold_s", 1,
+					  "rebalance_threshold_pct", 5, "rebalance_min_gain_pct", 1);
+		json_object_update(json_object_get(cluster, "settings"), eager);
+		json_decref(eager);
+	}
+	json_array_append_new(ops, store_cmd_create(STORE_KIND_CLUSTER, u, "sim", cluster));
 	json_t *plugs = json_object();
 	for (unsigned i = 1; i <= S->n; i++) {
 		g_snprintf(uuid, sizeof(uuid), "a0000000-0000-4000-8000-%012u", i);
@@ -1280,6 +1341,22 @@ static void bootstrap(void)
 			json_object_set_new(data, "xml_files", json_pack("[s]", STORAGE_PATH "/disk.img"));
 		json_array_append_new(ops, store_cmd_create(STORE_KIND_VM, S->vm_uuids[v], name, data));
 	}
+	/* Affinity rules, in most runs: a strict anti-affinity pair of
+	 * running HA VMs (checked: check_rules()), and a together rule,
+	 * strict or soft, of two others. */
+	S->apart[0] = S->apart[1] = -1;
+	if (rnd(4) > 0) {
+		S->apart[0] = 0;
+		S->apart[1] = 3;
+		const char *pair[] = { S->vm_uuids[0], S->vm_uuids[3] };
+		json_array_append_new(ops, store_rule_cmd_create("d0000000-0000-4000-8000-000000000001", "apart", true,
+								 true, pair, 2));
+	}
+	if (rnd(2) > 0) {
+		const char *pair[] = { S->vm_uuids[1], S->vm_uuids[4] };
+		json_array_append_new(ops, store_rule_cmd_create("d0000000-0000-4000-8000-000000000002", "together",
+								 false, rnd(2) > 0, pair, 2));
+	}
 	g_autoptr(json_t) cmd = store_cmd_batch(ops);
 	g_autoptr(GError) err = NULL;
 	g_autoptr(json_t) r = replica_bootstrap(S->nodes[1].r, cmd, ++S->now_ms, "sim", &err);
@@ -1315,9 +1392,20 @@ static void check_converged(void)
 		if (running > 1)
 			fail("after the faults stopped, VM %s runs %u times", vm->name, running);
 		if (sv->target_running && running == 0) {
-			/* Not running is right only when it cannot fit anywhere. */
+			/* Not running is right only when it cannot fit anywhere
+			 * — or a strict rule keeps it off every node that has
+			 * room (its partner went where it cannot follow: a
+			 * strict together rule does not move the partner). */
 			g_autoptr(json_t) status = herd_engine_cluster_status(any->engine);
 			g_autofree char *why = json_dumps(json_object_get(status, "alerts"), JSON_COMPACT);
+			bool by_rule = false;
+			size_t k;
+			json_t *a;
+			json_array_foreach(json_object_get(status, "alerts"), k, a)
+				by_rule |= g_strcmp0(json_string_value(json_object_get(a, "vm")), vm->uuid) == 0 &&
+					   strstr(json_string_value(json_object_get(a, "message")), "strict rule") != NULL;
+			if (by_rule)
+				continue;
 			fail("after the faults stopped, VM %s should run but does not (assigned to %s; alerts %s)",
 			     vm->name, sv->node ? sv->node : "nothing", why ? why : "none");
 		}
