@@ -31,6 +31,7 @@ static json_t *alert_json(api_ctx *a, store_object *o)
 	json_object_set_new(j, "vm", al->vm ? json_string(al->vm) : json_null());
 	json_object_set_new(j, "node", al->node ? json_string(al->node) : json_null());
 	json_object_set_new(j, "disk", al->disk ? json_string(al->disk) : json_null());
+	json_object_set_new(j, "storage", al->storage ? json_string(al->storage) : json_null());
 	json_object_set_new(j, "acked_by", al->acked_by ? json_string(al->acked_by) : json_null());
 	json_object_set_new(j, "acked_ms", ms_or_null(al->acked_ms));
 	return j;

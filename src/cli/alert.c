@@ -21,7 +21,7 @@ static GOptionEntry list_options[] = {
 /* What the alert is about: "vm web1", "node n2", "disk d1", or "-". */
 static char *about(json_t *a)
 {
-	static const char *const keys[] = { "vm", "disk", "node" };
+	static const char *const keys[] = { "vm", "disk", "storage", "node" };
 	for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
 		const char *v = json_string_value(json_object_get(a, keys[i]));
 		if (v)

@@ -22,7 +22,7 @@ static const char *kind_of(json_t *alert)
 char *herd_alert_key(json_t *alert)
 {
 	GString *k = g_string_new(kind_of(alert));
-	static const char *const about[] = { "vm", "disk", "node" };
+	static const char *const about[] = { "vm", "disk", "storage", "node" };
 	for (size_t i = 0; i < G_N_ELEMENTS(about); i++) {
 		const char *v = json_string_value(json_object_get(alert, about[i]));
 		if (v)

@@ -41,6 +41,7 @@ void *store_alert_parse(json_t *d)
 	a->vm = field_str(d, "vm");
 	a->node = field_str(d, "node");
 	a->disk = field_str(d, "disk");
+	a->storage = field_str(d, "storage");
 	a->first_ms = field_ms(d, "first_ms");
 	a->last_ms = field_ms(d, "last_ms");
 	a->cleared_ms = field_ms(d, "cleared_ms");
@@ -62,7 +63,7 @@ const store_alert *store_alert_of(const store_object *o)
 
 bool store_alert_validate(json_t *d, GError **error)
 {
-	static const char *const text[] = { "key", "kind", "message", "vm", "node", "disk", "acked_by" };
+	static const char *const text[] = { "key", "kind", "message", "vm", "node", "disk", "storage", "acked_by" };
 	static const char *const times[] = { "first_ms", "last_ms", "cleared_ms", "acked_ms" };
 	for (size_t i = 0; i < G_N_ELEMENTS(text); i++)
 		if (!check_string(d, "alert", text[i], error))
@@ -109,7 +110,7 @@ json_t *store_alert_cmd_raise(const char *cluster_uuid, uint64_t number, json_t 
 			      int64_t now_ms)
 {
 	json_t *d = json_object();
-	static const char *const keep[] = { "key", "kind", "severity", "message", "vm", "node", "disk" };
+	static const char *const keep[] = { "key", "kind", "severity", "message", "vm", "node", "disk", "storage" };
 	for (size_t i = 0; i < G_N_ELEMENTS(keep); i++) {
 		json_t *v = json_object_get(alert, keep[i]);
 		if (json_is_string(v))

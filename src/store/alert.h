@@ -33,6 +33,7 @@ typedef struct store_alert {
 	const char *vm;           /* the VM's name it is about, or NULL */
 	const char *node;         /* the node's name it is about, or NULL */
 	const char *disk;         /* the disk's name it is about, or NULL */
+	const char *storage;      /* the storage's name it is about, or NULL */
 	int64_t first_ms;         /* raised */
 	int64_t last_ms;          /* its severity or message last changed */
 	int64_t cleared_ms;       /* cleared, or 0 while it holds */

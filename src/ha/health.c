@@ -1,0 +1,102 @@
+#include "ha/health.h"
+
+#include "common/json.h"
+#include "store/node.h"
+
+#include <math.h>
+#include <string.h>
+
+static void virt_alerts(json_t *alerts, store_state *st, herd_facts *facts)
+{
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(st);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		herd_node_facts *f = herd_facts_fresh(facts, store_node_of(n)->nodeid);
+		if (!f || f->virt_ok)
+			continue;
+		g_autofree char *msg = g_strdup_printf(
+			"libvirtd on node %s does not answer: herd can neither start, stop nor see VMs there, "
+			"and places none there until it does.", n->name);
+		json_array_append_new(alerts, json_pack("{s:s,s:s,s:s,s:s}", "kind", "virt_down", "severity",
+							"critical", "node", n->name, "message", msg));
+	}
+}
+
+/* "9.1 GiB" */
+static char *size_text(double bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	unsigned u = 0;
+	while (bytes >= 1024 && u + 1 < G_N_ELEMENTS(units)) {
+		bytes /= 1024;
+		u++;
+	}
+	return g_strdup_printf(u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+static void storage_alerts(json_t *alerts, store_state *st, herd_facts *facts)
+{
+	/* Per storage, the fullest view: {uuid: {"pct","node","free","size"}}. */
+	g_autoptr(json_t) worst = json_object();
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(st);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		herd_node_facts *f = herd_facts_fresh(facts, store_node_of(n)->nodeid);
+		const char *uuid;
+		json_t *u;
+		json_object_foreach(f ? f->usage : NULL, uuid, u) {
+			json_t *size = json_object_get(u, "size"), *free_ = json_object_get(u, "free");
+			if (!json_is_integer(size) || !json_is_integer(free_) || json_integer_value(size) <= 0 ||
+			    json_integer_value(free_) < 0 || !store_state_get(st, STORE_KIND_STORAGE, uuid))
+				continue;
+			double pct = 100.0 * (double)(json_integer_value(size) - json_integer_value(free_)) /
+				     (double)json_integer_value(size);
+			json_t *was = json_object_get(worst, uuid);
+			if (!was || pct > json_real_value(json_object_get(was, "pct")))
+				json_object_set_new(worst, uuid,
+						    json_pack("{s:f,s:s,s:O,s:O}", "pct", pct, "node", n->name,
+							      "free", free_, "size", size));
+		}
+	}
+	g_autoptr(GPtrArray) storages = store_state_list(st, STORE_KIND_STORAGE);
+	for (guint i = 0; i < storages->len; i++) {
+		store_object *s = storages->pdata[i];
+		json_t *w = json_object_get(worst, s->uuid);
+		double pct = json_real_value(json_object_get(w, "pct"));
+		if (!w || pct < HEALTH_STORAGE_WARNING_PCT)
+			continue;
+		g_autofree char *free_text = size_text((double)json_integer_value(json_object_get(w, "free")));
+		g_autofree char *size = size_text((double)json_integer_value(json_object_get(w, "size")));
+		g_autofree char *msg = g_strdup_printf(
+			"Storage %s is %.0f %% full (node %s sees %s free of %s)%s", s->name, floor(pct),
+			json_string_value(json_object_get(w, "node")), free_text, size,
+			pct >= HEALTH_STORAGE_CRITICAL_PCT ? ": guests writing to it may stop when it is full."
+							   : ".");
+		json_array_append_new(alerts,
+				      json_pack("{s:s,s:s,s:s,s:s}", "kind", "storage_full", "severity",
+						pct >= HEALTH_STORAGE_CRITICAL_PCT ? "critical" : "warning",
+						"storage", s->name, "message", msg));
+	}
+}
+
+void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, bool n_plus_1,
+			json_t *at_risk)
+{
+	virt_alerts(alerts, st, facts);
+	storage_alerts(alerts, st, facts);
+	if (n_plus_1)
+		return;
+	GString *risk = g_string_new(NULL);
+	const char *node;
+	json_t *count;
+	json_object_foreach(at_risk, node, count)
+		if (json_integer_value(count) > 0)
+			g_string_append_printf(risk, "%s%s (%lld)", risk->len ? ", " : "", node,
+					       (long long)json_integer_value(count));
+	g_autofree char *msg = g_strdup_printf(
+		"N+1 no longer holds: if one of these nodes died, that many of its HA VMs could not be "
+		"restarted elsewhere: %s.", risk->len ? risk->str : "(no node named)");
+	g_string_free(risk, TRUE);
+	json_array_append_new(alerts, json_pack("{s:s,s:s,s:s}", "kind", "n_plus_1", "severity", "warning",
+						"message", msg));
+}

@@ -1,0 +1,25 @@
+/*
+ * Alerts about the nodes' and storages' health that the coordinator adds
+ * to its list (and so to the alert records, ha/alert_journal.h): a node
+ * whose libvirtd does not answer, a storage filling up (80 % warning, 90 %
+ * critical, as the seed products warned), and N+1 no longer holding.
+ * Pure: the store and the nodes' facts in, alerts out.
+ */
+#pragma once
+
+#include "ha/facts.h"
+#include "store/state.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define HEALTH_STORAGE_WARNING_PCT 80
+#define HEALTH_STORAGE_CRITICAL_PCT 90
+
+/* Append to @alerts: "virt_down" for each node with fresh facts whose
+ * hypervisor connection fails; "storage_full" for each storage that a
+ * node sees used at or beyond the thresholds (the fullest view counts);
+ * "n_plus_1" when @n_plus_1 is false, naming the nodes in @at_risk
+ * ({node: HA VMs that could not be restarted}). */
+void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, bool n_plus_1,
+			json_t *at_risk);

@@ -1,0 +1,142 @@
+/* ha/health: alerts for a libvirtd that does not answer, a storage filling
+ * up, and N+1 that no longer holds. */
+#include "common/json.h"
+#include "ha/health.h"
+#include "store/node.h"
+#include "store/storage.h"
+#include "teststore.h"
+
+#include <string.h>
+
+#define CLUSTER "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
+#define N1 "a1111111-1111-4111-8111-111111111111"
+#define N2 "a2222222-2222-4222-8222-222222222222"
+#define ST1 "51111111-1111-4111-8111-111111111111"
+#define ST2 "52222222-2222-4222-8222-222222222222"
+
+typedef struct {
+	test_store *t;
+	herd_facts *facts;
+} fixture;
+
+static void apply(fixture *x, json_t *cmd)
+{
+	g_autoptr(GError) err = NULL;
+	g_autoptr(json_t) r = test_store_apply(x->t, cmd, &err);
+	g_assert_no_error(err);
+	json_decref(cmd);
+}
+
+static void setup(fixture *x, gconstpointer data)
+{
+	x->t = test_store_new();
+	test_store_apply_text(x->t, "{\"op\":\"create\",\"kind\":\"cluster\",\"uuid\":\"" CLUSTER
+				    "\",\"name\":\"c\",\"data\":{}}");
+	const char *l1[] = { "10.0.0.1" }, *l2[] = { "10.0.0.2" };
+	apply(x, store_node_cmd_create(N1, "n1", 1, l1, 1));
+	apply(x, store_node_cmd_create(N2, "n2", 2, l2, 1));
+	apply(x, store_storage_cmd_create(ST1, "share", json_pack("{s:s,s:s}", "type", "dir", "path", "/srv/a")));
+	apply(x, store_storage_cmd_create(ST2, "data", json_pack("{s:s,s:s}", "type", "dir", "path", "/srv/b")));
+	x->facts = herd_facts_new();
+}
+
+static void teardown(fixture *x, gconstpointer data)
+{
+	herd_facts_free(x->facts);
+	test_store_free(x->t);
+}
+
+/* Node @id says: its hypervisor answers or not, and what it sees of the storages. */
+static void report(fixture *x, uint32_t id, const char *name, bool virt_ok, const char *usage_json)
+{
+	g_autoptr(json_t) usage = json_loads(usage_json, 0, NULL);
+	herd_node_report r = { .name = name, .resources = { 1024, 512, 1 }, .virt_ok = virt_ok,
+			       .usage = usage };
+	size_t len;
+	g_autofree char *p = herd_facts_encode(&r, &len);
+	g_assert_true(herd_facts_update(x->facts, id, p, len, 0, NULL));
+}
+
+static json_t *alerts(fixture *x, bool n_plus_1, const char *at_risk)
+{
+	json_t *out = json_array();
+	g_autoptr(json_t) risk = json_loads(at_risk, 0, NULL);
+	herd_health_alerts(out, x->t->st, x->facts, n_plus_1, risk);
+	return out;
+}
+
+static const char *field(json_t *a, size_t i, const char *key)
+{
+	return json_string_value(json_object_get(json_array_get(a, i), key));
+}
+
+static void test_healthy(fixture *x, gconstpointer data)
+{
+	report(x, 1, "n1", true, "{\"" ST1 "\":{\"size\":1000,\"free\":500}}");
+	report(x, 2, "n2", true, "{\"" ST1 "\":{\"size\":1000,\"free\":500}}");
+	g_autoptr(json_t) a = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(a), ==, 0);
+}
+
+static void test_virt_down(fixture *x, gconstpointer data)
+{
+	report(x, 1, "n1", true, "{}");
+	report(x, 2, "n2", false, "{}");
+	g_autoptr(json_t) a = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(a), ==, 1);
+	g_assert_cmpstr(field(a, 0, "kind"), ==, "virt_down");
+	g_assert_cmpstr(field(a, 0, "node"), ==, "n2");
+	g_assert_cmpstr(field(a, 0, "severity"), ==, "critical");
+	/* Stale facts (a membership change since): nothing said. */
+	herd_facts_new_round(x->facts);
+	g_autoptr(json_t) b = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(b), ==, 0);
+}
+
+/* 80 % warns, 90 % is critical; the fullest view counts; unknown storages
+ * and nonsense are ignored. */
+static void test_storage(fixture *x, gconstpointer data)
+{
+	report(x, 1, "n1", true,
+	       "{\"" ST1 "\":{\"size\":1073741824000,\"free\":214748364800},"
+	       "\"" ST2 "\":{\"size\":1000,\"free\":50},"
+	       "\"99999999-9999-4999-8999-999999999999\":{\"size\":10,\"free\":0}}");
+	report(x, 2, "n2", true,
+	       "{\"" ST1 "\":{\"size\":1073741824000,\"free\":107374182400},"
+	       "\"" ST2 "\":{\"size\":0,\"free\":0}}");
+	g_autoptr(json_t) a = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(a), ==, 2);
+	/* In the store's order of storages. */
+	g_assert_cmpstr(field(a, 1, "storage"), ==, "share");
+	g_assert_cmpstr(field(a, 1, "severity"), ==, "critical"); /* n2's view: 90 % */
+	g_assert_cmpstr(field(a, 1, "message"), ==,
+			"Storage share is 90 % full (node n2 sees 100.0 GiB free of 1000.0 GiB): guests "
+			"writing to it may stop when it is full.");
+	g_assert_cmpstr(field(a, 0, "storage"), ==, "data");
+	g_assert_cmpstr(field(a, 0, "severity"), ==, "critical");
+	report(x, 1, "n1", true, "{\"" ST1 "\":{\"size\":1000,\"free\":199}}");
+	report(x, 2, "n2", true, "{}");
+	g_autoptr(json_t) b = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(b), ==, 1);
+	g_assert_cmpstr(field(b, 0, "severity"), ==, "warning");
+	g_assert_cmpstr(field(b, 0, "kind"), ==, "storage_full");
+}
+
+static void test_n_plus_1(fixture *x, gconstpointer data)
+{
+	g_autoptr(json_t) a = alerts(x, false, "{\"n1\":2,\"n2\":0}");
+	g_assert_cmpuint(json_array_size(a), ==, 1);
+	g_assert_cmpstr(field(a, 0, "kind"), ==, "n_plus_1");
+	g_assert_nonnull(strstr(field(a, 0, "message"), "n1 (2)"));
+	g_assert_null(strstr(field(a, 0, "message"), "n2"));
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/health/healthy", fixture, NULL, setup, test_healthy, teardown);
+	g_test_add("/health/virt-down", fixture, NULL, setup, test_virt_down, teardown);
+	g_test_add("/health/storage", fixture, NULL, setup, test_storage, teardown);
+	g_test_add("/health/n-plus-1", fixture, NULL, setup, test_n_plus_1, teardown);
+	return g_test_run();
+}
