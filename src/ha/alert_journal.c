@@ -46,7 +46,8 @@ static gint oldest_cleared_first(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y;
 }
 
-json_t *herd_alert_journal(store_state *st, json_t *active, int64_t now_ms, unsigned keep)
+json_t *herd_alert_journal(store_state *st, json_t *active, json_t *events, int64_t now_ms,
+			   unsigned keep)
 {
 	store_object *cluster = store_state_cluster(st);
 	if (!cluster)
@@ -97,6 +98,18 @@ json_t *herd_alert_journal(store_state *st, json_t *active, int64_t now_ms, unsi
 				now_ms - a->last_ms >= ALERT_MESSAGE_REFRESH_MS;
 		if (worse_or_better || reworded)
 			json_array_append_new(ops, store_alert_cmd_change(o, severity, message, now_ms));
+	}
+	/* Events: an occurrence each, over as it is recorded. */
+	json_array_foreach(events, i, alert) {
+		store_alert_severity sev;
+		if (!json_string_value(json_object_get(alert, "message")) ||
+		    !store_alert_severity_parse(json_string_value(json_object_get(alert, "severity")), &sev))
+			continue;
+		g_autoptr(json_t) rec = json_deep_copy(alert);
+		g_autofree char *key = herd_alert_key(alert);
+		json_object_set_new(rec, "key", json_string(key));
+		json_object_set_new(rec, "kind", json_string(kind_of(alert)));
+		json_array_append_new(ops, store_alert_cmd_event(cluster->uuid, next++, rec, now_ms));
 	}
 	GHashTableIter it;
 	gpointer k, v;

@@ -23,6 +23,8 @@
 #define ALERT_MESSAGE_REFRESH_MS 60000
 /* Cleared alerts kept, the newest. */
 #define ALERT_HISTORY_KEEP 500
+/* Events waiting for a store that takes changes, at most. */
+#define ALERT_EVENTS_MAX 100
 
 /* The key of @alert ({"kind"?,"severity","message","vm"?,"node"?,"nodes"?,
  * "disk"?}, as the coordinator's list has them): its kind (or "vm", "node",
@@ -30,5 +32,8 @@
 char *herd_alert_key(json_t *alert);
 
 /* The batch that makes the store's records match @active (an array of
- * alerts) at @now_ms, or NULL when they do. */
-json_t *herd_alert_journal(store_state *st, json_t *active, int64_t now_ms, unsigned keep);
+ * alerts) at @now_ms and records @events (what happened: a fence, a
+ * failover, a node back; each a record raised and cleared at once; NULL:
+ * none), or NULL when there is nothing to write. */
+json_t *herd_alert_journal(store_state *st, json_t *active, json_t *events, int64_t now_ms,
+			   unsigned keep);

@@ -43,6 +43,8 @@ struct herd_coord {
 	GHashTable *seen;          /* node ids seen in the ring since this herd started */
 	int64_t quorate_since_ms;  /* when this herd first saw a quorate partition; 0: never */
 	json_t *alerts;
+	json_t *events;            /* what happened since the last alert records were written
+				    * (ha/alert_journal.h): fences, failovers, nodes back */
 	json_t *at_risk;           /* {node: HA VMs that could not be restarted if it died now} */
 	bool n_plus_1;
 	char *self_name;
@@ -87,6 +89,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->seen = g_hash_table_new(g_direct_hash, g_direct_equal);
 	c->cache = herd_sched_cache_new();
 	c->alerts = json_array();
+	c->events = json_array();
 	c->n_plus_1 = true;
 	c->at_risk = json_object();
 	return c;
@@ -102,6 +105,7 @@ void herd_coord_free(herd_coord *c)
 	g_ptr_array_free(c->records, TRUE);
 	g_hash_table_destroy(c->seen);
 	json_decref(c->alerts);
+	json_decref(c->events);
 	json_decref(c->at_risk);
 	g_free(c->self_name);
 	herd_sched_cache_free(c->cache);
@@ -483,6 +487,22 @@ void herd_sched_input_free(herd_sched_input *hi)
 /* ------------------------------------------------------------------ */
 /* Acting                                                              */
 
+/* Something that happened, for the alert records: kept until a store that
+ * takes changes writes it (at most ALERT_EVENTS_MAX; the oldest go). */
+static void add_event(herd_coord *c, const char *kind, const char *severity, const char *vm,
+		      const char *node, char *message)
+{
+	json_t *e = json_pack("{s:s,s:s,s:s}", "kind", kind, "severity", severity, "message", message);
+	if (vm)
+		json_object_set_new(e, "vm", json_string(vm));
+	if (node)
+		json_object_set_new(e, "node", json_string(node));
+	if (json_array_size(c->events) >= ALERT_EVENTS_MAX)
+		json_array_remove(c->events, 0);
+	json_array_append_new(c->events, e);
+	g_free(message);
+}
+
 static bool submit(herd_coord *c, json_t *cmd)
 {
 	if (!c->io.submit(c->user, cmd))
@@ -524,6 +544,17 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 						    in ? in->start_error : NULL };
 			cmd = a->live_failed ? store_vm_cmd_live_given_up(a->vm, a->node, a->live_failed)
 					     : store_vm_cmd_assign(a->vm, a->node, in ? &failed : NULL);
+			/* Its node was fenced or confirmed down: a failover. */
+			const char *was = vm ? store_vm_of(vm)->node : NULL;
+			store_object *was_node = was ? store_state_get_by_name(v->st, STORE_KIND_NODE, was) : NULL;
+			bool was_down = was_node && (store_node_of(was_node)->down ||
+						     g_hash_table_contains(c->local_down, was));
+			if (was_down && strcmp(was, a->node) != 0 && v->store_writable)
+				add_event(c, "failover", "warning", vm->name, a->node,
+					  g_strdup_printf("VM %s goes to node %s: its node %s failed and is %s.",
+							  vm->name, a->node, was,
+							  store_node_of(was_node)->down ? store_node_of(was_node)->down_how
+											: "fenced"));
 			/* Back on the node it left for maintenance: no return is due. */
 			if (vm && g_strcmp0(store_vm_of(vm)->return_to, a->node) == 0)
 				store_vm_cmd_set_return_to(cmd, NULL);
@@ -551,6 +582,10 @@ static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, c
 				continue;
 			log_info("node %s is back", a->node);
 			cmd = store_node_cmd_clear_down(node);
+			if (v->store_writable)
+				add_event(c, "node_back", "info", NULL, a->node,
+					  g_strdup_printf("Node %s is back in the cluster after it was %s.", a->node,
+							  store_node_of(node)->down_how));
 			break;
 		}
 		}
@@ -795,10 +830,10 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	act(c, v, hi, plan);
 	/* The alerts' history follows them, in the same round (one batch). */
 	if (v->store_writable) {
-		g_autoptr(json_t) journal = herd_alert_journal(v->st, c->alerts, v->now_ms,
+		g_autoptr(json_t) journal = herd_alert_journal(v->st, c->alerts, c->events, v->now_ms,
 							       ALERT_HISTORY_KEEP);
-		if (journal)
-			submit(c, journal);
+		if (journal && submit(c, journal))
+			json_array_clear(c->events);
 	}
 	rebalance(c, v, hi, plan);
 	if (hi->steady_in_ms > 0)
@@ -837,6 +872,9 @@ void herd_coord_fenced(herd_coord *c, const char *node, bool ok, const char *dev
 	}
 	if (ok) {
 		log_warn("node %s is fenced (%s)", node, device ? device : "");
+		add_event(c, "fenced", "warning", NULL, node,
+			  g_strdup_printf("Node %s was fenced%s%s: its HA VMs restart elsewhere.", node,
+					  device ? " by fence device " : "", device ? device : ""));
 		uint64_t *r = g_new(uint64_t, 1);
 		*r = c->round;
 		g_hash_table_replace(c->local_down, g_strdup(node), r);

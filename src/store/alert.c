@@ -123,6 +123,14 @@ json_t *store_alert_cmd_raise(const char *cluster_uuid, uint64_t number, json_t 
 	return store_cmd_create(STORE_KIND_ALERT, uuid, name, d);
 }
 
+json_t *store_alert_cmd_event(const char *cluster_uuid, uint64_t number, json_t *alert,
+			      int64_t now_ms)
+{
+	json_t *cmd = store_alert_cmd_raise(cluster_uuid, number, alert, now_ms);
+	json_object_set_new(json_object_get(cmd, "data"), "cleared_ms", json_integer(now_ms));
+	return cmd;
+}
+
 json_t *store_alert_cmd_change(const store_object *o, const char *severity, const char *message,
 			       int64_t now_ms)
 {

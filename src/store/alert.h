@@ -53,6 +53,9 @@ GPtrArray *store_alert_list(store_state *st);
  * @number, so that the same decision gives the same command anywhere. */
 json_t *store_alert_cmd_raise(const char *cluster_uuid, uint64_t number, json_t *alert,
 			      int64_t now_ms);
+/* The same for an event (a fence, a failover): over as it is recorded. */
+json_t *store_alert_cmd_event(const char *cluster_uuid, uint64_t number, json_t *alert,
+			      int64_t now_ms);
 /* A new severity or message. */
 json_t *store_alert_cmd_change(const store_object *o, const char *severity, const char *message,
 			       int64_t now_ms);

@@ -22,7 +22,7 @@ static bool journal(test_store *t, const char *active_json, int64_t now, unsigne
 {
 	g_autoptr(json_t) active = json_loads(active_json, 0, NULL);
 	g_assert_nonnull(active);
-	g_autoptr(json_t) cmd = herd_alert_journal(t->st, active, now, keep);
+	g_autoptr(json_t) cmd = herd_alert_journal(t->st, active, NULL, now, keep);
 	if (!cmd)
 		return false;
 	g_autoptr(GError) err = NULL;
@@ -147,11 +147,36 @@ static void test_store_rules(void)
 	g_assert_true(store_uuid_is_valid(json_string_value(json_object_get(a, "uuid"))));
 }
 
+/* Events are records over as they are written, numbered with the rest. */
+static void test_events(void)
+{
+	g_autoptr(test_store) t = cluster_store();
+	g_assert_true(journal(t, "[" LINK "]", 1000, 10));
+	g_autoptr(json_t) active = json_loads("[" LINK "]", 0, NULL);
+	g_autoptr(json_t) events = json_loads(
+		"[{\"kind\":\"fenced\",\"severity\":\"warning\",\"node\":\"n3\",\"message\":\"Node n3 was fenced\"},"
+		"{\"kind\":\"failover\",\"severity\":\"warning\",\"vm\":\"web\",\"node\":\"n1\",\"message\":\"VM web goes\"},"
+		"{\"severity\":\"bad\",\"message\":\"x\"}]", 0, NULL);
+	g_autoptr(json_t) cmd = herd_alert_journal(t->st, active, events, 2000, 10);
+	g_assert_nonnull(cmd);
+	g_autoptr(json_t) r = test_store_apply(t, cmd, NULL);
+	g_assert_nonnull(r);
+	g_assert_cmpstr(alert(t, "2")->kind, ==, "fenced");
+	g_assert_cmpint(alert(t, "2")->first_ms, ==, 2000);
+	g_assert_cmpint(alert(t, "2")->cleared_ms, ==, 2000);
+	g_assert_cmpstr(alert(t, "3")->vm, ==, "web");
+	g_assert_false(exists(t, "4"));
+	g_assert_cmpint(alert(t, "1")->cleared_ms, ==, 0);
+	/* Nothing new: nothing to write. */
+	g_assert_false(journal(t, "[" LINK "]", 3000, 10));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/alert-journal/raise-change-clear", test_raise_change_clear);
 	g_test_add_func("/alert-journal/history-bound", test_history_bound);
 	g_test_add_func("/alert-journal/store-rules", test_store_rules);
+	g_test_add_func("/alert-journal/events", test_events);
 	return g_test_run();
 }

@@ -302,6 +302,13 @@ static void test_engine(fixture *f, gconstpointer data)
 		g_assert_cmpstr(json_string_value(json_object_get(r, "kind")), !=, "fence_failed");
 	/* Now it is restarted on n1 or n2; lost1, bound to n3, waits for it. */
 	TEST_WAIT(vm_runs_on(f, v.moving, 1) || vm_runs_on(f, v.moving, 2));
+	/* The failover is an event in the alert records: raised and over. */
+	g_autoptr(json_t) moved = NULL;
+	const char *target = vm_runs_on(f, v.moving, 1) ? "n1" : "n2";
+	TEST_WAIT((moved = alert_record(f, 2, "failover", target)) != NULL);
+	g_assert_cmpstr(json_string_value(json_object_get(moved, "vm")), ==, "lost2");
+	g_assert_true(json_is_integer(json_object_get(moved, "cleared_ms")));
+	g_assert_nonnull(strstr(json_string_value(json_object_get(moved, "message")), "its node n3 failed"));
 	g_assert_cmpstr(vm_stored(f, 1, v.bound)->node, ==, "n3");
 	g_assert_false(vm_runs_on(f, v.bound, 1) || vm_runs_on(f, v.bound, 2));
 
