@@ -459,15 +459,11 @@ static bool submit(herd_coord *c, json_t *cmd)
 	return true;
 }
 
-/* Carry @plan out; with @fences_only, only its fences (see herd_coord_run()). */
-static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan,
-		bool fences_only)
+static void act(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan)
 {
 	for (guint i = 0; i < plan->actions->len; i++) {
 		const sched_action *a = &g_array_index(plan->actions, sched_action, i);
 		g_autoptr(json_t) cmd = NULL;
-		if (fences_only && a->type != SCHED_FENCE)
-			continue;
 		switch (a->type) {
 		case SCHED_FENCE: {
 			fence_job *j = g_hash_table_lookup(c->fences, a->node);
@@ -663,24 +659,6 @@ static void prune(herd_coord *c, const herd_coord_view *v)
 	}
 }
 
-/* Is a node out of the ring that may need a fence (not down, not in
- * maintenance) and is not being fenced yet?  Cheap: no plan is computed
- * for stale facts otherwise. */
-static bool fence_may_be_due(herd_coord *c, const herd_coord_view *v)
-{
-	g_autoptr(GPtrArray) nodes = store_state_list(v->st, STORE_KIND_NODE);
-	for (guint i = 0; i < nodes->len; i++) {
-		store_object *n = nodes->pdata[i];
-		const store_node *sn = store_node_of(n);
-		fence_job *j = g_hash_table_lookup(c->fences, n->name);
-		if (!contains(v->ring, v->n_ring, sn->nodeid) && !sn->down &&
-		    sn->mode != STORE_NODE_MAINTENANCE && !(j && j->running) &&
-		    !g_hash_table_contains(c->local_down, n->name))
-			return true;
-	}
-	return false;
-}
-
 static void union_into(GHashTable *set, GHashTable *more)
 {
 	GHashTableIter it;
@@ -739,36 +717,21 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 		g_ptr_array_set_size(c->records, 0);
 	}
 	/* Decide only on facts every member has sent since the last
-	 * membership change: a stale fact could start a VM twice.  A fence
-	 * needs none (a lost node is fenced whatever it ran): it starts at
-	 * once, while the members' facts of the new round come in, and the
-	 * rest of the plan waits for them. */
-	bool fresh = true;
+	 * membership change: a stale fact could start a VM twice. */
 	for (size_t i = 0; i < v->n_group; i++)
-		fresh &= herd_facts_fresh(v->facts, v->group[i]) != NULL;
-	if (!fresh && !fence_may_be_due(c, v))
-		return;
+		if (!herd_facts_fresh(v->facts, v->group[i]))
+			return;
 	/* Seen by any member since its herd started: a node the others saw
-	 * is not a late boot, even when this herd has just started.  (A
-	 * member's facts of an earlier round may have seen less, never more:
-	 * with them a node counts as awaited, not lost, rather than the other
-	 * way round.) */
+	 * is not a late boot, even when this herd has just started. */
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
 	union_into(seen, c->seen);
-	for (size_t i = 0; i < v->n_group; i++) {
-		herd_node_facts *n = g_hash_table_lookup(v->facts->nodes, GUINT_TO_POINTER(v->group[i]));
-		if (n && n->seen)
-			union_into(seen, n->seen);
-	}
+	for (size_t i = 0; i < v->n_group; i++)
+		union_into(seen, herd_facts_fresh(v->facts, v->group[i])->seen);
 	herd_coord_joins joins = { seen, c->quorate_since_ms };
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins, c->cache);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
-	if (!fresh) {
-		act(c, v, hi, plan, true);
-		return;
-	}
 	set_alerts(c, herd_sched_input_get(hi), plan, v);
-	act(c, v, hi, plan, false);
+	act(c, v, hi, plan);
 	if (hi->steady_in_ms > 0)
 		c->io.wakeup(c->user, hi->steady_in_ms);
 	if (hi->awaited_in_ms > 0)
