@@ -23,6 +23,9 @@ void api_vm_config_write(json_writer *w, store_object *vm)
 	json_writer_member_string(w, "target", v->target_running ? "running" : "stopped");
 	json_writer_member_string(w, "sticky", v->sticky);
 	json_writer_member_string(w, "group", v->group);
+	json_writer_member_string(w, "restart_priority", store_vm_priority_name(v->restart_priority));
+	json_writer_member_string(w, "start_after", v->start_after);
+	json_writer_member_int(w, "start_wait_s", v->start_wait_s);
 	json_writer_member_string(w, "assigned", v->node);
 	if (v->return_to)
 		json_writer_member_string(w, "return_to", v->return_to);

@@ -68,6 +68,10 @@ void *store_vm_parse(json_t *d)
 						      STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S);
 	if (vm->shutdown_timeout_s == 0)
 		vm->shutdown_timeout_s = STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S;
+	vm->restart_priority = STORE_VM_PRIORITY_MEDIUM;
+	store_vm_priority_parse(field_str(d, "restart_priority"), &vm->restart_priority);
+	vm->start_after = field_str(d, "start_after");
+	vm->start_wait_s = (unsigned)field_uint(d, "start_wait_s", STORE_VM_START_WAIT_DEFAULT_S);
 	vm->target_running = g_strcmp0(field_str(d, "target"), "running") == 0;
 	vm->stop_force = g_strcmp0(field_str(d, "stop"), "force") == 0;
 	vm->node = field_str(d, "node");
@@ -198,13 +202,15 @@ bool store_vm_validate(json_t *d, GError **error)
 	if (json_object_get(d, "hw") && !validate_hardware(json_object_get(d, "hw"), error))
 		return false;
 	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to",
-					       "live_failed", "return_to" };
+					       "live_failed", "return_to", "start_after" };
 	if (!check_string(d, "VM", "xml", error) ||
 	    !check_uint(d, "VM", "memory_mib", 0, G_MAXINT64, error) ||
 	    !check_uint(d, "VM", "vcpus", 0, G_MAXUINT32, error) || !check_bool(d, "VM", "ha", error) ||
 	    !check_bool(d, "VM", "failback", error) ||
 	    !check_uint(d, "VM", "shutdown_timeout_s", 1, STORE_VM_SHUTDOWN_TIMEOUT_MAX_S, error) ||
 	    !check_choice(d, "VM", "target", "running|stopped", error) ||
+	    !check_choice(d, "VM", "restart_priority", "high|medium|low|disabled", error) ||
+	    !check_uint(d, "VM", "start_wait_s", 0, STORE_VM_START_WAIT_MAX_S, error) ||
 	    !check_choice(d, "VM", "stop", "graceful|force", error) ||
 	    !check_choice(d, "VM", "move", "cold|live", error) ||
 	    !check_bool(d, "VM", "move_cold_ok", error))
@@ -245,7 +251,25 @@ bool store_vm_validate(json_t *d, GError **error)
 /* Attributes                                                          */
 
 const char *const store_vm_attr_names[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
-					    "sticky", "group", NULL };
+					    "sticky", "group", "restart_priority", "start_after",
+					    "start_wait_s", NULL };
+
+static const char *const priority_names[] = { "high", "medium", "low", "disabled" };
+
+const char *store_vm_priority_name(store_vm_priority p)
+{
+	return (unsigned)p < G_N_ELEMENTS(priority_names) ? priority_names[p] : "medium";
+}
+
+bool store_vm_priority_parse(const char *name, store_vm_priority *out)
+{
+	for (unsigned i = 0; name && i < G_N_ELEMENTS(priority_names); i++)
+		if (strcmp(name, priority_names[i]) == 0) {
+			*out = (store_vm_priority)i;
+			return true;
+		}
+	return false;
+}
 
 static bool node_exists(store_state *st, const char *field, const char *name, GError **error)
 {
@@ -274,7 +298,33 @@ bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **err
 	if ((a->set & STORE_VM_SET_GROUP) && a->group &&
 	    !store_name_validate(STORE_KIND_GROUP, a->group, error))
 		return false;
+	if ((a->set & STORE_VM_SET_START_WAIT) && a->start_wait_s > STORE_VM_START_WAIT_MAX_S) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field 'start_wait_s' must be a whole number from 0 to %d.", STORE_VM_START_WAIT_MAX_S);
+		return false;
+	}
+	if ((a->set & STORE_VM_SET_PRIORITY) && (unsigned)a->restart_priority > STORE_VM_PRIORITY_DISABLED) {
+		g_set_error_literal(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Field 'restart_priority' must be high, medium, low or disabled.");
+		return false;
+	}
+	if ((a->set & STORE_VM_SET_START_AFTER) && a->start_after &&
+	    !store_state_get(st, STORE_KIND_VM, a->start_after) &&
+	    !store_state_get_by_name(st, STORE_KIND_VM, a->start_after)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field 'start_after' must be a VM of this cluster or null: there is no VM '%s'.",
+			    a->start_after);
+		return false;
+	}
 	return !(a->set & STORE_VM_SET_PREFERRED) || node_exists(st, "preferred", a->preferred, error);
+}
+
+const char *store_vm_attrs_start_after(store_state *st, const char *vm)
+{
+	store_object *o = vm ? store_state_get(st, STORE_KIND_VM, vm) : NULL;
+	if (!o && vm)
+		o = store_state_get_by_name(st, STORE_KIND_VM, vm);
+	return o ? o->uuid : NULL;
 }
 
 static json_t *string_or_null(const char *s)
@@ -292,6 +342,11 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 		json_object_set_new(d, "failback", json_boolean(a->failback));
 	if (a->set & STORE_VM_SET_SHUTDOWN_TIMEOUT)
 		json_object_set_new(d, "shutdown_timeout_s", json_integer(a->shutdown_timeout_s));
+	if (a->set & STORE_VM_SET_PRIORITY)
+		json_object_set_new(d, "restart_priority",
+				    json_string(store_vm_priority_name(a->restart_priority)));
+	if (a->set & STORE_VM_SET_START_WAIT)
+		json_object_set_new(d, "start_wait_s", json_integer(a->start_wait_s));
 	const struct {
 		unsigned bit;
 		const char *key, *value;
@@ -299,6 +354,7 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 		{ STORE_VM_SET_PREFERRED, "preferred", a->preferred },
 		{ STORE_VM_SET_STICKY, "sticky", a->sticky },
 		{ STORE_VM_SET_GROUP, "group", a->group },
+		{ STORE_VM_SET_START_AFTER, "start_after", a->start_after },
 	};
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
 		if ((a->set & strings[i].bit) && (strings[i].value || !omit_null))
