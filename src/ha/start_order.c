@@ -46,8 +46,18 @@ static bool to_start(store_object *vm, GHashTable *running, GHashTable *members)
 	       !g_hash_table_contains(running, vm->uuid);
 }
 
+/* Does @vm wait for its start_after VM (to run, not running)? */
+static bool waits_after(store_state *st, store_object *vm, GHashTable *running)
+{
+	const char *uuid = store_vm_of(vm)->start_after;
+	store_object *after = uuid ? store_state_get(st, STORE_KIND_VM, uuid) : NULL;
+	return after && after != vm && store_vm_of(after)->target_running &&
+	       !g_hash_table_contains(running, after->uuid);
+}
+
 /* The highest priority (lowest value) of the VMs still to start, or
- * STORE_VM_PRIORITY_DISABLED + 1 if none. */
+ * STORE_VM_PRIORITY_DISABLED + 1 if none.  One that waits for its
+ * start_after VM holds no one: that VM may be of a lower priority. */
 static int highest_to_start(store_state *st, GHashTable *running, GHashTable *members)
 {
 	int best = STORE_VM_PRIORITY_DISABLED + 1;
@@ -55,7 +65,7 @@ static int highest_to_start(store_state *st, GHashTable *running, GHashTable *me
 	for (guint i = 0; i < vms->len && best > STORE_VM_PRIORITY_HIGH; i++) {
 		store_object *vm = vms->pdata[i];
 		int p = store_vm_of(vm)->restart_priority;
-		if (p < best && to_start(vm, running, members))
+		if (p < best && to_start(vm, running, members) && !waits_after(st, vm, running))
 			best = p;
 	}
 	return best;
@@ -93,11 +103,9 @@ int64_t herd_start_order_pick(herd_start_order *o, store_state *st, GPtrArray *s
 		if ((int)v->restart_priority > best)
 			why = g_strdup_printf("waits for the VMs of restart priority %s to run",
 					      store_vm_priority_name((store_vm_priority)best));
-		store_object *after = v->start_after ? store_state_get(st, STORE_KIND_VM, v->start_after)
-						     : NULL;
-		if (!why && after && after != vm && store_vm_of(after)->target_running &&
-		    !g_hash_table_contains(running, after->uuid))
-			why = g_strdup_printf("waits for VM %s to run (start after)", after->name);
+		if (!why && waits_after(st, vm, running))
+			why = g_strdup_printf("waits for VM %s to run (start after)",
+					      store_state_get(st, STORE_KIND_VM, v->start_after)->name);
 		if (!why) {
 			starts->pdata[kept++] = vm;
 			continue;

@@ -8,7 +8,7 @@
  * the cluster-wide facts, whichever node each VM starts on:
  *   - a VM starts only once no VM of a higher priority is still to start
  *     (to run, assigned to a member of the group, not reported running by
- *     any member);
+ *     any member, and not itself waiting for its start_after VM);
  *   - a VM with start_after starts only once that VM runs (or is not to
  *     run, or is gone);
  *   - either wait ends after the VM's start_wait_s, counted from the first
