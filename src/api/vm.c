@@ -59,6 +59,7 @@ static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GE
 		{ "preferred", STORE_VM_SET_PREFERRED, "a node name" },
 		{ "sticky", STORE_VM_SET_STICKY, "a node of this cluster" },
 		{ "group", STORE_VM_SET_GROUP, "a group name" },
+		{ "start_after", STORE_VM_SET_START_AFTER, "a VM's name or UUID" },
 	};
 	long long n;
 	*at = (store_vm_attrs){ 0 };
@@ -94,6 +95,21 @@ static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GE
 	}
 	if (set)
 		at->set |= STORE_VM_SET_NODESET;
+	if (json_object_get(body, "start_wait_s")) {
+		if (!api_get_int(body, "start_wait_s", 0, STORE_VM_START_WAIT_MAX_S, &n, error))
+			return false;
+		at->start_wait_s = (unsigned)n;
+		at->set |= STORE_VM_SET_START_WAIT;
+	}
+	json_t *prio = json_object_get(body, "restart_priority");
+	if (prio) {
+		if (!store_vm_priority_parse(json_string_value(prio), &at->restart_priority)) {
+			g_set_error_literal(error, HERD_ERROR, HERD_ERR_INVALID,
+					    "Field 'restart_priority' must be high, medium, low or disabled.");
+			return false;
+		}
+		at->set |= STORE_VM_SET_PRIORITY;
+	}
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++) {
 		json_t *v = json_object_get(body, strings[i].key);
 		if (!v)
@@ -108,11 +124,18 @@ static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GE
 			at->preferred = value;
 		else if (strings[i].bit == STORE_VM_SET_STICKY)
 			at->sticky = value;
+		else if (strings[i].bit == STORE_VM_SET_START_AFTER)
+			at->start_after = value;
 		else
 			at->group = value;
 		at->set |= strings[i].bit;
 	}
-	return store_vm_attrs_check(api_state(a), at, error);
+	if (!store_vm_attrs_check(api_state(a), at, error))
+		return false;
+	/* Kept as the VM's UUID: it may be renamed. */
+	if (at->start_after)
+		at->start_after = store_vm_attrs_start_after(api_state(a), at->start_after);
+	return true;
 }
 
 json_t *api_render_vm(api_ctx *a, json_t *result)
@@ -200,7 +223,8 @@ void api_vm_define(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "xml", "ha", "preferred", "failback",
-					      "shutdown_timeout_s", "sticky", "group", "nodes", "restricted", "name",
+					      "shutdown_timeout_s", "sticky", "group", "nodes", "restricted",
+					      "restart_priority", "start_after", "start_wait_s", "name",
 					      "memory", "vcpus", "hardware", NULL };
 	store_vm_attrs attrs;
 	g_autoptr(GError) err = NULL;
@@ -267,8 +291,8 @@ void api_vm_set(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	g_autoptr(GError) err = NULL;
 	static const char *const fields[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
-					      "sticky", "group", "nodes", "restricted", "memory", "vcpus",
-					      "hardware", NULL };
+					      "sticky", "group", "nodes", "restricted", "restart_priority", "start_after",
+					      "start_wait_s", "memory", "vcpus", "hardware", NULL };
 	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
 	g_autoptr(json_t) body = vm ? api_body(req, fields, &err) : NULL;
 	store_vm_attrs attrs;
@@ -283,7 +307,8 @@ void api_vm_set(http_request *req, gpointer user_data)
 	}
 	if (attrs.set == 0) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, memory, vcpus or hardware.");
+				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, "
+				    "restart_priority, start_after, start_wait_s, memory, vcpus or hardware.");
 		return;
 	}
 	g_autoptr(json_t) cmd = store_vm_cmd_set(vm, &attrs);

@@ -34,6 +34,9 @@ void api_vm_config_write(json_writer *w, store_object *vm)
 	}
 	json_writer_array_end(w);
 	json_writer_member_bool(w, "restricted", v->restricted);
+	json_writer_member_string(w, "restart_priority", store_vm_priority_name(v->restart_priority));
+	json_writer_member_string(w, "start_after", v->start_after);
+	json_writer_member_int(w, "start_wait_s", v->start_wait_s);
 	json_writer_member_string(w, "assigned", v->node);
 	if (v->return_to)
 		json_writer_member_string(w, "return_to", v->return_to);

@@ -105,9 +105,11 @@ static int run_simulate(cli_ctx *ctx, int argc, char **argv)
 	if (json_array_size(vms) == 0) {
 		printf("No VM would move or stay down.\n");
 	} else {
-		cli_table *t = cli_table_new("VM", "FROM", "TO", "WHY", NULL);
+		/* In the order they would start: by restart priority. */
+		cli_table *t = cli_table_new("VM", "PRIORITY", "FROM", "TO", "WHY", NULL);
 		json_array_foreach(vms, i, v)
 			cli_table_add(t, json_string_value(json_object_get(v, "vm")),
+				      json_string_value(json_object_get(v, "restart_priority")) ?: "medium",
 				      json_string_value(json_object_get(v, "from")),
 				      json_string_value(json_object_get(v, "to")),
 				      json_string_value(json_object_get(v, "reason")));

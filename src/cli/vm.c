@@ -16,7 +16,9 @@
 static gboolean opt_all, opt_ha, opt_no_ha, opt_no_preferred, opt_failback, opt_no_failback,
 	opt_force;
 static char *opt_preferred, *opt_pattern, *opt_sticky, *opt_group, *opt_nodes;
-static gboolean opt_no_group, opt_restricted, opt_no_restricted, opt_no_nodes;
+static gboolean opt_no_group, opt_restricted, opt_no_restricted, opt_no_nodes, opt_no_start_after;
+static char *opt_priority, *opt_start_after;
+static int opt_start_wait = -1;
 static int opt_shutdown_timeout = -1, opt_version;
 static gboolean opt_wait;
 
@@ -33,7 +35,10 @@ static GOptionEntry list_options[] = {
 	{ "no-failback", 0, 0, G_OPTION_ARG_NONE, &opt_no_failback, "Do not move back to the preferred node, or a higher priority of the node set, when it returns", NULL }, \
 	{ "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &opt_shutdown_timeout, "Seconds a shutdown may take before the VM is forced off (default 360)", "SEC" }, \
 	{ "sticky", 0, 0, G_OPTION_ARG_STRING, &opt_sticky, "Bind the VM to this node: it is not restarted elsewhere", "NODE" }, \
-	{ "group", 'g', 0, G_OPTION_ARG_STRING, &opt_group, "Anti-affinity group: VMs of one group run on different nodes", "NAME" }
+	{ "group", 'g', 0, G_OPTION_ARG_STRING, &opt_group, "Anti-affinity group: VMs of one group run on different nodes", "NAME" }, \
+	{ "restart-priority", 0, 0, G_OPTION_ARG_STRING, &opt_priority, "Start order when many start at once (failover, cold start, evacuation): high, medium (default), low; disabled: not restarted elsewhere", "PRIO" }, \
+	{ "start-after", 0, 0, G_OPTION_ARG_STRING, &opt_start_after, "Start only once this VM runs (or --start-wait is over)", "VM" }, \
+	{ "start-wait", 0, 0, G_OPTION_ARG_INT, &opt_start_wait, "Seconds a start waits at most for --start-after and for VMs of a higher priority (default 60)", "SEC" }
 
 static GOptionEntry define_options[] = {
 	ATTRIBUTE_OPTIONS,
@@ -56,6 +61,7 @@ static GOptionEntry set_options[] = {
 	{ "no-group", 0, 0, G_OPTION_ARG_NONE, &opt_no_group, "Leave its anti-affinity group", NULL },
 	{ "no-nodes", 0, 0, G_OPTION_ARG_NONE, &opt_no_nodes, "Forget the node set (and its restriction)", NULL },
 	{ "no-restricted", 0, 0, G_OPTION_ARG_NONE, &opt_no_restricted, "The node set is a preference again, not a restriction", NULL },
+	{ "no-start-after", 0, 0, G_OPTION_ARG_NONE, &opt_no_start_after, "Start without waiting for another VM", NULL },
 	{ NULL },
 };
 
@@ -117,6 +123,18 @@ static bool attributes(json_t *body, bool for_set)
 	}
 	if (opt_restricted || opt_no_restricted)
 		json_object_set_new(body, "restricted", json_boolean(opt_restricted));
+	if (opt_priority)
+		json_object_set_new(body, "restart_priority", json_string(opt_priority));
+	if (opt_start_after && opt_no_start_after) {
+		fprintf(stderr, "herd vm: contradicting options.\n");
+		return false;
+	}
+	if (opt_start_after)
+		json_object_set_new(body, "start_after", json_string(opt_start_after));
+	if (opt_no_start_after)
+		json_object_set_new(body, "start_after", json_null());
+	if (opt_start_wait != -1)
+		json_object_set_new(body, "start_wait_s", json_integer(opt_start_wait));
 	return true;
 }
 
@@ -322,6 +340,12 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 		       json_is_true(json_object_get(vm, "restricted")) ? " (restricted: nowhere else)" : "",
 		       json_is_true(json_object_get(vm, "failback")) ? "" : " (no failback)");
 	printf("Shutdown timeout:  %lld s\n", (long long)json_integer_value(json_object_get(vm, "shutdown_timeout_s")));
+	printf("Restart priority:  %s\n", json_string_value(json_object_get(vm, "restart_priority")) ?: "medium");
+	if (json_string_value(json_object_get(vm, "start_after")))
+		printf("Starts after:      %s (waits at most %lld s)\n",
+		       json_string_value(json_object_get(vm, "start_after_name")) ?:
+		       json_string_value(json_object_get(vm, "start_after")),
+		       (long long)json_integer_value(json_object_get(vm, "start_wait_s")));
 	printf("Configuration:     version %lld of %s\n", (long long)json_integer_value(json_object_get(vm, "version")), when);
 	cli_vm_hardware_print(vm);
 	return CLI_OK;

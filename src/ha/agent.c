@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "ha/start_order.h"
 #include "store/cluster.h"
 #include "store/node.h"
 #include "store/vm.h"
@@ -55,6 +56,7 @@ struct herd_agent {
 	GHashTable *facts;      /* uuid -> herd_vm_fact* (the hypervisor's view) */
 	GHashTable *track;      /* uuid -> vm_track* */
 	GHashTable *ops;        /* op_ctx* under way (the driver's close() drops them) */
+	herd_start_order *order; /* restart priorities and start-after waits */
 	json_t *errors;
 	bool virt_ok;           /* connected, its facts known (not before the first connection) */
 	bool virt_seen;         /* it was connected once: a return is news */
@@ -114,6 +116,7 @@ herd_agent *herd_agent_new(const char *node_name, herd_virt *virt, const herd_ag
 	a->facts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	a->track = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, track_free);
 	a->ops = g_hash_table_new_full(g_direct_hash, g_direct_equal, op_free, NULL);
+	a->order = herd_start_order_new();
 	a->errors = json_object();
 	/* Nothing is known of this node's VMs until the driver has connected
 	 * and listed them: after a restart of herdd, acting before that would
@@ -140,6 +143,7 @@ void herd_agent_free(herd_agent *a)
 	}
 	g_list_free(pending);
 	g_hash_table_destroy(a->ops);
+	herd_start_order_free(a->order);
 	json_decref(a->errors);
 	g_free(a->node);
 	g_free(a);
@@ -406,6 +410,20 @@ static void migrate_away(herd_agent *a, store_object *vm, vm_track *t, GHashTabl
 	run(a, vm, vm->uuid, "migrate", NULL, 0, &p);
 }
 
+/* @out: the VMs of @elsewhere (uuids) and those running here by @facts. */
+static void union_running(GHashTable *out, GHashTable *elsewhere, GHashTable *facts)
+{
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, elsewhere);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_hash_table_add(out, k);
+	g_hash_table_iter_init(&it, facts);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (((herd_vm_fact *)v)->state == HERD_VM_RUNNING)
+			g_hash_table_add(out, k);
+}
+
 void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate *gate,
 			  int64_t now_ms)
 {
@@ -442,6 +460,7 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 	 * VM of the cluster (this runs at every change; 10,000 VMs looked at
 	 * cost milliseconds). */
 	GHashTable *mine = store_vms_assigned_to(st, a->node);
+	g_autoptr(GPtrArray) starts = g_ptr_array_new();
 	if (mine)
 		g_hash_table_iter_init(&it, mine);
 	while (mine && g_hash_table_iter_next(&it, &k, &v)) {
@@ -498,6 +517,19 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 			a->io.wakeup(a->user, t->retry_at_ms - now_ms);
 			continue;
 		}
+		g_ptr_array_add(starts, vm);
+	}
+	/* In priority order, and only those whose turn it is. */
+	g_autoptr(GHashTable) running = NULL;
+	if (starts->len && gate->running) {
+		running = g_hash_table_new(g_str_hash, g_str_equal);
+		union_running(running, gate->running, a->facts);
+	}
+	int64_t wait = herd_start_order_pick(a->order, st, starts, running, gate->members, now_ms);
+	if (wait > 0)
+		a->io.wakeup(a->user, wait);
+	for (guint i = 0; i < starts->len; i++) {
+		store_object *vm = starts->pdata[i];
 		run(a, vm, vm->uuid, "start", store_vm_of(vm)->xml, 0, NULL);
 	}
 	/* Stop what runs here but should not. */

@@ -67,6 +67,10 @@ typedef struct herd_agent_gate {
 	/* The names of the group's members (this node too), whose facts
 	 * @elsewhere is made of; NULL with it. */
 	GHashTable *members;
+	/* The VMs those other members report running (uuids), by the same
+	 * facts; NULL with them, or when not known (then starts are not
+	 * ordered: ha/start_order.h). */
+	GHashTable *running;
 } herd_agent_gate;
 
 /* Compare and act (see above), as far as @gate lets it. */

@@ -215,6 +215,7 @@ static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *
 		.move_cold_ok = d->move_cold_ok,
 		.live_failed = d->live_failed,
 		.ha = d->ha,
+		.priority = d->restart_priority,
 		.preferred = d->preferred,
 		.failback = d->failback,
 		.sticky = d->sticky,

@@ -247,12 +247,13 @@ static int64_t expire_requests(herd_engine *e)
 /* What the other members of the group report active (see herd_agent_gate:
  * starting, running, paused or stopping),
  * or NULL while one of them has not reported since the last change. */
-static GHashTable *active_elsewhere(herd_engine *e)
+static GHashTable *active_elsewhere(herd_engine *e, GHashTable **running)
 {
 	for (size_t i = 0; i < e->view.n_group; i++)
 		if (e->view.group[i] != e->view.self && !herd_facts_fresh(e->facts, e->view.group[i]))
 			return NULL;
 	GHashTable *out = g_hash_table_new(g_str_hash, g_str_equal);
+	*running = g_hash_table_new(g_str_hash, g_str_equal);
 	for (size_t i = 0; i < e->view.n_group; i++) {
 		if (e->view.group[i] == e->view.self)
 			continue;
@@ -267,6 +268,8 @@ static GHashTable *active_elsewhere(herd_engine *e)
 			 * (running there, or destroyed), nothing starts it here. */
 			if (f->state != HERD_VM_STOPPED && f->state != HERD_VM_CRASHED)
 				g_hash_table_insert(out, f->uuid, n->name);
+			if (f->state == HERD_VM_RUNNING)
+				g_hash_table_add(*running, f->uuid);
 		}
 	}
 	return out;
@@ -356,7 +359,8 @@ static void reconcile_and_coordinate(herd_engine *e, int64_t now_ms)
 	 * only when no other member reports it.  In maintenance it starts
 	 * nothing, but still stops what moves away: that is how the node's
 	 * VMs leave it. */
-	g_autoptr(GHashTable) elsewhere = active_elsewhere(e);
+	g_autoptr(GHashTable) running = NULL;
+	g_autoptr(GHashTable) elsewhere = active_elsewhere(e, &running);
 	g_autoptr(GHashTable) members = elsewhere ? g_hash_table_new(g_str_hash, g_str_equal) : NULL;
 	for (size_t i = 0; members && i < e->view.n_group; i++) {
 		const char *name = engine_name_of(e, e->view.group[i]);
@@ -368,6 +372,7 @@ static void reconcile_and_coordinate(herd_engine *e, int64_t now_ms)
 		.may_start = e->view.durable && !node_in_maintenance(e),
 		.elsewhere = elsewhere,
 		.members = members,
+		.running = running,
 	};
 	herd_agent_reconcile(e->agent, v.st, &gate, now_ms);
 	herd_coord_run(e->coord, &v);

@@ -909,6 +909,10 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
 					  "VM %s is not an HA VM: it waits for node %s to come back.",
 					  vm->name, n->name);
+			} else if (vm->priority == STORE_VM_PRIORITY_DISABLED) {
+				add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+					  "VM %s has restart priority disabled: it waits for node %s to come back.",
+					  vm->name, n->name);
 			} else if (vm->incoming_on) {
 				/* Its migration's destination destroys the
 				 * arriving copy now that the source is gone,
@@ -1146,7 +1150,9 @@ static void account_settled(ctx *c)
 }
 
 /* VMs in the order they are decided: placed ones first (they hold their
- * room), HA before non-HA, then by name — so the result is deterministic. */
+ * room), HA before non-HA, then by restart priority (the higher ones get
+ * the room when it is short), then by name — so the result is
+ * deterministic. */
 static gint vm_order(gconstpointer a, gconstpointer b)
 {
 	const sched_vm *x = *(const sched_vm *const *)a, *y = *(const sched_vm *const *)b;
@@ -1154,6 +1160,8 @@ static gint vm_order(gconstpointer a, gconstpointer b)
 		return x->node ? -1 : 1;
 	if (x->ha != y->ha)
 		return x->ha ? -1 : 1;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
 	int r = strcmp(x->name, y->name);
 	return r ? r : strcmp(x->uuid, y->uuid);
 }
@@ -1164,12 +1172,19 @@ static GPtrArray *vms_in_order(const sched_input *in, const sched_vm *extra)
 	GPtrArray *order = g_ptr_array_sized_new((guint)in->n_vms + 1);
 	if (in->vms_by_name && !extra) {
 		/* Already by name and uuid: vm_order() is then their stable
-		 * partition by its first two keys, with no string compared
-		 * (10,000 names, at every plan). */
-		for (int pass = 0; pass < 4; pass++) {
-			bool placed = pass < 2, ha = pass % 2 == 0;
+		 * partition by its first three keys, with no string compared
+		 * (10,000 names, at every plan).  Priorities other than
+		 * medium (the default) are rare: passes over them only if any. */
+		bool mixed = false;
+		for (size_t v = 0; v < in->n_vms && !mixed; v++)
+			mixed = in->vms[v].priority != STORE_VM_PRIORITY_MEDIUM;
+		int n_prio = mixed ? STORE_VM_PRIORITY_DISABLED + 1 : 1;
+		for (int pass = 0; pass < 4 * n_prio; pass++) {
+			bool placed = pass / n_prio < 2, ha = (pass / n_prio) % 2 == 0;
+			int prio = pass % n_prio;
 			for (size_t v = 0; v < in->n_vms; v++)
-				if ((in->vms[v].node != NULL) == placed && in->vms[v].ha == ha)
+				if ((in->vms[v].node != NULL) == placed && in->vms[v].ha == ha &&
+				    (!mixed || (int)in->vms[v].priority == prio))
 					g_ptr_array_add(order, (gpointer)&in->vms[v]);
 		}
 		return order;
@@ -1252,7 +1267,8 @@ static bool n_plus_1(ctx *c, GPtrArray *order, const sched_vm *extra, char **det
 			int i = vm_node_idx(c, vm);
 			if (vm == extra && i < 0)
 				i = (int)f;
-			if (i != (int)f || !vm->ha || !vm->target_running)
+			if (i != (int)f || !vm->ha || vm->priority == STORE_VM_PRIORITY_DISABLED ||
+			    !vm->target_running)
 				continue;
 			/* A VM sticky to the failed node waits for it: the
 			 * operator's choice, not a lack of room. */

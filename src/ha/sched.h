@@ -92,6 +92,9 @@ typedef struct sched_vm {
 	const char *live_failed; /* why its last live move was given up, or NULL:
 				  * not tried live again (the store's record) */
 	bool ha;
+	store_vm_priority priority; /* restart priority: the order VMs are placed in
+				  * (after those that hold their room, HA first);
+				  * disabled: not restarted elsewhere (as without ha) */
 	const char *preferred;
 	bool failback;
 	const char *sticky;      /* bound to this node, or NULL */

@@ -172,6 +172,13 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		v.migrating = get_bool(o, "migrating", false);
 		v.handed_to = get_str(o, "handed_to");
 		v.ha = get_bool(o, "ha", false);
+		v.priority = STORE_VM_PRIORITY_MEDIUM;
+		if (get_str(o, "restart_priority") &&
+		    !store_vm_priority_parse(get_str(o, "restart_priority"), &v.priority)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "VM %zu: restart_priority must be high, medium, low or disabled.", i);
+			return NULL;
+		}
 		v.preferred = get_str(o, "preferred");
 		v.failback = get_bool(o, "failback", true);
 		v.sticky = get_str(o, "sticky");
@@ -329,6 +336,9 @@ json_t *sched_json_input_dump(const sched_input *in)
 			if (v->restricted)
 				json_object_set_new(vm, "restricted", json_true());
 		}
+		if (v->priority != STORE_VM_PRIORITY_MEDIUM)
+			json_object_set_new(vm, "restart_priority",
+					    json_string(store_vm_priority_name(v->priority)));
 		if (v->move_live)
 			json_object_set_new(vm, "move_live", json_true());
 		if (v->move_cold_ok)
@@ -550,9 +560,12 @@ json_t *sched_json_whatif(const sched_whatif_result *r)
 	json_t *vms = json_array();
 	for (guint i = 0; i < r->vms->len; i++) {
 		const sched_whatif_vm *v = r->vms->pdata[i];
-		json_array_append_new(vms, json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "vm", v->name, "uuid", v->uuid,
-						     "from", v->node_before, "to", v->node_after, "reason",
-						     v->reason));
+		json_t *o = json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "vm", v->name, "uuid", v->uuid, "from",
+				      v->node_before, "to", v->node_after, "reason", v->reason);
+		if (v->priority != STORE_VM_PRIORITY_MEDIUM)
+			json_object_set_new(o, "restart_priority",
+					    json_string(store_vm_priority_name(v->priority)));
+		json_array_append_new(vms, o);
 	}
 	json_t *o = json_pack("{s:o,s:o,s:o,s:b}", "vms", vms, "fenced", strings(r->fenced), "node_alerts",
 			      strings(r->node_alerts), "n_plus_1", r->n_plus_1);

@@ -280,6 +280,8 @@ static void whatif_vm_free(gpointer p)
 static gint whatif_vm_order(gconstpointer a, gconstpointer b)
 {
 	const sched_whatif_vm *x = *(sched_whatif_vm *const *)a, *y = *(sched_whatif_vm *const *)b;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
 	int r = strcmp(x->name, y->name);
 	return r ? r : strcmp(x->uuid, y->uuid);
 }
@@ -311,6 +313,7 @@ static void list_vms(sched_whatif_result *r, world *w, const sched_input *in, co
 		o->name = g_strdup(v->name);
 		o->node_before = g_strdup(before->node);
 		o->node_after = g_strdup(after);
+		o->priority = before->priority;
 		o->reason = g_strdup(reason);
 		g_ptr_array_add(r->vms, o);
 	}

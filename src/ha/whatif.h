@@ -55,6 +55,8 @@ typedef struct sched_whatif_vm {
 	char *name;
 	char *node_before;       /* its assigned node in the input, or NULL */
 	char *node_after;        /* where it runs at the end, or NULL: nowhere */
+	store_vm_priority priority; /* its restart priority: the list is in the
+				  * order VMs start in (priority, then name) */
 	char *reason;            /* the scheduler's words: the action's reason when
 				  * it went somewhere ("its node is down"), else its
 				  * alert ("VM web1 cannot be started: …"), else the
@@ -69,7 +71,7 @@ typedef struct sched_whatif_vm {
  * input, which may be freed first); free with sched_whatif_result_free().
  */
 typedef struct sched_whatif_result {
-	GPtrArray *vms;          /* sched_whatif_vm *, by name then uuid */
+	GPtrArray *vms;          /* sched_whatif_vm *, by restart priority, name, uuid */
 	GPtrArray *fenced;       /* char *: nodes fenced during the what-if, in order */
 	GPtrArray *node_alerts;  /* char *: the last plan's alerts about nodes
 				  * (e.g. a lost node no fence device covers) */

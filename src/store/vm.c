@@ -80,6 +80,10 @@ void *store_vm_parse(json_t *d)
 						      STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S);
 	if (vm->shutdown_timeout_s == 0)
 		vm->shutdown_timeout_s = STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S;
+	vm->restart_priority = STORE_VM_PRIORITY_MEDIUM;
+	store_vm_priority_parse(field_str(d, "restart_priority"), &vm->restart_priority);
+	vm->start_after = field_str(d, "start_after");
+	vm->start_wait_s = (unsigned)field_uint(d, "start_wait_s", STORE_VM_START_WAIT_DEFAULT_S);
 	vm->target_running = g_strcmp0(field_str(d, "target"), "running") == 0;
 	vm->stop_force = g_strcmp0(field_str(d, "stop"), "force") == 0;
 	vm->node = field_str(d, "node");
@@ -211,13 +215,15 @@ bool store_vm_validate(json_t *d, GError **error)
 	if (json_object_get(d, "hw") && !validate_hardware(json_object_get(d, "hw"), error))
 		return false;
 	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to",
-					       "live_failed", "return_to" };
+					       "live_failed", "return_to", "start_after" };
 	if (!check_string(d, "VM", "xml", error) ||
 	    !check_uint(d, "VM", "memory_mib", 0, G_MAXINT64, error) ||
 	    !check_uint(d, "VM", "vcpus", 0, G_MAXUINT32, error) || !check_bool(d, "VM", "ha", error) ||
 	    !check_bool(d, "VM", "failback", error) ||
 	    !check_uint(d, "VM", "shutdown_timeout_s", 1, STORE_VM_SHUTDOWN_TIMEOUT_MAX_S, error) ||
 	    !check_choice(d, "VM", "target", "running|stopped", error) ||
+	    !check_choice(d, "VM", "restart_priority", "high|medium|low|disabled", error) ||
+	    !check_uint(d, "VM", "start_wait_s", 0, STORE_VM_START_WAIT_MAX_S, error) ||
 	    !check_choice(d, "VM", "stop", "graceful|force", error) ||
 	    !check_choice(d, "VM", "move", "cold|live", error) ||
 	    !check_bool(d, "VM", "move_cold_ok", error) || !check_bool(d, "VM", "restricted", error))
@@ -260,7 +266,8 @@ bool store_vm_validate(json_t *d, GError **error)
 /* Attributes                                                          */
 
 const char *const store_vm_attr_names[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
-					    "sticky", "group", "nodes", "restricted", NULL };
+					    "sticky", "group", "nodes", "restricted", "restart_priority",
+					    "start_after", "start_wait_s", NULL };
 
 static bool bad_nodeset(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static bool bad_nodeset(GError **error, const char *fmt, ...)
@@ -271,7 +278,7 @@ static bool bad_nodeset(GError **error, const char *fmt, ...)
 	va_end(ap);
 	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 		    "The node set is invalid: %s. Write it as NODE[:PRIORITY],… e.g. n2:2,n3:2,n1:1 (priorities 0 to %d, higher first).",
-		    what, STORE_VM_PRIORITY_MAX);
+		    what, STORE_VM_NODESET_PRIORITY_MAX);
 	return false;
 }
 
@@ -291,9 +298,9 @@ bool store_vm_nodeset_check(json_t *set, GError **error)
 			return bad_nodeset(error, "entry %zu: %s", i + 1,
 					   name_error ? name_error->message : "it needs a node name");
 		if (pri && (!json_is_integer(pri) || json_integer_value(pri) < 0 ||
-			    json_integer_value(pri) > STORE_VM_PRIORITY_MAX))
+			    json_integer_value(pri) > STORE_VM_NODESET_PRIORITY_MAX))
 			return bad_nodeset(error, "node %s's priority is not a whole number from 0 to %d", node,
-					   STORE_VM_PRIORITY_MAX);
+					   STORE_VM_NODESET_PRIORITY_MAX);
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(field_text(json_array_get(set, k), "node"), node) == 0)
 				return bad_nodeset(error, "node %s is named twice", node);
@@ -321,9 +328,9 @@ static json_t *nodeset_from_text(const char *text, GError **error)
 			char *end = NULL;
 			const char *num = g_strstrip(colon + 1);
 			pri = *num && g_ascii_isdigit(*num) ? g_ascii_strtoll(num, &end, 10) : -1;
-			if (pri < 0 || (end && *end) || pri > STORE_VM_PRIORITY_MAX) {
+			if (pri < 0 || (end && *end) || pri > STORE_VM_NODESET_PRIORITY_MAX) {
 				bad_nodeset(error, "'%s' after node %s is not a priority from 0 to %d", num,
-					    g_strstrip(entry), STORE_VM_PRIORITY_MAX);
+					    g_strstrip(entry), STORE_VM_NODESET_PRIORITY_MAX);
 				return NULL;
 			}
 		}
@@ -364,6 +371,24 @@ int store_vm_nodeset_priority(const store_vm_node_priority *set, size_t n, const
 		if (strcmp(set[i].node, node) == 0)
 			return (int)set[i].priority;
 	return -1;
+}
+
+
+static const char *const priority_names[] = { "high", "medium", "low", "disabled" };
+
+const char *store_vm_priority_name(store_vm_priority p)
+{
+	return (unsigned)p < G_N_ELEMENTS(priority_names) ? priority_names[p] : "medium";
+}
+
+bool store_vm_priority_parse(const char *name, store_vm_priority *out)
+{
+	for (unsigned i = 0; name && i < G_N_ELEMENTS(priority_names); i++)
+		if (strcmp(name, priority_names[i]) == 0) {
+			*out = (store_vm_priority)i;
+			return true;
+		}
+	return false;
 }
 
 static bool node_exists(store_state *st, const char *field, const char *name, GError **error)
@@ -410,7 +435,33 @@ bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **err
 			}
 		}
 	}
+	if ((a->set & STORE_VM_SET_START_WAIT) && a->start_wait_s > STORE_VM_START_WAIT_MAX_S) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field 'start_wait_s' must be a whole number from 0 to %d.", STORE_VM_START_WAIT_MAX_S);
+		return false;
+	}
+	if ((a->set & STORE_VM_SET_PRIORITY) && (unsigned)a->restart_priority > STORE_VM_PRIORITY_DISABLED) {
+		g_set_error_literal(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Field 'restart_priority' must be high, medium, low or disabled.");
+		return false;
+	}
+	if ((a->set & STORE_VM_SET_START_AFTER) && a->start_after &&
+	    !store_state_get(st, STORE_KIND_VM, a->start_after) &&
+	    !store_state_get_by_name(st, STORE_KIND_VM, a->start_after)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Field 'start_after' must be a VM of this cluster or null: there is no VM '%s'.",
+			    a->start_after);
+		return false;
+	}
 	return !(a->set & STORE_VM_SET_PREFERRED) || node_exists(st, "preferred", a->preferred, error);
+}
+
+const char *store_vm_attrs_start_after(store_state *st, const char *vm)
+{
+	store_object *o = vm ? store_state_get(st, STORE_KIND_VM, vm) : NULL;
+	if (!o && vm)
+		o = store_state_get_by_name(st, STORE_KIND_VM, vm);
+	return o ? o->uuid : NULL;
 }
 
 static json_t *string_or_null(const char *s)
@@ -435,6 +486,11 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 		json_object_set_new(d, "nodes", json_incref(a->nodeset));
 	else if ((a->set & STORE_VM_SET_NODESET) && !omit_null)
 		json_object_set_new(d, "nodes", json_null());
+	if (a->set & STORE_VM_SET_PRIORITY)
+		json_object_set_new(d, "restart_priority",
+				    json_string(store_vm_priority_name(a->restart_priority)));
+	if (a->set & STORE_VM_SET_START_WAIT)
+		json_object_set_new(d, "start_wait_s", json_integer(a->start_wait_s));
 	const struct {
 		unsigned bit;
 		const char *key, *value;
@@ -442,6 +498,7 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 		{ STORE_VM_SET_PREFERRED, "preferred", a->preferred },
 		{ STORE_VM_SET_STICKY, "sticky", a->sticky },
 		{ STORE_VM_SET_GROUP, "group", a->group },
+		{ STORE_VM_SET_START_AFTER, "start_after", a->start_after },
 	};
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)
 		if ((a->set & strings[i].bit) && (strings[i].value || !omit_null))

@@ -19,6 +19,9 @@
 
 #define STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S 360
 #define STORE_VM_SHUTDOWN_TIMEOUT_MAX_S 86400
+/* How long a VM waits at most for what it starts after (start_wait_s). */
+#define STORE_VM_START_WAIT_DEFAULT_S 60
+#define STORE_VM_START_WAIT_MAX_S 3600
 #define STORE_VM_DISKS_MAX 16
 #define STORE_VM_NICS_MAX 8
 /* Disk files or bridges of an operator's XML that herd keeps. */
@@ -29,10 +32,10 @@
  * the highest priority that can take it (Proxmox HA groups' semantics). */
 typedef struct store_vm_node_priority {
 	const char *node;
-	unsigned priority;       /* 0..STORE_VM_PRIORITY_MAX; higher first */
+	unsigned priority;       /* 0..STORE_VM_NODESET_PRIORITY_MAX; higher first */
 } store_vm_node_priority;
 
-#define STORE_VM_PRIORITY_MAX 1000
+#define STORE_VM_NODESET_PRIORITY_MAX 1000
 #define STORE_VM_NODESET_MAX 32
 
 typedef struct store_vm_failure {
@@ -66,6 +69,21 @@ typedef struct store_vm_hardware {
 				  * disk, cdrom, network, floppy */
 } store_vm_hardware;
 
+/* In which order VMs are started when many start at once (a failover, a
+ * cold start of the cluster, an evacuation): every VM of a higher priority
+ * that is to start runs before one of a lower priority starts (or the
+ * lower one's start_wait_s is over).  Disabled: not restarted elsewhere when
+ * its node fails (it waits for its node, as a VM without HA does). */
+typedef enum {
+	STORE_VM_PRIORITY_HIGH = 0,
+	STORE_VM_PRIORITY_MEDIUM,        /* the default */
+	STORE_VM_PRIORITY_LOW,
+	STORE_VM_PRIORITY_DISABLED,
+} store_vm_priority;
+/* "high", "medium", "low", "disabled". */
+const char *store_vm_priority_name(store_vm_priority p);
+bool store_vm_priority_parse(const char *name, store_vm_priority *out);
+
 typedef struct store_vm {
 	/* Configuration (a change is a new version in the VM's history). */
 	const char *xml;         /* libvirt domain XML */
@@ -86,6 +104,10 @@ typedef struct store_vm {
 	size_t n_nodeset;
 	bool restricted;
 	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
+	store_vm_priority restart_priority;
+	const char *start_after; /* the UUID of a VM that runs before this one starts, or NULL */
+	unsigned start_wait_s;   /* how long its start waits at most for that VM and
+				  * for VMs of a higher priority */
 	/* What an operator's XML uses on the hosts (no hw): its disks' source
 	 * files and the bridges of its interfaces, as libvirt read them at
 	 * define time; NULL-terminated, empty if none (or defined before herd
@@ -142,6 +164,9 @@ enum {
 	STORE_VM_SET_GROUP = 1 << 5,
 	STORE_VM_SET_NODESET = 1 << 6,
 	STORE_VM_SET_RESTRICTED = 1 << 7,
+	STORE_VM_SET_PRIORITY = 1 << 8,
+	STORE_VM_SET_START_AFTER = 1 << 9,
+	STORE_VM_SET_START_WAIT = 1 << 10,
 };
 
 typedef struct store_vm_attrs {
@@ -154,6 +179,9 @@ typedef struct store_vm_attrs {
 	const char *group;
 	json_t *nodeset;         /* [{"node","priority"}…] (borrowed), or NULL: none */
 	bool restricted;
+	store_vm_priority restart_priority;
+	const char *start_after; /* a VM's UUID or name (stored as its UUID) */
+	unsigned start_wait_s;
 } store_vm_attrs;
 
 /* The attribute names an operator may set, NULL-terminated (API fields). */
@@ -164,6 +192,8 @@ extern const char *const store_vm_attr_names[];
  * timeout is in range.  On failure @error names the field.
  */
 bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **error);
+/* The UUID of VM @vm (a UUID or a name) of @st, or NULL (borrowed). */
+const char *store_vm_attrs_start_after(store_state *st, const char *vm);
 
 /*
  * A node set as an operator gives it: the text of Proxmox HA groups'

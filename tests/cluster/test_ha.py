@@ -153,7 +153,7 @@ def scenario_kill(tn, ha, watch):
            predicted["p1"]["to"] is None and "not an HA VM" in (predicted["p1"]["reason"] or ""),
            f"herd simulate --node-down n2: {sim}")
     text = ha.ok(3, "simulate", "--node-down", "n2").stdout
-    expect(all(re.search(rf"^{g}\s+n2\s+{predicted[g]['to']}\s", text, re.M) for g in G),
+    expect(all(re.search(rf"^{g}\s+medium\s+n2\s+{predicted[g]['to']}\s", text, re.M) for g in G),
            f"herd simulate --node-down n2 prints:\n{text}")
     say("herd simulate --node-down n2: " + ", ".join(f"{g} -> {predicted[g]['to']}" for g in G) +
         "; s1 and p1 stay down")

@@ -140,8 +140,10 @@ static bool risk_matches_node_down(const sched_input *in, const char *label)
 				if (strcmp(in->vms[k].uuid, w->uuid) == 0)
 					vm = &in->vms[k];
 			g_assert_nonnull(vm);
-			if (vm && vm->ha && !w->node_after && g_strcmp0(w->node_before, n->name) == 0 &&
-			    g_strcmp0(vm->sticky, n->name) != 0)
+			/* Sticky to it, or restart priority disabled: it waits
+			 * for its node by the operator's choice. */
+			if (vm && vm->ha && vm->priority != STORE_VM_PRIORITY_DISABLED && !w->node_after &&
+			    g_strcmp0(w->node_before, n->name) == 0 && g_strcmp0(vm->sticky, n->name) != 0)
 				stranded++;
 		}
 		if (stranded != plan->unsafe_if_lost[f]) {

@@ -118,8 +118,13 @@ static void test_set(fixture *f, gconstpointer data)
 	static const refusal bad[] = {
 		BAD_SET("web9", "{\"ha\":true}", 404, "VM 'web9' is not defined."),
 		BAD_SET("web1", "{}", 400,
-			"Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, memory, vcpus or hardware."),
+			"Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, "
+			"restart_priority, start_after, start_wait_s, memory, vcpus or hardware."),
 		BAD_SET("web1", "{\"xml\":\"<domain/>\"}", 400, "Unknown field 'xml'"),
+		BAD_SET("web1", "{\"restart_priority\":\"urgent\"}", 400,
+			"Field 'restart_priority' must be high, medium, low or disabled."),
+		BAD_SET("web1", "{\"start_after\":\"nope\"}", 400,
+			"Field 'start_after' must be a VM of this cluster or null: there is no VM 'nope'."),
 		BAD_SET("web1", "{\"sticky\":3}", 400, "Field 'sticky' must be a node of this cluster or null."),
 		BAD_SET("web1", "{\"sticky\":\"n7\"}", 400, "Field 'sticky' must be a node of this cluster or null."),
 		BAD_SET("web1", "{\"preferred\":\"n7\"}", 400, "Preferred node 'n7' is not a node of this cluster."),
