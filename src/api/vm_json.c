@@ -94,6 +94,11 @@ json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
 	if (migration)
 		json_object_set_new(out, "migration", migration);
 	api_vm_hardware_json(a, vm, out);
+	/* The VM it starts after, by name as well (it is stored by UUID). */
+	const char *after = store_vm_of(vm)->start_after;
+	store_object *after_vm = after ? store_state_get(api_state(a), STORE_KIND_VM, after) : NULL;
+	if (after_vm)
+		json_object_set_new(out, "start_after_name", json_string(after_vm->name));
 	/* What a change made since it started waits for: its next start. */
 	json_object_set_new(out, "pending", a->ha ? herd_ha_vm_pending(a->ha, vm->uuid) : json_array());
 	return out;
