@@ -17,6 +17,7 @@ static const cli_command *const command_tables[] = {
 	cli_vm_commands,
 	cli_network_commands,
 	cli_alert_commands,
+	cli_notify_commands,
 	cli_vm_migrate_commands,
 	cli_fence_device_commands,
 	cli_storage_commands,

@@ -5,6 +5,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "ha/fence.h"
+#include "ha/coordinator.h"
 #include "ha/fence_standby.h"
 #include "store/wire.h"
 
@@ -480,4 +481,9 @@ const char *herd_ha_migrate_target(herd_ha *h, const char *uuid, const char *to,
 sched_whatif_result *herd_ha_simulate(herd_ha *h, const sched_hypothesis *hyp, GError **error)
 {
 	return herd_engine_simulate(h->engine, hyp, now_ms(), error);
+}
+
+bool herd_ha_coordinates(herd_ha *h)
+{
+	return herd_coord_active(herd_engine_coordinator(h->engine));
 }
