@@ -34,5 +34,7 @@ void api_notify_test(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_UNAVAILABLE, "This node's herd sends no notifications.");
 		return;
 	}
+	/* Answered when both channels are done (each bounded in time). */
+	http_request_suspend(req);
 	a->notify_test(a->notifier, on_tested, req);
 }

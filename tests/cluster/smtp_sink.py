@@ -3,9 +3,10 @@
 required, AUTH (PLAIN/LOGIN, only over TLS) required, every message kept
 as a JSON file {"from","to","data"} in a directory.
 
-    smtp_sink.py ADDR PORT CERT KEY USER PASSWORD_FILE DIR
+    smtp_sink.py ADDR PORT CERT KEY USER PASSWORD_FILE DIR PID_FILE
 
-Runs until SIGTERM; the test starts it inside a test node's namespaces.
+Runs until SIGTERM; the test starts it inside a test node's namespaces and
+stops it with kill PID (in PID_FILE: nsenter does not pass signals on).
 """
 import json
 import os
@@ -34,14 +35,16 @@ class Keep:
 
 
 def main():
-    addr, port, cert, key, user, password_file, dir = sys.argv[1:8]
+    addr, port, cert, key, user, password_file, dir, pid_file = sys.argv[1:9]
     password = open(password_file).read().strip()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
 
+    # handled=False: aiosmtpd answers 535 itself.
+
     def authenticate(server, session, envelope, mechanism, auth_data):
         ok = (auth_data.login.decode() == user and auth_data.password.decode() == password)
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     ctl = Controller(Keep(dir), hostname=addr, port=int(port), tls_context=ctx,
                      require_starttls=True, auth_required=True, auth_require_tls=True,
@@ -49,6 +52,8 @@ def main():
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     ctl.start()
+    with open(pid_file, "w") as f:
+        f.write(f"{os.getpid()}\n")
     print(f"listening on {addr}:{port}", flush=True)
     done.wait()
     ctl.stop()

@@ -54,6 +54,7 @@ class SmtpServer:
     def __init__(self, tn, tmp, maildir):
         self.tn, self.tmp, self.maildir = tn, tmp, maildir
         self.proc = self.log = None
+        self.pid_file = os.path.join(tmp, "smtp.pid")
 
     def start(self):
         pw = os.path.join(self.tmp, "relay-password")
@@ -61,16 +62,24 @@ class SmtpServer:
             f.write(PASSWORD)
         argv = self.tn.tn.node_argv(1, ["/usr/bin/python3", os.path.join(_here, "smtp_sink.py"),
                                         "10.99.0.1", str(PORT), os.path.join(self.tmp, "smtp.pem"),
-                                        os.path.join(self.tmp, "smtp.key"), USER, pw, self.maildir])
+                                        os.path.join(self.tmp, "smtp.key"), USER, pw, self.maildir,
+                                        self.pid_file])
         self.log = open(os.path.join(self.tmp, "smtp.log"), "a")
         self.proc = subprocess.Popen(argv, env=self.tn.tn.node_env(1), stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.tn.exec(1, "bash", "-c", f"exec 3<>/dev/tcp/10.99.0.1/{PORT}")
-                   .returncode == 0 or None, 20, "the SMTP server to listen", interval=0.3)
+        wait_until(lambda: os.path.exists(self.pid_file) or self.proc.poll() is not None or None,
+                   20, "the SMTP server to listen", interval=0.3)
+        check(self.proc.poll() is None, "the SMTP server did not start (smtp.log)")
 
     def stop(self):
         if self.proc:
-            self.proc.terminate()
+            # Its pid inside n1: nsenter does not pass signals on.
+            try:
+                pid = open(self.pid_file).read().strip()
+                self.tn.exec(1, "kill", pid)
+                os.unlink(self.pid_file)
+            except OSError:
+                self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -206,4 +215,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_test(main)
+    sys.exit(run_test(main))
