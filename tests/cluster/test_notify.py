@@ -13,6 +13,8 @@ a sentence naming the setting), and then:
   link, and healing it one "cleared" mail;
 - with the SMTP server stopped, cutting the link again makes herd retry;
   once the server is back the mail arrives;
+- a webhook receiver in n1 gets one JSON POST per notification, and while
+  the relay is down only the mail is retried;
 - the password appears in no herdd log.
 """
 import glob
@@ -48,32 +50,28 @@ def make_ca(tmp):
         "-days", "2", "-extfile", "san.ext", "-out", "smtp.pem")
 
 
-class SmtpServer:
-    """smtp_sink.py inside n1; mails land in @maildir."""
+class NodeServer:
+    """A test server (smtp_sink.py, webhook_sink.py) inside n1, started and
+    stopped again: it writes its pid (inside n1) to a file once it listens,
+    and is stopped with kill inside n1 (nsenter does not pass signals on)."""
 
-    def __init__(self, tn, tmp, maildir):
-        self.tn, self.tmp, self.maildir = tn, tmp, maildir
+    def __init__(self, tn, tmp, name, args):
+        self.tn, self.tmp, self.name, self.args = tn, tmp, name, args
         self.proc = self.log = None
-        self.pid_file = os.path.join(tmp, "smtp.pid")
+        self.pid_file = os.path.join(tmp, f"{name}.pid")
 
     def start(self):
-        pw = os.path.join(self.tmp, "relay-password")
-        with open(pw, "w") as f:
-            f.write(PASSWORD)
-        argv = self.tn.tn.node_argv(1, ["/usr/bin/python3", os.path.join(_here, "smtp_sink.py"),
-                                        "10.99.0.1", str(PORT), os.path.join(self.tmp, "smtp.pem"),
-                                        os.path.join(self.tmp, "smtp.key"), USER, pw, self.maildir,
-                                        self.pid_file])
-        self.log = open(os.path.join(self.tmp, "smtp.log"), "a")
+        argv = self.tn.tn.node_argv(1, ["/usr/bin/python3", os.path.join(_here, f"{self.name}.py"),
+                                        *self.args, self.pid_file])
+        self.log = open(os.path.join(self.tmp, f"{self.name}.log"), "a")
         self.proc = subprocess.Popen(argv, env=self.tn.tn.node_env(1), stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: os.path.exists(self.pid_file) or self.proc.poll() is not None or None,
-                   20, "the SMTP server to listen", interval=0.3)
-        check(self.proc.poll() is None, "the SMTP server did not start (smtp.log)")
+                   20, f"{self.name} to listen", interval=0.3)
+        check(self.proc.poll() is None, f"{self.name} did not start ({self.name}.log)")
 
     def stop(self):
         if self.proc:
-            # Its pid inside n1: nsenter does not pass signals on.
             try:
                 pid = open(self.pid_file).read().strip()
                 self.tn.exec(1, "kill", pid)
@@ -97,6 +95,20 @@ def mails(maildir):
         with open(path) as f:
             out.append(json.load(f))
     return out
+
+
+def hooks(hookdir):
+    out = []
+    for path in sorted(glob.glob(os.path.join(hookdir, "*.json")), key=os.path.getmtime):
+        with open(path) as f:
+            out.append(json.load(f))
+    return out
+
+
+def link_hooks(hookdir):
+    """The webhook calls about link 1 down: (event, alert) of each event."""
+    return [(e["event"], e["alert"]) for h in hooks(hookdir) for e in h["body"]["events"]
+            if "link 1 down" in e["message"]]
 
 
 def subject(m):
@@ -125,10 +137,23 @@ def main():
         make_ca(tmp)
         maildir = os.path.join(tmp, "mail")
         os.mkdir(maildir)
-        smtp = SmtpServer(tn, tmp, maildir)
+        hookdir = os.path.join(tmp, "hooks")
+        os.mkdir(hookdir)
+        with open(os.path.join(tmp, "relay-password"), "w") as f:
+            f.write(PASSWORD)
+        smtp = NodeServer(tn, tmp, "smtp_sink",
+                          ["10.99.0.1", str(PORT), os.path.join(tmp, "smtp.pem"),
+                           os.path.join(tmp, "smtp.key"), USER, os.path.join(tmp, "relay-password"),
+                           maildir])
+        webhook = NodeServer(tn, tmp, "webhook_sink", ["10.99.0.1", "8080", hookdir])
         try:
             smtp.start()
-            say(f"SMTP server in n1 at 10.99.0.1:{PORT}: STARTTLS and AUTH required")
+            webhook.start()
+            say(f"SMTP server in n1 at 10.99.0.1:{PORT}: STARTTLS and AUTH required; "
+                f"a webhook receiver at 10.99.0.1:8080")
+            p = herd(tn, "notify", "test", check_rc=False)
+            check(p.returncode == 1 and "No notifications are set up" in p.stderr,
+                  f"herd notify test without settings: exit {p.returncode}: {p.stderr.strip()}")
             # Bad values are refused, naming the setting; nothing changes.
             for bad, name in (("notify_to=ops", "notify_to"),
                               ("notify_webhook=ftp://x/", "notify_webhook"),
@@ -141,7 +166,8 @@ def main():
             herd(tn, "cluster", "set", "notify_smtp_host=10.99.0.1", f"notify_smtp_port={PORT}",
                  "notify_smtp_tls=starttls", f"notify_smtp_ca={os.path.join(tmp, 'ca.pem')}",
                  f"notify_smtp_user={USER}", f"notify_smtp_password={PASSWORD}",
-                 "notify_from=herd@cluster.test", "notify_to=ops@example.test, oncall@example.test")
+                 "notify_from=herd@cluster.test", "notify_to=ops@example.test, oncall@example.test",
+                 "notify_webhook=http://10.99.0.1:8080/hook")
             for i in (1, 2):
                 out = tn.exec(i, "herd", "cluster", "settings").stdout
                 check(PASSWORD not in out, f"n{i}: herd cluster settings shows the password")
@@ -162,6 +188,10 @@ def main():
                            30, "the test mail")[0]
             check(sorted(m["to"]) == ["oncall@example.test", "ops@example.test"]
                   and m["from"] == "herd@cluster.test", f"test mail's envelope: {m['from']} {m['to']}")
+            check("webhook  delivered" in p.stdout, f"herd notify test, webhook: {p.stdout.strip()}")
+            h = [h for h in hooks(hookdir) if h["body"]["kind"] == "test"]
+            check(len(h) == 1 and h[0]["type"] == "application/json" and h[0]["path"] == "/hook"
+                  and h[0]["body"]["node"] == "n1", f"the test's webhook call: {h}")
             say(f"herd notify test: {p.stdout.strip().splitlines()[0]}; arrived: '{subject(m)}'")
             herd(tn, "cluster", "set", "notify_smtp_password=wrong-one")
             p = herd(tn, "notify", "test", check_rc=False)
@@ -188,6 +218,10 @@ def main():
             check(len(link_mails(maildir, base)) == 2,
                   f"{len(link_mails(maildir, base))} link mails, not 2")
             say(f"heal 2 1: one more mail: '{subject(cleared[0])}'")
+            calls = link_hooks(hookdir)
+            check([e for e, _ in calls] == ["raised", "cleared"] and calls[0][1] == calls[1][1],
+                  f"webhook calls about the link: {calls}")
+            say(f"webhook: one call for the raise, one for the clearing of alert {calls[0][1]}")
 
             # The relay down: herd retries; the mail arrives once it is back.
             smtp.stop()
@@ -202,6 +236,10 @@ def main():
                        "the mail about the link after the relay came back")
             say(f"relay back: the mail arrived "
                 f"({subject(link_mails(maildir, base)[2])}), {time.time() - t0:.0f} s after the cut")
+            # The webhook took it the first time: not sent to it again.
+            calls = link_hooks(hookdir)
+            check([e for e, _ in calls] == ["raised", "cleared", "raised"],
+                  f"webhook calls about the link while the relay was down: {calls}")
             tn.cli("heal", "2", "1")
             code, alerts = api(tn, 2, "GET", "/api/v1/alerts?all=true")
             check(code == 200 and all(a["notified_ms"] for a in alerts),
@@ -212,6 +250,7 @@ def main():
             say("the password is in no herdd.log")
         finally:
             smtp.stop()
+            webhook.stop()
 
 
 if __name__ == "__main__":
