@@ -89,20 +89,16 @@ class NodeServer:
             self.log = None
 
 
-def mails(maildir):
+def received(dir):
+    """What a sink kept in @dir (mails, webhook calls), oldest first."""
     out = []
-    for path in sorted(glob.glob(os.path.join(maildir, "*.json")), key=os.path.getmtime):
+    for path in sorted(glob.glob(os.path.join(dir, "*.json")), key=os.path.getmtime):
         with open(path) as f:
             out.append(json.load(f))
     return out
 
 
-def hooks(hookdir):
-    out = []
-    for path in sorted(glob.glob(os.path.join(hookdir, "*.json")), key=os.path.getmtime):
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
+mails = hooks = received
 
 
 def link_hooks(hookdir):
