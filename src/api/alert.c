@@ -34,6 +34,8 @@ static json_t *alert_json(api_ctx *a, store_object *o)
 	json_object_set_new(j, "storage", al->storage ? json_string(al->storage) : json_null());
 	json_object_set_new(j, "acked_by", al->acked_by ? json_string(al->acked_by) : json_null());
 	json_object_set_new(j, "acked_ms", ms_or_null(al->acked_ms));
+	json_object_set_new(j, "notified_ms", ms_or_null(al->notified_ms));
+	json_object_set_new(j, "cleared_notified_ms", ms_or_null(al->cleared_notified_ms));
 	return j;
 }
 

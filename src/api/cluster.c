@@ -196,8 +196,7 @@ void api_cluster_get(http_request *req, gpointer user_data)
 	json_object_set_new(out, "nodes", api_nodes_json(a));
 	/* Every node's view of its heartbeat links (ha/links.h). */
 	json_object_set_new(out, "links", herd_ha_links(a->ha));
-	json_object_set_new(out, "settings",
-			    cluster_settings_effective(store_cluster_stored_settings(c)));
+	json_object_set_new(out, "settings", cluster_settings_shown(store_cluster_stored_settings(c)));
 	http_respond_json(req, 200, out);
 }
 
@@ -218,13 +217,15 @@ void api_cluster_ca(http_request *req, gpointer user_data)
 static json_t *settings_json(json_t *stored)
 {
 	json_t *list = json_array();
-	g_autoptr(json_t) eff = cluster_settings_effective(stored);
+	/* Secrets as whether they are set, never their value. */
+	g_autoptr(json_t) eff = cluster_settings_shown(stored);
 	for (const cluster_setting *s = cluster_settings; s->key; s++) {
 		json_t *v = json_object_get(stored, s->key);
-		json_array_append_new(list, json_pack("{s:s,s:O,s:s,s:b,s:s}", "key", s->key, "value",
+		json_array_append_new(list, json_pack("{s:s,s:O,s:s,s:b,s:s,s:b}", "key", s->key, "value",
 						      json_object_get(eff, s->key), "default",
 						      s->default_value, "changed",
-						      v && !json_is_null(v), "help", s->help));
+						      v && !json_is_null(v), "help", s->help,
+						      "secret", s->secret));
 	}
 	return list;
 }

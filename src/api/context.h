@@ -13,6 +13,7 @@
 #include "ha/ha.h"
 
 #include <glib.h>
+#include <jansson.h>
 
 /* This node, for GET /api/v1/node; its owner keeps it up to date. */
 typedef struct api_node_info {
@@ -27,6 +28,11 @@ typedef struct api_node_info {
 
 typedef struct api_vm_lists api_vm_lists;
 
+/* A test notification's outcome (daemon/notify_send.h): borrowed. */
+typedef void (*api_notify_done_fn)(json_t *result, gpointer user);
+/* Send a test notification now; @done follows once, on the main loop. */
+typedef void (*api_notify_test_fn)(gpointer notifier, api_notify_done_fn done, gpointer user);
+
 typedef struct api_ctx {
 	herd_cluster *cluster;
 	herd_ha *ha;
@@ -34,6 +40,8 @@ typedef struct api_ctx {
 	const api_node_info *node;
 	api_vm_lists *vm_lists;        /* the API's own (vm_list.h); NULL at first */
 	GHashTable *vm_waits;          /* vm.c's requests waiting for a VM to get there; or NULL */
+	api_notify_test_fn notify_test; /* herd notify test, or NULL (no notifier) */
+	gpointer notifier;
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server

@@ -22,6 +22,7 @@ void api_status_get(http_request *req, gpointer user_data);    /* GET /status */
 void api_alerts_list(http_request *req, gpointer user_data);   /* GET /alerts[?all=true] */
 void api_alert_get(http_request *req, gpointer user_data);     /* GET /alerts/{alert} */
 void api_alert_ack(http_request *req, gpointer user_data);     /* POST /alerts/{alert}/ack */
+void api_notify_test(http_request *req, gpointer user_data);   /* POST /notify/test */
 void api_metrics_get(http_request *req, gpointer user_data);   /* GET /metrics (not under /api/v1) */
 
 /* cluster.c */

@@ -1,6 +1,7 @@
 #define G_LOG_DOMAIN "api"
 #include "api/vm_json.h"
 
+#include "api/common.h"
 #include "api/routes.h"
 #include "api/vm_hardware.h"
 #include "common/json.h"

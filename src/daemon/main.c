@@ -10,6 +10,7 @@
 #include "daemon/herdd.h"
 #include "common/sd_notify.h"
 #include "daemon/link_watch.h"
+#include "daemon/notify_send.h"
 #include "daemon/reach_check.h"
 #include "daemon/san_link.h"
 #include "daemon/virt_setup.h"
@@ -211,7 +212,10 @@ int main(int argc, char **argv)
 	d.links = herd_link_watch_new(d.cluster, d.ha, d.cfg->node_name);
 	d.formation = herd_formation_new(d.cluster, d.cfg->node_name, d.cfg->corosync_dir,
 					 &formation_io, &d);
+	d.notifier = herd_notifier_new(d.cluster, d.ha, d.cfg->node_name);
 	d.api_ctx = (api_ctx){ d.cluster, d.ha, d.formation, &d.node_info };
+	d.api_ctx.notify_test = herd_notifier_test;
+	d.api_ctx.notifier = d.notifier;
 
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d.api_ctx);
 	http_server_set_auth(d.api, api_user_password_hash, NULL);
@@ -239,6 +243,7 @@ out:
 	herd_reach_checker_free(d.reach);
 	herd_san_link_free(d.san);
 	herd_link_watch_free(d.links);
+	herd_notifier_free(d.notifier);
 	/* Leaving for the host's shutdown: the others hear why before the
 	 * group sees this node go (herd_cluster_free() leaves it). */
 	herdd_stop_finish(&d);

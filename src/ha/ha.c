@@ -5,6 +5,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "ha/fence.h"
+#include "ha/coordinator.h"
 #include "ha/fence_standby.h"
 #include "store/wire.h"
 
@@ -485,4 +486,9 @@ json_t *herd_ha_simulate_rebalance(herd_ha *h)
 sched_whatif_result *herd_ha_simulate(herd_ha *h, const sched_hypothesis *hyp, GError **error)
 {
 	return herd_engine_simulate(h->engine, hyp, now_ms(), error);
+}
+
+bool herd_ha_coordinates(herd_ha *h)
+{
+	return herd_coord_active(herd_engine_coordinator(h->engine));
 }

@@ -22,6 +22,9 @@ typedef struct herd_ha herd_ha;
 herd_ha *herd_ha_new(herd_cluster *cluster, const char *node_name, herd_virt *virt);
 void herd_ha_free(herd_ha *h);
 
+/* This node coordinates the cluster now (ha/coordinator.h). */
+bool herd_ha_coordinates(herd_ha *h);
+
 /* Run the engine soon (after a change the API made). */
 void herd_ha_kick(herd_ha *h);
 

@@ -47,6 +47,8 @@ void *store_alert_parse(json_t *d)
 	a->cleared_ms = field_ms(d, "cleared_ms");
 	a->acked_by = field_str(d, "acked_by");
 	a->acked_ms = field_ms(d, "acked_ms");
+	a->notified_ms = field_ms(d, "notified_ms");
+	a->cleared_notified_ms = field_ms(d, "cleared_notified_ms");
 	return a;
 }
 
@@ -64,7 +66,8 @@ const store_alert *store_alert_of(const store_object *o)
 bool store_alert_validate(json_t *d, GError **error)
 {
 	static const char *const text[] = { "key", "kind", "message", "vm", "node", "disk", "storage", "acked_by" };
-	static const char *const times[] = { "first_ms", "last_ms", "cleared_ms", "acked_ms" };
+	static const char *const times[] = { "first_ms", "last_ms", "cleared_ms", "acked_ms", "notified_ms",
+					       "cleared_notified_ms" };
 	for (size_t i = 0; i < G_N_ELEMENTS(text); i++)
 		if (!check_string(d, "alert", text[i], error))
 			return false;
@@ -157,4 +160,14 @@ json_t *store_alert_cmd_ack(const store_object *o, const char *user, int64_t now
 json_t *store_alert_cmd_delete(const store_object *o)
 {
 	return store_cmd_delete(STORE_KIND_ALERT, o->uuid, o->version);
+}
+
+json_t *store_alert_cmd_notified(const store_object *o, bool raised, bool cleared, int64_t now_ms)
+{
+	json_t *patch = json_object();
+	if (raised)
+		json_object_set_new(patch, "notified_ms", json_integer(now_ms));
+	if (cleared)
+		json_object_set_new(patch, "cleared_notified_ms", json_integer(now_ms));
+	return store_cmd_patch(STORE_KIND_ALERT, o->uuid, patch);
 }

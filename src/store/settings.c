@@ -10,6 +10,12 @@
 
 #define F(field) offsetof(store_settings, field)
 
+static bool check_host(const char *key, const char *v, GError **error);
+static bool check_address(const char *key, const char *v, GError **error);
+static bool check_addresses(const char *key, const char *v, GError **error);
+static bool check_url(const char *key, const char *v, GError **error);
+static bool check_path(const char *key, const char *v, GError **error);
+
 const cluster_setting cluster_settings[] = {
 	{ "token_ms", SETTING_INT, 100, 60000, NULL, "1000",
 	  "corosync totem token timeout: how long until a silent node is declared lost", true, F(token_ms) },
@@ -108,8 +114,128 @@ const cluster_setting cluster_settings[] = {
 	{ "rebalance_max_moves", SETTING_INT, 1, 16, NULL, "2",
 	  "rebalance: how many VMs move at a time; the next ones once those are done and the spread is still high",
 	  false, F(rebalance_max_moves) },
+	{ "notify_smtp_host", SETTING_TEXT, 0, 0, NULL, "",
+	  "notifications: the SMTP relay's host name or address that alert mails go through (empty: no mail)",
+	  false, 0, check_host },
+	{ "notify_smtp_port", SETTING_INT, 1, 65535, NULL, "25",
+	  "notifications: the SMTP relay's port (25, 587 for submission, 465 for tls)", false,
+	  F(notify_smtp_port) },
+	{ "notify_smtp_tls", SETTING_ENUM, 0, 0, "none|starttls|tls", "starttls",
+	  "notifications: starttls (required, the relay's certificate verified), tls (from the first byte), or none (plain text)",
+	  false, F(notify_smtp_tls) },
+	{ "notify_smtp_ca", SETTING_TEXT, 0, 0, NULL, "",
+	  "notifications: a CA certificate file (PEM, the same path on every node) that the relay's certificate is verified with (empty: the system's CAs)",
+	  false, 0, check_path },
+	{ "notify_smtp_user", SETTING_TEXT, 0, 0, NULL, "",
+	  "notifications: the user herd authenticates as at the relay (empty: no authentication)", false, 0 },
+	{ "notify_smtp_password", SETTING_TEXT, 0, 0, NULL, "",
+	  "notifications: that user's password (never shown back)", false, 0, NULL, true },
+	{ "notify_from", SETTING_TEXT, 0, 0, NULL, "",
+	  "notifications: the sender address of alert mails (empty: herd@ the relay's host)", false, 0,
+	  check_address },
+	{ "notify_to", SETTING_TEXT, 0, 0, NULL, "",
+	  "notifications: the addresses alert mails go to, separated by commas (until users and groups exist)",
+	  false, 0, check_addresses },
+	{ "notify_webhook", SETTING_TEXT, 0, 0, NULL, "",
+	  "notifications: an http(s) URL every alert notification is POSTed to as JSON (empty: none)",
+	  false, 0, check_url },
 	{ NULL },
 };
+
+/* Control characters would end a header or an SMTP command early. */
+static bool has_control(const char *v)
+{
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
+static bool check_host(const char *key, const char *v, GError **error)
+{
+	size_t n = strlen(v);
+	bool ok = n <= 253;
+	for (const char *p = v; ok && *p; p++)
+		ok = g_ascii_isalnum(*p) || *p == '.' || *p == '-' || *p == ':' || *p == '_';
+	if (!ok)
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Setting %s must be a host name or an IP address, not '%s'.", key, v);
+	return ok;
+}
+
+/* local@domain: no spaces, brackets or control characters, one @, a
+ * domain with a dot or an address literal. */
+static bool address_ok(const char *v)
+{
+	const char *at = strchr(v, '@');
+	if (!at || at == v || strchr(at + 1, '@') || !at[1] || strlen(v) > 254)
+		return false;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("<>()[],;:\\\"", *p))
+			return false;
+	return true;
+}
+
+static bool check_address(const char *key, const char *v, GError **error)
+{
+	if (address_ok(v))
+		return true;
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+		    "Setting %s must be a mail address such as ops@example.com, not '%s'.", key, v);
+	return false;
+}
+
+#define NOTIFY_TO_MAX 32
+
+char **cluster_setting_addresses(const char *key, const char *value, GError **error)
+{
+	g_auto(GStrv) parts = g_strsplit_set(value ? value : "", ", ", -1);
+	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(g_free);
+	for (char **p = parts; *p; p++) {
+		if (!**p)
+			continue;
+		if (!check_address(key, *p, error))
+			return NULL;
+		g_ptr_array_add(out, g_strdup(*p));
+	}
+	if (out->len == 0 || out->len > NOTIFY_TO_MAX) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Setting %s must hold from 1 to %d mail addresses separated by commas, not %u.",
+			    key, NOTIFY_TO_MAX, out->len);
+		return NULL;
+	}
+	g_ptr_array_add(out, NULL);
+	return (char **)g_ptr_array_free(g_steal_pointer(&out), FALSE);
+}
+
+static bool check_addresses(const char *key, const char *v, GError **error)
+{
+	g_auto(GStrv) list = cluster_setting_addresses(key, v, error);
+	return list != NULL;
+}
+
+static bool check_url(const char *key, const char *v, GError **error)
+{
+	const char *rest = g_str_has_prefix(v, "https://") ? v + 8
+			   : g_str_has_prefix(v, "http://") ? v + 7
+							    : NULL;
+	bool ok = rest && *rest && *rest != '/' && strlen(v) <= 2048;
+	for (const char *p = v; ok && *p; p++)
+		ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+	if (!ok)
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Setting %s must be an http:// or https:// URL without spaces, not '%s'.", key, v);
+	return ok;
+}
+
+static bool check_path(const char *key, const char *v, GError **error)
+{
+	if (v[0] == '/')
+		return true;
+	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+		    "Setting %s must be an absolute path (the same on every node), not '%s'.", key, v);
+	return false;
+}
 
 long long store_settings_migration_timeout_s(const store_settings *s, uint64_t memory_mib)
 {
@@ -176,6 +302,17 @@ static json_t *typed_value(const cluster_setting *s, json_t *v, GError **error)
 			    s->key, s->choices, text);
 		return NULL;
 	}
+	case SETTING_TEXT:
+		if (!text)
+			goto bad;
+		if (strlen(text) > 4096 || has_control(text)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Setting %s must be one line of at most 4096 characters.", s->key);
+			return NULL;
+		}
+		if (*text && s->check && !s->check(s->key, text, error))
+			return NULL;
+		return json_string(text);
 	}
 bad:;
 	g_autofree char *shown = json_dumps(v, JSON_ENCODE_ANY);
@@ -234,6 +371,18 @@ json_t *cluster_settings_effective(json_t *stored)
 	return out;
 }
 
+json_t *cluster_settings_shown(json_t *stored)
+{
+	json_t *eff = cluster_settings_effective(stored);
+	for (const cluster_setting *s = cluster_settings; s->key; s++) {
+		const char *v = json_string_value(json_object_get(eff, s->key));
+		if (s->secret)
+			json_object_set_new(eff, s->key,
+					    json_string(v && *v ? CLUSTER_SETTING_SECRET_SHOWN : ""));
+	}
+	return eff;
+}
+
 /* The index of @text among @s's choices, or -1. */
 static int choice_index(const cluster_setting *s, const char *text)
 {
@@ -259,6 +408,8 @@ void cluster_settings_fill(json_t *stored, store_settings *out)
 			break;
 		case SETTING_ENUM:
 			*(int *)field = MAX(choice_index(s, json_string_value(v)), 0);
+			break;
+		case SETTING_TEXT:
 			break;
 		}
 	}
@@ -313,7 +464,7 @@ bool cluster_settings_check_stored(json_t *stored, GError **error)
 		const cluster_setting *s = cluster_setting_find(key);
 		bool typed = !s || (s->type == SETTING_INT && json_is_integer(v)) ||
 			     (s->type == SETTING_BOOL && json_is_boolean(v)) ||
-			     (s->type == SETTING_ENUM && json_is_string(v));
+			     ((s->type == SETTING_ENUM || s->type == SETTING_TEXT) && json_is_string(v));
 		g_autoptr(json_t) checked = s && typed ? typed_value(s, v, error) : NULL;
 		if (s && !checked) {
 			if (!typed)

@@ -10,7 +10,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-typedef enum { SETTING_INT, SETTING_BOOL, SETTING_ENUM } cluster_setting_type;
+/* SETTING_TEXT values are strings, not in store_settings: read them with
+ * cluster_setting_string(). */
+typedef enum { SETTING_INT, SETTING_BOOL, SETTING_ENUM, SETTING_TEXT } cluster_setting_type;
 
 typedef enum {
 	STORE_ADMISSION_OFF = 0,
@@ -82,7 +84,17 @@ typedef struct store_settings {
 	bool fence_idle_nodes;     /* a lost node that runs no HA VM is fenced too */
 	bool rebalance;            /* ha/rebalance.h */
 	long long rebalance_threshold_pct, rebalance_hold_s, rebalance_min_gain_pct, rebalance_max_moves;
+	long long notify_smtp_port;
+	int notify_smtp_tls;       /* store_notify_tls */
 } store_settings;
+
+/* How alert mails reach the relay, in the order of notify_smtp_tls's
+ * choices. */
+typedef enum {
+	STORE_NOTIFY_TLS_NONE = 0,
+	STORE_NOTIFY_TLS_STARTTLS,
+	STORE_NOTIFY_TLS_TLS,
+} store_notify_tls;
 
 /* How long a live migration of a VM with @memory_mib of RAM may take
  * before it is cancelled: migration_timeout_min_s plus
@@ -97,8 +109,15 @@ typedef struct cluster_setting {
 	const char *default_value;
 	const char *help;
 	bool corosync;            /* takes effect in corosync.conf */
-	size_t offset;            /* of its field in store_settings */
+	size_t offset;            /* of its field in store_settings (not SETTING_TEXT) */
+	/* SETTING_TEXT: the check of a value that is not empty (NULL: any
+	 * text without control characters); sets @error naming the setting. */
+	bool (*check)(const char *key, const char *value, GError **error);
+	bool secret;              /* never shown back: only whether it is set */
 } cluster_setting;
+
+/* The value shown for a secret setting that is set. */
+#define CLUSTER_SETTING_SECRET_SHOWN "(set)"
 
 /* All settings, terminated by a zeroed entry. */
 extern const cluster_setting cluster_settings[];
@@ -129,6 +148,10 @@ bool cluster_settings_check_change(json_t *stored, json_t *changes, GError **err
 /* The effective settings: @stored (may be NULL) over the defaults. */
 json_t *cluster_settings_effective(json_t *stored);
 
+/* The effective settings as shown to anyone: secrets replaced by
+ * CLUSTER_SETTING_SECRET_SHOWN when set, "" when not. */
+json_t *cluster_settings_shown(json_t *stored);
+
 /* The effective settings from @stored (may be NULL) into @out. */
 void cluster_settings_fill(json_t *stored, store_settings *out);
 /*
@@ -144,3 +167,7 @@ bool cluster_settings_check_stored(json_t *stored, GError **error);
 long long cluster_setting_int(json_t *stored, const char *key);
 bool cluster_setting_bool(json_t *stored, const char *key);
 const char *cluster_setting_string(json_t *stored, const char *key);
+
+/* A list of mail addresses as notify_to takes it ("a@x, b@y"): the
+ * addresses, or NULL with an error naming @key (g_strfreev). */
+char **cluster_setting_addresses(const char *key, const char *value, GError **error);

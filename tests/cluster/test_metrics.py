@@ -136,4 +136,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_test(main)
+    sys.exit(run_test(main))

@@ -221,6 +221,44 @@ static void test_cluster_settings(fixture *f, gconstpointer data)
 	g_assert_cmpint(json_integer_value(json_object_get(s, "value")), ==, 50000);
 }
 
+/* The notification settings: the password is never shown back, only that
+ * it is set; bad values are refused naming the setting.  POST
+ * /api/v1/notify/test needs herdd's notifier (tests/cluster/test_notify.py
+ * sends for real). */
+static void test_notify_settings(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) put = test_requestf(f->n[1], "PUT", "/api/v1/cluster/settings",
+						   "{s:s,s:s,s:s}", "notify_smtp_password", "hunter2-secret",
+						   "notify_to", "ops@example.com", "notify_smtp_host",
+						   "mail.example.com");
+	json_t *s = setting(test_expect(put, 200), "notify_smtp_password");
+	g_assert_cmpstr(json_string_value(json_object_get(s, "value")), ==, "(set)");
+	g_assert_true(json_is_true(json_object_get(s, "secret")));
+	g_autofree char *text = json_dumps(put->json, 0);
+	g_assert_null(strstr(text, "hunter2"));
+	for (int i = 1; i <= 3; i++) {
+		g_autoptr(test_answer) get = test_request(f->n[i], "GET", "/api/v1/cluster/settings", NULL);
+		g_autofree char *t = json_dumps(test_expect(get, 200), 0);
+		g_assert_null(strstr(t, "hunter2"));
+		g_assert_nonnull(strstr(t, "ops@example.com"));
+		g_autoptr(test_answer) cluster = test_request(f->n[i], "GET", "/api/v1/cluster", NULL);
+		g_autofree char *c = json_dumps(test_expect(cluster, 200), 0);
+		g_assert_null(strstr(c, "hunter2"));
+	}
+#define BAD(body, error) { 2, "PUT", "/api/v1/cluster/settings", body, 400, error }
+	static const refusal bad[] = {
+		BAD("{\"notify_to\":\"ops\"}", "Setting notify_to must be a mail address"),
+		BAD("{\"notify_smtp_tls\":\"ssl\"}", "Setting notify_smtp_tls must be one of none|starttls|tls"),
+		BAD("{\"notify_webhook\":\"gopher://x\"}", "Setting notify_webhook must be an http:// or https:// URL"),
+		BAD("{\"notify_smtp_host\":\"a b\"}", "Setting notify_smtp_host must be a host name"),
+		BAD("{\"notify_smtp_password\":\"a\\nb\"}", "Setting notify_smtp_password must be one line"),
+	};
+#undef BAD
+	EXPECT_REFUSALS(f, bad);
+	g_autoptr(test_answer) test = test_request(f->n[1], "POST", "/api/v1/notify/test", NULL);
+	test_expect_error(test, 503, "sends no notifications");
+}
+
 /* Create, join and leave: only for root on the node's socket, and not for
  * a node that is a member already (formation's success paths need
  * corosync: tests/cluster). */
@@ -510,6 +548,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/auth", test_auth, NULL);
 	api_test_add("/api/cluster/get", test_cluster_get, NULL);
 	api_test_add("/api/cluster/settings", test_cluster_settings, NULL);
+	api_test_add("/api/cluster/notify-settings", test_notify_settings, NULL);
 	api_test_add("/api/cluster/formation-refused", test_cluster_formation_refused, NULL);
 	api_test_add("/api/cluster/add-node", test_cluster_add_node, NULL);
 	api_test_add("/api/nodes/list-show", test_nodes, NULL);

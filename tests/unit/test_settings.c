@@ -44,6 +44,51 @@ static void expect_invalid(const char *changes, const char *needle)
 	g_assert_true(json_equal(in, copy)); /* the input is left alone */
 }
 
+/* The notification settings: text checked by what it is, the password
+ * shown only as set. */
+static void test_notify(void)
+{
+	expect_valid("{\"notify_smtp_host\":\"mail.example.com\",\"notify_smtp_port\":\"587\","
+		     "\"notify_smtp_tls\":\"starttls\",\"notify_to\":\"a@x.org, b@y.org\","
+		     "\"notify_from\":\"herd@x.org\",\"notify_webhook\":\"https://hooks.x.org/h?k=1\","
+		     "\"notify_smtp_password\":\"s3cret pass\",\"notify_smtp_ca\":\"/etc/ca.pem\"}",
+		     "{\"notify_smtp_host\":\"mail.example.com\",\"notify_smtp_port\":587,"
+		     "\"notify_smtp_tls\":\"starttls\",\"notify_to\":\"a@x.org, b@y.org\","
+		     "\"notify_from\":\"herd@x.org\",\"notify_webhook\":\"https://hooks.x.org/h?k=1\","
+		     "\"notify_smtp_password\":\"s3cret pass\",\"notify_smtp_ca\":\"/etc/ca.pem\"}");
+	expect_valid("{\"notify_smtp_host\":\"10.0.0.1\"}", "{\"notify_smtp_host\":\"10.0.0.1\"}");
+	expect_invalid("{\"notify_smtp_host\":\"mail example\"}", "notify_smtp_host");
+	expect_invalid("{\"notify_smtp_port\":\"0\"}", "notify_smtp_port");
+	expect_invalid("{\"notify_smtp_tls\":\"ssl\"}", "notify_smtp_tls");
+	expect_invalid("{\"notify_to\":\"ops\"}", "notify_to");
+	expect_invalid("{\"notify_to\":\"a@x.org, <b@y.org>\"}", "notify_to");
+	expect_invalid("{\"notify_to\":\" , \"}", "notify_to");
+	expect_invalid("{\"notify_from\":\"a@b@c\"}", "notify_from");
+	expect_invalid("{\"notify_webhook\":\"ftp://x.org/\"}", "notify_webhook");
+	expect_invalid("{\"notify_webhook\":\"https://\"}", "notify_webhook");
+	expect_invalid("{\"notify_smtp_ca\":\"ca.pem\"}", "notify_smtp_ca");
+	expect_invalid("{\"notify_smtp_user\":\"a\\r\\nRCPT TO:<x@y>\"}", "notify_smtp_user");
+	expect_invalid("{\"notify_smtp_password\":5}", "notify_smtp_password");
+	g_auto(GStrv) to = cluster_setting_addresses("notify_to", "a@x.org,b@y.org  c@z.org", NULL);
+	g_assert_cmpuint(g_strv_length(to), ==, 3);
+	g_assert_cmpstr(to[2], ==, "c@z.org");
+
+	g_autoptr(json_t) stored = parse("{\"notify_smtp_password\":\"s3cret\",\"notify_smtp_user\":\"u\"}");
+	g_assert_true(cluster_settings_check_stored(stored, NULL));
+	g_autoptr(json_t) shown = cluster_settings_shown(stored);
+	g_autofree char *text = json_dumps(shown, 0);
+	g_assert_null(strstr(text, "s3cret"));
+	g_assert_cmpstr(json_string_value(json_object_get(shown, "notify_smtp_password")), ==,
+			CLUSTER_SETTING_SECRET_SHOWN);
+	g_assert_cmpstr(json_string_value(json_object_get(shown, "notify_smtp_user")), ==, "u");
+	g_autoptr(json_t) none = cluster_settings_shown(NULL);
+	g_assert_cmpstr(json_string_value(json_object_get(none, "notify_smtp_password")), ==, "");
+	g_assert_true(cluster_setting_find("notify_smtp_password")->secret);
+	g_assert_false(cluster_setting_find("notify_smtp_user")->secret);
+	g_assert_cmpstr(cluster_setting_string(stored, "notify_smtp_user"), ==, "u");
+	g_assert_cmpstr(cluster_setting_string(NULL, "notify_to"), ==, "");
+}
+
 static void test_table(void)
 {
 	size_t n = 0;
@@ -271,6 +316,7 @@ static void test_shutdown_policy(void)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/settings/notify", test_notify);
 	g_test_add_func("/settings/table", test_table);
 	g_test_add_func("/settings/validate/ok", test_validate_ok);
 	g_test_add_func("/settings/validate/bad", test_validate_bad);
