@@ -59,7 +59,13 @@ typedef enum { EXPORT_LOCAL, EXPORT_DATA, EXPORT_META } export_kind;
 
 typedef struct {
 	export_kind kind;
+	uint64_t seq;           /* data, meta: which connection of the peer's to it this is */
+	uint64_t epoch;         /* data, meta: vol.role_epoch when it was opened */
 } handle;
+
+/* The peer's connections to the data and meta exports, counted: only the
+ * newest of each may write (stale()). */
+static uint64_t peer_connections[3];
 
 void san_log(const char *fmt, ...)
 {
@@ -265,6 +271,7 @@ static int begin_outage_locked(void)
 		return r;
 	san_bitmap_clear_all(vol.unflushed);
 	vol.alone_gen = true;
+	san_role_changed_locked();
 	g_autofree char *d = san_meta_describe(&vol.meta);
 	san_log("peer away: new data generation %s, changes tracked", d);
 	return 0;
@@ -722,6 +729,10 @@ static void *plugin_open(int readonly)
 		}
 		h = g_new0(handle, 1);
 		h->kind = name[0] == 'd' ? EXPORT_DATA : EXPORT_META;
+		g_mutex_lock(&vol.lock);
+		h->seq = ++peer_connections[h->kind];
+		h->epoch = vol.role_epoch;
+		g_mutex_unlock(&vol.lock);
 		return h;
 	}
 	nbdkit_error("no export '%s' (the local export is the volume's UUID)", name);
@@ -813,6 +824,34 @@ static int plugin_pread(void *hp, void *buf, uint32_t count, uint64_t offset, ui
 	return 0;
 }
 
+void san_role_changed_locked(void)
+{
+	vol.role_epoch++;
+}
+
+/*
+ * Only the peer's newest connection to an export writes, and only if it
+ * was opened after this replica's last change of role (it went on alone,
+ * was promoted or discarded).  The peer has one
+ * at a time; an older one is a connection it gave up (a link cut, a
+ * timeout), and what it sent on it can still arrive after the cut heals —
+ * TCP delivers what was in the peer's send buffer, even after the peer
+ * closed the connection, and possibly after what the peer sent since on
+ * its new connection.  Applied then, an old write would overwrite newer
+ * data: found by bench/esan, where a write that `herd disk promote --force`
+ * discarded reached the promoted replica after its full sync.
+ */
+static bool stale(const handle *h)
+{
+	g_mutex_lock(&vol.lock);
+	bool old = h->seq != peer_connections[h->kind] || h->epoch != vol.role_epoch;
+	g_mutex_unlock(&vol.lock);
+	if (old)
+		nbdkit_error("write from the peer refused: it came on a connection the peer has "
+			     "replaced since, or that is older than this replica's last change of role");
+	return old;
+}
+
 /* The peer (a sync source) gives this replica its identifiers. */
 static int meta_write(const void *buf, uint32_t count, uint64_t offset)
 {
@@ -879,8 +918,12 @@ static int write_request(handle *h, write_op op, const void *buf, uint32_t count
 	int r;
 	switch (h->kind) {
 	case EXPORT_META:
+		if (stale(h))
+			return fail(-EROFS);
 		return op == OP_WRITE ? meta_write(buf, count, offset) : fail(-EINVAL);
 	case EXPORT_DATA:
+		if (stale(h))
+			return fail(-EROFS);
 		return data_write(op, buf, count, offset, flags);
 	case EXPORT_LOCAL:
 		r = replicated_write(op, buf, count, offset, flags);

@@ -56,6 +56,9 @@ typedef struct {
 	bool peer_lost_sent;
 	uint64_t lost_seq;             /* numbers the peer-lost events (an `outdated` may echo it) */
 	bool alone_gen;                /* this outage's new generation is made */
+	uint64_t role_epoch;           /* bumped when this replica changes its role: it
+				        * goes on alone, is promoted or discarded (plugin.c,
+				        * stale()) */
 	uint64_t insync_epoch;         /* bumped on every return to in-sync */
 	unsigned writers;              /* local exports open */
 	bool syncing;
@@ -68,6 +71,10 @@ typedef struct {
 } san_volume;
 
 extern san_volume vol;
+
+/* Under vol.lock: the peer's connections opened before now write nothing
+ * more here (plugin.c, stale()). */
+void san_role_changed_locked(void);
 
 /* Log a line to nbdkit's stderr (herd-san's log). */
 void san_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -111,6 +111,7 @@ static const char *op_discard(void)
 	}
 	san_meta_discard(&vol.meta);
 	vol.local_uptodate = false;
+	san_role_changed_locked();
 	g_mutex_unlock(&vol.lock);
 	san_bitmap_clear_all(vol.bitmap);
 	if (san_bitmap_flush(vol.bitmap) < 0 || san_meta_save() < 0)
@@ -130,6 +131,7 @@ static const char *op_promote(void)
 	san_meta_promote(&vol.meta, san_random_id());
 	vol.local_uptodate = true;
 	vol.alone_gen = true;
+	san_role_changed_locked();
 	g_mutex_unlock(&vol.lock);
 	if (san_meta_save() < 0)
 		return "the metadata cannot be written";

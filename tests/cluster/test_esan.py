@@ -39,6 +39,13 @@ the cluster whole.  The test PDU fences.  n3 holds no replica.
     a bug could) and written there too.  Healed: the replicas refuse to
     connect, herd status says split brain; `herd disk resolve sb --keep
     n1` discards n2's writes, and the replicas are identical again.
+ H. A write left in flight on a cut link arrives after the heal: disk late,
+    n2's storage link cut while n1 writes (the write's copy for n2 stays in
+    n1's TCP send buffer; n1 goes on alone once n2 is outdated); then `herd
+    disk promote late --force --node n2` discards n1's write; healed, n2's
+    full sync to n1 runs while the old copy reaches n2 on the connection n1
+    gave up.  n2's plugin refuses it (a connection older than its promote):
+    the replicas are identical, without n1's write (found by bench/esan).
 """
 import json
 import os
@@ -337,6 +344,32 @@ def split_brain(tn, ha):
     say("  resolved: n2 holds n1's data, its own writes are gone")
 
 
+def late_write(tn, ha):
+    say("== H. a write in flight on a cut link, the other replica promoted, healed")
+    ha.ok(1, "disk", "create", "late", "--size", "8M", "--esan", "n1,n2")
+    wait_until(lambda: in_sync(ha, "late"), 30, "late's replicas to connect")
+    uuid = disk(ha, "late")["uuid"]
+    tn.cli("cut", "2", "1")
+    try:
+        # Held until n2 is recorded outdated (the peer's timeout), then alone.
+        qemu_io(tn, 1, uuid, "write -P 0x33 1M 4k", "flush")
+        wait_until(lambda: replicas(ha, "late")["n2"][0] == "outdated", 30,
+                   "n2's replica of late to be outdated")
+        ha.ok(1, "disk", "promote", "late", "--force", "--node", "n2")
+        wait_until(lambda: replicas(ha, "late")["n2"][0] == "uptodate", 30, "n2's replica to be promoted")
+    finally:
+        tn.cli("heal", "2", "1")
+    wait_until(lambda: in_sync(ha, "late"), 60, "late's replicas to be in sync after the heal")
+    time.sleep(2)   # what n1's old connection still had to send has arrived by now
+    out = ha.ok(1, "disk", "verify", "late", timeout=120).stdout
+    expect("identical" in out, f"herd disk verify late after the promote and heal: {out!r}")
+    for i in (1, 2):
+        with open(replica_file(tn, i, uuid), "rb") as f:
+            f.seek(1 << 20)
+            expect(f.read(BLOCK) == bytes(BLOCK), f"n{i}'s replica holds the discarded write of n1")
+    say("  identical, without the discarded write")
+
+
 def main():
     with HaNodes(INSTANCE, 3, links=2) as tn, Workdir(INSTANCE) as tmp:
         os.chmod(tmp, 0o755)
@@ -351,6 +384,7 @@ def main():
         outdated_then_dead(tn, ha)
         grow_and_delete(tn, ha)
         split_brain(tn, ha)
+        late_write(tn, ha)
         check_expected()
     return 0
 
