@@ -3,7 +3,6 @@
 #include "common/json.h"
 #include "store/node.h"
 
-#include <math.h>
 #include <string.h>
 
 static void virt_alerts(json_t *alerts, store_state *st, herd_facts *facts)
@@ -68,7 +67,7 @@ static void storage_alerts(json_t *alerts, store_state *st, herd_facts *facts)
 		g_autofree char *free_text = size_text((double)json_integer_value(json_object_get(w, "free")));
 		g_autofree char *size = size_text((double)json_integer_value(json_object_get(w, "size")));
 		g_autofree char *msg = g_strdup_printf(
-			"Storage %s is %.0f %% full (node %s sees %s free of %s)%s", s->name, floor(pct),
+			"Storage %s is %d %% full (node %s sees %s free of %s)%s", s->name, (int)pct,
 			json_string_value(json_object_get(w, "node")), free_text, size,
 			pct >= HEALTH_STORAGE_CRITICAL_PCT ? ": guests writing to it may stop when it is full."
 							   : ".");
