@@ -1326,12 +1326,14 @@ static void bootstrap(void)
 		if (v == 5 || v == 6)
 			json_object_set_new(data, "group", json_string("dns"));
 		/* Bound to a node: switchovers and modes leave it there (and
-		 * the operator's migrations of it are refused). */
-		if (v == 3)
+		 * the operator's migrations of it are refused).  Not a VM of the
+		 * rules below: sticky and strictly apart from a VM that runs
+		 * on its node, it could not run at all. */
+		if (v == 2)
 			json_object_set_new(data, "sticky", json_sprintf("n%u", 1 + v % S->n));
 		/* A node set of two tiers (not restricted: a VM that fits runs
 		 * once the faults stop, wherever its set's nodes are). */
-		if (v % 4 == 3 && v != 3)
+		if (v % 4 == 3)
 			json_object_set_new(data, "nodes",
 					    json_pack("[{s:s%,s:i},{s:s%,s:i}]", "node", S->nodes[1 + v % S->n].name,
 						      strlen(S->nodes[1 + v % S->n].name), "priority", 2, "node",

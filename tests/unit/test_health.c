@@ -35,8 +35,10 @@ static void setup(fixture *x, gconstpointer data)
 	const char *l1[] = { "10.0.0.1" }, *l2[] = { "10.0.0.2" };
 	apply(x, store_node_cmd_create(N1, "n1", 1, l1, 1));
 	apply(x, store_node_cmd_create(N2, "n2", 2, l2, 1));
-	apply(x, store_storage_cmd_create(ST1, "share", json_pack("{s:s,s:s}", "type", "dir", "path", "/srv/a")));
-	apply(x, store_storage_cmd_create(ST2, "data", json_pack("{s:s,s:s}", "type", "dir", "path", "/srv/b")));
+	g_autoptr(json_t) a = json_pack("{s:s,s:s}", "type", "dir", "path", "/srv/a");
+	g_autoptr(json_t) b = json_pack("{s:s,s:s}", "type", "dir", "path", "/srv/b");
+	apply(x, store_storage_cmd_create(ST1, "share", a));
+	apply(x, store_storage_cmd_create(ST2, "data", b));
 	x->facts = herd_facts_new();
 }
 
