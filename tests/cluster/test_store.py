@@ -120,11 +120,13 @@ def snapshot(tn, nodes):
 
 
 def expect_unchanged(before, after, what):
+    """The configuration is the same.  The store's position alone may have
+    moved: the coordinator writes its alert records there as they change
+    (docs/alerts.md), e.g. while a node is still connecting to libvirtd."""
     for i in before:
-        if before[i][0] != after[i][0]:
-            expect(False, f"{what}: n{i}'s store position changed {before[i][0]} -> {after[i][0]}")
-        elif before[i][1] != after[i][1]:
-            expect(False, f"{what}: n{i}'s configuration changed")
+        if before[i][1] != after[i][1]:
+            expect(False, f"{what}: n{i}'s configuration changed (store position "
+                          f"{before[i][0]} -> {after[i][0]})")
 
 
 def wait_synced(tn, nodes, member_ids, timeout=30, what=""):
@@ -716,7 +718,9 @@ def check_restart_all(tn):
     for i in NODES:
         expect(after[i][1] == before[i][1],
                f"n{i}: the configuration changed over the restart of all nodes")
-        expect(after[i][0][1:] == before[i][0][1:],
+        # Nothing lost: the position did not go back (it may have moved on
+        # with the coordinator's alert records, never with configuration).
+        expect(after[i][0][1] >= before[i][0][1],
                f"n{i}: store position {before[i][0]} -> {after[i][0]} over the restart")
     c = after[1][1]
     say(f"configuration intact on every node: {len(c['vms'])} VMs, {len(c['history'])} history "
