@@ -281,13 +281,15 @@ static void esan_metrics(metrics_text *m, api_ctx *a)
 		"bytes written while the peer was away, not yet resynchronised",
 		"bytes of the resync under way still to copy",
 	};
+	/* Every node's facts walked once, for all disks and families. */
+	g_autoptr(json_t) all = herd_ha_esan_all(a->ha);
 	for (int k = 0; k < 3; k++) {
 		metrics_family(m, names[k], "gauge", helps[k]);
 		for (guint i = 0; i < disks->len; i++) {
 			store_object *o = disks->pdata[i];
 			if (!store_disk_of(o)->esan)
 				continue;
-			g_autoptr(json_t) reports = herd_ha_esan(a->ha, o->uuid);
+			json_t *reports = json_object_get(all, o->uuid);
 			const char *node;
 			json_t *s;
 			json_object_foreach(reports, node, s) {

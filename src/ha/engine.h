@@ -219,6 +219,8 @@ void herd_engine_set_esan(herd_engine *e, json_t *esan);
 /* eSAN disk @uuid as the herd-sans of nodes with fresh facts report it:
  * {node name: state}. */
 json_t *herd_engine_esan(herd_engine *e, const char *uuid);
+/* The same for every eSAN disk at once: {disk uuid: {node name: state}}. */
+json_t *herd_engine_esan_all(herd_engine *e);
 /* This node's waiting fence agents changed (ha/fence_pool.h): they go
  * into its STATUS.  @agents is referenced. */
 void herd_engine_set_fence_standby(herd_engine *e, json_t *agents);

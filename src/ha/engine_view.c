@@ -262,9 +262,14 @@ void herd_engine_set_esan(herd_engine *e, json_t *esan)
 	status_soon(e);
 }
 
+json_t *herd_engine_esan_all(herd_engine *e)
+{
+	return herd_facts_esan(e->facts, state(e));
+}
+
 json_t *herd_engine_esan(herd_engine *e, const char *uuid)
 {
-	g_autoptr(json_t) reports = herd_facts_esan(e->facts, state(e));
+	g_autoptr(json_t) reports = herd_engine_esan_all(e);
 	json_t *out = json_object_get(reports, uuid);
 	return out ? json_incref(out) : json_object();
 }

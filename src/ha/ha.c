@@ -391,6 +391,11 @@ json_t *herd_ha_esan(herd_ha *h, const char *uuid)
 	return herd_engine_esan(h->engine, uuid);
 }
 
+json_t *herd_ha_esan_all(herd_ha *h)
+{
+	return herd_engine_esan_all(h->engine);
+}
+
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user)
 {

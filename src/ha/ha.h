@@ -48,6 +48,7 @@ void herd_ha_set_reach(herd_ha *h, json_t *reach, json_t *usage);
 /* herd_engine_set_esan(), herd_engine_esan(). */
 void herd_ha_set_esan(herd_ha *h, json_t *esan);
 json_t *herd_ha_esan(herd_ha *h, const char *uuid);
+json_t *herd_ha_esan_all(herd_ha *h);
 unsigned herd_ha_migrations_here(herd_ha *h);
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user);
