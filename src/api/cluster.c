@@ -196,6 +196,8 @@ void api_cluster_get(http_request *req, gpointer user_data)
 	json_object_set_new(out, "nodes", api_nodes_json(a));
 	/* Every node's view of its heartbeat links (ha/links.h). */
 	json_object_set_new(out, "links", herd_ha_links(a->ha));
+	/* Every node's verdict on the ping nodes (ha/ping.h), if any are set. */
+	json_object_set_new(out, "ping", herd_ha_ping(a->ha));
 	json_object_set_new(out, "settings", cluster_settings_shown(store_cluster_stored_settings(c)));
 	http_respond_json(req, 200, out);
 }

@@ -191,6 +191,18 @@ static void link_metrics(metrics_text *m, api_ctx *a)
 	}
 }
 
+static void ping_metrics(metrics_text *m, api_ctx *a)
+{
+	g_autoptr(json_t) views = herd_ha_ping(a->ha);
+	metrics_family(m, "herd_ping_reached", "gauge",
+		       "1 if the node reaches the ping node (its dampened verdict)");
+	const char *node, *target;
+	json_t *view, *ok;
+	json_object_foreach(views, node, view)
+		json_object_foreach(json_object_get(view, "targets"), target, ok)
+			metrics_sample(m, bool_of(ok), "node", node, "target", target, NULL);
+}
+
 static void vm_metrics(metrics_text *m, api_ctx *a)
 {
 	store_state *st = api_state(a);
@@ -350,6 +362,7 @@ void api_metrics_get(http_request *req, gpointer user_data)
 		g_autoptr(json_t) nodes = api_nodes_json(a);
 		node_metrics(m, a, nodes);
 		link_metrics(m, a);
+		ping_metrics(m, a);
 		vm_metrics(m, a);
 		storage_metrics(m, a, nodes);
 		esan_metrics(m, a);

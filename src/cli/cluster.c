@@ -266,6 +266,34 @@ static void print_links(json_t *views)
 		printf("%s%u pairs of nodes with every heartbeat link up\n", shown ? "and " : "", hidden);
 }
 
+/* Each node's verdict on the ping nodes: "192.0.2.1 reached, 192.0.2.9 LOST". */
+static void print_ping(json_t *views)
+{
+	if (!json_object_size(views))
+		return;
+	g_autoptr(GPtrArray) names = g_ptr_array_new();
+	const char *node;
+	json_t *view;
+	json_object_foreach(views, node, view)
+		g_ptr_array_add(names, (gpointer)node);
+	g_ptr_array_sort(names, by_string);
+	cli_table *t = cli_table_new("NODE", "PING NODES", "VERDICT", NULL);
+	for (guint i = 0; i < names->len; i++) {
+		view = json_object_get(views, names->pdata[i]);
+		GString *cells = g_string_new(NULL);
+		const char *target;
+		json_t *ok;
+		json_object_foreach(json_object_get(view, "targets"), target, ok)
+			g_string_append_printf(cells, "%s%s %s", cells->len ? ", " : "", target,
+					       json_is_true(ok) ? "reached" : "LOST");
+		cli_table_add(t, names->pdata[i], cells->str,
+			      json_is_true(json_object_get(view, "lost")) ? "CUT OFF" : "ok");
+		g_string_free(cells, TRUE);
+	}
+	printf("\n");
+	cli_table_print(t);
+}
+
 static int run_status(cli_ctx *ctx, int argc, char **argv)
 {
 	int rc;
@@ -294,6 +322,7 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	printf("This node:    %s\n\n", json_string_value(json_object_get(c, "local_node")));
 	cli_print_nodes(json_object_get(c, "nodes"));
 	print_links(json_object_get(c, "links"));
+	print_ping(json_object_get(c, "ping"));
 	return CLI_OK;
 }
 

@@ -18,6 +18,7 @@ typedef struct herd_virt_setup herd_virt_setup;
 typedef struct herd_reach_checker herd_reach_checker;
 typedef struct herd_san_link herd_san_link;
 typedef struct herd_link_watch herd_link_watch;
+typedef struct herd_ping_watch herd_ping_watch;
 typedef struct herd_notifier herd_notifier;
 typedef struct herdd_notify herdd_notify;
 
@@ -40,6 +41,7 @@ typedef struct herdd {
 	herd_reach_checker *reach;   /* what it finds of the storages and virtual switches */
 	herd_san_link *san;          /* its herd-san (eSAN) */
 	herd_link_watch *links;      /* its view of the heartbeat links */
+	herd_ping_watch *ping;       /* its pings to the ping nodes */
 	herd_notifier *notifier;     /* alert mails and webhook calls (notify_send.h) */
 	herd_formation *formation;  /* cluster create, join, leave */
 	api_node_info node_info;    /* this node, for the API */

@@ -10,6 +10,7 @@
 #include "daemon/herdd.h"
 #include "common/sd_notify.h"
 #include "daemon/link_watch.h"
+#include "daemon/ping_watch.h"
 #include "daemon/notify_send.h"
 #include "daemon/reach_check.h"
 #include "daemon/san_link.h"
@@ -210,6 +211,7 @@ int main(int argc, char **argv)
 	d.reach = herd_reach_checker_new(d.cluster, reach_report, &d);
 	d.san = herd_san_link_new(d.cluster, d.ha, d.cfg->node_name, d.cfg->san_socket, d.tls_dir);
 	d.links = herd_link_watch_new(d.cluster, d.ha, d.cfg->node_name);
+	d.ping = herd_ping_watch_new(d.cluster, d.ha);
 	d.formation = herd_formation_new(d.cluster, d.cfg->node_name, d.cfg->corosync_dir,
 					 &formation_io, &d);
 	d.notifier = herd_notifier_new(d.cluster, d.ha, d.cfg->node_name);
@@ -243,6 +245,7 @@ out:
 	herd_reach_checker_free(d.reach);
 	herd_san_link_free(d.san);
 	herd_link_watch_free(d.links);
+	herd_ping_watch_free(d.ping);
 	herd_notifier_free(d.notifier);
 	/* Leaving for the host's shutdown: the others hear why before the
 	 * group sees this node go (herd_cluster_free() leaves it). */

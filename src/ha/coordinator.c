@@ -50,6 +50,10 @@ struct herd_coord {
 	char *self_name;
 	herd_sched_cache *cache;   /* the last run's reading of the VMs */
 	rebalance_state rebalance; /* since when the load has been uneven (ha/rebalance.h) */
+	/* Nodes that reach no ping node, as decided on (see hold_ping()). */
+	GHashTable *ping_cut;      /* names: the set acted on */
+	GHashTable *ping_next;     /* names: the set the nodes say now, if it differs */
+	int64_t ping_next_since_ms;
 };
 
 /* A fence attempt to record in the node's history. */
@@ -92,6 +96,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->events = json_array();
 	c->n_plus_1 = true;
 	c->at_risk = json_object();
+	c->ping_cut = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return c;
 }
 
@@ -107,6 +112,9 @@ void herd_coord_free(herd_coord *c)
 	json_decref(c->alerts);
 	json_decref(c->events);
 	json_decref(c->at_risk);
+	g_hash_table_destroy(c->ping_cut);
+	if (c->ping_next)
+		g_hash_table_destroy(c->ping_next);
 	g_free(c->self_name);
 	herd_sched_cache_free(c->cache);
 	g_free(c);
@@ -320,6 +328,7 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 			n.memory_mib = f->resources.memory_mib;
 			n.cpus = f->resources.cpus;
 			n.reach = f->reached;
+			n.ping_lost = f->ping_lost;
 		}
 		g_array_append_val(hi->nodes, n);
 		g_hash_table_insert(name_of, GUINT_TO_POINTER(id), (gpointer)o->name);
@@ -604,6 +613,63 @@ void herd_rebalance_settings(const store_settings *s, rebalance_settings *out)
 /* With rebalance on: once the cluster is settled (the plan does nothing)
  * and the load has been uneven long enough, a few live moves, as the
  * plan's own (ha/rebalance.h).  The hold counts while the plan acts. */
+static bool same_names(GHashTable *a, GHashTable *b)
+{
+	if (g_hash_table_size(a) != g_hash_table_size(b))
+		return false;
+	GHashTableIter it;
+	gpointer k;
+	g_hash_table_iter_init(&it, a);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		if (!g_hash_table_contains(b, k))
+			return false;
+	return true;
+}
+
+/*
+ * Which nodes the scheduler takes for cut off from the ping nodes: those
+ * that say so, once the set of them has stayed the same for two of their
+ * rounds.  Each node dampens its own verdict, but their rounds are not in
+ * step: when the ping node itself goes, the nodes say so up to a round
+ * apart, and the first to say it must not be emptied into the others in
+ * the meantime.  Until a new set has held, the one before stands.
+ */
+static void hold_ping(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi)
+{
+	g_autoptr(GHashTable) now = g_hash_table_new(g_str_hash, g_str_equal);
+	for (guint i = 0; i < hi->nodes->len; i++) {
+		sched_node *n = &g_array_index(hi->nodes, sched_node, i);
+		if (n->ping_lost)
+			g_hash_table_add(now, (gpointer)n->name);
+	}
+	if (same_names(now, c->ping_cut)) {
+		g_clear_pointer(&c->ping_next, g_hash_table_destroy);
+	} else {
+		if (!c->ping_next || !same_names(now, c->ping_next)) {
+			g_clear_pointer(&c->ping_next, g_hash_table_destroy);
+			c->ping_next = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+			GHashTableIter it;
+			gpointer k;
+			g_hash_table_iter_init(&it, now);
+			while (g_hash_table_iter_next(&it, &k, NULL))
+				g_hash_table_add(c->ping_next, g_strdup(k));
+			c->ping_next_since_ms = v->now_ms;
+		}
+		int64_t hold = 2 * store_settings_of(v->st)->ping_interval_ms;
+		int64_t left = c->ping_next_since_ms + hold - v->now_ms;
+		if (left <= 0) {
+			g_hash_table_destroy(c->ping_cut);
+			c->ping_cut = g_steal_pointer(&c->ping_next);
+		} else {
+			c->io.wakeup(c->user, left);
+		}
+	}
+	for (guint i = 0; i < hi->nodes->len; i++) {
+		sched_node *n = &g_array_index(hi->nodes, sched_node, i);
+		n->ping_lost = g_hash_table_contains(c->ping_cut, n->name);
+	}
+}
+
 static void rebalance(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan)
 {
 	const store_settings *settings = store_settings_of(v->st);
@@ -703,7 +769,7 @@ static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *p
 	json_t *at_risk = json_object();
 	for (size_t i = 0; i < in->n_nodes; i++)
 		json_object_set_new(at_risk, in->nodes[i].name, json_integer(plan->unsafe_if_lost[i]));
-	herd_health_alerts(alerts, view->st, view->facts, plan->n_plus_1, at_risk);
+	herd_health_alerts(alerts, view->st, view->facts, c->ping_cut, plan->n_plus_1, at_risk);
 	bool changed = !json_equal(alerts, c->alerts) || plan->n_plus_1 != c->n_plus_1 ||
 		       !json_equal(at_risk, c->at_risk);
 	json_decref(c->at_risk);
@@ -826,6 +892,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 		union_into(seen, herd_facts_fresh(v->facts, v->group[i])->seen);
 	herd_coord_joins joins = { seen, c->quorate_since_ms };
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins, c->cache);
+	hold_ping(c, v, hi);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, herd_sched_input_get(hi), plan, v);
 	act(c, v, hi, plan);

@@ -95,6 +95,7 @@ static void send_status(herd_engine *e)
 		.reach = e->reach,
 		.fence_standby = e->fence_standby,
 		.links = e->links,
+		.ping = e->ping,
 		.usage = usage,
 	};
 	size_t len;
@@ -723,6 +724,7 @@ void herd_engine_free(herd_engine *e)
 	json_decref(e->reach);
 	json_decref(e->fence_standby);
 	json_decref(e->links);
+	json_decref(e->ping);
 	json_decref(e->usage);
 	json_decref(e->esan);
 	herd_coord_free(e->coord);

@@ -232,6 +232,12 @@ json_t *herd_engine_fence_standby(herd_engine *e);
 void herd_engine_set_links(herd_engine *e, json_t *links);
 /* Every node's view of its links, {node: {peer: […]}}, by fresh facts. */
 json_t *herd_engine_links(herd_engine *e);
+/* What this node makes of the ping nodes (herd_ping_json(), NULL: none
+ * configured): sent in its STATUS when it changes. */
+void herd_engine_set_ping(herd_engine *e, json_t *ping);
+/* Every node's view of the ping nodes, {node: {"lost","targets"}}, by
+ * fresh facts; nodes that say nothing are left out. */
+json_t *herd_engine_ping(herd_engine *e);
 /* Whether this node's host is set up for live migration, or why not
  * (@problem, NULL when @ready): sent in its STATUS, so every node shows it. */
 void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *problem);

@@ -309,6 +309,27 @@ json_t *herd_engine_links(herd_engine *e)
 	return herd_facts_links(e->facts);
 }
 
+void herd_engine_set_ping(herd_engine *e, json_t *ping)
+{
+	if (json_equal(e->ping, ping) || (!e->ping && !ping))
+		return;
+	json_decref(e->ping);
+	e->ping = json_incref(ping);
+	status_soon(e);
+}
+
+json_t *herd_engine_ping(herd_engine *e)
+{
+	json_t *out = json_object();
+	g_autoptr(GArray) nodes = fresh_facts(e);
+	for (guint i = 0; i < nodes->len; i++) {
+		const named_facts *n = &g_array_index(nodes, named_facts, i);
+		if (n->facts->ping)
+			json_object_set(out, n->name, n->facts->ping);
+	}
+	return out;
+}
+
 json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)
 {
 	GHashTableIter it;

@@ -78,6 +78,7 @@ void herd_node_facts_unref(herd_node_facts *n)
 	json_decref(n->usage);
 	json_decref(n->fence_standby);
 	json_decref(n->links);
+	json_decref(n->ping);
 	g_bytes_unref(n->payload);
 	g_free(n);
 }
@@ -168,6 +169,8 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 		json_object_set(rest, "fence_standby", r->fence_standby);
 	if (r->links && json_object_size(r->links))
 		json_object_set(rest, "links", r->links);
+	if (r->ping)
+		json_object_set(rest, "ping", r->ping);
 	g_autofree char *text = json_dumps(rest, JSON_COMPACT);
 	size_t n = strlen(text);
 	json_writer_members_text(&w, text + 1, n - 2); /* without its braces */
@@ -331,6 +334,13 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->fence_standby = json_is_object(standby) ? json_incref(standby) : json_object();
 	json_t *links = json_object_get(j, "links");
 	n->links = json_is_object(links) ? json_incref(links) : json_object();
+	/* Absent (a node one release older, or no ping node set): it is not
+	 * taken for cut off. */
+	json_t *ping = json_object_get(j, "ping");
+	if (json_is_object(json_object_get(ping, "targets"))) {
+		n->ping = json_incref(ping);
+		n->ping_lost = json_is_true(json_object_get(ping, "lost"));
+	}
 	n->reached = g_hash_table_new(g_str_hash, g_str_equal);
 	const char *key;
 	json_object_foreach(n->reach, key, v)

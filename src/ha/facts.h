@@ -49,6 +49,10 @@ typedef struct herd_node_facts {
 	json_t *links;             /* {node: [{"link":L,"connected":bool}…]}: corosync's
 				    * knet links to each other node as it sees them
 				    * (ha/links.h); empty if it does not say */
+	json_t *ping;              /* {"lost":bool,"targets":{address:bool}}: what it makes of
+				    * the ping nodes (ha/ping.h), or NULL: none configured,
+				    * or it does not say */
+	bool ping_lost;            /* ... it reaches none of them */
 	GBytes *payload;           /* the STATUS they were read from */
 	gint refcount;
 } herd_node_facts;
@@ -91,6 +95,7 @@ typedef struct herd_node_report {
 	json_t *usage;             /* {uuid: {"size","free"}}, or NULL */
 	json_t *fence_standby;     /* {device: {"agent","pids"}}, or NULL */
 	json_t *links;             /* {node: [{"link","connected"}…]}, or NULL */
+	json_t *ping;              /* herd_ping_json(), or NULL */
 } herd_node_report;
 
 /* Encode @r as a STATUS payload. */

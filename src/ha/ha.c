@@ -418,6 +418,16 @@ json_t *herd_ha_links(herd_ha *h)
 	return herd_engine_links(h->engine);
 }
 
+void herd_ha_set_ping(herd_ha *h, json_t *ping)
+{
+	herd_engine_set_ping(h->engine, ping);
+}
+
+json_t *herd_ha_ping(herd_ha *h)
+{
+	return herd_engine_ping(h->engine);
+}
+
 json_t *herd_ha_fence_runs(herd_ha *h)
 {
 	json_t *out = json_array();

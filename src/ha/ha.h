@@ -58,6 +58,9 @@ void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t 
 /* herd_engine_set_links(), herd_engine_links(). */
 void herd_ha_set_links(herd_ha *h, json_t *links);
 json_t *herd_ha_links(herd_ha *h);
+/* herd_engine_set_ping(), herd_engine_ping(). */
+void herd_ha_set_ping(herd_ha *h, json_t *ping);
+json_t *herd_ha_ping(herd_ha *h);
 /* The fence agent runs this node's herd made since it started:
  * [{"device","action","result":"ok"|"failed","count"}…]. */
 json_t *herd_ha_fence_runs(herd_ha *h);

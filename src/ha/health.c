@@ -78,11 +78,63 @@ static void storage_alerts(json_t *alerts, store_state *st, herd_facts *facts)
 	}
 }
 
-void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, bool n_plus_1,
-			json_t *at_risk)
+/* "192.0.2.1, 192.0.2.2" */
+static char *ping_targets_text(json_t *ping)
+{
+	GString *s = g_string_new(NULL);
+	const char *address;
+	json_t *ok;
+	json_object_foreach(json_object_get(ping, "targets"), address, ok)
+		g_string_append_printf(s, "%s%s", s->len ? ", " : "", address);
+	return g_string_free(s, FALSE);
+}
+
+/* Nodes that reach none of the ping nodes, by what the scheduler does
+ * about them (ha/sched.h): their HA VMs leave while a node that may take
+ * VMs reaches one; nothing moves when none does. */
+static void ping_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHashTable *ping_cut)
+{
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(st);
+	g_autoptr(GPtrArray) cut = g_ptr_array_new();
+	GString *reaching = g_string_new(NULL);
+	json_t *ping = NULL;
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *n = nodes->pdata[i];
+		herd_node_facts *f = herd_facts_fresh(facts, store_node_of(n)->nodeid);
+		if (!f)
+			continue;
+		if (f->ping)
+			ping = f->ping;
+		if (g_hash_table_contains(ping_cut, n->name))
+			g_ptr_array_add(cut, n);
+		else if (f->virt_ok && store_node_of(n)->mode == STORE_NODE_ONLINE)
+			g_string_append_printf(reaching, "%s%s", reaching->len ? ", " : "", n->name);
+	}
+	g_autofree char *targets = ping ? ping_targets_text(ping) : NULL;
+	for (guint i = 0; i < cut->len && reaching->len; i++) {
+		store_object *n = cut->pdata[i];
+		g_autofree char *msg = g_strdup_printf(
+			"Node %s reaches none of the ping nodes (%s), which %s reach%s: its HA VMs move there.",
+			n->name, targets, reaching->str, strchr(reaching->str, ',') ? "" : "es");
+		json_array_append_new(alerts, json_pack("{s:s,s:s,s:s,s:s}", "kind", "ping_lost", "severity",
+							"warning", "node", n->name, "message", msg));
+	}
+	if (cut->len && !reaching->len) {
+		g_autofree char *msg = g_strdup_printf(
+			"No node that can take VMs reaches a ping node (%s): nothing moves for it. Check the ping nodes themselves and the cluster's uplink.",
+			targets);
+		json_array_append_new(alerts, json_pack("{s:s,s:s,s:s}", "kind", "ping_lost_all", "severity",
+							"critical", "message", msg));
+	}
+	g_string_free(reaching, TRUE);
+}
+
+void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHashTable *ping_cut,
+			bool n_plus_1, json_t *at_risk)
 {
 	virt_alerts(alerts, st, facts);
 	storage_alerts(alerts, st, facts);
+	ping_alerts(alerts, st, facts, ping_cut);
 	if (n_plus_1)
 		return;
 	GString *risk = g_string_new(NULL);

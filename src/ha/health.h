@@ -2,7 +2,8 @@
  * Alerts about the nodes' and storages' health that the coordinator adds
  * to its list (and so to the alert records, ha/alert_journal.h): a node
  * whose libvirtd does not answer, a storage filling up (80 % warning, 90 %
- * critical, as the seed products warned), and N+1 no longer holding.
+ * critical, as the seed products warned), a node that reaches none of the
+ * ping nodes, and N+1 no longer holding.
  * Pure: the store and the nodes' facts in, alerts out.
  */
 #pragma once
@@ -19,7 +20,10 @@
 /* Append to @alerts: "virt_down" for each node with fresh facts whose
  * hypervisor connection fails; "storage_full" for each storage that a
  * node sees used at or beyond the thresholds (the fullest view counts);
+ * "ping_lost" for each node of @ping_cut (names: those the scheduler takes
+ * for cut off from the ping nodes, see coordinator.c) while an online node
+ * outside it can take VMs, or one "ping_lost_all" when none can;
  * "n_plus_1" when @n_plus_1 is false, naming the nodes in @at_risk
  * ({node: HA VMs that could not be restarted}). */
-void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, bool n_plus_1,
-			json_t *at_risk);
+void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHashTable *ping_cut,
+			bool n_plus_1, json_t *at_risk);

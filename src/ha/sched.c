@@ -63,6 +63,8 @@ typedef struct {
 	bool *open;             /* per node: may a VM there bind its rule partners
 				 * (see ctx_init; not the node an N+1 check fails) */
 	affinity *aff;          /* the affinity rules (ha/affinity.h) */
+	bool ping_somewhere;    /* a node that may take VMs reaches a ping node: the
+				 * HA VMs of nodes that reach none go there */
 	sched_plan *plan;
 } ctx;
 
@@ -237,6 +239,10 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 	}
 	if (!reaches(n, vm, why))
 		return false;
+	if (vm->ha && n->ping_lost && c->ping_somewhere) {
+		*why = "it reaches none of the ping nodes";
+		return false;
+	}
 	if (vm->ha && !c->in->lab_mode && !n->fence_covered) {
 		*why = "no fence device covers it";
 		return false;
@@ -453,6 +459,10 @@ static bool set_allows_return(ctx *c, const sched_vm *vm, int here)
  * node only; else its preferred node; else the one that would be the least
  * full relative to its size (load_with(), better_home()).
  */
+/* choose()'s reason when a sticky VM's node cannot take it (explain()
+ * adds the node's own reason). */
+static const char sticky_busy[] = "its sticky node cannot take it now";
+
 static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 {
 	const sched_input *in = c->in;
@@ -470,7 +480,7 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 		/* A rule is named: the operator's two wishes conflict. */
 		int on;
 		const char *rule = affinity_last_refusal(c->aff, &on);
-		*why = rule && on == i ? rule : "its sticky node cannot take it now";
+		*why = rule && on == i ? rule : sticky_busy;
 		return -1;
 	}
 	if (vm->n_nodeset) {
@@ -520,6 +530,12 @@ static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 /* Why no node can take @vm, node by node (only called when none can). */
 static char *explain(ctx *c, const sched_vm *vm, int avoid, const char *why)
 {
+	if (vm->sticky && why == sticky_busy) {
+		int i = node_idx(c, vm->sticky);
+		const char *w = NULL;
+		if (i >= 0 && i != avoid && !fits(c, vm, i, &w))
+			return g_strdup_printf("its sticky node %s cannot take it now (%s)", vm->sticky, w);
+	}
 	if (vm->sticky || c->in->n_nodes == 0)
 		return g_strdup(why ? why : "no node is online");
 	if (vm->restricted)
@@ -657,6 +673,23 @@ static void consider_move(ctx *c, const sched_vm *vm, const sched_node *n, int n
 		}
 		add_move(c, vm, n, i, here, n->allow_cold, "its node is leaving service",
 			 vm->sticky ? NULL : n->name);
+		return;
+	}
+	/* Its node is cut off from the ping nodes that others reach: away
+	 * (see sched.h), once it runs steadily (not in the middle of its
+	 * start).  A VM bound to a node goes where that binding says. */
+	if (vm->ha && n->ping_lost && c->ping_somewhere && !vm->sticky) {
+		if (here && !vm->steady)
+			return;
+		int i = choose(c, vm, ni, &why);
+		if (i < 0) {
+			g_autofree char *all = explain(c, vm, ni, why);
+			add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+				  "VM %s stays on node %s, which reaches none of the ping nodes: %s.", vm->name,
+				  n->name, all);
+			return;
+		}
+		add_move(c, vm, n, i, here, true, "its node reaches none of the ping nodes", NULL);
 		return;
 	}
 	/* Bound to another node (a move took it away, or it was made sticky
@@ -1020,6 +1053,13 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			}
 			return;
 		}
+		if (vm->move_to && strcmp(vm->move_to, n->name) == 0 && here && !vm->migrating) {
+			/* Sent where it runs already (a switchover decided on a
+			 * view from before it got there): the move is over.  Left
+			 * as it is, the destination would bar every other move. */
+			add_action(c, SCHED_ASSIGN, vm->uuid, n->name, NULL, "it runs at its destination");
+			return;
+		}
 		if (!here && vm->n_seen == 0 && c->in->start_failures_max &&
 		    vm->start_failures >= c->in->start_failures_max) {
 			give_up(c, vm, n, ni);
@@ -1120,6 +1160,8 @@ static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 	for (size_t i = 0; i < in->n_nodes; i++)
 		c->open[i] = in->nodes[i].mode == STORE_NODE_ONLINE && !effectively_down(c, &in->nodes[i]);
 	c->aff = affinity_new(in, c->open);
+	for (size_t i = 0; i < in->n_nodes; i++)
+		c->ping_somewhere |= usable(&in->nodes[i]) && !in->nodes[i].ping_lost;
 }
 
 static void ctx_clear(ctx *c)

@@ -41,6 +41,15 @@
  * disk open through the dead mount), a cold move would kill a guest that
  * may still run from its page cache or is only cut off from a switch, and
  * a storage that flaps would make VMs hop; the node's report shows it.
+ *
+ * Ping nodes (requirement C3): a node that reaches none of the cluster's
+ * ping nodes while a node that may take VMs (online, herd running) reaches
+ * one is cut off from the world its HA VMs serve.  No HA VM is placed
+ * there, and those it runs move to nodes that reach a ping node: live, or
+ * with a restart when they cannot migrate (they serve nobody where they
+ * are).  When no node reaches any, nothing moves for it: the ping node
+ * itself, not every node, is then the likelier fault.  Non-HA VMs and VMs
+ * sticky to the node stay.  The nodes dampen their verdicts (ha/ping.h).
  */
 #pragma once
 
@@ -69,6 +78,8 @@ typedef struct sched_node {
 	unsigned cpus;
 	GHashTable *reach;       /* the needs (ids, as sched_need's) its fresh facts say
 				  * it reaches; NULL: none */
+	bool ping_lost;          /* its fresh facts say it reaches none of the ping
+				  * nodes (ha/ping.h; see "Ping nodes" above) */
 } sched_node;
 
 /* Something a VM needs of the node it runs on (see above). */

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 static bool check_host(const char *key, const char *v, GError **error);
 static bool check_address(const char *key, const char *v, GError **error);
 static bool check_addresses(const char *key, const char *v, GError **error);
+static bool check_ping_nodes(const char *key, const char *v, GError **error);
 static bool check_url(const char *key, const char *v, GError **error);
 static bool check_path(const char *key, const char *v, GError **error);
 
@@ -114,6 +116,15 @@ const cluster_setting cluster_settings[] = {
 	{ "rebalance_max_moves", SETTING_INT, 1, 16, NULL, "2",
 	  "rebalance: how many VMs move at a time; the next ones once those are done and the spread is still high",
 	  false, F(rebalance_max_moves) },
+	{ "ping_nodes", SETTING_TEXT, 0, 0, NULL, "",
+	  "ping nodes: IP addresses outside the cluster (a gateway, a core switch), separated by commas; a node that reaches none of them while another node reaches one gives its HA VMs up to nodes that do (empty: none)",
+	  false, 0, check_ping_nodes },
+	{ "ping_interval_ms", SETTING_INT, 100, 60000, NULL, "1000",
+	  "ping nodes: how often every node sends each of them an ICMP echo request",
+	  false, F(ping_interval_ms) },
+	{ "ping_dampen_ms", SETTING_INT, 0, 3600000, NULL, "5000",
+	  "ping nodes: how long a ping node must stay silent (or answer again) before a node's verdict changes, so that a lost ping moves nothing (at least twice ping_interval_ms)",
+	  false, F(ping_dampen_ms) },
 	{ "notify_smtp_host", SETTING_TEXT, 0, 0, NULL, "",
 	  "notifications: the SMTP relay's host name or address that alert mails go through (empty: no mail)",
 	  false, 0, check_host },
@@ -211,6 +222,62 @@ char **cluster_setting_addresses(const char *key, const char *value, GError **er
 static bool check_addresses(const char *key, const char *v, GError **error)
 {
 	g_auto(GStrv) list = cluster_setting_addresses(key, v, error);
+	return list != NULL;
+}
+
+#define PING_NODES_MAX 8
+
+/* Is @v an IPv4 or IPv6 address one can send an echo request to (not
+ * 0.0.0.0, ::, or multicast)?  @text: as inet_ntop() writes it. */
+static bool ip_literal(const char *v, char text[INET6_ADDRSTRLEN])
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, v, &a4) == 1) {
+		uint32_t h = ntohl(a4.s_addr);
+		return h != 0 && (h >> 28) != 0xe && inet_ntop(AF_INET, &a4, text, INET6_ADDRSTRLEN);
+	}
+	if (inet_pton(AF_INET6, v, &a6) == 1)
+		return !IN6_IS_ADDR_UNSPECIFIED(&a6) && !IN6_IS_ADDR_MULTICAST(&a6) &&
+		       inet_ntop(AF_INET6, &a6, text, INET6_ADDRSTRLEN);
+	return false;
+}
+
+char **cluster_setting_ping_nodes(const char *key, const char *value, GError **error)
+{
+	g_auto(GStrv) parts = g_strsplit_set(value ? value : "", ", ", -1);
+	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(g_free);
+	for (char **p = parts; *p; p++) {
+		if (!**p)
+			continue;
+		char text[INET6_ADDRSTRLEN];
+		if (!ip_literal(*p, text)) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "Setting %s takes IP addresses such as 192.0.2.1 or 2001:db8::1 (no host names: a ping node must not depend on DNS), not '%s'.",
+				    key, *p);
+			return NULL;
+		}
+		for (guint i = 0; i < out->len; i++)
+			if (strcmp(out->pdata[i], text) == 0) {
+				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+					    "Setting %s names %s twice.", key, text);
+				return NULL;
+			}
+		g_ptr_array_add(out, g_strdup(text));
+	}
+	if (out->len == 0 || out->len > PING_NODES_MAX) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Setting %s must hold from 1 to %d IP addresses separated by commas, not %u.", key,
+			    PING_NODES_MAX, out->len);
+		return NULL;
+	}
+	g_ptr_array_add(out, NULL);
+	return (char **)g_ptr_array_free(g_steal_pointer(&out), FALSE);
+}
+
+static bool check_ping_nodes(const char *key, const char *v, GError **error)
+{
+	g_auto(GStrv) list = cluster_setting_ping_nodes(key, v, error);
 	return list != NULL;
 }
 
@@ -424,6 +491,14 @@ static bool check_combined(json_t *eff, GError **error)
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 			    "Setting migration_port_min (%lld) is above migration_port_max (%lld): they are the first and the last port of one range.",
 			    lo, hi);
+		return false;
+	}
+	long long interval = json_integer_value(json_object_get(eff, "ping_interval_ms"));
+	long long dampen = json_integer_value(json_object_get(eff, "ping_dampen_ms"));
+	if (dampen < 2 * interval) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "Setting ping_dampen_ms (%lld) is below twice ping_interval_ms (%lld): one lost ping would move VMs.",
+			    dampen, interval);
 		return false;
 	}
 	if (hi - lo + 1 > CLUSTER_MIGRATION_PORTS_MAX) {

@@ -85,6 +85,7 @@ typedef struct store_settings {
 	bool rebalance;            /* ha/rebalance.h */
 	long long rebalance_threshold_pct, rebalance_hold_s, rebalance_min_gain_pct, rebalance_max_moves;
 	long long notify_smtp_port;
+	long long ping_interval_ms, ping_dampen_ms;
 	int notify_smtp_tls;       /* store_notify_tls */
 } store_settings;
 
@@ -167,6 +168,11 @@ bool cluster_settings_check_stored(json_t *stored, GError **error);
 long long cluster_setting_int(json_t *stored, const char *key);
 bool cluster_setting_bool(json_t *stored, const char *key);
 const char *cluster_setting_string(json_t *stored, const char *key);
+
+/* The addresses of ping_nodes ("192.0.2.1, 2001:db8::1"), each as
+ * g_inet_address_to_string() writes it, or NULL with an error naming @key
+ * (g_strfreev). */
+char **cluster_setting_ping_nodes(const char *key, const char *value, GError **error);
 
 /* A list of mail addresses as notify_to takes it ("a@x, b@y"): the
  * addresses, or NULL with an error naming @key (g_strfreev). */

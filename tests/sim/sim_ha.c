@@ -23,13 +23,19 @@
  * ha pause: nothing fenced or moved meanwhile); VMs with node sets of two
  * tiers; nodes that lose the cluster's storage
  * (their reach checker reports it unreachable, VM starts on it fail) and
- * get it back.
+ * get it back; nodes that lose the ping node and get it back (their
+ * pinger's verdict, ha/ping.h).
  *
  * After every step: no VM is active (starting, running, paused, stopping) on
  * two powered nodes at once.  When the faults stop: every VM that should run
  * and fits runs, once, on its assigned node — also when one node (of three
  * or more) still lacks the storage; and then no VM that needs it is placed
- * there (those assigned there already may stay).
+ * there (those assigned there already may stay).  One other node (of three
+ * or more) is left without the ping node: no HA VM runs there at the end
+ * unless it is sticky to it or an alert says why it stays.  (It may be
+ * placed there for a moment: just after a membership change, before the
+ * others have reported, it may be the only node that can take VMs, and
+ * then the ping nodes decide nothing.)
  *
  *   sim-ha [--seeds N [--first S] | --seed S] [--steps N] [--verbose]
  */
@@ -39,6 +45,7 @@
 #include "ha/coordinator.h"
 #include "ha/engine.h"
 #include "ha/facts.h"
+#include "ha/ping.h"
 #include "ha/reach.h"
 #include "ha/sched_json.h"
 #include "store/cluster.h"
@@ -155,6 +162,8 @@ typedef struct {
 	int apart[2];           /* a strict anti-affinity rule's two VMs, or -1 (no such rule) */
 	simnode *lacking;       /* after the faults: the node that still lacks it, or NULL */
 	int64_t lacking_since_ms; /* ... since then (its report takes a moment to arrive) */
+	bool no_ping[MAX_NODES + 1]; /* node i reaches no ping node */
+	simnode *cut_off;       /* after the faults: the node that still reaches none, or NULL */
 	unsigned stats_fences, stats_crashes, stats_herd_crashes, stats_partitions, stats_vm_starts;
 	unsigned stats_shutdowns, stats_shutdowns_left; /* clean shutdowns; of them left after moving VMs */
 } sim;
@@ -164,6 +173,22 @@ static sim *S;
 static void dump_views(void);
 static void recompute_groups(void);
 static void node_power_off(simnode *node);
+/* What its pinger tells the engine: the verdict on the one ping node (at
+ * once, in the simulation: the dampening is the pinger's own). */
+static void report_ping(simnode *node)
+{
+	if (!node->herd_up)
+		return;
+	g_autoptr(herd_ping) p = herd_ping_new();
+	const char *const target[] = { "192.0.2.1" };
+	herd_ping_configure(p, target, 1, S->now_ms);
+	bool answered = !S->no_ping[node->id];
+	herd_ping_round(p, &answered, S->now_ms, 0);
+	g_autoptr(json_t) verdict = herd_ping_json(p);
+	herd_engine_set_ping(node->engine, verdict);
+	node->dirty = true;
+}
+
 static void herd_start(simnode *node);
 static void herd_stop(simnode *node);
 static const herd_vm_fact *active_on(simnode *node, const char *uuid);
@@ -789,6 +814,7 @@ static void herd_start(simnode *node)
 	node->virt->base.ops->open(&node->virt->base, NULL);
 	node->dirty = true;
 	report_reach(node);
+	report_ping(node);
 }
 
 /* herdd dies (crash, or with the power): what it had under way dies with
@@ -1367,6 +1393,19 @@ static void bootstrap(void)
 }
 
 /* The faults have stopped: is every VM that should run running, once, where assigned? */
+/* Does an alert of @node's engine about VM @uuid say @words? */
+static bool alert_about(simnode *node, const char *uuid, const char *words)
+{
+	g_autoptr(json_t) status = herd_engine_cluster_status(node->engine);
+	size_t k;
+	json_t *a;
+	json_array_foreach(json_object_get(status, "alerts"), k, a)
+		if (g_strcmp0(json_string_value(json_object_get(a, "vm")), uuid) == 0 &&
+		    strstr(json_string_value(json_object_get(a, "message")) ?: "", words))
+			return true;
+	return false;
+}
+
 static void check_converged(void)
 {
 	simnode *any = NULL;
@@ -1397,22 +1436,24 @@ static void check_converged(void)
 			/* Not running is right only when it cannot fit anywhere
 			 * — or a strict rule keeps it off every node that has
 			 * room (its partner went where it cannot follow: a
-			 * strict together rule does not move the partner). */
+			 * strict together rule does not move the partner), or
+			 * it is sticky to a node that others filled (herd
+			 * moves no VM to make room: with the node that lost the
+			 * ping node closed to HA VMs, they may fill the rest). */
+			if (alert_about(any, vm->uuid, "strict rule") ||
+			    alert_about(any, vm->uuid, "cannot take it now (not enough"))
+				continue;
 			g_autoptr(json_t) status = herd_engine_cluster_status(any->engine);
 			g_autofree char *why = json_dumps(json_object_get(status, "alerts"), JSON_COMPACT);
-			bool by_rule = false;
-			size_t k;
-			json_t *a;
-			json_array_foreach(json_object_get(status, "alerts"), k, a)
-				by_rule |= g_strcmp0(json_string_value(json_object_get(a, "vm")), vm->uuid) == 0 &&
-					   strstr(json_string_value(json_object_get(a, "message")), "strict rule") != NULL;
-			if (by_rule)
-				continue;
 			fail("after the faults stopped, VM %s should run but does not (assigned to %s; alerts %s)",
 			     vm->name, sv->node ? sv->node : "nothing", why ? why : "none");
 		}
 		if (!sv->target_running && running)
 			fail("after the faults stopped, VM %s should be stopped but runs on %s", vm->name, where);
+		if (running && S->cut_off && sv->ha && strcmp(where, S->cut_off->name) == 0 &&
+		    g_strcmp0(sv->sticky, where) != 0 && !alert_about(any, vm->uuid, "stays on node"))
+			fail("after the faults stopped, HA VM %s runs on %s, which reaches no ping node, with no alert that says why",
+			     vm->name, where);
 		if (sv->target_running && running && (!sv->node || strcmp(sv->node, where) != 0))
 			fail("after the faults stopped, VM %s runs on %s but is assigned to %s", vm->name, where,
 			     sv->node ? sv->node : "nothing");
@@ -1529,6 +1570,10 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 			s.no_storage[node->id] = !s.no_storage[node->id];
 			TRACE("%s: the storage is %s there", node->name, s.no_storage[node->id] ? "LOST" : "back");
 			report_reach(node);
+		} else if (a < 972) {
+			s.no_ping[node->id] = !s.no_ping[node->id];
+			TRACE("%s: the ping node is %s", node->name, s.no_ping[node->id] ? "LOST" : "back");
+			report_ping(node);
 		}
 		run_dirty();
 		check_no_double_run();
@@ -1550,9 +1595,12 @@ static int run(guint64 seed, unsigned steps, bool verbose)
 	s.lacking = s.n >= 3 ? &s.nodes[s.n] : NULL;
 	s.lacking_since_ms = s.now_ms;
 	s.storage_honest = false;
+	s.cut_off = s.n >= 3 ? &s.nodes[s.n - 1] : NULL;
 	for (unsigned i = 1; i <= s.n; i++) {
 		s.no_storage[i] = &s.nodes[i] == s.lacking;
 		report_reach(&s.nodes[i]);
+		s.no_ping[i] = &s.nodes[i] == s.cut_off;
+		report_ping(&s.nodes[i]);
 	}
 	/* A host's clean shutdown under way goes on to its power-off. */
 	for (int round = 0; round < 10; round++) {

@@ -17,6 +17,7 @@
 typedef struct {
 	test_store *t;
 	herd_facts *facts;
+	GHashTable *ping_cut;      /* the nodes the coordinator takes for cut off */
 } fixture;
 
 static void apply(fixture *x, json_t *cmd)
@@ -40,11 +41,13 @@ static void setup(fixture *x, gconstpointer data)
 	apply(x, store_storage_cmd_create(ST1, "share", a));
 	apply(x, store_storage_cmd_create(ST2, "data", b));
 	x->facts = herd_facts_new();
+	x->ping_cut = g_hash_table_new(g_str_hash, g_str_equal);
 }
 
 static void teardown(fixture *x, gconstpointer data)
 {
 	herd_facts_free(x->facts);
+	g_hash_table_destroy(x->ping_cut);
 	test_store_free(x->t);
 }
 
@@ -59,11 +62,21 @@ static void report(fixture *x, uint32_t id, const char *name, bool virt_ok, cons
 	g_assert_true(herd_facts_update(x->facts, id, p, len, 0, NULL));
 }
 
+/* Node @id says what it makes of the ping nodes. */
+static void report_ping(fixture *x, uint32_t id, const char *name, const char *ping_json)
+{
+	g_autoptr(json_t) ping = json_loads(ping_json, 0, NULL);
+	herd_node_report r = { .name = name, .resources = { 1024, 512, 1 }, .virt_ok = true, .ping = ping };
+	size_t len;
+	g_autofree char *p = herd_facts_encode(&r, &len);
+	g_assert_true(herd_facts_update(x->facts, id, p, len, 0, NULL));
+}
+
 static json_t *alerts(fixture *x, bool n_plus_1, const char *at_risk)
 {
 	json_t *out = json_array();
 	g_autoptr(json_t) risk = json_loads(at_risk, 0, NULL);
-	herd_health_alerts(out, x->t->st, x->facts, n_plus_1, risk);
+	herd_health_alerts(out, x->t->st, x->facts, x->ping_cut, n_plus_1, risk);
 	return out;
 }
 
@@ -133,6 +146,38 @@ static void test_n_plus_1(fixture *x, gconstpointer data)
 	g_assert_null(strstr(field(a, 0, "message"), "n2"));
 }
 
+/* A node cut off from the ping nodes while the other reaches one: a
+ * warning naming it; every node cut off: one critical alert, nothing
+ * about single nodes (nothing moves).  The coordinator's set counts, not
+ * what the nodes say this moment (it holds a new set for two rounds). */
+static void test_ping(fixture *x, gconstpointer data)
+{
+	report_ping(x, 1, "n1", "{\"lost\":true,\"targets\":{\"192.0.2.1\":false}}");
+	report_ping(x, 2, "n2", "{\"lost\":false,\"targets\":{\"192.0.2.1\":true}}");
+	g_autoptr(json_t) held = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(held), ==, 0);
+	g_hash_table_add(x->ping_cut, "n1");
+	g_autoptr(json_t) a = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(a), ==, 1);
+	g_assert_cmpstr(field(a, 0, "kind"), ==, "ping_lost");
+	g_assert_cmpstr(field(a, 0, "node"), ==, "n1");
+	g_assert_cmpstr(field(a, 0, "message"), ==,
+			"Node n1 reaches none of the ping nodes (192.0.2.1), which n2 reaches: its HA VMs move there.");
+	report_ping(x, 2, "n2", "{\"lost\":true,\"targets\":{\"192.0.2.1\":false}}");
+	g_hash_table_add(x->ping_cut, "n2");
+	g_autoptr(json_t) b = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(b), ==, 1);
+	g_assert_cmpstr(field(b, 0, "kind"), ==, "ping_lost_all");
+	g_assert_cmpstr(field(b, 0, "severity"), ==, "critical");
+	g_assert_nonnull(strstr(field(b, 0, "message"), "nothing moves"));
+	/* No ping nodes set: nothing. */
+	g_hash_table_remove_all(x->ping_cut);
+	report(x, 1, "n1", true, "{}");
+	report(x, 2, "n2", true, "{}");
+	g_autoptr(json_t) c = alerts(x, true, "{}");
+	g_assert_cmpuint(json_array_size(c), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -140,5 +185,6 @@ int main(int argc, char **argv)
 	g_test_add("/health/virt-down", fixture, NULL, setup, test_virt_down, teardown);
 	g_test_add("/health/storage", fixture, NULL, setup, test_storage, teardown);
 	g_test_add("/health/n-plus-1", fixture, NULL, setup, test_n_plus_1, teardown);
+	g_test_add("/health/ping", fixture, NULL, setup, test_ping, teardown);
 	return g_test_run();
 }

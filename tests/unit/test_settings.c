@@ -89,6 +89,34 @@ static void test_notify(void)
 	g_assert_cmpstr(cluster_setting_string(NULL, "notify_to"), ==, "");
 }
 
+/* Ping nodes: IP literals only, normalised, none twice; the dampening at
+ * least two rounds long. */
+static void test_ping(void)
+{
+	g_autoptr(GError) error = NULL;
+	expect_valid("{\"ping_nodes\":\"192.0.2.1, 2001:db8::1\",\"ping_interval_ms\":\"500\"}",
+		     "{\"ping_nodes\":\"192.0.2.1, 2001:db8::1\",\"ping_interval_ms\":500}");
+	expect_invalid("{\"ping_nodes\":\"gw.example.com\"}", "no host names");
+	expect_invalid("{\"ping_nodes\":\"0.0.0.0\"}", "not '0.0.0.0'");
+	expect_invalid("{\"ping_nodes\":\"224.0.0.1\"}", "not '224.0.0.1'");
+	expect_invalid("{\"ping_nodes\":\"192.0.2.1,192.0.2.1\"}", "names 192.0.2.1 twice");
+	expect_invalid("{\"ping_nodes\":\"2001:db8::1, 2001:DB8:0::1\"}", "names 2001:db8::1 twice");
+	expect_invalid("{\"ping_nodes\":\"1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,1.1.1.8,1.1.1.9\"}",
+		       "from 1 to 8 IP addresses");
+	expect_invalid("{\"ping_interval_ms\":50}", "ping_interval_ms");
+	g_auto(GStrv) list = cluster_setting_ping_nodes("ping_nodes", "2001:DB8:0:0::1  192.0.2.7", NULL);
+	g_assert_cmpuint(g_strv_length(list), ==, 2);
+	g_assert_cmpstr(list[0], ==, "2001:db8::1");
+	g_assert_cmpstr(list[1], ==, "192.0.2.7");
+	/* The default dampening (5 s) is below two rounds of 3 s. */
+	g_autoptr(json_t) slow = parse("{\"ping_interval_ms\":3000}");
+	g_assert_false(cluster_settings_check_change(NULL, slow, &error));
+	g_assert_nonnull(strstr(error->message, "ping_dampen_ms (5000) is below twice ping_interval_ms (3000)"));
+	g_clear_error(&error);
+	g_autoptr(json_t) both = parse("{\"ping_interval_ms\":3000,\"ping_dampen_ms\":6000}");
+	g_assert_true(cluster_settings_check_change(NULL, both, &error));
+}
+
 static void test_table(void)
 {
 	size_t n = 0;
@@ -318,6 +346,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/settings/notify", test_notify);
 	g_test_add_func("/settings/table", test_table);
+	g_test_add_func("/settings/ping", test_ping);
 	g_test_add_func("/settings/validate/ok", test_validate_ok);
 	g_test_add_func("/settings/validate/bad", test_validate_bad);
 	g_test_add_func("/settings/effective", test_effective);
