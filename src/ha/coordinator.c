@@ -54,6 +54,7 @@ struct herd_coord {
 	GHashTable *ping_cut;      /* names: the set acted on */
 	GHashTable *ping_next;     /* names: the set the nodes say now, if it differs */
 	int64_t ping_next_since_ms;
+	GHashTable *evacuating;    /* node name -> VMs it held when it began (see evacuations()) */
 };
 
 /* A fence attempt to record in the node's history. */
@@ -97,6 +98,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->n_plus_1 = true;
 	c->at_risk = json_object();
 	c->ping_cut = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	c->evacuating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return c;
 }
 
@@ -113,6 +115,7 @@ void herd_coord_free(herd_coord *c)
 	json_decref(c->events);
 	json_decref(c->at_risk);
 	g_hash_table_destroy(c->ping_cut);
+	g_hash_table_destroy(c->evacuating);
 	if (c->ping_next)
 		g_hash_table_destroy(c->ping_next);
 	g_free(c->self_name);
@@ -670,6 +673,53 @@ static void hold_ping(herd_coord *c, const herd_coord_view *v, herd_sched_input 
 	}
 }
 
+/*
+ * Evacuations, as alert events: a node put in standby or maintenance (by an
+ * operator, or by its host's shutdown) whose VMs begin to leave it, and the
+ * moment the last one has left.  Worked out from the store every round: a
+ * coordinator that takes over in the middle of one tells it as begun then.
+ * A node that goes back online before it is empty ends it without a word.
+ * VMs sticky to the node stay and are not counted.
+ */
+static void evacuations(herd_coord *c, const herd_coord_view *v, const sched_input *in)
+{
+	if (!v->store_writable)
+		return;
+	g_autofree unsigned *held = g_new0(unsigned, in->n_nodes + 1);
+	g_autoptr(GHashTable) index = g_hash_table_new(g_str_hash, g_str_equal);
+	for (size_t i = 0; i < in->n_nodes; i++)
+		g_hash_table_insert(index, (gpointer)in->nodes[i].name, GSIZE_TO_POINTER(i + 1));
+	/* The VMs that are to leave: sticky ones stay. */
+	for (size_t k = 0; k < in->n_vms; k++) {
+		const sched_vm *vm = &in->vms[k];
+		size_t i = vm->node ? GPOINTER_TO_SIZE(g_hash_table_lookup(index, vm->node)) : 0;
+		if (i && g_strcmp0(vm->sticky, vm->node) != 0)
+			held[i - 1]++;
+	}
+	for (size_t i = 0; i < in->n_nodes; i++) {
+		const sched_node *n = &in->nodes[i];
+		const char *mode = store_node_mode_name(n->mode);
+		gpointer began;
+		bool known = g_hash_table_lookup_extended(c->evacuating, n->name, NULL, &began);
+		bool leaving = n->mode != STORE_NODE_ONLINE && n->in_ring && n->herd_up;
+		if (!known && leaving && held[i]) {
+			g_hash_table_insert(c->evacuating, g_strdup(n->name), GUINT_TO_POINTER(held[i]));
+			add_event(c, "evacuation", "info", NULL, n->name,
+				  g_strdup_printf("Node %s is in %s mode: its %u VM%s leave%s it, live where they can.",
+						  n->name, mode, held[i], held[i] == 1 ? "" : "s",
+						  held[i] == 1 ? "s" : ""));
+		} else if (known && n->mode == STORE_NODE_ONLINE) {
+			g_hash_table_remove(c->evacuating, n->name);
+		} else if (known && !held[i]) {
+			unsigned was = GPOINTER_TO_UINT(began);
+			add_event(c, "evacuated", "info", NULL, n->name,
+				  g_strdup_printf("Node %s (%s mode) is empty: the %u VM%s it held left it.", n->name,
+						  mode, was, was == 1 ? "" : "s"));
+			g_hash_table_remove(c->evacuating, n->name);
+		}
+	}
+}
+
 static void rebalance(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan)
 {
 	const store_settings *settings = store_settings_of(v->st);
@@ -896,6 +946,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, herd_sched_input_get(hi), plan, v);
 	act(c, v, hi, plan);
+	evacuations(c, v, herd_sched_input_get(hi));
 	/* The alerts' history follows them, in the same round (one batch). */
 	if (v->store_writable) {
 		g_autoptr(json_t) journal = herd_alert_journal(v->st, c->alerts, c->events, v->now_ms,

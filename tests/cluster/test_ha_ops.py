@@ -48,7 +48,7 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from testlib import check, check_expected, expect, run_test, say, wait_until  # noqa: E402
-from halib import Ha, HaNodes, Workdir, herdd_log, qemu_pids, run_steps, table  # noqa: E402
+from halib import Ha, HaNodes, Workdir, api, herdd_log, qemu_pids, run_steps, table  # noqa: E402
 
 INSTANCE = "test-ha-ops"
 QUICK = ["--shutdown-timeout", "2"]
@@ -251,6 +251,16 @@ def node_modes(tn, ha):
     expect(not {"h1", "plain"} & set(moved), f"standby is live, yet {moved} booted again")
     say(f"standby n1 --wait: {p.stdout.strip().splitlines()[-1]!r} after {time.time() - t0:.1f} s; "
         f"{where(vms, movable)}; booted again: {moved or 'none'}")
+
+    def evacuation_events():
+        code, alerts = api(tn, 3, "GET", "/api/v1/alerts?all=true")
+        ev = {a["kind"]: a["message"] for a in (alerts if code == 200 else [])
+              if a.get("node") == "n1" and a["kind"] in ("evacuation", "evacuated")}
+        return ev if len(ev) == 2 else None
+    ev = wait_until(evacuation_events, 20, "the evacuation events of n1", interval=0.5)
+    expect("standby mode: its" in ev["evacuation"] and "leave" in ev["evacuation"]
+           and "is empty" in ev["evacuated"], f"the evacuation events: {ev}")
+    say(f"alert records: {ev['evacuation']!r}, then {ev['evacuated']!r}")
     ha.define("m3", preferred="n1", extra=QUICK)
     p = ha.ok(3, "vm", "start", "m3")
     vms = ha.vms(1)
