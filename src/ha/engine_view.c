@@ -10,6 +10,7 @@
 #include "store/node.h"
 #include "store/vm.h"
 
+#include <stddef.h>
 #include <string.h>
 
 
@@ -241,25 +242,44 @@ json_t *herd_engine_reach(herd_engine *e, const char *uuid)
 	return out;
 }
 
+/* Keep @value (referenced) in *@slot, a part of this node's STATUS, and
+ * send it soon — unless it says what *@slot says already. */
+static void set_reported(herd_engine *e, json_t **slot, json_t *value)
+{
+	if (*slot == value || (*slot && value && json_equal(*slot, value)))
+		return;
+	json_decref(*slot);
+	*slot = json_incref(value);
+	status_soon(e);
+}
+
+/* {node: the member at @offset of its fresh facts (a json_t *)}, nodes
+ * whose member is NULL or empty left out. */
+static json_t *per_node(herd_engine *e, size_t offset)
+{
+	json_t *out = json_object();
+	g_autoptr(GArray) nodes = fresh_facts(e);
+	for (guint i = 0; i < nodes->len; i++) {
+		const named_facts *n = &g_array_index(nodes, named_facts, i);
+		json_t *member = *(json_t **)((char *)n->facts + offset);
+		if (json_object_size(member))
+			json_object_set(out, n->name, member);
+	}
+	return out;
+}
+
 void herd_engine_set_reach(herd_engine *e, json_t *reach, json_t *usage)
 {
 	json_t *was = e->usage;
 	e->usage = json_incref(usage);
 	json_decref(was);
-	if (e->reach && json_equal(e->reach, reach))
-		return; /* the usage goes with the next STATUS */
-	json_decref(e->reach);
-	e->reach = json_incref(reach);
-	status_soon(e);
+	/* Unless the reach changed, the usage goes with the next STATUS. */
+	set_reported(e, &e->reach, reach);
 }
 
 void herd_engine_set_esan(herd_engine *e, json_t *esan)
 {
-	if (e->esan && json_equal(e->esan, esan))
-		return;
-	json_decref(e->esan);
-	e->esan = json_incref(esan);
-	status_soon(e);
+	set_reported(e, &e->esan, esan);
 }
 
 json_t *herd_engine_esan_all(herd_engine *e)
@@ -276,32 +296,17 @@ json_t *herd_engine_esan(herd_engine *e, const char *uuid)
 
 void herd_engine_set_fence_standby(herd_engine *e, json_t *agents)
 {
-	if (e->fence_standby && json_equal(e->fence_standby, agents))
-		return;
-	json_decref(e->fence_standby);
-	e->fence_standby = json_incref(agents);
-	status_soon(e);
+	set_reported(e, &e->fence_standby, agents);
 }
 
 json_t *herd_engine_fence_standby(herd_engine *e)
 {
-	json_t *out = json_object();
-	g_autoptr(GArray) nodes = fresh_facts(e);
-	for (guint i = 0; i < nodes->len; i++) {
-		const named_facts *n = &g_array_index(nodes, named_facts, i);
-		if (json_object_size(n->facts->fence_standby))
-			json_object_set(out, n->name, n->facts->fence_standby);
-	}
-	return out;
+	return per_node(e, offsetof(herd_node_facts, fence_standby));
 }
 
 void herd_engine_set_links(herd_engine *e, json_t *links)
 {
-	if (e->links && json_equal(e->links, links))
-		return;
-	json_decref(e->links);
-	e->links = json_incref(links);
-	status_soon(e);
+	set_reported(e, &e->links, links);
 }
 
 json_t *herd_engine_links(herd_engine *e)
@@ -311,23 +316,12 @@ json_t *herd_engine_links(herd_engine *e)
 
 void herd_engine_set_ping(herd_engine *e, json_t *ping)
 {
-	if (json_equal(e->ping, ping) || (!e->ping && !ping))
-		return;
-	json_decref(e->ping);
-	e->ping = json_incref(ping);
-	status_soon(e);
+	set_reported(e, &e->ping, ping);
 }
 
 json_t *herd_engine_ping(herd_engine *e)
 {
-	json_t *out = json_object();
-	g_autoptr(GArray) nodes = fresh_facts(e);
-	for (guint i = 0; i < nodes->len; i++) {
-		const named_facts *n = &g_array_index(nodes, named_facts, i);
-		if (n->facts->ping)
-			json_object_set(out, n->name, n->facts->ping);
-	}
-	return out;
+	return per_node(e, offsetof(herd_node_facts, ping));
 }
 
 json_t *herd_engine_vm_migration(herd_engine *e, const char *uuid)
