@@ -54,9 +54,9 @@
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/virterror.h>
 
-/* 20 VMs starting after a failover, all at once: libvirtd serves 5 calls
- * of each of herd's LV_OPS_CONNS connections for operations at once. */
-#define WORKER_THREADS (5 * LV_OPS_CONNS)
+/* Enough for 20 VMs starting after a failover: libvirtd serves at most 5
+ * calls of one client at once (max_client_requests), the rest queue there. */
+#define WORKER_THREADS 8
 /* As many migrations at once as herd's setting migration_parallel allows. */
 #define MIGRATION_THREADS 16
 #define CLOSE_WAIT_MS 1000

@@ -88,29 +88,16 @@ typedef struct lv_vm {
 /* Passed to libvirt's callbacks: which connection they belong to. */
 typedef struct lv_cb_ctx lv_cb_ctx;
 
-/* Connections for operations.  libvirtd serves at most 5 calls of one
- * client at once (max_client_requests) and queues the rest; a start spends
- * most of its time waiting on its QEMU (libvirt's ~400 QMP round trips of
- * the CPU check, bench/vmstart), so 20 VMs after a failover start sooner 20
- * at a time than 5 (bench/vmstart: 16.8 s against 20.1 s on the loaded
- * 2-core test machine).  20 is also libvirtd's default max_workers; the
- * control connection's calls (pings, lists) are its high-priority ones,
- * served by its own priority workers. */
-#define LV_OPS_CONNS 4
-
-/* herd's connection to libvirtd: several, in fact.  The control one
- * carries the events, the close callback, the pings and the lists, from
- * one thread of its own; operations use the others (LV_OPS_CONNS, in turn)
- * from the worker pool.  So a ping never waits behind operations: not in
- * the pool, and not in libvirtd, which serves at most 5 calls of one client
- * at once (max_client_requests) and reads nothing more from it meanwhile.
- * A busy libvirtd (creating dozens of VMs after a failover) is then not
- * mistaken for a stuck one. */
+/* herd's connection to libvirtd: two, in fact.  The control one carries
+ * the events, the close callback, the pings and the lists, from one thread
+ * of its own; operations use the other from the worker pool.  So a ping
+ * never waits behind operations: not in the pool, and not in libvirtd,
+ * which serves at most 5 calls of one client at once (max_client_requests)
+ * and reads nothing more from it meanwhile.  A busy libvirtd (creating
+ * dozens of VMs after a failover) is then not mistaken for a stuck one. */
 typedef struct lv_conn {
 	virConnectPtr conn;     /* control */
-	virConnectPtr ops[LV_OPS_CONNS]; /* operations */
-	unsigned next_ops;      /* the one the next operation takes (under
-				 * lv_shared's lock) */
+	virConnectPtr ops;      /* operations */
 	int cb_id;              /* the lifecycle event callback */
 	lv_cb_ctx *close_ctx;   /* the close callback's; herd frees it, see
 				 * conn_close() in libvirt_worker.c */

@@ -241,16 +241,12 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
-/* The live connection (@ops: one of those for operations, in turn, else
- * the control one), with a reference of its own, or NULL. */
+/* The live connection (@ops: the one for operations, else the control
+ * one), with a reference of its own, or NULL. */
 static virConnectPtr conn_get(lv_shared *sh, bool ops)
 {
 	g_mutex_lock(&sh->lock);
-	virConnectPtr c = NULL;
-	if (sh->conn && ops)
-		c = sh->conn->ops[sh->conn->next_ops++ % LV_OPS_CONNS];
-	else if (sh->conn)
-		c = sh->conn->conn;
+	virConnectPtr c = sh->conn ? (ops ? sh->conn->ops : sh->conn->conn) : NULL;
 	if (c)
 		virConnectRef(c);
 	g_mutex_unlock(&sh->lock);
@@ -278,9 +274,8 @@ static void conn_close(lv_conn *c)
 			    virConnectUnregisterCloseCallback(c->conn, on_close) == 0;
 	/* Our references; when one is the last, libvirt says goodbye to
 	 * libvirtd, which on a stuck one waits for it (here, in a worker). */
-	for (int i = 0; i < LV_OPS_CONNS; i++)
-		if (c->ops[i])
-			virConnectClose(c->ops[i]);
+	if (c->ops)
+		virConnectClose(c->ops);
 	virConnectClose(c->conn);
 	virResetLastError();
 	if (c->close_ctx && (unregistered || g_atomic_int_get(&c->close_ctx->fired)))
@@ -442,14 +437,12 @@ static void run_connect(lv_job *j)
 		conn_close(c);
 		return;
 	}
-	for (int i = 0; i < LV_OPS_CONNS; i++) {
-		c->ops[i] = virConnectOpen(j->uri);
-		if (!c->ops[i]) {
-			g_autofree char *msg = take_vir_error(NULL);
-			job_fail(j, HERD_ERR_UNAVAILABLE, "libvirt: %s", msg);
-			conn_close(c);
-			return;
-		}
+	c->ops = virConnectOpen(j->uri);
+	if (!c->ops) {
+		g_autofree char *msg = take_vir_error(NULL);
+		job_fail(j, HERD_ERR_UNAVAILABLE, "libvirt: %s", msg);
+		conn_close(c);
+		return;
 	}
 	/* Listed after registering for events, so nothing falls in between. */
 	if (!list_domains(j, c->conn)) {
@@ -661,7 +654,7 @@ static char *uri_host(const char *address)
  * URI).  The domain is transient on both ends: no PERSIST_DEST or
  * UNDEFINE_SOURCE.  On a connection of its own, so that a long migration
  * holds none of the few calls libvirtd serves a client at once
- * (max_client_requests): polls and the abort use those for operations. */
+ * (max_client_requests): polls and the abort use the shared one. */
 static void run_migrate(lv_job *j)
 {
 	const lv_op *op = j->op;
