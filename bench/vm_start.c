@@ -238,9 +238,11 @@ static void *burst_thread(void *data)
 static char *burst_xml(const char *xml, int k)
 {
 	const char *ne = strstr(xml, "</name>"), *u = strstr(xml, "<uuid>"),
-		   *ue = u ? strchr(strstr(u, "</uuid>"), '\n') : NULL;
-	if (!ne || (u && (!ue || u < ne)))
+		   *uc = u ? strstr(u, "</uuid>") : NULL, *ue = uc ? strchr(uc, '\n') : NULL;
+	if (!ne || (u && (!ue || u < ne))) {
+		fprintf(stderr, "vm-start: a burst needs <name> before a <uuid> line of its own\n");
 		exit(2);
+	}
 	char *out = malloc(strlen(xml) + 16);
 	int n = sprintf(out, "%.*s-%d", (int)(ne - xml), xml, k);
 	if (u)
