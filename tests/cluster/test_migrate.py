@@ -238,7 +238,9 @@ def main():
         ha = Ha(tn, tmp)
         ha.add_pdu()
         ha.set(1, "fence_action=off", "failback_after_s=2")
-        ha.define("g1", preferred="n2")
+        # No failback for g1: A moves it away from n2 and B back, by hand (a
+        # failback started meanwhile, on a slow machine, took B's move).
+        ha.define("g1", preferred="n2", extra=["--no-failback"])
         # No failback for d1: a live move of it cannot end while migrations
         # are capped to 1 MiB/s (C-E).
         ha.define("d1", preferred="n2", image=guest_image(dirty=True), extra=["--no-failback"])
