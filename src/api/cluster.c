@@ -196,6 +196,7 @@ void api_cluster_get(http_request *req, gpointer user_data)
 	json_object_set_new(out, "nodes", api_nodes_json(a));
 	/* Every node's view of its heartbeat links (ha/links.h). */
 	json_object_set_new(out, "links", herd_ha_links(a->ha));
+	json_object_set_new(out, "qdevice", api_cluster_qdevice_json(a));
 	json_object_set_new(out, "settings", cluster_settings_shown(store_cluster_stored_settings(c)));
 	http_respond_json(req, 200, out);
 }
