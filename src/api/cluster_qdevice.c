@@ -132,7 +132,7 @@ void api_cluster_qdevice_add(http_request *req, gpointer user_data)
 	long long port = STORE_QDEVICE_PORT_DEFAULT;
 	bool check_only = false;
 	if (!body || !api_get_int(body, "port", 1, 65535, &port, &err) ||
-	    !api_get_bool(body, "check", &check_only, &err) || !check_add(a, c, &err)) {
+	    !api_get_bool(body, "check", &check_only, &err)) {
 		http_respond_error(req, err);
 		return;
 	}
@@ -142,13 +142,8 @@ void api_cluster_qdevice_add(http_request *req, gpointer user_data)
 				    host ? host : "(none)");
 		return;
 	}
-	/* A dry run: the client asks before it has qnetd sign anything. */
-	if (check_only) {
-		http_respond_json(req, 200, json_pack("{s:s}", "host", host));
-		return;
-	}
 	g_autofree char *ca_fp = ca ? herd_tls_fingerprint(ca, NULL) : NULL;
-	if (!ca_fp) {
+	if (!check_only && !ca_fp) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
 				    "ca_cert is not qnetd's CA certificate (PEM, as in /etc/corosync/qnetd/nssdb/qnetd-cacert.crt).");
 		return;
@@ -157,9 +152,18 @@ void api_cluster_qdevice_add(http_request *req, gpointer user_data)
 	g_autofree guchar *der = p12 && *p12 ? g_base64_decode(p12, &der_len) : NULL;
 	/* PKCS#12 is a DER SEQUENCE; qdevice's own import (pk12util) on every
 	 * node is the real check. */
-	if (!der || der_len < 64 || der[0] != 0x30) {
+	if (!check_only && (!der || der_len < 64 || der[0] != 0x30)) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
 				    "p12 is not the cluster's certificate and key (PKCS#12, base64) as corosync-qdevice-net-certutil -M exports them.");
+		return;
+	}
+	if (!check_add(a, c, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	/* A dry run: the client asks before it has qnetd sign anything. */
+	if (check_only) {
+		http_respond_json(req, 200, json_pack("{s:s}", "host", host));
 		return;
 	}
 	g_autoptr(json_t) cmd = store_cluster_cmd_qdevice_set(c, host, (uint64_t)port, ca, p12);
