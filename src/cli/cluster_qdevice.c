@@ -87,9 +87,10 @@ static bool qnetd_sign(const char *host, const char *cluster, const guchar *req,
 	g_autofree char *target = g_strdup_printf("root@%s", host);
 	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
 	g_ptr_array_add(argv, g_strdup("ssh"));
-	g_ptr_array_add(argv, g_strdup("-oConnectTimeout=10"));
+	/* ssh keeps the first value of an option: the operator's come first. */
 	for (char **o = opt_ssh_options; o && *o; o++)
 		g_ptr_array_add(argv, g_strdup_printf("-o%s", *o));
+	g_ptr_array_add(argv, g_strdup("-oConnectTimeout=10"));
 	g_ptr_array_add(argv, g_strdup("--"));
 	g_ptr_array_add(argv, g_strdup(target));
 	g_ptr_array_add(argv, g_strdup(remote));

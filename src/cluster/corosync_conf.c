@@ -172,15 +172,20 @@ static gboolean on_idle_write(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+bool herd_corosync_conf_relevant(GPtrArray *changes)
+{
+	for (guint i = 0; changes && i < changes->len; i++) {
+		store_change *c = changes->pdata[i];
+		if (c->kind == STORE_KIND_NODE || c->kind == STORE_KIND_CLUSTER)
+			return true;
+	}
+	return changes == NULL;
+}
+
 static void on_change(gpointer user, GPtrArray *changes)
 {
 	follower *f = user;
-	bool relevant = changes == NULL;
-	for (guint i = 0; changes && i < changes->len && !relevant; i++) {
-		store_change *c = changes->pdata[i];
-		relevant = c->kind == STORE_KIND_NODE || c->kind == STORE_KIND_CLUSTER;
-	}
-	if (relevant && !f->idle)
+	if (herd_corosync_conf_relevant(changes) && !f->idle)
 		f->idle = g_idle_add(on_idle_write, f);
 }
 

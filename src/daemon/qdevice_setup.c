@@ -1,6 +1,7 @@
 #define G_LOG_DOMAIN "qdevice"
 #include "daemon/qdevice_setup.h"
 
+#include "cluster/corosync_conf.h"
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/log.h"
@@ -163,14 +164,9 @@ static gboolean on_idle(gpointer data)
 static void on_change(gpointer user, GPtrArray *changes)
 {
 	herd_qdevice_setup *q = user;
-	bool relevant = changes == NULL;
-	for (guint i = 0; changes && i < changes->len && !relevant; i++) {
-		store_change *c = changes->pdata[i];
-		relevant = c->kind == STORE_KIND_NODE || c->kind == STORE_KIND_CLUSTER;
-	}
 	/* An idle after corosync.conf's (herd_corosync_conf_follow() listens
 	 * first): corosync has the device before corosync-qdevice looks. */
-	if (relevant && !q->idle)
+	if (herd_corosync_conf_relevant(changes) && !q->idle)
 		q->idle = g_idle_add(on_idle, q);
 }
 
