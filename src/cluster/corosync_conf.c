@@ -76,21 +76,25 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 	const char *algorithm = store_cluster_qdevice_algorithm(st);
 	if (algorithm) {
 		/* No two_node beside a device: the device's vote is what lets
-		 * one of two nodes go on, and only the one qnetd chose.  ffsplit gives it to the
-		 * partition with more nodes, of two equal ones to the one
-		 * with the lowest node id that reaches qnetd; with
+		 * one of two nodes go on, and only the one qnetd chose.
+		 * ffsplit gives it to the partition with more nodes, of two
+		 * equal ones to the one with the lowest node id that reaches
+		 * qnetd; with
 		 * keep_active_partition_tie_breaker the partition that has the
 		 * vote keeps it (a fenced node that boots cut off from its peer
-		 * does not take it over). */
+		 * does not take it over).  sync_timeout bounds how long
+		 * corosync holds a membership change for the device's vote
+		 * (30 s by default). */
 		const store_cluster *c = store_cluster_of(cluster);
 		g_string_append_printf(s, "\tdevice {\n\t\tmodel: net\n\t\tvotes: 1\n\t\ttimeout: %d\n"
+					  "\t\tsync_timeout: %d\n"
 					  "\t\tnet {\n\t\t\ttls: on\n\t\t\thost: %s\n"
 					  "\t\t\tport: %" G_GUINT64_FORMAT "\n"
 					  "\t\t\talgorithm: %s\n\t\t\ttie_breaker: lowest\n"
 					  "\t\t\tkeep_active_partition_tie_breaker: on\n"
 					  "\t\t}\n\t}\n",
-				       STORE_QDEVICE_TIMEOUT_MS, c->qdevice.host, c->qdevice.port,
-				       algorithm);
+				       STORE_QDEVICE_TIMEOUT_MS, STORE_QDEVICE_TIMEOUT_MS, c->qdevice.host,
+				       c->qdevice.port, algorithm);
 	} else if (nodes->len == 2) {
 		g_string_append(s, "\ttwo_node: 1\n");
 	}

@@ -135,16 +135,24 @@ static void look(herd_qdevice_setup *q)
 	if (!store_state_cluster(st))
 		return;
 	g_autofree char *target = wanted(st);
-	/* At herdd's start (applied unknown) a device is started again even if
-	 * its database is in place: after a reboot nothing runs it. */
 	if (q->applied && strcmp(q->applied, target) == 0)
 		return;
-	if (!q->applied && strcmp(target, "none") == 0) {
-		g_autofree char *mark = path(q, "herd-applied");
-		if (!g_file_test(mark, G_FILE_TEST_EXISTS)) {
-			q->applied = g_steal_pointer(&target); /* never had one */
-			return;
-		}
+	g_autofree char *mark = path(q, "herd-applied");
+	g_autofree char *marked = NULL;
+	if (!q->applied && !g_file_get_contents(mark, &marked, NULL, NULL) &&
+	    strcmp(target, "none") == 0) {
+		q->applied = g_steal_pointer(&target); /* never had one */
+		return;
+	}
+	/* At herdd's start, with the database in place: only a start, which
+	 * leaves a running corosync-qdevice alone (a restart of herdd must not
+	 * take the device's vote away, least of all during a split), and
+	 * starts it after a reboot. */
+	if (!q->applied && marked && strcmp(marked, target) == 0 && strcmp(target, "none") != 0) {
+		q->busy = true;
+		q->target = g_steal_pointer(&target);
+		herdd_service(q->d, "start", "corosync-qdevice", on_started, q);
+		return;
 	}
 	q->busy = true;
 	g_free(q->target);

@@ -434,7 +434,7 @@ static void test_cluster_qdevice(fixture *f, gconstpointer data)
 	testnode_commit(f->n[1], cmd);
 	g_autofree char *conf = conf_of(f, 3);
 	g_assert_nonnull(strstr(conf, "\tdevice {\n\t\tmodel: net\n\t\tvotes: 1\n\t\ttimeout: 3000\n"
-				      "\t\tnet {\n\t\t\ttls: on\n\t\t\thost: qnetd.example\n"
+				      "\t\tsync_timeout: 3000\n\t\tnet {\n\t\t\ttls: on\n\t\t\thost: qnetd.example\n"
 				      "\t\t\tport: 5403\n\t\t\talgorithm: ffsplit\n"));
 	g_assert_null(strstr(conf, "two_node"));
 	g_autoptr(test_answer) shown = test_request(f->n[2], "GET", "/api/v1/cluster/qdevice", NULL);
