@@ -198,6 +198,7 @@ void api_cluster_get(http_request *req, gpointer user_data)
 	json_object_set_new(out, "links", herd_ha_links(a->ha));
 	/* Every node's verdict on the ping nodes (ha/ping.h), if any are set. */
 	json_object_set_new(out, "ping", herd_ha_ping(a->ha));
+	json_object_set_new(out, "qdevice", api_cluster_qdevice_json(a));
 	json_object_set_new(out, "settings", cluster_settings_shown(store_cluster_stored_settings(c)));
 	http_respond_json(req, 200, out);
 }

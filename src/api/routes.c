@@ -16,6 +16,9 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/cluster/join", api_cluster_join, 0 },
 	{ "POST", "/api/v1/cluster/leave", api_cluster_leave, 0 },
 	{ "POST", "/api/v1/cluster/nodes", api_cluster_add_node, 0 },
+	{ "GET", "/api/v1/cluster/qdevice", api_cluster_qdevice_get, 0 },
+	{ "POST", "/api/v1/cluster/qdevice", api_cluster_qdevice_add, 0 },
+	{ "DELETE", "/api/v1/cluster/qdevice", api_cluster_qdevice_remove, 0 },
 	{ "GET", "/api/v1/cluster/settings", api_cluster_settings_get, 0 },
 	{ "PUT", "/api/v1/cluster/settings", api_cluster_settings_put, 0 },
 

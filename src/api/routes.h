@@ -32,6 +32,12 @@ void api_cluster_add_node(http_request *req, gpointer user_data); /* POST /clust
 void api_cluster_leave(http_request *req, gpointer user_data);    /* POST /cluster/leave */
 void api_cluster_get(http_request *req, gpointer user_data);      /* GET /cluster */
 void api_cluster_ca(http_request *req, gpointer user_data);       /* GET /cluster/ca */
+/* The quorum device (cluster_qdevice.c): GET/POST/DELETE /cluster/qdevice. */
+void api_cluster_qdevice_get(http_request *req, gpointer user_data);
+void api_cluster_qdevice_add(http_request *req, gpointer user_data);
+void api_cluster_qdevice_remove(http_request *req, gpointer user_data);
+/* {"host","port","algorithm","active","ca_fingerprint","local"}, or JSON null. */
+json_t *api_cluster_qdevice_json(api_ctx *a);
 void api_cluster_settings_get(http_request *req, gpointer user_data);
 void api_cluster_settings_put(http_request *req, gpointer user_data);
 

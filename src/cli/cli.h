@@ -83,6 +83,7 @@ void cli_print_nodes(json_t *nodes);
  * NULL-terminated by a zeroed entry. */
 extern const cli_command cli_status_commands[];       /* status.c: status, version */
 extern const cli_command cli_cluster_commands[];      /* cluster.c */
+extern const cli_command cli_cluster_qdevice_commands[]; /* cluster_qdevice.c */
 extern const cli_command cli_node_commands[];         /* node.c */
 extern const cli_command cli_vm_commands[];           /* vm.c */
 extern const cli_command cli_network_commands[];      /* network.c */

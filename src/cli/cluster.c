@@ -296,6 +296,26 @@ static void print_ping(json_t *views)
 	cli_table_print(t);
 }
 
+/* The quorum device (cluster_qdevice.c), if the cluster has one. */
+static void print_qdevice(json_t *q)
+{
+	if (!json_is_object(q))
+		return;
+	json_t *local = json_object_get(q, "local");
+	const char *algorithm = json_string_value(json_object_get(q, "algorithm"));
+	printf("Qdevice:      %s:%lld, ", json_string_value(json_object_get(q, "host")),
+	       (long long)json_integer_value(json_object_get(q, "port")));
+	if (!algorithm)
+		printf("not used while the node count is odd\n");
+	else if (!json_is_object(local))
+		printf("%s, corosync-qdevice not running on this node\n", algorithm);
+	else
+		printf("%s, %s, %s\n", algorithm,
+		       json_is_true(json_object_get(local, "alive")) ? "alive" : "NOT ALIVE",
+		       json_is_true(json_object_get(local, "cast_vote")) ? "votes for this partition"
+									  : "no vote for this partition");
+}
+
 static int run_status(cli_ctx *ctx, int argc, char **argv)
 {
 	int rc;
@@ -321,6 +341,7 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	const char *refusal = json_string_value(json_object_get(c, "refusal"));
 	if (refusal)
 		printf("              %s\n", refusal);
+	print_qdevice(json_object_get(c, "qdevice"));
 	printf("This node:    %s\n\n", json_string_value(json_object_get(c, "local_node")));
 	cli_print_nodes(json_object_get(c, "nodes"));
 	print_links(json_object_get(c, "links"));

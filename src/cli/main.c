@@ -13,6 +13,7 @@
 static const cli_command *const command_tables[] = {
 	cli_status_commands,
 	cli_cluster_commands,
+	cli_cluster_qdevice_commands,
 	cli_node_commands,
 	cli_vm_commands,
 	cli_network_commands,

@@ -338,11 +338,19 @@ static json_t *corosync_quorum_info(herd_bus *b)
 	struct votequorum_info info = { 0 };
 	if (!c->vq_ok || votequorum_getinfo(c->vq, 0, &info) != CS_OK)
 		return json_pack("{s:b}", "quorate", 0);
-	return json_pack("{s:b,s:i,s:i,s:i,s:i,s:b,s:b}", "quorate", c->quorate,
-			 "votes", info.node_votes, "expected_votes", info.node_expected_votes,
-			 "total_votes", info.total_votes, "quorum", info.quorum,
-			 "two_node", (info.flags & VOTEQUORUM_INFO_TWONODE) != 0,
-			 "wait_for_all", (info.flags & VOTEQUORUM_INFO_WAIT_FOR_ALL) != 0);
+	json_t *out = json_pack("{s:b,s:i,s:i,s:i,s:i,s:b,s:b}", "quorate", c->quorate,
+				"votes", info.node_votes, "expected_votes", info.node_expected_votes,
+				"total_votes", info.total_votes, "quorum", info.quorum,
+				"two_node", (info.flags & VOTEQUORUM_INFO_TWONODE) != 0,
+				"wait_for_all", (info.flags & VOTEQUORUM_INFO_WAIT_FOR_ALL) != 0);
+	/* This node's corosync-qdevice as votequorum sees it: registered, alive
+	 * (polling), and casting its vote for this partition. */
+	if (info.flags & VOTEQUORUM_INFO_QDEVICE_REGISTERED)
+		json_object_set_new(out, "qdevice",
+				    json_pack("{s:i,s:b,s:b}", "votes", info.qdevice_votes, "alive",
+					      (info.flags & VOTEQUORUM_INFO_QDEVICE_ALIVE) != 0, "cast_vote",
+					      (info.flags & VOTEQUORUM_INFO_QDEVICE_CAST_VOTE) != 0));
+	return out;
 }
 
 static json_t *corosync_links(herd_bus *b, uint32_t nodeid)

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "store/cluster.h"
 #include "store/node.h"
+#include "store/object.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -72,8 +73,31 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 		g_string_append(s, "\t}\n");
 	}
 	g_string_append(s, "}\n\nquorum {\n\tprovider: corosync_votequorum\n");
-	if (nodes->len == 2)
+	const char *algorithm = store_cluster_qdevice_algorithm(st);
+	if (algorithm) {
+		/* No two_node beside a device: the device's vote is what lets
+		 * one of two nodes go on, and only the one qnetd chose.
+		 * ffsplit gives it to the partition with more nodes, of two
+		 * equal ones to the one with the lowest node id that reaches
+		 * qnetd; with
+		 * keep_active_partition_tie_breaker the partition that has the
+		 * vote keeps it (a fenced node that boots cut off from its peer
+		 * does not take it over).  sync_timeout bounds how long
+		 * corosync holds a membership change for the device's vote
+		 * (30 s by default). */
+		const store_cluster *c = store_cluster_of(cluster);
+		g_string_append_printf(s, "\tdevice {\n\t\tmodel: net\n\t\tvotes: 1\n\t\ttimeout: %d\n"
+					  "\t\tsync_timeout: %d\n"
+					  "\t\tnet {\n\t\t\ttls: on\n\t\t\thost: %s\n"
+					  "\t\t\tport: %" G_GUINT64_FORMAT "\n"
+					  "\t\t\talgorithm: %s\n\t\t\ttie_breaker: lowest\n"
+					  "\t\t\tkeep_active_partition_tie_breaker: on\n"
+					  "\t\t}\n\t}\n",
+				       STORE_QDEVICE_TIMEOUT_MS, STORE_QDEVICE_TIMEOUT_MS, c->qdevice.host,
+				       c->qdevice.port, algorithm);
+	} else if (nodes->len == 2) {
 		g_string_append(s, "\ttwo_node: 1\n");
+	}
 	g_string_append(s, "}\n\nlogging {\n\tto_stderr: yes\n\tto_syslog: no\n\ttimestamp: on\n}\n");
 	return g_string_free(s, FALSE);
 }
@@ -152,15 +176,20 @@ static gboolean on_idle_write(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+bool herd_corosync_conf_relevant(GPtrArray *changes)
+{
+	for (guint i = 0; changes && i < changes->len; i++) {
+		store_change *c = changes->pdata[i];
+		if (c->kind == STORE_KIND_NODE || c->kind == STORE_KIND_CLUSTER)
+			return true;
+	}
+	return changes == NULL;
+}
+
 static void on_change(gpointer user, GPtrArray *changes)
 {
 	follower *f = user;
-	bool relevant = changes == NULL;
-	for (guint i = 0; changes && i < changes->len && !relevant; i++) {
-		store_change *c = changes->pdata[i];
-		relevant = c->kind == STORE_KIND_NODE || c->kind == STORE_KIND_CLUSTER;
-	}
-	if (relevant && !f->idle)
+	if (herd_corosync_conf_relevant(changes) && !f->idle)
 		f->idle = g_idle_add(on_idle_write, f);
 }
 

@@ -26,5 +26,9 @@ bool herd_corosync_conf_write(store_state *st, const char *dir, bool *changed, G
 /* Remove this node's corosync.conf and authkey (after leaving the cluster). */
 void herd_corosync_conf_remove(const char *dir);
 
+/* Do @changes (of store_change*; NULL: everything) touch what corosync.conf
+ * is made of (the nodes, the cluster object)? */
+bool herd_corosync_conf_relevant(GPtrArray *changes);
+
 /* Keep @dir's files in step with @cluster, reloading corosync on change. */
 void herd_corosync_conf_follow(herd_cluster *cluster, const char *dir);

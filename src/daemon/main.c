@@ -14,6 +14,7 @@
 #include "daemon/notify_send.h"
 #include "daemon/reach_check.h"
 #include "daemon/san_link.h"
+#include "daemon/qdevice_setup.h"
 #include "daemon/virt_setup.h"
 #include "ha/ha.h"
 #include "virt/driver.h"
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
 	if (!d.cluster)
 		goto out;
 	herd_corosync_conf_follow(d.cluster, d.cfg->corosync_dir);
+	herd_qdevice_setup_new(&d, d.cfg->corosync_dir);
 	d.virt = herd_virt_libvirt_new(d.cfg->libvirt_uri, NULL, NULL);
 	d.ha = herd_ha_new(d.cluster, d.cfg->node_name, d.virt);
 	d.virt_setup = virt_setup_start(&d);

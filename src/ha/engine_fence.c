@@ -10,10 +10,15 @@
 
 
 /* In a two-node cluster every node but the lowest waits a little before
- * fencing, so that of two nodes fencing each other the first one wins. */
+ * fencing, so that of two nodes fencing each other the first one wins.
+ * With a quorum device every node waits until a stale vote of the device
+ * has expired (STORE_QDEVICE_FENCE_WAIT_MS): only the partition qnetd chose
+ * is quorate then, and a walk begins only while its node is. */
 static int64_t fence_delay_ms(herd_engine *e)
 {
 	store_state *st = state(e);
+	if (store_cluster_qdevice_algorithm(st))
+		return STORE_QDEVICE_FENCE_WAIT_MS;
 	if (store_state_count(st, STORE_KIND_NODE) != 2)
 		return 0;
 	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
@@ -102,7 +107,14 @@ int64_t engine_walks_step(herd_engine *e)
 	int64_t next = 0;
 	for (guint i = 0; i < e->walks->len;) {
 		fence_walk *w = e->walks->pdata[i];
-		if (!w->fencer && !w->finished && w->start_at_ms <= e->now_ms)
+		/* The coordinator's fence, delayed: its partition may have lost
+		 * quorum meanwhile (a qdevice's vote that expired), and then
+		 * the lost node may be the one that goes on. */
+		if (!w->fencer && !w->finished && w->start_at_ms <= e->now_ms && !w->done &&
+		    !e->view.quorate)
+			walk_done(w, false, "",
+				  "not fenced: this node's partition lost quorum before the fence began", 0);
+		else if (!w->fencer && !w->finished && w->start_at_ms <= e->now_ms)
 			walk_begin(w);
 		if (w->finished) {
 			g_ptr_array_remove_index(e->walks, i);
@@ -142,8 +154,9 @@ void engine_start_fence(herd_engine *e, const char *node, herd_engine_fence_done
 	int64_t delay = done ? 0 : fence_delay_ms(e);
 	w->start_at_ms = e->now_ms + delay;
 	if (delay > 0)
-		log_info("fencing %s after a delay of %" G_GINT64_FORMAT " ms (two-node tie-break)", node,
-			 delay);
+		log_info("fencing %s after a delay of %" G_GINT64_FORMAT " ms (%s)", node, delay,
+			 store_cluster_qdevice_algorithm(state(e)) ? "until a stale qdevice vote expired"
+								    : "two-node tie-break");
 	g_ptr_array_add(e->walks, w);
 	engine_walks_step(e);
 	if (!w->finished && !w->fencer)

@@ -13,6 +13,13 @@ void *store_cluster_parse(json_t *d)
 	c->ca_cert = field_str(d, "ca_cert");
 	c->ca_key = field_str(d, "ca_key");
 	c->authkey = field_str(d, "authkey");
+	json_t *q = json_object_get(d, "qdevice");
+	if (json_is_object(q) && field_str(q, "host")) {
+		c->qdevice.host = field_str(q, "host");
+		c->qdevice.port = field_uint(q, "port", STORE_QDEVICE_PORT_DEFAULT);
+		c->qdevice.ca_cert = field_text(q, "ca_cert");
+		c->qdevice.p12 = field_text(q, "p12");
+	}
 	return c;
 }
 
@@ -46,10 +53,24 @@ json_t *store_cluster_stored_settings(const store_object *cluster)
 	return cluster ? json_object_get(cluster->data, "settings") : NULL;
 }
 
+static bool check_qdevice(json_t *d, GError **error)
+{
+	json_t *q = json_object_get(d, "qdevice");
+	if (!q)
+		return true;
+	if (!json_is_object(q) || !json_is_string(json_object_get(q, "host")) ||
+	    !json_is_string(json_object_get(q, "ca_cert")) || !json_is_string(json_object_get(q, "p12"))) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The cluster's qdevice needs a host, qnetd's CA and the cluster's certificate.");
+		return false;
+	}
+	return check_uint(q, "qdevice", "port", 1, 65535, error);
+}
+
 bool store_cluster_validate(json_t *d, GError **error)
 {
 	return check_string(d, "cluster", "ca_cert", error) && check_string(d, "cluster", "ca_key", error) &&
-	       check_string(d, "cluster", "authkey", error) &&
+	       check_string(d, "cluster", "authkey", error) && check_qdevice(d, error) &&
 	       cluster_settings_check_stored(json_object_get(d, "settings"), error);
 }
 
@@ -76,4 +97,28 @@ json_t *store_cluster_cmd_bootstrap(const char *name, json_t *settings, const ch
 json_t *store_cluster_cmd_settings(const store_object *cluster, json_t *changes)
 {
 	return store_cmd_patch(STORE_KIND_CLUSTER, cluster->uuid, json_pack("{s:O}", "settings", changes));
+}
+
+json_t *store_cluster_cmd_qdevice_set(const store_object *cluster, const char *host, uint64_t port,
+				      const char *ca_cert, const char *p12)
+{
+	json_t *cmd = store_cmd_patch(STORE_KIND_CLUSTER, cluster->uuid,
+				      json_pack("{s:{s:s,s:I,s:s,s:s}}", "qdevice", "host", host, "port",
+						(json_int_t)port, "ca_cert", ca_cert, "p12", p12));
+	/* Two adds at once: the second finds the first's, not a merge of both. */
+	store_cmd_if_version(cmd, cluster->version);
+	return cmd;
+}
+
+json_t *store_cluster_cmd_qdevice_remove(const store_object *cluster)
+{
+	return store_cmd_patch(STORE_KIND_CLUSTER, cluster->uuid, json_pack("{s:n}", "qdevice"));
+}
+
+const char *store_cluster_qdevice_algorithm(store_state *st)
+{
+	store_object *cluster = store_state_cluster(st);
+	if (!cluster || !store_cluster_of(cluster)->qdevice.host)
+		return NULL;
+	return store_state_count(st, STORE_KIND_NODE) % 2 == 0 ? "ffsplit" : NULL;
 }

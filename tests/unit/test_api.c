@@ -9,7 +9,9 @@
  */
 #include "test_api.h"
 
+#include "cluster/corosync_conf.h"
 #include "common/tls.h"
+#include "store/cluster.h"
 #include "store/wire.h"
 
 #include <string.h>
@@ -360,6 +362,100 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
 }
 
 /* ------------------------------------------------------------------ */
+/* The quorum device (the qnetd side: tests/cluster/test_qdevice.py)   */
+
+static char *conf_of(fixture *f, unsigned node)
+{
+	g_autoptr(GError) err = NULL;
+	char *conf = herd_corosync_conf_render(herd_cluster_state(f->n[node]->cluster), &err);
+	g_assert_no_error(err);
+	return conf;
+}
+
+static void test_cluster_qdevice(fixture *f, gconstpointer data)
+{
+	g_autoptr(test_answer) none = test_request(f->n[1], "GET", "/api/v1/cluster/qdevice", NULL);
+	test_expect_error(none, 404, "The cluster has no qdevice.");
+	g_autoptr(test_answer) no_remove = test_request(f->n[1], "DELETE", "/api/v1/cluster/qdevice", NULL);
+	test_expect_error(no_remove, 404, "The cluster has no qdevice.");
+	g_autoptr(test_answer) got = test_request(f->n[2], "GET", "/api/v1/cluster", NULL);
+	g_assert_true(json_is_null(json_object_get(test_expect(got, 200), "qdevice")));
+
+	/* Bad input, each refused before anything is asked of the cluster. */
+	guchar der[80] = { 0x30 };
+	g_autofree char *p12 = g_base64_encode(der, sizeof(der));
+	const char *ca = testcluster_ca(f->tc);
+	static const struct {
+		const char *host, *ca, *p12;
+		long status;
+		const char *error;
+	} bad[] = {
+		{ "-x", NULL, NULL, 400, "The qdevice host '-x' is not a host name or an IP address" },
+		{ "qnetd;rm", NULL, NULL, 400, "is not a host name" },
+		{ "qnetd", "not a certificate", NULL, 400, "ca_cert is not qnetd's CA certificate" },
+		{ "qnetd", NULL, "AAAA", 400, "p12 is not the cluster's certificate and key" },
+	};
+	for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", "/api/v1/cluster/qdevice",
+							 "{s:s,s:s,s:s}", "host", bad[i].host, "ca_cert",
+							 bad[i].ca ? bad[i].ca : ca, "p12",
+							 bad[i].p12 ? bad[i].p12 : p12);
+		test_expect_error(a, bad[i].status, bad[i].error);
+	}
+	g_autoptr(test_answer) port = test_requestf(f->n[1], "POST", "/api/v1/cluster/qdevice",
+						    "{s:s,s:i,s:b}", "host", "qnetd", "port", 70000,
+						    "check", 1);
+	g_assert_cmpint(port->status, ==, 400);
+
+	/* Three nodes: an odd count is refused (the CLI's dry run, then the add). */
+	g_autoptr(test_answer) odd = test_requestf(f->n[1], "POST", "/api/v1/cluster/qdevice",
+						   "{s:s,s:b}", "host", "qnetd", "check", 1);
+	test_expect_error(odd, 409, "The cluster has 3 nodes: herd sets up a qdevice for an even number of nodes only");
+	g_autoptr(test_answer) odd_add = test_requestf(f->n[1], "POST", "/api/v1/cluster/qdevice",
+						       "{s:s,s:s,s:s}", "host", "qnetd", "ca_cert", ca,
+						       "p12", p12);
+	test_expect_error(odd_add, 409, "The cluster has 3 nodes");
+
+	/* A fourth node that never comes: every node must be up. */
+	g_autoptr(json_t) join = join_request("n4", "10.99.0.4", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) joined = test_request(f->n[2], "POST", "/api/v1/cluster/nodes", join);
+	test_expect(joined, 201);
+	g_autoptr(test_answer) down = test_requestf(f->n[1], "POST", "/api/v1/cluster/qdevice",
+						    "{s:s,s:s,s:s}", "host", "qnetd", "ca_cert", ca,
+						    "p12", p12);
+	test_expect_error(down, 409, "Node n4 is not up: every node must be up to set up the qdevice");
+	g_autofree char *before = conf_of(f, 1);
+	g_assert_null(strstr(before, "device"));
+
+	/* Stored (as the add would once every node is up): corosync.conf of
+	 * four nodes has the device, ffsplit. */
+	store_object *c = store_state_cluster(herd_cluster_state(f->n[1]->cluster));
+	g_autoptr(json_t) cmd = store_cluster_cmd_qdevice_set(c, "qnetd.example", 5403, ca, p12);
+	testnode_commit(f->n[1], cmd);
+	g_autofree char *conf = conf_of(f, 3);
+	g_assert_nonnull(strstr(conf, "\tdevice {\n\t\tmodel: net\n\t\tvotes: 1\n\t\ttimeout: 3000\n"
+				      "\t\tsync_timeout: 3000\n\t\tnet {\n\t\t\ttls: on\n\t\t\thost: qnetd.example\n"
+				      "\t\t\tport: 5403\n\t\t\talgorithm: ffsplit\n"));
+	g_assert_null(strstr(conf, "two_node"));
+	g_autoptr(test_answer) shown = test_request(f->n[2], "GET", "/api/v1/cluster/qdevice", NULL);
+	json_t *j = test_expect(shown, 200);
+	g_assert_cmpstr(str(j, "host"), ==, "qnetd.example");
+	g_assert_cmpstr(str(j, "algorithm"), ==, "ffsplit");
+	g_assert_true(json_is_true(json_object_get(j, "active")));
+	g_autoptr(test_answer) twice = test_requestf(f->n[2], "POST", "/api/v1/cluster/qdevice",
+						     "{s:s,s:b}", "host", "other", "check", 1);
+	test_expect_error(twice, 409, "The cluster already has a qdevice (qnetd.example); remove it first");
+
+	/* The removal: the device leaves corosync.conf of every node. */
+	g_autoptr(test_answer) removed = test_request(f->n[3], "DELETE", "/api/v1/cluster/qdevice", NULL);
+	g_assert_cmpstr(str(test_expect(removed, 200), "removed"), ==, "qnetd.example");
+	g_autofree char *after = conf_of(f, 2);
+	g_assert_null(strstr(after, "device"));
+	g_autoptr(test_answer) gone = test_request(f->n[1], "GET", "/api/v1/cluster", NULL);
+	g_assert_true(json_is_null(json_object_get(test_expect(gone, 200), "qdevice")));
+}
+
+/* ------------------------------------------------------------------ */
 /* Nodes                                                               */
 
 static void test_nodes(fixture *f, gconstpointer data)
@@ -551,6 +647,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/cluster/notify-settings", test_notify_settings, NULL);
 	api_test_add("/api/cluster/formation-refused", test_cluster_formation_refused, NULL);
 	api_test_add("/api/cluster/add-node", test_cluster_add_node, NULL);
+	api_test_add("/api/cluster/qdevice", test_cluster_qdevice, NULL);
 	api_test_add("/api/nodes/list-show", test_nodes, NULL);
 	api_test_add("/api/nodes/mode", test_node_mode, NULL);
 	api_test_add("/api/nodes/refusals", test_node_refusals, NULL);
