@@ -4,6 +4,7 @@
 #include "ha/engine_private.h"
 
 #include "common/json.h"
+#include "ha/check.h"
 #include "ha/rebalance.h"
 #include "ha/sched_json.h"
 #include "store/cluster.h"
@@ -302,6 +303,24 @@ void herd_engine_set_links(herd_engine *e, json_t *links)
 	json_decref(e->links);
 	e->links = json_incref(links);
 	status_soon(e);
+}
+
+void herd_engine_set_check(herd_engine *e, json_t *results)
+{
+	json_t *alerts = json_array();
+	herd_check_alerts(alerts, results);
+	json_decref(e->check_results);
+	e->check_results = json_incref(results);
+	bool same = e->check_alerts && json_equal(e->check_alerts, alerts);
+	json_decref(e->check_alerts);
+	e->check_alerts = alerts;
+	if (!same)
+		run_soon(e);
+}
+
+json_t *herd_engine_check(herd_engine *e)
+{
+	return json_incref(e->check_results);
 }
 
 json_t *herd_engine_links(herd_engine *e)
