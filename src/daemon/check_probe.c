@@ -75,6 +75,19 @@ static void command_clear(command *c)
 	g_free(c->error);
 }
 
+/* The first line of ping's output that says why a ping did not pass
+ * ("ping: local error: message too long, mtu=1400", "From 10.0.0.254
+ * icmp_seq=1 Frag needed and DF set (mtu = 1400)"), without "ping: ", or
+ * NULL. */
+static char *ping_complaint(const char *text)
+{
+	g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
+	for (char **l = lines; *l; l++)
+		if (g_str_has_prefix(*l, "ping: ") || g_str_has_prefix(*l, "From "))
+			return g_strstrip(g_strdup(g_str_has_prefix(*l, "ping: ") ? *l + 6 : *l));
+	return NULL;
+}
+
 /* The first line of @text, stripped of "ping: ", or NULL. */
 static char *first_line(const char *text)
 {
@@ -100,7 +113,9 @@ static void probe_pings(herd_check_probe_spec *s, json_t *probe)
 		g_autofree char *size = g_strdup_printf("%u", herd_check_ping_size(s->mtu, addr));
 		const char *a[] = { "timeout", bound, "ping", "-n", "-q", "-c", count, "-i", "0.2", "-W", "1",
 				    addr, NULL };
-		const char *b[] = { "timeout", bound, "ping", "-n", "-q", "-c", count, "-i", "0.2", "-W", "1",
+		/* Not quiet: ping says why per packet (a local MTU, a router's
+		 * "Frag needed"). */
+		const char *b[] = { "timeout", bound, "ping", "-n", "-c", count, "-i", "0.2", "-W", "1",
 				    "-M", "do", "-s", size, addr, NULL };
 		command_start(&small[i], a);
 		command_start(&big[i], b);
@@ -120,7 +135,12 @@ static void probe_pings(herd_check_probe_spec *s, json_t *probe)
 				      (int)received, "df_sent", (int)df_sent, "df_received", (int)df_received);
 		/* Why the large ones did not pass, as ping says ("local error:
 		 * message too long, mtu=1400"), else why ping did not run. */
-		g_autofree char *why = !df_ok || df_received < df_sent ? first_line(big[i].error) : NULL;
+		g_autofree char *why = NULL;
+		if (!df_ok || df_received < df_sent) {
+			why = ping_complaint(big[i].error);
+			if (!why)
+				why = ping_complaint(big[i].output);
+		}
 		if (!why && !ok)
 			why = first_line(small[i].error);
 		if (!why && (!ok || !df_ok))

@@ -187,6 +187,25 @@ static void round_finish(herd_checker *c)
 		round_free(r);
 		return;
 	}
+	/* Plugs whose agent has not answered by now. */
+	g_autoptr(GPtrArray) devs = store_state_list(st, STORE_KIND_FENCE_DEVICE);
+	for (guint i = 0; r->fences_pending && i < devs->len; i++) {
+		store_object *dev = devs->pdata[i];
+		const store_fence_device *fd = store_fence_device_of(dev);
+		for (size_t p = 0; p < fd->n_plugs; p++) {
+			bool answered = false;
+			size_t k;
+			json_t *f;
+			json_array_foreach(r->fence, k, f)
+				answered |= g_strcmp0(json_string_value(json_object_get(f, "device")), dev->name) == 0 &&
+					    g_strcmp0(json_string_value(json_object_get(f, "node")), fd->plugs[p].node) == 0;
+			if (!answered)
+				json_array_append_new(r->fence, json_pack("{s:s,s:s,s:s,s:b,s:s}", "device", dev->name,
+									  "node", fd->plugs[p].node, "plug",
+									  fd->plugs[p].plug, "ok", 0, "detail",
+									  "its agent did not answer within the check's time"));
+		}
+	}
 	g_autofree char *conf = herd_corosync_conf_render(st, NULL);
 	g_autofree char *conf_sha = conf ? g_compute_checksum_for_string(G_CHECKSUM_SHA256, conf, -1) : NULL;
 	g_autoptr(json_t) reach = reach_json(c, st);
@@ -267,6 +286,7 @@ typedef struct fence_ask {
 	life *life;
 	uint64_t id;
 	char *node, *plug;
+	herd_fence_target *target; /* the agent's, until it answers */
 } fence_ask;
 
 static void on_fence_status(bool ok, const char *device, const char *detail, double secs, gpointer user)
@@ -282,6 +302,7 @@ static void on_fence_status(bool ok, const char *device, const char *detail, dou
 			round_finish(c);
 	}
 	life_unref(f->life);
+	herd_fence_target_free(f->target);
 	g_free(f->node);
 	g_free(f->plug);
 	g_free(f);
@@ -300,9 +321,8 @@ static void ask_fence_devices(herd_checker *c, round *r, store_state *st)
 			f->node = g_strdup(fd->plugs[p].node);
 			f->plug = g_strdup(fd->plugs[p].plug);
 			r->fences_pending++;
-			herd_fence_target *t = herd_fence_target_new(dev, fd->plugs[p].plug);
-			herd_fence_agent_action(t, "status", on_fence_status, f);
-			herd_fence_target_free(t);
+			f->target = herd_fence_target_new(dev, fd->plugs[p].plug);
+			herd_fence_agent_action(f->target, "status", on_fence_status, f);
 		}
 	}
 }

@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 /* How long the nodes have to answer a round. */
-#define CHECK_ANSWER_S 20
+#define CHECK_ANSWER_S 30
 
 typedef struct herd_checker herd_checker;
 

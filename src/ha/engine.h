@@ -230,11 +230,11 @@ json_t *herd_engine_fence_standby(herd_engine *e);
 /* This node's knet links to each peer, {peer: [{"link","connected"}…]}
  * (ha/links.h): sent in its STATUS when they change. */
 void herd_engine_set_links(herd_engine *e, json_t *links);
-/* The results of the latest herd check that any node ran (ha/check.h), as
- * it multicast them: the coordinator alerts about their failures until the
- * next results. */
-void herd_engine_set_check(herd_engine *e, json_t *results);
-/* Those results (a new reference), or NULL if none came since this herd
+/* The report of the latest herd check that any node ran, as it multicast
+ * it ({"node","time_ms","results"}, ha/check.h): the coordinator alerts
+ * about its failures until the next report. */
+void herd_engine_set_check(herd_engine *e, json_t *report);
+/* That report (a new reference), or NULL if none came since this herd
  * started. */
 json_t *herd_engine_check(herd_engine *e);
 /* Every node's view of its links, {node: {peer: […]}}, by fresh facts. */

@@ -305,12 +305,12 @@ void herd_engine_set_links(herd_engine *e, json_t *links)
 	status_soon(e);
 }
 
-void herd_engine_set_check(herd_engine *e, json_t *results)
+void herd_engine_set_check(herd_engine *e, json_t *report)
 {
 	json_t *alerts = json_array();
-	herd_check_alerts(alerts, results);
+	herd_check_alerts(alerts, json_object_get(report, "results"));
 	json_decref(e->check_results);
-	e->check_results = json_incref(results);
+	e->check_results = json_incref(report);
 	bool same = e->check_alerts && json_equal(e->check_alerts, alerts);
 	json_decref(e->check_alerts);
 	e->check_alerts = alerts;

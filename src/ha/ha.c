@@ -202,9 +202,9 @@ void herd_ha_set_check_handler(herd_ha *h, herd_cluster_message_fn fn, gpointer 
 	h->check_user = user;
 }
 
-void herd_ha_set_check(herd_ha *h, json_t *results)
+void herd_ha_set_check(herd_ha *h, json_t *report)
 {
-	herd_engine_set_check(h->engine, results);
+	herd_engine_set_check(h->engine, report);
 	io_wakeup(h, 0);
 }
 
