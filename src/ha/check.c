@@ -44,6 +44,19 @@ static gint by_name(gconstpointer a, gconstpointer b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The keys of @obj in name order (borrowed): the same facts give the same
+ * results. */
+static GPtrArray *sorted_keys(json_t *obj)
+{
+	GPtrArray *keys = g_ptr_array_new();
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v)
+		g_ptr_array_add(keys, (gpointer)k);
+	g_ptr_array_sort(keys, by_name);
+	return keys;
+}
+
 /* ---- answers ----------------------------------------------------------------------------- */
 
 static void check_answers(json_t *out, const herd_check_input *in, GPtrArray *names)
@@ -235,28 +248,17 @@ static void check_fencing(json_t *out, const herd_check_input *in, GPtrArray *na
 
 static void check_storage(json_t *out, const herd_check_input *in)
 {
-	const char *storage;
-	json_t *by_node;
 	unsigned n = 0;
 	bool bad = false;
-	/* In name order: the same facts give the same results. */
-	g_autoptr(GPtrArray) storages = g_ptr_array_new();
-	json_object_foreach(in->reach, storage, by_node)
-		g_ptr_array_add(storages, (gpointer)storage);
-	g_ptr_array_sort(storages, by_name);
+	g_autoptr(GPtrArray) storages = sorted_keys(in->reach);
 	for (guint s = 0; s < storages->len; s++) {
-		storage = storages->pdata[s];
-		by_node = json_object_get(in->reach, storage);
-		g_autoptr(GPtrArray) nodes = g_ptr_array_new();
-		const char *node;
-		json_t *r;
-		json_object_foreach(by_node, node, r)
-			g_ptr_array_add(nodes, (gpointer)node);
-		g_ptr_array_sort(nodes, by_name);
+		const char *storage = storages->pdata[s];
+		json_t *by_node = json_object_get(in->reach, storage);
+		g_autoptr(GPtrArray) nodes = sorted_keys(by_node);
 		n++;
 		for (guint i = 0; i < nodes->len; i++) {
-			node = nodes->pdata[i];
-			r = json_object_get(by_node, node);
+			const char *node = nodes->pdata[i];
+			json_t *r = json_object_get(by_node, node);
 			if (json_is_true(json_object_get(r, "ok")))
 				continue;
 			bad = true;

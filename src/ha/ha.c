@@ -205,7 +205,6 @@ void herd_ha_set_check_handler(herd_ha *h, herd_cluster_message_fn fn, gpointer 
 void herd_ha_set_check(herd_ha *h, json_t *report)
 {
 	herd_engine_set_check(h->engine, report);
-	io_wakeup(h, 0);
 }
 
 json_t *herd_ha_check(herd_ha *h)

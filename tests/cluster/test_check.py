@@ -80,6 +80,10 @@ def main():
         tn.wait_members([1, 2, 3], 3)
         add_pdu(tn, "pdu", ["n1", "n2", "n3"])
 
+        # No check has run yet (the coordinator's first is an interval away).
+        code, got = api(tn, 2, "GET", "/api/v1/check")
+        check(code == 404 and "run herd check" in got.get("error", {}).get("message", str(got)),
+              f"GET /api/v1/check before any check: {code} {got}")
         # Bad input: herd check takes no arguments.
         p = herd(tn, 1, "check", "now", rc=None)
         check(p.returncode != 0 and p.stderr.strip(), f"herd check now: exit {p.returncode}")
@@ -146,6 +150,18 @@ def main():
         wait_until(lambda: not active_alerts(tn, {"clock_skew", "check_failed"}) or None, 30,
                    "the check's alerts to clear")
         say("the alerts cleared")
+
+        # 4. The coordinator (n1) runs the checks by itself, every
+        # check_interval_s; bad values are refused, naming the setting.
+        p = herd(tn, 1, "cluster", "set", "check_mtu=100", rc=None)
+        check(p.returncode != 0 and "check_mtu" in p.stderr, f"check_mtu=100: {p.stderr.strip()}")
+        last = api(tn, 3, "GET", "/api/v1/check")[1]["time_ms"]
+        herd(tn, 1, "cluster", "set", "check_interval_s=5")
+        got = wait_until(lambda: (lambda c: c[1] if c[0] == 200 and c[1]["time_ms"] > last else None)(
+            api(tn, 3, "GET", "/api/v1/check")), 90, "a periodic check", interval=2)
+        check(got["node"] == "n1" and not fails(got["results"]),
+              f"the periodic check is not n1's, or fails: {got}")
+        say(f"a periodic check by n1 at {got['time_ms']}")
 
 
 if __name__ == "__main__":
