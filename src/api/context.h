@@ -33,6 +33,11 @@ typedef void (*api_notify_done_fn)(json_t *result, gpointer user);
 /* Send a test notification now; @done follows once, on the main loop. */
 typedef void (*api_notify_test_fn)(gpointer notifier, api_notify_done_fn done, gpointer user);
 
+/* herd check's report (daemon/checker.h): borrowed. */
+typedef void (*api_check_done_fn)(json_t *report, gpointer user);
+/* Run herd check now; @done follows once, on the main loop. */
+typedef void (*api_check_run_fn)(gpointer checker, api_check_done_fn done, gpointer user);
+
 typedef struct api_ctx {
 	herd_cluster *cluster;
 	herd_ha *ha;
@@ -42,6 +47,8 @@ typedef struct api_ctx {
 	GHashTable *vm_waits;          /* vm.c's requests waiting for a VM to get there; or NULL */
 	api_notify_test_fn notify_test; /* herd notify test, or NULL (no notifier) */
 	gpointer notifier;
+	api_check_run_fn check_run;    /* herd check, or NULL (no checker) */
+	gpointer checker;
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server

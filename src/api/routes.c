@@ -7,6 +7,8 @@ const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/alerts/{alert}", api_alert_get, 0 },
 	{ "POST", "/api/v1/alerts/{alert}/ack", api_alert_ack, 0 },
 	{ "POST", "/api/v1/notify/test", api_notify_test, 0 },
+	{ "POST", "/api/v1/check", api_check_run, 0 },
+	{ "GET", "/api/v1/check", api_check_get, 0 },
 	/* Prometheus's usual path, beside the API (docs/metrics.md). */
 	{ "GET", "/metrics", api_metrics_get, 0 },
 

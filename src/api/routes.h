@@ -23,6 +23,8 @@ void api_alerts_list(http_request *req, gpointer user_data);   /* GET /alerts[?a
 void api_alert_get(http_request *req, gpointer user_data);     /* GET /alerts/{alert} */
 void api_alert_ack(http_request *req, gpointer user_data);     /* POST /alerts/{alert}/ack */
 void api_notify_test(http_request *req, gpointer user_data);   /* POST /notify/test */
+void api_check_run(http_request *req, gpointer user_data);     /* POST /check */
+void api_check_get(http_request *req, gpointer user_data);     /* GET /check */
 void api_metrics_get(http_request *req, gpointer user_data);   /* GET /metrics (not under /api/v1) */
 
 /* cluster.c */

@@ -90,6 +90,7 @@ extern const cli_command cli_network_commands[];      /* network.c */
 extern const cli_command cli_alert_commands[];        /* alert.c */
 extern const cli_command cli_rule_commands[];         /* rule.c */
 extern const cli_command cli_notify_commands[];       /* notify.c */
+extern const cli_command cli_check_commands[];        /* check.c */
 extern const cli_command cli_vm_migrate_commands[];   /* vm_migrate.c */
 extern const cli_command cli_fence_device_commands[];
 extern const cli_command cli_storage_commands[];      /* storage.c */

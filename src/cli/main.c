@@ -20,6 +20,7 @@ static const cli_command *const command_tables[] = {
 	cli_alert_commands,
 	cli_rule_commands,
 	cli_notify_commands,
+	cli_check_commands,
 	cli_vm_migrate_commands,
 	cli_fence_device_commands,
 	cli_storage_commands,

@@ -7,6 +7,7 @@
 #include "common/loop_monitor.h"
 #include "daemon/config.h"
 #include "daemon/certificate.h"
+#include "daemon/checker.h"
 #include "daemon/herdd.h"
 #include "common/sd_notify.h"
 #include "daemon/link_watch.h"
@@ -220,6 +221,9 @@ int main(int argc, char **argv)
 	d.api_ctx = (api_ctx){ d.cluster, d.ha, d.formation, &d.node_info };
 	d.api_ctx.notify_test = herd_notifier_test;
 	d.api_ctx.notifier = d.notifier;
+	d.checker = herd_checker_new(d.cluster, d.ha, d.cfg->corosync_dir, d.cfg->libvirt_uri);
+	d.api_ctx.check_run = herd_checker_run;
+	d.api_ctx.checker = d.checker;
 
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d.api_ctx);
 	http_server_set_auth(d.api, api_user_password_hash, NULL);
@@ -249,6 +253,7 @@ out:
 	herd_link_watch_free(d.links);
 	herd_ping_watch_free(d.ping);
 	herd_notifier_free(d.notifier);
+	herd_checker_free(d.checker);
 	/* Leaving for the host's shutdown: the others hear why before the
 	 * group sees this node go (herd_cluster_free() leaves it). */
 	herdd_stop_finish(&d);

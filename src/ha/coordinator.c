@@ -820,6 +820,8 @@ static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *p
 	for (size_t i = 0; i < in->n_nodes; i++)
 		json_object_set_new(at_risk, in->nodes[i].name, json_integer(plan->unsafe_if_lost[i]));
 	herd_health_alerts(alerts, view->st, view->facts, c->ping_cut, plan->n_plus_1, at_risk);
+	if (view->check_alerts)
+		json_array_extend(alerts, view->check_alerts);
 	bool changed = !json_equal(alerts, c->alerts) || plan->n_plus_1 != c->n_plus_1 ||
 		       !json_equal(at_risk, c->at_risk);
 	json_decref(c->at_risk);

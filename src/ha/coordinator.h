@@ -40,6 +40,7 @@ typedef struct herd_coord_view {
 	GHashTable *departures;   /* node id -> why its herd left the group, as it
 				   * said when leaving (see herd_cluster_departures());
 				   * may be NULL */
+	json_t *check_alerts;     /* the alerts of the latest herd check (ha/check.h), or NULL */
 	int64_t now_ms;
 } herd_coord_view;
 

@@ -211,6 +211,7 @@ herd_coord_view engine_coord_view(herd_engine *e)
 		.quorate = v->synced && v->quorate,
 		.store_writable = v->synced && v->primary,
 		.departures = v->departures,
+		.check_alerts = e->check_alerts,
 		.now_ms = e->now_ms,
 	};
 }
@@ -725,6 +726,8 @@ void herd_engine_free(herd_engine *e)
 	json_decref(e->fence_standby);
 	json_decref(e->links);
 	json_decref(e->ping);
+	json_decref(e->check_alerts);
+	json_decref(e->check_results);
 	json_decref(e->usage);
 	json_decref(e->esan);
 	herd_coord_free(e->coord);

@@ -230,6 +230,13 @@ json_t *herd_engine_fence_standby(herd_engine *e);
 /* This node's knet links to each peer, {peer: [{"link","connected"}…]}
  * (ha/links.h): sent in its STATUS when they change. */
 void herd_engine_set_links(herd_engine *e, json_t *links);
+/* The report of the latest herd check that any node ran, as it multicast
+ * it ({"node","time_ms","results"}, ha/check.h): the coordinator alerts
+ * about its failures until the next report. */
+void herd_engine_set_check(herd_engine *e, json_t *report);
+/* That report (a new reference), or NULL if none came since this herd
+ * started. */
+json_t *herd_engine_check(herd_engine *e);
 /* Every node's view of its links, {node: {peer: […]}}, by fresh facts. */
 json_t *herd_engine_links(herd_engine *e);
 /* What this node makes of the ping nodes (herd_ping_json(), NULL: none

@@ -85,6 +85,8 @@ struct herd_engine {
 	json_t *fence_standby;        /* its waiting fence agents (ha/fence_pool.h), or NULL */
 	json_t *links;                /* its knet links to each peer (ha/links.h), or NULL */
 	json_t *ping;                 /* what it makes of the ping nodes (ha/ping.h), or NULL */
+	json_t *check_alerts;         /* the alerts of the latest herd check (ha/check.h), or NULL */
+	json_t *check_results;        /* that check's report ({"node","time_ms","results"}), or NULL */
 	/* A run reconciles and coordinates only if something happened since
 	 * the last that did (an event, a wakeup asked for by the agent or the
 	 * coordinator, another view): with 10,000 VMs each costs milliseconds,

@@ -4,6 +4,7 @@
 #include "ha/engine_private.h"
 
 #include "common/json.h"
+#include "ha/check.h"
 #include "ha/rebalance.h"
 #include "ha/sched_json.h"
 #include "store/cluster.h"
@@ -307,6 +308,24 @@ json_t *herd_engine_fence_standby(herd_engine *e)
 void herd_engine_set_links(herd_engine *e, json_t *links)
 {
 	set_reported(e, &e->links, links);
+}
+
+void herd_engine_set_check(herd_engine *e, json_t *report)
+{
+	json_t *alerts = json_array();
+	herd_check_alerts(alerts, json_object_get(report, "results"));
+	json_decref(e->check_results);
+	e->check_results = json_incref(report);
+	bool same = e->check_alerts && json_equal(e->check_alerts, alerts);
+	json_decref(e->check_alerts);
+	e->check_alerts = alerts;
+	if (!same)
+		run_soon(e);
+}
+
+json_t *herd_engine_check(herd_engine *e)
+{
+	return json_incref(e->check_results);
 }
 
 json_t *herd_engine_links(herd_engine *e)

@@ -25,6 +25,8 @@ struct herd_ha {
 	GHashTable *runs;          /* fence agent runs under way: agent_ctx* set */
 	herd_fence_pool *pool;     /* this node's waiting fence agents (fence_pool.h) */
 	GHashTable *fence_runs;    /* "device\naction\nresult" -> count (herd_ha_fence_runs) */
+	herd_cluster_message_fn check_fn; /* HERD_MSG_CHECK's handler (herd_ha_set_check_handler) */
+	gpointer check_user;
 	herd_ha_leave_fn leave;    /* the host's shutdown is over (herd_ha_shutdown) */
 	gpointer leave_user;
 };
@@ -186,7 +188,28 @@ static const herd_engine_io engine_io = {
 static void on_message(gpointer user, uint32_t sender, unsigned type, const void *payload, size_t len)
 {
 	herd_ha *h = user;
+	if (type == HERD_MSG_CHECK) {
+		if (h->check_fn)
+			h->check_fn(h->check_user, sender, type, payload, len);
+		return;
+	}
 	herd_engine_message(h->engine, sender, type, payload, len, now_ms());
+}
+
+void herd_ha_set_check_handler(herd_ha *h, herd_cluster_message_fn fn, gpointer user)
+{
+	h->check_fn = fn;
+	h->check_user = user;
+}
+
+void herd_ha_set_check(herd_ha *h, json_t *report)
+{
+	herd_engine_set_check(h->engine, report);
+}
+
+json_t *herd_ha_check(herd_ha *h)
+{
+	return herd_engine_check(h->engine);
 }
 
 /* The waiting fence agents this node keeps (fence_standby.h): after every

@@ -55,6 +55,12 @@ void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_d
 /* Grow disk @path of running VM @uuid to @size bytes, live, on its node. */
 void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t size,
 		       herd_virt_done done, gpointer user);
+/* HERD_MSG_CHECK messages (herd check's requests, probes and results) go
+ * to @fn (daemon/checker.h) instead of the engine; NULL: dropped. */
+void herd_ha_set_check_handler(herd_ha *h, herd_cluster_message_fn fn, gpointer user);
+/* herd_engine_set_check(), herd_engine_check(). */
+void herd_ha_set_check(herd_ha *h, json_t *report);
+json_t *herd_ha_check(herd_ha *h);
 /* herd_engine_set_links(), herd_engine_links(). */
 void herd_ha_set_links(herd_ha *h, json_t *links);
 json_t *herd_ha_links(herd_ha *h);

@@ -979,6 +979,7 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 	case HERD_MSG_VM_REPLY:
 	case HERD_MSG_LEAVING:
 	case HERD_MSG_PROGRESS:
+	case HERD_MSG_CHECK:
 	case HERD_MSG__MAX:
 		break;
 	}

@@ -84,6 +84,8 @@ typedef struct store_settings {
 	bool fence_idle_nodes;     /* a lost node that runs no HA VM is fenced too */
 	bool rebalance;            /* ha/rebalance.h */
 	long long rebalance_threshold_pct, rebalance_hold_s, rebalance_min_gain_pct, rebalance_max_moves;
+	long long check_mtu;       /* herd check: the MTU every heartbeat link must carry */
+	long long check_interval_s; /* herd check by the coordinator every so often (0: never) */
 	long long notify_smtp_port;
 	long long ping_interval_ms, ping_dampen_ms;
 	int notify_smtp_tls;       /* store_notify_tls */

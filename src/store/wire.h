@@ -37,6 +37,7 @@ typedef enum {
 	HERD_MSG_VM_REPLY = 8,   /* its outcome, for the node that asked */
 	HERD_MSG_LEAVING = 9,    /* I leave the group, and why (JSON {"reason"}) */
 	HERD_MSG_PROGRESS = 10,  /* my live migrations under way (JSON, soft state) */
+	HERD_MSG_CHECK = 11,     /* herd check: a request, a node's probe, the results (JSON) */
 	HERD_MSG__MAX
 } herd_msg_type;
 

@@ -42,6 +42,14 @@ json_t *test_store_apply(test_store *t, json_t *cmd, GError **error)
 	return r;
 }
 
+void test_store_apply_new(test_store *t, json_t *cmd)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = test_store_apply(t, cmd, &error);
+	g_assert_no_error(error);
+	json_decref(cmd);
+}
+
 void test_store_apply_text(test_store *t, const char *text)
 {
 	g_autoptr(GError) error = NULL;

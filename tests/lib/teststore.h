@@ -28,3 +28,5 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(test_store, test_store_free)
 json_t *test_store_apply(test_store *t, json_t *cmd, GError **error);
 /* Apply the command written as JSON text @text; it must succeed. */
 void test_store_apply_text(test_store *t, const char *text);
+/* Apply @cmd (stolen: a builder's result); it must succeed. */
+void test_store_apply_new(test_store *t, json_t *cmd);
