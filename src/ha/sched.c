@@ -1160,6 +1160,7 @@ static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 	for (size_t i = 0; i < in->n_nodes; i++)
 		c->open[i] = in->nodes[i].mode == STORE_NODE_ONLINE && !effectively_down(c, &in->nodes[i]);
 	c->aff = affinity_new(in, c->open);
+	c->ping_somewhere = false;
 	for (size_t i = 0; i < in->n_nodes; i++)
 		c->ping_somewhere |= usable(&in->nodes[i]) && !in->nodes[i].ping_lost;
 }
