@@ -65,6 +65,8 @@ typedef struct {
 	gpointer waiter;
 	char *hash;          /* the lookup's answer: NULL for no such user, */
 	GError *error;       /* ... or the application's refusal */
+	char *token;         /* a session token to check instead; then @user
+			      * is the application's answer */
 } lookup;
 
 /* One password check; requests with the same credentials wait on it
@@ -134,6 +136,8 @@ static void lookup_free(lookup *l)
 	g_free(l->peer);
 	g_free(l->hash);
 	g_clear_error(&l->error);
+	if (l->token)
+		wipe_free(l->token, strlen(l->token));
 	g_free(l);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(lookup, lookup_free)
@@ -167,13 +171,35 @@ static void sweep_peers(http_credentials *c, gint64 now_us)
 	}
 }
 
+/* The record longest in the window, not being checked, goes: it is the one
+ * closest to being forgotten anyway.  (Records being checked are bounded by
+ * the pool and its queue.) */
+static void drop_oldest_peer(http_credentials *c)
+{
+	GHashTableIter it;
+	gpointer k, v, oldest = NULL;
+	gint64 oldest_us = G_MAXINT64;
+	g_hash_table_iter_init(&it, c->peers);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		peer_record *r = v;
+		if (r->checking == 0 && r->window_start_us < oldest_us) {
+			oldest_us = r->window_start_us;
+			oldest = k;
+		}
+	}
+	if (oldest)
+		g_hash_table_remove(c->peers, oldest);
+}
+
 static peer_record *peer_record_for(http_credentials *c, const char *peer, gint64 now_us)
 {
 	peer_record *r = g_hash_table_lookup(c->peers, peer);
 	if (r)
 		return r;
-	if (g_hash_table_size(c->peers) >= PEERS_SWEEP_AT)
+	if (g_hash_table_size(c->peers) >= MIN(PEERS_SWEEP_AT, c->cfg.peers_max))
 		sweep_peers(c, now_us);
+	if (g_hash_table_size(c->peers) >= c->cfg.peers_max)
+		drop_oldest_peer(c);
 	r = g_new0(peer_record, 1);
 	g_hash_table_insert(c->peers, g_strdup(peer), r);
 	return r;
@@ -363,7 +389,10 @@ static void lookup_run(gpointer item, gpointer data)
 {
 	http_credentials *c = data;
 	lookup *l = item;
-	l->hash = c->lookup(l->user, c->lookup_data, &l->error);
+	if (l->token)
+		l->user = c->cfg.token_user(l->token, c->lookup_data, &l->error);
+	else
+		l->hash = c->lookup(l->user, c->lookup_data, &l->error);
 	mailbox_post(c->looked_up, l);
 }
 
@@ -375,6 +404,10 @@ static void lookup_over(gpointer item, gpointer data)
 	g_autoptr(lookup) l = item;
 	g_autoptr(GError) err = NULL;
 	g_autofree char *user = NULL;
+	if (l->token) {
+		c->done(l->waiter, l->user, l->user ? NULL : l->error);
+		return;
+	}
 	switch (check_with_hash(c, l, &user, &err)) {
 	case HTTP_CREDENTIALS_ACCEPTED:
 		c->done(l->waiter, user, NULL);
@@ -387,13 +420,43 @@ static void lookup_over(gpointer item, gpointer data)
 	}
 }
 
+/* A session token: its user, from the application. */
+static http_credentials_result check_token(http_credentials *c, const char *token, gpointer waiter,
+					   char **user, GError **error)
+{
+	if (!*token)
+		return refuse(error, HERD_ERR_UNAUTHORIZED, "The session token is empty.");
+	g_autoptr(lookup) l = g_new0(lookup, 1);
+	l->token = g_strdup(token);
+	l->waiter = waiter;
+	if (c->lookups) {
+		mailbox_post(c->lookups, g_steal_pointer(&l));
+		return HTTP_CREDENTIALS_PENDING;
+	}
+	*user = c->cfg.token_user(l->token, c->lookup_data, error);
+	return *user ? HTTP_CREDENTIALS_ACCEPTED : HTTP_CREDENTIALS_REFUSED;
+}
+
+char *http_csrf_token(const char *token)
+{
+	return g_compute_hmac_for_string(G_CHECKSUM_SHA256, (const guchar *)"herd csrf", 9, token, -1);
+}
+
+unsigned http_credentials_peers(http_credentials *c)
+{
+	return g_hash_table_size(c->peers);
+}
+
 http_credentials_result http_credentials_check(http_credentials *c, const char *authorization,
 					       const char *peer, gint64 now_us, gpointer waiter,
 					       char **user, GError **error)
 {
+	if (c->cfg.token_user && authorization && g_ascii_strncasecmp(authorization, "Bearer ", 7) == 0)
+		return check_token(c, authorization + 7, waiter, user, error);
 	if (!authorization || g_ascii_strncasecmp(authorization, "Basic ", 6) != 0)
-		return refuse(error, HERD_ERR_UNAUTHORIZED,
-			      "This API needs a user name and password (HTTP Basic authentication).");
+		return refuse(error, HERD_ERR_UNAUTHORIZED, "This API needs a user name and password "
+			      "(HTTP Basic authentication)%s.",
+			      c->cfg.token_user ? " or a session token (herd login)" : "");
 	if (too_many_failures(c, peer, now_us, error))
 		return HTTP_CREDENTIALS_REFUSED;
 
@@ -443,6 +506,8 @@ http_credentials *http_credentials_new(const http_credentials_config *config,
 		c->cfg.failure_window_us = DEFAULT_FAILURE_WINDOW_US;
 	if (!c->cfg.verify)
 		c->cfg.verify = herd_password_verify;
+	if (!c->cfg.peers_max)
+		c->cfg.peers_max = HTTP_CREDENTIALS_PEERS_MAX;
 	c->lookup = lookup_fn;
 	c->lookup_data = lookup_data;
 	c->done = done;

@@ -234,10 +234,12 @@ static bool record_history(store_state *s, const envelope *env, store_kind kind,
 			   const char *change, json_t *data, const char *data_text,
 			   GError **error)
 {
-	if (kind != STORE_KIND_VM)
-		return true;
 	store_history_entry e = { kind, uuid, version, name, env->time_ms, env->origin, env->user,
 				  change, data, data_text };
+	if (!store_db_add_audit(s->db, &e, error))
+		return false;
+	if (kind != STORE_KIND_VM)
+		return true;
 	unsigned limit = history_limit(s);
 	/* Versions only grow: below the limit there is nothing to prune. */
 	return store_db_add_history(s->db, &e, error) &&
