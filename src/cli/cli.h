@@ -95,3 +95,7 @@ extern const cli_command cli_storage_commands[];      /* storage.c */
 extern const cli_command cli_disk_commands[];         /* disk.c */
 extern const cli_command cli_iso_commands[];          /* iso.c */
 extern const cli_command cli_simulate_commands[]; /* fence_device.c */
+extern const cli_command cli_user_commands[];         /* user.c */
+extern const cli_command cli_group_commands[];        /* group.c */
+extern const cli_command cli_session_commands[];      /* session.c: login, logout, whoami */
+extern const cli_command cli_audit_commands[];        /* audit.c */

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "store/command.h"
 #include "store/fields.h"
+#include "store/state.h"
 #include "store/user.h"
 
 #include <string.h>
@@ -61,6 +62,19 @@ bool store_group_has_role(const store_group *g, const char *role)
 bool store_group_has_member(const store_group *g, const char *user_uuid)
 {
 	return g_strv_contains((const char *const *)g->members, user_uuid);
+}
+
+bool store_user_has_role(store_state *st, const store_object *user, const char *role)
+{
+	if (strcmp(store_user_of(user)->role, role) == 0)
+		return true;
+	g_autoptr(GPtrArray) groups = store_state_list(st, STORE_KIND_GROUP);
+	for (guint i = 0; i < groups->len; i++) {
+		const store_group *g = store_group_of(groups->pdata[i]);
+		if (store_group_has_member(g, user->uuid) && store_group_has_role(g, role))
+			return true;
+	}
+	return false;
 }
 
 /* @key, if present, is an array of strings each of which @ok accepts. */

@@ -22,6 +22,10 @@ const store_group *store_group_of(const store_object *o);
 bool store_group_has_role(const store_group *g, const char *role);
 bool store_group_has_member(const store_group *g, const char *user_uuid);
 
+/* Has the stored @user the role @role, its own or one of its groups'? */
+struct store_state;
+bool store_user_has_role(struct store_state *st, const store_object *user, const char *role);
+
 /* @roles, @pools, @members: arrays of strings (stolen). */
 json_t *store_group_cmd_create(const char *uuid, const char *name, json_t *roles, json_t *pools,
 			       json_t *members);
