@@ -48,10 +48,22 @@ bool store_email_valid(const char *email)
 	return true;
 }
 
+/* @key, if present, is a string (empty: none). */
+static bool check_text(json_t *d, const char *key, GError **error)
+{
+	json_t *v = json_object_get(d, key);
+	if (v && !json_is_string(v)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The user's field '%s' must be a string.",
+			    key);
+		return false;
+	}
+	return true;
+}
+
 bool store_user_validate(json_t *d, GError **error)
 {
-	if (!check_string(d, "user", "password_hash", error) || !check_string(d, "user", "role", error) ||
-	    !check_string(d, "user", "email", error) || !check_string(d, "user", "session_key", error))
+	if (!check_string(d, "user", "password_hash", error) || !check_text(d, "role", error) ||
+	    !check_text(d, "email", error) || !check_text(d, "session_key", error))
 		return false;
 	const char *role = field_str(d, "role");
 	if (role && *role && !store_role_valid(role)) {
