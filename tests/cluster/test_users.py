@@ -31,7 +31,7 @@ def https(tn, i, method, path, body=None, auth=None, token=None, cookies=None, c
     """(status, JSON or text, headers) of a request from inside node i to
     node @node's (default i) API over HTTPS."""
     node = node or i
-    argv = ["curl", "-s", "-k", "-X", method, "-D", "-", "-w", "\n%{http_code}",
+    argv = ["curl", "-s", "-k", "-X", method, "-D", "/dev/stderr", "-w", "\n%{http_code}",
             "-H", "Content-Type: application/json", f"https://10.99.0.{node}:8001{path}"]
     if auth:
         argv += ["-u", auth]
@@ -46,8 +46,8 @@ def https(tn, i, method, path, body=None, auth=None, token=None, cookies=None, c
     if body is not None:
         argv += ["--data-binary", json.dumps(body)]
     p = tn.exec(i, *argv)
-    out, _, code = p.stdout.rpartition("\n")
-    head, _, text = out.partition("\r\n\r\n")
+    text, _, code = p.stdout.rpartition("\n")
+    head = p.stderr
     try:
         data = json.loads(text)
     except ValueError:
