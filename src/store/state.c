@@ -236,7 +236,14 @@ static bool record_history(store_state *s, const envelope *env, store_kind kind,
 {
 	store_history_entry e = { kind, uuid, version, name, env->time_ms, env->origin, env->user,
 				  change, data, data_text };
-	if (!store_db_add_audit(s->db, &e, error))
+	/* The audit log says "created" and "removed" of what is not a VM
+	 * (which is "defined" and "undefined", as virsh says). */
+	store_history_entry audit = e;
+	if (kind != STORE_KIND_VM && strcmp(change, "defined") == 0)
+		audit.change = "created";
+	else if (kind != STORE_KIND_VM && strcmp(change, "undefined") == 0)
+		audit.change = "removed";
+	if (!store_db_add_audit(s->db, &audit, error))
 		return false;
 	if (kind != STORE_KIND_VM)
 		return true;
