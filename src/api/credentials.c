@@ -24,7 +24,8 @@
 
 /* With this many addresses on record, those with nothing left to count are
  * dropped.  Only a password check counts a failure, and the pool bounds
- * those, so the table grows no faster than checks run. */
+ * those, so the table grows no faster than checks run; at peers_max the
+ * record longest in its window goes as well (a hard bound). */
 #define PEERS_SWEEP_AT 1024
 
 /*
@@ -159,36 +160,53 @@ static unsigned failures_now(http_credentials *c, peer_record *r, gint64 now_us)
 	return r->failures;
 }
 
-static void sweep_peers(http_credentials *c, gint64 now_us)
-{
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, c->peers);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		peer_record *r = v;
-		if (r->checking == 0 && failures_now(c, r, now_us) == 0)
-			g_hash_table_iter_remove(&it);
-	}
-}
+/* What making room in a table does with an entry. */
+typedef enum { ROOM_KEEP, ROOM_DROP, ROOM_EVICTABLE } room_verdict;
+/* The verdict on @value at @now_us; for ROOM_EVICTABLE, *@since_us orders
+ * the entries (the smallest goes first). */
+typedef room_verdict (*room_judge_fn)(http_credentials *c, gpointer value, gint64 now_us,
+				      gint64 *since_us);
 
-/* The record longest in the window, not being checked, goes: it is the one
- * closest to being forgotten anyway.  (Records being checked are bounded by
- * the pool and its queue.) */
-static void drop_oldest_peer(http_credentials *c)
+/* Drop the entries of @table that @judge says are over; then, if it still
+ * holds @max or more, the evictable one of the smallest since_us. */
+static void make_room_in(http_credentials *c, GHashTable *table, unsigned max, gint64 now_us,
+			 room_judge_fn judge)
 {
 	GHashTableIter it;
 	gpointer k, v, oldest = NULL;
-	gint64 oldest_us = G_MAXINT64;
-	g_hash_table_iter_init(&it, c->peers);
+	gint64 oldest_us = G_MAXINT64, since_us = 0;
+	g_hash_table_iter_init(&it, table);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
-		peer_record *r = v;
-		if (r->checking == 0 && r->window_start_us < oldest_us) {
-			oldest_us = r->window_start_us;
-			oldest = k;
+		switch (judge(c, v, now_us, &since_us)) {
+		case ROOM_DROP:
+			g_hash_table_iter_remove(&it);
+			break;
+		case ROOM_EVICTABLE:
+			if (since_us < oldest_us) {
+				oldest_us = since_us;
+				oldest = k;
+			}
+			break;
+		case ROOM_KEEP:
+			break;
 		}
 	}
-	if (oldest)
-		g_hash_table_remove(c->peers, oldest);
+	if (g_hash_table_size(table) >= max && oldest)
+		g_hash_table_remove(table, oldest);
+}
+
+/* Records with nothing left to count go; past the bound, the one longest
+ * in its window, the closest to being forgotten anyway.  Records being
+ * checked stay (the pool and its queue bound those). */
+static room_verdict peer_room(http_credentials *c, gpointer value, gint64 now_us, gint64 *since_us)
+{
+	peer_record *r = value;
+	if (r->checking)
+		return ROOM_KEEP;
+	if (failures_now(c, r, now_us) == 0)
+		return ROOM_DROP;
+	*since_us = r->window_start_us;
+	return ROOM_EVICTABLE;
 }
 
 static peer_record *peer_record_for(http_credentials *c, const char *peer, gint64 now_us)
@@ -197,9 +215,7 @@ static peer_record *peer_record_for(http_credentials *c, const char *peer, gint6
 	if (r)
 		return r;
 	if (g_hash_table_size(c->peers) >= MIN(PEERS_SWEEP_AT, c->cfg.peers_max))
-		sweep_peers(c, now_us);
-	if (g_hash_table_size(c->peers) >= c->cfg.peers_max)
-		drop_oldest_peer(c);
+		make_room_in(c, c->peers, c->cfg.peers_max, now_us, peer_room);
 	r = g_new0(peer_record, 1);
 	g_hash_table_insert(c->peers, g_strdup(peer), r);
 	return r;
@@ -226,31 +242,22 @@ static char *credential_key(http_credentials *c, const guchar *text, gsize len)
 	return hex;
 }
 
-/* Make room for one more: the expired go first, then the oldest. */
-static void make_room(http_credentials *c, gint64 now_us)
+/* Remembered credentials: the expired go first, then the oldest. */
+static room_verdict remembered_room(http_credentials *c, gpointer value, gint64 now_us,
+				    gint64 *since_us)
 {
-	GHashTableIter it;
-	gpointer k, v, oldest = NULL;
-	gint64 oldest_us = G_MAXINT64;
-	g_hash_table_iter_init(&it, c->remembered);
-	while (g_hash_table_iter_next(&it, &k, &v)) {
-		remembered *m = v;
-		if (now_us - m->verified_us >= c->cfg.cache_ttl_us) {
-			g_hash_table_iter_remove(&it);
-		} else if (m->verified_us < oldest_us) {
-			oldest_us = m->verified_us;
-			oldest = k;
-		}
-	}
-	if (g_hash_table_size(c->remembered) >= c->cfg.cache_max && oldest)
-		g_hash_table_remove(c->remembered, oldest);
+	remembered *m = value;
+	if (now_us - m->verified_us >= c->cfg.cache_ttl_us)
+		return ROOM_DROP;
+	*since_us = m->verified_us;
+	return ROOM_EVICTABLE;
 }
 
 static void remember(http_credentials *c, const char *key, const char *hash, gint64 verified_us)
 {
 	if (!g_hash_table_contains(c->remembered, key) &&
 	    g_hash_table_size(c->remembered) >= c->cfg.cache_max)
-		make_room(c, verified_us);
+		make_room_in(c, c->remembered, c->cfg.cache_max, verified_us, remembered_room);
 	remembered *m = g_new0(remembered, 1);
 	m->hash = g_strdup(hash);
 	m->verified_us = verified_us;
