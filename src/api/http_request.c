@@ -182,7 +182,8 @@ void http_request_add_answer_header(http_request *req, const char *name, const c
 /* To the connection, or through the handlers' side once they have it. */
 static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
 {
-	for (guint i = 0; req->answer_headers && i + 1 < req->answer_headers->len; i += 2)
+	/* A refusal or failure sets no cookie. */
+	for (guint i = 0; status < 400 && req->answer_headers && i + 1 < req->answer_headers->len; i += 2)
 		MHD_add_response_header(resp, req->answer_headers->pdata[i],
 					req->answer_headers->pdata[i + 1]);
 	if (req->handed_over)

@@ -165,6 +165,13 @@ void api_user_add(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
+	if (strcmp(name, "root") == 0 || strcmp(name, "herd") == 0) {
+		/* The audit log's names for local root and for herdd itself. */
+		http_respond_errorf(req, HERD_ERR_INVALID,
+				    "'%s' is reserved (the audit log's name for %s); choose another name.",
+				    name, strcmp(name, "root") == 0 ? "root on a local socket" : "herdd itself");
+		return;
+	}
 	if (!password || !*password) {
 		http_respond_errorf(req, HERD_ERR_INVALID, "User '%s' needs a password.", name);
 		return;

@@ -95,6 +95,8 @@ def setup(tn, ha, tmp):
     ha.refused(1, ["user", "add", "aud", "--new-password-file", os.path.join(tmp, "aud.pw")],
                "exists already", what="a user twice")
     ha.refused(1, ["user", "set", "aud", "--email", "not-an-address"], "mail address", what="a bad address")
+    ha.refused(1, ["user", "add", "root", "--new-password-file", os.path.join(tmp, "aud.pw")],
+               "reserved", what="a reserved name")
     ha.refused(1, ["group", "add", "g", "--roles", "root"], "roles", what="an unknown group role")
     ha.refused(1, ["group", "add", "g", "--roles", "auditor", "--members", "nosuch"],
                "nosuch' is not defined", what="an unknown member")
