@@ -16,9 +16,9 @@ extern const size_t herd_api_n_routes;
 /* auth.c: a copy of @user's stored password hash, for http_server_set_auth(). */
 char *api_user_password_hash(const char *user, gpointer user_data, GError **error);
 
-/* session.c: the user of a session token (http_token_user_fn); login,
- * logout, who am I. */
+/* auth.c: the user of a session token (http_token_user_fn). */
 char *api_session_user(const char *token, gpointer user_data, GError **error);
+/* session.c: login, logout, who am I. */
 void api_login(http_request *req, gpointer user_data);         /* POST /login */
 void api_logout(http_request *req, gpointer user_data);        /* POST /logout */
 void api_session_get(http_request *req, gpointer user_data);   /* GET /session */

@@ -1,7 +1,7 @@
 /*
  * Sessions: login (HTTP Basic, checked off the main loop like any request,
- * then a token: api/session_token.h), logout, who am I, and the token check
- * the HTTP server asks for every request that shows one.
+ * then a token: api/session_token.h), logout, who am I.  auth.c checks the
+ * tokens.
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
@@ -13,32 +13,6 @@
 #include "common/json.h"
 #include "store/command.h"
 #include "store/user.h"
-
-char *api_session_user(const char *token, gpointer user_data, GError **error)
-{
-	api_ctx *a = user_data;
-	store_state *st = api_state(a);
-	if (!store_state_cluster(st)) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
-			    "This node is not part of a cluster and has no users; use its local socket.");
-		return NULL;
-	}
-	g_autofree char *name = session_token_user(token);
-	if (!name) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "The session token is malformed.");
-		return NULL;
-	}
-	store_object *u = store_state_get_by_name(st, STORE_KIND_USER, name);
-	if (!u) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
-			    "The session of '%s' has ended: there is no such user (any more).", name);
-		return NULL;
-	}
-	if (!session_token_check(token, store_user_of(u)->session_key,
-				 g_get_real_time() / G_USEC_PER_SEC, error))
-		return NULL;
-	return g_steal_pointer(&name);
-}
 
 /* The stored user of @req, or NULL after answering why there is none. */
 static store_object *session_user(http_request *req, api_ctx *a)

@@ -61,6 +61,14 @@ char *cli_key_value(const char *arg, const char **value);
  * ISO: @label), saying whether its file went too; the exit code. */
 int cli_delete_with_file(cli_ctx *ctx, const char *collection, const char *label, const char *name);
 
+/* DELETE /api/v1/@collection/@name and print "@label @name @done."; the
+ * exit code. */
+int cli_remove(cli_ctx *ctx, const char *collection, const char *label, const char *name,
+	       const char *done);
+
+/* A JSON list of strings as "a,b", or "-" if it is empty (g_free). */
+char *cli_list_text(json_t *list);
+
 /* Print @error as "herd: message" and return the exit code for it. */
 int cli_report(const GError *error);
 

@@ -43,18 +43,6 @@ static json_t *list_of(const char *text)
 	return list;
 }
 
-static char *text_of(json_t *list)
-{
-	if (!json_array_size(list))
-		return g_strdup("-");
-	GString *s = g_string_new(NULL);
-	size_t i;
-	json_t *v;
-	json_array_foreach(list, i, v)
-		g_string_append_printf(s, "%s%s", i ? "," : "", json_string_value(v));
-	return g_string_free(s, FALSE);
-}
-
 static int run_add(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(json_t) body = json_pack("{s:s}", "name", argv[0]);
@@ -68,7 +56,7 @@ static int run_add(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(json_t) r = cli_request(ctx, "POST", "/api/v1/groups", body, &rc);
 	if (!r)
 		return rc;
-	g_autofree char *roles = text_of(json_object_get(r, "roles"));
+	g_autofree char *roles = cli_list_text(json_object_get(r, "roles"));
 	printf("Group %s added (roles %s).\n", argv[0], roles);
 	return CLI_OK;
 }
@@ -83,9 +71,9 @@ static int run_list(cli_ctx *ctx, int argc, char **argv)
 	size_t i;
 	json_t *g;
 	json_array_foreach(list, i, g) {
-		g_autofree char *roles = text_of(json_object_get(g, "roles"));
-		g_autofree char *pools = text_of(json_object_get(g, "pools"));
-		g_autofree char *members = text_of(json_object_get(g, "members"));
+		g_autofree char *roles = cli_list_text(json_object_get(g, "roles"));
+		g_autofree char *pools = cli_list_text(json_object_get(g, "pools"));
+		g_autofree char *members = cli_list_text(json_object_get(g, "members"));
 		cli_table_add(t, json_string_value(json_object_get(g, "name")), roles, pools, members);
 	}
 	cli_table_print(t);
@@ -99,9 +87,9 @@ static int run_show(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(json_t) g = cli_request(ctx, "GET", path, NULL, &rc);
 	if (!g)
 		return rc;
-	g_autofree char *roles = text_of(json_object_get(g, "roles"));
-	g_autofree char *pools = text_of(json_object_get(g, "pools"));
-	g_autofree char *members = text_of(json_object_get(g, "members"));
+	g_autofree char *roles = cli_list_text(json_object_get(g, "roles"));
+	g_autofree char *pools = cli_list_text(json_object_get(g, "pools"));
+	g_autofree char *members = cli_list_text(json_object_get(g, "members"));
 	printf("name     %s\nuuid     %s\nroles    %s\npools    %s\nmembers  %s\n",
 	       json_string_value(json_object_get(g, "name")), json_string_value(json_object_get(g, "uuid")),
 	       roles, pools, members);
@@ -135,20 +123,14 @@ static int run_set(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(json_t) r = cli_request(ctx, "PUT", path, body, &rc);
 	if (!r)
 		return rc;
-	g_autofree char *members = text_of(json_object_get(r, "members"));
+	g_autofree char *members = cli_list_text(json_object_get(r, "members"));
 	printf("Group %s changed (members %s).\n", argv[0], members);
 	return CLI_OK;
 }
 
 static int run_remove(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autofree char *path = cli_api_path("groups", argv[0], NULL);
-	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
-	if (!r)
-		return rc;
-	printf("Group %s removed.\n", argv[0]);
-	return CLI_OK;
+	return cli_remove(ctx, "groups", "Group", argv[0], "removed");
 }
 
 const cli_command cli_group_commands[] = {

@@ -48,13 +48,10 @@ static int run_whoami(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(json_t) r = cli_request(ctx, "GET", "/api/v1/session", NULL, &rc);
 	if (!r)
 		return rc;
-	GString *roles = g_string_new(NULL);
-	size_t i;
-	json_t *v;
-	json_array_foreach(json_object_get(r, "roles"), i, v)
-		g_string_append_printf(roles, "%s%s", i ? ", " : "", json_string_value(v));
-	printf("%s (%s)\n", json_string_value(json_object_get(r, "user")), roles->len ? roles->str : "no role");
-	g_string_free(roles, TRUE);
+	json_t *roles = json_object_get(r, "roles");
+	g_autofree char *text = cli_list_text(roles);
+	printf("%s (%s)\n", json_string_value(json_object_get(r, "user")),
+	       json_array_size(roles) ? text : "no role");
 	return CLI_OK;
 }
 

@@ -72,19 +72,6 @@ static int run_add(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
-/* "a, b", or "-" for an empty list. */
-static char *list_text(json_t *list)
-{
-	if (!json_array_size(list))
-		return g_strdup("-");
-	GString *s = g_string_new(NULL);
-	size_t i;
-	json_t *v;
-	json_array_foreach(list, i, v)
-		g_string_append_printf(s, "%s%s", i ? "," : "", json_string_value(v));
-	return g_string_free(s, FALSE);
-}
-
 static const char *or_dash(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -101,8 +88,8 @@ static int run_list(cli_ctx *ctx, int argc, char **argv)
 	size_t i;
 	json_t *u;
 	json_array_foreach(list, i, u) {
-		g_autofree char *roles = list_text(json_object_get(u, "roles"));
-		g_autofree char *groups = list_text(json_object_get(u, "groups"));
+		g_autofree char *roles = cli_list_text(json_object_get(u, "roles"));
+		g_autofree char *groups = cli_list_text(json_object_get(u, "groups"));
 		cli_table_add(t, or_dash(u, "name"), or_dash(u, "role"), roles, groups, or_dash(u, "email"));
 	}
 	cli_table_print(t);
@@ -116,8 +103,8 @@ static int run_show(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(json_t) u = cli_request(ctx, "GET", path, NULL, &rc);
 	if (!u)
 		return rc;
-	g_autofree char *roles = list_text(json_object_get(u, "roles"));
-	g_autofree char *groups = list_text(json_object_get(u, "groups"));
+	g_autofree char *roles = cli_list_text(json_object_get(u, "roles"));
+	g_autofree char *groups = cli_list_text(json_object_get(u, "groups"));
 	printf("name     %s\nuuid     %s\nrole     %s\nroles    %s\ngroups   %s\nemail    %s\n",
 	       or_dash(u, "name"), or_dash(u, "uuid"), or_dash(u, "role"), roles, groups,
 	       or_dash(u, "email"));
@@ -167,13 +154,7 @@ static int run_passwd(cli_ctx *ctx, int argc, char **argv)
 
 static int run_remove(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autofree char *path = cli_api_path("users", argv[0], NULL);
-	int rc;
-	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
-	if (!r)
-		return rc;
-	printf("User %s removed; its sessions have ended.\n", argv[0]);
-	return CLI_OK;
+	return cli_remove(ctx, "users", "User", argv[0], "removed; its sessions have ended");
 }
 
 const cli_command cli_user_commands[] = {
