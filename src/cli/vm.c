@@ -318,6 +318,8 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 		       json_string_value(json_object_get(vm, "sticky")));
 	if (json_string_value(json_object_get(vm, "group")))
 		printf("Anti-affinity:     %s\n", json_string_value(json_object_get(vm, "group")));
+	if (json_string_value(json_object_get(vm, "pool")))
+		printf("Pool:              %s\n", json_string_value(json_object_get(vm, "pool")));
 	if (json_string_value(json_object_get(vm, "return_to")))
 		printf("Returns to:        %s (left it for maintenance; back once it is online)\n",
 		       json_string_value(json_object_get(vm, "return_to")));
