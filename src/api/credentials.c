@@ -440,8 +440,11 @@ static http_credentials_result check_token(http_credentials *c, const char *toke
 		mailbox_post(c->lookups, g_steal_pointer(&l));
 		return HTTP_CREDENTIALS_PENDING;
 	}
-	*user = c->cfg.token_user(l->token, c->lookup_data, error);
-	return *user ? HTTP_CREDENTIALS_ACCEPTED : HTTP_CREDENTIALS_REFUSED;
+	char *name = c->cfg.token_user(l->token, c->lookup_data, error);
+	if (!name)
+		return HTTP_CREDENTIALS_REFUSED;
+	*user = name;
+	return HTTP_CREDENTIALS_ACCEPTED;
 }
 
 char *http_csrf_token(const char *token)

@@ -568,6 +568,7 @@ static void test_tokens(void)
 	g_assert_cmpint(http_credentials_check(c, "Bearer good-token", "10.0.0.1", SEC, NULL, &who, &error),
 			==, HTTP_CREDENTIALS_ACCEPTED);
 	g_assert_cmpstr(who, ==, "carol");
+	g_clear_pointer(&who, g_free);
 	g_assert_cmpint(http_credentials_check(c, "Bearer bad-token", "10.0.0.1", SEC, NULL, &who, &error),
 			==, HTTP_CREDENTIALS_REFUSED);
 	g_assert_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED);
