@@ -1,25 +1,57 @@
 /*
- * Whose password is what: the stored hash of a cluster user, asked by the
- * HTTP server's credential checker (api/credentials.c parses HTTP Basic,
- * checks passwords off the main loop, remembers and limits).  Root on the
- * local socket needs no password (api/http.c).
+ * Whose password or session is what: the stored hash of a cluster user,
+ * and the user of a session token, asked by the HTTP server's credential
+ * checker (api/credentials.c parses HTTP Basic, checks passwords off the
+ * main loop, remembers and limits).  Root on the local socket needs no
+ * password (api/http.c).
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
 #include "api/routes.h"
+#include "api/session_token.h"
 
 #include "common/error.h"
 #include "store/user.h"
 
-char *api_user_password_hash(const char *user, gpointer user_data, GError **error)
+/* The store, or NULL with why no user can get in. */
+static store_state *users_state(api_ctx *a, GError **error)
 {
-	api_ctx *a = user_data;
 	store_state *st = api_state(a);
 	if (!store_state_cluster(st)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
 			    "This node is not part of a cluster and has no users; use its local socket.");
 		return NULL;
 	}
+	return st;
+}
+
+char *api_user_password_hash(const char *user, gpointer user_data, GError **error)
+{
+	store_state *st = users_state(user_data, error);
+	if (!st)
+		return NULL;
 	store_object *u = store_state_get_by_name(st, STORE_KIND_USER, user);
 	return u ? g_strdup(store_user_of(u)->password_hash) : NULL;
+}
+
+char *api_session_user(const char *token, gpointer user_data, GError **error)
+{
+	store_state *st = users_state(user_data, error);
+	if (!st)
+		return NULL;
+	g_autofree char *name = session_token_user(token);
+	if (!name) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "The session token is malformed.");
+		return NULL;
+	}
+	store_object *u = store_state_get_by_name(st, STORE_KIND_USER, name);
+	if (!u) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
+			    "The session of '%s' has ended: there is no such user (any more).", name);
+		return NULL;
+	}
+	if (!session_token_check(token, store_user_of(u)->session_key,
+				 g_get_real_time() / G_USEC_PER_SEC, error))
+		return NULL;
+	return g_steal_pointer(&name);
 }

@@ -24,7 +24,8 @@
 
 /* With this many addresses on record, those with nothing left to count are
  * dropped.  Only a password check counts a failure, and the pool bounds
- * those, so the table grows no faster than checks run. */
+ * those, so the table grows no faster than checks run; at peers_max the
+ * record longest in its window goes as well (a hard bound). */
 #define PEERS_SWEEP_AT 1024
 
 /*
@@ -65,6 +66,8 @@ typedef struct {
 	gpointer waiter;
 	char *hash;          /* the lookup's answer: NULL for no such user, */
 	GError *error;       /* ... or the application's refusal */
+	char *token;         /* a session token to check instead; then @user
+			      * is the application's answer */
 } lookup;
 
 /* One password check; requests with the same credentials wait on it
@@ -134,6 +137,8 @@ static void lookup_free(lookup *l)
 	g_free(l->peer);
 	g_free(l->hash);
 	g_clear_error(&l->error);
+	if (l->token)
+		wipe_free(l->token, strlen(l->token));
 	g_free(l);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(lookup, lookup_free)
@@ -155,16 +160,53 @@ static unsigned failures_now(http_credentials *c, peer_record *r, gint64 now_us)
 	return r->failures;
 }
 
-static void sweep_peers(http_credentials *c, gint64 now_us)
+/* What making room in a table does with an entry. */
+typedef enum { ROOM_KEEP, ROOM_DROP, ROOM_EVICTABLE } room_verdict;
+/* The verdict on @value at @now_us; for ROOM_EVICTABLE, *@since_us orders
+ * the entries (the smallest goes first). */
+typedef room_verdict (*room_judge_fn)(http_credentials *c, gpointer value, gint64 now_us,
+				      gint64 *since_us);
+
+/* Drop the entries of @table that @judge says are over; then, if it still
+ * holds @max or more, the evictable one of the smallest since_us. */
+static void make_room_in(http_credentials *c, GHashTable *table, unsigned max, gint64 now_us,
+			 room_judge_fn judge)
 {
 	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, c->peers);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		peer_record *r = v;
-		if (r->checking == 0 && failures_now(c, r, now_us) == 0)
+	gpointer k, v, oldest = NULL;
+	gint64 oldest_us = G_MAXINT64, since_us = 0;
+	g_hash_table_iter_init(&it, table);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		switch (judge(c, v, now_us, &since_us)) {
+		case ROOM_DROP:
 			g_hash_table_iter_remove(&it);
+			break;
+		case ROOM_EVICTABLE:
+			if (since_us < oldest_us) {
+				oldest_us = since_us;
+				oldest = k;
+			}
+			break;
+		case ROOM_KEEP:
+			break;
+		}
 	}
+	if (g_hash_table_size(table) >= max && oldest)
+		g_hash_table_remove(table, oldest);
+}
+
+/* Records with nothing left to count go; past the bound, the one longest
+ * in its window, the closest to being forgotten anyway.  Records being
+ * checked stay (the pool and its queue bound those). */
+static room_verdict peer_room(http_credentials *c, gpointer value, gint64 now_us, gint64 *since_us)
+{
+	peer_record *r = value;
+	if (r->checking)
+		return ROOM_KEEP;
+	if (failures_now(c, r, now_us) == 0)
+		return ROOM_DROP;
+	*since_us = r->window_start_us;
+	return ROOM_EVICTABLE;
 }
 
 static peer_record *peer_record_for(http_credentials *c, const char *peer, gint64 now_us)
@@ -172,8 +214,8 @@ static peer_record *peer_record_for(http_credentials *c, const char *peer, gint6
 	peer_record *r = g_hash_table_lookup(c->peers, peer);
 	if (r)
 		return r;
-	if (g_hash_table_size(c->peers) >= PEERS_SWEEP_AT)
-		sweep_peers(c, now_us);
+	if (g_hash_table_size(c->peers) >= MIN(PEERS_SWEEP_AT, c->cfg.peers_max))
+		make_room_in(c, c->peers, c->cfg.peers_max, now_us, peer_room);
 	r = g_new0(peer_record, 1);
 	g_hash_table_insert(c->peers, g_strdup(peer), r);
 	return r;
@@ -200,31 +242,22 @@ static char *credential_key(http_credentials *c, const guchar *text, gsize len)
 	return hex;
 }
 
-/* Make room for one more: the expired go first, then the oldest. */
-static void make_room(http_credentials *c, gint64 now_us)
+/* Remembered credentials: the expired go first, then the oldest. */
+static room_verdict remembered_room(http_credentials *c, gpointer value, gint64 now_us,
+				    gint64 *since_us)
 {
-	GHashTableIter it;
-	gpointer k, v, oldest = NULL;
-	gint64 oldest_us = G_MAXINT64;
-	g_hash_table_iter_init(&it, c->remembered);
-	while (g_hash_table_iter_next(&it, &k, &v)) {
-		remembered *m = v;
-		if (now_us - m->verified_us >= c->cfg.cache_ttl_us) {
-			g_hash_table_iter_remove(&it);
-		} else if (m->verified_us < oldest_us) {
-			oldest_us = m->verified_us;
-			oldest = k;
-		}
-	}
-	if (g_hash_table_size(c->remembered) >= c->cfg.cache_max && oldest)
-		g_hash_table_remove(c->remembered, oldest);
+	remembered *m = value;
+	if (now_us - m->verified_us >= c->cfg.cache_ttl_us)
+		return ROOM_DROP;
+	*since_us = m->verified_us;
+	return ROOM_EVICTABLE;
 }
 
 static void remember(http_credentials *c, const char *key, const char *hash, gint64 verified_us)
 {
 	if (!g_hash_table_contains(c->remembered, key) &&
 	    g_hash_table_size(c->remembered) >= c->cfg.cache_max)
-		make_room(c, verified_us);
+		make_room_in(c, c->remembered, c->cfg.cache_max, verified_us, remembered_room);
 	remembered *m = g_new0(remembered, 1);
 	m->hash = g_strdup(hash);
 	m->verified_us = verified_us;
@@ -363,7 +396,10 @@ static void lookup_run(gpointer item, gpointer data)
 {
 	http_credentials *c = data;
 	lookup *l = item;
-	l->hash = c->lookup(l->user, c->lookup_data, &l->error);
+	if (l->token)
+		l->user = c->cfg.token_user(l->token, c->lookup_data, &l->error);
+	else
+		l->hash = c->lookup(l->user, c->lookup_data, &l->error);
 	mailbox_post(c->looked_up, l);
 }
 
@@ -375,6 +411,10 @@ static void lookup_over(gpointer item, gpointer data)
 	g_autoptr(lookup) l = item;
 	g_autoptr(GError) err = NULL;
 	g_autofree char *user = NULL;
+	if (l->token) {
+		c->done(l->waiter, l->user, l->user ? NULL : l->error);
+		return;
+	}
 	switch (check_with_hash(c, l, &user, &err)) {
 	case HTTP_CREDENTIALS_ACCEPTED:
 		c->done(l->waiter, user, NULL);
@@ -387,13 +427,46 @@ static void lookup_over(gpointer item, gpointer data)
 	}
 }
 
+/* A session token: its user, from the application. */
+static http_credentials_result check_token(http_credentials *c, const char *token, gpointer waiter,
+					   char **user, GError **error)
+{
+	if (!*token)
+		return refuse(error, HERD_ERR_UNAUTHORIZED, "The session token is empty.");
+	g_autoptr(lookup) l = g_new0(lookup, 1);
+	l->token = g_strdup(token);
+	l->waiter = waiter;
+	if (c->lookups) {
+		mailbox_post(c->lookups, g_steal_pointer(&l));
+		return HTTP_CREDENTIALS_PENDING;
+	}
+	char *name = c->cfg.token_user(l->token, c->lookup_data, error);
+	if (!name)
+		return HTTP_CREDENTIALS_REFUSED;
+	*user = name;
+	return HTTP_CREDENTIALS_ACCEPTED;
+}
+
+char *http_csrf_token(const char *token)
+{
+	return g_compute_hmac_for_string(G_CHECKSUM_SHA256, (const guchar *)"herd csrf", 9, token, -1);
+}
+
+unsigned http_credentials_peers(http_credentials *c)
+{
+	return g_hash_table_size(c->peers);
+}
+
 http_credentials_result http_credentials_check(http_credentials *c, const char *authorization,
 					       const char *peer, gint64 now_us, gpointer waiter,
 					       char **user, GError **error)
 {
+	if (c->cfg.token_user && authorization && g_ascii_strncasecmp(authorization, "Bearer ", 7) == 0)
+		return check_token(c, authorization + 7, waiter, user, error);
 	if (!authorization || g_ascii_strncasecmp(authorization, "Basic ", 6) != 0)
-		return refuse(error, HERD_ERR_UNAUTHORIZED,
-			      "This API needs a user name and password (HTTP Basic authentication).");
+		return refuse(error, HERD_ERR_UNAUTHORIZED, "This API needs a user name and password "
+			      "(HTTP Basic authentication)%s.",
+			      c->cfg.token_user ? " or a session token (herd login)" : "");
 	if (too_many_failures(c, peer, now_us, error))
 		return HTTP_CREDENTIALS_REFUSED;
 
@@ -443,6 +516,8 @@ http_credentials *http_credentials_new(const http_credentials_config *config,
 		c->cfg.failure_window_us = DEFAULT_FAILURE_WINDOW_US;
 	if (!c->cfg.verify)
 		c->cfg.verify = herd_password_verify;
+	if (!c->cfg.peers_max)
+		c->cfg.peers_max = HTTP_CREDENTIALS_PEERS_MAX;
 	c->lookup = lookup_fn;
 	c->lookup_data = lookup_data;
 	c->done = done;

@@ -12,7 +12,13 @@
  * stored hash is still the one it was verified against (a password change
  * or the user's removal forgets it) and for ten minutes at most, so that
  * later requests cost microseconds.  Failures are never remembered; they are counted per client
- * address, and an address with five within a minute must wait.
+ * address, and an address with five within a minute must wait; at most
+ * HTTP_CREDENTIALS_PEERS_MAX addresses are on record, whatever the number
+ * of clients (the oldest record goes first).
+ *
+ * A session token ("Authorization: Bearer TOKEN", or the session cookie,
+ * which http.c passes the same way) is no password: the application
+ * checks it on its loop (an HMAC, microseconds) and names its user.
  */
 #pragma once
 
@@ -30,6 +36,16 @@ typedef struct http_credentials http_credentials;
  */
 typedef char *(*http_password_hash_fn)(const char *user, gpointer user_data, GError **error);
 
+/*
+ * The application's side for a session token: the name of its user
+ * (g_free()d by the caller), or NULL with @error (UNAUTHORIZED: forged,
+ * expired, logged out…).  Called like the hash lookup.
+ */
+typedef char *(*http_token_user_fn)(const char *token, gpointer user_data, GError **error);
+
+/* Client addresses whose failures are on record, at most. */
+#define HTTP_CREDENTIALS_PEERS_MAX 4096
+
 /* Limits, and a seam for tests; a zero field takes the default in (). */
 typedef struct {
 	unsigned threads;          /* password checks at once (2) */
@@ -40,7 +56,18 @@ typedef struct {
 	gint64 failure_window_us;  /* (1 minute) */
 	/* The check (herd_password_verify); runs on a worker thread. */
 	bool (*verify)(const char *password, const char *hash);
+	/* Session tokens' users; NULL: bearer tokens are refused. */
+	http_token_user_fn token_user;
+	/* Addresses on record at most (HTTP_CREDENTIALS_PEERS_MAX). */
+	unsigned peers_max;
 } http_credentials_config;
+
+/* The CSRF token that goes with session token @token (g_free): a hash of
+ * it, which a page that cannot read the token cannot make. */
+char *http_csrf_token(const char *token);
+
+/* Client addresses on record now (for tests of the bound). */
+unsigned http_credentials_peers(http_credentials *c);
 
 /*
  * A check that had to wait is over, on the checker's context: @user (the

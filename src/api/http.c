@@ -50,6 +50,7 @@
 #include "api/http_priv.h"
 
 #include "common/log.h"
+#include "common/password.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -253,6 +254,26 @@ static void authenticate(http_request *req)
 	}
 	const char *authorization = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 								MHD_HTTP_HEADER_AUTHORIZATION);
+	g_autofree char *from_cookie = NULL;
+	const char *cookie = authorization ? NULL
+		: MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE);
+	if (cookie) {
+		/* A browser sends the cookie with whatever another site's page
+		 * makes it request: a change must also show the CSRF token,
+		 * which only a page of this server got (at login). */
+		bool safe = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+		g_autofree char *want = http_csrf_token(cookie);
+		if (!safe && !herd_secret_equal(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+									      HTTP_CSRF_HEADER), want)) {
+			g_set_error(&err, HERD_ERROR, HERD_ERR_FORBIDDEN,
+				    "A change sent with the session cookie needs the session's CSRF token "
+				    "in the " HTTP_CSRF_HEADER " header (login gives it as csrf_token).");
+			respond_refused(req, err);
+			return;
+		}
+		req->by_cookie = true;
+		authorization = from_cookie = g_strdup_printf("Bearer %s", cookie);
+	}
 	switch (http_credentials_check(srv->credentials, authorization, req->peer,
 				       g_get_monotonic_time(), req, &req->user, &err)) {
 	case HTTP_CREDENTIALS_ACCEPTED:
@@ -759,6 +780,11 @@ static void set_auth(http_server *srv, gpointer data)
 	g_return_if_fail(!srv->credentials);
 	srv->credentials = http_credentials_new(a->config, a->lookup, srv->user_data,
 						srv->handler_context, on_credentials_checked);
+}
+
+void http_server_set_authorize(http_server *srv, http_authorize_fn authorize)
+{
+	srv->authorize = authorize;
 }
 
 void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,

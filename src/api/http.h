@@ -46,7 +46,30 @@ typedef struct {
 	const char *pattern;  /* "/api/v1/vms/{vm}": {x} matches one segment */
 	http_handler_fn handler;
 	unsigned flags;
+	/* The permission the route needs, as the application's authorizer
+	 * (http_server_set_authorize()) reads it; 0 declares none, which an
+	 * authorizer should refuse, so that no route is open by omission. */
+	unsigned perm;
 } http_route;
+
+/*
+ * Sessions: a client that logged in sends its token as "Authorization:
+ * Bearer TOKEN" (scripts) or in this cookie (browsers).  A request that
+ * changes something (not GET or HEAD) with the cookie must also carry the
+ * token's CSRF token (http_csrf_token()) in the header, which another
+ * site's page cannot read or set.
+ */
+#define HTTP_SESSION_COOKIE "herd_session"
+#define HTTP_CSRF_HEADER "X-CSRF-Token"
+
+/*
+ * Before each handler of a route that is not public, on the handlers'
+ * loop: may the request's user (http_request_user(), "root" for local
+ * root) do what its route (http_request_route()) declares?  False with
+ * @error (FORBIDDEN, in a whole sentence) refuses it; the handler does not
+ * run.
+ */
+typedef bool (*http_authorize_fn)(http_request *req, gpointer user_data, GError **error);
 
 /* Largest request body accepted; larger ones get 413. */
 #define HTTP_MAX_BODY_BYTES (8u * 1024 * 1024)
@@ -62,6 +85,9 @@ http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer
  */
 void http_server_set_auth(http_server *srv, http_password_hash_fn lookup,
 			  const http_credentials_config *config);
+
+/* Check every authenticated request with @authorize (before listening). */
+void http_server_set_authorize(http_server *srv, http_authorize_fn authorize);
 
 /* Serve on a unix socket at @path (replacing a stale socket file). */
 bool http_server_listen_unix(http_server *srv, const char *path, GError **error);
@@ -105,6 +131,13 @@ bool http_request_is_local_root(http_request *req);
 const char *http_request_user(http_request *req);
 /* The client's address ("unix" on the socket). */
 const char *http_request_peer(http_request *req);
+/* The route the request matched. */
+const http_route *http_request_route(http_request *req);
+/* Did the request authenticate with the session cookie? */
+bool http_request_by_cookie(http_request *req);
+/* Add a header to the answer the handler is about to give (Set-Cookie), if
+ * it is a success (status below 400). */
+void http_request_add_answer_header(http_request *req, const char *name, const char *value);
 
 /*
  * A streamed body (HTTP_ROUTE_STREAM) goes to a sink: chunks as they come,

@@ -24,7 +24,12 @@ static void handle(gpointer item, gpointer data)
 	http_request *req = item;
 
 	req->handling = true;
-	req->route->handler(req, srv->user_data);
+	g_autoptr(GError) refused = NULL;
+	if (srv->authorize && !(req->route->flags & HTTP_ROUTE_PUBLIC) &&
+	    !srv->authorize(req, srv->user_data, &refused))
+		http_respond_error(req, refused);
+	else
+		req->route->handler(req, srv->user_data);
 	if (!req->answered && !req->suspended) {
 		log_err("handler for %s %s returned without answering", req->method, req->path);
 		http_respond_errorf(req, HERD_ERR_INTERNAL, "The request was not answered.");

@@ -43,6 +43,7 @@ struct http_server {
 	size_t n_routes;
 	gpointer user_data;
 	GMainContext *handler_context; /* where handlers run */
+	http_authorize_fn authorize;   /* or NULL; the handlers' thread reads it */
 	GMainContext *context;         /* the server's thread's */
 	GMainLoop *loop;
 	GThread *thread;
@@ -90,6 +91,7 @@ struct http_request {
 	char *user;                    /* authenticated user */
 	char *peer;                    /* client address */
 	bool local_root;
+	bool by_cookie;                /* authenticated by the session cookie */
 
 	/* The server's thread's. */
 	http_listener *listener;       /* NULL once the connection is done */
@@ -110,6 +112,7 @@ struct http_request {
 	bool handling;                 /* its handler runs */
 	bool suspended;                /* its handler keeps it, to answer later */
 	bool answered;
+	GPtrArray *answer_headers;     /* name, value, name, value…; or NULL */
 	/* A streamed body's stream: made by the handler, then the server's
 	 * thread's until the body is all in or cut off, then the stream's
 	 * thread's. */

@@ -70,6 +70,8 @@ void request_unref(http_request *req)
 	g_free(req->bad_path);
 	g_free(req->user);
 	g_free(req->peer);
+	if (req->answer_headers)
+		g_ptr_array_unref(req->answer_headers);
 	g_free(req);
 }
 
@@ -156,12 +158,34 @@ const char *http_request_peer(http_request *req)
 	return req->peer;
 }
 
+const http_route *http_request_route(http_request *req)
+{
+	return req->route;
+}
+
+bool http_request_by_cookie(http_request *req)
+{
+	return req->by_cookie;
+}
+
+void http_request_add_answer_header(http_request *req, const char *name, const char *value)
+{
+	if (!req->answer_headers)
+		req->answer_headers = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(req->answer_headers, g_strdup(name));
+	g_ptr_array_add(req->answer_headers, g_strdup(value));
+}
+
 /* ------------------------------------------------------------------ */
 /* Answers                                                             */
 
 /* To the connection, or through the handlers' side once they have it. */
 static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
 {
+	/* A refusal or failure sets no cookie. */
+	for (guint i = 0; status < 400 && req->answer_headers && i + 1 < req->answer_headers->len; i += 2)
+		MHD_add_response_header(resp, req->answer_headers->pdata[i],
+					req->answer_headers->pdata[i + 1]);
 	if (req->handed_over)
 		handoff_answer(req, status, resp);
 	else

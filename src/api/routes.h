@@ -16,6 +16,33 @@ extern const size_t herd_api_n_routes;
 /* auth.c: a copy of @user's stored password hash, for http_server_set_auth(). */
 char *api_user_password_hash(const char *user, gpointer user_data, GError **error);
 
+/* auth.c: the user of a session token (http_token_user_fn). */
+char *api_session_user(const char *token, gpointer user_data, GError **error);
+/* session.c: login, logout, who am I. */
+void api_login(http_request *req, gpointer user_data);         /* POST /login */
+void api_logout(http_request *req, gpointer user_data);        /* POST /logout */
+void api_session_get(http_request *req, gpointer user_data);   /* GET /session */
+
+/* user.c */
+void api_users_list(http_request *req, gpointer user_data);    /* GET /users */
+void api_user_get(http_request *req, gpointer user_data);      /* GET /users/{user} */
+void api_user_add(http_request *req, gpointer user_data);      /* POST /users */
+void api_user_set(http_request *req, gpointer user_data);      /* PUT /users/{user} */
+void api_user_remove(http_request *req, gpointer user_data);   /* DELETE /users/{user} */
+void api_user_password(http_request *req, gpointer user_data); /* PUT /users/{user}/password */
+json_t *api_user_json(api_ctx *a, store_object *user);
+
+/* group.c */
+void api_groups_list(http_request *req, gpointer user_data);   /* GET /groups */
+void api_group_get(http_request *req, gpointer user_data);     /* GET /groups/{group} */
+void api_group_add(http_request *req, gpointer user_data);     /* POST /groups */
+void api_group_set(http_request *req, gpointer user_data);     /* PUT /groups/{group} */
+void api_group_remove(http_request *req, gpointer user_data);  /* DELETE /groups/{group} */
+json_t *api_group_json(api_ctx *a, store_object *group);
+
+/* audit.c */
+void api_audit_list(http_request *req, gpointer user_data);    /* GET /audit[?limit=N] */
+
 /* status.c */
 void api_node_get(http_request *req, gpointer user_data);      /* GET /node */
 void api_status_get(http_request *req, gpointer user_data);    /* GET /status */

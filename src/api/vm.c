@@ -59,6 +59,7 @@ static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GE
 		{ "preferred", STORE_VM_SET_PREFERRED, "a node name" },
 		{ "sticky", STORE_VM_SET_STICKY, "a node of this cluster" },
 		{ "group", STORE_VM_SET_GROUP, "a group name" },
+		{ "pool", STORE_VM_SET_POOL, "a pool name" },
 		{ "start_after", STORE_VM_SET_START_AFTER, "a VM's name or UUID" },
 	};
 	long long n;
@@ -126,6 +127,8 @@ static bool vm_attributes_parse(api_ctx *a, json_t *body, store_vm_attrs *at, GE
 			at->sticky = value;
 		else if (strings[i].bit == STORE_VM_SET_START_AFTER)
 			at->start_after = value;
+		else if (strings[i].bit == STORE_VM_SET_POOL)
+			at->pool = value;
 		else
 			at->group = value;
 		at->set |= strings[i].bit;
@@ -223,7 +226,7 @@ void api_vm_define(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "xml", "ha", "preferred", "failback",
-					      "shutdown_timeout_s", "sticky", "group", "nodes", "restricted",
+					      "shutdown_timeout_s", "sticky", "group", "pool", "nodes", "restricted",
 					      "restart_priority", "start_after", "start_wait_s", "name",
 					      "memory", "vcpus", "hardware", NULL };
 	store_vm_attrs attrs;
@@ -291,7 +294,7 @@ void api_vm_set(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	g_autoptr(GError) err = NULL;
 	static const char *const fields[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
-					      "sticky", "group", "nodes", "restricted", "restart_priority", "start_after",
+					      "sticky", "group", "pool", "nodes", "restricted", "restart_priority", "start_after",
 					      "start_wait_s", "memory", "vcpus", "hardware", NULL };
 	store_object *vm = api_lookup(a, STORE_KIND_VM, http_request_param(req, "vm"), &err);
 	g_autoptr(json_t) body = vm ? api_body(req, fields, &err) : NULL;
@@ -307,7 +310,7 @@ void api_vm_set(http_request *req, gpointer user_data)
 	}
 	if (attrs.set == 0) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
-				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, "
+				    "Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, pool, nodes, restricted, "
 				    "restart_priority, start_after, start_wait_s, memory, vcpus or hardware.");
 		return;
 	}

@@ -24,6 +24,7 @@ void api_vm_config_write(json_writer *w, store_object *vm)
 	json_writer_member_string(w, "target", v->target_running ? "running" : "stopped");
 	json_writer_member_string(w, "sticky", v->sticky);
 	json_writer_member_string(w, "group", v->group);
+	json_writer_member_string(w, "pool", v->pool);
 	/* The node set, highest priority first (empty: none). */
 	json_writer_key(w, "nodes");
 	json_writer_array_begin(w);

@@ -95,6 +95,30 @@ int cli_delete_with_file(cli_ctx *ctx, const char *collection, const char *label
 	return CLI_OK;
 }
 
+int cli_remove(cli_ctx *ctx, const char *collection, const char *label, const char *name,
+	       const char *done)
+{
+	g_autofree char *path = cli_api_path(collection, name, NULL);
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "DELETE", path, NULL, &rc);
+	if (!r)
+		return rc;
+	printf("%s %s %s.\n", label, name, done);
+	return CLI_OK;
+}
+
+char *cli_list_text(json_t *list)
+{
+	if (!json_array_size(list))
+		return g_strdup("-");
+	GString *s = g_string_new(NULL);
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v)
+		g_string_append_printf(s, "%s%s", i ? "," : "", json_string_value(v));
+	return g_string_free(s, FALSE);
+}
+
 char *cli_format_time(int64_t ms)
 {
 	time_t t = (time_t)(ms / 1000);

@@ -61,6 +61,14 @@ char *cli_key_value(const char *arg, const char **value);
  * ISO: @label), saying whether its file went too; the exit code. */
 int cli_delete_with_file(cli_ctx *ctx, const char *collection, const char *label, const char *name);
 
+/* DELETE /api/v1/@collection/@name and print "@label @name @done."; the
+ * exit code. */
+int cli_remove(cli_ctx *ctx, const char *collection, const char *label, const char *name,
+	       const char *done);
+
+/* A JSON list of strings as "a,b", or "-" if it is empty (g_free). */
+char *cli_list_text(json_t *list);
+
 /* Print @error as "herd: message" and return the exit code for it. */
 int cli_report(const GError *error);
 
@@ -97,3 +105,7 @@ extern const cli_command cli_storage_commands[];      /* storage.c */
 extern const cli_command cli_disk_commands[];         /* disk.c */
 extern const cli_command cli_iso_commands[];          /* iso.c */
 extern const cli_command cli_simulate_commands[]; /* fence_device.c */
+extern const cli_command cli_user_commands[];         /* user.c */
+extern const cli_command cli_group_commands[];        /* group.c */
+extern const cli_command cli_session_commands[];      /* session.c: login, logout, whoami */
+extern const cli_command cli_audit_commands[];        /* audit.c */

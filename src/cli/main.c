@@ -27,6 +27,10 @@ static const cli_command *const command_tables[] = {
 	cli_disk_commands,
 	cli_iso_commands,
 	cli_simulate_commands,
+	cli_user_commands,
+	cli_group_commands,
+	cli_session_commands,
+	cli_audit_commands,
 };
 
 #define FOR_EACH_COMMAND(c)                                                     \
@@ -97,6 +101,7 @@ static void print_usage(FILE *out)
 		"  --json          print read commands' results as JSON\n"
 		"  --timeout SEC   give up after SEC seconds\n"
 		"  --user NAME, --password-file FILE   credentials for --host ($HERD_PASSWORD)\n"
+		"  $HERD_TOKEN                         a session of 'herd login', instead of them\n"
 		"\n"
 		"'herd COMMAND --help' explains a command. Exit status: 0 ok, 1 error, 2 usage.\n");
 }
@@ -190,7 +195,11 @@ int main(int argc, char **argv)
 	ctx.client_opts.insecure = insecure;
 	ctx.client_opts.timeout_s = timeout_s;
 	ctx.password_file = password_file;
-	if (ctx.client_opts.host) {
+	const char *token = g_getenv("HERD_TOKEN");
+	if (token && *token && !user && !password_file) {
+		/* A session of herd login: no password to ask. */
+		ctx.client_opts.token = token;
+	} else if (ctx.client_opts.host) {
 		/* Over HTTPS the API needs a user; root on the socket does not. */
 		ctx.client_opts.user = user ? user : "admin";
 		const char *env = g_getenv("HERD_PASSWORD");

@@ -15,7 +15,7 @@
 
 static gboolean opt_all, opt_ha, opt_no_ha, opt_no_preferred, opt_failback, opt_no_failback,
 	opt_force;
-static char *opt_preferred, *opt_pattern, *opt_sticky, *opt_group, *opt_nodes;
+static char *opt_preferred, *opt_pattern, *opt_sticky, *opt_group, *opt_pool, *opt_nodes;
 static gboolean opt_no_group, opt_restricted, opt_no_restricted, opt_no_nodes, opt_no_start_after;
 static char *opt_priority, *opt_start_after;
 static int opt_start_wait = -1;
@@ -36,6 +36,7 @@ static GOptionEntry list_options[] = {
 	{ "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &opt_shutdown_timeout, "Seconds a shutdown may take before the VM is forced off (default 360)", "SEC" }, \
 	{ "sticky", 0, 0, G_OPTION_ARG_STRING, &opt_sticky, "Bind the VM to this node: it is not restarted elsewhere", "NODE" }, \
 	{ "group", 'g', 0, G_OPTION_ARG_STRING, &opt_group, "Anti-affinity group: VMs of one group run on different nodes", "NAME" }, \
+	{ "pool", 0, 0, G_OPTION_ARG_STRING, &opt_pool, "VM pool: the operators of groups limited to it may start, stop and migrate the VM (herd group)", "NAME" }, \
 	{ "restart-priority", 0, 0, G_OPTION_ARG_STRING, &opt_priority, "Start order when many start at once (failover, cold start, evacuation): high, medium (default), low; disabled: not restarted elsewhere", "PRIO" }, \
 	{ "start-after", 0, 0, G_OPTION_ARG_STRING, &opt_start_after, "Start only once this VM runs (or --start-wait is over)", "VM" }, \
 	{ "start-wait", 0, 0, G_OPTION_ARG_INT, &opt_start_wait, "Seconds a start waits at most for --start-after and for VMs of a higher priority (default 60)", "SEC" }
@@ -111,6 +112,8 @@ static bool attributes(json_t *body, bool for_set)
 		json_object_set_new(body, "group", json_string(opt_group));
 	if (opt_no_group)
 		json_object_set_new(body, "group", json_null());
+	if (opt_pool)
+		json_object_set_new(body, "pool", *opt_pool ? json_string(opt_pool) : json_null());
 	if ((opt_nodes && opt_no_nodes) || (opt_restricted && opt_no_restricted) || (opt_no_nodes && opt_restricted)) {
 		fprintf(stderr, "herd vm: contradicting options.\n");
 		return false;
@@ -315,6 +318,8 @@ static int run_info(cli_ctx *ctx, int argc, char **argv)
 		       json_string_value(json_object_get(vm, "sticky")));
 	if (json_string_value(json_object_get(vm, "group")))
 		printf("Anti-affinity:     %s\n", json_string_value(json_object_get(vm, "group")));
+	if (json_string_value(json_object_get(vm, "pool")))
+		printf("Pool:              %s\n", json_string_value(json_object_get(vm, "pool")));
 	if (json_string_value(json_object_get(vm, "return_to")))
 		printf("Returns to:        %s (left it for maintenance; back once it is online)\n",
 		       json_string_value(json_object_get(vm, "return_to")));

@@ -87,7 +87,10 @@ static void request_setup(herd_client *c, const char *method, const char *url, G
 					  CURL_BLOB_COPY };
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO_BLOB, &blob);
 	}
-	if (c->opts.user && c->opts.password) {
+	if (c->opts.token) {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		curl_easy_setopt(c->curl, CURLOPT_XOAUTH2_BEARER, c->opts.token);
+	} else if (c->opts.user && c->opts.password) {
 		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->opts.user);
 		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->opts.password);

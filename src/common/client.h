@@ -21,6 +21,7 @@ typedef struct {
 	bool insecure;            /* skip certificate verification (testing only) */
 	const char *user;         /* HTTP Basic credentials for a remote node */
 	const char *password;
+	const char *token;        /* a session token (herd login), sent instead */
 	long timeout_s;           /* whole-request timeout; 0: none */
 } herd_client_options;
 

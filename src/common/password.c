@@ -52,3 +52,13 @@ bool herd_password_verify(const char *password, const char *hash)
 		diff |= (unsigned char)(h[i] ^ hash[i]);
 	return diff == 0;
 }
+
+bool herd_secret_equal(const char *a, const char *b)
+{
+	if (!a || !b || strlen(a) != strlen(b))
+		return false;
+	unsigned char diff = 0;
+	for (size_t i = 0; a[i]; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}

@@ -12,3 +12,7 @@ bool herd_password_verify(const char *password, const char *hash);
 
 /* Passwords shorter than this are refused. */
 #define HERD_PASSWORD_MIN 8
+
+/* Are the secrets @a and @b (tokens, MACs) equal?  In time that depends on
+ * their length only; NULL equals nothing. */
+bool herd_secret_equal(const char *a, const char *b);

@@ -1,4 +1,5 @@
 #define G_LOG_DOMAIN "daemon"
+#include "api/permission.h"
 #include "api/routes.h"
 #include "cluster/corosync_conf.h"
 #include "cluster/service.h"
@@ -226,7 +227,9 @@ int main(int argc, char **argv)
 	d.api_ctx.checker = d.checker;
 
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d.api_ctx);
-	http_server_set_auth(d.api, api_user_password_hash, NULL);
+	static const http_credentials_config auth_config = { .token_user = api_session_user };
+	http_server_set_auth(d.api, api_user_password_hash, &auth_config);
+	http_server_set_authorize(d.api, api_authorize);
 	if (!http_server_listen_unix(d.api, d.cfg->socket_path, &error) ||
 	    !herdd_restart_tcp(&d, &error))
 		goto out;

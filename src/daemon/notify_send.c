@@ -199,13 +199,12 @@ static delivery *delivery_new(herd_notifier *n, const herd_notice *notice, int64
 	json_t *s = store_cluster_stored_settings(cluster);
 	delivery *d = g_new0(delivery, 1);
 	const char *host = cluster_setting_string(s, "notify_smtp_host");
-	const char *to = cluster_setting_string(s, "notify_to");
-	if (*host && *to) {
-		d->to = cluster_setting_addresses("notify_to", to, error);
-		if (!d->to) {
-			delivery_free(d);
-			return NULL;
-		}
+	d->to = herd_notify_recipients(st, cluster_setting_string(s, "notify_to"), error);
+	if (!d->to) {
+		delivery_free(d);
+		return NULL;
+	}
+	if (*host && d->to[0]) {
 		d->channels |= CHANNEL_MAIL;
 		d->tls = (int)store_settings_of(st)->notify_smtp_tls;
 		bool v6 = strchr(host, ':') != NULL;
@@ -229,7 +228,9 @@ static delivery *delivery_new(herd_notifier *n, const herd_notice *notice, int64
 	}
 	if (!d->channels) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "No notifications are set up: set notify_smtp_host and notify_to, or notify_webhook (herd cluster set).");
+			    "No notifications are set up: set notify_smtp_host (herd cluster set) and give "
+			    "the members of a group with the monitor role, or the admin, a mail address "
+			    "(herd user set NAME --email ADDRESS), or set notify_to; or set notify_webhook.");
 		delivery_free(d);
 		return NULL;
 	}
@@ -305,7 +306,8 @@ static void run(herd_notifier *n)
 	if (!cluster)
 		return;
 	json_t *s = store_cluster_stored_settings(cluster);
-	bool mail = *cluster_setting_string(s, "notify_smtp_host") && *cluster_setting_string(s, "notify_to");
+	g_auto(GStrv) to = herd_notify_recipients(st, cluster_setting_string(s, "notify_to"), NULL);
+	bool mail = *cluster_setting_string(s, "notify_smtp_host") && to && to[0];
 	if (!mail && !*cluster_setting_string(s, "notify_webhook"))
 		return;
 	int64_t wake_ms = 0;

@@ -2,6 +2,9 @@
 
 #include "store/alert.h"
 #include "store/command.h"
+#include "store/group.h"
+#include "store/settings.h"
+#include "store/user.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -386,4 +389,35 @@ char *herd_notice_mail(const herd_notice *n, const char *from, char *const *to, 
 			g_string_append_c(m, *p);
 	}
 	return g_string_free(m, FALSE);
+}
+
+/* Add the mail addresses of the users of @st with @role to @out. */
+static void add_role_addresses(store_state *st, const char *role, GPtrArray *out)
+{
+	g_autoptr(GPtrArray) users = store_state_list(st, STORE_KIND_USER);
+	for (guint i = 0; i < users->len; i++) {
+		const char *email = store_user_of(users->pdata[i])->email;
+		if (*email && store_user_has_role(st, users->pdata[i], role) &&
+		    !g_ptr_array_find_with_equal_func(out, email, g_str_equal, NULL))
+			g_ptr_array_add(out, g_strdup(email));
+	}
+}
+
+char **herd_notify_recipients(store_state *st, const char *notify_to, GError **error)
+{
+	g_auto(GStrv) extra = NULL;
+	if (notify_to && *notify_to) {
+		extra = cluster_setting_addresses("notify_to", notify_to, error);
+		if (!extra)
+			return NULL;
+	}
+	GPtrArray *out = g_ptr_array_new();
+	add_role_addresses(st, "monitor", out);
+	if (!out->len)
+		add_role_addresses(st, "admin", out);
+	for (char **e = extra; e && *e; e++)
+		if (!g_ptr_array_find_with_equal_func(out, *e, g_str_equal, NULL))
+			g_ptr_array_add(out, g_strdup(*e));
+	g_ptr_array_add(out, NULL);
+	return (char **)g_ptr_array_free(out, FALSE);
 }

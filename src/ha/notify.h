@@ -88,4 +88,14 @@ herd_notice *herd_notice_test(const char *cluster_name, const char *node_name, i
 
 /* @n as an RFC 5322 message from @from to @to (NULL-terminated), lines
  * ending in CRLF, the subject encoded (RFC 2047) when it is not ASCII. */
+/*
+ * Whom the mails go to: the users with the monitor role (their own or a
+ * group's) that have a mail address; if there are none, the administrators
+ * (role admin) that have one; and always the addresses of the setting
+ * notify_to (@notify_to, "a@x, b@y"; may be NULL), for mailboxes that are
+ * no user (a ticket system).  Each address once, users by name; NULL with
+ * an error if @notify_to is not a list of addresses; may be empty.
+ */
+char **herd_notify_recipients(store_state *st, const char *notify_to, GError **error);
+
 char *herd_notice_mail(const herd_notice *n, const char *from, char *const *to, int64_t now_ms);

@@ -22,6 +22,8 @@ enum {
 	STMT_PRUNE_HISTORY,
 	STMT_MAX_VERSION,
 	STMT_GET_HISTORY,
+	STMT_ADD_AUDIT,
+	STMT_PRUNE_AUDIT,
 	STMT__COUNT
 };
 
@@ -45,6 +47,9 @@ static const char *const stmt_sql[STMT__COUNT] = {
 	[STMT_MAX_VERSION] = "SELECT MAX(version) FROM history WHERE kind=? AND uuid=?",
 	[STMT_GET_HISTORY] = "SELECT kind,uuid,version,name,time_ms,origin,user,change,data "
 			     "FROM history WHERE kind=? AND uuid=? AND version=?",
+	[STMT_ADD_AUDIT] = "INSERT INTO audit(time_ms,origin,user,change,kind,name,uuid) "
+			   "VALUES (?,?,?,?,?,?,?)",
+	[STMT_PRUNE_AUDIT] = "DELETE FROM audit WHERE seq <= ?",
 };
 
 /* Room a state transfer needs beyond the database's own size. */
@@ -69,7 +74,10 @@ static const char schema[] =
 	"  kind TEXT NOT NULL, uuid TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
 	"  time_ms INTEGER NOT NULL, origin TEXT NOT NULL, user TEXT NOT NULL, change TEXT NOT NULL,"
 	"  data TEXT, PRIMARY KEY (kind, uuid, version));"
-	"CREATE INDEX IF NOT EXISTS history_name ON history(kind, name);";
+	"CREATE INDEX IF NOT EXISTS history_name ON history(kind, name);"
+	"CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time_ms INTEGER NOT NULL, origin TEXT NOT NULL, user TEXT NOT NULL, change TEXT NOT NULL,"
+	"  kind TEXT NOT NULL, name TEXT NOT NULL, uuid TEXT NOT NULL);";
 
 static bool sql_fail(store_db *db, GError **error, const char *what)
 {
@@ -412,6 +420,60 @@ bool store_db_add_history(store_db *db, const store_history_entry *e, GError **e
 	else
 		sqlite3_bind_null(st, 9);
 	return step_done(db, st, error, "record history");
+}
+
+bool store_db_add_audit(store_db *db, const store_history_entry *e, GError **error)
+{
+	if (injected_fault(db, error))
+		return false;
+	sqlite3_stmt *st = db->stmt[STMT_ADD_AUDIT];
+	sqlite3_bind_int64(st, 1, e->time_ms);
+	sqlite3_bind_text(st, 2, e->origin ? e->origin : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->user ? e->user : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e->change, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, store_kind_name(e->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, e->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, e->uuid, -1, SQLITE_STATIC);
+	if (!step_done(db, st, error, "record the audit log"))
+		return false;
+	/* Pruned in steps of a hundred, not at every change. */
+	sqlite3_int64 seq = sqlite3_last_insert_rowid(db->sql);
+	if (seq % 100 != 0 || seq <= STORE_AUDIT_KEEP)
+		return true;
+	st = db->stmt[STMT_PRUNE_AUDIT];
+	sqlite3_bind_int64(st, 1, seq - STORE_AUDIT_KEEP);
+	return step_done(db, st, error, "prune the audit log");
+}
+
+json_t *store_db_audit_list(store_db *db, unsigned limit, GError **error)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT seq,time_ms,origin,user,change,kind,name,uuid FROM audit "
+			       "ORDER BY seq DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK) {
+		sql_fail(db, error, "read the audit log");
+		return NULL;
+	}
+	sqlite3_bind_int64(st, 1, limit);
+	json_t *list = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s}",
+			"seq", (json_int_t)sqlite3_column_int64(st, 0),
+			"time_ms", (json_int_t)sqlite3_column_int64(st, 1),
+			"node", (const char *)sqlite3_column_text(st, 2),
+			"user", (const char *)sqlite3_column_text(st, 3),
+			"change", (const char *)sqlite3_column_text(st, 4),
+			"kind", (const char *)sqlite3_column_text(st, 5),
+			"name", (const char *)sqlite3_column_text(st, 6),
+			"uuid", (const char *)sqlite3_column_text(st, 7)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		sql_fail(db, error, "read the audit log");
+		return NULL;
+	}
+	return list;
 }
 
 bool store_db_prune_history(store_db *db, store_kind kind, const char *uuid, uint64_t newest,

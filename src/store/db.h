@@ -87,6 +87,17 @@ bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GEr
 bool store_db_set_position(store_db *db, const store_position *pos, GError **error);
 
 bool store_db_add_history(store_db *db, const store_history_entry *e, GError **error);
+
+/*
+ * The audit log: who (user) changed what (kind, name, change) from which
+ * node (origin), for every change of every kind this node applied, the
+ * newest STORE_AUDIT_KEEP or so kept.  Not part of a state transfer: a node
+ * that joined lists the changes since it joined.
+ */
+#define STORE_AUDIT_KEEP 10000
+bool store_db_add_audit(store_db *db, const store_history_entry *e, GError **error);
+/* The newest @limit entries, newest first: [{seq,time_ms,node,user,change,kind,name,uuid}]. */
+json_t *store_db_audit_list(store_db *db, unsigned limit, GError **error);
 /*
  * Keep only the newest @keep versions of one object's history, @newest being
  * the version just recorded.  An object's versions are consecutive (every

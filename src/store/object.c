@@ -7,6 +7,7 @@
 #include "store/network.h"
 #include "store/storage.h"
 #include "store/fence_device.h"
+#include "store/group.h"
 #include "store/node.h"
 #include "store/rule.h"
 #include "store/user.h"
@@ -33,7 +34,8 @@ static const struct {
 				      store_fence_device_free, store_fence_device_validate },
 	[STORE_KIND_HOST] = { "host", "host" },
 	[STORE_KIND_USER] = { "user", "user", store_user_parse, store_user_free, store_user_validate },
-	[STORE_KIND_GROUP] = { "group", "group" },
+	[STORE_KIND_GROUP] = { "group", "group", store_group_parse, store_group_free,
+			       store_group_validate },
 	[STORE_KIND_ISO] = { "iso", "ISO", store_iso_parse, store_iso_free, store_iso_validate },
 	[STORE_KIND_NETWORK] = { "network", "virtual switch", store_network_parse, store_network_free,
 				 store_network_validate },

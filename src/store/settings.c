@@ -151,7 +151,7 @@ const cluster_setting cluster_settings[] = {
 	  "notifications: the sender address of alert mails (empty: herd@ the relay's host)", false, 0,
 	  check_address },
 	{ "notify_to", SETTING_TEXT, 0, 0, NULL, "",
-	  "notifications: the addresses alert mails go to, separated by commas (until users and groups exist)",
+	  "notifications: addresses alert mails also go to, separated by commas (besides the monitor group's members, else the admins: docs/users.md)",
 	  false, 0, check_addresses },
 	{ "notify_webhook", SETTING_TEXT, 0, 0, NULL, "",
 	  "notifications: an http(s) URL every alert notification is POSTed to as JSON (empty: none)",

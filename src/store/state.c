@@ -234,10 +234,19 @@ static bool record_history(store_state *s, const envelope *env, store_kind kind,
 			   const char *change, json_t *data, const char *data_text,
 			   GError **error)
 {
-	if (kind != STORE_KIND_VM)
-		return true;
 	store_history_entry e = { kind, uuid, version, name, env->time_ms, env->origin, env->user,
 				  change, data, data_text };
+	/* The audit log says "created" and "removed" of what is not a VM
+	 * (which is "defined" and "undefined", as virsh says). */
+	store_history_entry audit = e;
+	if (kind != STORE_KIND_VM && strcmp(change, "defined") == 0)
+		audit.change = "created";
+	else if (kind != STORE_KIND_VM && strcmp(change, "undefined") == 0)
+		audit.change = "removed";
+	if (!store_db_add_audit(s->db, &audit, error))
+		return false;
+	if (kind != STORE_KIND_VM)
+		return true;
 	unsigned limit = history_limit(s);
 	/* Versions only grow: below the limit there is nothing to prune. */
 	return store_db_add_history(s->db, &e, error) &&

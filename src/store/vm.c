@@ -67,6 +67,7 @@ void *store_vm_parse(json_t *d)
 	vm->failback = field_bool(d, "failback", true);
 	vm->sticky = field_str(d, "sticky");
 	vm->group = field_str(d, "group");
+	vm->pool = field_str(d, "pool");
 	json_t *set = json_object_get(d, "nodes"), *member;
 	size_t k;
 	t->nodeset = g_new0(store_vm_node_priority, json_array_size(set) + 1);
@@ -214,7 +215,7 @@ bool store_vm_validate(json_t *d, GError **error)
 {
 	if (json_object_get(d, "hw") && !validate_hardware(json_object_get(d, "hw"), error))
 		return false;
-	static const char *const strings[] = { "type", "preferred", "sticky", "group", "node", "move_to",
+	static const char *const strings[] = { "type", "preferred", "sticky", "group", "pool", "node", "move_to",
 					       "live_failed", "return_to", "start_after" };
 	if (!check_string(d, "VM", "xml", error) ||
 	    !check_uint(d, "VM", "memory_mib", 0, G_MAXINT64, error) ||
@@ -266,7 +267,7 @@ bool store_vm_validate(json_t *d, GError **error)
 /* Attributes                                                          */
 
 const char *const store_vm_attr_names[] = { "ha", "preferred", "failback", "shutdown_timeout_s",
-					    "sticky", "group", "nodes", "restricted", "restart_priority",
+					    "sticky", "group", "pool", "nodes", "restricted", "restart_priority",
 					    "start_after", "start_wait_s", NULL };
 
 static bool bad_nodeset(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -418,6 +419,9 @@ bool store_vm_attrs_check(store_state *st, const store_vm_attrs *a, GError **err
 	if ((a->set & STORE_VM_SET_GROUP) && a->group &&
 	    !store_name_validate(STORE_KIND_GROUP, a->group, error))
 		return false;
+	if ((a->set & STORE_VM_SET_POOL) && a->pool &&
+	    !store_name_validate(STORE_KIND_GROUP, a->pool, error))
+		return false;
 	if ((a->set & STORE_VM_SET_NODESET) && a->nodeset) {
 		if (!store_vm_nodeset_check(a->nodeset, error))
 			return false;
@@ -498,6 +502,7 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 		{ STORE_VM_SET_PREFERRED, "preferred", a->preferred },
 		{ STORE_VM_SET_STICKY, "sticky", a->sticky },
 		{ STORE_VM_SET_GROUP, "group", a->group },
+		{ STORE_VM_SET_POOL, "pool", a->pool },
 		{ STORE_VM_SET_START_AFTER, "start_after", a->start_after },
 	};
 	for (unsigned i = 0; i < G_N_ELEMENTS(strings); i++)

@@ -97,6 +97,7 @@ typedef struct store_vm {
 	bool failback;           /* returns to its preferred node (default true) */
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
+	const char *pool;        /* VM pool (whose operators may run it: store/group.h), or NULL */
 	/* Its node set: the nodes it prefers, highest priority first (ties
 	 * in the order given); n_nodeset 0: none.  With restricted it never
 	 * runs on any other node.  failback applies to it as to preferred. */
@@ -167,6 +168,7 @@ enum {
 	STORE_VM_SET_PRIORITY = 1 << 8,
 	STORE_VM_SET_START_AFTER = 1 << 9,
 	STORE_VM_SET_START_WAIT = 1 << 10,
+	STORE_VM_SET_POOL = 1 << 11,
 };
 
 typedef struct store_vm_attrs {
@@ -177,6 +179,7 @@ typedef struct store_vm_attrs {
 	unsigned shutdown_timeout_s;
 	const char *sticky;
 	const char *group;
+	const char *pool;
 	json_t *nodeset;         /* [{"node","priority"}…] (borrowed), or NULL: none */
 	bool restricted;
 	store_vm_priority restart_priority;

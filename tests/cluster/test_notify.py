@@ -15,7 +15,9 @@ a sentence naming the setting), and then:
   once the server is back the mail arrives;
 - a webhook receiver in n1 gets one JSON POST per notification, and while
   the relay is down only the mail is retried;
-- the password appears in no herdd log.
+- the password appears in no herdd log;
+- without notify_to, the mail goes to the members of the group with the
+  monitor role, and to the admin's address when that group is empty.
 """
 import glob
 import json
@@ -125,6 +127,36 @@ def herd(tn, *args, check_rc=True):
 def link_mails(maildir, before=0):
     """The mails about link 1 down, after the first @before of them."""
     return [m for m in mails(maildir) if "link 1 down" in m["data"]][before:]
+
+
+def test_mails(maildir, before):
+    """The test messages that arrived after the first @before mails."""
+    return [m for m in mails(maildir)[before:] if "test message" in subject(m)]
+
+
+def recipients(tn, tmp, maildir):
+    """Without notify_to: one mail to the members of the group with the
+    monitor role; with the group empty, to the admin."""
+    herd(tn, "cluster", "set", "notify_to=")
+    herd(tn, "user", "set", "admin", "--email", "admin@example.test")
+    pw = os.path.join(tmp, "user-password")
+    with open(pw, "w") as f:
+        f.write("M0nitor-pw-8812\n")
+    for name in ("mon1", "mon2"):
+        herd(tn, "user", "add", name, "--new-password-file", pw, "--email", f"{name}@example.test")
+    herd(tn, "user", "add", "quiet", "--new-password-file", pw, "--email", "quiet@example.test")
+    herd(tn, "group", "add", "oncall", "--roles", "monitor", "--members", "mon1,mon2")
+    for members, want in (("mon1,mon2", ["mon1@example.test", "mon2@example.test"]),
+                          ("", ["admin@example.test"])):
+        herd(tn, "group", "set", "oncall", "--members", members)
+        before = len(mails(maildir))
+        p = herd(tn, "notify", "test")
+        got = wait_until(lambda: test_mails(maildir, before) or None, 30, "the test mail")
+        time.sleep(2)
+        got = test_mails(maildir, before)
+        check(len(got) == 1 and sorted(got[0]["to"]) == want,
+              f"group members {members or '(none)'}: mails {[m['to'] for m in got]}, not one to {want}")
+        say(f"monitor group {members or 'empty'}: one mail to {', '.join(want)} ({p.stdout.splitlines()[0]})")
 
 
 def main():
@@ -244,6 +276,7 @@ def main():
                 with open(os.path.join(tn.tn.log_dir(i), "herdd.log"), errors="replace") as f:
                     check(PASSWORD not in f.read(), f"n{i}: herdd.log holds the password")
             say("the password is in no herdd.log")
+            recipients(tn, tmp, maildir)
         finally:
             smtp.stop()
             webhook.stop()

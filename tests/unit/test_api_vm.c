@@ -118,7 +118,7 @@ static void test_set(fixture *f, gconstpointer data)
 	static const refusal bad[] = {
 		BAD_SET("web9", "{\"ha\":true}", 404, "VM 'web9' is not defined."),
 		BAD_SET("web1", "{}", 400,
-			"Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, nodes, restricted, "
+			"Nothing to change: give ha, preferred, failback, shutdown_timeout_s, sticky, group, pool, nodes, restricted, "
 			"restart_priority, start_after, start_wait_s, memory, vcpus or hardware."),
 		BAD_SET("web1", "{\"xml\":\"<domain/>\"}", 400, "Unknown field 'xml'"),
 		BAD_SET("web1", "{\"restart_priority\":\"urgent\"}", 400,

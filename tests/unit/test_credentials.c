@@ -523,6 +523,66 @@ static void test_lookup_elsewhere(void)
 	g_main_context_unref(own);
 }
 
+/* However many addresses fail, at most peers_max are on record; an address
+ * that failed too often stays refused while the table churns below it. */
+static void test_peers_bounded(void)
+{
+	http_credentials_config cfg = { .peers_max = 8, .max_failures = 2 };
+	g_autoptr(http_credentials) c = checker(&cfg);
+	gint64 t0 = 1000 * SEC;
+	check_fails(c, "alice", "wrong", "10.9.9.9", t0, 1);
+	check_fails(c, "alice", "wrong", "10.9.9.9", t0 + 1, 2);
+	for (int i = 0; i < 100; i++) {
+		g_autofree char *peer = g_strdup_printf("10.0.%d.%d", i / 250, i % 250);
+		check_fails(c, "bob", "wrong", peer, t0 + 10 + i, 10 + i);
+		g_assert_cmpuint(http_credentials_peers(c), <=, 8);
+	}
+	/* The newest records are kept: an address that fails twice now is
+	 * refused, its right password too. */
+	check_fails(c, "bob", "wrong", "10.8.8.8", t0 + 300, 900);
+	check_fails(c, "bob", "wrong", "10.8.8.8", t0 + 301, 901);
+	g_autoptr(GError) error = NULL;
+	g_assert_cmpint(check(c, "bob", "secret-bob", "10.8.8.8", t0 + 302, 902, &error), ==,
+			HTTP_CREDENTIALS_REFUSED);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED);
+	g_assert_cmpuint(http_credentials_peers(c), <=, 8);
+}
+
+/* Session tokens: "Bearer …" goes to the application's token check, which
+ * names the user or refuses; no password is checked, no failure counted. */
+static char *token_user(const char *token, gpointer user_data, GError **error)
+{
+	g_assert_true(user_data == &users);
+	if (strcmp(token, "good-token") == 0)
+		return g_strdup("carol");
+	g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "The session has ended.");
+	return NULL;
+}
+
+static void test_tokens(void)
+{
+	http_credentials_config cfg = { .token_user = token_user };
+	g_autoptr(http_credentials) c = checker(&cfg);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *who = NULL;
+	g_assert_cmpint(http_credentials_check(c, "Bearer good-token", "10.0.0.1", SEC, NULL, &who, &error),
+			==, HTTP_CREDENTIALS_ACCEPTED);
+	g_assert_cmpstr(who, ==, "carol");
+	g_clear_pointer(&who, g_free);
+	g_assert_cmpint(http_credentials_check(c, "Bearer bad-token", "10.0.0.1", SEC, NULL, &who, &error),
+			==, HTTP_CREDENTIALS_REFUSED);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED);
+	g_assert_cmpint(g_atomic_int_get(&gate.checks), ==, 0);
+	g_assert_cmpuint(http_credentials_peers(c), ==, 0);
+	/* The CSRF token is a function of the session token alone. */
+	g_autofree char *csrf1 = http_csrf_token("good-token");
+	g_autofree char *csrf2 = http_csrf_token("good-token");
+	g_autofree char *csrf3 = http_csrf_token("other-token");
+	g_assert_cmpstr(csrf1, ==, csrf2);
+	g_assert_cmpstr(csrf1, !=, csrf3);
+	g_assert_null(strstr(csrf1, "good-token"));
+}
+
 static void fixture(gconstpointer test)
 {
 	setup();
@@ -544,5 +604,7 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/credentials/bounded", test_bounded, fixture);
 	g_test_add_data_func("/credentials/free-while-checking", test_free_while_checking, fixture);
 	g_test_add_data_func("/credentials/lookup-elsewhere", test_lookup_elsewhere, fixture);
+	g_test_add_data_func("/credentials/peers-bounded", test_peers_bounded, fixture);
+	g_test_add_data_func("/credentials/tokens", test_tokens, fixture);
 	return g_test_run();
 }
