@@ -183,7 +183,10 @@ def resync_cut(a, b):
     # 2 MiB/s (batches of 256 KiB): the resync takes seconds
     check(a.ctl.request(op="config", resync_rate=2 * MiB) == {"ok": True}, "config answered")
     b.start(uptodate=False)
-    wait_until(lambda: resync_under_way(a), 30, "a's resync under way", interval=0.1)
+    # Under way, and some of it done: bits are cleared once the target has
+    # flushed what they stand for, not when it was sent.
+    wait_until(lambda: resync_under_way(a) and a.ctl.state()["dirty"] < dirty, 30,
+               "a's resync under way, with bits cleared", interval=0.1)
     b.kill()
     s = wait_until(lambda: (lambda s: s if not s["sync"] else None)(a.ctl.state()), 30,
                    "a's resync to stop", interval=0.1)
