@@ -232,6 +232,24 @@ static void respond_refused(http_request *req, const GError *err)
 		MHD_add_response_header(req->response, "WWW-Authenticate", "Basic realm=\"herd\"");
 }
 
+/* A browser names the page a request comes from in Origin (and
+ * Sec-Fetch-Site): a request without them comes from a program (the CLI,
+ * curl, Prometheus); one with them must come from this server's pages. */
+static bool same_origin(http_request *req)
+{
+	const char *site = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		return false;
+	const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
+	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	if (!origin)
+		return true;
+	const char *rest = g_str_has_prefix(origin, "https://") ? origin + 8
+			   : g_str_has_prefix(origin, "http://") ? origin + 7
+								 : NULL;
+	return rest && host && g_ascii_strcasecmp(rest, host) == 0;
+}
+
 /*
  * Who sends @req, for a route that is not public: local root, remembered
  * credentials, or -- the hash must be looked up, the password perhaps
@@ -254,6 +272,17 @@ static void authenticate(http_request *req)
 	}
 	const char *authorization = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 								MHD_HTTP_HEADER_AUTHORIZATION);
+	bool safe = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+	if (!safe && !same_origin(req)) {
+		/* A browser that cached Basic credentials (after the challenge
+		 * below) would send them with another site's form too. */
+		g_set_error(&err, HERD_ERROR, HERD_ERR_FORBIDDEN,
+			    "A change requested by another site's page is refused (its Origin is not this server).");
+		respond_refused(req, err);
+		return;
+	}
+	if (authorization && g_str_has_prefix(authorization, "Bearer "))
+		req->by_token = true;
 	g_autofree char *from_cookie = NULL;
 	const char *cookie = authorization ? NULL
 		: MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE);
@@ -261,7 +290,6 @@ static void authenticate(http_request *req)
 		/* A browser sends the cookie with whatever another site's page
 		 * makes it request: a change must also show the CSRF token,
 		 * which only a page of this server got (at login). */
-		bool safe = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 		g_autofree char *want = http_csrf_token(cookie);
 		if (!safe && !herd_secret_equal(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 									      HTTP_CSRF_HEADER), want)) {
@@ -271,7 +299,7 @@ static void authenticate(http_request *req)
 			respond_refused(req, err);
 			return;
 		}
-		req->by_cookie = true;
+		req->by_cookie = req->by_token = true;
 		authorization = from_cookie = g_strdup_printf("Bearer %s", cookie);
 	}
 	switch (http_credentials_check(srv->credentials, authorization, req->peer,

@@ -135,6 +135,8 @@ const char *http_request_peer(http_request *req);
 const http_route *http_request_route(http_request *req);
 /* Did the request authenticate with the session cookie? */
 bool http_request_by_cookie(http_request *req);
+/* Authenticated by a session token (bearer or cookie), not a password. */
+bool http_request_by_token(http_request *req);
 /* Add a header to the answer the handler is about to give (Set-Cookie), if
  * it is a success (status below 400). */
 void http_request_add_answer_header(http_request *req, const char *name, const char *value);

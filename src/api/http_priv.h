@@ -92,6 +92,7 @@ struct http_request {
 	char *peer;                    /* client address */
 	bool local_root;
 	bool by_cookie;                /* authenticated by the session cookie */
+	bool by_token;                 /* ... or by a session token (cookie or bearer) */
 
 	/* The server's thread's. */
 	http_listener *listener;       /* NULL once the connection is done */

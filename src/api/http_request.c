@@ -168,6 +168,11 @@ bool http_request_by_cookie(http_request *req)
 	return req->by_cookie;
 }
 
+bool http_request_by_token(http_request *req)
+{
+	return req->by_token;
+}
+
 void http_request_add_answer_header(http_request *req, const char *name, const char *value)
 {
 	if (!req->answer_headers)

@@ -172,7 +172,17 @@ bool api_authorize(http_request *req, gpointer user_data, GError **error)
 	api_access_of(st, user, &ac);
 	const char *vm_ref = http_request_param(req, "vm");
 	store_object *vm = vm_ref ? store_state_lookup(st, STORE_KIND_VM, vm_ref) : NULL;
-	bool ok = api_access_allows(&ac, name, perm, what, vm, http_request_param(req, "user"), error);
+	/* The user a route names, by name or UUID, as its name. */
+	const char *target = http_request_param(req, "user");
+	store_object *t = target ? store_state_lookup(st, STORE_KIND_USER, target) : NULL;
+	bool ok = api_access_allows(&ac, name, perm, what, vm, t ? t->name : target, error);
+	/* A stolen session token must not become the password. */
+	if (ok && perm == API_PERM_SELF && !ac.admin && http_request_by_token(req)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_FORBIDDEN,
+			    "User '%s' changes its own password with its current password (HTTP Basic), "
+			    "not with a session token.", name);
+		ok = false;
+	}
 	api_access_clear(&ac);
 	return ok;
 }

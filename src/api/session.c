@@ -48,6 +48,12 @@ void api_login(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
+	/* A session does not extend itself: a stolen token would never end. */
+	if (http_request_by_token(req)) {
+		http_respond_errorf(req, HERD_ERR_UNAUTHORIZED,
+				    "Login needs the user's password (HTTP Basic): a session cannot extend itself.");
+		return;
+	}
 	store_object *u = session_user(req, a);
 	if (!u)
 		return;

@@ -32,6 +32,7 @@ typedef struct round {
 	json_t *fence;             /* [{"device","node","plug","ok","detail"}] */
 	GPtrArray *expected;       /* node names that were in the group */
 	guint fences_pending;
+	bool starting;           /* being set up: not complete, whatever answered already */
 	guint deadline;
 	GArray *waiters;           /* waiter */
 } round;
@@ -245,7 +246,7 @@ static void round_finish(herd_checker *c)
 
 static bool round_complete(round *r)
 {
-	if (r->fences_pending)
+	if (r->fences_pending || r->starting)
 		return false;
 	for (guint i = 0; i < r->expected->len; i++)
 		if (!json_object_get(r->probes, r->expected->pdata[i]))
@@ -256,6 +257,8 @@ static bool round_complete(round *r)
 static gboolean on_deadline(gpointer data)
 {
 	herd_checker *c = data;
+	if (!c->round)
+		return G_SOURCE_REMOVE;
 	c->round->deadline = 0;
 	log_warn("check %" G_GUINT64_FORMAT ": not every node answered within %d s", c->round->id,
 		 CHECK_ANSWER_S);
@@ -285,9 +288,32 @@ static void on_reply(herd_checker *c, json_t *msg)
 typedef struct fence_ask {
 	life *life;
 	uint64_t id;
+	char *device;              /* its UUID */
+	size_t index;              /* of its plug, of n */
+	size_t n;
 	char *node, *plug;
 	herd_fence_target *target; /* the agent's, until it answers */
 } fence_ask;
+
+static void on_fence_status(bool ok, const char *device, const char *detail, double secs, gpointer user);
+
+/* Ask plug @index of device @dev its status.  A device's plugs are asked
+ * one after the other: a PDU or a management board often takes one
+ * session at a time, and a real fence may need it meanwhile. */
+static void ask_plug(herd_checker *c, uint64_t id, store_object *dev, size_t index)
+{
+	const store_fence_device *fd = store_fence_device_of(dev);
+	fence_ask *f = g_new0(fence_ask, 1);
+	f->life = life_ref(c->life);
+	f->id = id;
+	f->device = g_strdup(dev->uuid);
+	f->index = index;
+	f->n = fd->n_plugs;
+	f->node = g_strdup(fd->plugs[index].node);
+	f->plug = g_strdup(fd->plugs[index].plug);
+	f->target = herd_fence_target_new(dev, fd->plugs[index].plug);
+	herd_fence_agent_action(f->target, "status", on_fence_status, f);
+}
 
 static void on_fence_status(bool ok, const char *device, const char *detail, double secs, gpointer user)
 {
@@ -298,10 +324,22 @@ static void on_fence_status(bool ok, const char *device, const char *detail, dou
 		json_array_append_new(r->fence, json_pack("{s:s,s:s,s:s,s:b,s:s}", "device", device, "node", f->node,
 							  "plug", f->plug, "ok", ok, "detail", detail ? detail : ""));
 		r->fences_pending--;
-		if (round_complete(r))
-			round_finish(c);
+		/* The device's next plug, as it is now (gone, or fewer plugs:
+		 * those are not waited for). */
+		store_state *st = herd_cluster_state(c->cluster);
+		store_object *dev = st ? store_state_get(st, STORE_KIND_FENCE_DEVICE, f->device) : NULL;
+		size_t now_n = dev ? store_fence_device_of(dev)->n_plugs : 0;
+		size_t left = f->n - f->index - 1;
+		if (left && f->index + 1 < now_n) {
+			ask_plug(c, r->id, dev, f->index + 1);
+		} else {
+			r->fences_pending -= MIN(left, r->fences_pending);
+			if (round_complete(r))
+				round_finish(c);
+		}
 	}
 	life_unref(f->life);
+	g_free(f->device);
 	herd_fence_target_free(f->target);
 	g_free(f->node);
 	g_free(f->plug);
@@ -313,17 +351,11 @@ static void ask_fence_devices(herd_checker *c, round *r, store_state *st)
 	g_autoptr(GPtrArray) devs = store_state_list(st, STORE_KIND_FENCE_DEVICE);
 	for (guint i = 0; i < devs->len; i++) {
 		store_object *dev = devs->pdata[i];
-		const store_fence_device *fd = store_fence_device_of(dev);
-		for (size_t p = 0; p < fd->n_plugs; p++) {
-			fence_ask *f = g_new0(fence_ask, 1);
-			f->life = life_ref(c->life);
-			f->id = r->id;
-			f->node = g_strdup(fd->plugs[p].node);
-			f->plug = g_strdup(fd->plugs[p].plug);
-			r->fences_pending++;
-			f->target = herd_fence_target_new(dev, fd->plugs[p].plug);
-			herd_fence_agent_action(f->target, "status", on_fence_status, f);
-		}
+		size_t n = store_fence_device_of(dev)->n_plugs;
+		if (!n)
+			continue;
+		r->fences_pending += (guint)n;
+		ask_plug(c, r->id, dev, 0);
 	}
 }
 
@@ -360,10 +392,16 @@ void herd_checker_run(gpointer checker, void (*done)(json_t *report, gpointer us
 	r->id = id;
 	g_autoptr(json_t) req = json_pack("{s:s,s:I,s:I}", "op", "request", "id", (json_int_t)id, "from",
 					  (json_int_t)herd_cluster_nodeid(c->cluster));
+	/* A fence agent that cannot be started answers at once: the round
+	 * is not over before it is set up. */
+	r->starting = true;
 	send_json(c, req);
 	ask_fence_devices(c, r, st);
+	r->starting = false;
 	r->deadline = g_timeout_add_seconds(CHECK_ANSWER_S, on_deadline, c);
 	log_info("check %" G_GUINT64_FORMAT ": asked %u nodes", id, r->expected->len);
+	if (round_complete(r))
+		round_finish(c);
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */

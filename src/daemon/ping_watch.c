@@ -37,6 +37,7 @@ struct herd_ping_watch {
 	guint src4, src6, timer;
 	uint16_t id, seq;
 	bool round_open;         /* echoes of this round are out */
+	bool blind;              /* ... but not all: a socket could not be opened */
 	char *warned;            /* the last socket problem logged */
 };
 
@@ -142,8 +143,10 @@ static void send_echo(herd_ping_watch *w, peer *p)
 	int *fd = p->family == AF_INET ? &w->fd4 : &w->fd6;
 	if (*fd < 0)
 		*fd = open_socket(w, p->family, p->family == AF_INET ? &w->src4 : &w->src6);
-	if (*fd < 0)
+	if (*fd < 0) {
+		w->blind = true;
 		return;
+	}
 	uint8_t packet[16] = { 0 };
 	if (p->family == AF_INET) {
 		struct icmphdr *h = (struct icmphdr *)packet;
@@ -220,8 +223,10 @@ static gboolean on_round(gpointer user)
 	int64_t now = now_ms(), interval, dampen;
 	g_auto(GStrv) list = configured(w, &interval, &dampen);
 	size_t n = list ? g_strv_length(list) : 0;
-	/* The round that ends: what answered. */
-	if (w->round_open && w->peers->len) {
+	/* The round that ends: what answered.  A node that could not send
+	 * (no raw socket: a local fault, logged) says nothing rather than
+	 * take itself for cut off. */
+	if (w->round_open && w->peers->len && !w->blind) {
 		g_autofree bool *got = g_new0(bool, w->peers->len);
 		for (guint i = 0; i < w->peers->len; i++)
 			got[i] = g_array_index(w->peers, peer, i).answered;
@@ -231,9 +236,10 @@ static gboolean on_round(gpointer user)
 	w->round_open = false;
 	if (herd_ping_configure(w->core, (const char *const *)list, n, now))
 		set_peers(w);
-	g_autoptr(json_t) verdict = herd_ping_json(w->core);
+	g_autoptr(json_t) verdict = w->blind ? NULL : herd_ping_json(w->core);
 	herd_ha_set_ping(w->ha, verdict);
 	/* The next round's echoes. */
+	w->blind = false;
 	if (n) {
 		w->seq++;
 		for (guint i = 0; i < w->peers->len; i++) {

@@ -10,7 +10,10 @@
  * Raw ICMP sockets (herdd runs as root, with CAP_NET_RAW), one for IPv4
  * and one for IPv6, non-blocking on the main loop: a round costs one
  * datagram out and at most one in per ping node, and never waits.  An
- * echo that cannot even be sent (no route) is a ping node not reached.
+ * echo that cannot even be sent (no route) is a ping node not reached; a
+ * socket that cannot be opened is this node's fault, not the network's:
+ * the node then says nothing about the ping nodes (logged), and is not
+ * taken for cut off.
  */
 #pragma once
 

@@ -150,6 +150,7 @@ static void look(herd_qdevice_setup *q)
 	 * starts it after a reboot. */
 	if (!q->applied && marked && strcmp(marked, target) == 0 && strcmp(target, "none") != 0) {
 		q->busy = true;
+		g_free(q->target);
 		q->target = g_steal_pointer(&target);
 		herdd_service(q->d, "start", "corosync-qdevice", on_started, q);
 		return;

@@ -110,7 +110,9 @@ static void ping_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHas
 		else if (f->virt_ok && store_node_of(n)->mode == STORE_NODE_ONLINE)
 			g_string_append_printf(reaching, "%s%s", reaching->len ? ", " : "", n->name);
 	}
-	g_autofree char *targets = ping ? ping_targets_text(ping) : NULL;
+	/* Just after ping_nodes was emptied the cut set holds for a moment,
+	 * with nothing left to name. */
+	g_autofree char *targets = ping ? ping_targets_text(ping) : g_strdup("no longer set");
 	for (guint i = 0; i < cut->len && reaching->len; i++) {
 		store_object *n = cut->pdata[i];
 		g_autofree char *msg = g_strdup_printf(

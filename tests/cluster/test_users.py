@@ -27,7 +27,7 @@ PW = {"aud": "Aud1tor-pw-4471", "op": "0perator-pw-9902", "mon": "M0nitor-pw-112
 
 
 def https(tn, i, method, path, body=None, auth=None, token=None, cookies=None, csrf=None,
-          save_cookies=None, node=None):
+          save_cookies=None, node=None, headers=()):
     """(status, JSON or text, headers) of a request from inside node i to
     node @node's (default i) API over HTTPS."""
     node = node or i
@@ -43,6 +43,8 @@ def https(tn, i, method, path, body=None, auth=None, token=None, cookies=None, c
         argv += ["-c", save_cookies]
     if csrf:
         argv += ["-H", f"X-CSRF-Token: {csrf}"]
+    for h in headers:
+        argv += ["-H", h]
     if body is not None:
         argv += ["--data-binary", json.dumps(body)]
     p = tn.exec(i, *argv)
@@ -168,6 +170,15 @@ def operator(tn, ha, tmp):
     check(code == 200, f"destroy with cookie and CSRF token: {code} {data}")
     ha.wait_vms(lambda v: v["web1"]["state"] != "running", 60, "web1 to stop", nodes=(1, 2))
     say("operator: started web1 on n2 with n1's token, refused db1; the cookie needs the CSRF token")
+    # A session does not extend itself; another site's page changes nothing,
+    # even with valid credentials (a browser's cached Basic ones).
+    m = refused(tn, 1, "POST", "/api/v1/login", 401, "cannot extend itself", token=tok)
+    refused(tn, 2, "POST", "/api/v1/vms/web1/start", 403, "another site's page", token=tok,
+            headers=["Origin: https://evil.example"])
+    refused(tn, 2, "POST", "/api/v1/vms/web1/start", 403, "another site's page",
+            auth=f"op:{PW['op']}", headers=["Sec-Fetch-Site: cross-site"])
+    check(ha.vms()["web1"]["state"] != "running", "web1 started by another site's request")
+    say(f"  login with a token: {m}")
     return tok
 
 
@@ -191,6 +202,19 @@ def sessions_end(tn, ha, tmp, op_token):
     refused(tn, 2, "POST", "/api/v1/login", 401, "Wrong user name or password", auth=f"mon:{PW['mon']}")
     login(tn, 1, "mon", new)
     say("  a new password ends the sessions; the old one is refused")
+
+    # Its own password: with the current one (Basic), by name or UUID; never
+    # with a session token (a stolen token must not become the password).
+    data, _ = login(tn, 1, "aud", PW["aud"])
+    m = refused(tn, 2, "PUT", "/api/v1/users/aud/password", 403, "current password",
+                token=data["token"], body={"password": "Stolen-pw-0000"})
+    uuid = ha.json(1, "user", "show", "aud")["uuid"]
+    code, res, _ = https(tn, 2, "PUT", f"/api/v1/users/{uuid}/password", auth=f"aud:{PW['aud']}",
+                         body={"password": PW["aud"] + "-2"})
+    check(code == 200, f"aud's own password by UUID with Basic: {code} {res}")
+    PW["aud"] += "-2"
+    login(tn, 1, "aud", PW["aud"])
+    say(f"  own password: by UUID with the current one; with a token: {m}")
 
     code, _, _ = https(tn, 2, "GET", "/api/v1/vms", token=op_token)
     check(code == 200, f"the operator's session before removal: {code}")
