@@ -307,6 +307,8 @@ void api_node_switchover(http_request *req, gpointer user_data)
 	}
 	g_autoptr(json_t) answer = json_pack("{s:s,s:s,s:o,s:o}", "from", from->name, "to", to->name,
 					     "moving", moving, "staying", staying);
+	/* In the same change: the coordinator tells its beginning and end. */
+	json_array_append_new(json_object_get(cmd, "ops"), store_node_cmd_switchover(from, to->name));
 	api_commit_answer(req, a, cmd, 200, answer);
 }
 

@@ -673,19 +673,54 @@ static void hold_ping(herd_coord *c, const herd_coord_view *v, herd_sched_input 
 	}
 }
 
+/* A switchover (its mark in the store, set with the moves): begun, and
+ * over once no VM of the node is on its way any more (moved, or its move
+ * given up); then the mark goes. */
+static void switchover(herd_coord *c, const herd_coord_view *v, const sched_input *in, size_t i,
+		       unsigned held, unsigned moving)
+{
+	const sched_node *n = &in->nodes[i];
+	store_object *node = store_state_get_by_name(v->st, STORE_KIND_NODE, n->name);
+	const char *to = node ? store_node_of(node)->switchover_to : NULL;
+	if (!to)
+		return;
+	g_autofree char *key = g_strconcat("switchover:", n->name, NULL);
+	gpointer began;
+	if (!g_hash_table_lookup_extended(c->evacuating, key, NULL, &began)) {
+		g_hash_table_insert(c->evacuating, g_strdup(key), GUINT_TO_POINTER(held));
+		add_event(c, "switchover", "info", NULL, n->name,
+			  g_strdup_printf("Node %s: its %u VM%s move%s to node %s (switchover).", n->name, held,
+					  held == 1 ? "" : "s", held == 1 ? "s" : "", to));
+		return;
+	}
+	if (moving)
+		return;
+	unsigned was = GPOINTER_TO_UINT(began);
+	unsigned moved = was > held ? was - held : 0;
+	add_event(c, "switchover_done", held ? "warning" : "info", NULL, n->name,
+		  g_strdup_printf("The switchover of node %s to node %s is over: %u of %u VM%s moved%s.", n->name,
+				  to, moved, was, was == 1 ? "" : "s",
+				  held ? "; the others stay where they are ('herd status' says why)" : ""));
+	g_hash_table_remove(c->evacuating, key);
+	g_autoptr(json_t) cmd = store_node_cmd_switchover(node, NULL);
+	submit(c, cmd);
+}
+
 /*
  * Evacuations, as alert events: a node put in standby or maintenance (by an
  * operator, or by its host's shutdown) whose VMs begin to leave it, and the
  * moment the last one has left.  Worked out from the store every round: a
  * coordinator that takes over in the middle of one tells it as begun then.
  * A node that goes back online before it is empty ends it without a word.
- * VMs sticky to the node stay and are not counted.
+ * VMs sticky to the node stay and are not counted.  A switchover likewise
+ * (switchover()).
  */
 static void evacuations(herd_coord *c, const herd_coord_view *v, const sched_input *in)
 {
 	if (!v->store_writable)
 		return;
 	g_autofree unsigned *held = g_new0(unsigned, in->n_nodes + 1);
+	g_autofree unsigned *moving = g_new0(unsigned, in->n_nodes + 1);
 	g_autoptr(GHashTable) index = g_hash_table_new(g_str_hash, g_str_equal);
 	for (size_t i = 0; i < in->n_nodes; i++)
 		g_hash_table_insert(index, (gpointer)in->nodes[i].name, GSIZE_TO_POINTER(i + 1));
@@ -695,6 +730,8 @@ static void evacuations(herd_coord *c, const herd_coord_view *v, const sched_inp
 		size_t i = vm->node ? GPOINTER_TO_SIZE(g_hash_table_lookup(index, vm->node)) : 0;
 		if (i && g_strcmp0(vm->sticky, vm->node) != 0)
 			held[i - 1]++;
+		if (i && vm->move_to && strcmp(vm->move_to, vm->node) != 0)
+			moving[i - 1]++;
 	}
 	for (size_t i = 0; i < in->n_nodes; i++) {
 		const sched_node *n = &in->nodes[i];
@@ -702,6 +739,7 @@ static void evacuations(herd_coord *c, const herd_coord_view *v, const sched_inp
 		gpointer began;
 		bool known = g_hash_table_lookup_extended(c->evacuating, n->name, NULL, &began);
 		bool leaving = n->mode != STORE_NODE_ONLINE && n->in_ring && n->herd_up;
+		switchover(c, v, in, i, held[i], moving[i]);
 		if (!known && leaving && held[i]) {
 			g_hash_table_insert(c->evacuating, g_strdup(n->name), GUINT_TO_POINTER(held[i]));
 			add_event(c, "evacuation", "info", NULL, n->name,

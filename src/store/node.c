@@ -46,6 +46,7 @@ void *store_node_parse(json_t *d)
 			t->links[n->n_links++] = json_string_value(v);
 	n->links = t->links;
 	n->storage_address = field_str(d, "storage_address");
+	n->switchover_to = field_str(d, "switchover_to");
 	if (!store_node_mode_parse(field_str(d, "mode"), &n->mode))
 		n->mode = STORE_NODE_ONLINE;
 	n->allow_cold = field_bool(d, "allow_cold", false);
@@ -100,7 +101,8 @@ bool store_node_validate(json_t *d, GError **error)
 {
 	if (!check_uint(d, "node", "nodeid", 1, G_MAXUINT32, error) ||
 	    !check_choice(d, "node", "mode", "online|standby|maintenance", error) ||
-	    !check_bool(d, "node", "allow_cold", error))
+	    !check_bool(d, "node", "allow_cold", error) ||
+	    !check_string(d, "node", "switchover_to", error))
 		return false;
 	json_t *links = json_object_get(d, "links");
 	size_t i;
@@ -206,6 +208,12 @@ bool store_node_storage_address_check(const char *s, GError **error)
 		return false;
 	}
 	return true;
+}
+
+json_t *store_node_cmd_switchover(const store_object *node, const char *to)
+{
+	return store_cmd_patch(STORE_KIND_NODE, node->uuid,
+			       json_pack("{s:o}", "switchover_to", to ? json_string(to) : json_null()));
 }
 
 json_t *store_node_cmd_storage_address(const store_object *node, const char *address)

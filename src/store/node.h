@@ -57,6 +57,8 @@ typedef struct store_node {
 	const char *down_by;
 	const store_fence_record *fence_history; /* oldest first */
 	size_t n_fence_history;
+	const char *switchover_to; /* herd node switchover sent its VMs to this node, and
+				  * the coordinator has not yet said it is over; or NULL */
 } store_node;
 
 const store_node *store_node_of(const store_object *o);
@@ -88,6 +90,9 @@ json_t *store_node_cmd_shutdown(store_state *st, const store_object *node, int64
  * mark, if the node is still at its version (an operator's change since
  * wins).  NULL if it has no mark. */
 json_t *store_node_cmd_shutdown_over(store_state *st, const store_object *node);
+/* Mark (@to) or unmark (NULL) a switchover of its VMs under way (the
+ * coordinator tells when it began and when it is over: alert events). */
+json_t *store_node_cmd_switchover(const store_object *node, const char *to);
 /* An operator confirms it is off. */
 json_t *store_node_cmd_confirm_down(const store_object *node, const char *by, int64_t now_ms);
 /* It is back: forget the down mark. */

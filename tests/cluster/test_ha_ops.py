@@ -252,12 +252,8 @@ def node_modes(tn, ha):
     say(f"standby n1 --wait: {p.stdout.strip().splitlines()[-1]!r} after {time.time() - t0:.1f} s; "
         f"{where(vms, movable)}; booted again: {moved or 'none'}")
 
-    def evacuation_events():
-        code, alerts = api(tn, 3, "GET", "/api/v1/alerts?all=true")
-        ev = {a["kind"]: a["message"] for a in (alerts if code == 200 else [])
-              if a.get("node") == "n1" and a["kind"] in ("evacuation", "evacuated")}
-        return ev if len(ev) == 2 else None
-    ev = wait_until(evacuation_events, 20, "the evacuation events of n1", interval=0.5)
+    ev = wait_until(lambda: events_of(tn, "n1", ("evacuation", "evacuated")), 20,
+                    "the evacuation events of n1", interval=0.5)
     expect("standby mode: its" in ev["evacuation"] and "leave" in ev["evacuation"]
            and "is empty" in ev["evacuated"], f"the evacuation events: {ev}")
     say(f"alert records: {ev['evacuation']!r}, then {ev['evacuated']!r}")
@@ -309,6 +305,13 @@ def node_modes(tn, ha):
     ha.refused(2, ["vm", "migrate", "s2", "n1"], r"s2.*sticky", what="migrate a sticky VM elsewhere")
     say(f"switchover n2 n1 --wait: {', '.join(on_n2)} migrated live to n1 in {time.time() - t0:.1f} s, "
         f"no boot; s2 (sticky to n2) stays: {p.stdout.strip().splitlines()[1]!r}")
+    ev = wait_until(lambda: events_of(tn, "n2", ("switchover", "switchover_done")), 20,
+                    "the switchover events of n2", interval=0.5)
+    k = len(on_n2)
+    expect(f"its {k} VM" in ev["switchover"] and "to node n1" in ev["switchover"] and
+           f"of node n2 to node n1 is over: {k} of {k} VM" in ev["switchover_done"],
+           f"the switchover events: {ev}")
+    say(f"alert records: {ev['switchover']!r}, then {ev['switchover_done']!r}")
 
     # Maintenance: its VMs go, but the sticky h2 stays (alert) until released.
     vms = ha.vms(1)
@@ -448,6 +451,15 @@ def start_failures(tn, ha):
     failed = ha.json(1, "vm", "info", "d1")["failed"]
     expect(not failed, f"d1's failures after an operator's destroy: {failed}")
     say("an operator's destroy clears the record")
+
+
+def events_of(tn, node, kinds):
+    """{kind: message} of the alert records of @kinds about @node, once there
+    is one of each (else None)."""
+    code, alerts = api(tn, 3, "GET", "/api/v1/alerts?all=true")
+    ev = {a["kind"]: a["message"] for a in (alerts if code == 200 else [])
+          if a.get("node") == node and a["kind"] in kinds}
+    return ev if len(ev) == len(kinds) else None
 
 
 def main():
