@@ -635,7 +635,8 @@ static bool same_names(GHashTable *a, GHashTable *b)
  * rounds.  Each node dampens its own verdict, but their rounds are not in
  * step: when the ping node itself goes, the nodes say so up to a round
  * apart, and the first to say it must not be emptied into the others in
- * the meantime.  Until a new set has held, the one before stands.
+ * the meantime.  Until a new set has held, the one before stands — but a
+ * node that says it is cut off gets no new HA VM meanwhile.
  */
 static void hold_ping(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi)
 {
@@ -667,9 +668,12 @@ static void hold_ping(herd_coord *c, const herd_coord_view *v, herd_sched_input 
 			c->io.wakeup(c->user, left);
 		}
 	}
+	/* Said but not held yet: no new VM there, none sent away. */
 	for (guint i = 0; i < hi->nodes->len; i++) {
 		sched_node *n = &g_array_index(hi->nodes, sched_node, i);
+		bool said = n->ping_lost;
 		n->ping_lost = g_hash_table_contains(c->ping_cut, n->name);
+		n->ping_avoid = said && !n->ping_lost;
 	}
 }
 

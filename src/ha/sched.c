@@ -239,7 +239,7 @@ static bool fits(ctx *c, const sched_vm *vm, int i, const char **why)
 	}
 	if (!reaches(n, vm, why))
 		return false;
-	if (vm->ha && n->ping_lost && c->ping_somewhere) {
+	if (vm->ha && (n->ping_lost || n->ping_avoid) && c->ping_somewhere) {
 		*why = "it reaches none of the ping nodes";
 		return false;
 	}
@@ -1162,7 +1162,7 @@ static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 	c->aff = affinity_new(in, c->open);
 	c->ping_somewhere = false;
 	for (size_t i = 0; i < in->n_nodes; i++)
-		c->ping_somewhere |= usable(&in->nodes[i]) && !in->nodes[i].ping_lost;
+		c->ping_somewhere |= usable(&in->nodes[i]) && !in->nodes[i].ping_lost && !in->nodes[i].ping_avoid;
 }
 
 static void ctx_clear(ctx *c)

@@ -78,8 +78,11 @@ typedef struct sched_node {
 	unsigned cpus;
 	GHashTable *reach;       /* the needs (ids, as sched_need's) its fresh facts say
 				  * it reaches; NULL: none */
-	bool ping_lost;          /* its fresh facts say it reaches none of the ping
-				  * nodes (ha/ping.h; see "Ping nodes" above) */
+	bool ping_lost;          /* it reaches none of the ping nodes (ha/ping.h; see
+				  * "Ping nodes" above): its HA VMs leave */
+	bool ping_avoid;         /* it says so, but the coordinator does not act on
+				  * it yet (coordinator.c, hold_ping()): it gets no
+				  * HA VM, and its own stay */
 } sched_node;
 
 /* Something a VM needs of the node it runs on (see above). */

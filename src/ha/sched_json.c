@@ -139,6 +139,7 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		n.fence_covered = get_bool(o, "fence_covered", true);
 		n.allow_cold = get_bool(o, "allow_cold", false);
 		n.ping_lost = get_bool(o, "ping_lost", false);
+		n.ping_avoid = get_bool(o, "ping_avoid", false);
 		n.memory_mib = (uint64_t)json_integer_value(json_object_get(o, "memory_mib"));
 		n.cpus = (unsigned)json_integer_value(json_object_get(o, "cpus"));
 		json_t *reach = json_object_get(o, "reach"), *r;
@@ -309,6 +310,8 @@ json_t *sched_json_input_dump(const sched_input *in)
 			json_object_set_new(node, "allow_cold", json_true());
 		if (n->ping_lost)
 			json_object_set_new(node, "ping_lost", json_true());
+		if (n->ping_avoid)
+			json_object_set_new(node, "ping_avoid", json_true());
 		if (n->reach && g_hash_table_size(n->reach)) {
 			/* Sorted: the same reach dumps the same. */
 			g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(n->reach), (GCompareFunc)strcmp);
