@@ -216,30 +216,13 @@ static char *link_cell(json_t *views, const char *a, const char *b, json_int_t i
 	return out;
 }
 
-static gint by_string(gconstpointer a, gconstpointer b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The keys of @views ({node: its view}), sorted (borrowed). */
-static GPtrArray *sorted_nodes(json_t *views)
-{
-	GPtrArray *names = g_ptr_array_new();
-	const char *node;
-	json_t *view;
-	json_object_foreach(views, node, view)
-		g_ptr_array_add(names, (gpointer)node);
-	g_ptr_array_sort(names, by_string);
-	return names;
-}
-
 /* Every pair of nodes that both say how they see their links (up to 8
  * nodes; beyond, only pairs with a link down). */
 static void print_links(json_t *views)
 {
 	if (!json_object_size(views))
 		return;
-	g_autoptr(GPtrArray) names = sorted_nodes(views);
+	g_autoptr(GPtrArray) names = herd_json_sorted_keys(views);
 	cli_table *t = cli_table_new("NODES", "HEARTBEAT LINKS", NULL);
 	unsigned shown = 0, hidden = 0;
 	for (guint i = 0; i < names->len; i++) {
@@ -278,7 +261,7 @@ static void print_ping(json_t *views)
 {
 	if (!json_object_size(views))
 		return;
-	g_autoptr(GPtrArray) names = sorted_nodes(views);
+	g_autoptr(GPtrArray) names = herd_json_sorted_keys(views);
 	cli_table *t = cli_table_new("NODE", "PING NODES", "VERDICT", NULL);
 	for (guint i = 0; i < names->len; i++) {
 		json_t *view = json_object_get(views, names->pdata[i]);

@@ -44,19 +44,6 @@ static gint by_name(gconstpointer a, gconstpointer b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The keys of @obj in name order (borrowed): the same facts give the same
- * results. */
-static GPtrArray *sorted_keys(json_t *obj)
-{
-	GPtrArray *keys = g_ptr_array_new();
-	const char *k;
-	json_t *v;
-	json_object_foreach(obj, k, v)
-		g_ptr_array_add(keys, (gpointer)k);
-	g_ptr_array_sort(keys, by_name);
-	return keys;
-}
-
 /* ---- answers ----------------------------------------------------------------------------- */
 
 static void check_answers(json_t *out, const herd_check_input *in, GPtrArray *names)
@@ -250,11 +237,11 @@ static void check_storage(json_t *out, const herd_check_input *in)
 {
 	unsigned n = 0;
 	bool bad = false;
-	g_autoptr(GPtrArray) storages = sorted_keys(in->reach);
+	g_autoptr(GPtrArray) storages = herd_json_sorted_keys(in->reach);
 	for (guint s = 0; s < storages->len; s++) {
 		const char *storage = storages->pdata[s];
 		json_t *by_node = json_object_get(in->reach, storage);
-		g_autoptr(GPtrArray) nodes = sorted_keys(by_node);
+		g_autoptr(GPtrArray) nodes = herd_json_sorted_keys(by_node);
 		n++;
 		for (guint i = 0; i < nodes->len; i++) {
 			const char *node = nodes->pdata[i];
