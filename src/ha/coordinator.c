@@ -54,7 +54,8 @@ struct herd_coord {
 	GHashTable *ping_cut;      /* names: the set acted on */
 	GHashTable *ping_next;     /* names: the set the nodes say now, if it differs */
 	int64_t ping_next_since_ms;
-	GHashTable *evacuating;    /* node name -> VMs it held when it began (see evacuations()) */
+	GHashTable *evacuating;    /* node name, or "switchover:" and its name -> VMs it held
+				    * when its evacuation or switchover began (evacuations()) */
 };
 
 /* A fence attempt to record in the node's history. */
@@ -613,9 +614,6 @@ void herd_rebalance_settings(const store_settings *s, rebalance_settings *out)
 				     (unsigned)s->rebalance_min_gain_pct, (unsigned)s->rebalance_max_moves };
 }
 
-/* With rebalance on: once the cluster is settled (the plan does nothing)
- * and the load has been uneven long enough, a few live moves, as the
- * plan's own (ha/rebalance.h).  The hold counts while the plan acts. */
 static bool same_names(GHashTable *a, GHashTable *b)
 {
 	if (g_hash_table_size(a) != g_hash_table_size(b))
@@ -762,6 +760,9 @@ static void evacuations(herd_coord *c, const herd_coord_view *v, const sched_inp
 	}
 }
 
+/* With rebalance on: once the cluster is settled (the plan does nothing)
+ * and the load has been uneven long enough, a few live moves, as the
+ * plan's own (ha/rebalance.h).  The hold counts while the plan acts. */
 static void rebalance(herd_coord *c, const herd_coord_view *v, herd_sched_input *hi, const sched_plan *plan)
 {
 	const store_settings *settings = store_settings_of(v->st);

@@ -454,15 +454,15 @@ static bool set_allows_return(ctx *c, const sched_vm *vm, int here)
 	return !(vm->restricted && back < 0) && back >= set_priority(c, vm, here);
 }
 
+/* choose()'s reason when a sticky VM's node cannot take it (explain()
+ * adds the node's own reason). */
+static const char sticky_busy[] = "its sticky node cannot take it now";
+
 /*
  * The best node for @vm other than node @avoid (an index, or -1): its sticky
  * node only; else its preferred node; else the one that would be the least
  * full relative to its size (load_with(), better_home()).
  */
-/* choose()'s reason when a sticky VM's node cannot take it (explain()
- * adds the node's own reason). */
-static const char sticky_busy[] = "its sticky node cannot take it now";
-
 static int choose(ctx *c, const sched_vm *vm, int avoid, const char **why)
 {
 	const sched_input *in = c->in;
@@ -1124,8 +1124,8 @@ static void mend_rules(ctx *c, GPtrArray *order)
 static void ctx_init(ctx *c, const sched_input *in, sched_plan *plan)
 {
 	size_t n = in->n_nodes ? in->n_nodes : 1, nv = in->n_vms ? in->n_vms : 1;
-	c->in = in;
-	c->plan = plan;
+	/* Every field set, also those added later. */
+	*c = (ctx){ .in = in, .plan = plan };
 	c->index = g_hash_table_new(g_str_hash, g_str_equal);
 	for (size_t i = 0; i < in->n_nodes; i++)
 		g_hash_table_insert(c->index, (gpointer)in->nodes[i].name, GINT_TO_POINTER((int)i + 1));
