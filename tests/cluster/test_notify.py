@@ -19,10 +19,8 @@ a sentence naming the setting), and then:
 - without notify_to, the mail goes to the members of the group with the
   monitor role, and to the admin's address when that group is empty.
 """
-import glob
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -30,6 +28,7 @@ _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from harness import TestNodes  # noqa: E402
 from halib import Workdir, api, herdd_log  # noqa: E402
+from notifylib import NodeServer, make_ca, mails, received, subject  # noqa: E402
 from testlib import check, run_test, say, wait_until  # noqa: E402
 
 INSTANCE = "test-notify"
@@ -38,82 +37,13 @@ USER = "herd-relay"
 PORT = 2525
 
 
-def make_ca(tmp):
-    """A CA and a certificate for 10.99.0.1 signed by it (openssl)."""
-    def ssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=notify test CA",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=10.99.0.1", "-keyout", "smtp.key",
-        "-out", "smtp.csr")
-    with open(os.path.join(tmp, "san.ext"), "w") as f:
-        f.write("subjectAltName=IP:10.99.0.1\nextendedKeyUsage=serverAuth\n")
-    ssl("x509", "-req", "-in", "smtp.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "san.ext", "-out", "smtp.pem")
-
-
-class NodeServer:
-    """A test server (smtp_sink.py, webhook_sink.py) inside n1, started and
-    stopped again: it writes its pid (inside n1) to a file once it listens,
-    and is stopped with kill inside n1 (nsenter does not pass signals on)."""
-
-    def __init__(self, tn, tmp, name, args):
-        self.tn, self.tmp, self.name, self.args = tn, tmp, name, args
-        self.proc = self.log = None
-        self.pid_file = os.path.join(tmp, f"{name}.pid")
-
-    def start(self):
-        argv = self.tn.tn.node_argv(1, ["/usr/bin/python3", os.path.join(_here, f"{self.name}.py"),
-                                        *self.args, self.pid_file])
-        self.log = open(os.path.join(self.tmp, f"{self.name}.log"), "a")
-        self.proc = subprocess.Popen(argv, env=self.tn.tn.node_env(1), stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: os.path.exists(self.pid_file) or self.proc.poll() is not None or None,
-                   20, f"{self.name} to listen", interval=0.3)
-        check(self.proc.poll() is None, f"{self.name} did not start ({self.name}.log)")
-
-    def stop(self):
-        if self.proc:
-            try:
-                pid = open(self.pid_file).read().strip()
-                self.tn.exec(1, "kill", pid)
-                os.unlink(self.pid_file)
-            except OSError:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        if self.log:
-            self.log.close()
-            self.log = None
-
-
-def received(dir):
-    """What a sink kept in @dir (mails, webhook calls), oldest first."""
-    out = []
-    for path in sorted(glob.glob(os.path.join(dir, "*.json")), key=os.path.getmtime):
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
-
-
-mails = hooks = received
+hooks = received
 
 
 def link_hooks(hookdir):
     """The webhook calls about link 1 down: (event, alert) of each event."""
     return [(e["event"], e["alert"]) for h in hooks(hookdir) for e in h["body"]["events"]
             if "link 1 down" in e["message"]]
-
-
-def subject(m):
-    for line in m["data"].splitlines():
-        if line.startswith("Subject:"):
-            return line[len("Subject:"):].strip()
-    return ""
 
 
 def herd(tn, *args, check_rc=True):
