@@ -187,8 +187,7 @@ static herd_notice *notice_of(herd_notify *n, const char *cluster_name, const ch
 		g_string_append_printf(text, "\n  %s\n\n", e->a->message);
 		json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "alert", e->o->name, "event",
 				      e->cleared ? "cleared" : e->worse ? "worse" : "raised", "kind", kind,
-				      "severity",
-				      store_alert_severity_name(e->a->severity), "message",
+				      "severity", store_alert_severity_name(e->a->severity), "message",
 				      e->a->message, "time_ms", (json_int_t)e->at_ms);
 		if (e->a->node)
 			json_object_set_new(j, "node", json_string(e->a->node));

@@ -9,6 +9,8 @@ import subprocess
 from testlib import check, wait_until
 
 _here = os.path.dirname(os.path.realpath(__file__))
+RELAY_USER = "herd-relay"
+RELAY_PORT = 2525
 
 
 def make_ca(tmp):
@@ -81,3 +83,24 @@ def subject(m):
         if line.startswith("Subject:"):
             return line[len("Subject:"):].strip()
     return ""
+
+
+def smtp_relay(tn, tmp, password):
+    """The SMTP server (not started yet) in n1 at 10.99.0.1:RELAY_PORT, with
+    a certificate from a test CA, STARTTLS and AUTH (RELAY_USER, @password)
+    required, keeping what it receives in @tmp/mail; and the notify_*
+    settings that send through it."""
+    make_ca(tmp)
+    maildir = os.path.join(tmp, "mail")
+    os.mkdir(maildir)
+    with open(os.path.join(tmp, "relay-password"), "w") as f:
+        f.write(password)
+    smtp = NodeServer(tn, tmp, "smtp_sink",
+                      ["10.99.0.1", str(RELAY_PORT), os.path.join(tmp, "smtp.pem"),
+                       os.path.join(tmp, "smtp.key"), RELAY_USER, os.path.join(tmp, "relay-password"),
+                       maildir])
+    settings = ["notify_smtp_host=10.99.0.1", f"notify_smtp_port={RELAY_PORT}",
+                "notify_smtp_tls=starttls", f"notify_smtp_ca={os.path.join(tmp, 'ca.pem')}",
+                f"notify_smtp_user={RELAY_USER}", f"notify_smtp_password={password}",
+                "notify_from=herd@cluster.test"]
+    return smtp, maildir, settings

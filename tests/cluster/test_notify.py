@@ -28,13 +28,11 @@ _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from harness import TestNodes  # noqa: E402
 from halib import Workdir, api, herdd_log  # noqa: E402
-from notifylib import NodeServer, make_ca, mails, received, subject  # noqa: E402
+from notifylib import RELAY_PORT, NodeServer, mails, received, smtp_relay, subject  # noqa: E402
 from testlib import check, run_test, say, wait_until  # noqa: E402
 
 INSTANCE = "test-notify"
 PASSWORD = "Relay-pw-5p1ndle-7731"
-USER = "herd-relay"
-PORT = 2525
 
 
 hooks = received
@@ -92,22 +90,14 @@ def recipients(tn, tmp, maildir):
 def main():
     with TestNodes(INSTANCE, 2, links=2) as tn, Workdir(INSTANCE) as tmp:
         tn.wait_members([1, 2], 2)
-        make_ca(tmp)
-        maildir = os.path.join(tmp, "mail")
-        os.mkdir(maildir)
+        smtp, maildir, relay = smtp_relay(tn, tmp, PASSWORD)
         hookdir = os.path.join(tmp, "hooks")
         os.mkdir(hookdir)
-        with open(os.path.join(tmp, "relay-password"), "w") as f:
-            f.write(PASSWORD)
-        smtp = NodeServer(tn, tmp, "smtp_sink",
-                          ["10.99.0.1", str(PORT), os.path.join(tmp, "smtp.pem"),
-                           os.path.join(tmp, "smtp.key"), USER, os.path.join(tmp, "relay-password"),
-                           maildir])
         webhook = NodeServer(tn, tmp, "webhook_sink", ["10.99.0.1", "8080", hookdir])
         try:
             smtp.start()
             webhook.start()
-            say(f"SMTP server in n1 at 10.99.0.1:{PORT}: STARTTLS and AUTH required; "
+            say(f"SMTP server in n1 at 10.99.0.1:{RELAY_PORT}: STARTTLS and AUTH required; "
                 f"a webhook receiver at 10.99.0.1:8080")
             p = herd(tn, "notify", "test", check_rc=False)
             check(p.returncode == 1 and "No notifications are set up" in p.stderr,
@@ -121,10 +111,7 @@ def main():
                 check(p.returncode != 0 and name in p.stderr,
                       f"herd cluster set {bad}: exit {p.returncode}: {p.stderr.strip()}")
             say("bad notify_* values refused with the setting named")
-            herd(tn, "cluster", "set", "notify_smtp_host=10.99.0.1", f"notify_smtp_port={PORT}",
-                 "notify_smtp_tls=starttls", f"notify_smtp_ca={os.path.join(tmp, 'ca.pem')}",
-                 f"notify_smtp_user={USER}", f"notify_smtp_password={PASSWORD}",
-                 "notify_from=herd@cluster.test", "notify_to=ops@example.test, oncall@example.test",
+            herd(tn, "cluster", "set", *relay, "notify_to=ops@example.test, oncall@example.test",
                  "notify_webhook=http://10.99.0.1:8080/hook")
             for i in (1, 2):
                 out = tn.exec(i, "herd", "cluster", "settings").stdout

@@ -26,13 +26,11 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from halib import Ha, HaNodes, Workdir, add_dir_storage, herdd_log, running_on  # noqa: E402
-from notifylib import NodeServer, make_ca, mails, subject  # noqa: E402
+from notifylib import mails, smtp_relay, subject  # noqa: E402
 from testlib import check, run_test, say, wait_until  # noqa: E402
 
 INSTANCE = "test-notify-ev"
 PASSWORD = "Relay-pw-9q2bolt-4410"
-USER = "herd-relay"
-PORT = 2525
 MONITORS = ["mon1@example.test", "mon2@example.test"]
 ADMIN = ["admin@example.test"]
 STORE_MIB = 8
@@ -76,21 +74,10 @@ def main():
 def run(tn, tmp, mnt):
     tn.wait_members([1, 2], 2)
     ha = Ha(tn, tmp)
-    make_ca(tmp)
-    maildir = os.path.join(tmp, "mail")
-    os.mkdir(maildir)
-    with open(os.path.join(tmp, "relay-password"), "w") as f:
-        f.write(PASSWORD)
-    smtp = NodeServer(tn, tmp, "smtp_sink",
-                      ["10.99.0.1", str(PORT), os.path.join(tmp, "smtp.pem"),
-                       os.path.join(tmp, "smtp.key"), USER, os.path.join(tmp, "relay-password"),
-                       maildir])
+    smtp, maildir, relay = smtp_relay(tn, tmp, PASSWORD)
     try:
         smtp.start()
-        ha.set(1, "notify_smtp_host=10.99.0.1", f"notify_smtp_port={PORT}",
-               "notify_smtp_tls=starttls", f"notify_smtp_ca={os.path.join(tmp, 'ca.pem')}",
-               f"notify_smtp_user={USER}", f"notify_smtp_password={PASSWORD}",
-               "notify_from=herd@cluster.test", "fence_action=off")
+        ha.set(1, *relay, "fence_action=off")
         pw = os.path.join(tmp, "user-password")
         with open(pw, "w") as f:
             f.write("M0nitor-pw-8812\n")
