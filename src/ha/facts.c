@@ -2,6 +2,7 @@
 
 #include "common/json.h"
 #include "common/json_writer.h"
+#include "ha/health.h"
 #include "store/node.h"
 
 #include <string.h>
@@ -210,6 +211,34 @@ static bool differs_beyond_free_memory(GBytes *old, const char *new, size_t new_
 	return a_end - a != b_end - b || memcmp(a, b, (size_t)(a_end - a)) != 0;
 }
 
+/* A storage's usage as the alerts see it (ha/health.h): 0 below the
+ * warning, 1 from it, 2 from the critical level. */
+static int usage_band(json_t *u)
+{
+	json_t *size = json_object_get(u, "size"), *free_ = json_object_get(u, "free");
+	if (!json_is_integer(size) || !json_is_integer(free_) || json_integer_value(size) <= 0)
+		return 0;
+	double pct = 100.0 * (double)(json_integer_value(size) - json_integer_value(free_)) /
+		     (double)json_integer_value(size);
+	return pct >= HEALTH_STORAGE_CRITICAL_PCT ? 2 : pct >= HEALTH_STORAGE_WARNING_PCT ? 1 : 0;
+}
+
+/* Has a storage crossed an alert level between usages @a and @b?  That
+ * counts as a change (a storage filling up on a quiet cluster raises its
+ * alert); other usage changes do not. */
+static bool usage_bands_differ(json_t *a, json_t *b)
+{
+	const char *uuid;
+	json_t *u;
+	json_object_foreach(a, uuid, u)
+		if (usage_band(u) != usage_band(json_object_get(b, uuid)))
+			return true;
+	json_object_foreach(b, uuid, u)
+		if (usage_band(u) != usage_band(json_object_get(a, uuid)))
+			return true;
+	return false;
+}
+
 /*
  * Do the STATUS payloads differ in more than the free memory and the
  * storages' usage?  The usage moves at every check (every few seconds) as
@@ -348,7 +377,8 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 			g_hash_table_add(n->reached, (gpointer)key);
 	if (changed)
 		*changed = !before || before->round != f->round ||
-			   differs_beyond_usage(before->payload, payload, len);
+			   differs_beyond_usage(before->payload, payload, len) ||
+			   usage_bands_differ(before->usage, n->usage);
 	json_decref(j);
 	n->payload = g_bytes_new(payload, len);
 	g_hash_table_replace(f->nodes, GUINT_TO_POINTER(nodeid), n);

@@ -23,6 +23,7 @@ typedef struct event {
 	const store_object *o;
 	const store_alert *a;
 	bool cleared;
+	bool worse;   /* its severity went up after its raising was notified */
 	int64_t at_ms;
 } event;
 
@@ -92,7 +93,8 @@ static void prune_sent(herd_notify *n, store_state *st)
 		herd_notify_mark *m = v;
 		store_object *o = store_state_get(st, STORE_KIND_ALERT, k);
 		const store_alert *a = o ? store_alert_of(o) : NULL;
-		if (!a || ((!m->raised || a->notified_ms) && (!m->cleared || a->cleared_notified_ms)))
+		if (!a || ((!m->raised || (a->notified_ms && a->notified_severity >= m->severity)) &&
+			   (!m->cleared || a->cleared_notified_ms)))
 			g_hash_table_iter_remove(&it);
 	}
 }
@@ -107,12 +109,17 @@ static GArray *pending_events(herd_notify *n, store_state *st, int64_t now_ms)
 		const store_alert *a = store_alert_of(o);
 		const herd_notify_mark *m = g_hash_table_lookup(n->sent, o->uuid);
 		if (!a->notified_ms && !(m && m->raised) && a->first_ms >= now_ms - NOTIFY_MAX_AGE_MS)
-			g_array_append_val(out, ((event){ o, a, false, a->first_ms }));
+			g_array_append_val(out, ((event){ o, a, false, false, a->first_ms }));
+		/* Worse since its raising was notified (and not cleared yet). */
+		else if (a->notified_ms && !a->cleared_ms && a->severity > a->notified_severity &&
+			 !(m && m->raised && m->severity >= a->severity) &&
+			 a->last_ms >= now_ms - NOTIFY_MAX_AGE_MS)
+			g_array_append_val(out, ((event){ o, a, false, true, a->last_ms }));
 		/* An event (a fence, a failover) is over as it is recorded: its
 		 * one message says it, no "cleared" after it. */
 		if (a->cleared_ms && a->cleared_ms != a->first_ms && !a->cleared_notified_ms &&
 		    !(m && m->cleared) && a->cleared_ms >= now_ms - NOTIFY_MAX_AGE_MS)
-			g_array_append_val(out, ((event){ o, a, true, a->cleared_ms }));
+			g_array_append_val(out, ((event){ o, a, true, false, a->cleared_ms }));
 	}
 	g_array_sort(out, oldest_first);
 	return out;
@@ -127,10 +134,11 @@ static void add_mark(GArray *marks, const event *e)
 		if (strcmp(m->uuid, e->o->uuid) == 0) {
 			m->raised |= !e->cleared;
 			m->cleared |= cleared;
+			m->severity = MAX(m->severity, e->a->severity);
 			return;
 		}
 	}
-	herd_notify_mark m = { g_strdup(e->o->uuid), !e->cleared, cleared };
+	herd_notify_mark m = { g_strdup(e->o->uuid), !e->cleared, cleared, e->a->severity };
 	g_array_append_val(marks, m);
 }
 
@@ -172,13 +180,14 @@ static herd_notice *notice_of(herd_notify *n, const char *cluster_name, const ch
 		add_mark(out->marks, e);
 		e->cleared ? cleared++ : raised++;
 		g_autofree char *when = utc_time(e->at_ms);
-		g_string_append_printf(text, "%s  %-8s  %s  alert %s", e->cleared ? "CLEARED" : "RAISED ",
+		g_string_append_printf(text, "%s  %-8s  %s  alert %s",
+				       e->cleared ? "CLEARED" : e->worse ? "WORSE  " : "RAISED ",
 				       store_alert_severity_name(e->a->severity), when, e->o->name);
 		describe_about(text, e->a);
 		g_string_append_printf(text, "\n  %s\n\n", e->a->message);
 		json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "alert", e->o->name, "event",
-				      e->cleared ? "cleared" : "raised", "kind", kind, "severity",
-				      store_alert_severity_name(e->a->severity), "message",
+				      e->cleared ? "cleared" : e->worse ? "worse" : "raised", "kind", kind,
+				      "severity", store_alert_severity_name(e->a->severity), "message",
 				      e->a->message, "time_ms", (json_int_t)e->at_ms);
 		if (e->a->node)
 			json_object_set_new(j, "node", json_string(e->a->node));
@@ -303,9 +312,11 @@ json_t *herd_notify_delivered(herd_notify *n, store_state *st, int64_t now_ms)
 		}
 		kept->raised |= m->raised;
 		kept->cleared |= m->cleared;
+		kept->severity = MAX(kept->severity, m->severity);
 		store_object *o = store_state_get(st, STORE_KIND_ALERT, m->uuid);
 		if (o)
-			json_array_append_new(ops, store_alert_cmd_notified(o, m->raised, m->cleared, now_ms));
+			json_array_append_new(ops, store_alert_cmd_notified(o, m->raised, m->severity, m->cleared,
+								      now_ms));
 	}
 	g_clear_pointer(&n->current, herd_notice_free);
 	n->attempts = 0;

@@ -5,7 +5,10 @@
  * (daemon/notify_send.h) delivers it with libcurl on a thread of its own
  * and tells the result back.
  *
- * A record's raising and its clearing are each notified once: after a
+ * A record's raising and its clearing are each notified once, and its
+ * severity getting worse while it holds (a storage 80 % full, then 90 %)
+ * once per step up; a message reworded or a severity going down sends
+ * nothing.  After a
  * delivery the shell writes notified_ms / cleared_notified_ms into the
  * record through the store, so a new coordinator neither sends them again
  * nor skips what was not delivered.  One notice holds events of one kind:
@@ -19,6 +22,7 @@
  */
 #pragma once
 
+#include "store/alert.h"
 #include "store/state.h"
 
 #include <glib.h>
@@ -41,6 +45,7 @@
 typedef struct herd_notify_mark {
 	char *uuid;
 	bool raised, cleared;
+	store_alert_severity severity; /* raised: the severity notified */
 } herd_notify_mark;
 
 typedef struct herd_notice {

@@ -48,6 +48,8 @@ void *store_alert_parse(json_t *d)
 	a->acked_by = field_str(d, "acked_by");
 	a->acked_ms = field_ms(d, "acked_ms");
 	a->notified_ms = field_ms(d, "notified_ms");
+	if (!store_alert_severity_parse(field_str(d, "notified_severity"), &a->notified_severity))
+		a->notified_severity = a->severity;
 	a->cleared_notified_ms = field_ms(d, "cleared_notified_ms");
 	return a;
 }
@@ -74,7 +76,8 @@ bool store_alert_validate(json_t *d, GError **error)
 	for (size_t i = 0; i < G_N_ELEMENTS(times); i++)
 		if (!check_uint(d, "alert", times[i], 0, INT64_MAX, error))
 			return false;
-	if (!check_choice(d, "alert", "severity", "info|warning|critical", error))
+	if (!check_choice(d, "alert", "severity", "info|warning|critical", error) ||
+	    !check_choice(d, "alert", "notified_severity", "info|warning|critical", error))
 		return false;
 	if (!field_str(d, "key") || !*field_str(d, "key") || !field_str(d, "message") ||
 	    !json_is_integer(json_object_get(d, "first_ms"))) {
@@ -162,11 +165,15 @@ json_t *store_alert_cmd_delete(const store_object *o)
 	return store_cmd_delete(STORE_KIND_ALERT, o->uuid, o->version);
 }
 
-json_t *store_alert_cmd_notified(const store_object *o, bool raised, bool cleared, int64_t now_ms)
+json_t *store_alert_cmd_notified(const store_object *o, bool raised, store_alert_severity severity,
+				 bool cleared, int64_t now_ms)
 {
 	json_t *patch = json_object();
-	if (raised)
+	if (raised) {
 		json_object_set_new(patch, "notified_ms", json_integer(now_ms));
+		json_object_set_new(patch, "notified_severity",
+				    json_string(store_alert_severity_name(severity)));
+	}
 	if (cleared)
 		json_object_set_new(patch, "cleared_notified_ms", json_integer(now_ms));
 	return store_cmd_patch(STORE_KIND_ALERT, o->uuid, patch);

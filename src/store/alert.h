@@ -40,6 +40,8 @@ typedef struct store_alert {
 	const char *acked_by;     /* the user who acknowledged it, or NULL */
 	int64_t acked_ms;
 	int64_t notified_ms;      /* its raising was notified (mail, webhook), or 0 */
+	store_alert_severity notified_severity; /* its severity then (that of a record
+				   * notified by an older herd: its severity now) */
 	int64_t cleared_notified_ms; /* its clearing was notified, or 0 */
 } store_alert;
 
@@ -65,9 +67,10 @@ json_t *store_alert_cmd_clear(const store_object *o, int64_t now_ms);
 /* Acknowledged by @user (an operator: herd alert ack). */
 json_t *store_alert_cmd_ack(const store_object *o, const char *user, int64_t now_ms);
 json_t *store_alert_cmd_delete(const store_object *o);
-/* Its raising (@raised) and/or its clearing (@cleared) were notified at
- * @now_ms (ha/notify.h). */
-json_t *store_alert_cmd_notified(const store_object *o, bool raised, bool cleared, int64_t now_ms);
+/* Its raising (@raised, at @severity: a worse one is notified again) and/or
+ * its clearing (@cleared) were notified at @now_ms (ha/notify.h). */
+json_t *store_alert_cmd_notified(const store_object *o, bool raised, store_alert_severity severity,
+				 bool cleared, int64_t now_ms);
 
 bool store_alert_validate(json_t *data, GError **error);
 void *store_alert_parse(json_t *data);

@@ -19,10 +19,8 @@ a sentence naming the setting), and then:
 - without notify_to, the mail goes to the members of the group with the
   monitor role, and to the admin's address when that group is empty.
 """
-import glob
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -30,90 +28,20 @@ _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from harness import TestNodes  # noqa: E402
 from halib import Workdir, api, herdd_log  # noqa: E402
+from notifylib import RELAY_PORT, NodeServer, mails, received, smtp_relay, subject  # noqa: E402
 from testlib import check, run_test, say, wait_until  # noqa: E402
 
 INSTANCE = "test-notify"
 PASSWORD = "Relay-pw-5p1ndle-7731"
-USER = "herd-relay"
-PORT = 2525
 
 
-def make_ca(tmp):
-    """A CA and a certificate for 10.99.0.1 signed by it (openssl)."""
-    def ssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=notify test CA",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=10.99.0.1", "-keyout", "smtp.key",
-        "-out", "smtp.csr")
-    with open(os.path.join(tmp, "san.ext"), "w") as f:
-        f.write("subjectAltName=IP:10.99.0.1\nextendedKeyUsage=serverAuth\n")
-    ssl("x509", "-req", "-in", "smtp.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "san.ext", "-out", "smtp.pem")
-
-
-class NodeServer:
-    """A test server (smtp_sink.py, webhook_sink.py) inside n1, started and
-    stopped again: it writes its pid (inside n1) to a file once it listens,
-    and is stopped with kill inside n1 (nsenter does not pass signals on)."""
-
-    def __init__(self, tn, tmp, name, args):
-        self.tn, self.tmp, self.name, self.args = tn, tmp, name, args
-        self.proc = self.log = None
-        self.pid_file = os.path.join(tmp, f"{name}.pid")
-
-    def start(self):
-        argv = self.tn.tn.node_argv(1, ["/usr/bin/python3", os.path.join(_here, f"{self.name}.py"),
-                                        *self.args, self.pid_file])
-        self.log = open(os.path.join(self.tmp, f"{self.name}.log"), "a")
-        self.proc = subprocess.Popen(argv, env=self.tn.tn.node_env(1), stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: os.path.exists(self.pid_file) or self.proc.poll() is not None or None,
-                   20, f"{self.name} to listen", interval=0.3)
-        check(self.proc.poll() is None, f"{self.name} did not start ({self.name}.log)")
-
-    def stop(self):
-        if self.proc:
-            try:
-                pid = open(self.pid_file).read().strip()
-                self.tn.exec(1, "kill", pid)
-                os.unlink(self.pid_file)
-            except OSError:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        if self.log:
-            self.log.close()
-            self.log = None
-
-
-def received(dir):
-    """What a sink kept in @dir (mails, webhook calls), oldest first."""
-    out = []
-    for path in sorted(glob.glob(os.path.join(dir, "*.json")), key=os.path.getmtime):
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
-
-
-mails = hooks = received
+hooks = received
 
 
 def link_hooks(hookdir):
     """The webhook calls about link 1 down: (event, alert) of each event."""
     return [(e["event"], e["alert"]) for h in hooks(hookdir) for e in h["body"]["events"]
             if "link 1 down" in e["message"]]
-
-
-def subject(m):
-    for line in m["data"].splitlines():
-        if line.startswith("Subject:"):
-            return line[len("Subject:"):].strip()
-    return ""
 
 
 def herd(tn, *args, check_rc=True):
@@ -162,22 +90,14 @@ def recipients(tn, tmp, maildir):
 def main():
     with TestNodes(INSTANCE, 2, links=2) as tn, Workdir(INSTANCE) as tmp:
         tn.wait_members([1, 2], 2)
-        make_ca(tmp)
-        maildir = os.path.join(tmp, "mail")
-        os.mkdir(maildir)
+        smtp, maildir, relay = smtp_relay(tn, tmp, PASSWORD)
         hookdir = os.path.join(tmp, "hooks")
         os.mkdir(hookdir)
-        with open(os.path.join(tmp, "relay-password"), "w") as f:
-            f.write(PASSWORD)
-        smtp = NodeServer(tn, tmp, "smtp_sink",
-                          ["10.99.0.1", str(PORT), os.path.join(tmp, "smtp.pem"),
-                           os.path.join(tmp, "smtp.key"), USER, os.path.join(tmp, "relay-password"),
-                           maildir])
         webhook = NodeServer(tn, tmp, "webhook_sink", ["10.99.0.1", "8080", hookdir])
         try:
             smtp.start()
             webhook.start()
-            say(f"SMTP server in n1 at 10.99.0.1:{PORT}: STARTTLS and AUTH required; "
+            say(f"SMTP server in n1 at 10.99.0.1:{RELAY_PORT}: STARTTLS and AUTH required; "
                 f"a webhook receiver at 10.99.0.1:8080")
             p = herd(tn, "notify", "test", check_rc=False)
             check(p.returncode == 1 and "No notifications are set up" in p.stderr,
@@ -191,10 +111,7 @@ def main():
                 check(p.returncode != 0 and name in p.stderr,
                       f"herd cluster set {bad}: exit {p.returncode}: {p.stderr.strip()}")
             say("bad notify_* values refused with the setting named")
-            herd(tn, "cluster", "set", "notify_smtp_host=10.99.0.1", f"notify_smtp_port={PORT}",
-                 "notify_smtp_tls=starttls", f"notify_smtp_ca={os.path.join(tmp, 'ca.pem')}",
-                 f"notify_smtp_user={USER}", f"notify_smtp_password={PASSWORD}",
-                 "notify_from=herd@cluster.test", "notify_to=ops@example.test, oncall@example.test",
+            herd(tn, "cluster", "set", *relay, "notify_to=ops@example.test, oncall@example.test",
                  "notify_webhook=http://10.99.0.1:8080/hook")
             for i in (1, 2):
                 out = tn.exec(i, "herd", "cluster", "settings").stdout

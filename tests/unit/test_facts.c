@@ -110,8 +110,8 @@ static void test_migration(fixture *x, gconstpointer data)
 }
 
 /* What a node reaches: news when it changes, not when only a storage's
- * usage moved (as the free memory); a node that does not say reaches
- * nothing. */
+ * usage moved (as the free memory) unless it crossed an alert level; a
+ * node that does not say reaches nothing. */
 static void test_reach(fixture *x, gconstpointer data)
 {
 	const char *s1 = "00000001-0000-4000-8000-000000000001", *s2 = "00000002-0000-4000-8000-000000000002";
@@ -142,6 +142,18 @@ static void test_reach(fixture *x, gconstpointer data)
 	g_assert_false(send(x));
 	x->r.usage = usage;
 	g_assert_false(send(x));
+	/* A storage crossing an alert level (80 %, 90 %, and back): news; more
+	 * usage within a level: none. */
+	json_object_set_new(json_object_get(usage, s1), "size", json_integer(1000000));
+	const struct {
+		json_int_t free;
+		bool news;
+	} steps[] = { { 150000, true }, { 140000, false }, { 50000, true }, { 40000, false },
+		      { 500000, true }, { 400000, false } };
+	for (size_t i = 0; i < G_N_ELEMENTS(steps); i++) {
+		json_object_set_new(json_object_get(usage, s1), "free", json_integer(steps[i].free));
+		g_assert_cmpint(send(x), ==, steps[i].news);
+	}
 	/* Reach itself: news. */
 	json_object_set_new(json_object_get(reach, s2), "ok", json_true());
 	json_object_del(json_object_get(reach, s2), "problem");

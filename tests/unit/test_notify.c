@@ -136,6 +136,62 @@ static void test_event(void)
 	g_assert_cmpint(wake, ==, 0);
 }
 
+#define FULL(sev, pct) "[{\"kind\":\"storage_full\",\"severity\":\"" sev "\",\"storage\":\"s1\"," \
+		       "\"message\":\"Storage s1 is " pct " % full\"}]"
+
+/* A storage past 80 % (warning), then past 90 % (critical): one notice
+ * each.  A reworded message, the severity going down and up again, a
+ * delivery the store has not caught up with: nothing more. */
+static void test_worse(void)
+{
+	g_autoptr(test_store) t = cluster_store();
+	g_autoptr(herd_notify) n = herd_notify_new();
+	int64_t wake, now = T0;
+	alerts_are(t, FULL("warning", "81"), now);
+	const herd_notice *x = next(t, n, now + NOTIFY_GATHER_MS, NULL);
+	g_assert_nonnull(x);
+	g_assert_nonnull(strstr(x->subject, "warning: Storage s1 is 81 % full"));
+	delivered(t, n, now += NOTIFY_GATHER_MS, true);
+	const store_alert *a = store_alert_of(store_state_get_by_name(t->st, STORE_KIND_ALERT, "1"));
+	g_assert_cmpint(a->notified_severity, ==, STORE_ALERT_WARNING);
+	now += 600000;
+	alerts_are(t, FULL("warning", "85"), now);
+	g_assert_null(next(t, n, now + NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_cmpint(wake, ==, 0);
+	/* Critical: one notice, not held back by the gathering time more
+	 * than any event. */
+	alerts_are(t, FULL("critical", "91"), now += 1000);
+	g_assert_null(next(t, n, now, &wake));
+	g_assert_cmpint(wake, ==, NOTIFY_GATHER_MS);
+	x = next(t, n, now += NOTIFY_GATHER_MS, NULL);
+	g_assert_nonnull(x);
+	g_assert_nonnull(strstr(x->subject, "critical: Storage s1 is 91 % full"));
+	g_assert_nonnull(strstr(x->text, "WORSE"));
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(events(x), 0), "event")), ==,
+			"worse");
+	/* Delivered, its mark not in the store yet: not again. */
+	delivered(t, n, now, false);
+	g_assert_null(next(t, n, now + 10 * NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_cmpint(wake, ==, 0);
+	herd_notify_reset(n); /* a new coordinator: the store says it all */
+	alerts_are(t, FULL("critical", "91"), now);
+	g_assert_nonnull(next(t, n, now + 10 * NOTIFY_KIND_INTERVAL_MS, NULL));
+	delivered(t, n, now, true);
+	a = store_alert_of(store_state_get_by_name(t->st, STORE_KIND_ALERT, "1"));
+	g_assert_cmpint(a->notified_severity, ==, STORE_ALERT_CRITICAL);
+	/* Down to a warning and up again: the critical was said. */
+	alerts_are(t, FULL("warning", "89"), now += 600000);
+	g_assert_null(next(t, n, now + NOTIFY_KIND_INTERVAL_MS, &wake));
+	alerts_are(t, FULL("critical", "90"), now += 600000);
+	g_assert_null(next(t, n, now + NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_cmpint(wake, ==, 0);
+	/* Cleared: one notice. */
+	alerts_are(t, "[]", now += 1000);
+	x = next(t, n, now + NOTIFY_KIND_INTERVAL_MS, NULL);
+	g_assert_nonnull(x);
+	g_assert_nonnull(strstr(x->text, "CLEARED"));
+}
+
 static void test_one_alert_subject(void)
 {
 	g_autoptr(test_store) t = cluster_store();
@@ -304,6 +360,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/notify/raise-and-clear", test_raise_and_clear);
 	g_test_add_func("/notify/event", test_event);
+	g_test_add_func("/notify/worse", test_worse);
 	g_test_add_func("/notify/one-alert-subject", test_one_alert_subject);
 	g_test_add_func("/notify/kinds", test_kinds);
 	g_test_add_func("/notify/retry", test_retry);
