@@ -92,7 +92,6 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/vms/{vm}/{op}", api_vm_op, 0, API_PERM_VM_OPERATE },
 	{ "GET", "/api/v1/history/vms", api_history_vms, 0, API_PERM_READ },
 
-	{ "POST", "/api/v1/storage", api_storage_add, 0, API_PERM_ADMIN },
 
 	{ "GET", "/api/v1/disks", api_disks_list, 0, API_PERM_READ },
 	{ "POST", "/api/v1/disks", api_disk_create, 0, API_PERM_ADMIN },

@@ -18,6 +18,7 @@
 #include "daemon/san_link.h"
 #include "daemon/qdevice_setup.h"
 #include "daemon/virt_setup.h"
+#include "ha/fence.h"
 #include "ha/ha.h"
 #include "virt/driver.h"
 
@@ -202,6 +203,13 @@ int main(int argc, char **argv)
 
 	if (!herd_mkdir_p(d.cfg->state_dir, 0700, &error) || !herdd_tls_load(&d, &error))
 		goto out;
+	{
+		/* Fence agents without pexpect's 0.1 s pause per command (ha/fence.h). */
+		g_autoptr(GError) err = NULL;
+		g_autofree char *dir = g_build_filename(d.cfg->state_dir, "fence-python", NULL);
+		if (!herd_fence_agent_python_setup(dir, &err))
+			log_warn("fence agents run with pexpect's pauses: %s", err->message);
+	}
 
 	d.cluster = herd_cluster_new(d.cfg->state_dir, d.cfg->node_name, herd_corosync_bus_new("herd"),
 				     &error);

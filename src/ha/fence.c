@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "ha/fence_standby.h"
 
+#include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
 
@@ -21,6 +22,62 @@ static const char *agent_dir(void)
 char *herd_fence_agent_path(const char *agent)
 {
 	return g_build_filename(agent_dir(), agent, NULL);
+}
+
+/* The directory of herd's sitecustomize.py, once written (herdd's). */
+static char *python_dir;
+
+static const char sitecustomize[] =
+	"# Written by herdd for the fence agents it runs; see src/ha/fence.h.\n"
+	"# pexpect.run() sleeps 0.1 s in close() after each command, although it\n"
+	"# has read EOF and ptyprocess then reads the exit status with a blocking\n"
+	"# waitpid(): the pause is set to 0.  Then the system's own sitecustomize.\n"
+	"import importlib.machinery, importlib.util, os, sys\n"
+	"try:\n"
+	"    import ptyprocess\n"
+	"    _herd_init = ptyprocess.PtyProcess.__init__\n"
+	"    def _herd_no_pause(self, *args, **kwargs):\n"
+	"        _herd_init(self, *args, **kwargs)\n"
+	"        self.delayafterclose = 0\n"
+	"    ptyprocess.PtyProcess.__init__ = _herd_no_pause\n"
+	"except Exception:\n"
+	"    pass\n"
+	"_herd_here = os.path.dirname(os.path.abspath(__file__))\n"
+	"_herd_spec = importlib.machinery.PathFinder.find_spec(\n"
+	"    'sitecustomize', [p for p in sys.path if os.path.abspath(p or '.') != _herd_here])\n"
+	"if _herd_spec and _herd_spec.loader:\n"
+	"    try:\n"
+	"        _herd_spec.loader.exec_module(importlib.util.module_from_spec(_herd_spec))\n"
+	"    except Exception:\n"
+	"        pass\n";
+
+bool herd_fence_agent_python_setup(const char *dir, GError **error)
+{
+	g_autofree char *file = g_build_filename(dir, "sitecustomize.py", NULL);
+	if (g_mkdir_with_parents(dir, 0700) != 0) {
+		int e = errno;
+		g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL, "cannot create %s: %s", dir, g_strerror(e));
+		return false;
+	}
+	if (!g_file_set_contents(file, sitecustomize, -1, error))
+		return false;
+	g_free(python_dir);
+	python_dir = g_strdup(dir);
+	return true;
+}
+
+GSubprocess *herd_fence_agent_spawn(const char *agent, GError **error)
+{
+	g_autofree char *path = herd_fence_agent_path(agent);
+	const char *argv[] = { path, NULL };
+	g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(
+		G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	if (python_dir) {
+		const char *old = g_getenv("PYTHONPATH");
+		g_autofree char *pp = old && *old ? g_strconcat(python_dir, ":", old, NULL) : g_strdup(python_dir);
+		g_subprocess_launcher_setenv(l, "PYTHONPATH", pp, TRUE);
+	}
+	return g_subprocess_launcher_spawnv(l, argv, error);
 }
 
 bool herd_fence_agent_valid(const char *agent, GError **error)
@@ -175,11 +232,7 @@ static void on_agent_finished(GObject *src, GAsyncResult *res, gpointer data)
 static bool agent_spawn(agent_run *r)
 {
 	g_autoptr(GError) err = NULL;
-	g_autofree char *path = herd_fence_agent_path(r->t->agent);
-	const char *argv[] = { path, NULL };
-	GSubprocess *proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-							    G_SUBPROCESS_FLAGS_STDERR_PIPE,
-					      &err);
+	GSubprocess *proc = herd_fence_agent_spawn(r->t->agent, &err);
 	if (!proc) {
 		g_autofree char *detail = g_strdup_printf("%s could not be run: %s", r->t->agent, err->message);
 		r->done(false, r->t->device, detail, 0, r->user);

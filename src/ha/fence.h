@@ -11,6 +11,7 @@
 #include "ha/fence_pool.h"
 #include "ha/fencer.h"
 
+#include <gio/gio.h>
 #include <glib.h>
 #include <stdbool.h>
 
@@ -32,6 +33,26 @@ void herd_fence_agent_action(const herd_fence_target *t, const char *action,
  * it took its options, through a fresh one. */
 void herd_fence_agent_run(herd_fence_pool *pool, const herd_fence_target *t, const char *action,
 			  herd_fence_done done, gpointer user);
+
+/*
+ * Python agents run without pexpect's fixed pause.  fence-agents' SNMP
+ * agents (fence_apc_snmp and its kin) run every net-snmp command through
+ * pexpect.run(), whose close() sleeps 0.1 s "to give the kernel time to
+ * update process status" before it reads the command's exit status: four
+ * commands, 0.4 s, for every "off" of fence_apc_snmp, against about 2 ms
+ * that the PDU takes to answer (bench/README.md).  pexpect.run() has read
+ * EOF by then, and after EOF ptyprocess reads the status with a blocking
+ * waitpid(): the pause buys nothing on Linux.  Writes @dir/sitecustomize.py,
+ * which sets that pause to 0 and then runs the system's own sitecustomize,
+ * and puts @dir first on the PYTHONPATH of every agent started after it.
+ * Nothing else of an agent changes; agents that are not Python ignore it.
+ * False, and agents run as they are, when the file cannot be written.
+ */
+bool herd_fence_agent_python_setup(const char *dir, GError **error);
+
+/* Start @agent with pipes for stdin, stdout and stderr (and the setting
+ * above): it waits for its options on stdin. */
+GSubprocess *herd_fence_agent_spawn(const char *agent, GError **error);
 
 /* Where @agent is installed (the agents' directory, default /usr/sbin). */
 char *herd_fence_agent_path(const char *agent);

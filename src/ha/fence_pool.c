@@ -86,11 +86,7 @@ static void kill_waiting(waiting *w)
 static bool spawn(herd_fence_pool *p, const herd_standby_want *want)
 {
 	g_autoptr(GError) err = NULL;
-	g_autofree char *path = herd_fence_agent_path(want->agent);
-	const char *argv[] = { path, NULL };
-	GSubprocess *proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-							    G_SUBPROCESS_FLAGS_STDERR_PIPE,
-					      &err);
+	GSubprocess *proc = herd_fence_agent_spawn(want->agent, &err);
 	if (!proc) {
 		unsigned deaths = GPOINTER_TO_UINT(g_hash_table_lookup(p->deaths, want->device)) + 1;
 		g_hash_table_insert(p->deaths, g_strdup(want->device), GUINT_TO_POINTER(deaths));

@@ -636,6 +636,58 @@ static void test_pool_dead_agents(void)
 	g_log_set_always_fatal(fatal);
 }
 
+/* A Python agent, as fence-agents' are, that runs one command through
+ * pexpect.run() as fencing_snmp.py does and reports its exit status and
+ * ptyprocess's pause after close. */
+static const char PYTHON_AGENT[] =
+	"#!/usr/bin/python3\n"
+	"import sys, pexpect\n"
+	"sys.stdin.read()\n"
+	"out, status = pexpect.run(\"sh -c 'echo hi; exit 3'\", withexitstatus=True)\n"
+	"child = pexpect.spawn('true')\n"
+	"child.expect(pexpect.EOF)\n"
+	"print('status=%d pause=%s' % (status, child.ptyproc.delayafterclose))\n";
+
+static char *run_python_agent(void)
+{
+	herd_fence_target *t = target("pdu", "fencingpy", "1", 1, "/dev/null");
+	g_free(t->agent);
+	t->agent = g_strdup("fence_python");
+	result r = { 0 };
+	r.loop = g_main_loop_new(NULL, FALSE);
+	herd_fence_agent_action(t, "monitor", on_done, &r);
+	g_main_loop_run(r.loop);
+	g_main_loop_unref(r.loop);
+	g_assert_true(r.ok);
+	char *detail = g_steal_pointer(&r.detail);
+	g_free(r.device);
+	herd_fence_target_free(t);
+	return detail;
+}
+
+/* herdd's sitecustomize.py: no pause, and the exit status is still exact
+ * (ptyprocess reads it after EOF with a blocking waitpid()). */
+static void test_python_no_pause(void)
+{
+	g_autofree char *agent = g_build_filename(agent_dir, "fence_python", NULL);
+	g_assert_true(g_file_set_contents(agent, PYTHON_AGENT, -1, NULL));
+	g_assert_cmpint(g_chmod(agent, 0755), ==, 0);
+	g_autofree char *before = run_python_agent();
+	g_assert_cmpstr(before, ==, "status=3 pause=0.1");
+	g_autoptr(GError) err = NULL;
+	g_autofree char *dir = g_build_filename(agent_dir, "python", NULL);
+	g_assert_true(herd_fence_agent_python_setup(dir, &err));
+	g_assert_no_error(err);
+	for (int i = 0; i < 5; i++) {
+		g_autofree char *after = run_python_agent();
+		g_assert_cmpstr(after, ==, "status=3 pause=0");
+	}
+	g_autofree char *file = g_build_filename(dir, "sitecustomize.py", NULL);
+	g_unlink(file);
+	g_rmdir(dir);
+	g_unlink(agent);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -664,6 +716,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/fence/pool-fence", test_pool_fence);
 	g_test_add_func("/fence/pool-kill-and-change", test_pool_kill_and_change);
 	g_test_add_func("/fence/pool-dead-agents", test_pool_dead_agents);
+	g_test_add_func("/fence/python-no-pause", test_python_no_pause);
 	int rc = g_test_run();
 
 	g_unlink(agent);
