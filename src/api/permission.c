@@ -150,6 +150,21 @@ bool api_access_allows(const api_access *ac, const char *user, api_perm perm, co
 	return forbid(error, "%s declares no permission, so no user may use it.", what);
 }
 
+bool api_request_may(http_request *req, store_state *st, api_perm perm, const store_object *vm)
+{
+	if (http_request_is_local_root(req))
+		return true;
+	const char *name = http_request_user(req);
+	store_object *user = name ? store_state_get_by_name(st, STORE_KIND_USER, name) : NULL;
+	if (!user)
+		return false;
+	api_access ac;
+	api_access_of(st, user, &ac);
+	bool ok = api_access_allows(&ac, name, perm, "", vm, NULL, NULL);
+	api_access_clear(&ac);
+	return ok;
+}
+
 bool api_authorize(http_request *req, gpointer user_data, GError **error)
 {
 	api_ctx *a = user_data;

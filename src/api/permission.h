@@ -51,5 +51,10 @@ void api_access_clear(api_access *ac);
 bool api_access_allows(const api_access *ac, const char *user, api_perm perm, const char *what,
 		       const store_object *vm, const char *target, GError **error);
 
+/* Has the user of @req (root on the local socket: every permission)
+ * @perm, on VM @vm for VM_OPERATE?  (For what a handler shows, not for
+ * the route: api_authorize() decided that.) */
+bool api_request_may(http_request *req, store_state *st, api_perm perm, const store_object *vm);
+
 /* The HTTP server's authorizer (http_authorize_fn); user data: api_ctx. */
 bool api_authorize(http_request *req, gpointer user_data, GError **error);

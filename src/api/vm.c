@@ -8,6 +8,7 @@
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
+#include "api/permission.h"
 #include "api/routes.h"
 #include "api/vm_hardware.h"
 #include "api/vm_wait.h"
@@ -145,7 +146,7 @@ json_t *api_render_vm(api_ctx *a, json_t *result)
 {
 	store_object *vm = store_state_get(api_state(a), STORE_KIND_VM,
 					   json_string_value(json_object_get(result, "uuid")));
-	return vm ? api_vm_json(a, vm, false) : json_incref(result);
+	return vm ? api_vm_json(a, vm, NULL) : json_incref(result);
 }
 
 /* A define whose XML libvirt checks on a thread of its own: its schema
@@ -272,21 +273,35 @@ void api_vm_define(http_request *req, gpointer user_data)
 	g_thread_pool_push(pool, j, NULL);
 }
 
+/* @vm's XML as @req's user may see it: the graphics' passwords only for
+ * those who may operate it (they may open its console anyway), as libvirt
+ * shows them only to read-write connections. */
+static char *vm_xml_for(http_request *req, api_ctx *a, store_object *vm)
+{
+	const char *xml = store_vm_of(vm)->xml;
+	char *without = api_request_may(req, api_state(a), API_PERM_VM_OPERATE, vm)
+				? NULL : herd_domxml_without_passwords(xml);
+	return without ? without : g_strdup(xml);
+}
+
 void api_vm_get(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
-	if (vm)
-		http_respond_json(req, 200, api_vm_json(a, vm, true));
+	if (!vm)
+		return;
+	g_autofree char *xml = vm_xml_for(req, a, vm);
+	http_respond_json(req, 200, api_vm_json(a, vm, xml));
 }
 
 void api_vm_xml(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	store_object *vm = api_lookup_param(req, a, STORE_KIND_VM, "vm");
-	if (vm)
-		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml",
-						      store_vm_of(vm)->xml));
+	if (!vm)
+		return;
+	g_autofree char *xml = vm_xml_for(req, a, vm);
+	http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml", xml));
 }
 
 void api_vm_set(http_request *req, gpointer user_data)
@@ -462,7 +477,7 @@ static void on_vm_op_done(const GError *error, gpointer user)
 	if (error)
 		http_respond_error(o->req, error);
 	else
-		http_respond_json(o->req, 200, vm ? api_vm_json(o->a, vm, false) : json_object());
+		http_respond_json(o->req, 200, vm ? api_vm_json(o->a, vm, NULL) : json_object());
 	g_free(o);
 }
 

@@ -77,17 +77,17 @@ void api_vm_runtime_write(json_writer *w, const herd_runtime_view *view, store_o
 		json_writer_member_int(w, "uptime_s", (now_ms - rt.since_ms) / 1000);
 }
 
-json_t *api_vm_json(api_ctx *a, store_object *vm, bool with_xml)
+json_t *api_vm_json(api_ctx *a, store_object *vm, const char *xml)
 {
-	g_autoptr(GString) text = g_string_sized_new(with_xml ? 4096 : 512);
+	g_autoptr(GString) text = g_string_sized_new(xml ? 4096 : 512);
 	g_autoptr(herd_runtime_view) view = a->ha ? herd_ha_runtime_view(a->ha) : NULL;
 	json_writer w;
 	json_writer_init(&w, text);
 	json_writer_object_begin(&w);
 	api_vm_config_write(&w, vm);
 	api_vm_runtime_write(&w, view, vm, g_get_real_time() / 1000);
-	if (with_xml)
-		json_writer_member_string(&w, "xml", store_vm_of(vm)->xml);
+	if (xml)
+		json_writer_member_string(&w, "xml", xml);
 	json_writer_object_end(&w);
 	json_t *out = json_loads(text->str, 0, NULL);
 	/* A live migration under way: how far it is, as its source said

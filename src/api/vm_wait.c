@@ -66,7 +66,7 @@ static gboolean on_vm_wait(gpointer data)
 				    "VM %s is no longer to be %s: another command %s it meanwhile.",
 				    vm->name, w->what, w->want_running ? "stopped" : "started");
 	} else if ((got = w->cond(a, vm, w->arg, &failure)) == API_VM_THERE) {
-		http_respond_json(w->req, 200, api_vm_json(a, vm, false));
+		http_respond_json(w->req, 200, api_vm_json(a, vm, NULL));
 	} else if (got == API_VM_FAILED) {
 		http_respond_errorf(w->req, HERD_ERR_CONFLICT, "%s", failure);
 	} else if (g_get_monotonic_time() >= w->deadline_us) {
@@ -116,7 +116,7 @@ static void on_committed(json_t *result, const GError *error, gpointer user)
 	if (error) {
 		http_respond_error(w->req, error);
 	} else if (!w->cond || !vm) {
-		http_respond_json(w->req, 200, vm ? api_vm_json(w->a, vm, false) : json_incref(result));
+		http_respond_json(w->req, 200, vm ? api_vm_json(w->a, vm, NULL) : json_incref(result));
 	} else {
 		herd_ha_kick(w->a->ha);
 		wait_for(w, vm);

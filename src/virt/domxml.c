@@ -115,6 +115,24 @@ static void read_uses(const char *desc, herd_domxml *d)
 	d->bridges = (char **)g_ptr_array_free(u.bridges, FALSE);
 }
 
+char *herd_domxml_without_passwords(const char *xml)
+{
+	static GRegex *passwd;
+	if (!xml || !strstr(xml, "passwd"))
+		return NULL;
+	if (g_once_init_enter(&passwd)) {
+		/* An attribute value holds no raw quote of its own kind. */
+		GRegex *re = g_regex_new("\\s+passwd\\s*=\\s*(\"[^\"]*\"|'[^']*')", G_REGEX_OPTIMIZE, 0, NULL);
+		g_once_init_leave(&passwd, re);
+	}
+	char *out = g_regex_replace_literal(passwd, xml, -1, 0, "", 0, NULL);
+	if (out && strcmp(out, xml) == 0) {
+		g_free(out);
+		return NULL;
+	}
+	return out;
+}
+
 static bool define_and_read(virConnectPtr conn, const char *xml, herd_domxml *d, GError **error)
 {
 	virDomainPtr dom = virDomainDefineXMLFlags(conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);

@@ -25,5 +25,10 @@ typedef struct herd_domxml {
  * Any thread may call it; it takes tens of milliseconds (libvirt loads its
  * schema each time). */
 herd_domxml *herd_domxml_parse(const char *xml, GError **error);
+
+/* @xml without the passwords of its graphics (VNC, SPICE): every
+ * passwd='…' attribute removed, as libvirt shows a domain to a read-only
+ * connection (without VIR_DOMAIN_XML_SECURE).  NULL when it has none. */
+char *herd_domxml_without_passwords(const char *xml);
 void herd_domxml_free(herd_domxml *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(herd_domxml, herd_domxml_free)

@@ -20,7 +20,7 @@ import sys
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from halib import Ha, HaNodes, Workdir  # noqa: E402
-from testlib import check, expect, run_test, say, wait_until  # noqa: E402
+from testlib import check, expect, guest_xml, run_test, say, wait_until  # noqa: E402
 
 INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "test-users")
 PW = {"aud": "Aud1tor-pw-4471", "op": "0perator-pw-9902", "mon": "M0nitor-pw-1123"}
@@ -113,6 +113,10 @@ def setup(tn, ha, tmp):
         ", ".join(f"{n}: {','.join(u['roles'])}" for n, u in sorted(users.items())))
     for name, pool in (("web1", "web"), ("db1", "db")):
         ha.define(name, ha=False, preferred="n1", extra=["--pool", pool, "--shutdown-timeout", "2"])
+    # A VM whose console has a password: readers see its XML without it.
+    xml = guest_xml("gfx1").replace("</devices>", "<graphics type='vnc' port='-1' passwd='Vnc-s3cret'/></devices>")
+    write(tmp, "gfx1.xml", xml)
+    ha.ok(1, "vm", "define", os.path.join(tmp, "gfx1.xml"), "--pool", "db")
 
 
 def auditor(tn, ha, tmp):
@@ -133,6 +137,15 @@ def auditor(tn, ha, tmp):
                     token=tok, body={"password": "x"})]
     for m in msgs:
         say(f"  refused: {m}")
+    # The console's password: not for readers (as libvirt's read-only
+    # connections), for those who may operate the VM.
+    for path, key in (("/api/v1/vms/gfx1/xml", "xml"), ("/api/v1/vms/gfx1", "xml")):
+        code, res, _ = https(tn, 2, "GET", path, token=tok)
+        check(code == 200 and "<graphics" in res[key] and "Vnc-s3cret" not in res[key]
+              and "passwd" not in res[key], f"auditor GET {path}: the graphics' password shown: {res}")
+    admin_xml = ha.ok(2, "vm", "dumpxml", "gfx1").stdout
+    check("passwd='Vnc-s3cret'" in admin_xml, f"admin's XML of gfx1 lacks the password: {admin_xml}")
+    say("auditor: gfx1's XML without the VNC password; the admin's with it")
     # The CLI, with the session in HERD_TOKEN.
     p = tn.exec(2, "env", f"HERD_TOKEN={tok}", "herd", "--host", "10.99.0.2", "-k", "vm", "list", "--all")
     check(p.returncode == 0 and "web1" in p.stdout, f"HERD_TOKEN herd vm list: {p.stdout}{p.stderr}")

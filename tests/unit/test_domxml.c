@@ -244,6 +244,19 @@ static void test_size(void)
 	expect_refused(junk, HERD_ERR_TOO_LARGE, "larger than");
 }
 
+/* What readers see: no password of any graphics, nothing else changed. */
+static void test_without_passwords(void)
+{
+	g_assert_null(herd_domxml_without_passwords("<domain><devices/></domain>"));
+	g_assert_null(herd_domxml_without_passwords("<domain><description>mypasswd=1</description></domain>"));
+	g_autofree char *a = herd_domxml_without_passwords(
+		"<domain><devices><graphics type='vnc' port='-1' passwd='s3cr\"t'/>\n"
+		"<graphics type=\"spice\"\n  passwd = \"x'y\" autoport=\"yes\"/></devices></domain>");
+	g_assert_cmpstr(a, ==,
+			"<domain><devices><graphics type='vnc' port='-1'/>\n"
+			"<graphics type=\"spice\" autoport=\"yes\"/></devices></domain>");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -252,6 +265,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/domxml/uuid-inserted", test_uuid_inserted);
 	g_test_add_func("/domxml/uuid-in-comment", test_uuid_in_comment);
 	g_test_add_func("/domxml/refused", test_refused);
+	g_test_add_func("/domxml/without-passwords", test_without_passwords);
 	g_test_add_func("/domxml/encoding", test_encoding);
 	g_test_add_func("/domxml/size", test_size);
 	return g_test_run();
