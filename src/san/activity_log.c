@@ -1,6 +1,8 @@
 /* An eSAN replica's activity log: the active extents, their decisions, the block. */
 #include "san/activity_log.h"
 
+#include "san/block.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,40 +199,6 @@ bool san_al_changed(const san_al *al)
 	return al->changed;
 }
 
-static void put32(uint8_t *b, uint32_t v)
-{
-	v = GUINT32_TO_LE(v);
-	memcpy(b, &v, 4);
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-	v = GUINT64_TO_LE(v);
-	memcpy(b, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-	uint32_t v;
-	memcpy(&v, b, 4);
-	return GUINT32_FROM_LE(v);
-}
-
-static uint64_t get64(const uint8_t *b)
-{
-	uint64_t v;
-	memcpy(&v, b, 8);
-	return GUINT64_FROM_LE(v);
-}
-
-static void block_sum(const uint8_t *block, uint8_t *sum)
-{
-	g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_SHA256);
-	gsize len = 32;
-	g_checksum_update(c, block, OFF_SUM);
-	g_checksum_get_digest(c, sum, &len);
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -248,14 +216,14 @@ void san_al_encode_next(san_al *al, uint8_t *block, uint64_t *seq, uint64_t *fil
 	*seq = ++al->seq;
 	memset(block, 0, SAN_AL_BLOCK);
 	memcpy(block, MAGIC, 8);
-	put32(block + OFF_VERSION, VERSION);
-	put32(block + OFF_COUNT, n);
-	put64(block + OFF_AL_ID, al->al_id);
-	put64(block + OFF_SEQ, *seq);
-	put64(block + OFF_EXTENT, al->extent);
+	san_put32(block + OFF_VERSION, VERSION);
+	san_put32(block + OFF_COUNT, n);
+	san_put64(block + OFF_AL_ID, al->al_id);
+	san_put64(block + OFF_SEQ, *seq);
+	san_put64(block + OFF_EXTENT, al->extent);
 	for (unsigned i = 0; i < n; i++)
-		put32(block + OFF_EXTENTS + 4 * i, ext[i]);
-	block_sum(block, block + OFF_SUM);
+		san_put32(block + OFF_EXTENTS + 4 * i, ext[i]);
+	san_block_sum(block, OFF_SUM, block + OFF_SUM);
 	*file_off = (*seq % SAN_AL_BLOCKS) * SAN_AL_BLOCK;
 	al->changed = false;
 }
@@ -284,13 +252,13 @@ bool san_al_active(const san_al *al, uint64_t off)
 static bool block_valid(const uint8_t *b)
 {
 	uint8_t sum[32];
-	if (memcmp(b, MAGIC, 8) != 0 || get32(b + OFF_VERSION) != VERSION)
+	if (memcmp(b, MAGIC, 8) != 0 || san_get32(b + OFF_VERSION) != VERSION)
 		return false;
-	block_sum(b, sum);
+	san_block_sum(b, OFF_SUM, sum);
 	if (memcmp(sum, b + OFF_SUM, 32) != 0)
 		return false;
-	uint64_t extent = get64(b + OFF_EXTENT);
-	return get32(b + OFF_COUNT) <= SAN_AL_MAX_EXTENTS && extent && (extent & (extent - 1)) == 0;
+	uint64_t extent = san_get64(b + OFF_EXTENT);
+	return san_get32(b + OFF_COUNT) <= SAN_AL_MAX_EXTENTS && extent && (extent & (extent - 1)) == 0;
 }
 
 bool san_al_read(const uint8_t *data, size_t len, uint64_t al_id, GArray *extents, uint64_t *extent,
@@ -313,7 +281,7 @@ bool san_al_read(const uint8_t *data, size_t len, uint64_t al_id, GArray *extent
 		if (!block_valid(b))
 			continue;
 		valid++;
-		if (get64(b + OFF_AL_ID) == al_id && (!best || get64(b + OFF_SEQ) > get64(best + OFF_SEQ)))
+		if (san_get64(b + OFF_AL_ID) == al_id && (!best || san_get64(b + OFF_SEQ) > san_get64(best + OFF_SEQ)))
 			best = b;
 	}
 	if (!valid) {
@@ -327,12 +295,12 @@ bool san_al_read(const uint8_t *data, size_t len, uint64_t al_id, GArray *extent
 			    G_GINT64_MODIFIER "X, the one the metadata names)", al_id);
 		return false;
 	}
-	uint32_t n = get32(best + OFF_COUNT);
+	uint32_t n = san_get32(best + OFF_COUNT);
 	g_array_set_size(extents, 0);
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t e = get32(best + OFF_EXTENTS + 4 * i);
+		uint32_t e = san_get32(best + OFF_EXTENTS + 4 * i);
 		g_array_append_val(extents, e);
 	}
-	*extent = get64(best + OFF_EXTENT);
+	*extent = san_get64(best + OFF_EXTENT);
 	return true;
 }

@@ -1,6 +1,8 @@
 /* An eSAN replica's metadata: generation identifiers, the decision on connect, its block. */
 #include "san/meta.h"
 
+#include "san/block.h"
+
 #include <string.h>
 
 /* The block: magic, version, flags, size, current, bitmap, history[2],
@@ -286,61 +288,27 @@ void san_meta_discard(san_meta *m)
 	crash_clear(m);
 }
 
-static void put32(uint8_t *b, uint32_t v)
-{
-	v = GUINT32_TO_LE(v);
-	memcpy(b, &v, 4);
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-	v = GUINT64_TO_LE(v);
-	memcpy(b, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-	uint32_t v;
-	memcpy(&v, b, 4);
-	return GUINT32_FROM_LE(v);
-}
-
-static uint64_t get64(const uint8_t *b)
-{
-	uint64_t v;
-	memcpy(&v, b, 8);
-	return GUINT64_FROM_LE(v);
-}
-
-static void block_sum(const uint8_t *block, uint8_t *sum)
-{
-	g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_SHA256);
-	gsize len = 32;
-	g_checksum_update(c, block, OFF_SUM);
-	g_checksum_get_digest(c, sum, &len);
-}
-
 void san_meta_encode(const san_meta *m, bool live, uint8_t *block)
 {
 	memset(block, 0, SAN_META_BLOCK);
 	memcpy(block, MAGIC, 8);
-	put32(block + OFF_VERSION, SAN_META_VERSION);
-	put32(block + OFF_FLAGS, live ? m->flags : (m->flags & SAN_META_DISK_FLAGS));
-	put64(block + OFF_SIZE, m->size);
-	put64(block + OFF_CURRENT, m->current);
-	put64(block + OFF_BITMAP, m->bitmap);
-	put64(block + OFF_HISTORY, m->history[0]);
-	put64(block + OFF_HISTORY + 8, m->history[1]);
-	put64(block + OFF_REPLICA, m->replica_id);
-	put64(block + OFF_AL_ID, m->al_id);
+	san_put32(block + OFF_VERSION, SAN_META_VERSION);
+	san_put32(block + OFF_FLAGS, live ? m->flags : (m->flags & SAN_META_DISK_FLAGS));
+	san_put64(block + OFF_SIZE, m->size);
+	san_put64(block + OFF_CURRENT, m->current);
+	san_put64(block + OFF_BITMAP, m->bitmap);
+	san_put64(block + OFF_HISTORY, m->history[0]);
+	san_put64(block + OFF_HISTORY + 8, m->history[1]);
+	san_put64(block + OFF_REPLICA, m->replica_id);
+	san_put64(block + OFF_AL_ID, m->al_id);
 	if (san_meta_crash_listed(m)) {
 		uint32_t n = MIN(m->crash_count, SAN_META_CRASH_MAX);
-		put64(block + OFF_CRASH_EXTENT, m->crash_extent);
-		put32(block + OFF_CRASH_COUNT, n);
+		san_put64(block + OFF_CRASH_EXTENT, m->crash_extent);
+		san_put32(block + OFF_CRASH_COUNT, n);
 		for (uint32_t i = 0; i < n; i++)
-			put32(block + OFF_CRASH + 4 * i, m->crash[i]);
+			san_put32(block + OFF_CRASH + 4 * i, m->crash[i]);
 	}
-	block_sum(block, block + OFF_SUM);
+	san_block_sum(block, OFF_SUM, block + OFF_SUM);
 }
 
 bool san_meta_decode(const uint8_t *block, size_t len, san_meta *m, GError **error)
@@ -356,30 +324,30 @@ bool san_meta_decode(const uint8_t *block, size_t len, san_meta *m, GError **err
 			    "eSAN metadata has no magic (not a herd replica's metadata)");
 		return false;
 	}
-	if (get32(block + OFF_VERSION) != SAN_META_VERSION) {
+	if (san_get32(block + OFF_VERSION) != SAN_META_VERSION) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 			    "eSAN metadata has version %u, this herd knows %u",
-			    get32(block + OFF_VERSION), SAN_META_VERSION);
+			    san_get32(block + OFF_VERSION), SAN_META_VERSION);
 		return false;
 	}
-	block_sum(block, sum);
+	san_block_sum(block, OFF_SUM, sum);
 	if (memcmp(sum, block + OFF_SUM, 32) != 0) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 			    "eSAN metadata checksum mismatch (torn or corrupt block)");
 		return false;
 	}
 	memset(m, 0, sizeof *m);
-	m->flags = get32(block + OFF_FLAGS);
-	m->size = get64(block + OFF_SIZE);
-	m->current = get64(block + OFF_CURRENT);
-	m->bitmap = get64(block + OFF_BITMAP);
-	m->history[0] = get64(block + OFF_HISTORY);
-	m->history[1] = get64(block + OFF_HISTORY + 8);
-	m->replica_id = get64(block + OFF_REPLICA);
-	m->al_id = get64(block + OFF_AL_ID);
+	m->flags = san_get32(block + OFF_FLAGS);
+	m->size = san_get64(block + OFF_SIZE);
+	m->current = san_get64(block + OFF_CURRENT);
+	m->bitmap = san_get64(block + OFF_BITMAP);
+	m->history[0] = san_get64(block + OFF_HISTORY);
+	m->history[1] = san_get64(block + OFF_HISTORY + 8);
+	m->replica_id = san_get64(block + OFF_REPLICA);
+	m->al_id = san_get64(block + OFF_AL_ID);
 	if (san_meta_crash_listed(m)) {
-		uint32_t n = get32(block + OFF_CRASH_COUNT);
-		m->crash_extent = get64(block + OFF_CRASH_EXTENT);
+		uint32_t n = san_get32(block + OFF_CRASH_COUNT);
+		m->crash_extent = san_get64(block + OFF_CRASH_EXTENT);
 		if (n > SAN_META_CRASH_MAX || m->crash_extent == 0) {
 			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 				    "eSAN metadata lists %u crash extents of %" G_GUINT64_FORMAT
@@ -388,7 +356,7 @@ bool san_meta_decode(const uint8_t *block, size_t len, san_meta *m, GError **err
 		}
 		m->crash_count = n;
 		for (uint32_t i = 0; i < n; i++)
-			m->crash[i] = get32(block + OFF_CRASH + 4 * i);
+			m->crash[i] = san_get32(block + OFF_CRASH + 4 * i);
 	}
 	return true;
 }

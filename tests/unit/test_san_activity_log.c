@@ -12,6 +12,8 @@
  */
 #include "san/activity_log.h"
 
+#include "san/block.h"
+
 #include <string.h>
 
 #define EXT (4ull << 20)
@@ -49,6 +51,17 @@ static bool holds(GArray *ext, uint32_t e)
 		if (g_array_index(ext, uint32_t, i) == e)
 			return true;
 	return false;
+}
+
+/* @f (session @id) is not to be trusted, and the reason says @why. */
+static void assert_untrusted(const alfile *f, size_t len, uint64_t id, const char *why)
+{
+	g_autoptr(GArray) ext = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	g_autoptr(GError) error = NULL;
+	uint64_t extent = 0;
+	g_assert_false(san_al_read(f->data, len, id, ext, &extent, &error));
+	if (!strstr(error->message, why))
+		g_error("'%s' does not say '%s'", error->message, why);
 }
 
 static void test_mark_only_new_extents(void)
@@ -177,9 +190,8 @@ static void test_untrusted_logs(void)
 {
 	g_autoptr(san_al) al = san_al_new(8, EXT, 5 * SEC);
 	g_autoptr(GArray) ext = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-	g_autoptr(GError) error = NULL;
 	alfile f = { 0 };
-	uint64_t need, extent;
+	uint64_t need;
 	san_al_reset(al, 0x51);
 	persist(al, &f);                           /* 1: empty, block 1 */
 	san_al_begin(al, 3 * EXT, 1, 0, &need);
@@ -198,34 +210,20 @@ static void test_untrusted_logs(void)
 
 	/* both torn: not to be trusted */
 	torn.data[10] ^= 1;
-	g_assert_false(recovered(&torn, 0x51, ext, &error));
-	g_assert_nonnull(strstr(error->message, "no valid block"));
-	g_clear_error(&error);
-
+	assert_untrusted(&torn, sizeof torn.data, 0x51, "no valid block");
 	/* another session's log (the metadata names a newer one) */
-	g_assert_false(recovered(&f, 0x52, ext, &error));
-	g_assert_nonnull(strstr(error->message, "older session"));
-	g_clear_error(&error);
-
+	assert_untrusted(&f, sizeof f.data, 0x52, "older session");
 	/* missing or short, zeros, no session */
-	g_assert_false(san_al_read(f.data, 0, 0x51, ext, &extent, &error));
-	g_assert_nonnull(strstr(error->message, "missing"));
-	g_clear_error(&error);
+	assert_untrusted(&f, 0, 0x51, "missing");
+	assert_untrusted(&f, SAN_AL_BLOCK - 1, 0x51, "missing");
 	alfile zeros = { 0 };
-	g_assert_false(recovered(&zeros, 0x51, ext, &error));
-	g_assert_nonnull(strstr(error->message, "no valid block"));
-	g_clear_error(&error);
-	g_assert_false(recovered(&f, 0, ext, &error));
-	g_assert_nonnull(strstr(error->message, "names no activity log"));
-	g_clear_error(&error);
+	assert_untrusted(&zeros, sizeof zeros.data, 0x51, "no valid block");
+	assert_untrusted(&f, sizeof f.data, 0, "names no activity log");
 
 	/* a block with a valid checksum but an absurd count is not a log */
 	alfile bad = f;
 	memset(bad.data + SAN_AL_BLOCK + 12, 0xff, 4);
-	g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_SHA256);
-	gsize sum_len = 32;
-	g_checksum_update(c, bad.data + SAN_AL_BLOCK, SAN_AL_BLOCK - 32);
-	g_checksum_get_digest(c, bad.data + 2 * SAN_AL_BLOCK - 32, &sum_len);
+	san_block_sum(bad.data + SAN_AL_BLOCK, SAN_AL_BLOCK - 32, bad.data + 2 * SAN_AL_BLOCK - 32);
 	g_assert_true(recovered(&bad, 0x51, ext, NULL));   /* the newest refused: block 0 */
 	g_assert_cmpuint(ext->len, ==, 1);
 
