@@ -35,6 +35,15 @@ static uint64_t persist(san_al *al, alfile *f)
 	return seq;
 }
 
+/* A log of session @id whose first (empty) transaction is in @f. */
+static san_al *new_log(unsigned capacity, int64_t quiet_us, uint64_t id, alfile *f)
+{
+	san_al *al = san_al_new(capacity, EXT, quiet_us);
+	san_al_reset(al, id);
+	persist(al, f);
+	return al;
+}
+
 /* The extents the file says are active (session @id); false if untrusted. */
 static bool recovered(const alfile *f, uint64_t id, GArray *ext, GError **error)
 {
@@ -66,11 +75,9 @@ static void assert_untrusted(const alfile *f, size_t len, uint64_t id, const cha
 
 static void test_mark_only_new_extents(void)
 {
-	g_autoptr(san_al) al = san_al_new(8, EXT, 5 * SEC);
 	alfile f = { 0 };
 	uint64_t need = 0;
-	san_al_reset(al, 0xA1);
-	g_assert_cmpuint(persist(al, &f), ==, 1);
+	g_autoptr(san_al) al = new_log(8, 5 * SEC, 0xA1, &f);
 
 	/* a new extent: a transaction first */
 	g_assert_cmpint(san_al_begin(al, 100, 4096, 0, &need), ==, SAN_AL_PERSIST);
@@ -113,11 +120,9 @@ static void test_mark_only_new_extents(void)
 
 static void test_eviction(void)
 {
-	g_autoptr(san_al) al = san_al_new(4, EXT, 60 * SEC);
 	alfile f = { 0 };
 	uint64_t need;
-	san_al_reset(al, 7);
-	persist(al, &f);
+	g_autoptr(san_al) al = new_log(4, 60 * SEC, 7, &f);
 	for (uint32_t e = 0; e < 4; e++) {
 		g_assert_cmpint(san_al_begin(al, e * EXT, 4096, e, &need), ==, SAN_AL_PERSIST);
 		persist(al, &f);
@@ -159,11 +164,9 @@ static void test_eviction(void)
 
 static void test_quiet_extents_go(void)
 {
-	g_autoptr(san_al) al = san_al_new(8, EXT, 5 * SEC);
 	alfile f = { 0 };
 	uint64_t need;
-	san_al_reset(al, 3);
-	persist(al, &f);
+	g_autoptr(san_al) al = new_log(8, 5 * SEC, 3, &f);
 	san_al_begin(al, 0, 4096, 0, &need);
 	san_al_begin(al, EXT, 4096, 0, &need);
 	persist(al, &f);
@@ -188,12 +191,10 @@ static void test_quiet_extents_go(void)
 
 static void test_untrusted_logs(void)
 {
-	g_autoptr(san_al) al = san_al_new(8, EXT, 5 * SEC);
 	g_autoptr(GArray) ext = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	alfile f = { 0 };
 	uint64_t need;
-	san_al_reset(al, 0x51);
-	persist(al, &f);                           /* 1: empty, block 1 */
+	g_autoptr(san_al) al = new_log(8, 5 * SEC, 0x51, &f);   /* 1: empty, block 1 */
 	san_al_begin(al, 3 * EXT, 1, 0, &need);
 	persist(al, &f);                           /* 2: {3}, block 0 */
 	san_al_begin(al, 4 * EXT, 1, 0, &need);
@@ -250,15 +251,13 @@ static void test_random_crashes(void)
 {
 	for (unsigned seed = 1; seed <= 40; seed++) {
 		GRand *r = g_rand_new_with_seed(seed);
-		g_autoptr(san_al) al = san_al_new(6, EXT, 3 * SEC);
 		g_autoptr(GArray) ext = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 		g_autoptr(GPtrArray) flight = g_ptr_array_new_with_free_func(g_free);
 		g_autoptr(GPtrArray) unflushed = g_ptr_array_new_with_free_func(g_free);
 		alfile f = { 0 };
 		uint64_t epoch = 0;
 		int64_t now = 0;
-		san_al_reset(al, 0x99);
-		persist(al, &f);
+		g_autoptr(san_al) al = new_log(6, 3 * SEC, 0x99, &f);
 		for (int step = 0; step < 2000; step++) {
 			bool torn = false;
 			now += g_rand_int_range(r, 0, SEC / 2);
