@@ -330,10 +330,14 @@ bool san_writes_alone(void)
 	return alone;
 }
 
-/* A local write, to both replicas (or alone, or held), its extents active
- * in the activity log. */
+/* mirrored_write: the link came back since the write skipped the log. */
+#define ENTER_LOG_AGAIN 1
+
+/* A local write, to both replicas (or alone, or held); @logged: its
+ * extents are active in the activity log (else it was alone when it
+ * began, and returns ENTER_LOG_AGAIN if it no longer is). */
 static int mirrored_write(write_op op, const void *buf, uint32_t count, uint64_t off,
-			  uint32_t flags)
+			  uint32_t flags, bool logged)
 {
 	int r;
 	range_enter(off, count);
@@ -344,6 +348,12 @@ static int mirrored_write(write_op op, const void *buf, uint32_t count, uint64_t
 			range_leave(off, count);
 			nbdkit_error("the local replica is a sync target: no local writes");
 			return -EROFS;
+		}
+		if (link_up(vol.link) && !logged) {
+			/* to both, where only the log tells a crash's regions */
+			g_mutex_unlock(&vol.lock);
+			range_leave(off, count);
+			return ENTER_LOG_AGAIN;
 		}
 		if (link_up(vol.link))
 			break;
@@ -425,15 +435,18 @@ static int mirrored_write(write_op op, const void *buf, uint32_t count, uint64_t
 static int replicated_write(write_op op, const void *buf, uint32_t count, uint64_t off,
 			    uint32_t flags)
 {
-	int r = san_activity_enter(off, count);
-	if (r < 0) {
-		nbdkit_error("the activity log cannot be written: %s", g_strerror(-r));
-		return r;
-	}
-	bool logged = r == 0;
-	r = mirrored_write(op, buf, count, off, flags);
-	if (logged)
-		san_activity_leave(off, count);
+	int r;
+	do {
+		r = san_activity_enter(off, count);
+		if (r < 0) {
+			nbdkit_error("the activity log cannot be written: %s", g_strerror(-r));
+			return r;
+		}
+		bool logged = r == 0;
+		r = mirrored_write(op, buf, count, off, flags, logged);
+		if (logged)
+			san_activity_leave(off, count);
+	} while (r == ENTER_LOG_AGAIN);
 	return r;
 }
 
