@@ -291,6 +291,14 @@ json_t *herd_esan_alerts(store_state *st, json_t *reports)
 						      "herd connects neither ('herd disk resolve %s --keep NODE').",
 						      o->name, node, o->name));
 			}
+			/* a crash its activity log does not cover (herd-san says why) */
+			json_t *crash = json_object_get(s, "crash");
+			const char *why = json_string_value(json_object_get(crash, "why"));
+			if (g_strcmp0(json_string_value(json_object_get(crash, "resync")), "full") == 0)
+				alert(out, "esan_crash_full_sync", "warning", o, node,
+				      g_strdup_printf("eSAN disk %s: the replica on %s crashed with its guest writing and "
+						      "%s: it is synchronised in full, not only where writes were in "
+						      "flight.", o->name, node, why ? why : "its activity log cannot be trusted"));
 		}
 		const char *up = NULL;
 		for (unsigned k = 0; k < 2; k++)

@@ -1,6 +1,8 @@
 /* An eSAN replica's metadata: generation identifiers, the decision on connect, its block. */
 #include "san/meta.h"
 
+#include "san/block.h"
+
 #include <string.h>
 
 /* The block: magic, version, flags, size, current, bitmap, history[2],
@@ -13,6 +15,10 @@
 #define OFF_BITMAP 32
 #define OFF_HISTORY 40
 #define OFF_REPLICA 56
+#define OFF_AL_ID 64
+#define OFF_CRASH_EXTENT 72
+#define OFF_CRASH_COUNT 80
+#define OFF_CRASH 84
 #define OFF_SUM (SAN_META_BLOCK - 32)
 
 const char *san_sync_name(san_sync s)
@@ -71,6 +77,18 @@ static bool crashed(const san_meta *m)
 	return (m->flags & SAN_META_CRASHED) != 0;
 }
 
+bool san_meta_crash_listed(const san_meta *m)
+{
+	return (m->flags & (SAN_META_CRASHED | SAN_META_CRASH_LISTED)) ==
+	       (SAN_META_CRASHED | SAN_META_CRASH_LISTED);
+}
+
+/* Crashed, and nothing says where the replicas may differ. */
+static bool crashed_unlisted(const san_meta *m)
+{
+	return crashed(m) && !san_meta_crash_listed(m);
+}
+
 static bool in_history(const san_meta *m, uint64_t id)
 {
 	return id != 0 && (m->history[0] == id || m->history[1] == id);
@@ -105,7 +123,7 @@ static int equal_source_is_self(const san_meta *s, const san_meta *p)
 san_sync san_meta_decide(const san_meta *s, const san_meta *p)
 {
 	bool su = usable(s), pu = usable(p);
-	bool full = crashed(s) || crashed(p);
+	bool full = crashed_unlisted(s) || crashed_unlisted(p);
 
 	if (!su && !pu)
 		return SAN_SYNC_UNRELATED;
@@ -117,12 +135,14 @@ san_sync san_meta_decide(const san_meta *s, const san_meta *p)
 								  : SAN_SYNC_TARGET_FULL;
 
 	if (s->current == p->current) {
-		if (!full)
+		if (!crashed(s) && !crashed(p))
 			return SAN_SYNC_NONE;
 		int self = equal_source_is_self(s, p);
 		if (self < 0)
 			return SAN_SYNC_UNRELATED;
-		return self ? SAN_SYNC_SOURCE_FULL : SAN_SYNC_TARGET_FULL;
+		if (full)
+			return self ? SAN_SYNC_SOURCE_FULL : SAN_SYNC_TARGET_FULL;
+		return self ? SAN_SYNC_SOURCE_BITMAP : SAN_SYNC_TARGET_BITMAP;
 	}
 
 	bool s_ahead = s->bitmap && s->bitmap == p->current;
@@ -158,6 +178,69 @@ static void push_history(san_meta *m, uint64_t id)
 	m->history[0] = id;
 }
 
+static void crash_clear(san_meta *m)
+{
+	m->flags &= ~(uint32_t)(SAN_META_CRASHED | SAN_META_CRASH_LISTED);
+	m->crash_count = 0;
+	m->crash_extent = 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+bool san_meta_crash_add(san_meta *m, uint64_t extent, const uint32_t *ext, unsigned n)
+{
+	if (extent == 0 || (crashed(m) && !san_meta_crash_listed(m)) ||
+	    (san_meta_crash_listed(m) && m->crash_count && m->crash_extent != extent)) {
+		san_meta_crash_full(m);
+		return false;
+	}
+	if (!san_meta_crash_listed(m))
+		m->crash_count = 0;
+	uint32_t merged[SAN_META_CRASH_MAX];
+	unsigned count = m->crash_count;
+	memcpy(merged, m->crash, count * sizeof *merged);
+	for (unsigned i = 0; i < n; i++) {
+		bool seen = false;
+		for (unsigned k = 0; k < count && !seen; k++)
+			seen = merged[k] == ext[i];
+		if (seen)
+			continue;
+		if (count == SAN_META_CRASH_MAX) {
+			san_meta_crash_full(m);
+			return false;
+		}
+		merged[count++] = ext[i];
+	}
+	qsort(merged, count, sizeof *merged, cmp_u32);
+	memcpy(m->crash, merged, count * sizeof *merged);
+	m->crash_count = count;
+	m->crash_extent = extent;
+	m->flags |= SAN_META_CRASHED | SAN_META_CRASH_LISTED;
+	return true;
+}
+
+void san_meta_crash_full(san_meta *m)
+{
+	crash_clear(m);
+	m->flags |= SAN_META_CRASHED;
+}
+
+void san_meta_crash_regions(const san_meta *m, uint64_t size,
+			    void (*fn)(uint64_t off, uint64_t len, void *data), void *data)
+{
+	if (!san_meta_crash_listed(m) || !m->crash_extent)
+		return;
+	for (unsigned i = 0; i < m->crash_count && i < SAN_META_CRASH_MAX; i++) {
+		uint64_t off = (uint64_t)m->crash[i] * m->crash_extent;
+		if (off < size)
+			fn(off, MIN(m->crash_extent, size - off), data);
+	}
+}
+
 void san_meta_go_alone(san_meta *m, uint64_t new_id)
 {
 	if (!m->bitmap)
@@ -170,7 +253,8 @@ void san_meta_sync_end_source(san_meta *source)
 	push_history(source, source->bitmap);
 	source->bitmap = 0;
 	source->flags |= SAN_META_CONSISTENT;
-	source->flags &= ~(uint32_t)(SAN_META_OUTDATED | SAN_META_CRASHED);
+	source->flags &= ~(uint32_t)SAN_META_OUTDATED;
+	crash_clear(source);
 }
 
 void san_meta_sync_end_target(san_meta *target, const san_meta *source)
@@ -180,7 +264,8 @@ void san_meta_sync_end_target(san_meta *target, const san_meta *source)
 	target->current = source->current;
 	target->bitmap = 0;
 	target->flags |= SAN_META_CONSISTENT;
-	target->flags &= ~(uint32_t)(SAN_META_OUTDATED | SAN_META_CRASHED);
+	target->flags &= ~(uint32_t)SAN_META_OUTDATED;
+	crash_clear(target);
 }
 
 void san_meta_promote(san_meta *m, uint64_t new_id)
@@ -198,57 +283,32 @@ void san_meta_discard(san_meta *m)
 	push_history(m, m->bitmap);
 	m->current = 0;
 	m->bitmap = 0;
-	m->flags &= ~(uint32_t)(SAN_META_CONSISTENT | SAN_META_CRASHED);
+	m->flags &= ~(uint32_t)SAN_META_CONSISTENT;
 	m->flags |= SAN_META_OUTDATED;
-}
-
-static void put32(uint8_t *b, uint32_t v)
-{
-	v = GUINT32_TO_LE(v);
-	memcpy(b, &v, 4);
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-	v = GUINT64_TO_LE(v);
-	memcpy(b, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-	uint32_t v;
-	memcpy(&v, b, 4);
-	return GUINT32_FROM_LE(v);
-}
-
-static uint64_t get64(const uint8_t *b)
-{
-	uint64_t v;
-	memcpy(&v, b, 8);
-	return GUINT64_FROM_LE(v);
-}
-
-static void block_sum(const uint8_t *block, uint8_t *sum)
-{
-	g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_SHA256);
-	gsize len = 32;
-	g_checksum_update(c, block, OFF_SUM);
-	g_checksum_get_digest(c, sum, &len);
+	crash_clear(m);
 }
 
 void san_meta_encode(const san_meta *m, bool live, uint8_t *block)
 {
 	memset(block, 0, SAN_META_BLOCK);
 	memcpy(block, MAGIC, 8);
-	put32(block + OFF_VERSION, SAN_META_VERSION);
-	put32(block + OFF_FLAGS, live ? m->flags : (m->flags & SAN_META_DISK_FLAGS));
-	put64(block + OFF_SIZE, m->size);
-	put64(block + OFF_CURRENT, m->current);
-	put64(block + OFF_BITMAP, m->bitmap);
-	put64(block + OFF_HISTORY, m->history[0]);
-	put64(block + OFF_HISTORY + 8, m->history[1]);
-	put64(block + OFF_REPLICA, m->replica_id);
-	block_sum(block, block + OFF_SUM);
+	san_put32(block + OFF_VERSION, SAN_META_VERSION);
+	san_put32(block + OFF_FLAGS, live ? m->flags : (m->flags & SAN_META_DISK_FLAGS));
+	san_put64(block + OFF_SIZE, m->size);
+	san_put64(block + OFF_CURRENT, m->current);
+	san_put64(block + OFF_BITMAP, m->bitmap);
+	san_put64(block + OFF_HISTORY, m->history[0]);
+	san_put64(block + OFF_HISTORY + 8, m->history[1]);
+	san_put64(block + OFF_REPLICA, m->replica_id);
+	san_put64(block + OFF_AL_ID, m->al_id);
+	if (san_meta_crash_listed(m)) {
+		uint32_t n = MIN(m->crash_count, SAN_META_CRASH_MAX);
+		san_put64(block + OFF_CRASH_EXTENT, m->crash_extent);
+		san_put32(block + OFF_CRASH_COUNT, n);
+		for (uint32_t i = 0; i < n; i++)
+			san_put32(block + OFF_CRASH + 4 * i, m->crash[i]);
+	}
+	san_block_sum(block, OFF_SUM, block + OFF_SUM);
 }
 
 bool san_meta_decode(const uint8_t *block, size_t len, san_meta *m, GError **error)
@@ -264,37 +324,52 @@ bool san_meta_decode(const uint8_t *block, size_t len, san_meta *m, GError **err
 			    "eSAN metadata has no magic (not a herd replica's metadata)");
 		return false;
 	}
-	if (get32(block + OFF_VERSION) != SAN_META_VERSION) {
+	if (san_get32(block + OFF_VERSION) != SAN_META_VERSION) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 			    "eSAN metadata has version %u, this herd knows %u",
-			    get32(block + OFF_VERSION), SAN_META_VERSION);
+			    san_get32(block + OFF_VERSION), SAN_META_VERSION);
 		return false;
 	}
-	block_sum(block, sum);
+	san_block_sum(block, OFF_SUM, sum);
 	if (memcmp(sum, block + OFF_SUM, 32) != 0) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 			    "eSAN metadata checksum mismatch (torn or corrupt block)");
 		return false;
 	}
 	memset(m, 0, sizeof *m);
-	m->flags = get32(block + OFF_FLAGS);
-	m->size = get64(block + OFF_SIZE);
-	m->current = get64(block + OFF_CURRENT);
-	m->bitmap = get64(block + OFF_BITMAP);
-	m->history[0] = get64(block + OFF_HISTORY);
-	m->history[1] = get64(block + OFF_HISTORY + 8);
-	m->replica_id = get64(block + OFF_REPLICA);
+	m->flags = san_get32(block + OFF_FLAGS);
+	m->size = san_get64(block + OFF_SIZE);
+	m->current = san_get64(block + OFF_CURRENT);
+	m->bitmap = san_get64(block + OFF_BITMAP);
+	m->history[0] = san_get64(block + OFF_HISTORY);
+	m->history[1] = san_get64(block + OFF_HISTORY + 8);
+	m->replica_id = san_get64(block + OFF_REPLICA);
+	m->al_id = san_get64(block + OFF_AL_ID);
+	if (san_meta_crash_listed(m)) {
+		uint32_t n = san_get32(block + OFF_CRASH_COUNT);
+		m->crash_extent = san_get64(block + OFF_CRASH_EXTENT);
+		if (n > SAN_META_CRASH_MAX || m->crash_extent == 0) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "eSAN metadata lists %u crash extents of %" G_GUINT64_FORMAT
+				    " bytes (at most %u, not empty)", n, m->crash_extent, SAN_META_CRASH_MAX);
+			return false;
+		}
+		m->crash_count = n;
+		for (uint32_t i = 0; i < n; i++)
+			m->crash[i] = san_get32(block + OFF_CRASH + 4 * i);
+	}
 	return true;
 }
 
 char *san_meta_describe(const san_meta *m)
 {
 	return g_strdup_printf("%016" G_GINT64_MODIFIER "X:%016" G_GINT64_MODIFIER "X:%016"
-			       G_GINT64_MODIFIER "X:%016" G_GINT64_MODIFIER "X flags %s%s%s%s%s",
+			       G_GINT64_MODIFIER "X:%016" G_GINT64_MODIFIER "X flags %s%s%s%s%s%s",
 			       m->current, m->bitmap, m->history[0], m->history[1],
 			       m->flags & SAN_META_CONSISTENT ? "consistent" : "inconsistent",
 			       m->flags & SAN_META_OUTDATED ? ",outdated" : "",
 			       m->flags & SAN_META_WRITER ? ",writer" : "",
 			       m->flags & SAN_META_CRASHED ? ",crashed" : "",
+			       san_meta_crash_listed(m) ? "(listed)" : "",
 			       m->flags & SAN_META_WRITER_NOW ? ",writer-now" : "");
 }

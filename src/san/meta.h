@@ -9,8 +9,18 @@
  * the dirty bitmap suffices or everything must be copied, and whether both
  * were written independently (split brain) or never shared data (unrelated).
  *
+ * A replica whose writer crashed (SAN_META_CRASHED) may differ from its peer
+ * where writes were in flight.  If its activity log (san/activity_log.h) was
+ * trustworthy, those regions are listed here (SAN_META_CRASH_LISTED, the
+ * crash extents) and a sync copies only them and the dirty bitmap; else a
+ * sync copies everything.
+ *
  * On disk (and in the peer's `meta` export) the metadata is one 4 KiB block:
  * magic, version, fields little-endian, a SHA-256 of the rest at its end.
+ * The activity log's fields (al_id, the crash extents) sit in what version 1
+ * left zero: a herd without them ignores them and, not knowing
+ * SAN_META_CRASH_LISTED, never keeps that flag, so it falls back to a full
+ * sync (never to none).
  * Pure: no I/O; the plugin saves it with herd_file_write_atomic.
  */
 #pragma once
@@ -36,11 +46,19 @@ enum {
 	 * writes its peer never got (or miss some the peer got); the next sync
 	 * copies everything.  Cleared at a sync's end. */
 	SAN_META_CRASHED = 1u << 3,
+	/* With SAN_META_CRASHED: the regions the crash may have left differing
+	 * are listed (crash extents, from the activity log); a sync copies
+	 * those, not everything.  Cleared with SAN_META_CRASHED. */
+	SAN_META_CRASH_LISTED = 1u << 4,
 	/* Live only, never on disk: a local writer has the replica open now
 	 * (what the `meta` export shows the peer). */
 	SAN_META_WRITER_NOW = 1u << 31,
 };
-#define SAN_META_DISK_FLAGS (SAN_META_CONSISTENT | SAN_META_OUTDATED | SAN_META_WRITER | SAN_META_CRASHED)
+#define SAN_META_DISK_FLAGS (SAN_META_CONSISTENT | SAN_META_OUTDATED | SAN_META_WRITER | SAN_META_CRASHED | \
+			     SAN_META_CRASH_LISTED)
+
+/* The most crash extents a block holds (32 bits each); more: a full sync. */
+#define SAN_META_CRASH_MAX 960u
 
 typedef struct {
 	uint32_t flags;
@@ -49,6 +67,10 @@ typedef struct {
 	uint64_t bitmap;
 	uint64_t history[2];
 	uint64_t replica_id;     /* random, made with the replica: a tie-break between equals */
+	uint64_t al_id;          /* the activity log's session, made at each first local open */
+	uint64_t crash_extent;   /* bytes per crash extent (with SAN_META_CRASH_LISTED) */
+	uint32_t crash_count;
+	uint32_t crash[SAN_META_CRASH_MAX];   /* extent numbers, ascending, each once */
 } san_meta;
 
 /* What two replicas do when they meet, as seen from "self". */
@@ -97,8 +119,11 @@ void san_meta_init(san_meta *m, uint64_t size, uint64_t current, uint64_t replic
  *     source; mirrored;
  *  7. a common generation anywhere else (bitmaps, histories) → split brain;
  *  8. else unrelated.
- * A bitmap decision becomes a full one if either side crashed (its bitmap
- * may miss writes that were in flight).
+ * A bitmap decision becomes a full one if either side crashed without its
+ * regions listed (its bitmap may miss writes that were in flight); with
+ * them listed it stays a bitmap decision, and in rule 3 the chosen side is
+ * the bitmap source: the source copies its dirty regions and both sides'
+ * crash extents (san_meta_crash_regions).
  */
 san_sync san_meta_decide(const san_meta *self, const san_meta *peer);
 
@@ -111,6 +136,25 @@ void san_meta_go_alone(san_meta *m, uint64_t new_id);
  * and is consistent, and the source's bitmap generation goes to history. */
 void san_meta_sync_end_source(san_meta *source);
 void san_meta_sync_end_target(san_meta *target, const san_meta *source);
+
+/* The replica's writer crashed and its activity log names the @n extents
+ * of @extent bytes in @ext that were active: they join the crash extents
+ * (SAN_META_CRASHED | SAN_META_CRASH_LISTED).  False (and a full sync is
+ * what is left: san_meta_crash_full) if an earlier crash was not listed,
+ * the extent size differs, or the list overflows. */
+bool san_meta_crash_add(san_meta *m, uint64_t extent, const uint32_t *ext, unsigned n);
+
+/* The replica's writer crashed and nothing tells where: the next sync
+ * copies everything. */
+void san_meta_crash_full(san_meta *m);
+
+/* True if @m crashed with its regions listed. */
+bool san_meta_crash_listed(const san_meta *m);
+
+/* Call @fn for each region (byte offset and length, clipped to @size) of
+ * @m's crash extents; nothing if not listed. */
+void san_meta_crash_regions(const san_meta *m, uint64_t size,
+			    void (*fn)(uint64_t off, uint64_t len, void *data), void *data);
 
 /* `promote --force`: this replica is declared up to date, with a new
  * generation @new_id (the one it had is kept as the bitmap's base). */

@@ -8,6 +8,7 @@
  *   file=PATH        the replica (made sparse if missing and size= given)
  *   meta=PATH        its metadata block (made if missing)
  *   bitmap=PATH      its dirty bitmap (made if missing)
+ *   al=PATH          its activity log (made if missing)
  *   control=PATH     the unix socket herd-san talks to (JSON lines)
  *   uuid=UUID        the volume: the local export's name
  *   peer=HOST:PORT   the peer's nbdkit (TLS); [v6]:PORT for IPv6
@@ -28,9 +29,11 @@
  *   bits set and persisted before the local write.
  * Regions written to the peer since its last flush are kept in memory and
  * marked dirty when the peer is lost (it may lose them in a power cut).
+ * Before any of this, a local write enters the activity log (plugin_al.c):
+ * after a crash of this node with a writer open, only the extents the log
+ * names (and the dirty bitmap) are resynchronised.
  *
- * Limits (later work): no activity log, so a replica whose writer crashed
- * gets a full sync; a write beyond the peer's old size in the second after
+ * Limits (later work): a write beyond the peer's old size in the second after
  * both grew is held like a lost peer's; nbdkit 1.32 waits on SIGTERM for its
  * clients (QEMU, the peer's link) to go, so herd-san must SIGKILL after a
  * grace period; a failing local disk is not detached (writes fail).
@@ -319,8 +322,22 @@ static int local_io(write_op op, const void *buf, uint32_t count, uint64_t off, 
 	return r;
 }
 
-static int replicated_write(write_op op, const void *buf, uint32_t count, uint64_t off,
-			    uint32_t flags)
+bool san_writes_alone(void)
+{
+	g_mutex_lock(&vol.lock);
+	bool alone = vol.alone_ok && !link_up(vol.link);
+	g_mutex_unlock(&vol.lock);
+	return alone;
+}
+
+/* mirrored_write: the link came back since the write skipped the log. */
+#define ENTER_LOG_AGAIN 1
+
+/* A local write, to both replicas (or alone, or held); @logged: its
+ * extents are active in the activity log (else it was alone when it
+ * began, and returns ENTER_LOG_AGAIN if it no longer is). */
+static int mirrored_write(write_op op, const void *buf, uint32_t count, uint64_t off,
+			  uint32_t flags, bool logged)
 {
 	int r;
 	range_enter(off, count);
@@ -331,6 +348,12 @@ static int replicated_write(write_op op, const void *buf, uint32_t count, uint64
 			range_leave(off, count);
 			nbdkit_error("the local replica is a sync target: no local writes");
 			return -EROFS;
+		}
+		if (link_up(vol.link) && !logged) {
+			/* to both, where only the log tells a crash's regions */
+			g_mutex_unlock(&vol.lock);
+			range_leave(off, count);
+			return ENTER_LOG_AGAIN;
 		}
 		if (link_up(vol.link))
 			break;
@@ -409,8 +432,44 @@ static int replicated_write(write_op op, const void *buf, uint32_t count, uint64
 	return vol.stopping ? -ESHUTDOWN : 0;
 }
 
+static int replicated_write(write_op op, const void *buf, uint32_t count, uint64_t off,
+			    uint32_t flags)
+{
+	int r;
+	do {
+		r = san_activity_enter(off, count);
+		if (r < 0) {
+			nbdkit_error("the activity log cannot be written: %s", g_strerror(-r));
+			return r;
+		}
+		bool logged = r == 0;
+		r = mirrored_write(op, buf, count, off, flags, logged);
+		if (logged)
+			san_activity_leave(off, count);
+	} while (r == ENTER_LOG_AGAIN);
+	return r;
+}
+
+int san_stable_flush(void)
+{
+	uint64_t ticket = san_activity_flush_begin();
+	g_mutex_lock(&vol.lock);
+	bool up = link_up(vol.link);
+	g_mutex_unlock(&vol.lock);
+	san_peer_req *req = up ? san_peer_flush() : NULL;
+	int lr = file_sync();
+	int pr = up ? san_peer_wait(req) : -ENOTCONN;
+	if (lr < 0)
+		return lr;
+	if (pr < 0)
+		return pr;
+	san_activity_flush_done(ticket);
+	return 0;
+}
+
 static int replicated_flush(void)
 {
+	uint64_t ticket = san_activity_flush_begin();
 	g_mutex_lock(&vol.lock);
 	bool up = link_up(vol.link);
 	uint64_t before = vol.peer_writes_unflushed;
@@ -424,6 +483,7 @@ static int replicated_flush(void)
 	}
 	if (pr == 0) {
 		/* everything the peer answered before the flush is stable there */
+		san_activity_flush_done(ticket);
 		g_mutex_lock(&vol.lock);
 		if (vol.peer_writes_unflushed == before) {
 			san_bitmap_clear_all(vol.unflushed);
@@ -460,6 +520,8 @@ static int plugin_config(const char *key, const char *value)
 		vol.meta_path = nbdkit_absolute_path(value);
 	else if (strcmp(key, "bitmap") == 0)
 		vol.bitmap_path = nbdkit_absolute_path(value);
+	else if (strcmp(key, "al") == 0)
+		vol.al_path = nbdkit_absolute_path(value);
 	else if (strcmp(key, "control") == 0)
 		vol.control_path = nbdkit_absolute_path(value);
 	else if (strcmp(key, "tls-dir") == 0)
@@ -515,7 +577,7 @@ static int plugin_config(const char *key, const char *value)
 static int plugin_config_complete(void)
 {
 	const char *missing = !vol.file ? "file" : !vol.meta_path ? "meta" : !vol.bitmap_path ? "bitmap"
-		: !vol.control_path ? "control" : !vol.uuid ? "uuid" : !vol.peer_host ? "peer"
+		: !vol.al_path ? "al" : !vol.control_path ? "control" : !vol.uuid ? "uuid" : !vol.peer_host ? "peer"
 		: !vol.tls_dir ? "tls-dir" : NULL;
 	if (missing) {
 		nbdkit_error("the parameter %s= is missing", missing);
@@ -540,6 +602,36 @@ static bool read_whole(const char *path, char **data, gsize *len, bool *missing)
 	}
 	nbdkit_error("cannot read %s: %s", path, error->message);
 	return false;
+}
+
+/*
+ * The replica's last writer did not close it: this node crashed with the
+ * guest writing.  Where its writes were in flight the replicas may differ;
+ * the activity log says where (its extents join the crash extents of the
+ * metadata, kept until a sync ends).  A log that cannot be trusted, or an
+ * earlier crash that was not listed, leaves a full sync, and says why.
+ */
+static void note_crash(void)
+{
+	g_autoptr(GArray) ext = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	g_autoptr(GError) error = NULL;
+	uint64_t extent = 0;
+	bool earlier_full = (vol.meta.flags & SAN_META_CRASHED) && !san_meta_crash_listed(&vol.meta);
+	vol.meta.flags &= ~(uint32_t)SAN_META_WRITER;
+	bool trusted = san_activity_recover(vol.meta.al_id, ext, &extent, &error);
+	if (trusted && san_meta_crash_add(&vol.meta, extent, (const uint32_t *)ext->data, ext->len)) {
+		san_log("the last writer did not close the replica (crash): its activity log names %u extent(s) "
+			"of %" PRIu64 " MiB (%u in all since the last sync); the next sync copies those and the "
+			"dirty regions, not everything", ext->len, extent >> 20, vol.meta.crash_count);
+		return;
+	}
+	san_meta_crash_full(&vol.meta);
+	g_free(vol.crash_why);
+	vol.crash_why = g_strdup(!trusted ? error->message
+				 : earlier_full ? "an earlier crash was not covered by the activity log"
+				 : "the crashed regions cannot all be listed");
+	san_log("the last writer did not close the replica (crash) and %s: the next sync copies everything",
+		vol.crash_why);
 }
 
 /* The replica file, its meta (made or loaded; a crash noted), its bitmap. */
@@ -572,10 +664,6 @@ static int plugin_get_ready(void)
 			return -1;
 		}
 		vol.meta.flags &= SAN_META_DISK_FLAGS;
-		if (vol.meta.flags & SAN_META_WRITER) {
-			vol.meta.flags = (vol.meta.flags & ~(uint32_t)SAN_META_WRITER) | SAN_META_CRASHED;
-			san_log("the last writer did not close the replica (crash): the next sync copies everything");
-		}
 		vol.meta.size = MAX(vol.meta.size, size);
 	} else if (missing) {
 		san_meta_init(&vol.meta, size, vol.uptodate ? vol.initial_gen : 0, san_random_id());
@@ -586,6 +674,13 @@ static int plugin_get_ready(void)
 	} else {
 		return -1;
 	}
+	g_autoptr(GError) al_error = NULL;
+	if (!san_activity_open(&al_error)) {
+		nbdkit_error("%s", al_error->message);
+		return -1;
+	}
+	if (vol.meta.flags & SAN_META_WRITER)
+		note_crash();
 	if (san_meta_save() < 0) {
 		nbdkit_error("cannot write %s", vol.meta_path);
 		return -1;
@@ -644,6 +739,7 @@ static int plugin_after_fork(void)
 		nbdkit_error("%s", error->message);
 		return -1;
 	}
+	san_activity_start();
 	return 0;
 }
 
@@ -653,6 +749,7 @@ static void plugin_cleanup(void)
 	vol.stopping = true;
 	g_cond_broadcast(&vol.cond);
 	g_mutex_unlock(&vol.lock);
+	san_activity_stop();
 	san_peer_stop();
 	san_control_stop();
 }
@@ -708,8 +805,22 @@ static void *plugin_open(int readonly)
 			return NULL;
 		}
 		bool first = vol.writers++ == 0;
-		if (first)
+		g_mutex_unlock(&vol.lock);
+		/* a new activity log session, stable before the metadata names it */
+		uint64_t al_id = 0;
+		int r = first ? san_activity_session(&al_id) : 0;
+		g_mutex_lock(&vol.lock);
+		if (r < 0) {
+			vol.writers--;
+			g_mutex_unlock(&vol.lock);
+			nbdkit_error("export %s refused: the activity log cannot be written: %s", name,
+				     g_strerror(-r));
+			return NULL;
+		}
+		if (first) {
+			vol.meta.al_id = al_id;
 			vol.meta.flags |= SAN_META_WRITER;
+		}
 		san_emit_state_locked();
 		g_mutex_unlock(&vol.lock);
 		if (first && san_meta_save() < 0) {
@@ -876,7 +987,14 @@ static int meta_write(const void *buf, uint32_t count, uint64_t offset)
 	vol.meta.history[0] = m.history[0];
 	vol.meta.history[1] = m.history[1];
 	vol.meta.flags = (vol.meta.flags & SAN_META_WRITER) |
-			 (m.flags & (SAN_META_CONSISTENT | SAN_META_OUTDATED | SAN_META_CRASHED));
+			 (m.flags & (SAN_META_CONSISTENT | SAN_META_OUTDATED | SAN_META_CRASHED |
+				     SAN_META_CRASH_LISTED));
+	/* the crash extents travel with the flags (a sync's end clears both) */
+	vol.meta.crash_extent = m.crash_extent;
+	vol.meta.crash_count = m.crash_count;
+	memcpy(vol.meta.crash, m.crash, m.crash_count * sizeof *m.crash);
+	if (!(m.flags & SAN_META_CRASHED))
+		g_clear_pointer(&vol.crash_why, g_free);
 	bool done = (m.flags & SAN_META_CONSISTENT) && m.bitmap == 0;
 	g_mutex_unlock(&vol.lock);
 	if (done) {
@@ -962,7 +1080,7 @@ static struct nbdkit_plugin plugin = {
 	.description = "One eSAN volume's replica: the local export for QEMU, data and meta for the peer.",
 	.config = plugin_config,
 	.config_complete = plugin_config_complete,
-	.config_help = "file=PATH meta=PATH bitmap=PATH control=PATH uuid=UUID peer=HOST:PORT "
+	.config_help = "file=PATH meta=PATH bitmap=PATH al=PATH control=PATH uuid=UUID peer=HOST:PORT "
 		       "tls-dir=DIR [size=BYTES] [initial-gen=HEX] [uptodate=BOOL] "
 		       "[timeout-ms=MS] [resync-rate=BYTES_PER_S]",
 	.get_ready = plugin_get_ready,

@@ -3,8 +3,9 @@
  * process).  plugin.c holds the nbdkit callbacks and the write path,
  * plugin_peer.c the libnbd link to the peer's plugin, plugin_sync.c what
  * happens when the link comes up (the decision, resync, verify),
- * plugin_control.c the control socket for herd-san.  The rules are those of
- * /work/esan-design.md; the pure parts are san/meta.h and san/bitmap.h.
+ * plugin_control.c the control socket for herd-san, plugin_al.c the
+ * activity log's file.  The rules are those of /work/esan-design.md; the
+ * pure parts are san/meta.h, san/bitmap.h and san/activity_log.h.
  */
 #pragma once
 
@@ -29,7 +30,7 @@ typedef enum {
 
 typedef struct {
 	/* configuration (plugin parameters, then `config` messages) */
-	char *file, *meta_path, *bitmap_path, *control_path, *tls_dir, *uuid;
+	char *file, *meta_path, *bitmap_path, *al_path, *control_path, *tls_dir, *uuid;
 	char *peer_host, *peer_port;
 	uint64_t create_size;          /* size=: make the file if missing */
 	uint64_t initial_gen;          /* initial-gen=: current of a new meta */
@@ -68,6 +69,7 @@ typedef struct {
 	uint64_t sync_done, sync_total, resynced;
 	uint64_t peer_writes_unflushed;  /* peer writes answered since the last flush began */
 	bool stopping;
+	char *crash_why;               /* why a crash means a full sync (the log was not trusted) */
 } san_volume;
 
 extern san_volume vol;
@@ -90,6 +92,14 @@ uint64_t san_random_id(void);
 void san_resync_begin(void);
 void san_resync_lock(uint64_t off, uint64_t len);
 void san_resync_end(void);
+
+/* Flush both replicas (plugin.c) for the activity log: 0 if everything
+ * written before is stable on both (the log's extents are clean), else
+ * -errno (-ENOTCONN: the peer is away). */
+int san_stable_flush(void);
+/* True if local writes go alone now (the peer recorded outdated, no link):
+ * the dirty bitmap records them before they are made. */
+bool san_writes_alone(void);
 
 /* Local file I/O (plugin.c): 0 or -errno. */
 int san_file_read(void *buf, uint32_t count, uint64_t off);
@@ -135,6 +145,26 @@ void san_sync_announce_synced(void);
 /* Compare both replicas in a thread; the result comes as a "verify" event
  * that carries @id (herdd's, from the op). */
 bool san_verify_start(int64_t id, GError **error);
+
+/* ---- plugin_al.c: the activity log (san/activity_log.h) in a file */
+/* Open (or make) al=PATH; false with @error. */
+bool san_activity_open(GError **error);
+/* After a crash with a writer open: the extents session @al_id's log says
+ * were active; false with an error saying why the log cannot be trusted. */
+bool san_activity_recover(uint64_t al_id, GArray *extents, uint64_t *extent, GError **error);
+/* A first local open: a new session, its empty log stable; 0 or -errno. */
+int san_activity_session(uint64_t *al_id);
+/* Before a local write: 0 once its extents are active and persisted, 1 if
+ * it goes alone without the log (san_writes_alone), or -errno. */
+int san_activity_enter(uint64_t off, uint64_t len);
+/* After a local write that entered with 0. */
+void san_activity_leave(uint64_t off, uint64_t len);
+/* A flush of both replicas begins (its ticket) / succeeded. */
+uint64_t san_activity_flush_begin(void);
+void san_activity_flush_done(uint64_t ticket);
+/* The thread that drops quiet extents. */
+void san_activity_start(void);
+void san_activity_stop(void);
 
 /* ---- plugin_control.c */
 bool san_control_start(GError **error);

@@ -14,7 +14,9 @@
  * mid-batch leaves the bits set and the target inconsistent.  At the end the target
  * gets the source's generation through its meta export, the source's bitmap
  * generation goes to history, and `synced` is sent.  A full sync marks the
- * whole volume dirty first, so it is the same loop.
+ * whole volume dirty first, so it is the same loop; after a crash of a
+ * writer's node, the crash extents of both replicas' metadata (what their
+ * activity logs named) are marked dirty first instead.
  */
 #include "san/plugin.h"
 
@@ -49,7 +51,14 @@ static const char *conn_name_locked(void)
 
 void san_emit_state_locked(void)
 {
-	g_autofree char *sync = NULL;
+	g_autofree char *sync = NULL, *crash = NULL;
+	if (vol.meta.flags & SAN_META_CRASHED) {
+		g_autoptr(json_t) c = json_pack("{s:s}", "resync", san_meta_crash_listed(&vol.meta) ? "listed" : "full");
+		if (!san_meta_crash_listed(&vol.meta))
+			json_object_set_new(c, "why", json_string(vol.crash_why ? vol.crash_why
+								  : "an earlier crash was not covered by the activity log"));
+		crash = json_dumps(c, JSON_COMPACT);
+	}
 	if (vol.link == LINK_SOURCE || vol.link == LINK_TARGET)
 		sync = g_strdup_printf("{\"role\":\"%s\",\"done\":%" PRIu64 ",\"total\":%" PRIu64 "}",
 				       vol.link == LINK_SOURCE ? "source" : "target", vol.sync_done,
@@ -57,11 +66,11 @@ void san_emit_state_locked(void)
 	san_control_emit(g_strdup_printf(
 		"{\"ev\":\"state\",\"uuid\":\"%s\",\"conn\":\"%s\",\"writer\":%s,\"sync\":%s,"
 		"\"dirty\":%" PRIu64 ",\"resynced\":%" PRIu64 ",\"decision\":\"%s\","
-		"\"consistent\":%s,\"size\":%" PRIu64 ",\"peer_size\":%" PRIu64 "}",
+		"\"consistent\":%s,\"size\":%" PRIu64 ",\"peer_size\":%" PRIu64 ",\"crash\":%s}",
 		vol.uuid, conn_name_locked(), vol.writers ? "true" : "false", sync ? sync : "null",
 		san_bitmap_dirty_bytes(vol.bitmap), vol.resynced, san_sync_name(vol.decision),
 		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false",
-		vol.meta.size, san_peer_size()));
+		vol.meta.size, san_peer_size(), crash ? crash : "null"));
 }
 
 static void emit_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -351,6 +360,29 @@ static bool edit_peer_meta(void (*edit)(san_meta *peer, const san_meta *self), c
 	return true;
 }
 
+static void mark_crash_region(uint64_t off, uint64_t len, void *data)
+{
+	int *r = data;
+	if (*r == 0)
+		*r = san_bitmap_mark(vol.bitmap, off, len);
+}
+
+/* The crash extents of this replica and of @peer dirty (persisted), so the
+ * resync copies them: where a crashed writer's node may have left the
+ * replicas differing.  The bytes they added in @added; 0 or -errno. */
+static int mark_crash_extents(const san_meta *peer, uint64_t *added)
+{
+	int r = 0;
+	uint64_t before = san_bitmap_dirty_bytes(vol.bitmap);
+	g_mutex_lock(&vol.lock);
+	san_meta self = vol.meta;
+	g_mutex_unlock(&vol.lock);
+	san_meta_crash_regions(&self, self.size, mark_crash_region, &r);
+	san_meta_crash_regions(peer, self.size, mark_crash_region, &r);
+	*added = san_bitmap_dirty_bytes(vol.bitmap) - before;
+	return r;
+}
+
 static gpointer resync(gpointer epoch)
 {
 	g_autofree uint8_t *buf = g_malloc(BATCH_BYTES);
@@ -366,6 +398,18 @@ static gpointer resync(gpointer epoch)
 		abort_sync("the bitmap cannot be written");
 		return NULL;
 	}
+	uint64_t crash_bytes = 0;
+	if (!full) {
+		san_meta peer;
+		r = san_peer_meta_read(&peer);
+		if (r == 0)
+			r = mark_crash_extents(&peer, &crash_bytes);
+		if (r < 0) {
+			san_log("resync: cannot mark the crash extents: %s", g_strerror(-r));
+			abort_sync("the crash extents cannot be marked");
+			return NULL;
+		}
+	}
 	/* the target is inconsistent from the first region on */
 	if (!edit_peer_meta(mark_inconsistent, "mark the peer inconsistent"))
 		return NULL;
@@ -376,7 +420,8 @@ static gpointer resync(gpointer epoch)
 	vol.resynced = 0;
 	san_emit_state_locked();
 	g_mutex_unlock(&vol.lock);
-	san_log("resync to the peer: %" PRIu64 " bytes (%s)", vol.sync_total, full ? "full" : "dirty regions");
+	san_log("resync to the peer: %" PRIu64 " bytes (%s; %" PRIu64 " of them only in a crash's activity log)",
+		vol.sync_total, full ? "full" : "dirty regions", crash_bytes);
 
 	/* a batch is at most an eighth of a second's worth at the configured rate */
 	uint64_t batch = BATCH_BYTES;

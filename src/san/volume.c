@@ -37,7 +37,7 @@ struct san_volume {
 	san_daemon *d;
 	char uuid[SAN_UUID_LEN + 1];
 	san_request *spec;	/* the last "volume" request */
-	char *img, *meta, *bitmap, *saved, *sock, *ctl, *pidfile;
+	char *img, *meta, *bitmap, *al, *saved, *sock, *ctl, *pidfile;
 	pid_t pid;		/* 0: not running */
 	int pidfd;
 	guint pid_watch, restart_timer, kill_timer;
@@ -88,6 +88,7 @@ static san_volume *volume_new(san_daemon *d, const char *uuid)
 	v->img = san_data_path(d, uuid, "img");
 	v->meta = san_data_path(d, uuid, "meta");
 	v->bitmap = san_data_path(d, uuid, "bitmap");
+	v->al = san_data_path(d, uuid, "al");
 	v->saved = san_data_path(d, uuid, "json");
 	v->sock = san_run_path(d, uuid, "sock");
 	v->ctl = san_run_path(d, uuid, "ctl");
@@ -124,6 +125,7 @@ static void volume_release(san_volume *v)
 	g_free(v->img);
 	g_free(v->meta);
 	g_free(v->bitmap);
+	g_free(v->al);
 	g_free(v->saved);
 	g_free(v->sock);
 	g_free(v->ctl);
@@ -300,6 +302,7 @@ static char **nbdkit_argv(san_volume *v)
 	g_ptr_array_add(a, g_strdup_printf("file=%s", v->img));
 	g_ptr_array_add(a, g_strdup_printf("meta=%s", v->meta));
 	g_ptr_array_add(a, g_strdup_printf("bitmap=%s", v->bitmap));
+	g_ptr_array_add(a, g_strdup_printf("al=%s", v->al));
 	g_ptr_array_add(a, g_strdup_printf("control=%s", v->ctl));
 	g_ptr_array_add(a, g_strdup_printf("tls-dir=%s", cfg->tls_dir));
 	g_ptr_array_add(a, g_strdup_printf("uuid=%s", v->uuid));

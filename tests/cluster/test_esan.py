@@ -9,7 +9,8 @@ the cluster whole.  The test PDU fences.  n3 holds no replica.
 
  A. Bad input is refused and changes nothing: reserved and bad names, bad
     sizes, the same node twice, an unknown node, a storage as well.
-    `herd disk create boot --esan n1,n2` and `data` (32 MiB); the writing
+    `herd disk create boot --esan n1,n2` and `data` (128 MiB; the guest
+    writes its first 16 MiB over and over); the writing
     guest's image is copied into boot through n1's herd-san (qemu-img over
     its NBD socket), and n2's replica file is then identical to it.  VM w1
     (boot on virtio, data as IDE primary master, HA) runs on n1 and writes.
@@ -24,13 +25,15 @@ the cluster whole.  The test PDU fences.  n3 holds no replica.
  D. n2 (now the primary) loses power: fenced, w1 restarts on n1 from n1's
     replica and resumes; every block the guest saw acknowledged on n2 is on
     n1's replica, none corrupt (guest-blocks).  n2, rebooted by the fence:
-    its replica (a primary's that crashed writing) and n1's are synchronised
-    in full, and `herd disk verify` finds them identical.
+    its replica (a primary's that crashed writing) gets from n1 only the
+    extents its activity log names and what n1 wrote alone meanwhile — far
+    below the volume (printed) — then `herd disk verify` finds the replicas
+    identical, and n2's holds every acknowledged block too.
  E. Peer outdated, then the primary dies: n2's storage link cut (n2
     outdated), then n1 loses power (fenced off, it stays off): w1 does not
     start on n2, and herd status says why; `herd disk promote data --force`
     starts it there, from what n2 holds.  n1 powered on: its replica is
-    discarded and synchronised in full from n2.
+    discarded and synchronised in full from n2 (the figure D compares with).
  F. The disk grows online (both replicas' files); deleting it is refused
     while w1 uses it, and done once w1 is gone.
  G. A constructed split brain: disk sb, n2's storage link cut, n1 writes
@@ -61,6 +64,7 @@ from halib import Ha, HaNodes, Workdir  # noqa: E402
 
 INSTANCE = "test-esan"
 BLOCK = 4096
+DATA_MIB = 128
 
 
 def disk(ha, name, i=1):
@@ -118,6 +122,14 @@ def writing(path, timeout=60, since=None):
     return last_ack(path)
 
 
+def resynced_by(ha, name, node, i=1):
+    """What node's herd-san copied in its last resync of eSAN disk name."""
+    for r in disk(ha, name, i)["esan"]["replicas"]:
+        if r["node"] == node:
+            return (r.get("herd_san") or {}).get("resynced", 0)
+    return 0
+
+
 def runs_on(ha, name, i=1):
     v = ha.json(i, "vm", "info", name)
     return v.get("node") if v.get("state") == "running" else None
@@ -146,11 +158,11 @@ def make_disks(tn, ha):
     say("== A. eSAN disks on n1 and n2; the guest's image written through n1's herd-san")
     ha.ok(1, "cluster", "set", "esan_link=1")
     ha.ok(1, "disk", "create", "boot", "--size", "1M", "--esan", "n1,n2")
-    ha.ok(2, "disk", "create", "data", "--size", "32M", "--esan", "n1,n2")
+    ha.ok(2, "disk", "create", "data", "--size", f"{DATA_MIB}M", "--esan", "n1,n2")
     for name in ("boot", "data"):
         wait_until(lambda: in_sync(ha, name), 30, f"{name}'s replicas to connect")
     out = ha.ok(3, "disk", "list").stdout
-    expect(re.search(r"data\s+eSAN\s+raw\s+32 MiB.*n1 uptodate, n2 uptodate", out),
+    expect(re.search(rf"data\s+eSAN\s+raw\s+{DATA_MIB} MiB.*n1 uptodate, n2 uptodate", out),
            f"herd disk list on n3 does not show data's replicas up to date:\n{out}")
     boot = disk(ha, "boot")["uuid"]
     uri = f"nbd+unix:///{boot}?socket=/run/herd/san/{boot}.sock"
@@ -234,12 +246,19 @@ def failover(tn, ha, tmp):
     if result:
         say(f"  after the failover: {json.dumps(result)[:200]}")
     # The fence rebooted n2: its replica, that of a primary that crashed
-    # while writing, and n1's are synchronised in full (from whichever
-    # holds the newer data: n1 if it wrote alone before n2 was back).
+    # while writing, gets from n1 (which wrote alone since) what n1 wrote
+    # and the extents n2's activity log names, not the whole volume.
     wait_until(lambda: in_sync(ha, "data") and in_sync(ha, "boot"), 180, "the replicas to be in sync again")
+    resynced = resynced_by(ha, "data", "n1")
+    size = DATA_MIB << 20
+    say(f"  n2 back: resynchronised {resynced} bytes of {size} ({100 * resynced / size:.1f} % of a full sync)")
+    # at most the guest's 16 MiB ring and its active extents (within it)
+    check(0 < resynced <= size // 4, f"the crashed primary's resync copied {resynced} of {size} bytes")
     out = ha.ok(1, "disk", "verify", "data", timeout=300).stdout
     expect("identical" in out, f"after n2 came back, herd disk verify data: {out!r}")
     say(f"  n2 back: {out.strip().splitlines()[-1]}")
+    rc, result, err = guest_blocks(replica_file(tn, 2, data), run2, tail_copy(n1_log, offset, run1))
+    check(rc == 0, f"guest-blocks on n2's replica after its resync: {err or result}")
 
 
 def outdated_then_dead(tn, ha):
@@ -268,14 +287,14 @@ def outdated_then_dead(tn, ha):
         tn.cli("heal", "2", "1")
     tn.cli("start", "1")
     wait_until(lambda: in_sync(ha, "data", 2), 180, "n1's discarded replica to be synchronised from n2")
-    say("  n1 back: its replica was synchronised in full from n2")
+    say(f"  n1 back: its replica was synchronised in full from n2: {resynced_by(ha, 'data', 'n2', 2)} bytes")
 
 
 def grow_and_delete(tn, ha):
     say("== F. online growth, delete refused while used")
     data = disk(ha, "data")["uuid"]
     ha.ok(1, "disk", "resize", "data", "--size", "+16M")
-    want = 48 << 20
+    want = (DATA_MIB + 16) << 20
     for i in (1, 2):
         wait_until(lambda: size_of(replica_file(tn, i, data)) == want, 30, f"n{i}'s replica of data to grow")
     ha.refused(1, ["disk", "resize", "data", "--size", "16M"], r"never shrinks")

@@ -171,7 +171,7 @@ class Replica:
         """nbdkit, socket-activated (fds 3 and 4) as herd-san starts it."""
         args = ["nbdkit"] + (["-v"] if os.environ.get("HERD_SAN_VERBOSE") else []) + ["--tls=on", f"--tls-certificates={self.nbdkit_tls}", "--tls-verify-peer",
                 plugin_path(), f"file={self.file}", f"size={SIZE}",
-                f"meta={self.file}.meta", f"bitmap={self.file}.bitmap",
+                f"meta={self.file}.meta", f"bitmap={self.file}.bitmap", f"al={self.file}.al",
                 f"control={self.control_path}", f"uuid={UUID}",
                 f"peer=127.0.0.1:{self.peer.port}", f"tls-dir={self.tls}",
                 f"initial-gen={GEN}", f"uptodate={'true' if uptodate else 'false'}",

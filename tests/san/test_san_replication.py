@@ -19,7 +19,12 @@ test CA), written through the local socket with qemu-io.
 4. A constructed split brain (each side written alone in turn) is refused on
    both sides; `discard` on one makes it a full-sync target of the other.
 5. The primary's nbdkit dies with a writer open (a crash); the peer goes on
-   alone; the crashed replica comes back as a full-sync target.
+   alone; the crashed replica comes back and gets only the extent its
+   activity log names and the peer's dirty regions (a write in flight,
+   found only on its disk, is undone).  5b: the same with the log torn: a
+   full sync, and the log says why.  5c: both die, the primary with its
+   writer open, a write lost on the peer's disk: only the primary's active
+   extent travels, and the replicas end equal.
 6. Online grow: `resize` on both; writes at the new end reach both.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
@@ -245,33 +250,97 @@ def split_brain(a, b):
               == {"ok": True}, "volume answered")
 
 
-def primary_crash(a, b):
-    say("5. the primary crashes with its writer open; the VM goes on on the peer")
-    # a writer that stays open (qemu-io reading commands from stdin)
-    argv = ["qemu-io", "-f", "raw", "-t", "none", f"nbd+unix:///{UUID}?socket={a.sock_path}"]
+def open_writer(r, *cmds):
+    """A local writer on @r that stays open (qemu-io reading commands from
+    stdin), given @cmds."""
+    argv = ["qemu-io", "-f", "raw", "-t", "none", f"nbd+unix:///{UUID}?socket={r.sock_path}"]
     w = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for c in cmds:
+        w.stdin.write(c + "\n")
+    w.stdin.flush()
+    return w
+
+
+def crash_writing(a, b, off, pattern):
+    """a's node crashes with its writer open, just after writing @pattern at
+    @off (on both replicas, not yet flushed)."""
+    w = open_writer(a, f"write -P 0x{pattern:x} {off} 64k")
     try:
-        w.stdin.write("write -P 0xc1 10M 64k\n")
-        w.stdin.flush()
-        wait_until(lambda: b.content()[10 * MiB:10 * MiB + 4096] == b"\xc1" * 4096, 30,
+        wait_until(lambda: b.content()[off:off + 4096] == bytes([pattern]) * 4096, 30,
                    "the write on both replicas")
         a.kill()
     finally:
         w.kill()
         w.wait()
-    alone_with_outdated(b)           # the VM restarted on b, which goes on alone
+
+
+def poke(r, off, data):
+    """Change @r's replica file behind the plugin's back (a write the
+    other replica never got, or lost)."""
+    with open(r.file, "r+b") as f:
+        f.seek(off)
+        f.write(data)
+
+
+def resync_figure(r, n, what):
+    wait_until(lambda: len(r.ctl.seen("synced")) > n, 120, f"{r.name}'s synced")
+    resynced = r.ctl.seen("synced")[-1]["resynced"]
+    say(f"   {what}: {resynced} bytes resynchronised of {SIZE} ({100 * resynced / SIZE:.1f} %)")
+    return resynced
+
+
+def primary_crash(a, b):
+    say("5. the primary crashes with its writer open; the VM goes on on the peer")
+    crash_writing(a, b, 10 * MiB, 0xc1)
+    # in flight when the power went: on a's disk only (b never got it)
+    poke(a, 10 * MiB + 64 * 1024, b"\xd1" * 4096)
+    alone_with_outdated(b)           # the VM restarted on b, which goes on alone (64k at 30M)
     n = len(b.ctl.seen("synced"))
     a.start(uptodate=False)
-    wait_until(lambda: len(b.ctl.seen("synced")) > n, 120, "b's synced")
-    resynced = b.ctl.seen("synced")[-1]["resynced"]
-    say(f"   the crashed replica gets a full sync: {resynced} bytes")
-    check(resynced == SIZE, f"a crashed primary is a full-sync target ({resynced})")
-    equal_replicas(a, b, "after the crashed primary's full sync")
+    resynced = resync_figure(b, n, "the crashed primary back")
+    check("its activity log names 1 extent(s) of 4 MiB" in a.tail(100),
+          f"a read its activity log after the crash: {a.tail(10)}")
+    # a's active extent (8-12 MiB) and b's dirty 64 KiB, not the volume
+    check(resynced == 4 * MiB + 64 * 1024,
+          f"the crashed primary gets its active extent and the peer's changes ({resynced})")
+    equal_replicas(a, b, "after the crashed primary's resync")
     # until herd-san passes on that a is up to date, its local export is refused
     p = a.qemu_io("read 0 4k")
     check(p.returncode != 0, "a's local export is refused before herd says it is up to date")
     check(a.ctl.request(op="volume", local="uptodate", peer_state="uptodate") == {"ok": True},
           "volume answered")
+    wait_conn(a, "connected", decision="in-sync")
+
+    say("5b. the same with the activity log torn: a full sync, and why")
+    crash_writing(a, b, 12 * MiB, 0xc2)
+    with open(a.file + ".al", "r+b") as f:
+        f.write(b"\0" * 8192)      # both blocks: nothing left to trust
+    alone_with_outdated(b)
+    n = len(b.ctl.seen("synced"))
+    a.start(uptodate=False)
+    resynced = resync_figure(b, n, "torn log")
+    check("no valid block" in a.tail(100) and "the next sync copies everything" in a.tail(100),
+          f"a says why it takes a full sync: {a.tail(10)}")
+    check(resynced == SIZE, f"a crash with an untrusted log is a full sync ({resynced})")
+    equal_replicas(a, b, "after the full sync")
+    check(a.ctl.request(op="volume", local="uptodate", peer_state="uptodate") == {"ok": True},
+          "volume answered")
+    wait_conn(a, "connected", decision="in-sync")
+
+    say("5c. both crash, the primary with its writer open: only its active extents")
+    crash_writing(a, b, 16 * MiB, 0xc3)
+    b.kill()
+    # a's unflushed write lost on b's disk, another on a's only
+    poke(b, 16 * MiB, b"\0" * 4096)
+    poke(a, 17 * MiB, b"\xe3" * 4096)
+    b.start(uptodate=True)
+    a.start(uptodate=True)
+    resynced = resync_figure(a, 0, "both crashed")
+    check(resynced == 4 * MiB, f"only the crashed primary's active extent travels ({resynced})")
+    equal_replicas(a, b, "after both crashed")
+    check(a.content()[16 * MiB:16 * MiB + 4096] == b"\xc3" * 4096, "the primary's data won")
+    wait_conn(a, "connected", decision="in-sync")
+    wait_conn(b, "connected", decision="in-sync")
 
 
 def grow(a, b):

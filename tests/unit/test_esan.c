@@ -538,6 +538,16 @@ static void test_alerts(void)
 	g_assert_nonnull(strstr(both, "'herd disk resolve db0 --keep NODE'"));
 	/* Said once, however many herd-sans report it. */
 	g_assert_null(strstr(strstr(both, "split brain") + 1, "split brain:"));
+	/* A crash its activity log does not cover: a full sync, and why; one it covers: no alert. */
+	g_autoptr(json_t) crash = json_pack("{s:{s:{s:s,s:{s:s,s:s}},s:{s:s,s:{s:s}}}}", DISK, "n1", "conn",
+					    "connected", "crash", "resync", "full", "why",
+					    "the activity log is of an older session", "n2", "conn", "connected",
+					    "crash", "resync", "listed");
+	g_autofree char *crashed = alert_text(t, crash);
+	g_assert_nonnull(strstr(crashed, "warning: eSAN disk db0: the replica on n1 crashed with its guest writing "
+				 "and the activity log is of an older session: it is synchronised in full, not only "
+				 "where writes were in flight.\n"));
+	g_assert_null(strstr(crashed, "on n2 crashed"));
 	store_replica_state states[2] = { STORE_REPLICA_OUTDATED, STORE_REPLICA_INCONSISTENT };
 	apply_ok(t, store_disk_cmd_replicas(disk(t), states));
 	g_autofree char *down = alert_text(t, none);

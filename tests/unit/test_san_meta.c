@@ -1,10 +1,13 @@
 /*
  * eSAN metadata: the decision two replicas take when they meet, through the
  * stories that lead to each outcome (new volume, peer away, resync, crash,
- * promote, discard), its symmetry on many random pairs, and the 4 KiB block
- * (round trip, torn or foreign blocks refused).
+ * promote, discard, a crash its activity log lists), its symmetry on many
+ * random pairs, and the 4 KiB block (round trip, torn or foreign blocks
+ * refused).
  */
 #include "san/meta.h"
+
+#include "san/block.h"
 
 #include <string.h>
 
@@ -172,6 +175,83 @@ static void test_crashed_primary(void)
 	assert_sync(&a, &b, SAN_SYNC_NONE);
 }
 
+#define EXT (4ull << 20)
+
+static void collect(uint64_t off, uint64_t len, void *data)
+{
+	g_string_append_printf(data, "%" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " ", off >> 20, len >> 20);
+}
+
+/* A crash its activity log covers: the decisions stay bitmap ones (never
+ * "in sync"), the crash extents merge, and a sync's end clears them; a
+ * crash not covered (or too many extents) stays a full sync. */
+static void test_crash_listed(void)
+{
+	san_meta a, b;
+	const uint32_t e1[] = { 5, 2 }, e2[] = { 2, 15, 16 };
+	new_pair(&a, &b);
+	g_assert_true(san_meta_crash_add(&a, EXT, e1, 2));
+	g_assert_true(san_meta_crash_listed(&a));
+	g_assert_true(san_meta_crash_add(&a, EXT, e2, 3));
+	g_assert_cmpuint(a.crash_count, ==, 4);
+	g_autoptr(GString) regions = g_string_new(NULL);
+	san_meta_crash_regions(&a, SIZE, collect, regions);
+	/* in MiB; extent 15 ends at the volume's end, 16 is beyond it */
+	g_assert_cmpstr(regions->str, ==, "8+4 20+4 60+4 ");
+	/* the peer went on alone (the VM restarted there): bitmap from it */
+	san_meta_go_alone(&b, 0xB1);
+	b.flags |= SAN_META_WRITER_NOW;
+	assert_sync(&a, &b, SAN_SYNC_TARGET_BITMAP);
+
+	/* nobody went ahead: the crashed side is the source, unless the other has a writer */
+	new_pair(&a, &b);
+	san_meta_crash_add(&a, EXT, e1, 2);
+	assert_sync(&a, &b, SAN_SYNC_SOURCE_BITMAP);
+	b.flags |= SAN_META_WRITER_NOW;
+	assert_sync(&a, &b, SAN_SYNC_TARGET_BITMAP);
+	/* both crashed, both listed: still bitmap, the larger replica id the source */
+	b.flags &= ~(uint32_t)SAN_META_WRITER_NOW;
+	san_meta_crash_add(&b, EXT, e2, 3);
+	assert_sync(&a, &b, SAN_SYNC_TARGET_BITMAP);
+	/* one of them not listed: full */
+	san_meta_crash_full(&b);
+	assert_sync(&a, &b, SAN_SYNC_TARGET_FULL);
+
+	/* the crashed side went alone before its crash */
+	new_pair(&a, &b);
+	san_meta_go_alone(&a, 0xA1);
+	san_meta_crash_add(&a, EXT, e1, 2);
+	assert_sync(&a, &b, SAN_SYNC_SOURCE_BITMAP);
+	/* the sync's end clears the crash and its extents */
+	san_meta_sync_end_target(&b, &a);
+	san_meta_sync_end_source(&a);
+	g_assert_false(a.flags & (SAN_META_CRASHED | SAN_META_CRASH_LISTED));
+	g_assert_cmpuint(a.crash_count, ==, 0);
+	assert_sync(&a, &b, SAN_SYNC_NONE);
+
+	/* an earlier crash that was not listed stays a full sync */
+	new_pair(&a, &b);
+	san_meta_crash_full(&a);
+	g_assert_false(san_meta_crash_add(&a, EXT, e1, 2));
+	g_assert_false(san_meta_crash_listed(&a));
+	g_assert_true(a.flags & SAN_META_CRASHED);
+	assert_sync(&a, &b, SAN_SYNC_SOURCE_FULL);
+	/* too many extents to list: full */
+	new_pair(&a, &b);
+	g_autofree uint32_t *many = g_new(uint32_t, SAN_META_CRASH_MAX + 1);
+	for (uint32_t i = 0; i <= SAN_META_CRASH_MAX; i++)
+		many[i] = i;
+	g_assert_true(san_meta_crash_add(&a, EXT, many, SAN_META_CRASH_MAX));
+	g_assert_false(san_meta_crash_add(&a, EXT, many + 1, SAN_META_CRASH_MAX));
+	g_assert_false(san_meta_crash_listed(&a));
+	g_assert_cmpuint(a.crash_count, ==, 0);
+	/* a discard forgets a crash */
+	new_pair(&a, &b);
+	san_meta_crash_add(&a, EXT, e1, 2);
+	san_meta_discard(&a);
+	g_assert_false(a.flags & (SAN_META_CRASHED | SAN_META_CRASH_LISTED));
+}
+
 /* Random pairs built from a few identifiers: the decision is always the
  * mirror of the peer's (both sides act on it without talking). */
 static void test_symmetry(void)
@@ -227,9 +307,34 @@ static void test_block(void)
 	memset(block, 0, sizeof block);
 	g_assert_false(san_meta_decode(block, sizeof block, &back, &error));
 	g_assert_nonnull(strstr(error->message, "magic"));
+	g_clear_error(&error);
 
 	g_autofree char *d = san_meta_describe(&a);
 	g_assert_nonnull(strstr(d, "00000000000000A1:1111111111111110"));
+
+	/* the activity log's session and the crash extents travel in the block */
+	const uint32_t ext[] = { 7, 3 };
+	a.al_id = 0xA10;
+	g_assert_true(san_meta_crash_add(&a, EXT, ext, 2));
+	san_meta_encode(&a, false, block);
+	g_assert_true(san_meta_decode(block, sizeof block, &back, &error));
+	g_assert_cmphex(back.al_id, ==, 0xA10);
+	g_assert_true(san_meta_crash_listed(&back));
+	g_assert_cmpuint(back.crash_extent, ==, EXT);
+	g_assert_cmpuint(back.crash_count, ==, 2);
+	g_assert_cmpuint(back.crash[0], ==, 3);
+	g_assert_cmpuint(back.crash[1], ==, 7);
+	/* a count beyond what a block holds, checksum right: refused */
+	uint32_t n = GUINT32_TO_LE(SAN_META_CRASH_MAX + 1);
+	memcpy(block + 80, &n, 4);
+	san_block_sum(block, SAN_META_BLOCK - 32, block + SAN_META_BLOCK - 32);
+	g_assert_false(san_meta_decode(block, sizeof block, &back, &error));
+	g_assert_nonnull(strstr(error->message, "crash extents"));
+	g_clear_error(&error);
+	/* a herd without the log (a zero area, the flag unknown to it and dropped): a full sync */
+	san_meta_init(&back, SIZE, G0, 1);
+	back.flags |= SAN_META_CRASHED;
+	g_assert_false(san_meta_crash_listed(&back));
 }
 
 int main(int argc, char **argv)
@@ -242,6 +347,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/san_meta/unrelated", test_unrelated);
 	g_test_add_func("/san_meta/far-behind", test_far_behind);
 	g_test_add_func("/san_meta/crashed-primary", test_crashed_primary);
+	g_test_add_func("/san_meta/crash-listed", test_crash_listed);
 	g_test_add_func("/san_meta/symmetry", test_symmetry);
 	g_test_add_func("/san_meta/block", test_block);
 	return g_test_run();
