@@ -43,7 +43,8 @@ static json_t *node_json(api_ctx *a)
 				 "max_stall_us", (json_int_t)s->max_ever_us,
 				 "max_stall_cpu_us", (json_int_t)s->max_ever_cpu_us);
 	}
-	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o,s:o}",
+	json_t *engine = a->ha ? herd_ha_run_stats(a->ha) : json_null();
+	return json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:o,s:o,s:o}",
 			 "name", node->name,
 			 "hostname", host,
 			 "pid", (int)getpid(),
@@ -51,7 +52,8 @@ static json_t *node_json(api_ctx *a)
 			 "uptime_s", (json_int_t)uptime_s,
 			 "tls_fingerprint", node->tls_fingerprint ? node->tls_fingerprint : "",
 			 "versions", versions,
-			 "main_loop", loop);
+			 "main_loop", loop,
+			 "engine_runs", engine);
 }
 
 void api_node_get(http_request *req, gpointer user_data)

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/loop_monitor.h"
 #include "ha/fence.h"
 #include "ha/coordinator.h"
 #include "ha/fence_standby.h"
@@ -29,6 +30,9 @@ struct herd_ha {
 	gpointer check_user;
 	herd_ha_leave_fn leave;    /* the host's shutdown is over (herd_ha_shutdown) */
 	gpointer leave_user;
+	/* What the engine's runs cost (herd_ha_run_stats) */
+	uint64_t engine_runs;
+	gint64 run_last_us, run_last_cpu_us, run_max_us;
 };
 
 static int64_t now_ms(void)
@@ -128,8 +132,20 @@ static gboolean on_run(gpointer data)
 {
 	herd_ha *h = data;
 	h->run_idle = 0;
+	gint64 t0 = g_get_monotonic_time(), cpu0 = loop_monitor_thread_cpu_us();
 	herd_engine_run(h->engine, now_ms());
+	h->run_last_us = g_get_monotonic_time() - t0;
+	h->run_last_cpu_us = loop_monitor_thread_cpu_us() - cpu0;
+	h->run_max_us = MAX(h->run_max_us, h->run_last_us);
+	h->engine_runs++;
 	return G_SOURCE_REMOVE;
+}
+
+json_t *herd_ha_run_stats(herd_ha *h)
+{
+	return json_pack("{s:I,s:I,s:I,s:I}", "runs", (json_int_t)h->engine_runs, "last_us",
+			 (json_int_t)h->run_last_us, "last_cpu_us", (json_int_t)h->run_last_cpu_us,
+			 "max_us", (json_int_t)h->run_max_us);
 }
 
 static gboolean on_run_timer(gpointer data)

@@ -28,6 +28,11 @@ bool herd_ha_coordinates(herd_ha *h);
 /* Run the engine soon (after a change the API made). */
 void herd_ha_kick(herd_ha *h);
 
+/* What the engine's runs on this node cost (on the coordinator: building
+ * the scheduler's input, the plan, the actions): {"runs", "last_us",
+ * "last_cpu_us", "max_us"}, wall and main-thread CPU time (bench/scale). */
+json_t *herd_ha_run_stats(herd_ha *h);
+
 /* The host's shutdown is over (herd_engine_shutdown()): leave and exit. */
 typedef void (*herd_ha_leave_fn)(const char *summary, gpointer user);
 /* The host shuts down: herd_engine_shutdown(); with true, @leave follows,

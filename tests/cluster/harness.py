@@ -69,12 +69,15 @@ def checkout_instance(name):
 class TestNodes:
     """Test nodes of one instance for the length of a `with` block."""
 
-    def __init__(self, instance, n, links=1, blank=False):
+    def __init__(self, instance, n, links=1, blank=False, libvirtd=None):
+        """@libvirtd: the nodes that run libvirtd (testnodes up --libvirtd:
+        "1-3", "none"; None: all)."""
         instance = checkout_instance(instance)
         self.instance = instance
         self.n = n
         self.links = links
         self.blank = blank
+        self.libvirtd = libvirtd
         self.tn = testnodes.Instance(instance)
         self._watchdog = None
         self._watchdog_fd = None
@@ -94,8 +97,11 @@ class TestNodes:
             args = ["up", str(self.n), "--links", str(self.links)]
             if self.blank:
                 args.append("--blank")
+            if self.libvirtd is not None:
+                args += ["--libvirtd", self.libvirtd]
             t0 = time.monotonic()
-            self.cli(*args, timeout=180)
+            # Each join takes a second or two, more as the cluster grows.
+            self.cli(*args, timeout=180 if self.n <= 5 else 180 + 15 * self.n)
             self.up_s = time.monotonic() - t0
             say(f"up {self.n} node(s), {self.links} link(s): {self.up_s:.1f} s")
         except BaseException:

@@ -2,7 +2,7 @@
 """pdu: the simulated switched PDU of a testnodes instance.
 
 It speaks SNMP (v1, v2c and v3) like an APC switched rack PDU (AP7920, eight
-outlets, the PowerNet-MIB rPDU branch and the older sPDU one), so that
+outlets; with more than 8 nodes one outlet per node, as an AP8941; the PowerNet-MIB rPDU branch and the older sPDU one), so that
 Debian's fence_apc_snmp drives it as it would a real one.  Outlet I powers
 node nI of the instance: switching it off is the power cut of `testnodes kill
 I` (the node's whole process tree dies before the PDU answers), switching it
@@ -54,6 +54,19 @@ PORT = 161
 SNMPD_PORT = 1161              # snmpd's own, on the PDU's loopback only
 OUTLETS = 8                    # an AP7920 has eight switched outlets
 MODEL = "AP7920"
+BIG_MODEL = "AP8941"           # APC's 24-outlet switched rack PDU, same MIB
+
+
+def outlets_for(nodes):
+    """The PDU's outlets: an AP7920's eight, or for more nodes one outlet per
+    node rounded up to 8, shown as the larger AP8941 (which has 24: a rack
+    of 32 hosts would have two PDUs; one fence device with every plug is
+    what herd sees of either)."""
+    return max(OUTLETS, -(-nodes // 8) * 8)
+
+
+def model_for(nodes):
+    return MODEL if outlets_for(nodes) == OUTLETS else BIG_MODEL
 AGENT = "fence_apc_snmp"
 V3_USER = "herd"
 READ_COMMUNITY = "public"      # read-only, as the factory default
@@ -140,8 +153,8 @@ def start(tn, inst):
     d = pdu_dir(inst)
     os.makedirs(os.path.join(d, "var"), exist_ok=True)
     cfg = {
-        "agent": AGENT, "address": ADDRESS, "port": PORT, "model": MODEL,
-        "outlets": OUTLETS, "nodes": inst.meta["nodes"],
+        "agent": AGENT, "address": ADDRESS, "port": PORT, "model": model_for(inst.meta["nodes"]),
+        "outlets": outlets_for(inst.meta["nodes"]), "nodes": inst.meta["nodes"],
         "community": "herd-" + secrets.token_hex(6),
         "read_community": READ_COMMUNITY,
         "probe_community": "probe-" + secrets.token_hex(8),
@@ -152,7 +165,7 @@ def start(tn, inst):
     conf = os.path.join(d, "snmpd.conf")
     tn.write_file(conf, SNMPD_CONF.format(
         name=inst.name, snmpd_port=SNMPD_PORT, sysobjectid=".".join(map(str, SYS_OBJECT_ID)),
-        model=MODEL, serial=_serial(inst), community=cfg["community"],
+        model=model_for(inst.meta["nodes"]), serial=_serial(inst), community=cfg["community"],
         read_community=READ_COMMUNITY, probe_community=cfg["probe_community"],
         v3_user=V3_USER, v3_auth=cfg["v3"]["password"], v3_priv=cfg["v3"]["priv_passwd"],
         apc=".".join(map(str, APC)), python=sys.executable,
@@ -292,7 +305,9 @@ class Outlets:
     def __init__(self, tn, inst, log):
         self.tn, self.inst, self.log = tn, inst, log
         self.nodes = inst.meta["nodes"]
-        self.relay = {i: True for i in range(self.nodes + 1, OUTLETS + 1)}
+        self.count = outlets_for(self.nodes)
+        self.model = model_for(self.nodes)
+        self.relay = {i: True for i in range(self.nodes + 1, self.count + 1)}
         self.pending = set()            # outlets with a reboot's power-on to come
         self.lock = threading.RLock()   # one outlet command at a time
 
@@ -392,13 +407,13 @@ class Mib:
         def add(oid, typ, value, writer=None):
             objs.append((oid, typ, value, writer))
 
-        on = {i: o.is_on(i) for i in range(1, OUTLETS + 1)}
+        on = {i: o.is_on(i) for i in range(1, o.count + 1)}
         # sPDUIdent
-        for k, v in enumerate(["B2", "v3.9.2", "01/01/2024", MODEL, self.serial], 1):
+        for k, v in enumerate(["B2", "v3.9.2", "01/01/2024", o.model, self.serial], 1):
             add(SPDU + (1, k, 0), "string", v)
         # sPDUOutletControl: sPDUOutletControlTableSize, then the table
-        add(SPDU + (4, 1, 0), "integer", OUTLETS)
-        for i in range(1, OUTLETS + 1):
+        add(SPDU + (4, 1, 0), "integer", o.count)
+        for i in range(1, o.count + 1):
             e = SPDU + (4, 2, 1)
             add(e + (1, i), "integer", i)
             add(e + (2, i), "integer", 1 if i in o.pending else 2)
@@ -408,14 +423,14 @@ class Mib:
             add(e + (4, i), "string", o.name(i))
         # rPDUIdent
         ident = [("string", "RackPDU"), ("string", "B2"), ("string", "v3.9.2"),
-                 ("string", "01/01/2024"), ("string", MODEL), ("string", self.serial),
-                 ("integer", 10), ("integer", OUTLETS), ("integer", 1)]
+                 ("string", "01/01/2024"), ("string", o.model), ("string", self.serial),
+                 ("integer", 10), ("integer", o.count), ("integer", 1)]
         for k, (typ, v) in enumerate(ident, 1):
             add(RPDU + (1, k, 0), typ, v)
         # rPDUOutletDevice: command (noCommandAll), coldstart delay, outlet counts
-        for k, v in enumerate([1, 0, OUTLETS, OUTLETS], 1):
+        for k, v in enumerate([1, 0, o.count, o.count], 1):
             add(RPDU + (3, 1, k, 0), "integer", v)
-        for i in range(1, OUTLETS + 1):
+        for i in range(1, o.count + 1):
             # rPDUOutletControlTable: index, name, phase, command, bank
             e = RPDU + (3, 3, 1, 1)
             add(e + (1, i), "integer", i)

@@ -49,6 +49,12 @@ static void test_status(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) a = test_request(f->n[3], "GET", "/api/v1/status", NULL);
 	json_t *j = test_expect(a, 200);
 	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(j, "node"), "name")), ==, "n3");
+	/* The engine ran (the start): what its runs cost is shown (bench/scale). */
+	json_t *runs = json_object_get(json_object_get(j, "node"), "engine_runs");
+	g_assert_cmpint(json_integer_value(json_object_get(runs, "runs")), >, 0);
+	g_assert_cmpint(json_integer_value(json_object_get(runs, "max_us")), >=,
+			json_integer_value(json_object_get(runs, "last_us")));
+	g_assert_cmpint(json_integer_value(json_object_get(runs, "last_cpu_us")), >=, 0);
 	json_t *cluster = json_object_get(j, "cluster");
 	g_assert_cmpstr(json_string_value(json_object_get(cluster, "name")), ==, "test");
 	g_assert_cmpstr(json_string_value(json_object_get(cluster, "phase")), ==, "synced");
