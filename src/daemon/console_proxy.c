@@ -45,6 +45,7 @@
 #define CONNECT_TIMEOUT_MS 10000
 #define CHUNK_BYTES 65536
 #define CHECK_INTERVAL_S 1
+#define CLOSE_LINGER_MS 2000
 
 typedef enum { CONSOLE_WEBSOCKET, CONSOLE_RELAY } console_kind;
 
@@ -526,8 +527,63 @@ static void ws_send_close(console *c, uint16_t code, const char *reason)
 	frame[h + 1] = (uint8_t)code;
 	if (rlen)
 		memcpy(frame + h + 2, reason, rlen);
-	if (send(c->client.fd, frame, h + 2 + rlen, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		log_debug("the console's close frame was not sent: %s", g_strerror(errno));
+	/* Behind what the display sent last, which the client may still be
+	 * reading: wait for room, a little (the console is closing, so
+	 * wait_io() would not wait). */
+	gint64 deadline = deadline_in(CLOSE_LINGER_MS);
+	size_t off = 0, len = h + 2 + rlen;
+	while (off < len) {
+		ssize_t n = send(c->client.fd, frame + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		struct pollfd p = { c->client.fd, POLLOUT, 0 };
+		gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+		if ((n < 0 && errno != EAGAIN && errno != EINTR) || left_ms <= 0 ||
+		    poll(&p, 1, (int)left_ms) < 0) {
+			log_debug("the console's close frame was not sent: %s", g_strerror(errno));
+			return;
+		}
+	}
+}
+
+/*
+ * After our close frame: wait a little (CLOSE_LINGER_MS) for the client's
+ * answer, a close frame or its end, before the connection is shut, so
+ * that our close frame is not cut off on its way (RFC 6455 7.1.1: the
+ * server closes the TCP connection once the closing handshake is done).
+ */
+static void ws_linger(console *c)
+{
+	uint8_t buf[4096];
+	size_t len = 0;
+	ws_decoder dec = { .max_payload = sizeof(buf) };
+	gint64 deadline = deadline_in(CLOSE_LINGER_MS);
+	for (;;) {
+		struct pollfd p = { c->client.fd, POLLIN, 0 };
+		gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+		if (left_ms <= 0 || poll(&p, 1, (int)left_ms) <= 0)
+			return;
+		ssize_t n = recv(c->client.fd, buf + len, sizeof(buf) - len, 0);
+		if (n <= 0)
+			return;
+		len += (size_t)n;
+		for (;;) {
+			ws_frame f;
+			size_t used;
+			uint16_t code;
+			ws_decode_result r = ws_decode(&dec, buf, len, &f, &used, &code, NULL);
+			if (r != WS_DECODE_FRAME)
+				break;
+			if (f.opcode == WS_OP_CLOSE)
+				return;
+			memmove(buf, buf + used, len - used);
+			len -= used;
+		}
+		if (len == sizeof(buf))
+			return;
+	}
 }
 
 static bool ws_send(console *c, ws_opcode op, const uint8_t *payload, size_t len)
@@ -736,8 +792,10 @@ static gpointer console_run(gpointer data)
 	g_mutex_unlock(&c->p->lock);
 	log_info("console of VM %s for %s%s: closed: %s", c->vm_name ? c->vm_name : "?",
 		 c->user ? c->user : "another node", ws ? "" : " (relayed)", e.why);
-	if (ws && e.code)
+	if (ws && e.code) {
 		ws_send_close(c, e.code, e.why);
+		ws_linger(c);
+	}
 	g_free(e.why);
 	endpoint_close(&c->client);
 	endpoint_close(&c->upstream);
