@@ -24,6 +24,7 @@
 #include "cluster/service.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/tcp_listen.h"
 #include "store/state.h"
 
 #include <errno.h>
@@ -919,39 +920,6 @@ static gpointer accept_run(gpointer data)
 	return NULL;
 }
 
-static int relay_listen(const char *address, int port, GError **error)
-{
-	bool any = !address || !*address || strcmp(address, "*") == 0;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST,
-				  .ai_family = any ? AF_INET6 : AF_UNSPEC };
-	struct addrinfo *res = NULL;
-	g_autofree char *service = g_strdup_printf("%d", port);
-	int gai = getaddrinfo(any ? NULL : address, service, &hints, &res);
-	if (gai != 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "Cannot listen on '%s': %s.", address,
-			    gai_strerror(gai));
-		return -1;
-	}
-	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int one = 1, zero = 0;
-	if (fd >= 0) {
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (res->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(int));
-	}
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 32) < 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
-			    "The console relay cannot listen on %s port %d: %s.",
-			    any ? "all addresses" : address, port, g_strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
 /* ------------------------------------------------------------------ */
 /* The VMs' whereabouts                                                */
 
@@ -1017,8 +985,9 @@ herd_console_proxy *herd_console_proxy_new(const char *node_name, const char *li
 	p->consoles = g_hash_table_new(g_direct_hash, g_direct_equal);
 	p->listen_fd = p->acceptor_wake = -1;
 	if (relay_port > 0) {
-		p->listen_fd = relay_listen(listen_address, relay_port, error);
+		p->listen_fd = herd_tcp_listen(listen_address, relay_port, 32, error);
 		if (p->listen_fd < 0) {
+			g_prefix_error(error, "The console relay: ");
 			herd_console_proxy_free(p);
 			return NULL;
 		}
