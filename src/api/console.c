@@ -14,10 +14,10 @@
 #include "api/common.h"
 #include "api/console_ticket.h"
 #include "api/routes.h"
-#include "common/websocket.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/websocket.h"
 #include "store/node.h"
 
 #include <string.h>

@@ -20,11 +20,11 @@
 #include "daemon/console_proxy.h"
 
 #include "api/http.h"
-#include "common/websocket.h"
 #include "cluster/service.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/tcp_listen.h"
+#include "common/websocket.h"
 #include "store/state.h"
 
 #include <errno.h>
@@ -33,7 +33,6 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <string.h>
