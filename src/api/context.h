@@ -27,6 +27,32 @@ typedef struct api_node_info {
 } api_node_info;
 
 typedef struct api_vm_lists api_vm_lists;
+typedef struct console_tickets console_tickets;
+typedef struct http_upgraded http_upgraded;
+
+/* Where a console's websocket goes (api/console.c to the proxy). */
+typedef struct api_console_target {
+	const char *vm_uuid;
+	const char *vm_name;
+	const char *node;              /* the node the VM runs on */
+	const char *address;           /* that node's address; NULL if it is this node */
+	const char *user;              /* whose ticket opened it */
+} api_console_target;
+
+/* The console proxy (daemon/console_proxy.h). */
+typedef struct api_console_ops {
+	/* A console for @t, to be handed its websocket once upgraded; NULL
+	 * with @error if this node serves as many consoles as it may.  The
+	 * handlers' loop. */
+	gpointer (*prepare)(gpointer proxy, const api_console_target *t, GError **error);
+	/* The websocket of @console is open (http_upgrade_fn: the server's
+	 * thread), or it never will be (drop). */
+	void (*upgraded)(http_upgraded *up, int fd, const void *extra, size_t extra_len,
+			 gpointer console);
+	void (*drop)(gpointer console);
+	/* Consoles open on this node now (websockets and relays). */
+	unsigned (*count)(gpointer proxy);
+} api_console_ops;
 
 /* A test notification's outcome (daemon/notify_send.h): borrowed. */
 typedef void (*api_notify_done_fn)(json_t *result, gpointer user);
@@ -49,6 +75,9 @@ typedef struct api_ctx {
 	gpointer notifier;
 	api_check_run_fn check_run;    /* herd check, or NULL (no checker) */
 	gpointer checker;
+	const api_console_ops *console_ops; /* VM consoles, or NULL (none served) */
+	gpointer console_proxy;
+	console_tickets *console_tickets; /* console.c's; NULL at first */
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server

@@ -51,6 +51,7 @@
 
 #include "common/log.h"
 #include "common/password.h"
+#include "common/tcp_listen.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -148,7 +149,7 @@ static gboolean on_idle(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-static void listener_wake(http_listener *l)
+void listener_wake(http_listener *l)
 {
 	if (!l->idle && !l->stopping)
 		l->idle = listener_source(l, g_idle_source_new(), on_idle);
@@ -232,22 +233,27 @@ static void respond_refused(http_request *req, const GError *err)
 		MHD_add_response_header(req->response, "WWW-Authenticate", "Basic realm=\"herd\"");
 }
 
-/* A browser names the page a request comes from in Origin (and
- * Sec-Fetch-Site): a request without them comes from a program (the CLI,
- * curl, Prometheus); one with them must come from this server's pages. */
-static bool same_origin(http_request *req)
+bool http_same_origin(const char *site, const char *origin, const char *host)
 {
-	const char *site = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
 	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
 		return false;
-	const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
-	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 	if (!origin)
 		return true;
 	const char *rest = g_str_has_prefix(origin, "https://") ? origin + 8
 			   : g_str_has_prefix(origin, "http://") ? origin + 7
 								 : NULL;
 	return rest && host && g_ascii_strcasecmp(rest, host) == 0;
+}
+
+/* A browser names the page a request comes from in Origin (and
+ * Sec-Fetch-Site): a request without them comes from a program (the CLI,
+ * curl, Prometheus); one with them must come from this server's pages. */
+static bool same_origin(http_request *req)
+{
+	return http_same_origin(
+		MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+		MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin"),
+		MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST));
 }
 
 /*
@@ -594,7 +600,7 @@ static void listener_start(http_server *srv, gpointer data)
 	http_listener *l = a->l;
 	l->server = srv;
 	l->mhd = MHD_start_daemon(a->flags | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-					  MHD_USE_ERROR_LOG,
+					  MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
 				  0, NULL, NULL, on_access, l,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -681,34 +687,10 @@ bool http_server_listen_unix(http_server *srv, const char *path, GError **error)
 bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 			    const char *cert_pem, const char *key_pem, GError **error)
 {
-	int fd = -1;
 	bool any = !address || !*address || strcmp(address, "*") == 0;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST,
-				  .ai_family = any ? AF_INET6 : AF_UNSPEC };
-	struct addrinfo *res = NULL;
-	g_autofree char *service = g_strdup_printf("%d", port);
-	int gai = getaddrinfo(any ? NULL : address, service, &hints, &res);
-	if (gai != 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "Cannot listen on '%s': %s.", address, gai_strerror(gai));
+	int fd = herd_tcp_listen(address, port, 128, error);
+	if (fd < 0)
 		return false;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int one = 1, zero = 0;
-	if (fd >= 0) {
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (res->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(int));
-	}
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot listen on %s port %d: %s.",
-			    any ? "all addresses" : address, port, g_strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(res);
-		return false;
-	}
-	freeaddrinfo(res);
 
 	http_listener *l = g_new0(http_listener, 1);
 	bool tls = cert_pem && key_pem;
@@ -732,6 +714,7 @@ bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 static void listener_free(http_listener *l)
 {
 	l->stopping = true;
+	upgraded_shut_listener(l->server, l);
 	source_clear(&l->epoll_watch);
 	source_clear(&l->timer);
 	source_clear(&l->idle);
@@ -789,6 +772,7 @@ http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer
 	srv->calls = mailbox_new(srv->context, "HTTP server calls", 0, call_arrived, srv);
 	srv->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
 	srv->suspended = g_hash_table_new(g_direct_hash, g_direct_equal);
+	upgraded_start(srv);
 	handoff_start(srv);
 	srv->thread = g_thread_new("herd-http", serve, srv);
 	return srv;
@@ -833,6 +817,7 @@ static void stop_serving(http_server *srv, gpointer data)
 {
 	srv->stopping = true;
 	handoff_flush_answers(srv);
+	upgraded_shut_listener(srv, NULL);
 	GList *waiting = g_hash_table_get_keys(srv->suspended);
 	for (GList *p = waiting; p; p = p->next)
 		respond_shutting_down(p->data);
@@ -855,6 +840,7 @@ void http_server_free(http_server *srv)
 	/* after the listeners: what waited on a check was answered */
 	http_credentials_free(srv->credentials);
 	handoff_stop(srv);
+	upgraded_stop(srv);
 	mailbox_free(srv->calls);
 	g_hash_table_unref(srv->suspended);
 	g_main_loop_unref(srv->loop);

@@ -181,6 +181,35 @@ void http_respond_json_text(http_request *req, unsigned status, GString *text);
 void http_respond_error(http_request *req, const GError *err);
 void http_respond_errorf(http_request *req, herd_error_code code, const char *fmt, ...)
 	G_GNUC_PRINTF(3, 4);
+/*
+ * Protocol upgrade (the VM console's websocket): the handler answers 101
+ * Switching Protocols with the headers it added (Upgrade,
+ * Sec-WebSocket-Accept…), and once that is sent the connection is the
+ * application's.  @fn gets, on the server's thread (it must not block),
+ * a socket of its own (@fd, a duplicate of the connection's: it closes
+ * it), the bytes the client sent after its request (@extra) and a handle
+ * to give back with http_upgraded_close() when it is done.  The server
+ * shuts the connection down when it stops (the application's socket sees
+ * its end).  If the connection ends before it is upgraded, @drop(@user)
+ * is called instead.
+ */
+typedef struct http_upgraded http_upgraded;
+typedef void (*http_upgrade_fn)(http_upgraded *up, int fd, const void *extra, size_t extra_len,
+				gpointer user);
+void http_respond_upgrade(http_request *req, http_upgrade_fn fn, gpointer user, GDestroyNotify drop);
+/* The application is done with @up (any thread, once): the server closes
+ * the connection.  Every handle must be given back before
+ * http_server_free(). */
+void http_upgraded_close(http_upgraded *up);
+
+/*
+ * Does a request with these headers come from this server's own pages (or
+ * from a program, which sends neither Origin nor Sec-Fetch-Site)?  A
+ * browser names the page a request comes from; another site's page must
+ * not change anything, nor open a console.
+ */
+bool http_same_origin(const char *fetch_site, const char *origin, const char *host);
+
 /* Answer with raw bytes of @content_type. */
 void http_respond_bytes(http_request *req, unsigned status, const char *content_type,
 			const void *data, size_t len);

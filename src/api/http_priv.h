@@ -12,6 +12,9 @@
  *   http_handoff.c  the handlers' side: requests run one per iteration of
  *                   the handlers' loop, their answers back to the server's
  *                   thread, and what handlers hold when the server stops
+ *   http_upgrade.c  upgraded connections (the console's websocket): handed
+ *                   to the application, shut when it is done or the server
+ *                   stops
  *   http_stream.c   a streamed body (HTTP_ROUTE_STREAM): the bounded queue
  *                   from the server's thread to the stream's own thread,
  *                   which feeds the handler's sink
@@ -55,6 +58,8 @@ struct http_server {
 	http_credentials *credentials; /* NULL: only local root gets in */
 	GPtrArray *listeners;          /* of http_listener* */
 	GHashTable *suspended;         /* http_request* set: connections that wait */
+	GHashTable *upgraded;          /* http_upgraded* set: handed to the application */
+	mailbox *upgrade_closes;       /* http_upgraded*, given back by the application */
 	bool stopping;                 /* nothing more may wait: libmicrohttpd stops */
 
 	/* The handlers' thread's. */
@@ -72,6 +77,7 @@ typedef enum {
 } request_stage;
 
 typedef struct http_stream http_stream;
+typedef struct http_upgrade_offer http_upgrade_offer;
 
 struct http_request {
 	/* The connection's, a credential check's, the handler's, an answer's
@@ -114,6 +120,9 @@ struct http_request {
 	bool suspended;                /* its handler keeps it, to answer later */
 	bool answered;
 	GPtrArray *answer_headers;     /* name, value, name, value…; or NULL */
+	/* A 101 answer's: made by the handler, the server's thread's once
+	 * the answer is posted; freed with the request. */
+	http_upgrade_offer *upgrade;
 	/* A streamed body's stream: made by the handler, then the server's
 	 * thread's until the body is all in or cut off, then the stream's
 	 * thread's. */
@@ -132,6 +141,8 @@ struct http_request {
 void connection_answer(http_request *req, unsigned status, struct MHD_Response *resp);
 /* Let @req's suspended connection go on (in or out of on_access()). */
 void connection_resume(http_request *req);
+/* Have libmicrohttpd run on @l soon. */
+void listener_wake(http_listener *l);
 
 /* ---- http_route.c: the server's thread ---------------------------------- */
 
@@ -161,6 +172,22 @@ struct MHD_Response *response_for_error(const GError *err, unsigned *status);
 bool stream_push(http_request *req, const char *data, size_t len);
 /* @req's body is all in (@complete), or the connection ended without it. */
 void stream_end(http_request *req, bool complete);
+
+/* ---- http_upgrade.c ----------------------------------------------------- */
+
+/* The server's side of upgraded connections: its set and mailbox. */
+void upgraded_start(http_server *srv);
+/* Shut every upgraded connection of listener @l (NULL: of every listener);
+ * the server's thread (or the caller's, once it is gone). */
+void upgraded_shut_listener(http_server *srv, http_listener *l);
+/* The server's thread is gone: handles the application still holds go
+ * nowhere when given back.  Caller's thread. */
+void upgraded_stop(http_server *srv);
+/* A 101 response that hands @req's connection to @fn (http.h), once sent. */
+struct MHD_Response *upgrade_response(http_request *req, http_upgrade_fn fn, gpointer user,
+				      GDestroyNotify drop);
+/* Free @offer, with its drop if the connection was never upgraded. */
+void upgrade_offer_free(http_upgrade_offer *offer);
 
 /* ---- http_handoff.c ------------------------------------------------------ */
 

@@ -72,6 +72,7 @@ void request_unref(http_request *req)
 	g_free(req->peer);
 	if (req->answer_headers)
 		g_ptr_array_unref(req->answer_headers);
+	upgrade_offer_free(req->upgrade);
 	g_free(req);
 }
 
@@ -214,6 +215,11 @@ void http_respond_bytes(http_request *req, unsigned status, const char *content_
 	MHD_add_response_header(resp, "Content-Type", content_type);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	respond(req, status, resp);
+}
+
+void http_respond_upgrade(http_request *req, http_upgrade_fn fn, gpointer user, GDestroyNotify drop)
+{
+	respond(req, 101, upgrade_response(req, fn, user, drop));
 }
 
 /* A response of @len bytes of JSON at @text, which @free_text frees. */

@@ -89,6 +89,9 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/vms/{vm}/destroy", api_vm_destroy, 0, API_PERM_VM_OPERATE },
 	{ "POST", "/api/v1/vms/{vm}/release", api_vm_release, 0, API_PERM_ADMIN },
 	{ "POST", "/api/v1/vms/{vm}/migrate", api_vm_migrate, 0, API_PERM_VM_OPERATE },
+	/* The console: a ticket, then the websocket, which the ticket lets in. */
+	{ "POST", "/api/v1/vms/{vm}/console", api_vm_console_ticket, 0, API_PERM_VM_OPERATE },
+	{ "GET", "/api/v1/vms/{vm}/console", api_vm_console_open, HTTP_ROUTE_PUBLIC, API_PERM_PUBLIC },
 	{ "POST", "/api/v1/vms/{vm}/{op}", api_vm_op, 0, API_PERM_VM_OPERATE },
 	{ "GET", "/api/v1/history/vms", api_history_vms, 0, API_PERM_READ },
 

@@ -123,6 +123,8 @@ void api_vm_destroy(http_request *req, gpointer user_data);     /* POST /vms/{vm
 void api_vm_op(http_request *req, gpointer user_data);          /* POST /vms/{vm}/{op} */
 void api_vm_release(http_request *req, gpointer user_data);     /* POST /vms/{vm}/release */
 void api_vm_migrate(http_request *req, gpointer user_data);     /* POST /vms/{vm}/migrate (vm_migrate.c) */
+void api_vm_console_ticket(http_request *req, gpointer user_data); /* POST /vms/{vm}/console (console.c) */
+void api_vm_console_open(http_request *req, gpointer user_data);   /* GET /vms/{vm}/console?ticket= */
 /* A VM as the API shows it (vm_json.c), with @xml as its XML if not NULL;
  * and as the answer to a change of it (its result). */
 json_t *api_vm_json(api_ctx *a, store_object *vm, const char *xml);

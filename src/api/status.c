@@ -67,7 +67,11 @@ void api_status_get(http_request *req, gpointer user_data)
 	if (!api_require_store(req, a))
 		return;
 	json_t *body = json_object();
-	json_object_set_new(body, "node", node_json(a));
+	json_t *node = node_json(a);
+	/* the websockets and relays this node's console proxy serves now */
+	unsigned consoles = a->console_ops ? a->console_ops->count(a->console_proxy) : 0;
+	json_object_set_new(node, "consoles", json_integer(consoles));
+	json_object_set_new(body, "node", node);
 	store_state *st = api_state(a);
 	store_object *c = store_state_cluster(st);
 	if (c) {

@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "cli/table.h"
+#include "cli/vm_console.h"
 #include "cli/vm_hardware.h"
 
 #include "common/json.h"
@@ -291,6 +292,42 @@ static int run_dumpxml(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
+/* A one-time ticket for the VM's console, and where its websocket is (as
+ * `virsh vncdisplay` says where a display is; the browser, or a noVNC
+ * client, opens it). */
+static int opt_console_port;
+static GOptionEntry console_options[] = {
+	{ "port", 0, 0, G_OPTION_ARG_INT, &opt_console_port,
+	  "Forward this TCP port of 127.0.0.1 to the console, for a VNC viewer (5901: display :1)", "PORT" },
+	{ NULL }
+};
+
+static int run_console(cli_ctx *ctx, int argc, char **argv)
+{
+	if (opt_console_port) {
+		if (opt_console_port < 1 || opt_console_port > 65535) {
+			fprintf(stderr, "herd: --port must be a TCP port, 1-65535.\n");
+			return CLI_USAGE;
+		}
+		return cli_vm_console_forward(ctx, argv[0], opt_console_port);
+	}
+	g_autofree char *path = cli_api_path("vms", argv[0], "console");
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "POST", path, NULL, &rc);
+	if (!r)
+		return rc;
+	const char *ws_path = json_string_value(json_object_get(r, "path"));
+	printf("VM %s runs on node %s. Its console, for one websocket (subprotocol binary) opened within %d s:\n",
+	       json_string_value(json_object_get(r, "vm")), json_string_value(json_object_get(r, "node")),
+	       (int)json_integer_value(json_object_get(r, "expires_s")));
+	printf("  ticket  %s\n", json_string_value(json_object_get(r, "ticket")));
+	if (ctx->client_opts.host)
+		printf("  url     wss://%s%s\n", herd_client_target(cli_client(ctx)), ws_path);
+	else
+		printf("  path    %s (on this node's API, https://THIS-NODE:8001)\n", ws_path);
+	return CLI_OK;
+}
+
 static int run_info(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
@@ -483,6 +520,11 @@ const cli_command cli_vm_commands[] = {
 	  1, 1, run_undefine },
 	{ "vm dumpxml", "NAME|UUID", "Print a VM's domain XML", NULL, NULL, 1, 1, run_dumpxml },
 	{ "vm info", "NAME|UUID", "Show a VM's attributes", NULL, NULL, 1, 1, run_info },
+	{ "vm console", "NAME|UUID", "A one-time ticket for a running VM's VNC console (websocket)",
+	  "The ticket opens the console's websocket once, within 30 s, on the node that gave it "
+	  "(any node: it reaches the VM wherever it runs).  The web UI opens it by itself; see "
+	  "docs/console.md.  With --port, a local port for a VNC viewer instead: each viewer that "
+	  "connects gets a console of its own.", console_options, 1, 1, run_console },
 	{ "vm history", "[NAME|UUID]", "List stored configuration versions",
 	  "Without a VM, lists every VM's versions, optionally only names matching --pattern.",
 	  history_options, 0, 1, run_history },

@@ -65,43 +65,72 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
 	return size * nmemb;
 }
 
+static void setup_on(herd_client *c, CURL *curl, const char *method, const char *url,
+		     GString *answer, char *curl_err);
+
 /* The options of every request: @method to @url, the answer into @answer. */
 static void request_setup(herd_client *c, const char *method, const char *url, GString *answer,
 			  char *curl_err)
 {
 	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, answer);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, curl_err);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	setup_on(c, c->curl, method, url, answer, curl_err);
+}
+
+CURL *herd_client_connect_raw(herd_client *c, GError **error)
+{
+	CURL *curl = curl_easy_init();
+	char curl_err[CURL_ERROR_SIZE] = "";
+	g_autofree char *url = g_strconcat(c->base_url, "/", NULL);
+	setup_on(c, curl, "GET", url, NULL, curl_err);
+	curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 0L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
+	CURLcode rc = curl_easy_perform(curl);
+	if (rc != CURLE_OK) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE, "Cannot reach herdd at %s: %s.",
+			    c->target, curl_err[0] ? curl_err : curl_easy_strerror(rc));
+		curl_easy_cleanup(curl);
+		return NULL;
+	}
+	return curl;
+}
+
+/* The options of every request and connection, on @curl. */
+static void setup_on(herd_client *c, CURL *curl, const char *method, const char *url,
+		     GString *answer, char *curl_err)
+{
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, answer);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	if (c->opts.timeout_s > 0)
-		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, c->opts.timeout_s);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, c->opts.timeout_s);
 	if (!c->opts.host)
-		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->target);
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->target);
 	if (c->opts.ca_file)
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->opts.ca_file);
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->opts.ca_file);
 	if (c->opts.ca_pem) {
 		struct curl_blob blob = { (void *)c->opts.ca_pem, strlen(c->opts.ca_pem),
 					  CURL_BLOB_COPY };
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO_BLOB, &blob);
+		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
 	}
 	if (c->opts.token) {
-		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-		curl_easy_setopt(c->curl, CURLOPT_XOAUTH2_BEARER, c->opts.token);
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, c->opts.token);
 	} else if (c->opts.user && c->opts.password) {
-		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->opts.user);
-		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->opts.password);
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(curl, CURLOPT_USERNAME, c->opts.user);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, c->opts.password);
 	}
 	if (c->opts.insecure || c->opts.ca_file || c->opts.ca_pem) {
 		/* Nodes' certificates name the node, not whatever address the
 		 * operator typed; the CA pins who they are. */
-		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	if (c->opts.insecure)
-		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
 }
 
 /* Run the request set up and make the answer of it. */

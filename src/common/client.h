@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 
+#include <curl/curl.h>
 #include <glib.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -47,6 +48,14 @@ json_t *herd_client_call(herd_client *c, const char *method, const char *path,
  */
 json_t *herd_client_upload(herd_client *c, const char *path, int fd, guint64 size, char **sha256,
 			   GError **error);
+
+/*
+ * A connection of its own to the API, made as requests are (the socket or
+ * --host's TLS, with its CA), for the caller's own bytes both ways
+ * (curl_easy_send(), curl_easy_recv(): libcurl's CONNECT_ONLY), e.g. a
+ * websocket; NULL with an UNAVAILABLE @error.  curl_easy_cleanup() it.
+ */
+CURL *herd_client_connect_raw(herd_client *c, GError **error);
 
 /* Where the client connects, for messages ("/run/herd/herd.sock", "n2:8001"). */
 const char *herd_client_target(herd_client *c);

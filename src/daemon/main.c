@@ -17,6 +17,7 @@
 #include "daemon/reach_check.h"
 #include "daemon/san_link.h"
 #include "daemon/qdevice_setup.h"
+#include "daemon/console_proxy.h"
 #include "daemon/virt_setup.h"
 #include "ha/fence.h"
 #include "ha/ha.h"
@@ -233,6 +234,13 @@ int main(int argc, char **argv)
 	d.checker = herd_checker_new(d.cluster, d.ha, d.cfg->corosync_dir, d.cfg->libvirt_uri);
 	d.api_ctx.check_run = herd_checker_run;
 	d.api_ctx.checker = d.checker;
+	d.console = herd_console_proxy_new(d.cfg->node_name, d.cfg->libvirt_uri, d.tls_dir,
+					   d.cfg->listen_address, d.cfg->console_port, d.ha, d.cluster,
+					   &error);
+	if (!d.console)
+		goto out;
+	d.api_ctx.console_ops = &herd_console_ops;
+	d.api_ctx.console_proxy = d.console;
 
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d.api_ctx);
 	static const http_credentials_config auth_config = { .token_user = api_session_user };
@@ -258,6 +266,8 @@ int main(int argc, char **argv)
 out:
 	if (error)
 		log_err("%s", error->message);
+	/* before the API's server: consoles hold its upgraded connections */
+	herd_console_proxy_free(d.console);
 	herd_virt_setup_free(d.virt_setup);
 	herd_reach_checker_free(d.reach);
 	herd_san_link_free(d.san);

@@ -13,8 +13,11 @@
 #include "common/tls.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <gnutls/gnutls.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -249,6 +252,62 @@ static void h_upload(http_request *req, gpointer user_data)
 	http_request_stream_body(req, &up_sink, g_strdup(name));
 }
 
+/* An upgraded connection's application: echoes what comes in upper case
+ * until "quit" or the end, then gives the connection back. */
+static gint upgrades_ended, upgrades_dropped;
+
+typedef struct {
+	http_upgraded *up;
+	int fd;
+} echo_app;
+
+static gpointer echo_run(gpointer p)
+{
+	echo_app *a = p;
+	char buf[256];
+	for (;;) {
+		struct pollfd pfd = { a->fd, POLLIN, 0 };
+		if (poll(&pfd, 1, 30000) <= 0)
+			break;
+		ssize_t n = recv(a->fd, buf, sizeof(buf), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0 || (n >= 4 && memcmp(buf, "quit", 4) == 0))
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			buf[i] = g_ascii_toupper(buf[i]);
+		g_assert_cmpint(send(a->fd, buf, (size_t)n, MSG_NOSIGNAL), ==, n);
+	}
+	close(a->fd);
+	http_upgraded_close(a->up);
+	g_free(a);
+	g_atomic_int_inc(&upgrades_ended);
+	g_main_context_wakeup(NULL);
+	return NULL;
+}
+
+static void echo_upgraded(http_upgraded *handle, int fd, const void *extra, size_t extra_len,
+			  gpointer user)
+{
+	g_assert_cmpuint(extra_len, ==, 0);
+	echo_app *a = g_new0(echo_app, 1);
+	a->up = handle;
+	a->fd = fd;
+	g_thread_unref(g_thread_new("echo", echo_run, a));
+}
+
+static void echo_drop(gpointer user)
+{
+	g_atomic_int_inc(&upgrades_dropped);
+}
+
+static void h_upgrade(http_request *req, gpointer user_data)
+{
+	http_request_add_answer_header(req, "Upgrade", "echo");
+	http_request_add_answer_header(req, "Connection", "Upgrade");
+	http_respond_upgrade(req, echo_upgraded, NULL, echo_drop);
+}
+
 static const http_route routes[] = {
 	{ "GET", "/api/v1/ping", h_ping, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/me", h_ping, 0 },
@@ -270,6 +329,7 @@ static const http_route routes[] = {
 	{ "GET", "/api/v1/where", h_where, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/where-private", h_where, 0 },
 	{ "PUT", "/api/v1/upload/{name}", h_upload, HTTP_ROUTE_STREAM },
+	{ "GET", "/api/v1/upgrade", h_upgrade, HTTP_ROUTE_PUBLIC },
 };
 
 /* ------------------------------------------------------------------ */
@@ -1946,6 +2006,135 @@ static void test_stream_free_while_streaming(void)
 	g_assert_nonnull(strstr(up.done_error, "The upload was cut off"));
 }
 
+/* ------------------------------------------------------------------ */
+/* Upgraded connections                                                */
+
+typedef struct {
+	bool tls;
+	bool keep;          /* leave the connection open after HELLO */
+	int fd;
+	gnutls_session_t session;
+	gnutls_certificate_credentials_t cred;
+	char head[512];
+	char echo[16];
+	ssize_t after_quit; /* what a read gave after "quit": 0 (the end) */
+} upgrade_client;
+
+static ssize_t uc_send(upgrade_client *u, const void *d, size_t n)
+{
+	return u->tls ? gnutls_record_send(u->session, d, n) : send(u->fd, d, n, MSG_NOSIGNAL);
+}
+
+static ssize_t uc_recv(upgrade_client *u, void *d, size_t n)
+{
+	return u->tls ? gnutls_record_recv(u->session, d, n) : recv(u->fd, d, n, 0);
+}
+
+static void uc_close(upgrade_client *u)
+{
+	if (u->session)
+		gnutls_deinit(u->session);
+	if (u->cred)
+		gnutls_certificate_free_credentials(u->cred);
+	close(u->fd);
+}
+
+static gpointer upgrade_call(gpointer p)
+{
+	upgrade_client *u = p;
+	u->fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons((uint16_t)(u->tls ? S.tls_port : S.port)) };
+	g_assert_cmpint(connect(u->fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	struct timeval tv = { 30, 0 };
+	setsockopt(u->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (u->tls) {
+		gnutls_certificate_allocate_credentials(&u->cred);
+		gnutls_datum_t ca = { (unsigned char *)S.ca_cert, (unsigned)strlen(S.ca_cert) };
+		gnutls_certificate_set_x509_trust_mem(u->cred, &ca, GNUTLS_X509_FMT_PEM);
+		gnutls_init(&u->session, GNUTLS_CLIENT);
+		gnutls_set_default_priority(u->session);
+		gnutls_credentials_set(u->session, GNUTLS_CRD_CERTIFICATE, u->cred);
+		gnutls_session_set_verify_cert(u->session, "127.0.0.1", 0);
+		gnutls_transport_set_int(u->session, u->fd);
+		g_assert_cmpint(gnutls_handshake(u->session), ==, 0);
+	}
+	const char *req = "GET /api/v1/upgrade HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			  "Connection: Upgrade\r\nUpgrade: echo\r\n\r\n";
+	g_assert_cmpint(uc_send(u, req, strlen(req)), ==, (ssize_t)strlen(req));
+	size_t got = 0;
+	while (!strstr(u->head, "\r\n\r\n") && got < sizeof(u->head) - 1) {
+		ssize_t n = uc_recv(u, u->head + got, 1);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	g_assert_cmpint(uc_send(u, "hello", 5), ==, 5);
+	got = 0;
+	while (got < 5) {
+		ssize_t n = uc_recv(u, u->echo + got, 5 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (u->keep)
+		return NULL;
+	g_assert_cmpint(uc_send(u, "quit", 4), ==, 4);
+	char c;
+	u->after_quit = uc_recv(u, &c, 1);
+	uc_close(u);
+	return NULL;
+}
+
+/* Wait (running the loop) until @n applications have ended. */
+static void wait_upgrades_ended(int n)
+{
+	gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+	while (g_atomic_int_get(&upgrades_ended) < n && g_get_monotonic_time() < deadline) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(10000);
+	}
+	g_assert_cmpint(g_atomic_int_get(&upgrades_ended), ==, n);
+}
+
+/* 101, then the application has the connection, plain and through TLS;
+ * when it gives the connection back, the client sees the end. */
+static void test_upgrade(void)
+{
+	g_atomic_int_set(&upgrades_ended, 0);
+	for (int tls = 0; tls <= 1; tls++) {
+		upgrade_client u = { .tls = tls };
+		run_blocking(upgrade_call, &u);
+		g_assert_true(g_str_has_prefix(u.head, "HTTP/1.1 101"));
+		g_assert_nonnull(strcasestr(u.head, "Upgrade: echo"));
+		g_assert_cmpstr(u.echo, ==, "HELLO");
+		g_assert_cmpint(u.after_quit, ==, 0);
+		wait_upgrades_ended(tls + 1);
+	}
+	g_assert_cmpint(g_atomic_int_get(&upgrades_dropped), ==, 0);
+}
+
+/* The server stops while applications hold upgraded connections: they
+ * see the end of their sockets, and giving them back afterwards is
+ * harmless. */
+static void test_upgrade_server_stops(void)
+{
+	g_atomic_int_set(&upgrades_ended, 0);
+	upgrade_client u[2] = { { .tls = false, .keep = true }, { .tls = true, .keep = true } };
+	for (int i = 0; i < 2; i++) {
+		run_blocking(upgrade_call, &u[i]);
+		g_assert_cmpstr(u[i].echo, ==, "HELLO");
+	}
+	server_stop();
+	wait_upgrades_ended(2);
+	for (int i = 0; i < 2; i++) {
+		char c;
+		g_assert_cmpint(uc_recv(&u[i], &c, 1), <=, 0);
+		uc_close(&u[i]);
+	}
+	server_start(); /* for with_server's stop */
+}
+
 static void with_server(gconstpointer test)
 {
 	server_start();
@@ -1966,6 +2155,8 @@ int main(int argc, char **argv)
 	}
 	alice_header = basic("alice", "secret-alice");
 	g_test_add_data_func("/http/routing", test_routing, with_server);
+	g_test_add_data_func("/http/upgrade", test_upgrade, with_server);
+	g_test_add_data_func("/http/upgrade-server-stops", test_upgrade_server_stops, with_server);
 	g_test_add_data_func("/http/not-found", test_not_found, with_server);
 	g_test_add_data_func("/http/path-escapes", test_path_escapes, with_server);
 	g_test_add_data_func("/http/method-not-allowed", test_method_not_allowed, with_server);
