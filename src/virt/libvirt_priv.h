@@ -69,6 +69,7 @@ typedef struct lv_op {
 	herd_migrate_progress progress; /* what libvirt last said */
 	GSource *cancel;        /* its timeout, then the retries of the abort */
 	bool cancelling;        /* the timeout passed: libvirt was asked to abort */
+	bool cancelled;         /* an operator cancelled it: libvirt was asked to abort */
 } lv_op;
 
 /* What the main thread knows of one VM. */
@@ -291,6 +292,7 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 void lv_queue_submit_block_resize(herd_virt *base, const char *uuid, const char *path,
 				  uint64_t size, herd_virt_done done, gpointer user);
 /* The progress of the migration of @uuid that runs, in @out; false if none. */
+bool lv_queue_migrate_cancel(herd_virt_libvirt *v, const char *uuid);
 bool lv_queue_migrate_progress(herd_virt_libvirt *v, const char *uuid,
 			       herd_migrate_progress *out);
 /* A JOB_PROGRESS came back. */
