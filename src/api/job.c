@@ -4,12 +4,10 @@
  * lists the running ones (?all=true: the finished ones too), GET
  * /api/v1/jobs/{job} shows one with its log, POST /api/v1/jobs/{job}/cancel
  * asks its node to cancel it.  Anyone who may read the cluster reads jobs;
- * only a job's owner or an admin cancels it, which its route (READ) cannot
- * say, so the handler checks that, with the same kind of sentence.
+ * only a job's owner or an admin cancels it (API_PERM_OWNER).
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
-#include "api/permission.h"
 #include "api/routes.h"
 
 #include "common/error.h"
@@ -17,11 +15,6 @@
 #include "store/job.h"
 
 #include <string.h>
-
-static json_t *ms_or_null(int64_t ms)
-{
-	return ms ? json_integer(ms) : json_null();
-}
 
 static json_t *str_or_null(const char *s)
 {
@@ -35,7 +28,7 @@ json_t *api_job_json(api_ctx *a, store_object *o, bool with_log)
 				"uuid", o->uuid, "kind", j->kind, "target", j->target, "owner", j->owner,
 				"node", j->node, "state", store_job_state_name(j->state), "progress",
 				j->progress, "created_ms", (json_int_t)o->created_ms, "updated_ms",
-				(json_int_t)j->updated_ms, "finished_ms", ms_or_null(j->finished_ms),
+				(json_int_t)j->updated_ms, "finished_ms", api_ms_or_null(j->finished_ms),
 				"cancellable", j->state == STORE_JOB_RUNNING && store_job_kind_cancellable(j->kind));
 	json_object_set_new(out, "target_uuid", str_or_null(j->target_uuid));
 	json_object_set_new(out, "to", str_or_null(j->to));
@@ -52,14 +45,9 @@ json_t *api_job_json(api_ctx *a, store_object *o, bool with_log)
 void api_jobs_list(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	const char *all = http_request_query(req, "all");
-	if (all && strcmp(all, "true") != 0 && strcmp(all, "false") != 0) {
-		http_respond_errorf(req, HERD_ERR_INVALID, "Parameter 'all' is true or false, not '%s'.", all);
+	bool finished_too;
+	if (!api_query_bool(req, "all", &finished_too) || !api_require_store(req, a))
 		return;
-	}
-	if (!api_require_store(req, a))
-		return;
-	bool finished_too = all && strcmp(all, "true") == 0;
 	g_autoptr(GPtrArray) jobs = store_job_list(api_state(a));
 	json_t *out = json_array();
 	for (guint i = 0; i < jobs->len; i++)
@@ -74,21 +62,6 @@ void api_job_get(http_request *req, gpointer user_data)
 	store_object *o = api_lookup_param(req, a, STORE_KIND_JOB, "job");
 	if (o)
 		http_respond_json(req, 200, api_job_json(a, o, true));
-}
-
-/* Is @user an admin (local root is)? */
-static bool is_admin(http_request *req, store_state *st, const char *user)
-{
-	if (http_request_is_local_root(req))
-		return true;
-	store_object *u = user ? store_state_get_by_name(st, STORE_KIND_USER, user) : NULL;
-	if (!u)
-		return false;
-	api_access ac;
-	api_access_of(st, u, &ac);
-	bool admin = ac.admin;
-	api_access_clear(&ac);
-	return admin;
 }
 
 static json_t *render_job(api_ctx *a, json_t *result)
@@ -106,12 +79,6 @@ void api_job_cancel(http_request *req, gpointer user_data)
 		return;
 	const store_job *j = store_job_of(o);
 	const char *user = http_request_user(req) ? http_request_user(req) : "root";
-	if (strcmp(user, j->owner) != 0 && !is_admin(req, api_state(a), user)) {
-		http_respond_errorf(req, HERD_ERR_FORBIDDEN,
-				    "User '%s' may not cancel job %s: it is user '%s''s, and only its owner "
-				    "or an admin may cancel it.", user, o->name, j->owner);
-		return;
-	}
 	if (j->state != STORE_JOB_RUNNING) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT, "Job %s (%s of %s) has ended already: it is %s.",
 				    o->name, j->kind, j->target, store_job_state_name(j->state));

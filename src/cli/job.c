@@ -39,15 +39,11 @@ static char *what_text(json_t *j)
 
 static int run_list(cli_ctx *ctx, int argc, char **argv)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) list = cli_call(ctx, "GET", opt_all ? "/api/v1/jobs?all=true" : "/api/v1/jobs", NULL,
-					  &error);
+	int rc;
+	g_autoptr(json_t) list = cli_request(ctx, "GET", opt_all ? "/api/v1/jobs?all=true" : "/api/v1/jobs", NULL,
+					     &rc);
 	if (!list)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(list);
-		return CLI_OK;
-	}
+		return rc;
 	if (!json_array_size(list)) {
 		printf(opt_all ? "No jobs recorded.\n" : "No job runs now ('herd job list --all' shows the ended ones).\n");
 		return CLI_OK;
@@ -84,14 +80,10 @@ static void print_log_from(json_t *job, size_t from)
 static int run_show(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autofree char *path = cli_api_path("jobs", argv[0], NULL);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) j = cli_call(ctx, "GET", path, NULL, &error);
+	int rc;
+	g_autoptr(json_t) j = cli_request(ctx, "GET", path, NULL, &rc);
 	if (!j)
-		return cli_report(error);
-	if (ctx->json) {
-		cli_print_json(j);
-		return CLI_OK;
-	}
+		return rc;
 	g_autofree char *what = what_text(j);
 	g_autofree char *started = cli_format_time(json_integer_value(json_object_get(j, "created_ms")));
 	printf("Job:       %s (%s)\n", str(j, "name"), str(j, "uuid"));
