@@ -49,7 +49,6 @@ static bool add_step(herd_job_runner *r, json_t *ops, store_object *o, herd_job_
 		log_info("job %s (%s of %s) %s%s%s", o->name, j->kind, j->target, store_job_state_name(s->end),
 			 s->error ? ": " : "", s->error ? s->error : "");
 		json_array_append_new(ops, store_job_cmd_finish(o, s->end, s->error ? s->error : s->line, now_ms));
-		g_hash_table_remove(r->followed, o->uuid);
 		return true;
 	}
 	bool due = s->progress >= 0 && store_job_update_due(j, s->progress, now_ms);
@@ -108,6 +107,8 @@ static void follow_migration(herd_job_runner *r, store_state *st, store_object *
 	/* A memory pass not logged yet is logged at the next write. */
 	if (add_step(r, ops, o, &s, cancelled_now, now_ms))
 		fw->iteration = s.iteration;
+	if (s.end != STORE_JOB_RUNNING)
+		g_hash_table_remove(r->followed, o->uuid); /* frees fw */
 	herd_job_step_clear(&s);
 	add_unit(units, ops);
 }
@@ -196,14 +197,24 @@ static gboolean on_tick(gpointer data)
 			continue;
 		}
 		followed *fw = g_hash_table_lookup(r->followed, o->uuid);
-		if (!fw) {
+		if (!fw && strcmp(j->kind, "migrate") == 0) {
 			fw = g_new0(followed, 1);
 			g_hash_table_insert(r->followed, g_strdup(o->uuid), fw);
 		}
-		if (strcmp(j->kind, "migrate") == 0)
+		if (fw)
 			follow_migration(r, st, o, fw, ops, now_ms);
 		else if (strcmp(j->kind, "evacuate") == 0)
 			follow_evacuation(r, st, o, ops, now_ms);
+	}
+	/* What it remembers of jobs that ended otherwise (the coordinator, an
+	 * operator's delete) goes. */
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, r->followed);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		store_object *o = store_state_get(st, STORE_KIND_JOB, key);
+		if (!o || store_job_of(o)->state != STORE_JOB_RUNNING)
+			g_hash_table_iter_remove(&it);
 	}
 	if (coordinates) {
 		json_t *prune = store_job_cmd_prune(st, now_ms);
