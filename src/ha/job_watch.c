@@ -147,6 +147,7 @@ char *herd_job_orphaned(const store_job *job, const char *boot)
 {
 	if (job->state != STORE_JOB_RUNNING || !job->boot || strcmp(job->boot, boot) == 0)
 		return NULL;
-	return g_strdup_printf("herd on node %s restarted while the job ran; what it did is not known "
-			       "('herd vm info' shows where the VM runs).", job->node);
+	bool migrate = strcmp(job->kind, "migrate") == 0;
+	return g_strdup_printf("herd on node %s restarted while the job ran; how far it got is not known%s",
+			       job->node, migrate ? " ('herd vm info' shows where the VM runs)." : ".");
 }

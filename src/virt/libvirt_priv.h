@@ -291,8 +291,9 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 /* Queue growing disk @path of @uuid to @size bytes, live. */
 void lv_queue_submit_block_resize(herd_virt *base, const char *uuid, const char *path,
 				  uint64_t size, herd_virt_done done, gpointer user);
-/* The progress of the migration of @uuid that runs, in @out; false if none. */
+/* Abort the migration of @uuid that runs (an operator's cancel); false if none. */
 bool lv_queue_migrate_cancel(herd_virt_libvirt *v, const char *uuid);
+/* The progress of the migration of @uuid that runs, in @out; false if none. */
 bool lv_queue_migrate_progress(herd_virt_libvirt *v, const char *uuid,
 			       herd_migrate_progress *out);
 /* A JOB_PROGRESS came back. */
