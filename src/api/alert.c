@@ -15,41 +15,31 @@
 
 #include <string.h>
 
-static json_t *ms_or_null(int64_t ms)
-{
-	return ms ? json_integer(ms) : json_null();
-}
-
 static json_t *alert_json(api_ctx *a, store_object *o)
 {
 	const store_alert *al = store_alert_of(o);
 	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:b}", "name", o->name, "uuid", o->uuid,
 			      "kind", al->kind, "severity", store_alert_severity_name(al->severity),
 			      "message", al->message, "first_ms", (json_int_t)al->first_ms, "last_ms",
-			      (json_int_t)al->last_ms, "cleared_ms", ms_or_null(al->cleared_ms), "active",
+			      (json_int_t)al->last_ms, "cleared_ms", api_ms_or_null(al->cleared_ms), "active",
 			      al->cleared_ms == 0);
 	json_object_set_new(j, "vm", al->vm ? json_string(al->vm) : json_null());
 	json_object_set_new(j, "node", al->node ? json_string(al->node) : json_null());
 	json_object_set_new(j, "disk", al->disk ? json_string(al->disk) : json_null());
 	json_object_set_new(j, "storage", al->storage ? json_string(al->storage) : json_null());
 	json_object_set_new(j, "acked_by", al->acked_by ? json_string(al->acked_by) : json_null());
-	json_object_set_new(j, "acked_ms", ms_or_null(al->acked_ms));
-	json_object_set_new(j, "notified_ms", ms_or_null(al->notified_ms));
-	json_object_set_new(j, "cleared_notified_ms", ms_or_null(al->cleared_notified_ms));
+	json_object_set_new(j, "acked_ms", api_ms_or_null(al->acked_ms));
+	json_object_set_new(j, "notified_ms", api_ms_or_null(al->notified_ms));
+	json_object_set_new(j, "cleared_notified_ms", api_ms_or_null(al->cleared_notified_ms));
 	return j;
 }
 
 void api_alerts_list(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
-	const char *all = http_request_query(req, "all");
-	if (all && strcmp(all, "true") != 0 && strcmp(all, "false") != 0) {
-		http_respond_errorf(req, HERD_ERR_INVALID, "Parameter 'all' is true or false, not '%s'.", all);
+	bool history;
+	if (!api_query_bool(req, "all", &history) || !api_require_store(req, a))
 		return;
-	}
-	if (!api_require_store(req, a))
-		return;
-	bool history = all && strcmp(all, "true") == 0;
 	g_autoptr(GPtrArray) alerts = store_alert_list(api_state(a));
 	json_t *out = json_array();
 	for (guint i = 0; i < alerts->len; i++)

@@ -207,3 +207,19 @@ bool api_valid_address(const char *addr)
 	unsigned char buf[16];
 	return addr && (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1);
 }
+
+bool api_query_bool(http_request *req, const char *name, bool *out)
+{
+	const char *v = http_request_query(req, name);
+	*out = v && strcmp(v, "true") == 0;
+	if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+		http_respond_errorf(req, HERD_ERR_INVALID, "Parameter '%s' is true or false, not '%s'.", name, v);
+		return false;
+	}
+	return true;
+}
+
+json_t *api_ms_or_null(int64_t ms)
+{
+	return ms ? json_integer(ms) : json_null();
+}

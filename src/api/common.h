@@ -57,5 +57,11 @@ bool api_get_int(json_t *body, const char *key, long long min, long long max, lo
 		 GError **error);
 bool api_get_string(json_t *body, const char *key, const char **out, GError **error);
 
+/* The query parameter @name as true or false (absent: false); false after
+ * answering @req that it is neither. */
+bool api_query_bool(http_request *req, const char *name, bool *out);
+/* A time in ms, or JSON null for 0 (not yet, never). */
+json_t *api_ms_or_null(int64_t ms);
+
 /* A node list entry is a valid IPv4/IPv6 address. */
 bool api_valid_address(const char *addr);

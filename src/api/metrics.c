@@ -1,7 +1,7 @@
 /*
  * GET /metrics: what this node knows of the cluster, for Prometheus (text
  * format 0.0.4, docs/metrics.md).  Every node serves the whole cluster as
- * it sees it — nodes, links, VMs, storages, eSAN, alerts — plus its own
+ * it sees it — nodes, links, VMs, storages, eSAN, alerts, jobs — plus its own
  * process and the fence agents it ran; scrape every node (a lost node's
  * series then go stale only on its own target).  Authenticated as every
  * API route (basic auth or a session).
@@ -14,6 +14,7 @@
 #include "common/metrics_text.h"
 #include "herd-config.h"
 #include "store/disk.h"
+#include "store/job.h"
 #include "store/node.h"
 #include "store/storage.h"
 #include "store/vm.h"
@@ -337,6 +338,18 @@ static void alert_metrics(metrics_text *m, api_ctx *a)
 		metrics_sample(m, bool_of(json_object_get(ha, "n_plus_1")), NULL);
 }
 
+/* The jobs the store keeps (running, and finished ones not yet pruned). */
+static void job_metrics(metrics_text *m, api_ctx *a)
+{
+	unsigned count[STORE_JOB__COUNT] = { 0 };
+	g_autoptr(GPtrArray) jobs = store_state_list(api_state(a), STORE_KIND_JOB);
+	for (guint i = 0; i < jobs->len; i++)
+		count[store_job_of(jobs->pdata[i])->state]++;
+	metrics_family(m, "herd_jobs", "gauge", "jobs the store keeps, by state (finished ones for a bounded time)");
+	for (int s = 0; s < STORE_JOB__COUNT; s++)
+		metrics_sample(m, count[s], "state", store_job_state_name((store_job_state)s), NULL);
+}
+
 static void fence_metrics(metrics_text *m, api_ctx *a)
 {
 	g_autoptr(json_t) runs = herd_ha_fence_runs(a->ha);
@@ -367,6 +380,7 @@ void api_metrics_get(http_request *req, gpointer user_data)
 		storage_metrics(m, a, nodes);
 		esan_metrics(m, a);
 		alert_metrics(m, a);
+		job_metrics(m, a);
 	}
 	fence_metrics(m, a);
 	GString *text = metrics_text_free(m);

@@ -12,8 +12,10 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "store/command.h"
 #include "store/disk.h"
 #include "store/fence_device.h"
+#include "store/job.h"
 #include "store/node.h"
 #include "store/refs.h"
 #include "store/vm.h"
@@ -214,6 +216,40 @@ void api_node_set(http_request *req, gpointer user_data)
 	api_commit(req, a, cmd, 200, render_node);
 }
 
+/* The answer to a mode change that began an evacuation: the node's
+ * change, with the job ("job"). */
+static json_t *render_evacuation(api_ctx *a, json_t *result)
+{
+	json_t *results = json_object_get(result, "results");
+	json_t *out = json_deep_copy(json_array_get(results, 0));
+	/* The node's patch first, the job last. */
+	const char *uuid = json_string_value(
+		json_object_get(json_array_get(results, json_array_size(results) - 1), "uuid"));
+	store_object *job = uuid ? store_state_get(api_state(a), STORE_KIND_JOB, uuid) : NULL;
+	if (out && job)
+		json_object_set_new(out, "job", api_job_json(a, job, false));
+	return out ? out : json_incref(result);
+}
+
+/* A node that its VMs leave (@m: standby, maintenance): the job that
+ * follows them (store/job.h), unless none is assigned to it or one
+ * follows them already; NULL then. */
+static json_t *evacuation_job(http_request *req, api_ctx *a, store_object *node, store_node_mode m)
+{
+	store_state *st = api_state(a);
+	GHashTable *vms = store_vms_assigned_to(st, node->name);
+	unsigned n = vms ? g_hash_table_size(vms) : 0;
+	if (!n || store_job_running(st, "evacuate", node->uuid))
+		return NULL;
+	const char *owner = http_request_user(req) ? http_request_user(req) : "root";
+	g_autofree char *line = g_strdup_printf("User %s put node %s in %s mode on node %s: its %u VM(s) move "
+						"to other nodes.", owner, node->name, store_node_mode_name(m),
+						a->node->name, n);
+	char uuid[STORE_UUID_LEN + 1];
+	return store_job_cmd_create("evacuate", node->name, node->uuid, NULL, n, owner, node->name, line,
+				    g_get_real_time() / 1000, uuid);
+}
+
 void api_node_mode(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
@@ -246,6 +282,15 @@ void api_node_mode(http_request *req, gpointer user_data)
 		return;
 	}
 	g_autoptr(json_t) cmd = store_node_cmd_mode(api_state(a), node, m, allow_cold);
+	json_t *job = m != STORE_NODE_ONLINE ? evacuation_job(req, a, node, m) : NULL;
+	if (job) {
+		json_t *ops = json_array();
+		store_cmd_append(ops, json_incref(cmd));
+		store_cmd_append(ops, job);
+		g_autoptr(json_t) both = store_cmd_batch(ops);
+		api_commit(req, a, both, 200, render_evacuation);
+		return;
+	}
 	api_commit(req, a, cmd, 200, NULL);
 }
 

@@ -1,6 +1,8 @@
 #define G_LOG_DOMAIN "api"
 #include "api/permission.h"
 
+#include "store/job.h"
+
 #include "api/common.h"
 #include "common/error.h"
 #include "store/group.h"
@@ -15,7 +17,7 @@ const char *api_perm_name(api_perm perm)
 	static const char *const names[API_PERM__COUNT] = {
 		[API_PERM_UNDECLARED] = "undeclared", [API_PERM_PUBLIC] = "public",
 		[API_PERM_SESSION] = "session",       [API_PERM_READ] = "read",
-		[API_PERM_VM_OPERATE] = "vm-operate", [API_PERM_SELF] = "self",
+		[API_PERM_VM_OPERATE] = "vm-operate", [API_PERM_SELF] = "self", [API_PERM_OWNER] = "owner",
 		[API_PERM_ADMIN] = "admin",
 	};
 	return (unsigned)perm < API_PERM__COUNT ? names[perm] : "?";
@@ -138,6 +140,12 @@ bool api_access_allows(const api_access *ac, const char *user, api_perm perm, co
 			return true;
 		return forbid(error, "User '%s' may change only its own password and session; %s "
 			      "needs the admin role.", user, what);
+	case API_PERM_OWNER:
+		if (ac->admin || (target && g_strcmp0(target, user) == 0))
+			return true;
+		return forbid(error, "User '%s' may cancel only the jobs it started; %s is %s%s%s, and needs "
+			      "the admin role.", user, what, target ? "user '" : "no job of its own",
+			      target ? target : "", target ? "''s job" : "");
 	case API_PERM_ADMIN:
 		if (ac->admin)
 			return true;
@@ -187,9 +195,16 @@ bool api_authorize(http_request *req, gpointer user_data, GError **error)
 	api_access_of(st, user, &ac);
 	const char *vm_ref = http_request_param(req, "vm");
 	store_object *vm = vm_ref ? store_state_lookup(st, STORE_KIND_VM, vm_ref) : NULL;
-	/* The user a route names, by name or UUID, as its name. */
+	/* The user a route names, by name or UUID, as its name; or the
+	 * owner of the job it names. */
 	const char *target = http_request_param(req, "user");
 	store_object *t = target ? store_state_lookup(st, STORE_KIND_USER, target) : NULL;
+	if (perm == API_PERM_OWNER) {
+		const char *job_ref = http_request_param(req, "job");
+		store_object *job = job_ref ? store_state_lookup(st, STORE_KIND_JOB, job_ref) : NULL;
+		target = job ? store_job_of(job)->owner : NULL;
+		t = NULL;
+	}
 	bool ok = api_access_allows(&ac, name, perm, what, vm, t ? t->name : target, error);
 	/* A stolen session token must not become the password. */
 	if (ok && perm == API_PERM_SELF && !ac.admin && http_request_by_token(req)) {

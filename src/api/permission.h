@@ -21,6 +21,7 @@ typedef enum {
 	API_PERM_READ,           /* admin, operator, auditor, monitor */
 	API_PERM_VM_OPERATE,     /* admin; operator (of the {vm}'s pool, if its group names pools) */
 	API_PERM_SELF,           /* admin; or the user that {user} names (its own password) */
+	API_PERM_OWNER,          /* admin; or the user that started the {job} (herd job cancel) */
 	API_PERM_ADMIN,          /* admin */
 	API_PERM__COUNT
 } api_perm;
@@ -44,7 +45,8 @@ void api_access_clear(api_access *ac);
 
 /*
  * May @ac (user @user) do what @perm asks, on VM @vm (for VM_OPERATE; NULL
- * if the path names none that exists) or for the user @target (SELF)?  Else
+ * if the path names none that exists) or for the user @target (SELF; for
+ * OWNER: the owner of the job the path names, NULL if none)?  Else
  * false with a FORBIDDEN @error, a whole sentence naming the user, @what
  * (the request, "POST /api/v1/vms/x/start") and what it lacks.
  */

@@ -4,7 +4,8 @@
 
 /*
  * Every route, and the permission it needs (api/permission.h): reads need
- * READ, changes ADMIN, a VM's start, stop and migration VM_OPERATE.  The
+ * READ, changes ADMIN, a VM's start, stop and migration VM_OPERATE, a
+ * job's cancel OWNER (its owner or an admin).  The
  * HTTP server asks api_authorize() before every handler; a route without a
  * permission is refused (test_permission checks that none lacks one).
  */
@@ -31,6 +32,9 @@ const http_route herd_api_routes[] = {
 	{ "GET", "/api/v1/alerts", api_alerts_list, 0, API_PERM_READ },
 	{ "GET", "/api/v1/alerts/{alert}", api_alert_get, 0, API_PERM_READ },
 	{ "POST", "/api/v1/alerts/{alert}/ack", api_alert_ack, 0, API_PERM_ADMIN },
+	{ "GET", "/api/v1/jobs", api_jobs_list, 0, API_PERM_READ },
+	{ "GET", "/api/v1/jobs/{job}", api_job_get, 0, API_PERM_READ },
+	{ "POST", "/api/v1/jobs/{job}/cancel", api_job_cancel, 0, API_PERM_OWNER },
 	{ "POST", "/api/v1/notify/test", api_notify_test, 0, API_PERM_ADMIN },
 	{ "POST", "/api/v1/check", api_check_run, 0, API_PERM_ADMIN },
 	{ "GET", "/api/v1/check", api_check_get, 0, API_PERM_READ },

@@ -54,6 +54,13 @@ void api_check_run(http_request *req, gpointer user_data);     /* POST /check */
 void api_check_get(http_request *req, gpointer user_data);     /* GET /check */
 void api_metrics_get(http_request *req, gpointer user_data);   /* GET /metrics (not under /api/v1) */
 
+/* job.c */
+void api_jobs_list(http_request *req, gpointer user_data);     /* GET /jobs[?all=true] */
+void api_job_get(http_request *req, gpointer user_data);       /* GET /jobs/{job} */
+void api_job_cancel(http_request *req, gpointer user_data);    /* POST /jobs/{job}/cancel */
+/* A job as the API shows it, with its log or not. */
+json_t *api_job_json(api_ctx *a, store_object *job, bool with_log);
+
 /* cluster.c */
 void api_cluster_create(http_request *req, gpointer user_data);   /* POST /cluster */
 void api_cluster_join(http_request *req, gpointer user_data);     /* POST /cluster/join */

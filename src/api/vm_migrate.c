@@ -6,7 +6,8 @@
  * the move up if the migration failed (the VM then runs on as before).
  * With "wait", the answer comes once it has arrived, or failed.  GET
  * /api/v1/vms/{vm} shows the move and, while it runs, its progress
- * ("migration").
+ * ("migration").  The move is a job too (store/job.h): the answer shows it
+ * ("job"); the source's herd keeps its progress and log.
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
@@ -16,6 +17,8 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "store/cluster.h"
+#include "store/command.h"
+#include "store/job.h"
 #include "store/node.h"
 #include "store/settings.h"
 #include "store/vm.h"
@@ -89,8 +92,18 @@ void api_vm_migrate(http_request *req, gpointer user_data)
 					    v->node, why);
 		return;
 	}
-	g_autoptr(json_t) cmd = store_vm_cmd_migrate(vm->uuid, dest, false);
+	/* The move and its job, together: no job without a move, and the
+	 * reverse.  The source's herd follows it (daemon/job_runner.h). */
+	const char *owner = http_request_user(req) ? http_request_user(req) : "root";
+	g_autofree char *line = g_strdup_printf("User %s asked on node %s to migrate VM %s live from node %s "
+						"to node %s.", owner, a->node->name, vm->name, v->node, dest);
+	char job[STORE_UUID_LEN + 1];
+	json_t *ops = json_array();
+	store_cmd_append(ops, store_vm_cmd_migrate(vm->uuid, dest, false));
+	store_cmd_append(ops, store_job_cmd_create("migrate", vm->name, vm->uuid, dest, 0, owner, v->node, line,
+					   g_get_real_time() / 1000, job));
+	g_autoptr(json_t) cmd = store_cmd_batch(ops);
 	long long timeout_s = store_settings_migration_timeout_s(store_settings_of(api_state(a)), v->memory_mib);
-	api_vm_commit_and_wait(req, a, vm, cmd, wait ? arrived : NULL, dest, "migrated",
-			       (unsigned)(timeout_s + MIGRATE_WAIT_EXTRA_S));
+	api_vm_commit_job_and_wait(req, a, vm, cmd, job, wait ? arrived : NULL, dest, "migrated",
+				   (unsigned)(timeout_s + MIGRATE_WAIT_EXTRA_S));
 }

@@ -19,7 +19,18 @@ typedef struct {
 	gint64 deadline_us;     /* once committed */
 	bool want_running;      /* what the VM was to be once the command was committed */
 	guint source;           /* the poll */
+	char job[STORE_UUID_LEN + 1]; /* the job the command made, or "" */
 } vm_wait;
+
+/* The VM as the answer shows it, with the job the request made. */
+static json_t *answer_json(vm_wait *w, store_object *vm)
+{
+	json_t *j = api_vm_json(w->a, vm, NULL);
+	store_object *job = w->job[0] ? store_state_get(api_state(w->a), STORE_KIND_JOB, w->job) : NULL;
+	if (job)
+		json_object_set_new(j, "job", api_job_json(w->a, job, false));
+	return j;
+}
 
 /* @w is answered (or let go of): no more polls. */
 static void wait_free(vm_wait *w)
@@ -66,7 +77,7 @@ static gboolean on_vm_wait(gpointer data)
 				    "VM %s is no longer to be %s: another command %s it meanwhile.",
 				    vm->name, w->what, w->want_running ? "stopped" : "started");
 	} else if ((got = w->cond(a, vm, w->arg, &failure)) == API_VM_THERE) {
-		http_respond_json(w->req, 200, api_vm_json(a, vm, NULL));
+		http_respond_json(w->req, 200, answer_json(w, vm));
 	} else if (got == API_VM_FAILED) {
 		http_respond_errorf(w->req, HERD_ERR_CONFLICT, "%s", failure);
 	} else if (g_get_monotonic_time() >= w->deadline_us) {
@@ -116,7 +127,7 @@ static void on_committed(json_t *result, const GError *error, gpointer user)
 	if (error) {
 		http_respond_error(w->req, error);
 	} else if (!w->cond || !vm) {
-		http_respond_json(w->req, 200, vm ? api_vm_json(w->a, vm, NULL) : json_incref(result));
+		http_respond_json(w->req, 200, vm ? answer_json(w, vm) : json_incref(result));
 	} else {
 		herd_ha_kick(w->a->ha);
 		wait_for(w, vm);
@@ -128,6 +139,13 @@ static void on_committed(json_t *result, const GError *error, gpointer user)
 void api_vm_commit_and_wait(http_request *req, api_ctx *a, store_object *vm, json_t *cmd,
 			    api_vm_condition cond, const char *arg, const char *what, unsigned timeout_s)
 {
+	api_vm_commit_job_and_wait(req, a, vm, cmd, NULL, cond, arg, what, timeout_s);
+}
+
+void api_vm_commit_job_and_wait(http_request *req, api_ctx *a, store_object *vm, json_t *cmd,
+				const char *job, api_vm_condition cond, const char *arg, const char *what,
+				unsigned timeout_s)
+{
 	g_autoptr(GError) err = NULL;
 	vm_wait *w = g_new0(vm_wait, 1);
 	w->req = req;
@@ -137,6 +155,7 @@ void api_vm_commit_and_wait(http_request *req, api_ctx *a, store_object *vm, jso
 	w->arg = g_strdup(arg);
 	w->what = what;
 	w->timeout_s = timeout_s;
+	g_strlcpy(w->job, job ? job : "", sizeof(w->job));
 	if (!herd_cluster_submit(a->cluster, cmd, http_request_user(req), on_committed, w, &err)) {
 		wait_free(w);
 		http_respond_error(req, err);

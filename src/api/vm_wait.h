@@ -30,3 +30,8 @@ api_vm_outcome api_vm_is_stopped(api_ctx *a, store_object *vm, const char *arg, 
  * suspended meanwhile. */
 void api_vm_commit_and_wait(http_request *req, api_ctx *a, store_object *vm, json_t *cmd,
 			    api_vm_condition cond, const char *arg, const char *what, unsigned timeout_s);
+/* The same for a @cmd that also creates job @job (a UUID): the answer
+ * shows it ("job"). */
+void api_vm_commit_job_and_wait(http_request *req, api_ctx *a, store_object *vm, json_t *cmd,
+				const char *job, api_vm_condition cond, const char *arg, const char *what,
+				unsigned timeout_s);

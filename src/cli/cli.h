@@ -96,6 +96,7 @@ extern const cli_command cli_node_commands[];         /* node.c */
 extern const cli_command cli_vm_commands[];           /* vm.c */
 extern const cli_command cli_network_commands[];      /* network.c */
 extern const cli_command cli_alert_commands[];        /* alert.c */
+extern const cli_command cli_job_commands[];          /* job.c */
 extern const cli_command cli_rule_commands[];         /* rule.c */
 extern const cli_command cli_notify_commands[];       /* notify.c */
 extern const cli_command cli_check_commands[];        /* check.c */

@@ -18,6 +18,7 @@ static const cli_command *const command_tables[] = {
 	cli_vm_commands,
 	cli_network_commands,
 	cli_alert_commands,
+	cli_job_commands,
 	cli_rule_commands,
 	cli_notify_commands,
 	cli_check_commands,

@@ -294,6 +294,10 @@ static int set_mode(cli_ctx *ctx, const char *node, const char *mode)
 		       strcmp(mode, "online") == 0 ? ""
 		       : opt_allow_cold ? "; its VMs move to other nodes, live where they can, else with a restart"
 					: "; its VMs move to other nodes, live");
+	const char *job = json_string_value(json_object_get(json_object_get(r, "job"), "name"));
+	if (job)
+		printf("Job %s follows the VMs leaving it ('herd job show %s'; 'herd job cancel %s' puts the "
+		       "node back online).\n", job, job, job);
 	fflush(stdout);
 	return opt_wait && strcmp(mode, "online") ? wait_node_empty(ctx, node, NULL) : CLI_OK;
 }

@@ -122,6 +122,10 @@ static int run_migrate(cli_ctx *ctx, int argc, char **argv)
 		return CLI_OK;
 	}
 	printf("VM %s is migrating live from node %s to node %s.\n", name, from ? from : "?", to);
+	const char *job = json_string_value(json_object_get(json_object_get(vm, "job"), "name"));
+	if (job)
+		printf("Job %s ('herd job show %s' shows its progress and log; 'herd job cancel %s' cancels it).\n",
+		       job, job, job);
 	if (!opt_wait) {
 		printf("'herd vm info %s' shows how far it is.\n", name);
 		return CLI_OK;

@@ -23,6 +23,7 @@ typedef struct herd_notifier herd_notifier;
 typedef struct herdd_notify herdd_notify;
 typedef struct herd_checker herd_checker;
 typedef struct herd_console_proxy herd_console_proxy;
+typedef struct herd_job_runner herd_job_runner;
 
 /* How far herdd is in stopping (daemon/shutdown.c). */
 typedef enum {
@@ -47,6 +48,7 @@ typedef struct herdd {
 	herd_notifier *notifier;     /* alert mails and webhook calls (notify_send.h) */
 	herd_checker *checker;       /* herd check's rounds (checker.h) */
 	herd_console_proxy *console; /* VM consoles (console_proxy.h) */
+	herd_job_runner *jobs;       /* the jobs this node runs (job_runner.h) */
 	herd_formation *formation;  /* cluster create, join, leave */
 	api_node_info node_info;    /* this node, for the API */
 	api_ctx api_ctx;            /* what the API's handlers get */

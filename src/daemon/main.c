@@ -13,6 +13,7 @@
 #include "common/sd_notify.h"
 #include "daemon/link_watch.h"
 #include "daemon/ping_watch.h"
+#include "daemon/job_runner.h"
 #include "daemon/notify_send.h"
 #include "daemon/reach_check.h"
 #include "daemon/san_link.h"
@@ -228,6 +229,7 @@ int main(int argc, char **argv)
 	d.formation = herd_formation_new(d.cluster, d.cfg->node_name, d.cfg->corosync_dir,
 					 &formation_io, &d);
 	d.notifier = herd_notifier_new(d.cluster, d.ha, d.cfg->node_name);
+	d.jobs = herd_job_runner_new(d.cluster, d.ha, d.cfg->node_name);
 	d.api_ctx = (api_ctx){ d.cluster, d.ha, d.formation, &d.node_info };
 	d.api_ctx.notify_test = herd_notifier_test;
 	d.api_ctx.notifier = d.notifier;
@@ -274,6 +276,7 @@ out:
 	herd_link_watch_free(d.links);
 	herd_ping_watch_free(d.ping);
 	herd_notifier_free(d.notifier);
+	herd_job_runner_free(d.jobs);
 	herd_checker_free(d.checker);
 	/* Leaving for the host's shutdown: the others hear why before the
 	 * group sees this node go (herd_cluster_free() leaves it). */

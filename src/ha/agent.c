@@ -759,6 +759,19 @@ json_t *herd_agent_migrations(herd_agent *a)
 	return out;
 }
 
+bool herd_agent_migrate_cancel(herd_agent *a, const char *uuid, const char **why)
+{
+	if (!a->virt->ops->migrate_cancel) {
+		*why = "this node's hypervisor driver cannot cancel a migration";
+		return false;
+	}
+	if (!a->virt->ops->migrate_cancel(a->virt, uuid)) {
+		*why = "no migration of it runs on this node";
+		return false;
+	}
+	return true;
+}
+
 bool herd_agent_virt_ok(herd_agent *a)
 {
 	return a->virt_ok;

@@ -105,6 +105,9 @@ json_t *herd_agent_pending(herd_agent *a);
  * bandwidth, iteration, expected_downtime_ms, autoconverge_throttle}}; a
  * new reference, empty when none). */
 json_t *herd_agent_migrations(herd_agent *a);
+/* Cancel the live migration of @uuid away from here (herd job cancel);
+ * false with *@why (static) if there is none that can be. */
+bool herd_agent_migrate_cancel(herd_agent *a, const char *uuid, const char **why);
 bool herd_agent_virt_ok(herd_agent *a);
 
 /* An operator's request on a VM running here. */

@@ -251,6 +251,8 @@ void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *pro
 /* Live migrations under way on this node, out or in, as its hypervisor
  * reports them. */
 unsigned herd_engine_migrations_here(herd_engine *e);
+/* herd_agent_migrate_cancel() of this node's agent. */
+bool herd_engine_migrate_cancel(herd_engine *e, const char *uuid, const char **why);
 /* N+1: would every HA VM still find room after any one node fails, with
  * @uuid running too?  *@detail says why not (g_free). */
 bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int64_t now_ms);

@@ -401,6 +401,11 @@ void herd_engine_set_migration_ready(herd_engine *e, bool ready, const char *pro
 	status_soon(e);
 }
 
+bool herd_engine_migrate_cancel(herd_engine *e, const char *uuid, const char **why)
+{
+	return herd_agent_migrate_cancel(e->agent, uuid, why);
+}
+
 unsigned herd_engine_migrations_here(herd_engine *e)
 {
 	g_autoptr(GArray) facts = herd_agent_facts(e->agent);

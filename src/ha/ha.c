@@ -400,6 +400,11 @@ void herd_ha_set_migration_ready(herd_ha *h, bool ready, const char *problem)
 	herd_engine_set_migration_ready(h->engine, ready, problem);
 }
 
+bool herd_ha_migrate_cancel(herd_ha *h, const char *uuid, const char **why)
+{
+	return herd_engine_migrate_cancel(h->engine, uuid, why);
+}
+
 unsigned herd_ha_migrations_here(herd_ha *h)
 {
 	return herd_engine_migrations_here(h->engine);

@@ -55,6 +55,9 @@ void herd_ha_set_esan(herd_ha *h, json_t *esan);
 json_t *herd_ha_esan(herd_ha *h, const char *uuid);
 json_t *herd_ha_esan_all(herd_ha *h);
 unsigned herd_ha_migrations_here(herd_ha *h);
+/* Cancel the live migration of VM @uuid away from this node (herd job
+ * cancel); false with *@why (static) if none runs here. */
+bool herd_ha_migrate_cancel(herd_ha *h, const char *uuid, const char **why);
 void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_done done,
 			gpointer user);
 /* Grow disk @path of running VM @uuid to @size bytes, live, on its node. */

@@ -23,5 +23,8 @@ json_t *store_cmd_update(store_kind kind, const char *uuid, const char *name, js
 json_t *store_cmd_delete(store_kind kind, const char *uuid, uint64_t if_version);
 /* Several commands applied all or none; @ops an array of commands. */
 json_t *store_cmd_batch(json_t *ops);
+/* Append @cmd (stolen) to @ops, the operations of a batch to be: a batch's
+ * own operations one by one (batches do not nest). */
+void store_cmd_append(json_t *ops, json_t *cmd);
 /* Make a patch/update/delete conditional on the object's @version. */
 void store_cmd_if_version(json_t *cmd, uint64_t version);

@@ -8,6 +8,7 @@
 #include "store/storage.h"
 #include "store/fence_device.h"
 #include "store/group.h"
+#include "store/job.h"
 #include "store/node.h"
 #include "store/rule.h"
 #include "store/user.h"
@@ -41,6 +42,7 @@ static const struct {
 				 store_network_validate },
 	[STORE_KIND_ALERT] = { "alert", "alert", store_alert_parse, store_alert_free, store_alert_validate },
 	[STORE_KIND_RULE] = { "rule", "rule", store_rule_parse, store_rule_free, store_rule_validate },
+	[STORE_KIND_JOB] = { "job", "job", store_job_parse, store_job_free, store_job_validate },
 };
 
 bool store_object_validate(store_kind kind, json_t *data, GError **error)

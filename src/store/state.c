@@ -247,6 +247,10 @@ static bool record_history(store_state *s, const envelope *env, store_kind kind,
 	 * alert list --all): in the audit log they would crowd out the
 	 * operators' changes. */
 	bool own_record = kind == STORE_KIND_ALERT && g_strcmp0(env->user, "herd") == 0;
+	/* A job is its own record of who did what (and its operation's
+	 * change, a VM's move, is in the audit log): its progress would
+	 * crowd out everything else. */
+	own_record = own_record || kind == STORE_KIND_JOB;
 	if (!own_record && !store_db_add_audit(s->db, &audit, error))
 		return false;
 	if (kind != STORE_KIND_VM)

@@ -126,6 +126,10 @@ typedef struct herd_virt_ops {
 	 * false if none runs.  Read from what the driver last learnt (it asks
 	 * the hypervisor about once a second meanwhile): never blocks. */
 	bool (*migrate_progress)(herd_virt *v, const char *uuid, herd_migrate_progress *out);
+	/* Cancel the migration away of @uuid that migrate() began (an
+	 * operator's herd job cancel): its done follows with an error, the VM
+	 * running on here.  False if none runs. */
+	bool (*migrate_cancel)(herd_virt *v, const char *uuid);
 	/* Power it off at once. */
 	void (*destroy)(herd_virt *v, const char *uuid, herd_virt_done done, gpointer user);
 	/* ACPI reboot, hard reset, pause, resume. */

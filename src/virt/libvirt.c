@@ -223,6 +223,11 @@ static bool lv_migrate_progress(herd_virt *base, const char *uuid, herd_migrate_
 	return lv_queue_migrate_progress((herd_virt_libvirt *)base, uuid, out);
 }
 
+static bool lv_migrate_cancel(herd_virt *base, const char *uuid)
+{
+	return lv_queue_migrate_cancel((herd_virt_libvirt *)base, uuid);
+}
+
 static GArray *lv_facts(herd_virt *base)
 {
 	herd_virt_libvirt *v = (herd_virt_libvirt *)base;
@@ -364,6 +369,7 @@ static const herd_virt_ops lv_ops = {
 	.resume = lv_resume,
 	.migrate = lv_migrate,
 	.migrate_progress = lv_migrate_progress,
+	.migrate_cancel = lv_migrate_cancel,
 	.facts = lv_facts,
 	.resources = lv_resources,
 };

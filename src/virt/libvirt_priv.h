@@ -69,6 +69,7 @@ typedef struct lv_op {
 	herd_migrate_progress progress; /* what libvirt last said */
 	GSource *cancel;        /* its timeout, then the retries of the abort */
 	bool cancelling;        /* the timeout passed: libvirt was asked to abort */
+	bool cancelled;         /* an operator cancelled it: libvirt was asked to abort */
 } lv_op;
 
 /* What the main thread knows of one VM. */
@@ -290,6 +291,8 @@ void lv_queue_submit(herd_virt *base, op_kind kind, const char *uuid, const char
 /* Queue growing disk @path of @uuid to @size bytes, live. */
 void lv_queue_submit_block_resize(herd_virt *base, const char *uuid, const char *path,
 				  uint64_t size, herd_virt_done done, gpointer user);
+/* Abort the migration of @uuid that runs (an operator's cancel); false if none. */
+bool lv_queue_migrate_cancel(herd_virt_libvirt *v, const char *uuid);
 /* The progress of the migration of @uuid that runs, in @out; false if none. */
 bool lv_queue_migrate_progress(herd_virt_libvirt *v, const char *uuid,
 			       herd_migrate_progress *out);

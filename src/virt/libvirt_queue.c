@@ -289,7 +289,12 @@ static void migrate_done(herd_virt_libvirt *v, lv_vm *vm, lv_op *op, const lv_jo
 	herd_error_code code = j->err_code == HERD_ERR_INTERNAL ? HERD_ERR_IO : j->err_code;
 	GError *err;
 	const char *why;
-	if (op->cancelling) {
+	if (op->cancelled) {
+		g_autofree char *detail = g_strdup_printf(
+			"it was cancelled by an operator; it runs on here (%s)", j->err_detail);
+		err = op_error(op, HERD_ERR_CONFLICT, detail);
+		why = "migration cancelled by an operator";
+	} else if (op->cancelling) {
 		g_autofree char *detail = g_strdup_printf(
 			"it did not finish within its timeout of %u s and was cancelled; it runs on "
 			"here (%s)", op->timeout_s, j->err_detail);
@@ -470,7 +475,7 @@ static gboolean on_cancel(gpointer data)
 	lv_vm *vm = g_hash_table_lookup(v->vms, op->uuid);
 	if (op->finished || !vm || vm->active != op)
 		return G_SOURCE_REMOVE;
-	if (!op->cancelling) {
+	if (!op->cancelling && !op->cancelled) {
 		op->cancelling = true;
 		log_info("VM %s: the migration to node %s has not finished within its timeout of "
 			 "%u s; cancelling it", op->uuid, op->to ? op->to : op->address, op->timeout_s);
@@ -527,6 +532,26 @@ bool lv_queue_migrate_progress(herd_virt_libvirt *v, const char *uuid,
 	*out = op->progress;
 	if (out->elapsed_ms == 0)
 		out->elapsed_ms = (uint64_t)MAX(lv_now_ms() - out->started_ms, 0);
+	return true;
+}
+
+bool lv_queue_migrate_cancel(herd_virt_libvirt *v, const char *uuid)
+{
+	if (!uuid || !g_uuid_string_is_valid(uuid))
+		return false;
+	g_autofree char *key = g_ascii_strdown(uuid, -1);
+	lv_vm *vm = g_hash_table_lookup(v->vms, key);
+	lv_op *op = vm ? vm->active : NULL;
+	if (!op || op->kind != OP_MIGRATE || op->finished)
+		return false;
+	if (!op->cancelled) {
+		op->cancelled = true;
+		log_info("VM %s: cancelling the migration to node %s, as an operator asked", op->uuid,
+			 op->to ? op->to : op->address);
+	}
+	/* The abort's retries (lv_queue_abort_done) run on its cancel timer. */
+	lv_timer_cancel(&op->cancel);
+	abort_migration(v, op);
 	return true;
 }
 

@@ -91,6 +91,7 @@ static void test_metrics(fixture *f, gconstpointer data)
 		"herd_vm_node{vm=\"web1\",node=\"n2\"} 1\n# HELP",
 		"herd_vm_ha{vm=\"web1\"} 0\n",
 		"herd_alerts{severity=\"critical\"} 0\n",
+		"herd_jobs{state=\"running\"} 0\n",
 		"# TYPE herd_process_cpu_seconds_total counter\n",
 		"# TYPE herd_fence_agent_runs_total counter\n",
 	};

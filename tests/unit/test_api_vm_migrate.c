@@ -267,6 +267,66 @@ static void test_standby_cannot_migrate(fixture *f, gconstpointer data)
 	g_assert_cmpuint(ops_anywhere(f, "start", uuid), ==, 2);
 }
 
+/* A migration is a job (api/job.c): its answer shows it, every node lists
+ * it; cancelling it is recorded once; bad ids are refused.  A standby of a
+ * node with VMs is a job too.  (herdd's job runner, which follows and ends
+ * them, is not in this process: tests/cluster/test_jobs.py.) */
+static void test_migration_job(fixture *f, gconstpointer data)
+{
+	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "web1", "n2");
+	testvirt_hold(f->n[2]->virt, true);
+	g_autoptr(test_answer) a = vm_action(f, 1, "web1", "migrate", "{s:s}", "node", "n3");
+	json_t *job = json_object_get(test_expect(a, 200), "job");
+	g_assert_cmpstr(str(job, "kind"), ==, "migrate");
+	g_assert_cmpstr(str(job, "target"), ==, "web1");
+	g_assert_cmpstr(str(job, "to"), ==, "n3");
+	g_assert_cmpstr(str(job, "node"), ==, "n2");
+	g_assert_cmpstr(str(job, "state"), ==, "running");
+	g_assert_true(json_is_true(json_object_get(job, "cancellable")));
+	g_autofree char *name = g_strdup(str(job, "name"));
+	g_autofree char *path = g_strdup_printf("/api/v1/jobs/%s", name);
+	g_autoptr(test_answer) list = test_request(f->n[3], "GET", "/api/v1/jobs", NULL);
+	json_t *jobs = test_expect(list, 200);
+	g_assert_cmpuint(json_array_size(jobs), ==, 1);
+	g_assert_cmpstr(str(json_array_get(jobs, 0), "name"), ==, name);
+	g_autoptr(test_answer) one = test_request(f->n[2], "GET", path, NULL);
+	json_t *log = json_object_get(test_expect(one, 200), "log");
+	g_assert_cmpuint(json_array_size(log), ==, 1);
+	g_assert_nonnull(strstr(str(json_array_get(log, 0), "text"), "to migrate VM web1 live from node n2 to node n3"));
+
+	g_autofree char *cancel = g_strdup_printf("/api/v1/jobs/%s/cancel", name);
+	g_autoptr(test_answer) c = test_request(f->n[3], "POST", cancel, NULL);
+	json_t *cj = test_expect(c, 202);
+	g_assert_nonnull(str(cj, "cancel_by"));
+	g_autoptr(test_answer) again = test_request(f->n[1], "POST", cancel, NULL);
+	test_expect_error(again, 409, "is being cancelled already");
+	g_autoptr(test_answer) unknown = test_request(f->n[1], "GET", "/api/v1/jobs/nosuch", NULL);
+	test_expect_error(unknown, 404, "Job 'nosuch' is not defined.");
+	g_autoptr(test_answer) unknown_cancel = test_request(f->n[1], "POST", "/api/v1/jobs/nosuch/cancel", NULL);
+	test_expect_error(unknown_cancel, 404, "Job 'nosuch' is not defined.");
+	g_autoptr(test_answer) bad = test_request(f->n[1], "GET", "/api/v1/jobs?all=maybe", NULL);
+	test_expect_error(bad, 400, "Parameter 'all' is true or false, not 'maybe'.");
+	testvirt_hold(f->n[2]->virt, false);
+
+	/* n1 has no VM: no job; n2 has web1 (assigned there still, or n3
+	 * after the move): a standby of the node it is on is a job. */
+	g_autoptr(test_answer) empty = test_requestf(f->n[1], "POST", "/api/v1/nodes/n1/mode", "{s:s}", "mode",
+						     "standby");
+	g_assert_null(json_object_get(test_expect(empty, 200), "job"));
+	TEST_WAIT(vm_shows(f, 1, "web1", "assigned", "n2") || vm_shows(f, 1, "web1", "assigned", "n3"));
+	g_autoptr(test_answer) keep = NULL;
+	const char *on = str(get_vm(f, 1, "web1", &keep), "assigned");
+	g_autofree char *mode = g_strdup_printf("/api/v1/nodes/%s/mode", on);
+	g_autoptr(test_answer) s = test_requestf(f->n[1], "POST", mode, "{s:s}", "mode", "maintenance");
+	json_t *ej = json_object_get(test_expect(s, 200), "job");
+	g_assert_cmpstr(str(ej, "kind"), ==, "evacuate");
+	g_assert_cmpstr(str(ej, "target"), ==, on);
+	g_assert_cmpstr(str(ej, "node"), ==, on);
+	g_autoptr(test_answer) all = test_request(f->n[2], "GET", "/api/v1/jobs?all=true", NULL);
+	g_assert_cmpuint(json_array_size(test_expect(all, 200)), ==, 2);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -277,6 +337,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/vms/migrate/refused", test_migrate_refused, NULL);
 	api_test_add("/api/vms/migrate/destination-kept", test_migrate_destination_kept, NULL);
 	api_test_add("/api/nodes/standby-live", test_standby_live, NULL);
+	api_test_add("/api/jobs/migration", test_migration_job, NULL);
 	api_test_add("/api/nodes/standby-cannot-migrate", test_standby_cannot_migrate, NULL);
 	api_test_add("/api/nodes/maintenance-return", test_maintenance_return, "{\"failback_after_s\": 0}");
 	return g_test_run();

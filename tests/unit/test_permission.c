@@ -45,6 +45,8 @@ static void test_every_route_declares(void)
 			g_assert_nonnull(strstr(r->pattern, "{vm}"));
 		if (r->perm == API_PERM_SELF)
 			g_assert_nonnull(strstr(r->pattern, "{user}"));
+		if (r->perm == API_PERM_OWNER)
+			g_assert_nonnull(strstr(r->pattern, "{job}"));
 	}
 }
 
@@ -156,6 +158,15 @@ static void test_roles(void)
 	g_assert_false(may(t, "aud", API_PERM_VM_OPERATE, "web1", NULL, NULL));
 	g_assert_true(may(t, "aud", API_PERM_SELF, NULL, "aud", NULL));
 	g_assert_false(may(t, "aud", API_PERM_SELF, NULL, "admin", NULL));
+	/* A job's owner (@target) cancels it; nobody else but an admin. */
+	g_assert_true(may(t, "aud", API_PERM_OWNER, NULL, "aud", NULL));
+	g_assert_false(may(t, "aud", API_PERM_OWNER, NULL, "op", &why));
+	g_assert_nonnull(strstr(why, "may cancel only the jobs it started"));
+	g_assert_nonnull(strstr(why, "user 'op''s job"));
+	g_clear_pointer(&why, g_free);
+	g_assert_false(may(t, "aud", API_PERM_OWNER, NULL, NULL, &why));
+	g_assert_nonnull(strstr(why, "no job of its own"));
+	g_clear_pointer(&why, g_free);
 
 	/* The operator limited to pool web: its VMs, no others. */
 	g_assert_true(may(t, "op", API_PERM_READ, NULL, NULL, NULL));

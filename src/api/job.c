@@ -1,0 +1,101 @@
+/*
+ * Jobs as a resource (herd job, requirement C26, docs/jobs.md): the long
+ * operations of the store (store/job.h), newest first.  GET /api/v1/jobs
+ * lists the running ones (?all=true: the finished ones too), GET
+ * /api/v1/jobs/{job} shows one with its log, POST /api/v1/jobs/{job}/cancel
+ * asks its node to cancel it.  Anyone who may read the cluster reads jobs;
+ * only a job's owner or an admin cancels it (API_PERM_OWNER).
+ */
+#define G_LOG_DOMAIN "api"
+#include "api/common.h"
+#include "api/routes.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "store/job.h"
+
+#include <string.h>
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *api_job_json(api_ctx *a, store_object *o, bool with_log)
+{
+	const store_job *j = store_job_of(o);
+	json_t *out = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:o,s:b}", "name", o->name,
+				"uuid", o->uuid, "kind", j->kind, "target", j->target, "owner", j->owner,
+				"node", j->node, "state", store_job_state_name(j->state), "progress",
+				j->progress, "created_ms", (json_int_t)o->created_ms, "updated_ms",
+				(json_int_t)j->updated_ms, "finished_ms", api_ms_or_null(j->finished_ms),
+				"cancellable", j->state == STORE_JOB_RUNNING && store_job_kind_cancellable(j->kind));
+	json_object_set_new(out, "target_uuid", str_or_null(j->target_uuid));
+	json_object_set_new(out, "to", str_or_null(j->to));
+	json_object_set_new(out, "error", str_or_null(j->error));
+	json_object_set_new(out, "cancel_by", str_or_null(j->cancel_by));
+	size_t n = j->log ? json_array_size(j->log) : 0;
+	json_t *last = n ? json_object_get(json_array_get(j->log, n - 1), "text") : NULL;
+	json_object_set_new(out, "last", last ? json_incref(last) : json_null());
+	if (with_log)
+		json_object_set_new(out, "log", j->log ? json_deep_copy(j->log) : json_array());
+	return out;
+}
+
+void api_jobs_list(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	bool finished_too;
+	if (!api_query_bool(req, "all", &finished_too) || !api_require_store(req, a))
+		return;
+	g_autoptr(GPtrArray) jobs = store_job_list(api_state(a));
+	json_t *out = json_array();
+	for (guint i = 0; i < jobs->len; i++)
+		if (finished_too || store_job_of(jobs->pdata[i])->state == STORE_JOB_RUNNING)
+			json_array_append_new(out, api_job_json(a, jobs->pdata[i], false));
+	http_respond_json(req, 200, out);
+}
+
+void api_job_get(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	store_object *o = api_lookup_param(req, a, STORE_KIND_JOB, "job");
+	if (o)
+		http_respond_json(req, 200, api_job_json(a, o, true));
+}
+
+static json_t *render_job(api_ctx *a, json_t *result)
+{
+	const char *uuid = json_string_value(json_object_get(result, "uuid"));
+	store_object *o = uuid ? store_state_get(api_state(a), STORE_KIND_JOB, uuid) : NULL;
+	return o ? api_job_json(a, o, true) : json_incref(result);
+}
+
+void api_job_cancel(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	store_object *o = api_lookup_param(req, a, STORE_KIND_JOB, "job");
+	if (!o)
+		return;
+	const store_job *j = store_job_of(o);
+	const char *user = http_request_user(req) ? http_request_user(req) : "root";
+	if (j->state != STORE_JOB_RUNNING) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Job %s (%s of %s) has ended already: it is %s.",
+				    o->name, j->kind, j->target, store_job_state_name(j->state));
+		return;
+	}
+	if (!store_job_kind_cancellable(j->kind)) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Job %s (%s of %s) cannot be cancelled: only live migrations and evacuations "
+				    "can be; this one runs to its end.", o->name, j->kind, j->target);
+		return;
+	}
+	if (j->cancel_by) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Job %s is being cancelled already (user %s asked); 'herd job show %s' shows "
+				    "when it has ended.", o->name, j->cancel_by, o->name);
+		return;
+	}
+	g_autoptr(json_t) cmd = store_job_cmd_cancel(o, user, g_get_real_time() / 1000);
+	api_commit(req, a, cmd, 202, render_job);
+}
