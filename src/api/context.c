@@ -6,4 +6,5 @@ void api_ctx_clear(api_ctx *a)
 {
 	api_vm_lists_clear(a);
 	api_vm_waits_clear(a);
+	api_events_clear(a);
 }

@@ -27,6 +27,7 @@ typedef struct api_node_info {
 } api_node_info;
 
 typedef struct api_vm_lists api_vm_lists;
+typedef struct api_events api_events;
 
 /* A test notification's outcome (daemon/notify_send.h): borrowed. */
 typedef void (*api_notify_done_fn)(json_t *result, gpointer user);
@@ -49,6 +50,7 @@ typedef struct api_ctx {
 	gpointer notifier;
 	api_check_run_fn check_run;    /* herd check, or NULL (no checker) */
 	gpointer checker;
+	api_events *events;            /* GET /events' streams (events.h); NULL at first */
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server
@@ -58,3 +60,4 @@ void api_ctx_clear(api_ctx *a);
 /* Its parts: vm_list.c's lists, vm.c's waits (context.c calls them). */
 void api_vm_lists_clear(api_ctx *a);
 void api_vm_waits_clear(api_ctx *a);
+void api_events_clear(api_ctx *a);

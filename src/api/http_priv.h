@@ -12,6 +12,10 @@
  *   http_handoff.c  the handlers' side: requests run one per iteration of
  *                   the handlers' loop, their answers back to the server's
  *                   thread, and what handlers hold when the server stops
+ *   http_files.c    the web UI's files, served on the server's thread
+ *   http_feed.c     an answer that streams for as long as the client stays
+ *                   (server-sent events): a bounded queue from the handlers'
+ *                   side, the connection asleep while it is empty
  *   http_stream.c   a streamed body (HTTP_ROUTE_STREAM): the bounded queue
  *                   from the server's thread to the stream's own thread,
  *                   which feeds the handler's sink
@@ -50,6 +54,8 @@ struct http_server {
 	mailbox *calls;                /* server_call*, to the server's thread */
 	mailbox *due;                  /* http_request*, to the handlers, one per iteration */
 	mailbox *answers;              /* http_request*, answered, back to the server's thread */
+	mailbox *wakes;                /* http_feed*, bytes queued, to the server's thread */
+	char *files_dir;               /* the web UI's files, or NULL; set before listening */
 
 	/* The server's thread's. */
 	http_credentials *credentials; /* NULL: only local root gets in */
@@ -93,6 +99,7 @@ struct http_request {
 	bool local_root;
 	bool by_cookie;                /* authenticated by the session cookie */
 	bool by_token;                 /* ... or by a session token (cookie or bearer) */
+	char *csrf_token;              /* the cookie's CSRF token, if it came with the cookie */
 
 	/* The server's thread's. */
 	http_listener *listener;       /* NULL once the connection is done */
@@ -122,6 +129,9 @@ struct http_request {
 	 * thread, read there after. */
 	unsigned answer_status;
 	struct MHD_Response *answer;
+	/* The feed its answer is (http_feed.c), while that answer exists: set
+	 * by the handler before the answer goes, the server's thread's after. */
+	http_feed *feed;
 };
 
 /* ---- http.c: the server's thread ---------------------------------------- */
@@ -132,6 +142,8 @@ struct http_request {
 void connection_answer(http_request *req, unsigned status, struct MHD_Response *resp);
 /* Let @req's suspended connection go on (in or out of on_access()). */
 void connection_resume(http_request *req);
+/* Suspend @req's connection; only in on_access() or a content reader. */
+void connection_wait(http_request *req);
 
 /* ---- http_route.c: the server's thread ---------------------------------- */
 
@@ -150,6 +162,9 @@ void request_unref(http_request *req);
 /* Copy what handlers may read of the connection (headers, query); server's
  * thread, before the hand-off. */
 void request_copy_connection(http_request *req);
+/* Answer @req with @resp (taken): to the connection, or through the
+ * handlers' side once they have it. */
+void request_answer(http_request *req, unsigned status, struct MHD_Response *resp);
 /* A JSON error answer for @err, and its status. */
 struct MHD_Response *response_for_error(const GError *err, unsigned *status);
 
@@ -161,6 +176,22 @@ struct MHD_Response *response_for_error(const GError *err, unsigned *status);
 bool stream_push(http_request *req, const char *data, size_t len);
 /* @req's body is all in (@complete), or the connection ended without it. */
 void stream_end(http_request *req, bool complete);
+
+/* ---- http_files.c: the server's thread ----------------------------------- */
+
+/* Is @req (method and path) for the web UI's files rather than the API? */
+bool files_wanted(http_request *req);
+/* Answer @req with the file it names (or index.html), or 400/404. */
+void files_answer(http_request *req);
+
+/* ---- http_feed.c --------------------------------------------------------- */
+
+/* The server's thread: a feed has bytes for its sleeping connection. */
+void feed_wake(gpointer item, gpointer data);
+/* The server's thread, as it stops: end @req's feed and let its
+ * connection go on to say so (libmicrohttpd cannot stop with it asleep). */
+void feed_stop(http_request *req);
+void feed_unref_item(gpointer feed);
 
 /* ---- http_handoff.c ------------------------------------------------------ */
 
