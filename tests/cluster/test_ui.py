@@ -14,9 +14,9 @@ of both nodes over HTTPS:
   (live updates); a migration to a node that does not exist shows the
   server's error;
 - an auditor on n2 is refused a start and sees the server's sentence;
+- logout ends the auditor's session;
 - n1 is powered off: n2's dashboard shows n1 lost and its figures equal
-  n2's `herd status --json` again, while n1's page says it lost its node;
-- logout ends the session.
+  n2's `herd status --json` again, while n1's page says it lost its node.
 Every page is photographed into BUILD/ui-screenshots/ (docs/ui.md shows
 them).
 """
@@ -59,7 +59,10 @@ class Browser:
         ready, _, _ = select.select([self.p.stdout], [], [], timeout_s)
         line = self.p.stdout.readline() if ready else ""
         if not line:
-            raise TestFailure(f"browser: {op} {kw}: no answer (see {self.log.name})")
+            self.log.flush()
+            with open(self.log.name) as f:
+                tail = f.read()[-2000:]
+            raise TestFailure(f"browser: {op} {kw}: no answer; its log ({self.log.name}) ends:\n{tail}")
         answer = json.loads(line)
         if not answer["ok"]:
             raise TestFailure(f"browser: {op} {kw}: {answer['error']}")
@@ -242,7 +245,7 @@ def main():
             b.shot("n1", "dashboard", full=True)
 
             say("== the VM list: search, select, start; the row follows without a reload")
-            b("click", page="n1", selector="a[href='/vms']")
+            b("click", page="n1", selector="nav a[href='/vms']")
             b("wait_visible", page="n1", testid="vm-row-web2")
             b("fill", page="n1", selector="[data-testid=vm-search]", value="web2")
             b("wait_text", page="n1", testid="vm-count", equals="1 of 2")
@@ -272,7 +275,7 @@ def main():
             b("fill", page="aud", selector="input[name=user]", value="aud")
             b("fill", page="aud", selector="input[name=password]", value=AUD_PW)
             b("click", page="aud", selector="button[type=submit]")
-            b("click", page="aud", selector="a[href='/vms']")
+            b("click", page="aud", selector="nav a[href='/vms']")
             b("wait_visible", page="aud", testid="vm-row-web1")
             b("click", page="aud", selector="[data-testid=vm-row-web1] input[type=checkbox]")
             b("click", page="aud", testid="vm-start")
@@ -283,6 +286,17 @@ def main():
             check(ha.vms(2)["web1"]["state"] != "running", "the auditor started web1")
             say(f"  {shown}")
             b.shot("aud", "auditor-refused")
+
+            say("== logout (the auditor's, while the cluster can take the change)")
+            b("click", page="aud", testid="logout")
+            b("wait_url", page="aud", path="/login")
+            r = b("fetch", page="aud", path="/api/v1/session")
+            check(r["status"] == 401, f"GET /api/v1/session after logout: {r}")
+            b.shot("aud", "logged-out")
+            errors = b("console", page="aud")
+            expect(not [e for e in errors if "Content Security Policy" in e or "page error" in e],
+                   f"the auditor's page logged errors: {errors}")
+            say("  logged out: the session is gone")
             b("close", page="aud")
 
             say("== n1 powered off: n2's UI goes on and shows n1 lost")
@@ -303,17 +317,10 @@ def main():
             say("  n1's page: its node is gone (reconnecting)")
             b.shot("n2", "dashboard-n1-lost", full=True)
             b.shot("n1", "n1-gone")
-
-            say("== logout")
-            b("click", page="n2", testid="logout")
-            b("wait_url", page="n2", path="/login")
-            r = b("fetch", page="n2", path="/api/v1/session")
-            check(r["status"] == 401, f"GET /api/v1/session after logout: {r}")
-            b.shot("n2", "logged-out")
             errors = b("console", page="n2")
             expect(not [e for e in errors if "Content Security Policy" in e or "page error" in e],
                    f"n2's page logged errors: {errors}")
-            say("  logged out: the session is gone")
+
         finally:
             b.close()
 

@@ -9,9 +9,10 @@
 // Pages are named by the test ("n1", "n2", "aud"): each has a browser
 // context of its own (own cookies).  Elements are found by data-testid.
 // Every wait has a timeout (ms, default 15000) and fails with what the page
-// showed instead.
+// showed instead.  Chromium gets a fresh profile (playwright's own
+// temporary --user-data-dir) and no background networking.
 import { createInterface } from 'node:readline';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,13 +23,11 @@ const { chromium } = await import(pathToFileURL(join(ui, 'node_modules', 'playwr
 
 const shots = process.env.HERD_UI_SHOTS || tmpdir();
 mkdirSync(shots, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), 'herd-ui-chromium-'));
 const browser = await chromium.launch({
   executablePath: process.env.HERD_CHROMIUM || '/usr/bin/chromium',
   args: [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--user-data-dir=${profile}`,
   ],
 });
 const pages = new Map(); // name -> { context, page, console: [] }
@@ -176,4 +175,3 @@ for await (const line of rl) {
   process.stdout.write(`${JSON.stringify(answer)}\n`);
 }
 await browser.close();
-rmSync(profile, { recursive: true, force: true });
