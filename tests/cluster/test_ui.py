@@ -53,7 +53,10 @@ class Browser:
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=self.log, text=True, env=env)
 
-    def __call__(self, op, timeout_s=60, **kw):
+    def __call__(self, op, **kw):
+        # The step's own timeout (ms, the browser's default 15 s), and time
+        # for the browser to say so.
+        timeout_s = kw.get("timeout", 15000) / 1000 + 60
         self.p.stdin.write(json.dumps(dict(kw, op=op)) + "\n")
         self.p.stdin.flush()
         ready, _, _ = select.select([self.p.stdout], [], [], timeout_s)

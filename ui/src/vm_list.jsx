@@ -187,7 +187,7 @@ export function VmList() {
                 {vm.state}
                 {vm.error ? ' ⚠' : ''}
               </span>
-              <span class="node">{vm.node || '–'}</span>
+              <span class="node" data-testid={`vm-node-${vm.name}`}>{vm.node || '–'}</span>
               <span class="ha">{vm.ha ? 'HA' : ''}</span>
               <span class="num">{vm.vcpus}</span>
               <span class="num">{vm.memory_mib} MiB</span>
