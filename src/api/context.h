@@ -53,6 +53,7 @@ typedef struct api_console_ops {
 	/* Consoles open on this node now (websockets and relays). */
 	unsigned (*count)(gpointer proxy);
 } api_console_ops;
+typedef struct api_events api_events;
 
 /* A test notification's outcome (daemon/notify_send.h): borrowed. */
 typedef void (*api_notify_done_fn)(json_t *result, gpointer user);
@@ -78,6 +79,7 @@ typedef struct api_ctx {
 	const api_console_ops *console_ops; /* VM consoles, or NULL (none served) */
 	gpointer console_proxy;
 	console_tickets *console_tickets; /* console.c's; NULL at first */
+	api_events *events;            /* GET /events' streams (events.h); NULL at first */
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server
@@ -87,3 +89,4 @@ void api_ctx_clear(api_ctx *a);
 /* Its parts: vm_list.c's lists, vm.c's waits (context.c calls them). */
 void api_vm_lists_clear(api_ctx *a);
 void api_vm_waits_clear(api_ctx *a);
+void api_events_clear(api_ctx *a);

@@ -171,9 +171,10 @@ static void listener_run(http_listener *l)
 /* ------------------------------------------------------------------ */
 /* The connection's side of a request                                  */
 
-/* Suspend @req's connection until it is answered or admitted; only in
- * on_access(), as libmicrohttpd wants. */
-static void connection_wait(http_request *req)
+/* Suspend @req's connection until it is answered or admitted (or its feed
+ * has bytes); only in on_access() or a content reader, as libmicrohttpd
+ * wants. */
+void connection_wait(http_request *req)
 {
 	req->waiting = true;
 	g_hash_table_add(req->listener->server->suspended, req);
@@ -225,11 +226,16 @@ static void respond_shutting_down(http_request *req)
 	connection_answer(req, status, resp);
 }
 
-/* Answer @req with the authentication error @err (a challenge with 401). */
+/* Answer @req with the authentication error @err (a challenge with 401).
+ * Not to a page's own script (fetch, EventSource: a Sec-Fetch-Mode other
+ * than navigate), which handles a 401 itself: the challenge would make the
+ * browser ask for a password with its own dialog. */
 static void respond_refused(http_request *req, const GError *err)
 {
 	http_respond_error(req, err);
-	if (req->response && err->domain == HERD_ERROR && err->code == HERD_ERR_UNAUTHORIZED)
+	const char *mode = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Sec-Fetch-Mode");
+	if (req->response && err->domain == HERD_ERROR && err->code == HERD_ERR_UNAUTHORIZED &&
+	    (!mode || strcmp(mode, "navigate") == 0))
 		MHD_add_response_header(req->response, "WWW-Authenticate", "Basic realm=\"herd\"");
 }
 
@@ -306,6 +312,7 @@ static void authenticate(http_request *req)
 			return;
 		}
 		req->by_cookie = req->by_token = true;
+		req->csrf_token = g_steal_pointer(&want);
 		authorization = from_cookie = g_strdup_printf("Bearer %s", cookie);
 	}
 	switch (http_credentials_check(srv->credentials, authorization, req->peer,
@@ -363,6 +370,10 @@ static void admit(http_request *req)
 	}
 	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 							 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (req->listener->server->files_dir && files_wanted(req)) {
+		files_answer(req);
+		return;
+	}
 	if (!route_request(req))
 		return;
 	if (req->route->flags & HTTP_ROUTE_STREAM) {
@@ -736,6 +747,14 @@ static void stop_tcp(http_server *srv, gpointer data)
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
 		l->draining = true;
+		/* Feeds never end by themselves: end those asleep on it. */
+		GList *waiting = g_hash_table_get_keys(srv->suspended);
+		for (GList *p = waiting; p; p = p->next) {
+			http_request *req = p->data;
+			if (req->feed && req->listener == l)
+				feed_stop(req);
+		}
+		g_list_free(waiting);
 		if (l->live == 0)
 			g_ptr_array_remove_index(srv->listeners, i);
 	}
@@ -773,6 +792,7 @@ http_server *http_server_new(const http_route *routes, size_t n_routes, gpointer
 	srv->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
 	srv->suspended = g_hash_table_new(g_direct_hash, g_direct_equal);
 	upgraded_start(srv);
+	srv->wakes = mailbox_new(srv->context, "HTTP feeds", 0, feed_wake, srv);
 	handoff_start(srv);
 	srv->thread = g_thread_new("herd-http", serve, srv);
 	return srv;
@@ -792,6 +812,14 @@ static void set_auth(http_server *srv, gpointer data)
 	g_return_if_fail(!srv->credentials);
 	srv->credentials = http_credentials_new(a->config, a->lookup, srv->user_data,
 						srv->handler_context, on_credentials_checked);
+}
+
+void http_server_set_files(http_server *srv, const char *dir)
+{
+	/* Read by the server's thread only after a listener started, which
+	 * goes through a mailbox. */
+	g_free(srv->files_dir);
+	srv->files_dir = dir && *dir ? g_strdup(dir) : NULL;
 }
 
 void http_server_set_authorize(http_server *srv, http_authorize_fn authorize)
@@ -819,8 +847,13 @@ static void stop_serving(http_server *srv, gpointer data)
 	handoff_flush_answers(srv);
 	upgraded_shut_listener(srv, NULL);
 	GList *waiting = g_hash_table_get_keys(srv->suspended);
-	for (GList *p = waiting; p; p = p->next)
-		respond_shutting_down(p->data);
+	for (GList *p = waiting; p; p = p->next) {
+		http_request *req = p->data;
+		if (req->feed)
+			feed_stop(req);
+		else
+			respond_shutting_down(req);
+	}
 	g_list_free(waiting);
 	for (guint i = 0; i < srv->listeners->len; i++) {
 		http_listener *l = srv->listeners->pdata[i];
@@ -841,6 +874,12 @@ void http_server_free(http_server *srv)
 	http_credentials_free(srv->credentials);
 	handoff_stop(srv);
 	upgraded_stop(srv);
+	/* Every feed's answer is gone with its connection: no more wakes. */
+	gpointer feed;
+	while ((feed = mailbox_take(srv->wakes)))
+		feed_unref_item(feed);
+	mailbox_free(srv->wakes);
+	g_free(srv->files_dir);
 	mailbox_free(srv->calls);
 	g_hash_table_unref(srv->suspended);
 	g_main_loop_unref(srv->loop);

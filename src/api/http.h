@@ -99,6 +99,15 @@ bool http_server_listen_unix(http_server *srv, const char *path, GError **error)
 bool http_server_listen_tcp(http_server *srv, const char *address, int port,
 			    const char *cert_pem, const char *key_pem, GError **error);
 
+/*
+ * Serve the files of @dir (the web UI's built assets; NULL: none) to GET
+ * and HEAD requests for paths outside /api/ and /metrics, without
+ * authentication, on the server's thread (http_files.c): "/" and paths
+ * whose last segment has no extension (the UI's own routes) get
+ * index.html.  Before listening.
+ */
+void http_server_set_files(http_server *srv, const char *dir);
+
 /* Stop the TCP listeners (to restart them with a new certificate). */
 void http_server_stop_tcp(http_server *srv);
 
@@ -137,6 +146,9 @@ const http_route *http_request_route(http_request *req);
 bool http_request_by_cookie(http_request *req);
 /* Authenticated by a session token (bearer or cookie), not a password. */
 bool http_request_by_token(http_request *req);
+/* The CSRF token a change sent with this request's session cookie needs,
+ * or NULL if it did not come with the cookie. */
+const char *http_request_csrf_token(http_request *req);
 /* Add a header to the answer the handler is about to give (Set-Cookie), if
  * it is a success (status below 400). */
 void http_request_add_answer_header(http_request *req, const char *name, const char *value);
@@ -168,6 +180,26 @@ typedef struct {
 void http_request_stream_body(http_request *req, const http_body_sink *sink, gpointer user);
 /* The body's announced length (a HTTP_ROUTE_STREAM request has one). */
 guint64 http_request_content_length(http_request *req);
+
+/*
+ * A feed: an answer whose body the handler's side keeps writing for as
+ * long as the client stays (server-sent events).  Bytes pushed wait in a
+ * queue of at most @max_queued bytes; the connection sleeps (suspended)
+ * while the queue is empty, so a quiet feed costs the server's thread
+ * nothing.  A client too slow to take what comes is cut off, not buffered
+ * without bound.
+ */
+typedef struct http_feed http_feed;
+/* Answer @req 200 with a feed of @content_type; the caller gets a
+ * reference (http_feed_unref()). */
+http_feed *http_respond_feed(http_request *req, const char *content_type, size_t max_queued);
+/* Queue @len bytes; any thread.  False (nothing queued) once the client
+ * left, the feed was closed, or the queue would exceed its bound -- then
+ * the feed is closed and its connection cut. */
+bool http_feed_push(http_feed *f, const char *data, size_t len);
+/* End the feed once what is queued is written. */
+void http_feed_close(http_feed *f);
+void http_feed_unref(http_feed *f);
 
 /* Keep the request open after the handler returns; answer it later.
  * Suspending a suspended request changes nothing. */

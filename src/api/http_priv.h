@@ -15,6 +15,10 @@
  *   http_upgrade.c  upgraded connections (the console's websocket): handed
  *                   to the application, shut when it is done or the server
  *                   stops
+ *   http_files.c    the web UI's files, served on the server's thread
+ *   http_feed.c     an answer that streams for as long as the client stays
+ *                   (server-sent events): a bounded queue from the handlers'
+ *                   side, the connection asleep while it is empty
  *   http_stream.c   a streamed body (HTTP_ROUTE_STREAM): the bounded queue
  *                   from the server's thread to the stream's own thread,
  *                   which feeds the handler's sink
@@ -53,6 +57,8 @@ struct http_server {
 	mailbox *calls;                /* server_call*, to the server's thread */
 	mailbox *due;                  /* http_request*, to the handlers, one per iteration */
 	mailbox *answers;              /* http_request*, answered, back to the server's thread */
+	mailbox *wakes;                /* http_feed*, bytes queued, to the server's thread */
+	char *files_dir;               /* the web UI's files, or NULL; set before listening */
 
 	/* The server's thread's. */
 	http_credentials *credentials; /* NULL: only local root gets in */
@@ -99,6 +105,7 @@ struct http_request {
 	bool local_root;
 	bool by_cookie;                /* authenticated by the session cookie */
 	bool by_token;                 /* ... or by a session token (cookie or bearer) */
+	char *csrf_token;              /* the cookie's CSRF token, if it came with the cookie */
 
 	/* The server's thread's. */
 	http_listener *listener;       /* NULL once the connection is done */
@@ -131,6 +138,9 @@ struct http_request {
 	 * thread, read there after. */
 	unsigned answer_status;
 	struct MHD_Response *answer;
+	/* The feed its answer is (http_feed.c), while that answer exists: set
+	 * by the handler before the answer goes, the server's thread's after. */
+	http_feed *feed;
 };
 
 /* ---- http.c: the server's thread ---------------------------------------- */
@@ -143,6 +153,8 @@ void connection_answer(http_request *req, unsigned status, struct MHD_Response *
 void connection_resume(http_request *req);
 /* Have libmicrohttpd run on @l soon. */
 void listener_wake(http_listener *l);
+/* Suspend @req's connection; only in on_access() or a content reader. */
+void connection_wait(http_request *req);
 
 /* ---- http_route.c: the server's thread ---------------------------------- */
 
@@ -161,6 +173,9 @@ void request_unref(http_request *req);
 /* Copy what handlers may read of the connection (headers, query); server's
  * thread, before the hand-off. */
 void request_copy_connection(http_request *req);
+/* Answer @req with @resp (taken): to the connection, or through the
+ * handlers' side once they have it. */
+void request_answer(http_request *req, unsigned status, struct MHD_Response *resp);
 /* A JSON error answer for @err, and its status. */
 struct MHD_Response *response_for_error(const GError *err, unsigned *status);
 
@@ -188,6 +203,22 @@ struct MHD_Response *upgrade_response(http_request *req, http_upgrade_fn fn, gpo
 				      GDestroyNotify drop);
 /* Free @offer, with its drop if the connection was never upgraded. */
 void upgrade_offer_free(http_upgrade_offer *offer);
+
+/* ---- http_files.c: the server's thread ----------------------------------- */
+
+/* Is @req (method and path) for the web UI's files rather than the API? */
+bool files_wanted(http_request *req);
+/* Answer @req with the file it names (or index.html), or 400/404. */
+void files_answer(http_request *req);
+
+/* ---- http_feed.c --------------------------------------------------------- */
+
+/* The server's thread: a feed has bytes for its sleeping connection. */
+void feed_wake(gpointer item, gpointer data);
+/* The server's thread, as it stops: end @req's feed and let its
+ * connection go on to say so (libmicrohttpd cannot stop with it asleep). */
+void feed_stop(http_request *req);
+void feed_unref_item(gpointer feed);
 
 /* ---- http_handoff.c ------------------------------------------------------ */
 

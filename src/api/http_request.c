@@ -70,6 +70,7 @@ void request_unref(http_request *req)
 	g_free(req->bad_path);
 	g_free(req->user);
 	g_free(req->peer);
+	g_free(req->csrf_token);
 	if (req->answer_headers)
 		g_ptr_array_unref(req->answer_headers);
 	upgrade_offer_free(req->upgrade);
@@ -174,6 +175,11 @@ bool http_request_by_token(http_request *req)
 	return req->by_token;
 }
 
+const char *http_request_csrf_token(http_request *req)
+{
+	return req->csrf_token;
+}
+
 void http_request_add_answer_header(http_request *req, const char *name, const char *value)
 {
 	if (!req->answer_headers)
@@ -185,8 +191,7 @@ void http_request_add_answer_header(http_request *req, const char *name, const c
 /* ------------------------------------------------------------------ */
 /* Answers                                                             */
 
-/* To the connection, or through the handlers' side once they have it. */
-static void respond(http_request *req, unsigned status, struct MHD_Response *resp)
+void request_answer(http_request *req, unsigned status, struct MHD_Response *resp)
 {
 	/* A refusal or failure sets no cookie. */
 	for (guint i = 0; status < 400 && req->answer_headers && i + 1 < req->answer_headers->len; i += 2)
@@ -214,7 +219,7 @@ void http_respond_bytes(http_request *req, unsigned status, const char *content_
 		MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
 	MHD_add_response_header(resp, "Content-Type", content_type);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	respond(req, status, resp);
+	request_answer(req, status, resp);
 }
 
 void http_respond_upgrade(http_request *req, http_upgrade_fn fn, gpointer user, GDestroyNotify drop)
@@ -250,13 +255,13 @@ static struct MHD_Response *json_response(json_t *body, unsigned *status)
 void http_respond_json(http_request *req, unsigned status, json_t *body)
 {
 	struct MHD_Response *resp = json_response(body, &status);
-	respond(req, status, resp);
+	request_answer(req, status, resp);
 }
 
 void http_respond_json_text(http_request *req, unsigned status, GString *text)
 {
 	gsize len = text->len;
-	respond(req, status, json_bytes_response(g_string_free(text, FALSE), len, g_free));
+	request_answer(req, status, json_bytes_response(g_string_free(text, FALSE), len, g_free));
 }
 
 struct MHD_Response *response_for_error(const GError *err, unsigned *status)
@@ -275,7 +280,7 @@ void http_respond_error(http_request *req, const GError *err)
 {
 	unsigned status;
 	struct MHD_Response *resp = response_for_error(err, &status);
-	respond(req, status, resp);
+	request_answer(req, status, resp);
 }
 
 void http_respond_errorf(http_request *req, herd_error_code code, const char *fmt, ...)

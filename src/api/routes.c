@@ -1,5 +1,6 @@
 #include "api/routes.h"
 
+#include "api/events.h"
 #include "api/permission.h"
 
 /*
@@ -29,6 +30,7 @@ const http_route herd_api_routes[] = {
 	{ "DELETE", "/api/v1/groups/{group}", api_group_remove, 0, API_PERM_ADMIN },
 	{ "GET", "/api/v1/audit", api_audit_list, 0, API_PERM_READ },
 	{ "GET", "/api/v1/status", api_status_get, 0, API_PERM_READ },
+	{ "GET", "/api/v1/events", api_events_get, 0, API_PERM_READ },
 	{ "GET", "/api/v1/alerts", api_alerts_list, 0, API_PERM_READ },
 	{ "GET", "/api/v1/alerts/{alert}", api_alert_get, 0, API_PERM_READ },
 	{ "POST", "/api/v1/alerts/{alert}/ack", api_alert_ack, 0, API_PERM_ADMIN },

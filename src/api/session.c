@@ -112,9 +112,13 @@ void api_session_get(http_request *req, gpointer user_data)
 	const char *by = http_request_by_cookie(req) ? "cookie"
 		: g_str_has_prefix(http_request_header(req, "Authorization") ?: "", "Bearer ") ? "token"
 											       : "password";
-	http_respond_json(req, 200,
-			  json_pack("{s:s,s:o,s:o,s:b,s:b,s:s}", "user", u->name, "roles", roles,
-				    "pools", pools, "admin", ac.admin, "operate_all", ac.operate_all,
-				    "by", by));
+	json_t *answer = json_pack("{s:s,s:o,s:o,s:b,s:b,s:s}", "user", u->name, "roles", roles,
+				   "pools", pools, "admin", ac.admin, "operate_all", ac.operate_all,
+				   "by", by);
+	/* A page loaded again has the cookie but not the token its changes
+	 * need (login gave it to the page before). */
+	if (http_request_csrf_token(req))
+		json_object_set_new(answer, "csrf_token", json_string(http_request_csrf_token(req)));
+	http_respond_json(req, 200, answer);
 	api_access_clear(&ac);
 }

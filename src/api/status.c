@@ -56,6 +56,29 @@ static json_t *node_json(api_ctx *a)
 			 "engine_runs", engine);
 }
 
+/* The VMs at a glance: defined, running (active anywhere), paused, and of
+ * the HA ones how many run. */
+static json_t *vms_json(api_ctx *a)
+{
+	store_state *st = api_state(a);
+	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
+	g_autoptr(herd_runtime_view) view = herd_ha_runtime_view(a->ha);
+	int paused = 0, ha = 0, ha_running = 0;
+	for (guint i = 0; i < vms->len; i++) {
+		store_object *vm = vms->pdata[i];
+		herd_vm_runtime rt = { .state = "shut off" };
+		herd_runtime_view_get(view, vm, &rt);
+		paused += strcmp(rt.state, "paused") == 0;
+		if (store_vm_of(vm)->ha) {
+			ha++;
+			ha_running += strcmp(rt.state, "running") == 0;
+		}
+	}
+	return json_pack("{s:i,s:i,s:i,s:i,s:i}", "defined", (int)store_state_count(st, STORE_KIND_VM),
+			 "running", (int)herd_ha_vms_active(a->ha), "paused", paused, "ha", ha,
+			 "ha_running", ha_running);
+}
+
 void api_node_get(http_request *req, gpointer user_data)
 {
 	http_respond_json(req, 200, node_json(user_data));
@@ -79,9 +102,7 @@ void api_status_get(http_request *req, gpointer user_data)
 		json_object_set_new(cluster, "name", json_string(c->name));
 		json_object_set_new(cluster, "nodes", api_nodes_json(a));
 		json_object_set_new(body, "cluster", cluster);
-		json_object_set_new(body, "vms", json_pack("{s:i,s:i}", "defined",
-							   (int)store_state_count(st, STORE_KIND_VM),
-							   "running", (int)herd_ha_vms_active(a->ha)));
+		json_object_set_new(body, "vms", vms_json(a));
 		json_object_set_new(body, "ha", herd_ha_cluster_status(a->ha));
 		json_object_set_new(body, "lab_mode", json_boolean(store_cluster_of(c)->settings.lab_mode));
 		json_object_set_new(body, "ha_paused", json_boolean(store_cluster_of(c)->settings.ha_paused));

@@ -38,9 +38,12 @@ static int run_status(cli_ctx *ctx, int argc, char **argv)
 	if (refusal)
 		printf("          %s\n", refusal);
 	json_t *vms = json_object_get(st, "vms");
-	printf("VMs:      %lld running of %lld defined\n",
+	printf("VMs:      %lld running of %lld defined, %lld paused; HA VMs: %lld of %lld running\n",
 	       (long long)json_integer_value(json_object_get(vms, "running")),
-	       (long long)json_integer_value(json_object_get(vms, "defined")));
+	       (long long)json_integer_value(json_object_get(vms, "defined")),
+	       (long long)json_integer_value(json_object_get(vms, "paused")),
+	       (long long)json_integer_value(json_object_get(vms, "ha_running")),
+	       (long long)json_integer_value(json_object_get(vms, "ha")));
 	if (json_is_true(json_object_get(st, "lab_mode")))
 		printf("\n!!! LAB MODE: no fencing. A lost node counts as dead at once, so a VM may run\n"
 		       "!!! twice after a split. Never in production: herd cluster set lab_mode=no\n");

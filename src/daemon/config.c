@@ -46,6 +46,8 @@ static const setting settings[] = {
 	{ "api", "console_port", "console-port", SETTING_INT, "8002", 0, 65535, FIELD(console_port),
 	  "TCP port where the other nodes reach this node's VM consoles (TLS between nodes; 0: none)",
 	  "PORT" },
+	{ "api", "ui_dir", "ui-dir", SETTING_STRING, HERD_DATADIR "/ui", 0, 0, FIELD(ui_dir),
+	  "The web UI's built files, served at / (empty: no web UI)", "DIR" },
 	{ "san", "socket", "san-socket", SETTING_STRING, HERD_RUNDIR "/san.sock", 0, 0,
 	  FIELD(san_socket), "Control socket of this node's herd-san (eSAN)", "PATH" },
 	{ "corosync", "config_dir", "corosync-dir", SETTING_STRING, "/etc/corosync", 0, 0,
@@ -162,6 +164,12 @@ static bool validate(herdd_config *cfg, GError **error)
 	    !g_path_is_absolute(cfg->corosync_dir)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
 			    "The state directory, socket and corosync directory must be absolute paths.");
+		return false;
+	}
+	if (*cfg->ui_dir && !g_path_is_absolute(cfg->ui_dir)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "[api] ui_dir '%s' must be an absolute path (or empty: no web UI).",
+			    cfg->ui_dir);
 		return false;
 	}
 	/* The paths go into qemu.conf as quoted strings. */

@@ -21,6 +21,7 @@ typedef struct herdd_config {
 	char *listen_address;    /* [api] listen; "" or "*" for all addresses */
 	int api_port;            /* [api] port; 0 disables TCP */
 	int console_port;        /* [api] console_port: the consoles' node-to-node relay; 0: none */
+	char *ui_dir;            /* [api] ui_dir: the web UI's files; "" for none */
 	char *log_level;         /* [daemon] log_level */
 	char *service_command;   /* [daemon] service_command: "CMD ACTION SERVICE" */
 	char *corosync_dir;      /* [corosync] config_dir */

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
 	static const http_credentials_config auth_config = { .token_user = api_session_user };
 	http_server_set_auth(d.api, api_user_password_hash, &auth_config);
 	http_server_set_authorize(d.api, api_authorize);
+	http_server_set_files(d.api, d.cfg->ui_dir);
 	if (!http_server_listen_unix(d.api, d.cfg->socket_path, &error) ||
 	    !herdd_restart_tcp(&d, &error))
 		goto out;

@@ -9,12 +9,16 @@
  */
 #include "test_api.h"
 
+#include "api/events.h"
 #include "cluster/corosync_conf.h"
 #include "common/tls.h"
 #include "store/cluster.h"
 #include "store/wire.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -43,8 +47,8 @@ static void test_status(fixture *f, gconstpointer data)
 {
 	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
 	vm_start(f, 1, "web1", "n2");
-	/* Defined, not running: counted as defined only. */
-	g_autofree char *other = vm_define(f, 1, "web2", "{s:s}", "preferred", "n3");
+	/* Defined, not running: counted as defined only (an HA VM). */
+	g_autofree char *other = vm_define(f, 1, "web2", "{s:s,s:b}", "preferred", "n3", "ha", 1);
 
 	g_autoptr(test_answer) a = test_request(f->n[3], "GET", "/api/v1/status", NULL);
 	json_t *j = test_expect(a, 200);
@@ -64,6 +68,9 @@ static void test_status(fixture *f, gconstpointer data)
 	json_t *vms = json_object_get(j, "vms");
 	g_assert_cmpint(json_integer_value(json_object_get(vms, "defined")), ==, 2);
 	g_assert_cmpint(json_integer_value(json_object_get(vms, "running")), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(vms, "paused")), ==, 0);
+	g_assert_cmpint(json_integer_value(json_object_get(vms, "ha")), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(vms, "ha_running")), ==, 0);
 	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(j, "ha"), "coordinator")), ==, "n1");
 	g_assert_true(json_is_false(json_object_get(j, "lab_mode")));
 	g_assert_cmpuint(json_array_size(json_object_get(j, "unfenced_lost_nodes")), ==, 0);
@@ -640,6 +647,89 @@ static void test_node_fence(fixture *f, gconstpointer data)
 }
 
 /* ------------------------------------------------------------------ */
+/* GET /api/v1/events                                                  */
+
+/* A raw connection to node @n's socket asking for @path, as admin. */
+static int events_open(testnode *n, const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	g_strlcpy(sa.sun_path, n->socket_path, sizeof(sa.sun_path));
+	g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_autofree char *cred = g_base64_encode((const guchar *)"admin:" TESTNODE_PASSWORD,
+						strlen("admin:" TESTNODE_PASSWORD));
+	g_autofree char *head = g_strdup_printf("GET %s HTTP/1.1\r\nHost: x\r\n"
+						"Authorization: Basic %s\r\n\r\n", path, cred);
+	g_assert_cmpint(write(fd, head, strlen(head)), ==, (ssize_t)strlen(head));
+	return fd;
+}
+
+/* Read @fd into @got while the main loop runs until @needle came (true),
+ * or the connection ended (false). */
+static bool events_read_until(int fd, GString *got, const char *needle)
+{
+	gint64 give_up = g_get_monotonic_time() + TEST_WAIT_MS * 1000;
+	while (!strstr(got->str, needle)) {
+		char buf[4096];
+		ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r > 0) {
+			g_string_append_len(got, buf, r);
+			continue;
+		}
+		if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return false;
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+		if (g_get_monotonic_time() > give_up)
+			g_error("'%s' did not come; the stream so far:\n%s", needle, got->str);
+	}
+	return true;
+}
+
+/* Server-sent events: hello, one change per object applied (also one made
+ * through another node), membership; the stream's bound. */
+static void test_events(fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) got = g_string_new(NULL);
+	int fd = events_open(f->n[1], "/api/v1/events");
+	g_assert_true(events_read_until(fd, got, "event: hello\ndata: {\"node\":\"n1\"}\n\n"));
+	g_assert_nonnull(strstr(got->str, "HTTP/1.1 200 "));
+	g_assert_nonnull(strstr(got->str, "Content-Type: text/event-stream"));
+	g_assert_nonnull(strstr(got->str, "retry: 3000\n"));
+	g_autofree char *uuid = vm_define(f, 2, "web1", NULL);
+	g_autofree char *created = g_strdup_printf("event: change\ndata: {\"kind\":\"vm\",\"id\":\"%s\","
+						   "\"name\":\"web1\",\"op\":\"create\"}\n\n", uuid);
+	g_assert_true(events_read_until(fd, got, created));
+	g_autoptr(test_answer) del = test_request(f->n[3], "DELETE", "/api/v1/vms/web1", NULL);
+	test_expect(del, 200);
+	g_autofree char *deleted = g_strdup_printf("{\"kind\":\"vm\",\"id\":\"%s\",\"name\":\"web1\","
+						   "\"op\":\"delete\"}", uuid);
+	g_assert_true(events_read_until(fd, got, deleted));
+	/* Other requests are served while it stays open. */
+	g_autoptr(test_answer) st = test_request(f->n[1], "GET", "/api/v1/status", NULL);
+	test_expect(st, 200);
+	testcluster_power(f->tc, 3, false);
+	g_assert_true(events_read_until(fd, got, "event: membership\ndata: {\"group\":"));
+
+	/* At most EVENTS_MAX_STREAMS at once: the next one is refused. */
+	int more[EVENTS_MAX_STREAMS];
+	for (unsigned i = 1; i < EVENTS_MAX_STREAMS; i++) {
+		g_autoptr(GString) hello = g_string_new(NULL);
+		more[i] = events_open(f->n[1], "/api/v1/events");
+		g_assert_true(events_read_until(more[i], hello, "event: hello"));
+	}
+	g_assert_cmpuint(api_events_streams(&f->n[1]->ctx), ==, EVENTS_MAX_STREAMS);
+	g_autoptr(GString) refused = g_string_new(NULL);
+	int fd_refused = events_open(f->n[1], "/api/v1/events");
+	g_assert_true(events_read_until(fd_refused, refused, "the most it allows"));
+	g_assert_nonnull(strstr(refused->str, "HTTP/1.1 503 "));
+	close(fd_refused);
+	for (unsigned i = 1; i < EVENTS_MAX_STREAMS; i++)
+		close(more[i]);
+	close(fd);
+}
+
+/* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
@@ -648,6 +738,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/node", test_node, NULL);
 	api_test_add("/api/status", test_status, NULL);
 	api_test_add("/api/metrics", test_metrics, NULL);
+	api_test_add("/api/events", test_events, NULL);
 	api_test_add("/api/auth", test_auth, NULL);
 	api_test_add("/api/cluster/get", test_cluster_get, NULL);
 	api_test_add("/api/cluster/settings", test_cluster_settings, NULL);

@@ -39,6 +39,8 @@ typedef struct {
 	GPtrArray *held;    /* every request h_hang holds */
 	unsigned handled;
 	GHashTable *users;  /* user name -> stored password hash */
+	char *files;        /* the web UI's directory served, or NULL */
+	http_feed *feed;    /* the last one h_feed made */
 } server_fixture;
 
 static server_fixture S;
@@ -308,7 +310,16 @@ static void h_upgrade(http_request *req, gpointer user_data)
 	http_respond_upgrade(req, echo_upgraded, NULL, echo_drop);
 }
 
+/* A feed (server-sent events' transport) of at most 64 bytes queued. */
+static void h_feed(http_request *req, gpointer user_data)
+{
+	S.handled++;
+	S.feed = http_respond_feed(req, "text/event-stream", 64);
+	g_assert_true(http_feed_push(S.feed, "hello\n", 6));
+}
+
 static const http_route routes[] = {
+	{ "GET", "/api/v1/feed", h_feed, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/ping", h_ping, HTTP_ROUTE_PUBLIC },
 	{ "GET", "/api/v1/me", h_ping, 0 },
 	{ "GET", "/api/v1/vms/{vm}", h_vm_get, 0 },
@@ -434,6 +445,32 @@ static int free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+/* with_files(): the server also serves a web UI's files from S.files. */
+static bool serve_files;
+
+static void put_file(const char *rel, const char *text)
+{
+	g_autofree char *path = g_build_filename(S.dir, rel, NULL);
+	g_autofree char *dir = g_path_get_dirname(path);
+	g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
+	g_assert_true(g_file_set_contents(path, text, -1, NULL));
+}
+
+/* ui/index.html, ui/assets/app-ABCD1234.js, and beside ui/ a secret that
+ * no path may reach (also not through ui/link.txt, a symlink to it). */
+static void files_setup(void)
+{
+	put_file("ui/index.html", "<!doctype html><title>herd</title>");
+	put_file("ui/assets/app-ABCD1234.js", "console.log(1);");
+	put_file("ui/assets/style-ABCD1234.css", "body{}");
+	put_file("ui/.hidden", "hidden");
+	put_file("secret.txt", "root:secret");
+	S.files = g_build_filename(S.dir, "ui", NULL);
+	g_autofree char *link = g_build_filename(S.files, "link.txt", NULL);
+	g_assert_cmpint(symlink("../secret.txt", link), ==, 0);
+	http_server_set_files(S.srv, S.files);
+}
+
 static void server_start(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -448,6 +485,8 @@ static void server_start(void)
 		g_hash_table_insert(S.users, g_strdup_printf("crowd%d", i), g_strdup(crowd_hash[i]));
 	S.srv = http_server_new(routes, G_N_ELEMENTS(routes), &S);
 	http_server_set_auth(S.srv, lookup, &test_checker);
+	if (serve_files)
+		files_setup();
 	g_assert_true(http_server_listen_unix(S.srv, S.sock, &error));
 	g_assert_no_error(error);
 	S.port = free_port();
@@ -488,6 +527,7 @@ static void server_stop(void)
 	g_free(S.ca_key);
 	g_free(S.cert);
 	g_free(S.key);
+	g_free(S.files);
 	memset(&S, 0, sizeof(S));
 }
 
@@ -857,6 +897,7 @@ typedef struct {
 	const char *head;
 	int timeout_s;
 	GString *answer;
+	bool to_end;        /* read until the server closes, whatever came */
 } raw_call;
 
 static gpointer do_raw_call(gpointer p)
@@ -873,7 +914,7 @@ static gpointer do_raw_call(gpointer p)
 	ssize_t n;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		g_string_append_len(r->answer, buf, n);
-		if (strstr(r->answer->str, "\r\n\r\n") && strstr(r->answer->str, "}"))
+		if (!r->to_end && strstr(r->answer->str, "\r\n\r\n") && strstr(r->answer->str, "}"))
 			break;
 	}
 	close(fd);
@@ -2135,11 +2176,200 @@ static void test_upgrade_server_stops(void)
 	server_start(); /* for with_server's stop */
 }
 
+/* ------------------------------------------------------------------ */
+/* The web UI's files                                                  */
+
+/* GET (or @method) @path sent as is (no client folds '..'): the answer. */
+static char *raw_get(const char *method, const char *path)
+{
+	g_autofree char *head = g_strdup_printf("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+						method, path);
+	raw_call r = { head, 5, g_string_new(NULL), true };
+	run_blocking(do_raw_call, &r);
+	return g_string_free(r.answer, FALSE);
+}
+
+static void expect_file(const char *path, const char *type, const char *cache, const char *body)
+{
+	g_autoptr(call) c = request_full(VIA_TCP, "GET", path, NULL, 0, NULL);
+	g_assert_cmpint(c->status, ==, 200);
+	g_autofree char *ct = header_of(c, "Content-Type");
+	g_autofree char *cc = header_of(c, "Cache-Control");
+	g_autofree char *csp = header_of(c, "Content-Security-Policy");
+	g_autofree char *nosniff = header_of(c, "X-Content-Type-Options");
+	g_assert_cmpstr(ct, ==, type);
+	g_assert_cmpstr(cc, ==, cache);
+	g_assert_nonnull(strstr(csp, "default-src 'self'"));
+	g_assert_nonnull(strstr(csp, "script-src 'self'"));
+	g_assert_nonnull(strstr(csp, "frame-ancestors 'none'"));
+	g_assert_cmpstr(nosniff, ==, "nosniff");
+	g_assert_cmpstr(c->text->str, ==, body);
+}
+
+/* Files without credentials: MIME types, caching, index.html for the UI's
+ * routes; the API beside them as before. */
+static void test_files(void)
+{
+	const char *index = "<!doctype html><title>herd</title>";
+	unsigned handled = S.handled;
+	expect_file("/", "text/html; charset=utf-8", "no-cache", index);
+	expect_file("/vms", "text/html; charset=utf-8", "no-cache", index);
+	expect_file("/vms/", "text/html; charset=utf-8", "no-cache", index);
+	expect_file("/nodes/n1", "text/html; charset=utf-8", "no-cache", index);
+	expect_file("/assets/app-ABCD1234.js", "text/javascript; charset=utf-8",
+		    "public, max-age=31536000, immutable", "console.log(1);");
+	expect_file("/assets/style-ABCD1234.css", "text/css; charset=utf-8",
+		    "public, max-age=31536000, immutable", "body{}");
+	g_assert_cmpuint(S.handled, ==, handled); /* the server's thread answered */
+	g_autofree char *head = raw_get("HEAD", "/");
+	g_assert_true(g_str_has_prefix(head, "HTTP/1.1 200 "));
+	g_assert_null(strstr(head, "<title>"));
+	g_autoptr(call) missing = request_full(VIA_TCP, "GET", "/assets/nosuch-ABCD1234.js", NULL, 0, NULL);
+	expect_error(missing, 404, "not_found", "The web UI has no file /assets/nosuch-ABCD1234.js.");
+	/* The API is not a file, and stays protected. */
+	g_autoptr(call) api = request_full(VIA_TCP, "GET", "/api/v1/nosuch", NULL, 0, NULL);
+	expect_error(api, 404, "not_found", "There is no API resource at /api/v1/nosuch.");
+	g_autoptr(call) me = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, NULL);
+	g_assert_cmpint(me->status, ==, 401);
+	g_autofree char *challenge = header_of(me, "WWW-Authenticate");
+	g_assert_cmpstr(challenge, ==, "Basic realm=\"herd\"");
+	/* A page's script gets no challenge (the browser would ask with its
+	 * own dialog): the page shows its login form. */
+	g_autoptr(call) script = request_full(VIA_TCP, "GET", "/api/v1/me", NULL, 0, "Sec-Fetch-Mode: cors");
+	g_assert_cmpint(script->status, ==, 401);
+	g_autofree char *none = header_of(script, "WWW-Authenticate");
+	g_assert_null(none);
+	g_autoptr(call) post = request_full(VIA_TCP, "POST", "/", "{}", 0, NULL);
+	expect_error(post, 404, "not_found", "There is no API resource at /.");
+}
+
+/* No way out of the directory, to a hidden file or through a symlink. */
+static void test_files_refused(void)
+{
+	const char *paths[] = { "/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt",
+				"/assets/%2E%2E/%2e%2e/secret.txt", "/./index.html", "/.hidden",
+				"//secret.txt", "/assets/a\\b.js", "/assets/%2e%2e%2fsecret.txt" };
+	for (size_t i = 0; i < G_N_ELEMENTS(paths); i++) {
+		g_autofree char *answer = raw_get("GET", paths[i]);
+		if (!g_str_has_prefix(answer, "HTTP/1.1 400 ") || strstr(answer, "root:secret"))
+			g_error("GET %s: expected 400, got '%s'", paths[i], answer);
+	}
+	g_autofree char *link = raw_get("GET", "/link.txt");
+	if (!g_str_has_prefix(link, "HTTP/1.1 404 ") || strstr(link, "root:secret"))
+		g_error("GET /link.txt (a symlink out): expected 404, got '%s'", link);
+	g_autofree char *answer = raw_get("GET", "/../secret.txt");
+	g_assert_nonnull(strstr(answer, "is not a file of the web UI"));
+}
+
+/* Without a directory set, nothing but the API is served. */
+static void test_files_off(void)
+{
+	g_autoptr(call) c = request_full(VIA_TCP, "GET", "/", NULL, 0, NULL);
+	expect_error(c, 404, "not_found", "There is no API resource at /.");
+}
+
+/* ------------------------------------------------------------------ */
+/* Feeds                                                               */
+
+/* Read @fd into @got while the main loop runs, until @needle came (true) or
+ * the connection ended (false). */
+static bool read_until(int fd, GString *got, const char *needle)
+{
+	gint64 give_up = g_get_monotonic_time() + 30 * G_USEC_PER_SEC; /* a hang, not a timing */
+	while (!strstr(got->str, needle)) {
+		char buf[4096];
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0) {
+			g_string_append_len(got, buf, n);
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return false;
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+		g_assert_cmpint(g_get_monotonic_time(), <, give_up);
+	}
+	return true;
+}
+
+static int feed_open(GString *got)
+{
+	S.feed = NULL;
+	int fd = raw_open(S.port, "GET /api/v1/feed HTTP/1.1\r\nHost: x\r\n\r\n");
+	g_assert_true(read_until(fd, got, "hello\n"));
+	g_assert_nonnull(S.feed);
+	g_assert_nonnull(strstr(got->str, "HTTP/1.1 200 "));
+	g_assert_nonnull(strstr(got->str, "Content-Type: text/event-stream"));
+	return fd;
+}
+
+/* Bytes pushed reach the client as they come; other requests are served
+ * meanwhile; a client that falls more than the bound behind is cut off. */
+static void test_feed(void)
+{
+	g_autoptr(GString) got = g_string_new(NULL);
+	int fd = feed_open(got);
+	for (int i = 0; i < 3; i++) {
+		g_autoptr(call) ping = request("GET", "/api/v1/ping", NULL);
+		g_assert_cmpint(ping->status, ==, 200);
+		g_autofree char *line = g_strdup_printf("event %d\n", i);
+		g_assert_true(http_feed_push(S.feed, line, strlen(line)));
+		g_assert_true(read_until(fd, got, line));
+	}
+	/* 40 + 40 > 64 bytes: nobody reads, the second push cuts it off. */
+	char big[41];
+	memset(big, 'x', 40);
+	big[40] = '\0';
+	g_assert_true(http_feed_push(S.feed, big, 40));
+	g_assert_false(http_feed_push(S.feed, big, 40));
+	g_assert_false(read_until(fd, got, "never"));
+	g_assert_false(http_feed_push(S.feed, "more\n", 5));
+	close(fd);
+	http_feed_unref(S.feed);
+}
+
+/* A client that left is noticed at the next push (the connection sleeps
+ * until then): pushes fail from then on. */
+static void test_feed_client_gone(void)
+{
+	g_autoptr(GString) got = g_string_new(NULL);
+	int fd = feed_open(got);
+	close(fd);
+	gint64 give_up = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+	while (http_feed_push(S.feed, "tick\n", 5)) {
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+		g_assert_cmpint(g_get_monotonic_time(), <, give_up);
+	}
+	http_feed_unref(S.feed);
+}
+
+/* The server stops while a feed sleeps: the stream ends, pushes fail, the
+ * feed's owner frees it later. */
+static void test_feed_free_server(void)
+{
+	g_autoptr(GString) got = g_string_new(NULL);
+	int fd = feed_open(got);
+	g_clear_pointer(&S.srv, http_server_free);
+	g_assert_false(read_until(fd, got, "never"));
+	g_assert_false(http_feed_push(S.feed, "late\n", 5));
+	http_feed_close(S.feed);
+	http_feed_unref(S.feed);
+	close(fd);
+}
+
 static void with_server(gconstpointer test)
 {
 	server_start();
 	((GTestFunc)test)();
 	server_stop();
+}
+
+static void with_files(gconstpointer test)
+{
+	serve_files = true;
+	with_server(test);
+	serve_files = false;
 }
 
 int main(int argc, char **argv)
@@ -2185,6 +2415,12 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/http/stream-auth", test_stream_auth, with_server);
 	g_test_add_data_func("/http/stream-cut", test_stream_cut, with_server);
 	g_test_add_data_func("/http/stream-free-while-streaming", test_stream_free_while_streaming, with_server);
+	g_test_add_data_func("/http/files", test_files, with_files);
+	g_test_add_data_func("/http/files-refused", test_files_refused, with_files);
+	g_test_add_data_func("/http/files-off", test_files_off, with_server);
+	g_test_add_data_func("/http/feed", test_feed, with_server);
+	g_test_add_data_func("/http/feed-client-gone", test_feed_client_gone, with_server);
+	g_test_add_data_func("/http/feed-free-server", test_feed_free_server, with_server);
 	g_test_add_func("/http/bad-utf8-path", test_bad_utf8_path);
 	g_test_add_func("/http/bad-utf8-message", test_bad_utf8_message);
 	g_test_add_data_func("/client/local", test_client, with_server);

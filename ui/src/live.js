@@ -1,0 +1,79 @@
+// Live updates: one EventSource on /api/v1/events.  Pages subscribe to the
+// kinds of objects they show; a burst of changes becomes one refetch per
+// subscriber (debounced), and a reconnect (the node restarted, the stream
+// was cut because this tab fell behind) refetches everything.
+
+const DEBOUNCE_MS = 150;
+const subscribers = new Set(); // { kinds: Set|null, fn, timer }
+let source = null;
+const statusListeners = new Set();
+let connected = false;
+
+function setConnected(value) {
+  if (connected === value) return;
+  connected = value;
+  statusListeners.forEach((fn) => fn(value));
+}
+
+export function isLive() {
+  return connected;
+}
+
+export function onLiveStatus(fn) {
+  statusListeners.add(fn);
+  return () => statusListeners.delete(fn);
+}
+
+function schedule(sub) {
+  if (sub.timer) return;
+  sub.timer = setTimeout(() => {
+    sub.timer = null;
+    sub.fn();
+  }, DEBOUNCE_MS);
+}
+
+function dispatch(kind) {
+  for (const sub of subscribers) {
+    if (kind === '*' || !sub.kinds || sub.kinds.has(kind)) schedule(sub);
+  }
+}
+
+export function startLive() {
+  if (source) return;
+  source = new EventSource('/api/v1/events', { withCredentials: true });
+  let opened = false;
+  source.addEventListener('hello', () => {
+    setConnected(true);
+    // After a reconnect, what changed meanwhile is unknown: refetch it all.
+    if (opened) dispatch('*');
+    opened = true;
+  });
+  source.addEventListener('change', (ev) => {
+    let msg = {};
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      msg = { kind: '*' };
+    }
+    dispatch(msg.kind || '*');
+  });
+  source.addEventListener('membership', () => dispatch('membership'));
+  source.onerror = () => setConnected(false);
+}
+
+export function stopLive() {
+  if (source) source.close();
+  source = null;
+  setConnected(false);
+}
+
+// Call fn (debounced) whenever an object of one of kinds changes ('*':
+// any; 'membership': a node lost or back).  Returns the unsubscribe.
+export function subscribe(kinds, fn) {
+  const sub = { kinds: kinds ? new Set(kinds) : null, fn, timer: null };
+  subscribers.add(sub);
+  return () => {
+    clearTimeout(sub.timer);
+    subscribers.delete(sub);
+  };
+}

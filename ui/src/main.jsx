@@ -1,0 +1,98 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, get, onUnauthorized, setCsrfToken } from './api.js';
+import { onLiveStatus, startLive, stopLive } from './live.js';
+import { Link, navigate, usePath } from './router.jsx';
+import { Login } from './login.jsx';
+import { Dashboard } from './dashboard.jsx';
+import { VmList } from './vm_list.jsx';
+import './style.css';
+
+function Shell({ session, onLogout, children }) {
+  const path = usePath();
+  const [live, setLive] = useState(false);
+  const [error, setError] = useState(null);
+  useEffect(() => onLiveStatus(setLive), []);
+  const logout = async () => {
+    try {
+      await api('POST', '/api/v1/logout', {});
+      onLogout();
+    } catch (e) {
+      setError(e.message);
+    }
+  };
+  const nav = (href, label) => (
+    <Link href={href} class={path === href ? 'active' : ''}>
+      {label}
+    </Link>
+  );
+  return (
+    <div class="shell">
+      <header>
+        <span class="brand">herd</span>
+        <nav>
+          {nav('/', 'Dashboard')}
+          {nav('/vms', 'Virtual machines')}
+        </nav>
+        <span class={live ? 'live on' : 'live off'} data-testid="live" title="Live updates">
+          {live ? 'live' : 'reconnecting…'}
+        </span>
+        <span class="who" data-testid="user">
+          {session.user}
+        </span>
+        <button class="secondary" data-testid="logout" onClick={logout}>
+          Log out
+        </button>
+      </header>
+      {error && (
+        <div class="error" role="alert">
+          {error}
+        </div>
+      )}
+      <main>{children}</main>
+    </div>
+  );
+}
+
+function App() {
+  const path = usePath();
+  // undefined: not known yet; null: not logged in.
+  const [session, setSession] = useState(undefined);
+
+  const loadSession = async () => {
+    try {
+      const s = await get('/api/v1/session');
+      setCsrfToken(s.csrf_token);
+      setSession(s);
+    } catch {
+      setSession(null);
+    }
+  };
+  useEffect(() => {
+    loadSession();
+    return onUnauthorized(() => setSession(null));
+  }, []);
+  useEffect(() => {
+    if (session) startLive();
+    else stopLive();
+    if (session === null && path !== '/login') navigate('/login');
+    if (session && path === '/login') navigate('/');
+  }, [session, path]);
+
+  if (session === undefined) return <div class="loading">Loading…</div>;
+  if (!session) return <Login onLogin={loadSession} />;
+  const logout = () => {
+    setCsrfToken(null);
+    setSession(null);
+  };
+  let page;
+  if (path === '/vms') page = <VmList session={session} />;
+  else page = <Dashboard />;
+  return (
+    <Shell session={session} onLogout={logout}>
+      {page}
+    </Shell>
+  );
+}
+
+render(<App />, document.getElementById('app'));

@@ -1,0 +1,201 @@
+import { useMemo, useRef, useState } from 'preact/hooks';
+import { post } from './api.js';
+import { useLive } from './hooks.js';
+
+const ROW_HEIGHT = 36; // px; every row alike, so the visible ones are known by arithmetic
+const OVERSCAN = 8;
+const MAX_PARALLEL = 4; // actions on many VMs: this many requests at once
+
+// Only the rows in view (and a few around them) are in the DOM: 1,000 or
+// 10,000 VMs scroll like 30.
+function VirtualRows({ items, height, renderRow }) {
+  const [top, setTop] = useState(0);
+  const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+  const last = Math.min(items.length, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
+  const rows = [];
+  for (let i = first; i < last; i++) rows.push(renderRow(items[i], i, { top: `${i * ROW_HEIGHT}px`, height: `${ROW_HEIGHT}px` }));
+  return (
+    <div class="scroller" style={{ height: `${height}px` }} onScroll={(e) => setTop(e.currentTarget.scrollTop)} data-testid="vm-scroller">
+      <div class="spacer" style={{ height: `${items.length * ROW_HEIGHT}px` }}>
+        {rows}
+      </div>
+    </div>
+  );
+}
+
+const STATES = ['all', 'running', 'paused', 'shut off', 'other'];
+
+function matches(vm, query, state, node, ha) {
+  if (query) {
+    const q = query.toLowerCase();
+    const hay = `${vm.name} ${vm.node || ''} ${vm.group || ''} ${vm.pool || ''}`.toLowerCase();
+    if (!hay.includes(q)) return false;
+  }
+  if (state !== 'all') {
+    const known = ['running', 'paused', 'shut off'];
+    if (state === 'other' ? known.includes(vm.state) : vm.state !== state) return false;
+  }
+  if (node !== 'all' && vm.node !== node) return false;
+  if (ha === 'ha' && !vm.ha) return false;
+  if (ha === 'not-ha' && vm.ha) return false;
+  return true;
+}
+
+// Run fn on each item, MAX_PARALLEL at a time; the failures, by item.
+async function eachLimited(items, fn) {
+  const failures = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (e) {
+        failures.push({ item, message: e.message });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(MAX_PARALLEL, items.length) }, worker));
+  return failures;
+}
+
+export function VmList() {
+  const { data, error, reload } = useLive(['/api/v1/vms', '/api/v1/nodes'], ['vm', 'node', 'membership']);
+  const [query, setQuery] = useState('');
+  const [state, setState] = useState('all');
+  const [node, setNode] = useState('all');
+  const [ha, setHa] = useState('all');
+  const [selected, setSelected] = useState(new Set());
+  const [target, setTarget] = useState('');
+  const [busy, setBusy] = useState(null);
+  const [outcome, setOutcome] = useState(null); // { ok, failures: [{item, message}] }
+  const lastClicked = useRef(null);
+
+  const vms = data ? data[0] : [];
+  const nodes = data ? data[1] : [];
+  const shown = useMemo(() => vms.filter((vm) => matches(vm, query, state, node, ha)), [vms, query, state, node, ha]);
+  const chosen = vms.filter((vm) => selected.has(vm.uuid));
+
+  const toggle = (vm, index, e) => {
+    const next = new Set(selected);
+    if (e.shiftKey && lastClicked.current !== null) {
+      const [a, b] = [Math.min(lastClicked.current, index), Math.max(lastClicked.current, index)];
+      for (let i = a; i <= b; i++) next.add(shown[i].uuid);
+    } else if (next.has(vm.uuid)) next.delete(vm.uuid);
+    else next.add(vm.uuid);
+    lastClicked.current = index;
+    setSelected(next);
+  };
+  const allShownSelected = shown.length > 0 && shown.every((vm) => selected.has(vm.uuid));
+  const toggleAll = () => setSelected(allShownSelected ? new Set() : new Set(shown.map((vm) => vm.uuid)));
+
+  const act = async (label, fn) => {
+    setBusy(label);
+    setOutcome(null);
+    const failures = await eachLimited(chosen, fn);
+    setBusy(null);
+    setOutcome({ label, ok: chosen.length - failures.length, failures });
+    reload();
+  };
+  const start = () => act('start', (vm) => post(`/api/v1/vms/${encodeURIComponent(vm.name)}/start`));
+  const stop = () => act('shut down', (vm) => post(`/api/v1/vms/${encodeURIComponent(vm.name)}/shutdown`));
+  const migrate = () =>
+    act('migrate', (vm) => post(`/api/v1/vms/${encodeURIComponent(vm.name)}/migrate`, target ? { node: target } : {}));
+
+  const height = Math.max(240, window.innerHeight - 300);
+  return (
+    <div class="vm-list">
+      <h1>
+        Virtual machines <span class="muted" data-testid="vm-count">{`${shown.length} of ${vms.length}`}</span>
+      </h1>
+      {error && (
+        <div class="error" role="alert">
+          {error.message}
+        </div>
+      )}
+      <div class="toolbar">
+        <input type="search" placeholder="Search name, node, group, pool" value={query} onInput={(e) => setQuery(e.target.value)} data-testid="vm-search" />
+        <select value={state} onChange={(e) => setState(e.target.value)} data-testid="vm-filter-state" aria-label="State">
+          {STATES.map((s) => (
+            <option value={s}>{s === 'all' ? 'any state' : s}</option>
+          ))}
+        </select>
+        <select value={node} onChange={(e) => setNode(e.target.value)} data-testid="vm-filter-node" aria-label="Node">
+          <option value="all">any node</option>
+          {nodes.map((n) => (
+            <option value={n.name}>{n.name}</option>
+          ))}
+        </select>
+        <select value={ha} onChange={(e) => setHa(e.target.value)} data-testid="vm-filter-ha" aria-label="HA">
+          <option value="all">HA or not</option>
+          <option value="ha">HA only</option>
+          <option value="not-ha">not HA</option>
+        </select>
+      </div>
+      <div class="toolbar actions">
+        <span data-testid="vm-selected">{chosen.length} selected</span>
+        <button onClick={start} disabled={!chosen.length || busy} data-testid="vm-start">
+          Start
+        </button>
+        <button onClick={stop} disabled={!chosen.length || busy} data-testid="vm-stop">
+          Shut down
+        </button>
+        <input list="vm-nodes" placeholder="target node (or the best)" value={target} onInput={(e) => setTarget(e.target.value)} data-testid="vm-target" />
+        <datalist id="vm-nodes">
+          {nodes.map((n) => (
+            <option value={n.name} />
+          ))}
+        </datalist>
+        <button onClick={migrate} disabled={!chosen.length || busy} data-testid="vm-migrate">
+          Migrate
+        </button>
+        {busy && <span class="muted">{busy}…</span>}
+      </div>
+      {outcome && (
+        <div class={outcome.failures.length ? 'error' : 'success'} role={outcome.failures.length ? 'alert' : 'status'} data-testid="vm-outcome">
+          {outcome.ok > 0 && <div>{`${outcome.label}: ${outcome.ok} VM${outcome.ok === 1 ? '' : 's'} done.`}</div>}
+          {outcome.failures.map((f) => (
+            <div>
+              <strong>{f.item.name}</strong>: {f.message}
+            </div>
+          ))}
+        </div>
+      )}
+      <div class="vm-table">
+        <div class="vm-row head">
+          <span class="check">
+            <input type="checkbox" checked={allShownSelected} onChange={toggleAll} aria-label="Select all shown" data-testid="vm-select-all" />
+          </span>
+          <span class="name">Name</span>
+          <span class="state">State</span>
+          <span class="node">Node</span>
+          <span class="ha">HA</span>
+          <span class="num">vCPUs</span>
+          <span class="num">RAM</span>
+          <span class="group">Group</span>
+        </div>
+        <VirtualRows
+          items={shown}
+          height={height}
+          renderRow={(vm, i, style) => (
+            <div class={`vm-row ${selected.has(vm.uuid) ? 'selected' : ''}`} style={style} key={vm.uuid} data-testid={`vm-row-${vm.name}`}>
+              <span class="check">
+                <input type="checkbox" checked={selected.has(vm.uuid)} onClick={(e) => toggle(vm, i, e)} aria-label={`Select ${vm.name}`} />
+              </span>
+              <span class="name">{vm.name}</span>
+              <span class={`state ${vm.state.replace(' ', '-')}`} data-testid={`vm-state-${vm.name}`}>
+                {vm.state}
+                {vm.error ? ' ⚠' : ''}
+              </span>
+              <span class="node" data-testid={`vm-node-${vm.name}`}>{vm.node || '–'}</span>
+              <span class="ha">{vm.ha ? 'HA' : ''}</span>
+              <span class="num">{vm.vcpus}</span>
+              <span class="num">{vm.memory_mib} MiB</span>
+              <span class="group">{vm.group || ''}</span>
+            </div>
+          )}
+        />
+      </div>
+    </div>
+  );
+}
