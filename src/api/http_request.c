@@ -224,7 +224,7 @@ void http_respond_bytes(http_request *req, unsigned status, const char *content_
 
 void http_respond_upgrade(http_request *req, http_upgrade_fn fn, gpointer user, GDestroyNotify drop)
 {
-	respond(req, 101, upgrade_response(req, fn, user, drop));
+	request_answer(req, 101, upgrade_response(req, fn, user, drop));
 }
 
 /* A response of @len bytes of JSON at @text, which @free_text frees. */
