@@ -19,6 +19,7 @@ on a timeout) a watchdog in its own session waits for this process to end
 and runs `testnodes down` unless the test said it cleaned up itself.
 Checks, polling and the test's main are tests/testlib.py's.
 """
+import fcntl
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -56,6 +57,24 @@ while True:
 if b"done" not in data:
     subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL)
 """
+
+
+# Held while a test's nodes come up (`testnodes up`: boot, cluster create and
+# joins), by every test of every checkout on this machine: two tests running
+# side by side (scripts/run-checks' lanes) bring their nodes up one after the
+# other.  Set-up is the busiest part of a test; two at once on a busy 2-core
+# machine starved herdd during `herd cluster create` (its password hash and
+# CA are made on its main loop) past the 3 s watchdog, which killed it.  The
+# lock goes with the process that holds it, however it ends.
+UP_LOCK = os.path.join(testnodes.STATE_ROOT, ".up.lock")
+
+
+def up_lock():
+    """An open file holding UP_LOCK (flock); closing it lets go."""
+    os.makedirs(testnodes.STATE_ROOT, exist_ok=True)
+    f = open(UP_LOCK, "a")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
 
 
 def checkout_instance(name):
@@ -99,11 +118,14 @@ class TestNodes:
                 args.append("--blank")
             if self.libvirtd is not None:
                 args += ["--libvirtd", self.libvirtd]
-            t0 = time.monotonic()
-            # Each join takes a second or two, more as the cluster grows.
-            self.cli(*args, timeout=180 if self.n <= 5 else 180 + 15 * self.n)
-            self.up_s = time.monotonic() - t0
-            say(f"up {self.n} node(s), {self.links} link(s): {self.up_s:.1f} s")
+            t_wait = time.monotonic()
+            with up_lock():
+                t0 = time.monotonic()
+                # Each join takes a second or two, more as the cluster grows.
+                self.cli(*args, timeout=180 if self.n <= 5 else 180 + 15 * self.n)
+                self.up_s = time.monotonic() - t0
+            waited = f" (after {t0 - t_wait:.1f} s for another test's set-up)" if t0 - t_wait >= 0.1 else ""
+            say(f"up {self.n} node(s), {self.links} link(s): {self.up_s:.1f} s{waited}")
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise

@@ -158,7 +158,7 @@ def auditor(tn, ha, tmp):
 
 def operator(tn, ha, tmp):
     say("== the operator of pool 'web': web1 yes, db1 no")
-    jar = "/tmp/herd-test-users-cookies"
+    jar = os.path.join(tmp, "cookies")  # the test's own: another test may run beside it
     data, head = login(tn, 1, "op", PW["op"], save_cookies=jar)
     cookie = [l for l in head.splitlines() if l.lower().startswith("set-cookie:")]
     check(len(cookie) == 1 and all(a in cookie[0] for a in ("HttpOnly", "Secure", "SameSite=Strict")),
