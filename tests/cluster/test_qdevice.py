@@ -172,6 +172,13 @@ def survive(tn, ha, watch, what, cut, heal, winner):
 
 
 def main():
+    # At a split, corosync holds its services' calls while votequorum waits
+    # for the qdevice's poll (up to 3 s: "waiting for quorum device Qdevice
+    # poll (but maximum for 3000 ms)"), and herdd's main loop waits in one of
+    # them: seen here as both herdds missing the test nodes' 3 s watchdog at
+    # the same moment and being killed mid-split.  herdd.service's watchdog is
+    # 10 s (contrib/systemd); the nodes of this test get the same.
+    os.environ["HERDD_WATCHDOG_MS"] = "10000"
     with Workdir(INSTANCE) as tmp, HaNodes(INSTANCE, 2) as tn:
         ha = Ha(tn, tmp)
         tn.cli("qnetd", "up")
