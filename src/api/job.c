@@ -86,8 +86,8 @@ void api_job_cancel(http_request *req, gpointer user_data)
 	}
 	if (!store_job_kind_cancellable(j->kind)) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
-				    "Job %s (%s of %s) cannot be cancelled: only live migrations and evacuations "
-				    "can be; this one runs to its end.", o->name, j->kind, j->target);
+				    "Job %s (%s of %s) cannot be cancelled: only live migrations, evacuations and "
+				    "ISO uploads can be; this one runs to its end.", o->name, j->kind, j->target);
 		return;
 	}
 	if (j->cancel_by) {
