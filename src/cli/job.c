@@ -1,6 +1,6 @@
 /*
  * herd job: the long operations of the cluster (live migrations,
- * evacuations) with
+ * evacuations, disk creates and resizes, ISO uploads) with
  * their owner, node, state, progress and log (list, show, cancel;
  * docs/jobs.md).  Every node shows the same jobs.
  */
@@ -35,6 +35,13 @@ static char *what_text(json_t *j)
 {
 	const char *to = str(j, "to");
 	return g_strdup_printf("%s %s%s%s", str(j, "kind"), str(j, "target"), to ? " -> " : "", to ? to : "");
+}
+
+void cli_print_job_line(json_t *answer)
+{
+	const char *job = str(json_object_get(answer, "job"), "name");
+	if (job)
+		printf("Job %s ('herd job show %s' shows its log).\n", job, job);
 }
 
 static int run_list(cli_ctx *ctx, int argc, char **argv)
