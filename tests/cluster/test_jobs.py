@@ -16,7 +16,10 @@ guests on the directory every node sees.
  F. On n2: `herd disk create` and `herd disk resize` (a dir storage) and
     `herd iso upload` (the cluster share) print their jobs, which read done
     at 100 % on n3, run by n2, with a log that says what was made; bad
-    input (a disk twice, a shrink) is refused and starts no job.
+    input (a disk twice, a shrink) is refused and starts no job.  A slow
+    upload (curl at 64 KiB/s) shows its progress and is cancelled by
+    `herd job cancel --wait`: the uploader gets the sentence, no ISO and
+    no file are left.
  C. The source's power cut during such a migration: the job ends failed,
     saying that node n2 was lost, and n1 and n3 read the same.  The jobs
     of F, which n2 ran, read done on n1 as before, and n1's audit log
@@ -28,6 +31,7 @@ guests on the directory every node sees.
 import json
 import os
 import re
+import subprocess
 import sys
 
 _here = os.path.dirname(os.path.realpath(__file__))
@@ -179,7 +183,42 @@ def disk_and_iso_jobs(tn, ha, tmp):
     ha.refused(2, ["job", "cancel", created], rf"Job {created} \(disk-create of jd1\) has ended already")
     check(len(ha.json(1, "job", "list", "--all")) == before + 3, "bad input started a job")
     say(f"jobs {created} (create), {resized} (resize), {uploaded} (upload): done, run by n2")
+    upload_cancelled(tn, ha, tmp)
     return [created, resized, uploaded]
+
+
+def upload_cancelled(tn, ha, tmp):
+    slow = os.path.join(tmp, "slow.iso")
+    with open(slow, "wb") as f:
+        f.write(os.urandom(2 << 20))
+    pw = open(os.path.join(tn.tn.dir, "admin-password")).read().strip()
+    argv = ["curl", "-s", "-k", "-T", slow, "--limit-rate", "64k", "-u", f"admin:{pw}", "-w", "\n%{http_code}",
+            "https://10.99.0.2:8001/api/v1/isos/slow.iso"]
+    curl = subprocess.Popen(tn.tn.node_argv(2, argv), env=tn.tn.node_env(2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def running():
+            mine = [x for x in ha.json(1, "job", "list") if x["kind"] == "iso-upload" and x["target"] == "slow.iso"]
+            return mine[0] if mine and mine[0]["progress"] > 0 else None
+        j = wait_until(running, 60, "the slow upload's job to show progress", interval=0.5)
+        check(j["cancellable"] and j["node"] == "n2" and j["owner"] == "admin", f"the upload's job: {j}")
+        ref = j["name"]
+        p = ha.ok(3, "job", "cancel", ref, "--wait", timeout=120)
+        expect(f"Job {ref} is cancelled." in p.stdout, f"herd job cancel --wait said: {p.stdout!r}")
+        out, _ = curl.communicate(timeout=120)
+    finally:
+        if curl.poll() is None:
+            curl.kill()
+            curl.wait()
+    body, _, code = out.rpartition("\n")
+    want = f"The upload of ISO slow.iso was cancelled (herd job cancel {ref}); nothing was kept."
+    check(code == "409" and want in body, f"the uploader's answer: {code} {body}")
+    j = job(ha, 1, ref)
+    check(j["state"] == "cancelled" and j["error"] == want and j["cancel_by"] == "root", f"job {ref}: {j}")
+    expect("slow.iso" not in [x["name"] for x in ha.json(1, "iso", "list")], "the cancelled ISO was made")
+    left = sorted(os.listdir(os.path.join(tmp, "jobstore", "isos")))
+    expect(left == ["jobs.iso"], f"isos/ after the cancelled upload: {left}")
+    say(f"job {ref}: upload cancelled at {j['progress']} %; the uploader was told: {want}")
 
 
 # ---------------------------------------------------------------- C
@@ -250,7 +289,7 @@ def bad_input(tn, ha):
           f"GET /api/v1/jobs?all=maybe: {code} {data}")
     code, text = api(tn, 2, "GET", "/metrics")
     check(code == 200, f"GET /metrics: {code}")
-    for line in ('herd_jobs{state="running"} 0', 'herd_jobs{state="done"} 5', 'herd_jobs{state="cancelled"} 1',
+    for line in ('herd_jobs{state="running"} 0', 'herd_jobs{state="done"} 5', 'herd_jobs{state="cancelled"} 2',
                  'herd_jobs{state="failed"} 1'):
         expect(line in text, f"/metrics lacks {line}")
 
