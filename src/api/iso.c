@@ -79,7 +79,6 @@ typedef struct {
 	char *digest;              /* once complete */
 	api_job_work *job;         /* its job (store/job.h) */
 	int cancelled;             /* atomic: an operator cancelled the job */
-	char *cancel_by;
 	/* the answer, once the upload has ended */
 	GError *error;
 	bool commit_failed;        /* the file is in place, the ISO not committed */
@@ -97,7 +96,6 @@ static void upload_free(upload *u)
 	if (u->sha256)
 		g_checksum_free(u->sha256);
 	g_free(u->digest);
-	g_free(u->cancel_by);
 	g_clear_error(&u->error);
 	json_decref(u->result);
 	g_free(u);
@@ -147,8 +145,7 @@ static void upload_end(upload *u, json_t *result, GError *error, bool commit_fai
 static void upload_cancel(const char *by, gpointer user)
 {
 	upload *u = user;
-	g_free(u->cancel_by);
-	u->cancel_by = g_strdup(by);
+	log_info("upload of ISO %s: cancelled by user %s", u->name, by);
 	g_atomic_int_set(&u->cancelled, 1);
 }
 
