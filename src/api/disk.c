@@ -14,6 +14,7 @@
 #include "api/disk.h"
 
 #include "api/disk_esan.h"
+#include "api/job_work.h"
 #include "api/routes.h"
 #include "api/storage_files.h"
 
@@ -217,7 +218,7 @@ void api_disk_get(http_request *req, gpointer user_data)
 /* ------------------------------------------------------------------ */
 /* Changes                                                             */
 
-typedef struct {
+typedef struct change_ctx {
 	http_request *req;
 	api_ctx *a;
 	json_t *cmd;
@@ -226,6 +227,17 @@ typedef struct {
 	store_object *storage;
 	uint64_t size;
 	char *live_vm;              /* resize: grown live in this VM, or NULL */
+	storage_file_work *work;    /* the file work, until it is begun */
+	api_job_work *job;          /* the job (store/job.h), NULL for a LUN */
+	char *done_text;            /* the job's last line if it goes well */
+	/* the answer, once the work has ended */
+	unsigned status;
+	json_t *result;
+	GError *error;
+	bool commit_failed;         /* the file was made, the disk not committed */
+	json_t *job_json;           /* the job as it ended */
+	void (*begin)(struct change_ctx *c); /* the work, once its job is committed */
+	char vm_uuid[STORE_UUID_LEN + 1]; /* resize: of live_vm */
 } change_ctx;
 
 static change_ctx *change_new(http_request *req, api_ctx *a, const char *name, const char *path,
@@ -243,6 +255,12 @@ static change_ctx *change_new(http_request *req, api_ctx *a, const char *name, c
 static void change_free(change_ctx *c)
 {
 	json_decref(c->cmd);
+	if (c->work)
+		file_work_free(c->work);
+	g_free(c->done_text);
+	json_decref(c->result);
+	g_clear_error(&c->error);
+	json_decref(c->job_json);
 	g_free(c->name);
 	g_free(c->path);
 	store_object_unref(c->storage);
@@ -269,33 +287,96 @@ static void respond_disk(change_ctx *c, unsigned status, json_t *result)
 	json_t *j = o ? api_disk_json(c->a, o, NULL) : json_incref(result);
 	if (c->live_vm)
 		json_object_set_new(j, "grown_live_in", json_string(c->live_vm));
+	if (c->job_json)
+		json_object_set(j, "job", c->job_json);
 	http_respond_json(c->req, status, j);
+}
+
+/* Answer the request as its work ended (change_end()). */
+static void change_answer(change_ctx *c)
+{
+	if (c->error && c->commit_failed)
+		api_file_commit_failed(c->req, c->a, c->error, STORE_KIND_DISK, c->name, c->storage, c->path);
+	else if (c->error)
+		http_respond_error(c->req, c->error);
+	else
+		respond_disk(c, c->status, c->result);
+	change_free(c);
+}
+
+static void on_job_ended(json_t *job, gpointer user)
+{
+	change_ctx *c = user;
+	c->job = NULL;
+	c->job_json = job ? json_incref(job) : NULL;
+	change_answer(c);
+}
+
+/*
+ * The work has ended: with @status and @result, or @error (taken;
+ * @commit_failed: the file was made, the disk not committed).  Its job
+ * records how, then the request is answered (with the job, as it ended).
+ */
+static void change_end(change_ctx *c, unsigned status, json_t *result, GError *error, bool commit_failed)
+{
+	c->status = status;
+	c->result = result ? json_incref(result) : NULL;
+	c->error = error;
+	c->commit_failed = commit_failed;
+	if (!c->job) {
+		change_answer(c);
+		return;
+	}
+	api_job_work_end(c->job, error ? STORE_JOB_FAILED : STORE_JOB_DONE, error ? error->message : c->done_text,
+			 on_job_ended, c);
+}
+
+static void on_job_started(api_job_work *w, const GError *error, gpointer user)
+{
+	change_ctx *c = user;
+	if (error) {
+		/* No job, no work: nothing changed. */
+		http_respond_error(c->req, error);
+		change_free(c);
+		return;
+	}
+	c->job = w;
+	c->begin(c);
+}
+
+/* Begin @c's work (c->begin) as a job of @kind, committed first, whose
+ * first log line says who asked for @what. */
+static void change_start_job(change_ctx *c, const char *kind, const char *uuid, const char *what)
+{
+	const char *user = http_request_user(c->req) ? http_request_user(c->req) : "root";
+	g_autofree char *line = g_strdup_printf("User %s asked on node %s to %s.", user, c->a->node->name, what);
+	http_request_suspend(c->req);
+	api_job_work_start(c->a, c->req, kind, c->name, uuid, line, NULL, NULL, on_job_started, c);
 }
 
 static void on_create_committed(json_t *result, const GError *error, gpointer user)
 {
 	change_ctx *c = user;
-	if (error)
-		api_file_commit_failed(c->req, c->a, error, STORE_KIND_DISK, c->name, c->storage, c->path);
-	else
-		respond_disk(c, 201, result);
-	change_free(c);
+	change_end(c, 201, result, error ? g_error_copy(error) : NULL, error != NULL);
 }
 
 static void on_created(json_t *result, const GError *error, gpointer user)
 {
 	change_ctx *c = user;
-	g_autoptr(GError) err = NULL;
+	GError *err = NULL;
 	if (error) {
-		http_respond_error(c->req, error);
+		change_end(c, 0, NULL, g_error_copy(error), false);
 	} else if (!herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
 					on_create_committed, c, &err)) {
-		http_respond_error(c->req, err);
 		storage_remove_orphan(c->a, c->storage, c->path);
-	} else {
-		return;
+		change_end(c, 0, NULL, err, false);
 	}
-	change_free(c);
+}
+
+static void begin_create(change_ctx *c)
+{
+	storage_job_after_reach(create_work, create_undo, g_steal_pointer(&c->work), API_FILE_QEMU_IMG_MS,
+				"Creating the disk's file", on_created, c);
 }
 
 /* A size field: "20G" or a number of bytes. */
@@ -440,51 +521,53 @@ void api_disk_create(http_request *req, gpointer user_data)
 	store_uuid_generate(uuid);
 	change_ctx *c = change_new(req, a, name, path, storage);
 	c->cmd = store_disk_cmd_create(uuid, name, storage, format, size, file, -1);
-	file_work *w = file_work_new(a, storage, path);
-	w->format = format;
-	w->size = size;
-	http_request_suspend(req);
-	storage_job_after_reach(create_work, create_undo, w, API_FILE_QEMU_IMG_MS, "Creating the disk's file",
-				on_created, c);
+	c->work = file_work_new(a, storage, path);
+	c->work->format = format;
+	c->work->size = size;
+	c->begin = begin_create;
+	g_autofree char *size_text_out = herd_size_format(size);
+	c->done_text = g_strdup_printf("Disk %s made: %s, %s, on storage %s.", name, size_text_out,
+				       format_name, storage->name);
+	g_autofree char *what = g_strdup_printf("create disk %s (%s, %s) on storage %s", name, size_text_out,
+						format_name, storage->name);
+	change_start_job(c, "disk-create", uuid, what);
 }
 
 static void on_resize_committed(json_t *result, const GError *error, gpointer user)
 {
 	change_ctx *c = user;
+	GError *err = NULL;
 	if (error) {
 		g_autofree char *size = herd_size_format(c->size);
-		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
-				    "%s The file of disk %s was grown to %s already: 'herd disk resize %s --size %" G_GUINT64_FORMAT "' records it.",
-				    error->message, c->name, size, c->name, c->size);
-	} else {
-		respond_disk(c, 200, result);
+		g_set_error(&err, HERD_ERROR, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+			    "%s The file of disk %s was grown to %s already: 'herd disk resize %s --size %" G_GUINT64_FORMAT "' records it.",
+			    error->message, c->name, size, c->name, c->size);
 	}
-	change_free(c);
+	change_end(c, 200, result, err, false);
 }
 
 static void on_resized(json_t *result, const GError *error, gpointer user)
 {
 	change_ctx *c = user;
-	g_autoptr(GError) err = NULL;
+	GError *err = NULL;
 	/* The disk as it is now: it may have changed while qemu-img ran. */
 	store_object *o = store_state_get_by_name(api_state(c->a), STORE_KIND_DISK, c->name);
 	if (error) {
-		http_respond_error(c->req, error);
+		change_end(c, 0, NULL, g_error_copy(error), false);
 	} else if (!o) {
-		http_respond_errorf(c->req, HERD_ERR_CONFLICT, "Disk %s was deleted meanwhile.", c->name);
+		g_set_error(&err, HERD_ERROR, HERD_ERR_CONFLICT, "Disk %s was deleted meanwhile.", c->name);
+		change_end(c, 0, NULL, err, false);
 	} else if (store_disk_of(o)->size >= c->size) {
 		/* Another resize grew it as far or further meanwhile: its size
 		 * stands (the store never records less than the file has). */
-		respond_disk(c, 200, NULL);
+		change_end(c, 200, NULL, NULL, false);
 	} else {
 		json_decref(c->cmd);
 		c->cmd = store_disk_cmd_resize(o, c->size);
-		if (herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
-					on_resize_committed, c, &err))
-			return;
-		http_respond_error(c->req, err);
+		if (!herd_cluster_submit(c->a->cluster, c->cmd, http_request_user(c->req),
+					 on_resize_committed, c, &err))
+			change_end(c, 0, NULL, err, false);
 	}
-	change_free(c);
 }
 
 /* The VM's QEMU grew the disk (and with it the file): commit the size. */
@@ -492,13 +575,24 @@ static void on_grown_live(const GError *error, gpointer user)
 {
 	change_ctx *c = user;
 	if (error) {
-		http_respond_errorf(c->req, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
-				    "Disk %s could not be grown live in VM %s: %s Nothing changed.", c->name,
-				    c->live_vm, error->message);
-		change_free(c);
+		GError *err = g_error_new(HERD_ERROR, error->domain == HERD_ERROR ? (herd_error_code)error->code : HERD_ERR_INTERNAL,
+					  "Disk %s could not be grown live in VM %s: %s Nothing changed.", c->name,
+					  c->live_vm, error->message);
+		change_end(c, 0, NULL, err, false);
 		return;
 	}
 	on_resized(NULL, NULL, c);
+}
+
+static void begin_grow_live(change_ctx *c)
+{
+	herd_ha_disk_grow(c->a->ha, c->vm_uuid, c->path, c->size, on_grown_live, c);
+}
+
+static void begin_resize(change_ctx *c)
+{
+	storage_job_after_reach(resize_work, NULL, g_steal_pointer(&c->work), API_FILE_QEMU_IMG_MS,
+				"Growing the disk's file", on_resized, c);
 }
 
 void api_disk_resize(http_request *req, gpointer user_data)
@@ -531,21 +625,26 @@ void api_disk_resize(http_request *req, gpointer user_data)
 	g_autofree char *path = store_file_path(api_state(a), d->storage, d->file);
 	change_ctx *c = change_new(req, a, o->name, path, storage);
 	c->size = size;
+	g_autofree char *from = herd_size_format(d->size), *to = herd_size_format(size);
 	if (vm && herd_ha_vm_active(a->ha, vm->uuid, NULL)) {
 		/* Under a running guest its QEMU grows the image (libvirt's
 		 * block resize, on the VM's node), so that the guest sees it at
 		 * once; then the size is committed, as after qemu-img. */
 		c->live_vm = g_strdup(vm->name);
-		http_request_suspend(req);
-		herd_ha_disk_grow(a->ha, vm->uuid, path, size, on_grown_live, c);
-		return;
+		g_strlcpy(c->vm_uuid, vm->uuid, sizeof(c->vm_uuid));
+		c->begin = begin_grow_live;
+		c->done_text = g_strdup_printf("Disk %s grown from %s to %s, live in VM %s.", o->name, from, to,
+					       vm->name);
+	} else {
+		c->work = file_work_new(a, storage, path);
+		c->work->format = d->format;
+		c->work->size = size;
+		c->begin = begin_resize;
+		c->done_text = g_strdup_printf("Disk %s grown from %s to %s.", o->name, from, to);
 	}
-	file_work *w = file_work_new(a, storage, path);
-	w->format = d->format;
-	w->size = size;
-	http_request_suspend(req);
-	storage_job_after_reach(resize_work, NULL, w, API_FILE_QEMU_IMG_MS, "Growing the disk's file",
-				on_resized, c);
+	g_autofree char *what = g_strdup_printf("grow disk %s from %s to %s%s%s", o->name, from, to,
+						c->live_vm ? ", live in VM " : "", c->live_vm ? c->live_vm : "");
+	change_start_job(c, "disk-resize", o->uuid, what);
 }
 
 void api_disk_delete(http_request *req, gpointer user_data)

@@ -14,6 +14,7 @@
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
+#include "api/job_work.h"
 #include "api/routes.h"
 #include "api/storage_files.h"
 
@@ -76,6 +77,12 @@ typedef struct {
 	GChecksum *sha256;
 	guint64 written;
 	char *digest;              /* once complete */
+	api_job_work *job;         /* its job (store/job.h) */
+	int cancelled;             /* atomic: an operator cancelled the job */
+	/* the answer, once the upload has ended */
+	GError *error;
+	bool commit_failed;        /* the file is in place, the ISO not committed */
+	json_t *result;
 } upload;
 
 static void upload_free(upload *u)
@@ -89,7 +96,57 @@ static void upload_free(upload *u)
 	if (u->sha256)
 		g_checksum_free(u->sha256);
 	g_free(u->digest);
+	g_clear_error(&u->error);
+	json_decref(u->result);
 	g_free(u);
+}
+
+static void upload_answer(upload *u, json_t *job)
+{
+	if (u->error && u->commit_failed) {
+		api_file_commit_failed(u->req, u->a, u->error, STORE_KIND_ISO, u->name, u->share, u->final_path);
+	} else if (u->error) {
+		http_respond_error(u->req, u->error);
+	} else {
+		store_object *o = store_state_get_by_name(api_state(u->a), STORE_KIND_ISO, u->name);
+		json_t *j = o ? iso_json(u->a, o) : json_incref(u->result);
+		if (job)
+			json_object_set(j, "job", job);
+		http_respond_json(u->req, 201, j);
+	}
+	upload_free(u);
+}
+
+static void on_job_ended(json_t *job, gpointer user)
+{
+	upload *u = user;
+	u->job = NULL;
+	upload_answer(u, job);
+}
+
+/* The upload has ended, with @result or @error (taken): its job records
+ * how (cancelled if an operator asked and that stopped it), then the
+ * request is answered. */
+static void upload_end(upload *u, json_t *result, GError *error, bool commit_failed)
+{
+	u->result = result ? json_incref(result) : NULL;
+	u->error = error;
+	u->commit_failed = commit_failed;
+	g_autofree char *size = herd_size_format(u->length);
+	g_autofree char *done = u->digest ? g_strdup_printf("ISO %s uploaded: %s, SHA-256 %s.", u->name, size,
+							    u->digest) : NULL;
+	store_job_state end = !error ? STORE_JOB_DONE
+			      : g_atomic_int_get(&u->cancelled) ? STORE_JOB_CANCELLED : STORE_JOB_FAILED;
+	api_job_work_end(u->job, end, error ? error->message : done, on_job_ended, u);
+}
+
+/* An operator cancelled the upload's job: the stream stops at its next
+ * piece, its temporary file goes. */
+static void upload_cancel(const char *by, gpointer user)
+{
+	upload *u = user;
+	log_info("upload of ISO %s: cancelled by user %s", u->name, by);
+	g_atomic_int_set(&u->cancelled, 1);
 }
 
 /* The opening job: this node reaches the share; a temporary file in isos/. */
@@ -130,6 +187,12 @@ static void open_undo(json_t *result, gpointer data)
 static bool upload_write(gpointer user, const void *data, size_t len, GError **error)
 {
 	upload *u = user;
+	if (g_atomic_int_get(&u->cancelled)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "The upload of ISO %s was cancelled (herd job cancel %s); nothing was kept.", u->name,
+			    api_job_work_name(u->job));
+		return false;
+	}
 	/* Never more than the Content-Length that was admitted. */
 	if (len > u->length - u->written) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
@@ -151,6 +214,7 @@ static bool upload_write(gpointer user, const void *data, size_t len, GError **e
 		len -= (size_t)n;
 		u->written += (guint64)n;
 	}
+	api_job_work_progress(u->job, (int)(u->written * 100 / u->length));
 	return true;
 }
 
@@ -190,23 +254,16 @@ static bool upload_finish(gpointer user, bool complete, GError **error)
 static void on_iso_committed(json_t *result, const GError *error, gpointer user)
 {
 	upload *u = user;
-	if (error) {
-		api_file_commit_failed(u->req, u->a, error, STORE_KIND_ISO, u->name, u->share, u->final_path);
-	} else {
-		store_object *o = store_state_get_by_name(api_state(u->a), STORE_KIND_ISO, u->name);
-		http_respond_json(u->req, 201, o ? iso_json(u->a, o) : json_incref(result));
-	}
-	upload_free(u);
+	upload_end(u, result, error ? g_error_copy(error) : NULL, error != NULL);
 }
 
 static void upload_done(http_request *req, gpointer user, const GError *error)
 {
 	upload *u = user;
-	g_autoptr(GError) err = NULL;
+	GError *err = NULL;
 	if (error) {
 		log_info("upload of ISO %s failed: %s", u->name, error->message);
-		http_respond_error(req, error);
-		upload_free(u);
+		upload_end(u, NULL, g_error_copy(error), false);
 		return;
 	}
 	char uuid[STORE_UUID_LEN + 1];
@@ -214,9 +271,8 @@ static void upload_done(http_request *req, gpointer user, const GError *error)
 	g_autoptr(json_t) cmd = store_iso_cmd_create(uuid, u->name, u->share, u->length, u->digest);
 	if (herd_cluster_submit(u->a->cluster, cmd, http_request_user(req), on_iso_committed, u, &err))
 		return;
-	http_respond_error(req, err);
 	storage_remove_orphan(u->a, u->share, u->final_path);
-	upload_free(u);
+	upload_end(u, NULL, err, false);
 }
 
 static const http_body_sink upload_sink = { upload_write, upload_finish, upload_done };
@@ -226,14 +282,29 @@ static void on_opened(json_t *result, const GError *error, gpointer user)
 {
 	upload *u = user;
 	if (error) {
-		http_respond_error(u->req, error);
-		upload_free(u);
+		upload_end(u, NULL, g_error_copy(error), false);
 		return;
 	}
 	u->fd = (int)json_integer_value(json_object_get(result, "fd"));
 	u->temp_path = g_strdup(json_string_value(json_object_get(result, "temp")));
 	u->sha256 = g_checksum_new(G_CHECKSUM_SHA256);
 	http_request_stream_body(u->req, &upload_sink, u);
+}
+
+/* Its job is committed: the share, and a temporary file there. */
+static void on_job_started(api_job_work *w, const GError *error, gpointer user)
+{
+	upload *u = user;
+	if (error) {
+		/* No job, no upload: nothing changed. */
+		http_respond_error(u->req, error);
+		upload_free(u);
+		return;
+	}
+	u->job = w;
+	api_file_job_run_undo(open_work, open_undo, storage_file_work_new(u->a, u->share, u->final_path),
+			      storage_file_work_free, API_FILE_LOOK_MS, u->a->node->name,
+			      "Opening a file on the cluster share", on_opened, u);
 }
 
 void api_iso_upload(http_request *req, gpointer user_data)
@@ -276,8 +347,10 @@ void api_iso_upload(http_request *req, gpointer user_data)
 	u->length = length;
 	g_autofree char *file = store_iso_file_for(name);
 	u->final_path = store_file_path(api_state(a), share->uuid, file);
+	g_autofree char *size = herd_size_format(length);
+	const char *user = http_request_user(req) ? http_request_user(req) : "root";
+	g_autofree char *line = g_strdup_printf("User %s began to upload ISO %s (%s) on node %s.", user, name,
+						size, a->node->name);
 	http_request_suspend(req);
-	api_file_job_run_undo(open_work, open_undo, storage_file_work_new(a, share, u->final_path),
-			      storage_file_work_free, API_FILE_LOOK_MS, a->node->name,
-			      "Opening a file on the cluster share", on_opened, u);
+	api_job_work_start(a, req, "iso-upload", name, NULL, line, upload_cancel, u, on_job_started, u);
 }

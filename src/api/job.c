@@ -64,38 +64,93 @@ void api_job_get(http_request *req, gpointer user_data)
 		http_respond_json(req, 200, api_job_json(a, o, true));
 }
 
-static json_t *render_job(api_ctx *a, json_t *result)
+/* A cancel under way: made again on the job's new version when the job's
+ * node wrote its progress first (at most once a second), a few times. */
+#define CANCEL_TRIES 5
+
+typedef struct {
+	http_request *req;
+	api_ctx *a;
+	char uuid[STORE_UUID_LEN + 1];
+	char *user;
+	uint64_t version;           /* the job's, that the change was made for */
+	unsigned tries;
+} cancel_ctx;
+
+static void cancel_free(cancel_ctx *c)
 {
-	const char *uuid = json_string_value(json_object_get(result, "uuid"));
-	store_object *o = uuid ? store_state_get(api_state(a), STORE_KIND_JOB, uuid) : NULL;
-	return o ? api_job_json(a, o, true) : json_incref(result);
+	g_free(c->user);
+	g_free(c);
+}
+
+/* May job @o be cancelled?  Else answer @req with why not. */
+static bool cancel_allowed(http_request *req, const store_object *o)
+{
+	const store_job *j = store_job_of(o);
+	if (j->state != STORE_JOB_RUNNING) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "Job %s (%s of %s) has ended already: it is %s.",
+				    o->name, j->kind, j->target, store_job_state_name(j->state));
+		return false;
+	}
+	if (!store_job_kind_cancellable(j->kind)) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Job %s (%s of %s) cannot be cancelled: only live migrations, evacuations and "
+				    "ISO uploads can be; this one runs to its end.", o->name, j->kind, j->target);
+		return false;
+	}
+	if (j->cancel_by) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Job %s is being cancelled already (user %s asked); 'herd job show %s' shows "
+				    "when it has ended.", o->name, j->cancel_by, o->name);
+		return false;
+	}
+	return true;
+}
+
+static void cancel_submit(cancel_ctx *c);
+
+static void on_cancel_committed(json_t *result, const GError *error, gpointer user)
+{
+	cancel_ctx *c = user;
+	store_object *o = store_state_get(api_state(c->a), STORE_KIND_JOB, c->uuid);
+	if (error && o && o->version != c->version && ++c->tries < CANCEL_TRIES) {
+		cancel_submit(c);
+		return;
+	}
+	if (error)
+		http_respond_error(c->req, error);
+	else
+		http_respond_json(c->req, 202, o ? api_job_json(c->a, o, true) : json_incref(result));
+	cancel_free(c);
+}
+
+static void cancel_submit(cancel_ctx *c)
+{
+	store_object *o = store_state_get(api_state(c->a), STORE_KIND_JOB, c->uuid);
+	g_autoptr(GError) err = NULL;
+	if (!o) {
+		http_respond_errorf(c->req, HERD_ERR_NOT_FOUND, "Job %.8s was deleted meanwhile.", c->uuid);
+	} else if (cancel_allowed(c->req, o)) {
+		c->version = o->version;
+		g_autoptr(json_t) cmd = store_job_cmd_cancel(o, c->user, g_get_real_time() / 1000);
+		if (herd_cluster_submit(c->a->cluster, cmd, http_request_user(c->req), on_cancel_committed, c, &err))
+			return;
+		http_respond_error(c->req, err);
+	}
+	cancel_free(c);
 }
 
 void api_job_cancel(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
 	store_object *o = api_lookup_param(req, a, STORE_KIND_JOB, "job");
-	if (!o)
+	if (!o || !cancel_allowed(req, o))
 		return;
-	const store_job *j = store_job_of(o);
-	const char *user = http_request_user(req) ? http_request_user(req) : "root";
-	if (j->state != STORE_JOB_RUNNING) {
-		http_respond_errorf(req, HERD_ERR_CONFLICT, "Job %s (%s of %s) has ended already: it is %s.",
-				    o->name, j->kind, j->target, store_job_state_name(j->state));
-		return;
-	}
-	if (!store_job_kind_cancellable(j->kind)) {
-		http_respond_errorf(req, HERD_ERR_CONFLICT,
-				    "Job %s (%s of %s) cannot be cancelled: only live migrations and evacuations "
-				    "can be; this one runs to its end.", o->name, j->kind, j->target);
-		return;
-	}
-	if (j->cancel_by) {
-		http_respond_errorf(req, HERD_ERR_CONFLICT,
-				    "Job %s is being cancelled already (user %s asked); 'herd job show %s' shows "
-				    "when it has ended.", o->name, j->cancel_by, o->name);
-		return;
-	}
-	g_autoptr(json_t) cmd = store_job_cmd_cancel(o, user, g_get_real_time() / 1000);
-	api_commit(req, a, cmd, 202, render_job);
+	cancel_ctx *c = g_new0(cancel_ctx, 1);
+	c->req = req;
+	c->a = a;
+	g_strlcpy(c->uuid, o->uuid, sizeof(c->uuid));
+	c->user = g_strdup(http_request_user(req) ? http_request_user(req) : "root");
+	http_request_suspend(req);
+	cancel_submit(c);
 }

@@ -74,6 +74,14 @@ void api_access_of(store_state *st, const store_object *user, api_access *out)
 	g_ptr_array_sort(out->roles, compare_strings);
 }
 
+store_object *api_user_access(store_state *st, const char *name, api_access *out)
+{
+	store_object *user = name ? store_state_get_by_name(st, STORE_KIND_USER, name) : NULL;
+	if (user)
+		api_access_of(st, user, out);
+	return user;
+}
+
 void api_access_clear(api_access *ac)
 {
 	if (ac->pools)
@@ -163,11 +171,9 @@ bool api_request_may(http_request *req, store_state *st, api_perm perm, const st
 	if (http_request_is_local_root(req))
 		return true;
 	const char *name = http_request_user(req);
-	store_object *user = name ? store_state_get_by_name(st, STORE_KIND_USER, name) : NULL;
-	if (!user)
-		return false;
 	api_access ac;
-	api_access_of(st, user, &ac);
+	if (!api_user_access(st, name, &ac))
+		return false;
 	bool ok = api_access_allows(&ac, name, perm, "", vm, NULL, NULL);
 	api_access_clear(&ac);
 	return ok;
@@ -185,14 +191,12 @@ bool api_authorize(http_request *req, gpointer user_data, GError **error)
 		return true;
 	const char *name = http_request_user(req);
 	store_state *st = api_state(a);
-	store_object *user = name ? store_state_get_by_name(st, STORE_KIND_USER, name) : NULL;
-	if (!user) {
+	api_access ac;
+	if (!api_user_access(st, name, &ac)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "User '%s' does not exist (any more).",
 			    name ? name : "?");
 		return false;
 	}
-	api_access ac;
-	api_access_of(st, user, &ac);
 	const char *vm_ref = http_request_param(req, "vm");
 	store_object *vm = vm_ref ? store_state_lookup(st, STORE_KIND_VM, vm_ref) : NULL;
 	/* The user a route names, by name or UUID, as its name; or the

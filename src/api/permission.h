@@ -41,6 +41,11 @@ typedef struct api_access {
 
 /* The access of @user (a stored user) in @st. */
 void api_access_of(store_state *st, const store_object *user, api_access *out);
+/* The stored user named @name (NULL: none) and, if there is one, its
+ * access into @out (api_access_clear() it); NULL, @out untouched, if no
+ * such user exists (any more).  The one lookup behind api_authorize()
+ * and api_request_may(). */
+store_object *api_user_access(store_state *st, const char *name, api_access *out);
 void api_access_clear(api_access *ac);
 
 /*

@@ -80,6 +80,11 @@ char *cli_format_time(int64_t ms);
 /* Format seconds as "3d 4h", "5m 2s"… */
 char *cli_format_duration(gint64 seconds);
 
+/* The line that names the job an answer carries ("job"), as it ended:
+ * "Job 3f2a09c1 ('herd job show 3f2a09c1' shows its log)."; nothing if
+ * it carries none. */
+void cli_print_job_line(json_t *answer);
+
 /* A live migration's progress as the API shows it (a VM's "migration"),
  * as one line of text (g_free); NULL if @m is not one. */
 char *cli_migration_text(json_t *m);

@@ -97,6 +97,7 @@ static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
 	else
 		printf("Disk %s created: %s, %s, %s.\n", argv[0], size,
 		       text_or_dash(json_object_get(r, "format")), text_or_dash(json_object_get(r, "path")));
+	cli_print_job_line(r);
 	return CLI_OK;
 }
 
@@ -206,6 +207,7 @@ static int run_disk_resize(cli_ctx *ctx, int argc, char **argv)
 		printf("Disk %s is %s now (both replicas; a running guest sees it at its next start).\n", argv[0], size);
 	else
 		printf("Disk %s is %s now.\n", argv[0], size);
+	cli_print_job_line(r);
 	return CLI_OK;
 }
 

@@ -53,6 +53,7 @@ static int run_iso_upload(cli_ctx *ctx, int argc, char **argv)
 	}
 	g_autofree char *size = herd_size_format((guint64)st.st_size);
 	printf("ISO %s uploaded: %s, SHA-256 %s\n", name, size, stored);
+	cli_print_job_line(r);
 	return CLI_OK;
 }
 
@@ -83,7 +84,8 @@ static int run_iso_delete(cli_ctx *ctx, int argc, char **argv)
 const cli_command cli_iso_commands[] = {
 	{ "iso upload", "FILE", "Upload an ISO image into the cluster share",
 	  "Streams FILE through the API into isos/ of the cluster share and prints its SHA-256. "
-	  "An upload that fails or is cut off leaves nothing behind.",
+	  "The upload is a job ('herd job list' shows its progress; 'herd job cancel' stops it). "
+	  "An upload that fails, is cut off or cancelled leaves nothing behind.",
 	  iso_upload_options, 1, 1, run_iso_upload },
 	{ "iso list", NULL, "List the ISOs: size, SHA-256, the VM using each", NULL, NULL, 0, 0, run_iso_list },
 	{ "iso delete", "NAME", "Delete an ISO and its file (refused while a VM uses it)", NULL, NULL, 1, 1, run_iso_delete },

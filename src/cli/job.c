@@ -1,6 +1,6 @@
 /*
  * herd job: the long operations of the cluster (live migrations,
- * evacuations) with
+ * evacuations, disk creates and resizes, ISO uploads) with
  * their owner, node, state, progress and log (list, show, cancel;
  * docs/jobs.md).  Every node shows the same jobs.
  */
@@ -35,6 +35,13 @@ static char *what_text(json_t *j)
 {
 	const char *to = str(j, "to");
 	return g_strdup_printf("%s %s%s%s", str(j, "kind"), str(j, "target"), to ? " -> " : "", to ? to : "");
+}
+
+void cli_print_job_line(json_t *answer)
+{
+	const char *job = str(json_object_get(answer, "job"), "name");
+	if (job)
+		printf("Job %s ('herd job show %s' shows its log).\n", job, job);
 }
 
 static int run_list(cli_ctx *ctx, int argc, char **argv)
@@ -151,14 +158,16 @@ static int run_cancel(cli_ctx *ctx, int argc, char **argv)
 
 const cli_command cli_job_commands[] = {
 	{ "job list", NULL, "List the jobs that run now (--all: also those that have ended)",
-	  "A job is a long operation (a live migration…) with its owner, the node that runs it,\n"
+	  "A job is a long operation (a live migration, an evacuation, a disk's create or resize,\n"
+	  "an ISO upload) with its owner, the node that runs it,\n"
 	  "its state (running, done, failed, cancelled), progress and log.  Ended jobs are kept\n"
 	  "for a week, the newest 200 of them.",
 	  list_options, 0, 0, run_list },
 	{ "job show", "ID|UUID", "Show a job with its log", NULL, NULL, 1, 1, run_show },
 	{ "job cancel", "ID|UUID", "Cancel a running job (its owner or an admin)",
 	  "A live migration is aborted and the VM runs on where it was.  An evacuation stops:\n"
-	  "the node goes back online and the VMs that have not left stay.",
+	  "the node goes back online and the VMs that have not left stay.  An ISO upload stops\n"
+	  "and keeps nothing.  A disk's create or resize runs to its end.",
 	  cancel_options, 1, 1, run_cancel },
 	{ NULL },
 };

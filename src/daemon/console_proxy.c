@@ -14,7 +14,11 @@
  * line, {"ok":true} or {"error":SENTENCE}, and then carries the display's
  * bytes.  Both sides prove to be nodes of the cluster with certificates
  * of its CA; the connecting node also checks that the other is the node
- * it meant (its certificate's name).
+ * that runs the VM (its certificate names it: the node's name is its
+ * common name and a DNS name); the VM's node checks that the other's
+ * certificate names a node the store has now (its common name), so that
+ * the certificate of a node removed from the cluster, still signed by
+ * its CA, opens no console.
  */
 #define G_LOG_DOMAIN "console"
 #include "daemon/console_proxy.h"
@@ -30,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <netdb.h>
@@ -90,6 +95,7 @@ struct herd_console_proxy {
 	int acceptor_wake;
 	GThread *acceptor;
 	guint check_timer;
+	GHashTable *node_names;               /* the store's nodes now (lock; on_check) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -400,6 +406,23 @@ static int tcp_connect(console *c, const char *address, int port, GError **error
 	return fd;
 }
 
+/* The common name of the certificate the peer of @e showed (g_free), or
+ * NULL. */
+static char *peer_name(endpoint *e)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *certs = e->tls ? gnutls_certificate_get_peers(e->tls, &n) : NULL;
+	gnutls_x509_crt_t crt;
+	if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+		return NULL;
+	char cn[256];
+	size_t cn_size = sizeof(cn);
+	bool ok = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0 &&
+		  gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_size) >= 0;
+	gnutls_x509_crt_deinit(crt);
+	return ok ? g_strndup(cn, cn_size) : NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* The display                                                         */
 
@@ -475,6 +498,21 @@ static bool relay_accept(console *c, GError **error)
 	herd_console_proxy *p = c->p;
 	if (!tls_start(c, &c->client, NULL, "another node", error))
 		return false;
+	g_autofree char *peer = peer_name(&c->client);
+	g_mutex_lock(&p->lock);
+	bool member = peer && p->node_names && g_hash_table_contains(p->node_names, peer);
+	g_mutex_unlock(&p->lock);
+	if (!member) {
+		/* Said to it too, and logged by the caller. */
+		g_set_error(error, HERD_ERROR, HERD_ERR_FORBIDDEN,
+			    "The console relay of node %s serves only the cluster's nodes; the certificate of "
+			    "'%s' names no node of the cluster (removed?).", p->node_name, peer ? peer : "?");
+		g_autoptr(json_t) answer = json_pack("{s:s}", "error", (*error)->message);
+		g_autofree char *text = json_dumps(answer, JSON_COMPACT);
+		g_autofree char *out = g_strconcat(text, "\n", NULL);
+		ep_write_all(c, &c->client, out, strlen(out));
+		return false;
+	}
 	g_autofree char *line = ep_read_line(c, &c->client, deadline_in(CONNECT_TIMEOUT_MS), error);
 	if (!line)
 		return false;
@@ -935,9 +973,28 @@ static char *vm_gone(herd_console_proxy *p, const char *uuid, const char *name, 
 	return NULL;
 }
 
+/* The store's nodes, for the relay's threads. */
+static void refresh_node_names(herd_console_proxy *p)
+{
+	store_state *st = herd_cluster_state(p->cluster);
+	if (!st)
+		return;
+	GHashTable *names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GPtrArray) nodes = store_state_list(st, STORE_KIND_NODE);
+	for (guint i = 0; i < nodes->len; i++)
+		g_hash_table_add(names, g_strdup(((store_object *)nodes->pdata[i])->name));
+	g_mutex_lock(&p->lock);
+	GHashTable *old = p->node_names;
+	p->node_names = names;
+	g_mutex_unlock(&p->lock);
+	if (old)
+		g_hash_table_destroy(old);
+}
+
 static gboolean on_check(gpointer data)
 {
 	herd_console_proxy *p = data;
+	refresh_node_names(p);
 	g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(console_unref);
 	g_autoptr(GPtrArray) facts = g_ptr_array_new_with_free_func(g_free);
 	g_mutex_lock(&p->lock);
@@ -995,6 +1052,7 @@ herd_console_proxy *herd_console_proxy_new(const char *node_name, const char *li
 		log_info("console relay listening on %s port %d",
 			 listen_address && *listen_address ? listen_address : "all addresses", relay_port);
 	}
+	refresh_node_names(p);
 	p->check_timer = g_timeout_add_seconds(CHECK_INTERVAL_S, on_check, p);
 	return p;
 }
@@ -1037,5 +1095,7 @@ void herd_console_proxy_free(herd_console_proxy *p)
 	g_free(p->node_name);
 	g_free(p->libvirt_uri);
 	g_free(p->tls_dir);
+	if (p->node_names)
+		g_hash_table_destroy(p->node_names);
 	g_free(p);
 }

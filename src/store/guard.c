@@ -1,7 +1,9 @@
 #include "store/guard.h"
 
 #include "common/error.h"
+#include "store/group.h"
 #include "store/node.h"
+#include "store/user.h"
 #include "store/vm.h"
 
 #include <string.h>
@@ -163,4 +165,70 @@ bool store_guard_apply(store_state *st, json_t *op, GError **error)
 bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **error)
 {
 	return check_op(st, cmd, lost, error);
+}
+
+/* Is @user an administrator when @changed (a user or group; NULL: none)
+ * has the typed data @typed instead (NULL: it is deleted)? */
+static bool admin_with(store_state *st, const store_object *user, const store_object *changed,
+		       const void *typed)
+{
+	const store_user *u = store_user_of(user);
+	if (changed && changed == user) {
+		if (!typed)
+			return false;
+		u = typed;
+	}
+	if (strcmp(u->role, "admin") == 0)
+		return true;
+	g_autoptr(GPtrArray) groups = store_state_list(st, STORE_KIND_GROUP);
+	for (guint i = 0; i < groups->len; i++) {
+		const store_object *go = groups->pdata[i];
+		const store_group *g = store_group_of(go);
+		if (changed && changed == go) {
+			if (!typed)
+				continue;
+			g = typed;
+		}
+		if (store_group_has_member(g, user->uuid) && store_group_has_role(g, "admin"))
+			return true;
+	}
+	return false;
+}
+
+bool store_guard_admins(store_state *st, const store_object *old, json_t *data, GError **error)
+{
+	if (old->kind != STORE_KIND_USER && old->kind != STORE_KIND_GROUP)
+		return true;
+	void *typed = NULL;
+	if (data)
+		typed = old->kind == STORE_KIND_USER ? store_user_parse(data) : store_group_parse(data);
+	g_autoptr(GPtrArray) users = store_state_list(st, STORE_KIND_USER);
+	const store_object *last = NULL;
+	unsigned before = 0, after = 0;
+	for (guint i = 0; i < users->len; i++) {
+		const store_object *u = users->pdata[i];
+		if (admin_with(st, u, NULL, NULL)) {
+			before++;
+			last = u;
+		}
+		after += admin_with(st, u, old, typed);
+	}
+	if (typed)
+		old->kind == STORE_KIND_USER ? store_user_free(typed) : store_group_free(typed);
+	if (before == 0 || after > 0)
+		return true;
+	g_autofree char *what = old->kind == STORE_KIND_USER
+					? g_strdup(data ? "taking the admin role from it" : "removing it")
+					: data ? g_strdup_printf("this change of group '%s'", old->name)
+					       : g_strdup_printf("removing group '%s'", old->name);
+	if (before > 1)
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "The cluster's %u administrators have the admin role only through group '%s': "
+			    "%s would leave no administrator; give a user the admin role of its own first.",
+			    before, old->name, what);
+	else
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "User '%s' is the cluster's last administrator: %s would leave none; give "
+			    "another user the admin role first.", last->name, what);
+	return false;
 }

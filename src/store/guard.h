@@ -13,6 +13,14 @@
  * (fencing records, confirm-down, fence devices, cluster settings),
  * stopping VMs, and changes that concern other nodes and VMs go on.
  *
+ * Invariant 3: a cluster that has an administrator keeps one.  A change
+ * that would leave no user with the admin role (its own or a group's) --
+ * removing the last admin, taking the role from it, taking it out of the
+ * admin group or removing that group -- is refused where it is applied,
+ * so two such changes made at once on two nodes cannot both pass.  (Root
+ * on a node's local socket may still do everything: that is how a lost
+ * admin password is reset.)
+ *
  * replica_submit() asks this of every change.
  */
 #pragma once
@@ -40,3 +48,11 @@ bool store_guard_check(store_state *st, json_t *cmd, GHashTable *lost, GError **
  * CONFLICT error, as above.
  */
 bool store_guard_apply(store_state *st, json_t *op, GError **error);
+
+/*
+ * Invariant 3, where a change of user or group @old (any other kind:
+ * true) is applied: @data is what @old becomes (NULL: it is deleted).
+ * False with a CONFLICT error, a sentence naming the last administrator,
+ * if the cluster had an administrator and would have none.
+ */
+bool store_guard_admins(store_state *st, const store_object *old, json_t *data, GError **error);

@@ -27,7 +27,8 @@ bool store_job_state_parse(const char *s, store_job_state *out)
 
 bool store_job_kind_cancellable(const char *kind)
 {
-	return g_strcmp0(kind, "migrate") == 0 || g_strcmp0(kind, "evacuate") == 0;
+	return g_strcmp0(kind, "migrate") == 0 || g_strcmp0(kind, "evacuate") == 0 ||
+	       g_strcmp0(kind, "iso-upload") == 0;
 }
 
 void *store_job_parse(json_t *d)

@@ -59,8 +59,10 @@ typedef struct store_job {
 const store_job *store_job_of(const store_object *o);
 const char *store_job_state_name(store_job_state s);
 bool store_job_state_parse(const char *s, store_job_state *out);
-/* May a job of @kind be cancelled?  A live migration (libvirt aborts it)
- * and an evacuation (its node goes back online) may. */
+/* May a job of @kind be cancelled?  A live migration (libvirt aborts it),
+ * an evacuation (its node goes back online) and an ISO upload (it stops,
+ * nothing is kept) may; a disk's create or resize (one qemu-img call or
+ * block resize of seconds, no full preallocation) runs to its end. */
 bool store_job_kind_cancellable(const char *kind);
 
 /* Every job, the newest first. */

@@ -455,7 +455,7 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 			    store_kind_label(kind));
 		return NULL;
 	}
-	if (data && !store_object_validate(kind, data, error))
+	if (data && (!store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error)))
 		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, name, old->version + 1,
 						     old->created_ms, env->time_ms,
@@ -505,7 +505,7 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 	if (!store_guard_apply(s, op, error))
 		return NULL;
 	g_autoptr(json_t) data = merge_patch(old->data, patch, 0);
-	if (!store_object_validate(kind, data, error))
+	if (!store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error))
 		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, old->name, old->version + 1,
 						     old->created_ms, env->time_ms, data);
@@ -541,7 +541,7 @@ static json_t *op_delete(store_state *s, const envelope *env, json_t *op, GPtrAr
 			    "Node '%s' is the cluster's last node and cannot be removed.", old->name);
 		return NULL;
 	}
-	if (!store_refs_check_delete(s, old, error))
+	if (!store_refs_check_delete(s, old, error) || !store_guard_admins(s, old, NULL, error))
 		return NULL;
 	json_t *result = json_pack("{s:s,s:s,s:s,s:I,s:b}", "kind", store_kind_name(kind), "uuid",
 				   old->uuid, "name", old->name, "version",

@@ -10,6 +10,9 @@ tests/cluster/wsclient.py plays noVNC inside a node: a websocket with the
  A. A ticket from n1 (herd vm console) for c1 running on n2: the websocket
     on n1 gives "RFB 003.008" and a ServerInit with the guest's screen
     size, through the TLS relay to n2.
+ G. The relay between nodes: n2's relay serves n1 (its node certificate)
+    c1's display, and refuses, with a sentence, a certificate of the
+    cluster's CA that names no node of the cluster.
  B. Refusals, each a sentence: the ticket used again; a ticket expired
     (30 s); another site's Origin; a VM that is not running; an auditor
     asks for a ticket; a plain GET that is no websocket.
@@ -37,6 +40,7 @@ from testlib import check, expect, guest_xml, run_test, say, wait_until  # noqa:
 
 INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "test-console")
 WSCLIENT = os.path.join(_here, "wsclient.py")
+RELAYCLIENT = os.path.join(_here, "relayclient.py")
 AUD_PW = "Aud1tor-pw-3318"
 
 
@@ -131,6 +135,25 @@ def through_nodes(tn, ha):
           f"herd vm console c1 printed: {p.stdout}")
     say("herd vm console c1:\n" + p.stdout.rstrip())
     return t
+
+
+def relay_peers(tn, ha):
+    say("== G. n2's relay: a node's certificate gets c1's display, another of the CA does not")
+    uuid = ha.uuids["c1"]
+
+    def knock(*extra):
+        p = tn.exec(1, "python3", RELAYCLIENT, "10.99.0.2", "8002", uuid, "c1", *extra, timeout=60)
+        check(p.returncode == 0 and p.stdout.strip(), f"relayclient on n1: {p.stdout}{p.stderr}")
+        return json.loads(p.stdout.splitlines()[0])
+
+    res = knock()
+    check(res == {"ok": True}, f"n2's relay to n1's node certificate: {res}")
+    res = knock("--cn", "intruder")
+    msg = res.get("error", "")
+    check(msg == "The console relay of node n2 serves only the cluster's nodes; the certificate of "
+          "'intruder' names no node of the cluster (removed?).", f"n2's relay to 'intruder': {res}")
+    say(f"  refused: {msg}")
+    none_left(ha, "after the relay's knocks")
 
 
 def refusals(tn, ha, tmp, used):
@@ -245,6 +268,7 @@ def main():
         define(ha, "c2", "n1")
         ha.ok(1, "vm", "start", "c1")
         used = through_nodes(tn, ha)
+        relay_peers(tn, ha)
         refusals(tn, ha, tmp, used)
         stop_closes(tn, ha)
         migration(tn, ha)

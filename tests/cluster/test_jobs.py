@@ -13,8 +13,17 @@ guests on the directory every node sees.
     sentence; root's `herd job cancel --wait` ends it cancelled, the VM
     running on at its source, its counter uninterrupted; a second cancel
     is refused.
+ F. On n2: `herd disk create` and `herd disk resize` (a dir storage) and
+    `herd iso upload` (the cluster share) print their jobs, which read done
+    at 100 % on n3, run by n2, with a log that says what was made; bad
+    input (a disk twice, a shrink) is refused and starts no job.  A slow
+    upload (curl at 64 KiB/s) shows its progress and is cancelled by
+    `herd job cancel --wait`: the uploader gets the sentence, no ISO and
+    no file are left.
  C. The source's power cut during such a migration: the job ends failed,
-    saying that node n2 was lost, and n1 and n3 read the same.
+    saying that node n2 was lost, and n1 and n3 read the same.  The jobs
+    of F, which n2 ran, read done on n1 as before, and n1's audit log
+    still names the disk's creation by root from node n2.
  D. `herd node standby n3 --wait`: an evacuation job that counts the VMs
     leaving n3 and ends done once it is empty.
  E. Bad ids and options get clear errors; /metrics counts the jobs.
@@ -22,11 +31,12 @@ guests on the directory every node sees.
 import json
 import os
 import re
+import subprocess
 import sys
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
-from halib import Ha, HaNodes, Workdir, api  # noqa: E402
+from halib import Ha, HaNodes, Workdir, add_dir_storage, api  # noqa: E402
 from testlib import check, check_expected, expect, guest_image, run_test, say, wait_until  # noqa: E402
 from test_users import https, login, message, write  # noqa: E402
 
@@ -130,9 +140,90 @@ def migration_cancelled(tn, ha, tmp):
     say(f"job {ref}: progress {max(0, j['progress'])} %, cancelled; d1 runs on at n2, no boot")
 
 
+# ---------------------------------------------------------------- F
+
+def printed_job(p, what):
+    """The job id a disk or ISO command printed, as it ended."""
+    m = re.search(r"^Job ([0-9a-f]{8}) \('herd job show \1' shows its log\)\.$", p.stdout, re.M)
+    check(m, f"{what} printed no job: {p.stdout!r}")
+    return m.group(1)
+
+
+def ended_done(ha, ref, kind, target, last):
+    j = job(ha, 3, ref)
+    check(j["state"] == "done" and j["progress"] == 100 and j["kind"] == kind and j["target"] == target
+          and j["node"] == "n2" and j["owner"] == "root" and not j["cancellable"], f"job {ref}: {j}")
+    expect(last is None or texts(j)[-1] == last, f"job {ref}'s log: {texts(j)}")
+    return j
+
+
+def disk_and_iso_jobs(tn, ha, tmp):
+    say("== F. disk create, disk resize and ISO upload on n2: jobs")
+    add_dir_storage(ha, "jobstore", os.path.join(tmp, "jobstore"), share=True)
+    before = len(ha.json(1, "job", "list", "--all"))
+    p = ha.ok(2, "disk", "create", "jd1", "--storage", "jobstore", "--size", "1M")
+    created = printed_job(p, "herd disk create")
+    j = ended_done(ha, created, "disk-create", "jd1", "Disk jd1 made: 1 MiB, qcow2, on storage jobstore.")
+    expect("User root asked on node n2 to create disk jd1 (1 MiB, qcow2) on storage jobstore." == texts(j)[0],
+           f"job {created}'s log: {texts(j)}")
+    p = ha.ok(2, "disk", "resize", "jd1", "--size", "2M")
+    resized = printed_job(p, "herd disk resize")
+    ended_done(ha, resized, "disk-resize", "jd1", "Disk jd1 grown from 1 MiB to 2 MiB.")
+    iso = os.path.join(tmp, "jobs.iso")
+    with open(iso, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    p = ha.ok(2, "iso", "upload", iso)
+    uploaded = printed_job(p, "herd iso upload")
+    j = ended_done(ha, uploaded, "iso-upload", "jobs.iso", None)
+    expect(texts(j)[-1].startswith("ISO jobs.iso uploaded: 3 MiB, SHA-256 "), f"job {uploaded}'s log: {texts(j)}")
+    # Bad input: refused before any job.
+    ha.refused(2, ["disk", "create", "jd1", "--storage", "jobstore", "--size", "1M"], r"Disk jd1 exists already\.")
+    ha.refused(2, ["disk", "resize", "jd1", "--size", "1M"], r"jd1")
+    ha.refused(2, ["iso", "upload", iso], r"ISO jobs\.iso exists already\.")
+    ha.refused(2, ["job", "cancel", created], rf"Job {created} \(disk-create of jd1\) has ended already")
+    check(len(ha.json(1, "job", "list", "--all")) == before + 3, "bad input started a job")
+    say(f"jobs {created} (create), {resized} (resize), {uploaded} (upload): done, run by n2")
+    upload_cancelled(tn, ha, tmp)
+    return [created, resized, uploaded]
+
+
+def upload_cancelled(tn, ha, tmp):
+    slow = os.path.join(tmp, "slow.iso")
+    with open(slow, "wb") as f:
+        f.write(os.urandom(2 << 20))
+    pw = open(os.path.join(tn.tn.dir, "admin-password")).read().strip()
+    argv = ["curl", "-s", "-k", "-T", slow, "--limit-rate", "64k", "-u", f"admin:{pw}", "-w", "\n%{http_code}",
+            "https://10.99.0.2:8001/api/v1/isos/slow.iso"]
+    curl = subprocess.Popen(tn.tn.node_argv(2, argv), env=tn.tn.node_env(2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def running():
+            mine = [x for x in ha.json(1, "job", "list") if x["kind"] == "iso-upload" and x["target"] == "slow.iso"]
+            return mine[0] if mine and mine[0]["progress"] > 0 else None
+        j = wait_until(running, 60, "the slow upload's job to show progress", interval=0.5)
+        check(j["cancellable"] and j["node"] == "n2" and j["owner"] == "admin", f"the upload's job: {j}")
+        ref = j["name"]
+        p = ha.ok(3, "job", "cancel", ref, "--wait", timeout=120)
+        expect(f"Job {ref} is cancelled." in p.stdout, f"herd job cancel --wait said: {p.stdout!r}")
+        out, _ = curl.communicate(timeout=120)
+    finally:
+        if curl.poll() is None:
+            curl.kill()
+            curl.wait()
+    body, _, code = out.rpartition("\n")
+    want = f"The upload of ISO slow.iso was cancelled (herd job cancel {ref}); nothing was kept."
+    check(code == "409" and want in body, f"the uploader's answer: {code} {body}")
+    j = job(ha, 1, ref)
+    check(j["state"] == "cancelled" and j["error"] == want and j["cancel_by"] == "root", f"job {ref}: {j}")
+    expect("slow.iso" not in [x["name"] for x in ha.json(1, "iso", "list")], "the cancelled ISO was made")
+    left = sorted(os.listdir(os.path.join(tmp, "jobstore", "isos")))
+    expect(left == ["jobs.iso"], f"isos/ after the cancelled upload: {left}")
+    say(f"job {ref}: upload cancelled at {j['progress']} %; the uploader was told: {want}")
+
+
 # ---------------------------------------------------------------- C
 
-def source_lost(tn, ha):
+def source_lost(tn, ha, n2_jobs):
     say("== C. the source's power cut during a migration: its job ends failed, on the others' word")
     slow_guest(ha, "d2", "n2")
     ref, _ = start_slow_migration(ha, "d2", "n3")
@@ -145,6 +236,17 @@ def source_lost(tn, ha):
     j3 = job(ha, 3, ref)
     expect(j3["state"] == "failed" and j3["error"] == j["error"], f"n3 reads job {ref} as {j3}")
     say(f"job {ref}: failed, read on n1 and n3: {j['error']}")
+    # The jobs n2 ran and finished before: their end survived n2.
+    for ref2 in n2_jobs:
+        j2 = job(ha, 1, ref2)
+        check(j2["state"] == "done" and j2["node"] == "n2", f"job {ref2} on n1 after n2's power cut: {j2}")
+    # So does the audit log of what was changed from n2: every node
+    # records every change it applies.
+    audit = ha.json(1, "audit", "--limit", "500")
+    made = [e for e in audit if e["kind"] == "disk" and e["name"] == "jd1" and e["change"] == "created"]
+    check(made and made[-1]["node"] == "n2" and made[-1]["user"] == "root",
+          f"n1's audit log lacks jd1's creation from n2: {made}")
+    say(f"after n2's power cut: jobs {', '.join(n2_jobs)} read done on n1; n1's audit log names jd1's creation from n2")
     tn.cli("start", "2")
     tn.wait_members([1, 2, 3], 3, timeout=60)
     wait_until(lambda: ha.nodes(1)["n2"]["down"] is None, 60, "n2's down mark to be cleared")
@@ -187,7 +289,7 @@ def bad_input(tn, ha):
           f"GET /api/v1/jobs?all=maybe: {code} {data}")
     code, text = api(tn, 2, "GET", "/metrics")
     check(code == 200, f"GET /metrics: {code}")
-    for line in ('herd_jobs{state="running"} 0', 'herd_jobs{state="done"} 2', 'herd_jobs{state="cancelled"} 1',
+    for line in ('herd_jobs{state="running"} 0', 'herd_jobs{state="done"} 5', 'herd_jobs{state="cancelled"} 2',
                  'herd_jobs{state="failed"} 1'):
         expect(line in text, f"/metrics lacks {line}")
 
@@ -206,7 +308,8 @@ def main():
         ha.wait_counting(["g1", "d1"])
         migration_done(tn, ha)
         migration_cancelled(tn, ha, tmp)
-        source_lost(tn, ha)
+        n2_jobs = disk_and_iso_jobs(tn, ha, tmp)
+        source_lost(tn, ha, n2_jobs)
         evacuation(tn, ha)
         bad_input(tn, ha)
         check_expected()

@@ -3,7 +3,8 @@
 docs/users.md).
 
 Two nodes.  Root on n1's local socket adds users and groups with the CLI
-(bad input is refused and changes nothing); then, over HTTPS:
+(bad input is refused and changes nothing, as is removing or demoting the
+last administrator); then, over HTTPS:
 - an auditor reads everything and changes nothing, each refusal a sentence;
 - an operator whose group is limited to VM pool 'web' starts web1 and is
   refused db1 (pool 'db'); its session cookie needs the CSRF token for a
@@ -103,6 +104,12 @@ def setup(tn, ha, tmp):
     ha.refused(1, ["group", "add", "g", "--roles", "auditor", "--members", "nosuch"],
                "nosuch' is not defined", what="an unknown member")
     ha.refused(1, ["group", "set", "webops", "--pools", "a b"], "pool", what="a bad pool name")
+    # admin is the only administrator: it stays one (store/guard.h, invariant 3).
+    ha.refused(1, ["user", "remove", "admin"], r"User 'admin' is the cluster's last administrator: "
+               r"removing it would leave none; give another user the admin role first\.",
+               what="the last administrator removed")
+    ha.refused(2, ["user", "set", "admin", "--role", "auditor"], r"User 'admin' is the cluster's last "
+               r"administrator: taking the admin role from it would leave none", what="the last administrator demoted")
     check((ha.json(2, "user", "list"), ha.json(2, "group", "list")) == before,
           "a refused change changed the users or groups")
     users = {u["name"]: u for u in before[0]}

@@ -60,6 +60,8 @@ static void test_create(void)
 	g_assert_cmpuint(json_array_size(j->log), ==, 1);
 	g_assert_true(store_job_kind_cancellable("migrate"));
 	g_assert_false(store_job_kind_cancellable("disk-create"));
+	g_assert_false(store_job_kind_cancellable("disk-resize"));
+	g_assert_true(store_job_kind_cancellable("iso-upload"));
 }
 
 /* Bad fields are refused with a sentence naming them; nothing changes. */

@@ -123,11 +123,11 @@ static test_store *cluster(void)
 static bool may(test_store *t, const char *name, api_perm perm, const char *vm, const char *target,
 		char **why)
 {
-	store_object *u = store_state_get_by_name(t->st, STORE_KIND_USER, name);
-	g_assert_nonnull(u);
 	store_object *v = vm ? store_state_get_by_name(t->st, STORE_KIND_VM, vm) : NULL;
 	api_access ac;
-	api_access_of(t->st, u, &ac);
+	store_object *u = api_user_access(t->st, name, &ac);
+	g_assert_nonnull(u);
+	g_assert_cmpstr(u->name, ==, name);
 	g_autoptr(GError) error = NULL;
 	bool ok = api_access_allows(&ac, name, perm, "POST /api/v1/x", v, target, &error);
 	api_access_clear(&ac);
@@ -148,6 +148,13 @@ static void test_roles(void)
 
 	for (api_perm p = API_PERM_SESSION; p < API_PERM__COUNT; p++)
 		g_assert_true(may(t, "admin", p, "db1", "aud", NULL));
+
+	/* The one lookup: a user that is not (any more) has no access at all,
+	 * and its access is left as it was. */
+	api_access none = { .admin = true };
+	g_assert_null(api_user_access(t->st, "gone", &none));
+	g_assert_null(api_user_access(t->st, NULL, &none));
+	g_assert_true(none.admin && !none.roles);
 
 	/* The auditor (a group's role) reads, changes nothing. */
 	g_assert_true(may(t, "aud", API_PERM_READ, NULL, NULL, NULL));

@@ -8,9 +8,12 @@
  */
 #include "common/error.h"
 #include "common/json.h"
+#include "store/command.h"
 #include "store/db.h"
+#include "store/group.h"
 #include "store/node.h"
 #include "store/state.h"
+#include "store/user.h"
 #include "store/vm.h"
 
 #include <glib/gstdio.h>
@@ -1530,6 +1533,75 @@ static void test_storage_refs(void)
 	fx_close(&f);
 }
 
+#define US1 "44444444-4444-4444-8444-444444444444"
+#define US2 "55555555-5555-4555-8555-555555555555"
+#define GR1 "66666666-6666-4666-8666-666666666666"
+
+/* Apply @cmd (taken), which must be refused with a CONFLICT naming @needle. */
+static void refused_built(fixture *f, json_t *cmd, const char *needle)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = apply_built(f, cmd, &error);
+	json_decref(cmd);
+	g_assert_null(r);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_CONFLICT);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s'", error->message, needle);
+}
+
+static void ok_built(fixture *f, json_t *cmd)
+{
+	g_autoptr(GError) error = NULL;
+	json_t *r = apply_built(f, cmd, &error);
+	json_decref(cmd);
+	g_assert_no_error(error);
+	json_decref(r);
+}
+
+/* Invariant 3 (store/guard.h): the last administrator stays one. */
+static void test_last_admin(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	/* No administrator yet: nothing to keep. */
+	ok_built(&f, store_user_cmd_create(US1, "alice", "$y$x", "operator"));
+	ok_built(&f, store_user_cmd_patch(store_state_get(f.s, STORE_KIND_USER, US1),
+					  json_pack("{s:s}", "role", "admin")));
+	ok_built(&f, store_user_cmd_create(US2, "bob", "$y$x", "auditor"));
+	store_object *alice = store_state_get(f.s, STORE_KIND_USER, US1);
+	refused_built(&f, store_cmd_delete(STORE_KIND_USER, US1, 0),
+		      "User 'alice' is the cluster's last administrator: removing it would leave none");
+	refused_built(&f, store_user_cmd_patch(alice, json_pack("{s:s}", "role", "auditor")),
+		      "User 'alice' is the cluster's last administrator: taking the admin role from it");
+	refused_built(&f, store_user_cmd_patch(alice, json_pack("{s:n}", "role")), "last administrator");
+	g_assert_cmpstr(store_user_of(store_state_get(f.s, STORE_KIND_USER, US1))->role, ==, "admin");
+	/* Others change freely; a second admin (through a group) frees alice. */
+	ok_built(&f, store_cmd_delete(STORE_KIND_USER, US2, 0));
+	ok_built(&f, store_user_cmd_create(US2, "bob", "$y$x", ""));
+	ok_built(&f, store_group_cmd_create(GR1, "admins", json_pack("[s]", "admin"), json_array(),
+					    json_pack("[s]", US2)));
+	ok_built(&f, store_user_cmd_patch(store_state_get(f.s, STORE_KIND_USER, US1),
+					  json_pack("{s:s}", "role", "")));
+	/* Now bob is the last one, through group admins. */
+	store_object *admins = store_state_get(f.s, STORE_KIND_GROUP, GR1);
+	refused_built(&f, store_group_cmd_patch(admins, json_pack("{s:[]}", "members")),
+		      "User 'bob' is the cluster's last administrator: this change of group 'admins' would leave none");
+	refused_built(&f, store_group_cmd_patch(admins, json_pack("{s:[s]}", "roles", "operator")),
+		      "this change of group 'admins'");
+	refused_built(&f, store_cmd_delete(STORE_KIND_GROUP, GR1, 0),
+		      "removing group 'admins' would leave none");
+	refused_built(&f, store_cmd_delete(STORE_KIND_USER, US2, 0), "User 'bob' is the cluster's last");
+	/* Two admins through the group only: the group stays. */
+	ok_built(&f, store_group_cmd_patch(admins, json_pack("{s:[s,s]}", "members", US1, US2)));
+	refused_built(&f, store_cmd_delete(STORE_KIND_GROUP, GR1, 0),
+		      "The cluster's 2 administrators have the admin role only through group 'admins'");
+	ok_built(&f, store_cmd_delete(STORE_KIND_USER, US1, 0));
+	g_assert_cmpuint(store_state_count(f.s, STORE_KIND_USER), ==, 1);
+	check_consistent(&f);
+	fx_close(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1559,5 +1631,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/encode", test_encode);
 	g_test_add_func("/state/storage-refs", test_storage_refs);
 	g_test_add_func("/state/live-move-at-apply", test_live_move_at_apply);
+	g_test_add_func("/state/last-admin", test_last_admin);
 	return g_test_run();
 }
