@@ -165,8 +165,9 @@ export function VmPage({ name, tab }) {
     setBusy(null);
     reload();
   };
+  const [confirming, setConfirming] = useState(false);
   const remove = async () => {
-    if (!window.confirm(`Delete VM ${name}? Its configuration stays in the history.`)) return;
+    setConfirming(false);
     setBusy('delete');
     try {
       await api('DELETE', vmPath(name));
@@ -218,12 +219,23 @@ export function VmPage({ name, tab }) {
             <option value={n.name}>{n.name}</option>
           ))}
         </select>
-        <button onClick={() => act('migrate', target ? { node: target } : {})} disabled={!!busy || vm.state !== 'running'} data-testid="vm-migrate">
+        <button onClick={() => act('migrate', target ? { node: target, wait: true } : { wait: true })} disabled={!!busy || vm.state !== 'running'} data-testid="vm-migrate">
           Migrate live
         </button>
-        <button class="danger" onClick={remove} disabled={!!busy} data-testid="vm-delete">
-          Delete
-        </button>
+        {confirming ? (
+          <>
+            <button class="danger" onClick={remove} data-testid="vm-delete-confirm">
+              {`Delete VM ${vm.name} (its configuration stays in the history)`}
+            </button>
+            <button class="secondary" onClick={() => setConfirming(false)}>
+              Keep it
+            </button>
+          </>
+        ) : (
+          <button class="danger" onClick={() => setConfirming(true)} disabled={!!busy} data-testid="vm-delete">
+            Delete
+          </button>
+        )}
         {busy && <span class="muted">{busy}…</span>}
       </div>
       {outcome && (
