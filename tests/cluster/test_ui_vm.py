@@ -7,9 +7,10 @@ browser.mjs, the Browser of test_ui.py) opens n1's UI, and n2's for the end:
 - the create form with a memory that is no size: the server's sentence
   shows next to the memory field, and no VM was made;
 - the form makes VM uivm1 (64 MiB, no disk: SeaBIOS's screen is enough),
-  preferred on n2; its page starts it;
+  preferred on n2;
 - edit (its anti-affinity group) is a new configuration version, the
-  history lists both, and restore brings the first back;
+  history lists both, and restore brings the one before back;
+- its page starts it;
 - the console on n1's page, carried by n1 to the VM on n2, shows the
   screen (noVNC's canvas has more than one colour);
 - the VM migrates live to n1 from its page: the console's websocket ends,
@@ -107,7 +108,7 @@ def create_form(b, tn, ha, admin):
     say(f"  memory 'lots': {shown}")
     b.shot("n1", "vm-create-bad-memory", full=True)
 
-    say("== the form makes the VM; its page starts it")
+    say("== the form makes the VM")
     b("fill", page="n1", selector="[data-testid=f-memory]", value="64M")
     b("click", page="n1", testid="f-submit")
     b("wait_url", page="n1", path=f"/vms/{VM}")
@@ -115,29 +116,41 @@ def create_form(b, tn, ha, admin):
     check(vm and vm["memory_mib"] == 64 and vm.get("preferred") == "n2",
           f"herd vm list after the create: {vm}")
     b("wait_text", page="n1", testid="vm-memory", equals="64 MiB")
+    say(f"  {VM} made from the form")
+
+
+def start(b, ha):
+    say("== its page starts it")
+    b("click", page="n1", testid="tab-details")
     b("click", page="n1", testid="vm-start")
     b("wait_text", page="n1", testid="vm-state", contains="running", timeout=120000)
     b("wait_text", page="n1", testid="vm-node", equals="n2", timeout=30000)
     check(ha.vms(1)[VM]["state"] == "running", f"herd says {VM} is {ha.vms(1)[VM]['state']}")
-    say(f"  {VM} made from the form and running on n2")
+    say(f"  {VM} running on n2")
     b.shot("n1", "vm-page", full=True)
 
 
 def edit_history(b, ha):
-    say("== edit is a new configuration version; the history restores the first")
+    say("== edit is a new configuration version; the history restores the one before")
+    before = int(b("text", page="n1", testid="vm-version"))
     b("click", page="n1", testid="tab-edit")
     b("fill", page="n1", selector="[data-testid=f-group]", value="web")
     b("click", page="n1", testid="f-submit")
     b("wait_url", page="n1", path=f"/vms/{VM}")
-    b("wait_text", page="n1", testid="vm-version", equals="2")
+    b("wait_text", page="n1", testid="vm-version", equals=str(before + 1))
     check(ha.json(1, "vm", "info", VM).get("group") == "web", "the edit did not set the group")
     b("click", page="n1", testid="tab-history")
-    b("wait_visible", page="n1", testid="history-2")
+    b("wait_visible", page="n1", testid=f"history-{before + 1}")
     b.shot("n1", "vm-history", full=True)
-    b("click", page="n1", testid="restore-1")
+    b("click", page="n1", testid=f"restore-{before}")
+    # Over the VM as it is: the server's sentence, and the choice to force it.
+    shown = b("wait_text", page="n1", testid="history-outcome", contains="force")
+    say(f"  restore over the current configuration: {shown}")
+    b("click", page="n1", testid="restore-force")
     shown = b("wait_text", page="n1", testid="history-outcome", contains="restored")
     info = ha.json(1, "vm", "info", VM)
-    check(info.get("group") is None and info["version"] > 2, f"after restoring version 1: {info}")
+    check(info.get("group") is None and info["version"] > before + 1,
+          f"after restoring version {before}: {info}")
     say(f"  {shown}")
 
 
@@ -197,6 +210,7 @@ def main():
             login(b, "n1", "https://10.99.0.1:8001/", admin_pw)
             create_form(b, tn, ha, admin)
             edit_history(b, ha)
+            start(b, ha)
             console_migration(b, ha)
             deletion(b, ha, admin_pw)
         finally:

@@ -91,14 +91,16 @@ function Details({ vm }) {
 function History({ vm, reload }) {
   const { data, error } = useLive([vmPath(vm.name, '/history')], ['vm']);
   const [message, setMessage] = useState(null);
-  const restore = async (version) => {
+  // Without force first: over an existing VM the server says what it would
+  // overwrite, and the user confirms with force.
+  const restore = async (version, force) => {
     setMessage(null);
     try {
-      const out = await post(vmPath(vm.name, '/restore'), { version });
+      const out = await post(vmPath(vm.name, '/restore'), force ? { version, force } : { version });
       setMessage({ ok: true, text: `Version ${version} restored: VM ${out.name} is now at configuration version ${out.version}.` });
       reload();
     } catch (e) {
-      setMessage({ ok: false, text: e.message });
+      setMessage({ ok: false, text: e.message, force: !force && e.status === 409 ? version : null });
     }
   };
   const list = data ? data[0] : [];
@@ -108,6 +110,13 @@ function History({ vm, reload }) {
       {message && (
         <div class={message.ok ? 'success' : 'error'} role={message.ok ? 'status' : 'alert'} data-testid="history-outcome">
           {message.text}
+          {message.force && (
+            <div>
+              <button class="danger" onClick={() => restore(message.force, true)} data-testid="restore-force">
+                {`Overwrite with version ${message.force}`}
+              </button>
+            </div>
+          )}
         </div>
       )}
       <table class="list" data-testid="vm-history">
@@ -192,7 +201,8 @@ export function VmPage({ name, tab }) {
           <div class="loading">Loading…</div>
         )}
         {gone && tab === 'history' && <History vm={{ name, version: -1 }} reload={reload} />}
-        {tab === 'console' && <Console vm={name} />}
+        {/* A console of its own (a new key): it says the VM is gone. */}
+        {tab === 'console' && <Console key="gone" vm={name} />}
       </div>
     );
   }
@@ -213,7 +223,7 @@ export function VmPage({ name, tab }) {
             {label}
           </button>
         ))}
-        <select value={target} onChange={(e) => setTarget(e.target.value)} data-testid="vm-target" aria-label="Migrate to">
+        <select value={target === vm.node ? '' : target} onChange={(e) => setTarget(e.target.value)} data-testid="vm-target" aria-label="Migrate to">
           <option value="">best node</option>
           {nodes.filter((n) => n.name !== vm.node).map((n) => (
             <option value={n.name}>{n.name}</option>
@@ -252,7 +262,7 @@ export function VmPage({ name, tab }) {
       {tab === 'details' && <Details vm={vm} />}
       {tab === 'edit' && <VmForm key={vm.version} vm={vm} onDone={() => { reload(); navigate(uiPath(name)); }} onCancel={() => navigate(uiPath(name))} />}
       {tab === 'history' && <History vm={vm} reload={reload} />}
-      {tab === 'console' && <Console vm={vm.name} />}
+      {tab === 'console' && <Console key="vm" vm={vm.name} />}
     </div>
   );
 }
