@@ -76,6 +76,11 @@ def consoles(ha, i):
     return ha.status(i)["node"]["consoles"]
 
 
+def admin_password(tn):
+    with open(os.path.join(tn.tn.dir, "admin-password")) as f:
+        return f.read().strip()
+
+
 def login(b, page, url, password):
     b("open", page=page, url=url)
     b("wait_url", page=page, path="/login")
@@ -203,12 +208,11 @@ def main():
     with HaNodes(INSTANCE, 2) as tn, Workdir(INSTANCE) as tmp:
         tn.wait_members([1, 2], 2)
         ha = Ha(tn, tmp)
-        admin_pw = open(os.path.join(tn.tn.dir, "admin-password")).read().strip()
-        admin = f"admin:{admin_pw}"
+        admin_pw = admin_password(tn)
         b = Browser(tn, 2)
         try:
             login(b, "n1", "https://10.99.0.1:8001/", admin_pw)
-            create_form(b, tn, ha, admin)
+            create_form(b, tn, ha, f"admin:{admin_pw}")
             edit_history(b, ha)
             start(b, ha)
             console_migration(b, ha)

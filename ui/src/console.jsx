@@ -29,13 +29,14 @@ export function Console({ vm }) {
   const screen = useRef(null);
   // status: connecting | connected | reconnecting | closed
   const [state, setState] = useState({ status: 'connecting', message: null, node: null, connects: 0 });
+  const [attempt, setAttempt] = useState(0); // "Open again" after it closed
 
   useEffect(() => {
     let rfb = null;
     let stopped = false;
     let timer = null;
     let failures = 0;
-    let connects = 0;
+    let connects = state.connects;
 
     const closed = (message) => {
       stopped = true;
@@ -83,7 +84,11 @@ export function Console({ vm }) {
       clearTimeout(timer);
       if (rfb) rfb.disconnect();
     };
-  }, [vm]);
+  }, [vm, attempt]);
+  const again = () => {
+    setState((s) => ({ ...s, status: 'connecting', message: null }));
+    setAttempt(attempt + 1);
+  };
 
   const label = {
     connecting: 'connecting…',
@@ -105,6 +110,11 @@ export function Console({ vm }) {
         <div class="error" role="alert" data-testid="console-message">
           {state.message}
         </div>
+      )}
+      {state.status === 'closed' && (
+        <button class="secondary" onClick={again} data-testid="console-again">
+          Open again
+        </button>
       )}
       <div class={`console-screen ${state.status}`} ref={screen} data-testid="console-screen" />
     </div>

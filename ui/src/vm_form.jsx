@@ -29,6 +29,7 @@ const FIELD_WORDS = [
   [/node set/i, 'nodes'],
 ];
 const FIELD_ALIASES = { restricted: 'nodes', hardware: 'disks' };
+const HARDWARE_FIELDS = ['memory', 'vcpus', 'disks', 'nics', 'cdrom', 'floppy', 'firmware', 'boot'];
 
 export function fieldOf(message) {
   const named = /Field '([a-z_]+)'/.exec(message) || /^'([a-z_]+)'/.exec(message);
@@ -154,7 +155,11 @@ export function VmForm({ vm, onDone, onCancel }) {
         : await api('POST', '/api/v1/vms', body);
       onDone(out);
     } catch (err) {
-      setErrors({ [fieldOf(err.message) || 'form']: err.message });
+      // A field this form does not show (a VM's name once it exists, the
+      // hardware of a VM defined from XML): above the form.
+      const field = fieldOf(err.message);
+      const hidden = (field === 'name' && vm) || (!hasHardware && HARDWARE_FIELDS.includes(field));
+      setErrors({ [field && !hidden ? field : 'form']: err.message });
     } finally {
       setBusy(false);
     }
