@@ -110,14 +110,12 @@ function History({ vm, reload }) {
       {message && (
         <div class={message.ok ? 'success' : 'error'} role={message.ok ? 'status' : 'alert'} data-testid="history-outcome">
           {message.text}
-          {message.force && (
-            <div>
-              <button class="danger" onClick={() => restore(message.force, true)} data-testid="restore-force">
-                {`Overwrite with version ${message.force}`}
-              </button>
-            </div>
-          )}
         </div>
+      )}
+      {message && message.force && (
+        <button class="danger" onClick={() => restore(message.force, true)} data-testid="restore-force">
+          {`Overwrite VM ${vm.name} with version ${message.force}`}
+        </button>
       )}
       <table class="list" data-testid="vm-history">
         <thead>
