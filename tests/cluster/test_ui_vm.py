@@ -10,6 +10,8 @@ browser.mjs, the Browser of test_ui.py) opens n1's UI, and n2's for the end:
   preferred on n2;
 - edit (its anti-affinity group) is a new configuration version, the
   history lists both, and restore brings the one before back;
+- the VM list, filtered to a pool of two other VMs, selects all shown,
+  starts both at once and powers both off at once;
 - its page starts it;
 - the console on n1's page, carried by n1 to the VM on n2, shows the
   screen (noVNC's canvas has more than one colour);
@@ -204,6 +206,33 @@ def deletion(b, ha, admin_pw):
                f"{page}'s page logged errors: {errors}")
 
 
+def many_at_once(b, ha):
+    say("== the VM list: the pool filter, all shown selected, started and powered off at once")
+    for name in ("batch1", "batch2"):
+        ha.ok(1, "vm", "create", name, "--memory", "64M", "--pool", "batch", "--shutdown-timeout", "2")
+    b("click", page="n1", selector="nav a[href='/vms']")
+    b("wait_visible", page="n1", testid="vm-row-batch2")
+    choose(b, "n1", "vm-filter-pool", "batch")
+    b("wait_text", page="n1", testid="vm-count", equals="2 of 3")
+    b("click", page="n1", testid="vm-select-all")
+    b("wait_text", page="n1", testid="vm-selected", equals="2 selected")
+    b("click", page="n1", testid="vm-start")
+    shown = b("wait_text", page="n1", testid="vm-outcome", contains="done", timeout=120000)
+    check("2 VMs" in shown, f"the start of both: {shown!r}")
+    for name in ("batch1", "batch2"):
+        b("wait_text", page="n1", testid=f"vm-state-{name}", equals="running", timeout=60000)
+    check(all(ha.vms(1)[n]["state"] == "running" for n in ("batch1", "batch2")), "herd: not both running")
+    check(ha.vms(1)[VM]["state"] == "shut off", f"{VM}, filtered out, was started too")
+    say(f"  {shown}")
+    b.shot("n1", "vms-pool-started")
+    b("click", page="n1", testid="vm-poweroff")
+    shown = b("wait_text", page="n1", testid="vm-outcome", contains="power off", timeout=120000)
+    for name in ("batch1", "batch2"):
+        b("wait_text", page="n1", testid=f"vm-state-{name}", equals="shut off", timeout=60000)
+    say(f"  {shown}")
+    b("goto", page="n1", path=f"/vms/{VM}")
+
+
 def main():
     with HaNodes(INSTANCE, 2) as tn, Workdir(INSTANCE) as tmp:
         tn.wait_members([1, 2], 2)
@@ -214,6 +243,7 @@ def main():
             login(b, "n1", "https://10.99.0.1:8001/", admin_pw)
             create_form(b, tn, ha, f"admin:{admin_pw}")
             edit_history(b, ha)
+            many_at_once(b, ha)
             start(b, ha)
             console_migration(b, ha)
             deletion(b, ha, admin_pw)

@@ -26,7 +26,7 @@ function VirtualRows({ items, height, renderRow }) {
 
 const STATES = ['all', 'running', 'paused', 'shut off', 'other'];
 
-function matches(vm, query, state, node, ha, group) {
+function matches(vm, query, state, node, ha, group, pool) {
   if (query) {
     const q = query.toLowerCase();
     const hay = `${vm.name} ${vm.node || ''} ${vm.group || ''} ${vm.pool || ''}`.toLowerCase();
@@ -40,6 +40,7 @@ function matches(vm, query, state, node, ha, group) {
   if (ha === 'ha' && !vm.ha) return false;
   if (ha === 'not-ha' && vm.ha) return false;
   if (group !== 'all' && (vm.group || '') !== group) return false;
+  if (pool !== 'all' && (vm.pool || '') !== pool) return false;
   return true;
 }
 
@@ -68,6 +69,7 @@ export function VmList() {
   const [node, setNode] = useState('all');
   const [ha, setHa] = useState('all');
   const [group, setGroup] = useState('all');
+  const [pool, setPool] = useState('all');
   const [selected, setSelected] = useState(new Set());
   const [target, setTarget] = useState('');
   const [busy, setBusy] = useState(null);
@@ -76,8 +78,9 @@ export function VmList() {
 
   const vms = data ? data[0] : [];
   const nodes = data ? data[1] : [];
-  const shown = useMemo(() => vms.filter((vm) => matches(vm, query, state, node, ha, group)), [vms, query, state, node, ha, group]);
+  const shown = useMemo(() => vms.filter((vm) => matches(vm, query, state, node, ha, group, pool)), [vms, query, state, node, ha, group, pool]);
   const groups = useMemo(() => [...new Set(vms.map((vm) => vm.group || ''))].sort(), [vms]);
+  const pools = useMemo(() => [...new Set(vms.map((vm) => vm.pool || ''))].sort(), [vms]);
   const chosen = vms.filter((vm) => selected.has(vm.uuid));
 
   const toggle = (vm, index, e) => {
@@ -140,6 +143,12 @@ export function VmList() {
           <option value="all">any group</option>
           {groups.map((g) => (
             <option value={g}>{g || '(no group)'}</option>
+          ))}
+        </select>
+        <select value={pool} onChange={(e) => setPool(e.target.value)} data-testid="vm-filter-pool" aria-label="Pool">
+          <option value="all">any pool</option>
+          {pools.map((p) => (
+            <option value={p}>{p || '(no pool)'}</option>
           ))}
         </select>
         <Link href="/vms/new" class="button" data-testid="vm-new">
