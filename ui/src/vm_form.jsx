@@ -131,6 +131,40 @@ function Field({ label, field, errors, children, hint }) {
   );
 }
 
+// A <select> of options (strings), an empty choice first if @empty is given.
+function Choice({ options, empty, ...rest }) {
+  return (
+    <select {...rest}>
+      {empty !== undefined && <option value="">{empty}</option>}
+      {options.map((o) => (
+        <option value={o}>{o}</option>
+      ))}
+    </select>
+  );
+}
+
+// A field that is a list (disks, NICs): a row of inputs each, with Remove,
+// and Add.
+function ListField({ label, field, errors, items, row, addLabel, onAdd, onDrop }) {
+  return (
+    <div class={`field ${errors[field] ? 'invalid' : ''}`}>
+      <span class="label">{label}</span>
+      {items.map((item, i) => (
+        <div class="row" data-testid={`f-${field}-${i}`}>
+          {row(item, i)}
+          <button type="button" class="secondary" onClick={() => onDrop(i)}>
+            Remove
+          </button>
+        </div>
+      ))}
+      <button type="button" class="secondary" onClick={onAdd} data-testid={`f-add-${field}`}>
+        {addLabel}
+      </button>
+      <Err errors={errors} field={field} />
+    </div>
+  );
+}
+
 // vm: the VM's JSON to change it, or null to make a new one.
 export function VmForm({ vm, onDone, onCancel }) {
   const { data } = useLive(['/api/v1/disks', '/api/v1/networks', '/api/v1/isos', '/api/v1/nodes'], ['disk', 'network', 'iso', 'node']);
@@ -142,7 +176,7 @@ export function VmForm({ vm, onDone, onCancel }) {
   const [busy, setBusy] = useState(false);
   const set = (k) => (e) => setF({ ...f, [k]: e.target.type === 'checkbox' ? e.target.checked : e.target.value });
   const setRow = (list, i, k) => (e) => setF({ ...f, [list]: f[list].map((r, j) => (j === i ? { ...r, [k]: e.target.value } : r)) });
-  const drop = (list, i) => () => setF({ ...f, [list]: f[list].filter((_, j) => j !== i) });
+  const drop = (list) => (i) => setF({ ...f, [list]: f[list].filter((_, j) => j !== i) });
 
   const submit = async (e) => {
     e.preventDefault();
@@ -166,14 +200,7 @@ export function VmForm({ vm, onDone, onCancel }) {
   };
 
   const inp = (k, props = {}) => <input name={k} value={f[k]} onInput={set(k)} data-testid={`f-${k}`} {...props} />;
-  const sel = (k, options, empty) => (
-    <select name={k} value={f[k]} onChange={set(k)} data-testid={`f-${k}`}>
-      {empty !== undefined && <option value="">{empty}</option>}
-      {options.map((o) => (
-        <option value={o}>{o}</option>
-      ))}
-    </select>
-  );
+  const sel = (k, options, empty) => <Choice name={k} value={f[k]} onChange={set(k)} options={options} empty={empty} data-testid={`f-${k}`} />;
   const names = (list) => list.map((o) => o.name);
 
   return (
@@ -199,57 +226,27 @@ export function VmForm({ vm, onDone, onCancel }) {
             <Field label="vCPUs" field="vcpus" errors={errors}>
               {inp('vcpus')}
             </Field>
-            <div class={`field ${errors.disks ? 'invalid' : ''}`}>
-              <span class="label">Disks</span>
-              {f.disks.map((d, i) => (
-                <div class="row" data-testid={`f-disk-${i}`}>
-                  <select value={d.disk} onChange={setRow('disks', i, 'disk')} aria-label="Disk">
-                    <option value="">choose a disk</option>
-                    {names(disks).map((n) => (
-                      <option value={n}>{n}</option>
-                    ))}
-                  </select>
-                  <select value={d.bus} onChange={setRow('disks', i, 'bus')} aria-label="Bus">
-                    {BUSES.map((b) => (
-                      <option value={b}>{b}</option>
-                    ))}
-                  </select>
-                  <button type="button" class="secondary" onClick={drop('disks', i)}>
-                    Remove
-                  </button>
-                </div>
-              ))}
-              <button type="button" class="secondary" onClick={() => setF({ ...f, disks: [...f.disks, { disk: '', bus: 'virtio' }] })} data-testid="f-add-disk">
-                Add disk
-              </button>
-              <Err errors={errors} field="disks" />
-            </div>
-            <div class={`field ${errors.nics ? 'invalid' : ''}`}>
-              <span class="label">Network</span>
-              {f.nics.map((n, i) => (
-                <div class="row" data-testid={`f-nic-${i}`}>
-                  <select value={n.network} onChange={setRow('nics', i, 'network')} aria-label="Virtual switch">
-                    <option value="">choose a virtual switch</option>
-                    {names(networks).map((s) => (
-                      <option value={s}>{s}</option>
-                    ))}
-                  </select>
-                  <select value={n.model} onChange={setRow('nics', i, 'model')} aria-label="Model">
-                    {MODELS.map((m) => (
-                      <option value={m}>{m}</option>
-                    ))}
-                  </select>
-                  <input value={n.mac} onInput={setRow('nics', i, 'mac')} placeholder="MAC (or a new one)" aria-label="MAC" data-testid={`f-nic-${i}-mac`} />
-                  <button type="button" class="secondary" onClick={drop('nics', i)}>
-                    Remove
-                  </button>
-                </div>
-              ))}
-              <button type="button" class="secondary" onClick={() => setF({ ...f, nics: [...f.nics, { network: '', model: 'virtio', mac: '' }] })} data-testid="f-add-nic">
-                Add NIC
-              </button>
-              <Err errors={errors} field="nics" />
-            </div>
+            <ListField
+              label="Disks" field="disks" errors={errors} items={f.disks} addLabel="Add disk"
+              onAdd={() => setF({ ...f, disks: [...f.disks, { disk: '', bus: 'virtio' }] })} onDrop={drop('disks')}
+              row={(d, i) => (
+                <>
+                  <Choice value={d.disk} onChange={setRow('disks', i, 'disk')} options={names(disks)} empty="choose a disk" aria-label="Disk" />
+                  <Choice value={d.bus} onChange={setRow('disks', i, 'bus')} options={BUSES} aria-label="Bus" />
+                </>
+              )}
+            />
+            <ListField
+              label="Network" field="nics" errors={errors} items={f.nics} addLabel="Add NIC"
+              onAdd={() => setF({ ...f, nics: [...f.nics, { network: '', model: 'virtio', mac: '' }] })} onDrop={drop('nics')}
+              row={(n, i) => (
+                <>
+                  <Choice value={n.network} onChange={setRow('nics', i, 'network')} options={names(networks)} empty="choose a virtual switch" aria-label="Virtual switch" />
+                  <Choice value={n.model} onChange={setRow('nics', i, 'model')} options={MODELS} aria-label="Model" />
+                  <input value={n.mac} onInput={setRow('nics', i, 'mac')} placeholder="MAC (or a new one)" aria-label="MAC" data-testid={`f-nics-${i}-mac`} />
+                </>
+              )}
+            />
             <Field label="CD-ROM" field="cdrom" errors={errors}>
               {sel('cdrom', names(isos), 'empty')}
             </Field>
