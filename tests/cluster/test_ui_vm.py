@@ -5,9 +5,10 @@
 Two nodes; a headless Chromium in n2's network namespace (tests/ui/
 browser.mjs, the Browser of test_ui.py) opens n1's UI, and n2's for the end:
 - the create form with a memory that is no size: the server's sentence
-  shows next to the memory field, and no VM was made;
+  shows next to the memory field, and no VM was made; the same for a NIC
+  without a virtual switch, at the NICs;
 - the form makes VM uivm1 (64 MiB, no disk: SeaBIOS's screen is enough),
-  preferred on n2;
+  preferred on n2, without failback;
 - edit (its anti-affinity group) is a new configuration version, the
   history lists both, and restore brings the one before back;
 - the VM list, filtered to a pool of two other VMs, selects all shown,
@@ -100,6 +101,8 @@ def create_form(b, tn, ha, admin):
     b("fill", page="n1", selector="[data-testid=f-name]", value=VM)
     b("fill", page="n1", selector="[data-testid=f-memory]", value="lots")
     choose(b, "n1", "f-preferred", "n2")
+    # No failback: after the migration below it stays on n1 (as in test_console).
+    b("click", page="n1", testid="f-failback")
     b("click", page="n1", testid="f-submit")
     shown = b("wait_text", page="n1", testid="err-memory", contains=".")
     want = api_message(tn, 1, "POST", "/api/v1/vms", admin, {"name": VM, "memory": "lots", "hardware": {}})
@@ -115,12 +118,24 @@ def create_form(b, tn, ha, admin):
     say(f"  memory 'lots': {shown}")
     b.shot("n1", "vm-create-bad-memory", full=True)
 
-    say("== the form makes the VM")
+    say("== a NIC without a virtual switch: the server's sentence at the NICs")
     b("fill", page="n1", selector="[data-testid=f-memory]", value="64M")
+    b("click", page="n1", testid="f-add-nics")
+    b("click", page="n1", testid="f-submit")
+    shown = b("wait_text", page="n1", testid="err-nics", contains=".")
+    want = api_message(tn, 1, "POST", "/api/v1/vms", admin,
+                       {"name": VM, "memory": "64M", "hardware": {"nics": [{"network": "", "model": "virtio"}]}})
+    check(shown == want, f"next to the NICs: {shown!r}; the server says {want!r}")
+    check(b("count", page="n1", selector="[data-testid=err-memory]") == 0, "the memory error stayed")
+    check(VM not in ha.vms(1), f"a refused create made VM {VM}")
+    say(f"  {shown}")
+    b("click", page="n1", selector="[data-testid=f-nics-0] button")
+
+    say("== the form makes the VM")
     b("click", page="n1", testid="f-submit")
     b("wait_url", page="n1", path=f"/vms/{VM}")
     vm = ha.vms(1).get(VM)
-    check(vm and vm["memory_mib"] == 64 and vm.get("preferred") == "n2",
+    check(vm and vm["memory_mib"] == 64 and vm.get("preferred") == "n2" and vm["failback"] is False,
           f"herd vm list after the create: {vm}")
     b("wait_text", page="n1", testid="vm-memory", equals="64 MiB")
     say(f"  {VM} made from the form")
