@@ -25,7 +25,7 @@ const result = await esbuild.build({
   bundle: true,
   minify: true,
   format: 'esm',
-  target: 'es2020',
+  target: 'es2022', // noVNC's core/util/browser.js awaits at its top level
   jsx: 'automatic',
   jsxImportSource: 'preact',
   outdir: join(out, 'assets'),

@@ -1,6 +1,6 @@
 // Live updates: one EventSource on /api/v1/events.  Pages subscribe to the
-// kinds of objects they show; a burst of changes becomes one refetch per
-// subscriber (debounced), and a reconnect (the node restarted, the stream
+// kinds of objects they show; a burst of changes becomes at most one
+// refetch per subscriber every DEBOUNCE_MS (the first at once), and a reconnect (the node restarted, the stream
 // was cut because this tab fell behind) refetches everything.
 
 const DEBOUNCE_MS = 150;
@@ -24,12 +24,24 @@ export function onLiveStatus(fn) {
   return () => statusListeners.delete(fn);
 }
 
+// The first change after a quiet spell is fetched at once; more within
+// DEBOUNCE_MS of it make one more fetch at its end (a burst costs at most
+// one fetch per DEBOUNCE_MS, and a lone change reaches the screen without
+// waiting).
 function schedule(sub) {
-  if (sub.timer) return;
-  sub.timer = setTimeout(() => {
+  if (sub.timer) {
+    sub.again = true;
+    return;
+  }
+  sub.fn();
+  const quiet = () => {
     sub.timer = null;
+    if (!sub.again) return;
+    sub.again = false;
     sub.fn();
-  }, DEBOUNCE_MS);
+    sub.timer = setTimeout(quiet, DEBOUNCE_MS);
+  };
+  sub.timer = setTimeout(quiet, DEBOUNCE_MS);
 }
 
 function dispatch(kind) {
@@ -70,7 +82,7 @@ export function stopLive() {
 // Call fn (debounced) whenever an object of one of kinds changes ('*':
 // any; 'membership': a node lost or back).  Returns the unsubscribe.
 export function subscribe(kinds, fn) {
-  const sub = { kinds: kinds ? new Set(kinds) : null, fn, timer: null };
+  const sub = { kinds: kinds ? new Set(kinds) : null, fn, timer: null, again: false };
   subscribers.add(sub);
   return () => {
     clearTimeout(sub.timer);

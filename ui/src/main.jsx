@@ -6,6 +6,7 @@ import { Link, navigate, usePath } from './router.jsx';
 import { Login } from './login.jsx';
 import { Dashboard } from './dashboard.jsx';
 import { VmList } from './vm_list.jsx';
+import { VmNew, VmPage, vmRoute } from './vm_page.jsx';
 import './style.css';
 
 function Shell({ session, onLogout, children }) {
@@ -86,7 +87,10 @@ function App() {
     setSession(null);
   };
   let page;
+  const vmr = vmRoute(path);
   if (path === '/vms') page = <VmList session={session} />;
+  else if (path === '/vms/new') page = <VmNew />;
+  else if (vmr) page = <VmPage key={vmr.name} name={vmr.name} tab={vmr.tab} />;
   else page = <Dashboard />;
   return (
     <Shell session={session} onLogout={logout}>

@@ -1,6 +1,7 @@
 import { useMemo, useRef, useState } from 'preact/hooks';
 import { post } from './api.js';
 import { useLive } from './hooks.js';
+import { Link } from './router.jsx';
 
 const ROW_HEIGHT = 36; // px; every row alike, so the visible ones are known by arithmetic
 const OVERSCAN = 8;
@@ -25,7 +26,7 @@ function VirtualRows({ items, height, renderRow }) {
 
 const STATES = ['all', 'running', 'paused', 'shut off', 'other'];
 
-function matches(vm, query, state, node, ha) {
+function matches(vm, query, state, node, ha, group, pool) {
   if (query) {
     const q = query.toLowerCase();
     const hay = `${vm.name} ${vm.node || ''} ${vm.group || ''} ${vm.pool || ''}`.toLowerCase();
@@ -38,6 +39,8 @@ function matches(vm, query, state, node, ha) {
   if (node !== 'all' && vm.node !== node) return false;
   if (ha === 'ha' && !vm.ha) return false;
   if (ha === 'not-ha' && vm.ha) return false;
+  if (group !== 'all' && (vm.group || '') !== group) return false;
+  if (pool !== 'all' && (vm.pool || '') !== pool) return false;
   return true;
 }
 
@@ -65,6 +68,8 @@ export function VmList() {
   const [state, setState] = useState('all');
   const [node, setNode] = useState('all');
   const [ha, setHa] = useState('all');
+  const [group, setGroup] = useState('all');
+  const [pool, setPool] = useState('all');
   const [selected, setSelected] = useState(new Set());
   const [target, setTarget] = useState('');
   const [busy, setBusy] = useState(null);
@@ -73,7 +78,9 @@ export function VmList() {
 
   const vms = data ? data[0] : [];
   const nodes = data ? data[1] : [];
-  const shown = useMemo(() => vms.filter((vm) => matches(vm, query, state, node, ha)), [vms, query, state, node, ha]);
+  const shown = useMemo(() => vms.filter((vm) => matches(vm, query, state, node, ha, group, pool)), [vms, query, state, node, ha, group, pool]);
+  const groups = useMemo(() => [...new Set(vms.map((vm) => vm.group || ''))].sort(), [vms]);
+  const pools = useMemo(() => [...new Set(vms.map((vm) => vm.pool || ''))].sort(), [vms]);
   const chosen = vms.filter((vm) => selected.has(vm.uuid));
 
   const toggle = (vm, index, e) => {
@@ -99,6 +106,7 @@ export function VmList() {
   };
   const start = () => act('start', (vm) => post(`/api/v1/vms/${encodeURIComponent(vm.name)}/start`));
   const stop = () => act('shut down', (vm) => post(`/api/v1/vms/${encodeURIComponent(vm.name)}/shutdown`));
+  const powerOff = () => act('power off', (vm) => post(`/api/v1/vms/${encodeURIComponent(vm.name)}/destroy`));
   const migrate = () =>
     act('migrate', (vm) => post(`/api/v1/vms/${encodeURIComponent(vm.name)}/migrate`, target ? { node: target } : {}));
 
@@ -131,6 +139,21 @@ export function VmList() {
           <option value="ha">HA only</option>
           <option value="not-ha">not HA</option>
         </select>
+        <select value={group} onChange={(e) => setGroup(e.target.value)} data-testid="vm-filter-group" aria-label="Group">
+          <option value="all">any group</option>
+          {groups.map((g) => (
+            <option value={g}>{g || '(no group)'}</option>
+          ))}
+        </select>
+        <select value={pool} onChange={(e) => setPool(e.target.value)} data-testid="vm-filter-pool" aria-label="Pool">
+          <option value="all">any pool</option>
+          {pools.map((p) => (
+            <option value={p}>{p || '(no pool)'}</option>
+          ))}
+        </select>
+        <Link href="/vms/new" class="button" data-testid="vm-new">
+          New VM
+        </Link>
       </div>
       <div class="toolbar actions">
         <span data-testid="vm-selected">{chosen.length} selected</span>
@@ -139,6 +162,9 @@ export function VmList() {
         </button>
         <button onClick={stop} disabled={!chosen.length || busy} data-testid="vm-stop">
           Shut down
+        </button>
+        <button onClick={powerOff} disabled={!chosen.length || busy} data-testid="vm-poweroff">
+          Power off
         </button>
         <input list="vm-nodes" placeholder="target node (or the best)" value={target} onInput={(e) => setTarget(e.target.value)} data-testid="vm-target" />
         <datalist id="vm-nodes">
@@ -182,7 +208,9 @@ export function VmList() {
               <span class="check">
                 <input type="checkbox" checked={selected.has(vm.uuid)} onClick={(e) => toggle(vm, i, e)} aria-label={`Select ${vm.name}`} />
               </span>
-              <span class="name">{vm.name}</span>
+              <span class="name">
+                <Link href={`/vms/${encodeURIComponent(vm.name)}`}>{vm.name}</Link>
+              </span>
               <span class={`state ${vm.state.replace(' ', '-')}`} data-testid={`vm-state-${vm.name}`}>
                 {vm.state}
                 {vm.error ? ' ⚠' : ''}
