@@ -2,7 +2,7 @@
 // scripts and one of styles under assets/, named after their content's
 // hash (cached for ever), and index.html, which names them (revalidated
 // at every load).  No network: everything comes from node_modules.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,8 +12,18 @@ if (!out) {
   console.error('usage: node build.mjs OUTDIR');
   process.exit(2);
 }
-if (!existsSync(join(here, 'node_modules', 'esbuild'))) {
-  console.error(`${join(here, 'node_modules')} lacks the UI's npm packages: run scripts/install-deps (npm ci in ui/).`);
+// Every package the lockfile pins, at its version (a checkout that pulled a
+// new lockfile still has the old node_modules until npm ci runs again).
+const lock = JSON.parse(readFileSync(join(here, 'package-lock.json'), 'utf8'));
+const stale = [];
+for (const [path, pkg] of Object.entries(lock.packages || {})) {
+  if (!path.startsWith('node_modules/') || pkg.optional) continue;
+  const manifest = join(here, path, 'package.json');
+  const have = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')).version : null;
+  if (have !== pkg.version) stale.push(`${path.slice('node_modules/'.length)} ${pkg.version} (${have ? `${have} installed` : 'missing'})`);
+}
+if (stale.length) {
+  console.error(`${join(here, 'node_modules')} does not match ui/package-lock.json: ${stale.slice(0, 5).join(', ')}${stale.length > 5 ? ` and ${stale.length - 5} more` : ''}. Run scripts/install-deps (npm ci in ui/).`);
   process.exit(1);
 }
 const esbuild = await import('esbuild');
