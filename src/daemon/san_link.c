@@ -379,25 +379,31 @@ static bool submit_outdate(herd_san_link *l, const char *uuid, bool *already, GE
 	return false;
 }
 
-/* Every disk whose writes wait (a copy of the keys: try_outdate changes
+/* @try for every disk named in @set (a copy of the keys: @try changes
  * the object). */
-static void try_all_outdates(herd_san_link *l)
+static void try_each(herd_san_link *l, json_t *set, void (*try)(herd_san_link *, const char *))
 {
-	g_autoptr(json_t) keys = json_copy(l->waiting);
+	g_autoptr(json_t) keys = json_copy(set);
 	const char *uuid;
 	json_t *v;
 	json_object_foreach(keys, uuid, v)
-		try_outdate(l, uuid);
+		try(l, uuid);
 }
 
-static void try_all_detaches(herd_san_link *l);
+/* Every disk whose writes wait. */
+static void try_all_outdates(herd_san_link *l)
+{
+	try_each(l, l->waiting, try_outdate);
+}
+
+static void try_detach(herd_san_link *l, const char *uuid);
 
 static gboolean on_outdate_timer(gpointer user)
 {
 	herd_san_link *l = user;
 	l->outdate_timer = 0;
 	try_all_outdates(l);
-	try_all_detaches(l);
+	try_each(l, l->detaching, try_detach);
 	return G_SOURCE_REMOVE;
 }
 
@@ -426,8 +432,6 @@ static void try_outdate(herd_san_link *l, const char *uuid)
 
 /* ------------------------------------------------------------------ */
 /* disk-failed: this node's replica is recorded outdated, then detached */
-
-static void try_detach(herd_san_link *l, const char *uuid);
 
 static void on_detach_committed(json_t *result, const GError *error, gpointer user)
 {
@@ -468,15 +472,6 @@ static void try_detach(herd_san_link *l, const char *uuid)
 		  err ? err->message : "?");
 	if (!l->outdate_timer)
 		l->outdate_timer = g_timeout_add(OUTDATE_RETRY_MS, on_outdate_timer, l);
-}
-
-static void try_all_detaches(herd_san_link *l)
-{
-	g_autoptr(json_t) keys = json_copy(l->detaching);
-	const char *uuid;
-	json_t *v;
-	json_object_foreach(keys, uuid, v)
-		try_detach(l, uuid);
 }
 
 /* This node's replica is the source of a resync: the peer's is being
