@@ -587,6 +587,12 @@ static void on_event(herd_san_link *l, json_t *j)
 		const char *role = json_string_value(json_object_get(json_object_get(j, "sync"), "role"));
 		if (g_strcmp0(role, "source") == 0)
 			peer_behind(l, uuid);
+		/* still waiting for "detached" (one lost with a restart of herd-san) */
+		const char *disk = json_string_value(json_object_get(json_object_get(j, "disk"), "state"));
+		if (g_strcmp0(disk, "detaching") == 0 && !json_object_get(l->detaching, uuid)) {
+			json_object_set_new(l->detaching, uuid, json_true());
+			try_detach(l, uuid);
+		}
 	} else if (strcmp(ev, "peer-lost") == 0) {
 		log_info("eSAN disk %s: its peer replica is away; its writes wait until the peer is "
 			 "recorded outdated", uuid);
