@@ -59,17 +59,26 @@ json_t *herd_esan_volumes(store_state *st, const char *node_name)
 	return out;
 }
 
+/* esan_disk(), with *@already false and an error if there is no such disk. */
+static store_object *node_disk(store_state *st, const char *disk_uuid, const char *node_name,
+			       const store_replica **mine, const store_replica **peer, bool *already,
+			       GError **error)
+{
+	store_object *disk = esan_disk(st, disk_uuid, node_name, mine, peer);
+	*already = false;
+	if (!disk)
+		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND,
+			    "Node %s holds no replica of an eSAN disk %s.", node_name, disk_uuid);
+	return disk;
+}
+
 json_t *herd_esan_outdate_cmd(store_state *st, const char *disk_uuid, const char *node_name,
 			      bool *already, GError **error)
 {
 	const store_replica *mine = NULL, *peer = NULL;
-	store_object *disk = esan_disk(st, disk_uuid, node_name, &mine, &peer);
-	*already = false;
-	if (!disk) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND,
-			    "Node %s holds no replica of an eSAN disk %s.", node_name, disk_uuid);
+	store_object *disk = node_disk(st, disk_uuid, node_name, &mine, &peer, already, error);
+	if (!disk)
 		return NULL;
-	}
 	if (mine->state != STORE_REPLICA_UPTODATE) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
 			    "The replica of eSAN disk %s on %s is %s: it may not be written alone.", disk->name,
@@ -92,13 +101,9 @@ json_t *herd_esan_detach_cmd(store_state *st, const char *disk_uuid, const char 
 			     bool *already, GError **error)
 {
 	const store_replica *mine = NULL, *peer = NULL;
-	store_object *disk = esan_disk(st, disk_uuid, node_name, &mine, &peer);
-	*already = false;
-	if (!disk) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND,
-			    "Node %s holds no replica of an eSAN disk %s.", node_name, disk_uuid);
+	store_object *disk = node_disk(st, disk_uuid, node_name, &mine, &peer, already, error);
+	if (!disk)
 		return NULL;
-	}
 	if (mine->state != STORE_REPLICA_UPTODATE && mine->discard) {
 		*already = true;
 		return NULL;
