@@ -40,6 +40,7 @@ struct herd_san_link {
 	json_t *waiting;            /* {uuid: the "seq" of its peer-lost}: writes wait for "outdated" */
 	GHashTable *submitting;     /* uuid -> its outdate command's context, under way */
 	guint outdate_timer;
+	json_t *detaching;          /* {uuid: true}: a failed local disk waits for the store */
 	GHashTable *peer_down;      /* uuids told "peer-down" since the peer was last seen */
 	json_t *verifying;          /* {uuid: the verification id herd-san was asked} */
 	json_t *results;            /* {uuid: herd-san's verify event}: not recorded yet */
@@ -378,22 +379,31 @@ static bool submit_outdate(herd_san_link *l, const char *uuid, bool *already, GE
 	return false;
 }
 
-/* Every disk whose writes wait (a copy of the keys: try_outdate changes
+/* @try for every disk named in @set (a copy of the keys: @try changes
  * the object). */
-static void try_all_outdates(herd_san_link *l)
+static void try_each(herd_san_link *l, json_t *set, void (*try)(herd_san_link *, const char *))
 {
-	g_autoptr(json_t) keys = json_copy(l->waiting);
+	g_autoptr(json_t) keys = json_copy(set);
 	const char *uuid;
 	json_t *v;
 	json_object_foreach(keys, uuid, v)
-		try_outdate(l, uuid);
+		try(l, uuid);
 }
+
+/* Every disk whose writes wait. */
+static void try_all_outdates(herd_san_link *l)
+{
+	try_each(l, l->waiting, try_outdate);
+}
+
+static void try_detach(herd_san_link *l, const char *uuid);
 
 static gboolean on_outdate_timer(gpointer user)
 {
 	herd_san_link *l = user;
 	l->outdate_timer = 0;
 	try_all_outdates(l);
+	try_each(l, l->detaching, try_detach);
 	return G_SOURCE_REMOVE;
 }
 
@@ -416,6 +426,50 @@ static void try_outdate(herd_san_link *l, const char *uuid)
 	/* Not now (no quorum, the peer not fenced yet, this replica itself
 	 * not up to date): the writes keep waiting; try again. */
 	log_debug("eSAN disk %s: cannot record its peer outdated yet: %s", uuid, err ? err->message : "?");
+	if (!l->outdate_timer)
+		l->outdate_timer = g_timeout_add(OUTDATE_RETRY_MS, on_outdate_timer, l);
+}
+
+/* ------------------------------------------------------------------ */
+/* disk-failed: this node's replica is recorded outdated, then detached */
+
+static void on_detach_committed(json_t *result, const GError *error, gpointer user)
+{
+	disk_change *c = user;
+	herd_san_link *l = c->l;
+	g_hash_table_remove(l->submitting, c->uuid);
+	if (error)
+		log_warn("eSAN disk %s: recording its failed replica outdated failed (%s); trying again",
+			 c->uuid, error->message);
+	if (json_object_get(l->detaching, c->uuid))
+		try_detach(l, c->uuid);
+	disk_change_free(c);
+}
+
+/* The store has this node's replica outdated and discarded: herd-san's
+ * held I/O goes to the peer.  Else submit that (again, until it holds). */
+static void try_detach(herd_san_link *l, const char *uuid)
+{
+	if (g_hash_table_contains(l->submitting, uuid))
+		return;
+	bool already = false;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(json_t) cmd = herd_esan_detach_cmd(state(l), uuid, l->node, &already, &err);
+	if (already) {
+		log_info("eSAN disk %s: its replica here is recorded outdated; the peer serves it", uuid);
+		json_object_del(l->detaching, uuid);
+		send_simple(l, "detached", uuid);
+		return;
+	}
+	if (cmd) {
+		disk_change *c = disk_change_new(l, l->submitting, uuid);
+		if (herd_cluster_submit(l->cluster, cmd, "eSAN", on_detach_committed, c, &err))
+			return;
+		g_hash_table_remove(l->submitting, uuid);
+		disk_change_free(c);
+	}
+	log_debug("eSAN disk %s: cannot record its failed replica outdated yet: %s", uuid,
+		  err ? err->message : "?");
 	if (!l->outdate_timer)
 		l->outdate_timer = g_timeout_add(OUTDATE_RETRY_MS, on_outdate_timer, l);
 }
@@ -533,12 +587,30 @@ static void on_event(herd_san_link *l, json_t *j)
 		const char *role = json_string_value(json_object_get(json_object_get(j, "sync"), "role"));
 		if (g_strcmp0(role, "source") == 0)
 			peer_behind(l, uuid);
+		/* still waiting for "detached" (one lost with a restart of herd-san) */
+		const char *disk = json_string_value(json_object_get(json_object_get(j, "disk"), "state"));
+		if (g_strcmp0(disk, "detaching") == 0 && !json_object_get(l->detaching, uuid)) {
+			json_object_set_new(l->detaching, uuid, json_true());
+			try_detach(l, uuid);
+		}
 	} else if (strcmp(ev, "peer-lost") == 0) {
 		log_info("eSAN disk %s: its peer replica is away; its writes wait until the peer is "
 			 "recorded outdated", uuid);
 		json_t *seq = json_object_get(j, "seq");
 		json_object_set_new(l->waiting, uuid, json_is_integer(seq) ? json_incref(seq) : json_null());
 		try_outdate(l, uuid);
+	} else if (strcmp(ev, "disk-failed") == 0) {
+		const char *st = json_string_value(json_object_get(j, "state"));
+		const char *why = json_string_value(json_object_get(j, "why"));
+		if (g_strcmp0(st, "detaching") == 0) {
+			log_err("eSAN disk %s: %s; detaching the replica here (the peer serves the disk once "
+				  "the store has this one outdated)", uuid, why ? why : "its local disk failed");
+			json_object_set_new(l->detaching, uuid, json_true());
+			try_detach(l, uuid);
+		} else {
+			log_err("eSAN disk %s: %s; no up-to-date peer: its I/O fails", uuid,
+				  why ? why : "its local disk failed");
+		}
 	} else if (strcmp(ev, "synced") == 0) {
 		json_t *cmd = herd_esan_synced_cmd(state(l), uuid, l->node);
 		g_autoptr(GError) err = NULL;
@@ -673,7 +745,7 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 	sync_volumes(l);
 	send_verifies(l);
 	/* A peer just fenced lets a waiting outdate through. */
-	if (json_object_size(l->waiting) && !l->outdate_timer)
+	if ((json_object_size(l->waiting) || json_object_size(l->detaching)) && !l->outdate_timer)
 		l->outdate_timer = g_timeout_add(0, on_outdate_timer, l);
 }
 
@@ -703,6 +775,7 @@ herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char 
 	l->sent = json_object();
 	l->states = json_object();
 	l->waiting = json_object();
+	l->detaching = json_object();
 	l->submitting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->peer_down = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	l->verifying = json_object();
@@ -751,6 +824,7 @@ void herd_san_link_free(herd_san_link *l)
 	json_decref(l->config_sent);
 	json_decref(l->chosen);
 	json_decref(l->waiting);
+	json_decref(l->detaching);
 	json_decref(l->results);
 	json_decref(l->reported);
 	g_hash_table_destroy(l->submitting);

@@ -8,7 +8,10 @@
  * that every node shows them), "peer-lost" (herdd commits the peer's
  * replica outdated, retrying until the store accepts it — quorum, and the
  * peer fenced if its node is lost — and only then lets herd-san write
- * alone), and "synced" (the peer is up to date again).  It carries out
+ * alone), "disk-failed" (this node's local disk failed under a replica:
+ * herdd commits that replica outdated and discarded, retrying, and only
+ * then lets herd-san serve the disk from the peer, "detached"), and
+ * "synced" (the peer is up to date again).  It carries out
  * what operators decided through the store: a replica discarded or promoted
  * (promote --force, resolve --keep) and a verification asked of this node,
  * whose result it records (made again against the disk as it is when a

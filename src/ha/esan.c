@@ -54,21 +54,31 @@ json_t *herd_esan_volumes(store_state *st, const char *node_name)
 				  there, "port", d->port, "local", store_replica_state_name(mine->state),
 				  "peer_state", store_replica_state_name(peer->state), "initial_gen", d->gen));
 		json_object_set_new(json_object_get(out, o->uuid), "discard", json_boolean(mine->discard));
+		json_object_set_new(json_object_get(out, o->uuid), "peer_discard", json_boolean(peer->discard));
 	}
 	return out;
+}
+
+/* esan_disk(), with *@already false and an error if there is no such disk. */
+static store_object *node_disk(store_state *st, const char *disk_uuid, const char *node_name,
+			       const store_replica **mine, const store_replica **peer, bool *already,
+			       GError **error)
+{
+	store_object *disk = esan_disk(st, disk_uuid, node_name, mine, peer);
+	*already = false;
+	if (!disk)
+		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND,
+			    "Node %s holds no replica of an eSAN disk %s.", node_name, disk_uuid);
+	return disk;
 }
 
 json_t *herd_esan_outdate_cmd(store_state *st, const char *disk_uuid, const char *node_name,
 			      bool *already, GError **error)
 {
 	const store_replica *mine = NULL, *peer = NULL;
-	store_object *disk = esan_disk(st, disk_uuid, node_name, &mine, &peer);
-	*already = false;
-	if (!disk) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND,
-			    "Node %s holds no replica of an eSAN disk %s.", node_name, disk_uuid);
+	store_object *disk = node_disk(st, disk_uuid, node_name, &mine, &peer, already, error);
+	if (!disk)
 		return NULL;
-	}
 	if (mine->state != STORE_REPLICA_UPTODATE) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
 			    "The replica of eSAN disk %s on %s is %s: it may not be written alone.", disk->name,
@@ -85,6 +95,26 @@ json_t *herd_esan_outdate_cmd(store_state *st, const char *disk_uuid, const char
 		states[i] = r == peer ? STORE_REPLICA_OUTDATED : r->state;
 	}
 	return store_disk_cmd_replicas(disk, states);
+}
+
+json_t *herd_esan_detach_cmd(store_state *st, const char *disk_uuid, const char *node_name,
+			     bool *already, GError **error)
+{
+	const store_replica *mine = NULL, *peer = NULL;
+	store_object *disk = node_disk(st, disk_uuid, node_name, &mine, &peer, already, error);
+	if (!disk)
+		return NULL;
+	if (mine->state != STORE_REPLICA_UPTODATE && mine->discard) {
+		*already = true;
+		return NULL;
+	}
+	if (peer->state != STORE_REPLICA_UPTODATE) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+			    "The other replica of eSAN disk %s is %s: the failed one on %s cannot be detached.",
+			    disk->name, store_replica_state_name(peer->state), node_name);
+		return NULL;
+	}
+	return store_disk_cmd_keep(disk, &store_disk_of(disk)->replicas[0] == peer ? 0 : 1);
 }
 
 json_t *herd_esan_synced_cmd(store_state *st, const char *disk_uuid, const char *node_name)
@@ -291,6 +321,21 @@ json_t *herd_esan_alerts(store_state *st, json_t *reports)
 						      "herd connects neither ('herd disk resolve %s --keep NODE').",
 						      o->name, node, o->name));
 			}
+			/* a local disk that failed under its replica */
+			json_t *dk = json_object_get(s, "disk");
+			const char *dstate = json_string_value(json_object_get(dk, "state"));
+			const char *dwhy = json_string_value(json_object_get(dk, "why"));
+			if (g_strcmp0(dstate, "failed") == 0)
+				alert(out, "esan_disk_failed", "critical", o, node,
+				      g_strdup_printf("eSAN disk %s: the local disk under the replica on %s failed (%s) "
+						      "and no up-to-date peer serves it: its I/O fails.",
+						      o->name, node, dwhy ? dwhy : "?"));
+			else if (dstate)
+				alert(out, "esan_disk_detached", "critical", o, node,
+				      g_strdup_printf("eSAN disk %s: the local disk under the replica on %s failed (%s): "
+						      "the replica is %s and the peer serves the disk, which is not "
+						      "redundant. Replace the disk; its replica gets a full sync when "
+						      "herd-san starts again.", o->name, node, dwhy ? dwhy : "?", dstate));
 			/* a crash its activity log does not cover (herd-san says why) */
 			json_t *crash = json_object_get(s, "crash");
 			const char *why = json_string_value(json_object_get(crash, "why"));

@@ -30,6 +30,14 @@ json_t *herd_esan_volumes(store_state *st, const char *node_name);
 json_t *herd_esan_outdate_cmd(store_state *st, const char *disk_uuid, const char *node_name,
 			      bool *already, GError **error);
 
+/* The command that records @node_name's own replica of disk @disk_uuid
+ * outdated and discarded (its local disk failed and herd-san detached it;
+ * the peer serves the disk), the peer's kept.  NULL with *@already true
+ * when the store records that already; NULL with an error when the peer's
+ * replica is not up to date (nothing to detach to) or there is no such disk. */
+json_t *herd_esan_detach_cmd(store_state *st, const char *disk_uuid, const char *node_name,
+			     bool *already, GError **error);
+
 /* The command that records the peer of @node_name's replica up to date
  * after a resync from @node_name; NULL when there is nothing to record
  * (or no such disk, or @node_name's own replica is not up to date). */

@@ -82,6 +82,43 @@ static bool make_nbdkit_tls_dir(san_daemon *d, const char *tls_dir, GError **err
 	return true;
 }
 
+/* SHA-256 over the node's TLS files in @dir, or NULL if one is unreadable. */
+static char *tls_fingerprint(const char *dir)
+{
+	static const char *const names[] = { "ca.crt", "node.crt", "node.key" };
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	for (unsigned i = 0; i < G_N_ELEMENTS(names); i++) {
+		g_autofree char *path = g_build_filename(dir, names[i], NULL);
+		g_autofree char *data = NULL;
+		gsize len = 0;
+		if (!g_file_get_contents(path, &data, &len, NULL))
+			return NULL;
+		g_checksum_update(sum, (const guchar *)data, (gssize)len);
+	}
+	return g_strdup(g_checksum_get_string(sum));
+}
+
+void san_control_check_certs(san_daemon *d)
+{
+	if (!d->config)
+		return;
+	g_autofree char *now = tls_fingerprint(d->config->config.tls_dir);
+	if (!now || g_strcmp0(now, d->tls_fingerprint) == 0)
+		return;
+	bool renewed = d->tls_fingerprint != NULL;
+	g_free(d->tls_fingerprint);
+	d->tls_fingerprint = g_steal_pointer(&now);
+	if (!renewed)
+		return;
+	log_info("the node's TLS certificates in %s changed: the volumes' nbdkits start again with them",
+		 d->config->config.tls_dir);
+	GHashTableIter it;
+	void *value;
+	g_hash_table_iter_init(&it, d->volumes);
+	while (g_hash_table_iter_next(&it, NULL, &value))
+		san_volume_certs_changed(value);
+}
+
 bool san_control_apply_config(san_daemon *d, const san_request *req, GError **error)
 {
 	if (!check_tls_dir(req->config.tls_dir, error) || !make_nbdkit_tls_dir(d, req->config.tls_dir, error))
@@ -106,6 +143,7 @@ bool san_control_apply_config(san_daemon *d, const san_request *req, GError **er
 	/* A volume may start here, never leave: safe to iterate. */
 	while (g_hash_table_iter_next(&it, NULL, &value))
 		san_volume_config_changed(value);
+	san_control_check_certs(d);
 	return true;
 }
 

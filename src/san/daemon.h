@@ -23,6 +23,7 @@ typedef struct {
 	san_request *config;	/* the same, parsed */
 	GHashTable *volumes;	/* uuid → san_volume* */
 	GList *clients;		/* san_client* (control.c) */
+	char *tls_fingerprint;	/* SHA-256 of the TLS files the nbdkits were started with */
 } san_daemon;
 
 /* Send @ev to every connected herdd. */
@@ -37,3 +38,10 @@ char *san_run_path(const san_daemon *d, const char *uuid, const char *suffix);
 
 /* nbdkit's TLS directory (RUN/tls). */
 char *san_tls_path(const san_daemon *d);
+
+/* The node's TLS files (ca.crt, node.crt, node.key in the config's
+ * tls_dir) changed since the nbdkits started (renewed certificates): each
+ * volume's nbdkit starts again with them — at once, or, under a local
+ * writer, once it closes (control.c; herd-san checks every few seconds and
+ * at every config op). */
+void san_control_check_certs(san_daemon *d);

@@ -50,6 +50,15 @@ char *san_tls_path(const san_daemon *d)
 	return g_build_filename(d->run_dir, "tls", NULL);
 }
 
+/* How often herd-san looks whether the node's certificates were renewed. */
+#define CERT_CHECK_S 5
+
+static gboolean on_cert_check(void *data)
+{
+	san_control_check_certs(data);
+	return G_SOURCE_CONTINUE;
+}
+
 static gboolean on_quit_signal(void *data)
 {
 	log_info("stopping; the volumes' nbdkits go on serving");
@@ -151,6 +160,8 @@ int main(int argc, char **argv)
 		g_printerr("herd-san: %s\n", error->message);
 		return 1;
 	}
+	/* renewed certificates are taken within this long */
+	g_timeout_add_seconds(CERT_CHECK_S, on_cert_check, &d);
 	g_unix_signal_add(SIGTERM, on_quit_signal, loop);
 	g_unix_signal_add(SIGINT, on_quit_signal, loop);
 	log_info("herd-san %s: %u volume(s); listening on %s", HERD_VERSION, g_hash_table_size(d.volumes),
@@ -169,6 +180,7 @@ int main(int argc, char **argv)
 	g_free(d.socket_path);
 	g_free(d.nbdkit);
 	g_free(d.plugin);
+	g_free(d.tls_fingerprint);
 	close(lock_fd);
 	return 0;
 }

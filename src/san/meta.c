@@ -288,6 +288,14 @@ void san_meta_discard(san_meta *m)
 	crash_clear(m);
 }
 
+void san_meta_detach_generation(san_meta *m, uint64_t new_id)
+{
+	push_history(m, m->bitmap);
+	push_history(m, m->current);
+	m->current = new_id;
+	m->bitmap = 0;
+}
+
 void san_meta_encode(const san_meta *m, bool live, uint8_t *block)
 {
 	memset(block, 0, SAN_META_BLOCK);

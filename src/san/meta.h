@@ -163,6 +163,12 @@ void san_meta_promote(san_meta *m, uint64_t new_id);
 /* `discard`: this replica lost; it becomes a full-sync target. */
 void san_meta_discard(san_meta *m);
 
+/* The peer's disk failed and was detached: this replica (and, in memory
+ * only, the detached one, which serves from it) goes on in a new
+ * generation @new_id with no bitmap base, so that the detached replica's
+ * metadata on its disk is older (in the history) and gets a full sync. */
+void san_meta_detach_generation(san_meta *m, uint64_t new_id);
+
 /* The block of @m (SAN_META_BLOCK bytes at @block); @live keeps
  * SAN_META_WRITER_NOW (the `meta` export), else only disk flags. */
 void san_meta_encode(const san_meta *m, bool live, uint8_t *block);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "san/bitmap.h"
+#include "san/disk_health.h"
 #include "san/meta.h"
 
 /* The link to the peer, as the write path sees it. */
@@ -70,6 +71,9 @@ typedef struct {
 	uint64_t peer_writes_unflushed;  /* peer writes answered since the last flush began */
 	bool stopping;
 	char *crash_why;               /* why a crash means a full sync (the log was not trusted) */
+	san_disk disk;                 /* the local disk: healthy, or detached after an error */
+	char *disk_why;                /* the error that detached it */
+	bool peer_discarded;           /* herd-san says the store has the peer discarded */
 } san_volume;
 
 extern san_volume vol;
@@ -139,6 +143,9 @@ int san_peer_meta_write(const san_meta *m);
 void san_sync_connected(const san_meta *peer);
 /* The link went down. */
 void san_sync_link_lost(void);
+/* herdd's "detached": the store has this replica outdated after its disk
+ * failed; I/O that waited goes to the peer (plugin.c). */
+void san_disk_recorded(void);
 /* In sync without a resync while the store records the peer outdated:
  * send `synced` (resynced 0) so that herd records it up to date. */
 void san_sync_announce_synced(void);

@@ -105,6 +105,13 @@ static const char *op_resize(json_t *req)
 static const char *op_discard(void)
 {
 	g_mutex_lock(&vol.lock);
+	if (vol.disk != SAN_DISK_HEALTHY) {
+		/* its metadata on the disk is older than the peer's already */
+		g_mutex_unlock(&vol.lock);
+		san_log("replica discarded: detached after a disk failure, it gets a full sync when its "
+			"server starts again");
+		return NULL;
+	}
 	if (vol.writers) {
 		g_mutex_unlock(&vol.lock);
 		return "a local writer has the replica open; it cannot be discarded";
@@ -169,13 +176,20 @@ static const char *handle_request(json_t *req)
 		if (peer && strcmp(peer, "uptodate") != 0 && strcmp(peer, "outdated") != 0 &&
 		    strcmp(peer, "inconsistent") != 0)
 			return "volume: \"peer_state\" is uptodate, outdated or inconsistent";
+		json_t *peer_discard = json_object_get(req, "peer_discard");
+		if (peer_discard && !json_is_boolean(peer_discard))
+			return "volume: \"peer_discard\" is true or false";
 		g_mutex_lock(&vol.lock);
 		if (local)
 			vol.local_uptodate = strcmp(local, "uptodate") == 0;
 		if (peer)
 			vol.peer_outdated = strcmp(peer, "uptodate") != 0;
-		/* in sync already (no resync to end): say so, once */
-		bool tell = vol.peer_outdated && vol.link == LINK_INSYNC && vol.local_uptodate;
+		if (peer_discard)
+			vol.peer_discarded = json_is_true(peer_discard);
+		/* in sync already (no resync to end): say so, once; a discarded
+		 * peer (a detached disk's) only after its full sync */
+		bool tell = vol.peer_outdated && vol.link == LINK_INSYNC && vol.local_uptodate &&
+			    !vol.peer_discarded && vol.disk == SAN_DISK_HEALTHY;
 		san_emit_state_locked();
 		g_mutex_unlock(&vol.lock);
 		if (tell)
@@ -201,6 +215,10 @@ static const char *handle_request(json_t *req)
 			san_emit_state_locked();
 		}
 		g_mutex_unlock(&vol.lock);
+		return NULL;
+	}
+	if (strcmp(op, "detached") == 0) {
+		san_disk_recorded();
 		return NULL;
 	}
 	if (strcmp(op, "peer-down") == 0) {

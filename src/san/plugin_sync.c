@@ -51,7 +51,12 @@ static const char *conn_name_locked(void)
 
 void san_emit_state_locked(void)
 {
-	g_autofree char *sync = NULL, *crash = NULL;
+	g_autofree char *sync = NULL, *crash = NULL, *disk = NULL;
+	if (vol.disk != SAN_DISK_HEALTHY) {
+		g_autoptr(json_t) dj = json_pack("{s:s,s:s}", "state", san_disk_name(vol.disk), "why",
+						 vol.disk_why ? vol.disk_why : "?");
+		disk = json_dumps(dj, JSON_COMPACT);
+	}
 	if (vol.meta.flags & SAN_META_CRASHED) {
 		g_autoptr(json_t) c = json_pack("{s:s}", "resync", san_meta_crash_listed(&vol.meta) ? "listed" : "full");
 		if (!san_meta_crash_listed(&vol.meta))
@@ -66,11 +71,12 @@ void san_emit_state_locked(void)
 	san_control_emit(g_strdup_printf(
 		"{\"ev\":\"state\",\"uuid\":\"%s\",\"conn\":\"%s\",\"writer\":%s,\"sync\":%s,"
 		"\"dirty\":%" PRIu64 ",\"resynced\":%" PRIu64 ",\"decision\":\"%s\","
-		"\"consistent\":%s,\"size\":%" PRIu64 ",\"peer_size\":%" PRIu64 ",\"crash\":%s}",
+		"\"consistent\":%s,\"size\":%" PRIu64 ",\"peer_size\":%" PRIu64 ",\"crash\":%s,"
+		"\"disk\":%s}",
 		vol.uuid, conn_name_locked(), vol.writers ? "true" : "false", sync ? sync : "null",
 		san_bitmap_dirty_bytes(vol.bitmap), vol.resynced, san_sync_name(vol.decision),
 		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false",
-		vol.meta.size, san_peer_size(), crash ? crash : "null"));
+		vol.meta.size, san_peer_size(), crash ? crash : "null", disk ? disk : "null"));
 }
 
 static void emit_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -121,6 +127,11 @@ void san_sync_announce_synced(void)
 void san_sync_connected(const san_meta *peer)
 {
 	g_mutex_lock(&vol.lock);
+	if (vol.disk != SAN_DISK_HEALTHY) {
+		/* a detached (or failed) replica is neither a sync source nor a target */
+		g_mutex_unlock(&vol.lock);
+		return;
+	}
 	san_meta self = vol.meta;
 	if (vol.writers)
 		self.flags |= SAN_META_WRITER_NOW;
@@ -163,7 +174,8 @@ void san_sync_connected(const san_meta *peer)
 			g_mutex_lock(&vol.lock);
 		}
 		set_insync_locked();
-		bool tell = vol.peer_outdated;
+		/* a discarded peer is up to date only after its full sync */
+		bool tell = vol.peer_outdated && !vol.peer_discarded;
 		g_mutex_unlock(&vol.lock);
 		if (tell)
 			san_sync_announce_synced();
@@ -219,8 +231,15 @@ void san_sync_connected(const san_meta *peer)
 void san_sync_link_lost(void)
 {
 	g_mutex_lock(&vol.lock);
+	san_disk disk = vol.disk;
+	vol.disk = san_disk_on_peer_lost(vol.disk);
+	if (vol.disk != disk)
+		san_log("the link to the peer is lost with the local replica %s: I/O fails", san_disk_name(disk));
 	if (vol.link != LINK_DOWN && vol.link != LINK_REFUSED) {
 		vol.link = LINK_DOWN;
+		g_cond_broadcast(&vol.cond);
+		san_emit_state_locked();
+	} else if (vol.disk != disk) {
 		g_cond_broadcast(&vol.cond);
 		san_emit_state_locked();
 	}

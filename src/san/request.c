@@ -16,7 +16,7 @@ static const char *const op_names[] = {
 	[SAN_OP_CONFIG] = "config",	[SAN_OP_VOLUME] = "volume",   [SAN_OP_REMOVE] = "remove",
 	[SAN_OP_OUTDATED] = "outdated", [SAN_OP_PEER_DOWN] = "peer-down", [SAN_OP_RESIZE] = "resize",
 	[SAN_OP_DISCARD] = "discard",	[SAN_OP_PROMOTE] = "promote", [SAN_OP_VERIFY] = "verify",
-	[SAN_OP_STATUS] = "status",
+	[SAN_OP_STATUS] = "status",	[SAN_OP_DETACHED] = "detached",
 };
 
 static const char *const replica_state_names[] = {
@@ -39,6 +39,7 @@ bool san_op_is_relayed(san_op op)
 	case SAN_OP_DISCARD:
 	case SAN_OP_PROMOTE:
 	case SAN_OP_VERIFY:
+	case SAN_OP_DETACHED:
 		return true;
 	default:
 		return false;

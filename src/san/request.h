@@ -30,6 +30,7 @@ typedef enum {
 	SAN_OP_PROMOTE,
 	SAN_OP_VERIFY,
 	SAN_OP_STATUS,
+	SAN_OP_DETACHED,        /* the store has the replica outdated after its disk failed */
 } san_op;
 
 typedef enum {

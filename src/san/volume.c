@@ -71,7 +71,8 @@ static void on_plugin_event(json_t *ev, void *data)
 		v->writer = json_is_true(json_object_get(ev, "writer"));
 		if (!v->writer && v->move_pending) {
 			v->move_pending = false;
-			log_info("volume %s: its local writer closed: moving to the new addresses", v->uuid);
+			log_info("volume %s: its local writer closed: starting its nbdkit again (new addresses "
+				 "or certificates)", v->uuid);
 			move_now(v);
 		}
 	}
@@ -624,6 +625,22 @@ void san_volume_status(san_volume *v)
 	}
 	g_autoptr(json_t) op = json_pack("{s:s,s:s}", "op", "status", "uuid", v->uuid);
 	san_plugin_link_request(v->link, op, NULL);
+}
+
+void san_volume_certs_changed(san_volume *v)
+{
+	if (!v->pid)
+		return; /* it starts with the new files */
+	if (v->writer) {
+		v->move_pending = true;
+		san_daemon_error_event(v->d, v->uuid,
+				       "Volume %s takes the renewed certificates once its local writer closes "
+				       "(a restart of its nbdkit now would cut the guest's disk).", v->uuid);
+		return;
+	}
+	log_info("volume %s: starting its nbdkit again with the renewed certificates", v->uuid);
+	v->move_pending = false;
+	move_now(v);
 }
 
 void san_volume_config_changed(san_volume *v)

@@ -41,6 +41,10 @@ void san_volume_status(san_volume *v);
 
 /* herdd's config changed: start an nbdkit that waited for it, tell the plugin. */
 void san_volume_config_changed(san_volume *v);
+/* The node's certificates were renewed: its nbdkit starts again with them
+ * (the peer's libnbd reconnects; this side's libnbd reads the files at
+ * every connect) — once the local writer closes if one has it open. */
+void san_volume_certs_changed(san_volume *v);
 
 /* Stop the nbdkit, delete the volume's files, then fill @a, drop the volume
  * from the daemon and free it. */

@@ -167,8 +167,10 @@ class Replica:
         self.ctl = None
         self.log = os.path.join(self.dir, "nbdkit.log")
 
-    def start(self, uptodate, timeout_ms=1500, resync_rate=0):
-        """nbdkit, socket-activated (fds 3 and 4) as herd-san starts it."""
+    def start(self, uptodate, timeout_ms=1500, resync_rate=0, fault_trigger=None):
+        """nbdkit, socket-activated (fds 3 and 4) as herd-san starts it;
+        with @fault_trigger, the replica file's I/O fails with EIO once that
+        file exists (tests/san/io_fault.c, preloaded)."""
         args = ["nbdkit"] + (["-v"] if os.environ.get("HERD_SAN_VERBOSE") else []) + ["--tls=on", f"--tls-certificates={self.nbdkit_tls}", "--tls-verify-peer",
                 plugin_path(), f"file={self.file}", f"size={SIZE}",
                 f"meta={self.file}.meta", f"bitmap={self.file}.bitmap", f"al={self.file}.al",
@@ -177,9 +179,14 @@ class Replica:
                 f"initial-gen={GEN}", f"uptodate={'true' if uptodate else 'false'}",
                 f"timeout-ms={timeout_ms}", f"resync-rate={resync_rate}"]
         log = open(self.log, "a")
+        env = dict(os.environ, PRELOAD=os.environ.get("HERD_SAN_PRELOAD", ""))
+        if fault_trigger:
+            shim = os.path.join(build_dir(), "tests", "san", "herd-io-fault.so")
+            env.update(PRELOAD=" ".join(p for p in (env["PRELOAD"], shim) if p),
+                       HERD_IO_FAULT_TRIGGER=fault_trigger, HERD_IO_FAULT_PATH=self.file)
         self.proc = subprocess.Popen(
             ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=2 LD_PRELOAD="$PRELOAD" exec "$@"', "sh"] + args,
-            env=dict(os.environ, PRELOAD=os.environ.get("HERD_SAN_PRELOAD", "")),
+            env=env,
             stdout=log, stderr=log, pass_fds=(3, 4), preexec_fn=self._fds, start_new_session=True)
         log.close()
         wait_until(lambda: os.path.exists(self.control_path) or self.proc.poll() is not None, 20,

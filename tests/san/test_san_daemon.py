@@ -18,6 +18,9 @@ sockets as herdd drives them, with the build's nbdkit-herd-plugin.so.
    New storage addresses (a volume op whose own or peer address changed):
    both nbdkits start again there and reconnect; not under a local writer,
    whose move waits until it closes.
+   Renewed certificates (new files in the node's TLS directory): the
+   nbdkit starts again with them (found by herd-san's periodic check) and
+   the volume reconnects; under a local writer, once it closes.
 5. `remove` stops the nbdkits and deletes every file of the volume.
 6. An nbdkit that cannot start (no plugin) is started again, later and later,
    and herdd gets an error event that says so.
@@ -379,6 +382,43 @@ def new_addresses(a, b):
     equal_replicas(a, b, "after the writer's writes and the move")
 
 
+def renewed_certs(a, b, ca):
+    say("4d. renewed certificates: the nbdkit starts again with them, the volume reconnects")
+    old_a, old_b = a.nbdkit_pid(), b.nbdkit_pid()
+    ca.node("a", a.tls, addresses=("127.0.0.1", "127.0.0.2", "127.0.0.3"))
+    # herd-san's own check (every few seconds) finds them: no op sent
+    wait_until(lambda: a.nbdkit_pid() not in (None, old_a), 30, "a's nbdkit with the new certificate")
+    for n in (a, b):
+        wait_connected(n)
+    check(b.nbdkit_pid() == old_b, "b's nbdkit (its certificate unchanged) goes on")
+    qemu_ok(a.qemu_io("write -P 0x4d 9M 64k", "flush"), "writes after the renewal")
+    equal_replicas(a, b, "after the renewal")
+
+    say("4e. renewed under a local writer: taken once it closes")
+    writer = b.qemu_io("write -P 0x4e 10M 64k", "flush", "sleep 4000", "write -P 0x4f 11M 64k", "flush",
+                       background=True)
+    try:
+        wait_until(lambda: b.state().get("writer") is True, 20, "b's local writer to open", interval=0.2)
+        before = b.nbdkit_pid()
+        n = len(b.ctl.seen("error", uuid=UUID))
+        ca.node("b", b.tls, addresses=("127.0.0.1", "127.0.0.2", "127.0.0.3"))
+        check(b.ctl.request(**b.config()) == {"ok": True}, "b: config (the check runs at once)")
+        ev = wait_until(lambda: b.ctl.seen("error", uuid=UUID)[n:], 10, "an event that the renewal waits")[0]
+        check("renewed certificates once its local writer closes" in ev["message"], f"the event says why: {ev}")
+        check(b.nbdkit_pid() == before, "b's nbdkit was restarted under its writer")
+        out, _ = writer.communicate(timeout=120)
+        check(writer.returncode == 0 and "failed" not in out, f"the writer's I/O went on: {out.strip()}")
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    wait_until(lambda: b.nbdkit_pid() not in (None, before), 30, "b's nbdkit with the new certificate")
+    for n in (a, b):
+        wait_connected(n)
+    qemu_ok(a.qemu_io("write -P 0x50 12M 64k", "flush"), "writes after both renewals")
+    equal_replicas(a, b, "after both renewals")
+
+
 def remove(a, b):
     say("5. remove: nbdkit stopped, every file deleted")
     for n in (a, b):
@@ -431,6 +471,7 @@ def main():
             restart_while_writing(a, b)
             resize_and_verify(a, b)
             new_addresses(a, b)
+            renewed_certs(a, b, ca)
             remove(a, b)
             broken_nbdkit(tmp, ca, b)
         except BaseException:

@@ -26,6 +26,13 @@ test CA), written through the local socket with qemu-io.
    writer open, a write lost on the peer's disk: only the primary's active
    extent travels, and the replicas end equal.
 6. Online grow: `resize` on both; writes at the new end reach both.
+7. The local disk fails (EIO from pwrite/pread/fdatasync on the replica
+   file, tests/san/io_fault.c preloaded) under a writing guest: the write is
+   held, neither failed nor answered, until `detached` (herdd's word that
+   the store has the replica outdated); then it is answered (it is on the
+   peer), reads and writes go to the peer.  The peer lost meanwhile: I/O
+   fails.  Both back, the failed replica (older by the detach's new
+   generation) gets a full sync and the replicas end equal.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 HERD_SAN_VERBOSE=1 runs nbdkit with -v; HERD_SAN_LOGS=1 prints the end of
@@ -359,6 +366,68 @@ def grow(a, b):
     equal_replicas(a, b, "after the grow")
 
 
+def local_disk_fails(tmp, ca):
+    say("7. the local disk fails under a writer: detached, the peer serves the disk")
+    c, d = Replica(tmp, "c", ca), Replica(tmp, "d", ca)
+    c.peer, d.peer = d, c
+    trigger = os.path.join(tmp, "c-disk-fails")
+    try:
+        c.start(uptodate=True, fault_trigger=trigger)
+        d.start(uptodate=True)
+        wait_conn(c, "connected", decision="in-sync")
+        qemu_ok(c.qemu_io("write -P 0x21 0 1M", "flush"), "writes before the failure")
+        # the guest has the disk open when it fails
+        w = open_writer(c, "write -P 0x20 5M 4k")
+        wait_until(lambda: d.content()[5 * MiB:5 * MiB + 4096] == b"\x20" * 4096, 30, "the writer's first write")
+        open(trigger, "w").close()
+        # in the activity log's extent of the first write: only the data write fails
+        w.stdin.write("write -P 0x22 6M 256k\nflush\n")
+        w.stdin.close()
+        ev = wait_until(lambda: c.ctl.seen("disk-failed"), 30, "c's disk-failed")[-1]
+        expect(ev["state"] == "detaching" and "Input/output error" in ev["why"], f"disk-failed: {ev}")
+        s = c.ctl.state()
+        check(s["disk"]["state"] == "detaching", f"c detaching: {s}")
+        time.sleep(0.5)
+        check(w.poll() is None, "the write that failed locally is held until `detached`")
+        check(d.content()[6 * MiB:6 * MiB + 4096] == b"\x22" * 4096, "the held write is on the peer")
+        check(c.ctl.request(op="detached", uuid=UUID) == {"ok": True}, "detached answered")
+        out = w.stdout.read()
+        w.wait(timeout=60)
+        check(w.returncode == 0 and "failed" not in out and out.count("wrote") == 2,
+              f"the held write is answered: {out.strip()}")
+        s = c.ctl.state()
+        check(s["disk"]["state"] == "detached" and s["conn"] == "connected", f"c detached: {s}")
+        # reads and writes through c: the peer's replica, c's file untouched
+        qemu_ok(c.qemu_io("read -P 0x21 0 1M", "read -P 0x22 6M 256k", "write -P 0x23 2M 64k",
+                          "write -z 3M 64k", "flush", "read -P 0x23 2M 64k"), "I/O on the peer")
+        check(d.content()[2 * MiB:2 * MiB + 4096] == b"\x23" * 4096, "the write is on the peer")
+        check(c.content()[2 * MiB:2 * MiB + 4096] != b"\x23" * 4096, "and not on the failed disk")
+        # a discard (the store's) is taken; the metadata on the disk stays older
+        check(c.ctl.request(op="discard", uuid=UUID) == {"ok": True}, "discard of a detached replica")
+        # the peer lost: nothing left to serve the disk
+        d.kill()
+        p = c.qemu_io("write -P 0x24 4M 4k", "flush")
+        check(p.returncode != 0 or "failed" in p.stdout, f"no replica: the write fails: {p.stdout}")
+        s = wait_until(lambda: (lambda s: s if s["disk"] and s["disk"]["state"] == "failed" else None)(
+            c.ctl.state()), 30, "c failed")
+        say(f"   peer lost while detached: {s['disk']}")
+        # the disk replaced (no more faults), both back: a full sync to c
+        c.kill()
+        os.unlink(trigger)
+        d.start(uptodate=True)
+        c.start(uptodate=False)
+        wait_conn(c, "connected", 120, decision="in-sync")
+        wait_conn(d, "connected", 120, decision="in-sync")
+        synced = wait_until(lambda: d.ctl.seen("synced"), 120, "d's synced")[-1]
+        say(f"   back: {synced['resynced']} bytes resynchronised of {SIZE}")
+        expect(synced["resynced"] == SIZE, f"a full sync of the failed replica: {synced}")
+        equal_replicas(c, d, "after the failed replica's full sync")
+        check(c.content()[2 * MiB:2 * MiB + 4096] == b"\x23" * 4096, "c holds what the peer took")
+    finally:
+        c.stop()
+        d.stop()
+
+
 def main():
     for tool in ("nbdkit", "qemu-io", "certtool"):
         if not any(os.access(os.path.join(d, tool), os.X_OK)
@@ -381,6 +450,7 @@ def main():
             split_brain(a, b)
             primary_crash(a, b)
             grow(a, b)
+            local_disk_fails(tmp, ca)
             ok = True
         finally:
             a.stop()

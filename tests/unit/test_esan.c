@@ -519,6 +519,55 @@ static char *alert_text(test_store *t, json_t *reports)
 	return g_string_free(out, FALSE);
 }
 
+/* n1's local disk failed: its replica is recorded outdated and discarded,
+ * n2's kept; the volume ops say so (n2's herd-san must not call n1 synced
+ * by connecting in sync); herd-san's state raises the alert. */
+static void test_detach(void)
+{
+	g_autoptr(test_store) t = cluster();
+	create_disk(t);
+	bool already = true;
+	g_autoptr(GError) error = NULL;
+	apply_ok(t, herd_esan_detach_cmd(t->st, DISK, "n1", &already, &error));
+	g_assert_no_error(error);
+	g_assert_false(already);
+	const store_disk *d = store_disk_of(disk(t));
+	g_assert_cmpint(store_disk_replica(d, N1)->state, ==, STORE_REPLICA_OUTDATED);
+	g_assert_true(store_disk_replica(d, N1)->discard);
+	g_assert_cmpint(store_disk_replica(d, N2)->state, ==, STORE_REPLICA_UPTODATE);
+	g_autoptr(json_t) v2 = herd_esan_volumes(t->st, "n2");
+	g_assert_true(json_is_true(json_object_get(json_object_get(v2, DISK), "peer_discard")));
+	g_autoptr(json_t) v1 = herd_esan_volumes(t->st, "n1");
+	g_assert_true(json_is_false(json_object_get(json_object_get(v1, DISK), "peer_discard")));
+	/* asked again (herdd or herd-san restarted): so already */
+	g_assert_null(herd_esan_detach_cmd(t->st, DISK, "n1", &already, &error));
+	g_assert_no_error(error);
+	g_assert_true(already);
+	/* n2's disk fails too: nothing to detach to */
+	g_assert_null(herd_esan_detach_cmd(t->st, DISK, "n2", &already, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_CONFLICT);
+	g_assert_nonnull(strstr(error->message, "is outdated: the failed one on n2 cannot be detached"));
+	g_clear_error(&error);
+	g_assert_false(already);
+	g_assert_null(herd_esan_detach_cmd(t->st, DISK, "n3", &already, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_NOT_FOUND);
+	g_clear_error(&error);
+
+	g_autoptr(json_t) rep = json_pack("{s:{s:{s:s,s:{s:s,s:s}}}}", DISK, "n1", "conn", "connected", "disk",
+					  "state", "detached", "why",
+					  "a write on the local replica failed: Input/output error");
+	g_autofree char *detached = alert_text(t, rep);
+	g_assert_nonnull(strstr(detached, "critical: eSAN disk db0: the local disk under the replica on n1 failed "
+				 "(a write on the local replica failed: Input/output error): the replica is detached "
+				 "and the peer serves the disk"));
+	g_assert_nonnull(strstr(detached, "warning: eSAN disk db0: the replica on n1 is discarded"));
+	g_autoptr(json_t) rep2 = json_pack("{s:{s:{s:s,s:{s:s,s:s}}}}", DISK, "n1", "conn", "connecting", "disk",
+					   "state", "failed", "why", "a flush on the local replica failed: x");
+	g_autofree char *failed = alert_text(t, rep2);
+	g_assert_nonnull(strstr(failed, "critical: eSAN disk db0: the local disk under the replica on n1 failed "
+				"(a flush on the local replica failed: x) and no up-to-date peer serves it"));
+}
+
 static void test_alerts(void)
 {
 	g_autoptr(test_store) t = cluster();
@@ -563,6 +612,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/esan/names", test_names);
 	g_test_add_func("/esan/volumes", test_volumes);
 	g_test_add_func("/esan/outdate", test_outdate);
+	g_test_add_func("/esan/detach", test_detach);
 	g_test_add_func("/esan/needs", test_needs);
 	g_test_add_func("/esan/promote", test_promote);
 	g_test_add_func("/esan/resolve", test_resolve);

@@ -150,6 +150,50 @@ static void test_runs(void)
 	g_assert_cmpuint(san_bitmap_count(b), ==, 0);
 }
 
+/* Set and clear word by word: random ranges across word and page edges
+ * against a plain array of bits, count and runs included. */
+static void test_ranges_model(void)
+{
+	g_autoptr(memfile) f = memfile_new();
+	uint64_t nbits = 3 * 64 * 1024 + 77;   /* pages and words, a partial last word */
+	uint64_t size = nbits * SAN_BITMAP_GRAIN;
+	g_autoptr(san_bitmap) b = bitmap_on(f, size);
+	g_autofree bool *model = g_new0(bool, nbits);
+	GRand *rand = g_rand_new_with_seed(11);
+	for (int i = 0; i < 2000; i++) {
+		uint64_t first = (uint64_t)g_rand_int_range(rand, 0, (gint32)nbits);
+		uint64_t n = 1 + (uint64_t)g_rand_int_range(rand, 0, i % 7 == 0 ? 5000 : 200);
+		n = MIN(n, nbits - first);
+		bool set = g_rand_boolean(rand);
+		if (set)
+			san_bitmap_set(b, first * SAN_BITMAP_GRAIN, n * SAN_BITMAP_GRAIN);
+		else
+			san_bitmap_clear(b, first * SAN_BITMAP_GRAIN, n * SAN_BITMAP_GRAIN);
+		for (uint64_t k = first; k < first + n; k++)
+			model[k] = set;
+	}
+	uint64_t want = 0;
+	for (uint64_t k = 0; k < nbits; k++)
+		want += model[k];
+	g_assert_cmpuint(san_bitmap_count(b), ==, want);
+	/* the runs hold exactly the model's bits */
+	uint64_t off = 0, len, seen = 0;
+	while (san_bitmap_next_dirty(b, off, size, &off, &len)) {
+		for (uint64_t k = off / SAN_BITMAP_GRAIN; k < (off + len) / SAN_BITMAP_GRAIN; k++)
+			g_assert_true(model[k]);
+		g_assert_true(off == 0 || !model[off / SAN_BITMAP_GRAIN - 1]);
+		seen += len / SAN_BITMAP_GRAIN;
+		off += len;
+	}
+	g_assert_cmpuint(seen, ==, want);
+	for (uint64_t k = 0; k < nbits; k++)
+		g_assert_true(san_bitmap_test(b, k * SAN_BITMAP_GRAIN, SAN_BITMAP_GRAIN) == model[k]);
+	san_bitmap_clear_all(b);
+	g_assert_cmpuint(san_bitmap_count(b), ==, 0);
+	g_assert_false(san_bitmap_next_dirty(b, 0, size, &off, &len));
+	g_rand_free(rand);
+}
+
 /* What is on "disk" after mark/clear/flush is what a new bitmap loads. */
 static void test_reload(void)
 {
@@ -244,6 +288,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/san_bitmap/mark-persists", test_mark_persists_touched_pages);
 	g_test_add_func("/san_bitmap/io-error", test_io_error);
 	g_test_add_func("/san_bitmap/runs", test_runs);
+	g_test_add_func("/san_bitmap/ranges-model", test_ranges_model);
 	g_test_add_func("/san_bitmap/reload", test_reload);
 	g_test_add_func("/san_bitmap/threads", test_threads);
 	return g_test_run();

@@ -69,6 +69,28 @@ static void test_peer_away_and_back(void)
 	assert_sync(&a, &b, SAN_SYNC_TARGET_BITMAP);
 }
 
+/* A's disk fails and is detached: B goes on in a new generation (and A's
+ * plugin with it, in memory); A's metadata on its disk is older and gets a
+ * full sync when it comes back, never a bitmap resync (B tracked nothing). */
+static void test_detached_disk(void)
+{
+	san_meta a, b;
+	new_pair(&a, &b);
+	san_meta a_disk = a;
+	san_meta_detach_generation(&b, 0xB7);
+	san_meta_detach_generation(&a, 0xB7);
+	assert_sync(&a, &b, SAN_SYNC_NONE);
+	g_assert_cmphex(b.history[0], ==, G0);
+	assert_sync(&a_disk, &b, SAN_SYNC_TARGET_FULL);
+	/* the same after an outage of A's node first (B alone, a bitmap base) */
+	new_pair(&a, &b);
+	san_meta_go_alone(&b, 0xB1);
+	a_disk = a;
+	san_meta_detach_generation(&b, 0xB8);
+	g_assert_cmphex(b.bitmap, ==, 0);
+	assert_sync(&a_disk, &b, SAN_SYNC_TARGET_FULL);
+}
+
 /* A sync interrupted (the target inconsistent) resumes from the bitmap. */
 static void test_interrupted_sync_resumes(void)
 {
@@ -342,6 +364,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/san_meta/new-volume", test_new_volume);
 	g_test_add_func("/san_meta/peer-away-and-back", test_peer_away_and_back);
+	g_test_add_func("/san_meta/detached-disk", test_detached_disk);
 	g_test_add_func("/san_meta/interrupted-sync", test_interrupted_sync_resumes);
 	g_test_add_func("/san_meta/split-brain", test_split_brain);
 	g_test_add_func("/san_meta/unrelated", test_unrelated);
