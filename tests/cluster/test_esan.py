@@ -59,7 +59,7 @@ import time
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]
-from testlib import BlockLog, check, check_expected, expect, guest_blocks, run_test, say, wait_until, writer_image  # noqa: E402
+from testlib import BlockLog, TestFailure, check, check_expected, expect, guest_blocks, run_test, say, wait_until, writer_image  # noqa: E402
 from halib import Ha, HaNodes, Workdir  # noqa: E402
 
 INSTANCE = "test-esan"
@@ -340,9 +340,17 @@ def split_brain(tn, ha):
         wait_until(lambda: replicas(ha, "sb")["n2"][0] == "outdated", 30, "n2's replica of sb to be outdated")
         # herdd would never let n2 write alone (the store records it
         # outdated): both orders go to its herd-san directly.
+        # n2's herd-san refuses a promote while it still counts its link
+        # connected: it sees the cut at its next keepalive, not when n1's
+        # herdd has recorded n2 outdated.
         for op in ("promote", "outdated"):
-            answer = herd_san_op(tn, 2, {"op": op, "uuid": uuid})
-            check('"ok":true' in answer.replace(" ", ""), f"n2's herd-san refused {op}: {answer}")
+            answers = []
+            try:
+                wait_until(lambda: answers.append(herd_san_op(tn, 2, {"op": op, "uuid": uuid}))
+                           or '"ok":true' in answers[-1].replace(" ", ""), 30,
+                           f"n2's herd-san to take {op}", interval=0.5)
+            except TestFailure as e:
+                raise TestFailure(f"{e}: its last answer {answers[-1]}") from None
         qemu_io(tn, 2, uuid, "write -P 0x22 4M 1M", "flush")
     finally:
         tn.cli("heal", "2", "1")
