@@ -51,15 +51,22 @@ function nodeState(n) {
 function NodeRow({ n }) {
   const res = n.herd && n.herd.resources;
   const ramPct = res && res.memory_mib ? ((res.memory_mib - res.free_mib) / res.memory_mib) * 100 : null;
+  // CPU use: the 1-minute load average over its CPUs (null: not known).
+  const cpuPct = res && res.cpus && res.load_x100 !== null && res.load_x100 !== undefined ? Math.min(100, res.load_x100 / res.cpus) : null;
   return (
     <tr data-testid={`node-${n.name}`} class={n.online ? '' : 'lost'}>
-      <td class="name">{n.name}</td>
+      <td class="name">
+        <Link href={`/nodes/${encodeURIComponent(n.name)}`}>{n.name}</Link>
+      </td>
       <td data-testid={`node-${n.name}-state`}>
         <span class={`dot ${n.online ? 'ok' : 'critical'}`} />
         {nodeState(n)}
       </td>
       <td data-testid={`node-${n.name}-mode`}>{n.mode}</td>
       <td>{res ? `${res.cpus} CPUs` : '–'}</td>
+      <td class="gauge" title={res && res.load_x100 !== null ? `load ${(res.load_x100 / 100).toFixed(2)}` : ''}>
+        {cpuPct === null ? '–' : <Bar pct={cpuPct} testid={`node-${n.name}-cpu`} />}
+      </td>
       <td class="gauge">{ramPct === null ? '–' : <Bar pct={ramPct} testid={`node-${n.name}-ram`} />}</td>
       <td class="links">
         {(n.links || []).map((l) => (
@@ -97,7 +104,7 @@ const SEVERITIES = ['critical', 'warning', 'info'];
 
 export function Dashboard() {
   const { data, error } = useLive(
-    ['/api/v1/status', '/api/v1/storage', '/api/v1/alerts'],
+    ['/api/v1/status', '/api/v1/storage', '/api/v1/alerts', '/api/v1/jobs'],
     null,
     10000,
   );
@@ -110,7 +117,7 @@ export function Dashboard() {
       <div class="loading">Loading…</div>
     );
   }
-  const [status, storages, alerts] = data;
+  const [status, storages, alerts, jobs] = data;
   const cluster = status.cluster;
   if (!cluster) return <div class="notice">This node is in no cluster yet (herd cluster create).</div>;
   const nodes = cluster.nodes || [];
@@ -165,6 +172,19 @@ export function Dashboard() {
               <li class={a.severity}>{a.message}</li>
             ))}
           </ul>
+          <Link href="/alerts">All alerts →</Link>
+        </Card>
+        <Card title="Jobs" testid="card-jobs">
+          <Figure label="running" value={jobs.length} testid="jobs-running" />
+          <ul class="jobs">
+            {jobs.slice(0, 5).map((j) => (
+              <li>
+                <Link href={`/jobs/${encodeURIComponent(j.name)}`}>{`${j.kind} ${j.target}${j.to ? ` → ${j.to}` : ''}`}</Link>
+                <Bar pct={j.progress} testid={`job-${j.name}-bar`} />
+              </li>
+            ))}
+          </ul>
+          <Link href="/jobs">All jobs →</Link>
         </Card>
         <Card title="Storage" state={worst} testid="card-storage">
           {usages.length === 0 && <p class="muted">No storage defined.</p>}
@@ -187,7 +207,8 @@ export function Dashboard() {
               <th>Node</th>
               <th>State</th>
               <th>Mode</th>
-              <th>CPU</th>
+              <th>CPUs</th>
+              <th>CPU use (load)</th>
               <th>RAM</th>
               <th>Links</th>
             </tr>

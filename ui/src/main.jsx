@@ -6,6 +6,8 @@ import { Link, navigate, usePath } from './router.jsx';
 import { Login } from './login.jsx';
 import { Dashboard } from './dashboard.jsx';
 import { VmList } from './vm_list.jsx';
+import { adminNav, adminPage } from './admin_routes.jsx';
+import { JobsPanel } from './jobs.jsx';
 import './style.css';
 
 function Shell({ session, onLogout, children }) {
@@ -33,7 +35,9 @@ function Shell({ session, onLogout, children }) {
         <nav>
           {nav('/', 'Dashboard')}
           {nav('/vms', 'Virtual machines')}
+          {adminNav.map(([href, label]) => nav(href, label))}
         </nav>
+        <JobsPanel />
         <span class={live ? 'live on' : 'live off'} data-testid="live" title="Live updates">
           {live ? 'live' : 'reconnecting…'}
         </span>
@@ -87,7 +91,7 @@ function App() {
   };
   let page;
   if (path === '/vms') page = <VmList session={session} />;
-  else page = <Dashboard />;
+  else page = adminPage(path) || <Dashboard />;
   return (
     <Shell session={session} onLogout={logout}>
       {page}
