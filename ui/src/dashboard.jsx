@@ -1,23 +1,8 @@
 import { useLive } from './hooks.js';
 import { Link } from './router.jsx';
+import { Bar, bytes, level } from './forms.jsx';
+import { cpuPct, loadLabel, nodeState, ramPct } from './nodes.jsx';
 
-// Usage levels as the alerts have them (C25): warning from 80 %, critical
-// from 90 %.
-export function level(pct) {
-  if (pct >= 90) return 'critical';
-  if (pct >= 80) return 'warning';
-  return 'ok';
-}
-
-function Bar({ pct, testid }) {
-  const p = Math.max(0, Math.min(100, pct));
-  return (
-    <div class={`bar ${level(p)}`} data-testid={testid} data-level={level(p)}>
-      <div class="fill" style={{ width: `${p}%` }} />
-      <span>{Math.round(p)} %</span>
-    </div>
-  );
-}
 
 function Card({ title, state, children, testid }) {
   return (
@@ -42,17 +27,10 @@ function Figure({ label, value, testid }) {
   );
 }
 
-function nodeState(n) {
-  if (n.online) return 'online';
-  if (n.down) return `down (${n.down.how})`;
-  return n.alive ? 'herd not running' : 'lost';
-}
-
 function NodeRow({ n }) {
   const res = n.herd && n.herd.resources;
-  const ramPct = res && res.memory_mib ? ((res.memory_mib - res.free_mib) / res.memory_mib) * 100 : null;
-  // CPU use: the 1-minute load average over its CPUs (null: not known).
-  const cpuPct = res && res.cpus && res.load_x100 !== null && res.load_x100 !== undefined ? Math.min(100, res.load_x100 / res.cpus) : null;
+  const ram = ramPct(n);
+  const cpu = cpuPct(n);
   return (
     <tr data-testid={`node-${n.name}`} class={n.online ? '' : 'lost'}>
       <td class="name">
@@ -64,10 +42,10 @@ function NodeRow({ n }) {
       </td>
       <td data-testid={`node-${n.name}-mode`}>{n.mode}</td>
       <td>{res ? `${res.cpus} CPUs` : '–'}</td>
-      <td class="gauge" title={res && res.load_x100 !== null ? `load ${(res.load_x100 / 100).toFixed(2)}` : ''}>
-        {cpuPct === null ? '–' : <Bar pct={cpuPct} testid={`node-${n.name}-cpu`} />}
+      <td class="gauge">
+        {cpu === null ? '–' : <Bar pct={cpu} label={loadLabel(n)} testid={`node-${n.name}-cpu`} />}
       </td>
-      <td class="gauge">{ramPct === null ? '–' : <Bar pct={ramPct} testid={`node-${n.name}-ram`} />}</td>
+      <td class="gauge">{ram === null ? '–' : <Bar pct={ram} testid={`node-${n.name}-ram`} />}</td>
       <td class="links">
         {(n.links || []).map((l) => (
           <span class={`link ${l.state}`} title={l.address}>
@@ -88,16 +66,6 @@ function storageUsage(s) {
     if (!best || pct > best.pct) best = { pct, node, size: r.size, free: r.free };
   }
   return best;
-}
-
-function bytes(n) {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
 const SEVERITIES = ['critical', 'warning', 'info'];

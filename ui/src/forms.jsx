@@ -90,9 +90,10 @@ export function Form({ testid, fields, submit, label, disabled, onDone }) {
             <input id={id} name={f.key} type={f.type || 'text'} placeholder={f.placeholder} value={values[f.key]} autocomplete="off" onInput={(e) => set(f.key, e.currentTarget.value)} />
           );
         return (
-          <div class={`field ${error && error.field === f.key ? 'bad-field' : ''}`}>
+          <div class={`field ${f.type === 'checkbox' ? 'check' : ''} ${error && error.field === f.key ? 'bad-field' : ''}`}>
+            {f.type === 'checkbox' && input}
             <label for={id}>{f.label}</label>
-            {input}
+            {f.type !== 'checkbox' && input}
             {f.hint && <span class="hint">{f.hint}</span>}
             {errorAt(f.key)}
           </div>
@@ -199,6 +200,24 @@ export function Loading({ error }) {
 export function when(ms) {
   if (ms === null || ms === undefined) return '–';
   return new Date(ms).toLocaleString();
+}
+
+// Usage levels as the alerts have them (C25): warning from 80 %, critical
+// from 90 %.
+export function level(pct) {
+  if (pct >= 90) return 'critical';
+  if (pct >= 80) return 'warning';
+  return 'ok';
+}
+
+export function Bar({ pct, testid, label }) {
+  const p = Math.max(0, Math.min(100, pct));
+  return (
+    <div class={`bar ${level(p)}`} data-testid={testid} data-level={level(p)}>
+      <div class="fill" style={{ width: `${p}%` }} />
+      <span>{label || `${Math.round(p)} %`}</span>
+    </div>
+  );
 }
 
 export function bytes(n) {

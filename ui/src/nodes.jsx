@@ -1,7 +1,7 @@
 import { api, post } from './api.js';
 import { useLive } from './hooks.js';
 import { Link } from './router.jsx';
-import { Action, Form, Loading, Page, Section, enc, when } from './forms.jsx';
+import { Action, Bar, Form, Loading, Page, Section, enc, when } from './forms.jsx';
 
 // The nodes (herd node list|show|standby|maintenance|online|switchover|
 // fence|confirm-down|set|remove): each node's state, mode, CPU and RAM
@@ -36,8 +36,8 @@ function NodeActions({ n, nodes }) {
     <>
       <Section title="Mode" testid="node-mode-section">
         <p class="muted">
-          Standby: its VMs move to other nodes and none comes back while it stays so. Maintenance: the same, and
-          herd leaves the node alone (no fencing of it for a restart). Online: in service.
+          Standby: its VMs move away, live, and it takes no new ones. Maintenance: the same, and herd stops managing
+          it. Online: it runs VMs again, and those that left it come back, live.
         </p>
         <div class="toolbar">
           {['standby', 'maintenance', 'online'].map((m) => (
@@ -148,15 +148,14 @@ function NodeActions({ n, nodes }) {
   );
 }
 
-function Gauge({ pct, testid }) {
-  if (pct === null) return <span class="muted">–</span>;
-  const lvl = pct >= 90 ? 'critical' : pct >= 80 ? 'warning' : 'ok';
-  return (
-    <div class={`bar ${lvl}`} data-testid={testid} data-level={lvl}>
-      <div class="fill" style={{ width: `${pct}%` }} />
-      <span>{Math.round(pct)} %</span>
-    </div>
-  );
+function Gauge({ pct, testid, label }) {
+  return pct === null ? <span class="muted">–</span> : <Bar pct={pct} testid={testid} label={label} />;
+}
+
+// "100 % · load 5.31": the figure under the cap.
+export function loadLabel(n) {
+  const pct = cpuPct(n);
+  return pct === null ? null : `${Math.round(pct)} % · load ${(n.herd.resources.load_x100 / 100).toFixed(2)}`;
 }
 
 export function NodeList() {
@@ -188,7 +187,7 @@ export function NodeList() {
               <td data-testid={`nodes-${n.name}-mode`}>{n.mode}</td>
               <td>{n.herd ? n.herd.resources.cpus : '–'}</td>
               <td class="gauge">
-                <Gauge pct={cpuPct(n)} />
+                <Gauge pct={cpuPct(n)} label={loadLabel(n)} />
               </td>
               <td class="gauge">
                 <Gauge pct={ramPct(n)} />
