@@ -171,13 +171,16 @@ function DiskSection({ disks, storages, nodes }) {
           { key: 'storage', label: 'Storage', type: 'select', options: [...storages.map((s) => s.name), { value: '', label: '(eSAN: no storage)' }] },
           { key: 'size', label: 'Size', placeholder: '20G' },
           { key: 'format', label: 'Format', type: 'select', options: ['qcow2', 'raw'] },
+          { key: 'lun', label: 'LUN (iSCSI storage: instead of size and format)', type: 'number' },
           { key: 'esan', label: 'eSAN replicas on two nodes', placeholder: nodes.slice(0, 2).join(',') },
         ]}
         submit={async (v) => {
-          const body = { name: v.name, size: v.size };
+          const body = { name: v.name };
+          if (v.lun !== '') body.lun = Number(v.lun);
+          else body.size = v.size;
           if (v.storage) {
             body.storage = v.storage;
-            body.format = v.format;
+            if (v.lun === '') body.format = v.format;
           }
           if (v.esan) body.esan = v.esan;
           const r = await post('/api/v1/disks', body);
