@@ -5,20 +5,22 @@ import { useState } from 'preact/hooks';
 // says how it went; a two-step confirmation for what cannot be undone.
 // One form is one request: the server applies all of it or none of it.
 
-// The field an error sentence concerns: the one whose label or key it
-// names, or whose value it quotes; none (the form's own line) otherwise.
+// The field an error sentence concerns: an empty one whose name it says
+// ("User 'x' needs a password."), else the one whose value it quotes
+// ("Bridge 'br 0' is not an interface name…"), else one whose name it says;
+// none (the form's own line) otherwise.
 export function fieldOf(message, fields, values) {
   const m = (message || '').toLowerCase();
-  for (const f of fields) {
-    const v = values[f.key];
-    if (typeof v === 'string' && v.trim() && (m.includes(`'${v.toLowerCase()}'`) || m.includes(`"${v.toLowerCase()}"`)))
-      return f.key;
-  }
-  for (const f of fields) {
+  const named = (f) => {
     const words = [f.key.replace(/_/g, ' '), f.key, ...(f.names || []), (f.label || '').toLowerCase()].filter(Boolean);
-    if (words.some((w) => new RegExp(`\\b${w.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(m))) return f.key;
-  }
-  return null;
+    return words.some((w) => new RegExp(`\\b${w.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(m));
+  };
+  const empty = (v) => v === '' || v === null || v === undefined;
+  const quoted = (v) => typeof v === 'string' && v.trim() && (m.includes(`'${v.toLowerCase()}'`) || m.includes(`"${v.toLowerCase()}"`));
+  const hit = fields.find((f) => empty(values[f.key]) && f.type !== 'checkbox' && named(f)) ||
+    fields.find((f) => quoted(values[f.key])) ||
+    fields.find(named);
+  return hit ? hit.key : null;
 }
 
 function initial(fields) {
