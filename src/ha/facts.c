@@ -200,13 +200,14 @@ static const char *skip_number(const char *p, const char *end)
 }
 
 /* Do the STATUS payloads @old and @new differ in more than the free
- * memory (and the load average)?  A node reads its free memory again every few seconds: the
- * number moves at every refresh of the facts, and nothing the engine
- * decides depends on it (it is shown only).  Compared as bytes with the
- * number left out, rather than by parsing @old again (milliseconds with
- * thousands of VMs): the key can only be the one that herd_facts_encode()
- * writes, since a quote inside a JSON string is escaped.  Anything else
- * that differs, also in a node's encoding of another release, counts. */
+ * memory (and the load average)?  A node reads its free memory again
+ * every few seconds: the number moves at every refresh of the facts, and
+ * nothing the engine decides depends on it (it is shown only).  Compared
+ * as bytes with the numbers left out, rather than by parsing @old again
+ * (milliseconds with thousands of VMs): the keys can only be those that
+ * herd_facts_encode() writes, since a quote inside a JSON string is
+ * escaped.  Anything else that differs, also in a node's encoding of
+ * another release, counts. */
 static bool differs_beyond_free_memory(GBytes *old, const char *new, size_t new_len)
 {
 	static const char key[] = "\"free_mib\":";
