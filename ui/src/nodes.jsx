@@ -159,7 +159,7 @@ export function loadLabel(n) {
 }
 
 export function NodeList() {
-  const { data, error } = useLive(['/api/v1/nodes'], ['node', 'membership'], 10000);
+  const { data, error } = useLive(['/api/v1/nodes'], ['node', 'membership', 'facts'], 10000);
   if (!data) return <Loading error={error} />;
   const [nodes] = data;
   return (
@@ -207,7 +207,7 @@ export function NodeList() {
 }
 
 export function NodePage({ name }) {
-  const { data, error } = useLive(['/api/v1/nodes'], ['node', 'membership', 'job'], 10000);
+  const { data, error } = useLive(['/api/v1/nodes'], ['node', 'membership', 'job', 'facts'], 10000);
   if (!data) return <Loading error={error} />;
   const [nodes] = data;
   const n = nodes.find((x) => x.name === name);
