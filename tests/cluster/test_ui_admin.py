@@ -12,7 +12,8 @@ A headless Chromium (uilib.Browser) runs in n3's network namespace:
 - bad form input (a virtual switch on a bridge that is no interface
   name) shows the server's sentence next to the field it concerns, and
   nothing is added;
-- the fence device page tests the PDU's plugs;
+- the fence device page tests the PDU's plugs; a user added from the
+  users page is in `herd user list` and in the page's list at once;
 - a read-only auditor on n2 is refused standby of n3 with the server's
   whole sentence, and n3 stays online;
 - n1, whose UI is open, is powered off: n2's and n3's pages go on and
@@ -135,6 +136,18 @@ def bad_input(b, tn, ha, admin):
     say(f"  {said}")
     b.shot("n1", "fence-devices", full=True)
 
+    say("== a user added from the users page shows in its list without a reload")
+    b("goto", page="n1", path="/users")
+    b("fill", page="n1", selector="[data-testid=user-add] input[name=name]", value="op1")
+    b("fill", page="n1", selector="[data-testid=user-add] input[name=password]", value="Op1-pw-90210")
+    b("fill", page="n1", selector="[data-testid=user-add] input[name=email]", value="op1@example.org")
+    b("click", page="n1", testid="user-add-submit")
+    said = b("wait_text", page="n1", testid="user-add-done", contains="op1")
+    b("wait_visible", page="n1", testid="user-row-op1")
+    users = {u["name"]: u for u in ha.json(1, "user", "list")}
+    check("op1" in users and not users["op1"]["role"] and users["op1"]["email"] == "op1@example.org",
+          f"herd user list: {users.get('op1')}")
+    say(f"  {said}")
     for path, name in (("/storage", "storage"), ("/users", "users"), ("/settings", "settings"),
                        ("/alerts", "alerts")):
         b("goto", page="n1", path=path)
@@ -171,14 +184,17 @@ def failover(b, tn, ha):
     b("goto", page="n3", path="/vms")
     b("wait_text", page="n3", testid="vm-node-web1", equals="n1")
     tn.power_off(1)
-    # What n2's dashboard shows as it happens, each new sight once.
-    sights = []
+    t0 = time.monotonic()
+    # What n2's dashboard shows as it happens, each new sight once (with
+    # when it was first seen: reported, not asserted).
+    sights, when = [], []
     ids = ["nodes-active", "node-n1-state", "ha-running", "quorum"]
 
     def over():
         seen = b("texts", page="n2", testids=ids)
         if not sights or sights[-1] != seen:
             sights.append(seen)
+            when.append(time.monotonic() - t0)
         vm = b("text", page="n3", testid="vm-node-web1")
         state = b("text", page="n3", testid="vm-state-web1")
         return vm in ("n2", "n3") and state == "running" and seen["nodes-active"] == "2 of 3" \
@@ -188,8 +204,8 @@ def failover(b, tn, ha):
                    interval=0.2)
     except TestFailure as e:
         raise TestFailure(f"{e}; n2's dashboard showed: {sights}") from None
-    for s in sights:
-        say(f"  n2's dashboard: {s}")
+    for s, t in zip(sights, when):
+        say(f"  +{t:.1f} s n2's dashboard: {s}")
     check(any(s["nodes-active"] == "2 of 3" and s["node-n1-state"] != "online" for s in sights),
           f"n2's dashboard never showed n1 gone: {sights}")
     expect(any(s["ha-running"] != "2/2" for s in sights),

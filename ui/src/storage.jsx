@@ -168,7 +168,7 @@ function DiskSection({ disks, storages, nodes }) {
         label="Create disk"
         fields={[
           { key: 'name', label: 'Name' },
-          { key: 'storage', label: 'Storage', type: 'select', options: [...storages.map((s) => s.name), { value: '', label: '(eSAN: no storage)' }] },
+          { key: 'storage', label: 'Storage', type: 'select', options: [...storages.map((s) => s.name), { value: '-', label: '(eSAN: no storage)' }] },
           { key: 'size', label: 'Size', placeholder: '20G' },
           { key: 'format', label: 'Format', type: 'select', options: ['qcow2', 'raw'] },
           { key: 'lun', label: 'LUN (iSCSI storage: instead of size and format)', type: 'number' },
@@ -178,7 +178,7 @@ function DiskSection({ disks, storages, nodes }) {
           const body = { name: v.name };
           if (v.lun !== '') body.lun = Number(v.lun);
           else body.size = v.size;
-          if (v.storage) {
+          if (v.storage && v.storage !== '-') {
             body.storage = v.storage;
             if (v.lun === '') body.format = v.format;
           }

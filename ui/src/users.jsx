@@ -8,6 +8,8 @@ import { Action, Form, Loading, Page, Section, enc, when, words } from './forms.
 // docs/users.md has them; the audit log of who changed what from where.
 
 const ROLES = ['admin', 'operator', 'auditor', 'monitor'];
+// An option's value must not be empty (the browser would show none chosen).
+const NONE = '-';
 
 function UserRow({ u }) {
   const [editing, setEditing] = useState(false);
@@ -42,11 +44,11 @@ function UserRow({ u }) {
               testid={`user-set-${u.name}`}
               label="Save"
               fields={[
-                { key: 'role', label: 'Own role', type: 'select', value: u.role || '', options: [{ value: '', label: 'none (the groups’ roles only)' }, ...ROLES] },
+                { key: 'role', label: 'Own role', type: 'select', value: u.role || NONE, options: [{ value: NONE, label: 'none (the groups’ roles only)' }, ...ROLES] },
                 { key: 'email', label: 'Mail address (alerts)', value: u.email || '' },
               ]}
               submit={async (v) => {
-                await api('PUT', `/api/v1/users/${enc(u.name)}`, { role: v.role || null, email: v.email || null });
+                await api('PUT', `/api/v1/users/${enc(u.name)}`, { role: v.role === NONE ? null : v.role, email: v.email || null });
                 return `User ${u.name} was changed.`;
               }}
             />
@@ -150,12 +152,12 @@ export function UsersPage() {
           fields={[
             { key: 'name', label: 'Name', names: ['user'] },
             { key: 'password', label: 'Password', type: 'password' },
-            { key: 'role', label: 'Own role', type: 'select', options: [{ value: '', label: 'none (a group gives it one)' }, ...ROLES] },
+            { key: 'role', label: 'Own role', type: 'select', options: [{ value: NONE, label: 'none (a group gives it one)' }, ...ROLES] },
             { key: 'email', label: 'Mail address' },
           ]}
           submit={async (v) => {
             const body = { name: v.name, password: v.password };
-            if (v.role) body.role = v.role;
+            if (v.role !== NONE) body.role = v.role;
             if (v.email) body.email = v.email;
             await post('/api/v1/users', body);
             return `User ${v.name} was added.`;
