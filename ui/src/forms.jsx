@@ -25,7 +25,7 @@ export function fieldOf(message, fields, values) {
 
 function initial(fields) {
   const v = {};
-  for (const f of fields) v[f.key] = f.value ?? (f.type === 'checkbox' ? false : f.type === 'select' ? (f.options[0] ?? '') : '');
+  for (const f of fields) v[f.key] = f.value ?? (f.type === 'checkbox' ? false : f.type === 'select' && f.options.length ? optionValue(f.options[0]) : '');
   return v;
 }
 
