@@ -10,6 +10,10 @@
  *                      was replaced (a sync)
  *   event: membership  corosync's ring, quorum or herd's group changed
  *                      (a node lost or back): {"group":bool}
+ *   event: facts       what a node says of itself changed — a VM of it
+ *                      started, stopped, failed, moved — beyond the
+ *                      figures that move all the time (free memory, load,
+ *                      storage usage): {"node":NAME}
  *   : keepalive        a comment every EVENTS_KEEPALIVE_S, so that a
  *                      client that left is noticed and proxies keep the
  *                      connection
@@ -25,6 +29,7 @@
 #include "api/routes.h"
 
 #include "common/log.h"
+#include "ha/ha.h"
 
 struct api_events {
 	api_ctx *a;
@@ -84,6 +89,16 @@ static void on_membership(gpointer user, bool group)
 	events_send(ev, out->str, out->len);
 }
 
+static void on_facts(const char *node, gpointer user)
+{
+	api_events *ev = user;
+	if (ev->feeds->len == 0)
+		return;
+	g_autoptr(GString) out = g_string_new(NULL);
+	append_event(out, "facts", json_pack("{s:s}", "node", node));
+	events_send(ev, out->str, out->len);
+}
+
 static gboolean on_keepalive(gpointer user)
 {
 	static const char comment[] = ": keepalive\n\n";
@@ -99,6 +114,8 @@ static api_events *events_of(api_ctx *a)
 		ev->feeds = g_ptr_array_new_with_free_func(feed_drop);
 		herd_cluster_listen(a->cluster, on_change, ev);
 		herd_cluster_on_membership(a->cluster, on_membership, ev);
+		if (a->ha)
+			herd_ha_on_facts(a->ha, on_facts, ev);
 		ev->keepalive = g_timeout_add_seconds(EVENTS_KEEPALIVE_S, on_keepalive, ev);
 		a->events = ev;
 	}

@@ -123,6 +123,11 @@ static double cpus_of(json_t *n)
 {
 	return herd_of(n) ? (double)json_integer_value(resource(n, "cpus")) : NAN;
 }
+static double load_of(json_t *n)
+{
+	json_t *load = resource(n, "load_x100");
+	return json_is_integer(load) ? (double)json_integer_value(load) / 100 : NAN;
+}
 static double vms_of(json_t *n)
 {
 	return herd_of(n) ? (double)json_array_size(json_object_get(herd_of(n), "vms")) : NAN;
@@ -137,6 +142,7 @@ static void node_metrics(metrics_text *m, api_ctx *a, json_t *nodes)
 	per_node(m, nodes, "herd_node_memory_bytes", "gauge", "the node's memory", memory_of);
 	per_node(m, nodes, "herd_node_memory_free_bytes", "gauge", "the node's free memory", free_of);
 	per_node(m, nodes, "herd_node_cpus", "gauge", "the node's CPUs", cpus_of);
+	per_node(m, nodes, "herd_node_load1", "gauge", "the node's 1-minute load average", load_of);
 	per_node(m, nodes, "herd_node_vms_running", "gauge", "VMs active on the node", vms_of);
 	static const char *const modes[] = { "online", "standby", "maintenance" };
 	metrics_family(m, "herd_node_mode", "gauge", "1 for the node's mode");

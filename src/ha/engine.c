@@ -496,8 +496,12 @@ void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const v
 		bool changed;
 		if (!herd_facts_update(e->facts, sender, payload, len, now_ms, &changed))
 			log_warn("dropped malformed facts from node %u", sender);
-		else if (changed)
+		else if (changed) {
 			run_soon(e);
+			const char *name = e->io.facts_changed ? engine_name_of(e, sender) : NULL;
+			if (name)
+				e->io.facts_changed(e->user, name);
+		}
 		return;
 	}
 	if (type == HERD_MSG_PROGRESS) {

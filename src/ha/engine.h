@@ -72,6 +72,10 @@ typedef struct herd_engine_io {
 	 * this node's VMs: herdd may leave the cluster and exit.  @summary
 	 * says what left and what stays.  Called once. */
 	void (*leave)(gpointer user, const char *summary);
+	/* What node @node says of itself (its VMs' states…) changed beyond the
+	 * figures that move all the time (free memory, load, storage usage):
+	 * for the web UI's live updates.  Optional (NULL: not told). */
+	void (*facts_changed)(gpointer user, const char *node);
 } herd_engine_io;
 
 /* The engine of node @node_name, running VMs with @virt (not owned; its

@@ -196,12 +196,15 @@ json_t *herd_engine_node_status(herd_engine *e, uint32_t nodeid)
 	json_t *r;
 	json_object_foreach(n->reach, uuid, r)
 		json_object_set_new(reach, uuid, reach_entry(n, uuid));
-	return json_pack("{s:b,s:O,s:O,s:{s:I,s:I,s:i},s:o,s:o}", "virt_ok", n->virt_ok,
+	/* The 1-minute load average × 100 (null: unknown), an integer: a
+	 * real would print as 0.52000000000000002. */
+	json_t *load = n->resources.load_known ? json_integer(n->resources.load_x100) : json_null();
+	return json_pack("{s:b,s:O,s:O,s:{s:I,s:I,s:i,s:o},s:o,s:o}", "virt_ok", n->virt_ok,
 			 "migration_ready", ready ? ready : json_null(), "migration_problem",
 			 json_is_string(problem) ? problem : json_null(), "resources", "memory_mib",
 			 (json_int_t)n->resources.memory_mib, "free_mib",
-			 (json_int_t)n->resources.free_mib, "cpus", (int)n->resources.cpus, "vms", vms,
-			 "reach", reach);
+			 (json_int_t)n->resources.free_mib, "cpus", (int)n->resources.cpus, "load_x100", load,
+			 "vms", vms, "reach", reach);
 }
 
 /* A node's facts of this round, with its name. */

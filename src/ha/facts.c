@@ -43,6 +43,8 @@ static bool state_parse(const char *s, herd_vm_state *out)
 
 /* The storages' usage: the last member of a STATUS, when there is any. */
 #define USAGE_KEY "\"usage\":"
+/* A node's 1-minute load average × 100, in its resources (if it knows it). */
+#define LOAD_KEY "load_x100"
 
 /* More node ids than any corosync cluster has: the rest is ignored. */
 #define SEEN_MAX 1024
@@ -139,6 +141,10 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 	json_writer_object_begin(&w);
 	json_writer_member_int(&w, "memory_mib", (int64_t)res->memory_mib);
 	json_writer_member_int(&w, "free_mib", (int64_t)res->free_mib);
+	/* Right after the free memory: it moves as often, and is skipped
+	 * with it (differs_beyond_free_memory). */
+	if (res->load_known)
+		json_writer_member_int(&w, LOAD_KEY, res->load_x100);
 	json_writer_member_int(&w, "cpus", res->cpus);
 	json_writer_object_end(&w);
 	json_writer_member_bool(&w, "virt_ok", r->virt_ok);
@@ -186,14 +192,22 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len)
 	return g_string_free(out, FALSE);
 }
 
+static const char *skip_number(const char *p, const char *end)
+{
+	while (p < end && g_ascii_isdigit(*p))
+		p++;
+	return p;
+}
+
 /* Do the STATUS payloads @old and @new differ in more than the free
- * memory?  A node reads its free memory again every few seconds: the
- * number moves at every refresh of the facts, and nothing the engine
- * decides depends on it (it is shown only).  Compared as bytes with the
- * number left out, rather than by parsing @old again (milliseconds with
- * thousands of VMs): the key can only be the one that herd_facts_encode()
- * writes, since a quote inside a JSON string is escaped.  Anything else
- * that differs, also in a node's encoding of another release, counts. */
+ * memory (and the load average)?  A node reads its free memory again
+ * every few seconds: the number moves at every refresh of the facts, and
+ * nothing the engine decides depends on it (it is shown only).  Compared
+ * as bytes with the numbers left out, rather than by parsing @old again
+ * (milliseconds with thousands of VMs): the keys can only be those that
+ * herd_facts_encode() writes, since a quote inside a JSON string is
+ * escaped.  Anything else that differs, also in a node's encoding of
+ * another release, counts. */
 static bool differs_beyond_free_memory(GBytes *old, const char *new, size_t new_len)
 {
 	static const char key[] = "\"free_mib\":";
@@ -204,10 +218,15 @@ static bool differs_beyond_free_memory(GBytes *old, const char *new, size_t new_
 	if (!a || !b || a - was != b - new || memcmp(was, new, (size_t)(a - was)) != 0)
 		return true;
 	const char *a_end = was + old_len, *b_end = new + new_len;
-	for (a += sizeof(key) - 1; a < a_end && g_ascii_isdigit(*a); a++)
-		;
-	for (b += sizeof(key) - 1; b < b_end && g_ascii_isdigit(*b); b++)
-		;
+	a = skip_number(a + sizeof(key) - 1, a_end);
+	b = skip_number(b + sizeof(key) - 1, b_end);
+	/* The load average, which herd_facts_encode() writes right after it
+	 * if it knows it, moves as often: skipped too. */
+	static const char load[] = ",\"" LOAD_KEY "\":";
+	if ((size_t)(a_end - a) >= sizeof(load) - 1 && memcmp(a, load, sizeof(load) - 1) == 0)
+		a = skip_number(a + sizeof(load) - 1, a_end);
+	if ((size_t)(b_end - b) >= sizeof(load) - 1 && memcmp(b, load, sizeof(load) - 1) == 0)
+		b = skip_number(b + sizeof(load) - 1, b_end);
 	return a_end - a != b_end - b || memcmp(a, b, (size_t)(a_end - a)) != 0;
 }
 
@@ -302,6 +321,10 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	n->resources.memory_mib = (uint64_t)json_integer_value(json_object_get(res, "memory_mib"));
 	n->resources.free_mib = (uint64_t)json_integer_value(json_object_get(res, "free_mib"));
 	n->resources.cpus = (unsigned)json_integer_value(json_object_get(res, "cpus"));
+	/* Absent (a node one release older, or it could not read it): unknown. */
+	json_t *load = json_object_get(res, LOAD_KEY);
+	n->resources.load_known = json_is_integer(load) && json_integer_value(load) >= 0;
+	n->resources.load_x100 = n->resources.load_known ? (unsigned)json_integer_value(load) : 0;
 	n->virt_ok = json_is_true(json_object_get(j, "virt_ok"));
 	size_t i;
 	json_t *v;

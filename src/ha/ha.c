@@ -28,6 +28,8 @@ struct herd_ha {
 	GHashTable *fence_runs;    /* "device\naction\nresult" -> count (herd_ha_fence_runs) */
 	herd_cluster_message_fn check_fn; /* HERD_MSG_CHECK's handler (herd_ha_set_check_handler) */
 	gpointer check_user;
+	herd_ha_facts_fn facts_fn; /* a node's facts changed (herd_ha_on_facts) */
+	gpointer facts_user;
 	herd_ha_leave_fn leave;    /* the host's shutdown is over (herd_ha_shutdown) */
 	gpointer leave_user;
 	/* What the engine's runs cost (herd_ha_run_stats) */
@@ -188,6 +190,13 @@ static void io_leave(gpointer user, const char *summary)
 		h->leave(summary, h->leave_user);
 }
 
+static void io_facts_changed(gpointer user, const char *node)
+{
+	herd_ha *h = user;
+	if (h->facts_fn)
+		h->facts_fn(node, h->facts_user);
+}
+
 static const herd_engine_io engine_io = {
 	.view = io_view,
 	.send = io_send,
@@ -196,6 +205,7 @@ static const herd_engine_io engine_io = {
 	.wakeup = io_wakeup,
 	.fenced = io_fenced,
 	.leave = io_leave,
+	.facts_changed = io_facts_changed,
 };
 
 /* ------------------------------------------------------------------ */
@@ -210,6 +220,12 @@ static void on_message(gpointer user, uint32_t sender, unsigned type, const void
 		return;
 	}
 	herd_engine_message(h->engine, sender, type, payload, len, now_ms());
+}
+
+void herd_ha_on_facts(herd_ha *h, herd_ha_facts_fn fn, gpointer user)
+{
+	h->facts_fn = fn;
+	h->facts_user = user;
 }
 
 void herd_ha_set_check_handler(herd_ha *h, herd_cluster_message_fn fn, gpointer user)

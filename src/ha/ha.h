@@ -35,6 +35,8 @@ json_t *herd_ha_run_stats(herd_ha *h);
 
 /* The host's shutdown is over (herd_engine_shutdown()): leave and exit. */
 typedef void (*herd_ha_leave_fn)(const char *summary, gpointer user);
+/* What node @node says of itself changed (herd_engine_io.facts_changed). */
+typedef void (*herd_ha_facts_fn)(const char *node, gpointer user);
 /* The host shuts down: herd_engine_shutdown(); with true, @leave follows,
  * once.  False with *@why (g_free): exit at once. */
 bool herd_ha_shutdown(herd_ha *h, herd_ha_leave_fn leave, gpointer user, char **why);
@@ -63,6 +65,9 @@ void herd_ha_vm_request(herd_ha *h, const char *uuid, herd_vm_op op, herd_virt_d
 /* Grow disk @path of running VM @uuid to @size bytes, live, on its node. */
 void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t size,
 		       herd_virt_done done, gpointer user);
+/* Tell @fn whenever a node's facts change (the API's live updates, one
+ * listener; NULL: none). */
+void herd_ha_on_facts(herd_ha *h, herd_ha_facts_fn fn, gpointer user);
 /* HERD_MSG_CHECK messages (herd check's requests, probes and results) go
  * to @fn (daemon/checker.h) instead of the engine; NULL: dropped. */
 void herd_ha_set_check_handler(herd_ha *h, herd_cluster_message_fn fn, gpointer user);

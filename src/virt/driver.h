@@ -58,6 +58,9 @@ typedef struct herd_node_resources {
 	uint64_t memory_mib;   /* total RAM */
 	uint64_t free_mib;     /* RAM free now */
 	unsigned cpus;         /* logical CPUs */
+	bool load_known;       /* the host's load average was read: */
+	unsigned load_x100;    /* its 1-minute load average, × 100 (/proc/loadavg;
+				* common/loadavg.h): shown, never decided on */
 } herd_node_resources;
 
 typedef struct herd_virt herd_virt;

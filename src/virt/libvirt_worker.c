@@ -11,6 +11,7 @@
  * constructor, and the two functions that hand a job to the threads.
  */
 #define G_LOG_DOMAIN "virt"
+#include "common/loadavg.h"
 #include "virt/libvirt_priv.h"
 
 #include <libvirt/virterror.h>
@@ -404,6 +405,8 @@ static void read_resources(lv_job *j, virConnectPtr conn)
 	j->res.memory_mib = info.memory / 1024;
 	j->res.free_mib = free_bytes / (1024 * 1024);
 	j->res.cpus = info.cpus;
+	/* The host's, beside what its hypervisor says (shown as CPU use). */
+	j->res.load_known = herd_loadavg_read(&j->res.load_x100);
 	j->have_res = true;
 }
 

@@ -23,7 +23,6 @@ them).
 import json
 import os
 import re
-import select
 import subprocess
 import sys
 import time
@@ -31,90 +30,11 @@ import time
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from halib import Ha, HaNodes, Workdir  # noqa: E402
-from testlib import TestFailure, build_dir, check, expect, run_test, say, wait_until  # noqa: E402
+from testlib import check, expect, run_test, say  # noqa: E402
+from uilib import Browser, add_auditor, admin_password, api_message, curl, dashboard_matches  # noqa: E402
 
 INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "test-ui")
-REPO = os.path.dirname(os.path.dirname(_here))
-BROWSER = os.path.join(REPO, "tests", "ui", "browser.mjs")
-SHOTS = os.path.join(build_dir(), "ui-screenshots")
 AUD_PW = "Aud1tor-pw-7781"
-
-
-class Browser:
-    """tests/ui/browser.mjs in node @i's network namespace (the host's files:
-    chromium, ui/node_modules), one step per call."""
-
-    def __init__(self, tn, i):
-        os.makedirs(SHOTS, exist_ok=True)
-        self.log = open(os.path.join(SHOTS, "browser.log"), "w")
-        env = dict(os.environ, HERD_UI_SHOTS=SHOTS)
-        self.p = subprocess.Popen(["nsenter", f"--net=/run/netns/{tn.tn.netns(i)}", "--",
-                                   "node", BROWSER],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=self.log, text=True, env=env)
-
-    def __call__(self, op, **kw):
-        # The step's own timeout (ms, the browser's default 15 s), and time
-        # for the browser to say so.
-        timeout_s = kw.get("timeout", 15000) / 1000 + 60
-        self.p.stdin.write(json.dumps(dict(kw, op=op)) + "\n")
-        self.p.stdin.flush()
-        ready, _, _ = select.select([self.p.stdout], [], [], timeout_s)
-        line = self.p.stdout.readline() if ready else ""
-        if not line:
-            self.log.flush()
-            with open(self.log.name) as f:
-                tail = f.read()[-2000:]
-            raise TestFailure(f"browser: {op} {kw}: no answer; its log ({self.log.name}) ends:\n{tail}")
-        answer = json.loads(line)
-        if not answer["ok"]:
-            raise TestFailure(f"browser: {op} {kw}: {answer['error']}")
-        return answer["value"]
-
-    def shot(self, page, name, full=False):
-        path = self(op="screenshot", page=page, name=name, full=full)
-        say(f"  screenshot {path}")
-
-    def close(self):
-        try:
-            self.p.stdin.close()
-            self.p.wait(timeout=30)
-        except (subprocess.TimeoutExpired, OSError):
-            self.p.kill()
-            self.p.wait()
-        self.log.close()
-
-
-def curl(tn, i, path, node=None, auth=None, token=None, extra=()):
-    """(status, headers, body) of GET https://10.99.0.NODE:8001PATH from node i
-    (the path sent as is: no '..' folding)."""
-    argv = ["curl", "-sk", "--path-as-is", "-D", "/dev/stderr", "-w", "\n%{http_code}", "--max-time", "10",
-            f"https://10.99.0.{node or i}:8001{path}", *extra]
-    if auth:
-        argv += ["-u", auth]
-    if token:
-        argv += ["-H", f"Authorization: Bearer {token}"]
-    p = tn.exec(i, *argv)
-    body, _, code = p.stdout.rpartition("\n")
-    headers = {}
-    for line in p.stderr.splitlines():
-        k, sep, v = line.partition(":")
-        if sep:
-            headers[k.strip().lower()] = v.strip()
-    return (int(code) if code.isdigit() else 0), headers, body
-
-
-def api_message(tn, i, method, path, auth, body=None):
-    """The server's sentence for a request that fails (from node i, to itself)."""
-    argv = ["curl", "-sk", "-X", method, "-u", auth, "-H", "Content-Type: application/json",
-            f"https://10.99.0.{i}:8001{path}"]
-    if body is not None:
-        argv += ["--data-binary", json.dumps(body)]
-    p = tn.exec(i, *argv)
-    try:
-        return json.loads(p.stdout)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        raise TestFailure(f"{method} {path}: no error answer: {p.stdout}{p.stderr}") from None
 
 
 def serving(tn, ha, admin):
@@ -169,56 +89,13 @@ def serving(tn, ha, admin):
     return token
 
 
-def dashboard_figures(b, page):
-    ids = ["nodes-active", "ha-running", "vms-defined", "vms-running", "vms-paused", "quorum",
-           "alerts-critical", "alerts-warning", "alerts-info"]
-    return b("texts", page=page, testids=ids)
-
-
-def expected_figures(ha, i):
-    """What the dashboard must show, from node i's `herd status --json`."""
-    st = ha.status(i)
-    nodes = st["cluster"]["nodes"]
-    vms = st["vms"]
-    quorate = st["cluster"]["quorum"]["quorate"]
-    return {
-        "nodes-active": f"{sum(1 for n in nodes if n['online'])} of {len(nodes)}",
-        "ha-running": f"{vms['ha_running']}/{vms['ha']}",
-        "vms-defined": str(vms["defined"]),
-        "vms-running": str(vms["running"]),
-        "vms-paused": str(vms["paused"]),
-        "quorum": "quorate" if quorate else "NOT quorate",
-    }
-
-
-def dashboard_matches(b, ha, page, i, timeout=30):
-    """The dashboard of @page shows what node i's herd status says (both read
-    again until they agree: the figures move while VMs start)."""
-    last = {}
-
-    def same():
-        nonlocal last
-        want = expected_figures(ha, i)
-        seen = dashboard_figures(b, page)
-        last = {"herd status": want, "dashboard": seen}
-        return all(seen.get(k) == v for k, v in want.items())
-    try:
-        wait_until(same, timeout, f"the dashboard of {page} to show n{i}'s herd status", interval=0.5)
-    except TestFailure as e:
-        raise TestFailure(f"{e}: {last}") from None
-    return last["dashboard"]
-
-
 def main():
     with HaNodes(INSTANCE, 2) as tn, Workdir(INSTANCE) as tmp:
         tn.wait_members([1, 2], 2)
         ha = Ha(tn, tmp)
-        admin_pw = open(os.path.join(tn.tn.dir, "admin-password")).read().strip()
+        admin_pw = admin_password(tn)
         admin = f"admin:{admin_pw}"
-        with open(os.path.join(tmp, "aud.pw"), "w") as f:
-            f.write(AUD_PW + "\n")
-        ha.ok(1, "user", "add", "aud", "--new-password-file", os.path.join(tmp, "aud.pw"))
-        ha.ok(1, "group", "add", "auditors", "--roles", "auditor", "--members", "aud")
+        add_auditor(ha, tmp, "aud", AUD_PW)
         ha.define("web1", ha=True, preferred="n1", extra=["--shutdown-timeout", "2"])
         ha.define("web2", ha=False, preferred="n2", extra=["--shutdown-timeout", "2"])
 

@@ -1,6 +1,7 @@
 /* ha/facts: which STATUS messages change what a node knows of another,
  * and so wake its engine (herd_facts_update's @changed). */
 #include "common/json.h"
+#include "common/loadavg.h"
 #include "ha/facts.h"
 
 #include <string.h>
@@ -82,6 +83,59 @@ static void test_changed(fixture *x, gconstpointer data)
 	x->r.index = 8;
 	g_assert_true(send(x));
 	g_assert_false(send(x));
+}
+
+/* The host's load average: unknown until a node says, then as it says;
+ * it moves as the free memory does, and is no news either. */
+static void test_load(fixture *x, gconstpointer data)
+{
+	g_assert_true(send(x));
+	g_assert_false(herd_facts_fresh(x->f, 2)->resources.load_known);
+	x->r.resources.load_known = true;
+	x->r.resources.load_x100 = 52;
+	g_assert_false(send(x));                 /* known now: kept, shown, nothing to act on */
+	g_assert_true(herd_facts_fresh(x->f, 2)->resources.load_known);
+	g_assert_cmpuint(herd_facts_fresh(x->f, 2)->resources.load_x100, ==, 52);
+	/* Only the load moved (more digits, fewer), also with the free memory. */
+	x->r.resources.load_x100 = 12345;
+	g_assert_false(send(x));
+	g_assert_cmpuint(herd_facts_fresh(x->f, 2)->resources.load_x100, ==, 12345);
+	x->r.resources.load_x100 = 0;
+	x->r.resources.free_mib = 77;
+	g_assert_false(send(x));
+	g_assert_cmpuint(herd_facts_fresh(x->f, 2)->resources.load_x100, ==, 0);
+	g_assert_true(herd_facts_fresh(x->f, 2)->resources.load_known);
+	/* The load and something else: news. */
+	x->r.resources.load_x100 = 300;
+	x->r.resources.cpus = 4;
+	g_assert_true(send(x));
+	/* Unknown again (it could not read it): as an older node, unknown. */
+	x->r.resources.load_known = false;
+	g_assert_false(send(x));
+	g_assert_false(herd_facts_fresh(x->f, 2)->resources.load_known);
+}
+
+/* /proc/loadavg's first number, × 100. */
+static void test_loadavg_parse(void)
+{
+	unsigned v = 999;
+	g_assert_true(herd_loadavg_parse("0.52 0.58 0.59 1/467 12345\n", &v));
+	g_assert_cmpuint(v, ==, 52);
+	g_assert_true(herd_loadavg_parse("12.345 1.00 1.00 3/9 1", &v));
+	g_assert_cmpuint(v, ==, 1235);
+	g_assert_true(herd_loadavg_parse("0.00", &v));
+	g_assert_cmpuint(v, ==, 0);
+	v = 7;
+	g_assert_false(herd_loadavg_parse("", &v));
+	g_assert_false(herd_loadavg_parse(NULL, &v));
+	g_assert_false(herd_loadavg_parse("-1.0 0 0", &v));
+	g_assert_false(herd_loadavg_parse("abc", &v));
+	g_assert_false(herd_loadavg_parse("0.5x 0 0", &v));
+	g_assert_false(herd_loadavg_parse("nan 0 0", &v));
+	g_assert_false(herd_loadavg_parse("1e300 0 0", &v));
+	g_assert_cmpuint(v, ==, 7);
+	/* This host's own: whatever it is, it parses. */
+	g_assert_true(herd_loadavg_read(&v));
 }
 
 /* A node's readiness for live migration: unknown until it says, then as
@@ -173,6 +227,8 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/facts/changed", fixture, NULL, setup, test_changed, teardown);
+	g_test_add("/facts/load", fixture, NULL, setup, test_load, teardown);
+	g_test_add_func("/facts/loadavg-parse", test_loadavg_parse);
 	g_test_add("/facts/migration", fixture, NULL, setup, test_migration, teardown);
 	g_test_add("/facts/reach", fixture, NULL, setup, test_reach, teardown);
 	return g_test_run();

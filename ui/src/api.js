@@ -68,3 +68,8 @@ export async function login(user, password, ttl_s) {
   setCsrfToken(data.csrf_token);
   return data;
 }
+
+// For requests that api() cannot make (an upload with its progress).
+export function getCsrfToken() {
+  return csrfToken;
+}

@@ -1,23 +1,8 @@
 import { useLive } from './hooks.js';
 import { Link } from './router.jsx';
+import { Bar, bytes, level } from './forms.jsx';
+import { cpuPct, loadLabel, nodeState, ramPct } from './nodes.jsx';
 
-// Usage levels as the alerts have them (C25): warning from 80 %, critical
-// from 90 %.
-export function level(pct) {
-  if (pct >= 90) return 'critical';
-  if (pct >= 80) return 'warning';
-  return 'ok';
-}
-
-function Bar({ pct, testid }) {
-  const p = Math.max(0, Math.min(100, pct));
-  return (
-    <div class={`bar ${level(p)}`} data-testid={testid} data-level={level(p)}>
-      <div class="fill" style={{ width: `${p}%` }} />
-      <span>{Math.round(p)} %</span>
-    </div>
-  );
-}
 
 function Card({ title, state, children, testid }) {
   return (
@@ -42,25 +27,25 @@ function Figure({ label, value, testid }) {
   );
 }
 
-function nodeState(n) {
-  if (n.online) return 'online';
-  if (n.down) return `down (${n.down.how})`;
-  return n.alive ? 'herd not running' : 'lost';
-}
-
 function NodeRow({ n }) {
   const res = n.herd && n.herd.resources;
-  const ramPct = res && res.memory_mib ? ((res.memory_mib - res.free_mib) / res.memory_mib) * 100 : null;
+  const ram = ramPct(n);
+  const cpu = cpuPct(n);
   return (
     <tr data-testid={`node-${n.name}`} class={n.online ? '' : 'lost'}>
-      <td class="name">{n.name}</td>
+      <td class="name">
+        <Link href={`/nodes/${encodeURIComponent(n.name)}`}>{n.name}</Link>
+      </td>
       <td data-testid={`node-${n.name}-state`}>
         <span class={`dot ${n.online ? 'ok' : 'critical'}`} />
         {nodeState(n)}
       </td>
       <td data-testid={`node-${n.name}-mode`}>{n.mode}</td>
       <td>{res ? `${res.cpus} CPUs` : '–'}</td>
-      <td class="gauge">{ramPct === null ? '–' : <Bar pct={ramPct} testid={`node-${n.name}-ram`} />}</td>
+      <td class="gauge">
+        {cpu === null ? '–' : <Bar pct={cpu} label={loadLabel(n)} testid={`node-${n.name}-cpu`} />}
+      </td>
+      <td class="gauge">{ram === null ? '–' : <Bar pct={ram} testid={`node-${n.name}-ram`} />}</td>
       <td class="links">
         {(n.links || []).map((l) => (
           <span class={`link ${l.state}`} title={l.address}>
@@ -83,21 +68,11 @@ function storageUsage(s) {
   return best;
 }
 
-function bytes(n) {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
 const SEVERITIES = ['critical', 'warning', 'info'];
 
 export function Dashboard() {
   const { data, error } = useLive(
-    ['/api/v1/status', '/api/v1/storage', '/api/v1/alerts'],
+    ['/api/v1/status', '/api/v1/storage', '/api/v1/alerts', '/api/v1/jobs'],
     null,
     10000,
   );
@@ -110,7 +85,7 @@ export function Dashboard() {
       <div class="loading">Loading…</div>
     );
   }
-  const [status, storages, alerts] = data;
+  const [status, storages, alerts, jobs] = data;
   const cluster = status.cluster;
   if (!cluster) return <div class="notice">This node is in no cluster yet (herd cluster create).</div>;
   const nodes = cluster.nodes || [];
@@ -165,6 +140,19 @@ export function Dashboard() {
               <li class={a.severity}>{a.message}</li>
             ))}
           </ul>
+          <Link href="/alerts">All alerts →</Link>
+        </Card>
+        <Card title="Jobs" testid="card-jobs">
+          <Figure label="running" value={jobs.length} testid="jobs-running" />
+          <ul class="jobs">
+            {jobs.slice(0, 5).map((j) => (
+              <li>
+                <Link href={`/jobs/${encodeURIComponent(j.name)}`}>{`${j.kind} ${j.target}${j.to ? ` → ${j.to}` : ''}`}</Link>
+                <Bar pct={j.progress} testid={`job-${j.name}-bar`} />
+              </li>
+            ))}
+          </ul>
+          <Link href="/jobs">All jobs →</Link>
         </Card>
         <Card title="Storage" state={worst} testid="card-storage">
           {usages.length === 0 && <p class="muted">No storage defined.</p>}
@@ -187,7 +175,8 @@ export function Dashboard() {
               <th>Node</th>
               <th>State</th>
               <th>Mode</th>
-              <th>CPU</th>
+              <th>CPUs</th>
+              <th>CPU use (load)</th>
               <th>RAM</th>
               <th>Links</th>
             </tr>

@@ -70,6 +70,8 @@ export function startLive() {
     dispatch(msg.kind || '*');
   });
   source.addEventListener('membership', () => dispatch('membership'));
+  // A node's own report changed (its VMs' states): kind 'facts'.
+  source.addEventListener('facts', () => dispatch('facts'));
   source.onerror = () => setConnected(false);
 }
 
@@ -80,7 +82,8 @@ export function stopLive() {
 }
 
 // Call fn (debounced) whenever an object of one of kinds changes ('*':
-// any; 'membership': a node lost or back).  Returns the unsubscribe.
+// any; 'membership': a node lost or back; 'facts': what a node reports
+// of itself, its VMs' states).  Returns the unsubscribe.
 export function subscribe(kinds, fn) {
   const sub = { kinds: kinds ? new Set(kinds) : null, fn, timer: null, again: false };
   subscribers.add(sub);

@@ -7,6 +7,8 @@ import { Login } from './login.jsx';
 import { Dashboard } from './dashboard.jsx';
 import { VmList } from './vm_list.jsx';
 import { VmNew, VmPage, vmRoute } from './vm_page.jsx';
+import { adminNav, adminPage } from './admin_routes.jsx';
+import { JobsPanel } from './jobs.jsx';
 import './style.css';
 
 function Shell({ session, onLogout, children }) {
@@ -34,7 +36,9 @@ function Shell({ session, onLogout, children }) {
         <nav>
           {nav('/', 'Dashboard')}
           {nav('/vms', 'Virtual machines')}
+          {adminNav.map(([href, label]) => nav(href, label))}
         </nav>
+        <JobsPanel />
         <span class={live ? 'live on' : 'live off'} data-testid="live" title="Live updates">
           {live ? 'live' : 'reconnecting…'}
         </span>
@@ -91,7 +95,7 @@ function App() {
   if (path === '/vms') page = <VmList session={session} />;
   else if (path === '/vms/new') page = <VmNew />;
   else if (vmr) page = <VmPage key={vmr.name} name={vmr.name} tab={vmr.tab} />;
-  else page = <Dashboard />;
+  else page = adminPage(path) || <Dashboard />;
   return (
     <Shell session={session} onLogout={logout}>
       {page}

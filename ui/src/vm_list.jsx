@@ -63,7 +63,7 @@ async function eachLimited(items, fn) {
 }
 
 export function VmList() {
-  const { data, error, reload } = useLive(['/api/v1/vms', '/api/v1/nodes'], ['vm', 'node', 'membership']);
+  const { data, error, reload } = useLive(['/api/v1/vms', '/api/v1/nodes'], ['vm', 'node', 'membership', 'facts']);
   const [query, setQuery] = useState('');
   const [state, setState] = useState('all');
   const [node, setNode] = useState('all');

@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""The web UI's cluster pages in a real browser, on three nodes (issue 12,
+items 1 and 5; docs/ui.md).
+
+A headless Chromium (uilib.Browser) runs in n3's network namespace:
+- admin logs in on n1, n2 and n3: each dashboard shows the same cluster
+  (the figures of that node's `herd status --json`, every node's state,
+  mode and CPU use);
+- on n1's node page for n2: standby (its VM leaves, the evacuation is a
+  job with its log on the jobs pages), then online; `herd node list`
+  agrees at each step;
+- bad form input (a virtual switch on a bridge that is no interface
+  name) shows the server's sentence next to the field it concerns, and
+  nothing is added;
+- the fence device page tests the PDU's plugs; a user added from the
+  users page is in `herd user list` and in the page's list at once;
+- a read-only auditor on n2 is refused standby of n3 with the server's
+  whole sentence, and n3 stays online;
+- n1, whose UI is open, is powered off: n2's and n3's pages go on and
+  show the failover as it happens (n1 lost, then down; its VM running
+  elsewhere), n1's page that it lost its node.
+Screenshots go to BUILD/ui-screenshots/ (docs/ui.md shows them).
+"""
+import json
+import os
+import re
+import sys
+import time
+
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
+from halib import Ha, HaNodes, Workdir  # noqa: E402
+from testlib import TestFailure, check, expect, run_test, say, wait_until  # noqa: E402
+from uilib import Browser, add_auditor, admin_password, api_message, curl, dashboard_matches, login  # noqa: E402
+
+INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "test-ui-admin")
+AUD_PW = "Aud1tor-pw-5517"
+NODES = ("n1", "n2", "n3")
+URL = "https://10.99.0.{}:8001/"
+
+
+def node_views(b, page):
+    """Every node's state and mode as @page's dashboard shows them."""
+    ids = [f"node-{n}-{what}" for n in NODES for what in ("state", "mode")]
+    return b("texts", page=page, testids=ids)
+
+
+def mode_is(ha, i, node, mode):
+    return ha.nodes(i)[node]["mode"] == mode
+
+
+def same_cluster(b, tn, ha, admin_pw):
+    say("== each node's UI shows the same cluster")
+    views = {}
+    for i in (1, 2, 3):
+        page = f"n{i}"
+        login(b, page, URL.format(i), "admin", admin_pw)
+        seen = dashboard_matches(b, ha, page, i)
+        name = b("text", page=page, testid="cluster-name")
+        # Every node's CPU use: its load average, from its facts.
+        for n in NODES:
+            b("wait_visible", page=page, testid=f"node-{n}-cpu", timeout=60000)
+        views[page] = (name, seen, node_views(b, page))
+        say(f"  {page}: cluster {name}: {seen}")
+        b.shot(page, f"admin-dashboard-{page}", full=True)
+    first = views["n1"]
+    for page, v in views.items():
+        check(v == first, f"{page}'s dashboard differs from n1's: {v} vs {first}")
+    cpu = b("text", page="n1", testid="node-n2-cpu")
+    say(f"  the three dashboards agree: {first[2]}; n2's CPU gauge: {cpu}")
+    # The same load average in /metrics, for every node.
+    code, _, text = curl(tn, 3, "/metrics", node=2, auth=f"admin:{admin_pw}")
+    loads = re.findall(r'^herd_node_load1\{node="(n\d)"\} (\S+)$', text, re.M)
+    check(code == 200 and sorted(n for n, _ in loads) == list(NODES), f"/metrics: {code}: load1 {loads}")
+    say(f"  /metrics: {loads}")
+
+
+def standby_online(b, ha):
+    say("== the node page: n2 to standby (its VM leaves, a job), then online")
+    b("click", page="n1", selector="nav a[href='/nodes']")
+    b("wait_visible", page="n1", testid="nodes-row-n2")
+    b.shot("n1", "nodes")
+    b("click", page="n1", selector="[data-testid=nodes-row-n2] a")
+    b("wait_text", page="n1", testid="node-mode", equals="online")
+    b("click", page="n1", testid="node-set-standby")
+    said = b("wait_text", page="n1", testid="node-set-standby-outcome", contains="standby", timeout=60000)
+    b("wait_text", page="n1", testid="node-mode", equals="standby", timeout=30000)
+    check(mode_is(ha, 2, "n2", "standby"), f"herd says n2 is {ha.nodes(2)['n2']['mode']}")
+    say(f"  {said}")
+    vms = ha.wait_vms(lambda v: v["web2"]["state"] == "running" and v["web2"]["node"] not in ("n2", None),
+                      180, "web2 to leave n2")
+    say(f"  web2 runs on {vms['web2']['node']} now")
+    b.shot("n1", "node-n2-standby", full=True)
+    # The evacuation is a job: the jobs page has it, with its log.
+    b("click", page="n1", selector="nav a[href='/jobs']")
+    b("wait_visible", page="n1", selector="[data-testid^=job-row-]")
+    jobs = ha.json(1, "job", "list", "--all")
+    evac = [j for j in jobs if j["kind"] == "evacuate" and j["target"] == "n2"]
+    check(evac, f"no evacuation job of n2: {jobs}")
+    job = evac[0]["name"]
+    b("wait_text", page="n1", testid=f"job-{job}-state", equals="done", timeout=180000)
+    b.shot("n1", "jobs")
+    b("click", page="n1", selector=f"[data-testid=job-row-{job}] a")
+    log = b("wait_text", page="n1", testid="job-log", contains="left", timeout=30000)
+    say(f"  job {job}: done; its log: {log.splitlines()[-1] if log else ''}")
+    b.shot("n1", "job-log")
+    b("goto", page="n1", path="/nodes/n2")
+    b("click", page="n1", testid="node-set-online")
+    b("wait_text", page="n1", testid="node-mode", equals="online", timeout=30000)
+    check(mode_is(ha, 3, "n2", "online"), f"herd says n2 is {ha.nodes(3)['n2']['mode']}")
+    say("  n2 is online again")
+
+
+def bad_input(b, tn, ha, admin):
+    say("== bad form input: the server's sentence next to the field; nothing added")
+    b("goto", page="n1", path="/networks")
+    b("wait_visible", page="n1", testid="network-add")
+    b("fill", page="n1", selector="[data-testid=network-add] input[name=name]", value="lan")
+    b("fill", page="n1", selector="[data-testid=network-add] input[name=bridge]", value="no such bridge")
+    b("click", page="n1", testid="network-add-submit")
+    shown = b("wait_text", page="n1", testid="network-add-error", contains=".")
+    want = api_message(tn, 1, "POST", "/api/v1/networks", admin, {"name": "lan", "bridge": "no such bridge"})
+    check(shown == want, f"the form shows {shown!r}, the server said {want!r}")
+    field = b("eval", page="n1", js="document.querySelector('[data-testid=network-add-error]')"
+                                    ".closest('.field').querySelector('input,select,textarea').name")
+    check(field == "bridge", f"the error is shown by field {field!r}, not by 'bridge'")
+    check(ha.json(1, "network", "list") == [], "a network was added")
+    say(f"  by the bridge field: {shown}")
+    b.shot("n1", "networks-bad-input")
+
+    say("== fence devices: the PDU's plugs tested from the page")
+    b("goto", page="n1", path="/fence-devices")
+    b("click", page="n1", testid="fence-test-pdu")
+    said = b("wait_text", page="n1", testid="fence-test-pdu-outcome", contains="plug", timeout=60000)
+    check(said == "All 3 plug(s) answer.", f"the fence test says {said!r}")
+    say(f"  {said}")
+    b.shot("n1", "fence-devices", full=True)
+
+    say("== a user added from the users page shows in its list without a reload")
+    b("goto", page="n1", path="/users")
+    b("fill", page="n1", selector="[data-testid=user-add] input[name=name]", value="op1")
+    b("fill", page="n1", selector="[data-testid=user-add] input[name=password]", value="Op1-pw-90210")
+    b("fill", page="n1", selector="[data-testid=user-add] input[name=email]", value="op1@example.org")
+    b("click", page="n1", testid="user-add-submit")
+    # The password is hashed (yescrypt, on a busy host: seconds).
+    b("wait_visible", page="n1", selector="[data-testid=user-add-done],[data-testid=user-add-error]",
+      timeout=90000)
+    if b("count", page="n1", selector="[data-testid=user-add-error]"):
+        raise TestFailure(f"the users page says: {b('text', page='n1', testid='user-add-error')}")
+    said = b("text", page="n1", testid="user-add-done")
+    b("wait_visible", page="n1", testid="user-row-op1")
+    users = {u["name"]: u for u in ha.json(1, "user", "list")}
+    check("op1" in users and not users["op1"]["role"] and users["op1"]["email"] == "op1@example.org",
+          f"herd user list: {users.get('op1')}")
+    say(f"  {said}")
+    for path, name in (("/storage", "storage"), ("/users", "users"), ("/settings", "settings"),
+                       ("/alerts", "alerts")):
+        b("goto", page="n1", path=path)
+        b("wait_visible", page="n1", testid=f"page-{name}")
+        b.shot("n1", name, full=True)
+    errors = b("console", page="n1")
+    expect(not [e for e in errors if "page error" in e or "Content Security Policy" in e],
+           f"n1's page logged errors: {errors}")
+
+
+def auditor(b, tn, ha):
+    say("== a read-only auditor on n2 is refused standby of n3, with a whole sentence")
+    login(b, "aud", URL.format(2), "aud", AUD_PW)
+    b("goto", page="aud", path="/nodes/n3")
+    b("wait_text", page="aud", testid="node-mode", equals="online")
+    b("click", page="aud", testid="node-set-standby")
+    shown = b("wait_text", page="aud", testid="node-set-standby-outcome", contains=".")
+    want = api_message(tn, 2, "POST", "/api/v1/nodes/n3/mode", f"aud:{AUD_PW}", {"mode": "standby"})
+    check(shown == want and want[0].isupper() and want.endswith(".") and " " in want,
+          f"the auditor sees {shown!r}, the server said {want!r}")
+    check(mode_is(ha, 2, "n3", "online"), "the auditor changed n3's mode")
+    say(f"  {shown}")
+    b.shot("aud", "auditor-node-refused")
+    b("close", page="aud")
+
+
+def failover(b, tn, ha):
+    say("== n1 powered off with its UI open: n2's and n3's UIs show the failover")
+    vms = ha.vms(2)
+    check(vms["web1"]["node"] == "n1" and vms["web1"]["state"] == "running", f"web1: {vms['web1']}")
+    for i in (1, 2, 3):
+        b("goto", page=f"n{i}", path="/")
+        b("wait_text", page=f"n{i}", testid="nodes-active", equals="3 of 3")
+    b("goto", page="n3", path="/vms")
+    b("wait_text", page="n3", testid="vm-node-web1", equals="n1")
+    tn.power_off(1)
+    t0 = time.monotonic()
+    # What n2's dashboard shows as it happens, each new sight once (with
+    # when it was first seen: reported, not asserted).
+    sights, when = [], []
+    ids = ["nodes-active", "node-n1-state", "ha-running", "quorum"]
+
+    def over():
+        seen = b("texts", page="n2", testids=ids)
+        if not sights or sights[-1] != seen:
+            sights.append(seen)
+            when.append(time.monotonic() - t0)
+        vm = b("text", page="n3", testid="vm-node-web1")
+        state = b("text", page="n3", testid="vm-state-web1")
+        return vm in ("n2", "n3") and state == "running" and seen["nodes-active"] == "2 of 3" \
+            and seen["ha-running"] == "2/2"
+    try:
+        wait_until(over, 240, "n3's VM list to show web1 running on n2 or n3, and n2's dashboard 2/2",
+                   interval=0.2)
+    except TestFailure as e:
+        raise TestFailure(f"{e}; n2's dashboard showed: {sights}") from None
+    for s, t in zip(sights, when):
+        say(f"  +{t:.1f} s n2's dashboard: {s}")
+    check(any(s["nodes-active"] == "2 of 3" and s["node-n1-state"] != "online" for s in sights),
+          f"n2's dashboard never showed n1 gone: {sights}")
+    expect(any(s["ha-running"] != "2/2" for s in sights),
+           f"n2's dashboard did not show web1 down before it ran elsewhere: {sights}")
+    where = b("text", page="n3", testid="vm-node-web1")
+    say(f"  n3's VM list: web1 running on {where}")
+    check(ha.vms(2)["web1"]["node"] == where, f"herd says web1 is on {ha.vms(2)['web1']['node']}")
+    seen = dashboard_matches(b, ha, "n2", 2, timeout=60)
+    b("goto", page="n3", path="/")
+    dashboard_matches(b, ha, "n3", 3, timeout=60)
+    state = b("text", page="n2", testid="node-n1-state")
+    say(f"  n2's and n3's dashboards agree with herd status: n1 {state}; {seen}")
+    b("wait_text", page="n1", testid="live", equals="reconnecting…", timeout=60000)
+    say("  n1's page: its node is gone (reconnecting)")
+    b.shot("n2", "failover-n2", full=True)
+    b.shot("n3", "failover-n3")
+    b.shot("n1", "failover-n1-gone")
+    for page in ("n2", "n3"):
+        errors = b("console", page=page)
+        expect(not [e for e in errors if "page error" in e or "Content Security Policy" in e],
+               f"{page}'s page logged errors: {errors}")
+
+
+def main():
+    with HaNodes(INSTANCE, 3) as tn, Workdir(INSTANCE) as tmp:
+        tn.wait_members([1, 2, 3], 3)
+        ha = Ha(tn, tmp)
+        admin_pw = admin_password(tn)
+        admin = f"admin:{admin_pw}"
+        add_auditor(ha, tmp, "aud", AUD_PW)
+        # A fenced node stays off (a reboot would bring n1 back meanwhile).
+        ha.set(1, "fence_action=off")
+        ha.add_pdu()
+        quick = ["--shutdown-timeout", "2"]
+        ha.define("web1", preferred="n1", extra=quick)
+        ha.define("web2", preferred="n2", extra=quick)
+        for name in ("web1", "web2"):
+            ha.ok(1, "vm", "start", name)
+        ha.wait_counting(["web1", "web2"], timeout=120)
+        say(f"web1 and web2 run: {json.dumps({k: v['node'] for k, v in ha.vms(1).items()})}")
+
+        b = Browser(tn, 3, log="browser-admin.log")
+        try:
+            t = time.monotonic()
+            same_cluster(b, tn, ha, admin_pw)
+            standby_online(b, ha)
+            bad_input(b, tn, ha, admin)
+            auditor(b, tn, ha)
+            failover(b, tn, ha)
+            say(f"-- {time.monotonic() - t:.0f} s in the browser")
+        finally:
+            b.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run_test(main))

@@ -1,0 +1,239 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, get, post } from './api.js';
+import { useLive } from './hooks.js';
+import { Action, Form, Loading, Page, Section, enc, fieldOf, when, words } from './forms.jsx';
+
+// The cluster (herd cluster status|settings|set, herd cluster qdevice,
+// herd rule add|list|delete, herd check, herd notify test): its settings
+// changed all at once or not at all.
+
+function SettingsForm({ settings }) {
+  const [values, setValues] = useState({});
+  const [error, setError] = useState(null);
+  const [done, setDone] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const changed = Object.keys(values).filter((k) => values[k] !== undefined);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    const body = {};
+    for (const k of changed) body[k] = values[k] === '' ? null : values[k];
+    try {
+      await api('PUT', '/api/v1/cluster/settings', body);
+      setValues({});
+      setDone(`Changed: ${changed.join(', ')}.`);
+    } catch (err) {
+      const field = fieldOf(err.message, changed.map((k) => ({ key: k })), values);
+      setError({ message: err.message, field });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="settings" data-testid="settings-form" onSubmit={submit}>
+      <table>
+        <thead>
+          <tr>
+            <th>Setting</th>
+            <th>Value</th>
+            <th>Default</th>
+            <th>What it is</th>
+          </tr>
+        </thead>
+        <tbody>
+          {settings.map((s) => {
+            const shown = s.secret ? (s.value ? 'set' : 'not set') : s.value === null ? '' : String(s.value);
+            return (
+              <tr data-testid={`setting-${s.key}`} class={s.changed ? 'changed' : ''}>
+                <td class="name">{s.key}</td>
+                <td>
+                  <input
+                    name={s.key}
+                    type={s.secret ? 'password' : 'text'}
+                    placeholder={shown}
+                    value={values[s.key] ?? ''}
+                    onInput={(e) => setValues({ ...values, [s.key]: e.currentTarget.value === '' && !(s.key in values) ? undefined : e.currentTarget.value })}
+                  />
+                  {!s.secret && <span class="muted"> now {shown === '' ? '–' : shown}</span>}
+                  {error && error.field === s.key && (
+                    <span class="field-error" role="alert" data-testid="settings-error">
+                      {error.message}
+                    </span>
+                  )}
+                </td>
+                <td class="muted">{s.default}</td>
+                <td class="help">{s.help}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <div class="field actions">
+        <button type="submit" disabled={busy || !changed.length} data-testid="settings-submit">
+          {busy ? 'Working…' : `Apply ${changed.length || ''} change(s)`}
+        </button>
+        <span class="muted">A value emptied after typing resets the setting to its default. All are applied together, or none.</span>
+        {error && !error.field && (
+          <span class="field-error" role="alert" data-testid="settings-error">
+            {error.message}
+          </span>
+        )}
+        {done && (
+          <span class="ok-note" data-testid="settings-done">
+            {done}
+          </span>
+        )}
+      </div>
+    </form>
+  );
+}
+
+function Rules({ rules }) {
+  return (
+    <Section title="Placement rules" testid="rules-section">
+      <table>
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>Kind</th>
+            <th>Strict</th>
+            <th>VMs</th>
+            <th>Holds</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {rules.map((r) => (
+            <tr data-testid={`rule-row-${r.name}`}>
+              <td class="name">{r.name}</td>
+              <td>{r.kind}</td>
+              <td>{r.strict ? 'yes' : 'no'}</td>
+              <td>{r.vms.map((v) => `${v.name}${v.node ? ` (${v.node})` : ''}`).join(', ')}</td>
+              <td class={r.holds ? 'good' : 'bad'}>{r.holds ? 'yes' : 'no'}</td>
+              <td>
+                <Action
+                  testid={`rule-delete-${r.name}`}
+                  label="Delete"
+                  secondary
+                  confirm={`Delete rule ${r.name}?`}
+                  run={async () => (await api('DELETE', `/api/v1/rules/${enc(r.name)}`), `Rule ${r.name} was deleted.`)}
+                />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <Form
+        testid="rule-add"
+        label="Add rule"
+        fields={[
+          { key: 'name', label: 'Name' },
+          { key: 'kind', label: 'Kind', type: 'select', options: ['together', 'apart'] },
+          { key: 'strict', label: 'Strict (never broken, even if a VM cannot start)', type: 'checkbox' },
+          { key: 'vms', label: 'VMs', names: ['vm'] },
+        ]}
+        submit={async (v) => (await post('/api/v1/rules', { name: v.name, kind: v.kind, strict: v.strict, vms: words(v.vms) }), `Rule ${v.name} was added.`)}
+      />
+    </Section>
+  );
+}
+
+function Checks() {
+  const [report, setReport] = useState(null);
+  const show = (r) => {
+    setReport(r);
+    const bad = (r.results || []).filter((x) => x.status !== 'ok').length;
+    return bad ? `${bad} check(s) found something.` : 'All checks pass.';
+  };
+  return (
+    <Section title="Checks and notifications" testid="checks-section">
+      <div class="toolbar">
+        <Action testid="check-show" label="Last check" secondary run={async () => show(await get('/api/v1/check'))} />
+        <Action testid="check-run" label="Run the checks now" run={async () => show(await post('/api/v1/check'))} />
+        <Action
+          testid="notify-test"
+          label="Send a test notification"
+          secondary
+          run={async () => {
+            const r = await post('/api/v1/notify/test');
+            const parts = [];
+            if (r.mail) parts.push(r.mail.sent ? `mail sent to ${r.mail.to}` : `mail: ${r.mail.error}`);
+            if (r.webhook) parts.push(r.webhook.sent ? 'webhook called' : `webhook: ${r.webhook.error}`);
+            return parts.length ? `${parts.join('; ')}.` : 'No channel is set (notify_* settings).';
+          }}
+        />
+      </div>
+      {report && (
+        <table data-testid="check-report">
+          <caption class="muted">{`Node ${report.node}, ${when(report.time_ms)}`}</caption>
+          <tbody>
+            {(report.results || []).map((c) => (
+              <tr>
+                <td class={c.status === 'ok' ? 'good' : 'bad'}>{c.status}</td>
+                <td>{c.check}</td>
+                <td>{c.node || ''}</td>
+                <td>{c.message}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Section>
+  );
+}
+
+// The quorum device, or null: none (its GET answers 404 then).
+function useQdevice(trigger) {
+  const [q, setQ] = useState(null);
+  useEffect(() => {
+    get('/api/v1/cluster/qdevice').then(setQ, () => setQ(null));
+  }, [trigger]);
+  return q;
+}
+
+export function SettingsPage() {
+  const { data, error } = useLive(['/api/v1/cluster', '/api/v1/cluster/settings', '/api/v1/rules'], ['cluster', 'rule', 'vm', 'membership'], 0);
+  const qdevice = useQdevice(data);
+  if (!data) return <Loading error={error} />;
+  const [cluster, settings, rules] = data;
+  return (
+    <Page title={`Cluster ${cluster.name}`} testid="page-settings" error={error}>
+      <Section title="Cluster" testid="cluster-section">
+        <div class="kv">
+          <span>Name</span>
+          <strong>{cluster.name}</strong>
+          <span>CA fingerprint</span>
+          <strong class="mono">{cluster.fingerprint}</strong>
+          <span>Quorum</span>
+          <strong>{cluster.quorum && cluster.quorum.quorate ? 'quorate' : 'NOT quorate'}</strong>
+          <span>Nodes</span>
+          <strong>{(cluster.nodes || []).map((n) => `${n.name}${n.online ? '' : ' (not online)'}`).join(', ')}</strong>
+          <span>Quorum device</span>
+          <strong data-testid="qdevice">
+            {qdevice && qdevice.host ? `${qdevice.host}:${qdevice.port} (${qdevice.algorithm || 'inactive'})` : 'none'}
+          </strong>
+        </div>
+        {qdevice && qdevice.host && (
+          <Action
+            testid="qdevice-remove"
+            label="Remove the quorum device"
+            secondary
+            confirm="Remove the quorum device?"
+            run={async () => (await api('DELETE', '/api/v1/cluster/qdevice'), 'The quorum device was removed.')}
+          />
+        )}
+        <p class="muted">
+          Nodes join and leave with <code>herd cluster join</code> and <code>herd cluster leave</code> on the node itself; a
+          quorum device is added with <code>herd cluster qdevice add</code>, which reads its certificates from files.
+        </p>
+      </Section>
+      <Section title="Settings" testid="settings-section">
+        <SettingsForm settings={settings} />
+      </Section>
+      <Rules rules={rules} />
+      <Checks />
+    </Page>
+  );
+}
