@@ -425,6 +425,31 @@ static void on_node_added(json_t *result, const GError *error, gpointer user)
 	g_free(a);
 }
 
+/*
+ * Node @had of the same name asks to join again: its earlier join was
+ * committed but the answer was lost (a herdd restart, a timeout), so it
+ * never started corosync.  The same links, and not in corosync's ring
+ * now: it is that host, and gets its answer again (a certificate for its
+ * new key, the same node id), with nothing changed in the store.  (A node
+ * of the cluster that is off and joins again from a fresh install is
+ * answered alike: the same host, the same address.)
+ */
+static bool join_again(herd_formation *f, store_object *had, const char *const *links, size_t n_links)
+{
+	const store_node *sn = store_node_of(had);
+	if (sn->n_links != n_links)
+		return false;
+	for (size_t l = 0; l < n_links; l++)
+		if (strcmp(sn->links[l], links[l]) != 0)
+			return false;
+	uint32_t ring[512];
+	size_t n = herd_cluster_ring(f->cluster, ring, G_N_ELEMENTS(ring));
+	for (size_t i = 0; i < n; i++)
+		if (ring[i] == sn->nodeid)
+			return false;
+	return true;
+}
+
 void herd_formation_add_node(herd_formation *f, const char *name, const char *const *links,
 			     size_t n_links, const char *csr, long long protocol, const char *user,
 			     herd_formation_done done, gpointer data)
@@ -439,7 +464,22 @@ void herd_formation_add_node(herd_formation *f, const char *name, const char *co
 		       protocol, HERD_WIRE_VERSION_MIN, HERD_WIRE_ACCEPT_MAX);
 		return;
 	}
-	if (store_state_get_by_name(st, STORE_KIND_NODE, name)) {
+	store_object *had = store_state_get_by_name(st, STORE_KIND_NODE, name);
+	if (had && join_again(f, had, links, n_links)) {
+		g_autoptr(GError) err = NULL;
+		g_autofree const char **sans = sans_for(name, links, n_links);
+		add_ctx a = { .s = step_new(f, done, data), .nodeid = store_node_of(had)->nodeid };
+		a.cert = herd_tls_sign_csr(csr ? csr : "", name, sans, store_cluster_of(c)->ca_cert,
+					   store_cluster_of(c)->ca_key, CERT_DAYS, &err);
+		g_autoptr(json_t) answer = a.cert ? join_answer(&a, &err) : NULL;
+		if (answer)
+			log_info("node %s asked to join again (its answer was lost): answered as node %u", name,
+				 a.nodeid);
+		step_finish(a.s, answer, err);
+		g_free(a.cert);
+		return;
+	}
+	if (had) {
 		refuse(done, data, HERD_ERR_CONFLICT,
 		       "The cluster already has a node named '%s'; remove it first ('herd node remove %s') or give the new node another name.",
 		       name, name);

@@ -412,7 +412,7 @@ static void on_deliver(gpointer user, uint32_t sender, const void *msg, size_t l
 	herd_wire_header hdr;
 	const void *payload;
 	/* The HA engine's messages bypass the store (they are soft state). */
-	if (herd_wire_decode(msg, len, sender, &hdr, &payload, NULL) && hdr.type >= HERD_MSG_STATUS) {
+	if (herd_wire_decode(msg, len, sender, &hdr, &payload, NULL) && !herd_msg_is_store(hdr.type)) {
 		if (hdr.type == HERD_MSG_LEAVING)
 			on_leaving(c, sender, payload, hdr.payload_len);
 		else if (c->message_fn)

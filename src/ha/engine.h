@@ -92,6 +92,9 @@ void herd_engine_free(herd_engine *e);
 /* Reconcile this node's VMs, coordinate if this node does, send STATUS
  * if due.  Level-triggered: any number of calls is safe. */
 void herd_engine_run(herd_engine *e, int64_t now_ms);
+/* How many runs reconciled and coordinated (the others found nothing
+ * new to look at): each looks at every VM on the coordinator. */
+uint64_t herd_engine_full_runs(herd_engine *e);
 /* An HA message from @sender (the store's messages go to the replica). */
 void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const void *payload,
 			 size_t len, int64_t now_ms);

@@ -94,6 +94,11 @@ struct herd_engine {
 	bool happened;                /* an event since the last full run */
 	int64_t due_ms;               /* the agent's or coordinator's earliest wakeup; 0: none */
 	seen_view seen;
+	/* Only changes of inert VMs (engine.c: changes_inert()) came since
+	 * the last full run, which saw the store durable: the durable flag's
+	 * dip and return while they are confirmed start nothing. */
+	bool absorbing;
+	uint64_t full_runs;           /* herd_engine_full_runs() */
 	/* Live migrations: every member's last PROGRESS (node id -> its
 	 * {uuid: progress} object), and when this node last sent its own. */
 	GHashTable *progress;

@@ -145,7 +145,8 @@ static gboolean on_run(gpointer data)
 
 json_t *herd_ha_run_stats(herd_ha *h)
 {
-	return json_pack("{s:I,s:I,s:I,s:I}", "runs", (json_int_t)h->engine_runs, "last_us",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "runs", (json_int_t)h->engine_runs, "full_runs",
+			 (json_int_t)herd_engine_full_runs(h->engine), "last_us",
 			 (json_int_t)h->run_last_us, "last_cpu_us", (json_int_t)h->run_last_cpu_us,
 			 "max_us", (json_int_t)h->run_max_us);
 }

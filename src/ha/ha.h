@@ -29,8 +29,9 @@ bool herd_ha_coordinates(herd_ha *h);
 void herd_ha_kick(herd_ha *h);
 
 /* What the engine's runs on this node cost (on the coordinator: building
- * the scheduler's input, the plan, the actions): {"runs", "last_us",
- * "last_cpu_us", "max_us"}, wall and main-thread CPU time (bench/scale). */
+ * the scheduler's input, the plan, the actions): {"runs", "full_runs",
+ * "last_us", "last_cpu_us", "max_us"} (full_runs: those that looked at
+ * every VM, herd_engine_full_runs()), wall and main-thread CPU time (bench/scale). */
 json_t *herd_ha_run_stats(herd_ha *h);
 
 /* The host's shutdown is over (herd_engine_shutdown()): leave and exit. */

@@ -15,12 +15,25 @@
 /* Snapshot chunk payload size (CPG carries larger messages, but flow
  * control and the IPC buffer like them small). */
 #define SNAPSHOT_CHUNK (256u * 1024u)
+/* The changes kept to catch up a member that missed them (the log): at
+ * most this many, of at most this many bytes in all. */
+#define LOG_MAX_ENTRIES 20000u
+#define LOG_MAX_BYTES (8u * 1024u * 1024u)
+
+/* A change applied here, as applied: a member at @prev (the hash before
+ * it, at index - 1) that missed it is sent it (catch-up). */
+typedef struct {
+	uint64_t gen, index;
+	uint8_t prev[32];
+	GBytes *cmd;
+} log_entry;
 
 typedef struct {
 	uint32_t nodeid;
 	bool have_state;
 	store_position pos;
 	unsigned proto_max;
+	bool catchup;             /* it takes a CATCHUP instead of a SNAPSHOT */
 	uint64_t persisted_gen;   /* from PERSISTED in this configuration */
 	uint64_t persisted_index;
 } member;
@@ -69,6 +82,11 @@ struct replica {
 	uint64_t next_gen;          /* the generation this sync starts */
 	GByteArray *snapshot;       /* chunks received so far */
 	uint32_t snap_next, snap_count;
+	herd_msg_type snap_type;    /* SNAPSHOT or CATCHUP: what the leader sends */
+	GQueue *log;                /* log_entry*, oldest first, consecutive indexes */
+	size_t log_bytes;
+	unsigned log_max;           /* entries (replica_set_log_max()) */
+	uint64_t caught_up;         /* changes received by catch-up */
 
 	uint64_t next_seq;          /* every message sent carries the next one */
 	uint64_t next_req_id;
@@ -96,6 +114,52 @@ static void queued_free(queued_command *q)
 {
 	g_bytes_unref(q->payload);
 	g_free(q);
+}
+
+static void log_entry_free(log_entry *e)
+{
+	g_bytes_unref(e->cmd);
+	g_free(e);
+}
+
+static void log_clear(replica *r)
+{
+	log_entry *e;
+	while ((e = g_queue_pop_head(r->log)))
+		log_entry_free(e);
+	r->log_bytes = 0;
+}
+
+/* Keep change @cmd, just applied after @prev, in the log. */
+static void log_add(replica *r, const uint8_t prev[32], const uint8_t *cmd, size_t len)
+{
+	log_entry *last = g_queue_peek_tail(r->log);
+	if (last && last->index + 1 != r->state->pos.index)
+		log_clear(r); /* not consecutive (cannot happen): start anew */
+	log_entry *e = g_new0(log_entry, 1);
+	e->gen = r->state->pos.gen;
+	e->index = r->state->pos.index;
+	memcpy(e->prev, prev, 32);
+	e->cmd = g_bytes_new(cmd, len);
+	g_queue_push_tail(r->log, e);
+	r->log_bytes += len;
+	while (g_queue_get_length(r->log) > r->log_max || r->log_bytes > LOG_MAX_BYTES) {
+		log_entry *old = g_queue_pop_head(r->log);
+		r->log_bytes -= g_bytes_get_size(old->cmd);
+		log_entry_free(old);
+	}
+}
+
+/* The log's entry that follows position @pos (on the same history), or NULL. */
+static GList *log_after(replica *r, const store_position *pos)
+{
+	log_entry *head = g_queue_peek_head(r->log);
+	if (!head || pos->index + 1 < head->index)
+		return NULL;
+	GList *l = g_queue_peek_nth_link(r->log, (guint)(pos->index + 1 - head->index));
+	if (!l || memcmp(((log_entry *)l->data)->prev, pos->hash, 32) != 0)
+		return NULL;
+	return l;
 }
 
 static void sent_message_free(sent_message *m)
@@ -224,6 +288,7 @@ static void replica_fail(replica *r, const GError *error)
 	r->transfer = r->confirming = false;
 	r->round = 0;
 	g_array_set_size(r->members, 0);
+	log_clear(r); /* what it holds may be rolled back */
 	fail_outbox(r, HERD_ERR_UNAVAILABLE,
 		    "This node's configuration store failed before the change was sent to the cluster; it was not applied.");
 	/* Ours among the commands queued for a sync are in r->sent: the others
@@ -385,6 +450,24 @@ static bool node_list_change_ok(replica *r, json_t *cmd, GError **error)
 	return false;
 }
 
+/* @cmd was applied with @changes: the node list may have changed, and
+ * the daemon hears of what did. */
+static void applied(replica *r, json_t *cmd, GPtrArray *changes)
+{
+	if (!changes->len)
+		return;
+	for (guint i = 0; i < changes->len; i++) {
+		store_change *c = changes->pdata[i];
+		if (c->kind == STORE_KIND_NODE) {
+			r->primary = compute_primary(r);
+			if (changes_node_list(cmd))
+				r->node_list_index = r->state->pos.index;
+			break;
+		}
+	}
+	r->cb.changed(r->user, changes);
+}
+
 static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const uint8_t *payload,
 			  size_t len)
 {
@@ -409,6 +492,8 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 	g_autoptr(GPtrArray) changes =
 		g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
 	json_t *result = NULL;
+	uint8_t prev[32];
+	memcpy(prev, r->state->pos.hash, sizeof(prev));
 	if (!cmd)
 		g_set_error(&err, HERD_ERROR, HERD_ERR_INVALID, "The command is not valid JSON: %s.",
 			    jerr.text);
@@ -422,18 +507,8 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 		g_hash_table_remove(r->sent, &msg_id);
 	if (result) {
 		r->dirty = true;
-		if (changes->len) {
-			for (guint i = 0; i < changes->len; i++) {
-				store_change *c = changes->pdata[i];
-				if (c->kind == STORE_KIND_NODE) {
-					r->primary = compute_primary(r);
-					if (changes_node_list(cmd))
-						r->node_list_index = r->state->pos.index;
-					break;
-				}
-			}
-			r->cb.changed(r->user, changes);
-		}
+		log_add(r, prev, payload, len);
+		applied(r, cmd, changes);
 	}
 	if (!mine) {
 		json_decref(result);
@@ -580,6 +655,25 @@ static void confirm_generation(replica *r)
 	check_acks(r);
 }
 
+/* Send @len bytes of @data as messages of @type: [u32 chunk][u32 count]…. */
+static void send_chunks(replica *r, herd_msg_type type, const uint8_t *data, size_t len)
+{
+	uint32_t count = (uint32_t)((len + SNAPSHOT_CHUNK - 1) / SNAPSHOT_CHUNK);
+	if (count == 0)
+		count = 1;
+	g_autofree uint8_t *chunk = g_malloc(8 + SNAPSHOT_CHUNK);
+	for (uint32_t i = 0; i < count; i++) {
+		size_t off = (size_t)i * SNAPSHOT_CHUNK;
+		size_t n = MIN(SNAPSHOT_CHUNK, len - off);
+		herd_put_le32(chunk, i);
+		herd_put_le32(chunk + 4, count);
+		if (n)
+			memcpy(chunk + 8, data + off, n);
+		if (!send_msg(r, type, r->round, chunk, 8 + n))
+			log_warn("could not send sync chunk %u of %u", i + 1, count);
+	}
+}
+
 static void send_snapshot(replica *r)
 {
 	g_autoptr(GError) err = NULL;
@@ -590,20 +684,34 @@ static void send_snapshot(replica *r)
 	}
 	g_autofree char *text = json_dumps(dump, JSON_COMPACT);
 	size_t len = strlen(text);
-	uint32_t count = (uint32_t)((len + SNAPSHOT_CHUNK - 1) / SNAPSHOT_CHUNK);
-	if (count == 0)
-		count = 1;
-	log_info("sending the configuration (%zu bytes, %u chunks) to sync the others", len, count);
-	g_autofree uint8_t *chunk = g_malloc(8 + SNAPSHOT_CHUNK);
-	for (uint32_t i = 0; i < count; i++) {
-		size_t off = (size_t)i * SNAPSHOT_CHUNK;
-		size_t n = MIN(SNAPSHOT_CHUNK, len - off);
-		herd_put_le32(chunk, i);
-		herd_put_le32(chunk + 4, count);
-		memcpy(chunk + 8, text + off, n);
-		if (!send_msg(r, HERD_MSG_SNAPSHOT, r->round, chunk, 8 + n))
-			log_warn("could not send snapshot chunk %u of %u", i + 1, count);
+	log_info("sending the configuration (%zu bytes) to sync the others", len);
+	send_chunks(r, HERD_MSG_SNAPSHOT, (const uint8_t *)text, len);
+}
+
+/*
+ * Send the changes from @from on (the log's), which every member that
+ * differs lacks: [u64 gen][u64 index][u32 length][command]…, little-endian,
+ * in chunks.  Only what they miss goes over the network, not the whole
+ * store: a member back after a power cut misses a few changes, while the
+ * store of 10,000 VMs is some 50 MB.
+ */
+static void send_catchup(replica *r, GList *from)
+{
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	unsigned n = 0;
+	for (GList *l = from; l; l = l->next, n++) {
+		log_entry *e = l->data;
+		gsize len;
+		const uint8_t *cmd = g_bytes_get_data(e->cmd, &len);
+		uint8_t head[20];
+		herd_put_le64(head, e->gen);
+		herd_put_le64(head + 8, e->index);
+		herd_put_le32(head + 16, (uint32_t)len);
+		g_byte_array_append(out, head, sizeof(head));
+		g_byte_array_append(out, cmd, (guint)len);
 	}
+	log_info("sending the %u changes the others missed (%u bytes) to sync them", n, out->len);
+	send_chunks(r, HERD_MSG_CATCHUP, out->data, out->len);
 }
 
 /* Every member's state is in: pick the leader, transfer if needed. */
@@ -644,10 +752,32 @@ static void decide(replica *r)
 	r->transfer = true;
 	r->snap_next = 0;
 	r->snap_count = 0;
+	r->snap_type = 0;
 	if (r->snapshot)
 		g_byte_array_unref(r->snapshot);
 	r->snapshot = g_byte_array_new();
-	if (r->leader == r->nodeid)
+	if (r->leader != r->nodeid)
+		return;
+	/* The changes since the position of the member furthest behind, if
+	 * every member that differs takes them and is on this history within
+	 * the log; else the whole store. */
+	GList *from = NULL;
+	for (guint i = 0; i < r->members->len; i++) {
+		member *m = &g_array_index(r->members, member, i);
+		if (m->nodeid == r->nodeid || (store_position_compare(&m->pos, &lead->pos) == 0 &&
+					       memcmp(m->pos.hash, lead->pos.hash, 32) == 0))
+			continue;
+		GList *l = m->catchup ? log_after(r, &m->pos) : NULL;
+		if (!l) {
+			from = NULL;
+			break;
+		}
+		if (!from || ((log_entry *)l->data)->index < ((log_entry *)from->data)->index)
+			from = l;
+	}
+	if (from)
+		send_catchup(r, from);
+	else
 		send_snapshot(r);
 }
 
@@ -663,18 +793,21 @@ static void on_sync_start(replica *r, uint32_t sender, uint64_t epoch)
 		g_array_index(r->members, member, i).have_state = false;
 	char hash[65];
 	store_position_hash_hex(&r->state->pos, hash);
-	g_autoptr(json_t) st = json_pack("{s:I,s:I,s:s,s:I,s:i,s:i,s:s}", "gen",
+	g_autoptr(json_t) st = json_pack("{s:I,s:I,s:s,s:I,s:i,s:i,s:s,s:b}", "gen",
 					 (json_int_t)r->state->pos.gen, "index",
 					 (json_int_t)r->state->pos.index, "hash", hash, "current_gen",
 					 (json_int_t)r->state->pos.current_gen, "proto_min",
 					 HERD_WIRE_VERSION_MIN, "proto_max", HERD_WIRE_VERSION, "name",
-					 r->node_name);
+					 r->node_name, "catchup", 1);
 	send_json(r, HERD_MSG_STATE, epoch, st);
 }
 
-static bool parse_state(const void *payload, size_t len, store_position *pos, unsigned *proto)
+static bool parse_state(const void *payload, size_t len, store_position *pos, unsigned *proto,
+			bool *catchup)
 {
 	g_autoptr(json_t) j = json_loadb(payload, len, 0, NULL);
+	/* Absent (an older herd): it is sent the whole store. */
+	*catchup = json_is_true(json_object_get(j, "catchup"));
 	const char *hash = json_string_value(json_object_get(j, "hash"));
 	json_int_t gen = json_integer_value(json_object_get(j, "gen"));
 	json_int_t index = json_integer_value(json_object_get(j, "index"));
@@ -700,12 +833,13 @@ static void on_state(replica *r, uint32_t sender, uint64_t epoch, const void *pa
 	member *m = find_member(r, sender);
 	if (!m || epoch != r->round || r->phase != REPLICA_SYNCING || r->transfer || m->have_state)
 		return;
-	if (!parse_state(payload, len, &m->pos, &m->proto_max)) {
+	if (!parse_state(payload, len, &m->pos, &m->proto_max, &m->catchup)) {
 		/* Every receiver sees the same bytes, so all treat the sender as
 		 * empty: it will be sent the leader's state. */
 		log_err("malformed STATE from node %u; treating its store as empty", sender);
 		memset(&m->pos, 0, sizeof(m->pos));
 		m->proto_max = HERD_WIRE_VERSION_MIN;
+		m->catchup = false;
 		r->rejected++;
 	}
 	m->have_state = true;
@@ -715,16 +849,77 @@ static void on_state(replica *r, uint32_t sender, uint64_t epoch, const void *pa
 	decide(r);
 }
 
-static void on_snapshot(replica *r, uint32_t sender, uint64_t epoch, const void *payload,
-			size_t len)
+/*
+ * Apply the changes of a CATCHUP (send_catchup()) that this replica
+ * lacks, as they were applied at the leader, each in its generation: the
+ * same commands after the same position give the same state and hash.
+ * False (the state is left as it is, rolled back) if they do not lead to
+ * the leader's position.
+ */
+static bool apply_catchup(replica *r, const uint8_t *p, size_t len, GError **error)
+{
+	uint64_t current_gen = r->state->pos.current_gen;
+	size_t off = 0;
+	unsigned applied_n = 0;
+	while (off < len) {
+		if (len - off < 20 || herd_get_le32(p + off + 16) > len - off - 20) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The changes received are cut short.");
+			return false;
+		}
+		uint64_t gen = herd_get_le64(p + off), index = herd_get_le64(p + off + 8);
+		uint32_t n = herd_get_le32(p + off + 16);
+		const uint8_t *cmd_bytes = p + off + 20;
+		off += 20 + n;
+		if (index <= r->state->pos.index)
+			continue; /* this replica has it */
+		if (index != r->state->pos.index + 1) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The changes received start at index %" G_GUINT64_FORMAT
+				    ", after this node's %" G_GUINT64_FORMAT ".", index, r->state->pos.index);
+			return false;
+		}
+		json_error_t jerr;
+		g_autoptr(json_t) cmd = json_loadb((const char *)cmd_bytes, n, 0, &jerr);
+		g_autoptr(GPtrArray) changes =
+			g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
+		uint8_t prev[32];
+		memcpy(prev, r->state->pos.hash, sizeof(prev));
+		r->state->pos.current_gen = gen;
+		g_autoptr(json_t) result = cmd ? store_state_apply(r->state, cmd, cmd_bytes, n, changes, error) : NULL;
+		r->state->pos.current_gen = MAX(current_gen, gen);
+		if (!result) {
+			if (!cmd)
+				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+					    "A change received is not valid JSON: %s.", jerr.text);
+			return false;
+		}
+		r->dirty = true;
+		r->caught_up++;
+		applied_n++;
+		log_add(r, prev, cmd_bytes, n);
+		applied(r, cmd, changes);
+	}
+	if (store_position_compare(&r->state->pos, &r->leader_pos) != 0 ||
+	    memcmp(r->state->pos.hash, r->leader_pos.hash, 32) != 0) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "The changes received did not lead to node %u's position.", r->leader);
+		return false;
+	}
+	log_info("caught up with node %u: %u changes applied", r->leader, applied_n);
+	return true;
+}
+
+static void on_snapshot(replica *r, uint32_t sender, herd_msg_type type, uint64_t epoch,
+			const void *payload, size_t len)
 {
 	if (r->phase != REPLICA_SYNCING || !r->transfer || epoch != r->round || sender != r->leader)
 		return;
 	const uint8_t *p = payload;
-	if (len < 8) {
+	if (len < 8 || (r->snap_type && type != r->snap_type)) {
 		r->rejected++;
 		return;
 	}
+	r->snap_type = type;
 	uint32_t chunk = herd_get_le32(p), count = herd_get_le32(p + 4);
 	if (chunk != r->snap_next || count == 0 || (r->snap_count && count != r->snap_count)) {
 		log_err("snapshot chunk %u/%u from node %u out of order; waiting for the next round",
@@ -745,6 +940,19 @@ static void on_snapshot(replica *r, uint32_t sender, uint64_t epoch, const void 
 		return;
 	}
 	g_autoptr(GError) err = NULL;
+	if (type == HERD_MSG_CATCHUP) {
+		if (!ensure_txn(r))
+			return;
+		if (!apply_catchup(r, r->snapshot->data, r->snapshot->len, &err)) {
+			/* Every receiver that lacked them applies the same bytes
+			 * alike: this one's database broke, or its history is not
+			 * the leader's after all. */
+			replica_fail(r, err);
+			return;
+		}
+		complete_sync(r, false);
+		return;
+	}
 	json_error_t jerr;
 	g_autoptr(json_t) dump = json_loadb((const char *)r->snapshot->data, r->snapshot->len, 0, &jerr);
 	if (!dump) {
@@ -760,6 +968,7 @@ static void on_snapshot(replica *r, uint32_t sender, uint64_t epoch, const void 
 		return;
 	}
 	r->dirty = true;
+	log_clear(r); /* the history before it is the leader's, not known here */
 	r->cb.changed(r->user, NULL);
 	complete_sync(r, true);
 }
@@ -799,6 +1008,8 @@ replica *replica_new(uint32_t nodeid, const char *node_name, store_db *db,
 	r->outbox_ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	r->awaiting = g_queue_new();
 	r->queued = g_queue_new();
+	r->log = g_queue_new();
+	r->log_max = LOG_MAX_ENTRIES;
 	r->cluster_proto = HERD_WIRE_VERSION;
 	r->state = store_state_new(db);
 	r->next_seq = 1;
@@ -827,6 +1038,8 @@ void replica_free(replica *r)
 	g_array_free(r->members, TRUE);
 	if (r->snapshot)
 		g_byte_array_unref(r->snapshot);
+	log_clear(r);
+	g_queue_free(r->log);
 	store_state_free(r->state);
 	g_free(r->node_name);
 	g_free(r);
@@ -966,7 +1179,8 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 		on_state(r, sender, hdr.epoch, payload, hdr.payload_len);
 		break;
 	case HERD_MSG_SNAPSHOT:
-		on_snapshot(r, sender, hdr.epoch, payload, hdr.payload_len);
+	case HERD_MSG_CATCHUP:
+		on_snapshot(r, sender, (herd_msg_type)hdr.type, hdr.epoch, payload, hdr.payload_len);
 		break;
 	case HERD_MSG_COMMAND:
 		on_command(r, sender, hdr.msg_id, payload, hdr.payload_len);
@@ -1151,6 +1365,17 @@ void replica_recheck_primary(replica *r)
 
 store_state *replica_state(replica *r) { return r->state; }
 replica_phase replica_get_phase(replica *r) { return r->phase; }
+uint64_t replica_caught_up(replica *r) { return r->caught_up; }
+
+void replica_set_log_max(replica *r, unsigned entries)
+{
+	r->log_max = entries;
+	while (g_queue_get_length(r->log) > r->log_max) {
+		log_entry *old = g_queue_pop_head(r->log);
+		r->log_bytes -= g_bytes_get_size(old->cmd);
+		log_entry_free(old);
+	}
+}
 bool replica_is_primary(replica *r) { return r->primary; }
 uint32_t replica_nodeid(replica *r) { return r->nodeid; }
 unsigned replica_cluster_protocol(replica *r) { return r->cluster_proto; }

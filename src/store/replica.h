@@ -148,3 +148,10 @@ const char *replica_refusal(replica *r, herd_error_code *code);
 unsigned replica_cluster_protocol(replica *r);
 /* Messages rejected as malformed so far (wire errors). */
 uint64_t replica_rejected_messages(replica *r);
+/* Changes this replica got by catch-up in syncs: a member that missed
+ * changes is sent them from the leader's log of the last ones it applied
+ * (at most 20,000, 8 MiB), the whole store only when they are no longer
+ * there (or a member's history is not the leader's). */
+uint64_t replica_caught_up(replica *r);
+/* Keep at most @entries changes in the log (tests). */
+void replica_set_log_max(replica *r, unsigned entries);

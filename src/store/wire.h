@@ -38,8 +38,16 @@ typedef enum {
 	HERD_MSG_LEAVING = 9,    /* I leave the group, and why (JSON {"reason"}) */
 	HERD_MSG_PROGRESS = 10,  /* my live migrations under way (JSON, soft state) */
 	HERD_MSG_CHECK = 11,     /* herd check: a request, a node's probe, the results (JSON) */
+	HERD_MSG_CATCHUP = 12,   /* sync: one chunk of the changes a member missed */
 	HERD_MSG__MAX
 } herd_msg_type;
+
+/* Is a message of @type the store's (replica_deliver()), not the HA
+ * engine's soft state? */
+static inline bool herd_msg_is_store(unsigned type)
+{
+	return type < HERD_MSG_STATUS || type == HERD_MSG_CATCHUP;
+}
 
 typedef struct herd_wire_header {
 	uint32_t magic;

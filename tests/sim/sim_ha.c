@@ -500,7 +500,7 @@ static void deliver_to(simnode *node, const simbus_msg *m)
 	const void *p = g_bytes_get_data(m->bytes, &len);
 	herd_wire_header h;
 	const void *payload;
-	if (herd_wire_decode(p, len, m->sender, &h, &payload, NULL) && h.type >= HERD_MSG_STATUS) {
+	if (herd_wire_decode(p, len, m->sender, &h, &payload, NULL) && !herd_msg_is_store(h.type)) {
 		herd_engine_message(node->engine, m->sender, h.type, payload, h.payload_len, S->now_ms);
 		return;
 	}

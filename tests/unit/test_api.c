@@ -316,6 +316,8 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
 		const char *error;
 	} bad[] = {
 		{ "n2", "10.99.0.9", HERD_WIRE_VERSION, 409, "The cluster already has a node named 'n2'" },
+		/* its own address, but n2 is in the ring: not a lost answer */
+		{ "n2", "10.99.0.2", HERD_WIRE_VERSION, 409, "The cluster already has a node named 'n2'" },
 		{ "n4", "10.99.0.1", HERD_WIRE_VERSION, 409, "Address 10.99.0.1 is already used by node n1" },
 		{ "n4", "10.99.0.300", HERD_WIRE_VERSION, 400, "Link 0 address '10.99.0.300' is not an IPv4 or IPv6 address" },
 		{ "n4", "10.99.0.4", 99, 409, "The new node speaks protocol 99" },
@@ -361,6 +363,20 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
 	g_assert_true(json_is_false(json_object_get(j, "alive")));
 	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(json_object_get(j, "links"), 0),
 							  "state")), ==, "down");
+
+	/* n4's answer was lost: it asks again and is answered again (the
+	 * same node id, a certificate for its new key, nothing added); the
+	 * same name from another address is still refused. */
+	g_autoptr(json_t) again_body = join_request("n4", "10.99.0.4", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) again = test_request(f->n[1], "POST", "/api/v1/cluster/nodes", again_body);
+	j = test_expect(again, 201);
+	g_assert_cmpint(json_integer_value(json_object_get(j, "nodeid")), ==, 4);
+	g_assert_true(herd_tls_verify(json_string_value(json_object_get(j, "node_cert")),
+				      testcluster_ca(f->tc), &err));
+	g_assert_cmpuint(store_state_count(herd_cluster_state(f->n[2]->cluster), STORE_KIND_NODE), ==, 4);
+	g_autoptr(json_t) other_body = join_request("n4", "10.99.0.5", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) other = test_request(f->n[1], "POST", "/api/v1/cluster/nodes", other_body);
+	test_expect_error(other, 409, "The cluster already has a node named 'n4'");
 
 	/* n4 never came: it is lost, and while it is, no node leaves... */
 	TEST_WAIT(lost_nodes_are(f, 1, "n4"));

@@ -6,6 +6,7 @@
  * runs (over the bus when that is another node), release, switch a node's
  * VMs over; the history and its restore.  Good input and bad.
  */
+#include "store/command.h"
 #include "test_api.h"
 
 #include <string.h>
@@ -431,6 +432,75 @@ static void test_switchover(fixture *f, gconstpointer data)
 }
 
 /* ------------------------------------------------------------------ */
+/* Changes the engines need not look at                                */
+
+/* The full runs of the three nodes' engines (each looks at every VM). */
+static json_int_t full_runs(fixture *f)
+{
+	json_int_t runs = 0;
+	for (unsigned i = 1; i <= 3; i++) {
+		g_autoptr(json_t) stats = herd_ha_run_stats(f->n[i]->ha);
+		runs += json_integer_value(json_object_get(stats, "full_runs"));
+	}
+	return runs;
+}
+
+/* The full runs once the cluster is quiet: settled, and no run for a
+ * while (the nodes' first reports after the start come after settling). */
+static json_int_t quiet_full_runs(fixture *f)
+{
+	json_int_t runs = -1;
+	for (unsigned i = 0; i < 50 && runs != full_runs(f); i++) {
+		runs = full_runs(f);
+		TEST_WAIT(testcluster_settled(f->tc));
+		test_loop_until(false, 200);
+	}
+	g_assert_cmpint(runs, ==, full_runs(f));
+	return runs;
+}
+
+/* Patch VM @name's shutdown_timeout_s through n1, and wait until every
+ * node has it. */
+static void vm_patch(fixture *f, const char *name, int timeout_s)
+{
+	store_object *vm = store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM, name);
+	g_assert_nonnull(vm);
+	g_autoptr(json_t) cmd = store_cmd_patch(STORE_KIND_VM, vm->uuid,
+						json_pack("{s:i}", "shutdown_timeout_s", timeout_s));
+	testnode_commit(f->n[1], cmd);
+	TEST_WAIT(testcluster_settled(f->tc));
+}
+
+/* A define, a setting or a delete of a stopped VM that is assigned nowhere
+ * costs no node's engine a run over every VM (engine.c: changes_inert());
+ * a start does, and so does a change of a stopped VM an affinity rule
+ * names. */
+static void test_inert_changes(fixture *f, gconstpointer data)
+{
+	json_int_t runs = quiet_full_runs(f);
+	g_autofree char *a = vm_define(f, 1, "idle1", NULL);
+	g_autofree char *b = vm_define(f, 2, "idle2", "{s:s}", "preferred", "n3");
+	g_autofree char *c = vm_define(f, 3, "idle3", NULL);
+	TEST_WAIT(testcluster_settled(f->tc));
+	vm_patch(f, "idle1", 301);
+	g_autoptr(test_answer) del = test_request(f->n[2], "DELETE", "/api/v1/vms/idle3", NULL);
+	test_expect(del, 200);
+	TEST_WAIT(testcluster_settled(f->tc));
+	g_assert_cmpint(full_runs(f), ==, runs);
+
+	g_autoptr(test_answer) rule = test_requestf(f->n[1], "POST", "/api/v1/rules", "{s:s,s:s,s:[s,s]}", "name",
+						    "apart", "kind", "apart", "vms", "idle1", "idle2");
+	test_expect(rule, 201);
+	runs = quiet_full_runs(f);
+	vm_patch(f, "idle2", 302);
+	g_assert_cmpint(full_runs(f), >, runs);
+
+	runs = full_runs(f);
+	vm_start(f, 1, "idle2", "n3");
+	g_assert_cmpint(full_runs(f), >, runs);
+}
+
+/* ------------------------------------------------------------------ */
 /* History and restore                                                 */
 
 static void test_history(fixture *f, gconstpointer data)
@@ -523,6 +593,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/vms/ops-remote", test_ops_remote, NULL);
 	api_test_add("/api/vms/release", test_release, NULL);
 	api_test_add("/api/nodes/switchover", test_switchover, NULL);
+	api_test_add("/api/vms/inert-changes", test_inert_changes, LAB_MODE);
 	api_test_add("/api/vms/history", test_history, NULL);
 	api_test_add("/api/vms/restore", test_restore, NULL);
 	return g_test_run();

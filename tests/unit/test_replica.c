@@ -469,6 +469,60 @@ static void test_join_big_state(void)
 	h_teardown();
 }
 
+/* Create VMs @first… (@n of them) through @id, each answered. */
+static void create_vms(uint32_t id, unsigned first, unsigned n)
+{
+	for (unsigned i = first; i < first + n; i++) {
+		g_autofree char *uuid = g_strdup_printf("33333333-3333-4333-8333-%012u", i);
+		g_autofree char *name = g_strdup_printf("vm%u", i);
+		g_autoptr(json_t) cmd = create_vm(uuid, name);
+		uint64_t req = submit(id, cmd, NULL);
+		settle();
+		g_assert_no_error(answer_of(id, req)->error);
+	}
+}
+
+/* A member back after missing changes is sent those changes, not the whole
+ * store (it applies each, as a change, and gets no replaced state); more
+ * changes than the leader's log holds, and it gets the whole store. */
+static void test_catchup(void)
+{
+	h_setup(3);
+	bootstrap(1, 3);
+	const uint32_t all[] = { 1, 2, 3, 0 };
+	form(all);
+	create_vms(1, 0, 3);
+	const uint32_t two[] = { 1, 2, 0 };
+	form(two);
+	create_vms(2, 3, 5);
+	unsigned changed = H.nodes[3].changed, replaced = H.nodes[3].replaced;
+	form(all);
+	g_assert_cmpuint(H.nodes[3].replaced, ==, replaced);
+	g_assert_cmpuint(H.nodes[3].changed, ==, changed + 5);
+	g_assert_cmpuint(replica_caught_up(H.nodes[3].r), ==, 5);
+	g_assert_cmpuint(replica_caught_up(H.nodes[1].r), ==, 0);
+	same_store(1, 3);
+	same_store(2, 3);
+	g_assert_cmpuint(store_state_count(replica_state(H.nodes[3].r), STORE_KIND_VM), ==, 8);
+	/* and it goes on taking changes */
+	create_vms(3, 8, 1);
+	same_store(1, 3);
+
+	/* Beyond the log: the whole store. */
+	form(two);
+	for (unsigned i = 1; i <= 2; i++)
+		replica_set_log_max(H.nodes[i].r, 2);
+	create_vms(1, 9, 3);
+	replaced = H.nodes[3].replaced;
+	form(all);
+	g_assert_cmpuint(H.nodes[3].replaced, ==, replaced + 1);
+	g_assert_cmpuint(replica_caught_up(H.nodes[3].r), ==, 5);
+	same_store(1, 3);
+	g_assert_cmpuint(store_state_count(replica_state(H.nodes[3].r), STORE_KIND_VM), ==, 12);
+	g_assert_cmpuint(replica_rejected_messages(H.nodes[3].r), ==, 0);
+	h_teardown();
+}
+
 /* The sender answers once every member has made the change durable. */
 static void test_ack_after_all_persisted(void)
 {
@@ -969,6 +1023,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/replica/single-node", test_single_node);
 	g_test_add_func("/replica/join-empty", test_join_empty);
 	g_test_add_func("/replica/join-big-state", test_join_big_state);
+	g_test_add_func("/replica/catchup", test_catchup);
 	g_test_add_func("/replica/ack-after-all-persisted", test_ack_after_all_persisted);
 	g_test_add_func("/replica/confchg-commits", test_confchg_commits);
 	g_test_add_func("/replica/add-second-node-acked", test_add_second_node_acked);
