@@ -688,8 +688,11 @@ json_t *store_vm_cmd_release_sticky(const store_object *vm)
 
 json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed)
 {
-	json_t *data = json_pack("{s:s,s:n,s:n,s:n,s:n}", "node", node, "move_to", "move", "move_cold_ok",
-				 "stop");
+	/* Not "stop": a VM assigned while it is to be stopped (it ran on,
+	 * or arrived at, another node) is stopped there as the operator
+	 * asked — powered off, not shut down, after a destroy.  A start
+	 * clears it. */
+	json_t *data = json_pack("{s:s,s:n,s:n,s:n}", "node", node, "move_to", "move", "move_cold_ok");
 	if (failed)
 		json_object_set_new(data, "failed",
 				    json_pack("{s:{s:i,s:s}}", failed->node, "count", (int)failed->count,

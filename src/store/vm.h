@@ -280,7 +280,8 @@ json_t *store_vm_cmd_stop(const store_object *vm, bool force);
 json_t *store_vm_cmd_release_sticky(const store_object *vm);
 
 /* The HA engine's placements (see ha/sched.h): */
-/* run on @node (a move, if any, is over); @failed records a node given up on. */
+/* run on @node (a move, if any, is over); @failed records a node given up on;
+ * how a stop asked is made (stop) stays */
 json_t *store_vm_cmd_assign(const char *uuid, const char *node, const store_vm_failure *failed);
 /* its node stops it, then it goes to @to */
 json_t *store_vm_cmd_move(const char *uuid, const char *to);

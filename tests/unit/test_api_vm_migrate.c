@@ -68,6 +68,38 @@ static void test_migrate_to_node(fixture *f, gconstpointer data)
 	TEST_WAIT(!migration_shown(f, 1, "web1"));
 }
 
+/* Powered off while its live move runs, the move ending meanwhile: the
+ * destination, where it arrived and is then assigned, powers it off (a
+ * destroy, not a guest shutdown that a guest may ignore); it ends stopped,
+ * nowhere running, and the waiting answer comes. */
+static void test_poweroff_during_move(fixture *f, gconstpointer data)
+{
+	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	vm_start(f, 1, "web1", "n2");
+	testvirt_hold(f->n[2]->virt, true);
+	g_autoptr(test_answer) m = vm_action(f, 1, "web1", "migrate", "{s:s}", "node", "n3");
+	test_expect(m, 200);
+	TEST_WAIT(testvirt_state(f->n[2]->virt, uuid) == HERD_VM_MIGRATING &&
+		  testvirt_state(f->n[3]->virt, uuid) == HERD_VM_INCOMING);
+	g_autoptr(json_t) body = json_pack("{s:b}", "wait", 1);
+	test_call *call = test_call_start(f->n[1], "POST", "/api/v1/vms/web1/destroy", body);
+	TEST_WAIT(!vm_stored(f, 1, uuid)->target_running);
+	g_assert_true(vm_stored(f, 1, uuid)->stop_force);
+	testvirt_hold(f->n[2]->virt, false);
+	g_autoptr(test_answer) a = test_call_finish(call);
+	json_t *j = test_expect(a, 200);
+	g_assert_cmpstr(str(j, "state"), ==, "shut off");
+	g_assert_cmpstr(str(j, "target"), ==, "stopped");
+	for (unsigned i = 1; i <= 3; i++)
+		g_assert_cmpint(testvirt_state(f->n[i]->virt, uuid), ==, HERD_VM_STOPPED);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "migrate", uuid), ==, 1);
+	g_assert_cmpuint(testvirt_count(f->n[3]->virt, "destroy", uuid), ==, 1);
+	for (unsigned i = 1; i <= 3; i++)
+		g_assert_cmpuint(testvirt_count(f->n[i]->virt, "shutdown", uuid), ==, 0);
+	for (unsigned i = 1; i <= 3; i++)
+		g_assert_cmpuint(testvirt_count(f->n[i]->virt, "start", uuid), ==, i == 2);
+}
+
 /* Without a node, the scheduler chooses: never the VM's own, and the one
  * with room (n1 is in standby).  Without "wait" the answer comes at once. */
 static void test_migrate_scheduler_chooses(fixture *f, gconstpointer data)
@@ -334,6 +366,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/vms/migrate/to-node", test_migrate_to_node, NULL);
 	api_test_add("/api/vms/migrate/scheduler-chooses", test_migrate_scheduler_chooses, NULL);
 	api_test_add("/api/vms/migrate/fails", test_migrate_fails, NULL);
+	api_test_add("/api/vms/migrate/poweroff-during-move", test_poweroff_during_move, NULL);
 	api_test_add("/api/vms/migrate/refused", test_migrate_refused, NULL);
 	api_test_add("/api/vms/migrate/destination-kept", test_migrate_destination_kept, NULL);
 	api_test_add("/api/nodes/standby-live", test_standby_live, NULL);
