@@ -81,6 +81,8 @@ struct herd_corosync {
 	bool running;
 
 	GThreadPool *worker;       /* one thread: every call that waits for corosync */
+	GQueue *pending;           /* jobs for the worker, handed over from an idle */
+	guint pending_idle;
 	bus_ref *ref;
 	bool connecting;           /* a JOB_CONNECT is under way */
 	bool first_connect;
@@ -399,6 +401,32 @@ static void run_job(gpointer data, gpointer pool_data)
 	g_main_context_invoke(j->ref->context, on_job_done, j);
 }
 
+/* Hand every pending job to the worker, in the order asked. */
+static void flush_jobs(herd_corosync *c)
+{
+	job *j;
+	while ((j = g_queue_pop_head(c->pending)))
+		g_thread_pool_push(c->worker, j, NULL);
+}
+
+static gboolean on_pending(gpointer data)
+{
+	herd_corosync *c = data;
+	c->pending_idle = 0;
+	flush_jobs(c);
+	return G_SOURCE_REMOVE;
+}
+
+/* Jobs reach the worker from an idle, never from inside a callback: a stop
+ * asked for during cpg_dispatch() must not have the worker finalize the
+ * handle that cpg_dispatch() is still reading. */
+static void push_job(herd_corosync *c, job *j)
+{
+	g_queue_push_tail(c->pending, j);
+	if (!c->pending_idle)
+		c->pending_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_pending, c, NULL);
+}
+
 /* Hand @h to the worker to finalize (leaving @group first if set): it
  * waits behind the jobs asked for before. */
 static void close_on_worker(herd_corosync *c, handles *h, const char *leave_group)
@@ -410,7 +438,7 @@ static void close_on_worker(herd_corosync *c, handles *h, const char *leave_grou
 	j->leave = leave_group != NULL;
 	j->group = g_strdup(leave_group);
 	memset(h, 0, sizeof(*h));
-	g_thread_pool_push(c->worker, j, NULL);
+	push_job(c, j);
 }
 
 /* ------------------------------------------------------------------ */
@@ -434,7 +462,7 @@ static void query_start(herd_corosync *c)
 		g_array_append_val(j->nodeids, id);
 	}
 	c->querying = true;
-	g_thread_pool_push(c->worker, j, NULL);
+	push_job(c, j);
 }
 
 static gboolean on_query_timer(gpointer data)
@@ -530,7 +558,7 @@ static void connect_start(herd_corosync *c)
 	j->first = c->first_connect;
 	c->first_connect = false;
 	c->connecting = true;
-	g_thread_pool_push(c->worker, j, NULL);
+	push_job(c, j);
 }
 
 static gboolean on_retry(gpointer data)
@@ -589,7 +617,10 @@ static void corosync_free(herd_bus *b)
 	corosync_stop(b);
 	/* Waits for the jobs asked for (the leave among them); their answers,
 	 * if the main loop still runs them, find the bus gone. */
+	g_clear_handle_id(&c->pending_idle, g_source_remove);
+	flush_jobs(c);
 	g_thread_pool_free(c->worker, FALSE, TRUE);
+	g_queue_free(c->pending);
 	handles_close(&c->query, NULL);
 	c->ref->c = NULL;
 	bus_ref_unref(c->ref);
@@ -761,6 +792,7 @@ herd_bus *herd_corosync_bus_new(const char *group)
 	c->ref->context = g_main_context_ref_thread_default();
 	/* one thread, exclusive: jobs run one at a time, in order */
 	c->worker = g_thread_pool_new(run_job, &c->query, 1, TRUE, NULL);
+	c->pending = g_queue_new();
 	the_corosync = c;
 	return &c->bus;
 }
