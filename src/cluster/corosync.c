@@ -398,7 +398,14 @@ static void run_job(gpointer data, gpointer pool_data)
 		handles_close(&j->h, j->leave ? j->group : NULL);
 		break;
 	}
-	g_main_context_invoke(j->ref->context, on_job_done, j);
+	/* Always through a source: g_main_context_invoke() would run it here,
+	 * on this thread, whenever the main thread does not hold its context
+	 * (before the loop runs, or between a test's iterations). */
+	GSource *back = g_idle_source_new();
+	g_source_set_priority(back, G_PRIORITY_DEFAULT);
+	g_source_set_callback(back, on_job_done, j, NULL);
+	g_source_attach(back, j->ref->context);
+	g_source_unref(back);
 }
 
 /* Hand every pending job to the worker, in the order asked. */
