@@ -14,6 +14,7 @@
 #include "common/tls.h"
 #include "store/cluster.h"
 #include "testbus.h"
+#include "testnode.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -38,28 +39,12 @@ static bool io_install_tls(gpointer user, const char *ca_pem, const char *cert_p
 static bool io_reset_tls(gpointer user, GError **error) { return true; }
 static char *io_ca_pem(gpointer user) { return g_strdup(((world *)user)->ca_pem); }
 
-typedef struct {
-	herd_formation_service_done done;
-	gpointer data;
-} service_call;
-
-static gboolean on_service_done(gpointer p)
-{
-	service_call *s = p;
-	s->done(NULL, s->data);
-	g_free(s);
-	return G_SOURCE_REMOVE;
-}
-
 static void io_service(gpointer user, const char *action, const char *service,
 		       herd_formation_service_done done, gpointer data)
 {
 	world *w = user;
 	w->services++;
-	service_call *s = g_new0(service_call, 1);
-	s->done = done;
-	s->data = data;
-	g_idle_add(on_service_done, s);
+	testnode_service_done_later(done, data);
 }
 
 static const herd_formation_io io = {

@@ -179,6 +179,18 @@ static gboolean very_slow_handler(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+/* Run @fn once on @ctx, and the poll after it (which ends its stretch). */
+static void run_once(GMainContext *ctx, GSourceFunc fn, gpointer data)
+{
+	GSource *idle = g_idle_source_new();
+	g_source_set_callback(idle, fn, data, NULL);
+	g_source_attach(idle, ctx);
+	g_source_unref(idle);
+	while (g_main_context_iteration(ctx, FALSE))
+		;
+	g_main_context_iteration(ctx, FALSE);
+}
+
 /* A stall of a second or more is logged once, when it ends; a shorter one
  * is not. */
 static void test_long_stall_logged(void)
@@ -187,24 +199,11 @@ static void test_long_stall_logged(void)
 	fake_now_us = 1000 * SEC;
 	loop_monitor *m = loop_monitor_start(ctx, fake_clock);
 	int ran = 0;
-	GSource *idle = g_idle_source_new();
-	g_source_set_callback(idle, slow_handler, &ran, NULL);
-	g_source_attach(idle, ctx);
-	g_source_unref(idle);
-	while (g_main_context_iteration(ctx, FALSE))
-		;
-	g_main_context_iteration(ctx, FALSE);
+	run_once(ctx, slow_handler, &ran);
 	g_assert_cmpint(ran, ==, 1);
-
-	idle = g_idle_source_new();
-	g_source_set_callback(idle, very_slow_handler, NULL, NULL);
-	g_source_attach(idle, ctx);
-	g_source_unref(idle);
 	g_test_expect_message("common", G_LOG_LEVEL_WARNING,
 			      "the main loop stalled for 1500 ms: events waited that long");
-	while (g_main_context_iteration(ctx, FALSE))
-		;
-	g_main_context_iteration(ctx, FALSE);
+	run_once(ctx, very_slow_handler, NULL);
 	g_test_assert_expected_messages();
 	g_assert_cmpint(loop_monitor_stalls(m)->max_ever_us, ==, 1500 * MS);
 	loop_monitor_free(m);
