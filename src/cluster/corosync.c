@@ -13,10 +13,79 @@
 /* Messages waiting for corosync to take them, at most this many bytes. */
 #define SEND_QUEUE_MAX_BYTES (256u * 1024 * 1024)
 
-typedef struct herd_corosync {
+/* How often the cached answers of corosync (quorum details, link state)
+ * are asked for again; also at once when the quorum changes. */
+#define QUERY_PERIOD_MS 1000
+
+/*
+ * Why a worker thread: corosync answers a library's request only when it
+ * takes the request, and while its membership syncs (after a split or a
+ * join, and with a quorum device until the device's poll, up to 3 s) it
+ * takes none for CPG, cfg or cmap (flow control in corosync's ipc_glue.c,
+ * QB_IPCS_RATE_OFF_2 for every service but votequorum).  libcorosync waits
+ * for the answer with no timeout (CS_IPC_TIMEOUT_MS -1), so a call such as
+ * corosync_cfg_node_status_get() or cpg_join() on the main loop stalls it
+ * for the whole sync.  What the main loop itself calls never waits for an
+ * answer: cpg_dispatch()/votequorum_dispatch() with CS_DISPATCH_ALL (they
+ * read what is there, timeout 0) and cpg_mcast_joined() (it only writes to
+ * the shared ring, and says CS_ERR_TRY_AGAIN under flow control; the message
+ * is queued and sent later).  Everything else (connecting, joining,
+ * leaving, finalizing, the quorum and link queries) runs on one worker
+ * thread, one job at a time, in the order asked: libqb's handle tables are
+ * not safe for two threads creating or destroying handles at once, so all
+ * creation and destruction happens there.  Results come back to the main
+ * loop, which keeps the last answers and serves them at once.
+ */
+typedef struct herd_corosync herd_corosync;
+
+/* A job's way back to its bus, which may be freed while the job runs. */
+typedef struct bus_ref {
+	gint refs;
+	herd_corosync *c;            /* NULL once the bus is freed */
+	GMainContext *context;       /* the main loop's */
+} bus_ref;
+
+typedef enum { JOB_CONNECT, JOB_QUERY, JOB_CLOSE } job_kind;
+
+/* The handles of one connection (the main loop's or the worker's own). */
+typedef struct handles {
+	cpg_handle_t cpg;
+	bool cpg_ok;
+	votequorum_handle_t vq;
+	bool vq_ok;
+	corosync_cfg_handle_t cfg;
+	bool cfg_ok;
+} handles;
+
+typedef struct job {
+	job_kind kind;
+	bus_ref *ref;
+	/* JOB_CONNECT: in, the group; out, the handles and what they say */
+	char *group;
+	bool first;                  /* the first attempt since start */
+	handles h;
+	uint32_t nodeid;
+	int cpg_fd, vq_fd;
+	char *problem;               /* why not connected (NULL: corosync not reachable) */
+	/* JOB_QUERY: in, the nodes whose links are wanted; out, the answers */
+	GArray *nodeids;             /* uint32_t */
+	json_t *quorum;              /* votequorum_getinfo() as JSON, or NULL */
+	GHashTable *links;           /* nodeid -> json_t array */
+	/* JOB_CLOSE: leave the group first */
+	bool leave;
+} job;
+
+struct herd_corosync {
 	herd_bus bus;              /* first: a herd_corosync is a herd_bus */
 	char *group;
 	bool running;
+
+	GThreadPool *worker;       /* one thread: every call that waits for corosync */
+	GQueue *pending;           /* jobs for the worker, handed over from an idle */
+	guint pending_idle;
+	bus_ref *ref;
+	bool connecting;           /* a JOB_CONNECT is under way */
+	bool first_connect;
 
 	cpg_handle_t cpg;
 	bool cpg_ok;
@@ -31,17 +100,26 @@ typedef struct herd_corosync {
 	corosync_cfg_handle_t cfg;
 	bool cfg_ok;
 
+	/* The last answers of the worker's queries, for the main loop. */
+	handles query;             /* the worker's own handles, used only there */
+	bool querying, query_again;
+	guint query_timer;
+	json_t *quorum_cache;      /* votequorum_getinfo(), or NULL */
+	GHashTable *links_cache;   /* nodeid -> json_t array */
+	GHashTable *links_wanted;  /* nodeids asked about, kept fresh */
+
 	guint retry_timer;
 	GQueue *send_queue;        /* GBytes* */
 	size_t send_queue_bytes;
 	guint send_timer;
-} herd_corosync;
+};
 
 /* The callbacks of the C API carry no user pointer we can set per handle
  * besides the context; herdd has one connection, so a static is enough. */
 static herd_corosync *the_corosync;
 
 static void disconnect(herd_corosync *c, const char *why);
+static void query_start(herd_corosync *c);
 
 static void on_cpg_deliver(cpg_handle_t handle, const struct cpg_name *group_name,
 			   uint32_t nodeid, uint32_t pid, void *msg, size_t msg_len)
@@ -96,6 +174,7 @@ static void on_quorum(votequorum_handle_t handle, uint64_t context, uint32_t quo
 	if (q != c->quorate)
 		log_info("votequorum: this partition is %s", q ? "quorate" : "NOT quorate");
 	c->quorate = q;
+	query_start(c);
 	if (c->bus.cb.quorum_changed)
 		c->bus.cb.quorum_changed(c->bus.user, q);
 }
@@ -126,7 +205,126 @@ static gboolean on_vq_ready(gint fd, GIOCondition cond, gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
-static bool try_connect(herd_corosync *c)
+/* ------------------------------------------------------------------ */
+/* The worker thread                                                   */
+
+static void bus_ref_unref(bus_ref *r)
+{
+	if (r && g_atomic_int_dec_and_test(&r->refs)) {
+		g_main_context_unref(r->context);
+		g_free(r);
+	}
+}
+
+/* Finalize what @h holds (on the worker thread, or once it has stopped). */
+static void handles_close(handles *h, const char *leave_group)
+{
+	if (h->cpg_ok && leave_group) {
+		struct cpg_name name = { .length = (uint32_t)strlen(leave_group) };
+		memcpy(name.value, leave_group, name.length);
+		cpg_leave(h->cpg, &name);
+	}
+	if (h->cpg_ok)
+		cpg_finalize(h->cpg);
+	if (h->vq_ok)
+		votequorum_finalize(h->vq);
+	if (h->cfg_ok)
+		corosync_cfg_finalize(h->cfg);
+	h->cpg_ok = h->vq_ok = h->cfg_ok = false;
+}
+
+static void job_free(job *j)
+{
+	if (!j)
+		return;
+	bus_ref_unref(j->ref);
+	g_free(j->group);
+	g_free(j->problem);
+	if (j->nodeids)
+		g_array_unref(j->nodeids);
+	json_decref(j->quorum);
+	if (j->links)
+		g_hash_table_unref(j->links);
+	g_free(j);
+}
+
+static job *job_new(herd_corosync *c, job_kind kind)
+{
+	job *j = g_new0(job, 1);
+	j->kind = kind;
+	j->ref = c->ref;
+	g_atomic_int_inc(&c->ref->refs);
+	return j;
+}
+
+/* votequorum_getinfo()'s answer as herd shows it; "quorate" is filled in
+ * from the tracking callback when asked (corosync_quorum_info()). */
+static json_t *quorum_json(const struct votequorum_info *info)
+{
+	json_t *out = json_pack("{s:b,s:i,s:i,s:i,s:i,s:b,s:b}", "quorate", 0, "votes",
+				info->node_votes, "expected_votes", info->node_expected_votes,
+				"total_votes", info->total_votes, "quorum", info->quorum, "two_node",
+				(info->flags & VOTEQUORUM_INFO_TWONODE) != 0, "wait_for_all",
+				(info->flags & VOTEQUORUM_INFO_WAIT_FOR_ALL) != 0);
+	/* This node's corosync-qdevice as votequorum sees it: registered, alive
+	 * (polling), and casting its vote for this partition. */
+	if (info->flags & VOTEQUORUM_INFO_QDEVICE_REGISTERED)
+		json_object_set_new(out, "qdevice",
+				    json_pack("{s:i,s:b,s:b}", "votes", info->qdevice_votes, "alive",
+					      (info->flags & VOTEQUORUM_INFO_QDEVICE_ALIVE) != 0, "cast_vote",
+					      (info->flags & VOTEQUORUM_INFO_QDEVICE_CAST_VOTE) != 0));
+	return out;
+}
+
+/* Ask @h's votequorum for this node's view; NULL if it cannot answer
+ * (a broken connection is closed, and made again next time). */
+static json_t *query_quorum(handles *h)
+{
+	if (!h->vq_ok && votequorum_initialize(&h->vq, NULL) == CS_OK)
+		h->vq_ok = true;
+	if (!h->vq_ok)
+		return NULL;
+	struct votequorum_info info = { 0 };
+	cs_error_t rc = votequorum_getinfo(h->vq, 0, &info);
+	if (rc == CS_OK)
+		return quorum_json(&info);
+	if (rc != CS_ERR_TRY_AGAIN) {
+		votequorum_finalize(h->vq);
+		h->vq_ok = false;
+	}
+	return NULL;
+}
+
+static json_t *query_links(handles *h, uint32_t nodeid)
+{
+	if (!h->cfg_ok && corosync_cfg_initialize(&h->cfg, NULL) == CS_OK)
+		h->cfg_ok = true;
+	if (!h->cfg_ok)
+		return NULL;
+	struct corosync_cfg_node_status_v1 st;
+	memset(&st, 0, sizeof(st));
+	cs_error_t rc = corosync_cfg_node_status_get(h->cfg, nodeid, CFG_NODE_STATUS_V1, &st);
+	if (rc != CS_OK) {
+		if (rc != CS_ERR_TRY_AGAIN && rc != CS_ERR_NOT_EXIST) {
+			corosync_cfg_finalize(h->cfg);
+			h->cfg_ok = false;
+		}
+		return rc == CS_ERR_NOT_EXIST ? json_array() : NULL;
+	}
+	json_t *links = json_array();
+	for (int i = 0; i < CFG_MAX_LINKS; i++) {
+		struct corosync_knet_link_status_v1 *l = &st.link_status[i];
+		if (!l->enabled)
+			continue;
+		json_array_append_new(links, json_pack("{s:i,s:b,s:b,s:i,s:s,s:s}", "link", i,
+						       "enabled", l->enabled != 0, "connected",
+						       l->connected != 0, "mtu", (int)l->mtu,
+						       "src", l->src_ipaddr, "dst", l->dst_ipaddr));
+	}
+	return links;
+}
+
+static void run_connect(job *j)
 {
 	cpg_model_v1_data_t model = {
 		.model = CPG_MODEL_V1,
@@ -135,57 +333,244 @@ static bool try_connect(herd_corosync *c)
 		.cpg_totem_confchg_fn = on_totem_confchg,
 		.flags = CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF,
 	};
-	cs_error_t rc = cpg_model_initialize(&c->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&model, NULL);
-	if (rc != CS_OK)
-		return false;
-	c->cpg_ok = true;
+	handles *h = &j->h;
+	if (cpg_model_initialize(&h->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&model, NULL) != CS_OK)
+		return;
+	h->cpg_ok = true;
 	unsigned int nodeid = 0;
-	if (cpg_local_get(c->cpg, &nodeid) != CS_OK) {
-		disconnect(c, NULL);
-		return false;
+	if (cpg_local_get(h->cpg, &nodeid) != CS_OK) {
+		handles_close(h, NULL);
+		return;
 	}
-	struct cpg_name name = { .length = (uint32_t)strlen(c->group) };
-	memcpy(name.value, c->group, name.length);
+	struct cpg_name name = { .length = (uint32_t)strlen(j->group) };
+	memcpy(name.value, j->group, name.length);
 	/* CS_ERR_TRY_AGAIN while corosync syncs its membership: retry, bounded. */
+	cs_error_t rc;
 	for (int i = 0; i < 100; i++) {
-		rc = cpg_join(c->cpg, &name);
+		rc = cpg_join(h->cpg, &name);
 		if (rc != CS_ERR_TRY_AGAIN)
 			break;
 		g_usleep(10000);
 	}
 	if (rc != CS_OK) {
-		log_warn("cannot join CPG group %s: error %d", c->group, rc);
-		disconnect(c, NULL);
-		return false;
+		j->problem = g_strdup_printf("cannot join CPG group %s: error %d", j->group, rc);
+		handles_close(h, NULL);
+		return;
 	}
-	int fd = -1;
-	cpg_fd_get(c->cpg, &fd);
-	c->cpg_watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_cpg_ready, c);
-
+	cpg_fd_get(h->cpg, &j->cpg_fd);
 	votequorum_callbacks_t vcb = { .votequorum_quorum_notify_fn = on_quorum };
-	if (votequorum_initialize(&c->vq, &vcb) == CS_OK) {
-		c->vq_ok = true;
-		votequorum_trackstart(c->vq, 0, CS_TRACK_CHANGES | CS_TRACK_CURRENT);
-		votequorum_fd_get(c->vq, &fd);
-		c->vq_watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_vq_ready, c);
-	} else {
-		log_warn("cannot connect to votequorum; treating this partition as not quorate");
+	if (votequorum_initialize(&h->vq, &vcb) == CS_OK) {
+		h->vq_ok = true;
+		votequorum_trackstart(h->vq, 0, CS_TRACK_CHANGES | CS_TRACK_CURRENT);
+		votequorum_fd_get(h->vq, &j->vq_fd);
 	}
-	if (corosync_cfg_initialize(&c->cfg, NULL) == CS_OK)
-		c->cfg_ok = true;
-	c->nodeid = nodeid;
-	log_info("connected to corosync as node %u, joined group %s", nodeid, c->group);
+	if (corosync_cfg_initialize(&h->cfg, NULL) == CS_OK)
+		h->cfg_ok = true;
+	j->nodeid = nodeid;
+}
+
+static gboolean on_job_done(gpointer data);
+
+/* The worker thread's one function: run @data, then hand it back to the
+ * main loop.  @pool_data: the worker's own query handles. */
+static void run_job(gpointer data, gpointer pool_data)
+{
+	job *j = data;
+	switch (j->kind) {
+	case JOB_CONNECT:
+		run_connect(j);
+		/* the first answers to serve, before the first refresh */
+		if (j->h.cpg_ok)
+			j->quorum = query_quorum(pool_data);
+		break;
+	case JOB_QUERY:
+		j->quorum = query_quorum(pool_data);
+		j->links = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+						 (GDestroyNotify)json_decref);
+		for (guint i = 0; i < j->nodeids->len; i++) {
+			uint32_t id = g_array_index(j->nodeids, uint32_t, i);
+			json_t *l = query_links(pool_data, id);
+			if (l)
+				g_hash_table_insert(j->links, GUINT_TO_POINTER(id), l);
+		}
+		break;
+	case JOB_CLOSE:
+		handles_close(&j->h, j->leave ? j->group : NULL);
+		break;
+	}
+	/* Always through a source: g_main_context_invoke() would run it here,
+	 * on this thread, whenever the main thread does not hold its context
+	 * (before the loop runs, or between a test's iterations). */
+	GSource *back = g_idle_source_new();
+	g_source_set_priority(back, G_PRIORITY_DEFAULT);
+	g_source_set_callback(back, on_job_done, j, NULL);
+	g_source_attach(back, j->ref->context);
+	g_source_unref(back);
+}
+
+/* Hand every pending job to the worker, in the order asked. */
+static void flush_jobs(herd_corosync *c)
+{
+	job *j;
+	while ((j = g_queue_pop_head(c->pending)))
+		g_thread_pool_push(c->worker, j, NULL);
+}
+
+static gboolean on_pending(gpointer data)
+{
+	herd_corosync *c = data;
+	c->pending_idle = 0;
+	flush_jobs(c);
+	return G_SOURCE_REMOVE;
+}
+
+/* Jobs reach the worker from an idle, never from inside a callback: a stop
+ * asked for during cpg_dispatch() must not have the worker finalize the
+ * handle that cpg_dispatch() is still reading. */
+static void push_job(herd_corosync *c, job *j)
+{
+	g_queue_push_tail(c->pending, j);
+	if (!c->pending_idle)
+		c->pending_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_pending, c, NULL);
+}
+
+/* Hand @h to the worker to finalize (leaving @group first if set): it
+ * waits behind the jobs asked for before. */
+static void close_on_worker(herd_corosync *c, handles *h, const char *leave_group)
+{
+	if (!h->cpg_ok && !h->vq_ok && !h->cfg_ok)
+		return;
+	job *j = job_new(c, JOB_CLOSE);
+	j->h = *h;
+	j->leave = leave_group != NULL;
+	j->group = g_strdup(leave_group);
+	memset(h, 0, sizeof(*h));
+	push_job(c, j);
+}
+
+/* ------------------------------------------------------------------ */
+/* The main loop's side                                                */
+
+static void query_start(herd_corosync *c)
+{
+	if (!c->cpg_ok)
+		return;
+	if (c->querying) {
+		c->query_again = true;
+		return;
+	}
+	job *j = job_new(c, JOB_QUERY);
+	j->nodeids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, c->links_wanted);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		uint32_t id = GPOINTER_TO_UINT(key);
+		g_array_append_val(j->nodeids, id);
+	}
+	c->querying = true;
+	push_job(c, j);
+}
+
+static gboolean on_query_timer(gpointer data)
+{
+	herd_corosync *c = data;
+	if (!c->querying)
+		query_start(c);
+	return G_SOURCE_CONTINUE;
+}
+
+static void connected(herd_corosync *c, job *j)
+{
+	c->cpg = j->h.cpg;
+	c->cpg_ok = true;
+	c->vq = j->h.vq;
+	c->vq_ok = j->h.vq_ok;
+	c->cfg = j->h.cfg;
+	c->cfg_ok = j->h.cfg_ok;
+	memset(&j->h, 0, sizeof(j->h));
+	c->nodeid = j->nodeid;
+	c->cpg_watch = g_unix_fd_add(j->cpg_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_cpg_ready, c);
+	if (c->vq_ok)
+		c->vq_watch = g_unix_fd_add(j->vq_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_vq_ready, c);
+	else
+		log_warn("cannot connect to votequorum; treating this partition as not quorate");
+	json_decref(c->quorum_cache);
+	c->quorum_cache = j->quorum;
+	j->quorum = NULL;
+	log_info("connected to corosync as node %u, joined group %s", c->nodeid, c->group);
 	if (c->bus.cb.connected)
-		c->bus.cb.connected(c->bus.user, nodeid);
-	return true;
+		c->bus.cb.connected(c->bus.user, c->nodeid);
+	query_start(c);
+}
+
+static gboolean on_job_done(gpointer data)
+{
+	job *j = data;
+	herd_corosync *c = j->ref->c;
+	switch (j->kind) {
+	case JOB_CONNECT:
+		if (c)
+			c->connecting = false;
+		if (c && c->running && j->h.cpg_ok && !c->cpg_ok) {
+			connected(c, j);
+		} else if (c && c->running && !j->h.cpg_ok) {
+			if (j->problem)
+				log_warn("%s", j->problem);
+			else if (j->first)
+				log_info("corosync is not reachable yet; retrying every second");
+		}
+		/* stopped meanwhile: what it made goes */
+		if (c)
+			close_on_worker(c, &j->h, NULL);
+		else
+			handles_close(&j->h, NULL);
+		break;
+	case JOB_QUERY:
+		if (!c)
+			break;
+		c->querying = false;
+		if (c->cpg_ok) {
+			if (j->quorum) {
+				json_decref(c->quorum_cache);
+				c->quorum_cache = j->quorum;
+				j->quorum = NULL;
+			}
+			GHashTableIter it;
+			gpointer key, value;
+			g_hash_table_iter_init(&it, j->links);
+			while (g_hash_table_iter_next(&it, &key, &value)) {
+				g_hash_table_iter_steal(&it);
+				g_hash_table_replace(c->links_cache, key, value);
+			}
+		}
+		if (c->query_again) {
+			c->query_again = false;
+			query_start(c);
+		}
+		break;
+	case JOB_CLOSE:
+		break;
+	}
+	job_free(j);
+	return G_SOURCE_REMOVE;
+}
+
+static void connect_start(herd_corosync *c)
+{
+	if (c->connecting || c->cpg_ok || !c->running)
+		return;
+	job *j = job_new(c, JOB_CONNECT);
+	j->group = g_strdup(c->group);
+	j->first = c->first_connect;
+	c->first_connect = false;
+	c->connecting = true;
+	push_job(c, j);
 }
 
 static gboolean on_retry(gpointer data)
 {
-	herd_corosync *c = data;
-	if (c->cpg_ok || !c->running)
-		return G_SOURCE_CONTINUE;
-	try_connect(c);
+	connect_start(data);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -201,7 +586,8 @@ static void clear_queue(herd_corosync *c)
 	}
 }
 
-static void disconnect(herd_corosync *c, const char *why)
+/* Drop the connection; @leave_group: leave the group first (a stop). */
+static void disconnect_leaving(herd_corosync *c, const char *why, const char *leave_group)
 {
 	bool was = c->cpg_ok;
 	if (c->cpg_watch) {
@@ -212,19 +598,22 @@ static void disconnect(herd_corosync *c, const char *why)
 		g_source_remove(c->vq_watch);
 		c->vq_watch = 0;
 	}
-	if (c->cpg_ok)
-		cpg_finalize(c->cpg);
-	if (c->vq_ok)
-		votequorum_finalize(c->vq);
-	if (c->cfg_ok)
-		corosync_cfg_finalize(c->cfg);
+	handles h = { c->cpg, c->cpg_ok, c->vq, c->vq_ok, c->cfg, c->cfg_ok };
+	close_on_worker(c, &h, leave_group);
 	c->cpg_ok = c->vq_ok = c->cfg_ok = false;
 	c->quorate = false;
+	g_clear_pointer(&c->quorum_cache, json_decref);
+	g_hash_table_remove_all(c->links_cache);
 	clear_queue(c);
 	if (was && why)
 		log_warn("lost the connection to corosync (%s); retrying every second", why);
 	if (was && c->bus.cb.disconnected)
 		c->bus.cb.disconnected(c->bus.user);
+}
+
+static void disconnect(herd_corosync *c, const char *why)
+{
+	disconnect_leaving(c, why, NULL);
 }
 
 static void corosync_stop(herd_bus *b);
@@ -233,6 +622,18 @@ static void corosync_free(herd_bus *b)
 {
 	herd_corosync *c = (herd_corosync *)b;
 	corosync_stop(b);
+	/* Waits for the jobs asked for (the leave among them); their answers,
+	 * if the main loop still runs them, find the bus gone. */
+	g_clear_handle_id(&c->pending_idle, g_source_remove);
+	flush_jobs(c);
+	g_thread_pool_free(c->worker, FALSE, TRUE);
+	g_queue_free(c->pending);
+	handles_close(&c->query, NULL);
+	c->ref->c = NULL;
+	bus_ref_unref(c->ref);
+	json_decref(c->quorum_cache);
+	g_hash_table_unref(c->links_cache);
+	g_hash_table_unref(c->links_wanted);
 	g_queue_free(c->send_queue);
 	g_free(c->group);
 	if (the_corosync == c)
@@ -246,9 +647,10 @@ static void corosync_start(herd_bus *b)
 	if (c->running)
 		return;
 	c->running = true;
-	if (!try_connect(c))
-		log_info("corosync is not reachable yet; retrying every second");
+	c->first_connect = true;
+	connect_start(c);
 	c->retry_timer = g_timeout_add(1000, on_retry, c);
+	c->query_timer = g_timeout_add(QUERY_PERIOD_MS, on_query_timer, c);
 }
 
 static void corosync_stop(herd_bus *b)
@@ -257,16 +659,9 @@ static void corosync_stop(herd_bus *b)
 	if (!c->running)
 		return;
 	c->running = false;
-	if (c->retry_timer) {
-		g_source_remove(c->retry_timer);
-		c->retry_timer = 0;
-	}
-	if (c->cpg_ok) {
-		struct cpg_name name = { .length = (uint32_t)strlen(c->group) };
-		memcpy(name.value, c->group, name.length);
-		cpg_leave(c->cpg, &name);
-	}
-	disconnect(c, NULL);
+	g_clear_handle_id(&c->retry_timer, g_source_remove);
+	g_clear_handle_id(&c->query_timer, g_source_remove);
+	disconnect_leaving(c, NULL, c->group);
 }
 
 static bool corosync_connected(herd_bus *b)
@@ -332,47 +727,32 @@ static bool corosync_quorate(herd_bus *b)
 	return c->cpg_ok && c->quorate;
 }
 
+/* The last answer of votequorum_getinfo() (the worker asks every
+ * QUERY_PERIOD_MS and at every quorum change), with "quorate" as the
+ * tracking callback said last. */
 static json_t *corosync_quorum_info(herd_bus *b)
 {
 	herd_corosync *c = (herd_corosync *)b;
-	struct votequorum_info info = { 0 };
-	if (!c->vq_ok || votequorum_getinfo(c->vq, 0, &info) != CS_OK)
+	if (!c->cpg_ok || !c->vq_ok || !c->quorum_cache)
 		return json_pack("{s:b}", "quorate", 0);
-	json_t *out = json_pack("{s:b,s:i,s:i,s:i,s:i,s:b,s:b}", "quorate", c->quorate,
-				"votes", info.node_votes, "expected_votes", info.node_expected_votes,
-				"total_votes", info.total_votes, "quorum", info.quorum,
-				"two_node", (info.flags & VOTEQUORUM_INFO_TWONODE) != 0,
-				"wait_for_all", (info.flags & VOTEQUORUM_INFO_WAIT_FOR_ALL) != 0);
-	/* This node's corosync-qdevice as votequorum sees it: registered, alive
-	 * (polling), and casting its vote for this partition. */
-	if (info.flags & VOTEQUORUM_INFO_QDEVICE_REGISTERED)
-		json_object_set_new(out, "qdevice",
-				    json_pack("{s:i,s:b,s:b}", "votes", info.qdevice_votes, "alive",
-					      (info.flags & VOTEQUORUM_INFO_QDEVICE_ALIVE) != 0, "cast_vote",
-					      (info.flags & VOTEQUORUM_INFO_QDEVICE_CAST_VOTE) != 0));
+	json_t *out = json_deep_copy(c->quorum_cache);
+	json_object_set_new(out, "quorate", json_boolean(c->quorate));
 	return out;
 }
 
+/* The last link state towards @nodeid that the worker read; a node asked
+ * about for the first time is read from the next refresh on (at once). */
 static json_t *corosync_links(herd_bus *b, uint32_t nodeid)
 {
 	herd_corosync *c = (herd_corosync *)b;
-	struct corosync_cfg_node_status_v1 st;
-	json_t *links = json_array();
 	if (!c->cfg_ok)
-		return links;
-	memset(&st, 0, sizeof(st));
-	if (corosync_cfg_node_status_get(c->cfg, nodeid, CFG_NODE_STATUS_V1, &st) != CS_OK)
-		return links;
-	for (int i = 0; i < CFG_MAX_LINKS; i++) {
-		struct corosync_knet_link_status_v1 *l = &st.link_status[i];
-		if (!l->enabled)
-			continue;
-		json_array_append_new(links, json_pack("{s:i,s:b,s:b,s:i,s:s,s:s}", "link", i,
-						       "enabled", l->enabled != 0, "connected",
-						       l->connected != 0, "mtu", (int)l->mtu,
-						       "src", l->src_ipaddr, "dst", l->dst_ipaddr));
+		return json_array();
+	if (!g_hash_table_contains(c->links_wanted, GUINT_TO_POINTER(nodeid))) {
+		g_hash_table_add(c->links_wanted, GUINT_TO_POINTER(nodeid));
+		query_start(c);
 	}
-	return links;
+	json_t *l = g_hash_table_lookup(c->links_cache, GUINT_TO_POINTER(nodeid));
+	return l ? json_deep_copy(l) : json_array();
 }
 
 static bool corosync_reload(herd_bus *b, GError **error)
@@ -410,6 +790,16 @@ herd_bus *herd_corosync_bus_new(const char *group)
 	c->bus.ops = &corosync_ops;
 	c->group = g_strdup(group);
 	c->send_queue = g_queue_new();
+	c->links_cache = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					       (GDestroyNotify)json_decref);
+	c->links_wanted = g_hash_table_new(g_direct_hash, g_direct_equal);
+	c->ref = g_new0(bus_ref, 1);
+	c->ref->refs = 1;
+	c->ref->c = c;
+	c->ref->context = g_main_context_ref_thread_default();
+	/* one thread, exclusive: jobs run one at a time, in order */
+	c->worker = g_thread_pool_new(run_job, &c->query, 1, TRUE, NULL);
+	c->pending = g_queue_new();
 	the_corosync = c;
 	return &c->bus;
 }

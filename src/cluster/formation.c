@@ -25,6 +25,7 @@ struct herd_formation {
 	char *corosync_dir;
 	herd_formation_io io;
 	gpointer user;
+	bool creating;           /* a create's keys are being made (worker thread) */
 };
 
 /* One create, join or leave under way. */
@@ -194,31 +195,85 @@ static void on_corosync_started(const GError *error, gpointer data)
 /* ------------------------------------------------------------------ */
 /* Create                                                              */
 
-/* Seed the store of a new cluster and take on its files; undone on failure. */
-static bool seed_cluster(herd_formation *f, const char *user, const char *name,
-			 const char *const *links, size_t n_links, json_t *settings,
-			 const char *password_hash, GError **error)
+/* A create: what its worker thread gets and makes.  The password's hash
+ * (yescrypt, tens of milliseconds of CPU) and the CA and certificate keys
+ * are made off the main loop: on a busy host that CPU time stretched the
+ * loop past herdd's watchdog. */
+typedef struct {
+	step *s;
+	/* inputs */
+	char *name;
+	char *password;
+	char **links;            /* NULL-terminated */
+	json_t *settings;
+	char *user;
+	char *node_name;
+	/* outputs */
+	char *password_hash;
+	char *ca_cert, *ca_key, *cert, *key;
+	char *authkey_b64;
+	GError *error;
+} create_ctx;
+
+static void create_ctx_free(create_ctx *k)
 {
-	g_autofree char *ca_cert = NULL, *ca_key = NULL, *cert = NULL, *key = NULL;
-	g_autofree const char **sans = sans_for(f->node_name, links, n_links);
-	g_autofree char *ca_cn = g_strdup_printf("herd cluster %s CA", name);
+	g_free(k->name);
+	if (k->password)
+		explicit_bzero(k->password, strlen(k->password));
+	g_free(k->password);
+	g_strfreev(k->links);
+	json_decref(k->settings);
+	g_free(k->user);
+	g_free(k->node_name);
+	g_free(k->password_hash);
+	g_free(k->ca_cert);
+	g_free(k->ca_key);
+	g_free(k->cert);
+	g_free(k->key);
+	g_free(k->authkey_b64);
+	g_clear_error(&k->error);
+	g_free(k);
+}
+
+static void create_worker(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
+{
+	create_ctx *k = data;
+	guint n_links = g_strv_length(k->links);
+	g_autofree const char **sans = sans_for(k->node_name, (const char *const *)k->links, n_links);
+	g_autofree char *ca_cn = g_strdup_printf("herd cluster %s CA", k->name);
 	guchar authkey[AUTHKEY_BYTES];
-	if (!herd_tls_generate(ca_cn, NULL, NULL, NULL, true, CERT_DAYS, &ca_cert, &ca_key, error) ||
-	    !herd_tls_generate(f->node_name, sans, ca_cert, ca_key, false, CERT_DAYS, &cert, &key,
-			       error))
-		return false;
-	if (!herd_tls_random(authkey, sizeof(authkey))) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_INTERNAL, "Cannot make a corosync key.");
-		return false;
+	k->password_hash = herd_password_hash(k->password, &k->error);
+	if (!k->password_hash ||
+	    !herd_tls_generate(ca_cn, NULL, NULL, NULL, true, CERT_DAYS, &k->ca_cert, &k->ca_key,
+			       &k->error) ||
+	    !herd_tls_generate(k->node_name, sans, k->ca_cert, k->ca_key, false, CERT_DAYS, &k->cert,
+			       &k->key, &k->error)) {
+		g_task_return_boolean(task, FALSE);
+		return;
 	}
-	g_autofree char *authkey_b64 = g_base64_encode(authkey, sizeof(authkey));
-	g_autoptr(json_t) cmd = store_cluster_cmd_bootstrap(name, settings, ca_cert, ca_key, authkey_b64,
-							    f->node_name, links, n_links, password_hash);
-	g_autoptr(json_t) result = herd_cluster_bootstrap(f->cluster, cmd, user, error);
+	if (!herd_tls_random(authkey, sizeof(authkey))) {
+		g_set_error(&k->error, HERD_ERROR, HERD_ERR_INTERNAL, "Cannot make a corosync key.");
+		g_task_return_boolean(task, FALSE);
+		return;
+	}
+	k->authkey_b64 = g_base64_encode(authkey, sizeof(authkey));
+	explicit_bzero(authkey, sizeof(authkey));
+	g_task_return_boolean(task, TRUE);
+}
+
+/* Seed the store of a new cluster and take on its files; undone on failure. */
+static bool seed_cluster(herd_formation *f, create_ctx *k, GError **error)
+{
+	guint n_links = g_strv_length(k->links);
+	g_autoptr(json_t) cmd = store_cluster_cmd_bootstrap(k->name, k->settings, k->ca_cert, k->ca_key,
+							    k->authkey_b64, f->node_name,
+							    (const char *const *)k->links, n_links,
+							    k->password_hash);
+	g_autoptr(json_t) result = herd_cluster_bootstrap(f->cluster, cmd, k->user, error);
 	if (!result)
 		return false;
 	bool conf_changed;
-	if (!f->io.install_tls(f->user, ca_cert, cert, key, error) ||
+	if (!f->io.install_tls(f->user, k->ca_cert, k->cert, k->key, error) ||
 	    !herd_corosync_conf_write(herd_cluster_state(f->cluster), f->corosync_dir, &conf_changed,
 				      error)) {
 		undo_membership(f);
@@ -227,18 +282,47 @@ static bool seed_cluster(herd_formation *f, const char *user, const char *name,
 	return true;
 }
 
+static void on_create_made(GObject *source, GAsyncResult *res, gpointer data)
+{
+	create_ctx *k = data;
+	step *s = k->s;
+	herd_formation *f = s->f;
+	f->creating = false;
+	g_autoptr(GError) err = NULL;
+	if (k->error || !seed_cluster(f, k, &err)) {
+		step_finish(s, NULL, k->error ? k->error : err);
+		create_ctx_free(k);
+		return;
+	}
+	log_info("created cluster '%s'; starting corosync", k->name);
+	create_ctx_free(k);
+	f->io.service(f->user, "start", "corosync", on_corosync_started, s);
+}
+
 void herd_formation_create(herd_formation *f, const char *name, const char *const *links,
 			   size_t n_links, const char *password, json_t *settings,
 			   const char *user, herd_formation_done done, gpointer data)
 {
-	g_autoptr(GError) err = NULL;
-	g_autofree char *hash = herd_password_hash(password, &err);
-	if (!hash || !seed_cluster(f, user, name, links, n_links, settings, hash, &err)) {
-		done(NULL, err, data);
+	if (f->creating) {
+		refuse(done, data, HERD_ERR_CONFLICT, "A cluster is already being created on this node.");
 		return;
 	}
-	log_info("created cluster '%s'; starting corosync", name);
-	f->io.service(f->user, "start", "corosync", on_corosync_started, step_new(f, done, data));
+	create_ctx *k = g_new0(create_ctx, 1);
+	k->s = step_new(f, done, data);
+	k->name = g_strdup(name);
+	k->password = g_strdup(password);
+	k->links = g_new0(char *, n_links + 1);
+	for (size_t i = 0; i < n_links; i++)
+		k->links[i] = g_strdup(links[i]);
+	k->settings = json_incref(settings);
+	k->user = g_strdup(user);
+	k->node_name = g_strdup(f->node_name);
+	f->creating = true;
+	/* The main loop goes on (and feeds the watchdog) meanwhile. */
+	GTask *task = g_task_new(NULL, NULL, on_create_made, k);
+	g_task_set_task_data(task, k, NULL);
+	g_task_run_in_thread(task, create_worker);
+	g_object_unref(task);
 }
 
 /* ------------------------------------------------------------------ */

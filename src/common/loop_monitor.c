@@ -98,9 +98,19 @@ static gint monitored_poll(GPollFD *fds, guint n_fds, gint timeout_ms)
 	loop_monitor *m = running;
 	gint64 entered_us = m->clock();
 	gint64 entered_cpu_us = m->cpu_clock ? m->cpu_clock() : -1;
-	if (m->returned_us)
-		loop_stalls_record_cpu(&m->stalls, entered_us, entered_us - m->returned_us,
-				       m->cpu_clock ? entered_cpu_us - m->returned_cpu_us : -1);
+	if (m->returned_us) {
+		gint64 stall_us = entered_us - m->returned_us;
+		gint64 cpu_us = m->cpu_clock ? entered_cpu_us - m->returned_cpu_us : -1;
+		loop_stalls_record_cpu(&m->stalls, entered_us, stall_us, cpu_us);
+		/* Once per stall and only for long ones: a line in the log at
+		 * the moment it happened, beside what else went on then. */
+		if (stall_us >= LOOP_MONITOR_LOG_STALL_US && cpu_us >= 0)
+			log_warn("the main loop stalled for %lld ms (%lld ms of it on the CPU): events waited that long",
+				 (long long)(stall_us / 1000), (long long)(cpu_us / 1000));
+		else if (stall_us >= LOOP_MONITOR_LOG_STALL_US)
+			log_warn("the main loop stalled for %lld ms: events waited that long",
+				 (long long)(stall_us / 1000));
+	}
 	gint rc = m->poll(fds, n_fds, timeout_ms);
 	m->returned_us = m->clock();
 	if (m->cpu_clock)

@@ -23,6 +23,10 @@
 
 #include <glib.h>
 
+/* A stall at least this long is also logged (a warning, when it ends),
+ * so that the log shows when it happened beside what else went on. */
+#define LOOP_MONITOR_LOG_STALL_US (1000 * 1000)
+
 /* Seconds of per-second maxima kept. */
 #define LOOP_STALLS_SECONDS 60
 

@@ -64,7 +64,8 @@ if b"done" not in data:
 # side by side (scripts/run-checks' lanes) bring their nodes up one after the
 # other.  Set-up is the busiest part of a test; two at once on a busy 2-core
 # machine starved herdd during `herd cluster create` (its password hash and
-# CA are made on its main loop) past the 3 s watchdog, which killed it.  The
+# CA were then made on its main loop; on a worker thread now) past the 3 s
+# watchdog, which killed it.  The
 # lock goes with the process that holds it, however it ends.
 UP_LOCK = os.path.join(testnodes.STATE_ROOT, ".up.lock")
 
@@ -216,6 +217,11 @@ class TestNodes:
 
     def power_off(self, i):
         testnodes.power_off(self.tn, i)
+
+    def kill_together(self, nodes):
+        """A power cut of every node of @nodes at the same moment, as a
+        whole site's outage (testnodes.power_off_together)."""
+        testnodes.power_off_together(self.tn, nodes)
 
     def start_together(self, nodes, timeout=120):
         """`testnodes start` of every node of @nodes at once, as after a power

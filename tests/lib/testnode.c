@@ -93,13 +93,18 @@ static gboolean on_service_done(gpointer p)
 	return G_SOURCE_REMOVE;
 }
 
-static void fio_service(gpointer user, const char *action, const char *service,
-			herd_formation_service_done done, gpointer data)
+void testnode_service_done_later(herd_formation_service_done done, gpointer data)
 {
 	service_call *s = g_new0(service_call, 1);
 	s->done = done;
 	s->data = data;
 	g_idle_add(on_service_done, s);
+}
+
+static void fio_service(gpointer user, const char *action, const char *service,
+			herd_formation_service_done done, gpointer data)
+{
+	testnode_service_done_later(done, data);
 }
 
 static const herd_formation_io formation_io = {

@@ -23,6 +23,7 @@
 
 #include "api/context.h"
 #include "api/http.h"
+#include "cluster/formation.h"
 #include "testbus.h"
 #include "testvirt.h"
 
@@ -110,3 +111,7 @@ unsigned testcluster_fence_count(testcluster *tc, const char *action);
 /* How many fence_test runs have not finished (an "off" that has not
  * finished may still switch a node off). */
 unsigned testcluster_fence_running(testcluster *tc);
+
+/* A service manager that starts or stops anything at once: @done (no
+ * error) on the main loop's next iteration. */
+void testnode_service_done_later(herd_formation_service_done done, gpointer data);

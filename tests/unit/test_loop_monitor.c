@@ -172,6 +172,43 @@ static void test_poll_wrapper(void)
 	loop_monitor_free(NULL);
 }
 
+/* A handler that "takes" 1.5 s of the fake clock. */
+static gboolean very_slow_handler(gpointer data)
+{
+	fake_now_us += 1500 * MS;
+	return G_SOURCE_REMOVE;
+}
+
+/* Run @fn once on @ctx, and the poll after it (which ends its stretch). */
+static void run_once(GMainContext *ctx, GSourceFunc fn, gpointer data)
+{
+	GSource *idle = g_idle_source_new();
+	g_source_set_callback(idle, fn, data, NULL);
+	g_source_attach(idle, ctx);
+	g_source_unref(idle);
+	while (g_main_context_iteration(ctx, FALSE))
+		;
+	g_main_context_iteration(ctx, FALSE);
+}
+
+/* A stall of a second or more is logged once, when it ends; a shorter one
+ * is not. */
+static void test_long_stall_logged(void)
+{
+	g_autoptr(GMainContext) ctx = g_main_context_new();
+	fake_now_us = 1000 * SEC;
+	loop_monitor *m = loop_monitor_start(ctx, fake_clock);
+	int ran = 0;
+	run_once(ctx, slow_handler, &ran);
+	g_assert_cmpint(ran, ==, 1);
+	g_test_expect_message("common", G_LOG_LEVEL_WARNING,
+			      "the main loop stalled for 1500 ms: events waited that long");
+	run_once(ctx, very_slow_handler, NULL);
+	g_test_assert_expected_messages();
+	g_assert_cmpint(loop_monitor_stalls(m)->max_ever_us, ==, 1500 * MS);
+	loop_monitor_free(m);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -182,5 +219,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/loop-monitor/poll-wrapper", test_poll_wrapper);
 	g_test_add_func("/loop-monitor/poll-wrapper-cpu", test_poll_wrapper_cpu);
 	g_test_add_func("/loop-monitor/cpu-of-the-worst", test_cpu_of_the_worst);
+	g_test_add_func("/loop-monitor/long-stall-logged", test_long_stall_logged);
 	return g_test_run();
 }
