@@ -140,6 +140,9 @@ class TestNodes:
             if exc_type is not None and not issubclass(exc_type, TestInterrupted):
                 self.dump_logs()
             t0 = time.monotonic()
+            # what started after this is no process of the instance's
+            # (testnodes.pids_in_netns)
+            self.down_started = testnodes.boot_ticks()
             p = subprocess.run([TESTNODES, "--instance", self.instance, "down"],
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=120)

@@ -129,14 +129,16 @@ def check_cut_and_heal(tn):
     say(f"heal 3: 3 members again after {time.monotonic() - t0:.1f} s")
 
 
-def check_nothing_left(instance, procs, inodes, shm_before):
+def check_nothing_left(nodes, procs, inodes, shm_before):
+    """After @nodes (a TestNodes) went down."""
+    instance = nodes.instance
     tn = testnodes.Instance(instance)
     check(not tn.existing_netns(), f"network namespaces left: {tn.existing_netns()}")
     p = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     check(f"htn-{instance}-" not in p.stdout, f"ip netns list still shows:\n{p.stdout}")
     alive = {pid: c for pid, (c, start, _) in procs.items() if testnodes.proc_alive(pid, start)}
     check(not alive, f"processes left: {alive}")
-    in_ns = [pid for pid in testnodes.all_pids() if testnodes.netns_inode_of(pid) in inodes]
+    in_ns = testnodes.pids_in_netns(inodes, nodes.down_started)
     check(not in_ns, f"processes left in the instance's namespaces: {in_ns}")
     with open("/proc/self/mountinfo") as f:
         mounts = [line for line in f if tn.dir in line or f"htn-{instance}-" in line]
@@ -159,7 +161,7 @@ def three_nodes():
         comms = sorted({c for c, _, _ in procs.values()})
         for want in ("corosync", "libvirtd", "herdd", "qemu-system-x86"):
             check(want in comms, f"no {want} among the instance's processes {comms}")
-    check_nothing_left(tn.instance, procs, inodes, shm_before)
+    check_nothing_left(tn, procs, inodes, shm_before)
 
 
 def two_links():
@@ -234,7 +236,7 @@ def two_links():
                    "the link alert to clear after the heal", interval=0.5)
         say("heal 2 0: link 0 connected again; herd's alert cleared")
         procs, inodes = tn.instance_processes()
-    check_nothing_left(tn.instance, procs, inodes, shm_before)
+    check_nothing_left(tn, procs, inodes, shm_before)
 
 
 def main():

@@ -312,11 +312,12 @@ def report_times(pdu):
             f"min {t[0]:.0f} ms, max {t[-1]:.0f} ms (n={len(t)})")
 
 
-def check_nothing_left(inst, procs, inodes):
+def check_nothing_left(tn, procs, inodes):
+    inst = tn.tn
     check(not inst.existing_netns(), f"network namespaces left: {inst.existing_netns()}")
     alive = {pid: c for pid, (c, start, _) in procs.items() if testnodes.proc_alive(pid, start)}
     check(not alive, f"processes left: {alive}")
-    in_ns = [pid for pid in testnodes.all_pids() if testnodes.netns_inode_of(pid) in inodes]
+    in_ns = testnodes.pids_in_netns(inodes, tn.down_started)
     check(not in_ns, f"processes left in the instance's namespaces: {in_ns}")
     check(not os.path.exists(inst.dir), f"state directory {inst.dir} left")
     say("down left no namespace, process (snmpd and the PDU's own included) or file")
@@ -336,7 +337,7 @@ def main():
         procs, inodes = tn.instance_processes()
         comms = sorted({c for c, _, _ in procs.values()})
         check("snmpd" in comms, f"no snmpd among the instance's processes {comms}")
-    check_nothing_left(tn.tn, procs, inodes)
+    check_nothing_left(tn, procs, inodes)
 
 
 if __name__ == "__main__":

@@ -815,9 +815,6 @@ def main():
     try:
         guests = Guests(tmp)
         with TestNodes(INSTANCE, 3, blank=True) as tn:
-            # the checkout's own instance (INSTANCE-xxxx), as test_foundation
-            # checks: the bare name also matched another checkout's test_store
-            instance = tn.instance
             fp, pw = form(tn, tmp)
             check_status(tn, fp)
             check_replication(tn, guests)
@@ -828,7 +825,7 @@ def main():
             check_restart_all(tn)
             check_leave_remove(tn, fp, pw)
             procs, inodes = tn.instance_processes()
-        check_nothing_left(instance, procs, inodes, shm_before)
+        check_nothing_left(tn, procs, inodes, shm_before)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
