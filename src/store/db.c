@@ -692,8 +692,63 @@ json_t *store_db_dump(store_db *db, GError **error)
 			json_array_append_new(history, history_row(st, true));
 		sqlite3_finalize(st);
 	}
-	return json_pack("{s:o,s:o,s:o}", "position", position_json(&pos), "objects", objects,
-			 "history", history);
+	/* The audit log, oldest first: a node that joins, or comes back after
+	 * more than the others' log of changes, reads who changed what before. */
+	json_t *audit = json_array();
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT time_ms,origin,user,change,kind,name,uuid FROM audit ORDER BY seq",
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(audit, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s}",
+				"time_ms", (json_int_t)sqlite3_column_int64(st, 0),
+				"origin", (const char *)sqlite3_column_text(st, 1),
+				"user", (const char *)sqlite3_column_text(st, 2),
+				"change", (const char *)sqlite3_column_text(st, 3),
+				"kind", (const char *)sqlite3_column_text(st, 4),
+				"name", (const char *)sqlite3_column_text(st, 5),
+				"uuid", (const char *)sqlite3_column_text(st, 6)));
+		sqlite3_finalize(st);
+	}
+	return json_pack("{s:o,s:o,s:o,s:o}", "position", position_json(&pos), "objects", objects,
+			 "history", history, "audit", audit);
+}
+
+/* The audit log of a state transfer replaces this node's; a transfer
+ * without one (from a herd before it carried the log) leaves it. */
+static bool restore_audit(store_db *db, json_t *audit, GError **error)
+{
+	if (!audit)
+		return true;
+	if (!json_is_array(audit)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The state transfer is malformed.");
+		return false;
+	}
+	if (!exec(db, "DELETE FROM audit;", error))
+		return false;
+	size_t i;
+	json_t *v;
+	json_array_foreach(audit, i, v) {
+		store_kind kind;
+		json_t *t = json_object_get(v, "time_ms");
+		store_history_entry e = {
+			.uuid = json_string_value(json_object_get(v, "uuid")),
+			.name = json_string_value(json_object_get(v, "name")),
+			.time_ms = json_integer_value(t),
+			.origin = json_string_value(json_object_get(v, "origin")),
+			.user = json_string_value(json_object_get(v, "user")),
+			.change = json_string_value(json_object_get(v, "change")),
+		};
+		if (!json_is_integer(t) || !store_kind_parse(json_string_value(json_object_get(v, "kind")), &kind) ||
+		    !e.uuid || !e.name || !e.change || !e.origin || !e.user) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+				    "The state transfer has a malformed audit entry.");
+			return false;
+		}
+		e.kind = kind;
+		if (!store_db_add_audit(db, &e, error))
+			return false;
+	}
+	return true;
 }
 
 bool store_db_restore_dump(store_db *db, json_t *dump, GError **error)
@@ -742,7 +797,8 @@ bool store_db_restore_dump(store_db *db, json_t *dump, GError **error)
 		if (!store_db_add_history(db, &e, error))
 			return false;
 	}
-	return store_db_set_position(db, &pos, error);
+	return restore_audit(db, json_object_get(dump, "audit"), error) &&
+	       store_db_set_position(db, &pos, error);
 }
 
 /* The database's size in bytes (its pages, not the file's). */

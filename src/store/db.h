@@ -91,8 +91,10 @@ bool store_db_add_history(store_db *db, const store_history_entry *e, GError **e
 /*
  * The audit log: who (user) changed what (kind, name, change) from which
  * node (origin), for every change of every kind this node applied, the
- * newest STORE_AUDIT_KEEP or so kept.  Not part of a state transfer: a node
- * that joined lists the changes since it joined.
+ * newest STORE_AUDIT_KEEP or so kept.  A state transfer carries it
+ * (store_db_dump()), so a node that joined, or was sent the whole store,
+ * lists the changes made before too; one caught up with the changes it
+ * missed records them as it applies them.
  */
 #define STORE_AUDIT_KEEP 10000
 bool store_db_add_audit(store_db *db, const store_history_entry *e, GError **error);
@@ -124,7 +126,8 @@ typedef void (*store_db_object_fn)(store_object *o, gpointer user_data);
 bool store_db_load(store_db *db, store_position *pos, store_db_object_fn fn,
 		   gpointer user_data, GError **error);
 
-/* Everything (objects, history, position) as one JSON value for a transfer. */
+/* Everything (objects, history, audit log, position) as one JSON value for a
+ * transfer. */
 json_t *store_db_dump(store_db *db, GError **error);
 /* Replace everything with a dump, inside the open transaction. */
 bool store_db_restore_dump(store_db *db, json_t *dump, GError **error);

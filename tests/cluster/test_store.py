@@ -303,7 +303,24 @@ def form(tn, tmp):
     herd_ok(tn, 3, "cluster", "join", "10.99.0.2", "--fingerprint", fp, "--password-file", pw)
     say(f"n3: herd cluster join 10.99.0.2 (a node that joined itself): {time.monotonic() - t0:.2f} s")
     wait_synced(tn, NODES, [1, 2, 3], what="the three nodes")
+    check_audit_came_along(tn)
     return fp, pw
+
+
+def check_audit_came_along(tn):
+    """The joined n3 was sent the whole store, and the audit log with it:
+    it lists what was changed before it joined, as n1 does."""
+    def entries(i):
+        return [tuple(e[k] for k in ("time_ms", "node", "user", "change", "kind", "name", "uuid"))
+                for e in herd_json(tn, i, "audit", "--limit", "10000")]
+    seen = {}
+    wait_until(lambda: seen.update({i: entries(i) for i in (1, 3)}) or seen[1] == seen[3], 30,
+               "n3's audit log to equal n1's")
+    before_join = [e for e in seen[3] if e[1] in ("n1", "n2")]
+    expect(any(e[4] == "cluster" and e[1] == "n1" for e in seen[3]),
+           f"n3's audit log lacks the cluster's creation on n1: {seen[3][-5:]}")
+    say(f"n3's audit log equals n1's: {len(seen[3])} entries, {len(before_join)} of them made "
+        f"from n1 and n2, before n3 joined")
 
 
 def check_status(tn, fp):

@@ -1234,6 +1234,15 @@ static void test_dump_restore(void)
 	g_autofree char *da = db_text(a.db), *db = db_text(b.db);
 	g_assert_cmpstr(da, ==, db);
 	g_assert_null(store_state_get(b.s, STORE_KIND_VM, VM3));
+	/* the audit log came along (db_text() has it too), b's own gone */
+	g_autoptr(json_t) audit_a = store_db_audit_list(a.db, 100, NULL);
+	g_autoptr(json_t) audit_b = store_db_audit_list(b.db, 100, NULL);
+	g_assert_cmpuint(json_array_size(audit_b), ==, json_array_size(audit_a));
+	g_assert_cmpuint(json_array_size(audit_b), >=, 2);
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(audit_b, 0), "name")), ==, "b");
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(audit_b, 0), "change")), ==, "undefined");
+	for (size_t i = 0; i < json_array_size(audit_b); i++)
+		g_assert_cmpstr(json_string_value(json_object_get(json_array_get(audit_b, i), "name")), !=, "old");
 	/* history came along: b can restore what a could */
 	json_decref(ok(&a, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"version\":1,\"time_ms\":5000}"));
 	json_decref(ok(&b, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"version\":1,\"time_ms\":5000}"));
@@ -1285,6 +1294,16 @@ static void test_dump_malformed(void)
 			    "\"change\":\"defined\",\"version\":1}]}", "malformed history entry");
 	expect_dump_refused(&f, "{" POS ",\"objects\":[],\"history\":[{\"kind\":\"bogus\",\"uuid\":\"" VM1 "\","
 			    "\"name\":\"a\",\"change\":\"defined\",\"version\":1}]}", "malformed history entry");
+	expect_dump_refused(&f, "{" POS ",\"objects\":[],\"history\":[],\"audit\":{}}", "The state transfer is malformed.");
+	expect_dump_refused(&f, "{" POS ",\"objects\":[],\"history\":[],\"audit\":[{\"time_ms\":1,\"origin\":\"n1\","
+			    "\"user\":\"root\",\"change\":\"created\",\"kind\":\"vm\",\"name\":\"a\"}]}",
+			    "The state transfer has a malformed audit entry.");
+	expect_dump_refused(&f, "{" POS ",\"objects\":[],\"history\":[],\"audit\":[{\"time_ms\":\"1\",\"origin\":\"n1\","
+			    "\"user\":\"root\",\"change\":\"created\",\"kind\":\"vm\",\"name\":\"a\",\"uuid\":\"" VM1 "\"}]}",
+			    "malformed audit entry");
+	/* a transfer without an audit log (an older herd's) leaves this one's */
+	g_autoptr(json_t) audit_before = store_db_audit_list(f.db, 100, NULL);
+	g_assert_cmpuint(json_array_size(audit_before), >, 0);
 	/* an empty but well-formed transfer empties the store */
 	g_autoptr(json_t) empty = json_loads("{" POS ",\"objects\":[],\"history\":[]}", 0, NULL);
 	g_assert_true(store_db_begin(f.db, NULL));
@@ -1293,6 +1312,8 @@ static void test_dump_malformed(void)
 	g_assert_true(store_state_load(f.s, NULL));
 	g_assert_null(store_state_cluster(f.s));
 	g_assert_cmpuint(f.s->pos.index, ==, 1);
+	g_autoptr(json_t) audit_after = store_db_audit_list(f.db, 100, NULL);
+	g_assert_true(json_equal(audit_after, audit_before));
 	fx_close(&f);
 }
 
