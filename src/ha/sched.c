@@ -610,23 +610,38 @@ static void decide_vm(ctx *c, const sched_vm *vm)
 			 * destination not online), the move is given up and the
 			 * VM stays here.  Never while it is under way: it ends by
 			 * itself, there or back here. */
+			int m = node_idx(c, vm->move_to);
+			const char *why = NULL;
 			if (vm->migrate_error && !vm->migrating) {
-				if (vm->move_cold_ok) {
-					/* Allowed: it goes with a restart. */
+				/* Allowed, and its destination can still take it: it
+				 * goes with a restart.  Stopped for a destination
+				 * that has no room, it would run nowhere. */
+				if (vm->move_cold_ok && m >= 0 && sched_fits(c, vm, m, &why)) {
+					sched_account(c, vm, m);
 					sched_action a = { SCHED_MOVE, vm->uuid, n->name, vm->move_to,
 							   "its live migration failed; it moves with a restart",
 							   NULL, false, false, NULL, vm->return_to };
 					g_array_append_val(c->plan->actions, a);
 					return;
 				}
-				sched_add_alert(c, SCHED_WARNING, vm->uuid, n->name,
-					  "The live migration of VM %s to node %s was given up (%s); it keeps running on node %s.",
-					  vm->name, vm->move_to, vm->migrate_error, n->name);
+				if (vm->move_cold_ok && why)
+					sched_add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+						  "The live migration of VM %s to node %s was given up (%s), and node %s cannot take it with a restart either (%s); it keeps running on node %s.",
+						  vm->name, vm->move_to, vm->migrate_error, vm->move_to, why, n->name);
+				else
+					sched_add_alert(c, SCHED_WARNING, vm->uuid, n->name,
+						  "The live migration of VM %s to node %s was given up (%s); it keeps running on node %s.",
+						  vm->name, vm->move_to, vm->migrate_error, n->name);
 				sched_action a = { SCHED_ASSIGN, vm->uuid, n->name, NULL,
 						   "its live migration was given up", NULL, false, false,
 						   vm->migrate_error };
 				g_array_append_val(c->plan->actions, a);
+				return;
 			}
+			/* Under way, it holds its room at its destination too
+			 * (the arriving copy), which no other VM is given. */
+			if (m >= 0)
+				sched_account(c, vm, m);
 			return;
 		}
 		if (vm->move_to && strcmp(vm->move_to, n->name) != 0 && !here && vm->incoming_on) {
