@@ -356,30 +356,42 @@ def new_addresses(a, b):
     equal_replicas(a, b, "after writes on the new addresses")
 
     say("4c. a move while a local writer has the volume open waits until it closes")
-    writer = a.qemu_io("write -P 0x24 6M 64k", "flush", "sleep 8000", "write -P 0x25 7M 64k", "flush",
-                       background=True)
-    try:
-        wait_until(lambda: a.state().get("writer") is True, 20, "a's local writer to open", interval=0.2)
-        before = a.nbdkit_pid()
-        n = len(a.ctl.seen("error", uuid=UUID))
+
+    def move_back():
         a.address = "127.0.0.1"
         check(a.ctl.request(**a.volume(b, size=2 * SIZE)) == {"ok": True}, "a: volume back on 127.0.0.1")
-        ev = wait_until(lambda: a.ctl.seen("error", uuid=UUID)[n:], 10, "an event that the move waits")[0]
-        check("once its local writer closes" in ev["message"], f"the event says why: {ev}")
-        check(a.nbdkit_pid() == before, "a's nbdkit was restarted under its writer")
-        out, _ = writer.communicate(timeout=120)
-        check(writer.returncode == 0 and "failed" not in out, f"the writer's I/O went on: {out.strip()}")
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
-    wait_until(lambda: a.nbdkit_pid() not in (None, before), 30, "a's nbdkit on the new address")
+
+    restart_waits_for_writer(a, ("write -P 0x24 6M 64k", "flush", "sleep 8000", "write -P 0x25 7M 64k", "flush"),
+                             move_back, "once its local writer closes", "the move", "on the new address")
     check(b.ctl.request(**b.volume(a, size=2 * SIZE)) == {"ok": True}, "b: its peer back on 127.0.0.1")
     for n in (a, b):
         wait_connected(n)
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     check(f"127.0.0.1:{a.port}" in listening, f"a's nbdkit listens on 127.0.0.1 again: {listening}")
     equal_replicas(a, b, "after the writer's writes and the move")
+
+
+def restart_waits_for_writer(r, writes, change, reason, what, after):
+    """@change restarts replica @r's nbdkit while a local writer (qemu-io
+    @writes, with a pause) has the volume open: r says it waits (an event
+    naming @reason), keeps its nbdkit until the writer, whose I/O goes on,
+    closes, and then restarts it."""
+    writer = r.qemu_io(*writes, background=True)
+    try:
+        wait_until(lambda: r.state().get("writer") is True, 20, f"{r.name}'s local writer to open", interval=0.2)
+        before = r.nbdkit_pid()
+        n = len(r.ctl.seen("error", uuid=UUID))
+        change()
+        ev = wait_until(lambda: r.ctl.seen("error", uuid=UUID)[n:], 10, f"an event that {what} waits")[0]
+        check(reason in ev["message"], f"the event says why: {ev}")
+        check(r.nbdkit_pid() == before, f"{r.name}'s nbdkit was restarted under its writer")
+        out, _ = writer.communicate(timeout=120)
+        check(writer.returncode == 0 and "failed" not in out, f"the writer's I/O went on: {out.strip()}")
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    wait_until(lambda: r.nbdkit_pid() not in (None, before), 30, f"{r.name}'s nbdkit {after}")
 
 
 def renewed_certs(a, b, ca):
@@ -395,24 +407,14 @@ def renewed_certs(a, b, ca):
     equal_replicas(a, b, "after the renewal")
 
     say("4e. renewed under a local writer: taken once it closes")
-    writer = b.qemu_io("write -P 0x4e 10M 64k", "flush", "sleep 4000", "write -P 0x4f 11M 64k", "flush",
-                       background=True)
-    try:
-        wait_until(lambda: b.state().get("writer") is True, 20, "b's local writer to open", interval=0.2)
-        before = b.nbdkit_pid()
-        n = len(b.ctl.seen("error", uuid=UUID))
+
+    def renew():
         ca.node("b", b.tls, addresses=("127.0.0.1", "127.0.0.2", "127.0.0.3"))
         check(b.ctl.request(**b.config()) == {"ok": True}, "b: config (the check runs at once)")
-        ev = wait_until(lambda: b.ctl.seen("error", uuid=UUID)[n:], 10, "an event that the renewal waits")[0]
-        check("renewed certificates once its local writer closes" in ev["message"], f"the event says why: {ev}")
-        check(b.nbdkit_pid() == before, "b's nbdkit was restarted under its writer")
-        out, _ = writer.communicate(timeout=120)
-        check(writer.returncode == 0 and "failed" not in out, f"the writer's I/O went on: {out.strip()}")
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
-    wait_until(lambda: b.nbdkit_pid() not in (None, before), 30, "b's nbdkit with the new certificate")
+
+    restart_waits_for_writer(b, ("write -P 0x4e 10M 64k", "flush", "sleep 4000", "write -P 0x4f 11M 64k", "flush"),
+                             renew, "renewed certificates once its local writer closes", "the renewal",
+                             "with the new certificate")
     for n in (a, b):
         wait_connected(n)
     qemu_ok(a.qemu_io("write -P 0x50 12M 64k", "flush"), "writes after both renewals")
