@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "store/change_log.h"
 #include "store/guard.h"
 #include "store/node.h"
 #include "store/wire.h"
@@ -19,14 +20,6 @@
  * most this many, of at most this many bytes in all. */
 #define LOG_MAX_ENTRIES 20000u
 #define LOG_MAX_BYTES (8u * 1024u * 1024u)
-
-/* A change applied here, as applied: a member at @prev (the hash before
- * it, at index - 1) that missed it is sent it (catch-up). */
-typedef struct {
-	uint64_t gen, index;
-	uint8_t prev[32];
-	GBytes *cmd;
-} log_entry;
 
 typedef struct {
 	uint32_t nodeid;
@@ -83,9 +76,7 @@ struct replica {
 	GByteArray *snapshot;       /* chunks received so far */
 	uint32_t snap_next, snap_count;
 	herd_msg_type snap_type;    /* SNAPSHOT or CATCHUP: what the leader sends */
-	GQueue *log;                /* log_entry*, oldest first, consecutive indexes */
-	size_t log_bytes;
-	unsigned log_max;           /* entries (replica_set_log_max()) */
+	change_log *log;            /* the changes applied last, for a catch-up */
 	uint64_t caught_up;         /* changes received by catch-up */
 
 	uint64_t next_seq;          /* every message sent carries the next one */
@@ -114,52 +105,6 @@ static void queued_free(queued_command *q)
 {
 	g_bytes_unref(q->payload);
 	g_free(q);
-}
-
-static void log_entry_free(log_entry *e)
-{
-	g_bytes_unref(e->cmd);
-	g_free(e);
-}
-
-static void log_clear(replica *r)
-{
-	log_entry *e;
-	while ((e = g_queue_pop_head(r->log)))
-		log_entry_free(e);
-	r->log_bytes = 0;
-}
-
-/* Keep change @cmd, just applied after @prev, in the log. */
-static void log_add(replica *r, const uint8_t prev[32], const uint8_t *cmd, size_t len)
-{
-	log_entry *last = g_queue_peek_tail(r->log);
-	if (last && last->index + 1 != r->state->pos.index)
-		log_clear(r); /* not consecutive (cannot happen): start anew */
-	log_entry *e = g_new0(log_entry, 1);
-	e->gen = r->state->pos.gen;
-	e->index = r->state->pos.index;
-	memcpy(e->prev, prev, 32);
-	e->cmd = g_bytes_new(cmd, len);
-	g_queue_push_tail(r->log, e);
-	r->log_bytes += len;
-	while (g_queue_get_length(r->log) > r->log_max || r->log_bytes > LOG_MAX_BYTES) {
-		log_entry *old = g_queue_pop_head(r->log);
-		r->log_bytes -= g_bytes_get_size(old->cmd);
-		log_entry_free(old);
-	}
-}
-
-/* The log's entry that follows position @pos (on the same history), or NULL. */
-static GList *log_after(replica *r, const store_position *pos)
-{
-	log_entry *head = g_queue_peek_head(r->log);
-	if (!head || pos->index + 1 < head->index)
-		return NULL;
-	GList *l = g_queue_peek_nth_link(r->log, (guint)(pos->index + 1 - head->index));
-	if (!l || memcmp(((log_entry *)l->data)->prev, pos->hash, 32) != 0)
-		return NULL;
-	return l;
 }
 
 static void sent_message_free(sent_message *m)
@@ -288,7 +233,7 @@ static void replica_fail(replica *r, const GError *error)
 	r->transfer = r->confirming = false;
 	r->round = 0;
 	g_array_set_size(r->members, 0);
-	log_clear(r); /* what it holds may be rolled back */
+	change_log_clear(r->log); /* what it holds may be rolled back */
 	fail_outbox(r, HERD_ERR_UNAVAILABLE,
 		    "This node's configuration store failed before the change was sent to the cluster; it was not applied.");
 	/* Ours among the commands queued for a sync are in r->sent: the others
@@ -507,7 +452,7 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 		g_hash_table_remove(r->sent, &msg_id);
 	if (result) {
 		r->dirty = true;
-		log_add(r, prev, payload, len);
+		change_log_add(r->log, r->state->pos.gen, r->state->pos.index, prev, payload, len);
 		applied(r, cmd, changes);
 	}
 	if (!mine) {
@@ -695,21 +640,10 @@ static void send_snapshot(replica *r)
  * store: a member back after a power cut misses a few changes, while the
  * store of 10,000 VMs is some 50 MB.
  */
-static void send_catchup(replica *r, GList *from)
+static void send_catchup(replica *r, uint64_t from)
 {
-	g_autoptr(GByteArray) out = g_byte_array_new();
-	unsigned n = 0;
-	for (GList *l = from; l; l = l->next, n++) {
-		log_entry *e = l->data;
-		gsize len;
-		const uint8_t *cmd = g_bytes_get_data(e->cmd, &len);
-		uint8_t head[20];
-		herd_put_le64(head, e->gen);
-		herd_put_le64(head + 8, e->index);
-		herd_put_le32(head + 16, (uint32_t)len);
-		g_byte_array_append(out, head, sizeof(head));
-		g_byte_array_append(out, cmd, (guint)len);
-	}
+	unsigned n;
+	g_autoptr(GByteArray) out = change_log_encode(r->log, from, &n);
 	log_info("sending the %u changes the others missed (%u bytes) to sync them", n, out->len);
 	send_chunks(r, HERD_MSG_CATCHUP, out->data, out->len);
 }
@@ -761,19 +695,19 @@ static void decide(replica *r)
 	/* The changes since the position of the member furthest behind, if
 	 * every member that differs takes them and is on this history within
 	 * the log; else the whole store. */
-	GList *from = NULL;
+	uint64_t from = 0;
 	for (guint i = 0; i < r->members->len; i++) {
 		member *m = &g_array_index(r->members, member, i);
 		if (m->nodeid == r->nodeid || (store_position_compare(&m->pos, &lead->pos) == 0 &&
 					       memcmp(m->pos.hash, lead->pos.hash, 32) == 0))
 			continue;
-		GList *l = m->catchup ? log_after(r, &m->pos) : NULL;
-		if (!l) {
-			from = NULL;
+		uint64_t next = m->catchup ? change_log_after(r->log, m->pos.index, m->pos.hash) : 0;
+		if (!next) {
+			from = 0;
 			break;
 		}
-		if (!from || ((log_entry *)l->data)->index < ((log_entry *)from->data)->index)
-			from = l;
+		if (!from || next < from)
+			from = next;
 	}
 	if (from)
 		send_catchup(r, from);
@@ -896,7 +830,7 @@ static bool apply_catchup(replica *r, const uint8_t *p, size_t len, GError **err
 		r->dirty = true;
 		r->caught_up++;
 		applied_n++;
-		log_add(r, prev, cmd_bytes, n);
+		change_log_add(r->log, r->state->pos.gen, r->state->pos.index, prev, cmd_bytes, n);
 		applied(r, cmd, changes);
 	}
 	if (store_position_compare(&r->state->pos, &r->leader_pos) != 0 ||
@@ -968,7 +902,7 @@ static void on_snapshot(replica *r, uint32_t sender, herd_msg_type type, uint64_
 		return;
 	}
 	r->dirty = true;
-	log_clear(r); /* the history before it is the leader's, not known here */
+	change_log_clear(r->log); /* the history before it is the leader's, not known here */
 	r->cb.changed(r->user, NULL);
 	complete_sync(r, true);
 }
@@ -1008,8 +942,7 @@ replica *replica_new(uint32_t nodeid, const char *node_name, store_db *db,
 	r->outbox_ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	r->awaiting = g_queue_new();
 	r->queued = g_queue_new();
-	r->log = g_queue_new();
-	r->log_max = LOG_MAX_ENTRIES;
+	r->log = change_log_new(LOG_MAX_ENTRIES, LOG_MAX_BYTES);
 	r->cluster_proto = HERD_WIRE_VERSION;
 	r->state = store_state_new(db);
 	r->next_seq = 1;
@@ -1038,8 +971,7 @@ void replica_free(replica *r)
 	g_array_free(r->members, TRUE);
 	if (r->snapshot)
 		g_byte_array_unref(r->snapshot);
-	log_clear(r);
-	g_queue_free(r->log);
+	change_log_free(r->log);
 	store_state_free(r->state);
 	g_free(r->node_name);
 	g_free(r);
@@ -1369,12 +1301,7 @@ uint64_t replica_caught_up(replica *r) { return r->caught_up; }
 
 void replica_set_log_max(replica *r, unsigned entries)
 {
-	r->log_max = entries;
-	while (g_queue_get_length(r->log) > r->log_max) {
-		log_entry *old = g_queue_pop_head(r->log);
-		r->log_bytes -= g_bytes_get_size(old->cmd);
-		log_entry_free(old);
-	}
+	change_log_set_max(r->log, entries);
 }
 bool replica_is_primary(replica *r) { return r->primary; }
 uint32_t replica_nodeid(replica *r) { return r->nodeid; }
