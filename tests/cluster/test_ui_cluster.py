@@ -12,7 +12,8 @@
 - n1's Cluster page shows the join information; on n2's own page a join
   with a wrong fingerprint is refused with the member's sentence and
   changes nothing; the join information pasted joins it, and both nodes are
-  in `herd cluster status`.
+  in `herd cluster status`; n2 leaves from its own Cluster page and shows
+  its setup page again.
 Screenshots go to BUILD/ui-screenshots/ (cluster-*.png).
 """
 import json
@@ -157,6 +158,25 @@ def join_n2(b, tn):
     text = herd(tn, 2, "cluster", "status").stdout
     check("n1" in text and "n2" in text and "quorate" in text, f"n2's herd cluster status:\n{text}")
     say("  herd cluster status on n1 and n2: both nodes, quorate")
+
+
+def leave_n2(b, tn):
+    say("== n2 leaves from its own Cluster page (as admin): blank again")
+    login(b, "n2", URL.format(2), "admin", ADMIN_PW)
+    b("goto", page="n2", path="/settings")
+    b("click", page="n2", testid="leave")
+    b("click", page="n2", testid="leave-yes")
+    # The page goes on to the node's setup page once the leave is answered.
+    b("wait_visible", page="n2", testid="page-setup", timeout=60000)
+    b.shot("n2", "cluster-left")
+
+    def only_n1():
+        p = herd(tn, 1, "--json", "cluster", "status")
+        return p.returncode == 0 and [n["name"] for n in json.loads(p.stdout)["nodes"]] == ["n1"]
+    wait_until(only_n1, 60, "n1's herd cluster status to list n1 alone")
+    not_member(tn, 2)
+    check(setup_code(tn, 2)["code"], "n2 has no setup code after its leave")
+    say("  n2's page is its setup page again; n1's herd cluster status lists n1 alone")
     for page in ("n1", "n2"):
         errors = [e for e in b("console", page=page) if "page error" in e]
         check(not errors, f"{page}'s page logged errors: {errors}")
@@ -174,6 +194,7 @@ def main():
             t = time.monotonic()
             create_on_n1(b, tn, code)
             join_n2(b, tn)
+            leave_n2(b, tn)
             say(f"-- {time.monotonic() - t:.0f} s in the browser")
         finally:
             b.close()

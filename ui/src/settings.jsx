@@ -194,6 +194,7 @@ function Membership({ cluster }) {
   const address = location.port && location.port !== '8001' ? `${host}:${location.port}` : link0;
   const info = joinInformation(address, cluster.fingerprint);
   const [copied, setCopied] = useState(false);
+  const [force, setForce] = useState(false);
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(info);
@@ -218,16 +219,25 @@ function Membership({ cluster }) {
         A node leaves from its own page (here: {cluster.local_node}); the others are listed on the Nodes page, a node that is gone
         for good is removed there.
       </p>
-      <Form
-        testid="leave"
-        label={`Take ${cluster.local_node} out of the cluster`}
-        fields={[{ key: 'force', label: 'Even as the last node (this deletes the cluster)', type: 'checkbox' }]}
-        submit={async (v) => {
-          const r = await post('/api/v1/cluster/leave', { force: v.force });
-          setTimeout(() => location.assign('/'), 1500);
-          return `${cluster.local_node} left cluster '${r.cluster}'.`;
-        }}
-      />
+      <div class="toolbar">
+        <label class="check">
+          <input type="checkbox" data-testid="leave-force" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} /> even as the
+          last node (this deletes the cluster)
+        </label>
+        <Action
+          testid="leave"
+          label={`Take ${cluster.local_node} out of the cluster`}
+          secondary
+          confirm={`Take ${cluster.local_node} out of cluster ${cluster.name}? It forgets the configuration and stops corosync.`}
+          run={async () => {
+            // The node is blank now: on to its setup page (this page's
+            // data and session are gone with the cluster).
+            const r = await post('/api/v1/cluster/leave', { force });
+            location.assign('/');
+            return `${cluster.local_node} left cluster '${r.cluster}'.`;
+          }}
+        />
+      </div>
     </Section>
   );
 }
