@@ -28,11 +28,11 @@ static store_state *users_state(api_ctx *a, GError **error)
 
 char *api_user_password_hash(const char *user, gpointer user_data, GError **error)
 {
-	/* A blank node's setup code (cluster_setup.c); forgotten on a member,
+	/* A blank node's setup code (cluster_setup.c); none on a member,
 	 * where no stored user has this name. */
-	g_autofree char *setup = api_setup_code_hash(user_data, NULL);
-	if (setup && api_setup_user(user))
-		return g_steal_pointer(&setup);
+	char *setup = api_setup_user(user) ? api_setup_code_hash(user_data, NULL) : NULL;
+	if (setup)
+		return setup;
 	store_state *st = users_state(user_data, error);
 	if (!st)
 		return NULL;

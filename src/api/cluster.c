@@ -16,7 +16,7 @@
 
 /* Root on the node's socket, or its page with the setup code (a blank
  * node's only: cluster_setup.c). */
-static bool require_local_root(http_request *req)
+static bool require_root_or_setup(http_request *req)
 {
 	if (http_request_is_local_root(req) || api_setup_user(http_request_user(req)))
 		return true;
@@ -78,7 +78,7 @@ void api_cluster_create(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "name", "links", "password", "settings", NULL };
 	g_autoptr(GError) err = NULL;
-	if (!require_local_root(req) || !require_no_cluster(req, a))
+	if (!require_root_or_setup(req) || !require_no_cluster(req, a))
 		return;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *name = json_string_value(json_object_get(body, "name"));
@@ -107,7 +107,7 @@ void api_cluster_join(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "address", "fingerprint", "password", "links", NULL };
 	g_autoptr(GError) err = NULL;
-	if (!require_local_root(req) || !require_no_cluster(req, a))
+	if (!require_root_or_setup(req) || !require_no_cluster(req, a))
 		return;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *address = json_string_value(json_object_get(body, "address"));

@@ -212,14 +212,24 @@ static void on_probed(GObject *source, GAsyncResult *res, gpointer req)
  * ":PORT" ("[v6]:PORT"). */
 static bool valid_member_address(const char *s)
 {
-	if (!s || !*s || strlen(s) > 261)
+	if (!s || strlen(s) > 261)
 		return false;
 	if (api_valid_address(s))
 		return true;
-	for (const char *p = s; *p; p++)
-		if (!g_ascii_isalnum(*p) && !strchr("-.:[]", *p))
+	g_autofree char *host = g_strdup(s);
+	char *colon = strrchr(host, ':');
+	if (colon) {
+		const char *port = colon + 1;
+		if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
 			return false;
-	return s[0] != '-' && s[0] != '.' && s[0] != ':';
+		*colon = '\0';
+	}
+	size_t len = strlen(host);
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+		host[len - 1] = '\0';
+		return strchr(host + 1, ':') && api_valid_address(host + 1);
+	}
+	return api_valid_host(host);
 }
 
 void api_cluster_probe(http_request *req, gpointer user_data)
