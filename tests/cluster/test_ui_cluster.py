@@ -4,7 +4,8 @@
 
 - A blank node's API lets nobody in without its setup code (`herd cluster
   setup-code`, root only): no login, a wrong code refused with a sentence,
-  the right code good for create, join and the look at a member only.
+  the right code good for create, join and the look at a member only (an
+  address that is none, a node that is no member: refused with a sentence).
 - n1's page (HTTPS, its self-signed certificate, whose fingerprint the page
   and `herd cluster setup-code` show alike): a wrong setup code and a bad
   link address are refused next to their field, nothing changes; then the
@@ -68,6 +69,13 @@ def api_refusals(tn, code):
     check(status == 403 and "creates or joins a cluster, nothing else" in error_of(body),
           f"the code elsewhere: {status} {body}")
     say(f"  the right code elsewhere: {status} {error_of(body)}")
+    for address, want in (("bad host!", "is not a host name or an IP address"),
+                          ("10.99.0.2", "10.99.0.2 answers: This node is not part of a cluster.")):
+        probe = ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                 json.dumps({"address": address})]
+        status, _, body = curl(tn, 1, "/api/v1/cluster/probe", auth=f"#setup:{code}", extra=probe)
+        check(status >= 400 and want in error_of(body), f"a look at {address!r}: {status} {body}")
+        say(f"  a look at {address!r}: {status} {error_of(body)}")
     not_member(tn, 1)
 
 
