@@ -22,6 +22,7 @@
 #include "common/tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <gio/gio.h>
 #include <netdb.h>
 #include <string.h>
@@ -40,9 +41,11 @@ static char *code_new(void)
 {
 	static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 	guint8 r[12];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		for (size_t i = 0; i < sizeof(r); i++)
-			r[i] = (guint8)g_random_int();
+	ssize_t n;
+	do
+		n = getrandom(r, sizeof(r), 0);
+	while (n < 0 && errno == EINTR);
+	g_assert(n == (ssize_t)sizeof(r));
 	GString *s = g_string_new(NULL);
 	for (size_t i = 0; i < sizeof(r); i++) {
 		if (i && i % 4 == 0)
