@@ -19,7 +19,8 @@ static store_state *users_state(api_ctx *a, GError **error)
 	store_state *st = api_state(a);
 	if (!store_state_cluster(st)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
-			    "This node is not part of a cluster and has no users; use its local socket.");
+			    "This node is not part of a cluster and has no users: give its setup code "
+			    "('herd cluster setup-code' on the node), or use its local socket.");
 		return NULL;
 	}
 	return st;
@@ -27,6 +28,11 @@ static store_state *users_state(api_ctx *a, GError **error)
 
 char *api_user_password_hash(const char *user, gpointer user_data, GError **error)
 {
+	/* A blank node's setup code (cluster_setup.c); none on a member,
+	 * where no stored user has this name. */
+	char *setup = api_setup_user(user) ? api_setup_code_hash(user_data, NULL) : NULL;
+	if (setup)
+		return setup;
 	store_state *st = users_state(user_data, error);
 	if (!st)
 		return NULL;
@@ -54,4 +60,11 @@ char *api_session_user(const char *token, gpointer user_data, GError **error)
 				 g_get_real_time() / G_USEC_PER_SEC, error))
 		return NULL;
 	return g_steal_pointer(&name);
+}
+
+const char *api_password_refusal(const char *user)
+{
+	return api_setup_user(user)
+		       ? "Wrong setup code: 'herd cluster setup-code' on the node shows the right one."
+		       : NULL;
 }

@@ -14,12 +14,14 @@
 
 #include <string.h>
 
-static bool require_local_root(http_request *req)
+/* Root on the node's socket, or its page with the setup code (a blank
+ * node's only: cluster_setup.c). */
+static bool require_root_or_setup(http_request *req)
 {
-	if (http_request_is_local_root(req))
+	if (http_request_is_local_root(req) || api_setup_user(http_request_user(req)))
 		return true;
 	http_respond_errorf(req, HERD_ERR_FORBIDDEN,
-			    "Only root on this node's own socket may do this (use 'herd' on the node).");
+			    "Only root on this node's own socket (use 'herd' on the node), or its page with the setup code, may do this.");
 	return false;
 }
 
@@ -76,7 +78,7 @@ void api_cluster_create(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "name", "links", "password", "settings", NULL };
 	g_autoptr(GError) err = NULL;
-	if (!require_local_root(req) || !require_no_cluster(req, a))
+	if (!require_root_or_setup(req) || !require_no_cluster(req, a))
 		return;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *name = json_string_value(json_object_get(body, "name"));
@@ -105,7 +107,7 @@ void api_cluster_join(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "address", "fingerprint", "password", "links", NULL };
 	g_autoptr(GError) err = NULL;
-	if (!require_local_root(req) || !require_no_cluster(req, a))
+	if (!require_root_or_setup(req) || !require_no_cluster(req, a))
 		return;
 	g_autoptr(json_t) body = api_body(req, fields, &err);
 	const char *address = json_string_value(json_object_get(body, "address"));
@@ -160,8 +162,9 @@ void api_cluster_leave(http_request *req, gpointer user_data)
 	api_ctx *a = user_data;
 	static const char *const fields[] = { "force", NULL };
 	g_autoptr(GError) err = NULL;
-	if (!require_local_root(req))
-		return;
+	/* Root on the node, or an admin on its page (the route's permission);
+	 * the node gets a new setup code for its blank days. */
+	api_setup_code_forget(a);
 	size_t body_len;
 	http_request_body(req, &body_len);
 	g_autoptr(json_t) body = body_len ? api_body(req, fields, &err) : json_object();

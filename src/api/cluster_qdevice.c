@@ -38,19 +38,6 @@ json_t *api_cluster_qdevice_json(api_ctx *a)
 	return out;
 }
 
-/* A host name (RFC 1123 letters, digits, '-' and '.') or an IP address. */
-static bool valid_host(const char *h)
-{
-	if (!h || !*h || strlen(h) > 253)
-		return false;
-	if (api_valid_address(h))
-		return true;
-	for (const char *p = h; *p; p++)
-		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '.')
-			return false;
-	return h[0] != '-' && h[0] != '.';
-}
-
 /* Every node of the cluster in this node's membership; else an error naming
  * the first that is not. */
 static bool all_nodes_up(api_ctx *a, GError **error)
@@ -136,7 +123,7 @@ void api_cluster_qdevice_add(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	if (!valid_host(host)) {
+	if (!api_valid_host(host)) {
 		http_respond_errorf(req, HERD_ERR_INVALID,
 				    "The qdevice host '%s' is not a host name or an IP address.",
 				    host ? host : "(none)");

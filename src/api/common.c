@@ -208,6 +208,18 @@ bool api_valid_address(const char *addr)
 	return addr && (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1);
 }
 
+bool api_valid_host(const char *h)
+{
+	if (!h || !*h || strlen(h) > 253)
+		return false;
+	if (api_valid_address(h))
+		return true;
+	for (const char *p = h; *p; p++)
+		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '.')
+			return false;
+	return h[0] != '-' && h[0] != '.';
+}
+
 bool api_query_bool(http_request *req, const char *name, bool *out)
 {
 	const char *v = http_request_query(req, name);

@@ -65,3 +65,5 @@ json_t *api_ms_or_null(int64_t ms);
 
 /* A node list entry is a valid IPv4/IPv6 address. */
 bool api_valid_address(const char *addr);
+/* A host name (RFC 1123 letters, digits, '-' and '.') or an IP address. */
+bool api_valid_host(const char *h);

@@ -10,4 +10,5 @@ void api_ctx_clear(api_ctx *a)
 	api_vm_waits_clear(a);
 	g_clear_pointer(&a->console_tickets, console_tickets_free);
 	api_events_clear(a);
+	api_setup_code_forget(a);
 }

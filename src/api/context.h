@@ -80,6 +80,8 @@ typedef struct api_ctx {
 	gpointer console_proxy;
 	console_tickets *console_tickets; /* console.c's; NULL at first */
 	api_events *events;            /* GET /events' streams (events.h); NULL at first */
+	char *setup_code;              /* a blank node's (cluster_setup.c); NULL until asked for */
+	char *setup_code_hash;         /* ...and its hash, as auth.c hands it to the checker */
 } api_ctx;
 
 /* Free what the API keeps in @a (the owner calls it once the API's server
@@ -90,3 +92,4 @@ void api_ctx_clear(api_ctx *a);
 void api_vm_lists_clear(api_ctx *a);
 void api_vm_waits_clear(api_ctx *a);
 void api_events_clear(api_ctx *a);
+void api_setup_code_forget(api_ctx *a);

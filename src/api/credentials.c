@@ -292,7 +292,9 @@ static void check_over(gpointer item, gpointer data)
 	if (k->ok) {
 		remember(c, k->key, k->hash, k->started_us);
 	} else {
-		g_set_error(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED, "Wrong user name or password.");
+		const char *said = c->cfg.refusal ? c->cfg.refusal(k->user) : NULL;
+		g_set_error_literal(&err, HERD_ERROR, HERD_ERR_UNAUTHORIZED,
+				    said ? said : "Wrong user name or password.");
 		/* one guess per address, however many of its requests sent it */
 		for (guint i = 0; i < k->waiters->len; i++) {
 			const char *peer = g_array_index(k->waiters, check_waiter, i).peer;

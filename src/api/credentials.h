@@ -60,6 +60,9 @@ typedef struct {
 	http_token_user_fn token_user;
 	/* Addresses on record at most (HTTP_CREDENTIALS_PEERS_MAX). */
 	unsigned peers_max;
+	/* The refusal of a wrong password of @user (a pseudo-user's own
+	 * sentence); NULL, or NULL returned: "Wrong user name or password." */
+	const char *(*refusal)(const char *user);
 } http_credentials_config;
 
 /* The CSRF token that goes with session token @token (g_free): a hash of

@@ -4,6 +4,7 @@
 #include "store/job.h"
 
 #include "api/common.h"
+#include "api/routes.h"
 #include "common/error.h"
 #include "store/group.h"
 #include "store/user.h"
@@ -190,6 +191,16 @@ bool api_authorize(http_request *req, gpointer user_data, GError **error)
 	if (perm == API_PERM_PUBLIC || http_request_is_local_root(req))
 		return true;
 	const char *name = http_request_user(req);
+	/* A blank node's setup code (only a blank node accepts it) forms a
+	 * cluster, and nothing else. */
+	if (api_setup_user(name)) {
+		if (route->handler == api_cluster_create || route->handler == api_cluster_join ||
+		    route->handler == api_cluster_probe || route->handler == api_session_get)
+			return true;
+		g_set_error(error, HERD_ERROR, HERD_ERR_FORBIDDEN,
+			    "The setup code creates or joins a cluster, nothing else (%s).", what);
+		return false;
+	}
 	store_state *st = api_state(a);
 	api_access ac;
 	if (!api_user_access(st, name, &ac)) {

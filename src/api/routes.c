@@ -47,6 +47,11 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/cluster", api_cluster_create, 0, API_PERM_ADMIN },
 	{ "GET", "/api/v1/cluster/ca", api_cluster_ca, HTTP_ROUTE_PUBLIC, API_PERM_PUBLIC },
 	{ "POST", "/api/v1/cluster/join", api_cluster_join, 0, API_PERM_ADMIN },
+	/* A blank node's: root on its socket, or its page with the setup code
+	 * (cluster_setup.c; permission.c lets the code into create, join and
+	 * probe only). */
+	{ "GET", "/api/v1/cluster/setup-code", api_cluster_setup_code_get, 0, API_PERM_READ },
+	{ "POST", "/api/v1/cluster/probe", api_cluster_probe, 0, API_PERM_ADMIN },
 	{ "POST", "/api/v1/cluster/leave", api_cluster_leave, 0, API_PERM_ADMIN },
 	{ "POST", "/api/v1/cluster/nodes", api_cluster_add_node, 0, API_PERM_ADMIN },
 	{ "GET", "/api/v1/cluster/qdevice", api_cluster_qdevice_get, 0, API_PERM_READ },

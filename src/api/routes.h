@@ -16,6 +16,9 @@ extern const size_t herd_api_n_routes;
 /* auth.c: a copy of @user's stored password hash, for http_server_set_auth(). */
 char *api_user_password_hash(const char *user, gpointer user_data, GError **error);
 
+/* auth.c: the refusal of a wrong password of @user (http_credentials_config's). */
+const char *api_password_refusal(const char *user);
+
 /* auth.c: the user of a session token (http_token_user_fn). */
 char *api_session_user(const char *token, gpointer user_data, GError **error);
 /* session.c: login, logout, who am I. */
@@ -76,6 +79,14 @@ void api_cluster_qdevice_remove(http_request *req, gpointer user_data);
 json_t *api_cluster_qdevice_json(api_ctx *a);
 void api_cluster_settings_get(http_request *req, gpointer user_data);
 void api_cluster_settings_put(http_request *req, gpointer user_data);
+/* A blank node's setup (cluster_setup.c): its setup code, the password of
+ * the pseudo-user API_SETUP_USER (shown to local root only), and a look at
+ * the certificate of a member to join. */
+#define API_SETUP_USER "#setup"
+bool api_setup_user(const char *user);
+char *api_setup_code_hash(api_ctx *a, GError **error); /* NULL: none (a member) */
+void api_cluster_setup_code_get(http_request *req, gpointer user_data); /* GET /cluster/setup-code */
+void api_cluster_probe(http_request *req, gpointer user_data);          /* POST /cluster/probe */
 
 /* node.c */
 void api_nodes_list(http_request *req, gpointer user_data);       /* GET /nodes */

@@ -99,6 +99,12 @@ void api_session_get(http_request *req, gpointer user_data)
 						      "admin", "admin", 1, "by", "local root"));
 		return;
 	}
+	if (api_setup_user(http_request_user(req))) {
+		/* A blank node's page with its setup code (cluster_setup.c). */
+		http_respond_json(req, 200, json_pack("{s:s,s:[],s:b,s:b}", "user", API_SETUP_USER,
+						      "roles", "admin", 0, "setup", 1));
+		return;
+	}
 	store_object *u = session_user(req, a);
 	if (!u)
 		return;

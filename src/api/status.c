@@ -81,7 +81,12 @@ static json_t *vms_json(api_ctx *a)
 
 void api_node_get(http_request *req, gpointer user_data)
 {
-	http_respond_json(req, 200, node_json(user_data));
+	api_ctx *a = user_data;
+	json_t *out = node_json(a);
+	/* In a cluster (or joining one): a blank node's page offers to form one. */
+	json_object_set_new(out, "member",
+			    json_boolean(!a->formation || herd_formation_member(a->formation)));
+	http_respond_json(req, 200, out);
 }
 
 void api_status_get(http_request *req, gpointer user_data)

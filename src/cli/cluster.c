@@ -6,12 +6,8 @@
 #include "common/json.h"
 #include "common/tls.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 static char **opt_links;
 static char *opt_password_file;
@@ -62,32 +58,6 @@ static json_t *links_json(void)
 	return a;
 }
 
-/* The local address that reaches @host (the kernel's route choice). */
-static char *local_address_towards(const char *host)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	g_autofree char *bare = g_strdup(host);
-	char *colon = strrchr(bare, ':');
-	if (colon && strchr(bare, ':') == colon)
-		*colon = '\0'; /* "host:port" */
-	if (getaddrinfo(bare, "5405", &hints, &res) != 0)
-		return NULL;
-	char *out = NULL;
-	int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char buf[INET6_ADDRSTRLEN];
-	if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-	    getnameinfo((struct sockaddr *)&ss, len, buf, sizeof(buf), NULL, 0, NI_NUMERICHOST) == 0)
-		out = g_strdup(buf);
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(res);
-	return out;
-}
-
 static int run_create(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
@@ -135,33 +105,34 @@ static int run_join(cli_ctx *ctx, int argc, char **argv)
 				opt_fingerprint);
 			return CLI_USAGE;
 		}
-	} else {
-		/* Show what the member presents and let the operator compare it
-		 * with 'herd cluster status' there. */
-		herd_client_options probe_opts = { .host = address, .insecure = true, .timeout_s = 20 };
-		g_autoptr(herd_client) probe = herd_client_new(&probe_opts);
-		g_autoptr(json_t) ca = herd_client_call(probe, "GET", "/api/v1/cluster/ca", NULL, &error);
-		const char *pem = json_string_value(json_object_get(ca, "ca_cert"));
-		if (!pem)
-			return cli_report(error);
-		fingerprint = herd_tls_fingerprint(pem, &error);
-		if (!fingerprint)
-			return cli_report(error);
-		fprintf(stderr, "Cluster '%s' at %s has certificate fingerprint\n  %s\n",
-			json_string_value(json_object_get(ca, "cluster")), address, fingerprint);
-		if (!cli_confirm("Is this the fingerprint 'herd cluster status' shows on a member?",
-				 "--fingerprint SHA256", "not joining."))
-			return CLI_ERROR;
 	}
 	g_autoptr(json_t) links = links_json();
-	if (json_array_size(links) == 0) {
-		g_autofree char *mine = local_address_towards(address);
-		if (!mine) {
-			fprintf(stderr, "herd cluster join: cannot tell this node's address towards %s; give --link ADDR.\n",
-				address);
-			return CLI_USAGE;
+	if (!fingerprint || json_array_size(links) == 0) {
+		/* What the member presents, and this node's address towards it:
+		 * herdd looks (as for the web UI's join). */
+		g_autoptr(json_t) q = json_pack("{s:s}", "address", address);
+		g_autoptr(json_t) seen = cli_call(ctx, "POST", "/api/v1/cluster/probe", q, &error);
+		if (!seen)
+			return cli_report(error);
+		if (json_array_size(links) == 0) {
+			json_t *mine = json_array_get(json_object_get(seen, "links"), 0);
+			if (!mine) {
+				fprintf(stderr, "herd cluster join: cannot tell this node's address towards %s; give --link ADDR.\n",
+					address);
+				return CLI_USAGE;
+			}
+			json_array_append(links, mine);
 		}
-		json_array_append_new(links, json_string(mine));
+		if (!fingerprint) {
+			/* Let the operator compare it with 'herd cluster status'
+			 * on a member. */
+			fingerprint = g_strdup(json_string_value(json_object_get(seen, "fingerprint")));
+			fprintf(stderr, "Cluster '%s' at %s has certificate fingerprint\n  %s\n",
+				json_string_value(json_object_get(seen, "cluster")), address, fingerprint);
+			if (!cli_confirm("Is this the fingerprint 'herd cluster status' shows on a member?",
+					 "--fingerprint SHA256", "not joining."))
+				return CLI_ERROR;
+		}
 	}
 	g_autofree char *password = cli_password(password_file(ctx), "Admin password of the cluster",
 						 false, &error);
@@ -175,6 +146,21 @@ static int run_join(cli_ctx *ctx, int argc, char **argv)
 	if (!r)
 		return rc;
 	printf("Joined cluster '%s' as node %s.\n", json_string_value(json_object_get(r, "cluster")),
+	       json_string_value(json_object_get(r, "node")));
+	return CLI_OK;
+}
+
+static int run_setup_code(cli_ctx *ctx, int argc, char **argv)
+{
+	int rc;
+	g_autoptr(json_t) r = cli_request(ctx, "GET", "/api/v1/cluster/setup-code", NULL, &rc);
+	if (!r)
+		return rc;
+	printf("Setup code:   %s\n", json_string_value(json_object_get(r, "code")));
+	printf("Certificate:  %s\n", json_string_value(json_object_get(r, "tls_fingerprint")));
+	printf("Open https://%s:8001/ (or this node's address), compare the certificate's SHA-256\n"
+	       "fingerprint the browser shows with the line above, and give the setup code there\n"
+	       "to create a cluster or join one.\n",
 	       json_string_value(json_object_get(r, "node")));
 	return CLI_OK;
 }
@@ -409,6 +395,11 @@ const cli_command cli_cluster_commands[] = {
 	  "Shows the cluster certificate's fingerprint to compare (or checks --fingerprint), asks\n"
 	  "for the admin password, and becomes a member: corosync.conf of every node gains this node.",
 	  join_options, 1, 1, run_join },
+	{ "cluster setup-code", NULL, "Show the code that lets this blank node's web page form a cluster",
+	  "Until the node is in a cluster its web page (https://NODE:8001/) asks for this code\n"
+	  "before it creates or joins one; only root on the node sees it. It also shows the\n"
+	  "fingerprint of the page's certificate, to compare with what the browser shows.",
+	  NULL, 0, 0, run_setup_code },
 	{ "cluster leave", NULL, "Take this node out of its cluster", NULL, leave_options, 0, 0,
 	  run_leave },
 	{ "cluster status", NULL, "Show the cluster: quorum, nodes, links, fingerprint", NULL, NULL,

@@ -245,7 +245,8 @@ int main(int argc, char **argv)
 	d.api_ctx.console_proxy = d.console;
 
 	d.api = http_server_new(herd_api_routes, herd_api_n_routes, &d.api_ctx);
-	static const http_credentials_config auth_config = { .token_user = api_session_user };
+	static const http_credentials_config auth_config = { .token_user = api_session_user,
+							     .refusal = api_password_refusal };
 	http_server_set_auth(d.api, api_user_password_hash, &auth_config);
 	http_server_set_authorize(d.api, api_authorize);
 	http_server_set_files(d.api, d.cfg->ui_dir);

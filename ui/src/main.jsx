@@ -4,6 +4,7 @@ import { api, get, onUnauthorized, setCsrfToken } from './api.js';
 import { onLiveStatus, startLive, stopLive } from './live.js';
 import { Link, navigate, usePath } from './router.jsx';
 import { Login } from './login.jsx';
+import { Setup } from './setup.jsx';
 import { Dashboard } from './dashboard.jsx';
 import { VmList } from './vm_list.jsx';
 import { VmNew, VmPage, vmRoute } from './vm_page.jsx';
@@ -63,8 +64,20 @@ function App() {
   const path = usePath();
   // undefined: not known yet; null: not logged in.
   const [session, setSession] = useState(undefined);
+  // This node while it is in no cluster (its setup page); else null.
+  const [blank, setBlank] = useState(null);
 
   const loadSession = async () => {
+    try {
+      const node = await get('/api/v1/node');
+      if (node.member === false) {
+        setBlank(node);
+        setSession(null);
+        return;
+      }
+    } catch {
+      // not known: as a member (the login says what is wrong)
+    }
     try {
       const s = await get('/api/v1/session');
       setCsrfToken(s.csrf_token);
@@ -80,11 +93,12 @@ function App() {
   useEffect(() => {
     if (session) startLive();
     else stopLive();
-    if (session === null && path !== '/login') navigate('/login');
+    if (session === null && !blank && path !== '/login') navigate('/login');
     if (session && path === '/login') navigate('/');
   }, [session, path]);
 
   if (session === undefined) return <div class="loading">Loading…</div>;
+  if (blank) return <Setup node={blank} />;
   if (!session) return <Login onLogin={loadSession} />;
   const logout = () => {
     setCsrfToken(null);

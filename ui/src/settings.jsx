@@ -2,8 +2,9 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, get, post } from './api.js';
 import { useLive } from './hooks.js';
 import { Action, Form, Loading, Page, Section, enc, fieldOf, when, words } from './forms.jsx';
+import { joinInformation } from './setup.jsx';
 
-// The cluster (herd cluster status|settings|set, herd cluster qdevice,
+// The cluster (herd cluster status|settings|set|leave, herd cluster qdevice,
 // herd rule add|list|delete, herd check, herd notify test): its settings
 // changed all at once or not at all.
 
@@ -184,6 +185,99 @@ function Checks() {
   );
 }
 
+// This node's address and the cluster's fingerprint, for a new node's
+// join (setup.jsx reads them back); this node's leave.
+function Membership({ cluster }) {
+  const me = (cluster.nodes || []).find((n) => n.name === cluster.local_node);
+  const link0 = me && me.links && me.links[0] ? me.links[0].address : location.hostname;
+  const host = link0.includes(':') ? `[${link0}]` : link0;
+  const address = location.port && location.port !== '8001' ? `${host}:${location.port}` : link0;
+  const info = joinInformation(address, cluster.fingerprint);
+  const [copied, setCopied] = useState(false);
+  const [force, setForce] = useState(false);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(info);
+      setCopied(true);
+    } catch {
+      setCopied(false);
+    }
+  };
+  return (
+    <Section title="Nodes joining and leaving" testid="membership-section">
+      <p>
+        To add a node, open its page (<code>https://NODE:8001/</code>) with its setup code and choose <em>Join a cluster</em>:
+        paste this join information there, and give the cluster's admin password.
+      </p>
+      <div class="toolbar">
+        <input class="mono join-info" readonly value={info} data-testid="join-information" onFocus={(e) => e.currentTarget.select()} />
+        <button class="secondary" data-testid="join-information-copy" onClick={copy}>
+          {copied ? 'Copied' : 'Copy'}
+        </button>
+      </div>
+      <p class="muted">
+        A node leaves from its own page (here: {cluster.local_node}); the others are listed on the Nodes page, a node that is gone
+        for good is removed there.
+      </p>
+      <div class="toolbar">
+        <label class="check">
+          <input type="checkbox" data-testid="leave-force" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} /> even as the
+          last node (this deletes the cluster)
+        </label>
+        <Action
+          testid="leave"
+          label={`Take ${cluster.local_node} out of the cluster`}
+          secondary
+          confirm={`Take ${cluster.local_node} out of cluster ${cluster.name}? It forgets the configuration and stops corosync.`}
+          run={async () => {
+            // The node is blank now: on to its setup page (this page's
+            // data and session are gone with the cluster).
+            const r = await post('/api/v1/cluster/leave', { force });
+            location.assign('/');
+            return `${cluster.local_node} left cluster '${r.cluster}'.`;
+          }}
+        />
+      </div>
+    </Section>
+  );
+}
+
+// herd cluster qdevice add, with the certificates made by hand: the CLI
+// makes them over ssh to the qnetd host, which a browser cannot.
+function QdeviceAdd() {
+  return (
+    <Section title="Add a quorum device" testid="qdevice-section">
+      <p class="muted">
+        For an even number of nodes, all up. <code>herd cluster qdevice add HOST</code> on a node does it all over ssh; here,
+        give qnetd's CA certificate and the cluster's certificate with its key, as docs/cluster.md ("Quorum device") says how to
+        make them.
+      </p>
+      <Form
+        testid="qdevice-add"
+        label="Add the quorum device"
+        fields={[
+          { key: 'host', label: 'qnetd host', names: ['qdevice host', 'host'] },
+          { key: 'port', label: 'Port', value: '5403' },
+          { key: 'ca_cert', label: "qnetd's CA certificate (PEM)", type: 'textarea', names: ['ca_cert'] },
+          { key: 'p12', label: "The cluster's certificate and key (PKCS#12)", type: 'file', names: ['p12'] },
+        ]}
+        submit={async (v) => {
+          const p12 = v.p12 ? await base64(v.p12) : '';
+          const r = await post('/api/v1/cluster/qdevice', { host: v.host.trim(), port: Number(v.port), ca_cert: v.ca_cert, p12 });
+          return `The quorum device at ${r.host}:${r.port} is set (${r.algorithm || 'inactive while the node count is odd'}).`;
+        }}
+      />
+    </Section>
+  );
+}
+
+async function base64(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
 // The quorum device, or null: none (its GET answers 404 then).
 function useQdevice(trigger) {
   const [q, setQ] = useState(null);
@@ -224,11 +318,9 @@ export function SettingsPage() {
             run={async () => (await api('DELETE', '/api/v1/cluster/qdevice'), 'The quorum device was removed.')}
           />
         )}
-        <p class="muted">
-          Nodes join and leave with <code>herd cluster join</code> and <code>herd cluster leave</code> on the node itself; a
-          quorum device is added with <code>herd cluster qdevice add</code>, which reads its certificates from files.
-        </p>
       </Section>
+      <Membership cluster={cluster} />
+      {!(qdevice && qdevice.host) && <QdeviceAdd />}
       <Section title="Settings" testid="settings-section">
         <SettingsForm settings={settings} />
       </Section>
