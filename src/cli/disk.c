@@ -257,16 +257,13 @@ static int run_disk_attach(cli_ctx *ctx, int argc, char **argv)
 	g_autoptr(json_t) r = disk_post(ctx, argv[0], "attach", body, &rc);
 	if (!r)
 		return rc;
-	json_t *esan = json_object_get(r, "esan");
-	const char *node = NULL;
+	/* Without --node: the replica herd-san still reports detached. */
+	const char *node = opt_node;
 	size_t i;
 	json_t *rep;
-	json_array_foreach(json_object_get(esan, "replicas"), i, rep)
-		if (json_object_get(json_object_get(rep, "herd_san"), "disk") &&
-		    json_is_object(json_object_get(json_object_get(rep, "herd_san"), "disk")))
+	json_array_foreach(json_object_get(json_object_get(r, "esan"), "replicas"), i, rep)
+		if (!node && json_is_object(json_object_get(json_object_get(rep, "herd_san"), "disk")))
 			node = json_string_value(json_object_get(rep, "node"));
-	if (opt_node)
-		node = opt_node;
 	printf("eSAN disk %s: the replica on %s is attached again (its server starts anew on it); it is "
 	       "synchronised in full from the other ('herd job list' shows the sync).\n", argv[0], node ? node : "?");
 	return CLI_OK;

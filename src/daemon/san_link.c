@@ -253,8 +253,8 @@ static void send_attaches(herd_san_link *l)
 		if (!store_disk_of(o)->esan || !at->id || g_strcmp0(at->node, me->uuid) != 0 || asked == at->id)
 			continue;
 		json_object_set_new(l->attached, o->uuid, json_integer(at->id));
-		log_info("eSAN disk %s: asking herd-san to attach this node's detached replica again (%s)", o->name,
-			 "herd disk attach");
+		log_info("eSAN disk %s: asking herd-san to attach this node's detached replica again (herd disk "
+			 "attach)", o->name);
 		send_simple(l, "attach", o->uuid);
 	}
 }
