@@ -215,32 +215,21 @@ static void remove_orphans(herd_san_link *l)
 		publish_states(l);
 }
 
-/* Verifications the store asks of this node that herd-san was not asked
- * yet (again after a reconnect: its answer may have been lost). */
-static void send_verifies(herd_san_link *l)
+/* Has herd-san been asked request @id (a verification, an attach) of disk
+ * @uuid since connected?  Else it is noted as asked. */
+static bool asked_already(json_t *asked, const char *uuid, int64_t id)
 {
-	store_object *me = store_state_get_by_name(state(l), STORE_KIND_NODE, l->node);
-	if (!me || !l->out)
-		return;
-	g_autoptr(GPtrArray) disks = store_state_list(state(l), STORE_KIND_DISK);
-	for (guint i = 0; i < disks->len; i++) {
-		store_object *o = disks->pdata[i];
-		const store_esan_verify *v = &store_disk_of(o)->verify;
-		json_int_t asked = json_integer_value(json_object_get(l->verifying, o->uuid));
-		if (!store_disk_of(o)->esan || !v->id || v->done || g_strcmp0(v->node, me->uuid) != 0 ||
-		    asked == v->id)
-			continue;
-		json_object_set_new(l->verifying, o->uuid, json_integer(v->id));
-		g_autoptr(json_t) op = json_pack("{s:s,s:s,s:I}", "op", "verify", "uuid", o->uuid, "id",
-						 (json_int_t)v->id);
-		send_op(l, op);
-	}
+	if (json_integer_value(json_object_get(asked, uuid)) == id)
+		return true;
+	json_object_set_new(asked, uuid, json_integer(id));
+	return false;
 }
 
-/* Attaches the store asks of this node that herd-san was not asked yet
- * (again after a reconnect: herd-san does nothing for a replica that is
- * not detached, so an attach done already is not done twice). */
-static void send_attaches(herd_san_link *l)
+/* What the store asks of this node's herd-san that it was not asked yet
+ * (again after a reconnect: an answer may have been lost): verifications,
+ * and attaches (herd-san does nothing for a replica that is not detached,
+ * so an attach done already is not done twice). */
+static void send_requests(herd_san_link *l)
 {
 	store_object *me = store_state_get_by_name(state(l), STORE_KIND_NODE, l->node);
 	if (!me || !l->out)
@@ -248,19 +237,27 @@ static void send_attaches(herd_san_link *l)
 	g_autoptr(GPtrArray) disks = store_state_list(state(l), STORE_KIND_DISK);
 	for (guint i = 0; i < disks->len; i++) {
 		store_object *o = disks->pdata[i];
-		const store_esan_attach *at = &store_disk_of(o)->attach;
-		json_int_t asked = json_integer_value(json_object_get(l->attached, o->uuid));
-		if (!store_disk_of(o)->esan || !at->id || g_strcmp0(at->node, me->uuid) != 0 || asked == at->id)
+		const store_disk *d = store_disk_of(o);
+		if (!d->esan)
 			continue;
-		json_object_set_new(l->attached, o->uuid, json_integer(at->id));
-		log_info("eSAN disk %s: asking herd-san to attach this node's detached replica again (herd disk "
-			 "attach)", o->name);
-		send_simple(l, "attach", o->uuid);
+		const store_esan_verify *v = &d->verify;
+		if (v->id && !v->done && g_strcmp0(v->node, me->uuid) == 0 &&
+		    !asked_already(l->verifying, o->uuid, v->id)) {
+			g_autoptr(json_t) op = json_pack("{s:s,s:s,s:I}", "op", "verify", "uuid", o->uuid, "id",
+							 (json_int_t)v->id);
+			send_op(l, op);
+		}
+		const store_esan_attach *at = &d->attach;
+		if (at->id && g_strcmp0(at->node, me->uuid) == 0 && !asked_already(l->attached, o->uuid, at->id)) {
+			log_info("eSAN disk %s: asking herd-san to attach this node's detached replica again (herd "
+				 "disk attach)", o->name);
+			send_simple(l, "attach", o->uuid);
+		}
 	}
 }
 
 /* A change under way for disk @uuid, answered to @l (a verification's
- * result, an outdate). */
+ * result, an outdate, a sync's job). */
 typedef struct {
 	herd_san_link *l;
 	char *uuid;
@@ -649,8 +646,7 @@ static gboolean on_again(gpointer user)
 	if (l->out) {
 		send_config(l);
 		sync_volumes(l);
-		send_verifies(l);
-		send_attaches(l);
+		send_requests(l);
 	}
 	return G_SOURCE_REMOVE;
 }
@@ -838,8 +834,7 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer user)
 	send_config(l);
 	sync_volumes(l);
 	check_peers(l);
-	send_verifies(l);
-	send_attaches(l);
+	send_requests(l);
 	g_autoptr(json_t) status = json_pack("{s:s}", "op", "status");
 	send_op(l, status);
 	/* Writes that waited across a restart of herdd wait no longer than this. */
@@ -879,8 +874,7 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 	if (l->out)
 		send_config(l);
 	sync_volumes(l);
-	send_verifies(l);
-	send_attaches(l);
+	send_requests(l);
 	/* A peer just fenced lets a waiting outdate through. */
 	if ((json_object_size(l->waiting) || json_object_size(l->detaching)) && !l->outdate_timer)
 		l->outdate_timer = g_timeout_add(0, on_outdate_timer, l);

@@ -662,7 +662,7 @@ bool san_volume_attach(san_volume *v, san_answer *a, GError **error)
 	if (v->writer)
 		return herd_refuse(error, HERD_ERR_CONFLICT,
 				   "Volume %s: a local writer (a guest) has it open through the peer; starting its "
-				   "server again would cut the guest's disk: move or stop the guest first.", v->uuid);
+				   "server again would cut the guest's disk: stop the guest first.", v->uuid);
 	log_info("volume %s: attach: starting its nbdkit again on the replica whose local disk failed; a full "
 		 "sync from the peer follows", v->uuid);
 	v->disk_failed = false;
