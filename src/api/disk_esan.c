@@ -205,6 +205,7 @@ void api_disk_promote(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
+	store_disk_cmd_sync_by(cmd, http_request_user(req) ? http_request_user(req) : "root");
 	api_commit(req, a, cmd, 200, render);
 }
 
@@ -240,6 +241,7 @@ void api_disk_resolve(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
+	store_disk_cmd_sync_by(cmd, http_request_user(req) ? http_request_user(req) : "root");
 	api_commit(req, a, cmd, 200, render);
 }
 
@@ -267,5 +269,95 @@ void api_disk_verify(http_request *req, gpointer user_data)
 		return;
 	}
 	g_autoptr(json_t) cmd = store_disk_cmd_verify(o, node_uuid);
+	api_commit(req, a, cmd, 202, render);
+}
+
+/* The local disk state herd-san reports of node @name's replica
+ * ("detaching", "detached", "failed"), or NULL; *@reported: it reports
+ * the replica at all. */
+static const char *disk_state(json_t *san, const char *name, bool *reported)
+{
+	json_t *s = json_object_get(san, name);
+	*reported = json_is_object(s);
+	return json_string_value(json_object_get(json_object_get(s, "disk"), "state"));
+}
+
+void api_disk_attach(http_request *req, gpointer user_data)
+{
+	api_ctx *a = user_data;
+	static const char *const fields[] = { "node", NULL };
+	g_autoptr(GError) err = NULL;
+	store_object *o = esan_param(req, a);
+	g_autoptr(json_t) body = o ? api_body(req, fields, &err) : NULL;
+	const char *node = NULL;
+	if (!o)
+		return;
+	if (!body || !api_get_string(body, "node", &node, &err)) {
+		http_respond_error(req, err);
+		return;
+	}
+	store_state *st = api_state(a);
+	const store_disk *d = store_disk_of(o);
+	g_autoptr(json_t) san = herd_ha_esan(a->ha, o->uuid);
+	store_object *target = NULL;
+	bool reported = false;
+	if (node) {
+		target = store_state_get_by_name(st, STORE_KIND_NODE, node);
+		if (!target) {
+			http_respond_errorf(req, HERD_ERR_NOT_FOUND, "Node %s is not a node of this cluster.", node);
+			return;
+		}
+		if (!store_disk_replica(d, target->uuid)) {
+			http_respond_errorf(req, HERD_ERR_INVALID, "Node %s holds no replica of eSAN disk %s.", node,
+					    o->name);
+			return;
+		}
+	} else {
+		for (unsigned i = 0; i < 2 && !target; i++) {
+			store_object *n = store_state_get(st, STORE_KIND_NODE, d->replicas[i].node);
+			if (n && disk_state(san, n->name, &reported))
+				target = n;
+		}
+		if (!target) {
+			http_respond_errorf(req, HERD_ERR_CONFLICT,
+					    "No replica of eSAN disk %s is detached (no herd-san reports a failed local "
+					    "disk under it): there is nothing to attach.", o->name);
+			return;
+		}
+	}
+	const char *ds = disk_state(san, target->name, &reported);
+	if (!reported) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Node %s's herd-san reports nothing of eSAN disk %s now (is the node up, its "
+				    "herd-san running?): its replica cannot be attached now.", target->name, o->name);
+		return;
+	}
+	if (!ds) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "The replica of eSAN disk %s on node %s is not detached (its local disk has not "
+				    "failed): there is nothing to attach.", o->name, target->name);
+		return;
+	}
+	if (strcmp(ds, "detaching") == 0) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "The replica of eSAN disk %s on node %s is being detached (the store does not "
+				    "record it outdated yet): attach it once it is detached.", o->name, target->name);
+		return;
+	}
+	const char *vm_name = NULL;
+	const char *where = vm_node(a, o, &vm_name);
+	if (where && strcmp(where, target->name) == 0) {
+		const store_replica *peer = store_disk_peer(d, target->uuid);
+		store_object *pn = store_state_get(st, STORE_KIND_NODE, peer->node);
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "VM %s runs on node %s with eSAN disk %s, through the peer's replica; attaching "
+				    "starts the replica's server on %s again, which would cut the guest's disk. "
+				    "Stop VM %s first (started again, it runs on node %s, which holds the only "
+				    "up-to-date replica).", vm_name, where, o->name, where, vm_name,
+				    pn ? pn->name : "?");
+		return;
+	}
+	g_autoptr(json_t) cmd = store_disk_cmd_attach(o, target->uuid,
+						      http_request_user(req) ? http_request_user(req) : "root");
 	api_commit(req, a, cmd, 202, render);
 }

@@ -92,6 +92,14 @@ static bool cancel_allowed(http_request *req, const store_object *o)
 				    o->name, j->kind, j->target, store_job_state_name(j->state));
 		return false;
 	}
+	if (strcmp(j->kind, "esan-sync") == 0) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "Job %s (the sync of eSAN disk %s to node %s) cannot be cancelled: disk %s is not "
+				    "redundant until its replicas are identical again. Its speed is the cluster's "
+				    "setting esan_resync_mibs (herd cluster set esan_resync_mibs=N).", o->name, j->target,
+				    j->to ? j->to : "?", j->target);
+		return false;
+	}
 	if (!store_job_kind_cancellable(j->kind)) {
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "Job %s (%s of %s) cannot be cancelled: only live migrations, evacuations and "

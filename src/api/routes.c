@@ -115,6 +115,7 @@ const http_route herd_api_routes[] = {
 	{ "POST", "/api/v1/disks/{disk}/promote", api_disk_promote, 0, API_PERM_ADMIN },
 	{ "POST", "/api/v1/disks/{disk}/resolve", api_disk_resolve, 0, API_PERM_ADMIN },
 	{ "POST", "/api/v1/disks/{disk}/verify", api_disk_verify, 0, API_PERM_ADMIN },
+	{ "POST", "/api/v1/disks/{disk}/attach", api_disk_attach, 0, API_PERM_ADMIN },
 
 	{ "GET", "/api/v1/isos", api_isos_list, 0, API_PERM_READ },
 	{ "PUT", "/api/v1/isos/{iso}", api_iso_upload, HTTP_ROUTE_STREAM, API_PERM_ADMIN },

@@ -157,6 +157,7 @@ void api_disk_resize(http_request *req, gpointer user_data);    /* POST /disks/{
 void api_disk_promote(http_request *req, gpointer user_data);   /* POST /disks/{disk}/promote (eSAN) */
 void api_disk_resolve(http_request *req, gpointer user_data);   /* POST /disks/{disk}/resolve (eSAN) */
 void api_disk_verify(http_request *req, gpointer user_data);    /* POST /disks/{disk}/verify (eSAN) */
+void api_disk_attach(http_request *req, gpointer user_data);    /* POST /disks/{disk}/attach (eSAN) */
 
 /* iso.c */
 void api_isos_list(http_request *req, gpointer user_data);      /* GET /isos */

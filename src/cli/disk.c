@@ -1,4 +1,5 @@
-/* herd disk create|list|show|resize|delete. */
+/* herd disk create|list|show|resize|delete, and an eSAN disk's
+ * promote|resolve|verify|attach. */
 #include "cli/cli.h"
 #include "cli/table.h"
 
@@ -35,6 +36,11 @@ static GOptionEntry disk_promote_options[] = {
 
 static GOptionEntry disk_resolve_options[] = {
 	{ "keep", 0, 0, G_OPTION_ARG_STRING, &opt_keep, "The node whose replica is kept; the other's writes since the split are lost", "NODE" },
+	{ NULL },
+};
+
+static GOptionEntry disk_attach_options[] = {
+	{ "node", 0, 0, G_OPTION_ARG_STRING, &opt_node, "The node whose replica is attached (default: the detached one)", "NODE" },
 	{ NULL },
 };
 
@@ -242,6 +248,27 @@ static int run_disk_resolve(cli_ctx *ctx, int argc, char **argv)
 	return CLI_OK;
 }
 
+static int run_disk_attach(cli_ctx *ctx, int argc, char **argv)
+{
+	g_autoptr(json_t) body = json_object();
+	if (opt_node)
+		json_object_set_new(body, "node", json_string(opt_node));
+	int rc;
+	g_autoptr(json_t) r = disk_post(ctx, argv[0], "attach", body, &rc);
+	if (!r)
+		return rc;
+	/* Without --node: the replica herd-san still reports detached. */
+	const char *node = opt_node;
+	size_t i;
+	json_t *rep;
+	json_array_foreach(json_object_get(json_object_get(r, "esan"), "replicas"), i, rep)
+		if (!node && json_is_object(json_object_get(json_object_get(rep, "herd_san"), "disk")))
+			node = json_string_value(json_object_get(rep, "node"));
+	printf("eSAN disk %s: the replica on %s is attached again (its server starts anew on it); it is "
+	       "synchronised in full from the other ('herd job list' shows the sync).\n", argv[0], node ? node : "?");
+	return CLI_OK;
+}
+
 static int run_disk_verify(cli_ctx *ctx, int argc, char **argv)
 {
 	int rc;
@@ -315,6 +342,12 @@ const cli_command cli_disk_commands[] = {
 	  "Both replicas were written on their own (a split brain): herd connects neither until told which "
 	  "to keep.  The other's writes since the split are lost; it is synchronised in full.",
 	  disk_resolve_options, 1, 1, run_disk_resolve },
+	{ "disk attach", "NAME", "Attach an eSAN disk's replica again after its local disk failed",
+	  "A replica whose local disk failed is detached: the peer serves the disk alone.  Once the disk "
+	  "under it is replaced or repaired, attach starts that replica's server (this volume's only) "
+	  "again on it; it is synchronised in full from the other replica (a job).  Refused while a VM "
+	  "runs on that node with the disk (migrate it to the peer or stop it first).",
+	  disk_attach_options, 1, 1, run_disk_attach },
 	{ "disk verify", "NAME", "Compare an eSAN disk's two replicas online",
 	  "One replica node's herd-san reads both replicas (the guest may go on) and says whether they are identical.",
 	  disk_verify_options, 1, 1, run_disk_verify },

@@ -185,6 +185,10 @@ static gboolean on_tick(gpointer data)
 				end_lost(r, st, o, ops, now_ms);
 			continue;
 		}
+		/* A sync's job is followed by daemon/san_link.c from herd-san's
+		 * word, which survives a restart of herdd: not orphaned. */
+		if (strcmp(j->kind, "esan-sync") == 0)
+			continue;
 		g_autofree char *orphan = herd_job_orphaned(j, r->boot);
 		if (orphan) {
 			log_info("job %s (%s of %s) failed: %s", o->name, j->kind, j->target, orphan);

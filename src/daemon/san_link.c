@@ -5,8 +5,11 @@
 #include "common/log.h"
 #include "daemon/storage_cert.h"
 #include "ha/esan.h"
+#include "ha/job_watch.h"
+#include "store/command.h"
 #include "store/disk.h"
 #include "store/cluster.h"
+#include "store/job.h"
 #include "store/node.h"
 #include "store/replica.h"
 
@@ -50,6 +53,9 @@ struct herd_san_link {
 	json_t *config_sent;        /* the last "config" op, or NULL */
 	json_t *chosen;             /* {uuid: "discard@VERSION" or "promote@VERSION"} sent */
 	bool config_refused;        /* the last answer to a config was a refusal (logged) */
+	json_t *attached;           /* {uuid: the attach id herd-san was asked} */
+	GHashTable *job_changes;    /* uuid -> its sync job's change under way */
+	guint job_tick;
 };
 
 static void connect_soon(herd_san_link *l, unsigned ms);
@@ -209,9 +215,21 @@ static void remove_orphans(herd_san_link *l)
 		publish_states(l);
 }
 
-/* Verifications the store asks of this node that herd-san was not asked
- * yet (again after a reconnect: its answer may have been lost). */
-static void send_verifies(herd_san_link *l)
+/* Has herd-san been asked request @id (a verification, an attach) of disk
+ * @uuid since connected?  Else it is noted as asked. */
+static bool asked_already(json_t *asked, const char *uuid, int64_t id)
+{
+	if (json_integer_value(json_object_get(asked, uuid)) == id)
+		return true;
+	json_object_set_new(asked, uuid, json_integer(id));
+	return false;
+}
+
+/* What the store asks of this node's herd-san that it was not asked yet
+ * (again after a reconnect: an answer may have been lost): verifications,
+ * and attaches (herd-san does nothing for a replica that is not detached,
+ * so an attach done already is not done twice). */
+static void send_requests(herd_san_link *l)
 {
 	store_object *me = store_state_get_by_name(state(l), STORE_KIND_NODE, l->node);
 	if (!me || !l->out)
@@ -219,20 +237,27 @@ static void send_verifies(herd_san_link *l)
 	g_autoptr(GPtrArray) disks = store_state_list(state(l), STORE_KIND_DISK);
 	for (guint i = 0; i < disks->len; i++) {
 		store_object *o = disks->pdata[i];
-		const store_esan_verify *v = &store_disk_of(o)->verify;
-		json_int_t asked = json_integer_value(json_object_get(l->verifying, o->uuid));
-		if (!store_disk_of(o)->esan || !v->id || v->done || g_strcmp0(v->node, me->uuid) != 0 ||
-		    asked == v->id)
+		const store_disk *d = store_disk_of(o);
+		if (!d->esan)
 			continue;
-		json_object_set_new(l->verifying, o->uuid, json_integer(v->id));
-		g_autoptr(json_t) op = json_pack("{s:s,s:s,s:I}", "op", "verify", "uuid", o->uuid, "id",
-						 (json_int_t)v->id);
-		send_op(l, op);
+		const store_esan_verify *v = &d->verify;
+		if (v->id && !v->done && g_strcmp0(v->node, me->uuid) == 0 &&
+		    !asked_already(l->verifying, o->uuid, v->id)) {
+			g_autoptr(json_t) op = json_pack("{s:s,s:s,s:I}", "op", "verify", "uuid", o->uuid, "id",
+							 (json_int_t)v->id);
+			send_op(l, op);
+		}
+		const store_esan_attach *at = &d->attach;
+		if (at->id && g_strcmp0(at->node, me->uuid) == 0 && !asked_already(l->attached, o->uuid, at->id)) {
+			log_info("eSAN disk %s: asking herd-san to attach this node's detached replica again (herd "
+				 "disk attach)", o->name);
+			send_simple(l, "attach", o->uuid);
+		}
 	}
 }
 
 /* A change under way for disk @uuid, answered to @l (a verification's
- * result, an outdate). */
+ * result, an outdate, a sync's job). */
 typedef struct {
 	herd_san_link *l;
 	char *uuid;
@@ -251,6 +276,110 @@ static void disk_change_free(disk_change *c)
 {
 	g_free(c->uuid);
 	g_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sync jobs: this node's replica is the source of a sync (docs/jobs.md) */
+
+static void follow_sync(herd_san_link *l, const char *uuid);
+
+static void on_job_committed(json_t *result, const GError *error, gpointer user)
+{
+	disk_change *c = user;
+	herd_san_link *l = c->l;
+	g_hash_table_remove(l->job_changes, c->uuid);
+	if (error)
+		log_debug("eSAN disk %s: its sync job was not written (%s); again at the next tick", c->uuid,
+			  error->message);
+	else
+		follow_sync(l, c->uuid); /* a state that came meanwhile */
+	disk_change_free(c);
+}
+
+static void submit_job_change(herd_san_link *l, const char *uuid, json_t *cmd)
+{
+	disk_change *c = disk_change_new(l, l->job_changes, uuid);
+	g_autoptr(GError) err = NULL;
+	if (herd_cluster_submit(l->cluster, cmd, "herd", on_job_committed, c, &err))
+		return;
+	log_debug("eSAN disk %s: its sync job not written: %s", uuid, err->message);
+	g_hash_table_remove(l->job_changes, uuid);
+	disk_change_free(c);
+}
+
+/* Begin, advance or end the job of the sync of disk @uuid from here, as
+ * herd-san's last state of it says.  One change under way per disk; the
+ * tick makes what could not be made now. */
+static void follow_sync(herd_san_link *l, const char *uuid)
+{
+	store_state *st = state(l);
+	if (!st || g_hash_table_contains(l->job_changes, uuid))
+		return;
+	store_object *job = store_job_running(st, "esan-sync", uuid);
+	if (job && strcmp(store_job_of(job)->node, l->node) != 0)
+		return; /* another node's: it ends it, or the coordinator does */
+	store_object *me = store_state_get_by_name(st, STORE_KIND_NODE, l->node);
+	store_object *disk = store_state_get(st, STORE_KIND_DISK, uuid);
+	const store_disk *d = disk && store_disk_of(disk)->esan ? store_disk_of(disk) : NULL;
+	const store_replica *peer = d && me ? store_disk_peer(d, me->uuid) : NULL;
+	if (!peer && !job)
+		return;
+	store_object *peer_node = peer ? store_state_get(st, STORE_KIND_NODE, peer->node) : NULL;
+	herd_job_sync_facts f = {
+		.disk = peer ? disk->name : NULL,
+		.peer = peer_node ? peer_node->name : job ? store_job_of(job)->to : "?",
+		.peer_discarded = peer && peer->discard,
+		.sync_by = d ? d->sync_by : NULL,
+		.san = json_object_get(l->states, uuid),
+	};
+	int64_t now_ms = g_get_real_time() / 1000;
+	g_autoptr(json_t) cmd = NULL;
+	if (!job) {
+		const char *owner = NULL;
+		g_autofree char *line = herd_job_sync_begins(&f, l->node, &owner);
+		if (!line)
+			return;
+		char job_uuid[STORE_UUID_LEN + 1];
+		cmd = store_job_cmd_create("esan-sync", disk->name, uuid, f.peer, 0, owner, l->node, line, now_ms,
+					   job_uuid);
+		log_info("job %.8s: %s", job_uuid, line);
+	} else {
+		herd_job_step s;
+		herd_job_sync_step(job, &f, now_ms, &s);
+		if (s.end != STORE_JOB_RUNNING) {
+			log_info("job %s (sync of disk %s to %s) %s: %s", job->name, store_job_of(job)->target, f.peer,
+				 store_job_state_name(s.end), s.error ? s.error : s.line);
+			cmd = store_job_cmd_finish(job, s.end, s.error ? s.error : s.line, now_ms);
+		} else if (s.progress >= 0 || s.line) {
+			cmd = store_job_cmd_update(job, s.progress, s.line, now_ms);
+		}
+		herd_job_step_clear(&s);
+	}
+	if (cmd)
+		submit_job_change(l, uuid, cmd);
+}
+
+/* Every volume herd-san reported, and this node's running sync jobs (a
+ * disk deleted meanwhile). */
+static gboolean on_job_tick(gpointer user)
+{
+	herd_san_link *l = user;
+	store_state *st = state(l);
+	if (!st)
+		return G_SOURCE_CONTINUE;
+	g_autoptr(GPtrArray) jobs = store_state_list(st, STORE_KIND_JOB);
+	for (guint i = 0; i < jobs->len; i++) {
+		const store_job *j = store_job_of(jobs->pdata[i]);
+		if (j->state == STORE_JOB_RUNNING && strcmp(j->kind, "esan-sync") == 0 &&
+		    strcmp(j->node, l->node) == 0 && j->target_uuid)
+			follow_sync(l, j->target_uuid);
+	}
+	g_autoptr(json_t) keys = json_copy(l->states);
+	const char *uuid;
+	json_t *v;
+	json_object_foreach(keys, uuid, v)
+		follow_sync(l, uuid);
+	return G_SOURCE_CONTINUE;
 }
 
 static void record_results(herd_san_link *l);
@@ -517,7 +646,7 @@ static gboolean on_again(gpointer user)
 	if (l->out) {
 		send_config(l);
 		sync_volumes(l);
-		send_verifies(l);
+		send_requests(l);
 	}
 	return G_SOURCE_REMOVE;
 }
@@ -587,6 +716,7 @@ static void on_event(herd_san_link *l, json_t *j)
 		const char *role = json_string_value(json_object_get(json_object_get(j, "sync"), "role"));
 		if (g_strcmp0(role, "source") == 0)
 			peer_behind(l, uuid);
+		follow_sync(l, uuid);
 		/* still waiting for "detached" (one lost with a restart of herd-san) */
 		const char *disk = json_string_value(json_object_get(json_object_get(j, "disk"), "state"));
 		if (g_strcmp0(disk, "detaching") == 0 && !json_object_get(l->detaching, uuid)) {
@@ -638,6 +768,7 @@ static void lost(herd_san_link *l, const char *why)
 	json_object_clear(l->sent);
 	json_object_clear(l->states);
 	json_object_clear(l->verifying);
+	json_object_clear(l->attached);
 	json_object_clear(l->reported);
 	json_object_clear(l->chosen);
 	g_clear_pointer(&l->config_sent, json_decref);
@@ -703,7 +834,7 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer user)
 	send_config(l);
 	sync_volumes(l);
 	check_peers(l);
-	send_verifies(l);
+	send_requests(l);
 	g_autoptr(json_t) status = json_pack("{s:s}", "op", "status");
 	send_op(l, status);
 	/* Writes that waited across a restart of herdd wait no longer than this. */
@@ -743,7 +874,7 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 	if (l->out)
 		send_config(l);
 	sync_volumes(l);
-	send_verifies(l);
+	send_requests(l);
 	/* A peer just fenced lets a waiting outdate through. */
 	if ((json_object_size(l->waiting) || json_object_size(l->detaching)) && !l->outdate_timer)
 		l->outdate_timer = g_timeout_add(0, on_outdate_timer, l);
@@ -784,6 +915,9 @@ herd_san_link *herd_san_link_new(herd_cluster *cluster, herd_ha *ha, const char 
 	l->reported = json_object();
 	l->chosen = json_object();
 	l->asked = g_queue_new();
+	l->attached = json_object();
+	l->job_changes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	l->job_tick = g_timeout_add(STORE_JOB_UPDATE_MS, on_job_tick, l);
 	herd_cluster_listen(cluster, on_store_change, l);
 	herd_cluster_on_membership(cluster, on_membership, l);
 	herd_cluster_on_durable(cluster, on_durable, l);
@@ -798,7 +932,7 @@ void herd_san_link_free(herd_san_link *l)
 	herd_cluster_unlisten(l->cluster, l);
 	GHashTableIter it;
 	gpointer v;
-	GHashTable *under_way[] = { l->submitting, l->recording };
+	GHashTable *under_way[] = { l->submitting, l->recording, l->job_changes };
 	for (unsigned i = 0; i < G_N_ELEMENTS(under_way); i++) {
 		g_hash_table_iter_init(&it, under_way[i]);
 		while (g_hash_table_iter_next(&it, NULL, &v)) {
@@ -806,6 +940,7 @@ void herd_san_link_free(herd_san_link *l)
 			disk_change_free(v);
 		}
 	}
+	g_clear_handle_id(&l->job_tick, g_source_remove);
 	g_clear_handle_id(&l->broken, g_source_remove);
 	g_clear_handle_id(&l->again, g_source_remove);
 	g_queue_free_full(l->asked, (GDestroyNotify)json_decref);
@@ -827,6 +962,8 @@ void herd_san_link_free(herd_san_link *l)
 	json_decref(l->detaching);
 	json_decref(l->results);
 	json_decref(l->reported);
+	json_decref(l->attached);
+	g_hash_table_destroy(l->job_changes);
 	g_hash_table_destroy(l->submitting);
 	g_hash_table_destroy(l->recording);
 	g_hash_table_destroy(l->peer_down);

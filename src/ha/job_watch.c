@@ -151,3 +151,83 @@ char *herd_job_orphaned(const store_job *job, const char *boot)
 	return g_strdup_printf("herd on node %s restarted while the job ran; how far it got is not known%s",
 			       job->node, migrate ? " ('herd vm info' shows where the VM runs)." : ".");
 }
+
+static json_int_t sync_num(json_t *san, const char *key)
+{
+	return json_integer_value(json_object_get(json_object_get(san, "sync"), key));
+}
+
+static const char *sync_role(json_t *san)
+{
+	return json_string_value(json_object_get(json_object_get(san, "sync"), "role"));
+}
+
+/* "12.5 MiB" */
+static char *mib_of(json_int_t bytes)
+{
+	return g_strdup_printf("%.1f MiB", (double)bytes / (1024.0 * 1024.0));
+}
+
+char *herd_job_sync_begins(const herd_job_sync_facts *f, const char *me, const char **owner)
+{
+	if (!f->disk || g_strcmp0(sync_role(f->san), "source") != 0 || sync_num(f->san, "total") <= 0)
+		return NULL;
+	bool full = g_strcmp0(json_string_value(json_object_get(f->san, "decision")), "source-full") == 0;
+	*owner = f->peer_discarded && f->sync_by ? f->sync_by : "system";
+	g_autofree char *size = mib_of(sync_num(f->san, "total"));
+	return g_strdup_printf("Sync of disk %s from %s to %s started: %s, %s to copy.", f->disk, me, f->peer,
+			       full ? "a full sync (every block)" : "the regions that differ (dirty bitmap)", size);
+}
+
+/* Why herd-san's state @san ends a sync that ran. */
+static char *interrupted(const herd_job_sync_facts *f, json_t *san)
+{
+	const char *conn = json_string_value(json_object_get(san, "conn"));
+	const char *disk = json_string_value(json_object_get(json_object_get(san, "disk"), "state"));
+	if (disk)
+		return g_strdup_printf("the local disk under the source replica failed (%s)", disk);
+	if (g_strcmp0(sync_role(san), "target") == 0)
+		return g_strdup_printf("node %s's replica became the newer one", f->peer);
+	if (g_strcmp0(conn, "splitbrain") == 0 || g_strcmp0(conn, "unrelated") == 0)
+		return g_strdup_printf("the replicas refuse to connect (%s)", conn);
+	return g_strdup_printf("the link to node %s was lost", f->peer);
+}
+
+void herd_job_sync_step(const store_object *job, const herd_job_sync_facts *f, int64_t now_ms,
+			herd_job_step *out)
+{
+	const store_job *j = store_job_of(job);
+	memset(out, 0, sizeof(*out));
+	out->progress = -1;
+	if (!f->disk) {
+		out->end = STORE_JOB_FAILED;
+		out->error = g_strdup_printf("Disk %s was deleted while it was synchronised.", j->target);
+		return;
+	}
+	if (!f->san)
+		return; /* herd-san has not said yet (herdd or herd-san restarted) */
+	const char *conn = json_string_value(json_object_get(f->san, "conn"));
+	const char *role = sync_role(f->san);
+	if (g_strcmp0(role, "source") == 0) {
+		json_int_t total = sync_num(f->san, "total"), done = sync_num(f->san, "done");
+		if (total > 0) {
+			int progress = (int)MIN(99, MIN(done, total) * 100 / total);
+			if (store_job_update_due(j, progress, now_ms))
+				out->progress = progress;
+		}
+		return;
+	}
+	double secs = (double)MAX(0, now_ms - job->created_ms) / 1000.0;
+	if (!role && g_strcmp0(conn, "connected") == 0 &&
+	    !json_object_get(json_object_get(f->san, "disk"), "state")) {
+		g_autofree char *copied = mib_of(json_integer_value(json_object_get(f->san, "resynced")));
+		out->end = STORE_JOB_DONE;
+		out->line = g_strdup_printf("Done: %s copied in %.1f s; the replicas of disk %s on %s and %s are "
+					    "identical.", copied, secs, f->disk, j->node, f->peer);
+		return;
+	}
+	g_autofree char *why = interrupted(f, f->san);
+	out->end = STORE_JOB_FAILED;
+	out->error = g_strdup_printf("Interrupted at %d %% after %.1f s: %s. The sync goes on, as a new job, once "
+				     "the replicas connect again.", j->progress, secs, why);
+}

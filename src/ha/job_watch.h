@@ -64,3 +64,29 @@ char *herd_job_lost(const store_job *job, const store_object *node, bool in_grou
  * job of its own that an earlier run followed ends as failed with this
  * sentence (g_free); NULL if it is this run's, or nobody's yet. */
 char *herd_job_orphaned(const store_job *job, const char *boot);
+
+/* What the node whose replica is the source of an eSAN sync knows of it. */
+typedef struct herd_job_sync_facts {
+	const char *disk;         /* the disk's name; NULL: it was deleted */
+	const char *peer;         /* the node of the replica being synchronised */
+	bool peer_discarded;      /* the store has that replica discarded (promote, resolve) */
+	const char *sync_by;      /* who caused the disk's last discard (store_disk.sync_by), or NULL */
+	json_t *san;              /* herd-san's last state of the volume here, or NULL */
+} herd_job_sync_facts;
+
+/*
+ * Does herd-san's state say that a sync from this node (@me) has begun,
+ * its size known?  Then the first line of its job (g_free) and, in
+ * *@owner, who caused it: for a discarded peer replica the user of the
+ * promote, resolve or attach that discarded it ("system" after a local
+ * disk failed), else "system" (a resync after an outage, a new or crashed
+ * replica).  NULL: no sync begins.
+ */
+char *herd_job_sync_begins(const herd_job_sync_facts *f, const char *me, const char **owner);
+
+/* The next step of sync job @job at @now_ms: its progress (at most once a
+ * second), done once the replicas are in sync, failed when the sync was
+ * interrupted (the link lost, a refusal, the disk deleted) -- a sync that
+ * starts again later is a new job. */
+void herd_job_sync_step(const store_object *job, const herd_job_sync_facts *f, int64_t now_ms,
+			herd_job_step *out);

@@ -195,6 +195,8 @@ static bool dispatch(san_daemon *d, const san_request *req, san_answer *a, GErro
 		return true;
 	case SAN_OP_RESIZE:
 		return (v = find_volume(d, req, error)) && san_volume_resize(v, req->size, a, error);
+	case SAN_OP_ATTACH:
+		return (v = find_volume(d, req, error)) && san_volume_attach(v, a, error);
 	default:
 		g_assert(san_op_is_relayed(req->op));
 		if (!(v = find_volume(d, req, error)))

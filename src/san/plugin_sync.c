@@ -190,6 +190,9 @@ void san_sync_connected(const san_meta *peer)
 		vol.link = LINK_SOURCE;
 		vol.sync_full = d == SAN_SYNC_SOURCE_FULL;
 		vol.syncing = true;
+		/* not an earlier sync's figures: its size follows once known */
+		vol.sync_done = 0;
+		vol.sync_total = 0;
 		/* a resync thread of an earlier link stops at its next step */
 		uint64_t epoch = ++vol.sync_epoch;
 		san_emit_state_locked();

@@ -16,7 +16,7 @@ static const char *const op_names[] = {
 	[SAN_OP_CONFIG] = "config",	[SAN_OP_VOLUME] = "volume",   [SAN_OP_REMOVE] = "remove",
 	[SAN_OP_OUTDATED] = "outdated", [SAN_OP_PEER_DOWN] = "peer-down", [SAN_OP_RESIZE] = "resize",
 	[SAN_OP_DISCARD] = "discard",	[SAN_OP_PROMOTE] = "promote", [SAN_OP_VERIFY] = "verify",
-	[SAN_OP_STATUS] = "status",	[SAN_OP_DETACHED] = "detached",
+	[SAN_OP_STATUS] = "status",	[SAN_OP_DETACHED] = "detached", [SAN_OP_ATTACH] = "attach",
 };
 
 static const char *const replica_state_names[] = {

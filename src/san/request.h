@@ -31,6 +31,7 @@ typedef enum {
 	SAN_OP_VERIFY,
 	SAN_OP_STATUS,
 	SAN_OP_DETACHED,        /* the store has the replica outdated after its disk failed */
+	SAN_OP_ATTACH,          /* start a detached replica's server again (herd disk attach) */
 } san_op;
 
 typedef enum {

@@ -44,6 +44,7 @@ struct san_volume {
 	bool moving;		/* stopped to start again at once on new addresses */
 	bool move_pending;	/* new addresses wait for the local writer to close */
 	bool writer;		/* the plugin's last state: a local writer is open */
+	bool disk_failed;	/* the plugin's last state: its local disk failed (detached) */
 	gint64 started_us;
 	int unix_fd, tcp_fd;	/* the listening sockets herd-san holds, or -1 */
 	san_backoff backoff;
@@ -69,6 +70,7 @@ static void on_plugin_event(json_t *ev, void *data)
 		json_object_set_new(ev, "uuid", json_string(v->uuid));
 	if (g_strcmp0(json_string_value(json_object_get(ev, "ev")), "state") == 0) {
 		v->writer = json_is_true(json_object_get(ev, "writer"));
+		v->disk_failed = json_is_object(json_object_get(ev, "disk"));
 		if (!v->writer && v->move_pending) {
 			v->move_pending = false;
 			log_info("volume %s: its local writer closed: starting its nbdkit again (new addresses "
@@ -648,6 +650,25 @@ void san_volume_config_changed(san_volume *v)
 	if (san_plugin_link_is_connected(v->link))
 		san_plugin_link_request(v->link, v->d->config_msg, NULL);
 	start_or_retry(v);
+}
+
+bool san_volume_attach(san_volume *v, san_answer *a, GError **error)
+{
+	if (!v->disk_failed) {
+		log_info("volume %s: attach: its replica is not detached; nothing to do", v->uuid);
+		san_answer_ok(a);
+		return true;
+	}
+	if (v->writer)
+		return herd_refuse(error, HERD_ERR_CONFLICT,
+				   "Volume %s: a local writer (a guest) has it open through the peer; starting its "
+				   "server again would cut the guest's disk: stop the guest first.", v->uuid);
+	log_info("volume %s: attach: starting its nbdkit again on the replica whose local disk failed; a full "
+		 "sync from the peer follows", v->uuid);
+	v->disk_failed = false;
+	san_answer_ok(a);
+	move_now(v);
+	return true;
 }
 
 void san_volume_remove(san_volume *v, san_answer *a)

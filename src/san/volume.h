@@ -48,6 +48,12 @@ void san_volume_certs_changed(san_volume *v);
 
 /* Stop the nbdkit, delete the volume's files, then fill @a, drop the volume
  * from the daemon and free it. */
+/* herd disk attach: a replica detached after its local disk failed gets
+ * its server (nbdkit) started again, this volume's only; it opens the
+ * replica anew and gets a full sync from the peer.  Nothing to do for a
+ * replica that is not detached; refused while a local writer (a guest)
+ * has the volume open, which the restart would cut. */
+bool san_volume_attach(san_volume *v, san_answer *a, GError **error);
 void san_volume_remove(san_volume *v, san_answer *a);
 
 /* herd-san exits: let go of the volume, leaving its nbdkit running. */

@@ -59,6 +59,12 @@ static void parse_esan(store_disk *k, json_t *e)
 			k->replicas[i].state = STORE_REPLICA_INCONSISTENT;
 		k->replicas[i].discard = field_bool(one, "discard", false);
 	}
+	k->sync_by = field_str(e, "sync_by");
+	json_t *at = json_object_get(e, "attach");
+	if (json_is_object(at)) {
+		k->attach.id = (int64_t)field_uint(at, "id", 0);
+		k->attach.node = field_str(at, "node");
+	}
 	json_t *v = json_object_get(e, "verify");
 	store_esan_verify *ver = &k->verify;
 	ver->first = -1;
@@ -169,6 +175,15 @@ static bool validate_esan(json_t *d, GError **error)
 			    "An eSAN disk's field 'verify' has an id, a node's UUID and maybe a result.");
 		return false;
 	}
+	json_t *at = json_object_get(e, "attach");
+	if (at && !(json_is_object(at) && json_is_integer(json_object_get(at, "id")) &&
+		    store_uuid_is_valid(field_str(at, "node")))) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
+			    "An eSAN disk's field 'attach' has an id and a node's UUID.");
+		return false;
+	}
+	if (!check_string(e, "eSAN disk", "sync_by", error))
+		return false;
 	return need(strcmp(field_str(json_array_get(r, 0), "node"), field_str(json_array_get(r, 1), "node")) != 0,
 		    "An eSAN disk's two replicas are on two different nodes.", error);
 }
@@ -312,7 +327,23 @@ json_t *store_disk_cmd_keep(const store_object *disk, unsigned keep)
 		states[i] = i == keep ? STORE_REPLICA_UPTODATE : STORE_REPLICA_OUTDATED;
 		discard[i] = i != keep;
 	}
-	return esan_patch(disk, json_pack("{s:o}", "replicas", replicas_json(d, states, discard)));
+	return esan_patch(disk, json_pack("{s:o,s:s}", "replicas", replicas_json(d, states, discard), "sync_by",
+					  "system"));
+}
+
+void store_disk_cmd_sync_by(json_t *cmd, const char *user)
+{
+	json_t *esan = json_object_get(json_object_get(cmd, "data"), "esan");
+	g_assert(json_is_object(esan));
+	json_object_set_new(esan, "sync_by", json_string(user));
+}
+
+json_t *store_disk_cmd_attach(const store_object *disk, const char *node_uuid, const char *user)
+{
+	const store_disk *d = store_disk_of(disk);
+	g_assert(d->esan);
+	return esan_patch(disk, json_pack("{s:{s:I,s:s},s:s}", "attach", "id", (json_int_t)(d->attach.id + 1), "node",
+					  node_uuid, "sync_by", user));
 }
 
 json_t *store_disk_cmd_verify(const store_object *disk, const char *node_uuid)

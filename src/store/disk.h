@@ -71,6 +71,13 @@ typedef struct store_esan_verify {
 	const char *error;        /* it could not compare, or NULL */
 } store_esan_verify;
 
+/* An operator's attach of a detached eSAN replica (herd disk attach): asked
+ * of the replica node's herd-san, which starts that volume's server again. */
+typedef struct store_esan_attach {
+	int64_t id;               /* 0: never asked */
+	const char *node;         /* the replica's node (UUID) */
+} store_esan_attach;
+
 /* The eSAN port range (TCP, one port per volume for the replication link). */
 #define STORE_ESAN_PORT_MIN 7790
 #define STORE_ESAN_PORT_MAX 7999
@@ -86,6 +93,9 @@ typedef struct store_disk {
 	int port;                 /* the replication link's TCP port, on both nodes */
 	const char *gen;          /* its first generation identifier, 16 hex digits */
 	store_esan_verify verify;
+	store_esan_attach attach;
+	const char *sync_by;      /* who caused the last discard (a full sync follows): the
+				   * user of a promote, resolve or attach, or "system" */
 } store_disk;
 
 const store_disk *store_disk_of(const store_object *o);
@@ -119,6 +129,12 @@ json_t *store_disk_cmd_replicas(const store_object *disk, const store_replica_st
 /* An operator's choice: replica @keep (0 or 1) is up to date as it is, the
  * other outdated and discarded (promote --force, resolve --keep). */
 json_t *store_disk_cmd_keep(const store_object *disk, unsigned keep);
+/* @cmd (a store_disk_cmd_keep()) records @user as the one who chose
+ * (instead of "system"). */
+void store_disk_cmd_sync_by(json_t *cmd, const char *user);
+/* Ask node @node_uuid's herd-san to attach its detached replica again (the
+ * next id), for @user (who caused the full sync that follows). */
+json_t *store_disk_cmd_attach(const store_object *disk, const char *node_uuid, const char *user);
 /* Ask node @node_uuid's herd-san to verify the disk (the next id). */
 json_t *store_disk_cmd_verify(const store_object *disk, const char *node_uuid);
 /* Record the result of verification @id (@error: it could not compare);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 static const char *const state_names[] = { "running", "done", "failed", "cancelled" };
-#define JOB_KINDS "migrate|evacuate|disk-create|disk-resize|iso-upload"
+#define JOB_KINDS "migrate|evacuate|disk-create|disk-resize|iso-upload|esan-sync"
 
 const char *store_job_state_name(store_job_state s)
 {

@@ -39,7 +39,8 @@ typedef enum {
 #define STORE_JOB_KEEP_MS (7 * 24 * 3600 * (int64_t)1000)
 
 typedef struct store_job {
-	const char *kind;         /* "migrate", "evacuate", "disk-create", "disk-resize", "iso-upload" */
+	const char *kind;         /* "migrate", "evacuate", "disk-create", "disk-resize", "iso-upload",
+				   * "esan-sync" (an eSAN disk's replica synchronised from the other) */
 	const char *target;       /* the name of what it works on (a VM, node, disk, ISO) */
 	const char *target_uuid;  /* its UUID, or NULL */
 	const char *to;           /* a migration's destination node, or NULL */
@@ -62,7 +63,8 @@ bool store_job_state_parse(const char *s, store_job_state *out);
 /* May a job of @kind be cancelled?  A live migration (libvirt aborts it),
  * an evacuation (its node goes back online) and an ISO upload (it stops,
  * nothing is kept) may; a disk's create or resize (one qemu-img call or
- * block resize of seconds, no full preallocation) runs to its end. */
+ * block resize of seconds, no full preallocation) runs to its end; so does
+ * an eSAN sync (the disk is not redundant until it ends). */
 bool store_job_kind_cancellable(const char *kind);
 
 /* Every job, the newest first. */

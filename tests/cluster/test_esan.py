@@ -19,7 +19,8 @@ the cluster whole.  The test PDU fences.  n3 holds no replica.
     replica shows outdated in `herd disk list` and in `herd status`'s alerts;
     `herd node standby n1` is refused (the sync gate).  Healed: n2 is up to
     date again, and the bytes resynchronised are at most twice what the
-    guest wrote meanwhile; `herd disk verify` says identical.
+    guest wrote meanwhile, as a job of n1's (esan-sync, owner system) that
+    ends done; `herd disk verify` says identical.
  C. Live migration n1 -> n2 while the guest writes: its counter goes on
     (no boot, the first ack on n2 follows the last on n1).
  D. n2 (now the primary) loses power: fenced, w1 restarts on n1 from n1's
@@ -211,6 +212,13 @@ def link_cut(tn, ha):
     say(f"  resynchronised {resynced} bytes after about {changed} bytes written alone")
     check(0 < resynced <= 2 * changed,
           f"the resync copied {resynced} bytes for about {changed} bytes changed")
+    # The resync was a job of n1's (the source), by herd itself (docs/esan.md).
+    job = wait_until(lambda: next((j for j in ha.json(2, "job", "list", "--all")
+                                   if j["kind"] == "esan-sync" and j["target"] == "data"
+                                   and j["state"] != "running"), None), 30, "the resync's job to end")
+    check(job["state"] == "done" and job["owner"] == "system" and job["node"] == "n1" and job["to"] == "n2",
+          f"the resync's job: {job}")
+    say(f"  job {job['name']}: {job['last']}")
     out = ha.ok(2, "disk", "verify", "data", timeout=300).stdout
     expect("identical" in out, f"herd disk verify data: {out!r}")
     say(f"  {out.strip().splitlines()[-1]}")

@@ -30,6 +30,15 @@ static bool shows_conn(fixture *f, unsigned node, const char *name, const char *
 	return g_strcmp0(str(json_object_get(replica_of(d, 1), "herd_san"), "conn"), conn) == 0;
 }
 
+/* Does n@node show n3's herd-san report of @name's local disk as @state? */
+static bool shows_disk(fixture *f, unsigned node, const char *name, const char *state)
+{
+	g_autoptr(test_answer) keep = NULL;
+	json_t *d = disk_get(f, node, name, &keep);
+	json_t *disk = json_object_get(json_object_get(replica_of(d, 1), "herd_san"), "disk");
+	return g_strcmp0(str(disk, "state"), state) == 0;
+}
+
 static void stop(fixture *f, const char *vm)
 {
 	g_autoptr(test_answer) a = vm_action(f, 1, vm, "destroy", NULL);
@@ -182,6 +191,34 @@ static void test_esan(fixture *f, gconstpointer data)
 		g_assert_cmpint(json_integer_value(json_object_get(ver, "id")), ==, 1);
 		g_assert_cmpstr(str(ver, "node"), ==, "n3");
 		g_assert_true(json_is_false(json_object_get(ver, "done")));
+	}
+
+	/* Attach: only a replica that its herd-san reports detached. */
+	const refusal attach_bad[] = {
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{\"node\":\"n9\"}", 404, "Node n9 is not a node" },
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{\"node\":\"n1\"}", 400, "Node n1 holds no replica" },
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{\"node\":7}", 400, "node" },
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{\"nodes\":\"n3\"}", 400, "nodes" },
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{}", 409, "No replica of eSAN disk db0 is detached" },
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{\"node\":\"n3\"}", 409, "on node n3 is not detached" },
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{\"node\":\"n2\"}", 409, "Node n2's herd-san reports nothing" },
+	};
+	EXPECT_REFUSALS(f, attach_bad);
+	g_autoptr(json_t) detaching = json_pack("{s:{s:s,s:{s:s,s:s}}}", uuid, "conn", "connected", "disk", "state",
+						"detaching", "why", "EIO");
+	herd_ha_set_esan(f->n[3]->ha, detaching);
+	TEST_WAIT(shows_disk(f, 1, "db0", "detaching"));
+	const refusal attach_early[] = {
+		{ 1, "POST", "/api/v1/disks/db0/attach", "{}", 409, "is being detached" },
+	};
+	EXPECT_REFUSALS(f, attach_early);
+	g_autoptr(json_t) detached = json_pack("{s:{s:s,s:{s:s,s:s}}}", uuid, "conn", "connected", "disk", "state",
+					       "detached", "why", "EIO");
+	herd_ha_set_esan(f->n[3]->ha, detached);
+	TEST_WAIT(shows_disk(f, 1, "db0", "detached"));
+	{
+		g_autoptr(test_answer) a = test_requestf(f->n[1], "POST", "/api/v1/disks/db0/attach", "{}");
+		test_expect(a, 202);
 	}
 
 	/* Deleted once no VM uses it. */

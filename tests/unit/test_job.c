@@ -324,6 +324,70 @@ static void test_evacuate_step(void)
 	g_assert_null(store_job_running(t->st, "migrate", NODE_UUID));
 }
 
+/* An eSAN sync's job: begun when herd-san's state shows this node the
+ * source with a size; progress at most once a second; done when in sync,
+ * failed when interrupted or the disk is deleted. */
+static void test_sync_step(void)
+{
+	g_autoptr(json_t) start = json_pack("{s:s,s:s,s:{s:s,s:i,s:i}}", "conn", "connected", "decision",
+					    "source-full", "sync", "role", "source", "done", 0, "total", 32 << 20);
+	g_autoptr(json_t) sizing = json_pack("{s:s,s:s,s:{s:s,s:i,s:i}}", "conn", "connected", "decision",
+					     "source-bitmap", "sync", "role", "source", "done", 0, "total", 0);
+	herd_job_sync_facts f = { .disk = "data", .peer = "n1", .peer_discarded = true, .sync_by = "alice",
+				  .san = sizing };
+	const char *owner = NULL;
+	g_assert_null(herd_job_sync_begins(&f, "n2", &owner)); /* its size not known yet */
+	f.san = start;
+	g_autofree char *line = herd_job_sync_begins(&f, "n2", &owner);
+	g_assert_cmpstr(line, ==, "Sync of disk data from n2 to n1 started: a full sync (every block), 32.0 MiB to "
+				  "copy.");
+	g_assert_cmpstr(owner, ==, "alice");
+	f.peer_discarded = false; /* a resync after an outage */
+	g_autofree char *again = herd_job_sync_begins(&f, "n2", &owner);
+	g_assert_cmpstr(owner, ==, "system");
+
+	g_autoptr(test_store) t = test_store_new();
+	char uuid[STORE_UUID_LEN + 1];
+	test_store_apply_new(t, store_job_cmd_create("esan-sync", "data", VM_UUID, "n1", 0, "system", "n2", line,
+						     1000, uuid));
+	store_object *job = store_state_get(t->st, STORE_KIND_JOB, uuid);
+	g_assert_false(store_job_kind_cancellable("esan-sync"));
+	g_autoptr(json_t) half = json_pack("{s:s,s:{s:s,s:i,s:i}}", "conn", "connected", "sync", "role", "source",
+					   "done", 16 << 20, "total", 32 << 20);
+	f.san = half;
+	herd_job_step s;
+	herd_job_sync_step(job, &f, 1500, &s); /* not a second since the last write */
+	g_assert_cmpint(s.end, ==, STORE_JOB_RUNNING);
+	g_assert_cmpint(s.progress, ==, -1);
+	herd_job_step_clear(&s);
+	herd_job_sync_step(job, &f, 2000, &s);
+	g_assert_cmpint(s.progress, ==, 50);
+	herd_job_step_clear(&s);
+	f.san = NULL; /* herd-san not heard since herdd started: it goes on */
+	herd_job_sync_step(job, &f, 2000, &s);
+	g_assert_cmpint(s.end, ==, STORE_JOB_RUNNING);
+	herd_job_step_clear(&s);
+	g_autoptr(json_t) synced = json_pack("{s:s,s:n,s:i}", "conn", "connected", "sync", "resynced", 32 << 20);
+	f.san = synced;
+	herd_job_sync_step(job, &f, 5000, &s);
+	g_assert_cmpint(s.end, ==, STORE_JOB_DONE);
+	g_assert_cmpstr(s.line, ==, "Done: 32.0 MiB copied in 4.0 s; the replicas of disk data on n2 and n1 are "
+				    "identical.");
+	herd_job_step_clear(&s);
+	g_autoptr(json_t) cut = json_pack("{s:s,s:n}", "conn", "connecting", "sync");
+	f.san = cut;
+	herd_job_sync_step(job, &f, 3000, &s);
+	g_assert_cmpint(s.end, ==, STORE_JOB_FAILED);
+	g_assert_cmpstr(s.error, ==, "Interrupted at 0 % after 2.0 s: the link to node n1 was lost. The sync goes on, "
+				     "as a new job, once the replicas connect again.");
+	herd_job_step_clear(&s);
+	f.disk = NULL;
+	herd_job_sync_step(job, &f, 3000, &s);
+	g_assert_cmpint(s.end, ==, STORE_JOB_FAILED);
+	g_assert_cmpstr(s.error, ==, "Disk data was deleted while it was synchronised.");
+	herd_job_step_clear(&s);
+}
+
 static void test_lost_and_orphaned(void)
 {
 	g_autoptr(test_store) t = test_store_new();
@@ -364,6 +428,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/job/prune", test_prune);
 	g_test_add_func("/job/migrate_step", test_migrate_step);
 	g_test_add_func("/job/evacuate_step", test_evacuate_step);
+	g_test_add_func("/job/sync_step", test_sync_step);
 	g_test_add_func("/job/lost_and_orphaned", test_lost_and_orphaned);
 	return g_test_run();
 }

@@ -68,6 +68,14 @@ static void test_good_ops(void)
 	g_autoptr(san_request) rm = san_request_parse("{\"op\":\"remove\",\"uuid\":\"" U "\"}", &error);
 	g_assert_no_error(error);
 	g_assert_false(san_op_is_relayed(rm->op));
+	/* attach: herd-san restarts the volume's server itself */
+	g_autoptr(san_request) at = san_request_parse("{\"op\":\"attach\",\"uuid\":\"" U "\"}", &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(at->op, ==, SAN_OP_ATTACH);
+	g_assert_false(san_op_is_relayed(at->op));
+	g_assert_null(san_request_parse("{\"op\":\"attach\"}", &error));
+	g_assert_nonnull(strstr(error->message, "uuid"));
+	g_clear_error(&error);
 }
 
 static void test_bad_ops(void)

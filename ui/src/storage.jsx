@@ -4,7 +4,7 @@ import { useLive } from './hooks.js';
 import { Action, Form, Loading, Page, Section, bytes, enc } from './forms.jsx';
 
 // Storage (herd storage add|list|show|remove), disks (herd disk create|
-// list|show|resize|delete|promote|resolve|verify) and ISOs (herd iso
+// list|show|resize|delete|promote|resolve|verify|attach) and ISOs (herd iso
 // upload|list|delete).
 
 function usageOf(s, node) {
@@ -90,12 +90,19 @@ function StorageSection({ storages }) {
   );
 }
 
+// "n1 outdated (disk detached)": the store's state and, after a failed
+// local disk, herd-san's.
+function replicaText(r) {
+  const disk = r.herd_san && r.herd_san.disk;
+  return `${r.node} ${r.state}${disk ? ` (disk ${disk.state})` : ''}`;
+}
+
 function DiskRow({ d, nodes }) {
   const [size, setSize] = useState('');
   return (
     <tr data-testid={`disk-row-${d.name}`}>
       <td class="name">{d.name}</td>
-      <td>{d.storage || (d.esan ? `eSAN ${(d.esan.replicas || []).map((r) => `${r.node} ${r.state}`).join(', ')}` : '–')}</td>
+      <td>{d.storage || (d.esan ? `eSAN ${(d.esan.replicas || []).map(replicaText).join(', ')}` : '–')}</td>
       <td>{d.format}</td>
       <td data-testid={`disk-${d.name}-size`}>{bytes(d.size)}</td>
       <td>{d.used === null ? '–' : bytes(d.used)}</td>
@@ -115,6 +122,15 @@ function DiskRow({ d, nodes }) {
           <>
             <Action testid={`disk-verify-${d.name}`} label="Verify" secondary run={async () => (await post(`/api/v1/disks/${enc(d.name)}/verify`), 'Verification started.')} />
             <Action testid={`disk-promote-${d.name}`} label="Promote" secondary confirm="Promote the outdated replica?" run={async () => (await post(`/api/v1/disks/${enc(d.name)}/promote`), 'Promoted.')} />
+            {(d.esan.replicas || []).filter((r) => r.herd_san && r.herd_san.disk).map((r) => (
+              <Action
+                testid={`disk-attach-${d.name}-${r.node}`}
+                label={`Attach ${r.node}`}
+                secondary
+                confirm={`Attach ${r.node}'s replica again (its disk replaced)? It is synchronised in full.`}
+                run={async () => (await post(`/api/v1/disks/${enc(d.name)}/attach`, { node: r.node }), `${r.node}'s replica is attached again; its full sync is a job.`)}
+              />
+            ))}
             {nodes.map((n) => (
               <Action
                 testid={`disk-resolve-${d.name}-${n}`}
