@@ -178,8 +178,9 @@ static int file_sync(void)
 
 /* Local writes in flight register their range.  The resync (or a verify)
  * holds the one resync token and locks ranges under it, several at a time
- * (regions in flight together): writes to a locked range wait, and locking
- * waits for the writes already running in it. */
+ * (regions in flight together, two batches of them in the resync): writes
+ * to a locked range wait, and locking waits for the writes already running
+ * in it.  The resync releases its ranges batch by batch, oldest first. */
 typedef struct {
 	uint64_t off, len;
 } range;
@@ -246,6 +247,14 @@ void san_resync_lock(uint64_t off, uint64_t len)
 	g_array_append_val(resync_ranges, r);
 	while (overlaps_any(active_ranges, off, len))
 		g_cond_wait(&range_cond, &range_mutex);
+	g_mutex_unlock(&range_mutex);
+}
+
+void san_resync_release(unsigned n)
+{
+	g_mutex_lock(&range_mutex);
+	g_array_remove_range(resync_ranges, 0, MIN(n, resync_ranges->len));
+	g_cond_broadcast(&range_cond);
 	g_mutex_unlock(&range_mutex);
 }
 
@@ -1078,6 +1087,7 @@ static int data_write(write_op op, const void *buf, uint32_t count, uint64_t off
 {
 	g_mutex_lock(&vol.lock);
 	bool refused = vol.link == LINK_REFUSED || (vol.writers && vol.link != LINK_INSYNC);
+	bool target = vol.link == LINK_TARGET;
 	g_mutex_unlock(&vol.lock);
 	if (refused) {
 		nbdkit_error("write from the peer refused: this replica is not its target");
@@ -1088,6 +1098,12 @@ static int data_write(write_op op, const void *buf, uint32_t count, uint64_t off
 		nbdkit_error("write from the peer failed: %s", g_strerror(-r));
 		return fail(r);
 	}
+	/* A resync's write: to the disk now, not at the batch's flush, so that
+	 * the disk writes while the next regions arrive (scattered 4 KiB
+	 * regions would otherwise all wait for the flush).  Only a start: the
+	 * flush still decides what is stable. */
+	if (target && op == OP_WRITE && !(flags & NBDKIT_FLAG_FUA))
+		sync_file_range(vol.fd, (off_t)offset, count, SYNC_FILE_RANGE_WRITE);
 	return 0;
 }
 

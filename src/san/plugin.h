@@ -92,9 +92,11 @@ uint64_t san_random_id(void);
 
 /* Region locks between local writes and the resync (plugin.c): begin takes
  * the one holder's token, lock adds a range (local writes to it wait; it
- * waits for those running), end releases every range and the token. */
+ * waits for those running), release drops the @n ranges locked first,
+ * end releases every range and the token. */
 void san_resync_begin(void);
 void san_resync_lock(uint64_t off, uint64_t len);
+void san_resync_release(unsigned n);
 void san_resync_end(void);
 
 /* Flush both replicas (plugin.c) for the activity log: 0 if everything
