@@ -36,7 +36,7 @@
  * Limits (later work): a write beyond the peer's old size in the second after
  * both grew is held like a lost peer's; nbdkit 1.32 waits on SIGTERM for its
  * clients (QEMU, the peer's link) to go, so herd-san must SIGKILL after a
- * grace period; a failing local disk is not detached (writes fail).
+ * grace period.
  */
 #include "san/plugin.h"
 
@@ -178,8 +178,9 @@ static int file_sync(void)
 
 /* Local writes in flight register their range.  The resync (or a verify)
  * holds the one resync token and locks ranges under it, several at a time
- * (regions in flight together): writes to a locked range wait, and locking
- * waits for the writes already running in it. */
+ * (regions in flight together, two batches of them in the resync): writes
+ * to a locked range wait, and locking waits for the writes already running
+ * in it.  The resync releases its ranges batch by batch, oldest first. */
 typedef struct {
 	uint64_t off, len;
 } range;
@@ -249,6 +250,14 @@ void san_resync_lock(uint64_t off, uint64_t len)
 	g_mutex_unlock(&range_mutex);
 }
 
+void san_resync_release(unsigned n)
+{
+	g_mutex_lock(&range_mutex);
+	g_array_remove_range(resync_ranges, 0, MIN(n, resync_ranges->len));
+	g_cond_broadcast(&range_cond);
+	g_mutex_unlock(&range_mutex);
+}
+
 void san_resync_end(void)
 {
 	g_mutex_lock(&range_mutex);
@@ -259,8 +268,6 @@ void san_resync_end(void)
 }
 
 /* ------------------------------------------------------------ the write path */
-
-typedef enum { OP_WRITE, OP_ZERO } write_op;
 
 /* Under vol.lock: the first write of an outage starts a new data
  * generation and marks what the peer may have lost (written since its last
@@ -336,123 +343,6 @@ bool san_writes_alone(void)
 	bool alone = vol.alone_ok && !link_up(vol.link);
 	g_mutex_unlock(&vol.lock);
 	return alone;
-}
-
-/* ------------------------------------------------------ a failing local disk */
-
-/* Where local I/O goes (san/disk_health.h); waits while the store is asked. */
-static san_route disk_route_wait(void)
-{
-	g_mutex_lock(&vol.lock);
-	san_route route;
-	while ((route = san_disk_route(vol.disk)) == SAN_ROUTE_WAIT && !vol.stopping)
-		g_cond_wait(&vol.cond, &vol.lock);
-	g_mutex_unlock(&vol.lock);
-	return route == SAN_ROUTE_WAIT ? SAN_ROUTE_FAIL : route;
-}
-
-/* Detaching: the peer and, in memory, this replica go on in a new
- * generation, so that this replica's metadata on its disk (no longer
- * written) is older than the peer's.  This side first: the peer decides
- * again when its meta changes and must find both equal. */
-static int detach_generation(void)
-{
-	san_meta pm;
-	int r = san_peer_meta_read(&pm);
-	if (r < 0)
-		return r;
-	uint64_t id = san_random_id();
-	g_mutex_lock(&vol.lock);
-	bool same = pm.current == vol.meta.current;
-	if (same)
-		san_meta_detach_generation(&vol.meta, id);
-	g_mutex_unlock(&vol.lock);
-	if (!same)
-		return -ESTALE;
-	san_meta_detach_generation(&pm, id);
-	return san_peer_meta_write(&pm);
-}
-
-static void emit_disk_failed(void)
-{
-	g_mutex_lock(&vol.lock);
-	g_autoptr(json_t) ev = json_pack("{s:s,s:s,s:s,s:s}", "ev", "disk-failed", "uuid", vol.uuid, "state",
-					 san_disk_name(vol.disk), "why", vol.disk_why);
-	san_emit_state_locked();
-	g_mutex_unlock(&vol.lock);
-	san_control_emit(json_dumps(ev, JSON_COMPACT));
-}
-
-/* A local read, write or flush (@what) failed with @err: the local replica
- * is detached if the peer is connected and in sync, else it fails. */
-static void local_failed(int err, const char *what)
-{
-	g_mutex_lock(&vol.lock);
-	san_disk before = vol.disk;
-	vol.disk = san_disk_on_error(vol.disk, vol.link == LINK_INSYNC);
-	bool changed = vol.disk != before;
-	if (changed) {
-		g_free(vol.disk_why);
-		vol.disk_why = g_strdup_printf("%s on the local replica failed: %s", what, g_strerror(-err));
-	}
-	bool detaching = vol.disk == SAN_DISK_DETACHING;
-	g_mutex_unlock(&vol.lock);
-	if (!changed)
-		return;
-	if (!detaching) {
-		san_log("%s; the peer is not in sync: I/O fails", vol.disk_why);
-		emit_disk_failed();
-		return;
-	}
-	san_log("%s: detaching it; the peer serves the disk once the store has this replica outdated",
-		vol.disk_why);
-	int r = detach_generation();
-	if (r < 0) {
-		san_log("cannot give the peer a new generation (%s): I/O fails", g_strerror(-r));
-		g_mutex_lock(&vol.lock);
-		vol.disk = SAN_DISK_FAILED;
-		g_cond_broadcast(&vol.cond);
-		g_mutex_unlock(&vol.lock);
-	}
-	emit_disk_failed();
-}
-
-void san_disk_recorded(void)
-{
-	g_mutex_lock(&vol.lock);
-	san_disk before = vol.disk;
-	vol.disk = san_disk_on_recorded(vol.disk);
-	if (vol.disk != before) {
-		san_log("the store has this replica outdated: detached, the peer serves the disk");
-		g_cond_broadcast(&vol.cond);
-		san_emit_state_locked();
-	}
-	g_mutex_unlock(&vol.lock);
-}
-
-/* Detached: a write to the peer only, answered when the peer answered it
- * (with FUA, stable there), as a write alone is when the peer is away. */
-static int peer_only_write(write_op op, const void *buf, uint32_t count, uint64_t off, uint32_t flags)
-{
-	uint32_t pf = flags & (NBDKIT_FLAG_FUA | NBDKIT_FLAG_MAY_TRIM);
-	san_peer_req *req = op == OP_WRITE ? san_peer_pwrite(buf, count, off, pf) : san_peer_zero(count, off, pf);
-	int r = san_peer_wait(req);
-	if (r < 0) {
-		nbdkit_error("the local replica is detached and the peer failed a write: %s", g_strerror(-r));
-		san_peer_drop("the peer failed a write of a detached replica");
-		return -EIO;
-	}
-	return 0;
-}
-
-static int peer_read(void *buf, uint32_t count, uint64_t off)
-{
-	int r = san_peer_wait(san_peer_pread(buf, count, off));
-	if (r < 0) {
-		nbdkit_error("the local replica is detached and the peer failed a read: %s", g_strerror(-r));
-		return -EIO;
-	}
-	return 0;
 }
 
 /* mirrored_write: the link came back since the write skipped the log. */
@@ -538,8 +428,8 @@ static int mirrored_write(write_op op, const void *buf, uint32_t count, uint64_t
 		/* the local disk failed: detached, the write is answered once the
 		 * store has this replica outdated if the peer holds it; else not
 		 * answered (the replicas may differ in its region as after a crash) */
-		local_failed(lr, op == OP_WRITE ? "a write" : "a zero");
-		if (pr == 0 && disk_route_wait() == SAN_ROUTE_PEER)
+		san_local_failed(lr, op == OP_WRITE ? "a write" : "a zero");
+		if (pr == 0 && san_disk_route_wait() == SAN_ROUTE_PEER)
 			return 0;
 		nbdkit_error("local write failed: %s", g_strerror(-lr));
 		return lr;
@@ -565,9 +455,9 @@ static int replicated_write(write_op op, const void *buf, uint32_t count, uint64
 {
 	int r;
 	do {
-		switch (disk_route_wait()) {
+		switch (san_disk_route_wait()) {
 		case SAN_ROUTE_PEER:
-			return peer_only_write(op, buf, count, off, flags);
+			return san_peer_only_write(op, buf, count, off, flags);
 		case SAN_ROUTE_FAIL:
 			nbdkit_error("the local replica failed (%s) and no peer serves it", vol.disk_why);
 			return -EIO;
@@ -577,9 +467,9 @@ static int replicated_write(write_op op, const void *buf, uint32_t count, uint64
 		r = san_activity_enter(off, count);
 		if (r < 0) {
 			/* the log is on the local disk too */
-			local_failed(r, "a write of the activity log");
-			if (disk_route_wait() == SAN_ROUTE_PEER)
-				return peer_only_write(op, buf, count, off, flags);
+			san_local_failed(r, "a write of the activity log");
+			if (san_disk_route_wait() == SAN_ROUTE_PEER)
+				return san_peer_only_write(op, buf, count, off, flags);
 			nbdkit_error("the activity log cannot be written: %s", g_strerror(-r));
 			return r;
 		}
@@ -610,7 +500,7 @@ int san_stable_flush(void)
 
 static int replicated_flush(void)
 {
-	switch (disk_route_wait()) {
+	switch (san_disk_route_wait()) {
 	case SAN_ROUTE_PEER: {
 		int r = san_peer_wait(san_peer_flush());
 		if (r < 0) {
@@ -636,8 +526,8 @@ static int replicated_flush(void)
 	int pr = up ? san_peer_wait(req) : -ENOTCONN;
 	if (lr < 0) {
 		/* detached: everything answered is on the peer, which flushed */
-		local_failed(lr, "a flush");
-		if (pr == 0 && disk_route_wait() == SAN_ROUTE_PEER)
+		san_local_failed(lr, "a flush");
+		if (pr == 0 && san_disk_route_wait() == SAN_ROUTE_PEER)
 			return 0;
 		nbdkit_error("local flush failed: %s", g_strerror(-lr));
 		return lr;
@@ -974,8 +864,8 @@ static void *plugin_open(int readonly)
 		int r = first && healthy ? san_activity_session(&al_id) : 0;
 		if (r < 0) {
 			/* the log is on the local disk: it failed */
-			local_failed(r, "a write of the activity log");
-			if (disk_route_wait() == SAN_ROUTE_PEER)
+			san_local_failed(r, "a write of the activity log");
+			if (san_disk_route_wait() == SAN_ROUTE_PEER)
 				r = 0;
 		}
 		g_mutex_lock(&vol.lock);
@@ -1097,17 +987,17 @@ static int plugin_pread(void *hp, void *buf, uint32_t count, uint64_t offset, ui
 		return 0;
 	}
 	if (h->kind == EXPORT_LOCAL) {
-		san_route route = disk_route_wait();
+		san_route route = san_disk_route_wait();
 		if (route == SAN_ROUTE_PEER)
-			return peer_read(buf, count, offset) < 0 ? fail(-EIO) : 0;
+			return san_peer_read(buf, count, offset) < 0 ? fail(-EIO) : 0;
 		if (route == SAN_ROUTE_FAIL)
 			return fail(-EIO);
 	}
 	int r = san_file_read(buf, count, offset);
 	if (r < 0 && h->kind == EXPORT_LOCAL) {
-		local_failed(r, "a read");
-		if (disk_route_wait() == SAN_ROUTE_PEER)
-			return peer_read(buf, count, offset) < 0 ? fail(-EIO) : 0;
+		san_local_failed(r, "a read");
+		if (san_disk_route_wait() == SAN_ROUTE_PEER)
+			return san_peer_read(buf, count, offset) < 0 ? fail(-EIO) : 0;
 	}
 	if (r < 0) {
 		nbdkit_error("read failed: %s", g_strerror(-r));
@@ -1197,6 +1087,7 @@ static int data_write(write_op op, const void *buf, uint32_t count, uint64_t off
 {
 	g_mutex_lock(&vol.lock);
 	bool refused = vol.link == LINK_REFUSED || (vol.writers && vol.link != LINK_INSYNC);
+	bool target = vol.link == LINK_TARGET;
 	g_mutex_unlock(&vol.lock);
 	if (refused) {
 		nbdkit_error("write from the peer refused: this replica is not its target");
@@ -1207,6 +1098,12 @@ static int data_write(write_op op, const void *buf, uint32_t count, uint64_t off
 		nbdkit_error("write from the peer failed: %s", g_strerror(-r));
 		return fail(r);
 	}
+	/* A resync's write: to the disk now, not at the batch's flush, so that
+	 * the disk writes while the next regions arrive (scattered 4 KiB
+	 * regions would otherwise all wait for the flush).  Only a start: the
+	 * flush still decides what is stable. */
+	if (target && op == OP_WRITE && !(flags & NBDKIT_FLAG_FUA))
+		sync_file_range(vol.fd, (off_t)offset, count, SYNC_FILE_RANGE_WRITE);
 	return 0;
 }
 

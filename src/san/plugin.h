@@ -4,7 +4,7 @@
  * plugin_peer.c the libnbd link to the peer's plugin, plugin_sync.c what
  * happens when the link comes up (the decision, resync, verify),
  * plugin_control.c the control socket for herd-san, plugin_al.c the
- * activity log's file.  The rules are those of /work/esan-design.md; the
+ * activity log's file, plugin_detach.c a failing local disk's detach.  The rules are those of /work/esan-design.md; the
  * pure parts are san/meta.h, san/bitmap.h and san/activity_log.h.
  */
 #pragma once
@@ -92,9 +92,11 @@ uint64_t san_random_id(void);
 
 /* Region locks between local writes and the resync (plugin.c): begin takes
  * the one holder's token, lock adds a range (local writes to it wait; it
- * waits for those running), end releases every range and the token. */
+ * waits for those running), release drops the @n ranges locked first,
+ * end releases every range and the token. */
 void san_resync_begin(void);
 void san_resync_lock(uint64_t off, uint64_t len);
+void san_resync_release(unsigned n);
 void san_resync_end(void);
 
 /* Flush both replicas (plugin.c) for the activity log: 0 if everything
@@ -138,14 +140,28 @@ void san_peer_redecide(void);
 int san_peer_meta_read(san_meta *m);
 int san_peer_meta_write(const san_meta *m);
 
+/* A local write's kind (plugin.c, plugin_detach.c). */
+typedef enum { OP_WRITE, OP_ZERO } write_op;
+
+/* ---- plugin_detach.c: a failing local disk */
+/* Where local I/O goes (san/disk_health.h); waits while the store is asked. */
+san_route san_disk_route_wait(void);
+/* A local read, write or flush (@what) failed with @err: the local replica
+ * is detached if the peer is connected and in sync, else it fails. */
+void san_local_failed(int err, const char *what);
+/* herdd's "detached": the store has this replica outdated after its disk
+ * failed; I/O that waited goes to the peer. */
+void san_disk_recorded(void);
+/* Detached: a write or read of the peer only (a write answered when the
+ * peer answered it, with FUA stable there); 0 or -EIO. */
+int san_peer_only_write(write_op op, const void *buf, uint32_t count, uint64_t off, uint32_t flags);
+int san_peer_read(void *buf, uint32_t count, uint64_t off);
+
 /* ---- plugin_sync.c */
 /* The link is up with the peer's meta read: decide and act. */
 void san_sync_connected(const san_meta *peer);
 /* The link went down. */
 void san_sync_link_lost(void);
-/* herdd's "detached": the store has this replica outdated after its disk
- * failed; I/O that waited goes to the peer (plugin.c). */
-void san_disk_recorded(void);
 /* In sync without a resync while the store records the peer outdated:
  * send `synced` (resynced 0) so that herd records it up to date. */
 void san_sync_announce_synced(void);

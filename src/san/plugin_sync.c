@@ -10,13 +10,19 @@
  * less at a low rate): lock the batch's regions against local writes, read
  * them and send them all to the peer at once (zeros as zero requests, no
  * FUA), wait for the answers, flush the peer once, and only then clear
- * their bits and unlock; at the configured rate.  A crash or a lost link
- * mid-batch leaves the bits set and the target inconsistent.  At the end the target
- * gets the source's generation through its meta export, the source's bitmap
- * generation goes to history, and `synced` is sent.  A full sync marks the
- * whole volume dirty first, so it is the same loop; after a crash of a
- * writer's node, the crash extents of both replicas' metadata (what their
- * activity logs named) are marked dirty first instead.
+ * their bits and unlock; at the configured rate.  The next batch is locked,
+ * read and sent while the previous one's flush is in flight (two batches
+ * at most; before a pause for the rate the one in flight ends, so that
+ * no region stays locked against the guest's writes while it waits).  The
+ * target starts writing a resync's region to its disk as it arrives
+ * (plugin.c, data_write), so a flush waits only for the last ones.  A
+ * crash or a lost link mid-batch leaves the bits set and the target
+ * inconsistent.  At the end the target gets the source's generation
+ * through its meta export, the source's bitmap generation goes to history,
+ * and `synced` is sent.  A full sync marks the whole volume dirty first, so
+ * it is the same loop; after a crash of a writer's node, the crash extents
+ * of both replicas' metadata (what their activity logs named) are marked
+ * dirty first instead.
  */
 #include "san/plugin.h"
 
@@ -272,75 +278,187 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-/* One batch of the resync: up to BATCH_REGIONS dirty regions from @from on
- * (at most @max_bytes in all, each at most CHUNK), locked against local
- * writes, read and sent to the peer together (no FUA), then one flush of
- * the peer; only when that flush succeeded are their bits cleared (in
- * memory, under the locks: a write made alone after a drop sets them again
- * and must not lose them).  The batch's byte count in @copied, the end of
- * its last region in @next (0 regions: nothing dirty from @from on).
- * 0 or -errno. */
+/*
+ * The resync's batches, two at a time: while one batch's flush is in
+ * flight at the peer, the next one's regions are locked, read and written
+ * (so the link and the peer's disk do not idle between batches).  A batch:
+ * up to BATCH_REGIONS dirty regions (at most the batch size in all, each at
+ * most CHUNK), locked against local writes, read and sent to the peer
+ * together (no FUA); once every write is answered, one flush of the peer;
+ * only when that flush succeeded are their bits cleared (in memory, under
+ * the locks: a write made alone after a drop sets them again and must not
+ * lose them), and then the locks go.
+ */
 typedef struct {
 	uint64_t off, len;
-	san_peer_req *req;
+	san_peer_req *req;      /* NULL: not sent (its read failed) */
 } region;
 
-static int copy_batch(uint8_t *buf, region *regs, uint64_t max_bytes, uint64_t from, uint64_t *next,
-		      uint64_t *copied, unsigned *count)
+typedef struct {
+	uint8_t *buf;           /* BATCH_BYTES */
+	region *regs;           /* BATCH_REGIONS; every one's range is locked */
+	unsigned n;
+	uint64_t bytes;
+	san_peer_req *flush;    /* sent once every write was answered, or NULL */
+} batch;
+
+/* Lock, read and send the dirty regions from @from on (at most @max_bytes);
+ * the end of the last in @next (none: nothing dirty from @from on).
+ * 0 or -errno (the regions sent so far stay in @b). */
+static int batch_send(batch *b, uint64_t max_bytes, uint64_t from, uint64_t *next)
 {
-	unsigned n = 0;
-	uint64_t used = 0, off = from, len;
+	uint64_t off = from, len;
 	int r = 0;
 
-	san_resync_begin();
-	while (n < BATCH_REGIONS && used < max_bytes &&
-	       san_bitmap_next_dirty(vol.bitmap, off, MIN((uint64_t)CHUNK, max_bytes - used), &off, &len)) {
+	b->n = 0;
+	b->bytes = 0;
+	b->flush = NULL;
+	while (b->n < BATCH_REGIONS && b->bytes < max_bytes &&
+	       san_bitmap_next_dirty(vol.bitmap, off, MIN((uint64_t)CHUNK, max_bytes - b->bytes), &off, &len)) {
 		if (!still_source()) {
 			r = -ECANCELED;
 			break;
 		}
 		san_resync_lock(off, len);
-		uint8_t *p = buf + used;
+		uint8_t *p = b->buf + b->bytes;
+		region *g = &b->regs[b->n++];
+		g->off = off;
+		g->len = len;
+		g->req = NULL;
 		r = san_file_read(p, (uint32_t)len, off);
 		if (r < 0)
 			break;
-		regs[n].off = off;
-		regs[n].len = len;
-		regs[n].req = all_zero(p, len) ? san_peer_zero((uint32_t)len, off, NBDKIT_FLAG_MAY_TRIM)
-					       : san_peer_pwrite(p, (uint32_t)len, off, 0);
-		n++;
-		used += len;
+		g->req = all_zero(p, len) ? san_peer_zero((uint32_t)len, off, NBDKIT_FLAG_MAY_TRIM)
+					  : san_peer_pwrite(p, (uint32_t)len, off, 0);
+		b->bytes += len;
 		off += len;
 	}
-	/* every request is waited for (its buffer is libnbd's until then) */
-	for (unsigned i = 0; i < n; i++) {
-		int w = san_peer_wait(regs[i].req);
-		if (r == 0)
-			r = w;
-	}
-	if (r == 0 && n)
-		r = san_peer_wait(san_peer_flush());
-	if (r == 0)
-		for (unsigned i = 0; i < n; i++)
-			san_bitmap_clear(vol.bitmap, regs[i].off, regs[i].len);
-	san_resync_end();
 	*next = off;
-	*copied = used;
-	*count = n;
 	return r;
 }
 
-static void rate_limit(uint64_t bytes, gint64 start)
+/* Wait for every write of @b (its buffer is libnbd's until then); if all
+ * succeeded and @flush, send the flush that covers them.  0 or -errno. */
+static int batch_written(batch *b, bool flush)
+{
+	int r = 0;
+	for (unsigned i = 0; i < b->n; i++) {
+		int w = b->regs[i].req ? san_peer_wait(b->regs[i].req) : -EIO;
+		if (r == 0)
+			r = w;
+	}
+	if (r == 0 && flush && b->n)
+		b->flush = san_peer_flush();
+	return r;
+}
+
+/* Wait for @b's flush (the time waited added to @waited); if it
+ * succeeded, clear its bits; release its locks (the oldest held).  0 or
+ * -errno (no flush sent: -ENOTCONN). */
+static int batch_done(batch *b, gint64 *waited)
+{
+	int r = 0;
+	if (b->n) {
+		gint64 t = g_get_monotonic_time();
+		r = san_peer_wait(b->flush);
+		*waited += g_get_monotonic_time() - t;
+		b->flush = NULL;
+		if (r == 0)
+			for (unsigned i = 0; i < b->n; i++)
+				san_bitmap_clear(vol.bitmap, b->regs[i].off, b->regs[i].len);
+	}
+	san_resync_release(b->n);
+	b->n = 0;
+	return r;
+}
+
+/* When the resync may go on at the configured rate, @bytes sent since
+ * @start; 0: at once. */
+static gint64 rate_due(uint64_t bytes, gint64 start)
 {
 	uint64_t rate = vol.resync_rate;
-	if (!rate)
-		return;
-	gint64 due = start + (gint64)(bytes * G_USEC_PER_SEC / rate);
+	return rate ? start + (gint64)(bytes * G_USEC_PER_SEC / rate) : 0;
+}
+
+static void rate_wait(gint64 due)
+{
 	while (still_source()) {
 		gint64 left = due - g_get_monotonic_time();
 		if (left <= 0)
 			break;
 		g_usleep((gulong)MIN(left, 100000));
+	}
+}
+
+/* A batch's bytes are on the peer: the progress, reported once a second,
+ * and the cleared bits persisted as often. */
+typedef struct {
+	gint64 last_report, last_flush, flush_wait;
+	uint64_t regions, batches;
+} progress;
+
+static void batch_progress(uint64_t bytes, progress *p)
+{
+	gint64 now = g_get_monotonic_time();
+	g_mutex_lock(&vol.lock);
+	vol.sync_done = MIN(vol.sync_done + bytes, vol.sync_total);
+	vol.resynced += bytes;
+	if (now - p->last_report >= G_USEC_PER_SEC) {
+		san_emit_state_locked();
+		p->last_report = now;
+	}
+	g_mutex_unlock(&vol.lock);
+	if (now - p->last_flush >= G_USEC_PER_SEC) {
+		san_bitmap_flush(vol.bitmap);
+		p->last_flush = now;
+	}
+}
+
+/* Both batches in turn until nothing is dirty; 0 or -errno (-ECANCELED:
+ * no longer the current resync's source). */
+static int copy_all(batch bt[2], uint64_t batch_max, gint64 start, progress *p)
+{
+	batch *prev = NULL, *cur = &bt[0];
+	uint64_t sent = 0, from = 0, next;
+	int r;
+	for (;;) {
+		/* this batch is sent while the previous one's flush is in flight */
+		int rs = batch_send(cur, batch_max, from, &next);
+		uint64_t flushed = prev ? prev->bytes : 0;
+		int rp = prev ? batch_done(prev, &p->flush_wait) : 0;
+		int rw = batch_written(cur, rs == 0 && rp == 0);
+		prev = NULL;
+		if (rp == 0 && flushed)
+			batch_progress(flushed, p);
+		r = rs < 0 ? rs : rp < 0 ? rp : rw;
+		if (r < 0) {
+			batch_done(cur, &p->flush_wait);
+			return r;
+		}
+		if (cur->n == 0) {
+			if (from == 0)
+				return 0;
+			from = 0;       /* one more pass: nothing may be left behind */
+			continue;
+		}
+		from = next;
+		sent += cur->bytes;
+		p->regions += cur->n;
+		p->batches++;
+		prev = cur;
+		cur = cur == &bt[0] ? &bt[1] : &bt[0];
+		gint64 due = rate_due(sent, start);
+		if (due > g_get_monotonic_time()) {
+			/* a pause for the rate: the batch in flight ends first, so
+			 * that no region stays locked against the guest meanwhile */
+			flushed = prev->bytes;
+			r = batch_done(prev, &p->flush_wait);
+			prev = NULL;
+			if (r < 0)
+				return r;
+			batch_progress(flushed, p);
+			rate_wait(due);
+		}
 	}
 }
 
@@ -361,12 +479,18 @@ static void mark_inconsistent(san_meta *peer, const san_meta *self)
 	peer->flags |= SAN_META_OUTDATED;
 }
 
-/* Read the peer's meta, change it with @edit (given this side's), write it
- * back; on failure the link drops (the resync stops). */
-static bool edit_peer_meta(void (*edit)(san_meta *peer, const san_meta *self), const char *what)
+/* Read the peer's meta (unless @read has it, read just now), change it
+ * with @edit (given this side's), write it back; on failure the link drops
+ * (the resync stops). */
+static bool edit_peer_meta(void (*edit)(san_meta *peer, const san_meta *self), const char *what,
+			   const san_meta *read)
 {
 	san_meta peer;
-	int r = san_peer_meta_read(&peer);
+	int r = 0;
+	if (read)
+		peer = *read;
+	else
+		r = san_peer_meta_read(&peer);
 	if (r == 0) {
 		g_mutex_lock(&vol.lock);
 		san_meta self = vol.meta;
@@ -407,8 +531,10 @@ static int mark_crash_extents(const san_meta *peer, uint64_t *added)
 
 static gpointer resync(gpointer epoch)
 {
-	g_autofree uint8_t *buf = g_malloc(BATCH_BYTES);
-	g_autofree region *regs = g_new(region, BATCH_REGIONS);
+	g_autofree uint8_t *buf0 = g_malloc(BATCH_BYTES), *buf1 = g_malloc(BATCH_BYTES);
+	g_autofree region *regs0 = g_new(region, BATCH_REGIONS), *regs1 = g_new(region, BATCH_REGIONS);
+	uint8_t *buf[2] = { buf0, buf1 };
+	region *regs[2] = { regs0, regs1 };
 	int r;
 
 	my_epoch = GPOINTER_TO_SIZE(epoch);
@@ -421,19 +547,21 @@ static gpointer resync(gpointer epoch)
 		return NULL;
 	}
 	uint64_t crash_bytes = 0;
-	if (!full) {
-		san_meta peer;
-		r = san_peer_meta_read(&peer);
-		if (r == 0)
-			r = mark_crash_extents(&peer, &crash_bytes);
-		if (r < 0) {
-			san_log("resync: cannot mark the crash extents: %s", g_strerror(-r));
-			abort_sync("the crash extents cannot be marked");
-			return NULL;
-		}
+	san_meta peer;
+	r = san_peer_meta_read(&peer);
+	if (r < 0) {
+		san_log("resync: cannot read the peer's metadata: %s", g_strerror(-r));
+		abort_sync("the peer's metadata cannot be read");
+		return NULL;
 	}
-	/* the target is inconsistent from the first region on */
-	if (!edit_peer_meta(mark_inconsistent, "mark the peer inconsistent"))
+	if (!full && (r = mark_crash_extents(&peer, &crash_bytes)) < 0) {
+		san_log("resync: cannot mark the crash extents: %s", g_strerror(-r));
+		abort_sync("the crash extents cannot be marked");
+		return NULL;
+	}
+	/* the target is inconsistent from the first region on (its meta as
+	 * read above: a sync target has no writer to change it meanwhile) */
+	if (!edit_peer_meta(mark_inconsistent, "mark the peer inconsistent", &peer))
 		return NULL;
 
 	g_mutex_lock(&vol.lock);
@@ -446,45 +574,22 @@ static gpointer resync(gpointer epoch)
 		vol.sync_total, full ? "full" : "dirty regions", crash_bytes);
 
 	/* a batch is at most an eighth of a second's worth at the configured rate */
-	uint64_t batch = BATCH_BYTES;
+	uint64_t batch_max = BATCH_BYTES;
 	if (vol.resync_rate)
-		batch = CLAMP(vol.resync_rate / 8 / SAN_BITMAP_GRAIN * SAN_BITMAP_GRAIN,
+		batch_max = CLAMP(vol.resync_rate / 8 / SAN_BITMAP_GRAIN * SAN_BITMAP_GRAIN,
 			      (uint64_t)SAN_BITMAP_GRAIN * 16, (uint64_t)BATCH_BYTES);
-	gint64 start = g_get_monotonic_time(), last_report = start, last_flush = start;
-	uint64_t copied = 0, off = 0, len;
-	for (;;) {
-		if (!still_source())
-			return NULL;
-		unsigned n;
-		uint64_t next;
-		r = copy_batch(buf, regs, batch, off, &next, &len, &n);
-		if (r < 0) {
-			san_log("resync stopped at %" PRIu64 ": %s", off, g_strerror(-r));
-			abort_sync("the resync failed");
-			return NULL;
-		}
-		if (n == 0) {
-			if (off == 0)
-				break;
-			off = 0;       /* one more pass: nothing may be left behind */
-			continue;
-		}
-		off = next;
-		copied += len;
-		gint64 now = g_get_monotonic_time();
-		g_mutex_lock(&vol.lock);
-		vol.sync_done = MIN(vol.sync_done + len, vol.sync_total);
-		vol.resynced += len;
-		if (now - last_report >= G_USEC_PER_SEC) {
-			san_emit_state_locked();
-			last_report = now;
-		}
-		g_mutex_unlock(&vol.lock);
-		if (now - last_flush >= G_USEC_PER_SEC) {
-			san_bitmap_flush(vol.bitmap);
-			last_flush = now;
-		}
-		rate_limit(copied, start);
+	gint64 start = g_get_monotonic_time();
+	batch bt[2] = { { .buf = buf[0], .regs = regs[0] }, { .buf = buf[1], .regs = regs[1] } };
+	progress prog = { .last_report = start, .last_flush = start };
+	san_resync_begin();
+	r = copy_all(bt, batch_max, start, &prog);
+	san_resync_end();
+	if (r == -ECANCELED)
+		return NULL;            /* the link went, or a newer resync took over */
+	if (r < 0) {
+		san_log("resync stopped: %s", g_strerror(-r));
+		abort_sync("the resync failed");
+		return NULL;
 	}
 	if (san_bitmap_flush(vol.bitmap) < 0) {
 		abort_sync("the bitmap cannot be written");
@@ -494,7 +599,7 @@ static gpointer resync(gpointer epoch)
 	/* the end: the target takes this side's generation */
 	if (!still_source())
 		return NULL;
-	if (!edit_peer_meta(san_meta_sync_end_target, "give the peer its generation"))
+	if (!edit_peer_meta(san_meta_sync_end_target, "give the peer its generation", NULL))
 		return NULL;
 	g_mutex_lock(&vol.lock);
 	san_meta_sync_end_source(&vol.meta);
@@ -508,8 +613,10 @@ static gpointer resync(gpointer epoch)
 	vol.peer_outdated = false;
 	uint64_t resynced = vol.resynced;
 	g_mutex_unlock(&vol.lock);
-	san_log("resync done: %" PRIu64 " bytes in %.1f s", resynced,
-		(double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC);
+	san_log("resync done: %" PRIu64 " bytes in %.3f s (%" PRIu64 " regions in %" PRIu64 " batches; "
+		"%.3f s waiting for the peer's flushes)", resynced,
+		(double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC, prog.regions, prog.batches,
+		(double)prog.flush_wait / G_USEC_PER_SEC);
 	san_control_emit(g_strdup_printf("{\"ev\":\"synced\",\"uuid\":\"%s\",\"resynced\":%" PRIu64 "}",
 					 vol.uuid, resynced));
 	return NULL;

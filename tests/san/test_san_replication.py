@@ -15,7 +15,8 @@ test CA), written through the local socket with qemu-io.
 3b. A resync cut short: the target killed mid-way (it stays inconsistent,
    the source keeps the bits of what it had not copied), back, the resync
    goes on; then the source killed mid-way and started again: the resync
-   goes on from its bitmap, and the replicas end equal.
+   goes on from its bitmap, and the replicas end equal; a guest write made
+   during the resync, over the regions it copies, is on both.
 4. A constructed split brain (each side written alone in turn) is refused on
    both sides; `discard` on one makes it a full-sync target of the other.
 5. The primary's nbdkit dies with a writer open (a crash); the peer goes on
@@ -199,6 +200,9 @@ def resync_cut(a, b):
     # flushed what they stand for, not when it was sent.
     wait_until(lambda: resync_under_way(a) and a.ctl.state()["dirty"] < dirty, 30,
                "a's resync under way, with bits cleared", interval=0.1)
+    # the guest writes into regions the resync is copying (two batches of
+    # them locked, one flushing): its data ends on both replicas
+    qemu_ok(a.qemu_io("write -P 0x5a 24M 8M", "flush"), "a write during the resync")
     b.kill()
     s = wait_until(lambda: (lambda s: s if not s["sync"] else None)(a.ctl.state()), 30,
                    "a's resync to stop", interval=0.1)
@@ -211,6 +215,7 @@ def resync_cut(a, b):
     a.start(uptodate=True)
     wait_until(lambda: a.ctl.seen("synced"), 60, "a's synced after its restart")
     equal_replicas(a, b, "after a resync cut short twice")
+    check(b.content()[24 * MiB:32 * MiB] == b"\x5a" * (8 * MiB), "the write during the resync is on both")
     wait_conn(a, "connected", decision="in-sync")
     check(a.ctl.request(op="config", resync_rate=0) == {"ok": True}, "config answered")
 
