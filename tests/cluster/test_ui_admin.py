@@ -14,6 +14,13 @@ A headless Chromium (uilib.Browser) runs in n3's network namespace:
   nothing is added;
 - the fence device page tests the PDU's plugs; a user added from the
   users page is in `herd user list` and in the page's list at once;
+- each add form once, on n1's pages: a dir storage (the cluster share),
+  an image-file disk on it, an eSAN disk on n1 and n2, an ISO upload, a
+  virtual switch, a fence device, a group; each is in `herd … list
+  --json` on n2 or n3 and in the page's list without a reload;
+- the VM list's row of a VM is GET /api/v1/vms/NAME without its details;
+  web2 paused: a facts event names it, and the VM list fetches it alone
+  (not the list);
 - a read-only auditor on n2 is refused standby of n3 with the server's
   whole sentence, and n3 stays online;
 - n1, whose UI is open, is powered off: n2's and n3's pages go on and
@@ -274,6 +281,36 @@ def row_is_the_vms(tn, admin):
     say("  the list's rows are GET /api/v1/vms/NAME's JSON without its details")
 
 
+# In the page: the facts events it receives from now on, and no resource
+# timings before now (which requests the page makes next).
+WATCH_FACTS_JS = """(() => {
+  window.__facts = [];
+  const s = new EventSource('/api/v1/events', { withCredentials: true });
+  s.addEventListener('facts', (e) => window.__facts.push(JSON.parse(e.data)));
+  performance.clearResourceTimings();
+  return new Promise((r) => s.addEventListener('hello', () => r(true)));
+})()"""
+FETCHED_JS = "performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)"
+
+
+def one_vm_fetched(b, ha):
+    say("== web2 paused: the facts event names it, the VM list fetches it alone")
+    uuid = ha.uuids["web2"]
+    b("goto", page="n1", path="/vms")
+    b("wait_text", page="n1", testid="vm-state-web2", equals="running", timeout=30000)
+    b("eval", page="n1", js=WATCH_FACTS_JS)
+    ha.ok(2, "vm", "suspend", "web2")
+    b("wait_text", page="n1", testid="vm-state-web2", equals="paused", timeout=30000)
+    facts = b("eval", page="n1", js="window.__facts")
+    fetched = b("eval", page="n1", js=FETCHED_JS)
+    check(any(f.get("vms") == [uuid] for f in facts), f"no facts event names web2 ({uuid}) alone: {facts}")
+    check(f"/api/v1/vms/{uuid}" in fetched and "/api/v1/vms" not in fetched,
+          f"the VM list fetched {fetched}, not web2 alone")
+    say(f"  facts events: {facts}; the page fetched {sorted(set(fetched))}")
+    ha.ok(2, "vm", "resume", "web2")
+    b("wait_text", page="n1", testid="vm-state-web2", equals="running", timeout=30000)
+
+
 def auditor(b, tn, ha):
     say("== a read-only auditor on n2 is refused standby of n3, with a whole sentence")
     login(b, "aud", URL.format(2), "aud", AUD_PW)
@@ -371,6 +408,7 @@ def main():
             bad_input(b, tn, ha, admin)
             add_forms(b, ha, tmp)
             row_is_the_vms(tn, admin)
+            one_vm_fetched(b, ha)
             auditor(b, tn, ha)
             failover(b, tn, ha)
             say(f"-- {time.monotonic() - t:.0f} s in the browser")
