@@ -13,7 +13,13 @@
  *   event: facts       what a node says of itself changed — a VM of it
  *                      started, stopped, failed, moved — beyond the
  *                      figures that move all the time (free memory, load,
- *                      storage usage): {"node":NAME}
+ *                      storage usage): {"node":NAME,"vms":[UUID…]}, vms
+ *                      the VMs whose state, node, error or alert (as GET
+ *                      /api/v1/vms shows them) it may change, none if it
+ *                      changes no VM's; without vms when that is not known
+ *                      VM by VM (the node's hypervisor connection came or
+ *                      went, its first facts of a membership round, too
+ *                      many VMs at once): a page refetches its whole list
  *   : keepalive        a comment every EVENTS_KEEPALIVE_S, so that a
  *                      client that left is noticed and proxies keep the
  *                      connection
@@ -89,13 +95,20 @@ static void on_membership(gpointer user, bool group)
 	events_send(ev, out->str, out->len);
 }
 
-static void on_facts(const char *node, gpointer user)
+static void on_facts(const char *node, GPtrArray *vms, gpointer user)
 {
 	api_events *ev = user;
 	if (ev->feeds->len == 0)
 		return;
 	g_autoptr(GString) out = g_string_new(NULL);
-	append_event(out, "facts", json_pack("{s:s}", "node", node));
+	json_t *data = json_pack("{s:s}", "node", node);
+	if (vms) {
+		json_t *list = json_array();
+		for (guint i = 0; i < vms->len; i++)
+			json_array_append_new(list, json_string(vms->pdata[i]));
+		json_object_set_new(data, "vms", list);
+	}
+	append_event(out, "facts", data);
 	events_send(ev, out->str, out->len);
 }
 

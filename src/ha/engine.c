@@ -16,6 +16,10 @@
 #define PROGRESS_MS 1000
 /* A VM request to another node gives up after this long. */
 #define VM_REQUEST_TIMEOUT_MS 60000
+/* More VMs than this changed by one STATUS (a node starting its whole
+ * load): told as not known VM by VM, and a web page fetches its whole list,
+ * cheaper then than one request a VM. */
+#define FACTS_CHANGED_VMS_MAX 64
 
 /*
  * Look at the cluster (at every event; the agent and coordinator read it),
@@ -503,14 +507,23 @@ void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const v
 	engine_look(e);
 	if (type == HERD_MSG_STATUS) {
 		bool changed;
+		/* What it said before, to tell which VMs the new facts concern. */
+		herd_node_facts *was = e->io.facts_changed ? herd_facts_fresh(e->facts, sender) : NULL;
+		if (was)
+			herd_node_facts_ref(was);
 		if (!herd_facts_update(e->facts, sender, payload, len, now_ms, &changed))
 			log_warn("dropped malformed facts from node %u", sender);
 		else if (changed) {
 			run_soon(e);
 			const char *name = e->io.facts_changed ? engine_name_of(e, sender) : NULL;
-			if (name)
-				e->io.facts_changed(e->user, name);
+			if (name) {
+				g_autoptr(GPtrArray) vms = was ? herd_node_facts_vms_changed(
+						was, herd_facts_fresh(e->facts, sender), FACTS_CHANGED_VMS_MAX) : NULL;
+				e->io.facts_changed(e->user, name, vms);
+			}
 		}
+		if (was)
+			herd_node_facts_unref(was);
 		return;
 	}
 	if (type == HERD_MSG_PROGRESS) {

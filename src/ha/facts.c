@@ -408,6 +408,76 @@ bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size
 	return true;
 }
 
+static gint by_string(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Add to @out the keys whose values differ between @a and @b (JSON objects
+ * of uuids, either may be NULL). */
+static void json_keys_changed(json_t *a, json_t *b, GHashTable *out)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(a, key, v)
+		if (!json_equal(v, json_object_get(b, key)))
+			g_hash_table_add(out, g_strdup(key));
+	json_object_foreach(b, key, v)
+		if (!json_object_get(a, key))
+			g_hash_table_add(out, g_strdup(key));
+}
+
+/* The same for tables of uuid -> string (either may be NULL). */
+static void strings_changed(GHashTable *a, GHashTable *b, GHashTable *out)
+{
+	GHashTableIter it;
+	gpointer key, v;
+	if (a) {
+		g_hash_table_iter_init(&it, a);
+		while (g_hash_table_iter_next(&it, &key, &v))
+			if (g_strcmp0(v, b ? g_hash_table_lookup(b, key) : NULL) != 0)
+				g_hash_table_add(out, g_strdup(key));
+	}
+	if (b) {
+		g_hash_table_iter_init(&it, b);
+		while (g_hash_table_iter_next(&it, &key, &v))
+			if (!a || !g_hash_table_contains(a, key))
+				g_hash_table_add(out, g_strdup(key));
+	}
+}
+
+GPtrArray *herd_node_facts_vms_changed(const herd_node_facts *before, const herd_node_facts *after,
+				       guint max)
+{
+	if (!before || !after || before->round != after->round || before->virt_ok != after->virt_ok)
+		return NULL;
+	g_autoptr(GHashTable) changed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GHashTableIter it;
+	gpointer key, v;
+	g_hash_table_iter_init(&it, after->vms);
+	while (g_hash_table_iter_next(&it, &key, &v)) {
+		const herd_vm_fact *a = v, *b = g_hash_table_lookup(before->vms, key);
+		if (!b || a->state != b->state || a->since_ms != b->since_ms || strcmp(a->reason, b->reason) != 0)
+			g_hash_table_add(changed, g_strdup(key));
+	}
+	g_hash_table_iter_init(&it, before->vms);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		if (!g_hash_table_contains(after->vms, key))
+			g_hash_table_add(changed, g_strdup(key));
+	json_keys_changed(before->errors, after->errors, changed);
+	strings_changed(before->alerts_by_vm, after->alerts_by_vm, changed);
+	if (g_hash_table_size(changed) > max)
+		return NULL;
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	g_hash_table_iter_init(&it, changed);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		g_hash_table_iter_steal(&it);
+		g_ptr_array_add(out, key);
+	}
+	g_ptr_array_sort(out, by_string);
+	return out;
+}
+
 herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid)
 {
 	herd_node_facts *n = g_hash_table_lookup(f->nodes, GUINT_TO_POINTER(nodeid));

@@ -107,6 +107,16 @@ char *herd_facts_encode(const herd_node_report *r, size_t *len);
 bool herd_facts_update(herd_facts *f, uint32_t nodeid, const void *payload, size_t len,
 		       int64_t now_ms, bool *changed);
 
+/* The VMs (their uuids, g_free'd by the array) that two reports of one
+ * node in one round, @before and @after, may show differently where they
+ * run (herd_runtime_view_get(): a VM's state, since when, an agent's error
+ * about it, the coordinator's alert about it); empty if none.  NULL when
+ * that cannot be said VM by VM — the node's hypervisor connection came or
+ * went (its VMs' state is unknown then, or known again), the rounds differ
+ * — or when more than @max VMs differ (a node's whole load starting). */
+GPtrArray *herd_node_facts_vms_changed(const herd_node_facts *before, const herd_node_facts *after,
+				       guint max);
+
 /* The node's facts if they are from the current round, else NULL. */
 herd_node_facts *herd_facts_fresh(herd_facts *f, uint32_t nodeid);
 /* The fact about @uuid from the node that runs it (herd_vm_state_runs), else

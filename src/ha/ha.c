@@ -191,11 +191,11 @@ static void io_leave(gpointer user, const char *summary)
 		h->leave(summary, h->leave_user);
 }
 
-static void io_facts_changed(gpointer user, const char *node)
+static void io_facts_changed(gpointer user, const char *node, GPtrArray *vms)
 {
 	herd_ha *h = user;
 	if (h->facts_fn)
-		h->facts_fn(node, h->facts_user);
+		h->facts_fn(node, vms, h->facts_user);
 }
 
 static const herd_engine_io engine_io = {

@@ -36,8 +36,9 @@ json_t *herd_ha_run_stats(herd_ha *h);
 
 /* The host's shutdown is over (herd_engine_shutdown()): leave and exit. */
 typedef void (*herd_ha_leave_fn)(const char *summary, gpointer user);
-/* What node @node says of itself changed (herd_engine_io.facts_changed). */
-typedef void (*herd_ha_facts_fn)(const char *node, gpointer user);
+/* What node @node says of itself changed, and which VMs' runtime that may
+ * change (NULL: not known VM by VM; herd_engine_io.facts_changed). */
+typedef void (*herd_ha_facts_fn)(const char *node, GPtrArray *vms, gpointer user);
 /* The host shuts down: herd_engine_shutdown(); with true, @leave follows,
  * once.  False with *@why (g_free): exit at once. */
 bool herd_ha_shutdown(herd_ha *h, herd_ha_leave_fn leave, gpointer user, char **why);

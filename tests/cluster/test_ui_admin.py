@@ -14,6 +14,13 @@ A headless Chromium (uilib.Browser) runs in n3's network namespace:
   nothing is added;
 - the fence device page tests the PDU's plugs; a user added from the
   users page is in `herd user list` and in the page's list at once;
+- each add form once, on n1's pages: a dir storage (the cluster share),
+  an image-file disk on it, an eSAN disk on n1 and n2, an ISO upload, a
+  virtual switch, a fence device, a group; each is in `herd … list
+  --json` on n2 or n3 and in the page's list without a reload;
+- the VM list's row of a VM is GET /api/v1/vms/NAME without its details;
+  web2 paused: a facts event names it, and the VM list fetches it alone
+  (not the list);
 - a read-only auditor on n2 is refused standby of n3 with the server's
   whole sentence, and n3 stays online;
 - n1, whose UI is open, is powered off: n2's and n3's pages go on and
@@ -21,9 +28,11 @@ A headless Chromium (uilib.Browser) runs in n3's network namespace:
   elsewhere), n1's page that it lost its node.
 Screenshots go to BUILD/ui-screenshots/ (docs/ui.md shows them).
 """
+import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -31,7 +40,8 @@ _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from halib import Ha, HaNodes, Workdir  # noqa: E402
 from testlib import TestFailure, check, expect, run_test, say, wait_until  # noqa: E402
-from uilib import Browser, add_auditor, admin_password, api_message, curl, dashboard_matches, login  # noqa: E402
+from uilib import (Browser, add_auditor, admin_password, api_message, curl, dashboard_matches, field, fill,  # noqa: E402
+                   login, submit)
 
 INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "test-ui-admin")
 AUD_PW = "Aud1tor-pw-5517"
@@ -138,16 +148,9 @@ def bad_input(b, tn, ha, admin):
 
     say("== a user added from the users page shows in its list without a reload")
     b("goto", page="n1", path="/users")
-    b("fill", page="n1", selector="[data-testid=user-add] input[name=name]", value="op1")
-    b("fill", page="n1", selector="[data-testid=user-add] input[name=password]", value="Op1-pw-90210")
-    b("fill", page="n1", selector="[data-testid=user-add] input[name=email]", value="op1@example.org")
-    b("click", page="n1", testid="user-add-submit")
+    fill(b, "n1", "user-add", name="op1", password="Op1-pw-90210", email="op1@example.org")
     # The password is hashed (yescrypt, on a busy host: seconds).
-    b("wait_visible", page="n1", selector="[data-testid=user-add-done],[data-testid=user-add-error]",
-      timeout=90000)
-    if b("count", page="n1", selector="[data-testid=user-add-error]"):
-        raise TestFailure(f"the users page says: {b('text', page='n1', testid='user-add-error')}")
-    said = b("text", page="n1", testid="user-add-done")
+    said = submit(b, "n1", "user-add", timeout=90000)
     b("wait_visible", page="n1", testid="user-row-op1")
     users = {u["name"]: u for u in ha.json(1, "user", "list")}
     check("op1" in users and not users["op1"]["role"] and users["op1"]["email"] == "op1@example.org",
@@ -161,6 +164,151 @@ def bad_input(b, tn, ha, admin):
     errors = b("console", page="n1")
     expect(not [e for e in errors if "page error" in e or "Content Security Policy" in e],
            f"n1's page logged errors: {errors}")
+
+
+def by_name(ha, i, *what):
+    """{name: object} of `herd WHAT list --json` on node i."""
+    return {o["name"]: o for o in ha.json(i, *what, "list")}
+
+
+def added(b, said, row, section, shot):
+    """After a form said @said: its row shows on n1's page (live: no
+    reload); a screenshot of its section."""
+    b("wait_visible", page="n1", testid=row, timeout=30000)
+    say(f"  {said}")
+    b.shot("n1", shot, testid=section)
+
+
+def tiny_iso(tmp):
+    """A small ISO (xorriso) and its SHA-256."""
+    src = os.path.join(tmp, "iso-src")
+    os.makedirs(src)
+    with open(os.path.join(src, "hello.txt"), "w") as f:
+        f.write("herd test ISO\n")
+    iso = os.path.join(tmp, "uitiny.iso")
+    p = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "UITINY", "-o", iso, src],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, f"xorriso: {p.stderr.strip()}")
+    with open(iso, "rb") as f:
+        return iso, hashlib.sha256(f.read()).hexdigest()
+
+
+def add_forms(b, ha, tmp):
+    say("== each add form on n1's pages; the CLI on another node has what it added")
+    share = os.path.join(tmp, "uishare")
+    os.makedirs(share)
+    b("goto", page="n1", path="/storage")
+    fill(b, "n1", "storage-add", name="uishare", path=share)
+    b("select", page="n1", selector=field("storage-add", "type"), value="dir")
+    b("click", page="n1", selector=field("storage-add", "cluster_share"))
+    said = submit(b, "n1", "storage-add")
+    s = by_name(ha, 2, "storage").get("uishare")
+    check(s and s["type"] == "dir" and s["path"] == share and s["cluster_share"], f"herd storage list on n2: {s}")
+    added(b, said, "storage-row-uishare", "storage-section", "add-storage")
+
+    fill(b, "n1", "disk-create", name="uidisk", size="16M")
+    b("select", page="n1", selector=field("disk-create", "storage"), value="uishare")
+    b("select", page="n1", selector=field("disk-create", "format"), value="qcow2")
+    said = submit(b, "n1", "disk-create")
+    d = by_name(ha, 3, "disk").get("uidisk")
+    check(d and d["storage"] == "uishare" and d["format"] == "qcow2" and d["size"] == 16 << 20,
+          f"herd disk list on n3: {d}")
+    added(b, said, "disk-row-uidisk", "disks-section", "add-disk")
+    # eSAN: replicas on n1 and n2, on their link 0 addresses (esan_link 0).
+    fill(b, "n1", "disk-create", name="uiesan", size="8M", esan="n1,n2")
+    b("select", page="n1", selector=field("disk-create", "storage"), value="-")
+    said = submit(b, "n1", "disk-create")
+    d = by_name(ha, 3, "disk").get("uiesan")
+    check(d and d.get("esan") and sorted(r["node"] for r in d["esan"]["replicas"]) == ["n1", "n2"],
+          f"herd disk list on n3: {d}")
+    b("wait_text", page="n1", testid="disk-row-uiesan", contains="eSAN n1", timeout=30000)
+    added(b, said, "disk-row-uiesan", "disks-section", "add-disk-esan")
+    # Not left for the failover below (n1's replica would be lost with n1).
+    ha.ok(2, "disk", "delete", "uiesan")
+
+    iso, sha = tiny_iso(tmp)
+    b("upload", page="n1", selector=field("iso-upload", "file"), path=iso)
+    said = submit(b, "n1", "iso-upload")
+    i = by_name(ha, 2, "iso").get("uitiny")
+    check(i and i["sha256"] == sha and sha in said, f"herd iso list on n2: {i}; the page said {said!r}")
+    added(b, said, "iso-row-uitiny", "isos-section", "add-iso")
+
+    b("goto", page="n1", path="/networks")
+    fill(b, "n1", "network-add", name="uilan", bridge="br-ui", vlan=12)
+    said = submit(b, "n1", "network-add")
+    n = by_name(ha, 3, "network").get("uilan")
+    check(n and n["bridge"] == "br-ui" and n["vlan"] == 12, f"herd network list on n3: {n}")
+    added(b, said, "network-row-uilan", "networks-section", "add-network")
+
+    b("goto", page="n1", path="/fence-devices")
+    pdu = ha.pdu()
+    fill(b, "n1", "fence-add", name="pdu2", agent=pdu["agent"], level=2,
+         params="\n".join(f"{k}={v}" for k, v in pdu["params"].items()),
+         plugs="\n".join(f"{k}={v}" for k, v in pdu["plugs"].items()))
+    said = submit(b, "n1", "fence-add")
+    d = by_name(ha, 2, "fence-device").get("pdu2")
+    check(d and d["agent"] == pdu["agent"] and d["level"] == 2 and
+          {k: str(v) for k, v in d["plugs"].items()} == {k: str(v) for k, v in pdu["plugs"].items()},
+          f"herd fence-device list on n2: {d}")
+    added(b, said, "fence-row-pdu2", "fence-section", "add-fence-device")
+    # Fencing n1 below tries the PDU alone, as before.
+    ha.ok(2, "fence-device", "remove", "pdu2")
+
+    b("goto", page="n1", path="/users")
+    fill(b, "n1", "group-add", name="uiops", roles="operator", pools="web", members="op1")
+    said = submit(b, "n1", "group-add")
+    g = by_name(ha, 3, "group").get("uiops")
+    check(g and g["roles"] == ["operator"] and g["pools"] == ["web"] and g["members"] == ["op1"],
+          f"herd group list on n3: {g}")
+    added(b, said, "group-row-uiops", "groups-section", "add-group")
+
+
+def row_is_the_vms(tn, admin):
+    """The VM list's row of a VM is GET /api/v1/vms/NAME without what only
+    that has (ui/src/vm_rows.js updates one row from it)."""
+    code, _, text = curl(tn, 3, "/api/v1/vms", node=1, auth=admin)
+    check(code == 200, f"GET /api/v1/vms: {code} {text[:200]}")
+    rows = {vm["name"]: vm for vm in json.loads(text)}
+    for name in ("web1", "web2"):
+        code, _, text = curl(tn, 3, f"/api/v1/vms/{name}", node=1, auth=admin)
+        check(code == 200, f"GET /api/v1/vms/{name}: {code} {text[:200]}")
+        one = json.loads(text)
+        for k in ("xml", "hardware", "migration", "start_after_name", "pending", "uptime_s"):
+            one.pop(k, None)
+        row = dict(rows[name])
+        row.pop("uptime_s", None)
+        check(row == one, f"{name}: the list's row {row} and GET /api/v1/vms/{name} {one} differ")
+    say("  the list's rows are GET /api/v1/vms/NAME's JSON without its details")
+
+
+# In the page: the facts events it receives from now on, and no resource
+# timings before now (which requests the page makes next).
+WATCH_FACTS_JS = """(() => {
+  window.__facts = [];
+  const s = new EventSource('/api/v1/events', { withCredentials: true });
+  s.addEventListener('facts', (e) => window.__facts.push(JSON.parse(e.data)));
+  performance.clearResourceTimings();
+  return new Promise((r) => s.addEventListener('hello', () => r(true)));
+})()"""
+FETCHED_JS = "performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)"
+
+
+def one_vm_fetched(b, ha):
+    say("== web2 paused: the facts event names it, the VM list fetches it alone")
+    uuid = ha.uuids["web2"]
+    b("goto", page="n1", path="/vms")
+    b("wait_text", page="n1", testid="vm-state-web2", equals="running", timeout=30000)
+    b("eval", page="n1", js=WATCH_FACTS_JS)
+    ha.ok(2, "vm", "suspend", "web2")
+    b("wait_text", page="n1", testid="vm-state-web2", equals="paused", timeout=30000)
+    facts = b("eval", page="n1", js="window.__facts")
+    fetched = b("eval", page="n1", js=FETCHED_JS)
+    check(any(f.get("vms") == [uuid] for f in facts), f"no facts event names web2 ({uuid}) alone: {facts}")
+    check(f"/api/v1/vms/{uuid}" in fetched and "/api/v1/vms" not in fetched,
+          f"the VM list fetched {fetched}, not web2 alone")
+    say(f"  facts events: {facts}; the page fetched {sorted(set(fetched))}")
+    ha.ok(2, "vm", "resume", "web2")
+    b("wait_text", page="n1", testid="vm-state-web2", equals="running", timeout=30000)
 
 
 def auditor(b, tn, ha):
@@ -258,6 +406,9 @@ def main():
             same_cluster(b, tn, ha, admin_pw)
             standby_online(b, ha)
             bad_input(b, tn, ha, admin)
+            add_forms(b, ha, tmp)
+            row_is_the_vms(tn, admin)
+            one_vm_fetched(b, ha)
             auditor(b, tn, ha)
             failover(b, tn, ha)
             say(f"-- {time.monotonic() - t:.0f} s in the browser")

@@ -47,8 +47,10 @@ class Browser:
             raise TestFailure(f"browser: {op} {kw}: {answer['error']}")
         return answer["value"]
 
-    def shot(self, page, name, full=False):
-        path = self(op="screenshot", page=page, name=name, full=full)
+    def shot(self, page, name, full=False, testid=None):
+        """A screenshot of @page (@full: all of it), or of its element
+        [data-testid=@testid] alone."""
+        path = self(op="screenshot", page=page, name=name, full=full, testid=testid)
         say(f"  screenshot {path}")
 
     def close(self):
@@ -59,6 +61,28 @@ class Browser:
             self.p.kill()
             self.p.wait()
         self.log.close()
+
+
+def field(form, name):
+    """The selector of input @name in form [data-testid=@form] (forms.jsx)."""
+    return f"[data-testid={form}] [name={name}]"
+
+
+def fill(b, page, form, **values):
+    """Type @values into the text fields of form @form, by their names."""
+    for name, value in values.items():
+        b("fill", page=page, selector=field(form, name), value=str(value))
+
+
+def submit(b, page, form, timeout=60000):
+    """Submit form @form (forms.jsx) and wait for its outcome: its success
+    line, or a TestFailure with the server's sentence it shows."""
+    b("click", page=page, testid=f"{form}-submit")
+    b("wait_visible", page=page, selector=f"[data-testid={form}-done],[data-testid={form}-error]",
+      timeout=timeout)
+    if b("count", page=page, selector=f"[data-testid={form}-error]"):
+        raise TestFailure(f"form {form} says: {b('text', page=page, testid=f'{form}-error')}")
+    return b("text", page=page, testid=f"{form}-done")
 
 
 def curl(tn, i, path, node=None, auth=None, token=None, extra=()):

@@ -85,6 +85,17 @@ const ops = {
     const loc = m.testid ? byId(p, m.testid) : p.page.locator(m.selector);
     await loc.click({ timeout: T(m) });
   },
+  // Choose the option whose value is m.value in a <select> (a change event,
+  // as a user's choice makes).
+  async select(m) {
+    const p = pageOf(m.page);
+    const loc = m.testid ? byId(p, m.testid) : p.page.locator(m.selector);
+    return loc.selectOption(m.value, { timeout: T(m) });
+  },
+  // Put the file at m.path (on this host) into a file input.
+  async upload(m) {
+    await pageOf(m.page).page.locator(m.selector).setInputFiles(m.path, { timeout: T(m) });
+  },
   async press(m) {
     await pageOf(m.page).page.locator(m.selector).press(m.key, { timeout: T(m) });
   },
@@ -145,9 +156,13 @@ const ops = {
       return { status: r.status, headers: Object.fromEntries(r.headers.entries()), text: await r.text() };
     }, { path: m.path, method: m.method || 'GET', headers: m.headers || {}, body: m.body });
   },
+  // The page (m.full: all of it, else what is in view), or only the element
+  // m.testid (a section: readable at its own size).
   async screenshot(m) {
     const file = join(shots, `${m.name}.png`);
-    await pageOf(m.page).page.screenshot({ path: file, fullPage: !!m.full });
+    const p = pageOf(m.page);
+    if (m.testid) await byId(p, m.testid).screenshot({ path: file, timeout: T(m) });
+    else await p.page.screenshot({ path: file, fullPage: !!m.full });
     return file;
   },
   async console(m) {

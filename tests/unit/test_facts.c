@@ -223,6 +223,105 @@ static void test_reach(fixture *x, gconstpointer data)
 	g_assert_cmpuint(g_hash_table_size(herd_facts_fresh(x->f, 2)->reached), ==, 0);
 }
 
+/* n2's facts now (held), and what changed for whom since @before: the
+ * uuids' first 8 characters joined by ','; "-" for NULL.  Drops @before. */
+static char *vms_changed(fixture *x, herd_node_facts *before, guint max)
+{
+	g_autoptr(GPtrArray) vms = herd_node_facts_vms_changed(before, herd_facts_fresh(x->f, 2), max);
+	herd_node_facts_unref(before);
+	if (!vms)
+		return g_strdup("-");
+	GString *out = g_string_new(NULL);
+	for (guint i = 0; i < vms->len; i++)
+		g_string_append_printf(out, "%s%.8s", i ? "," : "", (const char *)vms->pdata[i]);
+	return g_string_free(out, FALSE);
+}
+
+static herd_node_facts *held(fixture *x)
+{
+	return herd_node_facts_ref(herd_facts_fresh(x->f, 2));
+}
+
+/* Which VMs a new STATUS concerns (the web UI's live updates fetch only
+ * those): a VM's state, since, reason; one added or gone; an agent's
+ * error; the coordinator's alert about it.  None for what concerns no VM;
+ * not known VM by VM when the hypervisor connection came or went, across
+ * rounds, or past the bound. */
+static void test_vms_changed(fixture *x, gconstpointer data)
+{
+	const char *b = "0000000b-0000-4000-8000-00000000000b";
+	g_assert_true(send(x));
+	herd_node_facts *was = held(x);
+	g_autofree char *same = vms_changed(x, was, 64);
+	g_assert_cmpstr(same, ==, "");
+	/* Something that concerns no VM. */
+	was = held(x);
+	x->r.resources.cpus = 4;
+	g_assert_true(send(x));
+	g_autofree char *none = vms_changed(x, was, 64);
+	g_assert_cmpstr(none, ==, "");
+	/* A's state; then a VM b added. */
+	was = held(x);
+	g_array_index(x->vms, herd_vm_fact, 0).state = HERD_VM_PAUSED;
+	g_assert_true(send(x));
+	g_autofree char *state = vms_changed(x, was, 64);
+	g_assert_cmpstr(state, ==, "0000000a");
+	was = held(x);
+	herd_vm_fact fact = { .state = HERD_VM_RUNNING, .since_ms = 5 };
+	g_strlcpy(fact.uuid, b, sizeof(fact.uuid));
+	g_array_append_val(x->vms, fact);
+	g_assert_true(send(x));
+	g_autofree char *added = vms_changed(x, was, 64);
+	g_assert_cmpstr(added, ==, "0000000b");
+	/* b's since and a's reason at once; then an error about b. */
+	was = held(x);
+	g_array_index(x->vms, herd_vm_fact, 1).since_ms = 6;
+	g_strlcpy(g_array_index(x->vms, herd_vm_fact, 0).reason, "user", sizeof(fact.reason));
+	g_assert_true(send(x));
+	g_autofree char *both = vms_changed(x, was, 64);
+	g_assert_cmpstr(both, ==, "0000000a,0000000b");
+	was = held(x);
+	g_autoptr(json_t) errors = json_pack("{s:s}", b, "start failed: no memory");
+	x->r.errors = errors;
+	g_assert_true(send(x));
+	g_autofree char *error = vms_changed(x, was, 64);
+	g_assert_cmpstr(error, ==, "0000000b");
+	/* The coordinator's alert about a; then b gone, its error with it. */
+	was = held(x);
+	g_autoptr(json_t) coord = json_pack("{s:[{s:s,s:s}]}", "alerts", "vm", "0000000a-0000-4000-8000-00000000000a",
+					    "message", "VM a cannot start anywhere.");
+	x->r.coordinator = coord;
+	g_assert_true(send(x));
+	g_autofree char *alert = vms_changed(x, was, 64);
+	g_assert_cmpstr(alert, ==, "0000000a");
+	was = held(x);
+	g_array_set_size(x->vms, 1);
+	x->r.errors = NULL;
+	g_assert_true(send(x));
+	g_autofree char *gone = vms_changed(x, was, 64);
+	g_assert_cmpstr(gone, ==, "0000000b");
+	/* More than the bound: not said VM by VM. */
+	was = held(x);
+	g_array_append_val(x->vms, fact);
+	g_array_index(x->vms, herd_vm_fact, 0).state = HERD_VM_RUNNING;
+	g_assert_true(send(x));
+	g_autofree char *over = vms_changed(x, was, 1);
+	g_assert_cmpstr(over, ==, "-");
+	/* The hypervisor connection lost: every VM of the node unknown. */
+	was = held(x);
+	x->r.virt_ok = false;
+	g_assert_true(send(x));
+	g_autofree char *virt = vms_changed(x, was, 64);
+	g_assert_cmpstr(virt, ==, "-");
+	/* The first facts of a new round: the earlier ones are not fresh, so
+	 * there is nothing to compare with (the engine passes NULL). */
+	herd_facts_new_round(x->f);
+	g_assert_null(herd_facts_fresh(x->f, 2));
+	g_assert_true(send(x));
+	g_assert_null(herd_node_facts_vms_changed(NULL, herd_facts_fresh(x->f, 2), 64));
+	x->r.coordinator = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -231,5 +330,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/facts/loadavg-parse", test_loadavg_parse);
 	g_test_add("/facts/migration", fixture, NULL, setup, test_migration, teardown);
 	g_test_add("/facts/reach", fixture, NULL, setup, test_reach, teardown);
+	g_test_add("/facts/vms-changed", fixture, NULL, setup, test_vms_changed, teardown);
 	return g_test_run();
 }

@@ -1,4 +1,4 @@
-import { useLive } from './hooks.js';
+import { useLiveEach } from './hooks.js';
 import { Link } from './router.jsx';
 import { Bar, bytes, level } from './forms.jsx';
 import { cpuPct, loadLabel, nodeState, ramPct } from './nodes.jsx';
@@ -69,13 +69,20 @@ function storageUsage(s) {
 }
 
 const SEVERITIES = ['critical', 'warning', 'info'];
+const DASHBOARD_PARTS = [
+  // The VMs' figures, the nodes and their links, the coordinator, HA paused.
+  { path: '/api/v1/status', kinds: ['vm', 'node', 'cluster', 'membership', 'facts'] },
+  // Each node's reach of each storage is in its facts (the usage moves
+  // without an event: the refresh).
+  { path: '/api/v1/storage', kinds: ['storage', 'membership', 'facts'] },
+  { path: '/api/v1/alerts', kinds: ['alert'] },
+  { path: '/api/v1/jobs', kinds: ['job'] },
+];
 
 export function Dashboard() {
-  const { data, error } = useLive(
-    ['/api/v1/status', '/api/v1/storage', '/api/v1/alerts', '/api/v1/jobs'],
-    null,
-    10000,
-  );
+  // Each part fetched again only for the events that change it (a VM's
+  // change or a job's progress does not fetch the storages or the alerts).
+  const { data, error } = useLiveEach(DASHBOARD_PARTS, 10000);
   if (!data) {
     return error ? (
       <div class="error" role="alert">

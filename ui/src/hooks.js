@@ -29,3 +29,40 @@ export function useLive(paths, kinds, refresh_ms) {
   }, [load]);
   return { ...state, reload: load };
 }
+
+// As useLive, but each of parts ({path, kinds}) is fetched again only when
+// an object of its own kinds changes (a page of several lists: a job's
+// progress does not fetch the cluster's status again).  data: the JSON of
+// each path, once every one has come.
+export function useLiveEach(parts, refresh_ms) {
+  const [state, setState] = useState({ data: parts.map(() => undefined), error: null });
+  const key = parts.map((p) => `${p.path} ${(p.kinds || ['*']).join(',')}`).join('\n');
+  useEffect(() => {
+    const seqs = parts.map(() => 0);
+    let live = true;
+    const loaders = parts.map(({ path }, i) => async () => {
+      const mine = ++seqs[i];
+      try {
+        const value = await get(path);
+        if (!live || mine !== seqs[i]) return;
+        setState((s) => {
+          const data = s.data.slice();
+          data[i] = value;
+          return { data, error: null };
+        });
+      } catch (e) {
+        if (live && mine === seqs[i]) setState((s) => ({ data: s.data, error: e }));
+      }
+    });
+    loaders.forEach((load) => load());
+    const unsubscribes = parts.map(({ kinds }, i) => subscribe(kinds, loaders[i]));
+    const timer = refresh_ms ? setInterval(() => loaders.forEach((load) => load()), refresh_ms) : null;
+    return () => {
+      live = false;
+      unsubscribes.forEach((u) => u());
+      if (timer) clearInterval(timer);
+    };
+  }, [key]);
+  const complete = state.data.every((d) => d !== undefined);
+  return { data: complete ? state.data : null, error: state.error };
+}

@@ -1,22 +1,61 @@
+import { Component } from 'preact';
 import { useMemo, useRef, useState } from 'preact/hooks';
 import { post } from './api.js';
 import { useLive } from './hooks.js';
 import { Link } from './router.jsx';
+import { useVmRows } from './vm_rows.js';
 
 const ROW_HEIGHT = 36; // px; every row alike, so the visible ones are known by arithmetic
 const OVERSCAN = 8;
 const MAX_PARALLEL = 4; // actions on many VMs: this many requests at once
 
+// One VM's row.  Rendered again only when its VM (a new object after
+// each change: vm_rows.js), its selection or its place changed: a scroll
+// step renders the rows that came into view, not the 30 others, and a
+// change of one VM renders that row alone.
+class VmRow extends Component {
+  shouldComponentUpdate(next) {
+    const p = this.props;
+    return next.vm !== p.vm || next.selected !== p.selected || next.index !== p.index;
+  }
+
+  render({ vm, index, selected, onToggle }) {
+    return (
+      <div class={`vm-row ${selected ? 'selected' : ''}`} style={{ transform: `translateY(${index * ROW_HEIGHT}px)` }} data-testid={`vm-row-${vm.name}`}>
+        <span class="check">
+          <input type="checkbox" checked={selected} onClick={(e) => onToggle(vm, index, e)} aria-label={`Select ${vm.name}`} />
+        </span>
+        <span class="name">
+          <Link href={`/vms/${encodeURIComponent(vm.name)}`}>{vm.name}</Link>
+        </span>
+        <span class={`state ${vm.state.replace(' ', '-')}`} data-testid={`vm-state-${vm.name}`}>
+          {vm.state}
+          {vm.error ? ' ⚠' : ''}
+        </span>
+        <span class="node" data-testid={`vm-node-${vm.name}`}>{vm.node || '–'}</span>
+        <span class="ha">{vm.ha ? 'HA' : ''}</span>
+        <span class="num">{vm.vcpus}</span>
+        <span class="num">{vm.memory_mib} MiB</span>
+        <span class="group">{vm.group || ''}</span>
+      </div>
+    );
+  }
+}
+
 // Only the rows in view (and a few around them) are in the DOM: 1,000 or
-// 10,000 VMs scroll like 30.
-function VirtualRows({ items, height, renderRow }) {
-  const [top, setTop] = useState(0);
-  const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
-  const last = Math.min(items.length, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
+// 10,000 VMs scroll like 30.  The scroll position is kept as the first
+// row in view: a scroll within a row renders nothing.
+function VirtualRows({ items, height, selected, onToggle }) {
+  const [first, setFirst] = useState(0);
+  const from = Math.max(0, first - OVERSCAN);
+  const to = Math.min(items.length, first + Math.ceil(height / ROW_HEIGHT) + 1 + OVERSCAN);
   const rows = [];
-  for (let i = first; i < last; i++) rows.push(renderRow(items[i], i, { top: `${i * ROW_HEIGHT}px`, height: `${ROW_HEIGHT}px` }));
+  for (let i = from; i < to; i++) {
+    const vm = items[i];
+    rows.push(<VmRow key={vm.uuid} vm={vm} index={i} selected={selected.has(vm.uuid)} onToggle={onToggle} />);
+  }
   return (
-    <div class="scroller" style={{ height: `${height}px` }} onScroll={(e) => setTop(e.currentTarget.scrollTop)} data-testid="vm-scroller">
+    <div class="scroller" style={{ height: `${height}px` }} onScroll={(e) => setFirst(Math.floor(e.currentTarget.scrollTop / ROW_HEIGHT))} data-testid="vm-scroller">
       <div class="spacer" style={{ height: `${items.length * ROW_HEIGHT}px` }}>
         {rows}
       </div>
@@ -63,7 +102,10 @@ async function eachLimited(items, fn) {
 }
 
 export function VmList() {
-  const { data, error, reload } = useLive(['/api/v1/vms', '/api/v1/nodes'], ['vm', 'node', 'membership', 'facts']);
+  // The VMs one at a time as they change (vm_rows.js); the nodes for the
+  // filters.
+  const { vms: rows, error, reload } = useVmRows();
+  const { data: nodeData } = useLive(['/api/v1/nodes'], ['node', 'membership']);
   const [query, setQuery] = useState('');
   const [state, setState] = useState('all');
   const [node, setNode] = useState('all');
@@ -76,23 +118,31 @@ export function VmList() {
   const [outcome, setOutcome] = useState(null); // { ok, failures: [{item, message}] }
   const lastClicked = useRef(null);
 
-  const vms = data ? data[0] : [];
-  const nodes = data ? data[1] : [];
+  const vms = rows || [];
+  const nodes = nodeData ? nodeData[0] : [];
   const shown = useMemo(() => vms.filter((vm) => matches(vm, query, state, node, ha, group, pool)), [vms, query, state, node, ha, group, pool]);
   const groups = useMemo(() => [...new Set(vms.map((vm) => vm.group || ''))].sort(), [vms]);
   const pools = useMemo(() => [...new Set(vms.map((vm) => vm.pool || ''))].sort(), [vms]);
   const chosen = vms.filter((vm) => selected.has(vm.uuid));
 
-  const toggle = (vm, index, e) => {
-    const next = new Set(selected);
-    if (e.shiftKey && lastClicked.current !== null) {
-      const [a, b] = [Math.min(lastClicked.current, index), Math.max(lastClicked.current, index)];
-      for (let i = a; i <= b; i++) next.add(shown[i].uuid);
-    } else if (next.has(vm.uuid)) next.delete(vm.uuid);
-    else next.add(vm.uuid);
-    lastClicked.current = index;
-    setSelected(next);
-  };
+  // The same function at every render (the rows' props do not change by
+  // it), reading the state of the latest render.
+  const latest = useRef(null);
+  latest.current = { selected, shown };
+  const toggle = useMemo(
+    () => (vm, index, e) => {
+      const { selected: was, shown: list } = latest.current;
+      const next = new Set(was);
+      if (e.shiftKey && lastClicked.current !== null) {
+        const [a, b] = [Math.min(lastClicked.current, index), Math.max(lastClicked.current, index)];
+        for (let i = a; i <= b; i++) next.add(list[i].uuid);
+      } else if (next.has(vm.uuid)) next.delete(vm.uuid);
+      else next.add(vm.uuid);
+      lastClicked.current = index;
+      setSelected(next);
+    },
+    [],
+  );
   const allShownSelected = shown.length > 0 && shown.every((vm) => selected.has(vm.uuid));
   const toggleAll = () => setSelected(allShownSelected ? new Set() : new Set(shown.map((vm) => vm.uuid)));
 
@@ -200,29 +250,7 @@ export function VmList() {
           <span class="num">RAM</span>
           <span class="group">Group</span>
         </div>
-        <VirtualRows
-          items={shown}
-          height={height}
-          renderRow={(vm, i, style) => (
-            <div class={`vm-row ${selected.has(vm.uuid) ? 'selected' : ''}`} style={style} key={vm.uuid} data-testid={`vm-row-${vm.name}`}>
-              <span class="check">
-                <input type="checkbox" checked={selected.has(vm.uuid)} onClick={(e) => toggle(vm, i, e)} aria-label={`Select ${vm.name}`} />
-              </span>
-              <span class="name">
-                <Link href={`/vms/${encodeURIComponent(vm.name)}`}>{vm.name}</Link>
-              </span>
-              <span class={`state ${vm.state.replace(' ', '-')}`} data-testid={`vm-state-${vm.name}`}>
-                {vm.state}
-                {vm.error ? ' ⚠' : ''}
-              </span>
-              <span class="node" data-testid={`vm-node-${vm.name}`}>{vm.node || '–'}</span>
-              <span class="ha">{vm.ha ? 'HA' : ''}</span>
-              <span class="num">{vm.vcpus}</span>
-              <span class="num">{vm.memory_mib} MiB</span>
-              <span class="group">{vm.group || ''}</span>
-            </div>
-          )}
-        />
+        <VirtualRows items={shown} height={height} selected={selected} onToggle={toggle} />
       </div>
     </div>
   );
