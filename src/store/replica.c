@@ -131,7 +131,10 @@ static void fail_sent(replica *r, herd_error_code code, const char *msg)
 /* Make what was applied durable, with the position it reached. */
 static bool commit(replica *r, GError **error)
 {
-	return store_state_write_position(r->state, error) && store_db_commit(r->db, error);
+	if (!store_state_write_position(r->state, error) || !store_db_commit(r->db, error))
+		return false;
+	r->counters.commits++;
+	return true;
 }
 
 /*
@@ -212,6 +215,7 @@ static void send_outbox(replica *r)
 	sent_message *m = g_new0(sent_message, 1);
 	m->req_ids = g_array_copy(r->outbox_ids);
 	m->seq = send_msg(r, HERD_MSG_COMMAND, r->round, r->outbox->data, r->outbox->len);
+	r->counters.commands_sent += m->seq != 0;
 	g_byte_array_set_size(r->outbox, 0);
 	g_array_set_size(r->outbox_ids, 0);
 	if (!m->seq) {
@@ -380,6 +384,7 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 		g_hash_table_remove(r->sent, &msg_id);
 	if (result) {
 		r->dirty = true;
+		r->counters.applied++;
 		change_log_add(r->log, r->state->pos.gen, r->state->pos.index, prev, payload, len);
 		replica_applied(r, cmd, changes);
 	}
@@ -950,7 +955,7 @@ void replica_flush(replica *r)
 			uint8_t p[16];
 			herd_put_le64(p, r->state->pos.current_gen);
 			herd_put_le64(p + 8, r->state->pos.index);
-			send_msg(r, HERD_MSG_PERSISTED, r->round, p, sizeof(p));
+			r->counters.persisted_sent += send_msg(r, HERD_MSG_PERSISTED, r->round, p, sizeof(p)) != 0;
 		}
 	}
 	check_acks(r);
@@ -1102,6 +1107,7 @@ void replica_recheck_primary(replica *r)
 store_state *replica_state(replica *r) { return r->state; }
 replica_phase replica_get_phase(replica *r) { return r->phase; }
 uint64_t replica_caught_up(replica *r) { return r->caught_up; }
+void replica_get_counters(replica *r, replica_counters *out) { *out = r->counters; }
 
 void replica_set_log_max(replica *r, unsigned entries)
 {
