@@ -150,7 +150,7 @@ unsigned replica_cluster_protocol(replica *r);
 uint64_t replica_rejected_messages(replica *r);
 /* Changes this replica got by catch-up in syncs: a member that missed
  * changes is sent them from the leader's log of the last ones it applied
- * (at most 20,000, 8 MiB), the whole store only when they are no longer
+ * (at most 20,000, 2 MiB), the whole store only when they are no longer
  * there (or a member's history is not the leader's). */
 uint64_t replica_caught_up(replica *r);
 /*
