@@ -790,7 +790,9 @@ json_t *herd_cluster_status_json(herd_cluster *c)
 	g_autoptr(GError) failure = NULL;
 	if (!herd_cluster_store_check(c, &failure))
 		refusal = failure->message;
-	return json_pack("{s:s,s:b,s:o,s:o,s:{s:I,s:I,s:s},s:i,s:s?,s:I}",
+	replica_counters k;
+	replica_get_counters(c->replica, &k);
+	return json_pack("{s:s,s:b,s:o,s:o,s:{s:I,s:I,s:s},s:i,s:s?,s:I,s:{s:I,s:I,s:I,s:I}}",
 			 "phase", phases[replica_get_phase(c->replica)],
 			 "primary", replica_is_primary(c->replica),
 			 "quorum", c->bus->ops->quorum_info(c->bus),
@@ -799,5 +801,8 @@ json_t *herd_cluster_status_json(herd_cluster *c)
 			 (json_int_t)st->pos.index, "hash", hash,
 			 "protocol", replica_cluster_protocol(c->replica),
 			 "refusal", refusal,
-			 "rejected_messages", (json_int_t)replica_rejected_messages(c->replica));
+			 "rejected_messages", (json_int_t)replica_rejected_messages(c->replica),
+			 "counters", "applied", (json_int_t)k.applied, "commits", (json_int_t)k.commits,
+			 "commands_sent", (json_int_t)k.commands_sent, "persisted_sent",
+			 (json_int_t)k.persisted_sent);
 }

@@ -3,9 +3,9 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "store/change_log.h"
 #include "store/guard.h"
 #include "store/node.h"
+#include "store/replica_private.h"
 #include "store/wire.h"
 
 #include <string.h>
@@ -17,83 +17,15 @@
  * control and the IPC buffer like them small). */
 #define SNAPSHOT_CHUNK (256u * 1024u)
 /* The changes kept to catch up a member that missed them (the log): at
- * most this many, of at most this many bytes in all. */
+ * most this many, of at most this many bytes in all.  The bytes are held
+ * by every herdd: a define with a domain XML is some 1.8 kB, so 8 MiB was
+ * a fifth of the 40 MB a herdd may take with 10,000 VMs (issue 14), while
+ * a node back after a power cut misses a few kB; one further behind than
+ * 2 MiB of changes is sent the whole store, as before the log. */
 #define LOG_MAX_ENTRIES 20000u
-#define LOG_MAX_BYTES (8u * 1024u * 1024u)
-
-typedef struct {
-	uint32_t nodeid;
-	bool have_state;
-	store_position pos;
-	unsigned proto_max;
-	bool catchup;             /* it takes a CATCHUP instead of a SNAPSHOT */
-	uint64_t persisted_gen;   /* from PERSISTED in this configuration */
-	uint64_t persisted_index;
-} member;
-
-typedef struct {
-	uint64_t req_id;
-	uint64_t gen, index;      /* position right after the change was applied */
-	json_t *result;
-} awaiting_ack;
-
-/* A COMMAND message delivered while a sync runs: applied after it. */
-typedef struct {
-	uint32_t sender;
-	GBytes *payload;
-} queued_command;
-
-/* A COMMAND message of ours on its way: which requests it carries. */
-typedef struct {
-	uint64_t seq;
-	GArray *req_ids;
-} sent_message;
-
+#define LOG_MAX_BYTES (2u * 1024u * 1024u)
 /* Largest batch of commands in one COMMAND message. */
 #define BATCH_MAX_BYTES (256u * 1024u)
-
-struct replica {
-	uint32_t nodeid;
-	char *node_name;
-	store_db *db;
-	store_state *state;
-	replica_callbacks cb;
-	gpointer user;
-
-	replica_phase phase;
-	GArray *members;            /* of member, sorted by nodeid */
-	bool primary;
-	unsigned cluster_proto;
-
-	/* sync round */
-	uint64_t round;             /* epoch of the round in progress or done; 0: none */
-	uint32_t round_counter;     /* for rounds this node opens */
-	bool transfer;              /* a snapshot is being transferred */
-	bool confirming;            /* waiting for all to persist the new generation */
-	uint32_t leader;
-	store_position leader_pos;
-	uint64_t next_gen;          /* the generation this sync starts */
-	GByteArray *snapshot;       /* chunks received so far */
-	uint32_t snap_next, snap_count;
-	herd_msg_type snap_type;    /* SNAPSHOT or CATCHUP: what the leader sends */
-	change_log *log;            /* the changes applied last, for a catch-up */
-	uint64_t caught_up;         /* changes received by catch-up */
-
-	uint64_t next_seq;          /* every message sent carries the next one */
-	uint64_t next_req_id;
-	GHashTable *sent;           /* req ids submitted, not yet delivered */
-	GQueue *in_flight;          /* sent_message*, oldest first */
-	GByteArray *outbox;         /* commands waiting for the batch in flight */
-	GArray *outbox_ids;         /* their req ids */
-	GQueue *awaiting;           /* awaiting_ack*, applied, in index order */
-	GQueue *queued;             /* queued_command*, delivered during a sync */
-	bool dirty;                 /* changes not yet committed */
-	uint64_t durable_told_index, durable_told_gen; /* last durable() callback */
-	uint64_t rejected;
-	/* Index of the last change of the node list applied in this
-	 * configuration (0: none since the sync, which left all durable). */
-	uint64_t node_list_index;
-};
 
 static void awaiting_free(awaiting_ack *a)
 {
@@ -203,7 +135,10 @@ static void fail_sent(replica *r, herd_error_code code, const char *msg)
 /* Make what was applied durable, with the position it reached. */
 static bool commit(replica *r, GError **error)
 {
-	return store_state_write_position(r->state, error) && store_db_commit(r->db, error);
+	if (!store_state_write_position(r->state, error) || !store_db_commit(r->db, error))
+		return false;
+	r->counters.commits++;
+	return true;
 }
 
 /*
@@ -222,7 +157,7 @@ static char *maybe_applied(const char *cause)
  * The database failed: stop before this replica diverges from the others.
  * The group goes on without it; replica_recover() brings it back.
  */
-static void replica_fail(replica *r, const GError *error)
+void replica_fail(replica *r, const GError *error)
 {
 	if (r->phase == REPLICA_FAILED)
 		return;
@@ -284,6 +219,7 @@ static void send_outbox(replica *r)
 	sent_message *m = g_new0(sent_message, 1);
 	m->req_ids = g_array_copy(r->outbox_ids);
 	m->seq = send_msg(r, HERD_MSG_COMMAND, r->round, r->outbox->data, r->outbox->len);
+	r->counters.commands_sent += m->seq != 0;
 	g_byte_array_set_size(r->outbox, 0);
 	g_array_set_size(r->outbox_ids, 0);
 	if (!m->seq) {
@@ -347,7 +283,7 @@ static bool compute_primary(replica *r)
 /* ------------------------------------------------------------------ */
 /* Applying commands                                                   */
 
-static bool ensure_txn(replica *r)
+bool replica_ensure_txn(replica *r)
 {
 	g_autoptr(GError) err = NULL;
 	if (store_db_begin(r->db, &err))
@@ -397,7 +333,7 @@ static bool node_list_change_ok(replica *r, json_t *cmd, GError **error)
 
 /* @cmd was applied with @changes: the node list may have changed, and
  * the daemon hears of what did. */
-static void applied(replica *r, json_t *cmd, GPtrArray *changes)
+void replica_applied(replica *r, json_t *cmd, GPtrArray *changes)
 {
 	if (!changes->len)
 		return;
@@ -429,7 +365,7 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 	}
 	/* If the database fails, replica_fail() answers ours with the others
 	 * still in flight: the other members apply it all the same. */
-	if (!ensure_txn(r))
+	if (!replica_ensure_txn(r))
 		return;
 	g_autoptr(GError) err = NULL;
 	json_error_t jerr;
@@ -452,8 +388,9 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
 		g_hash_table_remove(r->sent, &msg_id);
 	if (result) {
 		r->dirty = true;
+		r->counters.applied++;
 		change_log_add(r->log, r->state->pos.gen, r->state->pos.index, prev, payload, len);
-		applied(r, cmd, changes);
+		replica_applied(r, cmd, changes);
 	}
 	if (!mine) {
 		json_decref(result);
@@ -475,7 +412,7 @@ static void apply_command(replica *r, uint32_t sender, uint64_t msg_id, const ui
  * Confirm requests every member has made durable.  Not only in a primary
  * configuration: a change applied while primary may itself end that (adding
  * the second node of a two-node cluster does), and is durable all the same.
- * A membership change into a minority fails what waits (complete_sync).
+ * A membership change into a minority fails what waits (replica_complete_sync()).
  */
 /* The index every member of the configuration has persisted (current generation). */
 static uint64_t durable_index(replica *r)
@@ -547,10 +484,10 @@ static void log_sync_done(replica *r, bool replaced)
 /*
  * Every member holds the leader's state.  In a primary configuration, start
  * a new generation; it is used only once every member has made it durable
- * (confirm_generation), so that no later partition can start the same
+ * (confirm_generation()), so that no later partition can start the same
  * generation with a different history.
  */
-static void complete_sync(replica *r, bool replaced)
+void replica_complete_sync(replica *r, bool replaced)
 {
 	r->transfer = false;
 	/* Every member holds the state now, and makes it durable before the
@@ -579,7 +516,7 @@ static void complete_sync(replica *r, bool replaced)
 		return;
 	}
 	/* The new generation is written with the next commit (flush). */
-	if (!ensure_txn(r))
+	if (!replica_ensure_txn(r))
 		return;
 	r->state->pos.current_gen = r->next_gen;
 	r->dirty = true;
@@ -680,7 +617,7 @@ static void decide(replica *r)
 		}
 	}
 	if (!differ) {
-		complete_sync(r, false);
+		replica_complete_sync(r, false);
 		return;
 	}
 	r->transfer = true;
@@ -781,130 +718,6 @@ static void on_state(replica *r, uint32_t sender, uint64_t epoch, const void *pa
 		if (!g_array_index(r->members, member, i).have_state)
 			return;
 	decide(r);
-}
-
-/*
- * Apply the changes of a CATCHUP (send_catchup()) that this replica
- * lacks, as they were applied at the leader, each in its generation: the
- * same commands after the same position give the same state and hash.
- * False (the state is left as it is, rolled back) if they do not lead to
- * the leader's position.
- */
-static bool apply_catchup(replica *r, const uint8_t *p, size_t len, GError **error)
-{
-	uint64_t current_gen = r->state->pos.current_gen;
-	size_t off = 0;
-	unsigned applied_n = 0;
-	while (off < len) {
-		if (len - off < 20 || herd_get_le32(p + off + 16) > len - off - 20) {
-			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "The changes received are cut short.");
-			return false;
-		}
-		uint64_t gen = herd_get_le64(p + off), index = herd_get_le64(p + off + 8);
-		uint32_t n = herd_get_le32(p + off + 16);
-		const uint8_t *cmd_bytes = p + off + 20;
-		off += 20 + n;
-		if (index <= r->state->pos.index)
-			continue; /* this replica has it */
-		if (index != r->state->pos.index + 1) {
-			g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-				    "The changes received start at index %" G_GUINT64_FORMAT
-				    ", after this node's %" G_GUINT64_FORMAT ".", index, r->state->pos.index);
-			return false;
-		}
-		json_error_t jerr;
-		g_autoptr(json_t) cmd = json_loadb((const char *)cmd_bytes, n, 0, &jerr);
-		g_autoptr(GPtrArray) changes =
-			g_ptr_array_new_with_free_func((GDestroyNotify)store_change_free);
-		uint8_t prev[32];
-		memcpy(prev, r->state->pos.hash, sizeof(prev));
-		r->state->pos.current_gen = gen;
-		g_autoptr(json_t) result = cmd ? store_state_apply(r->state, cmd, cmd_bytes, n, changes, error) : NULL;
-		r->state->pos.current_gen = MAX(current_gen, gen);
-		if (!result) {
-			if (!cmd)
-				g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-					    "A change received is not valid JSON: %s.", jerr.text);
-			return false;
-		}
-		r->dirty = true;
-		r->caught_up++;
-		applied_n++;
-		change_log_add(r->log, r->state->pos.gen, r->state->pos.index, prev, cmd_bytes, n);
-		applied(r, cmd, changes);
-	}
-	if (store_position_compare(&r->state->pos, &r->leader_pos) != 0 ||
-	    memcmp(r->state->pos.hash, r->leader_pos.hash, 32) != 0) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-			    "The changes received did not lead to node %u's position.", r->leader);
-		return false;
-	}
-	log_info("caught up with node %u: %u changes applied", r->leader, applied_n);
-	return true;
-}
-
-static void on_snapshot(replica *r, uint32_t sender, herd_msg_type type, uint64_t epoch,
-			const void *payload, size_t len)
-{
-	if (r->phase != REPLICA_SYNCING || !r->transfer || epoch != r->round || sender != r->leader)
-		return;
-	const uint8_t *p = payload;
-	if (len < 8 || (r->snap_type && type != r->snap_type)) {
-		r->rejected++;
-		return;
-	}
-	r->snap_type = type;
-	uint32_t chunk = herd_get_le32(p), count = herd_get_le32(p + 4);
-	if (chunk != r->snap_next || count == 0 || (r->snap_count && count != r->snap_count)) {
-		log_err("snapshot chunk %u/%u from node %u out of order; waiting for the next round",
-			chunk, count, sender);
-		r->rejected++;
-		return;
-	}
-	r->snap_count = count;
-	r->snap_next++;
-	bool needed = store_position_compare(&r->state->pos, &r->leader_pos) != 0 ||
-		      memcmp(r->state->pos.hash, r->leader_pos.hash, 32) != 0;
-	if (needed)
-		g_byte_array_append(r->snapshot, p + 8, (guint)(len - 8));
-	if (r->snap_next < count)
-		return;
-	if (!needed) {
-		complete_sync(r, false);
-		return;
-	}
-	g_autoptr(GError) err = NULL;
-	if (type == HERD_MSG_CATCHUP) {
-		if (!ensure_txn(r))
-			return;
-		if (!apply_catchup(r, r->snapshot->data, r->snapshot->len, &err)) {
-			/* Every receiver that lacked them applies the same bytes
-			 * alike: this one's database broke, or its history is not
-			 * the leader's after all. */
-			replica_fail(r, err);
-			return;
-		}
-		complete_sync(r, false);
-		return;
-	}
-	json_error_t jerr;
-	g_autoptr(json_t) dump = json_loadb((const char *)r->snapshot->data, r->snapshot->len, 0, &jerr);
-	if (!dump) {
-		g_set_error(&err, HERD_ERROR, HERD_ERR_IO, "The state received from node %u is not valid JSON: %s.",
-			    sender, jerr.text);
-		replica_fail(r, err);
-		return;
-	}
-	if (!ensure_txn(r))
-		return;
-	if (!store_db_restore_dump(r->db, dump, &err) || !store_state_load(r->state, &err)) {
-		replica_fail(r, err);
-		return;
-	}
-	r->dirty = true;
-	change_log_clear(r->log); /* the history before it is the leader's, not known here */
-	r->cb.changed(r->user, NULL);
-	complete_sync(r, true);
 }
 
 static void on_persisted(replica *r, uint32_t sender, const void *payload, size_t len)
@@ -1112,7 +925,7 @@ void replica_deliver(replica *r, uint32_t sender, const void *msg, size_t len)
 		break;
 	case HERD_MSG_SNAPSHOT:
 	case HERD_MSG_CATCHUP:
-		on_snapshot(r, sender, (herd_msg_type)hdr.type, hdr.epoch, payload, hdr.payload_len);
+		replica_on_transfer(r, sender, (herd_msg_type)hdr.type, hdr.epoch, payload, hdr.payload_len);
 		break;
 	case HERD_MSG_COMMAND:
 		on_command(r, sender, hdr.msg_id, payload, hdr.payload_len);
@@ -1146,7 +959,7 @@ void replica_flush(replica *r)
 			uint8_t p[16];
 			herd_put_le64(p, r->state->pos.current_gen);
 			herd_put_le64(p + 8, r->state->pos.index);
-			send_msg(r, HERD_MSG_PERSISTED, r->round, p, sizeof(p));
+			r->counters.persisted_sent += send_msg(r, HERD_MSG_PERSISTED, r->round, p, sizeof(p)) != 0;
 		}
 	}
 	check_acks(r);
@@ -1298,6 +1111,7 @@ void replica_recheck_primary(replica *r)
 store_state *replica_state(replica *r) { return r->state; }
 replica_phase replica_get_phase(replica *r) { return r->phase; }
 uint64_t replica_caught_up(replica *r) { return r->caught_up; }
+void replica_get_counters(replica *r, replica_counters *out) { *out = r->counters; }
 
 void replica_set_log_max(replica *r, unsigned entries)
 {

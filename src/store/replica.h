@@ -150,8 +150,24 @@ unsigned replica_cluster_protocol(replica *r);
 uint64_t replica_rejected_messages(replica *r);
 /* Changes this replica got by catch-up in syncs: a member that missed
  * changes is sent them from the leader's log of the last ones it applied
- * (at most 20,000, 8 MiB), the whole store only when they are no longer
+ * (at most 20,000, 2 MiB), the whole store only when they are no longer
  * there (or a member's history is not the leader's). */
 uint64_t replica_caught_up(replica *r);
+/*
+ * What this replica did since it started, to see what a change costs the
+ * cluster (bench/scale): changes applied, transactions made durable (one
+ * fsync of SQLite's WAL each), and the COMMAND (batches of this node's
+ * changes) and PERSISTED (acknowledgements) messages it sent.  Under load
+ * one transaction and one PERSISTED cover every change of a burst of
+ * deliveries, and one COMMAND every change submitted while the last one
+ * was on its way.
+ */
+typedef struct {
+	uint64_t applied;
+	uint64_t commits;
+	uint64_t commands_sent;
+	uint64_t persisted_sent;
+} replica_counters;
+void replica_get_counters(replica *r, replica_counters *out);
 /* Keep at most @entries changes in the log (tests). */
 void replica_set_log_max(replica *r, unsigned entries);

@@ -561,6 +561,66 @@ static void test_ack_after_all_persisted(void)
 	h_teardown();
 }
 
+/*
+ * Under load the changes of many clients share the cluster's work: those
+ * submitted while a COMMAND is on its way go in the next one, each member
+ * makes a burst of deliveries durable with one transaction and says so
+ * with one PERSISTED, and none is confirmed before every member's
+ * PERSISTED covering it was delivered (the counters bench/scale reads).
+ */
+static void test_group_commit(void)
+{
+	h_setup(3);
+	bootstrap(1, 3);
+	const uint32_t all[] = { 1, 2, 3, 0 };
+	form(all);
+	replica_counters before[4];
+	for (unsigned i = 1; i <= 3; i++)
+		replica_get_counters(H.nodes[i].r, &before[i]);
+	uint64_t ids[10];
+	for (unsigned k = 0; k < 10; k++) {
+		char uuid[37], name[16];
+		g_snprintf(uuid, sizeof(uuid), "11111111-1111-4111-8111-1111111111%02u", k);
+		g_snprintf(name, sizeof(name), "web%u", k);
+		g_autoptr(json_t) cmd = create_vm(uuid, name);
+		g_autoptr(GError) error = NULL;
+		ids[k] = submit(1, cmd, &error);
+		g_assert_no_error(error);
+	}
+	/* The first went alone; the other nine wait for it to come back. */
+	g_assert_cmpuint(g_queue_get_length(H.bus), ==, 1);
+	g_assert_true(deliver_one());
+	g_assert_cmpuint(g_queue_get_length(H.bus), ==, 1);
+	g_assert_true(deliver_one());
+	/* Every member has all ten, in one transaction not yet durable. */
+	for (unsigned i = 1; i <= 3; i++) {
+		g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[i].r), STORE_KIND_VM, "web9"));
+		g_assert_true(store_db_in_transaction(H.nodes[i].db));
+	}
+	for (unsigned i = 1; i <= 3; i++)
+		flush(i);
+	g_assert_cmpuint(g_queue_get_length(H.bus), ==, 3); /* one PERSISTED each */
+	g_assert_true(deliver_one());
+	g_assert_true(deliver_one());
+	for (unsigned k = 0; k < 10; k++)
+		g_assert_false(answered(1, ids[k])); /* n3's PERSISTED is still on the bus */
+	g_assert_true(deliver_one());
+	for (unsigned k = 0; k < 10; k++)
+		g_assert_no_error(answer_of(1, ids[k])->error);
+	for (unsigned i = 1; i <= 3; i++) {
+		replica_counters c;
+		replica_get_counters(H.nodes[i].r, &c);
+		g_assert_cmpuint(c.applied - before[i].applied, ==, 10);
+		g_assert_cmpuint(c.commits - before[i].commits, ==, 1);
+		g_assert_cmpuint(c.persisted_sent - before[i].persisted_sent, ==, 1);
+		g_assert_cmpuint(c.commands_sent - before[i].commands_sent, ==, i == 1 ? 2 : 0);
+	}
+	settle();
+	same_store(1, 2);
+	same_store(1, 3);
+	h_teardown();
+}
+
 /* What was applied is made durable before a new configuration's sync
  * reports the position: a STATE never announces what a crash could lose. */
 static void test_confchg_commits(void)
@@ -1025,6 +1085,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/replica/join-big-state", test_join_big_state);
 	g_test_add_func("/replica/catchup", test_catchup);
 	g_test_add_func("/replica/ack-after-all-persisted", test_ack_after_all_persisted);
+	g_test_add_func("/replica/group-commit", test_group_commit);
 	g_test_add_func("/replica/confchg-commits", test_confchg_commits);
 	g_test_add_func("/replica/add-second-node-acked", test_add_second_node_acked);
 	g_test_add_func("/replica/two-node-survivor", test_two_node_survivor);
