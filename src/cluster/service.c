@@ -752,9 +752,9 @@ json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid)
 	return c->bus->ops->links(c->bus, nodeid);
 }
 
-bool herd_cluster_reload(herd_cluster *c, GError **error)
+void herd_cluster_reload(herd_cluster *c, herd_bus_reload_done done, gpointer user)
 {
-	return c->bus->ops->reload(c->bus, error);
+	c->bus->ops->reload(c->bus, done, user);
 }
 replica *herd_cluster_replica(herd_cluster *c) { return c->replica; }
 uint32_t herd_cluster_nodeid(herd_cluster *c) { return c->nodeid; }

@@ -119,11 +119,12 @@ void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer us
 
 store_state *herd_cluster_state(herd_cluster *c);
 /* The bus's view: quorate, connected, link state towards @nodeid (or NULL),
- * and a reload of the configuration on every node (bus.h). */
+ * and a reload of the configuration on every node (bus.h: @done runs
+ * later, on the main loop). */
 bool herd_cluster_quorate(herd_cluster *c);
 bool herd_cluster_connected(herd_cluster *c);
 json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid);
-bool herd_cluster_reload(herd_cluster *c, GError **error);
+void herd_cluster_reload(herd_cluster *c, herd_bus_reload_done done, gpointer user);
 replica *herd_cluster_replica(herd_cluster *c);
 /*
  * Does this node answer from its store?  True, or false with an
