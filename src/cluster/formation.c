@@ -735,6 +735,7 @@ static void add_refused(add_request *r, const GError *error)
 		log_info("the join of node %s waits: %s", r->name, error->message);
 	g_free(r->refusal);
 	r->refusal = g_strdup(error->message);
+	g_clear_pointer(&f->joins_waiting_for, g_free);
 	join_queue_push_front(f->joins, r, r->deadline_ms);
 }
 
@@ -807,7 +808,10 @@ static char *joins_waiting_for(herd_formation *f, join_verdict v, const join_fac
 
 static void on_expired(herd_formation *f, add_request *r)
 {
-	g_autofree char *why = r->refusal ? clause(r->refusal) : g_strdup(f->joins_waiting_for);
+	/* Why the queue waited last, or else why the store refused it last. */
+	g_autofree char *why = f->joins_waiting_for ? g_strdup(f->joins_waiting_for)
+			       : r->refusal	    ? clause(r->refusal)
+						    : NULL;
 	g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_TIMEOUT,
 					    "Node '%s' was not added: it waited %lld s for its turn to join through this node (%s). Nothing was changed; run the join again once the joins under way are done.",
 					    r->name, (long long)((now_ms() - r->queued_ms + 500) / 1000),
@@ -829,6 +833,7 @@ static void joins_pump(herd_formation *f)
 		add_request *r = join_queue_next(f->joins, &facts, &deadline, &why);
 		if (r) {
 			r->deadline_ms = deadline;
+			g_clear_pointer(&f->joins_waiting_for, g_free);
 			add_try(r);
 		} else {
 			g_free(f->joins_waiting_for);
