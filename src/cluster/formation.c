@@ -716,15 +716,17 @@ static char *clause(const char *sentence)
 	return out;
 }
 
-/* Refused by the store for @error: back to the head of the queue if the
- * reason passes and there is time, else answered. */
-static void add_refused(add_request *r, const GError *error)
+/* Refused by the store for @error (where it was applied: @applied):
+ * back to the head of the queue if the reason passes and there is time,
+ * else answered. */
+static void add_refused(add_request *r, const GError *error, bool applied)
 {
 	herd_formation *f = r->f;
 	bool passes = error->domain == HERD_ERROR &&
 		      (error->code == HERD_ERR_UNAVAILABLE || error->code == HERD_ERR_NO_QUORUM ||
-		       /* another member's join took the node id: a new one */
-		       error->code == HERD_ERR_CONFLICT);
+		       /* another member's join took the node id first: the
+			* next try picks another (or says what else clashed) */
+		       (applied && error->code == HERD_ERR_CONFLICT));
 	if (f->adding == r)
 		f->adding = NULL;
 	if (!passes || now_ms() >= r->deadline_ms) {
@@ -744,7 +746,7 @@ static void on_node_added(json_t *result, const GError *error, gpointer data)
 	add_request *r = data;
 	herd_formation *f = r->f;
 	if (error) {
-		add_refused(r, error);
+		add_refused(r, error, true);
 		joins_kick(f);
 		return;
 	}
@@ -778,7 +780,7 @@ static void add_try(add_request *r)
 	g_autoptr(json_t) cmd = store_node_cmd_create(uuid, r->name, nodeid, links, r->n_links);
 	f->adding = r;
 	if (!herd_cluster_submit(f->cluster, cmd, r->user, on_node_added, r, &err))
-		add_refused(r, err);
+		add_refused(r, err, false);
 }
 
 /* What a member knows now for join_admission(). */

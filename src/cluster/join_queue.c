@@ -106,16 +106,3 @@ gpointer join_queue_next(join_queue *q, const join_facts *f, int64_t *deadline_m
 	g_free(e);
 	return item;
 }
-
-bool join_queue_remove(join_queue *q, gpointer item)
-{
-	for (GList *l = q->entries.head; l; l = l->next) {
-		entry *e = l->data;
-		if (e->item == item) {
-			g_free(e);
-			g_queue_delete_link(&q->entries, l);
-			return true;
-		}
-	}
-	return false;
-}

@@ -63,5 +63,3 @@ void join_queue_expire(join_queue *q, int64_t now_ms, GPtrArray *expired);
 /* The head item if @f admits a join (taken out; its deadline in
  * *@deadline_ms), else NULL with the verdict in *@why. */
 gpointer join_queue_next(join_queue *q, const join_facts *f, int64_t *deadline_ms, join_verdict *why);
-/* Take @item out wherever it is; false if it is not queued. */
-bool join_queue_remove(join_queue *q, gpointer item);
