@@ -11,6 +11,8 @@
 #include "common/password.h"
 #include "common/tls.h"
 #include "store/cluster.h"
+#include "store/guard.h"
+#include "store/guard.h"
 #include "store/node.h"
 #include "store/wire.h"
 
@@ -33,6 +35,8 @@ struct herd_formation {
 	unsigned join_wait_ms;   /* how long one may wait for its turn */
 	char *joins_waiting_for; /* why the head of the queue waited, last look */
 	guint joins_timer, joins_idle;
+	GHashTable *new_nodes;   /* uuids of nodes added (through any member) since
+				  * this herd started, not yet in the group */
 };
 
 /* A join through this member (the member's side of a join, below). */
@@ -52,6 +56,8 @@ struct add_request {
 	char *conf;              /* corosync.conf as answered */
 };
 static void add_request_free(add_request *r);
+static void on_node_list_changed(gpointer user, GPtrArray *changes);
+static void on_membership(gpointer user, bool group);
 
 /* One create, join or leave under way. */
 typedef struct {
@@ -113,6 +119,9 @@ herd_formation *herd_formation_new(herd_cluster *cluster, const char *node_name,
 	f->user = user;
 	f->joins = join_queue_new();
 	f->join_wait_ms = HERD_JOIN_WAIT_MS;
+	f->new_nodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	herd_cluster_listen(cluster, on_node_list_changed, f);
+	herd_cluster_on_membership(cluster, on_membership, f);
 	return f;
 }
 
@@ -122,8 +131,10 @@ void herd_formation_free(herd_formation *f)
 		return;
 	/* herdd stops (its API server is gone): the joins waiting are dropped
 	 * unanswered; the one being added is answered to nobody. */
+	herd_cluster_unlisten(f->cluster, f);
 	g_clear_handle_id(&f->joins_timer, g_source_remove);
 	g_clear_handle_id(&f->joins_idle, g_source_remove);
+	g_hash_table_unref(f->new_nodes);
 	g_autoptr(GPtrArray) queued = g_ptr_array_new_with_free_func((GDestroyNotify)add_request_free);
 	join_queue_expire(f->joins, INT64_MAX, queued);
 	join_queue_free(f->joins);
@@ -716,9 +727,73 @@ static char *clause(const char *sentence)
 	return out;
 }
 
+/* Forget the new nodes that are in the group now (their herd is up). */
+static void new_nodes_seen(herd_formation *f)
+{
+	uint32_t ring[512];
+	size_t n = MIN(herd_cluster_group(f->cluster, ring, G_N_ELEMENTS(ring)), G_N_ELEMENTS(ring));
+	store_state *st = herd_cluster_state(f->cluster);
+	for (size_t i = 0; i < n; i++) {
+		store_object *o = store_node_by_id(st, ring[i]);
+		if (o)
+			g_hash_table_remove(f->new_nodes, o->uuid);
+	}
+}
+
+static void on_node_list_changed(gpointer user, GPtrArray *changes)
+{
+	herd_formation *f = user;
+	for (guint i = 0; changes && i < changes->len; i++) {
+		store_change *c = changes->pdata[i];
+		if (c->kind != STORE_KIND_NODE)
+			continue;
+		if (!c->before && c->after)
+			g_hash_table_add(f->new_nodes, g_strdup(c->uuid));
+		else if (!c->after)
+			g_hash_table_remove(f->new_nodes, c->uuid);
+	}
+	new_nodes_seen(f);
+}
+
+static void on_membership(gpointer user, bool group)
+{
+	new_nodes_seen(user);
+}
+
+/*
+ * Would the store refuse @cmd (a node's create) now because a node that was up
+ * (not one added lately and not up yet) is lost and not fenced?  Then it
+ * does until an operator acts (store/guard.c), so the join is refused at
+ * once, with the store's words, rather than kept waiting.
+ */
+static bool refused_for_lost(herd_formation *f, json_t *cmd, GError **error)
+{
+	g_autoptr(GHashTable) lost = herd_cluster_lost(f->cluster);
+	if (!lost)
+		return false;
+	new_nodes_seen(f);
+	store_state *st = herd_cluster_state(f->cluster);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, f->new_nodes);
+	while (g_hash_table_iter_next(&it, &v, NULL)) {
+		store_object *o = store_state_get(st, STORE_KIND_NODE, v);
+		if (o)
+			g_hash_table_remove(lost, o->name);
+	}
+	return g_hash_table_size(lost) > 0 && !store_guard_check(st, cmd, lost, error);
+}
+
 /* Refused by the store for @error (where it was applied: @applied):
  * back to the head of the queue if the reason passes and there is time,
  * else answered. */
+static json_t *add_cmd(add_request *r)
+{
+	char uuid[STORE_UUID_LEN + 1];
+	store_uuid_generate(uuid);
+	return store_node_cmd_create(uuid, r->name, r->nodeid, (const char *const *)r->links, r->n_links);
+}
+
 static void add_refused(add_request *r, const GError *error, bool applied)
 {
 	herd_formation *f = r->f;
@@ -729,6 +804,12 @@ static void add_refused(add_request *r, const GError *error, bool applied)
 		       (applied && error->code == HERD_ERR_CONFLICT));
 	if (f->adding == r)
 		f->adding = NULL;
+	g_autoptr(GError) lost = NULL;
+	g_autoptr(json_t) cmd = passes ? add_cmd(r) : NULL;
+	if (cmd && refused_for_lost(f, cmd, &lost)) {
+		add_finish(r, NULL, lost);
+		return;
+	}
 	if (!passes || now_ms() >= r->deadline_ms) {
 		add_finish(r, NULL, error);
 		return;
@@ -775,9 +856,7 @@ static void add_try(add_request *r)
 		break;
 	}
 	r->nodeid = nodeid;
-	char uuid[STORE_UUID_LEN + 1];
-	store_uuid_generate(uuid);
-	g_autoptr(json_t) cmd = store_node_cmd_create(uuid, r->name, nodeid, links, r->n_links);
+	g_autoptr(json_t) cmd = add_cmd(r);
 	f->adding = r;
 	if (!herd_cluster_submit(f->cluster, cmd, r->user, on_node_added, r, &err))
 		add_refused(r, err, false);
@@ -793,8 +872,14 @@ static join_facts joins_facts(herd_formation *f)
 	};
 	g_autoptr(GPtrArray) nodes = store_state_list(herd_cluster_state(f->cluster), STORE_KIND_NODE);
 	facts.nodes = nodes->len;
-	for (guint i = 0; i < nodes->len; i++)
-		facts.present += herd_cluster_is_member(f->cluster, store_node_of(nodes->pdata[i])->nodeid);
+	new_nodes_seen(f);
+	for (guint i = 0; i < nodes->len; i++) {
+		store_object *o = nodes->pdata[i];
+		if (herd_cluster_is_member(f->cluster, store_node_of(o)->nodeid))
+			facts.present++;
+		else if (!store_node_of(o)->down && g_hash_table_contains(f->new_nodes, o->uuid))
+			facts.new_absent++;
+	}
 	return facts;
 }
 
@@ -833,7 +918,13 @@ static void joins_pump(herd_formation *f)
 		int64_t deadline;
 		/* One try per look: a refusal puts it back for the next. */
 		add_request *r = join_queue_next(f->joins, &facts, &deadline, &why);
-		if (r) {
+		if (r && why == JOIN_REFUSE_MAJORITY) {
+			g_autofree char *reason = join_wait_reason(why, &facts);
+			g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_NO_QUORUM,
+							    "Node '%s' was not added: %s. Start the nodes that are down, or remove those gone for good ('herd node remove NAME'), then join again.",
+							    r->name, reason);
+			add_finish(r, NULL, err);
+		} else if (r) {
 			r->deadline_ms = deadline;
 			g_clear_pointer(&f->joins_waiting_for, g_free);
 			add_try(r);
@@ -877,6 +968,7 @@ void herd_formation_add_node(herd_formation *f, const char *name, const char *co
 		return;
 	}
 	add_request *r = g_new0(add_request, 1);
+	r->nodeid = nodeid;
 	r->f = f;
 	r->done = done;
 	r->data = data;
@@ -888,6 +980,12 @@ void herd_formation_add_node(herd_formation *f, const char *name, const char *co
 	r->user = g_strdup(user);
 	r->cert = g_steal_pointer(&cert);
 	r->queued_ms = now_ms();
+	g_autoptr(json_t) cmd = k == ADD_NEW ? add_cmd(r) : NULL;
+	if (cmd && refused_for_lost(f, cmd, &err)) {
+		add_request_free(r);
+		done(NULL, err, data);
+		return;
+	}
 	if (k == ADD_AGAIN) {
 		/* Nothing to add: answered at once, beside the queue. */
 		r->nodeid = nodeid;

@@ -19,7 +19,9 @@ join_verdict join_admission(const join_facts *f)
 		return JOIN_ADMIT;
 	/* Some listed node is not up: with one more, the partition must
 	 * still hold more than half of the list without any of them. */
-	return 2 * (uint64_t)f->present > (uint64_t)f->nodes + 1 ? JOIN_ADMIT : JOIN_WAIT_MAJORITY;
+	if (2 * (uint64_t)f->present > (uint64_t)f->nodes + 1)
+		return JOIN_ADMIT;
+	return f->new_absent > 0 ? JOIN_WAIT_MAJORITY : JOIN_REFUSE_MAJORITY;
 }
 
 char *join_wait_reason(join_verdict v, const join_facts *f)
@@ -28,9 +30,9 @@ char *join_wait_reason(join_verdict v, const join_facts *f)
 	case JOIN_WAIT_BUSY:
 		return g_strdup("the join before it through this node was still being committed");
 	case JOIN_WAIT_MAJORITY:
-		return g_strdup_printf("%u of the cluster's %u nodes are up, and one more node added "
-				       "before more are up could leave this partition without a majority "
-				       "if the new nodes did not come",
+	case JOIN_REFUSE_MAJORITY:
+		return g_strdup_printf("%u of the cluster's %u nodes are up; one more node added now "
+				       "would leave this partition without a majority if it did not come up",
 				       f->present, f->nodes);
 	case JOIN_WAIT_STORE:
 	case JOIN_ADMIT:
@@ -98,7 +100,8 @@ void join_queue_expire(join_queue *q, int64_t now_ms, GPtrArray *expired)
 gpointer join_queue_next(join_queue *q, const join_facts *f, int64_t *deadline_ms, join_verdict *why)
 {
 	*why = join_admission(f);
-	entry *e = *why == JOIN_ADMIT ? g_queue_pop_head(&q->entries) : NULL;
+	bool take = *why == JOIN_ADMIT || *why == JOIN_REFUSE_MAJORITY;
+	entry *e = take ? g_queue_pop_head(&q->entries) : NULL;
 	if (!e)
 		return NULL;
 	gpointer item = e->item;

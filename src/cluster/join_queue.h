@@ -10,7 +10,10 @@
  * every cluster must risk to grow, as one after another always did) or the
  * partition keeps its majority even if none of the nodes listed and not up
  * ever comes.  Joins that must wait queue here, first come first served,
- * each until its deadline; the member re-checks as the facts change.
+ * each until its deadline; the member re-checks as the facts change.  When
+ * the majority is short and no node added lately is on its way (the
+ * absent are nodes that were up: off, or lost), waiting would not help,
+ * and the join is refused at once.
  * Joins sent to other members at the same time are kept apart by the store
  * (one node-list change at a time, src/store/replica.c): a refused one
  * comes back to the head of its queue and is tried again.
@@ -29,6 +32,7 @@ typedef struct join_facts {
 	bool store_ready;   /* its store is synced and its partition primary */
 	unsigned nodes;     /* nodes in the node list */
 	unsigned present;   /* of them, in the group (their herd is up and in it) */
+	unsigned new_absent; /* of the absent, nodes added lately, on their way */
 	bool busy;          /* a join through this member is being committed */
 } join_facts;
 
@@ -37,13 +41,15 @@ typedef enum {
 	JOIN_WAIT_BUSY,     /* the previous join through this member is not done */
 	JOIN_WAIT_STORE,    /* the store is syncing, or the partition not primary */
 	JOIN_WAIT_MAJORITY, /* one more absent node could cost the majority */
+	JOIN_REFUSE_MAJORITY, /* …and no node added lately is on its way */
 } join_verdict;
 
 /* May a node be added now? */
 join_verdict join_admission(const join_facts *f);
 
-/* Why a join waits, as a sentence for the operator (g_free), for a verdict
- * other than JOIN_ADMIT and JOIN_WAIT_STORE (the store says why then). */
+/* Why a join waits or is refused, as a clause for the operator (g_free),
+ * for a verdict other than JOIN_ADMIT and JOIN_WAIT_STORE (the store says
+ * why then). */
 char *join_wait_reason(join_verdict v, const join_facts *f);
 
 typedef struct join_queue join_queue;
@@ -60,6 +66,7 @@ void join_queue_push_front(join_queue *q, gpointer item, int64_t deadline_ms);
 /* Take out the items whose deadline is not after @now_ms, oldest first,
  * appending them to @expired. */
 void join_queue_expire(join_queue *q, int64_t now_ms, GPtrArray *expired);
-/* The head item if @f admits a join (taken out; its deadline in
- * *@deadline_ms), else NULL with the verdict in *@why. */
+/* The head item if @f admits a join or refuses it (taken out; its
+ * deadline in *@deadline_ms; the verdict, JOIN_ADMIT or
+ * JOIN_REFUSE_MAJORITY, in *@why), else NULL with the verdict in *@why. */
 gpointer join_queue_next(join_queue *q, const join_facts *f, int64_t *deadline_ms, join_verdict *why);

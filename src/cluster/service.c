@@ -731,6 +731,11 @@ size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max)
 	return replica_members(c->replica, out, max);
 }
 
+GHashTable *herd_cluster_lost(herd_cluster *c)
+{
+	return on_unfenced_lost(c);
+}
+
 void herd_cluster_set_lost_check(herd_cluster *c, herd_cluster_lost_fn fn, gpointer user)
 {
 	c->lost_fn = fn;

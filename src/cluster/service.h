@@ -113,6 +113,9 @@ void herd_cluster_set_survivor_check(herd_cluster *c, herd_cluster_survivor_fn f
  * set of names, or NULL for none.  Every change submitted is checked. */
 typedef GHashTable *(*herd_cluster_lost_fn)(gpointer user);
 void herd_cluster_set_lost_check(herd_cluster *c, herd_cluster_lost_fn fn, gpointer user);
+/* The nodes lost and not fenced as that check says now (a new set of
+ * names, or NULL for none). */
+GHashTable *herd_cluster_lost(herd_cluster *c);
 
 /* Register @fn for every change; called on the main thread after apply. */
 void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user);

@@ -397,7 +397,8 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
  * added is not up, so it counts as lost, and no node joins while one is).
  * Once it is confirmed off the next is added (3 of 5 nodes up); the last
  * one would leave 3 of 6, so it waits until its bound and is refused
- * saying why, with nothing changed.
+ * saying why, with nothing changed.  With no node on its way, such a join
+ * is refused at once.
  */
 static unsigned answered(test_call *const *calls, unsigned n)
 {
@@ -455,12 +456,22 @@ static void test_cluster_joins_at_once(fixture *f, gconstpointer data)
 	unsigned third;
 	TEST_WAIT(answered(calls, 3) == 1);
 	g_autoptr(test_answer) a3 = first_answer(calls, 3, &third);
-	g_autofree char *refused = g_strdup_printf("Node '%s' was not added: it waited 3 s for its turn to join through this node (3 of the cluster's 5 nodes are up, and one more node added before more are up could leave this partition without a majority if the new nodes did not come). Nothing was changed",
+	g_autofree char *refused = g_strdup_printf("Node '%s' was not added: it waited 3 s for its turn to join through this node (3 of the cluster's 5 nodes are up; one more node added now would leave this partition without a majority if it did not come up). Nothing was changed",
 						   joins[third].name);
 	test_expect_error(a3, 504, refused);
 	g_assert_cmpuint(store_state_count(herd_cluster_state(f->n[2]->cluster), STORE_KIND_NODE), ==, 5);
 	g_assert_null(store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_NODE,
 					      joins[third].name));
+
+	/* With the second confirmed off too, no node is on its way: a join
+	 * that would leave 3 of 6 is refused at once, saying what to do. */
+	g_autofree char *confirm2 = g_strdup_printf("/api/v1/nodes/%s/confirm-down", joins[second].name);
+	g_autoptr(test_answer) confirmed2 = test_request(f->n[1], "POST", confirm2, NULL);
+	test_expect(confirmed2, 200);
+	g_autoptr(json_t) late = join_request("n8", "10.99.0.8", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) a4 = test_request(f->n[2], "POST", "/api/v1/cluster/nodes", late);
+	test_expect_error(a4, 503, "Node 'n8' was not added: 3 of the cluster's 5 nodes are up; one more node added now would leave this partition without a majority if it did not come up. Start the nodes that are down, or remove those gone for good ('herd node remove NAME'), then join again.");
+	g_assert_cmpuint(store_state_count(herd_cluster_state(f->n[1]->cluster), STORE_KIND_NODE), ==, 5);
 }
 
 /* ------------------------------------------------------------------ */

@@ -12,26 +12,34 @@
 
 static void test_admission(void)
 {
+#define UP(n, p, na) { .store_ready = true, .nodes = n, .present = p, .new_absent = na }
 	static const struct {
 		join_facts f;
 		join_verdict v;
 	} cases[] = {
 		/* every listed node up: one join, whatever the count (1 -> 2 too) */
-		{ { true, 1, 1, false }, JOIN_ADMIT },
-		{ { true, 3, 3, false }, JOIN_ADMIT },
+		{ UP(1, 1, 0), JOIN_ADMIT },
+		{ UP(3, 3, 0), JOIN_ADMIT },
 		/* the store first, then this member's own join under way */
-		{ { false, 3, 3, false }, JOIN_WAIT_STORE },
-		{ { false, 3, 3, true }, JOIN_WAIT_STORE },
-		{ { true, 3, 3, true }, JOIN_WAIT_BUSY },
+		{ { .nodes = 3, .present = 3 }, JOIN_WAIT_STORE },
+		{ { .nodes = 3, .present = 3, .busy = true }, JOIN_WAIT_STORE },
+		{ { .store_ready = true, .nodes = 3, .present = 3, .busy = true }, JOIN_WAIT_BUSY },
 		/* some absent: one more only if the present stay a majority */
-		{ { true, 2, 1, false }, JOIN_WAIT_MAJORITY },   /* 1 of 3 */
-		{ { true, 3, 2, false }, JOIN_WAIT_MAJORITY },   /* 2 of 4 */
-		{ { true, 4, 3, false }, JOIN_ADMIT },           /* 3 of 5 */
-		{ { true, 5, 3, false }, JOIN_WAIT_MAJORITY },   /* 3 of 6 */
-		{ { true, 10, 8, false }, JOIN_ADMIT },          /* 8 of 11 */
-		{ { true, 15, 8, false }, JOIN_WAIT_MAJORITY },  /* 8 of 16 */
-		{ { true, 14, 8, false }, JOIN_ADMIT },          /* 8 of 15 */
+		{ UP(2, 1, 1), JOIN_WAIT_MAJORITY },   /* 1 of 3 */
+		{ UP(3, 2, 1), JOIN_WAIT_MAJORITY },   /* 2 of 4 */
+		{ UP(4, 3, 1), JOIN_ADMIT },           /* 3 of 5 */
+		{ UP(4, 3, 0), JOIN_ADMIT },           /* 3 of 5, one of them off */
+		{ UP(5, 3, 2), JOIN_WAIT_MAJORITY },   /* 3 of 6 */
+		{ UP(10, 8, 2), JOIN_ADMIT },          /* 8 of 11 */
+		{ UP(15, 8, 7), JOIN_WAIT_MAJORITY },  /* 8 of 16 */
+		{ UP(14, 8, 6), JOIN_ADMIT },          /* 8 of 15 */
+		/* short of a majority with no new node on its way (the absent
+		 * are nodes that were up): waiting would not help */
+		{ UP(2, 1, 0), JOIN_REFUSE_MAJORITY }, /* 1 of 3 */
+		{ UP(5, 3, 0), JOIN_REFUSE_MAJORITY }, /* 3 of 6 */
+		{ UP(5, 3, 1), JOIN_WAIT_MAJORITY },
 	};
+#undef UP
 	for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_test_message("case %u: %u of %u present", i, cases[i].f.present, cases[i].f.nodes);
 		g_assert_cmpint(join_admission(&cases[i].f), ==, cases[i].v);
@@ -40,11 +48,11 @@ static void test_admission(void)
 
 static void test_reasons(void)
 {
-	join_facts f = { true, 5, 3, false };
+	join_facts f = { .store_ready = true, .nodes = 5, .present = 3, .new_absent = 2 };
 	g_autofree char *majority = join_wait_reason(JOIN_WAIT_MAJORITY, &f);
 	g_assert_cmpstr(majority, ==,
-			"3 of the cluster's 5 nodes are up, and one more node added before more are up "
-			"could leave this partition without a majority if the new nodes did not come");
+			"3 of the cluster's 5 nodes are up; one more node added now would leave this "
+			"partition without a majority if it did not come up");
 	g_autofree char *busy = join_wait_reason(JOIN_WAIT_BUSY, &f);
 	g_assert_nonnull(strstr(busy, "join before it"));
 }
@@ -53,8 +61,8 @@ static void test_queue(void)
 {
 	join_queue *q = join_queue_new();
 	int items[JOIN_QUEUE_MAX + 1];
-	join_facts go = { true, 3, 3, false };
-	join_facts wait = { true, 3, 3, true };
+	join_facts go = { .store_ready = true, .nodes = 3, .present = 3 };
+	join_facts wait = { .store_ready = true, .nodes = 3, .present = 3, .busy = true };
 	for (int i = 0; i < JOIN_QUEUE_MAX; i++)
 		g_assert_true(join_queue_push(q, &items[i], 1000 + i));
 	/* bounded */
@@ -82,6 +90,11 @@ static void test_queue(void)
 	g_assert_true(expired->pdata[2] == &items[4]);
 	g_assert_true(join_queue_next(q, &go, &deadline, &why) == &items[5]);
 	g_assert_cmpuint(join_queue_length(q), ==, JOIN_QUEUE_MAX - 6);
+	/* short of a majority with nothing on its way: the head is taken, to
+	 * be refused */
+	join_facts short_of = { .store_ready = true, .nodes = 5, .present = 3 };
+	g_assert_true(join_queue_next(q, &short_of, &deadline, &why) == &items[6]);
+	g_assert_cmpint(why, ==, JOIN_REFUSE_MAJORITY);
 	join_queue_free(q);
 	join_queue_free(NULL);
 }
@@ -127,13 +140,18 @@ static outcome play(const formation *fm)
 		join_queue_expire(q, now, expired);
 		out.expired += expired->len;
 		join_facts f = { .store_ready = true, .nodes = nodes, .present = fm->members };
-		for (unsigned i = 0; i < fm->joins; i++)
-			f.present += j[i].added >= 0 && !j[i].never && now >= j[i].added + fm->up_after;
+		for (unsigned i = 0; i < fm->joins; i++) {
+			bool up = j[i].added >= 0 && !j[i].never && now >= j[i].added + fm->up_after;
+			f.present += up;
+			f.new_absent += j[i].added >= 0 && !up;
+		}
 		/* The store's primary rule holds whenever no absent node is new
 		 * (or there is one new node of a cluster that was all up). */
 		int64_t deadline;
 		join_verdict why;
 		joiner *next = join_queue_next(q, &f, &deadline, &why);
+		/* every absent node here is a new one, on its way */
+		g_assert_cmpint(why, !=, JOIN_REFUSE_MAJORITY);
 		if (!next) {
 			out.last_wait = why;
 			out.last_facts = f;
