@@ -730,11 +730,12 @@ static char *clause(const char *sentence)
 /* Forget the new nodes that are in the group now (their herd is up). */
 static void new_nodes_seen(herd_formation *f)
 {
-	uint32_t ring[512];
-	size_t n = MIN(herd_cluster_group(f->cluster, ring, G_N_ELEMENTS(ring)), G_N_ELEMENTS(ring));
+	uint32_t members[512];
+	size_t n = MIN(herd_cluster_group(f->cluster, members, G_N_ELEMENTS(members)),
+		       G_N_ELEMENTS(members));
 	store_state *st = herd_cluster_state(f->cluster);
 	for (size_t i = 0; i < n; i++) {
-		store_object *o = store_node_by_id(st, ring[i]);
+		store_object *o = store_node_by_id(st, members[i]);
 		if (o)
 			g_hash_table_remove(f->new_nodes, o->uuid);
 	}
@@ -784,9 +785,7 @@ static bool refused_for_lost(herd_formation *f, json_t *cmd, GError **error)
 	return g_hash_table_size(lost) > 0 && !store_guard_check(st, cmd, lost, error);
 }
 
-/* Refused by the store for @error (where it was applied: @applied):
- * back to the head of the queue if the reason passes and there is time,
- * else answered. */
+/* The store command that adds @r as node r->nodeid (a new uuid each try). */
 static json_t *add_cmd(add_request *r)
 {
 	char uuid[STORE_UUID_LEN + 1];
@@ -794,6 +793,9 @@ static json_t *add_cmd(add_request *r)
 	return store_node_cmd_create(uuid, r->name, r->nodeid, (const char *const *)r->links, r->n_links);
 }
 
+/* Refused by the store for @error (where it was applied: @applied):
+ * back to the head of the queue if the reason passes and there is time,
+ * else answered. */
 static void add_refused(add_request *r, const GError *error, bool applied)
 {
 	herd_formation *f = r->f;

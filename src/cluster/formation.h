@@ -75,7 +75,9 @@ void herd_formation_join(herd_formation *f, const char *address, const char *fin
  * The member's side of a join: add node @name on @links, speaking wire
  * protocol @protocol, and sign its @csr.  Joins sent at the same time wait
  * their turn here (cluster/join_queue.h), each up to HERD_JOIN_WAIT_MS,
- * then are refused saying why.  Done: {"cluster","nodeid","ca_cert",
+ * then are refused saying why; one that waiting cannot help (a node that
+ * was up is lost, or the majority is short with no new node on its way)
+ * is refused at once.  Done: {"cluster","nodeid","ca_cert",
  * "node_cert","corosync_conf","authkey"}.
  */
 void herd_formation_add_node(herd_formation *f, const char *name, const char *const *links,
