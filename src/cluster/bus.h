@@ -17,6 +17,10 @@
 
 typedef struct herd_bus herd_bus;
 
+/* A reload's outcome: @error NULL once every node was asked to read its
+ * configuration again. */
+typedef void (*herd_bus_reload_done)(const GError *error, gpointer user);
+
 typedef struct herd_bus_callbacks {
 	/* Connected and joined the group, as node @nodeid. */
 	void (*connected)(gpointer user, uint32_t nodeid);
@@ -48,8 +52,11 @@ typedef struct herd_bus_ops {
 	json_t *(*quorum_info)(herd_bus *b);
 	/* Link state towards @nodeid: [{"link":0,"enabled":…,"connected":…,…}], or NULL. */
 	json_t *(*links)(herd_bus *b, uint32_t nodeid);
-	/* Every node of the cluster reads its configuration again. */
-	bool (*reload)(herd_bus *b, GError **error);
+	/* Every node of the cluster reads its configuration again.  @done runs
+	 * later on the main thread, never inside this call (corosync may take
+	 * seconds to answer: herdd asks on its worker thread); not at all if
+	 * the bus is freed first. */
+	void (*reload)(herd_bus *b, herd_bus_reload_done done, gpointer user);
 } herd_bus_ops;
 
 struct herd_bus {

@@ -30,7 +30,8 @@
  * read what is there, timeout 0) and cpg_mcast_joined() (it only writes to
  * the shared ring, and says CS_ERR_TRY_AGAIN under flow control; the message
  * is queued and sent later).  Everything else (connecting, joining,
- * leaving, finalizing, the quorum and link queries) runs on one worker
+ * leaving, finalizing, the quorum and link queries, the reload of the
+ * configuration when a node joins or leaves) runs on one worker
  * thread, one job at a time, in the order asked: libqb's handle tables are
  * not safe for two threads creating or destroying handles at once, so all
  * creation and destruction happens there.  Results come back to the main
@@ -45,7 +46,7 @@ typedef struct bus_ref {
 	GMainContext *context;       /* the main loop's */
 } bus_ref;
 
-typedef enum { JOB_CONNECT, JOB_QUERY, JOB_CLOSE } job_kind;
+typedef enum { JOB_CONNECT, JOB_QUERY, JOB_CLOSE, JOB_RELOAD } job_kind;
 
 /* The handles of one connection (the main loop's or the worker's own). */
 typedef struct handles {
@@ -73,6 +74,10 @@ typedef struct job {
 	GHashTable *links;           /* nodeid -> json_t array */
 	/* JOB_CLOSE: leave the group first */
 	bool leave;
+	/* JOB_RELOAD: who hears the outcome, and the outcome */
+	herd_bus_reload_done reload_done;
+	gpointer reload_user;
+	GError *reload_error;
 } job;
 
 struct herd_corosync {
@@ -245,6 +250,7 @@ static void job_free(job *j)
 	json_decref(j->quorum);
 	if (j->links)
 		g_hash_table_unref(j->links);
+	g_clear_error(&j->reload_error);
 	g_free(j);
 }
 
@@ -324,6 +330,26 @@ static json_t *query_links(handles *h, uint32_t nodeid)
 	return links;
 }
 
+/* Ask every node's corosync to read corosync.conf again, through @h's cfg
+ * connection (made if needed); NULL, or why not. */
+static GError *reload_config(handles *h)
+{
+	if (!h->cfg_ok && corosync_cfg_initialize(&h->cfg, NULL) == CS_OK)
+		h->cfg_ok = true;
+	if (!h->cfg_ok)
+		return g_error_new(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+				   "Cannot reload corosync's configuration: corosync does not answer.");
+	cs_error_t rc = corosync_cfg_reload_config(h->cfg);
+	if (rc == CS_OK)
+		return NULL;
+	if (rc != CS_ERR_TRY_AGAIN) {
+		corosync_cfg_finalize(h->cfg);
+		h->cfg_ok = false;
+	}
+	return g_error_new(HERD_ERROR, HERD_ERR_IO,
+			   "corosync refused to reload its configuration (error %d); see its log.", rc);
+}
+
 static void run_connect(job *j)
 {
 	cpg_model_v1_data_t model = {
@@ -396,6 +422,9 @@ static void run_job(gpointer data, gpointer pool_data)
 		break;
 	case JOB_CLOSE:
 		handles_close(&j->h, j->leave ? j->group : NULL);
+		break;
+	case JOB_RELOAD:
+		j->reload_error = reload_config(pool_data);
 		break;
 	}
 	/* Always through a source: g_main_context_invoke() would run it here,
@@ -550,6 +579,11 @@ static gboolean on_job_done(gpointer data)
 		}
 		break;
 	case JOB_CLOSE:
+		break;
+	case JOB_RELOAD:
+		/* Its asker may be gone with the bus: nobody to tell. */
+		if (c)
+			j->reload_done(j->reload_error, j->reload_user);
 		break;
 	}
 	job_free(j);
@@ -755,21 +789,15 @@ static json_t *corosync_links(herd_bus *b, uint32_t nodeid)
 	return l ? json_deep_copy(l) : json_array();
 }
 
-static bool corosync_reload(herd_bus *b, GError **error)
+/* On the worker: corosync answers a reload only once every node has read
+ * the file, and not while its membership syncs (a join's). */
+static void corosync_reload(herd_bus *b, herd_bus_reload_done done, gpointer user)
 {
 	herd_corosync *c = (herd_corosync *)b;
-	if (!c->cfg_ok) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
-			    "Cannot reload corosync's configuration: not connected to corosync.");
-		return false;
-	}
-	cs_error_t rc = corosync_cfg_reload_config(c->cfg);
-	if (rc != CS_OK) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
-			    "corosync refused to reload its configuration (error %d); see its log.", rc);
-		return false;
-	}
-	return true;
+	job *j = job_new(c, JOB_RELOAD);
+	j->reload_done = done;
+	j->reload_user = user;
+	push_job(c, j);
 }
 
 static const herd_bus_ops corosync_ops = {

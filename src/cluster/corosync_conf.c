@@ -150,6 +150,12 @@ typedef struct {
 	guint idle;
 } follower;
 
+static void on_reloaded(const GError *error, gpointer data)
+{
+	if (error)
+		log_warn("%s", error->message);
+}
+
 static gboolean on_idle_write(gpointer data)
 {
 	follower *f = data;
@@ -168,10 +174,9 @@ static gboolean on_idle_write(gpointer data)
 		log_err("cannot write corosync's configuration: %s", err->message);
 		return G_SOURCE_REMOVE;
 	}
-	if (changed) {
+	if (changed && herd_cluster_connected(f->cluster)) {
 		log_info("corosync.conf changed; asking corosync to reload it");
-		if (herd_cluster_connected(f->cluster) && !herd_cluster_reload(f->cluster, &err))
-			log_warn("%s", err->message);
+		herd_cluster_reload(f->cluster, on_reloaded, NULL);
 	}
 	return G_SOURCE_REMOVE;
 }

@@ -22,6 +22,8 @@
 
 /* How long a create or join may take to reach a synced, quorate store. */
 #define HERD_FORMATION_TIMEOUT_MS 60000
+/* How long a join may wait on the member for its turn (join_queue.h). */
+#define HERD_JOIN_WAIT_MS 90000
 
 typedef struct herd_formation herd_formation;
 
@@ -71,12 +73,18 @@ void herd_formation_join(herd_formation *f, const char *address, const char *fin
 			 herd_formation_done done, gpointer data);
 /*
  * The member's side of a join: add node @name on @links, speaking wire
- * protocol @protocol, and sign its @csr.  Done: {"cluster","nodeid",
- * "ca_cert","node_cert","corosync_conf","authkey"}.
+ * protocol @protocol, and sign its @csr.  Joins sent at the same time wait
+ * their turn here (cluster/join_queue.h), each up to HERD_JOIN_WAIT_MS,
+ * then are refused saying why; one that waiting cannot help (a node that
+ * was up is lost, or the majority is short with no new node on its way)
+ * is refused at once.  Done: {"cluster","nodeid","ca_cert",
+ * "node_cert","corosync_conf","authkey"}.
  */
 void herd_formation_add_node(herd_formation *f, const char *name, const char *const *links,
 			     size_t n_links, const char *csr, long long protocol, const char *user,
 			     herd_formation_done done, gpointer data);
+/* Tests: how long a join may wait for its turn (default HERD_JOIN_WAIT_MS). */
+void herd_formation_set_join_wait(herd_formation *f, unsigned wait_ms);
 /* Leave the cluster (@force: locally, whatever the others say).
  * Done: {"cluster","left"}. */
 void herd_formation_leave(herd_formation *f, bool force, const char *user,

@@ -731,6 +731,11 @@ size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max)
 	return replica_members(c->replica, out, max);
 }
 
+GHashTable *herd_cluster_lost(herd_cluster *c)
+{
+	return on_unfenced_lost(c);
+}
+
 void herd_cluster_set_lost_check(herd_cluster *c, herd_cluster_lost_fn fn, gpointer user)
 {
 	c->lost_fn = fn;
@@ -752,9 +757,9 @@ json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid)
 	return c->bus->ops->links(c->bus, nodeid);
 }
 
-bool herd_cluster_reload(herd_cluster *c, GError **error)
+void herd_cluster_reload(herd_cluster *c, herd_bus_reload_done done, gpointer user)
 {
-	return c->bus->ops->reload(c->bus, error);
+	c->bus->ops->reload(c->bus, done, user);
 }
 replica *herd_cluster_replica(herd_cluster *c) { return c->replica; }
 uint32_t herd_cluster_nodeid(herd_cluster *c) { return c->nodeid; }

@@ -113,17 +113,21 @@ void herd_cluster_set_survivor_check(herd_cluster *c, herd_cluster_survivor_fn f
  * set of names, or NULL for none.  Every change submitted is checked. */
 typedef GHashTable *(*herd_cluster_lost_fn)(gpointer user);
 void herd_cluster_set_lost_check(herd_cluster *c, herd_cluster_lost_fn fn, gpointer user);
+/* The nodes lost and not fenced as that check says now (a new set of
+ * names, or NULL for none). */
+GHashTable *herd_cluster_lost(herd_cluster *c);
 
 /* Register @fn for every change; called on the main thread after apply. */
 void herd_cluster_listen(herd_cluster *c, herd_cluster_change_fn fn, gpointer user);
 
 store_state *herd_cluster_state(herd_cluster *c);
 /* The bus's view: quorate, connected, link state towards @nodeid (or NULL),
- * and a reload of the configuration on every node (bus.h). */
+ * and a reload of the configuration on every node (bus.h: @done runs
+ * later, on the main loop). */
 bool herd_cluster_quorate(herd_cluster *c);
 bool herd_cluster_connected(herd_cluster *c);
 json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid);
-bool herd_cluster_reload(herd_cluster *c, GError **error);
+void herd_cluster_reload(herd_cluster *c, herd_bus_reload_done done, gpointer user);
 replica *herd_cluster_replica(herd_cluster *c);
 /*
  * Does this node answer from its store?  True, or false with an

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "store/disk.h"
 #include "store/network.h"
+#include "store/node.h"
 #include "store/rule.h"
 #include "store/storage.h"
 #include "store/vm.h"
@@ -166,6 +167,40 @@ static bool check_rule(store_state *st, const store_object *o, GError **error)
 	return true;
 }
 
+/*
+ * Node ids and link addresses are the node's alone.  The member that adds a
+ * node picks a free id and checks the addresses, but two members adding
+ * nodes at the same time each pick from what they knew: the later change
+ * is refused here, alike on every member, and its member tries again.
+ */
+static bool check_node(store_state *st, const store_object *o, GError **error)
+{
+	const store_node *me = store_node_of(o);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, st->by_uuid[STORE_KIND_NODE]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const store_object *other = v;
+		if (strcmp(other->uuid, o->uuid) == 0)
+			continue;
+		const store_node *sn = store_node_of(other);
+		if (sn->nodeid == me->nodeid) {
+			g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+				    "Node id %u is node %s's already.", me->nodeid, other->name);
+			return false;
+		}
+		for (size_t i = 0; i < sn->n_links; i++)
+			for (size_t k = 0; k < me->n_links; k++)
+				if (strcmp(sn->links[i], me->links[k]) == 0) {
+					g_set_error(error, HERD_ERROR, HERD_ERR_CONFLICT,
+						    "Address %s is already used by node %s.", me->links[k],
+						    other->name);
+					return false;
+				}
+	}
+	return true;
+}
+
 bool store_refs_check(store_state *st, const store_object *o, GError **error)
 {
 	switch (o->kind) {
@@ -179,6 +214,8 @@ bool store_refs_check(store_state *st, const store_object *o, GError **error)
 		return check_on_storage(st, o, store_disk_of(o)->storage, error);
 	case STORE_KIND_ISO:
 		return check_on_storage(st, o, store_iso_of(o)->storage, error);
+	case STORE_KIND_NODE:
+		return check_node(st, o, error);
 	default:
 		return true;
 	}

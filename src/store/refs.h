@@ -2,7 +2,8 @@
  * References between stored objects, kept sound by apply for every caller:
  * a VM's hardware names disks, ISOs and virtual switches that exist, a disk
  * is attached to one VM at most, a disk or ISO lies on a storage that
- * exists and fits it, and nothing is deleted while something uses it.
+ * exists and fits it, a node id or link address is one node's, and
+ * nothing is deleted while something uses it.
  * Deterministic (reads only the state), like the rest of apply.
  */
 #pragma once

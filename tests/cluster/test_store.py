@@ -19,7 +19,11 @@ join`s; then, on that one set of nodes:
     and dropped by every member, which keep running, unchanged and in sync;
   - all three nodes killed and started again: the configuration is intact;
   - `cluster leave` and a re-join, `node remove` of a powered-off node and
-    the re-join of that host reinstalled.
+    the re-join of that host reinstalled;
+  - three more blank nodes (n4-n6, without libvirtd) join at the same time,
+    n4 and n5 through n1 and n6 through n2: every join succeeds (the
+    members queue them and take them one at a time) and `herd cluster
+    status` shows the six nodes online.
 
 A check that fails is reported and the test goes on where the nodes allow it,
 so that one bug does not hide the next; the test fails at the end if any did.
@@ -44,6 +48,8 @@ from test_foundation import check_nothing_left, shm_files  # noqa: E402
 
 INSTANCE = "test-store"
 NODES = [1, 2, 3]
+# Blank until they join at the same time, at the end (check_joins_at_once).
+LATE = {4: 1, 5: 1, 6: 2}  # node -> the member it joins through
 NODE_SERVICE = os.path.join(HERE, "node-service")
 PASSWORD = "store-test-Pa55word"
 # DESIGN.md section 3: detection in ~0.65 s without false membership changes.
@@ -826,13 +832,52 @@ def check_leave_remove(tn, fp, pw):
     say("node remove of powered-off n3 done; the reinstalled host joined again as n3")
 
 
+def check_joins_at_once(tn, fp, pw):
+    """n4 and n5 join through n1 and n6 through n2, all at the same time
+    (as `for h in ...; do ssh $h herd cluster join ... & done`): each
+    succeeds; the six nodes are in sync and online."""
+    results = {}
+
+    def join(i):
+        t = time.monotonic()
+        p = herd(tn, i, "cluster", "join", f"10.99.0.{LATE[i]}", "--fingerprint", fp,
+                 "--password-file", pw, timeout=240)
+        results[i] = (p.returncode, time.monotonic() - t, (p.stderr or p.stdout).strip())
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=join, args=(i,)) for i in LATE]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (rc, took, out) in sorted(results.items()):
+        expect(rc == 0, f"n{i}: herd cluster join 10.99.0.{LATE[i]} at the same time as the "
+                        f"others failed (exit {rc}): {out}")
+        say(f"n{i}: herd cluster join 10.99.0.{LATE[i]} (at once with the others): exit {rc}, "
+            f"{took:.1f} s: {out.splitlines()[-1] if out else ''}")
+    every = NODES + list(LATE)
+    wait_synced(tn, every, every, timeout=60, what="the six nodes after the joins at once")
+    say(f"three joins at once: all six nodes in sync {time.monotonic() - t0:.1f} s after they began")
+    for i in (1, 6):
+        st = herd_json(tn, i, "cluster", "status")
+        shown = {n["name"]: n["online"] for n in st["nodes"]}
+        expect(shown == {f"n{k}": True for k in every},
+               f"n{i}: herd cluster status shows the nodes as {shown}")
+    text = herd_ok(tn, 1, "cluster", "status").stdout
+    expect(all(re.search(rf"\bn{k}\b", text) for k in every),
+           f"herd cluster status on n1 does not list all six nodes:\n{text}")
+    log = testnodes.tail(os.path.join(tn.tn.log_dir(1), "herdd.log"), 2000)
+    waits = [line for line in log.splitlines() if "the join of node" in line and " waits: " in line]
+    say(f"n1 let {len(waits)} join(s) wait their turn" +
+        (f", e.g. {waits[0].split('] ', 1)[-1]}" if waits else ""))
+
+
 def main():
     shm_before = shm_files()
     tmp = tempfile.mkdtemp(prefix="herd-test-store-")
     procs = inodes = None
     try:
         guests = Guests(tmp)
-        with TestNodes(INSTANCE, 3, blank=True) as tn:
+        with TestNodes(INSTANCE, 3 + len(LATE), blank=True, libvirtd="1-3") as tn:
             fp, pw = form(tn, tmp)
             check_status(tn, fp)
             check_replication(tn, guests)
@@ -842,6 +887,7 @@ def main():
             check_wire(tn, guests, tmp)
             check_restart_all(tn)
             check_leave_remove(tn, fp, pw)
+            check_joins_at_once(tn, fp, pw)
             procs, inodes = tn.instance_processes()
         check_nothing_left(tn, procs, inodes, shm_before)
     finally:

@@ -274,17 +274,35 @@ static json_t *tb_links(herd_bus *b, uint32_t nodeid)
 	return links;
 }
 
-static bool tb_reload(herd_bus *b, GError **error)
+typedef struct {
+	herd_bus_reload_done done;
+	gpointer user;
+	GError *error;
+} tb_reload_answer;
+
+static gboolean on_tb_reloaded(gpointer data)
+{
+	tb_reload_answer *r = data;
+	r->done(r->error, r->user);
+	g_clear_error(&r->error);
+	g_free(r);
+	return G_SOURCE_REMOVE;
+}
+
+/* Answered from the main loop, as corosync's bus does. */
+static void tb_reload(herd_bus *b, herd_bus_reload_done done, gpointer user)
 {
 	member *m = (member *)b;
-	if (!m->connected) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_UNAVAILABLE,
-			    "Cannot reload the configuration: node %u is not connected to the test bus.",
-			    m->nodeid);
-		return false;
-	}
-	m->net->reloads++;
-	return true;
+	tb_reload_answer *r = g_new0(tb_reload_answer, 1);
+	r->done = done;
+	r->user = user;
+	if (!m->connected)
+		r->error = g_error_new(HERD_ERROR, HERD_ERR_UNAVAILABLE,
+				       "Cannot reload the configuration: node %u is not connected to the test bus.",
+				       m->nodeid);
+	else
+		m->net->reloads++;
+	g_idle_add(on_tb_reloaded, r);
 }
 
 static const herd_bus_ops testbus_ops = {

@@ -391,6 +391,89 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
 	test_expect_error(gone, 404, "Node 'n4' is not defined.");
 }
 
+/*
+ * Joins sent at the same time, two through n1 and one through n2: one is
+ * added; the others wait their turn instead of being refused (the node
+ * added is not up, so it counts as lost, and no node joins while one is).
+ * Once it is confirmed off the next is added (3 of 5 nodes up); the last
+ * one would leave 3 of 6, so it waits until its bound and is refused
+ * saying why, with nothing changed.  With no node on its way, such a join
+ * is refused at once.
+ */
+static unsigned answered(test_call *const *calls, unsigned n)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++)
+		k += calls[i] && test_call_answered(calls[i]);
+	return k;
+}
+
+/* The first of @calls answered (taken out of @calls). */
+static test_answer *first_answer(test_call **calls, unsigned n, unsigned *which)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (calls[i] && test_call_answered(calls[i])) {
+			test_answer *a = test_call_finish(calls[i]);
+			calls[i] = NULL;
+			*which = i;
+			return a;
+		}
+	g_assert_not_reached();
+}
+
+static void test_cluster_joins_at_once(fixture *f, gconstpointer data)
+{
+	static const struct {
+		unsigned via;
+		const char *name, *link;
+	} joins[] = { { 1, "n5", "10.99.0.5" }, { 1, "n6", "10.99.0.6" }, { 2, "n7", "10.99.0.7" } };
+	test_call *calls[G_N_ELEMENTS(joins)];
+	herd_formation_set_join_wait(f->n[1]->formation, 3000);
+	herd_formation_set_join_wait(f->n[2]->formation, 3000);
+	for (unsigned i = 0; i < G_N_ELEMENTS(joins); i++) {
+		g_autoptr(json_t) body = join_request(joins[i].name, joins[i].link, HERD_WIRE_VERSION);
+		calls[i] = test_call_start(f->n[joins[i].via], "POST", "/api/v1/cluster/nodes", body);
+	}
+	TEST_WAIT(answered(calls, 3) == 1);
+	unsigned first;
+	g_autoptr(test_answer) a1 = first_answer(calls, 3, &first);
+	json_t *j = test_expect(a1, 201);
+	g_assert_cmpint(json_integer_value(json_object_get(j, "nodeid")), ==, 4);
+	/* the others wait (n1 and n2 each picked node id 4: the store took one) */
+	g_assert_false(test_loop_until(answered(calls, 3) > 0, 500));
+	g_assert_cmpuint(store_state_count(herd_cluster_state(f->n[3]->cluster), STORE_KIND_NODE), ==, 4);
+
+	g_autofree char *confirm = g_strdup_printf("/api/v1/nodes/%s/confirm-down", joins[first].name);
+	g_autoptr(test_answer) confirmed = test_request(f->n[1], "POST", confirm, NULL);
+	test_expect(confirmed, 200);
+	TEST_WAIT(answered(calls, 3) == 1);
+	unsigned second;
+	g_autoptr(test_answer) a2 = first_answer(calls, 3, &second);
+	j = test_expect(a2, 201);
+	g_assert_cmpint(json_integer_value(json_object_get(j, "nodeid")), ==, 5);
+	g_assert_cmpuint(store_state_count(herd_cluster_state(f->n[3]->cluster), STORE_KIND_NODE), ==, 5);
+
+	unsigned third;
+	TEST_WAIT(answered(calls, 3) == 1);
+	g_autoptr(test_answer) a3 = first_answer(calls, 3, &third);
+	g_autofree char *refused = g_strdup_printf("Node '%s' was not added: it waited 3 s for its turn to join through this node (3 of the cluster's 5 nodes are up; one more node added now would leave this partition without a majority if it did not come up). Nothing was changed",
+						   joins[third].name);
+	test_expect_error(a3, 504, refused);
+	g_assert_cmpuint(store_state_count(herd_cluster_state(f->n[2]->cluster), STORE_KIND_NODE), ==, 5);
+	g_assert_null(store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_NODE,
+					      joins[third].name));
+
+	/* With the second confirmed off too, no node is on its way: a join
+	 * that would leave 3 of 6 is refused at once, saying what to do. */
+	g_autofree char *confirm2 = g_strdup_printf("/api/v1/nodes/%s/confirm-down", joins[second].name);
+	g_autoptr(test_answer) confirmed2 = test_request(f->n[1], "POST", confirm2, NULL);
+	test_expect(confirmed2, 200);
+	g_autoptr(json_t) late = join_request("n8", "10.99.0.8", HERD_WIRE_VERSION);
+	g_autoptr(test_answer) a4 = test_request(f->n[2], "POST", "/api/v1/cluster/nodes", late);
+	test_expect_error(a4, 503, "Node 'n8' was not added: 3 of the cluster's 5 nodes are up; one more node added now would leave this partition without a majority if it did not come up. Start the nodes that are down, or remove those gone for good ('herd node remove NAME'), then join again.");
+	g_assert_cmpuint(store_state_count(herd_cluster_state(f->n[1]->cluster), STORE_KIND_NODE), ==, 5);
+}
+
 /* ------------------------------------------------------------------ */
 /* The quorum device (the qnetd side: tests/cluster/test_qdevice.py)   */
 
@@ -760,6 +843,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/cluster/settings", test_cluster_settings, NULL);
 	api_test_add("/api/cluster/notify-settings", test_notify_settings, NULL);
 	api_test_add("/api/cluster/formation-refused", test_cluster_formation_refused, NULL);
+	api_test_add("/api/cluster/joins-at-once", test_cluster_joins_at_once, NULL);
 	api_test_add("/api/cluster/add-node", test_cluster_add_node, NULL);
 	api_test_add("/api/cluster/qdevice", test_cluster_qdevice, NULL);
 	api_test_add("/api/nodes/list-show", test_nodes, NULL);

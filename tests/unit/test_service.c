@@ -227,7 +227,24 @@ static json_t *fake_quorum_info(herd_bus *b)
 	return json_pack("{s:b}", "quorate", FAKE(b)->connected);
 }
 static json_t *fake_links(herd_bus *b, uint32_t nodeid) { return json_array(); }
-static bool fake_reload(herd_bus *b, GError **error) { return true; }
+typedef struct {
+	herd_bus_reload_done done;
+	gpointer user;
+} fake_reload_answer;
+static gboolean fake_reloaded(gpointer data)
+{
+	fake_reload_answer *r = data;
+	r->done(NULL, r->user);
+	g_free(r);
+	return G_SOURCE_REMOVE;
+}
+static void fake_reload(herd_bus *b, herd_bus_reload_done done, gpointer user)
+{
+	fake_reload_answer *r = g_new0(fake_reload_answer, 1);
+	r->done = done;
+	r->user = user;
+	g_idle_add(fake_reloaded, r);
+}
 
 static const herd_bus_ops fake_ops = {
 	.start = fake_start,
