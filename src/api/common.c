@@ -208,6 +208,12 @@ bool api_valid_address(const char *addr)
 	return addr && (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1);
 }
 
+const char *api_request_owner(http_request *req)
+{
+	const char *user = http_request_user(req);
+	return user ? user : "root";
+}
+
 bool api_valid_host(const char *h)
 {
 	if (!h || !*h || strlen(h) > 253)

@@ -67,3 +67,6 @@ json_t *api_ms_or_null(int64_t ms);
 bool api_valid_address(const char *addr);
 /* A host name (RFC 1123 letters, digits, '-' and '.') or an IP address. */
 bool api_valid_host(const char *h);
+/* Who asked, as jobs and records name their owner: the request's user,
+ * "root" when there is none. */
+const char *api_request_owner(http_request *req);

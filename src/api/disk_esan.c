@@ -205,7 +205,7 @@ void api_disk_promote(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	store_disk_cmd_sync_by(cmd, http_request_user(req) ? http_request_user(req) : "root");
+	store_disk_cmd_sync_by(cmd, api_request_owner(req));
 	api_commit(req, a, cmd, 200, render);
 }
 
@@ -241,7 +241,7 @@ void api_disk_resolve(http_request *req, gpointer user_data)
 		http_respond_error(req, err);
 		return;
 	}
-	store_disk_cmd_sync_by(cmd, http_request_user(req) ? http_request_user(req) : "root");
+	store_disk_cmd_sync_by(cmd, api_request_owner(req));
 	api_commit(req, a, cmd, 200, render);
 }
 
@@ -358,6 +358,6 @@ void api_disk_attach(http_request *req, gpointer user_data)
 		return;
 	}
 	g_autoptr(json_t) cmd = store_disk_cmd_attach(o, target->uuid,
-						      http_request_user(req) ? http_request_user(req) : "root");
+						      api_request_owner(req));
 	api_commit(req, a, cmd, 202, render);
 }

@@ -348,7 +348,7 @@ void api_iso_upload(http_request *req, gpointer user_data)
 	g_autofree char *file = store_iso_file_for(name);
 	u->final_path = store_file_path(api_state(a), share->uuid, file);
 	g_autofree char *size = herd_size_format(length);
-	const char *user = http_request_user(req) ? http_request_user(req) : "root";
+	const char *user = api_request_owner(req);
 	g_autofree char *line = g_strdup_printf("User %s began to upload ISO %s (%s) on node %s.", user, name,
 						size, a->node->name);
 	http_request_suspend(req);

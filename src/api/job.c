@@ -158,7 +158,7 @@ void api_job_cancel(http_request *req, gpointer user_data)
 	c->req = req;
 	c->a = a;
 	g_strlcpy(c->uuid, o->uuid, sizeof(c->uuid));
-	c->user = g_strdup(http_request_user(req) ? http_request_user(req) : "root");
+	c->user = g_strdup(api_request_owner(req));
 	http_request_suspend(req);
 	cancel_submit(c);
 }

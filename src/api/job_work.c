@@ -165,7 +165,7 @@ void api_job_work_start(api_ctx *a, http_request *req, const char *kind, const c
 	w->started = started;
 	w->started_user = user;
 	g_queue_init(&w->lines);
-	const char *owner = http_request_user(req) ? http_request_user(req) : "root";
+	const char *owner = api_request_owner(req);
 	g_autoptr(json_t) cmd = store_job_cmd_create(kind, target, target_uuid, NULL, 0, owner, a->node->name,
 						     line, g_get_real_time() / 1000, w->uuid);
 	w->name = g_strndup(w->uuid, 8);

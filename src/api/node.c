@@ -241,7 +241,7 @@ static json_t *evacuation_job(http_request *req, api_ctx *a, store_object *node,
 	unsigned n = vms ? g_hash_table_size(vms) : 0;
 	if (!n || store_job_running(st, "evacuate", node->uuid))
 		return NULL;
-	const char *owner = http_request_user(req) ? http_request_user(req) : "root";
+	const char *owner = api_request_owner(req);
 	g_autofree char *line = g_strdup_printf("User %s put node %s in %s mode on node %s: its %u VM(s) move "
 						"to other nodes.", owner, node->name, store_node_mode_name(m),
 						a->node->name, n);

@@ -94,7 +94,7 @@ void api_vm_migrate(http_request *req, gpointer user_data)
 	}
 	/* The move and its job, together: no job without a move, and the
 	 * reverse.  The source's herd follows it (daemon/job_runner.h). */
-	const char *owner = http_request_user(req) ? http_request_user(req) : "root";
+	const char *owner = api_request_owner(req);
 	g_autofree char *line = g_strdup_printf("User %s asked on node %s to migrate VM %s live from node %s "
 						"to node %s.", owner, a->node->name, vm->name, v->node, dest);
 	char job[STORE_UUID_LEN + 1];
