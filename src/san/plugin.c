@@ -57,7 +57,7 @@
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
-san_volume vol = { .fd = -1, .bitmap_fd = -1, .timeout_ms = 5000 };
+san_volume vol = { .fd = -1, .bitmap_fd = -1, .timeout_ms = 5000, .synced_told = -1 };
 
 typedef enum { EXPORT_LOCAL, EXPORT_DATA, EXPORT_META } export_kind;
 

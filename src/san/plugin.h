@@ -68,6 +68,8 @@ typedef struct {
 	uint64_t sync_epoch;           /* which resync thread is the current one */
 	bool peer_outdated;            /* herd-san says the store has the peer not up to date */
 	uint64_t sync_done, sync_total, resynced;
+	int64_t synced_told;           /* resynced of the last `synced` (-1: none yet)... */
+	uint64_t synced_epoch;         /* ...told in this in-sync spell (insync_epoch) */
 	uint64_t peer_writes_unflushed;  /* peer writes answered since the last flush began */
 	bool stopping;
 	char *crash_why;               /* why a crash means a full sync (the log was not trusted) */
@@ -81,6 +83,13 @@ extern san_volume vol;
 /* Under vol.lock: the peer's connections opened before now write nothing
  * more here (plugin.c, stale()). */
 void san_role_changed_locked(void);
+
+/* Send `synced` with @resynced bytes, and remember it for the control
+ * clients that connect while the replicas stay in sync (plugin_sync.c). */
+void san_sync_emit_synced(uint64_t resynced);
+/* Under vol.lock: tell a new control client the last `synced` again if
+ * the replicas are still in the sync it ended. */
+void san_sync_retell_synced_locked(void);
 
 /* Log a line to nbdkit's stderr (herd-san's log). */
 void san_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -347,6 +347,7 @@ static gpointer control_thread(gpointer unused)
 					san_control_emit(g_strdup_printf(
 						"{\"ev\":\"peer-lost\",\"uuid\":\"%s\",\"seq\":%"
 						G_GUINT64_FORMAT "}", vol.uuid, vol.lost_seq));
+				san_sync_retell_synced_locked();
 				g_mutex_unlock(&vol.lock);
 			}
 		}

@@ -127,7 +127,30 @@ void san_sync_announce_synced(void)
 	vol.peer_outdated = false;
 	g_mutex_unlock(&vol.lock);
 	san_log("in sync with the peer: `synced`");
-	san_control_emit(g_strdup_printf("{\"ev\":\"synced\",\"uuid\":\"%s\",\"resynced\":0}", vol.uuid));
+	san_sync_emit_synced(0);
+}
+
+static void emit_synced_locked(uint64_t resynced)
+{
+	san_control_emit(g_strdup_printf("{\"ev\":\"synced\",\"uuid\":\"%s\",\"resynced\":%" PRIu64 "}",
+					 vol.uuid, resynced));
+}
+
+void san_sync_emit_synced(uint64_t resynced)
+{
+	g_mutex_lock(&vol.lock);
+	vol.synced_told = (int64_t)resynced;
+	vol.synced_epoch = vol.insync_epoch;
+	emit_synced_locked(resynced);
+	g_mutex_unlock(&vol.lock);
+}
+
+/* A client that connects after the sync ended (herd-san back, a test that
+ * started this replica a moment ago) would otherwise never hear of it. */
+void san_sync_retell_synced_locked(void)
+{
+	if (vol.link == LINK_INSYNC && vol.synced_told >= 0 && vol.synced_epoch == vol.insync_epoch)
+		emit_synced_locked((uint64_t)vol.synced_told);
 }
 
 void san_sync_connected(const san_meta *peer)
@@ -617,8 +640,7 @@ static gpointer resync(gpointer epoch)
 		"%.3f s waiting for the peer's flushes)", resynced,
 		(double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC, prog.regions, prog.batches,
 		(double)prog.flush_wait / G_USEC_PER_SEC);
-	san_control_emit(g_strdup_printf("{\"ev\":\"synced\",\"uuid\":\"%s\",\"resynced\":%" PRIu64 "}",
-					 vol.uuid, resynced));
+	san_sync_emit_synced(resynced);
 	return NULL;
 }
 
