@@ -7,6 +7,7 @@
 #include "store/cluster.h"
 #include "store/node.h"
 #include "store/object.h"
+#include "store/replica.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -144,11 +145,40 @@ void herd_corosync_conf_remove(const char *dir)
 	unlink(key_path);
 }
 
+/*
+ * corosync reads its file again only when asked, and then on every node at
+ * once (corosync_cfg_reload_config() is cluster-wide; there is no reload of
+ * one node).  So every node writes its file at the change itself, before its
+ * replica makes the change durable, and once every member has made it
+ * durable -- every member's file is written -- ONE node asks for the reload:
+ * the member with the lowest node id.  (When each node asked after writing
+ * its own file, the k-th join cost k cluster-wide reloads, k*k reloads in
+ * all, and from some 20 members on corosync alone filled both cores of the
+ * test machine and 32 nodes never formed.)  The member that admits a new
+ * node asks too, after the same wait, before it answers the new node
+ * (formation.c); the lowest member does not ask again if that was its
+ * own, and its reload changes nothing if it was another's.  A herdd
+ * that starts and finds its file out of date asks itself: its corosync may
+ * have missed changes made while herdd was down.
+ */
 typedef struct {
 	herd_cluster *cluster;
 	char *dir;
 	guint idle;
+	guint timer;
+	bool pending;        /* written, not yet reloaded */
+	bool own;            /* this node asks whatever its rank (at start) */
+	uint64_t index;      /* ...once every member made this index durable */
+	uint64_t gen;        /* (or synced since: they hold it then) */
+	uint64_t reloads;    /* herd_cluster_reloads() when written */
+	gint64 since_us;
 } follower;
+
+/* Wait at most this long for the other members' files: a member that
+ * does not make the change durable (hung, or on its way out) must not
+ * keep the others' corosync from reading theirs. */
+#define RELOAD_WAIT_US (10 * G_USEC_PER_SEC)
+#define RELOAD_POLL_MS 50
 
 static void on_reloaded(const GError *error, gpointer data)
 {
@@ -156,28 +186,94 @@ static void on_reloaded(const GError *error, gpointer data)
 		log_warn("%s", error->message);
 }
 
-static gboolean on_idle_write(gpointer data)
+/* Is this node the member with the lowest id among the cluster's nodes (a
+ * node on its way out, removed from the store, is not asked)? */
+static bool lowest_member(herd_cluster *c)
+{
+	uint32_t ids[512];
+	size_t n = MIN(replica_members(herd_cluster_replica(c), ids, G_N_ELEMENTS(ids)),
+		       G_N_ELEMENTS(ids));
+	for (size_t i = 0; i < n; i++)
+		if (herd_cluster_node_by_id(c, ids[i]))
+			return ids[i] == herd_cluster_nodeid(c);
+	return false;
+}
+
+/* Has every member applied the change, and so written its file?  Once
+ * it is durable on every member; also once a sync into a new configuration
+ * (a node left or came) has ended: every member holds this node's state or
+ * a newer one then, and wrote its file on the way (changed() again). */
+static bool written_everywhere(follower *f)
+{
+	replica *rp = herd_cluster_replica(f->cluster);
+	if (replica_get_phase(rp) != REPLICA_SYNCED)
+		return false;
+	return replica_durable_index(rp) >= f->index ||
+	       herd_cluster_state(f->cluster)->pos.current_gen != f->gen;
+}
+
+static gboolean on_reload_timer(gpointer data)
 {
 	follower *f = data;
-	f->idle = 0;
+	if (!f->pending) {
+		f->timer = 0;
+		return G_SOURCE_REMOVE;
+	}
+	bool waited = g_get_monotonic_time() - f->since_us > RELOAD_WAIT_US;
+	bool connected = herd_cluster_connected(f->cluster);
+	if (!waited && (!connected || !written_everywhere(f)))
+		return G_SOURCE_CONTINUE;
+	f->pending = false;
+	f->timer = 0;
+	/* Not connected for so long: corosync is down, and reads the file
+	 * when it starts.  A reload this node asked for since it wrote the
+	 * file (a join it admitted, after the same wait) did the work. */
+	if (connected && herd_cluster_reloads(f->cluster) == f->reloads &&
+	    (f->own || lowest_member(f->cluster))) {
+		log_info("corosync.conf changed on every member%s; asking corosync to reload it",
+			 waited ? " (or not all made the change durable in 10 s)" : "");
+		herd_cluster_reload(f->cluster, on_reloaded, NULL);
+	}
+	f->own = false;
+	return G_SOURCE_REMOVE;
+}
+
+/* Write the files from the store now; if corosync.conf changed (true), a
+ * reload follows once every member has made the change durable. */
+static bool write_now(follower *f)
+{
 	store_state *st = herd_cluster_state(f->cluster);
 	if (!store_state_cluster(st))
-		return G_SOURCE_REMOVE;
+		return false;
 	/* Removed from the cluster (leaving): the file goes with the node's
 	 * membership; rewriting it without this node and reloading would only
 	 * drop corosync from the ring before the leave is acknowledged. */
 	if (!store_state_get_by_name(st, STORE_KIND_NODE, herd_cluster_node_name(f->cluster)))
-		return G_SOURCE_REMOVE;
+		return false;
 	g_autoptr(GError) err = NULL;
 	bool changed = false;
 	if (!herd_corosync_conf_write(st, f->dir, &changed, &err)) {
 		log_err("cannot write corosync's configuration: %s", err->message);
-		return G_SOURCE_REMOVE;
+		return false;
 	}
-	if (changed && herd_cluster_connected(f->cluster)) {
-		log_info("corosync.conf changed; asking corosync to reload it");
-		herd_cluster_reload(f->cluster, on_reloaded, NULL);
-	}
+	if (!changed)
+		return false;
+	f->pending = true;
+	f->index = st->pos.index;
+	f->gen = st->pos.current_gen;
+	f->reloads = herd_cluster_reloads(f->cluster);
+	f->since_us = g_get_monotonic_time();
+	if (!f->timer)
+		f->timer = g_timeout_add(RELOAD_POLL_MS, on_reload_timer, f);
+	return true;
+}
+
+static gboolean on_start(gpointer data)
+{
+	follower *f = data;
+	f->idle = 0;
+	if (write_now(f))
+		f->own = true;
 	return G_SOURCE_REMOVE;
 }
 
@@ -191,11 +287,11 @@ bool herd_corosync_conf_relevant(GPtrArray *changes)
 	return changes == NULL;
 }
 
+/* In the replica's callback: before this node makes the change durable. */
 static void on_change(gpointer user, GPtrArray *changes)
 {
-	follower *f = user;
-	if (herd_corosync_conf_relevant(changes) && !f->idle)
-		f->idle = g_idle_add(on_idle_write, f);
+	if (herd_corosync_conf_relevant(changes))
+		(void)write_now(user);
 }
 
 void herd_corosync_conf_follow(herd_cluster *cluster, const char *dir)
@@ -204,6 +300,7 @@ void herd_corosync_conf_follow(herd_cluster *cluster, const char *dir)
 	f->cluster = cluster;
 	f->dir = g_strdup(dir);
 	herd_cluster_listen(cluster, on_change, f);
-	/* Also once at start: a new herd may write the file differently. */
-	f->idle = g_idle_add(on_idle_write, f);
+	/* Also once at start: a new herd may write the file differently, and
+	 * the store may have changed while herdd was down. */
+	f->idle = g_idle_add(on_start, f);
 }

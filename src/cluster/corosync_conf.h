@@ -2,9 +2,9 @@
  * corosync.conf and authkey from the replicated configuration.
  *
  * Every node writes its own corosync.conf from the store whenever nodes or
- * corosync settings change (so the files never disagree), and asks corosync
- * to reload when the file changed.  The authkey travels in the store as a
- * secret of the cluster object.
+ * corosync settings change (so the files never disagree); once every member
+ * has written it, one of them asks corosync to reload it, on every node at
+ * once.  The authkey travels in the store as a secret of the cluster object.
  */
 #pragma once
 

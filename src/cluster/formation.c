@@ -698,9 +698,10 @@ static void on_join_reloaded(const GError *error, gpointer data)
 	add_finish(r, answer, NULL);
 }
 
-/* Node @r is in the store: corosync here learns of it before it knocks
- * (the file, then a reload on every node, on corosync's worker thread),
- * then @r is answered. */
+/* Node @r is in the store, durable on every member, and so in every
+ * member's corosync.conf (written at the change: corosync_conf.c): one
+ * reload, on corosync's worker thread, lets every member's corosync know it
+ * before it knocks; then @r is answered. */
 static void answer_join(add_request *r)
 {
 	herd_formation *f = r->f;

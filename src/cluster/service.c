@@ -44,6 +44,7 @@ struct herd_cluster {
 	gpointer lost_user;
 	char *db_path;
 	char *node_name;
+	uint64_t reloads;         /* corosync reloads this node asked for */
 	store_db *db;
 	replica *replica;
 	herd_bus *bus;              /* corosync, or a test's */
@@ -759,8 +760,11 @@ json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid)
 
 void herd_cluster_reload(herd_cluster *c, herd_bus_reload_done done, gpointer user)
 {
+	c->reloads++;
 	c->bus->ops->reload(c->bus, done, user);
 }
+
+uint64_t herd_cluster_reloads(herd_cluster *c) { return c->reloads; }
 replica *herd_cluster_replica(herd_cluster *c) { return c->replica; }
 uint32_t herd_cluster_nodeid(herd_cluster *c) { return c->nodeid; }
 

@@ -128,6 +128,8 @@ bool herd_cluster_quorate(herd_cluster *c);
 bool herd_cluster_connected(herd_cluster *c);
 json_t *herd_cluster_links(herd_cluster *c, uint32_t nodeid);
 void herd_cluster_reload(herd_cluster *c, herd_bus_reload_done done, gpointer user);
+/* How many reloads this node has asked for since herdd started. */
+uint64_t herd_cluster_reloads(herd_cluster *c);
 replica *herd_cluster_replica(herd_cluster *c);
 /*
  * Does this node answer from its store?  True, or false with an

@@ -173,8 +173,11 @@ static gboolean on_idle(gpointer data)
 static void on_change(gpointer user, GPtrArray *changes)
 {
 	herd_qdevice_setup *q = user;
-	/* An idle after corosync.conf's (herd_corosync_conf_follow() listens
-	 * first): corosync has the device before corosync-qdevice looks. */
+	/* corosync.conf has the device already (herd_corosync_conf_follow()
+	 * listens first and writes at the change); corosync reads it once
+	 * every member has it, mostly before the stop and the two certutil
+	 * runs are done; a corosync-qdevice that starts sooner fails and is
+	 * started again (finish()). */
 	if (herd_corosync_conf_relevant(changes) && !q->idle)
 		q->idle = g_idle_add(on_idle, q);
 }

@@ -432,6 +432,11 @@ bool replica_is_durable(replica *r)
 	       durable_index(r) >= r->state->pos.index;
 }
 
+uint64_t replica_durable_index(replica *r)
+{
+	return r->phase == REPLICA_SYNCED ? durable_index(r) : 0;
+}
+
 static void check_acks(replica *r)
 {
 	if (r->phase != REPLICA_SYNCED)

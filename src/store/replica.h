@@ -135,6 +135,12 @@ void replica_recheck_primary(replica *r);
  */
 bool replica_is_durable(replica *r);
 
+/* The last index every member of this configuration has made durable (0
+ * while not in sync).  Each member calls its changed() callback for a change
+ * before it makes the change durable, so what every member's daemon does in
+ * that callback is done on all of them once this index reaches the change. */
+uint64_t replica_durable_index(replica *r);
+
 /* Read access. */
 store_state *replica_state(replica *r);
 replica_phase replica_get_phase(replica *r);
