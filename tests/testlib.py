@@ -284,41 +284,52 @@ GUEST_PREFIX = b"herd-guest "
 
 class BlockLog:
     """The serial logs of the writing guest, in order (one VM's log, or a
-    migration's source log then its target's).  Only complete lines count;
-    a line cut short (QEMU killed while the guest printed it, the next boot's
-    line appended after it) is an event of its own, "cut", never mistaken
+    migration's source log then its target's), read as one stream: a
+    migration may stop the source in the middle of a line that the target
+    finishes.  Only complete lines count; a line cut short (QEMU killed
+    while the guest printed it, the next boot's line appended after it, in
+    the same log or the next) is an event of its own, "cut", never mistaken
     for a shorter number."""
 
     def __init__(self, *paths):
         self.paths = paths
 
+    def lines(self):
+        data = b""
+        for path in self.paths:
+            try:
+                with open(path, "rb") as f:
+                    data += f.read()
+            except FileNotFoundError:
+                pass
+        return data.split(b"\n")[:-1]
+
     def events(self):
         """Every line as a tuple: ("boot",), ("id", ID, N), ("resume", K),
         ("ack", K), ("error", TEXT), ("cut", TEXT) or ("other", TEXT)."""
         out = []
-        for path in self.paths:
-            for line in SerialLog(path).lines():
-                line = line.rstrip(b"\r")
-                pieces = line.split(GUEST_PREFIX)
-                if pieces[0]:
-                    out.append(("other", pieces[0].decode("ascii", "replace")))
-                for i, piece in enumerate(pieces[1:], 1):
-                    text = piece.decode("ascii", "replace")
-                    m = BLOCK_EVENT.fullmatch(piece)
-                    if i < len(pieces) - 1:
-                        out.append(("cut", text))
-                    elif not m:
-                        out.append(("other", text))
-                    elif m.group(2):
-                        out.append(("id", int(m.group(2)), int(m.group(3))))
-                    elif m.group(4):
-                        out.append(("resume", int(m.group(4))))
-                    elif m.group(5):
-                        out.append(("ack", int(m.group(5))))
-                    elif m.group(6) is not None:
-                        out.append(("error", text[len("error "):]))
-                    else:
-                        out.append(("boot",))
+        for line in self.lines():
+            line = line.rstrip(b"\r")
+            pieces = line.split(GUEST_PREFIX)
+            if pieces[0]:
+                out.append(("other", pieces[0].decode("ascii", "replace")))
+            for i, piece in enumerate(pieces[1:], 1):
+                text = piece.decode("ascii", "replace")
+                m = BLOCK_EVENT.fullmatch(piece)
+                if i < len(pieces) - 1:
+                    out.append(("cut", text))
+                elif not m:
+                    out.append(("other", text))
+                elif m.group(2):
+                    out.append(("id", int(m.group(2)), int(m.group(3))))
+                elif m.group(4):
+                    out.append(("resume", int(m.group(4))))
+                elif m.group(5):
+                    out.append(("ack", int(m.group(5))))
+                elif m.group(6) is not None:
+                    out.append(("error", text[len("error "):]))
+                else:
+                    out.append(("boot",))
         return out
 
     def acks(self):
