@@ -6,6 +6,7 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop_monitor.h"
+#include "common/memory.h"
 #include "daemon/config.h"
 #include "daemon/certificate.h"
 #include "daemon/checker.h"
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
 	herdd d = { 0 };
 	int status = 1;
 
+	herd_malloc_init();
 	/* The journal stamps lines itself; anywhere else herdd does. */
 	herd_log_init(HERD_LOG_INFO, !g_getenv("JOURNAL_STREAM"));
 	/* First, while herdd has one thread: it edits the environment. */

@@ -134,9 +134,13 @@ store_db *store_db_open(const char *path, GError **error)
 	}
 	bool memory = strcmp(path, ":memory:") == 0;
 	/* temp_store: the journals of the per-command savepoints stay in memory
-	 * instead of spilling to a file in /var/tmp. */
+	 * instead of spilling to a file in /var/tmp.  cache_size: at most 1 MiB
+	 * of pages (SQLite's default is 2 MB); herd reads the objects into its
+	 * state once at start and then mostly writes: the B-trees' inner pages
+	 * fit, and a leaf read again comes from the kernel's cache. */
 	if ((!memory && !exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", error)) ||
-	    !exec(db, "PRAGMA temp_store=MEMORY;", error) || !exec(db, schema, error)) {
+	    !exec(db, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-1024;", error) ||
+	    !exec(db, schema, error)) {
 		store_db_close(db);
 		return NULL;
 	}

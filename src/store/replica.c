@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/memory.h"
 #include "store/guard.h"
 #include "store/node.h"
 #include "store/replica_private.h"
@@ -13,6 +14,10 @@
 /* Bounds: requests of this node in flight, commands waiting for a sync. */
 #define MAX_PENDING 20000
 #define MAX_QUEUED 100000
+/* After so many bytes of commands applied, freed memory goes back to the
+ * system (herd_malloc_release(): about a millisecond): parsing and applying
+ * them leaves the heaps with free holes that malloc keeps otherwise. */
+#define TRIM_AFTER_BYTES (1u << 20)
 /* Snapshot chunk payload size (CPG carries larger messages, but flow
  * control and the IPC buffer like them small). */
 #define SNAPSHOT_CHUNK (256u * 1024u)
@@ -564,15 +569,19 @@ static void send_chunks(replica *r, herd_msg_type type, const uint8_t *data, siz
 static void send_snapshot(replica *r)
 {
 	g_autoptr(GError) err = NULL;
-	g_autoptr(json_t) dump = store_db_dump(r->db, &err);
+	json_t *dump = store_db_dump(r->db, &err);
 	if (!dump) {
 		replica_fail(r, err);
 		return;
 	}
-	g_autofree char *text = json_dumps(dump, JSON_COMPACT);
+	char *text = json_dumps(dump, JSON_COMPACT);
+	json_decref(dump);
 	size_t len = strlen(text);
 	log_info("sending the configuration (%zu bytes) to sync the others", len);
 	send_chunks(r, HERD_MSG_SNAPSHOT, (const uint8_t *)text, len);
+	g_free(text);
+	/* The whole store's tree and text were here a moment ago. */
+	herd_malloc_release();
 }
 
 /*
@@ -890,6 +899,11 @@ static void on_command(replica *r, uint32_t sender, uint64_t seq, const uint8_t 
 	} else if (r->phase == REPLICA_SYNCED) {
 		for_each_command(r, sender, payload, len, apply_command);
 		kept = true;
+		r->applied_since_trim += len;
+		if (r->applied_since_trim >= TRIM_AFTER_BYTES) {
+			r->applied_since_trim = 0;
+			herd_malloc_release();
+		}
 	} else if (g_queue_get_length(r->queued) < MAX_QUEUED) {
 		queued_command *q = g_new0(queued_command, 1);
 		q->sender = sender;

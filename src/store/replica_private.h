@@ -82,6 +82,7 @@ struct replica {
 	bool dirty;                 /* changes not yet committed */
 	uint64_t durable_told_index, durable_told_gen; /* last durable() callback */
 	uint64_t rejected;
+	size_t applied_since_trim;  /* bytes of commands applied since the last herd_malloc_release() */
 	replica_counters counters;
 	/* Index of the last change of the node list applied in this
 	 * configuration (0: none since the sync, which left all durable). */

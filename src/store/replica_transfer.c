@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/memory.h"
 #include "store/replica_private.h"
 
 #include <string.h>
@@ -116,22 +117,27 @@ void replica_on_transfer(replica *r, uint32_t sender, herd_msg_type type, uint64
 		replica_complete_sync(r, false);
 		return;
 	}
-	json_error_t jerr;
-	g_autoptr(json_t) dump = json_loadb((const char *)r->snapshot->data, r->snapshot->len, 0, &jerr);
-	if (!dump) {
-		g_set_error(&err, HERD_ERROR, HERD_ERR_IO, "The state received from node %u is not valid JSON: %s.",
-			    sender, jerr.text);
-		replica_fail(r, err);
-		return;
+	{
+		json_error_t jerr;
+		g_autoptr(json_t) dump = json_loadb((const char *)r->snapshot->data, r->snapshot->len, 0, &jerr);
+		if (!dump) {
+			g_set_error(&err, HERD_ERROR, HERD_ERR_IO, "The state received from node %u is not valid JSON: %s.",
+				    sender, jerr.text);
+			replica_fail(r, err);
+			return;
+		}
+		if (!replica_ensure_txn(r))
+			return;
+		if (!store_db_restore_dump(r->db, dump, &err) || !store_state_load(r->state, &err)) {
+			replica_fail(r, err);
+			return;
+		}
+		r->dirty = true;
+		change_log_clear(r->log); /* the history before it is the leader's, not known here */
+		r->cb.changed(r->user, NULL);
+		replica_complete_sync(r, true);
 	}
-	if (!replica_ensure_txn(r))
-		return;
-	if (!store_db_restore_dump(r->db, dump, &err) || !store_state_load(r->state, &err)) {
-		replica_fail(r, err);
-		return;
-	}
-	r->dirty = true;
-	change_log_clear(r->log); /* the history before it is the leader's, not known here */
-	r->cb.changed(r->user, NULL);
-	replica_complete_sync(r, true);
+	/* The whole store's text and tree (and the state it replaced) are
+	 * freed: give the holes back. */
+	herd_malloc_release();
 }

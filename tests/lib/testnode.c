@@ -190,6 +190,13 @@ unsigned testcluster_fence_running(testcluster *tc)
 /* ------------------------------------------------------------------ */
 /* Nodes                                                               */
 
+static bool store_on_disk;
+
+void testcluster_store_on_disk(bool on_disk)
+{
+	store_on_disk = on_disk;
+}
+
 static testnode *node_new(testcluster *tc, unsigned i)
 {
 	g_autoptr(GError) err = NULL;
@@ -204,7 +211,8 @@ static testnode *node_new(testcluster *tc, unsigned i)
 	g_autofree char *corosync_dir = g_build_filename(n->dir, "corosync", NULL);
 	/* As herdd wires them (src/daemon/main.c). */
 	n->virt = testvirt_new(n->name, TESTNODE_MEMORY_MIB, TESTNODE_CPUS);
-	n->cluster = herd_cluster_new(":memory:", n->name, testbus_member_new(tc->bus, i), &err);
+	n->cluster = herd_cluster_new(store_on_disk ? n->dir : ":memory:", n->name,
+				      testbus_member_new(tc->bus, i), &err);
 	g_assert_no_error(err);
 	n->ha = herd_ha_new(n->cluster, n->name, testvirt_driver(n->virt));
 	n->formation = herd_formation_new(n->cluster, n->name, corosync_dir, &formation_io, n);

@@ -61,6 +61,14 @@ typedef struct testnode {
  * its first settings (cluster_settings_validate()d).
  */
 testcluster *testcluster_new(unsigned n, json_t *settings);
+/*
+ * Whether the clusters made from now on keep each node's store in a file
+ * of its directory (config.db, WAL and synchronous=FULL as herdd has it)
+ * instead of in ":memory:" (the default): SQLite then holds its page cache
+ * only, not the whole database, as in a real herdd (bench/vm-list's
+ * memory figures).
+ */
+void testcluster_store_on_disk(bool on_disk);
 /* Stop and free every node, then the bus. */
 void testcluster_free(testcluster *tc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(testcluster, testcluster_free)
