@@ -14,15 +14,21 @@ writing guest w1 (tests/guest/README.md) runs on n1 and writes data.
     n2's replica holds every block w1 saw acknowledged, none corrupt.
  B. `herd disk attach` refuses bad input with a sentence (an unknown node,
     a node without a replica, a replica that is not detached, the VM on
-    n1); w1 is powered off.
- C. The disk "replaced" (the fault removed): `herd disk attach data`
-    starts n1's replica's server again; it is synchronised in full from
+    n1); so does the disk's "Attach n1" button on n2's Storage page (in
+    Debian's chromium, tests/ui/browser.mjs), the sentence by the button
+    and nothing changed; w1 is powered off.
+ C. The disk "replaced" (the fault removed): "Attach n1" clicked on n2's
+    page (as `herd disk attach data` does) starts n1's replica's server
+    again, the page's row and `herd disk list --json` show n1's replica no
+    longer detached; it is synchronised in full from
     n2 (esan_resync_mibs=2 keeps it running a while) as one job of kind
     esan-sync, which `herd job cancel` refuses; the job (one, not two)
     ends done with its log (started:
     full; done: bytes and time).  `herd disk verify data`
     finds the replicas identical, and n1's holds every block w1 saw
     acknowledged.
+
+Screenshots: BUILD/ui-screenshots/esan-attach-*.png.
 
 Run: meson test -C build --suite cluster esan-disk (or this file, as root).
 """
@@ -35,10 +41,13 @@ sys.path[:0] = [_here, os.path.dirname(_here)]
 from testlib import (BlockLog, build_dir, check, check_expected, expect, guest_blocks, run_test, say,  # noqa: E402
                      wait_until, writer_image)
 from halib import Ha, HaNodes, Workdir  # noqa: E402
+from uilib import Browser, admin_password, login  # noqa: E402
 
 INSTANCE = "test-esan-disk"
 TRIGGER = "/run/herd/io-fault"
 SHIM = os.path.join(build_dir(), "tests", "san", "herd-io-fault.so")
+URL = "https://10.99.0.2:8001/"
+ATTACH = "disk-attach-data-n1"     # the Attach n1 button of disk data (ui/src/storage.jsx)
 
 
 def disk(ha, name, i=2):
@@ -136,7 +145,24 @@ def disk_fails(tn, ha, tmp, uuid):
     say(f"  n2's replica holds every acknowledged block: {str(result)[:160]}")
 
 
-def attach_refused(tn, ha):
+def click_attach(b):
+    """Click "Attach n1" on data's row of n2's Storage page and confirm; the
+    sentence shown by the button (None if the button went with the detached
+    replica before the page showed it)."""
+    b("goto", page="n2", path="/storage")
+    b("click", page="n2", testid=ATTACH, timeout=30000)  # runtime state: the page's 15 s refresh at worst
+    b("click", page="n2", testid=f"{ATTACH}-yes")
+    return wait_until(lambda: (b("text", page="n2", testid=f"{ATTACH}-outcome")
+                               if b("count", page="n2", selector=f"[data-testid={ATTACH}-outcome]") else
+                               None if b("count", page="n2", selector=f"[data-testid={ATTACH}]") else "(gone)"),
+                      60, "the attach's outcome on the page", interval=0.2)
+
+
+def row_text(b):
+    return b("text", page="n2", testid="disk-row-data")
+
+
+def attach_refused(tn, ha, b):
     say("== B. herd disk attach: bad input refused; w1 powered off")
     ha.refused(1, ["disk", "attach", "data", "--node", "n9"], r"Node n9 is not a node")
     ha.refused(1, ["disk", "attach", "nosuch"], r"nosuch")
@@ -145,6 +171,14 @@ def attach_refused(tn, ha):
         ha.refused(1, ["disk", "attach", "boot"], r"No replica of eSAN disk boot is detached")
     ha.refused(1, ["disk", "attach", "data"], r"VM w1 runs on node n1 .*Stop VM w1 first")
     check(local_disk(ha, "data", "n1") == "detached", "a refused attach changed n1's replica")
+    said = click_attach(b)
+    check(said and "Stop VM w1 first" in said and
+          b("count", page="n2", selector=f"[data-testid={ATTACH}-outcome].field-error") == 1,
+          f"the page's Attach n1 with w1 running on n1 said {said!r}")
+    say(f"  the page's Attach n1: {said}")
+    b.shot("n2", "esan-attach-refused", testid="disk-row-data")
+    check(local_disk(ha, "data", "n1") == "detached", "the page's refused attach changed n1's replica")
+    check("n1 outdated (disk detached)" in row_text(b), f"data's row: {row_text(b)!r}")
     # (A live migration away from a detached replica fails today: the
     # destination's replica refuses the detached side's writes once its
     # own writer opens; see docs/esan.md, Limits.)
@@ -153,18 +187,20 @@ def attach_refused(tn, ha):
     say(f"  w1 powered off after ack {last_ack(serial_path(tn, 1, 'w1'))}")
 
 
-def attach(tn, ha, tmp, uuid):
-    say("== C. the failed disk replaced; herd disk attach; a full sync as a job")
+def attach(tn, ha, tmp, uuid, b):
+    say("== C. the failed disk replaced; Attach n1 on n2's page; a full sync as a job")
     tn.exec(1, "rm", "-f", TRIGGER, check=True)
     ha.ok(1, "cluster", "set", "esan_resync_mibs=2")
-    out = ha.ok(1, "disk", "attach", "data").stdout
-    expect("attached again" in out and "n1" in out, f"herd disk attach data: {out!r}")
+    said = click_attach(b)
+    expect(said == "(gone)" or "n1's replica is attached again" in said, f"the page's Attach n1 said {said!r}")
+    say(f"  the page's Attach n1: {said}")
     for name in ("boot",):
         if local_disk(ha, name, "n1"):
             ha.ok(1, "disk", "attach", name)
     job = wait_until(lambda: next((j for j in sync_jobs(ha, "data") if j["state"] == "running"), None), 60,
                      "a running sync job of data")
-    check(job["node"] == "n2" and job["to"] == "n1" and job["owner"] == "root" and not job["cancellable"],
+    # (Its owner: the page's user.)
+    check(job["node"] == "n2" and job["to"] == "n1" and job["owner"] == "admin" and not job["cancellable"],
           f"the sync job: {job}")
     say(f"  job {job['name']}: {job['last']}")
     check("full sync" in job["last"], f"the sync job's first line does not say full: {job['last']}")
@@ -182,6 +218,16 @@ def attach(tn, ha, tmp, uuid):
     check(any(line.startswith("Done: ") and "copied in" in line for line in lines),
           f"the sync job's log has no line that says what it copied: {lines}")
     check(len(sync_jobs(ha, "data")) == 1, f"more than one sync job for data: {sync_jobs(ha, 'data')}")
+    # The row's replica states are herd-san's (no store event): the page's
+    # 15 s refresh brings them.
+    wait_until(lambda: "disk detached" not in row_text(b) and "Attach n1" not in row_text(b), 30,
+               f"data's row to show n1's replica attached (it shows {row_text(b)!r})", interval=0.3)
+    b.shot("n2", "esan-attach-done", testid="disk-row-data")
+    listed = next(d for d in ha.json(2, "disk", "list") if d["name"] == "data")
+    r1 = next(r for r in listed["esan"]["replicas"] if r["node"] == "n1")
+    check(not (r1.get("herd_san") or {}).get("disk"), f"herd disk list --json: n1's replica of data: {r1}")
+    say(f"  data's row: {row_text(b)!r}; herd disk list --json: n1 {r1['state']}, "
+        f"{(r1.get('herd_san') or {}).get('conn')}")
     ha.ok(1, "cluster", "set", "esan_resync_mibs=100")
     wait_until(lambda: in_sync(ha, "data") and in_sync(ha, "boot"), 60, "the replicas to be in sync")
     out = ha.ok(1, "disk", "verify", "data", timeout=300).stdout
@@ -204,8 +250,13 @@ def main():
         setup(tn, ha)
         uuid = disk(ha, "data")["uuid"]
         disk_fails(tn, ha, tmp, uuid)
-        attach_refused(tn, ha)
-        attach(tn, ha, tmp, uuid)
+        b = Browser(tn, 2, log="browser-esan-disk.log")
+        try:
+            login(b, "n2", URL, "admin", admin_password(tn))
+            attach_refused(tn, ha, b)
+            attach(tn, ha, tmp, uuid, b)
+        finally:
+            b.close()
         check_expected()
     return 0
 
