@@ -90,6 +90,19 @@ def standby_online(b, ha):
     b("click", page="n1", selector="nav a[href='/nodes']")
     b("wait_visible", page="n1", testid="nodes-row-n2")
     b.shot("n1", "nodes")
+    # What if n2 lost its power?  The page asks herd's scheduler, as
+    # `herd simulate --node-down n2` does, and changes nothing.
+    b("click", page="n1", testid="whatif-down-n2")
+    b("click", page="n1", testid="whatif-run")
+    row = b("wait_text", page="n1", testid="whatif-vm-web2", contains="n2", timeout=30000)
+    cli = ha.json(1, "simulate", "--node-down", "n2")
+    to = [v.get("to") for v in cli["vms"] if v["vm"] == "web2"]
+    check(to and to[0] and to[0] in row, f"the page's what-if row of web2 {row!r}, herd simulate: {cli['vms']}")
+    n1 = b("text", page="n1", testid="whatif-n1")
+    check(mode_is(ha, 2, "n2", "online") and ha.vms(2)["web2"]["node"] == "n2",
+          f"the what-if changed something: n2 {ha.nodes(2)['n2']['mode']}, web2 on {ha.vms(2)['web2']['node']}")
+    say(f"  what if n2 lost its power: {' '.join(row.split())}; {n1}")
+    b.shot("n1", "nodes-whatif", full=True)
     b("click", page="n1", selector="[data-testid=nodes-row-n2] a")
     b("wait_text", page="n1", testid="node-mode", equals="online")
     b("click", page="n1", testid="node-set-standby")

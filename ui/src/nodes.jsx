@@ -2,10 +2,12 @@ import { api, post } from './api.js';
 import { useLive } from './hooks.js';
 import { Link } from './router.jsx';
 import { Action, Bar, Form, Loading, Page, Section, enc, when } from './forms.jsx';
+import { WhatIf } from './simulate.jsx';
 
 // The nodes (herd node list|show|standby|maintenance|online|switchover|
-// fence|confirm-down|set|remove): each node's state, mode, CPU and RAM
-// use, links; on a node's own page what can be done to it.
+// fence|confirm-down|set|remove, herd simulate): each node's state, mode,
+// CPU and RAM use, links, and what if some went down; on a node's own page
+// what can be done to it.
 
 export function nodeState(n) {
   if (n.online) return 'online';
@@ -202,6 +204,7 @@ export function NodeList() {
           ))}
         </tbody>
       </table>
+      <WhatIf nodes={nodes} />
     </Page>
   );
 }
