@@ -174,6 +174,13 @@ def bad_input(b, tn, ha, admin):
         b("goto", page="n1", path=path)
         b("wait_visible", page="n1", testid=f"page-{name}")
         b.shot("n1", name, full=True)
+    # herd version's figures on the cluster page
+    b("goto", page="n1", path="/settings")
+    shown = b("wait_text", page="n1", testid="versions", contains="corosync")
+    v = ha.json(1, "version")["daemon"]["versions"]
+    check(all(str(v[k]) in shown for k in ("herd", "protocol", "corosync", "libvirt")),
+          f"the cluster page shows {shown!r}, herd version {v}")
+    say(f"  the cluster page: versions on n1: {shown}")
     errors = b("console", page="n1")
     expect(not [e for e in errors if "page error" in e or "Content Security Policy" in e],
            f"n1's page logged errors: {errors}")

@@ -5,7 +5,7 @@ import { Action, Form, Loading, Page, Section, enc, fieldOf, when, words } from 
 import { joinInformation } from './setup.jsx';
 
 // The cluster (herd cluster status|settings|set|leave, herd cluster qdevice,
-// herd rule add|list|delete, herd check, herd notify test): its settings
+// herd rule add|list|delete, herd check, herd notify test, herd version): its settings
 // changed all at once or not at all.
 
 function SettingsForm({ settings }) {
@@ -288,10 +288,11 @@ function useQdevice(trigger) {
 }
 
 export function SettingsPage() {
-  const { data, error } = useLive(['/api/v1/cluster', '/api/v1/cluster/settings', '/api/v1/rules'], ['cluster', 'rule', 'vm', 'membership'], 0);
+  const { data, error } = useLive(['/api/v1/cluster', '/api/v1/cluster/settings', '/api/v1/rules', '/api/v1/node'], ['cluster', 'rule', 'vm', 'membership'], 0);
   const qdevice = useQdevice(data);
   if (!data) return <Loading error={error} />;
-  const [cluster, settings, rules] = data;
+  const [cluster, settings, rules, node] = data;
+  const v = (node && node.versions) || {};
   return (
     <Page title={`Cluster ${cluster.name}`} testid="page-settings" error={error}>
       <Section title="Cluster" testid="cluster-section">
@@ -308,6 +309,8 @@ export function SettingsPage() {
           <strong data-testid="qdevice">
             {qdevice && qdevice.host ? `${qdevice.host}:${qdevice.port} (${qdevice.algorithm || 'inactive'})` : 'none'}
           </strong>
+          <span>Versions on {node ? node.name : 'this node'}</span>
+          <strong data-testid="versions">{`herd ${v.herd || '?'} (protocol ${v.protocol ?? '?'}), corosync ${v.corosync || '?'}, libvirt ${v.libvirt || '?'}`}</strong>
         </div>
         {qdevice && qdevice.host && (
           <Action
