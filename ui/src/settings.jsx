@@ -249,7 +249,7 @@ function QdeviceAdd() {
     <Section title="Add a quorum device" testid="qdevice-section">
       <p class="muted">
         For an even number of nodes, all up. <code>herd cluster qdevice add HOST</code> on a node does it all over ssh; here,
-        give qnetd's CA certificate and the cluster's certificate with its key, as docs/cluster.md ("Quorum device") says how to
+        give qnetd's CA certificate and the cluster's certificate with its key, as docs/cluster.md ("A quorum device (qdevice) for a two-node cluster") says how to
         make them.
       </p>
       <Form
