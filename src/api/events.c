@@ -13,7 +13,9 @@
  *   event: facts       what a node says of itself changed — a VM of it
  *                      started, stopped, failed, moved — beyond the
  *                      figures that move all the time (free memory, load,
- *                      storage usage): {"node":NAME,"vms":[UUID…]}, vms
+ *                      storage usage), or its eSAN replicas' states
+ *                      (connected, syncing N %, outdated; vms empty):
+ *                      {"node":NAME,"vms":[UUID…]}, vms
  *                      the VMs whose state, node, error or alert (as GET
  *                      /api/v1/vms shows them) it may change, none if it
  *                      changes no VM's; without vms when that is not known

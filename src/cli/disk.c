@@ -108,7 +108,9 @@ static int run_disk_create(cli_ctx *ctx, int argc, char **argv)
 }
 
 /* One replica as people read it: "n1 uptodate", with what its herd-san
- * says when that adds something ("n2 inconsistent syncing 42%"). */
+ * says when that adds something ("n1 uptodate syncing 42%" on the sync's
+ * source, "n2 inconsistent being synced" on its target, which does not
+ * count). */
 static void replica_text(GString *out, json_t *r)
 {
 	g_string_append_printf(out, "%s %s", text_or_dash(json_object_get(r, "node")),
@@ -116,7 +118,10 @@ static void replica_text(GString *out, json_t *r)
 	json_t *san = json_object_get(r, "herd_san");
 	json_t *sync = json_object_get(san, "sync");
 	const char *conn = json_string_value(json_object_get(san, "conn"));
-	if (json_is_object(sync)) {
+	if (json_is_object(sync) &&
+	    g_strcmp0(json_string_value(json_object_get(sync, "role")), "target") == 0) {
+		g_string_append(out, " being synced");
+	} else if (json_is_object(sync)) {
 		json_int_t done = json_integer_value(json_object_get(sync, "done"));
 		json_int_t total = json_integer_value(json_object_get(sync, "total"));
 		g_string_append_printf(out, " syncing %d%%", total > 0 ? (int)(done * 100 / total) : 0);

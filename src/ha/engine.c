@@ -500,6 +500,17 @@ static void on_vm_reply(herd_engine *e, json_t *j)
 	g_free(q);
 }
 
+/* Do @before and @after differ in what the node's herd-san reports of its
+ * eSAN replicas (the "esan" member of the usage)? */
+static bool esan_changed(const herd_node_facts *before, const herd_node_facts *after)
+{
+	json_t *a = before ? json_object_get(before->usage, "esan") : NULL;
+	json_t *b = after ? json_object_get(after->usage, "esan") : NULL;
+	if (!a || !b)
+		return a != b;
+	return !json_equal(a, b);
+}
+
 void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const void *payload,
 			 size_t len, int64_t now_ms)
 {
@@ -520,6 +531,15 @@ void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const v
 				g_autoptr(GPtrArray) vms = was ? herd_node_facts_vms_changed(
 						was, herd_facts_fresh(e->facts, sender), FACTS_CHANGED_VMS_MAX) : NULL;
 				e->io.facts_changed(e->user, name, vms);
+			}
+		} else if (was && esan_changed(was, herd_facts_fresh(e->facts, sender))) {
+			/* Its replicas' states (connected, syncing N %) live in the
+			 * usage, which wakes no engine run; those who show them
+			 * are told, of no VM. */
+			const char *name = engine_name_of(e, sender);
+			if (name) {
+				g_autoptr(GPtrArray) none = g_ptr_array_new();
+				e->io.facts_changed(e->user, name, none);
 			}
 		}
 		if (was)

@@ -75,8 +75,9 @@ typedef struct herd_engine_io {
 	/* What node @node says of itself (its VMs' states…) changed beyond the
 	 * figures that move all the time (free memory, load, storage usage):
 	 * for the web UI's live updates.  @vms: the uuids of the VMs whose
-	 * runtime it may change (herd_node_facts_vms_changed(); empty: none),
-	 * or NULL when that is not known VM by VM.  Optional (NULL: not told). */
+	 * runtime it may change (herd_node_facts_vms_changed(); empty: none,
+	 * as when only its eSAN replicas' states changed), or NULL when that
+	 * is not known VM by VM.  Optional (NULL: not told). */
 	void (*facts_changed)(gpointer user, const char *node, GPtrArray *vms);
 } herd_engine_io;
 

@@ -41,7 +41,7 @@ sys.path[:0] = [_here, os.path.dirname(_here)]
 from testlib import (BlockLog, build_dir, check, check_expected, expect, guest_blocks, run_test, say,  # noqa: E402
                      wait_until, writer_image)
 from halib import Ha, HaNodes, Workdir  # noqa: E402
-from uilib import Browser, admin_password, login  # noqa: E402
+from uilib import WATCH_FACTS_JS, Browser, admin_password, login  # noqa: E402
 
 INSTANCE = "test-esan-disk"
 TRIGGER = "/run/herd/io-fault"
@@ -206,6 +206,15 @@ def attach(tn, ha, tmp, uuid, b):
     check("full sync" in job["last"], f"the sync job's first line does not say full: {job['last']}")
     ha.refused(1, ["job", "cancel", job["name"]], r"cannot be cancelled: disk data is not redundant")
     wait_until(lambda: ha.json(2, "job", "show", job["name"])["progress"] > 0, 60, "the sync job's progress")
+    # herd-san's progress reaches the page live: a facts event of no VM
+    # (src/ha/engine.c, esan_changed), and the row says "syncing N %".
+    b("eval", page="n2", js=WATCH_FACTS_JS)
+    ev = wait_until(lambda: next((f for f in b("eval", page="n2", js="window.__facts")
+                                  if f.get("vms") == []), None), 60,
+                    "a facts event of no VM (herd-san's sync progress) on n2's page", interval=0.3)
+    shown = wait_until(lambda: (lambda t: t if "syncing" in t else None)(row_text(b)), 60,
+                       "data's row to show the sync's progress", interval=0.3)
+    say(f"  event {ev}; data's row: {shown!r}")
     # Not tested here any more: n2's herdd restarted mid-sync.  In the
     # fresh-clone run of 2026-12-06 the job then ended failed ("Interrupted
     # at 7 % ... the link to node n1 was lost") right at the restart, where
@@ -218,8 +227,7 @@ def attach(tn, ha, tmp, uuid, b):
     check(any(line.startswith("Done: ") and "copied in" in line for line in lines),
           f"the sync job's log has no line that says what it copied: {lines}")
     check(len(sync_jobs(ha, "data")) == 1, f"more than one sync job for data: {sync_jobs(ha, 'data')}")
-    # The row's replica states are herd-san's (no store event): the page's
-    # 15 s refresh brings them.
+    # The row's replica states are herd-san's: a facts event brings them.
     wait_until(lambda: "disk detached" not in row_text(b) and "Attach n1" not in row_text(b), 30,
                f"data's row to show n1's replica attached (it shows {row_text(b)!r})", interval=0.3)
     b.shot("n2", "esan-attach-done", testid="disk-row-data")

@@ -40,7 +40,7 @@ _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from halib import Ha, HaNodes, Workdir  # noqa: E402
 from testlib import TestFailure, check, expect, run_test, say, wait_until  # noqa: E402
-from uilib import (Browser, add_auditor, admin_password, api_message, curl, dashboard_matches, field, fill,  # noqa: E402
+from uilib import (WATCH_FACTS_JS, Browser, add_auditor, admin_password, api_message, curl, dashboard_matches, field, fill,  # noqa: E402
                    login, submit)
 
 INSTANCE = os.environ.get("HERD_TESTNODES_INSTANCE", "test-ui-admin")
@@ -301,15 +301,6 @@ def row_is_the_vms(tn, admin):
     say("  the list's rows are GET /api/v1/vms/NAME's JSON without its details")
 
 
-# In the page: the facts events it receives from now on, and no resource
-# timings before now (which requests the page makes next).
-WATCH_FACTS_JS = """(() => {
-  window.__facts = [];
-  const s = new EventSource('/api/v1/events', { withCredentials: true });
-  s.addEventListener('facts', (e) => window.__facts.push(JSON.parse(e.data)));
-  performance.clearResourceTimings();
-  return new Promise((r) => s.addEventListener('hello', () => r(true)));
-})()"""
 FETCHED_JS = "performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)"
 
 

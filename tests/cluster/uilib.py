@@ -15,6 +15,18 @@ REPO = os.path.dirname(os.path.dirname(_here))
 BROWSER = os.path.join(REPO, "tests", "ui", "browser.mjs")
 SHOTS = os.path.join(build_dir(), "ui-screenshots")
 
+# Evaluated in a page: window.__facts collects the facts events of
+# /api/v1/events from now on, and the resource timings before now are
+# cleared (performance.getEntriesByType('resource'): what the page fetches
+# next).
+WATCH_FACTS_JS = """(() => {
+  window.__facts = [];
+  const s = new EventSource('/api/v1/events', { withCredentials: true });
+  s.addEventListener('facts', (e) => window.__facts.push(JSON.parse(e.data)));
+  performance.clearResourceTimings();
+  return new Promise((r) => s.addEventListener('hello', () => r(true)));
+})()"""
+
 
 class Browser:
     """tests/ui/browser.mjs in node @i's network namespace (the host's files:

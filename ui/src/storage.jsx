@@ -90,11 +90,26 @@ function StorageSection({ storages }) {
   );
 }
 
-// "n1 outdated (disk detached)": the store's state and, after a failed
-// local disk, herd-san's.
+// "n1 uptodate, syncing 42 %" (the sync's source; its target: "n2
+// inconsistent, being synced"), "n1 outdated, standalone (disk
+// detached)": the store's state and what the node's herd-san says, as
+// herd disk list has it (src/cli/disk.c); herd-san's reports come live
+// (a facts event), the store's with its change.
 function replicaText(r) {
-  const disk = r.herd_san && r.herd_san.disk;
-  return `${r.node} ${r.state}${disk ? ` (disk ${disk.state})` : ''}`;
+  const san = r.herd_san || null;
+  const disk = san && san.disk;
+  const sync = san && san.sync;
+  let live = '';
+  if (sync && typeof sync === 'object' && sync.role === 'target') {
+    live = ', being synced';
+  } else if (sync && typeof sync === 'object') {
+    live = `, syncing ${sync.total > 0 ? Math.floor((sync.done * 100) / sync.total) : 0} %`;
+  } else if (san && san.conn && san.conn !== 'connected') {
+    live = `, ${san.conn}`;
+  } else if (!san) {
+    live = ' (no herd-san report)';
+  }
+  return `${r.node} ${r.state}${live}${disk ? ` (disk ${disk.state})` : ''}`;
 }
 
 function DiskRow({ d, nodes }) {
@@ -303,7 +318,7 @@ function IsoSection({ isos }) {
 }
 
 export function StoragePage() {
-  const { data, error } = useLive(['/api/v1/storage', '/api/v1/disks', '/api/v1/isos', '/api/v1/nodes'], ['storage', 'disk', 'iso', 'vm', 'node', 'membership'], 15000);
+  const { data, error } = useLive(['/api/v1/storage', '/api/v1/disks', '/api/v1/isos', '/api/v1/nodes'], ['storage', 'disk', 'iso', 'vm', 'node', 'membership', 'facts'], 15000);
   if (!data) return <Loading error={error} />;
   const [storages, disks, isos, nodes] = data;
   return (
