@@ -340,7 +340,7 @@ static int local_io(write_op op, const void *buf, uint32_t count, uint64_t off, 
 bool san_writes_alone(void)
 {
 	g_mutex_lock(&vol.lock);
-	bool alone = vol.alone_ok && !link_up(vol.link);
+	bool alone = (vol.alone_ok && !link_up(vol.link)) || vol.link == LINK_PEER_DISKLESS;
 	g_mutex_unlock(&vol.lock);
 	return alone;
 }
@@ -363,6 +363,16 @@ static int mirrored_write(write_op op, const void *buf, uint32_t count, uint64_t
 			range_leave(off, count);
 			nbdkit_error("the local replica is a sync target: no local writes");
 			return -EROFS;
+		}
+		if (vol.link == LINK_PEER_DISKLESS) {
+			/* the peer's disk is detached and the store has its replica
+			 * outdated (a full sync when it is back): this replica is the
+			 * disk, for the peer's guest (through the data export) and a
+			 * guest here (a live migration from the peer) alike */
+			g_mutex_unlock(&vol.lock);
+			r = local_io(op, buf, count, off, flags);
+			range_leave(off, count);
+			return r;
 		}
 		if (link_up(vol.link) && !logged) {
 			/* to both, where only the log tells a crash's regions */
@@ -485,11 +495,11 @@ int san_stable_flush(void)
 {
 	uint64_t ticket = san_activity_flush_begin();
 	g_mutex_lock(&vol.lock);
-	bool up = link_up(vol.link);
+	bool up = link_up(vol.link), alone = vol.link == LINK_PEER_DISKLESS;
 	g_mutex_unlock(&vol.lock);
 	san_peer_req *req = up ? san_peer_flush() : NULL;
 	int lr = file_sync();
-	int pr = up ? san_peer_wait(req) : -ENOTCONN;
+	int pr = up ? san_peer_wait(req) : alone ? 0 : -ENOTCONN;
 	if (lr < 0)
 		return lr;
 	if (pr < 0)
@@ -518,12 +528,17 @@ static int replicated_flush(void)
 	}
 	uint64_t ticket = san_activity_flush_begin();
 	g_mutex_lock(&vol.lock);
-	bool up = link_up(vol.link);
+	bool up = link_up(vol.link), peer_diskless = vol.link == LINK_PEER_DISKLESS;
 	uint64_t before = vol.peer_writes_unflushed;
 	g_mutex_unlock(&vol.lock);
 	san_peer_req *req = up ? san_peer_flush() : NULL;
 	int lr = file_sync();
 	int pr = up ? san_peer_wait(req) : -ENOTCONN;
+	if (lr == 0 && peer_diskless) {
+		/* the peer's disk is detached: stable here is stable on the disk */
+		san_activity_flush_done(ticket);
+		return 0;
+	}
 	if (lr < 0) {
 		/* detached: everything answered is on the peer, which flushed */
 		san_local_failed(lr, "a flush");
@@ -981,6 +996,8 @@ static int plugin_pread(void *hp, void *buf, uint32_t count, uint64_t offset, ui
 		san_meta m = vol.meta;
 		if (vol.writers)
 			m.flags |= SAN_META_WRITER_NOW;
+		if (vol.disk != SAN_DISK_HEALTHY && vol.detach_recorded)
+			m.flags |= SAN_META_DISKLESS_NOW;
 		g_mutex_unlock(&vol.lock);
 		san_meta_encode(&m, true, block);
 		memcpy(buf, block + offset, count);
@@ -1086,7 +1103,12 @@ static int meta_write(const void *buf, uint32_t count, uint64_t offset)
 static int data_write(write_op op, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
 	g_mutex_lock(&vol.lock);
-	bool refused = vol.link == LINK_REFUSED || (vol.writers && vol.link != LINK_INSYNC);
+	/* A writer here (a guest, or the destination of a live migration)
+	 * reads this replica: only the writes of a peer in sync may land under
+	 * it, or those of a peer whose disk is detached (its guest's, which has
+	 * no other disk than this replica). */
+	bool refused = vol.link == LINK_REFUSED ||
+		       (vol.writers && vol.link != LINK_INSYNC && vol.link != LINK_PEER_DISKLESS);
 	bool target = vol.link == LINK_TARGET;
 	g_mutex_unlock(&vol.lock);
 	if (refused) {
