@@ -39,6 +39,11 @@ test CA), written through the local socket with qemu-io.
    it; both guests' writes and flushes are answered, the destination reads
    what the source wrote, nothing reaches the failed disk, and the peer
    never takes the detached side for lost.
+7c. The local disk fails during such a migration, first met by the
+   destination's flush through the peer: the failing side is detached
+   all the same (the peer takes the detach's new generation with its
+   writer open), the flush is answered once the store has it outdated,
+   and both guests go on through the peer's replica.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 HERD_SAN_VERBOSE=1 runs nbdkit with -v; HERD_SAN_LOGS=1 prints the end of
@@ -415,6 +420,56 @@ def migrate_away_detached(c, d):
     check(s["disk"]["state"] == "detached" and s["conn"] == "connected", f"c after the migration: {s}")
 
 
+def disk_fails_migrating(tmp, ca):
+    """7c. The local disk under e fails during a live migration from e to f,
+    first met by the destination's flush through f (e's data export): e is
+    detached (f takes the detach's new generation with its writer open),
+    f's flush is answered once e is recorded outdated, and both guests go
+    on through f's replica, f never taking e for lost."""
+    say("7c. the disk fails during a migration away from it, first under the peer's flush")
+    e, f = Replica(tmp, "e", ca), Replica(tmp, "f", ca)
+    e.peer, f.peer = f, e
+    trigger = os.path.join(tmp, "e-disk-fails")
+    try:
+        e.start(uptodate=True, fault_trigger=trigger)
+        f.start(uptodate=True)
+        wait_conn(e, "connected", decision="in-sync")
+        wait_conn(f, "connected", decision="in-sync")
+        src = open_writer(e, "write -P 0x41 1M 64k", "flush")
+        wait_until(lambda: f.content()[MiB:MiB + 4096] == b"\x41" * 4096, 30, "the source's first write")
+        dst = open_writer(f, "read -P 0x41 1M 64k")
+        wait_until(lambda: f.ctl.state()["writer"], 30, "the destination's open on f")
+        open(trigger, "w").close()
+        dst.stdin.write("flush\n")
+        dst.stdin.flush()
+        ev = wait_until(lambda: e.ctl.seen("disk-failed"), 30, "e's disk-failed")[-1]
+        expect(ev["state"] == "detaching" and "peer" in ev["why"], f"disk-failed: {ev}")
+        check(e.ctl.request(op="detached", uuid=UUID) == {"ok": True}, "detached answered")
+        wait_until(lambda: (lambda s: s if s.get("peer_diskless") else None)(f.ctl.state()), 30,
+                   "f to see e's disk detached")
+        src.stdin.write("write -P 0x42 2M 64k\nflush\nread -P 0x41 1M 64k\n")
+        src.stdin.close()
+        out = src.stdout.read()
+        src.wait(timeout=60)
+        check(src.returncode == 0 and "failed" not in out and out.count("wrote") == 2 and out.count("read") == 1,
+              f"the source's I/O after its disk failed: {out.strip()}")
+        dst.stdin.write("read -P 0x42 2M 64k\nwrite -P 0x43 3M 64k\nflush\n")
+        dst.stdin.close()
+        out = dst.stdout.read()
+        dst.wait(timeout=60)
+        check(dst.returncode == 0 and "failed" not in out and out.count("read") == 2 and out.count("wrote") == 1,
+              f"the destination's I/O: {out.strip()}")
+        check(f.content()[3 * MiB:3 * MiB + 4096] == b"\x43" * 4096 and
+              f.content()[2 * MiB:2 * MiB + 4096] == b"\x42" * 4096, "both guests' writes are on f")
+        check(not f.ctl.seen("peer-lost"), f"f took e for lost: {f.ctl.seen('peer-lost')}")
+        s = e.ctl.state()
+        check(s["disk"]["state"] == "detached" and s["conn"] == "connected", f"e: {s}")
+        say(f"   e detached ({s['disk']['why']}); f: {f.ctl.state()['conn']}, peer diskless")
+    finally:
+        e.stop()
+        f.stop()
+
+
 def local_disk_fails(tmp, ca):
     say("7. the local disk fails under a writer: detached, the peer serves the disk")
     c, d = Replica(tmp, "c", ca), Replica(tmp, "d", ca)
@@ -501,6 +556,7 @@ def main():
             primary_crash(a, b)
             grow(a, b)
             local_disk_fails(tmp, ca)
+            disk_fails_migrating(tmp, ca)
             ok = True
         finally:
             a.stop()
