@@ -353,9 +353,9 @@ void api_disk_attach(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "VM %s runs on node %s with eSAN disk %s, through the peer's replica; attaching "
 				    "starts the replica's server on %s again, which would cut the guest's disk. "
-				    "Stop VM %s first (started again, it runs on node %s, which holds the only "
-				    "up-to-date replica).", vm_name, where, o->name, where, vm_name,
-				    pn ? pn->name : "?");
+				    "Migrate VM %s to node %s first ('herd vm migrate %s %s': the guest goes on there, "
+				    "on the only up-to-date replica), or stop it.", vm_name, where, o->name, where,
+				    vm_name, pn ? pn->name : "?", vm_name, pn ? pn->name : "?");
 		return;
 	}
 	g_autoptr(json_t) cmd = store_disk_cmd_attach(o, target->uuid,
