@@ -27,7 +27,8 @@ writing guest w1 (tests/guest/README.md) runs on n1 and writes data.
     again (w1 runs on n2 now), the page's row and `herd disk list --json`
     show n1's replica no longer detached; it is synchronised in full from
     n2 (esan_resync_mibs=2 keeps it running a while) as one job of kind
-    esan-sync, which `herd job cancel` refuses.  While it runs, `herd vm
+    esan-sync, which `herd job cancel` refuses; n2's herdd restarts mid-sync
+    (the same job goes on, no replication link drops).  While it runs, `herd vm
     migrate w1 n1` is refused with a sentence that names the VM, the disk,
     n1 and the sync's progress, and `herd node maintenance n2` by the sync
     gate; nothing moves.  The job (one, not two) ends done with its log
@@ -288,6 +289,25 @@ def moved_back(tn, tmp, n1_before):
     return tail
 
 
+def herdd_restarts(tn, ha, job):
+    """n2's herdd restarts mid-sync: the new one goes on with the same job,
+    and tells herd-san no "peer-down" (which dropped the link and ended the
+    job failed whenever herdd met herd-san before corosync's ring)."""
+    log = os.path.join(tn.tn.log_dir(2), "herd-san.log")
+    mark = os.path.getsize(log)
+    tn.exec(2, os.path.join(_here, "node-service"), "restart", "herdd", timeout=90, check=True)
+    wait_until(lambda: ha.run(2, "status").returncode == 0 or None, 60, "n2's herdd back", interval=1)
+    j = ha.json(1, "job", "show", job["name"])
+    say(f"  n2's herdd restarted at {j['progress']} %: the job is {j['state']}")
+    with open(log, "rb") as f:
+        f.seek(mark)
+        after = f.read().decode("utf-8", "replace")
+    drops = [line for line in after.splitlines() if "the peer's node is lost" in line or "link to the peer dropped" in line]
+    check(not drops, "n2's replicas dropped their links at the restart of n2's herdd: " + "; ".join(drops[:3]))
+    check(j["state"] == "running" or (j["state"] == "done" and j["progress"] == 100),
+          f"the sync job after n2's herdd restarted: {j['state']}: {[x['text'] for x in j['log']][-2:]}")
+
+
 def attach(tn, ha, tmp, uuid, b):
     say("== C. the failed disk replaced; Attach n1 on n2's page; a full sync as a job")
     # w1 runs on n2: n1's serial log has its first run only
@@ -311,13 +331,10 @@ def attach(tn, ha, tmp, uuid, b):
     check("full sync" in job["last"], f"the sync job's first line does not say full: {job['last']}")
     ha.refused(1, ["job", "cancel", job["name"]], r"cannot be cancelled: disk data is not redundant")
     refused_while_syncing(tn, ha)
+    herdd_restarts(tn, ha, job)
     say("  herd node maintenance n2 --wait: waits for the sync, then moves w1 to n1 live")
     maint = Maintenance(tn, "n2")
     wait_until(lambda: ha.json(2, "job", "show", job["name"])["progress"] > 0, 60, "the sync job's progress")
-    # Not tested here any more: n2's herdd restarted mid-sync.  In the
-    # fresh-clone run of 2026-12-06 the job then ended failed ("Interrupted
-    # at 7 % ... the link to node n1 was lost") right at the restart, where
-    # the new herdd should have gone on with it (docs/esan.md, Limits).
     try:
         line = maint.first_line()
         check(line.startswith("Waiting: node n2 holds the only up-to-date replica of eSAN disk(s)") and
