@@ -408,12 +408,20 @@ char *api_disk_esan_not_on(api_ctx *a, const store_vm *vm, const char *vm_name, 
 		store_object *o = store_state_get(st, STORE_KIND_DISK, vm->hw->disks[i].disk);
 		const store_disk *d = o ? store_disk_of(o) : NULL;
 		const store_replica *r = d && d->esan ? store_disk_replica(d, n->uuid) : NULL;
-		if (!r || r->state == STORE_REPLICA_UPTODATE)
+		if (!r)
+			continue;
+		g_autoptr(json_t) san = herd_ha_esan(a->ha, o->uuid);
+		/* up to date in the store, but a sync target or detached as its
+		 * herd-san says (a resync after both crashed; a detach under way):
+		 * its server refuses the destination's QEMU */
+		json_t *live = json_object_get(san, node);
+		bool busy = g_strcmp0(json_string_value(json_object_get(json_object_get(live, "sync"), "role")),
+				      "target") == 0 || json_is_object(json_object_get(live, "disk"));
+		if (r->state == STORE_REPLICA_UPTODATE && !busy)
 			continue;
 		const store_replica *p = store_disk_peer(d, n->uuid);
 		store_object *pn = store_state_get(st, STORE_KIND_NODE, p->node);
 		const char *peer = pn ? pn->name : p->node;
-		g_autoptr(json_t) san = herd_ha_esan(a->ha, o->uuid);
 		g_autofree char *doing = replica_doing(san, node, peer);
 		bool syncing = doing && g_str_has_prefix(doing, "being synchronised");
 		bool detached = doing && g_str_has_prefix(doing, "its local disk");
@@ -426,11 +434,12 @@ char *api_disk_esan_not_on(api_ctx *a, const store_vm *vm, const char *vm_name, 
 				  : g_strdup_printf("It is synchronised from %s once both replicas are connected "
 						    "('herd disk list' shows the progress); migrate the VM after that.",
 						    peer);
+		bool uptodate = r->state == STORE_REPLICA_UPTODATE;
 		return g_strdup_printf(
 			"VM %s cannot %s to node %s: its eSAN disk %s is not up to date there (the replica on %s is "
 			"%s%s%s%s), and a VM runs only on an up-to-date replica. %s",
-			vm_name, what, node, o->name, node, store_replica_state_name(r->state),
-			r->discard ? ", discarded" : "", doing ? ", " : "", doing ? doing : "", advice);
+			vm_name, what, node, o->name, node, uptodate ? "" : store_replica_state_name(r->state),
+			r->discard ? ", discarded" : "", doing && !uptodate ? ", " : "", doing ? doing : "", advice);
 	}
 	return NULL;
 }

@@ -182,6 +182,16 @@ static void test_esan(fixture *f, gconstpointer data)
 			  "is not up to date there (the replica on n3 is outdated, being synchronised from n2, 40 %)" },
 		};
 		EXPECT_REFUSALS(f, syncing);
+		/* up to date in the store but a sync target as its herd-san says
+		 * (a resync of a crash's regions): refused too */
+		esan_set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_UPTODATE);
+		const refusal target[] = {
+			{ 1, "POST", "/api/v1/vms/db/migrate", "{\"node\":\"n3\"}", 409,
+			  "VM db cannot be migrated to node n3: its eSAN disk db0 is not up to date there (the replica on "
+			  "n3 is being synchronised from n2, 40 %), and a VM runs only on an up-to-date replica." },
+		};
+		EXPECT_REFUSALS(f, target);
+		esan_set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_OUTDATED);
 		g_autoptr(test_answer) kept = NULL;
 		g_assert_null(json_object_get(get_vm(f, 1, "db", &kept), "move_to"));
 		g_autoptr(json_t) none = json_object();
