@@ -12,6 +12,7 @@
 #include "store/disk.h"
 #include "store/node.h"
 #include "store/refs.h"
+#include "store/vm.h"
 
 #include <string.h>
 
@@ -352,12 +353,93 @@ void api_disk_attach(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "VM %s runs on node %s with eSAN disk %s, through the peer's replica; attaching "
 				    "starts the replica's server on %s again, which would cut the guest's disk. "
-				    "Stop VM %s first (started again, it runs on node %s, which holds the only "
-				    "up-to-date replica).", vm_name, where, o->name, where, vm_name,
-				    pn ? pn->name : "?");
+				    "Migrate VM %s to node %s first ('herd vm migrate %s %s': the guest goes on there, "
+				    "on the only up-to-date replica), or stop it.", vm_name, where, o->name, where,
+				    vm_name, pn ? pn->name : "?", vm_name, pn ? pn->name : "?");
 		return;
 	}
 	g_autoptr(json_t) cmd = store_disk_cmd_attach(o, target->uuid,
 						      api_request_owner(req));
 	api_commit(req, a, cmd, 202, render);
+}
+
+/* What the replica on @node does, as herd-san reports it, for a refusal:
+ * "being synchronised from n2, 40 %", or NULL.  @san: {node: state}. */
+static char *replica_doing(json_t *san, const char *node, const char *peer)
+{
+	json_t *mine = json_object_get(san, node), *theirs = json_object_get(san, peer);
+	json_t *disk = json_object_get(mine, "disk");
+	if (json_is_object(disk))
+		return g_strdup_printf("its local disk failed and is %s",
+				       json_string_value(json_object_get(disk, "state")) ?: "detached");
+	/* the source counts the progress; the target's figures may lag */
+	json_int_t done = -1, total = 0;
+	json_t *reports[2] = { theirs, mine };
+	for (int i = 0; i < 2; i++) {
+		json_t *sync = json_object_get(reports[i], "sync");
+		json_int_t t = json_integer_value(json_object_get(sync, "total"));
+		if (json_is_object(sync) && t > 0 && done < 0) {
+			done = json_integer_value(json_object_get(sync, "done"));
+			total = t;
+		} else if (json_is_object(sync) && done < 0 && i == 1) {
+			done = 0;
+		}
+	}
+	if (done >= 0)
+		return total > 0 ? g_strdup_printf("being synchronised from %s, %d %%", peer,
+						   (int)(MIN(done, total) * 100 / total))
+				 : g_strdup_printf("being synchronised from %s", peer);
+	const char *conn = json_string_value(json_object_get(mine, "conn"));
+	if (!mine || json_is_null(mine))
+		return g_strdup_printf("its herd-san reports nothing of it");
+	if (conn && strcmp(conn, "connected") != 0)
+		return g_strdup_printf("not connected to %s's (%s)", peer, conn);
+	return NULL;
+}
+
+char *api_disk_esan_not_on(api_ctx *a, const store_vm *vm, const char *vm_name, const char *node,
+			   const char *what)
+{
+	store_state *st = api_state(a);
+	store_object *n = store_state_get_by_name(st, STORE_KIND_NODE, node);
+	if (!n || !vm->hw)
+		return NULL;
+	for (size_t i = 0; i < vm->hw->n_disks; i++) {
+		store_object *o = store_state_get(st, STORE_KIND_DISK, vm->hw->disks[i].disk);
+		const store_disk *d = o ? store_disk_of(o) : NULL;
+		const store_replica *r = d && d->esan ? store_disk_replica(d, n->uuid) : NULL;
+		if (!r)
+			continue;
+		g_autoptr(json_t) san = herd_ha_esan(a->ha, o->uuid);
+		/* up to date in the store, but a sync target or detached as its
+		 * herd-san says (a resync after both crashed; a detach under way):
+		 * its server refuses the destination's QEMU */
+		json_t *live = json_object_get(san, node);
+		bool busy = g_strcmp0(json_string_value(json_object_get(json_object_get(live, "sync"), "role")),
+				      "target") == 0 || json_is_object(json_object_get(live, "disk"));
+		if (r->state == STORE_REPLICA_UPTODATE && !busy)
+			continue;
+		const store_replica *p = store_disk_peer(d, n->uuid);
+		store_object *pn = store_state_get(st, STORE_KIND_NODE, p->node);
+		const char *peer = pn ? pn->name : p->node;
+		g_autofree char *doing = replica_doing(san, node, peer);
+		bool syncing = doing && g_str_has_prefix(doing, "being synchronised");
+		bool detached = doing && g_str_has_prefix(doing, "its local disk");
+		g_autofree char *advice =
+			detached ? g_strdup_printf("Once that disk is replaced, 'herd disk attach %s --node %s' "
+						   "synchronises it from %s; migrate the VM after that sync.",
+						   o->name, node, peer)
+			: syncing ? g_strdup_printf("Wait until the sync has ended ('herd disk list' shows %s's "
+						    "replica uptodate), then migrate it.", node)
+				  : g_strdup_printf("It is synchronised from %s once both replicas are connected "
+						    "('herd disk list' shows the progress); migrate the VM after that.",
+						    peer);
+		bool uptodate = r->state == STORE_REPLICA_UPTODATE;
+		return g_strdup_printf(
+			"VM %s cannot %s to node %s: its eSAN disk %s is not up to date there (the replica on %s is "
+			"%s%s%s%s), and a VM runs only on an up-to-date replica. %s",
+			vm_name, what, node, o->name, node, uptodate ? "" : store_replica_state_name(r->state),
+			r->discard ? ", discarded" : "", doing && !uptodate ? ", " : "", doing ? doing : "", advice);
+	}
+	return NULL;
 }

@@ -11,12 +11,14 @@
  */
 #define G_LOG_DOMAIN "api"
 #include "api/common.h"
+#include "api/disk_esan.h"
 #include "api/routes.h"
 #include "api/vm_wait.h"
 
 #include "common/error.h"
 #include "common/json.h"
 #include "store/cluster.h"
+#include "store/disk.h"
 #include "store/command.h"
 #include "store/job.h"
 #include "store/node.h"
@@ -44,6 +46,28 @@ static api_vm_outcome arrived(api_ctx *a, store_object *vm, const char *to, char
 	return API_VM_FAILED;
 }
 
+/* Without a destination: if the VM's eSAN disks pin it to their two
+ * replica nodes and the other one's replica is not up to date, why it
+ * cannot go there (g_free), else NULL (the scheduler chooses). */
+static char *esan_peer_not_ready(api_ctx *a, const store_vm *v, const char *name)
+{
+	store_state *st = api_state(a);
+	store_object *here = v->node ? store_state_get_by_name(st, STORE_KIND_NODE, v->node) : NULL;
+	if (!here || !v->hw)
+		return NULL;
+	for (size_t i = 0; i < v->hw->n_disks; i++) {
+		store_object *o = store_state_get(st, STORE_KIND_DISK, v->hw->disks[i].disk);
+		const store_disk *d = o ? store_disk_of(o) : NULL;
+		if (!d || !d->esan || !store_disk_replica(d, here->uuid))
+			continue;
+		store_object *peer = store_state_get(st, STORE_KIND_NODE, store_disk_peer(d, here->uuid)->node);
+		char *why = peer ? api_disk_esan_not_on(a, v, name, peer->name, "be migrated") : NULL;
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
 void api_vm_migrate(http_request *req, gpointer user_data)
 {
 	api_ctx *a = user_data;
@@ -61,7 +85,8 @@ void api_vm_migrate(http_request *req, gpointer user_data)
 		return;
 	}
 	const store_vm *v = store_vm_of(vm);
-	if (to && !api_lookup(a, STORE_KIND_NODE, to, &err)) {
+	store_object *to_node = to ? api_lookup(a, STORE_KIND_NODE, to, &err) : NULL;
+	if (to && !to_node) {
 		http_respond_error(req, err);
 		return;
 	}
@@ -78,6 +103,15 @@ void api_vm_migrate(http_request *req, gpointer user_data)
 		http_respond_errorf(req, HERD_ERR_CONFLICT,
 				    "VM %s is not running on its node (it is %s%s%s); only a running VM migrates live.",
 				    vm->name, rt.state, rt.node ? " on node " : "", rt.node ? rt.node : "");
+		return;
+	}
+	/* An eSAN disk's replica there that is not up to date (outdated, being
+	 * synchronised, detached): said as such, not as the scheduler's
+	 * "up to date only on", whose advice is for a VM that cannot start */
+	g_autofree char *esan = to_node ? api_disk_esan_not_on(a, v, vm->name, to_node->name, "be migrated")
+					: esan_peer_not_ready(a, v, vm->name);
+	if (esan) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT, "%s", esan);
 		return;
 	}
 	const char *why = NULL;

@@ -444,20 +444,27 @@ static void verified(herd_san_link *l, const char *uuid, json_t *j)
 }
 
 /* Tell herd-san of each volume whose peer node corosync no longer sees, so
- * that its writes do not wait for TCP to notice. */
+ * that its writes do not wait for TCP to notice.  Only on a ring that shows
+ * this node: a herdd that has just started connects to herd-san before
+ * corosync has told it the ring, and an empty ring then said "every peer
+ * is down" — which dropped every replication link, and ended a sync under
+ * way as failed at each restart of herdd that lost that race. */
 static void check_peers(herd_san_link *l)
 {
-	uint32_t ring[64];
-	size_t n = herd_cluster_ring(l->cluster, ring, G_N_ELEMENTS(ring));
+	uint32_t ring[256];
+	size_t n = MIN(herd_cluster_ring(l->cluster, ring, G_N_ELEMENTS(ring)), G_N_ELEMENTS(ring));
+	uint32_t me = herd_cluster_nodeid(l->cluster);
+	store_state *st = state(l);
 	const char *uuid;
 	json_t *op;
+	if (!st)
+		return;
 	json_object_foreach(l->sent, uuid, op) {
 		const char *peer = json_string_value(json_object_get(json_object_get(op, "peer"), "node"));
-		uint32_t id = store_node_id(state(l), peer);
-		bool seen = false;
-		for (size_t i = 0; i < n && !seen; i++)
-			seen = ring[i] == id;
-		if (seen) {
+		int gone = herd_esan_peer_gone(ring, n, me, store_node_id(st, peer));
+		if (gone < 0)
+			continue;
+		if (!gone) {
 			g_hash_table_remove(l->peer_down, uuid);
 		} else if (!g_hash_table_contains(l->peer_down, uuid)) {
 			g_hash_table_add(l->peer_down, g_strdup(uuid));

@@ -373,3 +373,15 @@ json_t *herd_esan_alerts(store_state *st, json_t *reports)
 	}
 	return out;
 }
+
+int herd_esan_peer_gone(const uint32_t *ring, size_t n, uint32_t me, uint32_t peer)
+{
+	bool have_me = false, have_peer = false;
+	for (size_t i = 0; i < n; i++) {
+		have_me = have_me || ring[i] == me;
+		have_peer = have_peer || ring[i] == peer;
+	}
+	if (!me || !peer || !have_me)
+		return -1;
+	return have_peer ? 0 : 1;
+}

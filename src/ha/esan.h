@@ -90,3 +90,10 @@ json_t *herd_esan_alerts(store_state *st, json_t *reports);
  * its address on link esan_link (a setting), or its first link's if it has
  * no such link. */
 const char *herd_esan_address(store_state *st, store_object *node);
+
+/* Is a replica's peer node @peer (corosync id) gone, as corosync's ring
+ * @ring (@n ids) of node @me shows it: 1 gone, 0 there, -1 not known — no
+ * ring yet, or one without this node (herdd just started, or it lost
+ * corosync), or a peer of no known id.  Only 1 tells herd-san "peer-down"
+ * (which drops the replication link at once, ending a sync under way). */
+int herd_esan_peer_gone(const uint32_t *ring, size_t n, uint32_t me, uint32_t peer);

@@ -186,6 +186,8 @@ static char *interrupted(const herd_job_sync_facts *f, json_t *san)
 	const char *disk = json_string_value(json_object_get(json_object_get(san, "disk"), "state"));
 	if (disk)
 		return g_strdup_printf("the local disk under the source replica failed (%s)", disk);
+	if (json_is_true(json_object_get(san, "peer_diskless")))
+		return g_strdup_printf("the local disk under node %s's replica failed (it is detached)", f->peer);
 	if (g_strcmp0(sync_role(san), "target") == 0)
 		return g_strdup_printf("node %s's replica became the newer one", f->peer);
 	if (g_strcmp0(conn, "splitbrain") == 0 || g_strcmp0(conn, "unrelated") == 0)
@@ -219,7 +221,8 @@ void herd_job_sync_step(const store_object *job, const herd_job_sync_facts *f, i
 	}
 	double secs = (double)MAX(0, now_ms - job->created_ms) / 1000.0;
 	if (!role && g_strcmp0(conn, "connected") == 0 &&
-	    !json_object_get(json_object_get(f->san, "disk"), "state")) {
+	    !json_object_get(json_object_get(f->san, "disk"), "state") &&
+	    !json_is_true(json_object_get(f->san, "peer_diskless"))) {
 		g_autofree char *copied = mib_of(json_integer_value(json_object_get(f->san, "resynced")));
 		out->end = STORE_JOB_DONE;
 		out->line = g_strdup_printf("Done: %s copied in %.1f s; the replicas of disk %s on %s and %s are "

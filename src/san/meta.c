@@ -372,12 +372,13 @@ bool san_meta_decode(const uint8_t *block, size_t len, san_meta *m, GError **err
 char *san_meta_describe(const san_meta *m)
 {
 	return g_strdup_printf("%016" G_GINT64_MODIFIER "X:%016" G_GINT64_MODIFIER "X:%016"
-			       G_GINT64_MODIFIER "X:%016" G_GINT64_MODIFIER "X flags %s%s%s%s%s%s",
+			       G_GINT64_MODIFIER "X:%016" G_GINT64_MODIFIER "X flags %s%s%s%s%s%s%s",
 			       m->current, m->bitmap, m->history[0], m->history[1],
 			       m->flags & SAN_META_CONSISTENT ? "consistent" : "inconsistent",
 			       m->flags & SAN_META_OUTDATED ? ",outdated" : "",
 			       m->flags & SAN_META_WRITER ? ",writer" : "",
 			       m->flags & SAN_META_CRASHED ? ",crashed" : "",
 			       san_meta_crash_listed(m) ? "(listed)" : "",
-			       m->flags & SAN_META_WRITER_NOW ? ",writer-now" : "");
+			       m->flags & SAN_META_WRITER_NOW ? ",writer-now" : "",
+			       m->flags & SAN_META_DISKLESS_NOW ? ",diskless-now" : "");
 }

@@ -50,6 +50,11 @@ enum {
 	 * are listed (crash extents, from the activity log); a sync copies
 	 * those, not everything.  Cleared with SAN_META_CRASHED. */
 	SAN_META_CRASH_LISTED = 1u << 4,
+	/* Live only, never on disk: the local disk under this replica failed
+	 * and the store has the replica outdated (detached): it serves its
+	 * guest from the peer's replica, and takes none of the peer's writes
+	 * (what the `meta` export shows the peer). */
+	SAN_META_DISKLESS_NOW = 1u << 30,
 	/* Live only, never on disk: a local writer has the replica open now
 	 * (what the `meta` export shows the peer). */
 	SAN_META_WRITER_NOW = 1u << 31,

@@ -340,7 +340,7 @@ static int local_io(write_op op, const void *buf, uint32_t count, uint64_t off, 
 bool san_writes_alone(void)
 {
 	g_mutex_lock(&vol.lock);
-	bool alone = vol.alone_ok && !link_up(vol.link);
+	bool alone = (vol.alone_ok && !link_up(vol.link)) || vol.link == LINK_PEER_DISKLESS;
 	g_mutex_unlock(&vol.lock);
 	return alone;
 }
@@ -363,6 +363,16 @@ static int mirrored_write(write_op op, const void *buf, uint32_t count, uint64_t
 			range_leave(off, count);
 			nbdkit_error("the local replica is a sync target: no local writes");
 			return -EROFS;
+		}
+		if (vol.link == LINK_PEER_DISKLESS) {
+			/* the peer's disk is detached and the store has its replica
+			 * outdated (a full sync when it is back): this replica is the
+			 * disk, for the peer's guest (through the data export) and a
+			 * guest here (a live migration from the peer) alike */
+			g_mutex_unlock(&vol.lock);
+			r = local_io(op, buf, count, off, flags);
+			range_leave(off, count);
+			return r;
 		}
 		if (link_up(vol.link) && !logged) {
 			/* to both, where only the log tells a crash's regions */
@@ -485,11 +495,11 @@ int san_stable_flush(void)
 {
 	uint64_t ticket = san_activity_flush_begin();
 	g_mutex_lock(&vol.lock);
-	bool up = link_up(vol.link);
+	bool up = link_up(vol.link), alone = vol.link == LINK_PEER_DISKLESS;
 	g_mutex_unlock(&vol.lock);
 	san_peer_req *req = up ? san_peer_flush() : NULL;
 	int lr = file_sync();
-	int pr = up ? san_peer_wait(req) : -ENOTCONN;
+	int pr = up ? san_peer_wait(req) : alone ? 0 : -ENOTCONN;
 	if (lr < 0)
 		return lr;
 	if (pr < 0)
@@ -518,12 +528,17 @@ static int replicated_flush(void)
 	}
 	uint64_t ticket = san_activity_flush_begin();
 	g_mutex_lock(&vol.lock);
-	bool up = link_up(vol.link);
+	bool up = link_up(vol.link), peer_diskless = vol.link == LINK_PEER_DISKLESS;
 	uint64_t before = vol.peer_writes_unflushed;
 	g_mutex_unlock(&vol.lock);
 	san_peer_req *req = up ? san_peer_flush() : NULL;
 	int lr = file_sync();
 	int pr = up ? san_peer_wait(req) : -ENOTCONN;
+	if (lr == 0 && peer_diskless) {
+		/* the peer's disk is detached: stable here is stable on the disk */
+		san_activity_flush_done(ticket);
+		return 0;
+	}
 	if (lr < 0) {
 		/* detached: everything answered is on the peer, which flushed */
 		san_local_failed(lr, "a flush");
@@ -981,6 +996,8 @@ static int plugin_pread(void *hp, void *buf, uint32_t count, uint64_t offset, ui
 		san_meta m = vol.meta;
 		if (vol.writers)
 			m.flags |= SAN_META_WRITER_NOW;
+		if (vol.disk != SAN_DISK_HEALTHY && vol.detach_recorded)
+			m.flags |= SAN_META_DISKLESS_NOW;
 		g_mutex_unlock(&vol.lock);
 		san_meta_encode(&m, true, block);
 		memcpy(buf, block + offset, count);
@@ -1034,6 +1051,17 @@ static bool stale(const handle *h)
 	return old;
 }
 
+/* Under vol.lock: is @m this replica's metadata moved on to a new
+ * generation by a detaching peer (plugin_detach.c): the same data, whole,
+ * nothing to resynchronise on either side? */
+static bool detach_generation_of(const san_meta *m)
+{
+	const uint32_t kept = SAN_META_CONSISTENT | SAN_META_OUTDATED | SAN_META_CRASHED;
+	return vol.meta.current && m->current && m->current != vol.meta.current &&
+	       m->history[0] == vol.meta.current && m->bitmap == 0 && vol.meta.bitmap == 0 &&
+	       (vol.meta.flags & SAN_META_CONSISTENT) && (m->flags & kept) == (vol.meta.flags & kept);
+}
+
 /* The peer (a sync source) gives this replica its identifiers. */
 static int meta_write(const void *buf, uint32_t count, uint64_t offset)
 {
@@ -1048,6 +1076,19 @@ static int meta_write(const void *buf, uint32_t count, uint64_t offset)
 		return fail(-EINVAL);
 	}
 	g_mutex_lock(&vol.lock);
+	if (vol.writers && detach_generation_of(&m)) {
+		/* the peer's disk failed: both go on in a new generation of the
+		 * same data, which changes nothing under the writer here (a
+		 * guest, or the destination of a live migration from the peer) */
+		san_meta_detach_generation(&vol.meta, m.current);
+		g_mutex_unlock(&vol.lock);
+		int r = san_meta_save();
+		if (r < 0)
+			return fail(r);
+		san_log("the peer's disk failed: a new generation for the same data, with a writer here");
+		san_peer_redecide();
+		return 0;
+	}
 	if (vol.writers) {
 		g_mutex_unlock(&vol.lock);
 		nbdkit_error("meta written by the peer refused: a local writer is open");
@@ -1082,21 +1123,52 @@ static int meta_write(const void *buf, uint32_t count, uint64_t offset)
 	return 0;
 }
 
+/*
+ * A write or flush of the peer's on this replica failed (@r < 0, the error)
+ * or the local disk had failed before (@r 0): the local replica is
+ * detached as after a failure of its own guest's I/O (if the peer is in
+ * sync), the peer's request waiting meanwhile.  Once the store has this
+ * replica outdated it is answered as done: the peer holds the data, and
+ * this replica gets a full sync; the peer, which learns that this side is
+ * diskless (the `meta` export), goes on alone without taking it for lost —
+ * which would start a generation of its own under a guest that reads
+ * through it here (a live migration from here when the disk fails).
+ * Else the error.
+ */
+static int peer_io_failed(int r, const char *what)
+{
+	if (r < 0)
+		san_local_failed(r, what);
+	if (san_disk_route_wait() == SAN_ROUTE_PEER)
+		return 0;
+	return r < 0 ? r : -EIO;
+}
+
 /* A write from the peer's plugin: to the local file only. */
 static int data_write(write_op op, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
 	g_mutex_lock(&vol.lock);
-	bool refused = vol.link == LINK_REFUSED || (vol.writers && vol.link != LINK_INSYNC);
+	/* A writer here (a guest, or the destination of a live migration)
+	 * reads this replica: only the writes of a peer in sync may land under
+	 * it, or those of a peer whose disk is detached (its guest's, which has
+	 * no other disk than this replica). */
+	bool refused = vol.link == LINK_REFUSED ||
+		       (vol.writers && vol.link != LINK_INSYNC && vol.link != LINK_PEER_DISKLESS);
 	bool target = vol.link == LINK_TARGET;
+	bool healthy = vol.disk == SAN_DISK_HEALTHY;
 	g_mutex_unlock(&vol.lock);
 	if (refused) {
 		nbdkit_error("write from the peer refused: this replica is not its target");
 		return fail(-EROFS);
 	}
-	int r = local_io(op, buf, count, offset, flags);
-	if (r < 0) {
-		nbdkit_error("write from the peer failed: %s", g_strerror(-r));
-		return fail(r);
+	int r = healthy ? local_io(op, buf, count, offset, flags) : 0;
+	if (r < 0 || !healthy) {
+		r = peer_io_failed(r, "a write from the peer");
+		if (r < 0) {
+			nbdkit_error("write from the peer failed: %s", g_strerror(-r));
+			return fail(r);
+		}
+		return 0;
 	}
 	/* A resync's write: to the disk now, not at the batch's flush, so that
 	 * the disk writes while the next regions arrive (scattered 4 KiB
@@ -1144,9 +1216,14 @@ static int plugin_flush(void *hp, uint32_t flags)
 {
 	handle *h = hp;
 	int r = 0;
-	if (h->kind == EXPORT_DATA)
-		r = file_sync();
-	else if (h->kind == EXPORT_LOCAL)
+	if (h->kind == EXPORT_DATA) {
+		g_mutex_lock(&vol.lock);
+		bool healthy = vol.disk == SAN_DISK_HEALTHY;
+		g_mutex_unlock(&vol.lock);
+		r = healthy ? file_sync() : 0;
+		if (r < 0 || !healthy)
+			r = peer_io_failed(r, "a flush of the peer's writes");
+	} else if (h->kind == EXPORT_LOCAL)
 		r = replicated_flush();
 	return r < 0 ? fail(r) : 0;
 }

@@ -27,6 +27,9 @@ typedef enum {
 	LINK_SOURCE,    /* connected, this side resyncs the peer: writes go to both */
 	LINK_TARGET,    /* connected, the peer resyncs this side: no local writer */
 	LINK_REFUSED,   /* split brain, unrelated, or a writer on the older side */
+	LINK_PEER_DISKLESS,  /* connected, the peer's local disk is detached (it serves
+			      * its guest from here): local writes go here only, and
+			      * the peer's writes are its guest's (plugin_detach.c) */
 } san_link;
 
 typedef struct {
@@ -75,6 +78,7 @@ typedef struct {
 	char *crash_why;               /* why a crash means a full sync (the log was not trusted) */
 	san_disk disk;                 /* the local disk: healthy, or detached after an error */
 	char *disk_why;                /* the error that detached it */
+	bool detach_recorded;          /* herdd said `detached`: the store has it outdated */
 	bool peer_discarded;           /* herd-san says the store has the peer discarded */
 } san_volume;
 

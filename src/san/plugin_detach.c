@@ -95,6 +95,9 @@ void san_disk_recorded(void)
 	san_disk before = vol.disk;
 	vol.disk = san_disk_on_recorded(vol.disk);
 	if (vol.disk != before) {
+		/* the `meta` export tells the peer now (SAN_META_DISKLESS_NOW): it
+		 * writes alone from here on, the store having this replica outdated */
+		vol.detach_recorded = true;
 		san_log("the store has this replica outdated: detached, the peer serves the disk");
 		g_cond_broadcast(&vol.cond);
 		san_emit_state_locked();

@@ -45,6 +45,7 @@ static const char *conn_name_locked(void)
 	case LINK_INSYNC:
 	case LINK_SOURCE:
 	case LINK_TARGET:
+	case LINK_PEER_DISKLESS:
 		return "connected";
 	case LINK_REFUSED:
 		return vol.decision == SAN_SYNC_UNRELATED ? "unrelated"
@@ -78,11 +79,12 @@ void san_emit_state_locked(void)
 		"{\"ev\":\"state\",\"uuid\":\"%s\",\"conn\":\"%s\",\"writer\":%s,\"sync\":%s,"
 		"\"dirty\":%" PRIu64 ",\"resynced\":%" PRIu64 ",\"decision\":\"%s\","
 		"\"consistent\":%s,\"size\":%" PRIu64 ",\"peer_size\":%" PRIu64 ",\"crash\":%s,"
-		"\"disk\":%s}",
+		"\"disk\":%s,\"peer_diskless\":%s}",
 		vol.uuid, conn_name_locked(), vol.writers ? "true" : "false", sync ? sync : "null",
 		san_bitmap_dirty_bytes(vol.bitmap), vol.resynced, san_sync_name(vol.decision),
 		(vol.meta.flags & SAN_META_CONSISTENT) && vol.meta.current ? "true" : "false",
-		vol.meta.size, san_peer_size(), crash ? crash : "null", disk ? disk : "null"));
+		vol.meta.size, san_peer_size(), crash ? crash : "null", disk ? disk : "null",
+		vol.link == LINK_PEER_DISKLESS ? "true" : "false"));
 }
 
 static void emit_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -171,6 +173,26 @@ void san_sync_connected(const san_meta *peer)
 	g_autofree char *ds = san_meta_describe(&self), *dp = san_meta_describe(peer);
 	if (before == LINK_DOWN || before_d != d)
 		san_log("decision %s (self %s, peer %s)", san_sync_name(d), ds, dp);
+
+	if ((peer->flags & SAN_META_DISKLESS_NOW) && (d == SAN_SYNC_NONE || san_sync_is_source(d))) {
+		/* The peer's local disk failed and is detached, with the store
+		 * having its replica outdated: it serves its guest from here.
+		 * Nothing goes to its disk (no mirror, no resync: it gets a full
+		 * sync when its server starts again); local writes go here alone
+		 * (those made while the link is down too), and the peer's writes,
+		 * its guest's, land here even with a writer here — both guests
+		 * of a live migration away from it have this replica as their
+		 * only disk. */
+		vol.link = LINK_PEER_DISKLESS;
+		vol.syncing = false;
+		vol.alone_ok = true;
+		g_cond_broadcast(&vol.cond);
+		san_emit_state_locked();
+		g_mutex_unlock(&vol.lock);
+		if (before != LINK_PEER_DISKLESS)
+			san_log("the peer's local disk is detached: this replica is the disk, written alone");
+		return;
+	}
 
 	if (san_sync_is_target(d) && vol.writers) {
 		vol.link = LINK_REFUSED;

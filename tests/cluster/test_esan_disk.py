@@ -14,26 +14,38 @@ writing guest w1 (tests/guest/README.md) runs on n1 and writes data.
     n2's replica holds every block w1 saw acknowledged, none corrupt.
  B. `herd disk attach` refuses bad input with a sentence (an unknown node,
     a node without a replica, a replica that is not detached, the VM on
-    n1); so does the disk's "Attach n1" button on n2's Storage page (in
-    Debian's chromium, tests/ui/browser.mjs), the sentence by the button
-    and nothing changed; w1 is powered off.
+    n1: migrate it first); so does the disk's "Attach n1" button on n2's
+    Storage page (in Debian's chromium, tests/ui/browser.mjs), the
+    sentence by the button and nothing changed.
+ M. `herd vm migrate w1 n2` while w1 writes, away from n1's detached
+    replica: during the migration both QEMUs have n2's replica as their
+    disk (n1's through its detached server); w1's counter goes on on n2
+    without a reboot, n2's replica holds every block w1 saw acknowledged
+    on either node, and n1's replica stays detached.
  C. The disk "replaced" (the fault removed): "Attach n1" clicked on n2's
     page (as `herd disk attach data` does) starts n1's replica's server
-    again, the page's row and `herd disk list --json` show n1's replica no
-    longer detached; it is synchronised in full from
+    again (w1 runs on n2 now), the page's row and `herd disk list --json`
+    show n1's replica no longer detached; it is synchronised in full from
     n2 (esan_resync_mibs=2 keeps it running a while) as one job of kind
-    esan-sync, which `herd job cancel` refuses; the job (one, not two)
-    ends done with its log (started:
-    full; done: bytes and time).  `herd disk verify data`
-    finds the replicas identical, and n1's holds every block w1 saw
-    acknowledged.
+    esan-sync, which `herd job cancel` refuses; n2's herdd restarts mid-sync
+    (the same job goes on, no replication link drops).  While it runs, `herd vm
+    migrate w1 n1` is refused with a sentence that names the VM, the disk,
+    n1 and the sync's progress, and `herd node maintenance n2` by the sync
+    gate; nothing moves.  The job (one, not two) ends done with its log
+    (started: full; done: bytes and time).  `herd disk verify data` finds
+    the replicas identical, and n1's holds every block w1 saw
+    acknowledged.  `herd node maintenance n2 --wait`, started during the
+    sync, first says that it waits for disk data (the sync gate), and once
+    the sync has ended moves w1 live to n1: its counter goes on there.
 
 Screenshots: BUILD/ui-screenshots/esan-attach-*.png.
 
 Run: meson test -C build --suite cluster esan-disk (or this file, as root).
 """
 import os
+import select
 import shutil
+import subprocess
 import sys
 
 _here = os.path.dirname(os.path.realpath(__file__))
@@ -163,32 +175,145 @@ def row_text(b):
 
 
 def attach_refused(tn, ha, b):
-    say("== B. herd disk attach: bad input refused; w1 powered off")
+    say("== B. herd disk attach: bad input refused")
     ha.refused(1, ["disk", "attach", "data", "--node", "n9"], r"Node n9 is not a node")
     ha.refused(1, ["disk", "attach", "nosuch"], r"nosuch")
     ha.refused(1, ["disk", "attach", "data", "--node", "n2"], r"on node n2 is not detached")
     if not local_disk(ha, "boot", "n1"):
         ha.refused(1, ["disk", "attach", "boot"], r"No replica of eSAN disk boot is detached")
-    ha.refused(1, ["disk", "attach", "data"], r"VM w1 runs on node n1 .*Stop VM w1 first")
+    ha.refused(1, ["disk", "attach", "data"], r"VM w1 runs on node n1 .*Migrate VM w1 to node n2 first")
     check(local_disk(ha, "data", "n1") == "detached", "a refused attach changed n1's replica")
     said = click_attach(b)
-    check(said and "Stop VM w1 first" in said and
+    check(said and "Migrate VM w1 to node n2 first" in said and
           b("count", page="n2", selector=f"[data-testid={ATTACH}-outcome].field-error") == 1,
           f"the page's Attach n1 with w1 running on n1 said {said!r}")
     say(f"  the page's Attach n1: {said}")
     b.shot("n2", "esan-attach-refused", testid="disk-row-data")
     check(local_disk(ha, "data", "n1") == "detached", "the page's refused attach changed n1's replica")
     check("n1 outdated (disk detached)" in row_text(b), f"data's row: {row_text(b)!r}")
-    # (A live migration away from a detached replica fails today: the
-    # destination's replica refuses the detached side's writes once its
-    # own writer opens; see docs/esan.md, Limits.)
-    ha.ok(1, "vm", "destroy", "w1")
-    wait_until(lambda: ha.json(1, "vm", "info", "w1").get("state") in ("shut off", "stopped"), 60, "w1 to be off")
-    say(f"  w1 powered off after ack {last_ack(serial_path(tn, 1, 'w1'))}")
+
+
+def migrate_away(tn, ha, tmp, uuid):
+    say("== M. w1 migrates live from n1 (its replica detached) to n2 while it writes")
+    src, dst = serial_path(tn, 1, "w1"), serial_path(tn, 2, "w1")
+    out = ha.ok(1, "vm", "migrate", "w1", "n2", "--wait", timeout=180).stdout
+    say(f"  {out.strip().splitlines()[-1] if out.strip() else ''}")
+    check(ha.json(1, "vm", "info", "w1").get("node") == "n2", "w1 does not run on n2 after its migration")
+    wait_until(lambda: last_ack(dst), 60, "acks on n2")
+    # One stream: n1's QEMU may have stopped in the middle of an ack line.
+    n_src = len(BlockLog(src).acks())
+    last_src = last_ack(src)
+    first_dst = BlockLog(src, dst).acks()[n_src]
+    check(first_dst == last_src + 1, f"the counter jumped: last ack on n1 {last_src}, first on n2 {first_dst}")
+    check(not any(e[0] in ("boot", "resume") for e in BlockLog(dst).events()),
+          "the guest booted again on n2 after a live migration")
+    now = writing(dst)
+    say(f"  acks went on from {last_src} on n1 to {first_dst} on n2 (now {now})")
+    r2 = replica(ha, "data", "n2").get("herd_san") or {}
+    expect(r2.get("peer_diskless") is True, f"n2's herd-san does not say n1's disk is detached: {r2}")
+    check(local_disk(ha, "data", "n1") == "detached", "n1's replica of data is no longer detached")
+    logs = [os.path.join(tmp, "w1-n1-m.log"), os.path.join(tmp, "w1-n2-m.log")]
+    shutil.copyfile(src, logs[0])
+    shutil.copyfile(dst, logs[1])
+    result = blocks_on(tn, 2, uuid, *logs)
+    say(f"  n2's replica holds every block acknowledged on n1 and n2: {str(result)[:160]}")
+
+
+def refused_while_syncing(tn, ha):
+    """During n1's sync: a live migration to n1 and n2's maintenance are
+    refused with sentences, and nothing moves (boot's sync, 1 MiB, is over
+    first: the sentences name the first disk not in sync)."""
+    wait_until(lambda: in_sync(ha, "boot"), 60, "boot's replicas to be in sync")
+    err = ha.refused(1, ["vm", "migrate", "w1", "n1"],
+                     r"VM w1 cannot be migrated to node n1: its eSAN disk data is not up to date there "
+                     r"\(the replica on n1 is outdated, discarded, being synchronised from n2, \d+ %\), and a VM "
+                     r"runs only on an up-to-date replica\. Wait until the sync has ended")
+    check("herd disk promote" not in err, f"the migration's refusal advises a promote: {err}")
+    ha.refused(1, ["vm", "migrate", "w1"], r"VM w1 cannot be migrated to node n1: its eSAN disk")
+    ha.refused(1, ["node", "maintenance", "n2"],
+               r"Node n2 holds the only up-to-date replica of eSAN disk\(s\) .*data.*until the other replica "
+               r"is in sync")
+    info = ha.json(1, "vm", "info", "w1")
+    check(info.get("node") == "n2" and not info.get("move_to"), f"a refused migration moved w1: {info}")
+    mode = next(n for n in ha.json(1, "node", "list") if n["name"] == "n2").get("mode")
+    check(mode in (None, "online"), f"a refused maintenance changed n2's mode to {mode}")
+
+
+class Maintenance:
+    """`herd node maintenance NODE --wait` on n1, in the background."""
+
+    def __init__(self, tn, node):
+        self.p = subprocess.Popen(tn.tn.node_argv(1, ["herd", "node", "maintenance", node, "--wait"]),
+                                  env=tn.tn.node_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+
+    def first_line(self, timeout=30):
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        return self.p.stdout.readline().strip() if r else ""
+
+    def finish(self, timeout):
+        try:
+            out, err = self.p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            out, err = self.p.communicate()
+            check(False, f"herd node maintenance --wait did not end in {timeout} s: {out}{err}")
+        check(self.p.returncode == 0, f"herd node maintenance --wait failed (exit {self.p.returncode}): {out}{err}")
+        return out
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def moved_back(tn, tmp, n1_before):
+    """w1 went on live on n1 (from n2): its counter uninterrupted; n1's
+    serial log only from @n1_before on (its first run's lines before)."""
+    src, dst = serial_path(tn, 2, "w1"), serial_path(tn, 1, "w1")
+    tail = os.path.join(tmp, "w1-n1-back.log")
+
+    def new_acks():
+        with open(dst, "rb") as f, open(tail, "wb") as t:
+            f.seek(n1_before)
+            t.write(f.read())
+        return last_ack(tail)
+    wait_until(new_acks, 60, "acks on n1 after the move back")
+    n_src = len(BlockLog(src).acks())
+    last_src = last_ack(src)
+    first_dst = BlockLog(src, tail).acks()[n_src]
+    check(first_dst == last_src + 1, f"the counter jumped: last ack on n2 {last_src}, first on n1 {first_dst}")
+    check(not any(e[0] in ("boot", "resume") for e in BlockLog(tail).events()),
+          "the guest booted again on n1 after a live migration")
+    say(f"  acks went on from {last_src} on n2 to {first_dst} on n1")
+    return tail
+
+
+def herdd_restarts(tn, ha, job):
+    """n2's herdd restarts mid-sync: the new one goes on with the same job,
+    and tells herd-san no "peer-down" (which dropped the link and ended the
+    job failed whenever herdd met herd-san before corosync's ring)."""
+    log = os.path.join(tn.tn.log_dir(2), "herd-san.log")
+    mark = os.path.getsize(log)
+    tn.exec(2, os.path.join(_here, "node-service"), "restart", "herdd", timeout=90, check=True)
+    wait_until(lambda: ha.run(2, "status").returncode == 0 or None, 60, "n2's herdd back", interval=1)
+    j = ha.json(1, "job", "show", job["name"])
+    say(f"  n2's herdd restarted at {j['progress']} %: the job is {j['state']}")
+    with open(log, "rb") as f:
+        f.seek(mark)
+        after = f.read().decode("utf-8", "replace")
+    drops = [line for line in after.splitlines() if "the peer's node is lost" in line or "link to the peer dropped" in line]
+    check(not drops, "n2's replicas dropped their links at the restart of n2's herdd: " + "; ".join(drops[:3]))
+    check(j["state"] == "running" or (j["state"] == "done" and j["progress"] == 100),
+          f"the sync job after n2's herdd restarted: {j['state']}: {[x['text'] for x in j['log']][-2:]}")
 
 
 def attach(tn, ha, tmp, uuid, b):
     say("== C. the failed disk replaced; Attach n1 on n2's page; a full sync as a job")
+    # w1 runs on n2: n1's serial log has its first run only
+    n1_first = os.path.join(tmp, "w1-n1-first.log")
+    shutil.copyfile(serial_path(tn, 1, "w1"), n1_first)
+    n1_size = os.path.getsize(n1_first)
     tn.exec(1, "rm", "-f", TRIGGER, check=True)
     ha.ok(1, "cluster", "set", "esan_resync_mibs=2")
     said = click_attach(b)
@@ -205,22 +330,35 @@ def attach(tn, ha, tmp, uuid, b):
     say(f"  job {job['name']}: {job['last']}")
     check("full sync" in job["last"], f"the sync job's first line does not say full: {job['last']}")
     ha.refused(1, ["job", "cancel", job["name"]], r"cannot be cancelled: disk data is not redundant")
+    refused_while_syncing(tn, ha)
+    herdd_restarts(tn, ha, job)
+    say("  herd node maintenance n2 --wait: waits for the sync, then moves w1 to n1 live")
+    maint = Maintenance(tn, "n2")
     wait_until(lambda: ha.json(2, "job", "show", job["name"])["progress"] > 0, 60, "the sync job's progress")
-    # herd-san's progress reaches the page live: a facts event of no VM
-    # (src/ha/engine.c, esan_changed), and the row says "syncing N %".
-    b("eval", page="n2", js=WATCH_FACTS_JS)
-    ev = wait_until(lambda: next((f for f in b("eval", page="n2", js="window.__facts")
-                                  if f.get("vms") == []), None), 60,
-                    "a facts event of no VM (herd-san's sync progress) on n2's page", interval=0.3)
-    shown = wait_until(lambda: (lambda t: t if "syncing" in t else None)(row_text(b)), 60,
-                       "data's row to show the sync's progress", interval=0.3)
-    say(f"  event {ev}; data's row: {shown!r}")
-    # Not tested here any more: n2's herdd restarted mid-sync.  In the
-    # fresh-clone run of 2026-12-06 the job then ended failed ("Interrupted
-    # at 7 % ... the link to node n1 was lost") right at the restart, where
-    # the new herdd should have gone on with it (docs/esan.md, Limits).
-    done = wait_until(lambda: (lambda j: j if j["state"] != "running" else None)(ha.json(2, "job", "show", job["name"])),
-                      120, "the sync job to end")
+    try:
+        line = maint.first_line()
+        check(line.startswith("Waiting: node n2 holds the only up-to-date replica of eSAN disk(s)") and
+              "data" in line, f"herd node maintenance n2 --wait said first: {line!r}")
+        say(f"  {line}")
+        # herd-san's progress reaches the page live: a facts event of no VM
+        # (src/ha/engine.c, esan_changed), and the row says "syncing N %".
+        b("eval", page="n2", js=WATCH_FACTS_JS)
+        ev = wait_until(lambda: next((f for f in b("eval", page="n2", js="window.__facts")
+                                      if f.get("vms") == []), None), 60,
+                        "a facts event of no VM (herd-san's sync progress) on n2's page", interval=0.3)
+        shown = wait_until(lambda: (lambda t: t if "syncing" in t else None)(row_text(b)), 60,
+                           "data's row to show the sync's progress", interval=0.3)
+        say(f"  event {ev}; data's row: {shown!r}")
+        info = ha.json(1, "vm", "info", "w1")
+        check(info.get("node") == "n2" and not info.get("move_to"), f"w1 moved before the sync ended: {info}")
+        done = wait_until(lambda: (lambda j: j if j["state"] != "running" else None)(
+            ha.json(2, "job", "show", job["name"])), 120, "the sync job to end")
+        out = maint.finish(240)
+    finally:
+        maint.close()
+    say("  " + "\n  ".join(out.strip().splitlines()[-3:]))
+    check(ha.json(1, "vm", "info", "w1").get("node") == "n1", "w1 does not run on n1 after n2's maintenance")
+    n1_back = moved_back(tn, tmp, n1_size)
     lines = [line["text"] for line in done["log"]]
     say("  " + "\n  ".join(lines))
     check(done["state"] == "done" and done["progress"] == 100, f"the sync job ended {done['state']}: {lines}")
@@ -241,10 +379,11 @@ def attach(tn, ha, tmp, uuid, b):
     out = ha.ok(1, "disk", "verify", "data", timeout=300).stdout
     expect("identical" in out, f"herd disk verify data after the attach: {out!r}")
     say(f"  {out.strip().splitlines()[-1]}")
-    log = os.path.join(tmp, "w1-n1-all.log")
-    shutil.copyfile(serial_path(tn, 1, "w1"), log)
-    blocks_on(tn, 1, uuid, log)
-    say("  n1's replica holds every acknowledged block again")
+    n2_all = os.path.join(tmp, "w1-n2-all.log")
+    shutil.copyfile(serial_path(tn, 2, "w1"), n2_all)
+    moved_back(tn, tmp, n1_size)    # n1_back anew: up to now
+    blocks_on(tn, 1, uuid, n1_first, n2_all, n1_back)
+    say("  n1's replica holds every block w1 saw acknowledged on n1, n2 and n1 again")
 
 
 def main():
@@ -262,6 +401,7 @@ def main():
         try:
             login(b, "n2", URL, "admin", admin_password(tn))
             attach_refused(tn, ha, b)
+            migrate_away(tn, ha, tmp, uuid)
             attach(tn, ha, tmp, uuid, b)
         finally:
             b.close()

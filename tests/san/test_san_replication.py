@@ -34,6 +34,16 @@ test CA), written through the local socket with qemu-io.
    peer), reads and writes go to the peer.  The peer lost meanwhile: I/O
    fails.  Both back, the failed replica (older by the detach's new
    generation) gets a full sync and the replicas end equal.
+7b. A live migration away from the detached replica: the destination's
+   guest opens the peer's replica while the source's still writes through
+   it; both guests' writes and flushes are answered, the destination reads
+   what the source wrote, nothing reaches the failed disk, and the peer
+   never takes the detached side for lost.
+7c. The local disk fails during such a migration, first met by the
+   destination's flush through the peer: the failing side is detached
+   all the same (the peer takes the detach's new generation with its
+   writer open), the flush is answered once the store has it outdated,
+   and both guests go on through the peer's replica.
 
 Run: meson test -C build --suite san (or this file; HERD_BUILD_DIR=build).
 HERD_SAN_VERBOSE=1 runs nbdkit with -v; HERD_SAN_LOGS=1 prints the end of
@@ -371,6 +381,95 @@ def grow(a, b):
     equal_replicas(a, b, "after the grow")
 
 
+def migrate_away_detached(c, d):
+    """7b. A live migration away from c, whose replica is detached: the
+    destination's guest opens d while c's guest still writes (both through
+    d's replica); c's writes land, the destination reads them, and writes
+    and flushes alone once c's guest is gone.  Nothing goes to c's disk,
+    and d never takes its peer for lost."""
+    say("7b. a live migration away from the detached replica: both guests on the peer's replica")
+    s = wait_until(lambda: (lambda s: s if s.get("peer_diskless") else None)(d.ctl.state()), 30,
+                   "d to see c's disk detached")
+    check(s["conn"] == "connected" and not s["disk"], f"d with c detached: {s}")
+    lost = len(d.ctl.seen("peer-lost"))
+    src = open_writer(c, "write -P 0x31 10M 64k", "flush")
+    wait_until(lambda: d.content()[10 * MiB:10 * MiB + 4096] == b"\x31" * 4096, 30, "the source's first write")
+    dst = open_writer(d, "read -P 0x31 10M 64k")
+    wait_until(lambda: d.ctl.state()["writer"], 30, "the destination's open on d")
+    src.stdin.write("write -P 0x32 11M 64k\nwrite -z 11M 4k\nflush\n")
+    src.stdin.close()
+    out = src.stdout.read()
+    src.wait(timeout=60)
+    check(src.returncode == 0 and "failed" not in out and out.count("wrote") == 3,
+          f"the source's writes with the destination open: {out.strip()}")
+    dst.stdin.write(f"read -P 0 11M 4k\nread -P 0x32 {11 * MiB + 4096} 60k\n"
+                    "write -P 0x33 12M 64k\nflush\nread -P 0x33 12M 64k\n")
+    dst.stdin.close()
+    out = dst.stdout.read()
+    dst.wait(timeout=60)
+    check(dst.returncode == 0 and "failed" not in out and "Pattern verification failed" not in out and
+          out.count("read") == 4 and out.count("wrote") == 1,
+          f"the destination reads the source's writes and writes alone: {out.strip()}")
+    check(d.content()[12 * MiB:12 * MiB + 4096] == b"\x33" * 4096, "the destination's write is on d")
+    check(c.content()[12 * MiB:12 * MiB + 4096] != b"\x33" * 4096 and
+          c.content()[10 * MiB:10 * MiB + 4096] != b"\x31" * 4096, "nothing reached c's failed disk")
+    s = d.ctl.state()
+    check(s["conn"] == "connected" and s["peer_diskless"] and len(d.ctl.seen("peer-lost")) == lost,
+          f"d took its peer for lost: {s}, {d.ctl.seen('peer-lost')}")
+    s = c.ctl.state()
+    check(s["disk"]["state"] == "detached" and s["conn"] == "connected", f"c after the migration: {s}")
+
+
+def disk_fails_migrating(tmp, ca):
+    """7c. The local disk under e fails during a live migration from e to f,
+    first met by the destination's flush through f (e's data export): e is
+    detached (f takes the detach's new generation with its writer open),
+    f's flush is answered once e is recorded outdated, and both guests go
+    on through f's replica, f never taking e for lost."""
+    say("7c. the disk fails during a migration away from it, first under the peer's flush")
+    e, f = Replica(tmp, "e", ca), Replica(tmp, "f", ca)
+    e.peer, f.peer = f, e
+    trigger = os.path.join(tmp, "e-disk-fails")
+    try:
+        e.start(uptodate=True, fault_trigger=trigger)
+        f.start(uptodate=True)
+        wait_conn(e, "connected", decision="in-sync")
+        wait_conn(f, "connected", decision="in-sync")
+        src = open_writer(e, "write -P 0x41 1M 64k", "flush")
+        wait_until(lambda: f.content()[MiB:MiB + 4096] == b"\x41" * 4096, 30, "the source's first write")
+        dst = open_writer(f, "read -P 0x41 1M 64k")
+        wait_until(lambda: f.ctl.state()["writer"], 30, "the destination's open on f")
+        open(trigger, "w").close()
+        dst.stdin.write("flush\n")
+        dst.stdin.flush()
+        ev = wait_until(lambda: e.ctl.seen("disk-failed"), 30, "e's disk-failed")[-1]
+        expect(ev["state"] == "detaching" and "peer" in ev["why"], f"disk-failed: {ev}")
+        check(e.ctl.request(op="detached", uuid=UUID) == {"ok": True}, "detached answered")
+        wait_until(lambda: (lambda s: s if s.get("peer_diskless") else None)(f.ctl.state()), 30,
+                   "f to see e's disk detached")
+        src.stdin.write("write -P 0x42 2M 64k\nflush\nread -P 0x41 1M 64k\n")
+        src.stdin.close()
+        out = src.stdout.read()
+        src.wait(timeout=60)
+        check(src.returncode == 0 and "failed" not in out and out.count("wrote") == 2 and out.count("read") == 1,
+              f"the source's I/O after its disk failed: {out.strip()}")
+        dst.stdin.write("read -P 0x42 2M 64k\nwrite -P 0x43 3M 64k\nflush\n")
+        dst.stdin.close()
+        out = dst.stdout.read()
+        dst.wait(timeout=60)
+        check(dst.returncode == 0 and "failed" not in out and out.count("read") == 2 and out.count("wrote") == 1,
+              f"the destination's I/O: {out.strip()}")
+        check(f.content()[3 * MiB:3 * MiB + 4096] == b"\x43" * 4096 and
+              f.content()[2 * MiB:2 * MiB + 4096] == b"\x42" * 4096, "both guests' writes are on f")
+        check(not f.ctl.seen("peer-lost"), f"f took e for lost: {f.ctl.seen('peer-lost')}")
+        s = e.ctl.state()
+        check(s["disk"]["state"] == "detached" and s["conn"] == "connected", f"e: {s}")
+        say(f"   e detached ({s['disk']['why']}); f: {f.ctl.state()['conn']}, peer diskless")
+    finally:
+        e.stop()
+        f.stop()
+
+
 def local_disk_fails(tmp, ca):
     say("7. the local disk fails under a writer: detached, the peer serves the disk")
     c, d = Replica(tmp, "c", ca), Replica(tmp, "d", ca)
@@ -407,6 +506,7 @@ def local_disk_fails(tmp, ca):
                           "write -z 3M 64k", "flush", "read -P 0x23 2M 64k"), "I/O on the peer")
         check(d.content()[2 * MiB:2 * MiB + 4096] == b"\x23" * 4096, "the write is on the peer")
         check(c.content()[2 * MiB:2 * MiB + 4096] != b"\x23" * 4096, "and not on the failed disk")
+        migrate_away_detached(c, d)
         # a discard (the store's) is taken; the metadata on the disk stays older
         check(c.ctl.request(op="discard", uuid=UUID) == {"ok": True}, "discard of a detached replica")
         # the peer lost: nothing left to serve the disk
@@ -456,6 +556,7 @@ def main():
             primary_crash(a, b)
             grow(a, b)
             local_disk_fails(tmp, ca)
+            disk_fails_migrating(tmp, ca)
             ok = True
         finally:
             a.stop()

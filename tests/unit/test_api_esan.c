@@ -161,6 +161,45 @@ static void test_esan(fixture *f, gconstpointer data)
 		test_expect(back, 200);
 	}
 
+	/* Its VM on n2 while n3's replica is synchronised: a live migration to
+	 * n3 is refused with what the replica is doing (the source's progress),
+	 * named or where the scheduler would place it; nothing moves. */
+	vm_start(f, 1, "db", "n2");
+	{
+		g_autoptr(json_t) src = json_pack("{s:{s:s,s:{s:s,s:I,s:I}}}", uuid, "conn", "connected", "sync", "role",
+						  "source", "done", (json_int_t)40, "total", (json_int_t)100);
+		g_autoptr(json_t) dst = json_pack("{s:{s:s,s:{s:s,s:I,s:I}}}", uuid, "conn", "connected", "sync", "role",
+						  "target", "done", (json_int_t)0, "total", (json_int_t)0);
+		herd_ha_set_esan(f->n[2]->ha, src);
+		herd_ha_set_esan(f->n[3]->ha, dst);
+		TEST_WAIT(shows_conn(f, 1, "db0", "connected"));
+		const refusal syncing[] = {
+			{ 1, "POST", "/api/v1/vms/db/migrate", "{\"node\":\"n3\"}", 409,
+			  "VM db cannot be migrated to node n3: its eSAN disk db0 is not up to date there (the replica on "
+			  "n3 is outdated, being synchronised from n2, 40 %), and a VM runs only on an up-to-date replica. "
+			  "Wait until the sync has ended ('herd disk list' shows n3's replica uptodate), then migrate it." },
+			{ 1, "POST", "/api/v1/vms/db/migrate", "{}", 409, "cannot be migrated to node n3: its eSAN disk db0 "
+			  "is not up to date there (the replica on n3 is outdated, being synchronised from n2, 40 %)" },
+		};
+		EXPECT_REFUSALS(f, syncing);
+		/* up to date in the store but a sync target as its herd-san says
+		 * (a resync of a crash's regions): refused too */
+		esan_set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_UPTODATE);
+		const refusal target[] = {
+			{ 1, "POST", "/api/v1/vms/db/migrate", "{\"node\":\"n3\"}", 409,
+			  "VM db cannot be migrated to node n3: its eSAN disk db0 is not up to date there (the replica on "
+			  "n3 is being synchronised from n2, 40 %), and a VM runs only on an up-to-date replica." },
+		};
+		EXPECT_REFUSALS(f, target);
+		esan_set_states(f, "db0", STORE_REPLICA_UPTODATE, STORE_REPLICA_OUTDATED);
+		g_autoptr(test_answer) kept = NULL;
+		g_assert_null(json_object_get(get_vm(f, 1, "db", &kept), "move_to"));
+		g_autoptr(json_t) none = json_object();
+		herd_ha_set_esan(f->n[2]->ha, none);
+		herd_ha_set_esan(f->n[3]->ha, none);
+	}
+	stop(f, "db");
+
 	/* n2 died, say: the outdated n3 is promoted as it is; n2's is discarded. */
 	{
 		g_autoptr(test_answer) p = test_requestf(f->n[3], "POST", "/api/v1/disks/db0/promote", "{s:b}", "force", 1);

@@ -323,6 +323,20 @@ static void test_resolve(void)
 	g_assert_cmpint(store_disk_replica(d, N2)->state, ==, STORE_REPLICA_UPTODATE);
 }
 
+/* "peer-down" for a replica only on a ring that shows this node: an
+ * empty one (herdd just started, corosync not heard yet; or corosync
+ * lost) says nothing of the peer. */
+static void test_peer_gone(void)
+{
+	const uint32_t both[] = { 1, 2 }, me_only[] = { 1 }, other[] = { 2, 3 };
+	g_assert_cmpint(herd_esan_peer_gone(both, 2, 1, 2), ==, 0);
+	g_assert_cmpint(herd_esan_peer_gone(me_only, 1, 1, 2), ==, 1);
+	g_assert_cmpint(herd_esan_peer_gone(NULL, 0, 1, 2), ==, -1);
+	g_assert_cmpint(herd_esan_peer_gone(other, 2, 1, 2), ==, -1);
+	g_assert_cmpint(herd_esan_peer_gone(both, 2, 0, 2), ==, -1);
+	g_assert_cmpint(herd_esan_peer_gone(both, 2, 1, 0), ==, -1);
+}
+
 static void test_sync_gate(void)
 {
 	g_autoptr(test_store) t = cluster();
@@ -617,6 +631,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/esan/promote", test_promote);
 	g_test_add_func("/esan/resolve", test_resolve);
 	g_test_add_func("/esan/sync-gate", test_sync_gate);
+	g_test_add_func("/esan/peer-gone", test_peer_gone);
 	g_test_add_func("/esan/verify", test_verify);
 	g_test_add_func("/esan/verify-overtaken", test_verify_overtaken);
 	g_test_add_func("/esan/orphans", test_orphans);

@@ -381,6 +381,14 @@ static void test_sync_step(void)
 	g_assert_cmpstr(s.error, ==, "Interrupted at 0 % after 2.0 s: the link to node n1 was lost. The sync goes on, "
 				     "as a new job, once the replicas connect again.");
 	herd_job_step_clear(&s);
+	/* connected, no sync role, but the peer's disk detached: not in sync */
+	g_autoptr(json_t) diskless = json_pack("{s:s,s:n,s:b}", "conn", "connected", "sync", "peer_diskless", 1);
+	f.san = diskless;
+	herd_job_sync_step(job, &f, 3000, &s);
+	g_assert_cmpint(s.end, ==, STORE_JOB_FAILED);
+	g_assert_cmpstr(s.error, ==, "Interrupted at 0 % after 2.0 s: the local disk under node n1's replica failed "
+				     "(it is detached). The sync goes on, as a new job, once the replicas connect again.");
+	herd_job_step_clear(&s);
 	f.disk = NULL;
 	herd_job_sync_step(job, &f, 3000, &s);
 	g_assert_cmpint(s.end, ==, STORE_JOB_FAILED);
