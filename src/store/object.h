@@ -59,6 +59,9 @@ typedef struct store_object {
 			       * of some 15 values each; NULL for other kinds */
 	void *typed;          /* the kind's typed view of the data (store/vm.h, node.h…),
 			       * made once with the object; NULL for kinds without one */
+	uint64_t changed_at;  /* the store index of the command that made it, set by
+			       * the state as it publishes it; 0 if not known (it
+			       * was loaded): store_state_changed_at() */
 } store_object;
 
 /* A new object (refcount 1); @data is referenced, not stolen (a VM's is

@@ -26,7 +26,6 @@ store_state *store_state_new(store_db *db)
 						      (GDestroyNotify)store_object_unref);
 		s->by_name[k] = g_hash_table_new(g_str_hash, g_str_equal);
 	}
-	s->changed_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	s->vms_by_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					       (GDestroyNotify)g_hash_table_destroy);
 	return s;
@@ -41,7 +40,6 @@ void store_state_free(store_state *s)
 		g_hash_table_destroy(s->by_name[k]);
 		g_hash_table_destroy(s->by_uuid[k]);
 	}
-	g_hash_table_destroy(s->changed_at);
 	g_hash_table_destroy(s->vms_by_node);
 	g_free(s);
 }
@@ -136,7 +134,6 @@ bool store_state_load(store_state *s, GError **error)
 		g_hash_table_remove_all(s->by_name[k]);
 		g_hash_table_remove_all(s->by_uuid[k]);
 	}
-	g_hash_table_remove_all(s->changed_at);
 	g_hash_table_remove_all(s->vms_by_node);
 	return store_db_load(s->db, &s->pos, load_one, s, error);
 }
@@ -148,8 +145,12 @@ bool store_state_write_position(store_state *s, GError **error)
 
 uint64_t store_state_changed_at(store_state *s, const char *uuid)
 {
-	const uint64_t *at = g_hash_table_lookup(s->changed_at, uuid);
-	return at ? *at : 0;
+	/* Kept in the object (an index beside 10,000 VMs was 80 bytes each):
+	 * the current one's.  VMs are the ones asked about. */
+	store_object *o = g_hash_table_lookup(s->by_uuid[STORE_KIND_VM], uuid);
+	for (int k = 0; !o && k < STORE_KIND__COUNT; k++)
+		o = g_hash_table_lookup(s->by_uuid[k], uuid);
+	return o ? o->changed_at : 0;
 }
 
 store_object *store_state_get(store_state *s, store_kind kind, const char *uuid)
@@ -731,12 +732,11 @@ json_t *store_state_apply(store_state *s, json_t *cmd, const void *cmd_bytes, si
 		return NULL;
 	}
 	s->pos = next;
+	/* Set as the change is published, before any reader sees it. */
 	for (guint i = 0; i < done->len; i++) {
 		store_change *c = done->pdata[i];
 		if (c->after)
-			g_hash_table_replace(s->changed_at, g_strdup(c->uuid), g_memdup2(&next.index, sizeof(next.index)));
-		else
-			g_hash_table_remove(s->changed_at, c->uuid);
+			c->after->changed_at = next.index;
 	}
 	if (changes) {
 		for (guint i = 0; i < done->len; i++)
