@@ -93,6 +93,9 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 		o->text = store_db_encode(d);
 		if (!o->text)
 			g_error("a VM's data could not be encoded");
+		/* Of its size: the encoder's GString has a power of two (1 kB
+		 * for a 300-byte text, 2 kB for one with a 1.3 kB XML). */
+		o->text = g_realloc(o->text, strlen(o->text) + 1);
 		store_vm_own(o->typed, o->text);
 	} else {
 		o->data = g_steal_pointer(&d);
