@@ -205,10 +205,12 @@ char *store_vm_xml(const store_vm *vm)
 
 bool store_vm_same_xml(const store_vm *a, const store_vm *b)
 {
-	/* Both texts are store_db_encode()'s: the same string, the same bytes. */
-	if (a->xml_json_len != (size_t)-1 && b->xml_json_len != (size_t)-1)
+	/* Both texts are store_db_encode()'s: the same string, the same bytes
+	 * (no XML at all is "", as an empty one: compared as strings). */
+	if (a->xml_json && b->xml_json && a->xml_json_len != (size_t)-1 &&
+	    b->xml_json_len != (size_t)-1)
 		return a->xml_json_len == b->xml_json_len &&
-		       (!a->xml_json_len || memcmp(a->xml_json, b->xml_json, a->xml_json_len) == 0);
+		       memcmp(a->xml_json, b->xml_json, a->xml_json_len) == 0;
 	g_autofree char *x = store_vm_xml(a), *y = store_vm_xml(b);
 	return strcmp(x, y) == 0;
 }

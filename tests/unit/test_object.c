@@ -196,6 +196,11 @@ static void test_object_vm_text(void)
 	g_autofree char *empty = store_vm_xml(store_vm_of(none));
 	g_assert_cmpstr(empty, ==, "");
 	g_assert_null(store_vm_of(none)->xml_json);
+	json_object_set_new(data, "xml", json_string(""));
+	store_object *blank = store_object_new(STORE_KIND_VM, UUID1, "web1", 7, 10, 60, data);
+	g_assert_true(store_vm_same_xml(store_vm_of(none), store_vm_of(blank)));
+	g_assert_false(store_vm_same_xml(vm, store_vm_of(blank)));
+	store_object_unref(blank);
 	store_object_unref(none);
 	store_object_unref(other);
 	store_object_unref(same);
