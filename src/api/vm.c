@@ -278,10 +278,13 @@ void api_vm_define(http_request *req, gpointer user_data)
  * shows them only to read-write connections. */
 static char *vm_xml_for(http_request *req, api_ctx *a, store_object *vm)
 {
-	const char *xml = store_vm_of(vm)->xml;
+	char *xml = store_vm_xml(store_vm_of(vm));
 	char *without = api_request_may(req, api_state(a), API_PERM_VM_OPERATE, vm)
 				? NULL : herd_domxml_without_passwords(xml);
-	return without ? without : g_strdup(xml);
+	if (!without)
+		return xml;
+	g_free(xml);
+	return without;
 }
 
 void api_vm_get(http_request *req, gpointer user_data)

@@ -530,7 +530,8 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 		a->io.wakeup(a->user, wait);
 	for (guint i = 0; i < starts->len; i++) {
 		store_object *vm = starts->pdata[i];
-		run(a, vm, vm->uuid, "start", store_vm_of(vm)->xml, 0, NULL);
+		g_autofree char *xml = store_vm_xml(store_vm_of(vm));
+		run(a, vm, vm->uuid, "start", xml, 0, NULL);
 	}
 	/* Stop what runs here but should not. */
 	g_hash_table_iter_init(&it, a->facts);

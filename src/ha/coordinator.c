@@ -172,17 +172,29 @@ static bool maybe_still_there(const herd_coord_view *v, GHashTable *unwanted, GH
 struct herd_sched_cache {
 	GPtrArray *nodes;   /* the store's node objects when it was filled (held) */
 	GPtrArray *objs;    /* the VM objects read (held), in the store's list order */
-	GArray *vms;        /* sched_vm: what was read from each (its configuration) */
-	GArray *node_ids;   /* uint32_t: the id of its node, or 0 */
+	/* What was read from each (its configuration) and its node's id (0:
+	 * none), objs->len of each.  Arrays of the list's size, not GArrays,
+	 * whose powers of two were 16,384 slots (4 MB) for 10,000 VMs. */
+	sched_vm *vms;
+	uint32_t *node_ids;
+	guint cap;
 };
+
+/* Room for @n VMs in @cache's arrays. */
+static void cache_reserve(herd_sched_cache *cache, guint n)
+{
+	if (n <= cache->cap)
+		return;
+	cache->vms = g_renew(sched_vm, cache->vms, n);
+	cache->node_ids = g_renew(uint32_t, cache->node_ids, n);
+	cache->cap = n;
+}
 
 herd_sched_cache *herd_sched_cache_new(void)
 {
 	herd_sched_cache *cache = g_new0(herd_sched_cache, 1);
 	cache->nodes = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
 	cache->objs = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
-	cache->vms = g_array_new(FALSE, TRUE, sizeof(sched_vm));
-	cache->node_ids = g_array_new(FALSE, TRUE, sizeof(uint32_t));
 	return cache;
 }
 
@@ -192,8 +204,8 @@ void herd_sched_cache_free(herd_sched_cache *cache)
 		return;
 	g_ptr_array_free(cache->nodes, TRUE);
 	g_ptr_array_free(cache->objs, TRUE);
-	g_array_free(cache->vms, TRUE);
-	g_array_free(cache->node_ids, TRUE);
+	g_free(cache->vms);
+	g_free(cache->node_ids);
 	g_free(cache);
 }
 
@@ -209,8 +221,6 @@ static void cache_check_nodes(herd_sched_cache *cache, GPtrArray *nodes)
 	for (guint i = 0; i < nodes->len; i++)
 		g_ptr_array_add(cache->nodes, store_object_ref(nodes->pdata[i]));
 	g_ptr_array_set_size(cache->objs, 0);
-	g_array_set_size(cache->vms, 0);
-	g_array_set_size(cache->node_ids, 0);
 }
 
 /* What the scheduler takes from @o's configuration, and its node's id. */
@@ -254,21 +264,23 @@ static void read_vm_cached(herd_sched_cache *cache, guint i, store_object *o, GH
 		return;
 	}
 	if (i < cache->objs->len && cache->objs->pdata[i] == o) {
-		*vm = g_array_index(cache->vms, sched_vm, i);
-		*node_id = g_array_index(cache->node_ids, uint32_t, i);
+		*vm = cache->vms[i];
+		*node_id = cache->node_ids[i];
 		return;
 	}
 	read_vm(o, id_of, vm, node_id);
 	if (i >= cache->objs->len) {
+		/* Appended in the list's order: i is objs->len (the list was
+		 * reserved for; this is only for a caller that did not). */
+		if (i >= cache->cap)
+			cache_reserve(cache, MAX(i + 1, cache->cap + cache->cap / 4));
 		g_ptr_array_add(cache->objs, store_object_ref(o));
-		g_array_append_val(cache->vms, *vm);
-		g_array_append_val(cache->node_ids, *node_id);
-		return;
+	} else {
+		store_object_unref(cache->objs->pdata[i]);
+		cache->objs->pdata[i] = store_object_ref(o);
 	}
-	store_object_unref(cache->objs->pdata[i]);
-	cache->objs->pdata[i] = store_object_ref(o);
-	g_array_index(cache->vms, sched_vm, i) = *vm;
-	g_array_index(cache->node_ids, uint32_t, i) = *node_id;
+	cache->vms[i] = *vm;
+	cache->node_ids[i] = *node_id;
 }
 
 herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
@@ -365,11 +377,10 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	if (cache) {
 		cache_check_nodes(cache, nodes);
 		/* VMs deleted: what follows moved up. */
-		if (cache->objs->len > vms->len) {
+		if (cache->objs->len > vms->len)
 			g_ptr_array_set_size(cache->objs, vms->len);
-			g_array_set_size(cache->vms, vms->len);
-			g_array_set_size(cache->node_ids, vms->len);
-		}
+		/* The whole list at once: no slot beyond it. */
+		cache_reserve(cache, vms->len);
 	}
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *o = vms->pdata[i];

@@ -364,7 +364,7 @@ bool store_db_put_object(store_db *db, const store_object *o, const char *data_t
 	if (data_text)
 		sqlite3_bind_text(st, 7, data_text, -1, SQLITE_STATIC);
 	else
-		sqlite3_bind_text(st, 7, store_db_encode(o->data), -1, g_free);
+		sqlite3_bind_text(st, 7, store_object_encode(o), -1, g_free);
 	return step_done(db, st, error, "store an object");
 }
 
@@ -679,12 +679,22 @@ json_t *store_db_dump(store_db *db, GError **error)
 		sql_fail(db, error, "read objects");
 		return NULL;
 	}
+	/* Each row as store_object_to_json() has an object, without making one
+	 * (a VM's would encode its data as text only to parse it again). */
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		store_object *o = object_row(st, NULL);
-		if (o) {
-			json_array_append_new(objects, store_object_to_json(o));
-			store_object_unref(o);
-		}
+		store_kind kind;
+		json_t *data = parse_column(st, 6);
+		if (store_kind_parse((const char *)sqlite3_column_text(st, 0), &kind) &&
+		    json_is_object(data))
+			json_array_append_new(
+				objects,
+				json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:O}", "kind", store_kind_name(kind),
+					  "uuid", (const char *)sqlite3_column_text(st, 1), "name",
+					  (const char *)sqlite3_column_text(st, 2), "version",
+					  (json_int_t)sqlite3_column_int64(st, 3), "created_ms",
+					  (json_int_t)sqlite3_column_int64(st, 4), "modified_ms",
+					  (json_int_t)sqlite3_column_int64(st, 5), "data", data));
+		json_decref(data);
 	}
 	sqlite3_finalize(st);
 	json_t *history = json_array();

@@ -80,7 +80,7 @@ void store_db_rollback_savepoint(store_db *db);
 /* @data as stored: compact JSON with sorted keys, as json_dumps(JSON_COMPACT |
  * JSON_SORT_KEYS) writes it; g_free() it.  NULL if it cannot be encoded. */
 char *store_db_encode(json_t *data);
-/* Store @o; @data_text is store_db_encode(o->data), or NULL: encoded here. */
+/* Store @o; @data_text is store_object_encode(o), or NULL: encoded here. */
 bool store_db_put_object(store_db *db, const store_object *o, const char *data_text,
 			 GError **error);
 bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GError **error);

@@ -1,8 +1,10 @@
 #include "store/object.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "store/alert.h"
 #include "store/cluster.h"
+#include "store/db.h"
 #include "store/disk.h"
 #include "store/network.h"
 #include "store/storage.h"
@@ -83,10 +85,100 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 	o->version = version;
 	o->created_ms = created_ms;
 	o->modified_ms = modified_ms;
-	o->data = data ? json_incref(data) : json_object();
+	g_autoptr(json_t) d = data ? json_incref(data) : json_object();
 	if (kinds[kind].parse)
-		o->typed = kinds[kind].parse(o->data);
+		o->typed = kinds[kind].parse(d);
+	if (kind == STORE_KIND_VM) {
+		/* The view's strings are copied out of the tree, which goes. */
+		o->text = store_db_encode(d);
+		if (!o->text)
+			g_error("a VM's data could not be encoded");
+		/* Of its size: the encoder's GString has a power of two (1 kB
+		 * for a 300-byte text, 2 kB for one with a 1.3 kB XML). */
+		o->text = g_realloc(o->text, strlen(o->text) + 1);
+		store_vm_own(o->typed, o->text);
+	} else {
+		o->data = g_steal_pointer(&d);
+	}
 	return o;
+}
+
+json_t *store_object_data(const store_object *o)
+{
+	if (!o->text)
+		return json_incref(o->data);
+	json_error_t jerr;
+	json_t *d = json_loads(o->text, JSON_ALLOW_NUL, &jerr);
+	/* The text is what store_db_encode() made of a JSON object. */
+	if (!json_is_object(d))
+		g_error("a %s's kept text does not parse: %s", store_kind_label(o->kind), jerr.text);
+	return d;
+}
+
+char *store_object_encode(const store_object *o)
+{
+	return o->text ? g_strdup(o->text) : store_db_encode(o->data);
+}
+
+static const char *skip_string(const char *p)
+{
+	for (p++; *p && *p != '"'; p++)
+		if (*p == '\\' && p[1])
+			p++;
+	return *p ? p + 1 : p;
+}
+
+static const char *skip_value(const char *p)
+{
+	if (*p == '"')
+		return skip_string(p);
+	if (*p == '{' || *p == '[') {
+		int depth = 0;
+		while (*p) {
+			if (*p == '"') {
+				p = skip_string(p);
+				continue;
+			}
+			if (*p == '{' || *p == '[')
+				depth++;
+			else if ((*p == '}' || *p == ']') && --depth == 0)
+				return p + 1;
+			p++;
+		}
+		return p;
+	}
+	while (*p && *p != ',' && *p != '}' && *p != ']')
+		p++;
+	return p;
+}
+
+bool store_text_next(const char **cursor, store_text_member *m)
+{
+	const char *p = *cursor;
+	if (*p == '{' || *p == ',')
+		p++;
+	if (*p != '"')
+		return false;
+	const char *key = p;
+	p = skip_string(p);
+	if (*p != ':' || p - key < 2)
+		return false;
+	m->key = key + 1;
+	m->key_len = (size_t)(p - key) - 2;
+	m->value = ++p;
+	p = skip_value(p);
+	m->value_len = (size_t)(p - m->value);
+	*cursor = p;
+	return true;
+}
+
+bool store_text_member_get(const char *text, const char *key, store_text_member *m)
+{
+	size_t len = strlen(key);
+	while (store_text_next(&text, m))
+		if (m->key_len == len && memcmp(m->key, key, len) == 0)
+			return true;
+	return false;
 }
 
 store_object *store_object_ref(store_object *o)
@@ -102,16 +194,17 @@ void store_object_unref(store_object *o)
 	if (kinds[o->kind].free)
 		kinds[o->kind].free(o->typed);
 	json_decref(o->data);
+	g_free(o->text);
 	g_free(o->name);
 	g_free(o);
 }
 
 json_t *store_object_to_json(const store_object *o)
 {
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:O}", "kind", store_kind_name(o->kind),
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:o}", "kind", store_kind_name(o->kind),
 			 "uuid", o->uuid, "name", o->name, "version", (json_int_t)o->version,
 			 "created_ms", (json_int_t)o->created_ms, "modified_ms",
-			 (json_int_t)o->modified_ms, "data", o->data);
+			 (json_int_t)o->modified_ms, "data", store_object_data(o));
 }
 
 store_object *store_object_from_json(json_t *j, GError **error)

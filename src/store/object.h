@@ -50,16 +50,47 @@ typedef struct store_object {
 	uint64_t version;
 	int64_t created_ms;   /* when it was first made (sender's clock) */
 	int64_t modified_ms;  /* when this version was made */
-	json_t *data;         /* kind-specific fields; never NULL */
-	void *typed;          /* the kind's typed view of @data (store/vm.h, node.h…),
+	json_t *data;         /* kind-specific fields; never NULL, except for a VM
+			       * (NULL: its data is @text); read them with
+			       * store_object_data() */
+	char *text;           /* a VM's data as compact JSON text, the bytes of
+			       * store_db_encode() (SQLite's data column, the hash
+			       * chain's): 10,000 VMs are held as text, not as trees
+			       * of some 15 values each; NULL for other kinds */
+	void *typed;          /* the kind's typed view of the data (store/vm.h, node.h…),
 			       * made once with the object; NULL for kinds without one */
+	uint64_t changed_at;  /* the store index of the command that made it, set by
+			       * the state as it publishes it; 0 if not known (it
+			       * was loaded): store_state_changed_at() */
 } store_object;
 
-/* A new object (refcount 1); @data is referenced, not stolen. */
+/* A new object (refcount 1); @data is referenced, not stolen (a VM's is
+ * encoded as its text and not kept). */
 store_object *store_object_new(store_kind kind, const char *uuid, const char *name,
 			       uint64_t version, int64_t created_ms, int64_t modified_ms,
 			       json_t *data);
 store_object *store_object_ref(store_object *o);
+/* @o's data: a new reference (json_decref it).  For a VM a tree parsed from
+ * its text, the caller's own; for other kinds the object's own tree, which
+ * must not be changed. */
+json_t *store_object_data(const store_object *o);
+/* @o's data as store_db_encode() writes it (g_free it). */
+char *store_object_encode(const store_object *o);
+
+/* One member of a JSON object's text as store_db_encode() writes it
+ * (compact, keys sorted): its key and its value, both as in the text
+ * (escaped; the value's quotes included). */
+typedef struct store_text_member {
+	const char *key;
+	size_t key_len;
+	const char *value;
+	size_t value_len;
+} store_text_member;
+/* The next member of the object whose text starts at *@cursor (its '{' the
+ * first time); false after the last.  No allocation, no parse. */
+bool store_text_next(const char **cursor, store_text_member *m);
+/* Member @key of @text, or false. */
+bool store_text_member_get(const char *text, const char *key, store_text_member *m);
 void store_object_unref(store_object *o);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_object, store_object_unref)
 

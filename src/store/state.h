@@ -21,9 +21,6 @@ typedef struct store_state {
 	GHashTable *by_name[STORE_KIND__COUNT]; /* name -> store_object* (borrowed) */
 	store_position pos;
 	store_db *db;                           /* not owned */
-	/* uuid -> the index (uint64_t) of the command that made its current
-	 * version, for objects changed since the state was last loaded. */
-	GHashTable *changed_at;
 	/* Each kind's objects sorted by name, or NULL until store_state_list()
 	 * needs them again after a change (borrowed pointers). */
 	GPtrArray *sorted[STORE_KIND__COUNT];

@@ -17,6 +17,7 @@ typedef struct {
 	const char **xml_files;
 	const char **xml_bridges;
 	store_vm_node_priority *nodeset;
+	char *strings;           /* the view's own copies (store_vm_own()), or NULL */
 } vm_typed;
 
 /* What an empty list points to: most VMs have no node set, no files or
@@ -66,7 +67,11 @@ void *store_vm_parse(json_t *d)
 {
 	vm_typed *t = g_new0(vm_typed, 1);
 	store_vm *vm = &t->vm;
-	vm->xml = field_text(d, "xml");
+	const char *xml = field_text(d, "xml");
+	/* Until store_vm_own() points it into the object's text: a string
+	 * of its own, for a view of a tree only (vm_hardware's). */
+	vm->xml_json = xml;
+	vm->xml_json_len = (size_t)-1;
 	vm->type = field_text(d, "type");
 	vm->memory_mib = field_uint(d, "memory_mib", 0);
 	vm->vcpus = (unsigned)field_uint(d, "vcpus", 0);
@@ -124,11 +129,98 @@ void *store_vm_parse(json_t *d)
 	return t;
 }
 
+/* Every string of @t's view, by the address of its pointer. */
+static void string_slots(vm_typed *t, GPtrArray *slots)
+{
+	store_vm *vm = &t->vm;
+	const char **one[] = { &vm->type, &vm->preferred, &vm->sticky, &vm->group, &vm->pool,
+			       &vm->start_after, &vm->node, &vm->move_to, &vm->live_failed,
+			       &vm->return_to };
+	for (size_t i = 0; i < G_N_ELEMENTS(one); i++)
+		g_ptr_array_add(slots, one[i]);
+	for (size_t i = 0; i < vm->n_nodeset; i++)
+		g_ptr_array_add(slots, &t->nodeset[i].node);
+	for (size_t i = 0; i < vm->n_failures; i++) {
+		g_ptr_array_add(slots, &t->failures[i].node);
+		g_ptr_array_add(slots, &t->failures[i].error);
+	}
+	if (vm->hw) {
+		for (size_t i = 0; i < t->hw.n_disks; i++) {
+			g_ptr_array_add(slots, &t->disks[i].disk);
+			g_ptr_array_add(slots, &t->disks[i].bus);
+		}
+		for (size_t i = 0; i < t->hw.n_nics; i++) {
+			g_ptr_array_add(slots, &t->nics[i].network);
+			g_ptr_array_add(slots, &t->nics[i].model);
+			g_ptr_array_add(slots, &t->nics[i].mac);
+		}
+		g_ptr_array_add(slots, &t->hw.cdrom);
+		g_ptr_array_add(slots, &t->hw.floppy);
+		g_ptr_array_add(slots, &t->hw.firmware);
+		g_ptr_array_add(slots, &t->hw.boot);
+	}
+	for (size_t i = 0; t->xml_files[i]; i++)
+		g_ptr_array_add(slots, &t->xml_files[i]);
+	for (size_t i = 0; t->xml_bridges[i]; i++)
+		g_ptr_array_add(slots, &t->xml_bridges[i]);
+}
+
+void store_vm_own(void *typed, const char *text)
+{
+	vm_typed *t = typed;
+	g_autoptr(GPtrArray) slots = g_ptr_array_new();
+	string_slots(t, slots);
+	size_t size = 0;
+	for (guint i = 0; i < slots->len; i++) {
+		const char **slot = slots->pdata[i];
+		if (*slot)
+			size += strlen(*slot) + 1;
+	}
+	char *at = t->strings = size ? g_malloc(size) : NULL;
+	for (guint i = 0; i < slots->len; i++) {
+		const char **slot = slots->pdata[i];
+		if (!*slot)
+			continue;
+		size_t n = strlen(*slot) + 1;
+		memcpy(at, *slot, n);
+		*slot = at;
+		at += n;
+	}
+	store_text_member m;
+	bool xml = store_text_member_get(text, "xml", &m) && m.value_len >= 2 && *m.value == '"';
+	t->vm.xml_json = xml ? m.value : NULL;
+	t->vm.xml_json_len = xml ? m.value_len : 0;
+}
+
+char *store_vm_xml(const store_vm *vm)
+{
+	if (!vm->xml_json)
+		return g_strdup("");
+	if (vm->xml_json_len == (size_t)-1)
+		return g_strdup(vm->xml_json);
+	g_autoptr(json_t) s = json_loadb(vm->xml_json, vm->xml_json_len,
+					 JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	return g_strdup(json_is_string(s) ? json_string_value(s) : "");
+}
+
+bool store_vm_same_xml(const store_vm *a, const store_vm *b)
+{
+	/* Both texts are store_db_encode()'s: the same string, the same bytes
+	 * (no XML at all is "", as an empty one: compared as strings). */
+	if (a->xml_json && b->xml_json && a->xml_json_len != (size_t)-1 &&
+	    b->xml_json_len != (size_t)-1)
+		return a->xml_json_len == b->xml_json_len &&
+		       memcmp(a->xml_json, b->xml_json, a->xml_json_len) == 0;
+	g_autofree char *x = store_vm_xml(a), *y = store_vm_xml(b);
+	return strcmp(x, y) == 0;
+}
+
 void store_vm_free(void *typed)
 {
 	vm_typed *t = typed;
 	if (!t)
 		return;
+	g_free(t->strings);
 	g_free(t->failures);
 	g_free(t->disks);
 	g_free(t->nics);
@@ -559,7 +651,7 @@ json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain 
 		return cmd;
 	}
 	/* A rename: the whole data under the new name. */
-	json_t *merged = json_deep_copy(existing->data);
+	json_t *merged = store_object_data(existing); /* a VM's: a tree of its own */
 	json_object_update(merged, data);
 	json_decref(data);
 	const char *key;
@@ -630,7 +722,7 @@ unsigned store_vm_hw_changes(const store_vm *a, const store_vm *b)
 	if (a->vcpus != b->vcpus)
 		c |= STORE_VM_HW_VCPUS;
 	if (!a->hw || !b->hw)
-		return c | (g_strcmp0(a->xml, b->xml) != 0 ? STORE_VM_HW_XML : 0);
+		return c | (!store_vm_same_xml(a, b) ? STORE_VM_HW_XML : 0);
 	const store_vm_hardware *x = a->hw, *y = b->hw;
 	bool disks = x->n_disks != y->n_disks, nics = x->n_nics != y->n_nics;
 	for (size_t i = 0; !disks && i < x->n_disks; i++)

@@ -86,7 +86,11 @@ bool store_vm_priority_parse(const char *name, store_vm_priority *out);
 
 typedef struct store_vm {
 	/* Configuration (a change is a new version in the VM's history). */
-	const char *xml;         /* libvirt domain XML */
+	/* Its libvirt domain XML, as the JSON string (escaped, quoted) in its
+	 * object's text: store_vm_xml() reads it.  Not kept twice, as a tree's
+	 * string and as text, for 1.3 kB or more a VM. */
+	const char *xml_json;
+	size_t xml_json_len;
 	const store_vm_hardware *hw; /* what the XML was made from, or NULL if an
 				      * operator wrote the XML (herd vm define) */
 	const char *type;        /* the domain type ("kvm", "qemu"…), "" if unknown */
@@ -142,6 +146,10 @@ bool store_vm_boot_ok(const char *boot);
 
 /* The typed view of a VM object (@o must be of kind VM). */
 const store_vm *store_vm_of(const store_object *o);
+/* @vm's libvirt domain XML ("" if it has none; g_free it). */
+char *store_vm_xml(const store_vm *vm);
+/* Do @a and @b have the same domain XML? */
+bool store_vm_same_xml(const store_vm *a, const store_vm *b);
 
 /* The failure record for @node, or NULL. */
 const store_vm_failure *store_vm_failure_on(const store_vm *vm, const char *node);
@@ -310,4 +318,8 @@ json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *t
 bool store_vm_validate(json_t *data, GError **error);
 /* The typed view's lifetime (object.c). */
 void *store_vm_parse(json_t *data);
+/* Make @typed (store_vm_parse()'s) independent of the tree it was read from:
+ * its strings copied into one block of its own, its XML read from @text
+ * (its object's data as text, which outlives it). */
+void store_vm_own(void *typed, const char *text);
 void store_vm_free(void *typed);

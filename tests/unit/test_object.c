@@ -1,7 +1,9 @@
 /* Store objects: kinds, names, UUIDs and their JSON form. */
 #include "common/error.h"
 #include "common/json.h"
+#include "store/db.h"
 #include "store/object.h"
+#include "store/vm.h"
 
 #include <string.h>
 
@@ -133,8 +135,8 @@ static void test_uuid(void)
 
 static void test_object_refcount(void)
 {
-	g_autoptr(json_t) data = json_pack("{s:s}", "xml", "<domain/>");
-	store_object *o = store_object_new(STORE_KIND_VM, UUID1, "web1", 3, 10, 20, data);
+	g_autoptr(json_t) data = json_pack("{s:s}", "address", "10.0.0.1");
+	store_object *o = store_object_new(STORE_KIND_NODE, UUID1, "web1", 3, 10, 20, data);
 	g_assert_true(o->data == data);               /* referenced, not copied */
 	g_assert_cmpint(data->refcount, ==, 2);
 	g_assert_true(store_object_ref(o) == o);
@@ -147,6 +149,90 @@ static void test_object_refcount(void)
 	g_autoptr(store_object) empty = store_object_new(STORE_KIND_NODE, UUID1, "n1", 1, 0, 0, NULL);
 	g_assert_true(json_is_object(empty->data));   /* never NULL */
 	g_assert_cmpuint(json_object_size(empty->data), ==, 0);
+}
+
+/* A VM keeps its data as store_db_encode()'s text, no tree; its typed view
+ * owns its strings and reads its XML from the text. */
+static void test_object_vm_text(void)
+{
+	const char *xml = "<domain type='kvm'>\n  <name>a \"b\" \\ é\t</name>\n</domain>";
+	g_autoptr(json_t) data = json_pack("{s:s,s:s,s:s,s:[s],s:[{s:s,s:i}],s:b,s:I}", "xml", xml,
+					   "type", "kvm", "preferred", "n1", "xml_files",
+					   "/var/lib/x.qcow2", "nodes", "node", "n2", "priority", 5,
+					   "ha", 1, "memory_mib", (json_int_t)2048);
+	store_object *o = store_object_new(STORE_KIND_VM, UUID1, "web1", 3, 10, 20, data);
+	g_assert_null(o->data);
+	g_autofree char *want = store_db_encode(data);
+	g_assert_cmpstr(o->text, ==, want);
+	g_autofree char *enc = store_object_encode(o);
+	g_assert_cmpstr(enc, ==, want);
+	json_object_set_new(data, "type", json_string("changed")); /* not the view's */
+	g_assert_cmpint(data->refcount, ==, 1);                     /* not kept */
+	const store_vm *vm = store_vm_of(o);
+	g_assert_cmpstr(vm->type, ==, "kvm");
+	g_assert_cmpstr(vm->preferred, ==, "n1");
+	g_assert_cmpstr(vm->xml_files[0], ==, "/var/lib/x.qcow2");
+	g_assert_null(vm->xml_files[1]);
+	g_assert_cmpuint(vm->n_nodeset, ==, 1);
+	g_assert_cmpstr(vm->nodeset[0].node, ==, "n2");
+	g_assert_true(vm->ha);
+	g_assert_cmpuint(vm->memory_mib, ==, 2048);
+	g_autofree char *back = store_vm_xml(vm);
+	g_assert_cmpstr(back, ==, xml);
+	g_autoptr(json_t) parsed = store_object_data(o);
+	json_object_set_new(data, "type", json_string("kvm"));
+	g_assert_true(json_equal(parsed, data));
+	g_autoptr(json_t) j = store_object_to_json(o);
+	g_assert_true(json_equal(json_object_get(j, "data"), data));
+
+	/* Same XML, another object: the same bytes; another XML: not. */
+	store_object *same = store_object_new(STORE_KIND_VM, UUID1, "web1", 4, 10, 30, data);
+	g_assert_true(store_vm_same_xml(vm, store_vm_of(same)));
+	json_object_set_new(data, "xml", json_string("<domain/>"));
+	store_object *other = store_object_new(STORE_KIND_VM, UUID1, "web1", 5, 10, 40, data);
+	g_assert_false(store_vm_same_xml(vm, store_vm_of(other)));
+	json_object_del(data, "xml");
+	store_object *none = store_object_new(STORE_KIND_VM, UUID1, "web1", 6, 10, 50, data);
+	g_autofree char *empty = store_vm_xml(store_vm_of(none));
+	g_assert_cmpstr(empty, ==, "");
+	g_assert_null(store_vm_of(none)->xml_json);
+	json_object_set_new(data, "xml", json_string(""));
+	store_object *blank = store_object_new(STORE_KIND_VM, UUID1, "web1", 7, 10, 60, data);
+	g_assert_true(store_vm_same_xml(store_vm_of(none), store_vm_of(blank)));
+	g_assert_false(store_vm_same_xml(vm, store_vm_of(blank)));
+	store_object_unref(blank);
+	store_object_unref(none);
+	store_object_unref(other);
+	store_object_unref(same);
+	store_object_unref(o);
+}
+
+/* store_text_next() walks the members of an encoded object, values of every
+ * kind and strings with what looks like structure in them. */
+static void test_text_members(void)
+{
+	g_autoptr(json_t) data = json_pack("{s:s,s:{s:[i,{s:s}],s:s},s:[s,[]],s:n,s:b,s:i,s:f,s:{}}",
+					   "a", "x\"}],{\\", "b", "c", 1, "d", "]}\"", "e", "{[",
+					   "f", "g[", "h", "t", 1, "u", -12, "v", 1.5, "w");
+	g_autofree char *text = store_db_encode(data);
+	const char *keys[] = { "a", "b", "f", "h", "t", "u", "v", "w" };
+	const char *cursor = text;
+	store_text_member m;
+	for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+		g_assert_true(store_text_next(&cursor, &m));
+		g_autofree char *key = g_strndup(m.key, m.key_len);
+		g_assert_cmpstr(key, ==, keys[i]);
+		/* Each value's text is that value. */
+		g_autoptr(json_t) v = json_loadb(m.value, m.value_len, JSON_DECODE_ANY, NULL);
+		g_assert_nonnull(v);
+		g_assert_true(json_equal(v, json_object_get(data, keys[i])));
+	}
+	g_assert_false(store_text_next(&cursor, &m));
+	g_assert_true(store_text_member_get(text, "u", &m));
+	g_assert_cmpint(m.value_len, ==, 3);
+	g_assert_false(store_text_member_get(text, "c", &m));  /* nested, not a member */
+	const char *empty = "{}";
+	g_assert_false(store_text_next(&empty, &m));
 }
 
 static void test_json_round_trip(void)
@@ -233,6 +319,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/object/name/too-long-utf8", test_name_too_long_utf8);
 	g_test_add_func("/object/uuid", test_uuid);
 	g_test_add_func("/object/refcount", test_object_refcount);
+	g_test_add_func("/object/vm-text", test_object_vm_text);
+	g_test_add_func("/object/text-members", test_text_members);
 	g_test_add_func("/object/json/round-trip", test_json_round_trip);
 	g_test_add_func("/object/json/malformed", test_json_malformed);
 	return g_test_run();

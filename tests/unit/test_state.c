@@ -27,6 +27,18 @@
 #define CL2 "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
 #define ND1 "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 
+/* An object's data, kept until the end of the run (a VM's is parsed from
+ * its text each time: store_object_data()). */
+static GPtrArray *kept_data;
+static json_t *data_of(const store_object *o)
+{
+	if (!kept_data)
+		kept_data = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
+	json_t *d = store_object_data(o);
+	g_ptr_array_add(kept_data, d);
+	return d;
+}
+
 typedef struct {
 	store_db *db;
 	store_state *s;
@@ -271,7 +283,7 @@ static void test_create(void)
 	g_assert_cmpuint(o->version, ==, 1);
 	g_assert_cmpint(o->created_ms, ==, f.clock_ms);
 	g_assert_cmpint(o->modified_ms, ==, f.clock_ms);
-	g_assert_cmpstr(json_string_value(json_object_get(o->data, "xml")), ==, "<domain/>");
+	g_assert_cmpstr(json_string_value(json_object_get(data_of(o), "xml")), ==, "<domain/>");
 	g_assert_cmpuint(store_state_count(f.s, STORE_KIND_VM), ==, 1);
 
 	/* the position moved by one, the hash changed */
@@ -374,19 +386,19 @@ static void test_update(void)
 	store_object *o = store_state_get(f.s, STORE_KIND_VM, VM1);
 	g_assert_true(o == c->after);
 	/* update replaces the data; created stays, modified moves */
-	g_assert_cmpuint(json_object_size(o->data), ==, 1);
-	g_assert_cmpint(json_integer_value(json_object_get(o->data, "c")), ==, 3);
+	g_assert_cmpuint(json_object_size(data_of(o)), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(data_of(o), "c")), ==, 3);
 	g_assert_cmpint(o->created_ms, ==, created);
 	g_assert_cmpint(o->modified_ms, ==, f.clock_ms);
 	/* the old object is untouched: readers may hold it */
-	g_assert_cmpint(json_integer_value(json_object_get(c->before->data, "a")), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(data_of(c->before), "a")), ==, 1);
 
 	/* without data the data stays; a rename frees the old name */
 	json_decref(ok(&f, "{\"op\":\"update\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"web2\"}"));
 	o = store_state_get(f.s, STORE_KIND_VM, VM1);
 	g_assert_cmpuint(o->version, ==, 3);
 	g_assert_cmpstr(o->name, ==, "web2");
-	g_assert_cmpint(json_integer_value(json_object_get(o->data, "c")), ==, 3);
+	g_assert_cmpint(json_integer_value(json_object_get(data_of(o), "c")), ==, 3);
 	g_assert_null(store_state_get_by_name(f.s, STORE_KIND_VM, "web1"));
 	g_assert_true(store_state_get_by_name(f.s, STORE_KIND_VM, "web2") == o);
 	/* ...so another VM may take it */
@@ -491,8 +503,8 @@ static void test_patch(void)
 	json_error_t jerr;
 	/* one level deep: "settings" is merged, "y" inside it replaced */
 	g_autoptr(json_t) want = json_loads("{\"a\":10,\"c\":3,\"settings\":{\"z\":2,\"y\":{\"other\":1}}}", 0, &jerr);
-	if (!json_equal(o->data, want)) {
-		g_autofree char *got = json_dumps(o->data, JSON_SORT_KEYS);
+	if (!json_equal(data_of(o), want)) {
+		g_autofree char *got = json_dumps(data_of(o), JSON_SORT_KEYS);
 		g_error("patched data is %s", got);
 	}
 	/* a patch keeps the name */
@@ -502,7 +514,7 @@ static void test_patch(void)
 	/* a scalar replaced by an object and back */
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"a\":{\"k\":1}}}"));
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"a\":5}}"));
-	g_assert_cmpint(json_integer_value(json_object_get(store_state_get(f.s, STORE_KIND_VM, VM1)->data, "a")), ==, 5);
+	g_assert_cmpint(json_integer_value(json_object_get(data_of(store_state_get(f.s, STORE_KIND_VM, VM1)), "a")), ==, 5);
 	check_consistent(&f);
 
 	fails(&f, HERD_ERR_INVALID, "A patch needs a data object.",
@@ -518,11 +530,11 @@ static void test_patch(void)
 	/* the cluster's settings, as the API changes them */
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"settings\":{\"token_ms\":300}}}"));
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"settings\":{\"vm_history_limit\":5}}}"));
-	json_t *settings = json_object_get(store_state_cluster(f.s)->data, "settings");
+	json_t *settings = json_object_get(data_of(store_state_cluster(f.s)), "settings");
 	g_assert_cmpint(json_integer_value(json_object_get(settings, "token_ms")), ==, 300);
 	g_assert_cmpint(json_integer_value(json_object_get(settings, "vm_history_limit")), ==, 5);
 	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"cluster\",\"uuid\":\"" CL1 "\",\"data\":{\"settings\":{\"token_ms\":null}}}"));
-	settings = json_object_get(store_state_cluster(f.s)->data, "settings");
+	settings = json_object_get(data_of(store_state_cluster(f.s)), "settings");
 	g_assert_null(json_object_get(settings, "token_ms"));
 	g_assert_nonnull(json_object_get(settings, "vm_history_limit"));
 	check_consistent(&f);
@@ -635,7 +647,7 @@ static void test_node_shutdown(void)
 	g_assert_cmpint(sn->mode, ==, STORE_NODE_STANDBY);
 	g_assert_false(sn->allow_cold);
 	g_assert_false(sn->shutdown);
-	g_assert_null(json_object_get(store_state_get(f.s, STORE_KIND_NODE, ND1)->data, "shutdown"));
+	g_assert_null(json_object_get(data_of(store_state_get(f.s, STORE_KIND_NODE, ND1)), "shutdown"));
 
 	/* An operator's mode ends the mark: it stays in that mode. */
 	g_autoptr(json_t) down2 = store_node_cmd_shutdown(f.s, store_state_get(f.s, STORE_KIND_NODE, ND1), 12000);
@@ -713,7 +725,7 @@ static void test_history_and_restore(void)
 	store_object *o = store_state_get(f.s, STORE_KIND_VM, VM1);
 	g_assert_cmpuint(o->version, ==, 4);
 	g_assert_cmpstr(o->name, ==, "web1");
-	g_assert_cmpint(json_integer_value(json_object_get(o->data, "v")), ==, 1);
+	g_assert_cmpint(json_integer_value(json_object_get(data_of(o), "v")), ==, 1);
 	g_assert_cmpint(o->created_ms, ==, f.clock_ms); /* a new incarnation */
 	g_assert_cmpint(o->created_ms, >, created);
 	g_autofree char *h2 = history_text(&f, VM1);
@@ -726,7 +738,7 @@ static void test_history_and_restore(void)
 	json_decref(ok(&f, "{\"op\":\"restore\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"version\":2,\"force\":true}"));
 	o = store_state_get(f.s, STORE_KIND_VM, VM1);
 	g_assert_cmpuint(o->version, ==, 5);
-	g_assert_cmpint(json_integer_value(json_object_get(o->data, "v")), ==, 2);
+	g_assert_cmpint(json_integer_value(json_object_get(data_of(o), "v")), ==, 2);
 	g_assert_cmpint(o->created_ms, ==, incarnation);
 
 	/* recreating a deleted VM's UUID continues its history too */
@@ -827,7 +839,7 @@ static void test_history_state_apart(void)
 	g_assert_cmpuint(o->version, ==, 10);
 	g_assert_cmpstr(o->name, ==, "web1");
 	g_autoptr(json_t) want = json_pack("{s:b,s:s,s:s}", "ha", 1, "target", "running", "node", "n2");
-	g_assert_true(json_equal(o->data, want));
+	g_assert_true(json_equal(data_of(o), want));
 	g_autofree char *h3 = history_text(&f, VM1);
 	g_assert_cmpstr(h3, ==, "10:restored from version 1 9:updated 4:updated 1:defined");
 	/* undefined and restored: back stopped, on no node */
@@ -836,7 +848,7 @@ static void test_history_state_apart(void)
 	o = store_state_get(f.s, STORE_KIND_VM, VM1);
 	g_assert_cmpuint(o->version, ==, 12);
 	g_autoptr(json_t) want2 = json_pack("{s:b}", "ha", 1);
-	g_assert_true(json_equal(o->data, want2));
+	g_assert_true(json_equal(data_of(o), want2));
 	check_consistent(&f);
 	fx_close(&f);
 }
@@ -1653,5 +1665,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/storage-refs", test_storage_refs);
 	g_test_add_func("/state/live-move-at-apply", test_live_move_at_apply);
 	g_test_add_func("/state/last-admin", test_last_admin);
-	return g_test_run();
+	int rc = g_test_run();
+	g_clear_pointer(&kept_data, g_ptr_array_unref);
+	return rc;
 }
