@@ -170,6 +170,20 @@ def click_attach(b):
                       60, "the attach's outcome on the page", interval=0.2)
 
 
+def check_went_on(src, dst, frm, to):
+    """The guest's serial logs @src on node @frm and @dst on @to after a
+    live migration: its acks go on by one (read as one stream: the source's
+    QEMU may have stopped in the middle of an ack line), and it did not boot
+    again.  (last ack on @frm, first on @to)"""
+    n_src = len(BlockLog(src).acks())
+    last_src = last_ack(src)
+    first_dst = BlockLog(src, dst).acks()[n_src]
+    check(first_dst == last_src + 1, f"the counter jumped: last ack on {frm} {last_src}, first on {to} {first_dst}")
+    check(not any(e[0] in ("boot", "resume") for e in BlockLog(dst).events()),
+          f"the guest booted again on {to} after a live migration")
+    return last_src, first_dst
+
+
 def row_text(b):
     return b("text", page="n2", testid="disk-row-data")
 
@@ -200,13 +214,7 @@ def migrate_away(tn, ha, tmp, uuid):
     say(f"  {out.strip().splitlines()[-1] if out.strip() else ''}")
     check(ha.json(1, "vm", "info", "w1").get("node") == "n2", "w1 does not run on n2 after its migration")
     wait_until(lambda: last_ack(dst), 60, "acks on n2")
-    # One stream: n1's QEMU may have stopped in the middle of an ack line.
-    n_src = len(BlockLog(src).acks())
-    last_src = last_ack(src)
-    first_dst = BlockLog(src, dst).acks()[n_src]
-    check(first_dst == last_src + 1, f"the counter jumped: last ack on n1 {last_src}, first on n2 {first_dst}")
-    check(not any(e[0] in ("boot", "resume") for e in BlockLog(dst).events()),
-          "the guest booted again on n2 after a live migration")
+    last_src, first_dst = check_went_on(src, dst, "n1", "n2")
     now = writing(dst)
     say(f"  acks went on from {last_src} on n1 to {first_dst} on n2 (now {now})")
     r2 = replica(ha, "data", "n2").get("herd_san") or {}
@@ -279,12 +287,7 @@ def moved_back(tn, tmp, n1_before):
             t.write(f.read())
         return last_ack(tail)
     wait_until(new_acks, 60, "acks on n1 after the move back")
-    n_src = len(BlockLog(src).acks())
-    last_src = last_ack(src)
-    first_dst = BlockLog(src, tail).acks()[n_src]
-    check(first_dst == last_src + 1, f"the counter jumped: last ack on n2 {last_src}, first on n1 {first_dst}")
-    check(not any(e[0] in ("boot", "resume") for e in BlockLog(tail).events()),
-          "the guest booted again on n1 after a live migration")
+    last_src, first_dst = check_went_on(src, tail, "n2", "n1")
     say(f"  acks went on from {last_src} on n2 to {first_dst} on n1")
     return tail
 

@@ -420,6 +420,23 @@ def migrate_away_detached(c, d):
     check(s["disk"]["state"] == "detached" and s["conn"] == "connected", f"c after the migration: {s}")
 
 
+def faulty_pair(tmp, ca, x, y):
+    """Replicas @x, whose local disk fails once its trigger file exists,
+    and @y, each the other's peer: (x, y, the trigger's path), not started."""
+    a, b = Replica(tmp, x, ca), Replica(tmp, y, ca)
+    a.peer, b.peer = b, a
+    return a, b, os.path.join(tmp, f"{x}-disk-fails")
+
+
+def start_in_sync(a, b, trigger):
+    """Start the pair of faulty_pair() up to date, and wait until they are
+    connected and in sync."""
+    a.start(uptodate=True, fault_trigger=trigger)
+    b.start(uptodate=True)
+    wait_conn(a, "connected", decision="in-sync")
+    wait_conn(b, "connected", decision="in-sync")
+
+
 def disk_fails_migrating(tmp, ca):
     """7c. The local disk under e fails during a live migration from e to f,
     first met by the destination's flush through f (e's data export): e is
@@ -427,14 +444,9 @@ def disk_fails_migrating(tmp, ca):
     f's flush is answered once e is recorded outdated, and both guests go
     on through f's replica, f never taking e for lost."""
     say("7c. the disk fails during a migration away from it, first under the peer's flush")
-    e, f = Replica(tmp, "e", ca), Replica(tmp, "f", ca)
-    e.peer, f.peer = f, e
-    trigger = os.path.join(tmp, "e-disk-fails")
+    e, f, trigger = faulty_pair(tmp, ca, "e", "f")
     try:
-        e.start(uptodate=True, fault_trigger=trigger)
-        f.start(uptodate=True)
-        wait_conn(e, "connected", decision="in-sync")
-        wait_conn(f, "connected", decision="in-sync")
+        start_in_sync(e, f, trigger)
         src = open_writer(e, "write -P 0x41 1M 64k", "flush")
         wait_until(lambda: f.content()[MiB:MiB + 4096] == b"\x41" * 4096, 30, "the source's first write")
         dst = open_writer(f, "read -P 0x41 1M 64k")
@@ -472,13 +484,9 @@ def disk_fails_migrating(tmp, ca):
 
 def local_disk_fails(tmp, ca):
     say("7. the local disk fails under a writer: detached, the peer serves the disk")
-    c, d = Replica(tmp, "c", ca), Replica(tmp, "d", ca)
-    c.peer, d.peer = d, c
-    trigger = os.path.join(tmp, "c-disk-fails")
+    c, d, trigger = faulty_pair(tmp, ca, "c", "d")
     try:
-        c.start(uptodate=True, fault_trigger=trigger)
-        d.start(uptodate=True)
-        wait_conn(c, "connected", decision="in-sync")
+        start_in_sync(c, d, trigger)
         qemu_ok(c.qemu_io("write -P 0x21 0 1M", "flush"), "writes before the failure")
         # the guest has the disk open when it fails
         w = open_writer(c, "write -P 0x20 5M 4k")
