@@ -1,6 +1,7 @@
 #include "ha/notify.h"
 
 #include "store/alert.h"
+#include "store/cluster.h"
 #include "store/command.h"
 #include "store/group.h"
 #include "store/settings.h"
@@ -235,6 +236,7 @@ const herd_notice *herd_notify_next(herd_notify *n, store_state *st, const char 
 		return NULL;
 	}
 	prune_sent(n, st);
+	const int64_t interval_ms = store_settings_of(st)->notify_interval_s * 1000;
 	g_autoptr(GArray) all = pending_events(n, st, now_ms);
 	guint ndrop = all->len > NOTIFY_QUEUE_MAX ? all->len - NOTIFY_QUEUE_MAX : 0;
 	/* The oldest pending event of each kind decides when the kind is due. */
@@ -247,7 +249,7 @@ const herd_notice *herd_notify_next(herd_notify *n, store_state *st, const char 
 			continue;
 		g_hash_table_add(seen, (gpointer)e->a->kind);
 		int64_t at = MAX(e->at_ms + NOTIFY_GATHER_MS,
-				 last_sent_of(n, e->a->kind) + NOTIFY_KIND_INTERVAL_MS);
+				 last_sent_of(n, e->a->kind) + interval_ms);
 		if (at <= now_ms) {
 			if (e->at_ms < due_first) {
 				due_first = e->at_ms;

@@ -12,7 +12,7 @@
  * delivery the shell writes notified_ms / cleared_notified_ms into the
  * record through the store, so a new coordinator neither sends them again
  * nor skips what was not delivered.  One notice holds events of one kind:
- * a kind is sent at most once per NOTIFY_KIND_INTERVAL_MS, and what comes
+ * a kind is sent at most once per notify_interval_s (a setting), and what comes
  * meanwhile goes into its next notice; a first event waits
  * NOTIFY_GATHER_MS for what happens with it (both ends of a link going
  * down).  A notice that could not be delivered is tried again after a
@@ -31,7 +31,6 @@
 #include <stdint.h>
 
 #define NOTIFY_GATHER_MS 3000
-#define NOTIFY_KIND_INTERVAL_MS 60000
 #define NOTIFY_RETRY_FIRST_MS 2000
 #define NOTIFY_RETRY_MAX_MS 30000
 /* Events older than this are not notified any more (a relay down for a

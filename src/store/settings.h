@@ -87,6 +87,7 @@ typedef struct store_settings {
 	long long check_mtu;       /* herd check: the MTU every heartbeat link must carry */
 	long long check_interval_s; /* herd check by the coordinator every so often (0: never) */
 	long long notify_smtp_port;
+	long long notify_interval_s; /* a kind of alert is notified at most once per this */
 	long long ping_interval_ms, ping_dampen_ms;
 	int notify_smtp_tls;       /* store_notify_tls */
 } store_settings;

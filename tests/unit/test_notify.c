@@ -5,12 +5,16 @@
 #include "ha/alert_journal.h"
 #include "ha/notify.h"
 #include "store/alert.h"
+#include "store/cluster.h"
+#include "store/settings.h"
 #include "teststore.h"
 
 #include <string.h>
 
 #define CLUSTER "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
 #define T0 1700000000000LL
+/* notify_interval_s's default, in ms */
+#define KIND_INTERVAL_MS 60000
 
 static test_store *cluster_store(void)
 {
@@ -97,8 +101,8 @@ static void test_raise_and_clear(void)
 	/* Healed: one "cleared" notice, not before the kind's interval. */
 	alerts_are(t, "[]", T0 + 10000);
 	g_assert_null(next(t, n, T0 + 20000, &wake));
-	g_assert_cmpint(wake, ==, T0 + 4000 + NOTIFY_KIND_INTERVAL_MS - (T0 + 20000));
-	x = next(t, n, T0 + 4000 + NOTIFY_KIND_INTERVAL_MS, NULL);
+	g_assert_cmpint(wake, ==, T0 + 4000 + KIND_INTERVAL_MS - (T0 + 20000));
+	x = next(t, n, T0 + 4000 + KIND_INTERVAL_MS, NULL);
 	g_assert_nonnull(x);
 	g_assert_cmpuint(json_array_size(events(x)), ==, 2);
 	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(events(x), 0), "event")), ==,
@@ -113,6 +117,36 @@ static void test_raise_and_clear(void)
 
 /* An event (raised and over at once: a fence, a failover) is one message;
  * its marks say both, so no "cleared" follows. */
+/* notify_interval_s: the kind's interval is the setting's (0: none, the
+ * gathering only). */
+static void test_interval_setting(void)
+{
+	for (long long secs = 0; secs <= 10; secs += 10) {
+		g_autoptr(test_store) t = cluster_store();
+		g_autoptr(json_t) change = json_pack("{s:I}", "notify_interval_s", (json_int_t)secs);
+		g_autoptr(json_t) cmd = store_cluster_cmd_settings(store_state_cluster(t->st), change);
+		g_autoptr(GError) err = NULL;
+		g_autoptr(json_t) r = test_store_apply(t, cmd, &err);
+		g_assert_no_error(err);
+		g_assert_cmpint(store_settings_of(t->st)->notify_interval_s, ==, secs);
+		g_autoptr(herd_notify) n = herd_notify_new();
+		int64_t wake;
+		alerts_are(t, "[" LINK1 "]", T0);
+		g_assert_nonnull(next(t, n, T0 + NOTIFY_GATHER_MS, NULL));
+		delivered(t, n, T0 + 4000, true);
+		/* Healed at T0 + 5000: "cleared" after the gathering, and not
+		 * before the interval from the last notice of the kind. */
+		alerts_are(t, "[]", T0 + 5000);
+		int64_t due = MAX(T0 + 5000 + NOTIFY_GATHER_MS, T0 + 4000 + secs * 1000);
+		g_assert_null(next(t, n, due - 1, &wake));
+		g_assert_cmpint(wake, ==, 1);
+		const herd_notice *x = next(t, n, due, NULL);
+		g_assert_nonnull(x);
+		g_assert_cmpstr(json_string_value(json_object_get(json_array_get(events(x), 0), "event")), ==,
+				"cleared");
+	}
+}
+
 static void test_event(void)
 {
 	g_autoptr(test_store) t = cluster_store();
@@ -132,7 +166,7 @@ static void test_event(void)
 	g_assert_cmpint(a->notified_ms, !=, 0);
 	g_assert_cmpint(a->cleared_notified_ms, !=, 0);
 	int64_t wake;
-	g_assert_null(next(t, n, T0 + 10 * NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_null(next(t, n, T0 + 10 * KIND_INTERVAL_MS, &wake));
 	g_assert_cmpint(wake, ==, 0);
 }
 
@@ -156,7 +190,7 @@ static void test_worse(void)
 	g_assert_cmpint(a->notified_severity, ==, STORE_ALERT_WARNING);
 	now += 600000;
 	alerts_are(t, FULL("warning", "85"), now);
-	g_assert_null(next(t, n, now + NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_null(next(t, n, now + KIND_INTERVAL_MS, &wake));
 	g_assert_cmpint(wake, ==, 0);
 	/* Critical: one notice, not held back by the gathering time more
 	 * than any event. */
@@ -171,23 +205,23 @@ static void test_worse(void)
 			"worse");
 	/* Delivered, its mark not in the store yet: not again. */
 	delivered(t, n, now, false);
-	g_assert_null(next(t, n, now + 10 * NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_null(next(t, n, now + 10 * KIND_INTERVAL_MS, &wake));
 	g_assert_cmpint(wake, ==, 0);
 	herd_notify_reset(n); /* a new coordinator: the store says it all */
 	alerts_are(t, FULL("critical", "91"), now);
-	g_assert_nonnull(next(t, n, now + 10 * NOTIFY_KIND_INTERVAL_MS, NULL));
+	g_assert_nonnull(next(t, n, now + 10 * KIND_INTERVAL_MS, NULL));
 	delivered(t, n, now, true);
 	a = store_alert_of(store_state_get_by_name(t->st, STORE_KIND_ALERT, "1"));
 	g_assert_cmpint(a->notified_severity, ==, STORE_ALERT_CRITICAL);
 	/* Down to a warning and up again: the critical was said. */
 	alerts_are(t, FULL("warning", "89"), now += 600000);
-	g_assert_null(next(t, n, now + NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_null(next(t, n, now + KIND_INTERVAL_MS, &wake));
 	alerts_are(t, FULL("critical", "90"), now += 600000);
-	g_assert_null(next(t, n, now + NOTIFY_KIND_INTERVAL_MS, &wake));
+	g_assert_null(next(t, n, now + KIND_INTERVAL_MS, &wake));
 	g_assert_cmpint(wake, ==, 0);
 	/* Cleared: one notice. */
 	alerts_are(t, "[]", now += 1000);
-	x = next(t, n, now + NOTIFY_KIND_INTERVAL_MS, NULL);
+	x = next(t, n, now + KIND_INTERVAL_MS, NULL);
 	g_assert_nonnull(x);
 	g_assert_nonnull(strstr(x->text, "CLEARED"));
 }
@@ -225,7 +259,7 @@ static void test_kinds(void)
 	alerts_are(t, "[" LINK1 "," FENCE "]", T0 + 7000);
 	int64_t wake;
 	g_assert_null(next(t, n, T0 + 20000, &wake));
-	g_assert_cmpint(wake, ==, T0 + 5000 + NOTIFY_KIND_INTERVAL_MS - (T0 + 20000));
+	g_assert_cmpint(wake, ==, T0 + 5000 + KIND_INTERVAL_MS - (T0 + 20000));
 	x = next(t, n, T0 + 65000, NULL);
 	g_assert_nonnull(x);
 	g_assert_cmpuint(json_array_size(events(x)), ==, 2); /* cleared and raised again */
@@ -359,6 +393,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/notify/raise-and-clear", test_raise_and_clear);
+	g_test_add_func("/notify/interval-setting", test_interval_setting);
 	g_test_add_func("/notify/event", test_event);
 	g_test_add_func("/notify/worse", test_worse);
 	g_test_add_func("/notify/one-alert-subject", test_one_alert_subject);
