@@ -283,6 +283,16 @@ def open_writer(r, *cmds):
     return w
 
 
+def close_writer(w, cmds):
+    """Give writer @w (open_writer()'s) its last commands, the text @cmds,
+    and let it end: its output (w.returncode is set)."""
+    w.stdin.write(cmds)
+    w.stdin.close()
+    out = w.stdout.read()
+    w.wait(timeout=60)
+    return out
+
+
 def crash_writing(a, b, off, pattern):
     """a's node crashes with its writer open, just after writing @pattern at
     @off (on both replicas, not yet flushed)."""
@@ -396,17 +406,11 @@ def migrate_away_detached(c, d):
     wait_until(lambda: d.content()[10 * MiB:10 * MiB + 4096] == b"\x31" * 4096, 30, "the source's first write")
     dst = open_writer(d, "read -P 0x31 10M 64k")
     wait_until(lambda: d.ctl.state()["writer"], 30, "the destination's open on d")
-    src.stdin.write("write -P 0x32 11M 64k\nwrite -z 11M 4k\nflush\n")
-    src.stdin.close()
-    out = src.stdout.read()
-    src.wait(timeout=60)
+    out = close_writer(src, "write -P 0x32 11M 64k\nwrite -z 11M 4k\nflush\n")
     check(src.returncode == 0 and "failed" not in out and out.count("wrote") == 3,
           f"the source's writes with the destination open: {out.strip()}")
-    dst.stdin.write(f"read -P 0 11M 4k\nread -P 0x32 {11 * MiB + 4096} 60k\n"
-                    "write -P 0x33 12M 64k\nflush\nread -P 0x33 12M 64k\n")
-    dst.stdin.close()
-    out = dst.stdout.read()
-    dst.wait(timeout=60)
+    out = close_writer(dst, f"read -P 0 11M 4k\nread -P 0x32 {11 * MiB + 4096} 60k\n"
+                            "write -P 0x33 12M 64k\nflush\nread -P 0x33 12M 64k\n")
     check(dst.returncode == 0 and "failed" not in out and "Pattern verification failed" not in out and
           out.count("read") == 4 and out.count("wrote") == 1,
           f"the destination reads the source's writes and writes alone: {out.strip()}")
@@ -459,16 +463,10 @@ def disk_fails_migrating(tmp, ca):
         check(e.ctl.request(op="detached", uuid=UUID) == {"ok": True}, "detached answered")
         wait_until(lambda: (lambda s: s if s.get("peer_diskless") else None)(f.ctl.state()), 30,
                    "f to see e's disk detached")
-        src.stdin.write("write -P 0x42 2M 64k\nflush\nread -P 0x41 1M 64k\n")
-        src.stdin.close()
-        out = src.stdout.read()
-        src.wait(timeout=60)
+        out = close_writer(src, "write -P 0x42 2M 64k\nflush\nread -P 0x41 1M 64k\n")
         check(src.returncode == 0 and "failed" not in out and out.count("wrote") == 2 and out.count("read") == 1,
               f"the source's I/O after its disk failed: {out.strip()}")
-        dst.stdin.write("read -P 0x42 2M 64k\nwrite -P 0x43 3M 64k\nflush\n")
-        dst.stdin.close()
-        out = dst.stdout.read()
-        dst.wait(timeout=60)
+        out = close_writer(dst, "read -P 0x42 2M 64k\nwrite -P 0x43 3M 64k\nflush\n")
         check(dst.returncode == 0 and "failed" not in out and out.count("read") == 2 and out.count("wrote") == 1,
               f"the destination's I/O: {out.strip()}")
         check(f.content()[3 * MiB:3 * MiB + 4096] == b"\x43" * 4096 and
