@@ -285,8 +285,11 @@ static void test_connect_reports_all(fixture *fx, gconstpointer data)
 	const herd_vm_fact *f = last_fact(&fx->rec, uuid);
 	g_assert_nonnull(f);
 	g_assert_cmpint(f->state, ==, HERD_VM_RUNNING);
-	/* Not a QEMU driver: since = first sight, which is now. */
-	g_assert_cmpint(llabs(f->since_ms - g_get_real_time() / 1000), <, 10000);
+	/* Not a QEMU driver: since = first sight, at the fixture's connect:
+	 * a time of this run, not 0 or a default. */
+	gint64 now_ms = g_get_real_time() / 1000;
+	g_assert_cmpint(f->since_ms, <=, now_ms);
+	g_assert_cmpint(f->since_ms, >, now_ms - 3600 * 1000);
 	herd_node_resources res;
 	g_assert_true(fx->v->ops->resources(fx->v, &res));
 	/* The test driver's fixed node: 16 CPUs, 3 GiB. */
@@ -782,6 +785,14 @@ static void quiet_warning(const gchar *domain, GLogLevelFlags level, const gchar
 	g_test_message("expected warning: %s", message);
 }
 
+/* The driver takes a libvirtd that never answers for lost only when its
+ * ping has gone unanswered for seconds (HUNG_MS in libvirt_conn.c; the
+ * early operation below fails after more than this), so a call that waited
+ * for the hung connection would last at least this long.  The bounds below
+ * tell "waits for the hang" from "does not" however loaded the machine is;
+ * they are not speed targets. */
+#define BLOCKED_US (2500 * 1000)
+
 static void test_hung_libvirtd(void)
 {
 	g_test_log_set_fatal_handler(virt_warnings_expected, NULL);
@@ -808,7 +819,7 @@ static void test_hung_libvirtd(void)
 	fixture fx = { 0 };
 	gint64 t0 = g_get_monotonic_time();
 	fixture_open(&fx, uri);
-	g_assert_cmpint(g_get_monotonic_time() - t0, <, 100 * 1000);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, BLOCKED_US);
 	/* An operation asked for at once waits for the first connection… */
 	guest early;
 	guest_init(&early, "hung-early");
@@ -819,7 +830,7 @@ static void test_hung_libvirtd(void)
 	g_assert_true(run_until(is_lost, &fx.rec, 10000));
 	g_assert_cmpint(fx.rec.back, ==, 0);
 	expect_error(&e, HERD_ERR_UNAVAILABLE, "Cannot start VM ", "not connected to libvirt");
-	g_assert_cmpint(e.at_us - t0, >, 2500 * 1000);
+	g_assert_cmpint(e.at_us - t0, >, BLOCKED_US);
 	op_result_clear(&e);
 	guest_clear(&early);
 	/* …and operations fail at once rather than wait behind it. */
@@ -829,7 +840,7 @@ static void test_hung_libvirtd(void)
 	t0 = g_get_monotonic_time();
 	fx.v->ops->start(fx.v, g.uuid, g.xml, on_done, &r);
 	expect_error(&r, HERD_ERR_UNAVAILABLE, "Cannot start VM ", "not connected to libvirt");
-	g_assert_cmpint(r.at_us - t0, <, 200 * 1000);
+	g_assert_cmpint(r.at_us - t0, <, BLOCKED_US);
 	op_result_clear(&r);
 	herd_node_resources res;
 	g_assert_false(fx.v->ops->resources(fx.v, &res));
@@ -837,14 +848,14 @@ static void test_hung_libvirtd(void)
 	g_test_message("hung libvirtd: %" G_GINT64_FORMAT " ticks of 10 ms, longest gap %" G_GINT64_FORMAT
 		       " ms", ticks[2], ticks[1] / 1000);
 	g_assert_cmpint(ticks[2], >, 100);
-	g_assert_cmpint(ticks[1], <, 500 * 1000);
+	g_assert_cmpint(ticks[1], <, BLOCKED_US);
 
 	/* The hung attempt ends when the socket goes; then free is quick. */
 	close(lfd);
 	run_for(200);
 	t0 = g_get_monotonic_time();
 	teardown(&fx, NULL);
-	g_assert_cmpint(g_get_monotonic_time() - t0, <, 1500 * 1000);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, BLOCKED_US);
 	g_source_destroy(timer);
 	g_source_unref(timer);
 	guest_clear(&g);
