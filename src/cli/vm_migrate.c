@@ -51,7 +51,7 @@ char *cli_migration_text(json_t *m)
 	}
 	json_int_t timeout = json_integer_value(json_object_get(m, "timeout_s"));
 	if (timeout > 0)
-		g_string_append_printf(s, " (cancelled after %lld s)", (long long)timeout);
+		g_string_append_printf(s, " (cancelled if not done within %lld s)", (long long)timeout);
 	return g_string_free(s, FALSE);
 }
 
