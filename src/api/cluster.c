@@ -29,10 +29,17 @@ static bool require_no_cluster(http_request *req, api_ctx *a)
 {
 	if (!herd_formation_member(a->formation))
 		return true;
+	g_autofree char *joining = herd_formation_joining_name(a->formation);
+	if (joining) {
+		http_respond_errorf(req, HERD_ERR_CONFLICT,
+				    "This node is joining cluster '%s' and is not in sync with it yet (corosync runs; 'herd status' says what it waits for). Wait for it, or give the join up with 'herd cluster leave' and join again.",
+				    joining);
+		return false;
+	}
 	store_object *c = store_state_cluster(api_state(a));
 	http_respond_errorf(req, HERD_ERR_CONFLICT,
 			    "This node is already a member of cluster '%s'; leave it first with 'herd cluster leave'.",
-			    c ? c->name : "(joining)");
+			    c ? c->name : "(name unknown)");
 	return false;
 }
 

@@ -163,6 +163,23 @@ bool herd_formation_member(herd_formation *f)
 	return herd_cluster_exists(f->cluster) || herd_cluster_started(f->cluster);
 }
 
+char *herd_formation_joining_name(herd_formation *f)
+{
+	if (herd_cluster_exists(f->cluster) || !herd_cluster_started(f->cluster))
+		return NULL;
+	/* corosync.conf, as the member rendered it: "cluster_name: NAME". */
+	g_autofree char *path = g_build_filename(f->corosync_dir, "corosync.conf", NULL);
+	g_autofree char *conf = NULL;
+	if (g_file_get_contents(path, &conf, NULL, NULL)) {
+		for (char *line = strtok(conf, "\n"); line; line = strtok(NULL, "\n")) {
+			line = g_strstrip(line);
+			if (g_str_has_prefix(line, "cluster_name:"))
+				return g_strdup(g_strstrip(line + strlen("cluster_name:")));
+		}
+	}
+	return g_strdup("(name unknown)");
+}
+
 static const char **sans_for(const char *name, const char *const *links, size_t n_links)
 {
 	const char **sans = g_new0(const char *, n_links + 2);
@@ -216,8 +233,9 @@ static gboolean on_sync_poll(gpointer data)
 	herd_error_code code;
 	const char *why = replica_refusal(r, &code);
 	g_autoptr(GError) err = g_error_new(HERD_ERROR, HERD_ERR_TIMEOUT,
-					    "corosync runs, but this node did not get in sync with a quorate cluster in time%s%s",
-					    why ? ": " : ".", why ? why : "");
+					    "corosync runs, but this node did not get in sync with a quorate cluster in time%s%s%s It keeps trying: 'herd status' shows when it is in; 'herd cluster leave' gives the join up.",
+					    why ? ": " : ".", why ? why : "",
+					    why && !g_str_has_suffix(why, ".") ? "." : "");
 	step_finish(s, NULL, err);
 	return G_SOURCE_REMOVE;
 }
@@ -1055,6 +1073,16 @@ void herd_formation_leave(herd_formation *f, bool force, const char *user,
 			  herd_formation_done done, gpointer data)
 {
 	store_state *st = herd_cluster_state(f->cluster);
+	g_autofree char *joining = herd_formation_joining_name(f);
+	if (joining) {
+		/* Half-way through a join: corosync runs, the store never came.
+		 * Nobody to tell (it cannot submit); the members may list it. */
+		step *s = step_new(f, done, data);
+		s->name = g_steal_pointer(&joining);
+		log_warn("giving up the join of cluster '%s' before this node got in sync", s->name);
+		leave_locally(s);
+		return;
+	}
 	store_object *c = member_cluster(f, done, data);
 	if (!c)
 		return;

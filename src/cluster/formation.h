@@ -54,6 +54,9 @@ void herd_formation_free(herd_formation *f);
 bool herd_formation_joining(herd_formation *f);
 /* Is this node a member, or becoming one?  (Then create and join refuse.) */
 bool herd_formation_member(herd_formation *f);
+/* The name of the cluster this node is joining while corosync runs and the
+ * store has not come yet (g_free), or NULL when it is not in that state. */
+char *herd_formation_joining_name(herd_formation *f);
 
 /*
  * Create cluster @name with this node as its first member, on @links (1–8

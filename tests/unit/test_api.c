@@ -303,6 +303,45 @@ static void test_cluster_formation_refused(fixture *f, gconstpointer data)
 	test_expect_error(unknown, 400, "Unknown field 'quietly' (known: force)");
 }
 
+/* A node half-way through a join (corosync runs, the store never came: a
+ * partition, a member gone): a second join says so and how to get out of
+ * it, and leave gives the join up locally, leaving the node blank. */
+static void test_cluster_joining_stuck(fixture *f, gconstpointer data)
+{
+	if (geteuid() != 0) {
+		g_test_skip("create, join and leave are root's");
+		return;
+	}
+	testnode *n3 = f->n[3];
+	testcluster_cut(f->tc, 3);
+	herd_cluster_stop(n3->cluster);
+	g_autoptr(GError) err = NULL;
+	g_assert_true(herd_cluster_reset(n3->cluster, &err));
+	g_autofree char *dir = g_build_filename(n3->dir, "corosync", NULL);
+	g_autofree char *conf = g_build_filename(dir, "corosync.conf", NULL);
+	g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
+	g_assert_true(g_file_set_contents(conf, "totem {\n\tversion: 2\n\tcluster_name: test\n}\n", -1,
+					  NULL));
+	herd_cluster_start(n3->cluster, true);
+	g_assert_true(herd_formation_member(n3->formation));
+	g_autoptr(test_answer) join = test_requestf(n3, "POST", "/api/v1/cluster/join",
+						    "{s:s,s:s,s:s,s:[s]}", "address", "10.99.0.1",
+						    "fingerprint", "00", "password", "long-enough-pw",
+						    "links", "10.99.0.3");
+	test_expect_error(join, 409,
+			  "This node is joining cluster 'test' and is not in sync with it yet (corosync runs; 'herd status' says what it waits for). Wait for it, or give the join up with 'herd cluster leave' and join again.");
+	g_autoptr(test_answer) leave = test_request(n3, "POST", "/api/v1/cluster/leave", NULL);
+	json_t *left = test_expect(leave, 200);
+	g_assert_cmpstr(json_string_value(json_object_get(left, "cluster")), ==, "test");
+	g_assert_false(herd_formation_member(n3->formation));
+	g_assert_false(g_file_test(conf, G_FILE_TEST_EXISTS));
+	/* Blank again: a join is no longer refused as a member's. */
+	g_autoptr(test_answer) again = test_requestf(n3, "POST", "/api/v1/cluster/join",
+						     "{s:s,s:s,s:[s]}", "address", "10.99.0.1",
+						     "password", "long-enough-pw", "links", "10.99.0.3");
+	test_expect_error(again, 400, "A join needs the member's address, the confirmed certificate fingerprint");
+}
+
 /* ------------------------------------------------------------------ */
 /* A node joins (the member's side) and is removed                     */
 
@@ -843,6 +882,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/cluster/settings", test_cluster_settings, NULL);
 	api_test_add("/api/cluster/notify-settings", test_notify_settings, NULL);
 	api_test_add("/api/cluster/formation-refused", test_cluster_formation_refused, NULL);
+	api_test_add("/api/cluster/joining-stuck", test_cluster_joining_stuck, NULL);
 	api_test_add("/api/cluster/joins-at-once", test_cluster_joins_at_once, NULL);
 	api_test_add("/api/cluster/add-node", test_cluster_add_node, NULL);
 	api_test_add("/api/cluster/qdevice", test_cluster_qdevice, NULL);
