@@ -48,12 +48,6 @@ char *herd_corosync_conf_render(store_state *st, GError **error)
 	 *    1: 4,500 changes/s, detection 0.72 s
 	 * with commit latency (one client) 2.9-3.2 ms and idle CPU alike. */
 	g_string_append(s, "\tseqno_unchanged_const: 3\n");
-	/* knet's path MTU discovery runs again on every node towards every
-	 * other whenever a node joins; at 30 nodes on the 2-core test machine
-	 * that burst starved corosync past the token (bench/README.md).  A
-	 * fixed MTU turns it off. */
-	if (settings->knet_mtu > 0)
-		g_string_append_printf(s, "\tknet_mtu: %lld\n", settings->knet_mtu);
 	/* Every packet on every link: losing one link loses nothing, so it is an
 	 * alert, not a membership change (C2).  In passive mode knet moves to
 	 * another link only after its ping timeout, longer than herd's token. */

@@ -17,7 +17,6 @@ static bool check_addresses(const char *key, const char *v, GError **error);
 static bool check_ping_nodes(const char *key, const char *v, GError **error);
 static bool check_url(const char *key, const char *v, GError **error);
 static bool check_path(const char *key, const char *v, GError **error);
-static bool check_mtu(const char *key, const char *v, GError **error);
 
 const cluster_setting cluster_settings[] = {
 	{ "token_ms", SETTING_INT, 100, 60000, NULL, "1000",
@@ -28,9 +27,6 @@ const cluster_setting cluster_settings[] = {
 	  "knet heartbeat interval per link (0: corosync derives it from the token)", true, F(knet_ping_interval_ms) },
 	{ "knet_ping_timeout_ms", SETTING_INT, 0, 60000, NULL, "0",
 	  "knet link timeout (0: derived; below 500 with a 300 ms token makes links flap)", true, F(knet_ping_timeout_ms) },
-	{ "knet_mtu", SETTING_INT, 0, 65535, NULL, "0",
-	  "the links' MTU for knet (0: knet finds it by path MTU discovery, again at every join)", true,
-	  F(knet_mtu), check_mtu },
 	{ "vm_history_limit", SETTING_INT, 1, 100000, NULL, "100",
 	  "configuration versions kept per VM", false, F(vm_history_limit) },
 	{ "lab_mode", SETTING_BOOL, 0, 0, NULL, "no",
@@ -308,17 +304,6 @@ static bool check_url(const char *key, const char *v, GError **error)
 	return ok;
 }
 
-/* knet's own floor for a link's MTU is IPv4's minimum datagram. */
-static bool check_mtu(const char *key, const char *v, GError **error)
-{
-	long long n = g_ascii_strtoll(v, NULL, 10);
-	if (n == 0 || n >= 576)
-		return true;
-	g_set_error(error, HERD_ERROR, HERD_ERR_INVALID,
-		    "Setting %s must be 0 (found by knet) or from 576 to 65535, not %lld.", key, n);
-	return false;
-}
-
 static bool check_path(const char *key, const char *v, GError **error)
 {
 	if (v[0] == '/')
@@ -370,12 +355,6 @@ static json_t *typed_value(const cluster_setting *s, json_t *v, GError **error)
 				    "Setting %s must be from %lld to %lld, not %lld.", s->key, s->min,
 				    s->max, n);
 			return NULL;
-		}
-		if (s->check) {
-			char buf[24];
-			g_snprintf(buf, sizeof(buf), "%lld", n);
-			if (!s->check(s->key, buf, error))
-				return NULL;
 		}
 		return json_integer(n);
 	}

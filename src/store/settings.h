@@ -58,7 +58,6 @@ typedef struct store_settings {
 	long long token_coefficient_ms;
 	long long knet_ping_interval_ms;
 	long long knet_ping_timeout_ms;
-	long long knet_mtu;
 	long long vm_history_limit;
 	bool lab_mode;
 	int admission_control;     /* store_admission */
@@ -116,8 +115,7 @@ typedef struct cluster_setting {
 	bool corosync;            /* takes effect in corosync.conf */
 	size_t offset;            /* of its field in store_settings (not SETTING_TEXT) */
 	/* SETTING_TEXT: the check of a value that is not empty (NULL: any
-	 * text without control characters); SETTING_INT: a further check of a
-	 * value in range, given as decimal text; sets @error naming the setting. */
+	 * text without control characters); sets @error naming the setting. */
 	bool (*check)(const char *key, const char *value, GError **error);
 	bool secret;              /* never shown back: only whether it is set */
 } cluster_setting;

@@ -158,8 +158,6 @@ static void test_validate_ok(void)
 	expect_valid("{\"vm_history_limit\":1}", "{\"vm_history_limit\":1}");
 	/* null resets to the default */
 	expect_valid("{\"token_ms\":null}", "{\"token_ms\":null}");
-	expect_valid("{\"knet_mtu\":\"1500\"}", "{\"knet_mtu\":1500}");
-	expect_valid("{\"knet_mtu\":0}", "{\"knet_mtu\":0}");
 	expect_valid("{\"token_ms\":500,\"vm_history_limit\":\"7\",\"knet_ping_timeout_ms\":null}",
 		     "{\"token_ms\":500,\"vm_history_limit\":7,\"knet_ping_timeout_ms\":null}");
 }
@@ -179,9 +177,6 @@ static void test_validate_bad(void)
 	expect_invalid("{\"token_ms\":60001}", "not 60001");
 	expect_invalid("{\"token_ms\":\"-5\"}", "must be from 100 to 60000, not -5");
 	expect_invalid("{\"vm_history_limit\":100001}", "from 1 to 100000");
-	expect_invalid("{\"knet_mtu\":575}",
-		       "Setting knet_mtu must be 0 (found by knet) or from 576 to 65535, not 575.");
-	expect_invalid("{\"knet_mtu\":\"65536\"}", "Setting knet_mtu must be from 0 to 65535, not 65536.");
 	expect_invalid("{\"token_ms\":9223372036854775807}", "must be from 100 to 60000");
 	/* not a whole number */
 	expect_invalid("{\"token_ms\":\"yes\"}", "Setting token_ms must be a whole number, not \"yes\"");
