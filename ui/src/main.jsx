@@ -8,6 +8,7 @@ import { Setup } from './setup.jsx';
 import { Dashboard } from './dashboard.jsx';
 import { VmList } from './vm_list.jsx';
 import { VmNew, VmPage, vmRoute } from './vm_page.jsx';
+import { VmHistoryPage } from './vm_history.jsx';
 import { adminNav, adminPage } from './admin_routes.jsx';
 import { JobsPanel } from './jobs.jsx';
 import './style.css';
@@ -108,6 +109,7 @@ function App() {
   const vmr = vmRoute(path);
   if (path === '/vms') page = <VmList session={session} />;
   else if (path === '/vms/new') page = <VmNew />;
+  else if (path === '/history') page = <VmHistoryPage />;
   else if (vmr) page = <VmPage key={vmr.name} name={vmr.name} tab={vmr.tab} />;
   else page = adminPage(path) || <Dashboard />;
   return (
