@@ -4,7 +4,7 @@ import { useLive } from './hooks.js';
 import { Action, Form, Loading, Page, Section, enc, fieldOf, when, words } from './forms.jsx';
 import { joinInformation } from './setup.jsx';
 
-// The cluster (herd cluster status|settings|set|leave, herd cluster qdevice,
+// The cluster (herd cluster status|settings|set|leave|ha pause|ha resume, herd cluster qdevice,
 // herd rule add|list|delete, herd check, herd notify test, herd version): its settings
 // changed all at once or not at all.
 
@@ -185,6 +185,30 @@ function Checks() {
   );
 }
 
+// herd cluster ha pause|resume: the setting ha_paused, said in a sentence.
+function HaPause({ settings }) {
+  const s = settings.find((x) => x.key === 'ha_paused');
+  if (!s) return null;
+  const paused = s.value === true || s.value === 'yes';
+  return (
+    <div class="toolbar" data-testid="ha-pause-section">
+      <span data-testid="ha-paused" class={paused ? 'bad' : 'good'}>
+        {paused ? 'HA is paused: herd fences no node and starts, moves or fails over no VM.' : 'HA runs: herd fences lost nodes and places VMs.'}
+      </span>
+      <Action
+        testid="ha-pause-toggle"
+        label={paused ? 'Resume HA' : 'Pause HA'}
+        secondary={paused}
+        confirm={paused ? null : 'Pause HA cluster-wide (for network or corosync work)? Nothing is fenced or moved until it is resumed.'}
+        run={async () => {
+          await api('PUT', '/api/v1/cluster/settings', { ha_paused: !paused });
+          return paused ? 'HA is resumed: herd fences lost nodes and places VMs again.' : 'HA is paused until it is resumed here or with herd cluster ha resume.';
+        }}
+      />
+    </div>
+  );
+}
+
 // This node's address and the cluster's fingerprint, for a new node's
 // join (setup.jsx reads them back); this node's leave.
 function Membership({ cluster }) {
@@ -312,6 +336,7 @@ export function SettingsPage() {
           <span>Versions on {node ? node.name : 'this node'}</span>
           <strong data-testid="versions">{`herd ${v.herd || '?'} (protocol ${v.protocol ?? '?'}), corosync ${v.corosync || '?'}, libvirt ${v.libvirt || '?'}`}</strong>
         </div>
+        <HaPause settings={settings} />
         {qdevice && qdevice.host && (
           <Action
             testid="qdevice-remove"
