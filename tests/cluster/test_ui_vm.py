@@ -235,6 +235,10 @@ def xml_sticky(b, tn, ha, admin):
     shown = b("wait_text", page="n1", testid="vm-xml-done", contains="configuration version")
     info = ha.json(1, "vm", "info", "uixml1")
     check(info["memory_mib"] == 48 and info["version"] == 2, f"after the XML tab's save: {info}")
+    # The text is the new version's XML, as herd vm dumpxml prints it.
+    dumped = ha.ok(1, "vm", "dumpxml", "uixml1").stdout.strip()
+    wait_until(lambda: b("eval", page="n1", js=TEXT_JS.format("vm-xml-text")).strip() == dumped, 15,
+               "the XML tab to show version 2's XML")
     say(f"  uixml1 defined from XML, its memory changed in its XML tab: {shown}")
     b.shot("n1", "vm-xml", full=True)
     b("click", page="n1", testid="tab-details")

@@ -50,12 +50,15 @@ function XmlEditor({ initial, testid, label, note, onDefined }) {
 
 // The XML tab of a VM's page: its XML as herd keeps it, changed in place.
 export function VmXml({ vm, onDefined }) {
-  const [xml, setXml] = useState(null);
+  // The XML of configuration version @version: the text is made from it
+  // afresh for each version (never from an older version's XML).
+  const [got, setGot] = useState(null);
   const [error, setError] = useState(null);
   const [saved, setSaved] = useState(null);
   useEffect(() => {
+    const version = vm.version;
     get(`/api/v1/vms/${encodeURIComponent(vm.name)}/xml`).then(
-      (r) => setXml(r.xml),
+      (r) => setGot({ version, xml: r.xml }),
       (e) => setError(e.message),
     );
   }, [vm.name, vm.version]);
@@ -65,7 +68,7 @@ export function VmXml({ vm, onDefined }) {
         {error}
       </div>
     );
-  if (xml === null) return <div class="loading">Loading…</div>;
+  if (!got || got.version !== vm.version) return <div class="loading">Loading…</div>;
   const note = vm.hardware
     ? 'herd made this XML from the VM\u2019s hardware (the Edit tab). Saving XML here makes it a VM defined from XML: its devices are then changed here, not in the form.'
     : 'This VM was defined from libvirt domain XML: its memory, vCPUs and devices are changed here (the Edit tab has herd\u2019s attributes).';
@@ -77,8 +80,8 @@ export function VmXml({ vm, onDefined }) {
         </div>
       )}
       <XmlEditor
-        key={`${vm.version}`}
-        initial={xml}
+        key={`${got.version}`}
+        initial={got.xml}
         testid="vm-xml"
         label="Save XML"
         note={note}
