@@ -24,7 +24,8 @@ A headless Chromium (uilib.Browser) runs in n3's network namespace:
   is up to date already);
 - the users page shows the newest 100 audit entries when asked, as many
   as `herd audit --limit 100`; the cluster page pauses HA and resumes
-  it (`herd status` agrees each time);
+  it (`herd status` agrees each time), and runs the checks: its summary
+  and results are those of `herd check --last` on n2 and n3;
 - the VM list's row of a VM is GET /api/v1/vms/NAME without its details;
   web2 paused: a facts event names it, and the VM list fetches it alone
   (not the list);
@@ -352,6 +353,22 @@ def audit_ha_pause(b, ha):
     b("wait_text", page="n1", testid="ha-paused", contains="HA runs")
     check(ha.status(3)["ha_paused"] is False, "herd status on n3: HA still paused")
     say(f"  {shown}")
+
+    say("== the checks run from the cluster page; herd check --last on n2 has the same results")
+    b("click", page="n1", testid="check-run")
+    shown = b("wait_text", page="n1", testid="check-run-outcome", contains="passed", timeout=120000)
+    p = ha.run(2, "--json", "check", "--last")
+    check(p.returncode in (0, 1), f"herd check --last on n2: exit {p.returncode}: {p.stderr}")
+    last = json.loads(p.stdout)
+    n = {s: sum(1 for r in last["results"] if r["status"] == s) for s in ("pass", "warn", "fail")}
+    want = f"{n['pass']} passed, {n['warn']} warnings, {n['fail']} failed (checked from node n1)."
+    check(last["node"] == "n1" and shown == want, f"the page says {shown!r}; herd check --last: {want!r}")
+    rows = b("count", page="n1", selector="[data-testid=check-report] tbody tr")
+    check(rows == len(last["results"]), f"the page lists {rows} results, herd check --last {len(last['results'])}")
+    text = ha.run(3, "check", "--last").stdout.strip().splitlines()[-1]
+    check(text.startswith(want[:-2] + ", "), f"herd check --last on n3 ends {text!r}")
+    say(f"  {shown}; herd check --last on n3: {text}")
+    b.shot("n1", "settings-checks", testid="checks-section")
 
 
 def row_is_the_vms(tn, admin):

@@ -141,12 +141,20 @@ function Rules({ rules }) {
   );
 }
 
+// The checks' results are pass, warn or fail (src/ha/check.c); the summary
+// is herd check's last line.
+function checkSummary(r) {
+  const n = (s) => (r.results || []).filter((x) => x.status === s).length;
+  return `${n('pass')} passed, ${n('warn')} warnings, ${n('fail')} failed (checked from node ${r.node}).`;
+}
+
+const CHECK_CLASS = { pass: 'good', warn: 'warn', fail: 'bad' };
+
 function Checks() {
   const [report, setReport] = useState(null);
   const show = (r) => {
     setReport(r);
-    const bad = (r.results || []).filter((x) => x.status !== 'ok').length;
-    return bad ? `${bad} check(s) found something.` : 'All checks pass.';
+    return checkSummary(r);
   };
   return (
     <Section title="Checks and notifications" testid="checks-section">
@@ -171,8 +179,8 @@ function Checks() {
           <caption class="muted">{`Node ${report.node}, ${when(report.time_ms)}`}</caption>
           <tbody>
             {(report.results || []).map((c) => (
-              <tr>
-                <td class={c.status === 'ok' ? 'good' : 'bad'}>{c.status}</td>
+              <tr data-testid={`check-${c.check}-${c.node || ''}`}>
+                <td class={CHECK_CLASS[c.status] || 'bad'}>{(c.status || '?').toUpperCase()}</td>
                 <td>{c.check}</td>
                 <td>{c.node || ''}</td>
                 <td>{c.message}</td>
