@@ -2,13 +2,13 @@
 """The web UI's VM pages and the console in a real browser (issue 12, items
 1, 2, 5; docs/ui.md).
 
-Two nodes; a headless Chromium in n2's network namespace (tests/ui/
+Three nodes; a headless Chromium in n2's network namespace (tests/ui/
 browser.mjs, the Browser of test_ui.py) opens n1's UI, and n2's for the end:
 - the create form with a memory that is no size: the server's sentence
   shows next to the memory field, and no VM was made; the same for a NIC
   without a virtual switch, at the NICs;
 - the form makes VM uivm1 (64 MiB, no disk: SeaBIOS's screen is enough),
-  preferred on n2, without failback;
+  preferred on n3, without failback;
 - edit (its anti-affinity group) is a new configuration version, the
   history lists both, and restore brings the one before back;
 - its XML tab shows `herd vm dumpxml`'s XML; the form binds it to n2
@@ -20,12 +20,12 @@ browser.mjs, the Browser of test_ui.py) opens n1's UI, and n2's for the end:
 - the VM list, filtered to a pool of two other VMs, selects all shown,
   starts both at once and powers both off at once;
 - its page starts it;
-- the console on n1's page, carried by n1 to the VM on n2, shows the
+- the console on n1's page, carried by n1 to the VM on n3, shows the
   screen (noVNC's canvas has more than one colour);
 - the VM migrates live to n1 from its page: the console's websocket ends,
   and the page takes a new ticket and shows the screen again by itself;
 - from n2's page the VM is powered off and deleted: n1's console says so
-  and its canvas is gone; no console is left on either node;
+  and its canvas is gone; no console is left on any node;
 - the history of every VM (herd vm history --pattern) lists the deleted
   VMs' versions as the CLI does, and leads to the deleted VM's history.
 Screenshots go to BUILD/ui-screenshots/ (docs/ui.md shows them).
@@ -109,7 +109,7 @@ def create_form(b, tn, ha, admin):
     b("wait_url", page="n1", path="/vms/new")
     b("fill", page="n1", selector="[data-testid=f-name]", value=VM)
     b("fill", page="n1", selector="[data-testid=f-memory]", value="lots")
-    choose(b, "n1", "f-preferred", "n2")
+    choose(b, "n1", "f-preferred", "n3")
     # No failback: after the migration below it stays on n1 (as in test_console).
     b("click", page="n1", testid="f-failback")
     b("click", page="n1", testid="f-submit")
@@ -144,7 +144,7 @@ def create_form(b, tn, ha, admin):
     b("click", page="n1", testid="f-submit")
     b("wait_url", page="n1", path=f"/vms/{VM}")
     vm = ha.vms(1).get(VM)
-    check(vm and vm["memory_mib"] == 64 and vm.get("preferred") == "n2" and vm["failback"] is False,
+    check(vm and vm["memory_mib"] == 64 and vm.get("preferred") == "n3" and vm["failback"] is False,
           f"herd vm list after the create: {vm}")
     b("wait_text", page="n1", testid="vm-memory", equals="64 MiB")
     say(f"  {VM} made from the form")
@@ -155,9 +155,9 @@ def start(b, ha):
     b("click", page="n1", testid="tab-details")
     b("click", page="n1", testid="vm-start")
     b("wait_text", page="n1", testid="vm-state", contains="running", timeout=120000)
-    b("wait_text", page="n1", testid="vm-node", equals="n2", timeout=30000)
+    b("wait_text", page="n1", testid="vm-node", equals="n3", timeout=30000)
     check(ha.vms(1)[VM]["state"] == "running", f"herd says {VM} is {ha.vms(1)[VM]['state']}")
-    say(f"  {VM} running on n2")
+    say(f"  {VM} running on n3")
     b.shot("n1", "vm-page", full=True)
 
 
@@ -274,12 +274,12 @@ def history_all(b, ha):
 
 
 def console_migration(b, ha):
-    say("== the console on n1's page (the VM on n2), then a live migration to n1")
+    say("== the console on n1's page (the VM on n3), then a live migration to n1")
     b("click", page="n1", testid="tab-console")
-    b("wait_text", page="n1", testid="console-status", contains="on node n2", timeout=30000)
+    b("wait_text", page="n1", testid="console-status", contains="on node n3", timeout=30000)
     before = screen_shown(b, "n1", "before the migration")
-    check(consoles(ha, 1) == 1 and consoles(ha, 2) == 1, "the console is not carried from n1 to n2")
-    say(f"  connected, VM on n2: canvas {before}")
+    check([consoles(ha, i) for i in (1, 2, 3)] == [1, 0, 1], "the console is not carried from n1 to n3")
+    say(f"  connected, VM on n3: canvas {before}")
     b.shot("n1", "vm-console")
     choose(b, "n1", "vm-target", "n1")
     b("click", page="n1", testid="vm-migrate")
@@ -289,7 +289,7 @@ def console_migration(b, ha):
     connects = b("text", page="n1", testid="console-connects")
     check(int(connects.split()[0]) >= 2, f"the console after the migration: {connects}")
     after = screen_shown(b, "n1", "after the migration")
-    wait_until(lambda: consoles(ha, 1) == 1 and consoles(ha, 2) == 0, 30,
+    wait_until(lambda: [consoles(ha, i) for i in (1, 2, 3)] == [1, 0, 0], 30,
                "one console, on n1 only, after the migration")
     say(f"  reconnected by itself, VM on n1: canvas {after}")
     b.shot("n1", "vm-console-migrated")
@@ -309,7 +309,7 @@ def deletion(b, ha, admin_pw):
     shown = b("wait_text", page="n1", testid="console-message", contains="was deleted", timeout=60000)
     check(VM in shown, f"n1's console says {shown!r}")
     check(b("eval", page="n1", js=CANVAS_JS) is None, "n1's console still has its canvas")
-    wait_until(lambda: consoles(ha, 1) == 0 and consoles(ha, 2) == 0, 30, "no console left on n1 and n2")
+    wait_until(lambda: [consoles(ha, i) for i in (1, 2, 3)] == [0, 0, 0], 30, "no console left on n1, n2 and n3")
     say(f"  n1's console: {shown}")
     b.shot("n1", "vm-console-deleted")
     for page in ("n1", "n2"):
@@ -346,8 +346,8 @@ def many_at_once(b, ha):
 
 
 def main():
-    with HaNodes(INSTANCE, 2) as tn, Workdir(INSTANCE) as tmp:
-        tn.wait_members([1, 2], 2)
+    with HaNodes(INSTANCE, 3) as tn, Workdir(INSTANCE) as tmp:
+        tn.wait_members([1, 2, 3], 3)
         ha = Ha(tn, tmp)
         admin_pw = admin_password(tn)
         b = Browser(tn, 2)
