@@ -22,6 +22,8 @@ A headless Chromium (uilib.Browser) runs in n3's network namespace:
   verify): the row shows them identical, as `herd disk show` has it;
   Promote n1 sends force and shows the server's sentence (n1's replica
   is up to date already);
+- the dashboard's storage level (the colour), links per node and running
+  jobs are those of `herd storage|node|job list`, with a RAM gauge per node;
 - the users page shows the newest 100 audit entries when asked, as many
   as `herd audit --limit 100`; the cluster page pauses HA and resumes
   it (`herd status` agrees each time), and runs the checks: its summary
@@ -318,6 +320,37 @@ def esan_actions(b, tn, ha, admin):
     ha.ok(2, "disk", "delete", "uiesan")
 
 
+def level(pct):
+    """ui/src/levels.js's level: the alerts' (warning from 80 %, critical from 90 %)."""
+    return "critical" if pct >= 90 else "warning" if pct >= 80 else "ok"
+
+
+def dashboard_parts(b, ha):
+    say("== the dashboard's storage, RAM, links and running jobs, as the CLI has them")
+    b("goto", page="n1", path="/")
+    b("wait_visible", page="n1", testid="storage-uishare-usage", timeout=30000)
+    seen = {}
+
+    def storage_agrees():
+        s = {x["name"]: x for x in ha.json(1, "storage", "list")}["uishare"]
+        pcts = [(r["size"] - r["free"]) * 100 / r["size"] for r in s["nodes"].values() if r.get("ok") and r.get("size")]
+        seen["cli"] = level(max(pcts)) if pcts else None
+        seen["page"] = b("attr", page="n1", testid="storage-uishare-usage", name="data-level")
+        return seen["cli"] is not None and seen["page"] == seen["cli"]
+    wait_until(storage_agrees, 30, f"the dashboard's level of storage uishare to be herd storage list's ({seen})")
+    usage = b("text", page="n1", testid="storage-uishare-usage")
+    for n in ha.json(1, "node", "list"):
+        row = b("text", page="n1", testid=f"node-{n['name']}")
+        for link in n["links"]:
+            want = f"link {link['link']}: {link['state']}"
+            check(want in row, f"the dashboard's row of {n['name']} lacks {want!r}: {row!r}")
+        b("wait_visible", page="n1", testid=f"node-{n['name']}-ram")
+    wait_until(lambda: b("text", page="n1", testid="jobs-running") == str(len(ha.json(1, "job", "list"))), 30,
+               "the dashboard's running jobs to be herd job list's")
+    say(f"  storage uishare {usage} ({seen['page']}, as herd storage list); every node's links as herd node "
+        f"list; a RAM gauge each; {b('text', page='n1', testid='jobs-running')} job(s) running, as herd job list")
+
+
 def audit_ha_pause(b, ha):
     say("== the audit log's newest 100 entries; HA paused and resumed from the cluster page")
     # More than the page's first 50 entries: settings changed and reset
@@ -509,6 +542,7 @@ def main():
             bad_input(b, tn, ha, admin)
             add_forms(b, ha, tmp)
             esan_actions(b, tn, ha, admin)
+            dashboard_parts(b, ha)
             audit_ha_pause(b, ha)
             row_is_the_vms(tn, admin)
             one_vm_fetched(b, ha)

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { ApiError, api, getCsrfToken, post } from './api.js';
 import { useLive } from './hooks.js';
 import { Action, Form, Loading, Page, Section, bytes, enc, when } from './forms.jsx';
+import { level } from './levels.js';
 
 // Storage (herd storage add|list|show|remove), disks (herd disk create|
 // list|show|resize|delete|promote|resolve|verify|attach) and ISOs (herd iso
@@ -16,7 +17,7 @@ function usageOf(s, node) {
 function Reach({ s }) {
   return Object.entries(s.nodes || {}).map(([node, r]) => {
     const pct = usageOf(s, node);
-    const lvl = pct === null ? '' : pct >= 90 ? 'critical' : pct >= 80 ? 'warning' : 'ok';
+    const lvl = pct === null ? '' : level(pct);
     return (
       <div class={`reach ${r.ok ? 'ok' : 'bad'} ${lvl}`} data-testid={`storage-${s.name}-${node}`} data-level={lvl}>
         <strong>{node}</strong>{' '}
