@@ -2,7 +2,9 @@
  * herd check: the pre-flight checks, now, from the node asked (clocks,
  * links' MTU and loss, fencing, storage reach, corosync.conf, versions and
  * CPUs, N+1); a line per result, what to fix in its sentence
- * (docs/check.md).  Exit status 1 if one failed.
+ * (docs/check.md).  Exit status 1 if one failed.  --last: the latest report
+ * any node shared (a run of herd check, or the coordinator's periodic round),
+ * without running the checks (the web UI's "Last check").
  */
 #include "cli/cli.h"
 
@@ -11,10 +13,19 @@
 #include <stdio.h>
 #include <string.h>
 
+static gboolean opt_last;
+
+static GOptionEntry check_options[] = {
+	{ "last", 'l', 0, G_OPTION_ARG_NONE, &opt_last,
+	  "Show the latest results (the coordinator's periodic round, or any node's herd check) without running the checks",
+	  NULL },
+	{ NULL },
+};
+
 static int run_check(cli_ctx *ctx, int argc, char **argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(json_t) r = cli_call(ctx, "POST", "/api/v1/check", NULL, &error);
+	g_autoptr(json_t) r = cli_call(ctx, opt_last ? "GET" : "POST", "/api/v1/check", NULL, &error);
 	if (!r)
 		return cli_report(error);
 	json_t *results = json_object_get(r, "results");
@@ -36,8 +47,14 @@ static int run_check(cli_ctx *ctx, int argc, char **argv)
 		printf("%-4s  %-9s %-8s %s\n", label, json_string_value(json_object_get(res, "check")),
 		       node ? node : "-", json_string_value(json_object_get(res, "message")));
 	}
-	printf("\n%u passed, %u warnings, %u failed (checked from node %s).\n", counts[0], counts[1], counts[2],
-	       json_string_value(json_object_get(r, "node")));
+	if (opt_last) {
+		g_autofree char *when = cli_format_time(json_integer_value(json_object_get(r, "time_ms")));
+		printf("\n%u passed, %u warnings, %u failed (checked from node %s, %s).\n", counts[0], counts[1],
+		       counts[2], json_string_value(json_object_get(r, "node")), when);
+	} else {
+		printf("\n%u passed, %u warnings, %u failed (checked from node %s).\n", counts[0], counts[1],
+		       counts[2], json_string_value(json_object_get(r, "node")));
+	}
 	return failed ? CLI_ERROR : CLI_OK;
 }
 
@@ -48,7 +65,8 @@ const cli_command cli_check_commands[] = {
 	  "the node asked adds the fence devices' answers to 'status', the storages' reach and N+1.\n"
 	  "A line per result: PASS, WARN or FAIL, the check, the node, and what to fix.  Failures also\n"
 	  "become alerts (clock_skew, check_failed) until a later check passes.  Exit status 1 if one\n"
-	  "failed.  The coordinator runs the checks by itself every check_interval_s.",
-	  NULL, 0, 0, run_check },
+	  "failed.  The coordinator runs the checks by itself every check_interval_s; --last shows the\n"
+	  "latest results without running the checks.",
+	  check_options, 0, 0, run_check },
 	{ NULL },
 };

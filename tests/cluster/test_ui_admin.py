@@ -18,11 +18,22 @@ A headless Chromium (uilib.Browser) runs in n3's network namespace:
   an image-file disk on it, an eSAN disk on n1 and n2, an ISO upload, a
   virtual switch, a fence device, a group; each is in `herd … list
   --json` on n2 or n3 and in the page's list without a reload;
+- the eSAN disk's replicas compared from the Storage page (herd disk
+  verify): the row shows them identical, as `herd disk show` has it;
+  Promote n1 sends force and shows the server's sentence (n1's replica
+  is up to date already);
+- the dashboard's storage level (the colour), links per node and running
+  jobs are those of `herd storage|node|job list`, with a RAM gauge per node;
+- the users page shows the newest 100 audit entries when asked, as many
+  as `herd audit --limit 100`; the cluster page pauses HA and resumes
+  it (`herd status` agrees each time), and runs the checks: its summary
+  and results are those of `herd check --last` on n2 and n3;
 - the VM list's row of a VM is GET /api/v1/vms/NAME without its details;
   web2 paused: a facts event names it, and the VM list fetches it alone
   (not the list);
 - a read-only auditor on n2 is refused standby of n3 with the server's
-  whole sentence, and n3 stays online;
+  whole sentence, and n3 stays online; the header says who it is as
+  `herd whoami` does;
 - n1, whose UI is open, is powered off: n2's and n3's pages go on and
   show the failover as it happens (n1 lost, then down; its VM running
   elsewhere), n1's page that it lost its node.
@@ -243,8 +254,6 @@ def add_forms(b, ha, tmp):
           f"herd disk list on n3: {d}")
     b("wait_text", page="n1", testid="disk-row-uiesan", contains="eSAN n1", timeout=30000)
     added(b, said, "disk-row-uiesan", "disks-section", "add-disk-esan")
-    # Not left for the failover below (n1's replica would be lost with n1).
-    ha.ok(2, "disk", "delete", "uiesan")
 
     iso, sha = tiny_iso(tmp)
     b("upload", page="n1", selector=field("iso-upload", "file"), path=iso)
@@ -281,6 +290,118 @@ def add_forms(b, ha, tmp):
     check(g and g["roles"] == ["operator"] and g["pools"] == ["web"] and g["members"] == ["op1"],
           f"herd group list on n3: {g}")
     added(b, said, "group-row-uiops", "groups-section", "add-group")
+
+
+def esan_actions(b, tn, ha, admin):
+    say("== the eSAN disk: its replicas compared from the page; Promote says the server's sentence")
+    def in_sync():
+        d = ha.json(1, "disk", "show", "uiesan")
+        reps = d["esan"]["replicas"]
+        return all(r["state"] == "uptodate" and (r.get("herd_san") or {}).get("conn") == "connected"
+                   for r in reps) and d
+    d = wait_until(in_sync, 120, "uiesan's replicas up to date and connected")
+    b("goto", page="n1", path="/storage")
+    b("click", page="n1", testid="disk-verify-uiesan")
+    b("wait_text", page="n1", testid="disk-verify-uiesan-outcome", contains="started")
+    shown = b("wait_text", page="n1", testid="disk-uiesan-verify", contains="identical", timeout=120000)
+    v = ha.json(2, "disk", "show", "uiesan")["esan"]["verify"]
+    check(v["done"] and v["equal"] and v["compared"] > 0, f"herd disk show on n2: verify {v}")
+    say(f"  {shown}")
+    b.shot("n1", "disk-verify", testid="disks-section")
+    b("click", page="n1", testid="disk-promote-uiesan-n1")
+    b("click", page="n1", testid="disk-promote-uiesan-n1-yes")
+    shown = b("wait_text", page="n1", testid="disk-promote-uiesan-n1-outcome", contains=".")
+    want = api_message(tn, 1, "POST", "/api/v1/disks/uiesan/promote", admin, {"node": "n1", "force": True})
+    check(shown == want and "force" not in shown, f"Promote n1 shows {shown!r}; the server says {want!r}")
+    reps = {r["node"]: r["state"] for r in ha.json(3, "disk", "show", "uiesan")["esan"]["replicas"]}
+    check(reps == {"n1": "uptodate", "n2": "uptodate"}, f"a refused promote changed the replicas: {reps}")
+    say(f"  Promote n1: {shown}")
+    # Not left for the failover below (n1's replica would be lost with n1).
+    ha.ok(2, "disk", "delete", "uiesan")
+
+
+def level(pct):
+    """ui/src/levels.js's level: the alerts' (warning from 80 %, critical from 90 %)."""
+    return "critical" if pct >= 90 else "warning" if pct >= 80 else "ok"
+
+
+def dashboard_parts(b, ha):
+    say("== the dashboard's storage, RAM, links and running jobs, as the CLI has them")
+    b("goto", page="n1", path="/")
+    b("wait_visible", page="n1", testid="storage-uishare-usage", timeout=30000)
+    seen = {}
+
+    def storage_agrees():
+        s = {x["name"]: x for x in ha.json(1, "storage", "list")}["uishare"]
+        pcts = [(r["size"] - r["free"]) * 100 / r["size"] for r in s["nodes"].values() if r.get("ok") and r.get("size")]
+        seen["cli"] = level(max(pcts)) if pcts else None
+        seen["page"] = b("attr", page="n1", testid="storage-uishare-usage", name="data-level")
+        return seen["cli"] is not None and seen["page"] == seen["cli"]
+    wait_until(storage_agrees, 30, f"the dashboard's level of storage uishare to be herd storage list's ({seen})")
+    usage = b("text", page="n1", testid="storage-uishare-usage")
+    for n in ha.json(1, "node", "list"):
+        row = b("text", page="n1", testid=f"node-{n['name']}")
+        for link in n["links"]:
+            want = f"link {link['link']}: {link['state']}"
+            check(want in row, f"the dashboard's row of {n['name']} lacks {want!r}: {row!r}")
+        b("wait_visible", page="n1", testid=f"node-{n['name']}-ram")
+    wait_until(lambda: b("text", page="n1", testid="jobs-running") == str(len(ha.json(1, "job", "list"))), 30,
+               "the dashboard's running jobs to be herd job list's")
+    say(f"  storage uishare {usage} ({seen['page']}, as herd storage list); every node's links as herd node "
+        f"list; a RAM gauge each; {b('text', page='n1', testid='jobs-running')} job(s) running, as herd job list")
+
+
+def audit_ha_pause(b, ha):
+    say("== the audit log's newest 100 entries; HA paused and resumed from the cluster page")
+    # More than the page's first 50 entries: settings changed and reset
+    # (each change is an entry of the log).
+    more = 60 - len(ha.json(1, "audit", "--limit", "10000"))
+    if more > 0:
+        p = ha.tn.exec(1, "sh", "-c", f"for i in $(seq {more}); do herd cluster set failback_after_s=$((10 + i)) "
+                       ">/dev/null || exit 1; done; herd cluster set failback_after_s=")
+        check(p.returncode == 0, f"herd cluster set, {more} times: {p.stderr}")
+    b("goto", page="n1", path="/users")
+    b("wait_text", page="n1", testid="audit-count", equals="50 shown")
+    b("select", page="n1", testid="audit-limit", value="100")
+    seen = {}
+
+    def as_cli():
+        seen["cli"] = len(ha.json(1, "audit", "--limit", "100"))
+        seen["page"] = b("text", page="n1", testid="audit-count")
+        return seen["page"] == f"{seen['cli']} shown"
+    wait_until(as_cli, 30, f"the users page to show as many audit entries as herd audit --limit 100 ({seen})")
+    check(seen["cli"] > 50, f"herd audit --limit 100 lists {seen['cli']} entries, not more than 50")
+    say(f"  the audit log: {seen['page']}, as herd audit --limit 100")
+    b("goto", page="n1", path="/settings")
+    b("wait_text", page="n1", testid="ha-paused", contains="HA runs")
+    b("click", page="n1", testid="ha-pause-toggle")
+    b("click", page="n1", testid="ha-pause-toggle-yes")
+    shown = b("wait_text", page="n1", testid="ha-pause-toggle-outcome", contains="paused")
+    b("wait_text", page="n1", testid="ha-paused", contains="HA is paused")
+    check(ha.status(2)["ha_paused"] is True, "herd status on n2: HA not paused")
+    say(f"  {shown}")
+    b.shot("n1", "settings-ha-paused", testid="cluster-section")
+    b("click", page="n1", testid="ha-pause-toggle")
+    shown = b("wait_text", page="n1", testid="ha-pause-toggle-outcome", contains="resumed")
+    b("wait_text", page="n1", testid="ha-paused", contains="HA runs")
+    check(ha.status(3)["ha_paused"] is False, "herd status on n3: HA still paused")
+    say(f"  {shown}")
+
+    say("== the checks run from the cluster page; herd check --last on n2 has the same results")
+    b("click", page="n1", testid="check-run")
+    shown = b("wait_text", page="n1", testid="check-run-outcome", contains="passed", timeout=120000)
+    p = ha.run(2, "--json", "check", "--last")
+    check(p.returncode in (0, 1), f"herd check --last on n2: exit {p.returncode}: {p.stderr}")
+    last = json.loads(p.stdout)
+    n = {s: sum(1 for r in last["results"] if r["status"] == s) for s in ("pass", "warn", "fail")}
+    want = f"{n['pass']} passed, {n['warn']} warnings, {n['fail']} failed (checked from node n1)."
+    check(last["node"] == "n1" and shown == want, f"the page says {shown!r}; herd check --last: {want!r}")
+    rows = b("count", page="n1", selector="[data-testid=check-report] tbody tr")
+    check(rows == len(last["results"]), f"the page lists {rows} results, herd check --last {len(last['results'])}")
+    text = ha.run(3, "check", "--last").stdout.strip().splitlines()[-1]
+    check(text.startswith(want[:-2] + ", "), f"herd check --last on n3 ends {text!r}")
+    say(f"  {shown}; herd check --last on n3: {text}")
+    b.shot("n1", "settings-checks", testid="checks-section")
 
 
 def row_is_the_vms(tn, admin):
@@ -325,6 +446,8 @@ def one_vm_fetched(b, ha):
 def auditor(b, tn, ha):
     say("== a read-only auditor on n2 is refused standby of n3, with a whole sentence")
     login(b, "aud", URL.format(2), "aud", AUD_PW)
+    who = b("text", page="aud", testid="user")
+    check(who == "aud (auditor)", f"the header says {who!r}, not herd whoami's 'aud (auditor)'")
     b("goto", page="aud", path="/nodes/n3")
     b("wait_text", page="aud", testid="node-mode", equals="online")
     b("click", page="aud", testid="node-set-standby")
@@ -418,6 +541,9 @@ def main():
             standby_online(b, ha)
             bad_input(b, tn, ha, admin)
             add_forms(b, ha, tmp)
+            esan_actions(b, tn, ha, admin)
+            dashboard_parts(b, ha)
+            audit_ha_pause(b, ha)
             row_is_the_vms(tn, admin)
             one_vm_fetched(b, ha)
             auditor(b, tn, ha)

@@ -147,11 +147,13 @@ def dashboard_figures(b, page):
 
 
 def expected_figures(ha, i):
-    """What the dashboard must show, from node i's `herd status --json`."""
+    """What the dashboard must show, from node i's `herd status --json`, and
+    its alerts by severity from node i's `herd alert list --json`."""
     st = ha.status(i)
     nodes = st["cluster"]["nodes"]
     vms = st["vms"]
     quorate = st["cluster"]["quorum"]["quorate"]
+    alerts = ha.json(i, "alert", "list")
     return {
         "nodes-active": f"{sum(1 for n in nodes if n['online'])} of {len(nodes)}",
         "ha-running": f"{vms['ha_running']}/{vms['ha']}",
@@ -159,6 +161,8 @@ def expected_figures(ha, i):
         "vms-running": str(vms["running"]),
         "vms-paused": str(vms["paused"]),
         "quorum": "quorate" if quorate else "NOT quorate",
+        **{f"alerts-{sev}": str(sum(1 for a in alerts if a["severity"] == sev))
+           for sev in ("critical", "warning", "info")},
     }
 
 

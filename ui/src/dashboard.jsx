@@ -1,6 +1,7 @@
 import { useLiveEach } from './hooks.js';
 import { Link } from './router.jsx';
 import { Bar, bytes, level } from './forms.jsx';
+import { storageUsage } from './levels.js';
 import { cpuPct, loadLabel, nodeState, ramPct } from './nodes.jsx';
 
 
@@ -57,16 +58,6 @@ function NodeRow({ n }) {
   );
 }
 
-function storageUsage(s) {
-  // The fullest view any node has of it (a shared storage: all alike).
-  let best = null;
-  for (const [node, r] of Object.entries(s.nodes || {})) {
-    if (!r.ok || !r.size) continue;
-    const pct = ((r.size - r.free) / r.size) * 100;
-    if (!best || pct > best.pct) best = { pct, node, size: r.size, free: r.free };
-  }
-  return best;
-}
 
 const SEVERITIES = ['critical', 'warning', 'info'];
 const DASHBOARD_PARTS = [

@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { level } from './levels.js';
 
 // What the admin pages share: a form whose error is the server's sentence,
 // shown next to the field it names; a button that runs one request and
@@ -204,13 +205,7 @@ export function when(ms) {
   return new Date(ms).toLocaleString();
 }
 
-// Usage levels as the alerts have them (C25): warning from 80 %, critical
-// from 90 %.
-export function level(pct) {
-  if (pct >= 90) return 'critical';
-  if (pct >= 80) return 'warning';
-  return 'ok';
-}
+export { level };
 
 export function Bar({ pct, testid, label }) {
   const p = Math.max(0, Math.min(100, pct));

@@ -8,9 +8,18 @@ import { Setup } from './setup.jsx';
 import { Dashboard } from './dashboard.jsx';
 import { VmList } from './vm_list.jsx';
 import { VmNew, VmPage, vmRoute } from './vm_page.jsx';
+import { VmHistoryPage } from './vm_history.jsx';
 import { adminNav, adminPage } from './admin_routes.jsx';
 import { JobsPanel } from './jobs.jsx';
 import './style.css';
+
+// The user and its roles as `herd whoami` says them: "aud (auditor)",
+// with the pools an operator role is limited to.
+function whoami(s) {
+  const roles = (s.roles || []).join(', ') || 'no role';
+  const pools = (s.pools || []).length && !s.operate_all ? `; VM pools ${s.pools.join(', ')}` : '';
+  return `${s.user} (${roles}${pools})`;
+}
 
 function Shell({ session, onLogout, children }) {
   const path = usePath();
@@ -43,8 +52,8 @@ function Shell({ session, onLogout, children }) {
         <span class={live ? 'live on' : 'live off'} data-testid="live" title="Live updates">
           {live ? 'live' : 'reconnecting…'}
         </span>
-        <span class="who" data-testid="user">
-          {session.user}
+        <span class="who" data-testid="user" title="herd whoami">
+          {whoami(session)}
         </span>
         <button class="secondary" data-testid="logout" onClick={logout}>
           Log out
@@ -108,6 +117,7 @@ function App() {
   const vmr = vmRoute(path);
   if (path === '/vms') page = <VmList session={session} />;
   else if (path === '/vms/new') page = <VmNew />;
+  else if (path === '/history') page = <VmHistoryPage />;
   else if (vmr) page = <VmPage key={vmr.name} name={vmr.name} tab={vmr.tab} />;
   else page = adminPage(path) || <Dashboard />;
   return (

@@ -4,7 +4,7 @@ import { useLive } from './hooks.js';
 import { Action, Form, Loading, Page, Section, enc, fieldOf, when, words } from './forms.jsx';
 import { joinInformation } from './setup.jsx';
 
-// The cluster (herd cluster status|settings|set|leave, herd cluster qdevice,
+// The cluster (herd cluster status|settings|set|leave|ha pause|ha resume, herd cluster qdevice,
 // herd rule add|list|delete, herd check, herd notify test, herd version): its settings
 // changed all at once or not at all.
 
@@ -141,12 +141,20 @@ function Rules({ rules }) {
   );
 }
 
+// The checks' results are pass, warn or fail (src/ha/check.c); the summary
+// is herd check's last line.
+function checkSummary(r) {
+  const n = (s) => (r.results || []).filter((x) => x.status === s).length;
+  return `${n('pass')} passed, ${n('warn')} warnings, ${n('fail')} failed (checked from node ${r.node}).`;
+}
+
+const CHECK_CLASS = { pass: 'good', warn: 'warn', fail: 'bad' };
+
 function Checks() {
   const [report, setReport] = useState(null);
   const show = (r) => {
     setReport(r);
-    const bad = (r.results || []).filter((x) => x.status !== 'ok').length;
-    return bad ? `${bad} check(s) found something.` : 'All checks pass.';
+    return checkSummary(r);
   };
   return (
     <Section title="Checks and notifications" testid="checks-section">
@@ -171,8 +179,8 @@ function Checks() {
           <caption class="muted">{`Node ${report.node}, ${when(report.time_ms)}`}</caption>
           <tbody>
             {(report.results || []).map((c) => (
-              <tr>
-                <td class={c.status === 'ok' ? 'good' : 'bad'}>{c.status}</td>
+              <tr data-testid={`check-${c.check}-${c.node || ''}`}>
+                <td class={CHECK_CLASS[c.status] || 'bad'}>{(c.status || '?').toUpperCase()}</td>
                 <td>{c.check}</td>
                 <td>{c.node || ''}</td>
                 <td>{c.message}</td>
@@ -182,6 +190,30 @@ function Checks() {
         </table>
       )}
     </Section>
+  );
+}
+
+// herd cluster ha pause|resume: the setting ha_paused, said in a sentence.
+function HaPause({ settings }) {
+  const s = settings.find((x) => x.key === 'ha_paused');
+  if (!s) return null;
+  const paused = s.value === true || s.value === 'yes';
+  return (
+    <div class="toolbar" data-testid="ha-pause-section">
+      <span data-testid="ha-paused" class={paused ? 'bad' : 'good'}>
+        {paused ? 'HA is paused: herd fences no node and starts, moves or fails over no VM.' : 'HA runs: herd fences lost nodes and places VMs.'}
+      </span>
+      <Action
+        testid="ha-pause-toggle"
+        label={paused ? 'Resume HA' : 'Pause HA'}
+        secondary={paused}
+        confirm={paused ? null : 'Pause HA cluster-wide (for network or corosync work)? Nothing is fenced or moved until it is resumed.'}
+        run={async () => {
+          await api('PUT', '/api/v1/cluster/settings', { ha_paused: !paused });
+          return paused ? 'HA is resumed: herd fences lost nodes and places VMs again.' : 'HA is paused until it is resumed here or with herd cluster ha resume.';
+        }}
+      />
+    </div>
   );
 }
 
@@ -312,6 +344,7 @@ export function SettingsPage() {
           <span>Versions on {node ? node.name : 'this node'}</span>
           <strong data-testid="versions">{`herd ${v.herd || '?'} (protocol ${v.protocol ?? '?'}), corosync ${v.corosync || '?'}, libvirt ${v.libvirt || '?'}`}</strong>
         </div>
+        <HaPause settings={settings} />
         {qdevice && qdevice.host && (
           <Action
             testid="qdevice-remove"

@@ -1,7 +1,8 @@
 import { useState } from 'preact/hooks';
 import { ApiError, api, getCsrfToken, post } from './api.js';
 import { useLive } from './hooks.js';
-import { Action, Form, Loading, Page, Section, bytes, enc } from './forms.jsx';
+import { Action, Form, Loading, Page, Section, bytes, enc, when } from './forms.jsx';
+import { level } from './levels.js';
 
 // Storage (herd storage add|list|show|remove), disks (herd disk create|
 // list|show|resize|delete|promote|resolve|verify|attach) and ISOs (herd iso
@@ -16,7 +17,7 @@ function usageOf(s, node) {
 function Reach({ s }) {
   return Object.entries(s.nodes || {}).map(([node, r]) => {
     const pct = usageOf(s, node);
-    const lvl = pct === null ? '' : pct >= 90 ? 'critical' : pct >= 80 ? 'warning' : 'ok';
+    const lvl = pct === null ? '' : level(pct);
     return (
       <div class={`reach ${r.ok ? 'ok' : 'bad'} ${lvl}`} data-testid={`storage-${s.name}-${node}`} data-level={lvl}>
         <strong>{node}</strong>{' '}
@@ -112,12 +113,34 @@ function replicaText(r) {
   return `${r.node} ${r.state}${live}${disk ? ` (disk ${disk.state})` : ''}`;
 }
 
+// The last comparison of an eSAN disk's replicas (herd disk verify), as
+// herd disk show has it.
+function verifyText(v) {
+  if (!v.done) return `Comparing the replicas on ${v.node}…`;
+  const at = v.time_ms ? ` (${when(v.time_ms)})` : '';
+  if (v.error) return `Could not compare the replicas: ${v.error}${at}`;
+  if (v.equal) return `The replicas are identical: ${bytes(v.compared)} compared${at}.`;
+  return `The replicas differ: ${bytes(v.differ)} of ${bytes(v.compared)}, the first at byte ${v.first}${at}.`;
+}
+
+function verifyClass(v) {
+  if (!v.done) return 'muted';
+  return v.equal && !v.error ? 'good' : 'bad';
+}
+
 function DiskRow({ d, nodes }) {
   const [size, setSize] = useState('');
   return (
     <tr data-testid={`disk-row-${d.name}`}>
       <td class="name">{d.name}</td>
-      <td>{d.storage || (d.esan ? `eSAN ${(d.esan.replicas || []).map(replicaText).join(', ')}` : '–')}</td>
+      <td>
+        {d.storage || (d.esan ? `eSAN ${(d.esan.replicas || []).map(replicaText).join(', ')}` : '–')}
+        {d.esan && d.esan.verify && (
+          <div class={verifyClass(d.esan.verify)} data-testid={`disk-${d.name}-verify`}>
+            {verifyText(d.esan.verify)}
+          </div>
+        )}
+      </td>
       <td>{d.format}</td>
       <td data-testid={`disk-${d.name}-size`}>{bytes(d.size)}</td>
       <td>{d.used === null ? '–' : bytes(d.used)}</td>
@@ -135,8 +158,16 @@ function DiskRow({ d, nodes }) {
         />
         {d.esan && (
           <>
-            <Action testid={`disk-verify-${d.name}`} label="Verify" secondary run={async () => (await post(`/api/v1/disks/${enc(d.name)}/verify`), 'Verification started.')} />
-            <Action testid={`disk-promote-${d.name}`} label="Promote" secondary confirm="Promote the outdated replica?" run={async () => (await post(`/api/v1/disks/${enc(d.name)}/promote`), 'Promoted.')} />
+            <Action testid={`disk-verify-${d.name}`} label="Verify" secondary run={async () => (await post(`/api/v1/disks/${enc(d.name)}/verify`), 'Verification started: its result shows here.')} />
+            {nodes.map((n) => (
+              <Action
+                testid={`disk-promote-${d.name}-${n}`}
+                label={`Promote ${n}`}
+                secondary
+                confirm={`Declare ${n}'s replica up to date as it is? What the other replica holds beyond it is lost.`}
+                run={async () => (await post(`/api/v1/disks/${enc(d.name)}/promote`, { node: n, force: true }), `${n}'s replica is the disk now; the other is synchronised from it.`)}
+              />
+            ))}
             {(d.esan.replicas || []).filter((r) => r.herd_san && r.herd_san.disk).map((r) => (
               <Action
                 testid={`disk-attach-${d.name}-${r.node}`}

@@ -116,8 +116,13 @@ function GroupRow({ g }) {
   );
 }
 
+// How many of the audit log's newest entries the page shows (herd audit
+// --limit N; the log keeps the newest 10,000 or so).
+const AUDIT_LIMITS = [50, 100, 500, 1000, 10000];
+
 export function UsersPage() {
-  const { data, error } = useLive(['/api/v1/users', '/api/v1/groups', '/api/v1/audit?limit=50'], ['user', 'group'], 0);
+  const [limit, setLimit] = useState(AUDIT_LIMITS[0]);
+  const { data, error } = useLive(['/api/v1/users', '/api/v1/groups', `/api/v1/audit?limit=${limit}`], ['user', 'group'], 0);
   if (!data) return <Loading error={error} />;
   const [users, groups, audit] = data;
   return (
@@ -197,8 +202,20 @@ export function UsersPage() {
           }}
         />
       </Section>
-      <Section title="Audit log (the newest 50 changes)" testid="audit-section">
-        <table>
+      <Section title="Audit log" testid="audit-section">
+        <div class="toolbar">
+          <label>
+            The newest{' '}
+            <select value={String(limit)} onChange={(e) => setLimit(Number(e.currentTarget.value))} data-testid="audit-limit" aria-label="How many">
+              {AUDIT_LIMITS.map((n) => (
+                <option value={String(n)}>{n}</option>
+              ))}
+            </select>{' '}
+            changes (herd audit --limit N)
+          </label>
+          <span class="muted" data-testid="audit-count">{`${audit.length} shown`}</span>
+        </div>
+        <table data-testid="audit-table">
           <thead>
             <tr>
               <th>When</th>

@@ -26,6 +26,7 @@ const FIELD_WORDS = [
   [/boot order/i, 'boot'],
   [/preferred node or a node set/i, 'preferred'],
   [/^Preferred node/i, 'preferred'],
+  [/\bsticky\b/i, 'sticky'],
   [/node set/i, 'nodes'],
 ];
 const FIELD_ALIASES = { restricted: 'nodes', hardware: 'disks' };
@@ -56,6 +57,7 @@ function initial(vm) {
     ha: vm ? !!vm.ha : false,
     failback: vm ? !!vm.failback : true,
     preferred: vm ? str(vm.preferred) : '',
+    sticky: vm ? str(vm.sticky) : '',
     nodes: vm ? (vm.nodes || []).map((n) => `${n.node}:${n.priority}`).join(',') : '',
     restricted: vm ? !!vm.restricted : false,
     group: vm ? str(vm.group) : '',
@@ -76,6 +78,8 @@ const ATTRS = {
   ha: (v) => v,
   failback: (v) => v,
   preferred: orNull,
+  // Set here; unbound with Release on the VM's page (herd vm release).
+  sticky: orNull,
   nodes: orNull,
   restricted: (v) => v,
   group: orNull,
@@ -272,6 +276,9 @@ export function VmForm({ vm, onDone, onCancel }) {
         </Field>
         <Field label="Preferred node" field="preferred" errors={errors}>
           {sel('preferred', names(nodes), 'none')}
+        </Field>
+        <Field label="Bound to node (sticky)" field="sticky" errors={errors} hint="runs only there, not restarted elsewhere; Release on its page unbinds it">
+          {sel('sticky', names(nodes), was && was.sticky ? undefined : 'not bound')}
         </Field>
         <Field label="Node set" field="nodes" errors={errors} hint="NODE[:PRIORITY],… e.g. n2:2,n1:1">
           {inp('nodes')}

@@ -204,6 +204,9 @@ export function VmList() {
         <Link href="/vms/new" class="button" data-testid="vm-new">
           New VM
         </Link>
+        <Link href="/history" data-testid="vm-history-all">
+          History of every VM
+        </Link>
       </div>
       <div class="toolbar actions">
         <span data-testid="vm-selected">{chosen.length} selected</span>

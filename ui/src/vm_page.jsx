@@ -4,15 +4,17 @@ import { useLive } from './hooks.js';
 import { Link, navigate } from './router.jsx';
 import { VmForm } from './vm_form.jsx';
 import { Console } from './console.jsx';
+import { VmDefine, VmXml } from './vm_xml.jsx';
 
 // One VM's pages: /vms/new (the create form), /vms/NAME (details and
-// actions), /vms/NAME/edit, /vms/NAME/history, /vms/NAME/console.
+// actions), /vms/NAME/edit, /vms/NAME/xml, /vms/NAME/history,
+// /vms/NAME/console; /history: every VM's versions, deleted VMs' too.
 
 const vmPath = (name, rest = '') => `/api/v1/vms/${encodeURIComponent(name)}${rest}`;
 const uiPath = (name, rest = '') => `/vms/${encodeURIComponent(name)}${rest}`;
 
 export function vmRoute(path) {
-  const m = /^\/vms\/([^/]+)(?:\/(edit|history|console))?$/.exec(path);
+  const m = /^\/vms\/([^/]+)(?:\/(edit|xml|history|console))?$/.exec(path);
   if (!m) return null;
   return { name: decodeURIComponent(m[1]), tab: m[2] || 'details' };
 }
@@ -23,6 +25,8 @@ export function VmNew() {
       <h1>New virtual machine</h1>
       <p class="muted">As `herd vm create`: herd makes the libvirt domain XML from the hardware.</p>
       <VmForm vm={null} onDone={(vm) => navigate(uiPath(vm.name))} onCancel={() => navigate('/vms')} />
+      <h2>From libvirt domain XML</h2>
+      <VmDefine onDone={(vm) => navigate(uiPath(vm.name))} />
     </div>
   );
 }
@@ -58,6 +62,7 @@ function Details({ vm }) {
           {row('vCPUs', vm.vcpus, 'vm-vcpus')}
           {row('HA', vm.ha ? 'yes' : 'no', 'vm-ha')}
           {row('Preferred node', vm.preferred)}
+          {row('Bound to node (sticky)', vm.sticky, 'vm-sticky')}
           {row('Node set', (vm.nodes || []).map((n) => `${n.node}:${n.priority}`).join(', ') + (vm.restricted ? ' (only these)' : ''))}
           {row('Group', vm.group)}
           {row('Pool', vm.pool)}
@@ -230,6 +235,11 @@ export function VmPage({ name, tab }) {
         <button onClick={() => act('migrate', target ? { node: target, wait: true } : { wait: true })} disabled={!!busy || vm.state !== 'running'} data-testid="vm-migrate">
           Migrate live
         </button>
+        {vm.sticky && (
+          <button onClick={() => act('release')} disabled={!!busy} data-testid="vm-release" title={`herd vm release: VM ${vm.name} is bound to node ${vm.sticky}`}>
+            {`Release from ${vm.sticky}`}
+          </button>
+        )}
         {confirming ? (
           <>
             <button class="danger" onClick={remove} data-testid="vm-delete-confirm">
@@ -254,11 +264,13 @@ export function VmPage({ name, tab }) {
       <nav class="tabs">
         {tabLink('details', 'Details')}
         {tabLink('edit', 'Edit')}
+        {tabLink('xml', 'XML')}
         {tabLink('history', 'History')}
         {tabLink('console', 'Console')}
       </nav>
       {tab === 'details' && <Details vm={vm} />}
       {tab === 'edit' && <VmForm key={vm.version} vm={vm} onDone={() => { reload(); navigate(uiPath(name)); }} onCancel={() => navigate(uiPath(name))} />}
+      {tab === 'xml' && <VmXml vm={vm} onDefined={() => reload()} />}
       {tab === 'history' && <History vm={vm} reload={reload} />}
       {tab === 'console' && <Console key="vm" vm={vm.name} />}
     </div>
