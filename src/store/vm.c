@@ -67,11 +67,6 @@ void *store_vm_parse(json_t *d)
 {
 	vm_typed *t = g_new0(vm_typed, 1);
 	store_vm *vm = &t->vm;
-	const char *xml = field_text(d, "xml");
-	/* Until store_vm_own() points it into the object's text: a string
-	 * of its own, for a view of a tree only (vm_hardware's). */
-	vm->xml_json = xml;
-	vm->xml_json_len = (size_t)-1;
 	vm->type = field_text(d, "type");
 	vm->memory_mib = field_uint(d, "memory_mib", 0);
 	vm->vcpus = (unsigned)field_uint(d, "vcpus", 0);
@@ -163,11 +158,45 @@ static void string_slots(vm_typed *t, GPtrArray *slots)
 		g_ptr_array_add(slots, &t->xml_files[i]);
 	for (size_t i = 0; t->xml_bridges[i]; i++)
 		g_ptr_array_add(slots, &t->xml_bridges[i]);
+	g_ptr_array_add(slots, &t->vm.xml_macs);
 }
 
-void store_vm_own(void *typed, const char *text)
+static bool is_mac_char(char c)
+{
+	return g_ascii_isxdigit(c) || c == ':';
+}
+
+/* The runs of hex digits and colons of @len bytes at @p as long as a MAC
+ * address or longer, space-separated; NULL if none.  @p is the XML as a
+ * JSON string: a MAC in the XML is in it as it is (JSON escapes none of
+ * its characters), and an escape only ends a run or adds one. */
+static char *mac_runs(const char *p, size_t len)
+{
+	GString *runs = NULL;
+	for (size_t i = 0; i < len;) {
+		size_t n = 0;
+		while (i + n < len && is_mac_char(p[i + n]))
+			n++;
+		if (n >= 17) {
+			if (!runs)
+				runs = g_string_new(NULL);
+			else
+				g_string_append_c(runs, ' ');
+			g_string_append_len(runs, p + i, (gssize)n);
+		}
+		i += n ? n : 1;
+	}
+	return runs ? g_string_free(runs, FALSE) : NULL;
+}
+
+void store_vm_own(void *typed, const char *text, const store_packed *packed)
 {
 	vm_typed *t = typed;
+	store_text_member m;
+	bool xml = store_text_member_get(text, "xml", &m) && m.value_len >= 2 && *m.value == '"';
+	g_autofree char *macs = xml ? mac_runs(m.value, m.value_len) : NULL;
+	t->vm.xml_macs = macs;
+	t->vm.xml_text = packed;
 	g_autoptr(GPtrArray) slots = g_ptr_array_new();
 	string_slots(t, slots);
 	size_t size = 0;
@@ -186,33 +215,57 @@ void store_vm_own(void *typed, const char *text)
 		*slot = at;
 		at += n;
 	}
-	store_text_member m;
-	bool xml = store_text_member_get(text, "xml", &m) && m.value_len >= 2 && *m.value == '"';
-	t->vm.xml_json = xml ? m.value : NULL;
-	t->vm.xml_json_len = xml ? m.value_len : 0;
+}
+
+/* The JSON string of @vm's XML in @text (its unpacked text): in *@json,
+ * escaped and quoted; false if it has none. */
+static bool xml_member(const char *text, store_text_member *json)
+{
+	return store_text_member_get(text, "xml", json) && json->value_len >= 2 && *json->value == '"';
 }
 
 char *store_vm_xml(const store_vm *vm)
 {
-	if (!vm->xml_json)
+	if (!vm->xml_text)
 		return g_strdup("");
-	if (vm->xml_json_len == (size_t)-1)
-		return g_strdup(vm->xml_json);
-	g_autoptr(json_t) s = json_loadb(vm->xml_json, vm->xml_json_len,
-					 JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	g_autofree char *text = store_packed_text(vm->xml_text);
+	store_text_member m;
+	if (!xml_member(text, &m))
+		return g_strdup("");
+	g_autoptr(json_t) s = json_loadb(m.value, m.value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	return g_strdup(json_is_string(s) ? json_string_value(s) : "");
 }
 
 bool store_vm_same_xml(const store_vm *a, const store_vm *b)
 {
+	/* The same text (the same version, or one whose state only changed
+	 * since) is the same XML: no unpacking. */
+	if (a->xml_text && b->xml_text && store_packed_equal(a->xml_text, b->xml_text))
+		return true;
+	if (!a->xml_text || !b->xml_text) {
+		g_autofree char *xa = store_vm_xml(a), *xb = store_vm_xml(b);
+		return strcmp(xa, xb) == 0;
+	}
 	/* Both texts are store_db_encode()'s: the same string, the same bytes
 	 * (no XML at all is "", as an empty one: compared as strings). */
-	if (a->xml_json && b->xml_json && a->xml_json_len != (size_t)-1 &&
-	    b->xml_json_len != (size_t)-1)
-		return a->xml_json_len == b->xml_json_len &&
-		       memcmp(a->xml_json, b->xml_json, a->xml_json_len) == 0;
-	g_autofree char *x = store_vm_xml(a), *y = store_vm_xml(b);
-	return strcmp(x, y) == 0;
+	g_autofree char *ta = store_packed_text(a->xml_text), *tb = store_packed_text(b->xml_text);
+	store_text_member ma, mb;
+	bool has_a = xml_member(ta, &ma), has_b = xml_member(tb, &mb);
+	if (has_a && has_b)
+		return ma.value_len == mb.value_len && memcmp(ma.value, mb.value, ma.value_len) == 0;
+	/* One without XML: the same only if the other's is empty. */
+	const store_text_member *one = has_a ? &ma : has_b ? &mb : NULL;
+	return !one || (one->value_len == 2);
+}
+
+bool store_vm_xml_may_have_mac(const store_vm *vm, const char *mac)
+{
+	for (const char *c = mac; *c; c++)
+		if (!is_mac_char(*c))
+			return vm->xml_text != NULL; /* not a MAC's shape: only a look tells */
+	if (strlen(mac) < 17)
+		return vm->xml_text != NULL;
+	return vm->xml_macs && strcasestr(vm->xml_macs, mac);
 }
 
 void store_vm_free(void *typed)

@@ -86,11 +86,13 @@ bool store_vm_priority_parse(const char *name, store_vm_priority *out);
 
 typedef struct store_vm {
 	/* Configuration (a change is a new version in the VM's history). */
-	/* Its libvirt domain XML, as the JSON string (escaped, quoted) in its
-	 * object's text: store_vm_xml() reads it.  Not kept twice, as a tree's
-	 * string and as text, for 1.3 kB or more a VM. */
-	const char *xml_json;
-	size_t xml_json_len;
+	/* Its libvirt domain XML is in its object's packed text (NULL in a
+	 * view of no object), not here: store_vm_xml() reads it (1–3 kB a
+	 * VM).  xml_macs: that XML's runs of hex digits and colons long
+	 * enough to hold a MAC address, space-separated, or NULL if none
+	 * (store_vm_xml_may_have_mac()). */
+	const store_packed *xml_text;
+	const char *xml_macs;
 	const store_vm_hardware *hw; /* what the XML was made from, or NULL if an
 				      * operator wrote the XML (herd vm define) */
 	const char *type;        /* the domain type ("kvm", "qemu"…), "" if unknown */
@@ -146,10 +148,16 @@ bool store_vm_boot_ok(const char *boot);
 
 /* The typed view of a VM object (@o must be of kind VM). */
 const store_vm *store_vm_of(const store_object *o);
-/* @vm's libvirt domain XML ("" if it has none; g_free it). */
+/* @vm's libvirt domain XML ("" if it has none; g_free it).  Unpacked
+ * from its object's text: a few µs, not for a loop over every VM. */
 char *store_vm_xml(const store_vm *vm);
 /* Do @a and @b have the same domain XML? */
 bool store_vm_same_xml(const store_vm *a, const store_vm *b);
+/* Might @vm's domain XML contain MAC address @mac (any case)?  False only
+ * when it does not; true asks for a look at store_vm_xml().  No unpacking
+ * for a @mac of hex digits and colons: the view keeps the XML's runs of
+ * those that are long enough to hold one. */
+bool store_vm_xml_may_have_mac(const store_vm *vm, const char *mac);
 
 /* The failure record for @node, or NULL. */
 const store_vm_failure *store_vm_failure_on(const store_vm *vm, const char *node);
@@ -319,7 +327,8 @@ bool store_vm_validate(json_t *data, GError **error);
 /* The typed view's lifetime (object.c). */
 void *store_vm_parse(json_t *data);
 /* Make @typed (store_vm_parse()'s) independent of the tree it was read from:
- * its strings copied into one block of its own, its XML read from @text
- * (its object's data as text, which outlives it). */
-void store_vm_own(void *typed, const char *text);
+ * its strings copied into one block of its own; its XML read from @packed
+ * (its object's data as text, packed, which outlives it) when asked for;
+ * @text is that text, unpacked. */
+void store_vm_own(void *typed, const char *text, const store_packed *packed);
 void store_vm_free(void *typed);
