@@ -77,11 +77,14 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 			       uint64_t version, int64_t created_ms, int64_t modified_ms,
 			       json_t *data)
 {
-	store_object *o = g_new0(store_object, 1);
+	/* Its name in its block: a block of its own was 32 bytes of heap
+	 * more an object. */
+	size_t name_size = name ? strlen(name) + 1 : 0;
+	store_object *o = g_malloc0(sizeof(*o) + name_size);
 	o->refcount = 1;
 	o->kind = kind;
 	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
-	o->name = g_strdup(name);
+	o->name = name ? memcpy((char *)(o + 1), name, name_size) : NULL;
 	o->version = version;
 	o->created_ms = created_ms;
 	o->modified_ms = modified_ms;
@@ -94,7 +97,7 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 		if (!text)
 			g_error("a VM's data could not be encoded");
 		o->text = store_packed_new(text, strlen(text));
-		store_vm_own(o->typed, text, o->text);
+		o->typed = store_vm_own(o->typed, text, o->text);
 	} else {
 		o->data = g_steal_pointer(&d);
 	}
@@ -194,7 +197,6 @@ void store_object_unref(store_object *o)
 		kinds[o->kind].free(o->typed);
 	json_decref(o->data);
 	store_packed_free(o->text);
-	g_free(o->name);
 	g_free(o);
 }
 

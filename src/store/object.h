@@ -48,7 +48,7 @@ typedef struct store_object {
 	gint refcount;
 	store_kind kind;
 	char uuid[STORE_UUID_LEN + 1];
-	char *name;
+	char *name;           /* in the object's own block */
 	uint64_t version;
 	int64_t created_ms;   /* when it was first made (sender's clock) */
 	int64_t modified_ms;  /* when this version was made */

@@ -96,25 +96,17 @@ typedef struct store_vm {
 	const store_vm_hardware *hw; /* what the XML was made from, or NULL if an
 				      * operator wrote the XML (herd vm define) */
 	const char *type;        /* the domain type ("kvm", "qemu"…), "" if unknown */
-	uint64_t memory_mib;
-	unsigned vcpus;
-	bool ha;                 /* restarted elsewhere when its node dies */
 	const char *preferred;   /* node it returns to, or NULL */
-	bool failback;           /* returns to its preferred node (default true) */
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
 	const char *pool;        /* VM pool (whose operators may run it: store/group.h), or NULL */
 	/* Its node set: the nodes it prefers, highest priority first (ties
-	 * in the order given); n_nodeset 0: none.  With restricted it never
-	 * runs on any other node.  failback applies to it as to preferred. */
+	 * in the order given); n_nodeset 0: none.  With restricted (below)
+	 * it never runs on any other node.  failback applies to it as to
+	 * preferred. */
 	const store_vm_node_priority *nodeset;
 	size_t n_nodeset;
-	bool restricted;
-	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
-	store_vm_priority restart_priority;
 	const char *start_after; /* the UUID of a VM that runs before this one starts, or NULL */
-	unsigned start_wait_s;   /* how long its start waits at most for that VM and
-				  * for VMs of a higher priority */
 	/* What an operator's XML uses on the hosts (no hw): its disks' source
 	 * files and the bridges of its interfaces, as libvirt read them at
 	 * define time; NULL-terminated, empty if none (or defined before herd
@@ -122,14 +114,25 @@ typedef struct store_vm {
 	 * switches when it plans, so that one added later counts. */
 	const char *const *xml_files;
 	const char *const *xml_bridges;
+	/* The numbers and flags together, of configuration and then of
+	 * state: no padding between pointers (10,000 views). */
+	uint64_t memory_mib;
+	unsigned vcpus;
+	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
+	store_vm_priority restart_priority;
+	unsigned start_wait_s;   /* how long its start waits at most for start_after
+				  * and for VMs of a higher priority */
+	bool ha;                 /* restarted elsewhere when its node dies */
+	bool failback;           /* returns to its preferred node (default true) */
+	bool restricted;         /* runs on the nodes of its node set only */
 	/* State (not configuration: kept out of the history). */
 	bool target_running;     /* the operator's start (true) or stop */
 	bool stop_force;         /* a stop powers it off at once */
+	bool move_live;          /* move_to: by live migration from its node; else
+				  * its node stops it, then it is started there */
+	bool move_cold_ok;       /* ... and if the live migration fails, cold */
 	const char *node;        /* the one node that may run it, or NULL */
 	const char *move_to;     /* it goes there from its node; or NULL */
-	bool move_live;          /* ... by live migration from its node; else its node
-				  * stops it, then it is started there */
-	bool move_cold_ok;       /* ... and if the live migration fails, cold */
 	const char *live_failed; /* why its last live move was given up (the
 				  * hypervisor's error), or NULL: moves that
 				  * herd decides itself are not tried live again
@@ -326,9 +329,10 @@ json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *t
 bool store_vm_validate(json_t *data, GError **error);
 /* The typed view's lifetime (object.c). */
 void *store_vm_parse(json_t *data);
-/* Make @typed (store_vm_parse()'s) independent of the tree it was read from:
- * its strings copied into one block of its own; its XML read from @packed
+/* Make @typed (store_vm_parse()'s) independent of the tree it was read from,
+ * and return it (it moves: @typed is gone): its strings copied into its
+ * block; its XML read from @packed
  * (its object's data as text, packed, which outlives it) when asked for;
  * @text is that text, unpacked. */
-void store_vm_own(void *typed, const char *text, const store_packed *packed);
+void *store_vm_own(void *typed, const char *text, const store_packed *packed);
 void store_vm_free(void *typed);
