@@ -1,8 +1,8 @@
 /*
  * The changes a replica applied last, as applied (store/replica.c): a
  * member that missed some of them is sent only those (a catch-up), not the
- * whole store.  Kept in memory, bounded in entries and bytes, oldest
- * dropped first.  No I/O.
+ * whole store.  Kept in memory, packed (store/packed.h), bounded in
+ * entries and in the bytes they take, oldest dropped first.  No I/O.
  */
 #pragma once
 

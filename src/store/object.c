@@ -77,11 +77,14 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 			       uint64_t version, int64_t created_ms, int64_t modified_ms,
 			       json_t *data)
 {
-	store_object *o = g_new0(store_object, 1);
+	/* Its name in its block: a block of its own was 32 bytes of heap
+	 * more an object. */
+	size_t name_size = name ? strlen(name) + 1 : 0;
+	store_object *o = g_malloc0(sizeof(*o) + name_size);
 	o->refcount = 1;
 	o->kind = kind;
 	g_strlcpy(o->uuid, uuid, sizeof(o->uuid));
-	o->name = g_strdup(name);
+	o->name = name ? memcpy((char *)(o + 1), name, name_size) : NULL;
 	o->version = version;
 	o->created_ms = created_ms;
 	o->modified_ms = modified_ms;
@@ -90,13 +93,11 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 		o->typed = kinds[kind].parse(d);
 	if (kind == STORE_KIND_VM) {
 		/* The view's strings are copied out of the tree, which goes. */
-		o->text = store_db_encode(d);
-		if (!o->text)
+		g_autofree char *text = store_db_encode(d);
+		if (!text)
 			g_error("a VM's data could not be encoded");
-		/* Of its size: the encoder's GString has a power of two (1 kB
-		 * for a 300-byte text, 2 kB for one with a 1.3 kB XML). */
-		o->text = g_realloc(o->text, strlen(o->text) + 1);
-		store_vm_own(o->typed, o->text);
+		o->text = store_packed_new(text, strlen(text));
+		o->typed = store_vm_own(o->typed, text, o->text);
 	} else {
 		o->data = g_steal_pointer(&d);
 	}
@@ -108,7 +109,8 @@ json_t *store_object_data(const store_object *o)
 	if (!o->text)
 		return json_incref(o->data);
 	json_error_t jerr;
-	json_t *d = json_loads(o->text, JSON_ALLOW_NUL, &jerr);
+	g_autofree char *text = store_packed_text(o->text);
+	json_t *d = json_loads(text, JSON_ALLOW_NUL, &jerr);
 	/* The text is what store_db_encode() made of a JSON object. */
 	if (!json_is_object(d))
 		g_error("a %s's kept text does not parse: %s", store_kind_label(o->kind), jerr.text);
@@ -117,7 +119,7 @@ json_t *store_object_data(const store_object *o)
 
 char *store_object_encode(const store_object *o)
 {
-	return o->text ? g_strdup(o->text) : store_db_encode(o->data);
+	return o->text ? store_packed_text(o->text) : store_db_encode(o->data);
 }
 
 static const char *skip_string(const char *p)
@@ -194,8 +196,7 @@ void store_object_unref(store_object *o)
 	if (kinds[o->kind].free)
 		kinds[o->kind].free(o->typed);
 	json_decref(o->data);
-	g_free(o->text);
-	g_free(o->name);
+	store_packed_free(o->text);
 	g_free(o);
 }
 

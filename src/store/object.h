@@ -9,6 +9,8 @@
  */
 #pragma once
 
+#include "store/packed.h"
+
 #include <glib.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -46,17 +48,19 @@ typedef struct store_object {
 	gint refcount;
 	store_kind kind;
 	char uuid[STORE_UUID_LEN + 1];
-	char *name;
+	char *name;           /* in the object's own block */
 	uint64_t version;
 	int64_t created_ms;   /* when it was first made (sender's clock) */
 	int64_t modified_ms;  /* when this version was made */
 	json_t *data;         /* kind-specific fields; never NULL, except for a VM
 			       * (NULL: its data is @text); read them with
 			       * store_object_data() */
-	char *text;           /* a VM's data as compact JSON text, the bytes of
+	store_packed *text;   /* a VM's data as compact JSON text, the bytes of
 			       * store_db_encode() (SQLite's data column, the hash
-			       * chain's): 10,000 VMs are held as text, not as trees
-			       * of some 15 values each; NULL for other kinds */
+			       * chain's), packed (store/packed.h): 10,000 VMs are
+			       * held as packed text, not as trees of some 15 values
+			       * each nor as 1–3 kB of domain XML; NULL for other
+			       * kinds; read with store_object_encode() */
 	void *typed;          /* the kind's typed view of the data (store/vm.h, node.h…),
 			       * made once with the object; NULL for kinds without one */
 	uint64_t changed_at;  /* the store index of the command that made it, set by

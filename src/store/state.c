@@ -320,7 +320,10 @@ static bool vm_same_config(const store_object *a, const store_object *b)
 {
 	if (strcmp(a->name, b->name) != 0)
 		return false;
-	const char *pa = a->text, *pb = b->text;
+	if (store_packed_equal(a->text, b->text))
+		return true;
+	g_autofree char *ta = store_packed_text(a->text), *tb = store_packed_text(b->text);
+	const char *pa = ta, *pb = tb;
 	store_text_member ma, mb;
 	for (;;) {
 		bool more_a = next_config_member(&pa, &ma), more_b = next_config_member(&pb, &mb);

@@ -8,16 +8,13 @@
 #include <stdarg.h>
 #include <string.h>
 
+/* A VM's typed view in one block with the strings it owns (after
+ * store_vm_own()); its lists in blocks of their own, an empty one in none.
+ * The view's pointers are the only ones to them (10,000 views: every
+ * pointer kept twice was 80 kB a herdd). */
 typedef struct {
 	store_vm vm;
-	store_vm_failure *failures;
-	store_vm_hardware hw;
-	store_vm_disk *disks;
-	store_vm_nic *nics;
-	const char **xml_files;
-	const char **xml_bridges;
-	store_vm_node_priority *nodeset;
-	char *strings;           /* the view's own copies (store_vm_own()), or NULL */
+	char strings[];          /* the view's own copies (store_vm_own()) */
 } vm_typed;
 
 /* What an empty list points to: most VMs have no node set, no files or
@@ -40,22 +37,25 @@ static const char **string_list(json_t *arr)
 	return out;
 }
 
+/* The hardware, its disks and NICs in one block (only a VM that herd
+ * made has one). */
 static void parse_hardware(vm_typed *t, json_t *hw)
 {
-	store_vm_hardware *h = &t->hw;
 	json_t *disks = json_object_get(hw, "disks"), *nics = json_object_get(hw, "nics"), *e;
-	size_t i;
-	t->disks = g_new0(store_vm_disk, json_array_size(disks) + 1);
-	t->nics = g_new0(store_vm_nic, json_array_size(nics) + 1);
+	size_t i, n_disks = json_array_size(disks), n_nics = json_array_size(nics);
+	store_vm_hardware *h = g_malloc0(sizeof(*h) + n_disks * sizeof(store_vm_disk) +
+					 n_nics * sizeof(store_vm_nic));
+	store_vm_disk *d = (store_vm_disk *)(h + 1);
+	store_vm_nic *nic = (store_vm_nic *)(d + n_disks);
 	json_array_foreach(disks, i, e)
-		t->disks[h->n_disks++] = (store_vm_disk){ field_text(e, "disk"),
-							  field_str(e, "bus") ? field_str(e, "bus") : "virtio" };
+		d[h->n_disks++] = (store_vm_disk){ field_text(e, "disk"),
+						   field_str(e, "bus") ? field_str(e, "bus") : "virtio" };
 	json_array_foreach(nics, i, e)
-		t->nics[h->n_nics++] = (store_vm_nic){ field_text(e, "network"),
-						       field_str(e, "model") ? field_str(e, "model") : "virtio",
-						       field_text(e, "mac") };
-	h->disks = t->disks;
-	h->nics = t->nics;
+		nic[h->n_nics++] = (store_vm_nic){ field_text(e, "network"),
+						   field_str(e, "model") ? field_str(e, "model") : "virtio",
+						   field_text(e, "mac") };
+	h->disks = d;
+	h->nics = nic;
 	h->cdrom = field_str(hw, "cdrom");
 	h->floppy = field_str(hw, "floppy");
 	h->firmware = field_str(hw, "firmware") ? field_str(hw, "firmware") : "bios";
@@ -67,11 +67,6 @@ void *store_vm_parse(json_t *d)
 {
 	vm_typed *t = g_new0(vm_typed, 1);
 	store_vm *vm = &t->vm;
-	const char *xml = field_text(d, "xml");
-	/* Until store_vm_own() points it into the object's text: a string
-	 * of its own, for a view of a tree only (vm_hardware's). */
-	vm->xml_json = xml;
-	vm->xml_json_len = (size_t)-1;
 	vm->type = field_text(d, "type");
 	vm->memory_mib = field_uint(d, "memory_mib", 0);
 	vm->vcpus = (unsigned)field_uint(d, "vcpus", 0);
@@ -83,13 +78,13 @@ void *store_vm_parse(json_t *d)
 	vm->pool = field_str(d, "pool");
 	json_t *set = json_object_get(d, "nodes"), *member;
 	size_t k;
-	t->nodeset = json_array_size(set) ? g_new0(store_vm_node_priority, json_array_size(set) + 1)
-					   : no_nodeset;
+	store_vm_node_priority *nodeset =
+		json_array_size(set) ? g_new0(store_vm_node_priority, json_array_size(set) + 1) : no_nodeset;
 	json_array_foreach(set, k, member)
 		if (field_str(member, "node"))
-			t->nodeset[vm->n_nodeset++] = (store_vm_node_priority){
+			nodeset[vm->n_nodeset++] = (store_vm_node_priority){
 				field_str(member, "node"), (unsigned)field_uint(member, "priority", 0) };
-	vm->nodeset = t->nodeset;
+	vm->nodeset = nodeset;
 	vm->restricted = vm->n_nodeset > 0 && field_bool(d, "restricted", false);
 	vm->shutdown_timeout_s = (unsigned)field_uint(d, "shutdown_timeout_s",
 						      STORE_VM_SHUTDOWN_TIMEOUT_DEFAULT_S);
@@ -109,74 +104,120 @@ void *store_vm_parse(json_t *d)
 	vm->return_to = field_str(d, "return_to");
 	if (json_is_object(json_object_get(d, "hw")))
 		parse_hardware(t, json_object_get(d, "hw"));
-	t->xml_files = string_list(json_object_get(d, "xml_files"));
-	t->xml_bridges = string_list(json_object_get(d, "xml_bridges"));
-	vm->xml_files = t->xml_files;
-	vm->xml_bridges = t->xml_bridges;
+	vm->xml_files = string_list(json_object_get(d, "xml_files"));
+	vm->xml_bridges = string_list(json_object_get(d, "xml_bridges"));
 	json_t *failed = json_object_get(d, "failed");
 	if (json_is_object(failed) && json_object_size(failed) > 0) {
-		t->failures = g_new0(store_vm_failure, json_object_size(failed));
+		store_vm_failure *failures = g_new0(store_vm_failure, json_object_size(failed));
 		const char *node;
 		json_t *f;
 		json_object_foreach(failed, node, f) {
-			store_vm_failure *e = &t->failures[vm->n_failures++];
+			store_vm_failure *e = &failures[vm->n_failures++];
 			e->node = node;
 			e->count = (unsigned)field_uint(f, "count", 1);
 			e->error = field_text(f, "error");
 		}
-		vm->failures = t->failures;
+		vm->failures = failures;
 	}
 	return t;
 }
 
-/* Every string of @t's view, by the address of its pointer. */
+/* Every string of @t's view, by the address of its pointer (the lists'
+ * blocks are the view's own: their const is the readers'). */
 static void string_slots(vm_typed *t, GPtrArray *slots)
 {
 	store_vm *vm = &t->vm;
+	store_vm_node_priority *nodeset = (store_vm_node_priority *)vm->nodeset;
+	store_vm_failure *failures = (store_vm_failure *)vm->failures;
+	store_vm_hardware *hw = (store_vm_hardware *)vm->hw;
+	const char **xml_files = (const char **)vm->xml_files;
+	const char **xml_bridges = (const char **)vm->xml_bridges;
 	const char **one[] = { &vm->type, &vm->preferred, &vm->sticky, &vm->group, &vm->pool,
 			       &vm->start_after, &vm->node, &vm->move_to, &vm->live_failed,
 			       &vm->return_to };
 	for (size_t i = 0; i < G_N_ELEMENTS(one); i++)
 		g_ptr_array_add(slots, one[i]);
 	for (size_t i = 0; i < vm->n_nodeset; i++)
-		g_ptr_array_add(slots, &t->nodeset[i].node);
+		g_ptr_array_add(slots, &nodeset[i].node);
 	for (size_t i = 0; i < vm->n_failures; i++) {
-		g_ptr_array_add(slots, &t->failures[i].node);
-		g_ptr_array_add(slots, &t->failures[i].error);
+		g_ptr_array_add(slots, &failures[i].node);
+		g_ptr_array_add(slots, &failures[i].error);
 	}
-	if (vm->hw) {
-		for (size_t i = 0; i < t->hw.n_disks; i++) {
-			g_ptr_array_add(slots, &t->disks[i].disk);
-			g_ptr_array_add(slots, &t->disks[i].bus);
+	if (hw) {
+		store_vm_disk *disks = (store_vm_disk *)hw->disks;
+		store_vm_nic *nics = (store_vm_nic *)hw->nics;
+		for (size_t i = 0; i < hw->n_disks; i++) {
+			g_ptr_array_add(slots, &disks[i].disk);
+			g_ptr_array_add(slots, &disks[i].bus);
 		}
-		for (size_t i = 0; i < t->hw.n_nics; i++) {
-			g_ptr_array_add(slots, &t->nics[i].network);
-			g_ptr_array_add(slots, &t->nics[i].model);
-			g_ptr_array_add(slots, &t->nics[i].mac);
+		for (size_t i = 0; i < hw->n_nics; i++) {
+			g_ptr_array_add(slots, &nics[i].network);
+			g_ptr_array_add(slots, &nics[i].model);
+			g_ptr_array_add(slots, &nics[i].mac);
 		}
-		g_ptr_array_add(slots, &t->hw.cdrom);
-		g_ptr_array_add(slots, &t->hw.floppy);
-		g_ptr_array_add(slots, &t->hw.firmware);
-		g_ptr_array_add(slots, &t->hw.boot);
+		g_ptr_array_add(slots, &hw->cdrom);
+		g_ptr_array_add(slots, &hw->floppy);
+		g_ptr_array_add(slots, &hw->firmware);
+		g_ptr_array_add(slots, &hw->boot);
 	}
-	for (size_t i = 0; t->xml_files[i]; i++)
-		g_ptr_array_add(slots, &t->xml_files[i]);
-	for (size_t i = 0; t->xml_bridges[i]; i++)
-		g_ptr_array_add(slots, &t->xml_bridges[i]);
+	for (size_t i = 0; xml_files[i]; i++)
+		g_ptr_array_add(slots, &xml_files[i]);
+	for (size_t i = 0; xml_bridges[i]; i++)
+		g_ptr_array_add(slots, &xml_bridges[i]);
+	g_ptr_array_add(slots, &vm->xml_macs);
 }
 
-void store_vm_own(void *typed, const char *text)
+static bool is_mac_char(char c)
 {
-	vm_typed *t = typed;
+	return g_ascii_isxdigit(c) || c == ':';
+}
+
+/* The runs of hex digits and colons of @len bytes at @p as long as a MAC
+ * address or longer, space-separated; NULL if none.  @p is the XML as a
+ * JSON string: a MAC in the XML is in it as it is (JSON escapes none of
+ * its characters), and an escape only ends a run or adds one. */
+static char *mac_runs(const char *p, size_t len)
+{
+	GString *runs = NULL;
+	for (size_t i = 0; i < len;) {
+		size_t n = 0;
+		while (i + n < len && is_mac_char(p[i + n]))
+			n++;
+		if (n >= 17) {
+			if (!runs)
+				runs = g_string_new(NULL);
+			else
+				g_string_append_c(runs, ' ');
+			g_string_append_len(runs, p + i, (gssize)n);
+		}
+		i += n ? n : 1;
+	}
+	return runs ? g_string_free(runs, FALSE) : NULL;
+}
+
+void *store_vm_own(void *typed, const char *text, const store_packed *packed)
+{
+	vm_typed *was = typed;
+	store_text_member m;
+	bool xml = store_text_member_get(text, "xml", &m) && m.value_len >= 2 && *m.value == '"';
+	g_autofree char *macs = xml ? mac_runs(m.value, m.value_len) : NULL;
+	was->vm.xml_macs = macs;
+	was->vm.xml_text = packed;
 	g_autoptr(GPtrArray) slots = g_ptr_array_new();
-	string_slots(t, slots);
+	string_slots(was, slots);
 	size_t size = 0;
 	for (guint i = 0; i < slots->len; i++) {
 		const char **slot = slots->pdata[i];
 		if (*slot)
 			size += strlen(*slot) + 1;
 	}
-	char *at = t->strings = size ? g_malloc(size) : NULL;
+	/* The view moves into a block with room for its strings. */
+	vm_typed *t = g_malloc(sizeof(*t) + size);
+	memcpy(t, was, sizeof(*t));
+	g_free(was);
+	g_ptr_array_set_size(slots, 0);
+	string_slots(t, slots);
+	char *at = t->strings;
 	for (guint i = 0; i < slots->len; i++) {
 		const char **slot = slots->pdata[i];
 		if (!*slot)
@@ -186,33 +227,58 @@ void store_vm_own(void *typed, const char *text)
 		*slot = at;
 		at += n;
 	}
-	store_text_member m;
-	bool xml = store_text_member_get(text, "xml", &m) && m.value_len >= 2 && *m.value == '"';
-	t->vm.xml_json = xml ? m.value : NULL;
-	t->vm.xml_json_len = xml ? m.value_len : 0;
+	return t;
+}
+
+/* The JSON string of @vm's XML in @text (its unpacked text): in *@json,
+ * escaped and quoted; false if it has none. */
+static bool xml_member(const char *text, store_text_member *json)
+{
+	return store_text_member_get(text, "xml", json) && json->value_len >= 2 && *json->value == '"';
 }
 
 char *store_vm_xml(const store_vm *vm)
 {
-	if (!vm->xml_json)
+	if (!vm->xml_text)
 		return g_strdup("");
-	if (vm->xml_json_len == (size_t)-1)
-		return g_strdup(vm->xml_json);
-	g_autoptr(json_t) s = json_loadb(vm->xml_json, vm->xml_json_len,
-					 JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	g_autofree char *text = store_packed_text(vm->xml_text);
+	store_text_member m;
+	if (!xml_member(text, &m))
+		return g_strdup("");
+	g_autoptr(json_t) s = json_loadb(m.value, m.value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	return g_strdup(json_is_string(s) ? json_string_value(s) : "");
 }
 
 bool store_vm_same_xml(const store_vm *a, const store_vm *b)
 {
+	/* The same text (the same version, or one whose state only changed
+	 * since) is the same XML: no unpacking. */
+	if (a->xml_text && b->xml_text && store_packed_equal(a->xml_text, b->xml_text))
+		return true;
+	if (!a->xml_text || !b->xml_text) {
+		g_autofree char *xa = store_vm_xml(a), *xb = store_vm_xml(b);
+		return strcmp(xa, xb) == 0;
+	}
 	/* Both texts are store_db_encode()'s: the same string, the same bytes
 	 * (no XML at all is "", as an empty one: compared as strings). */
-	if (a->xml_json && b->xml_json && a->xml_json_len != (size_t)-1 &&
-	    b->xml_json_len != (size_t)-1)
-		return a->xml_json_len == b->xml_json_len &&
-		       memcmp(a->xml_json, b->xml_json, a->xml_json_len) == 0;
-	g_autofree char *x = store_vm_xml(a), *y = store_vm_xml(b);
-	return strcmp(x, y) == 0;
+	g_autofree char *ta = store_packed_text(a->xml_text), *tb = store_packed_text(b->xml_text);
+	store_text_member ma, mb;
+	bool has_a = xml_member(ta, &ma), has_b = xml_member(tb, &mb);
+	if (has_a && has_b)
+		return ma.value_len == mb.value_len && memcmp(ma.value, mb.value, ma.value_len) == 0;
+	/* One without XML: the same only if the other's is empty. */
+	const store_text_member *one = has_a ? &ma : has_b ? &mb : NULL;
+	return !one || (one->value_len == 2);
+}
+
+bool store_vm_xml_may_have_mac(const store_vm *vm, const char *mac)
+{
+	for (const char *c = mac; *c; c++)
+		if (!is_mac_char(*c))
+			return vm->xml_text != NULL; /* not a MAC's shape: only a look tells */
+	if (strlen(mac) < 17)
+		return vm->xml_text != NULL;
+	return vm->xml_macs && strcasestr(vm->xml_macs, mac);
 }
 
 void store_vm_free(void *typed)
@@ -220,16 +286,15 @@ void store_vm_free(void *typed)
 	vm_typed *t = typed;
 	if (!t)
 		return;
-	g_free(t->strings);
-	g_free(t->failures);
-	g_free(t->disks);
-	g_free(t->nics);
-	if (t->xml_files != no_strings)
-		g_free(t->xml_files);
-	if (t->xml_bridges != no_strings)
-		g_free(t->xml_bridges);
-	if (t->nodeset != no_nodeset)
-		g_free(t->nodeset);
+	/* The view's own blocks (string_slots()). */
+	g_free((gpointer)t->vm.failures);
+	g_free((gpointer)t->vm.hw);
+	if (t->vm.xml_files != no_strings)
+		g_free((gpointer)t->vm.xml_files);
+	if (t->vm.xml_bridges != no_strings)
+		g_free((gpointer)t->vm.xml_bridges);
+	if (t->vm.nodeset != no_nodeset)
+		g_free((gpointer)t->vm.nodeset);
 	g_free(t);
 }
 

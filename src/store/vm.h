@@ -86,33 +86,27 @@ bool store_vm_priority_parse(const char *name, store_vm_priority *out);
 
 typedef struct store_vm {
 	/* Configuration (a change is a new version in the VM's history). */
-	/* Its libvirt domain XML, as the JSON string (escaped, quoted) in its
-	 * object's text: store_vm_xml() reads it.  Not kept twice, as a tree's
-	 * string and as text, for 1.3 kB or more a VM. */
-	const char *xml_json;
-	size_t xml_json_len;
+	/* Its libvirt domain XML is in its object's packed text (NULL in a
+	 * view of no object), not here: store_vm_xml() reads it (1–3 kB a
+	 * VM).  xml_macs: that XML's runs of hex digits and colons long
+	 * enough to hold a MAC address, space-separated, or NULL if none
+	 * (store_vm_xml_may_have_mac()). */
+	const store_packed *xml_text;
+	const char *xml_macs;
 	const store_vm_hardware *hw; /* what the XML was made from, or NULL if an
 				      * operator wrote the XML (herd vm define) */
 	const char *type;        /* the domain type ("kvm", "qemu"…), "" if unknown */
-	uint64_t memory_mib;
-	unsigned vcpus;
-	bool ha;                 /* restarted elsewhere when its node dies */
 	const char *preferred;   /* node it returns to, or NULL */
-	bool failback;           /* returns to its preferred node (default true) */
 	const char *sticky;      /* bound to this node, or NULL */
 	const char *group;       /* anti-affinity group, or NULL */
 	const char *pool;        /* VM pool (whose operators may run it: store/group.h), or NULL */
 	/* Its node set: the nodes it prefers, highest priority first (ties
-	 * in the order given); n_nodeset 0: none.  With restricted it never
-	 * runs on any other node.  failback applies to it as to preferred. */
+	 * in the order given); n_nodeset 0: none.  With restricted (below)
+	 * it never runs on any other node.  failback applies to it as to
+	 * preferred. */
 	const store_vm_node_priority *nodeset;
 	size_t n_nodeset;
-	bool restricted;
-	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
-	store_vm_priority restart_priority;
 	const char *start_after; /* the UUID of a VM that runs before this one starts, or NULL */
-	unsigned start_wait_s;   /* how long its start waits at most for that VM and
-				  * for VMs of a higher priority */
 	/* What an operator's XML uses on the hosts (no hw): its disks' source
 	 * files and the bridges of its interfaces, as libvirt read them at
 	 * define time; NULL-terminated, empty if none (or defined before herd
@@ -120,14 +114,25 @@ typedef struct store_vm {
 	 * switches when it plans, so that one added later counts. */
 	const char *const *xml_files;
 	const char *const *xml_bridges;
+	/* The numbers and flags together, of configuration and then of
+	 * state: no padding between pointers (10,000 views). */
+	uint64_t memory_mib;
+	unsigned vcpus;
+	unsigned shutdown_timeout_s; /* ACPI shutdown, then forced off */
+	store_vm_priority restart_priority;
+	unsigned start_wait_s;   /* how long its start waits at most for start_after
+				  * and for VMs of a higher priority */
+	bool ha;                 /* restarted elsewhere when its node dies */
+	bool failback;           /* returns to its preferred node (default true) */
+	bool restricted;         /* runs on the nodes of its node set only */
 	/* State (not configuration: kept out of the history). */
 	bool target_running;     /* the operator's start (true) or stop */
 	bool stop_force;         /* a stop powers it off at once */
+	bool move_live;          /* move_to: by live migration from its node; else
+				  * its node stops it, then it is started there */
+	bool move_cold_ok;       /* ... and if the live migration fails, cold */
 	const char *node;        /* the one node that may run it, or NULL */
 	const char *move_to;     /* it goes there from its node; or NULL */
-	bool move_live;          /* ... by live migration from its node; else its node
-				  * stops it, then it is started there */
-	bool move_cold_ok;       /* ... and if the live migration fails, cold */
 	const char *live_failed; /* why its last live move was given up (the
 				  * hypervisor's error), or NULL: moves that
 				  * herd decides itself are not tried live again
@@ -146,10 +151,16 @@ bool store_vm_boot_ok(const char *boot);
 
 /* The typed view of a VM object (@o must be of kind VM). */
 const store_vm *store_vm_of(const store_object *o);
-/* @vm's libvirt domain XML ("" if it has none; g_free it). */
+/* @vm's libvirt domain XML ("" if it has none; g_free it).  Unpacked
+ * from its object's text: a few µs, not for a loop over every VM. */
 char *store_vm_xml(const store_vm *vm);
 /* Do @a and @b have the same domain XML? */
 bool store_vm_same_xml(const store_vm *a, const store_vm *b);
+/* Might @vm's domain XML contain MAC address @mac (any case)?  False only
+ * when it does not; true asks for a look at store_vm_xml().  No unpacking
+ * for a @mac of hex digits and colons: the view keeps the XML's runs of
+ * those that are long enough to hold one. */
+bool store_vm_xml_may_have_mac(const store_vm *vm, const char *mac);
 
 /* The failure record for @node, or NULL. */
 const store_vm_failure *store_vm_failure_on(const store_vm *vm, const char *node);
@@ -318,8 +329,10 @@ json_t *store_vm_cmd_switchover(store_state *st, const char *from, const char *t
 bool store_vm_validate(json_t *data, GError **error);
 /* The typed view's lifetime (object.c). */
 void *store_vm_parse(json_t *data);
-/* Make @typed (store_vm_parse()'s) independent of the tree it was read from:
- * its strings copied into one block of its own, its XML read from @text
- * (its object's data as text, which outlives it). */
-void store_vm_own(void *typed, const char *text);
+/* Make @typed (store_vm_parse()'s) independent of the tree it was read from,
+ * and return it (it moves: @typed is gone): its strings copied into its
+ * block; its XML read from @packed
+ * (its object's data as text, packed, which outlives it) when asked for;
+ * @text is that text, unpacked. */
+void *store_vm_own(void *typed, const char *text, const store_packed *packed);
 void store_vm_free(void *typed);

@@ -483,6 +483,63 @@ void testcluster_vm_uuid(unsigned i, char out[37])
 /* VMs a store command defines: the store's messages stay small. */
 #define DEFINE_BATCH 500
 
+static bool define_guest_xml;
+
+void testcluster_define_guest_xml(bool guest)
+{
+	define_guest_xml = guest;
+}
+
+/* VM @name's domain XML as tests/guest/guest-xml writes it (its layout,
+ * comments and paths; 1.3 kB), or a short one. */
+static char *vm_xml(const char *name, const char *uuid)
+{
+	if (!define_guest_xml)
+		return g_strdup_printf("<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>8</memory>"
+				       "<vcpu>1</vcpu><os><type>hvm</type></os></domain>",
+				       name, uuid);
+	return g_strdup_printf(
+		"<domain type='qemu'>\n"
+		"  <name>%s</name>\n"
+		"  <uuid>%s</uuid>\n"
+		"  <description>herd test guest: prints \"herd-guest N\" on COM1 once a second</description>\n"
+		"  <memory unit='MiB'>8</memory>\n"
+		"  <currentMemory unit='MiB'>8</currentMemory>\n"
+		"  <vcpu placement='static'>1</vcpu>\n"
+		"  <os>\n"
+		"    <type arch='x86_64' machine='pc'>hvm</type>\n"
+		"    <boot dev='hd'/>\n"
+		"  </os>\n"
+		"  <!-- No <features><acpi/>: the guest has no ACPI support, so it cannot be\n"
+		"       shut down gracefully (virsh shutdown); use virsh destroy. -->\n"
+		"  <clock offset='utc'/>\n"
+		"  <on_poweroff>destroy</on_poweroff>\n"
+		"  <on_reboot>restart</on_reboot>\n"
+		"  <on_crash>destroy</on_crash>\n"
+		"  <devices>\n"
+		"    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+		"    <disk type='file' device='disk'>\n"
+		"      <driver name='qemu' type='raw'/>\n"
+		"      <source file=\"/usr/lib/herd/tests/guest/herd-guest.img\"/>\n"
+		"      <target dev='vda' bus='virtio'/>\n"
+		"      <readonly/>\n"
+		"    </disk>\n"
+		"    <controller type='usb' model='none'/>\n"
+		"    <serial type='file'>\n"
+		"      <source path=\"/tmp/herd-guest-%s.serial.log\" append='on'/>\n"
+		"      <target port='0'/>\n"
+		"    </serial>\n"
+		"    <console type='file'>\n"
+		"      <source path=\"/tmp/herd-guest-%s.serial.log\" append='on'/>\n"
+		"      <target type='serial' port='0'/>\n"
+		"    </console>\n"
+		"    <!-- No NIC. -->\n"
+		"    <memballoon model='none'/>\n"
+		"  </devices>\n"
+		"</domain>\n",
+		name, uuid, name, name);
+}
+
 void testcluster_define_vms(testcluster *tc, unsigned first, unsigned n)
 {
 	unsigned nodes = testcluster_size(tc);
@@ -493,11 +550,11 @@ void testcluster_define_vms(testcluster *tc, unsigned first, unsigned n)
 			testcluster_vm_uuid(i, uuid);
 			g_snprintf(name, sizeof(name), "vm%05u", i);
 			g_snprintf(node, sizeof(node), "n%u", (i - 1) % nodes + 1);
-			g_autofree char *xml = g_strdup_printf(
-				"<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>8</memory>"
-				"<vcpu>1</vcpu><os><type>hvm</type></os></domain>",
-				name, uuid);
-			store_vm_domain dom = { uuid, name, xml, "qemu", 8, 1 };
+			g_autofree char *xml = vm_xml(name, uuid);
+			/* The guest's disk, as libvirt's parser gives it to a define. */
+			const char *const files[] = { "/usr/lib/herd/tests/guest/herd-guest.img", NULL };
+			store_vm_domain dom = { uuid, name, xml, "qemu", 8, 1,
+						define_guest_xml ? files : NULL, NULL };
 			store_vm_attrs attrs = { .set = STORE_VM_SET_PREFERRED, .preferred = node };
 			json_array_append_new(ops, store_vm_cmd_define(NULL, &dom, &attrs));
 		}

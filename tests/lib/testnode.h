@@ -108,6 +108,11 @@ void testnode_commit(testnode *n, json_t *cmd);
  * store through n1 (no libvirt: 8 MiB, 1 vCPU, preferred node n1, n2, n3…
  * in turn), in batches; UUID of number i: testcluster_vm_uuid(). */
 void testcluster_define_vms(testcluster *tc, unsigned first, unsigned n);
+/* With @guest, testcluster_define_vms() gives each VM a domain XML shaped
+ * like the test guest's (tests/guest/guest-xml: 1.3 kB with its
+ * description, comments, disk, serial port and console) instead of a
+ * 180-byte one: what a VM costs herdd's memory on the test nodes. */
+void testcluster_define_guest_xml(bool guest);
 /* The UUID those VMs get: VM number @i's. */
 void testcluster_vm_uuid(unsigned i, char out[37]);
 

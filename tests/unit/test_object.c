@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define UUID1 "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab"
+#define UUID2 "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ac"
 
 /* @name is refused with INVALID, in a valid UTF-8 sentence (it ends up in
  * JSON answers) that contains @needle. */
@@ -151,8 +152,8 @@ static void test_object_refcount(void)
 	g_assert_cmpuint(json_object_size(empty->data), ==, 0);
 }
 
-/* A VM keeps its data as store_db_encode()'s text, no tree; its typed view
- * owns its strings and reads its XML from the text. */
+/* A VM keeps its data as store_db_encode()'s text, packed, no tree; its
+ * typed view owns its strings and reads its XML from the text. */
 static void test_object_vm_text(void)
 {
 	const char *xml = "<domain type='kvm'>\n  <name>a \"b\" \\ é\t</name>\n</domain>";
@@ -163,7 +164,9 @@ static void test_object_vm_text(void)
 	store_object *o = store_object_new(STORE_KIND_VM, UUID1, "web1", 3, 10, 20, data);
 	g_assert_null(o->data);
 	g_autofree char *want = store_db_encode(data);
-	g_assert_cmpstr(o->text, ==, want);
+	g_autofree char *held = store_packed_text(o->text);
+	g_assert_cmpstr(held, ==, want);
+	g_assert_cmpuint(store_packed_text_len(o->text), ==, strlen(want));
 	g_autofree char *enc = store_object_encode(o);
 	g_assert_cmpstr(enc, ==, want);
 	json_object_set_new(data, "type", json_string("changed")); /* not the view's */
@@ -187,7 +190,15 @@ static void test_object_vm_text(void)
 
 	/* Same XML, another object: the same bytes; another XML: not. */
 	store_object *same = store_object_new(STORE_KIND_VM, UUID1, "web1", 4, 10, 30, data);
+	g_assert_true(store_packed_equal(o->text, same->text));
 	g_assert_true(store_vm_same_xml(vm, store_vm_of(same)));
+	/* ... and with its state changed (another text, unpacked to compare). */
+	json_object_set_new(data, "target", json_string("running"));
+	store_object *started = store_object_new(STORE_KIND_VM, UUID1, "web1", 4, 10, 30, data);
+	g_assert_false(store_packed_equal(o->text, started->text));
+	g_assert_true(store_vm_same_xml(vm, store_vm_of(started)));
+	store_object_unref(started);
+	json_object_del(data, "target");
 	json_object_set_new(data, "xml", json_string("<domain/>"));
 	store_object *other = store_object_new(STORE_KIND_VM, UUID1, "web1", 5, 10, 40, data);
 	g_assert_false(store_vm_same_xml(vm, store_vm_of(other)));
@@ -195,7 +206,8 @@ static void test_object_vm_text(void)
 	store_object *none = store_object_new(STORE_KIND_VM, UUID1, "web1", 6, 10, 50, data);
 	g_autofree char *empty = store_vm_xml(store_vm_of(none));
 	g_assert_cmpstr(empty, ==, "");
-	g_assert_null(store_vm_of(none)->xml_json);
+	g_assert_null(store_vm_of(none)->xml_macs);
+	g_assert_false(store_vm_xml_may_have_mac(store_vm_of(none), "52:54:00:00:00:01"));
 	json_object_set_new(data, "xml", json_string(""));
 	store_object *blank = store_object_new(STORE_KIND_VM, UUID1, "web1", 7, 10, 60, data);
 	g_assert_true(store_vm_same_xml(store_vm_of(none), store_vm_of(blank)));
@@ -205,6 +217,84 @@ static void test_object_vm_text(void)
 	store_object_unref(other);
 	store_object_unref(same);
 	store_object_unref(o);
+}
+
+/* Packed texts come back as they were, whatever their size (beyond
+ * deflate's window too) and bytes; the same text packs to the same bytes;
+ * a VM's text with a usual domain XML takes less than half its size. */
+static void test_packed(void)
+{
+	GString *big = g_string_new("{\"xml\":\"");
+	for (unsigned i = 0; big->len < 40000; i++)
+		g_string_append_printf(big, "<disk n='%u'/>\\n", i * 7919u);
+	g_string_append(big, "\"}");
+	const char *texts[] = { "", "{}", "{\"a\":\"\\u0000 é \\\"\"}", big->str };
+	for (unsigned i = 0; i < G_N_ELEMENTS(texts); i++) {
+		store_packed *p = store_packed_new(texts[i], strlen(texts[i]));
+		store_packed *again = store_packed_new(texts[i], strlen(texts[i]));
+		g_autofree char *back = store_packed_text(p);
+		g_assert_cmpstr(back, ==, texts[i]);
+		g_assert_cmpuint(store_packed_text_len(p), ==, strlen(texts[i]));
+		g_assert_true(store_packed_equal(p, again));
+		store_packed_free(again);
+		store_packed_free(p);
+	}
+	store_packed *a = store_packed_new("{\"a\":1}", 7), *b = store_packed_new("{\"a\":2}", 7);
+	g_assert_false(store_packed_equal(a, b));
+	store_packed_free(a);
+	store_packed_free(b);
+	g_string_free(big, TRUE);
+	store_packed_free(NULL);
+
+	const char *xml =
+		"<domain type='kvm'>\n  <name>web1</name>\n  <uuid>6f1c2b1e-8a53-4c1e-9f7a-3d2e1b0c9a87</uuid>\n"
+		"  <memory unit='KiB'>4194304</memory>\n  <vcpu placement='static'>2</vcpu>\n"
+		"  <os>\n    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>\n    <boot dev='hd'/>\n  </os>\n"
+		"  <features>\n    <acpi/>\n    <apic/>\n  </features>\n"
+		"  <cpu mode='host-passthrough' check='none' migratable='on'/>\n"
+		"  <clock offset='utc'/>\n  <on_poweroff>destroy</on_poweroff>\n"
+		"  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n"
+		"    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+		"    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"
+		"      <source file='/var/lib/libvirt/images/web1.qcow2'/>\n"
+		"      <target dev='vda' bus='virtio'/>\n    </disk>\n"
+		"    <interface type='bridge'>\n      <mac address='52:54:00:3a:7c:19'/>\n"
+		"      <source bridge='br0'/>\n      <model type='virtio'/>\n    </interface>\n"
+		"    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n"
+		"    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n"
+		"    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>\n"
+		"    <video>\n      <model type='virtio' heads='1' primary='yes'/>\n    </video>\n"
+		"    <memballoon model='virtio'/>\n  </devices>\n</domain>\n";
+	g_autoptr(json_t) data = json_pack("{s:s,s:s,s:I,s:i,s:[s],s:[s],s:s}", "xml", xml, "type", "kvm",
+					   "memory_mib", (json_int_t)4096, "vcpus", 2, "xml_files",
+					   "/var/lib/libvirt/images/web1.qcow2", "xml_bridges", "br0",
+					   "preferred", "n1");
+	g_autoptr(store_object) o = store_object_new(STORE_KIND_VM, UUID1, "web1", 1, 0, 0, data);
+	g_assert_cmpuint(store_packed_size(o->text) * 2, <, store_packed_text_len(o->text));
+}
+
+/* A VM's view tells the XMLs that cannot hold a MAC address from those
+ * that may (then store_vm_xml() looks), with no unpacking. */
+static void test_vm_xml_macs(void)
+{
+	g_autoptr(json_t) data = json_pack(
+		"{s:s}", "xml",
+		"<domain><uuid>6f1c2b1e-8a53-4c1e-9f7a-3d2e1b0c9a87</uuid><interface type='bridge'>"
+		"<mac address='52:54:00:AB:cd:0f'/></interface><interface type='bridge'>"
+		"<mac address=\"52:54:00:11:22:33\"/></interface><x>aa:bb:cc:dd:ee:ff:00:11</x></domain>");
+	g_autoptr(store_object) o = store_object_new(STORE_KIND_VM, UUID1, "web1", 1, 0, 0, data);
+	const store_vm *vm = store_vm_of(o);
+	g_assert_cmpstr(vm->xml_macs, ==, "52:54:00:AB:cd:0f 52:54:00:11:22:33 aa:bb:cc:dd:ee:ff:00:11");
+	g_assert_true(store_vm_xml_may_have_mac(vm, "52:54:00:ab:cd:0f"));
+	g_assert_true(store_vm_xml_may_have_mac(vm, "52:54:00:11:22:33"));
+	g_assert_true(store_vm_xml_may_have_mac(vm, "cc:dd:ee:ff:00:11"));
+	g_assert_false(store_vm_xml_may_have_mac(vm, "52:54:00:ab:cd:0e"));
+	/* No MAC's shape: only the XML tells. */
+	g_assert_true(store_vm_xml_may_have_mac(vm, "52-54-00-ab-cd-0e"));
+	g_autoptr(json_t) plain = json_pack("{s:s}", "xml", "<domain><name>a</name></domain>");
+	g_autoptr(store_object) p = store_object_new(STORE_KIND_VM, UUID2, "web2", 1, 0, 0, plain);
+	g_assert_null(store_vm_of(p)->xml_macs);
+	g_assert_false(store_vm_xml_may_have_mac(store_vm_of(p), "52:54:00:ab:cd:0f"));
 }
 
 /* store_text_next() walks the members of an encoded object, values of every
@@ -320,6 +410,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/object/uuid", test_uuid);
 	g_test_add_func("/object/refcount", test_object_refcount);
 	g_test_add_func("/object/vm-text", test_object_vm_text);
+	g_test_add_func("/object/packed", test_packed);
+	g_test_add_func("/object/vm-xml-macs", test_vm_xml_macs);
 	g_test_add_func("/object/text-members", test_text_members);
 	g_test_add_func("/object/json/round-trip", test_json_round_trip);
 	g_test_add_func("/object/json/malformed", test_json_malformed);

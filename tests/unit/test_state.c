@@ -12,6 +12,7 @@
 #include "store/db.h"
 #include "store/group.h"
 #include "store/node.h"
+#include "store/refs.h"
 #include "store/state.h"
 #include "store/user.h"
 #include "store/vm.h"
@@ -1535,6 +1536,16 @@ static void test_storage_refs(void)
 	fails(&f, HERD_ERR_CONFLICT, "MAC address 52:54:00:00:00:01 is in use already (VM web1)",
 	      HW_VM(VM2, "web2", DK2, "01"));
 	json_decref(ok(&f, HW_VM(VM2, "web2", DK2, "02")));
+	/* ... an operator's XML naming one (in any case) uses it too; one
+	 * only like it does not. */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\",\"name\":\"nics\",\"data\":"
+			   "{\"xml\":\"<domain><devices><interface><mac address='52:54:00:00:00:0A'/></interface>"
+			   "<x>52:54:00:00:00:0b:ff</x></devices></domain>\"}}"));
+	g_assert_true(store_refs_mac_user(f.s, "52:54:00:00:00:0a", NULL) == store_state_get(f.s, STORE_KIND_VM, VM3));
+	g_assert_true(store_refs_mac_user(f.s, "52:54:00:00:00:0b", NULL) == store_state_get(f.s, STORE_KIND_VM, VM3));
+	g_assert_null(store_refs_mac_user(f.s, "52:54:00:00:00:0c", NULL));
+	g_assert_null(store_refs_mac_user(f.s, "52:54:00:00:00:0a", VM3));
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM3 "\"}"));
 	/* Nothing in use goes. */
 	fails(&f, HERD_ERR_CONFLICT, "Disk d1 is in use by VM web1",
 	      "{\"op\":\"delete\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\"}");
