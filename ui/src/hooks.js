@@ -66,3 +66,23 @@ export function useLiveEach(parts, refresh_ms) {
   const complete = state.data.every((d) => d !== undefined);
   return { data: complete ? state.data : null, error: state.error };
 }
+
+// A form's submit handler: busy while run() runs, the message of what it
+// threw kept as the error (cleared at the next submit).
+export function useSubmit(run) {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await run();
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
+}

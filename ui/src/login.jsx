@@ -1,25 +1,15 @@
 import { useState } from 'preact/hooks';
 import { login } from './api.js';
+import { useSubmit } from './hooks.js';
 
 export function Login({ onLogin }) {
   const [user, setUser] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await login(user, password);
-      setPassword('');
-      await onLogin();
-    } catch (err) {
-      setError(err.message);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = useSubmit(async () => {
+    await login(user, password);
+    setPassword('');
+    await onLogin();
+  });
   return (
     <div class="login">
       <form onSubmit={submit} data-testid="login-form">

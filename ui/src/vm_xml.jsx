@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, get } from './api.js';
+import { useSubmit } from './hooks.js';
 
 // A VM's libvirt domain XML (herd vm dumpxml), and defining a VM from XML
 // or changing a VM's XML (herd vm define: POST /api/v1/vms {xml}; a VM of
@@ -13,20 +14,7 @@ async function define(xml) {
 
 function XmlEditor({ initial, testid, label, note, onDefined }) {
   const [xml, setXml] = useState(initial);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      onDefined(await define(xml));
-    } catch (err) {
-      setError(err.message);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = useSubmit(async () => onDefined(await define(xml)));
   return (
     <form class="vm-xml" onSubmit={submit} data-testid={testid}>
       {note && <p class="muted">{note}</p>}
