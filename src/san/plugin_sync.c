@@ -14,8 +14,9 @@
  * read and sent while the previous one's flush is in flight (two batches
  * at most; before a pause for the rate the one in flight ends, so that
  * no region stays locked against the guest's writes while it waits).  The
- * target starts writing a resync's region to its disk as it arrives
- * (plugin.c, data_write), so a flush waits only for the last ones.  A
+ * target starts writing a resync's region of 64 KiB or more to its disk as
+ * it arrives (plugin.c, data_write), so a flush waits only for the last
+ * ones; small scattered regions are left to the flush.  A
  * crash or a lost link mid-batch leaves the bits set and the target
  * inconsistent.  At the end the target gets the source's generation
  * through its meta export, the source's bitmap generation goes to history,
