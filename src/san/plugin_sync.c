@@ -35,10 +35,12 @@
 
 #define CHUNK (1024u * 1024u)          /* a region copied, at most */
 #define BATCH_BYTES (16u * CHUNK)       /* a batch of regions in flight together, at most */
-/* A batch is bounded by its bytes alone: a region is at least one bitmap
- * grain, so this many fit whatever their sizes (4,096, 96 KiB of region
- * entries per batch), and scattered 4 KiB regions share one flush of the
- * peer per 16 MiB instead of one per 512 of them. */
+/* A batch is bounded by its bytes: a region is at least one bitmap grain
+ * (but the volume's clipped last one), so this many regions hold a full
+ * batch whatever their sizes (4,096, 96 KiB of region entries a batch),
+ * and scattered 4 KiB regions share one flush of the peer per 16 MiB
+ * instead of one per 512 of them; batch_send checks the count all the
+ * same. */
 #define BATCH_REGIONS (BATCH_BYTES / SAN_BITMAP_GRAIN)
 
 static bool verifying;      /* under vol.lock */
