@@ -57,6 +57,10 @@
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
+/* A sync target starts writing a resync's region to its disk as it
+ * arrives from this size on (data_write). */
+#define RESYNC_WRITE_EARLY_MIN (64u * 1024u)
+
 san_volume vol = { .fd = -1, .bitmap_fd = -1, .timeout_ms = 5000, .synced_told = -1 };
 
 typedef enum { EXPORT_LOCAL, EXPORT_DATA, EXPORT_META } export_kind;
@@ -1170,11 +1174,13 @@ static int data_write(write_op op, const void *buf, uint32_t count, uint64_t off
 		}
 		return 0;
 	}
-	/* A resync's write: to the disk now, not at the batch's flush, so that
-	 * the disk writes while the next regions arrive (scattered 4 KiB
-	 * regions would otherwise all wait for the flush).  Only a start: the
-	 * flush still decides what is stable. */
-	if (target && op == OP_WRITE && !(flags & NBDKIT_FLAG_FUA))
+	/* A large resync write: to the disk now, not at the batch's flush, so
+	 * that the disk writes while the next regions arrive.  Only a start:
+	 * the flush still decides what is stable.  Not for small regions: for
+	 * scattered 4 KiB regions a sync_file_range each cost as much as or
+	 * more than the flush it shortened, and CPU besides (bench/README.md,
+	 * "bench/esan"; bench/esan-write-early). */
+	if (target && op == OP_WRITE && !(flags & NBDKIT_FLAG_FUA) && count >= RESYNC_WRITE_EARLY_MIN)
 		sync_file_range(vol.fd, (off_t)offset, count, SYNC_FILE_RANGE_WRITE);
 	return 0;
 }

@@ -6,7 +6,7 @@
  * agree, since the decision is symmetric.
  *
  * The resync, on the source: the target's meta is made inconsistent first;
- * then batch by batch (up to 512 regions of at most 1 MiB, 16 MiB in all;
+ * then batch by batch (regions of 4 KiB to 1 MiB, up to 16 MiB in all;
  * less at a low rate): lock the batch's regions against local writes, read
  * them and send them all to the peer at once (zeros as zero requests, no
  * FUA), wait for the answers, flush the peer once, and only then clear
@@ -14,8 +14,9 @@
  * read and sent while the previous one's flush is in flight (two batches
  * at most; before a pause for the rate the one in flight ends, so that
  * no region stays locked against the guest's writes while it waits).  The
- * target starts writing a resync's region to its disk as it arrives
- * (plugin.c, data_write), so a flush waits only for the last ones.  A
+ * target starts writing a resync's region of 64 KiB or more to its disk as
+ * it arrives (plugin.c, data_write), so a flush waits only for the last
+ * ones; small scattered regions are left to the flush.  A
  * crash or a lost link mid-batch leaves the bits set and the target
  * inconsistent.  At the end the target gets the source's generation
  * through its meta export, the source's bitmap generation goes to history,
@@ -34,7 +35,13 @@
 
 #define CHUNK (1024u * 1024u)          /* a region copied, at most */
 #define BATCH_BYTES (16u * CHUNK)       /* a batch of regions in flight together, at most */
-#define BATCH_REGIONS 512u
+/* A batch is bounded by its bytes: a region is at least one bitmap grain
+ * (but the volume's clipped last one), so this many regions hold a full
+ * batch whatever their sizes (4,096, 96 KiB of region entries a batch),
+ * and scattered 4 KiB regions share one flush of the peer per 16 MiB
+ * instead of one per 512 of them; batch_send checks the count all the
+ * same. */
+#define BATCH_REGIONS (BATCH_BYTES / SAN_BITMAP_GRAIN)
 
 static bool verifying;      /* under vol.lock */
 static int64_t verify_id;    /* the running verification's id (herdd's), under vol.lock */
@@ -327,12 +334,12 @@ static bool all_zero(const uint8_t *p, size_t n)
  * The resync's batches, two at a time: while one batch's flush is in
  * flight at the peer, the next one's regions are locked, read and written
  * (so the link and the peer's disk do not idle between batches).  A batch:
- * up to BATCH_REGIONS dirty regions (at most the batch size in all, each at
- * most CHUNK), locked against local writes, read and sent to the peer
- * together (no FUA); once every write is answered, one flush of the peer;
- * only when that flush succeeded are their bits cleared (in memory, under
- * the locks: a write made alone after a drop sets them again and must not
- * lose them), and then the locks go.
+ * dirty regions up to the batch size in all (each at most CHUNK), locked
+ * against local writes, read and sent to the peer together (no FUA); once
+ * every write is answered, one flush of the peer; only when that flush
+ * succeeded are their bits cleared (in memory, under the locks: a write
+ * made alone after a drop sets them again and must not lose them), and
+ * then the locks go.
  */
 typedef struct {
 	uint64_t off, len;

@@ -167,12 +167,14 @@ class Replica:
         self.ctl = None
         self.log = os.path.join(self.dir, "nbdkit.log")
 
-    def start(self, uptodate, timeout_ms=1500, resync_rate=0, fault_trigger=None):
+    def start(self, uptodate, timeout_ms=1500, resync_rate=0, fault_trigger=None, size=SIZE,
+              plugin=None):
         """nbdkit, socket-activated (fds 3 and 4) as herd-san starts it;
         with @fault_trigger, the replica file's I/O fails with EIO once that
-        file exists (tests/san/io_fault.c, preloaded)."""
+        file exists (tests/san/io_fault.c, preloaded); @plugin: another
+        build's plugin than plugin_path() (bench/esan-resync-loop)."""
         args = ["nbdkit"] + (["-v"] if os.environ.get("HERD_SAN_VERBOSE") else []) + ["--tls=on", f"--tls-certificates={self.nbdkit_tls}", "--tls-verify-peer",
-                plugin_path(), f"file={self.file}", f"size={SIZE}",
+                plugin or plugin_path(), f"file={self.file}", f"size={size}",
                 f"meta={self.file}.meta", f"bitmap={self.file}.bitmap", f"al={self.file}.al",
                 f"control={self.control_path}", f"uuid={UUID}",
                 f"peer=127.0.0.1:{self.peer.port}", f"tls-dir={self.tls}",
