@@ -1,11 +1,12 @@
 /*
  * nbdkit-herd-plugin: the state its parts share (one volume per nbdkit
- * process).  plugin.c holds the nbdkit callbacks and the write path,
- * plugin_peer.c the libnbd link to the peer's plugin, plugin_sync.c what
- * happens when the link comes up (the decision, resync, verify),
+ * process).  plugin.c holds the nbdkit callbacks, plugin_write.c the write
+ * path, plugin_peer.c the libnbd link to the peer's plugin, plugin_sync.c
+ * what happens when the link comes up (the decision, resync, verify),
  * plugin_control.c the control socket for herd-san, plugin_al.c the
- * activity log's file, plugin_detach.c a failing local disk's detach.  The rules are those of /work/esan-design.md; the
- * pure parts are san/meta.h, san/bitmap.h and san/activity_log.h.
+ * activity log's file, plugin_detach.c a failing local disk's detach.  What
+ * they keep true is in docs/esan.md ("How it is built"); the pure parts are
+ * san/meta.h, san/bitmap.h and san/activity_log.h.
  */
 #pragma once
 
@@ -103,7 +104,7 @@ int san_meta_save(void);
 /* A fresh random generation identifier. */
 uint64_t san_random_id(void);
 
-/* Region locks between local writes and the resync (plugin.c): begin takes
+/* Region locks between local writes and the resync (plugin_write.c): begin takes
  * the one holder's token, lock adds a range (local writes to it wait; it
  * waits for those running), release drops the @n ranges locked first,
  * end releases every range and the token. */
@@ -112,7 +113,7 @@ void san_resync_lock(uint64_t off, uint64_t len);
 void san_resync_release(unsigned n);
 void san_resync_end(void);
 
-/* Flush both replicas (plugin.c) for the activity log: 0 if everything
+/* Flush both replicas (plugin_write.c) for the activity log: 0 if everything
  * written before is stable on both (the log's extents are clean), else
  * -errno (-ENOTCONN: the peer is away). */
 int san_stable_flush(void);
@@ -120,9 +121,10 @@ int san_stable_flush(void);
  * the dirty bitmap records them before they are made. */
 bool san_writes_alone(void);
 
-/* Local file I/O (plugin.c): 0 or -errno. */
+/* Local file I/O (plugin_write.c): 0 or -errno. */
 int san_file_read(void *buf, uint32_t count, uint64_t off);
 int san_file_write(const void *buf, uint32_t count, uint64_t off);
+int san_file_sync(void);
 
 /* A non-blocking eventfd to wake a thread's poll(); -1 with @error. */
 int san_eventfd(GError **error);
@@ -153,8 +155,22 @@ void san_peer_redecide(void);
 int san_peer_meta_read(san_meta *m);
 int san_peer_meta_write(const san_meta *m);
 
-/* A local write's kind (plugin.c, plugin_detach.c). */
+/* A local write's kind (plugin.c, plugin_write.c, plugin_detach.c). */
 typedef enum { OP_WRITE, OP_ZERO } write_op;
+
+/* ---- plugin_write.c: the write path */
+/* Its region locks' state, made once at start (get_ready). */
+void san_write_init(void);
+/* A write or zero of the local file alone (@flags: nbdkit's FUA,
+ * MAY_TRIM); 0 or -errno. */
+int san_local_io(write_op op, const void *buf, uint32_t count, uint64_t off, uint32_t flags);
+/* A local client's write or zero: to both replicas (protocol C), alone
+ * once the peer is recorded outdated, held until then, or to the peer only
+ * while the local disk is detached; 0 or -errno. */
+int san_replicated_write(write_op op, const void *buf, uint32_t count, uint64_t off,
+			 uint32_t flags);
+/* A local client's flush, the same ways; 0 or -errno. */
+int san_replicated_flush(void);
 
 /* ---- plugin_detach.c: a failing local disk */
 /* Where local I/O goes (san/disk_health.h); waits while the store is asked. */
