@@ -36,7 +36,7 @@ static const char xml_template[] =
 	"  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n"
 	"    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
 	"    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n"
-	"      <source file='/work/main/build/tests/guest/herd-guest.img'/>\n"
+	"      <source file='/var/lib/herd/images/herd-guest.img'/>\n"
 	"      <target dev='vda' bus='virtio'/>\n      <readonly/>\n    </disk>\n"
 	"    <controller type='usb' model='none'/>\n    <serial type='file'>\n"
 	"      <source path='/tmp/herd-guest-%s.serial.log' append='on'/>\n"

@@ -1,5 +1,5 @@
 /*
- * herd-san: the eSAN daemon of a node (esan-design.md).  It serves each
+ * herd-san: the eSAN daemon of a node (docs/esan.md).  It serves each
  * replicated volume of this node through one nbdkit with herd's plugin (the
  * data path), and takes herdd's orders on /run/herd/san.sock.  It is not a
  * child of herdd, and its nbdkits are not tied to it: herdd and herd-san

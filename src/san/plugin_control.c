@@ -1,6 +1,6 @@
 /*
- * The plugin's control socket (control=PATH): JSON lines with herd-san, as
- * in /work/esan-design.md.  Requests (one object a line, "op") are answered
+ * The plugin's control socket (control=PATH): JSON lines with herd-san
+ * (san/volume.c is the other end).  Requests (one object a line, "op") are answered
  * in order with {"ok":true} or {"ok":false,"error":SENTENCE}; events ("ev")
  * go to every connected client.  One thread serves it; nbdkit's threads
  * only queue events (bounded), so I/O never waits on a slow or absent

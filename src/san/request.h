@@ -1,8 +1,8 @@
 /*
- * What herdd asks of herd-san: one JSON line of /run/herd/san.sock
- * (esan-design.md, "herdd ⇄ herd-san") parsed and checked into a typed
- * request.  Pure: no I/O, so that every refusal is unit-tested; herd-san's
- * shell (control.c) acts only on a request that passed.
+ * What herdd asks of herd-san: one JSON line of /run/herd/san.sock parsed
+ * and checked into a typed request.  Pure: no I/O, so that every refusal is
+ * unit-tested; herd-san's shell (control.c) acts only on a request that
+ * passed.
  */
 #pragma once
 

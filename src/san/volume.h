@@ -2,7 +2,7 @@
  * One eSAN volume on this node: its replica file, its two listening
  * sockets, its nbdkit (started, adopted after a herd-san restart, started
  * again after it dies, with backoff), and the link to its plugin.  The
- * volume's files: see esan-design.md, "Changes by san-daemon".
+ * volume's files: docs/esan.md, "How it is built".
  */
 #pragma once
 
