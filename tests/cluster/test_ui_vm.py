@@ -185,7 +185,9 @@ def edit_history(b, ha):
     say(f"  {shown}")
 
 
-TEXT_JS = "document.querySelector('[data-testid={}]').value"
+# A text box's value, '' while it is not there (the XML tab shows
+# "Loading…" until the version's XML came, also after a save).
+TEXT_JS = "document.querySelector('[data-testid={}]')?.value ?? ''"
 
 
 def xml_sticky(b, tn, ha, admin):
