@@ -171,7 +171,8 @@ char *herd_formation_joining_name(herd_formation *f)
 	g_autofree char *path = g_build_filename(f->corosync_dir, "corosync.conf", NULL);
 	g_autofree char *conf = NULL;
 	if (g_file_get_contents(path, &conf, NULL, NULL)) {
-		for (char *line = strtok(conf, "\n"); line; line = strtok(NULL, "\n")) {
+		char *save = NULL;
+		for (char *line = strtok_r(conf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 			line = g_strstrip(line);
 			if (g_str_has_prefix(line, "cluster_name:"))
 				return g_strdup(g_strstrip(line + strlen("cluster_name:")));
