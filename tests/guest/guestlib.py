@@ -157,6 +157,20 @@ class Qemu:
         self.check_alive()
         return SerialLog(self.serial).values()
 
+    def wait_incoming_runs(self, timeout=10):
+        """The target of a migration runs: the source completes as it sends
+        the last of the state, the target runs once it has loaded it (and
+        taken over the disk), a moment later.  The states it went through."""
+        status = []
+
+        def runs():
+            status.append(self.qmp.execute("query-status")["status"])
+            if status[-1] not in ("inmigrate", "running"):
+                raise TestFailure(f"{self.name} is {status[-1]} after the migration")
+            return status[-1] == "running"
+        wait_until(runs, timeout, f"{self.name} to run", interval=POLL_S)
+        return list(dict.fromkeys(status))
+
     def stop(self):
         if self.qmp:
             self.qmp.close()
