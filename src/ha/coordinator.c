@@ -335,10 +335,20 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 		n.down = sn->down ||
 			 (local_down && g_hash_table_contains(local_down, o->name));
 		n.fence_covered = g_hash_table_contains(covered, o->name);
-		if (!n.in_ring && joins && v->now_ms < join_until_ms &&
-		    !g_hash_table_contains(joins->seen, GUINT_TO_POINTER(id))) {
-			n.awaited = true;
-			hi->awaited_in_ms = join_until_ms - v->now_ms;
+		if (!n.in_ring && joins && !g_hash_table_contains(joins->seen, GUINT_TO_POINTER(id))) {
+			/* Not seen since the cluster started (a cold start:
+			 * nodes boot at their pace), or added lately and not
+			 * up yet (its join under way): join_timeout_s from
+			 * then before it counts as lost. */
+			int64_t added_until = o->created_ms + (int64_t)hi->in.join_timeout_s * 1000;
+			int64_t until = MAX(join_until_ms, added_until);
+			if (v->now_ms < until) {
+				n.awaited = true;
+				n.added = added_until > join_until_ms;
+				int64_t in_ms = until - v->now_ms;
+				if (!hi->awaited_in_ms || in_ms < hi->awaited_in_ms)
+					hi->awaited_in_ms = in_ms;
+			}
 		}
 		if (f) {
 			n.memory_mib = f->resources.memory_mib;

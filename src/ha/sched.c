@@ -745,6 +745,10 @@ sched_plan *sched_plan_compute(const sched_input *in)
 				  n->name);
 		else if (lost(&c, n))
 			need_fence(&c, n, NULL); /* every lost node, VMs or not */
+		else if (awaited(&c, n) && n->added)
+			sched_add_alert(&c, SCHED_WARNING, NULL, n->name,
+				  "Node %s was added to the cluster and has not joined yet; herd fences it if it has not joined %u s after it was added (join_timeout_s).",
+				  n->name, in->join_timeout_s);
 		else if (awaited(&c, n))
 			sched_add_alert(&c, SCHED_WARNING, NULL, n->name,
 				  "Node %s has not joined since the cluster started; herd fences it if it has not joined %u s after the start (join_timeout_s).",

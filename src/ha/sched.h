@@ -70,7 +70,10 @@ typedef struct sched_node {
 	bool down;               /* fenced or confirmed down since it was last lost */
 	bool awaited;            /* not seen since the coordinator's herd started, and
 				  * still within join_timeout_s: not fenced yet (a
-				  * cold start of the cluster; nodes boot at their pace) */
+				  * cold start of the cluster; nodes boot at their pace),
+				  * or added to the node list lately, within
+				  * join_timeout_s of that (its join under way) */
+	bool added;              /* awaited for the second reason */
 	bool fence_covered;      /* a fence device has a plug for it */
 	bool allow_cold;         /* leaving service: a VM that cannot migrate live
 				  * moves with a restart */

@@ -155,7 +155,7 @@ static void cut_power(world *w, int i)
 {
 	sched_node *n = &w->nodes[i];
 	n->in_ring = n->herd_up = false;
-	n->awaited = false;
+	n->awaited = n->added = false;
 	for (size_t k = 0; k < w->in.n_vms; k++) {
 		unsee(w, k, n->name);
 		/* A live migration from or to it fails: its destination

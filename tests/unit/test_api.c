@@ -345,6 +345,18 @@ static void test_cluster_joining_stuck(fixture *f, gconstpointer data)
 /* ------------------------------------------------------------------ */
 /* A node joins (the member's side) and is removed                     */
 
+/* Does an open alert on node n@node's list say @message? */
+static bool alert_says(fixture *f, unsigned node, const char *message)
+{
+	g_autoptr(test_answer) a = test_request(f->n[node], "GET", "/api/v1/alerts", NULL);
+	size_t i;
+	json_t *r;
+	json_array_foreach(a->status == 200 ? a->json : NULL, i, r)
+		if (g_str_has_prefix(json_string_value(json_object_get(r, "message")), message))
+			return true;
+	return false;
+}
+
 static void test_cluster_add_node(fixture *f, gconstpointer data)
 {
 	static const struct {
@@ -381,8 +393,12 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
 						     "name", "n4", "admin", 1);
 	test_expect_error(extra, 400, "Unknown field 'admin'");
 
-	/* A node joins: the member adds it, signs its certificate and tells
-	 * corosync (every node reloads its configuration). */
+	/* A node joins (join_timeout_s is 4 here, and the cluster has been
+	 * quorate longer than that: a node not seen since is no longer
+	 * awaited for the cold start): the member adds it, signs its
+	 * certificate and tells corosync (every node reloads its
+	 * configuration). */
+	g_assert_false(test_loop_until(false, 4500));
 	unsigned reloads = testbus_reloads(testcluster_bus(f->tc));
 	g_autoptr(json_t) body = join_request("n4", "10.99.0.4", HERD_WIRE_VERSION);
 	g_autoptr(test_answer) a = test_request(f->n[2], "POST", "/api/v1/cluster/nodes", body);
@@ -402,6 +418,13 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
 	g_assert_true(json_is_false(json_object_get(j, "alive")));
 	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(json_object_get(j, "links"), 0),
 							  "state")), ==, "down");
+	/* Its join under way, the coordinator gives it join_timeout_s from
+	 * when it was added before it counts as lost: no fence, no "no
+	 * fence device covers it" (fence_idle_nodes is on), a warning that
+	 * it has not joined yet.  Then it is lost. */
+	TEST_WAIT(alert_says(f, 1, "Node n4 was added to the cluster and has not joined yet; herd fences it if it has not joined 4 s after it was added (join_timeout_s)."));
+	g_assert_false(alert_says(f, 1, "Node n4 is lost"));
+	TEST_WAIT(alert_says(f, 1, "Node n4 is lost and no fence device covers it"));
 
 	/* n4's answer was lost: it asks again and is answered again (the
 	 * same node id, a certificate for its new key, nothing added); the
@@ -884,7 +907,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/cluster/formation-refused", test_cluster_formation_refused, NULL);
 	api_test_add("/api/cluster/joining-stuck", test_cluster_joining_stuck, NULL);
 	api_test_add("/api/cluster/joins-at-once", test_cluster_joins_at_once, NULL);
-	api_test_add("/api/cluster/add-node", test_cluster_add_node, NULL);
+	api_test_add("/api/cluster/add-node", test_cluster_add_node, "{\"join_timeout_s\":4}");
 	api_test_add("/api/cluster/qdevice", test_cluster_qdevice, NULL);
 	api_test_add("/api/nodes/list-show", test_nodes, NULL);
 	api_test_add("/api/nodes/mode", test_node_mode, NULL);
