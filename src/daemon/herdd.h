@@ -24,6 +24,7 @@ typedef struct herdd_notify herdd_notify;
 typedef struct herd_checker herd_checker;
 typedef struct herd_console_proxy herd_console_proxy;
 typedef struct herd_job_runner herd_job_runner;
+typedef struct herdd_memory_trim herdd_memory_trim;
 
 /* How far herdd is in stopping (daemon/shutdown.c). */
 typedef enum {
@@ -53,6 +54,7 @@ typedef struct herdd {
 	api_node_info node_info;    /* this node, for the API */
 	api_ctx api_ctx;            /* what the API's handlers get */
 	loop_monitor *loop_monitor; /* the main loop's stalls */
+	herdd_memory_trim *trim;    /* freed memory back after a burst (memory_trim.h) */
 	char *tls_dir;              /* <state_dir>/tls */
 	char *tls_cert_pem;         /* the API's certificate and key */
 	char *tls_key_pem;

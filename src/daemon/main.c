@@ -13,6 +13,7 @@
 #include "daemon/herdd.h"
 #include "common/sd_notify.h"
 #include "daemon/link_watch.h"
+#include "daemon/memory_trim.h"
 #include "daemon/ping_watch.h"
 #include "daemon/job_runner.h"
 #include "daemon/notify_send.h"
@@ -265,6 +266,7 @@ int main(int argc, char **argv)
 		herdd_notify_ready(notify, ready);
 	}
 	d.loop_monitor = loop_monitor_start(NULL, NULL);
+	d.trim = herdd_memory_trim_new(d.cluster);
 	d.node_info.loop = d.loop_monitor;
 	g_main_loop_run(d.loop);
 	herdd_notify_stopping(notify);
@@ -273,6 +275,7 @@ out:
 	if (error)
 		log_err("%s", error->message);
 	/* before the API's server: consoles hold its upgraded connections */
+	herdd_memory_trim_free(d.trim);
 	herd_console_proxy_free(d.console);
 	herd_virt_setup_free(d.virt_setup);
 	herd_reach_checker_free(d.reach);

@@ -48,7 +48,6 @@ struct herd_coord {
 	json_t *at_risk;           /* {node: HA VMs that could not be restarted if it died now} */
 	bool n_plus_1;
 	char *self_name;
-	herd_sched_cache *cache;   /* the last run's reading of the VMs */
 	rebalance_state rebalance; /* since when the load has been uneven (ha/rebalance.h) */
 	/* Nodes that reach no ping node, as decided on (see hold_ping()). */
 	GHashTable *ping_cut;      /* names: the set acted on */
@@ -93,7 +92,6 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->unwanted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	c->records = g_ptr_array_new_with_free_func((GDestroyNotify)fence_result_free);
 	c->seen = g_hash_table_new(g_direct_hash, g_direct_equal);
-	c->cache = herd_sched_cache_new();
 	c->alerts = json_array();
 	c->events = json_array();
 	c->n_plus_1 = true;
@@ -120,7 +118,6 @@ void herd_coord_free(herd_coord *c)
 	if (c->ping_next)
 		g_hash_table_destroy(c->ping_next);
 	g_free(c->self_name);
-	herd_sched_cache_free(c->cache);
 	g_free(c);
 }
 
@@ -169,61 +166,11 @@ static bool maybe_still_there(const herd_coord_view *v, GHashTable *unwanted, GH
 	return f && f->index < *since;
 }
 
-struct herd_sched_cache {
-	GPtrArray *nodes;   /* the store's node objects when it was filled (held) */
-	GPtrArray *objs;    /* the VM objects read (held), in the store's list order */
-	/* What was read from each (its configuration) and its node's id (0:
-	 * none), objs->len of each.  Arrays of the list's size, not GArrays,
-	 * whose powers of two were 16,384 slots (4 MB) for 10,000 VMs. */
-	sched_vm *vms;
-	uint32_t *node_ids;
-	guint cap;
-};
-
-/* Room for @n VMs in @cache's arrays. */
-static void cache_reserve(herd_sched_cache *cache, guint n)
-{
-	if (n <= cache->cap)
-		return;
-	cache->vms = g_renew(sched_vm, cache->vms, n);
-	cache->node_ids = g_renew(uint32_t, cache->node_ids, n);
-	cache->cap = n;
-}
-
-herd_sched_cache *herd_sched_cache_new(void)
-{
-	herd_sched_cache *cache = g_new0(herd_sched_cache, 1);
-	cache->nodes = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
-	cache->objs = g_ptr_array_new_with_free_func((GDestroyNotify)store_object_unref);
-	return cache;
-}
-
-void herd_sched_cache_free(herd_sched_cache *cache)
-{
-	if (!cache)
-		return;
-	g_ptr_array_free(cache->nodes, TRUE);
-	g_ptr_array_free(cache->objs, TRUE);
-	g_free(cache->vms);
-	g_free(cache->node_ids);
-	g_free(cache);
-}
-
-/* The node ids of the cache hold while the nodes are the same objects. */
-static void cache_check_nodes(herd_sched_cache *cache, GPtrArray *nodes)
-{
-	bool same = cache->nodes->len == nodes->len;
-	for (guint i = 0; same && i < nodes->len; i++)
-		same = cache->nodes->pdata[i] == nodes->pdata[i];
-	if (same)
-		return;
-	g_ptr_array_set_size(cache->nodes, 0);
-	for (guint i = 0; i < nodes->len; i++)
-		g_ptr_array_add(cache->nodes, store_object_ref(nodes->pdata[i]));
-	g_ptr_array_set_size(cache->objs, 0);
-}
-
-/* What the scheduler takes from @o's configuration, and its node's id. */
+/* What the scheduler takes from @o's configuration, and its node's id:
+ * read afresh in every run, a copy of the typed view's fields.  (A cache of
+ * what the last run read, by object, held 2.4 MB on the coordinator at
+ * 10,000 VMs and no longer saved CPU once the typed view was one block:
+ * bench/README.md, issue 14.) */
 static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *node_id)
 {
 	const store_vm *d = store_vm_of(o);
@@ -254,38 +201,8 @@ static void read_vm(store_object *o, GHashTable *id_of, sched_vm *vm, uint32_t *
 	*node_id = vm->node ? GPOINTER_TO_UINT(g_hash_table_lookup(id_of, vm->node)) : 0;
 }
 
-/* @o's configuration from @cache if it was read from this very object at
- * this place of the list, else read now (and kept in @cache). */
-static void read_vm_cached(herd_sched_cache *cache, guint i, store_object *o, GHashTable *id_of,
-			   sched_vm *vm, uint32_t *node_id)
-{
-	if (!cache) {
-		read_vm(o, id_of, vm, node_id);
-		return;
-	}
-	if (i < cache->objs->len && cache->objs->pdata[i] == o) {
-		*vm = cache->vms[i];
-		*node_id = cache->node_ids[i];
-		return;
-	}
-	read_vm(o, id_of, vm, node_id);
-	if (i >= cache->objs->len) {
-		/* Appended in the list's order: i is objs->len (the list was
-		 * reserved for; this is only for a caller that did not). */
-		if (i >= cache->cap)
-			cache_reserve(cache, MAX(i + 1, cache->cap + cache->cap / 4));
-		g_ptr_array_add(cache->objs, store_object_ref(o));
-	} else {
-		store_object_unref(cache->objs->pdata[i]);
-		cache->objs->pdata[i] = store_object_ref(o);
-	}
-	cache->vms[i] = *vm;
-	cache->node_ids[i] = *node_id;
-}
-
 herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
-					 GHashTable *unwanted, const herd_coord_joins *joins,
-					 herd_sched_cache *cache)
+					 GHashTable *unwanted, const herd_coord_joins *joins)
 {
 	herd_sched_input *hi = g_new0(herd_sched_input, 1);
 	hi->nodes = g_array_new(FALSE, TRUE, sizeof(sched_node));
@@ -384,20 +301,11 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 	g_autofree uint32_t *where = g_new(uint32_t, MAX(nodes->len, g_hash_table_size(v->facts->nodes)) + 1);
 	g_autoptr(GPtrArray) vms = store_state_list(st, STORE_KIND_VM);
 	g_autoptr(herd_needs) needs = herd_needs_new(st);
-	if (cache) {
-		cache_check_nodes(cache, nodes);
-		/* VMs deleted: what follows moved up. */
-		if (cache->objs->len > vms->len)
-			g_ptr_array_set_size(cache->objs, vms->len);
-		/* The whole list at once: no slot beyond it. */
-		cache_reserve(cache, vms->len);
-	}
 	for (guint i = 0; i < vms->len; i++) {
 		store_object *o = vms->pdata[i];
 		sched_vm vm;
 		uint32_t node_id;
-		read_vm_cached(cache, i, o, id_of, &vm, &node_id);
-		/* Not cached: a storage or switch added since counts. */
+		read_vm(o, id_of, &vm, &node_id);
 		vm.needs = herd_needs_of(needs, store_vm_of(o), &vm.n_needs);
 		if (vm.needs)
 			g_ptr_array_add(hi->strings, (gpointer)vm.needs);
@@ -1007,7 +915,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	for (size_t i = 0; i < v->n_group; i++)
 		union_into(seen, herd_facts_fresh(v->facts, v->group[i])->seen);
 	herd_coord_joins joins = { seen, c->quorate_since_ms };
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins, c->cache);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
 	hold_ping(c, v, hi);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
 	set_alerts(c, herd_sched_input_get(hi), plan, v);

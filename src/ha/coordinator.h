@@ -102,21 +102,8 @@ typedef struct herd_coord_joins {
 	int64_t quorate_since_ms;  /* 0: no quorate partition seen yet */
 } herd_coord_joins;
 
-/*
- * What a build read from each VM's configuration, kept for the next build
- * (the coordinator's, run at every change): store objects are immutable,
- * so a VM whose object is the one read last time is not read again.  With
- * 10,000 VMs, reading every object (cache-cold: a main loop that had other
- * work meanwhile) was most of a coordinator's run.
- */
-typedef struct herd_sched_cache herd_sched_cache;
-herd_sched_cache *herd_sched_cache_new(void);
-void herd_sched_cache_free(herd_sched_cache *cache);
-
-/* @cache may be NULL (a one-off build). */
 herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *local_down,
-					 GHashTable *unwanted, const herd_coord_joins *joins,
-					 herd_sched_cache *cache);
+					 GHashTable *unwanted, const herd_coord_joins *joins);
 const sched_input *herd_sched_input_get(herd_sched_input *hi);
 /* The sched_vm built for @uuid, or NULL. */
 const sched_vm *herd_sched_input_vm(herd_sched_input *hi, const char *uuid);

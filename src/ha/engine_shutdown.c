@@ -206,7 +206,7 @@ void engine_shutdown_check(herd_engine *e)
 		else {
 			if (!plan) {
 				herd_coord_view cv = engine_coord_view(e);
-				hi = herd_sched_input_build(&cv, NULL, NULL, NULL, NULL);
+				hi = herd_sched_input_build(&cv, NULL, NULL, NULL);
 				plan = sched_plan_compute(herd_sched_input_get(hi));
 			}
 			to = planned_away(e, plan, vm->uuid);

@@ -378,7 +378,7 @@ const char *herd_engine_migrate_target(herd_engine *e, const char *uuid, const c
 	e->now_ms = now_ms;
 	engine_look(e);
 	herd_coord_view v = engine_coord_view(e);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
 	const sched_vm *vm = herd_sched_input_vm(hi, uuid);
 	if (!vm) {
 		*why = "it is not a VM of the cluster";
@@ -425,7 +425,7 @@ bool herd_engine_admission(herd_engine *e, const char *uuid, char **detail, int6
 	e->now_ms = now_ms;
 	engine_look(e);
 	herd_coord_view v = engine_coord_view(e);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
 	const sched_vm *vm = herd_sched_input_vm(hi, uuid);
 	if (!vm)
 		return true;
@@ -451,7 +451,7 @@ sched_whatif_result *herd_engine_simulate(herd_engine *e, const sched_hypothesis
 	e->now_ms = now_ms;
 	engine_look(e);
 	herd_coord_view v = engine_coord_view(e);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
 	return sched_whatif(herd_sched_input_get(hi), h, error);
 }
 
@@ -460,7 +460,7 @@ json_t *herd_engine_simulate_rebalance(herd_engine *e, int64_t now_ms)
 	e->now_ms = now_ms;
 	engine_look(e);
 	herd_coord_view v = engine_coord_view(e);
-	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL, NULL);
+	g_autoptr(herd_sched_input) hi = herd_sched_input_build(&v, NULL, NULL, NULL);
 	const sched_input *in = herd_sched_input_get(hi);
 	const store_settings *settings = store_settings_of(v.st);
 	rebalance_settings rs;

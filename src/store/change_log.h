@@ -1,8 +1,10 @@
 /*
  * The changes a replica applied last, as applied (store/replica.c): a
  * member that missed some of them is sent only those (a catch-up), not the
- * whole store.  Kept in memory, packed (store/packed.h), bounded in
- * entries and in the bytes they take, oldest dropped first.  No I/O.
+ * whole store.  Kept in memory, packed (store/packed.h), in one ring of
+ * @max_bytes allocated at the first change (no block of its own per
+ * change: each one dropped left a hole in the heap), bounded in entries
+ * and in bytes, oldest dropped first.  No I/O.
  */
 #pragma once
 

@@ -155,6 +155,12 @@ store_db *store_db_open(const char *path, GError **error)
 	return db;
 }
 
+void store_db_release_memory(store_db *db)
+{
+	if (db->sql && strcmp(db->path, ":memory:") != 0)
+		sqlite3_db_release_memory(db->sql);
+}
+
 /* Close the connection (rolling back what is open), keep the struct. */
 static void disconnect(store_db *db)
 {

@@ -57,6 +57,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_db, store_db_close)
  */
 bool store_db_reopen(store_db *db, GError **error);
 /*
+ * Give back the page cache's unused pages (sqlite3_db_release_memory()):
+ * after a burst of writes it is full (up to its 1 MiB) and herd reads it
+ * little; the next write reads the pages it needs from the kernel's cache.
+ * Nothing for ":memory:" (its pages are the database) or a closed
+ * connection.
+ */
+void store_db_release_memory(store_db *db);
+/*
  * Can the database be written again?  Its file system has room for another
  * copy of it (a state transfer from the other nodes rewrites all of it),
  * and a durable write that changes nothing (the position, as it is) goes

@@ -27,9 +27,10 @@
  * kB, so 8 MiB was a fifth of the 40 MB a herdd may take with 10,000 VMs
  * (issue 14), while a node back after a power cut misses a few kB; one
  * further behind than the log is sent the whole store, as before the log.
- * Packed, such a define takes ~0.55 kB with its entry (the test guest's
- * define command: 1,584 -> 375 bytes): 1 MiB holds some 1,800 of them,
- * where 2 MiB of plain commands held ~1,150. */
+ * Packed, such a define takes ~0.44 kB of the log's ring with its
+ * record's header (the test guest's define command: 1,584 -> 375 bytes):
+ * 1 MiB holds some 2,400 of them, where 2 MiB of plain commands held
+ * ~1,150. */
 #define LOG_MAX_ENTRIES 20000u
 #define LOG_MAX_BYTES (1u * 1024u * 1024u)
 /* Largest batch of commands in one COMMAND message. */
