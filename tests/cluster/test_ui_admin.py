@@ -404,9 +404,15 @@ def audit_ha_pause(b, ha):
     b.shot("n1", "settings-checks", testid="checks-section")
 
 
-def row_is_the_vms(tn, admin):
+def row_is_the_vms(tn, ha, admin):
     """The VM list's row of a VM is GET /api/v1/vms/NAME without what only
     that has (ui/src/vm_rows.js updates one row from it)."""
+    # Read both while nothing moves: web2 returns to n2, its preferred node,
+    # failback_after_s (10 s) after n2 went online again (standby_online),
+    # and the list and the GET must not straddle that migration.
+    ha.wait_vms(lambda v: v["web2"]["node"] == "n2" and v["web2"]["state"] == "running"
+                and not v["web2"].get("move_to") and not v["web1"].get("move_to"),
+                180, "web2 back on n2, nothing moving")
     code, _, text = curl(tn, 3, "/api/v1/vms", node=1, auth=admin)
     check(code == 200, f"GET /api/v1/vms: {code} {text[:200]}")
     rows = {vm["name"]: vm for vm in json.loads(text)}
@@ -544,7 +550,7 @@ def main():
             esan_actions(b, tn, ha, admin)
             dashboard_parts(b, ha)
             audit_ha_pause(b, ha)
-            row_is_the_vms(tn, admin)
+            row_is_the_vms(tn, ha, admin)
             one_vm_fetched(b, ha)
             auditor(b, tn, ha)
             failover(b, tn, ha)
