@@ -21,7 +21,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 static double bool_of(json_t *j)
@@ -43,12 +42,8 @@ static void process_metrics(metrics_text *m, api_ctx *a)
 	}
 	metrics_family(m, "herd_process_resident_memory_bytes", "gauge", "herdd's resident memory");
 	metrics_sample(m, (double)resident * (double)sysconf(_SC_PAGESIZE), "node", node, NULL);
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
 	metrics_family(m, "herd_process_cpu_seconds_total", "counter", "herdd's CPU time, user and system");
-	metrics_sample(m, (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-				  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
-		       "node", node, NULL);
+	metrics_sample(m, (double)loop_monitor_process_cpu_us() / 1e6, "node", node, NULL);
 	metrics_family(m, "herd_process_start_time_seconds", "gauge", "when herdd started (Unix time)");
 	metrics_sample(m, (double)a->node->started_wall_s, "node", node, NULL);
 	if (a->node->loop) {

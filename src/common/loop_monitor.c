@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 
+#include <sys/resource.h>
 #include <time.h>
 
 /* ------------------------------------------------------------------ */
@@ -91,6 +92,15 @@ gint64 loop_monitor_thread_cpu_us(void)
 	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
 		return 0;
 	return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+gint64 loop_monitor_process_cpu_us(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (gint64)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * G_USEC_PER_SEC +
+	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
 static gint monitored_poll(GPollFD *fds, guint n_fds, gint timeout_ms)

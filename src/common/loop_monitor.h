@@ -55,6 +55,9 @@ gint64 loop_stalls_max_cpu_us(const loop_stalls *s, gint64 now_us, unsigned wind
 
 /* The CPU time the calling thread has had, in microseconds (0 if unknown). */
 gint64 loop_monitor_thread_cpu_us(void);
+/* The CPU time the whole process has had, user and system, in
+ * microseconds (0 if unknown). */
+gint64 loop_monitor_process_cpu_us(void);
 
 /* A monotonic clock in microseconds (g_get_monotonic_time, or a test's). */
 typedef gint64 (*loop_monitor_clock_fn)(void);

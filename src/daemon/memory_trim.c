@@ -2,11 +2,10 @@
 #include "daemon/memory_trim.h"
 
 #include "common/log.h"
+#include "common/loop_monitor.h"
 #include "common/memory.h"
 #include "store/db.h"
 #include "store/state.h"
-
-#include <sys/resource.h>
 
 #define CHECK_S 5
 /* Busy: more than 1 % of a core over a period (50 ms of CPU in 5 s); at
@@ -21,19 +20,10 @@ struct herdd_memory_trim {
 	bool burst;      /* a busy period since the last trim */
 };
 
-static gint64 cpu_us(void)
-{
-	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return 0;
-	return (gint64)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * G_USEC_PER_SEC +
-	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
-
 static gboolean check(gpointer data)
 {
 	herdd_memory_trim *t = data;
-	gint64 now = cpu_us();
+	gint64 now = loop_monitor_process_cpu_us();
 	gint64 used = now - t->cpu_us;
 	t->cpu_us = now;
 	if (used * 1000 > (gint64)CHECK_S * G_USEC_PER_SEC * BUSY_PERMILLE) {
@@ -48,7 +38,7 @@ static gboolean check(gpointer data)
 		store_db_release_memory(st->db);
 	herd_malloc_release();
 	log_debug("a burst of work is over: freed memory given back (%.1f ms of CPU)",
-		  (double)(cpu_us() - now) / 1000);
+		  (double)(loop_monitor_process_cpu_us() - now) / 1000);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -56,7 +46,7 @@ herdd_memory_trim *herdd_memory_trim_new(herd_cluster *cluster)
 {
 	herdd_memory_trim *t = g_new0(herdd_memory_trim, 1);
 	t->cluster = cluster;
-	t->cpu_us = cpu_us();
+	t->cpu_us = loop_monitor_process_cpu_us();
 	/* A start (the store read, a sync) is a burst too. */
 	t->burst = true;
 	t->timer = g_timeout_add_seconds(CHECK_S, check, t);
