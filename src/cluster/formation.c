@@ -58,6 +58,7 @@ struct add_request {
 static void add_request_free(add_request *r);
 static void on_node_list_changed(gpointer user, GPtrArray *changes);
 static void on_membership(gpointer user, bool group);
+static void on_durable(gpointer user);
 
 /* One create, join or leave under way. */
 typedef struct {
@@ -122,6 +123,7 @@ herd_formation *herd_formation_new(herd_cluster *cluster, const char *node_name,
 	f->new_nodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	herd_cluster_listen(cluster, on_node_list_changed, f);
 	herd_cluster_on_membership(cluster, on_membership, f);
+	herd_cluster_on_durable(cluster, on_durable, f);
 	return f;
 }
 
@@ -776,9 +778,25 @@ static void on_node_list_changed(gpointer user, GPtrArray *changes)
 	new_nodes_seen(f);
 }
 
+/* Joins waiting their turn look again at once when what they wait for
+ * may have come (the node added last in the group, the change durable on
+ * every member), not only at the next JOIN_POLL_MS. */
+static void joins_look_again(herd_formation *f)
+{
+	if (!f->adding && join_queue_length(f->joins) > 0)
+		joins_kick(f);
+}
+
 static void on_membership(gpointer user, bool group)
 {
 	new_nodes_seen(user);
+	if (group)
+		joins_look_again(user);
+}
+
+static void on_durable(gpointer user)
+{
+	joins_look_again(user);
 }
 
 /*
