@@ -14,8 +14,8 @@
 
 /* The members of @vm's JSON that its object alone decides. */
 void api_vm_config_write(json_writer *w, store_object *vm);
-/* Every key api_vm_config_write() writes: for its text kept with keys of
- * one byte (json_writer_init_keyed()). */
+/* The keys of api_vm_config_write()'s text kept with keys of one byte
+ * (json_writer_init_keyed()). */
 void api_vm_config_keys_init(json_keys *k);
 /* The members that @view decides (only state and node without one);
  * uptimes as of @now_ms (wall clock). */

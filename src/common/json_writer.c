@@ -49,13 +49,24 @@ void json_keys_init(json_keys *k, const char *const *names, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		size_t len = strlen(names[i]);
 		g_return_if_fail(len <= JSON_KEY_LEN_MAX);
-		char *q = k->key[i].quoted;
+		char *q = k->key[i].text;
 		q[0] = ',';
 		q[1] = '"';
 		memcpy(q + 2, names[i], len);
 		memcpy(q + 2 + len, "\":", 2);
-		k->key[i].len = (uint8_t)(len + 3);
+		k->key[i].len = (uint8_t)(len + 4);
 	}
+	static const char *const values[] = { "null", "true", "false" };
+	for (unsigned i = 0; i < 3; i++) {
+		k->key[n + i].len = (uint8_t)strlen(values[i]);
+		memcpy(k->key[n + i].text, values[i], k->key[n + i].len);
+	}
+}
+
+/* The byte that stands for null (0), true (1) or false (2). */
+static inline char value_code(const json_keys *k, unsigned which)
+{
+	return (char)(1 + k->n + which);
 }
 
 void json_writer_init_keyed(json_writer *w, GString *out, json_keys *keys)
@@ -70,19 +81,12 @@ static int key_index(json_keys *k, const char *key)
 	size_t len = strlen(key);
 	for (unsigned n = 0; n < k->n; n++) {
 		unsigned i = (k->next + n) % k->n;
-		if (k->key[i].len == len + 3 && memcmp(k->key[i].quoted + 2, key, len) == 0) {
+		if (k->key[i].len == len + 4 && memcmp(k->key[i].text + 2, key, len) == 0) {
 			k->next = (i + 1) % k->n;
 			return (int)i;
 		}
 	}
 	return -1;
-}
-
-/* Does a key at @d (in text that begins at @start) need the comma before
- * it?  Not the first member of the text or of an object. */
-static inline bool key_after_member(const char *start, const char *d)
-{
-	return d > start && d[-1] != '{';
 }
 
 size_t json_keyed_len(const char *text, size_t len, const json_keys *keys)
@@ -92,10 +96,8 @@ size_t json_keyed_len(const char *text, size_t len, const json_keys *keys)
 		unsigned char c = (unsigned char)text[i];
 		if (c >= 0x20)
 			continue;
-		g_return_val_if_fail(c >= 1 && c <= keys->n, 0);
-		/* Before a key the text has a value's end or a '{' as the
-		 * JSON has: the same test. */
-		out += keys->key[c - 1].len - 1 + (key_after_member(text, text + i) ? 1 : 0);
+		g_return_val_if_fail(c >= 1 && c <= keys->n + 3, 0);
+		out += keys->key[c - 1].len - 1u;
 	}
 	return out;
 }
@@ -117,22 +119,22 @@ void json_writer_members_keyed(json_writer *w, const char *text, size_t len, siz
 	/* Written with copies of fixed sizes: room for one more key and 8
 	 * bytes beyond the end, cut off at the end. */
 	gsize at = w->out->len;
-	g_string_set_size(w->out, at + json_len + sizeof(keys->key[0].quoted) + 8);
-	char *start = w->out->str + at, *d = start, *end = start + json_len;
+	g_string_set_size(w->out, at + json_len + sizeof(keys->key[0].text) + 8);
+	char *d = w->out->str + at, *end = d + json_len;
 	const char *p = text, *e = text + len;
-	while (p < e) {
+	while (p < e && d <= end) {
 		if (G_BYTE_ORDER == G_LITTLE_ENDIAN && e - p >= 8) {
-			/* Eight bytes at once up to the next key. */
+			/* Eight bytes at once up to the next code. */
 			uint64_t x;
 			memcpy(&x, p, 8);
 			memcpy(d, &x, 8);
-			uint64_t keys_in = bytes_below_space(x);
-			if (!keys_in) {
+			uint64_t codes = bytes_below_space(x);
+			if (!codes) {
 				p += 8;
 				d += 8;
 				continue;
 			}
-			unsigned before = (unsigned)__builtin_ctzll(keys_in) / 8;
+			unsigned before = (unsigned)__builtin_ctzll(codes) / 8;
 			p += before;
 			d += before;
 		} else if ((unsigned char)*p >= 0x20) {
@@ -140,16 +142,14 @@ void json_writer_members_keyed(json_writer *w, const char *text, size_t len, siz
 			continue;
 		}
 		unsigned c = (unsigned char)*p++;
-		if (c < 1 || c > keys->n || d + keys->key[c - 1].len + 1 > end) {
+		if (c < 1 || c > keys->n + 3) {
 			g_critical("json_writer: not text of these keys");
 			break;
 		}
-		const char *q = keys->key[c - 1].quoted;
-		bool comma = key_after_member(start, d);
-		memcpy(d, q + !comma, sizeof(keys->key[0].quoted));
-		d += keys->key[c - 1].len + comma;
+		memcpy(d, keys->key[c - 1].text, sizeof(keys->key[0].text));
+		d += keys->key[c - 1].len;
 	}
-	if (d != end)
+	if (d != end || p != e)
 		g_critical("json_writer: keyed text of another length than given");
 	g_string_truncate(w->out, at + json_len);
 }
@@ -237,16 +237,15 @@ void json_writer_string(json_writer *w, const char *s)
 void json_writer_key(json_writer *w, const char *key)
 {
 	g_return_if_fail(!w->after_key);
-	int i = w->keys ? key_index(w->keys, key) : -1;
+	/* A key of one byte stands for the comma before it too: the first
+	 * of an object is written as JSON. */
+	uint64_t bit = UINT64_C(1) << w->depth;
+	int i = w->keys && (w->has_items & bit) ? key_index(w->keys, key) : -1;
 	if (i >= 0) {
-		/* The comma is the reader's (json_writer_members_keyed()). */
-		w->has_items |= UINT64_C(1) << w->depth;
 		g_string_append_c(w->out, (char)(1 + i));
 		w->after_key = true;
 		return;
 	}
-	if (w->keys)
-		g_critical("json_writer: the key %s is not among the writer's", key);
 	separate(w);
 	/* Keys come from herd's code: nothing in them needs escaping. */
 	g_string_append_c(w->out, '"');
@@ -274,13 +273,19 @@ void json_writer_int(json_writer *w, int64_t n)
 void json_writer_bool(json_writer *w, bool b)
 {
 	separate(w);
-	g_string_append(w->out, b ? "true" : "false");
+	if (w->keys)
+		g_string_append_c(w->out, value_code(w->keys, b ? 1 : 2));
+	else
+		g_string_append(w->out, b ? "true" : "false");
 }
 
 void json_writer_null(json_writer *w)
 {
 	separate(w);
-	g_string_append(w->out, "null");
+	if (w->keys)
+		g_string_append_c(w->out, value_code(w->keys, 0));
+	else
+		g_string_append(w->out, "null");
 }
 
 void json_writer_member_string(json_writer *w, const char *key, const char *s)

@@ -17,25 +17,29 @@
 
 /*
  * Keys written as one byte each: text kept in memory (the API's texts of
- * 10,000 VMs) without its member names and the commas before them, two
- * thirds of its bytes.  Byte 1 + i stands for key i and the comma before
- * it; the strings' writer escapes every byte below 0x20, so no value holds
- * one.  json_writer_members_keyed() writes such text out as JSON.
+ * 10,000 VMs) without its member names and the commas before them, and
+ * null, true and false as one byte too: some two thirds less.  Byte 1 + i
+ * stands for the comma and key i, the three bytes after the keys for null,
+ * true and false; the strings' writer escapes every byte below 0x20, so
+ * no string holds one.  The first key of an object (no comma) and keys
+ * not among them are written as JSON.  json_writer_members_keyed() writes
+ * such text out as JSON.
  */
-#define JSON_KEYS_MAX 31
-#define JSON_KEY_LEN_MAX 27
+#define JSON_KEYS_MAX 28
+#define JSON_KEY_LEN_MAX 26
 
 typedef struct json_keys {
 	unsigned n;
 	unsigned next;        /* where the next key is looked for first */
 	struct {
-		uint8_t len;      /* '"', the key, '"', ':' */
-		char quoted[JSON_KEY_LEN_MAX + 5]; /* ',' and those, copied whole */
-	} key[JSON_KEYS_MAX];
+		uint8_t len;      /* of text */
+		char text[JSON_KEY_LEN_MAX + 5]; /* ',"key":' (or the value); copied whole */
+	} key[JSON_KEYS_MAX + 3];
 } json_keys;
 
 /* @n (at most JSON_KEYS_MAX) keys of at most JSON_KEY_LEN_MAX bytes,
- * which need no escaping; best in the order they are written. */
+ * which need no escaping; best the frequent ones, in the order they are
+ * written. */
 void json_keys_init(json_keys *k, const char *const *names, unsigned n);
 
 typedef struct json_writer {
@@ -55,8 +59,8 @@ void json_writer_init_members(json_writer *w, GString *out);
  * written. */
 void json_writer_members_text(json_writer *w, const char *text, size_t len);
 /* Write members as json_writer_init_members() does, but with the keys of
- * @keys as one byte each (a key not in @keys is an error, written as
- * JSON).  json_keyed_len() is the length of such text as JSON. */
+ * @keys, null, true and false as one byte each.  json_keyed_len() is the
+ * length of such text as JSON. */
 void json_writer_init_keyed(json_writer *w, GString *out, json_keys *keys);
 size_t json_keyed_len(const char *text, size_t len, const json_keys *keys);
 /* Add members written that way to the object being written, as JSON:

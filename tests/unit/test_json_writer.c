@@ -115,11 +115,11 @@ static void write_members(json_writer *w)
 
 /* Text with keys of one byte is smaller, and written out it is the same
  * bytes as the members written as JSON, in an object alone or after
- * others. */
+ * others; a key not among the writer's ("inner") is written as JSON. */
 static void test_keyed(void)
 {
 	static const char *const names[] = { "name", "version", "text", "empty", "nodes",
-					     "node", "priority", "inner", "ha", "list", "sticky" };
+					     "node", "priority", "ha", "list", "sticky" };
 	json_keys keys;
 	json_keys_init(&keys, names, G_N_ELEMENTS(names));
 	g_autoptr(GString) plain = g_string_new(NULL), keyed = g_string_new(NULL);
@@ -128,7 +128,7 @@ static void test_keyed(void)
 	write_members(&w);
 	json_writer_init_keyed(&w, keyed, &keys);
 	write_members(&w);
-	g_assert_cmpuint(keyed->len, <, plain->len / 2);
+	g_assert_cmpuint(keyed->len, <, plain->len * 2 / 3);
 	g_assert_cmpuint(json_keyed_len(keyed->str, keyed->len, &keys), ==, plain->len);
 	for (int before = 0; before < 2; before++) {
 		g_autoptr(GString) want = g_string_new(NULL), got = g_string_new(NULL);
