@@ -256,6 +256,51 @@ static void test_kept_text(fixture *f, gconstpointer data)
 	g_assert_cmpuint(moving, ==, 2);
 }
 
+/* The texts a list keeps serve the next one only for the same objects:
+ * after changes, undefines, VMs defined again under their old names and
+ * new ones, a list shows each VM as the store has it. */
+static void test_kept_across_changes(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, 30);
+	g_autoptr(test_answer) first = test_call_finish(list_start(f, 4));
+	g_assert_cmpuint(json_array_size(test_expect(first, 200)), ==, 30);
+	json_t *ops = json_array();
+	for (unsigned i = 5; i <= 8; i++)
+		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
+	for (unsigned i = 1; i <= 2; i++)
+		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
+	for (unsigned i = 10; i <= 12; i++)
+		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
+	json_array_append_new(ops, cmd_of(f, 30, store_vm_cmd_undefine));
+	g_autoptr(json_t) batch = store_cmd_batch(ops);
+	testnode_commit(f->n[1], batch);
+	/* vm00010…12 again (new objects, the old names), vm00031…33 new. */
+	testcluster_define_vms(f->tc, 9, 3);
+	testcluster_define_vms(f->tc, 30, 3);
+	for (int round = 0; round < 2; round++) {
+		g_autoptr(test_answer) again = test_call_finish(list_start(f, round ? 1 : 5));
+		json_t *list = test_expect(again, 200);
+		g_autoptr(GPtrArray) stored = store_state_list(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM);
+		g_assert_cmpuint(stored->len, ==, 30 - 6 + 6);
+		g_assert_cmpuint(json_array_size(list), ==, stored->len);
+		for (guint i = 0; i < stored->len; i++) {
+			g_autoptr(GString) text = g_string_new(NULL);
+			json_writer w;
+			json_writer_init(&w, text);
+			json_writer_object_begin(&w);
+			api_vm_config_write(&w, stored->pdata[i]);
+			json_writer_object_end(&w);
+			g_autoptr(json_t) want = json_loads(text->str, 0, NULL);
+			json_t *shown = json_deep_copy(json_array_get(list, i));
+			const char *runtime[] = { "state", "node", "since_ms", "error", "alert", "uptime_s" };
+			for (guint r = 0; r < G_N_ELEMENTS(runtime); r++)
+				json_object_del(shown, runtime[r]);
+			g_assert_true(json_equal(shown, want));
+			json_decref(shown);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -265,5 +310,6 @@ int main(int argc, char **argv)
 	api_test_add("/api/vm-list/server-freed", test_server_freed, NULL);
 	api_test_add("/api/vm-list/client-gone", test_client_gone, NULL);
 	api_test_add("/api/vm-list/kept-text", test_kept_text, NULL);
+	api_test_add("/api/vm-list/kept-across-changes", test_kept_across_changes, NULL);
 	return g_test_run();
 }
