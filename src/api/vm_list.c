@@ -14,6 +14,8 @@
  * looks at the clock. */
 #define SLICE_US 1000
 #define CLOCK_EVERY 32
+/* How often the kept texts of VMs changed or gone since are dropped. */
+#define SWEEP_S 60
 
 /* A VM's configuration members as text, with its object (a reference is
  * held, so no other object can take its address); both NULL once taken
@@ -63,7 +65,9 @@ struct vm_text {
  * are written one after the other, so one walks them at a time.
  */
 struct api_vm_lists {
+	api_ctx *api;
 	kept_texts *kept;          /* by name */
+	guint sweep;               /* drops what the store has replaced; 0: none kept */
 	GString *scratch;          /* where a VM's text is written before it is kept */
 	json_keys keys;            /* the keys of one byte in the kept texts */
 	GQueue under_way;          /* vm_list*, the oldest first */
@@ -100,6 +104,7 @@ static api_vm_lists *lists_of(api_ctx *a)
 {
 	if (!a->vm_lists) {
 		a->vm_lists = g_new0(api_vm_lists, 1);
+		a->vm_lists->api = a;
 		a->vm_lists->kept = kept_new(0);
 		a->vm_lists->scratch = g_string_sized_new(1024);
 		api_vm_config_keys_init(&a->vm_lists->keys);
@@ -156,6 +161,38 @@ static void list_write_vm(api_vm_lists *l, vm_list *v, store_object *vm)
 	json_writer_object_end(&v->w);
 }
 
+/*
+ * Drop the kept texts whose object the store has replaced (a change) or
+ * dropped: they would never be used again, and they held the old object
+ * (its packed text and typed view, ~0.7 kB a VM) until the next list.
+ * One lookup in the state a kept text (10,000 a minute at 10,000 VMs);
+ * stops once nothing is kept.
+ */
+static guint sweep(api_vm_lists *l)
+{
+	store_state *st = api_state(l->api);
+	guint left = 0;
+	for (guint i = 0; i < l->kept->len; i++) {
+		kept_text *k = &l->kept->e[i];
+		if (!k->vm)
+			continue;
+		if (st && store_state_get(st, STORE_KIND_VM, k->vm->uuid) == k->vm)
+			left++;
+		else
+			kept_clear(k);
+	}
+	return left;
+}
+
+static gboolean on_sweep(gpointer data)
+{
+	api_vm_lists *l = data;
+	if (sweep(l))
+		return G_SOURCE_CONTINUE;
+	l->sweep = 0;
+	return G_SOURCE_REMOVE;
+}
+
 /* The oldest list's next slice; true when it is answered. */
 static bool list_slice(api_vm_lists *l)
 {
@@ -172,6 +209,8 @@ static bool list_slice(api_vm_lists *l)
 	/* What is left are the VMs after the last by name, gone since. */
 	kept_free(l->kept);
 	l->kept = g_steal_pointer(&v->kept);
+	if (!l->sweep && l->kept->len)
+		l->sweep = g_timeout_add_seconds(SWEEP_S, on_sweep, l);
 	http_respond_json_text(v->req, 200, g_steal_pointer(&v->text));
 	list_free(v);
 	return true;
@@ -219,6 +258,11 @@ void api_vms_list(http_request *req, gpointer user_data)
 	slices_start(l);
 }
 
+unsigned api_vm_lists_sweep(api_ctx *a)
+{
+	return a->vm_lists ? sweep(a->vm_lists) : 0;
+}
+
 unsigned api_vm_lists_under_way(api_ctx *a)
 {
 	return a->vm_lists ? a->vm_lists->under_way.length : 0;
@@ -245,6 +289,8 @@ void api_vm_lists_clear(api_ctx *a)
 		return;
 	if (l->source)
 		g_source_remove(l->source);
+	if (l->sweep)
+		g_source_remove(l->sweep);
 	vm_list *v;
 	while ((v = g_queue_pop_head(&l->under_way))) {
 		http_respond_errorf(v->req, HERD_ERR_UNAVAILABLE, "The daemon is shutting down.");

@@ -301,6 +301,38 @@ static void test_kept_across_changes(fixture *f, gconstpointer data)
 	}
 }
 
+/* The texts a list keeps hold their VMs' objects: once the store has
+ * replaced or dropped one, the sweep lets it go. */
+static void test_kept_swept(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, 20);
+	g_autoptr(test_answer) first = test_request(f->n[1], "GET", "/api/v1/vms", NULL);
+	g_assert_cmpuint(json_array_size(test_expect(first, 200)), ==, 20);
+	g_assert_cmpuint(api_vm_lists_sweep(&f->n[1]->ctx), ==, 20);
+	store_object *old = store_object_ref(vm_number(f, 3));
+	json_t *ops = json_array();
+	for (unsigned i = 3; i <= 6; i++)
+		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
+	json_array_append_new(ops, cmd_of(f, 7, store_vm_cmd_undefine));
+	g_autoptr(json_t) batch = store_cmd_batch(ops);
+	testnode_commit(f->n[1], batch);
+	g_assert_true(vm_number(f, 3) != old);
+	/* Replaced in the store, held by the kept texts (and us)... */
+	g_assert_cmpint(g_atomic_int_get(&old->refcount), >=, 2);
+	g_assert_cmpuint(api_vm_lists_sweep(&f->n[1]->ctx), ==, 20 - 5);
+	/* ... and then by us alone. */
+	g_assert_cmpint(g_atomic_int_get(&old->refcount), ==, 1);
+	store_object_unref(old);
+	/* The next list is whole and as the store has it. */
+	g_autoptr(test_answer) again = test_call_finish(list_start(f, 3));
+	json_t *list = test_expect(again, 200);
+	g_assert_cmpuint(json_array_size(list), ==, 19);
+	g_autoptr(GHashTable) names = by_name(list);
+	g_assert_cmpstr(json_string_value(json_object_get(g_hash_table_lookup(names, "vm00003"), "preferred")),
+			==, "n3");
+	g_assert_cmpuint(api_vm_lists_sweep(&f->n[1]->ctx), ==, 19);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -311,5 +343,6 @@ int main(int argc, char **argv)
 	api_test_add("/api/vm-list/client-gone", test_client_gone, NULL);
 	api_test_add("/api/vm-list/kept-text", test_kept_text, NULL);
 	api_test_add("/api/vm-list/kept-across-changes", test_kept_across_changes, NULL);
+	api_test_add("/api/vm-list/kept-swept", test_kept_swept, NULL);
 	return g_test_run();
 }
