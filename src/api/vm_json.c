@@ -7,6 +7,21 @@
 #include "common/json.h"
 #include "store/vm.h"
 
+void api_vm_config_keys_init(json_keys *k)
+{
+	/* Those every VM has, in the order api_vm_config_write() writes
+	 * them, then those of a node set's entries; the rarer ones (a move,
+	 * a failure) are written as JSON. */
+	static const char *const names[] = {
+		"name", "uuid", "version", "ha", "preferred", "failback", "shutdown_timeout_s",
+		"memory_mib", "vcpus", "type", "modified_ms", "target", "sticky", "group", "pool",
+		"nodes", "restricted", "restart_priority", "start_after", "start_wait_s", "assigned",
+		"failed", "node", "priority",
+	};
+	G_STATIC_ASSERT(G_N_ELEMENTS(names) <= JSON_KEYS_MAX);
+	json_keys_init(k, names, G_N_ELEMENTS(names));
+}
+
 void api_vm_config_write(json_writer *w, store_object *vm)
 {
 	const store_vm *v = store_vm_of(vm);

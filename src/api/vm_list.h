@@ -16,6 +16,10 @@
 
 #include "api/context.h"
 
+/* Drop the VM texts kept for the next list whose VM the store has
+ * changed or dropped since (done every minute while some are kept);
+ * how many are kept then. */
+unsigned api_vm_lists_sweep(api_ctx *a);
 /* Lists under way (taken, not all written yet). */
 unsigned api_vm_lists_under_way(api_ctx *a);
 /* Tests: write at most @vms VMs a slice (0: as many as a slice's time allows). */

@@ -12,6 +12,9 @@ struct herd_client {
 	char *base_url;
 	char *target;
 	herd_client_options opts;
+	char *ca_copy;   /* opts.ca_pem in a file of our own, for a libcurl
+			  * without CURLOPT_CAINFO_BLOB (GnuTLS's, 7.88); NULL
+			  * until needed; removed with the client */
 };
 
 /* "n1" -> "n1:8001", "10.0.0.1:9000" stays, "fe80::1" -> "[fe80::1]:8001". */
@@ -49,6 +52,10 @@ void herd_client_free(herd_client *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->curl);
+	if (c->ca_copy) {
+		unlink(c->ca_copy);
+		g_free(c->ca_copy);
+	}
 	g_free(c->base_url);
 	g_free(c->target);
 	g_free(c);
@@ -95,6 +102,34 @@ CURL *herd_client_connect_raw(herd_client *c, GError **error)
 	return curl;
 }
 
+/* The path of a file that holds opts.ca_pem, written at the first call; a
+ * path that does not exist if it cannot be written (no CA: the TLS
+ * handshake fails, as with a wrong one). */
+static const char *ca_copy(herd_client *c)
+{
+	if (c->ca_copy)
+		return c->ca_copy;
+	g_autoptr(GError) err = NULL;
+	int fd = g_file_open_tmp("herd-ca-XXXXXX.pem", &c->ca_copy, &err);
+	if (fd < 0) {
+		c->ca_copy = g_strdup("/nonexistent/herd-ca.pem");
+		return c->ca_copy;
+	}
+	size_t len = strlen(c->opts.ca_pem), done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, c->opts.ca_pem + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	if (done < len)
+		unlink(c->ca_copy);
+	return c->ca_copy;
+}
+
 /* The options of every request and connection, on @curl. */
 static void setup_on(herd_client *c, CURL *curl, const char *method, const char *url,
 		     GString *answer, char *curl_err)
@@ -114,7 +149,8 @@ static void setup_on(herd_client *c, CURL *curl, const char *method, const char 
 	if (c->opts.ca_pem) {
 		struct curl_blob blob = { (void *)c->opts.ca_pem, strlen(c->opts.ca_pem),
 					  CURL_BLOB_COPY };
-		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
+		if (curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob) != CURLE_OK)
+			curl_easy_setopt(curl, CURLOPT_CAINFO, ca_copy(c));
 	}
 	if (c->opts.token) {
 		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);

@@ -6,6 +6,7 @@
  * (the sanitizer build checks).  The lists here are written a few VMs a
  * slice, so that they are under way for many main-loop iterations.
  */
+#include "api/vm_json.h"
 #include "api/vm_list.h"
 #include "store/command.h"
 #include "test_api.h"
@@ -197,6 +198,141 @@ static void test_client_gone(fixture *f, gconstpointer data)
 	g_assert_cmpuint(json_array_size(test_expect(a, 200)), ==, VMS);
 }
 
+/* The list keeps each VM's configuration with keys of one byte: written
+ * out, the same bytes as written as JSON, whatever the VM has (a node
+ * set, failures, a move under way, strings that need escaping). */
+static void test_kept_text(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, 6);
+	json_t *ops = json_array();
+	g_autoptr(json_t) nodeset = json_pack("[{s:s,s:i},{s:s,s:i}]", "node", "n2", "priority", 2,
+					      "node", "n3", "priority", 1);
+	store_vm_attrs attrs = { .set = STORE_VM_SET_NODESET | STORE_VM_SET_GROUP | STORE_VM_SET_PREFERRED |
+					STORE_VM_SET_RESTRICTED | STORE_VM_SET_PRIORITY,
+				 .nodeset = nodeset, .group = "web", .preferred = "n3", .restricted = true,
+				 .restart_priority = STORE_VM_PRIORITY_HIGH };
+	json_array_append_new(ops, store_vm_cmd_set(vm_number(f, 2), &attrs));
+	char uuid[37];
+	store_vm_failure failed = { .node = "n1", .count = 2, .error = "no \"memory\"\n\ttab {x}" };
+	testcluster_vm_uuid(3, uuid);
+	json_array_append_new(ops, store_vm_cmd_assign(uuid, "n2", &failed));
+	testcluster_vm_uuid(4, uuid);
+	json_array_append_new(ops, store_vm_cmd_assign(uuid, "n1", NULL));
+	json_array_append_new(ops, store_vm_cmd_migrate(uuid, "n3", true));
+	testcluster_vm_uuid(5, uuid);
+	json_array_append_new(ops, store_vm_cmd_assign(uuid, "n1", NULL));
+	json_array_append_new(ops, store_vm_cmd_move(uuid, "n2"));
+	g_autoptr(json_t) batch = store_cmd_batch(ops);
+	testnode_commit(f->n[1], batch);
+
+	json_keys keys;
+	api_vm_config_keys_init(&keys);
+	g_autoptr(GPtrArray) vms = store_state_list(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM);
+	g_assert_cmpuint(vms->len, ==, 6);
+	unsigned with_nodes = 0, with_failed = 0, moving = 0;
+	for (guint i = 0; i < vms->len; i++) {
+		g_autoptr(GString) plain = g_string_new(NULL), keyed = g_string_new(NULL);
+		g_autoptr(GString) want = g_string_new(NULL), got = g_string_new(NULL);
+		json_writer w;
+		json_writer_init(&w, want);
+		json_writer_object_begin(&w);
+		api_vm_config_write(&w, vms->pdata[i]);
+		json_writer_object_end(&w);
+		json_writer_init_keyed(&w, keyed, &keys);
+		api_vm_config_write(&w, vms->pdata[i]);
+		g_assert_cmpuint(keyed->len, <, want->len / 2);
+		json_writer_init(&w, got);
+		json_writer_object_begin(&w);
+		json_writer_members_keyed(&w, keyed->str, keyed->len,
+					  json_keyed_len(keyed->str, keyed->len, &keys), &keys);
+		json_writer_object_end(&w);
+		g_assert_cmpstr(got->str, ==, want->str);
+		with_nodes += strstr(want->str, "\"priority\":2") != NULL;
+		with_failed += strstr(want->str, "\"count\":2") != NULL;
+		moving += strstr(want->str, "\"move_to\"") != NULL;
+	}
+	g_assert_cmpuint(with_nodes, ==, 1);
+	g_assert_cmpuint(with_failed, ==, 1);
+	g_assert_cmpuint(moving, ==, 2);
+}
+
+/* The texts a list keeps serve the next one only for the same objects:
+ * after changes, undefines, VMs defined again under their old names and
+ * new ones, a list shows each VM as the store has it. */
+static void test_kept_across_changes(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, 30);
+	g_autoptr(test_answer) first = test_call_finish(list_start(f, 4));
+	g_assert_cmpuint(json_array_size(test_expect(first, 200)), ==, 30);
+	json_t *ops = json_array();
+	for (unsigned i = 5; i <= 8; i++)
+		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
+	for (unsigned i = 1; i <= 2; i++)
+		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
+	for (unsigned i = 10; i <= 12; i++)
+		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
+	json_array_append_new(ops, cmd_of(f, 30, store_vm_cmd_undefine));
+	g_autoptr(json_t) batch = store_cmd_batch(ops);
+	testnode_commit(f->n[1], batch);
+	/* vm00010…12 again (new objects, the old names), vm00031…33 new. */
+	testcluster_define_vms(f->tc, 9, 3);
+	testcluster_define_vms(f->tc, 30, 3);
+	for (int round = 0; round < 2; round++) {
+		g_autoptr(test_answer) again = test_call_finish(list_start(f, round ? 1 : 5));
+		json_t *list = test_expect(again, 200);
+		g_autoptr(GPtrArray) stored = store_state_list(herd_cluster_state(f->n[1]->cluster), STORE_KIND_VM);
+		g_assert_cmpuint(stored->len, ==, 30 - 6 + 6);
+		g_assert_cmpuint(json_array_size(list), ==, stored->len);
+		for (guint i = 0; i < stored->len; i++) {
+			g_autoptr(GString) text = g_string_new(NULL);
+			json_writer w;
+			json_writer_init(&w, text);
+			json_writer_object_begin(&w);
+			api_vm_config_write(&w, stored->pdata[i]);
+			json_writer_object_end(&w);
+			g_autoptr(json_t) want = json_loads(text->str, 0, NULL);
+			json_t *shown = json_deep_copy(json_array_get(list, i));
+			const char *runtime[] = { "state", "node", "since_ms", "error", "alert", "uptime_s" };
+			for (guint r = 0; r < G_N_ELEMENTS(runtime); r++)
+				json_object_del(shown, runtime[r]);
+			g_assert_true(json_equal(shown, want));
+			json_decref(shown);
+		}
+	}
+}
+
+/* The texts a list keeps hold their VMs' objects: once the store has
+ * replaced or dropped one, the sweep lets it go. */
+static void test_kept_swept(fixture *f, gconstpointer data)
+{
+	testcluster_define_vms(f->tc, 0, 20);
+	g_autoptr(test_answer) first = test_request(f->n[1], "GET", "/api/v1/vms", NULL);
+	g_assert_cmpuint(json_array_size(test_expect(first, 200)), ==, 20);
+	g_assert_cmpuint(api_vm_lists_sweep(&f->n[1]->ctx), ==, 20);
+	store_object *old = store_object_ref(vm_number(f, 3));
+	json_t *ops = json_array();
+	for (unsigned i = 3; i <= 6; i++)
+		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
+	json_array_append_new(ops, cmd_of(f, 7, store_vm_cmd_undefine));
+	g_autoptr(json_t) batch = store_cmd_batch(ops);
+	testnode_commit(f->n[1], batch);
+	g_assert_true(vm_number(f, 3) != old);
+	/* Replaced in the store, held by the kept texts (and us)... */
+	g_assert_cmpint(g_atomic_int_get(&old->refcount), >=, 2);
+	g_assert_cmpuint(api_vm_lists_sweep(&f->n[1]->ctx), ==, 20 - 5);
+	/* ... and then by us alone. */
+	g_assert_cmpint(g_atomic_int_get(&old->refcount), ==, 1);
+	store_object_unref(old);
+	/* The next list is whole and as the store has it. */
+	g_autoptr(test_answer) again = test_call_finish(list_start(f, 3));
+	json_t *list = test_expect(again, 200);
+	g_assert_cmpuint(json_array_size(list), ==, 19);
+	g_autoptr(GHashTable) names = by_name(list);
+	g_assert_cmpstr(json_string_value(json_object_get(g_hash_table_lookup(names, "vm00003"), "preferred")),
+			==, "n3");
+	g_assert_cmpuint(api_vm_lists_sweep(&f->n[1]->ctx), ==, 19);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -205,5 +341,8 @@ int main(int argc, char **argv)
 	api_test_add("/api/vm-list/one-snapshot", test_one_snapshot, NULL);
 	api_test_add("/api/vm-list/server-freed", test_server_freed, NULL);
 	api_test_add("/api/vm-list/client-gone", test_client_gone, NULL);
+	api_test_add("/api/vm-list/kept-text", test_kept_text, NULL);
+	api_test_add("/api/vm-list/kept-across-changes", test_kept_across_changes, NULL);
+	api_test_add("/api/vm-list/kept-swept", test_kept_swept, NULL);
 	return g_test_run();
 }
