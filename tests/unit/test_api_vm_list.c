@@ -35,6 +35,13 @@ static json_t *cmd_of(fixture *f, unsigned i, vm_cmd_fn fn)
 	return fn(vm);
 }
 
+/* @fn's commands for VMs @first to @last, appended to @ops. */
+static void cmds_of(json_t *ops, fixture *f, unsigned first, unsigned last, vm_cmd_fn fn)
+{
+	for (unsigned i = first; i <= last; i++)
+		json_array_append_new(ops, cmd_of(f, i, fn));
+}
+
 static json_t *cmd_stop(const store_object *vm)
 {
 	return store_vm_cmd_stop(vm, true);
@@ -118,10 +125,8 @@ static void test_one_snapshot(fixture *f, gconstpointer data)
 	api_vm_lists_hold(&f->n[1]->ctx, true);
 	test_call *c = list_start(f, 1);
 	json_t *ops = json_array();
-	for (unsigned i = 2; i <= 11; i++)
-		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
-	for (unsigned i = 12; i <= 21; i++)
-		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
+	cmds_of(ops, f, 2, 11, cmd_prefer_n3);
+	cmds_of(ops, f, 12, 21, store_vm_cmd_undefine);
 	json_array_append_new(ops, cmd_of(f, 1, cmd_stop));
 	g_autoptr(json_t) batch = store_cmd_batch(ops);
 	testnode_commit(f->n[1], batch);
@@ -265,13 +270,10 @@ static void test_kept_across_changes(fixture *f, gconstpointer data)
 	g_autoptr(test_answer) first = test_call_finish(list_start(f, 4));
 	g_assert_cmpuint(json_array_size(test_expect(first, 200)), ==, 30);
 	json_t *ops = json_array();
-	for (unsigned i = 5; i <= 8; i++)
-		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
-	for (unsigned i = 1; i <= 2; i++)
-		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
-	for (unsigned i = 10; i <= 12; i++)
-		json_array_append_new(ops, cmd_of(f, i, store_vm_cmd_undefine));
-	json_array_append_new(ops, cmd_of(f, 30, store_vm_cmd_undefine));
+	cmds_of(ops, f, 5, 8, cmd_prefer_n3);
+	cmds_of(ops, f, 1, 2, store_vm_cmd_undefine);
+	cmds_of(ops, f, 10, 12, store_vm_cmd_undefine);
+	cmds_of(ops, f, 30, 30, store_vm_cmd_undefine);
 	g_autoptr(json_t) batch = store_cmd_batch(ops);
 	testnode_commit(f->n[1], batch);
 	/* vm00010…12 again (new objects, the old names), vm00031…33 new. */
@@ -311,9 +313,8 @@ static void test_kept_swept(fixture *f, gconstpointer data)
 	g_assert_cmpuint(api_vm_lists_sweep(&f->n[1]->ctx), ==, 20);
 	store_object *old = store_object_ref(vm_number(f, 3));
 	json_t *ops = json_array();
-	for (unsigned i = 3; i <= 6; i++)
-		json_array_append_new(ops, cmd_of(f, i, cmd_prefer_n3));
-	json_array_append_new(ops, cmd_of(f, 7, store_vm_cmd_undefine));
+	cmds_of(ops, f, 3, 6, cmd_prefer_n3);
+	cmds_of(ops, f, 7, 7, store_vm_cmd_undefine);
 	g_autoptr(json_t) batch = store_cmd_batch(ops);
 	testnode_commit(f->n[1], batch);
 	g_assert_true(vm_number(f, 3) != old);
