@@ -1,5 +1,6 @@
 #include "common/client.h"
 
+#include "common/fileutil.h"
 #include "herd-config.h"
 
 #include <curl/curl.h>
@@ -115,17 +116,9 @@ static const char *ca_copy(herd_client *c)
 		c->ca_copy = g_strdup("/nonexistent/herd-ca.pem");
 		return c->ca_copy;
 	}
-	size_t len = strlen(c->opts.ca_pem), done = 0;
-	while (done < len) {
-		ssize_t n = write(fd, c->opts.ca_pem + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
+	bool written = herd_fd_write_all(fd, c->opts.ca_pem, strlen(c->opts.ca_pem));
 	close(fd);
-	if (done < len)
+	if (!written)
 		unlink(c->ca_copy);
 	return c->ca_copy;
 }

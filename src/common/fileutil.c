@@ -28,6 +28,21 @@ static bool fsync_dir_of(const char *path, GError **error)
 	return true;
 }
 
+bool herd_fd_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
 bool herd_file_write_atomic(const char *path, const void *data, size_t len,
 			    mode_t mode, GError **error)
 {
@@ -44,17 +59,8 @@ bool herd_file_write_atomic_group(const char *path, const void *data, size_t len
 			    g_strerror(errno));
 		return false;
 	}
-	const char *p = data;
-	size_t left = len;
-	while (left > 0) {
-		ssize_t n = write(fd, p, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto fail;
-		p += n;
-		left -= (size_t)n;
-	}
+	if (!herd_fd_write_all(fd, data, len))
+		goto fail;
 	/* The group before the mode: a key is never readable by the wrong
 	 * group, not even for a moment. */
 	if ((gid >= 0 && fchown(fd, (uid_t)-1, (gid_t)gid) < 0) || fchmod(fd, mode) < 0 ||

@@ -9,6 +9,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* Write all @len bytes of @data to @fd (again after EINTR and short
+ * writes); false with errno set if a write fails. */
+bool herd_fd_write_all(int fd, const void *data, size_t len);
+
 /* Atomically replace @path with @len bytes of @data, mode @mode, durably. */
 bool herd_file_write_atomic(const char *path, const void *data, size_t len,
 			    mode_t mode, GError **error);
