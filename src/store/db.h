@@ -92,6 +92,14 @@ char *store_db_encode(json_t *data);
 bool store_db_put_object(store_db *db, const store_object *o, const char *data_text,
 			 GError **error);
 bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GError **error);
+/*
+ * The row of object @uuid as the connection sees it (inside an open
+ * transaction, what it has applied): its version in *@version (0 if there is
+ * no such row) and, if @with_text, its data text (g_free it; NULL without
+ * @with_text, without a row, or on an error, which sets @error).
+ */
+char *store_db_get_object_text(store_db *db, store_kind kind, const char *uuid, bool with_text,
+			       uint64_t *version, GError **error);
 bool store_db_set_position(store_db *db, const store_position *pos, GError **error);
 
 bool store_db_add_history(store_db *db, const store_history_entry *e, GError **error);

@@ -13,6 +13,7 @@
 #include "store/job.h"
 #include "store/node.h"
 #include "store/rule.h"
+#include "store/state.h"
 #include "store/user.h"
 #include "store/vm.h"
 
@@ -96,8 +97,10 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 		g_autofree char *text = store_db_encode(d);
 		if (!text)
 			g_error("a VM's data could not be encoded");
-		o->text = store_packed_new(text, strlen(text));
-		o->typed = store_vm_own(o->typed, text, o->text);
+		size_t len = strlen(text);
+		o->text = store_packed_new(text, len);
+		o->digest = store_object_text_digest(text, len);
+		o->typed = store_vm_own(o->typed, text, o);
 	} else {
 		o->data = g_steal_pointer(&d);
 	}
@@ -106,10 +109,10 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 
 json_t *store_object_data(const store_object *o)
 {
-	if (!o->text)
+	if (o->data)
 		return json_incref(o->data);
 	json_error_t jerr;
-	g_autofree char *text = store_packed_text(o->text);
+	g_autofree char *text = store_object_encode(o);
 	json_t *d = json_loads(text, JSON_ALLOW_NUL, &jerr);
 	/* The text is what store_db_encode() made of a JSON object. */
 	if (!json_is_object(d))
@@ -119,7 +122,48 @@ json_t *store_object_data(const store_object *o)
 
 char *store_object_encode(const store_object *o)
 {
-	return o->text ? store_packed_text(o->text) : store_db_encode(o->data);
+	if (o->text)
+		return store_packed_text(o->text);
+	if (o->cold) {
+		g_autoptr(GError) err = NULL;
+		char *text = store_state_cold_text(o->cold, o, &err);
+		/* Nothing else holds it: a wrong or missing text would be a
+		 * wrong configuration given out (a start, a sync). */
+		if (!text)
+			g_error("%s", err->message);
+		return text;
+	}
+	if (!o->data)
+		g_error("%s %s's text is lost (its state went while it was cold)",
+			store_kind_label(o->kind), o->uuid);
+	return store_db_encode(o->data);
+}
+
+uint64_t store_object_text_digest(const char *text, size_t len)
+{
+	guint8 sum[32];
+	gsize n = sizeof(sum);
+	GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+	g_checksum_update(ck, (const guchar *)text, (gssize)len);
+	g_checksum_get_digest(ck, sum, &n);
+	g_checksum_free(ck);
+	uint64_t d;
+	memcpy(&d, sum, sizeof(d));
+	return d;
+}
+
+void store_object_set_cold(store_object *o, struct store_state *home)
+{
+	g_assert(o->kind == STORE_KIND_VM && home);
+	g_clear_pointer(&o->text, store_packed_free);
+	o->cold = home;
+}
+
+void store_object_set_warm(store_object *o, const char *text)
+{
+	g_assert(o->kind == STORE_KIND_VM && !o->text);
+	o->text = store_packed_new(text, strlen(text));
+	o->cold = NULL;
 }
 
 static const char *skip_string(const char *p)

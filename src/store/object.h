@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct store_state;
+
 typedef enum {
 	STORE_KIND_CLUSTER = 0,
 	STORE_KIND_NODE,
@@ -60,7 +62,14 @@ typedef struct store_object {
 			       * chain's), packed (store/packed.h): 10,000 VMs are
 			       * held as packed text, not as trees of some 15 values
 			       * each nor as 1–3 kB of domain XML; NULL for other
-			       * kinds; read with store_object_encode() */
+			       * kinds, and for a VM whose text is cold (below);
+			       * read with store_object_encode() */
+	struct store_state *cold; /* a VM whose text is not held here: the
+			       * current object of this state, whose database's
+			       * row is it, durable (store/state.h, "Cold texts");
+			       * NULL otherwise */
+	uint64_t digest;      /* a VM's: its text's store_object_text_digest(),
+			       * checked when the text is read back */
 	void *typed;          /* the kind's typed view of the data (store/vm.h, node.h…),
 			       * made once with the object; NULL for kinds without one */
 	uint64_t changed_at;  /* the store index of the command that made it, set by
@@ -78,8 +87,17 @@ store_object *store_object_ref(store_object *o);
  * its text, the caller's own; for other kinds the object's own tree, which
  * must not be changed. */
 json_t *store_object_data(const store_object *o);
-/* @o's data as store_db_encode() writes it (g_free it). */
+/* @o's data as store_db_encode() writes it (g_free it).  A cold VM's
+ * (above) is read from its state's database: aborts if it cannot be, or is
+ * not this object's text (see store/state.h). */
 char *store_object_encode(const store_object *o);
+
+/* For store/state.c's cold texts: the digest of a VM's text (the first 8
+ * bytes of its SHA-256); drop @o's packed text, which @home's database
+ * holds; take it back as @text (its store_object_encode()). */
+uint64_t store_object_text_digest(const char *text, size_t len);
+void store_object_set_cold(store_object *o, struct store_state *home);
+void store_object_set_warm(store_object *o, const char *text);
 
 /* One member of a JSON object's text as store_db_encode() writes it
  * (compact, keys sorted): its key and its value, both as in the text

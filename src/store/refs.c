@@ -252,8 +252,8 @@ store_object *store_refs_user(store_state *st, const store_object *o)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		const store_vm *vm = store_vm_of(v);
 		const store_vm_hardware *hw = vm->hw;
-		if (!hw && path && vm->xml_text) {
-			g_autofree char *text = plain ? store_packed_text(vm->xml_text) : NULL;
+		if (!hw && path && vm->object) {
+			g_autofree char *text = plain ? store_object_encode(vm->object) : NULL;
 			g_autofree char *xml = !plain || strstr(text, path) ? store_vm_xml(vm) : NULL;
 			if (xml && xml_names(xml, path))
 				return v;

@@ -28,13 +28,101 @@ store_state *store_state_new(store_db *db)
 	}
 	s->vms_by_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					       (GDestroyNotify)g_hash_table_destroy);
+	s->unsettled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return s;
+}
+
+char *store_state_cold_text(store_state *s, const store_object *o, GError **error)
+{
+	uint64_t version = 0;
+	g_autoptr(GError) err = NULL;
+	g_autofree char *text = store_db_get_object_text(s->db, o->kind, o->uuid, true, &version, &err);
+	if (!text && err) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "The text of %s %s (version %llu) cannot be read: %s",
+			    store_kind_label(o->kind), o->uuid, (unsigned long long)o->version,
+			    err->message);
+		return NULL;
+	}
+	if (!text || version != o->version ||
+	    store_object_text_digest(text, strlen(text)) != o->digest) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+			    "The text of %s %s (version %llu) is not in the database (%s version %llu).",
+			    store_kind_label(o->kind), o->uuid, (unsigned long long)o->version,
+			    text ? "another text at" : "no row;", (unsigned long long)version);
+		return NULL;
+	}
+	return g_steal_pointer(&text);
+}
+
+/* Give @o (cold) its packed text back. */
+static bool warm(store_state *s, store_object *o, GError **error)
+{
+	g_autofree char *text = store_state_cold_text(s, o, error);
+	if (!text)
+		return false;
+	store_object_set_warm(o, text);
+	return true;
+}
+
+bool store_state_warm_all(store_state *s, bool shared_only)
+{
+	bool ok = true;
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		store_object *o = v;
+		if (!o->cold || (shared_only && g_atomic_int_get(&o->refcount) == 1))
+			continue;
+		g_autoptr(GError) err = NULL;
+		if (!warm(s, o, &err)) {
+			g_warning("%s", err->message);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+void store_state_settle(store_state *s)
+{
+	if (store_db_in_transaction(s->db))
+		return;
+	GHashTableIter it;
+	gpointer k;
+	g_hash_table_iter_init(&it, s->unsettled);
+	while (g_hash_table_iter_next(&it, &k, NULL)) {
+		store_object *o = g_hash_table_lookup(s->by_uuid[STORE_KIND_VM], k);
+		if (!o || !o->text)
+			continue;
+		/* Its row, as committed: the version alone (its text is the
+		 * one applied with that version, and checked when read). */
+		uint64_t version = 0;
+		g_autoptr(GError) err = NULL;
+		store_db_get_object_text(s->db, STORE_KIND_VM, o->uuid, false, &version, &err);
+		if (version == o->version)
+			store_object_set_cold(o, s);
+	}
+	g_hash_table_remove_all(s->unsettled);
+}
+
+guint store_state_cold_count(store_state *s)
+{
+	guint n = 0;
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		n += ((store_object *)v)->cold != NULL;
+	return n;
 }
 
 void store_state_free(store_state *s)
 {
 	if (!s)
 		return;
+	/* Objects that outlive the state keep their texts. */
+	store_state_warm_all(s, true);
+	g_hash_table_destroy(s->unsettled);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {
 		g_clear_pointer(&s->sorted[k], g_ptr_array_unref);
 		g_hash_table_destroy(s->by_name[k]);
@@ -124,11 +212,27 @@ static void load_one(store_object *o, gpointer user_data)
 {
 	store_state *s = user_data;
 	state_set(s, o->kind, o->uuid, NULL, o);
+	/* Outside a transaction the row just read is durable: cold at once;
+	 * inside one (a whole-store transfer), once it is committed. */
+	if (o->kind == STORE_KIND_VM) {
+		if (!store_db_in_transaction(s->db))
+			store_object_set_cold(o, s);
+		else
+			g_hash_table_add(s->unsettled, g_strdup(o->uuid));
+	}
 	store_object_unref(o);
 }
 
 bool store_state_load(store_state *s, GError **error)
 {
+	/* Those that others hold keep their texts (the rows are still theirs
+	 * unless a transfer rewrote them: it warms them all first). */
+	if (!store_state_warm_all(s, true)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+			    "The texts of VMs still in use could not be read back.");
+		return false;
+	}
+	g_hash_table_remove_all(s->unsettled);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {
 		g_clear_pointer(&s->sorted[k], g_ptr_array_unref);
 		g_hash_table_remove_all(s->by_name[k]);
@@ -273,6 +377,12 @@ static bool commit_object(store_state *s, store_kind kind, const char *uuid,
 			  store_object *before, store_object *after, const char *after_text,
 			  GPtrArray *changes, GError **error)
 {
+	/* Its row is about to change: a cold object takes its text back
+	 * first (others may hold it; the change record does). */
+	if (before && before->cold && !warm(s, before, error))
+		return false;
+	if (after && after->kind == STORE_KIND_VM)
+		g_hash_table_add(s->unsettled, g_strdup(after->uuid));
 	if (after ? !store_db_put_object(s->db, after, after_text, error)
 		  : !store_db_delete_object(s->db, kind, uuid, error))
 		return false;
@@ -320,9 +430,9 @@ static bool vm_same_config(const store_object *a, const store_object *b)
 {
 	if (strcmp(a->name, b->name) != 0)
 		return false;
-	if (store_packed_equal(a->text, b->text))
+	if (a->text && b->text && store_packed_equal(a->text, b->text))
 		return true;
-	g_autofree char *ta = store_packed_text(a->text), *tb = store_packed_text(b->text);
+	g_autofree char *ta = store_object_encode(a), *tb = store_object_encode(b);
 	const char *pa = ta, *pb = tb;
 	store_text_member ma, mb;
 	for (;;) {
@@ -508,7 +618,7 @@ static void merge_patch_into(json_t *out, json_t *patch, unsigned depth)
  * its text: that parse is the copy). */
 static json_t *merge_patch(const store_object *old, json_t *patch)
 {
-	json_t *out = old->text ? store_object_data(old) : json_deep_copy(old->data);
+	json_t *out = old->data ? json_deep_copy(old->data) : store_object_data(old);
 	merge_patch_into(out, patch, 0);
 	return out;
 }

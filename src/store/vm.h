@@ -86,12 +86,12 @@ bool store_vm_priority_parse(const char *name, store_vm_priority *out);
 
 typedef struct store_vm {
 	/* Configuration (a change is a new version in the VM's history). */
-	/* Its libvirt domain XML is in its object's packed text (NULL in a
-	 * view of no object), not here: store_vm_xml() reads it (1–3 kB a
-	 * VM).  xml_macs: that XML's runs of hex digits and colons long
-	 * enough to hold a MAC address, space-separated, or NULL if none
-	 * (store_vm_xml_may_have_mac()). */
-	const store_packed *xml_text;
+	/* Its libvirt domain XML is in its object's text (@object: the object
+	 * whose view this is, NULL in a view of no object), not here:
+	 * store_vm_xml() reads it (1–3 kB a VM).  xml_macs: that XML's runs
+	 * of hex digits and colons long enough to hold a MAC address,
+	 * space-separated, or NULL if none (store_vm_xml_may_have_mac()). */
+	const store_object *object;
 	const char *xml_macs;
 	const store_vm_hardware *hw; /* what the XML was made from, or NULL if an
 				      * operator wrote the XML (herd vm define) */
@@ -152,7 +152,8 @@ bool store_vm_boot_ok(const char *boot);
 /* The typed view of a VM object (@o must be of kind VM). */
 const store_vm *store_vm_of(const store_object *o);
 /* @vm's libvirt domain XML ("" if it has none; g_free it).  Unpacked
- * from its object's text: a few µs, not for a loop over every VM. */
+ * from its object's text, or read from SQLite if it is cold (store/state.h):
+ * a few µs, not for a loop over every VM. */
 char *store_vm_xml(const store_vm *vm);
 /* Do @a and @b have the same domain XML? */
 bool store_vm_same_xml(const store_vm *a, const store_vm *b);
@@ -331,8 +332,7 @@ bool store_vm_validate(json_t *data, GError **error);
 void *store_vm_parse(json_t *data);
 /* Make @typed (store_vm_parse()'s) independent of the tree it was read from,
  * and return it (it moves: @typed is gone): its strings copied into its
- * block; its XML read from @packed
- * (its object's data as text, packed, which outlives it) when asked for;
- * @text is that text, unpacked. */
-void *store_vm_own(void *typed, const char *text, const store_packed *packed);
+ * block; its XML read from @object's text (@object outlives it: the view is
+ * its) when asked for; @text is that text. */
+void *store_vm_own(void *typed, const char *text, const store_object *object);
 void store_vm_free(void *typed);
