@@ -65,6 +65,7 @@ struct store_db {
 	bool in_txn;
 	unsigned savepoints;
 	unsigned fail_after;   /* fault injection: fail the Nth write from now */
+	uint64_t rollbacks;    /* transactions rolled back (store_db_rollbacks()) */
 };
 
 static const char schema[] =
@@ -238,6 +239,12 @@ void store_db_rollback(store_db *db)
 	sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
 	db->in_txn = false;
 	db->savepoints = 0;
+	db->rollbacks++;
+}
+
+uint64_t store_db_rollbacks(store_db *db)
+{
+	return db->rollbacks;
 }
 
 bool store_db_in_transaction(store_db *db)

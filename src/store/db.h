@@ -79,6 +79,9 @@ bool store_db_commit(store_db *db, GError **error);
 /* Drop the open transaction (a simulated crash, or a failed burst). */
 void store_db_rollback(store_db *db);
 bool store_db_in_transaction(store_db *db);
+/* How many open transactions were rolled back so far (a savepoint's
+ * rollback is not counted). */
+uint64_t store_db_rollbacks(store_db *db);
 
 /* Savepoints around one command inside the burst's transaction. */
 bool store_db_savepoint(store_db *db, GError **error);

@@ -92,8 +92,8 @@ json_t *store_object_data(const store_object *o);
  * not this object's text (see store/state.h). */
 char *store_object_encode(const store_object *o);
 
-/* For store/state.c's cold texts: the digest of a VM's text (the first 8
- * bytes of its SHA-256); drop @o's packed text, which @home's database
+/* For store/state.c's cold texts: the digest of a VM's text (its CRC-32
+ * and Adler-32: against a wrong row, not an adversary); drop @o's packed text, which @home's database
  * holds; take it back as @text (its store_object_encode()). */
 uint64_t store_object_text_digest(const char *text, size_t len);
 void store_object_set_cold(store_object *o, struct store_state *home);

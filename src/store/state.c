@@ -61,6 +61,8 @@ static bool warm(store_state *s, store_object *o, GError **error)
 	if (!text)
 		return false;
 	store_object_set_warm(o, text);
+	/* Cold again at the next settle if it is still the current one. */
+	g_hash_table_add(s->unsettled, g_strdup(o->uuid));
 	return true;
 }
 
@@ -87,6 +89,7 @@ void store_state_settle(store_state *s)
 {
 	if (store_db_in_transaction(s->db))
 		return;
+	bool rolled_back = store_db_rollbacks(s->db) != s->rollbacks_seen;
 	GHashTableIter it;
 	gpointer k;
 	g_hash_table_iter_init(&it, s->unsettled);
@@ -94,15 +97,18 @@ void store_state_settle(store_state *s)
 		store_object *o = g_hash_table_lookup(s->by_uuid[STORE_KIND_VM], k);
 		if (!o || !o->text)
 			continue;
-		/* Its row, as committed: the version alone (its text is the
-		 * one applied with that version, and checked when read). */
-		uint64_t version = 0;
-		g_autoptr(GError) err = NULL;
-		store_db_get_object_text(s->db, STORE_KIND_VM, o->uuid, false, &version, &err);
+		/* After a rollback, its row as committed: the version alone
+		 * (the text applied with that version, checked when read). */
+		uint64_t version = o->version;
+		if (rolled_back) {
+			g_autoptr(GError) err = NULL;
+			store_db_get_object_text(s->db, STORE_KIND_VM, o->uuid, false, &version, &err);
+		}
 		if (version == o->version)
 			store_object_set_cold(o, s);
 	}
 	g_hash_table_remove_all(s->unsettled);
+	s->rollbacks_seen = store_db_rollbacks(s->db);
 }
 
 guint store_state_cold_count(store_state *s)
@@ -233,6 +239,7 @@ bool store_state_load(store_state *s, GError **error)
 		return false;
 	}
 	g_hash_table_remove_all(s->unsettled);
+	s->rollbacks_seen = store_db_rollbacks(s->db);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {
 		g_clear_pointer(&s->sorted[k], g_ptr_array_unref);
 		g_hash_table_remove_all(s->by_name[k]);
@@ -370,6 +377,14 @@ static bool record_history(store_state *s, const envelope *env, store_kind kind,
 static uint64_t next_version(store_state *s, store_kind kind, const char *uuid)
 {
 	return kind == STORE_KIND_VM ? store_db_history_max_version(s->db, kind, uuid) + 1 : 1;
+}
+
+/* @old is about to be changed: read its text back once, here (the merge,
+ * the comparison of its configuration and commit_object() then unpack it)
+ * rather than from SQLite for each. */
+static bool warm_for_change(store_state *s, store_object *old, GError **error)
+{
+	return !old->cold || warm(s, old, error);
 }
 
 /* Publish @after in place of @before, in memory and database; note the change. */
@@ -569,7 +584,7 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 	if (!parse_kind(op, &kind, error))
 		return NULL;
 	store_object *old = existing(s, kind, op, error);
-	if (!old || !check_version(old, op, error))
+	if (!old || !check_version(old, op, error) || !warm_for_change(s, old, error))
 		return NULL;
 	json_t *name_j = json_object_get(op, "name");
 	json_t *data = json_object_get(op, "data");
@@ -631,7 +646,7 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 		return NULL;
 	store_object *old = existing(s, kind, op, error);
 	json_t *patch = json_object_get(op, "data");
-	if (!old || !check_version(old, op, error))
+	if (!old || !check_version(old, op, error) || !warm_for_change(s, old, error))
 		return NULL;
 	if (!json_is_object(patch)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "A patch needs a data object.");
@@ -731,6 +746,8 @@ static json_t *op_restore(store_state *s, const envelope *env, json_t *op, GPtrA
 	/* The configuration of then, with the state of now: a VM that runs
 	 * stays where it runs; one that is not defined comes back stopped. */
 	g_autoptr(json_t) config = json_deep_copy(data);
+	if (same && !warm_for_change(s, same, error))
+		return NULL;
 	g_autoptr(json_t) same_data = same ? store_object_data(same) : NULL;
 	for (const char *const *k = vm_state_keys; *k; k++) {
 		json_object_del(config, *k);

@@ -31,6 +31,7 @@ typedef struct store_state {
 	 * (uuid -> NULL, owned keys): those whose texts may go cold once
 	 * they are durable. */
 	GHashTable *unsettled;
+	uint64_t rollbacks_seen; /* store_db_rollbacks() at the last settle or load */
 } store_state;
 
 /* One object changed by a command: before/after are NULL for create/delete. */
@@ -77,10 +78,13 @@ bool store_state_write_position(store_state *s, GError **error);
  * VM, its XML for a start, a patch's merge...), checking the row's version
  * and the text's digest.  The rules that keep the row its own:
  *  - only after a commit: store_state_settle() makes cold the VMs
- *    published since, if each is still current and its row has its
- *    version (an applied change not yet durable stays warm: a rollback
- *    would take its row away); a load outside a transaction makes every
- *    VM cold at once (the rows just read);
+ *    published since, if each is still current (an applied change not yet
+ *    durable stays warm: a rollback would take its row away).  Without a
+ *    rollback of the transaction since the last settle, the current
+ *    object's row is its own (commit_object() wrote it, a savepoint's
+ *    rollback restored both); after one, only those whose row has their
+ *    version go cold.  A load outside a transaction makes every VM cold
+ *    at once (the rows just read);
  *  - before its row changes (a new version, an undefine: commit_object())
  *    a cold object is warmed (its text read and packed again), as old
  *    objects stay referenced (the engine's views, the API's kept lists,
@@ -95,7 +99,9 @@ bool store_state_write_position(store_state *s, GError **error);
  * they are: they were durable before it began, and any change of them in
  * it warmed them first.
  */
-/* The durable rows are now what was applied: make cold what can be. */
+/* The durable rows are now what was applied: make cold what can be (if
+ * a transaction was rolled back since the last settle, only those whose
+ * row has their version). */
 void store_state_settle(store_state *s);
 /* Warm the cold objects (only those referenced elsewhere too if
  * @shared_only); false if one could not be read (it stays cold). */
