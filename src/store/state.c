@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "store/cluster.h"
 #include "store/guard.h"
 #include "store/refs.h"
@@ -78,7 +79,7 @@ bool store_state_warm_all(store_state *s, bool shared_only)
 			continue;
 		g_autoptr(GError) err = NULL;
 		if (!warm(s, o, &err)) {
-			g_warning("%s", err->message);
+			log_err("%s", err->message);
 			ok = false;
 		}
 	}
@@ -126,8 +127,15 @@ void store_state_free(store_state *s)
 {
 	if (!s)
 		return;
-	/* Objects that outlive the state keep their texts. */
+	/* Objects that outlive the state keep their texts; one whose text
+	 * cannot be read back (the database gone first) must not point at
+	 * the state any more: a read of it aborts ("lost") instead. */
 	store_state_warm_all(s, true);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		((store_object *)v)->cold = NULL;
 	g_hash_table_destroy(s->unsettled);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {
 		g_clear_pointer(&s->sorted[k], g_ptr_array_unref);
