@@ -65,6 +65,7 @@ struct store_db {
 	bool in_txn;
 	unsigned savepoints;
 	unsigned fail_after;   /* fault injection: fail the Nth write from now */
+	bool fail_reads;       /* fault injection: reads of objects' rows fail */
 	uint64_t rollbacks;    /* transactions rolled back (store_db_rollbacks()) */
 };
 
@@ -370,6 +371,9 @@ bool store_db_put_object(store_db *db, const store_object *o, const char *data_t
 {
 	if (injected_fault(db, error))
 		return false;
+	g_autofree char *text = data_text ? NULL : store_object_encode(o, error);
+	if (!data_text && !text)
+		return false;
 	sqlite3_stmt *st = db->stmt[STMT_PUT_OBJECT];
 	sqlite3_bind_text(st, 1, store_kind_name(o->kind), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, o->uuid, -1, SQLITE_STATIC);
@@ -377,10 +381,7 @@ bool store_db_put_object(store_db *db, const store_object *o, const char *data_t
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)o->version);
 	sqlite3_bind_int64(st, 5, o->created_ms);
 	sqlite3_bind_int64(st, 6, o->modified_ms);
-	if (data_text)
-		sqlite3_bind_text(st, 7, data_text, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_text(st, 7, store_object_encode(o), -1, g_free);
+	sqlite3_bind_text(st, 7, data_text ? data_text : text, -1, SQLITE_STATIC);
 	return step_done(db, st, error, "store an object");
 }
 
@@ -389,8 +390,10 @@ char *store_db_get_object_text(store_db *db, store_kind kind, const char *uuid, 
 {
 	*version = 0;
 	sqlite3_stmt *st = db->stmt[STMT_GET_OBJECT];
-	if (!st) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "The configuration database is closed.");
+	if (!st || db->fail_reads) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "%s",
+			    st ? "The configuration database failed to read: injected I/O error."
+			       : "The configuration database is closed.");
 		return NULL;
 	}
 	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
@@ -913,4 +916,9 @@ bool store_db_check_writable(store_db *db, GError **error)
 void store_db_fail_after(store_db *db, unsigned nth)
 {
 	db->fail_after = nth;
+}
+
+void store_db_fail_reads(store_db *db, bool fail)
+{
+	db->fail_reads = fail;
 }

@@ -156,3 +156,7 @@ bool store_db_restore_dump(store_db *db, json_t *dump, GError **error);
  * Proves that a failing disk is handled, as SQLite's own FAULTSIM does.
  */
 void store_db_fail_after(store_db *db, unsigned nth);
+/* ...and make every read of an object's row (store_db_get_object_text())
+ * fail while @fail is set, as a disk that no longer reads would; kept
+ * across store_db_reopen(). */
+void store_db_fail_reads(store_db *db, bool fail);

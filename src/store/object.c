@@ -108,12 +108,14 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 	return o;
 }
 
-json_t *store_object_data(const store_object *o)
+json_t *store_object_data(const store_object *o, GError **error)
 {
 	if (o->data)
 		return json_incref(o->data);
 	json_error_t jerr;
-	g_autofree char *text = store_object_encode(o);
+	g_autofree char *text = store_object_encode(o, error);
+	if (!text)
+		return NULL;
 	json_t *d = json_loads(text, JSON_ALLOW_NUL, &jerr);
 	/* The text is what store_db_encode() made of a JSON object. */
 	if (!json_is_object(d))
@@ -121,22 +123,18 @@ json_t *store_object_data(const store_object *o)
 	return d;
 }
 
-char *store_object_encode(const store_object *o)
+char *store_object_encode(const store_object *o, GError **error)
 {
 	if (o->text)
 		return store_packed_text(o->text);
-	if (o->cold) {
-		g_autoptr(GError) err = NULL;
-		char *text = store_state_cold_text(o->cold, o, &err);
-		/* Nothing else holds it: a wrong or missing text would be a
-		 * wrong configuration given out (a start, a sync). */
-		if (!text)
-			g_error("%s", err->message);
-		return text;
+	if (o->cold)
+		return store_state_cold_text(o->cold, o, error);
+	if (!o->data) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+			    "The configuration of %s %s (version %llu) is lost: its store went while it was not in memory.",
+			    store_kind_label(o->kind), o->uuid, (unsigned long long)o->version);
+		return NULL;
 	}
-	if (!o->data)
-		g_error("%s %s's text is lost (its state went while it was cold)",
-			store_kind_label(o->kind), o->uuid);
 	return store_db_encode(o->data);
 }
 
@@ -248,7 +246,7 @@ json_t *store_object_to_json(const store_object *o)
 	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:o}", "kind", store_kind_name(o->kind),
 			 "uuid", o->uuid, "name", o->name, "version", (json_int_t)o->version,
 			 "created_ms", (json_int_t)o->created_ms, "modified_ms",
-			 (json_int_t)o->modified_ms, "data", store_object_data(o));
+			 (json_int_t)o->modified_ms, "data", store_object_data(o, NULL));
 }
 
 store_object *store_object_from_json(json_t *j, GError **error)

@@ -85,12 +85,14 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 store_object *store_object_ref(store_object *o);
 /* @o's data: a new reference (json_decref it).  For a VM a tree parsed from
  * its text, the caller's own; for other kinds the object's own tree, which
- * must not be changed. */
-json_t *store_object_data(const store_object *o);
+ * must not be changed.  NULL with @error only as store_object_encode(). */
+json_t *store_object_data(const store_object *o, GError **error);
 /* @o's data as store_db_encode() writes it (g_free it).  A cold VM's
- * (above) is read from its state's database: aborts if it cannot be, or is
- * not this object's text (see store/state.h). */
-char *store_object_encode(const store_object *o);
+ * (above) is read from its state's database; if it cannot be (a read
+ * error, or the row is not this object's text: see store/state.h), NULL
+ * with @error (HERD_ERR_IO): the caller fails what needed it, herdd goes
+ * on.  Never NULL for an object that is not cold. */
+char *store_object_encode(const store_object *o, GError **error);
 
 /* For store/state.c's cold texts: the digest of a VM's text (its CRC-32
  * and Adler-32: against a wrong row, not an adversary); drop @o's packed text, which @home's database
@@ -124,7 +126,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_object, store_object_unref)
 bool store_object_validate(store_kind kind, json_t *data, GError **error);
 
 /* {"kind","uuid","name","version","created_ms","modified_ms","data"} */
-json_t *store_object_to_json(const store_object *o);
+json_t *store_object_to_json(const store_object *o); /* NULL as store_object_data() */
 /* The inverse; NULL with an INVALID error if a field is missing or wrong. */
 store_object *store_object_from_json(json_t *j, GError **error);
 

@@ -176,7 +176,7 @@ void replica_fail(replica *r, const GError *error)
 	store_db_rollback(r->db);
 	/* The state goes on answering reads until replica_recover(): its
 	 * texts back in memory while the database still reads (best effort;
-	 * what cannot be read stays cold, and aborts if asked for). */
+	 * what cannot be read stays cold, and fails what asks for it). */
 	if (!store_state_warm_all(r->state, false))
 		log_err("configuration store: some VMs' texts could not be read back");
 	r->phase = REPLICA_FAILED;

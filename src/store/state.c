@@ -33,25 +33,39 @@ store_state *store_state_new(store_db *db)
 	return s;
 }
 
+/* A cold text could not be read: what needed it fails with @err; the log
+ * says so once (a reader may ask again every round). */
+static char *cold_text_failed(store_state *s, GError *err, GError **error)
+{
+	if (g_strcmp0(s->read_error, err->message) != 0) {
+		log_err("configuration store: %s", err->message);
+		g_free(s->read_error);
+		s->read_error = g_strdup(err->message);
+	}
+	g_propagate_error(error, err);
+	return NULL;
+}
+
 char *store_state_cold_text(store_state *s, const store_object *o, GError **error)
 {
 	uint64_t version = 0;
 	g_autoptr(GError) err = NULL;
 	g_autofree char *text = store_db_get_object_text(s->db, o->kind, o->uuid, true, &version, &err);
-	if (!text && err) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "The text of %s %s (version %llu) cannot be read: %s",
-			    store_kind_label(o->kind), o->uuid, (unsigned long long)o->version,
-			    err->message);
-		return NULL;
-	}
+	if (!text && err)
+		return cold_text_failed(s, g_error_new(HERD_ERROR, HERD_ERR_IO,
+						       "The configuration of %s %s (version %llu) cannot be read: %s",
+						       store_kind_label(o->kind), o->name,
+						       (unsigned long long)o->version, err->message),
+					error);
 	if (!text || version != o->version ||
-	    store_object_text_digest(text, strlen(text)) != o->digest) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
-			    "The text of %s %s (version %llu) is not in the database (%s version %llu).",
-			    store_kind_label(o->kind), o->uuid, (unsigned long long)o->version,
-			    text ? "another text at" : "no row;", (unsigned long long)version);
-		return NULL;
-	}
+	    store_object_text_digest(text, strlen(text)) != o->digest)
+		return cold_text_failed(s, g_error_new(HERD_ERROR, HERD_ERR_IO,
+						       "The configuration of %s %s (version %llu) is not in the database (%s version %llu).",
+						       store_kind_label(o->kind), o->name,
+						       (unsigned long long)o->version,
+						       text ? "another text at" : "no row;",
+						       (unsigned long long)version),
+					error);
 	return g_steal_pointer(&text);
 }
 
@@ -77,11 +91,8 @@ bool store_state_warm_all(store_state *s, bool shared_only)
 		store_object *o = v;
 		if (!o->cold || (shared_only && g_atomic_int_get(&o->refcount) == 1))
 			continue;
-		g_autoptr(GError) err = NULL;
-		if (!warm(s, o, &err)) {
-			log_err("%s", err->message);
+		if (!warm(s, o, NULL)) /* logged by cold_text_failed() */
 			ok = false;
-		}
 	}
 	return ok;
 }
@@ -129,7 +140,7 @@ void store_state_free(store_state *s)
 		return;
 	/* Objects that outlive the state keep their texts; one whose text
 	 * cannot be read back (the database gone first) must not point at
-	 * the state any more: a read of it aborts ("lost") instead. */
+	 * the state any more: a read of it fails ("lost") instead. */
 	store_state_warm_all(s, true);
 	GHashTableIter it;
 	gpointer v;
@@ -137,6 +148,7 @@ void store_state_free(store_state *s)
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		((store_object *)v)->cold = NULL;
 	g_hash_table_destroy(s->unsettled);
+	g_free(s->read_error);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {
 		g_clear_pointer(&s->sorted[k], g_ptr_array_unref);
 		g_hash_table_destroy(s->by_name[k]);
@@ -455,7 +467,11 @@ static bool vm_same_config(const store_object *a, const store_object *b)
 		return false;
 	if (a->text && b->text && store_packed_equal(a->text, b->text))
 		return true;
-	g_autofree char *ta = store_object_encode(a), *tb = store_object_encode(b);
+	/* Both are warm here (warm_for_change()); one that could not be
+	 * read would be another configuration. */
+	g_autofree char *ta = store_object_encode(a, NULL), *tb = store_object_encode(b, NULL);
+	if (!ta || !tb)
+		return false;
 	const char *pa = ta, *pb = tb;
 	store_text_member ma, mb;
 	for (;;) {
@@ -480,7 +496,9 @@ static bool publish(store_state *s, const envelope *env, const char *change,
 {
 	if (!store_refs_check(s, after, error))
 		return false;
-	g_autofree char *text = store_object_encode(after);
+	g_autofree char *text = store_object_encode(after, error);
+	if (!text)
+		return false;
 	return record_history(s, env, after->kind, after->uuid, after->name, after->version, change,
 			      after->data, text, error) &&
 	       commit_object(s, after->kind, after->uuid, before, after, text, changes, error);
@@ -493,7 +511,9 @@ static bool publish_update(store_state *s, const envelope *env, store_object *be
 {
 	if (after->kind != STORE_KIND_VM || !vm_same_config(before, after))
 		return publish(s, env, "updated", before, after, changes, error);
-	g_autofree char *text = store_object_encode(after);
+	g_autofree char *text = store_object_encode(after, error);
+	if (!text)
+		return false;
 	return commit_object(s, after->kind, after->uuid, before, after, text, changes, error);
 }
 
@@ -607,7 +627,9 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 	}
 	if (data && (!store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error)))
 		return NULL;
-	g_autoptr(json_t) old_data = data ? NULL : store_object_data(old);
+	g_autoptr(json_t) old_data = data ? NULL : store_object_data(old, error);
+	if (!data && !old_data)
+		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, name, old->version + 1,
 						     old->created_ms, env->time_ms,
 						     data ? data : old_data);
@@ -639,9 +661,11 @@ static void merge_patch_into(json_t *out, json_t *patch, unsigned depth)
 
 /* @old's data with @patch merged: a tree of its own (a VM's is parsed from
  * its text: that parse is the copy). */
-static json_t *merge_patch(const store_object *old, json_t *patch)
+static json_t *merge_patch(const store_object *old, json_t *patch, GError **error)
 {
-	json_t *out = old->data ? json_deep_copy(old->data) : store_object_data(old);
+	json_t *out = old->data ? json_deep_copy(old->data) : store_object_data(old, error);
+	if (!out)
+		return NULL;
 	merge_patch_into(out, patch, 0);
 	return out;
 }
@@ -662,8 +686,8 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 	}
 	if (!store_guard_apply(s, op, error))
 		return NULL;
-	g_autoptr(json_t) data = merge_patch(old, patch);
-	if (!store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error))
+	g_autoptr(json_t) data = merge_patch(old, patch, error);
+	if (!data || !store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error))
 		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, old->name, old->version + 1,
 						     old->created_ms, env->time_ms, data);
@@ -756,7 +780,9 @@ static json_t *op_restore(store_state *s, const envelope *env, json_t *op, GPtrA
 	g_autoptr(json_t) config = json_deep_copy(data);
 	if (same && !warm_for_change(s, same, error))
 		return NULL;
-	g_autoptr(json_t) same_data = same ? store_object_data(same) : NULL;
+	g_autoptr(json_t) same_data = same ? store_object_data(same, error) : NULL;
+	if (same && !same_data)
+		return NULL;
 	for (const char *const *k = vm_state_keys; *k; k++) {
 		json_object_del(config, *k);
 		json_t *now = same ? json_object_get(same_data, *k) : NULL;

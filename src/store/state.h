@@ -32,6 +32,7 @@ typedef struct store_state {
 	 * they are durable. */
 	GHashTable *unsettled;
 	uint64_t rollbacks_seen; /* store_db_rollbacks() at the last settle or load */
+	char *read_error;        /* the last cold text's read error logged */
 } store_state;
 
 /* One object changed by a command: before/after are NULL for create/delete. */
@@ -95,6 +96,14 @@ bool store_state_write_position(store_state *s, GError **error);
  *    them all (store_state_warm_all());
  *  - a failed replica warms them all (best effort), so that a database
  *    that fails to read later is not asked.
+ * A text that cannot be read back (a disk's read error; or a row that is
+ * not the object's, which would be a bug here) is never replaced by
+ * another: what asked fails with HERD_ERR_IO and herdd goes on.  A command
+ * that changes the VM fails on this node, which stops its store
+ * (replica_fail()) until it recovers; an API request answers 500; the
+ * agent's start counts as a failed start; a check whether a disk, an ISO
+ * or a MAC address is in use takes the VM as a user; a comparison of XMLs
+ * as different.  The log says it once per error.
  * A rollback of the open transaction leaves the rows of cold objects as
  * they are: they were durable before it began, and any change of them in
  * it warmed them first.

@@ -237,11 +237,13 @@ static bool xml_member(const char *text, store_text_member *json)
 	return store_text_member_get(text, "xml", json) && json->value_len >= 2 && *json->value == '"';
 }
 
-char *store_vm_xml(const store_vm *vm)
+char *store_vm_xml(const store_vm *vm, GError **error)
 {
 	if (!vm->object)
 		return g_strdup("");
-	g_autofree char *text = store_object_encode(vm->object);
+	g_autofree char *text = store_object_encode(vm->object, error);
+	if (!text)
+		return NULL;
 	store_text_member m;
 	if (!xml_member(text, &m))
 		return g_strdup("");
@@ -258,13 +260,18 @@ bool store_vm_same_xml(const store_vm *a, const store_vm *b)
 	if (a->object && b->object && a->object->text && b->object->text &&
 	    store_packed_equal(a->object->text, b->object->text))
 		return true;
+	/* A text that cannot be read (store_object_encode()) is taken as
+	 * another XML: a change to be made, never one missed. */
 	if (!a->object || !b->object) {
-		g_autofree char *xa = store_vm_xml(a), *xb = store_vm_xml(b);
-		return strcmp(xa, xb) == 0;
+		g_autofree char *xa = store_vm_xml(a, NULL), *xb = store_vm_xml(b, NULL);
+		return xa && xb && strcmp(xa, xb) == 0;
 	}
 	/* Both texts are store_db_encode()'s: the same string, the same bytes
 	 * (no XML at all is "", as an empty one: compared as strings). */
-	g_autofree char *ta = store_object_encode(a->object), *tb = store_object_encode(b->object);
+	g_autofree char *ta = store_object_encode(a->object, NULL);
+	g_autofree char *tb = store_object_encode(b->object, NULL);
+	if (!ta || !tb)
+		return false;
 	store_text_member ma, mb;
 	bool has_a = xml_member(ta, &ma), has_b = xml_member(tb, &mb);
 	if (has_a && has_b)
@@ -687,7 +694,7 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 /* Commands                                                            */
 
 json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain *dom,
-			    const store_vm_attrs *a)
+			    const store_vm_attrs *a, GError **error)
 {
 	json_t *data = attrs_data(a, existing == NULL);
 	json_object_set_new(data, "xml", json_string(dom->xml));
@@ -719,7 +726,11 @@ json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain 
 		return cmd;
 	}
 	/* A rename: the whole data under the new name. */
-	json_t *merged = store_object_data(existing); /* a VM's: a tree of its own */
+	json_t *merged = store_object_data(existing, error); /* a VM's: a tree of its own */
+	if (!merged) {
+		json_decref(data);
+		return NULL;
+	}
 	json_object_update(merged, data);
 	json_decref(data);
 	const char *key;

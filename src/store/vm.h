@@ -154,7 +154,7 @@ const store_vm *store_vm_of(const store_object *o);
 /* @vm's libvirt domain XML ("" if it has none; g_free it).  Unpacked
  * from its object's text, or read from SQLite if it is cold (store/state.h):
  * a few µs, not for a loop over every VM. */
-char *store_vm_xml(const store_vm *vm);
+char *store_vm_xml(const store_vm *vm, GError **error);
 /* Do @a and @b have the same domain XML? */
 bool store_vm_same_xml(const store_vm *a, const store_vm *b);
 /* Might @vm's domain XML contain MAC address @mac (any case)?  False only
@@ -250,10 +250,11 @@ typedef struct store_vm_domain {
 /*
  * Define: a new VM from @dom with @a, or — when @existing is the VM with
  * that UUID — a new XML for it (virsh semantics), renamed if the XML's name
- * differs.  Conditional on @existing's version.
+ * differs.  Conditional on @existing's version.  NULL with @error only if
+ * @existing's configuration cannot be read (store_object_data()).
  */
 json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain *dom,
-			    const store_vm_attrs *a);
+			    const store_vm_attrs *a, GError **error);
 /*
  * A VM that herd makes from @hw (herd vm create): @hw is the store's "hw"
  * object (disks, nics, cdrom, floppy, firmware, boot; stolen) and @dom

@@ -1092,7 +1092,7 @@ static void test_cold_texts(void)
 		store_state *st = replica_state(H.nodes[n].r);
 		store_object *o = store_state_get(st, STORE_KIND_VM, uuid);
 		g_assert_true(o->cold == st);
-		g_autofree char *xml = store_vm_xml(store_vm_of(o));
+		g_autofree char *xml = store_vm_xml(store_vm_of(o), NULL);
 		g_assert_cmpstr(xml, ==, "<domain><name>web1</name></domain>");
 	}
 	/* n2 holds it; a patch is applied there but its disk fails making it
@@ -1100,7 +1100,7 @@ static void test_cold_texts(void)
 	 * its text; nothing stays cold while it is failed. */
 	store_state *st2 = replica_state(H.nodes[2].r);
 	g_autoptr(store_object) held = store_object_ref(store_state_get(st2, STORE_KIND_VM, uuid));
-	g_autofree char *held_text = store_object_encode(held);
+	g_autofree char *held_text = store_object_encode(held, NULL);
 	g_autoptr(json_t) patch = json_pack("{s:s,s:s,s:s,s:{s:b}}", "op", "patch", "kind", "vm", "uuid",
 					    uuid, "data", "ha", 1);
 	submit(1, patch, NULL);
@@ -1114,7 +1114,7 @@ static void test_cold_texts(void)
 	store_object *applied = store_state_get(st2, STORE_KIND_VM, uuid);
 	g_assert_true(store_vm_of(applied)->ha);
 	g_assert_null(held->cold);
-	g_autofree char *held_again = store_object_encode(held);
+	g_autofree char *held_again = store_object_encode(held, NULL);
 	g_assert_cmpstr(held_again, ==, held_text);
 	/* Recovered: what was durable, cold again; then it catches up. */
 	g_autoptr(GError) error = NULL;
@@ -1128,10 +1128,10 @@ static void test_cold_texts(void)
 	same_store(1, 2);
 	store_object *now = store_state_get(st2, STORE_KIND_VM, uuid);
 	g_assert_true(store_vm_of(now)->ha);
-	g_autofree char *t1 = store_object_encode(store_state_get(replica_state(H.nodes[1].r), STORE_KIND_VM, uuid));
-	g_autofree char *t2 = store_object_encode(now);
+	g_autofree char *t1 = store_object_encode(store_state_get(replica_state(H.nodes[1].r), STORE_KIND_VM, uuid), NULL);
+	g_autofree char *t2 = store_object_encode(now, NULL);
 	g_assert_cmpstr(t1, ==, t2);
-	g_autofree char *held_last = store_object_encode(held);
+	g_autofree char *held_last = store_object_encode(held, NULL);
 	g_assert_cmpstr(held_last, ==, held_text);
 	h_teardown();
 }
