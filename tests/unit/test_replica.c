@@ -856,6 +856,18 @@ static void test_disk_failure_on_apply(void)
  * be written again it reloads what is durable (not what was applied only in
  * memory), joins as after a restart, and the sync brings it up to date.
  */
+
+/* The next message on the bus goes to all; n1 and n3 make it durable, n2's
+ * disk fails doing so: n2's replica stops. */
+static void deliver_n2_disk_fails(void)
+{
+	g_assert_true(deliver_one());
+	flush(1);
+	flush(3);
+	store_db_fail_after(H.nodes[2].db, 1);
+	flush(2);
+	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+}
 static void test_disk_failure_recover(void)
 {
 	h_setup(3);
@@ -865,12 +877,7 @@ static void test_disk_failure_recover(void)
 	/* n2's change goes to everyone; n2's disk fails making it durable */
 	g_autoptr(json_t) cmd = create_vm("11111111-1111-4111-8111-111111111111", "web1");
 	uint64_t id = submit(2, cmd, NULL);
-	g_assert_true(deliver_one());
-	flush(1);
-	flush(3);
-	store_db_fail_after(H.nodes[2].db, 1);
-	flush(2);
-	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+	deliver_n2_disk_fails();
 	expect_maybe_applied(2, id);
 	/* in its memory, not on its disk */
 	g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[2].r), STORE_KIND_VM, "web1"));
@@ -1104,12 +1111,7 @@ static void test_cold_texts(void)
 	g_autoptr(json_t) patch = json_pack("{s:s,s:s,s:s,s:{s:b}}", "op", "patch", "kind", "vm", "uuid",
 					    uuid, "data", "ha", 1);
 	submit(1, patch, NULL);
-	g_assert_true(deliver_one());
-	flush(1);
-	flush(3);
-	store_db_fail_after(H.nodes[2].db, 1);
-	flush(2);
-	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+	deliver_n2_disk_fails();
 	g_assert_cmpuint(store_state_cold_count(st2), ==, 0);
 	store_object *applied = store_state_get(st2, STORE_KIND_VM, uuid);
 	g_assert_true(store_vm_of(applied)->ha);
