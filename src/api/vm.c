@@ -203,7 +203,11 @@ static void define_finish(http_request *req, api_ctx *a, json_t *body, herd_domx
 	/* virsh semantics: define on an existing VM replaces its XML. */
 	store_vm_domain sd = { dom->uuid, dom->name, dom->xml, dom->type, dom->memory_mib, dom->vcpus,
 			       (const char *const *)dom->files, (const char *const *)dom->bridges };
-	g_autoptr(json_t) cmd = store_vm_cmd_define(same, &sd, &attrs);
+	g_autoptr(json_t) cmd = store_vm_cmd_define(same, &sd, &attrs, &err);
+	if (!cmd) {
+		http_respond_error(req, err);
+		return;
+	}
 	api_commit(req, a, cmd, same ? 200 : 201, api_render_vm);
 }
 
@@ -275,10 +279,16 @@ void api_vm_define(http_request *req, gpointer user_data)
 
 /* @vm's XML as @req's user may see it: the graphics' passwords only for
  * those who may operate it (they may open its console anyway), as libvirt
- * shows them only to read-write connections. */
+ * shows them only to read-write connections.  NULL if it cannot be read
+ * (answered). */
 static char *vm_xml_for(http_request *req, api_ctx *a, store_object *vm)
 {
-	char *xml = store_vm_xml(store_vm_of(vm));
+	g_autoptr(GError) err = NULL;
+	char *xml = store_vm_xml(store_vm_of(vm), &err);
+	if (!xml) {
+		http_respond_error(req, err);
+		return NULL;
+	}
 	char *without = api_request_may(req, api_state(a), API_PERM_VM_OPERATE, vm)
 				? NULL : herd_domxml_without_passwords(xml);
 	if (!without)
@@ -294,7 +304,8 @@ void api_vm_get(http_request *req, gpointer user_data)
 	if (!vm)
 		return;
 	g_autofree char *xml = vm_xml_for(req, a, vm);
-	http_respond_json(req, 200, api_vm_json(a, vm, xml));
+	if (xml)
+		http_respond_json(req, 200, api_vm_json(a, vm, xml));
 }
 
 void api_vm_xml(http_request *req, gpointer user_data)
@@ -304,7 +315,8 @@ void api_vm_xml(http_request *req, gpointer user_data)
 	if (!vm)
 		return;
 	g_autofree char *xml = vm_xml_for(req, a, vm);
-	http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml", xml));
+	if (xml)
+		http_respond_json(req, 200, json_pack("{s:s,s:s}", "name", vm->name, "xml", xml));
 }
 
 void api_vm_set(http_request *req, gpointer user_data)

@@ -192,6 +192,20 @@ static void forget_started(vm_track *t)
 	t->pending_version = 0;
 }
 
+/* A start of VM @uuid here failed: retried after a pause that grows, and
+ * reported (the coordinator places it elsewhere after repeated failures). */
+static void start_failed(herd_agent *a, vm_track *t, const char *uuid, const char *name,
+			 const GError *error)
+{
+	t->failures++;
+	int64_t pause = RETRY_FIRST_MS << MIN(t->failures - 1, 6u);
+	t->retry_at_ms = a->now_ms + MIN(pause, RETRY_MAX_MS);
+	log_warn("starting VM %s failed (%u time(s) in a row): %s", name, t->failures, error->message);
+	g_autofree char *msg = g_strdup_printf("start failed: %s", error->message);
+	set_error(a, uuid, msg);
+	a->io.wakeup(a->user, MIN(pause, RETRY_MAX_MS));
+}
+
 static void on_op_done(const GError *error, gpointer user)
 {
 	op_ctx *o = user;
@@ -200,14 +214,7 @@ static void on_op_done(const GError *error, gpointer user)
 	t->busy = false;
 	if (strcmp(o->what, "start") == 0) {
 		if (error) {
-			t->failures++;
-			int64_t pause = RETRY_FIRST_MS << MIN(t->failures - 1, 6u);
-			t->retry_at_ms = a->now_ms + MIN(pause, RETRY_MAX_MS);
-			log_warn("starting VM %s failed (%u time(s) in a row): %s", o->name, t->failures,
-				 error->message);
-			g_autofree char *msg = g_strdup_printf("start failed: %s", error->message);
-			set_error(a, o->uuid, msg);
-			a->io.wakeup(a->user, MIN(pause, RETRY_MAX_MS));
+			start_failed(a, t, o->uuid, o->name, error);
 		} else {
 			t->failures = 0;
 			set_error(a, o->uuid, NULL);
@@ -530,7 +537,14 @@ void herd_agent_reconcile(herd_agent *a, store_state *st, const herd_agent_gate 
 		a->io.wakeup(a->user, wait);
 	for (guint i = 0; i < starts->len; i++) {
 		store_object *vm = starts->pdata[i];
-		g_autofree char *xml = store_vm_xml(store_vm_of(vm));
+		g_autoptr(GError) err = NULL;
+		g_autofree char *xml = store_vm_xml(store_vm_of(vm), &err);
+		if (!xml) {
+			/* This node's copy of its configuration cannot be
+			 * read: a failed start, as libvirt's would be. */
+			start_failed(a, track(a, vm->uuid), vm->uuid, vm->name, err);
+			continue;
+		}
 		run(a, vm, vm->uuid, "start", xml, 0, NULL);
 	}
 	/* Stop what runs here but should not. */

@@ -24,6 +24,7 @@ enum {
 	STMT_GET_HISTORY,
 	STMT_ADD_AUDIT,
 	STMT_PRUNE_AUDIT,
+	STMT_GET_OBJECT,
 	STMT__COUNT
 };
 
@@ -50,6 +51,8 @@ static const char *const stmt_sql[STMT__COUNT] = {
 	[STMT_ADD_AUDIT] = "INSERT INTO audit(time_ms,origin,user,change,kind,name,uuid) "
 			   "VALUES (?,?,?,?,?,?,?)",
 	[STMT_PRUNE_AUDIT] = "DELETE FROM audit WHERE seq <= ?",
+	/* A VM's text that herdd does not keep in memory (store_state_cold). */
+	[STMT_GET_OBJECT] = "SELECT version,data FROM objects WHERE kind=? AND uuid=?",
 };
 
 /* Room a state transfer needs beyond the database's own size. */
@@ -62,6 +65,8 @@ struct store_db {
 	bool in_txn;
 	unsigned savepoints;
 	unsigned fail_after;   /* fault injection: fail the Nth write from now */
+	bool fail_reads;       /* fault injection: reads of objects' rows fail */
+	uint64_t rollbacks;    /* transactions rolled back (store_db_rollbacks()) */
 };
 
 static const char schema[] =
@@ -235,6 +240,12 @@ void store_db_rollback(store_db *db)
 	sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
 	db->in_txn = false;
 	db->savepoints = 0;
+	db->rollbacks++;
+}
+
+uint64_t store_db_rollbacks(store_db *db)
+{
+	return db->rollbacks;
 }
 
 bool store_db_in_transaction(store_db *db)
@@ -360,6 +371,9 @@ bool store_db_put_object(store_db *db, const store_object *o, const char *data_t
 {
 	if (injected_fault(db, error))
 		return false;
+	g_autofree char *text = data_text ? NULL : store_object_encode(o, error);
+	if (!data_text && !text)
+		return false;
 	sqlite3_stmt *st = db->stmt[STMT_PUT_OBJECT];
 	sqlite3_bind_text(st, 1, store_kind_name(o->kind), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, o->uuid, -1, SQLITE_STATIC);
@@ -367,11 +381,40 @@ bool store_db_put_object(store_db *db, const store_object *o, const char *data_t
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)o->version);
 	sqlite3_bind_int64(st, 5, o->created_ms);
 	sqlite3_bind_int64(st, 6, o->modified_ms);
-	if (data_text)
-		sqlite3_bind_text(st, 7, data_text, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_text(st, 7, store_object_encode(o), -1, g_free);
+	sqlite3_bind_text(st, 7, data_text ? data_text : text, -1, SQLITE_STATIC);
 	return step_done(db, st, error, "store an object");
+}
+
+char *store_db_get_object_text(store_db *db, store_kind kind, const char *uuid, bool with_text,
+				uint64_t *version, GError **error)
+{
+	*version = 0;
+	sqlite3_stmt *st = db->stmt[STMT_GET_OBJECT];
+	if (!st || db->fail_reads) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "%s",
+			    st ? "The configuration database failed to read: injected I/O error."
+			       : "The configuration database is closed.");
+		return NULL;
+	}
+	sqlite3_bind_text(st, 1, store_kind_name(kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, uuid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	char *text = NULL;
+	if (rc == SQLITE_ROW) {
+		*version = (uint64_t)sqlite3_column_int64(st, 0);
+		/* The data column is read only when asked for: the version alone
+		 * does not load the text's pages. */
+		if (with_text) {
+			const char *t = (const char *)sqlite3_column_text(st, 1);
+			text = g_strndup(t ? t : "", (gsize)sqlite3_column_bytes(st, 1));
+		}
+	} else if (rc != SQLITE_DONE) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO, "Cannot read object %s: %s.", uuid,
+			    sqlite3_errmsg(db->sql));
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return text;
 }
 
 bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GError **error)
@@ -873,4 +916,9 @@ bool store_db_check_writable(store_db *db, GError **error)
 void store_db_fail_after(store_db *db, unsigned nth)
 {
 	db->fail_after = nth;
+}
+
+void store_db_fail_reads(store_db *db, bool fail)
+{
+	db->fail_reads = fail;
 }

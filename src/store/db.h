@@ -79,6 +79,9 @@ bool store_db_commit(store_db *db, GError **error);
 /* Drop the open transaction (a simulated crash, or a failed burst). */
 void store_db_rollback(store_db *db);
 bool store_db_in_transaction(store_db *db);
+/* How many open transactions were rolled back so far (a savepoint's
+ * rollback is not counted). */
+uint64_t store_db_rollbacks(store_db *db);
 
 /* Savepoints around one command inside the burst's transaction. */
 bool store_db_savepoint(store_db *db, GError **error);
@@ -92,6 +95,14 @@ char *store_db_encode(json_t *data);
 bool store_db_put_object(store_db *db, const store_object *o, const char *data_text,
 			 GError **error);
 bool store_db_delete_object(store_db *db, store_kind kind, const char *uuid, GError **error);
+/*
+ * The row of object @uuid as the connection sees it (inside an open
+ * transaction, what it has applied): its version in *@version (0 if there is
+ * no such row) and, if @with_text, its data text (g_free it; NULL without
+ * @with_text, without a row, or on an error, which sets @error).
+ */
+char *store_db_get_object_text(store_db *db, store_kind kind, const char *uuid, bool with_text,
+			       uint64_t *version, GError **error);
 bool store_db_set_position(store_db *db, const store_position *pos, GError **error);
 
 bool store_db_add_history(store_db *db, const store_history_entry *e, GError **error);
@@ -145,3 +156,7 @@ bool store_db_restore_dump(store_db *db, json_t *dump, GError **error);
  * Proves that a failing disk is handled, as SQLite's own FAULTSIM does.
  */
 void store_db_fail_after(store_db *db, unsigned nth);
+/* ...and make every read of an object's row (store_db_get_object_text())
+ * fail while @fail is set, as a disk that no longer reads would; kept
+ * across store_db_reopen(). */
+void store_db_fail_reads(store_db *db, bool fail);

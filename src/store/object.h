@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct store_state;
+
 typedef enum {
 	STORE_KIND_CLUSTER = 0,
 	STORE_KIND_NODE,
@@ -60,7 +62,14 @@ typedef struct store_object {
 			       * chain's), packed (store/packed.h): 10,000 VMs are
 			       * held as packed text, not as trees of some 15 values
 			       * each nor as 1–3 kB of domain XML; NULL for other
-			       * kinds; read with store_object_encode() */
+			       * kinds, and for a VM whose text is cold (below);
+			       * read with store_object_encode() */
+	struct store_state *cold; /* a VM whose text is not held here: the
+			       * current object of this state, whose database's
+			       * row is it, durable (store/state.h, "Cold texts");
+			       * NULL otherwise */
+	uint64_t digest;      /* a VM's: its text's store_object_text_digest(),
+			       * checked when the text is read back */
 	void *typed;          /* the kind's typed view of the data (store/vm.h, node.h…),
 			       * made once with the object; NULL for kinds without one */
 	uint64_t changed_at;  /* the store index of the command that made it, set by
@@ -76,10 +85,21 @@ store_object *store_object_new(store_kind kind, const char *uuid, const char *na
 store_object *store_object_ref(store_object *o);
 /* @o's data: a new reference (json_decref it).  For a VM a tree parsed from
  * its text, the caller's own; for other kinds the object's own tree, which
- * must not be changed. */
-json_t *store_object_data(const store_object *o);
-/* @o's data as store_db_encode() writes it (g_free it). */
-char *store_object_encode(const store_object *o);
+ * must not be changed.  NULL with @error only as store_object_encode(). */
+json_t *store_object_data(const store_object *o, GError **error);
+/* @o's data as store_db_encode() writes it (g_free it).  A cold VM's
+ * (above) is read from its state's database; if it cannot be (a read
+ * error, or the row is not this object's text: see store/state.h), NULL
+ * with @error (HERD_ERR_IO): the caller fails what needed it, herdd goes
+ * on.  Never NULL for an object that is not cold. */
+char *store_object_encode(const store_object *o, GError **error);
+
+/* For store/state.c's cold texts: the digest of a VM's text (its CRC-32
+ * and Adler-32: against a wrong row, not an adversary); drop @o's packed text, which @home's database
+ * holds; take it back as @text (its store_object_encode()). */
+uint64_t store_object_text_digest(const char *text, size_t len);
+void store_object_set_cold(store_object *o, struct store_state *home);
+void store_object_set_warm(store_object *o, const char *text);
 
 /* One member of a JSON object's text as store_db_encode() writes it
  * (compact, keys sorted): its key and its value, both as in the text
@@ -106,7 +126,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(store_object, store_object_unref)
 bool store_object_validate(store_kind kind, json_t *data, GError **error);
 
 /* {"kind","uuid","name","version","created_ms","modified_ms","data"} */
-json_t *store_object_to_json(const store_object *o);
+json_t *store_object_to_json(const store_object *o); /* NULL as store_object_data() */
 /* The inverse; NULL with an INVALID error if a field is missing or wrong. */
 store_object *store_object_from_json(json_t *j, GError **error);
 

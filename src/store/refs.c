@@ -44,9 +44,9 @@ store_object *store_refs_mac_user(store_state *st, const char *mac, const char *
 		/* An operator's XML may name it too (its view tells which
 		 * XMLs could: no unpacking of the others). */
 		if (!vm->hw && store_vm_xml_may_have_mac(vm, mac)) {
-			g_autofree char *xml = store_vm_xml(vm);
-			if (strcasestr(xml, mac))
-				return o;
+			g_autofree char *xml = store_vm_xml(vm, NULL);
+			if (!xml || strcasestr(xml, mac))
+				return o; /* unreadable (a disk error): taken as a user */
 		}
 	}
 	return NULL;
@@ -252,11 +252,17 @@ store_object *store_refs_user(store_state *st, const store_object *o)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		const store_vm *vm = store_vm_of(v);
 		const store_vm_hardware *hw = vm->hw;
-		if (!hw && path && vm->xml_text) {
-			g_autofree char *text = plain ? store_packed_text(vm->xml_text) : NULL;
-			g_autofree char *xml = !plain || strstr(text, path) ? store_vm_xml(vm) : NULL;
-			if (xml && xml_names(xml, path))
+		if (!hw && path && vm->object) {
+			/* A text that cannot be read (a disk error) is taken as
+			 * a user: nothing is deleted that a VM may use. */
+			g_autofree char *text = NULL, *xml = NULL;
+			if (plain && !(text = store_object_encode(vm->object, NULL)))
 				return v;
+			if (!plain || strstr(text, path)) {
+				xml = store_vm_xml(vm, NULL);
+				if (!xml || xml_names(xml, path))
+					return v;
+			}
 		}
 		for (size_t i = 0; hw && o->kind == STORE_KIND_DISK && i < hw->n_disks; i++)
 			if (strcmp(hw->disks[i].disk, o->uuid) == 0)

@@ -146,6 +146,8 @@ static bool commit(replica *r, GError **error)
 {
 	if (!store_state_write_position(r->state, error) || !store_db_commit(r->db, error))
 		return false;
+	/* What was applied is durable: its VMs' texts may go cold. */
+	store_state_settle(r->state);
 	r->counters.commits++;
 	return true;
 }
@@ -172,6 +174,11 @@ void replica_fail(replica *r, const GError *error)
 		return;
 	log_err("configuration store stopped: %s", error->message);
 	store_db_rollback(r->db);
+	/* The state goes on answering reads until replica_recover(): its
+	 * texts back in memory while the database still reads (best effort;
+	 * what cannot be read stays cold, and fails what asks for it). */
+	if (!store_state_warm_all(r->state, false))
+		log_err("configuration store: some VMs' texts could not be read back");
 	r->phase = REPLICA_FAILED;
 	r->primary = false;
 	r->transfer = r->confirming = false;

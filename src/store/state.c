@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "store/cluster.h"
 #include "store/guard.h"
 #include "store/refs.h"
@@ -28,13 +29,126 @@ store_state *store_state_new(store_db *db)
 	}
 	s->vms_by_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					       (GDestroyNotify)g_hash_table_destroy);
+	s->unsettled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return s;
+}
+
+/* A cold text could not be read: what needed it fails with @err; the log
+ * says so once (a reader may ask again every round). */
+static char *cold_text_failed(store_state *s, GError *err, GError **error)
+{
+	if (g_strcmp0(s->read_error, err->message) != 0) {
+		log_err("configuration store: %s", err->message);
+		g_free(s->read_error);
+		s->read_error = g_strdup(err->message);
+	}
+	g_propagate_error(error, err);
+	return NULL;
+}
+
+char *store_state_cold_text(store_state *s, const store_object *o, GError **error)
+{
+	uint64_t version = 0;
+	g_autoptr(GError) err = NULL;
+	g_autofree char *text = store_db_get_object_text(s->db, o->kind, o->uuid, true, &version, &err);
+	if (!text && err)
+		return cold_text_failed(s, g_error_new(HERD_ERROR, HERD_ERR_IO,
+						       "The configuration of %s %s (version %llu) cannot be read: %s",
+						       store_kind_label(o->kind), o->name,
+						       (unsigned long long)o->version, err->message),
+					error);
+	if (!text || version != o->version ||
+	    store_object_text_digest(text, strlen(text)) != o->digest)
+		return cold_text_failed(s, g_error_new(HERD_ERROR, HERD_ERR_IO,
+						       "The configuration of %s %s (version %llu) is not in the database (%s version %llu).",
+						       store_kind_label(o->kind), o->name,
+						       (unsigned long long)o->version,
+						       text ? "another text at" : "no row;",
+						       (unsigned long long)version),
+					error);
+	return g_steal_pointer(&text);
+}
+
+/* Give @o (cold) its packed text back. */
+static bool warm(store_state *s, store_object *o, GError **error)
+{
+	g_autofree char *text = store_state_cold_text(s, o, error);
+	if (!text)
+		return false;
+	store_object_set_warm(o, text);
+	/* Cold again at the next settle if it is still the current one. */
+	g_hash_table_add(s->unsettled, g_strdup(o->uuid));
+	return true;
+}
+
+bool store_state_warm_all(store_state *s, bool shared_only)
+{
+	bool ok = true;
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		store_object *o = v;
+		if (!o->cold || (shared_only && g_atomic_int_get(&o->refcount) == 1))
+			continue;
+		if (!warm(s, o, NULL)) /* logged by cold_text_failed() */
+			ok = false;
+	}
+	return ok;
+}
+
+void store_state_settle(store_state *s)
+{
+	if (store_db_in_transaction(s->db))
+		return;
+	bool rolled_back = store_db_rollbacks(s->db) != s->rollbacks_seen;
+	GHashTableIter it;
+	gpointer k;
+	g_hash_table_iter_init(&it, s->unsettled);
+	while (g_hash_table_iter_next(&it, &k, NULL)) {
+		store_object *o = g_hash_table_lookup(s->by_uuid[STORE_KIND_VM], k);
+		if (!o || !o->text)
+			continue;
+		/* After a rollback, its row as committed: the version alone
+		 * (the text applied with that version, checked when read). */
+		uint64_t version = o->version;
+		if (rolled_back) {
+			g_autoptr(GError) err = NULL;
+			store_db_get_object_text(s->db, STORE_KIND_VM, o->uuid, false, &version, &err);
+		}
+		if (version == o->version)
+			store_object_set_cold(o, s);
+	}
+	g_hash_table_remove_all(s->unsettled);
+	s->rollbacks_seen = store_db_rollbacks(s->db);
+}
+
+guint store_state_cold_count(store_state *s)
+{
+	guint n = 0;
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		n += ((store_object *)v)->cold != NULL;
+	return n;
 }
 
 void store_state_free(store_state *s)
 {
 	if (!s)
 		return;
+	/* Objects that outlive the state keep their texts; one whose text
+	 * cannot be read back (the database gone first) must not point at
+	 * the state any more: a read of it fails ("lost") instead. */
+	store_state_warm_all(s, true);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_VM]);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		((store_object *)v)->cold = NULL;
+	g_hash_table_destroy(s->unsettled);
+	g_free(s->read_error);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {
 		g_clear_pointer(&s->sorted[k], g_ptr_array_unref);
 		g_hash_table_destroy(s->by_name[k]);
@@ -124,11 +238,28 @@ static void load_one(store_object *o, gpointer user_data)
 {
 	store_state *s = user_data;
 	state_set(s, o->kind, o->uuid, NULL, o);
+	/* Outside a transaction the row just read is durable: cold at once;
+	 * inside one (a whole-store transfer), once it is committed. */
+	if (o->kind == STORE_KIND_VM) {
+		if (!store_db_in_transaction(s->db))
+			store_object_set_cold(o, s);
+		else
+			g_hash_table_add(s->unsettled, g_strdup(o->uuid));
+	}
 	store_object_unref(o);
 }
 
 bool store_state_load(store_state *s, GError **error)
 {
+	/* Those that others hold keep their texts (the rows are still theirs
+	 * unless a transfer rewrote them: it warms them all first). */
+	if (!store_state_warm_all(s, true)) {
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+			    "The texts of VMs still in use could not be read back.");
+		return false;
+	}
+	g_hash_table_remove_all(s->unsettled);
+	s->rollbacks_seen = store_db_rollbacks(s->db);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {
 		g_clear_pointer(&s->sorted[k], g_ptr_array_unref);
 		g_hash_table_remove_all(s->by_name[k]);
@@ -268,11 +399,25 @@ static uint64_t next_version(store_state *s, store_kind kind, const char *uuid)
 	return kind == STORE_KIND_VM ? store_db_history_max_version(s->db, kind, uuid) + 1 : 1;
 }
 
+/* @old is about to be changed: read its text back once, here (the merge,
+ * the comparison of its configuration and commit_object() then unpack it)
+ * rather than from SQLite for each. */
+static bool warm_for_change(store_state *s, store_object *old, GError **error)
+{
+	return !old->cold || warm(s, old, error);
+}
+
 /* Publish @after in place of @before, in memory and database; note the change. */
 static bool commit_object(store_state *s, store_kind kind, const char *uuid,
 			  store_object *before, store_object *after, const char *after_text,
 			  GPtrArray *changes, GError **error)
 {
+	/* Its row is about to change: a cold object takes its text back
+	 * first (others may hold it; the change record does). */
+	if (before && before->cold && !warm(s, before, error))
+		return false;
+	if (after && after->kind == STORE_KIND_VM)
+		g_hash_table_add(s->unsettled, g_strdup(after->uuid));
 	if (after ? !store_db_put_object(s->db, after, after_text, error)
 		  : !store_db_delete_object(s->db, kind, uuid, error))
 		return false;
@@ -320,9 +465,13 @@ static bool vm_same_config(const store_object *a, const store_object *b)
 {
 	if (strcmp(a->name, b->name) != 0)
 		return false;
-	if (store_packed_equal(a->text, b->text))
+	if (a->text && b->text && store_packed_equal(a->text, b->text))
 		return true;
-	g_autofree char *ta = store_packed_text(a->text), *tb = store_packed_text(b->text);
+	/* Both are warm here (warm_for_change()); one that could not be
+	 * read would be another configuration. */
+	g_autofree char *ta = store_object_encode(a, NULL), *tb = store_object_encode(b, NULL);
+	if (!ta || !tb)
+		return false;
 	const char *pa = ta, *pb = tb;
 	store_text_member ma, mb;
 	for (;;) {
@@ -347,7 +496,9 @@ static bool publish(store_state *s, const envelope *env, const char *change,
 {
 	if (!store_refs_check(s, after, error))
 		return false;
-	g_autofree char *text = store_object_encode(after);
+	g_autofree char *text = store_object_encode(after, error);
+	if (!text)
+		return false;
 	return record_history(s, env, after->kind, after->uuid, after->name, after->version, change,
 			      after->data, text, error) &&
 	       commit_object(s, after->kind, after->uuid, before, after, text, changes, error);
@@ -360,7 +511,9 @@ static bool publish_update(store_state *s, const envelope *env, store_object *be
 {
 	if (after->kind != STORE_KIND_VM || !vm_same_config(before, after))
 		return publish(s, env, "updated", before, after, changes, error);
-	g_autofree char *text = store_object_encode(after);
+	g_autofree char *text = store_object_encode(after, error);
+	if (!text)
+		return false;
 	return commit_object(s, after->kind, after->uuid, before, after, text, changes, error);
 }
 
@@ -459,7 +612,7 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 	if (!parse_kind(op, &kind, error))
 		return NULL;
 	store_object *old = existing(s, kind, op, error);
-	if (!old || !check_version(old, op, error))
+	if (!old || !check_version(old, op, error) || !warm_for_change(s, old, error))
 		return NULL;
 	json_t *name_j = json_object_get(op, "name");
 	json_t *data = json_object_get(op, "data");
@@ -474,7 +627,9 @@ static json_t *op_update(store_state *s, const envelope *env, json_t *op, GPtrAr
 	}
 	if (data && (!store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error)))
 		return NULL;
-	g_autoptr(json_t) old_data = data ? NULL : store_object_data(old);
+	g_autoptr(json_t) old_data = data ? NULL : store_object_data(old, error);
+	if (!data && !old_data)
+		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, name, old->version + 1,
 						     old->created_ms, env->time_ms,
 						     data ? data : old_data);
@@ -506,9 +661,11 @@ static void merge_patch_into(json_t *out, json_t *patch, unsigned depth)
 
 /* @old's data with @patch merged: a tree of its own (a VM's is parsed from
  * its text: that parse is the copy). */
-static json_t *merge_patch(const store_object *old, json_t *patch)
+static json_t *merge_patch(const store_object *old, json_t *patch, GError **error)
 {
-	json_t *out = old->text ? store_object_data(old) : json_deep_copy(old->data);
+	json_t *out = old->data ? json_deep_copy(old->data) : store_object_data(old, error);
+	if (!out)
+		return NULL;
 	merge_patch_into(out, patch, 0);
 	return out;
 }
@@ -521,7 +678,7 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 		return NULL;
 	store_object *old = existing(s, kind, op, error);
 	json_t *patch = json_object_get(op, "data");
-	if (!old || !check_version(old, op, error))
+	if (!old || !check_version(old, op, error) || !warm_for_change(s, old, error))
 		return NULL;
 	if (!json_is_object(patch)) {
 		g_set_error(error, HERD_ERROR, HERD_ERR_INVALID, "A patch needs a data object.");
@@ -529,8 +686,8 @@ static json_t *op_patch(store_state *s, const envelope *env, json_t *op, GPtrArr
 	}
 	if (!store_guard_apply(s, op, error))
 		return NULL;
-	g_autoptr(json_t) data = merge_patch(old, patch);
-	if (!store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error))
+	g_autoptr(json_t) data = merge_patch(old, patch, error);
+	if (!data || !store_object_validate(kind, data, error) || !store_guard_admins(s, old, data, error))
 		return NULL;
 	g_autoptr(store_object) o = store_object_new(kind, old->uuid, old->name, old->version + 1,
 						     old->created_ms, env->time_ms, data);
@@ -621,7 +778,11 @@ static json_t *op_restore(store_state *s, const envelope *env, json_t *op, GPtrA
 	/* The configuration of then, with the state of now: a VM that runs
 	 * stays where it runs; one that is not defined comes back stopped. */
 	g_autoptr(json_t) config = json_deep_copy(data);
-	g_autoptr(json_t) same_data = same ? store_object_data(same) : NULL;
+	if (same && !warm_for_change(s, same, error))
+		return NULL;
+	g_autoptr(json_t) same_data = same ? store_object_data(same, error) : NULL;
+	if (same && !same_data)
+		return NULL;
 	for (const char *const *k = vm_state_keys; *k; k++) {
 		json_object_del(config, *k);
 		json_t *now = same ? json_object_get(same_data, *k) : NULL;

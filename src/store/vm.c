@@ -195,14 +195,14 @@ static char *mac_runs(const char *p, size_t len)
 	return runs ? g_string_free(runs, FALSE) : NULL;
 }
 
-void *store_vm_own(void *typed, const char *text, const store_packed *packed)
+void *store_vm_own(void *typed, const char *text, const store_object *object)
 {
 	vm_typed *was = typed;
 	store_text_member m;
 	bool xml = store_text_member_get(text, "xml", &m) && m.value_len >= 2 && *m.value == '"';
 	g_autofree char *macs = xml ? mac_runs(m.value, m.value_len) : NULL;
 	was->vm.xml_macs = macs;
-	was->vm.xml_text = packed;
+	was->vm.object = object;
 	g_autoptr(GPtrArray) slots = g_ptr_array_new();
 	string_slots(was, slots);
 	size_t size = 0;
@@ -237,11 +237,13 @@ static bool xml_member(const char *text, store_text_member *json)
 	return store_text_member_get(text, "xml", json) && json->value_len >= 2 && *json->value == '"';
 }
 
-char *store_vm_xml(const store_vm *vm)
+char *store_vm_xml(const store_vm *vm, GError **error)
 {
-	if (!vm->xml_text)
+	if (!vm->object)
 		return g_strdup("");
-	g_autofree char *text = store_packed_text(vm->xml_text);
+	g_autofree char *text = store_object_encode(vm->object, error);
+	if (!text)
+		return NULL;
 	store_text_member m;
 	if (!xml_member(text, &m))
 		return g_strdup("");
@@ -253,15 +255,23 @@ bool store_vm_same_xml(const store_vm *a, const store_vm *b)
 {
 	/* The same text (the same version, or one whose state only changed
 	 * since) is the same XML: no unpacking. */
-	if (a->xml_text && b->xml_text && store_packed_equal(a->xml_text, b->xml_text))
+	if (a->object && a->object == b->object)
 		return true;
-	if (!a->xml_text || !b->xml_text) {
-		g_autofree char *xa = store_vm_xml(a), *xb = store_vm_xml(b);
-		return strcmp(xa, xb) == 0;
+	if (a->object && b->object && a->object->text && b->object->text &&
+	    store_packed_equal(a->object->text, b->object->text))
+		return true;
+	/* A text that cannot be read (store_object_encode()) is taken as
+	 * another XML: a change to be made, never one missed. */
+	if (!a->object || !b->object) {
+		g_autofree char *xa = store_vm_xml(a, NULL), *xb = store_vm_xml(b, NULL);
+		return xa && xb && strcmp(xa, xb) == 0;
 	}
 	/* Both texts are store_db_encode()'s: the same string, the same bytes
 	 * (no XML at all is "", as an empty one: compared as strings). */
-	g_autofree char *ta = store_packed_text(a->xml_text), *tb = store_packed_text(b->xml_text);
+	g_autofree char *ta = store_object_encode(a->object, NULL);
+	g_autofree char *tb = store_object_encode(b->object, NULL);
+	if (!ta || !tb)
+		return false;
 	store_text_member ma, mb;
 	bool has_a = xml_member(ta, &ma), has_b = xml_member(tb, &mb);
 	if (has_a && has_b)
@@ -275,9 +285,9 @@ bool store_vm_xml_may_have_mac(const store_vm *vm, const char *mac)
 {
 	for (const char *c = mac; *c; c++)
 		if (!is_mac_char(*c))
-			return vm->xml_text != NULL; /* not a MAC's shape: only a look tells */
+			return vm->object != NULL; /* not a MAC's shape: only a look tells */
 	if (strlen(mac) < 17)
-		return vm->xml_text != NULL;
+		return vm->object != NULL;
 	return vm->xml_macs && strcasestr(vm->xml_macs, mac);
 }
 
@@ -684,7 +694,7 @@ static json_t *attrs_data(const store_vm_attrs *a, bool omit_null)
 /* Commands                                                            */
 
 json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain *dom,
-			    const store_vm_attrs *a)
+			    const store_vm_attrs *a, GError **error)
 {
 	json_t *data = attrs_data(a, existing == NULL);
 	json_object_set_new(data, "xml", json_string(dom->xml));
@@ -716,7 +726,11 @@ json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain 
 		return cmd;
 	}
 	/* A rename: the whole data under the new name. */
-	json_t *merged = store_object_data(existing); /* a VM's: a tree of its own */
+	json_t *merged = store_object_data(existing, error); /* a VM's: a tree of its own */
+	if (!merged) {
+		json_decref(data);
+		return NULL;
+	}
 	json_object_update(merged, data);
 	json_decref(data);
 	const char *key;

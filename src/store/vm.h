@@ -86,12 +86,12 @@ bool store_vm_priority_parse(const char *name, store_vm_priority *out);
 
 typedef struct store_vm {
 	/* Configuration (a change is a new version in the VM's history). */
-	/* Its libvirt domain XML is in its object's packed text (NULL in a
-	 * view of no object), not here: store_vm_xml() reads it (1–3 kB a
-	 * VM).  xml_macs: that XML's runs of hex digits and colons long
-	 * enough to hold a MAC address, space-separated, or NULL if none
-	 * (store_vm_xml_may_have_mac()). */
-	const store_packed *xml_text;
+	/* Its libvirt domain XML is in its object's text (@object: the object
+	 * whose view this is, NULL in a view of no object), not here:
+	 * store_vm_xml() reads it (1–3 kB a VM).  xml_macs: that XML's runs
+	 * of hex digits and colons long enough to hold a MAC address,
+	 * space-separated, or NULL if none (store_vm_xml_may_have_mac()). */
+	const store_object *object;
 	const char *xml_macs;
 	const store_vm_hardware *hw; /* what the XML was made from, or NULL if an
 				      * operator wrote the XML (herd vm define) */
@@ -152,8 +152,9 @@ bool store_vm_boot_ok(const char *boot);
 /* The typed view of a VM object (@o must be of kind VM). */
 const store_vm *store_vm_of(const store_object *o);
 /* @vm's libvirt domain XML ("" if it has none; g_free it).  Unpacked
- * from its object's text: a few µs, not for a loop over every VM. */
-char *store_vm_xml(const store_vm *vm);
+ * from its object's text, or read from SQLite if it is cold (store/state.h):
+ * a few µs, not for a loop over every VM. */
+char *store_vm_xml(const store_vm *vm, GError **error);
 /* Do @a and @b have the same domain XML? */
 bool store_vm_same_xml(const store_vm *a, const store_vm *b);
 /* Might @vm's domain XML contain MAC address @mac (any case)?  False only
@@ -249,10 +250,11 @@ typedef struct store_vm_domain {
 /*
  * Define: a new VM from @dom with @a, or — when @existing is the VM with
  * that UUID — a new XML for it (virsh semantics), renamed if the XML's name
- * differs.  Conditional on @existing's version.
+ * differs.  Conditional on @existing's version.  NULL with @error only if
+ * @existing's configuration cannot be read (store_object_data()).
  */
 json_t *store_vm_cmd_define(const store_object *existing, const store_vm_domain *dom,
-			    const store_vm_attrs *a);
+			    const store_vm_attrs *a, GError **error);
 /*
  * A VM that herd makes from @hw (herd vm create): @hw is the store's "hw"
  * object (disks, nics, cdrom, floppy, firmware, boot; stolen) and @dom
@@ -331,8 +333,7 @@ bool store_vm_validate(json_t *data, GError **error);
 void *store_vm_parse(json_t *data);
 /* Make @typed (store_vm_parse()'s) independent of the tree it was read from,
  * and return it (it moves: @typed is gone): its strings copied into its
- * block; its XML read from @packed
- * (its object's data as text, packed, which outlives it) when asked for;
- * @text is that text, unpacked. */
-void *store_vm_own(void *typed, const char *text, const store_packed *packed);
+ * block; its XML read from @object's text (@object outlives it: the view is
+ * its) when asked for; @text is that text. */
+void *store_vm_own(void *typed, const char *text, const store_object *object);
 void store_vm_free(void *typed);

@@ -556,7 +556,7 @@ void testcluster_define_vms(testcluster *tc, unsigned first, unsigned n)
 			store_vm_domain dom = { uuid, name, xml, "qemu", 8, 1,
 						define_guest_xml ? files : NULL, NULL };
 			store_vm_attrs attrs = { .set = STORE_VM_SET_PREFERRED, .preferred = node };
-			json_array_append_new(ops, store_vm_cmd_define(NULL, &dom, &attrs));
+			json_array_append_new(ops, store_vm_cmd_define(NULL, &dom, &attrs, NULL));
 		}
 		g_autoptr(json_t) batch = store_cmd_batch(ops);
 		testnode_commit(testcluster_node(tc, 1), batch);

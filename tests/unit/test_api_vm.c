@@ -6,7 +6,10 @@
  * runs (over the bus when that is another node), release, switch a node's
  * VMs over; the history and its restore.  Good input and bad.
  */
+#include "cluster/service.h"
 #include "store/command.h"
+#include "store/db.h"
+#include "store/replica.h"
 #include "test_api.h"
 
 #include <string.h>
@@ -231,6 +234,60 @@ static void test_start_failure(fixture *f, gconstpointer data)
 	g_assert_cmpstr(str(j, "state"), ==, "running");
 	g_assert_null(json_object_get(j, "error"));
 	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "start", uuid), ==, 2);
+}
+
+/* n2's disk no longer reads a VM's configuration (herd keeps it only in
+ * SQLite once durable: store/state.h, "Cold texts").  What needs it there
+ * fails and says why, and herdd goes on: a GET answers 500 there (200
+ * elsewhere); a start there is a failed start, tried again; a change of
+ * the VM, which n2 cannot apply, stops n2's store, which rejoins once the
+ * disk reads again. */
+static void test_unreadable_config(fixture *f, gconstpointer data)
+{
+	test_log_allow_error("cannot be read");
+	test_log_allow_error("configuration store stopped");
+	test_log_allow_error("could not be read back");
+	g_autofree char *uuid = vm_define(f, 1, "web1", "{s:s}", "preferred", "n2");
+	testvirt_fail_start(f->n[2]->virt, uuid, "Cannot access storage file '/var/lib/herd/web1.img'");
+	test_call *call = test_call_start(f->n[1], "POST", "/api/v1/vms/web1/start", NULL);
+	TEST_WAIT(testvirt_count(f->n[2]->virt, "start", uuid) == 1 && testvirt_pending(f->n[2]->virt) == 0);
+	TEST_WAIT(vm_stored(f, 2, uuid)->object->cold);
+	store_db *db2 = replica_state(herd_cluster_replica(f->n[2]->cluster))->db;
+	store_db_fail_reads(db2, true);
+	g_autofree char *why = g_strdup_printf("The configuration of VM web1 (version %" G_GUINT64_FORMAT
+					       ") cannot be read: The configuration database failed to read",
+					       vm_stored(f, 2, uuid)->object->version);
+	g_autoptr(test_answer) there = test_request(f->n[2], "GET", "/api/v1/vms/web1", NULL);
+	test_expect_error(there, 500, why);
+	g_autoptr(test_answer) xml = test_request(f->n[2], "GET", "/api/v1/vms/web1/xml", NULL);
+	test_expect_error(xml, 500, why);
+	g_autoptr(test_answer) elsewhere = test_request(f->n[1], "GET", "/api/v1/vms/web1", NULL);
+	test_expect(elsewhere, 200);
+	/* The agent's next try fails before libvirt is asked. */
+	g_autofree char *failed = g_strdup_printf("starting VM web1 failed (2 time(s) in a row): %s", why);
+	TEST_WAIT(test_log_count(failed) == 1);
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "start", uuid), ==, 1);
+	/* The disk reads again: the try after starts it. */
+	store_db_fail_reads(db2, false);
+	g_autoptr(test_answer) started = test_call_finish(call);
+	g_assert_cmpstr(str(test_expect(started, 200), "state"), ==, "running");
+	g_assert_cmpuint(testvirt_count(f->n[2]->virt, "start", uuid), ==, 2);
+	g_assert_cmpstr(vm_runs_where(f, uuid), ==, "n2");
+
+	/* A change of it while n2 cannot read it: n2's store stops and says
+	 * why, the others go on; once it reads again, n2 catches up. */
+	TEST_WAIT(vm_stored(f, 2, uuid)->object->cold);
+	store_db_fail_reads(db2, true);
+	g_autoptr(test_answer) set = test_requestf(f->n[1], "PUT", "/api/v1/vms/web1", "{s:i}",
+						   "shutdown_timeout_s", 77);
+	test_expect(set, 200);
+	TEST_WAIT(!testnode_synced(f->n[2]));
+	g_autoptr(GError) err = NULL;
+	g_assert_false(herd_cluster_store_check(f->n[2]->cluster, &err));
+	g_assert_nonnull(strstr(err->message, "cannot be read"));
+	store_db_fail_reads(db2, false);
+	TEST_WAIT(testnode_synced(f->n[2]) && vm_stored(f, 2, uuid)->shutdown_timeout_s == 77);
+	g_assert_cmpstr(vm_runs_where(f, uuid), ==, "n2");
 }
 
 /* A guest that crashes while it should run is started again. */
@@ -586,6 +643,7 @@ int main(int argc, char **argv)
 	api_test_add("/api/vms/start-ha-needs-fencing", test_start_needs_fencing, NULL);
 	api_test_add("/api/vms/start-ha-lab-mode", test_start_lab_mode, LAB_MODE);
 	api_test_add("/api/vms/start-failure", test_start_failure, NULL);
+	api_test_add("/api/vms/unreadable-config", test_unreadable_config, NULL);
 	api_test_add("/api/vms/crash", test_crash, NULL);
 	api_test_add("/api/vms/shutdown-destroy", test_shutdown_destroy, NULL);
 	api_test_add("/api/vms/undefine", test_undefine, NULL);

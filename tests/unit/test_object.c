@@ -167,7 +167,7 @@ static void test_object_vm_text(void)
 	g_autofree char *held = store_packed_text(o->text);
 	g_assert_cmpstr(held, ==, want);
 	g_assert_cmpuint(store_packed_text_len(o->text), ==, strlen(want));
-	g_autofree char *enc = store_object_encode(o);
+	g_autofree char *enc = store_object_encode(o, NULL);
 	g_assert_cmpstr(enc, ==, want);
 	json_object_set_new(data, "type", json_string("changed")); /* not the view's */
 	g_assert_cmpint(data->refcount, ==, 1);                     /* not kept */
@@ -180,9 +180,9 @@ static void test_object_vm_text(void)
 	g_assert_cmpstr(vm->nodeset[0].node, ==, "n2");
 	g_assert_true(vm->ha);
 	g_assert_cmpuint(vm->memory_mib, ==, 2048);
-	g_autofree char *back = store_vm_xml(vm);
+	g_autofree char *back = store_vm_xml(vm, NULL);
 	g_assert_cmpstr(back, ==, xml);
-	g_autoptr(json_t) parsed = store_object_data(o);
+	g_autoptr(json_t) parsed = store_object_data(o, NULL);
 	json_object_set_new(data, "type", json_string("kvm"));
 	g_assert_true(json_equal(parsed, data));
 	g_autoptr(json_t) j = store_object_to_json(o);
@@ -204,7 +204,7 @@ static void test_object_vm_text(void)
 	g_assert_false(store_vm_same_xml(vm, store_vm_of(other)));
 	json_object_del(data, "xml");
 	store_object *none = store_object_new(STORE_KIND_VM, UUID1, "web1", 6, 10, 50, data);
-	g_autofree char *empty = store_vm_xml(store_vm_of(none));
+	g_autofree char *empty = store_vm_xml(store_vm_of(none), NULL);
 	g_assert_cmpstr(empty, ==, "");
 	g_assert_null(store_vm_of(none)->xml_macs);
 	g_assert_false(store_vm_xml_may_have_mac(store_vm_of(none), "52:54:00:00:00:01"));

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "store/replica.h"
+#include "store/vm.h"
 #include "store/wire.h"
 
 #include <string.h>
@@ -855,6 +856,18 @@ static void test_disk_failure_on_apply(void)
  * be written again it reloads what is durable (not what was applied only in
  * memory), joins as after a restart, and the sync brings it up to date.
  */
+
+/* The next message on the bus goes to all; n1 and n3 make it durable, n2's
+ * disk fails doing so: n2's replica stops. */
+static void deliver_n2_disk_fails(void)
+{
+	g_assert_true(deliver_one());
+	flush(1);
+	flush(3);
+	store_db_fail_after(H.nodes[2].db, 1);
+	flush(2);
+	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+}
 static void test_disk_failure_recover(void)
 {
 	h_setup(3);
@@ -864,12 +877,7 @@ static void test_disk_failure_recover(void)
 	/* n2's change goes to everyone; n2's disk fails making it durable */
 	g_autoptr(json_t) cmd = create_vm("11111111-1111-4111-8111-111111111111", "web1");
 	uint64_t id = submit(2, cmd, NULL);
-	g_assert_true(deliver_one());
-	flush(1);
-	flush(3);
-	store_db_fail_after(H.nodes[2].db, 1);
-	flush(2);
-	g_assert_cmpint(phase(2), ==, REPLICA_FAILED);
+	deliver_n2_disk_fails();
 	expect_maybe_applied(2, id);
 	/* in its memory, not on its disk */
 	g_assert_nonnull(store_state_get_by_name(replica_state(H.nodes[2].r), STORE_KIND_VM, "web1"));
@@ -1072,6 +1080,64 @@ static void quiet_log(const char *domain, GLogLevelFlags level, const char *text
 		g_test_message("%s: %s", domain, text);
 }
 
+/* A VM's text out of memory once durable on each node (store/state.h,
+ * "Cold texts"): read back alike everywhere; an object held across a disk
+ * failure, its rollback, the recovery and the catch-up keeps its text. */
+static void test_cold_texts(void)
+{
+	h_setup(3);
+	bootstrap(1, 3);
+	const uint32_t all[] = { 1, 2, 3, 0 };
+	form(all);
+	const char *uuid = "11111111-1111-4111-8111-111111111111";
+	g_autoptr(json_t) cmd = json_pack("{s:s,s:s,s:s,s:s,s:{s:s}}", "op", "create", "kind", "vm",
+					  "uuid", uuid, "name", "web1", "data", "xml", "<domain><name>web1</name></domain>");
+	uint64_t id = submit(1, cmd, NULL);
+	settle();
+	g_assert_no_error(answer_of(1, id)->error);
+	for (uint32_t n = 1; n <= 3; n++) {
+		store_state *st = replica_state(H.nodes[n].r);
+		store_object *o = store_state_get(st, STORE_KIND_VM, uuid);
+		g_assert_true(o->cold == st);
+		g_autofree char *xml = store_vm_xml(store_vm_of(o), NULL);
+		g_assert_cmpstr(xml, ==, "<domain><name>web1</name></domain>");
+	}
+	/* n2 holds it; a patch is applied there but its disk fails making it
+	 * durable: the state keeps the applied version (warm), the held one
+	 * its text; nothing stays cold while it is failed. */
+	store_state *st2 = replica_state(H.nodes[2].r);
+	g_autoptr(store_object) held = store_object_ref(store_state_get(st2, STORE_KIND_VM, uuid));
+	g_autofree char *held_text = store_object_encode(held, NULL);
+	g_autoptr(json_t) patch = json_pack("{s:s,s:s,s:s,s:{s:b}}", "op", "patch", "kind", "vm", "uuid",
+					    uuid, "data", "ha", 1);
+	submit(1, patch, NULL);
+	deliver_n2_disk_fails();
+	g_assert_cmpuint(store_state_cold_count(st2), ==, 0);
+	store_object *applied = store_state_get(st2, STORE_KIND_VM, uuid);
+	g_assert_true(store_vm_of(applied)->ha);
+	g_assert_null(held->cold);
+	g_autofree char *held_again = store_object_encode(held, NULL);
+	g_assert_cmpstr(held_again, ==, held_text);
+	/* Recovered: what was durable, cold again; then it catches up. */
+	g_autoptr(GError) error = NULL;
+	g_assert_true(store_db_reopen(H.nodes[2].db, &error));
+	g_assert_true(replica_recover(H.nodes[2].r, &error));
+	g_assert_no_error(error);
+	store_object *durable = store_state_get(st2, STORE_KIND_VM, uuid);
+	g_assert_false(store_vm_of(durable)->ha);
+	g_assert_true(durable->cold == st2);
+	form(all);
+	same_store(1, 2);
+	store_object *now = store_state_get(st2, STORE_KIND_VM, uuid);
+	g_assert_true(store_vm_of(now)->ha);
+	g_autofree char *t1 = store_object_encode(store_state_get(replica_state(H.nodes[1].r), STORE_KIND_VM, uuid), NULL);
+	g_autofree char *t2 = store_object_encode(now, NULL);
+	g_assert_cmpstr(t1, ==, t2);
+	g_autofree char *held_last = store_object_encode(held, NULL);
+	g_assert_cmpstr(held_last, ==, held_text);
+	h_teardown();
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1097,5 +1163,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/replica/pending-answered", test_pending_answered);
 	g_test_add_func("/replica/command-lost", test_command_lost_in_membership_change);
 	g_test_add_func("/replica/garbage", test_garbage);
+	g_test_add_func("/replica/cold-texts", test_cold_texts);
 	return g_test_run();
 }

@@ -35,7 +35,7 @@ static json_t *data_of(const store_object *o)
 {
 	if (!kept_data)
 		kept_data = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
-	json_t *d = store_object_data(o);
+	json_t *d = store_object_data(o, NULL);
 	g_ptr_array_add(kept_data, d);
 	return d;
 }
@@ -82,6 +82,9 @@ static void end_burst(fixture *f)
 	g_assert_true(store_state_write_position(f->s, &error));
 	g_assert_true(store_db_commit(f->db, &error));
 	g_assert_no_error(error);
+	/* As the replica: what is durable may go cold (every test here then
+	 * reads VMs' texts back from the database). */
+	store_state_settle(f->s);
 }
 
 /* Apply @cmd (envelope added unless present) in its own transaction, as a
@@ -1646,6 +1649,248 @@ static void test_last_admin(void)
 	fx_close(&f);
 }
 
+#define COLD_MAC "52:54:00:12:34:56"
+#define COLD_XML "<domain type='kvm'><name>a</name><devices><interface type='bridge'>" \
+		 "<mac address='" COLD_MAC "'/><source bridge='br0'/></interface></devices></domain>"
+
+/* Apply @fmt's command in an open transaction that is not committed. */
+static void apply_open(fixture *f, const char *cmd_text)
+{
+	json_error_t jerr;
+	g_autoptr(json_t) cmd = json_loads(cmd_text, 0, &jerr);
+	g_assert_nonnull(cmd);
+	json_object_set_new(cmd, "time_ms", json_integer(++f->clock_ms));
+	json_object_set_new(cmd, "origin", json_string("n1"));
+	json_object_set_new(cmd, "user", json_string("alice"));
+	g_autofree char *bytes = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+	g_autoptr(GError) error = NULL;
+	g_assert_true(store_db_begin(f->db, NULL));
+	g_autoptr(json_t) r = store_state_apply(f->s, cmd, bytes, strlen(bytes), NULL, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(r);
+}
+
+/* A VM's text is dropped once durable and read back from SQLite; objects
+ * that others hold keep (or take back) theirs whatever becomes of the row:
+ * a new version, a rollback, an undefine, a reload, a transfer, the state's
+ * end. */
+static void test_cold_texts(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"a\","
+			   "\"data\":{\"xml\":\"" COLD_XML "\",\"ha\":true}}"));
+	store_object *v1 = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_true(v1->cold == f.s);
+	g_assert_null(v1->text);
+	g_assert_cmpuint(store_state_cold_count(f.s), ==, 1);
+	/* Read back: the XML, the text, the data, as a warm object has them. */
+	g_autofree char *xml = store_vm_xml(store_vm_of(v1), NULL);
+	g_assert_cmpstr(xml, ==, COLD_XML);
+	g_autofree char *text1 = store_object_encode(v1, NULL);
+	g_autoptr(json_t) d1 = store_object_data(v1, NULL);
+	g_autoptr(store_object) warm1 = store_object_new(STORE_KIND_VM, VM1, "a", v1->version,
+							 v1->created_ms, v1->modified_ms, d1);
+	g_assert_nonnull(warm1->text);
+	g_autofree char *warm_text = store_object_encode(warm1, NULL);
+	g_assert_cmpstr(text1, ==, warm_text);
+	g_assert_true(warm1->digest == v1->digest);
+	g_assert_true(store_vm_xml_may_have_mac(store_vm_of(v1), COLD_MAC));
+	g_assert_true(store_refs_mac_user(f.s, COLD_MAC, NULL) == v1);
+	g_assert_null(store_refs_mac_user(f.s, "52:54:00:12:34:57", NULL));
+
+	/* A new version while the old one is held: the old one takes its
+	 * text back before its row changes; the new one goes cold. */
+	g_autoptr(store_object) held1 = store_object_ref(v1);
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"ha\":false}}"));
+	store_object *v2 = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_true(v2 != held1);
+	g_assert_null(held1->cold);
+	g_assert_nonnull(held1->text);
+	g_autofree char *held_text = store_object_encode(held1, NULL);
+	g_assert_cmpstr(held_text, ==, text1);
+	g_assert_true(v2->cold == f.s);
+	g_assert_true(store_vm_same_xml(store_vm_of(held1), store_vm_of(v2)));
+	g_assert_false(store_vm_of(v2)->ha);
+
+	/* Applied, not durable, then rolled back: the applied version stays
+	 * warm (its row goes); the one it replaced keeps its text; a reload
+	 * gives the durable one, cold again. */
+	g_autoptr(store_object) held2 = store_object_ref(v2);
+	g_autofree char *text2 = store_object_encode(v2, NULL);
+	apply_open(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"ha\":true}}");
+	store_object *v3 = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_cmpuint(v3->version, ==, held2->version + 1);
+	g_assert_nonnull(held2->text);
+	store_state_settle(f.s); /* in a transaction: nothing */
+	g_assert_null(v3->cold);
+	store_db_rollback(f.db);
+	store_state_settle(f.s); /* its row is version 2: v3 stays warm */
+	g_assert_null(v3->cold);
+	g_assert_true(store_vm_of(v3)->ha);
+	g_autofree char *held2_text = store_object_encode(held2, NULL);
+	g_assert_cmpstr(held2_text, ==, text2);
+	g_autoptr(GError) error = NULL;
+	g_assert_true(store_state_load(f.s, &error));
+	store_object *again = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_cmpuint(again->version, ==, held2->version);
+	g_assert_true(again->cold == f.s);
+	g_autofree char *again_text = store_object_encode(again, NULL);
+	g_assert_cmpstr(again_text, ==, text2);
+
+	/* A row that is not the object's is refused, never given out. */
+	g_assert_true(store_db_begin(f.db, NULL));
+	g_autoptr(json_t) other = json_pack("{s:s,s:b}", "xml", "<domain/>", "ha", 0);
+	g_autoptr(store_object) same_version = store_object_new(STORE_KIND_VM, VM1, "a", again->version,
+								again->created_ms, again->modified_ms, other);
+	g_assert_true(store_db_put_object(f.db, same_version, NULL, NULL));
+	g_test_expect_message("store", G_LOG_LEVEL_CRITICAL, "configuration store: *another text at*");
+	g_autofree char *wrong = store_state_cold_text(f.s, again, &error);
+	g_assert_null(wrong);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_clear_error(&error);
+	g_assert_true(store_db_delete_object(f.db, STORE_KIND_VM, VM1, NULL));
+	g_test_expect_message("store", G_LOG_LEVEL_CRITICAL, "configuration store: *no row;*");
+	g_autofree char *none = store_state_cold_text(f.s, again, &error);
+	g_assert_null(none);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_clear_error(&error);
+	store_db_rollback(f.db);
+	g_autofree char *back = store_state_cold_text(f.s, again, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(back, ==, text2);
+
+	/* Undefined while held. */
+	g_autoptr(store_object) held3 = store_object_ref(again);
+	json_decref(ok(&f, "{\"op\":\"delete\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\"}"));
+	g_assert_null(store_state_get(f.s, STORE_KIND_VM, VM1));
+	g_autofree char *held3_text = store_object_encode(held3, NULL);
+	g_assert_cmpstr(held3_text, ==, text2);
+
+	/* A transfer rewrites the rows: what is held is warmed first. */
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"b\","
+			   "\"data\":{\"xml\":\"<domain><name>b</name></domain>\"}}"));
+	g_autoptr(store_object) held4 = store_object_ref(store_state_get(f.s, STORE_KIND_VM, VM2));
+	g_assert_true(held4->cold == f.s);
+	g_autofree char *text4 = store_object_encode(held4, NULL);
+	fixture o;
+	fx_open(&o, ":memory:");
+	json_decref(ok(&o, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM2 "\",\"name\":\"b\","
+			   "\"data\":{\"xml\":\"<domain><name>other</name></domain>\"}}"));
+	g_autoptr(json_t) dump = store_db_dump(o.db, NULL);
+	fx_close(&o);
+	g_assert_true(store_state_warm_all(f.s, true));
+	g_assert_null(held4->cold);
+	g_assert_true(store_db_begin(f.db, NULL));
+	g_assert_true(store_db_restore_dump(f.db, dump, &error));
+	g_assert_true(store_state_load(f.s, &error));
+	end_burst(&f);
+	g_assert_no_error(error);
+	store_object *theirs = store_state_get(f.s, STORE_KIND_VM, VM2);
+	g_assert_true(theirs->cold == f.s);
+	g_autofree char *xml_theirs = store_vm_xml(store_vm_of(theirs), NULL);
+	g_assert_cmpstr(xml_theirs, ==, "<domain><name>other</name></domain>");
+	g_autofree char *held4_text = store_object_encode(held4, NULL);
+	g_assert_cmpstr(held4_text, ==, text4);
+	g_assert_false(store_vm_same_xml(store_vm_of(held4), store_vm_of(theirs)));
+
+	/* The state goes; what is held keeps its text. */
+	g_autoptr(store_object) held5 = store_object_ref(theirs);
+	g_autofree char *text5 = store_object_encode(held5, NULL);
+	check_consistent(&f);
+	fx_close(&f);
+	g_assert_null(held5->cold);
+	g_autofree char *held5_text = store_object_encode(held5, NULL);
+	g_assert_cmpstr(held5_text, ==, text5);
+}
+
+/* Apply @text in a burst of its own: it must fail with an I/O error that
+ * says @needle (the replica then stops; here the fixture goes on). */
+static void fails_io(fixture *f, const char *needle, const char *text)
+{
+	g_autoptr(json_t) cmd = json_loads(text, 0, NULL);
+	g_assert_nonnull(cmd);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(json_t) r = apply_json(f, cmd, NULL, &error);
+	g_assert_null(r);
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	if (!strstr(error->message, needle))
+		g_error("'%s' does not mention '%s'", error->message, needle);
+}
+
+/* A cold text that the disk no longer reads: what needs it fails, with
+ * another text never handed out and herdd going on; the checks for users
+ * take the VM as one; once the disk reads again all is as before. */
+static void test_cold_unreadable(void)
+{
+	fixture f;
+	fx_open(&f, ":memory:");
+	setup_cluster(&f);
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"storage\",\"uuid\":\"" ST1 "\",\"name\":\"share\","
+			   "\"data\":{\"type\":\"dir\",\"path\":\"/srv/share\"}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"disk\",\"uuid\":\"" DK1 "\",\"name\":\"d1\","
+			   "\"data\":{\"storage\":\"" ST1 "\",\"format\":\"raw\",\"size\":1048576,\"file\":\"images/d1.raw\"}}"));
+	json_decref(ok(&f, "{\"op\":\"create\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"name\":\"a\","
+			   "\"data\":{\"xml\":\"" COLD_XML "\",\"ha\":true}}"));
+	store_object *v1 = store_state_get(f.s, STORE_KIND_VM, VM1);
+	store_object *d1 = store_state_get(f.s, STORE_KIND_DISK, DK1);
+	g_assert_true(v1->cold == f.s);
+	g_autoptr(json_t) data1 = store_object_data(v1, NULL);
+	g_autoptr(store_object) warm1 = store_object_new(STORE_KIND_VM, VM1, "a", v1->version,
+							 v1->created_ms, v1->modified_ms, data1);
+	g_assert_null(store_refs_user(f.s, d1));
+	g_assert_true(store_vm_same_xml(store_vm_of(v1), store_vm_of(warm1)));
+
+	store_db_fail_reads(f.db, true);
+	g_autoptr(GError) error = NULL;
+	/* Logged once, however often asked. */
+	g_test_expect_message("store", G_LOG_LEVEL_CRITICAL,
+			      "configuration store: The configuration of VM a (version 1) cannot be read: *");
+	g_assert_null(store_vm_xml(store_vm_of(v1), &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_assert_nonnull(strstr(error->message, "The configuration of VM a (version 1) cannot be read: "
+						"The configuration database failed to read"));
+	g_clear_error(&error);
+	g_assert_null(store_object_data(v1, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_clear_error(&error);
+	/* Its XML might name the disk: in use; and the MAC address its view
+	 * says it may have.  One the view rules out needs no read. */
+	g_assert_true(store_refs_user(f.s, d1) == v1);
+	g_assert_true(store_refs_mac_user(f.s, COLD_MAC, NULL) == v1);
+	g_assert_null(store_refs_mac_user(f.s, "52:54:00:aa:bb:cc", NULL));
+	g_assert_false(store_vm_same_xml(store_vm_of(v1), store_vm_of(warm1)));
+	/* A change of it fails as a disk failure (nothing changes). */
+	fails_io(&f, "VM a (version 1) cannot be read",
+		 "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"ha\":false}}");
+	g_assert_true(store_state_get(f.s, STORE_KIND_VM, VM1) == v1);
+	g_assert_true(v1->cold == f.s);
+	g_test_assert_expected_messages();
+
+	/* The disk reads again. */
+	store_db_fail_reads(f.db, false);
+	g_autofree char *xml = store_vm_xml(store_vm_of(v1), &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(xml, ==, COLD_XML);
+	g_assert_null(store_refs_user(f.s, d1));
+	json_decref(ok(&f, "{\"op\":\"patch\",\"kind\":\"vm\",\"uuid\":\"" VM1 "\",\"data\":{\"ha\":false}}"));
+	store_object *v2 = store_state_get(f.s, STORE_KIND_VM, VM1);
+	g_assert_cmpuint(v2->version, ==, 2);
+	g_assert_false(store_vm_of(v2)->ha);
+
+	/* Held while its state goes and the disk does not read: lost, said so. */
+	g_autoptr(store_object) held = store_object_ref(v2);
+	g_assert_true(held->cold == f.s);
+	store_db_fail_reads(f.db, true);
+	g_test_expect_message("store", G_LOG_LEVEL_CRITICAL, "*VM a (version 2) cannot be read*");
+	fx_close(&f);
+	g_test_assert_expected_messages();
+	g_assert_null(held->cold);
+	g_assert_null(store_object_encode(held, &error));
+	g_assert_error(error, HERD_ERROR, HERD_ERR_IO);
+	g_assert_nonnull(strstr(error->message, "is lost"));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1676,6 +1921,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/state/storage-refs", test_storage_refs);
 	g_test_add_func("/state/live-move-at-apply", test_live_move_at_apply);
 	g_test_add_func("/state/last-admin", test_last_admin);
+	g_test_add_func("/state/cold-texts", test_cold_texts);
+	g_test_add_func("/state/cold-unreadable", test_cold_unreadable);
 	int rc = g_test_run();
 	g_clear_pointer(&kept_data, g_ptr_array_unref);
 	return rc;
