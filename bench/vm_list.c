@@ -178,8 +178,8 @@ static measured measure(testnode *n1, const char *path, unsigned requests, size_
  * Its CPU is counted apart so that herd's part can be shown alone: the
  * check is half of a define's CPU here, and its cost moves with where
  * malloc finds its small blocks (16 more bytes in each store_object, and
- * nothing else changed, made it some 40 % dearer: notes/vm-text.md,
- * "Profile"). */
+ * nothing else changed, made it some 40 % dearer: bench/README.md, "cold
+ * texts"). */
 static gint64 settle_check_us;
 
 static bool settled_timed(testcluster *tc)
