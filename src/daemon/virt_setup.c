@@ -7,6 +7,7 @@
 #include "common/tls.h"
 #include "store/cluster.h"
 #include "store/node.h"
+#include "store/replica.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,10 +46,12 @@ struct herd_virt_setup {
 	char *problem;         /* why the node is not ready, or NULL */
 	char *logged;          /* the last problem logged */
 	bool logged_ready;     /* "set up" was logged since the last problem */
+	bool after_sync;       /* a look waits for the store's sync to end */
 };
 
 static void work(herd_virt_setup *vs);
 static gboolean on_retry(gpointer data);
+static void look_soon(herd_virt_setup *vs);
 
 /* ------------------------------------------------------------------ */
 /* What libvirtd owes, kept across herdd's restarts                    */
@@ -289,10 +292,28 @@ static void look(herd_virt_setup *vs)
 		report(vs);
 }
 
+/* Wait with a look while the store syncs, at most this long. */
+#define SYNC_WAIT_MS 1000
+
 static gboolean on_look(gpointer data)
 {
 	herd_virt_setup *vs = data;
 	vs->idle = 0;
+	/*
+	 * Not while the store syncs: a look writes a dozen files, each made
+	 * durable, on the main loop (0.1 s on a busy test host, the first
+	 * time a node joins), and the sync ends only once this node has taken
+	 * in every member's PERSISTED message.  A joining node's sync took
+	 * that much longer, and so did its join.  The sync's end (durable),
+	 * a change, or SYNC_WAIT_MS look again.
+	 */
+	if (replica_get_phase(herd_cluster_replica(vs->cluster)) == REPLICA_SYNCING) {
+		vs->after_sync = true;
+		if (!vs->timer)
+			vs->timer = g_timeout_add(SYNC_WAIT_MS, on_retry, vs);
+		return G_SOURCE_REMOVE;
+	}
+	vs->after_sync = false;
 	look(vs);
 	return G_SOURCE_REMOVE;
 }
@@ -311,6 +332,7 @@ static gboolean on_retry(gpointer data)
 {
 	herd_virt_setup *vs = data;
 	vs->timer = 0;
+	vs->after_sync = false;
 	look(vs);
 	return G_SOURCE_REMOVE;
 }
@@ -486,6 +508,13 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 		look_soon(vs);
 }
 
+static void on_durable(gpointer user)
+{
+	herd_virt_setup *vs = user;
+	if (vs->after_sync)
+		look_soon(vs);
+}
+
 herd_virt_setup *herd_virt_setup_new(const herd_virt_setup_config *cfg, herd_cluster *cluster,
 				     const char *node_name, const herd_virt_setup_io *io,
 				     gpointer user)
@@ -517,6 +546,7 @@ herd_virt_setup *herd_virt_setup_new(const herd_virt_setup_config *cfg, herd_clu
 	vs->retry_s = VIRT_SETUP_RETRY_FIRST_S;
 	owed_load(vs);
 	herd_cluster_listen(cluster, on_store_change, vs);
+	herd_cluster_on_durable(cluster, on_durable, vs);
 	look_soon(vs);
 	return vs;
 }
