@@ -51,7 +51,7 @@ static const char *const stmt_sql[STMT__COUNT] = {
 	[STMT_ADD_AUDIT] = "INSERT INTO audit(time_ms,origin,user,change,kind,name,uuid) "
 			   "VALUES (?,?,?,?,?,?,?)",
 	[STMT_PRUNE_AUDIT] = "DELETE FROM audit WHERE seq <= ?",
-	/* A VM's text that herdd does not keep in memory (store_state_cold). */
+	/* A VM's text that herdd does not keep in memory (store/state.h, "Cold texts"). */
 	[STMT_GET_OBJECT] = "SELECT version,data FROM objects WHERE kind=? AND uuid=?",
 };
 
