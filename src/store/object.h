@@ -95,8 +95,9 @@ json_t *store_object_data(const store_object *o, GError **error);
 char *store_object_encode(const store_object *o, GError **error);
 
 /* For store/state.c's cold texts: the digest of a VM's text (its CRC-32
- * and Adler-32: against a wrong row, not an adversary); drop @o's packed text, which @home's database
- * holds; take it back as @text (its store_object_encode()). */
+ * and Adler-32: against a wrong row, not an adversary); drop @o's packed
+ * text, which @home's database holds; take it back as @text (its
+ * store_object_encode()). */
 uint64_t store_object_text_digest(const char *text, size_t len);
 void store_object_set_cold(store_object *o, struct store_state *home);
 void store_object_set_warm(store_object *o, const char *text);

@@ -177,7 +177,7 @@ void replica_fail(replica *r, const GError *error)
 	/* The state goes on answering reads until replica_recover(): its
 	 * texts back in memory while the database still reads (best effort;
 	 * what cannot be read stays cold, and fails what asks for it). */
-	if (!store_state_warm_all(r->state, false))
+	if (!store_state_warm_all(r->state, false, NULL))
 		log_err("configuration store: some VMs' texts could not be read back");
 	r->phase = REPLICA_FAILED;
 	r->primary = false;

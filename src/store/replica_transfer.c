@@ -130,13 +130,8 @@ void replica_on_transfer(replica *r, uint32_t sender, herd_msg_type type, uint64
 			return;
 		/* The rows are rewritten: the VMs still held elsewhere take
 		 * their texts back while the rows are theirs. */
-		if (!store_state_warm_all(r->state, true)) {
-			g_set_error(&err, HERD_ERROR, HERD_ERR_IO,
-				    "The texts of VMs still in use could not be read back.");
-			replica_fail(r, err);
-			return;
-		}
-		if (!store_db_restore_dump(r->db, dump, &err) || !store_state_load(r->state, &err)) {
+		if (!store_state_warm_all(r->state, true, &err) ||
+		    !store_db_restore_dump(r->db, dump, &err) || !store_state_load(r->state, &err)) {
 			replica_fail(r, err);
 			return;
 		}

@@ -81,7 +81,7 @@ static bool warm(store_state *s, store_object *o, GError **error)
 	return true;
 }
 
-bool store_state_warm_all(store_state *s, bool shared_only)
+bool store_state_warm_all(store_state *s, bool shared_only, GError **error)
 {
 	bool ok = true;
 	GHashTableIter it;
@@ -94,6 +94,9 @@ bool store_state_warm_all(store_state *s, bool shared_only)
 		if (!warm(s, o, NULL)) /* logged by cold_text_failed() */
 			ok = false;
 	}
+	if (!ok)
+		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
+			    "The texts of VMs still in use could not be read back.");
 	return ok;
 }
 
@@ -141,7 +144,7 @@ void store_state_free(store_state *s)
 	/* Objects that outlive the state keep their texts; one whose text
 	 * cannot be read back (the database gone first) must not point at
 	 * the state any more: a read of it fails ("lost") instead. */
-	store_state_warm_all(s, true);
+	store_state_warm_all(s, true, NULL);
 	GHashTableIter it;
 	gpointer v;
 	g_hash_table_iter_init(&it, s->by_uuid[STORE_KIND_VM]);
@@ -253,11 +256,8 @@ bool store_state_load(store_state *s, GError **error)
 {
 	/* Those that others hold keep their texts (the rows are still theirs
 	 * unless a transfer rewrote them: it warms them all first). */
-	if (!store_state_warm_all(s, true)) {
-		g_set_error(error, HERD_ERROR, HERD_ERR_IO,
-			    "The texts of VMs still in use could not be read back.");
+	if (!store_state_warm_all(s, true, error))
 		return false;
-	}
 	g_hash_table_remove_all(s->unsettled);
 	s->rollbacks_seen = store_db_rollbacks(s->db);
 	for (int k = 0; k < STORE_KIND__COUNT; k++) {

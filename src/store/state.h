@@ -113,8 +113,9 @@ bool store_state_write_position(store_state *s, GError **error);
  * row has their version). */
 void store_state_settle(store_state *s);
 /* Warm the cold objects (only those referenced elsewhere too if
- * @shared_only); false if one could not be read (it stays cold). */
-bool store_state_warm_all(store_state *s, bool shared_only);
+ * @shared_only); false with @error if one could not be read (it stays
+ * cold; each is logged). */
+bool store_state_warm_all(store_state *s, bool shared_only, GError **error);
 /* @o's text from @s's database (g_free it), or NULL with @error if the
  * row is missing, another version, not its text, or unreadable. */
 char *store_state_cold_text(store_state *s, const store_object *o, GError **error);

@@ -1779,7 +1779,7 @@ static void test_cold_texts(void)
 			   "\"data\":{\"xml\":\"<domain><name>other</name></domain>\"}}"));
 	g_autoptr(json_t) dump = store_db_dump(o.db, NULL);
 	fx_close(&o);
-	g_assert_true(store_state_warm_all(f.s, true));
+	g_assert_true(store_state_warm_all(f.s, true, NULL));
 	g_assert_null(held4->cold);
 	g_assert_true(store_db_begin(f.db, NULL));
 	g_assert_true(store_db_restore_dump(f.db, dump, &error));
