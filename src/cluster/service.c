@@ -66,6 +66,8 @@ struct herd_cluster {
 	gint64 store_retry_at_us;   /* monotonic time of the next attempt */
 	char *store_retry_error;    /* why the last attempt did not recover, or NULL */
 	guint leave_idle;           /* leaving the group (after the callback) */
+	/* What this herd handed to the group, by message type (its status). */
+	uint64_t sent_messages[HERD_MSG__MAX], sent_bytes[HERD_MSG__MAX];
 };
 
 static void deferred_free(deferred *d)
@@ -78,10 +80,22 @@ static void deferred_free(deferred *d)
 /* ------------------------------------------------------------------ */
 /* Replica callbacks                                                   */
 
+/* Every message to the group goes here: counted by its type. */
+static bool bus_send(herd_cluster *c, const void *msg, size_t len)
+{
+	if (!c->bus->ops->send(c->bus, msg, len))
+		return false;
+	unsigned type = herd_wire_type_of(msg, len);
+	if (type < HERD_MSG__MAX) {
+		c->sent_messages[type]++;
+		c->sent_bytes[type] += len;
+	}
+	return true;
+}
+
 static bool on_replica_send(gpointer user, const void *msg, size_t len)
 {
-	herd_cluster *c = user;
-	return c->bus->ops->send(c->bus, msg, len);
+	return bus_send(user, msg, len);
 }
 
 static void on_replica_done(gpointer user, uint64_t req_id, json_t *result, const GError *error)
@@ -691,7 +705,7 @@ bool herd_cluster_send(herd_cluster *c, unsigned type, const void *payload, size
 		return false;
 	size_t n;
 	g_autofree void *m = herd_wire_encode((herd_msg_type)type, c->nodeid, 0, 0, payload, len, &n);
-	return c->bus->ops->send(c->bus, m, n);
+	return bus_send(c, m, n);
 }
 
 void herd_cluster_on_membership(herd_cluster *c, herd_cluster_membership_fn fn, gpointer user)
@@ -801,7 +815,13 @@ json_t *herd_cluster_status_json(herd_cluster *c)
 		refusal = failure->message;
 	replica_counters k;
 	replica_get_counters(c->replica, &k);
-	return json_pack("{s:s,s:b,s:o,s:o,s:{s:I,s:I,s:s},s:i,s:s?,s:I,s:{s:I,s:I,s:I,s:I}}",
+	json_t *sent = json_object();
+	for (unsigned t = 0; t < HERD_MSG__MAX; t++)
+		if (c->sent_messages[t])
+			json_object_set_new(sent, herd_wire_type_name(t),
+					    json_pack("{s:I,s:I}", "messages", (json_int_t)c->sent_messages[t],
+						      "bytes", (json_int_t)c->sent_bytes[t]));
+	return json_pack("{s:s,s:b,s:o,s:o,s:{s:I,s:I,s:s},s:i,s:s?,s:I,s:{s:I,s:I,s:I,s:I,s:o}}",
 			 "phase", phases[replica_get_phase(c->replica)],
 			 "primary", replica_is_primary(c->replica),
 			 "quorum", c->bus->ops->quorum_info(c->bus),
@@ -813,5 +833,5 @@ json_t *herd_cluster_status_json(herd_cluster *c)
 			 "rejected_messages", (json_int_t)replica_rejected_messages(c->replica),
 			 "counters", "applied", (json_int_t)k.applied, "commits", (json_int_t)k.commits,
 			 "commands_sent", (json_int_t)k.commands_sent, "persisted_sent",
-			 (json_int_t)k.persisted_sent);
+			 (json_int_t)k.persisted_sent, "sent", sent);
 }

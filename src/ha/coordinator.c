@@ -132,7 +132,8 @@ struct herd_sched_input {
 	GPtrArray *strings;   /* owned arrays */
 	GHashTable *by_uuid;  /* uuid -> index + 1, or NULL until asked */
 	int64_t steady_in_ms; /* until the next VM may fail back (not steady yet); 0: none */
-	int64_t awaited_in_ms; /* until the first awaited node counts as lost; 0: none */
+	int64_t awaited_in_ms; /* until the first awaited node counts as lost, or
+				* its join's alert is due; 0: none */
 };
 
 static bool contains(const uint32_t *ids, size_t n, uint32_t id)
@@ -262,7 +263,14 @@ herd_sched_input *herd_sched_input_build(const herd_coord_view *v, GHashTable *l
 			if (v->now_ms < until) {
 				n.awaited = true;
 				n.added = added_until > join_until_ms;
+				int64_t for_ms = MAX(v->now_ms - o->created_ms, 0);
+				n.added_for_s = n.added ? (unsigned)(for_ms / 1000) : 0;
+				/* Look again when it counts as lost, and when
+				 * its join's alert is due. */
 				int64_t in_ms = until - v->now_ms;
+				int64_t quiet_ms = (int64_t)sched_join_quiet_s(&hi->in) * 1000;
+				if (n.added && for_ms < quiet_ms)
+					in_ms = MIN(in_ms, quiet_ms - for_ms);
 				if (!hi->awaited_in_ms || in_ms < hi->awaited_in_ms)
 					hi->awaited_in_ms = in_ms;
 			}

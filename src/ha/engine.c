@@ -70,6 +70,7 @@ const char *engine_name_of(herd_engine *e, uint32_t nodeid)
 static void send_status(herd_engine *e)
 {
 	e->status_due = false;
+	e->links_due_ms = 0;
 	e->status_sent_ms = e->now_ms;
 	herd_node_resources res = { 0 };
 	e->virt->ops->resources(e->virt, &res);
@@ -405,6 +406,8 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 	e->virt->ops->resources(e->virt, &res);
 	if (res.memory_mib != e->resources_sent.memory_mib || res.cpus != e->resources_sent.cpus)
 		e->status_due = true;
+	if (e->links_due_ms && now_ms >= e->links_due_ms)
+		e->status_due = true;
 	if (e->status_due || !e->status_sent_ms || now_ms - e->status_sent_ms >= STATUS_REFRESH_MS)
 		send_status(e);
 	int64_t next = STATUS_REFRESH_MS - (now_ms - e->status_sent_ms);
@@ -419,6 +422,8 @@ void herd_engine_run(herd_engine *e, int64_t now_ms)
 		next = MIN(next, e->shutdown.deadline_ms - now_ms);
 	if (e->return_retry_ms > now_ms)
 		next = MIN(next, e->return_retry_ms - now_ms);
+	if (e->links_due_ms)
+		next = MIN(next, e->links_due_ms - now_ms);
 	/* A wall clock set back: the agent's or coordinator's time is not
 	 * there yet. */
 	if (e->due_ms)

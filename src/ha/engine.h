@@ -238,8 +238,13 @@ void herd_engine_set_fence_standby(herd_engine *e, json_t *agents);
  * {"agent":…,"pids":[…]}}}, nodes without any left out. */
 json_t *herd_engine_fence_standby(herd_engine *e);
 /* This node's knet links to each peer, {peer: [{"link","connected"}…]}
- * (ha/links.h): sent in its STATUS when they change. */
-void herd_engine_set_links(herd_engine *e, json_t *links);
+ * (ha/links.h) at @now_ms: sent in its STATUS when they changed, at the
+ * latest LINKS_REPORT_DELAY_MS later.  Only alerts follow from them, and
+ * a join changes every node's links twice within a second or two (the
+ * node added, then its link up) next to the membership change, whose
+ * STATUS takes them along: one STATUS instead of three. */
+#define LINKS_REPORT_DELAY_MS 2000
+void herd_engine_set_links(herd_engine *e, json_t *links, int64_t now_ms);
 /* The report of the latest herd check that any node ran, as it multicast
  * it ({"node","time_ms","results"}, ha/check.h): the coordinator alerts
  * about its failures until the next report. */

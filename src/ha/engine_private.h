@@ -84,6 +84,7 @@ struct herd_engine {
 	json_t *esan;                 /* its herd-san's state of each eSAN volume, or NULL */
 	json_t *fence_standby;        /* its waiting fence agents (ha/fence_pool.h), or NULL */
 	json_t *links;                /* its knet links to each peer (ha/links.h), or NULL */
+	int64_t links_due_ms;         /* they changed: in a STATUS by then; 0: sent */
 	json_t *ping;                 /* what it makes of the ping nodes (ha/ping.h), or NULL */
 	json_t *check_alerts;         /* the alerts of the latest herd check (ha/check.h), or NULL */
 	json_t *check_results;        /* that check's report ({"node","time_ms","results"}), or NULL */

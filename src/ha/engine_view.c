@@ -308,9 +308,16 @@ json_t *herd_engine_fence_standby(herd_engine *e)
 	return per_node(e, offsetof(herd_node_facts, fence_standby));
 }
 
-void herd_engine_set_links(herd_engine *e, json_t *links)
+void herd_engine_set_links(herd_engine *e, json_t *links, int64_t now_ms)
 {
-	set_reported(e, &e->links, links);
+	if (e->links == links || (e->links && links && json_equal(e->links, links)))
+		return;
+	json_decref(e->links);
+	e->links = json_incref(links);
+	if (e->links_due_ms)
+		return;
+	e->links_due_ms = now_ms + LINKS_REPORT_DELAY_MS;
+	e->io.wakeup(e->user, LINKS_REPORT_DELAY_MS);
 }
 
 void herd_engine_set_check(herd_engine *e, json_t *report)

@@ -471,7 +471,7 @@ void herd_ha_disk_grow(herd_ha *h, const char *uuid, const char *path, uint64_t 
 
 void herd_ha_set_links(herd_ha *h, json_t *links)
 {
-	herd_engine_set_links(h->engine, links);
+	herd_engine_set_links(h->engine, links, now_ms());
 }
 
 json_t *herd_ha_links(herd_ha *h)

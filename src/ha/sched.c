@@ -727,6 +727,11 @@ static void mend_rules(ctx *c, GPtrArray *order)
 	}
 }
 
+unsigned sched_join_quiet_s(const sched_input *in)
+{
+	return MIN(SCHED_JOIN_QUIET_S, in->join_timeout_s / 2);
+}
+
 sched_plan *sched_plan_compute(const sched_input *in)
 {
 	sched_plan *plan = g_new0(sched_plan, 1);
@@ -745,10 +750,12 @@ sched_plan *sched_plan_compute(const sched_input *in)
 				  n->name);
 		else if (lost(&c, n))
 			need_fence(&c, n, NULL); /* every lost node, VMs or not */
-		else if (awaited(&c, n) && n->added)
-			sched_add_alert(&c, SCHED_WARNING, NULL, n->name,
-				  "Node %s was added to the cluster and has not joined yet; herd fences it if it has not joined %u s after it was added (join_timeout_s).",
-				  n->name, in->join_timeout_s);
+		else if (awaited(&c, n) && n->added) {
+			if (n->added_for_s >= sched_join_quiet_s(in))
+				sched_add_alert(&c, SCHED_WARNING, NULL, n->name,
+					  "Node %s was added to the cluster and has not joined yet; herd fences it if it has not joined %u s after it was added (join_timeout_s).",
+					  n->name, in->join_timeout_s);
+		}
 		else if (awaited(&c, n))
 			sched_add_alert(&c, SCHED_WARNING, NULL, n->name,
 				  "Node %s has not joined since the cluster started; herd fences it if it has not joined %u s after the start (join_timeout_s).",

@@ -60,6 +60,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A node added to the node list and not joined yet is said so in an alert
+ * only once its join took this long (at most half its join_timeout_s): a
+ * join takes a second or two, and its alert, raised and cleared in each,
+ * was two changes of the store for every node joining. */
+#define SCHED_JOIN_QUIET_S 30
+
 typedef struct sched_node {
 	const char *name;
 	store_node_mode mode;    /* online, standby (its VMs move away), maintenance
@@ -74,6 +80,7 @@ typedef struct sched_node {
 				  * or added to the node list lately, within
 				  * join_timeout_s of that (its join under way) */
 	bool added;              /* awaited for the second reason */
+	unsigned added_for_s;    /* …since this long (SCHED_JOIN_QUIET_S) */
 	bool fence_covered;      /* a fence device has a plug for it */
 	bool allow_cold;         /* leaving service: a VM that cannot migrate live
 				  * moves with a restart */
@@ -250,6 +257,8 @@ typedef struct sched_plan {
 
 /* Decide.  Borrowed strings in the result point into @in. */
 sched_plan *sched_plan_compute(const sched_input *in);
+/* SCHED_JOIN_QUIET_S for @in's join_timeout_s. */
+unsigned sched_join_quiet_s(const sched_input *in);
 void sched_plan_free(sched_plan *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sched_plan, sched_plan_free)
 

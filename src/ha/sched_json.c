@@ -137,6 +137,9 @@ sched_json_input *sched_json_parse(json_t *j, GError **error)
 		n.down = get_bool(o, "down", false);
 		n.awaited = get_bool(o, "awaited", false);
 		n.added = n.awaited && get_bool(o, "added", false);
+		/* Cases without it: added long ago, said so at once. */
+		json_t *af = json_object_get(o, "added_for_s");
+		n.added_for_s = !n.added ? 0 : af ? (unsigned)json_integer_value(af) : 3600;
 		n.fence_covered = get_bool(o, "fence_covered", true);
 		n.allow_cold = get_bool(o, "allow_cold", false);
 		n.ping_lost = get_bool(o, "ping_lost", false);
@@ -307,8 +310,10 @@ json_t *sched_json_input_dump(const sched_input *in)
 						       n->fence_covered, "memory_mib", (json_int_t)n->memory_mib,
 						       "cpus", (int)n->cpus));
 		json_t *node = json_array_get(nodes, json_array_size(nodes) - 1);
-		if (n->added)
+		if (n->added) {
 			json_object_set_new(node, "added", json_true());
+			json_object_set_new(node, "added_for_s", json_integer(n->added_for_s));
+		}
 		if (n->allow_cold)
 			json_object_set_new(node, "allow_cold", json_true());
 		if (n->ping_lost)

@@ -43,6 +43,24 @@ static uint16_t get_le16(const uint8_t *p)
 	return (uint16_t)(p[0] | (p[1] << 8));
 }
 
+unsigned herd_wire_type_of(const void *msg, size_t len)
+{
+	return len >= HERD_WIRE_HEADER_SIZE ? get_le16((const uint8_t *)msg + 6) : 0;
+}
+
+const char *herd_wire_type_name(unsigned type)
+{
+	static const char *const names[HERD_MSG__MAX] = {
+		[HERD_MSG_SYNC_START] = "SYNC_START", [HERD_MSG_STATE] = "STATE",
+		[HERD_MSG_SNAPSHOT] = "SNAPSHOT",     [HERD_MSG_COMMAND] = "COMMAND",
+		[HERD_MSG_PERSISTED] = "PERSISTED",   [HERD_MSG_STATUS] = "STATUS",
+		[HERD_MSG_VM_REQUEST] = "VM_REQUEST", [HERD_MSG_VM_REPLY] = "VM_REPLY",
+		[HERD_MSG_LEAVING] = "LEAVING",       [HERD_MSG_PROGRESS] = "PROGRESS",
+		[HERD_MSG_CHECK] = "CHECK",           [HERD_MSG_CATCHUP] = "CATCHUP",
+	};
+	return type < HERD_MSG__MAX ? names[type] : NULL;
+}
+
 void *herd_wire_encode(herd_msg_type type, uint32_t sender, uint64_t epoch, uint64_t msg_id,
 		       const void *payload, size_t len, size_t *out_len)
 {

@@ -42,6 +42,11 @@ typedef enum {
 	HERD_MSG__MAX
 } herd_msg_type;
 
+/* The type in the header of @msg (@len bytes, unchecked), 0 if too short. */
+unsigned herd_wire_type_of(const void *msg, size_t len);
+/* @type's name ("STATUS"), or NULL if it is not one of herd_msg_type. */
+const char *herd_wire_type_name(unsigned type);
+
 /* Is a message of @type the store's (replica_deliver()), not the HA
  * engine's soft state? */
 static inline bool herd_msg_is_store(unsigned type)

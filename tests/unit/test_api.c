@@ -65,6 +65,12 @@ static void test_status(fixture *f, gconstpointer data)
 	g_assert_true(json_is_true(json_object_get(json_object_get(cluster, "quorum"), "quorate")));
 	g_assert_cmpuint(json_array_size(json_object_get(cluster, "members")), ==, 3);
 	g_assert_cmpuint(json_array_size(json_object_get(cluster, "nodes")), ==, 3);
+	/* what this node sent to the group, by type: its STATUS at least */
+	json_t *status_sent = json_object_get(json_object_get(json_object_get(cluster, "counters"), "sent"),
+					      "STATUS");
+	g_assert_cmpint(json_integer_value(json_object_get(status_sent, "messages")), >, 0);
+	g_assert_cmpint(json_integer_value(json_object_get(status_sent, "bytes")), >,
+			json_integer_value(json_object_get(status_sent, "messages")) * HERD_WIRE_HEADER_SIZE);
 	json_t *vms = json_object_get(j, "vms");
 	g_assert_cmpint(json_integer_value(json_object_get(vms, "defined")), ==, 2);
 	g_assert_cmpint(json_integer_value(json_object_get(vms, "running")), ==, 1);
@@ -420,9 +426,12 @@ static void test_cluster_add_node(fixture *f, gconstpointer data)
 							  "state")), ==, "down");
 	/* Its join under way, the coordinator gives it join_timeout_s from
 	 * when it was added before it counts as lost: no fence, no "no
-	 * fence device covers it" (fence_idle_nodes is on), a warning that
-	 * it has not joined yet.  Then it is lost. */
+	 * fence device covers it" (fence_idle_nodes is on), and once the
+	 * join took half of that (SCHED_JOIN_QUIET_S, at most), a warning
+	 * that it has not joined yet.  Then it is lost. */
 	TEST_WAIT(alert_says(f, 1, "Node n4 was added to the cluster and has not joined yet; herd fences it if it has not joined 4 s after it was added (join_timeout_s)."));
+	store_object *n4 = store_state_get_by_name(herd_cluster_state(f->n[1]->cluster), STORE_KIND_NODE, "n4");
+	g_assert_cmpint(g_get_real_time() / 1000 - n4->created_ms, >=, 2000);
 	g_assert_false(alert_says(f, 1, "Node n4 is lost"));
 	TEST_WAIT(alert_says(f, 1, "Node n4 is lost and no fence device covers it"));
 

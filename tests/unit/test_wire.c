@@ -62,6 +62,22 @@ static void test_round_trip(void)
 
 /* The header's bytes are little-endian whatever the host: check them one
  * by one against the layout in wire.h. */
+/* The type read off a message without checking it (the send counters),
+ * and every type's name. */
+static void test_type_of(void)
+{
+	size_t len = 0;
+	g_autofree uint8_t *m = herd_wire_encode(HERD_MSG_CATCHUP, 2, 0, 0, "x", 1, &len);
+	g_assert_cmpuint(herd_wire_type_of(m, len), ==, HERD_MSG_CATCHUP);
+	g_assert_cmpuint(herd_wire_type_of(m, HERD_WIRE_HEADER_SIZE - 1), ==, 0);
+	g_assert_cmpstr(herd_wire_type_name(HERD_MSG_CATCHUP), ==, "CATCHUP");
+	g_assert_cmpstr(herd_wire_type_name(HERD_MSG_STATUS), ==, "STATUS");
+	for (unsigned t = HERD_MSG_SYNC_START; t < HERD_MSG__MAX; t++)
+		g_assert_nonnull(herd_wire_type_name(t));
+	g_assert_null(herd_wire_type_name(0));
+	g_assert_null(herd_wire_type_name(HERD_MSG__MAX));
+}
+
 static void test_byte_order(void)
 {
 	size_t len;
@@ -223,6 +239,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/wire/le-helpers", test_le_helpers);
 	g_test_add_func("/wire/round-trip", test_round_trip);
 	g_test_add_func("/wire/byte-order", test_byte_order);
+	g_test_add_func("/wire/type-of", test_type_of);
 	g_test_add_func("/wire/rejections", test_rejections);
 	g_test_add_func("/wire/payload-limit", test_payload_limit);
 	g_test_add_func("/wire/newer-peer", test_newer_peer);
