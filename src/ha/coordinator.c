@@ -51,6 +51,8 @@ struct herd_coord {
 	rebalance_state rebalance; /* since when the load has been uneven (ha/rebalance.h) */
 	/* Nodes that reach no ping node, as decided on (see hold_ping()). */
 	GHashTable *ping_cut;      /* names: the set acted on */
+	GHashTable *virt_since;    /* node id -> when its libvirtd was first seen not
+				    * answering, ms (ha/health.h); while active */
 	GHashTable *ping_next;     /* names: the set the nodes say now, if it differs */
 	int64_t ping_next_since_ms;
 	GHashTable *evacuating;    /* node name, or "switchover:" and its name -> VMs it held
@@ -97,6 +99,7 @@ herd_coord *herd_coord_new(const herd_coord_io *io, gpointer user)
 	c->n_plus_1 = true;
 	c->at_risk = json_object();
 	c->ping_cut = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	c->virt_since = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	c->evacuating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return c;
 }
@@ -114,6 +117,7 @@ void herd_coord_free(herd_coord *c)
 	json_decref(c->events);
 	json_decref(c->at_risk);
 	g_hash_table_destroy(c->ping_cut);
+	g_hash_table_destroy(c->virt_since);
 	g_hash_table_destroy(c->evacuating);
 	if (c->ping_next)
 		g_hash_table_destroy(c->ping_next);
@@ -799,7 +803,8 @@ static void set_alerts(herd_coord *c, const sched_input *in, const sched_plan *p
 	json_t *at_risk = json_object();
 	for (size_t i = 0; i < in->n_nodes; i++)
 		json_object_set_new(at_risk, in->nodes[i].name, json_integer(plan->unsafe_if_lost[i]));
-	herd_health_alerts(alerts, view->st, view->facts, c->ping_cut, plan->n_plus_1, at_risk);
+	herd_health_alerts(alerts, view->st, view->facts, c->virt_since, view->now_ms, c->ping_cut,
+			   plan->n_plus_1, at_risk);
 	if (view->check_alerts)
 		json_array_extend(alerts, view->check_alerts);
 	bool changed = !json_equal(alerts, c->alerts) || plan->n_plus_1 != c->n_plus_1 ||
@@ -882,6 +887,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	}
 	if (!c->active) {
 		g_hash_table_remove_all(c->unwanted);
+		g_hash_table_remove_all(c->virt_since);
 		return;
 	}
 	if (!c->self_name) {
@@ -923,6 +929,7 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 	for (size_t i = 0; i < v->n_group; i++)
 		union_into(seen, herd_facts_fresh(v->facts, v->group[i])->seen);
 	herd_coord_joins joins = { seen, c->quorate_since_ms };
+	int64_t virt_alert_in = herd_health_virt_watch(c->virt_since, v->st, v->facts, v->now_ms);
 	g_autoptr(herd_sched_input) hi = herd_sched_input_build(v, c->local_down, c->unwanted, &joins);
 	hold_ping(c, v, hi);
 	g_autoptr(sched_plan) plan = sched_plan_compute(herd_sched_input_get(hi));
@@ -941,6 +948,8 @@ void herd_coord_run(herd_coord *c, const herd_coord_view *v)
 		c->io.wakeup(c->user, hi->steady_in_ms);
 	if (hi->awaited_in_ms > 0)
 		c->io.wakeup(c->user, hi->awaited_in_ms);
+	if (virt_alert_in > 0)
+		c->io.wakeup(c->user, virt_alert_in);
 }
 
 void herd_coord_committed(herd_coord *c, const GError *error)

@@ -5,13 +5,44 @@
 
 #include <string.h>
 
-static void virt_alerts(json_t *alerts, store_state *st, herd_facts *facts)
+int64_t herd_health_virt_watch(GHashTable *since, store_state *st, herd_facts *facts, int64_t now_ms)
+{
+	g_autoptr(GHashTable) listed = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_autoptr(GPtrArray) nodes = store_node_list_by_id(st);
+	for (guint i = 0; i < nodes->len; i++) {
+		gpointer id = GUINT_TO_POINTER(store_node_of(nodes->pdata[i])->nodeid);
+		g_hash_table_add(listed, id);
+		herd_node_facts *f = herd_facts_fresh(facts, GPOINTER_TO_UINT(id));
+		if (f && f->virt_ok)
+			g_hash_table_remove(since, id);
+		else if (f && !g_hash_table_contains(since, id))
+			g_hash_table_insert(since, id, g_memdup2(&now_ms, sizeof(now_ms)));
+	}
+	int64_t next = 0;
+	GHashTableIter it;
+	gpointer id, first;
+	g_hash_table_iter_init(&it, since);
+	while (g_hash_table_iter_next(&it, &id, &first)) {
+		if (!g_hash_table_contains(listed, id)) {
+			g_hash_table_iter_remove(&it);
+			continue;
+		}
+		int64_t in = *(int64_t *)first + HEALTH_VIRT_DOWN_ALERT_MS - now_ms;
+		if (in > 0 && (!next || in < next))
+			next = in;
+	}
+	return next;
+}
+
+static void virt_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHashTable *since,
+			int64_t now_ms)
 {
 	g_autoptr(GPtrArray) nodes = store_node_list_by_id(st);
 	for (guint i = 0; i < nodes->len; i++) {
 		store_object *n = nodes->pdata[i];
 		herd_node_facts *f = herd_facts_fresh(facts, store_node_of(n)->nodeid);
-		if (!f || f->virt_ok)
+		const int64_t *first = g_hash_table_lookup(since, GUINT_TO_POINTER(store_node_of(n)->nodeid));
+		if (!f || f->virt_ok || !first || now_ms - *first < HEALTH_VIRT_DOWN_ALERT_MS)
 			continue;
 		g_autofree char *msg = g_strdup_printf(
 			"libvirtd on node %s does not answer: herd can neither start, stop nor see VMs there, "
@@ -131,10 +162,10 @@ static void ping_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHas
 	g_string_free(reaching, TRUE);
 }
 
-void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHashTable *ping_cut,
-			bool n_plus_1, json_t *at_risk)
+void herd_health_alerts(json_t *alerts, store_state *st, herd_facts *facts, GHashTable *virt_since,
+			int64_t now_ms, GHashTable *ping_cut, bool n_plus_1, json_t *at_risk)
 {
-	virt_alerts(alerts, st, facts);
+	virt_alerts(alerts, st, facts, virt_since, now_ms);
 	storage_alerts(alerts, st, facts);
 	ping_alerts(alerts, st, facts, ping_cut);
 	if (n_plus_1)

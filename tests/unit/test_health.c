@@ -18,6 +18,8 @@ typedef struct {
 	test_store *t;
 	herd_facts *facts;
 	GHashTable *ping_cut;      /* the nodes the coordinator takes for cut off */
+	GHashTable *virt_since;    /* the coordinator's watch on libvirtds not answering */
+	int64_t now_ms;
 } fixture;
 
 static void apply(fixture *x, json_t *cmd)
@@ -39,12 +41,15 @@ static void setup(fixture *x, gconstpointer data)
 	apply(x, store_storage_cmd_create(ST2, "data", b));
 	x->facts = herd_facts_new();
 	x->ping_cut = g_hash_table_new(g_str_hash, g_str_equal);
+	x->virt_since = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	x->now_ms = 1000000;
 }
 
 static void teardown(fixture *x, gconstpointer data)
 {
 	herd_facts_free(x->facts);
 	g_hash_table_destroy(x->ping_cut);
+	g_hash_table_destroy(x->virt_since);
 	test_store_free(x->t);
 }
 
@@ -73,7 +78,7 @@ static json_t *alerts(fixture *x, bool n_plus_1, const char *at_risk)
 {
 	json_t *out = json_array();
 	g_autoptr(json_t) risk = json_loads(at_risk, 0, NULL);
-	herd_health_alerts(out, x->t->st, x->facts, x->ping_cut, n_plus_1, risk);
+	herd_health_alerts(out, x->t->st, x->facts, x->virt_since, x->now_ms, x->ping_cut, n_plus_1, risk);
 	return out;
 }
 
@@ -90,19 +95,51 @@ static void test_healthy(fixture *x, gconstpointer data)
 	g_assert_cmpuint(json_array_size(a), ==, 0);
 }
 
+/* The alerts after the coordinator's watch looked at @now_ms. */
+static json_t *alerts_at(fixture *x, int64_t now_ms, int64_t *due_in_ms)
+{
+	x->now_ms = now_ms;
+	*due_in_ms = herd_health_virt_watch(x->virt_since, x->t->st, x->facts, now_ms);
+	return alerts(x, true, "{}");
+}
+
 static void test_virt_down(fixture *x, gconstpointer data)
 {
+	const int64_t t0 = 1000000;
+	int64_t due;
 	report(x, 1, "n1", true, "{}");
 	report(x, 2, "n2", false, "{}");
-	g_autoptr(json_t) a = alerts(x, true, "{}");
+	/* Not at once (a libvirtd restarting), and the coordinator is told
+	 * when to look again. */
+	g_autoptr(json_t) a0 = alerts_at(x, t0, &due);
+	g_assert_cmpuint(json_array_size(a0), ==, 0);
+	g_assert_cmpint(due, ==, HEALTH_VIRT_DOWN_ALERT_MS);
+	g_autoptr(json_t) a1 = alerts_at(x, t0 + HEALTH_VIRT_DOWN_ALERT_MS - 1, &due);
+	g_assert_cmpuint(json_array_size(a1), ==, 0);
+	g_assert_cmpint(due, ==, 1);
+	g_autoptr(json_t) a = alerts_at(x, t0 + HEALTH_VIRT_DOWN_ALERT_MS, &due);
+	g_assert_cmpint(due, ==, 0);
 	g_assert_cmpuint(json_array_size(a), ==, 1);
 	g_assert_cmpstr(field(a, 0, "kind"), ==, "virt_down");
 	g_assert_cmpstr(field(a, 0, "node"), ==, "n2");
 	g_assert_cmpstr(field(a, 0, "severity"), ==, "critical");
-	/* Stale facts (a membership change since): nothing said. */
+	/* Stale facts (a membership change since): nothing said, and the
+	 * time it has not answered is kept. */
 	herd_facts_new_round(x->facts);
-	g_autoptr(json_t) b = alerts(x, true, "{}");
+	g_autoptr(json_t) b = alerts_at(x, t0 + 20000, &due);
 	g_assert_cmpuint(json_array_size(b), ==, 0);
+	report(x, 2, "n2", false, "{}");
+	g_autoptr(json_t) c = alerts_at(x, t0 + 20001, &due);
+	g_assert_cmpuint(json_array_size(c), ==, 1);
+	/* It answers again: forgotten, and a new failure waits anew. */
+	report(x, 2, "n2", true, "{}");
+	g_autoptr(json_t) d = alerts_at(x, t0 + 30000, &due);
+	g_assert_cmpuint(json_array_size(d), ==, 0);
+	g_assert_cmpuint(g_hash_table_size(x->virt_since), ==, 0);
+	report(x, 2, "n2", false, "{}");
+	g_autoptr(json_t) e = alerts_at(x, t0 + 31000, &due);
+	g_assert_cmpuint(json_array_size(e), ==, 0);
+	g_assert_cmpint(due, ==, HEALTH_VIRT_DOWN_ALERT_MS);
 }
 
 /* 80 % warns, 90 % is critical; the fullest view counts; unknown storages
