@@ -51,10 +51,10 @@ struct herd_coord {
 	rebalance_state rebalance; /* since when the load has been uneven (ha/rebalance.h) */
 	/* Nodes that reach no ping node, as decided on (see hold_ping()). */
 	GHashTable *ping_cut;      /* names: the set acted on */
-	GHashTable *virt_since;    /* node id -> when its libvirtd was first seen not
-				    * answering, ms (ha/health.h); while active */
 	GHashTable *ping_next;     /* names: the set the nodes say now, if it differs */
 	int64_t ping_next_since_ms;
+	GHashTable *virt_since;    /* node id -> when its libvirtd was first seen not
+				    * answering, ms (ha/health.h); while active */
 	GHashTable *evacuating;    /* node name, or "switchover:" and its name -> VMs it held
 				    * when its evacuation or switchover began (evacuations()) */
 };

@@ -246,15 +246,22 @@ json_t *herd_engine_reach(herd_engine *e, const char *uuid)
 	return out;
 }
 
-/* Keep @value (referenced) in *@slot, a part of this node's STATUS, and
- * send it soon — unless it says what *@slot says already. */
-static void set_reported(herd_engine *e, json_t **slot, json_t *value)
+/* Keep @value (referenced) in *@slot, a part of this node's STATUS, unless
+ * it says what *@slot says already; did it change? */
+static bool keep_reported(json_t **slot, json_t *value)
 {
 	if (*slot == value || (*slot && value && json_equal(*slot, value)))
-		return;
+		return false;
 	json_decref(*slot);
 	*slot = json_incref(value);
-	status_soon(e);
+	return true;
+}
+
+/* keep_reported(), and send it soon if it changed. */
+static void set_reported(herd_engine *e, json_t **slot, json_t *value)
+{
+	if (keep_reported(slot, value))
+		status_soon(e);
 }
 
 /* {node: the member at @offset of its fresh facts (a json_t *)}, nodes
@@ -310,11 +317,7 @@ json_t *herd_engine_fence_standby(herd_engine *e)
 
 void herd_engine_set_links(herd_engine *e, json_t *links, int64_t now_ms)
 {
-	if (e->links == links || (e->links && links && json_equal(e->links, links)))
-		return;
-	json_decref(e->links);
-	e->links = json_incref(links);
-	if (e->links_due_ms)
+	if (!keep_reported(&e->links, links) || e->links_due_ms)
 		return;
 	e->links_due_ms = now_ms + LINKS_REPORT_DELAY_MS;
 	e->io.wakeup(e->user, LINKS_REPORT_DELAY_MS);
