@@ -33,8 +33,9 @@ int64_t herd_health_virt_watch(GHashTable *since, store_state *st, herd_facts *f
 
 /* Append to @alerts: "virt_down" for each node with fresh facts whose
  * hypervisor connection fails, once it has for HEALTH_VIRT_DOWN_ALERT_MS
- * by @virt_since (herd_health_virt_watch()'s) at @now_ms; "storage_full" for each storage that a
- * node sees used at or beyond the thresholds (the fullest view counts);
+ * by @virt_since (herd_health_virt_watch()'s) at @now_ms; "storage_full"
+ * for each storage that a node sees used at or beyond the thresholds (the
+ * fullest view counts);
  * "ping_lost" for each node of @ping_cut (names: those the scheduler takes
  * for cut off from the ping nodes, see coordinator.c) while an online node
  * outside it can take VMs, or one "ping_lost_all" when none can;
