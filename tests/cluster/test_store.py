@@ -157,7 +157,7 @@ def wait_synced(tn, nodes, member_ids, timeout=30, what=""):
 def expect_blank(tn, i, what):
     """Node i holds no cluster: its herd says so, it has no corosync.conf."""
     p = herd(tn, i, "cluster", "status")
-    conf = os.path.join(tn.tn.node_dir(i), "fs/etc/corosync/corosync.conf")
+    conf = os.path.join(testnodes.corosync_dir_on_host(tn.tn, i), "corosync.conf")
     expect(p.returncode == 1 and re.search(r"not part of a cluster", p.stderr) and
            not os.path.exists(conf),
            f"{what}: n{i} is not blank (cluster status exit {p.returncode}: "
