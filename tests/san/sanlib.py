@@ -237,20 +237,53 @@ class Replica:
         except OSError:
             return ""
 
-    def qemu_io(self, *cmds, background=False):
-        """qemu-io through the local unix socket (the UUID export)."""
+    def qemu_io(self, *cmds, background=False, fed=False):
+        """qemu-io through the local unix socket (the UUID export); with
+        @fed, it reads its commands from its stdin (see Writer)."""
         argv = ["qemu-io", "-f", "raw", "-t", "none"]
         for c in cmds:
             argv += ["-c", c]
         argv.append(f"nbd+unix:///{UUID}?socket={self.sock_path}")
         if background:
-            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            return subprocess.Popen(argv, stdin=subprocess.PIPE if fed else None,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         return p
+
+    def qemu_io_fed(self):
+        """qemu-io through the local unix socket, fed its commands while it
+        runs (a Writer)."""
+        return Writer(self.qemu_io(background=True, fed=True))
 
     def content(self):
         with open(self.file, "rb") as f:
             return f.read()
+
+
+class Writer:
+    """A local writer that keeps the volume open until the test lets it
+    go, whatever the machine's pace: qemu-io reading its commands from a
+    pipe, so what a test checks while it is open does not race a sleep."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def send(self, *cmds):
+        self.proc.stdin.write("".join(c + "\n" for c in cmds))
+        self.proc.stdin.flush()
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def finish(self, *cmds, timeout=120):
+        """@cmds, then the end of its input: its exit status and output."""
+        out, _ = self.proc.communicate("".join(c + "\n" for c in cmds), timeout=timeout)
+        return self.proc.returncode, out
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.communicate()
 
 
 def first_difference(a, b):

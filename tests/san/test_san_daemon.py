@@ -166,6 +166,7 @@ class SanNode:
 
     # qemu-io through the local unix socket, as sanlib runs it
     qemu_io = Replica.qemu_io
+    qemu_io_fed = Replica.qemu_io_fed
 
     def replica(self):
         with open(self.path("img"), "rb") as f:
@@ -271,19 +272,24 @@ def bad_ops(a, b):
 def restart_while_writing(a, b):
     say("3. herd-san killed and started again while qemu-io writes")
     old = a.nbdkit_pid()
-    cmds = []
-    for i in range(150):
-        cmds += [f"write -P {i % 250 + 1} {i * 65536} 64k", "flush", "sleep 20"]
-    writer = a.qemu_io(*cmds, background=True)
-    wait_until(lambda: b.replica()[0:1] == b"\x01", 30, "the first write on b's replica")
-    a.kill()
-    check(writer.poll() is None, "qemu-io still writes after herd-san was killed")
-    check(a.nbdkit_pid() == old, "the nbdkit outlives herd-san")
-    a.start()
-    wait_until(lambda: "adopted its running nbdkit" in a.tail(40), 20, "the new herd-san to adopt nbdkit")
-    check(f"(pid {old})" in a.tail(40), f"it adopted nbdkit {old}: {a.tail(5)}")
-    out, _ = writer.communicate(timeout=180)
-    check(writer.returncode == 0 and "failed" not in out, f"the writes went on: {out[-500:]}")
+    writes = [[f"write -P {i % 250 + 1} {i * 65536} 64k", "flush", "sleep 20"] for i in range(150)]
+    # half of the writes before herd-san is killed (some of them while it
+    # is away), the other half once a new one runs: the writer's volume
+    # stays open throughout, however slow the machine
+    writer = a.qemu_io_fed()
+    try:
+        writer.send(*sum(writes[:75], []))
+        wait_until(lambda: b.replica()[0:1] == b"\x01", 30, "the first write on b's replica")
+        a.kill()
+        check(writer.running(), "qemu-io goes on after herd-san was killed")
+        check(a.nbdkit_pid() == old, "the nbdkit outlives herd-san")
+        a.start()
+        wait_until(lambda: "adopted its running nbdkit" in a.tail(40), 20, "the new herd-san to adopt nbdkit")
+        check(f"(pid {old})" in a.tail(40), f"it adopted nbdkit {old}: {a.tail(5)}")
+        status, out = writer.finish(*sum(writes[75:], []), timeout=180)
+        check(status == 0 and "failed" not in out, f"the writes went on: {out[-500:]}")
+    finally:
+        writer.kill()
     check(nbdkits_under(a.dir) == [old], f"one nbdkit, the old one ({nbdkits_under(a.dir)})")
     equal_replicas(a, b, "after the writes across the restart")
     data = b.replica()
@@ -361,7 +367,7 @@ def new_addresses(a, b):
         a.address = "127.0.0.1"
         check(a.ctl.request(**a.volume(b, size=2 * SIZE)) == {"ok": True}, "a: volume back on 127.0.0.1")
 
-    restart_waits_for_writer(a, ("write -P 0x24 6M 64k", "flush", "sleep 8000", "write -P 0x25 7M 64k", "flush"),
+    restart_waits_for_writer(a, ("write -P 0x24 6M 64k", "flush"), ("write -P 0x25 7M 64k", "flush"),
                              move_back, "once its local writer closes", "the move", "on the new address")
     check(b.ctl.request(**b.volume(a, size=2 * SIZE)) == {"ok": True}, "b: its peer back on 127.0.0.1")
     for n in (a, b):
@@ -371,26 +377,27 @@ def new_addresses(a, b):
     equal_replicas(a, b, "after the writer's writes and the move")
 
 
-def restart_waits_for_writer(r, writes, change, reason, what, after):
-    """@change restarts replica @r's nbdkit while a local writer (qemu-io
-    @writes, with a pause) has the volume open: r says it waits (an event
+def restart_waits_for_writer(r, first, then, change, reason, what, after):
+    """@change restarts replica @r's nbdkit while a local writer (qemu-io,
+    fed @first, then @then) has the volume open: r says it waits (an event
     naming @reason), keeps its nbdkit until the writer, whose I/O goes on,
     closes, and then restarts it."""
-    writer = r.qemu_io(*writes, background=True)
+    writer = r.qemu_io_fed()
     try:
+        writer.send(*first)
         wait_until(lambda: r.state().get("writer") is True, 20, f"{r.name}'s local writer to open", interval=0.2)
         before = r.nbdkit_pid()
         n = len(r.ctl.seen("error", uuid=UUID))
         change()
         ev = wait_until(lambda: r.ctl.seen("error", uuid=UUID)[n:], 10, f"an event that {what} waits")[0]
         check(reason in ev["message"], f"the event says why: {ev}")
-        check(r.nbdkit_pid() == before, f"{r.name}'s nbdkit was restarted under its writer")
-        out, _ = writer.communicate(timeout=120)
-        check(writer.returncode == 0 and "failed" not in out, f"the writer's I/O went on: {out.strip()}")
+        writer.send(*then)
+        check(r.state().get("writer") is True and r.nbdkit_pid() == before,
+              f"{r.name}'s nbdkit was restarted under its writer")
+        status, out = writer.finish(timeout=120)
+        check(status == 0 and "failed" not in out, f"the writer's I/O went on: {out.strip()}")
     finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
+        writer.kill()
     wait_until(lambda: r.nbdkit_pid() not in (None, before), 30, f"{r.name}'s nbdkit {after}")
 
 
@@ -412,7 +419,7 @@ def renewed_certs(a, b, ca):
         ca.node("b", b.tls, addresses=("127.0.0.1", "127.0.0.2", "127.0.0.3"))
         check(b.ctl.request(**b.config()) == {"ok": True}, "b: config (the check runs at once)")
 
-    restart_waits_for_writer(b, ("write -P 0x4e 10M 64k", "flush", "sleep 4000", "write -P 0x4f 11M 64k", "flush"),
+    restart_waits_for_writer(b, ("write -P 0x4e 10M 64k", "flush"), ("write -P 0x4f 11M 64k", "flush"),
                              renew, "renewed certificates once its local writer closes", "the renewal",
                              "with the new certificate")
     for n in (a, b):
