@@ -1,6 +1,6 @@
 /*
  * The cluster as a resource: create, join (the new node's side and the
- * member's side), leave (src/cluster/formation.c does the work), its status,
+ * member's side), leave (src/cluster/formation.c and admission.c do the work), its status,
  * its CA and its settings.
  */
 #define G_LOG_DOMAIN "api"

@@ -156,7 +156,7 @@ void herd_corosync_conf_remove(const char *dir)
  * all, and from some 20 members on corosync alone filled both cores of the
  * test machine and 32 nodes never formed.)  The member that admits a new
  * node asks too, after the same wait, before it answers the new node
- * (formation.c); the lowest member does not ask again if that was its
+ * (admission.c); the lowest member does not ask again if that was its
  * own, and its reload changes nothing if it was another's.  A herdd
  * that starts and finds its file out of date asks itself: its corosync may
  * have missed changes made while herdd was down.

@@ -1,6 +1,6 @@
 /*
  * The joins a member was asked for, waiting their turn (the pure core of
- * formation.c's member side: no I/O, the time passed in).
+ * admission.c, the member's side of a join: no I/O, the time passed in).
  *
  * A join adds a node to the node list before that node is up, so the
  * partition's majority (the store's primary rule: more than half of the

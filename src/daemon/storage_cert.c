@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-/* As a node's certificate from its join (cluster/formation.c). */
+/* As a node's certificate from its join (CERT_DAYS, cluster/formation_priv.h). */
 #define STORAGE_CERT_DAYS 3650
 
 /* Does @dir hold a certificate for @address signed by @ca_pem, with its CA
