@@ -102,7 +102,9 @@ uint64_t herd_engine_full_runs(herd_engine *e);
 void herd_engine_message(herd_engine *e, uint32_t sender, unsigned type, const void *payload,
 			 size_t len, int64_t now_ms);
 /* Membership changed: the group (@group, in the agreed order of its
- * messages), or the ring or quorum (not @group, at no agreed point). */
+ * messages), or the ring or quorum (not @group, at no agreed point).  A
+ * change of the group asks for this node's STATUS: at once, or after the
+ * store's sync when the group only grew (engine.c, STATUS_SYNC_WAIT_MS). */
 void herd_engine_membership(herd_engine *e, bool group);
 /* Store objects changed (@changes of store_change*; NULL: everything). */
 void herd_engine_store_changed(herd_engine *e, GPtrArray *changes);

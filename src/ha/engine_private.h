@@ -66,6 +66,12 @@ struct herd_engine {
 	herd_coord *coord;
 	int64_t now_ms;               /* of the event being handled */
 	bool status_due;
+	/* The group grew and nobody left it: the STATUS that asks for waits
+	 * for the store's sync, until status_hold_ms at most (0: not set yet). */
+	bool status_after_sync;
+	int64_t status_hold_ms;
+	uint32_t *last_group;         /* the group at its last change (n_last_group ids) */
+	size_t n_last_group;
 	int64_t status_sent_ms;       /* 0: never */
 	herd_node_resources resources_sent;
 	GHashTable *requests;         /* id -> vm_request* */

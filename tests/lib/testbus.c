@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "simbus.h"
+#include "store/wire.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct testbus {
 	bool dispatching;            /* delivering: membership changes wait */
 	bool membership_dirty;
 	unsigned reloads;
+	uint32_t watched;            /* testbus_watch(): its deliveries go to watch_log */
+	GArray *watch_log;
 };
 
 #define MEMBER_OF(smp) ((member *)((char *)(smp) - offsetof(member, sm)))
@@ -77,12 +80,17 @@ static void on_simbus_deliver(simbus_member *sm, const simbus_msg *msg, gpointer
 	if (!up(m))
 		return; /* powered off or stopped: it hears nothing more */
 	m->got = true;
+	gsize len = 0;
+	const void *data = msg->bytes ? g_bytes_get_data(msg->bytes, &len) : NULL;
+	if (m->net->watch_log && m->nodeid == m->net->watched) {
+		testbus_delivery d = { .sender = msg->bytes ? msg->sender : 0,
+				       .type = msg->bytes ? herd_wire_type_of(data, len) : 0 };
+		g_array_append_val(m->net->watch_log, d);
+	}
 	if (!msg->bytes) {
 		m->bus.cb.confchg(m->bus.user, msg->members, msg->n_members);
 		return;
 	}
-	gsize len;
-	const void *data = g_bytes_get_data(msg->bytes, &len);
 	m->bus.cb.deliver(m->bus.user, msg->sender, data, len);
 }
 
@@ -398,4 +406,10 @@ bool testbus_quiet(testbus *net)
 unsigned testbus_reloads(testbus *net)
 {
 	return net->reloads;
+}
+
+void testbus_watch(testbus *net, uint32_t nodeid, GArray *log)
+{
+	net->watched = nodeid;
+	net->watch_log = log;
 }

@@ -53,3 +53,13 @@ void testbus_power(testbus *net, uint32_t nodeid, bool on);
 bool testbus_quiet(testbus *net);
 /* How many times a member asked every node to reload its configuration. */
 unsigned testbus_reloads(testbus *net);
+
+/* What node @nodeid was delivered, in its order: a message's sender and
+ * type (herd_wire_type_of()), or a configuration change (sender 0). */
+typedef struct {
+	uint32_t sender;
+	unsigned type;
+} testbus_delivery;
+/* Append each delivery to node @nodeid to @log (testbus_delivery; NULL:
+ * stop), until the bus is freed. */
+void testbus_watch(testbus *net, uint32_t nodeid, GArray *log);

@@ -1434,13 +1434,15 @@ static void check_converged(void)
 			fail("after the faults stopped, VM %s runs %u times", vm->name, running);
 		if (sv->target_running && running == 0) {
 			/* Not running is right only when it cannot fit anywhere
-			 * — or a strict rule keeps it off every node that has
-			 * room (its partner went where it cannot follow: a
-			 * strict together rule does not move the partner), or
+			 * — or a strict rule or its anti-affinity group keeps
+			 * it off every node that has room (its partner went
+			 * where it cannot follow: a strict together rule does
+			 * not move the partner), or
 			 * it is sticky to a node that others filled (herd
 			 * moves no VM to make room: with the node that lost the
 			 * ping node closed to HA VMs, they may fill the rest). */
 			if (alert_about(any, vm->uuid, "strict rule") ||
+			    alert_about(any, vm->uuid, "a VM of its anti-affinity group is there") ||
 			    alert_about(any, vm->uuid, "cannot take it now (not enough"))
 				continue;
 			g_autoptr(json_t) status = herd_engine_cluster_status(any->engine);

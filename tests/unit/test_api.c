@@ -82,6 +82,73 @@ static void test_status(fixture *f, gconstpointer data)
 	g_assert_cmpuint(json_array_size(json_object_get(j, "unfenced_lost_nodes")), ==, 0);
 }
 
+/* Where in @log (testbus_delivery) from @from on the first message of
+ * @type from @sender is; -1: none. */
+static int delivered_at(GArray *log, guint from, uint32_t sender, unsigned type)
+{
+	for (guint i = from; i < log->len; i++) {
+		const testbus_delivery *d = &g_array_index(log, testbus_delivery, i);
+		if (d->sender == sender && d->type == type)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Where in @log the last configuration change is. */
+static guint last_confchg(GArray *log)
+{
+	guint at = 0;
+	for (guint i = 0; i < log->len; i++)
+		if (g_array_index(log, testbus_delivery, i).sender == 0)
+			at = i;
+	return at;
+}
+
+/*
+ * A change of the group asks every member for its STATUS.  When a node
+ * left, it goes at once: before the store's sync is over (a failover needs
+ * it).  When nodes only joined, it waits for the sync: no STATUS between the
+ * sync's start and every member's PERSISTED of it, each member's after
+ * them (ha/engine.c, STATUS_SYNC_WAIT_MS).  (A STATUS sent before a member
+ * saw the change may come before the sync's start.)
+ */
+static void test_status_after_sync(fixture *f, gconstpointer data)
+{
+	g_autoptr(GArray) log = g_array_new(FALSE, FALSE, sizeof(testbus_delivery));
+	testbus *bus = testcluster_bus(f->tc);
+	testbus_watch(bus, 1, log);
+
+	testcluster_cut(f->tc, 3);
+	TEST_WAIT(testnode_synced(f->n[1]) && testnode_synced(f->n[2]) &&
+		  delivered_at(log, last_confchg(log), 2, HERD_MSG_PERSISTED) >= 0);
+	guint cut = last_confchg(log);
+	int start = delivered_at(log, cut, 1, HERD_MSG_SYNC_START);
+	g_assert_cmpint(start, >=, 0);
+	for (uint32_t member = 1; member <= 2; member++) {
+		int status = delivered_at(log, start, member, HERD_MSG_STATUS);
+		g_assert_cmpint(status, >=, 0);
+		g_assert_cmpint(status, <, delivered_at(log, start, member, HERD_MSG_PERSISTED));
+	}
+
+	testcluster_heal(f->tc, 3);
+	TEST_WAIT(testcluster_settled(f->tc));
+	start = delivered_at(log, last_confchg(log), 1, HERD_MSG_SYNC_START);
+	g_assert_cmpint(start, >=, 0);
+	int end = start;
+	for (uint32_t member = 1; member <= 3; member++) {
+		int state = delivered_at(log, start, member, HERD_MSG_STATE);
+		g_assert_cmpint(state, >=, 0);
+		int persisted = delivered_at(log, state, member, HERD_MSG_PERSISTED);
+		g_assert_cmpint(persisted, >=, 0);
+		end = MAX(end, persisted);
+	}
+	for (int i = start; i < end; i++)
+		g_assert_cmpuint(g_array_index(log, testbus_delivery, i).type, !=, HERD_MSG_STATUS);
+	for (uint32_t member = 1; member <= 3; member++)
+		g_assert_cmpint(delivered_at(log, end, member, HERD_MSG_STATUS), >, end);
+	testbus_watch(bus, 1, NULL);
+}
+
 /* GET /metrics: Prometheus's text, the whole cluster as this node sees it. */
 static void test_metrics(fixture *f, gconstpointer data)
 {
@@ -907,6 +974,7 @@ int main(int argc, char **argv)
 	test_log_init();
 	api_test_add("/api/node", test_node, NULL);
 	api_test_add("/api/status", test_status, NULL);
+	api_test_add("/api/status/after-sync", test_status_after_sync, NULL);
 	api_test_add("/api/metrics", test_metrics, NULL);
 	api_test_add("/api/events", test_events, NULL);
 	api_test_add("/api/auth", test_auth, NULL);
