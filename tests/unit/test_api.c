@@ -120,6 +120,7 @@ static void test_status_after_sync(fixture *f, gconstpointer data)
 
 	testcluster_cut(f->tc, 3);
 	TEST_WAIT(testnode_synced(f->n[1]) && testnode_synced(f->n[2]) &&
+		  delivered_at(log, last_confchg(log), 1, HERD_MSG_PERSISTED) >= 0 &&
 		  delivered_at(log, last_confchg(log), 2, HERD_MSG_PERSISTED) >= 0);
 	guint cut = last_confchg(log);
 	int start = delivered_at(log, cut, 1, HERD_MSG_SYNC_START);
