@@ -741,6 +741,11 @@ size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max)
 	return c->ring->len;
 }
 
+bool herd_cluster_in_ring(herd_cluster *c, uint32_t nodeid)
+{
+	return g_array_binary_search(c->ring, &nodeid, cmp_u32, NULL);
+}
+
 size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max)
 {
 	return replica_members(c->replica, out, max);

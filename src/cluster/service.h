@@ -102,6 +102,8 @@ void herd_cluster_on_durable(herd_cluster *c, herd_cluster_notify_fn fn, gpointe
 void herd_cluster_unlisten(herd_cluster *c, gpointer user);
 /* Nodes corosync sees alive (its ring), sorted. */
 size_t herd_cluster_ring(herd_cluster *c, uint32_t *out, size_t max);
+/* Is node @nodeid in corosync's ring? */
+bool herd_cluster_in_ring(herd_cluster *c, uint32_t nodeid);
 /* Members of the group (herdd processes), sorted. */
 size_t herd_cluster_group(herd_cluster *c, uint32_t *out, size_t max);
 

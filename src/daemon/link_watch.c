@@ -13,7 +13,11 @@ struct herd_link_watch {
 };
 
 /* {peer: [{"link","connected"}…]} of every other node of the store that
- * corosync knows links to (a node it has none to says nothing). */
+ * is in corosync's ring and that corosync knows links to (a node it has
+ * none to says nothing).  A node out of the ring is a matter of the
+ * membership (lost, or added and not up yet), not of its links: without
+ * this, every member's view, and so its STATUS, changed at every join as
+ * the new node's links went down at the reload and up as it came. */
 static json_t *links_now(herd_link_watch *w)
 {
 	json_t *out = json_object();
@@ -23,7 +27,8 @@ static json_t *links_now(herd_link_watch *w)
 	g_autoptr(GPtrArray) nodes = store_node_list_by_id(st);
 	for (guint i = 0; i < nodes->len; i++) {
 		store_object *n = nodes->pdata[i];
-		if (strcmp(n->name, w->node_name) == 0)
+		if (strcmp(n->name, w->node_name) == 0 ||
+		    !herd_cluster_in_ring(w->cluster, store_node_of(n)->nodeid))
 			continue;
 		g_autoptr(json_t) status = herd_cluster_links(w->cluster, store_node_of(n)->nodeid);
 		json_t *links = json_array();

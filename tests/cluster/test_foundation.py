@@ -104,6 +104,21 @@ def check_kill_and_start(tn, guest_log):
     check(not lost, f"processes of other nodes died with n2: {lost}")
     c = guest_log.counter()
     wait_until(lambda: (guest_log.counter() or 0) > c, 10, "the guest on n1 to keep counting")
+    # A node out of corosync's ring is a matter of the membership, not of
+    # its links: the survivors' views of their links leave it out (at a
+    # join the new node's links went down and up in every member's view,
+    # and those STATUS went into corosync's membership change).
+    def views_without_n2():
+        out = tn.exec(1, "herd", "--json", "cluster", "status", check=False).stdout
+        try:
+            views = json.loads(out).get("links", {})
+        except ValueError:
+            return None
+        return views if views.get("n1") and all("n2" not in views.get(n, {}) for n in ("n1", "n3")) \
+            else None
+    views = wait_until(views_without_n2, 10, "n1's and n3's views of their links to leave n2 out",
+                       interval=0.5)
+    say(f"kill 2: the survivors' link views leave n2 out: {json.dumps(views, sort_keys=True)}")
 
     t0 = time.monotonic()
     tn.cli("start", "2")
