@@ -18,6 +18,23 @@
 #define QUERY_PERIOD_MS 1000
 
 /*
+ * The links are read only once corosync's ring has not changed for this
+ * long, not even those of a node that just joined.  corosync answers
+ * corosync_cfg_node_status_get() on its main thread from knet
+ * (knet_link_get_status(), which takes knet's global lock for writing and
+ * restarts a path MTU discovery under way), and while a membership change
+ * syncs it takes no cfg request at all.  With every node asking for every
+ * peer's links every second through the joins of a 32-node formation on
+ * the 2-core test machine, a join's membership change never ended in 7
+ * of 8 runs ("Corosync main process was not scheduled" for seconds on
+ * every node); without questions near the changes 32 nodes formed in all
+ * 6 runs (bench/README.md, 2026-12-07).  A link's state matters between
+ * members that stay: after a join or a loss its alert can wait until the
+ * ring has settled.
+ */
+#define LINKS_SETTLE_MS 5000
+
+/*
  * Why a worker thread: corosync answers a library's request only when it
  * takes the request, and while its membership syncs (after a split or a
  * join, and with a quorum device until the device's poll, up to 3 s) it
@@ -112,6 +129,7 @@ struct herd_corosync {
 	json_t *quorum_cache;      /* votequorum_getinfo(), or NULL */
 	GHashTable *links_cache;   /* nodeid -> json_t array */
 	GHashTable *links_wanted;  /* nodeids asked about, kept fresh */
+	gint64 ring_changed_us;    /* monotonic time of the last change of the ring */
 
 	guint retry_timer;
 	GQueue *send_queue;        /* GBytes* */
@@ -165,6 +183,8 @@ static void on_totem_confchg(cpg_handle_t handle, struct cpg_ring_id ring_id,
 			     uint32_t member_list_entries, const uint32_t *member_list)
 {
 	herd_corosync *c = the_corosync;
+	if (c)
+		c->ring_changed_us = g_get_monotonic_time();
 	if (c && c->bus.cb.ring_changed)
 		c->bus.cb.ring_changed(c->bus.user, member_list, member_list_entries);
 }
@@ -490,10 +510,13 @@ static void query_start(herd_corosync *c)
 	}
 	job *j = job_new(c, JOB_QUERY);
 	j->nodeids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	/* Until then a node that just joined has no links read (api/node.c
+	 * shows them down). */
+	bool settled = g_get_monotonic_time() - c->ring_changed_us >= LINKS_SETTLE_MS * 1000;
 	GHashTableIter it;
 	gpointer key;
 	g_hash_table_iter_init(&it, c->links_wanted);
-	while (g_hash_table_iter_next(&it, &key, NULL)) {
+	while (settled && g_hash_table_iter_next(&it, &key, NULL)) {
 		uint32_t id = GPOINTER_TO_UINT(key);
 		g_array_append_val(j->nodeids, id);
 	}
@@ -775,7 +798,8 @@ static json_t *corosync_quorum_info(herd_bus *b)
 }
 
 /* The last link state towards @nodeid that the worker read; a node asked
- * about for the first time is read from the next refresh on (at once). */
+ * about for the first time is read from the next refresh on (at once once
+ * the ring has settled: LINKS_SETTLE_MS). */
 static json_t *corosync_links(herd_bus *b, uint32_t nodeid)
 {
 	herd_corosync *c = (herd_corosync *)b;

@@ -331,6 +331,15 @@ def check_audit_came_along(tn):
 
 def check_status(tn, fp):
     """cluster status on every node: name, members, quorum, links, fingerprint."""
+    # A node reads its links once corosync's ring has not changed for 5 s
+    # (LINKS_SETTLE_MS): n3 joined just now.
+    def links_read():
+        for i in NODES:
+            st = herd_json(tn, i, "cluster", "status")
+            if any(l["state"] not in ("up", "local") for n in st["nodes"] for l in n["links"]):
+                return False
+        return True
+    wait_until(links_read, 20, "every node to show every link up", interval=0.5)
     for i in NODES:
         st = herd_json(tn, i, "cluster", "status")
         links = {n["name"]: [l["state"] for l in n["links"]] for n in st["nodes"]}
@@ -805,10 +814,12 @@ def check_leave_remove(tn, fp, pw):
     expect_refused(tn, 2, ["node", "remove", "n3"], r"'n3' is online", what="remove of online n3")
     tn.cli("kill", "3")
     wait_synced(tn, [1, 2], [1, 2], what="n1 and n2 after n3's power cut")
-    st = herd_json(tn, 1, "cluster", "status")
-    n3 = [n for n in st["nodes"] if n["name"] == "n3"]
-    expect(n3 and not n3[0]["online"] and [l["state"] for l in n3[0]["links"]] == ["down"],
-           f"n1 shows powered-off n3 as {n3}")
+    # Offline at once; its link down once n1 reads it again (after knet's
+    # ping timeout, and once corosync's ring has settled: LINKS_SETTLE_MS).
+    def n3_away():
+        n3 = [n for n in herd_json(tn, 1, "cluster", "status")["nodes"] if n["name"] == "n3"]
+        return n3 and not n3[0]["online"] and [l["state"] for l in n3[0]["links"]] == ["down"]
+    wait_until(n3_away, 15, "n1 to show powered-off n3 offline with its link down", interval=0.5)
     text = herd_ok(tn, 1, "node", "list").stdout
     expect(re.search(r"^n3\s+3\s.*\b0:10\.99\.0\.3 down\s*$", text, re.M) and
            not re.search(r"^n3\s+3\s+online\s", text, re.M),
