@@ -105,9 +105,9 @@ def check_kill_and_start(tn, guest_log):
     c = guest_log.counter()
     wait_until(lambda: (guest_log.counter() or 0) > c, 10, "the guest on n1 to keep counting")
     # A node out of corosync's ring is a matter of the membership, not of
-    # its links: the survivors' views of their links leave it out (at a
-    # join the new node's links went down and up in every member's view,
-    # and those STATUS went into corosync's membership change).
+    # its links: the survivors' views of their links leave it out (before,
+    # every member's view changed at every join as the new node's links
+    # went down at the reload and up as it came).
     def views_without_n2():
         out = tn.exec(1, "herd", "--json", "cluster", "status", check=False).stdout
         try:
