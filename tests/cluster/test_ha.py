@@ -371,6 +371,11 @@ def scenario_reboot(tn, ha, watch):
     s1_node = vms["s1"]["node"]
     boots = {n: ha.boots(n) for n in ALL_RUNNING}
     init = tn.tn.init_pid(2)
+    # The PDU powers n2 on again at once and it is back within seconds:
+    # with failback_after_s=2, g1-g3 could run on n1/n3 together for less
+    # than the time of one poll of the VM list, and the wait below missed it
+    # once on a loaded machine.  They stay there this long, then fail back.
+    ha.set(1, "failback_after_s=30")
     t0, t0_mono, vms = kill_n2(tn, ha, "kill 2, fence_action reboot")
     e = fence_entry(ha, 3, t0)
     expect(e and e["by"] == "n1" and e["detail"].startswith("rebooted by pdu: switched off and "
@@ -382,6 +387,7 @@ def scenario_reboot(tn, ha, watch):
     ha.wait_counting(G, boots_after=boots)
     say(f"n2's fence record: {e['detail'] if e else None!r}; g1-g3 run on "
         f"{', '.join(g + ' ' + vms[g]['node'] for g in G)}")
+    ha.set(1, "failback_after_s=2")
 
     # Nobody powers n2 on: the PDU did (fencing.py's reboot switches the
     # outlet on again before it answers).
