@@ -465,7 +465,7 @@ static void on_ring_changed(gpointer user, const uint32_t *members, size_t n)
 	gpointer id;
 	g_hash_table_iter_init(&it, c->departures);
 	while (g_hash_table_iter_next(&it, &id, NULL))
-		if (!g_array_binary_search(c->ring, &(uint32_t){ GPOINTER_TO_UINT(id) }, cmp_u32, NULL))
+		if (!herd_cluster_in_ring(c, GPOINTER_TO_UINT(id)))
 			g_hash_table_iter_remove(&it);
 	membership_changed(c, false);
 }
