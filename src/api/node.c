@@ -47,13 +47,16 @@ json_t *api_node_json(api_ctx *a, store_object *n)
 		if (local) {
 			json_object_set_new(l, "state", json_string("local"));
 		} else {
-			const char *s = "down";
+			/* Not read yet (corosync is asked once its ring has
+			 * settled): "unknown" for a node in the group, whose
+			 * links carry it; "down" for one that is not. */
+			const char *s = state || !online ? "down" : "unknown";
 			size_t k;
 			json_t *st;
 			json_array_foreach(state, k, st)
 				if (json_integer_value(json_object_get(st, "link")) == (json_int_t)i)
 					s = json_is_true(json_object_get(st, "connected")) ? "up" : "down";
-			json_object_set_new(l, "state", json_string(online || state ? s : "down"));
+			json_object_set_new(l, "state", json_string(s));
 		}
 		json_array_append_new(links, l);
 	}

@@ -50,7 +50,8 @@ typedef struct herd_bus_ops {
 	bool (*quorate)(herd_bus *b);
 	/* {"quorate","votes","expected_votes","total_votes","quorum","two_node","wait_for_all"} */
 	json_t *(*quorum_info)(herd_bus *b);
-	/* Link state towards @nodeid: [{"link":0,"enabled":…,"connected":…,…}], or NULL. */
+	/* Link state towards @nodeid: [{"link":0,"enabled":…,"connected":…,…}],
+	 * or NULL while it is not known (not read from corosync yet). */
 	json_t *(*links)(herd_bus *b, uint32_t nodeid);
 	/* Every node of the cluster reads its configuration again.  @done runs
 	 * later on the main thread, never inside this call (corosync may take

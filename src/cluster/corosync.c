@@ -797,20 +797,20 @@ static json_t *corosync_quorum_info(herd_bus *b)
 	return out;
 }
 
-/* The last link state towards @nodeid that the worker read; a node asked
- * about for the first time is read from the next refresh on (at once once
- * the ring has settled: LINKS_SETTLE_MS). */
+/* The last link state towards @nodeid that the worker read, or NULL if none
+ * was read yet: a node asked about for the first time is read from the
+ * next refresh on (once the ring has settled: LINKS_SETTLE_MS). */
 static json_t *corosync_links(herd_bus *b, uint32_t nodeid)
 {
 	herd_corosync *c = (herd_corosync *)b;
 	if (!c->cfg_ok)
-		return json_array();
+		return NULL;
 	if (!g_hash_table_contains(c->links_wanted, GUINT_TO_POINTER(nodeid))) {
 		g_hash_table_add(c->links_wanted, GUINT_TO_POINTER(nodeid));
 		query_start(c);
 	}
 	json_t *l = g_hash_table_lookup(c->links_cache, GUINT_TO_POINTER(nodeid));
-	return l ? json_deep_copy(l) : json_array();
+	return l ? json_deep_copy(l) : NULL;
 }
 
 /* On the worker: corosync answers a reload only once every node has read

@@ -25,6 +25,7 @@ typedef struct member {
 	uint32_t ring[SIMBUS_MAX_MEMBERS];
 	size_t n_ring;
 	bool quorate;
+	bool links_unread;      /* testbus_links_unread() */
 } member;
 
 struct testbus {
@@ -266,6 +267,8 @@ static json_t *tb_quorum_info(herd_bus *b)
 static json_t *tb_links(herd_bus *b, uint32_t nodeid)
 {
 	member *m = (member *)b;
+	if (m->links_unread)
+		return NULL;
 	json_t *links = json_array();
 	bool known = false, reachable = false;
 	for (unsigned i = 0; i < m->net->created; i++) {
@@ -401,6 +404,11 @@ bool testbus_quiet(testbus *net)
 		if (up(net->members[i]) && net->members[i]->ring_dirty)
 			return false;
 	return true;
+}
+
+void testbus_links_unread(testbus *net, uint32_t nodeid, bool unread)
+{
+	find(net, nodeid)->links_unread = unread;
 }
 
 unsigned testbus_reloads(testbus *net)

@@ -51,6 +51,9 @@ void testbus_power(testbus *net, uint32_t nodeid, bool on);
 
 /* Nothing in flight and no ring change to tell. */
 bool testbus_quiet(testbus *net);
+/* Node @nodeid's corosync has not read its links yet (its bus answers
+ * NULL for every peer), or has again. */
+void testbus_links_unread(testbus *net, uint32_t nodeid, bool unread);
 /* How many times a member asked every node to reload its configuration. */
 unsigned testbus_reloads(testbus *net);
 

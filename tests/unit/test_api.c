@@ -730,6 +730,16 @@ static void test_nodes(fixture *f, gconstpointer data)
 		g_assert_cmpint(json_integer_value(json_object_get(json_object_get(herd, "resources"), "memory_mib")),
 				==, TESTNODE_MEMORY_MIB);
 	}
+	/* Before n2's corosync told it anything about its links (for 5 s after
+	 * a change of the ring): unknown for the nodes in the group, not down. */
+	testbus_links_unread(testcluster_bus(f->tc), 2, true);
+	g_autoptr(test_answer) unread = test_request(f->n[2], "GET", "/api/v1/nodes/n3", NULL);
+	json_t *link = json_array_get(json_object_get(test_expect(unread, 200), "links"), 0);
+	g_assert_cmpstr(json_string_value(json_object_get(link, "state")), ==, "unknown");
+	testbus_links_unread(testcluster_bus(f->tc), 2, false);
+	g_autoptr(test_answer) read = test_request(f->n[2], "GET", "/api/v1/nodes/n3", NULL);
+	link = json_array_get(json_object_get(test_expect(read, 200), "links"), 0);
+	g_assert_cmpstr(json_string_value(json_object_get(link, "state")), ==, "up");
 	/* By name or by UUID. */
 	const char *uuid = json_string_value(json_object_get(json_array_get(list, 2), "uuid"));
 	g_autofree char *path = g_strdup_printf("/api/v1/nodes/%s", uuid);
