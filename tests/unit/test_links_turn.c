@@ -25,6 +25,20 @@ static unsigned rounds_to_cover(const uint32_t *ids, size_t n, size_t max)
 	return rounds;
 }
 
+/* One round: exactly the ids given (in that order), and *@next after it. */
+static void expect_round(const uint32_t *ids, size_t n, uint32_t *next, size_t max,
+			 uint32_t want_next, const uint32_t *want, size_t n_want)
+{
+	uint32_t out[64];
+	g_assert_cmpuint(links_turn(ids, n, next, max, out), ==, n_want);
+	for (size_t i = 0; i < n_want; i++)
+		g_assert_cmpuint(out[i], ==, want[i]);
+	g_assert_cmpuint(*next, ==, want_next);
+}
+#define ROUND(ids, n, next, max, want_next, ...)                                      \
+	expect_round(ids, n, next, max, want_next, (const uint32_t[]){ __VA_ARGS__ }, \
+		     sizeof((const uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
+
 static void test_all_fit(void)
 {
 	const uint32_t ids[] = { 2, 3, 5 };
@@ -46,21 +60,12 @@ static void test_in_turn(void)
 	uint32_t ids[31];
 	for (uint32_t i = 0; i < 31; i++)
 		ids[i] = i + 2;
-	uint32_t next = 0, out[4];
-	g_assert_cmpuint(links_turn(ids, 31, &next, 4, out), ==, 4);
-	g_assert_cmpuint(out[0], ==, 2);
-	g_assert_cmpuint(out[3], ==, 5);
-	g_assert_cmpuint(next, ==, 6);
-	g_assert_cmpuint(links_turn(ids, 31, &next, 4, out), ==, 4);
-	g_assert_cmpuint(out[0], ==, 6);
+	uint32_t next = 0;
+	ROUND(ids, 31, &next, 4, 6, 2, 3, 4, 5);
+	ROUND(ids, 31, &next, 4, 10, 6, 7, 8, 9);
 	/* the end wraps to the start */
 	next = 31;
-	g_assert_cmpuint(links_turn(ids, 31, &next, 4, out), ==, 4);
-	g_assert_cmpuint(out[0], ==, 31);
-	g_assert_cmpuint(out[1], ==, 32);
-	g_assert_cmpuint(out[2], ==, 2);
-	g_assert_cmpuint(out[3], ==, 3);
-	g_assert_cmpuint(next, ==, 4);
+	ROUND(ids, 31, &next, 4, 4, 31, 32, 2, 3);
 	g_assert_cmpuint(rounds_to_cover(ids, 31, 4), ==, 8);
 	g_assert_cmpuint(rounds_to_cover(ids, 8, 4), ==, 2);
 	g_assert_cmpuint(rounds_to_cover(ids, 5, 4), ==, 2);
@@ -71,34 +76,23 @@ static void test_peers_change(void)
 	/* the next id left (a node removed): the turn goes on from the one after */
 	const uint32_t before[] = { 2, 3, 4, 5, 6, 7 };
 	const uint32_t after[] = { 2, 3, 4, 6, 7 };
-	uint32_t next = 0, out[4];
-	g_assert_cmpuint(links_turn(before, 6, &next, 4, out), ==, 4);
-	g_assert_cmpuint(next, ==, 6);
+	uint32_t next = 0;
+	ROUND(before, 6, &next, 4, 6, 2, 3, 4, 5);
 	next = 5;
-	g_assert_cmpuint(links_turn(after, 5, &next, 4, out), ==, 4);
-	g_assert_cmpuint(out[0], ==, 6);
-	g_assert_cmpuint(out[1], ==, 7);
-	g_assert_cmpuint(out[2], ==, 2);
+	ROUND(after, 5, &next, 4, 4, 6, 7, 2, 3);
 	/* a next beyond every id starts again at the lowest */
 	next = 99;
-	g_assert_cmpuint(links_turn(after, 5, &next, 4, out), ==, 4);
-	g_assert_cmpuint(out[0], ==, 2);
+	ROUND(after, 5, &next, 4, 7, 2, 3, 4, 6);
 }
 
 static void test_any_order(void)
 {
 	/* as the peers come out of a hash table */
 	const uint32_t ids[] = { 7, 2, 5, 3 };
-	uint32_t next = 0, out[2];
-	g_assert_cmpuint(links_turn(ids, 4, &next, 2, out), ==, 2);
-	g_assert_cmpuint(out[0], ==, 2);
-	g_assert_cmpuint(out[1], ==, 3);
-	g_assert_cmpuint(links_turn(ids, 4, &next, 2, out), ==, 2);
-	g_assert_cmpuint(out[0], ==, 5);
-	g_assert_cmpuint(out[1], ==, 7);
-	g_assert_cmpuint(next, ==, 8);
-	g_assert_cmpuint(links_turn(ids, 4, &next, 2, out), ==, 2);
-	g_assert_cmpuint(out[0], ==, 2);
+	uint32_t next = 0;
+	ROUND(ids, 4, &next, 2, 4, 2, 3);
+	ROUND(ids, 4, &next, 2, 8, 5, 7);
+	ROUND(ids, 4, &next, 2, 4, 2, 3);
 	g_assert_cmpuint(rounds_to_cover(ids, 4, 2), ==, 2);
 }
 
