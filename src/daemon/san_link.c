@@ -106,9 +106,18 @@ static void send_simple(herd_san_link *l, const char *op, const char *uuid)
 }
 
 /* The cluster's eSAN settings and this node's certificate files; sent
- * again when a setting or its storage address changes. */
+ * again when a setting or its storage address changes.  Not before the
+ * node is in a cluster and has the cluster's certificate: herd-san would
+ * refuse it, and a blank host would be refused every second until it
+ * joins.  (A join installs the certificate before the store comes; a
+ * create after it: its first membership sends it.) */
 static void send_config(herd_san_link *l)
 {
+	g_autofree char *ca = g_build_filename(l->tls_dir, "ca.crt", NULL);
+	if (!store_state_cluster(state(l)) || !g_file_test(ca, G_FILE_TEST_EXISTS)) {
+		g_clear_pointer(&l->config_sent, json_decref);
+		return;
+	}
 	const store_settings *s = store_settings_of(state(l));
 	/* A storage address of its own needs a certificate that names it. */
 	g_autoptr(GError) err = NULL;
@@ -889,8 +898,11 @@ static void on_store_change(gpointer user, GPtrArray *changes)
 
 static void on_membership(gpointer user, bool group)
 {
-	check_peers(user);
-	remove_orphans(user);
+	herd_san_link *l = user;
+	if (l->out)
+		send_config(l);
+	check_peers(l);
+	remove_orphans(l);
 }
 
 /* A store that has just become current (synced after a join) shows that

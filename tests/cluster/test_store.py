@@ -310,7 +310,26 @@ def form(tn, tmp):
     say(f"n3: herd cluster join 10.99.0.2 (a node that joined itself): {time.monotonic() - t0:.2f} s")
     wait_synced(tn, NODES, [1, 2, 3], what="the three nodes")
     check_audit_came_along(tn)
+    check_san_config(tn)
     return fp, pw
+
+
+def check_san_config(tn):
+    """herd-san got its config on the created node and on both joined ones,
+    and none was sent before the node had the cluster's certificate: n3 was
+    blank for the whole of the refused joins above, and its herd-san did
+    not refuse a config once (it did every second before)."""
+    for i in NODES:
+        wait_until(lambda i=i: tn.exec(i, "test", "-s", "/var/lib/herd/esan/config.json").returncode == 0,
+                   30, f"n{i}'s herd-san to save the config herdd sent it")
+        san_log = testnodes.tail(os.path.join(tn.tn.log_dir(i), "herd-san.log"), 100000)
+        refusals = [line for line in san_log.splitlines() if "refused: op 'config'" in line]
+        expect(not refusals, f"n{i}'s herd-san refused {len(refusals)} config(s) before the node "
+                             f"was in a cluster, e.g. {refusals[:1]}")
+        herdd_log = testnodes.tail(os.path.join(tn.tn.log_dir(i), "herdd.log"), 100000)
+        expect("herd-san refused config" not in herdd_log,
+               f"n{i}'s herdd says herd-san refused its config")
+    say("herd-san got its config on n1 (created) and n2, n3 (joined), none before a cluster certificate")
 
 
 def check_audit_came_along(tn):
