@@ -108,9 +108,10 @@ static void send_simple(herd_san_link *l, const char *op, const char *uuid)
 /* The cluster's eSAN settings and this node's certificate files; sent
  * again when a setting or its storage address changes.  Not before the
  * node is in a cluster and has the cluster's certificate: herd-san would
- * refuse it, and a blank host would be refused every second until it
- * joins.  (A join installs the certificate before the store comes; a
- * create after it: its first membership sends it.) */
+ * refuse it, and a blank host's would be refused again and again (each a
+ * line in herd-san's log) until it joins.  (A join installs the
+ * certificate before the store comes; a create after it: its first
+ * membership sends it.) */
 static void send_config(herd_san_link *l)
 {
 	g_autofree char *ca = g_build_filename(l->tls_dir, "ca.crt", NULL);

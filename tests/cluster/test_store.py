@@ -318,7 +318,7 @@ def check_san_config(tn):
     """herd-san got its config on the created node and on both joined ones,
     and none was sent before the node had the cluster's certificate: n3 was
     blank for the whole of the refused joins above, and its herd-san did
-    not refuse a config once (it did every second before)."""
+    not refuse a config once (before, it did every few seconds)."""
     for i in NODES:
         wait_until(lambda i=i: tn.exec(i, "test", "-s", "/var/lib/herd/esan/config.json").returncode == 0,
                    30, f"n{i}'s herd-san to save the config herdd sent it")
