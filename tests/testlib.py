@@ -56,6 +56,20 @@ def writer_image():
     return os.path.join(build_dir(), "tests", "guest", "herd-guest-writer.img")
 
 
+def make_iso(path, tree, volume_id, *mkisofs_args):
+    """An ISO 9660 image of directory @tree at @path (xorriso's mkisofs, from
+    scripts/install-deps), with further mkisofs arguments.  xorriso crashed
+    once on a loaded CI machine (SIGSEGV, "UNIX-SIGNAL" in its output,
+    2026-12-07): a crash is tried again, twice at most; a refusal is not."""
+    for _ in range(3):
+        p = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", volume_id, *mkisofs_args,
+                            "-o", path, tree], capture_output=True, text=True)
+        if p.returncode == 0 or "UNIX-SIGNAL" not in p.stderr:
+            break
+    check(p.returncode == 0, f"xorriso: {p.stderr.strip()}")
+    return path
+
+
 def make_boot_iso(path, dirty=False):
     """A bootable ISO (El Torito, floppy emulation) of the test guest at
     path: booted from its CD-ROM, the guest prints what it prints booted from
@@ -65,10 +79,7 @@ def make_boot_iso(path, dirty=False):
         with open(guest_image(dirty), "rb") as src, open(floppy, "wb") as dst:
             dst.write(src.read(512))
             dst.truncate(1474560)       # a 1.44 MB floppy: El Torito's default emulation
-        p = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "HERDGUEST",
-                            "-b", "boot.img", "-c", "boot.cat", "-o", path, tree],
-                           capture_output=True, text=True)
-        check(p.returncode == 0, f"xorriso: {p.stderr.strip()}")
+        make_iso(path, tree, "HERDGUEST", "-b", "boot.img", "-c", "boot.cat")
     return path
 
 

@@ -35,7 +35,8 @@ import sys
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
-from testlib import check, check_expected, expect, guest_xml, run_test, say, wait_until  # noqa: E402
+from testlib import (check, check_expected, expect, guest_xml, make_iso, run_test, say,  # noqa: E402
+                     wait_until)
 from halib import Ha, HaNodes, Workdir, add_dir_storage  # noqa: E402
 
 INSTANCE = "disk"
@@ -274,9 +275,7 @@ def iso_upload(tn, ha, share):
     with open(os.path.join(src, "hello.txt"), "w") as f:
         f.write("herd test ISO\n")
     iso = os.path.join(ha.tmp, "tiny.iso")
-    p = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "TINY", "-o", iso, src],
-                       capture_output=True, text=True)
-    check(p.returncode == 0, f"xorriso: {p.stderr.strip()}")
+    make_iso(iso, src, "TINY")
     with open(iso, "rb") as f:
         want = hashlib.sha256(f.read()).hexdigest()
     out = ha.ok(3, "iso", "upload", iso).stdout

@@ -43,14 +43,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
 _here = os.path.dirname(os.path.realpath(__file__))
 sys.path[:0] = [_here, os.path.dirname(_here)]  # harness.py here, testlib.py in tests/
 from halib import Ha, HaNodes, Workdir  # noqa: E402
-from testlib import TestFailure, check, expect, run_test, say, wait_until  # noqa: E402
+from testlib import TestFailure, check, expect, make_iso, run_test, say, wait_until  # noqa: E402
 from uilib import (WATCH_FACTS_JS, Browser, add_auditor, admin_password, api_message, curl, dashboard_matches, field, fill,  # noqa: E402
                    login, submit)
 
@@ -217,9 +216,7 @@ def tiny_iso(tmp):
     with open(os.path.join(src, "hello.txt"), "w") as f:
         f.write("herd test ISO\n")
     iso = os.path.join(tmp, "uitiny.iso")
-    p = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "UITINY", "-o", iso, src],
-                       capture_output=True, text=True)
-    check(p.returncode == 0, f"xorriso: {p.stderr.strip()}")
+    make_iso(iso, src, "UITINY")
     with open(iso, "rb") as f:
         return iso, hashlib.sha256(f.read()).hexdigest()
 
